@@ -1,0 +1,148 @@
+"""The one settings object: every knob the product has, read from the environment (or `.env`)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_API_URL = "https://api.wsapme.com"
+DEFAULT_MASTER_URL = "https://master.wsapme.com"
+
+
+class Settings(BaseSettings):
+    """Each field is one environment variable of the same name, upper-cased.
+
+    The README's configuration table is checked against these fields by a test,
+    so a new setting cannot ship undocumented.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Storage
+    database_url: SecretStr | None = Field(
+        None,
+        description="Where all state lives. Unset: a SQLite file in DATA_DIR. "
+        "A postgres:// or postgresql:// URL (Neon's included) is used as given.",
+    )
+    data_dir: Path = Field(
+        PROJECT_ROOT / "data",
+        description="Folder for the default SQLite database; created on first run.",
+    )
+
+    # Gateway
+    wsapme_token: SecretStr | None = Field(
+        None,
+        description="WSAPME user token. Unset: the built-in sandbox gateway is used "
+        "and every page says so.",
+    )
+    wsapme_device: str = Field(
+        "sandbox", description="The linked WhatsApp device id messages are sent from."
+    )
+    wsapme_api_url: str = Field(
+        DEFAULT_API_URL, description="Base URL for sending and device calls."
+    )
+    wsapme_master_url: str = Field(
+        DEFAULT_MASTER_URL, description="Base URL for the messageInfo status look-up."
+    )
+    wsapme_send_path: str = Field("/v1/sendMessage2", description="Path of the send call.")
+    wsapme_status_path: str = Field(
+        "/v1/getMessageStatus", description="Path of the status look-up on the API host."
+    )
+    wsapme_message_info_path: str = Field(
+        "/api/messageInfo", description="Path of the status look-up on the master host."
+    )
+    wsapme_device_path: str = Field(
+        "/v1/getDevice", description="Path of the device status call."
+    )
+    wsapme_connect_timeout: float = Field(
+        5.0, description="Seconds to wait for the gateway to accept a connection."
+    )
+    wsapme_read_timeout: float = Field(
+        30.0, description="Seconds to wait for the gateway's answer once a request is sent."
+    )
+    wsapme_ack_numbering: Literal["baileys", "wwebjs"] = Field(
+        "baileys",
+        description="How numeric ack codes are read: baileys (3 = delivered) "
+        "or wwebjs (3 = read). Status names always win over numbers.",
+    )
+
+    # Webhook
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="The secret part of the webhook URL. Unset: one is generated on "
+        "first run and kept in the database.",
+    )
+    webhook_max_bytes: int = Field(
+        1_000_000, description="Largest webhook body accepted, in bytes."
+    )
+    public_url: str = Field(
+        "http://localhost:8501",
+        description="The address WSAPME reaches this server on; used to show the webhook URL.",
+    )
+
+    # People and time
+    app_timezone: str = Field(
+        "Asia/Kuala_Lumpur", description="The team's time zone: quiet hours, days, charts."
+    )
+    phone_region: str = Field(
+        "MY", description="Country assumed for numbers typed without a country code."
+    )
+
+    # Sending
+    run_worker: bool = Field(
+        True, description="Run the send worker inside the dashboard process."
+    )
+    send_pacing: Literal["on", "off"] = Field(
+        "on",
+        description="off sends as fast as the gateway answers (sandbox and tests only).",
+    )
+
+    # Tracking
+    reply_window_hours: float = Field(
+        72.0,
+        description="An incoming message counts as a reply to the last message sent to "
+        "that number within this many hours.",
+    )
+
+    @field_validator("app_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for a zone that does not exist
+        return value
+
+    @property
+    def sandbox(self) -> bool:
+        """No token means the built-in gateway simulator stands in for WSAPME."""
+        return self.wsapme_token is None or not self.wsapme_token.get_secret_value()
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.app_timezone)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL in the form SQLAlchemy wants, with the psycopg 3 driver."""
+        if self.database_url is None or not self.database_url.get_secret_value():
+            return f"sqlite:///{self.data_dir / 'blasts.db'}"
+        return normalise_database_url(self.database_url.get_secret_value())
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URL forms people paste (Heroku's postgres://, Neon's postgresql://)."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

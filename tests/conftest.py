@@ -1,0 +1,99 @@
+"""Shared fixtures: every database test runs on a real SQLite file and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from core.db import make_engine, migrate
+from core.models import Base
+from tests.support.pg_server import PostgresServer, PostgresUnavailable, start_server
+
+POSTGRES_REQUIRED = bool(os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres_only: needs PostgreSQL (row locks, processes)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer | None]:
+    """A PostgreSQL server of the test run's own, on loopback; None where none can run."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if url:
+        yield None
+        return
+    try:
+        server = start_server()
+    except PostgresUnavailable as exc:
+        if POSTGRES_REQUIRED:
+            pytest.exit(f"PostgreSQL is required here but could not start: {exc}", returncode=3)
+        yield None
+        return
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_template_url(pg_server: PostgresServer | None) -> str | None:
+    """A migrated PostgreSQL database; each test starts from it emptied."""
+    if os.environ.get("TEST_POSTGRES_URL"):
+        url = os.environ["TEST_POSTGRES_URL"]
+    elif pg_server is None:
+        return None
+    else:
+        url = pg_server.url()
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+def _empty_postgres(url: str) -> None:
+    engine = make_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> str:
+    """The URL of an empty, migrated database of each kind."""
+    if request.param == "sqlite":
+        if request.node.get_closest_marker("postgres_only"):
+            pytest.skip("PostgreSQL-only behaviour")
+        path = tmp_path / "blasts.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_template_url")
+    if url is None:
+        pytest.skip("no PostgreSQL server on this machine")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
