@@ -115,7 +115,10 @@ class Settings(BaseSettings):
     @field_validator("app_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for a zone that does not exist
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (try Asia/Kuala_Lumpur)") from None
         return value
 
     @property

@@ -6,6 +6,7 @@ server as the `postgres` system user, since PostgreSQL refuses to run as root.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -88,10 +89,8 @@ class PostgresServer:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(PostgresUnavailable):
             self.stop(mode="immediate")
-        except PostgresUnavailable:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -1,0 +1,34 @@
+"""`python -m core settings`: every setting with its default and meaning, as a Markdown table."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.config import PROJECT_ROOT, Settings
+
+
+def settings_rows() -> list[tuple[str, str, str]]:
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if default is None:
+            shown = "(unset)"
+        elif hasattr(default, "relative_to") and str(default).startswith(str(PROJECT_ROOT)):
+            shown = f"`{default.relative_to(PROJECT_ROOT)}`"
+        elif isinstance(default, bool):
+            shown = f"`{str(default).lower()}`"
+        else:
+            shown = f"`{default}`"
+        rows.append((name.upper(), shown, field.description or ""))
+    return rows
+
+
+def markdown_table() -> str:
+    lines = ["| Setting | Default | Meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {default} | {meaning} |" for name, default, meaning in settings_rows()]
+    return "\n".join(lines)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("settings", help="list every setting, its default and meaning")
+    parser.set_defaults(func=lambda _args: print(markdown_table()) or 0)

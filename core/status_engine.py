@@ -1,0 +1,139 @@
+"""The one way a recipient's status changes: ranked, monotonic, stamped and recorded in history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from core.models import BlastRecipient, StatusHistory, utcnow
+from core.statuses import (
+    RANK,
+    STAGE_TIMESTAMP_COLUMN,
+    Stage,
+    Status,
+    stages_between,
+)
+
+SOURCES = ("send", "webhook", "polling", "manual", "import")
+
+# Moves between equal ranks that are real: a worker's claim and release, and the two
+# outcomes that sit beside the funnel. FAILED/UNKNOWN back to QUEUED only by hand.
+_SIDEWAYS = {
+    (Status.QUEUED, Status.SENDING),
+    (Status.SENDING, Status.QUEUED),
+    (Status.QUEUED, Status.FAILED),
+    (Status.SENDING, Status.FAILED),
+    (Status.QUEUED, Status.UNKNOWN),
+    (Status.SENDING, Status.UNKNOWN),
+}
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    recipient_id: int
+    old_status: str
+    new_status: str
+    changed: bool
+
+
+def is_allowed(old: Status, new: Status, *, manual: bool = False) -> bool:
+    """Whether moving from `old` to `new` is a real change under the ranked model."""
+    if old == new:
+        return False
+    if manual:
+        return True
+    if RANK[new] > RANK[old]:
+        return True
+    return (old, new) in _SIDEWAYS
+
+
+def apply_status(
+    session: Session,
+    *,
+    recipient_id: int,
+    status: Status | str,
+    source: str,
+    at: dt.datetime | None = None,
+    event: Mapping[str, Any] | None = None,
+    manual: bool = False,
+    updates: Mapping[str, Any] | None = None,
+    record_history: bool = True,
+) -> StatusChange:
+    """Move one recipient to `status` if that is progress, and record the change.
+
+    Only upward moves happen, whatever order events arrive in; `manual=True` allows a
+    person's correction in any direction. Each stage reached for the first time gets
+    `at` as its timestamp (a skipped stage takes the later event's time). `updates` are
+    column values stored with a real change; on a non-change they only fill empty
+    columns, so a late event can still complete missing details.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown status source {source!r}")
+    new = Status(status)
+    at = at or utcnow()
+    recipient = _locked_recipient(session, recipient_id)
+    old = Status(recipient.status)
+    if not is_allowed(old, new, manual=manual):
+        _fill_empty(recipient, updates or {})
+        return StatusChange(recipient_id, old.value, old.value, changed=False)
+
+    recipient.status = new.value
+    _stamp_stages(recipient, old=old, new=new, at=at, manual=manual)
+    for column, value in (updates or {}).items():
+        setattr(recipient, column, value)
+    if record_history:
+        session.add(
+            StatusHistory(
+                recipient_id=recipient_id,
+                old_status=old.value,
+                new_status=new.value,
+                changed_at=at,
+                source=source,
+                event=dict(event) if event is not None else None,
+            )
+        )
+    session.flush()
+    return StatusChange(recipient_id, old.value, new.value, changed=True)
+
+
+def _locked_recipient(session: Session, recipient_id: int) -> BlastRecipient:
+    # FOR UPDATE serialises concurrent events for one recipient on PostgreSQL; SQLite
+    # transactions already hold the write lock (BEGIN IMMEDIATE, see core.db).
+    recipient = session.scalars(
+        select(BlastRecipient)
+        .where(BlastRecipient.id == recipient_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if recipient is None:
+        raise NotFound(f"recipient {recipient_id} does not exist")
+    return recipient
+
+
+def _stamp_stages(
+    recipient: BlastRecipient, *, old: Status, new: Status, at: dt.datetime, manual: bool
+) -> None:
+    for stage in stages_between(RANK[old], RANK[new]):
+        column = STAGE_TIMESTAMP_COLUMN[stage]
+        if getattr(recipient, column) is None:
+            setattr(recipient, column, at)
+        if stage is Stage.RECEIVED and recipient.message_c2s_timestamp is None:
+            recipient.message_c2s_timestamp = int(at.timestamp())
+    if manual and RANK[new] < RANK[old]:
+        # A correction downwards un-reaches the stages above the new status.
+        for stage in stages_between(RANK[new], RANK[old]):
+            setattr(recipient, STAGE_TIMESTAMP_COLUMN[stage], None)
+            if stage is Stage.RECEIVED:
+                recipient.message_c2s_timestamp = None
+
+
+def _fill_empty(recipient: BlastRecipient, updates: Mapping[str, Any]) -> None:
+    for column, value in updates.items():
+        if getattr(recipient, column) is None and value is not None:
+            setattr(recipient, column, value)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs (Python packages, a PostgreSQL server, Chromium), then runs it.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/test_funnel.py -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+missing=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  missing+=(postgresql)
+fi
+if ! command -v chromium >/dev/null; then
+  missing+=(chromium)
+fi
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif command -v sudo >/dev/null; then
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "The tests need these system packages: ${missing[*]} (apt-get install ${missing[*]})." >&2
+    exit 1
+  fi
+fi
+
+exec python -m pytest "$@"

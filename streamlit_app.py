@@ -1,0 +1,19 @@
+"""Entry point: one server for the pages, the webhook route and the send worker.
+
+`streamlit run streamlit_app.py` serves it; `uvicorn streamlit_app:app` runs the same object.
+"""
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from core.server import lifespan, routes
+
+app = st.App(__file__, routes=routes(), lifespan=lifespan)
+
+if get_script_run_ctx() is not None:  # a browser session, not the server importing `app`
+    st.navigation(
+        [
+            st.Page("pages/overview.py", title="Overview", icon=":material/filter_alt:", default=True),
+            st.Page("pages/health.py", title="Settings & health", icon=":material/monitor_heart:"),
+        ]
+    ).run()

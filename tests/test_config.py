@@ -1,0 +1,66 @@
+"""Settings: defaults, URL forms people paste, documentation, and secrets kept secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.cli.settings import markdown_table
+from core.config import PROJECT_ROOT, Settings, normalise_database_url
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@host/db", "postgresql+psycopg://u:p@host/db"),
+        (
+            "postgresql://u:p@ep-cool-1234-pooler.ap-southeast-1.aws.neon.tech/neondb"
+            "?sslmode=require&channel_binding=require",
+            "postgresql+psycopg://u:p@ep-cool-1234-pooler.ap-southeast-1.aws.neon.tech/neondb"
+            "?sslmode=require&channel_binding=require",
+        ),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_urls_people_paste(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+
+
+def test_defaults_are_sqlite_and_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.sqlalchemy_url.startswith("sqlite:///")
+    assert settings.sandbox
+    assert settings.app_timezone == "Asia/Kuala_Lumpur"
+    assert settings.phone_region == "MY"
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WSAPME_TOKEN", "tok-123")
+    monkeypatch.setenv("RUN_WORKER", "false")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:hunter2@h/d")
+    settings = Settings(_env_file=None)
+    assert not settings.sandbox
+    assert settings.run_worker is False
+    assert settings.sqlalchemy_url == "postgresql+psycopg://u:hunter2@h/d"
+
+
+def test_secrets_never_appear_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WSAPME_TOKEN", "tok-very-secret")
+    monkeypatch.setenv("WEBHOOK_SECRET", "hook-very-secret")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw-very-secret@h/d")
+    text = repr(Settings(_env_file=None)) + str(Settings(_env_file=None))
+    for secret in ("tok-very-secret", "hook-very-secret", "pw-very-secret"):
+        assert secret not in text
+
+
+def test_an_unknown_timezone_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ValueError):
+        Settings(_env_file=None)
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README's table is stale: paste `python -m core settings`"

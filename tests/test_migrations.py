@@ -1,0 +1,71 @@
+"""The same migrations build the same schema on SQLite and PostgreSQL, and round-trip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sqlalchemy import Engine, inspect
+
+from core.db import current_revision, downgrade, make_engine, migrate
+from core.models import Base
+
+PLAN_COLUMNS = {
+    "blasts": {"id", "blast_tag", "blast_date", "blast_time", "follow_up_stage",
+               "total_recipients", "created_at", "updated_at"},
+    "blast_recipients": {"id", "blast_id", "phone_number", "message_id", "message_text", "status",
+                         "message_timestamp", "message_c2s_timestamp", "read_timestamp",
+                         "replied_at", "closed_at", "wsapme_message_data", "created_at",
+                         "updated_at"},
+    "status_history": {"id", "recipient_id", "old_status", "new_status", "changed_at", "source",
+                       "metadata"},
+}
+
+
+def _schema(engine: Engine) -> dict[str, set[str]]:
+    inspector = inspect(engine)
+    return {t: {c["name"] for c in inspector.get_columns(t)} for t in inspector.get_table_names()
+            if t != "alembic_version"}
+
+
+def test_migrated_schema_matches_the_models_and_keeps_the_plans_names(engine: Engine) -> None:
+    schema = _schema(engine)
+    assert set(schema) == set(Base.metadata.tables)
+    for table, columns in PLAN_COLUMNS.items():
+        assert columns <= schema[table]
+    for table in Base.metadata.tables.values():
+        assert schema[table.name] == {c.name for c in table.columns}
+
+
+def test_message_id_is_nullable_until_sent_and_unique(engine: Engine) -> None:
+    inspector = inspect(engine)
+    column = next(c for c in inspector.get_columns("blast_recipients") if c["name"] == "message_id")
+    assert column["nullable"]
+    index = next(i for i in inspector.get_indexes("blast_recipients") if i["name"] == "idx_message_id")
+    assert index["unique"]
+
+
+def test_json_columns_are_jsonb_on_postgresql(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        return
+    columns = {c["name"]: c for c in inspect(engine).get_columns("blast_recipients")}
+    assert type(columns["wsapme_message_data"]["type"]).__name__ == "JSONB"
+    assert columns["sent_at"]["type"].timezone
+
+
+def test_downgrade_to_base_then_upgrade_round_trips(engine: Engine) -> None:
+    before = _schema(engine)
+    downgrade(engine, "base")
+    assert _schema(engine) == {}
+    assert current_revision(engine) is None
+    migrate(engine)
+    assert _schema(engine) == before
+
+
+def test_migrate_command_on_an_empty_database(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = subprocess.run([sys.executable, "-m", "core", "migrate"], capture_output=True,
+                            text=True, env={"DATABASE_URL": url, "PATH": ""}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "revision 0001" in result.stdout
+    assert current_revision(make_engine(url)) == "0001"

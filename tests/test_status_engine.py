@@ -1,0 +1,164 @@
+"""The status engine's rules: monotonic, out of order, duplicates, stage stamps, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from core.db import transaction
+from core.models import BlastRecipient, StatusHistory
+from core.status_engine import apply_status, is_allowed
+from core.statuses import Status
+from tests.support.factories import at, make_blast, make_recipient
+
+
+def _new_recipient(engine: Engine, status: Status = Status.QUEUED) -> int:
+    with transaction(engine) as s:
+        return make_recipient(s, make_blast(s), status=status.value).id
+
+
+def _apply(engine: Engine, rid: int, status: Status, when=None, **kw):
+    with transaction(engine) as s:
+        return apply_status(s, recipient_id=rid, status=status, source=kw.pop("source", "webhook"),
+                            at=when, **kw)
+
+
+def _recipient(engine: Engine, rid: int) -> BlastRecipient:
+    with transaction(engine) as s:
+        return s.get(BlastRecipient, rid)
+
+
+def _history(engine: Engine, rid: int) -> list[tuple[str | None, str, str | None]]:
+    with transaction(engine) as s:
+        rows = s.scalars(select(StatusHistory).where(StatusHistory.recipient_id == rid)
+                         .order_by(StatusHistory.id)).all()
+        return [(h.old_status, h.new_status, h.source) for h in rows]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "manual", "allowed"),
+    [
+        (Status.QUEUED, Status.SENDING, False, True),
+        (Status.SENDING, Status.PENDING, False, True),
+        (Status.PENDING, Status.DELIVERY_ACK, False, True),
+        (Status.READ_ACK, Status.DELIVERY_ACK, False, False),
+        (Status.REPLIED, Status.READ_ACK, False, False),
+        (Status.CLOSED, Status.REPLIED, False, False),
+        (Status.CLOSED, Status.REPLIED, True, True),
+        (Status.SENDING, Status.UNKNOWN, False, True),
+        (Status.UNKNOWN, Status.QUEUED, False, False),
+        (Status.UNKNOWN, Status.QUEUED, True, True),
+        (Status.FAILED, Status.DELIVERY_ACK, False, True),
+        (Status.PENDING, Status.FAILED, False, False),
+        (Status.READ_ACK, Status.READ_ACK, False, False),
+    ],
+)
+def test_transition_rules(old: Status, new: Status, manual: bool, allowed: bool) -> None:
+    assert is_allowed(old, new, manual=manual) is allowed
+
+
+def test_status_only_moves_up_and_history_records_each_real_change(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.PENDING)
+    assert _apply(engine, rid, Status.READ_ACK, at(10)).changed
+    late_delivery = _apply(engine, rid, Status.DELIVERY_ACK, at(11))
+    assert not late_delivery.changed
+    duplicate_read = _apply(engine, rid, Status.READ_ACK, at(12))
+    assert not duplicate_read.changed
+    r = _recipient(engine, rid)
+    assert r.status == "READ_ACK"
+    assert _history(engine, rid) == [("PENDING", "READ_ACK", "webhook")]
+
+
+def test_skipped_stages_take_the_later_events_time(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.SENDING)
+    _apply(engine, rid, Status.PENDING, at(9), source="send")
+    _apply(engine, rid, Status.REPLIED, at(10, 30))  # read receipts off: no DELIVERY/READ
+    r = _recipient(engine, rid)
+    assert r.sent_at == at(9)
+    assert r.delivered_at == at(10, 30)
+    assert r.read_timestamp == at(10, 30)
+    assert r.replied_at == at(10, 30)
+    assert r.message_c2s_timestamp == int(at(10, 30).timestamp())
+    assert r.closed_at is None
+
+
+def test_first_time_a_stage_is_reached_keeps_its_timestamp(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.PENDING)
+    _apply(engine, rid, Status.DELIVERY_ACK, at(10))
+    _apply(engine, rid, Status.READ_ACK, at(11))
+    _apply(engine, rid, Status.DELIVERY_ACK, at(12))  # duplicate, later
+    r = _recipient(engine, rid)
+    assert (r.delivered_at, r.read_timestamp) == (at(10), at(11))
+
+
+def test_event_payload_and_updates_are_stored(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.SENDING)
+    raw = {"key": {"id": "3EB0ABC"}, "status": "PENDING"}
+    _apply(engine, rid, Status.PENDING, at(9), source="send", event=raw,
+           updates={"message_id": "3EB0ABC", "wsapme_message_data": raw})
+    r = _recipient(engine, rid)
+    assert r.message_id == "3EB0ABC"
+    assert r.wsapme_message_data == raw
+    with transaction(engine) as s:
+        assert s.scalars(select(StatusHistory.event)).one() == raw
+
+
+def test_a_non_change_only_fills_empty_columns(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.READ_ACK)
+    _apply(engine, rid, Status.DELIVERY_ACK, at(9),
+           updates={"message_c2s_timestamp": 1_700_000_000, "error": None})
+    assert _recipient(engine, rid).message_c2s_timestamp == 1_700_000_000
+    _apply(engine, rid, Status.DELIVERY_ACK, at(9), updates={"message_c2s_timestamp": 5})
+    assert _recipient(engine, rid).message_c2s_timestamp == 1_700_000_000
+
+
+def test_manual_correction_downwards_clears_stages_above(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.PENDING)
+    _apply(engine, rid, Status.CLOSED, at(10), source="manual")
+    change = _apply(engine, rid, Status.REPLIED, at(11), source="manual", manual=True)
+    assert change.changed
+    r = _recipient(engine, rid)
+    assert r.status == "REPLIED" and r.closed_at is None and r.replied_at == at(10)
+
+
+def test_unknown_source_is_refused(engine: Engine) -> None:
+    rid = _new_recipient(engine)
+    with pytest.raises(ValueError):
+        _apply(engine, rid, Status.SENDING, source="carrier-pigeon")
+
+
+def test_concurrent_events_never_lower_or_lose_a_status(engine: Engine) -> None:
+    """Many threads deliver acks for one set of recipients at once, in every order."""
+    rids = [_new_recipient(engine, Status.PENDING) for _ in range(5)]
+    events = [Status.SERVER_ACK, Status.DELIVERY_ACK, Status.READ_ACK, Status.REPLIED] * 3
+    errors: list[BaseException] = []
+
+    def worker(order: list[Status]) -> None:
+        try:
+            for status in order:
+                for rid in rids:
+                    _apply(engine, rid, status)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    orders = [events, list(reversed(events)), events[1::2] + events[::2], events[::-1][1::2]]
+    threads = [threading.Thread(target=worker, args=(o,)) for o in orders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with transaction(engine) as s:
+        statuses = s.scalars(select(BlastRecipient.status).where(BlastRecipient.id.in_(rids))).all()
+        assert set(statuses) == {"REPLIED"}
+        for rid in rids:
+            history = s.scalars(select(StatusHistory.new_status)
+                                .where(StatusHistory.recipient_id == rid)
+                                .order_by(StatusHistory.id)).all()
+            ranks = [["SERVER_ACK", "DELIVERY_ACK", "READ_ACK", "REPLIED"].index(h) for h in history]
+            assert ranks == sorted(set(ranks)), "history went down or repeated"
+            assert history[-1] == "REPLIED"
+        total = s.scalar(select(func.count()).select_from(StatusHistory))
+        assert total <= 4 * len(rids)
