@@ -105,6 +105,39 @@ class Settings(BaseSettings):
         description="off sends as fast as the gateway answers (sandbox and tests only).",
     )
 
+    send_min_gap_seconds: float = Field(
+        8.0, description="Default shortest gap between two messages from one device, in seconds."
+    )
+    send_jitter_seconds: float = Field(
+        7.0, description="Default random extra wait added to each gap (0 to this many seconds)."
+    )
+    send_pause_every: int = Field(
+        50, description="Default: take a longer pause after this many messages (0 = never)."
+    )
+    send_pause_seconds: float = Field(
+        300.0, description="Default length of that longer pause, in seconds."
+    )
+    send_daily_cap: int = Field(
+        500, description="Default most messages one device sends in a day (0 = no cap)."
+    )
+    send_quiet_hours: str = Field(
+        "21:00-09:00",
+        description="Default hours (team time zone) when nothing is sent, as HH:MM-HH:MM, or off.",
+    )
+    send_max_attempts: int = Field(
+        5, description="Tries for a message the gateway did not take (busy, server error) before it fails."
+    )
+    send_lease_seconds: float = Field(
+        120.0,
+        description="How long a worker may hold a message without an answer before it is marked "
+        "unknown (never re-sent automatically).",
+    )
+    schedule_grace_minutes: float = Field(
+        60.0,
+        description="A scheduled blast found more than this late is paused for a person to "
+        "confirm, not started silently.",
+    )
+
     # Tracking
     reply_window_hours: float = Field(
         72.0,

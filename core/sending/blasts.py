@@ -1,0 +1,178 @@
+"""Blast states (draft → scheduled → sending ⇄ paused → completed / cancelled), each a compare-and-set."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import BadInput, NotFound, StateConflict
+from core.models import Blast, BlastRecipient, BlastState, OptOut, utcnow
+from core.statuses import Status
+
+S = BlastState
+
+# Where each action may start from.
+_LAUNCHABLE = (S.DRAFT, S.SCHEDULED)
+_PAUSABLE = (S.SENDING, S.SCHEDULED)
+_RESUMABLE = (S.PAUSED,)
+_CANCELLABLE = (S.DRAFT, S.SCHEDULED, S.SENDING, S.PAUSED)
+
+_WORDS = {
+    S.DRAFT: "a draft",
+    S.SCHEDULED: "scheduled",
+    S.SENDING: "sending",
+    S.PAUSED: "paused",
+    S.COMPLETED: "finished",
+    S.CANCELLED: "cancelled",
+}
+
+
+def change_state(
+    session: Session,
+    *,
+    blast_id: int,
+    from_states: Iterable[str],
+    to_state: str,
+    reason: str | None = None,
+    **values: object,
+) -> bool:
+    """Move the blast to `to_state` only if it is still in one of `from_states`."""
+    result = session.execute(
+        update(Blast)
+        .where(Blast.id == blast_id, Blast.state.in_(tuple(from_states)))
+        .values(state=to_state, state_reason=reason, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _require(session: Session, blast_id: int, ok: bool, action: str) -> None:
+    if ok:
+        return
+    blast = session.get(Blast, blast_id, populate_existing=True)
+    if blast is None:
+        raise NotFound(f"Blast {blast_id} does not exist.")
+    raise StateConflict(f"Cannot {action} blast {blast_id}: it is {_WORDS.get(blast.state, blast.state)}.")
+
+
+def remove_opted_out(session: Session, *, blast_id: int) -> int:
+    """Take numbers that opted out off a blast's queue, and count them on the blast."""
+    opted_out = exists().where(OptOut.phone_number == BlastRecipient.phone_number)
+    removed = session.execute(
+        delete(BlastRecipient)
+        .where(BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.QUEUED.value, opted_out)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if removed:
+        session.execute(
+            update(Blast)
+            .where(Blast.id == blast_id)
+            .values(
+                skipped_opted_out=Blast.skipped_opted_out + removed,
+                total_recipients=Blast.total_recipients - removed,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return removed
+
+
+def launch(
+    session: Session,
+    *,
+    blast_id: int,
+    at: dt.datetime | None = None,
+    device: str,
+    timezone: dt.tzinfo,
+) -> Blast:
+    """Freeze the blast's recipients and queue it: now (`at` None) or at a later time."""
+    blast = session.get(Blast, blast_id, populate_existing=True)
+    if blast is None:
+        raise NotFound(f"Blast {blast_id} does not exist.")
+    if not (blast.message_template or "").strip():
+        raise BadInput("Write the message before sending the blast.")
+    remove_opted_out(session, blast_id=blast_id)
+    queued = session.scalar(
+        select(func.count()).where(
+            BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.QUEUED.value
+        )
+    )
+    if not queued:
+        raise BadInput("This blast has no one left to send to.")
+    now = utcnow()
+    when = at or now
+    state = S.SCHEDULED if at is not None and at > now else S.SENDING
+    ok = change_state(
+        session,
+        blast_id=blast_id,
+        from_states=_LAUNCHABLE,
+        to_state=state,
+        device=device,
+        scheduled_at=when if state == S.SCHEDULED else None,
+        started_at=None if state == S.SCHEDULED else now,
+        blast_date=when,
+        blast_time=when.astimezone(timezone).time().replace(microsecond=0),
+    )
+    _require(session, blast_id, ok, "send")
+    session.refresh(blast)
+    return blast
+
+
+def pause(session: Session, *, blast_id: int, reason: str = "Paused by you.") -> None:
+    _require(session, blast_id, change_state(
+        session, blast_id=blast_id, from_states=_PAUSABLE, to_state=S.PAUSED, reason=reason
+    ), "pause")
+
+
+def resume(session: Session, *, blast_id: int) -> None:
+    """Carry on sending; a blast paused before it ever started starts now."""
+    ok = change_state(session, blast_id=blast_id, from_states=_RESUMABLE, to_state=S.SENDING,
+                      scheduled_at=None)
+    _require(session, blast_id, ok, "resume")
+    session.execute(
+        update(Blast).where(Blast.id == blast_id, Blast.started_at.is_(None))
+        .values(started_at=utcnow()).execution_options(synchronize_session=False)
+    )
+
+
+def cancel(session: Session, *, blast_id: int) -> None:
+    ok = change_state(session, blast_id=blast_id, from_states=_CANCELLABLE, to_state=S.CANCELLED,
+                      reason="Cancelled by you.", finished_at=utcnow())
+    _require(session, blast_id, ok, "cancel")
+
+
+def start_due_scheduled(session: Session, *, now: dt.datetime, grace: dt.timedelta) -> list[int]:
+    """Start scheduled blasts whose time has come; pause those found long past due instead."""
+    due = session.execute(
+        select(Blast.id, Blast.scheduled_at).where(
+            Blast.state == S.SCHEDULED, Blast.scheduled_at <= now
+        )
+    ).all()
+    started = []
+    for blast_id, scheduled_at in due:
+        if now - scheduled_at > grace:
+            change_state(
+                session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
+                reason=f"It was scheduled for {scheduled_at:%d %b %H:%M} UTC but nothing was running "
+                "then. Resume it to send now, or cancel it.",
+            )
+        elif change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED,),
+                          to_state=S.SENDING, started_at=now):
+            started.append(blast_id)
+    return started
+
+
+def complete_finished(session: Session, *, now: dt.datetime) -> list[int]:
+    """Mark sending blasts with nothing left queued or in flight as completed."""
+    in_flight = exists().where(
+        BlastRecipient.blast_id == Blast.id,
+        BlastRecipient.status.in_((Status.QUEUED.value, Status.SENDING.value)),
+    )
+    ids = session.scalars(select(Blast.id).where(Blast.state == S.SENDING, ~in_flight)).all()
+    return [
+        blast_id for blast_id in ids
+        if change_state(session, blast_id=blast_id, from_states=(S.SENDING,), to_state=S.COMPLETED,
+                        finished_at=now)
+    ]

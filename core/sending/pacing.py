@@ -1,0 +1,154 @@
+"""Per-device pacing kept in the database, so it holds across restarts and workers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.models import Device
+
+
+@dataclass(frozen=True)
+class PacingRules:
+    min_gap_seconds: float
+    jitter_seconds: float
+    pause_every: int
+    pause_seconds: float
+    daily_cap: int
+    quiet_start: dt.time | None
+    quiet_end: dt.time | None
+
+    @classmethod
+    def of(cls, device: Device) -> PacingRules:
+        return cls(
+            min_gap_seconds=device.min_gap_seconds,
+            jitter_seconds=device.jitter_seconds,
+            pause_every=device.pause_every,
+            pause_seconds=device.pause_seconds,
+            daily_cap=device.daily_cap,
+            quiet_start=device.quiet_start,
+            quiet_end=device.quiet_end,
+        )
+
+
+def parse_quiet_hours(text: str) -> tuple[dt.time | None, dt.time | None]:
+    """`"21:00-09:00"` → (21:00, 09:00); empty or "off" → no quiet hours."""
+    text = text.strip().lower()
+    if not text or text in ("off", "none"):
+        return None, None
+    start, _, end = text.partition("-")
+    return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
+
+
+def ensure_device(
+    session: Session, *, device: str, settings: Settings, lock: bool = False
+) -> Device:
+    """The device's pacing row, created from the settings' defaults the first time it is seen.
+
+    With `lock`, the row stays locked until the transaction ends: that is how several
+    workers share one device's pacing without stepping on each other.
+    """
+    quiet_start, quiet_end = parse_quiet_hours(settings.send_quiet_hours)
+    values = {
+        "device": device,
+        "min_gap_seconds": settings.send_min_gap_seconds,
+        "jitter_seconds": settings.send_jitter_seconds,
+        "pause_every": settings.send_pause_every,
+        "pause_seconds": settings.send_pause_seconds,
+        "daily_cap": settings.send_daily_cap,
+        "quiet_start": quiet_start,
+        "quiet_end": quiet_end,
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(Device).values(**values).on_conflict_do_nothing())
+    query = select(Device).where(Device.device == device).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one()
+
+
+def in_quiet_hours(rules: PacingRules, local: dt.datetime) -> bool:
+    if rules.quiet_start is None or rules.quiet_end is None or rules.quiet_start == rules.quiet_end:
+        return False
+    t = local.time()
+    if rules.quiet_start < rules.quiet_end:
+        return rules.quiet_start <= t < rules.quiet_end
+    return t >= rules.quiet_start or t < rules.quiet_end  # the window wraps midnight
+
+
+def after_quiet_hours(rules: PacingRules, moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """`moment`, or the end of the quiet hours it falls in."""
+    local = moment.astimezone(zone)
+    if not in_quiet_hours(rules, local):
+        return moment
+    assert rules.quiet_end is not None
+    end = dt.datetime.combine(local.date(), rules.quiet_end, tzinfo=zone)
+    if end <= local:
+        end = dt.datetime.combine(local.date() + dt.timedelta(days=1), rules.quiet_end, tzinfo=zone)
+    return end.astimezone(dt.UTC)
+
+
+def _next_local_midnight(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    day = moment.astimezone(zone).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time.min, tzinfo=zone).astimezone(dt.UTC)
+
+
+def earliest_send(device: Device, *, now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """The first moment the device may send again under its rules."""
+    rules = PacingRules.of(device)
+    moment = max(now, device.next_send_at or now)
+    for _ in range(3):  # a cap day can end in quiet hours and vice versa; settles quickly
+        sent_today = device.sent_in_day if device.sent_day == moment.astimezone(zone).date() else 0
+        if rules.daily_cap and sent_today >= rules.daily_cap:
+            moment = _next_local_midnight(moment, zone)
+        moment = after_quiet_hours(rules, moment, zone)
+    return moment
+
+
+def record_send(
+    device: Device, *, now: dt.datetime, zone: ZoneInfo, rng: random.Random | None = None
+) -> None:
+    """Count one send against the device and push its next slot out by gap + jitter (+ pause)."""
+    rng = rng or random.Random()
+    today = now.astimezone(zone).date()
+    device.sent_in_day = (device.sent_in_day if device.sent_day == today else 0) + 1
+    device.sent_day = today
+    gap = device.min_gap_seconds + rng.uniform(0, max(device.jitter_seconds, 0.0))
+    device.sent_since_pause += 1
+    if device.pause_every and device.sent_since_pause >= device.pause_every:
+        gap += device.pause_seconds
+        device.sent_since_pause = 0
+    device.next_send_at = now + dt.timedelta(seconds=gap)
+
+
+def estimate_finish(
+    rules: PacingRules, *, remaining: int, start: dt.datetime, zone: ZoneInfo,
+    sent_today: int = 0, sent_since_pause: int = 0,
+) -> dt.datetime:
+    """When `remaining` messages will have gone out, at the average gap, honouring every rule."""
+    moment = start
+    day = start.astimezone(zone).date()
+    average_gap = rules.min_gap_seconds + rules.jitter_seconds / 2
+    for _ in range(remaining):
+        moment = after_quiet_hours(rules, moment, zone)
+        if moment.astimezone(zone).date() != day:
+            day, sent_today = moment.astimezone(zone).date(), 0
+        if rules.daily_cap and sent_today >= rules.daily_cap:
+            moment = after_quiet_hours(rules, _next_local_midnight(moment, zone), zone)
+            day, sent_today = moment.astimezone(zone).date(), 0
+        sent_today += 1
+        sent_since_pause += 1
+        gap = average_gap
+        if rules.pause_every and sent_since_pause >= rules.pause_every:
+            gap += rules.pause_seconds
+            sent_since_pause = 0
+        last = moment
+        moment = moment + dt.timedelta(seconds=gap)
+    return last if remaining else start

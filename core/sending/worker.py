@@ -1,0 +1,217 @@
+"""The send worker: claim a recipient, call the gateway, store the answer at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.db import transaction
+from core.errors import GatewayError, RateLimited
+from core.models import Blast, Device, utcnow
+from core.phones import to_gateway
+from core.sending import blasts, pacing, queue
+from core.sending.queue import Claim
+from core.statuses import RANK, Status, parse_status
+from core.wsapme.answers import SendResult
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 1.0
+HOUSEKEEPING_SECONDS = 1.0
+
+
+class Sender(Protocol):
+    def send_text(self, *, to: str, message: str, priority: str | None = None) -> SendResult: ...
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def sent_status(result: SendResult) -> Status:
+    """The status a fresh send starts at: what the gateway said, at least PENDING."""
+    status = parse_status(result.gateway_status or "") or Status.PENDING
+    return status if RANK[status] >= 1 else Status.PENDING
+
+
+class SendWorker:
+    """Sends queued recipients of sending blasts. Any number may run against one database."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        client: Sender,
+        settings: Settings,
+        name: str | None = None,
+        rng: random.Random | None = None,
+        after_send: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.settings = settings
+        self.name = name or worker_name()
+        self.rng = rng or random.Random()
+        self.after_send = after_send
+        self.pacing = settings.send_pacing == "on"
+        self._last_housekeeping = 0.0
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None, *, once: bool = False) -> int:
+        """Send until stopped (or, with `once`, until nothing is due now). Returns messages sent."""
+        stop = stop or threading.Event()
+        sent = 0
+        while not stop.is_set():
+            try:
+                outcome = self.step()
+            except (OperationalError, DBAPIError) as exc:
+                log.warning("database unavailable, retrying shortly: %s", type(exc).__name__)
+                stop.wait(2.0)
+                continue
+            if outcome is True:
+                sent += 1
+                continue
+            if once and outcome is None:
+                break
+            stop.wait(min(outcome or IDLE_SECONDS, IDLE_SECONDS))
+        self.housekeeping(force=True)
+        return sent
+
+    def step(self) -> bool | float | None:
+        """One message if one may go now: True when sent; else seconds to wait, None when idle."""
+        now = utcnow()
+        self.housekeeping()
+        with transaction(self.engine) as s:
+            devices = queue.devices_with_work(s, now=now)
+        if not devices:
+            return None
+        waits = []
+        for device in devices:
+            claim, wait = self._claim(device, now)
+            if claim is not None:
+                self._send(claim)
+                return True
+            if wait is not None:
+                waits.append(wait)
+        return min(waits) if waits else IDLE_SECONDS
+
+    def housekeeping(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_housekeeping < HOUSEKEEPING_SECONDS:
+            return
+        self._last_housekeeping = time.monotonic()
+        now = utcnow()
+        grace = dt.timedelta(minutes=self.settings.schedule_grace_minutes)
+        with transaction(self.engine) as s:
+            expired = queue.expire_leases(s, now=now)
+            blasts.start_due_scheduled(s, now=now, grace=grace)
+            blasts.complete_finished(s, now=now)
+        if expired:
+            log.warning("%d sends lost their worker mid-way and were marked unknown", len(expired))
+
+    # -- claiming under the device's pacing -------------------------------------------------
+
+    def _claim(self, device_id: str, now: dt.datetime) -> tuple[Claim | None, float | None]:
+        zone = self.settings.timezone
+        lease = dt.timedelta(seconds=self.settings.send_lease_seconds)
+        with transaction(self.engine) as s:
+            device = pacing.ensure_device(s, device=device_id, settings=self.settings, lock=True)
+            if self.pacing:
+                earliest = pacing.earliest_send(device, now=now, zone=zone)
+                if earliest > now:
+                    return None, (earliest - now).total_seconds()
+            claim = queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease)
+            if claim is not None and self.pacing:
+                pacing.record_send(device, now=now, zone=zone, rng=self.rng)
+            return claim, None
+
+    # -- sending and storing the answer -----------------------------------------------------
+
+    def _send(self, claim: Claim) -> None:
+        try:
+            result = self.client.send_text(to=to_gateway(claim.phone_number), message=claim.message_text)
+        except GatewayError as exc:
+            self._store(functools.partial(self._failed, claim, exc))
+            return
+        self._store(functools.partial(self._accepted, claim, result))
+        if self.after_send is not None:
+            self.after_send(result.message_id)
+
+    def _store(self, write: Callable[[], None]) -> None:
+        """Store an answer, riding out a short database outage; if it never comes back the
+        lease expires and the recipient is marked unknown, never sent again."""
+        delay = 0.5
+        for attempt in range(6):
+            try:
+                write()
+                return
+            except (OperationalError, DBAPIError):
+                if attempt == 5:
+                    raise
+                log.warning("could not store a send's answer yet; retrying in %.1fs", delay)
+                time.sleep(delay)
+                delay *= 2
+
+    def _accepted(self, claim: Claim, result: SendResult) -> None:
+        with transaction(self.engine) as s:
+            queue.settle(
+                s, claim=claim, status=sent_status(result), at=utcnow(),
+                event={"answer": result.raw},
+                updates={
+                    "message_id": result.message_id,
+                    "wsapme_message_data": result.data,
+                    "message_timestamp": result.message_timestamp,
+                    "gateway_status": result.gateway_status,
+                    "error": None,
+                },
+            )
+
+    def _failed(self, claim: Claim, exc: GatewayError) -> None:
+        now = utcnow()
+        event = {"error": type(exc).__name__, "message": exc.message}
+        with transaction(self.engine) as s:
+            if exc.accepted is None:
+                queue.settle(s, claim=claim, status=Status.UNKNOWN, at=now, event=event,
+                             updates={"error": exc.message})
+            elif exc.pauses_blast:
+                queue.release(s, claim=claim, worker=self.name, retry_at=None, error=exc.message,
+                              count_attempt=False)
+                blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
+                                    to_state=blasts.S.PAUSED, reason=exc.message)
+            elif exc.retryable and claim.attempts < self.settings.send_max_attempts:
+                wait = self._backoff(claim.attempts, exc)
+                queue.release(s, claim=claim, worker=self.name, error=exc.message,
+                              retry_at=now + dt.timedelta(seconds=wait))
+                if isinstance(exc, RateLimited):
+                    self._hold_device(s, claim.blast_id, now + dt.timedelta(seconds=wait))
+            else:
+                reason = exc.message
+                if exc.retryable:
+                    reason = f"Gave up after {claim.attempts} tries: {exc.message}"
+                queue.settle(s, claim=claim, status=Status.FAILED, at=now, event=event,
+                             updates={"error": reason})
+
+    def _backoff(self, attempts: int, exc: GatewayError) -> float:
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            return exc.retry_after
+        return min(300.0, 5.0 * 2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
+
+    def _hold_device(self, s: Session, blast_id: int, until: dt.datetime) -> None:
+        device_id = s.scalar(select(Blast.device).where(Blast.id == blast_id))
+        device = s.get(Device, device_id)
+        if device is not None and (device.next_send_at is None or device.next_send_at < until):
+            device.next_send_at = until

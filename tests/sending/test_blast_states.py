@@ -1,0 +1,131 @@
+"""Blast states: every action a compare-and-set, with a plain refusal when it does not fit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+
+from core.db import transaction
+from core.errors import BadInput, StateConflict
+from core.models import Blast, BlastRecipient, OptOut, utcnow
+from core.sending import blasts
+from tests.support.factories import make_blast, make_recipient
+
+KL = ZoneInfo("Asia/Kuala_Lumpur")
+
+
+def _draft(engine: Engine, n: int = 3, **fields) -> int:
+    with transaction(engine) as s:
+        blast = make_blast(s, **fields)
+        for _ in range(n):
+            make_recipient(s, blast)
+        return blast.id
+
+
+def _state(engine: Engine, blast_id: int) -> tuple[str, str | None]:
+    with transaction(engine) as s:
+        blast = s.get(Blast, blast_id)
+        return blast.state, blast.state_reason
+
+
+def test_launch_now_starts_sending_and_stamps_the_blast(engine: Engine) -> None:
+    blast_id = _draft(engine)
+    with transaction(engine) as s:
+        blast = blasts.launch(s, blast_id=blast_id, device="5850", timezone=KL)
+        assert (blast.state, blast.device) == ("sending", "5850")
+        assert blast.started_at is not None and blast.blast_time is not None
+
+
+def test_launch_later_schedules(engine: Engine) -> None:
+    blast_id = _draft(engine)
+    later = utcnow() + dt.timedelta(hours=2)
+    with transaction(engine) as s:
+        blast = blasts.launch(s, blast_id=blast_id, at=later, device="d", timezone=KL)
+        assert blast.state == "scheduled" and blast.scheduled_at == later
+        assert blast.started_at is None
+
+
+def test_launch_refuses_an_empty_message_or_no_recipients(engine: Engine) -> None:
+    no_text = _draft(engine, message_template="  ")
+    nobody = _draft(engine, n=0)
+    with pytest.raises(BadInput, match="Write the message"), transaction(engine) as s:
+        blasts.launch(s, blast_id=no_text, device="d", timezone=KL)
+    with pytest.raises(BadInput, match="no one left"), transaction(engine) as s:
+        blasts.launch(s, blast_id=nobody, device="d", timezone=KL)
+
+
+def test_opted_out_numbers_are_taken_off_and_counted_at_launch(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        keep = make_recipient(s, blast)
+        gone = make_recipient(s, blast)
+        s.add(OptOut(phone_number=gone.phone_number, source="webhook", keyword="STOP"))
+        blast_id, keep_id = blast.id, keep.id
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+    with transaction(engine) as s:
+        blast = s.get(Blast, blast_id)
+        assert (blast.skipped_opted_out, blast.total_recipients) == (1, 1)
+        assert [r.id for r in s.query(BlastRecipient).filter_by(blast_id=blast_id)] == [keep_id]
+
+
+def test_pause_resume_cancel_follow_the_state_machine(engine: Engine) -> None:
+    blast_id = _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+    with transaction(engine) as s:
+        blasts.pause(s, blast_id=blast_id)
+    assert _state(engine, blast_id) == ("paused", "Paused by you.")
+    with pytest.raises(StateConflict, match="it is paused"), transaction(engine) as s:
+        blasts.pause(s, blast_id=blast_id)
+    with transaction(engine) as s:
+        blasts.resume(s, blast_id=blast_id)
+    assert _state(engine, blast_id)[0] == "sending"
+    with transaction(engine) as s:
+        blasts.cancel(s, blast_id=blast_id)
+    assert _state(engine, blast_id)[0] == "cancelled"
+    for action in (blasts.resume, blasts.cancel, blasts.pause):
+        with pytest.raises(StateConflict, match="cancelled"), transaction(engine) as s:
+            action(s, blast_id=blast_id)
+    with pytest.raises(StateConflict), transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+
+
+def test_due_scheduled_blasts_start_and_long_overdue_ones_wait_for_a_person(engine: Engine) -> None:
+    now = utcnow()
+    due = _draft(engine)
+    overdue = _draft(engine)
+    future = _draft(engine)
+    with transaction(engine) as s:
+        for blast_id, when in ((due, now + dt.timedelta(seconds=1)),
+                               (overdue, now + dt.timedelta(seconds=2)),
+                               (future, now + dt.timedelta(hours=5))):
+            blasts.launch(s, blast_id=blast_id, at=when, device="d", timezone=KL)
+    with transaction(engine) as s:
+        assert blasts.start_due_scheduled(s, now=now + dt.timedelta(seconds=3),
+                                          grace=dt.timedelta(hours=1)) == [due, overdue]
+    assert _state(engine, future)[0] == "scheduled"
+
+    late = _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=late, at=now + dt.timedelta(seconds=1), device="d", timezone=KL)
+    with transaction(engine) as s:
+        assert blasts.start_due_scheduled(s, now=now + dt.timedelta(hours=3),
+                                          grace=dt.timedelta(hours=1)) == []
+    state, reason = _state(engine, late)
+    assert state == "paused" and "Resume it to send now" in reason
+
+
+def test_a_blast_completes_when_nothing_is_queued_or_in_flight(engine: Engine) -> None:
+    blast_id = _draft(engine, n=2)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+        assert blasts.complete_finished(s, now=utcnow()) == []
+        for r in s.query(BlastRecipient).filter_by(blast_id=blast_id):
+            r.status = "PENDING" if r.id % 2 else "FAILED"
+        s.flush()
+        assert blasts.complete_finished(s, now=utcnow()) == [blast_id]
+    assert _state(engine, blast_id)[0] == "completed"

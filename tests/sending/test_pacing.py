@@ -1,0 +1,103 @@
+"""Pacing rules: gaps with jitter, pauses, daily cap and quiet hours in the team's time zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core.models import Device
+from core.sending.pacing import (
+    PacingRules,
+    earliest_send,
+    estimate_finish,
+    parse_quiet_hours,
+    record_send,
+)
+
+KL = ZoneInfo("Asia/Kuala_Lumpur")
+
+
+def kl(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 3, day, hour, minute, tzinfo=KL).astimezone(dt.UTC)
+
+
+def device(**fields) -> Device:
+    values = dict(device="d1", min_gap_seconds=8.0, jitter_seconds=7.0, pause_every=50,
+                  pause_seconds=300.0, daily_cap=500, quiet_start=dt.time(21), quiet_end=dt.time(9),
+                  next_send_at=None, sent_day=None, sent_in_day=0, sent_since_pause=0)
+    values.update(fields)
+    return Device(**values)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("21:00-09:00", (dt.time(21), dt.time(9))), ("off", (None, None)), ("", (None, None)),
+     (" 13:30 - 14:00 ", (dt.time(13, 30), dt.time(14)))],
+)
+def test_parse_quiet_hours(text: str, expected) -> None:
+    assert parse_quiet_hours(text) == expected
+
+
+def test_a_free_device_sends_now() -> None:
+    assert earliest_send(device(), now=kl(2, 10), zone=KL) == kl(2, 10)
+
+
+def test_the_gap_holds_until_next_send_at() -> None:
+    assert earliest_send(device(next_send_at=kl(2, 10, 1)), now=kl(2, 10), zone=KL) == kl(2, 10, 1)
+
+
+@pytest.mark.parametrize(("now", "expected"), [
+    (kl(2, 22), kl(3, 9)),      # evening: wait for tomorrow morning
+    (kl(3, 2), kl(3, 9)),       # after midnight: same morning
+    (kl(3, 9), kl(3, 9)),       # quiet hours end exactly now
+    (kl(3, 20, 59), kl(3, 20, 59)),
+])
+def test_quiet_hours_wrap_midnight_in_the_team_zone(now, expected) -> None:
+    assert earliest_send(device(), now=now, zone=KL) == expected
+
+
+def test_daily_cap_waits_for_the_next_local_morning() -> None:
+    full = device(daily_cap=3, sent_day=dt.date(2026, 3, 2), sent_in_day=3)
+    assert earliest_send(full, now=kl(2, 15), zone=KL) == kl(3, 9)
+    yesterday = device(daily_cap=3, sent_day=dt.date(2026, 3, 1), sent_in_day=3)
+    assert earliest_send(yesterday, now=kl(2, 15), zone=KL) == kl(2, 15)
+
+
+def test_record_send_counts_and_spaces_with_jitter_and_pauses() -> None:
+    d = device(pause_every=3, pause_seconds=100.0)
+    rng = random.Random(7)
+    gaps = []
+    now = kl(2, 10)
+    for _ in range(6):
+        record_send(d, now=now, zone=KL, rng=rng)
+        gaps.append((d.next_send_at - now).total_seconds())
+        now = d.next_send_at
+    assert d.sent_in_day == 6 and d.sent_day == dt.date(2026, 3, 2)
+    for i, gap in enumerate(gaps):
+        extra = 100.0 if i in (2, 5) else 0.0
+        assert 8.0 + extra <= gap <= 15.0 + extra
+    assert len(set(gaps)) == 6, "jitter should vary the gaps"
+
+
+def test_a_new_local_day_resets_the_daily_count() -> None:
+    d = device(sent_day=dt.date(2026, 3, 1), sent_in_day=499)
+    record_send(d, now=kl(2, 0, 30), zone=KL, rng=random.Random(1))
+    assert (d.sent_day, d.sent_in_day) == (dt.date(2026, 3, 2), 1)
+
+
+def test_estimate_finish_honours_every_rule() -> None:
+    rules = PacingRules(min_gap_seconds=10, jitter_seconds=0, pause_every=0, pause_seconds=0,
+                        daily_cap=0, quiet_start=None, quiet_end=None)
+    assert estimate_finish(rules, remaining=7, start=kl(2, 10), zone=KL) == kl(2, 10, 1)
+    with_pause = PacingRules(min_gap_seconds=10, jitter_seconds=0, pause_every=3, pause_seconds=600,
+                             daily_cap=0, quiet_start=None, quiet_end=None)
+    # 3 sends (0, 10, 20 s), then 10 s + 600 s pause: the 4th goes at 630 s.
+    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL) == kl(2, 10) + dt.timedelta(seconds=630)
+    capped = PacingRules(min_gap_seconds=60, jitter_seconds=0, pause_every=0, pause_seconds=0,
+                         daily_cap=2, quiet_start=dt.time(21), quiet_end=dt.time(9))
+    # Two today at 20:58 and 20:59, then quiet hours: the third goes tomorrow at 09:00.
+    assert estimate_finish(capped, remaining=3, start=kl(2, 20, 58), zone=KL) == kl(3, 9)
+    assert estimate_finish(rules, remaining=0, start=kl(2, 10), zone=KL) == kl(2, 10)
