@@ -29,6 +29,27 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+README_START = "<!-- settings:start (python -m core settings --write-readme) -->"
+README_END = "<!-- settings:end -->"
+
+
+def write_readme() -> None:
+    path = PROJECT_ROOT / "README.md"
+    text = path.read_text()
+    head, _, rest = text.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    path.write_text(f"{head}{README_START}\n{markdown_table()}\n{README_END}{tail}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.write_readme:
+        write_readme()
+    else:
+        print(markdown_table())
+    return 0
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("settings", help="list every setting, its default and meaning")
-    parser.set_defaults(func=lambda _args: print(markdown_table()) or 0)
+    parser.add_argument("--write-readme", action="store_true", help="refresh the README's table")
+    parser.set_defaults(func=run)

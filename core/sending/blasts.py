@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from core import templates
 from core.errors import BadInput, NotFound, StateConflict
 from core.models import Blast, BlastRecipient, BlastState, OptOut, utcnow
 from core.statuses import Status
@@ -79,6 +80,40 @@ def remove_opted_out(session: Session, *, blast_id: int) -> int:
     return removed
 
 
+def recipient_variables(name: str | None, variables: dict | None) -> dict[str, object]:
+    """What a template may use for one recipient: their CSV columns, and `name`."""
+    return {**(variables or {}), "name": name or ""}
+
+
+def personalise(session: Session, *, blast: Blast, allow_blanks: bool = False) -> int:
+    """Write each queued recipient's own message from the template; returns how many.
+
+    An unknown placeholder always stops the launch; an empty value does too unless the
+    marketer chose to send with the blank left empty.
+    """
+    parsed = templates.parse(blast.message_template or "")
+    if parsed.problems:
+        raise templates.TemplateError(parsed.problems)
+    rows = session.execute(
+        select(BlastRecipient.id, BlastRecipient.contact_name, BlastRecipient.variables,
+               BlastRecipient.csv_line, BlastRecipient.phone_number)
+        .where(BlastRecipient.blast_id == blast.id, BlastRecipient.status == Status.QUEUED.value)
+    ).all()
+    texts, blanks = [], []
+    for row in rows:
+        rendered = templates.render(parsed, recipient_variables(row.contact_name, row.variables))
+        if not rendered.ok:
+            where = f"line {row.csv_line}" if row.csv_line else row.phone_number
+            blanks.append(f"{where}: {'; '.join(rendered.problems)}")
+        texts.append({"id": row.id, "message_text": rendered.text})
+    if blanks and not allow_blanks:
+        shown = "; ".join(blanks[:3]) + (f" (and {len(blanks) - 3} more)" if len(blanks) > 3 else "")
+        raise BadInput(f"{len(blanks)} recipients would get a message with a gap: {shown}")
+    if texts:
+        session.execute(update(BlastRecipient), texts)  # bulk update by primary key
+    return len(texts)
+
+
 def launch(
     session: Session,
     *,
@@ -86,8 +121,10 @@ def launch(
     at: dt.datetime | None = None,
     device: str,
     timezone: dt.tzinfo,
+    allow_blanks: bool = False,
 ) -> Blast:
-    """Freeze the blast's recipients and queue it: now (`at` None) or at a later time."""
+    """Freeze the blast's recipients, each with their own message, and queue it: now (`at`
+    None) or at a later time."""
     blast = session.get(Blast, blast_id, populate_existing=True)
     if blast is None:
         raise NotFound(f"Blast {blast_id} does not exist.")
@@ -101,6 +138,7 @@ def launch(
     )
     if not queued:
         raise BadInput("This blast has no one left to send to.")
+    personalise(session, blast=blast, allow_blanks=allow_blanks)
     now = utcnow()
     when = at or now
     state = S.SCHEDULED if at is not None and at > now else S.SENDING

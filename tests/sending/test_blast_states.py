@@ -129,3 +129,35 @@ def test_a_blast_completes_when_nothing_is_queued_or_in_flight(engine: Engine) -
         s.flush()
         assert blasts.complete_finished(s, now=utcnow()) == [blast_id]
     assert _state(engine, blast_id)[0] == "completed"
+
+
+def test_launch_writes_each_recipients_own_message(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, message_template="Hi {name}, *{Product}* is {{50%}} off 🎉")
+        make_recipient(s, blast, contact_name="Aisyah", variables={"product": "Kuih"})
+        make_recipient(s, blast, contact_name="Wei Ling", variables={"product": "Bak kwa"})
+        blast_id = blast.id
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+        texts = sorted(r.message_text for r in s.query(BlastRecipient).filter_by(blast_id=blast_id))
+    assert texts == ["Hi Aisyah, *Kuih* is {50%} off 🎉", "Hi Wei Ling, *Bak kwa* is {50%} off 🎉"]
+
+
+def test_launch_refuses_gaps_unless_the_marketer_accepts_them(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, message_template="Hi {name}!")
+        make_recipient(s, blast, contact_name="", csv_line=7)
+        make_recipient(s, blast, contact_name="Ravi")
+        blast_id = blast.id
+    with pytest.raises(BadInput, match="line 7"), transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+    assert _state(engine, blast_id)[0] == "draft"
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL, allow_blanks=True)
+    assert _state(engine, blast_id)[0] == "sending"
+
+
+def test_launch_refuses_an_unknown_placeholder(engine: Engine) -> None:
+    blast_id = _draft(engine, message_template="Hi {nmae}")
+    with pytest.raises(BadInput, match="nmae"), transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)

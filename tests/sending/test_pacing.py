@@ -95,7 +95,8 @@ def test_estimate_finish_honours_every_rule() -> None:
     with_pause = PacingRules(min_gap_seconds=10, jitter_seconds=0, pause_every=3, pause_seconds=600,
                              daily_cap=0, quiet_start=None, quiet_end=None)
     # 3 sends (0, 10, 20 s), then 10 s + 600 s pause: the 4th goes at 630 s.
-    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL) == kl(2, 10) + dt.timedelta(seconds=630)
+    fourth = kl(2, 10) + dt.timedelta(seconds=630)
+    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL) == fourth
     capped = PacingRules(min_gap_seconds=60, jitter_seconds=0, pause_every=0, pause_seconds=0,
                          daily_cap=2, quiet_start=dt.time(21), quiet_end=dt.time(9))
     # Two today at 20:58 and 20:59, then quiet hours: the third goes tomorrow at 09:00.
