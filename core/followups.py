@@ -1,0 +1,92 @@
+"""Follow-ups: a new draft blast for the recipients of a chosen stage, linked to its parent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.errors import BadInput, NotFound
+from core.funnel import Funnel, FunnelFilter, funnel
+from core.models import Blast, BlastRecipient, OptOut
+from core.recipients import StageSelector, select_recipients
+
+
+def next_stage_name(stage: str | None) -> str:
+    """"Initial" → "Follow-up 1" → "Follow-up 2" …"""
+    match = re.search(r"(\d+)\s*$", stage or "")
+    if match and "follow" in (stage or "").lower():
+        return f"Follow-up {int(match.group(1)) + 1}"
+    return "Follow-up 1"
+
+
+def create_follow_up(
+    session: Session,
+    *,
+    parent_id: int,
+    selector: StageSelector,
+    message_template: str,
+    follow_up_stage: str | None = None,
+    now: dt.datetime | None = None,
+) -> Blast:
+    """A draft blast, with the same tag, for the parent's recipients that the selector picks."""
+    parent = session.get(Blast, parent_id)
+    if parent is None:
+        raise NotFound(f"Blast {parent_id} does not exist.")
+    chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
+    opted_out = select(OptOut.phone_number)
+    rows = session.execute(
+        select(chosen.c.phone_number, chosen.c.contact_name, chosen.c.variables)
+        .where(chosen.c.phone_number.not_in(opted_out))
+        .order_by(chosen.c.id)
+    ).all()
+    if not rows:
+        raise BadInput("No recipients match that choice, so there is no one to follow up.")
+    child = Blast(
+        blast_tag=parent.blast_tag,
+        follow_up_stage=follow_up_stage or next_stage_name(parent.follow_up_stage),
+        name=f"{parent.name or f'Blast {parent.id}'} — follow-up",
+        message_template=message_template,
+        parent_blast_id=parent.id,
+        device=parent.device,
+    )
+    session.add(child)
+    session.flush()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(BlastRecipient).on_conflict_do_nothing(),
+        [{"blast_id": child.id, "phone_number": r.phone_number, "contact_name": r.contact_name,
+          "variables": r.variables} for r in rows],
+    )
+    child.total_recipients = len(rows)
+    return child
+
+
+def chain_ids(session: Session, *, blast_id: int) -> list[int]:
+    """The whole follow-up chain a blast belongs to: its first blast and every follow-up."""
+    root = blast_id
+    seen = {root}
+    while (parent := session.scalar(select(Blast.parent_blast_id).where(Blast.id == root))) is not None:
+        if parent in seen:  # a loop would be corrupt data; stop rather than spin
+            break
+        seen.add(parent)
+        root = parent
+    chain, frontier = [root], [root]
+    while frontier:
+        children = session.scalars(
+            select(Blast.id).where(Blast.parent_blast_id.in_(frontier)).order_by(Blast.id)
+        ).all()
+        frontier = [c for c in children if c not in chain]
+        chain.extend(frontier)
+    return chain
+
+
+def chain_funnels(session: Session, *, blast_id: int) -> list[tuple[Blast, Funnel]]:
+    """Each blast of the chain with its own funnel, in order."""
+    return [
+        (session.get(Blast, bid), funnel(session, filters=FunnelFilter(blast_ids=(bid,))))
+        for bid in chain_ids(session, blast_id=blast_id)
+    ]

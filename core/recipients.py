@@ -1,0 +1,141 @@
+"""A blast's recipients: finding them, their history, and what a person does to them by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.funnel import status_rank
+from core.models import BlastRecipient, StatusHistory
+from core.status_engine import StatusChange, apply_status
+from core.statuses import Stage, Status
+
+
+@dataclass(frozen=True)
+class StageSelector:
+    """Recipients of a blast by how far they got: at least `stage`, and not yet `not_stage`."""
+
+    stage: Stage | None = None
+    not_stage: Stage | None = None
+    statuses: tuple[str, ...] = ()
+    older_than: dt.timedelta | None = None  # reached `stage` at least this long ago
+
+
+# The choices a marketer picks from, in their words.
+SELECTIONS: dict[str, StageSelector] = {
+    "Everyone": StageSelector(),
+    "Sent": StageSelector(stage=Stage.SENT),
+    "Sent, not received": StageSelector(stage=Stage.SENT, not_stage=Stage.RECEIVED),
+    "Received": StageSelector(stage=Stage.RECEIVED),
+    "Received, not read": StageSelector(stage=Stage.RECEIVED, not_stage=Stage.READ),
+    "Read": StageSelector(stage=Stage.READ),
+    "Read, no reply": StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED),
+    "Sent, no reply": StageSelector(stage=Stage.SENT, not_stage=Stage.REPLIED),
+    "Replied": StageSelector(stage=Stage.REPLIED),
+    "Replied, not closed": StageSelector(stage=Stage.REPLIED, not_stage=Stage.CLOSED),
+    "Closed": StageSelector(stage=Stage.CLOSED),
+    "Failed": StageSelector(statuses=(Status.FAILED.value,)),
+    "Unknown": StageSelector(statuses=(Status.UNKNOWN.value,)),
+    "Not sent yet": StageSelector(statuses=(Status.QUEUED.value, Status.SENDING.value)),
+}
+
+_STAGE_COLUMN = {
+    Stage.SENT: BlastRecipient.sent_at,
+    Stage.RECEIVED: BlastRecipient.delivered_at,
+    Stage.READ: BlastRecipient.read_timestamp,
+    Stage.REPLIED: BlastRecipient.replied_at,
+    Stage.CLOSED: BlastRecipient.closed_at,
+}
+
+
+def select_recipients(
+    *, blast_ids: Sequence[int], selector: StageSelector, now: dt.datetime | None = None,
+    search: str | None = None,
+) -> Select:
+    """A query for the recipients of these blasts that the selector picks."""
+    rank = status_rank()
+    query = select(BlastRecipient).where(BlastRecipient.blast_id.in_(tuple(blast_ids)))
+    if selector.stage is not None:
+        query = query.where(rank >= selector.stage.min_rank)
+        if selector.older_than is not None:
+            cutoff = (now or dt.datetime.now(dt.UTC)) - selector.older_than
+            query = query.where(_STAGE_COLUMN[selector.stage] <= cutoff)
+    if selector.not_stage is not None:
+        query = query.where(rank < selector.not_stage.min_rank)
+    if selector.statuses:
+        query = query.where(BlastRecipient.status.in_(selector.statuses))
+    if search and search.strip():
+        pattern = f"%{search.strip()}%"
+        query = query.where(or_(
+            BlastRecipient.phone_number.like(pattern),
+            BlastRecipient.contact_name.ilike(pattern),
+            BlastRecipient.reply_text.ilike(pattern),
+        ))
+    return query
+
+
+def page_of_recipients(
+    session: Session, *, blast_id: int, selection: str = "Everyone", search: str | None = None,
+    page: int = 1, page_size: int = 50,
+) -> tuple[list[BlastRecipient], int]:
+    """One page of a blast's recipients and how many there are in all."""
+    query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection], search=search)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(BlastRecipient.id).offset((max(page, 1) - 1) * page_size).limit(page_size)
+    ).all()
+    return list(rows), total
+
+
+def history(session: Session, *, recipient_id: int) -> list[StatusHistory]:
+    return list(session.scalars(
+        select(StatusHistory).where(StatusHistory.recipient_id == recipient_id)
+        .order_by(StatusHistory.changed_at, StatusHistory.id)
+    ))
+
+
+def mark_closed(
+    session: Session, *, recipient_ids: Sequence[int], source: str = "manual",
+    at: dt.datetime | None = None, note: str | None = None,
+) -> list[StatusChange]:
+    """Record sales: each recipient moves to CLOSED (a no-op for ones already closed)."""
+    event = {"action": "mark closed", **({"note": note} if note else {})}
+    return [
+        apply_status(session, recipient_id=rid, status=Status.CLOSED, source=source, at=at, event=event)
+        for rid in recipient_ids
+    ]
+
+
+def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> int:
+    """A person decided these UNKNOWN sends should go again: back in the queue."""
+    changed = 0
+    for rid in recipient_ids:
+        recipient = session.get(BlastRecipient, rid)
+        if recipient is None or recipient.status != Status.UNKNOWN.value:
+            continue
+        change = apply_status(
+            session, recipient_id=rid, status=Status.QUEUED, source="manual", manual=True,
+            event={"action": "resend"},
+            updates={"error": None, "next_attempt_at": None, "attempts": 0},
+        )
+        changed += change.changed
+    return changed
+
+
+def mark_failed(session: Session, *, recipient_ids: Sequence[int]) -> int:
+    """A person decided these UNKNOWN sends did not go out."""
+    changed = 0
+    for rid in recipient_ids:
+        recipient = session.get(BlastRecipient, rid)
+        if recipient is None or recipient.status != Status.UNKNOWN.value:
+            continue
+        change = apply_status(
+            session, recipient_id=rid, status=Status.FAILED, source="manual", manual=True,
+            event={"action": "mark failed"}, updates={"error": "Marked as not sent by a person."},
+        )
+        changed += change.changed
+    return changed

@@ -1,0 +1,121 @@
+"""Recipients by stage, search, closing sales by hand, and deciding about unknown sends."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.db import transaction
+from core.errors import BadInput
+from core.followups import chain_funnels, chain_ids, create_follow_up, next_stage_name
+from core.models import Blast, BlastRecipient, OptOut, StatusHistory, utcnow
+from core.recipients import (
+    SELECTIONS,
+    StageSelector,
+    mark_closed,
+    mark_failed,
+    page_of_recipients,
+    resend_unknown,
+)
+from core.statuses import Stage
+from tests.support.factories import make_blast, make_recipient
+
+STATUSES = ["QUEUED", "PENDING", "DELIVERY_ACK", "READ_ACK", "READ_ACK", "REPLIED", "CLOSED",
+            "FAILED", "UNKNOWN"]
+
+
+def _blast(engine: Engine) -> int:
+    with transaction(engine) as s:
+        blast = make_blast(s, blast_tag="Raya", follow_up_stage="Initial", name="Raya")
+        for i, status in enumerate(STATUSES):
+            make_recipient(s, blast, status=status, contact_name=f"Person {i}",
+                           read_timestamp=utcnow() - dt.timedelta(hours=i) if status == "READ_ACK" else None)
+        return blast.id
+
+
+@pytest.mark.parametrize(("selection", "count"), [
+    ("Everyone", 9), ("Sent", 6), ("Sent, not received", 1), ("Received", 5),
+    ("Received, not read", 1), ("Read", 4), ("Read, no reply", 2), ("Replied", 2),
+    ("Replied, not closed", 1), ("Closed", 1), ("Failed", 1), ("Unknown", 1),
+    ("Not sent yet", 1), ("Sent, no reply", 4),
+])
+def test_selections(engine: Engine, selection: str, count: int) -> None:
+    blast_id = _blast(engine)
+    with transaction(engine) as s:
+        rows, total = page_of_recipients(s, blast_id=blast_id, selection=selection, page_size=3)
+    assert total == count
+    assert len(rows) == min(3, count)
+
+
+def test_search_by_name_or_number_and_pages(engine: Engine) -> None:
+    blast_id = _blast(engine)
+    with transaction(engine) as s:
+        rows, total = page_of_recipients(s, blast_id=blast_id, search="person 3")
+        assert total == 1 and rows[0].contact_name == "Person 3"
+        page2, total = page_of_recipients(s, blast_id=blast_id, page=2, page_size=4)
+        assert total == 9 and len(page2) == 4
+
+
+def test_mark_closed_records_a_manual_change_once(engine: Engine) -> None:
+    blast_id = _blast(engine)
+    with transaction(engine) as s:
+        ids = s.scalars(select(BlastRecipient.id).where(BlastRecipient.blast_id == blast_id,
+                                                        BlastRecipient.status == "REPLIED")).all()
+        changes = mark_closed(s, recipient_ids=[*ids, *ids], note="paid RM120")
+    assert [c.changed for c in changes] == [True, False]
+    with transaction(engine) as s:
+        history = s.scalars(select(StatusHistory).where(StatusHistory.recipient_id == ids[0])).all()
+        assert [(h.new_status, h.source, h.event["note"]) for h in history] == [
+            ("CLOSED", "manual", "paid RM120")
+        ]
+
+
+def test_unknown_sends_are_resent_or_marked_failed_only_by_a_person(engine: Engine) -> None:
+    _blast(engine)
+    with transaction(engine) as s:
+        unknown = s.scalars(select(BlastRecipient.id).where(BlastRecipient.status == "UNKNOWN")).one()
+        other = s.scalars(select(BlastRecipient.id).where(BlastRecipient.status == "READ_ACK")).first()
+        assert resend_unknown(s, recipient_ids=[unknown, other]) == 1
+        assert s.get(BlastRecipient, unknown).status == "QUEUED"
+        assert s.get(BlastRecipient, other).status == "READ_ACK"
+    with transaction(engine) as s:
+        s.get(BlastRecipient, unknown).status = "UNKNOWN"
+    with transaction(engine) as s:
+        assert mark_failed(s, recipient_ids=[unknown]) == 1
+        assert s.get(BlastRecipient, unknown).status == "FAILED"
+
+
+@pytest.mark.parametrize(("stage", "expected"), [
+    (None, "Follow-up 1"), ("Initial", "Follow-up 1"), ("Follow-up 1", "Follow-up 2"),
+    ("follow-up 9", "Follow-up 10"),
+])
+def test_next_stage_name(stage, expected) -> None:
+    assert next_stage_name(stage) == expected
+
+
+def test_follow_up_for_read_no_reply_after_some_hours(engine: Engine) -> None:
+    blast_id = _blast(engine)
+    with transaction(engine) as s:
+        # One "read, no reply" opted out meanwhile: a follow-up must not include them.
+        reader = s.scalars(select(BlastRecipient).where(BlastRecipient.status == "READ_ACK")
+                           .order_by(BlastRecipient.id)).first()
+        s.add(OptOut(phone_number=reader.phone_number, source="webhook", keyword="STOP"))
+    with transaction(engine) as s:
+        child = create_follow_up(
+            s, parent_id=blast_id, message_template="Still keen, {name}?",
+            selector=StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED,
+                                   older_than=dt.timedelta(hours=2)),
+        )
+        assert (child.follow_up_stage, child.blast_tag) == ("Follow-up 1", "Raya")
+        assert child.parent_blast_id == blast_id
+        assert child.state == "draft" and child.total_recipients == 1
+        assert chain_ids(s, blast_id=child.id) == [blast_id, child.id]
+        chain = chain_funnels(s, blast_id=blast_id)
+        assert [b.id for b, _ in chain] == [blast_id, child.id]
+        assert chain[1][1].total == 1
+    with pytest.raises(BadInput), transaction(engine) as s:
+        create_follow_up(s, parent_id=child.id, message_template="x", selector=SELECTIONS["Closed"])
+    with transaction(engine) as s:
+        assert s.scalar(select(Blast.id).where(Blast.parent_blast_id == child.id)) is None
