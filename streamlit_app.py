@@ -14,6 +14,7 @@ if get_script_run_ctx() is not None:  # a browser session, not the server import
     st.navigation(
         [
             st.Page("pages/overview.py", title="Overview", icon=":material/filter_alt:", default=True),
+            st.Page("pages/blast.py", title="Blast detail", icon=":material/campaign:"),
             st.Page("pages/health.py", title="Settings & health", icon=":material/monitor_heart:"),
         ]
     ).run()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from core.funnel import Funnel
 from core.statuses import Stage
@@ -35,4 +37,76 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
         )
     )
     figure.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=height)
+    return figure
+
+
+def trend_figure(trend: pd.DataFrame) -> go.Figure:
+    """Messages sent per day (bars) with the share read and replied to (lines)."""
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure.add_bar(x=trend["day"], y=trend["sent"], name="Sent", marker_color="#93c5fd")
+    figure.add_scatter(
+        x=trend["day"],
+        y=trend["read_rate"],
+        name="Read %",
+        mode="lines+markers",
+        line={"color": "#10b981"},
+        secondary_y=True,
+    )
+    figure.add_scatter(
+        x=trend["day"],
+        y=trend["reply_rate"],
+        name="Replied %",
+        mode="lines+markers",
+        line={"color": "#f59e0b"},
+        secondary_y=True,
+    )
+    figure.update_yaxes(title_text="Messages sent", secondary_y=False)
+    figure.update_yaxes(title_text="% of sent", range=[0, 100], secondary_y=True)
+    figure.update_layout(
+        margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=340, legend={"orientation": "h", "y": 1.12}
+    )
+    return figure
+
+
+def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
+    """Each tag's rate with its 95% interval: overlapping bars mean no proven winner."""
+    rate, low, high = tags[f"{stage}_rate"], tags[f"{stage}_low"], tags[f"{stage}_high"]
+    figure = go.Figure(
+        go.Bar(
+            x=tags["tag"],
+            y=rate,
+            marker_color="#0f766e",
+            error_y={"type": "data", "symmetric": False, "array": high - rate, "arrayminus": rate - low},
+            customdata=list(zip(tags["sent"], low, high, strict=True)),
+            hovertemplate="%{x}: %{y:.1f}% of %{customdata[0]:,} sent<br>"
+            "likely between %{customdata[1]:.1f}% and %{customdata[2]:.1f}%<extra></extra>",
+        )
+    )
+    figure.update_layout(yaxis_title=f"% {stage}", margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=320)
+    return figure
+
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def hours_figure(activity: pd.DataFrame, *, what: str) -> go.Figure:
+    """A weekday × hour heatmap of reads or replies, in the team's time zone."""
+    chosen = activity[activity["what"] == what]
+    grid = (
+        chosen.pivot_table(index="weekday", columns="hour_of_day", values="n", aggfunc="sum")
+        .reindex(index=WEEKDAYS, columns=range(24))
+        .fillna(0)
+    )
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.values,
+            x=[f"{h:02d}:00" for h in range(24)],
+            y=WEEKDAYS,
+            colorscale="Teal",
+            hovertemplate="%{y} %{x}: %{z:,.0f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=280, yaxis={"autorange": "reversed"}
+    )
     return figure

@@ -36,25 +36,32 @@ def render_filters(
         )
     with col_tags:
         chosen_tags = st.multiselect(
-            "Campaign tags", tags, default=chosen_tags, key=f"{key_prefix}_tags",
+            "Campaign tags",
+            tags,
+            default=chosen_tags,
+            key=f"{key_prefix}_tags",
             placeholder="All tags",
         )
     with col_stages:
         chosen_stages = st.multiselect(
-            "Follow-up stages", stages, default=chosen_stages, key=f"{key_prefix}_stages",
+            "Follow-up stages",
+            stages,
+            default=chosen_stages,
+            key=f"{key_prefix}_stages",
             placeholder="All stages",
         )
     start, end = (picked[0], picked[1]) if len(picked) == 2 else (None, None)
     _write_params(start, end, chosen_tags, chosen_stages)
     return FunnelFilter(
-        start=start, end=end, tags=tuple(chosen_tags), follow_up_stages=tuple(chosen_stages),
+        start=start,
+        end=end,
+        tags=tuple(chosen_tags),
+        follow_up_stages=tuple(chosen_stages),
         timezone=timezone,
     )
 
 
-def _write_params(
-    start: dt.date | None, end: dt.date | None, tags: list[str], stages: list[str]
-) -> None:
+def _write_params(start: dt.date | None, end: dt.date | None, tags: list[str], stages: list[str]) -> None:
     wanted: dict[str, str | list[str]] = {}
     if start and end:
         wanted.update({"from": start.isoformat(), "to": end.isoformat()})
@@ -62,7 +69,9 @@ def _write_params(
         wanted["tag"] = tags
     if stages:
         wanted["stage"] = stages
-    current = {k: (st.query_params.get_all(k) if k in ("tag", "stage") else st.query_params.get(k))
-               for k in st.query_params}
+    current = {
+        k: (st.query_params.get_all(k) if k in ("tag", "stage") else st.query_params.get(k))
+        for k in st.query_params
+    }
     if current != wanted:
         st.query_params.from_dict(wanted)

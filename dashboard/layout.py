@@ -27,13 +27,22 @@ def page_header(title: str, caption: str | None = None) -> None:
         )
 
 
+class Outcome:
+    """Whether the work inside `friendly_errors` went through."""
+
+    ok = True
+
+
 @contextlib.contextmanager
-def friendly_errors(action: str) -> Iterator[None]:
+def friendly_errors(action: str) -> Iterator[Outcome]:
     """Show what went wrong in words, never a stack trace."""
+    outcome = Outcome()
     try:
-        yield
+        yield outcome
     except BlastError as exc:
+        outcome.ok = False
         st.error(f"Could not {action}: {exc.message}")
     except Exception:
+        outcome.ok = False
         log.exception("unexpected failure while trying to %s", action)
         st.error(f"Could not {action} because of an unexpected problem. It has been logged.")

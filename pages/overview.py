@@ -2,11 +2,13 @@
 
 import streamlit as st
 
+from core.analytics import activity_by_hour, daily_trend, response_times, tag_comparison
 from core.funnel import filter_options, funnel, funnel_by_blast
 from core.statuses import Stage
-from dashboard.charts import funnel_figure
+from dashboard.charts import funnel_figure, hours_figure, tag_figure, trend_figure
 from dashboard.data import session, settings
 from dashboard.filters import render_filters
+from dashboard.format import duration_words
 from dashboard.layout import page_header
 from dashboard.tables import blast_table
 
@@ -64,7 +66,62 @@ st.dataframe(
     use_container_width=True,
     column_config={
         "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
-        **{c: st.column_config.NumberColumn(format="%.1f%%") for c in
-           ("Received %", "Read %", "Replied %", "Closed %")},
+        **{
+            c: st.column_config.NumberColumn(format="%.1f%%")
+            for c in ("Received %", "Read %", "Replied %", "Closed %")
+        },
     },
 )
+
+st.subheader("Day by day")
+with session() as s:
+    trend = daily_trend(s, filters=filters)
+if trend.empty:
+    st.caption("Nothing has been sent yet in this selection.")
+else:
+    st.plotly_chart(trend_figure(trend), use_container_width=True, key="trend")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Tags compared")
+    with session() as s:
+        tags_frame = tag_comparison(s, filters=filters)
+    if tags_frame.empty:
+        st.caption("No tags to compare yet.")
+    else:
+        stage = st.radio("Rate", ["replied", "read", "closed"], horizontal=True, key="tag_stage")
+        st.plotly_chart(tag_figure(tags_frame, stage=stage), use_container_width=True, key="tags")
+        st.caption(
+            "The thin lines show where each rate probably really lies (95%). When two tags' "
+            "lines overlap, neither has proven better yet: small blasts swing a lot."
+        )
+with right:
+    st.subheader("How fast people respond")
+    with session() as s:
+        times = response_times(s, filters=filters)
+    r1, r2 = st.columns(2)
+    r1.metric(
+        "Typical time to read",
+        duration_words(times.read_median),
+        help="Median: half of readers opened the message sooner than this.",
+    )
+    r1.metric("9 in 10 read within", duration_words(times.read_p90))
+    r2.metric("Typical time to reply", duration_words(times.reply_median))
+    r2.metric("9 in 10 replied within", duration_words(times.reply_p90))
+    if times.sampled:
+        st.caption("Based on the most recent 50,000 messages.")
+
+st.subheader("When people answer")
+with session() as s:
+    activity = activity_by_hour(s, filters=filters)
+if activity.empty:
+    st.caption("No reads or replies yet.")
+else:
+    which = st.radio(
+        "Show",
+        ["replied", "read"],
+        horizontal=True,
+        key="hours_what",
+        format_func={"replied": "Replies", "read": "Reads"}.get,
+    )
+    st.plotly_chart(hours_figure(activity, what=which), use_container_width=True, key="hours")

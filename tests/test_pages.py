@@ -29,8 +29,16 @@ def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     st.cache_data.clear()
 
 
-def run_page(path: str) -> AppTest:
-    at = AppTest.from_file(str(PROJECT_ROOT / path), default_timeout=30)
+def page(path: str, **query: str) -> AppTest:
+    """A page as the app serves it: through the router, so links between pages resolve."""
+    at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=30)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.switch_page(path)
+
+
+def run_page(path: str, **query: str) -> AppTest:
+    at = page(path, **query)
     at.run()
     assert not at.exception, at.exception
     return at
@@ -73,8 +81,7 @@ def test_overview_filter_by_tag_from_the_url(app_db: str, engine: Engine) -> Non
             blast = make_blast(s, blast_tag=tag)
             for _ in range(n):
                 make_recipient(s, blast, status="DELIVERY_ACK")
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages/overview.py"), default_timeout=30)
-    at.query_params["tag"] = "CNY"
+    at = page("pages/overview.py", tag="CNY")
     at.run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Sent"] == "2"
@@ -85,3 +92,65 @@ def test_overview_filter_by_tag_from_the_url(app_db: str, engine: Engine) -> Non
 def test_health_page_renders(app_db: str) -> None:
     at = run_page("pages/health.py")
     assert any("Database" in h.value for h in at.subheader)
+
+
+def _sent_blast(engine: Engine, state: str = "sending") -> int:
+    with transaction(engine) as s:
+        blast = make_blast(s, blast_tag="Raya", name="Raya promo", state=state, device="d1")
+        for status in ["QUEUED", "PENDING", "DELIVERY_ACK", "READ_ACK", "REPLIED", "UNKNOWN", "FAILED"]:
+            make_recipient(s, blast, status=status, contact_name=f"Name {status}")
+        return blast.id
+
+
+def test_blast_detail_shows_progress_equal_to_the_funnel(app_db: str, engine: Engine) -> None:
+    blast_id = _sent_blast(engine)
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Sent"] == "4"
+    assert metrics["Still to send"] == "1"
+    assert metrics["Failed"] == "1" and metrics["Unknown"] == "1"
+    assert metrics["Expected to finish"] != "—"
+    assert at.button(key="pause")
+    stuck = at.dataframe[0].value
+    assert dict(zip(stuck["Status"], stuck["Recipients"], strict=True))["REPLIED"] == 1
+
+
+def test_blast_detail_pause_then_resume(app_db: str, engine: Engine) -> None:
+    blast_id = _sent_blast(engine)
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    at.button(key="pause").click().run()
+    assert not at.exception
+    assert any("Paused by you" in w.value for w in at.warning)
+    at.button(key="resume").click().run()
+    assert not at.exception
+    assert not any("Paused by you" in w.value for w in at.warning)
+
+
+def test_blast_detail_recipient_search_and_filter(app_db: str, engine: Engine) -> None:
+    blast_id = _sent_blast(engine, state="completed")
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    at.selectbox(key="rcp_sel").set_value("Read").run()
+    table = at.dataframe[1].value
+    assert sorted(table["Status"]) == ["READ_ACK", "REPLIED"]
+    at.text_input(key="rcp_q").set_value("Name REPLIED").run()
+    assert list(at.dataframe[1].value["Status"]) == ["REPLIED"]
+
+
+def test_blast_detail_creates_a_follow_up(app_db: str, engine: Engine) -> None:
+    blast_id = _sent_blast(engine, state="completed")
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    at.number_input(key="fu_hours").set_value(0)
+    at.selectbox(key="fu_sel").set_value("Sent, no reply")
+    at.button(key="fu_create").click().run()
+    assert not at.exception, at.exception
+    assert any("created for 3 recipients" in m.value for m in at.success)
+
+
+def test_blast_detail_empty_state(app_db: str) -> None:
+    at = run_page("pages/blast.py")
+    assert any("No blasts yet" in i.value for i in at.info)

@@ -1,0 +1,75 @@
+"""How far a blast has got and when it will finish, under its device's pacing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.funnel import Funnel, FunnelFilter, funnel
+from core.models import Blast, Device, utcnow
+from core.sending.pacing import PacingRules, earliest_send, estimate_finish, parse_quiet_hours
+
+
+@dataclass(frozen=True)
+class Progress:
+    funnel: Funnel
+    remaining: int
+    done: int
+    eta: dt.datetime | None
+
+    @property
+    def fraction(self) -> float:
+        total = self.done + self.remaining
+        return 1.0 if total == 0 else self.done / total
+
+
+def default_rules(settings: Settings) -> PacingRules:
+    quiet_start, quiet_end = parse_quiet_hours(settings.send_quiet_hours)
+    return PacingRules(
+        min_gap_seconds=settings.send_min_gap_seconds, jitter_seconds=settings.send_jitter_seconds,
+        pause_every=settings.send_pause_every, pause_seconds=settings.send_pause_seconds,
+        daily_cap=settings.send_daily_cap, quiet_start=quiet_start, quiet_end=quiet_end,
+    )
+
+
+def rules_for(session: Session, *, device: str | None, settings: Settings) -> PacingRules:
+    row = session.get(Device, device) if device else None
+    return PacingRules.of(row) if row is not None else default_rules(settings)
+
+
+def eta(
+    session: Session, *, device: str | None, remaining: int, settings: Settings,
+    start: dt.datetime | None = None,
+) -> dt.datetime | None:
+    """When the last of `remaining` messages should go, starting now (or at `start`)."""
+    if remaining == 0:
+        return None
+    now = utcnow()
+    start = max(start or now, now)
+    zone = settings.timezone
+    if settings.send_pacing == "off":
+        return start
+    row = session.get(Device, device) if device else None
+    if row is not None:
+        start = max(start, earliest_send(row, now=start, zone=zone))
+        sent_today = row.sent_in_day if row.sent_day == start.astimezone(zone).date() else 0
+        return estimate_finish(PacingRules.of(row), remaining=remaining, start=start, zone=zone,
+                               sent_today=sent_today, sent_since_pause=row.sent_since_pause)
+    return estimate_finish(default_rules(settings), remaining=remaining, start=start, zone=zone)
+
+
+def blast_progress(session: Session, *, blast_id: int, settings: Settings) -> Progress:
+    counts = funnel(session, filters=FunnelFilter(blast_ids=(blast_id,)))
+    blast_state, device, scheduled_at = session.execute(
+        select(Blast.state, Blast.device, Blast.scheduled_at).where(Blast.id == blast_id)
+    ).one()
+    remaining = counts.waiting
+    finish = None
+    if blast_state in ("sending", "scheduled", "draft"):
+        finish = eta(session, device=device or settings.wsapme_device, remaining=remaining,
+                     settings=settings, start=scheduled_at)
+    return Progress(funnel=counts, remaining=remaining, done=counts.total - remaining, eta=finish)

@@ -1,0 +1,23 @@
+"""Numbers and times in the words a marketer reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def duration_words(value: dt.timedelta | None) -> str:
+    """A duration rounded to what matters: "45 min", "3 h 10 min", "2 days 4 h"."""
+    if value is None:
+        return "—"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return (
+        f"{days} day{'s' if days > 1 else ''} {hours} h" if hours else f"{days} day{'s' if days > 1 else ''}"
+    )

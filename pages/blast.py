@@ -1,0 +1,74 @@
+"""Blast detail: one blast's live progress, funnel, recipients, exports and follow-ups."""
+
+import streamlit as st
+from sqlalchemy import select
+
+from core.funnel import FunnelFilter, funnel
+from core.models import Blast
+from dashboard import blast_views as views
+from dashboard.charts import funnel_figure
+from dashboard.data import session
+from dashboard.layout import page_header
+
+page_header("Blast detail")
+
+with session() as s:
+    choices = s.execute(
+        select(Blast.id, Blast.name, Blast.blast_tag, Blast.blast_date).order_by(Blast.id.desc())
+    ).all()
+if not choices:
+    st.info("No blasts yet. Start one on the **New blast** page.")
+    st.page_link("pages/new_blast.py", label="New blast", icon=":material/add:")
+    st.stop()
+
+labels = {
+    c.id: f"#{c.id} · {c.name or 'Untitled'} · {c.blast_tag or 'no tag'} · "
+    f"{views.local(c.blast_date, '%d %b %Y')}"
+    for c in choices
+}
+wanted = st.query_params.get("blast")
+ids = list(labels)
+index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in labels else 0
+blast_id = st.selectbox("Blast", ids, index=index, format_func=labels.get, key="blast_pick")
+st.query_params["blast"] = str(blast_id)
+
+with session() as s:
+    blast = s.get(Blast, blast_id)
+    s.expunge(blast)
+
+st.markdown(
+    f"### {blast.name or 'Untitled blast'} {views.state_badge(blast.state)}\n"
+    f"Tag **{blast.blast_tag or '—'}** · stage **{blast.follow_up_stage or '—'}** · "
+    f"{blast.total_recipients:,} recipients · created {views.local(blast.created_at)}"
+)
+if blast.parent_blast_id:
+    st.page_link(
+        "pages/blast.py",
+        label=f"Follow-up of blast #{blast.parent_blast_id}",
+        query_params={"blast": blast.parent_blast_id},
+        icon=":material/subdirectory_arrow_right:",
+    )
+if blast.state == "paused" and blast.state_reason:
+    st.warning(blast.state_reason, icon=":material/pause_circle:")
+if blast.state == "scheduled" and blast.scheduled_at:
+    st.info(f"Scheduled for {views.local(blast.scheduled_at)}.", icon=":material/schedule:")
+
+views.render_actions(blast)
+live = st.fragment(views.render_progress, run_every=2 if blast.state in views.LIVE_STATES else None)
+live(blast_id)
+
+tab_funnel, tab_people, tab_export, tab_follow = st.tabs(["Funnel", "Recipients", "Export", "Follow up"])
+with tab_funnel:
+    with session() as s:
+        counts = funnel(s, filters=FunnelFilter(blast_ids=(blast_id,)))
+    st.plotly_chart(funnel_figure(counts, height=320), use_container_width=True, key="blast_funnel")
+    st.subheader("Where recipients are now")
+    views.render_stuck_table(blast_id)
+    st.subheader("Follow-up chain")
+    views.render_chain(blast_id)
+with tab_people:
+    views.render_recipients(blast_id)
+with tab_export:
+    views.render_export(blast_id)
+with tab_follow:
+    views.render_follow_up(blast)
