@@ -94,7 +94,7 @@ def render_stuck_table(blast_id: int) -> None:
     st.dataframe(
         frame,
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_config={
             "Share %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100)
         },
@@ -137,7 +137,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     event = st.dataframe(
         frame.drop(columns=["id"]),
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         on_select="rerun",
         selection_mode="multi-row",
         key=f"{key_prefix}_table",
@@ -261,7 +261,7 @@ def render_chain(blast_id: int) -> None:
         st.caption("No follow-ups yet.")
         return
     frame = pd.DataFrame(records)
-    st.dataframe(frame, hide_index=True, use_container_width=True)
+    st.dataframe(frame, hide_index=True, width="stretch")
     total = frame[["Sent", "Replied", "Closed"]].sum()
     st.write(
         f"Across the chain: **{total['Sent']:,}** sent, **{total['Replied']:,}** replied, "

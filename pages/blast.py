@@ -61,7 +61,7 @@ tab_funnel, tab_people, tab_export, tab_follow = st.tabs(["Funnel", "Recipients"
 with tab_funnel:
     with session() as s:
         counts = funnel(s, filters=FunnelFilter(blast_ids=(blast_id,)))
-    st.plotly_chart(funnel_figure(counts, height=320), use_container_width=True, key="blast_funnel")
+    st.plotly_chart(funnel_figure(counts, height=320), width="stretch", key="blast_funnel")
     st.subheader("Where recipients are now")
     views.render_stuck_table(blast_id)
     st.subheader("Follow-up chain")

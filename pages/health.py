@@ -21,5 +21,7 @@ else:
     st.write(f"WSAPME at `{cfg.wsapme_api_url}`, device `{cfg.wsapme_device}`.")
 
 st.subheader("Time")
-st.write(f"Team time zone: **{cfg.app_timezone}**. Phone numbers without a country code are "
-         f"read as **{cfg.phone_region}** numbers.")
+st.write(
+    f"Team time zone: **{cfg.app_timezone}**. Phone numbers without a country code are "
+    f"read as **{cfg.phone_region}** numbers."
+)

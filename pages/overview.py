@@ -46,6 +46,7 @@ for column, stage in zip(columns, Stage, strict=False):
         f"{totals.count(stage):,}",
         None if stage is Stage.SENT or share is None else f"{share:.1f}% of sent",
         delta_color="off",
+        delta_arrow="off",
     )
 columns[-2].metric("Failed", f"{totals.failed:,}", help="The gateway refused these messages.")
 columns[-1].metric(
@@ -57,13 +58,13 @@ columns[-1].metric(
 if totals.waiting:
     st.caption(f"{totals.waiting:,} recipients are still waiting to be sent.")
 
-st.plotly_chart(funnel_figure(totals), use_container_width=True)
+st.plotly_chart(funnel_figure(totals), width="stretch")
 
 st.subheader("Blasts")
 st.dataframe(
     blast_table(per_blast, timezone=settings().app_timezone),
     hide_index=True,
-    use_container_width=True,
+    width="stretch",
     column_config={
         "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
         **{
@@ -79,7 +80,7 @@ with session() as s:
 if trend.empty:
     st.caption("Nothing has been sent yet in this selection.")
 else:
-    st.plotly_chart(trend_figure(trend), use_container_width=True, key="trend")
+    st.plotly_chart(trend_figure(trend), width="stretch", key="trend")
 
 left, right = st.columns(2)
 with left:
@@ -90,7 +91,7 @@ with left:
         st.caption("No tags to compare yet.")
     else:
         stage = st.radio("Rate", ["replied", "read", "closed"], horizontal=True, key="tag_stage")
-        st.plotly_chart(tag_figure(tags_frame, stage=stage), use_container_width=True, key="tags")
+        st.plotly_chart(tag_figure(tags_frame, stage=stage), width="stretch", key="tags")
         st.caption(
             "The thin lines show where each rate probably really lies (95%). When two tags' "
             "lines overlap, neither has proven better yet: small blasts swing a lot."
@@ -124,4 +125,4 @@ else:
         key="hours_what",
         format_func={"replied": "Replies", "read": "Reads"}.get,
     )
-    st.plotly_chart(hours_figure(activity, what=which), use_container_width=True, key="hours")
+    st.plotly_chart(hours_figure(activity, what=which), width="stretch", key="hours")

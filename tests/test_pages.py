@@ -154,3 +154,60 @@ def test_blast_detail_creates_a_follow_up(app_db: str, engine: Engine) -> None:
 def test_blast_detail_empty_state(app_db: str) -> None:
     at = run_page("pages/blast.py")
     assert any("No blasts yet" in i.value for i in at.info)
+
+
+CONTACTS = (
+    "Nama,No. Telefon,Produk\n"
+    "Aisyah,012-345 6789,Kuih\n"
+    "Wei Ling,+60 11-2345 6789,Bak kwa\n"
+    "Aisyah again,0123456789,Kuih\n"
+    "Nobody,12345,Kuih\n"
+).encode("utf-8-sig")
+
+
+def _upload(at: AppTest, data: bytes = CONTACTS) -> AppTest:
+    at.run()
+    at.file_uploader(key="upload").set_value(("contacts.csv", data, "text/csv"))
+    return at.run()
+
+
+def test_new_blast_without_a_file_explains_what_to_upload(app_db: str) -> None:
+    at = run_page("pages/new_blast.py")
+    assert any("Upload a CSV to begin" in i.value for i in at.info)
+
+
+def test_new_blast_reports_rows_and_sends(app_db: str, engine: Engine) -> None:
+    from sqlalchemy import select
+
+    from core.models import Blast, BlastRecipient
+
+    at = _upload(page("pages/new_blast.py"))
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Ready to send"] == "2"
+    assert metrics["Duplicate (skipped)"] == "1"
+    assert metrics["Not a usable number"] == "1"
+    assert at.button(key="send_blast").disabled
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}, *{produk}* is on sale 🎉").run()
+    assert not at.exception, at.exception
+    assert not at.button(key="send_blast").disabled
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    assert any("is sending now" in m.value for m in at.success)
+    with transaction(engine) as s:
+        blast = s.scalars(select(Blast)).one()
+        texts = sorted(s.scalars(select(BlastRecipient.message_text)))
+    assert (blast.state, blast.blast_tag, blast.total_recipients) == ("sending", "Raya", 2)
+    assert texts == ["Hi Aisyah, *Kuih* is on sale 🎉", "Hi Wei Ling, *Bak kwa* is on sale 🎉"]
+
+
+def test_new_blast_refuses_an_unknown_placeholder_and_a_bad_file(app_db: str) -> None:
+    at = _upload(page("pages/new_blast.py"))
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {nmae}").run()
+    assert at.error and "nmae" in at.error[0].value
+    assert at.button(key="send_blast").disabled
+    bad = _upload(page("pages/new_blast.py"), b"PK\x03\x04" + bytes(200))
+    assert not bad.exception
+    assert bad.error and "Excel" in bad.error[0].value

@@ -47,9 +47,7 @@ def parse_quiet_hours(text: str) -> tuple[dt.time | None, dt.time | None]:
     return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
 
 
-def ensure_device(
-    session: Session, *, device: str, settings: Settings, lock: bool = False
-) -> Device:
+def ensure_device(session: Session, *, device: str, settings: Settings, lock: bool = False) -> Device:
     """The device's pacing row, created from the settings' defaults the first time it is seen.
 
     With `lock`, the row stays locked until the transaction ends: that is how several
@@ -129,8 +127,13 @@ def record_send(
 
 
 def estimate_finish(
-    rules: PacingRules, *, remaining: int, start: dt.datetime, zone: ZoneInfo,
-    sent_today: int = 0, sent_since_pause: int = 0,
+    rules: PacingRules,
+    *,
+    remaining: int,
+    start: dt.datetime,
+    zone: ZoneInfo,
+    sent_today: int = 0,
+    sent_since_pause: int = 0,
 ) -> dt.datetime:
     """When `remaining` messages will have gone out, at the average gap, honouring every rule."""
     moment = start
@@ -152,3 +155,15 @@ def estimate_finish(
         last = moment
         moment = moment + dt.timedelta(seconds=gap)
     return last if remaining else start
+
+
+def save_rules(session: Session, *, device: str, rules: PacingRules, settings: Settings) -> Device:
+    """Store a device's pacing rules as a person set them; counters and slots are kept."""
+    row = ensure_device(session, device=device, settings=settings, lock=True)
+    row.min_gap_seconds = rules.min_gap_seconds
+    row.jitter_seconds = rules.jitter_seconds
+    row.pause_every = rules.pause_every
+    row.pause_seconds = rules.pause_seconds
+    row.daily_cap = rules.daily_cap
+    row.quiet_start, row.quiet_end = rules.quiet_start, rules.quiet_end
+    return row

@@ -1,0 +1,225 @@
+"""The new-blast wizard's steps: upload, report, message, pacing, test send, send."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from core import templates
+from core.csv_import import ImportReport, Outcome, opted_out_among, parse_csv
+from core.errors import BadInput, GatewayError
+from core.gateway import make_client
+from core.phones import normalise, to_gateway
+from core.sending.pacing import PacingRules, save_rules
+from core.sending.progress import eta, rules_for
+from dashboard.data import session, settings
+from dashboard.format import duration_words
+
+OUTCOME_WORDS = {
+    Outcome.VALID: "Ready to send",
+    Outcome.WARNING: "Ready, with a warning",
+    Outcome.DUPLICATE: "Duplicate (skipped)",
+    Outcome.INVALID: "Not a usable number",
+    Outcome.SUPPRESSED: "Opted out (skipped)",
+    Outcome.BLANK: "Blank line",
+}
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the file…")
+def _parsed(
+    data: bytes, filename: str, phone_column: str | None, name_column: str | None, region: str
+) -> ImportReport:
+    return parse_csv(
+        data, filename=filename, phone_column=phone_column, name_column=name_column, region=region
+    )
+
+
+def read_upload(upload, *, phone_column: str | None, name_column: str | None) -> ImportReport | None:  # type: ignore[no-untyped-def]
+    """The uploaded file's row-by-row report, or None after saying why it cannot be read.
+
+    Parsing is cached per file; the opt-out list is checked fresh on every run.
+    """
+    try:
+        report = _parsed(upload.getvalue(), upload.name, phone_column, name_column, settings().phone_region)
+    except BadInput as exc:
+        st.error(exc.message, icon=":material/error:")
+        return None
+    with session() as s:
+        numbers = [row.phone for row in report.recipients if row.phone]
+        return report.with_opt_outs(opted_out_among(s, numbers))
+
+
+def render_report(report: ImportReport) -> None:
+    counts = report.counts
+    shown = [o for o in Outcome if counts[o]]
+    cols = st.columns(max(len(shown), 1))
+    for col, outcome in zip(cols, shown, strict=False):
+        col.metric(OUTCOME_WORDS[outcome], f"{counts[outcome]:,}")
+    st.caption(
+        f"Numbers from column **{report.phone_column}**"
+        + (f", names from **{report.name_column}**" if report.name_column else ", no name column found")
+        + f" · read as {report.encoding}."
+    )
+    for note in report.notes:
+        st.caption(note)
+    problems = report.problems
+    if problems:
+        frame = pd.DataFrame(
+            [
+                {
+                    "Line": r.line,
+                    "What": OUTCOME_WORDS[r.outcome],
+                    "As typed": r.raw_phone,
+                    "Number": r.phone or "",
+                    "Name": r.name or "",
+                    "Why": r.reason or (f"same number as line {r.duplicate_of}" if r.duplicate_of else ""),
+                }
+                for r in problems
+            ]
+        )
+        with st.expander(f"{len(problems):,} rows need a look", expanded=len(problems) <= 20):
+            st.dataframe(frame, hide_index=True, width="stretch", key="report_table")
+    st.download_button(
+        "Download the full report (CSV)",
+        report.to_csv().encode("utf-8-sig"),
+        file_name="import-report.csv",
+        mime="text/csv",
+        key="report_dl",
+        icon=":material/download:",
+    )
+
+
+def render_template(report: ImportReport, *, key: str = "tpl") -> tuple[str, bool]:
+    """The message box with a live preview; returns the text and whether it is usable."""
+    names = report.variable_names
+    st.caption(
+        "Placeholders you can use: "
+        + " ".join(f"`{{{n}}}`" for n in names)
+        + " · WhatsApp formatting like `*bold*` and `_italic_` works."
+    )
+    text = st.text_area(
+        "Message",
+        key=key,
+        height=160,
+        placeholder="Hi {name}! Our Raya promo is on: *20% off* until Sunday 🎉",
+    )
+    if not text.strip():
+        st.info("Write the message to see how it will look.")
+        return text, False
+    problems = templates.validate(text, names)
+    if problems:
+        for problem in problems:
+            st.error(problem, icon=":material/error:")
+        return text, False
+    previews = templates.preview(text, [_row_variables(r) for r in report.recipients])
+    for row, rendered in zip(report.recipients, previews, strict=False):
+        with st.chat_message("user", avatar=":material/chat:"):
+            st.caption(f"To {row.name or row.phone}")
+            st.markdown(rendered.text)
+            for problem in rendered.problems:
+                st.warning(problem)
+    blanks = sum(1 for r in report.recipients if not templates.render(text, _row_variables(r)).ok)
+    if blanks:
+        st.warning(
+            f"{blanks:,} recipients have an empty value for a placeholder: their message "
+            "would have a gap. Fix the file, or tick the box below to send anyway."
+        )
+        return text, st.checkbox("Send anyway, leaving the gaps empty", key=f"{key}_blanks")
+    return text, True
+
+
+def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {**row.variables, "name": row.name or "", "phone": row.phone or ""}
+
+
+def render_pacing(recipients: int) -> None:
+    cfg = settings()
+    device = cfg.wsapme_device
+    with session() as s:
+        rules = rules_for(s, device=device, settings=cfg)
+    if cfg.send_pacing == "off":
+        st.info("Pacing is off (SEND_PACING=off): messages go as fast as the gateway answers.")
+    with st.expander("Sending pace (protects your WhatsApp number from being flagged)"):
+        c1, c2, c3 = st.columns(3)
+        gap = c1.number_input(
+            "Seconds between messages", 1.0, 600.0, float(rules.min_gap_seconds), key="p_gap"
+        )
+        jitter = c2.number_input(
+            "Plus a random extra of up to (s)", 0.0, 600.0, float(rules.jitter_seconds), key="p_jit"
+        )
+        cap = c3.number_input("Most messages a day", 0, 5000, int(rules.daily_cap), key="p_cap")
+        c4, c5, c6 = st.columns(3)
+        every = c4.number_input(
+            "Longer pause every … messages", 0, 1000, int(rules.pause_every), key="p_every"
+        )
+        pause = c5.number_input("Longer pause (minutes)", 0.0, 240.0, rules.pause_seconds / 60, key="p_pause")
+        quiet = c6.text_input(
+            "Quiet hours",
+            _quiet_text(rules),
+            key="p_quiet",
+            help="No messages between these times (team time zone), e.g. 21:00-09:00, or off.",
+        )
+        if st.button("Save pace", key="p_save"):
+            _save_pacing(device, gap, jitter, cap, every, pause, quiet)
+    with session() as s:
+        finish = eta(s, device=device, remaining=recipients, settings=cfg)
+    if finish:
+        zone = cfg.timezone
+        took = finish - dt.datetime.now(dt.UTC)
+        st.write(
+            f"At this pace, **{recipients:,}** messages take about **{duration_words(took)}** "
+            f"and finish around **{finish.astimezone(zone):%a %d %b, %H:%M}** if sent now."
+        )
+
+
+def _quiet_text(rules: PacingRules) -> str:
+    if rules.quiet_start is None or rules.quiet_end is None:
+        return "off"
+    return f"{rules.quiet_start:%H:%M}-{rules.quiet_end:%H:%M}"
+
+
+def _save_pacing(
+    device: str, gap: float, jitter: float, cap: int, every: int, pause: float, quiet: str
+) -> None:
+    from core.sending.pacing import parse_quiet_hours
+
+    try:
+        start, end = parse_quiet_hours(quiet)
+    except ValueError:
+        st.error("Quiet hours should look like 21:00-09:00, or say off.")
+        return
+    rules = PacingRules(
+        min_gap_seconds=gap,
+        jitter_seconds=jitter,
+        pause_every=int(every),
+        pause_seconds=pause * 60,
+        daily_cap=int(cap),
+        quiet_start=start,
+        quiet_end=end,
+    )
+    with session() as s:
+        save_rules(s, device=device, rules=rules, settings=settings())
+    st.success("Pace saved for this WhatsApp device.")
+
+
+def render_test_send(text: str, report: ImportReport) -> None:
+    st.caption("Send the message, filled in for the first recipient, to your own number first.")
+    c1, c2 = st.columns([3, 1])
+    number = c1.text_input("Your WhatsApp number", key="test_to", placeholder="012-345 6789")
+    c2.write("")
+    if c2.button("Send test", key="test_send", icon=":material/send:") and number.strip():
+        phone = normalise(number, settings().phone_region)
+        if not phone.ok:
+            st.error(f"That number cannot be used: {phone.reason}.")
+            return
+        first = report.recipients[0] if report.recipients else None
+        body = templates.render(text, _row_variables(first) if first else {}).text
+        try:
+            result = make_client(settings()).send_text(to=to_gateway(phone.e164), message=body)
+        except GatewayError as exc:
+            st.error(f"The test was not sent: {exc.message}")
+            return
+        st.success(f"Test sent to {phone.e164}. Check your phone before sending the blast.")
+        st.caption(f"Gateway message id {result.message_id}")

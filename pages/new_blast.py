@@ -1,0 +1,133 @@
+"""New blast: upload → check the list → write the message → pace → test → send or schedule."""
+
+import datetime as dt
+
+import streamlit as st
+
+from core.csv_import import create_draft_blast_from_import
+from core.sending import blasts
+from dashboard import new_blast_views as views
+from dashboard.data import session, settings
+from dashboard.layout import friendly_errors, page_header
+
+page_header("New blast", "Upload your contact list, write the message, test it, send it.")
+cfg = settings()
+
+st.subheader("1 · Who to send to")
+upload = st.file_uploader(
+    "Contact list (CSV from Excel, Google Sheets or Google Contacts)",
+    type=["csv", "txt", "tsv"],
+    key="upload",
+    help="One row per person, with a phone number column. Names and other columns can be used "
+    "in the message.",
+)
+if upload is None:
+    st.info(
+        "Upload a CSV to begin. A header row with **Phone** (or Mobile, No. Telefon…) and "
+        "**Name** (or Nama) works best.",
+        icon=":material/upload_file:",
+    )
+    st.stop()
+
+overrides = st.session_state.get("columns_override", {})
+report = views.read_upload(upload, phone_column=overrides.get("phone"), name_column=overrides.get("name"))
+if report is None:
+    st.stop()
+views.render_report(report)
+with st.expander("Use other columns"):
+    headers = list(report.columns.headers)
+    phone_pick = st.selectbox("Phone number column", headers, index=report.columns.phone, key="col_phone")
+    name_pick = st.selectbox(
+        "Name column",
+        ["(none)", *headers],
+        key="col_name",
+        index=1 + report.columns.names[0] if report.columns.names else 0,
+    )
+    if st.button("Re-read with these columns", key="col_apply"):
+        st.session_state["columns_override"] = {
+            "phone": phone_pick,
+            "name": None if name_pick == "(none)" else name_pick,
+        }
+        st.rerun()
+if not report.recipients:
+    st.error("There is no usable number in this file, so there is no one to send to.")
+    st.stop()
+
+st.subheader("2 · About this blast")
+c1, c2, c3 = st.columns(3)
+name = c1.text_input("Blast name", value=upload.name.rsplit(".", 1)[0], key="blast_name")
+tag = c2.text_input(
+    "Campaign tag",
+    key="blast_tag",
+    placeholder="e.g. Raya Promo",
+    help="Used to filter and compare campaigns on the Overview.",
+)
+stage = c3.text_input("Follow-up stage", value="Initial", key="blast_stage")
+
+st.subheader("3 · Message")
+text, message_ok = views.render_template(report)
+
+st.subheader("4 · Pace")
+views.render_pacing(len(report.recipients))
+
+st.subheader("5 · Test")
+if message_ok:
+    views.render_test_send(text, report)
+else:
+    st.caption("Write a message that works first.")
+
+st.subheader("6 · Send")
+when = st.radio("When", ["Send now", "Schedule for later"], horizontal=True, key="when")
+send_at = None
+if when == "Schedule for later":
+    d1, d2 = st.columns(2)
+    local_now = dt.datetime.now(cfg.timezone)
+    day = d1.date_input("Day", local_now.date() + dt.timedelta(days=1), key="sched_day")
+    clock = d2.time_input("Time", dt.time(10, 0), key="sched_time")
+    send_at = dt.datetime.combine(day, clock, tzinfo=cfg.timezone).astimezone(dt.UTC)
+
+problems = []
+if not tag.strip():
+    problems.append("give the blast a campaign tag")
+if not message_ok:
+    problems.append("write a message that works")
+if send_at is not None and send_at <= dt.datetime.now(dt.UTC):
+    problems.append("pick a time in the future")
+if problems:
+    st.caption("Before sending: " + "; ".join(problems) + ".")
+
+b1, b2 = st.columns(2)
+label = f"Send to {len(report.recipients):,} people" if send_at is None else "Schedule the blast"
+send_clicked = b1.button(
+    label, type="primary", disabled=bool(problems), key="send_blast", icon=":material/send:"
+)
+draft_clicked = b2.button("Save as draft", key="save_draft", disabled=not tag.strip())
+if send_clicked or draft_clicked:
+    with friendly_errors("create the blast") as done, session() as s:
+        blast = create_draft_blast_from_import(
+            s,
+            report=report,
+            tag=tag.strip(),
+            follow_up_stage=stage.strip() or None,
+            message_template=text if message_ok else None,
+            name=name.strip() or None,
+        )
+        if send_clicked:
+            blasts.launch(
+                s,
+                blast_id=blast.id,
+                at=send_at,
+                device=cfg.wsapme_device,
+                timezone=cfg.timezone,
+                allow_blanks=st.session_state.get("tpl_blanks", False),
+            )
+        blast_id, state = blast.id, blast.state
+    if done.ok:
+        words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
+        st.success(f"Blast #{blast_id} {words.get(state, state)}.", icon=":material/check_circle:")
+        st.page_link(
+            "pages/blast.py",
+            label=f"Follow blast #{blast_id}",
+            query_params={"blast": blast_id},
+            icon=":material/monitoring:",
+        )
