@@ -1,0 +1,78 @@
+"""`python -m core simulator`: run the WSAPME gateway simulator until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from core.simulator import ACK_SHAPES, Proportions, start_simulator
+
+DEFAULTS = Proportions()
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "simulator",
+        help="run a stand-in WSAPME gateway on this machine",
+        description="A stand-in WSAPME gateway: answers sends and status look-ups like "
+        "WSAPME and posts delivery, read and reply webhooks. Point WSAPME_API_URL and "
+        "WSAPME_MASTER_URL at it. Controls and counts live under /_sim/.",
+    )
+    parser.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--webhook-url", help="where to post delivery, read and reply events")
+    parser.add_argument(
+        "--mode",
+        choices=("realistic", "fast"),
+        default="realistic",
+        help="realistic: delays of seconds to hours; fast: near-zero delays",
+    )
+    parser.add_argument("--seed", help="repeat the same ids and recipient behaviour")
+    parser.add_argument("--token", help="accept only this token (default: any non-empty one)")
+    parser.add_argument(
+        "--webhook-shape",
+        choices=("mixed", *ACK_SHAPES),
+        default="mixed",
+        help="one payload shape for every webhook (default: a realistic mix)",
+    )
+    parser.add_argument("--ack-numbering", choices=("baileys", "wwebjs"), default="baileys")
+    for name, help_text in (
+        ("delivered", "share of sent messages delivered"),
+        ("read", "share of delivered messages read"),
+        ("replied", "share of sent messages replied to"),
+    ):
+        parser.add_argument(
+            f"--{name}",
+            type=float,
+            default=getattr(DEFAULTS, name),
+            help=f"{help_text} (default {getattr(DEFAULTS, name)})",
+        )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    sim = start_simulator(
+        host=args.host,
+        port=args.port,
+        webhook_url=args.webhook_url,
+        mode=args.mode,
+        seed=args.seed,
+        token=args.token,
+        webhook_shape=args.webhook_shape,
+        ack_numbering=args.ack_numbering,
+        proportions=Proportions(delivered=args.delivered, read=args.read, replied=args.replied),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"WSAPME simulator ({args.mode}) listening on {sim.url}", flush=True)
+    print(f"webhooks go to {args.webhook_url or 'nowhere yet (POST /_sim/webhook)'}", flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    print("simulator stopped", flush=True)
+    return 0

@@ -1,0 +1,218 @@
+"""Turning gateway refusals, HTTP errors and network failures into domain errors, in plain words.
+
+The split that matters: an error with `accepted=False` proves the gateway did not take the
+message (retry if `retryable`); `OutcomeUnknown` means it may have gone out (never resend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+)
+
+from core.errors import (
+    ConfigError,
+    DeviceOffline,
+    GatewayAuthError,
+    GatewayError,
+    GatewayRefused,
+    GatewayServerError,
+    GatewayUnreachable,
+    OutcomeUnknown,
+    RateLimited,
+)
+
+AUTH_WORDS = ("token", "unauthori", "unauthenticated", "api key", "apikey")
+OFFLINE_WORDS = (
+    "offline",
+    "disconnect",
+    "not connected",
+    "logged out",
+    "logout",
+    "not login",
+    "scan the qr",
+    "scan qr",
+    "not ready",
+)
+UNKNOWN_DEVICE_WORDS = ("device not found", "invalid device", "unknown device", "no device")
+INVALID_NUMBER_WORDS = (
+    "invalid number",
+    "number invalid",
+    "invalid phone",
+    "not registered",
+    "not exist",
+    "not on whatsapp",
+    "wrong number",
+    "invalid jid",
+    "not a whatsapp",
+)
+MAX_REASON_CHARS = 200
+MAX_RAW_TEXT_CHARS = 2000
+
+
+def scrub(value: Any, secret: str | None) -> Any:
+    """The value with every copy of the secret masked, in case a gateway echoes our headers."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    text = json.dumps(value, default=str)
+    return json.loads(text.replace(secret, "***")) if secret in text else value
+
+
+def gateway_reason(body: object) -> str | None:
+    """The gateway's own one-line reason (its `message` field), trimmed for showing."""
+    if not isinstance(body, Mapping):
+        return None
+    reason = body.get("message")
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    return " ".join(reason.split())[:MAX_REASON_CHARS]
+
+
+def refusal_from_body(body: object, *, device: str) -> GatewayError:
+    """The error for an answer that says no (`success: false`), from the gateway's words."""
+    reason = gateway_reason(body) or ""
+    words = reason.lower()
+    if any(w in words for w in AUTH_WORDS):
+        return GatewayAuthError("WSAPME refused the token: check WSAPME_TOKEN in the settings.", raw=body)
+    if any(w in words for w in UNKNOWN_DEVICE_WORDS):
+        return DeviceOffline(
+            f"WSAPME does not know the WhatsApp device '{device}': check WSAPME_DEVICE in the settings.",
+            raw=body,
+        )
+    if any(w in words for w in OFFLINE_WORDS):
+        return DeviceOffline("The WhatsApp device is offline: open WSAPME and reconnect it.", raw=body)
+    if any(w in words for w in INVALID_NUMBER_WORDS):
+        return GatewayRefused(
+            f"This number is not a valid WhatsApp number (WSAPME said: {reason}).", raw=body
+        )
+    said = f"WSAPME said: {reason}" if reason else "WSAPME gave no reason"
+    return GatewayRefused(f"WSAPME did not accept the message ({said}).", raw=body)
+
+
+def error_from_http_status(
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    body: object,
+    device: str,
+    sending: bool,
+) -> GatewayError | None:
+    """The error a non-2xx answer means, or None for a 2xx answer (its body decides)."""
+    if 200 <= status < 300:
+        return None
+    if status in (401, 403):
+        return GatewayAuthError("WSAPME refused the token: check WSAPME_TOKEN in the settings.", raw=body)
+    if status == 429:
+        return rate_limited(headers.get("Retry-After"), raw=body)
+    if status == 504 and sending:
+        # A proxy gave up waiting on the gateway, which may still have sent the message.
+        return unknown_outcome("WSAPME's front server timed out waiting for it", raw=body)
+    if status == 504:
+        return GatewayServerError("WSAPME timed out (HTTP 504): try again later.", raw=body)
+    if status >= 500 or status == 408:
+        tail = " The message was not sent and will be tried again." if sending else ""
+        return GatewayServerError(f"WSAPME had a problem on its side (HTTP {status}).{tail}", raw=body)
+    if 300 <= status < 400:
+        return GatewayRefused(
+            f"WSAPME answered with a redirect (HTTP {status}): check the gateway address in the settings.",
+            raw=body,
+        )
+    if gateway_reason(body):
+        return refusal_from_body(body, device=device)
+    return GatewayRefused(f"WSAPME did not accept the request (HTTP {status}).", raw=body)
+
+
+def rate_limited(header: str | None, *, raw: object) -> RateLimited:
+    wait = parse_retry_after(header)
+    when = f"trying again in {wait:.0f} seconds" if wait is not None else "trying again shortly"
+    return RateLimited(f"WSAPME asked to slow down: {when}.", retry_after=wait, raw=raw)
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def unknown_outcome(reason: str, *, raw: object = None, sending: bool = True) -> OutcomeUnknown:
+    if not sending:
+        return OutcomeUnknown(f"WSAPME did not answer ({reason}): try again later.", raw=raw)
+    return OutcomeUnknown(
+        f"WSAPME did not confirm the message ({reason}). It may have gone out, so it will "
+        "not be sent again automatically.",
+        raw=raw,
+    )
+
+
+def unreachable(reason: str, *, host: str, sending: bool) -> GatewayUnreachable:
+    tail = " The message was not sent and will be tried again." if sending else ""
+    return GatewayUnreachable(f"Could not reach WSAPME at {host} ({reason}).{tail}")
+
+
+def error_from_exception(
+    exc: requests.RequestException, *, host: str, sending: bool
+) -> GatewayError | ConfigError:
+    """The error a failed request means. Built from the exception's type only: requests'
+    exceptions carry the prepared request, headers and token included, so none of it is kept.
+    """
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return ConfigError("The WSAPME address in the settings is not a valid web address.")
+    if isinstance(exc, requests.exceptions.InvalidSchema):
+        return ConfigError("The WSAPME address in the settings must start with https://.")
+    if isinstance(exc, requests.ConnectTimeout):
+        return unreachable("the connection timed out", host=host, sending=sending)
+    if isinstance(exc, requests.Timeout):
+        return unknown_outcome("no answer in time after the request was sent", sending=sending)
+    if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.ProxyError):
+        return unreachable("the secure connection could not be set up", host=host, sending=sending)
+    if isinstance(exc, requests.ConnectionError):
+        reason = connect_failure(exc)
+        if reason is not None:
+            return unreachable(reason, host=host, sending=sending)
+        return unknown_outcome("the connection dropped before the answer came", sending=sending)
+    return unknown_outcome("the answer was cut off", sending=sending)
+
+
+def connect_failure(exc: requests.ConnectionError) -> str | None:
+    """Why a connection could not be made, or None when the failure came after it was made."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, NameResolutionError):
+        return "the address could not be found"
+    if isinstance(cause, NewConnectionError):
+        if isinstance(cause.__cause__, ConnectionRefusedError):
+            return "connection refused"
+        return "could not connect"
+    if isinstance(cause, ConnectTimeoutError):
+        return "the connection timed out"
+    return None
+
+
+def raw_text(text: str, *, secret: str | None) -> str:
+    return scrub(text[:MAX_RAW_TEXT_CHARS], secret)

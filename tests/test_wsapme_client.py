@@ -1,0 +1,497 @@
+"""The WSAPME client against the simulator over real HTTP: answer shapes, faults, look-ups."""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import logging
+import socket
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.config import Settings
+from core.errors import (
+    ConfigError,
+    DeviceOffline,
+    GatewayAuthError,
+    GatewayError,
+    GatewayRefused,
+    GatewayServerError,
+    GatewayUnreachable,
+    OutcomeUnknown,
+    RateLimited,
+)
+from core.simulator import Proportions, Simulator
+from core.wsapme import WsapmeClient
+from core.wsapme.answers import parse_timestamp, status_from_fields, status_from_value
+from core.wsapme.failures import parse_retry_after, scrub
+from tests.support.simulator import TEST_TOKEN, client_for, running_simulator
+
+TO = "60123456789"
+_numbers = itertools.count(60100000001)
+ALL_READ = Proportions(delivered=1.0, read=1.0, replied=0.0)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with running_simulator(proportions=ALL_READ) as simulator:
+        yield simulator
+
+
+@pytest.fixture(autouse=True)
+def _fresh(sim: Simulator) -> Iterator[None]:
+    sim.clear_faults()
+    sim.set_answer_style(id_place="data.key.id", timestamp="string", status="mixed", lookup_status_place=None)
+    yield
+    sim.clear_faults()
+
+
+@pytest.fixture
+def client(sim: Simulator) -> WsapmeClient:
+    return client_for(sim)
+
+
+def fresh_number() -> str:
+    """A recipient no other test sends to, so counts start at zero on the shared simulator."""
+    return str(next(_numbers))
+
+
+def last_sent(sim: Simulator) -> Any:
+    return sim.sent_messages()[-1]
+
+
+# Answer shapes
+
+
+@pytest.mark.parametrize("id_place", ["data.key.id", "messageId", "data.id", "data.messageId"])
+def test_message_id_is_found_wherever_the_answer_puts_it(
+    sim: Simulator, client: WsapmeClient, id_place: str
+) -> None:
+    sim.set_answer_style(id_place=id_place)
+    result = client.send_text(to=TO, message="Promo hari ini")
+    assert result.message_id == last_sent(sim).message_id
+    assert result.message_id.startswith("3EB0") and len(result.message_id) == 22
+    assert result.raw["success"] is True
+    assert result.data == result.raw["data"]
+
+
+@pytest.mark.parametrize("form", ["string", "number", "string_ms", "number_ms"])
+def test_timestamp_is_unix_seconds_in_every_form(sim: Simulator, client: WsapmeClient, form: str) -> None:
+    sim.set_answer_style(timestamp=form)
+    result = client.send_text(to=TO, message="hello")
+    assert result.message_timestamp == int(last_sent(sim).sent_at)
+    stamp = result.data["messageTimestamp"]
+    assert isinstance(stamp, str) == form.startswith("string")
+
+
+def test_missing_timestamp_is_none_not_an_error(sim: Simulator, client: WsapmeClient) -> None:
+    sim.set_answer_style(timestamp="none")
+    assert client.send_text(to=TO, message="hello").message_timestamp is None
+
+
+@pytest.mark.parametrize("numbering", ["baileys", "wwebjs"])
+@pytest.mark.parametrize("form", ["name", "number"])
+def test_send_status_reads_names_and_both_numberings(numbering: str, form: str) -> None:
+    with running_simulator(ack_numbering=numbering) as sim:
+        sim.set_answer_style(status=form)
+        client = client_for(sim, ack_numbering=numbering)
+        result = client.send_text(to=TO, message="hi")
+    assert result.gateway_status == "PENDING"
+    assert isinstance(result.data["status"], str if form == "name" else int)
+
+
+def test_numbers_are_read_by_the_configured_numbering() -> None:
+    # Baileys' 1 (PENDING) is whatsapp-web.js' one tick: the setting must match the gateway.
+    with running_simulator(ack_numbering="baileys") as sim:
+        sim.set_answer_style(status="number")
+        result = client_for(sim, ack_numbering="wwebjs").send_text(to=TO, message="hi")
+    assert result.data["status"] == 1
+    assert result.gateway_status == "SERVER_ACK"
+
+
+@pytest.mark.parametrize(
+    ("value", "numbering", "expected"),
+    [
+        ("DELIVERY_ACK", "wwebjs", "DELIVERY_ACK"),
+        ("READ", "baileys", "READ_ACK"),
+        ("PLAYED", "baileys", "READ_ACK"),
+        (3, "baileys", "DELIVERY_ACK"),
+        (3, "wwebjs", "READ_ACK"),
+        ("3", "wwebjs", "READ_ACK"),
+        (0, "baileys", "FAILED"),
+        (-1, "wwebjs", "FAILED"),
+        (5, "baileys", "READ_ACK"),
+        (9, "baileys", None),
+        ("CLOSED", "baileys", None),
+        (True, "baileys", None),
+        ("", "baileys", None),
+    ],
+)
+def test_status_values(value: object, numbering: str, expected: str | None) -> None:
+    result = status_from_value(value, numbering=numbering)  # type: ignore[arg-type]
+    assert (str(result) if result else None) == expected
+
+
+def test_names_win_over_numbers() -> None:
+    assert status_from_fields("DELIVERY_ACK", 4, numbering="baileys") == "DELIVERY_ACK"
+    assert status_from_fields(None, 4, numbering="baileys") == "READ_ACK"
+
+
+@given(st.integers(min_value=1_000_000_000, max_value=9_999_999_999))
+def test_milliseconds_and_seconds_give_the_same_second(seconds: int) -> None:
+    assert parse_timestamp(seconds) == seconds
+    assert parse_timestamp(str(seconds * 1000 + 999)) == seconds
+    assert parse_timestamp(float(seconds) + 0.5) == seconds
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "soon", True, -5, 0, float("nan"), float("inf"), "1e400", 1e30, [1]]
+)
+def test_unusable_timestamps_are_none(value: object) -> None:
+    assert parse_timestamp(value) is None
+
+
+@given(st.one_of(st.text(), st.floats(), st.integers()))
+def test_any_timestamp_value_gives_seconds_or_none(value: object) -> None:
+    result = parse_timestamp(value)
+    assert result is None or 0 <= result < 95_617_584_000
+
+
+# Faults: certainly not accepted (with or without retry) versus unknown
+
+REFUSALS = [
+    ("bad_token", {}, GatewayAuthError, False),
+    ("bad_token", {"http_status": 401}, GatewayAuthError, False),
+    ("device_offline", {}, DeviceOffline, False),
+    ("invalid_number", {}, GatewayRefused, False),
+    ("invalid_number", {"http_status": 400}, GatewayRefused, False),
+    ("rate_limited", {"retry_after": "7"}, RateLimited, True),
+    ("server_error", {}, GatewayServerError, True),
+    ("server_error", {"http_status": 503}, GatewayServerError, True),
+]
+
+
+@pytest.mark.parametrize(("kind", "options", "error", "retryable"), REFUSALS)
+def test_refusals_are_certainly_not_accepted(
+    sim: Simulator,
+    client: WsapmeClient,
+    kind: str,
+    options: dict[str, Any],
+    error: type[GatewayError],
+    retryable: bool,
+) -> None:
+    to = fresh_number()
+    sim.set_fault(kind, times=1, **options)
+    with pytest.raises(error) as caught:
+        client.send_text(to=to, message="hi")
+    assert caught.value.accepted is False
+    assert caught.value.retryable is retryable
+    assert sim.sent_count(to) == 0
+    client.send_text(to=to, message="hi")  # the fault was for one request only
+    assert sim.sent_count(to) == 1
+
+
+def test_auth_and_offline_pause_the_blast_while_refusals_do_not(sim: Simulator, client: WsapmeClient) -> None:
+    pauses = {}
+    for kind in ("bad_token", "device_offline", "invalid_number"):
+        sim.set_fault(kind, times=1)
+        with pytest.raises(GatewayError) as caught:
+            client.send_text(to=TO, message="hi")
+        pauses[kind] = caught.value.pauses_blast
+    assert pauses == {"bad_token": True, "device_offline": True, "invalid_number": False}
+
+
+def test_error_words_are_for_a_marketer(sim: Simulator, client: WsapmeClient) -> None:
+    sim.set_fault("device_offline", times=1)
+    with pytest.raises(DeviceOffline) as caught:
+        client.send_text(to=TO, message="hi")
+    assert caught.value.message == "The WhatsApp device is offline: open WSAPME and reconnect it."
+
+
+def test_rate_limit_honours_retry_after_as_an_http_date(sim: Simulator, client: WsapmeClient) -> None:
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    sim.set_fault("rate_limited", times=1, retry_after=later)
+    with pytest.raises(RateLimited) as caught:
+        client.send_text(to=TO, message="hi")
+    assert caught.value.retry_after is not None and 27 <= caught.value.retry_after <= 31
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("12", 12.0), ("0.5", 0.5), ("-3", 0.0), ("", None), ("soon", None)]
+)
+def test_retry_after_forms(header: str, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+UNKNOWNS = [
+    ("slow_answer", {"delay": 1.5}),
+    ("drop_connection", {}),
+    ("drop_connection", {"partial": True}),
+    ("malformed_json", {}),
+    ("no_message_id", {}),
+]
+
+
+@pytest.mark.parametrize(("kind", "options"), UNKNOWNS)
+def test_lost_answers_are_unknown_and_the_message_did_go_out(
+    sim: Simulator, kind: str, options: dict[str, Any]
+) -> None:
+    to = fresh_number()
+    client = client_for(sim, read_timeout=0.5)
+    sim.set_fault(kind, times=1, **options)
+    with pytest.raises(OutcomeUnknown) as caught:
+        client.send_text(to=to, message="hi")
+    assert caught.value.accepted is None
+    assert not caught.value.retryable
+    assert "will not be sent again" in caught.value.message
+    assert sim.sent_count(to) == 1
+    assert last_sent(sim).answer == kind
+
+
+def test_connection_refused_is_unreachable_and_safe_to_retry() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    client = WsapmeClient(
+        token=TEST_TOKEN,
+        device="5850",
+        api_url=f"http://127.0.0.1:{port}",
+        master_url=f"http://127.0.0.1:{port}",
+        connect_timeout=1,
+        read_timeout=1,
+    )
+    with pytest.raises(GatewayUnreachable) as caught:
+        client.send_text(to=TO, message="hi")
+    assert caught.value.accepted is False and caught.value.retryable
+    assert "connection refused" in caught.value.message
+
+
+def test_unknown_host_is_unreachable() -> None:
+    client = WsapmeClient(
+        token=TEST_TOKEN,
+        device="5850",
+        api_url="http://no-such-host.invalid",
+        master_url="http://no-such-host.invalid",
+        connect_timeout=1,
+        read_timeout=1,
+    )
+    with pytest.raises(GatewayUnreachable, match="could not be found"):
+        client.send_text(to=TO, message="hi")
+
+
+def test_connect_timeout_is_unreachable() -> None:
+    # A listener whose backlog is full drops new connection attempts: a connect timeout.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        client = WsapmeClient(
+            token=TEST_TOKEN,
+            device="5850",
+            api_url=f"http://127.0.0.1:{port}",
+            master_url=f"http://127.0.0.1:{port}",
+            connect_timeout=0.3,
+            read_timeout=1,
+        )
+        try:
+            with pytest.raises(GatewayUnreachable, match="timed out"):
+                client.send_text(to=TO, message="hi")
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_invalid_number_is_refused_by_the_gateway(client: WsapmeClient) -> None:
+    with pytest.raises(GatewayRefused, match="not a valid WhatsApp number"):
+        client.send_text(to="12", message="hi")
+
+
+# The token never leaks
+
+
+def _everything_shown(error: BaseException) -> str:
+    return " ".join(
+        [
+            str(error),
+            repr(error),
+            repr(getattr(error, "raw", None)),
+            "".join(traceback.format_exception(error)),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("bad_token", {"http_status": 401}),
+        ("server_error", {}),
+        ("rate_limited", {}),
+        ("slow_answer", {"delay": 1.5}),
+        ("drop_connection", {}),
+        ("malformed_json", {}),
+    ],
+)
+def test_token_never_appears_in_errors_or_logs(
+    sim: Simulator, kind: str, options: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = client_for(sim, read_timeout=0.5)
+    sim.set_fault(kind, times=1, **options)
+    with pytest.raises(GatewayError) as caught:
+        client.send_text(to=TO, message="hi")
+    # Nothing chained: a requests exception would carry the request and its token header.
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+    assert TEST_TOKEN not in _everything_shown(caught.value)
+    assert TEST_TOKEN not in caplog.text
+
+
+def test_token_never_appears_when_unreachable(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = WsapmeClient(
+        token=TEST_TOKEN,
+        device="5850",
+        api_url="http://127.0.0.1:9",
+        master_url="http://127.0.0.1:9",
+        connect_timeout=0.5,
+        read_timeout=0.5,
+    )
+    with pytest.raises(GatewayUnreachable) as caught:
+        client.device_status()
+    assert caught.value.__context__ is None
+    assert TEST_TOKEN not in _everything_shown(caught.value) + caplog.text
+
+
+def test_repr_masks_the_token(client: WsapmeClient) -> None:
+    assert TEST_TOKEN not in repr(client) and TEST_TOKEN not in str(client)
+    assert "token='***'" in repr(client)
+
+
+def test_an_echoed_token_is_masked() -> None:
+    body = {"success": False, "message": f"bad header x-wsapme-token: {TEST_TOKEN}"}
+    assert TEST_TOKEN not in repr(scrub(body, TEST_TOKEN))
+
+
+class RecordingSession(requests.Session):
+    """A real session that notes what each request carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, Any]] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.calls.append({"url": url, **kwargs})
+        return super().request(method, url, **kwargs)
+
+
+def test_every_call_has_a_timeout_and_the_token_header(sim: Simulator) -> None:
+    session = RecordingSession()
+    client = client_for(sim, session=session, connect_timeout=1.5, read_timeout=4.0)
+    result = client.send_text(to=TO, message="hi", priority="1")
+    client.message_status(message_id=result.message_id, data=result.data, to=TO)
+    client.message_status(message_id="3EB0NOTKNOWN", data={"key": {"id": "3EB0NOTKNOWN"}})
+    client.device_status()
+    assert len(session.calls) == 5
+    for call in session.calls:
+        assert call["timeout"] == (1.5, 4.0)
+        assert call["headers"] == {"x-wsapme-token": TEST_TOKEN}
+    assert session.calls[0]["json"] == {"device": "5850", "to": TO, "message": "hi", "priority": "1"}
+    assert last_sent(sim).priority == "1"
+
+
+# Settings
+
+
+def test_from_settings_uses_every_gateway_setting(sim: Simulator) -> None:
+    settings = Settings(
+        wsapme_token=TEST_TOKEN,
+        wsapme_device="7001",
+        wsapme_api_url=sim.url + "/",
+        wsapme_master_url=sim.url,
+        wsapme_read_timeout=3.0,
+        wsapme_ack_numbering="wwebjs",
+    )
+    client = WsapmeClient.from_settings(settings)
+    assert client.timeout == (settings.wsapme_connect_timeout, 3.0)
+    assert client.ack_numbering == "wwebjs"
+    client.send_text(to=TO, message="hi")
+    assert last_sent(sim).device == "7001"
+
+
+def test_sandbox_settings_get_a_placeholder_token(sim: Simulator) -> None:
+    client = WsapmeClient.from_settings(Settings(wsapme_token=None, wsapme_api_url=sim.url))
+    assert client.device_status().connected
+
+
+def test_an_empty_token_is_a_settings_error() -> None:
+    with pytest.raises(ConfigError):
+        WsapmeClient(token="", device="1", api_url="http://127.0.0.1:9", master_url="")
+
+
+def test_a_wrong_token_is_refused_by_a_strict_gateway() -> None:
+    with running_simulator(token="the-right-one") as sim:
+        with pytest.raises(GatewayAuthError):
+            client_for(sim, token="a-wrong-one").send_text(to=TO, message="hi")
+        assert client_for(sim, token="the-right-one").send_text(to=TO, message="hi")
+        assert sim.sent_count(TO) == 1  # its own simulator: only the accepted send counts
+
+
+# Status look-ups and device
+
+
+def _sent_and_settled(sim: Simulator, client: WsapmeClient, to: str = TO) -> Any:
+    result = client.send_text(to=to, message="hi")
+    assert sim.wait_idle(5)
+    return result
+
+
+@pytest.mark.parametrize("place", ["status", "data.status", "data.messages.status"])
+def test_look_up_reads_the_status_wherever_it_is(sim: Simulator, client: WsapmeClient, place: str) -> None:
+    sim.set_answer_style(lookup_status_place=place, status="number")
+    sent = _sent_and_settled(sim, client)
+    found = client.message_status(message_id=sent.message_id)
+    assert found is not None
+    assert found.status == sim.emitted().statuses[sent.message_id] == "READ_ACK"
+    assert found.delivered_at is not None and abs(found.delivered_at - time.time()) < 60
+
+
+def test_look_up_falls_back_to_message_info_with_the_stored_data(sim: Simulator) -> None:
+    client = client_for(sim, status_path="/v1/notOnThisGateway")
+    sent = _sent_and_settled(sim, client)
+    assert client.message_status(message_id=sent.message_id) is None
+    found = client.message_status(message_id=sent.message_id, data=sent.data, to=TO)
+    assert found is not None and found.lookup == "message_info"
+    assert found.status == "READ_ACK"
+
+
+def test_unknown_and_empty_look_ups_are_none_never_failed(sim: Simulator, client: WsapmeClient) -> None:
+    assert client.message_status(message_id="3EB0000000000000000000") is None
+    sent = _sent_and_settled(sim, client)
+    sim.set_fault("empty_lookup")
+    assert client.message_status(message_id=sent.message_id, data=sent.data, to=TO) is None
+
+
+def test_a_bad_token_on_a_look_up_is_not_mistaken_for_unknown(sim: Simulator, client: WsapmeClient) -> None:
+    sim.set_fault("bad_token", times=1)
+    with pytest.raises(GatewayAuthError):
+        client.message_status(message_id="3EB0000000000000000000")
+
+
+def test_device_status_follows_the_offline_fault(sim: Simulator, client: WsapmeClient) -> None:
+    assert client.device_status().connected
+    sim.set_fault("device_offline")
+    status = client.device_status()
+    assert not status.connected and status.state == "disconnected"
+    assert not client.device_status().connected  # showing the state does not use it up
+    sim.clear_faults()
+    assert client.device_status().connected
