@@ -145,6 +145,19 @@ class Settings(BaseSettings):
         "that number within this many hours.",
     )
 
+    status_polling: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Ask the gateway for statuses: auto does it only while webhooks are silent.",
+    )
+    poll_interval_seconds: float = Field(60.0, description="Seconds between polling rounds.")
+    poll_batch_size: int = Field(50, description="Messages asked about in one polling round.")
+    poll_max_age_hours: float = Field(
+        48.0, description="Messages older than this are no longer polled."
+    )
+    poll_webhook_silence_minutes: float = Field(
+        30.0, description="In auto mode, polling starts after this long without any webhook."
+    )
+
     @field_validator("app_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Blast, BlastRecipient, BlastState, utcnow
@@ -35,6 +35,15 @@ def devices_with_work(session: Session, *, now: dt.datetime) -> list[str]:
         .distinct()
     ).all()
     return [d for d in rows if d]
+
+
+def next_retry_at(session: Session) -> dt.datetime | None:
+    """The earliest time a queued recipient of a sending blast waits for (a retry's backoff)."""
+    return session.scalar(
+        select(func.min(BlastRecipient.next_attempt_at))
+        .join(Blast)
+        .where(Blast.state == BlastState.SENDING, BlastRecipient.status == Status.QUEUED.value)
+    )
 
 
 def claim_next(

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
+# `--once` also waits for retries due within this long, so a busy gateway does not end it early.
+ONCE_RETRY_HORIZON = dt.timedelta(minutes=5)
 
 
 class Sender(Protocol):
@@ -86,8 +88,13 @@ class SendWorker:
             if outcome is True:
                 sent += 1
                 continue
+            if once and isinstance(outcome, float) and outcome > ONCE_RETRY_HORIZON.total_seconds():
+                break  # the rest waits for pacing (a daily cap, quiet hours): not "due now"
             if once and outcome is None:
-                break
+                retry = self._next_retry()
+                if retry is None or retry - utcnow() > ONCE_RETRY_HORIZON:
+                    break
+                outcome = max((retry - utcnow()).total_seconds(), 0.05)
             stop.wait(min(outcome or IDLE_SECONDS, IDLE_SECONDS))
         self.housekeeping(force=True)
         return sent
@@ -109,6 +116,10 @@ class SendWorker:
             if wait is not None:
                 waits.append(wait)
         return min(waits) if waits else IDLE_SECONDS
+
+    def _next_retry(self) -> dt.datetime | None:
+        with transaction(self.engine) as s:
+            return queue.next_retry_at(s)
 
     def housekeeping(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_housekeeping < HOUSEKEEPING_SECONDS:

@@ -1,0 +1,159 @@
+"""Polling, the fallback when webhooks are silent: ask the gateway about messages not yet read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.db import transaction
+from core.errors import GatewayError
+from core.funnel import status_rank
+from core.models import BlastRecipient, WebhookInbox, utcnow
+from core.phones import to_gateway
+from core.status_engine import apply_status
+from core.statuses import RANK, Stage, Status, parse_status
+from core.wsapme.answers import StatusResult
+
+log = logging.getLogger(__name__)
+
+
+class StatusLookup(Protocol):
+    def message_status(
+        self, *, message_id: str, data: dict | None = None, to: str | None = None
+    ) -> StatusResult | None: ...
+
+
+@dataclass(frozen=True)
+class PollRound:
+    asked: int = 0
+    changed: int = 0
+    unknown: int = 0
+    errors: int = 0
+    stopped_by: str | None = None
+
+
+def webhooks_silent(session: Session, *, settings: Settings, now: dt.datetime) -> bool:
+    """True when no webhook has arrived recently, so statuses must be fetched instead."""
+    last = session.scalar(select(func.max(WebhookInbox.received_at)))
+    return last is None or now - last > dt.timedelta(minutes=settings.poll_webhook_silence_minutes)
+
+
+def polling_wanted(session: Session, *, settings: Settings, now: dt.datetime) -> bool:
+    if settings.status_polling == "off":
+        return False
+    return settings.status_polling == "on" or webhooks_silent(session, settings=settings, now=now)
+
+
+def due_for_polling(
+    session: Session, *, now: dt.datetime, settings: Settings, blast_id: int | None = None,
+    limit: int | None = None,
+) -> list[BlastRecipient]:
+    """Sent but not yet read, young enough to still change, and past their backoff."""
+    rank = status_rank()
+    query = (
+        select(BlastRecipient)
+        .where(BlastRecipient.message_id.is_not(None), rank >= Stage.SENT.min_rank,
+               rank < Stage.READ.min_rank,
+               BlastRecipient.sent_at >= now - dt.timedelta(hours=settings.poll_max_age_hours))
+        .order_by(BlastRecipient.last_polled_at.asc().nulls_first(), BlastRecipient.id)
+    )
+    if blast_id is not None:
+        query = query.where(BlastRecipient.blast_id == blast_id)
+    rows = session.scalars(query).all()
+    if blast_id is None:
+        rows = [r for r in rows if _backoff_over(r, now=now, settings=settings)]
+    return list(rows[:limit] if limit else rows)
+
+
+def _backoff_over(row: BlastRecipient, *, now: dt.datetime, settings: Settings) -> bool:
+    if row.last_polled_at is None:
+        return True
+    wait = settings.poll_interval_seconds * 2 ** min(row.poll_failures, 6)
+    return now - row.last_polled_at >= dt.timedelta(seconds=wait)
+
+
+def poll_round(
+    engine: Engine, client: StatusLookup, *, settings: Settings, blast_id: int | None = None,
+) -> PollRound:
+    """Ask about one batch (or, for a blast's "refresh statuses", all of its unread messages)."""
+    now = utcnow()
+    with transaction(engine) as s:
+        limit = None if blast_id is not None else settings.poll_batch_size
+        targets = [(r.id, r.message_id, r.wsapme_message_data, r.phone_number)
+                   for r in due_for_polling(s, now=now, settings=settings, blast_id=blast_id, limit=limit)]
+    asked = changed = unknown = errors = 0
+    for recipient_id, message_id, data, phone in targets:
+        try:
+            answer = client.message_status(message_id=message_id, data=data, to=to_gateway(phone))
+        except GatewayError as exc:
+            errors += 1
+            _note_poll(engine, recipient_id, now=now, failed=True)
+            if exc.pauses_blast or exc.retryable:  # the gateway is unwell: stop asking for now
+                return PollRound(asked, changed, unknown, errors, stopped_by=exc.message)
+            continue
+        asked += 1
+        if answer is None:
+            unknown += 1
+            _note_poll(engine, recipient_id, now=now, failed=True)
+            continue
+        changed += _apply_answer(engine, recipient_id, answer, now=now)
+    return PollRound(asked, changed, unknown, errors)
+
+
+def _apply_answer(engine: Engine, recipient_id: int, answer: StatusResult, *, now: dt.datetime) -> int:
+    status = parse_status(answer.status or "")
+    with transaction(engine) as s:
+        _mark_polled(s, recipient_id, now=now, failed=False)
+        if status is None or RANK[status] < Stage.SENT.min_rank:
+            return 0  # a status look-up never proves a failure: unknown changes nothing
+        delivered = (dt.datetime.fromtimestamp(answer.delivered_at, dt.UTC)
+                     if answer.delivered_at else None)
+        at = delivered if status is Status.DELIVERY_ACK and delivered else now
+        change = apply_status(
+            s, recipient_id=recipient_id, status=status, source="polling", at=at,
+            event={"lookup": answer.lookup, "answer": answer.raw},
+            updates={"message_c2s_timestamp": answer.delivered_at} if answer.delivered_at else None,
+        )
+        return int(change.changed)
+
+
+def _note_poll(engine: Engine, recipient_id: int, *, now: dt.datetime, failed: bool) -> None:
+    with transaction(engine) as s:
+        _mark_polled(s, recipient_id, now=now, failed=failed)
+
+
+def _mark_polled(session: Session, recipient_id: int, *, now: dt.datetime, failed: bool) -> None:
+    failures = BlastRecipient.poll_failures + 1 if failed else 0
+    session.execute(
+        update(BlastRecipient).where(BlastRecipient.id == recipient_id)
+        .values(last_polled_at=now, poll_failures=failures)
+        .execution_options(synchronize_session=False)
+    )
+
+
+class Poller:
+    """The background poller: a round every interval while polling is wanted."""
+
+    def __init__(self, *, engine: Engine, client: StatusLookup, settings: Settings) -> None:
+        self.engine, self.client, self.settings = engine, client, settings
+        self.last_round: PollRound | None = None
+        self.last_run: dt.datetime | None = None
+        self.active = False
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.poll_interval_seconds):
+            try:
+                with transaction(self.engine) as s:
+                    self.active = polling_wanted(s, settings=self.settings, now=utcnow())
+                if self.active:
+                    self.last_round = poll_round(self.engine, self.client, settings=self.settings)
+                    self.last_run = utcnow()
+            except Exception:  # keep polling alive through a database or gateway outage
+                log.exception("status polling round failed; trying again next interval")

@@ -1,0 +1,68 @@
+"""Helpers for send tests: blasts of many recipients, and workers aimed at the simulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, insert, select
+
+from core.config import Settings
+from core.db import transaction
+from core.models import Blast, BlastRecipient
+from core.sending import blasts
+from core.sending.worker import SendWorker
+from tests.support.simulator import client_for
+
+KL = ZoneInfo("Asia/Kuala_Lumpur")
+
+
+def phone(i: int) -> str:
+    return f"+6012{i:07d}"
+
+
+def launched_blast(engine: Engine, n: int, *, device: str = "5850", **fields: Any) -> int:
+    """A blast of `n` recipients, launched and sending."""
+    with transaction(engine) as s:
+        blast = Blast(blast_tag="Test", follow_up_stage="Initial", message_template="Hi {name}!",
+                      name="test", **fields)
+        s.add(blast)
+        s.flush()
+        s.execute(insert(BlastRecipient), [
+            {"blast_id": blast.id, "phone_number": phone(i), "contact_name": f"P{i}"} for i in range(n)
+        ])
+        blast.total_recipients = n
+        blast_id = blast.id
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device=device, timezone=KL)
+    return blast_id
+
+
+def test_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"send_pacing": "off", "send_max_attempts": 3, "send_lease_seconds": 30.0,
+                              "send_quiet_hours": "off", "wsapme_device": "5850"}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def worker_for(engine: Engine, sim, **overrides: Any) -> SendWorker:  # type: ignore[no-untyped-def]
+    settings = test_settings(**overrides)
+    return SendWorker(engine=engine, client=client_for(sim, read_timeout=1.0), settings=settings)
+
+
+def statuses(engine: Engine, blast_id: int) -> dict[str, str]:
+    with transaction(engine) as s:
+        rows = s.execute(select(BlastRecipient.phone_number, BlastRecipient.status)
+                         .where(BlastRecipient.blast_id == blast_id)).all()
+    return dict(rows)
+
+
+def blast_state(engine: Engine, blast_id: int) -> tuple[str, str | None]:
+    with transaction(engine) as s:
+        blast = s.get(Blast, blast_id)
+        return blast.state, blast.state_reason
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
