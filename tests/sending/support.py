@@ -39,7 +39,7 @@ def launched_blast(engine: Engine, n: int, *, device: str = "5850", **fields: An
     return blast_id
 
 
-def test_settings(**overrides: Any) -> Settings:
+def settings_for(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"send_pacing": "off", "send_max_attempts": 3, "send_lease_seconds": 30.0,
                               "send_quiet_hours": "off", "wsapme_device": "5850"}
     values.update(overrides)
@@ -47,7 +47,7 @@ def test_settings(**overrides: Any) -> Settings:
 
 
 def worker_for(engine: Engine, sim, **overrides: Any) -> SendWorker:  # type: ignore[no-untyped-def]
-    settings = test_settings(**overrides)
+    settings = settings_for(**overrides)
     return SendWorker(engine=engine, client=client_for(sim, read_timeout=1.0), settings=settings)
 
 

@@ -1,0 +1,116 @@
+"""Polling: only unread, young messages; unknown answers change nothing; backoff; refresh."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.db import transaction
+from core.models import BlastRecipient, StatusHistory, WebhookInbox, utcnow
+from core.polling import poll_round, polling_wanted
+from core.statuses import Status
+from tests.sending.support import launched_blast, settings_for, worker_for
+from tests.support.simulator import client_for, running_simulator
+
+
+@pytest.fixture
+def sim():
+    with running_simulator() as simulator:  # no webhook URL: acks are only visible by asking
+        yield simulator
+
+
+def _sent_blast(engine: Engine, sim, n: int = 6) -> int:  # type: ignore[no-untyped-def]
+    blast_id = launched_blast(engine, n)
+    worker_for(engine, sim).run(once=True)
+    assert sim.wait_idle(5)
+    return blast_id
+
+
+def test_polling_brings_statuses_up_to_what_the_gateway_says(engine: Engine, sim) -> None:
+    blast_id = _sent_blast(engine, sim)
+    settings = settings_for(poll_batch_size=100)
+    result = poll_round(engine, client_for(sim), settings=settings)
+    assert result.asked == 6 and result.errors == 0
+    emitted = sim.emitted().statuses
+    with transaction(engine) as s:
+        rows = s.scalars(select(BlastRecipient).where(BlastRecipient.blast_id == blast_id)).all()
+        for row in rows:
+            expected = emitted[row.message_id]
+            if expected in ("READ_ACK", "DELIVERY_ACK", "SERVER_ACK"):
+                assert row.status == expected
+        sources = set(s.scalars(select(StatusHistory.source)))
+    assert result.changed >= 1 and sources == {"send", "polling"}
+
+
+def test_unknown_answers_change_nothing_and_back_off(engine: Engine, sim) -> None:
+    blast_id = _sent_blast(engine, sim, n=2)
+    sim.set_fault("empty_lookup", times=None)
+    settings = settings_for(poll_batch_size=100, poll_interval_seconds=60)
+    before = {r: s for r, s in _statuses(engine, blast_id).items()}
+    result = poll_round(engine, client_for(sim), settings=settings)
+    assert result.unknown == 2 and result.changed == 0
+    assert _statuses(engine, blast_id) == before
+    # Backed off: a second round right away asks no one.
+    assert poll_round(engine, client_for(sim), settings=settings).asked == 0
+    with transaction(engine) as s:
+        assert {r.poll_failures for r in s.scalars(select(BlastRecipient))} == {1}
+
+
+def test_read_and_old_messages_are_not_polled(engine: Engine, sim) -> None:
+    blast_id = _sent_blast(engine, sim, n=3)
+    with transaction(engine) as s:
+        rows = s.scalars(
+            select(BlastRecipient).where(BlastRecipient.blast_id == blast_id).order_by(BlastRecipient.id)
+        ).all()
+        rows[0].status = Status.READ_ACK.value
+        rows[1].sent_at = utcnow() - dt.timedelta(days=10)
+    result = poll_round(engine, client_for(sim), settings=settings_for(poll_batch_size=100))
+    assert result.asked == 1
+
+
+def test_refresh_one_blast_ignores_the_backoff(engine: Engine, sim) -> None:
+    blast_id = _sent_blast(engine, sim, n=2)
+    settings = settings_for(poll_batch_size=100)
+    poll_round(engine, client_for(sim), settings=settings)
+    again = poll_round(engine, client_for(sim), settings=settings, blast_id=blast_id)
+    unread = sum(
+        1 for s in _statuses(engine, blast_id).values() if s in ("PENDING", "SERVER_ACK", "DELIVERY_ACK")
+    )
+    assert again.asked == unread
+
+
+def test_a_refusing_gateway_stops_the_round(engine: Engine, sim) -> None:
+    _sent_blast(engine, sim, n=3)
+    sim.set_fault("bad_token", times=None, endpoint="status")
+    result = poll_round(engine, client_for(sim), settings=settings_for(poll_batch_size=100))
+    assert result.errors == 1 and result.stopped_by
+
+
+@pytest.mark.parametrize(
+    ("mode", "webhook_age", "wanted"),
+    [
+        ("off", None, False),
+        ("on", dt.timedelta(minutes=1), True),
+        ("auto", None, True),
+        ("auto", dt.timedelta(minutes=1), False),
+        ("auto", dt.timedelta(hours=2), True),
+    ],
+)
+def test_auto_polling_only_while_webhooks_are_silent(engine: Engine, mode, webhook_age, wanted) -> None:
+    now = utcnow()
+    if webhook_age is not None:
+        with transaction(engine) as s:
+            s.add(WebhookInbox(body=b"{}", received_at=now - webhook_age, state="applied"))
+    with transaction(engine) as s:
+        assert polling_wanted(s, settings=settings_for(status_polling=mode), now=now) is wanted
+
+
+def _statuses(engine: Engine, blast_id: int) -> dict[int, str]:
+    with transaction(engine) as s:
+        return dict(
+            s.execute(
+                select(BlastRecipient.id, BlastRecipient.status).where(BlastRecipient.blast_id == blast_id)
+            ).all()
+        )
