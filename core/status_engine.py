@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -64,6 +64,7 @@ def apply_status(
     manual: bool = False,
     updates: Mapping[str, Any] | None = None,
     record_history: bool = True,
+    known_old: Status | None = None,
 ) -> StatusChange:
     """Move one recipient to `status` if that is progress, and record the change.
 
@@ -77,6 +78,13 @@ def apply_status(
         raise ValueError(f"unknown status source {source!r}")
     new = Status(status)
     at = at or utcnow()
+    if known_old is not None and not manual and is_allowed(known_old, new):
+        fast = _compare_and_set(
+            session, recipient_id=recipient_id, old=known_old, new=new, source=source, at=at,
+            event=event, updates=updates or {}, record_history=record_history,
+        )
+        if fast is not None:
+            return fast
     recipient = _locked_recipient(session, recipient_id)
     old = Status(recipient.status)
     if not is_allowed(old, new, manual=manual):
@@ -99,6 +107,36 @@ def apply_status(
             )
         )
     session.flush()
+    return StatusChange(recipient_id, old.value, new.value, changed=True)
+
+
+def _compare_and_set(
+    session: Session, *, recipient_id: int, old: Status, new: Status, source: str,
+    at: dt.datetime, event: Mapping[str, Any] | None, updates: Mapping[str, Any], record_history: bool,
+) -> StatusChange | None:
+    """The hot path when the caller knows the current status (a worker storing its own send):
+    one conditional UPDATE instead of lock, read, write. None when the row has moved on."""
+    values: dict[str, Any] = {"status": new.value, "updated_at": utcnow(), **updates}
+    for stage in stages_between(RANK[old], RANK[new]):
+        column = getattr(BlastRecipient, STAGE_TIMESTAMP_COLUMN[stage])
+        values[STAGE_TIMESTAMP_COLUMN[stage]] = func.coalesce(column, at)
+        if stage is Stage.RECEIVED:
+            values["message_c2s_timestamp"] = func.coalesce(
+                BlastRecipient.message_c2s_timestamp, int(at.timestamp())
+            )
+    result = session.execute(
+        update(BlastRecipient)
+        .where(BlastRecipient.id == recipient_id, BlastRecipient.status == old.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    if record_history:
+        session.execute(insert(StatusHistory).values(
+            recipient_id=recipient_id, old_status=old.value, new_status=new.value, changed_at=at,
+            source=source, event=dict(event) if event is not None else None,
+        ))
     return StatusChange(recipient_id, old.value, new.value, changed=True)
 
 

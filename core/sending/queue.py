@@ -66,13 +66,12 @@ def claim_next(
         .order_by(Blast.id, BlastRecipient.id)
         .limit(1)
         .with_for_update(of=BlastRecipient, skip_locked=True)
+        .scalar_subquery()
     )
-    recipient_id = session.scalar(candidate)
-    if recipient_id is None:
-        return None
+    # One statement: pick and take the row, so a claim costs a single round trip.
     row = session.execute(
         update(BlastRecipient)
-        .where(BlastRecipient.id == recipient_id, BlastRecipient.status == Status.QUEUED.value)
+        .where(BlastRecipient.id == candidate, BlastRecipient.status == Status.QUEUED.value)
         .values(
             status=Status.SENDING.value,
             claimed_by=worker,
@@ -128,7 +127,7 @@ def settle(
     updates = {**updates, "claimed_by": None, "lease_expires_at": None, "next_attempt_at": None}
     change = apply_status(
         session, recipient_id=claim.recipient_id, status=status, source="send", at=at,
-        event=event, updates=updates,
+        event=event, updates=updates, known_old=Status.SENDING,
     )
     return change.changed
 

@@ -71,6 +71,7 @@ class SendWorker:
         self.after_send = after_send
         self.pacing = settings.send_pacing == "on"
         self._last_housekeeping = 0.0
+        self._devices: list[str] = []
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -103,19 +104,25 @@ class SendWorker:
         """One message if one may go now: True when sent; else seconds to wait, None when idle."""
         now = utcnow()
         self.housekeeping()
-        with transaction(self.engine) as s:
-            devices = queue.devices_with_work(s, now=now)
-        if not devices:
-            return None
-        waits = []
-        for device in devices:
-            claim, wait = self._claim(device, now)
-            if claim is not None:
-                self._send(claim)
-                return True
-            if wait is not None:
-                waits.append(wait)
-        return min(waits) if waits else IDLE_SECONDS
+        # The devices that had work last time are tried first: asking which devices have
+        # work costs a query per message, and is only needed when they run dry.
+        for fresh in (False, True):
+            if fresh or not self._devices:
+                with transaction(self.engine) as s:
+                    self._devices = queue.devices_with_work(s, now=now)
+            if not self._devices:
+                return None
+            waits = []
+            for device in self._devices:
+                claim, wait = self._claim(device, now)
+                if claim is not None:
+                    self._send(claim)
+                    return True
+                if wait is not None:
+                    waits.append(wait)
+            if waits:
+                return min(waits)
+        return IDLE_SECONDS
 
     def _next_retry(self) -> dt.datetime | None:
         with transaction(self.engine) as s:
@@ -140,13 +147,14 @@ class SendWorker:
         zone = self.settings.timezone
         lease = dt.timedelta(seconds=self.settings.send_lease_seconds)
         with transaction(self.engine) as s:
+            if not self.pacing:
+                return queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease), None
             device = pacing.ensure_device(s, device=device_id, settings=self.settings, lock=True)
-            if self.pacing:
-                earliest = pacing.earliest_send(device, now=now, zone=zone)
-                if earliest > now:
-                    return None, (earliest - now).total_seconds()
+            earliest = pacing.earliest_send(device, now=now, zone=zone)
+            if earliest > now:
+                return None, (earliest - now).total_seconds()
             claim = queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease)
-            if claim is not None and self.pacing:
+            if claim is not None:
                 pacing.record_send(device, now=now, zone=zone, rng=self.rng)
             return claim, None
 

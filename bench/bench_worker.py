@@ -1,0 +1,76 @@
+"""Benchmark: the send worker's own cost per message, and pacing's achieved rate.
+
+Run: `python -m bench.bench_worker [--messages 1000]`. Pacing off, the simulator answering at
+once over loopback HTTP: the time not spent waiting for the gateway is the worker's overhead
+(claiming, pacing, storing the answer and its history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from sqlalchemy import Engine
+
+from bench.common import databases, table
+from core.config import Settings
+from core.sending.worker import SendWorker
+from tests.sending.support import launched_blast
+from tests.support.simulator import client_for, running_simulator
+
+
+class TimedClient:
+    """Counts the time spent inside gateway calls, to subtract it from the worker's time."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self.client, self.seconds = client, 0.0
+
+    def send_text(self, **kwargs):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return self.client.send_text(**kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def overhead(engine: Engine, sim, messages: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    launched_blast(engine, messages)
+    client = TimedClient(client_for(sim))
+    settings = Settings(_env_file=None, send_pacing="off", wsapme_device="5850")
+    worker = SendWorker(engine=engine, client=client, settings=settings)
+    start = time.perf_counter()
+    sent = worker.run(once=True)
+    total = time.perf_counter() - start
+    assert sent == messages, f"sent {sent} of {messages}"
+    return total / messages, (total - client.seconds) / messages
+
+
+def paced_rate(engine: Engine, sim, messages: int, gap: float) -> float:  # type: ignore[no-untyped-def]
+    launched_blast(engine, messages, device="paced")
+    settings = Settings(_env_file=None, send_pacing="on", wsapme_device="paced", send_min_gap_seconds=gap,
+                        send_jitter_seconds=0, send_pause_every=0, send_daily_cap=0, send_quiet_hours="off")
+    before = len(sim.sent_messages())
+    SendWorker(engine=engine, client=client_for(sim), settings=settings).run(once=True)
+    times = sorted(m.sent_at for m in sim.sent_messages()[before:])
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--paced", type=int, default=40)
+    parser.add_argument("--gap", type=float, default=0.1)
+    args = parser.parse_args()
+    rows = []
+    with databases(name="bench_worker") as engines, running_simulator(mode="fast") as sim:
+        for kind, engine in engines.items():
+            per_message, own = overhead(engine, sim, args.messages)
+            rate = paced_rate(engine, sim, args.paced, args.gap)
+            rows.append([kind, f"{per_message * 1000:.2f} ms", f"{own * 1000:.2f} ms",
+                         f"{rate:.2f}/s", f"{1 / args.gap:.2f}/s", f"{rate * args.gap:.3f}"])
+    print(f"Send worker, {args.messages} messages, pacing off, simulator on loopback:")
+    print(table(rows, ["database", "per message", "worker's own", "paced rate", "configured", "ratio"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""`python -m core import-csv`: a contact list to a draft blast, with the row-by-row report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from core import templates
+from core.config import get_settings
+from core.csv_import import (
+    DEFAULT_MAX_UPLOAD_MB,
+    DELIMITER_NAMES,
+    ImportReport,
+    Outcome,
+    RowResult,
+    create_draft_blast_from_import,
+    import_report,
+)
+from core.csv_import.reading import check_size
+from core.db import make_engine, migrate, transaction
+from core.errors import BadCsv
+from core.models import Blast
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "import-csv", help="create a draft blast from a CSV of contacts",
+        description="Read a CSV of contacts, report every row, and store the usable "
+        "numbers as a draft blast.",
+    )
+    parser.add_argument("file", type=Path, help="the CSV file")
+    parser.add_argument("--tag", required=True, help="the blast's tag, for filtering")
+    parser.add_argument("--follow-up-stage", help="the follow-up stage, e.g. FU1")
+    parser.add_argument("--message", help="the message template, e.g. 'Hi {name}'")
+    parser.add_argument("--name", help="the blast's name (default: the file name)")
+    parser.add_argument("--phone-column", help="the column holding the numbers")
+    parser.add_argument("--name-column", help="the column holding the names")
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                        help=f"largest file accepted (default: {DEFAULT_MAX_UPLOAD_MB:g} MB)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    data = _read_file(args.file, args.max_upload_mb)
+    settings = get_settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        migrate(engine)
+        with transaction(engine) as session:
+            report = import_report(
+                session, data, filename=args.file.name, phone_column=args.phone_column,
+                name_column=args.name_column, region=settings.phone_region,
+                max_upload_mb=args.max_upload_mb,
+            )
+            blast = create_draft_blast_from_import(
+                session, report=report, tag=args.tag, follow_up_stage=args.follow_up_stage,
+                message_template=args.message, name=args.name,
+            )
+    finally:
+        engine.dispose()
+    summary = _summary(blast, report, args.message)
+    print(json.dumps(summary, ensure_ascii=False) if args.json else _human(summary, report))
+    return 0
+
+
+def _read_file(path: Path, max_upload_mb: float) -> bytes:
+    try:
+        if not path.is_file():
+            raise BadCsv(f"There is no file at {path}.")
+        check_size(path.stat().st_size, max_upload_mb=max_upload_mb)  # before reading it all
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadCsv(f"{path} cannot be read: {exc.strerror or exc}.") from None
+
+
+def _summary(blast: Blast, report: ImportReport, message: str | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "blast_id": blast.id,
+        "blast_name": blast.name,
+        "recipients": blast.total_recipients,
+        "skipped_opted_out": blast.skipped_opted_out,
+        "phone_column": report.phone_column,
+        "name_column": report.name_column,
+        "encoding": report.encoding,
+        "delimiter": DELIMITER_NAMES.get(report.delimiter, report.delimiter),
+        "notes": report.notes,
+        "counts": report.counts,
+        "rows": [_row(row) for row in report.rows],
+    }
+    if message is not None:
+        summary["message_problems"] = _message_problems(message, report.recipients)
+    return summary
+
+
+def _row(row: RowResult) -> dict[str, Any]:
+    out = row.as_dict()
+    if row.outcome is not Outcome.DUPLICATE:
+        out.pop("duplicate_of")
+    return out
+
+
+def _message_problems(message: str, rows: list[RowResult]) -> list[dict[str, Any]]:
+    """Recipients whose message would go out with a blank where a value should be."""
+    parsed = templates.parse(message)
+    found = []
+    for row in rows:
+        rendered = templates.render(parsed, row.variables)
+        if not rendered.ok:
+            found.append({"line": row.line, "problems": list(rendered.problems)})
+    return found
+
+
+def _human(summary: dict[str, Any], report: ImportReport) -> str:
+    lines = [
+        f"Draft blast #{summary['blast_id']} “{summary['blast_name']}”: "
+        f"{summary['recipients']} recipients.",
+        f"Numbers from column “{summary['phone_column']}”"
+        + (f", names from “{summary['name_column']}”" if summary["name_column"] else "")
+        + f"; read as {summary['encoding']}, {summary['delimiter']}-separated.",
+        *summary["notes"],
+        "",
+        *(f"  {outcome:<11}{count:>7}" for outcome, count in summary["counts"].items()),
+        f"  {'rows':<11}{len(report.rows):>7}",
+    ]
+    problems = report.problems
+    if problems:
+        lines += ["", "Rows to check:"]
+        lines += [f"  line {row.line}: {_describe(row)}" for row in problems]
+    message_problems = summary.get("message_problems", [])
+    if message_problems:
+        lines += ["", "Messages that would go out with a blank:"]
+        lines += [f"  line {p['line']}: {'; '.join(p['problems'])}" for p in message_problems]
+    return "\n".join(lines)
+
+
+def _describe(row: RowResult) -> str:
+    if row.outcome is Outcome.BLANK:
+        return "blank"
+    shown = row.phone or (f"“{row.raw_phone}”" if row.raw_phone else "")
+    return f"{row.outcome} — {row.reason}" + (f" ({shown})" if shown else "")

@@ -1,0 +1,87 @@
+"""CSV import: an uploaded contact list to a row-by-row report, and the report to a draft blast.
+
+`parse_csv` reads and checks a file without a database; `import_report` also marks
+numbers on the opt-out list; `create_draft_blast_from_import` and `add_recipients` store
+the usable rows. Template variables per recipient: every column under its
+`core.templates.column_key`, plus `name` (the contact's name) and `phone` (E.164).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy.orm import Session
+
+from core import phones
+from core.csv_import.columns import Columns, find_columns
+from core.csv_import.reading import DEFAULT_MAX_UPLOAD_MB, DELIMITER_NAMES, read_table
+from core.csv_import.report import (
+    ImportReport,
+    Outcome,
+    RowResult,
+    classify,
+    safe_cell,
+)
+from core.csv_import.storage import (
+    add_recipients,
+    create_draft_blast_from_import,
+    opted_out_among,
+)
+from core.errors import BadCsv
+
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_MB",
+    "DELIMITER_NAMES",
+    "BadCsv",
+    "Columns",
+    "ImportReport",
+    "Outcome",
+    "RowResult",
+    "add_recipients",
+    "create_draft_blast_from_import",
+    "import_report",
+    "opted_out_among",
+    "parse_csv",
+    "safe_cell",
+]
+
+
+def parse_csv(
+    data: bytes, *, filename: str | None = None, phone_column: str | None = None,
+    name_column: str | None = None, region: str = phones.DEFAULT_REGION,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, opted_out: Collection[str] = (),
+) -> ImportReport:
+    """Read an uploaded file and judge every row; raises BadCsv when it cannot be read."""
+    table = read_table(data, max_upload_mb=max_upload_mb)
+    columns = find_columns(table.rows, phone_column=phone_column, name_column=name_column,
+                           region=region)
+    rows = classify(table.rows, columns, region=region)
+    if not any(row.outcome != Outcome.BLANK for row in rows):
+        raise BadCsv("The file has a header row but no contacts below it.")
+    report = ImportReport(rows=rows, columns=columns, encoding=table.encoding,
+                          delimiter=table.delimiter, filename=filename,
+                          notes=table.notes + _column_notes(columns))
+    return report.with_opt_outs(opted_out)
+
+
+def import_report(
+    session: Session, data: bytes, *, filename: str | None = None,
+    phone_column: str | None = None, name_column: str | None = None,
+    region: str = phones.DEFAULT_REGION, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+) -> ImportReport:
+    """`parse_csv`, with the numbers on the opt-out list marked `suppressed`."""
+    report = parse_csv(data, filename=filename, phone_column=phone_column,
+                       name_column=name_column, region=region, max_upload_mb=max_upload_mb)
+    numbers = [row.phone for row in report.recipients if row.phone]
+    return report.with_opt_outs(opted_out_among(session, numbers))
+
+
+def _column_notes(columns: Columns) -> list[str]:
+    notes = []
+    if columns.header_index is None:
+        notes.append(f"The file has no header row; numbers were taken from "
+                     f"{columns.phone_header}.")
+    elif columns.header_index > 0:
+        notes.append(f"The header is on line {columns.header_index + 1}; the lines above it "
+                     "were skipped.")
+    return notes

@@ -1,0 +1,231 @@
+"""Finding the header row, the phone column and the name column(s), in English and Malay."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core import phones
+from core.errors import BadCsv
+from core.templates import column_key
+
+HEADER_SEARCH_RECORDS = 10  # title rows above the header are skipped, up to this many
+
+# Exact header names (after `header_words`), best first: WhatsApp and mobile columns win
+# over a general "phone" column, which wins over vague ones like "contact" or "number".
+PHONE_HEADERS = (
+    "whatsapp", "whatsapp number", "whatsapp no", "no whatsapp", "nombor whatsapp",
+    "wa", "wa number", "wa no", "no wa",
+    "mobile", "mobile number", "mobile no", "mobile phone", "no mobile",
+    "handphone", "handphone number", "handphone no", "no handphone", "nombor handphone",
+    "hp", "no hp", "hp no", "nombor hp", "telefon bimbit", "no telefon bimbit",
+    "cell", "cellphone", "cell phone", "cell number",
+    "phone", "phone number", "phone no", "no phone", "phone 1 value",
+    "telephone", "telephone number", "telephone no",
+    "telefon", "no telefon", "nombor telefon", "notel", "no tel", "tel", "tel no",
+    "msisdn", "contact", "contact number", "contact no", "no contact", "nombor", "number",
+)
+# Words that make a header a phone column wherever they appear, best first.
+PHONE_WORDS = (
+    ("whatsapp", "wa"),
+    ("mobile", "handphone", "hp", "bimbit", "cell", "cellphone"),
+    ("phone", "telefon", "telephone", "tel", "msisdn"),
+)
+# A header with one of these is about a phone, not the number itself ("Phone 1 - Type").
+NOT_PHONE_WORDS = frozenset({
+    "type", "label", "kind", "name", "nama", "country", "code", "ext", "extension",
+    "status", "date", "tarikh", "email", "emel", "verified",
+})
+LANDLINE_WORDS = frozenset({"office", "home", "work", "pejabat", "rumah", "fax", "faks"})
+
+NAME_HEADERS = (
+    "name", "full name", "fullname", "nama", "nama penuh", "customer name", "nama pelanggan",
+    "customer", "pelanggan", "client name", "client", "contact name", "nama contact",
+    "display name", "recipient", "recipient name", "nama penerima",
+)
+FIRST_NAME_HEADERS = ("first name", "firstname", "given name", "nama pertama", "nama depan")
+MIDDLE_NAME_HEADERS = ("middle name", "additional name")
+LAST_NAME_HEADERS = (
+    "last name", "lastname", "family name", "surname", "nama akhir", "nama keluarga",
+)
+
+_DROP_CHARS = re.compile(r"[./'’]")
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def header_words(header: str) -> str:
+    """A header in comparable form: "No. H/P" → "no hp", "Phone 1 - Value" → "phone 1 value"."""
+    text = _DROP_CHARS.sub("", header.casefold())
+    return _NOT_WORD.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where the contacts are in a file."""
+
+    header_index: int | None  # record index of the header row; None: the file has none
+    headers: tuple[str, ...]  # one display name per column
+    phone: int
+    names: tuple[int, ...]  # one column, or first/middle/last to be joined
+    keys: tuple[str, ...]  # the template variable key of each column
+
+    @property
+    def phone_header(self) -> str:
+        return self.headers[self.phone]
+
+    @property
+    def name_header(self) -> str | None:
+        return " + ".join(self.headers[i] for i in self.names) if self.names else None
+
+
+def find_columns(
+    rows: Sequence[Sequence[str]], *, phone_column: str | None = None,
+    name_column: str | None = None, region: str = phones.DEFAULT_REGION,
+) -> Columns:
+    """Find the header row and the phone and name columns, or say what was seen instead."""
+    candidates = _first_records(rows)
+    if not candidates:
+        raise BadCsv("The file is empty.")
+    if phone_column is not None:
+        return _explicit(rows, candidates, phone_column, name_column)
+    for index in candidates:
+        phone = best_phone_column(rows[index])
+        if phone is not None:
+            return _with_header(rows, index, phone, name_column)
+    headerless = _headerless(rows, candidates[0], region)
+    if headerless is not None:
+        if name_column is not None:
+            raise BadCsv(f"The file has no header row, so there is no column called "
+                         f"“{name_column}”.")
+        return headerless
+    raise BadCsv(
+        "No phone number column found. The columns are: "
+        f"{_list_headers(rows[candidates[0]])}. Name the column with the numbers “Phone”, "
+        "or choose the column yourself."
+    )
+
+
+def _first_records(rows: Sequence[Sequence[str]]) -> list[int]:
+    found = []
+    for index, row in enumerate(rows):
+        if any(cell.strip() for cell in row):
+            found.append(index)
+            if len(found) >= HEADER_SEARCH_RECORDS:
+                break
+    return found
+
+
+def _list_headers(row: Sequence[str]) -> str:
+    seen = [cell.strip() for cell in row if cell.strip()]
+    return ", ".join(f"“{h}”" for h in seen) if seen else "(none)"
+
+
+def best_phone_column(header: Sequence[str]) -> int | None:
+    """The index of the header cell that most looks like a phone number column."""
+    ranked = [(rank, i) for i, cell in enumerate(header) if (rank := phone_rank(cell)) is not None]
+    return min(ranked)[1] if ranked else None
+
+
+def phone_rank(header: str) -> int | None:
+    """Lower is better; None: not a phone column."""
+    words = header_words(header)
+    if words in PHONE_HEADERS:
+        return PHONE_HEADERS.index(words)
+    tokens = set(words.split())
+    if not tokens or tokens & NOT_PHONE_WORDS:
+        return None
+    for rank, group in enumerate(PHONE_WORDS):
+        if tokens.intersection(group):
+            penalty = 10 if tokens & LANDLINE_WORDS else 0
+            return len(PHONE_HEADERS) + rank + penalty
+    return None
+
+
+def _explicit(
+    rows: Sequence[Sequence[str]], candidates: list[int], phone_column: str,
+    name_column: str | None,
+) -> Columns:
+    for index in candidates:
+        phone = _match_header(rows[index], phone_column)
+        if phone is not None:
+            return _with_header(rows, index, phone, name_column)
+    raise BadCsv(
+        f"There is no column called “{phone_column}”. The columns are: "
+        f"{_list_headers(rows[candidates[0]])}."
+    )
+
+
+def _match_header(header: Sequence[str], wanted: str) -> int | None:
+    for i, cell in enumerate(header):
+        if cell.strip() == wanted.strip():
+            return i
+    words = header_words(wanted)
+    for i, cell in enumerate(header):
+        if words and header_words(cell) == words:
+            return i
+    return None
+
+
+def _with_header(
+    rows: Sequence[Sequence[str]], index: int, phone: int, name_column: str | None
+) -> Columns:
+    header = rows[index]
+    if name_column is not None:
+        found = _match_header(header, name_column)
+        if found is None:
+            raise BadCsv(f"There is no column called “{name_column}”. The columns are: "
+                         f"{_list_headers(header)}.")
+        names: tuple[int, ...] = (found,)
+    else:
+        names = find_name_columns(header, phone=phone)
+    headers = tuple(cell.strip() or f"column {i + 1}" for i, cell in enumerate(header))
+    return Columns(index, headers, phone, names, variable_keys(headers, phone, names))
+
+
+def find_name_columns(header: Sequence[str], *, phone: int) -> tuple[int, ...]:
+    """One name column, or first (+ middle) (+ last) name columns to join; () if none."""
+    words = [header_words(cell) for cell in header]
+
+    def first_of(options: Sequence[str]) -> int | None:
+        for option in options:
+            for i, w in enumerate(words):
+                if w == option and i != phone:
+                    return i
+        return None
+
+    single = first_of(NAME_HEADERS)
+    if single is not None:
+        return (single,)
+    first = first_of(FIRST_NAME_HEADERS)
+    if first is None:
+        return ()
+    parts = (first, first_of(MIDDLE_NAME_HEADERS), first_of(LAST_NAME_HEADERS))
+    return tuple(i for i in parts if i is not None)
+
+
+def _headerless(rows: Sequence[Sequence[str]], index: int, region: str) -> Columns | None:
+    """A bare list of numbers with no header row: the first record is already a contact."""
+    row = rows[index]
+    for i, cell in enumerate(row):
+        if cell.strip() and phones.normalise(cell, region).ok:
+            headers = tuple(f"column {n + 1}" for n in range(len(row)))
+            return Columns(None, headers, i, (), variable_keys(headers, i, ()))
+    return None
+
+
+def variable_keys(headers: Sequence[str], phone: int, names: Sequence[int]) -> tuple[str, ...]:
+    """Each column's template key. `phone` is kept for the phone column (it will hold the
+    cleaned number) and `name` for a single name column; any other column that would
+    clash gets a numbered key."""
+    owners = {"phone": phone, "name": names[0] if len(names) == 1 else -1}
+    used: set[str] = set()
+    keys = []
+    for i, header in enumerate(headers):
+        base = column_key(header) or f"column_{i + 1}"
+        key, n = base, 2
+        while key in used or owners.get(key, i) != i:
+            key, n = f"{base}_{n}", n + 1
+        used.add(key)
+        keys.append(key)
+    return tuple(keys)

@@ -1,0 +1,110 @@
+"""Storing an import: a draft blast and one queued recipient per usable number."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core import templates
+from core.csv_import.report import ImportReport, Outcome, RowResult
+from core.models import Blast, BlastRecipient, BlastState, OptOut
+from core.statuses import Status
+
+INSERT_CHUNK = 5_000  # rows per executemany: bounded memory, few round trips
+LOOKUP_CHUNK = 1_000  # numbers per IN (...) when checking the opt-out list
+
+
+def opted_out_among(session: Session, numbers: Iterable[str]) -> set[str]:
+    """The numbers, of those given, that are on the opt-out list."""
+    wanted = set(numbers)
+    if not wanted:
+        return set()
+    listed = session.scalar(select(func.count()).select_from(OptOut)) or 0
+    if listed <= len(wanted):
+        # A short list (the usual case) is cheaper to read whole than to probe.
+        return wanted.intersection(session.scalars(select(OptOut.phone_number)))
+    found: set[str] = set()
+    for chunk in _chunks(sorted(wanted), LOOKUP_CHUNK):
+        query = select(OptOut.phone_number).where(OptOut.phone_number.in_(chunk))
+        found.update(session.scalars(query))
+    return found
+
+
+def create_draft_blast_from_import(
+    session: Session, *, report: ImportReport, tag: str, follow_up_stage: str | None = None,
+    message_template: str | None = None, name: str | None = None,
+    source_filename: str | None = None,
+) -> Blast:
+    """A new draft blast holding the report's usable rows. Raises TemplateError when the
+    message uses a column the file does not have."""
+    if message_template is not None:
+        templates.check(message_template, report.variable_names)
+    filename = source_filename or report.filename
+    blast = Blast(
+        blast_tag=tag, follow_up_stage=follow_up_stage, message_template=message_template,
+        name=name or filename or tag, source_filename=filename, state=BlastState.DRAFT,
+        total_recipients=0, skipped_opted_out=0,
+    )
+    session.add(blast)
+    session.flush()  # the blast needs its id before recipients can point at it
+    add_recipients(session, blast=blast, report=report)
+    return blast
+
+
+def add_recipients(session: Session, *, blast: Blast, report: ImportReport) -> int:
+    """Queue the report's usable numbers on the blast; returns how many were new.
+
+    The opt-out list is checked again here: it may have grown since the preview. A
+    number already on the blast is left as it is, so importing a file twice adds nothing.
+    `skipped_opted_out` grows by this report's suppressed rows on every call: the skipped
+    numbers themselves are not stored, so a file imported twice counts them twice.
+    """
+    numbers = [row.phone for row in report.recipients if row.phone]
+    report = report.with_opt_outs(opted_out_among(session, numbers))
+    before = _recipient_count(session, blast.id)
+    statement = _insert_ignoring_duplicates(session)
+    for chunk in _chunks(report.recipients, INSERT_CHUNK):
+        session.execute(statement, [_recipient_values(blast.id, row) for row in chunk])
+    total = _recipient_count(session, blast.id)
+    blast.total_recipients = total
+    blast.skipped_opted_out = (blast.skipped_opted_out or 0) + report.counts[Outcome.SUPPRESSED]
+    session.flush()
+    return total - before
+
+
+def _insert_ignoring_duplicates(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+    if insert is None:
+        raise NotImplementedError(f"recipient import is not written for {dialect}")
+    # The table, not the mapped class: a Core executemany, without ORM bookkeeping per row.
+    # Values shared by every row go in the statement, not in 100,000 parameter sets;
+    # the database stamps the times (as the columns' server defaults do).
+    shared = insert(BlastRecipient.__table__).values(
+        status=Status.QUEUED.value, attempts=0, poll_failures=0,
+        created_at=func.now(), updated_at=func.now(),
+    )
+    return shared.on_conflict_do_nothing(index_elements=["blast_id", "phone_number"])
+
+
+def _recipient_values(blast_id: int, row: RowResult) -> dict[str, Any]:
+    return {
+        "blast_id": blast_id, "phone_number": row.phone, "contact_name": row.name,
+        "variables": row.variables, "csv_line": row.line,
+    }
+
+
+def _recipient_count(session: Session, blast_id: int) -> int:
+    query = select(func.count()).select_from(BlastRecipient).where(
+        BlastRecipient.blast_id == blast_id
+    )
+    return int(session.scalar(query) or 0)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
