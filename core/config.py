@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         "confirm, not started silently.",
     )
 
+    max_upload_mb: float = Field(
+        10.0,
+        description="Largest CSV accepted, in megabytes (keep .streamlit/config.toml's "
+        "maxUploadSize the same).",
+    )
+
     # Tracking
     reply_window_hours: float = Field(
         72.0,

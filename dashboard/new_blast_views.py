@@ -12,7 +12,8 @@ from core.csv_import import ImportReport, Outcome, opted_out_among, parse_csv
 from core.errors import BadInput, GatewayError
 from core.gateway import make_client
 from core.phones import normalise, to_gateway
-from core.sending.pacing import PacingRules, save_rules
+from core.sending import blasts
+from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import eta, rules_for
 from dashboard.data import session, settings
 from dashboard.format import duration_words
@@ -131,7 +132,7 @@ def render_template(report: ImportReport, *, key: str = "tpl") -> tuple[str, boo
 
 
 def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {**row.variables, "name": row.name or "", "phone": row.phone or ""}
+    return blasts.recipient_variables(row.name, row.variables)
 
 
 def render_pacing(recipients: int) -> None:
@@ -183,8 +184,6 @@ def _quiet_text(rules: PacingRules) -> str:
 def _save_pacing(
     device: str, gap: float, jitter: float, cap: int, every: int, pause: float, quiet: str
 ) -> None:
-    from core.sending.pacing import parse_quiet_hours
-
     try:
         start, end = parse_quiet_hours(quiet)
     except ValueError:

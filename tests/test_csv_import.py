@@ -23,7 +23,6 @@ from core.csv_import import (
     import_report,
     opted_out_among,
     parse_csv,
-    safe_cell,
 )
 from core.csv_import.reading import _tokenise_pandas, _tokenise_stdlib
 from core.db import transaction
@@ -461,25 +460,6 @@ def test_a_big_file_is_measured_in_megabytes() -> None:
 
 
 # --- the report as CSV ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "safe"),
-    [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
-        ("+60123456789", "'+60123456789"),
-        ("-1", "'-1"),
-        ("@SUM(A1)", "'@SUM(A1)"),
-        ("\tx", "'\tx"),
-        ("\rx", "'\rx"),
-        ("Ali", "Ali"),
-        ("012-345 6789", "012-345 6789"),
-        (None, ""),
-        (7, "7"),
-    ],
-)
-def test_safe_cell(value: object, safe: str) -> None:
-    assert safe_cell(value) == safe
 
 
 def test_report_csv_lists_every_row_formula_safe(tmp_path: Path) -> None:

@@ -37,13 +37,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", help="the blast's name (default: the file name)")
     parser.add_argument("--phone-column", help="the column holding the numbers")
     parser.add_argument("--name-column", help="the column holding the names")
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
-                        help=f"largest file accepted (default: {DEFAULT_MAX_UPLOAD_MB:g} MB)")
+    parser.add_argument("--max-upload-mb", type=float, default=None,
+                        help="largest file accepted (default: the MAX_UPLOAD_MB setting, "
+                        f"{DEFAULT_MAX_UPLOAD_MB:g} MB unless set)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_upload_mb is None:
+        args.max_upload_mb = get_settings().max_upload_mb
     data = _read_file(args.file, args.max_upload_mb)
     settings = get_settings()
     engine = make_engine(settings.sqlalchemy_url)

@@ -18,6 +18,7 @@ from typing import Any
 
 from core import phones
 from core.csv_import.columns import Columns
+from core.exports import safe_cell
 
 NAME_MAX_CHARS = 255  # blast_recipients.contact_name
 
@@ -123,13 +124,6 @@ class ImportReport:
         return out.getvalue()
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> str:
-    """A cell a spreadsheet shows as text: one that could start a formula gets a `'`."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def classify(
