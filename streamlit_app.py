@@ -7,16 +7,19 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.server import lifespan, routes
+from dashboard.auth import render_login, signed_in
 
 app = st.App(__file__, routes=routes(), lifespan=lifespan)
 
 if get_script_run_ctx() is not None:  # a browser session, not the server importing `app`
     st.set_page_config(page_title="Blast Tracker", page_icon=":material/campaign:", layout="wide")
-    st.navigation(
-        [
+    if signed_in():
+        pages = [
             st.Page("pages/overview.py", title="Overview", icon=":material/filter_alt:", default=True),
             st.Page("pages/new_blast.py", title="New blast", icon=":material/add_circle:"),
             st.Page("pages/blast.py", title="Blast detail", icon=":material/campaign:"),
             st.Page("pages/health.py", title="Settings & health", icon=":material/monitor_heart:"),
         ]
-    ).run()
+    else:
+        pages = [st.Page(render_login, title="Log in", icon=":material/lock:")]
+    st.navigation(pages).run()

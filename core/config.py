@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="The address WSAPME reaches this server on; used to show the webhook URL.",
     )
 
+    # Access
+    dashboard_password_hash: SecretStr | None = Field(
+        None,
+        description="Turns on the dashboard login. Make it with `python -m core hash-password`. "
+        "Unset (and no identity provider in secrets.toml): no login, for use on this computer only.",
+    )
+
     # People and time
     app_timezone: str = Field(
         "Asia/Kuala_Lumpur", description="The team's time zone: quiet hours, days, charts."

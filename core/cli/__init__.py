@@ -10,7 +10,7 @@ import sys
 from core.errors import BlastError
 
 # Modules under core.cli, each with `add_parser(subparsers)` that sets `func(args) -> int`.
-COMMANDS = ("migrate", "settings", "send", "worker", "simulator", "import_csv", "seed_demo")
+COMMANDS = ("migrate", "settings", "send", "worker", "simulator", "import_csv", "seed_demo", "hash_password")
 
 
 def build_parser() -> argparse.ArgumentParser:

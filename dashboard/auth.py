@@ -1,0 +1,74 @@
+"""Who may see the dashboard: an identity provider (st.login), a password, or, locally, anyone."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.passwords import AttemptLimiter, verify_password
+from dashboard.data import settings
+
+
+@st.cache_resource
+def _limiter() -> AttemptLimiter:
+    """One limiter for the whole server process, shared by every browser session."""
+    return AttemptLimiter(limit=5, window=900)
+
+
+@st.cache_resource
+def _global_limiter() -> AttemptLimiter:
+    """Guessing from many addresses at once is limited too."""
+    return AttemptLimiter(limit=30, window=900)
+
+
+def _client_key() -> str:
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) and ip else "unknown"
+
+
+def identity_provider_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:
+        return False
+
+
+def login_required() -> bool:
+    return identity_provider_configured() or settings().dashboard_password_hash is not None
+
+
+def signed_in() -> bool:
+    """Whether this browser session may see the pages."""
+    if identity_provider_configured():
+        return bool(st.user.is_logged_in)
+    return settings().dashboard_password_hash is None or bool(st.session_state.get("signed_in"))
+
+
+def render_login() -> None:
+    """The only page a visitor who has not signed in can reach."""
+    st.title("Blast Tracker")
+    if identity_provider_configured():
+        st.button("Log in", on_click=st.login, type="primary", key="sso_login")
+        return
+    stored = settings().dashboard_password_hash
+    if stored is not None:
+        _password_form(stored.get_secret_value())
+
+
+def _password_form(stored: str) -> None:
+    who = _client_key()
+    with st.form("login"):
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if not submitted:
+        return
+    wait = max(_limiter().wait_seconds(who), _global_limiter().wait_seconds("*"))
+    if wait > 0:
+        st.error(f"Too many wrong passwords. Try again in {int(wait // 60) + 1} minutes.")
+        return
+    if verify_password(password, stored):
+        _limiter().succeeded(who)
+        st.session_state["signed_in"] = True
+        st.rerun()
+    _limiter().failed(who)
+    _global_limiter().failed("*")
+    st.error("That password is not right.")
