@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         "or wwebjs (3 = read). Status names always win over numbers.",
     )
 
+    sandbox_speed: Literal["realistic", "fast"] = Field(
+        "realistic",
+        description="How quickly the sandbox gateway's receipts and replies come: realistic "
+        "(seconds to minutes) or fast (at once, for demos and tests).",
+    )
+
     # Webhook
     webhook_secret: SecretStr | None = Field(
         None,

@@ -19,7 +19,9 @@ def sandbox_simulator(settings: Settings, *, webhook_url: str | None = None) -> 
         if _sandbox is None:
             from core.simulator import start_simulator
 
-            _sandbox = start_simulator(port=0, webhook_url=webhook_url, mode="realistic")
+            _sandbox = start_simulator(port=0, webhook_url=webhook_url, mode=settings.sandbox_speed)
+        if webhook_url:
+            _sandbox.set_webhook_url(webhook_url)
         return _sandbox
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -11,6 +12,7 @@ from typing import Protocol
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from core import app_state
 from core.config import Settings
 from core.db import transaction
 from core.errors import GatewayError
@@ -22,6 +24,7 @@ from core.statuses import RANK, Stage, Status, parse_status
 from core.wsapme.answers import StatusResult
 
 log = logging.getLogger(__name__)
+POLLING_STATE_KEY = "polling"
 
 
 class StatusLookup(Protocol):
@@ -52,16 +55,23 @@ def polling_wanted(session: Session, *, settings: Settings, now: dt.datetime) ->
 
 
 def due_for_polling(
-    session: Session, *, now: dt.datetime, settings: Settings, blast_id: int | None = None,
+    session: Session,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    blast_id: int | None = None,
     limit: int | None = None,
 ) -> list[BlastRecipient]:
     """Sent but not yet read, young enough to still change, and past their backoff."""
     rank = status_rank()
     query = (
         select(BlastRecipient)
-        .where(BlastRecipient.message_id.is_not(None), rank >= Stage.SENT.min_rank,
-               rank < Stage.READ.min_rank,
-               BlastRecipient.sent_at >= now - dt.timedelta(hours=settings.poll_max_age_hours))
+        .where(
+            BlastRecipient.message_id.is_not(None),
+            rank >= Stage.SENT.min_rank,
+            rank < Stage.READ.min_rank,
+            BlastRecipient.sent_at >= now - dt.timedelta(hours=settings.poll_max_age_hours),
+        )
         .order_by(BlastRecipient.last_polled_at.asc().nulls_first(), BlastRecipient.id)
     )
     if blast_id is not None:
@@ -80,14 +90,20 @@ def _backoff_over(row: BlastRecipient, *, now: dt.datetime, settings: Settings) 
 
 
 def poll_round(
-    engine: Engine, client: StatusLookup, *, settings: Settings, blast_id: int | None = None,
+    engine: Engine,
+    client: StatusLookup,
+    *,
+    settings: Settings,
+    blast_id: int | None = None,
 ) -> PollRound:
     """Ask about one batch (or, for a blast's "refresh statuses", all of its unread messages)."""
     now = utcnow()
     with transaction(engine) as s:
         limit = None if blast_id is not None else settings.poll_batch_size
-        targets = [(r.id, r.message_id, r.wsapme_message_data, r.phone_number)
-                   for r in due_for_polling(s, now=now, settings=settings, blast_id=blast_id, limit=limit)]
+        targets = [
+            (r.id, r.message_id, r.wsapme_message_data, r.phone_number)
+            for r in due_for_polling(s, now=now, settings=settings, blast_id=blast_id, limit=limit)
+        ]
     asked = changed = unknown = errors = 0
     for recipient_id, message_id, data, phone in targets:
         try:
@@ -113,11 +129,14 @@ def _apply_answer(engine: Engine, recipient_id: int, answer: StatusResult, *, no
         _mark_polled(s, recipient_id, now=now, failed=False)
         if status is None or RANK[status] < Stage.SENT.min_rank:
             return 0  # a status look-up never proves a failure: unknown changes nothing
-        delivered = (dt.datetime.fromtimestamp(answer.delivered_at, dt.UTC)
-                     if answer.delivered_at else None)
+        delivered = dt.datetime.fromtimestamp(answer.delivered_at, dt.UTC) if answer.delivered_at else None
         at = delivered if status is Status.DELIVERY_ACK and delivered else now
         change = apply_status(
-            s, recipient_id=recipient_id, status=status, source="polling", at=at,
+            s,
+            recipient_id=recipient_id,
+            status=status,
+            source="polling",
+            at=at,
             event={"lookup": answer.lookup, "answer": answer.raw},
             updates={"message_c2s_timestamp": answer.delivered_at} if answer.delivered_at else None,
         )
@@ -132,7 +151,8 @@ def _note_poll(engine: Engine, recipient_id: int, *, now: dt.datetime, failed: b
 def _mark_polled(session: Session, recipient_id: int, *, now: dt.datetime, failed: bool) -> None:
     failures = BlastRecipient.poll_failures + 1 if failed else 0
     session.execute(
-        update(BlastRecipient).where(BlastRecipient.id == recipient_id)
+        update(BlastRecipient)
+        .where(BlastRecipient.id == recipient_id)
         .values(last_polled_at=now, poll_failures=failures)
         .execution_options(synchronize_session=False)
     )
@@ -155,5 +175,15 @@ class Poller:
                 if self.active:
                     self.last_round = poll_round(self.engine, self.client, settings=self.settings)
                     self.last_run = utcnow()
+                with transaction(self.engine) as s:
+                    app_state.put(
+                        s,
+                        key=POLLING_STATE_KEY,
+                        value={
+                            "active": self.active,
+                            "mode": self.settings.status_polling,
+                            "last_round": dataclasses.asdict(self.last_round) if self.last_round else None,
+                        },
+                    )
             except Exception:  # keep polling alive through a database or gateway outage
                 log.exception("status polling round failed; trying again next interval")

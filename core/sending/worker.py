@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from core import app_state
 from core.config import Settings
 from core.db import transaction
 from core.errors import GatewayError, RateLimited
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
+HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_PREFIX = "worker:"
 # `--once` also waits for retries due within this long, so a busy gateway does not end it early.
 ONCE_RETRY_HORIZON = dt.timedelta(minutes=5)
 
@@ -71,6 +74,8 @@ class SendWorker:
         self.after_send = after_send
         self.pacing = settings.send_pacing == "on"
         self._last_housekeeping = 0.0
+        self._last_heartbeat = 0.0
+        self.sent = 0
         self._devices: list[str] = []
 
     # -- the loop ---------------------------------------------------------------------------
@@ -88,6 +93,7 @@ class SendWorker:
                 continue
             if outcome is True:
                 sent += 1
+                self.sent += 1
                 continue
             if once and isinstance(outcome, float) and outcome > ONCE_RETRY_HORIZON.total_seconds():
                 break  # the rest waits for pacing (a daily cap, quiet hours): not "due now"
@@ -138,6 +144,10 @@ class SendWorker:
             expired = queue.expire_leases(s, now=now)
             blasts.start_due_scheduled(s, now=now, grace=grace)
             blasts.complete_finished(s, now=now)
+            if force or time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
+                self._last_heartbeat = time.monotonic()
+                app_state.put(s, key=HEARTBEAT_PREFIX + self.name,
+                              value={"sent": self.sent, "pacing": self.settings.send_pacing})
         if expired:
             log.warning("%d sends lost their worker mid-way and were marked unknown", len(expired))
 

@@ -1,0 +1,78 @@
+"""Background work inside the dashboard's server: the sandbox gateway, the send worker, polling."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from core.config import Settings
+from core.db import transaction
+from core.gateway import make_client, stop_sandbox
+from core.polling import Poller
+from core.sending.worker import SendWorker
+from core.webhook.inbox import replay_after_send, replay_waiting
+from core.webhook.secret import WEBHOOK_PATH, current_secret
+
+log = logging.getLogger(__name__)
+
+
+def local_webhook_url(engine: Engine, *, settings: Settings, local_url: str) -> str:
+    """Where the sandbox gateway posts its webhooks: this very server, on loopback."""
+    with transaction(engine) as s:
+        secret = current_secret(s, settings=settings)
+    return f"{local_url.rstrip('/')}{WEBHOOK_PATH}{secret}"
+
+
+def start_services(engine: Engine, *, settings: Settings, local_url: str) -> Callable[[], None]:
+    """Start the background threads; returns the function that stops them all."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    client = make_client(
+        settings, webhook_url=local_webhook_url(engine, settings=settings, local_url=local_url)
+    )
+
+    def spawn(name: str, target: Callable[[threading.Event], object]) -> None:
+        thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    if settings.run_worker:
+        worker = SendWorker(
+            engine=engine,
+            client=client,
+            settings=settings,
+            after_send=lambda message_id: replay_after_send(engine, message_ids=[message_id]),
+        )
+        spawn("send-worker", worker.run)
+    poller = Poller(engine=engine, client=client, settings=settings)
+    spawn("status-poller", poller.run)
+    spawn("webhook-replay", lambda stopped: _replay_loop(engine, stopped))
+    log.info(
+        "background services started: worker %s, polling %s",
+        "on" if settings.run_worker else "off",
+        settings.status_polling,
+    )
+
+    def stop_all() -> None:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        stop_sandbox()
+
+    return stop_all
+
+
+REPLAY_SECONDS = 30.0
+
+
+def _replay_loop(engine: Engine, stop: threading.Event) -> None:
+    """Events that came before their send was stored, or whose request failed half-way,
+    are applied here even when no new webhook arrives to drive the replay."""
+    while not stop.wait(REPLAY_SECONDS):
+        try:
+            replay_waiting(engine)
+        except Exception:
+            log.exception("replaying waiting webhooks failed; trying again shortly")
