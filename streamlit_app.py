@@ -4,12 +4,15 @@
 """
 
 import streamlit as st
+from streamlit import config as st_config
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from core.server import lifespan, routes
+from core.server import lifespan_for, routes
 from dashboard.auth import render_login, signed_in
 
-app = st.App(__file__, routes=routes(), lifespan=lifespan)
+# Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
+_local_url = f"http://127.0.0.1:{st_config.get_option('server.port')}"
+app = st.App(__file__, routes=routes(), lifespan=lifespan_for(_local_url))
 
 if get_script_run_ctx() is not None:  # a browser session, not the server importing `app`
     st.set_page_config(page_title="Blast Tracker", page_icon=":material/campaign:", layout="wide")

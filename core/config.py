@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     webhook_max_bytes: int = Field(
         1_000_000, description="Largest webhook body accepted, in bytes."
     )
+    webhook_wait_minutes: float = Field(
+        60.0,
+        description="How long an event for a message we have not stored yet waits before it is "
+        "set aside as unmatched (kept, never deleted).",
+    )
+    opt_out_words: str = Field(
+        "",
+        description="Extra opt-out words, comma-separated, on top of STOP, UNSUBSCRIBE, "
+        "BERHENTI and the other built-in ones.",
+    )
     public_url: str = Field(
         "http://localhost:8501",
         description="The address WSAPME reaches this server on; used to show the webhook URL.",

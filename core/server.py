@@ -12,42 +12,53 @@ from core.db import engine_for, migrate
 
 log = logging.getLogger(__name__)
 
-# Background services register a start function returning a stop function.
-_services: list[Callable[[], Callable[[], None]]] = []
 
+def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """The server's lifespan: migrate, start the background services, stop them at the end.
 
-def background_service(start: Callable[[], Callable[[], None]]) -> Callable[[], Callable[[], None]]:
-    _services.append(start)
-    return start
+    `local_url` is where this server answers on loopback: the sandbox gateway posts its
+    webhooks there.
+    """
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        from core.services import start_services
 
-def startup() -> list[Callable[[], None]]:
-    """Migrate, then start every background service; returns their stop functions."""
-    settings = get_settings()
-    migrate(engine_for(settings.sqlalchemy_url))
-    stops = []
-    for start in _services:
-        stops.append(start())
-    return stops
-
-
-@contextlib.asynccontextmanager
-async def lifespan(_app: Any) -> AsyncIterator[None]:
-    stops = startup()
-    log.info("server started (%s)", "sandbox" if get_settings().sandbox else "live gateway")
-    try:
-        yield
-    finally:
-        for stop in reversed(stops):
+        settings = get_settings()
+        engine = engine_for(settings.sqlalchemy_url)
+        migrate(engine)
+        stop = start_services(engine, settings=settings, local_url=local_url)
+        log.info("server started (%s)", "sandbox gateway" if settings.sandbox else "WSAPME")
+        try:
+            yield
+        finally:
             stop()
+
+    return lifespan
 
 
 def routes() -> list[Any]:
-    """HTTP routes served beside the pages (the webhook joins here)."""
+    """HTTP routes served beside the pages: the webhook, and a health check for monitors."""
+    from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    async def healthz(_request: Any) -> JSONResponse:
-        return JSONResponse({"ok": True})
+    from core.webhook.route import webhook_routes
 
-    return [Route("/healthz", healthz, methods=["GET"])]
+    async def healthz(_request: Any) -> JSONResponse:
+        ok = await run_in_threadpool(_database_answers)
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+
+    return [Route("/healthz", healthz, methods=["GET"]), *webhook_routes()]
+
+
+def _database_answers() -> bool:
+    from sqlalchemy import text
+
+    try:
+        with engine_for(get_settings().sqlalchemy_url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:  # any failure means "not healthy"; the reason is in the server log
+        log.warning("health check: the database did not answer", exc_info=True)
+        return False

@@ -1,0 +1,406 @@
+"""The webhook inbox: raw bodies stored first, then parsed and applied, and replayed while waiting.
+
+States: new → applied | ignored | waiting (a message id not known yet) | unmatched (gave up
+waiting; kept) | unparseable (kept, with the reason).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from core.config import Settings, get_settings
+from core.db import transaction
+from core.errors import NotFound
+from core.models import BlastRecipient, WebhookInbox, utcnow
+from core.status_engine import apply_status
+from core.statuses import Status
+from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError, parse_webhook
+from core.webhook.replies import (
+    DEFAULT_OPT_OUT_WORDS,
+    is_being_sent,
+    not_a_reply,
+    opt_out_keyword,
+    record_opt_out,
+    replied_recipient,
+)
+from core.wsapme.answers import AckNumbering
+
+log = logging.getLogger(__name__)
+
+# How long an ack for an unknown message id is retried before it is marked unmatched. The
+# race it waits out (an ack beating the send's own write) lasts seconds; acks for messages
+# sent by hand from the phone never match.
+DEFAULT_WAIT_LIMIT = dt.timedelta(hours=1)
+# A `new` entry this old was left behind by a request that failed after storing it.
+NEW_GRACE = dt.timedelta(minutes=1)
+MAX_ATTEMPTS = 5
+MAX_DETAIL = 20_000
+DB_ERRORS = (DBAPIError, PoolTimeout)
+
+
+class InboxState:
+    NEW = "new"
+    APPLIED = "applied"
+    IGNORED = "ignored"
+    WAITING = "waiting"
+    UNMATCHED = "unmatched"
+    UNPARSEABLE = "unparseable"
+    ALL = (NEW, APPLIED, IGNORED, WAITING, UNMATCHED, UNPARSEABLE)
+
+
+@dataclass(frozen=True)
+class WebhookRules:
+    """The settings that decide how an event is read and applied."""
+
+    numbering: AckNumbering = "baileys"
+    reply_window: dt.timedelta = dt.timedelta(hours=72)
+    opt_out_words: tuple[str, ...] = DEFAULT_OPT_OUT_WORDS
+    wait_limit: dt.timedelta = DEFAULT_WAIT_LIMIT
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebhookRules:
+        return cls(
+            numbering=settings.wsapme_ack_numbering,
+            reply_window=dt.timedelta(hours=settings.reply_window_hours),
+            opt_out_words=DEFAULT_OPT_OUT_WORDS + _words(settings.opt_out_words),
+            wait_limit=dt.timedelta(minutes=settings.webhook_wait_minutes),
+        )
+
+
+def _words(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(w.strip() for w in value if isinstance(w, str) and w.strip())
+    return ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one inbox entry."""
+
+    state: str
+    kind: str
+    detail: str
+    # Message ids not known yet, or numbers whose send has not stored its answer yet.
+    waiting_for: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    seen: int
+    states: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class _Note:
+    state: str
+    kind: str
+    text: str
+    waiting_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One status change to make, planned before any recipient row is locked."""
+
+    recipient_id: int
+    status: Status
+    at: dt.datetime
+    event: dict[str, Any]
+    updates: dict[str, Any]
+    label: str
+    kind: str
+
+
+# --- storing and processing ----------------------------------------------------------------
+
+
+def store_raw(
+    session: Session, *, body: bytes, content_type: str | None, now: dt.datetime | None = None
+) -> int:
+    """Keep a webhook body exactly as it came; returns the inbox id."""
+    entry = WebhookInbox(
+        body=body,
+        content_type=(content_type or "")[:255] or None,
+        state=InboxState.NEW,
+        received_at=now or utcnow(),
+    )
+    session.add(entry)
+    session.flush()
+    return entry.id
+
+
+def process_entry(
+    session: Session, *, inbox_id: int, rules: WebhookRules, now: dt.datetime | None = None
+) -> Outcome | None:
+    """Parse and apply one new or waiting entry; None if it is done or another process has it."""
+    entry = session.scalars(
+        select(WebhookInbox)
+        .where(WebhookInbox.id == inbox_id, WebhookInbox.state.in_(_OPEN))
+        .with_for_update(skip_locked=True)
+    ).one_or_none()
+    if entry is None:
+        return None
+    return _process(session, entry, rules=rules, now=now or utcnow())
+
+
+_OPEN = (InboxState.NEW, InboxState.WAITING)
+
+
+def _process(session: Session, entry: WebhookInbox, *, rules: WebhookRules, now: dt.datetime) -> Outcome:
+    parsed = parse_webhook(entry.body, entry.content_type, numbering=rules.numbering)
+    if isinstance(parsed, ParseError):
+        outcome = Outcome(InboxState.UNPARSEABLE, "unknown", parsed.reason)
+    else:
+        outcome = apply_events(session, events=parsed, rules=rules, received_at=entry.received_at)
+    if outcome.state == InboxState.WAITING and entry.received_at <= now - rules.wait_limit:
+        waited = int(rules.wait_limit.total_seconds() // 60)
+        outcome = dataclasses.replace(
+            outcome, state=InboxState.UNMATCHED, detail=f"gave up after {waited} min: {outcome.detail}"
+        )
+    entry.state, entry.kind, entry.detail = outcome.state, outcome.kind, outcome.detail[:MAX_DETAIL]
+    entry.attempts = (entry.attempts or 0) + 1
+    entry.processed_at = now
+    session.flush()
+    return outcome
+
+
+def apply_events(
+    session: Session, *, events: list[Event], rules: WebhookRules, received_at: dt.datetime
+) -> Outcome:
+    """Apply the events of one body through the status engine; say what became of them.
+
+    Events without a time take the time the body was received, so a replay hours later
+    still judges a reply by when it was written.
+    """
+    steps: list[_Step] = []
+    notes: list[_Note] = []
+    opt_outs: dict[str, str] = {}
+    for event in events:
+        if isinstance(event, AckEvent):
+            _plan_ack(session, event, received_at=received_at, steps=steps, notes=notes)
+        elif isinstance(event, IncomingMessage):
+            _plan_message(session, event, rules=rules, received_at=received_at,
+                          steps=steps, notes=notes, opt_outs=opt_outs)
+        else:
+            notes.append(_Note(InboxState.IGNORED, "other", event.reason))
+    # Rows are locked in id order, so two bodies touching the same recipients cannot deadlock.
+    for step in sorted(steps, key=lambda s: s.recipient_id):
+        notes.append(_run(session, step))
+    for phone, keyword in opt_outs.items():
+        record_opt_out(session, phone=phone, keyword=keyword)
+    return _summarise(notes)
+
+
+def _plan_ack(
+    session: Session, event: AckEvent, *, received_at: dt.datetime, steps: list[_Step],
+    notes: list[_Note],
+) -> None:
+    rows = session.execute(
+        select(BlastRecipient.message_id, BlastRecipient.id).where(
+            BlastRecipient.message_id.in_(event.message_ids)
+        )
+    )
+    known = {message_id: recipient_id for message_id, recipient_id in rows}
+    updates = {}
+    if event.status is Status.DELIVERY_ACK and event.at is not None:
+        updates["message_c2s_timestamp"] = int(event.at.timestamp())
+    for message_id in event.message_ids:
+        recipient_id = known.get(message_id)
+        if recipient_id is None:
+            notes.append(_Note(InboxState.WAITING, "ack", "", waiting_id=message_id))
+            continue
+        steps.append(_Step(recipient_id, event.status, event.at or received_at, event.raw,
+                           updates, label=f"{message_id} {event.status}", kind="ack"))
+
+
+def _plan_message(
+    session: Session, message: IncomingMessage, *, rules: WebhookRules, received_at: dt.datetime,
+    steps: list[_Step], notes: list[_Note], opt_outs: dict[str, str],
+) -> None:
+    reason = not_a_reply(message)
+    if reason is not None or message.phone is None:
+        notes.append(_Note(InboxState.IGNORED, "message", f"not a reply: {reason}"))
+        return
+    at = message.at or received_at
+    keyword = opt_out_keyword(message.text, words=rules.opt_out_words)
+    if keyword:
+        # Honoured even from a number we never messaged: they asked not to be messaged.
+        opt_outs.setdefault(message.phone, keyword)
+    recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window)
+    if recipient_id is None and is_being_sent(session, phone=message.phone):
+        notes.append(_Note(InboxState.WAITING, "message", "", waiting_id=message.phone))
+        return
+    if recipient_id is None:
+        hours = f"{rules.reply_window.total_seconds() / 3600:g}"
+        text = f"no message sent to {message.phone} in the {hours} h before it"
+        state = InboxState.APPLIED if keyword else InboxState.IGNORED
+        notes.append(_Note(state, "message", f"opt-out {keyword}; {text}" if keyword else text))
+        return
+    label = f"reply from {message.phone}" + (f" (opt-out {keyword})" if keyword else "")
+    steps.append(_Step(recipient_id, Status.REPLIED, at, message.raw,
+                       {"reply_text": message.text}, label=label, kind="message"))
+
+
+def _run(session: Session, step: _Step) -> _Note:
+    try:
+        change = apply_status(
+            session, recipient_id=step.recipient_id, status=step.status, source="webhook",
+            at=step.at, event=step.event, updates=step.updates,
+        )
+    except NotFound:
+        return _Note(InboxState.IGNORED, step.kind, f"{step.label}: the recipient was deleted")
+    if change.changed and step.status is Status.FAILED:
+        recipient = session.get(BlastRecipient, step.recipient_id)
+        if recipient is not None and not recipient.error:
+            recipient.error = "the gateway reported an error for this message"
+    if change.changed:
+        what = f"{change.old_status} → {change.new_status}"
+    else:
+        what = f"no change (already {change.old_status})"
+    return _Note(InboxState.APPLIED, step.kind, f"{step.label}: {what}")
+
+
+def _summarise(notes: list[_Note]) -> Outcome:
+    states = {n.state for n in notes}
+    kinds = {n.kind for n in notes}
+    waiting = tuple(dict.fromkeys(n.waiting_id for n in notes if n.waiting_id))
+    if waiting:
+        state = InboxState.WAITING
+    elif InboxState.APPLIED in states:
+        state = InboxState.APPLIED
+    else:
+        state = InboxState.IGNORED
+    kind = kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "none")
+    # Waiting keys come first: replay_for_message_ids finds entries by them.
+    texts = [f"waiting for {', '.join(waiting)} (not known yet)"] if waiting else []
+    texts += [n.text for n in notes if n.text]
+    return Outcome(state, kind, "; ".join(texts) or "nothing in it to apply", waiting)
+
+
+# --- replay --------------------------------------------------------------------------------
+
+
+def replay_for_message_ids(
+    session: Session,
+    *,
+    message_ids: Iterable[str],
+    rules: WebhookRules | None = None,
+    now: dt.datetime | None = None,
+) -> list[Outcome]:
+    """Re-apply waiting entries that mention these message ids, or the numbers they were
+    sent to (a reply can wait for its send too). Call it once a send stores its id."""
+    ids = [i for i in dict.fromkeys(message_ids) if i]
+    if not ids:
+        return []
+    rules = rules or WebhookRules.from_settings(get_settings())
+    phones = session.scalars(
+        select(BlastRecipient.phone_number).where(BlastRecipient.message_id.in_(ids))
+    ).all()
+    keys = list(dict.fromkeys([*ids, *phones]))
+    entries = session.scalars(
+        select(WebhookInbox)
+        .where(
+            WebhookInbox.state == InboxState.WAITING,
+            or_(*(WebhookInbox.detail.contains(k, autoescape=True) for k in keys)),
+        )
+        .order_by(WebhookInbox.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [_process(session, e, rules=rules, now=now or utcnow()) for e in entries]
+
+
+def replay_after_send(
+    engine: Engine, *, message_ids: Iterable[str], rules: WebhookRules | None = None
+) -> int:
+    """`replay_for_message_ids` in its own transaction, for the send worker to call right
+    after the transaction that stored the message id commits. Never raises a database
+    error: the periodic replay catches up. Returns how many entries were re-applied."""
+    try:
+        with transaction(engine) as session:
+            return len(replay_for_message_ids(session, message_ids=message_ids, rules=rules))
+    except DB_ERRORS as exc:
+        log.warning("replaying waiting webhooks failed (%s); the periodic replay will retry",
+                    type(exc).__name__)
+        return 0
+
+
+def replay_waiting(
+    engine: Engine,
+    *,
+    rules: WebhookRules | None = None,
+    now: dt.datetime | None = None,
+    limit: int = 500,
+) -> ReplayReport:
+    """Re-apply waiting entries and `new` ones a failed request left behind, one transaction
+    each; waiting entries older than the rules' wait limit become unmatched."""
+    rules = rules or WebhookRules.from_settings(get_settings())
+    now = now or utcnow()
+    with transaction(engine) as session:
+        ids = session.scalars(
+            select(WebhookInbox.id)
+            .where(or_(
+                WebhookInbox.state == InboxState.WAITING,
+                and_(WebhookInbox.state == InboxState.NEW,
+                     WebhookInbox.received_at <= now - NEW_GRACE,
+                     WebhookInbox.attempts < MAX_ATTEMPTS),
+            ))
+            .order_by(WebhookInbox.id)
+            .limit(limit)
+        ).all()
+    states: Counter[str] = Counter()
+    failed = 0
+    for inbox_id in ids:
+        try:
+            with transaction(engine) as session:
+                outcome = process_entry(session, inbox_id=inbox_id, rules=rules, now=now)
+            states[outcome.state if outcome else "skipped"] += 1
+        except Exception as exc:  # one bad entry must not stop the others
+            failed += 1
+            _note_failure(engine, inbox_id=inbox_id, exc=exc)
+    return ReplayReport(seen=len(ids), states=dict(states), failed=failed)
+
+
+def _note_failure(engine: Engine, *, inbox_id: int, exc: Exception) -> None:
+    log.warning("webhook entry %s could not be applied (%s)", inbox_id, type(exc).__name__,
+                exc_info=not isinstance(exc, DB_ERRORS))
+    try:
+        with transaction(engine) as session:
+            entry = session.get(WebhookInbox, inbox_id)
+            if entry is not None:
+                entry.attempts = (entry.attempts or 0) + 1
+                entry.detail = f"could not be applied: {type(exc).__name__}"
+    except DB_ERRORS:
+        pass  # the database is away; the attempt count only throttles retries
+
+
+# --- health --------------------------------------------------------------------------------
+
+
+def inbox_summary(session: Session) -> dict[str, Any]:
+    """Counts by state and the times the health page shows."""
+    counts = dict.fromkeys(InboxState.ALL, 0)
+    rows = session.execute(select(WebhookInbox.state, func.count()).group_by(WebhookInbox.state))
+    counts.update({state: n for state, n in rows})
+    waiting_since = session.scalar(
+        select(func.min(WebhookInbox.received_at)).where(WebhookInbox.state == InboxState.WAITING)
+    )
+    return {
+        "counts": counts,
+        "total": sum(counts.values()),
+        "last_received_at": session.scalar(select(func.max(WebhookInbox.received_at))),
+        "oldest_waiting_at": waiting_since,
+    }

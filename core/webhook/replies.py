@@ -1,0 +1,98 @@
+"""Replies: which sent message an incoming message answers, and opt-out words."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.models import BlastRecipient, OptOut
+from core.phones import JidKind
+from core.statuses import Status
+from core.webhook.parse import IncomingMessage
+
+# Whole-message words that mean "stop messaging me" (English and Malay). More can be added
+# with the opt-out words setting; matching ignores case and punctuation.
+DEFAULT_OPT_OUT_WORDS = ("STOP", "UNSUBSCRIBE", "BERHENTI", "STOP ALL", "NO MORE", "TAK NAK")
+# Phone clocks and ours differ a little: a reply stamped just before our send still counts.
+CLOCK_SKEW = dt.timedelta(minutes=2)
+_SPACES_RE = re.compile(r"\s+")
+
+
+def not_a_reply(message: IncomingMessage) -> str | None:
+    """Why an incoming message cannot be a person's reply; None when it can be."""
+    if message.from_me:
+        return "our own message echoed back"
+    if message.jid_kind == JidKind.GROUP:
+        return "a group message"
+    if message.jid_kind == JidKind.BROADCAST or message.is_broadcast:
+        return "a status post or broadcast"
+    if message.phone is None:
+        if message.jid_kind == JidKind.LID:
+            return "a privacy id (@lid) without the phone number beside it"
+        return "the sender is not a phone number"
+    return None
+
+
+def replied_recipient(
+    session: Session, *, phone: str, at: dt.datetime, window: dt.timedelta
+) -> int | None:
+    """The recipient row of the most recent message sent to `phone` within `window` before `at`."""
+    return session.scalar(
+        select(BlastRecipient.id)
+        .where(
+            BlastRecipient.phone_number == phone,
+            BlastRecipient.sent_at.is_not(None),
+            BlastRecipient.sent_at >= at - window,
+            BlastRecipient.sent_at <= at + CLOCK_SKEW,
+        )
+        .order_by(BlastRecipient.sent_at.desc(), BlastRecipient.id.desc())
+        .limit(1)
+    )
+
+
+def is_being_sent(session: Session, *, phone: str) -> bool:
+    """Whether a message to `phone` is with the gateway but its answer not stored yet.
+
+    An auto-reply can come back before the send's own write: such a reply waits for it.
+    """
+    return session.scalar(
+        select(BlastRecipient.id)
+        .where(BlastRecipient.phone_number == phone, BlastRecipient.status == Status.SENDING.value)
+        .limit(1)
+    ) is not None
+
+
+def normalise_words(text: str) -> str:
+    """Lower case, punctuation and symbols as spaces, spaces collapsed: "Tak-nak!" → "tak nak"."""
+    kept = "".join(
+        ch if unicodedata.category(ch)[0] in "LN" else " " for ch in text.casefold()
+    )
+    return _SPACES_RE.sub(" ", kept).strip()
+
+
+def opt_out_keyword(text: str, *, words: Iterable[str]) -> str | None:
+    """The opt-out word the whole message is, upper-cased; None for any other message."""
+    said = normalise_words(text)
+    if not said:
+        return None
+    for word in words:
+        if normalise_words(word) == said:
+            return said.upper()
+    return None
+
+
+def record_opt_out(session: Session, *, phone: str, keyword: str) -> None:
+    """Add `phone` to the suppression list; a number already on it keeps its first entry."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(OptOut)
+        .values(phone_number=phone, source="webhook", keyword=keyword)
+        .on_conflict_do_nothing(index_elements=[OptOut.phone_number])
+    )

@@ -1,0 +1,138 @@
+"""The webhook secret: where it comes from, how it is checked, and rotating it without loss.
+
+WSAPME can send no headers, so the secret is part of the URL. It is the WEBHOOK_SECRET
+setting when set; otherwise one is generated on first use and kept in `app_state`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import secrets
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.errors import ConfigError
+from core.models import AppState, utcnow
+
+SECRET_KEY = "webhook_secret"
+PREVIOUS_KEY = "webhook_secret_previous"
+# After a rotation the old URL keeps working this long, so that events the gateway sends
+# before someone pastes the new URL into WSAPME are not lost.
+DEFAULT_GRACE = dt.timedelta(days=7)
+WEBHOOK_PATH = "/webhooks/wsapme/"
+SECRET_BYTES = 32
+
+
+def current_secret(session: Session, *, settings: Settings) -> str:
+    """The secret the webhook URL should carry now (generated and kept on first use)."""
+    configured = _configured(settings)
+    if configured:
+        return configured
+    stored = _read(session, SECRET_KEY)
+    if stored:
+        return stored
+    # Two processes may start at once: the first insert wins and both read it back.
+    _insert_if_absent(session, key=SECRET_KEY, value=secrets.token_urlsafe(SECRET_BYTES))
+    return _read(session, SECRET_KEY) or ""
+
+
+def accepted_secrets(
+    session: Session, *, settings: Settings, now: dt.datetime | None = None
+) -> list[str]:
+    """The current secret, and the previous one while its grace period lasts."""
+    accepted = [current_secret(session, settings=settings)]
+    previous = _previous(session)
+    if previous is not None and previous[1] > (now or utcnow()):
+        accepted.append(previous[0])
+    return [s for s in accepted if s]
+
+
+def secret_matches(
+    session: Session, *, settings: Settings, candidate: str, now: dt.datetime | None = None
+) -> bool:
+    return matches_any(candidate, accepted_secrets(session, settings=settings, now=now))
+
+
+def matches_any(candidate: str, accepted: Iterable[str]) -> bool:
+    """Constant-time comparison against every accepted secret (no early exit on a match)."""
+    given = candidate.encode("utf-8", errors="replace")
+    results = [hmac.compare_digest(given, s.encode("utf-8")) for s in accepted]
+    return any(results)
+
+
+def rotate_secret(
+    session: Session,
+    *,
+    settings: Settings,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    now: dt.datetime | None = None,
+) -> str:
+    """Generate a new secret; the old one stays accepted for `grace`. Returns the new one.
+
+    Only the generated secret can be rotated here: one set in WEBHOOK_SECRET is changed
+    where it is set.
+    """
+    if _configured(settings):
+        raise ConfigError("the webhook secret is set by WEBHOOK_SECRET: change it there")
+    old = current_secret(session, settings=settings)
+    until = (now or utcnow()) + grace
+    _write(session, key=PREVIOUS_KEY, value=json.dumps({"secret": old, "until": until.isoformat()}))
+    new = secrets.token_urlsafe(SECRET_BYTES)
+    _write(session, key=SECRET_KEY, value=new)
+    return new
+
+
+def webhook_url(settings: Settings, secret: str, *, reveal: bool = False) -> str:
+    """The URL to paste into WSAPME; the secret is masked unless `reveal`."""
+    shown = secret if reveal else mask(secret)
+    return f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}{shown}"
+
+
+def mask(secret: str) -> str:
+    # Four characters let a person tell two secrets apart without giving the secret away.
+    return f"{secret[:4]}{'•' * 12}" if len(secret) >= 16 else "•" * 12
+
+
+def _configured(settings: Settings) -> str | None:
+    value = settings.webhook_secret.get_secret_value().strip() if settings.webhook_secret else ""
+    return value or None
+
+
+def _previous(session: Session) -> tuple[str, dt.datetime] | None:
+    raw = _read(session, PREVIOUS_KEY)
+    if not raw:
+        return None
+    try:
+        stored = json.loads(raw)
+        until = dt.datetime.fromisoformat(stored["until"])
+        secret = str(stored["secret"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a damaged entry grants nothing
+    return secret, until if until.tzinfo else until.replace(tzinfo=dt.UTC)
+
+
+def _read(session: Session, key: str) -> str | None:
+    return session.scalar(select(AppState.value).where(AppState.key == key))
+
+
+def _insert_if_absent(session: Session, *, key: str, value: str) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(AppState).values(key=key, value=value).on_conflict_do_nothing(index_elements=["key"])
+    )
+
+
+def _write(session: Session, *, key: str, value: str) -> None:
+    row = session.get(AppState, key, with_for_update=True)
+    if row is None:
+        session.add(AppState(key=key, value=value))
+    else:
+        row.value = value
+    session.flush()

@@ -1,0 +1,409 @@
+"""The webhook route over real HTTP (uvicorn on loopback), on both databases."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+import uvicorn
+from sqlalchemy import Engine, func, select
+from starlette.applications import Starlette
+
+from core.config import get_settings
+from core.db import engine_for, transaction
+from core.models import BlastRecipient, OptOut, StatusHistory, WebhookInbox, utcnow
+from core.status_engine import apply_status
+from core.statuses import RANK, Status
+from core.webhook.inbox import replay_after_send
+from core.webhook.secret import current_secret
+from tests.support.factories import make_blast, make_recipient
+
+MAX_BYTES = 20_000
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a background thread."""
+    sock = socket.socket()
+    # Accepted connections inherit this: uvicorn writes headers and body separately, and
+    # Nagle would hold the body back for the client's delayed ACK (40 ms a request).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=True))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _clear_caches() -> None:
+    # Both are functools.cache'd: settings read the environment once, engines per URL.
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+
+
+@dataclass
+class Served:
+    base: str
+    secret: str
+    engine: Engine
+
+    def url(self, secret: str | None = None) -> str:
+        return f"{self.base}/webhooks/wsapme/{self.secret if secret is None else secret}"
+
+    def post(self, payload: object, *, content_type: str | None = JSON,
+             secret: str | None = None, **kw: Any) -> requests.Response:
+        body = payload if isinstance(payload, bytes | Iterator) else json.dumps(payload).encode()
+        headers = {"Content-Type": content_type} if content_type else {}
+        return requests.post(self.url(secret), data=body, headers=headers, timeout=30, **kw)
+
+    def inbox(self) -> list[WebhookInbox]:
+        with transaction(self.engine) as s:
+            return list(s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)))
+
+    def recipient(self, rid: int) -> BlastRecipient:
+        with transaction(self.engine) as s:
+            return s.get(BlastRecipient, rid)
+
+
+@pytest.fixture
+def served(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("WEBHOOK_MAX_BYTES", str(MAX_BYTES))
+    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    _clear_caches()
+    from core.server import routes
+
+    engine = engine_for(get_settings().sqlalchemy_url)
+    with transaction(engine) as s:
+        secret = current_secret(s, settings=get_settings())
+    try:
+        with serving(Starlette(routes=routes())) as base:
+            yield Served(base, secret, engine)
+    finally:
+        engine.dispose()
+        _clear_caches()
+
+
+def _sent_recipient(engine: Engine, *, message_id: str | None, phone: str = "+60123456789",
+                    status: Status = Status.PENDING) -> int:
+    with transaction(engine) as s:
+        return make_recipient(s, make_blast(s), phone_number=phone, message_id=message_id,
+                              status=status.value,
+                              sent_at=utcnow() - dt.timedelta(minutes=5) if message_id else None).id
+
+
+def _now_ts() -> int:
+    return int(time.time())
+
+
+# --- the happy path ------------------------------------------------------------------------
+
+
+def test_an_ack_is_stored_then_applied(served: Served) -> None:
+    rid = _sent_recipient(served.engine, message_id="3EB0A")
+    body = json.dumps({"id": "3EB0A", "status": "DELIVERY_ACK", "timestamp": _now_ts()}).encode()
+    response = served.post(body)
+    assert (response.status_code, response.json()) == (200, {"ok": True})
+    [entry] = served.inbox()
+    assert (entry.body, entry.content_type, entry.state) == (body, JSON, "applied")
+    assert served.recipient(rid).status == "DELIVERY_ACK"
+
+
+def test_a_reply_as_a_form_post(served: Served) -> None:
+    rid = _sent_recipient(served.engine, message_id="3EB0A")
+    form = urlencode({"type": "text", "message": "Berapa harga?", "from": "60123456789@c.us",
+                      "fromMe": "false", "is_broadcast": "false", "timestamp": _now_ts()})
+    assert served.post(form.encode(), content_type=FORM).status_code == 200
+    row = served.recipient(rid)
+    assert (row.status, row.reply_text) == ("REPLIED", "Berapa harga?")
+
+
+def test_a_multipart_form_post(served: Served) -> None:
+    rid = _sent_recipient(served.engine, message_id="3EB0A")
+    response = requests.post(served.url(), files={"id": (None, "3EB0A"), "ack": (None, "4")},
+                             timeout=30)
+    assert response.status_code == 200
+    assert served.inbox()[0].content_type.startswith("multipart/form-data")
+    assert served.recipient(rid).status == "READ_ACK"
+
+
+def test_a_generated_secret_and_a_configured_one(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert served.post({"id": "x", "status": 2}).status_code == 200
+    monkeypatch.setenv("WEBHOOK_SECRET", "configured-secret-abcdefghijklmnop")
+    get_settings.cache_clear()
+    assert served.post({"id": "x", "status": 2}).status_code == 404  # the generated one stops
+    assert served.post({"id": "x", "status": 2},
+                       secret="configured-secret-abcdefghijklmnop").status_code == 200
+    assert len(served.inbox()) == 2
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrong", ["nope", "SECRET-PREFIX", "é-ünïcode", "%00", "a" * 3000])
+def test_a_wrong_secret_looks_like_an_unknown_path(served: Served, wrong: str) -> None:
+    unknown = requests.post(f"{served.base}/no/such/path", data=b"{}", timeout=30)
+    response = served.post({"id": "3EB0A", "status": 3}, secret=wrong)
+    assert response.status_code == unknown.status_code == 404
+    assert response.content == unknown.content
+    assert served.secret not in response.text
+    assert served.inbox() == []
+
+
+def test_a_prefix_of_the_secret_is_wrong(served: Served) -> None:
+    assert served.post({"id": "x", "status": 2}, secret=served.secret[:-1]).status_code == 404
+    assert served.post({"id": "x", "status": 2}, secret=served.secret + "x").status_code == 404
+    assert served.inbox() == []
+
+
+def test_an_oversized_body_is_refused_and_not_stored(served: Served) -> None:
+    big = json.dumps({"id": "3EB0A", "status": 3, "pad": "x" * MAX_BYTES}).encode()
+    assert served.post(big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows only while reading
+        for _ in range(30):
+            yield b"x" * 1000
+
+    assert served.post(chunks()).status_code == 413
+    assert served.post(big, secret="wrong").status_code == 404  # the secret is checked first
+    assert served.inbox() == []
+    exactly = b'{"pad": "' + b"x" * (MAX_BYTES - 11) + b'"}'
+    assert len(exactly) == MAX_BYTES
+    assert served.post(exactly).status_code == 200
+
+
+def test_malformed_json_is_kept_as_unparseable(served: Served) -> None:
+    response = served.post(b'{"id": "3EB0A", "status":')
+    assert (response.status_code, response.json()) == (200, {"ok": True})
+    [entry] = served.inbox()
+    assert (entry.state, entry.body) == ("unparseable", b'{"id": "3EB0A", "status":')
+    assert "not valid JSON" in entry.detail
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "state"),
+    [
+        ("text/plain", b'{"id": "3EB0A", "status": "READ"}', "applied"),
+        (None, b'{"id": "3EB0A", "status": "READ"}', "applied"),
+        (FORM, b'{"id": "3EB0A", "status": "READ"}', "applied"),
+        ("application/xml", b"<ack id='3EB0A' status='READ'/>", "unparseable"),
+        ("image/png", b"\x89PNG\r\n\x1a\n\x00\x00", "unparseable"),
+    ],
+)
+def test_the_content_type_is_a_hint_only(
+    served: Served, content_type: str | None, body: bytes, state: str
+) -> None:
+    rid = _sent_recipient(served.engine, message_id="3EB0A")
+    assert served.post(body, content_type=content_type).status_code == 200
+    assert served.inbox()[0].state == state
+    assert served.recipient(rid).status == ("READ_ACK" if state == "applied" else "PENDING")
+
+
+def test_the_secret_never_reaches_the_access_log(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    assert served.post({"id": "x", "status": 2}).status_code == 200
+    assert served.post({"id": "x", "status": 2}, secret="guess").status_code == 404
+    access = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert len(access) == 2
+    assert all("/webhooks/wsapme/[secret]" in line for line in access)
+    assert served.secret not in caplog.text and "guess" not in caplog.text
+
+
+# --- the ack that beats the send ---------------------------------------------------------
+
+
+def test_an_ack_before_the_message_id_is_stored_waits_then_applies(served: Served) -> None:
+    rid = _sent_recipient(served.engine, message_id=None, status=Status.SENDING)
+    assert served.post({"messageId": "3EB0RACE", "ack": 3}).status_code == 200
+    assert served.inbox()[0].state == "waiting"
+    with transaction(served.engine) as s:  # the send worker stores the gateway's answer
+        apply_status(s, recipient_id=rid, status=Status.PENDING, source="send",
+                     updates={"message_id": "3EB0RACE"})
+    assert replay_after_send(served.engine, message_ids=["3EB0RACE"]) == 1
+    assert served.inbox()[0].state == "applied"
+    assert served.recipient(rid).status == "DELIVERY_ACK"
+
+
+# --- many at once --------------------------------------------------------------------------
+
+
+def _burst(n_recipients: int) -> tuple[list[tuple[bytes, str]], list[str]]:
+    """Acks in every shape, each duplicated, a reply each, unknown ids and garbage; shuffled."""
+    posts: list[tuple[bytes, str]] = []
+    ids = [f"3EB0BURST{i:04d}" for i in range(n_recipients)]
+    ts = _now_ts()
+    for i, mid in enumerate(ids):
+        phone = f"6012{i:07d}"
+        read = json.dumps({"event": "message-ack", "data": {"id": mid, "status": "READ", "timestamp": ts}})
+        posts += [
+            (json.dumps({"key": {"id": mid, "fromMe": True}, "update": {"status": 2}}).encode(), JSON),
+            (urlencode({"id": mid, "status": "DELIVERY_ACK", "timestamp": ts}).encode(), FORM),
+            (read.encode(), JSON),
+            (read.encode(), JSON),  # the gateway's duplicate
+            (json.dumps({"type": "text", "message": "ok", "from": f"{phone}@c.us",
+                         "timestamp": ts}).encode(), JSON),
+        ]
+    posts += [(json.dumps({"id": f"3EB0NOBODY{i}", "status": 3}).encode(), JSON) for i in range(15)]
+    posts += [(b'{"broken": ', JSON) for _ in range(10)]
+    random.Random(42).shuffle(posts)
+    return posts, ids
+
+
+@pytest.mark.slow
+def test_hundreds_of_concurrent_posts_lose_nothing_and_duplicate_nothing(served: Served) -> None:
+    n = 60
+    rids = [_sent_recipient(served.engine, message_id=f"3EB0BURST{i:04d}", phone=f"+6012{i:07d}")
+            for i in range(n)]
+    posts, _ = _burst(n)
+    assert len(posts) >= 300
+    shares = [posts[k::8] for k in range(8)]
+
+    def send(share: list[tuple[bytes, str]]) -> list[int]:
+        with requests.Session() as http:
+            return [http.post(served.url(), data=body, headers={"Content-Type": ct},
+                              timeout=60).status_code for body, ct in share]
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = [c for result in pool.map(send, shares) for c in result]
+    assert Counter(codes) == {200: len(posts)}
+
+    states = Counter(e.state for e in served.inbox())
+    assert states == {"applied": 5 * n, "waiting": 15, "unparseable": 10}
+    with transaction(served.engine) as s:
+        history = s.execute(select(StatusHistory.recipient_id, StatusHistory.new_status)
+                            .order_by(StatusHistory.id)).all()
+        rows = {r.id: r for r in s.scalars(select(BlastRecipient))}
+    by_recipient: dict[int, list[str]] = {}
+    for rid, status in history:
+        by_recipient.setdefault(rid, []).append(status)
+    for rid in rids:
+        assert (rows[rid].status, rows[rid].reply_text) == ("REPLIED", "ok")
+        changes = by_recipient[rid]
+        ranks = [RANK[Status(s)] for s in changes]
+        assert ranks == sorted(set(ranks)), changes  # only upwards, never twice
+        assert changes[-1] == "REPLIED"
+
+
+# --- the database away ---------------------------------------------------------------------
+
+
+def test_database_down_answers_503_and_a_retry_succeeds(
+    served: Served, db_url: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    rid = _sent_recipient(served.engine, message_id="3EB0A")
+    payload = {"id": "3EB0A", "status": "READ"}
+    if db_url.startswith("sqlite"):
+        # A database path under a plain file: no process, root included, can open it.
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("")
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{blocker}/blasts.db")
+        get_settings.cache_clear()
+        response = served.post(payload)
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        get_settings.cache_clear()
+    else:
+        server = request.getfixturevalue("pg_server")
+        if server is None:
+            pytest.skip("the PostgreSQL server is not ours to stop")
+        server.stop()
+        try:
+            response = served.post(payload)
+        finally:
+            server.start()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert served.secret not in response.text
+    assert served.inbox() == []
+
+    retry = served.post(payload)
+    assert retry.status_code == 200
+    assert [e.state for e in served.inbox()] == ["applied"]
+    assert served.recipient(rid).status == "READ_ACK"
+
+
+def test_opt_out_over_http_is_recorded_once(served: Served) -> None:
+    _sent_recipient(served.engine, message_id="3EB0A")
+    for _ in range(3):
+        payload = {"message": "BERHENTI", "from": "60123456789@s.whatsapp.net", "timestamp": _now_ts()}
+        assert served.post(payload).status_code == 200
+    with transaction(served.engine) as s:
+        assert s.scalar(select(func.count()).select_from(OptOut)) == 1
+
+
+# --- with the gateway simulator ------------------------------------------------------------
+
+
+def _store_answer(engine: Engine, rid: int, message_id: str) -> None:
+    """What the send worker does with the gateway's answer, then its call to the replay."""
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=rid, status=Status.PENDING, source="send",
+                     updates={"message_id": message_id})
+    replay_after_send(engine, message_ids=[message_id])
+
+
+@pytest.mark.slow
+def test_the_gateway_simulator_end_to_end(served: Served) -> None:
+    """Real sends to the simulator and its webhooks in every shape, with replies and
+    opt-outs: each recipient ends where the gateway says it is. For half the messages the
+    answer is stored only after all their webhooks came (a slow worker), so those wait."""
+    from core.simulator import Proportions
+    from tests.support.simulator import client_for, running_simulator
+
+    proportions = Proportions(replied=0.4, opt_out=0.4, reply_without_read=0.5)
+    sent: dict[int, str] = {}
+    late: dict[int, str] = {}
+    with running_simulator(webhook_url=served.url(), seed=11, proportions=proportions) as sim:
+        client = client_for(sim)
+        for i in range(40):
+            phone = f"+6013{i:07d}"
+            rid = _sent_recipient(served.engine, message_id=None, phone=phone, status=Status.SENDING)
+            result = client.send_text(to=phone.removeprefix("+"), message="Hi!")
+            sent[rid] = result.message_id
+            if i % 2:
+                late[rid] = result.message_id
+            else:
+                _store_answer(served.engine, rid, result.message_id)
+        assert sim.wait_idle(30)
+        emitted = sim.emitted()
+    assert all(e.delivered and e.http_status == 200 for e in emitted.events)
+    assert Counter(e.state for e in served.inbox())["waiting"] > 0
+    for rid, message_id in late.items():
+        _store_answer(served.engine, rid, message_id)
+
+    inbox = served.inbox()
+    assert len(inbox) == len(emitted.events)
+    assert Counter(e.state for e in inbox) == {"applied": len(emitted.events)}
+    for rid, message_id in sent.items():
+        assert served.recipient(rid).status == emitted.funnel_status(message_id), rid
+    opted_out = {"+" + r.to for r in emitted.replies if r.opt_out}
+    assert opted_out  # the seed gives some
+    with transaction(served.engine) as s:
+        assert set(s.scalars(select(OptOut.phone_number))) == opted_out

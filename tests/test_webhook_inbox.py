@@ -1,0 +1,521 @@
+"""The inbox on both databases: acks in any order, duplicates, waiting and replay, replies,
+opt-outs, the health summary and the webhook secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from core.config import Settings
+from core.db import transaction
+from core.errors import ConfigError
+from core.models import BlastRecipient, OptOut, StatusHistory, WebhookInbox
+from core.status_engine import apply_status
+from core.statuses import Status
+from core.webhook.inbox import (
+    InboxState,
+    Outcome,
+    WebhookRules,
+    inbox_summary,
+    process_entry,
+    replay_after_send,
+    replay_for_message_ids,
+    replay_waiting,
+    store_raw,
+)
+from core.webhook.secret import (
+    accepted_secrets,
+    current_secret,
+    matches_any,
+    rotate_secret,
+    secret_matches,
+    webhook_url,
+)
+from tests.support.factories import at, make_blast, make_recipient
+
+RULES = WebhookRules()
+JSON = "application/json"
+PHONE = "+60123456789"
+SENT = at(9)
+WRITTEN = at(10)
+
+
+def _ts(when: dt.datetime) -> int:
+    return int(when.timestamp())
+
+
+def _recipient(
+    engine: Engine, *, message_id: str | None = None, status: Status = Status.PENDING,
+    phone: str = PHONE, sent_at: dt.datetime | None = SENT,
+) -> int:
+    """A recipient in a blast of its own (one phone may be in several blasts)."""
+    with transaction(engine) as s:
+        return make_recipient(s, make_blast(s), phone_number=phone, message_id=message_id,
+                              status=status.value, sent_at=sent_at).id
+
+
+def _post(
+    engine: Engine, payload: object, *, content_type: str = JSON, rules: WebhookRules = RULES,
+    received_at: dt.datetime | None = None, now: dt.datetime | None = None,
+) -> tuple[int, Outcome | None]:
+    """What the route does: store the raw body in one transaction, apply it in a second
+    (by default at once, as the route does)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    now = now or received_at
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=body, content_type=content_type, now=received_at)
+    with transaction(engine) as s:
+        return inbox_id, process_entry(s, inbox_id=inbox_id, rules=rules, now=now)
+
+
+def _row(engine: Engine, rid: int) -> BlastRecipient:
+    with transaction(engine) as s:
+        return s.get(BlastRecipient, rid)
+
+
+def _entry(engine: Engine, inbox_id: int) -> WebhookInbox:
+    with transaction(engine) as s:
+        return s.get(WebhookInbox, inbox_id)
+
+
+def _history(engine: Engine, rid: int | None = None) -> list[tuple[str | None, str, str | None]]:
+    query = select(StatusHistory).order_by(StatusHistory.id)
+    if rid is not None:
+        query = query.where(StatusHistory.recipient_id == rid)
+    with transaction(engine) as s:
+        return [(h.old_status, h.new_status, h.source) for h in s.scalars(query)]
+
+
+def _ack(message_id: str | list[str], status: str | int, when: dt.datetime | None = None) -> dict:
+    key = "ids" if isinstance(message_id, list) else "id"
+    payload: dict[str, Any] = {key: message_id, "status": status}
+    if when is not None:
+        payload["timestamp"] = _ts(when)
+    return payload
+
+
+def _incoming(text: str, *, jid: str = "60123456789@c.us", when: dt.datetime | None = WRITTEN,
+              **extra: Any) -> dict:
+    payload: dict[str, Any] = {"type": "text", "message": text, "from": jid, **extra}
+    if when is not None:
+        payload["timestamp"] = _ts(when)
+    return payload
+
+
+# --- acks --------------------------------------------------------------------------------
+
+
+def test_an_ack_moves_the_status_and_records_it(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    inbox_id, outcome = _post(engine, _ack("3EB0A", "DELIVERY_ACK", at(9, 30)))
+    assert outcome is not None and (outcome.state, outcome.kind) == ("applied", "ack")
+    row = _row(engine, rid)
+    assert (row.status, row.delivered_at, row.message_c2s_timestamp) == (
+        "DELIVERY_ACK", at(9, 30), _ts(at(9, 30)))
+    assert _history(engine, rid) == [("PENDING", "DELIVERY_ACK", "webhook")]
+    with transaction(engine) as s:
+        assert s.scalars(select(StatusHistory.event)).one() == _ack("3EB0A", "DELIVERY_ACK", at(9, 30))
+    entry = _entry(engine, inbox_id)
+    assert (entry.state, entry.attempts) == ("applied", 1) and entry.processed_at is not None
+    assert "PENDING → DELIVERY_ACK" in entry.detail
+
+
+def test_read_before_delivery_keeps_read_and_writes_one_change(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, {"key": {"id": "3EB0A"}, "update": {"status": 4}, "timestamp": _ts(at(10))})
+    first, late = _post(engine, _ack("3EB0A", 3, at(9, 30)))
+    row = _row(engine, rid)
+    assert row.status == "READ_ACK"
+    assert (row.delivered_at, row.read_timestamp) == (at(10), at(10))  # skipped stage: later time
+    assert _history(engine, rid) == [("PENDING", "READ_ACK", "webhook")]
+    assert late is not None and late.state == "applied" and "no change (already READ_ACK)" in late.detail
+
+
+def test_the_same_body_twice_writes_history_once(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    payload = _ack("3EB0A", "READ", at(10))
+    ids = [_post(engine, payload)[0] for _ in range(2)]
+    assert [_entry(engine, i).state for i in ids] == ["applied", "applied"]
+    assert _history(engine, rid) == [("PENDING", "READ_ACK", "webhook")]
+
+
+def test_acks_for_several_recipients_in_one_body(engine: Engine) -> None:
+    a = _recipient(engine, message_id="3EB0A", phone="+60120000001")
+    b = _recipient(engine, message_id="3EB0B", phone="+60120000002")
+    _post(engine, [{"key": {"id": "3EB0B"}, "update": {"status": 3}}, _ack(["3EB0A"], "READ")])
+    assert (_row(engine, a).status, _row(engine, b).status) == ("READ_ACK", "DELIVERY_ACK")
+
+
+@pytest.mark.parametrize(
+    ("start", "final", "history"),
+    [
+        (Status.SENDING, "FAILED", [("SENDING", "FAILED", "webhook")]),
+        (Status.PENDING, "PENDING", []),  # progressed already: an error report cannot undo it
+        (Status.READ_ACK, "READ_ACK", []),
+    ],
+)
+def test_an_error_ack_fails_only_a_row_that_has_not_progressed(
+    engine: Engine, start: Status, final: str, history: list
+) -> None:
+    rid = _recipient(engine, message_id="3EB0A", status=start)
+    _post(engine, _ack("3EB0A", "ERROR"))
+    row = _row(engine, rid)
+    assert row.status == final
+    assert _history(engine, rid) == history
+    assert (row.error is not None) == (final == "FAILED")
+
+
+# --- waiting and replay -------------------------------------------------------------------
+
+
+def _store_message_id(engine: Engine, rid: int, message_id: str) -> None:
+    """What the send worker does once the gateway accepted the message."""
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=rid, status=Status.PENDING, source="send", at=at(9),
+                     updates={"message_id": message_id})
+
+
+def test_an_ack_that_beats_the_send_waits_and_is_replayed(engine: Engine) -> None:
+    rid = _recipient(engine, status=Status.SENDING, sent_at=None)
+    inbox_id, outcome = _post(engine, _ack("3EB0LATE", "DELIVERY_ACK", at(9, 1)))
+    assert outcome is not None and outcome.state == "waiting"
+    assert outcome.waiting_for == ("3EB0LATE",) and "3EB0LATE" in outcome.detail
+    assert _row(engine, rid).status == "SENDING"
+
+    _store_message_id(engine, rid, "3EB0LATE")
+    with transaction(engine) as s:
+        assert replay_for_message_ids(s, message_ids=["3EB0OTHER"], rules=RULES) == []
+        replayed = replay_for_message_ids(s, message_ids=["3EB0LATE"], rules=RULES)
+    assert [o.state for o in replayed] == ["applied"]
+    assert _entry(engine, inbox_id).state == "applied"
+    assert _row(engine, rid).status == "DELIVERY_ACK"
+    assert _history(engine, rid) == [("SENDING", "PENDING", "send"),
+                                     ("PENDING", "DELIVERY_ACK", "webhook")]
+
+
+def test_replay_after_send_owns_its_transaction(engine: Engine) -> None:
+    rid = _recipient(engine, status=Status.SENDING, sent_at=None)
+    _post(engine, _ack("3EB0LATE", "READ", at(9, 5)))
+    _store_message_id(engine, rid, "3EB0LATE")
+    assert replay_after_send(engine, message_ids=["3EB0LATE"], rules=RULES) == 1
+    assert replay_after_send(engine, message_ids=["3EB0LATE"], rules=RULES) == 0
+    assert _row(engine, rid).status == "READ_ACK"
+
+
+def test_several_ids_one_known_waits_for_the_other_without_repeating_the_first(
+    engine: Engine,
+) -> None:
+    known = _recipient(engine, message_id="3EB0A", phone="+60120000001")
+    later = _recipient(engine, status=Status.SENDING, sent_at=None, phone="+60120000002")
+    inbox_id, outcome = _post(engine, _ack(["3EB0A", "3EB0B"], "SERVER_ACK", at(9, 2)))
+    assert outcome is not None and outcome.state == "waiting" and outcome.waiting_for == ("3EB0B",)
+    assert _row(engine, known).status == "SERVER_ACK"
+    _store_message_id(engine, later, "3EB0B")
+    report = replay_waiting(engine, rules=RULES)
+    assert report.states == {"applied": 1}
+    assert _entry(engine, inbox_id).state == "applied"
+    assert _history(engine, known) == [("PENDING", "SERVER_ACK", "webhook")]
+    assert _row(engine, later).status == "SERVER_ACK"
+
+
+def test_replay_gives_up_on_old_waiting_entries_and_keeps_them(engine: Engine) -> None:
+    now = at(12)
+    old_id, _ = _post(engine, _ack("3EB0GONE", "READ"), received_at=now - dt.timedelta(hours=2))
+    young_id, _ = _post(engine, _ack("3EB0SOON", "READ"), received_at=now - dt.timedelta(minutes=5))
+    report = replay_waiting(engine, rules=RULES, now=now)
+    assert report.states == {"unmatched": 1, "waiting": 1}
+    old, young = _entry(engine, old_id), _entry(engine, young_id)
+    assert old.state == "unmatched" and old.detail.startswith("gave up after 60 min")
+    assert json.loads(old.body) == _ack("3EB0GONE", "READ")  # kept as it came
+    assert young.state == "waiting" and young.attempts == 2
+    assert replay_waiting(engine, rules=RULES, now=now).seen == 1  # unmatched is not retried
+
+
+def test_replay_picks_up_entries_a_failed_request_left_new(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(_ack("3EB0A", 3)).encode(), content_type=JSON,
+                             now=at(10))
+    assert replay_waiting(engine, rules=RULES, now=at(10, 0) + dt.timedelta(seconds=30)).seen == 0
+    assert replay_waiting(engine, rules=RULES, now=at(10, 2)).states == {"applied": 1}
+    assert _entry(engine, inbox_id).state == "applied"
+    assert _row(engine, rid).status == "DELIVERY_ACK"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason_part"),
+    [(b'{"id": "3EB0A", ', JSON, "not valid JSON"), (b"<a/>", "application/xml", "not JSON or a form")],
+)
+def test_an_unparseable_body_is_kept_with_its_reason(
+    engine: Engine, body: bytes, content_type: str, reason_part: str
+) -> None:
+    inbox_id, _ = _post(engine, body, content_type=content_type)
+    entry = _entry(engine, inbox_id)
+    assert (entry.state, entry.body) == ("unparseable", body)
+    assert reason_part in entry.detail
+    assert replay_waiting(engine, rules=RULES, now=at(23)).seen == 0
+
+
+def test_something_that_is_not_an_event_is_ignored(engine: Engine) -> None:
+    inbox_id, _ = _post(engine, {"event": "connection.update", "data": {"state": "open"}})
+    entry = _entry(engine, inbox_id)
+    assert (entry.state, entry.kind) == ("ignored", "other")
+    assert "connection.update" in entry.detail
+
+
+# --- replies -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(_incoming("Berapa harga?"), id="c.us"),
+        pytest.param(_incoming("Berapa harga?", jid="60123456789@s.whatsapp.net"), id="s.whatsapp.net"),
+        pytest.param(_incoming("Berapa harga?", jid="60123456789:7@s.whatsapp.net"), id="device-suffix"),
+        pytest.param({"key": {"remoteJid": "5544332211@lid", "fromMe": False, "id": "IN1",
+                              "remoteJidAlt": "60123456789@s.whatsapp.net"},
+                      "message": {"conversation": "Berapa harga?"}, "messageTimestamp": _ts(at(10))},
+                     id="lid-with-alt"),
+        pytest.param(_incoming("Berapa harga?", jid="5544332211@lid",
+                               participantAlt="60123456789@c.us"), id="lid-with-participantAlt"),
+    ],
+)
+def test_a_reply_from_a_person_marks_the_recipient_replied(engine: Engine, payload: dict) -> None:
+    rid = _recipient(engine, message_id="3EB0A")  # sent, no receipts yet
+    inbox_id, outcome = _post(engine, payload)
+    assert outcome is not None and (outcome.state, outcome.kind) == ("applied", "message")
+    row = _row(engine, rid)
+    assert (row.status, row.reply_text) == ("REPLIED", "Berapa harga?")
+    # Read receipts may be off: the reply proves delivery and reading at its own time.
+    assert row.replied_at == row.read_timestamp == row.delivered_at == at(10)
+    assert _history(engine, rid) == [("PENDING", "REPLIED", "webhook")]
+
+
+def test_a_reply_as_a_form_post(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    body = b"type=text&message=OK+boleh&from=60123456789%40c.us&fromMe=false&timestamp=" + str(
+        _ts(at(10))).encode()
+    _post(engine, body, content_type="application/x-www-form-urlencoded")
+    assert (_row(engine, rid).status, _row(engine, rid).reply_text) == ("REPLIED", "OK boleh")
+
+
+@pytest.mark.parametrize(
+    ("sent_before", "replied"),
+    [
+        (dt.timedelta(hours=71, minutes=59), True),
+        (dt.timedelta(hours=72), True),
+        (dt.timedelta(hours=72, minutes=1), False),
+        (-dt.timedelta(minutes=30), False),  # sent after the message was written
+    ],
+)
+def test_the_reply_window_edge(engine: Engine, sent_before: dt.timedelta, replied: bool) -> None:
+    written = at(10)
+    rid = _recipient(engine, message_id="3EB0A", sent_at=written - sent_before)
+    inbox_id, _ = _post(engine, _incoming("hi", when=written))
+    assert (_row(engine, rid).status == "REPLIED") is replied
+    assert _entry(engine, inbox_id).state == ("applied" if replied else "ignored")
+    if not replied:
+        assert "no message sent to +60123456789 in the 72 h before it" in _entry(engine, inbox_id).detail
+
+
+def test_the_window_is_a_setting(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A", sent_at=at(10) - dt.timedelta(hours=5))
+    _post(engine, _incoming("hi"), rules=WebhookRules(reply_window=dt.timedelta(hours=4)))
+    assert _row(engine, rid).status == "PENDING"
+
+
+def test_the_most_recent_sent_blast_gets_the_reply(engine: Engine) -> None:
+    earlier = _recipient(engine, message_id="3EB0A", sent_at=at(9) - dt.timedelta(days=1))
+    latest = _recipient(engine, message_id="3EB0B", sent_at=at(9))
+    unsent = _recipient(engine, status=Status.QUEUED, sent_at=None)  # a newer blast, not sent yet
+    _post(engine, _incoming("yes please"))
+    assert [_row(engine, r).status for r in (earlier, latest, unsent)] == ["PENDING", "REPLIED", "QUEUED"]
+
+
+def test_a_message_without_a_time_is_judged_by_when_it_arrived(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A", sent_at=at(9))
+    # Applied days later (a replay): the window still counts from arrival, not from now.
+    _post(engine, _incoming("hi", when=None), received_at=at(11), now=at(11) + dt.timedelta(days=5))
+    row = _row(engine, rid)
+    assert (row.status, row.replied_at) == ("REPLIED", at(11))
+
+
+def test_an_auto_reply_that_beats_the_send_waits_for_it(engine: Engine) -> None:
+    rid = _recipient(engine, status=Status.SENDING, sent_at=None)
+    inbox_id, outcome = _post(engine, _incoming("Auto-reply: we are closed", when=at(9, 0)))
+    assert outcome is not None and outcome.state == "waiting" and outcome.waiting_for == (PHONE,)
+    _store_message_id(engine, rid, "3EB0A")  # stamps sent_at 09:00, a moment after the reply
+    assert replay_after_send(engine, message_ids=["3EB0A"], rules=RULES) == 1
+    assert _entry(engine, inbox_id).state == "applied"
+    assert (_row(engine, rid).status, _row(engine, rid).reply_text) == (
+        "REPLIED", "Auto-reply: we are closed")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason_part"),
+    [
+        pytest.param(_incoming("hello all", jid="120363025246125486@g.us",
+                               participant="60123456789@s.whatsapp.net"), "group", id="group"),
+        pytest.param(_incoming("my status", jid="status@broadcast"), "status post", id="status"),
+        pytest.param(_incoming("promo", is_broadcast=True), "broadcast", id="broadcast-flag"),
+        pytest.param({"key": {"remoteJid": "60123456789@s.whatsapp.net", "fromMe": True, "id": "X"},
+                      "message": {"conversation": "Hi Customer!"}}, "echo", id="our-own-echo"),
+        pytest.param(_incoming("hi", fromMe="true"), "echo", id="echo-form-style"),
+        pytest.param(_incoming("hi", jid="5544332211@lid"), "privacy id", id="lid-without-phone"),
+        pytest.param(_incoming("hi", jid="60199999999@c.us"), "no message sent to +60199999999",
+                     id="never-messaged"),
+    ],
+)
+def test_messages_that_are_not_replies_are_ignored(engine: Engine, payload: dict, reason_part: str) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    inbox_id, _ = _post(engine, payload)
+    entry = _entry(engine, inbox_id)
+    assert (entry.state, entry.kind) == ("ignored", "message")
+    assert reason_part in entry.detail
+    assert _row(engine, rid).status == "PENDING"
+    assert _history(engine) == []
+
+
+# --- opt-outs ------------------------------------------------------------------------------
+
+
+def _opt_outs(engine: Engine) -> list[tuple[str, str | None, str | None]]:
+    with transaction(engine) as s:
+        return [(o.phone_number, o.source, o.keyword) for o in s.scalars(select(OptOut))]
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [("STOP", "STOP"), ("stop!", "STOP"), (" Berhenti. ", "BERHENTI"), ("Stop all", "STOP ALL"),
+     ("NO MORE 🙏", "NO MORE"), ("tak-nak", "TAK NAK"), ("Unsubscribe", "UNSUBSCRIBE")],
+)
+def test_an_opt_out_word_suppresses_the_number_and_still_counts_as_a_reply(
+    engine: Engine, text: str, keyword: str
+) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, _incoming(text))
+    _post(engine, _incoming(text, when=at(10, 5)))  # said twice: one entry
+    assert _opt_outs(engine) == [(PHONE, "webhook", keyword)]
+    assert (_row(engine, rid).status, _row(engine, rid).reply_text) == ("REPLIED", text)
+
+
+@pytest.mark.parametrize("text", ["stop sending me ads please", "don't stop", "STOPP"])
+def test_a_sentence_with_an_opt_out_word_is_only_a_reply(engine: Engine, text: str) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, _incoming(text))
+    assert _opt_outs(engine) == []
+    assert _row(engine, rid).status == "REPLIED"
+
+
+def test_more_opt_out_words_can_be_configured(engine: Engine) -> None:
+    _recipient(engine, message_id="3EB0A")
+    rules = WebhookRules(opt_out_words=(*RULES.opt_out_words, "Jangan hantar lagi"))
+    _post(engine, _incoming("jangan hantar lagi!!"), rules=rules)
+    assert _opt_outs(engine) == [(PHONE, "webhook", "JANGAN HANTAR LAGI")]
+
+
+def test_an_opt_out_from_a_number_never_messaged_is_still_honoured(engine: Engine) -> None:
+    inbox_id, outcome = _post(engine, _incoming("STOP", jid="60199999999@c.us"))
+    assert _opt_outs(engine) == [("+60199999999", "webhook", "STOP")]
+    assert outcome is not None and outcome.state == "applied"
+    assert _history(engine) == []
+
+
+def test_an_opt_out_word_in_a_group_is_not_an_opt_out(engine: Engine) -> None:
+    _post(engine, _incoming("STOP", jid="120363025246125486@g.us"))
+    _post(engine, _incoming("STOP", fromMe=True))
+    assert _opt_outs(engine) == []
+
+
+# --- health --------------------------------------------------------------------------------
+
+
+def test_inbox_summary_counts_by_state(engine: Engine) -> None:
+    with transaction(engine) as s:
+        assert inbox_summary(s) == {"counts": dict.fromkeys(InboxState.ALL, 0), "total": 0,
+                                    "last_received_at": None, "oldest_waiting_at": None}
+    _recipient(engine, message_id="3EB0A")
+    _post(engine, _ack("3EB0A", 3), received_at=at(10))
+    _post(engine, _ack("3EB0NOPE", 3), received_at=at(10, 5))
+    _post(engine, b"garbage", received_at=at(10, 10))
+    _post(engine, _incoming("hi", jid="status@broadcast"), received_at=at(10, 20))
+    with transaction(engine) as s:
+        summary = inbox_summary(s)
+    assert summary["counts"] == {"new": 0, "applied": 1, "ignored": 1, "waiting": 1,
+                                 "unmatched": 0, "unparseable": 1}
+    assert summary["total"] == 4
+    assert summary["last_received_at"] == at(10, 20)
+    assert summary["oldest_waiting_at"] == at(10, 5)
+
+
+# --- the secret ----------------------------------------------------------------------------
+
+
+def _settings(**values: Any) -> Settings:
+    values.setdefault("webhook_secret", None)
+    return Settings(_env_file=None, public_url="https://blasts.example.com/", **values)
+
+
+def test_a_generated_secret_is_made_once_and_kept(engine: Engine) -> None:
+    settings = _settings()
+    with transaction(engine) as s:
+        first = current_secret(s, settings=settings)
+    with transaction(engine) as s:
+        assert current_secret(s, settings=settings) == first
+        assert secret_matches(s, settings=settings, candidate=first)
+        assert not secret_matches(s, settings=settings, candidate=first[:-1])
+    assert len(first) >= 40
+
+
+def test_the_setting_wins_over_a_stored_secret(engine: Engine) -> None:
+    with transaction(engine) as s:
+        generated = current_secret(s, settings=_settings())
+        configured = _settings(webhook_secret="from-the-environment-0123456789")
+        assert accepted_secrets(s, settings=configured) == ["from-the-environment-0123456789"]
+        assert not secret_matches(s, settings=configured, candidate=generated)
+        with pytest.raises(ConfigError):
+            rotate_secret(s, settings=configured)
+
+
+def test_rotation_keeps_the_old_secret_for_the_grace_period(engine: Engine) -> None:
+    settings = _settings()
+    with transaction(engine) as s:
+        old = current_secret(s, settings=settings)
+        new = rotate_secret(s, settings=settings, grace=dt.timedelta(hours=2), now=at(10))
+    assert new != old
+    with transaction(engine) as s:
+        assert current_secret(s, settings=settings) == new
+        assert secret_matches(s, settings=settings, candidate=old, now=at(11, 59))
+        assert secret_matches(s, settings=settings, candidate=new, now=at(11, 59))
+        assert not secret_matches(s, settings=settings, candidate=old, now=at(12, 1))
+        assert secret_matches(s, settings=settings, candidate=new, now=at(12, 1))
+
+
+@pytest.mark.parametrize("candidate", ["", "é-not-ascii", "x" * 5000, "\x00"])
+def test_odd_candidates_are_refused_without_error(candidate: str) -> None:
+    assert not matches_any(candidate, ["the-real-secret"])
+    assert matches_any("the-real-secret", ["other", "the-real-secret"])
+
+
+def test_webhook_url_is_masked_unless_revealed() -> None:
+    settings = _settings()
+    secret = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    assert webhook_url(settings, secret, reveal=True) == (
+        "https://blasts.example.com/webhooks/wsapme/" + secret)
+    masked = webhook_url(settings, secret, reveal=False)
+    assert masked.startswith("https://blasts.example.com/webhooks/wsapme/AbCd")
+    assert secret[4:10] not in masked
+
+
+def test_the_opt_out_table_count_is_unchanged_by_a_duplicate_number(engine: Engine) -> None:
+    # record_opt_out is an idempotent insert on both dialects, even in one transaction.
+    from core.webhook.replies import record_opt_out
+
+    with transaction(engine) as s:
+        record_opt_out(s, phone=PHONE, keyword="STOP")
+        record_opt_out(s, phone=PHONE, keyword="BERHENTI")
+        assert s.scalar(select(func.count()).select_from(OptOut)) == 1
