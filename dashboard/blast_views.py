@@ -8,10 +8,13 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from core.closing import CloseOutcome, close_from_csv
 from core.exports import stage_csv
-from core.followups import chain_funnels, create_follow_up, next_stage_name
+from core.followups import chain_funnels, chain_ids, create_follow_up, next_stage_name
 from core.funnel import stuck_at_each_stage
+from core.gateway import make_client
 from core.models import Blast, utcnow
+from core.polling import poll_round
 from core.recipients import (
     SELECTIONS,
     StageSelector,
@@ -23,7 +26,7 @@ from core.recipients import (
 )
 from core.sending import blasts
 from core.sending.progress import blast_progress
-from dashboard.data import session, settings
+from dashboard.data import get_engine, session, settings
 from dashboard.layout import friendly_errors
 
 STATE_WORDS = {
@@ -78,6 +81,60 @@ def render_actions(blast: Blast) -> None:
             st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
             if st.button("Yes, cancel it", key="cancel_confirm", type="primary"):
                 _act("cancel the blast", blasts.cancel, blast.id)
+
+
+def render_refresh(blast_id: int) -> None:
+    """Ask the gateway now about every message of this blast not yet read."""
+    if not st.button(
+        "Refresh statuses",
+        key="refresh",
+        icon=":material/refresh:",
+        help="Asks WSAPME directly, for when receipts seem late.",
+    ):
+        return
+    with friendly_errors("refresh the statuses") as done, st.spinner("Asking the gateway…"):
+        result = poll_round(get_engine(), make_client(settings()), settings=settings(), blast_id=blast_id)
+    if done.ok:
+        words = f"Asked about {result.asked:,} messages: {result.changed:,} moved on"
+        if result.unknown:
+            words += f", {result.unknown:,} the gateway could not say"
+        st.toast(words + ".")
+        if result.stopped_by:
+            st.warning(f"Stopped early: {result.stopped_by}")
+
+
+def render_close_from_file(blast_id: int) -> None:
+    st.write(
+        "Upload a CSV of the phone numbers that bought. Each is matched to the latest message "
+        "sent to that number and marked **closed**."
+    )
+    only_chain = st.checkbox("Only this blast and its follow-ups", value=True, key="close_chain")
+    upload = st.file_uploader("Numbers that bought (CSV)", type=["csv", "txt"], key="close_upload")
+    if upload is None or not st.button("Mark them closed", key="close_apply", type="primary"):
+        return
+    with friendly_errors("read the file") as done, session() as s:
+        blast_ids = chain_ids(s, blast_id=blast_id) if only_chain else []
+        report = close_from_csv(
+            s,
+            upload.getvalue(),
+            region=settings().phone_region,
+            blast_ids=blast_ids,
+            filename=upload.name,
+            max_upload_mb=settings().max_upload_mb,
+        )
+    if not done.ok:
+        return
+    cols = st.columns(len(CloseOutcome))
+    for col, outcome in zip(cols, CloseOutcome, strict=True):
+        col.metric(outcome.value.capitalize(), f"{report.count(outcome):,}")
+    st.download_button(
+        "Download what matched (CSV)",
+        report.to_csv(),
+        file_name="closed-sales-report.csv",
+        mime="text/csv",
+        key="close_report",
+        icon=":material/download:",
+    )
 
 
 def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:

@@ -21,3 +21,13 @@ def duration_words(value: dt.timedelta | None) -> str:
     return (
         f"{days} day{'s' if days > 1 else ''} {hours} h" if hours else f"{days} day{'s' if days > 1 else ''}"
     )
+
+
+def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
+    """ "just now", "5 min ago", "3 h ago", "2 days ago"."""
+    if moment is None:
+        return "never"
+    seconds = ((now or dt.datetime.now(dt.UTC)) - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    return f"{duration_words(dt.timedelta(seconds=seconds))} ago"

@@ -53,11 +53,17 @@ if blast.state == "paused" and blast.state_reason:
 if blast.state == "scheduled" and blast.scheduled_at:
     st.info(f"Scheduled for {views.local(blast.scheduled_at)}.", icon=":material/schedule:")
 
-views.render_actions(blast)
+actions, refresh = st.columns([4, 1])
+with actions:
+    views.render_actions(blast)
+with refresh:
+    views.render_refresh(blast_id)
 live = st.fragment(views.render_progress, run_every=2 if blast.state in views.LIVE_STATES else None)
 live(blast_id)
 
-tab_funnel, tab_people, tab_export, tab_follow = st.tabs(["Funnel", "Recipients", "Export", "Follow up"])
+tab_funnel, tab_people, tab_export, tab_follow, tab_close = st.tabs(
+    ["Funnel", "Recipients", "Export", "Follow up", "Close sales"]
+)
 with tab_funnel:
     with session() as s:
         counts = funnel(s, filters=FunnelFilter(blast_ids=(blast_id,)))
@@ -72,3 +78,5 @@ with tab_export:
     views.render_export(blast_id)
 with tab_follow:
     views.render_follow_up(blast)
+with tab_close:
+    views.render_close_from_file(blast_id)

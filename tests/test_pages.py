@@ -211,3 +211,49 @@ def test_new_blast_refuses_an_unknown_placeholder_and_a_bad_file(app_db: str) ->
     bad = _upload(page("pages/new_blast.py"), b"PK\x03\x04" + bytes(200))
     assert not bad.exception
     assert bad.error and "Excel" in bad.error[0].value
+
+
+def test_health_page_shows_the_webhook_masked_until_revealed(app_db: str, engine: Engine) -> None:
+    from core.webhook.secret import current_secret
+
+    at = run_page("pages/health.py")
+    with transaction(engine) as s:
+        secret = current_secret(s, settings=get_settings())
+    shown = at.code[0].value
+    assert "/webhooks/wsapme/" in shown and secret not in shown
+    assert any("No send worker" in w.value for w in at.warning)
+    at.toggle(key="reveal_webhook").set_value(True).run()
+    assert secret in at.code[0].value
+
+
+def test_health_page_after_events_and_a_worker(app_db: str, engine: Engine) -> None:
+    from core import app_state
+    from core.models import WebhookInbox
+
+    with transaction(engine) as s:
+        s.add(WebhookInbox(body=b"{}", state="applied"))
+        s.add(WebhookInbox(body=b"not json", state="unparseable"))
+        app_state.put(s, key="worker:host:1:abc", value={"sent": 12})
+    at = run_page("pages/health.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Events applied"] == "1" and metrics["Could not be read"] == "1"
+    assert not any("No send worker" in w.value for w in at.warning)
+    assert any("host:1:abc" in m.value for m in at.markdown)
+
+
+def test_blast_detail_closes_sales_from_a_file(app_db: str, engine: Engine) -> None:
+    import datetime as dt
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, phone_number="+60123456789", status="REPLIED",
+                       sent_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+        blast_id = blast.id
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    at.file_uploader(key="close_upload").set_value(("sales.csv", b"phone\n0123456789\n0199999999\n", "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Closed"] == "1" and metrics["No message sent to this number"] == "1"

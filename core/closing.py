@@ -1,0 +1,98 @@
+"""Closing sales from a file: a CSV of phone numbers that bought, matched to the messages sent."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.csv_import import Outcome, parse_csv
+from core.exports import to_csv
+from core.models import BlastRecipient
+from core.status_engine import apply_status
+from core.statuses import Status
+
+
+class CloseOutcome(enum.StrEnum):
+    CLOSED = "closed"
+    ALREADY_CLOSED = "already closed"
+    NOT_MESSAGED = "no message sent to this number"
+    INVALID = "not a usable number"
+    DUPLICATE = "listed twice"
+
+
+@dataclass(frozen=True)
+class CloseRow:
+    line: int
+    outcome: CloseOutcome
+    phone: str | None
+    blast_id: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class CloseReport:
+    rows: list[CloseRow]
+
+    def count(self, outcome: CloseOutcome) -> int:
+        return sum(1 for row in self.rows if row.outcome is outcome)
+
+    def to_csv(self) -> bytes:
+        return to_csv(
+            ((r.line, r.outcome.value, r.phone or "", r.blast_id or "", r.detail or "") for r in self.rows),
+            columns=("line", "outcome", "phone", "blast", "detail"),
+        )
+
+
+def latest_sent(session: Session, *, phone: str, blast_ids: Sequence[int] = ()) -> BlastRecipient | None:
+    """The most recent message that went out to this number (in these blasts, if given)."""
+    query = (
+        select(BlastRecipient)
+        .where(BlastRecipient.phone_number == phone, BlastRecipient.sent_at.is_not(None))
+        .order_by(BlastRecipient.sent_at.desc(), BlastRecipient.id.desc())
+        .limit(1)
+    )
+    if blast_ids:
+        query = query.where(BlastRecipient.blast_id.in_(tuple(blast_ids)))
+    return session.scalars(query).first()
+
+
+def close_from_csv(
+    session: Session, data: bytes, *, region: str, blast_ids: Sequence[int] = (),
+    filename: str | None = None, max_upload_mb: float = 10.0,
+) -> CloseReport:
+    """Mark CLOSED (source `import`) the latest message sent to each number in the file.
+
+    Every line gets an outcome; nothing is skipped silently. Raises BadCsv for a file that
+    cannot be read at all.
+    """
+    report = parse_csv(data, filename=filename, region=region, max_upload_mb=max_upload_mb)
+    rows: list[CloseRow] = []
+    for row in report.rows:
+        if row.outcome is Outcome.BLANK:
+            continue
+        if row.outcome is Outcome.INVALID:
+            rows.append(CloseRow(row.line, CloseOutcome.INVALID, None, detail=row.reason))
+        elif row.outcome is Outcome.DUPLICATE:
+            rows.append(CloseRow(row.line, CloseOutcome.DUPLICATE, row.phone,
+                                 detail=f"same number as line {row.duplicate_of}"))
+        else:
+            rows.append(_close_one(session, line=row.line, phone=row.phone or "", blast_ids=blast_ids,
+                                   filename=filename))
+    return CloseReport(rows)
+
+
+def _close_one(session: Session, *, line: int, phone: str, blast_ids: Sequence[int],
+               filename: str | None) -> CloseRow:
+    recipient = latest_sent(session, phone=phone, blast_ids=blast_ids)
+    if recipient is None:
+        return CloseRow(line, CloseOutcome.NOT_MESSAGED, phone)
+    change = apply_status(
+        session, recipient_id=recipient.id, status=Status.CLOSED, source="import",
+        event={"action": "closed from file", "file": filename, "line": line},
+    )
+    outcome = CloseOutcome.CLOSED if change.changed else CloseOutcome.ALREADY_CLOSED
+    return CloseRow(line, outcome, phone, blast_id=recipient.blast_id)

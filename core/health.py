@@ -1,0 +1,98 @@
+"""What the health page reports: gateway, device, webhook, worker, polling and database, as facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from core import app_state
+from core.config import Settings
+from core.errors import GatewayError
+from core.models import utcnow
+from core.polling import POLLING_STATE_KEY
+from core.sending.worker import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS
+from core.webhook.inbox import inbox_summary
+
+ALIVE_WITHIN = dt.timedelta(seconds=HEARTBEAT_SECONDS * 3)
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    name: str
+    last_seen: dt.datetime
+    sent: int
+
+
+@dataclass(frozen=True)
+class Health:
+    database_kind: str
+    database_where: str
+    schema_revision: str | None
+    workers: list[WorkerSeen]
+    inbox: dict[str, Any]
+    polling: dict[str, Any] | None
+    polling_seen: dt.datetime | None
+    notes: list[str] = field(default_factory=list)
+
+
+def database_where(engine: Engine) -> str:
+    """Host and database name, never the password."""
+    url = make_url(str(engine.url))
+    if url.get_backend_name() == "sqlite":
+        return url.database or "(in memory)"
+    host = url.host or "localhost"
+    return f"{host}/{url.database or ''}"
+
+
+def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
+    now = utcnow()
+    workers = [
+        WorkerSeen(name=key.removeprefix(HEARTBEAT_PREFIX), last_seen=seen, sent=int(value.get("sent", 0)))
+        for key, value, seen in app_state.with_prefix(
+            session, prefix=HEARTBEAT_PREFIX, since=now - ALIVE_WITHIN
+        )
+    ]
+    polling = app_state.get(session, key=POLLING_STATE_KEY)
+    return Health(
+        database_kind="PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite",
+        database_where=database_where(engine),
+        schema_revision=MigrationContext.configure(session.connection()).get_current_revision(),
+        workers=workers,
+        inbox=inbox_summary(session),
+        polling=polling[0] if polling else None,
+        polling_seen=polling[1] if polling else None,
+        notes=_notes(settings, workers),
+    )
+
+
+def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[str]:
+    notes = []
+    if not workers:
+        notes.append(
+            "No send worker has checked in during the last half minute: blasts will not "
+            "go out. Start the dashboard with RUN_WORKER=true, or run `python -m core worker`."
+        )
+    if settings.send_pacing == "off" and not settings.sandbox:
+        notes.append(
+            "Pacing is off while sending for real: WhatsApp may flag the number. Set SEND_PACING=on."
+        )
+    return notes
+
+
+def device_state(client: Any) -> tuple[bool | None, str]:
+    """Ask the gateway whether the device is connected; the answer in words."""
+    try:
+        status = client.device_status()
+    except GatewayError as exc:
+        return None, exc.message
+    if status.connected:
+        return True, "Connected" + (f" ({status.state})" if status.state else "")
+    return False, "Not connected" + (
+        f" ({status.state})" if status.state else ""
+    ) + ": open WSAPME and reconnect the WhatsApp device."
