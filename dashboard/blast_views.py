@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import select
 
 from core.closing import CloseOutcome, close_from_csv
 from core.exports import stage_csv
@@ -26,6 +27,7 @@ from core.recipients import (
 )
 from core.sending import blasts
 from core.sending.progress import blast_progress
+from dashboard.charts import funnel_figure
 from dashboard.data import get_engine, session, settings
 from dashboard.layout import friendly_errors
 
@@ -49,12 +51,14 @@ def state_badge(state: str) -> str:
     return f":{colour}-badge[{word}]"
 
 
-def render_progress(blast_id: int) -> None:
-    """Sent / remaining / failed / unknown and the ETA; refreshes itself while sending."""
+def render_progress(blast_id: int, shown_state: str) -> None:
+    """Sent / remaining / failed / unknown, the ETA and the funnel; refreshes itself while
+    sending, and reloads the whole page when the blast's state changes (finished, paused)."""
     with session() as s:
-        blast = s.get(Blast, blast_id)
-        state = blast.state
+        state = s.scalar(select(Blast.state).where(Blast.id == blast_id))
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
+    if state != shown_state:
+        st.rerun(scope="app")
     f = progress.funnel
     st.progress(progress.fraction, text=f"{progress.done:,} of {f.total:,} done")
     cols = st.columns(5)
@@ -64,6 +68,7 @@ def render_progress(blast_id: int) -> None:
     cols[3].metric("Unknown", f"{f.unknown:,}")
     finish = "—" if progress.eta is None else local(progress.eta, "%d %b, %H:%M")
     cols[4].metric("Expected to finish", finish if state in LIVE_STATES or state == "draft" else "—")
+    st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
 
 
 def render_actions(blast: Blast) -> None:

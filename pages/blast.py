@@ -3,10 +3,8 @@
 import streamlit as st
 from sqlalchemy import select
 
-from core.funnel import FunnelFilter, funnel
 from core.models import Blast
 from dashboard import blast_views as views
-from dashboard.charts import funnel_figure
 from dashboard.data import session
 from dashboard.layout import page_header
 
@@ -59,15 +57,12 @@ with actions:
 with refresh:
     views.render_refresh(blast_id)
 live = st.fragment(views.render_progress, run_every=2 if blast.state in views.LIVE_STATES else None)
-live(blast_id)
+live(blast_id, blast.state)
 
 tab_funnel, tab_people, tab_export, tab_follow, tab_close = st.tabs(
     ["Funnel", "Recipients", "Export", "Follow up", "Close sales"]
 )
 with tab_funnel:
-    with session() as s:
-        counts = funnel(s, filters=FunnelFilter(blast_ids=(blast_id,)))
-    st.plotly_chart(funnel_figure(counts, height=320), width="stretch", key="blast_funnel")
     st.subheader("Where recipients are now")
     views.render_stuck_table(blast_id)
     st.subheader("Follow-up chain")

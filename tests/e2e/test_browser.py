@@ -1,0 +1,176 @@
+"""End to end in a real browser: the real server, the sandbox gateway, a marketer's whole path.
+
+Screenshots of each page land in test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from core.config import PROJECT_ROOT
+from core.db import make_engine, transaction
+from core.funnel import funnel
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+CONTACTS = "Nama,No. Telefon\nAisyah,012-345 6789\nWei Ling,+60 11-2345 6789\nRavi,019 876 5432\nNobody,12345\n"
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`streamlit run streamlit_app.py`, as the README starts it, on the embedded default."""
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    port = _free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("WSAPME_", "DATABASE_URL"))},
+           "DATA_DIR": str(data_dir), "SANDBOX_SPEED": "fast", "SEND_PACING": "off"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+         "--server.headless", "true"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+        yield base, data_dir
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
+        pytest.skip("no Chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield instance
+        instance.close()
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(800)  # let charts finish drawing
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _metric(page, label: str) -> str:  # type: ignore[no-untyped-def]
+    metric = page.get_by_test_id("stMetric").filter(has=page.get_by_text(label, exact=True)).first
+    return metric.get_by_test_id("stMetricValue").inner_text().strip()
+
+
+def _wait_for_metric(page, label: str, expected: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while _metric(page, label) != expected:
+        assert time.monotonic() < deadline, f"{label} stayed at {_metric(page, label)}, wanted {expected}"
+        page.wait_for_timeout(500)
+
+
+def _settled_funnel(engine, quiet_seconds: float = 3.0, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    """The funnel once the sandbox's receipts and replies (real HTTP webhooks) stop arriving."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        with transaction(engine) as s:
+            counts = funnel(s)
+        if counts != last:
+            last, since = counts, time.monotonic()
+        elif counts.sent == 3 and time.monotonic() - since >= quiet_seconds:
+            return counts
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.3)
+
+
+def test_upload_send_watch_the_funnel_fill_and_export(server, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    base, data_dir = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+
+    page.goto(base)
+    page.get_by_text("No blasts yet").wait_for(timeout=30_000)
+    assert page.get_by_text("Sandbox mode").is_visible()
+    _shot(page, "1-overview-empty")
+
+    page.get_by_role("link", name="New blast").click()
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(CONTACTS, encoding="utf-8-sig")
+    page.locator("input[type=file]").first.set_input_files(str(contacts))
+    page.get_by_text("Ready to send", exact=True).wait_for(timeout=30_000)
+    assert _metric(page, "Ready to send") == "3"
+    assert _metric(page, "Not a usable number") == "1"
+    page.get_by_role("textbox", name="Campaign tag").fill("Raya")
+    page.get_by_role("textbox", name="Campaign tag").press("Tab")
+    page.get_by_role("textbox", name="Message").fill("Hi {name}, *Raya* sale is on 🎉")
+    page.get_by_role("textbox", name="Message").press("Control+Enter")
+    page.get_by_text("Hi Aisyah, Raya sale is on 🎉").first.wait_for(timeout=30_000)
+    _shot(page, "2-new-blast")
+    page.get_by_role("button", name="Send to 3 people").click()
+    page.get_by_text("is sending now").wait_for(timeout=30_000)
+
+    page.get_by_role("link", name="Follow blast #1").click()
+    page.get_by_text("Still to send").wait_for(timeout=30_000)
+    _wait_for_metric(page, "Still to send", "0")
+    _shot(page, "3-blast-detail")
+
+    engine = make_engine(f"sqlite:///{data_dir / 'blasts.db'}")
+    counts = _settled_funnel(engine)
+    assert counts.sent == 3 and counts.received >= 1, counts
+
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_text("Day by day").wait_for(timeout=30_000)
+    for label, value in (("Sent", counts.sent), ("Received", counts.received), ("Read", counts.read),
+                         ("Replied", counts.replied)):
+        assert _metric(page, label) == f"{value:,}", label
+    _shot(page, "4-overview")
+
+    page.get_by_role("link", name="Blast detail").click()
+    page.get_by_role("tab", name="Export").click()
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download “Everyone” as CSV").click()
+    exported = Path(download_info.value.path()).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert sorted(r["name"] for r in rows) == ["Aisyah", "Ravi", "Wei Ling"]
+    assert all(r["phone_number"].startswith("'+60") for r in rows), "formula-safe phone numbers"
+
+    page.get_by_role("link", name="Settings & health").click()
+    page.get_by_text("Last event received").wait_for(timeout=30_000)
+    _shot(page, "5-health")
+    page.close()
