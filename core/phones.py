@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult, geocoder
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
 DEFAULT_REGION = "MY"
 
@@ -369,6 +369,8 @@ def _judge(number: phonenumbers.PhoneNumber, region: str) -> PhoneResult:
 def _country_name(region: str | None) -> str:
     if not region or region == "001":
         return ""
+    from phonenumbers import geocoder  # its data takes half a second to load: only when needed
+
     return geocoder._region_display_name(region, "en") or region
 
 

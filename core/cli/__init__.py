@@ -9,31 +9,44 @@ import sys
 
 from core.errors import BlastError
 
-# Modules under core.cli, each with `add_parser(subparsers)` that sets `func(args) -> int`.
-COMMANDS = ("migrate", "settings", "send", "worker", "simulator", "import_csv", "seed_demo", "hash_password")
+# Each command: its module under core.cli (with `add_parser(subparsers)` setting
+# `func(args) -> int`) and its one-line summary. Only the module of the command being run
+# is imported, so `--help` and light commands start fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "migrate": ("migrate", "create or upgrade the database schema"),
+    "settings": ("settings", "list every setting, its default and meaning"),
+    "import-csv": ("import_csv", "create a draft blast from a CSV of contacts"),
+    "send": ("send", "queue a draft blast for sending"),
+    "worker": ("worker", "run a send worker"),
+    "simulator": ("simulator", "run a stand-in WSAPME gateway on this machine"),
+    "seed-demo": ("seed_demo", "fill the database with example blasts"),
+    "hash-password": ("hash_password", "hash a dashboard password for the settings"),
+}
+SUMMARIES = {name: summary for name, (_, summary) in COMMANDS.items()}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core",
-        description="Marketing Blast Tracker: WhatsApp blasts through WSAPME, "
-        "tracked from sent to closed.",
+        description="Marketing Blast Tracker: WhatsApp blasts through WSAPME, tracked from sent to closed.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"core.cli.{name}").add_parser(subparsers)
+    chosen = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    for name, (module, summary) in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(f"core.cli.{module}").add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)

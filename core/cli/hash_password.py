@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from core.cli import SUMMARIES
 from core.errors import BadInput
 from core.passwords import hash_password
 
@@ -24,5 +25,5 @@ def run(_args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("hash-password", help="hash a dashboard password for the settings")
+    parser = subparsers.add_parser("hash-password", help=SUMMARIES["hash-password"])
     parser.set_defaults(func=run)

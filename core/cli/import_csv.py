@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core import templates
+from core.cli import SUMMARIES
 from core.config import get_settings
 from core.csv_import import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -26,7 +27,7 @@ from core.models import Blast
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "import-csv", help="create a draft blast from a CSV of contacts",
+        "import-csv", help=SUMMARIES["import-csv"],
         description="Read a CSV of contacts, report every row, and store the usable "
         "numbers as a draft blast.",
     )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli import SUMMARIES
 from core.config import get_settings
 from core.db import current_revision, make_engine, migrate
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("migrate", help="create or upgrade the database schema")
+    parser = subparsers.add_parser("migrate", help=SUMMARIES["migrate"])
     parser.add_argument("--revision", default="head", help="target revision (default: head)")
     parser.set_defaults(func=run)
 

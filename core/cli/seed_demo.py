@@ -6,6 +6,7 @@ import argparse
 
 from sqlalchemy import func, select
 
+from core.cli import SUMMARIES
 from core.config import get_settings
 from core.db import engine_for, migrate, transaction
 from core.demo import seed_demo
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("seed-demo", help="fill the database with example blasts")
+    parser = subparsers.add_parser("seed-demo", help=SUMMARIES["seed-demo"])
     parser.add_argument("--weeks", type=int, default=6, help="how many weeks of history (default 6)")
     parser.add_argument("--seed", type=int, default=2026, help="random seed, for the same data again")
     parser.add_argument("--force", action="store_true", help="add demo data to a database that has blasts")

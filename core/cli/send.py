@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from core.cli import SUMMARIES
 from core.config import get_settings
 from core.db import engine_for, migrate, transaction
 from core.errors import BadInput
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("send", help="queue a draft blast for sending")
+    parser = subparsers.add_parser("send", help=SUMMARIES["send"])
     parser.add_argument("blast_id", type=int)
     parser.add_argument("--at", help="send later, at this local time (2026-12-01T09:30)")
     parser.add_argument("--device", help="the WSAPME device to send from (default: WSAPME_DEVICE)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli import SUMMARIES
 from core.config import PROJECT_ROOT, Settings
 
 
@@ -50,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("settings", help="list every setting, its default and meaning")
+    parser = subparsers.add_parser("settings", help=SUMMARIES["settings"])
     parser.add_argument("--write-readme", action="store_true", help="refresh the README's table")
     parser.set_defaults(func=run)

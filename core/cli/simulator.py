@@ -6,6 +6,7 @@ import argparse
 import signal
 import threading
 
+from core.cli import SUMMARIES
 from core.simulator import ACK_SHAPES, Proportions, start_simulator
 
 DEFAULTS = Proportions()
@@ -14,7 +15,7 @@ DEFAULTS = Proportions()
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "simulator",
-        help="run a stand-in WSAPME gateway on this machine",
+        help=SUMMARIES["simulator"],
         description="A stand-in WSAPME gateway: answers sends and status look-ups like "
         "WSAPME and posts delivery, read and reply webhooks. Point WSAPME_API_URL and "
         "WSAPME_MASTER_URL at it. Controls and counts live under /_sim/.",

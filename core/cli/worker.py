@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 
+from core.cli import SUMMARIES
 from core.config import get_settings
 from core.db import engine_for, migrate
 from core.gateway import make_client
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("worker", help="run a send worker")
+    parser = subparsers.add_parser("worker", help=SUMMARIES["worker"])
     parser.add_argument("--once", action="store_true",
                         help="send everything due now, store the answers, then exit")
     parser.set_defaults(func=run)
