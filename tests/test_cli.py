@@ -18,8 +18,14 @@ from core.models import Blast, BlastRecipient, StatusHistory
 
 def cli(*args: str, database: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "", **({"DATABASE_URL": f"sqlite:///{database}"} if database else {})}
-    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True,
-                          timeout=120, cwd=PROJECT_ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
 
 
 def test_help_lists_every_command() -> None:
@@ -44,11 +50,16 @@ def test_seed_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
     with transaction(engine) as s:
         totals = funnel(s)
         blasts = s.scalar(select(func.count()).select_from(Blast))
-        follow_ups = s.scalar(select(func.count()).select_from(Blast).where(Blast.parent_blast_id.is_not(None)))
+        follow_ups = s.scalar(
+            select(func.count()).select_from(Blast).where(Blast.parent_blast_id.is_not(None))
+        )
         history = s.scalar(select(func.count()).select_from(StatusHistory))
         tags = set(s.scalars(select(Blast.blast_tag).distinct()))
     assert blasts >= 6 and follow_ups >= 1 and len(tags) >= 3
-    assert totals.sent > 1000 and 0 < totals.closed < totals.replied < totals.read < totals.received < totals.sent
+    assert (
+        totals.sent > 1000
+        and 0 < totals.closed < totals.replied < totals.read < totals.received < totals.sent
+    )
     assert history >= totals.sent, "every status change has its history row"
     assert f"{totals.total:,}" in first.stdout
     again = cli("seed-demo", database=db)
