@@ -33,6 +33,20 @@ RANK: dict[Status, int] = {
     Status.CLOSED: 6,
 }
 
+# Each status in a marketer's words.
+STATUS_WORDS: dict[Status, str] = {
+    Status.QUEUED: "Waiting to be sent",
+    Status.SENDING: "Being sent now",
+    Status.PENDING: "Sent, on its way",
+    Status.SERVER_ACK: "Sent (one tick)",
+    Status.DELIVERY_ACK: "Received (two ticks)",
+    Status.READ_ACK: "Read (blue ticks)",
+    Status.REPLIED: "Replied",
+    Status.CLOSED: "Closed: a sale",
+    Status.FAILED: "Failed: not sent",
+    Status.UNKNOWN: "Unknown: may or may not have gone",
+}
+
 # Gateway names that mean the same as one of ours.
 ALIASES: dict[str, Status] = {
     "READ": Status.READ_ACK,

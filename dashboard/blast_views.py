@@ -27,6 +27,7 @@ from core.recipients import (
 )
 from core.sending import blasts
 from core.sending.progress import blast_progress
+from core.statuses import STATUS_WORDS, Status
 from dashboard.charts import funnel_figure
 from dashboard.data import get_engine, session, settings
 from dashboard.layout import friendly_errors
@@ -152,7 +153,10 @@ def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
 def render_stuck_table(blast_id: int) -> None:
     with session() as s:
         rows = stuck_at_each_stage(s, blast_id=blast_id)
-    frame = pd.DataFrame(rows, columns=["Status", "Recipients", "Share %"])
+    frame = pd.DataFrame(
+        [(status, STATUS_WORDS.get(Status(status), status), n, share) for status, n, share in rows],
+        columns=["Status", "Meaning", "Recipients", "Share %"],
+    )
     st.dataframe(
         frame,
         hide_index=True,
@@ -184,6 +188,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
                     "Status": r.status,
+                    "Meaning": STATUS_WORDS.get(Status(r.status), r.status),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
                     "Reply": r.reply_text or "",
