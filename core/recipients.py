@@ -112,30 +112,33 @@ def mark_closed(
 
 def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> int:
     """A person decided these UNKNOWN sends should go again: back in the queue."""
-    changed = 0
-    for rid in recipient_ids:
-        recipient = session.get(BlastRecipient, rid)
-        if recipient is None or recipient.status != Status.UNKNOWN.value:
-            continue
-        change = apply_status(
-            session, recipient_id=rid, status=Status.QUEUED, source="manual", manual=True,
-            event={"action": "resend"},
-            updates={"error": None, "next_attempt_at": None, "attempts": 0},
-        )
-        changed += change.changed
-    return changed
+    return _decide_unknown(
+        session, recipient_ids=recipient_ids, status=Status.QUEUED, action="resend",
+        updates={"error": None, "next_attempt_at": None, "attempts": 0},
+    )
 
 
 def mark_failed(session: Session, *, recipient_ids: Sequence[int]) -> int:
     """A person decided these UNKNOWN sends did not go out."""
-    changed = 0
-    for rid in recipient_ids:
-        recipient = session.get(BlastRecipient, rid)
-        if recipient is None or recipient.status != Status.UNKNOWN.value:
-            continue
-        change = apply_status(
-            session, recipient_id=rid, status=Status.FAILED, source="manual", manual=True,
-            event={"action": "mark failed"}, updates={"error": "Marked as not sent by a person."},
+    return _decide_unknown(
+        session, recipient_ids=recipient_ids, status=Status.FAILED, action="mark failed",
+        updates={"error": "Marked as not sent by a person."},
+    )
+
+
+def _decide_unknown(
+    session: Session, *, recipient_ids: Sequence[int], status: Status, action: str,
+    updates: dict[str, object],
+) -> int:
+    """Only a person settles an UNKNOWN send; rows in any other status are left alone."""
+    unknown = session.scalars(
+        select(BlastRecipient.id).where(
+            BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status == Status.UNKNOWN.value
         )
-        changed += change.changed
-    return changed
+    ).all()
+    changes = [
+        apply_status(session, recipient_id=rid, status=status, source="manual", manual=True,
+                     event={"action": action}, updates=updates)
+        for rid in unknown
+    ]
+    return sum(change.changed for change in changes)

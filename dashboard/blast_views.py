@@ -69,6 +69,13 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     cols[3].metric("Unknown", f"{f.unknown:,}")
     finish = "—" if progress.eta is None else local(progress.eta, "%d %b, %H:%M")
     cols[4].metric("Expected to finish", finish if state in LIVE_STATES or state == "draft" else "—")
+    if f.unknown:
+        st.warning(
+            f"{f.unknown:,} sends have an unknown outcome: the gateway's answer was lost, so they may "
+            "or may not have arrived. They will not be sent again by themselves. Open **Recipients → "
+            "Unknown** to send them again or mark them as failed.",
+            icon=":material/help:",
+        )
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
 
 
