@@ -18,6 +18,7 @@ def blast_table(rows: list[BlastFunnel], *, timezone: str) -> pd.DataFrame:
         records.append(
             {
                 "Blast": row.blast_id,
+                "Open": f"/blast?blast={row.blast_id}",
                 "Date": pd.Timestamp(row.blast_date).tz_convert(timezone).tz_localize(None),
                 "Name": row.name or "",
                 "Tag": row.blast_tag or "",

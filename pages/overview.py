@@ -67,6 +67,7 @@ st.dataframe(
     width="stretch",
     column_config={
         "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
+        "Open": st.column_config.LinkColumn("Open", display_text="Details", width="small"),
         **{
             c: st.column_config.NumberColumn(format="%.1f%%")
             for c in ("Received %", "Read %", "Replied %", "Closed %")

@@ -257,3 +257,20 @@ def test_blast_detail_closes_sales_from_a_file(app_db: str, engine: Engine) -> N
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Closed"] == "1" and metrics["No message sent to this number"] == "1"
+
+
+def test_new_blast_test_send_reaches_the_sandbox_gateway(app_db: str) -> None:
+    from core.config import get_settings
+    from core.gateway import sandbox_simulator
+
+    at = _upload(page("pages/new_blast.py"))
+    at.text_area(key="tpl").set_value("Hi {name}!").run()
+    at.text_input(key="test_to").set_value("017-222 3333")
+    at.button(key="test_send").click().run()
+    assert not at.exception, at.exception
+    assert any("Test sent to +60172223333" in m.value for m in at.success)
+    sent = [m for m in sandbox_simulator(get_settings()).sent_messages() if m.to == "60172223333"]
+    assert [m.message for m in sent][-1] == "Hi Aisyah!"
+    at.text_input(key="test_to").set_value("12").run()
+    at.button(key="test_send").click().run()
+    assert any("cannot be used" in e.value for e in at.error)
