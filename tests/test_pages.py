@@ -246,12 +246,19 @@ def test_blast_detail_closes_sales_from_a_file(app_db: str, engine: Engine) -> N
 
     with transaction(engine) as s:
         blast = make_blast(s, state="completed")
-        make_recipient(s, blast, phone_number="+60123456789", status="REPLIED",
-                       sent_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+        make_recipient(
+            s,
+            blast,
+            phone_number="+60123456789",
+            status="REPLIED",
+            sent_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+        )
         blast_id = blast.id
     at = page("pages/blast.py", blast=str(blast_id))
     at.run()
-    at.file_uploader(key="close_upload").set_value(("sales.csv", b"phone\n0123456789\n0199999999\n", "text/csv"))
+    at.file_uploader(key="close_upload").set_value(
+        ("sales.csv", b"phone\n0123456789\n0199999999\n", "text/csv")
+    )
     at.run()
     at.button(key="close_apply").click().run()
     assert not at.exception, at.exception
