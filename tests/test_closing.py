@@ -21,8 +21,9 @@ def _seed(engine: Engine) -> dict[str, int]:
         old = make_blast(s, blast_tag="Old")
         new = make_blast(s, blast_tag="New")
         a_old = make_recipient(s, old, phone_number="+60123456789", status="READ_ACK", sent_at=T0)
-        a_new = make_recipient(s, new, phone_number="+60123456789", status="REPLIED",
-                               sent_at=T0 + dt.timedelta(days=3))
+        a_new = make_recipient(
+            s, new, phone_number="+60123456789", status="REPLIED", sent_at=T0 + dt.timedelta(days=3)
+        )
         make_recipient(s, new, phone_number="+601123456789", status="CLOSED", sent_at=T0)
         make_recipient(s, new, phone_number="+60199999999", status="QUEUED")
         return {"old": old.id, "new": new.id, "a_old": a_old.id, "a_new": a_new.id}
@@ -30,7 +31,7 @@ def _seed(engine: Engine) -> dict[str, int]:
 
 def test_each_line_is_matched_to_the_latest_message_sent(engine: Engine) -> None:
     ids = _seed(engine)
-    data = ("Phone\n012-345 6789\n+60 11-2345 6789\n0199999999\n12\n0123456789\n").encode()
+    data = b"Phone\n012-345 6789\n+60 11-2345 6789\n0199999999\n12\n0123456789\n"
     with transaction(engine) as s:
         report = close_from_csv(s, data, region="MY", filename="sales.csv")
     outcomes = [(r.line, r.outcome, r.blast_id) for r in report.rows]

@@ -25,7 +25,10 @@ from core.funnel import funnel
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
-CONTACTS = "Nama,No. Telefon\nAisyah,012-345 6789\nWei Ling,+60 11-2345 6789\nRavi,019 876 5432\nNobody,12345\n"
+CONTACTS = (
+    "Nama,No. Telefon\nAisyah,012-345 6789\nWei Ling,+60 11-2345 6789\n"
+    "Ravi,019 876 5432\nNobody,12345\n"
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -41,12 +44,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     """`streamlit run streamlit_app.py`, as the README starts it, on the embedded default."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
     port = _free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("WSAPME_", "DATABASE_URL"))},
-           "DATA_DIR": str(data_dir), "SANDBOX_SPEED": "fast", "SEND_PACING": "off"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("WSAPME_", "DATABASE_URL"))},
+        "DATA_DIR": str(data_dir),
+        "SANDBOX_SPEED": "fast",
+        "SEND_PACING": "off",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.headless", "true"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,8 +100,14 @@ def browser() -> Iterator[object]:
     with sync_playwright() as p:
         instance = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield instance
         instance.close()
@@ -156,8 +182,12 @@ def test_upload_send_watch_the_funnel_fill_and_export(server, browser, tmp_path:
 
     page.get_by_role("link", name="Overview").click()
     page.get_by_text("Day by day").wait_for(timeout=30_000)
-    for label, value in (("Sent", counts.sent), ("Received", counts.received), ("Read", counts.read),
-                         ("Replied", counts.replied)):
+    for label, value in (
+        ("Sent", counts.sent),
+        ("Received", counts.received),
+        ("Read", counts.read),
+        ("Replied", counts.replied),
+    ):
         assert _metric(page, label) == f"{value:,}", label
     _shot(page, "4-overview")
 
