@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: serialises migrations when several processes start at once.
 _MIGRATION_LOCK_ID = 7_305_113
+READ_ONLY = "blast_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -44,9 +45,13 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        # Take the write lock up front: a deferred transaction that reads, then writes,
-        # fails at once when another writer committed in between, busy timeout or not.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front: a deferred transaction that reads, then
+        # writes, fails at once when another writer committed in between, busy timeout or
+        # not. Readers (see `reading`) stay deferred, so pages never hold up the worker.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -61,6 +66,15 @@ def engine_for(url: str) -> Engine:
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commits on success, rolls back on any error."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+@contextlib.contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A transaction that only reads: on SQLite it takes no write lock, so a slow report
+    never delays a send or a webhook."""
+    reader = engine.execution_options(**{READ_ONLY: True})
+    with Session(reader, expire_on_commit=False) as session, session.begin():
         yield session
 
 

@@ -29,7 +29,7 @@ from core.sending import blasts
 from core.sending.progress import blast_progress
 from core.statuses import STATUS_WORDS, Status
 from dashboard.charts import funnel_figure
-from dashboard.data import get_engine, session, settings
+from dashboard.data import get_engine, reading, session, settings
 from dashboard.layout import friendly_errors
 
 STATE_WORDS = {
@@ -55,7 +55,7 @@ def state_badge(state: str) -> str:
 def render_progress(blast_id: int, shown_state: str) -> None:
     """Sent / remaining / failed / unknown, the ETA and the funnel; refreshes itself while
     sending, and reloads the whole page when the blast's state changes (finished, paused)."""
-    with session() as s:
+    with reading() as s:
         state = s.scalar(select(Blast.state).where(Blast.id == blast_id))
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
     if state != shown_state:
@@ -158,7 +158,7 @@ def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
 
 
 def render_stuck_table(blast_id: int) -> None:
-    with session() as s:
+    with reading() as s:
         rows = stuck_at_each_stage(s, blast_id=blast_id)
     frame = pd.DataFrame(
         [(status, STATUS_WORDS.get(Status(status), status), n, share) for status, n, share in rows],
@@ -180,11 +180,11 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     selection = top[0].selectbox("Show", list(SELECTIONS), key=f"{key_prefix}_sel")
     search = top[1].text_input("Search name, number or reply", key=f"{key_prefix}_q")
     page_size = 50
-    with session() as s:
+    with reading() as s:
         _, total = page_of_recipients(s, blast_id=blast_id, selection=selection, search=search, page_size=1)
     pages = max(1, -(-total // page_size))
     page = top[2].number_input("Page", 1, pages, 1, key=f"{key_prefix}_page")
-    with session() as s:
+    with reading() as s:
         rows, total = page_of_recipients(
             s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=page_size
         )
@@ -245,7 +245,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
             with friendly_errors("mark them failed"), session() as s:
                 mark_failed(s, recipient_ids=chosen)
             st.rerun()
-    with session() as s:
+    with reading() as s:
         for rid in chosen[:5]:
             entries = history(s, recipient_id=rid)
             phone = frame[frame["id"] == rid]["Phone"].iloc[0]
@@ -261,7 +261,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
 
 def render_export(blast_id: int) -> None:
     selection = st.selectbox("Which recipients", list(SELECTIONS), key="export_sel")
-    with session() as s:
+    with reading() as s:
         data = stage_csv(s, blast_id=blast_id, selection=selection, zone=settings().timezone)
     st.download_button(
         f"Download “{selection}” as CSV",
@@ -316,7 +316,7 @@ def render_follow_up(blast: Blast) -> None:
 
 
 def render_chain(blast_id: int) -> None:
-    with session() as s:
+    with reading() as s:
         chain = chain_funnels(s, blast_id=blast_id)
         records = [
             {

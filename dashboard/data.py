@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
 from core.db import engine_for, migrate, transaction
+from core.db import reading as read_transaction
 
 
 @st.cache_resource(show_spinner=False)
@@ -28,4 +29,11 @@ def settings() -> Settings:
 @contextlib.contextmanager
 def session() -> Iterator[Session]:
     with transaction(get_engine()) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[Session]:
+    """For page sections that only read: they never hold up sending or webhooks."""
+    with read_transaction(get_engine()) as s:
         yield s

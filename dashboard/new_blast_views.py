@@ -15,7 +15,7 @@ from core.phones import normalise, to_gateway
 from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import eta, rules_for
-from dashboard.data import session, settings
+from dashboard.data import reading, session, settings
 from dashboard.format import duration_words
 
 OUTCOME_WORDS = {
@@ -47,7 +47,7 @@ def read_upload(upload, *, phone_column: str | None, name_column: str | None) ->
     except BadInput as exc:
         st.error(exc.message, icon=":material/error:")
         return None
-    with session() as s:
+    with reading() as s:
         numbers = [row.phone for row in report.recipients if row.phone]
         return report.with_opt_outs(opted_out_among(s, numbers))
 
@@ -138,7 +138,7 @@ def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
 def render_pacing(recipients: int) -> None:
     cfg = settings()
     device = cfg.wsapme_device
-    with session() as s:
+    with reading() as s:
         rules = rules_for(s, device=device, settings=cfg)
     if cfg.send_pacing == "off":
         st.info("Pacing is off (SEND_PACING=off): messages go as fast as the gateway answers.")
@@ -164,7 +164,7 @@ def render_pacing(recipients: int) -> None:
         )
         if st.button("Save pace", key="p_save"):
             _save_pacing(device, gap, jitter, cap, every, pause, quiet)
-    with session() as s:
+    with reading() as s:
         finish = eta(s, device=device, remaining=recipients, settings=cfg)
     if finish:
         zone = cfg.timezone

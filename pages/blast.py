@@ -5,12 +5,12 @@ from sqlalchemy import select
 
 from core.models import Blast
 from dashboard import blast_views as views
-from dashboard.data import session
+from dashboard.data import reading
 from dashboard.layout import page_header
 
 page_header("Blast detail")
 
-with session() as s:
+with reading() as s:
     choices = s.execute(
         select(Blast.id, Blast.name, Blast.blast_tag, Blast.blast_date).order_by(Blast.id.desc())
     ).all()
@@ -30,7 +30,7 @@ index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in
 blast_id = st.selectbox("Blast", ids, index=index, format_func=labels.get, key="blast_pick")
 st.query_params["blast"] = str(blast_id)
 
-with session() as s:
+with reading() as s:
     blast = s.get(Blast, blast_id)
     s.expunge(blast)
 

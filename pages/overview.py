@@ -6,7 +6,7 @@ from core.analytics import activity_by_hour, daily_trend, response_times, tag_co
 from core.funnel import filter_options, funnel, funnel_by_blast
 from core.statuses import Stage
 from dashboard.charts import funnel_figure, hours_figure, tag_figure, trend_figure
-from dashboard.data import session, settings
+from dashboard.data import reading, settings
 from dashboard.filters import render_filters
 from dashboard.format import duration_words
 from dashboard.layout import page_header
@@ -14,7 +14,7 @@ from dashboard.tables import blast_table
 
 page_header("Overview", "What became of your messages: sent → received → read → replied → closed.")
 
-with session() as s:
+with reading() as s:
     tags, stages = filter_options(s)
     has_blasts = bool(funnel_by_blast(s))
 
@@ -30,7 +30,7 @@ if not has_blasts:
     st.stop()
 
 filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone)
-with session() as s:
+with reading() as s:
     totals = funnel(s, filters=filters)
     per_blast = funnel_by_blast(s, filters=filters)
 
@@ -76,7 +76,7 @@ st.dataframe(
 )
 
 st.subheader("Day by day")
-with session() as s:
+with reading() as s:
     trend = daily_trend(s, filters=filters)
 if trend.empty:
     st.caption("Nothing has been sent yet in this selection.")
@@ -86,7 +86,7 @@ else:
 left, right = st.columns(2)
 with left:
     st.subheader("Tags compared")
-    with session() as s:
+    with reading() as s:
         tags_frame = tag_comparison(s, filters=filters)
     if tags_frame.empty:
         st.caption("No tags to compare yet.")
@@ -99,7 +99,7 @@ with left:
         )
 with right:
     st.subheader("How fast people respond")
-    with session() as s:
+    with reading() as s:
         times = response_times(s, filters=filters)
     r1, r2 = st.columns(2)
     r1.metric(
@@ -114,7 +114,7 @@ with right:
         st.caption("Based on the most recent 50,000 messages.")
 
 st.subheader("When people answer")
-with session() as s:
+with reading() as s:
     activity = activity_by_hour(s, filters=filters)
 if activity.empty:
     st.caption("No reads or replies yet.")

@@ -11,21 +11,43 @@ from core.db import current_revision, downgrade, make_engine, migrate
 from core.models import Base
 
 PLAN_COLUMNS = {
-    "blasts": {"id", "blast_tag", "blast_date", "blast_time", "follow_up_stage",
-               "total_recipients", "created_at", "updated_at"},
-    "blast_recipients": {"id", "blast_id", "phone_number", "message_id", "message_text", "status",
-                         "message_timestamp", "message_c2s_timestamp", "read_timestamp",
-                         "replied_at", "closed_at", "wsapme_message_data", "created_at",
-                         "updated_at"},
-    "status_history": {"id", "recipient_id", "old_status", "new_status", "changed_at", "source",
-                       "metadata"},
+    "blasts": {
+        "id",
+        "blast_tag",
+        "blast_date",
+        "blast_time",
+        "follow_up_stage",
+        "total_recipients",
+        "created_at",
+        "updated_at",
+    },
+    "blast_recipients": {
+        "id",
+        "blast_id",
+        "phone_number",
+        "message_id",
+        "message_text",
+        "status",
+        "message_timestamp",
+        "message_c2s_timestamp",
+        "read_timestamp",
+        "replied_at",
+        "closed_at",
+        "wsapme_message_data",
+        "created_at",
+        "updated_at",
+    },
+    "status_history": {"id", "recipient_id", "old_status", "new_status", "changed_at", "source", "metadata"},
 }
 
 
 def _schema(engine: Engine) -> dict[str, set[str]]:
     inspector = inspect(engine)
-    return {t: {c["name"] for c in inspector.get_columns(t)} for t in inspector.get_table_names()
-            if t != "alembic_version"}
+    return {
+        t: {c["name"] for c in inspector.get_columns(t)}
+        for t in inspector.get_table_names()
+        if t != "alembic_version"
+    }
 
 
 def test_migrated_schema_matches_the_models_and_keeps_the_plans_names(engine: Engine) -> None:
@@ -64,8 +86,29 @@ def test_downgrade_to_base_then_upgrade_round_trips(engine: Engine) -> None:
 
 def test_migrate_command_on_an_empty_database(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    result = subprocess.run([sys.executable, "-m", "core", "migrate"], capture_output=True,
-                            text=True, env={"DATABASE_URL": url, "PATH": ""}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "migrate"],
+        capture_output=True,
+        text=True,
+        env={"DATABASE_URL": url, "PATH": ""},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
-    assert "revision 0001" in result.stdout
-    assert current_revision(make_engine(url)) == "0001"
+    assert "revision 0002" in result.stdout
+    assert current_revision(make_engine(url)) == "0002"
+
+
+def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
+    from sqlalchemy import text
+
+    from core.db import reading, transaction
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    with reading(engine) as reader:
+        assert reader.execute(text("SELECT count(*) FROM blasts")).scalar() == 0
+        with transaction(engine) as writer:  # would wait 30 s for the lock if the reader held it
+            writer.execute(
+                text("INSERT INTO opt_outs (phone_number, created_at) VALUES ('+601', CURRENT_TIMESTAMP)")
+            )
+        assert reader.execute(text("SELECT count(*) FROM opt_outs")).scalar() == 0, "a stable snapshot"
