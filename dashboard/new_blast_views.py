@@ -15,6 +15,7 @@ from core.phones import normalise, to_gateway
 from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import eta, rules_for
+from dashboard.compose import Sample, render_template
 from dashboard.data import reading, session, settings
 from dashboard.format import duration_words
 
@@ -92,43 +93,10 @@ def render_report(report: ImportReport) -> None:
     )
 
 
-def render_template(report: ImportReport, *, key: str = "tpl") -> tuple[str, bool]:
-    """The message box with a live preview; returns the text and whether it is usable."""
-    names = report.variable_names
-    st.caption(
-        "Placeholders you can use: "
-        + " ".join(f"`{{{n}}}`" for n in names)
-        + " · WhatsApp formatting like `*bold*` and `_italic_` works."
-    )
-    text = st.text_area(
-        "Message",
-        key=key,
-        height=160,
-        placeholder="Hi {name}! Our Raya promo is on: *20% off* until Sunday 🎉",
-    )
-    if not text.strip():
-        st.info("Write the message to see how it will look.")
-        return text, False
-    problems = templates.validate(text, names)
-    if problems:
-        for problem in problems:
-            st.error(problem, icon=":material/error:")
-        return text, False
-    previews = templates.preview(text, [_row_variables(r) for r in report.recipients])
-    for row, rendered in zip(report.recipients, previews, strict=False):
-        with st.chat_message("user", avatar=":material/chat:"):
-            st.caption(f"To {row.name or row.phone}")
-            st.markdown(rendered.text)
-            for problem in rendered.problems:
-                st.warning(problem)
-    blanks = sum(1 for r in report.recipients if not templates.render(text, _row_variables(r)).ok)
-    if blanks:
-        st.warning(
-            f"{blanks:,} recipients have an empty value for a placeholder: their message "
-            "would have a gap. Fix the file, or tick the box below to send anyway."
-        )
-        return text, st.checkbox("Send anyway, leaving the gaps empty", key=f"{key}_blanks")
-    return text, True
+def render_message(report: ImportReport) -> tuple[str, bool]:
+    """The message box, previewed for the file's first recipients."""
+    samples = [Sample(row.name or row.phone or "", _row_variables(row)) for row in report.recipients]
+    return render_template(names=report.variable_names, samples=samples)
 
 
 def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from core.models import Blast
 from dashboard import blast_views as views
+from dashboard import launch_views
 from dashboard.data import reading
 from dashboard.layout import page_header
 
@@ -50,6 +51,9 @@ if blast.state == "paused" and blast.state_reason:
     st.warning(blast.state_reason, icon=":material/pause_circle:")
 if blast.state == "scheduled" and blast.scheduled_at:
     st.info(f"Scheduled for {views.local(blast.scheduled_at)}.", icon=":material/schedule:")
+
+if blast.state == "draft":
+    launch_views.render_draft_launch(blast)
 
 actions, refresh = st.columns([4, 1])
 with actions:

@@ -1,12 +1,12 @@
 """New blast: upload → check the list → write the message → pace → test → send or schedule."""
 
-import datetime as dt
 
 import streamlit as st
 
 from core.csv_import import create_draft_blast_from_import
 from core.sending import blasts
 from dashboard import new_blast_views as views
+from dashboard.compose import render_when, send_problems
 from dashboard.data import session, settings
 from dashboard.layout import friendly_errors, page_header
 
@@ -65,7 +65,7 @@ tag = c2.text_input(
 stage = c3.text_input("Follow-up stage", value="Initial", key="blast_stage")
 
 st.subheader("3 · Message")
-text, message_ok = views.render_template(report)
+text, message_ok = views.render_message(report)
 
 st.subheader("4 · Pace")
 views.render_pacing(len(report.recipients))
@@ -77,22 +77,8 @@ else:
     st.caption("Write a message that works first.")
 
 st.subheader("6 · Send")
-when = st.radio("When", ["Send now", "Schedule for later"], horizontal=True, key="when")
-send_at = None
-if when == "Schedule for later":
-    d1, d2 = st.columns(2)
-    local_now = dt.datetime.now(cfg.timezone)
-    day = d1.date_input("Day", local_now.date() + dt.timedelta(days=1), key="sched_day")
-    clock = d2.time_input("Time", dt.time(10, 0), key="sched_time")
-    send_at = dt.datetime.combine(day, clock, tzinfo=cfg.timezone).astimezone(dt.UTC)
-
-problems = []
-if not tag.strip():
-    problems.append("give the blast a campaign tag")
-if not message_ok:
-    problems.append("write a message that works")
-if send_at is not None and send_at <= dt.datetime.now(dt.UTC):
-    problems.append("pick a time in the future")
+send_at = render_when()
+problems = send_problems(tag_ok=bool(tag.strip()), message_ok=message_ok, send_at=send_at)
 if problems:
     st.caption("Before sending: " + "; ".join(problems) + ".")
 

@@ -281,3 +281,25 @@ def test_new_blast_test_send_reaches_the_sandbox_gateway(app_db: str) -> None:
     at.text_input(key="test_to").set_value("12").run()
     at.button(key="test_send").click().run()
     assert any("cannot be used" in e.value for e in at.error)
+
+
+def test_a_follow_up_draft_is_sent_from_its_page(app_db: str, engine: Engine) -> None:
+    from core.models import Blast
+
+    with transaction(engine) as s:
+        draft = make_blast(s, state="draft", message_template="Still keen, {name}?", device="d1")
+        make_recipient(s, draft, contact_name="Aisyah")
+        make_recipient(s, draft, contact_name="")
+        draft_id = draft.id
+    at = page("pages/blast.py", blast=str(draft_id))
+    at.run()
+    assert not at.exception, at.exception
+    assert any("This blast is a draft" in i.value for i in at.info)
+    assert any("would have a gap" in w.value for w in at.warning)
+    assert at.button(key="draft_send").disabled, "an empty name is refused unless accepted"
+    at.checkbox(key="draft_tpl_blanks").check().run()
+    assert not at.button(key="draft_send").disabled
+    at.button(key="draft_send").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        assert s.get(Blast, draft_id).state == "sending"

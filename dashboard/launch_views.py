@@ -1,0 +1,70 @@
+"""Sending a draft blast (a saved draft or a follow-up) from its own page."""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import select
+
+from core.models import Blast, BlastRecipient
+from core.sending import blasts
+from core.sending.progress import eta
+from core.statuses import Status
+from dashboard.compose import Sample, render_template, render_when, send_problems
+from dashboard.data import reading, session, settings
+from dashboard.layout import friendly_errors
+
+
+def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
+    with reading() as s:
+        rows = s.execute(
+            select(BlastRecipient.contact_name, BlastRecipient.phone_number, BlastRecipient.variables)
+            .where(BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.QUEUED.value)
+            .order_by(BlastRecipient.id)
+        ).all()
+    samples = [
+        Sample(name or phone, blasts.recipient_variables(name, variables)) for name, phone, variables in rows
+    ]
+    names = sorted({key for sample in samples for key in sample.variables})
+    return names, samples
+
+
+def render_draft_launch(blast: Blast) -> None:
+    """Write or check the message, see when it would finish, and send or schedule."""
+    names, samples = _samples(blast.id)
+    st.info(
+        f"This blast is a draft: nothing has been sent. It will go to {len(samples):,} people.",
+        icon=":material/edit_note:",
+    )
+    text, message_ok = render_template(
+        names=names, samples=samples, key="draft_tpl", value=blast.message_template or ""
+    )
+    cfg = settings()
+    with reading() as s:
+        finish = eta(s, device=blast.device or cfg.wsapme_device, remaining=len(samples), settings=cfg)
+    if finish:
+        st.caption(
+            f"At the current pace it would finish around "
+            f"{finish.astimezone(cfg.timezone):%a %d %b, %H:%M} if sent now."
+        )
+    send_at = render_when(key="draft_when")
+    problems = send_problems(tag_ok=True, message_ok=message_ok, send_at=send_at)
+    if problems:
+        st.caption("Before sending: " + "; ".join(problems) + ".")
+    label = f"Send to {len(samples):,} people" if send_at is None else "Schedule the blast"
+    if not st.button(
+        label, type="primary", disabled=bool(problems), key="draft_send", icon=":material/send:"
+    ):
+        return
+    with friendly_errors("send the blast") as done, session() as s:
+        s.get(Blast, blast.id).message_template = text
+        s.flush()
+        blasts.launch(
+            s,
+            blast_id=blast.id,
+            at=send_at,
+            device=blast.device or cfg.wsapme_device,
+            timezone=cfg.timezone,
+            allow_blanks=st.session_state.get("draft_tpl_blanks", False),
+        )
+    if done.ok:
+        st.rerun()
