@@ -1,5 +1,6 @@
 """New blast: upload → check the list → write the message → pace → test → send or schedule."""
 
+import hashlib
 
 import streamlit as st
 
@@ -82,6 +83,18 @@ problems = send_problems(tag_ok=bool(tag.strip()), message_ok=message_ok, send_a
 if problems:
     st.caption("Before sending: " + "; ".join(problems) + ".")
 
+# One upload, one blast: a second click must not message the same people twice.
+digest = hashlib.sha256(upload.getvalue()).hexdigest()
+made = st.session_state.setdefault("blasts_from_upload", {})
+if digest in made:
+    blast_id, state = made[digest]
+    words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
+    st.success(f"Blast #{blast_id} {words.get(state, state)}.", icon=":material/check_circle:")
+    st.page_link("pages/blast.py", label=f"Follow blast #{blast_id}", query_params={"blast": blast_id},
+                 icon=":material/monitoring:")
+    st.caption("To send this list again, upload it again as a new blast after reloading the page.")
+    st.stop()
+
 b1, b2 = st.columns(2)
 label = f"Send to {len(report.recipients):,} people" if send_at is None else "Schedule the blast"
 send_clicked = b1.button(
@@ -107,13 +120,6 @@ if send_clicked or draft_clicked:
                 timezone=cfg.timezone,
                 allow_blanks=st.session_state.get("tpl_blanks", False),
             )
-        blast_id, state = blast.id, blast.state
+        made[digest] = (blast.id, blast.state)
     if done.ok:
-        words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
-        st.success(f"Blast #{blast_id} {words.get(state, state)}.", icon=":material/check_circle:")
-        st.page_link(
-            "pages/blast.py",
-            label=f"Follow blast #{blast_id}",
-            query_params={"blast": blast_id},
-            icon=":material/monitoring:",
-        )
+        st.rerun()

@@ -195,6 +195,7 @@ def test_new_blast_reports_rows_and_sends(app_db: str, engine: Engine) -> None:
     at.button(key="send_blast").click().run()
     assert not at.exception, at.exception
     assert any("is sending now" in m.value for m in at.success)
+    assert not [b for b in at.button if b.key == "send_blast"], "no second send of the same upload"
     with transaction(engine) as s:
         blast = s.scalars(select(Blast)).one()
         texts = sorted(s.scalars(select(BlastRecipient.message_text)))
