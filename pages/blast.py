@@ -6,6 +6,7 @@ from sqlalchemy import select
 from core.models import Blast
 from dashboard import blast_views as views
 from dashboard import launch_views
+from dashboard import recipient_views as people
 from dashboard.data import reading
 from dashboard.layout import page_header
 
@@ -72,10 +73,10 @@ with tab_funnel:
     st.subheader("Follow-up chain")
     views.render_chain(blast_id)
 with tab_people:
-    views.render_recipients(blast_id)
+    people.render_recipients(blast_id)
 with tab_export:
-    views.render_export(blast_id)
+    people.render_export(blast_id)
 with tab_follow:
     views.render_follow_up(blast)
 with tab_close:
-    views.render_close_from_file(blast_id)
+    people.render_close_from_file(blast_id)

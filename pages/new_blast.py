@@ -90,8 +90,12 @@ if digest in made:
     blast_id, state = made[digest]
     words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
     st.success(f"Blast #{blast_id} {words.get(state, state)}.", icon=":material/check_circle:")
-    st.page_link("pages/blast.py", label=f"Follow blast #{blast_id}", query_params={"blast": blast_id},
-                 icon=":material/monitoring:")
+    st.page_link(
+        "pages/blast.py",
+        label=f"Follow blast #{blast_id}",
+        query_params={"blast": blast_id},
+        icon=":material/monitoring:",
+    )
     st.caption("To send this list again, upload it again as a new blast after reloading the page.")
     st.stop()
 
