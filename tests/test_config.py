@@ -64,3 +64,10 @@ def test_an_unknown_timezone_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert markdown_table() in readme, "README's table is stale: paste `python -m core settings`"
+
+
+def test_the_browsers_upload_limit_matches_the_import_cap() -> None:
+    import tomllib
+
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == Settings.model_fields["max_upload_mb"].default
