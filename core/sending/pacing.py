@@ -123,11 +123,9 @@ def record_send(
     if device.pause_every and device.sent_since_pause >= device.pause_every:
         gap += device.pause_seconds
         device.sent_since_pause = 0
-    # Count the gap from the slot this send was waiting for, when it was waiting: counting
-    # from `now` would add the worker's own reaction time to every gap.
-    slot = device.next_send_at
-    waited_for_slot = slot is not None and dt.timedelta(0) <= now - slot < dt.timedelta(seconds=1)
-    device.next_send_at = (slot if waited_for_slot else now) + dt.timedelta(seconds=gap)
+    # Counted from this send, not from the slot it waited for: a late send must not let the
+    # next one catch up, because the gap is a minimum that WhatsApp's spam checks see.
+    device.next_send_at = now + dt.timedelta(seconds=gap)
 
 
 def estimate_finish(
