@@ -83,3 +83,13 @@ def test_send_queues_a_draft_now_or_later(tmp_path: Path) -> None:
     with transaction(make_engine(f"sqlite:///{db}")) as s:
         texts = set(s.scalars(select(BlastRecipient.message_text).where(BlastRecipient.blast_id == 1)))
     assert texts == {"Hi Aisyah", "Hi Ravi"}
+
+
+def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "migrate"], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
+        env={"PATH": "", "DATABASE_URL": "postgresql://u:pw-Zq81-secret@127.0.0.1:1/db"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot use the database") and "Traceback" not in result.stderr
+    assert "pw-Zq81-secret" not in result.stderr + result.stdout

@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from core.errors import BlastError
 
 # Each command: its module under core.cli (with `add_parser(subparsers)` setting
@@ -52,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BlastError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        # No URL in the words: it may hold the database password.
+        print("error: cannot use the database: check DATABASE_URL and that the server is "
+              f"running ({type(exc).__name__})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
