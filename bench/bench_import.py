@@ -114,7 +114,7 @@ def time_parse(path: Path) -> float:
 
 
 def time_ours(path: Path, template_db: Path, run: int) -> tuple[float, dict[str, int]]:
-    db = OUT_DIR / f"run-{run}.db"
+    db = template_db.parent / f"run-{run}.db"
     shutil.copy(template_db, db)
     engine = make_engine(f"sqlite:///{db}")
     phones._normalise_full.cache_clear()  # every run starts cold, as a fresh upload would
@@ -128,33 +128,40 @@ def time_ours(path: Path, template_db: Path, run: int) -> tuple[float, dict[str,
     return elapsed, report.counts
 
 
+def run(*, rows: int = 100_000, runs: int = 5, out_dir: Path = OUT_DIR) -> dict:
+    """Medians of pandas alone, our parse, and our parse + store, on one generated file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"contacts-{rows}.csv"
+    write_csv(path, rows)
+    template_db = make_template_db(out_dir / "template.db")
+    plain = statistics.median(time_pandas(path) for _ in range(runs))
+    as_text = statistics.median(time_pandas_as_text(path) for _ in range(runs))
+    parse_only = statistics.median(time_parse(path) for _ in range(runs))
+    ours_runs = [time_ours(path, template_db, run) for run in range(runs)]
+    ours = statistics.median(t for t, _ in ours_runs)
+    return {
+        "rows": rows, "megabytes": path.stat().st_size / 1e6, "runs": runs,
+        "seconds": {"pandas.read_csv (types inferred)": plain, "pandas.read_csv (dtype=str)": as_text,
+                    "ours: parse + validate, no database": parse_only,
+                    "ours: parse + validate + store (SQLite)": ours},
+        "ratio_to_pandas": ours / plain, "outcomes": ours_runs[0][1],
+    }
+
+
+def report(result: dict) -> str:
+    lines = [f"{result['rows']:,} rows, {result['megabytes']:.1f} MB, median of {result['runs']} runs"]
+    lines += [f"  {label:<42}{seconds:7.3f} s" for label, seconds in result["seconds"].items()]
+    lines.append(f"  {'ratio ours (with store) / plain pandas':<42}{result['ratio_to_pandas']:7.1f}x")
+    lines.append("  outcomes: " + ", ".join(f"{k} {v:,}" for k, v in result["outcomes"].items()))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
-    OUT_DIR.mkdir(exist_ok=True)
-    path = OUT_DIR / f"contacts-{args.rows}.csv"
-    write_csv(path, args.rows)
-    template_db = make_template_db(OUT_DIR / "template.db")
-
-    plain = statistics.median(time_pandas(path) for _ in range(args.runs))
-    as_text = statistics.median(time_pandas_as_text(path) for _ in range(args.runs))
-    parse_only = statistics.median(time_parse(path) for _ in range(args.runs))
-    ours_runs = [time_ours(path, template_db, run) for run in range(args.runs)]
-    ours = statistics.median(t for t, _ in ours_runs)
-    counts = ours_runs[0][1]
-
-    print(f"{args.rows:,} rows, {path.stat().st_size / 1e6:.1f} MB, median of {args.runs} runs")
-    for label, seconds in (
-        ("pandas.read_csv (types inferred)", plain),
-        ("pandas.read_csv (dtype=str)", as_text),
-        ("ours: parse + validate, no database", parse_only),
-        ("ours: parse + validate + store (SQLite)", ours),
-    ):
-        print(f"  {label:<42}{seconds:7.3f} s")
-    print(f"  {'ratio ours (with store) / plain pandas':<42}{ours / plain:7.1f}x")
-    print("  outcomes: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print(report(run(rows=args.rows, runs=args.runs)))
     return 0
 
 

@@ -55,21 +55,34 @@ def paced_rate(engine: Engine, sim, messages: int, gap: float) -> float:  # type
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def run(*, messages: int = 1000, paced: int = 40, gap: float = 0.1) -> list[dict]:
+    """Each database's overhead per message and achieved paced rate."""
+    results = []
+    with databases(name="bench_worker") as engines, running_simulator(mode="fast") as sim:
+        for kind, engine in engines.items():
+            per_message, own = overhead(engine, sim, messages)
+            rate = paced_rate(engine, sim, paced, gap)
+            results.append({"database": kind, "messages": messages, "per_message_ms": 1000 * per_message,
+                            "overhead_ms": 1000 * own, "paced_rate": rate, "configured_rate": 1 / gap})
+    return results
+
+
+def report(results: list[dict]) -> str:
+    rows = [[r["database"], f"{r['per_message_ms']:.2f} ms", f"{r['overhead_ms']:.2f} ms",
+             f"{r['paced_rate']:.2f}/s", f"{r['configured_rate']:.2f}/s",
+             f"{r['paced_rate'] / r['configured_rate']:.3f}"] for r in results]
+    head = f"Send worker, {results[0]['messages']} messages, pacing off, simulator on loopback:"
+    return head + "\n" + table(rows, ["database", "per message", "worker's own", "paced rate", "configured",
+                                      "ratio"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--paced", type=int, default=40)
     parser.add_argument("--gap", type=float, default=0.1)
     args = parser.parse_args()
-    rows = []
-    with databases(name="bench_worker") as engines, running_simulator(mode="fast") as sim:
-        for kind, engine in engines.items():
-            per_message, own = overhead(engine, sim, args.messages)
-            rate = paced_rate(engine, sim, args.paced, args.gap)
-            rows.append([kind, f"{per_message * 1000:.2f} ms", f"{own * 1000:.2f} ms",
-                         f"{rate:.2f}/s", f"{1 / args.gap:.2f}/s", f"{rate * args.gap:.3f}"])
-    print(f"Send worker, {args.messages} messages, pacing off, simulator on loopback:")
-    print(table(rows, ["database", "per message", "worker's own", "paced rate", "configured", "ratio"]))
+    print(report(run(messages=args.messages, paced=args.paced, gap=args.gap)))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -184,6 +185,9 @@ class BlastRecipient(Base):
         Index("idx_blast_id_status", "blast_id", "status"),
         Index("idx_status", "status"),
         Index("idx_phone", "phone_number", "sent_at"),
+        # The send queue: only queued rows, in claim order (migration 0002).
+        Index("idx_blast_recipients_queue", "blast_id", "id",
+              postgresql_where=text("status = 'QUEUED'"), sqlite_where=text("status = 'QUEUED'")),
     )
 
 
@@ -206,6 +210,32 @@ class StatusHistory(Base):
     recipient: Mapped[BlastRecipient] = relationship(back_populates="history")
 
     __table_args__ = (Index("idx_status_history_recipient", "recipient_id"),)
+
+
+class BlastStatusCount(Base):
+    """Recipients per blast and status, kept exact by database triggers (migration 0002).
+
+    No foreign key: the triggers clear a deleted blast's rows themselves, after its
+    recipients' cascade has written to them.
+    """
+
+    __tablename__ = "blast_status_counts"
+
+    blast_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(50), primary_key=True)
+    recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+
+
+class BlastStatusDelta(Base):
+    """PostgreSQL's +1/-1 journal of status moves, added to the counts by readers and folded
+    into them now and then; writers only append, so they never wait on each other."""
+
+    __tablename__ = "blast_status_deltas"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    blast_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    delta: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class WebhookInbox(Base):

@@ -69,11 +69,12 @@ def select_recipients(
     if selector.statuses:
         query = query.where(BlastRecipient.status.in_(selector.statuses))
     if search and search.strip():
-        pattern = f"%{search.strip()}%"
+        # Escaped: a name with % or _ in it is searched for as written, not as a pattern.
+        term = search.strip()
         query = query.where(or_(
-            BlastRecipient.phone_number.like(pattern),
-            BlastRecipient.contact_name.ilike(pattern),
-            BlastRecipient.reply_text.ilike(pattern),
+            BlastRecipient.phone_number.contains(term, autoescape=True),
+            BlastRecipient.contact_name.icontains(term, autoescape=True),
+            BlastRecipient.reply_text.icontains(term, autoescape=True),
         ))
     return query
 

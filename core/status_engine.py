@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
-from core.models import BlastRecipient, StatusHistory, utcnow
+from core.models import BlastRecipient, StatusHistory, UtcDateTime, utcnow
 from core.statuses import (
     RANK,
     STAGE_TIMESTAMP_COLUMN,
@@ -116,28 +117,43 @@ def _compare_and_set(
 ) -> StatusChange | None:
     """The hot path when the caller knows the current status (a worker storing its own send):
     one conditional UPDATE instead of lock, read, write. None when the row has moved on."""
-    values: dict[str, Any] = {"status": new.value, "updated_at": utcnow(), **updates}
-    for stage in stages_between(RANK[old], RANK[new]):
-        column = getattr(BlastRecipient, STAGE_TIMESTAMP_COLUMN[stage])
-        values[STAGE_TIMESTAMP_COLUMN[stage]] = func.coalesce(column, at)
-        if stage is Stage.RECEIVED:
-            values["message_c2s_timestamp"] = func.coalesce(
-                BlastRecipient.message_c2s_timestamp, int(at.timestamp())
-            )
-    result = session.execute(
-        update(BlastRecipient)
-        .where(BlastRecipient.id == recipient_id, BlastRecipient.status == old.value)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    statement = _compare_and_set_statement(old, new, tuple(updates))
+    params = {f"set_{name}": value for name, value in updates.items()}
+    params.update(recipient_id=recipient_id, updated_at=utcnow(), at=at, at_epoch=int(at.timestamp()))
+    # On the connection: the ORM has nothing to load or synchronise here.
+    connection = session.connection()
+    if connection.execute(statement, params).rowcount != 1:
         return None
     if record_history:
-        session.execute(insert(StatusHistory).values(
-            recipient_id=recipient_id, old_status=old.value, new_status=new.value, changed_at=at,
-            source=source, event=dict(event) if event is not None else None,
-        ))
+        connection.execute(_HISTORY_INSERT, {
+            "recipient_id": recipient_id, "old_status": old.value, "new_status": new.value,
+            "changed_at": at, "source": source, "metadata": dict(event) if event is not None else None,
+        })
     return StatusChange(recipient_id, old.value, new.value, changed=True)
+
+
+_HISTORY_INSERT = insert(StatusHistory.__table__)
+
+
+@functools.cache
+def _compare_and_set_statement(old: Status, new: Status, columns: tuple[str, ...]) -> Update:
+    """Built once per move and set of columns, then run with parameters: building the
+    UPDATE anew took longer than the database took to run it (the send worker's settle)."""
+    table = BlastRecipient.__table__
+    values: dict[str, Any] = {"status": new.value, "updated_at": bindparam("updated_at", type_=UtcDateTime)}
+    values.update({name: bindparam(f"set_{name}", type_=table.c[name].type) for name in columns})
+    for stage in stages_between(RANK[old], RANK[new]):
+        name = STAGE_TIMESTAMP_COLUMN[stage]
+        values[name] = func.coalesce(table.c[name], bindparam("at", type_=UtcDateTime))
+        if stage is Stage.RECEIVED:
+            values["message_c2s_timestamp"] = func.coalesce(
+                table.c.message_c2s_timestamp, bindparam("at_epoch", type_=BigInteger())
+            )
+    return (
+        update(table)
+        .where(table.c.id == bindparam("recipient_id"), table.c.status == old.value)
+        .values(values)
+    )
 
 
 def _locked_recipient(session: Session, recipient_id: int) -> BlastRecipient:

@@ -20,6 +20,7 @@ POSTGRES_REQUIRED = bool(os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRE
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgres_only: needs PostgreSQL (row locks, processes)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "fault: reliability under injected faults (kills, restarts, floods)")
     config.addinivalue_line("markers", "e2e: drives the real server in a real browser")
 
 

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from sqlalchemy.orm import Session
 
 from core import phones
+from core.config import get_settings
 from core.csv_import.columns import Columns, find_columns
 from core.csv_import.reading import DEFAULT_MAX_UPLOAD_MB, DELIMITER_NAMES, read_table
 from core.csv_import.report import (
@@ -49,9 +50,15 @@ __all__ = [
 def parse_csv(
     data: bytes, *, filename: str | None = None, phone_column: str | None = None,
     name_column: str | None = None, region: str = phones.DEFAULT_REGION,
-    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, opted_out: Collection[str] = (),
+    max_upload_mb: float | None = None, opted_out: Collection[str] = (),
 ) -> ImportReport:
-    """Read an uploaded file and judge every row; raises BadCsv when it cannot be read."""
+    """Read an uploaded file and judge every row; raises BadCsv when it cannot be read.
+
+    `max_upload_mb` None means the MAX_UPLOAD_MB setting: a caller that forgets the limit
+    still gets it.
+    """
+    if max_upload_mb is None:
+        max_upload_mb = get_settings().max_upload_mb
     table = read_table(data, max_upload_mb=max_upload_mb)
     columns = find_columns(table.rows, phone_column=phone_column, name_column=name_column,
                            region=region)
@@ -67,7 +74,7 @@ def parse_csv(
 def import_report(
     session: Session, data: bytes, *, filename: str | None = None,
     phone_column: str | None = None, name_column: str | None = None,
-    region: str = phones.DEFAULT_REGION, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    region: str = phones.DEFAULT_REGION, max_upload_mb: float | None = None,
 ) -> ImportReport:
     """`parse_csv`, with the numbers on the opt-out list marked `suppressed`."""
     report = parse_csv(data, filename=filename, phone_column=phone_column,

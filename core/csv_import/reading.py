@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import unicodedata
 import warnings
@@ -19,6 +20,9 @@ DEFAULT_MAX_UPLOAD_MB = 10.0
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 SNIFF_RECORDS = 50
+# No contact list comes near this (Google and Outlook exports have under 100 columns), and
+# pandas spends time and memory per column: a line of a million commas took many minutes.
+MAX_COLUMNS = 1_000
 _BLANK_CHARS = " \t\r\n" + "".join(DELIMITERS)
 _SNIFF_CHARS = 64_000
 
@@ -56,6 +60,7 @@ def read_table(data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> 
     text, encoding, notes = decode(data)
     _reject_binary_text(text)
     delimiter = sniff_delimiter(text)
+    refuse_wide_records(text, delimiter)
     rows = tokenise(text, delimiter)
     return RawTable(rows=rows, encoding=encoding, delimiter=delimiter, notes=notes)
 
@@ -208,6 +213,25 @@ def _delimiter_score(sample: str, delimiter: str) -> tuple[bool, float, bool, in
 
 
 # --- records -------------------------------------------------------------------------------
+
+
+def refuse_wide_records(text: str, delimiter: str) -> None:
+    """Raise BadCsv for a record of more than MAX_COLUMNS cells, before pandas sees it."""
+    if text.count(delimiter) < MAX_COLUMNS:
+        return  # most files: cheaper than looking line by line
+    if max(map(str.count, text.splitlines(), itertools.repeat(delimiter))) < MAX_COLUMNS:
+        return
+    # A quoted cell may hold delimiters: count real cells before refusing.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            if len(row) > MAX_COLUMNS:
+                raise BadCsv(
+                    f"Line {reader.line_num} has {len(row):,} columns; a contact list has at most "
+                    f"{MAX_COLUMNS:,}. Check that this is the right file, saved as CSV."
+                )
+    except csv.Error:
+        return  # reading it properly reports this with its reason
 
 
 def tokenise(text: str, delimiter: str) -> list[Sequence[str]]:

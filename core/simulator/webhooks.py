@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -149,6 +150,12 @@ class WebhookPoster:
                 timeout=POST_TIMEOUT,
             )
         except requests.RequestException as exc:
-            log.info("webhook to %s failed: %s", outgoing.url, type(exc).__name__)
+            log.info("webhook to %s failed: %s", _where(outgoing.url), type(exc).__name__)
             return False, None
         return 200 <= response.status_code < 300, response.status_code
+
+
+def _where(url: str) -> str:
+    """Where a webhook goes, without the path: the receiver's secret is in it."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")

@@ -24,6 +24,7 @@ from core.wsapme.answers import AckNumbering, status_from_value
 # Limits that keep a hostile or broken body cheap to read.
 MAX_DEPTH = 8  # how deep wrappers are followed to find events
 MAX_EVENTS = 10_000
+MAX_FORM_FIELDS = 10_000
 MAX_RAW_DEPTH = 32  # deeper parts of a stored event are replaced by a marker
 MAX_ID_LENGTH = 255  # blast_recipients.message_id holds no more
 MAX_JID_LENGTH = 320
@@ -55,6 +56,7 @@ MESSAGE_TEXT_PLACES = (
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "off", ""})
 _INTEGER_RE = re.compile(r"-?\d+")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # A form body starts with a field name and "="; XML, HTML and plain words do not.
 _FORM_START_RE = re.compile(rb'[^=&\s<>{}\[\]"]+(?:\[[^\]]*\])*=')
 
@@ -145,7 +147,10 @@ def _decode_json(body: bytes) -> object:
 
 
 def _decode_form(text: str) -> dict[str, Any] | ParseError:
-    pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=10_000)
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # parse_qsl's way of saying "more fields than max_num_fields"
+        return ParseError(f"a form with more than {MAX_FORM_FIELDS:,} fields")
     return _form_fields(pairs) if pairs else ParseError("a form with no fields")
 
 
@@ -207,16 +212,23 @@ def _form_value(value: str) -> object:
 def _scrub(value: object, *, depth: int) -> object:
     """A copy safe to store as JSON and text on both databases (PostgreSQL refuses NUL)."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _storable(value)
     if depth >= MAX_RAW_DEPTH and isinstance(value, dict | list):
         return "(nested too deeply)"
     if isinstance(value, dict):
-        return {str(k).replace("\x00", ""): _scrub(v, depth=depth + 1) for k, v in value.items()}
+        return {_storable(str(k)): _scrub(v, depth=depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [_scrub(v, depth=depth + 1) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+def _storable(text: str) -> str:
+    # JSON may spell out a lone surrogate (\ud800), which no database driver can encode:
+    # the entry would then fail on every replay instead of being judged.
+    text = text.replace("\x00", "")
+    return text if text.isascii() else _SURROGATE_RE.sub("\ufffd", text)
 
 
 # --- a structure to events -----------------------------------------------------------------

@@ -45,11 +45,10 @@ def current_secret(session: Session, *, settings: Settings) -> str:
 def accepted_secrets(
     session: Session, *, settings: Settings, now: dt.datetime | None = None
 ) -> list[str]:
-    """The current secret, and the previous one while its grace period lasts."""
+    """The current secret, and the previous ones while their grace periods last."""
+    now = now or utcnow()
     accepted = [current_secret(session, settings=settings)]
-    previous = _previous(session)
-    if previous is not None and previous[1] > (now or utcnow()):
-        accepted.append(previous[0])
+    accepted += [secret for secret, until in _previous(session) if until > now]
     return [s for s in accepted if s]
 
 
@@ -75,14 +74,24 @@ def rotate_secret(
 ) -> str:
     """Generate a new secret; the old one stays accepted for `grace`. Returns the new one.
 
+    Secrets rotated out earlier stay accepted until their own grace ends: a second
+    rotation (a double click, or a URL not yet pasted into WSAPME) must not cut off the
+    address the gateway still posts to.
+
     Only the generated secret can be rotated here: one set in WEBHOOK_SECRET is changed
     where it is set.
     """
     if _configured(settings):
         raise ConfigError("the webhook secret is set by WEBHOOK_SECRET: change it there")
-    old = current_secret(session, settings=settings)
-    until = (now or utcnow()) + grace
-    _write(session, key=PREVIOUS_KEY, value=json.dumps({"secret": old, "until": until.isoformat()}))
+    now = now or utcnow()
+    current_secret(session, settings=settings)  # there is one to rotate
+    # Locked before the previous ones are read: two rotations at once (two tabs) must not
+    # each keep only their own view of the list.
+    old = session.get(AppState, SECRET_KEY, with_for_update=True, populate_existing=True).value
+    previous = [(secret, until) for secret, until in _previous(session) if until > now]
+    previous.append((old, now + grace))
+    stored = [{"secret": secret, "until": until.isoformat()} for secret, until in previous]
+    _write(session, key=PREVIOUS_KEY, value=json.dumps(stored))
     new = secrets.token_urlsafe(SECRET_BYTES)
     _write(session, key=SECRET_KEY, value=new)
     return new
@@ -104,16 +113,25 @@ def _configured(settings: Settings) -> str | None:
     return value or None
 
 
-def _previous(session: Session) -> tuple[str, dt.datetime] | None:
+def _previous(session: Session) -> list[tuple[str, dt.datetime]]:
+    """Secrets rotated out, each with the end of its grace period."""
     raw = _read(session, PREVIOUS_KEY)
     if not raw:
-        return None
+        return []
     try:
         stored = json.loads(raw)
-        until = dt.datetime.fromisoformat(stored["until"])
-        secret = str(stored["secret"])
+    except ValueError:
+        return []  # a damaged entry grants nothing
+    entries = stored if isinstance(stored, list) else [stored]  # one object before lists
+    return [entry for entry in map(_previous_entry, entries) if entry is not None]
+
+
+def _previous_entry(stored: object) -> tuple[str, dt.datetime] | None:
+    try:
+        until = dt.datetime.fromisoformat(stored["until"])  # type: ignore[index]
+        secret = str(stored["secret"])  # type: ignore[index]
     except (ValueError, KeyError, TypeError):
-        return None  # a damaged entry grants nothing
+        return None
     return secret, until if until.tzinfo else until.replace(tzinfo=dt.UTC)
 
 

@@ -1,0 +1,304 @@
+"""Benchmark: webhook ingestion through the real HTTP endpoint on PostgreSQL, against plain updates.
+
+A uvicorn process serves the webhook route on the benchmark database; several senders post
+delivery acks at once (each moves one recipient SERVER_ACK → DELIVERY_ACK: stored raw,
+parsed, applied through the status engine, recorded in history). The physical reference is
+the same number of single-row UPDATEs by message id from pgbench with as many clients, on
+the same server, with triggers off: what the table itself can take. Two more yardsticks
+show where the rest goes: the same UPDATEs sent by Python threads, and posts to a route
+that does nothing (the HTTP layer alone).
+
+Each round runs every variant of the rollup triggers on a fresh blast of its own:
+"no rollups" (triggers disabled: the schema before migration 0002), "delta rows" (as
+shipped), "counts in place" (the design not chosen: the trigger updates the count rows
+directly, so concurrent acks of one blast queue on the same rows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.util
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from sqlalchemy import Engine, text
+
+from bench.common import table
+from bench.webhook_app import NOOP_PATH
+from core.config import PROJECT_ROOT
+from core.db import transaction
+from core.funnel import fold_status_deltas
+
+SECRET = "bench-webhook-secret-0123456789abcdef"
+VARIANTS = ("no rollups", "delta rows", "counts in place")
+REFERENCE = "single-row UPDATE (pgbench)"
+PYTHON_LOOP = "single-row UPDATE (Python loop)"
+HTTP_ONLY = "HTTP only, no database"
+MIGRATION = PROJECT_ROOT / "core" / "migrations" / "versions" / "0002_blast_status_rollups.py"
+
+COUNTS_IN_PLACE = """
+CREATE OR REPLACE FUNCTION blast_status_journal_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE blast_status_counts SET recipients = recipients - 1
+    WHERE blast_id = OLD.blast_id AND status = OLD.status;
+    INSERT INTO blast_status_counts (blast_id, status, recipients) VALUES (NEW.blast_id, NEW.status, 1)
+    ON CONFLICT (blast_id, status) DO UPDATE SET recipients = blast_status_counts.recipients + 1;
+    RETURN NULL;
+END $$
+"""
+
+UPDATE_SQL = """UPDATE blast_recipients SET status = 'DELIVERY_ACK', delivered_at = now(),
+  message_c2s_timestamp = extract(epoch from now())::bigint, updated_at = now()
+WHERE message_id = {message_id}"""
+PGBENCH_SCRIPT = "\\set i random(1, {pool})\n" + UPDATE_SQL + ";\n"
+
+
+@dataclass(frozen=True)
+class Load:
+    events: int = 2000
+    senders: int = 8
+    rounds: int = 3
+
+
+# --- the server and the senders --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def webhook_server(db_url: str) -> Iterator[str]:
+    """`uvicorn bench.webhook_app:app` in its own process; yields the webhook URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": db_url, "WEBHOOK_SECRET": SECRET, "RUN_WORKER": "false"}
+    command = [sys.executable, "-m", "uvicorn", "bench.webhook_app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/webhooks/wsapme/{SECRET}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the webhook server exited at start")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the webhook server did not start within 60 s")
+
+
+def ack_bodies(prefix: str, n: int) -> list[bytes]:
+    now = int(time.time())
+    return [json.dumps({"event": "message-ack", "data": {
+        "id": f"{prefix}{i:08d}", "status": "DELIVERY_ACK", "timestamp": now}}).encode()
+        for i in range(1, n + 1)]
+
+
+def post_all(url: str, bodies: list[bytes], *, senders: int) -> tuple[float, Counter[int]]:
+    """Post every body, `senders` keep-alive connections at once; seconds taken and codes."""
+    parts = urlsplit(url)
+    codes: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def send(share: list[bytes]) -> None:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        mine: Counter[int] = Counter()
+        for body in share:
+            connection.request("POST", parts.path, body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            mine[response.status] += 1
+        connection.close()
+        with lock:
+            codes.update(mine)
+
+    threads = [threading.Thread(target=send, args=(bodies[k::senders],)) for k in range(senders)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start, codes
+
+
+# --- the blasts the events are for -----------------------------------------------------------
+
+
+def bench_blast(engine: Engine, *, prefix: str, n: int) -> int:
+    """A completed blast of `n` recipients at SERVER_ACK with message ids prefix00000001…"""
+    with transaction(engine) as s:
+        blast_id = s.scalar(text(
+            "INSERT INTO blasts (blast_tag, follow_up_stage, name, state, total_recipients) "
+            "VALUES ('bench-webhook', 'Initial', :name, 'completed', :n) RETURNING id"
+        ), {"name": prefix, "n": n})
+        s.execute(text(
+            "INSERT INTO blast_recipients (blast_id, phone_number, message_id, status, sent_at) "
+            "SELECT :blast, '+6019' || lpad(i::text, 8, '0'), :prefix || lpad(i::text, 8, '0'), "
+            "'SERVER_ACK', now() FROM generate_series(1, :n) AS i"
+        ), {"blast": blast_id, "prefix": prefix, "n": n})
+    return blast_id
+
+
+def moved(engine: Engine, blast_id: int) -> int:
+    with transaction(engine) as s:
+        return s.scalar(text("SELECT count(*) FROM blast_recipients WHERE blast_id = :b "
+                             "AND status = 'DELIVERY_ACK'"), {"b": blast_id})
+
+
+def remove_bench_rows(engine: Engine, *, inbox_after: int) -> None:
+    """Delete the benchmark's blasts (their rollups go with them) and inbox entries."""
+    with transaction(engine) as s:
+        s.execute(text("DELETE FROM blasts WHERE blast_tag = 'bench-webhook'"))
+        s.execute(text("DELETE FROM webhook_inbox WHERE id > :after"), {"after": inbox_after})
+        fold_status_deltas(s)
+
+
+# --- trigger variants ------------------------------------------------------------------------
+
+
+def _shipped_update_function() -> str:
+    spec = importlib.util.spec_from_file_location("rollup_migration", MIGRATION)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    function = next(f for f in module.POSTGRES_FUNCTIONS if "blast_status_journal_update" in f)
+    return function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+
+
+def use_variant(engine: Engine, variant: str) -> None:
+    """Switch the rollup triggers to `variant` (folding first, so counts start exact)."""
+    with transaction(engine) as s:
+        fold_status_deltas(s)
+        enable = "DISABLE" if variant == "no rollups" else "ENABLE"
+        s.execute(text(f"ALTER TABLE blast_recipients {enable} TRIGGER USER"))
+        s.execute(text(COUNTS_IN_PLACE if variant == "counts in place" else _shipped_update_function()))
+
+
+# --- the physical reference ------------------------------------------------------------------
+
+
+def pgbench_rate(  # type: ignore[no-untyped-def]
+    server, database: str, *, prefix: str, pool: int, updates: int, clients: int
+) -> float:
+    """Single-row UPDATEs per second from pgbench, triggers off (session_replication_role)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(PGBENCH_SCRIPT.format(pool=pool, message_id=f"'{prefix}' || lpad(:i::text, 8, '0')"))
+    env = {**os.environ, "PGOPTIONS": "-c session_replication_role=replica"}
+    command = [str(server.bin / "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(server.port),
+               "-U", "postgres", "-c", str(clients), "-j", "2", "-t", str(max(1, updates // clients)),
+               "-f", script.name, database]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=True)
+    finally:
+        Path(script.name).unlink(missing_ok=True)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
+    if match is None:
+        raise RuntimeError(f"pgbench printed no rate:\n{result.stdout}\n{result.stderr}")
+    return float(match.group(1))
+
+
+def python_update_rate(url: str, *, prefix: str, pool: int, updates: int, clients: int) -> float:
+    """The same UPDATEs from as many Python threads (psycopg, autocommit, triggers off): what
+    a Python process can send, before any web framework or ORM."""
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    statement = UPDATE_SQL.format(message_id="%s")
+    share = max(1, updates // clients)
+
+    def run(seed: int) -> None:
+        with psycopg.connect(dsn, autocommit=True, options="-c session_replication_role=replica") as conn:
+            for k in range(share):
+                conn.execute(statement, (f"{prefix}{(seed * share + k) % pool + 1:08d}",))
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return share * clients / (time.perf_counter() - start)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def measure(engine: Engine, server, database: str, *, load: Load) -> dict:  # type: ignore[no-untyped-def]
+    """Rates (events per second) of each variant and of the reference, medians over rounds."""
+    with transaction(engine) as s:
+        inbox_after = s.scalar(text("SELECT coalesce(max(id), 0) FROM webhook_inbox"))
+    use_variant(engine, "delta rows")  # as shipped, whatever a killed run left behind
+    remove_bench_rows(engine, inbox_after=inbox_after)
+    rates: dict[str, list[float]] = {name: [] for name in (*VARIANTS, REFERENCE, PYTHON_LOOP, HTTP_ONLY)}
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        with webhook_server(url) as endpoint:
+            post_all(endpoint, ack_bodies("BENCHWARM", 50), senders=load.senders)  # warm the pool
+            for round_ in range(load.rounds):
+                for variant in VARIANTS:
+                    rates[variant].append(_one_round(engine, endpoint, variant, round_, load))
+                for name, rate in _references(engine, server, database, endpoint, round_, load).items():
+                    rates[name].append(rate)
+    finally:
+        use_variant(engine, "delta rows")
+        remove_bench_rows(engine, inbox_after=inbox_after)
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    return {"events": load.events, "senders": load.senders, "rounds": load.rounds,
+            "rates": medians, "samples": rates,
+            "ratio_to_reference": {name: rate / medians[REFERENCE] for name, rate in medians.items()}}
+
+
+def _references(  # type: ignore[no-untyped-def]
+    engine: Engine, server, database: str, endpoint: str, round_: int, load: Load
+) -> dict[str, float]:
+    """The same number of plain UPDATEs from pgbench and from Python threads, and of posts
+    to an endpoint that does nothing, all with as many clients as there are senders."""
+    prefix = f"BENCHREF{round_}X"
+    pool = load.events * 10  # random ids seldom hit the same row twice
+    bench_blast(engine, prefix=prefix, n=pool)
+    url = engine.url.render_as_string(hide_password=False)
+    noop = urlsplit(endpoint)._replace(path=NOOP_PATH).geturl()
+    seconds, codes = post_all(noop, ack_bodies(prefix, load.events), senders=load.senders)
+    assert codes == {200: load.events}, f"the empty endpoint answered {dict(codes)}"
+    return {
+        REFERENCE: pgbench_rate(server, database, prefix=prefix, pool=pool, updates=load.events,
+                                clients=load.senders),
+        PYTHON_LOOP: python_update_rate(url, prefix=prefix, pool=pool, updates=load.events,
+                                        clients=load.senders),
+        HTTP_ONLY: load.events / seconds,
+    }
+
+
+def _one_round(engine: Engine, endpoint: str, variant: str, round_: int, load: Load) -> float:
+    prefix = f"BENCH{VARIANTS.index(variant)}R{round_}X"
+    use_variant(engine, variant)
+    blast_id = bench_blast(engine, prefix=prefix, n=load.events)
+    seconds, codes = post_all(endpoint, ack_bodies(prefix, load.events), senders=load.senders)
+    assert codes == {200: load.events}, f"{variant}: answers {dict(codes)}"
+    assert moved(engine, blast_id) == load.events, f"{variant}: not every ack was applied"
+    return load.events / seconds
+
+
+def report(result: dict) -> str:
+    reference = result["rates"][REFERENCE]
+    rows = [[name, f"{rate:,.0f}/s", f"{rate / reference:.3f}"] for name, rate in result["rates"].items()]
+    head = (f"{result['events']:,} acks per round, {result['senders']} concurrent senders, "
+            f"median of {result['rounds']} rounds")
+    return head + "\n" + table(rows, ["ingestion", "rate", "of reference"])

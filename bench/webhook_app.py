@@ -1,0 +1,22 @@
+"""The webhook route as the dashboard's server mounts it, for `uvicorn bench.webhook_app:app`.
+
+Beside it, one route that answers at once without touching anything: the rate the HTTP
+layer alone reaches on this machine, an upper bound for any per-event endpoint.
+"""
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from core.webhook.route import webhook_routes
+
+NOOP_PATH = "/bench/noop"
+
+
+async def noop(request: Request) -> JSONResponse:
+    await request.body()
+    return JSONResponse({"ok": True})
+
+
+app = Starlette(routes=[*webhook_routes(), Route(NOOP_PATH, noop, methods=["POST"])])
