@@ -87,7 +87,11 @@ def test_send_queues_a_draft_now_or_later(tmp_path: Path) -> None:
 
 def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "core", "migrate"], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
+        [sys.executable, "-m", "core", "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_ROOT,
         env={"PATH": "", "DATABASE_URL": "postgresql://u:pw-Zq81-secret@127.0.0.1:1/db"},
     )
     assert result.returncode == 2

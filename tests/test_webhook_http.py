@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import random
-import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +17,6 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-import uvicorn
 from sqlalchemy import Engine, func, select
 from starlette.applications import Starlette
 
@@ -32,34 +28,11 @@ from core.statuses import RANK, Status
 from core.webhook.inbox import replay_after_send
 from core.webhook.secret import current_secret
 from tests.support.factories import make_blast, make_recipient
+from tests.support.http import serving
 
 MAX_BYTES = 20_000
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-
-
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a background thread."""
-    sock = socket.socket()
-    # Accepted connections inherit this: uvicorn writes headers and body separately, and
-    # Nagle would hold the body back for the client's delayed ACK (40 ms a request).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=True))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def _clear_caches() -> None:

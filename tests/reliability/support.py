@@ -9,17 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-import uvicorn
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 
@@ -28,6 +25,7 @@ from core.db import engine_for, transaction
 from core.models import Blast, BlastRecipient, OptOut, StatusHistory, WebhookInbox
 from core.simulator import Emitted, Simulator
 from core.statuses import RANK, Status
+from tests.support.http import free_socket, serving
 from tests.support.simulator import TEST_TOKEN
 
 WEBHOOK_SECRET = "fault-suite-webhook-secret-2f9c41d7e0"
@@ -61,36 +59,6 @@ def fired_events(sim: Simulator) -> int:
 
 
 # --- the webhook route over real HTTP ------------------------------------------------------
-
-
-def free_socket() -> socket.socket:
-    """A loopback socket bound to a free port, not yet listening: connections are refused
-    until a server starts on it, as when the dashboard is down."""
-    sock = socket.socket()
-    # uvicorn writes headers and body separately: without this, Nagle holds the body back.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextlib.contextmanager
-def serving(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
-    """Serve `app` with uvicorn in a background thread; yields its base URL."""
-    sock = sock or free_socket()
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=True))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def point_settings_at(monkeypatch: pytest.MonkeyPatch, db_url: str, **env: str) -> None:
