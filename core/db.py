@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -19,37 +17,15 @@ _MIGRATION_LOCK_ID = 7_305_113
 READ_ONLY = "blast_read_only"
 
 
-# Neon and other managed servers drop idle connections, so a connection that sat idle is
-# checked before use. One used moments ago is not: pool_pre_ping's check cost a round trip
-# per transaction, two per message sent and per webhook.
-PING_WHEN_IDLE_SECONDS = 10.0
-
-
 def make_engine(url: str) -> Engine:
     """An engine set up for this product's access pattern on either database."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    engine = create_engine(url, pool_recycle=300, pool_size=5, max_overflow=10)
-    _ping_idle_connections(engine)
-    return engine
-
-
-def _ping_idle_connections(engine: Engine) -> None:
-    @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
-        idle_since = record.info.pop("idle_since", None)
-        if idle_since is None or time.monotonic() - idle_since < PING_WHEN_IDLE_SECONDS:
-            return  # just connected, or just used
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:
-            # The pool drops this connection and checks out a fresh one.
-            raise DisconnectionError("connection lost while idle") from exc
+    # Neon and other managed servers drop idle connections, and a restarted server drops
+    # them all: every checkout is checked first (one short round trip), so no page, webhook
+    # or send ever meets a dead connection.
+    return create_engine(url, pool_pre_ping=True, pool_recycle=300, pool_size=5, max_overflow=10)
 
 
 def _sqlite_engine(url: str) -> Engine:
