@@ -117,7 +117,7 @@ def test_page_renders(sqlite_history: Engine) -> None:
 
 
 def test_worker_and_import_benchmarks(tmp_path: Path) -> None:
-    worker = bench_worker.run(messages=15, paced=4, gap=0.05)
+    worker = bench_worker.run(messages=15, rounds=1, paced=4, gap=0.05)
     assert {r["database"] for r in worker} >= {"sqlite"}
     assert all(0 < r["overhead_ms"] < r["per_message_ms"] for r in worker)
     imported = bench_import.run(rows=300, runs=1, out_dir=tmp_path)
