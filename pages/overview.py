@@ -1,9 +1,11 @@
 """Overview: the funnel for the blasts that match the filters."""
 
 import streamlit as st
+from sqlalchemy import exists, select
 
 from core.analytics import activity_by_hour, daily_trend, response_times, tag_comparison
 from core.funnel import filter_options, funnel, funnel_by_blast
+from core.models import Blast
 from core.statuses import Stage
 from dashboard.charts import funnel_figure, hours_figure, tag_figure, trend_figure
 from dashboard.data import reading, settings
@@ -16,7 +18,7 @@ page_header("Overview", "What became of your messages: sent → received → rea
 
 with reading() as s:
     tags, stages = filter_options(s)
-    has_blasts = bool(funnel_by_blast(s))
+    has_blasts = s.scalar(select(exists().where(Blast.id.is_not(None))))
 
 if not has_blasts:
     st.subheader("No blasts yet")
