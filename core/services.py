@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine
 
 from core.config import Settings
 from core.db import transaction
+from core.funnel import fold_status_deltas
 from core.gateway import make_client, stop_sandbox
 from core.polling import Poller
 from core.sending.worker import SendWorker
@@ -66,12 +68,24 @@ def start_services(engine: Engine, *, settings: Settings, local_url: str) -> Cal
 
 
 REPLAY_SECONDS = 30.0
+FOLD_SECONDS = 5.0
 
 
 def _replay_loop(engine: Engine, stop: threading.Event) -> None:
     """Events that came before their send was stored, or whose request failed half-way,
-    are applied here even when no new webhook arrives to drive the replay."""
-    while not stop.wait(REPLAY_SECONDS):
+    are applied here even when no new webhook arrives to drive the replay. The status
+    deltas webhooks leave on PostgreSQL are folded here too, so the dashboard's counts stay
+    quick to read when no send worker runs in any process."""
+    next_replay = time.monotonic() + REPLAY_SECONDS
+    while not stop.wait(FOLD_SECONDS):
+        try:
+            with transaction(engine) as session:
+                fold_status_deltas(session)
+        except Exception:
+            log.exception("folding status counts failed; trying again shortly")
+        if time.monotonic() < next_replay:
+            continue
+        next_replay = time.monotonic() + REPLAY_SECONDS
         try:
             replay_waiting(engine)
         except Exception:

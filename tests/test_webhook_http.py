@@ -26,6 +26,7 @@ from core.models import BlastRecipient, OptOut, StatusHistory, WebhookInbox, utc
 from core.status_engine import apply_status
 from core.statuses import RANK, Status
 from core.webhook.inbox import replay_after_send
+from core.webhook.intake import intake_for
 from core.webhook.secret import current_secret
 from tests.support.factories import make_blast, make_recipient
 from tests.support.http import serving
@@ -52,9 +53,15 @@ class Served:
 
     def post(self, payload: object, *, content_type: str | None = JSON,
              secret: str | None = None, **kw: Any) -> requests.Response:
+        """Post, then wait until the server has applied what it stored (it answers first)."""
         body = payload if isinstance(payload, bytes | Iterator) else json.dumps(payload).encode()
         headers = {"Content-Type": content_type} if content_type else {}
-        return requests.post(self.url(secret), data=body, headers=headers, timeout=30, **kw)
+        response = requests.post(self.url(secret), data=body, headers=headers, timeout=30, **kw)
+        self.settle()
+        return response
+
+    def settle(self) -> None:
+        assert intake_for(self.engine.url.render_as_string(hide_password=False)).wait_settled()
 
     def inbox(self) -> list[WebhookInbox]:
         with transaction(self.engine) as s:
@@ -122,6 +129,7 @@ def test_a_multipart_form_post(served: Served) -> None:
     rid = _sent_recipient(served.engine, message_id="3EB0A")
     response = requests.post(served.url(), files={"id": (None, "3EB0A"), "ack": (None, "4")},
                              timeout=30)
+    served.settle()
     assert response.status_code == 200
     assert served.inbox()[0].content_type.startswith("multipart/form-data")
     assert served.recipient(rid).status == "READ_ACK"
@@ -266,6 +274,7 @@ def test_hundreds_of_concurrent_posts_lose_nothing_and_duplicate_nothing(served:
     with ThreadPoolExecutor(8) as pool:
         codes = [c for result in pool.map(send, shares) for c in result]
     assert Counter(codes) == {200: len(posts)}
+    served.settle()
 
     states = Counter(e.state for e in served.inbox())
     assert states == {"applied": 5 * n, "waiting": 15, "unparseable": 10}

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
 from core.db import transaction
-from core.errors import NotFound
 from core.models import BlastRecipient, WebhookInbox, utcnow
-from core.status_engine import apply_status
+from core.status_batch import StatusEvent, apply_statuses
+from core.status_engine import StatusChange
 from core.statuses import Status
 from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError, parse_webhook
 from core.webhook.replies import (
@@ -116,11 +116,7 @@ class _Note:
 class _Step:
     """One status change to make, planned before any recipient row is locked."""
 
-    recipient_id: int
-    status: Status
-    at: dt.datetime
-    event: dict[str, Any]
-    updates: dict[str, Any]
+    request: StatusEvent
     label: str
     kind: str
 
@@ -147,94 +143,145 @@ def process_entry(
     session: Session, *, inbox_id: int, rules: WebhookRules, now: dt.datetime | None = None
 ) -> Outcome | None:
     """Parse and apply one new or waiting entry; None if it is done or another process has it."""
-    entry = session.scalars(
+    return process_entries(session, inbox_ids=[inbox_id], rules=rules, now=now).get(inbox_id)
+
+
+def process_entries(
+    session: Session, *, inbox_ids: Iterable[int], rules: WebhookRules, now: dt.datetime | None = None
+) -> dict[int, Outcome]:
+    """Parse and apply new or waiting entries together, in the order they arrived; entries
+    already done, or held by another process, are left out of the result."""
+    ids = sorted(set(inbox_ids))
+    if not ids:
+        return {}
+    entries = session.scalars(
         select(WebhookInbox)
-        .where(WebhookInbox.id == inbox_id, WebhookInbox.state.in_(_OPEN))
+        .where(WebhookInbox.id.in_(ids), WebhookInbox.state.in_(_OPEN))
+        .order_by(WebhookInbox.id)
         .with_for_update(skip_locked=True)
-    ).one_or_none()
-    if entry is None:
-        return None
-    return _process(session, entry, rules=rules, now=now or utcnow())
+    ).all()
+    return _process(session, entries, rules=rules, now=now or utcnow())
 
 
 _OPEN = (InboxState.NEW, InboxState.WAITING)
 
 
-def _process(session: Session, entry: WebhookInbox, *, rules: WebhookRules, now: dt.datetime) -> Outcome:
-    parsed = parse_webhook(entry.body, entry.content_type, numbering=rules.numbering)
-    if isinstance(parsed, ParseError):
-        outcome = Outcome(InboxState.UNPARSEABLE, "unknown", parsed.reason)
-    else:
-        outcome = apply_events(session, events=parsed, rules=rules, received_at=entry.received_at)
-    if outcome.state == InboxState.WAITING and entry.received_at <= now - rules.wait_limit:
-        waited = int(rules.wait_limit.total_seconds() // 60)
-        outcome = dataclasses.replace(
-            outcome, state=InboxState.UNMATCHED, detail=f"gave up after {waited} min: {outcome.detail}"
-        )
-    entry.state, entry.kind, entry.detail = outcome.state, outcome.kind, outcome.detail[:MAX_DETAIL]
-    entry.attempts = (entry.attempts or 0) + 1
-    entry.processed_at = now
+def _process(
+    session: Session, entries: Iterable[WebhookInbox], *, rules: WebhookRules, now: dt.datetime
+) -> dict[int, Outcome]:
+    parsed = {
+        entry.id: parse_webhook(entry.body, entry.content_type, numbering=rules.numbering)
+        for entry in entries
+    }
+    events = {i: p for i, p in parsed.items() if not isinstance(p, ParseError)}
+    outcomes = apply_bodies(session, bodies=events, rules=rules,
+                            received={e.id: e.received_at for e in entries})
+    for entry in entries:
+        found = parsed[entry.id]
+        if isinstance(found, ParseError):
+            outcome = Outcome(InboxState.UNPARSEABLE, "unknown", found.reason)
+        else:
+            outcome = outcomes[entry.id]
+        if outcome.state == InboxState.WAITING and entry.received_at <= now - rules.wait_limit:
+            waited = int(rules.wait_limit.total_seconds() // 60)
+            outcome = dataclasses.replace(
+                outcome, state=InboxState.UNMATCHED, detail=f"gave up after {waited} min: {outcome.detail}"
+            )
+        entry.state, entry.kind, entry.detail = outcome.state, outcome.kind, outcome.detail[:MAX_DETAIL]
+        entry.attempts = (entry.attempts or 0) + 1
+        entry.processed_at = now
+        outcomes[entry.id] = outcome
     session.flush()
-    return outcome
+    return {entry.id: outcomes[entry.id] for entry in entries}
 
 
 def apply_events(
     session: Session, *, events: list[Event], rules: WebhookRules, received_at: dt.datetime
 ) -> Outcome:
-    """Apply the events of one body through the status engine; say what became of them.
+    """Apply the events of one body through the status engine; say what became of them."""
+    return apply_bodies(session, bodies={0: events}, rules=rules, received={0: received_at})[0]
 
-    Events without a time take the time the body was received, so a replay hours later
+
+def apply_bodies(
+    session: Session, *, bodies: Mapping[int, list[Event]], rules: WebhookRules,
+    received: Mapping[int, dt.datetime],
+) -> dict[int, Outcome]:
+    """Apply the events of several bodies (keyed by inbox id, applied in key order) in one
+    pass of the status engine; say what became of each body.
+
+    Events without a time take the time their body was received, so a replay hours later
     still judges a reply by when it was written.
     """
-    steps: list[_Step] = []
-    notes: list[_Note] = []
+    order = sorted(bodies)
+    message_ids = [m for k in order for e in bodies[k] if isinstance(e, AckEvent) for m in e.message_ids]
+    known = _recipients_by_message_id(session, message_ids)
+    steps: list[tuple[int, _Step]] = []
+    notes: dict[int, list[_Note]] = {k: [] for k in order}
     opt_outs: dict[str, str] = {}
-    for event in events:
-        if isinstance(event, AckEvent):
-            _plan_ack(session, event, received_at=received_at, steps=steps, notes=notes)
-        elif isinstance(event, IncomingMessage):
-            _plan_message(session, event, rules=rules, received_at=received_at,
-                          steps=steps, notes=notes, opt_outs=opt_outs)
-        else:
-            notes.append(_Note(InboxState.IGNORED, "other", event.reason))
-    # Rows are locked in id order, so two bodies touching the same recipients cannot deadlock.
-    for step in sorted(steps, key=lambda s: s.recipient_id):
-        notes.append(_run(session, step))
+    for key in order:
+        for event in bodies[key]:
+            if isinstance(event, AckEvent):
+                found = _plan_ack(event, known=known, received_at=received[key], notes=notes[key])
+            elif isinstance(event, IncomingMessage):
+                found = _plan_message(session, event, rules=rules, received_at=received[key],
+                                      notes=notes[key], opt_outs=opt_outs)
+            else:
+                notes[key].append(_Note(InboxState.IGNORED, "other", event.reason))
+                found = []
+            steps += [(key, step) for step in found]
+    changes = apply_statuses(session, [step.request for _, step in steps])
+    for (key, step), change in zip(steps, changes, strict=True):
+        notes[key].append(_note_for(step, change))
     for phone, keyword in opt_outs.items():
         record_opt_out(session, phone=phone, keyword=keyword)
-    return _summarise(notes)
+    return {key: _summarise(notes[key]) for key in order}
+
+
+_ID_CHUNK = 1000
+
+
+def _recipients_by_message_id(session: Session, message_ids: list[str]) -> dict[str, int]:
+    unique = list(dict.fromkeys(message_ids))
+    known: dict[str, int] = {}
+    for start in range(0, len(unique), _ID_CHUNK):
+        rows = session.execute(
+            select(BlastRecipient.message_id, BlastRecipient.id)
+            .where(BlastRecipient.message_id.in_(unique[start:start + _ID_CHUNK]))
+        )
+        known.update({message_id: recipient_id for message_id, recipient_id in rows})
+    return known
 
 
 def _plan_ack(
-    session: Session, event: AckEvent, *, received_at: dt.datetime, steps: list[_Step],
-    notes: list[_Note],
-) -> None:
-    rows = session.execute(
-        select(BlastRecipient.message_id, BlastRecipient.id).where(
-            BlastRecipient.message_id.in_(event.message_ids)
-        )
-    )
-    known = {message_id: recipient_id for message_id, recipient_id in rows}
+    event: AckEvent, *, known: Mapping[str, int], received_at: dt.datetime, notes: list[_Note]
+) -> list[_Step]:
     updates = {}
     if event.status is Status.DELIVERY_ACK and event.at is not None:
         updates["message_c2s_timestamp"] = int(event.at.timestamp())
+    defaults = {"error": FAILED_BY_GATEWAY} if event.status is Status.FAILED else {}
+    steps = []
     for message_id in event.message_ids:
         recipient_id = known.get(message_id)
         if recipient_id is None:
             notes.append(_Note(InboxState.WAITING, "ack", "", waiting_id=message_id))
             continue
-        steps.append(_Step(recipient_id, event.status, event.at or received_at, event.raw,
-                           updates, label=f"{message_id} {event.status}", kind="ack"))
+        request = StatusEvent(recipient_id, event.status, event.at or received_at, "webhook",
+                              event.raw, updates, defaults)
+        steps.append(_Step(request, label=f"{message_id} {event.status}", kind="ack"))
+    return steps
+
+
+FAILED_BY_GATEWAY = "the gateway reported an error for this message"
 
 
 def _plan_message(
     session: Session, message: IncomingMessage, *, rules: WebhookRules, received_at: dt.datetime,
-    steps: list[_Step], notes: list[_Note], opt_outs: dict[str, str],
-) -> None:
+    notes: list[_Note], opt_outs: dict[str, str],
+) -> list[_Step]:
     reason = not_a_reply(message)
     if reason is not None or message.phone is None:
         notes.append(_Note(InboxState.IGNORED, "message", f"not a reply: {reason}"))
-        return
+        return []
     at = message.at or received_at
     keyword = opt_out_keyword(message.text, words=rules.opt_out_words)
     if keyword:
@@ -243,30 +290,22 @@ def _plan_message(
     recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window)
     if recipient_id is None and is_being_sent(session, phone=message.phone):
         notes.append(_Note(InboxState.WAITING, "message", "", waiting_id=message.phone))
-        return
+        return []
     if recipient_id is None:
         hours = f"{rules.reply_window.total_seconds() / 3600:g}"
         text = f"no message sent to {message.phone} in the {hours} h before it"
         state = InboxState.APPLIED if keyword else InboxState.IGNORED
         notes.append(_Note(state, "message", f"opt-out {keyword}; {text}" if keyword else text))
-        return
+        return []
     label = f"reply from {message.phone}" + (f" (opt-out {keyword})" if keyword else "")
-    steps.append(_Step(recipient_id, Status.REPLIED, at, message.raw,
-                       {"reply_text": message.text}, label=label, kind="message"))
+    request = StatusEvent(recipient_id, Status.REPLIED, at, "webhook", message.raw,
+                          {"reply_text": message.text})
+    return [_Step(request, label=label, kind="message")]
 
 
-def _run(session: Session, step: _Step) -> _Note:
-    try:
-        change = apply_status(
-            session, recipient_id=step.recipient_id, status=step.status, source="webhook",
-            at=step.at, event=step.event, updates=step.updates,
-        )
-    except NotFound:
+def _note_for(step: _Step, change: StatusChange | None) -> _Note:
+    if change is None:
         return _Note(InboxState.IGNORED, step.kind, f"{step.label}: the recipient was deleted")
-    if change.changed and step.status is Status.FAILED:
-        recipient = session.get(BlastRecipient, step.recipient_id)
-        if recipient is not None and not recipient.error:
-            recipient.error = "the gateway reported an error for this message"
     if change.changed:
         what = f"{change.old_status} → {change.new_status}"
     else:
@@ -320,7 +359,7 @@ def replay_for_message_ids(
         .order_by(WebhookInbox.id)
         .with_for_update(skip_locked=True)
     ).all()
-    return [_process(session, e, rules=rules, now=now or utcnow()) for e in entries]
+    return list(_process(session, entries, rules=rules, now=now or utcnow()).values())
 
 
 def replay_after_send(

@@ -1,20 +1,19 @@
-"""The webhook endpoint: check the secret, store the raw body durably, then parse and apply it.
+"""The webhook endpoint: check the secret, store the raw body durably, answer.
 
-The gateway gets 200 once the body is stored (whatever happens next: it stays in the
-inbox for replay) and 503 when it cannot be stored, so that it tries again.
+The gateway gets 200 once the body is stored, and the intake (core.webhook.intake) parses
+and applies it a moment later, together with whatever else arrived; an entry that cannot
+be applied stays in the inbox for replay. It gets 503 when the body cannot be stored, so
+that it tries again.
 """
 
 from __future__ import annotations
 
-import enum
+import asyncio
 import logging
 import re
 import threading
 import time
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -24,23 +23,17 @@ from starlette.routing import Route
 
 from core.config import Settings, get_settings
 from core.db import engine_for, transaction
-from core.webhook.inbox import WebhookRules, process_entry, replay_for_message_ids, replay_waiting, store_raw
-from core.webhook.secret import WEBHOOK_PATH, secret_matches
+from core.webhook.inbox import WebhookRules, replay_waiting
+from core.webhook.intake import STORAGE_ERRORS, intake_for
+from core.webhook.secret import WEBHOOK_PATH, AcceptedSecrets, remembered_secrets
 
 log = logging.getLogger(__name__)
 
 ROUTE_PATH = WEBHOOK_PATH + "{secret}"
-# "Cannot store" covers the server being away, a pool with no free connection, and a
-# SQLite file whose folder cannot be written.
-STORAGE_ERRORS = (DBAPIError, PoolTimeout, OSError)
-APPLY_TRIES = 3  # PostgreSQL may pick a concurrent request as a deadlock victim
+# How long a post waits for its body to be committed before it is told to come back.
+STORE_TIMEOUT_SECONDS = 20.0
 REPLAY_EVERY_SECONDS = 30.0
 _SECRET_IN_PATH_RE = re.compile(re.escape(WEBHOOK_PATH) + r"[^/?#\s\"']*")
-
-
-class Refusal(enum.Enum):
-    WRONG_SECRET = "wrong secret"
-    TOO_LARGE = "too large"
 
 
 def webhook_routes() -> list[Route]:
@@ -53,27 +46,35 @@ async def receive_webhook(request: Request) -> Response:
     settings = get_settings()
     body = await read_body(request, limit=settings.webhook_max_bytes)
     try:
-        stored = await run_in_threadpool(
-            check_and_store,
-            settings=settings,
-            candidate=request.path_params.get("secret", ""),
-            body=body,
-            content_type=request.headers.get("content-type"),
-        )
-    except STORAGE_ERRORS as exc:
+        if not await secret_accepted(settings, request.path_params.get("secret", "")):
+            # The same answer as for a path that does not exist.
+            raise HTTPException(status_code=404)
+        if body is None:
+            limit = settings.webhook_max_bytes
+            return JSONResponse({"ok": False, "error": f"body over {limit} bytes"}, status_code=413)
+        stored = intake_for(settings.sqlalchemy_url).store(body, request.headers.get("content-type"))
+        await asyncio.wait_for(asyncio.wrap_future(stored), timeout=STORE_TIMEOUT_SECONDS)
+    except (*STORAGE_ERRORS, TimeoutError) as exc:
         log.warning("webhook not stored, the database is unavailable (%s)", describe(exc))
         return JSONResponse(
             {"ok": False, "error": "the database is unavailable; try again"},
             status_code=503, headers={"Retry-After": "30"},
         )
-    if stored is Refusal.WRONG_SECRET:
-        # The same answer as for a path that does not exist.
-        raise HTTPException(status_code=404)
-    if stored is Refusal.TOO_LARGE:
-        limit = settings.webhook_max_bytes
-        return JSONResponse({"ok": False, "error": f"body over {limit} bytes"}, status_code=413)
-    await run_in_threadpool(apply_stored, settings=settings, inbox_id=stored)
-    return JSONResponse({"ok": True}, background=BackgroundTask(replay_now_and_then, settings))
+    # Durable now: the intake applies it in a moment, together with whatever came meanwhile.
+    replay = BackgroundTask(replay_waiting_now, settings) if _replay_clock.due() else None
+    return JSONResponse({"ok": True}, background=replay)
+
+
+async def secret_accepted(settings: Settings, candidate: str) -> bool:
+    remembered = remembered_secrets(settings)
+    if remembered.matches(candidate):
+        return True
+    return await run_in_threadpool(_check_secret, remembered, settings, candidate)
+
+
+def _check_secret(remembered: AcceptedSecrets, settings: Settings, candidate: str) -> bool:
+    with transaction(engine_for(settings.sqlalchemy_url)) as session:
+        return remembered.refresh_and_match(session, settings=settings, candidate=candidate)
 
 
 async def read_body(request: Request, *, limit: int) -> bytes | None:
@@ -89,50 +90,6 @@ async def read_body(request: Request, *, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def check_and_store(
-    *, settings: Settings, candidate: str, body: bytes | None, content_type: str | None
-) -> int | Refusal:
-    """One committed transaction: the secret checked, then the raw body stored."""
-    with transaction(engine_for(settings.sqlalchemy_url)) as session:
-        if not secret_matches(session, settings=settings, candidate=candidate):
-            return Refusal.WRONG_SECRET
-        if body is None:
-            return Refusal.TOO_LARGE
-        return store_raw(session, body=body, content_type=content_type)
-
-
-def apply_stored(*, settings: Settings, inbox_id: int) -> None:
-    """Parse and apply a stored body in a second transaction. Never raises: the body is
-    already durable, and the gateway must not resend it because applying failed."""
-    engine = engine_for(settings.sqlalchemy_url)
-    rules = WebhookRules.from_settings(settings)
-    for attempt in range(1, APPLY_TRIES + 1):
-        try:
-            with transaction(engine) as session:
-                outcome = process_entry(session, inbox_id=inbox_id, rules=rules)
-            break
-        except STORAGE_ERRORS as exc:
-            if attempt == APPLY_TRIES:
-                log.warning("webhook %s stored, not applied yet (%s); replay will retry",
-                            inbox_id, describe(exc))
-                return
-        except Exception:  # a bug must not cost the gateway's event: it stays in the inbox
-            log.exception("webhook %s stored but could not be applied", inbox_id)
-            return
-    if outcome is not None and outcome.waiting_for:
-        _look_again(engine, rules=rules, keys=outcome.waiting_for)
-
-
-def _look_again(engine: Engine, *, rules: WebhookRules, keys: tuple[str, ...]) -> None:
-    # The send may have stored its message id, and already replayed, while this entry was
-    # being marked waiting: one more look after our commit closes that gap.
-    try:
-        with transaction(engine) as session:
-            replay_for_message_ids(session, message_ids=keys, rules=rules)
-    except STORAGE_ERRORS as exc:
-        log.warning("second look at waiting webhook failed (%s)", describe(exc))
 
 
 class _Every:
@@ -155,10 +112,8 @@ class _Every:
 _replay_clock = _Every(REPLAY_EVERY_SECONDS)
 
 
-def replay_now_and_then(settings: Settings) -> None:
+def replay_waiting_now(settings: Settings) -> None:
     """Webhook traffic drives the replay of waiting entries, at most every 30 seconds."""
-    if not _replay_clock.due():
-        return
     try:
         replay_waiting(engine_for(settings.sqlalchemy_url), rules=WebhookRules.from_settings(settings))
     except STORAGE_ERRORS as exc:

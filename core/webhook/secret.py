@@ -10,6 +10,8 @@ import datetime as dt
 import hmac
 import json
 import secrets
+import threading
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -65,6 +67,50 @@ def matches_any(candidate: str, accepted: Iterable[str]) -> bool:
     return any(results)
 
 
+class AcceptedSecrets:
+    """The accepted secrets, remembered for a few seconds so that each webhook post need not
+    read them from the database. A candidate that does not match reads them again (a new
+    secret works at once); a secret whose grace period ends is refused at most `ttl` late."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._accepted: tuple[str, ...] = ()
+        self._fresh_until = 0.0
+
+    def matches(self, candidate: str) -> bool:
+        """True when the remembered secrets are fresh and one matches; False means "ask again"."""
+        with self._lock:
+            accepted, fresh = self._accepted, time.monotonic() < self._fresh_until
+        return fresh and matches_any(candidate, accepted)
+
+    def refresh_and_match(self, session: Session, *, settings: Settings, candidate: str) -> bool:
+        accepted = tuple(accepted_secrets(session, settings=settings))
+        with self._lock:
+            self._accepted, self._fresh_until = accepted, time.monotonic() + self._ttl
+        return matches_any(candidate, accepted)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._accepted, self._fresh_until = (), 0.0
+
+
+_remembered: dict[tuple[str, str | None], AcceptedSecrets] = {}
+_remembered_lock = threading.Lock()
+
+
+def remembered_secrets(settings: Settings) -> AcceptedSecrets:
+    """This process's remembered secrets for these settings' database and WEBHOOK_SECRET."""
+    with _remembered_lock:
+        return _remembered.setdefault((settings.sqlalchemy_url, _configured(settings)), AcceptedSecrets())
+
+
+def _forget_remembered() -> None:
+    with _remembered_lock:
+        for remembered in _remembered.values():
+            remembered.forget()
+
+
 def rotate_secret(
     session: Session,
     *,
@@ -94,6 +140,8 @@ def rotate_secret(
     _write(session, key=PREVIOUS_KEY, value=json.dumps(stored))
     new = secrets.token_urlsafe(SECRET_BYTES)
     _write(session, key=SECRET_KEY, value=new)
+    # Other processes notice within their few seconds; the old secret is in its grace anyway.
+    _forget_remembered()
     return new
 
 
