@@ -1,0 +1,120 @@
+"""The intake behind the webhook route: bodies stored together, applied together, none lost."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.db import make_engine, transaction
+from core.models import BlastRecipient, WebhookInbox
+from core.webhook import inbox as inbox_module
+from core.webhook import intake as intake_module
+from core.webhook.inbox import WebhookRules
+from core.webhook.intake import STORAGE_ERRORS, Intake
+from tests.support.factories import make_blast, make_recipient
+
+JSON = "application/json"
+
+
+def _sent(engine: Engine, n: int) -> list[int]:
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        return [make_recipient(s, blast, message_id=f"3EB0I{k:04d}", status="SERVER_ACK").id
+                for k in range(n)]
+
+
+def _ack(k: int, status: str = "READ_ACK") -> bytes:
+    return json.dumps({"event": "message-ack", "data": {"id": f"3EB0I{k:04d}", "status": status}}).encode()
+
+
+def _statuses(engine: Engine) -> Counter[str]:
+    with transaction(engine) as s:
+        return Counter(s.scalars(select(BlastRecipient.status)))
+
+
+def _counting_inserts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+    real = Intake._insert
+
+    def counted(self: Intake, bodies: list) -> list[int]:
+        sizes.append(len(bodies))
+        return real(self, bodies)
+
+    monkeypatch.setattr(Intake, "_insert", counted)
+    return sizes
+
+
+def test_bodies_that_arrive_together_are_stored_together_and_all_applied(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sent(engine, 60)
+    sizes = _counting_inserts(monkeypatch)
+    intake = Intake(engine, rules=WebhookRules)
+    futures = [intake.store(_ack(k), JSON) for k in range(60)]
+    ids = [f.result(timeout=30) for f in futures]
+
+    assert len(set(ids)) == 60 and ids == sorted(ids)  # one entry each, in arrival order
+    assert sum(sizes) == 60 and len(sizes) < 60
+    assert intake.wait_settled()
+    assert _statuses(engine) == {"READ_ACK": 60}
+    with transaction(engine) as s:
+        assert Counter(s.scalars(select(WebhookInbox.state))) == {"applied": 60}
+
+
+def test_a_body_the_applier_cannot_handle_stays_new_and_costs_the_others_nothing(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sent(engine, 5)
+    real = inbox_module.parse_webhook
+
+    def fragile(body: bytes, *args: object, **kw: object) -> object:
+        if b"3EB0I0002" in body:
+            raise RuntimeError("a bug in the parser")
+        return real(body, *args, **kw)
+
+    monkeypatch.setattr(inbox_module, "parse_webhook", fragile)
+    intake = Intake(engine, rules=WebhookRules)
+    for future in [intake.store(_ack(k), JSON) for k in range(5)]:
+        future.result(timeout=30)
+    assert intake.wait_settled()
+
+    with transaction(engine) as s:
+        states = dict(s.execute(select(WebhookInbox.body, WebhookInbox.state)).all())
+    assert states[_ack(2)] == "new"  # kept for replay, which counts its attempts
+    assert sorted(states.values()) == ["applied"] * 4 + ["new"]
+    assert _statuses(engine) == {"READ_ACK": 4, "SERVER_ACK": 1}
+
+
+def test_a_database_that_cannot_be_written_fails_every_waiting_body(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'blasts.db'}")
+    intake = Intake(engine, rules=WebhookRules)
+    futures = [intake.store(_ack(k), JSON) for k in range(3)]
+    for future in futures:
+        with pytest.raises(STORAGE_ERRORS):
+            future.result(timeout=30)
+    assert intake.wait_settled()
+
+
+def test_its_threads_start_with_work_and_end_when_idle(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake_module, "IDLE_SECONDS", 0.2)
+    _sent(engine, 1)
+
+    intake = Intake(engine, rules=WebhookRules)
+    intake.store(_ack(0), JSON).result(timeout=30)
+    assert intake.wait_settled()
+    lanes = [intake._store, intake._apply]
+    assert all(lane._thread is not None for lane in lanes)
+    for lane in lanes:
+        thread = lane._thread
+        if thread is not None:
+            thread.join(timeout=5)
+    assert all(lane._thread is None for lane in lanes)
+
+    intake.store(_ack(0, "PLAYED"), JSON).result(timeout=30)  # and start again
+    assert intake.wait_settled()
