@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -154,21 +154,50 @@ def process_entries(
     ids = sorted(set(inbox_ids))
     if not ids:
         return {}
-    entries = session.scalars(
-        select(WebhookInbox)
-        .where(WebhookInbox.id.in_(ids), WebhookInbox.state.in_(_OPEN))
-        .order_by(WebhookInbox.id)
-        .with_for_update(skip_locked=True)
-    ).all()
+    entries = _entries(session, _INBOX.c.id.in_(ids), _INBOX.c.state.in_(_OPEN))
     return _process(session, entries, rules=rules, now=now or utcnow())
 
 
 _OPEN = (InboxState.NEW, InboxState.WAITING)
 
 
+@dataclass
+class _Entry:
+    """An inbox row as processing needs it (read and written without the ORM: this is the
+    webhook's hot path)."""
+
+    id: int
+    body: bytes
+    content_type: str | None
+    received_at: dt.datetime
+    attempts: int
+
+
+_INBOX = WebhookInbox.__table__
+_ENTRY_COLUMNS = (_INBOX.c.id, _INBOX.c.body, _INBOX.c.content_type, _INBOX.c.received_at,
+                  _INBOX.c.attempts)
+_ENTRY_UPDATE = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("entry_id"))
+    .values(state=bindparam("state"), kind=bindparam("kind"), detail=bindparam("detail"),
+            attempts=bindparam("attempts"), processed_at=bindparam("processed_at"))
+)
+
+
+def _entries(session: Session, *conditions: Any) -> list[_Entry]:
+    """Open entries matching `conditions`, locked in id order; those another process holds
+    are skipped."""
+    rows = session.connection().execute(
+        select(*_ENTRY_COLUMNS).where(*conditions).order_by(_INBOX.c.id).with_for_update(skip_locked=True)
+    )
+    return [_Entry(r.id, r.body, r.content_type, r.received_at, r.attempts or 0) for r in rows]
+
+
 def _process(
-    session: Session, entries: Iterable[WebhookInbox], *, rules: WebhookRules, now: dt.datetime
+    session: Session, entries: list[_Entry], *, rules: WebhookRules, now: dt.datetime
 ) -> dict[int, Outcome]:
+    if not entries:
+        return {}
     parsed = {
         entry.id: parse_webhook(entry.body, entry.content_type, numbering=rules.numbering)
         for entry in entries
@@ -176,6 +205,7 @@ def _process(
     events = {i: p for i, p in parsed.items() if not isinstance(p, ParseError)}
     outcomes = apply_bodies(session, bodies=events, rules=rules,
                             received={e.id: e.received_at for e in entries})
+    written = []
     for entry in entries:
         found = parsed[entry.id]
         if isinstance(found, ParseError):
@@ -187,11 +217,11 @@ def _process(
             outcome = dataclasses.replace(
                 outcome, state=InboxState.UNMATCHED, detail=f"gave up after {waited} min: {outcome.detail}"
             )
-        entry.state, entry.kind, entry.detail = outcome.state, outcome.kind, outcome.detail[:MAX_DETAIL]
-        entry.attempts = (entry.attempts or 0) + 1
-        entry.processed_at = now
         outcomes[entry.id] = outcome
-    session.flush()
+        written.append({"entry_id": entry.id, "state": outcome.state, "kind": outcome.kind,
+                        "detail": outcome.detail[:MAX_DETAIL], "attempts": entry.attempts + 1,
+                        "processed_at": now})
+    session.connection().execute(_ENTRY_UPDATE, written)
     return {entry.id: outcomes[entry.id] for entry in entries}
 
 
@@ -350,15 +380,11 @@ def replay_for_message_ids(
         select(BlastRecipient.phone_number).where(BlastRecipient.message_id.in_(ids))
     ).all()
     keys = list(dict.fromkeys([*ids, *phones]))
-    entries = session.scalars(
-        select(WebhookInbox)
-        .where(
-            WebhookInbox.state == InboxState.WAITING,
-            or_(*(WebhookInbox.detail.contains(k, autoescape=True) for k in keys)),
-        )
-        .order_by(WebhookInbox.id)
-        .with_for_update(skip_locked=True)
-    ).all()
+    entries = _entries(
+        session,
+        _INBOX.c.state == InboxState.WAITING,
+        or_(*(_INBOX.c.detail.contains(k, autoescape=True) for k in keys)),
+    )
     return list(_process(session, entries, rules=rules, now=now or utcnow()).values())
 
 

@@ -48,6 +48,9 @@ APPLY_TRIES = 3  # PostgreSQL may pick a batch as a deadlock victim
 IDLE_SECONDS = 10.0
 
 
+_INSERT = insert(WebhookInbox.__table__).returning(WebhookInbox.id, sort_by_parameter_order=True)
+
+
 @dataclass(frozen=True)
 class _Body:
     body: bytes
@@ -154,9 +157,8 @@ class Intake:
         now = utcnow()
         rows = [{"body": b.body, "content_type": b.content_type, "state": InboxState.NEW,
                  "received_at": now, "attempts": 0} for b in bodies]
-        statement = insert(WebhookInbox).returning(WebhookInbox.id, sort_by_parameter_order=True)
-        with transaction(self.engine) as session:
-            return list(session.scalars(statement, rows))
+        with self.engine.begin() as connection:
+            return list(connection.execute(_INSERT, rows).scalars())
 
     # --- the applier ---------------------------------------------------------------------
 
