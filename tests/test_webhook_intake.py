@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -118,3 +120,27 @@ def test_its_threads_start_with_work_and_end_when_idle(
 
     intake.store(_ack(0, "PLAYED"), JSON).result(timeout=30)  # and start again
     assert intake.wait_settled()
+
+
+def test_a_post_that_stopped_waiting_before_its_turn_is_not_stored(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Intake._insert
+    release = threading.Event()
+
+    def slow(self: Intake, bodies: list) -> list[int]:
+        release.wait(timeout=30)
+        return real(self, bodies)
+
+    monkeypatch.setattr(Intake, "_insert", slow)
+    intake = Intake(engine, rules=WebhookRules)
+    first = intake.store(_ack(1), JSON)
+    time.sleep(0.2)  # the writer holds the first body, waiting on the database
+    second = intake.store(_ack(2), JSON)
+    assert second.cancel()  # the route's wait ran out: it answered 503
+    release.set()
+
+    assert first.result(timeout=30) > 0
+    assert intake.wait_settled()
+    with transaction(engine) as s:
+        assert list(s.scalars(select(WebhookInbox.body))) == [_ack(1)]

@@ -137,6 +137,10 @@ class Intake:
     # --- the writer ----------------------------------------------------------------------
 
     def _store_batch(self, bodies: list[_Body]) -> None:
+        # A post that gave up waiting (and was told to come back) is not stored.
+        bodies = [b for b in bodies if b.stored.set_running_or_notify_cancel()]
+        if not bodies:
+            return
         try:
             ids = self._insert(bodies)
         except STORAGE_ERRORS as exc:
@@ -147,11 +151,25 @@ class Intake:
             # The database refused a row, not the connection: store the bodies one by one,
             # so that one body it cannot take does not cost the others.
             for body in bodies:
-                self._store_batch([body])
+                self._store_one(body)
+            return
+        except Exception as exc:  # a bug: the posts are answered with an error, and retried
+            log.exception("storing %d webhook bodies failed", len(bodies))
+            for body in bodies:
+                body.stored.set_exception(exc)
             return
         for body, inbox_id in zip(bodies, ids, strict=True):
             body.stored.set_result(inbox_id)
         self._apply.put(ids)
+
+    def _store_one(self, body: _Body) -> None:
+        try:
+            [inbox_id] = self._insert([body])
+        except STORAGE_ERRORS as exc:
+            body.stored.set_exception(exc)
+            return
+        body.stored.set_result(inbox_id)
+        self._apply.put([inbox_id])
 
     def _insert(self, bodies: list[_Body]) -> list[int]:
         now = utcnow()
