@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 STORAGE_ERRORS = (DBAPIError, PoolTimeout, OSError)
 MAX_STORE_BATCH = 500
 MAX_APPLY_BATCH = 200
-APPLY_TRIES = 3  # PostgreSQL may pick a batch as a deadlock victim
+# Pauses between tries when the database fails while applying, about 15 s in all; after
+# that the entries wait for the replay loop.
+APPLY_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 IDLE_SECONDS = 10.0
 
 
@@ -175,7 +177,11 @@ class Intake:
         now = utcnow()
         rows = [{"body": b.body, "content_type": b.content_type, "state": InboxState.NEW,
                  "received_at": now, "attempts": 0} for b in bodies]
-        with self.engine.begin() as connection:
+        if self.engine.dialect.name == "postgresql":
+            # One statement is its own transaction: no BEGIN and COMMIT round trips.
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                return list(connection.execute(_INSERT, rows).scalars())
+        with self.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE, see core.db
             return list(connection.execute(_INSERT, rows).scalars())
 
     # --- the applier ---------------------------------------------------------------------
@@ -183,16 +189,21 @@ class Intake:
     def _apply_batch(self, batches: list[list[int]]) -> None:
         ids = [i for batch in batches for i in batch]
         rules = self._rules()
-        for attempt in range(1, APPLY_TRIES + 1):
+        for attempt, pause in enumerate((*APPLY_RETRY_SECONDS, None), start=1):
             try:
                 with transaction(self.engine) as session:
                     outcomes = process_entries(session, inbox_ids=ids, rules=rules)
                 break
             except STORAGE_ERRORS as exc:
-                if attempt == APPLY_TRIES:
+                # The database is away (or chose this batch as a deadlock victim): the bodies
+                # are safe in it, so wait a little and try again before leaving them to replay.
+                if pause is None:
                     log.warning("%d webhooks stored, not applied yet (%s); replay will retry",
                                 len(ids), type(exc).__name__)
                     return
+                log.info("applying %d webhooks failed (attempt %d, %s); trying again in %g s",
+                         len(ids), attempt, type(exc).__name__, pause)
+                time.sleep(pause)
             except Exception:  # a bug in one body must not hold up the others
                 log.exception("applying %d webhooks together failed; applying them one by one", len(ids))
                 self._apply_one_by_one(ids, rules)
