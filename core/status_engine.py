@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Update, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, Insert, Update, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -117,12 +117,14 @@ def _compare_and_set(
 ) -> StatusChange | None:
     """The hot path when the caller knows the current status (a worker storing its own send):
     one conditional UPDATE instead of lock, read, write. None when the row has moved on."""
-    statement = _compare_and_set_statement(old, new, tuple(updates))
-    params = {f"set_{name}": value for name, value in updates.items()}
-    params.update(recipient_id=recipient_id, updated_at=utcnow(), at=at, at_epoch=int(at.timestamp()))
+    params = compare_and_set_params(recipient_id=recipient_id, source=source, at=at, event=event,
+                                    updates=updates)
     # On the connection: the ORM has nothing to load or synchronise here.
     connection = session.connection()
-    if connection.execute(statement, params).rowcount != 1:
+    if record_history and connection.dialect.name == "postgresql":
+        recorded = connection.execute(compare_and_set_statement(old, new, tuple(updates)), params).rowcount
+        return StatusChange(recipient_id, old.value, new.value, changed=True) if recorded == 1 else None
+    if connection.execute(_compare_and_set_statement(old, new, tuple(updates)), params).rowcount != 1:
         return None
     if record_history:
         connection.execute(_HISTORY_INSERT, {
@@ -133,6 +135,36 @@ def _compare_and_set(
 
 
 _HISTORY_INSERT = insert(StatusHistory.__table__)
+
+
+def compare_and_set_params(
+    *, recipient_id: int, source: str, at: dt.datetime, event: Mapping[str, Any] | None,
+    updates: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The parameters of `compare_and_set_statement` (and of the two statements SQLite runs)."""
+    params = {f"set_{name}": value for name, value in updates.items()}
+    params.update(recipient_id=recipient_id, updated_at=utcnow(), at=at, at_epoch=int(at.timestamp()),
+                  source=source, metadata=dict(event) if event is not None else None)
+    return params
+
+
+@functools.cache
+def compare_and_set_statement(old: Status, new: Status, columns: tuple[str, ...]) -> Insert:
+    """The fast path's UPDATE and its history row as one PostgreSQL statement (a data-modifying
+    WITH): one round trip, and atomic even run outside a transaction (the send worker does).
+    The history row is written only if the UPDATE matched, so its row count tells both."""
+    history = StatusHistory.__table__
+    moved = _compare_and_set_statement(old, new, columns)
+    changed = moved.returning(BlastRecipient.__table__.c.id).cte("moved")
+    rows = select(
+        changed.c.id, literal(old.value), literal(new.value), bindparam("at", type_=UtcDateTime),
+        bindparam("source", type_=history.c.source.type),
+        bindparam("metadata", type_=history.c["metadata"].type),
+    )
+    names = ["recipient_id", "old_status", "new_status", "changed_at", "source", "metadata"]
+    # An INSERT's row count is only kept when asked for.
+    return (insert(history).from_select(names, rows).add_cte(changed)
+            .execution_options(preserve_rowcount=True))
 
 
 @functools.cache

@@ -111,7 +111,7 @@ def _first_due_sqlite(now: ColumnElement) -> ScalarSelect:
 
 
 @functools.cache
-def _claim_statement(dialect: str) -> Update:
+def claim_statement(dialect: str) -> Update:
     """Pick and take the next due row in one statement, so a claim is one round trip.
 
     Built once per database with parameters: building it anew cost as much as running it.
@@ -136,6 +136,10 @@ def _claim_statement(dialect: str) -> Update:
     )
 
 
+def claim_params(*, device: str, worker: str, now: dt.datetime, lease: dt.timedelta) -> dict[str, object]:
+    return {"device": device, "worker": worker, "now": now, "lease_until": now + lease}
+
+
 def claim_next(
     session: Session, *, device: str, worker: str, now: dt.datetime, lease: dt.timedelta
 ) -> Claim | None:
@@ -145,8 +149,8 @@ def claim_next(
     rows; on SQLite the transaction already holds the database's write lock. Both find it
     through the partial index of queued rows (migration 0002).
     """
-    params = {"device": device, "worker": worker, "now": now, "lease_until": now + lease}
-    statement = _claim_statement(session.get_bind().dialect.name)
+    params = claim_params(device=device, worker=worker, now=now, lease=lease)
+    statement = claim_statement(session.get_bind().dialect.name)
     # On the session's connection: the ORM's handling of an UPDATE (which this one does not
     # need: nothing is loaded) took 0.7 ms a claim, more than the database did.
     row = session.connection().execute(statement, params).one_or_none()

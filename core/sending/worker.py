@@ -26,6 +26,7 @@ from core.funnel import fold_status_deltas
 from core.models import Blast, Device, utcnow
 from core.phones import to_gateway
 from core.sending import blasts, pacing, queue
+from core.sending.direct import DirectStatements
 from core.sending.queue import Claim
 from core.statuses import RANK, Status, parse_status
 from core.wsapme.answers import SendResult
@@ -68,6 +69,8 @@ class SendWorker:
         after_send: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
+        # SQLite keeps its transactions, which take the write lock up front (core.db).
+        self._direct = DirectStatements(engine) if engine.dialect.name == "postgresql" else None
         self.client = client
         self.settings = settings
         self.name = name or worker_name()
@@ -160,6 +163,8 @@ class SendWorker:
     def _claim(self, device_id: str, now: dt.datetime) -> tuple[Claim | None, float | None]:
         zone = self.settings.timezone
         lease = dt.timedelta(seconds=self.settings.send_lease_seconds)
+        if not self.pacing and self._direct is not None:
+            return self._direct.claim(device=device_id, worker=self.name, now=now, lease=lease), None
         with transaction(self.engine) as s:
             if not self.pacing:
                 return queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease), None
@@ -200,18 +205,22 @@ class SendWorker:
                 delay *= 2
 
     def _accepted(self, claim: Claim, result: SendResult) -> None:
+        answer = {
+            "claim": claim, "status": sent_status(result), "at": utcnow(), "event": {"answer": result.raw},
+            "updates": {
+                "message_id": result.message_id,
+                "wsapme_message_data": result.data,
+                "message_timestamp": result.message_timestamp,
+                "gateway_status": result.gateway_status,
+                "error": None,
+            },
+        }
+        if self._direct is not None and self._direct.settle(**answer):
+            return
+        # SQLite, or the row moved on while the gateway answered (say, its lease expired):
+        # the status engine decides, in a transaction.
         with transaction(self.engine) as s:
-            queue.settle(
-                s, claim=claim, status=sent_status(result), at=utcnow(),
-                event={"answer": result.raw},
-                updates={
-                    "message_id": result.message_id,
-                    "wsapme_message_data": result.data,
-                    "message_timestamp": result.message_timestamp,
-                    "gateway_status": result.gateway_status,
-                    "error": None,
-                },
-            )
+            queue.settle(s, **answer)
 
     def _failed(self, claim: Claim, exc: GatewayError) -> None:
         now = utcnow()
