@@ -194,6 +194,31 @@ def status_counts(session: Session, *, filters: FunnelFilter | None = None) -> d
     return {status: int(n) for status, n in rows}
 
 
+@functools.cache
+def _by_tag_statement(shape: _Shape) -> Select:
+    rollup = _rollup(shape)
+    total = func.sum(rollup.c.n)
+    return (
+        select(Blast.blast_tag, rollup.c.status, total)
+        .select_from(rollup)
+        .join(Blast, Blast.id == rollup.c.blast_id)
+        .group_by(Blast.blast_tag, rollup.c.status)
+        .having(total != 0)
+    )
+
+
+def status_counts_by_tag(
+    session: Session, *, filters: FunnelFilter | None = None
+) -> dict[str | None, dict[str, int]]:
+    """Recipients of the selected blasts by campaign tag and current status, from the rollups
+    (tags whose recipients are all gone left out)."""
+    filters = filters or FunnelFilter()
+    by_tag: dict[str | None, dict[str, int]] = {}
+    for tag, status, n in session.execute(_by_tag_statement(_shape(filters)), _params(filters)):
+        by_tag.setdefault(tag, {})[status] = int(n)
+    return by_tag
+
+
 def funnel_of(counts: dict[str, int]) -> Funnel:
     """The funnel that recipients by status make: each counts in every stage its status reaches."""
     rank = {s.value: r for s, r in RANK.items()}

