@@ -181,6 +181,7 @@ def test_hostile_webhook_bodies_are_kept_and_judged(served: Served, body: bytes,
                        status="PENDING", sent_at=utcnow())
     response = requests.post(served.url(), data=body, headers={"Content-Type": content_type}, timeout=60)
     assert response.status_code == 200, response.text
+    served.settle()  # answered once stored; applied a moment later
     with transaction(served.engine) as s:
         [entry] = s.scalars(select(WebhookInbox)).all()
     assert bytes(entry.body) == body, "kept byte for byte"

@@ -157,6 +157,12 @@ class Served:
     def inbox(self) -> list[WebhookInbox]:
         return inbox(self.engine)
 
+    def settle(self) -> None:
+        """Wait until the route has applied what it stored (it answers first)."""
+        from core.webhook.intake import intake_for
+
+        assert intake_for(self.engine.url.render_as_string(hide_password=False)).wait_settled()
+
 
 @contextlib.contextmanager
 def served_route(
