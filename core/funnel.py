@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Subquery, bindparam, case, func, select, text, union_all
+from sqlalchemy import Select, Subquery, any_, bindparam, case, func, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -122,21 +122,36 @@ def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=zone).astimezone(dt.UTC)
 
 
-def _rollup(shape: _Shape) -> Subquery:
+def _rollup(shape: _Shape, dialect: str) -> Subquery:
     """Recipients per (blast, status) of the selected blasts: the trigger-kept counts plus
     PostgreSQL's unfolded deltas.
 
     Summing `n` gives what counting blast_recipients would, at the cost of a few rows per
     blast instead of one per recipient. The filter sits inside each branch, so a narrow
-    selection reads its blasts' rows through the primary key and nothing else.
+    selection reads only its blasts' rows. On PostgreSQL the selected blast ids go in as an
+    array (`blast_id = ANY(ARRAY(SELECT …))`), which it reads through the primary key; joined
+    instead, it scanned every count row to hash them (1.7 ms against 0.26 ms for the last 30
+    days at a million recipients). With no filter there is nothing to join.
     """
     counts = select(
         BlastStatusCount.blast_id, BlastStatusCount.status, BlastStatusCount.recipients.label("n")
-    ).join(Blast, Blast.id == BlastStatusCount.blast_id)
+    )
     deltas = select(
         BlastStatusDelta.blast_id, BlastStatusDelta.status, BlastStatusDelta.delta.label("n")
-    ).join(Blast, Blast.id == BlastStatusDelta.blast_id)
-    return union_all(_restrict(counts, shape), _restrict(deltas, shape)).subquery("rollup")
+    )
+    if any(shape):
+        if dialect == "postgresql":
+            chosen = func.array(_restrict(select(Blast.id), shape).scalar_subquery())
+            counts = counts.where(BlastStatusCount.blast_id == any_(chosen))
+            deltas = deltas.where(BlastStatusDelta.blast_id == any_(chosen))
+        else:
+            counts = _restrict(counts.join(Blast, Blast.id == BlastStatusCount.blast_id), shape)
+            deltas = _restrict(deltas.join(Blast, Blast.id == BlastStatusDelta.blast_id), shape)
+    return union_all(counts, deltas).subquery("rollup")
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 _WAITING = (Status.QUEUED.value, Status.SENDING.value)
@@ -165,15 +180,15 @@ def _count_columns(rollup: Subquery) -> list[ColumnElement[int]]:
 
 
 @functools.cache
-def _status_counts_statement(shape: _Shape) -> Select:
-    rollup = _rollup(shape)
+def _status_counts_statement(shape: _Shape, dialect: str) -> Select:
+    rollup = _rollup(shape, dialect)
     total = func.sum(rollup.c.n)
     return select(rollup.c.status, total).group_by(rollup.c.status).having(total != 0)
 
 
 @functools.cache
-def _by_blast_statement(shape: _Shape) -> Select:
-    rollup = _rollup(shape)
+def _by_blast_statement(shape: _Shape, dialect: str) -> Select:
+    rollup = _rollup(shape, dialect)
     query = (
         select(
             Blast.id, Blast.blast_tag, Blast.follow_up_stage, Blast.blast_date, Blast.state,
@@ -190,13 +205,13 @@ def _by_blast_statement(shape: _Shape) -> Select:
 def status_counts(session: Session, *, filters: FunnelFilter | None = None) -> dict[str, int]:
     """Recipients of the selected blasts by current status (statuses with none left out)."""
     filters = filters or FunnelFilter()
-    rows = session.execute(_status_counts_statement(_shape(filters)), _params(filters))
+    rows = session.execute(_status_counts_statement(_shape(filters), _dialect(session)), _params(filters))
     return {status: int(n) for status, n in rows}
 
 
 @functools.cache
-def _by_tag_statement(shape: _Shape) -> Select:
-    rollup = _rollup(shape)
+def _by_tag_statement(shape: _Shape, dialect: str) -> Select:
+    rollup = _rollup(shape, dialect)
     total = func.sum(rollup.c.n)
     return (
         select(Blast.blast_tag, rollup.c.status, total)
@@ -214,7 +229,8 @@ def status_counts_by_tag(
     (tags whose recipients are all gone left out)."""
     filters = filters or FunnelFilter()
     by_tag: dict[str | None, dict[str, int]] = {}
-    for tag, status, n in session.execute(_by_tag_statement(_shape(filters)), _params(filters)):
+    statement = _by_tag_statement(_shape(filters), _dialect(session))
+    for tag, status, n in session.execute(statement, _params(filters)):
         by_tag.setdefault(tag, {})[status] = int(n)
     return by_tag
 
@@ -243,7 +259,7 @@ def funnel_by_blast(
 ) -> list[BlastFunnel]:
     """One funnel per selected blast, newest first; blasts with no recipients included."""
     filters = filters or FunnelFilter()
-    rows = session.execute(_by_blast_statement(_shape(filters)), _params(filters))
+    rows = session.execute(_by_blast_statement(_shape(filters), _dialect(session)), _params(filters))
     # Unpacked by position: attribute access on 2,000 rows × 15 columns costs more than the query.
     return [
         BlastFunnel(
