@@ -51,6 +51,7 @@ VARIANTS = ("no rollups", "delta rows", "counts in place")
 REFERENCE = "single-row UPDATE (pgbench)"
 PYTHON_LOOP = "single-row UPDATE (Python loop)"
 HTTP_ONLY = "HTTP only, no database"
+STORE_ONLY = "webhook, stored only (never applied)"
 MIGRATION = PROJECT_ROOT / "core" / "migrations" / "versions" / "0002_blast_status_rollups.py"
 
 COUNTS_IN_PLACE = """
@@ -81,12 +82,14 @@ class Load:
 
 
 @contextlib.contextmanager
-def webhook_server(db_url: str) -> Iterator[str]:
+def webhook_server(db_url: str, *, store_only: bool = False) -> Iterator[str]:
     """`uvicorn bench.webhook_app:app` in its own process; yields the webhook URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": db_url, "WEBHOOK_SECRET": SECRET, "RUN_WORKER": "false"}
+    if store_only:
+        env["BENCH_WEBHOOK_STORE_ONLY"] = "1"
     command = [sys.executable, "-m", "uvicorn", "bench.webhook_app:app", "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", "--no-access-log"]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
@@ -256,7 +259,9 @@ def measure(engine: Engine, server, database: str, *, load: Load) -> dict:  # ty
         inbox_after = s.scalar(text("SELECT coalesce(max(id), 0) FROM webhook_inbox"))
     use_variant(engine, "delta rows")  # as shipped, whatever a killed run left behind
     remove_bench_rows(engine, inbox_after=inbox_after)
-    rates: dict[str, list[float]] = {name: [] for name in (*VARIANTS, REFERENCE, PYTHON_LOOP, HTTP_ONLY)}
+    rates: dict[str, list[float]] = {
+        name: [] for name in (*VARIANTS, STORE_ONLY, REFERENCE, PYTHON_LOOP, HTTP_ONLY)
+    }
     answered: dict[str, list[float]] = {name: [] for name in VARIANTS}
     url = engine.url.render_as_string(hide_password=False)
     try:
@@ -269,6 +274,13 @@ def measure(engine: Engine, server, database: str, *, load: Load) -> dict:  # ty
                     answered[variant].append(answered_rate)
                 for name, rate in _references(engine, server, database, endpoint, round_, load).items():
                     rates[name].append(rate)
+        with webhook_server(url, store_only=True) as endpoint:  # what storing alone costs
+            post_all(endpoint, ack_bodies("BENCHWARM", 50), senders=load.senders)
+            for round_ in range(load.rounds):
+                bodies = ack_bodies(f"BENCHSTORE{round_}X", load.events)
+                seconds, codes = post_all(endpoint, bodies, senders=load.senders)
+                assert codes == {200: load.events}, f"stored only: answers {dict(codes)}"
+                rates[STORE_ONLY].append(load.events / seconds)
     finally:
         use_variant(engine, "delta rows")
         remove_bench_rows(engine, inbox_after=inbox_after)

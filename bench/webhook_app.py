@@ -1,8 +1,12 @@
 """The webhook route as the dashboard's server mounts it, for `uvicorn bench.webhook_app:app`.
 
 Beside it, one route that answers at once without touching anything: the rate the HTTP
-layer alone reaches on this machine, an upper bound for any per-event endpoint.
+layer alone reaches on this machine, an upper bound for any per-event endpoint. With
+BENCH_WEBHOOK_STORE_ONLY set, the intake stores bodies and answers but never applies them:
+what storing costs, apart from applying.
 """
+
+import os
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,5 +22,10 @@ async def noop(request: Request) -> JSONResponse:
     await request.body()
     return JSONResponse({"ok": True})
 
+
+if os.environ.get("BENCH_WEBHOOK_STORE_ONLY"):
+    from core.webhook.intake import Intake
+
+    Intake._apply_batch = lambda self, batches: None  # type: ignore[method-assign]
 
 app = Starlette(routes=[*webhook_routes(), Route(NOOP_PATH, noop, methods=["POST"])])

@@ -97,8 +97,9 @@ def test_webhook_ingestion_applies_every_ack_and_leaves_the_database_as_it_was(
     engine, server = postgres_history
     before = by_status(engine)
     result = bench_webhook.measure(engine, server, "bench_smoke", load=bench_webhook.Load(30, 3, 1))
-    assert set(result["rates"]) == {*bench_webhook.VARIANTS, bench_webhook.REFERENCE,
-                                    bench_webhook.PYTHON_LOOP, bench_webhook.HTTP_ONLY}
+    assert set(result["rates"]) == {*bench_webhook.VARIANTS, bench_webhook.STORE_ONLY,
+                                    bench_webhook.REFERENCE, bench_webhook.PYTHON_LOOP,
+                                    bench_webhook.HTTP_ONLY}
     assert all(rate > 0 for rate in result["rates"].values())
     with transaction(engine) as s:
         left = s.scalar(select(func.count()).select_from(Blast).where(Blast.blast_tag == "bench-webhook"))
