@@ -128,6 +128,17 @@ def record_send(
     device.next_send_at = now + dt.timedelta(seconds=gap)
 
 
+def keep_gap_after_send(device: Device, *, claimed: dt.datetime, finished: dt.datetime) -> None:
+    """Move the device's next slot back by however long the gateway took to answer.
+
+    The slot was counted from the claim, before the call; a message reaches the gateway at
+    some moment until its answer, so only a gap counted from the answer is sure to be seen
+    by WhatsApp as a gap. The jitter and any pause chosen at the claim are kept."""
+    took = finished - claimed
+    if took > dt.timedelta(0):
+        device.next_send_at = (device.next_send_at or finished) + took
+
+
 def estimate_finish(
     rules: PacingRules,
     *,

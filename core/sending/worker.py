@@ -127,6 +127,8 @@ class SendWorker:
                 claim, wait = self._claim(device, now)
                 if claim is not None:
                     self._send(claim)
+                    if self.pacing:
+                        self._keep_gap(device, claimed=now)
                     return True
                 if wait is not None:
                     waits.append(wait)
@@ -251,6 +253,15 @@ class SendWorker:
         if isinstance(exc, RateLimited) and exc.retry_after:
             return exc.retry_after
         return min(300.0, 5.0 * 2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
+
+    def _keep_gap(self, device_id: str, *, claimed: dt.datetime) -> None:
+        try:
+            with transaction(self.engine) as s:
+                device = s.get(Device, device_id, with_for_update=True)
+                if device is not None:
+                    pacing.keep_gap_after_send(device, claimed=claimed, finished=utcnow())
+        except DBAPIError as exc:  # the slot counted at the claim still holds
+            log.warning("could not push the device's next slot after a send (%s)", type(exc).__name__)
 
     def _hold_device(self, s: Session, blast_id: int, until: dt.datetime) -> None:
         device_id = s.scalar(select(Blast.device).where(Blast.id == blast_id))

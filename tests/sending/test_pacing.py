@@ -13,6 +13,7 @@ from core.sending.pacing import (
     PacingRules,
     earliest_send,
     estimate_finish,
+    keep_gap_after_send,
     parse_quiet_hours,
     record_send,
 )
@@ -102,3 +103,15 @@ def test_estimate_finish_honours_every_rule() -> None:
     # Two today at 20:58 and 20:59, then quiet hours: the third goes tomorrow at 09:00.
     assert estimate_finish(capped, remaining=3, start=kl(2, 20, 58), zone=KL) == kl(3, 9)
     assert estimate_finish(rules, remaining=0, start=kl(2, 10), zone=KL) == kl(2, 10)
+
+
+def test_the_gap_also_runs_from_the_gateways_answer() -> None:
+    d = device(min_gap_seconds=10, jitter_seconds=0.0)
+    record_send(d, now=kl(3, 10), zone=KL, rng=random.Random(1))
+    assert d.next_send_at == kl(3, 10) + dt.timedelta(seconds=10)  # counted from the claim
+    keep_gap_after_send(d, claimed=kl(3, 10), finished=kl(3, 10) + dt.timedelta(seconds=30))
+    assert d.next_send_at == kl(3, 10) + dt.timedelta(seconds=40)  # and from a slow answer
+
+    d = device(min_gap_seconds=10, jitter_seconds=0.0, next_send_at=None)
+    keep_gap_after_send(d, claimed=kl(3, 10), finished=kl(3, 10) - dt.timedelta(seconds=1))
+    assert d.next_send_at is None  # a clock step backwards moves nothing

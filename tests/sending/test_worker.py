@@ -137,10 +137,10 @@ def test_pacing_spaces_messages_by_the_minimum_gap(engine: Engine, sim) -> None:
                send_pause_every=0, send_daily_cap=0).run(once=True)
     times = sorted(m.sent_at for m in sim.sent_messages())
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    # Arrival times carry the network's own jitter: the rule shows in the total and typical gap.
+    # The gap runs from the claim and again from the gateway's answer, so however slow a
+    # call (or its arrival at the gateway), the next one reaches the gateway a gap later.
     assert len(times) == 6
-    assert times[-1] - times[0] >= 5 * 0.2 * 0.95
-    assert sorted(gaps)[2] >= 0.19 and min(gaps) >= 0.1
+    assert min(gaps) >= 0.2 * 0.95
 
 
 def test_a_daily_cap_stops_the_day_without_losing_anyone(engine: Engine, sim) -> None:
