@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_API_URL = "https://api.wsapme.com"
@@ -223,4 +225,13 @@ def normalise_database_url(url: str) -> str:
 
 @functools.cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment and `.env`; a value that cannot be used is a
+    ConfigError naming the setting, never its value (it may be a secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper() or 'a setting'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"a setting cannot be used ({problems})") from None

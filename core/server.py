@@ -22,9 +22,14 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        from core.errors import ConfigError
         from core.services import start_services
 
-        settings = get_settings()
+        try:
+            settings = get_settings()
+        except ConfigError as exc:
+            log.error("cannot start: %s", exc.message)  # the setting's name, never its value
+            raise
         engine = engine_for(settings.sqlalchemy_url)
         migrate(engine)
         stop = start_services(engine, settings=settings, local_url=local_url)

@@ -97,3 +97,19 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot use the database") and "Traceback" not in result.stderr
     assert "pw-Zq81-secret" not in result.stderr + result.stdout
+
+
+def test_a_setting_that_cannot_be_used_is_named_in_one_line_without_its_value(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_ROOT,
+        env={"PATH": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+             "WEBHOOK_MAX_BYTES": "lots-Zq81-secret", "SEND_LEASE_SECONDS": "soon"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: a setting cannot be used") and "Traceback" not in result.stderr
+    assert "WEBHOOK_MAX_BYTES" in result.stderr and "SEND_LEASE_SECONDS" in result.stderr
+    assert "Zq81" not in result.stderr + result.stdout
