@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -18,38 +17,23 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from sqlalchemy import Engine, func, select
-from starlette.applications import Starlette
 
 from core.config import get_settings
-from core.db import engine_for, transaction
-from core.models import BlastRecipient, OptOut, StatusHistory, WebhookInbox, utcnow
+from core.db import transaction
+from core.models import BlastRecipient, OptOut, StatusHistory, utcnow
 from core.status_engine import apply_status
 from core.statuses import RANK, Status
 from core.webhook.inbox import replay_after_send
-from core.webhook.intake import intake_for
-from core.webhook.secret import current_secret
+from tests.reliability import support
 from tests.support.factories import make_blast, make_recipient
-from tests.support.http import serving
 
 MAX_BYTES = 20_000
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
 
-def _clear_caches() -> None:
-    # Both are functools.cache'd: settings read the environment once, engines per URL.
-    get_settings.cache_clear()
-    engine_for.cache_clear()
-
-
-@dataclass
-class Served:
-    base: str
-    secret: str
-    engine: Engine
-
-    def url(self, secret: str | None = None) -> str:
-        return f"{self.base}/webhooks/wsapme/{self.secret if secret is None else secret}"
+class Served(support.Served):
+    """The route as support.served_route serves it, with posting that waits for applying."""
 
     def post(self, payload: object, *, content_type: str | None = JSON,
              secret: str | None = None, **kw: Any) -> requests.Response:
@@ -60,13 +44,6 @@ class Served:
         self.settle()
         return response
 
-    def settle(self) -> None:
-        assert intake_for(self.engine.url.render_as_string(hide_password=False)).wait_settled()
-
-    def inbox(self) -> list[WebhookInbox]:
-        with transaction(self.engine) as s:
-            return list(s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)))
-
     def recipient(self, rid: int) -> BlastRecipient:
         with transaction(self.engine) as s:
             return s.get(BlastRecipient, rid)
@@ -74,21 +51,9 @@ class Served:
 
 @pytest.fixture
 def served(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("WEBHOOK_MAX_BYTES", str(MAX_BYTES))
-    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
-    _clear_caches()
-    from core.server import routes
-
-    engine = engine_for(get_settings().sqlalchemy_url)
-    with transaction(engine) as s:
-        secret = current_secret(s, settings=get_settings())
-    try:
-        with serving(Starlette(routes=routes())) as base:
-            yield Served(base, secret, engine)
-    finally:
-        engine.dispose()
-        _clear_caches()
+    with support.served_route(monkeypatch, db_url) as route:
+        yield Served(route.base, route.secret, route.engine)
 
 
 def _sent_recipient(engine: Engine, *, message_id: str | None, phone: str = "+60123456789",

@@ -225,13 +225,6 @@ def _process(
     return {entry.id: outcomes[entry.id] for entry in entries}
 
 
-def apply_events(
-    session: Session, *, events: list[Event], rules: WebhookRules, received_at: dt.datetime
-) -> Outcome:
-    """Apply the events of one body through the status engine; say what became of them."""
-    return apply_bodies(session, bodies={0: events}, rules=rules, received={0: received_at})[0]
-
-
 def apply_bodies(
     session: Session, *, bodies: Mapping[int, list[Event]], rules: WebhookRules,
     received: Mapping[int, dt.datetime],
