@@ -85,30 +85,22 @@ def test_send_queues_a_draft_now_or_later(tmp_path: Path) -> None:
     assert texts == {"Hi Aisyah", "Hi Ravi"}
 
 
+def migrate_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m core migrate` with only these settings in its environment."""
+    return subprocess.run([sys.executable, "-m", "core", "migrate"], capture_output=True, text=True,
+                          timeout=60, cwd=PROJECT_ROOT, env={"PATH": "", **env})
+
+
 def test_an_unreachable_database_is_one_line_without_the_password() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "core", "migrate"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=PROJECT_ROOT,
-        env={"PATH": "", "DATABASE_URL": "postgresql://u:pw-Zq81-secret@127.0.0.1:1/db"},
-    )
+    result = migrate_with({"DATABASE_URL": "postgresql://u:pw-Zq81-secret@127.0.0.1:1/db"})
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot use the database") and "Traceback" not in result.stderr
     assert "pw-Zq81-secret" not in result.stderr + result.stdout
 
 
 def test_a_setting_that_cannot_be_used_is_named_in_one_line_without_its_value(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "core", "migrate"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=PROJECT_ROOT,
-        env={"PATH": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
-             "WEBHOOK_MAX_BYTES": "lots-Zq81-secret", "SEND_LEASE_SECONDS": "soon"},
-    )
+    result = migrate_with({"DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+                           "WEBHOOK_MAX_BYTES": "lots-Zq81-secret", "SEND_LEASE_SECONDS": "soon"})
     assert result.returncode == 2
     assert result.stderr.startswith("error: a setting cannot be used") and "Traceback" not in result.stderr
     assert "WEBHOOK_MAX_BYTES" in result.stderr and "SEND_LEASE_SECONDS" in result.stderr

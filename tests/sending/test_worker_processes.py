@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import statistics
 import subprocess
@@ -13,22 +12,11 @@ import pytest
 from sqlalchemy import Engine
 
 from core.config import PROJECT_ROOT
+from tests.reliability.support import worker_env
 from tests.sending.support import blast_state, launched_blast, phone, statuses
-from tests.support.simulator import TEST_TOKEN, running_simulator
+from tests.support.simulator import running_simulator
 
 pytestmark = pytest.mark.slow
-
-
-def worker_env(db_url: str, sim_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""), "DATABASE_URL": db_url, "WSAPME_TOKEN": TEST_TOKEN,
-        "WSAPME_API_URL": sim_url, "WSAPME_MASTER_URL": sim_url, "WSAPME_DEVICE": "5850",
-        "WSAPME_READ_TIMEOUT": "2", "SEND_PACING": "on", "SEND_QUIET_HOURS": "off",
-        "SEND_DAILY_CAP": "0", "SEND_PAUSE_EVERY": "0", "SEND_JITTER_SECONDS": "0",
-        "SEND_MIN_GAP_SECONDS": "0.05", "SEND_LEASE_SECONDS": "2",
-    }
-    env.update(extra)
-    return env
 
 
 def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -46,7 +34,7 @@ def wait_for_sends(sim, count: int, timeout: float = 60.0) -> None:  # type: ign
 def test_a_killed_worker_never_causes_a_double_send(engine: Engine, db_url: str) -> None:
     with running_simulator() as sim:
         blast_id = launched_blast(engine, 120)
-        env = worker_env(db_url, sim.url)
+        env = worker_env(db_url, sim.url, WSAPME_READ_TIMEOUT="2", SEND_MIN_GAP_SECONDS="0.05")
         for kill_after in (15, 50):  # two kills at different points of the blast
             victim = start_worker(env)
             wait_for_sends(sim, kill_after)
@@ -72,7 +60,7 @@ def test_four_workers_share_a_blast_and_its_pacing(engine: Engine, db_url: str) 
     gap = 0.05
     with running_simulator() as sim:
         blast_id = launched_blast(engine, 160)
-        env = worker_env(db_url, sim.url, SEND_MIN_GAP_SECONDS=str(gap))
+        env = worker_env(db_url, sim.url, WSAPME_READ_TIMEOUT="2", SEND_MIN_GAP_SECONDS=str(gap))
         workers = [start_worker(env, "--once") for _ in range(4)]
         outputs = [w.communicate(timeout=180)[0] for w in workers]
         assert all(w.returncode == 0 for w in workers), outputs
