@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -9,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from core.db import make_engine, transaction
 from core.models import BlastRecipient, WebhookInbox
@@ -142,5 +143,123 @@ def test_a_post_that_stopped_waiting_before_its_turn_is_not_stored(
 
     assert first.result(timeout=30) > 0
     assert intake.wait_settled()
+    with transaction(engine) as s:
+        assert list(s.scalars(select(WebhookInbox.body))) == [_ack(1)]
+
+
+# --- saving from the server's event loop (on PostgreSQL, on a connection of the loop's own) --
+
+
+def _save_all(intake: Intake, bodies: list[bytes], *, content_type: str = JSON) -> list[int | BaseException]:
+    async def save_all() -> list[int | BaseException]:
+        return await asyncio.gather(*(intake.save(b, content_type, timeout=30) for b in bodies),
+                                    return_exceptions=True)
+
+    return asyncio.run(save_all())
+
+
+def test_posts_saved_from_an_event_loop_are_stored_together_in_order_and_applied(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sent(engine, 60)
+    sizes: list[int] = []
+    real = intake_module._LoopWriter._insert
+
+    async def counted(self: intake_module._LoopWriter, batch: list) -> list[int]:
+        sizes.append(len(batch))
+        return await real(self, batch)
+
+    monkeypatch.setattr(intake_module._LoopWriter, "_insert", counted)
+    intake = Intake(engine, rules=WebhookRules)
+    ids = _save_all(intake, [_ack(k) for k in range(60)])
+
+    assert all(isinstance(i, int) for i in ids)
+    assert len(set(ids)) == 60 and ids == sorted(ids)  # one entry each, in arrival order
+    if engine.dialect.name == "postgresql":
+        assert sum(sizes) == 60 and len(sizes) < 60
+    assert intake.wait_settled()
+    assert _statuses(engine) == {"READ_ACK": 60}
+    with transaction(engine) as s:
+        rows = s.execute(select(WebhookInbox.id, WebhookInbox.body, WebhookInbox.state)).all()
+    assert {i: (b, st) for i, b, st in rows} == {i: (_ack(k), "applied") for k, i in enumerate(ids)}
+
+
+@pytest.mark.postgres_only  # SQLite stores a NUL in text as it is
+def test_a_body_the_server_refuses_from_the_event_loop_costs_the_others_nothing(engine: Engine) -> None:
+    _sent(engine, 3)
+    intake = Intake(engine, rules=WebhookRules)
+
+    async def save_three() -> list[int | BaseException]:
+        return await asyncio.gather(
+            intake.save(_ack(0), JSON, timeout=30),
+            intake.save(_ack(1), "application/json\x00", timeout=30),  # no NUL in PostgreSQL text
+            intake.save(_ack(2), JSON, timeout=30),
+            return_exceptions=True,
+        )
+
+    first, refused, third = asyncio.run(save_three())
+    assert isinstance(first, int) and isinstance(third, int)
+    assert isinstance(refused, STORAGE_ERRORS)
+    assert intake.wait_settled()
+    assert _statuses(engine) == {"READ_ACK": 2, "SERVER_ACK": 1}
+
+
+@pytest.mark.postgres_only
+def test_the_event_loop_connection_is_opened_again_when_the_server_drops_it_and_closed_when_idle(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake_module, "IDLE_SECONDS", 0.3)
+    _sent(engine, 2)
+    intake = Intake(engine, rules=WebhookRules)
+
+    async def scenario() -> tuple[int, int, bool]:
+        first = await intake.save(_ack(0), JSON, timeout=30)
+        writer = intake._loop_writer()
+        backend = writer._connection.info.backend_pid
+        with engine.connect() as c:  # as a restart or a managed server's idle timeout would
+            c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        second = await intake.save(_ack(1), JSON, timeout=30)
+        assert writer._connection.info.backend_pid != backend
+        await asyncio.sleep(0.8)
+        return first, second, writer._connection is None
+
+    first, second, closed_when_idle = asyncio.run(scenario())
+    assert 0 < first < second
+    assert closed_when_idle
+    assert intake.wait_settled()
+    assert _statuses(engine) == {"READ_ACK": 2}
+
+
+def test_a_post_that_stopped_waiting_on_the_event_loop_before_its_turn_is_not_stored(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> tuple[int, bool]:
+        release = asyncio.Event()
+        if engine.dialect.name == "postgresql":
+            real = intake_module._LoopWriter._insert
+
+            async def slow(self: intake_module._LoopWriter, batch: list) -> list[int]:
+                await release.wait()
+                return await real(self, batch)
+
+            monkeypatch.setattr(intake_module._LoopWriter, "_insert", slow)
+        else:
+            gate = threading.Event()
+            real_sync = Intake._insert
+            monkeypatch.setattr(Intake, "_insert", lambda self, b: (gate.wait(30), real_sync(self, b))[1])
+            asyncio.get_running_loop().call_later(0.5, gate.set)
+        intake = Intake(engine, rules=WebhookRules)
+        first = asyncio.ensure_future(intake.save(_ack(1), JSON, timeout=30))
+        await asyncio.sleep(0.2)  # the first body is being stored, the database is slow
+        timed_out = False
+        try:
+            await intake.save(_ack(2), JSON, timeout=0.1)  # the route's wait runs out: 503
+        except TimeoutError:
+            timed_out = True
+        release.set()
+        return await first, timed_out and intake.wait_settled()
+
+    first, timed_out = asyncio.run(scenario())
+    assert first > 0 and timed_out
     with transaction(engine) as s:
         assert list(s.scalars(select(WebhookInbox.body))) == [_ack(1)]

@@ -2,27 +2,34 @@
 
 The gateway waits for each answer, and several of its posts are in flight at once. Storing
 each body in its own transaction and applying it before answering cost a commit and a
-dozen statements per event. Here one writer thread stores every body that arrived
-meanwhile in one INSERT and one commit; each request is answered as soon as its body is
-durable. An applier thread then parses and applies what was stored, many bodies per
-transaction through `core.status_batch`. If applying fails the entries stay `new`, and
-`replay_waiting` picks them up later: nothing stored is lost.
+dozen statements per event. Here every body that arrived meanwhile is stored with one
+INSERT and one commit, and each request is answered as soon as its body is durable. On
+PostgreSQL the server's event loop does that itself, on a connection of its own (no thread
+between a request and its answer); on SQLite a writer thread does. An applier thread then
+parses and applies what was stored, many bodies per transaction through
+`core.status_batch`. If applying fails the entries stay `new`, and `replay_waiting` picks
+them up later: nothing stored is lost.
 
-One `Intake` per database per process (`intake_for`); its threads start on the first post
-and end after a quiet spell, so a process that never receives a webhook runs none.
+One `Intake` per database per process (`intake_for`); its threads and its connection start
+on the first post and end after a quiet spell, so a process that never receives a webhook
+holds none.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+import psycopg
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -40,14 +47,18 @@ from core.webhook.inbox import (
 log = logging.getLogger(__name__)
 
 # "Cannot store" covers the server being away, a pool with no free connection, and a
-# SQLite file whose folder cannot be written.
-STORAGE_ERRORS = (DBAPIError, PoolTimeout, OSError)
+# SQLite file whose folder cannot be written (psycopg's own errors come from the event
+# loop's connection).
+STORAGE_ERRORS = (DBAPIError, PoolTimeout, OSError, psycopg.Error)
 MAX_STORE_BATCH = 500
 MAX_APPLY_BATCH = 200
 # Pauses between tries when the database fails while applying, about 15 s in all; after
 # that the entries wait for the replay loop.
 APPLY_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 IDLE_SECONDS = 10.0
+# The applier waits this long for more bodies before it applies a batch: the posts are
+# answered already, and a transaction costs about as much for one body as for fifty.
+APPLY_GATHER_SECONDS = 0.05
 
 
 _INSERT = insert(WebhookInbox.__table__).returning(WebhookInbox.id, sort_by_parameter_order=True)
@@ -63,10 +74,11 @@ class _Body:
 class _Lane:
     """A queue with one worker thread, started when work arrives, gone when idle."""
 
-    def __init__(self, name: str, handle: Callable[[list], None], *, batch: int) -> None:
+    def __init__(self, name: str, handle: Callable[[list], None], *, batch: int, gather: float = 0.0) -> None:
         self._name = name
         self._handle = handle
         self._batch = batch
+        self._gather = gather
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -95,9 +107,11 @@ class _Lane:
                         return
                 continue
             items = [first]
+            until = time.monotonic() + self._gather
             while len(items) < self._batch:
                 try:
-                    items.append(self._queue.get_nowait())
+                    wait = until - time.monotonic()
+                    items.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:
@@ -116,17 +130,40 @@ class Intake:
         self.engine = engine
         self._rules = rules
         self._store = _Lane("webhook-store", self._store_batch, batch=MAX_STORE_BATCH)
-        self._apply = _Lane("webhook-apply", self._apply_batch, batch=MAX_APPLY_BATCH)
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWriter] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._apply = _Lane("webhook-apply", self._apply_batch, batch=MAX_APPLY_BATCH,
+                            gather=APPLY_GATHER_SECONDS)
 
     def store(self, body: bytes, content_type: str | None) -> Future[int]:
         """The inbox id once the body is committed; the error if it could not be stored."""
         stored: Future[int] = Future()
-        self._store.put(_Body(body, (content_type or "")[:255] or None, stored))
+        self._store.put(_Body(body, _content_type(content_type), stored))
         return stored
+
+    async def save(self, body: bytes, content_type: str | None, *, timeout: float) -> int:
+        """`store` for a request handler: the inbox id once the body is committed.
+
+        Raises one of STORAGE_ERRORS if it cannot be stored, TimeoutError after `timeout`
+        seconds (a body whose turn had not come by then is not stored at all)."""
+        if self.engine.dialect.name == "postgresql":
+            stored = self._loop_writer().store(body, _content_type(content_type))
+        else:
+            stored = asyncio.wrap_future(self.store(body, content_type))
+        return await asyncio.wait_for(stored, timeout=timeout)
+
+    def _loop_writer(self) -> _LoopWriter:
+        loop = asyncio.get_running_loop()
+        writer = self._writers.get(loop)
+        if writer is None:
+            writer = self._writers[loop] = _LoopWriter(self, loop)
+        return writer
 
     def settled(self) -> bool:
         """Nothing waiting to be stored or applied in this process."""
-        return self._store.idle() and self._apply.idle()
+        writers = list(self._writers.values())
+        return self._store.idle() and all(w.idle() for w in writers) and self._apply.idle()
 
     def wait_settled(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -162,6 +199,10 @@ class Intake:
             return
         for body, inbox_id in zip(bodies, ids, strict=True):
             body.stored.set_result(inbox_id)
+        self.applying(ids)
+
+    def applying(self, ids: list[int]) -> None:
+        """Hand stored entries to the applier."""
         self._apply.put(ids)
 
     def _store_one(self, body: _Body) -> None:
@@ -231,7 +272,137 @@ class Intake:
 
 
 def _refused_a_row(exc: BaseException) -> bool:
+    if isinstance(exc, psycopg.Error):
+        return not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
     return isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError)
+
+
+def _content_type(value: str | None) -> str | None:
+    return (value or "")[:255] or None
+
+
+# The bodies go in as two arrays, numbered, so that the ids come back in their order.
+_LOOP_INSERT = (
+    "INSERT INTO webhook_inbox (body, content_type, state, received_at, attempts) "
+    "SELECT body, content_type, %(state)s, %(now)s, 0 "
+    "FROM unnest(%(bodies)s::bytea[], %(types)s::text[]) WITH ORDINALITY AS t(body, content_type, n) "
+    "ORDER BY n RETURNING id"
+)
+
+
+class _LoopWriter:
+    """PostgreSQL: bodies stored by the event loop itself, on a connection of its own.
+
+    A post adds its body to the list and waits on a future of the loop; one task stores
+    whatever is listed with one autocommitted INSERT, then whatever arrived while that ran.
+    No thread hand-over in either direction, no pool checkout: a round trip per batch. The
+    connection is opened on the first post, opened again when the server dropped it (a
+    restart, a managed server's idle timeout: the batch is tried once more on the new
+    one), and closed after a quiet spell.
+    """
+
+    def __init__(self, intake: Intake, loop: asyncio.AbstractEventLoop) -> None:
+        self._intake = intake
+        self._loop = loop
+        self._waiting: list[tuple[bytes, str | None, asyncio.Future[int]]] = []
+        self._busy = 0  # bodies listed or being stored
+        self._task: asyncio.Task | None = None
+        self._connection: psycopg.AsyncConnection | None = None
+        self._last_used = 0.0
+
+    def idle(self) -> bool:
+        return self._busy == 0
+
+    def store(self, body: bytes, content_type: str | None) -> asyncio.Future[int]:
+        stored: asyncio.Future[int] = self._loop.create_future()
+        self._waiting.append((body, content_type, stored))
+        self._busy += 1
+        if self._task is None:
+            self._task = self._loop.create_task(self._drain())
+        return stored
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_STORE_BATCH], self._waiting[MAX_STORE_BATCH:]
+                try:
+                    await self._store_batch(batch)
+                except Exception as exc:  # a bug: the posts are answered with an error, and retried
+                    log.exception("storing %d webhook bodies failed", len(batch))
+                    _fail([stored for _, _, stored in batch], exc)
+                finally:
+                    self._busy -= len(batch)
+        finally:
+            self._task = None
+        self._loop.call_later(IDLE_SECONDS, self._close_if_idle)
+
+    async def _store_batch(self, batch: list[tuple[bytes, str | None, asyncio.Future[int]]]) -> None:
+        # A post that gave up waiting (and was told to come back) is not stored.
+        batch = [item for item in batch if not item[2].done()]
+        if not batch:
+            return
+        try:
+            ids = await self._insert(batch)
+        except STORAGE_ERRORS as exc:
+            if len(batch) > 1 and _refused_a_row(exc):
+                for item in batch:  # one body the database cannot take must not cost the others
+                    await self._store_batch([item])
+                return
+            _fail([stored for _, _, stored in batch], exc)
+            return
+        for (_, _, stored), inbox_id in zip(batch, ids, strict=True):
+            if not stored.done():
+                stored.set_result(inbox_id)
+        self._intake.applying(ids)
+
+    async def _insert(self, batch: list[tuple[bytes, str | None, asyncio.Future[int]]]) -> list[int]:
+        params = {"state": InboxState.NEW, "now": utcnow(), "bodies": [b for b, _, _ in batch],
+                  "types": [t for _, t, _ in batch]}
+        for last_try in (False, True):
+            connection = await self._connect()
+            try:
+                cursor = await connection.execute(_LOOP_INSERT, params)
+                self._last_used = time.monotonic()
+                return sorted(row[0] for row in await cursor.fetchall())
+            except psycopg.OperationalError:
+                if last_try or not connection.broken:
+                    raise
+                await self._close()  # dropped while idle: once more on a new connection
+        raise AssertionError("unreachable")
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        if self._connection is None or self._connection.closed:
+            engine = self._intake.engine
+            args, kwargs = engine.dialect.create_connect_args(engine.url)
+            kwargs.pop("context", None)  # SQLAlchemy's adapters: this connection uses psycopg's own
+            kwargs.setdefault("connect_timeout", 10)
+            self._connection = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
+        return self._connection
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            with contextlib.suppress(psycopg.Error):
+                await connection.close()
+
+    def _close_if_idle(self) -> None:
+        quiet = time.monotonic() - self._last_used >= IDLE_SECONDS - 0.1  # else a later call closes
+        if self._task is None and self._connection is not None and quiet:
+            self._task = self._loop.create_task(self._close_then_free())
+
+    async def _close_then_free(self) -> None:
+        try:
+            await self._close()
+        finally:
+            self._task = None
+            if self._waiting:  # posts that came while it closed
+                self._task = self._loop.create_task(self._drain())
+
+
+def _fail(futures: list[asyncio.Future[int]], exc: BaseException) -> None:
+    for stored in futures:
+        if not stored.done():
+            stored.set_exception(exc)
 
 
 @functools.cache

@@ -8,7 +8,6 @@ that it tries again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import threading
@@ -33,6 +32,7 @@ ROUTE_PATH = WEBHOOK_PATH + "{secret}"
 # How long a post waits for its body to be committed before it is told to come back.
 STORE_TIMEOUT_SECONDS = 20.0
 REPLAY_EVERY_SECONDS = 30.0
+_STORED = b'{"ok":true}'
 _SECRET_IN_PATH_RE = re.compile(re.escape(WEBHOOK_PATH) + r"[^/?#\s\"']*")
 
 
@@ -52,8 +52,8 @@ async def receive_webhook(request: Request) -> Response:
         if body is None:
             limit = settings.webhook_max_bytes
             return JSONResponse({"ok": False, "error": f"body over {limit} bytes"}, status_code=413)
-        stored = intake_for(settings.sqlalchemy_url).store(body, request.headers.get("content-type"))
-        await asyncio.wait_for(asyncio.wrap_future(stored), timeout=STORE_TIMEOUT_SECONDS)
+        intake = intake_for(settings.sqlalchemy_url)
+        await intake.save(body, request.headers.get("content-type"), timeout=STORE_TIMEOUT_SECONDS)
     except (*STORAGE_ERRORS, TimeoutError) as exc:
         log.warning("webhook not stored, the database is unavailable (%s)", describe(exc))
         return JSONResponse(
@@ -62,7 +62,7 @@ async def receive_webhook(request: Request) -> Response:
         )
     # Durable now: the intake applies it in a moment, together with whatever came meanwhile.
     replay = BackgroundTask(replay_waiting_now, settings) if _replay_clock.due() else None
-    return JSONResponse({"ok": True}, background=replay)
+    return Response(_STORED, media_type="application/json", background=replay)
 
 
 async def secret_accepted(settings: Settings, candidate: str) -> bool:
