@@ -4,8 +4,9 @@ The webhook applies whatever arrived together in one transaction. The recipients
 locked by one SELECT … FOR UPDATE in id order (so two batches cannot deadlock), each
 event is judged in memory in the order given — several events for one recipient are
 applied one after another, exactly as separate `apply_status` calls would be — and the
-results are written with one executemany UPDATE per set of changed columns and one
-history INSERT. `tests/test_status_batch.py` checks it against `apply_status` event by event.
+results are written with one UPDATE per set of changed columns and one history INSERT
+(on PostgreSQL each one statement over arrays, see `core.pg_arrays`; on SQLite executemany).
+`tests/test_status_batch.py` checks it against `apply_status` event by event.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from core import pg_arrays
 from core.models import BlastRecipient, StatusHistory, UtcDateTime, utcnow
 from core.status_engine import SOURCES, StatusChange, is_allowed
 from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Stage, Status, stages_between
@@ -26,7 +28,9 @@ from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Stage, Status, stages_be
 _TABLE = BlastRecipient.__table__
 _STAGE_COLUMNS = tuple(STAGE_TIMESTAMP_COLUMN.values())
 _ALWAYS_READ = ("status", *_STAGE_COLUMNS, "message_c2s_timestamp")
-_HISTORY_INSERT = insert(StatusHistory.__table__)
+_HISTORY = StatusHistory.__table__
+_HISTORY_INSERT = insert(_HISTORY)
+_HISTORY_COLUMNS = ("recipient_id", "old_status", "new_status", "changed_at", "source", "metadata")
 _LOCK_CHUNK = 1000  # ids per IN list
 
 
@@ -74,7 +78,11 @@ def apply_statuses(session: Session, events: Sequence[StatusEvent]) -> list[Stat
             })
     _write(session, rows, dirty)
     if history:
-        session.connection().execute(_HISTORY_INSERT, history)
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            pg_arrays.insert_rows(connection, _HISTORY, columns=_HISTORY_COLUMNS, rows=history)
+        else:
+            connection.execute(_HISTORY_INSERT, history)
     return results
 
 
@@ -130,15 +138,18 @@ def _judge(row: dict[str, Any], event: StatusEvent) -> tuple[StatusChange, set[s
 
 
 def _write(session: Session, rows: dict[int, dict[str, Any]], dirty: dict[int, set[str]]) -> None:
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    now = utcnow()
+    groups: dict[tuple[str, ...], list[int]] = {}
     for recipient_id, columns in dirty.items():
-        key = tuple(sorted(columns))
-        params = {f"set_{c}": rows[recipient_id][c] for c in key}
-        params.update(recipient_id=recipient_id, updated_at=now)
-        groups.setdefault(key, []).append(params)
+        groups.setdefault(tuple(sorted(columns)), []).append(recipient_id)
+    now = utcnow()
     connection = session.connection()
-    for columns, params in groups.items():
+    for columns, ids in groups.items():
+        if connection.dialect.name == "postgresql":  # one statement per set of columns
+            pg_arrays.update_rows(connection, _TABLE, key="id", columns=columns,
+                                  rows=[rows[i] for i in ids], same={"updated_at": now})
+            continue
+        params = [{**{f"set_{c}": rows[i][c] for c in columns}, "recipient_id": i, "updated_at": now}
+                  for i in ids]
         connection.execute(_update_statement(columns), params)
 
 

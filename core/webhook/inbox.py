@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from core import pg_arrays
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.models import BlastRecipient, WebhookInbox, utcnow
@@ -176,6 +177,7 @@ class _Entry:
 _INBOX = WebhookInbox.__table__
 _ENTRY_COLUMNS = (_INBOX.c.id, _INBOX.c.body, _INBOX.c.content_type, _INBOX.c.received_at,
                   _INBOX.c.attempts)
+_ENTRY_WRITTEN = ("state", "kind", "detail", "attempts")
 _ENTRY_UPDATE = (
     update(_INBOX)
     .where(_INBOX.c.id == bindparam("entry_id"))
@@ -218,10 +220,14 @@ def _process(
                 outcome, state=InboxState.UNMATCHED, detail=f"gave up after {waited} min: {outcome.detail}"
             )
         outcomes[entry.id] = outcome
-        written.append({"entry_id": entry.id, "state": outcome.state, "kind": outcome.kind,
-                        "detail": outcome.detail[:MAX_DETAIL], "attempts": entry.attempts + 1,
-                        "processed_at": now})
-    session.connection().execute(_ENTRY_UPDATE, written)
+        written.append({"id": entry.id, "state": outcome.state, "kind": outcome.kind,
+                        "detail": outcome.detail[:MAX_DETAIL], "attempts": entry.attempts + 1})
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        pg_arrays.update_rows(connection, _INBOX, key="id", columns=_ENTRY_WRITTEN, rows=written,
+                              same={"processed_at": now})
+    else:
+        connection.execute(_ENTRY_UPDATE, [{**w, "entry_id": w["id"], "processed_at": now} for w in written])
     return {entry.id: outcomes[entry.id] for entry in entries}
 
 
