@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import bench_funnel, bench_import, bench_pages, bench_webhook, bench_worker, history, store
 from bench.common import OUT_DIR, machine
-from core.db import make_engine
+from core.db import make_engine, migrate
 from tests.support.pg_server import PostgresUnavailable
 
 SECTIONS = ("funnel", "pages", "webhook", "worker", "import")
@@ -75,6 +75,8 @@ def history_databases(plan: Plan, *, rebuild: bool, report: dict) -> Iterator[di
             found["postgresql"] = (make_engine(server.url(store.PG_DATABASE)), server)
         except PostgresUnavailable as exc:
             print(f"(PostgreSQL skipped: {exc})")
+        for engine, _ in found.values():
+            migrate(engine)  # a history cached by an older schema gets the newer migrations
         try:
             yield found
         finally:

@@ -94,8 +94,8 @@ def test_migrate_command_on_an_empty_database(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "revision 0002" in result.stdout
-    assert current_revision(make_engine(url)) == "0002"
+    assert "revision 0003" in result.stdout
+    assert current_revision(make_engine(url)) == "0003"
 
 
 def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
@@ -112,3 +112,22 @@ def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
                 text("INSERT INTO opt_outs (phone_number, created_at) VALUES ('+601', CURRENT_TIMESTAMP)")
             )
         assert reader.execute(text("SELECT count(*) FROM opt_outs")).scalar() == 0, "a stable snapshot"
+
+
+def test_status_deltas_are_found_by_blast_and_vacuumed_often_on_postgresql(engine: Engine) -> None:
+    indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("blast_status_deltas")}
+    assert indexes["idx_blast_status_deltas_blast"] == ["blast_id"]
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as c:
+        options = c.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE relname = 'blast_status_deltas'").scalar()
+    assert "autovacuum_vacuum_threshold=1000" in options
+    assert "autovacuum_vacuum_scale_factor=0" in options
+    downgrade(engine, "0002")
+    with engine.connect() as c:
+        assert c.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE relname = 'blast_status_deltas'").scalar() is None
+    names = {i["name"] for i in inspect(engine).get_indexes("blast_status_deltas")}
+    assert "idx_blast_status_deltas_blast" not in names
+    migrate(engine)
