@@ -15,8 +15,18 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import Column, ColumnElement, Connection, Table, any_, bindparam
 from sqlalchemy.engine import Dialect
+from sqlalchemy.types import ARRAY
+
+
+def one_of(column: Column, values: Sequence[Any], dialect: Dialect) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`: one parameter whatever the
+    number of values, so the statement's text stays the same and the server can keep it
+    prepared (an IN list is a new statement for every length)."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def update_rows(

@@ -37,6 +37,10 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
         try:
             yield
         finally:
+            from core.webhook import intake
+
+            if not await intake.finish():
+                log.warning("stopping with webhooks stored but not applied; the next start applies them")
             stop()
 
     return lifespan

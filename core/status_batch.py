@@ -98,7 +98,7 @@ def _locked_rows(
         chunk = ordered[start:start + _LOCK_CHUNK]
         statement = (
             select(_TABLE.c.id, *(_TABLE.c[c] for c in columns))
-            .where(_TABLE.c.id.in_(chunk))
+            .where(pg_arrays.one_of(_TABLE.c.id, chunk, connection.dialect))
             .order_by(_TABLE.c.id)
             .with_for_update()
         )

@@ -155,7 +155,8 @@ def process_entries(
     ids = sorted(set(inbox_ids))
     if not ids:
         return {}
-    entries = _entries(session, _INBOX.c.id.in_(ids), _INBOX.c.state.in_(_OPEN))
+    dialect = session.get_bind().dialect
+    entries = _entries(session, pg_arrays.one_of(_INBOX.c.id, ids, dialect), _INBOX.c.state.in_(_OPEN))
     return _process(session, entries, rules=rules, now=now or utcnow())
 
 
@@ -267,15 +268,18 @@ def apply_bodies(
 
 
 _ID_CHUNK = 1000
+_RECIPIENTS = BlastRecipient.__table__
 
 
 def _recipients_by_message_id(session: Session, message_ids: list[str]) -> dict[str, int]:
     unique = list(dict.fromkeys(message_ids))
     known: dict[str, int] = {}
+    connection = session.connection()
     for start in range(0, len(unique), _ID_CHUNK):
-        rows = session.execute(
-            select(BlastRecipient.message_id, BlastRecipient.id)
-            .where(BlastRecipient.message_id.in_(unique[start:start + _ID_CHUNK]))
+        rows = connection.execute(
+            select(_RECIPIENTS.c.message_id, _RECIPIENTS.c.id)
+            .where(pg_arrays.one_of(_RECIPIENTS.c.message_id, unique[start:start + _ID_CHUNK],
+                                    connection.dialect))
         )
         known.update({message_id: recipient_id for message_id, recipient_id in rows})
     return known

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import queue
 import threading
@@ -58,7 +57,9 @@ APPLY_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 IDLE_SECONDS = 10.0
 # The applier waits this long for more bodies before it applies a batch: the posts are
 # answered already, and a transaction costs about as much for one body as for fifty.
-APPLY_GATHER_SECONDS = 0.05
+APPLY_GATHER_SECONDS = 0.1
+# A stopping server waits this long for what it stored to be applied.
+SETTLE_ON_STOP_SECONDS = 10.0
 
 
 _INSERT = insert(WebhookInbox.__table__).returning(WebhookInbox.id, sort_by_parameter_order=True)
@@ -379,6 +380,9 @@ class _LoopWriter:
             self._connection = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
         return self._connection
 
+    async def close(self) -> None:
+        await self._close()
+
     async def _close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
@@ -405,9 +409,30 @@ def _fail(futures: list[asyncio.Future[int]], exc: BaseException) -> None:
             stored.set_exception(exc)
 
 
-@functools.cache
+_INTAKES: dict[str, Intake] = {}
+_INTAKES_LOCK = threading.Lock()
+
+
 def intake_for(url: str) -> Intake:
     """The process's intake for the database at `url`."""
     from core.config import get_settings
 
-    return Intake(engine_for(url), rules=lambda: WebhookRules.from_settings(get_settings()))
+    with _INTAKES_LOCK:
+        found = _INTAKES.get(url)
+        if found is None:
+            found = _INTAKES[url] = Intake(
+                engine_for(url), rules=lambda: WebhookRules.from_settings(get_settings()))
+        return found
+
+
+async def finish(timeout: float = SETTLE_ON_STOP_SECONDS) -> bool:
+    """For a server that is stopping: apply what it stored and close the event loop's
+    connection. What is still unapplied after `timeout` seconds stays `new` for the replay
+    loop of the next start. True when everything was applied."""
+    settled = True
+    for intake in list(_INTAKES.values()):
+        settled = await asyncio.to_thread(intake.wait_settled, timeout) and settled
+        writer = intake._writers.get(asyncio.get_running_loop())
+        if writer is not None:
+            await writer.close()
+    return settled
