@@ -417,6 +417,9 @@ def intake_for(url: str) -> Intake:
     """The process's intake for the database at `url`."""
     from core.config import get_settings
 
+    found = _INTAKES.get(url)  # every post asks: no lock once it exists
+    if found is not None:
+        return found
     with _INTAKES_LOCK:
         found = _INTAKES.get(url)
         if found is None:
