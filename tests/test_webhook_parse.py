@@ -383,3 +383,46 @@ def test_a_large_body_parses_quickly_and_says_what_it_left_out() -> None:
     assert isinstance(events, list) and len(events) == MAX_EVENTS + 1
     assert all(isinstance(e, AckEvent) for e in events[:-1])
     assert events[-1] == OtherEvent(f"more than {MAX_EVENTS} events in one body; the rest were not read")
+
+
+def test_the_everyday_ack_read_the_short_way_is_read_as_the_long_way_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_plain_ack` takes a short cut for the commonest body: over thousands of bodies of
+    that shape and its near misses, it must give exactly what the general reader gives."""
+    import random
+
+    from core.webhook import parse
+
+    rng = random.Random(8)
+    ids = ["3EB0A1", " 3EB0A1 ", "", "   ", 12345, 0, True, None, "x" * 255, "x" * 256, ["3EB0", "3EB1"],
+           {"id": "3EB0"}]
+    statuses = ["DELIVERY_ACK", "READ", "read", "played", "3", "2", 2, 3, 4, -1, 0, 1.0, 7, True, None,
+                "SERVER_ACK", "ERROR", "nonsense", "x" * 41, 10**9]
+    times = [1764111111, 1764111111000, "1764111111", "2026-11-25T10:00:00", 0, -5, None, "soon", 1.5e9,
+             True, 10**25]
+    events = ["message-ack", "messages.update", "ack", "", None, 3]
+    bodies = []
+    for _ in range(4000):
+        data = {"id": rng.choice(ids), "status": rng.choice(statuses), "timestamp": rng.choice(times)}
+        for key in list(data):
+            if rng.random() < 0.15:
+                del data[key]
+        if rng.random() < 0.1:
+            data[rng.choice(["ack", "text", "from", "fromMe", "receipt", "messageId"])] = rng.choice(
+                ["x", 3, True, {"readTimestamp": 1764111111}])
+        wrapper: dict = {"event": rng.choice(events), "data": data}
+        if rng.random() < 0.05:
+            wrapper["extra"] = 1
+        if rng.random() < 0.05:
+            del wrapper["event"]
+        bodies.append(json.dumps(wrapper).encode())
+
+    for numbering in ("baileys", "wwebjs"):
+        short = [parse_webhook(b, "application/json", numbering=numbering) for b in bodies]
+        with monkeypatch.context() as m:
+            m.setattr(parse, "_plain_ack", lambda decoded, numbering: None)
+            long = [parse_webhook(b, "application/json", numbering=numbering) for b in bodies]
+        assert short == long
+    taken = sum(parse._plain_ack(json.loads(b), numbering="baileys") is not None for b in bodies)
+    assert 500 < taken < 3500  # both ways were exercised

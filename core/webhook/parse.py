@@ -109,6 +109,9 @@ def parse_webhook(
         return decoded
     if not isinstance(decoded, dict | list):
         return ParseError("the body is JSON but neither an object nor a list")
+    plain = _plain_ack(decoded, numbering=numbering)
+    if plain is not None:
+        return [plain]
     events: list[Event] = []
     _walk(decoded, events, numbering=numbering, depth=0, event_name=None)
     return events
@@ -232,6 +235,27 @@ def _storable(text: str) -> str:
 
 
 # --- a structure to events -----------------------------------------------------------------
+
+
+_PLAIN_WRAPPER = frozenset({"event", "data"})
+_PLAIN_ACK_FIELDS = frozenset({"id", "status", "timestamp"})
+
+
+def _plain_ack(decoded: object, *, numbering: AckNumbering) -> AckEvent | None:
+    """The gateway's everyday ack, {"event": …, "data": {"id", "status", "timestamp"}}, read
+    the short way; None for anything else. The answer is the one `_walk` gives: the wrapper
+    has nothing of an event of its own, and an object with only these fields has no text,
+    sender or flags, so only the same readers of ids, status and time are left to ask."""
+    if not isinstance(decoded, dict) or decoded.keys() != _PLAIN_WRAPPER:
+        return None
+    data = decoded["data"]
+    if not isinstance(data, dict) or not data.keys() <= _PLAIN_ACK_FIELDS:
+        return None
+    ids = message_ids(data)
+    status = item_status(data, numbering=numbering)
+    if not ids or status is None:
+        return None
+    return AckEvent(ids, status, _ack_time(data), data)
 
 
 def _walk(
