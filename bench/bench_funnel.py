@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event, func, select
 
 from bench.common import interleaved, table
 from bench.plan_queries import plan_blast_metrics, plan_stuck, recount
-from core.db import transaction
+from core.db import reading, transaction
 from core.funnel import FunnelFilter, funnel, funnel_by_blast, status_counts, stuck_at_each_stage
 from core.models import Blast
 from core.statuses import Stage
@@ -88,7 +88,7 @@ def check(engine: Engine, scenario: Scenario) -> int:
 
 def _timed(engine: Engine, query: Query, filters: FunnelFilter) -> Callable[[], object]:
     def run() -> object:
-        with transaction(engine) as s:  # a page's unit of work: session, query, commit
+        with reading(engine) as s:  # a page's unit of work: session, query, end
             return query(s, filters)
     return run
 
