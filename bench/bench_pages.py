@@ -9,6 +9,7 @@ of the same page: what a click on one of its widgets costs while cached results 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import statistics
 import time
@@ -52,8 +53,27 @@ def _clear_caches() -> None:
     # get_settings and engine_for are functools.cache'd, get_engine is st.cache_resource'd.
     get_settings.cache_clear()
     engine_for.cache_clear()
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with _quiet(*_NO_APP_WARNINGS):  # out here there is no running app, and Streamlit says so
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
+_NO_APP_WARNINGS = ("streamlit.runtime.caching.cache_data_api",
+                    "streamlit.runtime.caching.cache_resource_api",
+                    "streamlit.runtime.scriptrunner_utils.script_run_context")
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def page_cases(engine: Engine) -> list[tuple[str, str, dict[str, str]]]:
@@ -72,7 +92,8 @@ def page_cases(engine: Engine) -> list[tuple[str, str, dict[str, str]]]:
 def render_once(page: str, query: dict[str, str]) -> tuple[float, float]:
     """Seconds for a first visit (every cache cleared) and for a rerun right after it."""
     _clear_caches()
-    at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_SECONDS)
+    with _quiet(*_NO_APP_WARNINGS):  # AppTest sets its state before its app runs, and says so
+        at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_SECONDS)
     for key, value in query.items():
         at.query_params[key] = value
     at.switch_page(page)
