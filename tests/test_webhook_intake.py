@@ -263,3 +263,16 @@ def test_a_post_that_stopped_waiting_on_the_event_loop_before_its_turn_is_not_st
     assert first > 0 and timed_out
     with transaction(engine) as s:
         assert list(s.scalars(select(WebhookInbox.body))) == [_ack(1)]
+
+
+@pytest.mark.postgres_only
+def test_the_writer_of_an_event_loop_goes_with_the_loop(engine: Engine) -> None:
+    import gc
+
+    _sent(engine, 1)
+    intake = Intake(engine, rules=WebhookRules)
+    [inbox_id] = _save_all(intake, [_ack(0)])  # asyncio.run: the loop ends with it
+    assert isinstance(inbox_id, int)
+    assert intake.wait_settled()
+    gc.collect()
+    assert len(intake._writers) == 0, "a server's ended loop would keep its writer and connection"

@@ -158,7 +158,7 @@ class Intake:
         loop = asyncio.get_running_loop()
         writer = self._writers.get(loop)
         if writer is None:
-            writer = self._writers[loop] = _LoopWriter(self, loop)
+            writer = self._writers[loop] = _LoopWriter(self)
         return writer
 
     def settled(self) -> bool:
@@ -302,9 +302,10 @@ class _LoopWriter:
     one), and closed after a quiet spell.
     """
 
-    def __init__(self, intake: Intake, loop: asyncio.AbstractEventLoop) -> None:
+    # It keeps no reference to its loop: the intake finds it by loop in a weak mapping, and
+    # a writer of a loop that has ended goes with the loop.
+    def __init__(self, intake: Intake) -> None:
         self._intake = intake
-        self._loop = loop
         self._waiting: list[tuple[bytes, str | None, asyncio.Future[int]]] = []
         self._busy = 0  # bodies listed or being stored
         self._task: asyncio.Task | None = None
@@ -315,11 +316,12 @@ class _LoopWriter:
         return self._busy == 0
 
     def store(self, body: bytes, content_type: str | None) -> asyncio.Future[int]:
-        stored: asyncio.Future[int] = self._loop.create_future()
+        loop = asyncio.get_running_loop()
+        stored: asyncio.Future[int] = loop.create_future()
         self._waiting.append((body, content_type, stored))
         self._busy += 1
         if self._task is None:
-            self._task = self._loop.create_task(self._drain())
+            self._task = loop.create_task(self._drain())
         return stored
 
     async def _drain(self) -> None:
@@ -335,7 +337,7 @@ class _LoopWriter:
                     self._busy -= len(batch)
         finally:
             self._task = None
-        self._loop.call_later(IDLE_SECONDS, self._close_if_idle)
+        asyncio.get_running_loop().call_later(IDLE_SECONDS, self._close_if_idle)
 
     async def _store_batch(self, batch: list[tuple[bytes, str | None, asyncio.Future[int]]]) -> None:
         # A post that gave up waiting (and was told to come back) is not stored.
@@ -392,7 +394,7 @@ class _LoopWriter:
     def _close_if_idle(self) -> None:
         quiet = time.monotonic() - self._last_used >= IDLE_SECONDS - 0.1  # else a later call closes
         if self._task is None and self._connection is not None and quiet:
-            self._task = self._loop.create_task(self._close_then_free())
+            self._task = asyncio.get_running_loop().create_task(self._close_then_free())
 
     async def _close_then_free(self) -> None:
         try:
@@ -400,7 +402,7 @@ class _LoopWriter:
         finally:
             self._task = None
             if self._waiting:  # posts that came while it closed
-                self._task = self._loop.create_task(self._drain())
+                self._task = asyncio.get_running_loop().create_task(self._drain())
 
 
 def _fail(futures: list[asyncio.Future[int]], exc: BaseException) -> None:
