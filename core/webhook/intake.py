@@ -370,7 +370,7 @@ class _LoopWriter:
             except psycopg.OperationalError:
                 if last_try or not connection.broken:
                     raise
-                await self._close()  # dropped while idle: once more on a new connection
+                await self.close()  # dropped while idle: once more on a new connection
         raise AssertionError("unreachable")
 
     async def _connect(self) -> psycopg.AsyncConnection:
@@ -383,9 +383,6 @@ class _LoopWriter:
         return self._connection
 
     async def close(self) -> None:
-        await self._close()
-
-    async def _close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
             with contextlib.suppress(psycopg.Error):
@@ -398,7 +395,7 @@ class _LoopWriter:
 
     async def _close_then_free(self) -> None:
         try:
-            await self._close()
+            await self.close()
         finally:
             self._task = None
             if self._waiting:  # posts that came while it closed
