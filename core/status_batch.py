@@ -5,23 +5,22 @@ locked by one SELECT … FOR UPDATE in id order (so two batches cannot deadlock)
 event is judged in memory in the order given — several events for one recipient are
 applied one after another, exactly as separate `apply_status` calls would be — and the
 results are written with one UPDATE per set of changed columns and one history INSERT
-(on PostgreSQL each one statement over arrays, see `core.pg_arrays`; on SQLite executemany).
+(see `core.bulk`: on PostgreSQL each is one statement over arrays).
 `tests/test_status_batch.py` checks it against `apply_status` event by event.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Update, bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import pg_arrays
-from core.models import BlastRecipient, StatusHistory, UtcDateTime, utcnow
+from core import bulk
+from core.models import BlastRecipient, StatusHistory, utcnow
 from core.status_engine import SOURCES, StatusChange, is_allowed
 from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Stage, Status, stages_between
 
@@ -29,7 +28,6 @@ _TABLE = BlastRecipient.__table__
 _STAGE_COLUMNS = tuple(STAGE_TIMESTAMP_COLUMN.values())
 _ALWAYS_READ = ("status", *_STAGE_COLUMNS, "message_c2s_timestamp")
 _HISTORY = StatusHistory.__table__
-_HISTORY_INSERT = insert(_HISTORY)
 _HISTORY_COLUMNS = ("recipient_id", "old_status", "new_status", "changed_at", "source", "metadata")
 _LOCK_CHUNK = 1000  # ids per IN list
 
@@ -77,12 +75,7 @@ def apply_statuses(session: Session, events: Sequence[StatusEvent]) -> list[Stat
                 "metadata": dict(event.event) if event.event is not None else None,
             })
     _write(session, rows, dirty)
-    if history:
-        connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            pg_arrays.insert_rows(connection, _HISTORY, columns=_HISTORY_COLUMNS, rows=history)
-        else:
-            connection.execute(_HISTORY_INSERT, history)
+    bulk.insert_rows(session.connection(), _HISTORY, columns=_HISTORY_COLUMNS, rows=history)
     return results
 
 
@@ -98,7 +91,7 @@ def _locked_rows(
         chunk = ordered[start:start + _LOCK_CHUNK]
         statement = (
             select(_TABLE.c.id, *(_TABLE.c[c] for c in columns))
-            .where(pg_arrays.one_of(_TABLE.c.id, chunk, connection.dialect))
+            .where(bulk.one_of(_TABLE.c.id, chunk, connection.dialect))
             .order_by(_TABLE.c.id)
             .with_for_update()
         )
@@ -143,18 +136,6 @@ def _write(session: Session, rows: dict[int, dict[str, Any]], dirty: dict[int, s
         groups.setdefault(tuple(sorted(columns)), []).append(recipient_id)
     now = utcnow()
     connection = session.connection()
-    for columns, ids in groups.items():
-        if connection.dialect.name == "postgresql":  # one statement per set of columns
-            pg_arrays.update_rows(connection, _TABLE, key="id", columns=columns,
-                                  rows=[rows[i] for i in ids], same={"updated_at": now})
-            continue
-        params = [{**{f"set_{c}": rows[i][c] for c in columns}, "recipient_id": i, "updated_at": now}
-                  for i in ids]
-        connection.execute(_update_statement(columns), params)
-
-
-@functools.cache
-def _update_statement(columns: tuple[str, ...]) -> Update:
-    values: dict[str, Any] = {"updated_at": bindparam("updated_at", type_=UtcDateTime)}
-    values.update({c: bindparam(f"set_{c}", type_=_TABLE.c[c].type) for c in columns})
-    return update(_TABLE).where(_TABLE.c.id == bindparam("recipient_id")).values(values)
+    for columns, ids in groups.items():  # one statement per set of changed columns
+        bulk.update_rows(connection, _TABLE, key="id", columns=columns,
+                         rows=[rows[i] for i in ids], same={"updated_at": now})

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from core import pg_arrays
+from core import bulk
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.models import BlastRecipient, WebhookInbox, utcnow
@@ -156,7 +156,7 @@ def process_entries(
     if not ids:
         return {}
     dialect = session.get_bind().dialect
-    entries = _entries(session, pg_arrays.one_of(_INBOX.c.id, ids, dialect), _INBOX.c.state.in_(_OPEN))
+    entries = _entries(session, bulk.one_of(_INBOX.c.id, ids, dialect), _INBOX.c.state.in_(_OPEN))
     return _process(session, entries, rules=rules, now=now or utcnow())
 
 
@@ -179,12 +179,6 @@ _INBOX = WebhookInbox.__table__
 _ENTRY_COLUMNS = (_INBOX.c.id, _INBOX.c.body, _INBOX.c.content_type, _INBOX.c.received_at,
                   _INBOX.c.attempts)
 _ENTRY_WRITTEN = ("state", "kind", "detail", "attempts")
-_ENTRY_UPDATE = (
-    update(_INBOX)
-    .where(_INBOX.c.id == bindparam("entry_id"))
-    .values(state=bindparam("state"), kind=bindparam("kind"), detail=bindparam("detail"),
-            attempts=bindparam("attempts"), processed_at=bindparam("processed_at"))
-)
 
 
 def _entries(session: Session, *conditions: Any) -> list[_Entry]:
@@ -223,12 +217,8 @@ def _process(
         outcomes[entry.id] = outcome
         written.append({"id": entry.id, "state": outcome.state, "kind": outcome.kind,
                         "detail": outcome.detail[:MAX_DETAIL], "attempts": entry.attempts + 1})
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        pg_arrays.update_rows(connection, _INBOX, key="id", columns=_ENTRY_WRITTEN, rows=written,
-                              same={"processed_at": now})
-    else:
-        connection.execute(_ENTRY_UPDATE, [{**w, "entry_id": w["id"], "processed_at": now} for w in written])
+    bulk.update_rows(session.connection(), _INBOX, key="id", columns=_ENTRY_WRITTEN, rows=written,
+                     same={"processed_at": now})
     return {entry.id: outcomes[entry.id] for entry in entries}
 
 
@@ -278,7 +268,7 @@ def _recipients_by_message_id(session: Session, message_ids: list[str]) -> dict[
     for start in range(0, len(unique), _ID_CHUNK):
         rows = connection.execute(
             select(_RECIPIENTS.c.message_id, _RECIPIENTS.c.id)
-            .where(pg_arrays.one_of(_RECIPIENTS.c.message_id, unique[start:start + _ID_CHUNK],
+            .where(bulk.one_of(_RECIPIENTS.c.message_id, unique[start:start + _ID_CHUNK],
                                     connection.dialect))
         )
         known.update({message_id: recipient_id for message_id, recipient_id in rows})
