@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -15,6 +16,8 @@ from core.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_API_URL = "https://api.wsapme.com"
 DEFAULT_MASTER_URL = "https://master.wsapme.com"
+MIN_WEBHOOK_SECRET_LENGTH = 16
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class Settings(BaseSettings):
@@ -85,8 +88,8 @@ class Settings(BaseSettings):
     # Webhook
     webhook_secret: SecretStr | None = Field(
         None,
-        description="The secret part of the webhook URL. Unset: one is generated on "
-        "first run and kept in the database.",
+        description="The secret part of the webhook URL: at least 16 characters, letters, "
+        "digits and - . _ ~ only. Unset: one is generated on first run and kept in the database.",
     )
     webhook_max_bytes: int = Field(
         1_000_000, description="Largest webhook body accepted, in bytes."
@@ -197,6 +200,20 @@ class Settings(BaseSettings):
         except (KeyError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (try Asia/Kuala_Lumpur)") from None
         return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never holds the value: it is a secret.
+        secret = value.get_secret_value().strip() if value is not None else ""
+        if not secret:
+            return None
+        if len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+            raise ValueError(f"too short: at least {MIN_WEBHOOK_SECRET_LENGTH} characters, so "
+                             "that it cannot be guessed (leave it unset to have one generated)")
+        if not _URL_SAFE.fullmatch(secret):
+            raise ValueError("only letters, digits and - . _ ~ can stand in a URL as they are")
+        return SecretStr(secret)
 
     @property
     def sandbox(self) -> bool:

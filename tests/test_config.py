@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.cli.settings import markdown_table
-from core.config import PROJECT_ROOT, Settings, normalise_database_url
+from core.config import PROJECT_ROOT, Settings, get_settings, normalise_database_url
+from core.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -59,6 +60,33 @@ def test_an_unknown_timezone_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("APP_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ValueError):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("short-secret", "too short"),
+    ("has/a/slash-0123456789", "only letters, digits"),
+    ("has space 0123456789ab", "only letters, digits"),
+    ("ques?tion#0123456789ab", "only letters, digits"),
+])
+def test_a_webhook_secret_that_cannot_work_in_the_url_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "WEBHOOK_SECRET" in str(refused.value) and reason in str(refused.value)
+    assert value not in str(refused.value)
+
+
+def test_a_blank_webhook_secret_means_a_generated_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "   ")
+    assert Settings(_env_file=None).webhook_secret is None
+    monkeypatch.setenv("WEBHOOK_SECRET", "  Abc-123_x.y~z-0123  ")
+    assert Settings(_env_file=None).webhook_secret.get_secret_value() == "Abc-123_x.y~z-0123"
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
