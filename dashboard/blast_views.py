@@ -61,7 +61,10 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     cols[2].metric("Failed", f"{f.failed:,}")
     cols[3].metric("Unknown", f"{f.unknown:,}")
     finish = "—" if progress.eta is None else local(progress.eta, "%d %b, %H:%M")
-    cols[4].metric("Expected to finish", finish if state in LIVE_STATES or state == "draft" else "—")
+    pace = ("this blast's pace so far, one message every "
+            f"{progress.pace_seconds:.0f} s" if progress.pace_seconds else "the device's sending rules")
+    cols[4].metric("Expected to finish", finish if state in LIVE_STATES or state == "draft" else "—",
+                   help=f"At {pace}, with its pauses, daily cap and quiet hours.")
     if f.unknown:
         st.warning(
             f"{f.unknown:,} sends have an unknown outcome: the gateway's answer was lost, so they may "

@@ -147,11 +147,13 @@ def estimate_finish(
     zone: ZoneInfo,
     sent_today: int = 0,
     sent_since_pause: int = 0,
+    gap_seconds: float | None = None,
 ) -> dt.datetime:
-    """When `remaining` messages will have gone out, at the average gap, honouring every rule."""
+    """When `remaining` messages will have gone out, honouring every rule: one every
+    `gap_seconds` (as measured), or else at the rules' average gap."""
     moment = start
     day = start.astimezone(zone).date()
-    average_gap = rules.min_gap_seconds + rules.jitter_seconds / 2
+    average_gap = rules.min_gap_seconds + rules.jitter_seconds / 2 if gap_seconds is None else gap_seconds
     for _ in range(remaining):
         moment = after_quiet_hours(rules, moment, zone)
         if moment.astimezone(zone).date() != day:

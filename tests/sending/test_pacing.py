@@ -98,6 +98,9 @@ def test_estimate_finish_honours_every_rule() -> None:
     # 3 sends (0, 10, 20 s), then 10 s + 600 s pause: the 4th goes at 630 s.
     fourth = kl(2, 10) + dt.timedelta(seconds=630)
     assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL) == fourth
+    # A measured pace replaces the average gap; the pause still comes on top.
+    measured = kl(2, 10) + dt.timedelta(seconds=3 * 12 + 600)
+    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL, gap_seconds=12) == measured
     capped = PacingRules(min_gap_seconds=60, jitter_seconds=0, pause_every=0, pause_seconds=0,
                          daily_cap=2, quiet_start=dt.time(21), quiet_end=dt.time(9))
     # Two today at 20:58 and 20:59, then quiet hours: the third goes tomorrow at 09:00.
