@@ -11,8 +11,8 @@ show where the rest goes: the same UPDATEs sent by Python threads, and posts to 
 that does nothing (the HTTP layer alone).
 
 Each round runs every variant of the rollup triggers on a fresh blast of its own:
-"no rollups" (triggers disabled: the schema before migration 0002), "delta rows" (as
-shipped), "counts in place" (the design not chosen: the trigger updates the count rows
+"no rollups" (triggers disabled: the schema before migrations 0002 and 0004), "delta
+rows" (as shipped), "counts in place" (the design not chosen: the trigger updates the count rows
 directly, so concurrent acks of one blast queue on the same rows).
 """
 
@@ -44,7 +44,7 @@ from bench.common import table
 from bench.webhook_app import NOOP_PATH
 from core.config import PROJECT_ROOT
 from core.db import transaction
-from core.funnel import fold_status_deltas
+from core.funnel import fold_rollup_deltas
 
 SECRET = "bench-webhook-secret-0123456789abcdef"
 VARIANTS = ("no rollups", "delta rows", "counts in place")
@@ -183,7 +183,7 @@ def remove_bench_rows(engine: Engine, *, inbox_after: int) -> None:
     with transaction(engine) as s:
         s.execute(text("DELETE FROM blasts WHERE blast_tag = 'bench-webhook'"))
         s.execute(text("DELETE FROM webhook_inbox WHERE id > :after"), {"after": inbox_after})
-        fold_status_deltas(s)
+        fold_rollup_deltas(s)
 
 
 # --- trigger variants ------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def _shipped_update_function() -> str:
 def use_variant(engine: Engine, variant: str) -> None:
     """Switch the rollup triggers to `variant` (folding first, so counts start exact)."""
     with transaction(engine) as s:
-        fold_status_deltas(s)
+        fold_rollup_deltas(s)
         enable = "DISABLE" if variant == "no rollups" else "ENABLE"
         s.execute(text(f"ALTER TABLE blast_recipients {enable} TRIGGER USER"))
         s.execute(text(COUNTS_IN_PLACE if variant == "counts in place" else _shipped_update_function()))

@@ -241,6 +241,38 @@ class BlastStatusDelta(Base):
     __table_args__ = (Index("idx_blast_status_deltas_blast", "blast_id"),)
 
 
+class BlastHourCount(Base):
+    """Recipients per blast, measure and UTC hour, kept exact by triggers (migration 0004).
+
+    `what` 'sent' counts by the hour of `sent_at` and the recipient's status now; 'read' and
+    'replied' by the hour of `read_timestamp` and `replied_at`, with status ''. `hour` is
+    'YYYY-MM-DD HH' in UTC. Like the status counts, no foreign key.
+    """
+
+    __tablename__ = "blast_hour_counts"
+
+    blast_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    what: Mapped[str] = mapped_column(String(10), primary_key=True)
+    hour: Mapped[str] = mapped_column(String(13), primary_key=True)
+    status: Mapped[str] = mapped_column(String(50), primary_key=True)
+    recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+
+
+class BlastHourDelta(Base):
+    """PostgreSQL's +1/-1 journal for the hour counts, like `BlastStatusDelta`."""
+
+    __tablename__ = "blast_hour_deltas"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    blast_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    what: Mapped[str] = mapped_column(String(10), nullable=False)
+    hour: Mapped[str] = mapped_column(String(13), nullable=False)
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    delta: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (Index("idx_blast_hour_deltas_blast", "blast_id"),)
+
+
 class WebhookInbox(Base):
     """Every webhook body, stored before it is read, so nothing the gateway sends is lost."""
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from core.config import Settings
 from core.db import transaction
-from core.funnel import fold_status_deltas
+from core.funnel import fold_rollup_deltas
 from core.gateway import make_client, stop_sandbox
 from core.polling import Poller
 from core.sending.worker import SendWorker
@@ -80,7 +80,7 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
     while not stop.wait(FOLD_SECONDS):
         try:
             with transaction(engine) as session:
-                fold_status_deltas(session)
+                fold_rollup_deltas(session)
         except Exception:
             log.exception("folding status counts failed; trying again shortly")
         if time.monotonic() < next_replay:

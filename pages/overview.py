@@ -3,7 +3,7 @@
 import streamlit as st
 from sqlalchemy import exists, select
 
-from core.analytics import tag_comparison
+from core.analytics import RESPONSE_SAMPLE, tag_comparison
 from core.funnel import filter_options, funnel, funnel_by_blast
 from core.models import Blast
 from core.statuses import Stage
@@ -117,7 +117,7 @@ with right:
     r2.metric("Typical time to reply", duration_words(times.reply_median))
     r2.metric("9 in 10 replied within", duration_words(times.reply_p90))
     if times.sampled:
-        st.caption("Based on the most recent 50,000 messages.")
+        st.caption(f"Based on the most recent {RESPONSE_SAMPLE:,} messages that were read or replied to.")
 
 st.subheader("When people answer")
 activity = slow.activity

@@ -94,8 +94,8 @@ def test_migrate_command_on_an_empty_database(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "revision 0003" in result.stdout
-    assert current_revision(make_engine(url)) == "0003"
+    assert "revision 0004" in result.stdout
+    assert current_revision(make_engine(url)) == "0004"
 
 
 def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
@@ -149,3 +149,15 @@ def test_reading_on_postgresql_sends_no_begin_and_leaves_pooled_connections_tran
     for _ in range(engine.pool.size() + 1):  # every pooled connection, the reader's included
         with transaction(engine) as writer:
             assert not writer.connection().connection.dbapi_connection.autocommit
+
+
+def test_hour_deltas_are_found_by_blast_and_vacuumed_often_on_postgresql(engine: Engine) -> None:
+    indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("blast_hour_deltas")}
+    assert indexes["idx_blast_hour_deltas_blast"] == ["blast_id"]
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as c:
+        options = c.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE relname = 'blast_hour_deltas'").scalar()
+    assert "autovacuum_vacuum_threshold=1000" in options
+    assert "autovacuum_vacuum_scale_factor=0" in options

@@ -1,4 +1,5 @@
-"""The per-blast status rollups always equal a recount of blast_recipients, whatever writes them."""
+"""The per-blast rollups (statuses, and activity by hour) always equal a recount of
+blast_recipients, whatever writes them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 
 from core.db import downgrade, make_engine, migrate, transaction
-from core.funnel import Funnel, FunnelFilter, fold_status_deltas, funnel, funnel_by_blast, status_counts
-from core.models import Blast, BlastRecipient, BlastStatusCount, BlastStatusDelta
+from core.funnel import Funnel, FunnelFilter, fold_rollup_deltas, funnel, funnel_by_blast, status_counts
+from core.models import (
+    Blast,
+    BlastHourCount,
+    BlastHourDelta,
+    BlastRecipient,
+    BlastStatusCount,
+    BlastStatusDelta,
+)
 from core.sending import queue
 from core.status_engine import apply_status
 from core.statuses import RANK, Stage, Status
@@ -45,15 +53,46 @@ def rollups(engine: Engine) -> dict[tuple[int, str], int]:
     return {key: n for key, n in totals.items() if n != 0}
 
 
+HourKey = tuple[int, str, str, str]
+
+
+def hour_recount(engine: Engine) -> dict[HourKey, int]:
+    """Recipients per (blast, measure, UTC hour, status), counted in Python from the rows."""
+    counts: Counter[HourKey] = Counter()
+    with transaction(engine) as s:
+        rows = s.execute(select(BlastRecipient.blast_id, BlastRecipient.status, BlastRecipient.sent_at,
+                                BlastRecipient.read_timestamp, BlastRecipient.replied_at))
+        for blast_id, status, sent, read, replied in rows:
+            measures = (("sent", sent, status), ("read", read, ""), ("replied", replied, ""))
+            for what, at, kept_status in measures:
+                if at is not None:
+                    counts[blast_id, what, at.astimezone(dt.UTC).strftime("%Y-%m-%d %H"), kept_status] += 1
+    return dict(counts)
+
+
+def hour_rollups(engine: Engine) -> dict[HourKey, int]:
+    totals: Counter[HourKey] = Counter()
+    c, d = BlastHourCount, BlastHourDelta
+    with transaction(engine) as s:
+        for *key, n in s.execute(select(c.blast_id, c.what, c.hour, c.status, c.recipients)):
+            totals[tuple(key)] += n
+        for *key, n in s.execute(select(d.blast_id, d.what, d.hour, d.status, d.delta)):
+            totals[tuple(key)] += n
+    return {key: n for key, n in totals.items() if n != 0}
+
+
 def assert_rollups_equal_recount(engine: Engine) -> None:
     assert rollups(engine) == recount(engine)
+    assert hour_rollups(engine) == hour_recount(engine)
     with transaction(engine) as s:
-        fold_status_deltas(s)
+        fold_rollup_deltas(s)
     assert rollups(engine) == recount(engine)
+    assert hour_rollups(engine) == hour_recount(engine)
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(BlastStatusDelta)) == 0
+        assert s.scalar(select(func.count()).select_from(BlastHourDelta)) == 0
         blasts = set(s.scalars(select(Blast.id)))
-        kept = set(s.scalars(select(BlastStatusCount.blast_id)))
+        kept = {*s.scalars(select(BlastStatusCount.blast_id)), *s.scalars(select(BlastHourCount.blast_id))}
     assert kept <= blasts, "rollup rows left behind for deleted blasts"
 
 
@@ -86,12 +125,23 @@ def new_blast(engine: Engine, *, tag: str = "Promo", n: int = 0, status: str = "
 _phones = iter(range(10**9))
 
 
-def add_recipients(session, blast_id: int, n: int, status: str) -> None:  # type: ignore[no-untyped-def]
+def add_recipients(session, blast_id: int, n: int, status: str, **times: dt.datetime | None) -> None:  # type: ignore[no-untyped-def]
     if n:
         session.execute(insert(BlastRecipient), [
-            {"blast_id": blast_id, "phone_number": f"+6013{next(_phones):07d}", "status": status}
+            {"blast_id": blast_id, "phone_number": f"+6013{next(_phones):07d}", "status": status, **times}
             for _ in range(n)
         ])
+
+
+TIMES = ("sent_at", "read_timestamp", "replied_at")
+DAY = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+
+
+def random_time(rng: random.Random) -> dt.datetime | None:
+    """None, an hour's first or last microsecond, or any moment over three days."""
+    hour = DAY + dt.timedelta(hours=rng.randrange(72))
+    return rng.choice([None, hour, hour + dt.timedelta(hours=1, microseconds=-1),
+                       hour + dt.timedelta(seconds=rng.randrange(3600))])
 
 
 def recipient_ids(engine: Engine, blast_id: int | None = None) -> list[int]:
@@ -165,7 +215,7 @@ def test_rollup_rows_of_a_deleted_blast_never_linger(engine: Engine) -> None:
         s.execute(update(BlastRecipient).values(status="DELIVERY_ACK"))
         s.execute(delete(Blast).where(Blast.id == blast_id))
     with transaction(engine) as s:
-        fold_status_deltas(s)
+        fold_rollup_deltas(s)
         assert s.scalar(select(func.count()).select_from(BlastStatusCount)) == 0
         assert s.scalar(select(func.count()).select_from(BlastStatusDelta)) == 0
 
@@ -192,12 +242,21 @@ def test_the_migration_backfills_existing_recipients(db_url: str) -> None:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM blasts"))
             conn.execute(text("INSERT INTO blasts (id, blast_tag, state) VALUES (41, 'Raya', 'completed')"))
-            conn.execute(text(
-                "INSERT INTO blast_recipients (blast_id, phone_number, status) VALUES "
-                "(41, '+60111', 'READ_ACK'), (41, '+60112', 'READ_ACK'), (41, '+60113', 'FAILED')"
-            ))
+            sent, read = DAY + dt.timedelta(hours=9, minutes=59), DAY + dt.timedelta(hours=10, minutes=5)
+            conn.execute(insert(BlastRecipient.__table__), [
+                {"blast_id": 41, "phone_number": "+60111", "status": "READ_ACK", "sent_at": sent,
+                 "read_timestamp": read},
+                {"blast_id": 41, "phone_number": "+60112", "status": "READ_ACK", "sent_at": sent,
+                 "read_timestamp": read + dt.timedelta(hours=1)},
+                {"blast_id": 41, "phone_number": "+60113", "status": "FAILED", "sent_at": None,
+                 "read_timestamp": None},
+            ])
         migrate(engine)
         assert rollups(engine) == {(41, "READ_ACK"): 2, (41, "FAILED"): 1} == recount(engine)
+        assert hour_rollups(engine) == {
+            (41, "sent", "2026-03-02 09", "READ_ACK"): 2,
+            (41, "read", "2026-03-02 10", ""): 1, (41, "read", "2026-03-02 11", ""): 1,
+        } == hour_recount(engine)
         with transaction(engine) as s:  # and the triggers work from there on
             add_recipients(s, 41, 1, "QUEUED")
         assert_rollups_equal_recount(engine)
@@ -210,7 +269,7 @@ def test_the_migration_backfills_existing_recipients(db_url: str) -> None:
 
 
 OPERATIONS = ("insert", "move", "manual", "claim", "settle", "bulk", "delete", "delete_blast",
-              "new_blast", "rehome", "fold")
+              "new_blast", "rehome", "fold", "stamp", "bulk_stamp")
 
 
 def run_operation(engine: Engine, op: str, rng: random.Random) -> None:
@@ -221,7 +280,14 @@ def run_operation(engine: Engine, op: str, rng: random.Random) -> None:
         if op == "new_blast" or not blasts:
             s.add(Blast(blast_tag=rng.choice(["A", "B"]), state="sending", device="d1"))
         elif op == "insert":
-            add_recipients(s, rng.choice(blasts), rng.randint(1, 4), rng.choice(STATUSES))
+            times = {c: random_time(rng) for c in TIMES} if rng.random() < 0.5 else {}
+            add_recipients(s, rng.choice(blasts), rng.randint(1, 4), rng.choice(STATUSES), **times)
+        elif op == "stamp" and ids:
+            s.execute(update(BlastRecipient).where(BlastRecipient.id == rng.choice(ids))
+                      .values({c: random_time(rng) for c in rng.sample(TIMES, rng.randint(1, 3))}))
+        elif op == "bulk_stamp":
+            s.execute(update(BlastRecipient).where(BlastRecipient.blast_id == rng.choice(blasts))
+                      .values({rng.choice(TIMES): random_time(rng), "status": rng.choice(STATUSES)}))
         elif op in ("move", "manual") and ids:
             apply_status(s, recipient_id=rng.choice(ids), status=rng.choice(STATUSES), source="manual",
                          manual=op == "manual")
@@ -243,7 +309,7 @@ def run_operation(engine: Engine, op: str, rng: random.Random) -> None:
             s.execute(update(BlastRecipient).where(BlastRecipient.id == rng.choice(ids))
                       .values(blast_id=rng.choice(blasts)))
         elif op == "fold":
-            fold_status_deltas(s)
+            fold_rollup_deltas(s)
 
 
 def test_a_long_random_mix_of_writes(engine: Engine) -> None:
@@ -252,6 +318,7 @@ def test_a_long_random_mix_of_writes(engine: Engine) -> None:
         run_operation(engine, rng.choice(OPERATIONS), rng)
         if step % 50 == 49:
             assert rollups(engine) == recount(engine), f"after step {step}"
+            assert hour_rollups(engine) == hour_recount(engine), f"after step {step}"
     assert_rollups_equal_recount(engine)
     counts = recount(engine)
     with transaction(engine) as s:
@@ -270,6 +337,7 @@ def test_any_sequence_of_writes_keeps_rollups_equal_to_a_recount(engine: Engine,
     for op in ops:
         run_operation(engine, op, rng)
     assert rollups(engine) == recount(engine)
+    assert hour_rollups(engine) == hour_recount(engine)
 
 
 # --- concurrency on PostgreSQL ----------------------------------------------------------------
@@ -304,7 +372,7 @@ def test_a_concurrent_burst_on_one_blast_neither_waits_nor_miscounts(engine: Eng
     def folder(stop: threading.Event) -> None:
         while not stop.is_set():
             with transaction(engine) as s:
-                fold_status_deltas(s)
+                fold_rollup_deltas(s)
 
     stop = threading.Event()
     fold_thread = threading.Thread(target=folder, args=(stop,))

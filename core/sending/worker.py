@@ -22,7 +22,7 @@ from core import app_state
 from core.config import Settings
 from core.db import transaction
 from core.errors import GatewayError, RateLimited
-from core.funnel import fold_status_deltas
+from core.funnel import fold_rollup_deltas
 from core.models import Blast, Device, utcnow
 from core.phones import to_gateway
 from core.sending import blasts, pacing, queue
@@ -152,7 +152,7 @@ class SendWorker:
             blasts.complete_finished(s, now=now)
             # Status changes leave +1/-1 rows on PostgreSQL (migration 0002); folding them
             # into the per-blast counts keeps the funnel's reads short.
-            fold_status_deltas(s)
+            fold_rollup_deltas(s)
             if force or time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
                 self._last_heartbeat = time.monotonic()
                 app_state.put(s, key=HEARTBEAT_PREFIX + self.name,

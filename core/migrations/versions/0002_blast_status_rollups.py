@@ -8,7 +8,7 @@ SQLite has one writer at a time, so its triggers update the counts directly. On 
 many transactions change statuses of one blast at once: updating the same count rows would
 serialise them and could deadlock a transaction that changes several statuses. There the
 triggers only append +1/-1 rows to `blast_status_deltas` (inserts never wait on each other),
-which readers add to the counts and core.funnel.fold_status_deltas() folds in now and then.
+which readers add to the counts and core.funnel.fold_rollup_deltas() folds in now and then.
 
 Also the send queue's partial index: a worker's claim found the first queued row by
 reading (and sorting) every queued row of the sending blasts, 8 ms a claim with 9,000
