@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import BigInteger, Integer, Select, case, cast, func, or_, select
+from sqlalchemy import BigInteger, Integer, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -16,12 +16,12 @@ from core.funnel import (
     REPLIED,
     SENT,
     FunnelFilter,
-    apply_filter,
     funnel_of,
     hour_counts,
+    of_selected_blasts,
     status_counts_by_tag,
 )
-from core.models import Blast, BlastRecipient
+from core.models import BlastRecipient
 from core.statuses import RANK, Stage
 
 Z_95 = 1.959964
@@ -45,17 +45,6 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
 def _to_local(buckets: pd.Series, zone: str) -> pd.Series:
     # SQLite's 'YYYY-MM-DD HH' text and PostgreSQL's naive UTC timestamps alike.
     return pd.to_datetime(buckets, format="ISO8601", utc=True).dt.tz_convert(zone)
-
-
-def _of_selected_blasts(query: Select, filters: FunnelFilter) -> Select:
-    """Restrict a query on blast_recipients to the filter's blasts.
-
-    With nothing to restrict, `blasts` is left out: every recipient has its blast, and
-    joining a million rows to it only to keep them all doubled the time.
-    """
-    if filters == FunnelFilter(timezone=filters.timezone):
-        return query
-    return apply_filter(query.join(Blast), filters)
 
 
 def daily_trend(session: Session, *, filters: FunnelFilter) -> pd.DataFrame:
@@ -141,13 +130,13 @@ def _sorted_gaps_needed(
     positions the first row always comes back, so that the sample's size is known even when
     no gap is kept (a full sample of negative gaps is still a full sample).
     """
-    sample = _of_selected_blasts(
+    sample = of_selected_blasts(
         select(_microseconds_between(session, BlastRecipient.sent_at, column).label("gap"))
         .select_from(BlastRecipient)
         .where(BlastRecipient.sent_at.is_not(None), column.is_not(None))
         .order_by(BlastRecipient.id.desc())
         .limit(RESPONSE_SAMPLE),
-        filters,
+        BlastRecipient.blast_id, filters, session.get_bind().dialect.name,
     ).subquery()
     numbered = select(
         sample.c.gap,

@@ -120,6 +120,26 @@ def _restrict(query: Select, shape: _Shape) -> Select:
     return query
 
 
+def of_selected_blasts(query: Select, blast_id: ColumnElement[int], filters: FunnelFilter,
+                       dialect: str) -> Select:
+    """Restrict `query` to rows whose `blast_id` is one of the filter's blasts.
+
+    With no filter, nothing is added. On PostgreSQL the blast ids go in as an array, as for
+    the rollups (see `_selected`): it then fetches the chosen blasts' rows by their blast,
+    where a join made it scan the whole table (for the recipients of one tag, 45-60 ms
+    against 220-460 ms at a million).
+    """
+    shape = _shape(filters)
+    if not any(shape):
+        return query
+    chosen = _restrict(select(Blast.id), shape)
+    if dialect == "postgresql":
+        condition = blast_id == any_(func.array(chosen.scalar_subquery()))
+    else:
+        condition = blast_id.in_(chosen)
+    return query.where(condition).params(**_params(filters))
+
+
 def apply_filter(query: Select, filters: FunnelFilter) -> Select:
     """Restrict a query that involves `blasts` to the blasts the filter selects."""
     return _restrict(query, _shape(filters)).params(**_params(filters))
