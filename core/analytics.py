@@ -43,7 +43,7 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
 
 
 def _to_local(buckets: pd.Series, zone: str) -> pd.Series:
-    # SQLite's 'YYYY-MM-DD HH' text and PostgreSQL's naive UTC timestamps alike.
+    # The hour rollups' UTC 'YYYY-MM-DD HH' text.
     return pd.to_datetime(buckets, format="ISO8601", utc=True).dt.tz_convert(zone)
 
 

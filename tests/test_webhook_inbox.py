@@ -336,6 +336,43 @@ def test_the_most_recent_sent_blast_gets_the_reply(engine: Engine) -> None:
     assert [_row(engine, r).status for r in (earlier, latest, unsent)] == ["PENDING", "REPLIED", "QUEUED"]
 
 
+def _unknown_send(engine: Engine, *, found_unknown: dt.datetime) -> int:
+    """A send whose answer was lost: no message id, no send time, marked at `found_unknown`."""
+    with transaction(engine) as s:
+        return make_recipient(s, make_blast(s), phone_number=PHONE, status=Status.UNKNOWN.value,
+                              error="timed out after the request left", updated_at=found_unknown).id
+
+
+def test_a_reply_settles_a_send_whose_outcome_was_unknown(engine: Engine) -> None:
+    earlier = _recipient(engine, message_id="3EB0A", sent_at=at(9) - dt.timedelta(days=1))
+    unknown = _unknown_send(engine, found_unknown=at(9))
+    inbox_id, _ = _post(engine, _incoming("Yes, I want it"))
+    row = _row(engine, unknown)
+    assert (row.status, row.reply_text, row.replied_at) == ("REPLIED", "Yes, I want it", at(10))
+    assert _row(engine, earlier).status == "PENDING"
+    assert _history(engine, unknown) == [("UNKNOWN", "REPLIED", "webhook")]
+    assert _entry(engine, inbox_id).state == "applied"
+
+
+@pytest.mark.parametrize(
+    ("status", "found"),
+    [
+        pytest.param(Status.UNKNOWN, at(10) - dt.timedelta(hours=73), id="before-the-window"),
+        pytest.param(Status.UNKNOWN, at(10) + dt.timedelta(minutes=5), id="after-the-reply"),
+        pytest.param(Status.FAILED, at(9), id="refused-so-never-sent"),
+        pytest.param(Status.QUEUED, at(9), id="not-sent-yet"),
+    ],
+)
+def test_only_a_recent_unknown_send_takes_a_reply(engine: Engine, status: Status, found: dt.datetime) -> None:
+    rid = _unknown_send(engine, found_unknown=found)
+    with transaction(engine) as s:
+        s.execute(BlastRecipient.__table__.update().where(BlastRecipient.id == rid)
+                  .values(status=status.value, updated_at=found))
+    inbox_id, _ = _post(engine, _incoming("hello"))
+    assert _row(engine, rid).status == status.value
+    assert _entry(engine, inbox_id).state == "ignored"
+
+
 def test_a_message_without_a_time_is_judged_by_when_it_arrived(engine: Engine) -> None:
     rid = _recipient(engine, message_id="3EB0A", sent_at=at(9))
     # Applied days later (a replay): the window still counts from arrival, not from now.

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,16 +42,24 @@ def not_a_reply(message: IncomingMessage) -> str | None:
 def replied_recipient(
     session: Session, *, phone: str, at: dt.datetime, window: dt.timedelta
 ) -> int | None:
-    """The recipient row of the most recent message sent to `phone` within `window` before `at`."""
+    """The recipient row of the most recent message sent to `phone` within `window` before `at`.
+
+    A send whose outcome is unknown counts too, from the moment it was found to be unknown
+    (its last change: nothing touches such a row until a person decides): the message may
+    have gone, and a reply after it is the best evidence there is that it did. It then
+    counts as replied, and nobody is asked to decide about it any more.
+    """
+    unknown = and_(BlastRecipient.status == Status.UNKNOWN.value, BlastRecipient.sent_at.is_(None))
+    sent = func.coalesce(BlastRecipient.sent_at, BlastRecipient.updated_at)
     return session.scalar(
         select(BlastRecipient.id)
         .where(
             BlastRecipient.phone_number == phone,
-            BlastRecipient.sent_at.is_not(None),
-            BlastRecipient.sent_at >= at - window,
-            BlastRecipient.sent_at <= at + CLOCK_SKEW,
+            or_(BlastRecipient.sent_at.is_not(None), unknown),
+            sent >= at - window,
+            sent <= at + CLOCK_SKEW,
         )
-        .order_by(BlastRecipient.sent_at.desc(), BlastRecipient.id.desc())
+        .order_by(sent.desc(), BlastRecipient.id.desc())
         .limit(1)
     )
 
