@@ -205,6 +205,31 @@ def _hour_counts_statement(shape: _Shape, dialect: str) -> Select:
             .having(total != 0))
 
 
+@functools.cache
+def _sent_by_hour_statement(shape: _Shape, dialect: str) -> Select:
+    c, d = BlastHourCount, BlastHourDelta
+    counts = select(c.hour, c.status, c.recipients.label("n")).where(c.what == SENT)
+    deltas = select(d.hour, d.status, d.delta.label("n")).where(d.what == SENT)
+    rollup = _selected(counts, c.blast_id, deltas, d.blast_id, shape, dialect).subquery("hours")
+    status, n = rollup.c.status, rollup.c.n
+    sent = func.sum(n)
+
+    def reaching(stage: Stage) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((status.in_(_reaching(stage.min_rank)), n), else_=0)), 0)
+
+    return (select(rollup.c.hour, sent, reaching(Stage.READ), reaching(Stage.REPLIED))
+            .group_by(rollup.c.hour).having(sent != 0))
+
+
+def sent_by_hour(session: Session, *, filters: FunnelFilter | None = None) -> list[tuple[str, int, int, int]]:
+    """(UTC hour 'YYYY-MM-DD HH', sent, of them read, of them replied) over the selected
+    blasts, from the hour rollups; read and replied by the statuses' ranks, as in the funnel.
+    Grouped in the database: a few thousand hours, not a row per blast, hour and status."""
+    filters = filters or FunnelFilter()
+    statement = _sent_by_hour_statement(_shape(filters), _dialect(session))
+    return [tuple(row) for row in session.connection().execute(statement, _params(filters)).all()]
+
+
 def hour_counts(
     session: Session, *, filters: FunnelFilter | None = None, what: tuple[str, ...] = (SENT, READ, REPLIED)
 ) -> list[tuple[str, str, str, int]]:
@@ -213,8 +238,9 @@ def hour_counts(
     `REPLIED` by the hour it happened (status ''). Hours with none left out."""
     filters = filters or FunnelFilter()
     statement = _hour_counts_statement(_shape(filters), _dialect(session))
-    # Tens of thousands of rows at a million recipients: read without the ORM's row handling.
-    rows = session.connection().execute(statement, {**_params(filters), "what": list(what)})
+    # Tens of thousands of rows at a million recipients: read without the ORM's row handling,
+    # and fetched at once (row by row, psycopg's checks per fetch took 8 µs a row).
+    rows = session.connection().execute(statement, {**_params(filters), "what": list(what)}).all()
     return [tuple(row) for row in rows]
 
 
