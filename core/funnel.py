@@ -132,12 +132,15 @@ def of_selected_blasts(query: Select, blast_id: ColumnElement[int], filters: Fun
     shape = _shape(filters)
     if not any(shape):
         return query
+    return query.where(_chosen(blast_id, shape, dialect)).params(**_params(filters))
+
+
+def _chosen(blast_id: ColumnElement[int], shape: _Shape, dialect: str) -> ColumnElement[bool]:
+    """`blast_id` is one of the blasts a filter of this shape selects."""
     chosen = _restrict(select(Blast.id), shape)
     if dialect == "postgresql":
-        condition = blast_id == any_(func.array(chosen.scalar_subquery()))
-    else:
-        condition = blast_id.in_(chosen)
-    return query.where(condition).params(**_params(filters))
+        return blast_id == any_(func.array(chosen.scalar_subquery()))
+    return blast_id.in_(chosen)
 
 
 def apply_filter(query: Select, filters: FunnelFilter) -> Select:
@@ -178,9 +181,8 @@ def _selected(counts: Select, counts_blast: ColumnElement[int], deltas: Select,
     """
     if any(shape):
         if dialect == "postgresql":
-            chosen = func.array(_restrict(select(Blast.id), shape).scalar_subquery())
-            counts = counts.where(counts_blast == any_(chosen))
-            deltas = deltas.where(deltas_blast == any_(chosen))
+            counts = counts.where(_chosen(counts_blast, shape, dialect))
+            deltas = deltas.where(_chosen(deltas_blast, shape, dialect))
         else:
             counts = _restrict(counts.join(Blast, Blast.id == counts_blast), shape)
             deltas = _restrict(deltas.join(Blast, Blast.id == deltas_blast), shape)
