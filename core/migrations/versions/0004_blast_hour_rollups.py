@@ -34,12 +34,17 @@ SQLITE_HOUR = "substr({row}.{column}, 1, 13)"  # UtcDateTime's text: 'YYYY-MM-DD
 POSTGRES_HOUR = "to_char({row}.{column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')"
 
 
+def _kept(status: str, row: str) -> str:
+    """A measure's status as SQL for `row`: the row's status for 'sent', '' for the others."""
+    return f"{row}.status" if status == "status" else status
+
+
 def _sqlite_add(what: str, column: str, status: str) -> str:
     # The WHERE keeps SQLite from reading ON CONFLICT as a join's ON.
     return f"""
         INSERT INTO blast_hour_counts ({COLUMNS}, recipients)
         SELECT NEW.blast_id, '{what}', {SQLITE_HOUR.format(row='NEW', column=column)},
-               {status.replace('status', 'NEW.status')}, 1
+               {_kept(status, 'NEW')}, 1
         WHERE NEW.{column} IS NOT NULL
         ON CONFLICT ({COLUMNS}) DO UPDATE SET recipients = recipients + 1;"""
 
@@ -50,7 +55,7 @@ def _sqlite_remove(what: str, column: str, status: str) -> str:
         UPDATE blast_hour_counts SET recipients = recipients - 1
         WHERE blast_id = OLD.blast_id AND what = '{what}'
           AND hour = {SQLITE_HOUR.format(row='OLD', column=column)}
-          AND status = {status.replace('status', 'OLD.status')};"""
+          AND status = {_kept(status, 'OLD')};"""
 
 
 def _sqlite_moved(what: str, column: str, status: str) -> str:
@@ -106,7 +111,7 @@ def _grouped(rows: str, sign: str, hour: str, where: str = "") -> str:
     """One delta row per (blast, measure, hour, status) of a transition table."""
     return "\n        UNION ALL ".join(
         f"SELECT r.blast_id, '{what}', {hour.format(row='r', column=column)}, "
-        f"{status.replace('status', 'r.status')}, {sign}count(*) FROM {rows} r "
+        f"{_kept(status, 'r')}, {sign}count(*) FROM {rows} r "
         f"WHERE r.{column} IS NOT NULL{where} GROUP BY 1, 3, 4"
         for what, column, status in MEASURES
     )
@@ -118,7 +123,7 @@ def _postgres_row_deltas() -> str:
     for what, column, status in MEASURES:
         old_hour = POSTGRES_HOUR.format(row="OLD", column=column)
         new_hour = POSTGRES_HOUR.format(row="NEW", column=column)
-        old_status, new_status = status.replace("status", "OLD.status"), status.replace("status", "NEW.status")
+        old_status, new_status = _kept(status, "OLD"), _kept(status, "NEW")
         values += [f"(OLD.blast_id, '{what}', {old_hour}, {old_status}, -1)",
                    f"(NEW.blast_id, '{what}', {new_hour}, {new_status}, 1)"]
         moved.append(f"(d.what = '{what}' AND (OLD.blast_id, {old_hour}, {old_status}) "
@@ -127,33 +132,24 @@ def _postgres_row_deltas() -> str:
             f"        WHERE d.hour IS NOT NULL AND ({' OR '.join(moved)})")
 
 
+def _journal(name: str, deltas: str) -> str:
+    """A trigger function that appends `deltas` (a SELECT of delta rows) to the journal."""
+    return f"""
+    CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO blast_hour_deltas ({COLUMNS}, delta)
+        {deltas};
+        RETURN NULL;
+    END $$
+    """
+
+
 POSTGRES_FUNCTIONS = [
-    f"""
-    CREATE FUNCTION blast_hour_journal_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO blast_hour_deltas ({COLUMNS}, delta)
-        {_grouped('new_rows', '', POSTGRES_HOUR)};
-        RETURN NULL;
-    END $$
-    """,
+    _journal("blast_hour_journal_insert", _grouped("new_rows", "", POSTGRES_HOUR)),
     # As for the status deltas: rows of a blast being deleted are not journalled.
-    f"""
-    CREATE FUNCTION blast_hour_journal_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO blast_hour_deltas ({COLUMNS}, delta)
-        {_grouped('old_rows', '-', POSTGRES_HOUR,
-                  ' AND EXISTS (SELECT 1 FROM blasts b WHERE b.id = r.blast_id)')};
-        RETURN NULL;
-    END $$
-    """,
-    f"""
-    CREATE FUNCTION blast_hour_journal_update() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO blast_hour_deltas ({COLUMNS}, delta)
-        {_postgres_row_deltas()};
-        RETURN NULL;
-    END $$
-    """,
+    _journal("blast_hour_journal_delete", _grouped(
+        "old_rows", "-", POSTGRES_HOUR, " AND EXISTS (SELECT 1 FROM blasts b WHERE b.id = r.blast_id)")),
+    _journal("blast_hour_journal_update", _postgres_row_deltas()),
     """
     CREATE FUNCTION blast_hour_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
