@@ -114,20 +114,27 @@ def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
         assert reader.execute(text("SELECT count(*) FROM opt_outs")).scalar() == 0, "a stable snapshot"
 
 
+def _reloptions(engine: Engine, table: str) -> str | None:
+    with engine.connect() as c:
+        return c.exec_driver_sql(f"SELECT reloptions FROM pg_class WHERE relname = '{table}'").scalar()
+
+
+def assert_found_by_blast_and_vacuumed_often(engine: Engine, table: str) -> None:
+    """A delta table's index on blast_id, and on PostgreSQL autovacuum after 1,000 dead rows."""
+    indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes(table)}
+    assert indexes[f"idx_{table}_blast"] == ["blast_id"]
+    if engine.dialect.name == "postgresql":
+        options = _reloptions(engine, table)
+        assert "autovacuum_vacuum_threshold=1000" in options
+        assert "autovacuum_vacuum_scale_factor=0" in options
+
+
 def test_status_deltas_are_found_by_blast_and_vacuumed_often_on_postgresql(engine: Engine) -> None:
-    indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("blast_status_deltas")}
-    assert indexes["idx_blast_status_deltas_blast"] == ["blast_id"]
+    assert_found_by_blast_and_vacuumed_often(engine, "blast_status_deltas")
     if engine.dialect.name != "postgresql":
         return
-    with engine.connect() as c:
-        options = c.exec_driver_sql(
-            "SELECT reloptions FROM pg_class WHERE relname = 'blast_status_deltas'").scalar()
-    assert "autovacuum_vacuum_threshold=1000" in options
-    assert "autovacuum_vacuum_scale_factor=0" in options
     downgrade(engine, "0002")
-    with engine.connect() as c:
-        assert c.exec_driver_sql(
-            "SELECT reloptions FROM pg_class WHERE relname = 'blast_status_deltas'").scalar() is None
+    assert _reloptions(engine, "blast_status_deltas") is None
     names = {i["name"] for i in inspect(engine).get_indexes("blast_status_deltas")}
     assert "idx_blast_status_deltas_blast" not in names
     migrate(engine)
@@ -152,12 +159,4 @@ def test_reading_on_postgresql_sends_no_begin_and_leaves_pooled_connections_tran
 
 
 def test_hour_deltas_are_found_by_blast_and_vacuumed_often_on_postgresql(engine: Engine) -> None:
-    indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("blast_hour_deltas")}
-    assert indexes["idx_blast_hour_deltas_blast"] == ["blast_id"]
-    if engine.dialect.name != "postgresql":
-        return
-    with engine.connect() as c:
-        options = c.exec_driver_sql(
-            "SELECT reloptions FROM pg_class WHERE relname = 'blast_hour_deltas'").scalar()
-    assert "autovacuum_vacuum_threshold=1000" in options
-    assert "autovacuum_vacuum_scale_factor=0" in options
+    assert_found_by_blast_and_vacuumed_often(engine, "blast_hour_deltas")
