@@ -269,7 +269,7 @@ def _recipients_by_message_id(session: Session, message_ids: list[str]) -> dict[
         rows = connection.execute(
             select(_RECIPIENTS.c.message_id, _RECIPIENTS.c.id)
             .where(bulk.one_of(_RECIPIENTS.c.message_id, unique[start:start + _ID_CHUNK],
-                                    connection.dialect))
+                               connection.dialect))
         )
         known.update({message_id: recipient_id for message_id, recipient_id in rows})
     return known
