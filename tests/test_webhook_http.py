@@ -341,9 +341,11 @@ def test_the_gateway_simulator_end_to_end(served: Served) -> None:
         assert sim.wait_idle(30)
         emitted = sim.emitted()
     assert all(e.delivered and e.http_status == 200 for e in emitted.events)
+    served.settle()  # the route answers before it applies
     assert Counter(e.state for e in served.inbox())["waiting"] > 0
     for rid, message_id in late.items():
         _store_answer(served.engine, rid, message_id)
+    served.settle()
 
     inbox = served.inbox()
     assert len(inbox) == len(emitted.events)
