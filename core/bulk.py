@@ -1,11 +1,12 @@
 """Many rows in one statement, whatever the database.
 
-On PostgreSQL each column's values go in as one array: an UPDATE or an INSERT of any
-number of rows is one statement, `… FROM unnest(%(c0)s::type[], …)`, with the values
-converted by the columns' own SQLAlchemy types first (aware timestamps, JSON), exactly as
-an ORM or Core statement would have sent them. `executemany` would send one statement per
-row; psycopg pipelines them, but every row still costs its own Python on the way out and
-its own execution in the server.
+On PostgreSQL the rows go in as one JSON document, `… FROM json_to_recordset(%(rows)s)
+AS v(column type, …)`: an UPDATE or an INSERT of any number of rows is one statement
+with one parameter. The values are converted by the columns' own SQLAlchemy types first
+(aware timestamps), exactly as an ORM or Core statement would have sent them; JSON columns
+go in as the JSON they hold. `executemany` would send one statement per row, and arrays
+(`unnest(%(c0)s::type[], …)`, as first built) are escaped element by element in Python by
+the driver, where `json.dumps` encodes the whole document in C.
 
 SQLite has no arrays, and its `executemany` runs in C, so there these are Core
 statements run once per row.
@@ -13,13 +14,16 @@ statements run once per row.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Table, Update, any_, bindparam, insert, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import ARRAY
+from sqlalchemy.types import ARRAY, JSON
 
 
 def one_of(column: Column, values: Sequence[Any], dialect: Dialect) -> ColumnElement[bool]:
@@ -47,7 +51,7 @@ def update_rows(
                             **{f"same_{c}": v for c, v in same.items()}} for row in rows])
         return
     sql = _update_sql(table, key, tuple(columns), tuple(same))
-    params = _arrays(connection.dialect, table, (key, *columns), rows)
+    params = {"rows": _document(connection.dialect, table, (key, *columns), rows)}
     params.update({f"same_{name}": _convert(connection.dialect, table.c[name], value)
                    for name, value in same.items()})
     connection.exec_driver_sql(sql, params)
@@ -63,16 +67,32 @@ def insert_rows(
         connection.execute(insert(table), [{c: row[c] for c in columns} for row in rows])
         return
     sql = _insert_sql(table, tuple(columns))
-    connection.exec_driver_sql(sql, _arrays(connection.dialect, table, tuple(columns), rows))
+    connection.exec_driver_sql(sql, {"rows": _document(connection.dialect, table, tuple(columns), rows)})
 
 
-def _arrays(dialect: Dialect, table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict:
-    params = {}
-    for k, name in enumerate(names):
-        convert = _processor(dialect, table.c[name])
-        values = [row[name] for row in rows]
-        params[f"c{k}"] = [convert(v) for v in values] if convert else values
-    return params
+def _document(dialect: Dialect, table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a JSON array of objects, each value as its column's type binds it."""
+    converters = [(name, _json_processor(dialect, table.c[name])) for name in names]
+    document = [{name: convert(row[name]) if convert else row[name] for name, convert in converters}
+                for row in rows]
+    return json.dumps(document, default=_json_scalar, separators=(",", ":"))
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} cannot go into a JSON row document")
+
+
+@functools.cache
+def _json_processor(dialect: Dialect, column: Column) -> Callable[[Any], Any] | None:
+    # A JSON column's value is part of the document as it is; its bind processor would
+    # turn it into a string of JSON.
+    if isinstance(column.type.dialect_impl(dialect), JSON):
+        return None
+    return _processor(dialect, column)
 
 
 def _convert(dialect: Dialect, column: Column, value: Any) -> Any:
@@ -97,21 +117,20 @@ def _update_statement(table: Table, key: str, columns: tuple[str, ...], same: tu
 
 @functools.cache
 def _update_sql(table: Table, key: str, columns: tuple[str, ...], same: tuple[str, ...]) -> str:
-    names = (key, *columns)
     sets = [f"{c} = v.{c}" for c in columns] + [f"{c} = %(same_{c})s" for c in same]
     return (f"UPDATE {table.name} AS t SET {', '.join(sets)} "
-            f"FROM {_unnest(table, names)} AS v({', '.join(names)}) WHERE t.{key} = v.{key}")
+            f"FROM {_recordset(table, (key, *columns))} WHERE t.{key} = v.{key}")
 
 
 @functools.cache
 def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
     return (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"SELECT * FROM {_unnest(table, columns)} AS v({', '.join(columns)})")
+            f"SELECT {', '.join(columns)} FROM {_recordset(table, columns)}")
 
 
-def _unnest(table: Table, names: Sequence[str]) -> str:
+def _recordset(table: Table, names: Sequence[str]) -> str:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
-    casts = [f"%(c{k})s::{table.c[name].type.compile(dialect=dialect)}[]" for k, name in enumerate(names)]
-    return f"unnest({', '.join(casts)})"
+    typed = [f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in names]
+    return f"json_to_recordset(%(rows)s::json) AS v({', '.join(typed)})"

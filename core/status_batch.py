@@ -5,7 +5,7 @@ locked by one SELECT … FOR UPDATE in id order (so two batches cannot deadlock)
 event is judged in memory in the order given — several events for one recipient are
 applied one after another, exactly as separate `apply_status` calls would be — and the
 results are written with one UPDATE per set of changed columns and one history INSERT
-(see `core.bulk`: on PostgreSQL each is one statement over arrays).
+(see `core.bulk`: on PostgreSQL each is one statement over a JSON document of the rows).
 `tests/test_status_batch.py` checks it against `apply_status` event by event.
 """
 

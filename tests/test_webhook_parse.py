@@ -426,3 +426,38 @@ def test_the_everyday_ack_read_the_short_way_is_read_as_the_long_way_would(
         assert short == long
     taken = sum(parse._plain_ack(json.loads(b), numbering="baileys") is not None for b in bodies)
     assert 500 < taken < 3500  # both ways were exercised
+
+
+BODY_TEXT = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x00", "é", "\ud83d"]),
+                    max_size=12)
+RAW_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | BODY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(BODY_TEXT, inner, max_size=4),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=500, deadline=500, suppress_health_check=[HealthCheck.too_slow])
+@given(value=RAW_JSONISH, ascii_only=st.booleans(), nest=st.integers(0, 40))
+def test_a_body_read_without_scrubbing_is_what_scrubbing_would_give(
+    value: object, ascii_only: bool, nest: int
+) -> None:
+    """`_decode_json` skips `_scrub` for bodies that cannot hold what it removes: whatever
+    the body (NUL, surrogates, infinities, deep nesting, UTF-8 or escaped), the result is
+    the scrubbed one."""
+    from core.webhook import parse
+
+    for _ in range(nest):
+        value = [value]
+    try:
+        text = json.dumps(value, ensure_ascii=ascii_only, allow_nan=True)
+        body = text.encode("utf-8", errors="surrogatepass")
+    except (ValueError, RecursionError):
+        return
+    assert parse._decode_json(body) == parse._scrub(json.loads(body, parse_constant=str), depth=0)
+
+
+def test_numbers_too_large_for_a_float_are_kept_as_text() -> None:
+    from core.webhook import parse
+
+    assert parse._decode_json(b'[1e999, {"a": -1e999, "b": 1.5}]') == ["inf", {"a": "-inf", "b": 1.5}]

@@ -141,12 +141,25 @@ def decode_body(body: bytes, content_type: str | None) -> object:
 def _decode_json(body: bytes) -> object:
     try:
         # NaN and Infinity become text: they are not JSON and PostgreSQL refuses them.
-        value = json.loads(body, parse_constant=str)
+        value = json.loads(body, parse_constant=str, parse_float=_finite_or_text)
     except RecursionError:
         return ParseError("the JSON is nested too deeply")
     except ValueError as exc:  # includes UnicodeDecodeError
         return ParseError(f"not valid JSON: {_first_line(str(exc))}")
-    return _scrub(value, depth=0)
+    return value if _clean_as_decoded(body) else _scrub(value, depth=0)
+
+
+def _finite_or_text(text: str) -> float | str:
+    value = float(text)  # 1e999 reads as infinity
+    return value if math.isfinite(value) else str(value)
+
+
+def _clean_as_decoded(body: bytes) -> bool:
+    """True when `_scrub` could change nothing in this JSON body: plain ASCII with no \\u
+    escape holds no NUL or surrogate, and fewer brackets than MAX_RAW_DEPTH cannot nest
+    deeper than it (non-finite numbers were made text while reading)."""
+    return (body.isascii() and b"\\u" not in body
+            and body.count(b"{") + body.count(b"[") < MAX_RAW_DEPTH)
 
 
 def _decode_form(text: str) -> dict[str, Any] | ParseError:
@@ -251,11 +264,13 @@ def _plain_ack(decoded: object, *, numbering: AckNumbering) -> AckEvent | None:
     data = decoded["data"]
     if not isinstance(data, dict) or not data.keys() <= _PLAIN_ACK_FIELDS:
         return None
-    ids = message_ids(data)
-    status = item_status(data, numbering=numbering)
+    # What message_ids, item_status and _ack_time read, from these three fields alone.
+    ids = tuple(dict.fromkeys(_ids_in(data.get("id"), nested=True)))
+    raw_status = data.get("status")
+    status = None if raw_status is None else _safe_status(raw_status, numbering=numbering)
     if not ids or status is None:
         return None
-    return AckEvent(ids, status, _ack_time(data), data)
+    return AckEvent(ids, status, parse_time(data.get("timestamp")), data)
 
 
 def _walk(
