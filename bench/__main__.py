@@ -37,7 +37,7 @@ class Plan:
     import_runs: int
 
 
-FULL = Plan(1_000_000, runs=7, page_runs=3, webhook=bench_webhook.Load(2000, 8, 3), worker_messages=1000,
+FULL = Plan(1_000_000, runs=7, page_runs=3, webhook=bench_webhook.Load(6000, 8, 5), worker_messages=1000,
             import_rows=100_000, import_runs=5)
 QUICK = Plan(50_000, runs=3, page_runs=2, webhook=bench_webhook.Load(500, 8, 2), worker_messages=300,
              import_rows=20_000, import_runs=3)
