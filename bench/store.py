@@ -47,7 +47,7 @@ def build(engine: Engine, scale: int, *, end: object = None) -> dict[str, float]
     migrate(engine)
     timings["migrate to head (rollup backfill)"] = time.perf_counter() - start
     start = time.perf_counter()
-    _analyse(engine)
+    analyse(engine)
     timings["analyse"] = time.perf_counter() - start
     return timings
 
@@ -97,7 +97,7 @@ def _copy(cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -
             copy.write_row(row)
 
 
-def _analyse(engine: Engine) -> None:
+def analyse(engine: Engine) -> None:
     """Fresh statistics and, on PostgreSQL, a set visibility map: as a database that has
     been running a while would have, so the plan's query gets its index-only scans."""
     if engine.dialect.name == "postgresql":

@@ -18,15 +18,13 @@ def blast_table(rows: list[BlastFunnel], *, timezone: str) -> pd.DataFrame:
     for 2,000 blasts, on every rerun of the overview."""
     funnels = [row.funnel for row in rows]
     dates = pd.to_datetime([row.blast_date for row in rows], utc=True)
+    # What a marketer compares first comes first: the rates, before the bookkeeping.
     return pd.DataFrame({
-        "Blast": [row.blast_id for row in rows],
         "Open": [f"/blast?blast={row.blast_id}" for row in rows],
         "Date": dates.tz_convert(timezone).tz_localize(None),
         "Name": [row.name or "" for row in rows],
         "Tag": [row.blast_tag or "" for row in rows],
         "Follow-up stage": [row.follow_up_stage or "" for row in rows],
-        "State": [row.state for row in rows],
-        "Recipients": [f.total for f in funnels],
         "Sent": [f.sent for f in funnels],
         "Received %": [_rate(f.received, f.sent) for f in funnels],
         "Read %": [_rate(f.read, f.sent) for f in funnels],
@@ -34,4 +32,7 @@ def blast_table(rows: list[BlastFunnel], *, timezone: str) -> pd.DataFrame:
         "Closed %": [_rate(f.closed, f.sent) for f in funnels],
         "Failed": [f.failed for f in funnels],
         "Unknown": [f.unknown for f in funnels],
+        "Recipients": [f.total for f in funnels],
+        "State": [row.state for row in rows],
+        "Blast": [row.blast_id for row in rows],
     })

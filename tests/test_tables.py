@@ -29,6 +29,8 @@ def test_each_blast_is_a_row_with_its_local_date_and_rates_of_sent() -> None:
     table = blast_table(rows, timezone=KL)
 
     first, second = table.to_dict("records")
+    assert list(first)[:10] == ["Open", "Date", "Name", "Tag", "Follow-up stage", "Sent", "Received %",
+                                "Read %", "Replied %", "Closed %"], "the rates before the bookkeeping"
     assert first == {
         "Blast": 7, "Open": "/blast?blast=7", "Date": pd.Timestamp("2026-03-02 04:30"), "Name": "Raya",
         "Tag": "Promo", "Follow-up stage": "Initial", "State": "completed", "Recipients": 12, "Sent": 8,
@@ -49,4 +51,4 @@ def test_rates_are_rounded_to_one_decimal() -> None:
 def test_no_blasts_give_an_empty_table_with_every_column() -> None:
     table = blast_table([], timezone=KL)
     assert table.empty
-    assert list(table.columns)[:3] == ["Blast", "Open", "Date"] and "Unknown" in table.columns
+    assert list(table.columns)[:3] == ["Open", "Date", "Name"] and "Blast" in table.columns

@@ -8,22 +8,17 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from core.config import PROJECT_ROOT
 from core.db import make_engine, transaction
 from core.funnel import funnel
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, dashboard, wait_until_drawn
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 CONTACTS = (
     "Nama,No. Telefon\nAisyah,012-345 6789\nWei Ling,+60 11-2345 6789\n"
@@ -33,60 +28,12 @@ CONTACTS = (
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`streamlit run streamlit_app.py`, as the README starts it, on the embedded default."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("WSAPME_", "DATABASE_URL"))},
-        "DATA_DIR": str(data_dir),
-        "SANDBOX_SPEED": "fast",
-        "SEND_PACING": "off",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.3)
+    with dashboard(data_dir, {"SANDBOX_SPEED": "fast", "SEND_PACING": "off"}) as base:
         yield base, data_dir
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +47,7 @@ def browser() -> Iterator[object]:
     with sync_playwright() as p:
         instance = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=list(CHROMIUM_ARGS),
         )
         yield instance
         instance.close()
@@ -115,7 +55,7 @@ def browser() -> Iterator[object]:
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(800)  # let charts finish drawing
+    wait_until_drawn(page)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
