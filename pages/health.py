@@ -47,14 +47,15 @@ with hook:
     c1, c2, c3 = st.columns(3)
     c1.metric("Events applied", f"{counts.get('applied', 0) + counts.get('ignored', 0):,}")
     c2.metric(
-        "Waiting for their message",
+        "Waiting",
         f"{counts.get('waiting', 0):,}",
-        help="Receipts that arrived before the send was saved; applied as soon as it is.",
+        help="Receipts that arrived before their message's send was saved; applied as soon as it is.",
     )
     c3.metric(
-        "Could not be read",
+        "Could not be used",
         f"{counts.get('unparseable', 0) + counts.get('unmatched', 0):,}",
-        help="Kept in the inbox, never deleted, so they can be looked at or replayed.",
+        help="Events that could not be read, or whose message never turned up. Kept in the "
+        "inbox, never deleted, so they can be looked at or replayed.",
     )
     if cfg.webhook_secret is None:
         with st.popover("Change the secret address"):
