@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,31 @@ def next_stage_name(stage: str | None) -> str:
     if match and "follow" in (stage or "").lower():
         return f"Follow-up {int(match.group(1)) + 1}"
     return "Follow-up 1"
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a follow-up would go to: the recipients the choice picks, less the opted out."""
+
+    matching: int
+    opted_out: int
+
+    @property
+    def reached(self) -> int:
+        return self.matching - self.opted_out
+
+
+def follow_up_audience(
+    session: Session, *, parent_id: int, selector: StageSelector, now: dt.datetime | None = None
+) -> Audience:
+    """How many of the parent's recipients `create_follow_up` would take with this choice, and
+    how many of them it would leave out because they opted out: shown before the draft is made."""
+    chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
+    opted_out = chosen.c.phone_number.in_(select(OptOut.phone_number))
+    matching, left_out = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((opted_out, 1), else_=0)), 0)).select_from(chosen)
+    ).one()
+    return Audience(int(matching), int(left_out))
 
 
 def create_follow_up(

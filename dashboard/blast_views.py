@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 
-from core.followups import chain_funnels, create_follow_up, next_stage_name
+from core.followups import Audience, chain_funnels, create_follow_up, follow_up_audience, next_stage_name
 from core.funnel import stuck_at_each_stage
 from core.gateway import make_client
 from core.models import Blast, utcnow
@@ -136,6 +136,21 @@ def render_stuck_table(blast_id: int) -> None:
     )
 
 
+def audience_words(audience: Audience, *, selection: str, hours: int) -> str:
+    """Who the follow-up would go to, in a sentence, before the draft is made."""
+    since = f" (reached at least {hours:,} hour{'s' if hours != 1 else ''} ago)" if hours else ""
+    if audience.matching == 0:
+        return f"No one matches “{selection}”{since} yet, so there is no one to follow up."
+    if audience.reached == 0:
+        return f"Everyone who matches “{selection}”{since} has opted out, so there is no one to follow up."
+    people = "person matches" if audience.reached == 1 else "people match"
+    left_out = ""
+    if audience.opted_out:
+        verb = "is" if audience.opted_out == 1 else "are"
+        left_out = f" {audience.opted_out:,} more opted out and {verb} left out."
+    return f"**{audience.reached:,}** {people} “{selection}”{since} and will get this follow-up.{left_out}"
+
+
 def render_follow_up(blast: Blast) -> None:
     options = [
         "Read, no reply",
@@ -156,13 +171,16 @@ def render_follow_up(blast: Blast) -> None:
         key="fu_text",
         help="Use {name} and the columns of the original file.",
     )
-    if st.button("Create follow-up draft", key="fu_create", type="primary"):
-        chosen = SELECTIONS[selection]
-        selector = StageSelector(
-            stage=chosen.stage,
-            not_stage=chosen.not_stage,
-            older_than=dt.timedelta(hours=int(hours)) if hours else None,
-        )
+    chosen = SELECTIONS[selection]
+    selector = StageSelector(
+        stage=chosen.stage,
+        not_stage=chosen.not_stage,
+        older_than=dt.timedelta(hours=int(hours)) if hours else None,
+    )
+    with reading() as s:
+        audience = follow_up_audience(s, parent_id=blast.id, selector=selector, now=utcnow())
+    st.markdown(audience_words(audience, selection=selection, hours=int(hours)))
+    if st.button("Create follow-up draft", key="fu_create", type="primary", disabled=audience.reached == 0):
         with friendly_errors("create the follow-up") as done, session() as s:
             child = create_follow_up(
                 s,

@@ -61,7 +61,9 @@ def trend_figure(trend: pd.DataFrame) -> go.Figure:
         secondary_y=True,
     )
     figure.update_yaxes(title_text="Messages sent", secondary_y=False)
-    figure.update_yaxes(title_text="% of sent", range=[0, 100], secondary_y=True)
+    # Its own round ticks (0, 25, 50, 75, 100 %), not the bars' grid lines carried over.
+    figure.update_yaxes(title_text="% of sent", range=[0, 100], tickmode="linear", tick0=0, dtick=25,
+                        ticksuffix="%", showgrid=False, secondary_y=True)
     figure.update_layout(
         margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=340, legend={"orientation": "h", "y": 1.12}
     )

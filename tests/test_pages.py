@@ -186,8 +186,14 @@ def test_blast_detail_creates_a_follow_up(app_db: str, engine: Engine) -> None:
     blast_id = _sent_blast(engine, state="completed")
     at = page("pages/blast.py", blast=str(blast_id))
     at.run()
+    at.number_input(key="fu_hours").set_value(24 * 30).run()
+    assert "No one matches “Read, no reply” (reached at least 720 hours ago) yet" in _markdown(at)
+    assert at.button(key="fu_create").disabled, "nothing to create"
+
     at.number_input(key="fu_hours").set_value(0)
-    at.selectbox(key="fu_sel").set_value("Sent, no reply")
+    at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    assert "**3** people match “Sent, no reply” and will get this follow-up." in _markdown(at)
+    assert not at.button(key="fu_create").disabled
     at.button(key="fu_create").click().run()
     assert not at.exception, at.exception
     assert any("created for 3 recipients" in m.value for m in at.success)

@@ -9,7 +9,14 @@ from sqlalchemy import Engine, select
 
 from core.db import transaction
 from core.errors import BadInput
-from core.followups import chain_funnels, chain_ids, create_follow_up, next_stage_name
+from core.followups import (
+    Audience,
+    chain_funnels,
+    chain_ids,
+    create_follow_up,
+    follow_up_audience,
+    next_stage_name,
+)
 from core.models import Blast, BlastRecipient, OptOut, StatusHistory, utcnow
 from core.recipients import (
     SELECTIONS,
@@ -102,12 +109,15 @@ def test_follow_up_for_read_no_reply_after_some_hours(engine: Engine) -> None:
         reader = s.scalars(select(BlastRecipient).where(BlastRecipient.status == "READ_ACK")
                            .order_by(BlastRecipient.id)).first()
         s.add(OptOut(phone_number=reader.phone_number, source="webhook", keyword="STOP"))
+    read_no_reply = StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED, older_than=dt.timedelta(hours=2))
     with transaction(engine) as s:
+        audience = follow_up_audience(s, parent_id=blast_id, selector=read_no_reply)
         child = create_follow_up(
-            s, parent_id=blast_id, message_template="Still keen, {name}?",
-            selector=StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED,
-                                   older_than=dt.timedelta(hours=2)),
+            s, parent_id=blast_id, message_template="Still keen, {name}?", selector=read_no_reply,
         )
+        # What the tab says before the draft is made is what the draft gets.
+        assert (audience.matching, audience.opted_out) == (2, 1)
+        assert audience.reached == child.total_recipients
         assert (child.follow_up_stage, child.blast_tag) == ("Follow-up 1", "Raya")
         assert child.parent_blast_id == blast_id
         assert child.state == "draft" and child.total_recipients == 1
@@ -115,7 +125,25 @@ def test_follow_up_for_read_no_reply_after_some_hours(engine: Engine) -> None:
         chain = chain_funnels(s, blast_id=blast_id)
         assert [b.id for b, _ in chain] == [blast_id, child.id]
         assert chain[1][1].total == 1
+    with transaction(engine) as s:
+        assert follow_up_audience(s, parent_id=child.id, selector=SELECTIONS["Closed"]).matching == 0
     with pytest.raises(BadInput), transaction(engine) as s:
         create_follow_up(s, parent_id=child.id, message_template="x", selector=SELECTIONS["Closed"])
     with transaction(engine) as s:
         assert s.scalar(select(Blast.id).where(Blast.parent_blast_id == child.id)) is None
+
+
+@pytest.mark.parametrize(("audience", "hours", "words"), [
+    (Audience(0, 0), 24, "No one matches “Read, no reply” (reached at least 24 hours ago) yet, so there "
+                         "is no one to follow up."),
+    (Audience(2, 2), 0, "Everyone who matches “Read, no reply” has opted out, so there is no one to "
+                        "follow up."),
+    (Audience(2, 1), 1, "**1** person matches “Read, no reply” (reached at least 1 hour ago) and will "
+                        "get this follow-up. 1 more opted out and is left out."),
+    (Audience(190, 3), 0, "**187** people match “Read, no reply” and will get this follow-up. 3 more "
+                          "opted out and are left out."),
+])
+def test_the_follow_up_tab_says_who_will_get_it(audience: Audience, hours: int, words: str) -> None:
+    from dashboard.blast_views import audience_words
+
+    assert audience_words(audience, selection="Read, no reply", hours=hours) == words
