@@ -28,6 +28,15 @@ OUTCOME_WORDS = {
     Outcome.BLANK: "Blank line",
 }
 
+# What a contact list looks like, to download and fill in: the headers the importer finds by
+# itself, numbers typed the ways people type them, and a column to use in the message.
+SAMPLE_CONTACTS = (
+    "Name,Phone,Product\n"
+    "Aisyah,012-345 6789,Kuih raya\n"
+    "Wei Ling,+60 11-2345 6789,Bak kwa\n"
+    "Ravi,019 876 5432,Murukku\n"
+).encode("utf-8-sig")  # with the mark Excel needs to read UTF-8
+
 
 @st.cache_data(max_entries=4, show_spinner="Reading the file…")
 def _parsed(

@@ -28,6 +28,16 @@ if upload is None:
         "**Name** (or Nama) works best.",
         icon=":material/upload_file:",
     )
+    st.download_button(
+        "Download a sample list",
+        views.SAMPLE_CONTACTS,
+        file_name="contacts-sample.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="sample_csv",
+        help="Three example rows to fill in with Excel or Google Sheets; the Product column "
+        "shows how any column can be used in the message, as {product}.",
+    )
     st.stop()
 
 overrides = st.session_state.get("columns_override", {})

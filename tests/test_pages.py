@@ -222,6 +222,19 @@ def _upload(at: AppTest, data: bytes = CONTACTS) -> AppTest:
 def test_new_blast_without_a_file_explains_what_to_upload(app_db: str) -> None:
     at = run_page("pages/new_blast.py")
     assert any("Upload a CSV to begin" in i.value for i in at.info)
+    assert at.get("download_button"), "a sample list to start from"
+
+
+def test_the_sample_list_is_read_as_it_promises(app_db: str) -> None:
+    from dashboard.new_blast_views import SAMPLE_CONTACTS
+
+    at = _upload(page("pages/new_blast.py"), SAMPLE_CONTACTS)
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Ready to send"] == "3" and metrics.get("Not a usable number", "0") == "0"
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}, {product} is back").run()
+    assert not at.error, [e.value for e in at.error]
 
 
 def test_new_blast_reports_rows_and_sends(app_db: str, engine: Engine) -> None:
