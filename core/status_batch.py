@@ -2,8 +2,9 @@
 
 The webhook applies whatever arrived together in one transaction. The recipients are
 locked by one SELECT … FOR UPDATE in id order (so two batches cannot deadlock), each
-event is judged in memory in the order given — several events for one recipient are
-applied one after another, exactly as separate `apply_status` calls would be — and the
+event is judged in memory in the order given by `core.status_engine.judge`, the rules
+`apply_status` runs too — several events for one recipient are applied one after another,
+exactly as separate `apply_status` calls would be — and the
 results are written with one UPDATE per set of changed columns and one history INSERT
 (see `core.bulk`: on PostgreSQL each is one statement over a JSON document of the rows).
 `tests/test_status_batch.py` checks it against `apply_status` event by event.
@@ -21,12 +22,11 @@ from sqlalchemy.orm import Session
 
 from core import bulk
 from core.models import BlastRecipient, StatusHistory, utcnow
-from core.status_engine import SOURCES, StatusChange, is_allowed
-from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Stage, Status, stages_between
+from core.status_engine import JUDGED_COLUMNS, SOURCES, StatusChange, judge
+from core.statuses import Status
 
 _TABLE = BlastRecipient.__table__
-_STAGE_COLUMNS = tuple(STAGE_TIMESTAMP_COLUMN.values())
-_ALWAYS_READ = ("status", *_STAGE_COLUMNS, "message_c2s_timestamp")
+_ALWAYS_READ = JUDGED_COLUMNS
 _HISTORY = StatusHistory.__table__
 _HISTORY_COLUMNS = ("recipient_id", "old_status", "new_status", "changed_at", "source", "metadata")
 _LOCK_CHUNK = 1000  # ids per IN list
@@ -102,32 +102,10 @@ def _locked_rows(
 
 def _judge(row: dict[str, Any], event: StatusEvent) -> tuple[StatusChange, set[str]]:
     """What `apply_status` would do to `row` (updated in place); the columns it changed."""
-    old, new = Status(row["status"]), Status(event.status)
-    changed: set[str] = set()
-    if not is_allowed(old, new):
-        for column, value in event.updates.items():
-            if row[column] is None and value is not None:
-                row[column] = value
-                changed.add(column)
-        return StatusChange(event.recipient_id, old.value, old.value, changed=False), changed
-    row["status"] = new.value
-    changed.add("status")
-    for stage in stages_between(RANK[old], RANK[new]):
-        column = STAGE_TIMESTAMP_COLUMN[stage]
-        if row[column] is None:
-            row[column] = event.at
-            changed.add(column)
-        if stage is Stage.RECEIVED and row["message_c2s_timestamp"] is None:
-            row["message_c2s_timestamp"] = int(event.at.timestamp())
-            changed.add("message_c2s_timestamp")
-    for column, value in event.updates.items():
-        row[column] = value
-        changed.add(column)
-    for column, value in event.defaults.items():
-        if row[column] is None and value is not None:
-            row[column] = value
-            changed.add(column)
-    return StatusChange(event.recipient_id, old.value, new.value, changed=True), changed
+    old = row["status"]
+    changed, columns = judge(row, Status(event.status), at=event.at, updates=event.updates,
+                             defaults=event.defaults)
+    return StatusChange(event.recipient_id, old, row["status"], changed=changed), columns
 
 
 def _write(session: Session, rows: dict[int, dict[str, Any]], dirty: dict[int, set[str]]) -> None:

@@ -87,15 +87,13 @@ def apply_status(
         if fast is not None:
             return fast
     recipient = _locked_recipient(session, recipient_id)
-    old = Status(recipient.status)
-    if not is_allowed(old, new, manual=manual):
-        _fill_empty(recipient, updates or {})
+    row = {column: getattr(recipient, column) for column in (*JUDGED_COLUMNS, *(updates or {}))}
+    old = Status(row["status"])
+    changed, columns = judge(row, new, at=at, updates=updates or {}, manual=manual)
+    for column in columns:
+        setattr(recipient, column, row[column])
+    if not changed:
         return StatusChange(recipient_id, old.value, old.value, changed=False)
-
-    recipient.status = new.value
-    _stamp_stages(recipient, old=old, new=new, at=at, manual=manual)
-    for column, value in (updates or {}).items():
-        setattr(recipient, column, value)
     if record_history:
         session.add(
             StatusHistory(
@@ -202,24 +200,50 @@ def _locked_recipient(session: Session, recipient_id: int) -> BlastRecipient:
     return recipient
 
 
-def _stamp_stages(
-    recipient: BlastRecipient, *, old: Status, new: Status, at: dt.datetime, manual: bool
-) -> None:
+# The columns `judge` reads and may write, besides the event's own.
+JUDGED_COLUMNS = ("status", *STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_timestamp")
+
+
+def judge(
+    row: dict[str, Any], new: Status, *, at: dt.datetime, updates: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None, manual: bool = False,
+) -> tuple[bool, set[str]]:
+    """The status rules, on a recipient's values (`row`: JUDGED_COLUMNS and the event's
+    columns, changed in place): whether the move is a real change, and the columns written.
+
+    A real change sets the status, stamps each stage reached for the first time with `at`
+    (received also fills `message_c2s_timestamp`), stores `updates`, and `defaults` where
+    still empty; a manual correction downwards un-reaches the stages above the new status.
+    A non-change only fills empty columns from `updates`. The one place these rules live:
+    `apply_status` runs them on the row it locked, `core.status_batch` on many rows at once.
+    """
+    old = Status(row["status"])
+    written: set[str] = set()
+
+    def put(column: str, value: Any) -> None:
+        row[column] = value
+        written.add(column)
+
+    if not is_allowed(old, new, manual=manual):
+        for column, value in updates.items():
+            if row[column] is None and value is not None:
+                put(column, value)
+        return False, written
+    put("status", new.value)
     for stage in stages_between(RANK[old], RANK[new]):
         column = STAGE_TIMESTAMP_COLUMN[stage]
-        if getattr(recipient, column) is None:
-            setattr(recipient, column, at)
-        if stage is Stage.RECEIVED and recipient.message_c2s_timestamp is None:
-            recipient.message_c2s_timestamp = int(at.timestamp())
+        if row[column] is None:
+            put(column, at)
+        if stage is Stage.RECEIVED and row["message_c2s_timestamp"] is None:
+            put("message_c2s_timestamp", int(at.timestamp()))
     if manual and RANK[new] < RANK[old]:
-        # A correction downwards un-reaches the stages above the new status.
         for stage in stages_between(RANK[new], RANK[old]):
-            setattr(recipient, STAGE_TIMESTAMP_COLUMN[stage], None)
+            put(STAGE_TIMESTAMP_COLUMN[stage], None)
             if stage is Stage.RECEIVED:
-                recipient.message_c2s_timestamp = None
-
-
-def _fill_empty(recipient: BlastRecipient, updates: Mapping[str, Any]) -> None:
+                put("message_c2s_timestamp", None)
     for column, value in updates.items():
-        if getattr(recipient, column) is None and value is not None:
-            setattr(recipient, column, value)
+        put(column, value)
+    for column, value in (defaults or {}).items():
+        if row[column] is None and value is not None:
+            put(column, value)
+    return True, written
