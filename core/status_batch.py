@@ -26,7 +26,6 @@ from core.status_engine import JUDGED_COLUMNS, SOURCES, StatusChange, judge
 from core.statuses import Status
 
 _TABLE = BlastRecipient.__table__
-_ALWAYS_READ = JUDGED_COLUMNS
 _HISTORY = StatusHistory.__table__
 _HISTORY_COLUMNS = ("recipient_id", "old_status", "new_status", "changed_at", "source", "metadata")
 _LOCK_CHUNK = 1000  # ids per IN list
@@ -54,8 +53,8 @@ def apply_statuses(session: Session, events: Sequence[StatusEvent]) -> list[Stat
             raise ValueError(f"unknown status source {event.source!r}")
     if not events:
         return []
-    extra = sorted({c for e in events for c in (*e.updates, *e.defaults)} - set(_ALWAYS_READ))
-    rows = _locked_rows(session, {e.recipient_id for e in events}, columns=(*_ALWAYS_READ, *extra))
+    extra = sorted({c for e in events for c in (*e.updates, *e.defaults)} - set(JUDGED_COLUMNS))
+    rows = _locked_rows(session, {e.recipient_id for e in events}, columns=(*JUDGED_COLUMNS, *extra))
     dirty: dict[int, set[str]] = {}
     history: list[dict[str, Any]] = []
     results: list[StatusChange | None] = []
