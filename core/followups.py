@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Subquery, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,13 +36,21 @@ class Audience:
         return self.matching - self.opted_out
 
 
+def _candidates(
+    parent_id: int, selector: StageSelector, now: dt.datetime | None
+) -> tuple[Subquery, ColumnElement[bool]]:
+    """The parent's recipients the selector picks, and "this one has opted out": what the
+    audience counts and what the draft takes, from one definition."""
+    chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
+    return chosen, chosen.c.phone_number.in_(select(OptOut.phone_number))
+
+
 def follow_up_audience(
     session: Session, *, parent_id: int, selector: StageSelector, now: dt.datetime | None = None
 ) -> Audience:
     """How many of the parent's recipients `create_follow_up` would take with this choice, and
     how many of them it would leave out because they opted out: shown before the draft is made."""
-    chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
-    opted_out = chosen.c.phone_number.in_(select(OptOut.phone_number))
+    chosen, opted_out = _candidates(parent_id, selector, now)
     matching, left_out = session.execute(
         select(func.count(), func.coalesce(func.sum(case((opted_out, 1), else_=0)), 0)).select_from(chosen)
     ).one()
@@ -62,11 +70,10 @@ def create_follow_up(
     parent = session.get(Blast, parent_id)
     if parent is None:
         raise NotFound(f"Blast {parent_id} does not exist.")
-    chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
-    opted_out = select(OptOut.phone_number)
+    chosen, opted_out = _candidates(parent_id, selector, now)
     rows = session.execute(
         select(chosen.c.phone_number, chosen.c.contact_name, chosen.c.variables)
-        .where(chosen.c.phone_number.not_in(opted_out))
+        .where(~opted_out)
         .order_by(chosen.c.id)
     ).all()
     if not rows:
