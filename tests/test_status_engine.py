@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -9,8 +10,8 @@ from sqlalchemy import Engine, func, select
 
 from core.db import transaction
 from core.models import BlastRecipient, StatusHistory
-from core.status_engine import apply_status, is_allowed
-from core.statuses import Status
+from core.status_engine import JUDGED_COLUMNS, apply_status, is_allowed
+from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Status
 from tests.support.factories import at, make_blast, make_recipient
 
 
@@ -162,3 +163,40 @@ def test_concurrent_events_never_lower_or_lose_a_status(engine: Engine) -> None:
             assert history[-1] == "REPLIED"
         total = s.scalar(select(func.count()).select_from(StatusHistory))
         assert total <= 4 * len(rids)
+
+
+def test_the_compare_and_set_path_follows_the_same_rules_as_judge(engine: Engine) -> None:
+    """The send worker's fast path writes the stage rules in SQL, one conditional UPDATE per
+    move; for every move it may take it must leave the row and history as the locked path,
+    which runs `judge`, does: from no stamps, from the stamps the old status earned, and from
+    every stamp already set (a row corrected by hand keeps those above its status)."""
+    moves = [(old, new) for old, new in itertools.product(Status, Status) if is_allowed(old, new)]
+    earlier = at(8)
+    patterns = {
+        "none": lambda old: {},
+        "earned": lambda old: {c: earlier for stage, c in STAGE_TIMESTAMP_COLUMN.items()
+                               if stage.min_rank <= RANK[old]},
+        "all": lambda old: {c: earlier for c in STAGE_TIMESTAMP_COLUMN.values()},
+    }
+    mismatches = []
+    for (old, new), (pattern, stamps) in itertools.product(moves, patterns.items()):
+        with transaction(engine) as s:
+            blast = make_blast(s)
+            fields = dict(status=old.value, **stamps(old))
+            if "delivered_at" in fields:
+                fields["message_c2s_timestamp"] = int(earlier.timestamp())
+            fast, locked = (make_recipient(s, blast, **fields).id for _ in range(2))
+        changes = [
+            _apply(engine, rid, new, at(10), source="send", updates={"message_id": f"3EB0{rid}", "error": None},
+                   **known)
+            for rid, known in ((fast, {"known_old": old}), (locked, {}))
+        ]
+        rows = [_recipient(engine, rid) for rid in (fast, locked)]
+        assert [r.message_id for r in rows] == [f"3EB0{fast}", f"3EB0{locked}"]
+        columns = [{c: getattr(r, c) for c in (*JUDGED_COLUMNS, "error")} for r in rows]
+        outcomes = [(c.changed, c.old_status, c.new_status) for c in changes]
+        if outcomes[0] != outcomes[1] or columns[0] != columns[1] \
+                or _history(engine, fast) != _history(engine, locked):
+            mismatches.append((old.value, new.value, pattern, columns))
+    assert len(moves) > 20
+    assert not mismatches
