@@ -187,8 +187,8 @@ def test_the_compare_and_set_path_follows_the_same_rules_as_judge(engine: Engine
                 fields["message_c2s_timestamp"] = int(earlier.timestamp())
             fast, locked = (make_recipient(s, blast, **fields).id for _ in range(2))
         changes = [
-            _apply(engine, rid, new, at(10), source="send", updates={"message_id": f"3EB0{rid}", "error": None},
-                   **known)
+            _apply(engine, rid, new, at(10), source="send",
+                   updates={"message_id": f"3EB0{rid}", "error": None}, **known)
             for rid, known in ((fast, {"known_old": old}), (locked, {}))
         ]
         rows = [_recipient(engine, rid) for rid in (fast, locked)]
