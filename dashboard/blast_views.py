@@ -68,8 +68,9 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     if f.unknown:
         st.warning(
             f"{f.unknown:,} sends have an unknown outcome: the gateway's answer was lost, so they may "
-            "or may not have arrived. They will not be sent again by themselves; a reply from the "
-            "person settles it. Open **Recipients → Unknown** to send them again or mark them as failed.",
+            "or may not have arrived. They will not be sent again by themselves; a receipt from "
+            "WhatsApp naming the number, or a reply from the person, settles one. Open "
+            "**Recipients → Unknown** to send them again or mark them as failed.",
             icon=":material/help:",
         )
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")

@@ -356,3 +356,38 @@ def test_the_gateway_simulator_end_to_end(served: Served) -> None:
     assert opted_out  # the seed gives some
     with transaction(served.engine) as s:
         assert set(s.scalars(select(OptOut.phone_number))) == opted_out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["drop_connection", "no_message_id"])
+def test_the_gateways_acks_settle_a_send_whose_answer_was_lost(served: Served, fault: str) -> None:
+    """The real worker sends through the simulator, which takes one message and loses its
+    answer: the worker marks it unknown and never sends it again; the gateway's acks, naming
+    the number, then settle it with the id the gateway gave it."""
+    from core.simulator import Proportions
+    from core.webhook.inbox import replay_waiting
+    from tests.sending.support import launched_blast, phone, worker_for
+    from tests.support.simulator import running_simulator
+
+    quiet = Proportions(delivered=1.0, read=1.0, replied=0.0)  # acks only: a reply would settle it too
+    with running_simulator(webhook_url=served.url(), webhook_shape="baileys", proportions=quiet) as sim:
+        blast_id = launched_blast(served.engine, 3)
+        sim.set_fault(fault, times=1)
+        worker_for(served.engine, sim).run(once=True)
+        assert sim.wait_idle(30)
+        [lost] = [m for m in sim.sent_messages() if m.to == phone(0).removeprefix("+")]
+        emitted = sim.emitted()
+    served.settle()
+    replay_waiting(served.engine)  # for acks that came before the send was marked unknown
+    with transaction(served.engine) as s:
+        rows = {r.phone_number: r for r in s.scalars(
+            select(BlastRecipient).where(BlastRecipient.blast_id == blast_id))}
+        history = s.execute(select(StatusHistory.old_status, StatusHistory.source)
+                            .where(StatusHistory.recipient_id == rows[phone(0)].id)
+                            .order_by(StatusHistory.id)).all()
+    settled = rows[phone(0)]
+    assert (settled.message_id, settled.status) == (lost.message_id, emitted.funnel_status(lost.message_id))
+    assert settled.status == "READ_ACK" and settled.sent_at and settled.delivered_at
+    assert history[:2] == [("SENDING", "send"), ("UNKNOWN", "webhook")]
+    assert sim.sent_count(phone(0).removeprefix("+")) == 1
+    assert all(r.status == "READ_ACK" for r in rows.values())

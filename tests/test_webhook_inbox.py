@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError
-from core.models import BlastRecipient, OptOut, StatusHistory, WebhookInbox
+from core.models import BlastRecipient, OptOut, StatusHistory, WebhookInbox, utcnow
 from core.status_engine import apply_status
 from core.statuses import Status
 from core.webhook.inbox import (
@@ -371,6 +371,94 @@ def test_only_a_recent_unknown_send_takes_a_reply(engine: Engine, status: Status
     inbox_id, _ = _post(engine, _incoming("hello"))
     assert _row(engine, rid).status == status.value
     assert _entry(engine, inbox_id).state == "ignored"
+
+
+def _chat_ack(message_id: str, status: int, *, jid: str = "60123456789@s.whatsapp.net") -> dict:
+    """Baileys' messages.update: the chat it names, and no time of its own."""
+    return {"key": {"remoteJid": jid, "fromMe": True, "id": message_id}, "update": {"status": status}}
+
+
+def test_an_ack_naming_the_number_settles_the_unknown_send_it_proves(engine: Engine) -> None:
+    """The answer was lost, so no message id was stored; the gateway's acks still name the
+    number. The first settles the send and stores its id; the rest then match by that id."""
+    rid = _unknown_send(engine, found_unknown=at(9))
+    first = at(9) - dt.timedelta(seconds=25)  # the send left before it timed out
+    inbox_id, outcome = _post(engine, _chat_ack("3EB0LOST", 2), received_at=first)
+    assert outcome is not None and outcome.state == "applied"
+    assert "the unknown send to +60123456789" in outcome.detail
+    row = _row(engine, rid)
+    assert (row.status, row.message_id, row.sent_at) == ("SERVER_ACK", "3EB0LOST", first)
+    _post(engine, _ack("3EB0LOST", "DELIVERY_ACK", at(9, 1)), received_at=at(9, 1))  # no chat: by id
+    _post(engine, _ack("3EB0LOST", "READ", at(9, 2)), received_at=at(9, 2))
+    row = _row(engine, rid)
+    assert (row.status, row.delivered_at, row.read_timestamp) == ("READ_ACK", at(9, 1), at(9, 2))
+    assert _history(engine, rid) == [("UNKNOWN", "SERVER_ACK", "webhook"),
+                                     ("SERVER_ACK", "DELIVERY_ACK", "webhook"),
+                                     ("DELIVERY_ACK", "READ_ACK", "webhook")]
+    assert _entry(engine, inbox_id).state == "applied"
+
+
+@pytest.mark.parametrize(
+    ("ack", "when"),
+    [
+        pytest.param(_ack("3EB0LOST", "SERVER_ACK"), at(9), id="no-chat-named"),
+        pytest.param(_chat_ack("3EB0LOST", 2, jid="120363025246125486@g.us"), at(9), id="a-group"),
+        pytest.param(_chat_ack("3EB0LOST", 2, jid="60199999999@s.whatsapp.net"), at(9),
+                     id="another-number"),
+        pytest.param(_chat_ack("3EB0LOST", 0), at(9), id="an-error-proves-nothing-went"),
+        pytest.param(_chat_ack("3EB0LOST", 2), at(9) - dt.timedelta(minutes=5), id="before-the-send"),
+        pytest.param(_chat_ack("3EB0LOST", 2), at(10, 1), id="after-the-wait"),
+    ],
+)
+def test_an_ack_that_does_not_prove_the_unknown_send_leaves_it_to_a_person(
+    engine: Engine, ack: dict, when: dt.datetime
+) -> None:
+    """Lease 2 min, clock skew 2 min, wait 60 min: the send left between 8:56 and 9:00."""
+    rid = _unknown_send(engine, found_unknown=at(9))
+    _, outcome = _post(engine, ack, received_at=when)
+    assert outcome is not None and outcome.state in {"waiting", "ignored"}
+    row = _row(engine, rid)
+    assert (row.status, row.message_id) == ("UNKNOWN", None)
+    assert _history(engine, rid) == []
+
+
+def test_an_ack_that_fits_two_unknown_sends_to_one_number_settles_neither(engine: Engine) -> None:
+    both = [_unknown_send(engine, found_unknown=at(9)), _unknown_send(engine, found_unknown=at(9, 1))]
+    _, outcome = _post(engine, _chat_ack("3EB0LOST", 3), received_at=at(9))
+    assert outcome is not None and outcome.state == "waiting"
+    assert [_row(engine, r).status for r in both] == ["UNKNOWN", "UNKNOWN"]
+
+
+def test_two_ids_for_one_unknown_send_settle_it_with_neither(engine: Engine) -> None:
+    """A message typed on the phone to the same person has acks too: which was ours?"""
+    rid = _unknown_send(engine, found_unknown=at(9))
+    _, outcome = _post(engine, [_chat_ack("3EB0LOST", 2), _chat_ack("3EB0HAND", 2)], received_at=at(9))
+    assert outcome is not None and outcome.state == "waiting"
+    assert _row(engine, rid).status == "UNKNOWN"
+
+
+def test_once_settled_an_ack_for_another_id_to_that_number_waits(engine: Engine) -> None:
+    rid = _unknown_send(engine, found_unknown=at(9))
+    _post(engine, _chat_ack("3EB0LOST", 2), received_at=at(9))
+    _, outcome = _post(engine, _chat_ack("3EB0HAND", 4), received_at=at(9, 1))
+    assert outcome is not None and outcome.state == "waiting"
+    row = _row(engine, rid)
+    assert (row.status, row.message_id) == ("SERVER_ACK", "3EB0LOST")
+
+
+def test_an_ack_that_beat_the_unknown_mark_is_settled_by_the_replay(engine: Engine) -> None:
+    """The gateway took the message and acked it while our request was still timing out."""
+    rid = _recipient(engine, status=Status.SENDING, sent_at=None)
+    acked = utcnow() - dt.timedelta(seconds=20)
+    inbox_id, outcome = _post(engine, _chat_ack("3EB0LOST", 2), received_at=acked)
+    assert outcome is not None and outcome.state == "waiting"
+    with transaction(engine) as s:  # what the send worker does on a read timeout
+        apply_status(s, recipient_id=rid, status=Status.UNKNOWN, source="send", known_old=Status.SENDING,
+                     updates={"error": "no answer"})
+    assert replay_waiting(engine, rules=RULES).states == {"applied": 1}
+    row = _row(engine, rid)
+    assert (row.status, row.message_id, row.sent_at) == ("SERVER_ACK", "3EB0LOST", acked)
+    assert _entry(engine, inbox_id).state == "applied"
 
 
 def test_a_message_without_a_time_is_judged_by_when_it_arrived(engine: Engine) -> None:

@@ -137,6 +137,32 @@ def test_ack_payloads(body: bytes, content_type: str | None, expected: list) -> 
     assert _acks(body, content_type) == expected
 
 
+@pytest.mark.parametrize(
+    ("payload", "phone"),
+    [
+        pytest.param({"key": {"remoteJid": "60123456789@s.whatsapp.net", "fromMe": True, "id": "3EB0A"},
+                      "update": {"status": 2}}, "+60123456789", id="baileys-key"),
+        pytest.param({"id": "3EB0A", "status": "SERVER_ACK", "to": "60123456789@c.us"}, "+60123456789",
+                     id="flat-to"),
+        pytest.param({"event": "message-ack", "data": {"id": "3EB0A", "status": "READ",
+                                                       "remoteJid": "60123456789:12@s.whatsapp.net"}},
+                     "+60123456789", id="event-with-device-suffix"),
+        pytest.param({"key": {"remoteJid": "1234567@lid", "remoteJidAlt": "60123456789@s.whatsapp.net",
+                              "id": "3EB0A"}, "update": {"status": 3}}, "+60123456789",
+                     id="privacy-id-with-phone-beside"),
+        pytest.param({"key": {"remoteJid": "1234567@lid", "id": "3EB0A"}, "update": {"status": 3}}, None,
+                     id="privacy-id-alone"),
+        pytest.param({"key": {"remoteJid": "120363025246125486@g.us", "id": "3EB0A"},
+                      "update": {"status": 3}}, None, id="group"),
+        pytest.param({"id": "3EB0A", "status": "SERVER_ACK", "timestamp": T}, None, id="no-chat"),
+    ],
+)
+def test_an_ack_names_the_number_its_message_went_to(payload: dict, phone: str | None) -> None:
+    [event] = parse_webhook(_json(payload), JSON)
+    assert isinstance(event, AckEvent) and event.message_ids == ("3EB0A",)
+    assert event.phone == phone
+
+
 def test_multipart_form_post() -> None:
     body, content_type = _multipart({"id": "3EB0A", "status": "READ", "timestamp": str(T)})
     assert _acks(body, content_type) == [(("3EB0A",), Status.READ_ACK, AT)]

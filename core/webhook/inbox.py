@@ -25,9 +25,10 @@ from core.db import transaction
 from core.models import BlastRecipient, WebhookInbox, utcnow
 from core.status_batch import StatusEvent, apply_statuses
 from core.status_engine import StatusChange
-from core.statuses import Status
+from core.statuses import RANK, Status
 from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError, parse_webhook
 from core.webhook.replies import (
+    CLOCK_SKEW,
     DEFAULT_OPT_OUT_WORDS,
     is_being_sent,
     not_a_reply,
@@ -68,6 +69,8 @@ class WebhookRules:
     reply_window: dt.timedelta = dt.timedelta(hours=72)
     opt_out_words: tuple[str, ...] = DEFAULT_OPT_OUT_WORDS
     wait_limit: dt.timedelta = DEFAULT_WAIT_LIMIT
+    # How long a send may have been in flight before it was marked unknown.
+    send_lease: dt.timedelta = dt.timedelta(seconds=120)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookRules:
@@ -76,6 +79,7 @@ class WebhookRules:
             reply_window=dt.timedelta(hours=settings.reply_window_hours),
             opt_out_words=DEFAULT_OPT_OUT_WORDS + _words(settings.opt_out_words),
             wait_limit=dt.timedelta(minutes=settings.webhook_wait_minutes),
+            send_lease=dt.timedelta(seconds=settings.send_lease_seconds),
         )
 
 
@@ -235,13 +239,17 @@ def apply_bodies(
     order = sorted(bodies)
     message_ids = [m for k in order for e in bodies[k] if isinstance(e, AckEvent) for m in e.message_ids]
     known = _recipients_by_message_id(session, message_ids)
+    strays = [(event, received[key]) for key in order for event in bodies[key]
+              if isinstance(event, AckEvent) and not known.keys() >= set(event.message_ids)]
+    lost = _lost_sends(session, strays, rules=rules) if strays else {}
     steps: list[tuple[int, _Step]] = []
     notes: dict[int, list[_Note]] = {k: [] for k in order}
     opt_outs: dict[str, str] = {}
     for key in order:
         for event in bodies[key]:
             if isinstance(event, AckEvent):
-                found = _plan_ack(event, known=known, received_at=received[key], notes=notes[key])
+                found = _plan_ack(event, known=known, lost=lost, received_at=received[key],
+                                  notes=notes[key])
             elif isinstance(event, IncomingMessage):
                 found = _plan_message(session, event, rules=rules, received_at=received[key],
                                       notes=notes[key], opt_outs=opt_outs)
@@ -276,22 +284,71 @@ def _recipients_by_message_id(session: Session, message_ids: list[str]) -> dict[
 
 
 def _plan_ack(
-    event: AckEvent, *, known: Mapping[str, int], received_at: dt.datetime, notes: list[_Note]
+    event: AckEvent, *, known: Mapping[str, int], lost: Mapping[str, int], received_at: dt.datetime,
+    notes: list[_Note],
 ) -> list[_Step]:
-    updates = {}
+    updates: dict[str, Any] = {}
     if event.status is Status.DELIVERY_ACK and event.at is not None:
         updates["message_c2s_timestamp"] = int(event.at.timestamp())
     defaults = {"error": FAILED_BY_GATEWAY} if event.status is Status.FAILED else {}
     steps = []
     for message_id in event.message_ids:
         recipient_id = known.get(message_id)
+        label, written = f"{message_id} {event.status}", updates
+        if recipient_id is None and message_id in lost:
+            recipient_id = lost[message_id]
+            label += f", the unknown send to {event.phone}"
+            written = {**updates, "message_id": message_id}
         if recipient_id is None:
             notes.append(_Note(InboxState.WAITING, "ack", "", waiting_id=message_id))
             continue
         request = StatusEvent(recipient_id, event.status, event.at or received_at, "webhook",
-                              event.raw, updates, defaults)
-        steps.append(_Step(request, label=f"{message_id} {event.status}", kind="ack"))
+                              event.raw, written, defaults)
+        steps.append(_Step(request, label=label, kind="ack"))
     return steps
+
+
+def _lost_sends(
+    session: Session, strays: list[tuple[AckEvent, dt.datetime]], *, rules: WebhookRules
+) -> dict[str, int]:
+    """Message ids we never stored that are the lost answer of an UNKNOWN send, by recipient.
+
+    A send whose answer was lost (a timeout, a dropped connection, a worker stopped mid-request)
+    is UNKNOWN with no message id: it may or may not have gone. An ack from the gateway proves
+    it went when the ack names the number it went to, says the message got at least as far as
+    the gateway, and its time fits the send: no earlier than the lease before it was marked
+    unknown, no later than the wait for unknown ids after (when it was marked unknown is its
+    last change, as for replies: nothing touches such a row until a person decides). Only the
+    one unknown send to that number that fits is settled, and only by one id; anything less
+    certain keeps waiting (a message typed on the phone to the same person gets acks too).
+    """
+    proofs = [
+        (event.message_ids[0], event.phone, event.at or received_at)
+        for event, received_at in strays
+        if event.phone and len(event.message_ids) == 1 and RANK[event.status] >= RANK[Status.PENDING]
+    ]
+    if not proofs:
+        return {}
+    connection = session.connection()
+    phones = list({phone for _, phone, _ in proofs})
+    rows = connection.execute(
+        select(_RECIPIENTS.c.id, _RECIPIENTS.c.phone_number, _RECIPIENTS.c.updated_at)
+        .where(_RECIPIENTS.c.status == Status.UNKNOWN.value, _RECIPIENTS.c.message_id.is_(None),
+               bulk.one_of(_RECIPIENTS.c.phone_number, phones, connection.dialect))
+    )
+    unknown: dict[str, list[tuple[int, dt.datetime]]] = {}
+    for recipient_id, phone, marked_at in rows:
+        unknown.setdefault(phone, []).append((recipient_id, marked_at))
+    fitting: dict[str, set[int]] = {}
+    for message_id, phone, at in proofs:
+        fitting.setdefault(message_id, set()).update(
+            rid for rid, marked_at in unknown.get(phone, ())
+            if marked_at - rules.send_lease - CLOCK_SKEW <= at <= marked_at + rules.wait_limit
+        )
+    # One send, one id: an id that fits two sends, or a send two ids fit, is not certain.
+    found = {m: next(iter(rids)) for m, rids in fitting.items() if len(rids) == 1}
+    owners = Counter(found.values())
+    return {m: rid for m, rid in found.items() if owners[rid] == 1}
 
 
 FAILED_BY_GATEWAY = "the gateway reported an error for this message"

@@ -33,6 +33,8 @@ ID_FIELDS = ("id", "messageId", "message_id", "msgId", "ids", "messageIds", "mes
 STATUS_FIELDS = ("status", "ack", "messageStatus")
 TIME_FIELDS = ("timestamp", "messageTimestamp", "t", "time")
 SENDER_FIELDS = ("from", "key.remoteJid", "remoteJid", "chatId", "sender")
+# The chat an ack is about: the number our message went to ("from" would be our own device).
+CHAT_FIELDS = ("key.remoteJid", "remoteJid", "to", "chatId", "jid")
 ALT_FIELDS = (
     "remoteJidAlt", "key.remoteJidAlt", "participantAlt", "key.participantAlt",
     "senderPn", "key.senderPn",
@@ -69,6 +71,9 @@ class AckEvent:
     status: Status
     at: dt.datetime | None
     raw: dict[str, Any]
+    # The number the message went to, when the ack names a person's chat: what lets an ack
+    # settle a send whose answer (and so its message id) was lost.
+    phone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -322,7 +327,7 @@ def read_item(item: dict[str, Any], *, numbering: AckNumbering) -> Event | None:
     if text is not None and sender is not None and from_me is False:
         return _incoming(item, text=text, from_me=False)
     if ids and status is not None:
-        return AckEvent(ids, status, _ack_time(item), item)
+        return AckEvent(ids, status, _ack_time(item), item, _chat_phone(item))
     if text is not None and sender is not None:
         return _incoming(item, text=text, from_me=bool(from_me))
     return _receipt(item, ids)
@@ -393,10 +398,10 @@ def _receipt(item: dict[str, Any], ids: tuple[str, ...]) -> AckEvent | None:
         return None
     read_at = parse_time(receipt.get("readTimestamp") or receipt.get("playedTimestamp"))
     if read_at is not None:
-        return AckEvent(ids, Status.READ_ACK, read_at, item)
+        return AckEvent(ids, Status.READ_ACK, read_at, item, _chat_phone(item))
     delivered_at = parse_time(receipt.get("receiptTimestamp"))
     if delivered_at is not None:
-        return AckEvent(ids, Status.DELIVERY_ACK, delivered_at, item)
+        return AckEvent(ids, Status.DELIVERY_ACK, delivered_at, item, _chat_phone(item))
     return None
 
 
@@ -423,6 +428,17 @@ def _incoming(item: dict[str, Any], *, text: str, from_me: bool) -> IncomingMess
         is_broadcast=_any_true(item, BROADCAST_FIELDS),
         raw=item,
     )
+
+
+def _chat_phone(item: dict[str, Any]) -> str | None:
+    """The person an ack's message went to, from its chat JID; None for a group, a status
+    post, a privacy id without its phone beside it, or no chat at all."""
+    for field in CHAT_FIELDS:
+        jid = _text_at(item, field)
+        if jid and len(jid) <= MAX_JID_LENGTH:
+            alt = next((a for a in (_text_at(item, f) for f in ALT_FIELDS) if a), None)
+            return from_jid(jid, alt)
+    return None
 
 
 def _sender(item: dict[str, Any]) -> str | None:
