@@ -127,7 +127,7 @@ def _sorted_gaps_needed(
     sample = of_selected_blasts(
         select(_microseconds_between(session, BlastRecipient.sent_at, column).label("gap"))
         .select_from(BlastRecipient)
-        .where(BlastRecipient.sent_at.is_not(None), column.is_not(None))
+        .where(BlastRecipient.sent_at.is_not(None), column.is_not(None), _not_the_close(column))
         .order_by(BlastRecipient.id.desc())
         .limit(RESPONSE_SAMPLE),
         BlastRecipient.blast_id, filters, session.get_bind().dialect.name,
@@ -151,6 +151,13 @@ def _sorted_gaps_needed(
     return rows[0].size, rows[0].kept, gaps
 
 
+def _not_the_close(column: ColumnElement) -> ColumnElement[bool]:
+    """The stage was reached by the person, not stamped by a sale closed by hand: closing
+    someone who never read or replied stamps those stages with the close's time (a skipped
+    stage takes the later event's), which is no time of theirs to read or reply."""
+    return or_(BlastRecipient.closed_at.is_(None), column != BlastRecipient.closed_at)
+
+
 def _interpolated(gaps: dict[int, int], n: int, tenths: int) -> float:
     """The quantile at tenths/10 of n sorted values: x[lo] + (h - lo) * (x[lo + 1] - x[lo]),
     where h = (n - 1) * tenths / 10 and lo is h rounded down."""
@@ -163,7 +170,8 @@ def _interpolated(gaps: dict[int, int], n: int, tenths: int) -> float:
 
 def response_times(session: Session, *, filters: FunnelFilter) -> ResponseTimes:
     """Median and 90th percentile of time from sending to reading, and to replying, over
-    the most recent RESPONSE_SAMPLE messages that got that far; negative gaps (a clock
+    the most recent RESPONSE_SAMPLE messages whose person got that far (a sale closed by hand
+    reads and replies for no one: see `_not_the_close`); negative gaps (a clock
     that put the read or reply before the send) are dropped after sampling, and `sampled`
     says whether either sample was full.
 

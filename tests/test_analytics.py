@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core import analytics
@@ -154,6 +154,26 @@ def test_response_times_of_a_full_sample_of_negative_gaps(
     assert times == ResponseTimes(*_seconds(4, 4, None, None), sampled=True)
 
 
+def test_a_sale_closed_by_hand_is_no_time_to_read_or_reply(engine: Engine) -> None:
+    """Closing someone who never read stamps read and replied with the close's time: not
+    theirs. Someone who read, then was closed later, still counts for reading."""
+    with transaction(engine) as s:
+        blast = make_blast(s, blast_tag="Known")
+        sent = t(1, 12)
+        minutes = [sent + dt.timedelta(minutes=m) for m in (10, 20, 30)]
+        closed = sent + dt.timedelta(days=2)
+        make_recipient(s, blast, status="READ_ACK", sent_at=sent, read_timestamp=minutes[0])
+        make_recipient(s, blast, status="REPLIED", sent_at=sent, read_timestamp=minutes[1],
+                       replied_at=minutes[1])
+        make_recipient(s, blast, status="CLOSED", sent_at=sent, read_timestamp=closed, replied_at=closed,
+                       closed_at=closed)
+        make_recipient(s, blast, status="CLOSED", sent_at=sent, read_timestamp=minutes[2],
+                       replied_at=closed, closed_at=closed)
+    with transaction(engine) as s:
+        times = response_times(s, filters=FunnelFilter(tags=("Known",)))
+    assert (times.read_median, times.reply_median) == (dt.timedelta(minutes=20), dt.timedelta(minutes=20))
+
+
 def test_activity_by_local_hour_and_weekday(engine: Engine) -> None:
     _seed(engine)
     with transaction(engine) as s:
@@ -233,7 +253,8 @@ def recount_response_times(session: Session, filters: FunnelFilter, sample: int)
         query = (
             select(BlastRecipient.sent_at, column)
             .join(Blast)
-            .where(BlastRecipient.sent_at.is_not(None), column.is_not(None))
+            .where(BlastRecipient.sent_at.is_not(None), column.is_not(None),
+                   or_(BlastRecipient.closed_at.is_(None), column != BlastRecipient.closed_at))
             .order_by(BlastRecipient.id.desc())
             .limit(sample)
         )
