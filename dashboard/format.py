@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
+# A blast's state in a marketer's words, with the colour of its badge.
+STATE_WORDS = {
+    "draft": ("Draft", "gray"),
+    "scheduled": ("Scheduled", "blue"),
+    "sending": ("Sending", "green"),
+    "paused": ("Paused", "orange"),
+    "completed": ("Finished", "violet"),
+    "cancelled": ("Cancelled", "red"),
+}
+
+
+def state_word(state: str) -> str:
+    return STATE_WORDS.get(state, (state.capitalize(), "gray"))[0]
+
 
 def duration_words(value: dt.timedelta | None) -> str:
     """A duration rounded to what matters: "45 min", "3 h 10 min", "2 days 4 h"."""

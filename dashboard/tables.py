@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from core.funnel import BlastFunnel
+from dashboard.format import state_word
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -33,6 +34,6 @@ def blast_table(rows: list[BlastFunnel], *, timezone: str) -> pd.DataFrame:
         "Failed": [f.failed for f in funnels],
         "Unknown": [f.unknown for f in funnels],
         "Recipients": [f.total for f in funnels],
-        "State": [row.state for row in rows],
+        "State": [state_word(row.state) for row in rows],
         "Blast": [row.blast_id for row in rows],
     })

@@ -68,13 +68,16 @@ st.dataframe(
     blast_table(per_blast, timezone=settings().app_timezone),
     hide_index=True,
     width="stretch",
+    placeholder="—",  # a rate of nothing sent yet
     column_config={
         "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
         "Open": st.column_config.LinkColumn("Open", display_text="Details", width="small"),
         **{
-            c: st.column_config.NumberColumn(format="%.1f%%")
+            c: st.column_config.NumberColumn(format="%.1f%%", width="small")
             for c in ("Received %", "Read %", "Replied %", "Closed %")
         },
+        **{c: st.column_config.NumberColumn(width="small")
+           for c in ("Sent", "Failed", "Unknown", "Recipients", "Blast")},
     },
 )
 

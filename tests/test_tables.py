@@ -33,12 +33,13 @@ def test_each_blast_is_a_row_with_its_local_date_and_rates_of_sent() -> None:
                                 "Read %", "Replied %", "Closed %"], "the rates before the bookkeeping"
     assert first == {
         "Blast": 7, "Open": "/blast?blast=7", "Date": pd.Timestamp("2026-03-02 04:30"), "Name": "Raya",
-        "Tag": "Promo", "Follow-up stage": "Initial", "State": "completed", "Recipients": 12, "Sent": 8,
+        "Tag": "Promo", "Follow-up stage": "Initial", "State": "Finished", "Recipients": 12, "Sent": 8,
         "Received %": 75.0, "Read %": 50.0, "Replied %": 25.0, "Closed %": 12.5, "Failed": 1,
         "Unknown": 1,
     }
     assert second["Date"] == pd.Timestamp("2026-02-01 01:00")  # already in KL time
     assert (second["Name"], second["Tag"], second["Follow-up stage"]) == ("", "", "")
+    assert second["State"] == "Draft"
     assert all(pd.isna(second[c]) for c in ("Received %", "Read %", "Replied %", "Closed %"))  # none sent
 
 
