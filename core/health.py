@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
@@ -82,7 +84,35 @@ def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[str]:
         notes.append(
             "Pacing is off while sending for real: WhatsApp may flag the number. Set SEND_PACING=on."
         )
+    unreachable = unreachable_reason(settings.public_url)
+    if unreachable and not settings.sandbox:
+        notes.append(
+            f"WSAPME cannot deliver receipts and replies to the webhook address below: {unreachable}. "
+            "Set PUBLIC_URL to the address this server has on the internet (for example "
+            "https://tracker.yourcompany.com)."
+        )
     return notes
+
+
+def unreachable_reason(url: str) -> str | None:
+    """Why a gateway on the internet could not reach `url`; None when it may."""
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        host = None
+    if not host:
+        return "it is not a web address"
+    if host == "localhost" or host.endswith(".localhost") or host.endswith(".local"):
+        return f"{host} is this computer's own name"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None if "." in host else f"{host} is a name only this network knows"
+    if address.is_loopback or address.is_unspecified:
+        return f"{host} is this computer's own address"
+    if address.is_private or address.is_link_local:
+        return f"{host} is an address inside this network"
+    return None
 
 
 def device_state(client: Any) -> tuple[bool | None, str]:
@@ -91,8 +121,9 @@ def device_state(client: Any) -> tuple[bool | None, str]:
         status = client.device_status()
     except GatewayError as exc:
         return None, exc.message
+    # The gateway's own word for the state, when it adds something to ours.
+    said = f" ({status.state})" if status.state and status.state.strip().lower() not in (
+        "connected", "disconnected", "not connected") else ""
     if status.connected:
-        return True, "Connected" + (f" ({status.state})" if status.state else "")
-    return False, "Not connected" + (
-        f" ({status.state})" if status.state else ""
-    ) + ": open WSAPME and reconnect the WhatsApp device."
+        return True, "Connected" + said
+    return False, f"Not connected{said}: open WSAPME and reconnect the WhatsApp device."

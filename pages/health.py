@@ -39,7 +39,10 @@ with hook:
         help="Paste this address into WSAPME (device settings → webhook) and turn on "
         "“Enable status”. Anyone who has it can send events, so keep it private.",
     )
-    st.code(webhook_url(cfg, secret, reveal=reveal), language=None)
+    st.code(webhook_url(cfg, secret, reveal=reveal), language=None, wrap_lines=True)
+    if cfg.sandbox:
+        st.caption("In sandbox mode the practice gateway posts to this server by itself; this "
+                   "address matters once WSAPME is connected.")
     inbox = health.inbox
     counts = inbox["counts"]
     last = inbox["last_received_at"]
