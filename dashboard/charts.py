@@ -70,21 +70,32 @@ def trend_figure(trend: pd.DataFrame) -> go.Figure:
     return figure
 
 
+# Fewer sent than this and a tag's rate swings by tens of points: drawn pale.
+FEW_SENT = 30
+
+
 def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
-    """Each tag's rate with its 95% interval: overlapping bars mean no proven winner."""
+    """Each tag's rate with its 95% interval, best first, as bars across so that names read
+    flat: overlapping lines mean no proven winner, and a tag with few sent is drawn pale."""
+    tags = tags.sort_values(f"{stage}_rate", ascending=True, kind="stable")  # best at the top
     rate, low, high = tags[f"{stage}_rate"], tags[f"{stage}_low"], tags[f"{stage}_high"]
+    few = tags["sent"] < FEW_SENT
+    labels = [f"{tag} ({sent:,} sent)" for tag, sent in zip(tags["tag"], tags["sent"], strict=True)]
     figure = go.Figure(
         go.Bar(
-            x=tags["tag"],
-            y=rate,
-            marker_color="#0f766e",
-            error_y={"type": "data", "symmetric": False, "array": high - rate, "arrayminus": rate - low},
+            y=labels,
+            x=rate,
+            orientation="h",
+            marker_color=["#99d5cf" if small else "#0f766e" for small in few],
+            error_x={"type": "data", "symmetric": False, "array": high - rate, "arrayminus": rate - low,
+                     "color": "#475569"},
             customdata=list(zip(tags["sent"], low, high, strict=True)),
-            hovertemplate="%{x}: %{y:.1f}% of %{customdata[0]:,} sent<br>"
+            hovertemplate="%{y}: %{x:.1f}% of %{customdata[0]:,} sent<br>"
             "likely between %{customdata[1]:.1f}% and %{customdata[2]:.1f}%<extra></extra>",
         )
     )
-    figure.update_layout(yaxis_title=f"% {stage}", margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=320)
+    figure.update_xaxes(title_text=f"% {stage}", ticksuffix="%", rangemode="tozero")
+    figure.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=max(220, 60 + 36 * len(tags)))
     return figure
 
 
@@ -105,7 +116,9 @@ def hours_figure(activity: pd.DataFrame, *, what: str) -> go.Figure:
             x=[f"{h:02d}:00" for h in range(24)],
             y=WEEKDAYS,
             colorscale="Teal",
-            hovertemplate="%{y} %{x}: %{z:,.0f}<extra></extra>",
+            colorbar={"title": {"text": "reads" if what == "read" else "replies"}},
+            hovertemplate=f"%{{y}} %{{x}}: %{{z:,.0f}} {'reads' if what == 'read' else 'replies'}"
+            "<extra></extra>",
         )
     )
     figure.update_layout(

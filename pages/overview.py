@@ -8,7 +8,7 @@ from core.funnel import filter_options, funnel, funnel_by_blast
 from core.models import Blast
 from core.statuses import Stage
 from dashboard import data
-from dashboard.charts import funnel_figure, hours_figure, tag_figure, trend_figure
+from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
 from dashboard.data import reading, settings
 from dashboard.filters import render_filters
 from dashboard.format import duration_words
@@ -105,7 +105,8 @@ with left:
         st.plotly_chart(tag_figure(tags_frame, stage=stage), width="stretch", key="tags")
         st.caption(
             "The thin lines show where each rate probably really lies (95%). When two tags' "
-            "lines overlap, neither has proven better yet: small blasts swing a lot."
+            f"lines overlap, neither has proven better yet. Pale bars: fewer than {FEW_SENT} sent, "
+            "too few to judge."
         )
 with right:
     st.subheader("How fast people respond")

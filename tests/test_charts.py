@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dashboard.charts import trend_figure
+from dashboard.charts import FEW_SENT, hours_figure, tag_figure, trend_figure
 
 
 def test_the_trend_reads_rates_on_a_round_percent_axis_of_its_own() -> None:
@@ -18,3 +18,24 @@ def test_the_trend_reads_rates_on_a_round_percent_axis_of_its_own() -> None:
     percent = figure.layout.yaxis2
     assert tuple(percent.range) == (0, 100) and percent.ticksuffix == "%"
     assert (percent.tickmode, percent.tick0, percent.dtick) == ("linear", 0, 25)  # 0, 25, 50, 75, 100 %
+
+
+def test_tags_read_flat_best_first_and_a_small_tag_is_pale() -> None:
+    tags = pd.DataFrame({"tag": ["Raya", "Merdeka", "Test"], "sent": [900, 1_200, FEW_SENT - 26],
+                         "replied_rate": [14.0, 9.5, 50.0], "replied_low": [11.9, 8.0, 15.0],
+                         "replied_high": [16.4, 11.3, 85.0]})
+    [bars] = tag_figure(tags, stage="replied").data
+    assert bars.orientation == "h"
+    assert list(bars.y) == ["Merdeka (1,200 sent)", "Raya (900 sent)", "Test (4 sent)"]  # best at the top
+    assert list(bars.x) == [9.5, 14.0, 50.0]
+    pale, strong = bars.marker.color[2], bars.marker.color[0]
+    assert pale != strong and bars.marker.color[1] == strong
+    assert list(bars.error_x.array) == [11.3 - 9.5, 16.4 - 14.0, 85.0 - 50.0]
+
+
+def test_the_heatmap_says_what_it_counts() -> None:
+    activity = pd.DataFrame({"what": ["replied", "read"], "weekday": ["Mon", "Tue"], "hour_of_day": [9, 10],
+                             "n": [4, 7]})
+    [cells] = hours_figure(activity, what="replied").data
+    assert cells.colorbar.title.text == "replies"
+    assert cells.z[0][9] == 4 and sum(map(sum, cells.z)) == 4
