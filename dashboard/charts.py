@@ -31,11 +31,13 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
             x=counts,
             text=text,
             textinfo="text",
+            textfont={"size": 14},
             marker={"color": FUNNEL_COLOURS},
             connector={"line": {"color": "#cbd5e1"}},
             hovertemplate="%{y}: %{x:,}<extra></extra>",
         )
     )
+    figure.update_yaxes(tickfont={"size": 15})
     figure.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=height)
     return figure
 

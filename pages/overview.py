@@ -70,8 +70,12 @@ st.dataframe(
     width="stretch",
     placeholder="—",  # a rate of nothing sent yet
     column_config={
-        "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
-        "Open": st.column_config.LinkColumn("Open", display_text="Details", width="small"),
+        "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=130),
+        "Open": st.column_config.LinkColumn("Open", display_text="Details", width=58),
+        # Names are cut to fit, so that the rates show without scrolling on a laptop (1366 px).
+        "Name": st.column_config.TextColumn(width=150),
+        "Tag": st.column_config.TextColumn(width=100),
+        "Follow-up stage": st.column_config.TextColumn("Stage", width=80),
         **{
             c: st.column_config.NumberColumn(format="%.1f%%", width="small")
             for c in ("Received %", "Read %", "Replied %", "Closed %")
