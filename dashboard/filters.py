@@ -26,7 +26,7 @@ def render_filters(
     chosen_tags = [t for t in params.get_all("tag") if t in tags]
     chosen_stages = [s for s in params.get_all("stage") if s in stages]
 
-    col_dates, col_tags, col_stages = st.columns([2, 3, 3])
+    col_dates, col_tags, col_stages = st.columns([3, 3, 3])  # room for both dates at 1366 px
     with col_dates:
         picked = st.date_input(
             "Blast dates",
