@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from core.recipients import SELECTIONS, select_recipients
+from core.statuses import STATUS_WORDS, Status
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -29,7 +30,9 @@ def to_csv(rows: Iterable[Sequence[object]], *, columns: Sequence[str]) -> bytes
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-EXPORT_COLUMNS = ("phone_number", "name", "status", "sent_at", "delivered_at", "read_at",
+# `status` keeps the plan's name (what queries and re-imports match); `status_in_words` says it
+# as the dashboard does.
+EXPORT_COLUMNS = ("phone_number", "name", "status", "status_in_words", "sent_at", "delivered_at", "read_at",
                   "replied_at", "reply_text", "closed_at", "error")
 
 
@@ -37,11 +40,18 @@ def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
+def _status_words(status: str) -> str:
+    try:
+        return STATUS_WORDS[Status(status)]
+    except ValueError:
+        return status
+
+
 def stage_csv(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:
     """The recipients of one stage of a blast, with their times in the team's zone."""
     query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
     rows = (
-        (r.phone_number, r.contact_name or "", r.status, _local(r.sent_at, zone),
+        (r.phone_number, r.contact_name or "", r.status, _status_words(r.status), _local(r.sent_at, zone),
          _local(r.delivered_at, zone), _local(r.read_timestamp, zone), _local(r.replied_at, zone),
          r.reply_text or "", _local(r.closed_at, zone), r.error or "")
         for r in session.scalars(query.order_by("id"))

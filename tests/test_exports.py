@@ -43,3 +43,5 @@ def test_stage_export_is_formula_safe(engine: Engine) -> None:
     assert [r["name"] for r in rows] == ["'=cmd|' /C calc'!A0", "Siti"]
     assert rows[1]["reply_text"] == "'+ok"
     assert all(r["phone_number"].startswith("'+60") for r in rows)
+    assert [(r["status"], r["status_in_words"]) for r in rows] == [
+        ("READ_ACK", "Read (blue ticks)"), ("REPLIED", "Replied")]
