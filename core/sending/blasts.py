@@ -108,7 +108,8 @@ def personalise(session: Session, *, blast: Blast, allow_blanks: bool = False) -
         texts.append({"id": row.id, "message_text": rendered.text})
     if blanks and not allow_blanks:
         shown = "; ".join(blanks[:3]) + (f" (and {len(blanks) - 3} more)" if len(blanks) > 3 else "")
-        raise BadInput(f"{len(blanks)} recipients would get a message with a gap: {shown}")
+        who = "1 recipient" if len(blanks) == 1 else f"{len(blanks):,} recipients"
+        raise BadInput(f"{who} would get a message with a gap: {shown}")
     if texts:
         session.execute(update(BlastRecipient), texts)  # bulk update by primary key
     return len(texts)
