@@ -169,6 +169,23 @@ def render(template: str | Parsed, variables: Mapping[str, object]) -> Rendered:
     return Rendered(text="".join(out), problems=tuple(dict.fromkeys(problems)))
 
 
+def gaps(template: str | Parsed, rows: Iterable[Mapping[str, object]]) -> dict[str, list[int]]:
+    """Which rows would get a gap: each placeholder (as first written) that some rows leave
+    empty or lack, with those rows' positions in order. Empty when every row fills every one."""
+    parsed = parse(template) if isinstance(template, str) else template
+    used: dict[str, str] = {}
+    for part in parsed.parts:
+        if isinstance(part, Placeholder):
+            used.setdefault(part.key, part.written)
+    found: dict[str, list[int]] = {}
+    for position, row in enumerate(rows):
+        values = {column_key(str(k)): "" if v is None else str(v) for k, v in row.items()}
+        for key, written in used.items():
+            if not values.get(key, "").strip():
+                found.setdefault(written, []).append(position)
+    return found
+
+
 def preview(
     template: str, rows: Iterable[Mapping[str, object]], *, limit: int = PREVIEW_ROWS
 ) -> list[Rendered]:

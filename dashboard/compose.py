@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from core import templates
-from dashboard.data import settings
+from core.sending.pacing import PacingRules, after_quiet_hours
+from core.sending.progress import rules_for
+from dashboard.data import reading, settings
+from dashboard.whatsapp_format import to_html
+
+SHOWN_BY_NAME = 3  # recipients named in a warning before "and N more"
+# The chat bubble's own text, as WhatsApp shows it: a light green bubble, line breaks kept.
+_BUBBLE = (
+    '<div style="white-space: pre-wrap; overflow-wrap: anywhere; background: #d9fdd3; '
+    'color: #111b21; padding: 0.5rem 0.75rem; border-radius: 0.5rem; line-height: 1.45">{}</div>'
+)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 @dataclass(frozen=True)
@@ -18,12 +31,67 @@ class Sample:
 
     label: str
     variables: Mapping[str, object]
+    line: int | None = None  # their line in the uploaded CSV, when known
+
+    @property
+    def where(self) -> str:
+        """How a warning points at them, in Markdown: "line 4 (+60123456789)", or the label."""
+        if self.line is None:
+            return plain(self.label) if self.label else "a recipient"
+        return f"line {self.line} ({plain(self.label)})" if self.label else f"line {self.line}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """What the message box holds, and whether the blast can go out with it."""
+
+    text: str
+    usable: bool  # no mistake in the message itself: it can be tested and saved
+    blocker: str | None = None  # why the blast cannot be sent yet, in words; None when it can
+
+
+def plain(text: str) -> str:
+    """Text from a file, shown as typed inside Streamlit's Markdown (captions, warnings)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def bubble_html(text: str) -> str:
+    """One message as its chat bubble shows it: WhatsApp's formatting, everything else escaped."""
+    return _BUBBLE.format(to_html(text))
+
+
+def _people(count: int) -> str:
+    return "1 recipient has" if count == 1 else f"{count:,} recipients have"
+
+
+def gap_warnings(gaps: Mapping[str, Sequence[int]], samples: Sequence[Sample]) -> list[str]:
+    """One line per empty placeholder: how many, and who, the first few by line or name."""
+    lines = []
+    for written, rows in gaps.items():
+        who = ", ".join(samples[i].where for i in rows[:SHOWN_BY_NAME])
+        more = f" and {len(rows) - SHOWN_BY_NAME:,} more" if len(rows) > SHOWN_BY_NAME else ""
+        lines.append(f"{_people(len(rows))} no value for {{{written}}}: {who}{more}.")
+    return lines
+
+
+def gap_summary(gaps: Mapping[str, Sequence[int]]) -> str:
+    """ "3 recipients have no {name}", counting each recipient once."""
+    count = len({row for rows in gaps.values() for row in rows})
+    return f"{_people(count)} no " + " or ".join(f"{{{written}}}" for written in gaps)
 
 
 def render_template(
-    *, names: Sequence[str], samples: Sequence[Sample], key: str = "tpl", value: str = ""
-) -> tuple[str, bool]:
-    """The message box with a live preview; returns the text and whether it is usable."""
+    *,
+    names: Sequence[str],
+    samples: Sequence[Sample],
+    key: str = "tpl",
+    value: str = "",
+    fix: str = "fix the file",
+) -> Message:
+    """The message box with a live preview, and what stands between it and sending.
+
+    `fix` is what the marketer can do about an empty value: fix the file before it is a
+    blast, change the message after."""
     st.caption(
         "Placeholders you can use: "
         + " ".join(f"`{{{n}}}`" for n in names)
@@ -38,49 +106,83 @@ def render_template(
     )
     if not text.strip():
         st.info("Write the message to see how it will look.")
-        return text, False
+        return Message(text, usable=False, blocker="write the message")
     problems = templates.validate(text, names)
     if problems:
         for problem in problems:
             st.error(problem, icon=":material/error:")
-        return text, False
+        return Message(text, usable=False, blocker="fix what is marked in red in the message")
+    _render_previews(text, samples)
+    gaps = templates.gaps(text, [s.variables for s in samples])
+    if not gaps:
+        return Message(text, usable=True)
+    st.warning(
+        "\n\n".join(gap_warnings(gaps, samples))
+        + f"\n\nTheir message would have a gap there: {fix}, or tick the box below to send anyway."
+    )
+    if st.checkbox("Send anyway, leaving the gaps empty", key=f"{key}_blanks"):
+        return Message(text, usable=True)
+    return Message(text, usable=True, blocker=f'{gap_summary(gaps)}: {fix} or tick "Send anyway" above')
+
+
+def _render_previews(text: str, samples: Sequence[Sample]) -> None:
     previews = templates.preview(text, [s.variables for s in samples])
     for sample, rendered in zip(samples, previews, strict=False):
         with st.chat_message("user", avatar=":material/chat:"):
-            st.caption(f"To {sample.label}")
-            st.markdown(rendered.text)
+            st.caption(f"To {plain(sample.label)}")
+            st.html(bubble_html(rendered.text))
             for problem in rendered.problems:
                 st.warning(problem)
-    parsed = templates.parse(text)
-    blanks = sum(1 for s in samples if not templates.render(parsed, s.variables).ok)
-    if blanks:
-        st.warning(
-            f"{blanks:,} recipients have an empty value for a placeholder: their message "
-            "would have a gap. Fix the file, or tick the box below to send anyway."
-        )
-        return text, st.checkbox("Send anyway, leaving the gaps empty", key=f"{key}_blanks")
-    return text, True
 
 
-def render_when(*, key: str = "when") -> dt.datetime | None:
-    """Send now (None) or a moment chosen in the team's time zone, as UTC."""
-    zone = settings().timezone
+def quiet_hours_note(
+    rules: PacingRules, *, when: dt.datetime, zone: ZoneInfo, now: bool = False
+) -> str | None:
+    """What the worker will do with a start inside quiet hours, by the worker's own rule;
+    None when `when` is outside them."""
+    start = after_quiet_hours(rules, when, zone)
+    if start == when:
+        return None
+    local, begins = when.astimezone(zone), start.astimezone(zone)
+    window = f"{rules.quiet_start:%H:%M}–{rules.quiet_end:%H:%M}"
+    moment = f"It is {local:%H:%M} now, inside" if now else f"{local:%H:%M} is inside"
+    return (
+        f"{moment} quiet hours ({window}): sending will start at {begins:%H:%M} "
+        f"on {begins.day} {begins:%b}."
+    )
+
+
+def render_when(*, key: str = "when", device: str | None = None) -> dt.datetime | None:
+    """Send now (None) or a moment chosen in the team's time zone, as UTC; says when quiet
+    hours will hold the start back."""
+    cfg = settings()
+    zone = cfg.timezone
     choice = st.radio("When", ["Send now", "Schedule for later"], horizontal=True, key=key)
     if choice == "Send now":
-        return None
-    d1, d2 = st.columns(2)
-    local_now = dt.datetime.now(zone)
-    day = d1.date_input("Day", local_now.date() + dt.timedelta(days=1), key=f"{key}_day")
-    clock = d2.time_input("Time", dt.time(10, 0), key=f"{key}_time")
-    return dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
+        chosen = None
+    else:
+        d1, d2 = st.columns(2)
+        local_now = dt.datetime.now(zone)
+        day = d1.date_input("Day", local_now.date() + dt.timedelta(days=1), key=f"{key}_day")
+        clock = d2.time_input("Time", dt.time(10, 0), key=f"{key}_time")
+        chosen = dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
+    if cfg.send_pacing == "on":
+        with reading() as s:
+            rules = rules_for(s, device=device or cfg.wsapme_device, settings=cfg)
+        when = chosen or dt.datetime.now(dt.UTC)
+        note = quiet_hours_note(rules, when=when, zone=zone, now=chosen is None)
+        if note:
+            st.warning(note, icon=":material/bedtime:")
+    return chosen
 
 
-def send_problems(*, tag_ok: bool, message_ok: bool, send_at: dt.datetime | None) -> list[str]:
+def send_problems(*, tag_ok: bool, message: Message, send_at: dt.datetime | None) -> list[str]:
+    """What must change before the blast can be sent, in the marketer's words."""
     problems = []
     if not tag_ok:
         problems.append("give the blast a campaign tag")
-    if not message_ok:
-        problems.append("write a message that works")
+    if message.blocker:
+        problems.append(message.blocker)
     if send_at is not None and send_at <= dt.datetime.now(dt.UTC):
         problems.append("pick a time in the future")
     return problems

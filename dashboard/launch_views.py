@@ -17,12 +17,14 @@ from dashboard.layout import friendly_errors
 def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
     with reading() as s:
         rows = s.execute(
-            select(BlastRecipient.contact_name, BlastRecipient.phone_number, BlastRecipient.variables)
+            select(BlastRecipient.contact_name, BlastRecipient.phone_number, BlastRecipient.variables,
+                   BlastRecipient.csv_line)
             .where(BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.QUEUED.value)
             .order_by(BlastRecipient.id)
         ).all()
     samples = [
-        Sample(name or phone, blasts.recipient_variables(name, variables)) for name, phone, variables in rows
+        Sample(name or phone, blasts.recipient_variables(name, variables), line=line)
+        for name, phone, variables, line in rows
     ]
     names = sorted({key for sample in samples for key in sample.variables})
     return names, samples
@@ -35,8 +37,13 @@ def render_draft_launch(blast: Blast) -> None:
         f"This blast is a draft: nothing has been sent. It will go to {len(samples):,} people.",
         icon=":material/edit_note:",
     )
-    text, message_ok = render_template(
-        names=names, samples=samples, key="draft_tpl", value=blast.message_template or ""
+    # The list is already in the blast, so an empty value is mended in the message, not the file.
+    message = render_template(
+        names=names,
+        samples=samples,
+        key="draft_tpl",
+        value=blast.message_template or "",
+        fix="take that placeholder out of the message",
     )
     cfg = settings()
     with reading() as s:
@@ -46,8 +53,8 @@ def render_draft_launch(blast: Blast) -> None:
             f"At the current pace it would finish around "
             f"{finish.astimezone(cfg.timezone):%a %d %b, %H:%M} if sent now."
         )
-    send_at = render_when(key="draft_when")
-    problems = send_problems(tag_ok=True, message_ok=message_ok, send_at=send_at)
+    send_at = render_when(key="draft_when", device=blast.device or cfg.wsapme_device)
+    problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")
     label = f"Send to {len(samples):,} people" if send_at is None else "Schedule the blast"
@@ -56,7 +63,7 @@ def render_draft_launch(blast: Blast) -> None:
     ):
         return
     with friendly_errors("send the blast") as done, session() as s:
-        s.get(Blast, blast.id).message_template = text
+        s.get(Blast, blast.id).message_template = message.text
         s.flush()
         blasts.launch(
             s,

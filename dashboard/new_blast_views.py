@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 import streamlit as st
 
 from core import templates
-from core.csv_import import ImportReport, Outcome, opted_out_among, parse_csv
+from core.csv_import import ColumnNotFound, ImportReport, Outcome, opted_out_among, parse_csv
+from core.csv_import.columns import find_name_columns
 from core.errors import BadInput, GatewayError
 from core.gateway import make_client
 from core.phones import normalise, to_gateway
 from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import eta, rules_for
-from dashboard.compose import Sample, render_template
+from dashboard.compose import Message, Sample, render_template
 from dashboard.data import reading, session, settings
 from dashboard.format import duration_words
 
@@ -47,19 +49,72 @@ def _parsed(
     )
 
 
-def read_upload(upload, *, phone_column: str | None, name_column: str | None) -> ImportReport | None:  # type: ignore[no-untyped-def]
-    """The uploaded file's row-by-row report, or None after saying why it cannot be read.
+NO_NAME = "(none)"
+# Session state of the column choice: the choice itself, the file it was made for, its widgets.
+_CHOICE, _CHOICE_FILE, _CHOICE_WIDGETS = "columns_override", "columns_for", ("col_phone", "col_name")
+
+
+def read_upload(upload) -> ImportReport | None:  # type: ignore[no-untyped-def]
+    """The uploaded file's row-by-row report, with the columns chosen for this file if any,
+    or None after saying why it cannot be read (and offering the column choice when no
+    phone column was found).
 
     Parsing is cached per file; the opt-out list is checked fresh on every run.
     """
+    choice = column_choice(upload)
     try:
-        report = _parsed(upload.getvalue(), upload.name, phone_column, name_column, settings().phone_region)
+        report = _parsed(upload.getvalue(), upload.name, choice.get("phone"), choice.get("name"),
+                         settings().phone_region)
+    except ColumnNotFound as exc:
+        st.error(exc.message, icon=":material/error:")
+        names = find_name_columns(exc.headers, phone=-1)
+        render_column_choice(exc.headers, phone=None, names=names, expanded=True)
+        return None
     except BadInput as exc:
         st.error(exc.message, icon=":material/error:")
+        if choice and st.button("Go back to the columns found automatically", key="col_reset"):
+            _forget_choice()
+            st.rerun()
         return None
     with reading() as s:
         numbers = [row.phone for row in report.recipients if row.phone]
         return report.with_opt_outs(opted_out_among(s, numbers))
+
+
+def column_choice(upload) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    """The columns chosen by hand for this file, {} if none: a choice made for another file
+    is forgotten, widgets included, so that it cannot stop this one being read."""
+    file = hashlib.sha256(upload.getvalue()).hexdigest()
+    if st.session_state.get(_CHOICE_FILE) != file:
+        _forget_choice()
+        st.session_state[_CHOICE_FILE] = file
+    return st.session_state.get(_CHOICE, {})
+
+
+def _forget_choice() -> None:
+    for key in (_CHOICE, *_CHOICE_WIDGETS):
+        st.session_state.pop(key, None)
+
+
+def render_column_choice(
+    headers: tuple[str, ...], *, phone: int | None, names: tuple[int, ...], expanded: bool = False
+) -> None:
+    """Pick the phone and name columns by hand; the file is read again with them."""
+    joined = " + ".join(headers[i] for i in names) if len(names) > 1 else None
+    name_options = [*([joined] if joined else []), NO_NAME, *headers]
+    name_index = name_options.index(joined or (headers[names[0]] if names else NO_NAME))
+    title = "Choose the columns yourself" if expanded else "Use other columns"
+    with st.expander(title, expanded=expanded):
+        phone_pick = st.selectbox("Phone number column", headers, index=phone, key="col_phone",
+                                  placeholder="Choose the column with the numbers")
+        name_pick = st.selectbox("Name column", name_options, index=name_index, key="col_name")
+        if st.button("Re-read with these columns", key="col_apply", disabled=phone_pick is None):
+            st.session_state[_CHOICE] = {
+                "phone": phone_pick,
+                # The joined first + last names are found again by their headers.
+                "name": None if name_pick == joined else "" if name_pick == NO_NAME else name_pick,
+            }
+            st.rerun()
 
 
 def render_report(report: ImportReport) -> None:
@@ -68,10 +123,13 @@ def render_report(report: ImportReport) -> None:
     cols = st.columns(max(len(shown), 1))
     for col, outcome in zip(cols, shown, strict=False):
         col.metric(OUTCOME_WORDS[outcome], f"{counts[outcome]:,}")
+    read = f"read from the sheet **{report.sheet}** of the Excel workbook" if report.sheet else (
+        f"read as {report.encoding}"
+    )
     st.caption(
         f"Numbers from column **{report.phone_column}**"
         + (f", names from **{report.name_column}**" if report.name_column else ", no name column found")
-        + f" · read as {report.encoding}."
+        + f" · {read}."
     )
     for note in report.notes:
         st.caption(note)
@@ -102,9 +160,11 @@ def render_report(report: ImportReport) -> None:
     )
 
 
-def render_message(report: ImportReport) -> tuple[str, bool]:
+def render_message(report: ImportReport) -> Message:
     """The message box, previewed for the file's first recipients."""
-    samples = [Sample(row.name or row.phone or "", _row_variables(row)) for row in report.recipients]
+    samples = [
+        Sample(row.name or row.phone or "", _row_variables(row), line=row.line) for row in report.recipients
+    ]
     return render_template(names=report.variable_names, samples=samples)
 
 

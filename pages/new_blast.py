@@ -16,16 +16,16 @@ cfg = settings()
 
 st.subheader("1 · Who to send to")
 upload = st.file_uploader(
-    "Contact list (CSV from Excel, Google Sheets or Google Contacts)",
-    type=["csv", "txt", "tsv"],
+    "Contact list (Excel workbook or CSV, from Excel, Google Sheets or Google Contacts)",
+    type=["xlsx", "xlsm", "xls", "csv", "txt", "tsv"],  # .xls only to say how to convert it
     key="upload",
     help="One row per person, with a phone number column. Names and other columns can be used "
-    "in the message.",
+    "in the message. From an Excel workbook, the first sheet with contacts is read.",
 )
 if upload is None:
     st.info(
-        "Upload a CSV to begin. A header row with **Phone** (or Mobile, No. Telefon…) and "
-        "**Name** (or Nama) works best.",
+        "Upload your contact list (Excel or CSV) to begin. A header row with **Phone** (or Mobile, "
+        "No. Telefon…) and **Name** (or Nama) works best.",
         icon=":material/upload_file:",
     )
     st.download_button(
@@ -40,26 +40,12 @@ if upload is None:
     )
     st.stop()
 
-overrides = st.session_state.get("columns_override", {})
-report = views.read_upload(upload, phone_column=overrides.get("phone"), name_column=overrides.get("name"))
+# Reading says why a file cannot be used; with no phone column found, it offers the choice.
+report = views.read_upload(upload)
 if report is None:
     st.stop()
 views.render_report(report)
-with st.expander("Use other columns"):
-    headers = list(report.columns.headers)
-    phone_pick = st.selectbox("Phone number column", headers, index=report.columns.phone, key="col_phone")
-    name_pick = st.selectbox(
-        "Name column",
-        ["(none)", *headers],
-        key="col_name",
-        index=1 + report.columns.names[0] if report.columns.names else 0,
-    )
-    if st.button("Re-read with these columns", key="col_apply"):
-        st.session_state["columns_override"] = {
-            "phone": phone_pick,
-            "name": None if name_pick == "(none)" else name_pick,
-        }
-        st.rerun()
+views.render_column_choice(report.columns.headers, phone=report.columns.phone, names=report.columns.names)
 if not report.recipients:
     st.error("There is no usable number in this file, so there is no one to send to.")
     st.stop()
@@ -76,20 +62,20 @@ tag = c2.text_input(
 stage = c3.text_input("Follow-up stage", value="Initial", key="blast_stage")
 
 st.subheader("3 · Message")
-text, message_ok = views.render_message(report)
+message = views.render_message(report)
 
 st.subheader("4 · Pace")
 views.render_pacing(len(report.recipients))
 
 st.subheader("5 · Test")
-if message_ok:
-    views.render_test_send(text, report)
+if message.usable:  # an empty value in some rows need not stop a test to your own number
+    views.render_test_send(message.text, report)
 else:
-    st.caption("Write a message that works first.")
+    st.caption(f"To send a test, first {message.blocker}.")
 
 st.subheader("6 · Send")
-send_at = render_when()
-problems = send_problems(tag_ok=bool(tag.strip()), message_ok=message_ok, send_at=send_at)
+send_at = render_when(device=cfg.wsapme_device)
+problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at)
 if problems:
     st.caption("Before sending: " + "; ".join(problems) + ".")
 
@@ -122,7 +108,7 @@ if send_clicked or draft_clicked:
             report=report,
             tag=tag.strip(),
             follow_up_stage=stage.strip() or None,
-            message_template=text if message_ok else None,
+            message_template=message.text if message.usable else None,
             name=name.strip() or None,
         )
         if send_clicked:

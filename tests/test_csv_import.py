@@ -410,9 +410,9 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
         (b",,,\r\n,,,\r\n", "The file is empty."),
         (b"Name,Phone\r\n", "The file has a header row but no contacts below it."),
         (b"Name,Phone\r\n,\r\n\r\n", "The file has a header row but no contacts below it."),
-        (xlsx_bytes(), "This looks like an Excel workbook (.xlsx) or another zipped file, not a "
-                       "CSV file: open it in Excel or Google Sheets and save or download it as "
-                       "CSV."),
+        # A damaged workbook; real ones are read (tests/test_excel_import.py).
+        (xlsx_bytes(), "This looks like an Excel workbook (.xlsx), but it cannot be read: it may "
+                       "be damaged"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "an old Excel workbook (.xls)"),
         (PNG, "This looks like a PNG image, not a CSV file"),
         (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),

@@ -221,7 +221,7 @@ def _upload(at: AppTest, data: bytes = CONTACTS) -> AppTest:
 
 def test_new_blast_without_a_file_explains_what_to_upload(app_db: str) -> None:
     at = run_page("pages/new_blast.py")
-    assert any("Upload a CSV to begin" in i.value for i in at.info)
+    assert any("Upload your contact list (Excel or CSV) to begin" in i.value for i in at.info)
     assert at.get("download_button"), "a sample list to start from"
 
 

@@ -123,7 +123,8 @@ def _human(summary: dict[str, Any], report: ImportReport) -> str:
         f"{summary['recipients']} recipients.",
         f"Numbers from column “{summary['phone_column']}”"
         + (f", names from “{summary['name_column']}”" if summary["name_column"] else "")
-        + f"; read as {summary['encoding']}, {summary['delimiter']}-separated.",
+        + (f"; read from the sheet “{report.sheet}” of an Excel workbook." if report.sheet
+           else f"; read as {summary['encoding']}, {summary['delimiter']}-separated."),
         *summary["notes"],
         "",
         *(f"  {outcome:<11}{count:>7}" for outcome, count in summary["counts"].items()),

@@ -1,8 +1,8 @@
 """CSV import: an uploaded contact list to a row-by-row report, and the report to a draft blast.
 
-`parse_csv` reads and checks a file without a database; `import_report` also marks
-numbers on the opt-out list; `create_draft_blast_from_import` and `add_recipients` store
-the usable rows. Template variables per recipient: every column under its
+`parse_csv` reads and checks a file (CSV, or an Excel .xlsx workbook) without a database;
+`import_report` also marks numbers on the opt-out list; `create_draft_blast_from_import` and
+`add_recipients` store the usable rows. Template variables per recipient: every column under its
 `core.templates.column_key`, plus `name` (the contact's name) and `phone` (E.164).
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import phones
 from core.config import get_settings
-from core.csv_import.columns import Columns, find_columns
+from core.csv_import.columns import ColumnNotFound, Columns, find_columns
 from core.csv_import.reading import DEFAULT_MAX_UPLOAD_MB, DELIMITER_NAMES, read_table
 from core.csv_import.report import (
     ImportReport,
@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_UPLOAD_MB",
     "DELIMITER_NAMES",
     "BadCsv",
+    "ColumnNotFound",
     "Columns",
     "ImportReport",
     "Outcome",
@@ -67,7 +68,7 @@ def parse_csv(
         raise BadCsv("The file has a header row but no contacts below it.")
     report = ImportReport(rows=rows, columns=columns, encoding=table.encoding,
                           delimiter=table.delimiter, filename=filename,
-                          notes=table.notes + _column_notes(columns))
+                          notes=table.notes + _column_notes(columns), sheet=table.sheet)
     return report.with_opt_outs(opted_out)
 
 

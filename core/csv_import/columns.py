@@ -79,30 +79,44 @@ class Columns:
         return " + ".join(self.headers[i] for i in self.names) if self.names else None
 
 
+class ColumnNotFound(BadCsv):
+    """No phone column was found, or a chosen column is not there. `headers` are the columns
+    to choose from instead: the cells of the row that looks most like the header."""
+
+    def __init__(self, message: str, *, headers: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.headers = headers
+
+
 def find_columns(
     rows: Sequence[Sequence[str]], *, phone_column: str | None = None,
     name_column: str | None = None, region: str = phones.DEFAULT_REGION,
 ) -> Columns:
-    """Find the header row and the phone and name columns, or say what was seen instead."""
+    """Find the header row and the phone and name columns, or say what was seen instead.
+
+    A chosen column is named by its header, or "column 3" for a column without one (as
+    `Columns.headers` shows it). An empty `name_column` means: no name column.
+    """
     candidates = _first_records(rows)
     if not candidates:
         raise BadCsv("The file is empty.")
     if phone_column is not None:
-        return _explicit(rows, candidates, phone_column, name_column)
+        return _explicit(rows, candidates, phone_column, name_column, region)
     for index in candidates:
         phone = best_phone_column(rows[index])
         if phone is not None:
             return _with_header(rows, index, phone, name_column)
     headerless = _headerless(rows, candidates[0], region)
     if headerless is not None:
-        if name_column is not None:
-            raise BadCsv(f"The file has no header row, so there is no column called "
-                         f"“{name_column}”.")
-        return headerless
-    raise BadCsv(
+        if name_column is None:
+            return headerless
+        return _headerless_at(rows[candidates[0]], headerless.phone, name_column)
+    header = rows[_header_guess(rows, candidates)]
+    raise ColumnNotFound(
         "No phone number column found. The columns are: "
-        f"{_list_headers(rows[candidates[0]])}. Name the column with the numbers “Phone”, "
-        "or choose the column yourself."
+        f"{_list_headers(header)}. Name the column with the numbers “Phone”, "
+        "or choose the column yourself.",
+        headers=display_headers(header),
     )
 
 
@@ -114,6 +128,24 @@ def _first_records(rows: Sequence[Sequence[str]]) -> list[int]:
             if len(found) >= HEADER_SEARCH_RECORDS:
                 break
     return found
+
+
+def _header_guess(rows: Sequence[Sequence[str]], candidates: list[int]) -> int:
+    """The first record that reaches as far right as any: a header, not the title above it
+    (a header may leave a cell blank, so filled cells are not counted)."""
+    def reach(index: int) -> int:
+        return max((i + 1 for i, cell in enumerate(rows[index]) if cell.strip()), default=0)
+
+    return max(candidates, key=lambda i: (reach(i), -i))
+
+
+def display_headers(header: Sequence[str]) -> tuple[str, ...]:
+    """Each column's name as shown to a person: its header, or "column 3" when blank."""
+    return tuple(cell.strip() or _position_name(i) for i, cell in enumerate(header))
+
+
+def _position_name(index: int) -> str:
+    return f"column {index + 1}"
 
 
 def _list_headers(row: Sequence[str]) -> str:
@@ -144,15 +176,25 @@ def phone_rank(header: str) -> int | None:
 
 def _explicit(
     rows: Sequence[Sequence[str]], candidates: list[int], phone_column: str,
-    name_column: str | None,
+    name_column: str | None, region: str,
 ) -> Columns:
     for index in candidates:
         phone = _match_header(rows[index], phone_column)
         if phone is not None:
             return _with_header(rows, index, phone, name_column)
-    raise BadCsv(
+    guess = _header_guess(rows, candidates)
+    if _headerless(rows, candidates[0], region) is not None:
+        position = _position(rows[candidates[0]], phone_column)
+        if position is not None:
+            return _headerless_at(rows[candidates[0]], position, name_column)
+    else:
+        position = _position(rows[guess], phone_column)
+        if position is not None and not rows[guess][position].strip():  # a blank header cell
+            return _with_header(rows, guess, position, name_column)
+    raise ColumnNotFound(
         f"There is no column called “{phone_column}”. The columns are: "
-        f"{_list_headers(rows[candidates[0]])}."
+        f"{_list_headers(rows[guess])}.",
+        headers=display_headers(rows[guess]),
     )
 
 
@@ -167,20 +209,37 @@ def _match_header(header: Sequence[str], wanted: str) -> int | None:
     return None
 
 
+def _position(header: Sequence[str], wanted: str) -> int | None:
+    """The index that "column 3" names, if the row has that many cells."""
+    for i in range(len(header)):
+        if header_words(wanted) == header_words(_position_name(i)):
+            return i
+    return None
+
+
 def _with_header(
     rows: Sequence[Sequence[str]], index: int, phone: int, name_column: str | None
 ) -> Columns:
     header = rows[index]
     if name_column is not None:
-        found = _match_header(header, name_column)
-        if found is None:
-            raise BadCsv(f"There is no column called “{name_column}”. The columns are: "
-                         f"{_list_headers(header)}.")
-        names: tuple[int, ...] = (found,)
+        names = _chosen_names(header, name_column)
     else:
         names = find_name_columns(header, phone=phone)
-    headers = tuple(cell.strip() or f"column {i + 1}" for i, cell in enumerate(header))
+    headers = display_headers(header)
     return Columns(index, headers, phone, names, variable_keys(headers, phone, names))
+
+
+def _chosen_names(header: Sequence[str], name_column: str) -> tuple[int, ...]:
+    if not name_column.strip():
+        return ()
+    found = _match_header(header, name_column)
+    if found is None:
+        position = _position(header, name_column)
+        found = position if position is not None and not header[position].strip() else None
+    if found is None:
+        raise ColumnNotFound(f"There is no column called “{name_column}”. The columns are: "
+                             f"{_list_headers(header)}.", headers=display_headers(header))
+    return (found,)
 
 
 def find_name_columns(header: Sequence[str], *, phone: int) -> tuple[int, ...]:
@@ -209,9 +268,20 @@ def _headerless(rows: Sequence[Sequence[str]], index: int, region: str) -> Colum
     row = rows[index]
     for i, cell in enumerate(row):
         if cell.strip() and phones.normalise(cell, region).ok:
-            headers = tuple(f"column {n + 1}" for n in range(len(row)))
-            return Columns(None, headers, i, (), variable_keys(headers, i, ()))
+            return _headerless_at(row, i, None)
     return None
+
+
+def _headerless_at(first: Sequence[str], phone: int, name_column: str | None) -> Columns:
+    headers = tuple(_position_name(n) for n in range(len(first)))
+    names: tuple[int, ...] = ()
+    if name_column is not None and name_column.strip():
+        position = _position(headers, name_column)
+        if position is None:
+            raise ColumnNotFound(f"The file has no header row, so there is no column called "
+                                 f"“{name_column}”.", headers=headers)
+        names = (position,)
+    return Columns(None, headers, phone, names, variable_keys(headers, phone, names))
 
 
 def variable_keys(headers: Sequence[str], phone: int, names: Sequence[int]) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Reading an uploaded file into cells: size cap, not-a-CSV checks, encoding, delimiter."""
+"""Reading an uploaded file into cells: size cap, Excel workbooks, not-a-CSV checks, encoding,
+delimiter."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from core.csv_import import workbook
 from core.errors import BadCsv
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
@@ -26,11 +28,11 @@ MAX_COLUMNS = 1_000
 _BLANK_CHARS = " \t\r\n" + "".join(DELIMITERS)
 _SNIFF_CHARS = 64_000
 
+WORKBOOK = "Excel workbook"  # RawTable.encoding of an .xlsx upload
 SAVE_AS_CSV = "open it in Excel or Google Sheets and save or download it as CSV"
-# (magic bytes, what the file is) for files people upload by mistake.
+# (magic bytes, what the file is) for files people upload by mistake. Zipped and old Office
+# files are Excel's: `workbook` reads them or says why it cannot.
 _NOT_CSV_SIGNATURES = (
-    (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zipped file"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel workbook (.xls)"),
     (b"%PDF", "a PDF document"),
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
@@ -48,14 +50,17 @@ class RawTable:
     """Every record of the file as cells, in file order (blank lines included)."""
 
     rows: list[Sequence[str]]
-    encoding: str
-    delimiter: str
+    encoding: str  # for a workbook: WORKBOOK
+    delimiter: str  # for a workbook: ""
     notes: list[str] = field(default_factory=list)
+    sheet: str | None = None  # the worksheet read, for a workbook
 
 
 def read_table(data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> RawTable:
     """Cut an uploaded file into records and cells, or raise BadCsv saying why not."""
     check_size(len(data), max_upload_mb=max_upload_mb)
+    if workbook.looks_like_workbook(data):
+        return _read_workbook(data, max_upload_mb=max_upload_mb)
     _reject_other_formats(data)
     text, encoding, notes = decode(data)
     _reject_binary_text(text)
@@ -63,6 +68,18 @@ def read_table(data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> 
     refuse_wide_records(text, delimiter)
     rows = tokenise(text, delimiter)
     return RawTable(rows=rows, encoding=encoding, delimiter=delimiter, notes=notes)
+
+
+def _read_workbook(data: bytes, *, max_upload_mb: float) -> RawTable:
+    sheet = workbook.read_sheet(
+        data, max_unpacked_bytes=workbook.MAX_UNPACKED_RATIO * max_upload_mb * 1024 * 1024
+    )
+    widest = max(map(len, sheet.rows), default=0)
+    if widest > MAX_COLUMNS:
+        raise BadCsv(f"The sheet “{sheet.name}” has {widest:,} columns; a contact list has at most "
+                     f"{MAX_COLUMNS:,}. Check that this is the right file.")
+    return RawTable(rows=sheet.rows, encoding=WORKBOOK, delimiter="", notes=sheet.notes,
+                    sheet=sheet.name)
 
 
 def check_size(size: int, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> None:

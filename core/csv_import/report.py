@@ -64,6 +64,7 @@ class ImportReport:
     delimiter: str
     filename: str | None = None
     notes: list[str] = field(default_factory=list)
+    sheet: str | None = None  # the worksheet read, when the upload is an Excel workbook
 
     @property
     def counts(self) -> dict[str, int]:

@@ -1,0 +1,139 @@
+"""The New blast page's upload step: Excel workbooks, and column choices that follow the file."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, select
+from streamlit.testing.v1 import AppTest
+
+from core.db import transaction
+from core.models import BlastRecipient
+from tests.test_excel_import import ole_file, xlsx
+from tests.test_pages import CONTACTS, app_db, page  # noqa: F401  (app_db: the fixture used below)
+
+pytestmark = pytest.mark.usefixtures("app_db")
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "text/csv") -> AppTest:
+    at.file_uploader(key="upload").set_value((name, data, mime))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def new_blast() -> AppTest:
+    at = page("pages/new_blast.py")
+    at.run()
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def test_an_excel_workbook_is_read_and_sent(engine: Engine) -> None:
+    workbook = xlsx(
+        ("Notes", []),
+        ("Contacts", [["Nama", "No. Telefon", "Produk"], ["Aisyah", 123456789, "Kuih"],
+                      ["Wei Ling", 601123456789.0, "Bak kwa"], None, ["Nobody", 12345, "Kuih"]]),
+    )
+    at = upload(new_blast(), "Senarai Raya.xlsx", workbook, XLSX_MIME)
+    assert not at.error, [e.value for e in at.error]
+    assert metrics(at) == {"Ready to send": "2", "Not a usable number": "1", "Blank line": "1"}
+    assert "read from the sheet **Contacts** of the Excel workbook" in captions(at)
+    assert "The workbook has 2 sheets; the contacts were read from “Contacts”" in captions(at)
+    assert at.text_input(key="blast_name").value == "Senarai Raya"
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}, {produk} is back").run()
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        sent = sorted(s.scalars(select(BlastRecipient.phone_number)))
+        texts = sorted(s.scalars(select(BlastRecipient.message_text)))
+    assert sent == ["+601123456789", "+60123456789"]
+    assert texts == ["Hi Aisyah, Kuih is back", "Hi Wei Ling, Bak kwa is back"]
+
+
+def test_an_old_xls_and_a_password_are_explained_in_words() -> None:
+    at = upload(new_blast(), "list.xls", ole_file("Root Entry", "Workbook"), "application/vnd.ms-excel")
+    assert at.error and "old Excel workbook (.xls)" in at.error[0].value
+    assert "save it as “Excel Workbook (.xlsx)” or as CSV" in at.error[0].value
+    locked = ole_file("Root Entry", "EncryptionInfo", "EncryptedPackage")
+    at = upload(at, "locked.xlsx", locked, XLSX_MIME)
+    assert at.error and "protected with a password" in at.error[0].value
+
+
+def test_column_choices_are_forgotten_when_another_file_is_uploaded() -> None:
+    first = b"Name,Mobile,Mobile 2\r\nAli,0123456789,0134567890\r\n"
+    at = upload(new_blast(), "first.csv", first)
+    at.selectbox(key="col_phone").set_value("Mobile 2")
+    at.selectbox(key="col_name").set_value("(none)")
+    at.button(key="col_apply").click().run()
+    assert not at.exception, at.exception
+    assert "Numbers from column **Mobile 2**, no name column found" in captions(at)
+
+    at.file_uploader(key="upload").set_value(None).run()  # the file removed…
+    at = upload(at, "contacts.csv", CONTACTS)  # …and another uploaded
+    assert not at.error, [e.value for e in at.error]
+    assert metrics(at)["Ready to send"] == "2"
+    assert "Numbers from column **No. Telefon**, names from **Nama**" in captions(at)
+    assert at.selectbox(key="col_phone").value == "No. Telefon"
+    assert at.selectbox(key="col_name").value == "Nama"
+
+
+def test_choices_made_for_one_file_survive_reruns_of_the_same_file() -> None:
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.selectbox(key="col_phone").set_value("Produk")
+    at.button(key="col_apply").click().run()
+    assert metrics(at)["Not a usable number"] == "4"
+    at.run()  # as any other click does
+    assert metrics(at)["Not a usable number"] == "4"
+    assert at.selectbox(key="col_phone").value == "Produk"
+
+
+def test_a_file_without_a_phone_column_offers_the_column_choice() -> None:
+    data = b"Nama,Nombor Pelanggan,Produk\r\nAli,012-345 6789,Kuih\r\nAbu,013-456 7890,Kopi\r\n"
+    at = upload(new_blast(), "contacts.csv", data)
+    assert at.error and "or choose the column yourself" in at.error[0].value
+    chooser = at.selectbox(key="col_phone")
+    assert chooser.options == ["Nama", "Nombor Pelanggan", "Produk"]
+    assert chooser.value is None
+    assert at.button(key="col_apply").disabled, "nothing chosen yet"
+    assert at.selectbox(key="col_name").value == "Nama"
+    chooser.set_value("Nombor Pelanggan").run()
+    at.button(key="col_apply").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert metrics(at)["Ready to send"] == "2"
+    assert "Numbers from column **Nombor Pelanggan**, names from **Nama**" in captions(at)
+
+
+def test_a_file_without_a_header_row_can_use_its_second_column() -> None:
+    data = b"0123456789,0134567890\r\n0145678901,0167890123\r\n"
+    at = upload(new_blast(), "numbers.csv", data)
+    assert at.selectbox(key="col_phone").options == ["column 1", "column 2"]
+    at.selectbox(key="col_phone").set_value("column 2")
+    at.button(key="col_apply").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert "Numbers from column **column 2**" in captions(at)
+    assert metrics(at)["Ready to send"] == "2"
+
+
+def test_a_choice_that_leaves_nothing_to_read_can_be_undone() -> None:
+    # The header is shorter than the rows, so the chooser lists the first contact's cells:
+    # choosing one makes that row the header, with no one below it.
+    data = b"Nama,Alamat\r\nAli,KL,0123456789\r\n"
+    at = upload(new_blast(), "contacts.csv", data)
+    at.selectbox(key="col_phone").set_value("0123456789").run()
+    at.button(key="col_apply").click().run()
+    assert at.error and "no contacts below it" in at.error[0].value
+    at.button(key="col_reset").click().run()
+    assert not at.exception, at.exception
+    assert at.error and "No phone number column found" in at.error[0].value
+    assert at.selectbox(key="col_phone").value is None
