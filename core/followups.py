@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import BadInput, NotFound
 from core.funnel import Funnel, FunnelFilter, funnel
-from core.models import Blast, BlastRecipient, OptOut
+from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.recipients import StageSelector, select_recipients
 
 
@@ -55,6 +55,43 @@ def follow_up_audience(
         select(func.count(), func.coalesce(func.sum(case((opted_out, 1), else_=0)), 0)).select_from(chosen)
     ).one()
     return Audience(int(matching), int(left_out))
+
+
+# Follow-ups not sent yet: a second one for the same people would message them twice.
+UNSENT_STATES = (BlastState.DRAFT, BlastState.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class PendingFollowUp:
+    """A draft or scheduled follow-up that already holds some of the people a new one would take."""
+
+    blast_id: int
+    state: str
+    follow_up_stage: str | None
+    recipients: int
+    overlap: int  # how many of the people the new choice picks are already in it
+
+
+def pending_follow_up(
+    session: Session, *, parent_id: int, selector: StageSelector, now: dt.datetime | None = None
+) -> PendingFollowUp | None:
+    """The parent's unsent follow-up holding the most of the people this choice picks, if any;
+    one query, cheap enough to ask on every run of the page."""
+    chosen, _ = _candidates(parent_id, selector, now)
+    overlap = func.count(BlastRecipient.id)
+    row = session.execute(
+        select(Blast.id, Blast.state, Blast.follow_up_stage, Blast.total_recipients, overlap)
+        .join(BlastRecipient, BlastRecipient.blast_id == Blast.id)
+        .where(
+            Blast.parent_blast_id == parent_id,
+            Blast.state.in_(UNSENT_STATES),
+            BlastRecipient.phone_number.in_(select(chosen.c.phone_number)),
+        )
+        .group_by(Blast.id, Blast.state, Blast.follow_up_stage, Blast.total_recipients)
+        .order_by(overlap.desc(), Blast.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else PendingFollowUp(*row)
 
 
 def create_follow_up(

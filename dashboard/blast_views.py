@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from core.followups import Audience, chain_funnels, create_follow_up, follow_up_audience, next_stage_name
+from core.followups import (
+    Audience,
+    PendingFollowUp,
+    chain_funnels,
+    create_follow_up,
+    follow_up_audience,
+    next_stage_name,
+    pending_follow_up,
+)
 from core.funnel import stuck_at_each_stage
 from core.gateway import make_client
-from core.models import Blast, utcnow
+from core.models import Blast, BlastRecipient, utcnow
 from core.polling import poll_round
 from core.recipients import (
     SELECTIONS,
@@ -23,17 +32,17 @@ from core.sending.progress import blast_progress
 from core.statuses import STATUS_WORDS, Status
 from dashboard.charts import funnel_figure
 from dashboard.data import get_engine, reading, session, settings
+from dashboard.format import STATE_WORDS, state_word
 from dashboard.layout import friendly_errors
 
-STATE_WORDS = {
-    "draft": ("Draft", "gray"),
-    "scheduled": ("Scheduled", "blue"),
-    "sending": ("Sending", "green"),
-    "paused": ("Paused", "orange"),
-    "completed": ("Finished", "violet"),
-    "cancelled": ("Cancelled", "red"),
-}
 LIVE_STATES = ("sending", "scheduled")
+# How often the live sections refresh themselves: quickly while messages go out, slowly
+# afterwards while receipts and replies can still arrive (most come after the last send).
+LIVE_EVERY_SECONDS = 2
+SETTLING_EVERY_SECONDS = 15
+
+PICK_KEY = "blast_pick"
+_SHOWN_KEY = "blast_shown"
 
 
 def local(moment: dt.datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
@@ -45,9 +54,98 @@ def state_badge(state: str) -> str:
     return f":{colour}-badge[{word}]"
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 recipient", "3 recipients", "1 person", "2 people"."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def status_word(status: str | None) -> str:
+    """A recipient's status as the marketer reads it; the code stays in the database and exports."""
+    if not status:
+        return "—"
+    try:
+        return STATUS_WORDS[Status(status)]
+    except ValueError:
+        return status.replace("_", " ").capitalize()
+
+
+def flash(name: str, value: Any) -> None:
+    """Keep a result to show on the next run, so that a rerun can bring every number up to date
+    without the marketer losing the message about what just happened."""
+    st.session_state[f"flash_{name}"] = value
+
+
+def take_flash(name: str) -> Any:
+    return st.session_state.pop(f"flash_{name}", None)
+
+
+def blast_to_show(ids: Sequence[int], *, asked: str | None, picked: int | None) -> int:
+    """The blast the address names (a link, a shared URL, or the picker, which writes the address
+    when it changes); else the one picked before; else the newest."""
+    if asked and asked.isdigit() and int(asked) in ids:
+        return int(asked)
+    return picked if picked in ids else ids[0]
+
+
+def _address_follows_pick() -> None:
+    st.query_params["blast"] = str(st.session_state[PICK_KEY])
+
+
+def render_blast_picker(labels: dict[int, str]) -> int:
+    """The blast picker, in step with the address's ?blast=: a link to another blast wins over
+    the picker's remembered value, and picking a blast updates the address."""
+    ids = list(labels)
+    asked = st.query_params.get("blast")
+    blast_id = blast_to_show(ids, asked=asked, picked=st.session_state.get(PICK_KEY))
+    if asked and asked.isdigit() and int(asked) != blast_id:
+        st.warning(f"There is no blast #{int(asked)} (it may have been deleted); showing #{blast_id}.")
+    if st.session_state.get(PICK_KEY) != blast_id:
+        st.session_state[PICK_KEY] = blast_id
+    st.selectbox("Blast", ids, format_func=labels.get, key=PICK_KEY, on_change=_address_follows_pick)
+    st.query_params["blast"] = str(blast_id)
+    return blast_id
+
+
+def start_afresh(blast: Blast) -> None:
+    """On a blast other than the last run's, put back the draft's message box (launch_views
+    keys it by name only), or the draft would be sent with the text typed for another blast.
+    Set, not deleted: the browser keeps showing, and sends back, a value the server only
+    forgets. This page's own blast-dependent inputs are keyed by blast id instead."""
+    if st.session_state.get(_SHOWN_KEY) == blast.id:
+        return
+    st.session_state[_SHOWN_KEY] = blast.id
+    if "draft_tpl" in st.session_state:
+        st.session_state["draft_tpl"] = blast.message_template or ""
+    if "draft_tpl_blanks" in st.session_state:
+        st.session_state["draft_tpl_blanks"] = False
+
+
+def refresh_seconds(
+    state: str, *, last_sent: dt.datetime | None, now: dt.datetime, window: dt.timedelta
+) -> int | None:
+    """Seconds between refreshes of the live sections, or None for a blast nothing more can
+    happen to: never sent, or its last send older than the reply window."""
+    if state in LIVE_STATES:
+        return LIVE_EVERY_SECONDS
+    if last_sent is not None and now - last_sent < window:
+        return SETTLING_EVERY_SECONDS
+    return None
+
+
+def refresh_every(blast: Blast) -> int | None:
+    if blast.state in LIVE_STATES:
+        return LIVE_EVERY_SECONDS
+    with reading() as s:
+        last_sent = s.scalar(
+            select(func.max(BlastRecipient.sent_at)).where(BlastRecipient.blast_id == blast.id)
+        )
+    window = dt.timedelta(hours=settings().reply_window_hours)
+    return refresh_seconds(blast.state, last_sent=last_sent, now=utcnow(), window=window)
+
+
 def render_progress(blast_id: int, shown_state: str) -> None:
-    """Sent / remaining / failed / unknown, the ETA and the funnel; refreshes itself while
-    sending, and reloads the whole page when the blast's state changes (finished, paused)."""
+    """Sent / remaining / failed / unknown, the ETA and the funnel, run as a fragment that
+    refreshes itself (`refresh_every`); reloads the whole page when the blast's state changes."""
     with reading() as s:
         state = s.scalar(select(Blast.state).where(Blast.id == blast_id))
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
@@ -66,11 +164,12 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     cols[4].metric("Expected to finish", finish if state in LIVE_STATES or state == "draft" else "—",
                    help=f"At {pace}, with its pauses, daily cap and quiet hours.")
     if f.unknown:
+        they, have, alone = ("it", "has", "itself") if f.unknown == 1 else ("they", "have", "themselves")
         st.warning(
-            f"{f.unknown:,} sends have an unknown outcome: the gateway's answer was lost, so they may "
-            "or may not have arrived. They will not be sent again by themselves; a receipt from "
-            "WhatsApp naming the number, or a reply from the person, settles one. Open "
-            "**Recipients → Unknown** to send them again or mark them as failed.",
+            f"{plural(f.unknown, 'send')} {have} an unknown outcome: the gateway's answer was lost, "
+            f"so {they} may or may not have arrived. {they.capitalize()} will not be sent again by "
+            f"{alone}; a receipt from WhatsApp naming the number, or a reply from the person, settles "
+            "one. Open **Recipients → Unknown** to send again or mark as failed.",
             icon=":material/help:",
         )
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
@@ -121,11 +220,12 @@ def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
 
 
 def render_stuck_table(blast_id: int) -> None:
+    """Recipients by where they are now; run as a fragment with the same rhythm as the progress."""
     with reading() as s:
         rows = stuck_at_each_stage(s, blast_id=blast_id)
     frame = pd.DataFrame(
-        [(status, STATUS_WORDS.get(Status(status), status), n, share) for status, n, share in rows],
-        columns=["Status", "Meaning", "Recipients", "Share %"],
+        [(status_word(status), n, share) for status, n, share in rows],
+        columns=["Status", "Recipients", "Share %"],
     )
     st.dataframe(
         frame,
@@ -152,7 +252,35 @@ def audience_words(audience: Audience, *, selection: str, hours: int) -> str:
     return f"**{audience.reached:,}** {people} “{selection}”{since} and will get this follow-up.{left_out}"
 
 
+def pending_words(pending: PendingFollowUp, *, reached: int) -> str:
+    """The unsent follow-up that already has these people, before another one is made."""
+    stage = f" (“{pending.follow_up_stage}”)" if pending.follow_up_stage else ""
+    who = (
+        "everyone chosen here" if pending.overlap >= reached
+        else f"{pending.overlap:,} of the {reached:,} chosen here"
+    )
+    return (
+        f"**{state_word(pending.state)} blast #{pending.blast_id}**{stage} already follows up this blast "
+        f"with {plural(pending.recipients, 'person', 'people')}, including {who}. "
+        "Another draft would message them twice."
+    )
+
+
+def _render_created(blast_id: int) -> None:
+    created = take_flash("follow_up")
+    if created is None:
+        return
+    child_id, count = created
+    st.session_state[f"fu_again_{blast_id}"] = False  # the next one needs its own confirmation
+    st.success(f"Draft blast #{child_id} created for {plural(count, 'recipient')}.")
+    st.page_link("pages/blast.py", label=f"Open blast #{child_id}", query_params={"blast": child_id},
+                 icon=":material/open_in_new:")
+
+
 def render_follow_up(blast: Blast) -> None:
+    """A draft follow-up for a stage's recipients. Inputs whose default comes from the blast
+    are keyed by it, so another blast shows its own."""
+    _render_created(blast.id)
     options = [
         "Read, no reply",
         "Received, not read",
@@ -165,11 +293,13 @@ def render_follow_up(blast: Blast) -> None:
     hours = cols[1].number_input(
         "…who reached that stage at least this many hours ago", 0, 24 * 30, 24, key="fu_hours"
     )
-    stage_name = cols[2].text_input("Follow-up stage", next_stage_name(blast.follow_up_stage), key="fu_stage")
+    stage_name = cols[2].text_input(
+        "Follow-up stage", next_stage_name(blast.follow_up_stage), key=f"fu_stage_{blast.id}"
+    )
     template = st.text_area(
         "Message",
         blast.message_template or "",
-        key="fu_text",
+        key=f"fu_text_{blast.id}",
         help="Use {name} and the columns of the original file.",
     )
     chosen = SELECTIONS[selection]
@@ -178,23 +308,31 @@ def render_follow_up(blast: Blast) -> None:
         not_stage=chosen.not_stage,
         older_than=dt.timedelta(hours=int(hours)) if hours else None,
     )
+    now = utcnow()
     with reading() as s:
-        audience = follow_up_audience(s, parent_id=blast.id, selector=selector, now=utcnow())
+        audience = follow_up_audience(s, parent_id=blast.id, selector=selector, now=now)
+        pending = (
+            pending_follow_up(s, parent_id=blast.id, selector=selector, now=now) if audience.reached else None
+        )
     st.markdown(audience_words(audience, selection=selection, hours=int(hours)))
-    if st.button("Create follow-up draft", key="fu_create", type="primary", disabled=audience.reached == 0):
-        with friendly_errors("create the follow-up") as done, session() as s:
-            child = create_follow_up(
-                s,
-                parent_id=blast.id,
-                selector=selector,
-                message_template=template,
-                follow_up_stage=stage_name,
-                now=utcnow(),
-            )
-            child_id, count = child.id, child.total_recipients
-        if done.ok:
-            st.success(f"Draft blast #{child_id} created for {count:,} recipients.")
-            st.page_link("pages/blast.py", label=f"Open blast #{child_id}", query_params={"blast": child_id})
+    confirmed = True
+    if pending is not None:
+        st.warning(pending_words(pending, reached=audience.reached), icon=":material/content_copy:")
+        st.page_link("pages/blast.py", label=f"Open blast #{pending.blast_id}",
+                     query_params={"blast": pending.blast_id}, icon=":material/open_in_new:")
+        confirmed = st.checkbox("Create another draft anyway", key=f"fu_again_{blast.id}")
+    ready = audience.reached > 0 and confirmed
+    if not st.button("Create follow-up draft", key="fu_create", type="primary", disabled=not ready):
+        return
+    with friendly_errors("create the follow-up") as done, session() as s:
+        child = create_follow_up(
+            s, parent_id=blast.id, selector=selector, message_template=template,
+            follow_up_stage=stage_name, now=now,
+        )
+        created = (child.id, child.total_recipients)
+    if done.ok:
+        flash("follow_up", created)
+        st.rerun()  # the chain, the guard above and the blast picker all learn of the new draft
 
 
 def render_chain(blast_id: int) -> None:
@@ -204,7 +342,7 @@ def render_chain(blast_id: int) -> None:
             {
                 "Blast": b.id,
                 "Stage": b.follow_up_stage or "",
-                "State": b.state,
+                "State": state_word(b.state),
                 "Sent": f.sent,
                 "Received": f.received,
                 "Read": f.read,

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import streamlit as st
 
-from core.closing import CloseOutcome, close_from_csv
+from core.closing import CloseOutcome, CloseReport, close_from_csv
 from core.exports import stage_csv
 from core.followups import chain_ids
 from core.recipients import SELECTIONS, history, mark_closed, mark_failed, page_of_recipients, resend_unknown
-from core.statuses import STATUS_WORDS, Status
-from dashboard.blast_views import local
+from core.statuses import Status
+from dashboard.blast_views import flash, local, plural, status_word, take_flash
 from dashboard.data import reading, session, settings
 from dashboard.layout import friendly_errors
+
+# Where a status change came from, in words (the codes stay in the database).
+SOURCE_WORDS = {
+    "send": "on sending",
+    "webhook": "update from WhatsApp",
+    "polling": "checked with the gateway",
+    "manual": "by hand",
+    "import": "from an uploaded file",
+}
 
 
 def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     """A searchable, paginated table; pick rows to see their history or act on them."""
+    if done := take_flash(f"{key_prefix}_done"):
+        st.success(done)
     top = st.columns([2, 3, 1])
     selection = top[0].selectbox("Show", list(SELECTIONS), key=f"{key_prefix}_sel")
     search = top[1].text_input("Search name, number or reply", key=f"{key_prefix}_q")
@@ -33,10 +46,10 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
             [
                 {
                     "id": r.id,
+                    "code": r.status,
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
-                    "Status": r.status,
-                    "Meaning": STATUS_WORDS.get(Status(r.status), r.status),
+                    "Status": status_word(r.status),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
                     "Reply": r.reply_text or "",
@@ -45,17 +58,17 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
                 for r in rows
             ]
         )
-    st.caption(f"{total:,} recipients · page {int(page)} of {pages}")
+    st.caption(f"{plural(total, 'recipient')} · page {int(page)} of {pages}")
     if frame.empty:
         st.info("No recipients match.")
         return
     event = st.dataframe(
-        frame.drop(columns=["id"]),
+        frame.drop(columns=["id", "code"]),
         hide_index=True,
         width="stretch",
         on_select="rerun",
         selection_mode="multi-row",
-        key=f"{key_prefix}_table",
+        key=f"{key_prefix}_table_{blast_id}",  # ticked rows belong to this blast's table only
     )
     chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows]
     if not chosen:
@@ -67,25 +80,25 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
 def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str) -> None:
     cols = st.columns(3)
     if cols[0].button(f"Mark {len(chosen)} as closed (sale)", key=f"{key_prefix}_close", type="primary"):
-        with friendly_errors("mark the sales"), session() as s:
-            changes = mark_closed(s, recipient_ids=chosen)
-        st.toast(f"{sum(c.changed for c in changes)} marked as closed.")
-        st.rerun()
-    statuses = set(frame[frame["id"].isin(chosen)]["Status"])
-    if statuses == {"UNKNOWN"}:
+        with friendly_errors("mark the sales") as done, session() as s:
+            closed = sum(c.changed for c in mark_closed(s, recipient_ids=chosen))
+        if done.ok:
+            _done(key_prefix, f"{plural(closed, 'recipient')} marked as closed (a sale).")
+    if set(frame[frame["id"].isin(chosen)]["code"]) == {Status.UNKNOWN.value}:
         if cols[1].button(
             "Send again",
             key=f"{key_prefix}_resend",
             help="Only if you are sure they did not get it: they may receive it twice.",
         ):
-            with friendly_errors("queue them again"), session() as s:
+            with friendly_errors("queue them again") as done, session() as s:
                 n = resend_unknown(s, recipient_ids=chosen)
-            st.toast(f"{n} queued to send again.")
-            st.rerun()
+            if done.ok:
+                _done(key_prefix, f"{plural(n, 'recipient')} queued to be sent again.")
         if cols[2].button("Mark as failed", key=f"{key_prefix}_failed"):
-            with friendly_errors("mark them failed"), session() as s:
+            with friendly_errors("mark them failed") as done, session() as s:
                 mark_failed(s, recipient_ids=chosen)
-            st.rerun()
+            if done.ok:
+                _done(key_prefix, f"{plural(len(chosen), 'recipient')} marked as failed.")
     with reading() as s:
         for rid in chosen[:5]:
             entries = history(s, recipient_id=rid)
@@ -94,10 +107,20 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
                 if not entries:
                     st.write("No changes yet.")
                 for h in entries:
-                    st.write(
-                        f"{local(h.changed_at, '%d %b %H:%M:%S')} — {h.old_status or '·'} → "
-                        f"**{h.new_status}** ({h.source})"
-                    )
+                    st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
+
+
+def _done(key_prefix: str, message: str) -> None:
+    """After a change, rerun the whole page so the funnel and every count agree with it; the
+    message waits for that run."""
+    flash(f"{key_prefix}_done", message)
+    st.rerun()
+
+
+def history_line(at: dt.datetime, old: str | None, new: str, source: str | None) -> str:
+    where = SOURCE_WORDS.get(source or "", source or "")
+    move = f"**{status_word(new)}**" if old is None else f"{status_word(old)} → **{status_word(new)}**"
+    return f"{local(at, '%d %b %H:%M:%S')} — {move}" + (f" ({where})" if where else "")
 
 
 def render_export(blast_id: int) -> None:
@@ -119,6 +142,7 @@ def render_close_from_file(blast_id: int) -> None:
         "Upload a CSV of the phone numbers that bought. Each is matched to the latest message "
         "sent to that number and marked **closed**."
     )
+    _render_close_report(take_flash("close_report"))
     only_chain = st.checkbox("Only this blast and its follow-ups", value=True, key="close_chain")
     upload = st.file_uploader("Numbers that bought (CSV)", type=["csv", "txt"], key="close_upload")
     if upload is None or not st.button("Mark them closed", key="close_apply", type="primary"):
@@ -133,8 +157,15 @@ def render_close_from_file(blast_id: int) -> None:
             filename=upload.name,
             max_upload_mb=settings().max_upload_mb,
         )
-    if not done.ok:
+    if done.ok:
+        flash("close_report", report)
+        st.rerun()  # the funnel and the counts above take in the new sales
+
+
+def _render_close_report(report: CloseReport | None) -> None:
+    if report is None:
         return
+    st.success(f"Done: {plural(report.count(CloseOutcome.CLOSED), 'sale')} marked as closed.")
     cols = st.columns(len(CloseOutcome))
     for col, outcome in zip(cols, CloseOutcome, strict=True):
         col.metric(outcome.value.capitalize(), f"{report.count(outcome):,}")
@@ -145,4 +176,5 @@ def render_close_from_file(blast_id: int) -> None:
         mime="text/csv",
         key="close_report",
         icon=":material/download:",
+        on_click="ignore",  # downloading must not rerun the page and lose this one-time report
     )

@@ -26,20 +26,17 @@ labels = {
     f"{views.local(c.blast_date, '%d %b %Y')}"
     for c in choices
 }
-wanted = st.query_params.get("blast")
-ids = list(labels)
-index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in labels else 0
-blast_id = st.selectbox("Blast", ids, index=index, format_func=labels.get, key="blast_pick")
-st.query_params["blast"] = str(blast_id)
+blast_id = views.render_blast_picker(labels)
 
 with reading() as s:
     blast = s.get(Blast, blast_id)
     s.expunge(blast)
+views.start_afresh(blast)
 
 st.markdown(
     f"### {blast.name or 'Untitled blast'} {views.state_badge(blast.state)}\n"
     f"Tag **{blast.blast_tag or '—'}** · stage **{blast.follow_up_stage or '—'}** · "
-    f"{blast.total_recipients:,} recipients · created {views.local(blast.created_at)}"
+    f"{views.plural(blast.total_recipients, 'recipient')} · created {views.local(blast.created_at)}"
 )
 if blast.parent_blast_id:
     st.page_link(
@@ -61,15 +58,17 @@ with actions:
     views.render_actions(blast)
 with refresh:
     views.render_refresh(blast_id)
-live = st.fragment(views.render_progress, run_every=2 if blast.state in views.LIVE_STATES else None)
-live(blast_id, blast.state)
+# Reads and replies mostly arrive after the last send: the live sections keep refreshing,
+# more slowly, while they still can.
+every = views.refresh_every(blast)
+st.fragment(views.render_progress, run_every=every)(blast_id, blast.state)
 
 tab_funnel, tab_people, tab_export, tab_follow, tab_close = st.tabs(
     ["Funnel", "Recipients", "Export", "Follow up", "Close sales"]
 )
 with tab_funnel:
     st.subheader("Where recipients are now")
-    views.render_stuck_table(blast_id)
+    st.fragment(views.render_stuck_table, run_every=every)(blast_id)
     st.subheader("Follow-up chain")
     views.render_chain(blast_id)
 with tab_people:

@@ -156,7 +156,7 @@ def test_blast_detail_shows_progress_equal_to_the_funnel(app_db: str, engine: En
     assert metrics["Expected to finish"] != "—"
     assert at.button(key="pause")
     stuck = at.dataframe[0].value
-    assert dict(zip(stuck["Status"], stuck["Recipients"], strict=True))["REPLIED"] == 1
+    assert dict(zip(stuck["Status"], stuck["Recipients"], strict=True))["Replied"] == 1
 
 
 def test_blast_detail_pause_then_resume(app_db: str, engine: Engine) -> None:
@@ -177,9 +177,9 @@ def test_blast_detail_recipient_search_and_filter(app_db: str, engine: Engine) -
     at.run()
     at.selectbox(key="rcp_sel").set_value("Read").run()
     table = at.dataframe[1].value
-    assert sorted(table["Status"]) == ["READ_ACK", "REPLIED"]
+    assert sorted(table["Status"]) == ["Read (blue ticks)", "Replied"]
     at.text_input(key="rcp_q").set_value("Name REPLIED").run()
-    assert list(at.dataframe[1].value["Status"]) == ["REPLIED"]
+    assert list(at.dataframe[1].value["Status"]) == ["Replied"]
 
 
 def test_blast_detail_creates_a_follow_up(app_db: str, engine: Engine) -> None:

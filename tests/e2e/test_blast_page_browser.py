@@ -1,0 +1,102 @@
+"""Blast detail in a real browser: links between blasts open them, and each blast shows its own
+inputs. AppTest cannot click a page link, nor keep widget values the way a browser does."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.db import make_engine, migrate, transaction
+from core.models import utcnow
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, dashboard, wait_until_drawn
+from tests.support.factories import make_blast, make_recipient
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def blasts(tmp_path: Path) -> tuple[Path, int, int]:
+    """A finished blast and its follow-up draft, each with its own message."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'blasts.db'}")
+    migrate(engine)
+    with transaction(engine) as s:
+        parent = make_blast(s, name="Raya promo", state="completed", message_template="Raya is here, {name}")
+        for _ in range(3):
+            make_recipient(s, parent, status="READ_ACK", sent_at=utcnow(), read_timestamp=utcnow())
+        child = make_blast(s, name="Raya nudge", state="draft", parent_blast_id=parent.id,
+                           follow_up_stage="Follow-up 1", message_template="Still keen, {name}?")
+        make_recipient(s, child)
+        ids = parent.id, child.id
+    engine.dispose()
+    return tmp_path, *ids
+
+
+@pytest.fixture
+def page(blasts: tuple[Path, int, int]) -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
+        pytest.skip("no Chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    with dashboard(blasts[0], {"SEND_PACING": "off"}) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.goto(base)  # through the router first, as a marketer arrives
+        wait_until_drawn(tab)
+        tab.base = base  # type: ignore[attr-defined]
+        yield tab
+        browser.close()
+
+
+def _settle(page) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_timeout(800)
+    wait_until_drawn(page)
+
+
+def _heading(page) -> str:  # type: ignore[no-untyped-def]
+    return page.locator("h3").first.inner_text()
+
+
+def _messages(page) -> list[str]:  # type: ignore[no-untyped-def]
+    boxes = page.locator("textarea")
+    return [boxes.nth(i).input_value() for i in range(boxes.count())]
+
+
+def test_links_between_blasts_open_them_with_their_own_inputs(page, blasts) -> None:  # type: ignore[no-untyped-def]
+    _, parent_id, child_id = blasts
+    page.goto(f"{page.base}/blast?blast={child_id}")
+    _settle(page)
+    assert "Raya nudge" in _heading(page)
+    assert _messages(page) == ["Still keen, {name}?"] * 2, "the draft's message and the follow-up's"
+
+    page.get_by_text(f"Follow-up of blast #{parent_id}").click()
+    _settle(page)
+    assert "Raya promo" in _heading(page)
+    assert page.url.endswith(f"?blast={parent_id}")
+    page.get_by_role("tab", name="Follow up").click()
+    assert _messages(page) == ["Raya is here, {name}"], "not the draft's message seen before"
+    assert page.get_by_label("Follow-up stage").input_value() == "Follow-up 1"
+
+    page.get_by_label("…who reached that stage at least this many hours ago").fill("0")
+    page.keyboard.press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Create follow-up draft").click()
+    _settle(page)
+    new_id = child_id + 1
+    assert page.get_by_text(f"Draft blast #{new_id} created for 3 recipients.").is_visible()
+    assert page.get_by_role("button", name="Create follow-up draft").is_disabled(), "not twice by accident"
+
+    page.get_by_role("link", name=f"Open blast #{new_id}").first.click()
+    _settle(page)
+    assert "Raya promo — follow-up" in _heading(page)
+    assert page.url.endswith(f"?blast={new_id}")
+
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option").filter(has_text=f"#{child_id} ·").click()
+    _settle(page)
+    assert "Raya nudge" in _heading(page)
+    assert page.url.endswith(f"?blast={child_id}"), "picking a blast updates the address"

@@ -1,0 +1,309 @@
+"""The Blast detail page: its links, its live refresh, the follow-up guard and its words."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from sqlalchemy import Engine, func, select
+from streamlit.runtime.scriptrunner import ScriptRunnerEvent
+from streamlit.testing.v1 import AppTest, app_test
+from streamlit.testing.v1.local_script_runner import LocalScriptRunner
+
+from core.db import transaction
+from core.followups import pending_follow_up
+from core.models import Blast, utcnow
+from core.recipients import SELECTIONS
+from core.statuses import Status
+from dashboard.blast_views import blast_to_show, refresh_seconds
+from dashboard.recipient_views import history_line
+from tests.support.factories import make_blast, make_recipient
+from tests.test_pages import app_db, page  # noqa: F401  (app_db: the fixture, used below)
+
+RAW_CODES = {s.value for s in Status}
+pytestmark = pytest.mark.usefixtures("app_db")
+
+
+def _open(blast_id: int) -> AppTest:
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _heading(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("### "))
+
+
+def _follow(at: AppTest, label: str) -> AppTest:
+    """Do what a click on the page link does in the browser: open its page with its query."""
+    link = next(link for link in at.page_link if link.value == label)
+    at.query_params.clear()
+    at.query_params.update(dict(parse_qsl(link.proto.query_string)))
+    at.switch_page("pages/blast.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _parent_and_follow_up(engine: Engine) -> tuple[int, int]:
+    with transaction(engine) as s:
+        parent = make_blast(s, name="Raya promo", state="completed")
+        make_recipient(s, parent, status="READ_ACK", sent_at=utcnow())
+        child = make_blast(s, name="Raya nudge", state="draft", parent_blast_id=parent.id,
+                           follow_up_stage="Follow-up 1", message_template="Still keen, {name}?")
+        make_recipient(s, child)
+        return parent.id, child.id
+
+
+# 1. Links inside the page open the blast they name.
+
+
+def test_the_follow_up_of_link_opens_the_parent(engine: Engine) -> None:
+    parent_id, child_id = _parent_and_follow_up(engine)
+    at = _open(child_id)
+    assert "Raya nudge" in _heading(at)
+    _follow(at, f"Follow-up of blast #{parent_id}")
+    assert "Raya promo" in _heading(at)
+    assert at.selectbox(key="blast_pick").value == parent_id
+    assert at.query_params["blast"] == str(parent_id)
+
+
+def test_picking_a_blast_updates_the_address_and_links_still_win(engine: Engine) -> None:
+    parent_id, child_id = _parent_and_follow_up(engine)
+    at = _open(child_id)
+    at.selectbox(key="blast_pick").set_value(parent_id).run()
+    assert not at.exception, at.exception
+    assert "Raya promo" in _heading(at)
+    assert at.query_params["blast"] == str(parent_id), "the address follows the picker"
+    at.run()
+    assert "Raya promo" in _heading(at), "a rerun keeps the pick"
+    at.query_params["blast"] = str(child_id)  # a shared URL, opened in the same session
+    at.switch_page("pages/blast.py").run()
+    assert "Raya nudge" in _heading(at)
+
+
+def test_an_address_naming_no_blast_says_so(engine: Engine) -> None:
+    _, child_id = _parent_and_follow_up(engine)
+    at = _open(999)
+    assert any("There is no blast #999" in w.value for w in at.warning)
+    assert "Raya nudge" in _heading(at), "the newest instead"
+    assert at.query_params["blast"] == str(child_id)
+
+
+@pytest.mark.parametrize(
+    ("asked", "picked", "shown"),
+    [("2", 3, 2), (None, 3, 3), ("abc", 3, 3), ("9", None, 1), (None, 7, 1), ("", None, 1)],
+)
+def test_blast_to_show_prefers_the_address(asked: str | None, picked: int | None, shown: int) -> None:
+    assert blast_to_show([1, 2, 3], asked=asked, picked=picked) == shown
+
+
+def test_another_blast_starts_its_forms_afresh(engine: Engine) -> None:
+    with transaction(engine) as s:
+        first = make_blast(s, name="First", state="draft", message_template="Hi {name}, first")
+        second = make_blast(s, name="Second", state="draft", message_template="Hi {name}, second",
+                            follow_up_stage="Follow-up 1")
+        for blast in (first, second):
+            make_recipient(s, blast)
+        first_id, second_id = first.id, second.id
+    at = _open(first_id)
+    assert at.text_area(key="draft_tpl").value == "Hi {name}, first"
+    at.query_params["blast"] = str(second_id)
+    at.switch_page("pages/blast.py").run()
+    assert not at.exception, at.exception
+    assert at.text_area(key="draft_tpl").value == "Hi {name}, second", "not the other draft's message"
+    assert at.text_input(key=f"fu_stage_{second_id}").value == "Follow-up 2"
+
+
+# 2. The live sections keep refreshing while events can still arrive.
+
+
+@pytest.fixture
+def refreshes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """The self-refresh intervals (seconds) that the last run of the page asked the browser for."""
+    seen: list[float] = []
+
+    class Recording(LocalScriptRunner):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.on_event.connect(self._record, weak=False)
+
+        def _record(self, sender: Any, event: Any, **data: Any) -> None:
+            msg = data.get("forward_msg")
+            if event == ScriptRunnerEvent.SCRIPT_STARTED:
+                seen.clear()  # a rerun asks again
+            if msg is not None and msg.HasField("auto_rerun"):
+                seen.append(msg.auto_rerun.interval)
+
+    monkeypatch.setattr(app_test, "LocalScriptRunner", Recording)
+    yield seen
+
+
+@pytest.mark.parametrize(
+    ("state", "sent_hours_ago", "expected"),
+    [
+        ("sending", 0.1, [2, 2]),
+        ("completed", 1, [15, 15]),  # replies still arrive
+        ("paused", 70, [15, 15]),
+        ("cancelled", 1, [15, 15]),  # some went out before the cancel
+        ("completed", 24 * 5, []),  # past the 72 h reply window
+        ("cancelled", None, []),  # cancelled before sending
+        ("draft", None, []),
+    ],
+)
+def test_the_live_sections_refresh_while_events_can_arrive(
+    engine: Engine, refreshes: list[float], state: str, sent_hours_ago: float | None,
+    expected: list[int],
+) -> None:
+    sent = None if sent_hours_ago is None else utcnow() - dt.timedelta(hours=sent_hours_ago)
+    with transaction(engine) as s:
+        blast = make_blast(s, state=state, device="d1")
+        make_recipient(s, blast, status="SERVER_ACK" if sent else "QUEUED", sent_at=sent)
+        blast_id = blast.id
+    _open(blast_id)
+    assert refreshes == expected, "the progress and “Where recipients are now”, at the same rhythm"
+
+
+def test_refresh_seconds_follows_the_reply_window() -> None:
+    now, window = utcnow(), dt.timedelta(hours=72)
+
+    def every(state: str, hours_ago: float | None) -> int | None:
+        last_sent = None if hours_ago is None else now - dt.timedelta(hours=hours_ago)
+        return refresh_seconds(state, last_sent=last_sent, now=now, window=window)
+
+    assert every("scheduled", None) == 2
+    assert every("completed", 71) == 15
+    assert every("completed", 73) is None
+
+
+def _live_funnel(at: AppTest) -> dict[str, int]:
+    trace = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    return dict(zip(trace["y"], trace["x"], strict=True))
+
+
+def _where_now(at: AppTest) -> dict[str, int]:
+    table = at.dataframe[0].value
+    return dict(zip(table["Status"], table["Recipients"], strict=True))
+
+
+def test_marking_closed_updates_every_number_and_says_so(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        for _ in range(2):
+            make_recipient(s, blast, status="REPLIED", sent_at=utcnow())
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert _live_funnel(at)["Closed"] == 0
+    at.session_state[f"rcp_table_{blast_id}"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    at.button(key="rcp_close").click().run()
+    assert not at.exception, at.exception
+    assert any("1 recipient marked as closed" in m.value for m in at.success)
+    assert _live_funnel(at)["Closed"] == 1, "the funnel above the table"
+    assert _where_now(at)["Closed: a sale"] == 1
+
+
+def test_closing_from_a_file_updates_every_number_and_keeps_the_report(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        make_recipient(s, blast, status="REPLIED", sent_at=utcnow())
+        blast_id = blast.id
+    at = _open(blast_id)
+    at.file_uploader(key="close_upload").set_value(("sales.csv", b"phone\n0123456789\n", "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    assert _live_funnel(at)["Closed"] == 1
+    assert _where_now(at) == {"Closed: a sale": 1, "Replied": 1}
+    assert any("1 sale marked as closed" in m.value for m in at.success)
+    assert {m.label: m.value for m in at.metric}["Closed"] == "1"
+    assert at.get("download_button"), "the matching report survives the rerun"
+
+
+# 3. The same follow-up is not made twice by accident.
+
+
+def test_a_second_follow_up_for_the_same_people_needs_a_confirmation(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", name="Raya promo")
+        for _ in range(3):
+            make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow() - dt.timedelta(days=2))
+        blast_id = blast.id
+    at = _open(blast_id)
+    at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    assert not at.warning and not at.button(key="fu_create").disabled
+    at.button(key="fu_create").click().run()
+    assert not at.exception, at.exception
+
+    with transaction(engine) as s:
+        first = s.scalar(select(func.max(Blast.id)))
+    assert any(f"Draft blast #{first} created for 3 recipients" in m.value for m in at.success)
+    assert f"Open blast #{first}" in [link.value for link in at.page_link]
+    guard = [w.value for w in at.warning if "already follows up" in w.value]
+    assert guard == [
+        f"**Draft blast #{first}** (“Follow-up 1”) already follows up this blast with 3 people, "
+        "including everyone chosen here. Another draft would message them twice."
+    ]
+    assert at.button(key="fu_create").disabled, "not without the confirmation"
+
+    at.checkbox(key=f"fu_again_{blast_id}").check().run()
+    assert not at.button(key="fu_create").disabled
+    at.button(key="fu_create").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        drafts = s.scalar(select(func.count()).select_from(Blast).where(Blast.parent_blast_id == blast_id))
+    assert drafts == 2, "made when asked for explicitly"
+    assert at.button(key="fu_create").disabled, "and the next one asks again"
+
+
+def test_pending_follow_up_only_counts_unsent_drafts_with_these_people(engine: Engine) -> None:
+    from core.followups import create_follow_up
+
+    read_no_reply = SELECTIONS["Read, no reply"]
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed")
+        for status in ("READ_ACK", "READ_ACK", "DELIVERY_ACK"):
+            make_recipient(s, parent, status=status, sent_at=utcnow())
+        assert pending_follow_up(s, parent_id=parent.id, selector=read_no_reply) is None
+        child = create_follow_up(s, parent_id=parent.id, selector=read_no_reply, message_template="Hi")
+        found = pending_follow_up(s, parent_id=parent.id, selector=SELECTIONS["Sent, no reply"])
+        assert (found.blast_id, found.state, found.recipients, found.overlap) == (child.id, "draft", 2, 2)
+        assert pending_follow_up(s, parent_id=parent.id, selector=SELECTIONS["Received, not read"]) is None
+        child.state = "sending"
+        s.flush()
+        assert pending_follow_up(s, parent_id=parent.id, selector=read_no_reply) is None
+
+
+# 4. A marketer's words, not system codes.
+
+
+def test_the_page_shows_words_not_status_codes(engine: Engine) -> None:
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed", name="Raya promo")
+        make_recipient(s, parent, status="SERVER_ACK", sent_at=utcnow())
+        child = make_blast(s, state="completed", parent_blast_id=parent.id, follow_up_stage="Follow-up 1")
+        make_recipient(s, child, status="QUEUED")
+        parent_id = parent.id
+    at = _open(parent_id)
+    assert "· 1 recipient ·" in _heading(at)
+    where_now = at.dataframe[0].value
+    assert list(where_now["Status"]) == ["Sent (one tick)"]
+    assert list(at.dataframe[1].value["State"]) == ["Finished", "Finished"], "the follow-up chain"
+    recipients = at.dataframe[2].value
+    assert list(recipients["Status"]) == ["Sent (one tick)"]
+    shown = {str(v) for frame in (where_now, recipients) for v in frame.to_numpy().ravel()}
+    assert not shown & RAW_CODES
+    assert any(c.value.startswith("1 recipient · page 1 of 1") for c in at.caption)
+
+
+def test_history_lines_read_in_words() -> None:
+    at = dt.datetime(2026, 3, 2, 2, 5, 9, tzinfo=dt.UTC)
+    assert history_line(at, "PENDING", "SERVER_ACK", "webhook") == (
+        "02 Mar 10:05:09 — Sent, on its way → **Sent (one tick)** (update from WhatsApp)"
+    )
+    assert history_line(at, None, "QUEUED", "send") == "02 Mar 10:05:09 — **Waiting to be sent** (on sending)"
