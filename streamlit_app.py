@@ -9,6 +9,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.server import lifespan_for, routes
 from dashboard.auth import render_login, signed_in
+from dashboard.layout import ROUTED, wanted_page
 
 # Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
 _local_url = f"http://127.0.0.1:{st_config.get_option('server.port')}"
@@ -25,4 +26,8 @@ if get_script_run_ctx() is not None:  # a browser session, not the server import
         ]
     else:
         pages = [st.Page(render_login, title="Log in", icon=":material/lock:")]
-    st.navigation(pages).run()
+    st.session_state[ROUTED] = True  # pages check it: see dashboard.layout.require_the_router
+    navigation = st.navigation(pages)
+    if signed_in() and (wanted := wanted_page(pages)):
+        st.switch_page(wanted[0], query_params=wanted[1])
+    navigation.run()

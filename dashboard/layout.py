@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from core.errors import BlastError
+from dashboard.auth import signed_in
 from dashboard.data import settings
 
 log = logging.getLogger(__name__)
 
+ENTRY = "streamlit_app.py"
+# Set by the router in ENTRY on every run, before it runs the page it chose.
+ROUTED = "routed"
+WANTED = "wanted_page"
+
 
 def page_header(title: str, caption: str | None = None) -> None:
+    """The top of every page; first, the page makes sure it was reached through the router."""
+    require_the_router(Path(sys._getframe(1).f_globals.get("__file__", "")).stem)  # the calling page
     st.title(title)
     if caption:
         st.caption(caption)
@@ -25,6 +36,34 @@ def page_header(title: str, caption: str | None = None) -> None:
             "send for real.",
             icon=":material/science:",
         )
+
+
+def require_the_router(page: str) -> None:
+    """Send a visitor who reached `page` (its file's name) without the router, and so
+    without its login, through it.
+
+    On a freshly started server, a visitor's first request for a deep link such as /health
+    can make Streamlit run the page file by itself, as in its older multipage mode, before
+    any session has run the router's st.navigation: no login, and every file of pages/ in
+    the sidebar. The page then stops, and the router takes the visitor to the login, then
+    to the page they asked for with its query (`wanted_page`).
+    """
+    if not st.session_state.get(ROUTED) or not signed_in():
+        query = {key: st.query_params.get_all(key) for key in st.query_params}  # tag=A&tag=B too
+        st.session_state[WANTED] = (page, query)
+        st.switch_page(ENTRY, query_params=query)
+
+
+def wanted_page(pages: list[StreamlitPage]) -> tuple[StreamlitPage, dict[str, list[str]]] | None:
+    """The page (and its query) a visitor asked for before require_the_router sent them to
+    the router, if it is among `pages` (the default page, the overview, needs no switch: the
+    router runs it with the query kept); asked once."""
+    wanted = st.session_state.pop(WANTED, None)
+    if not wanted:
+        return None
+    name, query = wanted
+    page = next((p for p in pages if p.url_path == name), None)
+    return (page, query) if page is not None else None
 
 
 class Outcome:

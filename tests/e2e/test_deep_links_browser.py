@@ -1,0 +1,65 @@
+"""A visitor's first request for a deep link on a freshly started server, in a real browser.
+
+Streamlit can run a page file by itself for that first request, before the router has run
+once (its older multipage mode): without the router's login, and with every file of pages/
+in the sidebar. The pages send such a visitor through the router, which keeps the address.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.passwords import hash_password
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, dashboard, wait_until_drawn
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "raya-2026-tracker"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
+        pytest.skip("no Chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        yield launched
+        launched.close()
+
+
+def _first_visit(browser, base: str, path: str):  # type: ignore[no-untyped-def]
+    tab = browser.new_page(viewport={"width": 1366, "height": 900})
+    tab.goto(base + path)  # nobody has opened this server before
+    tab.wait_for_timeout(1500)
+    wait_until_drawn(tab)
+    return tab
+
+
+def test_a_first_deep_link_asks_for_the_password_then_opens_the_page(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {"RUN_WORKER": "false", "DASHBOARD_PASSWORD_HASH": hash_password(PASSWORD)}
+    with dashboard(tmp_path, env) as base:
+        tab = _first_visit(browser, base, "/health?from=bookmark")
+        body = tab.inner_text("body")
+        assert "Settings & health" not in body and "Webhook" not in body, "a page shown without logging in"
+        assert not any("health" in t for t in tab.locator('[data-testid="stSidebar"]').all_inner_texts())
+        tab.get_by_label("Password", exact=True).fill(PASSWORD)
+        tab.get_by_role("button", name="Log in").click()
+        tab.get_by_text("Everything the tracker depends on", exact=False).wait_for(timeout=30_000)
+        assert tab.url.endswith("/health?from=bookmark")
+
+
+def test_a_first_deep_link_without_a_password_opens_the_page_through_the_router(  # type: ignore[no-untyped-def]
+    browser, tmp_path: Path
+) -> None:
+    with dashboard(tmp_path, {"RUN_WORKER": "false"}) as base:
+        tab = _first_visit(browser, base, "/health")
+        tab.get_by_text("Everything the tracker depends on", exact=False).wait_for(timeout=30_000)
+        sidebar = tab.locator('[data-testid="stSidebar"]').inner_text()
+        assert "Settings & health" in sidebar and "new blast" not in sidebar, "the router's titles, not files"
