@@ -28,9 +28,10 @@ from core.recipients import (
     StageSelector,
 )
 from core.sending import blasts
-from core.sending.progress import blast_progress
+from core.sending.progress import blast_progress, rules_for
 from core.statuses import STATUS_WORDS, Status
 from dashboard.charts import funnel_figure
+from dashboard.compose import quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
 from dashboard.format import STATE_WORDS, state_word
 from dashboard.layout import friendly_errors
@@ -361,3 +362,15 @@ def render_chain(blast_id: int) -> None:
         f"Across the chain: **{total['Sent']:,}** sent, **{total['Replied']:,}** replied, "
         f"**{total['Closed']:,}** closed."
     )
+
+
+def render_quiet_hours_note(blast: Blast) -> None:
+    """When a scheduled start falls inside quiet hours, when sending will really begin."""
+    cfg = settings()
+    if cfg.send_pacing != "on" or blast.scheduled_at is None:
+        return
+    with reading() as s:
+        rules = rules_for(s, device=blast.device or cfg.wsapme_device, settings=cfg)
+    note = quiet_hours_note(rules, when=blast.scheduled_at, zone=cfg.timezone)
+    if note:
+        st.warning(note, icon=":material/bedtime:")

@@ -34,7 +34,7 @@ def render_draft_launch(blast: Blast) -> None:
     """Write or check the message, see when it would finish, and send or schedule."""
     names, samples = _samples(blast.id)
     st.info(
-        f"This blast is a draft: nothing has been sent. It will go to {len(samples):,} people.",
+        f"This blast is a draft: nothing has been sent. It will go to {_people(len(samples))}.",
         icon=":material/edit_note:",
     )
     # The list is already in the blast, so an empty value is mended in the message, not the file.
@@ -57,7 +57,7 @@ def render_draft_launch(blast: Blast) -> None:
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")
-    label = f"Send to {len(samples):,} people" if send_at is None else "Schedule the blast"
+    label = f"Send to {_people(len(samples))}" if send_at is None else "Schedule the blast"
     if not st.button(
         label, type="primary", disabled=bool(problems), key="draft_send", icon=":material/send:"
     ):
@@ -75,3 +75,7 @@ def render_draft_launch(blast: Blast) -> None:
         )
     if done.ok:
         st.rerun()
+
+
+def _people(n: int) -> str:
+    return "1 person" if n == 1 else f"{n:,} people"

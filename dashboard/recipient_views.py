@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.closing import CloseOutcome, CloseReport, close_from_csv
+from core.csv_import import UPLOAD_TYPES
 from core.exports import stage_csv
 from core.followups import chain_ids
 from core.recipients import SELECTIONS, history, mark_closed, mark_failed, page_of_recipients, resend_unknown
@@ -144,7 +145,9 @@ def render_close_from_file(blast_id: int) -> None:
     )
     _render_close_report(take_flash("close_report"))
     only_chain = st.checkbox("Only this blast and its follow-ups", value=True, key="close_chain")
-    upload = st.file_uploader("Numbers that bought (CSV)", type=["csv", "txt"], key="close_upload")
+    upload = st.file_uploader(
+        "Numbers that bought (Excel or CSV)", type=list(UPLOAD_TYPES), key="close_upload"
+    )
     if upload is None or not st.button("Mark them closed", key="close_apply", type="primary"):
         return
     with friendly_errors("read the file") as done, session() as s:

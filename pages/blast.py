@@ -49,6 +49,7 @@ if blast.state == "paused" and blast.state_reason:
     st.warning(blast.state_reason, icon=":material/pause_circle:")
 if blast.state == "scheduled" and blast.scheduled_at:
     st.info(f"Scheduled for {views.local(blast.scheduled_at)}.", icon=":material/schedule:")
+    views.render_quiet_hours_note(blast)
 
 if blast.state == "draft":
     launch_views.render_draft_launch(blast)

@@ -4,7 +4,7 @@ import hashlib
 
 import streamlit as st
 
-from core.csv_import import create_draft_blast_from_import
+from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
 from core.sending import blasts
 from dashboard import new_blast_views as views
 from dashboard.compose import render_when, send_problems
@@ -17,7 +17,7 @@ cfg = settings()
 st.subheader("1 · Who to send to")
 upload = st.file_uploader(
     "Contact list (Excel workbook or CSV, from Excel, Google Sheets or Google Contacts)",
-    type=["xlsx", "xlsm", "xls", "csv", "txt", "tsv"],  # .xls only to say how to convert it
+    type=list(UPLOAD_TYPES),
     key="upload",
     help="One row per person, with a phone number column. Names and other columns can be used "
     "in the message. From an Excel workbook, the first sheet with contacts is read.",

@@ -14,6 +14,7 @@ from streamlit.runtime.scriptrunner import ScriptRunnerEvent
 from streamlit.testing.v1 import AppTest, app_test
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
+from core.config import get_settings
 from core.db import transaction
 from core.followups import pending_follow_up
 from core.models import Blast, utcnow
@@ -307,3 +308,46 @@ def test_history_lines_read_in_words() -> None:
         "02 Mar 10:05:09 — Sent, on its way → **Sent (one tick)** (update from WhatsApp)"
     )
     assert history_line(at, None, "QUEUED", "send") == "02 Mar 10:05:09 — **Waiting to be sent** (on sending)"
+
+
+def test_sales_can_be_closed_from_an_excel_workbook(engine: Engine) -> None:
+    from tests.test_excel_import import xlsx
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        make_recipient(s, blast, status="REPLIED", sent_at=utcnow())
+        blast_id = blast.id
+    at = _open(blast_id)
+    book = xlsx(("Sales", [["Phone", "Amount"], [60123456789, 250]]))  # Excel keeps the number a number
+    at.file_uploader(key="close_upload").set_value(
+        ("sales.xlsx", book, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    assert _live_funnel(at)["Closed"] == 1
+
+
+def test_a_scheduled_start_inside_quiet_hours_says_when_sending_really_begins(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEND_PACING", "on")
+    monkeypatch.setenv("SEND_QUIET_HOURS", "21:00-09:00")
+    get_settings.cache_clear()
+    start = dt.datetime(2026, 12, 1, 15, 30, tzinfo=dt.UTC)  # 23:30 in Kuala Lumpur
+    with transaction(engine) as s:
+        blast = make_blast(s, state="scheduled", scheduled_at=start, device="5850")
+        make_recipient(s, blast)
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert any("23:30 is inside quiet hours (21:00–09:00): sending will start at 09:00 on 2 Dec" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+
+
+def test_a_draft_for_one_person_says_person(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="draft")
+        make_recipient(s, blast, contact_name="Aisyah")
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert any("It will go to 1 person." in i.value for i in at.info)

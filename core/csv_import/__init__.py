@@ -30,6 +30,9 @@ from core.csv_import.storage import (
 )
 from core.errors import BadCsv
 
+# What an uploader takes: workbooks and text tables (.xls only to say how to convert it).
+UPLOAD_TYPES = ("xlsx", "xlsm", "xls", "csv", "txt", "tsv")
+
 __all__ = [
     "DEFAULT_MAX_UPLOAD_MB",
     "DELIMITER_NAMES",
@@ -39,6 +42,7 @@ __all__ = [
     "ImportReport",
     "Outcome",
     "RowResult",
+    "UPLOAD_TYPES",
     "add_recipients",
     "create_draft_blast_from_import",
     "import_report",
