@@ -33,7 +33,7 @@ from core.statuses import STATUS_WORDS, Status
 from dashboard.charts import funnel_figure
 from dashboard.compose import quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
-from dashboard.format import STATE_WORDS, state_word
+from dashboard.format import STATE_WORDS, plural, state_word
 from dashboard.layout import friendly_errors
 
 LIVE_STATES = ("sending", "scheduled")
@@ -53,11 +53,6 @@ def local(moment: dt.datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
 def state_badge(state: str) -> str:
     word, colour = STATE_WORDS.get(state, (state, "gray"))
     return f":{colour}-badge[{word}]"
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """"1 recipient", "3 recipients", "1 person", "2 people"."""
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def status_word(status: str | None) -> str:
@@ -205,10 +200,7 @@ def render_refresh(blast_id: int) -> None:
     with friendly_errors("refresh the statuses") as done, st.spinner("Asking the gateway…"):
         result = poll_round(get_engine(), make_client(settings()), settings=settings(), blast_id=blast_id)
     if done.ok:
-        words = f"Asked about {result.asked:,} messages: {result.changed:,} moved on"
-        if result.unknown:
-            words += f", {result.unknown:,} the gateway could not say"
-        st.toast(words + ".")
+        st.toast(refresh_words(result.asked, result.changed, result.unknown))
         if result.stopped_by:
             st.warning(f"Stopped early: {result.stopped_by}")
 
@@ -374,3 +366,14 @@ def render_quiet_hours_note(blast: Blast) -> None:
     note = quiet_hours_note(rules, when=blast.scheduled_at, zone=cfg.timezone)
     if note:
         st.warning(note, icon=":material/bedtime:")
+
+
+def refresh_words(asked: int, changed: int, unknown: int) -> str:
+    """What "Refresh statuses" did, in words."""
+    if asked == 0:
+        return ("Nothing to ask about: every message of this blast has been read, or has not "
+                "been sent, or is too old to change.")
+    words = f"Asked about {plural(asked, 'message')}: {changed:,} moved on"
+    if unknown:
+        words += f", the gateway could not say for {unknown:,}"
+    return words + "."

@@ -15,6 +15,11 @@ STATE_WORDS = {
 }
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 recipient", "3 recipients", "1 person", "2 people"."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
 def state_word(state: str) -> str:
     return STATE_WORDS.get(state, (state.capitalize(), "gray"))[0]
 

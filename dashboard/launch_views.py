@@ -11,6 +11,7 @@ from core.sending.progress import eta
 from core.statuses import Status
 from dashboard.compose import Sample, render_template, render_when, send_problems
 from dashboard.data import reading, session, settings
+from dashboard.format import plural
 from dashboard.layout import friendly_errors
 
 
@@ -33,8 +34,9 @@ def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
 def render_draft_launch(blast: Blast) -> None:
     """Write or check the message, see when it would finish, and send or schedule."""
     names, samples = _samples(blast.id)
+    people = plural(len(samples), "person", "people")
     st.info(
-        f"This blast is a draft: nothing has been sent. It will go to {_people(len(samples))}.",
+        f"This blast is a draft: nothing has been sent. It will go to {people}.",
         icon=":material/edit_note:",
     )
     # The list is already in the blast, so an empty value is mended in the message, not the file.
@@ -57,7 +59,7 @@ def render_draft_launch(blast: Blast) -> None:
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")
-    label = f"Send to {_people(len(samples))}" if send_at is None else "Schedule the blast"
+    label = f"Send to {people}" if send_at is None else "Schedule the blast"
     if not st.button(
         label, type="primary", disabled=bool(problems), key="draft_send", icon=":material/send:"
     ):
@@ -75,7 +77,3 @@ def render_draft_launch(blast: Blast) -> None:
         )
     if done.ok:
         st.rerun()
-
-
-def _people(n: int) -> str:
-    return "1 person" if n == 1 else f"{n:,} people"

@@ -207,7 +207,7 @@ def render_pacing(recipients: int) -> None:
         zone = cfg.timezone
         took = finish - dt.datetime.now(dt.UTC)
         st.write(
-            f"At this pace, **{recipients:,}** messages take about **{duration_words(took)}** "
+            f"At this pace, **{recipients:,}** messages take {_about(took)} "
             f"and finish around **{finish.astimezone(zone):%a %d %b, %H:%M}** if sent now."
         )
 
@@ -259,3 +259,8 @@ def render_test_send(text: str, report: ImportReport) -> None:
             return
         st.success(f"Test sent to {phone.e164}. Check your phone before sending the blast.")
         st.caption(f"Gateway message id {result.message_id}")
+
+
+def _about(took: dt.timedelta) -> str:
+    words = duration_words(took)
+    return f"**{words}**" if words == "under a minute" else f"about **{words}**"

@@ -20,7 +20,7 @@ from core.followups import pending_follow_up
 from core.models import Blast, utcnow
 from core.recipients import SELECTIONS
 from core.statuses import Status
-from dashboard.blast_views import blast_to_show, refresh_seconds
+from dashboard.blast_views import blast_to_show, refresh_seconds, refresh_words
 from dashboard.recipient_views import history_line
 from tests.support.factories import make_blast, make_recipient
 from tests.test_pages import app_db, page  # noqa: F401  (app_db: the fixture, used below)
@@ -351,3 +351,16 @@ def test_a_draft_for_one_person_says_person(engine: Engine) -> None:
         blast_id = blast.id
     at = _open(blast_id)
     assert any("It will go to 1 person." in i.value for i in at.info)
+
+
+@pytest.mark.parametrize(
+    ("asked", "changed", "unknown", "words"),
+    [
+        (0, 0, 0, "Nothing to ask about: every message of this blast has been read, or has not been sent, "
+                  "or is too old to change."),
+        (1, 1, 0, "Asked about 1 message: 1 moved on."),
+        (12, 3, 2, "Asked about 12 messages: 3 moved on, the gateway could not say for 2."),
+    ],
+)
+def test_refreshing_statuses_says_what_it_did(asked: int, changed: int, unknown: int, words: str) -> None:
+    assert refresh_words(asked, changed, unknown) == words
