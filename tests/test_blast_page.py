@@ -208,14 +208,25 @@ def test_marking_closed_updates_every_number_and_says_so(engine: Engine) -> None
     assert _where_now(at)["Closed: a sale"] == 1
 
 
-def test_closing_from_a_file_updates_every_number_and_keeps_the_report(engine: Engine) -> None:
+def _sales_workbook() -> tuple[str, bytes, str]:
+    from tests.test_excel_import import xlsx
+
+    book = xlsx(("Sales", [["Phone", "Amount"], [60123456789, 250]]))  # Excel keeps the number a number
+    return "sales.xlsx", book, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.mark.parametrize("upload", [
+    pytest.param(lambda: ("sales.csv", b"phone\n0123456789\n", "text/csv"), id="csv"),
+    pytest.param(_sales_workbook, id="excel"),
+])
+def test_closing_from_a_file_updates_every_number_and_keeps_the_report(engine: Engine, upload) -> None:  # type: ignore[no-untyped-def]
     with transaction(engine) as s:
         blast = make_blast(s, state="completed")
         make_recipient(s, blast, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
         make_recipient(s, blast, status="REPLIED", sent_at=utcnow())
         blast_id = blast.id
     at = _open(blast_id)
-    at.file_uploader(key="close_upload").set_value(("sales.csv", b"phone\n0123456789\n", "text/csv"))
+    at.file_uploader(key="close_upload").set_value(upload())
     at.run()
     at.button(key="close_apply").click().run()
     assert not at.exception, at.exception
@@ -308,24 +319,6 @@ def test_history_lines_read_in_words() -> None:
         "02 Mar 10:05:09 — Sent, on its way → **Sent (one tick)** (update from WhatsApp)"
     )
     assert history_line(at, None, "QUEUED", "send") == "02 Mar 10:05:09 — **Waiting to be sent** (on sending)"
-
-
-def test_sales_can_be_closed_from_an_excel_workbook(engine: Engine) -> None:
-    from tests.test_excel_import import xlsx
-
-    with transaction(engine) as s:
-        blast = make_blast(s, state="completed")
-        make_recipient(s, blast, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
-        make_recipient(s, blast, status="REPLIED", sent_at=utcnow())
-        blast_id = blast.id
-    at = _open(blast_id)
-    book = xlsx(("Sales", [["Phone", "Amount"], [60123456789, 250]]))  # Excel keeps the number a number
-    at.file_uploader(key="close_upload").set_value(
-        ("sales.xlsx", book, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
-    at.run()
-    at.button(key="close_apply").click().run()
-    assert not at.exception, at.exception
-    assert _live_funnel(at)["Closed"] == 1
 
 
 def test_a_scheduled_start_inside_quiet_hours_says_when_sending_really_begins(

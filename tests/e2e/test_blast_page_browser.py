@@ -3,7 +3,6 @@ inputs. AppTest cannot click a page link, nor keep widget values the way a brows
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from core.db import make_engine, migrate, transaction
 from core.models import utcnow
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, dashboard, wait_until_drawn
+from tests.support.browser import dashboard, wait_until_drawn
 from tests.support.factories import make_blast, make_recipient
 
 pytestmark = pytest.mark.e2e
@@ -35,21 +34,14 @@ def blasts(tmp_path: Path) -> tuple[Path, int, int]:
 
 
 @pytest.fixture
-def page(blasts: tuple[Path, int, int]) -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
-        pytest.skip("no Chromium on this machine")
-    from playwright.sync_api import sync_playwright
-
-    with dashboard(blasts[0], {"SEND_PACING": "off"}) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+def page(blasts: tuple[Path, int, int], browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    with dashboard(blasts[0], {"SEND_PACING": "off"}) as base:
         tab = browser.new_page(viewport={"width": 1400, "height": 1000})
         tab.goto(base)  # through the router first, as a marketer arrives
         wait_until_drawn(tab)
         tab.base = base  # type: ignore[attr-defined]
         yield tab
-        browser.close()
+        tab.close()
 
 
 def _settle(page) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from core.config import PROJECT_ROOT
 from core.db import make_engine, transaction
 from core.funnel import funnel
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, dashboard, wait_until_drawn
+from tests.support.browser import dashboard, wait_until_drawn
 
 SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 CONTACTS = (
@@ -34,23 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     data_dir = tmp_path_factory.mktemp("e2e-data")
     with dashboard(data_dir, {"SANDBOX_SPEED": "fast", "SEND_PACING": "off"}) as base:
         yield base, data_dir
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
-        pytest.skip("no Chromium on this machine")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=list(CHROMIUM_ARGS),
-        )
-        yield instance
-        instance.close()
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

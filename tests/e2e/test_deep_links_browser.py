@@ -7,31 +7,15 @@ in the sidebar. The pages send such a visitor through the router, which keeps th
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.passwords import hash_password
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, dashboard, wait_until_drawn
+from tests.support.browser import dashboard, wait_until_drawn
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "raya-2026-tracker"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
-        pytest.skip("no Chromium on this machine")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
-        yield launched
-        launched.close()
 
 
 def _first_visit(browser, base: str, path: str):  # type: ignore[no-untyped-def]
