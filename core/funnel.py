@@ -189,7 +189,7 @@ def _selected(counts: Select, counts_blast: ColumnElement[int], deltas: Select,
     return union_all(counts, deltas)
 
 
-# The measures of the hour rollups (migration 0004).
+# The measures of the hour rollups (migrations 0004 and 0005).
 SENT, READ, REPLIED = "sent", "read", "replied"
 
 

@@ -242,10 +242,11 @@ class BlastStatusDelta(Base):
 
 
 class BlastHourCount(Base):
-    """Recipients per blast, measure and UTC hour, kept exact by triggers (migration 0004).
+    """Recipients per blast, measure and UTC hour, kept exact by triggers (migrations 0004, 0005).
 
     `what` 'sent' counts by the hour of `sent_at` and the recipient's status now; 'read' and
-    'replied' by the hour of `read_timestamp` and `replied_at`, with status ''. `hour` is
+    'replied' by the hour of `read_timestamp` and `replied_at`, with status '', leaving out a
+    time equal to `closed_at` (given by a sale closed by hand, not by the person). `hour` is
     'YYYY-MM-DD HH' in UTC. Like the status counts, no foreign key.
     """
 

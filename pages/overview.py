@@ -140,3 +140,4 @@ else:
         format_func={"replied": "Replies", "read": "Reads"}.get,
     )
     st.plotly_chart(hours_figure(activity, what=which), width="stretch", key="hours")
+    st.caption("In your time zone. Sales closed by hand are not counted as reads or replies here.")

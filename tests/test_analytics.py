@@ -197,7 +197,9 @@ def test_empty_selection(engine: Engine) -> None:
 # and let the database do the arithmetic: one pass over blast_recipients joined to blasts.
 
 
-def _recount_hours(session: Session, column: Any, filters: FunnelFilter, *columns: Any) -> pd.DataFrame:
+def _recount_hours(
+    session: Session, column: Any, filters: FunnelFilter, *columns: Any, where: Any = True
+) -> pd.DataFrame:
     if session.get_bind().dialect.name == "postgresql":
         bucket = func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
     else:
@@ -206,7 +208,7 @@ def _recount_hours(session: Session, column: Any, filters: FunnelFilter, *column
         select(bucket, func.count(), *columns)
         .select_from(BlastRecipient)
         .join(Blast)
-        .where(column.is_not(None))
+        .where(column.is_not(None), where)
         .group_by(bucket)
     )
     rows = [tuple(row) for row in session.execute(apply_filter(query, filters))]
@@ -233,7 +235,9 @@ def recount_daily_trend(session: Session, filters: FunnelFilter) -> pd.DataFrame
 def recount_activity(session: Session, filters: FunnelFilter) -> pd.DataFrame:
     frames = []
     for what, column in (("read", BlastRecipient.read_timestamp), ("replied", BlastRecipient.replied_at)):
-        frame = _recount_hours(session, column, filters)
+        # A read or reply time that is the close's own was given by a sale closed by hand.
+        by_the_person = or_(BlastRecipient.closed_at.is_(None), column != BlastRecipient.closed_at)
+        frame = _recount_hours(session, column, filters, where=by_the_person)
         if not frame.empty:
             frame.columns = ["hour", "n"]
             frame["what"] = what

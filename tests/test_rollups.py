@@ -61,8 +61,11 @@ def hour_recount(engine: Engine) -> dict[HourKey, int]:
     counts: Counter[HourKey] = Counter()
     with transaction(engine) as s:
         rows = s.execute(select(BlastRecipient.blast_id, BlastRecipient.status, BlastRecipient.sent_at,
-                                BlastRecipient.read_timestamp, BlastRecipient.replied_at))
-        for blast_id, status, sent, read, replied in rows:
+                                BlastRecipient.read_timestamp, BlastRecipient.replied_at,
+                                BlastRecipient.closed_at))
+        for blast_id, status, sent, read, replied, closed in rows:
+            # A read or reply time that is the close's own was given by a sale closed by hand (0005).
+            read, replied = (None if at == closed else at for at in (read, replied))
             measures = (("sent", sent, status), ("read", read, ""), ("replied", replied, ""))
             for what, at, kept_status in measures:
                 if at is not None:
@@ -133,7 +136,7 @@ def add_recipients(session, blast_id: int, n: int, status: str, **times: dt.date
         ])
 
 
-TIMES = ("sent_at", "read_timestamp", "replied_at")
+TIMES = ("sent_at", "read_timestamp", "replied_at", "closed_at")
 DAY = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
 
@@ -265,11 +268,31 @@ def test_the_migration_backfills_existing_recipients(db_url: str) -> None:
         engine.dispose()
 
 
+def test_a_sale_closed_by_hand_is_no_read_or_reply_in_the_hours(engine: Engine) -> None:
+    """Closing someone who never read or replied stamps both with the close's time: those are
+    left out of 'read' and 'replied'. Someone who replied, then was closed, still counts; a
+    close undone by hand gives the reply time back to the hours."""
+    blast_id = new_blast(engine, n=2, status="SERVER_ACK")
+    quiet, answered = recipient_ids(engine, blast_id)
+    replied_at, closed_at = DAY + dt.timedelta(hours=9, minutes=5), DAY + dt.timedelta(hours=15)
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=answered, status="REPLIED", source="webhook", at=replied_at)
+        for rid in (quiet, answered):
+            apply_status(s, recipient_id=rid, status="CLOSED", source="import", at=closed_at)
+    activity = {k: n for k, n in hour_rollups(engine).items() if k[1] != "sent"}
+    assert activity == {(blast_id, "read", "2026-03-02 09", ""): 1,
+                        (blast_id, "replied", "2026-03-02 09", ""): 1}
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=quiet, status="REPLIED", source="manual", manual=True)
+    assert hour_rollups(engine)[blast_id, "replied", "2026-03-02 15", ""] == 1
+    assert_rollups_equal_recount(engine)
+
+
 # --- random mixes ---------------------------------------------------------------------------
 
 
 OPERATIONS = ("insert", "move", "manual", "claim", "settle", "bulk", "delete", "delete_blast",
-              "new_blast", "rehome", "fold", "stamp", "bulk_stamp")
+              "new_blast", "rehome", "fold", "stamp", "bulk_stamp", "close", "bulk_close")
 
 
 def run_operation(engine: Engine, op: str, rng: random.Random) -> None:
@@ -310,6 +333,12 @@ def run_operation(engine: Engine, op: str, rng: random.Random) -> None:
                       .values(blast_id=rng.choice(blasts)))
         elif op == "fold":
             fold_rollup_deltas(s)
+        elif op == "close" and ids:  # a sale closed by hand: skipped stages take its time
+            apply_status(s, recipient_id=rng.choice(ids), status="CLOSED", source="manual",
+                         at=random_time(rng) or DAY)
+        elif op == "bulk_close":
+            s.execute(update(BlastRecipient).where(BlastRecipient.blast_id == rng.choice(blasts))
+                      .values(closed_at=BlastRecipient.replied_at))
 
 
 def test_a_long_random_mix_of_writes(engine: Engine) -> None:
