@@ -33,7 +33,7 @@ from core.statuses import STATUS_WORDS, Status
 from dashboard.charts import funnel_figure
 from dashboard.compose import quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
-from dashboard.format import STATE_WORDS, plural, state_word
+from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.layout import friendly_errors
 
 LIVE_STATES = ("sending", "scheduled")
@@ -154,11 +154,12 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     cols[1].metric("Still to send", f"{progress.remaining:,}")
     cols[2].metric("Failed", f"{f.failed:,}")
     cols[3].metric("Unknown", f"{f.unknown:,}")
-    finish = "—" if progress.eta is None else local(progress.eta, "%d %b, %H:%M")
+    finish = "—" if progress.eta is None else when_words(progress.eta, zone=settings().timezone)
     pace = ("this blast's pace so far, one message every "
             f"{progress.pace_seconds:.0f} s" if progress.pace_seconds else "the device's sending rules")
+    exact = "" if progress.eta is None else f" Around {local(progress.eta)}."
     cols[4].metric("Expected to finish", finish if state in LIVE_STATES or state == "draft" else "—",
-                   help=f"At {pace}, with its pauses, daily cap and quiet hours.")
+                   help=f"At {pace}, with its pauses, daily cap and quiet hours.{exact}")
     if f.unknown:
         they, have, alone = ("it", "has", "itself") if f.unknown == 1 else ("they", "have", "themselves")
         st.warning(
@@ -168,6 +169,9 @@ def render_progress(blast_id: int, shown_state: str) -> None:
             "one. Open **Recipients → Unknown** to send again or mark as failed.",
             icon=":material/help:",
         )
+    if f.sent == 0 and f.failed == 0 and f.unknown == 0:
+        st.caption("Nothing sent yet: the funnel fills in as the messages go out.")
+        return
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
 
 

@@ -50,3 +50,17 @@ def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
     if seconds < 60:
         return "just now"
     return f"{duration_words(dt.timedelta(seconds=seconds))} ago"
+
+
+def when_words(moment: dt.datetime, *, zone: dt.tzinfo, now: dt.datetime | None = None) -> str:
+    """A moment short enough for a metric: "14:05" today, "tomorrow 09:00", "Thu 09:00" within
+    a week, "3 Dec" after that."""
+    local = moment.astimezone(zone)
+    days = (local.date() - (now or dt.datetime.now(dt.UTC)).astimezone(zone).date()).days
+    if days == 0:
+        return f"{local:%H:%M}"
+    if days == 1:
+        return f"tomorrow {local:%H:%M}"
+    if 1 < days < 7:
+        return f"{local:%a %H:%M}"
+    return f"{local.day} {local:%b}"

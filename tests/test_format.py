@@ -1,0 +1,33 @@
+"""Numbers and times in a marketer's words."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dashboard.format import plural, state_word, when_words
+
+KL = ZoneInfo("Asia/Kuala_Lumpur")
+NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)  # Thursday 10:00 in Kuala Lumpur
+
+
+@pytest.mark.parametrize(
+    ("moment", "words"),
+    [
+        (dt.datetime(2026, 11, 26, 6, 5, tzinfo=dt.UTC), "14:05"),
+        (dt.datetime(2026, 11, 26, 16, 30, tzinfo=dt.UTC), "tomorrow 00:30"),  # past midnight there
+        (dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.UTC), "Sat 09:00"),
+        (dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.UTC), "3 Dec"),
+    ],
+)
+def test_a_moment_short_enough_for_a_metric(moment: dt.datetime, words: str) -> None:
+    assert when_words(moment, zone=KL, now=NOW) == words
+
+
+def test_plurals_and_states() -> None:
+    assert [plural(1, "recipient"), plural(1_200, "recipient"), plural(2, "person", "people")] == [
+        "1 recipient", "1,200 recipients", "2 people"]
+    assert [state_word("completed"), state_word("draft"), state_word("archived")] == [
+        "Finished", "Draft", "Archived"]
