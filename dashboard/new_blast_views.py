@@ -199,7 +199,14 @@ def render_pacing(recipients: int) -> None:
             key="p_quiet",
             help="No messages between these times (team time zone), e.g. 21:00-09:00, or off.",
         )
-        if st.button("Save pace", key="p_save"):
+        changed = (gap, jitter, int(cap), int(every), pause, quiet.strip()) != (
+            float(rules.min_gap_seconds), float(rules.jitter_seconds), int(rules.daily_cap),
+            int(rules.pause_every), rules.pause_seconds / 60, _quiet_text(rules))
+        st.caption(
+            f"The pace belongs to the WhatsApp device ({device}): every blast it sends uses it."
+            + (" **Changed: press Save pace to use it.**" if changed else "")
+        )
+        if st.button("Save pace", key="p_save", type="primary" if changed else "secondary"):
             _save_pacing(device, gap, jitter, cap, every, pause, quiet)
     with reading() as s:
         finish = eta(s, device=device, remaining=recipients, settings=cfg)

@@ -137,3 +137,14 @@ def test_a_choice_that_leaves_nothing_to_read_can_be_undone() -> None:
     assert not at.exception, at.exception
     assert at.error and "No phone number column found" in at.error[0].value
     assert at.selectbox(key="col_phone").value is None
+
+
+def test_a_changed_pace_says_it_is_not_used_until_saved() -> None:
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    assert "every blast it sends uses it" in captions(at) and "Changed" not in captions(at)
+    at.number_input(key="p_gap").set_value(45.0).run()
+    assert "Changed: press Save pace to use it." in captions(at)
+    at.button(key="p_save").click().run()
+    assert any("Pace saved" in m.value for m in at.success)
+    at.run()
+    assert "Changed" not in captions(at), "the saved pace is the one shown"
