@@ -86,9 +86,10 @@ st.dataframe(
 )
 
 st.subheader("Day by day")
+_ttl = "a minute" if data.ANALYTICS_TTL_SECONDS == 60 else f"{data.ANALYTICS_TTL_SECONDS} seconds"
 st.caption(
-    f"Worked out at most {data.ANALYTICS_TTL_SECONDS} seconds ago, like the response times and "
-    "answer hours below; the counts above and the tags compared are live."
+    f"Updated at most {_ttl} ago, as are the response times and answer hours below. The counts "
+    "above and the tags compared are always current."
 )
 slow = data.recipient_analytics(filters)
 trend = slow.trend
