@@ -265,7 +265,7 @@ def render_test_send(text: str, report: ImportReport) -> None:
             st.error(f"The test was not sent: {exc.message}")
             return
         st.success(f"Test sent to {phone.e164}. Check your phone before sending the blast.")
-        st.caption(f"Gateway message id {result.message_id}")
+        st.caption(f"WSAPME's reference for this message, if support asks: {result.message_id}")
 
 
 def _about(took: dt.timedelta) -> str:

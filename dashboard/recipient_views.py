@@ -165,13 +165,23 @@ def render_close_from_file(blast_id: int) -> None:
         st.rerun()  # the funnel and the counts above take in the new sales
 
 
+CLOSE_LABELS = {
+    CloseOutcome.CLOSED: "Closed",
+    CloseOutcome.ALREADY_CLOSED: "Already closed",
+    CloseOutcome.NOT_MESSAGED: "Never messaged",
+    CloseOutcome.INVALID: "Not a number",
+    CloseOutcome.DUPLICATE: "Listed twice",
+}
+
+
 def _render_close_report(report: CloseReport | None) -> None:
     if report is None:
         return
     st.success(f"Done: {plural(report.count(CloseOutcome.CLOSED), 'sale')} marked as closed.")
     cols = st.columns(len(CloseOutcome))
     for col, outcome in zip(cols, CloseOutcome, strict=True):
-        col.metric(outcome.value.capitalize(), f"{report.count(outcome):,}")
+        # Short labels fit five across; the outcome in full is the help.
+        col.metric(CLOSE_LABELS[outcome], f"{report.count(outcome):,}", help=outcome.value.capitalize() + ".")
     st.download_button(
         "Download what matched (CSV)",
         report.to_csv(),

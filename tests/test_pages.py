@@ -325,7 +325,7 @@ def test_blast_detail_closes_sales_from_a_file(app_db: str, engine: Engine) -> N
     at.button(key="close_apply").click().run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Closed"] == "1" and metrics["No message sent to this number"] == "1"
+    assert metrics["Closed"] == "1" and metrics["Never messaged"] == "1"
 
 
 def test_new_blast_test_send_reaches_the_sandbox_gateway(app_db: str) -> None:
