@@ -41,6 +41,7 @@ LIVE_STATES = ("sending", "scheduled")
 # afterwards while receipts and replies can still arrive (most come after the last send).
 LIVE_EVERY_SECONDS = 2
 SETTLING_EVERY_SECONDS = 15
+SOON = dt.timedelta(minutes=5)
 
 PICK_KEY = "blast_pick"
 _SHOWN_KEY = "blast_shown"
@@ -117,10 +118,14 @@ def start_afresh(blast: Blast) -> None:
 
 
 def refresh_seconds(
-    state: str, *, last_sent: dt.datetime | None, now: dt.datetime, window: dt.timedelta
+    state: str, *, last_sent: dt.datetime | None, now: dt.datetime, window: dt.timedelta,
+    starts_at: dt.datetime | None = None,
 ) -> int | None:
     """Seconds between refreshes of the live sections, or None for a blast nothing more can
-    happen to: never sent, or its last send older than the reply window."""
+    happen to: never sent, or its last send older than the reply window. A blast scheduled
+    for later than the next few minutes is looked at every SETTLING_EVERY_SECONDS."""
+    if state == "scheduled" and starts_at is not None and starts_at - now > SOON:
+        return SETTLING_EVERY_SECONDS
     if state in LIVE_STATES:
         return LIVE_EVERY_SECONDS
     if last_sent is not None and now - last_sent < window:
@@ -130,7 +135,8 @@ def refresh_seconds(
 
 def refresh_every(blast: Blast) -> int | None:
     if blast.state in LIVE_STATES:
-        return LIVE_EVERY_SECONDS
+        return refresh_seconds(blast.state, last_sent=None, now=utcnow(), window=dt.timedelta(0),
+                               starts_at=blast.scheduled_at)
     with reading() as s:
         last_sent = s.scalar(
             select(func.max(BlastRecipient.sent_at)).where(BlastRecipient.blast_id == blast.id)

@@ -177,6 +177,10 @@ def test_refresh_seconds_follows_the_reply_window() -> None:
         return refresh_seconds(state, last_sent=last_sent, now=now, window=window)
 
     assert every("scheduled", None) == 2
+    assert refresh_seconds("scheduled", last_sent=None, now=now, window=window,
+                           starts_at=now + dt.timedelta(days=1)) == 15, "due tomorrow"
+    assert refresh_seconds("scheduled", last_sent=None, now=now, window=window,
+                           starts_at=now + dt.timedelta(minutes=2)) == 2, "about to start"
     assert every("completed", 71) == 15
     assert every("completed", 73) is None
 
