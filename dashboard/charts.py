@@ -62,6 +62,11 @@ def trend_figure(trend: pd.DataFrame) -> go.Figure:
         line={"color": "#f59e0b"},
         secondary_y=True,
     )
+    # Days, not hours and milliseconds: one day alone would otherwise fill the axis to the millisecond.
+    figure.update_xaxes(type="date", tickformat="%d %b")
+    if len(trend) == 1:
+        day = pd.Timestamp(trend["day"].iloc[0])
+        figure.update_xaxes(range=[day - pd.Timedelta(days=1), day + pd.Timedelta(days=1)], dtick=86_400_000)
     figure.update_yaxes(title_text="Messages sent", secondary_y=False)
     # Its own round ticks (0, 25, 50, 75, 100 %), not the bars' grid lines carried over.
     figure.update_yaxes(title_text="% of sent", range=[0, 100], tickmode="linear", tick0=0, dtick=25,

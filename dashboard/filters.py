@@ -50,7 +50,8 @@ def render_filters(
             key=f"{key_prefix}_stages",
             placeholder="All stages",
         )
-    start, end = (picked[0], picked[1]) if len(picked) == 2 else (None, None)
+    # One day picked (or the first click of a range): that day, not all time.
+    start, end = (picked[0], picked[-1]) if picked else (None, None)
     _write_params(start, end, chosen_tags, chosen_stages)
     return FunnelFilter(
         start=start,

@@ -39,3 +39,11 @@ def test_the_heatmap_says_what_it_counts() -> None:
     [cells] = hours_figure(activity, what="replied").data
     assert cells.colorbar.title.text == "replies"
     assert cells.z[0][9] == 4 and sum(map(sum, cells.z)) == 4
+
+
+def test_a_single_day_of_trend_reads_as_a_day() -> None:
+    trend = pd.DataFrame({"day": pd.to_datetime(["2026-11-26"]), "sent": [26], "read_rate": [50.0],
+                          "reply_rate": [10.0]})
+    axis = trend_figure(trend).layout.xaxis
+    assert axis.tickformat == "%d %b" and axis.dtick == 86_400_000
+    assert [pd.Timestamp(x) for x in axis.range] == [pd.Timestamp("2026-11-25"), pd.Timestamp("2026-11-27")]

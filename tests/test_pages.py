@@ -365,3 +365,17 @@ def test_a_follow_up_draft_is_sent_from_its_page(app_db: str, engine: Engine) ->
     assert not at.exception, at.exception
     with transaction(engine) as s:
         assert s.get(Blast, draft_id).state == "sending"
+
+
+def test_overview_one_day_picked_is_that_day_not_all_time(app_db: str, engine: Engine) -> None:
+    day = dt.datetime(2026, 11, 20, 3, tzinfo=dt.UTC)  # 11:00 in Kuala Lumpur
+    with transaction(engine) as s:
+        for when, n in ((day, 2), (day - dt.timedelta(days=3), 5)):
+            blast = make_blast(s, blast_date=when)
+            for _ in range(n):
+                make_recipient(s, blast, status="DELIVERY_ACK")
+    at = run_page("pages/overview.py")
+    assert {m.label: m.value for m in at.metric}["Sent"] == "7"
+    at.date_input(key="flt_dates").set_value((dt.date(2026, 11, 20),)).run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Sent"] == "2"
