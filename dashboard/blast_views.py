@@ -31,7 +31,7 @@ from core.sending import blasts
 from core.sending.progress import blast_progress, rules_for
 from core.statuses import STATUS_WORDS, Status
 from dashboard.charts import funnel_figure
-from dashboard.compose import quiet_hours_note
+from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.layout import friendly_errors
@@ -157,7 +157,10 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     st.progress(progress.fraction, text=f"{progress.done:,} of {f.total:,} done")
     cols = st.columns(5)
     cols[0].metric("Sent", f"{f.sent:,}")
-    cols[1].metric("Still to send", f"{progress.remaining:,}")
+    if state == "cancelled":
+        cols[1].metric("Not sent (cancelled)", f"{progress.remaining:,}")
+    else:
+        cols[1].metric("Still to send", f"{progress.remaining:,}")
     cols[2].metric("Failed", f"{f.failed:,}")
     cols[3].metric("Unknown", f"{f.unknown:,}")
     finish = "—" if progress.eta is None else when_words(progress.eta, zone=settings().timezone)
@@ -387,3 +390,12 @@ def refresh_words(asked: int, changed: int, unknown: int) -> str:
     if unknown:
         words += f", the gateway could not say for {unknown:,}"
     return words + "."
+
+
+def render_message(blast: Blast) -> None:
+    """What the blast sends (or sent), as WhatsApp shows it, placeholders and all."""
+    if blast.state == "draft" or not blast.message_template:
+        return  # a draft shows its message box instead
+    with st.expander("The message", icon=":material/chat:"):
+        st.html(bubble_html(blast.message_template))
+        st.caption("Placeholders such as {name} were filled in for each recipient.")

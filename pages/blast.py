@@ -53,6 +53,7 @@ if blast.state == "scheduled" and blast.scheduled_at:
 
 if blast.state == "draft":
     launch_views.render_draft_launch(blast)
+views.render_message(blast)
 
 actions, refresh = st.columns([4, 1])
 with actions:

@@ -11,7 +11,7 @@ from dashboard import data
 from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
 from dashboard.data import reading, settings
 from dashboard.filters import render_filters
-from dashboard.format import duration_words
+from dashboard.format import duration_words, plural
 from dashboard.layout import page_header
 from dashboard.tables import blast_table
 
@@ -41,6 +41,12 @@ if totals.total == 0:
     st.warning("No recipients match these filters. Widen the dates or clear a tag.")
     st.stop()
 
+# Each stage counts everyone who got at least that far, so a sale counts at every stage before it.
+STAGE_HELP = {
+    Stage.READ: "Everyone who opened it, including those who replied or bought without a read receipt.",
+    Stage.REPLIED: "Everyone who answered, including sales closed by hand for people who never "
+    "replied on WhatsApp.",
+}
 columns = st.columns(len(Stage) + 2)
 for column, stage in zip(columns, Stage, strict=False):
     share = totals.pct_of_sent(stage)
@@ -50,6 +56,7 @@ for column, stage in zip(columns, Stage, strict=False):
         None if stage is Stage.SENT or share is None else f"{share:.1f}% of sent",
         delta_color="off",
         delta_arrow="off",
+        help=STAGE_HELP.get(stage),
     )
 columns[-2].metric("Failed", f"{totals.failed:,}", help="The gateway refused these messages.")
 columns[-1].metric(
@@ -58,8 +65,13 @@ columns[-1].metric(
     help="The send's outcome was lost (for example a timeout). Never re-sent automatically: "
     "check them on the blast's page.",
 )
-if totals.waiting:
-    st.caption(f"{totals.waiting:,} recipients are still waiting to be sent.")
+# Waiting rows of drafts and cancelled blasts will not go out by themselves: not "waiting".
+waiting = sum(b.funnel.waiting for b in per_blast if b.state in ("sending", "scheduled", "paused"))
+in_drafts = sum(b.funnel.waiting for b in per_blast if b.state == "draft")
+if waiting or in_drafts:
+    parts = [f"{plural(waiting, 'recipient')} still to be sent"] if waiting else []
+    parts += [f"{plural(in_drafts, 'recipient')} in drafts"] if in_drafts else []
+    st.caption(" · ".join(parts) + ".")
 
 st.plotly_chart(funnel_figure(totals), width="stretch")
 

@@ -361,3 +361,16 @@ def test_a_draft_for_one_person_says_person(engine: Engine) -> None:
 )
 def test_refreshing_statuses_says_what_it_did(asked: int, changed: int, unknown: int, words: str) -> None:
     assert refresh_words(asked, changed, unknown) == words
+
+
+def test_a_sent_blast_shows_its_message_and_a_cancelled_one_what_was_not_sent(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="cancelled", message_template="Salam {name}!\n*Raya* sale")
+        make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow())
+        make_recipient(s, blast)  # still queued when it was cancelled
+        blast_id = blast.id
+    at = _open(blast_id)
+    [preview] = [h.proto.body for h in at.get("html")]
+    assert "<strong>Raya</strong>" in preview and "Salam {name}!<br>" in preview
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Not sent (cancelled)"] == "1" and "Still to send" not in metrics

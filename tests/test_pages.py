@@ -379,3 +379,14 @@ def test_overview_one_day_picked_is_that_day_not_all_time(app_db: str, engine: E
     at.date_input(key="flt_dates").set_value((dt.date(2026, 11, 20),)).run()
     assert not at.exception, at.exception
     assert {m.label: m.value for m in at.metric}["Sent"] == "2"
+
+
+def test_overview_counts_as_waiting_only_what_will_still_go_out(app_db: str, engine: Engine) -> None:
+    with transaction(engine) as s:
+        for state, queued in (("sending", 3), ("cancelled", 4), ("draft", 2)):
+            blast = make_blast(s, state=state)
+            make_recipient(s, blast, status="DELIVERY_ACK")
+            for _ in range(queued):
+                make_recipient(s, blast)
+    at = run_page("pages/overview.py")
+    assert any(c.value == "3 recipients still to be sent · 2 recipients in drafts." for c in at.caption)
