@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Subquery, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core import templates
 from core.errors import BadInput, NotFound
 from core.funnel import Funnel, FunnelFilter, funnel
 from core.models import Blast, BlastRecipient, BlastState, OptOut
@@ -107,6 +108,9 @@ def create_follow_up(
     parent = session.get(Blast, parent_id)
     if parent is None:
         raise NotFound(f"Blast {parent_id} does not exist.")
+    problems = templates.validate(message_template, follow_up_placeholders(session, parent_id=parent_id))
+    if problems:
+        raise BadInput(" ".join(problems))
     chosen, opted_out = _candidates(parent_id, selector, now)
     rows = session.execute(
         select(chosen.c.phone_number, chosen.c.contact_name, chosen.c.variables)
@@ -133,6 +137,17 @@ def create_follow_up(
     )
     child.total_recipients = len(rows)
     return child
+
+
+def follow_up_placeholders(session: Session, *, parent_id: int) -> list[str]:
+    """The placeholders a follow-up of this blast can use: `name` and the columns of the
+    original file, as its recipients carry them."""
+    keys = {"name"}
+    for variables in session.scalars(
+        select(BlastRecipient.variables).where(BlastRecipient.blast_id == parent_id)
+    ):
+        keys.update(variables or {})
+    return sorted(keys)
 
 
 def chain_ids(session: Session, *, blast_id: int) -> list[int]:

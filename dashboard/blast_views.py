@@ -10,12 +10,14 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
 
+from core import templates
 from core.followups import (
     Audience,
     PendingFollowUp,
     chain_funnels,
     create_follow_up,
     follow_up_audience,
+    follow_up_placeholders,
     next_stage_name,
     pending_follow_up,
 )
@@ -327,7 +329,11 @@ def render_follow_up(blast: Blast) -> None:
         st.page_link("pages/blast.py", label=f"Open blast #{pending.blast_id}",
                      query_params={"blast": pending.blast_id}, icon=":material/open_in_new:")
         confirmed = st.checkbox("Create another draft anyway", key=f"fu_again_{blast.id}")
-    ready = audience.reached > 0 and confirmed
+    with reading() as s:
+        problems = templates.validate(template, follow_up_placeholders(s, parent_id=blast.id))
+    for problem in problems:
+        st.error(problem, icon=":material/error:")
+    ready = audience.reached > 0 and confirmed and not problems and bool(template.strip())
     if not st.button("Create follow-up draft", key="fu_create", type="primary", disabled=not ready):
         return
     with friendly_errors("create the follow-up") as done, session() as s:

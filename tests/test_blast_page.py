@@ -16,7 +16,8 @@ from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
 from core.config import get_settings
 from core.db import transaction
-from core.followups import pending_follow_up
+from core.errors import BadInput
+from core.followups import create_follow_up, follow_up_placeholders, pending_follow_up
 from core.models import Blast, utcnow
 from core.recipients import SELECTIONS
 from core.statuses import Status
@@ -374,3 +375,23 @@ def test_a_sent_blast_shows_its_message_and_a_cancelled_one_what_was_not_sent(en
     assert "<strong>Raya</strong>" in preview and "Salam {name}!<br>" in preview
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Not sent (cancelled)"] == "1" and "Still to send" not in metrics
+
+
+def test_a_follow_up_message_with_a_placeholder_typo_is_not_made(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", message_template="Hi {name}, {produk} is back")
+        for _ in range(2):
+            make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow() - dt.timedelta(days=2),
+                           variables={"produk": "Kuih"})
+        blast_id = blast.id
+    at = _open(blast_id)
+    at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    assert not at.error and not at.button(key="fu_create").disabled, "{name} and the file's columns"
+    at.text_area(key=f"fu_text_{blast_id}").set_value("Hai {nmae}, {produk} masih ada").run()
+    assert any("nmae" in e.value for e in at.error)
+    assert at.button(key="fu_create").disabled
+    with pytest.raises(BadInput, match="nmae"), transaction(engine) as s:  # and not around the page
+        create_follow_up(s, parent_id=blast_id, selector=SELECTIONS["Sent, no reply"],
+                         message_template="Hai {nmae}")
+    with transaction(engine) as s:
+        assert follow_up_placeholders(s, parent_id=blast_id) == ["name", "produk"]
