@@ -9,17 +9,25 @@ import pandas as pd
 import streamlit as st
 
 from core import templates
-from core.csv_import import ColumnNotFound, ImportReport, Outcome, opted_out_among, parse_csv
+from core.csv_import import (
+    ColumnNotFound,
+    ImportReport,
+    Outcome,
+    opted_out_among,
+    parse_csv,
+    recent_blasts_with,
+)
 from core.csv_import.columns import find_name_columns
 from core.errors import BadInput, GatewayError
 from core.gateway import make_client
+from core.models import utcnow
 from core.phones import normalise, to_gateway
 from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import eta, rules_for
 from dashboard.compose import Message, Sample, render_template
 from dashboard.data import reading, session, settings
-from dashboard.format import duration_words
+from dashboard.format import duration_words, state_word
 
 OUTCOME_WORDS = {
     Outcome.VALID: "Ready to send",
@@ -271,3 +279,28 @@ def render_test_send(text: str, report: ImportReport) -> None:
 def _about(took: dt.timedelta) -> str:
     words = duration_words(took)
     return f"**{words}**" if words == "under a minute" else f"about **{words}**"
+
+
+def render_list_sent_before(report: ImportReport) -> bool:
+    """Warn when recent blasts already hold most of this list (uploaded again after the page
+    was left mid-send, say); True when sending is fine: no such blast, or the marketer says so."""
+    phones = [row.phone for row in report.recipients if row.phone]
+    with reading() as s:
+        overlaps = recent_blasts_with(s, phones, now=utcnow())
+    if not overlaps:
+        return True
+    zone = settings().timezone
+    lines = [
+        f"- **Blast #{o.blast_id}** “{o.name or 'Untitled'}” ({state_word(o.state).lower()}, made "
+        f"{o.created_at.astimezone(zone):%d %b %H:%M}) already has {o.shared:,} of these numbers."
+        for o in overlaps[:3]
+    ]
+    st.warning(
+        "This list looks like one sent recently. Sending it again messages the same people twice.\n"
+        + "\n".join(lines),
+        icon=":material/content_copy:",
+    )
+    for o in overlaps[:3]:
+        st.page_link("pages/blast.py", label=f"Open blast #{o.blast_id}",
+                     query_params={"blast": o.blast_id}, icon=":material/open_in_new:")
+    return st.checkbox("Send to them again anyway", key="send_again")

@@ -76,6 +76,8 @@ else:
 st.subheader("6 · Send")
 send_at = render_when(device=cfg.wsapme_device)
 problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at)
+if not views.render_list_sent_before(report):
+    problems.append("tick “Send to them again anyway” or change the list")
 if problems:
     st.caption("Before sending: " + "; ".join(problems) + ".")
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
+from core.csv_import import recent_blasts_with
 from core.db import transaction
-from core.models import BlastRecipient
+from core.models import Blast, BlastRecipient, utcnow
+from tests.support.factories import make_blast, make_recipient
 from tests.test_excel_import import ole_file, xlsx
 from tests.test_pages import CONTACTS, app_db, page  # noqa: F401  (app_db: the fixture used below)
 
@@ -148,3 +152,43 @@ def test_a_changed_pace_says_it_is_not_used_until_saved() -> None:
     assert any("Pace saved" in m.value for m in at.success)
     at.run()
     assert "Changed" not in captions(at), "the saved pace is the one shown"
+
+
+def test_a_list_sent_recently_needs_a_tick_before_it_goes_again(engine: Engine) -> None:
+    def ready_to_send() -> AppTest:
+        at = upload(new_blast(), "contacts.csv", CONTACTS)
+        at.text_input(key="blast_tag").set_value("Raya")
+        at.text_area(key="tpl").set_value("Hi {name}").run()
+        return at
+
+    first = ready_to_send()
+    assert not first.button(key="send_blast").disabled and not first.warning
+    first.button(key="send_blast").click().run()
+    with transaction(engine) as s:
+        sent = s.scalar(select(Blast.id))
+
+    again = ready_to_send()  # the same file, in a new visit to the page
+    [warning] = [w.value for w in again.warning if "looks like one sent recently" in w.value]
+    assert f"Blast #{sent}" in warning and "already has 2 of these numbers" in warning
+    assert again.button(key="send_blast").disabled
+    assert "Send to them again anyway" in captions(again)
+    again.checkbox(key="send_again").check().run()
+    assert not again.button(key="send_blast").disabled
+
+
+def test_recent_blasts_with_most_of_a_list(engine: Engine) -> None:
+    now = utcnow()
+    with transaction(engine) as s:
+        recent = make_blast(s, state="sending")
+        old = make_blast(s, state="completed", created_at=now - dt.timedelta(days=8))
+        cancelled = make_blast(s, state="cancelled")
+        few = make_blast(s, state="completed")
+        for blast in (recent, old, cancelled):
+            for phone in ("+60120000001", "+60120000002", "+60120000003"):
+                make_recipient(s, blast, phone_number=phone)
+        make_recipient(s, few, phone_number="+60120000001")
+        ids = recent.id
+    with transaction(engine) as s:
+        found = recent_blasts_with(s, ["+60120000001", "+60120000002", "+60120000003", "+60129999999"],
+                                   now=now)
+    assert [(o.blast_id, o.shared) for o in found] == [(ids, 3)]

@@ -24,9 +24,11 @@ from core.csv_import.report import (
     safe_cell,
 )
 from core.csv_import.storage import (
+    Overlap,
     add_recipients,
     create_draft_blast_from_import,
     opted_out_among,
+    recent_blasts_with,
 )
 from core.errors import BadCsv
 
@@ -41,6 +43,7 @@ __all__ = [
     "Columns",
     "ImportReport",
     "Outcome",
+    "Overlap",
     "RowResult",
     "UPLOAD_TYPES",
     "add_recipients",
@@ -48,6 +51,7 @@ __all__ = [
     "import_report",
     "opted_out_among",
     "parse_csv",
+    "recent_blasts_with",
     "safe_cell",
 ]
 

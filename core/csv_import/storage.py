@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core import templates
+from core import bulk, templates
 from core.csv_import.report import ImportReport, Outcome, RowResult
 from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.statuses import Status
@@ -32,6 +34,46 @@ def opted_out_among(session: Session, numbers: Iterable[str]) -> set[str]:
         query = select(OptOut.phone_number).where(OptOut.phone_number.in_(chunk))
         found.update(session.scalars(query))
     return found
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A recent blast that already holds many of a new list's numbers."""
+
+    blast_id: int
+    name: str | None
+    state: str
+    created_at: dt.datetime
+    shared: int
+
+
+# How far back a list sent again is worth a word, and how much of it must be shared.
+RECENT = dt.timedelta(days=7)
+MOSTLY = 0.5
+SAMPLE = 2_000
+
+
+def recent_blasts_with(
+    session: Session, numbers: Sequence[str], *, now: dt.datetime
+) -> list[Overlap]:
+    """Blasts made in the last week, not cancelled, that hold at least half of `numbers`
+    (the same list uploaded again, say after the page was left mid-send): newest first."""
+    # A long list is judged by a sample of it: one statement, whatever its length.
+    wanted = sorted(set(numbers))[:SAMPLE]
+    if not wanted:
+        return []
+    dialect = session.get_bind().dialect
+    shared = func.count().label("shared")
+    rows = session.execute(
+        select(Blast.id, Blast.name, Blast.state, Blast.created_at, shared)
+        .join(BlastRecipient, BlastRecipient.blast_id == Blast.id)
+        .where(Blast.created_at >= now - RECENT, Blast.state != BlastState.CANCELLED,
+               bulk.one_of(BlastRecipient.phone_number, wanted, dialect))
+        .group_by(Blast.id, Blast.name, Blast.state, Blast.created_at)
+        .having(shared >= max(1, int(len(wanted) * MOSTLY)))
+        .order_by(Blast.created_at.desc())
+    ).all()
+    return [Overlap(*row) for row in rows]
 
 
 def create_draft_blast_from_import(
