@@ -169,7 +169,8 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     pace = ("this blast's pace so far, one message every "
             f"{progress.pace_seconds:.0f} s" if progress.pace_seconds else "the device's sending rules")
     exact = "" if progress.eta is None else f" Around {local(progress.eta)}."
-    cols[4].metric("Expected to finish", finish if state in LIVE_STATES or state == "draft" else "—",
+    cols[4].metric("Done by, if sent now" if state == "draft" else "Expected to finish",
+                   finish if state in LIVE_STATES or state == "draft" else "—",
                    help=f"At {pace}, with its pauses, daily cap and quiet hours.{exact}")
     if f.unknown:
         they, have, alone = ("it", "has", "itself") if f.unknown == 1 else ("they", "have", "themselves")

@@ -163,7 +163,8 @@ def render_when(*, key: str = "when", device: str | None = None) -> dt.datetime 
     else:
         d1, d2 = st.columns(2)
         local_now = dt.datetime.now(zone)
-        day = d1.date_input("Day", local_now.date() + dt.timedelta(days=1), key=f"{key}_day")
+        day = d1.date_input("Day", local_now.date() + dt.timedelta(days=1), key=f"{key}_day",
+                            format="DD/MM/YYYY")
         clock = d2.time_input("Time", dt.time(10, 0), key=f"{key}_time")
         chosen = dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
     if cfg.send_pacing == "on":

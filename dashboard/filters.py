@@ -30,6 +30,7 @@ def render_filters(
     with col_dates:
         picked = st.date_input(
             "Blast dates",
+            format="DD/MM/YYYY",
             value=(start, end) if start and end else (),
             key=f"{key_prefix}_dates",
             help="Leave empty for all time.",

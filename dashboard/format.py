@@ -30,7 +30,7 @@ def duration_words(value: dt.timedelta | None) -> str:
         return "—"
     minutes = int(value.total_seconds() // 60)
     if minutes < 1:
-        return "under a minute"
+        return "< 1 min"  # short enough for a metric on a laptop screen
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)

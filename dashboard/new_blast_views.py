@@ -278,7 +278,7 @@ def render_test_send(text: str, report: ImportReport) -> None:
 
 def _about(took: dt.timedelta) -> str:
     words = duration_words(took)
-    return f"**{words}**" if words == "under a minute" else f"about **{words}**"
+    return "**under a minute**" if words == "< 1 min" else f"about **{words}**"
 
 
 def render_list_sent_before(report: ImportReport) -> bool:

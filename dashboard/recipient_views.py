@@ -140,8 +140,8 @@ def render_export(blast_id: int) -> None:
 
 def render_close_from_file(blast_id: int) -> None:
     st.write(
-        "Upload a CSV of the phone numbers that bought. Each is matched to the latest message "
-        "sent to that number and marked **closed**."
+        "Upload a list (Excel or CSV) of the phone numbers that bought. Each is matched to the "
+        "latest message sent to that number and marked **closed**."
     )
     _render_close_report(take_flash("close_report"))
     only_chain = st.checkbox("Only this blast and its follow-ups", value=True, key="close_chain")

@@ -115,6 +115,7 @@ with left:
     st.subheader("Tags compared")
     with reading() as s:
         tags_frame = tag_comparison(s, filters=filters)
+    tags_frame = tags_frame[tags_frame["sent"] > 0] if not tags_frame.empty else tags_frame  # drafts
     if tags_frame.empty:
         st.caption("No tags to compare yet.")
     else:

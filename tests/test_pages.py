@@ -390,3 +390,18 @@ def test_overview_counts_as_waiting_only_what_will_still_go_out(app_db: str, eng
                 make_recipient(s, blast)
     at = run_page("pages/overview.py")
     assert any(c.value == "3 recipients still to be sent · 2 recipients in drafts." for c in at.caption)
+
+
+def test_overview_compares_only_tags_that_have_sent(app_db: str, engine: Engine) -> None:
+    import json
+
+    with transaction(engine) as s:
+        sent = make_blast(s, blast_tag="Raya", state="completed")
+        for _ in range(3):
+            make_recipient(s, sent, status="REPLIED", sent_at=dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+        draft = make_blast(s, blast_tag="Merdeka", state="draft")
+        make_recipient(s, draft)
+    at = run_page("pages/overview.py")
+    charts = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")]
+    [tags] = [c for c in charts if c.get("orientation") == "h"]
+    assert tags["y"] == ["Raya (3 sent)"]
