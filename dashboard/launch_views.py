@@ -9,7 +9,7 @@ from core.models import Blast, BlastRecipient
 from core.sending import blasts
 from core.sending.progress import eta
 from core.statuses import Status
-from dashboard.compose import Sample, render_template, render_when, send_problems
+from dashboard.compose import Message, Sample, render_template, render_when, send_problems
 from dashboard.data import reading, session, settings
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
@@ -47,6 +47,7 @@ def render_draft_launch(blast: Blast) -> None:
         value=blast.message_template or "",
         fix="take that placeholder out of the message",
     )
+    _render_save_message(blast, message)
     cfg = settings()
     with reading() as s:
         finish = eta(s, device=blast.device or cfg.wsapme_device, remaining=len(samples), settings=cfg)
@@ -77,3 +78,16 @@ def render_draft_launch(blast: Blast) -> None:
         )
     if done.ok:
         st.rerun()
+
+
+def _render_save_message(blast: Blast, message: Message) -> None:
+    """Keep an edited draft message without sending it: leaving the page would lose it."""
+    if message.text == (blast.message_template or ""):
+        return
+    st.caption("The message has changes that are not saved yet.")
+    if st.button("Save the message", key="draft_save", icon=":material/save:"):
+        with friendly_errors("save the message") as done, session() as s:
+            s.get(Blast, blast.id).message_template = message.text
+        if done.ok:
+            st.toast("Message saved.")
+            st.rerun()

@@ -395,3 +395,20 @@ def test_a_follow_up_message_with_a_placeholder_typo_is_not_made(engine: Engine)
                          message_template="Hai {nmae}")
     with transaction(engine) as s:
         assert follow_up_placeholders(s, parent_id=blast_id) == ["name", "produk"]
+
+
+def test_a_draft_message_can_be_saved_without_sending(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="draft", message_template="Hai {nmae}")
+        make_recipient(s, blast, contact_name="Aisyah")
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert "draft_save" not in [b.key for b in at.button], "nothing to save yet"
+    at.text_area(key="draft_tpl").set_value("Hai {name}, jom!").run()
+    at.button(key="draft_save").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        assert s.get(Blast, blast_id).message_template == "Hai {name}, jom!"
+        assert s.get(Blast, blast_id).state == "draft"
+    again = _open(blast_id)
+    assert again.text_area(key="draft_tpl").value == "Hai {name}, jom!"
