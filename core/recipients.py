@@ -93,9 +93,12 @@ def page_of_recipients(
 
 
 def history(session: Session, *, recipient_id: int) -> list[StatusHistory]:
+    """A recipient's changes in the order they were made, each old status the one before's new.
+
+    Not by their times: the gateway's times are whole seconds, ours are not, so a receipt in
+    the same second as the send would be listed before it."""
     return list(session.scalars(
-        select(StatusHistory).where(StatusHistory.recipient_id == recipient_id)
-        .order_by(StatusHistory.changed_at, StatusHistory.id)
+        select(StatusHistory).where(StatusHistory.recipient_id == recipient_id).order_by(StatusHistory.id)
     ))
 
 

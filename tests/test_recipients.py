@@ -147,3 +147,21 @@ def test_the_follow_up_tab_says_who_will_get_it(audience: Audience, hours: int, 
     from dashboard.blast_views import audience_words
 
     assert audience_words(audience, selection="Read, no reply", hours=hours) == words
+
+
+def test_history_lists_changes_in_the_order_they_were_made(engine: Engine) -> None:
+    """The gateway's receipt times are whole seconds, ours are not: a receipt in the same
+    second as the send is still listed after it."""
+    from core.recipients import history
+    from core.status_engine import apply_status
+
+    sent = dt.datetime(2026, 3, 2, 10, 0, 2, 500_000, tzinfo=dt.UTC)
+    with transaction(engine) as s:
+        rid = make_recipient(s, make_blast(s), status="SENDING").id
+        apply_status(s, recipient_id=rid, status="PENDING", source="send", at=sent)
+        same_second = sent.replace(microsecond=0)
+        apply_status(s, recipient_id=rid, status="SERVER_ACK", source="webhook", at=same_second)
+        apply_status(s, recipient_id=rid, status="READ_ACK", source="webhook", at=same_second)
+    with transaction(engine) as s:
+        chain = [(h.old_status, h.new_status) for h in history(s, recipient_id=rid)]
+    assert chain == [("SENDING", "PENDING"), ("PENDING", "SERVER_ACK"), ("SERVER_ACK", "READ_ACK")]
