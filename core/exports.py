@@ -1,12 +1,15 @@
-"""CSV exports that a spreadsheet opens safely: no cell is ever run as a formula."""
+"""Exports that a spreadsheet opens safely (CSV and Excel): no cell is ever run as a formula."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
+import openpyxl
 import pandas as pd
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy.orm import Session
 
 from core.recipients import SELECTIONS, select_recipients
@@ -47,13 +50,43 @@ def _status_words(status: str) -> str:
         return status
 
 
+def _stage_rows(
+    session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object]
+) -> Iterator[tuple[object, ...]]:
+    query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
+    for r in session.scalars(query.order_by("id")):
+        yield (r.phone_number, r.contact_name or "", r.status, _status_words(r.status), when(r.sent_at),
+               when(r.delivered_at), when(r.read_timestamp), when(r.replied_at), r.reply_text or "",
+               when(r.closed_at), r.error or "")
+
+
 def stage_csv(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:
     """The recipients of one stage of a blast, with their times in the team's zone."""
-    query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
-    rows = (
-        (r.phone_number, r.contact_name or "", r.status, _status_words(r.status), _local(r.sent_at, zone),
-         _local(r.delivered_at, zone), _local(r.read_timestamp, zone), _local(r.replied_at, zone),
-         r.reply_text or "", _local(r.closed_at, zone), r.error or "")
-        for r in session.scalars(query.order_by("id"))
-    )
+    rows = _stage_rows(session, blast_id=blast_id, selection=selection, when=lambda t: _local(t, zone))
     return to_csv(rows, columns=EXPORT_COLUMNS)
+
+
+def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:
+    """The same as `stage_csv`, as an Excel workbook: numbers and names are text cells (no
+    apostrophe needed, and Excel neither runs "=..." nor turns +60... into a number), times are
+    Excel date-times in the team's zone."""
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("Recipients")
+    sheet.append(list(EXPORT_COLUMNS))
+
+    def when(moment: dt.datetime | None) -> dt.datetime | None:
+        return moment.astimezone(zone).replace(tzinfo=None, microsecond=0) if moment else None
+
+    for row in _stage_rows(session, blast_id=blast_id, selection=selection, when=when):
+        sheet.append([_cell(sheet, value) for value in row])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _cell(sheet: Any, value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"  # text, even when it starts with "=": never a formula
+    return cell

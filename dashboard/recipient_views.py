@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.closing import CloseOutcome, CloseReport, close_from_csv
 from core.csv_import import UPLOAD_TYPES
-from core.exports import stage_csv
+from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.recipients import SELECTIONS, history, mark_closed, mark_failed, page_of_recipients, resend_unknown
 from core.statuses import Status
@@ -126,15 +126,29 @@ def history_line(at: dt.datetime, old: str | None, new: str, source: str | None)
 
 def render_export(blast_id: int) -> None:
     selection = st.selectbox("Which recipients", list(SELECTIONS), key="export_sel")
+    zone = settings().timezone
     with reading() as s:
-        data = stage_csv(s, blast_id=blast_id, selection=selection, zone=settings().timezone)
-    st.download_button(
+        workbook = stage_xlsx(s, blast_id=blast_id, selection=selection, zone=zone)
+        data = stage_csv(s, blast_id=blast_id, selection=selection, zone=zone)
+    stem = f"blast-{blast_id}-{selection.lower().replace(', ', '-').replace(' ', '-')}"
+    excel, csv = st.columns(2)
+    excel.download_button(
+        f"Download “{selection}” for Excel",
+        workbook,
+        file_name=f"{stem}.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key="export_xlsx",
+        icon=":material/table_view:",
+        on_click="ignore",
+    )
+    csv.download_button(
         f"Download “{selection}” as CSV",
         data,
-        file_name=f"blast-{blast_id}-{selection.lower().replace(', ', '-').replace(' ', '-')}.csv",
+        file_name=f"{stem}.csv",
         mime="text/csv",
         key="export_btn",
         icon=":material/download:",
+        on_click="ignore",
     )
 
 

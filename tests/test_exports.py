@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from core.db import transaction
-from core.exports import safe_cell, stage_csv, to_csv
+from core.exports import EXPORT_COLUMNS, safe_cell, stage_csv, stage_xlsx, to_csv
 from tests.support.factories import make_blast, make_recipient
 
 
@@ -45,3 +46,26 @@ def test_stage_export_is_formula_safe(engine: Engine) -> None:
     assert all(r["phone_number"].startswith("'+60") for r in rows)
     assert [(r["status"], r["status_in_words"]) for r in rows] == [
         ("READ_ACK", "Read (blue ticks)"), ("REPLIED", "Replied")]
+
+
+def test_stage_export_for_excel_keeps_text_as_text(engine: Engine) -> None:
+    import openpyxl
+
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        read_at = dt.datetime(2026, 3, 2, 2, 30, 15, 123_456, tzinfo=dt.UTC)
+        make_recipient(s, blast, status="READ_ACK", contact_name="=cmd|' /C calc'!A0",
+                       phone_number="+601123456789", read_timestamp=read_at)
+        make_recipient(s, blast, status="QUEUED", contact_name="Not yet")
+        blast_id = blast.id
+    with transaction(engine) as s:
+        data = stage_xlsx(s, blast_id=blast_id, selection="Read", zone=ZoneInfo("Asia/Kuala_Lumpur"))
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    header, *rows = list(sheet.iter_rows())
+    assert [c.value for c in header] == list(EXPORT_COLUMNS)
+    [row] = rows
+    cells = dict(zip(EXPORT_COLUMNS, row, strict=True))
+    assert (cells["phone_number"].value, cells["phone_number"].data_type) == ("+601123456789", "s")
+    assert (cells["name"].value, cells["name"].data_type) == ("=cmd|' /C calc'!A0", "s"), "never a formula"
+    assert cells["status_in_words"].value == "Read (blue ticks)"
+    assert cells["read_at"].value == dt.datetime(2026, 3, 2, 10, 30, 15)  # Kuala Lumpur, to the second
