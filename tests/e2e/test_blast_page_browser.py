@@ -53,8 +53,11 @@ def _heading(page) -> str:  # type: ignore[no-untyped-def]
     return page.locator("h3").first.inner_text()
 
 
-def _messages(page) -> list[str]:  # type: ignore[no-untyped-def]
+def _messages(page, expected_count: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """The message boxes' text, once that many are on the page: a page can look drawn while
+    its script is still running on a busy machine (Streamlit shows its running sign late)."""
     boxes = page.locator("textarea")
+    boxes.nth(expected_count - 1).wait_for(state="attached", timeout=30_000)  # some sit in hidden tabs
     return [boxes.nth(i).input_value() for i in range(boxes.count())]
 
 
@@ -63,14 +66,14 @@ def test_links_between_blasts_open_them_with_their_own_inputs(page, blasts) -> N
     page.goto(f"{page.base}/blast?blast={child_id}")
     _settle(page)
     assert "Raya nudge" in _heading(page)
-    assert _messages(page) == ["Still keen, {name}?"] * 2, "the draft's message and the follow-up's"
+    assert _messages(page, 2) == ["Still keen, {name}?"] * 2, "the draft's message and the follow-up's"
 
     page.get_by_text(f"Follow-up of blast #{parent_id}").click()
     _settle(page)
     assert "Raya promo" in _heading(page)
     assert page.url.endswith(f"?blast={parent_id}")
     page.get_by_role("tab", name="Follow up").click()
-    assert _messages(page) == ["Raya is here, {name}"], "not the draft's message seen before"
+    assert _messages(page, 1) == ["Raya is here, {name}"], "not the draft's message seen before"
     assert page.get_by_label("Follow-up stage").input_value() == "Follow-up 1"
 
     page.get_by_label("…who reached that stage at least this many hours ago").fill("0")
