@@ -13,7 +13,7 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy.orm import Session
 
 from core.recipients import SELECTIONS, select_recipients
-from core.statuses import STATUS_WORDS, Status
+from core.statuses import status_in_words
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -43,21 +43,14 @@ def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def _status_words(status: str) -> str:
-    try:
-        return STATUS_WORDS[Status(status)]
-    except ValueError:
-        return status
-
-
 def _stage_rows(
     session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object]
 ) -> Iterator[tuple[object, ...]]:
     query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
     for r in session.scalars(query.order_by("id")):
-        yield (r.phone_number, r.contact_name or "", r.status, _status_words(r.status), when(r.sent_at),
-               when(r.delivered_at), when(r.read_timestamp), when(r.replied_at), r.reply_text or "",
-               when(r.closed_at), r.error or "")
+        yield (r.phone_number, r.contact_name or "", r.status, status_in_words(r.status) or r.status,
+               when(r.sent_at), when(r.delivered_at), when(r.read_timestamp), when(r.replied_at),
+               r.reply_text or "", when(r.closed_at), r.error or "")
 
 
 def stage_csv(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:

@@ -101,6 +101,15 @@ def parse_status(value: str) -> Status | None:
     return ALIASES.get(name)
 
 
+def status_in_words(value: str) -> str | None:
+    """A stored status in a marketer's words, or None for a code this version does not know;
+    each caller picks its own fallback."""
+    try:
+        return STATUS_WORDS[Status(value)]
+    except ValueError:
+        return None
+
+
 def rank(status: str) -> int:
     return RANK[Status(status)]
 

@@ -31,7 +31,7 @@ from core.recipients import (
 )
 from core.sending import blasts
 from core.sending.progress import blast_progress, rules_for
-from core.statuses import STATUS_WORDS, Status
+from core.statuses import status_in_words
 from dashboard.charts import funnel_figure
 from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
@@ -46,7 +46,6 @@ SETTLING_EVERY_SECONDS = 15
 SOON = dt.timedelta(minutes=5)
 
 PICK_KEY = "blast_pick"
-_SHOWN_KEY = "blast_shown"
 
 
 def local(moment: dt.datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
@@ -62,10 +61,7 @@ def status_word(status: str | None) -> str:
     """A recipient's status as the marketer reads it; the code stays in the database and exports."""
     if not status:
         return "—"
-    try:
-        return STATUS_WORDS[Status(status)]
-    except ValueError:
-        return status.replace("_", " ").capitalize()
+    return status_in_words(status) or status.replace("_", " ").capitalize()
 
 
 def flash(name: str, value: Any) -> None:
@@ -105,20 +101,6 @@ def render_blast_picker(labels: dict[int, str]) -> int:
     return blast_id
 
 
-def start_afresh(blast: Blast) -> None:
-    """On a blast other than the last run's, put back the draft's message box (launch_views
-    keys it by name only), or the draft would be sent with the text typed for another blast.
-    Set, not deleted: the browser keeps showing, and sends back, a value the server only
-    forgets. This page's own blast-dependent inputs are keyed by blast id instead."""
-    if st.session_state.get(_SHOWN_KEY) == blast.id:
-        return
-    st.session_state[_SHOWN_KEY] = blast.id
-    if "draft_tpl" in st.session_state:
-        st.session_state["draft_tpl"] = blast.message_template or ""
-    if "draft_tpl_blanks" in st.session_state:
-        st.session_state["draft_tpl_blanks"] = False
-
-
 def refresh_seconds(
     state: str, *, last_sent: dt.datetime | None, now: dt.datetime, window: dt.timedelta,
     starts_at: dt.datetime | None = None,
@@ -136,15 +118,16 @@ def refresh_seconds(
 
 
 def refresh_every(blast: Blast) -> int | None:
-    if blast.state in LIVE_STATES:
-        return refresh_seconds(blast.state, last_sent=None, now=utcnow(), window=dt.timedelta(0),
-                               starts_at=blast.scheduled_at)
+    last_sent = None if blast.state in LIVE_STATES else _last_sent(blast.id)
+    return refresh_seconds(
+        blast.state, last_sent=last_sent, now=utcnow(), starts_at=blast.scheduled_at,
+        window=dt.timedelta(hours=settings().reply_window_hours),
+    )
+
+
+def _last_sent(blast_id: int) -> dt.datetime | None:
     with reading() as s:
-        last_sent = s.scalar(
-            select(func.max(BlastRecipient.sent_at)).where(BlastRecipient.blast_id == blast.id)
-        )
-    window = dt.timedelta(hours=settings().reply_window_hours)
-    return refresh_seconds(blast.state, last_sent=last_sent, now=utcnow(), window=window)
+        return s.scalar(select(func.max(BlastRecipient.sent_at)).where(BlastRecipient.blast_id == blast_id))
 
 
 def render_progress(blast_id: int, shown_state: str) -> None:

@@ -14,6 +14,7 @@ from core import templates
 from core.sending.pacing import PacingRules, after_quiet_hours
 from core.sending.progress import rules_for
 from dashboard.data import reading, settings
+from dashboard.format import plural
 from dashboard.whatsapp_format import to_html
 
 SHOWN_BY_NAME = 3  # recipients named in a warning before "and N more"
@@ -61,7 +62,7 @@ def bubble_html(text: str) -> str:
 
 
 def _people(count: int) -> str:
-    return "1 recipient has" if count == 1 else f"{count:,} recipients have"
+    return f"{plural(count, 'recipient')} {'has' if count == 1 else 'have'}"
 
 
 def gap_warnings(gaps: Mapping[str, Sequence[int]], samples: Sequence[Sample]) -> list[str]:

@@ -43,7 +43,7 @@ def render_draft_launch(blast: Blast) -> None:
     message = render_template(
         names=names,
         samples=samples,
-        key="draft_tpl",
+        key=f"draft_tpl_{blast.id}",  # another draft shows its own message
         value=blast.message_template or "",
         fix="take that placeholder out of the message",
     )
@@ -56,7 +56,7 @@ def render_draft_launch(blast: Blast) -> None:
             f"At the current pace it would finish around "
             f"{finish.astimezone(cfg.timezone):%a %d %b, %H:%M} if sent now."
         )
-    send_at = render_when(key="draft_when", device=blast.device or cfg.wsapme_device)
+    send_at = render_when(key=f"draft_when_{blast.id}", device=blast.device or cfg.wsapme_device)
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")
@@ -74,7 +74,7 @@ def render_draft_launch(blast: Blast) -> None:
             at=send_at,
             device=blast.device or cfg.wsapme_device,
             timezone=cfg.timezone,
-            allow_blanks=st.session_state.get("draft_tpl_blanks", False),
+            allow_blanks=st.session_state.get(f"draft_tpl_{blast.id}_blanks", False),
         )
     if done.ok:
         st.rerun()

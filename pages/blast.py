@@ -31,7 +31,6 @@ blast_id = views.render_blast_picker(labels)
 with reading() as s:
     blast = s.get(Blast, blast_id)
     s.expunge(blast)
-views.start_afresh(blast)
 
 st.markdown(
     f"### {blast.name or 'Untitled blast'} {views.state_badge(blast.state)}\n"

@@ -113,11 +113,12 @@ def test_another_blast_starts_its_forms_afresh(engine: Engine) -> None:
             make_recipient(s, blast)
         first_id, second_id = first.id, second.id
     at = _open(first_id)
-    assert at.text_area(key="draft_tpl").value == "Hi {name}, first"
+    assert at.text_area(key=f"draft_tpl_{first_id}").value == "Hi {name}, first"
     at.query_params["blast"] = str(second_id)
     at.switch_page("pages/blast.py").run()
     assert not at.exception, at.exception
-    assert at.text_area(key="draft_tpl").value == "Hi {name}, second", "not the other draft's message"
+    second_message = at.text_area(key=f"draft_tpl_{second_id}").value
+    assert second_message == "Hi {name}, second", "not the other draft's message"
     assert at.text_input(key=f"fu_stage_{second_id}").value == "Follow-up 2"
 
 
@@ -404,11 +405,11 @@ def test_a_draft_message_can_be_saved_without_sending(engine: Engine) -> None:
         blast_id = blast.id
     at = _open(blast_id)
     assert "draft_save" not in [b.key for b in at.button], "nothing to save yet"
-    at.text_area(key="draft_tpl").set_value("Hai {name}, jom!").run()
+    at.text_area(key=f"draft_tpl_{blast_id}").set_value("Hai {name}, jom!").run()
     at.button(key="draft_save").click().run()
     assert not at.exception, at.exception
     with transaction(engine) as s:
         assert s.get(Blast, blast_id).message_template == "Hai {name}, jom!"
         assert s.get(Blast, blast_id).state == "draft"
     again = _open(blast_id)
-    assert again.text_area(key="draft_tpl").value == "Hai {name}, jom!"
+    assert again.text_area(key=f"draft_tpl_{blast_id}").value == "Hai {name}, jom!"

@@ -359,7 +359,7 @@ def test_a_follow_up_draft_is_sent_from_its_page(app_db: str, engine: Engine) ->
     assert any("This blast is a draft" in i.value for i in at.info)
     assert any("would have a gap" in w.value for w in at.warning)
     assert at.button(key="draft_send").disabled, "an empty name is refused unless accepted"
-    at.checkbox(key="draft_tpl_blanks").check().run()
+    at.checkbox(key=f"draft_tpl_{draft_id}_blanks").check().run()
     assert not at.button(key="draft_send").disabled
     at.button(key="draft_send").click().run()
     assert not at.exception, at.exception
