@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 from core.db import transaction
 from core.models import BlastRecipient, StatusHistory
 from core.status_engine import JUDGED_COLUMNS, apply_status, is_allowed
-from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Status
+from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Status, status_in_words
 from tests.support.factories import at, make_blast, make_recipient
 
 
@@ -200,3 +200,13 @@ def test_the_compare_and_set_path_follows_the_same_rules_as_judge(engine: Engine
             mismatches.append((old.value, new.value, pattern, columns))
     assert len(moves) > 20
     assert not mismatches
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_every_status_has_words_a_marketer_reads(status: Status) -> None:
+    words = status_in_words(status.value)
+    assert words and words != status.value and "_" not in words
+
+
+def test_a_status_this_version_does_not_know_has_no_words() -> None:
+    assert status_in_words("ON_HOLD") is None
