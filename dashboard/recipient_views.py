@@ -14,6 +14,7 @@ from core.followups import chain_ids
 from core.recipients import SELECTIONS, history, mark_closed, mark_failed, page_of_recipients, resend_unknown
 from core.statuses import Status
 from dashboard.blast_views import flash, local, plural, status_word, take_flash
+from dashboard.compose import bubble_html
 from dashboard.data import reading, session, settings
 from dashboard.layout import friendly_errors
 
@@ -25,6 +26,21 @@ SOURCE_WORDS = {
     "manual": "by hand",
     "import": "from an uploaded file",
 }
+
+# Fixed widths so that a long reply does not squeeze the other columns; the reply is shown whole
+# in the row's history.
+RECIPIENT_COLUMNS = {
+    "Phone": st.column_config.TextColumn(width=120),
+    "Name": st.column_config.TextColumn(width=150),
+    "Status": st.column_config.TextColumn(width=150),
+    "Sent": st.column_config.TextColumn(width=95),
+    "Read": st.column_config.TextColumn(width=95),
+    "Reply": st.column_config.TextColumn(
+        width="large", help="What they wrote back. Tick the row to read a long reply in full."
+    ),
+    "Problem": st.column_config.TextColumn(width="medium", help="Why the message could not be sent."),
+}
+_HIDDEN = ["id", "code", "replied"]  # needed for actions and history, not for reading
 
 
 def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
@@ -48,6 +64,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
                 {
                     "id": r.id,
                     "code": r.status,
+                    "replied": local(r.replied_at, "%d %b %H:%M") if r.replied_at else "",
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
                     "Status": status_word(r.status),
@@ -64,14 +81,18 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
         st.info("No recipients match.")
         return
     event = st.dataframe(
-        frame.drop(columns=["id", "code"]),
+        frame.drop(columns=_HIDDEN),
         hide_index=True,
         width="stretch",
+        column_config=RECIPIENT_COLUMNS,
         on_select="rerun",
         selection_mode="multi-row",
-        key=f"{key_prefix}_table_{blast_id}",  # ticked rows belong to this blast's table only
+        key=table_key(
+            blast_id, key_prefix, generation=st.session_state.get(f"{key_prefix}_table_generation", 0),
+            view=(selection, search, int(page)),
+        ),
     )
-    chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows]
+    chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows if i < len(frame)]
     if not chosen:
         st.caption("Tick rows to see their history, mark sales closed, or decide about unknown sends.")
         return
@@ -103,18 +124,36 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
     with reading() as s:
         for rid in chosen[:5]:
             entries = history(s, recipient_id=rid)
-            phone = frame[frame["id"] == rid]["Phone"].iloc[0]
-            with st.expander(f"History of {phone}", expanded=len(chosen) == 1):
+            row = frame[frame["id"] == rid].iloc[0]
+            with st.expander(f"History of {row['Phone']}", expanded=len(chosen) == 1):
                 if not entries:
                     st.write("No changes yet.")
                 for h in entries:
                     st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
+                _render_reply(row["Reply"], row["replied"])
+
+
+def _render_reply(text: str, when: str) -> None:
+    if not text:
+        return
+    st.write("**What they replied**" + (f" ({when})" if when else ""))
+    st.html(bubble_html(text))  # as WhatsApp shows it; nothing they typed is read as markup
+
+
+def table_key(blast_id: int, key_prefix: str, *, generation: int, view: tuple[object, ...]) -> str:
+    """The recipient table's key. Streamlit keeps a table's ticks, as row positions, under its key
+    and lets no script clear them: a new key gives an unticked table after an action, and for each
+    blast and each view of it (what is shown, the search, the page), where the same positions
+    would be other people."""
+    return f"{key_prefix}_table_{blast_id}_{generation}_{view!r}"
 
 
 def _done(key_prefix: str, message: str) -> None:
     """After a change, rerun the whole page so the funnel and every count agree with it; the
-    message waits for that run."""
+    message waits for that run, and the rows just acted on are no longer ticked."""
     flash(f"{key_prefix}_done", message)
+    generation = f"{key_prefix}_table_generation"
+    st.session_state[generation] = st.session_state.get(generation, 0) + 1
     st.rerun()
 
 

@@ -22,7 +22,7 @@ from core.models import Blast, utcnow
 from core.recipients import SELECTIONS
 from core.statuses import Status
 from dashboard.blast_views import blast_to_show, refresh_seconds, refresh_words
-from dashboard.recipient_views import history_line
+from dashboard.recipient_views import history_line, table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_pages import app_db, page  # noqa: F401  (app_db: the fixture, used below)
 
@@ -205,7 +205,9 @@ def test_marking_closed_updates_every_number_and_says_so(engine: Engine) -> None
         blast_id = blast.id
     at = _open(blast_id)
     assert _live_funnel(at)["Closed"] == 0
-    at.session_state[f"rcp_table_{blast_id}"] = {"selection": {"rows": [0], "columns": []}}
+    at.session_state[table_key(blast_id, "rcp", generation=0, view=("Everyone", "", 1))] = {
+        "selection": {"rows": [0], "columns": []}
+    }
     at.run()
     at.button(key="rcp_close").click().run()
     assert not at.exception, at.exception

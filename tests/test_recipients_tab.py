@@ -1,0 +1,125 @@
+"""The blast page's Recipients tab: reading a reply in full, and ticks cleared after an action."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from core.db import transaction
+from core.models import utcnow
+from core.status_engine import apply_status
+from dashboard.recipient_views import table_key
+from tests.support.factories import make_blast, make_recipient
+from tests.test_blast_page import _open
+from tests.test_pages import app_db  # noqa: F401  (app_db: the fixture, used below)
+
+pytestmark = pytest.mark.usefixtures("app_db")
+
+# Long enough to be cut off in the table, with what Markdown and HTML would otherwise swallow.
+REPLY = (
+    "Yes please! I want *2* boxes of the Raya cookies [the big ones] <b>and</b> 1 # hamper, "
+    "send to my office in Shah Alam after 5pm on Friday, thank you so much for the promo_code"
+)
+
+
+def table(blast_id: int, *, generation: int = 0, show: str = "Everyone", page: int = 1) -> str:
+    """The recipient table's key for a view of it, as the page makes it."""
+    return table_key(blast_id, "rcp", generation=generation, view=(show, "", page))
+
+
+def _recipients_table(at: AppTest):  # type: ignore[no-untyped-def]
+    return next(d for d in at.dataframe if "Reply" in d.value.columns)
+
+
+def _tick(at: AppTest, key: str, rows: list[int]) -> AppTest:
+    at.session_state[key] = {"selection": {"rows": rows, "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _replied_blast(engine: Engine) -> tuple[int, str]:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        person = make_recipient(s, blast, status="READ_ACK", sent_at=utcnow() - dt.timedelta(hours=2))
+        apply_status(s, recipient_id=person.id, status="REPLIED", source="webhook",
+                     at=dt.datetime(2026, 3, 2, 2, 5, tzinfo=dt.UTC), updates={"reply_text": REPLY})
+        return blast.id, person.phone_number
+
+
+def test_the_reply_column_is_wide_and_says_where_to_read_it_whole(engine: Engine) -> None:
+    blast_id, _ = _replied_blast(engine)
+    at = _open(blast_id)
+    table = _recipients_table(at)
+    assert list(table.value["Reply"]) == [REPLY]
+    columns = json.loads(table.proto.columns)
+    assert columns["Reply"]["width"] == "large"
+    assert "read a long reply in full" in columns["Reply"]["help"]
+
+
+def test_a_ticked_row_shows_what_they_replied_as_typed(engine: Engine) -> None:
+    blast_id, phone = _replied_blast(engine)
+    at = _tick(_open(blast_id), table(blast_id), [0])
+    history = next(e for e in at.expander if e.label == f"History of {phone}")
+    lines = [m.value for m in history.markdown]
+    assert any("**Replied**" in line and "update from WhatsApp" in line for line in lines)
+    assert "**What they replied** (02 Mar 10:05)" in lines
+    [bubble] = history.get("html")
+    typed = "I want <strong>2</strong> boxes of the Raya cookies [the big ones] &lt;b&gt;and&lt;/b&gt; 1 #"
+    assert typed in bubble.value, "WhatsApp's bold, and everything else as typed"
+    assert "thank you so much for the promo_code</div>" in bubble.value, "the whole reply"
+
+
+def test_a_row_without_a_reply_shows_no_reply(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        phone = make_recipient(s, blast, status="READ_ACK", sent_at=utcnow()).phone_number
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(blast_id), [0])
+    history = next(e for e in at.expander if e.label == f"History of {phone}")
+    assert [m.value for m in history.markdown] == ["No changes yet."]
+    assert not history.get("html")
+
+
+@pytest.mark.parametrize(("status", "button", "said"), [
+    ("REPLIED", "rcp_close", "2 recipients marked as closed"),
+    ("UNKNOWN", "rcp_resend", "2 recipients queued to be sent again"),
+    ("UNKNOWN", "rcp_failed", "2 recipients marked as failed"),
+])
+def test_after_an_action_no_row_is_ticked(engine: Engine, status: str, button: str, said: str) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        for _ in range(3):
+            make_recipient(s, blast, status=status, sent_at=utcnow())
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(blast_id), [0, 1])
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    assert any(said in m.value for m in at.success)
+    shown = {b.key for b in at.button}
+    assert not shown & {"rcp_close", "rcp_resend", "rcp_failed"}, "nothing to click twice"
+    assert not any(e.label.startswith("History of") for e in at.expander)
+    assert any(c.value.startswith("Tick rows to see their history") for c in at.caption)
+
+    at.run()
+    assert not {b.key for b in at.button} & {"rcp_close", "rcp_resend", "rcp_failed"}, "nor after a rerun"
+    _tick(at, table(blast_id, generation=1), [2])
+    assert at.button(key="rcp_close").label == "Mark 1 as closed (sale)", "the fresh table can be ticked"
+
+
+def test_ticks_do_not_follow_the_table_to_another_view(engine: Engine) -> None:
+    """Ticks are row positions: on another "Show" they would be other people."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        for status in ("READ_ACK", "REPLIED", "REPLIED"):
+            make_recipient(s, blast, status=status, sent_at=utcnow())
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(blast_id), [0])  # the one who read and did not reply
+    assert at.button(key="rcp_close").label == "Mark 1 as closed (sale)"
+    at.selectbox(key="rcp_sel").set_value("Replied").run()
+    assert not at.exception, at.exception
+    assert "rcp_close" not in {b.key for b in at.button}, "nothing ticked in the new view"
