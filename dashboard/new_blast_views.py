@@ -20,14 +20,16 @@ from core.csv_import import (
 from core.csv_import.columns import find_name_columns
 from core.errors import BadInput, GatewayError
 from core.gateway import make_client
-from core.models import utcnow
+from core.models import Device, utcnow
 from core.phones import normalise, to_gateway
 from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import eta, rules_for
 from dashboard.compose import Message, Sample, render_template
 from dashboard.data import reading, session, settings
+from dashboard.finish_note import finish_note, sent_on_first_day
 from dashboard.format import duration_words, state_word
+from dashboard.message_length import render_length
 
 OUTCOME_WORDS = {
     Outcome.VALID: "Ready to send",
@@ -169,11 +171,14 @@ def render_report(report: ImportReport) -> None:
 
 
 def render_message(report: ImportReport) -> Message:
-    """The message box, previewed for the file's first recipients."""
+    """The message box, previewed for the file's first recipients, and its length."""
     samples = [
         Sample(row.name or row.phone or "", _row_variables(row), line=row.line) for row in report.recipients
     ]
-    return render_template(names=report.variable_names, samples=samples)
+    message = render_template(names=report.variable_names, samples=samples)
+    # A message with mistakes is counted as written: its placeholders cannot be filled yet.
+    render_length(message.text, [s.variables for s in samples] if message.usable else [])
+    return message
 
 
 def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -216,15 +221,24 @@ def render_pacing(recipients: int) -> None:
         )
         if st.button("Save pace", key="p_save", type="primary" if changed else "secondary"):
             _save_pacing(device, gap, jitter, cap, every, pause, quiet)
-    with reading() as s:
+    now = utcnow()
+    with reading() as s:  # read again: Save pace may have just changed the rules
         finish = eta(s, device=device, remaining=recipients, settings=cfg)
-    if finish:
-        zone = cfg.timezone
-        took = finish - dt.datetime.now(dt.UTC)
-        st.write(
-            f"At this pace, **{recipients:,}** messages take {_about(took)} "
-            f"and finish around **{finish.astimezone(zone):%a %d %b, %H:%M}** if sent now."
-        )
+        rules, row = rules_for(s, device=device, settings=cfg), s.get(Device, device)
+    if not finish:
+        return
+    zone = cfg.timezone
+    st.write(
+        f"At this pace, **{recipients:,}** messages take {_about(finish - now)} "
+        f"and finish around **{finish.astimezone(zone):%a %d %b, %H:%M}** if sent now."
+    )
+    if cfg.send_pacing == "on":
+        sent_today = sent_on_first_day(rules, now=now, zone=zone, sent_day=row.sent_day if row else None,
+                                       sent_in_day=row.sent_in_day if row else 0)
+        note = finish_note(rules, now=now, finish=finish, zone=zone, recipients=recipients,
+                           sent_today=sent_today)
+        if note:
+            st.info(note, icon=":material/schedule:")
 
 
 def _quiet_text(rules: PacingRules) -> str:

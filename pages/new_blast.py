@@ -7,6 +7,7 @@ import streamlit as st
 from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
 from core.sending import blasts
 from dashboard import new_blast_views as views
+from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
 from dashboard.data import session, settings
 from dashboard.layout import friendly_errors, page_header
@@ -40,6 +41,7 @@ if upload is None:
     )
     st.stop()
 
+digest = hashlib.sha256(upload.getvalue()).hexdigest()
 # Reading says why a file cannot be used; with no phone column found, it offers the choice.
 report = views.read_upload(upload)
 if report is None:
@@ -52,7 +54,7 @@ if not report.recipients:
 
 st.subheader("2 · About this blast")
 c1, c2, c3 = st.columns(3)
-name = c1.text_input("Blast name", value=upload.name.rsplit(".", 1)[0], key="blast_name")
+name = render_blast_name(c1, filename=upload.name, file_id=digest)
 tag = c2.text_input(
     "Campaign tag",
     key="blast_tag",
@@ -82,7 +84,6 @@ if problems:
     st.caption("Before sending: " + "; ".join(problems) + ".")
 
 # One upload, one blast: a second click must not message the same people twice.
-digest = hashlib.sha256(upload.getvalue()).hexdigest()
 made = st.session_state.setdefault("blasts_from_upload", {})
 if digest in made:
     blast_id, state = made[digest]

@@ -1,0 +1,62 @@
+"""Why a blast would finish later than its pace alone says: quiet hours and the daily cap."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from core.sending.pacing import PacingRules, after_quiet_hours
+
+
+def quiet_hours_between(rules: PacingRules, *, start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> bool:
+    """Whether any quiet hours fall between `start` and `end`: sending waits through them."""
+    if rules.quiet_start is None or rules.quiet_end is None or rules.quiet_start == rules.quiet_end:
+        return False
+    wraps = rules.quiet_start > rules.quiet_end  # 21:00–09:00 ends the next day
+    day = start.astimezone(zone).date() - dt.timedelta(days=1)  # a window begun the night before
+    while day <= end.astimezone(zone).date():
+        begins = dt.datetime.combine(day, rules.quiet_start, tzinfo=zone)
+        ends = dt.datetime.combine(day + dt.timedelta(days=wraps), rules.quiet_end, tzinfo=zone)
+        if begins < end and ends > start:
+            return True
+        day += dt.timedelta(days=1)
+    return False
+
+
+def sent_on_first_day(
+    rules: PacingRules, *, now: dt.datetime, zone: ZoneInfo, sent_day: dt.date | None, sent_in_day: int
+) -> int:
+    """What the device has already sent on the day this blast can begin, against its daily cap: a
+    start held back past midnight by quiet hours begins a new count."""
+    first_day = after_quiet_hours(rules, now, zone).astimezone(zone).date()
+    return sent_in_day if sent_day == first_day else 0
+
+
+def day_words(moment: dt.datetime, *, now: dt.datetime, zone: ZoneInfo) -> str:
+    """ "today around 16:30", "tomorrow around 10:30", "on Thu 27 Nov around 10:30"."""
+    local = moment.astimezone(zone)
+    days = (local.date() - now.astimezone(zone).date()).days
+    day = {0: "today", 1: "tomorrow"}.get(days, f"on {local:%a} {local.day} {local:%b}")
+    return f"{day} around {local:%H:%M}"
+
+
+def finish_note(
+    rules: PacingRules, *, now: dt.datetime, finish: dt.datetime, zone: ZoneInfo, recipients: int,
+    sent_today: int = 0,
+) -> str | None:
+    """ "Sending pauses during quiet hours (22:00–08:00), so it would finish tomorrow around
+    10:30.", naming the daily cap too when it holds the blast back; None when neither does.
+
+    `sent_today`: what the device has sent on the day the blast can begin (`sent_on_first_day`).
+    """
+    reasons = []
+    if quiet_hours_between(rules, start=now, end=finish, zone=zone):
+        window = f"{rules.quiet_start:%H:%M}–{rules.quiet_end:%H:%M}"
+        reasons.append(f"sending pauses during quiet hours ({window})")
+    if rules.daily_cap and recipients > rules.daily_cap - sent_today:
+        already = f" ({sent_today:,} already went out today)" if sent_today else ""
+        reasons.append(f"at most {rules.daily_cap:,} messages go out a day{already}")
+    if not reasons:
+        return None
+    because = " and ".join(reasons)
+    return f"{because[0].upper()}{because[1:]}, so it would finish {day_words(finish, now=now, zone=zone)}."

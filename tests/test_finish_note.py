@@ -1,0 +1,175 @@
+"""Saying when quiet hours (and the daily cap) push a new blast's finish later, as the worker does."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from core.config import get_settings
+from core.db import transaction
+from core.sending.pacing import PacingRules, ensure_device, estimate_finish, parse_quiet_hours
+from dashboard.finish_note import finish_note, quiet_hours_between, sent_on_first_day
+from tests import test_pages
+
+app_db = test_pages.app_db  # the dashboard pointed at the test database (SQLite and PostgreSQL)
+page = test_pages.page
+
+KL = ZoneInfo("Asia/Kuala_Lumpur")
+
+
+def _rules(quiet: str = "off", *, gap: float = 60, cap: int = 0) -> PacingRules:
+    start, end = parse_quiet_hours(quiet)
+    return PacingRules(min_gap_seconds=gap, jitter_seconds=0, pause_every=0, pause_seconds=0,
+                       daily_cap=cap, quiet_start=start, quiet_end=end)
+
+
+def _kl(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 11, day, hour, minute, tzinfo=KL).astimezone(dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("quiet", "start", "end", "between"),
+    [
+        ("22:00-08:00", _kl(26, 20), _kl(26, 21, 59), False),
+        ("22:00-08:00", _kl(26, 20), _kl(27, 8), True),
+        ("22:00-08:00", _kl(27, 1), _kl(27, 8, 30), True),  # started inside last night's window
+        ("22:00-08:00", _kl(27, 8), _kl(27, 21), False),
+        ("22:00-08:00", _kl(26, 9), _kl(29, 9), True),
+        ("12:00-14:00", _kl(26, 9), _kl(26, 11, 59), False),
+        ("12:00-14:00", _kl(26, 9), _kl(26, 14, 30), True),
+        ("12:00-14:00", _kl(26, 15), _kl(27, 10), False),
+        ("off", _kl(26, 9), _kl(29, 9), False),
+        ("09:00-09:00", _kl(26, 8), _kl(26, 10), False),  # an empty window, as the worker reads it
+    ],
+)
+def test_quiet_hours_between(quiet: str, start: dt.datetime, end: dt.datetime, between: bool) -> None:
+    assert quiet_hours_between(_rules(quiet), start=start, end=end, zone=KL) is between
+
+
+@pytest.mark.parametrize(
+    ("rules", "now", "recipients", "sent_today", "note"),
+    [
+        (_rules("22:00-08:00", gap=600), _kl(26, 20), 30, 0,
+         "Sending pauses during quiet hours (22:00–08:00), so it would finish tomorrow around 10:50."),
+        (_rules("22:00-08:00", gap=60), _kl(26, 10), 30, 0, None),
+        (_rules("12:00-14:00", gap=600), _kl(26, 11), 12, 0,
+         "Sending pauses during quiet hours (12:00–14:00), so it would finish today around 14:50."),
+        (_rules(cap=10), _kl(26, 10), 25, 0,
+         "At most 10 messages go out a day, so it would finish on Sat 28 Nov around 00:04."),
+        (_rules(cap=10), _kl(26, 10), 5, 7,
+         "At most 10 messages go out a day (7 already went out today), so it would finish "
+         "tomorrow around 00:01."),
+        (_rules("22:00-08:00", cap=10), _kl(26, 10), 15, 0,
+         "Sending pauses during quiet hours (22:00–08:00) and at most 10 messages go out a day, "
+         "so it would finish tomorrow around 08:04."),
+    ],
+)
+def test_finish_note_names_what_the_worker_waits_for(
+    rules: PacingRules, now: dt.datetime, recipients: int, sent_today: int, note: str | None
+) -> None:
+    # The finish as the worker's pacing works it out, from where the count of the day stands.
+    finish = estimate_finish(rules, remaining=recipients, start=now, zone=KL, sent_today=sent_today)
+    assert finish_note(rules, now=now, finish=finish, zone=KL, recipients=recipients,
+                       sent_today=sent_today) == note
+
+
+def test_the_day_count_starts_again_when_quiet_hours_hold_the_start_past_midnight() -> None:
+    rules = _rules("22:00-08:00", cap=10)
+    sent_day = dt.date(2026, 11, 26)
+    assert sent_on_first_day(rules, now=_kl(26, 20), zone=KL, sent_day=sent_day, sent_in_day=7) == 7
+    assert sent_on_first_day(rules, now=_kl(26, 23), zone=KL, sent_day=sent_day, sent_in_day=7) == 0
+
+
+# -- on the New blast page ---------------------------------------------------------------------
+
+THREE = b"Nama,No. Telefon\nAli,012-345 6789\nAbu,011-2345 6789\nSiti,013-456 7890\n"
+
+
+def _pace(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    """One message an hour (10 minutes' gap and a 50-minute pause after each), unless told
+    otherwise, and nothing else."""
+    values = {"SEND_MIN_GAP_SECONDS": "600", "SEND_JITTER_SECONDS": "0", "SEND_PAUSE_EVERY": "1",
+              "SEND_PAUSE_SECONDS": "3000", "SEND_DAILY_CAP": "0", "SEND_QUIET_HOURS": "off",
+              "SEND_PACING": "on", **env}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+
+
+def _estimate() -> AppTest:
+    at = page("pages/new_blast.py")
+    at.run()
+    at.file_uploader(key="upload").set_value(("contacts.csv", THREE, "text/csv"))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _notes(at: AppTest) -> list[str]:
+    return [i.value for i in at.info if "so it would finish" in i.value]
+
+
+def _window(now: dt.datetime) -> tuple[str, dt.datetime]:
+    """Quiet hours from 30 to 90 minutes from now: the second message of three falls in them."""
+    begins = (now + dt.timedelta(minutes=30)).replace(second=0, microsecond=0)
+    ends = begins + dt.timedelta(hours=1)
+    return f"{begins:%H:%M}-{ends:%H:%M}", ends
+
+
+def test_quiet_hours_inside_the_send_are_said_with_the_finish(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = dt.datetime.now(KL)
+    quiet, ends = _window(now)
+    _pace(monkeypatch, SEND_QUIET_HOURS=quiet)
+    at = _estimate()
+    finish = ends + dt.timedelta(hours=1)  # the second message at the end of them, the third an hour on
+    day = "today" if finish.date() == now.date() else "tomorrow"
+    expected = (f"Sending pauses during quiet hours ({quiet.replace('-', '–')}), so it would finish "
+                f"{day} around {finish:%H:%M}.")
+    assert expected in _notes(at)
+    assert any(f"finish around **{finish:%a %d %b, %H:%M}**" in m.value for m in at.markdown)
+
+
+def test_saving_quiet_hours_off_takes_the_note_away(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet, _ = _window(dt.datetime.now(KL))
+    _pace(monkeypatch, SEND_QUIET_HOURS=quiet)
+    at = _estimate()
+    assert any("quiet hours" in n for n in _notes(at))
+    at.text_input(key="p_quiet").set_value("off")
+    at.button(key="p_save").click().run()
+    assert not at.exception, at.exception
+    assert not any("quiet hours" in n for n in _notes(at))
+
+
+def test_the_daily_cap_is_said_with_what_already_went_out(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pace(monkeypatch, SEND_MIN_GAP_SECONDS="60", SEND_PAUSE_EVERY="0", SEND_DAILY_CAP="4")
+    settings = get_settings()
+    with transaction(engine) as s:
+        device = ensure_device(s, device=settings.wsapme_device, settings=settings)
+        device.sent_day, device.sent_in_day = dt.datetime.now(KL).date(), 2
+    at = _estimate()
+    assert any(n.startswith("At most 4 messages go out a day (2 already went out today), so it would "
+                            "finish tomorrow around 00:0") for n in _notes(at)), _notes(at)
+
+
+def test_nothing_is_said_when_the_pace_holds_nothing_back(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pace(monkeypatch)
+    at = _estimate()
+    assert any("messages take about **2 h**" in m.value for m in at.markdown)
+    assert _notes(at) == []
+
+
+def test_nothing_is_said_with_pacing_off(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet, _ = _window(dt.datetime.now(KL))
+    _pace(monkeypatch, SEND_QUIET_HOURS=quiet, SEND_PACING="off")
+    at = _estimate()
+    assert not any("quiet hours" in n or "a day" in n for n in _notes(at))
