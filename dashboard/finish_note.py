@@ -5,7 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import streamlit as st
+
+from core.models import Device, utcnow
 from core.sending.pacing import PacingRules, after_quiet_hours
+from core.sending.progress import eta, rules_for
+from dashboard.data import reading, settings
+from dashboard.format import duration_words
 
 
 def quiet_hours_between(rules: PacingRules, *, start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> bool:
@@ -60,3 +66,31 @@ def finish_note(
         return None
     because = " and ".join(reasons)
     return f"{because[0].upper()}{because[1:]}, so it would finish {day_words(finish, now=now, zone=zone)}."
+
+
+def render_finish(*, device: str, recipients: int) -> None:
+    """How long `recipients` messages take at the device's saved pace if sent now, when they
+    would finish, and what holds them back (quiet hours, the daily cap)."""
+    cfg, now = settings(), utcnow()
+    with reading() as s:
+        finish = eta(s, device=device, remaining=recipients, settings=cfg)
+        rules, row = rules_for(s, device=device, settings=cfg), s.get(Device, device)
+    if not finish:
+        return
+    zone = cfg.timezone
+    st.write(
+        f"At this pace, **{recipients:,}** messages take {_about(finish - now)} "
+        f"and finish around **{finish.astimezone(zone):%a %d %b, %H:%M}** if sent now."
+    )
+    if cfg.send_pacing != "on":
+        return
+    sent_today = sent_on_first_day(rules, now=now, zone=zone, sent_day=row.sent_day if row else None,
+                                   sent_in_day=row.sent_in_day if row else 0)
+    note = finish_note(rules, now=now, finish=finish, zone=zone, recipients=recipients, sent_today=sent_today)
+    if note:
+        st.info(note, icon=":material/schedule:")
+
+
+def _about(took: dt.timedelta) -> str:
+    words = duration_words(took)
+    return "**under a minute**" if words == "< 1 min" else f"about **{words}**"

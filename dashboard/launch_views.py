@@ -7,12 +7,13 @@ from sqlalchemy import select
 
 from core.models import Blast, BlastRecipient
 from core.sending import blasts
-from core.sending.progress import eta
 from core.statuses import Status
 from dashboard.compose import Message, Sample, render_template, render_when, send_problems
 from dashboard.data import reading, session, settings
+from dashboard.finish_note import render_finish
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
+from dashboard.message_length import render_length
 
 
 def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
@@ -47,15 +48,10 @@ def render_draft_launch(blast: Blast) -> None:
         value=blast.message_template or "",
         fix="take that placeholder out of the message",
     )
+    render_length(message.text, [s.variables for s in samples] if message.usable else [])
     _render_save_message(blast, message)
     cfg = settings()
-    with reading() as s:
-        finish = eta(s, device=blast.device or cfg.wsapme_device, remaining=len(samples), settings=cfg)
-    if finish:
-        st.caption(
-            f"At the current pace it would finish around "
-            f"{finish.astimezone(cfg.timezone):%a %d %b, %H:%M} if sent now."
-        )
+    render_finish(device=blast.device or cfg.wsapme_device, recipients=len(samples))
     send_at = render_when(key=f"draft_when_{blast.id}", device=blast.device or cfg.wsapme_device)
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 
 import pandas as pd
@@ -20,15 +19,15 @@ from core.csv_import import (
 from core.csv_import.columns import find_name_columns
 from core.errors import BadInput, GatewayError
 from core.gateway import make_client
-from core.models import Device, utcnow
+from core.models import utcnow
 from core.phones import normalise, to_gateway
 from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
-from core.sending.progress import eta, rules_for
+from core.sending.progress import rules_for
 from dashboard.compose import Message, Sample, render_template
 from dashboard.data import reading, session, settings
-from dashboard.finish_note import finish_note, sent_on_first_day
-from dashboard.format import duration_words, state_word
+from dashboard.finish_note import render_finish
+from dashboard.format import state_word
 from dashboard.message_length import render_length
 
 OUTCOME_WORDS = {
@@ -221,24 +220,7 @@ def render_pacing(recipients: int) -> None:
         )
         if st.button("Save pace", key="p_save", type="primary" if changed else "secondary"):
             _save_pacing(device, gap, jitter, cap, every, pause, quiet)
-    now = utcnow()
-    with reading() as s:  # read again: Save pace may have just changed the rules
-        finish = eta(s, device=device, remaining=recipients, settings=cfg)
-        rules, row = rules_for(s, device=device, settings=cfg), s.get(Device, device)
-    if not finish:
-        return
-    zone = cfg.timezone
-    st.write(
-        f"At this pace, **{recipients:,}** messages take {_about(finish - now)} "
-        f"and finish around **{finish.astimezone(zone):%a %d %b, %H:%M}** if sent now."
-    )
-    if cfg.send_pacing == "on":
-        sent_today = sent_on_first_day(rules, now=now, zone=zone, sent_day=row.sent_day if row else None,
-                                       sent_in_day=row.sent_in_day if row else 0)
-        note = finish_note(rules, now=now, finish=finish, zone=zone, recipients=recipients,
-                           sent_today=sent_today)
-        if note:
-            st.info(note, icon=":material/schedule:")
+    render_finish(device=device, recipients=recipients)  # after Save pace: with the rules just saved
 
 
 def _quiet_text(rules: PacingRules) -> str:
@@ -288,11 +270,6 @@ def render_test_send(text: str, report: ImportReport) -> None:
             return
         st.success(f"Test sent to {phone.e164}. Check your phone before sending the blast.")
         st.caption(f"WSAPME's reference for this message, if support asks: {result.message_id}")
-
-
-def _about(took: dt.timedelta) -> str:
-    words = duration_words(took)
-    return "**under a minute**" if words == "< 1 min" else f"about **{words}**"
 
 
 def render_list_sent_before(report: ImportReport) -> bool:

@@ -14,6 +14,7 @@ from core.db import transaction
 from core.sending.pacing import PacingRules, ensure_device, estimate_finish, parse_quiet_hours
 from dashboard.finish_note import finish_note, quiet_hours_between, sent_on_first_day
 from tests import test_pages
+from tests.support.factories import make_blast, make_recipient
 
 app_db = test_pages.app_db  # the dashboard pointed at the test database (SQLite and PostgreSQL)
 page = test_pages.page
@@ -173,3 +174,24 @@ def test_nothing_is_said_with_pacing_off(app_db: str, monkeypatch: pytest.Monkey
     _pace(monkeypatch, SEND_QUIET_HOURS=quiet, SEND_PACING="off")
     at = _estimate()
     assert not any("quiet hours" in n or "a day" in n for n in _notes(at))
+
+
+def test_a_drafts_page_says_the_same_of_its_finish_and_length(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved draft or a follow-up is sent from its own page, with the same estimate and notes."""
+    quiet, ends = _window(dt.datetime.now(KL))
+    _pace(monkeypatch, SEND_QUIET_HOURS=quiet)
+    with transaction(engine) as s:
+        draft = make_blast(s, state="draft", message_template="Hai {name}, jom!")
+        for name in ("Ali", "Abu", "Siti Nurhaliza"):
+            make_recipient(s, draft, contact_name=name)
+        draft_id = draft.id
+    at = page("pages/blast.py", blast=str(draft_id))
+    at.run()
+    assert not at.exception, at.exception
+    finish = ends + dt.timedelta(hours=1)
+    assert any("**3** messages take about **" in m.value and f"{finish:%a %d %b, %H:%M}" in m.value
+               for m in at.markdown)
+    assert any(n.startswith("Sending pauses during quiet hours") for n in _notes(at)), _notes(at)
+    assert "13 to 24 characters, depending on each person's values." in [c.value for c in at.caption]
