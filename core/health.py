@@ -32,6 +32,14 @@ class WorkerSeen:
 
 
 @dataclass(frozen=True)
+class Note:
+    """A problem as a marketer reads it, and what whoever runs the server does about it."""
+
+    words: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class Health:
     database_kind: str
     database_where: str
@@ -40,7 +48,7 @@ class Health:
     inbox: dict[str, Any]
     polling: dict[str, Any] | None
     polling_seen: dt.datetime | None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
 
 def database_where(engine: Engine) -> str:
@@ -73,24 +81,28 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
     )
 
 
-def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[str]:
+def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:
     notes = []
     if not workers:
-        notes.append(
-            "No send worker has checked in during the last half minute: blasts will not "
-            "go out. Start the dashboard with RUN_WORKER=true, or run `python -m core worker`."
-        )
+        notes.append(Note(
+            "Blasts will not go out: nothing that sends messages has checked in during the last "
+            "half minute.",
+            "No send worker has checked in. Start the dashboard with RUN_WORKER=true, or run "
+            "`python -m core worker` against the same database.",
+        ))
     if settings.send_pacing == "off" and not settings.sandbox:
-        notes.append(
-            "Pacing is off while sending for real: WhatsApp may flag the number. Set SEND_PACING=on."
-        )
+        notes.append(Note(
+            "Messages go out one right after another, with no pauses: WhatsApp may block the number.",
+            "Pacing is off while sending for real. Set SEND_PACING=on.",
+        ))
     unreachable = unreachable_reason(settings.public_url)
     if unreachable and not settings.sandbox:
-        notes.append(
-            f"WSAPME cannot deliver receipts and replies to the webhook address below: {unreachable}. "
-            "Set PUBLIC_URL to the address this server has on the internet (for example "
-            "https://tracker.yourcompany.com)."
-        )
+        notes.append(Note(
+            "WSAPME cannot deliver receipts and replies to this dashboard, so reads and replies "
+            "will not show up by themselves.",
+            f"WSAPME cannot reach the webhook address: {unreachable}. Set PUBLIC_URL to the "
+            "address this server has on the internet (for example https://tracker.yourcompany.com).",
+        ))
     return notes
 
 

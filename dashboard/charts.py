@@ -31,6 +31,10 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
             x=counts,
             text=text,
             textinfo="text",
+            # A bar of nothing has no inside to hold its text: its "0" goes beside it, or
+            # an empty Closed stage would read as missing rather than as none.
+            textposition=["auto" if count else "outside" for count in counts],
+            cliponaxis=False,
             textfont={"size": 14},
             marker={"color": FUNNEL_COLOURS},
             connector={"line": {"color": "#cbd5e1"}},

@@ -31,9 +31,9 @@ def page_header(title: str, caption: str | None = None) -> None:
         st.caption(caption)
     if settings().sandbox:
         st.info(
-            "**Sandbox mode** — no WSAPME token is set, so messages go to the built-in "
-            "practice gateway and reach no one. Set `WSAPME_TOKEN` and `WSAPME_DEVICE` to "
-            "send for real.",
+            # Settings names are for whoever runs the server: Settings & health lists them.
+            "This is the **practice mode**: messages go to a built-in test gateway, not to "
+            "WhatsApp. Whoever set up the dashboard can connect the real WSAPME account.",
             icon=":material/science:",
         )
 

@@ -17,16 +17,19 @@ with session() as s:
     health = collect(s, engine=engine, settings=cfg)
     secret = current_secret(s, settings=cfg)
 
+SERVER_DETAILS = "For whoever runs the server"
 for note in health.notes:
-    st.warning(note, icon=":material/warning:")
+    st.warning(f"{note.words} Whoever runs the server can fix this (see “{SERVER_DETAILS}” at the "
+               "bottom of this page).", icon=":material/warning:")
 
 gateway, hook = st.columns(2)
 with gateway:
     st.subheader("Gateway")
     if cfg.sandbox:
-        st.write("**Sandbox** — the built-in practice gateway. Nothing reaches real phones.")
+        st.write("**Practice mode**: messages go to a built-in test gateway that answers like "
+                 "WhatsApp. Nothing reaches real phones.")
     else:
-        st.write(f"**WSAPME** at `{cfg.wsapme_api_url}`, sending from device **{cfg.wsapme_device}**.")
+        st.write(f"Sending through **WSAPME** from WhatsApp device **{cfg.wsapme_device}**.")
     if st.button("Check the WhatsApp device", key="check_device"):
         connected, words = device_state(make_client(cfg))
         (st.success if connected else st.error)(words)
@@ -41,8 +44,8 @@ with hook:
     )
     st.code(webhook_url(cfg, secret, reveal=reveal), language=None, wrap_lines=True)
     if cfg.sandbox:
-        st.caption("In sandbox mode the practice gateway posts to this server by itself; this "
-                   "address matters once WSAPME is connected.")
+        st.caption("In practice mode the test gateway sends its receipts and replies here by "
+                   "itself; this address matters once WSAPME is connected.")
     inbox = health.inbox
     counts = inbox["counts"]
     last = inbox["last_received_at"]
@@ -78,31 +81,66 @@ workers, polling = st.columns(2)
 with workers:
     st.subheader("Sending")
     if health.workers:
-        for w in health.workers:
-            st.write(f"✅ Worker `{w.name}` checked in {ago(w.last_seen)}; {w.sent:,} sent since it started.")
-    st.write(
-        f"Pacing: **{cfg.send_pacing}**. Worker inside this dashboard: "
-        f"**{'on' if cfg.run_worker else 'off'}**."
-    )
-with polling:
-    st.subheader("Status polling")
-    state = health.polling
-    if state is None:
-        st.write(f"Mode **{cfg.status_polling}**; not run yet.")
+        latest = max(w.last_seen for w in health.workers)
+        sent = sum(w.sent for w in health.workers)
+        who = "it" if len(health.workers) == 1 else "they"
+        st.write(f"✅ Messages can go out: checked {ago(latest)}; {sent:,} sent since {who} started.")
     else:
-        words = "asking the gateway" if state.get("active") else "idle (webhooks are arriving)"
-        st.write(f"Mode **{state.get('mode')}**: {words}, checked {ago(health.polling_seen)}.")
-        round_ = state.get("last_round")
-        if round_:
-            st.caption(
-                f"Last round: asked about {round_['asked']}, {round_['changed']} changed, "
-                f"{round_['unknown']} unknown, {round_['errors']} errors."
-            )
+        st.write("⚠️ Nothing is sending messages right now (see the warning at the top).")
+    if cfg.send_pacing == "on":
+        st.write("Messages go out with a pause between them, as a person would send them, so that "
+                 "WhatsApp does not block the number.")
+    else:
+        st.write("Messages go out one right after another, with no pauses.")
+with polling:
+    st.subheader("Checking on messages")
+    state = health.polling
+    if cfg.status_polling == "off":
+        st.write("Reads and replies come only when the gateway sends them; the tracker does not ask.")
+    elif state is None:
+        st.write("When no receipts arrive for a while, the tracker asks the gateway itself. "
+                 "It has not needed to yet.")
+    elif state.get("active"):
+        st.write(f"Asking the gateway about recent messages, checked {ago(health.polling_seen)}.")
+    else:
+        st.write(f"Not needed now: receipts and replies are arriving by themselves (checked "
+                 f"{ago(health.polling_seen)}).")
+    round_ = state.get("last_round") if state else None
+    if round_:
+        st.caption(f"Last time it asked about {round_['asked']:,} messages; {round_['changed']:,} had news.")
 
 st.subheader("Database and time")
-st.write(f"**{health.database_kind}** ({health.database_where}), schema revision `{health.schema_revision}`.")
+st.write("All blasts, recipients and statuses are kept in the database, which is working.")
 st.write(
     f"Team time zone **{cfg.app_timezone}**; numbers without a country code are read as "
     f"**{cfg.phone_region}** numbers; replies count within **{cfg.reply_window_hours:g} hours** "
     "of a message."
 )
+
+with st.expander(SERVER_DETAILS, icon=":material/dns:"):
+    st.caption("Settings are environment variables (or lines of `.env`); restart after changing them.")
+    if cfg.sandbox:
+        st.markdown("**Gateway**: no `WSAPME_TOKEN` is set, so the built-in sandbox gateway stands in "
+                    "for WSAPME. Set `WSAPME_TOKEN` and `WSAPME_DEVICE` to send for real.")
+    else:
+        st.markdown(f"**Gateway**: WSAPME API at `{cfg.wsapme_api_url}`, device `{cfg.wsapme_device}`.")
+    for note in health.notes:
+        st.markdown(f"**To fix**: {note.fix}")
+    seen = "; ".join(f"`{w.name}` checked in {ago(w.last_seen)}, {w.sent:,} sent since it started"
+                     for w in health.workers) or "none in the last half minute"
+    st.markdown(
+        f"**Send workers**: {seen}. Worker inside this dashboard (`RUN_WORKER`): "
+        f"**{'on' if cfg.run_worker else 'off'}**; `SEND_PACING`: **{cfg.send_pacing}**."
+    )
+    polling_words = f"**Status polling** (`STATUS_POLLING`): **{cfg.status_polling}**"
+    if cfg.status_polling == "auto":
+        polling_words += (f", polls only after {cfg.poll_webhook_silence_minutes:g} minutes "
+                          "without any webhook")
+    if round_:
+        polling_words += (f"; last round: asked {round_['asked']}, {round_['changed']} changed, "
+                          f"{round_['unknown']} unknown, {round_['errors']} errors")
+    st.markdown(polling_words + ".")
+    st.markdown(
+        f"**Database**: {health.database_kind} ({health.database_where}), "
+        f"schema revision `{health.schema_revision}`."
+    )

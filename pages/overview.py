@@ -4,16 +4,17 @@ import streamlit as st
 from sqlalchemy import exists, select
 
 from core.analytics import RESPONSE_SAMPLE, tag_comparison
+from core.demo import seed_demo
 from core.funnel import filter_options, funnel, funnel_by_blast
 from core.models import Blast
 from core.statuses import Stage
 from dashboard import data
 from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
-from dashboard.data import reading, settings
+from dashboard.data import reading, session, settings
 from dashboard.filters import render_filters
 from dashboard.format import duration_words, plural
-from dashboard.layout import page_header
-from dashboard.tables import blast_table
+from dashboard.layout import friendly_errors, page_header
+from dashboard.tables import blast_table, blast_table_columns
 
 page_header("Overview", "What became of your messages: sent → received → read → replied → closed.")
 
@@ -24,12 +25,26 @@ with reading() as s:
 if not has_blasts:
     st.subheader("No blasts yet")
     st.markdown(
-        "1. Go to **New blast** and upload a CSV of phone numbers (and names).\n"
+        "1. Go to **New blast** and upload your contact list (Excel or CSV) of phone numbers and names.\n"
         "2. Write your message, send a test to your own number, then send the blast.\n"
-        "3. Come back here to watch it move through the funnel.\n\n"
-        "Want to look around first? Run `python -m core seed-demo` to fill the "
-        "dashboard with example blasts."
+        "3. Come back here to watch it move through the funnel."
     )
+    st.page_link("pages/new_blast.py", label="Start a new blast", icon=":material/add_circle:")
+    # Only in practice mode: demo blasts beside real ones would mix up real results.
+    if settings().sandbox:
+        st.write("Want to look around first? Fill the dashboard with six weeks of example blasts; "
+                 "none of them is sent to anyone.")
+        if st.button("Fill with demo data", key="fill_demo", icon=":material/auto_awesome:"):
+            with (
+                friendly_errors("fill the dashboard with demo data") as outcome,
+                st.spinner("Making six weeks of example blasts…"),
+                session() as s,
+            ):
+                # Asked again inside the transaction: another tab may have filled it meanwhile.
+                if not s.scalar(select(exists().where(Blast.id.is_not(None)))):
+                    seed_demo(s, timezone=settings().app_timezone)
+            if outcome.ok:
+                st.rerun()
     st.stop()
 
 filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone)
@@ -81,20 +96,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     placeholder="—",  # a rate of nothing sent yet
-    column_config={
-        "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=130),
-        "Open": st.column_config.LinkColumn("Open", display_text="Details", width=58),
-        # Names are cut to fit, so that the rates show without scrolling on a laptop (1366 px).
-        "Name": st.column_config.TextColumn(width=150),
-        "Tag": st.column_config.TextColumn(width=100),
-        "Follow-up stage": st.column_config.TextColumn("Stage", width=80),
-        **{
-            c: st.column_config.NumberColumn(format="%.1f%%", width="small")
-            for c in ("Received %", "Read %", "Replied %", "Closed %")
-        },
-        **{c: st.column_config.NumberColumn(width="small")
-           for c in ("Sent", "Failed", "Unknown", "Recipients", "Blast")},
-    },
+    column_config=blast_table_columns(),
 )
 
 st.subheader("Day by day")

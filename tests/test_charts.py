@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from dashboard.charts import FEW_SENT, hours_figure, tag_figure, trend_figure
+from core.funnel import Funnel
+from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
 
 
 def test_the_trend_reads_rates_on_a_round_percent_axis_of_its_own() -> None:
@@ -47,3 +49,19 @@ def test_a_single_day_of_trend_reads_as_a_day() -> None:
     axis = trend_figure(trend).layout.xaxis
     assert axis.tickformat == "%d %b" and axis.dtick == 86_400_000
     assert [pd.Timestamp(x) for x in axis.range] == [pd.Timestamp("2026-11-25"), pd.Timestamp("2026-11-27")]
+
+
+@pytest.mark.parametrize(
+    ("funnel", "zeros"),
+    [
+        (Funnel(total=87, sent=86, received=78, read=46, replied=11, closed=0, failed=1), ["Closed"]),
+        (Funnel(total=5, sent=5, received=4, read=0, replied=0, closed=0), ["Read", "Replied", "Closed"]),
+        (Funnel(total=5, waiting=5), ["Sent", "Received", "Read", "Replied", "Closed"]),  # nothing sent yet
+    ],
+)
+def test_a_stage_nobody_reached_says_0_beside_its_empty_bar(funnel: Funnel, zeros: list[str]) -> None:
+    [bars] = funnel_figure(funnel).data
+    for stage, count, text, where in zip(bars.y, bars.x, bars.text, bars.textposition, strict=True):
+        assert text.startswith(f"{count:,}")
+        assert where == ("outside" if stage in zeros else "auto"), stage
+    assert bars.cliponaxis is False, "the 0 may reach past the plot's edge"

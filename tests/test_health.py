@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -38,13 +39,23 @@ def _settings(**values: object) -> Settings:
 def test_a_local_webhook_address_is_a_note_only_when_sending_for_real() -> None:
     real = _settings(wsapme_token="t0ken-for-the-test", wsapme_device="5850", public_url="http://localhost:8501")
     notes = _notes(real, workers=[object()])  # type: ignore[list-item]
-    assert any("WSAPME cannot deliver receipts" in n and "localhost" in n for n in notes)
-    assert not any("t0ken" in n for n in notes)
+    assert any("WSAPME cannot deliver receipts" in n.words and "localhost" in n.fix for n in notes)
+    assert not any("t0ken" in n.words + n.fix for n in notes)
     sandbox = _settings(public_url="http://localhost:8501")
-    assert not any("WSAPME cannot deliver" in n for n in _notes(sandbox, workers=[object()]))  # type: ignore[list-item]
+    assert not any("WSAPME cannot deliver" in n.words for n in _notes(sandbox, workers=[object()]))  # type: ignore[list-item]
     public = _settings(wsapme_token="t0ken-for-the-test", wsapme_device="5850",
                        public_url="https://tracker.example.com")
-    assert not any("WSAPME cannot deliver" in n for n in _notes(public, workers=[object()]))  # type: ignore[list-item]
+    assert not any("WSAPME cannot deliver" in n.words for n in _notes(public, workers=[object()]))  # type: ignore[list-item]
+
+
+def test_each_note_says_the_problem_plainly_and_leaves_the_settings_to_the_fix() -> None:
+    everything_wrong = _settings(wsapme_token="t0ken-for-the-test", wsapme_device="5850", send_pacing="off",
+                                 public_url="http://192.168.1.20:8501")
+    notes = _notes(everything_wrong, workers=[])
+    assert len(notes) == 3
+    for note, setting in zip(notes, ("RUN_WORKER", "SEND_PACING", "PUBLIC_URL"), strict=True):
+        assert setting in note.fix
+        assert not re.search(r"[A-Z]+_[A-Z]+|`|python|worker", note.words), note.words
 
 
 @dataclass

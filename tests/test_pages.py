@@ -55,7 +55,78 @@ def test_overview_empty_state_tells_a_new_user_what_to_do(app_db: str) -> None:
     at = run_page("pages/overview.py")
     assert any("No blasts yet" in h.value for h in at.subheader)
     assert "New blast" in _markdown(at)
-    assert "Sandbox mode" in _markdown(at)
+    assert "practice mode" in _markdown(at)
+    assert [link.proto.page for link in at.get("page_link")] == ["new_blast"]
+    assert "python -m" not in _markdown(at), "no command a marketer cannot run"
+
+
+def test_the_empty_overview_fills_with_demo_data_in_practice_mode(app_db: str, engine: Engine) -> None:
+    from sqlalchemy import func, select
+
+    from core.models import Blast
+
+    at = run_page("pages/overview.py")
+    at.button(key="fill_demo").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Blast)) > 10
+        expected = funnel(s)
+    assert not any("No blasts yet" in h.value for h in at.subheader)
+    assert {m.label: m.value for m in at.metric}["Sent"] == f"{expected.sent:,}"
+    assert not [b for b in at.button if b.key == "fill_demo"]
+
+
+def test_demo_data_is_offered_only_in_practice_mode(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    get_settings.cache_clear()
+    at = run_page("pages/overview.py")
+    assert any("No blasts yet" in h.value for h in at.subheader)
+    assert not [b for b in at.button if b.key == "fill_demo"], "demo blasts would mix with real ones"
+    assert "practice mode" not in _markdown(at)
+
+
+# The width the blast table gets on a 1366 px laptop screen with the sidebar open (measured
+# in Chromium: 1366 - 300 px of sidebar - the page's margins).
+TABLE_WIDTH_AT_1366 = 906
+SMALL, MEDIUM, LARGE = 75, 200, 400  # Streamlit's named column widths, in pixels
+
+
+def test_the_blast_table_shows_name_state_and_rates_without_scrolling_on_a_laptop(
+    app_db: str, engine: Engine
+) -> None:
+    import json
+
+    _sent_blast(engine)
+    at = run_page("pages/overview.py")
+    table = at.dataframe[0]
+    config = json.loads(table.proto.columns)
+    order = list(table.proto.column_order) or list(table.value.columns)
+    named = {"small": SMALL, "medium": MEDIUM, "large": LARGE}
+    shown, used = [], 0
+    for column in order:
+        width = config.get(column, {}).get("width")
+        used += named.get(width, width) if width else LARGE  # an unsized column takes what it likes
+        if used > TABLE_WIDTH_AT_1366:
+            break
+        shown.append(column)
+    assert {"Open", "Name", "State", "Sent", "Received %", "Read %", "Replied %", "Closed %"} <= set(shown)
+    assert shown[:3] == ["Open", "Name", "State"], "is it still sending? seen next to its name"
+    assert list(table.value["State"]) == ["Sending"]
+
+
+def test_a_stage_nobody_reached_shows_its_zero_on_the_overview_and_the_blast_page(
+    app_db: str, engine: Engine
+) -> None:
+    import json
+
+    blast_id = _sent_blast(engine)  # nobody closed
+    for at in (run_page("pages/overview.py"), run_page("pages/blast.py", blast=str(blast_id))):
+        [trace] = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")
+                   if json.loads(c.proto.spec)["data"][0]["type"] == "funnel"]
+        closed = trace["y"].index("Closed")
+        assert trace["x"][closed] == 0
+        assert trace["text"][closed].startswith("0")
+        assert trace["textposition"][closed] == "outside", "a bar of no width has no inside to write in"
 
 
 def test_overview_numbers_equal_the_funnel_query(app_db: str, engine: Engine) -> None:
@@ -283,7 +354,7 @@ def test_health_page_shows_the_webhook_masked_until_revealed(app_db: str, engine
         secret = current_secret(s, settings=get_settings())
     shown = at.code[0].value
     assert "/webhooks/wsapme/" in shown and secret not in shown
-    assert any("No send worker" in w.value for w in at.warning)
+    assert any("Blasts will not go out" in w.value for w in at.warning)
     at.toggle(key="reveal_webhook").set_value(True).run()
     assert secret in at.code[0].value
 
@@ -299,8 +370,41 @@ def test_health_page_after_events_and_a_worker(app_db: str, engine: Engine) -> N
     at = run_page("pages/health.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Events applied"] == "1" and metrics["Could not be used"] == "1"
-    assert not any("No send worker" in w.value for w in at.warning)
-    assert any("host:1:abc" in m.value for m in at.markdown)
+    assert not any("Blasts will not go out" in w.value for w in at.warning)
+    assert any("Messages can go out" in m.value and "12 sent" in m.value for m in at.markdown)
+    assert any("host:1:abc" in m.value for m in at.expander[0].markdown), "its name, for the server's keeper"
+
+
+def _texts(node: object) -> list[str]:
+    """The words of every element under `node`, in order."""
+    value = getattr(node, "value", None)
+    texts = [value] if isinstance(value, str) else []
+    for child in getattr(node, "children", {}).values():
+        texts += _texts(child)
+    return texts
+
+
+def test_health_page_speaks_plainly_and_keeps_the_technical_detail_folded_away(
+    app_db: str, engine: Engine
+) -> None:
+    from core import app_state
+    from core.polling import POLLING_STATE_KEY
+
+    with transaction(engine) as s:
+        app_state.put(s, key="worker:host:1:abc", value={"sent": 3})
+        app_state.put(s, key=POLLING_STATE_KEY, value={"active": False, "mode": "auto", "last_round": None})
+    at = run_page("pages/health.py")
+    [details] = at.expander
+    assert details.label == "For whoever runs the server" and not details.proto.expanded
+    inside = _texts(details)
+    outside = [t for t in _texts(at.main) if t not in inside]
+    assert any("practice mode" in t for t in outside)
+    technical = ("WSAPME_TOKEN", "WSAPME_DEVICE", "schema revision", "host:1:abc", "STATUS_POLLING",
+                 "RUN_WORKER", "SEND_PACING")
+    for words in technical:
+        assert any(words in t for t in inside), words
+    for words in (*technical, "Mode", "SQLite", "PostgreSQL", "sandbox", "Sandbox", "worker"):
+        assert not any(words in t for t in outside), (words, [t for t in outside if words in t])
 
 
 def test_blast_detail_closes_sales_from_a_file(app_db: str, engine: Engine) -> None:

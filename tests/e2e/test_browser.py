@@ -74,10 +74,10 @@ def test_upload_send_watch_the_funnel_fill_and_export(server, browser, tmp_path:
 
     page.goto(base)
     page.get_by_text("No blasts yet").wait_for(timeout=30_000)
-    assert page.get_by_text("Sandbox mode").is_visible()
+    assert page.get_by_text("practice mode").first.is_visible()
     _shot(page, "1-overview-empty")
 
-    page.get_by_role("link", name="New blast").click()
+    page.get_by_role("link", name="New blast", exact=True).click()
     contacts = tmp_path / "contacts.csv"
     contacts.write_text(CONTACTS, encoding="utf-8-sig")
     page.locator("input[type=file]").first.set_input_files(str(contacts))
