@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from core.models import Blast, BlastRecipient, BlastState, StatusHistory
+from core.models import Blast, BlastRecipient, BlastState, RecipientReply, StatusHistory
 from core.simulator.plan import REALISTIC, Proportions, Timing, plan_message
 from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Status, stages_between
 
@@ -93,7 +93,8 @@ def _fate(
         if RANK[status] > RANK[changes[-1][0]]:
             changes.append((status, at))
         if event.text:
-            values["reply_text"] = event.text
+            values.setdefault("reply_text", event.text)  # the first, as the webhook keeps it
+            values.setdefault("replies", []).append((at, event.text))
     if changes[-1][0] is Status.REPLIED and rng.random() < 0.22:
         changes.append((Status.CLOSED, changes[-1][1] + dt.timedelta(hours=rng.uniform(2, 72))))
         if changes[-1][1] > now:
@@ -148,6 +149,7 @@ def _add_blast(
     for i, (phone, name) in enumerate(people):
         sent_at = start + dt.timedelta(seconds=i * SEND_GAP_SECONDS + rng.uniform(0, 6))
         status, values, changes = _fate(rng, phone=phone, sent_at=sent_at, proportions=proportions, now=now)
+        replies = values.pop("replies", [])
         message_id = None if status is Status.FAILED else f"3EB0DEMO{blast.id:05d}{i:06d}"
         rows.recipients.append(
             {
@@ -167,7 +169,7 @@ def _add_blast(
                 **values,
             }
         )
-        rows.history.append({"phone": phone, "blast_id": blast.id, "changes": changes})
+        rows.history.append({"phone": phone, "blast_id": blast.id, "changes": changes, "replies": replies})
     return blast.id
 
 
@@ -284,3 +286,9 @@ def _write(session: Session, rows: _Rows) -> None:
             old = status.value
     for chunk in range(0, len(history), 5000):
         session.execute(insert(StatusHistory), history[chunk : chunk + 5000])
+    replies = [
+        {"recipient_id": ids[item["blast_id"]][item["phone"]], "replied_at": at, "text": text}
+        for item in rows.history for at, text in item["replies"]
+    ]
+    for chunk in range(0, len(replies), 5000):
+        session.execute(insert(RecipientReply), replies[chunk : chunk + 5000])

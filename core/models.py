@@ -212,6 +212,29 @@ class StatusHistory(Base):
     __table_args__ = (Index("idx_status_history_recipient", "recipient_id"),)
 
 
+class RecipientReply(Base):
+    """Every message a recipient sent back, in the order written: `blast_recipients.reply_text`
+    keeps the first (the plan's column), and a person's later messages, often the ones that
+    say what they want, would otherwise be seen only in the raw webhook bodies."""
+
+    __tablename__ = "recipient_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(
+        ForeignKey("blast_recipients.id", ondelete="CASCADE"), nullable=False
+    )
+    replied_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    # The webhook body it came in and its place there: applying a body again adds nothing.
+    inbox_id: Mapped[int | None] = mapped_column(Integer)
+    inbox_position: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("idx_recipient_replies_recipient", "recipient_id", "replied_at"),
+        UniqueConstraint("inbox_id", "inbox_position", name="uq_recipient_replies_inbox"),
+    )
+
+
 class BlastStatusCount(Base):
     """Recipients per blast and status, kept exact by database triggers (migration 0002).
 

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.funnel import status_rank
-from core.models import BlastRecipient, StatusHistory
+from core.models import BlastRecipient, RecipientReply, StatusHistory
 from core.status_engine import StatusChange, apply_status
 from core.statuses import Stage, Status
 
@@ -75,6 +75,11 @@ def select_recipients(
             BlastRecipient.phone_number.contains(term, autoescape=True),
             BlastRecipient.contact_name.icontains(term, autoescape=True),
             BlastRecipient.reply_text.icontains(term, autoescape=True),
+            # A later reply too: the first is often "ok", the next says what they want.
+            select(RecipientReply.id).where(
+                RecipientReply.recipient_id == BlastRecipient.id,
+                RecipientReply.text.icontains(term, autoescape=True),
+            ).exists(),
         ))
     return query
 
@@ -100,6 +105,26 @@ def history(session: Session, *, recipient_id: int) -> list[StatusHistory]:
     return list(session.scalars(
         select(StatusHistory).where(StatusHistory.recipient_id == recipient_id).order_by(StatusHistory.id)
     ))
+
+
+def replies(session: Session, *, recipient_id: int) -> list[RecipientReply]:
+    """Everything the recipient wrote back, in the order written."""
+    return list(session.scalars(
+        select(RecipientReply).where(RecipientReply.recipient_id == recipient_id)
+        .order_by(RecipientReply.replied_at, RecipientReply.id)
+    ))
+
+
+def reply_counts(session: Session, *, recipient_ids: Sequence[int]) -> dict[int, int]:
+    """How many replies each of these recipients sent (none: left out)."""
+    if not recipient_ids:
+        return {}
+    rows = session.execute(
+        select(RecipientReply.recipient_id, func.count())
+        .where(RecipientReply.recipient_id.in_(tuple(recipient_ids)))
+        .group_by(RecipientReply.recipient_id)
+    )
+    return {recipient_id: count for recipient_id, count in rows}
 
 
 def mark_closed(

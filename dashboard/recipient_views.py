@@ -11,7 +11,16 @@ from core.closing import CloseOutcome, CloseReport, close_from_csv
 from core.csv_import import UPLOAD_TYPES
 from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
-from core.recipients import SELECTIONS, history, mark_closed, mark_failed, page_of_recipients, resend_unknown
+from core.recipients import (
+    SELECTIONS,
+    history,
+    mark_closed,
+    mark_failed,
+    page_of_recipients,
+    replies,
+    reply_counts,
+    resend_unknown,
+)
 from core.statuses import Status
 from dashboard.blast_views import flash, local, plural, status_word, take_flash
 from dashboard.compose import bubble_html
@@ -40,7 +49,7 @@ RECIPIENT_COLUMNS = {
     ),
     "Problem": st.column_config.TextColumn(width="medium", help="Why the message could not be sent."),
 }
-_HIDDEN = ["id", "code", "replied"]  # needed for actions and history, not for reading
+_HIDDEN = ["id", "code", "reply_text", "replied_at"]  # needed for actions and history, not for reading
 
 
 def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
@@ -59,18 +68,20 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
         rows, total = page_of_recipients(
             s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=page_size
         )
+        counts = reply_counts(s, recipient_ids=[r.id for r in rows])
         frame = pd.DataFrame(
             [
                 {
                     "id": r.id,
                     "code": r.status,
-                    "replied": local(r.replied_at, "%d %b %H:%M") if r.replied_at else "",
+                    "reply_text": r.reply_text or "",
+                    "replied_at": r.replied_at,
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
                     "Status": status_word(r.status),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
-                    "Reply": r.reply_text or "",
+                    "Reply": _first_reply(r.reply_text, counts.get(r.id, 0)),
                     "Problem": r.error or "",
                 }
                 for r in rows
@@ -130,14 +141,29 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
                     st.write("No changes yet.")
                 for h in entries:
                     st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
-                _render_reply(row["Reply"], row["replied"])
+                said = [(r.replied_at, r.text) for r in replies(s, recipient_id=rid)]
+                _render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
 
 
-def _render_reply(text: str, when: str) -> None:
-    if not text:
+def _first_reply(text: str | None, count: int) -> str:
+    """The first reply, and how many more came after it."""
+    more = f"  (+{count - 1:,} more)" if count > 1 else ""
+    return (text or "") + more
+
+
+def _kept_reply(text: str, at: object) -> list[tuple[dt.datetime | None, str]]:
+    """A first reply stored on the recipient alone (before replies were kept one by one)."""
+    return [(at if isinstance(at, dt.datetime) else None, text)] if text else []
+
+
+def _render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
+    if not said:
         return
-    st.write("**What they replied**" + (f" ({when})" if when else ""))
-    st.html(bubble_html(text))  # as WhatsApp shows it; nothing they typed is read as markup
+    st.write("**What they replied**" + (f" ({len(said):,} messages)" if len(said) > 1 else ""))
+    for at, text in said:
+        if at is not None:
+            st.caption(local(at, "%d %b %H:%M"))
+        st.html(bubble_html(text))  # as WhatsApp shows it; nothing they typed is read as markup
 
 
 def table_key(blast_id: int, key_prefix: str, *, generation: int, view: tuple[object, ...]) -> str:

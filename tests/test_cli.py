@@ -13,7 +13,7 @@ from core.cli import COMMANDS
 from core.config import PROJECT_ROOT
 from core.db import make_engine, transaction
 from core.funnel import funnel
-from core.models import Blast, BlastRecipient, StatusHistory
+from core.models import Blast, BlastRecipient, RecipientReply, StatusHistory
 
 
 def cli(*args: str, database: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,12 +55,19 @@ def test_seed_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
         )
         history = s.scalar(select(func.count()).select_from(StatusHistory))
         tags = set(s.scalars(select(Blast.blast_tag).distinct()))
+        with_reply = s.scalar(select(func.count()).where(BlastRecipient.reply_text.is_not(None)))
+        first_replies = s.scalar(
+            select(func.count()).select_from(RecipientReply).join(BlastRecipient)
+            .where(RecipientReply.text == BlastRecipient.reply_text)
+        )
+        replies = s.scalar(select(func.count()).select_from(RecipientReply))
     assert blasts >= 6 and follow_ups >= 1 and len(tags) >= 3
     assert (
         totals.sent > 1000
         and 0 < totals.closed < totals.replied < totals.read < totals.received < totals.sent
     )
     assert history >= totals.sent, "every status change has its history row"
+    assert 0 < with_reply <= first_replies <= replies, "each reply kept, the first on the recipient too"
     assert f"{totals.total:,}" in first.stdout
     again = cli("seed-demo", database=db)
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr

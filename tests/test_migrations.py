@@ -94,8 +94,8 @@ def test_migrate_command_on_an_empty_database(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "revision 0005" in result.stdout
-    assert current_revision(make_engine(url)) == "0005"
+    assert "revision 0006" in result.stdout
+    assert current_revision(make_engine(url)) == "0006"
 
 
 def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
@@ -160,3 +160,29 @@ def test_reading_on_postgresql_sends_no_begin_and_leaves_pooled_connections_tran
 
 def test_hour_deltas_are_found_by_blast_and_vacuumed_often_on_postgresql(engine: Engine) -> None:
     assert_found_by_blast_and_vacuumed_often(engine, "blast_hour_deltas")
+
+
+def test_replies_known_before_0006_are_kept_as_replies(engine: Engine) -> None:
+    import datetime as dt
+
+    from sqlalchemy import select, text
+
+    from core.db import transaction
+    from core.models import RecipientReply
+
+    downgrade(engine, "0005")
+    replied = dt.datetime(2026, 11, 2, 3, 4, 5, tzinfo=dt.UTC)
+    with transaction(engine) as s:
+        blast_id = s.execute(text("INSERT INTO blasts (name) VALUES ('Old') RETURNING id")).scalar_one()
+        s.execute(
+            text("INSERT INTO blast_recipients (blast_id, phone_number, status, replied_at, reply_text) "
+                 "VALUES (:b, '+60123456789', 'REPLIED', :at, 'Berapa harga?'), "
+                 "(:b, '+60123456780', 'READ_ACK', NULL, NULL)"),
+            # As each database keeps a UtcDateTime: SQLite as naive UTC text.
+            {"b": blast_id,
+             "at": replied if engine.dialect.name == "postgresql" else "2026-11-02 03:04:05.000000"},
+        )
+    migrate(engine)
+    with transaction(engine) as s:
+        kept = [(r.replied_at, r.text, r.inbox_id) for r in s.scalars(select(RecipientReply))]
+    assert kept == [(replied, "Berapa harga?", None)]

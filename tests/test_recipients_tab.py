@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.db import transaction
 from core.models import utcnow
 from core.status_engine import apply_status
+from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from dashboard.recipient_views import table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_blast_page import _open
@@ -67,7 +68,8 @@ def test_a_ticked_row_shows_what_they_replied_as_typed(engine: Engine) -> None:
     history = next(e for e in at.expander if e.label == f"History of {phone}")
     lines = [m.value for m in history.markdown]
     assert any("**Replied**" in line and "update from WhatsApp" in line for line in lines)
-    assert "**What they replied** (02 Mar 10:05)" in lines
+    assert "**What they replied**" in lines
+    assert "02 Mar 10:05" in [c.value for c in history.caption]
     [bubble] = history.get("html")
     typed = "I want <strong>2</strong> boxes of the Raya cookies [the big ones] &lt;b&gt;and&lt;/b&gt; 1 #"
     assert typed in bubble.value, "WhatsApp's bold, and everything else as typed"
@@ -123,3 +125,30 @@ def test_ticks_do_not_follow_the_table_to_another_view(engine: Engine) -> None:
     at.selectbox(key="rcp_sel").set_value("Replied").run()
     assert not at.exception, at.exception
     assert "rcp_close" not in {b.key for b in at.button}, "nothing ticked in the new view"
+
+
+def test_every_reply_shows_and_a_later_one_is_found_by_search(engine: Engine) -> None:
+    """Replies as the webhook keeps them: the first on the recipient, each one on its own."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        person = make_recipient(s, blast, status="PENDING", sent_at=utcnow() - dt.timedelta(hours=2))
+        make_recipient(s, blast, status="READ_ACK", sent_at=utcnow() - dt.timedelta(hours=2))
+        blast_id, phone = blast.id, person.phone_number
+    jid = phone.lstrip("+") + "@c.us"
+    for text, minutes in (("Ok", 90), ("2 boxes please, to Shah Alam", 80)):
+        body = json.dumps({"type": "text", "message": text, "from": jid,
+                           "timestamp": int((utcnow() - dt.timedelta(minutes=minutes)).timestamp())})
+        with transaction(engine) as s:
+            inbox_id = store_raw(s, body=body.encode(), content_type="application/json")
+        with transaction(engine) as s:
+            process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+    at = _open(blast_id)
+    assert list(_recipients_table(at).value["Reply"]) == ["Ok  (+1 more)", ""]
+    at = _tick(at, table(blast_id), [0])
+    history = next(e for e in at.expander if e.label == f"History of {phone}")
+    assert "**What they replied** (2 messages)" in [m.value for m in history.markdown]
+    assert ["Ok" in b.value for b in history.get("html")] == [True, False]
+    assert "Shah Alam" in history.get("html")[1].value
+
+    at.text_input(key="rcp_q").set_value("shah alam").run()
+    assert list(_recipients_table(at).value["Phone"]) == [phone], "found by their second reply"

@@ -13,13 +13,14 @@ from sqlalchemy import Engine, func, select
 from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError
-from core.models import BlastRecipient, OptOut, StatusHistory, WebhookInbox, utcnow
+from core.models import BlastRecipient, OptOut, RecipientReply, StatusHistory, WebhookInbox, utcnow
 from core.status_engine import apply_status
 from core.statuses import Status
 from core.webhook.inbox import (
     InboxState,
     Outcome,
     WebhookRules,
+    apply_bodies,
     inbox_summary,
     process_entry,
     replay_after_send,
@@ -27,6 +28,7 @@ from core.webhook.inbox import (
     replay_waiting,
     store_raw,
 )
+from core.webhook.parse import parse_webhook
 from core.webhook.secret import (
     accepted_secrets,
     current_secret,
@@ -293,6 +295,43 @@ def test_a_reply_from_a_person_marks_the_recipient_replied(engine: Engine, paylo
     # Read receipts may be off: the reply proves delivery and reading at its own time.
     assert row.replied_at == row.read_timestamp == row.delivered_at == at(10)
     assert _history(engine, rid) == [("PENDING", "REPLIED", "webhook")]
+
+
+def _replies(engine: Engine, rid: int) -> list[tuple[dt.datetime, str]]:
+    with transaction(engine) as s:
+        return [(r.replied_at, r.text) for r in s.scalars(
+            select(RecipientReply).where(RecipientReply.recipient_id == rid).order_by(RecipientReply.id))]
+
+
+def test_every_reply_is_kept_and_the_first_stays_on_the_recipient(engine: Engine) -> None:
+    """The second message changes no status; it is what they want, so it is kept too."""
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, _incoming("Ok", when=at(10)))
+    _, outcome = _post(engine, [_incoming("2 boxes please, to Shah Alam", when=at(11)),
+                                _incoming("Thanks!", when=at(12))])
+    assert outcome is not None and "no change (already REPLIED)" in outcome.detail
+    assert _row(engine, rid).reply_text == "Ok"
+    assert _replies(engine, rid) == [(at(10), "Ok"), (at(11), "2 boxes please, to Shah Alam"),
+                                     (at(12), "Thanks!")]
+    assert _history(engine, rid) == [("PENDING", "REPLIED", "webhook")], "one change, three replies"
+
+
+def test_a_body_applied_again_keeps_its_replies_once(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    inbox_id, _ = _post(engine, [_incoming("Ok", when=at(10)), _incoming("Ok", when=at(10))])
+    events = parse_webhook(json.dumps([_incoming("Ok", when=at(10)), _incoming("Ok", when=at(10))]).encode(),
+                           JSON)
+    with transaction(engine) as s:
+        apply_bodies(s, bodies={inbox_id: events}, rules=RULES, received={inbox_id: at(10)})
+    assert _replies(engine, rid) == [(at(10), "Ok"), (at(10), "Ok")], "the same words twice are two replies"
+
+
+def test_a_reply_from_a_number_not_messaged_is_kept_in_the_inbox_only(engine: Engine) -> None:
+    _recipient(engine, message_id="3EB0A")
+    _, outcome = _post(engine, _incoming("Siapa ni?", jid="60199999999@c.us"))
+    assert outcome is not None and outcome.state == "ignored"
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(RecipientReply)) == 0
 
 
 def test_a_reply_as_a_form_post(engine: Engine) -> None:

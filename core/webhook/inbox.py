@@ -11,10 +11,11 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from core import bulk
 from core.config import Settings, get_settings
 from core.db import transaction
-from core.models import BlastRecipient, WebhookInbox, utcnow
+from core.models import BlastRecipient, RecipientReply, WebhookInbox, utcnow
 from core.status_batch import StatusEvent, apply_statuses
 from core.status_engine import StatusChange
 from core.statuses import RANK, Status
@@ -124,6 +125,7 @@ class _Step:
     request: StatusEvent
     label: str
     kind: str
+    position: int = 0  # the event's place in its body
 
 
 # --- storing and processing ----------------------------------------------------------------
@@ -246,7 +248,7 @@ def apply_bodies(
     notes: dict[int, list[_Note]] = {k: [] for k in order}
     opt_outs: dict[str, str] = {}
     for key in order:
-        for event in bodies[key]:
+        for position, event in enumerate(bodies[key]):
             if isinstance(event, AckEvent):
                 found = _plan_ack(event, known=known, lost=lost, received_at=received[key],
                                   notes=notes[key])
@@ -256,13 +258,31 @@ def apply_bodies(
             else:
                 notes[key].append(_Note(InboxState.IGNORED, "other", event.reason))
                 found = []
-            steps += [(key, step) for step in found]
+            steps += [(key, replace(step, position=position)) for step in found]
     changes = apply_statuses(session, [step.request for _, step in steps])
+    replies = []
     for (key, step), change in zip(steps, changes, strict=True):
         notes[key].append(_note_for(step, change))
+        if step.kind == "message" and change is not None:
+            replies.append({"recipient_id": step.request.recipient_id, "replied_at": step.request.at,
+                            "text": step.request.updates["reply_text"], "inbox_id": key,
+                            "inbox_position": step.position})
+    if replies:
+        _keep_replies(session, replies)
     for phone, keyword in opt_outs.items():
         record_opt_out(session, phone=phone, keyword=keyword)
     return {key: _summarise(notes[key]) for key in order}
+
+
+def _keep_replies(session: Session, replies: list[dict[str, object]]) -> None:
+    """Every reply, the first and the later ones that change no status; a body applied again
+    (a replay) adds none twice."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(RecipientReply).on_conflict_do_nothing(index_elements=["inbox_id", "inbox_position"]),
+        replies,
+    )
 
 
 _ID_CHUNK = 1000
