@@ -251,25 +251,48 @@ def _save_pacing(
     st.success("Pace saved for this WhatsApp device.")
 
 
+TEST_SENT = "test_sent"  # the last test sent from this page, kept for the session
+
+
 def render_test_send(text: str, report: ImportReport) -> None:
     st.caption("Send the message, filled in for the first recipient, to your own number first.")
     c1, c2 = st.columns([3, 1])
     number = c1.text_input("Your WhatsApp number", key="test_to", placeholder="012-345 6789")
     c2.write("")
-    if c2.button("Send test", key="test_send", icon=":material/send:") and number.strip():
-        phone = normalise(number, settings().phone_region)
-        if not phone.ok:
-            st.error(f"That number cannot be used: {phone.reason}.")
-            return
-        first = report.recipients[0] if report.recipients else None
-        body = templates.render(text, _row_variables(first) if first else {}).text
-        try:
-            result = make_client(settings()).send_text(to=to_gateway(phone.e164), message=body)
-        except GatewayError as exc:
-            st.error(f"The test was not sent: {exc.message}")
-            return
-        st.success(f"Test sent to {phone.e164}. Check your phone before sending the blast.")
-        st.caption(f"WSAPME's reference for this message, if support asks: {result.message_id}")
+    first = report.recipients[0] if report.recipients else None
+    body = templates.render(text, _row_variables(first) if first else {}).text
+    if c2.button("Send test", key="test_send", icon=":material/send:"):
+        _send_test(number, body)
+    _render_last_test(body)
+
+
+def _send_test(number: str, body: str) -> None:
+    if not number.strip():
+        st.warning("Type your WhatsApp number first.")
+        return
+    phone = normalise(number, settings().phone_region)
+    if not phone.ok:
+        st.error(f"That number cannot be used: {phone.reason}.")
+        return
+    try:
+        result = make_client(settings()).send_text(to=to_gateway(phone.e164), message=body)
+    except GatewayError as exc:
+        st.error(f"The test was not sent: {exc.message}")
+        return
+    st.session_state[TEST_SENT] = {"to": phone.e164, "body": body, "at": utcnow(), "id": result.message_id}
+
+
+def _render_last_test(body: str) -> None:
+    """What was tested stays on the page while the blast is set up: the next click would
+    otherwise take the confirmation away."""
+    sent = st.session_state.get(TEST_SENT)
+    if not sent:
+        return
+    when = sent["at"].astimezone(settings().timezone)
+    st.success(f"Test sent to {sent['to']} at {when:%H:%M}. Check your phone before sending the blast.")
+    if sent["body"] != body:
+        st.warning("The message has changed since that test: send another to see it as they will.")
+    st.caption(f"WSAPME's reference for this message, if support asks: {sent['id']}")
 
 
 def render_list_sent_before(report: ImportReport) -> bool:

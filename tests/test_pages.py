@@ -444,9 +444,17 @@ def test_new_blast_test_send_reaches_the_sandbox_gateway(app_db: str) -> None:
     assert any("Test sent to +60172223333" in m.value for m in at.success)
     sent = [m for m in sandbox_simulator(get_settings()).sent_messages() if m.to == "60172223333"]
     assert [m.message for m in sent][-1] == "Hi Aisyah!"
+    at.text_input(key="blast_tag").set_value("Raya").run()  # the next click elsewhere
+    assert any("Test sent to +60172223333" in m.value for m in at.success), "still there"
+    assert not any("changed since that test" in w.value for w in at.warning)
+    at.text_area(key="tpl").set_value("Hi {name}, jom!").run()
+    assert any("changed since that test" in w.value for w in at.warning)
     at.text_input(key="test_to").set_value("12").run()
     at.button(key="test_send").click().run()
     assert any("cannot be used" in e.value for e in at.error)
+    at.text_input(key="test_to").set_value("").run()
+    at.button(key="test_send").click().run()
+    assert any("Type your WhatsApp number first" in w.value for w in at.warning)
 
 
 def test_a_follow_up_draft_is_sent_from_its_page(app_db: str, engine: Engine) -> None:
