@@ -10,8 +10,10 @@ from typing import Any
 import openpyxl
 import pandas as pd
 from openpyxl.cell import WriteOnlyCell
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.models import BlastRecipient, RecipientReply
 from core.recipients import SELECTIONS, select_recipients
 from core.statuses import status_in_words
 
@@ -36,7 +38,7 @@ def to_csv(rows: Iterable[Sequence[object]], *, columns: Sequence[str]) -> bytes
 # `status` keeps the plan's name (what queries and re-imports match); `status_in_words` says it
 # as the dashboard does.
 EXPORT_COLUMNS = ("phone_number", "name", "status", "status_in_words", "sent_at", "delivered_at", "read_at",
-                  "replied_at", "reply_text", "closed_at", "error")
+                  "replied_at", "reply_text", "later_replies", "closed_at", "error")
 
 
 def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str:
@@ -47,10 +49,25 @@ def _stage_rows(
     session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object]
 ) -> Iterator[tuple[object, ...]]:
     query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
+    later = _later_replies(session, blast_id=blast_id)
     for r in session.scalars(query.order_by("id")):
         yield (r.phone_number, r.contact_name or "", r.status, status_in_words(r.status) or r.status,
                when(r.sent_at), when(r.delivered_at), when(r.read_timestamp), when(r.replied_at),
-               r.reply_text or "", when(r.closed_at), r.error or "")
+               r.reply_text or "", "\n".join(later.get(r.id, ())), when(r.closed_at), r.error or "")
+
+
+def _later_replies(session: Session, *, blast_id: int) -> dict[int, list[str]]:
+    """Each recipient's replies after the first (which is `reply_text`), one per line."""
+    rows = session.execute(
+        select(RecipientReply.recipient_id, RecipientReply.text)
+        .join(BlastRecipient, BlastRecipient.id == RecipientReply.recipient_id)
+        .where(BlastRecipient.blast_id == blast_id)
+        .order_by(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.id)
+    )
+    replies: dict[int, list[str]] = {}
+    for recipient_id, text in rows:
+        replies.setdefault(recipient_id, []).append(text)
+    return {rid: texts[1:] for rid, texts in replies.items() if len(texts) > 1}
 
 
 def stage_csv(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:

@@ -69,3 +69,28 @@ def test_stage_export_for_excel_keeps_text_as_text(engine: Engine) -> None:
     assert (cells["name"].value, cells["name"].data_type) == ("=cmd|' /C calc'!A0", "s"), "never a formula"
     assert cells["status_in_words"].value == "Read (blue ticks)"
     assert cells["read_at"].value == dt.datetime(2026, 3, 2, 10, 30, 15)  # Kuala Lumpur, to the second
+
+
+@pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
+def test_later_replies_are_exported_one_per_line(engine: Engine, export) -> None:
+    import openpyxl
+
+    from core.models import RecipientReply
+
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        person = make_recipient(s, blast, status="REPLIED", reply_text="Ok")
+        make_recipient(s, blast, status="REPLIED", reply_text="Berapa?")
+        for minute, text in ((3, "=2 boxes"), (1, "Ok"), (2, "to Shah Alam")):
+            s.add(RecipientReply(recipient_id=person.id, text=text,
+                                 replied_at=dt.datetime(2026, 3, 2, 2, minute, tzinfo=dt.UTC)))
+        blast_id = blast.id
+    with transaction(engine) as s:
+        data = export(s, blast_id=blast_id, selection="Replied", zone=ZoneInfo("Asia/Kuala_Lumpur"))
+    if export is stage_csv:
+        rows = [r["later_replies"] for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))]
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+        column = EXPORT_COLUMNS.index("later_replies")
+        rows = [row[column].value or "" for row in list(sheet.iter_rows())[1:]]
+    assert rows == ["to Shah Alam\n=2 boxes", ""], "in the order written, the first left to reply_text"
