@@ -24,6 +24,7 @@ from core import bulk
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.models import BlastRecipient, RecipientReply, WebhookInbox, utcnow
+from core.opt_outs import withdraw_from_queues
 from core.status_batch import StatusEvent, apply_statuses
 from core.status_engine import StatusChange
 from core.statuses import RANK, Status
@@ -271,6 +272,9 @@ def apply_bodies(
         _keep_replies(session, replies)
     for phone, keyword in opt_outs.items():
         record_opt_out(session, phone=phone, keyword=keyword)
+    if opt_outs:
+        # From now on: a blast scheduled for tomorrow, or halfway through, must not reach them.
+        withdraw_from_queues(session, list(opt_outs))
     return {key: _summarise(notes[key]) for key in order}
 
 
