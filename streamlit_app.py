@@ -22,6 +22,7 @@ if get_script_run_ctx() is not None:  # a browser session, not the server import
             st.Page("pages/overview.py", title="Overview", icon=":material/filter_alt:", default=True),
             st.Page("pages/new_blast.py", title="New blast", icon=":material/add_circle:"),
             st.Page("pages/blast.py", title="Blast detail", icon=":material/campaign:"),
+            st.Page("pages/opt_outs.py", title="Opt-outs", icon=":material/block:"),
             st.Page("pages/health.py", title="Settings & health", icon=":material/monitor_heart:"),
         ]
     else:

@@ -6,11 +6,14 @@ import json
 
 import pytest
 from sqlalchemy import Engine, select
+from streamlit.testing.v1 import AppTest
 
 from core.db import transaction
 from core.models import Blast, BlastRecipient, OptOut, utcnow
 from core.opt_outs import add_opt_outs, listed, remove_opt_out, withdraw_from_queues
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
+from dashboard.opt_out_views import read_numbers
+from tests import test_pages
 from tests.support.factories import make_blast, make_recipient
 
 PHONE = "+60123456789"
@@ -109,3 +112,57 @@ def test_nothing_to_withdraw(engine: Engine) -> None:
     with transaction(engine) as s:
         assert withdraw_from_queues(s, []) == 0
         assert add_opt_outs(s, [], source="manual") == (0, 0)
+
+
+# --- the Opt-outs page ---------------------------------------------------------------------
+
+app_db = test_pages.app_db  # the dashboard pointed at the test database (SQLite and PostgreSQL)
+run_page = test_pages.run_page
+
+
+def test_typed_numbers_are_read_in_the_usual_ways() -> None:
+    typed = read_numbers("012-345 6789\n+65 8123 4567, 0123456789;\n\n12\nabc", region="MY")
+    assert typed.numbers == [PHONE, "+6581234567"], "one of each, in order"
+    assert [raw for raw, _ in typed.unusable] == ["12", "abc"]
+    assert all(reason for _, reason in typed.unusable)
+
+
+def _add(at: AppTest, text: str) -> AppTest:
+    at.text_area(key="opt_out_numbers").set_value(text)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_numbers_added_by_hand_leave_the_queues_and_show_in_the_list(app_db: str, engine: Engine) -> None:
+    scheduled = _blast_with(engine, "scheduled")
+    at = run_page("pages/opt_outs.py")
+    assert any("No one has opted out yet" in i.value for i in at.info)
+    at = _add(at, "012-345 6789\n12")
+    assert any("“12” was not added" in e.value for e in at.error)
+    assert any("1 number added to the opt-out list. 1 message waiting to go to them was taken out"
+               in m.value for m in at.success), [m.value for m in at.success]
+    assert _holds_phone(engine, scheduled) == (False, 1, 1)
+    table = at.dataframe[0].value
+    assert list(table["Number"]) == [PHONE] and list(table["How"]) == ["Added by hand"]
+
+    at = _add(at, "+60 12-345 6789")
+    assert any("0 numbers added to the opt-out list. 1 number was already on it." in m.value
+               for m in at.success)
+
+
+def test_a_number_is_found_and_taken_off_the_list(app_db: str, engine: Engine) -> None:
+    with transaction(engine) as s:
+        add_opt_outs(s, [PHONE], source="webhook", keyword="STOP")
+        add_opt_outs(s, ["+60198765432"], source="manual")
+    at = run_page("pages/opt_outs.py")
+    assert sorted(at.dataframe[0].value["How"]) == ["Added by hand", "Replied STOP"]
+    at.text_input(key="opt_out_q").set_value("012 345").run()
+    assert list(at.dataframe[0].value["Number"]) == [PHONE]
+    at.session_state["opt_out_table_012 345"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    at.button(key="opt_out_remove").click().run()
+    assert not at.exception, at.exception
+    assert any(f"{PHONE} was taken off the opt-out list." in m.value for m in at.success)
+    with transaction(engine) as s:
+        assert [e.phone_number for e in listed(s)[0]] == ["+60198765432"]

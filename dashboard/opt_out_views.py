@@ -1,0 +1,139 @@
+"""The opt-out page's pieces: adding numbers by hand, the list, and taking one off it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from core.exports import to_csv
+from core.opt_outs import Listed, add_opt_outs, listed, remove_opt_out
+from core.phones import normalise
+from dashboard.blast_views import flash, local, take_flash
+from dashboard.compose import plain
+from dashboard.data import reading, session, settings
+from dashboard.format import plural
+from dashboard.layout import friendly_errors
+
+SHOWN = 200  # newest entries listed; search finds the rest
+_SEPARATORS = re.compile(r"[\n,;]+")
+# How a number came onto the list, in words.
+SOURCE_WORDS = {"webhook": "replied", "manual": "added by hand"}
+
+
+@dataclass(frozen=True)
+class Typed:
+    """Numbers typed into the box: the usable ones (E.164), and the others with the reason."""
+
+    numbers: list[str]
+    unusable: list[tuple[str, str]]
+
+
+def read_numbers(text: str, *, region: str) -> Typed:
+    """One number per line, or separated by commas or semicolons, in any of the usual ways of
+    writing them."""
+    numbers, unusable = [], []
+    for raw in (part.strip() for part in _SEPARATORS.split(text)):
+        if not raw:
+            continue
+        phone = normalise(raw, region)
+        if phone.ok:
+            numbers.append(phone.e164)
+        else:
+            unusable.append((raw, phone.reason or "not a phone number"))
+    return Typed(list(dict.fromkeys(numbers)), unusable)
+
+
+def how_words(entry: Listed) -> str:
+    """ "Replied STOP", "Added by hand"."""
+    if entry.source == "webhook":
+        return f"Replied {entry.keyword}" if entry.keyword else "Replied"
+    return SOURCE_WORDS.get(entry.source or "", entry.source or "").capitalize() or "—"
+
+
+def added_words(added: int, withdrawn: int, already: int) -> str:
+    words = f"{plural(added, 'number')} added to the opt-out list."
+    if withdrawn:
+        words += (f" {plural(withdrawn, 'message')} waiting to go to them "
+                  f"{'was' if withdrawn == 1 else 'were'} taken out of their blasts.")
+    if already:
+        words += f" {plural(already, 'number')} {'was' if already == 1 else 'were'} already on it."
+    return words
+
+
+def render_add() -> None:
+    """Numbers someone asked, by phone or email, not to be messaged."""
+    with st.form("opt_out_add", clear_on_submit=True, border=True):
+        st.markdown("**Add numbers by hand**: someone asked by phone, email or in person.")
+        text = st.text_area("Phone numbers, one per line", key="opt_out_numbers", height=100,
+                            placeholder="012-345 6789\n+65 8123 4567")
+        submitted = st.form_submit_button("Add to the opt-out list", type="primary",
+                                          icon=":material/block:")
+    if not submitted:
+        return
+    typed = read_numbers(text, region=settings().phone_region)
+    if not typed.numbers:
+        _render_unusable(typed.unusable)
+        if not typed.unusable:
+            st.warning("Type at least one phone number.")
+        return
+    with friendly_errors("add the numbers") as done, session() as s:
+        added, withdrawn = add_opt_outs(s, typed.numbers, source="manual")
+    if done.ok:
+        flash("opt_out_done", added_words(added, withdrawn, len(typed.numbers) - added))
+        flash("opt_out_unusable", typed.unusable)  # the list reruns to show the new numbers
+        st.rerun()
+    _render_unusable(typed.unusable)
+
+
+def _render_unusable(unusable: list[tuple[str, str]]) -> None:
+    for raw, reason in unusable:
+        st.error(f"“{plain(raw)}” was not added: {reason}.", icon=":material/error:")
+
+
+def render_list() -> None:
+    """The list, newest first, searchable; tick a number to take it off."""
+    if done := take_flash("opt_out_done"):
+        st.success(done)
+    _render_unusable(take_flash("opt_out_unusable") or [])
+    search = st.text_input("Search a number", key="opt_out_q", placeholder="0123")
+    with reading() as s:
+        entries, total = listed(s, search=search, limit=SHOWN)
+    if total == 0:
+        st.info("No one matches." if search.strip() else "No one has opted out yet.")
+        return
+    shown = f"the newest {len(entries):,} of " if total > len(entries) else ""
+    st.caption(f"Showing {shown}{plural(total, 'number')}.")
+    frame = pd.DataFrame({
+        "Number": [e.phone_number for e in entries],
+        "Since": [local(e.created_at, "%d %b %Y, %H:%M") for e in entries],
+        "How": [how_words(e) for e in entries],
+    })
+    event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
+                         selection_mode="single-row", key=f"opt_out_table_{search}")
+    st.download_button(
+        "Download the list (CSV)",
+        to_csv(((e.phone_number, local(e.created_at, "%Y-%m-%d %H:%M"), how_words(e)) for e in entries),
+               columns=["phone_number", "since", "how"]),
+        file_name="opt-outs.csv", mime="text/csv", key="opt_out_csv", icon=":material/download:",
+        on_click="ignore",
+    )
+    rows = [i for i in event.selection.rows if i < len(entries)]
+    if rows:
+        _render_remove(entries[rows[0]].phone_number)
+
+
+def _render_remove(phone: str) -> None:
+    with st.popover(f"Take {phone} off the list", icon=":material/undo:"):
+        st.write("Only if they were put on it by mistake: future blasts will message them again. "
+                 "Blasts they were taken out of stay as they are.")
+        if not st.button("Yes, take them off", key="opt_out_remove", type="primary"):
+            return
+        with friendly_errors("take the number off the list") as done, session() as s:
+            removed = remove_opt_out(s, phone=phone)
+        if done.ok:
+            flash("opt_out_done", f"{phone} was taken off the opt-out list." if removed
+                  else f"{phone} was no longer on the list.")
+            st.rerun()
