@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.models import Blast, BlastRecipient, BlastState, RecipientReply, StatusHistory
 from core.simulator.plan import REALISTIC, Proportions, Timing, plan_message
 from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Status, stages_between
+from core.webhook.replies import DEFAULT_OPT_OUT_WORDS, opt_out_keyword, record_opt_out
 
 TAGS = {
     "Raya Promo": 1.15,
@@ -69,6 +70,7 @@ SEND_GAP_SECONDS = 12.0
 class _Rows:
     recipients: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    opted_out: set[str] = field(default_factory=set)  # numbers later blasts leave out, as live
 
 
 def _phone(rng: random.Random) -> str:
@@ -170,6 +172,8 @@ def _add_blast(
             }
         )
         rows.history.append({"phone": phone, "blast_id": blast.id, "changes": changes, "replies": replies})
+        if any(opt_out_keyword(text, words=DEFAULT_OPT_OUT_WORDS) for _, text in replies):
+            rows.opted_out.add(phone)
     return blast.id
 
 
@@ -196,7 +200,7 @@ def seed_demo(
             ).astimezone(dt.UTC)
             if start > now - dt.timedelta(hours=2):
                 continue
-            people = rng.sample(audience, rng.randrange(250, 501))
+            people = [p for p in rng.sample(audience, rng.randrange(250, 501)) if p[0] not in rows.opted_out]
             parent = _add_blast(
                 session,
                 rows,
@@ -292,3 +296,8 @@ def _write(session: Session, rows: _Rows) -> None:
     ]
     for chunk in range(0, len(replies), 5000):
         session.execute(insert(RecipientReply), replies[chunk : chunk + 5000])
+    # As the webhook does: a reply that is only an opt-out word puts the number on the list.
+    for item in rows.history:
+        for _, text in item["replies"]:
+            if keyword := opt_out_keyword(text, words=DEFAULT_OPT_OUT_WORDS):
+                record_opt_out(session, phone=item["phone"], keyword=keyword)

@@ -13,7 +13,7 @@ from core.cli import COMMANDS
 from core.config import PROJECT_ROOT
 from core.db import make_engine, transaction
 from core.funnel import funnel
-from core.models import Blast, BlastRecipient, RecipientReply, StatusHistory
+from core.models import Blast, BlastRecipient, OptOut, RecipientReply, StatusHistory
 
 
 def cli(*args: str, database: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -61,6 +61,11 @@ def test_seed_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
             .where(RecipientReply.text == BlastRecipient.reply_text)
         )
         replies = s.scalar(select(func.count()).select_from(RecipientReply))
+        opted_out = s.scalar(select(func.count()).select_from(OptOut))
+        stop_replies = s.scalar(
+            select(func.count(BlastRecipient.phone_number.distinct())).join(RecipientReply)
+            .where(RecipientReply.text.in_(["STOP", "Stop", "BERHENTI", "unsubscribe"]))
+        )
     assert blasts >= 6 and follow_ups >= 1 and len(tags) >= 3
     assert (
         totals.sent > 1000
@@ -68,6 +73,7 @@ def test_seed_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
     )
     assert history >= totals.sent, "every status change has its history row"
     assert 0 < with_reply <= first_replies <= replies, "each reply kept, the first on the recipient too"
+    assert 0 < stop_replies == opted_out, "a STOP reply puts the number on the opt-out list, as live"
     assert f"{totals.total:,}" in first.stdout
     again = cli("seed-demo", database=db)
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
