@@ -24,6 +24,7 @@ from tests.support.factories import make_blast, make_recipient
 
 app_db = test_pages.app_db  # the dashboard pointed at the test database (SQLite and PostgreSQL)
 page = test_pages.page
+new_blast_with = test_pages.new_blast_with
 
 KL = ZoneInfo("Asia/Kuala_Lumpur")
 MARKERS = "*_~`"
@@ -223,21 +224,12 @@ ONE_BLANK_NAME = (
 )
 
 
-def _upload(data: bytes) -> AppTest:
-    at = page("pages/new_blast.py")
-    at.run()
-    at.file_uploader(key="upload").set_value(("contacts.csv", data, "text/csv"))
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def _captions(at: AppTest) -> str:
     return "\n".join(c.value for c in at.caption)
 
 
 def test_the_preview_looks_like_whatsapp(app_db: str) -> None:
-    at = _upload(b"Nama,No. Telefon\n<b>Ali</b>,012-345 6789\nAli_Bin_Abu,011-2345 6789\n")
+    at = new_blast_with(b"Nama,No. Telefon\n<b>Ali</b>,012-345 6789\nAli_Bin_Abu,011-2345 6789\n")
     at.text_area(key="tpl").set_value("*Promo Raya* {name}\n# Jom\n1. Pilih 5 * 3").run()
     assert not at.exception, at.exception
     bubbles = [h.value for h in at.get("html")]
@@ -249,7 +241,7 @@ def test_the_preview_looks_like_whatsapp(app_db: str) -> None:
 
 
 def test_one_blank_name_says_who_and_does_not_block_the_test(app_db: str) -> None:
-    at = _upload(ONE_BLANK_NAME)
+    at = new_blast_with(ONE_BLANK_NAME)
     at.text_input(key="blast_tag").set_value("Raya")
     at.text_area(key="tpl").set_value("Hi {name}, {produk} is on sale").run()
     assert not at.exception, at.exception
@@ -267,14 +259,14 @@ def test_one_blank_name_says_who_and_does_not_block_the_test(app_db: str) -> Non
 
 
 def test_a_broken_message_says_what_to_do_before_a_test(app_db: str) -> None:
-    at = _upload(ONE_BLANK_NAME)
+    at = new_blast_with(ONE_BLANK_NAME)
     at.text_area(key="tpl").set_value("Hi {nmae}").run()
     assert "To send a test, first fix what is marked in red in the message." in _captions(at)
     assert not [b for b in at.button if b.key == "test_send"]
 
 
 def test_scheduling_inside_quiet_hours_says_when_sending_starts(app_db: str) -> None:
-    at = _upload(ONE_BLANK_NAME)
+    at = new_blast_with(ONE_BLANK_NAME)
     at.radio(key="when").set_value("Schedule for later").run()
     day = dt.datetime.now(KL).date() + dt.timedelta(days=3)
     at.date_input(key="when_day").set_value(day)

@@ -18,6 +18,7 @@ from tests.support.factories import make_blast, make_recipient
 
 app_db = test_pages.app_db  # the dashboard pointed at the test database (SQLite and PostgreSQL)
 page = test_pages.page
+new_blast_with = test_pages.new_blast_with
 
 KL = ZoneInfo("Asia/Kuala_Lumpur")
 
@@ -101,15 +102,6 @@ def _pace(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     get_settings.cache_clear()
 
 
-def _estimate() -> AppTest:
-    at = page("pages/new_blast.py")
-    at.run()
-    at.file_uploader(key="upload").set_value(("contacts.csv", THREE, "text/csv"))
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def _notes(at: AppTest) -> list[str]:
     return [i.value for i in at.info if "so it would finish" in i.value]
 
@@ -127,7 +119,7 @@ def test_quiet_hours_inside_the_send_are_said_with_the_finish(
     now = dt.datetime.now(KL)
     quiet, ends = _window(now)
     _pace(monkeypatch, SEND_QUIET_HOURS=quiet)
-    at = _estimate()
+    at = new_blast_with(THREE)
     finish = ends + dt.timedelta(hours=1)  # the second message at the end of them, the third an hour on
     day = "today" if finish.date() == now.date() else "tomorrow"
     expected = (f"Sending pauses during quiet hours ({quiet.replace('-', '–')}), so it would finish "
@@ -139,7 +131,7 @@ def test_quiet_hours_inside_the_send_are_said_with_the_finish(
 def test_saving_quiet_hours_off_takes_the_note_away(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     quiet, _ = _window(dt.datetime.now(KL))
     _pace(monkeypatch, SEND_QUIET_HOURS=quiet)
-    at = _estimate()
+    at = new_blast_with(THREE)
     assert any("quiet hours" in n for n in _notes(at))
     at.text_input(key="p_quiet").set_value("off")
     at.button(key="p_save").click().run()
@@ -155,7 +147,7 @@ def test_the_daily_cap_is_said_with_what_already_went_out(
     with transaction(engine) as s:
         device = ensure_device(s, device=settings.wsapme_device, settings=settings)
         device.sent_day, device.sent_in_day = dt.datetime.now(KL).date(), 2
-    at = _estimate()
+    at = new_blast_with(THREE)
     assert any(n.startswith("At most 4 messages go out a day (2 already went out today), so it would "
                             "finish tomorrow around 00:0") for n in _notes(at)), _notes(at)
 
@@ -164,7 +156,7 @@ def test_nothing_is_said_when_the_pace_holds_nothing_back(
     app_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _pace(monkeypatch)
-    at = _estimate()
+    at = new_blast_with(THREE)
     assert any("messages take about **2 h**" in m.value for m in at.markdown)
     assert _notes(at) == []
 
@@ -172,7 +164,7 @@ def test_nothing_is_said_when_the_pace_holds_nothing_back(
 def test_nothing_is_said_with_pacing_off(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     quiet, _ = _window(dt.datetime.now(KL))
     _pace(monkeypatch, SEND_QUIET_HOURS=quiet, SEND_PACING="off")
-    at = _estimate()
+    at = new_blast_with(THREE)
     assert not any("quiet hours" in n or "a day" in n for n in _notes(at))
 
 

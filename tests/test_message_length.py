@@ -10,6 +10,7 @@ from tests import test_pages
 
 app_db = test_pages.app_db  # the dashboard pointed at the test database (SQLite and PostgreSQL)
 page = test_pages.page
+new_blast_with = test_pages.new_blast_with
 
 ROWS = [{"name": "Ali", "produk": "Kuih"}, {"name": "Wei Ling", "produk": "Bak kwa"}]
 
@@ -67,17 +68,8 @@ def _captions(at: AppTest) -> list[str]:
     return [c.value for c in at.caption]
 
 
-def _message_page(app_db: str) -> AppTest:
-    at = page("pages/new_blast.py")
-    at.run()
-    at.file_uploader(key="upload").set_value(("contacts.csv", LIST, "text/csv"))
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def test_the_count_goes_by_the_longest_filled_message(app_db: str) -> None:
-    at = _message_page(app_db)
+    at = new_blast_with(LIST)
     assert not [c for c in _captions(at) if "characters" in c], "nothing counted while the box is empty"
     at.text_area(key="tpl").set_value("Hi {name}, jom!").run()
     assert not at.exception, at.exception
@@ -87,7 +79,7 @@ def test_the_count_goes_by_the_longest_filled_message(app_db: str) -> None:
 
 
 def test_a_long_message_gets_a_gentle_word_and_can_still_be_sent(app_db: str) -> None:
-    at = _message_page(app_db)
+    at = new_blast_with(LIST)
     at.text_input(key="blast_tag").set_value("Raya")
     at.text_area(key="tpl").set_value("Jom! " + "x" * LONG_MESSAGE).run()
     assert not at.exception, at.exception

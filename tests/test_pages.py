@@ -284,10 +284,14 @@ CONTACTS = (
 ).encode("utf-8-sig")
 
 
-def _upload(at: AppTest, data: bytes = CONTACTS) -> AppTest:
+def new_blast_with(data: bytes = CONTACTS) -> AppTest:
+    """The New blast page with `data` uploaded as contacts.csv."""
+    at = page("pages/new_blast.py")
     at.run()
     at.file_uploader(key="upload").set_value(("contacts.csv", data, "text/csv"))
-    return at.run()
+    at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 def test_new_blast_without_a_file_explains_what_to_upload(app_db: str) -> None:
@@ -299,7 +303,7 @@ def test_new_blast_without_a_file_explains_what_to_upload(app_db: str) -> None:
 def test_the_sample_list_is_read_as_it_promises(app_db: str) -> None:
     from dashboard.new_blast_views import SAMPLE_CONTACTS
 
-    at = _upload(page("pages/new_blast.py"), SAMPLE_CONTACTS)
+    at = new_blast_with(SAMPLE_CONTACTS)
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Ready to send"] == "3" and metrics.get("Not a usable number", "0") == "0"
@@ -313,7 +317,7 @@ def test_new_blast_reports_rows_and_sends(app_db: str, engine: Engine) -> None:
 
     from core.models import Blast, BlastRecipient
 
-    at = _upload(page("pages/new_blast.py"))
+    at = new_blast_with()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Ready to send"] == "2"
@@ -336,12 +340,12 @@ def test_new_blast_reports_rows_and_sends(app_db: str, engine: Engine) -> None:
 
 
 def test_new_blast_refuses_an_unknown_placeholder_and_a_bad_file(app_db: str) -> None:
-    at = _upload(page("pages/new_blast.py"))
+    at = new_blast_with()
     at.text_input(key="blast_tag").set_value("Raya")
     at.text_area(key="tpl").set_value("Hi {nmae}").run()
     assert at.error and "nmae" in at.error[0].value
     assert at.button(key="send_blast").disabled
-    bad = _upload(page("pages/new_blast.py"), b"PK\x03\x04" + bytes(200))
+    bad = new_blast_with(b"PK\x03\x04" + bytes(200))
     assert not bad.exception
     assert bad.error and "Excel" in bad.error[0].value
 
@@ -436,7 +440,7 @@ def test_new_blast_test_send_reaches_the_sandbox_gateway(app_db: str) -> None:
     from core.config import get_settings
     from core.gateway import sandbox_simulator
 
-    at = _upload(page("pages/new_blast.py"))
+    at = new_blast_with()
     at.text_area(key="tpl").set_value("Hi {name}!").run()
     at.text_input(key="test_to").set_value("017-222 3333")
     at.button(key="test_send").click().run()
