@@ -20,6 +20,7 @@ if get_script_run_ctx() is not None:  # a browser session, not the server import
     if signed_in():
         pages = [
             st.Page("pages/overview.py", title="Overview", icon=":material/filter_alt:", default=True),
+            st.Page("pages/replies.py", title="Replies", icon=":material/forum:"),
             st.Page("pages/new_blast.py", title="New blast", icon=":material/add_circle:"),
             st.Page("pages/blast.py", title="Blast detail", icon=":material/campaign:"),
             st.Page("pages/opt_outs.py", title="Opt-outs", icon=":material/block:"),

@@ -231,6 +231,8 @@ class RecipientReply(Base):
 
     __table_args__ = (
         Index("idx_recipient_replies_recipient", "recipient_id", "replied_at"),
+        # The replies inbox: the replies of the last days across all blasts (migration 0007).
+        Index("idx_recipient_replies_replied_at", "replied_at", "recipient_id"),
         UniqueConstraint("inbox_id", "inbox_position", name="uq_recipient_replies_inbox"),
     )
 

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.funnel import status_rank
@@ -69,19 +69,23 @@ def select_recipients(
     if selector.statuses:
         query = query.where(BlastRecipient.status.in_(selector.statuses))
     if search and search.strip():
-        # Escaped: a name with % or _ in it is searched for as written, not as a pattern.
-        term = search.strip()
-        query = query.where(or_(
-            BlastRecipient.phone_number.contains(term, autoescape=True),
-            BlastRecipient.contact_name.icontains(term, autoescape=True),
-            BlastRecipient.reply_text.icontains(term, autoescape=True),
-            # A later reply too: the first is often "ok", the next says what they want.
-            select(RecipientReply.id).where(
-                RecipientReply.recipient_id == BlastRecipient.id,
-                RecipientReply.text.icontains(term, autoescape=True),
-            ).exists(),
-        ))
+        query = query.where(matches_search(search.strip()))
     return query
+
+
+def matches_search(term: str) -> ColumnElement[bool]:
+    """A recipient whose number, name or any reply holds `term`. Escaped: a % or _ typed is
+    searched for as written, not as a pattern."""
+    return or_(
+        BlastRecipient.phone_number.contains(term, autoescape=True),
+        BlastRecipient.contact_name.icontains(term, autoescape=True),
+        BlastRecipient.reply_text.icontains(term, autoescape=True),
+        # A later reply too: the first is often "ok", the next says what they want.
+        select(RecipientReply.id).where(
+            RecipientReply.recipient_id == BlastRecipient.id,
+            RecipientReply.text.icontains(term, autoescape=True),
+        ).exists(),
+    )
 
 
 def page_of_recipients(

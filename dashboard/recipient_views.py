@@ -116,7 +116,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
         with friendly_errors("mark the sales") as done, session() as s:
             closed = sum(c.changed for c in mark_closed(s, recipient_ids=chosen))
         if done.ok:
-            _done(key_prefix, f"{plural(closed, 'recipient')} marked as closed (a sale).")
+            after_action(key_prefix, f"{plural(closed, 'recipient')} marked as closed (a sale).")
     if set(frame[frame["id"].isin(chosen)]["code"]) == {Status.UNKNOWN.value}:
         if cols[1].button(
             "Send again",
@@ -126,12 +126,12 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
             with friendly_errors("queue them again") as done, session() as s:
                 n = resend_unknown(s, recipient_ids=chosen)
             if done.ok:
-                _done(key_prefix, f"{plural(n, 'recipient')} queued to be sent again.")
+                after_action(key_prefix, f"{plural(n, 'recipient')} queued to be sent again.")
         if cols[2].button("Mark as failed", key=f"{key_prefix}_failed"):
             with friendly_errors("mark them failed") as done, session() as s:
                 mark_failed(s, recipient_ids=chosen)
             if done.ok:
-                _done(key_prefix, f"{plural(len(chosen), 'recipient')} marked as failed.")
+                after_action(key_prefix, f"{plural(len(chosen), 'recipient')} marked as failed.")
     with reading() as s:
         for rid in chosen[:5]:
             entries = history(s, recipient_id=rid)
@@ -142,7 +142,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
                 for h in entries:
                     st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
                 said = [(r.replied_at, r.text) for r in replies(s, recipient_id=rid)]
-                _render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
+                render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
 
 
 def _first_reply(text: str | None, count: int) -> str:
@@ -156,7 +156,7 @@ def _kept_reply(text: str, at: object) -> list[tuple[dt.datetime | None, str]]:
     return [(at if isinstance(at, dt.datetime) else None, text)] if text else []
 
 
-def _render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
+def render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
     if not said:
         return
     st.write("**What they replied**" + (f" ({len(said):,} messages)" if len(said) > 1 else ""))
@@ -174,7 +174,7 @@ def table_key(blast_id: int, key_prefix: str, *, generation: int, view: tuple[ob
     return f"{key_prefix}_table_{blast_id}_{generation}_{view!r}"
 
 
-def _done(key_prefix: str, message: str) -> None:
+def after_action(key_prefix: str, message: str) -> None:
     """After a change, rerun the whole page so the funnel and every count agree with it; the
     message waits for that run, and the rows just acted on are no longer ticked."""
     flash(f"{key_prefix}_done", message)

@@ -94,8 +94,8 @@ def test_migrate_command_on_an_empty_database(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "revision 0006" in result.stdout
-    assert current_revision(make_engine(url)) == "0006"
+    assert "revision 0007" in result.stdout
+    assert current_revision(make_engine(url)) == "0007"
 
 
 def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
@@ -160,6 +160,17 @@ def test_reading_on_postgresql_sends_no_begin_and_leaves_pooled_connections_tran
 
 def test_hour_deltas_are_found_by_blast_and_vacuumed_often_on_postgresql(engine: Engine) -> None:
     assert_found_by_blast_and_vacuumed_often(engine, "blast_hour_deltas")
+
+
+def test_replies_are_found_by_their_time_from_0007_on(engine: Engine) -> None:
+    def indexes() -> dict[str, list[str]]:
+        return {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("recipient_replies")}
+
+    assert indexes()["idx_recipient_replies_replied_at"] == ["replied_at", "recipient_id"]
+    downgrade(engine, "0006")
+    assert "idx_recipient_replies_replied_at" not in indexes()
+    migrate(engine)
+    assert "idx_recipient_replies_replied_at" in indexes()
 
 
 def test_replies_known_before_0006_are_kept_as_replies(engine: Engine) -> None:

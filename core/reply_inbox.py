@@ -1,0 +1,155 @@
+"""The replies inbox: who wrote back, across all blasts, newest first, for the day's follow-up.
+
+One row per recipient, not per reply. A sales team follows up people, not messages: someone who
+wrote "ok", then "2 boxes please", then "to Shah Alam" is one call to make and one sale to record,
+and three rows would make them look like three leads and push other people off the page. Each row
+carries the person's latest reply (what they want now) and how many they sent, and is placed by
+that latest reply, so whoever writes again comes back to the top. A recipient is a person in one
+blast: a number that replied to two blasts is two rows, as a sale is recorded on one of them.
+
+Built for a million recipients: only the replies inside the window are read, through the index
+on `recipient_replies.replied_at` (migration 0007), and grouped per recipient; blasts and
+recipients are joined to those few, and the latest text and the count are read for one page's
+rows only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, Subquery, case, func, select
+from sqlalchemy.orm import Session
+
+from core.models import Blast, BlastRecipient, RecipientReply, utcnow
+from core.recipients import matches_search
+from core.statuses import Status
+
+DEFAULT_DAYS = 7
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """Which replies to list: since a day in the team's time zone, by tag, open or all, and a search."""
+
+    since: dt.date
+    timezone: str = "Asia/Kuala_Lumpur"
+    tags: tuple[str, ...] = ()
+    only_open: bool = True  # only people whose sale is not recorded yet
+    search: str | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    recipient_id: int
+    blast_id: int
+    blast_name: str | None
+    phone_number: str
+    contact_name: str | None
+    status: str
+    last_reply_at: dt.datetime
+    last_reply: str
+    replies: int  # every reply they sent, the ones before the window too
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    rows: list[InboxRow]
+    total: int  # rows across all pages, every filter applied
+    replied: int  # who replied in the window, tags and search applied, closed or not
+    not_closed: int
+    page: int
+    pages: int
+
+
+def default_since(*, timezone: str, now: dt.datetime | None = None) -> dt.date:
+    """The first day of the last seven, today included, in the team's time zone."""
+    today = (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
+    return today - dt.timedelta(days=DEFAULT_DAYS - 1)
+
+
+def inbox_page(
+    session: Session, *, filters: InboxFilter, page: int = 1, page_size: int = PAGE_SIZE
+) -> InboxPage:
+    """One page of the people who replied, latest reply first, with the counts the page states."""
+    matching = _matching(filters)
+    counted = matching.subquery("counted")
+    replied, not_closed = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((counted.c.status != Status.CLOSED.value, 1), else_=0)), 0),
+        ).select_from(counted)
+    ).one()
+    total = not_closed if filters.only_open else replied
+    pages = max(1, -(-total // page_size))
+    page = min(max(page, 1), pages)
+    if filters.only_open:
+        matching = matching.where(BlastRecipient.status != Status.CLOSED.value)
+    found = session.execute(
+        matching.order_by(matching.selected_columns.last_at.desc(), BlastRecipient.id.desc())
+        .offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    latest = _latest_replies(session, recipient_ids=[row.recipient_id for row in found])
+    rows = [
+        InboxRow(
+            recipient_id=row.recipient_id, blast_id=row.blast_id, blast_name=row.blast_name,
+            phone_number=row.phone_number, contact_name=row.contact_name, status=row.status,
+            last_reply_at=row.last_at, last_reply=latest[row.recipient_id][0],
+            replies=latest[row.recipient_id][1],
+        )
+        for row in found
+    ]
+    return InboxPage(rows=rows, total=total, replied=replied, not_closed=not_closed, page=page, pages=pages)
+
+
+def _window(filters: InboxFilter) -> Subquery:
+    """Recipients with a reply since the first day, and their latest reply's time. Every later
+    reply is inside the window too, so its latest is their latest of all."""
+    start = dt.datetime.combine(filters.since, dt.time.min, tzinfo=ZoneInfo(filters.timezone))
+    # Materialized first: asked in one go, SQLite walks every reply in recipient order to
+    # spare itself a sort, ten times slower than reading the window's days and sorting those.
+    recent = (
+        select(RecipientReply.recipient_id, RecipientReply.replied_at)
+        .where(RecipientReply.replied_at >= start.astimezone(dt.UTC))
+        .cte("recent").prefix_with("MATERIALIZED")
+    )
+    return (
+        select(recent.c.recipient_id, func.max(recent.c.replied_at).label("last_at"))
+        .group_by(recent.c.recipient_id)
+        .subquery("replied")
+    )
+
+
+def _matching(filters: InboxFilter) -> Select:
+    window = _window(filters)
+    query = (
+        select(
+            window.c.recipient_id, window.c.last_at, BlastRecipient.blast_id, Blast.name.label("blast_name"),
+            BlastRecipient.phone_number, BlastRecipient.contact_name, BlastRecipient.status,
+        )
+        .join(BlastRecipient, BlastRecipient.id == window.c.recipient_id)
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
+    )
+    if filters.tags:
+        query = query.where(Blast.blast_tag.in_(filters.tags))
+    if filters.search and filters.search.strip():
+        query = query.where(matches_search(filters.search.strip()))
+    return query
+
+
+def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, tuple[str, int]]:
+    """Each recipient's latest reply and how many they sent, in the order `replies` lists them."""
+    if not recipient_ids:
+        return {}
+    found: dict[int, tuple[str, int]] = {}
+    rows = session.execute(
+        select(RecipientReply.recipient_id, RecipientReply.text)
+        .where(RecipientReply.recipient_id.in_(recipient_ids))
+        .order_by(RecipientReply.recipient_id, RecipientReply.replied_at.desc(), RecipientReply.id.desc())
+    )
+    for recipient_id, text in rows:
+        latest, count = found.get(recipient_id, (text, 0))
+        found[recipient_id] = (latest, count + 1)
+    return found

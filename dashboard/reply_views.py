@@ -1,0 +1,214 @@
+"""The Replies page's pieces: the filters, the list of people who wrote back, their conversations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from urllib.parse import quote
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import exists, select
+
+from core.funnel import filter_options
+from core.models import Blast, utcnow
+from core.recipients import mark_closed, replies
+from core.reply_inbox import InboxFilter, InboxPage, InboxRow, default_since, inbox_page
+from dashboard.blast_views import status_word, take_flash
+from dashboard.compose import plain
+from dashboard.data import reading, session, settings
+from dashboard.format import plural
+from dashboard.layout import friendly_errors
+from dashboard.recipient_views import after_action, render_replies
+
+KEY = "rpl"
+SHOWN_CONVERSATIONS = 10  # ticking a whole page must not lay out fifty conversations
+
+INBOX_COLUMNS = {
+    # Sized so that who, what they said and where they stand fit a 1366 px laptop.
+    "When": st.column_config.TextColumn(width=105, help="When their latest reply came, in your time zone."),
+    "Name": st.column_config.TextColumn(width=120),
+    "Reply": st.column_config.TextColumn(
+        width=300, help="Their latest reply. Tick the row to read the whole conversation."
+    ),
+    "Status": st.column_config.TextColumn(width=120),
+    "Number": st.column_config.TextColumn(width=120),
+    # The link carries the blast's name after a #, which the table shows in place of the address.
+    "Blast": st.column_config.LinkColumn(
+        width=140, display_text=r"#(.+)$", help="Opens the blast they replied to."
+    ),
+}
+
+
+def has_blasts() -> bool:
+    with reading() as s:
+        return bool(s.scalar(select(exists().where(Blast.id.is_not(None)))))
+
+
+def render_no_blasts() -> None:
+    st.subheader("No blasts yet")
+    st.write("When a blast has gone out and people write back, their replies show here.")
+    st.page_link("pages/new_blast.py", label="Start a new blast", icon=":material/add_circle:")
+
+
+def render_filters() -> InboxFilter:
+    zone = settings().app_timezone
+    today = utcnow().astimezone(settings().timezone).date()
+    with reading() as s:
+        tags, _ = filter_options(s)
+    cols = st.columns([2, 3, 3, 2], vertical_alignment="bottom")
+    since = cols[0].date_input(
+        "Replied since", value=default_since(timezone=zone), max_value=today, format="DD/MM/YYYY",
+        key=f"{KEY}_since", on_change=_first_page,
+    )
+    chosen = cols[1].multiselect(
+        "Campaign tags", tags, key=f"{KEY}_tags", placeholder="All tags", on_change=_first_page
+    )
+    search = cols[2].text_input("Search name, number or reply", key=f"{KEY}_q", on_change=_first_page)
+    only_open = cols[3].toggle(
+        "Hide closed sales", value=True, key=f"{KEY}_open", on_change=_first_page,
+        help="Leave out people whose sale is already recorded.",
+    )
+    return InboxFilter(
+        since=since if isinstance(since, dt.date) else default_since(timezone=zone),
+        timezone=zone, tags=tuple(chosen), only_open=only_open, search=search.strip() or None,
+    )
+
+
+def _first_page() -> None:
+    """Other filters, another list: it starts again at its first page."""
+    st.session_state.pop(f"{KEY}_page", None)
+
+
+def render_inbox(filters: InboxFilter) -> None:
+    """The count, the list and, for the people ticked, their conversations and the sale button."""
+    if done := take_flash(f"{KEY}_done"):
+        st.success(done)
+    page_number = int(st.session_state.get(f"{KEY}_page", 1))
+    with st.spinner("Finding the replies…"), reading() as s:
+        found = inbox_page(s, filters=filters, page=page_number)
+    today = utcnow().astimezone(settings().timezone).date()
+    period = period_words(filters.since, today=today)
+    if found.replied == 0:
+        narrowed = " match the tags or the search" if filters.tags or filters.search else ""
+        st.info(f"No replies {period}{narrowed}.")
+        return
+    st.markdown(count_words(found, filters=filters, period=period))
+    if found.total == 0:
+        st.info(f"Everyone who replied {period} is marked closed. Switch off “Hide closed sales” to "
+                "see them.")
+        return
+    if found.pages > 1:
+        # The list may have shrunk since the page was picked (sales closed): never past its end.
+        st.session_state[f"{KEY}_page"] = found.page
+        st.columns([1, 5])[0].number_input(f"Page (of {found.pages})", 1, found.pages, key=f"{KEY}_page")
+    _render_table(found)
+
+
+def _render_table(found: InboxPage) -> None:
+    now, zone = utcnow(), settings().timezone
+    frame = pd.DataFrame({
+        "When": [when_replied(r.last_reply_at, zone=zone, now=now) for r in found.rows],
+        "Name": [r.contact_name or "" for r in found.rows],
+        "Reply": [latest_reply(r.last_reply, r.replies) for r in found.rows],
+        "Status": [status_word(r.status) for r in found.rows],
+        "Number": [r.phone_number for r in found.rows],
+        "Blast": [blast_link(r.blast_id, r.blast_name) for r in found.rows],
+    })
+    ids = [r.recipient_id for r in found.rows]
+    event = st.dataframe(
+        frame, hide_index=True, width="stretch", column_config=INBOX_COLUMNS, on_select="rerun",
+        selection_mode="multi-row",
+        key=inbox_table_key(generation=st.session_state.get(f"{KEY}_table_generation", 0), ids=ids),
+    )
+    chosen = [found.rows[i] for i in event.selection.rows if i < len(found.rows)]
+    if not chosen:
+        st.caption("Tick people to read everything they wrote and to mark sales closed.")
+        return
+    _render_chosen(chosen)
+
+
+def _render_chosen(chosen: list[InboxRow]) -> None:
+    if st.button(f"Mark {len(chosen)} as closed (sale)", key=f"{KEY}_close", type="primary"):
+        with friendly_errors("mark the sales") as done, st.spinner("Recording the sales…"), session() as s:
+            changes = mark_closed(s, recipient_ids=[r.recipient_id for r in chosen])
+        if done.ok:
+            after_action(KEY, closed_words(sum(c.changed for c in changes), len(chosen)))
+    if len(chosen) > SHOWN_CONVERSATIONS:
+        st.caption(f"The first {SHOWN_CONVERSATIONS} conversations are shown; the button acts on all "
+                   f"{len(chosen):,} ticked.")
+    with reading() as s:
+        for row in chosen[:SHOWN_CONVERSATIONS]:
+            said = [(r.replied_at, r.text) for r in replies(s, recipient_id=row.recipient_id)]
+            with st.expander(person_label(row), expanded=True):
+                st.page_link(
+                    "pages/blast.py", label=f"Open the blast “{plain(row.blast_name or 'Untitled')}”",
+                    query_params={"blast": str(row.blast_id)}, icon=":material/campaign:",
+                )
+                digits = "".join(c for c in row.phone_number if c.isdigit())
+                st.markdown(f"Call {plain(row.phone_number)} or [chat on WhatsApp](https://wa.me/{digits}).")
+                render_replies(said)
+
+
+def inbox_table_key(*, generation: int, ids: list[int]) -> str:
+    """The table's key: Streamlit keeps ticks as row positions under it. The list is newest
+    first, so a reply arriving between two clicks moves everyone down one row; with the people
+    shown in the key, a changed list is a new, unticked table and a tick never points at
+    someone else. `generation` changes after an action, for a list that stayed the same."""
+    shown = hashlib.sha1(",".join(map(str, ids)).encode()).hexdigest()[:16]
+    return f"{KEY}_table_{generation}_{shown}"
+
+
+def blast_link(blast_id: int, name: str | None) -> str:
+    return f"/blast?blast={blast_id}#{quote(name or f'Blast #{blast_id}', safe='')}"
+
+
+def latest_reply(text: str, count: int) -> str:
+    """The latest reply, and how many came before it."""
+    return text + (f"  (+{count - 1:,} more)" if count > 1 else "")
+
+
+def person_label(row: InboxRow) -> str:
+    name = plain(row.contact_name) if row.contact_name else ""
+    return f"{name} · {row.phone_number}" if name else row.phone_number
+
+
+def when_replied(moment: dt.datetime, *, zone: dt.tzinfo, now: dt.datetime) -> str:
+    """"just now", "25 min ago", "2 h ago" within a day; then "yesterday 14:05", "3 Mar, 14:05"."""
+    seconds = (now - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    if local.date() == today - dt.timedelta(days=1):
+        return f"yesterday {local:%H:%M}"
+    year = f" {local.year}" if local.year != today.year else ""
+    return f"{local.day} {local:%b}{year}, {local:%H:%M}"
+
+
+def period_words(since: dt.date, *, today: dt.date) -> str:
+    days = (today - since).days + 1
+    if days <= 1:
+        return "today"
+    if days <= 31:
+        return f"in the last {days} days"
+    return f"since {since.day} {since:%b %Y}"
+
+
+def count_words(found: InboxPage, *, filters: InboxFilter, period: str) -> str:
+    """"12 people replied in the last 7 days, 9 not closed yet.", with what narrows it."""
+    who = plural(found.replied, "person", "people")
+    if filters.search:
+        who += f" matching “{plain(filters.search)}”"
+    to = f" to blasts tagged {' or '.join(plain(t) for t in filters.tags)}" if filters.tags else ""
+    return f"**{who}** replied{to} {period}, **{found.not_closed:,} not closed yet**."
+
+
+def closed_words(closed: int, ticked: int) -> str:
+    said = f"{plural(closed, 'person', 'people')} marked as closed (a sale)."
+    if already := ticked - closed:
+        said += f" {plural(already, 'person', 'people')} already {'was' if already == 1 else 'were'}."
+    return said

@@ -1,0 +1,193 @@
+"""The Replies page: who wrote back across all blasts, their conversations, and closing sales."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from urllib.parse import unquote
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from core.db import transaction
+from core.models import Blast, BlastRecipient, RecipientReply, utcnow
+from core.recipients import mark_closed
+from dashboard.blast_views import status_word
+from dashboard.reply_views import inbox_table_key
+from tests.support.factories import make_blast, make_recipient
+from tests.test_blast_page import _follow, _heading
+from tests.test_pages import app_db, run_page  # noqa: F401  (app_db: the fixture, used below)
+
+pytestmark = pytest.mark.usefixtures("app_db")
+
+REPLIES = "pages/replies.py"
+
+
+def _replied(
+    session: Session, blast: Blast, *said: tuple[dt.timedelta, str], **fields: object
+) -> BlastRecipient:
+    """A recipient who wrote back, each reply `ago` before now, kept as the webhook keeps it."""
+    now = utcnow()
+    fields.setdefault("status", "REPLIED")
+    person = make_recipient(session, blast, replied_at=now - said[0][0], reply_text=said[0][1], **fields)
+    session.add_all(
+        RecipientReply(recipient_id=person.id, replied_at=now - ago, text=text) for ago, text in said
+    )
+    session.flush()
+    return person
+
+
+def _three_people(engine: Engine) -> dict[str, int]:
+    """Aisyah wrote twice (latest 30 min ago), Ben once (2 h ago), Chong bought already."""
+    with transaction(engine) as s:
+        raya = make_blast(s, name="Raya promo", blast_tag="Raya", state="completed")
+        cny = make_blast(s, name="CNY promo", blast_tag="CNY", state="completed")
+        aisyah = _replied(s, raya, (dt.timedelta(hours=3), "Berapa harga?"),
+                          (dt.timedelta(minutes=30), "2 boxes please, to Shah Alam"),
+                          contact_name="Aisyah", phone_number="+60123456781")
+        ben = _replied(s, cny, (dt.timedelta(hours=2, minutes=5), "Ada stok?"),
+                       contact_name="Ben", phone_number="+60123456782")
+        chong = _replied(s, raya, (dt.timedelta(hours=1), "I'll take it"),
+                         contact_name="Chong", phone_number="+60123456783")
+        mark_closed(s, recipient_ids=[chong.id])
+        make_recipient(s, raya, status="READ_ACK", contact_name="Dina")  # read, never wrote back
+        return {"aisyah": aisyah.id, "ben": ben.id, "chong": chong.id, "raya": raya.id, "cny": cny.id}
+
+
+def _table(at: AppTest):  # type: ignore[no-untyped-def]
+    return next(d for d in at.dataframe if "Reply" in d.value.columns)
+
+
+def _tick(at: AppTest, ids: list[int], rows: list[int], *, generation: int = 0) -> AppTest:
+    at.session_state[inbox_table_key(generation=generation, ids=ids)] = {
+        "selection": {"rows": rows, "columns": []}
+    }
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_with_no_blasts_it_points_to_a_new_blast() -> None:
+    at = run_page(REPLIES)
+    assert at.title[0].value == "Replies"
+    assert any("No blasts yet" in h.value for h in at.subheader)
+    assert [link.proto.page for link in at.get("page_link")] == ["new_blast"]
+    assert not at.dataframe
+
+
+def test_no_replies_in_the_last_seven_days_says_so(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        _replied(s, blast, (dt.timedelta(days=8), "Too long ago"))
+        make_recipient(s, blast, status="READ_ACK")
+    at = run_page(REPLIES)
+    assert [i.value for i in at.info][-1] == "No replies in the last 7 days."
+    assert not at.dataframe
+
+
+def test_the_list_newest_first_with_the_count_and_only_those_not_closed(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = run_page(REPLIES)
+    assert "**3 people** replied in the last 7 days, **2 not closed yet**." in [m.value for m in at.markdown]
+    table = _table(at).value
+    assert list(table.columns) == ["When", "Name", "Reply", "Status", "Number", "Blast"]
+    assert table.to_dict("records") == [
+        {"When": "30 min ago", "Name": "Aisyah", "Number": "+60123456781",
+         "Blast": f"/blast?blast={ids['raya']}#Raya%20promo",
+         "Reply": "2 boxes please, to Shah Alam  (+1 more)", "Status": status_word("REPLIED")},
+        {"When": "2 h ago", "Name": "Ben", "Number": "+60123456782",
+         "Blast": f"/blast?blast={ids['cny']}#CNY%20promo", "Reply": "Ada stok?",
+         "Status": status_word("REPLIED")},
+    ]
+    at.toggle(key="rpl_open").set_value(False).run()
+    assert not at.exception, at.exception
+    assert list(_table(at).value["Name"]) == ["Aisyah", "Chong", "Ben"]
+    assert list(_table(at).value["Status"])[1] == status_word("CLOSED")
+
+
+def test_the_filters_narrow_the_list(engine: Engine) -> None:
+    _three_people(engine)
+    at = run_page(REPLIES)
+    at.multiselect(key="rpl_tags").select("CNY").run()
+    assert list(_table(at).value["Name"]) == ["Ben"]
+    assert "**1 person** replied to blasts tagged CNY in the last 7 days, **1 not closed yet**." in [
+        m.value for m in at.markdown]
+    at.multiselect(key="rpl_tags").unselect("CNY").run()
+    at.text_input(key="rpl_q").set_value("berapa").run()  # Aisyah's first reply, not her latest
+    assert list(_table(at).value["Name"]) == ["Aisyah"]
+    at.text_input(key="rpl_q").set_value("nobody said this").run()
+    assert not at.exception, at.exception
+    assert [i.value for i in at.info][-1] == "No replies in the last 7 days match the tags or the search."
+
+
+def test_the_blast_column_links_to_the_blast_by_its_name(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = run_page(REPLIES)
+    table = _table(at)
+    column = json.loads(table.proto.columns)["Blast"]
+    assert column["type_config"]["type"] == "link"
+    link = table.value["Blast"][0]
+    assert link.startswith(f"/blast?blast={ids['raya']}#")
+    # What the table shows in the cell, as the browser works it out from the link.
+    shown = re.search(column["type_config"]["display_text"], link)
+    assert shown is not None and unquote(shown.group(1)) == "Raya promo"
+
+
+def test_ticking_shows_every_reply_and_a_link_that_opens_the_blast(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0])
+    [conversation] = [e for e in at.expander if e.label == "Aisyah · +60123456781"]
+    assert "**What they replied** (2 messages)" in [m.value for m in conversation.markdown]
+    bubbles = [b.value for b in conversation.get("html")]
+    assert len(bubbles) == 2
+    assert "Berapa harga?" in bubbles[0] and "2 boxes please, to Shah Alam" in bubbles[1]
+    assert len(conversation.caption) == 2, "each reply with its time"
+    assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)"
+    _follow(at, "Open the blast “Raya promo”")
+    assert "Raya promo" in _heading(at)
+
+
+def test_marking_closed_says_so_and_they_leave_the_not_closed_list(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0, 1])
+    assert at.button(key="rpl_close").label == "Mark 2 as closed (sale)"
+    at.button(key="rpl_close").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == ["2 people marked as closed (a sale)."]
+    assert not at.dataframe, "nobody left to follow up"
+    assert "**3 people** replied in the last 7 days, **0 not closed yet**." in [m.value for m in at.markdown]
+    assert any("Everyone who replied in the last 7 days is marked closed" in i.value for i in at.info)
+    with transaction(engine) as s:
+        statuses = s.scalars(select(BlastRecipient.status).where(
+            BlastRecipient.id.in_([ids["aisyah"], ids["ben"]]))).all()
+    assert statuses == ["CLOSED", "CLOSED"]
+
+
+def test_after_marking_with_everyone_shown_no_row_stays_ticked(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = run_page(REPLIES)
+    at.toggle(key="rpl_open").set_value(False).run()
+    everyone = [ids["aisyah"], ids["chong"], ids["ben"]]
+    at = _tick(at, everyone, [0, 1])
+    at.button(key="rpl_close").click().run()
+    assert [m.value for m in at.success] == ["1 person marked as closed (a sale). 1 person already was."]
+    assert "rpl_close" not in {b.key for b in at.button}, "nothing to click twice"
+    _tick(at, everyone, [2], generation=1)
+    assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)", "the fresh table can be ticked"
+
+
+def test_a_reply_arriving_between_two_clicks_unticks_rather_than_pointing_at_someone_else(
+    engine: Engine,
+) -> None:
+    ids = _three_people(engine)
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0])  # Aisyah, at the top
+    assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)"
+    with transaction(engine) as s:  # Ben writes again: he is now at the top, where the tick was
+        s.add(RecipientReply(recipient_id=ids["ben"], replied_at=utcnow(), text="Hello?"))
+    at.run()
+    assert not at.exception, at.exception
+    assert list(_table(at).value["Name"]) == ["Ben", "Aisyah"]
+    assert "rpl_close" not in {b.key for b in at.button}, "Ben was never ticked"

@@ -1,0 +1,159 @@
+"""The replies inbox: who wrote back across all blasts, newest first, filtered and paged."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+
+from core.db import transaction
+from core.models import Blast, BlastRecipient, RecipientReply
+from core.recipients import mark_closed
+from core.reply_inbox import InboxFilter, default_since, inbox_page
+from tests.support.factories import make_blast, make_recipient
+
+KL = "Asia/Kuala_Lumpur"
+SINCE = dt.date(2026, 3, 2)
+# Midnight starting 2 March in Kuala Lumpur (UTC+8), in UTC.
+MIDNIGHT = dt.datetime(2026, 3, 1, 16, 0, tzinfo=dt.UTC)
+
+
+def _replied(
+    session: Session, blast: Blast, *said: tuple[dt.datetime, str], **fields: object
+) -> BlastRecipient:
+    """A recipient who wrote back, each reply kept as the webhook keeps it."""
+    fields.setdefault("status", "REPLIED")
+    person = make_recipient(session, blast, replied_at=said[0][0], reply_text=said[0][1], **fields)
+    session.add_all(RecipientReply(recipient_id=person.id, replied_at=at, text=text) for at, text in said)
+    session.flush()
+    return person
+
+
+def _inbox(engine: Engine, **filters: object):  # type: ignore[no-untyped-def]
+    page = filters.pop("page", 1)
+    page_size = filters.pop("page_size", 50)
+    filters.setdefault("since", SINCE)
+    with transaction(engine) as s:
+        return inbox_page(s, filters=InboxFilter(timezone=KL, **filters), page=page, page_size=page_size)
+
+
+def test_one_row_per_person_newest_reply_first_with_their_latest_words(engine: Engine) -> None:
+    with transaction(engine) as s:
+        raya = make_blast(s, name="Raya promo")
+        cny = make_blast(s, name="CNY promo")
+        early = _replied(s, raya, (MIDNIGHT + dt.timedelta(hours=1), "Berapa harga?"))
+        chatty = _replied(s, raya, (MIDNIGHT + dt.timedelta(hours=2), "Ok"),
+                          (MIDNIGHT + dt.timedelta(hours=9), "2 boxes please, to Shah Alam"))
+        middle = _replied(s, cny, (MIDNIGHT + dt.timedelta(hours=5), "Ada stok?"))
+        make_recipient(s, cny, status="READ_ACK")  # read, never wrote back
+        ids = [chatty.id, middle.id, early.id]
+        cny_id = cny.id
+    found = _inbox(engine)
+    assert [r.recipient_id for r in found.rows] == ids
+    first = found.rows[0]
+    assert (first.last_reply, first.replies) == ("2 boxes please, to Shah Alam", 2)
+    assert first.last_reply_at == MIDNIGHT + dt.timedelta(hours=9)
+    assert (first.blast_name, found.rows[1].blast_name, found.rows[1].blast_id) == (
+        "Raya promo", "CNY promo", cny_id)
+    assert (found.total, found.replied, found.not_closed, found.pages) == (3, 3, 3, 1)
+
+
+def test_the_window_starts_at_midnight_in_the_teams_time_zone(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        on_the_edge = _replied(s, blast, (MIDNIGHT, "Just in"))
+        _replied(s, blast, (MIDNIGHT - dt.timedelta(seconds=1), "Just too early"))
+        # Wrote before the window and again inside it: in, with everything they sent counted.
+        back = _replied(s, blast, (MIDNIGHT - dt.timedelta(days=3), "Hi"),
+                        (MIDNIGHT + dt.timedelta(minutes=5), "Still available?"))
+        ids = [back.id, on_the_edge.id]
+    found = _inbox(engine)
+    assert [r.recipient_id for r in found.rows] == ids
+    assert (found.rows[0].last_reply, found.rows[0].replies) == ("Still available?", 2)
+    assert _inbox(engine, since=SINCE - dt.timedelta(days=1)).total == 3
+
+
+def test_the_default_window_is_the_last_seven_days_today_included() -> None:
+    # 17:00 UTC on 2 March is already 3 March in Kuala Lumpur.
+    now = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
+    assert default_since(timezone=KL, now=now) == dt.date(2026, 2, 25)
+    assert default_since(timezone="UTC", now=now) == dt.date(2026, 2, 24)
+
+
+def test_only_the_tags_picked(engine: Engine) -> None:
+    with transaction(engine) as s:
+        raya = _replied(s, make_blast(s, blast_tag="Raya"), (MIDNIGHT, "Raya?"))
+        cny = _replied(s, make_blast(s, blast_tag="CNY"), (MIDNIGHT, "CNY?"))
+        _replied(s, make_blast(s, blast_tag=None), (MIDNIGHT, "No tag"))
+    assert [r.recipient_id for r in _inbox(engine, tags=("Raya",)).rows] == [raya.id]
+    assert {r.recipient_id for r in _inbox(engine, tags=("Raya", "CNY")).rows} == {raya.id, cny.id}
+    assert _inbox(engine).total == 3
+
+
+def test_only_those_not_closed_yet_and_both_counts(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        open_one = _replied(s, blast, (MIDNIGHT, "Interested"))
+        sold = _replied(s, blast, (MIDNIGHT + dt.timedelta(hours=1), "I'll take it"))
+        mark_closed(s, recipient_ids=[sold.id])
+    found = _inbox(engine)
+    assert [r.recipient_id for r in found.rows] == [open_one.id]
+    assert (found.total, found.replied, found.not_closed) == (1, 2, 1)
+    everyone = _inbox(engine, only_open=False)
+    assert [(r.recipient_id, r.status) for r in everyone.rows] == [
+        (sold.id, "CLOSED"), (open_one.id, "REPLIED")]
+    assert (everyone.total, everyone.replied, everyone.not_closed) == (2, 2, 1)
+
+
+def test_search_finds_a_later_reply_a_name_or_a_number(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        later = _replied(s, blast, (MIDNIGHT, "Ok"),
+                         (MIDNIGHT + dt.timedelta(minutes=3), "Send to Shah Alam"))
+        named = _replied(s, blast, (MIDNIGHT, "Yes"), contact_name="Aisyah binti Ali",
+                         phone_number="+60199998888")
+        _replied(s, blast, (MIDNIGHT, "100% sure"))
+    assert [r.recipient_id for r in _inbox(engine, search="shah alam").rows] == [later.id]
+    assert [r.recipient_id for r in _inbox(engine, search="aisyah").rows] == [named.id]
+    assert [r.recipient_id for r in _inbox(engine, search="99998888").rows] == [named.id]
+    assert _inbox(engine, search="0%").total == 1, "a % typed is searched for as written"
+    found = _inbox(engine, search="nobody wrote this")
+    assert (found.rows, found.total, found.replied) == ([], 0, 0)
+
+
+def test_pages_of_people_with_the_total(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        people = [_replied(s, blast, (MIDNIGHT + dt.timedelta(minutes=i), f"Reply {i}")) for i in range(5)]
+        newest_first = [p.id for p in reversed(people)]
+    pages = [_inbox(engine, page=n, page_size=2) for n in (1, 2, 3)]
+    assert [[r.recipient_id for r in p.rows] for p in pages] == [newest_first[:2], newest_first[2:4],
+                                                                  newest_first[4:]]
+    assert {(p.total, p.pages) for p in pages} == {(5, 3)}
+    past_the_end = _inbox(engine, page=9, page_size=2)
+    assert (past_the_end.page, [r.recipient_id for r in past_the_end.rows]) == (3, newest_first[4:])
+
+
+def test_the_window_is_read_through_the_index_on_reply_times(engine: Engine) -> None:
+    """Not the whole replies table on every visit (a million recipients' worth)."""
+    with transaction(engine) as s:
+        _replied(s, make_blast(s), (MIDNIGHT, "Hi"))
+    statements: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        _inbox(engine)
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    statement, parameters = next((q, p) for q, p in statements if "recipient_replies" in q)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")  # a table this small is read whole otherwise
+            plan = conn.exec_driver_sql("EXPLAIN " + statement, parameters).all()
+        else:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+    assert "idx_recipient_replies_replied_at" in " ".join(map(str, plan))
