@@ -75,13 +75,7 @@ def inbox_page(
 ) -> InboxPage:
     """One page of the people who replied, latest reply first, with the counts the page states."""
     matching = _matching(filters)
-    counted = matching.subquery("counted")
-    replied, not_closed = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((counted.c.status != Status.CLOSED.value, 1), else_=0)), 0),
-        ).select_from(counted)
-    ).one()
+    replied, not_closed = who_replied(session, filters=filters)
     total = not_closed if filters.only_open else replied
     pages = max(1, -(-total // page_size))
     page = min(max(page, 1), pages)
@@ -102,6 +96,19 @@ def inbox_page(
         for row in found
     ]
     return InboxPage(rows=rows, total=total, replied=replied, not_closed=not_closed, page=page, pages=pages)
+
+
+def who_replied(session: Session, *, filters: InboxFilter) -> tuple[int, int]:
+    """How many people replied in the window (tags and search applied), and how many of them
+    are not closed yet: one query."""
+    counted = _matching(filters).subquery("counted")
+    replied, not_closed = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((counted.c.status != Status.CLOSED.value, 1), else_=0)), 0),
+        ).select_from(counted)
+    ).one()
+    return int(replied), int(not_closed)
 
 
 def _window(filters: InboxFilter) -> Subquery:

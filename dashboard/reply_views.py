@@ -13,7 +13,15 @@ from sqlalchemy import exists, select
 from core.funnel import filter_options
 from core.models import Blast, utcnow
 from core.recipients import mark_closed, replies
-from core.reply_inbox import InboxFilter, InboxPage, InboxRow, default_since, inbox_page
+from core.reply_inbox import (
+    DEFAULT_DAYS,
+    InboxFilter,
+    InboxPage,
+    InboxRow,
+    default_since,
+    inbox_page,
+    who_replied,
+)
 from dashboard.blast_views import status_word, take_flash
 from dashboard.compose import plain
 from dashboard.data import reading, session, settings
@@ -49,6 +57,20 @@ def render_no_blasts() -> None:
     st.subheader("No blasts yet")
     st.write("When a blast has gone out and people write back, their replies show here.")
     st.page_link("pages/new_blast.py", label="Start a new blast", icon=":material/add_circle:")
+
+
+def render_waiting_replies() -> None:
+    """On the Overview: how many people wrote back this week and still wait for an answer,
+    with the way to them. Nothing when no one waits."""
+    zone = settings().app_timezone
+    with reading() as s:
+        _, waiting = who_replied(s, filters=InboxFilter(since=default_since(timezone=zone), timezone=zone))
+    if not waiting:
+        return
+    with st.container(border=True, horizontal=True, vertical_alignment="center"):
+        st.markdown(f"**{plural(waiting, 'person', 'people')}** replied in the last "
+                    f"{DEFAULT_DAYS} days and {'is' if waiting == 1 else 'are'} not closed yet.")
+        st.page_link("pages/replies.py", label="Open Replies", icon=":material/forum:")
 
 
 def render_filters() -> InboxFilter:

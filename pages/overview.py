@@ -14,6 +14,7 @@ from dashboard.data import reading, session, settings
 from dashboard.filters import render_filters
 from dashboard.format import duration_words, plural
 from dashboard.layout import friendly_errors, page_header
+from dashboard.reply_views import render_waiting_replies
 from dashboard.tables import blast_table, blast_table_columns
 
 page_header("Overview", "What became of your messages: sent → received → read → replied → closed.")
@@ -47,6 +48,7 @@ if not has_blasts:
                 st.rerun()
     st.stop()
 
+render_waiting_replies()
 filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone)
 with reading() as s:
     totals = funnel(s, filters=filters)

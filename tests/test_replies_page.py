@@ -191,3 +191,15 @@ def test_a_reply_arriving_between_two_clicks_unticks_rather_than_pointing_at_som
     assert not at.exception, at.exception
     assert list(_table(at).value["Name"]) == ["Ben", "Aisyah"]
     assert "rpl_close" not in {b.key for b in at.button}, "Ben was never ticked"
+
+
+def test_the_overview_says_who_waits_for_an_answer_and_leads_to_them(engine: Engine) -> None:
+    people = _three_people(engine)
+    at = run_page("pages/overview.py")
+    said = [m.value for m in at.markdown if "not closed yet" in m.value]
+    assert said == ["**2 people** replied in the last 7 days and are not closed yet."]
+    assert "replies" in [link.proto.page for link in at.get("page_link")]
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[people["aisyah"], people["ben"]])
+    at = run_page("pages/overview.py")
+    assert not [m for m in at.markdown if "not closed yet" in m.value], "no one waits: nothing said"
