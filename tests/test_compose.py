@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from core import templates
+from core.config import get_settings
 from core.db import transaction
 from core.sending.pacing import PacingRules, parse_quiet_hours
 from dashboard.compose import Sample, gap_summary, gap_warnings, plain, quiet_hours_note
@@ -265,7 +266,11 @@ def test_a_broken_message_says_what_to_do_before_a_test(app_db: str) -> None:
     assert not [b for b in at.button if b.key == "test_send"]
 
 
-def test_scheduling_inside_quiet_hours_says_when_sending_starts(app_db: str) -> None:
+def test_scheduling_inside_quiet_hours_says_when_sending_starts(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEND_QUIET_HOURS", "21:00-09:00")
+    get_settings.cache_clear()
     at = new_blast_with(ONE_BLANK_NAME)
     at.radio(key="when").set_value("Schedule for later").run()
     day = dt.datetime.now(KL).date() + dt.timedelta(days=3)

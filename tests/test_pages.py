@@ -20,9 +20,11 @@ from tests.support.factories import make_blast, make_recipient
 
 @pytest.fixture
 def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Point the dashboard at the test database."""
+    """Point the dashboard at the test database. Quiet hours are off unless a test sets them:
+    otherwise what a page shows would depend on the hour the test runs."""
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.delenv("WSAPME_TOKEN", raising=False)
+    monkeypatch.setenv("SEND_QUIET_HOURS", "off")
     get_settings.cache_clear()
     st.cache_resource.clear()
     st.cache_data.clear()
