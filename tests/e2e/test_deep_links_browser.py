@@ -32,6 +32,8 @@ def test_a_first_deep_link_asks_for_the_password_then_opens_the_page(browser, tm
         tab = _first_visit(browser, base, "/health?from=bookmark")
         body = tab.inner_text("body")
         assert "Settings & health" not in body and "Webhook" not in body, "a page shown without logging in"
+        # The file list of Streamlit's own page mode may flash by; once the login is up, it is gone.
+        tab.get_by_label("Password", exact=True).wait_for(timeout=30_000)
         assert not any("health" in t for t in tab.locator('[data-testid="stSidebar"]').all_inner_texts())
         tab.get_by_label("Password", exact=True).fill(PASSWORD)
         tab.get_by_role("button", name="Log in").click()
