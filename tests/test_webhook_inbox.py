@@ -318,12 +318,21 @@ def test_every_reply_is_kept_and_the_first_stays_on_the_recipient(engine: Engine
 
 def test_a_body_applied_again_keeps_its_replies_once(engine: Engine) -> None:
     rid = _recipient(engine, message_id="3EB0A")
-    inbox_id, _ = _post(engine, [_incoming("Ok", when=at(10)), _incoming("Ok", when=at(10))])
-    events = parse_webhook(json.dumps([_incoming("Ok", when=at(10)), _incoming("Ok", when=at(10))]).encode(),
-                           JSON)
+    body = [_incoming("Ok", when=at(10)), _incoming("Ok", when=at(11))]
+    inbox_id, _ = _post(engine, body)
     with transaction(engine) as s:
-        apply_bodies(s, bodies={inbox_id: events}, rules=RULES, received={inbox_id: at(10)})
-    assert _replies(engine, rid) == [(at(10), "Ok"), (at(10), "Ok")], "the same words twice are two replies"
+        apply_bodies(s, bodies={inbox_id: parse_webhook(json.dumps(body).encode(), JSON)}, rules=RULES,
+                     received={inbox_id: at(10)})
+    assert _replies(engine, rid) == [(at(10), "Ok"), (at(11), "Ok")], "the same words later: two replies"
+
+
+def test_the_same_reply_delivered_twice_is_kept_once(engine: Engine) -> None:
+    """The gateway retries a post it got no answer to: two inbox entries, one message."""
+    rid = _recipient(engine, message_id="3EB0A")
+    for _ in range(2):
+        _post(engine, _incoming("2 boxes please", when=at(11)))
+    _post(engine, [_incoming("2 boxes please", when=at(11)), _incoming("Ok", when=at(12))])
+    assert _replies(engine, rid) == [(at(11), "2 boxes please"), (at(12), "Ok")]
 
 
 def test_a_reply_from_a_number_not_messaged_is_kept_in_the_inbox_only(engine: Engine) -> None:

@@ -278,14 +278,27 @@ def apply_bodies(
     return {key: _summarise(notes[key]) for key in order}
 
 
-def _keep_replies(session: Session, replies: list[dict[str, object]]) -> None:
-    """Every reply, the first and the later ones that change no status; a body applied again
-    (a replay) adds none twice."""
+def _keep_replies(session: Session, replies: list[dict[str, Any]]) -> None:
+    """Every reply, the first and the later ones that change no status, each once: a body
+    applied again (a replay) adds nothing, nor does the same message delivered twice (the
+    gateway retrying a post, each copy its own inbox entry): same person, time and words."""
+    known = set(session.execute(
+        select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text)
+        .where(RecipientReply.recipient_id.in_({r["recipient_id"] for r in replies}))
+    ).tuples())
+    fresh = []
+    for reply in replies:
+        said = (reply["recipient_id"], reply["replied_at"], reply["text"])
+        if said not in known:
+            known.add(said)
+            fresh.append(reply)
+    if not fresh:
+        return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
         insert(RecipientReply).on_conflict_do_nothing(index_elements=["inbox_id", "inbox_position"]),
-        replies,
+        fresh,
     )
 
 
