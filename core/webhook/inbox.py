@@ -282,10 +282,10 @@ def _keep_replies(session: Session, replies: list[dict[str, Any]]) -> None:
     """Every reply, the first and the later ones that change no status, each once: a body
     applied again (a replay) adds nothing, nor does the same message delivered twice (the
     gateway retrying a post, each copy its own inbox entry): same person, time and words."""
-    known = set(session.execute(
+    known = {tuple(row) for row in session.execute(
         select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text)
         .where(RecipientReply.recipient_id.in_({r["recipient_id"] for r in replies}))
-    ).tuples())
+    )}
     fresh = []
     for reply in replies:
         said = (reply["recipient_id"], reply["replied_at"], reply["text"])
