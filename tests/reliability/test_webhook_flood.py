@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from core.db import transaction
+from core.models import BlastRecipient, RecipientReply
 from core.sending.worker import SendWorker
 from core.simulator import Emitted, Proportions
 from tests.reliability.support import (
@@ -50,6 +52,13 @@ class Post:
     body: bytes
     content_type: str
     kind: str  # event, duplicate, garbage, unknown-id, stranger
+
+
+def replies_kept(engine: Engine) -> Counter[tuple[str, str]]:
+    with transaction(engine) as s:
+        return Counter(s.execute(
+            select(BlastRecipient.phone_number, RecipientReply.text).join(RecipientReply)
+        ).all())
 
 
 def flood(emitted: Emitted, rng: random.Random) -> list[Post]:
@@ -123,6 +132,8 @@ def test_a_flood_of_concurrent_webhooks_ends_where_the_gateway_says(
     for row in rows:
         assert_history_moves_only_up(changes[row.id], row.status)
     assert opted_out(fault_engine) == opt_out_phones(emitted)
+    # Each reply kept once, though a third of the posts came twice.
+    assert replies_kept(fault_engine) == Counter(("+" + r.to, r.text) for r in emitted.replies)
     figures.update(posts=len(posts), senders=SENDERS, events=kinds["event"],
                    duplicates=kinds["duplicate"], noise=len(posts) - kinds["event"] - kinds["duplicate"],
                    retried_posts=sum(tries > 1 for _c, tries in results))
