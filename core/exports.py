@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.models import BlastRecipient, RecipientReply
 from core.recipients import SELECTIONS, select_recipients
+from core.reply_inbox import InboxFilter, inbox_page
 from core.statuses import status_in_words
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -77,21 +78,53 @@ def stage_csv(session: Session, *, blast_id: int, selection: str, zone: dt.tzinf
 
 
 def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:
-    """The same as `stage_csv`, as an Excel workbook: numbers and names are text cells (no
-    apostrophe needed, and Excel neither runs "=..." nor turns +60... into a number), times are
-    Excel date-times in the team's zone."""
+    """The same as `stage_csv`, as an Excel workbook."""
+    rows = _stage_rows(session, blast_id=blast_id, selection=selection, when=lambda t: _excel_time(t, zone))
+    return to_xlsx(rows, columns=EXPORT_COLUMNS, sheet="Recipients")
+
+
+# The Replies page's list, as a sales team works from it: who, what they said, where to find them.
+REPLY_EXPORT_COLUMNS = ("replied_at", "name", "phone_number", "status_in_words", "latest_reply",
+                        "replies", "blast", "blast_id")
+MOST_REPLIES_EXPORTED = 10_000
+
+
+def _reply_rows(
+    session: Session, *, filters: InboxFilter, when: Callable[[dt.datetime | None], object]
+) -> Iterator[tuple[object, ...]]:
+    found = inbox_page(session, filters=filters, page_size=MOST_REPLIES_EXPORTED)
+    for r in found.rows:
+        yield (when(r.last_reply_at), r.contact_name or "", r.phone_number,
+               status_in_words(r.status) or r.status, r.last_reply, r.replies, r.blast_name or "", r.blast_id)
+
+
+def replies_csv(session: Session, *, filters: InboxFilter, zone: dt.tzinfo) -> bytes:
+    """Everyone the Replies page lists for these filters (every page of it), latest reply first."""
+    return to_csv(_reply_rows(session, filters=filters, when=lambda t: _local(t, zone)),
+                  columns=REPLY_EXPORT_COLUMNS)
+
+
+def replies_xlsx(session: Session, *, filters: InboxFilter, zone: dt.tzinfo) -> bytes:
+    rows = _reply_rows(session, filters=filters, when=lambda t: _excel_time(t, zone))
+    return to_xlsx(rows, columns=REPLY_EXPORT_COLUMNS, sheet="Replies")
+
+
+def to_xlsx(rows: Iterable[Sequence[object]], *, columns: Sequence[str], sheet: str) -> bytes:
+    """An Excel workbook: numbers and names are text cells (no apostrophe needed, and Excel
+    neither runs "=..." nor turns +60... into a number)."""
     book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet("Recipients")
-    sheet.append(list(EXPORT_COLUMNS))
-
-    def when(moment: dt.datetime | None) -> dt.datetime | None:
-        return moment.astimezone(zone).replace(tzinfo=None, microsecond=0) if moment else None
-
-    for row in _stage_rows(session, blast_id=blast_id, selection=selection, when=when):
-        sheet.append([_cell(sheet, value) for value in row])
+    page = book.create_sheet(sheet)
+    page.append(list(columns))
+    for row in rows:
+        page.append([_cell(page, value) for value in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _excel_time(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.datetime | None:
+    """An Excel date-time in the team's zone (Excel has no zones), to the second."""
+    return moment.astimezone(zone).replace(tzinfo=None, microsecond=0) if moment else None
 
 
 def _cell(sheet: Any, value: object) -> object:

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import exists, select
 
+from core.exports import replies_csv, replies_xlsx
 from core.funnel import filter_options
 from core.models import Blast, utcnow
 from core.recipients import mark_closed, replies
@@ -120,11 +121,26 @@ def render_inbox(filters: InboxFilter) -> None:
         st.info(f"Everyone who replied {period} is marked closed. Switch off “Hide closed sales” to "
                 "see them.")
         return
+    _render_downloads(filters)
     if found.pages > 1:
         # The list may have shrunk since the page was picked (sales closed): never past its end.
         st.session_state[f"{KEY}_page"] = found.page
         st.columns([1, 5])[0].number_input(f"Page (of {found.pages})", 1, found.pages, key=f"{KEY}_page")
     _render_table(found)
+
+
+def _render_downloads(filters: InboxFilter) -> None:
+    """The whole list (every page) for a spreadsheet, as a sales team often works from one."""
+    zone = settings().timezone
+    with reading() as s:
+        workbook = replies_xlsx(s, filters=filters, zone=zone)
+        data = replies_csv(s, filters=filters, zone=zone)
+    excel, csv, _ = st.columns([1, 1, 2])
+    excel.download_button("Download for Excel", workbook, file_name="replies.xlsx",
+                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                          key=f"{KEY}_xlsx", icon=":material/table_view:", on_click="ignore")
+    csv.download_button("Download as CSV", data, file_name="replies.csv", mime="text/csv",
+                        key=f"{KEY}_csv", icon=":material/download:", on_click="ignore")
 
 
 def _render_table(found: InboxPage) -> None:

@@ -94,3 +94,42 @@ def test_later_replies_are_exported_one_per_line(engine: Engine, export) -> None
         column = EXPORT_COLUMNS.index("later_replies")
         rows = [row[column].value or "" for row in list(sheet.iter_rows())[1:]]
     assert rows == ["to Shah Alam\n=2 boxes", ""], "in the order written, the first left to reply_text"
+
+
+@pytest.mark.parametrize("export", ["csv", "xlsx"])
+def test_the_replies_list_exports_every_page_latest_first(engine: Engine, export: str) -> None:
+    import openpyxl
+
+    from core.exports import REPLY_EXPORT_COLUMNS, replies_csv, replies_xlsx
+    from core.models import RecipientReply, utcnow
+    from core.reply_inbox import InboxFilter
+
+    now = utcnow().replace(microsecond=0)
+    with transaction(engine) as s:
+        blast = make_blast(s, name="Raya promo")
+        for minutes, name, said in ((90, "Aisyah", ["Ok", "=2 boxes"]), (30, "Ben", ["Berapa?"]),
+                                    (10, "Chong", ["Nak"])):
+            person = make_recipient(s, blast, status="REPLIED", contact_name=name, reply_text=said[0])
+            for i, text in enumerate(said):
+                s.add(RecipientReply(recipient_id=person.id, text=text,
+                                     replied_at=now - dt.timedelta(minutes=minutes - i)))
+        closed = make_recipient(s, blast, status="CLOSED", contact_name="Dina", reply_text="Done")
+        s.add(RecipientReply(recipient_id=closed.id, text="Done", replied_at=now))
+        blast_id = blast.id
+    zone = ZoneInfo("Asia/Kuala_Lumpur")
+    filters = InboxFilter(since=(now - dt.timedelta(days=1)).astimezone(zone).date())
+    with transaction(engine) as s:
+        if export == "csv":
+            data = replies_csv(s, filters=filters, zone=zone)
+            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        else:
+            sheet = openpyxl.load_workbook(io.BytesIO(replies_xlsx(s, filters=filters, zone=zone))).active
+            header, *cells = [[c.value for c in row] for row in sheet.iter_rows()]
+            assert header == list(REPLY_EXPORT_COLUMNS)
+            rows = [dict(zip(header, row, strict=True)) for row in cells]
+    assert [r["name"] for r in rows] == ["Chong", "Ben", "Aisyah"], "latest first; the sale left out"
+    aisyah = rows[2]
+    assert aisyah["latest_reply"] == ("'=2 boxes" if export == "csv" else "=2 boxes"), "never a formula"
+    assert str(aisyah["replies"]) == "2" and aisyah["blast"] == "Raya promo"
+    assert str(aisyah["blast_id"]) == str(blast_id)
+    assert aisyah["status_in_words"] == "Replied"

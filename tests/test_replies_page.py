@@ -203,3 +203,10 @@ def test_the_overview_says_who_waits_for_an_answer_and_leads_to_them(engine: Eng
         mark_closed(s, recipient_ids=[people["aisyah"], people["ben"]])
     at = run_page("pages/overview.py")
     assert not [m for m in at.markdown if "not closed yet" in m.value], "no one waits: nothing said"
+
+
+def test_the_list_can_be_downloaded_for_a_spreadsheet(engine: Engine) -> None:
+    _three_people(engine)
+    at = run_page(REPLIES)
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert labels == {"Download for Excel", "Download as CSV"}
