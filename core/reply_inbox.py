@@ -35,7 +35,7 @@ class InboxFilter:
     """Which replies to list: since a day in the team's time zone, by tag, open or all, and a search."""
 
     since: dt.date
-    timezone: str = "Asia/Kuala_Lumpur"
+    timezone: str  # the team's: the first day starts at its midnight
     tags: tuple[str, ...] = ()
     only_open: bool = True  # only people whose sale is not recorded yet
     search: str | None = None

@@ -117,7 +117,7 @@ def test_the_replies_list_exports_every_page_latest_first(engine: Engine, export
         s.add(RecipientReply(recipient_id=closed.id, text="Done", replied_at=now))
         blast_id = blast.id
     zone = ZoneInfo("Asia/Kuala_Lumpur")
-    filters = InboxFilter(since=(now - dt.timedelta(days=1)).astimezone(zone).date())
+    filters = InboxFilter(since=(now - dt.timedelta(days=1)).astimezone(zone).date(), timezone=zone.key)
     with transaction(engine) as s:
         if export == "csv":
             data = replies_csv(s, filters=filters, zone=zone)
