@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Subquery, case, func, select
+from sqlalchemy import ColumnElement, Select, Subquery, and_, case, exists, func, not_, select
 from sqlalchemy.orm import Session
 
-from core.models import Blast, BlastRecipient, RecipientReply, utcnow
+from core.models import Blast, BlastRecipient, OptOut, RecipientReply, utcnow
 from core.recipients import matches_search
 from core.statuses import Status
 
@@ -37,7 +38,7 @@ class InboxFilter:
     since: dt.date
     timezone: str  # the team's: the first day starts at its midnight
     tags: tuple[str, ...] = ()
-    only_open: bool = True  # only people whose sale is not recorded yet
+    only_open: bool = True  # only people to follow up: no sale recorded, and not opted out
     search: str | None = None
 
 
@@ -49,6 +50,7 @@ class InboxRow:
     phone_number: str
     contact_name: str | None
     status: str
+    opted_out: bool  # asked not to be messaged: not someone to call about a sale
     last_reply_at: dt.datetime
     last_reply: str
     replies: int  # every reply they sent, the ones before the window too
@@ -59,7 +61,7 @@ class InboxPage:
     rows: list[InboxRow]
     total: int  # rows across all pages, every filter applied
     replied: int  # who replied in the window, tags and search applied, closed or not
-    not_closed: int
+    to_follow_up: int  # of them, no sale recorded yet and not opted out
     page: int
     pages: int
 
@@ -75,12 +77,12 @@ def inbox_page(
 ) -> InboxPage:
     """One page of the people who replied, latest reply first, with the counts the page states."""
     matching = _matching(filters)
-    replied, not_closed = who_replied(session, filters=filters)
-    total = not_closed if filters.only_open else replied
+    replied, to_follow_up = who_replied(session, filters=filters)
+    total = to_follow_up if filters.only_open else replied
     pages = max(1, -(-total // page_size))
     page = min(max(page, 1), pages)
     if filters.only_open:
-        matching = matching.where(BlastRecipient.status != Status.CLOSED.value)
+        matching = matching.where(_to_follow_up(matching.selected_columns))
     found = session.execute(
         matching.order_by(matching.selected_columns.last_at.desc(), BlastRecipient.id.desc())
         .offset((page - 1) * page_size).limit(page_size)
@@ -90,25 +92,29 @@ def inbox_page(
         InboxRow(
             recipient_id=row.recipient_id, blast_id=row.blast_id, blast_name=row.blast_name,
             phone_number=row.phone_number, contact_name=row.contact_name, status=row.status,
-            last_reply_at=row.last_at, last_reply=latest[row.recipient_id][0],
+            opted_out=row.opted_out, last_reply_at=row.last_at, last_reply=latest[row.recipient_id][0],
             replies=latest[row.recipient_id][1],
         )
         for row in found
     ]
-    return InboxPage(rows=rows, total=total, replied=replied, not_closed=not_closed, page=page, pages=pages)
+    return InboxPage(rows=rows, total=total, replied=replied, to_follow_up=to_follow_up, page=page,
+                     pages=pages)
 
 
 def who_replied(session: Session, *, filters: InboxFilter) -> tuple[int, int]:
     """How many people replied in the window (tags and search applied), and how many of them
-    are not closed yet: one query."""
+    are to follow up (no sale recorded, not opted out): one query."""
     counted = _matching(filters).subquery("counted")
-    replied, not_closed = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((counted.c.status != Status.CLOSED.value, 1), else_=0)), 0),
-        ).select_from(counted)
+    replied, to_follow_up = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((_to_follow_up(counted.c), 1), else_=0)), 0))
+        .select_from(counted)
     ).one()
-    return int(replied), int(not_closed)
+    return int(replied), int(to_follow_up)
+
+
+def _to_follow_up(columns: Any) -> ColumnElement[bool]:
+    """No sale recorded yet, and they did not ask to stop: a STOP is a reply, not a lead."""
+    return and_(columns.status != Status.CLOSED.value, not_(columns.opted_out))
 
 
 def _window(filters: InboxFilter) -> Subquery:
@@ -135,6 +141,7 @@ def _matching(filters: InboxFilter) -> Select:
         select(
             window.c.recipient_id, window.c.last_at, BlastRecipient.blast_id, Blast.name.label("blast_name"),
             BlastRecipient.phone_number, BlastRecipient.contact_name, BlastRecipient.status,
+            exists().where(OptOut.phone_number == BlastRecipient.phone_number).label("opted_out"),
         )
         .join(BlastRecipient, BlastRecipient.id == window.c.recipient_id)
         .join(Blast, Blast.id == BlastRecipient.blast_id)

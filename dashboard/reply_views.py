@@ -31,6 +31,7 @@ from dashboard.layout import friendly_errors
 from dashboard.recipient_views import after_action, render_replies
 
 KEY = "rpl"
+OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
 SHOWN_CONVERSATIONS = 10  # ticking a whole page must not lay out fifty conversations
 
 INBOX_COLUMNS = {
@@ -70,7 +71,7 @@ def render_waiting_replies() -> None:
         return
     with st.container(border=True, horizontal=True, vertical_alignment="center"):
         st.markdown(f"**{plural(waiting, 'person', 'people')}** replied in the last "
-                    f"{DEFAULT_DAYS} days and {'is' if waiting == 1 else 'are'} not closed yet.")
+                    f"{DEFAULT_DAYS} days and {'is' if waiting == 1 else 'are'} waiting to be followed up.")
         st.page_link("pages/replies.py", label="Open Replies", icon=":material/forum:")
 
 
@@ -89,8 +90,8 @@ def render_filters() -> InboxFilter:
     )
     search = cols[2].text_input("Search name, number or reply", key=f"{KEY}_q", on_change=_first_page)
     only_open = cols[3].toggle(
-        "Hide closed sales", value=True, key=f"{KEY}_open", on_change=_first_page,
-        help="Leave out people whose sale is already recorded.",
+        "Only people to follow up", value=True, key=f"{KEY}_open", on_change=_first_page,
+        help="Leaves out sales already closed and people who asked not to be messaged.",
     )
     return InboxFilter(
         since=since if isinstance(since, dt.date) else default_since(timezone=zone),
@@ -118,8 +119,8 @@ def render_inbox(filters: InboxFilter) -> None:
         return
     st.markdown(count_words(found, filters=filters, period=period))
     if found.total == 0:
-        st.info(f"Everyone who replied {period} is marked closed. Switch off “Hide closed sales” to "
-                "see them.")
+        st.info(f"Everyone who replied {period} is marked closed or asked not to be messaged. Switch "
+                "off “Only people to follow up” to see them.")
         return
     _render_downloads(filters)
     if found.pages > 1:
@@ -149,7 +150,7 @@ def _render_table(found: InboxPage) -> None:
         "When": [when_replied(r.last_reply_at, zone=zone, now=now) for r in found.rows],
         "Name": [r.contact_name or "" for r in found.rows],
         "Reply": [latest_reply(r.last_reply, r.replies) for r in found.rows],
-        "Status": [status_word(r.status) for r in found.rows],
+        "Status": [OPTED_OUT if r.opted_out else status_word(r.status) for r in found.rows],
         "Number": [r.phone_number for r in found.rows],
         "Blast": [blast_link(r.blast_id, r.blast_name) for r in found.rows],
     })
@@ -183,6 +184,9 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
                     "pages/blast.py", label=f"Open the blast “{plain(row.blast_name or 'Untitled')}”",
                     query_params={"blast": str(row.blast_id)}, icon=":material/campaign:",
                 )
+                if row.opted_out:
+                    st.warning("They asked not to be messaged: no blast will send to them.",
+                               icon=":material/block:")
                 digits = "".join(c for c in row.phone_number if c.isdigit())
                 st.markdown(f"Call {plain(row.phone_number)} or [chat on WhatsApp](https://wa.me/{digits}).")
                 render_replies(said)
@@ -237,12 +241,12 @@ def period_words(since: dt.date, *, today: dt.date) -> str:
 
 
 def count_words(found: InboxPage, *, filters: InboxFilter, period: str) -> str:
-    """"12 people replied in the last 7 days, 9 not closed yet.", with what narrows it."""
+    """"12 people replied in the last 7 days, 9 to follow up.", with what narrows it."""
     who = plural(found.replied, "person", "people")
     if filters.search:
         who += f" matching “{plain(filters.search)}”"
     to = f" to blasts tagged {' or '.join(plain(t) for t in filters.tags)}" if filters.tags else ""
-    return f"**{who}** replied{to} {period}, **{found.not_closed:,} not closed yet**."
+    return f"**{who}** replied{to} {period}, **{found.to_follow_up:,} to follow up**."
 
 
 def closed_words(closed: int, ticked: int) -> str:

@@ -91,7 +91,7 @@ def test_no_replies_in_the_last_seven_days_says_so(engine: Engine) -> None:
 def test_the_list_newest_first_with_the_count_and_only_those_not_closed(engine: Engine) -> None:
     ids = _three_people(engine)
     at = run_page(REPLIES)
-    assert "**3 people** replied in the last 7 days, **2 not closed yet**." in [m.value for m in at.markdown]
+    assert "**3 people** replied in the last 7 days, **2 to follow up**." in [m.value for m in at.markdown]
     table = _table(at).value
     assert list(table.columns) == ["When", "Name", "Reply", "Status", "Number", "Blast"]
     assert table.to_dict("records") == [
@@ -113,7 +113,7 @@ def test_the_filters_narrow_the_list(engine: Engine) -> None:
     at = run_page(REPLIES)
     at.multiselect(key="rpl_tags").select("CNY").run()
     assert list(_table(at).value["Name"]) == ["Ben"]
-    assert "**1 person** replied to blasts tagged CNY in the last 7 days, **1 not closed yet**." in [
+    assert "**1 person** replied to blasts tagged CNY in the last 7 days, **1 to follow up**." in [
         m.value for m in at.markdown]
     at.multiselect(key="rpl_tags").unselect("CNY").run()
     at.text_input(key="rpl_q").set_value("berapa").run()  # Aisyah's first reply, not her latest
@@ -158,7 +158,7 @@ def test_marking_closed_says_so_and_they_leave_the_not_closed_list(engine: Engin
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == ["2 people marked as closed (a sale)."]
     assert not at.dataframe, "nobody left to follow up"
-    assert "**3 people** replied in the last 7 days, **0 not closed yet**." in [m.value for m in at.markdown]
+    assert "**3 people** replied in the last 7 days, **0 to follow up**." in [m.value for m in at.markdown]
     assert any("Everyone who replied in the last 7 days is marked closed" in i.value for i in at.info)
     with transaction(engine) as s:
         statuses = s.scalars(select(BlastRecipient.status).where(
@@ -196,13 +196,13 @@ def test_a_reply_arriving_between_two_clicks_unticks_rather_than_pointing_at_som
 def test_the_overview_says_who_waits_for_an_answer_and_leads_to_them(engine: Engine) -> None:
     people = _three_people(engine)
     at = run_page("pages/overview.py")
-    said = [m.value for m in at.markdown if "not closed yet" in m.value]
-    assert said == ["**2 people** replied in the last 7 days and are not closed yet."]
+    said = [m.value for m in at.markdown if "waiting to be followed up" in m.value]
+    assert said == ["**2 people** replied in the last 7 days and are waiting to be followed up."]
     assert "replies" in [link.proto.page for link in at.get("page_link")]
     with transaction(engine) as s:
         mark_closed(s, recipient_ids=[people["aisyah"], people["ben"]])
     at = run_page("pages/overview.py")
-    assert not [m for m in at.markdown if "not closed yet" in m.value], "no one waits: nothing said"
+    assert not [m for m in at.markdown if "waiting to be followed up" in m.value], "no one waits"
 
 
 def test_the_list_can_be_downloaded_for_a_spreadsheet(engine: Engine) -> None:
@@ -210,3 +210,20 @@ def test_the_list_can_be_downloaded_for_a_spreadsheet(engine: Engine) -> None:
     at = run_page(REPLIES)
     labels = {b.proto.label for b in at.get("download_button")}
     assert labels == {"Download for Excel", "Download as CSV"}
+
+
+def test_someone_who_asked_to_stop_is_left_out_and_marked_when_shown(engine: Engine) -> None:
+    from core.opt_outs import add_opt_outs
+
+    people = _three_people(engine)
+    with transaction(engine) as s:
+        add_opt_outs(s, ["+60123456782"], source="webhook", keyword="STOP")  # Ben
+    at = run_page(REPLIES)
+    assert "**3 people** replied in the last 7 days, **1 to follow up**." in [m.value for m in at.markdown]
+    assert list(_table(at).value["Name"]) == ["Aisyah"]
+    at.toggle(key="rpl_open").set_value(False).run()
+    table = _table(at).value
+    assert dict(zip(table["Name"], table["Status"], strict=True))["Ben"] == "Opted out"
+    ids = [people["aisyah"], people["chong"], people["ben"]]
+    at = _tick(at, ids, [list(table["Name"]).index("Ben")])
+    assert any("asked not to be messaged" in w.value for w in at.warning)

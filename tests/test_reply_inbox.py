@@ -56,7 +56,7 @@ def test_one_row_per_person_newest_reply_first_with_their_latest_words(engine: E
     assert first.last_reply_at == MIDNIGHT + dt.timedelta(hours=9)
     assert (first.blast_name, found.rows[1].blast_name, found.rows[1].blast_id) == (
         "Raya promo", "CNY promo", cny_id)
-    assert (found.total, found.replied, found.not_closed, found.pages) == (3, 3, 3, 1)
+    assert (found.total, found.replied, found.to_follow_up, found.pages) == (3, 3, 3, 1)
 
 
 def test_the_window_starts_at_midnight_in_the_teams_time_zone(engine: Engine) -> None:
@@ -99,11 +99,26 @@ def test_only_those_not_closed_yet_and_both_counts(engine: Engine) -> None:
         mark_closed(s, recipient_ids=[sold.id])
     found = _inbox(engine)
     assert [r.recipient_id for r in found.rows] == [open_one.id]
-    assert (found.total, found.replied, found.not_closed) == (1, 2, 1)
+    assert (found.total, found.replied, found.to_follow_up) == (1, 2, 1)
     everyone = _inbox(engine, only_open=False)
     assert [(r.recipient_id, r.status) for r in everyone.rows] == [
         (sold.id, "CLOSED"), (open_one.id, "REPLIED")]
-    assert (everyone.total, everyone.replied, everyone.not_closed) == (2, 2, 1)
+    assert (everyone.total, everyone.replied, everyone.to_follow_up) == (2, 2, 1)
+
+
+def test_someone_who_asked_to_stop_is_no_one_to_follow_up(engine: Engine) -> None:
+    from core.opt_outs import add_opt_outs
+
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        lead = _replied(s, blast, (MIDNIGHT, "Interested"))
+        stopped = _replied(s, blast, (MIDNIGHT + dt.timedelta(hours=1), "STOP"))
+        add_opt_outs(s, [stopped.phone_number], source="webhook", keyword="STOP")
+    found = _inbox(engine)
+    assert [r.recipient_id for r in found.rows] == [lead.id]
+    assert (found.total, found.replied, found.to_follow_up) == (1, 2, 1)
+    everyone = _inbox(engine, only_open=False)
+    assert [(r.recipient_id, r.opted_out) for r in everyone.rows] == [(stopped.id, True), (lead.id, False)]
 
 
 def test_search_finds_a_later_reply_a_name_or_a_number(engine: Engine) -> None:
