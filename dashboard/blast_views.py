@@ -57,6 +57,12 @@ def state_badge(state: str) -> str:
     return f":{colour}-badge[{word}]"
 
 
+def opted_out_words(skipped: int | None) -> str:
+    """ " · 3 left out (they asked not to be messaged)", for the blast's heading; "" for none.
+    A number that opts out while its blast waits or sends leaves it then, so the count can grow."""
+    return f" · {skipped:,} left out (they asked not to be messaged)" if skipped else ""
+
+
 def status_word(status: str | None) -> str:
     """A recipient's status as the marketer reads it; the code stays in the database and exports."""
     if not status:

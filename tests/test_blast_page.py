@@ -415,3 +415,18 @@ def test_a_draft_message_can_be_saved_without_sending(engine: Engine) -> None:
         assert s.get(Blast, blast_id).state == "draft"
     again = _open(blast_id)
     assert again.text_area(key=f"draft_tpl_{blast_id}").value == "Hai {name}, jom!"
+
+
+def test_the_heading_says_how_many_were_left_out_for_opting_out(engine: Engine) -> None:
+    from core.opt_outs import add_opt_outs
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="scheduled", scheduled_at=utcnow() + dt.timedelta(days=1))
+        make_recipient(s, blast)
+        gone = make_recipient(s, blast).phone_number
+        blast_id = blast.id
+    assert "left out" not in _heading(_open(blast_id))
+    with transaction(engine) as s:
+        add_opt_outs(s, [gone], source="webhook", keyword="STOP")  # before the blast's day comes
+    heading = _heading(_open(blast_id))
+    assert "1 recipient · 1 left out (they asked not to be messaged)" in heading
