@@ -20,6 +20,11 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
+def one_of_many(text: str | None, count: int) -> str:
+    """One reply of a person's `count`, and how many others there are: "Ok  (+2 more)"."""
+    return (text or "") + (f"  (+{count - 1:,} more)" if count > 1 else "")
+
+
 def state_word(state: str) -> str:
     return STATE_WORDS.get(state, (state.capitalize(), "gray"))[0]
 

@@ -22,9 +22,10 @@ from core.recipients import (
     resend_unknown,
 )
 from core.statuses import Status
-from dashboard.blast_views import flash, local, plural, status_word, take_flash
+from dashboard.blast_views import flash, local, status_word, take_flash
 from dashboard.compose import bubble_html
 from dashboard.data import reading, session, settings
+from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
 
 # Where a status change came from, in words (the codes stay in the database).
@@ -81,7 +82,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
                     "Status": status_word(r.status),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
-                    "Reply": _first_reply(r.reply_text, counts.get(r.id, 0)),
+                    "Reply": one_of_many(r.reply_text, counts.get(r.id, 0)),  # their first
                     "Problem": r.error or "",
                 }
                 for r in rows
@@ -143,12 +144,6 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
                     st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
                 said = [(r.replied_at, r.text) for r in replies(s, recipient_id=rid)]
                 render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
-
-
-def _first_reply(text: str | None, count: int) -> str:
-    """The first reply, and how many more came after it."""
-    more = f"  (+{count - 1:,} more)" if count > 1 else ""
-    return (text or "") + more
 
 
 def _kept_reply(text: str, at: object) -> list[tuple[dt.datetime | None, str]]:

@@ -26,7 +26,7 @@ from core.reply_inbox import (
 from dashboard.blast_views import status_word, take_flash
 from dashboard.compose import plain
 from dashboard.data import reading, session, settings
-from dashboard.format import plural
+from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
 from dashboard.recipient_views import after_action, render_replies
 
@@ -149,7 +149,7 @@ def _render_table(found: InboxPage) -> None:
     frame = pd.DataFrame({
         "When": [when_replied(r.last_reply_at, zone=zone, now=now) for r in found.rows],
         "Name": [r.contact_name or "" for r in found.rows],
-        "Reply": [latest_reply(r.last_reply, r.replies) for r in found.rows],
+        "Reply": [one_of_many(r.last_reply, r.replies) for r in found.rows],  # their latest
         "Status": [OPTED_OUT if r.opted_out else status_word(r.status) for r in found.rows],
         "Number": [r.phone_number for r in found.rows],
         "Blast": [blast_link(r.blast_id, r.blast_name) for r in found.rows],
@@ -203,11 +203,6 @@ def inbox_table_key(*, generation: int, ids: list[int]) -> str:
 
 def blast_link(blast_id: int, name: str | None) -> str:
     return f"/blast?blast={blast_id}#{quote(name or f'Blast #{blast_id}', safe='')}"
-
-
-def latest_reply(text: str, count: int) -> str:
-    """The latest reply, and how many came before it."""
-    return text + (f"  (+{count - 1:,} more)" if count > 1 else "")
 
 
 def person_label(row: InboxRow) -> str:

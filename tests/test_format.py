@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dashboard.format import plural, state_word, when_words
+from dashboard.format import one_of_many, plural, state_word, when_words
 
 KL = ZoneInfo("Asia/Kuala_Lumpur")
 NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)  # Thursday 10:00 in Kuala Lumpur
@@ -31,3 +31,11 @@ def test_plurals_and_states() -> None:
         "1 recipient", "1,200 recipients", "2 people"]
     assert [state_word("completed"), state_word("draft"), state_word("archived")] == [
         "Finished", "Draft", "Archived"]
+
+
+@pytest.mark.parametrize(("text", "count", "shown"), [
+    ("Ok", 1, "Ok"), ("Ok", 0, "Ok"), ("Ok", 3, "Ok  (+2 more)"), (None, 0, ""),
+    ("Nak", 1_001, "Nak  (+1,000 more)"),
+])
+def test_one_reply_of_many(text: str | None, count: int, shown: str) -> None:
+    assert one_of_many(text, count) == shown
