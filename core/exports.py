@@ -13,7 +13,7 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import BlastRecipient, RecipientReply
+from core.models import BlastRecipient, OptOut, RecipientReply
 from core.recipients import SELECTIONS, select_recipients
 from core.reply_inbox import InboxFilter, inbox_page
 from core.statuses import status_in_words
@@ -38,8 +38,13 @@ def to_csv(rows: Iterable[Sequence[object]], *, columns: Sequence[str]) -> bytes
 
 # `status` keeps the plan's name (what queries and re-imports match); `status_in_words` says it
 # as the dashboard does.
-EXPORT_COLUMNS = ("phone_number", "name", "status", "status_in_words", "sent_at", "delivered_at", "read_at",
-                  "replied_at", "reply_text", "later_replies", "closed_at", "error")
+# `opted_out` is "yes" for a number that asked not to be messaged (in any blast): not one to call.
+EXPORT_COLUMNS = ("phone_number", "name", "status", "status_in_words", "opted_out", "sent_at", "delivered_at",
+                  "read_at", "replied_at", "reply_text", "later_replies", "closed_at", "error")
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
 
 
 def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str:
@@ -51,10 +56,15 @@ def _stage_rows(
 ) -> Iterator[tuple[object, ...]]:
     query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
     later = _later_replies(session, blast_id=blast_id)
+    stopped = set(session.scalars(
+        select(OptOut.phone_number).join(BlastRecipient, BlastRecipient.phone_number == OptOut.phone_number)
+        .where(BlastRecipient.blast_id == blast_id)
+    ))
     for r in session.scalars(query.order_by("id")):
         yield (r.phone_number, r.contact_name or "", r.status, status_in_words(r.status) or r.status,
-               when(r.sent_at), when(r.delivered_at), when(r.read_timestamp), when(r.replied_at),
-               r.reply_text or "", "\n".join(later.get(r.id, ())), when(r.closed_at), r.error or "")
+               _yes(r.phone_number in stopped), when(r.sent_at), when(r.delivered_at),
+               when(r.read_timestamp), when(r.replied_at), r.reply_text or "",
+               "\n".join(later.get(r.id, ())), when(r.closed_at), r.error or "")
 
 
 def _later_replies(session: Session, *, blast_id: int) -> dict[int, list[str]]:
@@ -84,7 +94,7 @@ def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzin
 
 
 # The Replies page's list, as a sales team works from it: who, what they said, where to find them.
-REPLY_EXPORT_COLUMNS = ("replied_at", "name", "phone_number", "status_in_words", "latest_reply",
+REPLY_EXPORT_COLUMNS = ("replied_at", "name", "phone_number", "status_in_words", "opted_out", "latest_reply",
                         "replies", "blast", "blast_id")
 MOST_REPLIES_EXPORTED = 10_000
 
@@ -95,7 +105,8 @@ def _reply_rows(
     found = inbox_page(session, filters=filters, page_size=MOST_REPLIES_EXPORTED)
     for r in found.rows:
         yield (when(r.last_reply_at), r.contact_name or "", r.phone_number,
-               status_in_words(r.status) or r.status, r.last_reply, r.replies, r.blast_name or "", r.blast_id)
+               status_in_words(r.status) or r.status, _yes(r.opted_out), r.last_reply, r.replies,
+               r.blast_name or "", r.blast_id)
 
 
 def replies_csv(session: Session, *, filters: InboxFilter, zone: dt.tzinfo) -> bytes:

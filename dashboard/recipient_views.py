@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.closing import CloseOutcome, CloseReport, close_from_csv
-from core.csv_import import UPLOAD_TYPES
+from core.csv_import import UPLOAD_TYPES, opted_out_among
 from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.recipients import (
@@ -70,6 +70,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
             s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=page_size
         )
         counts = reply_counts(s, recipient_ids=[r.id for r in rows])
+        stopped = opted_out_among(s, [r.phone_number for r in rows])
         frame = pd.DataFrame(
             [
                 {
@@ -79,7 +80,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
                     "replied_at": r.replied_at,
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
-                    "Status": status_word(r.status),
+                    "Status": status_word(r.status) + (" · opted out" if r.phone_number in stopped else ""),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
                     "Reply": one_of_many(r.reply_text, counts.get(r.id, 0)),  # their first

@@ -133,3 +133,28 @@ def test_the_replies_list_exports_every_page_latest_first(engine: Engine, export
     assert str(aisyah["replies"]) == "2" and aisyah["blast"] == "Raya promo"
     assert str(aisyah["blast_id"]) == str(blast_id)
     assert aisyah["status_in_words"] == "Replied"
+
+
+@pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
+def test_a_number_that_opted_out_anywhere_is_marked_in_the_export(engine: Engine, export) -> None:
+    """Someone who said stop to another blast may still be in this one's "read, no reply":
+    the list a team calls from must say not to."""
+    import openpyxl
+
+    from core.opt_outs import add_opt_outs
+
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        stopped = make_recipient(s, blast, status="READ_ACK", contact_name="Stopped").phone_number
+        make_recipient(s, blast, status="READ_ACK", contact_name="Keen")
+        add_opt_outs(s, [stopped, "+60111111111"], source="webhook", keyword="STOP")
+        blast_id = blast.id
+    with transaction(engine) as s:
+        data = export(s, blast_id=blast_id, selection="Read, no reply", zone=ZoneInfo("Asia/Kuala_Lumpur"))
+    if export is stage_csv:
+        rows = [(r["name"], r["opted_out"]) for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))]
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+        name, flag = EXPORT_COLUMNS.index("name"), EXPORT_COLUMNS.index("opted_out")
+        rows = [(row[name].value, row[flag].value or "") for row in list(sheet.iter_rows())[1:]]
+    assert rows == [("Stopped", "yes"), ("Keen", "")]

@@ -152,3 +152,16 @@ def test_every_reply_shows_and_a_later_one_is_found_by_search(engine: Engine) ->
 
     at.text_input(key="rcp_q").set_value("shah alam").run()
     assert list(_recipients_table(at).value["Phone"]) == [phone], "found by their second reply"
+
+
+def test_a_number_that_opted_out_is_marked_in_the_table(engine: Engine) -> None:
+    from core.opt_outs import add_opt_outs
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        stopped = make_recipient(s, blast, status="READ_ACK", sent_at=utcnow()).phone_number
+        make_recipient(s, blast, status="READ_ACK", sent_at=utcnow())
+        add_opt_outs(s, [stopped], source="manual")
+        blast_id = blast.id
+    statuses = list(_recipients_table(_open(blast_id)).value["Status"])
+    assert statuses == ["Read (blue ticks) · opted out", "Read (blue ticks)"]
