@@ -16,9 +16,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core.models import Blast, BlastRecipient, BlastState, RecipientReply, StatusHistory
+from core.opt_outs import add_opt_outs
 from core.simulator.plan import REALISTIC, Proportions, Timing, plan_message
 from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Status, stages_between
-from core.webhook.replies import DEFAULT_OPT_OUT_WORDS, opt_out_keyword, record_opt_out
+from core.webhook.replies import DEFAULT_OPT_OUT_WORDS, opt_out_keyword
 
 TAGS = {
     "Raya Promo": 1.15,
@@ -300,4 +301,4 @@ def _write(session: Session, rows: _Rows) -> None:
     for item in rows.history:
         for _, text in item["replies"]:
             if keyword := opt_out_keyword(text, words=DEFAULT_OPT_OUT_WORDS):
-                record_opt_out(session, phone=item["phone"], keyword=keyword)
+                add_opt_outs(session, [item["phone"]], source="webhook", keyword=keyword)

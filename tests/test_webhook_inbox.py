@@ -685,10 +685,10 @@ def test_webhook_url_is_masked_unless_revealed() -> None:
 
 
 def test_the_opt_out_table_count_is_unchanged_by_a_duplicate_number(engine: Engine) -> None:
-    # record_opt_out is an idempotent insert on both dialects, even in one transaction.
-    from core.webhook.replies import record_opt_out
+    # Listing a number is an idempotent insert on both dialects, even in one transaction.
+    from core.opt_outs import add_opt_outs
 
     with transaction(engine) as s:
-        record_opt_out(s, phone=PHONE, keyword="STOP")
-        record_opt_out(s, phone=PHONE, keyword="BERHENTI")
+        add_opt_outs(s, [PHONE], source="webhook", keyword="STOP")
+        add_opt_outs(s, [PHONE], source="webhook", keyword="BERHENTI")
         assert s.scalar(select(func.count()).select_from(OptOut)) == 1

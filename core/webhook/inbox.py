@@ -24,7 +24,7 @@ from core import bulk
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.models import BlastRecipient, RecipientReply, WebhookInbox, utcnow
-from core.opt_outs import withdraw_from_queues
+from core.opt_outs import add_opt_outs
 from core.status_batch import StatusEvent, apply_statuses
 from core.status_engine import StatusChange
 from core.statuses import RANK, Status
@@ -35,7 +35,6 @@ from core.webhook.replies import (
     is_being_sent,
     not_a_reply,
     opt_out_keyword,
-    record_opt_out,
     replied_recipient,
 )
 from core.wsapme.answers import AckNumbering
@@ -270,11 +269,10 @@ def apply_bodies(
                             "inbox_position": step.position})
     if replies:
         _keep_replies(session, replies)
+    # Listed, and taken out of every queue: a blast scheduled for tomorrow, or halfway
+    # through, must not reach them.
     for phone, keyword in opt_outs.items():
-        record_opt_out(session, phone=phone, keyword=keyword)
-    if opt_outs:
-        # From now on: a blast scheduled for tomorrow, or halfway through, must not reach them.
-        withdraw_from_queues(session, list(opt_outs))
+        add_opt_outs(session, [phone], source="webhook", keyword=keyword)
     return {key: _summarise(notes[key]) for key in order}
 
 

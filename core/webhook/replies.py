@@ -8,10 +8,9 @@ import unicodedata
 from collections.abc import Iterable
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.models import BlastRecipient, OptOut
+from core.models import BlastRecipient
 from core.phones import JidKind
 from core.statuses import Status
 from core.webhook.parse import IncomingMessage
@@ -93,14 +92,3 @@ def opt_out_keyword(text: str, *, words: Iterable[str]) -> str | None:
         if normalise_words(word) == said:
             return said.upper()
     return None
-
-
-def record_opt_out(session: Session, *, phone: str, keyword: str) -> None:
-    """Add `phone` to the suppression list; a number already on it keeps its first entry."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(OptOut)
-        .values(phone_number=phone, source="webhook", keyword=keyword)
-        .on_conflict_do_nothing(index_elements=[OptOut.phone_number])
-    )
