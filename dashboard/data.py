@@ -53,6 +53,19 @@ def reading() -> Iterator[Session]:
         yield s
 
 
+def on_download(export: Callable[[Session], bytes]) -> Callable[[], bytes]:
+    """A download's contents, read only when it is clicked (a download button runs it on a
+    thread of its own): a page rerun never builds a file that nobody asked for, and the file
+    holds what the database holds at the click."""
+    engine = get_engine()  # here: the download's thread has no Streamlit context
+
+    def build() -> bytes:
+        with read_transaction(engine) as s:
+            return export(s)
+
+    return build
+
+
 @dataclass(frozen=True)
 class RecipientAnalytics:
     """The Overview's analytics that read recipient rows rather than rollups."""

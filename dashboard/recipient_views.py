@@ -24,7 +24,7 @@ from core.recipients import (
 from core.statuses import Status
 from dashboard.blast_views import flash, local, status_word, take_flash
 from dashboard.compose import bubble_html
-from dashboard.data import reading, session, settings
+from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
 
@@ -188,9 +188,8 @@ def history_line(at: dt.datetime, old: str | None, new: str, source: str | None)
 def render_export(blast_id: int) -> None:
     selection = st.selectbox("Which recipients", list(SELECTIONS), key="export_sel")
     zone = settings().timezone
-    with reading() as s:
-        workbook = stage_xlsx(s, blast_id=blast_id, selection=selection, zone=zone)
-        data = stage_csv(s, blast_id=blast_id, selection=selection, zone=zone)
+    workbook = on_download(lambda s: stage_xlsx(s, blast_id=blast_id, selection=selection, zone=zone))
+    data = on_download(lambda s: stage_csv(s, blast_id=blast_id, selection=selection, zone=zone))
     stem = f"blast-{blast_id}-{selection.lower().replace(', ', '-').replace(' ', '-')}"
     excel, csv = st.columns(2)
     excel.download_button(

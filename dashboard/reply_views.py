@@ -25,7 +25,7 @@ from core.reply_inbox import (
 )
 from dashboard.blast_views import status_word, take_flash
 from dashboard.compose import plain
-from dashboard.data import reading, session, settings
+from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
 from dashboard.recipient_views import after_action, render_replies
@@ -133,9 +133,8 @@ def render_inbox(filters: InboxFilter) -> None:
 def _render_downloads(filters: InboxFilter) -> None:
     """The whole list (every page) for a spreadsheet, as a sales team often works from one."""
     zone = settings().timezone
-    with reading() as s:
-        workbook = replies_xlsx(s, filters=filters, zone=zone)
-        data = replies_csv(s, filters=filters, zone=zone)
+    workbook = on_download(lambda s: replies_xlsx(s, filters=filters, zone=zone))
+    data = on_download(lambda s: replies_csv(s, filters=filters, zone=zone))
     excel, csv, _ = st.columns([1, 1, 2])
     excel.download_button("Download for Excel", workbook, file_name="replies.xlsx",
                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -212,6 +212,28 @@ def test_the_list_can_be_downloaded_for_a_spreadsheet(engine: Engine) -> None:
     assert labels == {"Download for Excel", "Download as CSV"}
 
 
+def test_a_download_is_built_when_clicked_with_what_the_database_holds_then(engine: Engine) -> None:
+    """Download buttons get `on_download`: a rerun builds no file, and the click (on a thread
+    of the server's, with no Streamlit context) reads the list as it is at that moment."""
+    import threading
+
+    from core.exports import replies_csv
+    from core.reply_inbox import InboxFilter
+    from dashboard.data import on_download
+
+    people = _three_people(engine)
+    filters = InboxFilter(since=(utcnow() - dt.timedelta(days=7)).date(), timezone="Asia/Kuala_Lumpur")
+    build = on_download(lambda s: replies_csv(s, filters=filters, zone=dt.UTC))
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[people["ben"]])  # after the page was drawn
+    built: list[bytes] = []
+    clicked = threading.Thread(target=lambda: built.append(build()))
+    clicked.start()
+    clicked.join()
+    names = [line.split(",")[1] for line in built[0].decode("utf-8-sig").splitlines()[1:]]
+    assert names == ["Aisyah"], "Ben's sale, closed after the page was drawn, takes him off the list"
+
+
 def test_someone_who_asked_to_stop_is_left_out_and_marked_when_shown(engine: Engine) -> None:
     from core.opt_outs import add_opt_outs
 
