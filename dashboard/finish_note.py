@@ -8,25 +8,10 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from core.models import Device, utcnow
-from core.sending.pacing import PacingRules, after_quiet_hours
-from core.sending.progress import eta, rules_for
+from core.sending.pacing import Finish, PacingRules, after_quiet_hours
+from core.sending.progress import finish_estimate, rules_for
 from dashboard.data import reading, settings
 from dashboard.format import duration_words
-
-
-def quiet_hours_between(rules: PacingRules, *, start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> bool:
-    """Whether any quiet hours fall between `start` and `end`: sending waits through them."""
-    if rules.quiet_start is None or rules.quiet_end is None or rules.quiet_start == rules.quiet_end:
-        return False
-    wraps = rules.quiet_start > rules.quiet_end  # 21:00–09:00 ends the next day
-    day = start.astimezone(zone).date() - dt.timedelta(days=1)  # a window begun the night before
-    while day <= end.astimezone(zone).date():
-        begins = dt.datetime.combine(day, rules.quiet_start, tzinfo=zone)
-        ends = dt.datetime.combine(day + dt.timedelta(days=wraps), rules.quiet_end, tzinfo=zone)
-        if begins < end and ends > start:
-            return True
-        day += dt.timedelta(days=1)
-    return False
 
 
 def sent_on_first_day(
@@ -47,25 +32,26 @@ def day_words(moment: dt.datetime, *, now: dt.datetime, zone: ZoneInfo) -> str:
 
 
 def finish_note(
-    rules: PacingRules, *, now: dt.datetime, finish: dt.datetime, zone: ZoneInfo, recipients: int,
-    sent_today: int = 0,
+    rules: PacingRules, *, now: dt.datetime, finish: Finish, zone: ZoneInfo, sent_today: int = 0,
 ) -> str | None:
     """ "Sending pauses during quiet hours (22:00–08:00), so it would finish tomorrow around
     10:30.", naming the daily cap too when it holds the blast back; None when neither does.
+    What held it back is the pacing's own estimate's (`estimate_finish`).
 
     `sent_today`: what the device has sent on the day the blast can begin (`sent_on_first_day`).
     """
     reasons = []
-    if quiet_hours_between(rules, start=now, end=finish, zone=zone):
+    if finish.quiet_hours:
         window = f"{rules.quiet_start:%H:%M}–{rules.quiet_end:%H:%M}"
         reasons.append(f"sending pauses during quiet hours ({window})")
-    if rules.daily_cap and recipients > rules.daily_cap - sent_today:
+    if finish.daily_cap:
         already = f" ({sent_today:,} already went out today)" if sent_today else ""
         reasons.append(f"at most {rules.daily_cap:,} messages go out a day{already}")
     if not reasons:
         return None
     because = " and ".join(reasons)
-    return f"{because[0].upper()}{because[1:]}, so it would finish {day_words(finish, now=now, zone=zone)}."
+    when = day_words(finish.at, now=now, zone=zone)
+    return f"{because[0].upper()}{because[1:]}, so it would finish {when}."
 
 
 def render_finish(*, device: str, recipients: int) -> None:
@@ -73,20 +59,18 @@ def render_finish(*, device: str, recipients: int) -> None:
     would finish, and what holds them back (quiet hours, the daily cap)."""
     cfg, now = settings(), utcnow()
     with reading() as s:
-        finish = eta(s, device=device, remaining=recipients, settings=cfg)
+        finish = finish_estimate(s, device=device, remaining=recipients, settings=cfg)
         rules, row = rules_for(s, device=device, settings=cfg), s.get(Device, device)
     if not finish:
         return
     zone = cfg.timezone
     st.write(
-        f"At this pace, **{recipients:,}** messages take {_about(finish - now)} "
-        f"and finish around **{finish.astimezone(zone):%a %d %b, %H:%M}** if sent now."
+        f"At this pace, **{recipients:,}** messages take {_about(finish.at - now)} "
+        f"and finish around **{finish.at.astimezone(zone):%a %d %b, %H:%M}** if sent now."
     )
-    if cfg.send_pacing != "on":
-        return
     sent_today = sent_on_first_day(rules, now=now, zone=zone, sent_day=row.sent_day if row else None,
                                    sent_in_day=row.sent_in_day if row else 0)
-    note = finish_note(rules, now=now, finish=finish, zone=zone, recipients=recipients, sent_today=sent_today)
+    note = finish_note(rules, now=now, finish=finish, zone=zone, sent_today=sent_today)
     if note:
         st.info(note, icon=":material/schedule:")
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.config import get_settings
 from core.db import transaction
 from core.sending.pacing import PacingRules, ensure_device, estimate_finish, parse_quiet_hours
-from dashboard.finish_note import finish_note, quiet_hours_between, sent_on_first_day
+from dashboard.finish_note import finish_note, sent_on_first_day
 from tests import test_pages
 from tests.support.factories import make_blast, make_recipient
 
@@ -34,22 +34,35 @@ def _kl(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 
 @pytest.mark.parametrize(
-    ("quiet", "start", "end", "between"),
+    ("quiet", "start", "minutes", "held"),
     [
-        ("22:00-08:00", _kl(26, 20), _kl(26, 21, 59), False),
-        ("22:00-08:00", _kl(26, 20), _kl(27, 8), True),
-        ("22:00-08:00", _kl(27, 1), _kl(27, 8, 30), True),  # started inside last night's window
-        ("22:00-08:00", _kl(27, 8), _kl(27, 21), False),
-        ("22:00-08:00", _kl(26, 9), _kl(29, 9), True),
-        ("12:00-14:00", _kl(26, 9), _kl(26, 11, 59), False),
-        ("12:00-14:00", _kl(26, 9), _kl(26, 14, 30), True),
-        ("12:00-14:00", _kl(26, 15), _kl(27, 10), False),
-        ("off", _kl(26, 9), _kl(29, 9), False),
-        ("09:00-09:00", _kl(26, 8), _kl(26, 10), False),  # an empty window, as the worker reads it
+        ("22:00-08:00", _kl(26, 20), 119, False),  # the last one at 21:59
+        ("22:00-08:00", _kl(26, 20), 121, True),
+        ("22:00-08:00", _kl(27, 1), 1, True),  # begun inside last night's window
+        ("22:00-08:00", _kl(27, 8), 600, False),
+        ("22:00-08:00", _kl(26, 9), 3 * 24 * 60, True),
+        ("12:00-14:00", _kl(26, 9), 179, False),
+        ("12:00-14:00", _kl(26, 9), 181, True),
+        ("12:00-14:00", _kl(26, 15), 19 * 60, False),
+        ("off", _kl(26, 9), 3 * 24 * 60, False),
+        ("09:00-09:00", _kl(26, 8), 120, False),  # an empty window, as the worker reads it
     ],
 )
-def test_quiet_hours_between(quiet: str, start: dt.datetime, end: dt.datetime, between: bool) -> None:
-    assert quiet_hours_between(_rules(quiet), start=start, end=end, zone=KL) is between
+def test_the_estimate_says_when_quiet_hours_held_a_send_back(
+    quiet: str, start: dt.datetime, minutes: int, held: bool
+) -> None:
+    finish = estimate_finish(_rules(quiet), remaining=minutes + 1, start=start, zone=KL)  # one a minute
+    assert finish.quiet_hours is held
+    assert not finish.daily_cap
+
+
+def test_the_estimate_says_when_the_daily_cap_held_a_send_back() -> None:
+    assert not estimate_finish(_rules(cap=10), remaining=10, start=_kl(26, 10), zone=KL).daily_cap
+    assert estimate_finish(_rules(cap=10), remaining=11, start=_kl(26, 10), zone=KL).daily_cap
+    assert estimate_finish(_rules(cap=10), remaining=4, start=_kl(26, 10), zone=KL, sent_today=7).daily_cap
+    # The cap sends the rest to the next midnight, inside quiet hours: both held them back.
+    both = estimate_finish(_rules("22:00-08:00", cap=10), remaining=11, start=_kl(26, 10), zone=KL)
+    assert (both.quiet_hours, both.daily_cap, both.at) == (True, True, _kl(27, 8))
 
 
 @pytest.mark.parametrize(
@@ -75,8 +88,7 @@ def test_finish_note_names_what_the_worker_waits_for(
 ) -> None:
     # The finish as the worker's pacing works it out, from where the count of the day stands.
     finish = estimate_finish(rules, remaining=recipients, start=now, zone=KL, sent_today=sent_today)
-    assert finish_note(rules, now=now, finish=finish, zone=KL, recipients=recipients,
-                       sent_today=sent_today) == note
+    assert finish_note(rules, now=now, finish=finish, zone=KL, sent_today=sent_today) == note
 
 
 def test_the_day_count_starts_again_when_quiet_hours_hold_the_start_past_midnight() -> None:

@@ -139,6 +139,15 @@ def keep_gap_after_send(device: Device, *, claimed: dt.datetime, finished: dt.da
         device.next_send_at = (device.next_send_at or finished) + took
 
 
+@dataclass(frozen=True)
+class Finish:
+    """When the last message would go out, and what made it later than its pace alone."""
+
+    at: dt.datetime
+    quiet_hours: bool = False  # some send waited for quiet hours to end
+    daily_cap: bool = False  # some send waited for the next day's count
+
+
 def estimate_finish(
     rules: PacingRules,
     *,
@@ -148,18 +157,26 @@ def estimate_finish(
     sent_today: int = 0,
     sent_since_pause: int = 0,
     gap_seconds: float | None = None,
-) -> dt.datetime:
+) -> Finish:
     """When `remaining` messages will have gone out, honouring every rule: one every
-    `gap_seconds` (as measured), or else at the rules' average gap."""
+    `gap_seconds` (as measured), or else at the rules' average gap. `sent_today` is what the
+    device has sent on `start`'s day."""
     moment = start
     day = start.astimezone(zone).date()
     average_gap = rules.min_gap_seconds + rules.jitter_seconds / 2 if gap_seconds is None else gap_seconds
+    quiet = capped = False
+    last = start
     for _ in range(remaining):
-        moment = after_quiet_hours(rules, moment, zone)
+        allowed = after_quiet_hours(rules, moment, zone)
+        quiet |= allowed != moment
+        moment = allowed
         if moment.astimezone(zone).date() != day:
             day, sent_today = moment.astimezone(zone).date(), 0
         if rules.daily_cap and sent_today >= rules.daily_cap:
-            moment = after_quiet_hours(rules, _next_local_midnight(moment, zone), zone)
+            capped = True
+            midnight = _next_local_midnight(moment, zone)
+            moment = after_quiet_hours(rules, midnight, zone)
+            quiet |= moment != midnight
             day, sent_today = moment.astimezone(zone).date(), 0
         sent_today += 1
         sent_since_pause += 1
@@ -169,7 +186,7 @@ def estimate_finish(
             sent_since_pause = 0
         last = moment
         moment = moment + dt.timedelta(seconds=gap)
-    return last if remaining else start
+    return Finish(at=last, quiet_hours=quiet, daily_cap=capped)
 
 
 def save_rules(session: Session, *, device: str, rules: PacingRules, settings: Settings) -> Device:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.funnel import Funnel, FunnelFilter, funnel
 from core.models import Blast, BlastRecipient, Device, utcnow
-from core.sending.pacing import PacingRules, earliest_send, estimate_finish, parse_quiet_hours
+from core.sending.pacing import Finish, PacingRules, estimate_finish, parse_quiet_hours
 
 # The blast's own recent cadence, once it has this many gaps to go by, beats the rules'
 # average: it counts the gateway's answer time (the next gap starts at the answer) and
@@ -57,21 +57,33 @@ def eta(
 ) -> dt.datetime | None:
     """When the last of `remaining` messages should go, starting now (or at `start`), one
     every `gap_seconds` when that is known (see `observed_gap`)."""
+    finish = finish_estimate(session, device=device, remaining=remaining, settings=settings, start=start,
+                             gap_seconds=gap_seconds)
+    return finish.at if finish else None
+
+
+def finish_estimate(
+    session: Session, *, device: str | None, remaining: int, settings: Settings,
+    start: dt.datetime | None = None, gap_seconds: float | None = None,
+) -> Finish | None:
+    """`eta`, with whether quiet hours or the daily cap hold the messages back, as the
+    worker's pacing would: from the device's next slot and what it has sent today."""
     if remaining == 0:
         return None
     now = utcnow()
     start = max(start or now, now)
     zone = settings.timezone
     if settings.send_pacing == "off":
-        return start
+        return Finish(at=start)
     row = session.get(Device, device) if device else None
-    if row is not None:
-        start = max(start, earliest_send(row, now=start, zone=zone))
-        sent_today = row.sent_in_day if row.sent_day == start.astimezone(zone).date() else 0
-        return estimate_finish(PacingRules.of(row), remaining=remaining, start=start, zone=zone,
-                               sent_today=sent_today, sent_since_pause=row.sent_since_pause,
+    if row is None:
+        return estimate_finish(default_rules(settings), remaining=remaining, start=start, zone=zone,
                                gap_seconds=gap_seconds)
-    return estimate_finish(default_rules(settings), remaining=remaining, start=start, zone=zone,
+    # The walk waits for quiet hours and the day's cap itself, as `earliest_send` does.
+    start = max(start, row.next_send_at or start)
+    sent_today = row.sent_in_day if row.sent_day == start.astimezone(zone).date() else 0
+    return estimate_finish(PacingRules.of(row), remaining=remaining, start=start, zone=zone,
+                           sent_today=sent_today, sent_since_pause=row.sent_since_pause,
                            gap_seconds=gap_seconds)
 
 

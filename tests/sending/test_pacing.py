@@ -92,20 +92,20 @@ def test_a_new_local_day_resets_the_daily_count() -> None:
 def test_estimate_finish_honours_every_rule() -> None:
     rules = PacingRules(min_gap_seconds=10, jitter_seconds=0, pause_every=0, pause_seconds=0,
                         daily_cap=0, quiet_start=None, quiet_end=None)
-    assert estimate_finish(rules, remaining=7, start=kl(2, 10), zone=KL) == kl(2, 10, 1)
+    assert estimate_finish(rules, remaining=7, start=kl(2, 10), zone=KL).at == kl(2, 10, 1)
     with_pause = PacingRules(min_gap_seconds=10, jitter_seconds=0, pause_every=3, pause_seconds=600,
                              daily_cap=0, quiet_start=None, quiet_end=None)
     # 3 sends (0, 10, 20 s), then 10 s + 600 s pause: the 4th goes at 630 s.
     fourth = kl(2, 10) + dt.timedelta(seconds=630)
-    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL) == fourth
+    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL).at == fourth
     # A measured pace replaces the average gap; the pause still comes on top.
     measured = kl(2, 10) + dt.timedelta(seconds=3 * 12 + 600)
-    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL, gap_seconds=12) == measured
+    assert estimate_finish(with_pause, remaining=4, start=kl(2, 10), zone=KL, gap_seconds=12).at == measured
     capped = PacingRules(min_gap_seconds=60, jitter_seconds=0, pause_every=0, pause_seconds=0,
                          daily_cap=2, quiet_start=dt.time(21), quiet_end=dt.time(9))
     # Two today at 20:58 and 20:59, then quiet hours: the third goes tomorrow at 09:00.
-    assert estimate_finish(capped, remaining=3, start=kl(2, 20, 58), zone=KL) == kl(3, 9)
-    assert estimate_finish(rules, remaining=0, start=kl(2, 10), zone=KL) == kl(2, 10)
+    assert estimate_finish(capped, remaining=3, start=kl(2, 20, 58), zone=KL).at == kl(3, 9)
+    assert estimate_finish(rules, remaining=0, start=kl(2, 10), zone=KL).at == kl(2, 10)
 
 
 def test_the_gap_also_runs_from_the_gateways_answer() -> None:
