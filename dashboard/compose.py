@@ -15,6 +15,7 @@ from core.sending.pacing import PacingRules, after_quiet_hours
 from core.sending.progress import rules_for
 from dashboard.data import reading, settings
 from dashboard.format import plural
+from dashboard.message_length import render_length
 from dashboard.whatsapp_format import to_html
 
 SHOWN_BY_NAME = 3  # recipients named in a warning before "and N more"
@@ -89,10 +90,19 @@ def render_template(
     value: str = "",
     fix: str = "fix the file",
 ) -> Message:
-    """The message box with a live preview, and what stands between it and sending.
+    """The message box with a live preview, its length, and what stands between it and sending.
 
     `fix` is what the marketer can do about an empty value: fix the file before it is a
     blast, change the message after."""
+    message = _render_box(names=names, samples=samples, key=key, value=value, fix=fix)
+    # A message with mistakes is counted as written: its placeholders cannot be filled yet.
+    render_length(message.text, [s.variables for s in samples] if message.usable else [])
+    return message
+
+
+def _render_box(
+    *, names: Sequence[str], samples: Sequence[Sample], key: str, value: str, fix: str
+) -> Message:
     st.caption(
         "Placeholders you can use: "
         + " ".join(f"`{{{n}}}`" for n in names)

@@ -13,7 +13,6 @@ from dashboard.data import reading, session, settings
 from dashboard.finish_note import render_finish
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
-from dashboard.message_length import render_length
 
 
 def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
@@ -48,7 +47,6 @@ def render_draft_launch(blast: Blast) -> None:
         value=blast.message_template or "",
         fix="take that placeholder out of the message",
     )
-    render_length(message.text, [s.variables for s in samples] if message.usable else [])
     _render_save_message(blast, message)
     cfg = settings()
     render_finish(device=blast.device or cfg.wsapme_device, recipients=len(samples))

@@ -28,7 +28,6 @@ from dashboard.compose import Message, Sample, render_template
 from dashboard.data import reading, session, settings
 from dashboard.finish_note import render_finish
 from dashboard.format import state_word
-from dashboard.message_length import render_length
 
 OUTCOME_WORDS = {
     Outcome.VALID: "Ready to send",
@@ -170,14 +169,11 @@ def render_report(report: ImportReport) -> None:
 
 
 def render_message(report: ImportReport) -> Message:
-    """The message box, previewed for the file's first recipients, and its length."""
+    """The message box, previewed for the file's first recipients, with its length."""
     samples = [
         Sample(row.name or row.phone or "", _row_variables(row), line=row.line) for row in report.recipients
     ]
-    message = render_template(names=report.variable_names, samples=samples)
-    # A message with mistakes is counted as written: its placeholders cannot be filled yet.
-    render_length(message.text, [s.variables for s in samples] if message.usable else [])
-    return message
+    return render_template(names=report.variable_names, samples=samples)
 
 
 def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
