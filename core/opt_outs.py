@@ -84,8 +84,9 @@ def remove_opt_out(session: Session, *, phone: str) -> bool:
     ).rowcount)
 
 
-def listed(session: Session, *, search: str = "", limit: int = 200) -> tuple[list[Listed], int]:
-    """The newest entries matching `search` (part of a number), and how many match in all."""
+def listed(session: Session, *, search: str = "", limit: int | None = 200) -> tuple[list[Listed], int]:
+    """The newest entries matching `search` (part of a number), and how many match in all;
+    every one of them with no `limit`."""
     query = select(OptOut)
     if search.strip():
         digits = "".join(ch for ch in search if ch.isdigit())

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from core.exports import to_csv
 from core.opt_outs import Listed, add_opt_outs, listed, remove_opt_out
 from core.phones import normalise
 from dashboard.blast_views import flash, local, take_flash
 from dashboard.compose import plain
-from dashboard.data import reading, session, settings
+from dashboard.data import on_download, reading, session, settings
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
 
@@ -113,16 +114,20 @@ def render_list() -> None:
     })
     event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
                          selection_mode="single-row", key=f"opt_out_table_{search}")
-    st.download_button(
-        "Download the list (CSV)",
-        to_csv(((e.phone_number, local(e.created_at, "%Y-%m-%d %H:%M"), how_words(e)) for e in entries),
-               columns=["phone_number", "since", "how"]),
-        file_name="opt-outs.csv", mime="text/csv", key="opt_out_csv", icon=":material/download:",
-        on_click="ignore",
-    )
+    # Every number that matches, not only the newest shown: the list goes to other tools.
+    label = f"Download these {total:,} (CSV)" if search.strip() else "Download the list (CSV)"
+    st.download_button(label, on_download(lambda s: list_csv(s, search=search)), file_name="opt-outs.csv",
+                       mime="text/csv", key="opt_out_csv", icon=":material/download:", on_click="ignore")
     rows = [i for i in event.selection.rows if i < len(entries)]
     if rows:
         _render_remove(entries[rows[0]].phone_number)
+
+
+def list_csv(s: Session, *, search: str) -> bytes:
+    """Every number on the list that matches `search`, for a spreadsheet or another tool."""
+    entries, _ = listed(s, search=search, limit=None)
+    return to_csv(((e.phone_number, local(e.created_at, "%Y-%m-%d %H:%M"), how_words(e)) for e in entries),
+                  columns=["phone_number", "since", "how"])
 
 
 def _render_remove(phone: str) -> None:

@@ -166,3 +166,22 @@ def test_a_number_is_found_and_taken_off_the_list(app_db: str, engine: Engine) -
     assert any(f"{PHONE} was taken off the opt-out list." in m.value for m in at.success)
     with transaction(engine) as s:
         assert [e.phone_number for e in listed(s)[0]] == ["+60198765432"]
+
+
+def test_the_download_holds_every_number_not_only_those_shown(app_db: str, engine: Engine) -> None:
+    from dashboard.opt_out_views import SHOWN, list_csv
+
+    numbers = [f"+6012{n:07d}" for n in range(SHOWN + 5)]
+    with transaction(engine) as s:
+        add_opt_outs(s, numbers, source="manual")
+    at = run_page("pages/opt_outs.py")
+    assert len(at.dataframe[0].value) == SHOWN
+    assert [b.proto.label for b in at.get("download_button")] == ["Download the list (CSV)"]
+    with transaction(engine) as s:
+        everyone = list_csv(s, search="").decode("utf-8-sig").splitlines()
+        found = list_csv(s, search="12000001").decode("utf-8-sig").splitlines()
+    assert everyone[0] == "phone_number,since,how"
+    assert sorted(line.split(",")[0] for line in everyone[1:]) == sorted(f"'{n}" for n in numbers)
+    assert sorted(line.split(",")[0] for line in found[1:]) == [f"'{n}" for n in numbers[10:20]]
+    at.text_input(key="opt_out_q").set_value("12000001").run()
+    assert [b.proto.label for b in at.get("download_button")] == ["Download these 10 (CSV)"]
