@@ -80,7 +80,7 @@ def render_filters() -> InboxFilter:
     today = utcnow().astimezone(settings().timezone).date()
     with reading() as s:
         tags, _ = filter_options(s)
-    cols = st.columns([2, 3, 3, 2], vertical_alignment="bottom")
+    cols = st.columns([2, 3, 3, 3], vertical_alignment="bottom")  # room for the toggle's words
     since = cols[0].date_input(
         "Replied since", value=default_since(timezone=zone), max_value=today, format="DD/MM/YYYY",
         key=f"{KEY}_since", on_change=_first_page,
