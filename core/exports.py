@@ -96,13 +96,12 @@ def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzin
 # The Replies page's list, as a sales team works from it: who, what they said, where to find them.
 REPLY_EXPORT_COLUMNS = ("replied_at", "name", "phone_number", "status_in_words", "opted_out", "latest_reply",
                         "replies", "blast", "blast_id")
-MOST_REPLIES_EXPORTED = 10_000
 
 
 def _reply_rows(
     session: Session, *, filters: InboxFilter, when: Callable[[dt.datetime | None], object]
 ) -> Iterator[tuple[object, ...]]:
-    found = inbox_page(session, filters=filters, page_size=MOST_REPLIES_EXPORTED)
+    found = inbox_page(session, filters=filters, page_size=None)
     for r in found.rows:
         yield (when(r.last_reply_at), r.contact_name or "", r.phone_number,
                status_in_words(r.status) or r.status, _yes(r.opted_out), r.last_reply, r.replies,

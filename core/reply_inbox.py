@@ -29,6 +29,7 @@ from core.statuses import Status
 
 DEFAULT_DAYS = 7
 PAGE_SIZE = 50
+_IDS_PER_LOOKUP = 5_000
 
 
 @dataclass(frozen=True)
@@ -73,20 +74,21 @@ def default_since(*, timezone: str, now: dt.datetime | None = None) -> dt.date:
 
 
 def inbox_page(
-    session: Session, *, filters: InboxFilter, page: int = 1, page_size: int = PAGE_SIZE
+    session: Session, *, filters: InboxFilter, page: int = 1, page_size: int | None = PAGE_SIZE
 ) -> InboxPage:
-    """One page of the people who replied, latest reply first, with the counts the page states."""
+    """One page of the people who replied, latest reply first, with the counts the page states;
+    everyone on one page with no `page_size` (a download)."""
     matching = _matching(filters)
     replied, to_follow_up = who_replied(session, filters=filters)
     total = to_follow_up if filters.only_open else replied
-    pages = max(1, -(-total // page_size))
+    pages = max(1, -(-total // page_size)) if page_size else 1
     page = min(max(page, 1), pages)
     if filters.only_open:
         matching = matching.where(_to_follow_up(matching.selected_columns))
-    found = session.execute(
-        matching.order_by(matching.selected_columns.last_at.desc(), BlastRecipient.id.desc())
-        .offset((page - 1) * page_size).limit(page_size)
-    ).all()
+    ordered = matching.order_by(matching.selected_columns.last_at.desc(), BlastRecipient.id.desc())
+    if page_size:
+        ordered = ordered.offset((page - 1) * page_size).limit(page_size)
+    found = session.execute(ordered).all()
     latest = _latest_replies(session, recipient_ids=[row.recipient_id for row in found])
     rows = [
         InboxRow(
@@ -158,12 +160,14 @@ def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, 
     if not recipient_ids:
         return {}
     found: dict[int, tuple[str, int]] = {}
-    rows = session.execute(
-        select(RecipientReply.recipient_id, RecipientReply.text)
-        .where(RecipientReply.recipient_id.in_(recipient_ids))
-        .order_by(RecipientReply.recipient_id, RecipientReply.replied_at.desc(), RecipientReply.id.desc())
-    )
-    for recipient_id, text in rows:
-        latest, count = found.get(recipient_id, (text, 0))
-        found[recipient_id] = (latest, count + 1)
+    # In chunks: a download of everyone can name more ids than SQLite takes in one statement.
+    for start in range(0, len(recipient_ids), _IDS_PER_LOOKUP):
+        rows = session.execute(
+            select(RecipientReply.recipient_id, RecipientReply.text)
+            .where(RecipientReply.recipient_id.in_(recipient_ids[start:start + _IDS_PER_LOOKUP]))
+            .order_by(RecipientReply.recipient_id, RecipientReply.replied_at.desc(), RecipientReply.id.desc())
+        )
+        for recipient_id, text in rows:
+            latest, count = found.get(recipient_id, (text, 0))
+            found[recipient_id] = (latest, count + 1)
     return found

@@ -150,6 +150,22 @@ def test_pages_of_people_with_the_total(engine: Engine) -> None:
     assert (past_the_end.page, [r.recipient_id for r in past_the_end.rows]) == (3, newest_first[4:])
 
 
+def test_everyone_on_one_page_for_a_download(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Replies are looked up a few ids at a time (SQLite takes only so many in one statement):
+    # here 3, so that seven people cross two chunk boundaries.
+    monkeypatch.setattr("core.reply_inbox._IDS_PER_LOOKUP", 3)
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        people = [_replied(s, blast, (MIDNIGHT + dt.timedelta(minutes=i), f"Reply {i}"),
+                           (MIDNIGHT + dt.timedelta(hours=1, minutes=i), f"Later {i}")) for i in range(7)]
+        newest_first = [p.id for p in reversed(people)]
+    everyone = _inbox(engine, page_size=None)
+    assert [r.recipient_id for r in everyone.rows] == newest_first
+    latest = [(r.last_reply, r.replies) for r in everyone.rows]
+    assert latest == [(f"Later {i}", 2) for i in reversed(range(7))]
+    assert (everyone.total, everyone.page, everyone.pages) == (7, 1, 1)
+
+
 def test_the_window_is_read_through_the_index_on_reply_times(engine: Engine) -> None:
     """Not the whole replies table on every visit (a million recipients' worth)."""
     with transaction(engine) as s:
