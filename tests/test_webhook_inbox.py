@@ -528,6 +528,36 @@ def test_an_auto_reply_that_beats_the_send_waits_for_it(engine: Engine) -> None:
         "REPLIED", "Auto-reply: we are closed")
 
 
+def test_a_quick_reply_waits_for_the_follow_up_being_sent_instead_of_taking_the_earlier_message(
+    engine: Engine,
+) -> None:
+    """Blast A reached them yesterday; follow-up B is with the gateway when they answer: the
+    answer is B's (the most recent message), not A's, though A fits too."""
+    earlier = _recipient(engine, message_id="3EB0A", sent_at=at(9) - dt.timedelta(hours=20))
+    follow_up = _recipient(engine, status=Status.SENDING, sent_at=None)
+    inbox_id, outcome = _post(engine, _incoming("Ok send me the price", when=at(9, 0)))
+    assert outcome is not None and outcome.state == "waiting"
+    _store_message_id(engine, follow_up, "3EB0B")
+    assert replay_after_send(engine, message_ids=["3EB0B"], rules=RULES) == 1
+    assert _row(engine, follow_up).status == "REPLIED"
+    assert (_row(engine, earlier).status, _row(engine, earlier).reply_text) == ("PENDING", None)
+
+
+def test_a_reply_that_waited_for_a_send_later_found_unknown_settles_it(engine: Engine) -> None:
+    """The worker stopped mid-send; the lease (2 min) ran out at 09:02 and housekeeping marked
+    the send unknown at 09:03, three minutes after the reply that proves it went."""
+    rid = _recipient(engine, status=Status.SENDING, sent_at=None)
+    inbox_id, outcome = _post(engine, _incoming("Berapa harga?", when=at(9, 0)), received_at=at(9, 0))
+    assert outcome is not None and outcome.state == "waiting"
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, rid)
+        row.status, row.updated_at = Status.UNKNOWN.value, at(9, 3)
+    assert replay_waiting(engine, rules=RULES, now=at(9, 4)).states == {"applied": 1}
+    row = _row(engine, rid)
+    assert (row.status, row.reply_text) == ("REPLIED", "Berapa harga?")
+    assert _entry(engine, inbox_id).state == "applied"
+
+
 @pytest.mark.parametrize(
     ("payload", "reason_part"),
     [

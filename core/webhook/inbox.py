@@ -402,10 +402,12 @@ def _plan_message(
     if keyword:
         # Honoured even from a number we never messaged: they asked not to be messaged.
         opt_outs.setdefault(message.phone, keyword)
-    recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window)
-    if recipient_id is None and is_being_sent(session, phone=message.phone):
+    if is_being_sent(session, phone=message.phone):
+        # Waited for even when an earlier message fits: the reply may be to this newest one.
         notes.append(_Note(InboxState.WAITING, "message", "", waiting_id=message.phone))
         return []
+    recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window,
+                                     lease=rules.send_lease)
     if recipient_id is None:
         hours = f"{rules.reply_window.total_seconds() / 3600:g}"
         text = f"no message sent to {message.phone} in the {hours} h before it"

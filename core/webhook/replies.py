@@ -39,14 +39,16 @@ def not_a_reply(message: IncomingMessage) -> str | None:
 
 
 def replied_recipient(
-    session: Session, *, phone: str, at: dt.datetime, window: dt.timedelta
+    session: Session, *, phone: str, at: dt.datetime, window: dt.timedelta,
+    lease: dt.timedelta = dt.timedelta(0),
 ) -> int | None:
     """The recipient row of the most recent message sent to `phone` within `window` before `at`.
 
-    A send whose outcome is unknown counts too, from the moment it was found to be unknown
-    (its last change: nothing touches such a row until a person decides): the message may
-    have gone, and a reply after it is the best evidence there is that it did. It then
-    counts as replied, and nobody is asked to decide about it any more.
+    A send whose outcome is unknown counts too (nothing touches such a row until a person
+    decides): the message may have gone, and a reply after it is the best evidence there is
+    that it did. It then counts as replied, and nobody is asked to decide about it any more.
+    It was found unknown at its last change, up to `lease` after the send itself (a worker
+    that stopped mid-send), so a reply from that long before still fits it.
     """
     unknown = and_(BlastRecipient.status == Status.UNKNOWN.value, BlastRecipient.sent_at.is_(None))
     sent = func.coalesce(BlastRecipient.sent_at, BlastRecipient.updated_at)
@@ -54,9 +56,9 @@ def replied_recipient(
         select(BlastRecipient.id)
         .where(
             BlastRecipient.phone_number == phone,
-            or_(BlastRecipient.sent_at.is_not(None), unknown),
+            or_(and_(BlastRecipient.sent_at.is_not(None), BlastRecipient.sent_at <= at + CLOCK_SKEW),
+                and_(unknown, BlastRecipient.updated_at <= at + CLOCK_SKEW + lease)),
             sent >= at - window,
-            sent <= at + CLOCK_SKEW,
         )
         .order_by(sent.desc(), BlastRecipient.id.desc())
         .limit(1)
@@ -66,7 +68,9 @@ def replied_recipient(
 def is_being_sent(session: Session, *, phone: str) -> bool:
     """Whether a message to `phone` is with the gateway but its answer not stored yet.
 
-    An auto-reply can come back before the send's own write: such a reply waits for it.
+    An auto-reply can come back before the send's own write, and a quick answer before a
+    follow-up's: such a reply waits for it, as it may be the reply to this newest message
+    rather than to an earlier one.
     """
     return session.scalar(
         select(BlastRecipient.id)
