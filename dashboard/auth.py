@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.passwords import AttemptLimiter, verify_password
 from dashboard.data import settings
+from dashboard.format import plural
 
 
 @st.cache_resource
@@ -63,7 +64,7 @@ def _password_form(stored: str) -> None:
         return
     wait = max(_limiter().wait_seconds(who), _global_limiter().wait_seconds("*"))
     if wait > 0:
-        st.error(f"Too many wrong passwords. Try again in {int(wait // 60) + 1} minutes.")
+        st.error(f"Too many wrong passwords. Try again in {plural(int(wait // 60) + 1, 'minute')}.")
         return
     if verify_password(password, stored):
         _limiter().succeeded(who)

@@ -186,7 +186,7 @@ def render_pacing(recipients: int) -> None:
     with reading() as s:
         rules = rules_for(s, device=device, settings=cfg)
     if cfg.send_pacing == "off":
-        st.info("Pacing is off (SEND_PACING=off): messages go as fast as the gateway answers.")
+        st.info("Pacing is off: messages go as fast as the gateway answers.")
     with st.expander("Sending pace (protects your WhatsApp number from being flagged)"):
         c1, c2, c3 = st.columns(3)
         gap = c1.number_input(

@@ -7,7 +7,7 @@ from core.gateway import make_client
 from core.health import collect, device_state
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
-from dashboard.format import ago
+from dashboard.format import ago, plural
 from dashboard.layout import page_header
 
 page_header("Settings & health", "Everything the tracker depends on, and whether it is working.")
@@ -107,7 +107,8 @@ with polling:
                  f"{ago(health.polling_seen)}).")
     round_ = state.get("last_round") if state else None
     if round_:
-        st.caption(f"Last time it asked about {round_['asked']:,} messages; {round_['changed']:,} had news.")
+        asked = plural(round_["asked"], "message")
+        st.caption(f"Last time it asked about {asked}; {round_['changed']:,} had news.")
 
 st.subheader("Database and time")
 st.write("All blasts, recipients and statuses are kept in the database, which is working.")

@@ -10,6 +10,7 @@ from dashboard import new_blast_views as views
 from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
 from dashboard.data import session, settings
+from dashboard.format import plural
 from dashboard.layout import friendly_errors, page_header
 
 page_header("New blast", "Upload your contact list, write the message, test it, send it.")
@@ -99,7 +100,8 @@ if digest in made:
     st.stop()
 
 b1, b2 = st.columns(2)
-label = f"Send to {len(report.recipients):,} people" if send_at is None else "Schedule the blast"
+people = plural(len(report.recipients), "person", "people")
+label = f"Send to {people}" if send_at is None else "Schedule the blast"
 send_clicked = b1.button(
     label, type="primary", disabled=bool(problems), key="send_blast", icon=":material/send:"
 )

@@ -36,6 +36,7 @@ from core.statuses import Status
 from core.webhook import secret as webhook_secret
 from core.webhook.inbox import replay_after_send
 from core.webhook.secret import matches_any, rotate_secret, secret_matches
+from core.wsapme.failures import TOKEN_REFUSED
 from tests.reliability.support import (
     Served,
     app_env,
@@ -235,8 +236,7 @@ def test_the_cli_and_a_refused_worker_keep_secrets_out_of_output_and_database(
     assert all(r.returncode != 0 and r.stderr.strip() for r in runs[5:]), "the failures ran and said so"
     with transaction(engine) as s:
         blast = s.get(Blast, blast_id)
-        assert (blast.state, blast.state_reason) == ("paused", "WSAPME refused the token: check "
-                                                      "WSAPME_TOKEN in the settings.")
+        assert (blast.state, blast.state_reason) == ("paused", TOKEN_REFUSED)
         export = stage_csv(s, blast_id=blast_id, selection="Everyone", zone=KL).decode("utf-8-sig")
     for run in runs:
         assert_no_secret(run.stdout + run.stderr, f"`python -m core {' '.join(run.args[3:])}`")

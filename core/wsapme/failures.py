@@ -59,6 +59,10 @@ INVALID_NUMBER_WORDS = (
 MAX_REASON_CHARS = 200
 MAX_RAW_TEXT_CHARS = 2000
 
+# Shown on a paused blast: the marketer passes it on, so it names no setting.
+TOKEN_REFUSED = ("WSAPME refused the token: whoever set up the dashboard should check the token in its "
+                 "settings.")
+
 
 def scrub(value: Any, secret: str | None) -> Any:
     """The value with every copy of the secret masked, in case a gateway echoes our headers."""
@@ -85,10 +89,11 @@ def refusal_from_body(body: object, *, device: str) -> GatewayError:
     reason = gateway_reason(body) or ""
     words = reason.lower()
     if any(w in words for w in AUTH_WORDS):
-        return GatewayAuthError("WSAPME refused the token: check WSAPME_TOKEN in the settings.", raw=body)
+        return GatewayAuthError(TOKEN_REFUSED, raw=body)
     if any(w in words for w in UNKNOWN_DEVICE_WORDS):
         return DeviceOffline(
-            f"WSAPME does not know the WhatsApp device '{device}': check WSAPME_DEVICE in the settings.",
+            f"WSAPME does not know the WhatsApp device '{device}': whoever set up the dashboard "
+            "should check the device in its settings.",
             raw=body,
         )
     if any(w in words for w in OFFLINE_WORDS):
@@ -113,7 +118,7 @@ def error_from_http_status(
     if 200 <= status < 300:
         return None
     if status in (401, 403):
-        return GatewayAuthError("WSAPME refused the token: check WSAPME_TOKEN in the settings.", raw=body)
+        return GatewayAuthError(TOKEN_REFUSED, raw=body)
     if status == 429:
         return rate_limited(headers.get("Retry-After"), raw=body)
     if status == 504 and sending:

@@ -21,6 +21,7 @@ from core.config import get_settings
 from core.db import engine_for, transaction
 from core.models import BlastRecipient
 from core.simulator import Simulator
+from core.wsapme.failures import TOKEN_REFUSED
 from tests.reliability.support import (
     SENT,
     blast_row,
@@ -38,7 +39,6 @@ pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 SIZE = 200
 OFFLINE = "The WhatsApp device is offline: open WSAPME and reconnect it."
-TOKEN_REFUSED = "WSAPME refused the token: check WSAPME_TOKEN in the settings."
 # (sent so far, fault, how many requests it hits, options, what the worker must do: for a
 # retry, the reason the waiting recipient shows)
 FLAPS = [
