@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.funnel import status_rank
-from core.models import BlastRecipient, RecipientReply, StatusHistory
+from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory
 from core.status_engine import StatusChange, apply_status
 from core.statuses import Stage, Status
 
@@ -73,11 +74,16 @@ def select_recipients(
     return query
 
 
+_TYPED_NUMBER = re.compile(r"[\d\s()+\-.]*\d[\d\s()+\-.]*")
+
+
 def matches_search(term: str) -> ColumnElement[bool]:
     """A recipient whose number, name or any reply holds `term`. Escaped: a % or _ typed is
-    searched for as written, not as a pattern."""
+    searched for as written, not as a pattern. A number is found however it is typed
+    ("012-345 6789" finds +60123456789): by its digits, which a stored number keeps in order."""
+    number = "".join(ch for ch in term if ch.isdigit()) if _TYPED_NUMBER.fullmatch(term.strip()) else term
     return or_(
-        BlastRecipient.phone_number.contains(term, autoescape=True),
+        BlastRecipient.phone_number.contains(number, autoescape=True),
         BlastRecipient.contact_name.icontains(term, autoescape=True),
         BlastRecipient.reply_text.icontains(term, autoescape=True),
         # A later reply too: the first is often "ok", the next says what they want.
@@ -143,12 +149,36 @@ def mark_closed(
     ]
 
 
-def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> int:
-    """A person decided these UNKNOWN sends should go again: back in the queue."""
-    return _decide_unknown(
-        session, recipient_ids=recipient_ids, status=Status.QUEUED, action="resend",
+@dataclass(frozen=True)
+class Resent:
+    queued: int  # back in the queue
+    opted_out: int = 0  # left as they were: the number asked not to be messaged since
+    cancelled: int = 0  # left as they were: their blast was cancelled, nothing more goes from it
+
+
+def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
+    """A person decided these UNKNOWN sends should go again: back in the queue, and a blast
+    that had finished takes up sending again. Never to a number on the opt-out list, and
+    never from a cancelled blast."""
+    from core.sending.blasts import reopen_for_resends
+
+    rows = session.execute(
+        select(BlastRecipient.id, BlastRecipient.blast_id, Blast.state, OptOut.phone_number.is_not(None))
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
+        .outerjoin(OptOut, OptOut.phone_number == BlastRecipient.phone_number)
+        .where(BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status == Status.UNKNOWN.value)
+    ).all()
+    cancelled = [r.id for r in rows if r.state == BlastState.CANCELLED]
+    opted_out = [r.id for r in rows if r.state != BlastState.CANCELLED and r[3]]
+    kept = set(cancelled) | set(opted_out)
+    again = [r for r in rows if r.id not in kept]
+    queued = _decide_unknown(
+        session, recipient_ids=[r.id for r in again], status=Status.QUEUED, action="resend",
         updates={"error": None, "next_attempt_at": None, "attempts": 0},
     )
+    for blast_id in sorted({r.blast_id for r in again}):
+        reopen_for_resends(session, blast_id=blast_id)
+    return Resent(queued=queued, opted_out=len(opted_out), cancelled=len(cancelled))
 
 
 def mark_failed(session: Session, *, recipient_ids: Sequence[int]) -> int:

@@ -17,8 +17,10 @@ from dashboard.compose import plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
+from dashboard.recipient_views import after_action, live_table_key
 
 SHOWN = 200  # newest entries listed; search finds the rest
+KEY = "opt_out"
 _SEPARATORS = re.compile(r"[\n,;]+")
 # How a number came onto the list, in words.
 SOURCE_WORDS = {"webhook": "replied", "manual": "added by hand"}
@@ -112,8 +114,11 @@ def render_list() -> None:
         "Since": [local(e.created_at, "%d %b %Y, %H:%M") for e in entries],
         "How": [how_words(e) for e in entries],
     })
+    # Newest first: a STOP arriving between the tick and the click moves every row down one, so
+    # the numbers shown are in the key.
+    key = live_table_key(KEY, view=(search,), shown=frame["Number"])
     event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
-                         selection_mode="single-row", key=f"opt_out_table_{search}")
+                         selection_mode="single-row", key=key)
     # Every number that matches, not only the newest shown: the list goes to other tools.
     label = f"Download these {total:,} (CSV)" if search.strip() else "Download the list (CSV)"
     st.download_button(label, on_download(lambda s: list_csv(s, search=search)), file_name="opt-outs.csv",
@@ -139,6 +144,5 @@ def _render_remove(phone: str) -> None:
         with friendly_errors("take the number off the list") as done, session() as s:
             removed = remove_opt_out(s, phone=phone)
         if done.ok:
-            flash("opt_out_done", f"{phone} was taken off the opt-out list." if removed
-                  else f"{phone} was no longer on the list.")
-            st.rerun()
+            after_action(KEY, f"{phone} was taken off the opt-out list." if removed
+                         else f"{phone} was no longer on the list.")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Iterable
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +15,7 @@ from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.recipients import (
     SELECTIONS,
+    Resent,
     history,
     mark_closed,
     mark_failed,
@@ -51,6 +54,7 @@ RECIPIENT_COLUMNS = {
     "Problem": st.column_config.TextColumn(width="medium", help="Why the message could not be sent."),
 }
 _HIDDEN = ["id", "code", "reply_text", "replied_at"]  # needed for actions and history, not for reading
+PAGE_SIZE = 50
 
 
 def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
@@ -60,14 +64,13 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     top = st.columns([2, 3, 1])
     selection = top[0].selectbox("Show", list(SELECTIONS), key=f"{key_prefix}_sel")
     search = top[1].text_input("Search name, number or reply", key=f"{key_prefix}_q")
-    page_size = 50
     with reading() as s:
         _, total = page_of_recipients(s, blast_id=blast_id, selection=selection, search=search, page_size=1)
-    pages = max(1, -(-total // page_size))
+    pages = max(1, -(-total // PAGE_SIZE))
     page = top[2].number_input("Page", 1, pages, 1, key=f"{key_prefix}_page")
     with reading() as s:
         rows, total = page_of_recipients(
-            s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=page_size
+            s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=PAGE_SIZE
         )
         counts = reply_counts(s, recipient_ids=[r.id for r in rows])
         stopped = opted_out_among(s, [r.phone_number for r in rows])
@@ -100,10 +103,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
         column_config=RECIPIENT_COLUMNS,
         on_select="rerun",
         selection_mode="multi-row",
-        key=table_key(
-            blast_id, key_prefix, generation=st.session_state.get(f"{key_prefix}_table_generation", 0),
-            view=(selection, search, int(page)),
-        ),
+        key=live_table_key(key_prefix, view=(blast_id, selection, search, int(page)), shown=frame["id"]),
     )
     chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows if i < len(frame)]
     if not chosen:
@@ -126,9 +126,9 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
             help="Only if you are sure they did not get it: they may receive it twice.",
         ):
             with friendly_errors("queue them again") as done, session() as s:
-                n = resend_unknown(s, recipient_ids=chosen)
+                resent = resend_unknown(s, recipient_ids=chosen)
             if done.ok:
-                after_action(key_prefix, f"{plural(n, 'recipient')} queued to be sent again.")
+                after_action(key_prefix, resent_words(resent))
         if cols[2].button("Mark as failed", key=f"{key_prefix}_failed"):
             with friendly_errors("mark them failed") as done, session() as s:
                 mark_failed(s, recipient_ids=chosen)
@@ -162,12 +162,34 @@ def render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
         st.html(bubble_html(text))  # as WhatsApp shows it; nothing they typed is read as markup
 
 
-def table_key(blast_id: int, key_prefix: str, *, generation: int, view: tuple[object, ...]) -> str:
-    """The recipient table's key. Streamlit keeps a table's ticks, as row positions, under its key
-    and lets no script clear them: a new key gives an unticked table after an action, and for each
-    blast and each view of it (what is shown, the search, the page), where the same positions
-    would be other people."""
-    return f"{key_prefix}_table_{blast_id}_{generation}_{view!r}"
+def table_key(key_prefix: str, *, generation: int, view: tuple[object, ...], shown: Iterable[object]) -> str:
+    """A table's key. Streamlit keeps a table's ticks, as row positions, under its key and lets no
+    script clear them, so the key holds everything that would make a position someone else: the
+    view (what is shown, the search, the page), who is listed in it (a live list changes between
+    two clicks: a changed list is a new, unticked table, and a tick never moves to another person)
+    and `generation`, which changes after an action, for a list that stayed the same."""
+    listed = hashlib.sha1(",".join(map(str, shown)).encode()).hexdigest()[:16]
+    return f"{key_prefix}_table_{generation}_{view!r}_{listed}"
+
+
+def live_table_key(key_prefix: str, *, view: tuple[object, ...], shown: Iterable[object]) -> str:
+    """The key for this run's table; says so above it when ticks were dropped because the list
+    changed under them, as they would otherwise vanish unexplained."""
+    generation = st.session_state.get(f"{key_prefix}_table_generation", 0)
+    key = table_key(key_prefix, generation=generation, view=view, shown=shown)
+    last = f"{key_prefix}_table_last"
+    before = st.session_state.get(last)
+    st.session_state[last] = (generation, view, key)
+    if before and before[:2] == (generation, view) and before[2] != key and _ticked(before[2]):
+        st.caption("The list changed since you ticked, so the ticks were cleared: tick again.")
+    return key
+
+
+def _ticked(key: str) -> bool:
+    """Whether the last run's table under `key` had rows ticked (its state lasts until the end of
+    the run that no longer shows it)."""
+    state = st.session_state.get(key)
+    return bool(state and state["selection"]["rows"])
 
 
 def after_action(key_prefix: str, message: str) -> None:
@@ -177,6 +199,16 @@ def after_action(key_prefix: str, message: str) -> None:
     generation = f"{key_prefix}_table_generation"
     st.session_state[generation] = st.session_state.get(generation, 0) + 1
     st.rerun()
+
+
+def resent_words(resent: Resent) -> str:
+    """ "2 recipients queued to be sent again; 1 left out: they asked not to be messaged." """
+    words = f"{plural(resent.queued, 'recipient')} queued to be sent again"
+    if resent.opted_out:
+        words += f"; {resent.opted_out:,} left out: they asked not to be messaged"
+    if resent.cancelled:
+        words += f"; {resent.cancelled:,} left as they were: nothing more is sent from a cancelled blast"
+    return words + "."
 
 
 def history_line(at: dt.datetime, old: str | None, new: str, source: str | None) -> str:

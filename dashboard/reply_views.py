@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from urllib.parse import quote
 
 import pandas as pd
@@ -28,7 +27,7 @@ from dashboard.compose import plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
-from dashboard.recipient_views import after_action, render_replies
+from dashboard.recipient_views import after_action, live_table_key, render_replies, table_key
 
 KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
@@ -157,7 +156,7 @@ def _render_table(found: InboxPage) -> None:
     event = st.dataframe(
         frame, hide_index=True, width="stretch", column_config=INBOX_COLUMNS, on_select="rerun",
         selection_mode="multi-row",
-        key=inbox_table_key(generation=st.session_state.get(f"{KEY}_table_generation", 0), ids=ids),
+        key=live_table_key(KEY, view=(), shown=ids),
     )
     chosen = [found.rows[i] for i in event.selection.rows if i < len(found.rows)]
     if not chosen:
@@ -192,12 +191,9 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
 
 
 def inbox_table_key(*, generation: int, ids: list[int]) -> str:
-    """The table's key: Streamlit keeps ticks as row positions under it. The list is newest
-    first, so a reply arriving between two clicks moves everyone down one row; with the people
-    shown in the key, a changed list is a new, unticked table and a tick never points at
-    someone else. `generation` changes after an action, for a list that stayed the same."""
-    shown = hashlib.sha1(",".join(map(str, ids)).encode()).hexdigest()[:16]
-    return f"{KEY}_table_{generation}_{shown}"
+    """The table's key (see `table_key`). The list is newest first, so a reply arriving between
+    two clicks moves everyone down one row: the people shown are in the key."""
+    return table_key(KEY, generation=generation, view=(), shown=ids)
 
 
 def blast_link(blast_id: int, name: str | None) -> str:

@@ -19,10 +19,10 @@ from core.db import transaction
 from core.errors import BadInput
 from core.followups import create_follow_up, follow_up_placeholders, pending_follow_up
 from core.models import Blast, utcnow
-from core.recipients import SELECTIONS
+from core.recipients import SELECTIONS, page_of_recipients
 from core.statuses import Status
 from dashboard.blast_views import blast_to_show, refresh_seconds, refresh_words
-from dashboard.recipient_views import history_line, table_key
+from dashboard.recipient_views import PAGE_SIZE, history_line, table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_pages import app_db, page  # noqa: F401  (app_db: the fixture, used below)
 
@@ -205,7 +205,9 @@ def test_marking_closed_updates_every_number_and_says_so(engine: Engine) -> None
         blast_id = blast.id
     at = _open(blast_id)
     assert _live_funnel(at)["Closed"] == 0
-    at.session_state[table_key(blast_id, "rcp", generation=0, view=("Everyone", "", 1))] = {
+    with transaction(engine) as s:
+        shown = [r.id for r in page_of_recipients(s, blast_id=blast_id, page_size=PAGE_SIZE)[0]]
+    at.session_state[table_key("rcp", generation=0, view=(blast_id, "Everyone", "", 1), shown=shown)] = {
         "selection": {"rows": [0], "columns": []}
     }
     at.run()

@@ -12,7 +12,8 @@ from core.db import transaction
 from core.models import Blast, BlastRecipient, OptOut, utcnow
 from core.opt_outs import add_opt_outs, listed, remove_opt_out, withdraw_from_queues
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
-from dashboard.opt_out_views import read_numbers
+from dashboard.opt_out_views import KEY, read_numbers
+from dashboard.recipient_views import table_key
 from tests import test_pages
 from tests.support.factories import make_blast, make_recipient
 
@@ -151,6 +152,20 @@ def test_numbers_added_by_hand_leave_the_queues_and_show_in_the_list(app_db: str
                for m in at.success)
 
 
+def _tick(at: AppTest, row: int, *, shown: list[str], search: str = "", generation: int = 0) -> AppTest:
+    """Tick a row of the list showing `shown` (newest first), as the page keys it."""
+    key = table_key(KEY, generation=generation, view=(search,), shown=shown)
+    at.session_state[key] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _on_the_list(engine: Engine) -> list[str]:
+    with transaction(engine) as s:
+        return [e.phone_number for e in listed(s)[0]]
+
+
 def test_a_number_is_found_and_taken_off_the_list(app_db: str, engine: Engine) -> None:
     with transaction(engine) as s:
         add_opt_outs(s, [PHONE], source="webhook", keyword="STOP")
@@ -159,13 +174,44 @@ def test_a_number_is_found_and_taken_off_the_list(app_db: str, engine: Engine) -
     assert sorted(at.dataframe[0].value["How"]) == ["Added by hand", "Replied STOP"]
     at.text_input(key="opt_out_q").set_value("012 345").run()
     assert list(at.dataframe[0].value["Number"]) == [PHONE]
-    at.session_state["opt_out_table_012 345"] = {"selection": {"rows": [0], "columns": []}}
-    at.run()
+    at = _tick(at, 0, shown=[PHONE], search="012 345")
     at.button(key="opt_out_remove").click().run()
     assert not at.exception, at.exception
     assert any(f"{PHONE} was taken off the opt-out list." in m.value for m in at.success)
+    assert _on_the_list(engine) == ["+60198765432"]
+
+
+def test_a_stop_arriving_before_the_click_takes_no_one_else_off(app_db: str, engine: Engine) -> None:
+    """Newest first: a STOP between the tick and the click moves the ticked number down a row."""
+    for phone in (PHONE, "+60198765432"):
+        with transaction(engine) as s:
+            add_opt_outs(s, [phone], source="manual")
+    at = _tick(run_page("pages/opt_outs.py"), 0, shown=["+60198765432", PHONE])
+    assert "opt_out_remove" in {b.key for b in at.button}
     with transaction(engine) as s:
-        assert [e.phone_number for e in listed(s)[0]] == ["+60198765432"]
+        add_opt_outs(s, ["+6581234567"], source="webhook", keyword="STOP")
+    at.button(key="opt_out_remove").click().run()
+    assert not at.exception, at.exception
+    assert sorted(_on_the_list(engine)) == sorted([PHONE, "+60198765432", "+6581234567"]), "none taken off"
+    assert not at.success
+    assert "opt_out_remove" not in {b.key for b in at.button}, "nothing ticked on the new list"
+    assert "The list changed since you ticked, so the ticks were cleared: tick again." in [
+        c.value for c in at.caption]
+
+
+def test_after_taking_one_off_the_next_is_not_ticked(app_db: str, engine: Engine) -> None:
+    for phone in (PHONE, "+60198765432", "+6581234567"):
+        with transaction(engine) as s:
+            add_opt_outs(s, [phone], source="manual")
+    at = _tick(run_page("pages/opt_outs.py"), 0, shown=["+6581234567", "+60198765432", PHONE])
+    at.button(key="opt_out_remove").click().run()
+    assert not at.exception, at.exception
+    assert any("+6581234567 was taken off the opt-out list." in m.value for m in at.success)
+    assert "opt_out_remove" not in {b.key for b in at.button}, "+60198765432 is not ticked in its place"
+    assert not any("The list changed" in c.value for c in at.caption), "the person changed it"
+    at.run()
+    assert "opt_out_remove" not in {b.key for b in at.button}, "nor after a rerun"
+    assert _on_the_list(engine) == ["+60198765432", PHONE]
 
 
 def test_the_download_holds_every_number_not_only_those_shown(app_db: str, engine: Engine) -> None:

@@ -20,6 +20,7 @@ from core.followups import (
 from core.models import Blast, BlastRecipient, OptOut, StatusHistory, utcnow
 from core.recipients import (
     SELECTIONS,
+    Resent,
     StageSelector,
     mark_closed,
     mark_failed,
@@ -65,6 +66,17 @@ def test_search_by_name_or_number_and_pages(engine: Engine) -> None:
         assert total == 9 and len(page2) == 4
 
 
+@pytest.mark.parametrize("typed", ["012-345 6789", "012 345 6789", "+60 12-345 6789", "(012) 3456789",
+                                   "60123456789", "3456789"])
+def test_a_number_is_found_however_it_is_typed(engine: Engine, typed: str) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        make_recipient(s, blast, phone_number="+60123456789", contact_name="Aisyah")
+        make_recipient(s, blast, phone_number="+60198765432", contact_name="Ben")
+        rows, total = page_of_recipients(s, blast_id=blast.id, search=typed)
+    assert (total, [r.contact_name for r in rows]) == (1, ["Aisyah"])
+
+
 def test_mark_closed_records_a_manual_change_once(engine: Engine) -> None:
     blast_id = _blast(engine)
     with transaction(engine) as s:
@@ -84,7 +96,7 @@ def test_unknown_sends_are_resent_or_marked_failed_only_by_a_person(engine: Engi
     with transaction(engine) as s:
         unknown = s.scalars(select(BlastRecipient.id).where(BlastRecipient.status == "UNKNOWN")).one()
         other = s.scalars(select(BlastRecipient.id).where(BlastRecipient.status == "READ_ACK")).first()
-        assert resend_unknown(s, recipient_ids=[unknown, other]) == 1
+        assert resend_unknown(s, recipient_ids=[unknown, other]) == Resent(queued=1)
         assert s.get(BlastRecipient, unknown).status == "QUEUED"
         assert s.get(BlastRecipient, other).status == "READ_ACK"
     with transaction(engine) as s:
@@ -92,6 +104,62 @@ def test_unknown_sends_are_resent_or_marked_failed_only_by_a_person(engine: Engi
     with transaction(engine) as s:
         assert mark_failed(s, recipient_ids=[unknown]) == 1
         assert s.get(BlastRecipient, unknown).status == "FAILED"
+
+
+@pytest.mark.parametrize(("state", "after"), [
+    ("completed", "sending"),  # it had finished: it takes up sending again
+    ("sending", "sending"),
+    ("paused", "paused"),  # sent when resumed
+])
+def test_a_resend_goes_whatever_state_the_blast_had_reached(engine: Engine, state: str, after: str) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state=state)
+        unknown = make_recipient(s, blast, status="UNKNOWN").id
+        blast_id = blast.id
+    with transaction(engine) as s:
+        assert resend_unknown(s, recipient_ids=[unknown]) == Resent(queued=1)
+    with transaction(engine) as s:
+        assert (s.get(Blast, blast_id).state, s.get(BlastRecipient, unknown).status) == (after, "QUEUED")
+        assert s.get(Blast, blast_id).finished_at is None or after == "paused"
+
+
+def test_a_resend_never_goes_to_a_number_that_opted_out_or_from_a_cancelled_blast(engine: Engine) -> None:
+    from core.opt_outs import add_opt_outs
+
+    with transaction(engine) as s:
+        done, cancelled = make_blast(s, state="completed"), make_blast(s, state="cancelled")
+        stopped = make_recipient(s, done, status="UNKNOWN", phone_number="+60123000001").id
+        fine = make_recipient(s, done, status="UNKNOWN", phone_number="+60123000002").id
+        dropped = make_recipient(s, cancelled, status="UNKNOWN", phone_number="+60123000003").id
+        add_opt_outs(s, ["+60123000001"], source="webhook", keyword="STOP")
+        ids = {"done": done.id, "cancelled": cancelled.id}
+    with transaction(engine) as s:
+        assert resend_unknown(s, recipient_ids=[stopped, fine, dropped]) == Resent(
+            queued=1, opted_out=1, cancelled=1)
+    with transaction(engine) as s:
+        statuses = [s.get(BlastRecipient, rid).status for rid in (stopped, fine, dropped)]
+        assert statuses == ["UNKNOWN", "QUEUED", "UNKNOWN"]
+        states = (s.get(Blast, ids["done"]).state, s.get(Blast, ids["cancelled"]).state)
+        assert states == ("sending", "cancelled")
+
+
+def test_a_finished_blast_holding_queued_messages_takes_up_sending(engine: Engine) -> None:
+    """complete_finished can mark a blast finished in the moment a resend is being queued (it
+    cannot see rows not yet committed); housekeeping then sets it sending again."""
+    from core.sending.blasts import complete_finished, reopen_requeued
+
+    with transaction(engine) as s:
+        finished = make_blast(s, state="completed")
+        make_recipient(s, finished, status="QUEUED")
+        untouched = make_blast(s, state="completed")
+        make_recipient(s, untouched, status="READ_ACK")
+        stopped = make_blast(s, state="cancelled")
+        make_recipient(s, stopped, status="QUEUED")
+        ids = (finished.id, untouched.id, stopped.id)
+    with transaction(engine) as s:
+        assert complete_finished(s, now=utcnow()) == []
+        assert reopen_requeued(s) == [ids[0]]
+        assert [s.get(Blast, i).state for i in ids] == ["sending", "completed", "cancelled"]
 
 
 @pytest.mark.parametrize(("stage", "expected"), [

@@ -6,14 +6,15 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from core.db import transaction
-from core.models import utcnow
+from core.models import BlastRecipient, utcnow
+from core.recipients import page_of_recipients
 from core.status_engine import apply_status
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
-from dashboard.recipient_views import table_key
+from dashboard.recipient_views import PAGE_SIZE, table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_blast_page import _open
 from tests.test_pages import app_db  # noqa: F401  (app_db: the fixture, used below)
@@ -27,9 +28,11 @@ REPLY = (
 )
 
 
-def table(blast_id: int, *, generation: int = 0, show: str = "Everyone", page: int = 1) -> str:
-    """The recipient table's key for a view of it, as the page makes it."""
-    return table_key(blast_id, "rcp", generation=generation, view=(show, "", page))
+def table(engine: Engine, blast_id: int, *, generation: int = 0, show: str = "Everyone") -> str:
+    """The recipient table's key for a view of it and the people in it now, as the page makes it."""
+    with transaction(engine) as s:
+        rows, _ = page_of_recipients(s, blast_id=blast_id, selection=show, page_size=PAGE_SIZE)
+    return table_key("rcp", generation=generation, view=(blast_id, show, "", 1), shown=[r.id for r in rows])
 
 
 def _recipients_table(at: AppTest):  # type: ignore[no-untyped-def]
@@ -41,6 +44,11 @@ def _tick(at: AppTest, key: str, rows: list[int]) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def _histories(at: AppTest) -> list[str]:
+    """The numbers whose history shows: those ticked."""
+    return [e.label.removeprefix("History of ") for e in at.expander if e.label.startswith("History of ")]
 
 
 def _replied_blast(engine: Engine) -> tuple[int, str]:
@@ -64,7 +72,7 @@ def test_the_reply_column_is_wide_and_says_where_to_read_it_whole(engine: Engine
 
 def test_a_ticked_row_shows_what_they_replied_as_typed(engine: Engine) -> None:
     blast_id, phone = _replied_blast(engine)
-    at = _tick(_open(blast_id), table(blast_id), [0])
+    at = _tick(_open(blast_id), table(engine, blast_id), [0])
     history = next(e for e in at.expander if e.label == f"History of {phone}")
     lines = [m.value for m in history.markdown]
     assert any("**Replied**" in line and "update from WhatsApp" in line for line in lines)
@@ -81,7 +89,7 @@ def test_a_row_without_a_reply_shows_no_reply(engine: Engine) -> None:
         blast = make_blast(s, state="completed")
         phone = make_recipient(s, blast, status="READ_ACK", sent_at=utcnow()).phone_number
         blast_id = blast.id
-    at = _tick(_open(blast_id), table(blast_id), [0])
+    at = _tick(_open(blast_id), table(engine, blast_id), [0])
     history = next(e for e in at.expander if e.label == f"History of {phone}")
     assert [m.value for m in history.markdown] == ["No changes yet."]
     assert not history.get("html")
@@ -98,7 +106,7 @@ def test_after_an_action_no_row_is_ticked(engine: Engine, status: str, button: s
         for _ in range(3):
             make_recipient(s, blast, status=status, sent_at=utcnow())
         blast_id = blast.id
-    at = _tick(_open(blast_id), table(blast_id), [0, 1])
+    at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
     at.button(key=button).click().run()
     assert not at.exception, at.exception
     assert any(said in m.value for m in at.success)
@@ -109,7 +117,7 @@ def test_after_an_action_no_row_is_ticked(engine: Engine, status: str, button: s
 
     at.run()
     assert not {b.key for b in at.button} & {"rcp_close", "rcp_resend", "rcp_failed"}, "nor after a rerun"
-    _tick(at, table(blast_id, generation=1), [2])
+    _tick(at, table(engine, blast_id, generation=1), [2])
     assert at.button(key="rcp_close").label == "Mark 1 as closed (sale)", "the fresh table can be ticked"
 
 
@@ -120,11 +128,47 @@ def test_ticks_do_not_follow_the_table_to_another_view(engine: Engine) -> None:
         for status in ("READ_ACK", "REPLIED", "REPLIED"):
             make_recipient(s, blast, status=status, sent_at=utcnow())
         blast_id = blast.id
-    at = _tick(_open(blast_id), table(blast_id), [0])  # the one who read and did not reply
+    at = _tick(_open(blast_id), table(engine, blast_id), [0])  # the one who read and did not reply
     assert at.button(key="rcp_close").label == "Mark 1 as closed (sale)"
     at.selectbox(key="rcp_sel").set_value("Replied").run()
     assert not at.exception, at.exception
     assert "rcp_close" not in {b.key for b in at.button}, "nothing ticked in the new view"
+
+
+@pytest.mark.parametrize(("show", "statuses", "moves_in", "button"), [
+    # Someone in the middle reads the message: they enter "Read, no reply" above the one ticked.
+    ("Read, no reply", ("READ_ACK", "DELIVERY_ACK", "READ_ACK"), "READ_ACK", "rcp_close"),
+    # A send in the middle turns out unknown while the person decides about the others.
+    ("Unknown", ("UNKNOWN", "SENDING", "UNKNOWN"), "UNKNOWN", "rcp_failed"),
+])
+def test_a_tick_does_not_move_to_someone_who_entered_the_list(
+    engine: Engine, show: str, statuses: tuple[str, ...], moves_in: str, button: str
+) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending")
+        _, middle, last = (make_recipient(s, blast, status=status, sent_at=utcnow()) for status in statuses)
+        blast_id, middle_id, last_id = blast.id, middle.id, last.id
+        middle_phone, last_phone = middle.phone_number, last.phone_number
+    at = _open(blast_id)
+    at.selectbox(key="rcp_sel").set_value(show).run()
+    at = _tick(at, table(engine, blast_id, show=show), [1])
+    assert _histories(at) == [last_phone]
+
+    with transaction(engine) as s:  # between the tick and the click; row 1 is now the middle one
+        apply_status(s, recipient_id=middle_id, status=moves_in, source="manual", manual=True)
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        now = dict(s.execute(select(BlastRecipient.id, BlastRecipient.status)).all())
+    assert (now[middle_id], now[last_id]) == (moves_in, statuses[2]), "nobody acted on"
+    assert not at.success
+    assert button not in {b.key for b in at.button}, "nothing left ticked"
+    assert "The list changed since you ticked, so the ticks were cleared: tick again." in [
+        c.value for c in at.caption]
+
+    at = _tick(at, table(engine, blast_id, show=show), [1])
+    assert _histories(at) == [middle_phone], "a tick on the list as it is"
+    assert "The list changed" not in " ".join(c.value for c in at.caption)
 
 
 def test_every_reply_shows_and_a_later_one_is_found_by_search(engine: Engine) -> None:
@@ -144,7 +188,7 @@ def test_every_reply_shows_and_a_later_one_is_found_by_search(engine: Engine) ->
             process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
     at = _open(blast_id)
     assert list(_recipients_table(at).value["Reply"]) == ["Ok  (+1 more)", ""]
-    at = _tick(at, table(blast_id), [0])
+    at = _tick(at, table(engine, blast_id), [0])
     history = next(e for e in at.expander if e.label == f"History of {phone}")
     assert "**What they replied** (2 messages)" in [m.value for m in history.markdown]
     assert ["Ok" in b.value for b in history.get("html")] == [True, False]
@@ -165,3 +209,15 @@ def test_a_number_that_opted_out_is_marked_in_the_table(engine: Engine) -> None:
         blast_id = blast.id
     statuses = list(_recipients_table(_open(blast_id)).value["Status"])
     assert statuses == ["Read (blue ticks) · opted out", "Read (blue ticks)"]
+
+
+def test_send_again_says_who_was_left_out_and_why() -> None:
+    from core.recipients import Resent
+    from dashboard.recipient_views import resent_words
+
+    assert resent_words(Resent(queued=1)) == "1 recipient queued to be sent again."
+    assert resent_words(Resent(queued=2, opted_out=1)) == (
+        "2 recipients queued to be sent again; 1 left out: they asked not to be messaged.")
+    assert resent_words(Resent(queued=0, cancelled=3)) == (
+        "0 recipients queued to be sent again; 3 left as they were: nothing more is sent from a "
+        "cancelled blast.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
@@ -182,8 +183,11 @@ def cancel(session: Session, *, blast_id: int) -> None:
     _require(session, blast_id, ok, "cancel")
 
 
-def start_due_scheduled(session: Session, *, now: dt.datetime, grace: dt.timedelta) -> list[int]:
-    """Start scheduled blasts whose time has come; pause those found long past due instead."""
+def start_due_scheduled(
+    session: Session, *, now: dt.datetime, grace: dt.timedelta, zone: ZoneInfo
+) -> list[int]:
+    """Start scheduled blasts whose time has come; pause those found long past due instead,
+    saying when they were due in the team's time zone (`zone`)."""
     due = session.execute(
         select(Blast.id, Blast.scheduled_at).where(
             Blast.state == S.SCHEDULED, Blast.scheduled_at <= now
@@ -194,13 +198,31 @@ def start_due_scheduled(session: Session, *, now: dt.datetime, grace: dt.timedel
         if now - scheduled_at > grace:
             change_state(
                 session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
-                reason=f"It was scheduled for {scheduled_at:%d %b %H:%M} UTC but nothing was running "
-                "then. Resume it to send now, or cancel it.",
+                reason=f"It was scheduled for {scheduled_at.astimezone(zone):%d %b %H:%M} but nothing "
+                "was running then. Resume it to send now, or cancel it.",
             )
         elif change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED,),
                           to_state=S.SENDING, started_at=now):
             started.append(blast_id)
     return started
+
+
+def reopen_for_resends(session: Session, *, blast_id: int) -> bool:
+    """A finished blast given messages to send again (unknown sends a person chose to resend)
+    takes up sending; a paused one sends them when resumed, a sending one in its turn."""
+    return change_state(session, blast_id=blast_id, from_states=(S.COMPLETED,), to_state=S.SENDING,
+                        finished_at=None)
+
+
+def reopen_requeued(session: Session) -> list[int]:
+    """Finished blasts that hold queued messages, sending again. `reopen_for_resends` does this
+    as the messages are queued; this catches a blast that `complete_finished` marked finished
+    in the moment between (on PostgreSQL it cannot see rows another transaction has not yet
+    committed)."""
+    # Read from the queue's side: its partial index holds only the queued rows.
+    queued = select(BlastRecipient.blast_id).where(BlastRecipient.status == Status.QUEUED.value)
+    ids = session.scalars(select(Blast.id).where(Blast.state == S.COMPLETED, Blast.id.in_(queued))).all()
+    return [blast_id for blast_id in ids if reopen_for_resends(session, blast_id=blast_id)]
 
 
 def complete_finished(session: Session, *, now: dt.datetime) -> list[int]:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core import app_state
 from core.config import Settings
 from core.db import transaction
-from core.errors import GatewayError, RateLimited
+from core.errors import ConfigError, GatewayError, RateLimited
 from core.funnel import fold_rollup_deltas
 from core.models import Blast, Device, utcnow
 from core.phones import to_gateway
@@ -42,7 +42,9 @@ ONCE_RETRY_HORIZON = dt.timedelta(minutes=5)
 
 
 class Sender(Protocol):
-    def send_text(self, *, to: str, message: str, priority: str | None = None) -> SendResult: ...
+    def send_text(
+        self, *, to: str, message: str, priority: str | None = None, device: str | None = None
+    ) -> SendResult: ...
 
 
 def worker_name() -> str:
@@ -126,7 +128,7 @@ class SendWorker:
             for device in self._devices:
                 claim, wait = self._claim(device, now)
                 if claim is not None:
-                    self._send(claim)
+                    self._send(claim, device=device)
                     if self.pacing:
                         self._keep_gap(device, claimed=now)
                     return True
@@ -148,8 +150,9 @@ class SendWorker:
         grace = dt.timedelta(minutes=self.settings.schedule_grace_minutes)
         with transaction(self.engine) as s:
             expired = queue.expire_leases(s, now=now)
-            blasts.start_due_scheduled(s, now=now, grace=grace)
+            blasts.start_due_scheduled(s, now=now, grace=grace, zone=self.settings.timezone)
             blasts.complete_finished(s, now=now)
+            blasts.reopen_requeued(s)
             # Status changes leave +1/-1 rows on PostgreSQL (migration 0002); folding them
             # into the per-blast counts keeps the funnel's reads short.
             fold_rollup_deltas(s)
@@ -181,11 +184,16 @@ class SendWorker:
 
     # -- sending and storing the answer -----------------------------------------------------
 
-    def _send(self, claim: Claim) -> None:
+    def _send(self, claim: Claim, *, device: str) -> None:
+        """Send from the blast's device, the one its pacing was counted against."""
         try:
-            result = self.client.send_text(to=to_gateway(claim.phone_number), message=claim.message_text)
+            result = self.client.send_text(to=to_gateway(claim.phone_number), message=claim.message_text,
+                                           device=device)
         except GatewayError as exc:
             self._store(functools.partial(self._failed, claim, exc))
+            return
+        except ConfigError as exc:  # raised before the request left: a setting is wrong
+            self._store(functools.partial(self._misconfigured, claim, exc))
             return
         self._store(functools.partial(self._accepted, claim, result))
         if self.after_send is not None:
@@ -232,10 +240,7 @@ class SendWorker:
                 queue.settle(s, claim=claim, status=Status.UNKNOWN, at=now, event=event,
                              updates={"error": exc.message})
             elif exc.pauses_blast:
-                queue.release(s, claim=claim, worker=self.name, retry_at=None, error=exc.message,
-                              count_attempt=False)
-                blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
-                                    to_state=blasts.S.PAUSED, reason=exc.message)
+                self._pause_for(s, claim, exc.message)
             elif exc.retryable and claim.attempts < self.settings.send_max_attempts:
                 wait = self._backoff(claim.attempts, exc)
                 queue.release(s, claim=claim, worker=self.name, error=exc.message,
@@ -248,6 +253,17 @@ class SendWorker:
                     reason = f"Gave up after {claim.attempts} tries: {exc.message}"
                 queue.settle(s, claim=claim, status=Status.FAILED, at=now, event=event,
                              updates={"error": reason})
+
+    def _misconfigured(self, claim: Claim, exc: ConfigError) -> None:
+        with transaction(self.engine) as s:
+            self._pause_for(s, claim, exc.message)
+
+    def _pause_for(self, s: Session, claim: Claim, reason: str) -> None:
+        """The message did not leave and nothing else will until a person acts: back in the
+        queue as it was, and the blast paused with the reason."""
+        queue.release(s, claim=claim, worker=self.name, retry_at=None, error=reason, count_attempt=False)
+        blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
+                            to_state=blasts.S.PAUSED, reason=reason)
 
     def _backoff(self, attempts: int, exc: GatewayError) -> float:
         if isinstance(exc, RateLimited) and exc.retry_after:

@@ -101,11 +101,15 @@ class WsapmeClient:
             f"device={self.device!r}, token='***')"
         )
 
-    def send_text(self, *, to: str, message: str, priority: str | None = None) -> SendResult:
-        """Hand one text to the gateway. Raises a GatewayError whose `accepted` says whether
-        the gateway certainly did not take it (False) or might have (None).
+    def send_text(
+        self, *, to: str, message: str, priority: str | None = None, device: str | None = None
+    ) -> SendResult:
+        """Hand one text to the gateway, from `device` (the configured one unless given). Raises
+        a GatewayError whose `accepted` says whether the gateway certainly did not take it
+        (False) or might have (None).
         """
-        payload: dict[str, Any] = {"device": self.device, "to": to, "message": message}
+        device = device or self.device
+        payload: dict[str, Any] = {"device": device, "to": to, "message": message}
         if priority is not None:
             payload["priority"] = priority
         response = self._post(self.api_url, self.send_path, payload, sending=True)
@@ -113,7 +117,7 @@ class WsapmeClient:
         if not isinstance(body, dict):
             raise unknown_outcome("its answer could not be read", raw=self._raw(response))
         if is_success(body) is False:
-            raise refusal_from_body(body, device=self.device)
+            raise refusal_from_body(body, device=device)
         result = parse_send_answer(body, numbering=self.ack_numbering)
         if result is None:
             raise unknown_outcome("it answered without a message id", raw=body)

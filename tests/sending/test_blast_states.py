@@ -106,7 +106,7 @@ def test_due_scheduled_blasts_start_and_long_overdue_ones_wait_for_a_person(engi
             blasts.launch(s, blast_id=blast_id, at=when, device="d", timezone=KL)
     with transaction(engine) as s:
         assert blasts.start_due_scheduled(s, now=now + dt.timedelta(seconds=3),
-                                          grace=dt.timedelta(hours=1)) == [due, overdue]
+                                          grace=dt.timedelta(hours=1), zone=KL) == [due, overdue]
     assert _state(engine, future)[0] == "scheduled"
 
     late = _draft(engine)
@@ -114,9 +114,11 @@ def test_due_scheduled_blasts_start_and_long_overdue_ones_wait_for_a_person(engi
         blasts.launch(s, blast_id=late, at=now + dt.timedelta(seconds=1), device="d", timezone=KL)
     with transaction(engine) as s:
         assert blasts.start_due_scheduled(s, now=now + dt.timedelta(hours=3),
-                                          grace=dt.timedelta(hours=1)) == []
+                                          grace=dt.timedelta(hours=1), zone=KL) == []
     state, reason = _state(engine, late)
+    due_here = (now + dt.timedelta(seconds=1)).astimezone(KL)
     assert state == "paused" and "Resume it to send now" in reason
+    assert f"scheduled for {due_here:%d %b %H:%M} but" in reason, "the team's time, as everywhere else"
 
 
 def test_a_blast_completes_when_nothing_is_queued_or_in_flight(engine: Engine) -> None:

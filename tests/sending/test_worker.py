@@ -97,6 +97,34 @@ def test_auth_error_or_offline_device_pauses_the_blast(engine: Engine, sim, faul
         assert {r.attempts for r in s.scalars(select(BlastRecipient))} == {1}
 
 
+def test_a_blast_is_sent_from_its_own_device_the_one_its_pacing_counts(engine: Engine, sim) -> None:
+    """A follow-up keeps its parent's device, and `core send --device` picks one: the message
+    must leave from it, not from whichever device the settings name today."""
+    blast_id = launched_blast(engine, 2, device="7777")
+    worker_for(engine, sim, wsapme_device="5850").run(once=True)
+    assert [m.device for m in sim.sent_messages()] == ["7777", "7777"]
+    assert blast_state(engine, blast_id)[0] == "completed"
+
+
+def test_a_wrong_gateway_address_pauses_the_blast_and_loses_no_one(engine: Engine, sim) -> None:
+    """Caught before the request leaves: the worker carries on, nothing is marked unknown."""
+    from core.sending.worker import SendWorker
+    from tests.sending.support import settings_for
+    from tests.support.simulator import client_for
+
+    blast_id = launched_blast(engine, 3)
+    client = client_for(sim)
+    client.api_url = "ftp://" + sim.url.removeprefix("http://")  # a setting typed wrong
+    worker = SendWorker(engine=engine, client=client, settings=settings_for())
+    worker.run(once=True)  # returns: the worker is still alive
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and "https://" in reason
+    assert set(statuses(engine, blast_id).values()) == {"QUEUED"}
+    with transaction(engine) as s:
+        assert {r.attempts for r in s.scalars(select(BlastRecipient))} == {0}
+    assert sim.sent_messages() == []
+
+
 def test_pause_resume_cancel_take_effect_before_the_next_message(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 40)
     worker = worker_for(engine, sim, send_pacing="on", send_min_gap_seconds=0.15,
