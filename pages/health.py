@@ -5,6 +5,7 @@ import streamlit as st
 from core.errors import BlastError
 from core.gateway import make_client
 from core.health import collect, device_state
+from core.webhook.inbox import replay_set_aside
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
 from dashboard.format import ago, plural
@@ -145,3 +146,12 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
         f"**Database**: {health.database_kind} ({health.database_where}), "
         f"schema revision `{health.schema_revision}`."
     )
+    set_aside = counts.get("unparseable", 0) + counts.get("unmatched", 0)
+    if set_aside:
+        st.markdown(f"**Webhook events set aside**: {set_aside:,}, kept in `webhook_inbox`. After an update "
+                    "that reads more shapes, or a corrected `WSAPME_ACK_NUMBERING`, apply them again "
+                    "(also `python -m core replay-webhooks`).")
+        if st.button("Apply the set-aside events again", key="replay_set_aside"):
+            with st.spinner("Applying them again…"):
+                report = replay_set_aside(get_engine())
+            st.success(report.set_aside_words())

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import streamlit as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from core.analytics import response_times
@@ -379,6 +379,22 @@ def test_health_page_after_events_and_a_worker(app_db: str, engine: Engine) -> N
     assert not any("Blasts will not go out" in w.value for w in at.warning)
     assert any("Messages can go out" in m.value and "12 sent" in m.value for m in at.markdown)
     assert any("host:1:abc" in m.value for m in at.expander[0].markdown), "its name, for the server's keeper"
+
+
+def test_whoever_runs_the_server_can_apply_set_aside_events_again(app_db: str, engine: Engine) -> None:
+    from core.models import WebhookInbox
+
+    with transaction(engine) as s:
+        s.add(WebhookInbox(body=b"not json", state="unparseable"))
+    at = run_page("pages/health.py")
+    [details] = at.expander
+    assert any("Webhook events set aside" in t for t in _texts(details))
+    at.button(key="replay_set_aside").click().run()
+    assert not at.exception, at.exception
+    said = "1 set-aside event tried again: 0 applied, 1 still could not be used."
+    assert [m.value for m in at.success] == [said]
+    with transaction(engine) as s:
+        assert s.scalars(select(WebhookInbox.state)).all() == ["unparseable"], "kept, never deleted"
 
 
 def _texts(node: object) -> list[str]:

@@ -25,6 +25,7 @@ from core.webhook.inbox import (
     process_entry,
     replay_after_send,
     replay_for_message_ids,
+    replay_set_aside,
     replay_waiting,
     store_raw,
 )
@@ -235,6 +236,27 @@ def test_replay_gives_up_on_old_waiting_entries_and_keeps_them(engine: Engine) -
     assert json.loads(old.body) == _ack("3EB0GONE", "READ")  # kept as it came
     assert young.state == "waiting" and young.attempts == 2
     assert replay_waiting(engine, rules=RULES, now=now).seen == 1  # unmatched is not retried
+
+
+def test_set_aside_events_are_applied_again_when_asked_and_kept_when_still_unusable(engine: Engine) -> None:
+    """An ack whose message never turned up, then did (its id stored late, by hand or after a
+    corrected setting); and a body nothing can read. Asked to, the first is applied, the
+    second set aside again, and neither is ever deleted."""
+    now = at(12)
+    lost_id, _ = _post(engine, _ack("3EB0LATE", "READ", at(9)), received_at=now - dt.timedelta(hours=2))
+    junk_id, _ = _post(engine, b"\x00not an event", content_type="text/plain", received_at=at(10))
+    replay_waiting(engine, rules=RULES, now=now)
+    assert (_entry(engine, lost_id).state, _entry(engine, junk_id).state) == ("unmatched", "unparseable")
+    rid = _recipient(engine, message_id="3EB0LATE")
+
+    report = replay_set_aside(engine, rules=RULES, now=now)
+    assert (report.seen, report.states, report.failed) == (2, {"applied": 1, "unparseable": 1}, 0)
+    assert report.set_aside_words() == "2 set-aside events tried again: 1 applied, 1 still could not be used."
+    assert _row(engine, rid).status == "READ_ACK"
+    assert (_entry(engine, lost_id).state, _entry(engine, junk_id).state) == ("applied", "unparseable")
+    assert _entry(engine, junk_id).body == b"\x00not an event"
+    assert replay_set_aside(engine, rules=RULES, now=now).states == {"unparseable": 1}
+    assert replay_waiting(engine, rules=RULES, now=now).seen == 0, "set aside again, not retried by itself"
 
 
 def test_replay_picks_up_entries_a_failed_request_left_new(engine: Engine) -> None:

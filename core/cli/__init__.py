@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-csv": ("import_csv", "create a draft blast from a CSV of contacts"),
     "send": ("send", "queue a draft blast for sending"),
     "worker": ("worker", "run a send worker"),
+    "replay-webhooks": ("replay_webhooks", "apply again webhook events set aside as unreadable or unmatched"),
     "simulator": ("simulator", "run a stand-in WSAPME gateway on this machine"),
     "seed-demo": ("seed_demo", "fill the database with example blasts"),
     "hash-password": ("hash_password", "hash a dashboard password for the settings"),

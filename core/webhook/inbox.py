@@ -10,11 +10,11 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -109,6 +109,20 @@ class ReplayReport:
     states: dict[str, int] = field(default_factory=dict)
     failed: int = 0
 
+    def set_aside_words(self) -> str:
+        """ "3 set-aside events tried again: 2 applied, 1 still could not be used." """
+        if self.seen == 0:
+            return "No events are set aside."
+        used = self.states.get(InboxState.APPLIED, 0) + self.states.get(InboxState.IGNORED, 0)
+        still = self.states.get(InboxState.UNMATCHED, 0) + self.states.get(InboxState.UNPARSEABLE, 0)
+        parts = [f"{used:,} applied"]
+        for n, words in ((self.states.get(InboxState.WAITING, 0), "waiting for their message"),
+                         (still, "still could not be used"), (self.failed, "failed (see the log)")):
+            if n:
+                parts.append(f"{n:,} {words}")
+        events = "event" if self.seen == 1 else "events"
+        return f"{self.seen:,} set-aside {events} tried again: " + ", ".join(parts) + "."
+
 
 @dataclass(frozen=True)
 class _Note:
@@ -167,6 +181,8 @@ def process_entries(
 
 
 _OPEN = (InboxState.NEW, InboxState.WAITING)
+# Kept, and applied again only when a person asks (`replay_set_aside`).
+SET_ASIDE = (InboxState.UNMATCHED, InboxState.UNPARSEABLE)
 
 
 @dataclass
@@ -513,17 +529,48 @@ def replay_waiting(
             .order_by(WebhookInbox.id)
             .limit(limit)
         ).all()
+    return _process_each(engine, ids, rules=rules, now=now)
+
+
+def _process_each(
+    engine: Engine, ids: Sequence[int], *, rules: WebhookRules, now: dt.datetime, reopen: bool = False
+) -> ReplayReport:
+    """Process each entry in a transaction of its own; with `reopen`, a set-aside one first
+    becomes new again (in the same transaction: if applying fails, it stays set aside)."""
     states: Counter[str] = Counter()
     failed = 0
     for inbox_id in ids:
         try:
             with transaction(engine) as session:
+                if reopen:
+                    session.execute(
+                        update(WebhookInbox)
+                        .where(WebhookInbox.id == inbox_id, WebhookInbox.state.in_(SET_ASIDE))
+                        .values(state=InboxState.NEW)
+                        .execution_options(synchronize_session=False)
+                    )
                 outcome = process_entry(session, inbox_id=inbox_id, rules=rules, now=now)
             states[outcome.state if outcome else "skipped"] += 1
         except Exception as exc:  # one bad entry must not stop the others
             failed += 1
             _note_failure(engine, inbox_id=inbox_id, exc=exc)
     return ReplayReport(seen=len(ids), states=dict(states), failed=failed)
+
+
+def replay_set_aside(
+    engine: Engine, *, rules: WebhookRules | None = None, now: dt.datetime | None = None,
+) -> ReplayReport:
+    """Apply again the events set aside as unreadable or unmatched: after the parser learned a
+    new shape, or a setting that decides how events are read (the ack numbering) was
+    corrected. Each in its own transaction, oldest first; one that still cannot be used is set
+    aside again, with the reason as it stands now. Nothing is deleted either way."""
+    rules = rules or WebhookRules.from_settings(get_settings())
+    now = now or utcnow()
+    with transaction(engine) as session:
+        ids = session.scalars(
+            select(WebhookInbox.id).where(WebhookInbox.state.in_(SET_ASIDE)).order_by(WebhookInbox.id)
+        ).all()
+    return _process_each(engine, ids, rules=rules, now=now, reopen=True)
 
 
 def _note_failure(engine: Engine, *, inbox_id: int, exc: Exception) -> None:
