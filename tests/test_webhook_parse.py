@@ -259,6 +259,9 @@ def _baileys_message(jid: str, text_message: dict[str, Any], **key: Any) -> byte
                      JSON, "+601133428730", "person", "ok", False, id="wwebjs-incoming-with-ack"),
         pytest.param(_baileys_message("601133428730@s.whatsapp.net", {"stickerMessage": {}}),
                      JSON, "+601133428730", "person", "", False, id="no-text-still-a-message"),
+        pytest.param(_baileys_message("601133428730@s.whatsapp.net",
+                                      {"reactionMessage": {"key": {"id": "3EB0OURS"}, "text": "👍"}}),
+                     JSON, "+601133428730", "person", "👍", False, id="a-reaction-says-its-emoji"),
     ],
 )
 def test_incoming_messages(

@@ -54,6 +54,7 @@ MESSAGE_TEXT_PLACES = (
     "buttonsResponseMessage.selectedDisplayText",
     "templateButtonReplyMessage.selectedDisplayText",
     "listResponseMessage.title",
+    "reactionMessage.text",  # a 👍 on our message: they answered with it
 )
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "off", ""})
