@@ -250,7 +250,11 @@ def render_close_from_file(blast_id: int) -> None:
         "latest message sent to that number and marked **closed**."
     )
     _render_close_report(take_flash("close_report"))
-    only_chain = st.checkbox("Only this blast and its follow-ups", value=True, key="close_chain")
+    only_chain = st.checkbox(
+        "Only this campaign: its first blast and every follow-up", value=True, key="close_chain",
+        help="Each number is closed on the latest of these blasts that messaged it. Untick to look "
+        "through every blast.",
+    )
     upload = st.file_uploader(
         "Numbers that bought (Excel or CSV)", type=list(UPLOAD_TYPES), key="close_upload"
     )
