@@ -39,6 +39,18 @@ def devices_with_work(session: Session, *, now: dt.datetime) -> list[str]:
     return [d for d in rows if d]
 
 
+def call_out(session: Session, *, device: str) -> bool:
+    """Whether a message from `device` is with the gateway, its answer not stored yet (another
+    worker's call): the gap must run from that answer, so nothing else goes from it meanwhile."""
+    blasts_of_device = select(Blast.id).where(
+        Blast.device == device, Blast.state.in_((BlastState.SENDING, BlastState.PAUSED)))
+    return session.scalar(
+        select(BlastRecipient.id)
+        .where(BlastRecipient.blast_id.in_(blasts_of_device), BlastRecipient.status == Status.SENDING.value)
+        .limit(1)
+    ) is not None
+
+
 def next_retry_at(session: Session) -> dt.datetime | None:
     """The earliest time a queued recipient of a sending blast waits for (a retry's backoff)."""
     return session.scalar(

@@ -39,6 +39,8 @@ HEARTBEAT_SECONDS = 10.0
 HEARTBEAT_PREFIX = "worker:"
 # `--once` also waits for retries due within this long, so a busy gateway does not end it early.
 ONCE_RETRY_HORIZON = dt.timedelta(minutes=5)
+# How soon to look again while another worker's message from the same device awaits its answer.
+CALL_OUT_POLL_SECONDS = 0.2
 
 
 class Sender(Protocol):
@@ -128,9 +130,7 @@ class SendWorker:
             for device in self._devices:
                 claim, wait = self._claim(device, now)
                 if claim is not None:
-                    self._send(claim, device=device)
-                    if self.pacing:
-                        self._keep_gap(device, claimed=now)
+                    self._send(claim, device=device, claimed=now)
                     return True
                 if wait is not None:
                     waits.append(wait)
@@ -177,6 +177,8 @@ class SendWorker:
             earliest = pacing.earliest_send(device, now=now, zone=zone)
             if earliest > now:
                 return None, (earliest - now).total_seconds()
+            if queue.call_out(s, device=device_id):  # another worker's; its answer moves the slot
+                return None, CALL_OUT_POLL_SECONDS
             claim = queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease)
             if claim is not None:
                 pacing.record_send(device, now=now, zone=zone, rng=self.rng)
@@ -184,20 +186,28 @@ class SendWorker:
 
     # -- sending and storing the answer -----------------------------------------------------
 
-    def _send(self, claim: Claim, *, device: str) -> None:
+    def _send(self, claim: Claim, *, device: str, claimed: dt.datetime) -> None:
         """Send from the blast's device, the one its pacing was counted against."""
         try:
             result = self.client.send_text(to=to_gateway(claim.phone_number), message=claim.message_text,
                                            device=device)
         except GatewayError as exc:
+            self._answered(device, claimed=claimed)
             self._store(functools.partial(self._failed, claim, exc))
             return
         except ConfigError as exc:  # raised before the request left: a setting is wrong
             self._store(functools.partial(self._misconfigured, claim, exc))
             return
+        self._answered(device, claimed=claimed)
         self._store(functools.partial(self._accepted, claim, result))
         if self.after_send is not None:
             self.after_send(result.message_id)
+
+    def _answered(self, device: str, *, claimed: dt.datetime) -> None:
+        # The slot moves before the answer is stored: another worker waits while the row is
+        # being sent (`queue.call_out`), then finds the gap already counted from this answer.
+        if self.pacing:
+            self._keep_gap(device, claimed=claimed)
 
     def _store(self, write: Callable[[], None]) -> None:
         """Store an answer, riding out a short database outage; if it never comes back the

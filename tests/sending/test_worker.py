@@ -171,6 +171,23 @@ def test_pacing_spaces_messages_by_the_minimum_gap(engine: Engine, sim) -> None:
     assert min(gaps) >= 0.2 * 0.95
 
 
+def test_two_workers_never_send_from_one_device_while_a_call_is_out(engine: Engine, sim) -> None:
+    """The gateway takes 0.6 s to answer and the gap is 0.3 s: a second worker must wait for
+    the first one's answer, then the gap, not only the gap from the first one's claim."""
+    launched_blast(engine, 4)
+    sim.set_fault("slow_answer", times=None, delay=0.6)
+    workers = [worker_for(engine, sim, send_pacing="on", send_min_gap_seconds=0.3, send_jitter_seconds=0.0,
+                          send_pause_every=0, send_daily_cap=0) for _ in range(2)]
+    threads = [threading.Thread(target=w.run, kwargs={"once": True}) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    times = sorted(m.sent_at for m in sim.sent_messages())
+    assert len(times) == 4
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= (0.6 + 0.3) * 0.95
+
+
 def test_a_daily_cap_stops_the_day_without_losing_anyone(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 5)
     worker_for(engine, sim, send_pacing="on", send_min_gap_seconds=0.0, send_jitter_seconds=0.0,
