@@ -97,3 +97,10 @@ class OutcomeUnknown(GatewayError):
     """The request left but no usable answer came back: the message may have been sent."""
 
     accepted = None
+
+
+class ServerFailedMidSend(OutcomeUnknown):
+    """The gateway failed while handling a send (HTTP 500 or 502): it may have passed the
+    message on before it failed, and the next sends would likely fail the same way."""
+
+    pauses_blast = True

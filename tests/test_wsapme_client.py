@@ -27,6 +27,7 @@ from core.errors import (
     GatewayUnreachable,
     OutcomeUnknown,
     RateLimited,
+    ServerFailedMidSend,
 )
 from core.simulator import Proportions, Simulator
 from core.wsapme import WsapmeClient
@@ -173,7 +174,7 @@ REFUSALS = [
     ("invalid_number", {}, GatewayRefused, False),
     ("invalid_number", {"http_status": 400}, GatewayRefused, False),
     ("rate_limited", {"retry_after": "7"}, RateLimited, True),
-    ("server_error", {}, GatewayServerError, True),
+    ("server_error", {"http_status": 408}, GatewayServerError, True),
     ("server_error", {"http_status": 503}, GatewayServerError, True),
 ]
 
@@ -196,6 +197,19 @@ def test_refusals_are_certainly_not_accepted(
     assert sim.sent_count(to) == 0
     client.send_text(to=to, message="hi")  # the fault was for one request only
     assert sim.sent_count(to) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_server_failing_while_it_took_the_message_proves_nothing(
+    sim: Simulator, client: WsapmeClient, status: int
+) -> None:
+    """It may have handed the message on before it failed: unknown, never retried by itself,
+    and the blast paused (the next sends would likely fail the same way)."""
+    sim.set_fault("server_error", times=1, http_status=status)
+    with pytest.raises(ServerFailedMidSend) as caught:
+        client.send_text(to=fresh_number(), message="hi")
+    assert (caught.value.accepted, caught.value.retryable, caught.value.pauses_blast) == (None, False, True)
+    assert f"HTTP {status}" in caught.value.message and "Sending is paused" in caught.value.message
 
 
 def test_auth_and_offline_pause_the_blast_while_refusals_do_not(sim: Simulator, client: WsapmeClient) -> None:

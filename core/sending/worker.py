@@ -249,6 +249,9 @@ class SendWorker:
             if exc.accepted is None:
                 queue.settle(s, claim=claim, status=Status.UNKNOWN, at=now, event=event,
                              updates={"error": exc.message})
+                if exc.pauses_blast:  # the gateway is failing: one unknown send, not five hundred
+                    blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
+                                        to_state=blasts.S.PAUSED, reason=exc.message)
             elif exc.pauses_blast:
                 self._pause_for(s, claim, exc.message)
             elif exc.retryable and claim.attempts < self.settings.send_max_attempts:

@@ -30,6 +30,7 @@ from core.errors import (
     GatewayUnreachable,
     OutcomeUnknown,
     RateLimited,
+    ServerFailedMidSend,
 )
 
 AUTH_WORDS = ("token", "unauthori", "unauthenticated", "api key", "apikey")
@@ -126,6 +127,14 @@ def error_from_http_status(
         return unknown_outcome("WSAPME's front server timed out waiting for it", raw=body)
     if status == 504:
         return GatewayServerError("WSAPME timed out (HTTP 504): try again later.", raw=body)
+    if status in (500, 502) and sending:
+        # Failing while it handled the message proves nothing about whether it went out.
+        return ServerFailedMidSend(
+            f"WSAPME had a problem on its side (HTTP {status}) while taking this message. It may "
+            "have gone out, so it will not be sent again automatically. Sending is paused: resume "
+            "it once WSAPME works again.",
+            raw=body,
+        )
     if status >= 500 or status == 408:
         tail = " The message was not sent and will be tried again." if sending else ""
         return GatewayServerError(f"WSAPME had a problem on its side (HTTP {status}).{tail}", raw=body)

@@ -42,7 +42,7 @@ OFFLINE = "The WhatsApp device is offline: open WSAPME and reconnect it."
 # (sent so far, fault, how many requests it hits, options, what the worker must do: for a
 # retry, the reason the waiting recipient shows)
 FLAPS = [
-    (20, "server_error", 3, {}, "HTTP 500"),
+    (20, "server_error", 3, {"http_status": 408}, "HTTP 408"),
     (40, "rate_limited", 2, {"retry_after": "2"}, "asked to slow down"),
     (60, "slow_answer", 2, {"delay": 2.5}, "unknown"),  # past the 1 s read timeout
     (80, "server_error", 2, {"http_status": 503}, "HTTP 503"),

@@ -47,7 +47,7 @@ def test_a_500_recipient_blast_sends_everyone_exactly_once(engine: Engine, sim) 
     ("drop_connection", {}, "UNKNOWN"),
     ("malformed_json", {}, "UNKNOWN"),
     ("no_message_id", {}, "UNKNOWN"),
-    ("server_error", {}, "PENDING"),     # retried, then sent
+    ("server_error", {"http_status": 503}, "PENDING"),  # not handled: retried, then sent
     ("rate_limited", {"retry_after": "0"}, "PENDING"),
 ])
 def test_each_fault_ends_in_the_right_state(engine: Engine, sim, fault, options, expected) -> None:
@@ -69,7 +69,7 @@ def test_each_fault_ends_in_the_right_state(engine: Engine, sim, fault, options,
 
 def test_retryable_errors_give_up_after_the_cap(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 1)
-    sim.set_fault("server_error", times=None)
+    sim.set_fault("server_error", times=None, http_status=503)
     worker = worker_for(engine, sim, send_max_attempts=2)
     worker._backoff = lambda attempts, exc: 0.05  # keep the test quick; the rule is the cap
     worker.run(once=True)
@@ -78,6 +78,24 @@ def test_retryable_errors_give_up_after_the_cap(engine: Engine, sim) -> None:
         assert (row.status, row.attempts) == ("FAILED", 2)
         assert row.error.startswith("Gave up after 2 tries")
     assert sim.sent_count(phone(0).lstrip("+")) == 0
+
+
+def test_a_gateway_failing_mid_send_leaves_one_unknown_and_pauses(engine: Engine, sim) -> None:
+    """HTTP 500: the gateway failed while it handled the message, which it may have passed
+    on. That one is unknown, never sent again by itself; the rest wait for a person to resume."""
+    blast_id = launched_blast(engine, 3)
+    sim.set_fault("server_error", times=1)
+    worker_for(engine, sim).run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and "HTTP 500" in reason
+    result = statuses(engine, blast_id)
+    assert (result[phone(0)], result[phone(1)], result[phone(2)]) == ("UNKNOWN", "QUEUED", "QUEUED")
+    with transaction(engine) as s:
+        blasts.resume(s, blast_id=blast_id)
+    worker_for(engine, sim).run(once=True)
+    result = statuses(engine, blast_id)
+    assert result[phone(0)] == "UNKNOWN" and {result[phone(1)], result[phone(2)]} <= {"PENDING", "SERVER_ACK"}
+    assert sim.sent_count(phone(0).lstrip("+")) == 0, "not sent again"
 
 
 @pytest.mark.parametrize("fault", ["bad_token", "device_offline"])
