@@ -35,16 +35,17 @@ SHOWN_CONVERSATIONS = 10  # ticking a whole page must not lay out fifty conversa
 
 INBOX_COLUMNS = {
     # Sized so that who, what they said and where they stand fit a 1366 px laptop.
-    "When": st.column_config.TextColumn(width=105, help="When their latest reply came, in your time zone."),
-    "Name": st.column_config.TextColumn(width=120),
+    "When": st.column_config.TextColumn(width=100, help="When their latest reply came, in your time zone."),
+    "Name": st.column_config.TextColumn(width=115),
     "Reply": st.column_config.TextColumn(
-        width=300, help="Their latest reply. Tick the row to read the whole conversation."
+        width=250, help="Their latest reply. Tick the row to read the whole conversation."
     ),
-    "Status": st.column_config.TextColumn(width=120),
-    "Number": st.column_config.TextColumn(width=120),
+    "Status": st.column_config.TextColumn(width=105),
+    "Number": st.column_config.TextColumn(width=115),
     # The link carries the blast's name after a #, which the table shows in place of the address.
+    # Wide enough for "Raya Promo — Follow-up 1".
     "Blast": st.column_config.LinkColumn(
-        width=140, display_text=r"#(.+)$", help="Opens the blast they replied to."
+        width=210, display_text=r"#(.+)$", help="Opens the blast they replied to."
     ),
 }
 
