@@ -137,15 +137,31 @@ def reply_counts(session: Session, *, recipient_ids: Sequence[int]) -> dict[int,
     return {recipient_id: count for recipient_id, count in rows}
 
 
+# A sale is recorded against a message that went out: not one still waiting to go (closing it
+# would take it out of the queue unsent) nor one the gateway refused.
+NOT_SENT = (Status.QUEUED.value, Status.SENDING.value, Status.FAILED.value)
+
+
+def not_sent(session: Session, *, recipient_ids: Sequence[int]) -> list[int]:
+    """Those of these recipients whose message has not gone out (waiting, or failed)."""
+    if not recipient_ids:
+        return []
+    return list(session.scalars(select(BlastRecipient.id).where(
+        BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status.in_(NOT_SENT))))
+
+
 def mark_closed(
     session: Session, *, recipient_ids: Sequence[int], source: str = "manual",
     at: dt.datetime | None = None, note: str | None = None,
 ) -> list[StatusChange]:
-    """Record sales: each recipient moves to CLOSED (a no-op for ones already closed)."""
+    """Record sales: each recipient moves to CLOSED (a no-op for ones already closed). Ones
+    whose message has not gone out (`not_sent`) are left as they are, and left out of the
+    result."""
     event = {"action": "mark closed", **({"note": note} if note else {})}
+    unsent = set(not_sent(session, recipient_ids=recipient_ids))
     return [
         apply_status(session, recipient_id=rid, status=Status.CLOSED, source=source, at=at, event=event)
-        for rid in recipient_ids
+        for rid in recipient_ids if rid not in unsent
     ]
 
 

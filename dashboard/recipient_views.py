@@ -19,6 +19,7 @@ from core.recipients import (
     history,
     mark_closed,
     mark_failed,
+    not_sent,
     page_of_recipients,
     replies,
     reply_counts,
@@ -116,9 +117,12 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
     cols = st.columns(3)
     if cols[0].button(f"Mark {len(chosen)} as closed (sale)", key=f"{key_prefix}_close", type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
+            unsent = len(not_sent(s, recipient_ids=chosen))
             closed = sum(c.changed for c in mark_closed(s, recipient_ids=chosen))
         if done.ok:
-            after_action(key_prefix, f"{plural(closed, 'recipient')} marked as closed (a sale).")
+            left = (f" Left alone: {unsent:,} whose message has not gone out (still waiting, or "
+                    "failed).") if unsent else ""
+            after_action(key_prefix, f"{plural(closed, 'recipient')} marked as closed (a sale).{left}")
     if set(frame[frame["id"].isin(chosen)]["code"]) == {Status.UNKNOWN.value}:
         if cols[1].button(
             "Send again",

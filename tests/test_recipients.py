@@ -24,6 +24,7 @@ from core.recipients import (
     StageSelector,
     mark_closed,
     mark_failed,
+    not_sent,
     page_of_recipients,
     resend_unknown,
 )
@@ -89,6 +90,24 @@ def test_mark_closed_records_a_manual_change_once(engine: Engine) -> None:
         assert [(h.new_status, h.source, h.event["note"]) for h in history] == [
             ("CLOSED", "manual", "paid RM120")
         ]
+
+
+def test_a_sale_is_never_recorded_against_a_message_that_did_not_go_out(engine: Engine) -> None:
+    """Closing a queued row would take it out of the queue unsent; a failed one never arrived.
+    An unknown send may have gone, and a sale is evidence that it did."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending")
+        ids = {status: make_recipient(s, blast, status=status).id
+               for status in ("QUEUED", "SENDING", "FAILED", "UNKNOWN", "READ_ACK")}
+    with transaction(engine) as s:
+        assert sorted(not_sent(s, recipient_ids=list(ids.values()))) == sorted(
+            ids[k] for k in ("QUEUED", "SENDING", "FAILED"))
+        changes = mark_closed(s, recipient_ids=list(ids.values()))
+        assert [c.recipient_id for c in changes] == [ids["UNKNOWN"], ids["READ_ACK"]]
+    with transaction(engine) as s:
+        statuses = {k: s.get(BlastRecipient, rid).status for k, rid in ids.items()}
+    assert statuses == {"QUEUED": "QUEUED", "SENDING": "SENDING", "FAILED": "FAILED",
+                        "UNKNOWN": "CLOSED", "READ_ACK": "CLOSED"}
 
 
 def test_unknown_sends_are_resent_or_marked_failed_only_by_a_person(engine: Engine) -> None:
