@@ -235,6 +235,17 @@ def test_a_title_row_without_trailing_commas(tmp_path: Path) -> None:
     assert [(r.line, r.outcome, r.name) for r in report.rows] == [(4, Outcome.VALID, "Ali")]
 
 
+@pytest.mark.parametrize("title", ["Customer phone list (March)", "WhatsApp blast list,,",
+                                   "Senarai no HP pelanggan"])
+def test_a_title_that_names_a_phone_word_is_not_taken_for_the_header(tmp_path: Path, title: str) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(f"{title}\nName,Phone,City\nAli,0123456789,KL\nAbu,013-456 7890,Ipoh\n", encoding="utf-8")
+    report = parse(path)
+    assert report.columns.header_index == 1
+    assert [(r.line, r.outcome, r.name) for r in report.rows] == [(3, Outcome.VALID, "Ali"),
+                                                                  (4, Outcome.VALID, "Abu")]
+
+
 def test_a_list_of_bare_numbers_without_a_header(tmp_path: Path) -> None:
     path = tmp_path / "numbers.txt"
     path.write_text("012-345 6789\n013-456 7890\n12345\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,10 +103,12 @@ def find_columns(
         raise BadCsv("The file is empty.")
     if phone_column is not None:
         return _explicit(rows, candidates, phone_column, name_column, region)
-    for index in candidates:
-        phone = best_phone_column(rows[index])
-        if phone is not None:
-            return _with_header(rows, index, phone, name_column)
+    # A title above the header can name a phone word too ("Customer phone list"): the header
+    # is the first candidate with numbers below it in its phone column, else the first found.
+    found = [(index, phone) for index in candidates if (phone := best_phone_column(rows[index])) is not None]
+    if found:
+        index, phone = next(((i, p) for i, p in found if _numbers_below(rows, i, p, region)), found[0])
+        return _with_header(rows, index, phone, name_column)
     headerless = _headerless(rows, candidates[0], region)
     if headerless is not None:
         if name_column is None:
@@ -118,6 +121,15 @@ def find_columns(
         "or choose the column yourself.",
         headers=display_headers(header),
     )
+
+
+def _numbers_below(
+    rows: Sequence[Sequence[str]], index: int, column: int, region: str, *, look: int = 5
+) -> bool:
+    """Whether any of the few records below `index` holds a usable number in `column`."""
+    records = (rows[i] for i in range(index + 1, len(rows)) if any(cell.strip() for cell in rows[i]))
+    return any(column < len(row) and phones.normalise(row[column], region).ok
+               for row in itertools.islice(records, look))
 
 
 def _first_records(rows: Sequence[Sequence[str]]) -> list[int]:
