@@ -273,7 +273,11 @@ def _send_test(number: str, body: str) -> None:
     try:
         result = make_client(settings()).send_text(to=to_gateway(phone.e164), message=body)
     except GatewayError as exc:
-        st.error(f"The test was not sent: {exc.message}")
+        if exc.accepted is None:  # it may have gone: say so, never "not sent"
+            st.warning("WSAPME did not confirm the test message, so it may or may not have arrived: "
+                       "check your phone before trying again.")
+        else:
+            st.error(f"The test was not sent: {exc.message}")
         return
     st.session_state[TEST_SENT] = {"to": phone.e164, "body": body, "at": utcnow(), "id": result.message_id}
 

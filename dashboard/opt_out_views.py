@@ -85,9 +85,8 @@ def render_add() -> None:
     with friendly_errors("add the numbers") as done, session() as s:
         added, withdrawn = add_opt_outs(s, typed.numbers, source="manual")
     if done.ok:
-        flash("opt_out_done", added_words(added, withdrawn, len(typed.numbers) - added))
         flash("opt_out_unusable", typed.unusable)  # the list reruns to show the new numbers
-        st.rerun()
+        after_action(KEY, added_words(added, withdrawn, len(typed.numbers) - added))
     _render_unusable(typed.unusable)
 
 

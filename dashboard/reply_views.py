@@ -127,7 +127,7 @@ def render_inbox(filters: InboxFilter) -> None:
         # The list may have shrunk since the page was picked (sales closed): never past its end.
         st.session_state[f"{KEY}_page"] = found.page
         st.columns([1, 5])[0].number_input(f"Page (of {found.pages})", 1, found.pages, key=f"{KEY}_page")
-    _render_table(found)
+    _render_table(found, filters)
 
 
 def _render_downloads(filters: InboxFilter) -> None:
@@ -143,7 +143,7 @@ def _render_downloads(filters: InboxFilter) -> None:
                         key=f"{KEY}_csv", icon=":material/download:", on_click="ignore")
 
 
-def _render_table(found: InboxPage) -> None:
+def _render_table(found: InboxPage, filters: InboxFilter) -> None:
     now, zone = utcnow(), settings().timezone
     frame = pd.DataFrame({
         "When": [when_replied(r.last_reply_at, zone=zone, now=now) for r in found.rows],
@@ -157,7 +157,7 @@ def _render_table(found: InboxPage) -> None:
     event = st.dataframe(
         frame, hide_index=True, width="stretch", column_config=INBOX_COLUMNS, on_select="rerun",
         selection_mode="multi-row",
-        key=live_table_key(KEY, view=(), shown=ids),
+        key=live_table_key(KEY, view=(filters, found.page), shown=ids),
     )
     chosen = [found.rows[i] for i in event.selection.rows if i < len(found.rows)]
     if not chosen:
@@ -191,10 +191,10 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
                 render_replies(said)
 
 
-def inbox_table_key(*, generation: int, ids: list[int]) -> str:
+def inbox_table_key(*, generation: int, filters: InboxFilter, page: int, ids: list[int]) -> str:
     """The table's key (see `table_key`). The list is newest first, so a reply arriving between
     two clicks moves everyone down one row: the people shown are in the key."""
-    return table_key(KEY, generation=generation, view=(), shown=ids)
+    return table_key(KEY, generation=generation, view=(filters, page), shown=ids)
 
 
 def blast_link(blast_id: int, name: str | None) -> str:

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from core.db import transaction
 from core.models import Blast, BlastRecipient, RecipientReply, utcnow
 from core.recipients import mark_closed
+from core.reply_inbox import InboxFilter, default_since
 from dashboard.blast_views import status_word
 from dashboard.reply_views import inbox_table_key
 from tests.support.factories import make_blast, make_recipient
@@ -24,6 +25,7 @@ from tests.test_pages import app_db, run_page  # noqa: F401  (app_db: the fixtur
 pytestmark = pytest.mark.usefixtures("app_db")
 
 REPLIES = "pages/replies.py"
+KL = "Asia/Kuala_Lumpur"
 
 
 def _replied(
@@ -62,7 +64,11 @@ def _table(at: AppTest):  # type: ignore[no-untyped-def]
 
 
 def _tick(at: AppTest, ids: list[int], rows: list[int], *, generation: int = 0) -> AppTest:
-    at.session_state[inbox_table_key(generation=generation, ids=ids)] = {
+    """Tick rows of the table as the page keys it: the default filters, "Only people to follow
+    up" as the toggle stands, the first page."""
+    filters = InboxFilter(since=default_since(timezone=KL), timezone=KL,
+                          only_open=at.toggle(key="rpl_open").value)
+    at.session_state[inbox_table_key(generation=generation, filters=filters, page=1, ids=ids)] = {
         "selection": {"rows": rows, "columns": []}
     }
     at.run()

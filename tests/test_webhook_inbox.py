@@ -565,6 +565,18 @@ def test_a_quick_reply_waits_for_the_follow_up_being_sent_instead_of_taking_the_
     assert (_row(engine, earlier).status, _row(engine, earlier).reply_text) == ("PENDING", None)
 
 
+def test_a_send_stuck_past_its_lease_is_not_waited_for(engine: Engine) -> None:
+    """No worker is left to mark it unknown (they all stopped): the reply goes to the earlier
+    message at once instead of waiting out the webhook's hour."""
+    earlier = _recipient(engine, message_id="3EB0A", sent_at=at(9) - dt.timedelta(hours=20))
+    stuck = _recipient(engine, status=Status.SENDING, sent_at=None)
+    with transaction(engine) as s:
+        s.get(BlastRecipient, stuck).lease_expires_at = utcnow() - dt.timedelta(minutes=1)
+    _, outcome = _post(engine, _incoming("Ok", when=at(9, 0)))
+    assert outcome is not None and outcome.state == "applied"
+    assert (_row(engine, earlier).status, _row(engine, stuck).status) == ("REPLIED", "SENDING")
+
+
 def test_a_reply_that_waited_for_a_send_later_found_unknown_settles_it(engine: Engine) -> None:
     """The worker stopped mid-send; the lease (2 min) ran out at 09:02 and housekeeping marked
     the send unknown at 09:03, three minutes after the reply that proves it went."""

@@ -42,8 +42,10 @@ def devices_with_work(session: Session, *, now: dt.datetime) -> list[str]:
 def call_out(session: Session, *, device: str) -> bool:
     """Whether a message from `device` is with the gateway, its answer not stored yet (another
     worker's call): the gap must run from that answer, so nothing else goes from it meanwhile."""
+    # Cancelled too: a blast cancelled while its message was with the gateway still has it out.
     blasts_of_device = select(Blast.id).where(
-        Blast.device == device, Blast.state.in_((BlastState.SENDING, BlastState.PAUSED)))
+        Blast.device == device,
+        Blast.state.in_((BlastState.SENDING, BlastState.PAUSED, BlastState.CANCELLED)))
     return session.scalar(
         select(BlastRecipient.id)
         .where(BlastRecipient.blast_id.in_(blasts_of_device), BlastRecipient.status == Status.SENDING.value)

@@ -117,7 +117,8 @@ class ReplayReport:
         still = self.states.get(InboxState.UNMATCHED, 0) + self.states.get(InboxState.UNPARSEABLE, 0)
         parts = [f"{used:,} applied"]
         for n, words in ((self.states.get(InboxState.WAITING, 0), "waiting for their message"),
-                         (still, "still could not be used"), (self.failed, "failed (see the log)")):
+                         (still, "still could not be used"), (self.failed, "failed (see the log)"),
+                         (self.states.get("skipped", 0), "being applied by another process")):
             if n:
                 parts.append(f"{n:,} {words}")
         events = "event" if self.seen == 1 else "events"
@@ -418,7 +419,7 @@ def _plan_message(
     if keyword:
         # Honoured even from a number we never messaged: they asked not to be messaged.
         opt_outs.setdefault(message.phone, keyword)
-    if is_being_sent(session, phone=message.phone):
+    if is_being_sent(session, phone=message.phone, now=utcnow()):
         # Waited for even when an earlier message fits: the reply may be to this newest one.
         notes.append(_Note(InboxState.WAITING, "message", "", waiting_id=message.phone))
         return []

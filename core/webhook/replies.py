@@ -65,16 +65,20 @@ def replied_recipient(
     )
 
 
-def is_being_sent(session: Session, *, phone: str) -> bool:
+def is_being_sent(session: Session, *, phone: str, now: dt.datetime) -> bool:
     """Whether a message to `phone` is with the gateway but its answer not stored yet.
 
     An auto-reply can come back before the send's own write, and a quick answer before a
     follow-up's: such a reply waits for it, as it may be the reply to this newest message
     rather than to an earlier one.
+
+    A send whose lease has run out by `now` is not waited for: with no worker left to mark it
+    unknown, the reply would otherwise wait out the webhook's whole wait.
     """
     return session.scalar(
         select(BlastRecipient.id)
-        .where(BlastRecipient.phone_number == phone, BlastRecipient.status == Status.SENDING.value)
+        .where(BlastRecipient.phone_number == phone, BlastRecipient.status == Status.SENDING.value,
+               or_(BlastRecipient.lease_expires_at.is_(None), BlastRecipient.lease_expires_at > now))
         .limit(1)
     ) is not None
 
