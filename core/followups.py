@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Subquery, case, func, select
+from sqlalchemy import ColumnElement, Subquery, and_, case, func, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,35 +27,54 @@ def next_stage_name(stage: str | None) -> str:
 
 @dataclass(frozen=True)
 class Audience:
-    """Who a follow-up would go to: the recipients the choice picks, less the opted out."""
+    """Who a follow-up would go to: the recipients the choice picks, less the opted out and
+    those another follow-up of this blast has already messaged (or is messaging)."""
 
     matching: int
     opted_out: int
+    followed_up: int = 0
 
     @property
     def reached(self) -> int:
-        return self.matching - self.opted_out
+        return self.matching - self.opted_out - self.followed_up
+
+
+# Follow-ups that have messaged, or are messaging, their people: a second follow-up of the
+# same blast leaves those people out. (A draft or scheduled one is pointed to instead: see
+# `pending_follow_up`.)
+SENT_STATES = (BlastState.SENDING, BlastState.PAUSED, BlastState.COMPLETED)
 
 
 def _candidates(
     parent_id: int, selector: StageSelector, now: dt.datetime | None
-) -> tuple[Subquery, ColumnElement[bool]]:
-    """The parent's recipients the selector picks, and "this one has opted out": what the
-    audience counts and what the draft takes, from one definition."""
+) -> tuple[Subquery, ColumnElement[bool], ColumnElement[bool]]:
+    """The parent's recipients the selector picks, "this one has opted out" and "another
+    follow-up of the parent has messaged this one": what the audience counts and what the
+    draft takes, from one definition."""
     chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
-    return chosen, chosen.c.phone_number.in_(select(OptOut.phone_number))
+    opted_out = chosen.c.phone_number.in_(select(OptOut.phone_number))
+    followed_up = chosen.c.phone_number.in_(
+        select(BlastRecipient.phone_number).join(Blast, Blast.id == BlastRecipient.blast_id)
+        .where(Blast.parent_blast_id == parent_id, Blast.state.in_(SENT_STATES))
+    )
+    return chosen, opted_out, and_(followed_up, not_(opted_out))
 
 
 def follow_up_audience(
     session: Session, *, parent_id: int, selector: StageSelector, now: dt.datetime | None = None
 ) -> Audience:
     """How many of the parent's recipients `create_follow_up` would take with this choice, and
-    how many of them it would leave out because they opted out: shown before the draft is made."""
-    chosen, opted_out = _candidates(parent_id, selector, now)
-    matching, left_out = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((opted_out, 1), else_=0)), 0)).select_from(chosen)
+    how many of them it would leave out (opted out, or followed up already): shown before the
+    draft is made."""
+    chosen, opted_out, followed_up = _candidates(parent_id, selector, now)
+
+    def counted(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    matching, left_out, already = session.execute(
+        select(func.count(), counted(opted_out), counted(followed_up)).select_from(chosen)
     ).one()
-    return Audience(int(matching), int(left_out))
+    return Audience(int(matching), int(left_out), int(already))
 
 
 # Follow-ups not sent yet: a second one for the same people would message them twice.
@@ -78,7 +97,7 @@ def pending_follow_up(
 ) -> PendingFollowUp | None:
     """The parent's unsent follow-up holding the most of the people this choice picks, if any;
     one query, cheap enough to ask on every run of the page."""
-    chosen, _ = _candidates(parent_id, selector, now)
+    chosen, _, _ = _candidates(parent_id, selector, now)
     overlap = func.count(BlastRecipient.id)
     row = session.execute(
         select(Blast.id, Blast.state, Blast.follow_up_stage, Blast.total_recipients, overlap)
@@ -104,17 +123,18 @@ def create_follow_up(
     follow_up_stage: str | None = None,
     now: dt.datetime | None = None,
 ) -> Blast:
-    """A draft blast, with the same tag, for the parent's recipients that the selector picks."""
+    """A draft blast, with the same tag, for the parent's recipients that the selector picks,
+    less the opted out and those another follow-up of the parent has already messaged."""
     parent = session.get(Blast, parent_id)
     if parent is None:
         raise NotFound(f"Blast {parent_id} does not exist.")
     problems = templates.validate(message_template, follow_up_placeholders(session, parent_id=parent_id))
     if problems:
         raise BadInput(" ".join(problems))
-    chosen, opted_out = _candidates(parent_id, selector, now)
+    chosen, opted_out, followed_up = _candidates(parent_id, selector, now)
     rows = session.execute(
         select(chosen.c.phone_number, chosen.c.contact_name, chosen.c.variables)
-        .where(~opted_out)
+        .where(~opted_out, ~followed_up)
         .order_by(chosen.c.id)
     ).all()
     if not rows:

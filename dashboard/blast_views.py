@@ -241,12 +241,18 @@ def audience_words(audience: Audience, *, selection: str, hours: int) -> str:
     if audience.matching == 0:
         return f"No one matches “{selection}”{since} yet, so there is no one to follow up."
     if audience.reached == 0:
-        return f"Everyone who matches “{selection}”{since} has opted out, so there is no one to follow up."
+        why = ("has opted out" if not audience.followed_up else "has had a follow-up of this blast"
+               if not audience.opted_out else "has opted out or had a follow-up of this blast")
+        return f"Everyone who matches “{selection}”{since} {why}, so there is no one to follow up."
     people = "person matches" if audience.reached == 1 else "people match"
     left_out = ""
     if audience.opted_out:
         verb = "is" if audience.opted_out == 1 else "are"
         left_out = f" {audience.opted_out:,} more opted out and {verb} left out."
+    if audience.followed_up:
+        verb = "has" if audience.followed_up == 1 else "have"
+        left_out += (f" {audience.followed_up:,} more {verb} had a follow-up of this blast already and "
+                     f"{'is' if audience.followed_up == 1 else 'are'} left out.")
     return f"**{audience.reached:,}** {people} “{selection}”{since} and will get this follow-up.{left_out}"
 
 

@@ -229,11 +229,38 @@ def test_follow_up_for_read_no_reply_after_some_hours(engine: Engine) -> None:
                         "get this follow-up. 1 more opted out and is left out."),
     (Audience(190, 3), 0, "**187** people match “Read, no reply” and will get this follow-up. 3 more "
                           "opted out and are left out."),
+    (Audience(190, 3, 1), 0, "**186** people match “Read, no reply” and will get this follow-up. 3 more "
+                             "opted out and are left out. 1 more has had a follow-up of this blast already "
+                             "and is left out."),
+    (Audience(2, 0, 2), 0, "Everyone who matches “Read, no reply” has had a follow-up of this blast, so "
+                           "there is no one to follow up."),
 ])
 def test_the_follow_up_tab_says_who_will_get_it(audience: Audience, hours: int, words: str) -> None:
     from dashboard.blast_views import audience_words
 
     assert audience_words(audience, selection="Read, no reply", hours=hours) == words
+
+
+@pytest.mark.parametrize(("state", "left_out"), [
+    ("sending", True), ("paused", True), ("completed", True),  # they have had it, or are having it
+    ("cancelled", False),  # it never went to them, or stopped: they may have another
+])
+def test_a_second_follow_up_leaves_out_people_an_earlier_one_messaged(
+    engine: Engine, state: str, left_out: bool
+) -> None:
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed", name="Raya")
+        read = [make_recipient(s, parent, status="READ_ACK", contact_name=f"R{i}") for i in range(3)]
+        earlier = make_blast(s, state=state, parent_blast_id=parent.id)
+        make_recipient(s, earlier, phone_number=read[0].phone_number, status="DELIVERY_ACK")
+        parent_id = parent.id
+    read_no_reply = StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED)
+    with transaction(engine) as s:
+        audience = follow_up_audience(s, parent_id=parent_id, selector=read_no_reply)
+        child = create_follow_up(s, parent_id=parent_id, message_template="Still keen?",
+                                 selector=read_no_reply)
+        assert (audience.matching, audience.followed_up) == (3, 1 if left_out else 0)
+        assert child.total_recipients == audience.reached == (2 if left_out else 3)
 
 
 def test_history_lists_changes_in_the_order_they_were_made(engine: Engine) -> None:
