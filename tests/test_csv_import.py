@@ -110,6 +110,7 @@ ENCODINGS = [
     ("utf-16 BE without BOM", "utf-16-be", b"", "UTF-16 BE", "Zoë Tan"),
     ("cp1252 (Excel CSV on Windows)", "cp1252", b"", "Windows-1252", "José Müller – €5"),
     ("latin-1", "latin-1", b"", "Windows-1252", "Zoë Ñúñez"),
+    ("gbk (Excel CSV on Chinese Windows)", "gbk", b"", "GB2312 (Chinese Windows)", "陈伟明"),
 ]
 
 

@@ -116,9 +116,14 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
     """The file's text, the encoding it was read with, and notes for the report.
 
     Order: a byte-order mark decides; then UTF-16 without a mark (spotted by its zero
-    bytes); then UTF-8; then Windows-1252 (Excel's "CSV" on English Windows); then
-    Latin-1, which reads any byte. charset-normalizer is not used: on short contact
-    lists it guessed cp1250 for cp1252 and a Korean code page for GBK.
+    bytes); then UTF-8; then GB2312 when the file holds Chinese characters in it and nothing
+    else (Excel's "CSV" on Chinese Windows); then Windows-1252 (Excel's "CSV" on English
+    Windows); then Latin-1, which reads any byte. charset-normalizer is not used: on short
+    contact lists it guessed cp1250 for cp1252 and a Korean code page for GBK.
+
+    GB2312 is tried strictly (both bytes of each character from its table): Western text in
+    Windows-1252 ("Müller") pairs an accented letter with a plain one and fails it, where
+    GBK's wider table would read it as Chinese.
     """
     for bom, codec, label in (
         (b"\xff\xfe\x00\x00", "utf-32", "UTF-32"),
@@ -132,13 +137,19 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
     utf16 = _utf16_without_bom(data)
     if utf16:
         return _decode_lenient(data, utf16, _UTF16_LABELS[utf16])
-    for codec, label in (("utf-8", "UTF-8"), ("cp1252", "Windows-1252")):
+    for codec, label in (("utf-8", "UTF-8"), ("gb2312", "GB2312 (Chinese Windows)"),
+                         ("cp1252", "Windows-1252")):
         try:
             text = data.decode(codec)
         except UnicodeDecodeError:
             continue
+        if codec == "gb2312" and len(_CJK_RE.findall(text)) < 2:  # a name has two characters or more
+            continue
         return text, label, [] if codec == "utf-8" else [_not_utf8_note(label)]
     return data.decode("latin-1"), "Latin-1", [_not_utf8_note("Latin-1")]
+
+
+_CJK_RE = re.compile("[\u4e00-\u9fff]")
 
 
 def _not_utf8_note(label: str) -> str:
