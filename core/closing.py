@@ -75,7 +75,8 @@ def close_from_csv(
         if row.outcome is Outcome.BLANK:
             continue
         if row.outcome is Outcome.INVALID:
-            rows.append(CloseRow(row.line, CloseOutcome.INVALID, None, detail=row.reason))
+            typed = f"“{row.raw_phone}”: " if row.raw_phone.strip() else ""  # what to look for in the file
+            rows.append(CloseRow(row.line, CloseOutcome.INVALID, None, detail=typed + (row.reason or "")))
         elif row.outcome is Outcome.DUPLICATE:
             rows.append(CloseRow(row.line, CloseOutcome.DUPLICATE, row.phone,
                                  detail=f"same number as line {row.duplicate_of}"))

@@ -48,6 +48,7 @@ def test_each_line_is_matched_to_the_latest_message_sent(engine: Engine) -> None
         history = s.scalars(select(StatusHistory).where(StatusHistory.recipient_id == ids["a_new"])).one()
         assert (history.source, history.event["line"]) == ("import", 2)
     assert b"already closed" in report.to_csv()
+    assert report.rows[3].detail.startswith("“12”: "), "what was typed, to find it in the file"
 
 
 def test_closing_can_be_limited_to_chosen_blasts(engine: Engine) -> None:
