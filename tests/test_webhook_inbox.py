@@ -259,6 +259,24 @@ def test_set_aside_events_are_applied_again_when_asked_and_kept_when_still_unusa
     assert replay_waiting(engine, rules=RULES, now=now).seen == 0, "set aside again, not retried by itself"
 
 
+def test_applying_a_set_aside_stop_again_leaves_a_persons_removal_alone(engine: Engine) -> None:
+    """Its opt-out was recorded when it first came; someone took the number off the list
+    since (a mistake). Applying the entry again must not put it back."""
+    from core.opt_outs import listed, remove_opt_out
+
+    _recipient(engine, status=Status.SENDING, sent_at=None)  # its answer never stored
+    inbox_id, outcome = _post(engine, _incoming("STOP", when=at(9, 0)), received_at=at(9, 0))
+    assert outcome is not None and outcome.state == "waiting"
+    replay_waiting(engine, rules=RULES, now=at(10, 1))
+    assert _entry(engine, inbox_id).state == "unmatched"
+    with transaction(engine) as s:
+        assert [e.phone_number for e in listed(s)[0]] == [PHONE], "recorded when it came"
+        remove_opt_out(s, phone=PHONE)
+    replay_set_aside(engine, rules=RULES, now=at(10, 2))
+    with transaction(engine) as s:
+        assert listed(s)[0] == []
+
+
 def test_replay_picks_up_entries_a_failed_request_left_new(engine: Engine) -> None:
     rid = _recipient(engine, message_id="3EB0A")
     with transaction(engine) as s:

@@ -72,6 +72,9 @@ class WebhookRules:
     wait_limit: dt.timedelta = DEFAULT_WAIT_LIMIT
     # How long a send may have been in flight before it was marked unknown.
     send_lease: dt.timedelta = dt.timedelta(seconds=120)
+    # Off when applying again what was read before: its opt-outs were recorded then, and a
+    # person may have taken a number off the list since.
+    record_opt_outs: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookRules:
@@ -288,7 +291,7 @@ def apply_bodies(
         _keep_replies(session, replies)
     # Listed, and taken out of every queue: a blast scheduled for tomorrow, or halfway
     # through, must not reach them.
-    for phone, keyword in opt_outs.items():
+    for phone, keyword in opt_outs.items() if rules.record_opt_outs else ():
         add_opt_outs(session, [phone], source="webhook", keyword=keyword)
     return {key: _summarise(notes[key]) for key in order}
 
@@ -568,10 +571,20 @@ def replay_set_aside(
     rules = rules or WebhookRules.from_settings(get_settings())
     now = now or utcnow()
     with transaction(engine) as session:
-        ids = session.scalars(
-            select(WebhookInbox.id).where(WebhookInbox.state.in_(SET_ASIDE)).order_by(WebhookInbox.id)
+        entries = session.execute(
+            select(WebhookInbox.id, WebhookInbox.state).where(WebhookInbox.state.in_(SET_ASIDE))
+            .order_by(WebhookInbox.id)
         ).all()
-    return _process_each(engine, ids, rules=rules, now=now, reopen=True)
+    # An unmatched entry was read, and its opt-outs recorded, when it first came.
+    read_before = dataclasses.replace(rules, record_opt_outs=False)
+    reports = [
+        _process_each(engine, [i for i, state in entries if state == InboxState.UNPARSEABLE], rules=rules,
+                      now=now, reopen=True),
+        _process_each(engine, [i for i, state in entries if state == InboxState.UNMATCHED],
+                      rules=read_before, now=now, reopen=True),
+    ]
+    return ReplayReport(seen=len(entries), states=dict(sum((Counter(r.states) for r in reports), Counter())),
+                        failed=sum(r.failed for r in reports))
 
 
 def _note_failure(engine: Engine, *, inbox_id: int, exc: Exception) -> None:
