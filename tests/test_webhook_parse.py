@@ -222,6 +222,13 @@ def _baileys_message(jid: str, text_message: dict[str, Any], **key: Any) -> byte
                   "message": text_message, "messageTimestamp": str(T)})
 
 
+def test_a_deleted_message_or_chat_setting_is_not_a_reply() -> None:
+    body = _baileys_message("601133428730@s.whatsapp.net",
+                            {"protocolMessage": {"key": {"id": "IN0"}, "type": "REVOKE"}})
+    [event] = parse_webhook(body, JSON)
+    assert isinstance(event, OtherEvent) and "not a reply" in event.reason
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "phone", "kind", "text", "from_me"),
     [

@@ -317,6 +317,10 @@ def _walk_object(
 
 def read_item(item: dict[str, Any], *, numbering: AckNumbering) -> Event | None:
     """One object as an ack or a message; None when it is neither (maybe a wrapper)."""
+    content = item.get("message")
+    if isinstance(content, dict) and "protocolMessage" in content:
+        # Baileys' way of saying a message was deleted or a chat setting changed.
+        return OtherEvent("a message deleted, or a chat setting changed: not a reply")
     ids = message_ids(item)
     status = item_status(item, numbering=numbering)
     text = message_text(item)
