@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -186,11 +187,25 @@ def render_actions(blast: Blast) -> None:
         "Resume", key="resume", type="primary", icon=":material/play_arrow:"
     ):
         _act("resume the blast", blasts.resume, blast.id)
+    if blast.state in ("paused", "scheduled") and blast.device and blast.device != settings().wsapme_device:
+        _render_move_to_device(blast, cols[2])
     if blast.state in ("draft", "scheduled", "sending", "paused"):
         with cols[1].popover("Cancel blast", icon=":material/cancel:"):
             st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
             if st.button("Yes, cancel it", key="cancel_confirm", type="primary"):
                 _act("cancel the blast", blasts.cancel, blast.id)
+
+
+def _render_move_to_device(blast: Blast, place: Any) -> None:
+    """A blast keeps the device it was launched with (its follow-ups too: the customer hears
+    from the same number). When the dashboard now sends from another, the blast can follow."""
+    configured = settings().wsapme_device
+    with place.popover("Send from another device", icon=":material/smartphone:"):
+        st.write(f"This blast sends from WhatsApp device **{blast.device}**; the dashboard is now set "
+                 f"up with **{configured}**. Its remaining messages can come from that one instead: "
+                 "people will get them from that device's number.")
+        if st.button(f"Send from {configured}", key="move_device", type="primary"):
+            _act("move the blast", functools.partial(blasts.move_to_device, device=configured), blast.id)
 
 
 def render_refresh(blast_id: int) -> None:

@@ -432,3 +432,19 @@ def test_the_heading_says_how_many_were_left_out_for_opting_out(engine: Engine) 
         add_opt_outs(s, [gone], source="webhook", keyword="STOP")  # before the blast's day comes
     heading = _heading(_open(blast_id))
     assert "1 recipient · 1 left out (they asked not to be messaged)" in heading
+
+
+def test_a_paused_blast_from_a_device_no_longer_set_up_can_move_to_the_current_one(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="paused", device="OLD-PHONE", state_reason="WSAPME does not know the "
+                           "WhatsApp device 'OLD-PHONE'.")
+        make_recipient(s, blast, status="QUEUED")
+        same = make_blast(s, state="paused", device=get_settings().wsapme_device)
+        ids = (blast.id, same.id)
+    assert "move_device" not in {b.key for b in _open(ids[1]).button}, "nothing to move"
+    at = _open(ids[0])
+    at.button(key="move_device").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        assert s.get(Blast, ids[0]).device == get_settings().wsapme_device
+    assert "move_device" not in {b.key for b in at.button}

@@ -177,6 +177,19 @@ def resume(session: Session, *, blast_id: int) -> None:
     )
 
 
+def move_to_device(session: Session, *, blast_id: int, device: str) -> None:
+    """Send the rest of a paused or scheduled blast from another WhatsApp device: the one the
+    dashboard is set up with now, when the blast's own is gone. Its pacing is that device's
+    from then on."""
+    result = session.execute(
+        update(Blast)
+        .where(Blast.id == blast_id, Blast.state.in_((S.PAUSED, S.SCHEDULED)))
+        .values(device=device, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    _require(session, blast_id, result.rowcount == 1, "move")
+
+
 def cancel(session: Session, *, blast_id: int) -> None:
     ok = change_state(session, blast_id=blast_id, from_states=_CANCELLABLE, to_state=S.CANCELLED,
                       reason="Cancelled by you.", finished_at=utcnow())

@@ -163,3 +163,21 @@ def test_launch_refuses_an_unknown_placeholder(engine: Engine) -> None:
     blast_id = _draft(engine, message_template="Hi {nmae}")
     with pytest.raises(BadInput, match="nmae"), transaction(engine) as s:
         blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+
+
+@pytest.mark.parametrize(("state", "moves"), [
+    ("paused", True), ("scheduled", True), ("sending", False), ("completed", False), ("draft", False),
+])
+def test_a_waiting_blast_can_move_to_another_device(engine: Engine, state: str, moves: bool) -> None:
+    """The device it was launched with is gone: the rest can go from the one set up now."""
+    from core.errors import StateConflict
+
+    blast_id = _draft(engine, state=state, device="OLD")
+    with transaction(engine) as s:
+        if moves:
+            blasts.move_to_device(s, blast_id=blast_id, device="NEW")
+        else:
+            with pytest.raises(StateConflict):
+                blasts.move_to_device(s, blast_id=blast_id, device="NEW")
+    with transaction(engine) as s:
+        assert s.get(Blast, blast_id).device == ("NEW" if moves else "OLD")
