@@ -62,14 +62,17 @@ def latest_sent(session: Session, *, phone: str, blast_ids: Sequence[int] = ()) 
 
 def close_from_csv(
     session: Session, data: bytes, *, region: str, blast_ids: Sequence[int] = (),
-    filename: str | None = None, max_upload_mb: float = 10.0,
+    filename: str | None = None, max_upload_mb: float = 10.0, phone_column: str | None = None,
 ) -> CloseReport:
-    """Mark CLOSED (source `import`) the latest message sent to each number in the file.
+    """Mark CLOSED (source `import`) the latest message sent to each number in the file, its
+    numbers found by their header or in `phone_column` (a header, or "column 2").
 
     Every line gets an outcome; nothing is skipped silently. Raises BadCsv for a file that
-    cannot be read at all.
+    cannot be read at all, ColumnNotFound (with the columns to choose from) when no column
+    holds phone numbers.
     """
-    report = parse_csv(data, filename=filename, region=region, max_upload_mb=max_upload_mb)
+    report = parse_csv(data, filename=filename, region=region, max_upload_mb=max_upload_mb,
+                       phone_column=phone_column)
     rows: list[CloseRow] = []
     for row in report.rows:
         if row.outcome is Outcome.BLANK:

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.closing import CloseOutcome, CloseReport, close_from_csv
-from core.csv_import import UPLOAD_TYPES, opted_out_among
+from core.csv_import import UPLOAD_TYPES, ColumnNotFound, opted_out_among
 from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.recipients import (
@@ -248,6 +248,9 @@ def render_export(blast_id: int) -> None:
     )
 
 
+_CLOSE_COLUMNS = "close_columns"  # (file, why, the columns to choose from) when none held numbers
+
+
 def render_close_from_file(blast_id: int) -> None:
     st.write(
         "Upload a list (Excel or CSV) of the phone numbers that bought. Each is matched to the "
@@ -262,19 +265,38 @@ def render_close_from_file(blast_id: int) -> None:
     upload = st.file_uploader(
         "Numbers that bought (Excel or CSV)", type=list(UPLOAD_TYPES), key="close_upload"
     )
-    if upload is None or not st.button("Mark them closed", key="close_apply", type="primary"):
+    if upload is None:
         return
+    # A file whose number column has a name we do not know: the marketer points to it.
+    file = hashlib.sha256(upload.getvalue()).hexdigest()
+    columns = st.session_state.get(_CLOSE_COLUMNS)
+    asking = bool(columns) and columns[0] == file  # asked for this file, not one uploaded before
+    chosen = None
+    if asking:
+        st.error(columns[1], icon=":material/error:")
+        chosen = st.selectbox("Which column has the phone numbers?", columns[2], index=None,
+                              key="close_phone_column", placeholder="Choose the column")
+    if not st.button("Mark them closed", key="close_apply", type="primary", disabled=asking and not chosen):
+        return
+    report = None
     with friendly_errors("read the file") as done, session() as s:
         blast_ids = chain_ids(s, blast_id=blast_id) if only_chain else []
-        report = close_from_csv(
-            s,
-            upload.getvalue(),
-            region=settings().phone_region,
-            blast_ids=blast_ids,
-            filename=upload.name,
-            max_upload_mb=settings().max_upload_mb,
-        )
+        try:
+            report = close_from_csv(
+                s,
+                upload.getvalue(),
+                region=settings().phone_region,
+                blast_ids=blast_ids,
+                filename=upload.name,
+                max_upload_mb=settings().max_upload_mb,
+                phone_column=chosen,
+            )
+        except ColumnNotFound as exc:  # asked again below, with the columns to choose from
+            st.session_state[_CLOSE_COLUMNS] = (file, exc.message, exc.headers)
+    if done.ok and report is None:
+        st.rerun()
     if done.ok:
+        st.session_state.pop(_CLOSE_COLUMNS, None)
         flash("close_report", report)
         st.rerun()  # the funnel and the counts above take in the new sales
 

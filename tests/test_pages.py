@@ -539,3 +539,29 @@ def test_overview_compares_only_tags_that_have_sent(app_db: str, engine: Engine)
     charts = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")]
     [tags] = [c for c in charts if c.get("orientation") == "h"]
     assert tags["y"] == ["Raya (3 sent)"]
+
+
+def test_closing_from_a_file_whose_number_column_has_an_unknown_name(app_db: str, engine: Engine) -> None:
+    """The column is called "Buyer": the page asks which column holds the numbers, then closes."""
+    import datetime as dt
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, phone_number="+60123456789", status="REPLIED",
+                       sent_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+        blast_id = blast.id
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    at.file_uploader(key="close_upload").set_value(("sales.csv", b"Buyer,Amount\n012-345 6789,RM50\n",
+                                                    "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    assert any("No phone number column found" in e.value for e in at.error)
+    assert at.button(key="close_apply").disabled, "a column first"
+    at.selectbox(key="close_phone_column").set_value("Buyer").run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Closed"] == "1"
+    assert not any("No phone number column found" in e.value for e in at.error)
