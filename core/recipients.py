@@ -179,22 +179,22 @@ def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
     from core.sending.blasts import reopen_for_resends
 
     rows = session.execute(
-        select(BlastRecipient.id, BlastRecipient.blast_id, Blast.state, OptOut.phone_number.is_not(None))
+        select(BlastRecipient.id, BlastRecipient.blast_id,
+               (Blast.state == BlastState.CANCELLED).label("cancelled"),
+               OptOut.phone_number.is_not(None).label("opted_out"))
         .join(Blast, Blast.id == BlastRecipient.blast_id)
         .outerjoin(OptOut, OptOut.phone_number == BlastRecipient.phone_number)
         .where(BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status == Status.UNKNOWN.value)
     ).all()
-    cancelled = [r.id for r in rows if r.state == BlastState.CANCELLED]
-    opted_out = [r.id for r in rows if r.state != BlastState.CANCELLED and r[3]]
-    kept = set(cancelled) | set(opted_out)
-    again = [r for r in rows if r.id not in kept]
+    again = [r for r in rows if not r.cancelled and not r.opted_out]
     queued = _decide_unknown(
         session, recipient_ids=[r.id for r in again], status=Status.QUEUED, action="resend",
         updates={"error": None, "next_attempt_at": None, "attempts": 0},
     )
     for blast_id in sorted({r.blast_id for r in again}):
         reopen_for_resends(session, blast_id=blast_id)
-    return Resent(queued=queued, opted_out=len(opted_out), cancelled=len(cancelled))
+    return Resent(queued=queued, opted_out=sum(1 for r in rows if r.opted_out and not r.cancelled),
+                  cancelled=sum(1 for r in rows if r.cancelled))
 
 
 def mark_failed(session: Session, *, recipient_ids: Sequence[int]) -> int:

@@ -19,7 +19,6 @@ from core.recipients import (
     history,
     mark_closed,
     mark_failed,
-    not_sent,
     page_of_recipients,
     replies,
     reply_counts,
@@ -117,8 +116,9 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
     cols = st.columns(3)
     if cols[0].button(f"Mark {len(chosen)} as closed (sale)", key=f"{key_prefix}_close", type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
-            unsent = len(not_sent(s, recipient_ids=chosen))
-            closed = sum(c.changed for c in mark_closed(s, recipient_ids=chosen))
+            changes = mark_closed(s, recipient_ids=chosen)
+            closed = sum(c.changed for c in changes)
+            unsent = len(chosen) - len(changes)  # mark_closed leaves out whose message never went
         if done.ok:
             left = (f" Left alone: {unsent:,} whose message has not gone out (still waiting, or "
                     "failed).") if unsent else ""
@@ -291,7 +291,7 @@ def render_close_from_file(blast_id: int) -> None:
                 max_upload_mb=settings().max_upload_mb,
                 phone_column=chosen,
             )
-        except ColumnNotFound as exc:  # asked again below, with the columns to choose from
+        except ColumnNotFound as exc:  # the next run asks which column, from these
             st.session_state[_CLOSE_COLUMNS] = (file, exc.message, exc.headers)
     if done.ok and report is None:
         st.rerun()

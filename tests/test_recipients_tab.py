@@ -121,6 +121,20 @@ def test_after_an_action_no_row_is_ticked(engine: Engine, status: str, button: s
     assert at.button(key="rcp_close").label == "Mark 1 as closed (sale)", "the fresh table can be ticked"
 
 
+def test_closing_says_who_was_left_alone_because_nothing_went_out_to_them(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending")
+        for status in ("REPLIED", "QUEUED", "FAILED"):
+            make_recipient(s, blast, status=status, sent_at=utcnow() if status == "REPLIED" else None)
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(engine, blast_id), [0, 1, 2])
+    at.button(key="rcp_close").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == [
+        "1 recipient marked as closed (a sale). Left alone: 2 whose message has not gone out (still "
+        "waiting, or failed)."]
+
+
 def test_ticks_do_not_follow_the_table_to_another_view(engine: Engine) -> None:
     """Ticks are row positions: on another "Show" they would be other people."""
     with transaction(engine) as s:
