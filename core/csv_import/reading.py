@@ -116,8 +116,8 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
     """The file's text, the encoding it was read with, and notes for the report.
 
     Order: a byte-order mark decides; then UTF-16 without a mark (spotted by its zero
-    bytes); then UTF-8; then GB2312 when the file holds Chinese characters in it and nothing
-    else (Excel's "CSV" on Chinese Windows); then Windows-1252 (Excel's "CSV" on English
+    bytes); then UTF-8; then GB2312 when the whole file reads as GB2312 and holds Chinese
+    characters (Excel's "CSV" on Chinese Windows); then Windows-1252 (Excel's "CSV" on English
     Windows); then Latin-1, which reads any byte. charset-normalizer is not used: on short
     contact lists it guessed cp1250 for cp1252 and a Korean code page for GBK.
 
