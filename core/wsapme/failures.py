@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from urllib3.exceptions import (
     NameResolutionError,
     NewConnectionError,
 )
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from core.errors import (
     ConfigError,
@@ -57,6 +59,31 @@ INVALID_NUMBER_WORDS = (
     "invalid jid",
     "not a whatsapp",
 )
+# OpenSSL's reasons that only a handshake gives: the connection never carried the request.
+# Any other TLS failure (a reset, a bad record) may come after the message was written.
+HANDSHAKE_FAILURES = frozenset({
+    "CERTIFICATE_VERIFY_FAILED",
+    "WRONG_VERSION_NUMBER",
+    "HTTP_REQUEST",
+    "UNKNOWN_PROTOCOL",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_PROTOCOLS_AVAILABLE",
+    "NO_SHARED_CIPHER",
+    "NO_CIPHERS_AVAILABLE",
+    "DH_KEY_TOO_SMALL",
+    "UNSAFE_LEGACY_RENEGOTIATION_DISABLED",
+    "TLSV1_ALERT_PROTOCOL_VERSION",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "TLSV1_ALERT_UNRECOGNIZED_NAME",
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+    "TLSV1_UNRECOGNIZED_NAME",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED",
+})
 MAX_REASON_CHARS = 200
 MAX_RAW_TEXT_CHARS = 2000
 
@@ -202,6 +229,8 @@ def error_from_exception(
         return unreachable("the connection timed out", host=host, sending=sending)
     if isinstance(exc, requests.Timeout):
         return unknown_outcome("no answer in time after the request was sent", sending=sending)
+    if isinstance(exc, requests.exceptions.SSLError) and not failed_handshake(exc):
+        return unknown_outcome("the secure connection broke before the answer came", sending=sending)
     if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.ProxyError):
         return unreachable("the secure connection could not be set up", host=host, sending=sending)
     if isinstance(exc, requests.ConnectionError):
@@ -210,6 +239,22 @@ def error_from_exception(
             return unreachable(reason, host=host, sending=sending)
         return unknown_outcome("the connection dropped before the answer came", sending=sending)
     return unknown_outcome("the answer was cut off", sending=sending)
+
+
+def failed_handshake(exc: requests.exceptions.SSLError) -> bool:
+    """Whether a TLS failure came from setting up the connection, before any request was
+    written. A failure while reading the answer (the server reset the connection after the
+    request, or sent a damaged record) raises the same exception type, so OpenSSL's reason
+    decides; a reason not known to be the handshake's counts as "may have gone out".
+    """
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, Urllib3SSLError):
+        cause = cause.args[0] if cause.args else None
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return True
+    return isinstance(cause, ssl.SSLError) and getattr(cause, "reason", None) in HANDSHAKE_FAILURES
 
 
 def connect_failure(exc: requests.ConnectionError) -> str | None:
