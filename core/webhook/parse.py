@@ -32,6 +32,7 @@ MAX_JID_LENGTH = 320
 ID_FIELDS = ("id", "messageId", "message_id", "msgId", "ids", "messageIds", "message_ids")
 STATUS_FIELDS = ("status", "ack", "messageStatus")
 TIME_FIELDS = ("timestamp", "messageTimestamp", "t", "time")
+ACK_TIME_FIELDS = ("timestamp", "t", "time")
 SENDER_FIELDS = ("from", "key.remoteJid", "remoteJid", "chatId", "sender")
 # The chat an ack is about: the number our message went to ("from" would be our own device).
 CHAT_FIELDS = ("key.remoteJid", "remoteJid", "to", "chatId", "jid")
@@ -411,9 +412,12 @@ def _receipt(item: dict[str, Any], ids: tuple[str, ...]) -> AckEvent | None:
 
 
 def _ack_time(item: dict[str, Any]) -> dt.datetime | None:
+    """When the ack happened, when the item says. `messageTimestamp` and `messageC2STimestamp`
+    are left out: they are the message's own time (when it was sent), which an ack posted as
+    the whole message carries beside its status. Without an ack time the arrival time counts.
+    """
     update = item.get("update") if isinstance(item.get("update"), dict) else {}
-    for value in (*(item.get(f) for f in TIME_FIELDS), update.get("timestamp"),
-                  item.get("messageC2STimestamp")):
+    for value in (*(item.get(f) for f in ACK_TIME_FIELDS), update.get("timestamp")):
         at = parse_time(value)
         if at is not None:
             return at
