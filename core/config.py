@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from pathlib import Path
@@ -201,6 +202,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (try Asia/Kuala_Lumpur)") from None
         return value
 
+    @field_validator("send_quiet_hours")
+    @classmethod
+    def _readable_quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)  # a typo stops the start, not the worker halfway through a blast
+        return value
+
     @field_validator("webhook_secret")
     @classmethod
     def _usable_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -248,7 +255,31 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper() or 'a setting'}: {error['msg']}"
+            f"{'.'.join(str(part) for part in error['loc']).upper() or 'a setting'}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors(include_input=False, include_url=False)
         )
         raise ConfigError(f"a setting cannot be used ({problems})") from None
+
+
+_CLOCK = re.compile(r"(\d{1,2})(?::(\d{2}))?")
+
+
+def parse_quiet_hours(text: str) -> tuple[dt.time | None, dt.time | None]:
+    """`"21:00-09:00"` (or `"21:00-9:00"`, `"21-9"`) → (21:00, 09:00); empty or "off" → no
+    quiet hours. Raises ValueError, in words, for anything else."""
+    text = text.strip().lower()
+    if not text or text in ("off", "none"):
+        return None, None
+    start, dash, end = text.partition("-")
+    times = [_clock(part.strip()) for part in (start, end)] if dash else [None]
+    if any(t is None for t in times):
+        raise ValueError(f"quiet hours should look like 21:00-09:00, or say off (not {text!r})")
+    return times[0], times[1]
+
+
+def _clock(text: str) -> dt.time | None:
+    match = _CLOCK.fullmatch(text)
+    if match is None or int(match.group(1)) > 23 or int(match.group(2) or 0) > 59:
+        return None
+    return dt.time(int(match.group(1)), int(match.group(2) or 0))

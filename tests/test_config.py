@@ -82,6 +82,22 @@ def test_a_webhook_secret_that_cannot_work_in_the_url_is_refused_without_showing
     assert value not in str(refused.value)
 
 
+@pytest.mark.parametrize("value", ["21.00-09.00", "21:00", "25:00-09:00", "nights"])
+def test_quiet_hours_that_cannot_be_read_stop_the_start_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # Read again on every claim, a bad value had stopped the worker in the middle of a blast.
+    monkeypatch.setenv("SEND_QUIET_HOURS", value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "SEND_QUIET_HOURS" in str(refused.value) and "quiet hours" in str(refused.value)
+    assert "Value error" not in str(refused.value)
+
+
 def test_a_blank_webhook_secret_means_a_generated_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOK_SECRET", "   ")
     assert Settings(_env_file=None).webhook_secret is None

@@ -11,8 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.config import Settings
+from core.config import Settings, parse_quiet_hours
 from core.models import Device
+
+__all__ = ["PacingRules", "parse_quiet_hours"]  # parse_quiet_hours: read with the settings
 
 
 @dataclass(frozen=True)
@@ -36,15 +38,6 @@ class PacingRules:
             quiet_start=device.quiet_start,
             quiet_end=device.quiet_end,
         )
-
-
-def parse_quiet_hours(text: str) -> tuple[dt.time | None, dt.time | None]:
-    """`"21:00-09:00"` → (21:00, 09:00); empty or "off" → no quiet hours."""
-    text = text.strip().lower()
-    if not text or text in ("off", "none"):
-        return None, None
-    start, _, end = text.partition("-")
-    return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
 
 
 def ensure_device(session: Session, *, device: str, settings: Settings, lock: bool = False) -> Device:

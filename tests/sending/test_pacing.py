@@ -36,10 +36,17 @@ def device(**fields) -> Device:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("21:00-09:00", (dt.time(21), dt.time(9))), ("off", (None, None)), ("", (None, None)),
-     (" 13:30 - 14:00 ", (dt.time(13, 30), dt.time(14)))],
+     (" 13:30 - 14:00 ", (dt.time(13, 30), dt.time(14))), ("21:00-9:00", (dt.time(21), dt.time(9))),
+     ("22-7", (dt.time(22), dt.time(7))), ("OFF", (None, None))],
 )
 def test_parse_quiet_hours(text: str, expected) -> None:
     assert parse_quiet_hours(text) == expected
+
+
+@pytest.mark.parametrize("text", ["21:00", "21.00-09.00", "24:00-09:00", "21:60-09:00", "-", "x-y"])
+def test_quiet_hours_that_cannot_be_read_are_refused_in_words(text: str) -> None:
+    with pytest.raises(ValueError, match="quiet hours"):
+        parse_quiet_hours(text)
 
 
 def test_a_free_device_sends_now() -> None:
