@@ -549,6 +549,21 @@ def test_an_ack_that_beat_the_unknown_mark_is_settled_by_the_replay(engine: Engi
     assert _entry(engine, inbox_id).state == "applied"
 
 
+def test_an_ack_for_a_message_being_sent_does_not_settle_an_earlier_unknown_send(engine: Engine) -> None:
+    """Blast A's send to them was lost (unknown); blast B's message to them is with the gateway,
+    and its ack comes before its answer is stored. The ack is B's: it waits for B's id instead
+    of settling A's send with it (and B's own answer then failing to store an id taken)."""
+    lost = _unknown_send(engine, found_unknown=at(9))
+    being_sent = _recipient(engine, status=Status.SENDING, sent_at=None)
+    inbox_id, outcome = _post(engine, _chat_ack("3EB0NEW", 2), received_at=at(9))
+    assert outcome is not None and outcome.state == "waiting"
+    assert (_row(engine, lost).status, _row(engine, lost).message_id) == ("UNKNOWN", None)
+    _store_message_id(engine, being_sent, "3EB0NEW")
+    assert replay_after_send(engine, message_ids=["3EB0NEW"], rules=RULES) == 1
+    assert _entry(engine, inbox_id).state == "applied"
+    assert (_row(engine, being_sent).status, _row(engine, lost).status) == ("SERVER_ACK", "UNKNOWN")
+
+
 def test_a_message_without_a_time_is_judged_by_when_it_arrived(engine: Engine) -> None:
     rid = _recipient(engine, message_id="3EB0A", sent_at=at(9))
     # Applied days later (a replay): the window still counts from arrival, not from now.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from core import app_state
@@ -210,12 +210,18 @@ class SendWorker:
             self._keep_gap(device, claimed=claimed)
 
     def _store(self, write: Callable[[], None]) -> None:
-        """Store an answer, riding out a short database outage; if it never comes back the
-        lease expires and the recipient is marked unknown, never sent again."""
+        """Store an answer, riding out a short database outage; if it never comes back (or the
+        answer cannot be stored at all) the lease expires and the recipient is marked unknown,
+        never sent again."""
         delay = 0.5
         for attempt in range(6):
             try:
                 write()
+                return
+            except IntegrityError:
+                # The answer clashes with what is stored (its message id is another message's):
+                # waiting will not change that. Left to its lease: unknown, for a person to decide.
+                log.error("a send's answer could not be stored: it clashes with a stored message")
                 return
             except (OperationalError, DBAPIError):
                 if attempt == 5:

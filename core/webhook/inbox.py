@@ -376,6 +376,10 @@ def _lost_sends(
     last change, as for replies: nothing touches such a row until a person decides). Only the
     one unknown send to that number that fits is settled, and only by one id; anything less
     certain keeps waiting (a message typed on the phone to the same person gets acks too).
+
+    Nor is anything settled for a number with a message at the gateway right now (another
+    blast's, say): the ack may be that message's, arrived before its answer was stored. It waits,
+    and is applied by its id once the answer is stored.
     """
     proofs = [
         (event.message_ids[0], event.phone, event.at or received_at)
@@ -386,6 +390,15 @@ def _lost_sends(
         return {}
     connection = session.connection()
     phones = list({phone for _, phone, _ in proofs})
+    being_sent = set(connection.scalars(
+        select(_RECIPIENTS.c.phone_number)
+        .where(_RECIPIENTS.c.status == Status.SENDING.value,
+               or_(_RECIPIENTS.c.lease_expires_at.is_(None), _RECIPIENTS.c.lease_expires_at > utcnow()),
+               bulk.one_of(_RECIPIENTS.c.phone_number, phones, connection.dialect))
+    ))
+    phones = [phone for phone in phones if phone not in being_sent]
+    if not phones:
+        return {}
     rows = connection.execute(
         select(_RECIPIENTS.c.id, _RECIPIENTS.c.phone_number, _RECIPIENTS.c.updated_at)
         .where(_RECIPIENTS.c.status == Status.UNKNOWN.value, _RECIPIENTS.c.message_id.is_(None),

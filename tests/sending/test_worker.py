@@ -7,6 +7,7 @@ import time
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 
 from core.db import transaction
 from core.models import BlastRecipient, StatusHistory
@@ -221,3 +222,17 @@ def _wait_until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+def test_an_answer_that_clashes_with_a_stored_one_is_not_retried_as_an_outage(engine: Engine, sim) -> None:
+    """An IntegrityError (say, a message id already stored) will not go away by waiting: it had
+    stalled the worker for 17 s of retries. The row is left to its lease, then unknown."""
+    worker = worker_for(engine, sim)
+    calls = []
+
+    def clashing_write() -> None:
+        calls.append("tried")
+        raise IntegrityError("UPDATE blast_recipients …", {}, Exception("duplicate message_id"))
+
+    worker._store(clashing_write)
+    assert calls == ["tried"]
