@@ -110,42 +110,87 @@ def poll_round(
             answer = client.message_status(message_id=message_id, data=data, to=to_gateway(phone))
         except GatewayError as exc:
             errors += 1
-            _note_poll(engine, recipient_id, now=now, failed=True)
-            if exc.pauses_blast or exc.retryable:  # the gateway is unwell: stop asking for now
+            if _gateway_unwell(exc):  # every further look-up would fail the same way: stop asking
+                _note_asked(engine, recipient_id, at=utcnow())
                 return PollRound(asked, changed, unknown, errors, stopped_by=exc.message)
+            _note_poll(engine, recipient_id, now=utcnow(), failed=True)
             continue
+        looked_at = utcnow()
         asked += 1
         if answer is None:
             unknown += 1
-            _note_poll(engine, recipient_id, now=now, failed=True)
+            _note_poll(engine, recipient_id, now=looked_at, failed=True)
             continue
-        changed += _apply_answer(engine, recipient_id, answer, now=now)
+        changed += _apply_answer(engine, recipient_id, answer, now=looked_at)
     return PollRound(asked, changed, unknown, errors)
 
 
+def _gateway_unwell(exc: GatewayError) -> bool:
+    """Whether a failed look-up is the gateway's trouble rather than this message's: it did not
+    answer (a hang or a dropped connection), asked us to wait, or refused the token or device.
+    Asking about the next message would cost the same wait or get the same no."""
+    return exc.pauses_blast or exc.retryable or exc.accepted is None
+
+
 def _apply_answer(engine: Engine, recipient_id: int, answer: StatusResult, *, now: dt.datetime) -> int:
+    """Apply what the gateway said, `now` being when it said it. When the answer carries the
+    delivery time, "received" gets that time even if the message has been read since: the
+    delivery first, at the gateway's time, then the higher status at the look-up's."""
     status = parse_status(answer.status or "")
     with transaction(engine) as s:
         _mark_polled(s, recipient_id, now=now, failed=False)
         if status is None or RANK[status] < Stage.SENT.min_rank:
             return 0  # a status look-up never proves a failure: unknown changes nothing
-        delivered = dt.datetime.fromtimestamp(answer.delivered_at, dt.UTC) if answer.delivered_at else None
-        at = delivered if status is Status.DELIVERY_ACK and delivered else now
-        change = apply_status(
-            s,
-            recipient_id=recipient_id,
-            status=status,
-            source="polling",
-            at=at,
-            event={"lookup": answer.lookup, "answer": answer.raw},
-            updates={"message_c2s_timestamp": answer.delivered_at} if answer.delivered_at else None,
-        )
-        return int(change.changed)
+        changes = [
+            apply_status(
+                s,
+                recipient_id=recipient_id,
+                status=step,
+                source="polling",
+                at=at,
+                event={"lookup": answer.lookup, "answer": answer.raw},
+                updates={"message_c2s_timestamp": answer.delivered_at} if answer.delivered_at else None,
+            )
+            for step, at in _steps(status, _delivered_at(answer, now=now), now=now)
+        ]
+        return int(any(change.changed for change in changes))
+
+
+def _steps(
+    status: Status, delivered: dt.datetime | None, *, now: dt.datetime
+) -> list[tuple[Status, dt.datetime]]:
+    """The statuses to apply and when each happened."""
+    if delivered is None or RANK[status] < RANK[Status.DELIVERY_ACK]:
+        return [(status, now)]
+    if status is Status.DELIVERY_ACK:
+        return [(status, delivered)]
+    return [(Status.DELIVERY_ACK, delivered), (status, now)]
+
+
+def _delivered_at(answer: StatusResult, *, now: dt.datetime) -> dt.datetime | None:
+    """The gateway's delivery time; never after the look-up, so a gateway clock running ahead
+    cannot put "received" after "read"."""
+    if not answer.delivered_at:
+        return None
+    return min(dt.datetime.fromtimestamp(answer.delivered_at, dt.UTC), now)
 
 
 def _note_poll(engine: Engine, recipient_id: int, *, now: dt.datetime, failed: bool) -> None:
     with transaction(engine) as s:
         _mark_polled(s, recipient_id, now=now, failed=failed)
+
+
+def _note_asked(engine: Engine, recipient_id: int, *, at: dt.datetime) -> None:
+    """The message was asked about but the gateway was unwell: it goes to the back of the
+    queue (so one message the gateway chokes on cannot hold up the rest), and its backoff
+    stays as it was, since the trouble says nothing about the message."""
+    with transaction(engine) as s:
+        s.execute(
+            update(BlastRecipient)
+            .where(BlastRecipient.id == recipient_id)
+            .values(last_polled_at=at)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _mark_polled(session: Session, recipient_id: int, *, now: dt.datetime, failed: bool) -> None:

@@ -166,8 +166,16 @@ def pause(session: Session, *, blast_id: int, reason: str = "Paused by you.") ->
     ), "pause")
 
 
-def resume(session: Session, *, blast_id: int) -> None:
-    """Carry on sending; a blast paused before it ever started starts now."""
+def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -> None:
+    """Carry on sending. A blast paused while it waited for its time waits again when that time
+    is still ahead; one paused before it ever started whose time has passed starts now."""
+    now = now or utcnow()
+    waiting = session.scalar(select(Blast.id).where(
+        Blast.id == blast_id, Blast.state == S.PAUSED, Blast.started_at.is_(None), Blast.scheduled_at > now
+    ))
+    if waiting is not None and change_state(session, blast_id=blast_id, from_states=_RESUMABLE,
+                                            to_state=S.SCHEDULED):
+        return
     ok = change_state(session, blast_id=blast_id, from_states=_RESUMABLE, to_state=S.SENDING,
                       scheduled_at=None)
     _require(session, blast_id, ok, "resume")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ class Finish:
     at: dt.datetime
     quiet_hours: bool = False  # some send waited for quiet hours to end
     daily_cap: bool = False  # some send waited for the next day's count
+    others_first: bool = False  # other blasts' messages, sent first from the device, made it later
 
 
 def estimate_finish(
@@ -150,16 +152,23 @@ def estimate_finish(
     sent_today: int = 0,
     sent_since_pause: int = 0,
     gap_seconds: float | None = None,
+    ahead: int = 0,
+    not_before: dt.datetime | None = None,
 ) -> Finish:
     """When `remaining` messages will have gone out, honouring every rule: one every
     `gap_seconds` (as measured), or else at the rules' average gap. `sent_today` is what the
-    device has sent on `start`'s day."""
+    device has sent on `start`'s day.
+
+    `ahead`: other blasts' messages the device sends first, from `start`, under the same rules;
+    the `remaining` go after them, and not before `not_before` (a scheduled blast's time)."""
     moment = start
     day = start.astimezone(zone).date()
     average_gap = rules.min_gap_seconds + rules.jitter_seconds / 2 if gap_seconds is None else gap_seconds
     quiet = capped = False
     last = start
-    for _ in range(remaining):
+    for sent in range(ahead + remaining):
+        if sent == ahead and not_before is not None:
+            moment = max(moment, not_before)
         allowed = after_quiet_hours(rules, moment, zone)
         quiet |= allowed != moment
         moment = allowed
@@ -179,7 +188,13 @@ def estimate_finish(
             sent_since_pause = 0
         last = moment
         moment = moment + dt.timedelta(seconds=gap)
-    return Finish(at=last, quiet_hours=quiet, daily_cap=capped)
+    finish = Finish(at=last, quiet_hours=quiet, daily_cap=capped)
+    if ahead:
+        alone = estimate_finish(rules, remaining=remaining, start=start, zone=zone, sent_today=sent_today,
+                                sent_since_pause=sent_since_pause, gap_seconds=gap_seconds,
+                                not_before=not_before)
+        finish = dataclasses.replace(finish, others_first=finish.at > alone.at)
+    return finish
 
 
 def save_rules(session: Session, *, device: str, rules: PacingRules, settings: Settings) -> Device:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.funnel import Funnel, FunnelFilter, funnel
-from core.models import Blast, BlastRecipient, Device, utcnow
+from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.sending.pacing import Finish, PacingRules, estimate_finish, parse_quiet_hours
+from core.statuses import Status
 
 # The blast's own recent cadence, once it has this many gaps to go by, beats the rules'
 # average: it counts the gateway's answer time (the next gap starts at the answer) and
@@ -23,6 +24,14 @@ OBSERVED_WINDOW = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
+class Ahead:
+    """Other blasts' messages the worker sends from the same device before a blast's own."""
+
+    messages: int = 0
+    names: tuple[str, ...] = ()  # those blasts, in the order the worker sends them
+
+
+@dataclass(frozen=True)
 class Progress:
     funnel: Funnel
     remaining: int
@@ -30,6 +39,8 @@ class Progress:
     eta: dt.datetime | None
     # The blast's measured seconds per message, when the ETA goes by it.
     pace_seconds: float | None = None
+    # The other blasts whose messages go first and make this one finish later; empty when none do.
+    waits_for: Ahead = field(default_factory=Ahead)
 
     @property
     def fraction(self) -> float:
@@ -51,40 +62,70 @@ def rules_for(session: Session, *, device: str | None, settings: Settings) -> Pa
     return PacingRules.of(row) if row is not None else default_rules(settings)
 
 
+def queued_ahead(session: Session, *, device: str | None, blast_id: int | None = None) -> Ahead:
+    """What the worker sends from `device` before blast `blast_id`'s messages (before a blast
+    not made yet when None: it will be the newest).
+
+    The worker sends the oldest sending blast of a device to the end before the next
+    (`queue.claim_statement`), so these are the queued and in-flight messages of the older
+    sending blasts there. Paused, scheduled and draft blasts wait their own turn.
+    """
+    if not device:
+        return Ahead()
+    query = (
+        select(Blast.id, Blast.name, func.count(BlastRecipient.id))
+        .join(BlastRecipient)
+        .where(
+            Blast.state == BlastState.SENDING,
+            Blast.device == device,
+            BlastRecipient.status.in_((Status.QUEUED.value, Status.SENDING.value)),
+        )
+        .group_by(Blast.id, Blast.name)
+        .order_by(Blast.id)
+    )
+    if blast_id is not None:
+        query = query.where(Blast.id < blast_id)
+    rows = session.execute(query).all()
+    return Ahead(messages=sum(count for _, _, count in rows),
+                 names=tuple(name or f"Blast #{id_}" for id_, name, _ in rows))
+
+
 def eta(
     session: Session, *, device: str | None, remaining: int, settings: Settings,
-    start: dt.datetime | None = None, gap_seconds: float | None = None,
+    start: dt.datetime | None = None, gap_seconds: float | None = None, ahead: int = 0,
 ) -> dt.datetime | None:
     """When the last of `remaining` messages should go, starting now (or at `start`), one
-    every `gap_seconds` when that is known (see `observed_gap`)."""
+    every `gap_seconds` when that is known (see `observed_gap`), after `ahead` messages of
+    other blasts (see `queued_ahead`)."""
     finish = finish_estimate(session, device=device, remaining=remaining, settings=settings, start=start,
-                             gap_seconds=gap_seconds)
+                             gap_seconds=gap_seconds, ahead=ahead)
     return finish.at if finish else None
 
 
 def finish_estimate(
     session: Session, *, device: str | None, remaining: int, settings: Settings,
-    start: dt.datetime | None = None, gap_seconds: float | None = None,
+    start: dt.datetime | None = None, gap_seconds: float | None = None, ahead: int = 0,
 ) -> Finish | None:
-    """`eta`, with whether quiet hours or the daily cap hold the messages back, as the
-    worker's pacing would: from the device's next slot and what it has sent today."""
+    """`eta`, with whether quiet hours, the daily cap or other blasts' messages hold the
+    messages back, as the worker's pacing would: from the device's next slot and what it has
+    sent today. The `ahead` messages go from now; this blast's after them, not before `start`."""
     if remaining == 0:
         return None
     now = utcnow()
-    start = max(start or now, now)
-    zone = settings.timezone
     if settings.send_pacing == "off":
-        return Finish(at=start)
+        return Finish(at=max(start or now, now))
+    not_before = start if start is not None and start > now else None
+    zone = settings.timezone
     row = session.get(Device, device) if device else None
     if row is None:
-        return estimate_finish(default_rules(settings), remaining=remaining, start=start, zone=zone,
-                               gap_seconds=gap_seconds)
+        return estimate_finish(default_rules(settings), remaining=remaining, start=now, zone=zone,
+                               gap_seconds=gap_seconds, ahead=ahead, not_before=not_before)
     # The walk waits for quiet hours and the day's cap itself, as `earliest_send` does.
-    start = max(start, row.next_send_at or start)
-    sent_today = row.sent_in_day if row.sent_day == start.astimezone(zone).date() else 0
-    return estimate_finish(PacingRules.of(row), remaining=remaining, start=start, zone=zone,
+    first = max(now, row.next_send_at or now)
+    sent_today = row.sent_in_day if row.sent_day == first.astimezone(zone).date() else 0
+    return estimate_finish(PacingRules.of(row), remaining=remaining, start=first, zone=zone,
                            sent_today=sent_today, sent_since_pause=row.sent_since_pause,
-                           gap_seconds=gap_seconds)
+                           gap_seconds=gap_seconds, ahead=ahead, not_before=not_before)
 
 
 def observed_gap(session: Session, *, blast_id: int, now: dt.datetime | None = None) -> float | None:
@@ -112,9 +153,13 @@ def blast_progress(session: Session, *, blast_id: int, settings: Settings) -> Pr
     ).one()
     remaining = counts.waiting
     finish = gap = None
+    ahead = Ahead()
     if blast_state in ("sending", "scheduled", "draft"):
         gap = observed_gap(session, blast_id=blast_id) if blast_state == "sending" else None
-        finish = eta(session, device=device or settings.wsapme_device, remaining=remaining,
-                     settings=settings, start=scheduled_at, gap_seconds=gap)
-    return Progress(funnel=counts, remaining=remaining, done=counts.total - remaining, eta=finish,
-                    pace_seconds=gap)
+        device = device or settings.wsapme_device
+        ahead = queued_ahead(session, device=device, blast_id=blast_id)
+        finish = finish_estimate(session, device=device, remaining=remaining, settings=settings,
+                                 start=scheduled_at, gap_seconds=gap, ahead=ahead.messages)
+    return Progress(funnel=counts, remaining=remaining, done=counts.total - remaining,
+                    eta=finish.at if finish else None, pace_seconds=gap,
+                    waits_for=ahead if finish and finish.others_first else Ahead())

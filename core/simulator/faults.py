@@ -30,7 +30,8 @@ class FaultKind(enum.StrEnum):
 ENDPOINTS = ("send", "status", "device", "webhook")
 DEFAULT_ENDPOINTS: dict[FaultKind, frozenset[str]] = {
     FaultKind.BAD_TOKEN: frozenset({"send", "status", "device"}),
-    FaultKind.DEVICE_OFFLINE: frozenset({"send", "device"}),
+    # An offline device can neither send nor say what became of a message: look-ups refuse too.
+    FaultKind.DEVICE_OFFLINE: frozenset({"send", "status", "device"}),
     FaultKind.EMPTY_LOOKUP: frozenset({"status"}),
     FaultKind.DUPLICATE_ACKS: frozenset({"webhook"}),
     FaultKind.OUT_OF_ORDER_ACKS: frozenset({"webhook"}),

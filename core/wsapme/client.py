@@ -23,6 +23,8 @@ from core.wsapme.answers import (
 )
 from core.wsapme.failures import (
     AUTH_WORDS,
+    OFFLINE_WORDS,
+    UNKNOWN_DEVICE_WORDS,
     error_from_exception,
     error_from_http_status,
     gateway_reason,
@@ -36,6 +38,11 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 log = logging.getLogger(__name__)
+
+# Refusals that say nothing about the message looked up and would answer every look-up the
+# same way: a refused token, an offline or unknown device. Raised, so polling stops, instead
+# of reading as "unknown" for each message (which would also back each one off).
+LOOKUP_STOPPING_WORDS = AUTH_WORDS + OFFLINE_WORDS + UNKNOWN_DEVICE_WORDS
 
 TOKEN_HEADER = "x-wsapme-token"
 SANDBOX_TOKEN = "sandbox"
@@ -156,15 +163,21 @@ class WsapmeClient:
         if response.status_code == 404:  # this gateway does not offer that look-up
             return None
         body = self._checked_body(response, sending=False)
-        self._raise_if_token_refused(body)
+        self._raise_if_refused(body, words=LOOKUP_STOPPING_WORDS)
         return parse_status_answer(body, lookup=lookup, numbering=self.ack_numbering)
 
     def _raise_if_token_refused(self, body: object) -> None:
-        """Look-ups read other refusals as "unknown", but a bad token must stop the caller."""
+        """The device answer reads an offline device as "disconnected", but a bad token must
+        stop the caller."""
+        self._raise_if_refused(body, words=AUTH_WORDS)
+
+    def _raise_if_refused(self, body: object, *, words: tuple[str, ...]) -> None:
+        """Raise the refusal when the gateway said no in one of these words; other refusals
+        are left to the caller's reading (a look-up reads them as "unknown")."""
         if not isinstance(body, dict) or is_success(body) is not False:
             return
         reason = (gateway_reason(body) or "").lower()
-        if any(w in reason for w in AUTH_WORDS):
+        if any(w in reason for w in words):
             raise refusal_from_body(body, device=self.device)
 
     def _post(

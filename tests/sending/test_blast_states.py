@@ -121,6 +121,28 @@ def test_due_scheduled_blasts_start_and_long_overdue_ones_wait_for_a_person(engi
     assert f"scheduled for {due_here:%d %b %H:%M} but" in reason, "the team's time, as everywhere else"
 
 
+def test_a_scheduled_blast_paused_and_resumed_waits_for_its_time_again(engine: Engine) -> None:
+    """Paused on Wednesday, resumed the same day, a blast scheduled for Friday goes on Friday."""
+    friday = utcnow() + dt.timedelta(days=2)
+    waiting = _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=waiting, at=friday, device="d", timezone=KL)
+        blasts.pause(s, blast_id=waiting)
+    with transaction(engine) as s:
+        blasts.resume(s, blast_id=waiting)
+    with transaction(engine) as s:
+        blast = s.get(Blast, waiting)
+        assert (blast.state, blast.scheduled_at, blast.started_at) == ("scheduled", friday, None)
+    # Resumed after its time (or paused for having been missed), it starts now.
+    with transaction(engine) as s:
+        blasts.pause(s, blast_id=waiting)
+    with transaction(engine) as s:
+        blasts.resume(s, blast_id=waiting, now=friday + dt.timedelta(minutes=1))
+    with transaction(engine) as s:
+        blast = s.get(Blast, waiting)
+        assert (blast.state, blast.scheduled_at) == ("sending", None) and blast.started_at is not None
+
+
 def test_a_blast_completes_when_nothing_is_queued_or_in_flight(engine: Engine) -> None:
     blast_id = _draft(engine, n=2)
     with transaction(engine) as s:
