@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Subquery, and_, case, func, not_, select
+from sqlalchemy import ColumnElement, Subquery, and_, case, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,7 @@ from core.errors import BadInput, NotFound
 from core.funnel import Funnel, FunnelFilter, funnel
 from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.recipients import StageSelector, select_recipients
+from core.statuses import Status
 
 
 def next_stage_name(stage: str | None) -> str:
@@ -28,7 +29,8 @@ def next_stage_name(stage: str | None) -> str:
 @dataclass(frozen=True)
 class Audience:
     """Who a follow-up would go to: the recipients the choice picks, less the opted out and
-    those another follow-up of this blast has already messaged (or is messaging)."""
+    those another follow-up of this blast has already messaged (or is messaging, or had
+    messaged before it was cancelled)."""
 
     matching: int
     opted_out: int
@@ -43,6 +45,8 @@ class Audience:
 # same blast leaves those people out. (A draft or scheduled one is pointed to instead: see
 # `pending_follow_up`.)
 SENT_STATES = (BlastState.SENDING, BlastState.PAUSED, BlastState.COMPLETED)
+# A recipient of a cancelled follow-up in one of these never got its message.
+NEVER_WENT = (Status.QUEUED.value, Status.FAILED.value)
 
 
 def _candidates(
@@ -55,7 +59,11 @@ def _candidates(
     opted_out = chosen.c.phone_number.in_(select(OptOut.phone_number))
     followed_up = chosen.c.phone_number.in_(
         select(BlastRecipient.phone_number).join(Blast, Blast.id == BlastRecipient.blast_id)
-        .where(Blast.parent_blast_id == parent_id, Blast.state.in_(SENT_STATES))
+        .where(Blast.parent_blast_id == parent_id, or_(
+            Blast.state.in_(SENT_STATES),
+            # A follow-up cancelled halfway still reached the people it had sent to.
+            and_(Blast.state == BlastState.CANCELLED, BlastRecipient.status.not_in(NEVER_WENT)),
+        ))
     )
     return chosen, opted_out, and_(followed_up, not_(opted_out))
 

@@ -241,18 +241,21 @@ def test_the_follow_up_tab_says_who_will_get_it(audience: Audience, hours: int, 
     assert audience_words(audience, selection="Read, no reply", hours=hours) == words
 
 
-@pytest.mark.parametrize(("state", "left_out"), [
-    ("sending", True), ("paused", True), ("completed", True),  # they have had it, or are having it
-    ("cancelled", False),  # it never went to them, or stopped: they may have another
+@pytest.mark.parametrize(("state", "status", "left_out"), [
+    # They have had it, or are having it.
+    ("sending", "QUEUED", True), ("paused", "QUEUED", True), ("completed", "DELIVERY_ACK", True),
+    # Cancelled halfway: those it reached have had it, the rest may have another.
+    ("cancelled", "DELIVERY_ACK", True), ("cancelled", "UNKNOWN", True),
+    ("cancelled", "QUEUED", False), ("cancelled", "FAILED", False),
 ])
 def test_a_second_follow_up_leaves_out_people_an_earlier_one_messaged(
-    engine: Engine, state: str, left_out: bool
+    engine: Engine, state: str, status: str, left_out: bool
 ) -> None:
     with transaction(engine) as s:
         parent = make_blast(s, state="completed", name="Raya")
         read = [make_recipient(s, parent, status="READ_ACK", contact_name=f"R{i}") for i in range(3)]
         earlier = make_blast(s, state=state, parent_blast_id=parent.id)
-        make_recipient(s, earlier, phone_number=read[0].phone_number, status="DELIVERY_ACK")
+        make_recipient(s, earlier, phone_number=read[0].phone_number, status=status)
         parent_id = parent.id
     read_no_reply = StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED)
     with transaction(engine) as s:
