@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Subquery, and_, case, func, not_, or_, select
+from sqlalchemy import ColumnElement, Subquery, and_, case, delete, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,16 +50,16 @@ NEVER_WENT = (Status.QUEUED.value, Status.FAILED.value)
 
 
 def _candidates(
-    parent_id: int, selector: StageSelector, now: dt.datetime | None
+    parent_id: int, selector: StageSelector, now: dt.datetime | None, *, excluding: int | None = None
 ) -> tuple[Subquery, ColumnElement[bool], ColumnElement[bool]]:
     """The parent's recipients the selector picks, "this one has opted out" and "another
-    follow-up of the parent has messaged this one": what the audience counts and what the
-    draft takes, from one definition."""
+    follow-up of the parent (not `excluding`) has messaged this one": what the audience
+    counts, what the draft takes and what it still takes as it starts, from one definition."""
     chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
     opted_out = chosen.c.phone_number.in_(select(OptOut.phone_number))
     followed_up = chosen.c.phone_number.in_(
         select(BlastRecipient.phone_number).join(Blast, Blast.id == BlastRecipient.blast_id)
-        .where(Blast.parent_blast_id == parent_id, or_(
+        .where(Blast.parent_blast_id == parent_id, Blast.id != (excluding or 0), or_(
             Blast.state.in_(SENT_STATES),
             # A follow-up cancelled halfway still reached the people it had sent to.
             and_(Blast.state == BlastState.CANCELLED, BlastRecipient.status.not_in(NEVER_WENT)),
@@ -154,6 +154,7 @@ def create_follow_up(
         message_template=message_template,
         parent_blast_id=parent.id,
         device=parent.device,
+        follow_up_selector=selector.as_json(),
     )
     session.add(child)
     session.flush()
@@ -165,6 +166,33 @@ def create_follow_up(
     )
     child.total_recipients = len(rows)
     return child
+
+
+def drop_moved_on(session: Session, *, blast_id: int, now: dt.datetime | None = None) -> int:
+    """Take off a follow-up's queue the people who no longer match its choice as it starts:
+    drafted for "Read, no reply" and scheduled for tomorrow, it must not reach someone who has
+    replied or bought since, nor someone another follow-up has messaged meanwhile. Counted on
+    the blast; returns how many. Anything else (a blast from a file) is left as it is."""
+    blast = session.get(Blast, blast_id)
+    if blast is None or blast.parent_blast_id is None or not blast.follow_up_selector:
+        return 0
+    selector = StageSelector.from_json(blast.follow_up_selector)
+    chosen, _, followed_up = _candidates(blast.parent_blast_id, selector, now, excluding=blast_id)
+    still = select(chosen.c.phone_number).where(~followed_up)
+    removed = session.execute(
+        delete(BlastRecipient)
+        .where(BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.QUEUED.value,
+               BlastRecipient.phone_number.not_in(still))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if removed:
+        session.execute(
+            update(Blast).where(Blast.id == blast_id)
+            .values(skipped_moved_on=Blast.skipped_moved_on + removed,
+                    total_recipients=Blast.total_recipients - removed)
+            .execution_options(synchronize_session=False)
+        )
+    return removed
 
 
 def follow_up_placeholders(session: Session, *, parent_id: int) -> list[str]:

@@ -116,6 +116,10 @@ class Blast(Base):
     )
     source_filename: Mapped[str | None] = mapped_column(String(255))
     skipped_opted_out: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A follow-up's choice of people ("Read, no reply"), asked again as it starts: those who
+    # moved on since it was drafted (replied, bought) are taken off and counted here.
+    follow_up_selector: Mapped[dict | None] = mapped_column(JsonType)
+    skipped_moved_on: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     recipients: Mapped[list[BlastRecipient]] = relationship(
         back_populates="blast", cascade="all, delete-orphan", passive_deletes=True

@@ -25,6 +25,25 @@ class StageSelector:
     statuses: tuple[str, ...] = ()
     older_than: dt.timedelta | None = None  # reached `stage` at least this long ago
 
+    def as_json(self) -> dict[str, object]:
+        """What a follow-up keeps of the choice it was made with (`blasts.follow_up_selector`)."""
+        return {
+            "stage": self.stage and self.stage.value,
+            "not_stage": self.not_stage and self.not_stage.value,
+            "statuses": list(self.statuses),
+            "older_than_seconds": self.older_than and self.older_than.total_seconds(),
+        }
+
+    @classmethod
+    def from_json(cls, kept: dict[str, object]) -> StageSelector:
+        seconds = kept.get("older_than_seconds")
+        return cls(
+            stage=Stage(kept["stage"]) if kept.get("stage") else None,
+            not_stage=Stage(kept["not_stage"]) if kept.get("not_stage") else None,
+            statuses=tuple(kept.get("statuses") or ()),
+            older_than=dt.timedelta(seconds=float(seconds)) if seconds else None,
+        )
+
 
 # The choices a marketer picks from, in their words.
 SELECTIONS: dict[str, StageSelector] = {

@@ -282,3 +282,99 @@ def test_history_lists_changes_in_the_order_they_were_made(engine: Engine) -> No
     with transaction(engine) as s:
         chain = [(h.old_status, h.new_status) for h in history(s, recipient_id=rid)]
     assert chain == [("SENDING", "PENDING"), ("PENDING", "SERVER_ACK"), ("SERVER_ACK", "READ_ACK")]
+
+
+def _follow_up_of_read_no_reply(engine: Engine, statuses: list[str]) -> tuple[int, list[str]]:
+    """A finished blast whose people got as far as `statuses`, and its follow-up for "Read, no
+    reply" (drafted now: everyone still read and not replied then)."""
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed", name="Raya")
+        people = [make_recipient(s, parent, status=status) for status in statuses]
+        phones = [p.phone_number for p in people]
+        child = create_follow_up(s, parent_id=parent.id, message_template="Still keen?",
+                                 selector=StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED))
+        return child.id, phones
+
+
+def _move(engine: Engine, phone: str, status: str) -> None:
+    """The parent's row for `phone` moves on (a reply, a sale), as the webhook or a person would."""
+    with transaction(engine) as s:
+        row = s.scalars(select(BlastRecipient).where(
+            BlastRecipient.phone_number == phone, BlastRecipient.status != "QUEUED")).one()
+        row.status = status
+
+
+def _queued_phones(engine: Engine, blast_id: int) -> list[str]:
+    with transaction(engine) as s:
+        return list(s.scalars(select(BlastRecipient.phone_number).where(
+            BlastRecipient.blast_id == blast_id, BlastRecipient.status == "QUEUED"
+        ).order_by(BlastRecipient.id)))
+
+
+def test_a_scheduled_follow_up_leaves_out_who_replied_or_bought_before_it_went(engine: Engine) -> None:
+    """Drafted for "Read, no reply" on Monday and scheduled for Tuesday: whoever replied or bought
+    in between must not get "Still keen?"."""
+    from core.sending import blasts
+
+    child, (replied, bought, still) = _follow_up_of_read_no_reply(engine, ["READ_ACK"] * 3)
+    tuesday = utcnow() + dt.timedelta(hours=20)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=child, at=tuesday, device="d", timezone=dt.UTC)
+    _move(engine, replied, "REPLIED")
+    _move(engine, bought, "CLOSED")
+    with transaction(engine) as s:
+        assert blasts.start_due_scheduled(s, now=tuesday, grace=dt.timedelta(hours=1), zone=dt.UTC) == [child]
+    assert _queued_phones(engine, child) == [still]
+    with transaction(engine) as s:
+        blast = s.get(Blast, child)
+        assert (blast.skipped_moved_on, blast.total_recipients, blast.state) == (2, 1, "sending")
+
+
+def test_a_follow_up_sent_later_than_drafted_asks_its_choice_again(engine: Engine) -> None:
+    from core.sending import blasts
+
+    child, (replied, still) = _follow_up_of_read_no_reply(engine, ["READ_ACK", "READ_ACK"])
+    _move(engine, replied, "REPLIED")
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=child, device="d", timezone=dt.UTC)
+    assert _queued_phones(engine, child) == [still]
+    with transaction(engine) as s:
+        assert s.get(Blast, child).skipped_moved_on == 1
+
+
+def test_a_follow_up_leaves_out_who_another_follow_up_reached_while_it_waited(engine: Engine) -> None:
+    from core.sending import blasts
+
+    child, (reached, still) = _follow_up_of_read_no_reply(engine, ["READ_ACK", "READ_ACK"])
+    with transaction(engine) as s:
+        parent_id = s.get(Blast, child).parent_blast_id
+        other = make_blast(s, state="completed", parent_blast_id=parent_id)
+        make_recipient(s, other, phone_number=reached, status="DELIVERY_ACK")
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=child, device="d", timezone=dt.UTC)
+    assert _queued_phones(engine, child) == [still]
+
+
+def test_a_blast_from_a_file_or_made_before_choices_were_kept_is_sent_as_it_is(engine: Engine) -> None:
+    from core.sending import blasts
+
+    child, phones = _follow_up_of_read_no_reply(engine, ["READ_ACK", "READ_ACK"])
+    with transaction(engine) as s:
+        s.get(Blast, child).follow_up_selector = None  # a follow-up drafted before 0008
+        from_file = make_blast(s)
+        make_recipient(s, from_file)
+        from_file_id = from_file.id
+    _move(engine, phones[0], "REPLIED")
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=child, device="d", timezone=dt.UTC)
+        blasts.launch(s, blast_id=from_file_id, device="d", timezone=dt.UTC)
+    assert _queued_phones(engine, child) == phones
+    assert len(_queued_phones(engine, from_file_id)) == 1
+
+
+@pytest.mark.parametrize("choice", list(SELECTIONS))
+def test_every_choice_is_kept_as_it_was_made(choice: str) -> None:
+    selector = SELECTIONS[choice]
+    assert StageSelector.from_json(selector.as_json()) == selector
+    later = StageSelector(stage=Stage.READ, older_than=dt.timedelta(hours=24))
+    assert StageSelector.from_json(later.as_json()) == later

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from core import templates
 from core.errors import BadInput, NotFound, StateConflict
+from core.followups import drop_moved_on
 from core.models import Blast, BlastRecipient, BlastState, OptOut, utcnow
 from core.statuses import Status
 
@@ -132,6 +133,7 @@ def launch(
         raise NotFound(f"Blast {blast_id} does not exist.")
     if not (blast.message_template or "").strip():
         raise BadInput("Write the message before sending the blast.")
+    drop_moved_on(session, blast_id=blast_id)
     remove_opted_out(session, blast_id=blast_id)
     queued = session.scalar(
         select(func.count()).where(
@@ -176,13 +178,16 @@ def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -
     if waiting is not None and change_state(session, blast_id=blast_id, from_states=_RESUMABLE,
                                             to_state=S.SCHEDULED):
         return
+    starting = session.scalar(select(Blast.started_at.is_(None)).where(Blast.id == blast_id))
     ok = change_state(session, blast_id=blast_id, from_states=_RESUMABLE, to_state=S.SENDING,
                       scheduled_at=None)
     _require(session, blast_id, ok, "resume")
-    session.execute(
-        update(Blast).where(Blast.id == blast_id, Blast.started_at.is_(None))
-        .values(started_at=utcnow()).execution_options(synchronize_session=False)
-    )
+    if starting:
+        session.execute(
+            update(Blast).where(Blast.id == blast_id, Blast.started_at.is_(None))
+            .values(started_at=now).execution_options(synchronize_session=False)
+        )
+        _take_off_who_moved_on(session, blast_id=blast_id, now=now)
 
 
 def move_to_device(session: Session, *, blast_id: int, device: str) -> None:
@@ -224,8 +229,16 @@ def start_due_scheduled(
             )
         elif change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED,),
                           to_state=S.SENDING, started_at=now):
+            _take_off_who_moved_on(session, blast_id=blast_id, now=now)
             started.append(blast_id)
     return started
+
+
+def _take_off_who_moved_on(session: Session, *, blast_id: int, now: dt.datetime) -> None:
+    """A follow-up starting later than it was launched asks its choice again (see
+    `drop_moved_on`), and its opt-outs: both may have changed while it waited."""
+    drop_moved_on(session, blast_id=blast_id, now=now)
+    remove_opted_out(session, blast_id=blast_id)
 
 
 def reopen_for_resends(session: Session, *, blast_id: int) -> bool:
