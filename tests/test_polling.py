@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
+import requests
 from sqlalchemy import Engine, select
 
 from core.db import transaction
 from core.models import BlastRecipient, StatusHistory, WebhookInbox, utcnow
 from core.polling import poll_round, polling_wanted
 from core.statuses import Status
+from core.wsapme.answers import StatusResult
 from tests.sending.support import launched_blast, settings_for, worker_for
 from tests.support.simulator import client_for, running_simulator
 
@@ -86,6 +89,78 @@ def test_a_refusing_gateway_stops_the_round(engine: Engine, sim) -> None:
     sim.set_fault("bad_token", times=None, endpoint="status")
     result = poll_round(engine, client_for(sim), settings=settings_for(poll_batch_size=100))
     assert result.errors == 1 and result.stopped_by
+
+
+def test_a_read_answer_keeps_the_gateways_delivery_time(engine: Engine, sim) -> None:
+    """The received stage is when the gateway delivered, not when we asked; read is when that
+    message's own look-up answered, not when the round began."""
+    _sent_blast(engine, sim)
+    time.sleep(1.1)  # the poll comes a while after the gateway saw the delivery
+    client = _Clocked(client_for(sim))
+    poll_round(engine, client, settings=settings_for(poll_batch_size=100))
+    read = [m for m, status in sim.emitted().statuses.items() if status == "READ_ACK"]
+    assert read, "the seed must read some messages for this test to mean anything"
+    with transaction(engine) as s:
+        rows = s.scalars(select(BlastRecipient).where(BlastRecipient.message_id.in_(read))).all()
+        for row in rows:
+            assert row.status == "READ_ACK" and row.message_c2s_timestamp
+            assert row.delivered_at == dt.datetime.fromtimestamp(row.message_c2s_timestamp, dt.UTC)
+            assert row.read_timestamp is not None and row.read_timestamp >= client.answered[row.message_id]
+            assert row.last_polled_at is not None and row.last_polled_at >= client.answered[row.message_id]
+        assert len(rows) == len(read)
+
+
+@pytest.mark.parametrize(("fault", "options"), [("slow_answer", {"delay": 3.0}), ("drop_connection", {})])
+def test_a_gateway_that_does_not_answer_stops_the_round(engine: Engine, sim, fault, options) -> None:
+    """Otherwise every message waits out the whole timeout, and each is backed off for it."""
+    _sent_blast(engine, sim, n=4)
+    sim.set_fault(fault, times=None, endpoint="status", **options)
+    client = client_for(sim, read_timeout=0.5)
+    result = poll_round(engine, client, settings=settings_for(poll_batch_size=100))
+    assert (result.asked, result.errors) == (0, 1)
+    assert result.stopped_by and result.stopped_by.startswith("WSAPME did not answer")
+    assert _poll_failures(engine) == {0}
+
+
+def test_an_offline_device_stops_the_round_and_backs_no_one_off(engine: Engine, sim) -> None:
+    """Not "unknown" for every message: one request, the round stops with the reason, and the
+    messages are asked about as usual once the device is back."""
+    _sent_blast(engine, sim, n=4)
+    sim.set_fault("device_offline", times=None)  # as the real gateway does, look-ups refuse too
+    session = _CountingSession()
+    settings = settings_for(poll_batch_size=100, poll_interval_seconds=60)
+    result = poll_round(engine, client_for(sim, session=session), settings=settings)
+    assert (result.asked, result.unknown, result.errors, session.posts) == (0, 0, 1, 1)
+    assert result.stopped_by == "The WhatsApp device is offline: open WSAPME and reconnect it."
+    assert _poll_failures(engine) == {0}
+    sim.clear_faults()
+    assert poll_round(engine, client_for(sim), settings=settings).asked == 3  # all but the one just asked
+
+
+class _Clocked:
+    """The real client, noting when each look-up's answer came back."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self.client = client
+        self.answered: dict[str, dt.datetime] = {}
+
+    def message_status(self, *, message_id: str, **kwargs) -> StatusResult | None:  # type: ignore[no-untyped-def]
+        answer = self.client.message_status(message_id=message_id, **kwargs)
+        self.answered[message_id] = utcnow()
+        return answer
+
+
+class _CountingSession(requests.Session):
+    posts = 0
+
+    def post(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.posts += 1
+        return super().post(*args, **kwargs)
+
+
+def _poll_failures(engine: Engine) -> set[int]:
+    with transaction(engine) as s:
+        return set(s.scalars(select(BlastRecipient.poll_failures)))
 
 
 @pytest.mark.parametrize(

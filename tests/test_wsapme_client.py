@@ -501,6 +501,19 @@ def test_a_bad_token_on_a_look_up_is_not_mistaken_for_unknown(sim: Simulator, cl
         client.message_status(message_id="3EB0000000000000000000")
 
 
+def test_an_offline_device_on_a_look_up_is_not_mistaken_for_unknown(
+    sim: Simulator, client: WsapmeClient
+) -> None:
+    """It says nothing about the message and would answer every look-up the same way: raised
+    (pausing, so polling stops), without a second request to messageInfo."""
+    sent = _sent_and_settled(sim, client)
+    sim.set_fault("device_offline", times=1)  # on look-ups too, as the real gateway does
+    with pytest.raises(DeviceOffline) as caught:
+        client.message_status(message_id=sent.message_id, data=sent.data, to=TO)
+    assert caught.value.pauses_blast
+    assert client.message_status(message_id=sent.message_id, data=sent.data, to=TO) is not None
+
+
 def test_device_status_follows_the_offline_fault(sim: Simulator, client: WsapmeClient) -> None:
     assert client.device_status().connected
     sim.set_fault("device_offline")
