@@ -36,6 +36,7 @@ from core.statuses import status_in_words
 from dashboard.charts import funnel_figure
 from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
+from dashboard.finish_note import waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.layout import friendly_errors
 
@@ -62,6 +63,12 @@ def opted_out_words(skipped: int | None) -> str:
     """ " · 3 left out (they asked not to be messaged)", for the blast's heading; "" for none.
     A number that opts out while its blast waits or sends leaves it then, so the count can grow."""
     return f" · {skipped:,} left out (they asked not to be messaged)" if skipped else ""
+
+
+def moved_on_words(skipped: int | None) -> str:
+    """ " · 2 left out (they had moved on, say replied, when it went out)", for a follow-up's
+    heading; "" for none."""
+    return f" · {skipped:,} left out (they had moved on, say replied, when it went out)" if skipped else ""
 
 
 def status_word(status: str | None) -> str:
@@ -161,7 +168,12 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     exact = "" if progress.eta is None else f" Around {local(progress.eta)}."
     cols[4].metric("Done by, if sent now" if state == "draft" else "Expected to finish",
                    finish if state in LIVE_STATES or state == "draft" else "—",
-                   help=f"At {pace}, with its pauses, daily cap and quiet hours.{exact}")
+                   help=f"At {pace}, with its pauses, daily cap and quiet hours, after the blasts that "
+                        f"go before it from the same number.{exact}")
+    if progress.eta is not None and state in LIVE_STATES:  # a draft's says so with its launch
+        waiting = waiting_note(progress.waits_for, at=progress.eta, now=utcnow(), zone=settings().timezone)
+        if waiting:
+            st.info(waiting, icon=":material/schedule:")
     if f.unknown:
         they, have, alone = ("it", "has", "itself") if f.unknown == 1 else ("they", "have", "themselves")
         st.warning(
@@ -219,10 +231,10 @@ def render_refresh(blast_id: int) -> None:
         return
     with friendly_errors("refresh the statuses") as done, st.spinner("Asking the gateway…"):
         result = poll_round(get_engine(), make_client(settings()), settings=settings(), blast_id=blast_id)
-    if done.ok:
+    if done.ok and result.stopped_by:  # "nothing to ask about" would hide the gateway's trouble
+        st.warning(refresh_stopped_words(result.asked, result.changed, result.stopped_by))
+    elif done.ok:
         st.toast(refresh_words(result.asked, result.changed, result.unknown))
-        if result.stopped_by:
-            st.warning(f"Stopped early: {result.stopped_by}")
 
 
 def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
@@ -334,6 +346,9 @@ def render_follow_up(blast: Blast) -> None:
             pending_follow_up(s, parent_id=blast.id, selector=selector, now=now) if audience.reached else None
         )
     st.markdown(audience_words(audience, selection=selection, hours=int(hours)))
+    if audience.reached:
+        st.caption(f"The choice is asked again when the follow-up goes out: anyone who no longer "
+                   f"matches “{selection}” by then (say they replied) is left out.")
     confirmed = True
     if pending is not None:
         st.warning(pending_words(pending, reached=audience.reached), icon=":material/content_copy:")
@@ -407,6 +422,12 @@ def refresh_words(asked: int, changed: int, unknown: int) -> str:
     if unknown:
         words += f", the gateway could not say for {unknown:,}"
     return words + "."
+
+
+def refresh_stopped_words(asked: int, changed: int, reason: str) -> str:
+    """Why "Refresh statuses" stopped before the end, and what it got done first."""
+    first = f" after asking about {plural(asked, 'message')} ({changed:,} moved on)" if asked else ""
+    return f"Stopped early{first}: {reason}"
 
 
 def render_message(blast: Blast) -> None:

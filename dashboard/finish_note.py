@@ -1,4 +1,5 @@
-"""Why a blast would finish later than its pace alone says: quiet hours and the daily cap."""
+"""Why a blast would finish later than its pace alone says: quiet hours, the daily cap and
+other blasts sent first from the same number."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import streamlit as st
 
 from core.models import Device, utcnow
 from core.sending.pacing import Finish, PacingRules, after_quiet_hours
-from core.sending.progress import finish_estimate, rules_for
+from core.sending.progress import Ahead, finish_estimate, queued_ahead, rules_for
+from dashboard.compose import plain
 from dashboard.data import reading, settings
-from dashboard.format import duration_words
+from dashboard.format import duration_words, plural
+
+NAMES_SHOWN = 3  # of the blasts a blast waits for; the rest are counted
 
 
 def sent_on_first_day(
@@ -31,16 +35,48 @@ def day_words(moment: dt.datetime, *, now: dt.datetime, zone: ZoneInfo) -> str:
     return f"{day} around {local:%H:%M}"
 
 
+def waiting_words(ahead: Ahead) -> str:
+    """ "it waits for “Raya promo” to finish first (400 messages to go from the same WhatsApp
+    number)"; with more blasts, "it waits for 2 other blasts to finish first (“A” and “B”: …)"."""
+    names = [f"“{plain(name)}”" for name in ahead.names[:NAMES_SHOWN]]
+    if len(ahead.names) > NAMES_SHOWN:
+        names.append(f"{len(ahead.names) - NAMES_SHOWN:,} more")
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    to_go = f"{plural(ahead.messages, 'message')} to go from the same WhatsApp number"
+    if len(ahead.names) == 1:
+        return f"it waits for {listed} to finish first ({to_go})"
+    return f"it waits for {len(ahead.names):,} other blasts to finish first ({listed}: {to_go})"
+
+
+def _sentence(reasons: list[str], *, at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> str:
+    because = reasons[0] if len(reasons) == 1 else f"{', '.join(reasons[:-1])} and {reasons[-1]}"
+    when = day_words(at, now=now, zone=zone)
+    return f"{because[0].upper()}{because[1:]}, so it would finish {when}."
+
+
+def waiting_note(waits_for: Ahead, *, at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> str | None:
+    """ "It waits for “Raya promo” to finish first (…), so it would finish tomorrow around 10:30.",
+    for a blast finishing `at` because of the blasts it waits for (`Progress.waits_for`); None
+    when there are none."""
+    if not waits_for.messages:
+        return None
+    return _sentence([waiting_words(waits_for)], at=at, now=now, zone=zone)
+
+
 def finish_note(
     rules: PacingRules, *, now: dt.datetime, finish: Finish, zone: ZoneInfo, sent_today: int = 0,
+    ahead: Ahead | None = None,
 ) -> str | None:
     """ "Sending pauses during quiet hours (22:00–08:00), so it would finish tomorrow around
-    10:30.", naming the daily cap too when it holds the blast back; None when neither does.
-    What held it back is the pacing's own estimate's (`estimate_finish`).
+    10:30.", naming the daily cap too when it holds the blast back, and the other blasts that
+    go first from the same number (`ahead`) when they do; None when none of them does. What
+    held it back is the pacing's own estimate's (`estimate_finish`).
 
     `sent_today`: what the device has sent on the day the blast can begin (`sent_on_first_day`).
     """
     reasons = []
+    if ahead is not None and finish.others_first and ahead.messages:
+        reasons.append(waiting_words(ahead))
     if finish.quiet_hours:
         window = f"{rules.quiet_start:%H:%M}–{rules.quiet_end:%H:%M}"
         reasons.append(f"sending pauses during quiet hours ({window})")
@@ -49,28 +85,32 @@ def finish_note(
         reasons.append(f"at most {rules.daily_cap:,} messages go out a day{already}")
     if not reasons:
         return None
-    because = " and ".join(reasons)
-    when = day_words(finish.at, now=now, zone=zone)
-    return f"{because[0].upper()}{because[1:]}, so it would finish {when}."
+    return _sentence(reasons, at=finish.at, now=now, zone=zone)
 
 
-def render_finish(*, device: str, recipients: int) -> None:
+def render_finish(*, device: str, recipients: int, blast_id: int | None = None) -> None:
     """How long `recipients` messages take at the device's saved pace if sent now, when they
-    would finish, and what holds them back (quiet hours, the daily cap)."""
+    would finish, and what holds them back (quiet hours, the daily cap, other blasts sent first
+    from the device). `blast_id`: the draft's, for where the worker puts it among the device's
+    blasts; None for a blast not made yet (the newest, so the last)."""
     cfg, now = settings(), utcnow()
     with reading() as s:
-        finish = finish_estimate(s, device=device, remaining=recipients, settings=cfg)
+        ahead = queued_ahead(s, device=device, blast_id=blast_id)
+        finish = finish_estimate(s, device=device, remaining=recipients, settings=cfg, ahead=ahead.messages)
         rules, row = rules_for(s, device=device, settings=cfg), s.get(Device, device)
     if not finish:
         return
     zone = cfg.timezone
-    st.write(
-        f"At this pace, **{recipients:,}** messages take {_about(finish.at - now)} "
-        f"and finish around **{finish.at.astimezone(zone):%a %d %b, %H:%M}** if sent now."
-    )
+    finish_at = f"**{finish.at.astimezone(zone):%a %d %b, %H:%M}**"
+    if finish.others_first:
+        st.write(f"At this pace, **{recipients:,}** messages finish around {finish_at} if sent now: "
+                 f"{_about(finish.at - now)} from now, as other blasts go first.")
+    else:
+        st.write(f"At this pace, **{recipients:,}** messages take {_about(finish.at - now)} "
+                 f"and finish around {finish_at} if sent now.")
     sent_today = sent_on_first_day(rules, now=now, zone=zone, sent_day=row.sent_day if row else None,
                                    sent_in_day=row.sent_in_day if row else 0)
-    note = finish_note(rules, now=now, finish=finish, zone=zone, sent_today=sent_today)
+    note = finish_note(rules, now=now, finish=finish, zone=zone, sent_today=sent_today, ahead=ahead)
     if note:
         st.info(note, icon=":material/schedule:")
 

@@ -49,7 +49,7 @@ def render_draft_launch(blast: Blast) -> None:
     )
     _render_save_message(blast, message)
     cfg = settings()
-    render_finish(device=blast.device or cfg.wsapme_device, recipients=len(samples))
+    render_finish(device=blast.device or cfg.wsapme_device, recipients=len(samples), blast_id=blast.id)
     send_at = render_when(key=f"draft_when_{blast.id}", device=blast.device or cfg.wsapme_device)
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:

@@ -21,7 +21,7 @@ from core.followups import create_follow_up, follow_up_placeholders, pending_fol
 from core.models import Blast, utcnow
 from core.recipients import SELECTIONS, page_of_recipients
 from core.statuses import Status
-from dashboard.blast_views import blast_to_show, refresh_seconds, refresh_words
+from dashboard.blast_views import blast_to_show, refresh_seconds, refresh_stopped_words, refresh_words
 from dashboard.recipient_views import PAGE_SIZE, history_line, table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_pages import app_db, page  # noqa: F401  (app_db: the fixture, used below)
@@ -367,6 +367,19 @@ def test_a_draft_for_one_person_says_person(engine: Engine) -> None:
 )
 def test_refreshing_statuses_says_what_it_did(asked: int, changed: int, unknown: int, words: str) -> None:
     assert refresh_words(asked, changed, unknown) == words
+
+
+@pytest.mark.parametrize(
+    ("asked", "changed", "words"),
+    [
+        (0, 0, "Stopped early: The WhatsApp device is offline: open WSAPME and reconnect it."),
+        (3, 1, "Stopped early after asking about 3 messages (1 moved on): The WhatsApp device is offline: "
+               "open WSAPME and reconnect it."),
+    ],
+)
+def test_a_stopped_refresh_says_why_not_nothing_to_ask(asked: int, changed: int, words: str) -> None:
+    offline = "The WhatsApp device is offline: open WSAPME and reconnect it."
+    assert refresh_stopped_words(asked, changed, offline) == words
 
 
 def test_a_sent_blast_shows_its_message_and_a_cancelled_one_what_was_not_sent(engine: Engine) -> None:

@@ -1,4 +1,5 @@
-"""Saying when quiet hours (and the daily cap) push a new blast's finish later, as the worker does."""
+"""Saying when quiet hours, the daily cap or other blasts sent first from the same number push a
+blast's finish later, as the worker does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
 from core.db import transaction
-from core.sending.pacing import PacingRules, ensure_device, estimate_finish, parse_quiet_hours
+from core.sending.pacing import Finish, PacingRules, ensure_device, estimate_finish, parse_quiet_hours
+from core.sending.progress import Ahead
 from dashboard.finish_note import finish_note, sent_on_first_day
 from tests import test_pages
 from tests.support.factories import make_blast, make_recipient
@@ -199,3 +201,130 @@ def test_a_drafts_page_says_the_same_of_its_finish_and_length(
                for m in at.markdown)
     assert any(n.startswith("Sending pauses during quiet hours") for n in _notes(at)), _notes(at)
     assert "13 to 24 characters, depending on each person's values." in [c.value for c in at.caption]
+
+
+# -- other blasts sent first from the same number ----------------------------------------------
+
+
+def _waiting(names: tuple[str, ...], messages: int) -> tuple[Finish, Ahead]:
+    rules = _rules("22:00-08:00", gap=60)
+    finish = estimate_finish(rules, remaining=10, start=_kl(26, 10), zone=KL, ahead=messages)
+    return finish, Ahead(messages=messages, names=names)
+
+
+@pytest.mark.parametrize(
+    ("names", "messages", "note"),
+    [
+        (("Raya promo",), 800,
+         "It waits for “Raya promo” to finish first (800 messages to go from the same WhatsApp number) "
+         "and sending pauses during quiet hours (22:00–08:00), so it would finish tomorrow around 09:29."),
+        (("Raya promo", "Blast #7"), 800,
+         "It waits for 2 other blasts to finish first (“Raya promo” and “Blast \\#7”: 800 messages to go "
+         "from the same WhatsApp number) and sending pauses during quiet hours (22:00–08:00), so it would "
+         "finish tomorrow around 09:29."),
+        (("A", "B", "C", "D", "E"), 1_250,
+         "It waits for 5 other blasts to finish first (“A”, “B”, “C” and 2 more: 1,250 messages to go "
+         "from the same WhatsApp number) and sending pauses during quiet hours (22:00–08:00), so it "
+         "would finish tomorrow around 16:59."),
+        (("Raya promo",), 100,
+         "It waits for “Raya promo” to finish first (100 messages to go from the same WhatsApp number), "
+         "so it would finish today around 11:49."),
+    ],
+)
+def test_finish_note_names_the_blasts_that_go_first(names: tuple[str, ...], messages: int, note: str) -> None:
+    finish, ahead = _waiting(names, messages)
+    assert finish.others_first
+    rules = _rules("22:00-08:00", gap=60)
+    assert finish_note(rules, now=_kl(26, 10), finish=finish, zone=KL, ahead=ahead) == note
+
+
+def test_three_reasons_read_as_a_list() -> None:
+    rules = _rules("22:00-08:00", gap=60, cap=300)
+    finish = estimate_finish(rules, remaining=10, start=_kl(26, 10), zone=KL, sent_today=50, ahead=400)
+    note = finish_note(rules, now=_kl(26, 10), finish=finish, zone=KL, sent_today=50,
+                       ahead=Ahead(messages=400, names=("Raya promo",)))
+    assert note == (
+        "It waits for “Raya promo” to finish first (400 messages to go from the same WhatsApp number), "
+        "sending pauses during quiet hours (22:00–08:00) and at most 300 messages go out a day (50 already "
+        "went out today), so it would finish tomorrow around 10:39."
+    )
+
+
+def test_nothing_is_said_of_blasts_that_do_not_make_it_later() -> None:
+    rules = _rules(gap=60)
+    # Gone long before a blast scheduled for the afternoon begins.
+    finish = estimate_finish(rules, remaining=10, start=_kl(26, 10), zone=KL, ahead=5, not_before=_kl(26, 15))
+    assert not finish.others_first
+    ahead = Ahead(messages=5, names=("Raya promo",))
+    assert finish_note(rules, now=_kl(26, 10), finish=finish, zone=KL, ahead=ahead) is None
+
+
+def _sending(engine: Engine, device: str, *, name: str, queued: int, state: str = "sending") -> int:
+    with transaction(engine) as s:
+        blast = make_blast(s, name=name, state=state, device=device)
+        for _ in range(queued):
+            make_recipient(s, blast)
+        return blast.id
+
+
+WAITS = "It waits for “Raya promo” to finish first (2 messages to go from the same WhatsApp number), "
+
+
+def test_the_new_blast_page_counts_the_blasts_already_sending_from_the_number(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pace(monkeypatch)  # one message an hour
+    _sending(engine, get_settings().wsapme_device, name="Raya promo", queued=2)
+    at = new_blast_with(THREE)
+    finish = dt.datetime.now(KL) + dt.timedelta(hours=4)  # 2 of the other blast's, then these 3
+    assert any(n.startswith(WAITS + "so it would finish ") for n in _notes(at)), _notes(at)
+    assert any("as other blasts go first" in m.value and "about **4 h** from now" in m.value
+               and f"{finish:%a %d %b}" in m.value for m in at.markdown), [m.value for m in at.markdown]
+
+
+@pytest.mark.parametrize("state", ["paused", "scheduled", "draft", "cancelled"])
+def test_the_new_blast_page_leaves_out_blasts_that_are_not_sending(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    _pace(monkeypatch)
+    _sending(engine, get_settings().wsapme_device, name="Raya promo", queued=2, state=state)
+    _sending(engine, "another-number", name="Elsewhere", queued=2)
+    at = new_blast_with(THREE)
+    assert any("messages take about **2 h**" in m.value for m in at.markdown)
+    assert _notes(at) == []
+
+
+def test_a_sending_blasts_page_says_which_blast_it_waits_for(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pace(monkeypatch)
+    device = get_settings().wsapme_device
+    first = _sending(engine, device, name="Raya promo", queued=2)
+    second = _sending(engine, device, name="Merdeka sale", queued=3)
+    at = page("pages/blast.py", blast=str(second))
+    at.run()
+    assert not at.exception, at.exception
+    assert any(n.startswith(WAITS + "so it would finish ") for n in _notes(at)), _notes(at)
+    at = page("pages/blast.py", blast=str(first))  # the one being sent waits for nobody
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("It waits for" in i.value for i in at.info)
+
+
+def test_a_draft_older_than_the_sending_blast_goes_first(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker goes by age: a draft made before a sending blast is sent before it."""
+    _pace(monkeypatch)
+    device = get_settings().wsapme_device
+    older = _sending(engine, device, name="Older draft", queued=3, state="draft")
+    _sending(engine, device, name="Raya promo", queued=2)
+    newer = _sending(engine, device, name="Newer draft", queued=3, state="draft")
+    at = page("pages/blast.py", blast=str(newer))
+    at.run()
+    assert not at.exception, at.exception
+    assert any(n.startswith(WAITS) for n in _notes(at)), _notes(at)
+    at = page("pages/blast.py", blast=str(older))
+    at.run()
+    assert not at.exception, at.exception
+    assert _notes(at) == []
