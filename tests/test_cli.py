@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -16,8 +20,9 @@ from core.funnel import funnel
 from core.models import Blast, BlastRecipient, OptOut, RecipientReply, StatusHistory
 
 
-def cli(*args: str, database: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "", **({"DATABASE_URL": f"sqlite:///{database}"} if database else {})}
+def cli(*args: str, database: Path | None = None, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`python -m core ARGS` with only these settings (and the database) in its environment."""
+    env = {"PATH": "", **({"DATABASE_URL": f"sqlite:///{database}"} if database else {}), **settings}
     return subprocess.run(
         [sys.executable, "-m", "core", *args],
         capture_output=True,
@@ -118,3 +123,133 @@ def test_a_setting_that_cannot_be_used_is_named_in_one_line_without_its_value(tm
     assert result.stderr.startswith("error: a setting cannot be used") and "Traceback" not in result.stderr
     assert "WEBHOOK_MAX_BYTES" in result.stderr and "SEND_LEASE_SECONDS" in result.stderr
     assert "Zq81" not in result.stderr + result.stdout
+
+
+# --- send: when sending really starts, past times, gaps ------------------------------------
+
+KL = ZoneInfo("Asia/Kuala_Lumpur")  # the default APP_TIMEZONE
+
+
+def _two_drafts(tmp_path: Path, message: str = "Hi {name}", rows: str = "") -> Path:
+    db = tmp_path / "send.db"
+    csv = tmp_path / "c.csv"
+    csv.write_text(rows or "name,phone\nAisyah,0123456789\nRavi,0198765432\n")
+    for _ in range(2):
+        made = cli("import-csv", str(csv), "--tag", "T", "--message", message, database=db)
+        assert made.returncode == 0, made.stderr
+    return db
+
+
+def test_send_inside_quiet_hours_says_when_sending_really_starts(tmp_path: Path) -> None:
+    db = _two_drafts(tmp_path)
+    local = dt.datetime.now(KL).replace(second=0, microsecond=0)
+    start, end = local - dt.timedelta(hours=1), local + dt.timedelta(hours=2)
+    quiet = {"SEND_QUIET_HOURS": f"{start:%H:%M}-{end:%H:%M}"}
+    now = cli("send", "1", database=db, **quiet)
+    assert now.returncode == 0, now.stderr
+    assert "a worker sends them now" not in now.stdout
+    assert f"inside quiet hours ({start:%H:%M}–{end:%H:%M}), so sending starts at {end:%H:%M}" in now.stdout
+    later = cli("send", "2", "--at", "2099-01-02T22:30", database=db, SEND_QUIET_HOURS="21:00-09:00")
+    assert later.returncode == 0, later.stderr
+    assert ("scheduled for 02 Jan 2099 22:30; 22:30 is inside quiet hours (21:00–09:00), "
+            "so sending starts at 09:00 on 3 Jan 2099") in later.stdout
+
+
+def test_send_without_pacing_keeps_no_quiet_hours(tmp_path: Path) -> None:
+    db = _two_drafts(tmp_path)
+    local = dt.datetime.now(KL)
+    window = f"{local - dt.timedelta(hours=1):%H:%M}-{local + dt.timedelta(hours=2):%H:%M}"
+    now = cli("send", "1", database=db, SEND_QUIET_HOURS=window, SEND_PACING="off")
+    assert now.returncode == 0 and "2 recipients queued; a worker sends them now" in now.stdout
+
+
+def test_send_refuses_a_time_that_has_passed_but_takes_one_just_now(tmp_path: Path) -> None:
+    db = _two_drafts(tmp_path)
+    typo = cli("send", "1", "--at", "2025-01-02T09:30", database=db)
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr
+    assert typo.stderr.startswith("error: --at 02 Jan 2025 09:30 has already passed")
+    just_now = dt.datetime.now(KL) - dt.timedelta(minutes=2)
+    ok = cli("send", "1", "--at", f"{just_now:%Y-%m-%dT%H:%M}", database=db, SEND_QUIET_HOURS="off")
+    assert ok.returncode == 0 and "2 recipients queued; a worker sends them now" in ok.stdout, ok.stderr
+    with transaction(make_engine(f"sqlite:///{db}")) as s:
+        assert [b.state for b in s.scalars(select(Blast).order_by(Blast.id))] == ["sending", "draft"]
+
+
+def test_send_with_an_empty_placeholder_needs_allow_blanks(tmp_path: Path) -> None:
+    db = _two_drafts(tmp_path, "Hi {name} from {city}",
+                     "name,phone,city\nAisyah,0123456789,Ipoh\nRavi,0198765432,\n")
+    refused = cli("send", "1", database=db)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "would get a message with a gap" in refused.stderr and "--allow-blanks" in refused.stderr
+    sent = cli("send", "1", "--allow-blanks", database=db)
+    assert sent.returncode == 0 and "2 recipients queued" in sent.stdout, sent.stderr
+    with transaction(make_engine(f"sqlite:///{db}")) as s:
+        texts = set(s.scalars(select(BlastRecipient.message_text).where(BlastRecipient.blast_id == 1)))
+    assert texts == {"Hi Aisyah from Ipoh", "Hi Ravi from "}
+
+
+# --- seed-demo only in practice mode -------------------------------------------------------
+
+
+def test_seed_demo_refuses_a_live_database(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    result = cli("seed-demo", database=db, WSAPME_TOKEN="live-token-Zq81")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: Demo data is for practice mode only")
+    assert "Zq81" not in result.stdout + result.stderr
+    if db.exists():
+        with transaction(make_engine(f"sqlite:///{db}")) as s:
+            assert not s.scalar(select(func.count()).select_from(Blast))
+
+
+# --- mistakes are one plain line -----------------------------------------------------------
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+MISTAKES = {
+    "simulator --port 99999": (["simulator", "--port", "99999"], "is not a port"),
+    "simulator --host nosuchhost.invalid": (["simulator", "--host", "nosuchhost.invalid", "--port", "0"],
+                                            "not an address of this machine"),
+    "simulator --delivered 5": (["simulator", "--delivered", "5"], "--delivered must be between 0 and 1"),
+    "migrate --revision nonsense": (["migrate", "--revision", "nonsense"], "not a revision of this schema"),
+    "migrate --revision base": (["migrate", "--revision", "base"], "only moves the schema forward"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_a_mistake_is_one_plain_line(mistake: str, tmp_path: Path) -> None:
+    args, words = MISTAKES[mistake]
+    db = tmp_path / "m.db"
+    assert cli("migrate", database=db).returncode == 0
+    result = cli(*args, database=db)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert words in result.stderr
+    with transaction(make_engine(f"sqlite:///{db}")) as s:
+        assert s.scalar(select(func.count()).select_from(Blast)) == 0, "the schema is still there"
+
+
+def test_a_taken_port_is_one_plain_line(taken_port: int) -> None:
+    result = cli("simulator", "--port", str(taken_port))
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert "the port is taken" in result.stderr
+
+
+def test_an_unsupported_database_is_one_line_without_the_password() -> None:
+    result = migrate_with({"DATABASE_URL": "mysql://u:pw-Zq81-secret@127.0.0.1/db"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: DATABASE_URL is a mysql address")
+    assert "pw-Zq81-secret" not in result.stderr + result.stdout
+
+
+def test_the_simulator_help_says_a_token_is_needed() -> None:
+    result = cli("simulator", "--help")
+    words = " ".join(result.stdout.split())
+    assert "WSAPME_TOKEN to any value" in words and "--webhook-url" in words

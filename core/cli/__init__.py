@@ -7,9 +7,10 @@ import importlib
 import logging
 import sys
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.errors import BlastError
+from core.errors import BlastError, ConfigError
 
 # Each command: its module under core.cli (with `add_parser(subparsers)` setting
 # `func(args) -> int`) and its one-line summary. Only the module of the command being run
@@ -61,5 +62,40 @@ def main(argv: list[str] | None = None) -> int:
         print("error: cannot use the database: check DATABASE_URL and that the server is "
               f"running ({type(exc).__name__})", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        print(f"error: a part this program needs is not installed ({exc.name}): "
+              "run pip install -r requirements.txt", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not type(exc).__module__.startswith("alembic."):
+            raise
+        # Alembic's words name revisions, never the database URL.
+        print(f"error: the database schema cannot be brought up to date: {exc}", file=sys.stderr)
+        return 2
+
+
+SUPPORTED_DATABASES = ("postgresql", "sqlite")
+
+
+def database_engine(url: str, *, shared: bool = True) -> Engine:
+    """The engine for DATABASE_URL, or a ConfigError naming what is wrong (never the URL: it
+    may hold the password). `shared`: the process's one engine for the URL (`engine_for`)."""
+    from sqlalchemy.engine import make_url
+
+    from core.db import engine_for, make_engine
+
+    backend = make_url(url).get_backend_name()  # a malformed URL: an SQLAlchemyError, above
+    if backend not in SUPPORTED_DATABASES:
+        raise ConfigError(
+            f"DATABASE_URL is a {backend} address; this program works with PostgreSQL "
+            "(postgresql://…) or SQLite (sqlite:///…) only"
+        )
+    try:
+        return engine_for(url) if shared else make_engine(url)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"the driver for DATABASE_URL is not installed ({exc.name}): "
+            "run pip install -r requirements.txt"
+        ) from None

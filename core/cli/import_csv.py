@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core import templates
-from core.cli import SUMMARIES
+from core.cli import SUMMARIES, database_engine
 from core.config import get_settings
 from core.csv_import import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -20,7 +20,7 @@ from core.csv_import import (
     import_report,
 )
 from core.csv_import.reading import check_size
-from core.db import make_engine, migrate, transaction
+from core.db import migrate, transaction
 from core.errors import BadCsv
 from core.models import Blast
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         args.max_upload_mb = get_settings().max_upload_mb
     data = _read_file(args.file, args.max_upload_mb)
     settings = get_settings()
-    engine = make_engine(settings.sqlalchemy_url)
+    engine = database_engine(settings.sqlalchemy_url, shared=False)
     try:
         migrate(engine)
         with transaction(engine) as session:

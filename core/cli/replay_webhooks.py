@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli import SUMMARIES
+from core.cli import SUMMARIES, database_engine
 from core.config import get_settings
-from core.db import engine_for, migrate
+from core.db import migrate
 from core.webhook.inbox import replay_set_aside
 
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    engine = engine_for(settings.sqlalchemy_url)
+    engine = database_engine(settings.sqlalchemy_url)
     migrate(engine)
     report = replay_set_aside(engine)
     print(report.set_aside_words())

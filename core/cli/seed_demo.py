@@ -6,17 +6,23 @@ import argparse
 
 from sqlalchemy import func, select
 
-from core.cli import SUMMARIES
+from core.cli import SUMMARIES, database_engine
 from core.config import get_settings
-from core.db import engine_for, migrate, transaction
+from core.db import migrate, transaction
 from core.demo import seed_demo
-from core.errors import StateConflict
+from core.errors import ConfigError, StateConflict
 from core.models import Blast
 
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    engine = engine_for(settings.sqlalchemy_url)
+    if not settings.sandbox:
+        # The dashboard hides its demo button then too: made-up blasts would mix with real ones.
+        raise ConfigError(
+            "Demo data is for practice mode only: WSAPME_TOKEN is set, so this database holds "
+            "real blasts. Run seed-demo without WSAPME_TOKEN, on a database of its own."
+        )
+    engine = database_engine(settings.sqlalchemy_url)
     migrate(engine)
     with transaction(engine) as s:
         if s.scalar(select(func.count()).select_from(Blast)) and not args.force:

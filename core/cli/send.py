@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from zoneinfo import ZoneInfo
 
-from core.cli import SUMMARIES
-from core.config import get_settings
-from core.db import engine_for, migrate, transaction
+from sqlalchemy.orm import Session
+
+from core.cli import SUMMARIES, database_engine
+from core.config import Settings, get_settings, parse_quiet_hours
+from core.db import migrate, transaction
 from core.errors import BadInput
-from core.sending import blasts
+from core.models import Device, utcnow
+from core.sending import blasts, pacing
+
+# A --at this little in the past is taken as "now" (the minute it took to type); further back
+# is most likely a typo in the date, and sending at once would surprise.
+PAST_SLACK = dt.timedelta(minutes=5)
+# A start held back by less than this is "now": the device's gap between messages, not a wait.
+HELD_BACK = dt.timedelta(minutes=1)
 
 
 def _when(text: str | None, zone: dt.tzinfo) -> dt.datetime | None:
@@ -24,20 +34,76 @@ def _when(text: str | None, zone: dt.tzinfo) -> dt.datetime | None:
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    engine = engine_for(settings.sqlalchemy_url)
+    zone = settings.timezone
+    at = _when(args.at, zone)
+    now = utcnow()
+    if at is not None and now - at > PAST_SLACK:
+        raise BadInput(
+            f"--at {at.astimezone(zone):%d %b %Y %H:%M} has already passed (it is "
+            f"{now.astimezone(zone):%d %b %Y %H:%M} now). Give a time ahead, or leave out --at "
+            "to send now."
+        )
+    engine = database_engine(settings.sqlalchemy_url)
     migrate(engine)
     with transaction(engine) as s:
-        blast = blasts.launch(
-            s, blast_id=args.blast_id, at=_when(args.at, settings.timezone),
-            device=args.device or settings.wsapme_device, timezone=settings.timezone,
-        )
+        try:
+            blast = blasts.launch(
+                s, blast_id=args.blast_id, at=at, device=args.device or settings.wsapme_device,
+                timezone=zone, allow_blanks=args.allow_blanks,
+            )
+        except BadInput as exc:
+            if args.allow_blanks or "with a gap" not in exc.message:
+                raise
+            raise BadInput(
+                f"{exc.message.rstrip('.')}. Fill those in and import again, or add --allow-blanks "
+                "to send with the gaps left empty."
+            ) from None
         state, total, scheduled = blast.state, blast.total_recipients, blast.scheduled_at
+        when = scheduled if state == "scheduled" and scheduled is not None else now
+        held = _held_back(s, device=blast.device or settings.wsapme_device, when=when,
+                          settings=settings, now=state != "scheduled")
     if state == "scheduled":
-        local = scheduled.astimezone(settings.timezone)
-        print(f"blast {args.blast_id}: {total} recipients scheduled for {local:%d %b %Y %H:%M}")
+        print(f"blast {args.blast_id}: {total} recipients scheduled for "
+              f"{when.astimezone(zone):%d %b %Y %H:%M}{held or ''}")
+    elif held:
+        print(f"blast {args.blast_id}: {total} recipients queued{held}")
     else:
         print(f"blast {args.blast_id}: {total} recipients queued; a worker sends them now")
     return 0
+
+
+def _held_back(s: Session, *, device: str, when: dt.datetime, settings: Settings, now: bool) -> str | None:
+    """Why and until when the device's rules hold back a start at `when`, by the worker's own
+    rule (`pacing.earliest_send`); None when sending can start then."""
+    if settings.send_pacing != "on":  # the worker keeps no quiet hours nor cap then
+        return None
+    zone: ZoneInfo = settings.timezone
+    row = s.get(Device, device) or _new_device(device, settings)
+    start = pacing.earliest_send(row, now=when, zone=zone)
+    if start - when < HELD_BACK:
+        return None
+    rules = pacing.PacingRules.of(row)
+    local, begins = when.astimezone(zone), start.astimezone(zone)
+    starts = f"sending starts at {begins:%H:%M} on {begins.day} {begins:%b %Y}"
+    if pacing.in_quiet_hours(rules, local):
+        window = f"quiet hours ({rules.quiet_start:%H:%M}–{rules.quiet_end:%H:%M})"
+        return f"; it is {local:%H:%M} now, inside {window}, so {starts}" if now else (
+            f"; {local:%H:%M} is inside {window}, so {starts}")
+    if rules.daily_cap and row.sent_day == local.date() and row.sent_in_day >= rules.daily_cap:
+        return f"; device {device} has sent its {rules.daily_cap:,} messages for the day, so {starts}"
+    return f"; device {device} is still pacing earlier messages, so {starts}"
+
+
+def _new_device(device: str, settings: Settings) -> Device:
+    """The pacing a device not seen yet will get from the settings (`pacing.ensure_device`),
+    without storing it: the worker does that when it first sends from it."""
+    quiet_start, quiet_end = parse_quiet_hours(settings.send_quiet_hours)
+    return Device(
+        device=device, min_gap_seconds=settings.send_min_gap_seconds,
+        jitter_seconds=settings.send_jitter_seconds, pause_every=settings.send_pause_every,
+        pause_seconds=settings.send_pause_seconds, daily_cap=settings.send_daily_cap,
+        quiet_start=quiet_start, quiet_end=quiet_end, sent_in_day=0, sent_since_pause=0,
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,4 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("blast_id", type=int)
     parser.add_argument("--at", help="send later, at this local time (2026-12-01T09:30)")
     parser.add_argument("--device", help="the WSAPME device to send from (default: WSAPME_DEVICE)")
+    parser.add_argument("--allow-blanks", action="store_true",
+                        help="send even when a {placeholder} is empty for some recipients, "
+                        "leaving the gap in their message")
     parser.set_defaults(func=run)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
+import socket
 import threading
 
 from core.cli import SUMMARIES
+from core.errors import BadInput
 from core.simulator import ACK_SHAPES, Proportions, start_simulator
 
 DEFAULTS = Proportions()
@@ -17,8 +20,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "simulator",
         help=SUMMARIES["simulator"],
         description="A stand-in WSAPME gateway: answers sends and status look-ups like "
-        "WSAPME and posts delivery, read and reply webhooks. Point WSAPME_API_URL and "
-        "WSAPME_MASTER_URL at it. Controls and counts live under /_sim/.",
+        "WSAPME and posts delivery, read and reply webhooks. To send through it, point "
+        "WSAPME_API_URL and WSAPME_MASTER_URL at it and set WSAPME_TOKEN to any value: without "
+        "a token the app uses its own built-in sandbox and ignores those two URLs. Give "
+        "--webhook-url (the webhook address shown on the dashboard's Settings & health page) "
+        "so receipts and replies reach the tracker. Controls and counts live under /_sim/.",
     )
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -53,17 +59,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    sim = start_simulator(
-        host=args.host,
-        port=args.port,
-        webhook_url=args.webhook_url,
-        mode=args.mode,
-        seed=args.seed,
-        token=args.token,
-        webhook_shape=args.webhook_shape,
-        ack_numbering=args.ack_numbering,
-        proportions=Proportions(delivered=args.delivered, read=args.read, replied=args.replied),
-    )
+    if not 0 <= args.port <= 65535:
+        raise BadInput(f"--port {args.port} is not a port: use 1 to 65535, or 0 for any free one")
+    try:
+        proportions = Proportions(delivered=args.delivered, read=args.read, replied=args.replied)
+    except ValueError as exc:  # "delivered must be between 0 and 1, not 5.0"
+        raise BadInput(f"--{exc} (a share: 0.9 means 9 in 10)") from None
+    try:
+        sim = start_simulator(
+            host=args.host,
+            port=args.port,
+            webhook_url=args.webhook_url,
+            mode=args.mode,
+            seed=args.seed,
+            token=args.token,
+            webhook_shape=args.webhook_shape,
+            ack_numbering=args.ack_numbering,
+            proportions=proportions,
+        )
+    except OSError as exc:
+        raise BadInput(_cannot_listen(args.host, args.port, exc)) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"WSAPME simulator ({args.mode}) listening on {sim.url}", flush=True)
@@ -77,3 +92,16 @@ def run(args: argparse.Namespace) -> int:
         sim.stop()
     print("simulator stopped", flush=True)
     return 0
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    where = f"{host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: {host} is not an address of this machine (try 127.0.0.1)"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is taken; choose another with --port (0: any free one)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: {host} is not an address of this machine (try 127.0.0.1)"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {where}: not allowed; ports below 1024 need an administrator"
+    return f"cannot listen on {where}: {exc.strerror or type(exc).__name__}"

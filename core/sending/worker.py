@@ -11,8 +11,9 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -31,6 +32,7 @@ from core.sending.queue import Claim
 from core.statuses import RANK, Status, parse_status
 from core.wsapme.answers import SendResult
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0
@@ -83,7 +85,11 @@ class SendWorker:
         self.pacing = settings.send_pacing == "on"
         self._last_housekeeping = 0.0
         self._last_heartbeat = 0.0
-        self.sent = 0
+        self.sent = 0  # messages tried, whatever the gateway answered
+        # What came of each try: accepted (the gateway took it), unknown (no telling: never
+        # sent again), retrying (refused for now, tried again later), failed (refused for
+        # good), held (not sent: its blast was paused for a person to act).
+        self.outcomes: Counter[str] = Counter()
         self._devices: list[str] = []
 
     # -- the loop ---------------------------------------------------------------------------
@@ -193,13 +199,15 @@ class SendWorker:
                                            device=device)
         except GatewayError as exc:
             self._answered(device, claimed=claimed)
-            self._store(functools.partial(self._failed, claim, exc))
+            self.outcomes[self._store(functools.partial(self._failed, claim, exc)) or "unknown"] += 1
             return
         except ConfigError as exc:  # raised before the request left: a setting is wrong
             self._store(functools.partial(self._misconfigured, claim, exc))
+            self.outcomes["held"] += 1
             return
         self._answered(device, claimed=claimed)
         self._store(functools.partial(self._accepted, claim, result))
+        self.outcomes["accepted"] += 1
         if self.after_send is not None:
             self.after_send(result.message_id)
 
@@ -209,20 +217,19 @@ class SendWorker:
         if self.pacing:
             self._keep_gap(device, claimed=claimed)
 
-    def _store(self, write: Callable[[], None]) -> None:
+    def _store(self, write: Callable[[], T]) -> T | None:
         """Store an answer, riding out a short database outage; if it never comes back (or the
         answer cannot be stored at all) the lease expires and the recipient is marked unknown,
-        never sent again."""
+        never sent again. Returns what `write` returns; None when it could not be stored."""
         delay = 0.5
         for attempt in range(6):
             try:
-                write()
-                return
+                return write()
             except IntegrityError:
                 # The answer clashes with what is stored (its message id is another message's):
                 # waiting will not change that. Left to its lease: unknown, for a person to decide.
                 log.error("a send's answer could not be stored: it clashes with a stored message")
-                return
+                return None
             except (OperationalError, DBAPIError):
                 if attempt == 5:
                     raise
@@ -248,7 +255,8 @@ class SendWorker:
         with transaction(self.engine) as s:
             queue.settle(s, **answer)
 
-    def _failed(self, claim: Claim, exc: GatewayError) -> None:
+    def _failed(self, claim: Claim, exc: GatewayError) -> str:
+        """Store a refused or unanswered try. Returns its `outcomes` key."""
         now = utcnow()
         event = {"error": type(exc).__name__, "message": exc.message}
         with transaction(self.engine) as s:
@@ -258,20 +266,23 @@ class SendWorker:
                 if exc.pauses_blast:  # the gateway is failing: one unknown send, not five hundred
                     blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
                                         to_state=blasts.S.PAUSED, reason=exc.message)
-            elif exc.pauses_blast:
+                return "unknown"
+            if exc.pauses_blast:
                 self._pause_for(s, claim, exc.message)
-            elif exc.retryable and claim.attempts < self.settings.send_max_attempts:
+                return "held"
+            if exc.retryable and claim.attempts < self.settings.send_max_attempts:
                 wait = self._backoff(claim.attempts, exc)
                 queue.release(s, claim=claim, worker=self.name, error=exc.message,
                               retry_at=now + dt.timedelta(seconds=wait))
                 if isinstance(exc, RateLimited):
                     self._hold_device(s, claim.blast_id, now + dt.timedelta(seconds=wait))
-            else:
-                reason = exc.message
-                if exc.retryable:
-                    reason = f"Gave up after {claim.attempts} tries: {exc.message}"
-                queue.settle(s, claim=claim, status=Status.FAILED, at=now, event=event,
-                             updates={"error": reason})
+                return "retrying"
+            reason = exc.message
+            if exc.retryable:
+                reason = f"Gave up after {claim.attempts} tries: {exc.message}"
+            queue.settle(s, claim=claim, status=Status.FAILED, at=now, event=event,
+                         updates={"error": reason})
+            return "failed"
 
     def _misconfigured(self, claim: Claim, exc: ConfigError) -> None:
         with transaction(self.engine) as s:
