@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if settings.sandbox:
             _finish_sandbox(settings)
-    paused = [row for row in _paused(engine, since=started).values()
-              if row.id not in paused_before or paused_before[row.id].updated_at != row.updated_at]
+    # Paused now and not at the start: paused while this worker ran (by it or by a person). A
+    # blast already paused is left out, whatever else changed on it meanwhile (an opt-out).
+    paused = [row for row in _paused(engine, since=started).values() if row.id not in paused_before]
     for row in paused:
         name = f" ({row.name})" if row.name else ""
         print(f"blast {row.id}{name} is paused: {row.state_reason or 'no reason given.'} "

@@ -161,6 +161,7 @@ def estimate_finish(
 
     `ahead`: other blasts' messages the device sends first, from `start`, under the same rules;
     the `remaining` go after them, and not before `not_before` (a scheduled blast's time)."""
+    counted_at_start = {"sent_today": sent_today, "sent_since_pause": sent_since_pause}
     moment = start
     day = start.astimezone(zone).date()
     average_gap = rules.min_gap_seconds + rules.jitter_seconds / 2 if gap_seconds is None else gap_seconds
@@ -190,9 +191,8 @@ def estimate_finish(
         moment = moment + dt.timedelta(seconds=gap)
     finish = Finish(at=last, quiet_hours=quiet, daily_cap=capped)
     if ahead:
-        alone = estimate_finish(rules, remaining=remaining, start=start, zone=zone, sent_today=sent_today,
-                                sent_since_pause=sent_since_pause, gap_seconds=gap_seconds,
-                                not_before=not_before)
+        alone = estimate_finish(rules, remaining=remaining, start=start, zone=zone, gap_seconds=gap_seconds,
+                                not_before=not_before, **counted_at_start)
         finish = dataclasses.replace(finish, others_first=finish.at > alone.at)
     return finish
 

@@ -68,7 +68,8 @@ def queued_ahead(session: Session, *, device: str | None, blast_id: int | None =
 
     The worker sends the oldest sending blast of a device to the end before the next
     (`queue.claim_statement`), so these are the queued and in-flight messages of the older
-    sending blasts there. Paused, scheduled and draft blasts wait their own turn.
+    sending blasts there. An older paused or scheduled blast is not counted: it would go first
+    too once resumed or due, but whether and when that happens is not known now.
     """
     if not device:
         return Ahead()

@@ -333,7 +333,7 @@ def read_item(item: dict[str, Any], *, numbering: AckNumbering) -> Event | None:
     if text is not None and sender is not None and from_me is False:
         return _incoming(item, text=text, from_me=False)
     if ids and status is not None:
-        return AckEvent(ids, status, _ack_time(item), item, _chat_phone(item))
+        return AckEvent(ids, status, _ack_time(item, status), item, _chat_phone(item))
     if text is not None and sender is not None:
         return _incoming(item, text=text, from_me=bool(from_me))
     return _receipt(item, ids)
@@ -411,13 +411,15 @@ def _receipt(item: dict[str, Any], ids: tuple[str, ...]) -> AckEvent | None:
     return None
 
 
-def _ack_time(item: dict[str, Any]) -> dt.datetime | None:
-    """When the ack happened, when the item says. `messageTimestamp` and `messageC2STimestamp`
-    are left out: they are the message's own time (when it was sent), which an ack posted as
-    the whole message carries beside its status. Without an ack time the arrival time counts.
+def _ack_time(item: dict[str, Any], status: Status) -> dt.datetime | None:
+    """When the ack happened, when the item says. `messageTimestamp` is left out: it is the
+    message's own time (when it was sent), which an ack posted as the whole message carries
+    beside its status. `messageC2STimestamp` is the delivery time (wsapme-api.md), so it only
+    times a delivery. Without an ack time the arrival time counts.
     """
     update = item.get("update") if isinstance(item.get("update"), dict) else {}
-    for value in (*(item.get(f) for f in ACK_TIME_FIELDS), update.get("timestamp")):
+    delivered = item.get("messageC2STimestamp") if status is Status.DELIVERY_ACK else None
+    for value in (*(item.get(f) for f in ACK_TIME_FIELDS), update.get("timestamp"), delivered):
         at = parse_time(value)
         if at is not None:
             return at

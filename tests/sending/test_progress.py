@@ -170,3 +170,17 @@ def test_a_scheduled_blast_waits_only_for_what_is_still_going_at_its_time() -> N
     at_two = start + dt.timedelta(hours=2)
     alone = estimate_finish(rules, remaining=10, start=start, zone=KL, not_before=at_two)
     assert alone == estimate_finish(rules, remaining=10, start=at_two, zone=KL)
+
+
+def test_others_first_is_judged_against_this_blasts_own_start_not_after_the_others() -> None:
+    """90 messages ahead under a cap of 100 leave the cap nearly used: the comparison run
+    "alone" must start from the device's count at the start, or it lands on the next day and
+    the wait for the other blast goes unsaid."""
+    rules = PacingRules(min_gap_seconds=10, jitter_seconds=0, pause_every=0, pause_seconds=0,
+                        daily_cap=100, quiet_start=None, quiet_end=None)
+    start = dt.datetime(2026, 5, 4, 2, 0, tzinfo=dt.UTC)  # 10:00 in Kuala Lumpur
+    behind = estimate_finish(rules, remaining=10, start=start, zone=KL, ahead=90)
+    alone = estimate_finish(rules, remaining=10, start=start, zone=KL)
+    assert behind.at == start + dt.timedelta(seconds=99 * 10) and alone.at == start + dt.timedelta(seconds=90)
+    assert behind.others_first and not behind.daily_cap
+
