@@ -18,21 +18,25 @@ READ_ONLY = "blast_read_only"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine set up for this product's access pattern on either database."""
+    """An engine set up for this product's access pattern on either database. Its errors never
+    carry the statement's values (`hide_parameters`): they hold webhook secrets, message texts
+    and phone numbers, and an error ends up in a log."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     # Neon and other managed servers drop idle connections, and a restarted server drops
     # them all: every checkout is checked first (one short round trip), so no page, webhook
     # or send ever meets a dead connection.
-    return create_engine(url, pool_pre_ping=True, pool_recycle=300, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_recycle=300, pool_size=5, max_overflow=10,
+                         hide_parameters=True)
 
 
 def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                           hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from typing import Any
 import openpyxl
 import pandas as pd
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -140,6 +141,8 @@ def _excel_time(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.datetime | No
 def _cell(sheet: Any, value: object) -> object:
     if not isinstance(value, str):
         return value
-    cell = WriteOnlyCell(sheet, value=value)
+    # A control character (a vertical tab pasted from Word into a name or a reply) cannot
+    # stand in a workbook: openpyxl refuses the whole file for it. "�" stands in for it.
+    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
     cell.data_type = "s"  # text, even when it starts with "=": never a formula
     return cell

@@ -71,6 +71,23 @@ def test_stage_export_for_excel_keeps_text_as_text(engine: Engine) -> None:
     assert cells["read_at"].value == dt.datetime(2026, 3, 2, 10, 30, 15)  # Kuala Lumpur, to the second
 
 
+def test_a_control_character_in_a_name_or_reply_does_not_stop_the_excel_file(engine: Engine) -> None:
+    """A vertical tab pasted from Word: openpyxl refused the whole workbook for it."""
+    import openpyxl
+
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        make_recipient(s, blast, status="REPLIED", contact_name="Ali\x0bBaba", reply_text="ok\x1b thanks")
+        blast_id = blast.id
+    with transaction(engine) as s:
+        data = stage_xlsx(s, blast_id=blast_id, selection="Everyone", zone=ZoneInfo("Asia/Kuala_Lumpur"))
+    header, row = openpyxl.load_workbook(io.BytesIO(data)).active.iter_rows(values_only=True)
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["name"], cells["reply_text"]) == ("Ali\ufffdBaba", "ok\ufffd thanks")
+    with transaction(engine) as s:  # the CSV keeps the character as it came
+        assert b"Ali\x0bBaba" in stage_csv(s, blast_id=blast_id, selection="Everyone", zone=dt.UTC)
+
+
 @pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
 def test_later_replies_are_exported_one_per_line(engine: Engine, export) -> None:
     import openpyxl

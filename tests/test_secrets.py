@@ -400,3 +400,20 @@ def test_no_route_serves_data_without_the_secret_or_a_login(
     assert_no_secret(log, "the server's own log")
     assert "Traceback" not in log, log[-3000:]
 
+
+
+def test_a_database_error_never_carries_the_values_it_was_writing(engine: Engine) -> None:
+    """A failed write of the webhook secret (a full disk, a broken connection) is logged: its
+    error must not hold the secret, which SQLAlchemy would otherwise print as a parameter."""
+    from sqlalchemy.exc import IntegrityError
+
+    from core.models import AppState
+
+    secret = "zq-very-secret-value-0123456789"
+    with transaction(engine) as s:
+        s.add(AppState(key="webhook_secret_previous", value="[]"))
+    with pytest.raises(IntegrityError) as refused, transaction(engine) as s:
+        s.add(AppState(key="webhook_secret_previous", value=json.dumps([{"secret": secret}])))
+        s.flush()
+    assert secret not in str(refused.value)
+    assert "hidden due to hide_parameters" in str(refused.value)

@@ -10,7 +10,8 @@ from sqlalchemy import ScalarSelect, Update, bindparam, func, literal, select, t
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.models import Blast, BlastRecipient, BlastState, UtcDateTime, utcnow
+from core.models import Blast, BlastRecipient, BlastState, OptOut, UtcDateTime, utcnow
+from core.opt_outs import withdraw_from_queues
 from core.status_engine import apply_status
 from core.statuses import Status
 
@@ -178,7 +179,10 @@ def release(
     session: Session, *, claim: Claim, worker: str, retry_at: dt.datetime | None, error: str | None,
     count_attempt: bool = True,
 ) -> bool:
-    """Put a claimed recipient back in the queue: the gateway proved it did not take the message."""
+    """Put a claimed recipient back in the queue: the gateway proved it did not take the message.
+
+    A number that opted out while its message was with the gateway (too late to stop then) is
+    taken off the queue instead of being tried again, and counted as opted out."""
     values: dict[str, object] = {
         "status": Status.QUEUED.value, "claimed_by": None, "lease_expires_at": None,
         "next_attempt_at": retry_at, "error": error, "updated_at": utcnow(),
@@ -195,7 +199,11 @@ def release(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    if session.scalar(select(OptOut.phone_number).where(OptOut.phone_number == claim.phone_number)):
+        withdraw_from_queues(session, [claim.phone_number])
+    return True
 
 
 def settle(

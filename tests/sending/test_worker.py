@@ -10,7 +10,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from core.db import transaction
-from core.models import BlastRecipient, StatusHistory
+from core.models import Blast, BlastRecipient, StatusHistory
+from core.opt_outs import add_opt_outs
 from core.sending import blasts
 from tests.sending.support import blast_state, launched_blast, phone, statuses, worker_for
 from tests.support.simulator import running_simulator
@@ -236,3 +237,40 @@ def test_an_answer_that_clashes_with_a_stored_one_is_not_retried_as_an_outage(en
 
     worker._store(clashing_write)
     assert calls == ["tried"]
+
+
+@pytest.mark.parametrize(("fault", "options"), [
+    ("server_error", {"http_status": 503}),  # tried again later
+    ("device_offline", {}),  # the blast pauses; its message goes back to the queue
+])
+def test_a_number_that_opts_out_while_its_message_is_out_is_not_tried_again(
+    engine: Engine, sim, fault: str, options: dict
+) -> None:
+    """STOP arrives while the gateway holds the message (too late to stop it then); the gateway
+    then proves it did not take it. Putting it back in the queue would send it after the STOP."""
+    blast_id = launched_blast(engine, 2)
+    worker = worker_for(engine, sim)
+    real = worker.client
+
+    class StopArrivesMidCall:
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def send_text(self, **kw):
+            if kw["to"] == phone(0).lstrip("+") and not sim.sent_count(kw["to"]):
+                with transaction(engine) as s:
+                    add_opt_outs(s, [phone(0)], source="webhook", keyword="STOP")
+                sim.set_fault(fault, times=1, **options)
+            return real.send_text(**kw)
+
+    worker.client = StopArrivesMidCall()
+    worker._backoff = lambda attempts, exc: 0.05
+    worker.run(once=True)
+    if fault == "device_offline":
+        with transaction(engine) as s:
+            blasts.resume(s, blast_id=blast_id)
+        worker.run(once=True)
+    assert sim.sent_count(phone(0).lstrip("+")) == 0
+    assert set(statuses(engine, blast_id)) == {phone(1)}, "taken off the queue, as at launch"
+    with transaction(engine) as s:
+        assert s.get(Blast, blast_id).skipped_opted_out == 1
