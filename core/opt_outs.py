@@ -9,15 +9,18 @@ nobody back into a blast.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.config import get_settings
 from core.models import Blast, BlastRecipient, BlastState, OptOut
+from core.phones import normalise
 from core.statuses import Status
 
 # Blasts whose queued people may still be messaged: a draft, one scheduled, sending or paused.
@@ -84,16 +87,31 @@ def remove_opt_out(session: Session, *, phone: str) -> bool:
     ).rowcount)
 
 
-def listed(session: Session, *, search: str = "", limit: int | None = 200) -> tuple[list[Listed], int]:
-    """The newest entries matching `search` (part of a number), and how many match in all;
-    every one of them with no `limit`."""
+def listed(
+    session: Session, *, search: str = "", limit: int | None = 200, region: str | None = None
+) -> tuple[list[Listed], int]:
+    """The newest entries matching `search` (part of a number, or a whole one as it is typed in
+    `region`, the configured PHONE_REGION unless given), and how many match in all; every one of
+    them with no `limit`."""
     query = select(OptOut)
     if search.strip():
-        digits = "".join(ch for ch in search if ch.isdigit())
-        query = query.where(OptOut.phone_number.contains(digits or search.strip(), autoescape=True))
+        query = query.where(_matches_search(search.strip(), region or get_settings().phone_region))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(OptOut.created_at.desc(), OptOut.phone_number).limit(limit))
     return [Listed(r.phone_number, r.created_at, r.source, r.keyword) for r in rows], total
+
+
+_TYPED_NUMBER = re.compile(r"[\d\s()+\-.]*\d[\d\s()+\-.]*")
+
+
+def _matches_search(term: str, region: str) -> ColumnElement[bool]:
+    """A listed number holding the digits typed, in order; or, when the term reads as a whole
+    number, that number. Its digits alone miss a local number outside Malaysia: "0812-3456-7890"
+    typed in Indonesia is +6281234567890, which does not hold "081234567890"."""
+    digits = "".join(ch for ch in term if ch.isdigit())
+    by_digits = OptOut.phone_number.contains(digits or term, autoescape=True)
+    whole = normalise(term, region).e164 if _TYPED_NUMBER.fullmatch(term) else None
+    return or_(OptOut.phone_number == whole, by_digits) if whole else by_digits
 
 
 def _count_listed(session: Session, phones: Sequence[str]) -> int:

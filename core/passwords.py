@@ -51,6 +51,12 @@ class AttemptLimiter:
                 return 0.0
             return failures[0] + self.window - now
 
+    def failures(self, key: str, *, now: float | None = None) -> int:
+        """How many attempts under `key` failed in the last `window` seconds."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return len(self._recent(key, now))
+
     def failed(self, key: str, *, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:

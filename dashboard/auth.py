@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core.passwords import AttemptLimiter, verify_password
@@ -15,10 +17,26 @@ def _limiter() -> AttemptLimiter:
     return AttemptLimiter(limit=5, window=900)
 
 
+# Wrong passwords from every address together, in the last 15 minutes: past the first 30, each
+# attempt waits a little longer before its password is checked, up to a few seconds. Guessing from
+# many addresses is slowed down, but a stranger cannot lock the team out: the right password is
+# always checked, and accepted.
+SHARED_FREE_FAILURES = 30
+SHARED_STEP_SECONDS = 0.1
+SHARED_MAX_SECONDS = 3.0
+
+_pause = time.sleep  # replaced in tests
+
+
 @st.cache_resource
 def _global_limiter() -> AttemptLimiter:
-    """Guessing from many addresses at once is limited too."""
-    return AttemptLimiter(limit=30, window=900)
+    """Wrong passwords from every address, counted together under one key ("*")."""
+    return AttemptLimiter(limit=SHARED_FREE_FAILURES, window=900)
+
+
+def shared_delay(failures: int) -> float:
+    """Seconds an attempt waits, given how many wrong passwords every address sent lately."""
+    return min(SHARED_MAX_SECONDS, SHARED_STEP_SECONDS * max(0, failures - SHARED_FREE_FAILURES))
 
 
 def _client_key() -> str:
@@ -62,10 +80,13 @@ def _password_form(stored: str) -> None:
         submitted = st.form_submit_button("Log in", type="primary")
     if not submitted:
         return
-    wait = max(_limiter().wait_seconds(who), _global_limiter().wait_seconds("*"))
+    wait = _limiter().wait_seconds(who)
     if wait > 0:
         st.error(f"Too many wrong passwords. Try again in {plural(int(wait // 60) + 1, 'minute')}.")
         return
+    # Before the check, right password or wrong: how long the answer takes tells nothing.
+    if delay := shared_delay(_global_limiter().failures("*")):
+        _pause(delay)
     if verify_password(password, stored):
         _limiter().succeeded(who)
         st.session_state["signed_in"] = True

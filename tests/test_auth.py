@@ -81,3 +81,40 @@ def test_password_login_and_limited_attempts(app_db: str, monkeypatch: pytest.Mo
     fresh.button[0].click().run()
     assert not fresh.exception
     assert any(t.value == "Overview" for t in fresh.title)
+
+
+def test_wrong_passwords_from_every_address_slow_each_attempt_a_little_more() -> None:
+    from dashboard.auth import SHARED_FREE_FAILURES, SHARED_MAX_SECONDS, shared_delay
+
+    assert shared_delay(0) == shared_delay(SHARED_FREE_FAILURES) == 0
+    delays = [shared_delay(SHARED_FREE_FAILURES + n) for n in range(1, 200)]
+    assert delays == sorted(delays) and delays[0] > 0
+    assert max(delays) == SHARED_MAX_SECONDS <= 5, "a few seconds at most"
+    limiter = AttemptLimiter(limit=3, window=60)
+    for t in range(4):
+        limiter.failed("*", now=t)
+    assert limiter.failures("*", now=10) == 4 and limiter.failures("*", now=62) == 1
+
+
+def test_a_stranger_cannot_lock_the_team_out(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import streamlit as st
+
+    from core.config import get_settings
+    from dashboard import auth
+
+    monkeypatch.setenv("DASHBOARD_PASSWORD_HASH", hash_password(PASSWORD))
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    pauses: list[float] = []
+    monkeypatch.setattr(auth, "_pause", pauses.append, raising=False)
+    for _ in range(100):  # wrong passwords from many addresses, more than ever refused everyone
+        auth._global_limiter().failed("*")
+    at = _app().run()
+    at.text_input(key="login_password").set_value("guess")
+    at.button[0].click().run()
+    assert "not right" in at.error[0].value, "a wrong password is still checked, slowly"
+    at.text_input(key="login_password").set_value(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception
+    assert any(t.value == "Overview" for t in at.title), "the right password gets in"
+    assert len(pauses) == 2 and 0 < pauses[0] <= pauses[1] <= 5, "slowed, a few seconds at most"

@@ -109,6 +109,25 @@ def test_the_list_is_searched_by_any_part_of_the_number(engine: Engine) -> None:
         assert listed(s, search="999")[1] == 0
 
 
+@pytest.mark.parametrize(("region", "typed", "phone"), [
+    ("ID", "0812-3456-7890", "+6281234567890"),
+    ("PH", "0917 123 4567", "+639171234567"),
+    ("MY", "012-345 6789", PHONE),
+])
+def test_a_local_number_is_found_as_it_is_typed_in_the_region(
+    engine: Engine, region: str, typed: str, phone: str
+) -> None:
+    with transaction(engine) as s:
+        add_opt_outs(s, ["+6281234567890", "+639171234567", PHONE], source="manual")
+    with transaction(engine) as s:
+        assert [e.phone_number for e in listed(s, search=typed, region=region)[0]] == [phone]
+        # Part of a number is still found by its digits, even when they read as a whole number
+        # ("123456789" is +60123456789 in Malaysia).
+        assert {e.phone_number for e in listed(s, search="123456789", region="MY")[0]} == {
+            PHONE, "+6281234567890"}
+        assert listed(s, search="+63", region=region)[1] == 1
+
+
 def test_nothing_to_withdraw(engine: Engine) -> None:
     with transaction(engine) as s:
         assert withdraw_from_queues(s, []) == 0
@@ -179,6 +198,21 @@ def test_a_number_is_found_and_taken_off_the_list(app_db: str, engine: Engine) -
     assert not at.exception, at.exception
     assert any(f"{PHONE} was taken off the opt-out list." in m.value for m in at.success)
     assert _on_the_list(engine) == ["+60198765432"]
+
+
+def test_the_page_searches_in_the_configured_region(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+
+    monkeypatch.setenv("PHONE_REGION", "ID")
+    get_settings.cache_clear()
+    with transaction(engine) as s:
+        add_opt_outs(s, ["+6281234567890", PHONE], source="manual")
+    at = run_page("pages/opt_outs.py")
+    at.text_input(key="opt_out_q").set_value("0812-3456-7890").run()
+    assert not at.exception, at.exception
+    assert list(at.dataframe[0].value["Number"]) == ["+6281234567890"]
 
 
 def test_a_stop_arriving_before_the_click_takes_no_one_else_off(app_db: str, engine: Engine) -> None:
