@@ -9,7 +9,6 @@ nobody back into a blast.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.models import Blast, BlastRecipient, BlastState, OptOut
-from core.phones import normalise
+from core.phones import typed_number
 from core.statuses import Status
 
 # Blasts whose queued people may still be messaged: a draft, one scheduled, sending or paused.
@@ -101,17 +100,13 @@ def listed(
     return [Listed(r.phone_number, r.created_at, r.source, r.keyword) for r in rows], total
 
 
-_TYPED_NUMBER = re.compile(r"[\d\s()+\-.]*\d[\d\s()+\-.]*")
-
-
 def _matches_search(term: str, region: str) -> ColumnElement[bool]:
-    """A listed number holding the digits typed, in order; or, when the term reads as a whole
-    number, that number. Its digits alone miss a local number outside Malaysia: "0812-3456-7890"
-    typed in Indonesia is +6281234567890, which does not hold "081234567890"."""
-    digits = "".join(ch for ch in term if ch.isdigit())
-    by_digits = OptOut.phone_number.contains(digits or term, autoescape=True)
-    whole = normalise(term, region).e164 if _TYPED_NUMBER.fullmatch(term) else None
-    return or_(OptOut.phone_number == whole, by_digits) if whole else by_digits
+    """A listed number holding the digits typed, in order, or the whole number typed."""
+    typed = typed_number(term, region)
+    if typed is None:
+        return OptOut.phone_number.contains(term, autoescape=True)
+    by_digits = OptOut.phone_number.contains(typed.digits, autoescape=True)
+    return or_(OptOut.phone_number == typed.e164, by_digits) if typed.e164 else by_digits
 
 
 def _count_listed(session: Session, phones: Sequence[str]) -> int:

@@ -438,3 +438,29 @@ def from_jid(jid: str, alt: str | None = None) -> str | None:
         return None
     digits = _jid_digits(_split_jid(jid)[0])
     return f"+{digits}" if digits else None
+
+
+@dataclass(frozen=True)
+class TypedNumber:
+    """A search term that reads as a phone number ("012-345 6789"): its digits, which a stored
+    number holds in order when typed with its country code or, in Malaysia, with its leading 0;
+    and the whole number it is in the region, when it is one."""
+
+    digits: str
+    e164: str | None
+
+
+_TYPED_NUMBER = re.compile(r"[\d\s()+\-.]*\d[\d\s()+\-.]*")
+
+
+def typed_number(term: str, region: str = DEFAULT_REGION) -> TypedNumber | None:
+    """The number in a search term, or None when the term is other text (a name, words).
+
+    Both are needed: the digits find part of a number ("6789"), the whole number finds a local
+    form the digits miss outside Malaysia ("0812-3456-7890" typed in Indonesia is
+    +6281234567890, which does not hold "081234567890")."""
+    term = term.strip()
+    if not _TYPED_NUMBER.fullmatch(term):
+        return None
+    return TypedNumber("".join(ch for ch in term if ch.isdigit()), normalise(term, region).e164)
+

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.config import get_settings
 from core.funnel import status_rank
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory
+from core.phones import typed_number
 from core.status_engine import StatusChange, apply_status
 from core.statuses import Stage, Status
 
@@ -93,16 +94,17 @@ def select_recipients(
     return query
 
 
-_TYPED_NUMBER = re.compile(r"[\d\s()+\-.]*\d[\d\s()+\-.]*")
-
-
-def matches_search(term: str) -> ColumnElement[bool]:
+def matches_search(term: str, *, region: str | None = None) -> ColumnElement[bool]:
     """A recipient whose number, name or any reply holds `term`. Escaped: a % or _ typed is
     searched for as written, not as a pattern. A number is found however it is typed
-    ("012-345 6789" finds +60123456789): by its digits, which a stored number keeps in order."""
-    number = "".join(ch for ch in term if ch.isdigit()) if _TYPED_NUMBER.fullmatch(term.strip()) else term
+    ("012-345 6789" finds +60123456789): by its digits, which a stored number keeps in order,
+    or as the whole number it is in `region` (the configured PHONE_REGION unless given)."""
+    typed = typed_number(term, region or get_settings().phone_region)
+    by_number = BlastRecipient.phone_number.contains(typed.digits if typed else term, autoescape=True)
+    if typed is not None and typed.e164:
+        by_number = or_(by_number, BlastRecipient.phone_number == typed.e164)
     return or_(
-        BlastRecipient.phone_number.contains(number, autoescape=True),
+        by_number,
         BlastRecipient.contact_name.icontains(term, autoescape=True),
         BlastRecipient.reply_text.icontains(term, autoescape=True),
         # A later reply too: the first is often "ok", the next says what they want.

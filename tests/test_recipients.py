@@ -58,6 +58,31 @@ def test_selections(engine: Engine, selection: str, count: int) -> None:
     assert len(rows) == min(3, count)
 
 
+@pytest.mark.parametrize(("region", "typed", "stored"), [
+    ("ID", "0812-3456-7890", "+6281234567890"),
+    ("PH", "0917 123 4567", "+639171234567"),
+    ("MY", "012-345 6789", "+60123456789"),
+])
+def test_a_local_number_is_found_in_the_configured_region(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, region: str, typed: str, stored: str
+) -> None:
+    """Its digits are not in the stored number outside Malaysia ("081234567890" is not in
+    +6281234567890): the whole number typed is matched too."""
+    from core.config import get_settings
+
+    monkeypatch.setenv("PHONE_REGION", region)
+    get_settings.cache_clear()
+    try:
+        with transaction(engine) as s:
+            blast = make_blast(s)
+            make_recipient(s, blast, phone_number=stored, contact_name="Found")
+            make_recipient(s, blast, phone_number="+60198765432", contact_name="Other")
+            rows, total = page_of_recipients(s, blast_id=blast.id, search=typed)
+    finally:
+        get_settings.cache_clear()
+    assert (total, [r.contact_name for r in rows]) == (1, ["Found"])
+
+
 def test_search_by_name_or_number_and_pages(engine: Engine) -> None:
     blast_id = _blast(engine)
     with transaction(engine) as s:
