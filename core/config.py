@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         48.0, description="Messages older than this are no longer polled."
     )
     poll_webhook_silence_minutes: float = Field(
-        30.0, description="In auto mode, polling starts after this long without any webhook."
+        30.0, description="In auto mode, polling starts after this long without a delivery or read receipt."
     )
 
     @field_validator("app_timezone")

@@ -9,19 +9,28 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from core import app_state
 from core.config import Settings
 from core.errors import GatewayError
-from core.models import utcnow
-from core.polling import POLLING_STATE_KEY
+from core.models import Blast, BlastRecipient, BlastState, StatusHistory, utcnow
+from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
+from core.sending.blasts import MISSED_SCHEDULE, PAUSED_BY_YOU
 from core.sending.worker import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS
+from core.statuses import RANK, Status
 from core.webhook.inbox import inbox_summary
 
 ALIVE_WITHIN = dt.timedelta(seconds=HEARTBEAT_SECONDS * 3)
+# "Recent sends did not go through": the last sends, within this long, none of them taken.
+RECENT_SENDS = 10
+RECENT_SENDS_WITHIN = dt.timedelta(hours=1)
+REFUSALS_TO_WARN = 3
+# How far back in the status history to look for them: a bound, so the page stays quick
+# on a large history (each taken message leaves a few rows: sent, received, read).
+HISTORY_ROWS_LOOKED_AT = 5000
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,35 @@ class Note:
 
 
 @dataclass(frozen=True)
+class HeldBlast:
+    """A blast the sender paused because the gateway refused or failed: nothing more of it
+    goes out until a person fixes the cause and resumes it."""
+
+    id: int
+    name: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """The last sends all ended refused or unconfirmed."""
+
+    count: int
+    unknown: int
+    reason: str | None
+    blast_id: int
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Receipts:
+    """Whether delivery and read receipts arrive while other events (replies) do."""
+
+    last_receipt_at: dt.datetime | None
+    missing: bool  # none lately, though replies came and messages were sent since the last
+
+
+@dataclass(frozen=True)
 class Health:
     database_kind: str
     database_where: str
@@ -49,6 +87,14 @@ class Health:
     polling: dict[str, Any] | None
     polling_seen: dt.datetime | None
     notes: list[Note] = field(default_factory=list)
+    held: list[HeldBlast] = field(default_factory=list)
+    refusals: Refusals | None = None
+    receipts: Receipts | None = None
+
+    @property
+    def sending_blocked(self) -> bool:
+        """Whether the gateway is, as far as the tracker can tell, not taking messages."""
+        return bool(self.held or self.refusals)
 
 
 def database_where(engine: Engine) -> str:
@@ -69,16 +115,89 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
         )
     ]
     polling = app_state.get(session, key=POLLING_STATE_KEY)
+    inbox = inbox_summary(session)
     return Health(
         database_kind="PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite",
         database_where=database_where(engine),
         schema_revision=MigrationContext.configure(session.connection()).get_current_revision(),
         workers=workers,
-        inbox=inbox_summary(session),
+        inbox=inbox,
         polling=polling[0] if polling else None,
         polling_seen=polling[1] if polling else None,
         notes=_notes(settings, workers),
+        held=held_by_gateway(session),
+        refusals=recent_refusals(session, now=now),
+        receipts=receipts(session, settings=settings, now=now, last_event_at=inbox["last_received_at"]),
     )
+
+
+def paused_by_gateway(reason: str | None) -> bool:
+    """Whether a paused blast's reason is the sender's: the gateway refused the token or the
+    device, or failed (core/sending/worker.py `_pause_for`), rather than a person or a missed
+    time."""
+    if not reason:
+        return False
+    return reason != PAUSED_BY_YOU and not reason.startswith(MISSED_SCHEDULE)
+
+
+def held_by_gateway(session: Session) -> list[HeldBlast]:
+    """Paused blasts the gateway stopped, the latest first."""
+    rows = session.execute(
+        select(Blast.id, Blast.name, Blast.state_reason)
+        .where(Blast.state == BlastState.PAUSED, Blast.state_reason.is_not(None))
+        .order_by(Blast.updated_at.desc(), Blast.id.desc())
+    ).all()
+    return [HeldBlast(r.id, r.name, r.state_reason) for r in rows if paused_by_gateway(r.state_reason)]
+
+
+def recent_refusals(session: Session, *, now: dt.datetime) -> Refusals | None:
+    """The last sends (of the last hour), when at least a few were made and the gateway took
+    none of them: it refused each, or did not confirm it. None while sends go through."""
+    newest = session.scalar(select(func.max(StatusHistory.id)))
+    if newest is None:
+        return None
+    taken = [s.value for s in Status if RANK[s] >= 1]
+    rows = session.execute(
+        select(StatusHistory.new_status, StatusHistory.event, StatusHistory.changed_at,
+               BlastRecipient.blast_id, BlastRecipient.error)
+        .join(BlastRecipient, BlastRecipient.id == StatusHistory.recipient_id)
+        .where(
+            StatusHistory.id > newest - HISTORY_ROWS_LOOKED_AT,
+            StatusHistory.source == "send",
+            StatusHistory.new_status.in_([*taken, Status.FAILED.value, Status.UNKNOWN.value]),
+            StatusHistory.changed_at >= now - RECENT_SENDS_WITHIN,
+        )
+        .order_by(StatusHistory.id.desc())
+        .limit(RECENT_SENDS)
+    ).all()
+    if len(rows) < REFUSALS_TO_WARN or any(r.new_status in taken for r in rows):
+        return None
+    latest = rows[0]
+    said = latest.event.get("message") if isinstance(latest.event, dict) else None
+    return Refusals(
+        count=len(rows),
+        unknown=sum(r.new_status == Status.UNKNOWN.value for r in rows),
+        reason=said if isinstance(said, str) and said else latest.error,
+        blast_id=latest.blast_id,
+        at=latest.changed_at,
+    )
+
+
+def receipts(
+    session: Session, *, settings: Settings, now: dt.datetime, last_event_at: dt.datetime | None
+) -> Receipts:
+    """Receipts are missing when other events (replies) came lately but no receipt did, and
+    messages went out long enough ago since the last receipt for theirs to have come: what
+    WSAPME does with "Enable status" off in the device's webhook settings."""
+    last = last_receipt_at(session)
+    silence = receipt_silence(settings)
+    replies_lately = last_event_at is not None and now - last_event_at <= silence
+    if not replies_lately or (last is not None and now - last <= silence):
+        return Receipts(last, missing=False)
+    sent_since = select(BlastRecipient.id).where(BlastRecipient.sent_at <= now - silence)
+    if last is not None:
+        sent_since = sent_since.where(BlastRecipient.sent_at > last)
+    return Receipts(last, missing=session.scalar(sent_since.limit(1)) is not None)
 
 
 def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from core import app_state
@@ -42,10 +42,32 @@ class PollRound:
     stopped_by: str | None = None
 
 
+# Inbox entries that carry a delivery or read receipt: "mixed" bodies hold several kinds of
+# event, in practice receipts with a reply.
+RECEIPT_KINDS = ("ack", "mixed")
+
+
+def receipt_silence(settings: Settings) -> dt.timedelta:
+    return dt.timedelta(minutes=settings.poll_webhook_silence_minutes)
+
+
+def last_receipt_at(session: Session) -> dt.datetime | None:
+    """When the last delivery or read receipt reached the webhook; None if none ever has."""
+    return session.scalar(
+        select(WebhookInbox.received_at)
+        .where(WebhookInbox.kind.in_(RECEIPT_KINDS))
+        .order_by(WebhookInbox.id.desc())
+        .limit(1)
+    )
+
+
 def webhooks_silent(session: Session, *, settings: Settings, now: dt.datetime) -> bool:
-    """True when no webhook has arrived recently, so statuses must be fetched instead."""
-    last = session.scalar(select(func.max(WebhookInbox.received_at)))
-    return last is None or now - last > dt.timedelta(minutes=settings.poll_webhook_silence_minutes)
+    """True when no receipt has arrived recently, so statuses must be fetched instead.
+
+    Only receipts count: with "Enable status" off in WSAPME, replies still arrive but receipts
+    never do, and messages would stay "sent" for ever if replies kept polling off."""
+    last = last_receipt_at(session)
+    return last is None or now - last > receipt_silence(settings)
 
 
 def polling_wanted(session: Session, *, settings: Settings, now: dt.datetime) -> bool:

@@ -2,14 +2,13 @@
 
 import streamlit as st
 
-from core.errors import BlastError
 from core.gateway import make_client
 from core.health import collect, device_state
 from core.webhook.inbox import replay_set_aside
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
 from dashboard.format import ago, plural
-from dashboard.layout import page_header
+from dashboard.layout import friendly_errors, page_header
 
 page_header("Settings & health", "Everything the tracker depends on, and whether it is working.")
 cfg = settings()
@@ -71,21 +70,50 @@ with hook:
                 "paste the new one into WSAPME."
             )
             if st.button("Make a new address", key="rotate_secret"):
-                try:
-                    with session() as s:
-                        rotate_secret(s, settings=cfg)
+                with friendly_errors("make a new address") as done, session() as s:
+                    rotate_secret(s, settings=cfg)
+                if done.ok:
                     st.rerun()
-                except BlastError as exc:
-                    st.error(exc.message)
 
+HELD_SHOWN = 5
 workers, polling = st.columns(2)
 with workers:
     st.subheader("Sending")
+    for held in health.held[:HELD_SHOWN]:
+        st.warning(f"**{held.name or 'Untitled blast'}** (blast #{held.id}) is paused: its messages could "
+                   f"not go out. {held.reason} Once that is fixed, open the blast and resume it.",
+                   icon=":material/pause_circle:")
+        st.page_link("pages/blast.py", label=f"Open blast #{held.id}", query_params={"blast": held.id},
+                     icon=":material/open_in_new:")
+    if len(health.held) > HELD_SHOWN:
+        more = len(health.held) - HELD_SHOWN
+        st.caption(f"{plural(more, 'more blast')} stopped the same way: resume each once it is fixed.")
+    refused = health.refusals
+    if refused and refused.reason not in {h.reason for h in health.held}:
+        failed = refused.count - refused.unknown
+        if not refused.unknown:
+            how = "WSAPME turned each of them down"
+        elif not failed:
+            how = "WSAPME did not confirm any of them, so they may or may not have arrived"
+        else:
+            how = (f"WSAPME turned down {failed:,} and did not confirm {refused.unknown:,}, which may or "
+                   "may not have arrived")
+        latest = f" The latest ({ago(refused.at)}): {refused.reason}" if refused.reason else ""
+        st.warning(f"The last {refused.count:,} messages sent did not go through: {how}.{latest} Open "
+                   f"blast #{refused.blast_id} to see each message and why; once the cause is fixed, "
+                   "the ones that failed can be queued again there.", icon=":material/error:")
+        st.page_link("pages/blast.py", label=f"Open blast #{refused.blast_id}",
+                     query_params={"blast": refused.blast_id}, icon=":material/open_in_new:")
     if health.workers:
-        latest = max(w.last_seen for w in health.workers)
+        latest_seen = max(w.last_seen for w in health.workers)
         sent = sum(w.sent for w in health.workers)
         who = "it" if len(health.workers) == 1 else "they"
-        st.write(f"✅ Messages can go out: checked {ago(latest)}; {sent:,} sent since {who} started.")
+        checked = f"checked {ago(latest_seen)}; {sent:,} sent since {who} started"
+        if health.sending_blocked:
+            st.write(f"⚠️ Messages are not going out (see above) until that is fixed. Sending itself "
+                     f"is running: {checked}.")
+        else:
+            st.write(f"✅ Messages can go out: {checked}.")
     else:
         st.write("⚠️ Nothing is sending messages right now (see the warning at the top).")
     if cfg.send_pacing == "on":
@@ -96,15 +124,29 @@ with workers:
 with polling:
     st.subheader("Checking on messages")
     state = health.polling
+    receipts = health.receipts
+    if receipts is not None and receipts.missing:
+        since = (f"none has come for {ago(receipts.last_receipt_at).removesuffix(' ago')}"
+                 if receipts.last_receipt_at else "none has come yet")
+        asking = ("Until it is, reads will not show: the tracker is set not to ask WSAPME itself."
+                  if cfg.status_polling == "off" else
+                  "Meanwhile the tracker asks WSAPME itself about recent messages, so received and "
+                  "read still show, a little later.")
+        st.warning(f"Receipts (received and read ticks) are not arriving: {since}, though replies "
+                   "are. WSAPME is probably set not to send them: in WSAPME, open the device's webhook "
+                   f"settings and turn on “Enable status”. {asking}", icon=":material/warning:")
     if cfg.status_polling == "off":
         st.write("Reads and replies come only when the gateway sends them; the tracker does not ask.")
+    elif receipts is not None and receipts.missing:
+        if state and state.get("active"):
+            st.write(f"Asking the gateway about recent messages, checked {ago(health.polling_seen)}.")
     elif state is None:
         st.write("When no receipts arrive for a while, the tracker asks the gateway itself. "
                  "It has not needed to yet.")
     elif state.get("active"):
         st.write(f"Asking the gateway about recent messages, checked {ago(health.polling_seen)}.")
     else:
-        st.write(f"Not needed now: receipts and replies are arriving by themselves (checked "
+        st.write(f"Not needed now: receipts are arriving by themselves (checked "
                  f"{ago(health.polling_seen)}).")
     round_ = state.get("last_round") if state else None
     if round_:
@@ -137,7 +179,7 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
     polling_words = f"**Status polling** (`STATUS_POLLING`): **{cfg.status_polling}**"
     if cfg.status_polling == "auto":
         polling_words += (f", polls only after {cfg.poll_webhook_silence_minutes:g} minutes "
-                          "without any webhook")
+                          "without a delivery or read receipt (replies do not count)")
     if round_:
         polling_words += (f"; last round: asked {round_['asked']}, {round_['changed']} changed, "
                           f"{round_['unknown']} unknown, {round_['errors']} errors")

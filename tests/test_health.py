@@ -1,14 +1,30 @@
-"""The health page's facts: whether WSAPME can reach the webhook address, the device in words."""
+"""The health page's facts: whether WSAPME can reach the webhook address, the device in words,
+whether the gateway takes messages and whether its receipts arrive."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import streamlit as st
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
-from core.config import Settings
-from core.health import _notes, device_state, unreachable_reason
+from core import app_state
+from core.config import Settings, get_settings
+from core.db import transaction
+from core.health import _notes, collect, device_state, unreachable_reason
+from core.models import WebhookInbox, utcnow
+from core.polling import POLLING_STATE_KEY
+from core.sending import blasts
+from core.wsapme.failures import TOKEN_REFUSED
+from tests.sending.support import launched_blast, worker_for
+from tests.support.factories import make_blast, make_recipient
+from tests.support.simulator import running_simulator
+from tests.test_pages import run_page
 
 
 @pytest.mark.parametrize(
@@ -85,3 +101,137 @@ class _Client:
 )
 def test_the_device_in_words_without_repeating_itself(status: _Status, words: str) -> None:
     assert device_state(_Client(status))[1] == words
+
+
+# --- Whether messages can go out, and whether receipts arrive --------------------------------
+
+
+@pytest.fixture
+def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The dashboard on the test database, in practice mode, quiet hours off (as in test_pages)."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("WSAPME_TOKEN", raising=False)
+    monkeypatch.setenv("SEND_QUIET_HOURS", "off")
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield db_url
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def sim():
+    with running_simulator() as simulator:
+        yield simulator
+
+
+def _health(engine: Engine):  # type: ignore[no-untyped-def]
+    with transaction(engine) as s:
+        return collect(s, engine=engine, settings=get_settings())
+
+
+def _sending_words(at) -> list[str]:  # type: ignore[no-untyped-def]
+    return [m.value for m in at.markdown] + [w.value for w in at.warning]
+
+
+def test_a_blast_the_gateway_paused_is_named_and_a_persons_pause_is_not(engine: Engine, sim) -> None:
+    refused = launched_blast(engine, 3)
+    sim.set_fault("bad_token", times=None)
+    worker_for(engine, sim).run(once=True)
+    paused_by_hand = launched_blast(engine, 2)
+    with transaction(engine) as s:
+        blasts.pause(s, blast_id=paused_by_hand)
+    health = _health(engine)
+    assert [(h.id, h.reason) for h in health.held] == [(refused, TOKEN_REFUSED)]
+    assert health.sending_blocked
+
+
+def test_sends_the_gateway_turned_down_are_counted_until_one_goes_through(engine: Engine, sim) -> None:
+    blast_id = launched_blast(engine, 4)
+    sim.set_fault("invalid_number", times=None)
+    worker_for(engine, sim).run(once=True)
+    refusals = _health(engine).refusals
+    assert refusals is not None and refusals.count == 4 and refusals.unknown == 0
+    assert refusals.blast_id == blast_id and "not a valid WhatsApp number" in (refusals.reason or "")
+    sim.clear_faults()
+    launched_blast(engine, 1)
+    worker_for(engine, sim).run(once=True)
+    health = _health(engine)
+    assert health.refusals is None and not health.sending_blocked
+
+
+def test_the_page_does_not_say_messages_go_out_while_the_gateway_refuses_the_token(
+    app_db: str, engine: Engine, sim
+) -> None:
+    blast_id = launched_blast(engine, 3)
+    sim.set_fault("bad_token", times=None)
+    worker_for(engine, sim).run(once=True)
+    with transaction(engine) as s:
+        app_state.put(s, key="worker:host:1:abc", value={"sent": 40})
+    at = run_page("pages/health.py")
+    words = _sending_words(at)
+    assert not any("Messages can go out" in w for w in words)
+    [held] = [w for w in at.warning if f"blast #{blast_id}" in w.value]
+    assert TOKEN_REFUSED in held.value and "resume" in held.value
+    assert any("Sending itself is running" in w and "sent since" in w for w in words), "the heartbeat stays"
+    assert any(link.proto.page == "blast" for link in at.get("page_link"))
+
+
+def test_the_page_says_when_the_last_sends_all_failed(app_db: str, engine: Engine, sim) -> None:
+    launched_blast(engine, 4)
+    sim.set_fault("invalid_number", times=None)
+    worker_for(engine, sim).run(once=True)
+    with transaction(engine) as s:
+        app_state.put(s, key="worker:host:1:abc", value={"sent": 4})
+    at = run_page("pages/health.py")
+    assert not any("Messages can go out" in w for w in _sending_words(at))
+    assert any("The last 4 messages sent did not go through" in w.value for w in at.warning)
+
+
+def _replies_but_no_receipts(engine: Engine, *, receipt_age: dt.timedelta | None) -> None:
+    now = utcnow()
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, status="SERVER_ACK", message_id="3EB0A", sent_at=now - dt.timedelta(hours=5))
+        if receipt_age is not None:
+            s.add(WebhookInbox(body=b"{}", received_at=now - receipt_age, state="applied", kind="ack"))
+        s.add(WebhookInbox(body=b"{}", received_at=now - dt.timedelta(minutes=2), state="applied",
+                           kind="message"))
+        # What the page showed before: the poller's last word, from when webhooks seemed alive.
+        app_state.put(s, key=POLLING_STATE_KEY, value={"active": False, "mode": "auto", "last_round": None})
+
+
+@pytest.mark.parametrize("receipt_age", [None, dt.timedelta(hours=6)])
+def test_replies_without_receipts_are_called_out(
+    app_db: str, engine: Engine, receipt_age: dt.timedelta | None
+) -> None:
+    _replies_but_no_receipts(engine, receipt_age=receipt_age)
+    at = run_page("pages/health.py")
+    [warning] = [w.value for w in at.warning if "Receipts" in w.value]
+    assert "not arriving" in warning and "Enable status" in warning and "asks WSAPME itself" in warning
+    assert not any("Not needed now" in m.value for m in at.markdown)
+
+
+def test_receipts_arriving_need_no_warning(app_db: str, engine: Engine) -> None:
+    _replies_but_no_receipts(engine, receipt_age=dt.timedelta(minutes=5))
+    at = run_page("pages/health.py")
+    assert not any("Receipts" in w.value for w in at.warning)
+    assert any("Not needed now" in m.value for m in at.markdown)
+
+
+def test_a_database_error_while_making_a_new_address_is_said_plainly(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.webhook import secret
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO app_state ...", None, Exception("database or disk is full"))
+
+    at = run_page("pages/health.py")
+    monkeypatch.setattr(secret, "rotate_secret", disk_full)
+    at.button(key="rotate_secret").click().run()
+    assert not at.exception, at.exception
+    [error] = [e.value for e in at.error]
+    assert error.startswith("Could not make a new address") and "INSERT" not in error

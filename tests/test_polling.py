@@ -177,9 +177,31 @@ def test_auto_polling_only_while_webhooks_are_silent(engine: Engine, mode, webho
     now = utcnow()
     if webhook_age is not None:
         with transaction(engine) as s:
-            s.add(WebhookInbox(body=b"{}", received_at=now - webhook_age, state="applied"))
+            s.add(WebhookInbox(body=b"{}", received_at=now - webhook_age, state="applied", kind="ack"))
     with transaction(engine) as s:
         assert polling_wanted(s, settings=settings_for(status_polling=mode), now=now) is wanted
+
+
+@pytest.mark.parametrize(
+    ("events", "wanted"),
+    [
+        ([("message", dt.timedelta(minutes=1))], True),
+        ([("ack", dt.timedelta(hours=2)), ("message", dt.timedelta(minutes=1))], True),
+        ([("message", dt.timedelta(minutes=1)), ("ack", dt.timedelta(minutes=3))], False),
+        ([("mixed", dt.timedelta(minutes=1))], False),
+        ([("other", dt.timedelta(minutes=1)), (None, dt.timedelta(seconds=5))], True),
+    ],
+)
+def test_only_receipts_keep_auto_polling_off(engine: Engine, events, wanted) -> None:
+    """With "Enable status" off in WSAPME, replies keep coming and receipts never do: replies
+    alone must not keep polling off, or messages stay at "sent" for ever."""
+    now = utcnow()
+    with transaction(engine) as s:
+        for kind, age in sorted(events, key=lambda e: -e[1]):  # stored oldest first, as they came
+            s.add(WebhookInbox(body=b"{}", received_at=now - age, state="applied", kind=kind))
+            s.flush()
+    with transaction(engine) as s:
+        assert polling_wanted(s, settings=settings_for(status_polling="auto"), now=now) is wanted
 
 
 def _statuses(engine: Engine, blast_id: int) -> dict[int, str]:

@@ -18,6 +18,10 @@ from core.statuses import Status
 S = BlastState
 
 # Where each action may start from.
+# The reasons a blast is paused by a person or by its missed time, not by the sender (the
+# health page tells the gateway's pauses from these).
+PAUSED_BY_YOU = "Paused by you."
+MISSED_SCHEDULE = "It was scheduled for "
 _LAUNCHABLE = (S.DRAFT, S.SCHEDULED)
 _PAUSABLE = (S.SENDING, S.SCHEDULED)
 _RESUMABLE = (S.PAUSED,)
@@ -162,7 +166,7 @@ def launch(
     return blast
 
 
-def pause(session: Session, *, blast_id: int, reason: str = "Paused by you.") -> None:
+def pause(session: Session, *, blast_id: int, reason: str = PAUSED_BY_YOU) -> None:
     _require(session, blast_id, change_state(
         session, blast_id=blast_id, from_states=_PAUSABLE, to_state=S.PAUSED, reason=reason
     ), "pause")
@@ -224,7 +228,7 @@ def start_due_scheduled(
         if now - scheduled_at > grace:
             change_state(
                 session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
-                reason=f"It was scheduled for {scheduled_at.astimezone(zone):%d %b %H:%M} but nothing "
+                reason=f"{MISSED_SCHEDULE}{scheduled_at.astimezone(zone):%d %b %H:%M} but nothing "
                 "was running then. Resume it to send now, or cancel it.",
             )
         elif change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED,),
