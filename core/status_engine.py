@@ -201,7 +201,9 @@ def _locked_recipient(session: Session, recipient_id: int) -> BlastRecipient:
 
 
 # The columns `judge` reads and may write, besides the event's own.
-JUDGED_COLUMNS = ("status", *STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_timestamp")
+JUDGED_COLUMNS = ("status", *STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_timestamp", "error")
+# A failed or unknown send whose message turns out to have gone: its problem text no longer holds.
+_SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
 
 
 def judge(
@@ -212,8 +214,9 @@ def judge(
     columns, changed in place): whether the move is a real change, and the columns written.
 
     A real change sets the status, stamps each stage reached for the first time with `at`
-    (received also fills `message_c2s_timestamp`), stores `updates`, and `defaults` where
-    still empty; a manual correction downwards un-reaches the stages above the new status.
+    (received also fills `message_c2s_timestamp`), clears the problem text of a failed or
+    unknown send that proves to have gone, stores `updates`, and `defaults` where still
+    empty; a manual correction downwards un-reaches the stages above the new status.
     A non-change only fills empty columns from `updates`. The one place these rules live:
     `apply_status` runs them on the row it locked, `core.status_batch` on many rows at once.
     """
@@ -230,6 +233,8 @@ def judge(
                 put(column, value)
         return False, written
     put("status", new.value)
+    if old in _SETTLED_FROM and RANK[new] >= Stage.SENT.min_rank and row["error"] is not None:
+        put("error", None)  # a reply to an unknown send: the person is no longer a problem
     for stage in stages_between(RANK[old], RANK[new]):
         column = STAGE_TIMESTAMP_COLUMN[stage]
         if row[column] is None:

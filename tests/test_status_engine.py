@@ -210,3 +210,21 @@ def test_every_status_has_words_a_marketer_reads(status: Status) -> None:
 
 def test_a_status_this_version_does_not_know_has_no_words() -> None:
     assert status_in_words("ON_HOLD") is None
+
+
+@pytest.mark.parametrize(("old", "new", "kept"), [
+    (Status.UNKNOWN, Status.REPLIED, False),  # a reply proves the lost send went
+    (Status.UNKNOWN, Status.DELIVERY_ACK, False),
+    (Status.FAILED, Status.READ_ACK, False),
+    (Status.UNKNOWN, Status.CLOSED, False),  # closed by hand
+    (Status.SERVER_ACK, Status.READ_ACK, True),  # not a problem text the move settles
+])
+def test_a_send_that_proves_to_have_gone_loses_its_problem_text(
+    engine: Engine, old: Status, new: Status, kept: bool
+) -> None:
+    with transaction(engine) as s:
+        rid = make_recipient(s, make_blast(s), status=old.value, error="No answer from WSAPME.").id
+    _apply(engine, rid, new, source="manual" if new is Status.CLOSED else "webhook")
+    row = _recipient(engine, rid)
+    assert row.status == new.value
+    assert row.error == ("No answer from WSAPME." if kept else None)
