@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -19,6 +20,15 @@ DEFAULT_API_URL = "https://api.wsapme.com"
 DEFAULT_MASTER_URL = "https://master.wsapme.com"
 MIN_WEBHOOK_SECRET_LENGTH = 16
 _URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+# The range each pacing setting may take, and so each pace the dashboard lets a person type:
+# (lowest, highest, the unit said when a value is outside them).
+PACING_LIMITS: dict[str, tuple[float, float, str]] = {
+    "send_min_gap_seconds": (0, 3600, "seconds, an hour"),
+    "send_jitter_seconds": (0, 3600, "seconds, an hour"),
+    "send_pause_every": (0, 100_000, "messages"),
+    "send_pause_seconds": (0, 86_400, "seconds, a day"),
+    "send_daily_cap": (0, 100_000, "messages"),
+}
 
 
 class Settings(BaseSettings):
@@ -206,6 +216,14 @@ class Settings(BaseSettings):
     @classmethod
     def _readable_quiet_hours(cls, value: str) -> str:
         parse_quiet_hours(value)  # a typo stops the start, not the worker halfway through a blast
+        return value
+
+    @field_validator(*PACING_LIMITS)
+    @classmethod
+    def _pace_in_range(cls, value: float, info: ValidationInfo) -> float:
+        low, high, unit = PACING_LIMITS[info.field_name or ""]
+        if not (math.isfinite(value) and low <= value <= high):  # NaN is outside every range
+            raise ValueError(f"should be from {low:,} to {high:,} {unit}")
         return value
 
     @field_validator("webhook_secret")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core import templates
+from core.config import PACING_LIMITS
 from core.csv_import import (
     ColumnNotFound,
     ImportReport,
@@ -189,18 +192,17 @@ def render_pacing(recipients: int) -> None:
         st.info("Pacing is off: messages go as fast as the gateway answers.")
     with st.expander("Sending pace (protects your WhatsApp number from being flagged)"):
         c1, c2, c3 = st.columns(3)
-        gap = c1.number_input(
-            "Seconds between messages", 1.0, 600.0, float(rules.min_gap_seconds), key="p_gap"
-        )
-        jitter = c2.number_input(
-            "Plus a random extra of up to (s)", 0.0, 600.0, float(rules.jitter_seconds), key="p_jit"
-        )
-        cap = c3.number_input("Most messages a day", 0, 5000, int(rules.daily_cap), key="p_cap")
+        gap = _pace_input(c1, "Seconds between messages", "send_min_gap_seconds", rules.min_gap_seconds,
+                          key="p_gap")
+        jitter = _pace_input(c2, "Plus a random extra of up to (s)", "send_jitter_seconds",
+                             rules.jitter_seconds, key="p_jit")
+        cap = _pace_input(c3, "Most messages a day", "send_daily_cap", rules.daily_cap, key="p_cap",
+                          whole=True)
         c4, c5, c6 = st.columns(3)
-        every = c4.number_input(
-            "Longer pause every … messages", 0, 1000, int(rules.pause_every), key="p_every"
-        )
-        pause = c5.number_input("Longer pause (minutes)", 0.0, 240.0, rules.pause_seconds / 60, key="p_pause")
+        every = _pace_input(c4, "Longer pause every … messages", "send_pause_every", rules.pause_every,
+                            key="p_every", whole=True)
+        pause = _pace_input(c5, "Longer pause (minutes)", "send_pause_seconds", rules.pause_seconds,
+                            key="p_pause", per=60)
         quiet = c6.text_input(
             "Quiet hours",
             _quiet_text(rules),
@@ -217,6 +219,25 @@ def render_pacing(recipients: int) -> None:
         if st.button("Save pace", key="p_save", type="primary" if changed else "secondary"):
             _save_pacing(device, gap, jitter, cap, every, pause, quiet)
     render_finish(device=device, recipients=recipients)  # after Save pace: with the rules just saved
+
+
+def _pace_input(
+    column: DeltaGenerator, label: str, setting: str, saved: float, *, key: str, whole: bool = False,
+    per: int = 1,
+) -> float:
+    """A number input for one pacing rule, from the setting's range (`PACING_LIMITS`) widened
+    to hold the device's saved value as it is: showing a saved pace never changes it.
+    `per` turns seconds into minutes."""
+    low, high, _ = PACING_LIMITS[setting]
+    if whole:
+        value = int(saved)
+        return column.number_input(label, min(int(low), value), max(int(high), value), value, key=key)
+    value = float(saved) / per
+    if not math.isfinite(value):  # no input can show it: the last resort, said out loud
+        value = high / per if value == math.inf else low / per
+        st.warning(f"The saved “{label}” could not be shown, so {value:g} is shown instead: "
+                   "press Save pace to keep it.")
+    return column.number_input(label, min(low / per, value), max(high / per, value), value, key=key)
 
 
 def _quiet_text(rules: PacingRules) -> str:

@@ -77,14 +77,8 @@ else:
     st.caption(f"To send a test, first {message.blocker}.")
 
 st.subheader("6 · Send")
-send_at = render_when(device=cfg.wsapme_device)
-problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at)
-if not views.render_list_sent_before(report):
-    problems.append("tick “Send to them again anyway” or change the list")
-if problems:
-    st.caption("Before sending: " + "; ".join(problems) + ".")
-
-# One upload, one blast: a second click must not message the same people twice.
+# One upload, one blast: a second click must not message the same people twice. Said first:
+# the blast just made holds this list, and is not one "sent before" to warn about.
 made = st.session_state.setdefault("blasts_from_upload", {})
 if digest in made:
     blast_id, state = made[digest]
@@ -98,6 +92,13 @@ if digest in made:
     )
     st.caption("To send this list again, upload it again as a new blast after reloading the page.")
     st.stop()
+
+send_at = render_when(device=cfg.wsapme_device)
+problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at)
+if not views.render_list_sent_before(report):
+    problems.append("tick “Send to them again anyway” or change the list")
+if problems:
+    st.caption("Before sending: " + "; ".join(problems) + ".")
 
 b1, b2 = st.columns(2)
 people = plural(len(report.recipients), "person", "people")

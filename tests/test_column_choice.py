@@ -28,6 +28,21 @@ def test_a_column_with_a_blank_header_is_chosen_by_its_position() -> None:
     assert parse_csv(data, name_column="column 2").rows[0].name == "0134567890"
 
 
+def test_of_two_columns_with_one_name_the_second_can_be_chosen() -> None:
+    data = b"Name,Phone,Phone,Name\r\nAli,03-2123 4567,012-345 6789,Ali bin Abu\r\n"
+    report = parse_csv(data)
+    assert report.columns.headers == ("Name (column 1)", "Phone (column 2)", "Phone (column 3)",
+                                      "Name (column 4)")
+    chosen = parse_csv(data, phone_column="Phone (column 3)", name_column="Name (column 4)")
+    assert (chosen.columns.phone, chosen.columns.names) == (2, (3,))
+    assert (chosen.phone_column, chosen.name_column) == ("Phone (column 3)", "Name (column 4)")
+    assert [(r.phone, r.name) for r in chosen.rows] == [("+60123456789", "Ali bin Abu")]
+    first = parse_csv(data, phone_column="Phone (column 2)", name_column="Name (column 1)")
+    assert (first.columns.phone, first.columns.names) == (1, (0,))
+    assert parse_csv(data, phone_column="Phone").columns.phone == 1, "the header as typed: the first"
+    assert chosen.rows[0].variables["phone_2"] == "03-2123 4567", "keys as before: by the header"
+
+
 def test_an_empty_name_column_means_no_names() -> None:
     data = b"Nama,HP\r\nAli,0123456789\r\n"
     report = parse_csv(data, name_column="")

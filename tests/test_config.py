@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.cli.settings import markdown_table
-from core.config import PROJECT_ROOT, Settings, get_settings, normalise_database_url
+from core.config import PACING_LIMITS, PROJECT_ROOT, Settings, get_settings, normalise_database_url
 from core.errors import ConfigError
 
 
@@ -96,6 +96,35 @@ def test_quiet_hours_that_cannot_be_read_stop_the_start_naming_the_setting(
         get_settings.cache_clear()
     assert "SEND_QUIET_HOURS" in str(refused.value) and "quiet hours" in str(refused.value)
     assert "Value error" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("SEND_DAILY_CAP", "-1", "from 0 to 100,000 messages"),
+    ("SEND_DAILY_CAP", "100001", "from 0 to 100,000 messages"),
+    ("SEND_MIN_GAP_SECONDS", "-0.5", "from 0 to 3,600 seconds"),
+    ("SEND_MIN_GAP_SECONDS", "nan", "from 0 to 3,600 seconds"),
+    ("SEND_JITTER_SECONDS", "inf", "from 0 to 3,600 seconds"),
+    ("SEND_PAUSE_EVERY", "-3", "from 0 to 100,000 messages"),
+    ("SEND_PAUSE_SECONDS", "90000", "from 0 to 86,400 seconds, a day"),
+])
+def test_a_pace_setting_out_of_range_stops_the_start_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, said: str
+) -> None:
+    # The New blast page's pace inputs take every value the settings allow, and no other.
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert f"{name}: should be {said}" in str(refused.value)
+
+
+def test_the_pace_settings_take_their_whole_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, (low, high, _) in PACING_LIMITS.items():
+        for value in (low, high):
+            assert getattr(Settings(_env_file=None, **{name: value}), name) == value
 
 
 def test_a_blank_webhook_secret_means_a_generated_one(monkeypatch: pytest.MonkeyPatch) -> None:

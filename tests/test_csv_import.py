@@ -247,6 +247,41 @@ def test_a_title_that_names_a_phone_word_is_not_taken_for_the_header(tmp_path: P
                                                                   (4, Outcome.VALID, "Abu")]
 
 
+@pytest.mark.parametrize("title", ["Customer phone list", "Customer phone list,,",
+                                   "Senarai Telefon Pelanggan Raya 2025,,"])
+def test_a_phone_title_above_a_header_that_starts_with_the_phone_column(tmp_path: Path, title: str) -> None:
+    # The title names a phone word in the phone column's place: the header is the row nearest
+    # the contacts, not the title with numbers five rows below it.
+    path = tmp_path / "c.csv"
+    path.write_text(f"{title}\nPhone,Name,Product\n012-3456789,Ali,Kuih\n013-4567890,Siti,Bak kwa\n",
+                    encoding="utf-8")
+    report = parse(path)
+    assert report.columns.header_index == 1
+    assert (report.phone_column, report.name_column) == ("Phone", "Name")
+    assert [(r.line, r.outcome, r.phone, r.name) for r in report.rows] == [
+        (3, Outcome.VALID, "+60123456789", "Ali"), (4, Outcome.VALID, "+60134567890", "Siti"),
+    ]
+    assert report.rows[0].variables["product"] == "Kuih"
+
+
+def test_two_header_rows_the_one_nearest_the_contacts_wins(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("No. Telefon,Nama,Produk\n\nPhone,Name,Product\n012-3456789,Ali,Kuih\n",
+                    encoding="utf-8")
+    report = parse(path)
+    assert (report.columns.header_index, report.name_column) == (2, "Name")
+    assert [(r.line, r.outcome) for r in report.rows] == [(4, Outcome.VALID)]
+
+
+def test_a_note_naming_a_phone_word_in_the_first_contact_is_not_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("Phone,Name,Note\n012-3456789,Ali,call his mobile\n013-4567890,Siti,\n",
+                    encoding="utf-8")
+    report = parse(path)
+    assert report.columns.header_index == 0
+    assert [(r.line, r.outcome) for r in report.rows] == [(2, Outcome.VALID), (3, Outcome.VALID)]
+
+
 def test_a_list_of_bare_numbers_without_a_header(tmp_path: Path) -> None:
     path = tmp_path / "numbers.txt"
     path.write_text("012-345 6789\n013-456 7890\n12345\n", encoding="utf-8")

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
+from core.config import get_settings
 from core.csv_import import recent_blasts_with
 from core.db import transaction
-from core.models import Blast, BlastRecipient, utcnow
+from core.models import Blast, BlastRecipient, Device, utcnow
+from core.sending.pacing import ensure_device
 from tests.support.factories import make_blast, make_recipient
 from tests.test_excel_import import ole_file, xlsx
 from tests.test_pages import CONTACTS, app_db, page  # noqa: F401  (app_db: the fixture used below)
@@ -192,3 +194,66 @@ def test_recent_blasts_with_most_of_a_list(engine: Engine) -> None:
         found = recent_blasts_with(s, ["+60120000001", "+60120000002", "+60120000003", "+60129999999"],
                                    now=now)
     assert [(o.blast_id, o.shared) for o in found] == [(ids, 3)]
+
+
+def test_the_blast_just_made_is_not_taken_for_a_list_sent_before(engine: Engine) -> None:
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}").run()
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        made = s.scalar(select(Blast.id))
+    assert [m.value for m in at.success if "is sending now" in m.value] == [f"Blast #{made} is sending now."]
+    assert not [w.value for w in at.warning if "looks like one sent recently" in w.value]
+    assert not [c for c in at.checkbox if c.key == "send_again"]
+    assert "Before sending" not in captions(at)
+
+
+def test_the_second_of_two_columns_with_one_name_can_be_chosen() -> None:
+    data = b"Name,Phone,Phone\r\nAli,03-2123 4567,012-345 6789\r\nSiti,,013-456 7890\r\n"
+    at = upload(new_blast(), "contacts.csv", data)
+    chooser = at.selectbox(key="col_phone")
+    assert chooser.options == ["Name", "Phone (column 2)", "Phone (column 3)"]
+    assert chooser.value == "Phone (column 2)"
+    chooser.set_value("Phone (column 3)")
+    at.button(key="col_apply").click().run()
+    assert not at.exception, at.exception
+    assert metrics(at) == {"Ready to send": "2"}
+    assert "Numbers from column **Phone (column 3)**, names from **Name**" in captions(at)
+    assert at.selectbox(key="col_phone").value == "Phone (column 3)"
+
+
+@pytest.mark.parametrize("env", [
+    {"SEND_DAILY_CAP": "6000"}, {"SEND_DAILY_CAP": "100000"}, {"SEND_MIN_GAP_SECONDS": "0"},
+    {"SEND_MIN_GAP_SECONDS": "0.05"}, {"SEND_MIN_GAP_SECONDS": "3600"}, {"SEND_JITTER_SECONDS": "3600"},
+    {"SEND_PAUSE_SECONDS": "86400"}, {"SEND_PAUSE_EVERY": "100000"},
+])
+def test_the_pace_step_shows_every_pace_the_settings_allow(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    assert "every blast it sends uses it" in captions(at) and "Changed" not in captions(at)
+
+
+def test_a_saved_pace_beyond_the_usual_limits_is_shown_and_kept_as_saved(engine: Engine) -> None:
+    settings = get_settings()
+    saved = {"min_gap_seconds": 0.01, "jitter_seconds": 7200.0, "pause_every": 250_000,
+             "pause_seconds": 2 * 86_400.0, "daily_cap": 250_000}
+    with transaction(engine) as s:
+        device = ensure_device(s, device=settings.wsapme_device, settings=settings)
+        for field, value in saved.items():
+            setattr(device, field, value)
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    shown = {key: at.number_input(key=key).value for key in ("p_gap", "p_jit", "p_every", "p_pause", "p_cap")}
+    assert shown == {"p_gap": 0.01, "p_jit": 7200.0, "p_every": 250_000, "p_pause": 2 * 1440.0,
+                     "p_cap": 250_000}
+    assert "Changed" not in captions(at)
+    at.button(key="p_save").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        row = s.get(Device, settings.wsapme_device)
+        assert {field: getattr(row, field) for field in saved} == saved

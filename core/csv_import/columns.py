@@ -95,17 +95,20 @@ def find_columns(
 ) -> Columns:
     """Find the header row and the phone and name columns, or say what was seen instead.
 
-    A chosen column is named by its header, or "column 3" for a column without one (as
-    `Columns.headers` shows it). An empty `name_column` means: no name column.
+    A chosen column is named as `Columns.headers` shows it: by its header, "column 3" for a
+    column without one, "Phone (column 3)" for one of two with the same header (the header
+    alone names the first). An empty `name_column` means: no name column.
     """
     candidates = _first_records(rows)
     if not candidates:
         raise BadCsv("The file is empty.")
     if phone_column is not None:
         return _explicit(rows, candidates, phone_column, name_column, region)
-    # A title above the header can name a phone word too ("Customer phone list"): the header
-    # is the first candidate with numbers below it in its phone column, else the first found.
+    # A title above the header can name a phone word too ("Customer phone list"): a row like a
+    # header right above another is a title, so the one nearest the contacts wins. The header
+    # is then the first candidate with numbers below it in its phone column, else the first found.
     found = [(index, phone) for index in candidates if (phone := best_phone_column(rows[index])) is not None]
+    found = [(i, p) for i, p in found if not _header_like(rows, _next_record(rows, i), region)] or found
     if found:
         index, phone = next(((i, p) for i, p in found if _numbers_below(rows, i, p, region)), found[0])
         return _with_header(rows, index, phone, name_column)
@@ -132,6 +135,18 @@ def _numbers_below(
                for row in itertools.islice(records, look))
 
 
+def _next_record(rows: Sequence[Sequence[str]], index: int) -> int | None:
+    return next((i for i in range(index + 1, len(rows)) if any(cell.strip() for cell in rows[i])), None)
+
+
+def _header_like(rows: Sequence[Sequence[str]], index: int | None, region: str) -> bool:
+    """Whether a record names a phone column and holds no number itself (a contact with a
+    note like "call his mobile" is not a header)."""
+    if index is None or best_phone_column(rows[index]) is None:
+        return False
+    return not any(cell.strip() and phones.normalise(cell, region).ok for cell in rows[index])
+
+
 def _first_records(rows: Sequence[Sequence[str]]) -> list[int]:
     found = []
     for index, row in enumerate(rows):
@@ -152,7 +167,16 @@ def _header_guess(rows: Sequence[Sequence[str]], candidates: list[int]) -> int:
 
 
 def display_headers(header: Sequence[str]) -> tuple[str, ...]:
-    """Each column's name as shown to a person: its header, or "column 3" when blank."""
+    """Each column's name as shown to a person, one of a kind so that any can be chosen: its
+    header, "column 3" when blank, "Phone (column 3)" when two columns have the same header."""
+    names = _header_names(header)
+    counts = {name: names.count(name) for name in names}
+    return tuple(f"{name} ({_position_name(i)})" if counts[name] > 1 and header[i].strip() else name
+                 for i, name in enumerate(names))
+
+
+def _header_names(header: Sequence[str]) -> tuple[str, ...]:
+    """Each column's header as typed, or "column 3" when blank: what template keys come from."""
     return tuple(cell.strip() or _position_name(i) for i, cell in enumerate(header))
 
 
@@ -211,6 +235,10 @@ def _explicit(
 
 
 def _match_header(header: Sequence[str], wanted: str) -> int | None:
+    """The column named `wanted`: as shown ("Phone (column 3)"), else as typed (the first)."""
+    for i, cell in enumerate(display_headers(header)):
+        if cell.strip() and header[i].strip() and cell == wanted.strip():
+            return i
     for i, cell in enumerate(header):
         if cell.strip() == wanted.strip():
             return i
@@ -238,7 +266,7 @@ def _with_header(
     else:
         names = find_name_columns(header, phone=phone)
     headers = display_headers(header)
-    return Columns(index, headers, phone, names, variable_keys(headers, phone, names))
+    return Columns(index, headers, phone, names, variable_keys(_header_names(header), phone, names))
 
 
 def _chosen_names(header: Sequence[str], name_column: str) -> tuple[int, ...]:
