@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.csv_import import Outcome, parse_csv
 from core.exports import to_csv
-from core.models import BlastRecipient
+from core.models import Blast, BlastRecipient
 from core.status_engine import apply_status
 from core.statuses import Status
 
@@ -20,6 +20,8 @@ class CloseOutcome(enum.StrEnum):
     CLOSED = "closed"
     ALREADY_CLOSED = "already closed"
     NOT_MESSAGED = "no message sent to this number"
+    # Closing for one campaign: a buyer another campaign messaged is not a wrong number.
+    MESSAGED_ELSEWHERE = "messaged by another campaign: not closed here"
     INVALID = "not a usable number"
     DUPLICATE = "listed twice"
 
@@ -31,6 +33,7 @@ class CloseRow:
     phone: str | None
     blast_id: int | None = None
     detail: str | None = None
+    blast_name: str | None = None  # the other campaign's blast, for MESSAGED_ELSEWHERE
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class CloseReport:
 
     def count(self, outcome: CloseOutcome) -> int:
         return sum(1 for row in self.rows if row.outcome is outcome)
+
+    def messaged_elsewhere(self) -> list[str]:
+        """The other campaigns' blasts that messaged numbers left open, each once."""
+        return list(dict.fromkeys(r.blast_name or "" for r in self.rows
+                                  if r.outcome is CloseOutcome.MESSAGED_ELSEWHERE))
 
     def to_csv(self) -> bytes:
         return to_csv(
@@ -93,7 +101,14 @@ def _close_one(session: Session, *, line: int, phone: str, blast_ids: Sequence[i
                filename: str | None) -> CloseRow:
     recipient = latest_sent(session, phone=phone, blast_ids=blast_ids)
     if recipient is None:
-        return CloseRow(line, CloseOutcome.NOT_MESSAGED, phone)
+        elsewhere = latest_sent(session, phone=phone) if blast_ids else None
+        if elsewhere is None:
+            return CloseRow(line, CloseOutcome.NOT_MESSAGED, phone)
+        blast = session.get(Blast, elsewhere.blast_id)
+        name = (blast.name if blast else None) or f"Blast #{elsewhere.blast_id}"
+        return CloseRow(line, CloseOutcome.MESSAGED_ELSEWHERE, phone, blast_id=elsewhere.blast_id,
+                        detail=f"messaged by “{name}”: close it there, or look through every blast",
+                        blast_name=name)
     change = apply_status(
         session, recipient_id=recipient.id, status=Status.CLOSED, source="import",
         event={"action": "closed from file", "file": filename, "line": line},

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.models import BlastRecipient, OptOut, RecipientReply
 from core.recipients import SELECTIONS, select_recipients
-from core.reply_inbox import InboxFilter, inbox_page
+from core.reply_inbox import InboxFilter, inbox_page, reply_words
 from core.statuses import status_in_words
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -56,30 +56,34 @@ def _stage_rows(
     session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object]
 ) -> Iterator[tuple[object, ...]]:
     query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
-    later = _later_replies(session, blast_id=blast_id)
+    kept = _kept_replies(session, blast_id=blast_id)
     stopped = set(session.scalars(
         select(OptOut.phone_number).join(BlastRecipient, BlastRecipient.phone_number == OptOut.phone_number)
         .where(BlastRecipient.blast_id == blast_id)
     ))
     for r in session.scalars(query.order_by("id")):
+        # Their replies as written, by time, each once: the first, then the later ones. A reply
+        # from before replies were kept one by one is on the recipient alone.
+        said = kept.get(r.id) or ([(r.replied_at, r.reply_text)] if r.reply_text is not None else [])
+        replied_at, first = said[0] if said else (r.replied_at, None)
         yield (r.phone_number, r.contact_name or "", r.status, status_in_words(r.status) or r.status,
                _yes(r.phone_number in stopped), when(r.sent_at), when(r.delivered_at),
-               when(r.read_timestamp), when(r.replied_at), r.reply_text or "",
-               "\n".join(later.get(r.id, ())), when(r.closed_at), r.error or "")
+               when(r.read_timestamp), when(replied_at), "" if first is None else reply_words(first),
+               "\n".join(reply_words(text) for _, text in said[1:]), when(r.closed_at), r.error or "")
 
 
-def _later_replies(session: Session, *, blast_id: int) -> dict[int, list[str]]:
-    """Each recipient's replies after the first (which is `reply_text`), one per line."""
+def _kept_replies(session: Session, *, blast_id: int) -> dict[int, list[tuple[dt.datetime, str]]]:
+    """Each recipient's kept replies in the order written (not the order they arrived in)."""
     rows = session.execute(
-        select(RecipientReply.recipient_id, RecipientReply.text)
+        select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text)
         .join(BlastRecipient, BlastRecipient.id == RecipientReply.recipient_id)
         .where(BlastRecipient.blast_id == blast_id)
         .order_by(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.id)
     )
-    replies: dict[int, list[str]] = {}
-    for recipient_id, text in rows:
-        replies.setdefault(recipient_id, []).append(text)
-    return {rid: texts[1:] for rid, texts in replies.items() if len(texts) > 1}
+    replies: dict[int, list[tuple[dt.datetime, str]]] = {}
+    for recipient_id, at, text in rows:
+        replies.setdefault(recipient_id, []).append((at, text))
+    return replies
 
 
 def stage_csv(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:
@@ -105,7 +109,7 @@ def _reply_rows(
     found = inbox_page(session, filters=filters, page_size=None)
     for r in found.rows:
         yield (when(r.last_reply_at), r.contact_name or "", r.phone_number,
-               status_in_words(r.status) or r.status, _yes(r.opted_out), r.last_reply, r.replies,
+               status_in_words(r.status) or r.status, _yes(r.opted_out), reply_words(r.last_reply), r.replies,
                r.blast_name or "", r.blast_id)
 
 

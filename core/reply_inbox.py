@@ -31,6 +31,15 @@ DEFAULT_DAYS = 7
 PAGE_SIZE = 50
 _IDS_PER_LOOKUP = 5_000
 
+# A reply without text: WhatsApp sent a photo, a sticker, a voice note (the webhook keeps it as "").
+NO_TEXT_REPLY = "(a photo, sticker or voice message: open WhatsApp to see it)"
+
+
+def reply_words(text: str | None) -> str:
+    """A reply as a person reads it: one without text says what it was, so it never looks empty.
+    Only for showing: the stored text stays as it came."""
+    return text if text and text.strip() else NO_TEXT_REPLY
+
 
 @dataclass(frozen=True)
 class InboxFilter:
@@ -170,4 +179,28 @@ def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, 
         for recipient_id, text in rows:
             latest, count = found.get(recipient_id, (text, 0))
             found[recipient_id] = (latest, count + 1)
+    return found
+
+
+@dataclass(frozen=True)
+class FirstReply:
+    at: dt.datetime
+    text: str  # as it came: "" for a photo, a sticker or a voice note
+    replies: int  # every reply they sent
+
+
+def first_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, FirstReply]:
+    """Each recipient's first reply by the time it was written (whatever order the gateway
+    delivered them in), and how many they sent; a recipient without kept replies is left out."""
+    found: dict[int, FirstReply] = {}
+    for start in range(0, len(recipient_ids), _IDS_PER_LOOKUP):
+        rows = session.execute(
+            select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text)
+            .where(RecipientReply.recipient_id.in_(recipient_ids[start:start + _IDS_PER_LOOKUP]))
+            .order_by(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.id)
+        )
+        for recipient_id, at, text in rows:
+            first = found.get(recipient_id)
+            found[recipient_id] = (FirstReply(at, text, 1) if first is None
+                                   else FirstReply(first.at, first.text, first.replies + 1))
     return found

@@ -21,12 +21,12 @@ from core.recipients import (
     mark_failed,
     page_of_recipients,
     replies,
-    reply_counts,
     resend_unknown,
 )
+from core.reply_inbox import FirstReply, first_replies, reply_words
 from core.statuses import Status
 from dashboard.blast_views import flash, local, status_word, take_flash
-from dashboard.compose import bubble_html
+from dashboard.compose import bubble_html, plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
@@ -55,6 +55,7 @@ RECIPIENT_COLUMNS = {
 }
 _HIDDEN = ["id", "code", "reply_text", "replied_at"]  # needed for actions and history, not for reading
 PAGE_SIZE = 50
+SHOWN_HISTORIES = 5  # ticking a whole page must not lay out fifty histories
 
 
 def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
@@ -72,21 +73,21 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
         rows, total = page_of_recipients(
             s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=PAGE_SIZE
         )
-        counts = reply_counts(s, recipient_ids=[r.id for r in rows])
+        first = first_replies(s, recipient_ids=[r.id for r in rows])
         stopped = opted_out_among(s, [r.phone_number for r in rows])
         frame = pd.DataFrame(
             [
                 {
                     "id": r.id,
                     "code": r.status,
-                    "reply_text": r.reply_text or "",
+                    "reply_text": r.reply_text,  # None: no reply; "": a photo, sticker or voice note
                     "replied_at": r.replied_at,
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
                     "Status": status_word(r.status) + (" · opted out" if r.phone_number in stopped else ""),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
-                    "Reply": one_of_many(r.reply_text, counts.get(r.id, 0)),  # their first
+                    "Reply": reply_cell(r.reply_text, first.get(r.id)),  # their first
                     "Problem": r.error or "",
                 }
                 for r in rows
@@ -138,8 +139,11 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
                 mark_failed(s, recipient_ids=chosen)
             if done.ok:
                 after_action(key_prefix, f"{plural(len(chosen), 'recipient')} marked as failed.")
+    if len(chosen) > SHOWN_HISTORIES:
+        st.caption(f"The first {SHOWN_HISTORIES} histories are shown; the buttons act on all "
+                   f"{len(chosen):,} ticked.")
     with reading() as s:
-        for rid in chosen[:5]:
+        for rid in chosen[:SHOWN_HISTORIES]:
             entries = history(s, recipient_id=rid)
             row = frame[frame["id"] == rid].iloc[0]
             with st.expander(f"History of {row['Phone']}", expanded=len(chosen) == 1):
@@ -151,9 +155,18 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
                 render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
 
 
-def _kept_reply(text: str, at: object) -> list[tuple[dt.datetime | None, str]]:
+def reply_cell(stored: str | None, first: FirstReply | None) -> str:
+    """The table's reply: their first as written (kept replies by time, whatever order they
+    arrived in), with how many more; one kept on the recipient alone (before replies were kept
+    one by one) otherwise. A photo, sticker or voice note in words; nothing if they never replied."""
+    if first is not None:
+        return one_of_many(reply_words(first.text), first.replies)
+    return "" if stored is None else reply_words(stored)
+
+
+def _kept_reply(text: object, at: object) -> list[tuple[dt.datetime | None, str]]:
     """A first reply stored on the recipient alone (before replies were kept one by one)."""
-    return [(at if isinstance(at, dt.datetime) else None, text)] if text else []
+    return [(at if isinstance(at, dt.datetime) else None, text)] if isinstance(text, str) else []
 
 
 def render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
@@ -163,7 +176,8 @@ def render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
     for at, text in said:
         if at is not None:
             st.caption(local(at, "%d %b %H:%M"))
-        st.html(bubble_html(text))  # as WhatsApp shows it; nothing they typed is read as markup
+        # As WhatsApp shows it; nothing they typed is read as markup. A photo in words.
+        st.html(bubble_html(reply_words(text)))
 
 
 def table_key(key_prefix: str, *, generation: int, view: tuple[object, ...], shown: Iterable[object]) -> str:
@@ -305,6 +319,7 @@ CLOSE_LABELS = {
     CloseOutcome.CLOSED: "Closed",
     CloseOutcome.ALREADY_CLOSED: "Already closed",
     CloseOutcome.NOT_MESSAGED: "Never messaged",
+    CloseOutcome.MESSAGED_ELSEWHERE: "Other campaign",
     CloseOutcome.INVALID: "Not a number",
     CloseOutcome.DUPLICATE: "Listed twice",
 }
@@ -314,10 +329,20 @@ def _render_close_report(report: CloseReport | None) -> None:
     if report is None:
         return
     st.success(f"Done: {plural(report.count(CloseOutcome.CLOSED), 'sale')} marked as closed.")
-    cols = st.columns(len(CloseOutcome))
-    for col, outcome in zip(cols, CloseOutcome, strict=True):
-        # Short labels fit five across; the outcome in full is the help.
+    # Short labels fit five across; "Other campaign" only when closing for one campaign found some.
+    shown = [o for o in CloseOutcome if o is not CloseOutcome.MESSAGED_ELSEWHERE or report.count(o)]
+    for col, outcome in zip(st.columns(len(shown)), shown, strict=True):
+        # The outcome in full is the help.
         col.metric(CLOSE_LABELS[outcome], f"{report.count(outcome):,}", help=outcome.value.capitalize() + ".")
+    if elsewhere := report.messaged_elsewhere():
+        n = report.count(CloseOutcome.MESSAGED_ELSEWHERE)
+        st.warning(
+            f"{plural(n, 'number')} in the file {'was' if n == 1 else 'were'} messaged by another "
+            f"campaign ({', '.join(plain(name) for name in elsewhere)}), not this one, so "
+            f"{'it was' if n == 1 else 'they were'} left open. They may well be sales: open that blast "
+            "and close them there with the same file.",
+            icon=":material/info:",
+        )
     st.download_button(
         "Download what matched (CSV)",
         report.to_csv(),

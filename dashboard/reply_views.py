@@ -20,6 +20,7 @@ from core.reply_inbox import (
     InboxRow,
     default_since,
     inbox_page,
+    reply_words,
     who_replied,
 )
 from dashboard.blast_views import status_word, take_flash
@@ -148,7 +149,7 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
     frame = pd.DataFrame({
         "When": [when_replied(r.last_reply_at, zone=zone, now=now) for r in found.rows],
         "Name": [r.contact_name or "" for r in found.rows],
-        "Reply": [one_of_many(r.last_reply, r.replies) for r in found.rows],  # their latest
+        "Reply": [one_of_many(reply_words(r.last_reply), r.replies) for r in found.rows],  # their latest
         "Status": [OPTED_OUT if r.opted_out else status_word(r.status) for r in found.rows],
         "Number": [r.phone_number for r in found.rows],
         "Blast": [blast_link(r.blast_id, r.blast_name) for r in found.rows],

@@ -61,3 +61,29 @@ def test_closing_can_be_limited_to_chosen_blasts(engine: Engine) -> None:
 def test_an_unreadable_file_is_refused(engine: Engine) -> None:
     with pytest.raises(BadCsv), transaction(engine) as s:
         close_from_csv(s, b"", region="MY")
+
+
+def test_a_buyer_another_campaign_messaged_is_not_called_never_messaged(engine: Engine) -> None:
+    """Closing for one campaign: a number only another campaign messaged is a real buyer, not a
+    wrong number. It is left open, and the report says which campaign messaged it."""
+    with transaction(engine) as s:
+        raya = make_blast(s, name="Raya promo")
+        cny = make_blast(s, name="CNY promo")
+        make_recipient(s, raya, phone_number="+60123456789", status="READ_ACK", sent_at=T0)
+        elsewhere = make_recipient(s, cny, phone_number="+601111111111", status="REPLIED", sent_at=T0)
+        make_recipient(s, raya, phone_number="+60122222222", status="QUEUED")  # not gone yet, nowhere else
+        raya_id, cny_id, elsewhere_id = raya.id, cny.id, elsewhere.id
+    data = b"phone\n0123456789\n011-1111 1111\n0122222222\n0199999999\n"
+    with transaction(engine) as s:
+        report = close_from_csv(s, data, region="MY", blast_ids=[raya_id], filename="buyers.csv")
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [
+        (CloseOutcome.CLOSED, raya_id), (CloseOutcome.MESSAGED_ELSEWHERE, cny_id),
+        (CloseOutcome.NOT_MESSAGED, None), (CloseOutcome.NOT_MESSAGED, None),
+    ]
+    assert "another campaign" in CloseOutcome.MESSAGED_ELSEWHERE.value
+    assert "not closed here" in CloseOutcome.MESSAGED_ELSEWHERE.value
+    assert "CNY promo" in (report.rows[1].detail or "")
+    assert b"CNY promo" in report.to_csv()
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, elsewhere_id).status == "REPLIED", "left open"
+    assert report.messaged_elsewhere() == ["CNY promo"]

@@ -175,3 +175,75 @@ def test_a_number_that_opted_out_anywhere_is_marked_in_the_export(engine: Engine
         name, flag = EXPORT_COLUMNS.index("name"), EXPORT_COLUMNS.index("opted_out")
         rows = [(row[name].value, row[flag].value or "") for row in list(sheet.iter_rows())[1:]]
     assert rows == [("Stopped", "yes"), ("Keen", "")]
+
+
+def _export_rows(data: bytes, export) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    import openpyxl
+
+    if export in (stage_csv, "csv"):
+        return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    header, *rows = openpyxl.load_workbook(io.BytesIO(data)).active.iter_rows(values_only=True)
+    return [{k: ("" if v is None else v) for k, v in zip(header, row, strict=True)} for row in rows]
+
+
+@pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
+def test_a_first_reply_that_came_in_second_is_exported_first_and_once(engine: Engine, export) -> None:
+    """The gateway delivered the person's second message first: the recipient row was given it.
+    The export takes the replies as written, by time, each once."""
+    from core.models import RecipientReply
+
+    first, second = (dt.datetime(2026, 3, 2, 2, minute, tzinfo=dt.UTC) for minute in (1, 2))
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        person = make_recipient(s, blast, status="REPLIED", reply_text="2 boxes", replied_at=second)
+        s.add(RecipientReply(recipient_id=person.id, text="2 boxes", replied_at=second))
+        s.add(RecipientReply(recipient_id=person.id, text="Berapa?", replied_at=first))
+        blast_id = blast.id
+    with transaction(engine) as s:
+        data = export(s, blast_id=blast_id, selection="Replied", zone=ZoneInfo("Asia/Kuala_Lumpur"))
+    [row] = _export_rows(data, export)
+    assert (row["reply_text"], row["later_replies"]) == ("Berapa?", "2 boxes")
+    assert str(row["replied_at"]).startswith("2026-03-02 10:01"), "the first reply's time"
+
+
+@pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
+def test_a_photo_or_voice_reply_is_exported_in_words(engine: Engine, export) -> None:
+    from core.models import RecipientReply
+    from core.reply_inbox import NO_TEXT_REPLY
+
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        person = make_recipient(s, blast, status="REPLIED", reply_text="",
+                                replied_at=dt.datetime(2026, 3, 2, 2, 1, tzinfo=dt.UTC))
+        for minute, text in ((1, ""), (2, "Ok"), (3, "")):
+            s.add(RecipientReply(recipient_id=person.id, text=text,
+                                 replied_at=dt.datetime(2026, 3, 2, 2, minute, tzinfo=dt.UTC)))
+        make_recipient(s, blast, status="REPLIED", reply_text="")  # before replies were kept one by one
+        make_recipient(s, blast, status="CLOSED")  # closed by hand: no reply
+        blast_id = blast.id
+    with transaction(engine) as s:
+        data = export(s, blast_id=blast_id, selection="Everyone", zone=ZoneInfo("Asia/Kuala_Lumpur"))
+    rows = [(r["reply_text"], r["later_replies"]) for r in _export_rows(data, export)]
+    assert rows == [(NO_TEXT_REPLY, f"Ok\n{NO_TEXT_REPLY}"), (NO_TEXT_REPLY, ""), ("", "")]
+    assert "photo" in NO_TEXT_REPLY and "WhatsApp" in NO_TEXT_REPLY
+    with transaction(engine) as s:
+        assert s.get(RecipientReply, 1).text == "", "the stored reply stays as it came"
+
+
+@pytest.mark.parametrize("export", ["csv", "xlsx"])
+def test_a_photo_reply_in_the_replies_list_is_exported_in_words(engine: Engine, export: str) -> None:
+    from core.exports import replies_csv, replies_xlsx
+    from core.models import RecipientReply, utcnow
+    from core.reply_inbox import NO_TEXT_REPLY, InboxFilter
+
+    now = utcnow().replace(microsecond=0)
+    with transaction(engine) as s:
+        blast = make_blast(s, name="Raya promo")
+        person = make_recipient(s, blast, status="REPLIED", reply_text="", replied_at=now)
+        s.add(RecipientReply(recipient_id=person.id, text="", replied_at=now))
+    zone = ZoneInfo("Asia/Kuala_Lumpur")
+    filters = InboxFilter(since=(now - dt.timedelta(days=1)).astimezone(zone).date(), timezone=zone.key)
+    with transaction(engine) as s:
+        data = (replies_csv if export == "csv" else replies_xlsx)(s, filters=filters, zone=zone)
+    [row] = _export_rows(data, export)
+    assert row["latest_reply"] == NO_TEXT_REPLY

@@ -14,7 +14,7 @@ from core.models import BlastRecipient, utcnow
 from core.recipients import page_of_recipients
 from core.status_engine import apply_status
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
-from dashboard.recipient_views import PAGE_SIZE, table_key
+from dashboard.recipient_views import CLOSE_LABELS, PAGE_SIZE, table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_blast_page import _open
 from tests.test_pages import app_db  # noqa: F401  (app_db: the fixture, used below)
@@ -235,3 +235,101 @@ def test_send_again_says_who_was_left_out_and_why() -> None:
     assert resent_words(Resent(queued=0, cancelled=3)) == (
         "0 recipients queued to be sent again; 3 left as they were: nothing more is sent from a "
         "cancelled blast.")
+
+
+def test_the_reply_column_and_the_history_take_the_first_reply_as_written(engine: Engine) -> None:
+    """The gateway delivered the second message first: the row was given it. The table shows the
+    first written, the history lists them by time."""
+    from core.models import RecipientReply
+
+    first, second = utcnow() - dt.timedelta(minutes=20), utcnow() - dt.timedelta(minutes=10)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        person = make_recipient(s, blast, status="REPLIED", sent_at=utcnow() - dt.timedelta(hours=1),
+                                reply_text="2 boxes please", replied_at=second)
+        s.add(RecipientReply(recipient_id=person.id, text="2 boxes please", replied_at=second))
+        s.add(RecipientReply(recipient_id=person.id, text="Berapa harga?", replied_at=first))
+        blast_id, phone = blast.id, person.phone_number
+    at = _open(blast_id)
+    assert list(_recipients_table(at).value["Reply"]) == ["Berapa harga?  (+1 more)"]
+    at = _tick(at, table(engine, blast_id), [0])
+    history = next(e for e in at.expander if e.label == f"History of {phone}")
+    bubbles = [b.value for b in history.get("html")]
+    assert "Berapa harga?" in bubbles[0] and "2 boxes please" in bubbles[1]
+
+
+def test_a_photo_sticker_or_voice_reply_is_shown_in_words(engine: Engine) -> None:
+    from core.reply_inbox import NO_TEXT_REPLY
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        person = make_recipient(s, blast, status="PENDING", sent_at=utcnow() - dt.timedelta(hours=2))
+        old = make_recipient(s, blast, status="REPLIED", sent_at=utcnow() - dt.timedelta(hours=2),
+                             reply_text="", replied_at=utcnow())  # before replies were kept one by one
+        blast_id, person_id, phone, old_phone = blast.id, person.id, person.phone_number, old.phone_number
+    image = {"imageMessage": {"url": "https://x/y.jpg", "mimetype": "image/jpeg"}}
+    photo = {"type": "image", "message": image,
+             "from": phone.lstrip("+") + "@c.us", "timestamp": int(utcnow().timestamp()) - 60}
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(photo).encode(), content_type="application/json")
+    with transaction(engine) as s:
+        process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, person_id).reply_text == "", "stored as it came"
+    at = _open(blast_id)
+    assert list(_recipients_table(at).value["Reply"]) == [NO_TEXT_REPLY, NO_TEXT_REPLY]
+    at = _tick(at, table(engine, blast_id), [0, 1])
+    for number in (phone, old_phone):
+        history = next(e for e in at.expander if e.label == f"History of {number}")
+        [bubble] = history.get("html")
+        assert "open WhatsApp to see it" in bubble.value
+
+
+def test_ticking_more_rows_than_histories_shown_says_so(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        for _ in range(7):
+            make_recipient(s, blast, status="READ_ACK", sent_at=utcnow())
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(engine, blast_id), list(range(7)))
+    assert len(_histories(at)) == 5
+    note = "The first 5 histories are shown; the buttons act on all 7 ticked."
+    assert note in [c.value for c in at.caption]
+    at = _tick(at, table(engine, blast_id), [0, 1])
+    assert not [c.value for c in at.caption if "histories are shown" in c.value]
+
+
+def test_closing_for_this_campaign_names_the_campaign_that_messaged_a_buyer(engine: Engine) -> None:
+    """Not "Never messaged": a marketer would read that as a wrong number and drop the sale."""
+    with transaction(engine) as s:
+        raya = make_blast(s, name="Raya promo", state="completed")
+        cny = make_blast(s, name="CNY *promo*", state="completed")
+        make_recipient(s, raya, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        make_recipient(s, cny, phone_number="+60199999999", status="REPLIED", sent_at=utcnow())
+        blast_id = raya.id
+    at = _open(blast_id)
+    assert at.checkbox(key="close_chain").value, "only this campaign, as it starts"
+    upload = ("sales.csv", b"phone\n0123456789\n0199999999\n", "text/csv")
+    at.file_uploader(key="close_upload").set_value(upload)
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Closed"], metrics["Never messaged"], metrics["Other campaign"]) == ("1", "0", "1")
+    [warning] = [w.value for w in at.warning if "another campaign" in w.value]
+    assert warning.startswith("1 number in the file was messaged by another campaign (CNY \\*promo\\*)")
+    assert "left open" in warning
+
+
+def test_the_close_report_has_no_other_campaign_count_when_there_is_none(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        blast_id = blast.id
+    at = _open(blast_id)
+    at.file_uploader(key="close_upload").set_value(("sales.csv", b"phone\n0123456789\n", "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    assert [m.label for m in at.metric if m.label in CLOSE_LABELS.values()] == [
+        "Closed", "Already closed", "Never messaged", "Not a number", "Listed twice"]

@@ -255,3 +255,20 @@ def test_someone_who_asked_to_stop_is_left_out_and_marked_when_shown(engine: Eng
     ids = [people["aisyah"], people["chong"], people["ben"]]
     at = _tick(at, ids, [list(table["Name"]).index("Ben")])
     assert any("asked not to be messaged" in w.value for w in at.warning)
+
+
+def test_a_photo_sticker_or_voice_reply_is_shown_in_words(engine: Engine) -> None:
+    """WhatsApp sends no text with them: the list and the conversation say what it was."""
+    from core.reply_inbox import NO_TEXT_REPLY
+
+    with transaction(engine) as s:
+        blast = make_blast(s, name="Raya promo", state="completed")
+        person = _replied(s, blast, (dt.timedelta(minutes=40), "Berapa harga?"),
+                          (dt.timedelta(minutes=30), ""), contact_name="Aisyah", phone_number="+60123456781")
+        ids = [person.id]
+    at = run_page(REPLIES)
+    assert list(_table(at).value["Reply"]) == [f"{NO_TEXT_REPLY}  (+1 more)"]
+    at = _tick(at, ids, [0])
+    [conversation] = [e for e in at.expander if e.label == "Aisyah · +60123456781"]
+    bubbles = [b.value for b in conversation.get("html")]
+    assert "Berapa harga?" in bubbles[0] and "open WhatsApp to see it" in bubbles[1]

@@ -356,6 +356,39 @@ def test_every_reply_is_kept_and_the_first_stays_on_the_recipient(engine: Engine
     assert _history(engine, rid) == [("PENDING", "REPLIED", "webhook")], "one change, three replies"
 
 
+@pytest.mark.parametrize("one_body", [False, True], ids=["two-posts", "one-body"])
+def test_a_first_reply_delivered_after_a_later_one_becomes_the_first(engine: Engine, one_body: bool) -> None:
+    """The gateway retries or replays: the person's second message comes in before their first.
+    The recipient keeps the first they wrote, as the status engine would have had it in order."""
+    rid = _recipient(engine, message_id="3EB0A")
+    later = _incoming("2 boxes please, to Shah Alam", when=at(11))
+    first = _incoming("Berapa harga?", when=at(10))
+    if one_body:
+        _post(engine, [later, first])
+    else:
+        _post(engine, later)
+        _post(engine, first)
+    row = _row(engine, rid)
+    assert (row.status, row.reply_text, row.replied_at) == ("REPLIED", "Berapa harga?", at(10))
+    assert sorted(_replies(engine, rid)) == [(at(10), "Berapa harga?"),
+                                             (at(11), "2 boxes please, to Shah Alam")]
+    assert _history(engine, rid) == [("PENDING", "REPLIED", "webhook")], "no status change of its own"
+
+    _post(engine, _incoming("Thanks!", when=at(12)))  # a later one leaves the first alone
+    assert (_row(engine, rid).reply_text, _row(engine, rid).replied_at) == ("Berapa harga?", at(10))
+
+
+def test_an_earlier_reply_coming_late_corrects_a_closed_sale_but_not_its_status(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, _incoming("2 boxes please", when=at(11)))
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=rid, status=Status.CLOSED, source="manual", at=at(12))
+    _post(engine, _incoming("Berapa harga?", when=at(10)))
+    row = _row(engine, rid)
+    assert (row.status, row.reply_text, row.replied_at, row.closed_at) == (
+        "CLOSED", "Berapa harga?", at(10), at(12))
+
+
 def test_a_body_applied_again_keeps_its_replies_once(engine: Engine) -> None:
     rid = _recipient(engine, message_id="3EB0A")
     body = [_incoming("Ok", when=at(10)), _incoming("Ok", when=at(11))]

@@ -318,6 +318,44 @@ def _keep_replies(session: Session, replies: list[dict[str, Any]]) -> None:
         insert(RecipientReply).on_conflict_do_nothing(index_elements=["inbox_id", "inbox_position"]),
         fresh,
     )
+    _first_reply_first(session, fresh)
+
+
+# Statuses a reply has reached: their `reply_text` and `replied_at` are the person's first reply.
+_REPLIED_OR_BEYOND = tuple(s.value for s in Status if RANK[s] >= RANK[Status.REPLIED])
+
+
+def _first_reply_first(session: Session, fresh: list[dict[str, Any]]) -> None:
+    """A reply kept after a later one (the gateway retrying, or replaying, the person's first
+    message after their second): the recipient's reply text and time move back to the earliest
+    kept. Only the reply is corrected, on a row the status engine already moved to REPLIED or
+    beyond (in this transaction, or before): no status changes here."""
+    earliest: dict[int, dt.datetime] = {}
+    for reply in fresh:
+        rid, at = reply["recipient_id"], reply["replied_at"]
+        earliest[rid] = min(at, earliest.get(rid, at))
+    connection = session.connection()
+    behind = {
+        rid: replied_at for rid, replied_at in connection.execute(
+            select(_RECIPIENTS.c.id, _RECIPIENTS.c.replied_at)
+            .where(bulk.one_of(_RECIPIENTS.c.id, list(earliest), connection.dialect),
+                   _RECIPIENTS.c.status.in_(_REPLIED_OR_BEYOND))
+        )
+        if replied_at is None or earliest[rid] < replied_at
+    }
+    for rid, replied_at in behind.items():
+        first = connection.execute(
+            select(RecipientReply.replied_at, RecipientReply.text).where(RecipientReply.recipient_id == rid)
+            .order_by(RecipientReply.replied_at, RecipientReply.id).limit(1)
+        ).first()
+        if first is None or (replied_at is not None and first.replied_at >= replied_at):
+            continue  # nothing kept earlier after all (a reply another entry already held)
+        at, text = first
+        connection.execute(
+            update(_RECIPIENTS)
+            .where(_RECIPIENTS.c.id == rid, _RECIPIENTS.c.status.in_(_REPLIED_OR_BEYOND))
+            .values(reply_text=text, replied_at=at)
+        )
 
 
 _ID_CHUNK = 1000
