@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -21,6 +19,7 @@ from core.models import WebhookInbox, utcnow
 from core.polling import POLLING_STATE_KEY
 from core.sending import blasts
 from core.wsapme.failures import TOKEN_REFUSED
+from tests import test_pages
 from tests.sending.support import launched_blast, worker_for
 from tests.support.factories import make_blast, make_recipient
 from tests.support.simulator import running_simulator
@@ -106,19 +105,7 @@ def test_the_device_in_words_without_repeating_itself(status: _Status, words: st
 # --- Whether messages can go out, and whether receipts arrive --------------------------------
 
 
-@pytest.fixture
-def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The dashboard on the test database, in practice mode, quiet hours off (as in test_pages)."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.delenv("WSAPME_TOKEN", raising=False)
-    monkeypatch.setenv("SEND_QUIET_HOURS", "off")
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield db_url
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    st.cache_data.clear()
+app_db = test_pages.app_db  # the dashboard on the test database, in practice mode, quiet hours off
 
 
 @pytest.fixture
