@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -141,28 +141,59 @@ def paused_by_gateway(reason: str | None) -> bool:
 
 
 def held_by_gateway(session: Session) -> list[HeldBlast]:
-    """Paused blasts the gateway stopped, the latest first."""
-    rows = session.execute(
+    """Paused blasts the gateway stopped since it last took a message, the latest first. One
+    paused last month for a bad token, with sends going through since, says nothing about now
+    (its own page still shows why it is paused)."""
+    query = (
         select(Blast.id, Blast.name, Blast.state_reason)
         .where(Blast.state == BlastState.PAUSED, Blast.state_reason.is_not(None))
         .order_by(Blast.updated_at.desc(), Blast.id.desc())
-    ).all()
+    )
+    taken_at = _last_taken_at(session)
+    if taken_at is not None:
+        query = query.where(Blast.updated_at > taken_at)
+    rows = session.execute(query).all()
     return [HeldBlast(r.id, r.name, r.state_reason) for r in rows if paused_by_gateway(r.state_reason)]
+
+
+_TAKEN = tuple(s.value for s in Status if RANK[s] >= 1)
+
+
+def _recent_history_from(session: Session) -> int | None:
+    """The id the recent status history starts at: the last HISTORY_ROWS_LOOKED_AT rows, read
+    through the primary key whatever the history's size."""
+    newest = session.scalar(select(func.max(StatusHistory.id)))
+    return None if newest is None else newest - HISTORY_ROWS_LOOKED_AT
+
+
+def _sends_taken(session: Session) -> Select:
+    """Recent sends the gateway took (newest first), from the recent history only."""
+    start = _recent_history_from(session)
+    return (
+        select(StatusHistory.changed_at)
+        .where(StatusHistory.id > (start if start is not None else 0), StatusHistory.source == "send",
+               StatusHistory.new_status.in_(_TAKEN))
+        .order_by(StatusHistory.id.desc())
+    )
+
+
+def _last_taken_at(session: Session) -> dt.datetime | None:
+    return session.scalar(_sends_taken(session).limit(1))
 
 
 def recent_refusals(session: Session, *, now: dt.datetime) -> Refusals | None:
     """The last sends (of the last hour), when at least a few were made and the gateway took
     none of them: it refused each, or did not confirm it. None while sends go through."""
-    newest = session.scalar(select(func.max(StatusHistory.id)))
-    if newest is None:
+    start = _recent_history_from(session)
+    if start is None:
         return None
-    taken = [s.value for s in Status if RANK[s] >= 1]
+    taken = list(_TAKEN)
     rows = session.execute(
         select(StatusHistory.new_status, StatusHistory.event, StatusHistory.changed_at,
                BlastRecipient.blast_id, BlastRecipient.error)
         .join(BlastRecipient, BlastRecipient.id == StatusHistory.recipient_id)
         .where(
-            StatusHistory.id > newest - HISTORY_ROWS_LOOKED_AT,
+            StatusHistory.id > start,
             StatusHistory.source == "send",
             StatusHistory.new_status.in_([*taken, Status.FAILED.value, Status.UNKNOWN.value]),
             StatusHistory.changed_at >= now - RECENT_SENDS_WITHIN,
@@ -194,9 +225,11 @@ def receipts(
     replies_lately = last_event_at is not None and now - last_event_at <= silence
     if not replies_lately or (last is not None and now - last <= silence):
         return Receipts(last, missing=False)
-    sent_since = select(BlastRecipient.id).where(BlastRecipient.sent_at <= now - silence)
+    # A send the gateway took since the last receipt, long enough ago for its receipt to have
+    # come: looked for in the recent history (`sent_at` has no index of its own).
+    sent_since = _sends_taken(session).where(StatusHistory.changed_at <= now - silence)
     if last is not None:
-        sent_since = sent_since.where(BlastRecipient.sent_at > last)
+        sent_since = sent_since.where(StatusHistory.changed_at > last)
     return Receipts(last, missing=session.scalar(sent_since.limit(1)) is not None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import streamlit as st
@@ -37,6 +38,26 @@ def _global_limiter() -> AttemptLimiter:
 def shared_delay(failures: int) -> float:
     """Seconds an attempt waits, given how many wrong passwords every address sent lately."""
     return min(SHARED_MAX_SECONDS, SHARED_STEP_SECONDS * max(0, failures - SHARED_FREE_FAILURES))
+
+
+@st.cache_resource
+def _shared_turn() -> threading.Lock:
+    """Attempts past the free ones take turns: the pause then bounds the guesses of every
+    address together (one check per pause), not only each session's, which would all pause at
+    once."""
+    return threading.Lock()
+
+
+def _checked(password: str, stored: str) -> bool:
+    """Whether the password is right, after the shared pause when guessing is going on. The
+    pause comes before the check, right password or wrong: how long the answer takes tells
+    nothing."""
+    delay = shared_delay(_global_limiter().failures("*"))
+    if not delay:
+        return verify_password(password, stored)
+    with _shared_turn():
+        _pause(delay)
+        return verify_password(password, stored)
 
 
 def _client_key() -> str:
@@ -84,10 +105,7 @@ def _password_form(stored: str) -> None:
     if wait > 0:
         st.error(f"Too many wrong passwords. Try again in {plural(int(wait // 60) + 1, 'minute')}.")
         return
-    # Before the check, right password or wrong: how long the answer takes tells nothing.
-    if delay := shared_delay(_global_limiter().failures("*")):
-        _pause(delay)
-    if verify_password(password, stored):
+    if _checked(password, stored):
         _limiter().succeeded(who)
         st.session_state["signed_in"] = True
         st.rerun()

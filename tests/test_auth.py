@@ -106,7 +106,13 @@ def test_a_stranger_cannot_lock_the_team_out(app_db: str, monkeypatch: pytest.Mo
     get_settings.cache_clear()
     st.cache_resource.clear()
     pauses: list[float] = []
-    monkeypatch.setattr(auth, "_pause", pauses.append, raising=False)
+
+    def pause(seconds: float) -> None:
+        # Taken in turn with every other session's attempt: a pause bounds them all together.
+        assert auth._shared_turn().locked()
+        pauses.append(seconds)
+
+    monkeypatch.setattr(auth, "_pause", pause, raising=False)
     for _ in range(100):  # wrong passwords from many addresses, more than ever refused everyone
         auth._global_limiter().failed("*")
     at = _app().run()

@@ -282,6 +282,19 @@ def test_a_note_naming_a_phone_word_in_the_first_contact_is_not_a_header(tmp_pat
     assert [(r.line, r.outcome) for r in report.rows] == [(2, Outcome.VALID), (3, Outcome.VALID)]
 
 
+def test_a_first_contact_without_a_number_and_a_note_naming_whatsapp_is_not_a_header(
+    tmp_path: Path,
+) -> None:
+    """The header above it is not a title either: nothing below the note holds a number."""
+    path = tmp_path / "c.csv"
+    path.write_text("Name,Phone,Notes\nAli,,Prefers WhatsApp\nAbu,012-9876543,\nSiti,013-1234567,\n",
+                    encoding="utf-8")
+    report = parse(path)
+    assert report.columns.header_index == 0
+    assert [(r.line, r.outcome) for r in report.rows] == [
+        (2, Outcome.INVALID), (3, Outcome.VALID), (4, Outcome.VALID)]
+
+
 def test_a_list_of_bare_numbers_without_a_header(tmp_path: Path) -> None:
     path = tmp_path / "numbers.txt"
     path.write_text("012-345 6789\n013-456 7890\n12345\n", encoding="utf-8")

@@ -18,6 +18,8 @@ from core.health import _notes, collect, device_state, unreachable_reason
 from core.models import WebhookInbox, utcnow
 from core.polling import POLLING_STATE_KEY
 from core.sending import blasts
+from core.status_engine import apply_status
+from core.statuses import Status
 from core.wsapme.failures import TOKEN_REFUSED
 from tests import test_pages
 from tests.sending.support import launched_blast, worker_for
@@ -135,6 +137,20 @@ def test_a_blast_the_gateway_paused_is_named_and_a_persons_pause_is_not(engine: 
     assert health.sending_blocked
 
 
+def test_an_old_gateway_pause_stops_counting_once_messages_go_through_again(engine: Engine, sim) -> None:
+    """Paused for a bad token and left so; the token was fixed and other blasts send fine: the
+    page must not go on saying nothing goes out."""
+    launched_blast(engine, 3)
+    sim.set_fault("bad_token", times=None)
+    worker_for(engine, sim).run(once=True)
+    assert _health(engine).sending_blocked
+    sim.clear_faults()
+    launched_blast(engine, 2)
+    worker_for(engine, sim).run(once=True)
+    health = _health(engine)
+    assert health.held == [] and not health.sending_blocked
+
+
 def test_sends_the_gateway_turned_down_are_counted_until_one_goes_through(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 4)
     sim.set_fault("invalid_number", times=None)
@@ -181,7 +197,9 @@ def _replies_but_no_receipts(engine: Engine, *, receipt_age: dt.timedelta | None
     now = utcnow()
     with transaction(engine) as s:
         blast = make_blast(s, state="completed")
-        make_recipient(s, blast, status="SERVER_ACK", message_id="3EB0A", sent_at=now - dt.timedelta(hours=5))
+        sent = make_recipient(s, blast, status="SENDING")
+        apply_status(s, recipient_id=sent.id, status=Status.SERVER_ACK, source="send",
+                     at=now - dt.timedelta(hours=5), updates={"message_id": "3EB0A"})
         if receipt_age is not None:
             s.add(WebhookInbox(body=b"{}", received_at=now - receipt_age, state="applied", kind="ack"))
         s.add(WebhookInbox(body=b"{}", received_at=now - dt.timedelta(minutes=2), state="applied",

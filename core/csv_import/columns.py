@@ -104,11 +104,19 @@ def find_columns(
         raise BadCsv("The file is empty.")
     if phone_column is not None:
         return _explicit(rows, candidates, phone_column, name_column, region)
-    # A title above the header can name a phone word too ("Customer phone list"): a row like a
-    # header right above another is a title, so the one nearest the contacts wins. The header
-    # is then the first candidate with numbers below it in its phone column, else the first found.
+    # A title above the header can name a phone word too ("Customer phone list"): a candidate
+    # right above another candidate that has numbers below it is a title, so the one nearest the
+    # contacts wins (a first contact with no number and a note "Prefers WhatsApp" is not a
+    # header: no numbers below it in that column). The header is then the first candidate with
+    # numbers below it in its phone column, else the first found.
     found = [(index, phone) for index in candidates if (phone := best_phone_column(rows[index])) is not None]
-    found = [(i, p) for i, p in found if not _header_like(rows, _next_record(rows, i), region)] or found
+    phone_of = dict(found)
+
+    def title(index: int) -> bool:
+        below = _next_record(rows, index)
+        return below in phone_of and _numbers_below(rows, below, phone_of[below], region)
+
+    found = [(i, p) for i, p in found if not title(i)] or found
     if found:
         index, phone = next(((i, p) for i, p in found if _numbers_below(rows, i, p, region)), found[0])
         return _with_header(rows, index, phone, name_column)
@@ -137,14 +145,6 @@ def _numbers_below(
 
 def _next_record(rows: Sequence[Sequence[str]], index: int) -> int | None:
     return next((i for i in range(index + 1, len(rows)) if any(cell.strip() for cell in rows[i])), None)
-
-
-def _header_like(rows: Sequence[Sequence[str]], index: int | None, region: str) -> bool:
-    """Whether a record names a phone column and holds no number itself (a contact with a
-    note like "call his mobile" is not a header)."""
-    if index is None or best_phone_column(rows[index]) is None:
-        return False
-    return not any(cell.strip() and phones.normalise(cell, region).ok for cell in rows[index])
 
 
 def _first_records(rows: Sequence[Sequence[str]]) -> list[int]:
