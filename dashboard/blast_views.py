@@ -196,7 +196,7 @@ def render_actions(blast: Blast) -> None:
     ):
         _act("pause the blast", blasts.pause, blast.id)
     if blast.state == "paused" and cols[0].button(
-        "Resume", key="resume", type="primary", icon=":material/play_arrow:"
+        "Resume", key="resume", type="primary", icon=":material/play_arrow:", help=resume_help(blast),
     ):
         _act("resume the blast", blasts.resume, blast.id)
     if blast.state in ("paused", "scheduled") and blast.device and blast.device != settings().wsapme_device:
@@ -206,6 +206,16 @@ def render_actions(blast: Blast) -> None:
             st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
             if st.button("Yes, cancel it", key="cancel_confirm", type="primary"):
                 _act("cancel the blast", blasts.cancel, blast.id)
+
+
+def resume_help(blast: Blast, *, now: dt.datetime | None = None) -> str:
+    """What Resume will do: a blast paused before its scheduled time waits for it again."""
+    now = now or utcnow()
+    if blast.started_at is None and blast.scheduled_at is not None and blast.scheduled_at > now:
+        return f"It goes back to waiting for its time, {local(blast.scheduled_at)}."
+    if blast.started_at is None:
+        return "It starts sending now."
+    return "Sending carries on from where it stopped."
 
 
 def _render_move_to_device(blast: Blast, place: Any) -> None:

@@ -461,3 +461,19 @@ def test_a_paused_blast_from_a_device_no_longer_set_up_can_move_to_the_current_o
     with transaction(engine) as s:
         assert s.get(Blast, ids[0]).device == get_settings().wsapme_device
     assert "move_device" not in {b.key for b in at.button}
+
+
+def test_resume_says_what_it_will_do() -> None:
+    """A blast paused before its scheduled time goes back to waiting for it (blasts.resume)."""
+    import datetime as dt
+
+    from core.models import Blast
+    from dashboard.blast_views import resume_help
+
+    now = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
+    friday = Blast(state="paused", scheduled_at=now + dt.timedelta(days=2), started_at=None)
+    assert resume_help(friday, now=now) == "It goes back to waiting for its time, 04 Mar 2026, 09:00."
+    halfway = Blast(state="paused", scheduled_at=None, started_at=now - dt.timedelta(hours=1))
+    assert resume_help(halfway, now=now) == "Sending carries on from where it stopped."
+    missed = Blast(state="paused", scheduled_at=now - dt.timedelta(hours=3), started_at=None)
+    assert resume_help(missed, now=now) == "It starts sending now."
