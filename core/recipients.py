@@ -146,18 +146,6 @@ def replies(session: Session, *, recipient_id: int) -> list[RecipientReply]:
     ))
 
 
-def reply_counts(session: Session, *, recipient_ids: Sequence[int]) -> dict[int, int]:
-    """How many replies each of these recipients sent (none: left out)."""
-    if not recipient_ids:
-        return {}
-    rows = session.execute(
-        select(RecipientReply.recipient_id, func.count())
-        .where(RecipientReply.recipient_id.in_(tuple(recipient_ids)))
-        .group_by(RecipientReply.recipient_id)
-    )
-    return {recipient_id: count for recipient_id, count in rows}
-
-
 # A sale is recorded against a message that went out: not one still waiting to go (closing it
 # would take it out of the queue unsent) nor one the gateway refused.
 NOT_SENT = (Status.QUEUED.value, Status.SENDING.value, Status.FAILED.value)

@@ -32,6 +32,7 @@ from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError, par
 from core.webhook.replies import (
     CLOCK_SKEW,
     DEFAULT_OPT_OUT_WORDS,
+    in_flight,
     is_being_sent,
     not_a_reply,
     opt_out_keyword,
@@ -429,10 +430,8 @@ def _lost_sends(
     connection = session.connection()
     phones = list({phone for _, phone, _ in proofs})
     being_sent = set(connection.scalars(
-        select(_RECIPIENTS.c.phone_number)
-        .where(_RECIPIENTS.c.status == Status.SENDING.value,
-               or_(_RECIPIENTS.c.lease_expires_at.is_(None), _RECIPIENTS.c.lease_expires_at > utcnow()),
-               bulk.one_of(_RECIPIENTS.c.phone_number, phones, connection.dialect))
+        select(BlastRecipient.phone_number)
+        .where(in_flight(utcnow()), bulk.one_of(BlastRecipient.phone_number, phones, connection.dialect))
     ))
     phones = [phone for phone in phones if phone not in being_sent]
     if not phones:

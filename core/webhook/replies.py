@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.models import BlastRecipient
@@ -65,21 +65,24 @@ def replied_recipient(
     )
 
 
+def in_flight(now: dt.datetime) -> ColumnElement[bool]:
+    """A message with the gateway whose answer is not stored yet. One whose lease has run out
+    by `now` is not counted: no worker is left to mark it unknown, so waiting for it would
+    wait out the webhook's whole wait."""
+    return and_(BlastRecipient.status == Status.SENDING.value,
+                or_(BlastRecipient.lease_expires_at.is_(None), BlastRecipient.lease_expires_at > now))
+
+
 def is_being_sent(session: Session, *, phone: str, now: dt.datetime) -> bool:
-    """Whether a message to `phone` is with the gateway but its answer not stored yet.
+    """Whether a message to `phone` is with the gateway but its answer not stored yet
+    (`in_flight`).
 
     An auto-reply can come back before the send's own write, and a quick answer before a
     follow-up's: such a reply waits for it, as it may be the reply to this newest message
     rather than to an earlier one.
-
-    A send whose lease has run out by `now` is not waited for: with no worker left to mark it
-    unknown, the reply would otherwise wait out the webhook's whole wait.
     """
     return session.scalar(
-        select(BlastRecipient.id)
-        .where(BlastRecipient.phone_number == phone, BlastRecipient.status == Status.SENDING.value,
-               or_(BlastRecipient.lease_expires_at.is_(None), BlastRecipient.lease_expires_at > now))
-        .limit(1)
+        select(BlastRecipient.id).where(BlastRecipient.phone_number == phone, in_flight(now)).limit(1)
     ) is not None
 
 
