@@ -59,16 +59,15 @@ def state_badge(state: str) -> str:
     return f":{colour}-badge[{word}]"
 
 
-def opted_out_words(skipped: int | None) -> str:
-    """ " · 3 left out (they asked not to be messaged)", for the blast's heading; "" for none.
-    A number that opts out while its blast waits or sends leaves it then, so the count can grow."""
-    return f" · {skipped:,} left out (they asked not to be messaged)" if skipped else ""
+# Why people were taken off a blast, for its heading. A number that opts out while its blast
+# waits or sends leaves it then, so that count can grow.
+OPTED_OUT = "they asked not to be messaged"
+MOVED_ON = "they had moved on, say replied, when it went out"
 
 
-def moved_on_words(skipped: int | None) -> str:
-    """ " · 2 left out (they had moved on, say replied, when it went out)", for a follow-up's
-    heading; "" for none."""
-    return f" · {skipped:,} left out (they had moved on, say replied, when it went out)" if skipped else ""
+def left_out_words(skipped: int | None, why: str) -> str:
+    """ " · 3 left out (they asked not to be messaged)", for the blast's heading; "" for none."""
+    return f" · {skipped:,} left out ({why})" if skipped else ""
 
 
 def status_word(status: str | None) -> str:

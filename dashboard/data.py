@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,12 @@ def reading() -> Iterator[Session]:
     """For page sections that only read: they never hold up sending or webhooks."""
     with read_transaction(get_engine()) as s:
         yield s
+
+
+def upload_digest(upload) -> str:  # type: ignore[no-untyped-def]
+    """What tells one uploaded file from another: a choice kept for a file (its columns) is
+    kept under this, so it is never applied to the next file."""
+    return hashlib.sha256(upload.getvalue()).hexdigest()
 
 
 def on_download(export: Callable[[Session], bytes]) -> Callable[[], bytes]:

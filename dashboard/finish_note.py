@@ -13,7 +13,7 @@ from core.sending.pacing import Finish, PacingRules, after_quiet_hours
 from core.sending.progress import Ahead, finish_estimate, queued_ahead, rules_for
 from dashboard.compose import plain
 from dashboard.data import reading, settings
-from dashboard.format import duration_words, plural
+from dashboard.format import and_list, duration_words, plural
 
 NAMES_SHOWN = 3  # of the blasts a blast waits for; the rest are counted
 
@@ -41,7 +41,7 @@ def waiting_words(ahead: Ahead) -> str:
     names = [f"“{plain(name)}”" for name in ahead.names[:NAMES_SHOWN]]
     if len(ahead.names) > NAMES_SHOWN:
         names.append(f"{len(ahead.names) - NAMES_SHOWN:,} more")
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    listed = and_list(names)
     to_go = f"{plural(ahead.messages, 'message')} to go from the same WhatsApp number"
     if len(ahead.names) == 1:
         return f"it waits for {listed} to finish first ({to_go})"
@@ -49,7 +49,7 @@ def waiting_words(ahead: Ahead) -> str:
 
 
 def _sentence(reasons: list[str], *, at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> str:
-    because = reasons[0] if len(reasons) == 1 else f"{', '.join(reasons[:-1])} and {reasons[-1]}"
+    because = and_list(reasons)
     when = day_words(at, now=now, zone=zone)
     return f"{because[0].upper()}{because[1:]}, so it would finish {when}."
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import pandas as pd
@@ -28,7 +27,7 @@ from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
 from dashboard.compose import Message, Sample, render_template
-from dashboard.data import reading, session, settings
+from dashboard.data import reading, session, settings, upload_digest
 from dashboard.finish_note import render_finish
 from dashboard.format import state_word
 
@@ -95,7 +94,7 @@ def read_upload(upload) -> ImportReport | None:  # type: ignore[no-untyped-def]
 def column_choice(upload) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
     """The columns chosen by hand for this file, {} if none: a choice made for another file
     is forgotten, widgets included, so that it cannot stop this one being read."""
-    file = hashlib.sha256(upload.getvalue()).hexdigest()
+    file = upload_digest(upload)
     if st.session_state.get(_CHOICE_FILE) != file:
         _forget_choice()
         st.session_state[_CHOICE_FILE] = file

@@ -27,7 +27,7 @@ from core.reply_inbox import FirstReply, first_replies, reply_words
 from core.statuses import Status
 from dashboard.blast_views import flash, local, status_word, take_flash
 from dashboard.compose import bubble_html, plain
-from dashboard.data import on_download, reading, session, settings
+from dashboard.data import on_download, reading, session, settings, upload_digest
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
 
@@ -282,7 +282,7 @@ def render_close_from_file(blast_id: int) -> None:
     if upload is None:
         return
     # A file whose number column has a name we do not know: the marketer points to it.
-    file = hashlib.sha256(upload.getvalue()).hexdigest()
+    file = upload_digest(upload)
     columns = st.session_state.get(_CLOSE_COLUMNS)
     asking = bool(columns) and columns[0] == file  # asked for this file, not one uploaded before
     chosen = None

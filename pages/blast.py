@@ -35,8 +35,9 @@ with reading() as s:
 st.markdown(
     f"### {blast.name or 'Untitled blast'} {views.state_badge(blast.state)}\n"
     f"Tag **{blast.blast_tag or '—'}** · stage **{blast.follow_up_stage or '—'}** · "
-    f"{views.plural(blast.total_recipients, 'recipient')}{views.opted_out_words(blast.skipped_opted_out)}"
-    f"{views.moved_on_words(blast.skipped_moved_on)} · "
+    f"{views.plural(blast.total_recipients, 'recipient')}"
+    f"{views.left_out_words(blast.skipped_opted_out, views.OPTED_OUT)}"
+    f"{views.left_out_words(blast.skipped_moved_on, views.MOVED_ON)} · "
     f"created {views.local(blast.created_at)}"
 )
 if blast.parent_blast_id:

@@ -137,14 +137,13 @@ with polling:
                    f"settings and turn on “Enable status”. {asking}", icon=":material/warning:")
     if cfg.status_polling == "off":
         st.write("Reads and replies come only when the gateway sends them; the tracker does not ask.")
+    elif state and state.get("active"):
+        st.write(f"Asking the gateway about recent messages, checked {ago(health.polling_seen)}.")
     elif receipts is not None and receipts.missing:
-        if state and state.get("active"):
-            st.write(f"Asking the gateway about recent messages, checked {ago(health.polling_seen)}.")
+        pass  # the warning above says what is going on
     elif state is None:
         st.write("When no receipts arrive for a while, the tracker asks the gateway itself. "
                  "It has not needed to yet.")
-    elif state.get("active"):
-        st.write(f"Asking the gateway about recent messages, checked {ago(health.polling_seen)}.")
     else:
         st.write(f"Not needed now: receipts are arriving by themselves (checked "
                  f"{ago(health.polling_seen)}).")

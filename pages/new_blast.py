@@ -1,6 +1,5 @@
 """New blast: upload → check the list → write the message → pace → test → send or schedule."""
 
-import hashlib
 
 import streamlit as st
 
@@ -9,7 +8,7 @@ from core.sending import blasts
 from dashboard import new_blast_views as views
 from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
-from dashboard.data import session, settings
+from dashboard.data import session, settings, upload_digest
 from dashboard.format import plural
 from dashboard.layout import friendly_errors, page_header
 
@@ -42,7 +41,7 @@ if upload is None:
     )
     st.stop()
 
-digest = hashlib.sha256(upload.getvalue()).hexdigest()
+digest = upload_digest(upload)
 # Reading says why a file cannot be used; with no phone column found, it offers the choice.
 report = views.read_upload(upload)
 if report is None:
