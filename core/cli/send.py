@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from core.cli import SUMMARIES, database_engine
-from core.config import Settings, get_settings, parse_quiet_hours
+from core.config import Settings, get_settings
 from core.db import migrate, transaction
 from core.errors import BadInput
 from core.models import Device, utcnow
@@ -97,13 +98,8 @@ def _held_back(s: Session, *, device: str, when: dt.datetime, settings: Settings
 def _new_device(device: str, settings: Settings) -> Device:
     """The pacing a device not seen yet will get from the settings (`pacing.ensure_device`),
     without storing it: the worker does that when it first sends from it."""
-    quiet_start, quiet_end = parse_quiet_hours(settings.send_quiet_hours)
-    return Device(
-        device=device, min_gap_seconds=settings.send_min_gap_seconds,
-        jitter_seconds=settings.send_jitter_seconds, pause_every=settings.send_pause_every,
-        pause_seconds=settings.send_pause_seconds, daily_cap=settings.send_daily_cap,
-        quiet_start=quiet_start, quiet_end=quiet_end, sent_in_day=0, sent_since_pause=0,
-    )
+    rules = dataclasses.asdict(pacing.PacingRules.from_settings(settings))
+    return Device(device=device, **rules, sent_in_day=0, sent_since_pause=0)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -29,6 +29,16 @@ class PacingRules:
     quiet_end: dt.time | None
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> PacingRules:
+        """The rules a device gets from the settings the first time it is seen."""
+        quiet_start, quiet_end = parse_quiet_hours(settings.send_quiet_hours)
+        return cls(
+            min_gap_seconds=settings.send_min_gap_seconds, jitter_seconds=settings.send_jitter_seconds,
+            pause_every=settings.send_pause_every, pause_seconds=settings.send_pause_seconds,
+            daily_cap=settings.send_daily_cap, quiet_start=quiet_start, quiet_end=quiet_end,
+        )
+
+    @classmethod
     def of(cls, device: Device) -> PacingRules:
         return cls(
             min_gap_seconds=device.min_gap_seconds,
@@ -47,17 +57,7 @@ def ensure_device(session: Session, *, device: str, settings: Settings, lock: bo
     With `lock`, the row stays locked until the transaction ends: that is how several
     workers share one device's pacing without stepping on each other.
     """
-    quiet_start, quiet_end = parse_quiet_hours(settings.send_quiet_hours)
-    values = {
-        "device": device,
-        "min_gap_seconds": settings.send_min_gap_seconds,
-        "jitter_seconds": settings.send_jitter_seconds,
-        "pause_every": settings.send_pause_every,
-        "pause_seconds": settings.send_pause_seconds,
-        "daily_cap": settings.send_daily_cap,
-        "quiet_start": quiet_start,
-        "quiet_end": quiet_end,
-    }
+    values = {"device": device, **dataclasses.asdict(PacingRules.from_settings(settings))}
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(dialect.insert(Device).values(**values).on_conflict_do_nothing())
     query = select(Device).where(Device.device == device).execution_options(populate_existing=True)

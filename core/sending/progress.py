@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.funnel import Funnel, FunnelFilter, funnel
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
-from core.sending.pacing import Finish, PacingRules, estimate_finish, parse_quiet_hours
+from core.sending.pacing import Finish, PacingRules, estimate_finish
 from core.statuses import Status
 
 # The blast's own recent cadence, once it has this many gaps to go by, beats the rules'
@@ -48,18 +48,9 @@ class Progress:
         return 1.0 if total == 0 else self.done / total
 
 
-def default_rules(settings: Settings) -> PacingRules:
-    quiet_start, quiet_end = parse_quiet_hours(settings.send_quiet_hours)
-    return PacingRules(
-        min_gap_seconds=settings.send_min_gap_seconds, jitter_seconds=settings.send_jitter_seconds,
-        pause_every=settings.send_pause_every, pause_seconds=settings.send_pause_seconds,
-        daily_cap=settings.send_daily_cap, quiet_start=quiet_start, quiet_end=quiet_end,
-    )
-
-
 def rules_for(session: Session, *, device: str | None, settings: Settings) -> PacingRules:
     row = session.get(Device, device) if device else None
-    return PacingRules.of(row) if row is not None else default_rules(settings)
+    return PacingRules.of(row) if row is not None else PacingRules.from_settings(settings)
 
 
 def queued_ahead(session: Session, *, device: str | None, blast_id: int | None = None) -> Ahead:
@@ -119,7 +110,7 @@ def finish_estimate(
     zone = settings.timezone
     row = session.get(Device, device) if device else None
     if row is None:
-        return estimate_finish(default_rules(settings), remaining=remaining, start=now, zone=zone,
+        return estimate_finish(PacingRules.from_settings(settings), remaining=remaining, start=now, zone=zone,
                                gap_seconds=gap_seconds, ahead=ahead, not_before=not_before)
     # The walk waits for quiet hours and the day's cap itself, as `earliest_send` does.
     first = max(now, row.next_send_at or now)
