@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from core.cli import SUMMARIES, database_engine
 from core.config import get_settings
 from core.db import alembic_config, current_revision, migrate
 from core.errors import BadInput
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,10 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    target = _target(args.revision)
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())  # the migrations, read once
+    target = _target(script, args.revision)
     engine = database_engine(get_settings().sqlalchemy_url, shared=False)
     before = current_revision(engine)
-    if _is_behind(before, target):
+    if _is_behind(script, before, target):
         raise BadInput(
             f"The database is at revision {before}, later than {args.revision}: migrate only "
             "moves the schema forward. Going back deletes data; if you mean it, use "
@@ -32,12 +39,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target(revision: str) -> str | None:
+def _target(script: ScriptDirectory, revision: str) -> str | None:
     """The revision id `revision` names (None: base), or a BadInput listing the known ones."""
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    script = ScriptDirectory.from_config(alembic_config())
     try:
         found = script.get_revisions(revision.strip()) if revision.strip() else None
     except CommandError:
@@ -48,16 +53,14 @@ def _target(revision: str) -> str | None:
     return found[0].revision if found else None
 
 
-def _is_behind(current: str | None, target: str | None) -> bool:
+def _is_behind(script: ScriptDirectory, current: str | None, target: str | None) -> bool:
     """Whether `target` is older than `current` (an upgrade to it would do nothing)."""
     if current is None or current == target:
         return False
     if target is None:
         return True
-    from alembic.script import ScriptDirectory
     from alembic.script.revision import RevisionError
 
-    script = ScriptDirectory.from_config(alembic_config())
     try:
         older = {s.revision for s in script.iterate_revisions(current, "base")}
     except RevisionError:
