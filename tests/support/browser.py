@@ -26,9 +26,11 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--no-first-run",
 )
-# Streamlit is done when no skeleton stands in for an element, its "running" widget is
-# gone, and every Plotly chart has drawn its SVG.
+# Streamlit is done when no skeleton stands in for an element, no element of the previous
+# run is still shown (stale: the running widget can appear late on a busy machine), its
+# "running" widget is gone, and every Plotly chart has drawn its SVG.
 _DRAWN = """() => !document.querySelector('[data-testid="stSkeleton"]')
+    && !document.querySelector('[data-stale="true"]')
     && !document.querySelector('[data-testid="stStatusWidget"]')
     && [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))"""
 
