@@ -8,7 +8,7 @@ from streamlit import config as st_config
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.server import lifespan_for, routes
-from dashboard.auth import render_login, signed_in
+from dashboard.auth import log_out, password_login, render_login, signed_in, write_session_cookie
 from dashboard.layout import ROUTED, wanted_page
 
 # Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
@@ -32,4 +32,7 @@ if get_script_run_ctx() is not None:  # a browser session, not the server import
     navigation = st.navigation(pages)
     if signed_in() and (wanted := wanted_page(pages)):
         st.switch_page(wanted[0], query_params=wanted[1])
+    if signed_in() and password_login():
+        st.sidebar.button("Log out", icon=":material/logout:", on_click=log_out, key="log_out")
+    write_session_cookie()
     navigation.run()

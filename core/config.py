@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
+from core.passwords import looks_like_password_hash
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_API_URL = "https://api.wsapme.com"
@@ -39,7 +40,8 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        # Beside the README whatever folder the server is started from.
+        env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
     # Storage
@@ -125,6 +127,11 @@ class Settings(BaseSettings):
         None,
         description="Turns on the dashboard login. Make it with `python -m core hash-password`. "
         "Unset (and no identity provider in secrets.toml): no login, for use on this computer only.",
+    )
+    dashboard_allowed_emails: str = Field(
+        "",
+        description="With an identity provider in secrets.toml: who may log in, comma-separated "
+        "addresses (ali@example.com) or whole domains (@example.com). Unset: nobody.",
     )
 
     # People and time
@@ -224,6 +231,15 @@ class Settings(BaseSettings):
         low, high, unit = PACING_LIMITS[info.field_name or ""]
         if not (math.isfinite(value) and low <= value <= high):  # NaN is outside every range
             raise ValueError(f"should be from {low:,} to {high:,} {unit}")
+        return value
+
+    @field_validator("dashboard_password_hash")
+    @classmethod
+    def _readable_password_hash(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not looks_like_password_hash(value.get_secret_value()):
+            # The value is not repeated: it may be the password itself, pasted by mistake.
+            raise ValueError("not a value from `python -m core hash-password`; in a shell, put it in "
+                             "single quotes, or its $ signs are read as variables")
         return value
 
     @field_validator("webhook_secret")

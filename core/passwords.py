@@ -20,6 +20,18 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${encode(salt)}${encode(digest)}"
 
 
+def looks_like_password_hash(stored: str) -> bool:
+    """Whether `stored` has the shape `hash_password` gives: a value cut short by a shell that
+    read its $ signs as variables does not."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt" or not all(p.isdigit() for p in parts[1:4]):
+        return False
+    try:
+        return all(base64.b64decode(p, validate=True) for p in parts[4:])
+    except ValueError:
+        return False
+
+
 def verify_password(password: str, stored: str) -> bool:
     """Whether `password` matches a hash from `hash_password`; a malformed hash never matches."""
     try:
@@ -32,6 +44,35 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+# How long a browser stays signed in after a password login.
+SESSION_SECONDS = 7 * 24 * 3600
+
+
+def session_token(stored: str, *, now: float | None = None, lifetime: float = SESSION_SECONDS) -> str:
+    """A browser's proof of a password login: its expiry and a signature by a key drawn from
+    the password's hash, so it ends when it expires or when the password is changed."""
+    expires = int((time.time() if now is None else now) + lifetime)
+    return f"{expires}.{_session_signature(stored, expires)}"
+
+
+def session_valid(token: str | None, stored: str, *, now: float | None = None) -> bool:
+    """Whether `token` came from `session_token` for this password and has not expired."""
+    if not isinstance(token, str):
+        return False
+    expires_text, _, signature = token.partition(".")
+    if not expires_text.isdigit() or not signature:
+        return False
+    expires = int(expires_text)
+    if expires <= (time.time() if now is None else now):
+        return False
+    return hmac.compare_digest(signature, _session_signature(stored, expires))
+
+
+def _session_signature(stored: str, expires: int) -> str:
+    key = hashlib.sha256(b"dashboard session\0" + stored.encode()).digest()
+    return hmac.new(key, str(expires).encode(), hashlib.sha256).hexdigest()
 
 
 class AttemptLimiter:

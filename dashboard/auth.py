@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import streamlit as st
 
-from core.passwords import AttemptLimiter, verify_password
+from core.passwords import SESSION_SECONDS, AttemptLimiter, session_token, session_valid, verify_password
 from dashboard.data import settings
 from dashboard.format import plural
 
@@ -76,22 +77,95 @@ def login_required() -> bool:
     return identity_provider_configured() or settings().dashboard_password_hash is not None
 
 
+# A password login lasts for the browser, not only for its tab: a link opened in a new tab
+# (the blast tables' "Details") starts a new session, which the cookie signs in.
+SESSION_COOKIE = "blast_tracker_session"
+_SIGNED_IN = "signed_in"
+_SIGNED_OUT = "signed_out"  # this tab logged out: its cookie, read when it opened, no longer counts
+_COOKIE_TO_WRITE = "session_cookie_to_write"
+
+
 def signed_in() -> bool:
     """Whether this browser session may see the pages."""
     if identity_provider_configured():
-        return bool(st.user.is_logged_in)
-    return settings().dashboard_password_hash is None or bool(st.session_state.get("signed_in"))
+        return bool(st.user.is_logged_in) and email_allowed(st.user.get("email"))
+    stored = settings().dashboard_password_hash
+    if stored is None:
+        return on_this_computer()
+    if st.session_state.get(_SIGNED_IN):
+        return True
+    if st.session_state.get(_SIGNED_OUT):
+        return False
+    if session_valid(st.context.cookies.get(SESSION_COOKIE), stored.get_secret_value()):
+        st.session_state[_SIGNED_IN] = True
+        return True
+    return False
+
+
+def on_this_computer() -> bool:
+    """Whether the visitor is on the computer the server runs on (Streamlit gives no address
+    for a loopback visitor): with no login, nobody else may see the pages."""
+    return not isinstance(st.context.ip_address, str)
+
+
+def email_allowed(email: object) -> bool:
+    """Whether an identity provider's account may see the pages: its address, or its domain
+    (`@example.com`), is in DASHBOARD_ALLOWED_EMAILS. Anyone with an account at the provider
+    can log in there, so nobody is let in by default."""
+    if not isinstance(email, str) or "@" not in email:
+        return False
+    email = email.strip().lower()
+    allowed = {a.strip().lower() for a in settings().dashboard_allowed_emails.split(",") if a.strip()}
+    return email in allowed or email[email.rindex("@"):] in allowed
+
+
+def password_login() -> bool:
+    """Whether the dashboard's own password login is on (not an identity provider's)."""
+    return not identity_provider_configured() and settings().dashboard_password_hash is not None
+
+
+def log_out() -> None:
+    """End the login in this tab and in the browser; other browsers stay signed in until their
+    cookie expires or the password is changed."""
+    st.session_state[_SIGNED_IN] = False
+    st.session_state[_SIGNED_OUT] = True
+    st.session_state[_COOKIE_TO_WRITE] = ("", 0)
+
+
+def write_session_cookie() -> None:
+    """Set or clear the login cookie in the browser, once, after a login or a log-out."""
+    pending = st.session_state.pop(_COOKIE_TO_WRITE, None)
+    if pending is None:
+        return
+    value, max_age = pending
+    cookie = json.dumps(f"{SESSION_COOKIE}={value}; Max-Age={max_age}; Path=/; SameSite=Strict")
+    (st.sidebar if signed_in() else st).html(  # in the sidebar it moves no page down
+        f"<script>document.cookie = {cookie} + (location.protocol === 'https:' ? '; Secure' : '');</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def render_login() -> None:
     """The only page a visitor who has not signed in can reach."""
     st.title("Blast Tracker")
     if identity_provider_configured():
+        if st.user.is_logged_in:
+            st.error(f"{st.user.get('email') or 'This account'} may not see this dashboard. Log in with "
+                     "your work account, or ask whoever set it up to add this one.")
+            st.button("Log out", on_click=st.logout, key="sso_logout")
+            return
         st.button("Log in", on_click=st.login, type="primary", key="sso_login")
         return
     stored = settings().dashboard_password_hash
     if stored is not None:
         _password_form(stored.get_secret_value())
+        return
+    st.warning(
+        "This dashboard has no password yet, so it opens only on the computer it runs on. Whoever "
+        "set it up can give it one (DASHBOARD_PASSWORD_HASH, in the README's “Going live”); then "
+        "it opens from anywhere, after the password.",
+        icon=":material/lock:",
+    )
 
 
 def _password_form(stored: str) -> None:
@@ -107,7 +181,9 @@ def _password_form(stored: str) -> None:
         return
     if _checked(password, stored):
         _limiter().succeeded(who)
-        st.session_state["signed_in"] = True
+        st.session_state[_SIGNED_IN] = True
+        st.session_state.pop(_SIGNED_OUT, None)
+        st.session_state[_COOKIE_TO_WRITE] = (session_token(stored), SESSION_SECONDS)
         st.rerun()
     _limiter().failed(who)
     _global_limiter().failed("*")

@@ -124,3 +124,77 @@ def test_a_stranger_cannot_lock_the_team_out(app_db: str, monkeypatch: pytest.Mo
     assert not at.exception
     assert any(t.value == "Overview" for t in at.title), "the right password gets in"
     assert len(pauses) == 2 and 0 < pauses[0] <= pauses[1] <= 5, "slowed, a few seconds at most"
+
+
+def test_a_login_lasts_for_the_browser_until_it_expires_or_the_password_changes() -> None:
+    from core.passwords import SESSION_SECONDS, session_token, session_valid
+
+    stored = hash_password(PASSWORD)
+    token = session_token(stored, now=1_000_000)
+    assert session_valid(token, stored, now=1_000_000 + SESSION_SECONDS - 1)
+    assert not session_valid(token, stored, now=1_000_000 + SESSION_SECONDS), "expired"
+    assert not session_valid(token, hash_password(PASSWORD), now=1_000_001), "the password was set again"
+    expires, signature = token.split(".")
+    longer = f"{int(expires) + 86_400}.{signature}"
+    assert not session_valid(longer, stored, now=1_000_001), "an expiry moved by hand"
+    for broken in (None, "", ".", "abc.def", f"{expires}.", f"{expires}.{signature[:-1]}0", "-5.x"):
+        assert not session_valid(broken, stored, now=1_000_001)
+
+
+def test_a_password_hash_cut_short_by_the_shell_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.config import get_settings
+    from core.errors import ConfigError
+
+    stored = hash_password(PASSWORD)
+    monkeypatch.setenv("DASHBOARD_PASSWORD_HASH", stored)
+    get_settings.cache_clear()
+    assert get_settings().dashboard_password_hash is not None
+    cut = "scrypt6384==+kWd2Bwfi8f6zA="  # `export X=scrypt$16384$8$1$...` in bash
+    for wrong in (cut, PASSWORD, stored.replace("$", "", 1), stored + "$x"):
+        monkeypatch.setenv("DASHBOARD_PASSWORD_HASH", wrong)
+        get_settings.cache_clear()
+        with pytest.raises(ConfigError, match="DASHBOARD_PASSWORD_HASH: not a value from") as caught:
+            get_settings()
+        assert wrong not in str(caught.value), "the value is not repeated"
+    get_settings.cache_clear()
+
+
+def test_with_no_login_only_this_computer_sees_the_pages(
+    app_db: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    from dashboard import auth
+
+    # Streamlit gives no address for a visitor on loopback; a test cannot come from elsewhere.
+    monkeypatch.setattr(auth, "on_this_computer", lambda: False)
+    at = _app().run()
+    assert not at.exception
+    assert not any(t.value == "Overview" for t in at.title), "pages must stay hidden"
+    assert "opens only on the computer it runs on" in at.warning[0].value
+
+
+def test_an_identity_provider_lets_in_only_the_listed_accounts(
+    app_db: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    from core.config import get_settings
+
+    monkeypatch.setenv("DASHBOARD_ALLOWED_EMAILS", "boss@gmail.com, @kedai.com.my")
+    get_settings.cache_clear()
+    provider = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                "client_id": "id", "client_secret": "secret",
+                "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration"}
+    for email, allowed in (("stranger@gmail.com", False), ("Siti@Kedai.com.my", True),
+                           ("boss@gmail.com", True), ("boss@gmail.com.evil.io", False), (None, False)):
+        at = _app()
+        at.secrets["auth"] = provider
+        at.user = {"is_logged_in": True, "email": email}
+        at.run()
+        assert not at.exception
+        assert any(t.value == "Overview" for t in at.title) is allowed, email
+        if not allowed:
+            assert "may not see this dashboard" in at.error[0].value
+    monkeypatch.delenv("DASHBOARD_ALLOWED_EMAILS")
+    get_settings.cache_clear()
+    at = _app()
+    at.secrets["auth"] = provider
+    at.user = {"is_logged_in": True, "email": "boss@gmail.com"}
+    assert not any(t.value == "Overview" for t in at.run().title), "nobody until the list is set"

@@ -19,7 +19,7 @@ PASSWORD = "raya-2026-tracker"
 
 
 def _first_visit(browser, base: str, path: str):  # type: ignore[no-untyped-def]
-    tab = browser.new_page(viewport={"width": 1366, "height": 900})
+    tab = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()  # tabs of one browser
     tab.goto(base + path)  # nobody has opened this server before
     tab.wait_for_timeout(1500)
     wait_until_drawn(tab)
@@ -39,6 +39,19 @@ def test_a_first_deep_link_asks_for_the_password_then_opens_the_page(browser, tm
         tab.get_by_role("button", name="Log in").click()
         tab.get_by_text("Everything the tracker depends on", exact=False).wait_for(timeout=30_000)
         assert tab.url.endswith("/health?from=bookmark")
+
+        # A link opened in a new tab (the blast tables' "Details") needs no second login.
+        second = tab.context.new_page()
+        second.goto(base + "/opt_outs")
+        second.get_by_role("heading", name="Opt-outs").wait_for(timeout=30_000)
+        assert not second.get_by_label("Password", exact=True).count()
+
+        second.get_by_role("button", name="Log out").click()
+        second.get_by_label("Password", exact=True).wait_for(timeout=30_000)
+        third = tab.context.new_page()
+        third.goto(base + "/opt_outs")
+        third.get_by_label("Password", exact=True).wait_for(timeout=30_000)
+        assert "People who asked not to be messaged" not in third.inner_text("body")
 
 
 def test_a_first_deep_link_without_a_password_opens_the_page_through_the_router(  # type: ignore[no-untyped-def]
