@@ -11,14 +11,17 @@ from streamlit.delta_generator import DeltaGenerator
 from core import templates
 from core.config import PACING_LIMITS
 from core.csv_import import (
+    BadCsv,
     ColumnNotFound,
     ImportReport,
     Outcome,
     opted_out_among,
     parse_csv,
     recent_blasts_with,
+    workbook,
 )
 from core.csv_import.columns import find_name_columns
+from core.csv_import.reading import check_size
 from core.errors import BadInput, GatewayError
 from core.gateway import make_client
 from core.models import utcnow
@@ -52,29 +55,50 @@ SAMPLE_CONTACTS = (
 
 @st.cache_data(max_entries=4, show_spinner="Reading the file…")
 def _parsed(
-    data: bytes, filename: str, phone_column: str | None, name_column: str | None, region: str
+    data: bytes, filename: str, phone_column: str | None, name_column: str | None, region: str,
+    sheet: str | None,
 ) -> ImportReport:
-    return parse_csv(
-        data, filename=filename, phone_column=phone_column, name_column=name_column, region=region
-    )
+    with workbook.chosen_sheet(sheet):
+        return parse_csv(
+            data, filename=filename, phone_column=phone_column, name_column=name_column, region=region
+        )
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _sheets(data: bytes, max_upload_mb: float) -> workbook.Contents | None:
+    """The sheets of a workbook to choose from; None when it cannot be read (reading it says why)."""
+    try:
+        check_size(len(data), max_upload_mb=max_upload_mb)
+        return workbook.contents(
+            data, max_unpacked_bytes=workbook.MAX_UNPACKED_RATIO * max_upload_mb * 1024 * 1024
+        )
+    except BadCsv:
+        return None
 
 
 NO_NAME = "(none)"
-# Session state of the column choice: the choice itself, the file it was made for, its widgets.
-_CHOICE, _CHOICE_FILE, _CHOICE_WIDGETS = "columns_override", "columns_for", ("col_phone", "col_name")
+# Session state of the choices made by hand (the sheet, the phone and name columns), of the file
+# they were made for, and of their widgets.
+_CHOICE, _CHOICE_FILE = "columns_override", "columns_for"
+_COLUMN_WIDGETS, _SHEET_WIDGET = ("col_phone", "col_name"), "sheet_pick"
+_COLUMNS = frozenset({"phone", "name"})  # the keys of a column choice
 
 
 def read_upload(upload) -> ImportReport | None:  # type: ignore[no-untyped-def]
-    """The uploaded file's row-by-row report, with the columns chosen for this file if any,
-    or None after saying why it cannot be read (and offering the column choice when no
-    phone column was found).
+    """The uploaded file's row-by-row report, from the sheet and with the columns chosen for
+    this file if any, or None after saying why it cannot be read (and offering the column
+    choice when no phone column was found). A workbook with several sheets with data offers
+    the sheet choice first.
 
     Parsing is cached per file; the opt-out list is checked fresh on every run.
     """
     choice = column_choice(upload)
+    data = upload.getvalue()
+    if workbook.looks_like_workbook(data):
+        render_sheet_choice(_sheets(data, settings().max_upload_mb), chosen=choice.get("sheet"))
     try:
-        report = _parsed(upload.getvalue(), upload.name, choice.get("phone"), choice.get("name"),
-                         settings().phone_region)
+        report = _parsed(data, upload.name, choice.get("phone"), choice.get("name"),
+                         settings().phone_region, choice.get("sheet"))
     except ColumnNotFound as exc:
         st.error(exc.message, icon=":material/error:")
         names = find_name_columns(exc.headers, phone=-1)
@@ -82,8 +106,9 @@ def read_upload(upload) -> ImportReport | None:  # type: ignore[no-untyped-def]
         return None
     except BadInput as exc:
         st.error(exc.message, icon=":material/error:")
-        if choice and st.button("Go back to the columns found automatically", key="col_reset"):
-            _forget_choice()
+        if _COLUMNS.intersection(choice) and st.button("Go back to the columns found automatically",
+                                                        key="col_reset"):
+            _find_columns_again(on_sheet=choice.get("sheet"))
             st.rerun()
         return None
     with reading() as s:
@@ -92,18 +117,43 @@ def read_upload(upload) -> ImportReport | None:  # type: ignore[no-untyped-def]
 
 
 def column_choice(upload) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
-    """The columns chosen by hand for this file, {} if none: a choice made for another file
-    is forgotten, widgets included, so that it cannot stop this one being read."""
+    """The sheet and columns chosen by hand for this file, {} if none: a choice made for another
+    file is forgotten, widgets included, so that it cannot stop this one being read."""
     file = upload_digest(upload)
     if st.session_state.get(_CHOICE_FILE) != file:
-        _forget_choice()
+        for key in (_CHOICE, *_COLUMN_WIDGETS, _SHEET_WIDGET):
+            st.session_state.pop(key, None)
         st.session_state[_CHOICE_FILE] = file
     return st.session_state.get(_CHOICE, {})
 
 
-def _forget_choice() -> None:
-    for key in (_CHOICE, *_CHOICE_WIDGETS):
+def _find_columns_again(*, on_sheet: str | None) -> None:
+    """Forget the columns chosen by hand, widgets included, keeping the sheet chosen if any."""
+    st.session_state[_CHOICE] = {"sheet": on_sheet} if on_sheet else {}
+    for key in _COLUMN_WIDGETS:
         st.session_state.pop(key, None)
+
+
+def render_sheet_choice(contents: workbook.Contents | None, *, chosen: str | None) -> None:
+    """Pick the sheet to read, when a workbook has several with data; choosing one reads it."""
+    if contents is None or len(contents.sheets) < 2:
+        return
+    shown = chosen if chosen in contents.sheets else contents.first_choice
+    st.selectbox(
+        "Sheet",
+        contents.sheets,
+        index=contents.sheets.index(shown),
+        key=_SHEET_WIDGET,
+        format_func=lambda sheet: f"{sheet} (hidden in Excel)" if sheet in contents.hidden else sheet,
+        on_change=_choose_sheet,
+        help="The workbook has several sheets with data: the first with phone numbers is read "
+        "unless you choose another.",
+    )
+
+
+def _choose_sheet() -> None:
+    # Columns chosen on one sheet mean nothing on another: the new sheet's are found again.
+    _find_columns_again(on_sheet=st.session_state[_SHEET_WIDGET])
 
 
 def render_column_choice(
@@ -120,6 +170,7 @@ def render_column_choice(
         name_pick = st.selectbox("Name column", name_options, index=name_index, key="col_name")
         if st.button("Re-read with these columns", key="col_apply", disabled=phone_pick is None):
             st.session_state[_CHOICE] = {
+                **st.session_state.get(_CHOICE, {}),  # the sheet, if one was chosen
                 "phone": phone_pick,
                 # The joined first + last names are found again by their headers.
                 "name": None if name_pick == joined else "" if name_pick == NO_NAME else name_pick,

@@ -21,7 +21,8 @@ upload = st.file_uploader(
     type=list(UPLOAD_TYPES),
     key="upload",
     help="One row per person, with a phone number column. Names and other columns can be used "
-    "in the message. From an Excel workbook, the first sheet with contacts is read.",
+    "in the message. From an Excel workbook, the first sheet with contacts is read; when it has "
+    "several, you can choose another.",
 )
 if upload is None:
     st.info(

@@ -135,6 +135,28 @@ def test_a_file_that_cannot_be_read_exits_2_with_one_line(
     assert "Traceback" not in result.stderr
 
 
+def test_a_list_with_no_one_to_send_to_is_refused_and_stores_nothing(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "allbad.csv", [["Name", "Phone"], ["Ali", "12"], ["Siti", "abc"]])
+    result = run_cli(tmp_path, str(path), "--tag", "t")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: There is no usable number in this file, so there is no one to send to."
+    )
+    assert "Draft blast" not in result.stdout
+    assert "  line 2: invalid — too short (“12”)" in result.stdout, "the reason of every row"
+    assert "  line 3: invalid — not a phone number (“abc”)" in result.stdout
+    assert blasts(tmp_path) == []
+
+
+def blasts(tmp_path: Path) -> list[Blast]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    try:
+        with transaction(engine) as s:
+            return list(s.scalars(select(Blast)))
+    finally:
+        engine.dispose()
+
+
 def test_a_missing_file(tmp_path: Path) -> None:
     result = run_cli(tmp_path, str(tmp_path / "nope.csv"), "--tag", "t")
     assert result.returncode == 2

@@ -483,12 +483,12 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
          "No phone number column found. The columns are: “Nama”, “Alamat”, “Emel”. Name the "
          "column with the numbers “Phone”, or choose the column yourself."),
         (b'Name,Phone\r\nAli,"012345\r\nAbu,0134567890\r\n',
-         "A quote mark (\") on line 2 is never closed, so the rest of the file cannot be "
+         "A quote mark (\") on line 2 of the file is never closed, so the rest of it cannot be "
          "read. Fix that cell and save the file again."),
         (b'Name,Phone\r\nTan, Ah,0123\r\n\r\nAli,"012345\r\nAbu,0134567890\r\n',
-         "A quote mark (\") on line 4 is never closed"),
+         "A quote mark (\") on line 4 of the file is never closed"),
         (b'Name,Phone,Note\r\nA,0123456789,"x\r\ny"\r\nB,"0134\r\nC,0145678901,\r\n',
-         "A quote mark (\") on line 3 is never closed"),  # spreadsheet rows, not file lines
+         "A quote mark (\") on line 4 of the file is never closed"),  # as a text editor shows it
         (b"Name,Phone\r\nA,0123456789," + b"x" * 200_000 + b"\r\n",
          "One cell is longer than 131,072 characters"),
     ],

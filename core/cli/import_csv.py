@@ -18,11 +18,15 @@ from core.csv_import import (
     RowResult,
     create_draft_blast_from_import,
     import_report,
+    workbook,
 )
 from core.csv_import.reading import check_size
 from core.db import migrate, transaction
 from core.errors import BadCsv
 from core.models import Blast
+
+# As the New blast page says it: a list with no one to send to makes no blast.
+NO_ONE_TO_SEND = "There is no usable number in this file, so there is no one to send to."
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,13 +35,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Read a CSV of contacts, report every row, and store the usable "
         "numbers as a draft blast.",
     )
-    parser.add_argument("file", type=Path, help="the CSV file")
+    parser.add_argument("file", type=Path, help="the CSV file or Excel workbook (.xlsx)")
     parser.add_argument("--tag", required=True, help="the blast's tag, for filtering")
     parser.add_argument("--follow-up-stage", help="the follow-up stage, e.g. FU1")
     parser.add_argument("--message", help="the message template, e.g. 'Hi {name}'")
     parser.add_argument("--name", help="the blast's name (default: the file name)")
     parser.add_argument("--phone-column", help="the column holding the numbers")
     parser.add_argument("--name-column", help="the column holding the names")
+    parser.add_argument("--sheet", help="the sheet of an Excel workbook to read (default: the "
+                        "first with phone numbers)")
     parser.add_argument("--max-upload-mb", type=float, default=None,
                         help="largest file accepted (default: the MAX_UPLOAD_MB setting, "
                         f"{DEFAULT_MAX_UPLOAD_MB:g} MB unless set)")
@@ -53,12 +59,16 @@ def run(args: argparse.Namespace) -> int:
     engine = database_engine(settings.sqlalchemy_url, shared=False)
     try:
         migrate(engine)
-        with transaction(engine) as session:
+        with transaction(engine) as session, workbook.chosen_sheet(args.sheet):
             report = import_report(
                 session, data, filename=args.file.name, phone_column=args.phone_column,
                 name_column=args.name_column, region=settings.phone_region,
                 max_upload_mb=args.max_upload_mb,
             )
+            if not report.recipients:
+                if not args.json:  # every row with its reason, then the refusal
+                    print("\n".join(_report_lines(_report_summary(report, args.message), report)))
+                raise BadCsv(NO_ONE_TO_SEND)
             blast = create_draft_blast_from_import(
                 session, report=report, tag=args.tag, follow_up_stage=args.follow_up_stage,
                 message_template=args.message, name=args.name,
@@ -81,15 +91,22 @@ def _read_file(path: Path, max_upload_mb: float) -> bytes:
 
 
 def _summary(blast: Blast, report: ImportReport, message: str | None) -> dict[str, Any]:
-    summary: dict[str, Any] = {
+    return {
         "blast_id": blast.id,
         "blast_name": blast.name,
         "recipients": blast.total_recipients,
         "skipped_opted_out": blast.skipped_opted_out,
+        **_report_summary(report, message),
+    }
+
+
+def _report_summary(report: ImportReport, message: str | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
         "phone_column": report.phone_column,
         "name_column": report.name_column,
         "encoding": report.encoding,
         "delimiter": DELIMITER_NAMES.get(report.delimiter, report.delimiter),
+        "sheet": report.sheet,
         "notes": report.notes,
         "counts": report.counts,
         "rows": [_row(row) for row in report.rows],
@@ -118,9 +135,15 @@ def _message_problems(message: str, rows: list[RowResult]) -> list[dict[str, Any
 
 
 def _human(summary: dict[str, Any], report: ImportReport) -> str:
-    lines = [
+    return "\n".join([
         f"Draft blast #{summary['blast_id']} “{summary['blast_name']}”: "
         f"{summary['recipients']} recipients.",
+        *_report_lines(summary, report),
+    ])
+
+
+def _report_lines(summary: dict[str, Any], report: ImportReport) -> list[str]:
+    lines = [
         f"Numbers from column “{summary['phone_column']}”"
         + (f", names from “{summary['name_column']}”" if summary["name_column"] else "")
         + (f"; read from the sheet “{report.sheet}” of an Excel workbook." if report.sheet
@@ -138,7 +161,7 @@ def _human(summary: dict[str, Any], report: ImportReport) -> str:
     if message_problems:
         lines += ["", "Messages that would go out with a blank:"]
         lines += [f"  line {p['line']}: {'; '.join(p['problems'])}" for p in message_problems]
-    return "\n".join(lines)
+    return lines
 
 
 def _describe(row: RowResult) -> str:

@@ -100,4 +100,6 @@ def _column_notes(columns: Columns) -> list[str]:
     elif columns.header_index > 0:
         notes.append(f"The header is on line {columns.header_index + 1}; the lines above it "
                      "were skipped.")
+    if columns.phone_note:
+        notes.append(columns.phone_note)
     return notes

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from core import phones
 from core.errors import BadCsv
 from core.templates import column_key
 
-HEADER_SEARCH_RECORDS = 10  # title rows above the header are skipped, up to this many
+# The header is above the first record that holds a usable number (that record is a contact),
+# and within this many records: report exports put a title and filters above it.
+HEADER_SEARCH_RECORDS = 100
+SAMPLE_RECORDS = 20  # records below a header read to choose among its phone columns
+MAX_HEADER_CHARS = 100  # a longer cell is a note or a title, neither a header nor one number
 
-# Exact header names (after `header_words`), best first: WhatsApp and mobile columns win
-# over a general "phone" column, which wins over vague ones like "contact" or "number".
+# Exact header names (after `header_words`). Only a tie-breaker between columns of one word
+# group: the earlier name is the likelier phone column ("Phone" before "Contact").
 PHONE_HEADERS = (
     "whatsapp", "whatsapp number", "whatsapp no", "no whatsapp", "nombor whatsapp",
     "wa", "wa number", "wa no", "no wa",
@@ -27,7 +35,10 @@ PHONE_HEADERS = (
     "telefon", "no telefon", "nombor telefon", "notel", "no tel", "tel", "tel no",
     "msisdn", "contact", "contact number", "contact no", "no contact", "nombor", "number",
 )
-# Words that make a header a phone column wherever they appear, best first.
+_NAME_ORDER = {name: order for order, name in enumerate(PHONE_HEADERS)}
+# Words that make a header a phone column wherever they appear, in groups, best first: a
+# WhatsApp column is the one to message, a mobile column most likely is, a phone column may be a
+# landline. A header from PHONE_HEADERS without any of them ("Contact") is in the last group.
 PHONE_WORDS = (
     ("whatsapp", "wa"),
     ("mobile", "handphone", "hp", "bimbit", "cell", "cellphone"),
@@ -38,7 +49,11 @@ NOT_PHONE_WORDS = frozenset({
     "type", "label", "kind", "name", "nama", "country", "code", "ext", "extension",
     "status", "date", "tarikh", "email", "emel", "verified",
 })
-LANDLINE_WORDS = frozenset({"office", "home", "work", "pejabat", "rumah", "fax", "faks"})
+# A header with one of these names a line WhatsApp rarely reaches: it comes after the other
+# columns of its word group ("Tel. Pejabat" after "Phone", but "HP Pejabat" before "Phone").
+LANDLINE_WORDS = frozenset({
+    "office", "home", "work", "business", "landline", "pejabat", "rumah", "fax", "faks",
+})
 
 NAME_HEADERS = (
     "name", "full name", "fullname", "nama", "nama penuh", "customer name", "nama pelanggan",
@@ -51,13 +66,17 @@ LAST_NAME_HEADERS = (
     "last name", "lastname", "family name", "surname", "nama akhir", "nama keluarga",
 )
 
-_DROP_CHARS = re.compile(r"[./'’]")
+_HANDPHONE = re.compile(r"\bh\s*[/.]\s*p(?:hone)?\b")  # "H/P", "H.P.", "H/Phone"
+_DROP_CHARS = re.compile(r"['’]")
 _NOT_WORD = re.compile(r"[\W_]+")
+_FIVE_DIGITS = re.compile(r"(?:\D*\d){5}")  # a shortcut: no contact's number has fewer digits
 
 
 def header_words(header: str) -> str:
-    """A header in comparable form: "No. H/P" → "no hp", "Phone 1 - Value" → "phone 1 value"."""
-    text = _DROP_CHARS.sub("", header.casefold())
+    """A header in comparable form: "No. H/P" → "no hp", "Tel/HP" → "tel hp", "Phone 1 - Value"
+    → "phone 1 value". A slash or a dot parts words ("Phone/WhatsApp" names both, "No.HP" is
+    "no hp"), once the handphone abbreviations are read as one word."""
+    text = _DROP_CHARS.sub("", _HANDPHONE.sub("hp", header.casefold()))
     return _NOT_WORD.sub(" ", text).strip()
 
 
@@ -70,6 +89,9 @@ class Columns:
     phone: int
     names: tuple[int, ...]  # one column, or first/middle/last to be joined
     keys: tuple[str, ...]  # the template variable key of each column
+    # Why this phone column, when other columns could be it too: the choice is a guess, and
+    # the person can make another one.
+    phone_note: str | None = None
 
     @property
     def phone_header(self) -> str:
@@ -89,43 +111,54 @@ class ColumnNotFound(BadCsv):
         self.headers = headers
 
 
+class _Fit(NamedTuple):
+    """How well a column fits as the phone column, compared field by field: lower is better."""
+
+    no_numbers: bool  # no usable number in the first rows: a yes/no "WhatsApp" column, a note
+    group: int  # the PHONE_WORDS group its header names
+    landline: bool  # its header names an office, home or fax line
+    fewer_mobiles: int  # minus the mobile numbers in the first rows
+    name_order: int  # its place in PHONE_HEADERS
+    position: int
+
+
+# What the field that settled the choice says about the column taken.
+_WHY = {
+    "no_numbers": "the others have no phone numbers in the first rows",
+    "landline": "it is not named for an office, home or fax line",
+    "fewer_mobiles": "it has the most mobile numbers in the first rows",
+}
+_WHY_GROUP = ("it is named for WhatsApp", "it is named for mobile numbers")
+
+
 def find_columns(
     rows: Sequence[Sequence[str]], *, phone_column: str | None = None,
     name_column: str | None = None, region: str = phones.DEFAULT_REGION,
 ) -> Columns:
     """Find the header row and the phone and name columns, or say what was seen instead.
 
+    The header is searched for above the first record that holds a usable number: that record
+    is a contact, and so is everything below it, whatever its cells say ("WA", "Tel"). When
+    that first record is the file's first, the file has no header.
+
     A chosen column is named as `Columns.headers` shows it: by its header, "column 3" for a
     column without one, "Phone (column 3)" for one of two with the same header (the header
     alone names the first). An empty `name_column` means: no name column.
     """
-    candidates = _first_records(rows)
-    if not candidates:
+    searched, first_contact = _search(rows, region)
+    if not searched and first_contact is None:
         raise BadCsv("The file is empty.")
     if phone_column is not None:
-        return _explicit(rows, candidates, phone_column, name_column, region)
-    # A title above the header can name a phone word too ("Customer phone list"): a candidate
-    # right above another candidate that has numbers below it is a title, so the one nearest the
-    # contacts wins (a first contact with no number and a note "Prefers WhatsApp" is not a
-    # header: no numbers below it in that column). The header is then the first candidate with
-    # numbers below it in its phone column, else the first found.
-    found = [(index, phone) for index in candidates if (phone := best_phone_column(rows[index])) is not None]
-    phone_of = dict(found)
-
-    def title(index: int) -> bool:
-        below = _next_record(rows, index)
-        return below in phone_of and _numbers_below(rows, below, phone_of[below], region)
-
-    found = [(i, p) for i, p in found if not title(i)] or found
-    if found:
-        index, phone = next(((i, p) for i, p in found if _numbers_below(rows, i, p, region)), found[0])
-        return _with_header(rows, index, phone, name_column)
-    headerless = _headerless(rows, candidates[0], region)
-    if headerless is not None:
-        if name_column is None:
-            return headerless
-        return _headerless_at(rows[candidates[0]], headerless.phone, name_column)
-    header = rows[_header_guess(rows, candidates)]
+        return _explicit(rows, searched, first_contact, phone_column, name_column, region)
+    if first_contact is not None and not searched:
+        return _headerless(rows, first_contact, name_column, region)
+    choices = {index: fits for index in searched if (fits := _phone_columns(rows, index, region))}
+    index = _header(rows, searched, choices, numbers_seen=first_contact is not None)
+    if index is not None:
+        fits = choices[index]
+        note = _phone_note(display_headers(rows[index]), fits)
+        return _with_header(rows, index, fits[0].position, name_column, phone_note=note)
+    header = _padded(rows, _header_guess(rows, searched))
     raise ColumnNotFound(
         "No phone number column found. The columns are: "
         f"{_list_headers(header)}. Name the column with the numbers “Phone”, "
@@ -134,43 +167,132 @@ def find_columns(
     )
 
 
-def _numbers_below(
-    rows: Sequence[Sequence[str]], index: int, column: int, region: str, *, look: int = 5
-) -> bool:
-    """Whether any of the few records below `index` holds a usable number in `column`."""
+def _search(rows: Sequence[Sequence[str]], region: str) -> tuple[list[int], int | None]:
+    """The records that may be the header (or a title above it), and the first record that
+    holds a usable number (None if none within HEADER_SEARCH_RECORDS)."""
+    searched: list[int] = []
+    for index, row in enumerate(rows):
+        if not any(cell.strip() for cell in row):
+            continue
+        if _holds_number(row, region):
+            return searched, index
+        searched.append(index)
+        if len(searched) >= HEADER_SEARCH_RECORDS:
+            break
+    return searched, None
+
+
+def _holds_number(row: Sequence[str], region: str) -> bool:
+    # A long cell is a note, not a number: it is not looked at, so a long row costs little.
+    return any(len(cell) <= MAX_HEADER_CHARS and _FIVE_DIGITS.match(cell)
+               and phones.normalise(cell, region).ok for cell in row)
+
+
+def _header(
+    rows: Sequence[Sequence[str]], searched: list[int], choices: dict[int, list[_Fit]], *,
+    numbers_seen: bool,
+) -> int | None:
+    """Which searched record is the header, among those with a phone column (`choices`).
+
+    A title above the header can name a phone word too ("Customer phone list"): a record right
+    above another one that has numbers below it is a title, so the one nearest the contacts
+    wins. The header is then the first with numbers below it. When the file has numbers but
+    none below a phone column, the person chooses. When it has none at all, the widest record
+    is the header if it has a phone column (its numbers are all bad, and each row says why);
+    a narrower one with a phone word ("Ali,,Prefers WhatsApp") is a contact without a number.
+    """
+    def numbers_below(index: int | None) -> bool:
+        return index in choices and not choices[index][0].no_numbers
+
+    found = [i for i in choices if not numbers_below(_next_record(rows, i))] or list(choices)
+    with_numbers = [i for i in found if numbers_below(i)]
+    if with_numbers:
+        return with_numbers[0]
+    if numbers_seen:
+        return None
+    guess = _header_guess(rows, searched)
+    return guess if guess in choices else None
+
+
+def _phone_columns(rows: Sequence[Sequence[str]], index: int, region: str) -> list[_Fit]:
+    """The columns of the record at `index` whose header names a phone, best first.
+
+    The header words decide first (WhatsApp, then mobile, then phone; an office or home line
+    after the others of its group); the numbers below decide between columns whose words do
+    not, and a column with no number below at all comes last whatever its header says.
+    """
+    ranked = [(rank, i) for i, cell in enumerate(rows[index]) if (rank := phone_rank(cell)) is not None]
+    if not ranked:
+        return []
+    sample = _records_below(rows, index)
+    fits = []
+    for (group, landline, name_order), i in ranked:
+        usable, mobile = _count_numbers(sample, i, region)
+        fits.append(_Fit(usable == 0, group, bool(landline), -mobile, name_order, i))
+    return sorted(fits)
+
+
+def _count_numbers(sample: Sequence[Sequence[str]], column: int, region: str) -> tuple[int, int]:
+    """How many cells of `column` hold a usable number, and how many of those a mobile."""
+    usable = mobile = 0
+    for row in sample:
+        if column < len(row):
+            checked = phones.normalise(row[column], region)
+            usable += checked.ok
+            mobile += checked.ok and checked.is_mobile
+    return usable, mobile
+
+
+def _phone_note(headers: Sequence[str], fits: Sequence[_Fit]) -> str | None:
+    """Which column was taken and why, when other columns could be the phone column too."""
+    if len(fits) < 2:
+        return None
+    chosen, runner_up = fits[0], fits[1]
+    settled = next(field for field in _Fit._fields if getattr(chosen, field) != getattr(runner_up, field))
+    why = _WHY_GROUP[chosen.group] if settled == "group" else _WHY.get(settled)
+    others = [f"“{headers[fit.position]}”" for fit in fits[1:]]
+    if len(others) > 3:
+        others[2:] = [f"{len(others) - 2} more"]
+    listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " and " + others[-1]
+    taken = f"Numbers were taken from “{headers[chosen.position]}”" + (f" because {why}" if why else "")
+    return f"{taken}; {listed} could also be the phone column. Choose another if that is wrong."
+
+
+def _records_below(
+    rows: Sequence[Sequence[str]], index: int, count: int = SAMPLE_RECORDS
+) -> list[Sequence[str]]:
     records = (rows[i] for i in range(index + 1, len(rows)) if any(cell.strip() for cell in rows[i]))
-    return any(column < len(row) and phones.normalise(row[column], region).ok
-               for row in itertools.islice(records, look))
+    return list(itertools.islice(records, count))
 
 
 def _next_record(rows: Sequence[Sequence[str]], index: int) -> int | None:
     return next((i for i in range(index + 1, len(rows)) if any(cell.strip() for cell in rows[i])), None)
 
 
-def _first_records(rows: Sequence[Sequence[str]]) -> list[int]:
-    found = []
-    for index, row in enumerate(rows):
-        if any(cell.strip() for cell in row):
-            found.append(index)
-            if len(found) >= HEADER_SEARCH_RECORDS:
-                break
-    return found
+def _reach(row: Sequence[str]) -> int:
+    """How far right a record's filled cells go (a blank cell at the end is not a column)."""
+    return max((i + 1 for i, cell in enumerate(row) if cell.strip()), default=0)
 
 
-def _header_guess(rows: Sequence[Sequence[str]], candidates: list[int]) -> int:
+def _header_guess(rows: Sequence[Sequence[str]], searched: list[int]) -> int:
     """The first record that reaches as far right as any: a header, not the title above it
     (a header may leave a cell blank, so filled cells are not counted)."""
-    def reach(index: int) -> int:
-        return max((i + 1 for i, cell in enumerate(rows[index]) if cell.strip()), default=0)
+    return max(searched, key=lambda i: (_reach(rows[i]), -i))
 
-    return max(candidates, key=lambda i: (reach(i), -i))
+
+def _padded(rows: Sequence[Sequence[str]], index: int) -> tuple[str, ...]:
+    """The record at `index` as a header, with a blank cell for each column the records below
+    reach past it: their numbers may be in a column without a header, and it can be chosen."""
+    header = tuple(rows[index])
+    width = max((_reach(row) for row in _records_below(rows, index)), default=0)
+    return header + ("",) * (width - len(header))
 
 
 def display_headers(header: Sequence[str]) -> tuple[str, ...]:
     """Each column's name as shown to a person, one of a kind so that any can be chosen: its
     header, "column 3" when blank, "Phone (column 3)" when two columns have the same header."""
     names = _header_names(header)
-    counts = {name: names.count(name) for name in names}
+    counts = Counter(names)
     return tuple(f"{name} ({_position_name(i)})" if counts[name] > 1 and header[i].strip() else name
                  for i, name in enumerate(names))
 
@@ -190,47 +312,60 @@ def _list_headers(row: Sequence[str]) -> str:
 
 
 def best_phone_column(header: Sequence[str]) -> int | None:
-    """The index of the header cell that most looks like a phone number column."""
+    """The index of the header cell that most looks like a phone number column, by its words
+    alone (`find_columns` also looks at the numbers below)."""
     ranked = [(rank, i) for i, cell in enumerate(header) if (rank := phone_rank(cell)) is not None]
     return min(ranked)[1] if ranked else None
 
 
-def phone_rank(header: str) -> int | None:
-    """Lower is better; None: not a phone column."""
-    words = header_words(header)
-    if words in PHONE_HEADERS:
-        return PHONE_HEADERS.index(words)
-    tokens = set(words.split())
-    if not tokens or tokens & NOT_PHONE_WORDS:
+@functools.lru_cache(maxsize=4096)  # every record above the first contact is ranked, cell by cell
+def phone_rank(header: str) -> tuple[int, bool, int] | None:
+    """(word group, names a landline, place in PHONE_HEADERS): lower is better; None: not a
+    phone column. The words come first, so "Tel/HP" beats "Phone Number" and "Tel. Pejabat"
+    comes after "Phone"; the list of exact names only orders headers alike in their words."""
+    if len(header) > MAX_HEADER_CHARS:
         return None
-    for rank, group in enumerate(PHONE_WORDS):
-        if tokens.intersection(group):
-            penalty = 10 if tokens & LANDLINE_WORDS else 0
-            return len(PHONE_HEADERS) + rank + penalty
-    return None
+    words = header_words(header)
+    tokens = set(words.split())
+    name_order = _NAME_ORDER.get(words, len(PHONE_HEADERS))
+    known = words in _NAME_ORDER
+    if not tokens or (tokens & NOT_PHONE_WORDS and not known):
+        return None
+    group = next((rank for rank, group in enumerate(PHONE_WORDS) if tokens.intersection(group)),
+                 len(PHONE_WORDS) - 1 if known else None)
+    if group is None:
+        return None
+    return group, bool(tokens & LANDLINE_WORDS), name_order
 
 
 def _explicit(
-    rows: Sequence[Sequence[str]], candidates: list[int], phone_column: str,
-    name_column: str | None, region: str,
+    rows: Sequence[Sequence[str]], searched: list[int], first_contact: int | None,
+    phone_column: str, name_column: str | None, region: str,
 ) -> Columns:
-    for index in candidates:
+    """The columns the person chose. A record holding a number is a contact, never a header,
+    whatever its cells say."""
+    for index in searched:
         phone = _match_header(rows[index], phone_column)
         if phone is not None:
             return _with_header(rows, index, phone, name_column)
-    guess = _header_guess(rows, candidates)
-    if _headerless(rows, candidates[0], region) is not None:
-        position = _position(rows[candidates[0]], phone_column)
-        if position is not None:
-            return _headerless_at(rows[candidates[0]], position, name_column)
-    else:
-        position = _position(rows[guess], phone_column)
-        if position is not None and not rows[guess][position].strip():  # a blank header cell
-            return _with_header(rows, guess, position, name_column)
+    if first_contact is not None and not searched:  # no header: columns by position
+        first = rows[first_contact]
+        position = _position(first, phone_column)
+        if position is None:
+            raise ColumnNotFound(f"The file has no header row, so there is no column called "
+                                 f"“{phone_column}”.",
+                                 headers=tuple(_position_name(n) for n in range(len(first))))
+        return _headerless_at(first, position, name_column)
+    guess = _header_guess(rows, searched)
+    header = _padded(rows, guess)
+    position = _position(header, phone_column)
+    if position is not None and not header[position].strip():  # a blank or missing header cell
+        return _with_header(rows, guess, position, name_column,
+                            header=header if position >= len(rows[guess]) else None)
     raise ColumnNotFound(
         f"There is no column called “{phone_column}”. The columns are: "
-        f"{_list_headers(rows[guess])}.",
-        headers=display_headers(rows[guess]),
+        f"{_list_headers(header)}.",
+        headers=display_headers(header),
     )
 
 
@@ -258,15 +393,20 @@ def _position(header: Sequence[str], wanted: str) -> int | None:
 
 
 def _with_header(
-    rows: Sequence[Sequence[str]], index: int, phone: int, name_column: str | None
+    rows: Sequence[Sequence[str]], index: int, phone: int, name_column: str | None, *,
+    header: Sequence[str] | None = None, phone_note: str | None = None,
 ) -> Columns:
-    header = rows[index]
+    """The columns under the header at `index`; `header` is that record padded, when the
+    chosen column is beyond its last cell."""
+    if header is None:
+        header = rows[index]
     if name_column is not None:
         names = _chosen_names(header, name_column)
     else:
         names = find_name_columns(header, phone=phone)
     headers = display_headers(header)
-    return Columns(index, headers, phone, names, variable_keys(_header_names(header), phone, names))
+    return Columns(index, headers, phone, names, variable_keys(_header_names(header), phone, names),
+                   phone_note)
 
 
 def _chosen_names(header: Sequence[str], name_column: str) -> tuple[int, ...]:
@@ -303,13 +443,21 @@ def find_name_columns(header: Sequence[str], *, phone: int) -> tuple[int, ...]:
     return tuple(i for i in parts if i is not None)
 
 
-def _headerless(rows: Sequence[Sequence[str]], index: int, region: str) -> Columns | None:
-    """A bare list of numbers with no header row: the first record is already a contact."""
-    row = rows[index]
-    for i, cell in enumerate(row):
-        if cell.strip() and phones.normalise(cell, region).ok:
-            return _headerless_at(row, i, None)
-    return None
+def _headerless(
+    rows: Sequence[Sequence[str]], first: int, name_column: str | None, region: str
+) -> Columns:
+    """A list with no header row: the first record is already a contact. The phone column is
+    the one with the most mobile numbers in the first rows (the first of equals)."""
+    sample = [rows[first], *_records_below(rows, first, SAMPLE_RECORDS - 1)]
+    fits = []
+    for i in range(len(rows[first])):
+        usable, mobile = _count_numbers(sample, i, region)
+        if usable:
+            fits.append(_Fit(False, 0, False, -mobile, 0, i))
+    fits.sort()
+    columns = _headerless_at(rows[first], fits[0].position, name_column)
+    note = _phone_note(columns.headers, fits)
+    return dataclasses.replace(columns, phone_note=note) if note else columns
 
 
 def _headerless_at(first: Sequence[str], phone: int, name_column: str | None) -> Columns:

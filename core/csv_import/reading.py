@@ -1,8 +1,9 @@
 """Reading an uploaded file into cells: size cap, Excel workbooks, not-a-CSV checks, encoding,
-delimiter."""
+delimiter, and the line of the file each record starts on."""
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import itertools
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from core.csv_import import workbook
+from core.csv_import.report import Records
 from core.errors import BadCsv
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
@@ -47,7 +49,8 @@ _EOF_IN_QUOTES_RE = re.compile(r"EOF inside string starting at row (\d+)")
 
 @dataclass
 class RawTable:
-    """Every record of the file as cells, in file order (blank lines included)."""
+    """Every record of the file as cells, in file order (blank lines included): for a text
+    file, `Records`."""
 
     rows: list[Sequence[str]]
     encoding: str  # for a workbook: WORKBOOK
@@ -62,12 +65,18 @@ def read_table(data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> 
     if workbook.looks_like_workbook(data):
         return _read_workbook(data, max_upload_mb=max_upload_mb)
     _reject_other_formats(data)
-    text, encoding, notes = decode(data)
+    decoded = decode(data)
+    text = decoded.text
     _reject_binary_text(text)
     delimiter = sniff_delimiter(text)
     refuse_wide_records(text, delimiter)
-    rows = tokenise(text, delimiter)
-    return RawTable(rows=rows, encoding=encoding, delimiter=delimiter, notes=notes)
+    records, notes = place_records(tokenise(text, delimiter), text, delimiter)
+    _warn_other_lines(records, decoded.other_lines)
+    # Rows are reported by the number Excel shows them under, where a cell with a line break
+    # stays on one row; the notes about quote marks and encodings name the lines of the file.
+    records.lines = range(1, len(records) + 1)
+    return RawTable(rows=records, encoding=decoded.encoding, delimiter=delimiter,
+                    notes=decoded.notes + notes)
 
 
 def _read_workbook(data: bytes, *, max_upload_mb: float) -> RawTable:
@@ -112,44 +121,147 @@ def _reject_other_formats(data: bytes) -> None:
 # --- encoding ------------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> tuple[str, str, list[str]]:
-    """The file's text, the encoding it was read with, and notes for the report.
+@dataclass
+class DecodedText:
+    """A file's text, the encoding it was read with, notes for the report, and the lines that
+    were read in another encoding than the rest."""
+
+    text: str
+    encoding: str
+    notes: list[str] = field(default_factory=list)
+    other_lines: list[int] = field(default_factory=list)
+
+
+def decode(data: bytes) -> DecodedText:
+    """The file's text and how it was read.
 
     Order: a byte-order mark decides; then UTF-16 without a mark (spotted by its zero
-    bytes); then UTF-8; then GB2312 when the whole file reads as GB2312 and holds Chinese
-    characters (Excel's "CSV" on Chinese Windows); then Windows-1252 (Excel's "CSV" on English
-    Windows); then Latin-1, which reads any byte. charset-normalizer is not used: on short
-    contact lists it guessed cp1250 for cp1252 and a Korean code page for GBK.
-
-    GB2312 is tried strictly (both bytes of each character from its table): Western text in
-    Windows-1252 ("Müller") pairs an accented letter with a plain one and fails it, where
-    GBK's wider table would read it as Chinese.
+    bytes); then UTF-8; then UTF-8 line by line when the bytes that are not UTF-8 are few
+    beside the UTF-8 letters (a row pasted in from another file); then, for the whole file,
+    `_decode_legacy`. charset-normalizer is not used: on short contact lists it guessed
+    cp1250 for cp1252 and a Korean code page for GBK.
     """
     for bom, codec, label in (
         (b"\xff\xfe\x00\x00", "utf-32", "UTF-32"),
         (b"\x00\x00\xfe\xff", "utf-32", "UTF-32"),
-        (b"\xef\xbb\xbf", "utf-8-sig", "UTF-8"),
+        (b"\xef\xbb\xbf", "utf-8", "UTF-8"),
         (b"\xff\xfe", "utf-16", "UTF-16 LE"),
         (b"\xfe\xff", "utf-16", "UTF-16 BE"),
     ):
-        if data.startswith(bom):
-            return _decode_lenient(data, codec, label)
+        if not data.startswith(bom):
+            continue
+        if codec == "utf-8":  # the mark says UTF-8, so any other line is a stray
+            body = data[len(bom):]
+            return _decode_utf8(body) or _utf8_by_line(body)
+        return _decode_lenient(data, codec, label)
     utf16 = _utf16_without_bom(data)
     if utf16:
         return _decode_lenient(data, utf16, _UTF16_LABELS[utf16])
-    for codec, label in (("utf-8", "UTF-8"), ("gb2312", "GB2312 (Chinese Windows)"),
-                         ("cp1252", "Windows-1252")):
+    decoded = _decode_utf8(data)
+    if decoded:
+        return decoded
+    if _mostly_utf8(data):
+        return _utf8_by_line(data)
+    text, label = _decode_legacy(data)
+    return DecodedText(text, label, [_not_utf8_note(label)])
+
+
+def _decode_utf8(data: bytes) -> DecodedText | None:
+    try:
+        return DecodedText(data.decode("utf-8"), "UTF-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _decode_legacy(data: bytes) -> tuple[str, str]:
+    """Text that is not UTF-8, and its encoding: GB2312, then GBK, when it reads as Chinese
+    (Excel's "CSV" on Chinese Windows); then Windows-1252 (Excel's "CSV" on English Windows);
+    then Latin-1, which reads any byte.
+
+    GBK (read as GB18030, which holds it) has characters common in Malaysian Chinese names
+    that GB2312 lacks (燊, 玥, 喆, 堃, 昇). Its table also turns Western text in Windows-1252
+    into Chinese when an accented letter is followed by a letter ("Müller"), hence
+    `_looks_chinese`.
+    """
+    for codec, label in _LEGACY_ENCODINGS:
         try:
             text = data.decode(codec)
         except UnicodeDecodeError:
             continue
-        if codec == "gb2312" and len(_CJK_RE.findall(text)) < 2:  # a name has two characters or more
+        if codec in ("gb2312", "gb18030") and not _looks_chinese(text):
             continue
-        return text, label, [] if codec == "utf-8" else [_not_utf8_note(label)]
-    return data.decode("latin-1"), "Latin-1", [_not_utf8_note("Latin-1")]
+        return text, label
+    return data.decode("latin-1"), "Latin-1"
 
 
-_CJK_RE = re.compile("[\u4e00-\u9fff]")
+_LEGACY_ENCODINGS = (
+    ("gb2312", "GB2312 (Chinese Windows)"),
+    ("gb18030", "GBK (Chinese Windows)"),
+    ("cp1252", "Windows-1252"),
+)
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RE = re.compile(f"[{_CJK}]")
+# Beyond ASCII, and neither a Chinese character nor CJK or full-width punctuation.
+_NOT_CHINESE_RE = re.compile(f"[^\x00-\x7f{_CJK}\u3000-\u303f\uff00-\uffef]")
+_CJK_IN_A_WORD_RE = re.compile(f"(?<=[A-Za-z])[{_CJK}]|[{_CJK}](?=[A-Za-z])")
+
+
+def _looks_chinese(text: str) -> bool:
+    """Whether text read with a Chinese table is Chinese: two characters or more (a name has
+    two or more), hardly anything else beyond ASCII, and the characters not inside Latin words,
+    where an accented letter read together with the letter after it lands ("M黮ler")."""
+    sample = text[:_SNIFF_CHARS]  # some thousand contacts tell; all of a long file is slow
+    cjk = len(_CJK_RE.findall(sample))
+    if cjk < 2:
+        return False
+    return (len(_NOT_CHINESE_RE.findall(sample)) * 20 <= cjk
+            and len(_CJK_IN_A_WORD_RE.findall(sample)) * 4 <= cjk)
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether the bytes that are not UTF-8 are few beside the letters that are: a UTF-8 file
+    with a row pasted in from another file, not a Windows-1252 or GBK file, whose bytes read as
+    UTF-8 letters only here and there, by chance."""
+    text = data.decode("utf-8", errors="replace")
+    strays = text.count("\ufffd") - data.count("\ufffd".encode())  # one for each bad sequence
+    ascii_chars = len(data) - len(data.translate(None, _ASCII_BYTES))
+    letters = len(text) - ascii_chars - strays - len(_CHANCE_UTF8_RE.findall(text))
+    return strays * 2 <= letters
+
+
+_ASCII_BYTES = bytes(range(128))
+# What a GBK character's two bytes read as when they happen to be UTF-8, and what the names in
+# these lists rarely hold: C1 control characters, combining marks, Greek to Arabic and on.
+_CHANCE_UTF8_RE = re.compile("[\x80-\x9f\u0300-\u07ff]")
+
+
+def _utf8_by_line(data: bytes) -> DecodedText:
+    """UTF-8 text with each line that is not UTF-8 read on its own by `_decode_legacy`. Read
+    whole in another encoding, one row pasted from a Windows-1252 file would turn every other
+    name into mojibake ("MÃ¼ller"), or a Chinese list into control characters refused as not
+    text."""
+    texts, other_lines, labels = [], [], set()
+    # \r\n, \r and \n, as pandas and the csv module end lines: line numbers agree with theirs.
+    for number, line in enumerate(data.splitlines(keepends=True), 1):
+        try:
+            texts.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            text, label = _decode_legacy(line)
+            texts.append(text)
+            other_lines.append(number)
+            labels.add(label)
+    notes = [_other_lines_note(other_lines, sorted(labels))] if other_lines else []
+    return DecodedText("".join(texts), "UTF-8", notes, other_lines)
+
+
+def _other_lines_note(numbers: Sequence[int], labels: Sequence[str]) -> str:
+    shown = ", ".join(map(str, numbers[:5]))
+    if len(numbers) > 5:
+        shown += f" and {len(numbers) - 5:,} more"
+    which = f"Line {shown} of the file is" if len(numbers) == 1 else f"Lines {shown} of the file are"
+    each = "it was" if len(numbers) == 1 else "each was"
+    return (f"{which} not in UTF-8 like the rest of the file, so {each} read on its own as "
+            f"{' or '.join(labels)}: check the names there.")
 
 
 def _not_utf8_note(label: str) -> str:
@@ -157,14 +269,14 @@ def _not_utf8_note(label: str) -> str:
             "from Excel as “CSV UTF-8” and upload it again.")
 
 
-def _decode_lenient(data: bytes, codec: str, label: str) -> tuple[str, str, list[str]]:
+def _decode_lenient(data: bytes, codec: str, label: str) -> DecodedText:
     try:
-        return data.decode(codec), label, []
+        return DecodedText(data.decode(codec), label)
     except UnicodeDecodeError:
         # A damaged character should cost that cell, not the whole file.
-        return data.decode(codec, errors="replace"), label, [
+        return DecodedText(data.decode(codec, errors="replace"), label, [
             f"Some characters could not be read as {label} and show as �."
-        ]
+        ])
 
 
 _UTF16_LABELS = {"utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
@@ -251,13 +363,15 @@ def refuse_wide_records(text: str, delimiter: str) -> None:
         return
     # A quoted cell may hold delimiters: count real cells before refusing.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
     try:
         for row in reader:
             if len(row) > MAX_COLUMNS:
                 raise BadCsv(
-                    f"Line {reader.line_num} has {len(row):,} columns; a contact list has at most "
+                    f"Line {start} has {len(row):,} columns; a contact list has at most "
                     f"{MAX_COLUMNS:,}. Check that this is the right file, saved as CSV."
                 )
+            start = reader.line_num + 1
     except csv.Error:
         return  # reading it properly reports this with its reason
 
@@ -269,7 +383,7 @@ def tokenise(text: str, delimiter: str) -> list[Sequence[str]]:
     try:
         return _tokenise_pandas(text, delimiter)
     except pd.errors.ParserError as exc:
-        _raise_if_unclosed_quote(str(exc))
+        _raise_if_unclosed_quote(str(exc), text, delimiter)
     except Exception:  # any other refusal by pandas: the csv module reads it below
         pass
     _check_quotes_closed(text, delimiter)
@@ -293,14 +407,29 @@ def _tokenise_pandas(text: str, delimiter: str) -> list[Sequence[str]]:
     return list(zip(*columns, strict=True))
 
 
-def _raise_if_unclosed_quote(message: str) -> None:
+def _raise_if_unclosed_quote(message: str, text: str, delimiter: str) -> None:
     match = _EOF_IN_QUOTES_RE.search(message)
     if match:
-        line = int(match.group(1)) + 1
+        line = _unclosed_quote_line(text, delimiter, record=int(match.group(1)))
         raise BadCsv(
-            f"A quote mark (\") on line {line} is never closed, so the rest of the file "
+            f"A quote mark (\") on line {line} of the file is never closed, so the rest of it "
             "cannot be read. Fix that cell and save the file again."
         )
+
+
+def _unclosed_quote_line(text: str, delimiter: str, *, record: int) -> int:
+    """The line of the file with the quote mark that pandas found open at the end of the file,
+    which it gives as the index of the record it is in. That cell is the record's last."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    line = record + 1  # in case the csv module cannot read that far
+    try:
+        for _ in itertools.islice(reader, record):
+            pass
+        line = reader.line_num + 1
+        line += sum(map(_line_breaks, next(reader)[:-1]))
+    except (csv.Error, StopIteration):
+        pass
+    return line
 
 
 def _check_quotes_closed(text: str, delimiter: str) -> None:
@@ -313,7 +442,7 @@ def _check_quotes_closed(text: str, delimiter: str) -> None:
                         na_filter=False, skip_blank_lines=False, on_bad_lines="skip",
                         engine="c")
     except pd.errors.ParserError as exc:
-        _raise_if_unclosed_quote(str(exc))
+        _raise_if_unclosed_quote(str(exc), text, delimiter)
     except Exception:  # only an unclosed quote matters here
         pass
 
@@ -328,3 +457,141 @@ def _tokenise_stdlib(text: str, delimiter: str) -> list[Sequence[str]]:
                 "contact list has: check the file is the right one and its quote marks close."
             ) from None
         raise BadCsv(f"The file cannot be read as CSV ({exc}).") from None
+
+
+# --- lines of the file ---------------------------------------------------------------------
+
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")  # the line ends pandas and the csv module read
+# A number as typed in a contact list: digits and the usual separators, 7 digits or more.
+_PHONE_LIKE_RE = re.compile(r"\+?[\d ().-]{7,}")
+_PHONE_START_RE = re.compile(r"[\d ().-]{7}")  # in any text that holds such a number: a quick look
+_JOINED = ('a quote mark (") at the start of a cell joined lines {start}–{end} of the file into one '
+           "row; check the quote marks on line {quote}")
+_UNJOINED_ROW = ('a quote mark (") at the start of a cell on line {start} was not closed on that line, '
+                 "so it was left out: check this row")
+_UNJOINED_NOTE = ('A quote mark (") at the start of a cell on line {start} is not closed on that line; '
+                  "lines {start}–{end} were read as separate rows without it. Check the quote marks "
+                  "on line {start}.")
+
+
+def place_records(
+    rows: list[Sequence[str]], text: str, delimiter: str
+) -> tuple[Records, list[str]]:
+    """The records with the line of the file each starts on, and notes for the report.
+
+    A quote mark at the start of a cell keeps the cell open, as in Excel, until the next quote
+    mark, however many lines later: a stray one (`"Ali (VIP`) joins the contacts below it into
+    one name, and a message to one of them would list the others. Such a record, with a cell
+    that spans lines and has a line holding the delimiter and a phone number, is read again
+    without that quote mark when each of its lines then reads as a row like the others;
+    otherwise it is marked unusable, naming its lines. A name or address typed over two lines
+    stays one cell.
+    """
+    lines, spanning = _start_lines(rows, text)
+    joined = [(i, cell) for i in spanning if (cell := _joined_cell(rows[i], delimiter)) is not None]
+    if not joined:
+        return Records(rows, lines), []
+    physical = _LINE_BREAK_RE.split(text)
+    width = max(map(len, rows))
+    kept: list[Sequence[str]] = []
+    kept_lines: list[int] = []
+    problems, cautions, notes = {}, {}, []
+    done = 0
+    for i, cell in joined:
+        kept += rows[done:i]
+        kept_lines += lines[done:i]
+        done = i + 1
+        cells, start = rows[i], lines[i]
+        end = start + _record_breaks(cells)
+        quote = start + sum(map(_line_breaks, cells[:cell]))  # the line the joined cell opens on
+        split = None
+        if quote == start:
+            split = _reread_without_quote(cells, cell, physical[start - 1 : end], delimiter, width)
+        if split is None:
+            problems[len(kept)] = _JOINED.format(start=start, end=end, quote=quote)
+            kept.append(cells)
+            kept_lines.append(start)
+        else:
+            cautions[len(kept)] = _UNJOINED_ROW.format(start=start)
+            notes.append(_UNJOINED_NOTE.format(start=start, end=end))
+            kept += split
+            kept_lines += range(start, end + 1)
+    kept += rows[done:]
+    kept_lines += lines[done:]
+    records = Records(kept, kept_lines)
+    records.problems, records.warnings = problems, cautions
+    return records, notes
+
+
+def _start_lines(rows: Sequence[Sequence[str]], text: str) -> tuple[Sequence[int], list[int]]:
+    """The line of the file each record starts on, and the indexes of the records that span
+    lines: a record ends one line further on for each line break inside its quoted cells."""
+    if _line_breaks(text) + (not text.endswith(("\n", "\r"))) == len(rows):
+        return range(1, len(rows) + 1), []  # one line per record: most files
+    lines, spanning, line = [], [], 1
+    for index, cells in enumerate(rows):
+        lines.append(line)
+        breaks = _record_breaks(cells)
+        if breaks:
+            spanning.append(index)
+        line += 1 + breaks
+    return lines, spanning
+
+
+def _record_breaks(cells: Sequence[str]) -> int:
+    return _line_breaks("\x1f".join(cells))  # a separator, lest "\r" + "\n" read as one break
+
+
+def _line_breaks(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _joined_cell(cells: Sequence[str], delimiter: str) -> int | None:
+    """The first cell that spans lines with a line holding the delimiter and a phone number:
+    lines of the file joined by a stray quote mark, not a name or address typed over lines.
+    The line may be the first: a quote closed on the next line joins just the two."""
+    for index, cell in enumerate(cells):
+        if ("\n" not in cell and "\r" not in cell) or delimiter not in cell:
+            continue  # most cells, more cheaply than line by line
+        if not _PHONE_START_RE.search(cell):
+            continue
+        for line in _LINE_BREAK_RE.split(cell):
+            parts = line.split(delimiter)
+            if len(parts) > 1 and any(map(_reads_as_phone, parts)):
+                return index
+    return None
+
+
+def _reads_as_phone(text: str) -> bool:
+    text = text.strip()
+    return _PHONE_LIKE_RE.fullmatch(text) is not None and sum(map(str.isdigit, text)) >= 7
+
+
+def _reread_without_quote(
+    cells: Sequence[str], cell: int, lines: list[str], delimiter: str, width: int
+) -> list[list[str]] | None:
+    """The lines of a joined record read again without the quote mark that opened `cell` on
+    the first of them: one row per line, all with the same number of cells (two or more, no
+    more than the widest record). None when they do not read so cleanly."""
+    head = _LINE_BREAK_RE.split(cells[cell], maxsplit=1)[0]
+    first = lines[0]
+    if not first.endswith('"' + head):
+        return None  # the cell's first line holds doubled quote marks: no guessing
+    lines = [first[: len(first) - len(head) - 1] + head, *lines[1:]]
+    try:
+        split = list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:
+        return None
+    counts = {len(row) for row in split if row}
+    if len(split) != len(lines) or len(counts) != 1 or not 1 < min(counts) <= width:
+        return None
+    return [row + [""] * (len(cells) - len(row)) for row in split]
+
+
+def _warn_other_lines(records: Records, other_lines: Sequence[int]) -> None:
+    """Warn on each record holding a line that was read in another encoding than the rest."""
+    for number in other_lines:
+        index = max(0, bisect.bisect_right(records.lines, number) - 1)
+        warning = (f"line {number} of the file was not saved as UTF-8 like the rest: check the "
+                   "letters in this row")
+        records.warnings[index] = "; ".join(filter(None, (records.warnings.get(index), warning)))

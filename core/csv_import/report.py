@@ -1,9 +1,11 @@
 """The row-by-row import report: every row of the file with its outcome, and its CSV export.
 
-Line numbers are the row numbers a spreadsheet shows when the file is opened in it
-(the header is normally line 1). A quoted cell with a line break inside stays one row,
-as in the spreadsheet. Blank rows below the header are listed with outcome `blank`;
-rows above the header (titles) are not contacts and are only counted in a note.
+Line numbers are spreadsheet rows, as Excel numbers the file once opened (the header is
+normally line 1): a cell holding a line break stays on its row. Notes about quote marks and
+encodings name the lines of the file itself, as a text editor shows them. A workbook's lines
+are its sheet's row numbers. Blank rows below
+the header are listed with outcome `blank`; rows above the header (titles) are not contacts and
+are only counted in a note.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import dataclasses
 import enum
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ NAME_MAX_CHARS = 255  # blast_recipients.contact_name
 
 class Outcome(enum.StrEnum):
     VALID = "valid"
-    WARNING = "warning"  # usable, but not a mobile or not from the home country
+    WARNING = "warning"  # usable, with something to check: not a mobile, another country…
     DUPLICATE = "duplicate"
     INVALID = "invalid"
     SUPPRESSED = "suppressed"  # the number is on the opt-out list
@@ -34,6 +36,19 @@ class Outcome(enum.StrEnum):
 
 RECIPIENT_OUTCOMES = frozenset({Outcome.VALID, Outcome.WARNING})
 OPTED_OUT_REASON = "opted out: this number asked not to be messaged"
+
+
+class Records(list[Sequence[str]]):
+    """A file's records with the number each is reported under (a sheet's row number; for a
+    text file, the line each starts on while it is read, then the row Excel would show it
+    as). `problems` (why a record cannot be used) and `warnings` (what to check in it) are
+    keyed by record index."""
+
+    def __init__(self, rows: Iterable[Sequence[str]], lines: Sequence[int]) -> None:
+        super().__init__(rows)
+        self.lines = lines
+        self.problems: dict[int, str] = {}
+        self.warnings: dict[int, str] = {}
 
 
 @dataclass(slots=True)
@@ -130,36 +145,54 @@ class ImportReport:
 def classify(
     rows: Sequence[Sequence[str]], columns: Columns, *, region: str = phones.DEFAULT_REGION
 ) -> list[RowResult]:
-    """One result per record below the header, each with exactly one outcome."""
+    """One result per record below the header, each with exactly one outcome.
+
+    Lines are record numbers unless `rows` are `Records`, which also say why some cannot be
+    used and what to check in others.
+    """
     start = 0 if columns.header_index is None else columns.header_index + 1
     width = len(columns.headers)
+    lines: Sequence[int] = range(1, len(rows) + 1)
+    problems: dict[int, str] = {}
+    cautions: dict[int, str] = {}
+    if isinstance(rows, Records):
+        lines, problems, cautions = rows.lines, rows.problems, rows.warnings
     first_line: dict[str, int] = {}
     results = []
     normalise = phones.normalise
     for index in range(start, len(rows)):
         cells = rows[index]
-        line = index + 1
+        line = lines[index]
         raw = cells[columns.phone] if columns.phone < len(cells) else ""
         if not raw.strip() and not any(c.strip() for c in cells):  # phone first: cheaper
             results.append(RowResult(line=line, outcome=Outcome.BLANK))
             continue
         name = _name(cells, columns.names)
-        extra = _extra_cells(cells, width)
-        if extra:
-            results.append(RowResult(line, Outcome.INVALID, raw, None, name, extra))
-            continue
-        checked = normalise(raw, region)
-        e164 = checked.e164
-        if e164 is None:
-            results.append(RowResult(line, Outcome.INVALID, raw, None, name, checked.reason))
-        elif e164 in first_line:
-            results.append(RowResult(line, Outcome.DUPLICATE, raw, e164, name,
-                                     f"same number as line {first_line[e164]}",
-                                     first_line[e164]))
+        problem = problems.get(index) or _extra_cells(cells, width)
+        if problem:
+            result = RowResult(line, Outcome.INVALID, raw, None, name, problem)
         else:
-            first_line[e164] = line
-            results.append(_recipient(line, cells, raw, e164, name, checked, columns))
+            checked = normalise(raw, region)
+            e164 = checked.e164
+            if e164 is None:
+                result = RowResult(line, Outcome.INVALID, raw, None, name, checked.reason)
+            elif e164 in first_line:
+                result = RowResult(line, Outcome.DUPLICATE, raw, e164, name,
+                                   f"same number as line {first_line[e164]}", first_line[e164])
+            else:
+                first_line[e164] = line
+                result = _recipient(line, cells, raw, e164, name, checked, columns)
+        if cautions and index in cautions:
+            _add_warning(result, cautions[index])
+        results.append(result)
     return results
+
+
+def _add_warning(result: RowResult, warning: str) -> None:
+    """A usable row stays usable, with the warning; any other keeps its outcome."""
+    if result.outcome is Outcome.VALID:
+        result.outcome = Outcome.WARNING
+    result.reason = f"{result.reason}; {warning}" if result.reason else warning
 
 
 def _recipient(
