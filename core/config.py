@@ -20,6 +20,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_API_URL = "https://api.wsapme.com"
 DEFAULT_MASTER_URL = "https://master.wsapme.com"
 MIN_WEBHOOK_SECRET_LENGTH = 16
+# The device the sandbox gateway sends from: with a real token it would reach WSAPME as a
+# device id no account has.
+SANDBOX_DEVICE = "sandbox"
+# The device of the demo blasts (`python -m core seed-demo`): practice mode's too.
+DEMO_DEVICE = "demo"
 _URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 # The range each pacing setting may take, and so each pace the dashboard lets a person type:
 # (lowest, highest, the unit said when a value is outside them).
@@ -62,7 +67,9 @@ class Settings(BaseSettings):
         "and every page says so.",
     )
     wsapme_device: str = Field(
-        "sandbox", description="The linked WhatsApp device id messages are sent from."
+        SANDBOX_DEVICE, validate_default=True,
+        description="The linked WhatsApp device id messages are sent from (e.g. 5850); "
+        "needed once WSAPME_TOKEN is set.",
     )
     wsapme_api_url: str = Field(
         DEFAULT_API_URL, description="Base URL for sending and device calls."
@@ -240,6 +247,17 @@ class Settings(BaseSettings):
             # The value is not repeated: it may be the password itself, pasted by mistake.
             raise ValueError("not a value from `python -m core hash-password`; in a shell, put it in "
                              "single quotes, or its $ signs are read as variables")
+        return value
+
+    @field_validator("wsapme_device")
+    @classmethod
+    def _real_device_with_a_token(cls, value: str, info: ValidationInfo) -> str:
+        token = info.data.get("wsapme_token")
+        practice = ("", SANDBOX_DEVICE, DEMO_DEVICE)
+        if token is not None and token.get_secret_value() and value.strip().lower() in practice:
+            # Blasts would reach WSAPME from a device named "sandbox", which no account has.
+            raise ValueError("WSAPME_TOKEN is set, so messages go out for real: set it to your "
+                             "WSAPME device id (the number WSAPME shows for the linked WhatsApp, e.g. 5850)")
         return value
 
     @field_validator("webhook_secret")

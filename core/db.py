@@ -7,21 +7,40 @@ import functools
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
+
+from core.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: serialises migrations when several processes start at once.
 _MIGRATION_LOCK_ID = 7_305_113
 READ_ONLY = "blast_read_only"
+NOT_A_URL = ("DATABASE_URL is not a valid URL (percent-encode special characters in the password, "
+             "e.g. @ as %40)")
+
+
+def parse_database_url(url: str) -> URL:
+    """The URL's parts, or a ConfigError that repeats none of them. An unencoded @ or : in the
+    password breaks the URL where the password is, so the parser's own words ("invalid literal
+    for int(): 'Tail99@db…'") would print its end."""
+    # A second @ is one in the password: the URL may still parse, with the password's end taken
+    # for the host or the database, which the driver's "cannot reach the host" would print.
+    if url.count("@") > 1 and not url.startswith("sqlite"):
+        raise ConfigError(NOT_A_URL)
+    try:
+        return make_url(url)
+    except (ValueError, ArgumentError):
+        raise ConfigError(NOT_A_URL) from None
 
 
 def make_engine(url: str) -> Engine:
     """An engine set up for this product's access pattern on either database. Its errors never
     carry the statement's values (`hide_parameters`): they hold webhook secrets, message texts
     and phone numbers, and an error ends up in a log."""
-    parsed = make_url(url)
+    parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     # Neon and other managed servers drop idle connections, and a restarted server drops
@@ -34,7 +53,12 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a SQLite URL holds no password: the folder may be named
+            raise ConfigError(f"the folder for the SQLite database, {folder}, cannot be made: "
+                              f"{exc.strerror or exc}") from None
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                            hide_parameters=True)
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from core.config import DEMO_DEVICE
 from core.models import Blast, BlastRecipient, BlastState, RecipientReply, StatusHistory
 from core.opt_outs import add_opt_outs
 from core.simulator.plan import REALISTIC, Proportions, Timing, plan_message
@@ -143,7 +144,7 @@ def _add_blast(
         blast_time=start.astimezone(zone).time().replace(microsecond=0),
         finished_at=start + dt.timedelta(seconds=SEND_GAP_SECONDS * len(people)),
         total_recipients=len(people),
-        device="demo",
+        device=DEMO_DEVICE,
         parent_blast_id=parent_id,
         created_at=start - dt.timedelta(hours=1),
     )

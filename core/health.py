@@ -255,6 +255,13 @@ def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:
             f"WSAPME cannot reach the webhook address: {unreachable}. Set PUBLIC_URL to the "
             "address this server has on the internet (for example https://tracker.yourcompany.com).",
         ))
+    elif not settings.sandbox and urlsplit(settings.public_url.strip()).scheme.lower() == "http":
+        notes.append(Note(
+            "WSAPME posts replies to an http:// address: the webhook secret crosses the internet "
+            "unencrypted, and so does the dashboard's password when it is opened there.",
+            "Put the server behind HTTPS (a reverse proxy: see “Going live” in the README) and set "
+            "PUBLIC_URL to its https:// address.",
+        ))
     return notes
 
 

@@ -27,10 +27,11 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
 
         try:
             settings = get_settings()
+            engine = engine_for(settings.sqlalchemy_url)  # a malformed DATABASE_URL stops here
         except ConfigError as exc:
             log.error("cannot start: %s", exc.message)  # the setting's name, never its value
+            logging.getLogger("uvicorn.error").addFilter(without_refusal_trace)
             raise
-        engine = engine_for(settings.sqlalchemy_url)
         migrate(engine)
         stop = start_services(engine, settings=settings, local_url=local_url)
         log.info("server started (%s)", "sandbox gateway" if settings.sandbox else "WSAPME")
@@ -44,6 +45,16 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
             stop()
 
     return lifespan
+
+
+def without_refusal_trace(record: logging.LogRecord) -> bool:
+    """A log filter: leaves out the traceback the server logs when a setting stops the start.
+    The "cannot start" line before it says what is wrong, in words; the frames add nothing."""
+    from core.errors import ConfigError
+
+    text = record.getMessage().rstrip()
+    refused = f"{ConfigError.__module__}.{ConfigError.__qualname__}:"
+    return not (text.startswith("Traceback") and text.rpartition("\n")[2].startswith(refused))
 
 
 def routes() -> list[Any]:

@@ -30,7 +30,7 @@ from core.recipients import (
     SELECTIONS,
     StageSelector,
 )
-from core.sending import blasts
+from core.sending import blasts, gateways
 from core.sending.progress import blast_progress, rules_for
 from core.statuses import status_in_words
 from dashboard.charts import funnel_figure
@@ -41,6 +41,7 @@ from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.layout import friendly_errors
 
 LIVE_STATES = ("sending", "scheduled")
+UNFINISHED_STATES = ("draft", "scheduled", "sending", "paused")
 # How often the live sections refresh themselves: quickly while messages go out, slowly
 # afterwards while receipts and replies can still arrive (most come after the last send).
 LIVE_EVERY_SECONDS = 2
@@ -147,7 +148,7 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     """Sent / remaining / failed / unknown, the ETA and the funnel, run as a fragment that
     refreshes itself (`refresh_every`); reloads the whole page when the blast's state changes."""
     with reading() as s:
-        state = s.scalar(select(Blast.state).where(Blast.id == blast_id))
+        state, device = s.execute(select(Blast.state, Blast.device).where(Blast.id == blast_id)).one()
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
     if state != shown_state:
         st.rerun(scope="app")
@@ -157,6 +158,10 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     cols[0].metric("Sent", f"{f.sent:,}")
     if state == "cancelled":
         cols[1].metric("Not sent (cancelled)", f"{progress.remaining:,}")
+    elif not progress.sent_here:  # the page says why (`render_sent_elsewhere`)
+        practice = device == gateways.SANDBOX_DEVICE
+        cols[1].metric("Not sent (practice)" if practice else "Not sent in practice mode",
+                       f"{progress.remaining:,}")
     else:
         cols[1].metric("Still to send", f"{progress.remaining:,}")
     cols[2].metric("Failed", f"{f.failed:,}")
@@ -188,18 +193,31 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
 
 
+def sent_elsewhere(blast: Blast) -> bool:
+    """Whether the blast has messages left that the gateway set up here does not send: made in
+    practice mode and the dashboard now sends to WhatsApp, or the other way round."""
+    return blast.state in UNFINISHED_STATES and not gateways.sends(blast.device, settings=settings())
+
+
+def render_sent_elsewhere(blast: Blast) -> None:
+    st.warning(gateways.not_sent_words(blast.device), icon=":material/block:")
+
+
 def render_actions(blast: Blast) -> None:
     cols = st.columns(4)
+    here = gateways.sends(blast.device, settings=settings())
     if blast.state in ("sending", "scheduled") and cols[0].button(
         "Pause", key="pause", icon=":material/pause:"
     ):
         _act("pause the blast", blasts.pause, blast.id)
-    if blast.state == "paused" and cols[0].button(
+    if blast.state == "paused" and here and cols[0].button(
         "Resume", key="resume", type="primary", icon=":material/play_arrow:", help=resume_help(blast),
     ):
         _act("resume the blast", blasts.resume, blast.id)
-    if blast.state in ("paused", "scheduled") and blast.device and blast.device != settings().wsapme_device:
-        _render_move_to_device(blast, cols[2])
+    configured = gateways.launch_device(settings())
+    if (blast.state in ("paused", "scheduled") and blast.device and blast.device != configured
+            and not gateways.crosses(blast.device, configured)):
+        _render_move_to_device(blast, cols[2], configured)
     if blast.state in ("draft", "scheduled", "sending", "paused"):
         with cols[1].popover("Cancel blast", icon=":material/cancel:"):
             st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
@@ -217,10 +235,9 @@ def resume_help(blast: Blast, *, now: dt.datetime | None = None) -> str:
     return "Sending carries on from where it stopped."
 
 
-def _render_move_to_device(blast: Blast, place: Any) -> None:
+def _render_move_to_device(blast: Blast, place: Any, configured: str) -> None:
     """A blast keeps the device it was launched with (its follow-ups too: the customer hears
     from the same number). When the dashboard now sends from another, the blast can follow."""
-    configured = settings().wsapme_device
     with place.popover("Send from another device", icon=":material/smartphone:"):
         st.write(f"This blast sends from WhatsApp device **{blast.device}**; the dashboard is now set "
                  f"up with **{configured}**. Its remaining messages can come from that one instead: "
@@ -416,7 +433,7 @@ def render_quiet_hours_note(blast: Blast) -> None:
     if cfg.send_pacing != "on" or blast.scheduled_at is None:
         return
     with reading() as s:
-        rules = rules_for(s, device=blast.device or cfg.wsapme_device, settings=cfg)
+        rules = rules_for(s, device=blast.device or gateways.launch_device(cfg), settings=cfg)
     note = quiet_hours_note(rules, when=blast.scheduled_at, zone=cfg.timezone)
     if note:
         st.warning(note, icon=":material/bedtime:")

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from core import templates
+from core.sending import gateways
 from core.sending.pacing import PacingRules, after_quiet_hours
 from core.sending.progress import rules_for
 from dashboard.data import reading, settings
@@ -180,7 +181,7 @@ def render_when(*, key: str = "when", device: str | None = None) -> dt.datetime 
         chosen = dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
     if cfg.send_pacing == "on":
         with reading() as s:
-            rules = rules_for(s, device=device or cfg.wsapme_device, settings=cfg)
+            rules = rules_for(s, device=device or gateways.launch_device(cfg), settings=cfg)
         when = chosen or dt.datetime.now(dt.UTC)
         note = quiet_hours_note(rules, when=when, zone=zone, now=chosen is None)
         if note:

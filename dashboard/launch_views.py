@@ -6,7 +6,7 @@ import streamlit as st
 from sqlalchemy import select
 
 from core.models import Blast, BlastRecipient
-from core.sending import blasts
+from core.sending import blasts, gateways
 from core.statuses import Status
 from dashboard.compose import Message, Sample, render_template, render_when, send_problems
 from dashboard.data import reading, session, settings
@@ -32,7 +32,8 @@ def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
 
 
 def render_draft_launch(blast: Blast) -> None:
-    """Write or check the message, see when it would finish, and send or schedule."""
+    """Write or check the message, see when it would finish, and send or schedule. Not for a
+    draft of the other gateway (`gateways.sends`): the page says why it is not sent from here."""
     names, samples = _samples(blast.id)
     people = plural(len(samples), "person", "people")
     st.info(
@@ -49,8 +50,9 @@ def render_draft_launch(blast: Blast) -> None:
     )
     _render_save_message(blast, message)
     cfg = settings()
-    render_finish(device=blast.device or cfg.wsapme_device, recipients=len(samples), blast_id=blast.id)
-    send_at = render_when(key=f"draft_when_{blast.id}", device=blast.device or cfg.wsapme_device)
+    device = blast.device or gateways.launch_device(cfg)
+    render_finish(device=device, recipients=len(samples), blast_id=blast.id)
+    send_at = render_when(key=f"draft_when_{blast.id}", device=device)
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")
@@ -66,9 +68,10 @@ def render_draft_launch(blast: Blast) -> None:
             s,
             blast_id=blast.id,
             at=send_at,
-            device=blast.device or cfg.wsapme_device,
+            device=device,
             timezone=cfg.timezone,
             allow_blanks=st.session_state.get(f"draft_tpl_{blast.id}_blanks", False),
+            settings=cfg,
         )
     if done.ok:
         st.rerun()

@@ -26,7 +26,7 @@ from core.errors import BadInput, GatewayError
 from core.gateway import make_client
 from core.models import utcnow
 from core.phones import normalise, to_gateway
-from core.sending import blasts
+from core.sending import blasts, gateways
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
 from dashboard.compose import Message, Sample, render_template
@@ -235,7 +235,7 @@ def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
 
 def render_pacing(recipients: int) -> None:
     cfg = settings()
-    device = cfg.wsapme_device
+    device = gateways.launch_device(cfg)
     with reading() as s:
         rules = rules_for(s, device=device, settings=cfg)
     if cfg.send_pacing == "off":

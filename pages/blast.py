@@ -47,13 +47,16 @@ if blast.parent_blast_id:
         query_params={"blast": blast.parent_blast_id},
         icon=":material/subdirectory_arrow_right:",
     )
+elsewhere = views.sent_elsewhere(blast)
+if elsewhere:
+    views.render_sent_elsewhere(blast)
 if blast.state == "paused" and blast.state_reason:
     st.warning(blast.state_reason, icon=":material/pause_circle:")
-if blast.state == "scheduled" and blast.scheduled_at:
+if blast.state == "scheduled" and blast.scheduled_at and not elsewhere:
     st.info(f"Scheduled for {views.local(blast.scheduled_at)}.", icon=":material/schedule:")
     views.render_quiet_hours_note(blast)
 
-if blast.state == "draft":
+if blast.state == "draft" and not elsewhere:
     launch_views.render_draft_launch(blast)
 views.render_message(blast)
 

@@ -4,7 +4,7 @@
 import streamlit as st
 
 from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
-from core.sending import blasts
+from core.sending import blasts, gateways
 from dashboard import new_blast_views as views
 from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
@@ -93,7 +93,7 @@ if digest in made:
     st.caption("To send this list again, upload it again as a new blast after reloading the page.")
     st.stop()
 
-send_at = render_when(device=cfg.wsapme_device)
+send_at = render_when(device=gateways.launch_device(cfg))
 problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at)
 if not views.render_list_sent_before(report):
     problems.append("tick “Send to them again anyway” or change the list")
@@ -122,7 +122,7 @@ if send_clicked or draft_clicked:
                 s,
                 blast_id=blast.id,
                 at=send_at,
-                device=cfg.wsapme_device,
+                device=gateways.launch_device(cfg),
                 timezone=cfg.timezone,
                 allow_blanks=st.session_state.get("tpl_blanks", False),
             )

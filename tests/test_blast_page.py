@@ -339,7 +339,7 @@ def test_a_scheduled_start_inside_quiet_hours_says_when_sending_really_begins(
     get_settings.cache_clear()
     start = dt.datetime(2026, 12, 1, 15, 30, tzinfo=dt.UTC)  # 23:30 in Kuala Lumpur
     with transaction(engine) as s:
-        blast = make_blast(s, state="scheduled", scheduled_at=start, device="5850")
+        blast = make_blast(s, state="scheduled", scheduled_at=start, device="sandbox")  # practice mode's
         make_recipient(s, blast)
         blast_id = blast.id
     at = _open(blast_id)
@@ -447,20 +447,49 @@ def test_the_heading_says_how_many_were_left_out_for_opting_out(engine: Engine) 
     assert "1 recipient · 1 left out (they asked not to be messaged)" in heading
 
 
-def test_a_paused_blast_from_a_device_no_longer_set_up_can_move_to_the_current_one(engine: Engine) -> None:
+def _sending_for_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "NEW-PHONE")
+    get_settings.cache_clear()
+
+
+def test_a_paused_blast_from_a_device_no_longer_set_up_can_move_to_the_current_one(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sending_for_real(monkeypatch)
     with transaction(engine) as s:
         blast = make_blast(s, state="paused", device="OLD-PHONE", state_reason="WSAPME does not know the "
                            "WhatsApp device 'OLD-PHONE'.")
         make_recipient(s, blast, status="QUEUED")
-        same = make_blast(s, state="paused", device=get_settings().wsapme_device)
+        same = make_blast(s, state="paused", device="NEW-PHONE")
         ids = (blast.id, same.id)
     assert "move_device" not in {b.key for b in _open(ids[1]).button}, "nothing to move"
     at = _open(ids[0])
     at.button(key="move_device").click().run()
     assert not at.exception, at.exception
     with transaction(engine) as s:
-        assert s.get(Blast, ids[0]).device == get_settings().wsapme_device
+        assert s.get(Blast, ids[0]).device == "NEW-PHONE"
     assert "move_device" not in {b.key for b in at.button}
+
+
+@pytest.mark.parametrize("state", ["sending", "paused"])
+def test_a_blast_made_in_practice_says_it_is_not_sent_once_sending_for_real(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    _sending_for_real(monkeypatch)
+    with transaction(engine) as s:
+        blast = make_blast(s, state=state, device="sandbox")
+        make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow())
+        for _ in range(2):
+            make_recipient(s, blast)
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert [w.value for w in at.warning if "practice" in w.value] == [
+        "Made in practice mode: it is not sent to WhatsApp. Make a new blast from the same list."]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Not sent (practice)"] == "2" and "Still to send" not in metrics
+    assert metrics["Expected to finish"] == "—"
+    assert not {"resume", "move_device"} & {b.key for b in at.button}, "nothing that would send it here"
 
 
 def test_resume_says_what_it_will_do() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from core.cli import COMMANDS
-from core.config import PROJECT_ROOT
-from core.db import make_engine, transaction
+from core.cli import COMMANDS, driver_says, main
+from core.config import PROJECT_ROOT, get_settings
+from core.db import engine_for, make_engine, transaction
 from core.funnel import funnel
 from core.models import Blast, BlastRecipient, OptOut, RecipientReply, StatusHistory
 
@@ -101,6 +102,73 @@ def test_send_queues_a_draft_now_or_later(tmp_path: Path) -> None:
     with transaction(make_engine(f"sqlite:///{db}")) as s:
         texts = set(s.scalars(select(BlastRecipient.message_text).where(BlastRecipient.blast_id == 1)))
     assert texts == {"Hi Aisyah", "Hi Ravi"}
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The command line run in this process (`main([...])`: a subprocess costs seconds), with
+    settings read afresh from the environment the test sets."""
+    monkeypatch.setenv("SEND_QUIET_HOURS", "off")
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+
+
+def test_send_message_writes_the_message_of_a_draft_imported_without_one(
+    tmp_path: Path, sqlite_template: Path, in_process: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = Path(shutil.copy(sqlite_template, tmp_path / "send.db"))  # migrated already: seconds saved
+    in_process.setenv("DATABASE_URL", f"sqlite:///{db}")
+    csv = tmp_path / "c.csv"
+    csv.write_text("name,phone,city\nAisyah,0123456789,Ipoh\nRavi,0198765432,Klang\n")
+    assert main(["import-csv", str(csv), "--tag", "T"]) == 0
+    capsys.readouterr()
+    assert main(["send", "1"]) == 2
+    assert "has no message yet: give it with --message" in capsys.readouterr().err
+    assert main(["send", "1", "--message", "Hi {nama}"]) == 2
+    assert "{nama} is not a column in the file. Did you mean {name}?" in capsys.readouterr().err
+    assert main(["send", "1", "--message", "Hi {name} from {city}"]) == 0
+    assert "2 recipients queued" in capsys.readouterr().out
+    assert main(["send", "1", "--message", "Changed"]) == 2
+    assert "is no longer a draft" in capsys.readouterr().err
+    with transaction(make_engine(f"sqlite:///{db}")) as s:
+        assert s.get(Blast, 1).message_template == "Hi {name} from {city}"
+        texts = set(s.scalars(select(BlastRecipient.message_text).where(BlastRecipient.blast_id == 1)))
+    assert texts == {"Hi Aisyah from Ipoh", "Hi Ravi from Klang"}
+
+
+def test_a_database_that_cannot_be_used_is_named_in_the_drivers_words_without_the_password(
+    tmp_path: Path, in_process: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    in_process.setenv("DATABASE_URL", f"postgresql://u:pw-Zq81-secret@127.0.0.1:{closed}/db")
+    assert main(["migrate"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("error: cannot use the database: check DATABASE_URL")
+    assert f'connection to server at "127.0.0.1", port {closed} failed: Connection refused' in said
+    (tmp_path / "a-file").write_text("")  # SQLite's folder cannot be made where a file is
+    in_process.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'a-file' / 'blasts.db'}")
+    get_settings.cache_clear()
+    assert main(["migrate"]) == 2
+    said += capsys.readouterr().err
+    assert f"error: the folder for the SQLite database, {tmp_path / 'a-file'}, cannot be made" in said
+    assert "Zq81" not in said and "Traceback" not in said
+
+
+def test_the_drivers_words_are_left_out_when_they_hold_the_password(in_process: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    said = 'connection to server at "db.example.com", port 5432 failed: FATAL:  role "{}" does not exist'
+    in_process.setenv("DATABASE_URL", "postgresql://pw-Zq81:pw-Zq81@db.example.com/db")
+    assert driver_says(OperationalError("connect", {}, Exception(said.format("pw-Zq81")))) is None
+    in_process.setenv("DATABASE_URL", "postgresql://app@db.example.com/db?password=pw-Zq81")
+    get_settings.cache_clear()
+    assert driver_says(OperationalError("connect", {}, Exception(said.format("pw-Zq81")))) is None
+    assert driver_says(OperationalError("connect", {}, Exception(said.format("app") + "\nmore"))) == (
+        said.format("app"))
 
 
 def migrate_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -193,7 +261,7 @@ def test_send_with_an_empty_placeholder_needs_allow_blanks(tmp_path: Path) -> No
 
 def test_seed_demo_refuses_a_live_database(tmp_path: Path) -> None:
     db = tmp_path / "live.db"
-    result = cli("seed-demo", database=db, WSAPME_TOKEN="live-token-Zq81")
+    result = cli("seed-demo", database=db, WSAPME_TOKEN="live-token-Zq81", WSAPME_DEVICE="5850")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: Demo data is for practice mode only")
     assert "Zq81" not in result.stdout + result.stderr
@@ -252,4 +320,4 @@ def test_an_unsupported_database_is_one_line_without_the_password() -> None:
 def test_the_simulator_help_says_a_token_is_needed() -> None:
     result = cli("simulator", "--help")
     words = " ".join(result.stdout.split())
-    assert "WSAPME_TOKEN to any value" in words and "--webhook-url" in words
+    assert "WSAPME_TOKEN and WSAPME_DEVICE to any values" in words and "--webhook-url" in words

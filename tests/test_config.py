@@ -39,6 +39,7 @@ def test_defaults_are_sqlite_and_sandbox(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WSAPME_TOKEN", "tok-123")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
     monkeypatch.setenv("RUN_WORKER", "false")
     monkeypatch.setenv("DATABASE_URL", "postgres://u:hunter2@h/d")
     settings = Settings(_env_file=None)
@@ -49,6 +50,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_secrets_never_appear_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WSAPME_TOKEN", "tok-very-secret")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
     monkeypatch.setenv("WEBHOOK_SECRET", "hook-very-secret")
     monkeypatch.setenv("DATABASE_URL", "postgres://u:pw-very-secret@h/d")
     text = repr(Settings(_env_file=None)) + str(Settings(_env_file=None))
@@ -86,6 +88,25 @@ def test_a_webhook_secret_that_cannot_work_in_the_url_is_refused_without_showing
     refused = _refusal(monkeypatch, "WEBHOOK_SECRET", value)
     assert "WEBHOOK_SECRET" in refused and reason in refused
     assert value not in refused
+
+
+@pytest.mark.parametrize("device", [None, "sandbox", " Sandbox ", ""])
+def test_a_token_with_the_sandbox_device_stops_the_start_naming_the_device(
+    monkeypatch: pytest.MonkeyPatch, device: str | None
+) -> None:
+    # Blasts would otherwise reach WSAPME from a device called "sandbox", with no warning.
+    if device is None:
+        monkeypatch.delenv("WSAPME_DEVICE", raising=False)
+    else:
+        monkeypatch.setenv("WSAPME_DEVICE", device)
+    refused = _refusal(monkeypatch, "WSAPME_TOKEN", "tok-Zq81-secret")
+    assert "WSAPME_DEVICE: " in refused and "set it to your WSAPME device id" in refused
+    assert "Zq81" not in refused
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    assert Settings(_env_file=None).wsapme_device == "5850"
+    monkeypatch.delenv("WSAPME_TOKEN")
+    monkeypatch.delenv("WSAPME_DEVICE")
+    assert Settings(_env_file=None).sandbox, "practice mode keeps its own device"
 
 
 @pytest.mark.parametrize("value", ["21.00-09.00", "21:00", "25:00-09:00", "nights"])

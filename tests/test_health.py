@@ -65,12 +65,33 @@ def test_a_local_webhook_address_is_a_note_only_when_sending_for_real() -> None:
     assert not any("WSAPME cannot deliver" in n.words for n in _notes(public, workers=[object()]))  # type: ignore[list-item]
 
 
+HTTPS_NOTE = "WSAPME posts replies to an http:// address: the webhook secret crosses the internet unencrypted"
+
+
+@pytest.mark.parametrize(("token", "url", "warned"), [
+    ("t0ken-for-the-test", "http://175.136.0.10:8501", True),
+    ("t0ken-for-the-test", "HTTP://tracker.example.com/", True),
+    ("t0ken-for-the-test", "https://tracker.example.com", False),
+    ("t0ken-for-the-test", "http://localhost:8501", False),  # WSAPME cannot reach it: said so instead
+    ("t0ken-for-the-test", "http://127.0.0.1:8501", False),
+    (None, "http://175.136.0.10:8501", False),  # practice mode: WSAPME posts nothing
+])
+def test_a_webhook_address_on_plain_http_is_a_note(token: str | None, url: str, warned: bool) -> None:
+    settings = _settings(wsapme_token=token, wsapme_device="5850", public_url=url)
+    notes = [n for n in _notes(settings, workers=[object()]) if HTTPS_NOTE in n.words]  # type: ignore[list-item]
+    assert len(notes) == warned
+    if warned:
+        assert "HTTPS" in notes[0].fix and "PUBLIC_URL" in notes[0].fix
+
+
 def test_each_note_says_the_problem_plainly_and_leaves_the_settings_to_the_fix() -> None:
     everything_wrong = _settings(wsapme_token="t0ken-for-the-test", wsapme_device="5850", send_pacing="off",
                                  public_url="http://192.168.1.20:8501")
-    notes = _notes(everything_wrong, workers=[])
-    assert len(notes) == 3
-    for note, setting in zip(notes, ("RUN_WORKER", "SEND_PACING", "PUBLIC_URL"), strict=True):
+    plain_http = _settings(wsapme_token="t0ken-for-the-test", wsapme_device="5850",
+                           public_url="http://175.136.0.10:8501")
+    notes = [*_notes(everything_wrong, workers=[]), *_notes(plain_http, workers=[object()])]  # type: ignore[list-item]
+    assert len(notes) == 4
+    for note, setting in zip(notes, ("RUN_WORKER", "SEND_PACING", "PUBLIC_URL", "PUBLIC_URL"), strict=True):
         assert setting in note.fix
         assert not re.search(r"[A-Z]+_[A-Z]+|`|python|worker", note.words), note.words
 

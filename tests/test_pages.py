@@ -80,6 +80,7 @@ def test_the_empty_overview_fills_with_demo_data_in_practice_mode(app_db: str, e
 
 def test_demo_data_is_offered_only_in_practice_mode(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
     get_settings.cache_clear()
     at = run_page("pages/overview.py")
     assert any("No blasts yet" in h.value for h in at.subheader)
@@ -211,7 +212,7 @@ def test_health_page_renders(app_db: str) -> None:
 
 def _sent_blast(engine: Engine, state: str = "sending") -> int:
     with transaction(engine) as s:
-        blast = make_blast(s, blast_tag="Raya", name="Raya promo", state=state, device="d1")
+        blast = make_blast(s, blast_tag="Raya", name="Raya promo", state=state, device="sandbox")
         for status in ["QUEUED", "PENDING", "DELIVERY_ACK", "READ_ACK", "REPLIED", "UNKNOWN", "FAILED"]:
             make_recipient(s, blast, status=status, contact_name=f"Name {status}")
         return blast.id
@@ -483,7 +484,7 @@ def test_a_follow_up_draft_is_sent_from_its_page(app_db: str, engine: Engine) ->
     from core.models import Blast
 
     with transaction(engine) as s:
-        draft = make_blast(s, state="draft", message_template="Still keen, {name}?", device="d1")
+        draft = make_blast(s, state="draft", message_template="Still keen, {name}?", device="sandbox")
         make_recipient(s, draft, contact_name="Aisyah")
         make_recipient(s, draft, contact_name="")
         draft_id = draft.id

@@ -6,6 +6,7 @@ in pages, logs, errors, exports or tracebacks while real flows run with them set
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import json
@@ -21,14 +22,18 @@ from pathlib import Path
 import pytest
 import requests
 import streamlit as st
+import uvicorn
 from sqlalchemy import Engine, MetaData, make_url, select
+from starlette.applications import Starlette
 from streamlit.testing.v1 import AppTest
 
+from core.cli import main as cli_main
 from core.config import PROJECT_ROOT, Settings, get_settings
-from core.db import engine_for, transaction
+from core.db import NOT_A_URL, engine_for, transaction
 from core.exports import stage_csv
 from core.models import Blast, BlastRecipient, WebhookInbox, utcnow
 from core.passwords import hash_password
+from core.server import lifespan_for, without_refusal_trace
 from core.services import start_services
 from core.simulator import Simulator
 from core.status_engine import apply_status
@@ -86,7 +91,7 @@ MALFORMED_DB = f"postgresql://blaster:{DB_PASSWORD}@127.0.0.1:no-port/blasts"
 def secret_env(db_url: str, **extra: str) -> dict[str, str]:
     """Every secret set, as on a production machine."""
     return app_env(with_password(db_url), WSAPME_TOKEN=TOKEN, WEBHOOK_SECRET=HOOK,
-                   DASHBOARD_PASSWORD_HASH=LOGIN_HASH, **extra)
+                   DASHBOARD_PASSWORD_HASH=LOGIN_HASH, **{"WSAPME_DEVICE": "5850", **extra})
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -218,8 +223,7 @@ def test_the_cli_and_a_refused_worker_keep_secrets_out_of_output_and_database(
     db_url: str, engine: Engine, tmp_path: Path
 ) -> None:
     with running_simulator(token=RIGHT_TOKEN) as sim:
-        env = secret_env(db_url, WSAPME_API_URL=sim.url, WSAPME_MASTER_URL=sim.url, WSAPME_DEVICE="5850",
-                         SEND_PACING="off")
+        env = secret_env(db_url, WSAPME_API_URL=sim.url, WSAPME_MASTER_URL=sim.url, SEND_PACING="off")
         contacts = tmp_path / "contacts.csv"
         contacts.write_text("Name,Phone\nAisyah,012-345 6789\nWei Ling,011-2345 6789\n")
         runs = [
@@ -244,6 +248,44 @@ def test_the_cli_and_a_refused_worker_keep_secrets_out_of_output_and_database(
     assert LOGIN_PASSWORD not in hashed.stdout + hashed.stderr
     assert_no_secret(export, "an export")
     assert_no_secret(database_text(engine), "the database")
+
+
+# A password with an @ and a : typed as they are, not percent-encoded: the URL breaks inside the
+# password, and what the parser or the driver then quotes holds its end.
+PASSWORD_ENDS = ("ssw0rd-SECRET-5521", "Tail-SECRET-7d3f")
+BROKEN_URLS = {
+    "an @ and a :": f"postgresql://app:Pa@{PASSWORD_ENDS[0]}:{PASSWORD_ENDS[1]}@db.example.com:5432/blasts",
+    "an @": f"postgresql://app:Pa@{PASSWORD_ENDS[0]}@127.0.0.1:5432/blasts",
+    "an @ and a /": f"postgresql://app:Pa@{PASSWORD_ENDS[0]}/{PASSWORD_ENDS[1]}@127.0.0.1:5432/blasts",
+}
+
+
+@pytest.mark.parametrize("url", BROKEN_URLS.values(), ids=list(BROKEN_URLS))
+def test_a_database_url_that_cannot_be_read_is_refused_without_any_of_it(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`python -m core migrate` and the server's start say what to do in one line, without any
+    part of the URL (the command line in this process: the same function, seconds faster)."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    server = uvicorn.Server(uvicorn.Config(Starlette(lifespan=lifespan_for("http://127.0.0.1:9")),
+                                           lifespan="on", log_config=None))
+    try:
+        assert cli_main(["migrate"]) == 2
+        said = capsys.readouterr()
+        with pytest.raises(SystemExit):  # refused before any port is opened
+            asyncio.run(server.serve())
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(without_refusal_trace)
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+    assert said.err == f"error: {NOT_A_URL}\n" and not said.out
+    assert not server.started and f"cannot start: {NOT_A_URL}" in caplog.text
+    assert "Application startup failed" in caplog.text and "Traceback" not in caplog.text
+    for end in PASSWORD_ENDS:
+        assert end not in said.err + caplog.text
 
 
 def test_webhook_answers_and_logs_keep_secrets_out(

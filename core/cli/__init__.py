@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
-        # No URL in the words: it may hold the database password.
+        # No URL in the words: it may hold the database password. The driver's, checked.
         print("error: cannot use the database: check DATABASE_URL and that the server is "
-              f"running ({type(exc).__name__})", file=sys.stderr)
+              f"running ({driver_says(exc) or type(exc).__name__})", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         print(f"error: a part this program needs is not installed ({exc.name}): "
@@ -76,17 +76,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def driver_says(exc: SQLAlchemyError) -> str | None:
+    """The first line of the database driver's own words on a failed connection ("password
+    authentication failed for user "app"", "connection to server at "db.example.com", port
+    5432 failed: Connection refused"), when it does not hold the password. libpq names the
+    host, port, user and database, SQLite the file; neither repeats the password, and a line
+    that holds it all the same (a password that is also the user's name) is left out. Only
+    connection errors: the words of others may quote the values being written."""
+    from sqlalchemy.exc import OperationalError
+
+    from core.config import get_settings
+    from core.db import parse_database_url
+
+    if not isinstance(exc, OperationalError) or exc.orig is None:
+        return None
+    line = next(iter(str(exc.orig).strip().splitlines()), "").strip()
+    try:
+        url = parse_database_url(get_settings().sqlalchemy_url)
+    except BlastError:
+        return None
+    given = url.query.get("password", ())  # libpq takes it in the query string too
+    passwords = [p for p in (url.password, *([given] if isinstance(given, str) else given)) if p]
+    if not line or any(str(p) in line for p in passwords):
+        return None
+    return line
+
+
 SUPPORTED_DATABASES = ("postgresql", "sqlite")
 
 
 def database_engine(url: str, *, shared: bool = True) -> Engine:
     """The engine for DATABASE_URL, or a ConfigError naming what is wrong (never the URL: it
     may hold the password). `shared`: the process's one engine for the URL (`engine_for`)."""
-    from sqlalchemy.engine import make_url
+    from core.db import engine_for, make_engine, parse_database_url
 
-    from core.db import engine_for, make_engine
-
-    backend = make_url(url).get_backend_name()  # a malformed URL: an SQLAlchemyError, above
+    backend = parse_database_url(url).get_backend_name()
     if backend not in SUPPORTED_DATABASES:
         raise ConfigError(
             f"DATABASE_URL is a {backend} address; this program works with PostgreSQL "

@@ -1,4 +1,5 @@
-"""`python -m core send BLAST_ID`: queue a draft blast for sending, now or at a time."""
+"""`python -m core send BLAST_ID`: queue a draft blast for sending, now or at a time, its
+message written first when `--message` gives it."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from core import templates
 from core.cli import SUMMARIES, database_engine
 from core.config import Settings, get_settings
 from core.db import migrate, transaction
-from core.errors import BadInput
-from core.models import Device, utcnow
-from core.sending import blasts, pacing
+from core.errors import BadInput, NotFound, StateConflict
+from core.followups import follow_up_placeholders
+from core.models import Blast, BlastState, Device, utcnow
+from core.sending import blasts, gateways, pacing
 
 # A --at this little in the past is taken as "now" (the minute it took to type); further back
 # is most likely a typo in the date, and sending at once would surprise.
@@ -47,21 +50,22 @@ def run(args: argparse.Namespace) -> int:
     engine = database_engine(settings.sqlalchemy_url)
     migrate(engine)
     with transaction(engine) as s:
+        _write_message(s, blast_id=args.blast_id, message=args.message)
         try:
             blast = blasts.launch(
-                s, blast_id=args.blast_id, at=at, device=args.device or settings.wsapme_device,
+                s, blast_id=args.blast_id, at=at, device=args.device or gateways.launch_device(settings),
                 timezone=zone, allow_blanks=args.allow_blanks,
             )
         except BadInput as exc:
             if args.allow_blanks or "with a gap" not in exc.message:
                 raise
             raise BadInput(
-                f"{exc.message.rstrip('.')}. Fill those in and import again, or add --allow-blanks "
-                "to send with the gaps left empty."
+                f"{exc.message.rstrip('.')}. Fill those in and import again, leave that placeholder out "
+                "of --message, or add --allow-blanks to send with the gaps left empty."
             ) from None
         state, total, scheduled = blast.state, blast.total_recipients, blast.scheduled_at
         when = scheduled if state == "scheduled" and scheduled is not None else now
-        held = _held_back(s, device=blast.device or settings.wsapme_device, when=when,
+        held = _held_back(s, device=blast.device or gateways.launch_device(settings), when=when,
                           settings=settings, now=state != "scheduled")
     if state == "scheduled":
         print(f"blast {args.blast_id}: {total} recipients scheduled for "
@@ -71,6 +75,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"blast {args.blast_id}: {total} recipients queued; a worker sends them now")
     return 0
+
+
+def _write_message(s: Session, *, blast_id: int, message: str | None) -> None:
+    """Set a draft's message (`--message`), as the dashboard's draft page saves it; without
+    one, a draft that has none is refused with the way to give it."""
+    blast = s.get(Blast, blast_id)
+    if blast is None:
+        raise NotFound(f"Blast {blast_id} does not exist.")
+    if message is None:
+        if blast.state == BlastState.DRAFT and not (blast.message_template or "").strip():
+            raise BadInput(f"Blast {blast_id} has no message yet: give it with --message, "
+                           "e.g. --message 'Hi {name}, …'.")
+        return
+    if blast.state != BlastState.DRAFT:
+        raise StateConflict(f"Blast {blast_id} is no longer a draft: its message cannot be changed.")
+    # The blast's own columns: a misspelt {placeholder} is refused, never sent as a blank.
+    templates.check(message, follow_up_placeholders(s, parent_id=blast_id))
+    blast.message_template = message
+    s.flush()
 
 
 def _held_back(s: Session, *, device: str, when: dt.datetime, settings: Settings, now: bool) -> str | None:
@@ -106,7 +129,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("send", help=SUMMARIES["send"])
     parser.add_argument("blast_id", type=int)
     parser.add_argument("--at", help="send later, at this local time (2026-12-01T09:30)")
-    parser.add_argument("--device", help="the WSAPME device to send from (default: WSAPME_DEVICE)")
+    parser.add_argument("--message", help="write the draft's message first, e.g. 'Hi {name}' "
+                        "(a draft imported without one needs it)")
+    parser.add_argument("--device", help="the WSAPME device to send from (default: WSAPME_DEVICE; "
+                        "in practice mode, the sandbox's)")
     parser.add_argument("--allow-blanks", action="store_true",
                         help="send even when a {placeholder} is empty for some recipients, "
                         "leaving the gap in their message")

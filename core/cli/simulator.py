@@ -21,7 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=SUMMARIES["simulator"],
         description="A stand-in WSAPME gateway: answers sends and status look-ups like "
         "WSAPME and posts delivery, read and reply webhooks. To send through it, point "
-        "WSAPME_API_URL and WSAPME_MASTER_URL at it and set WSAPME_TOKEN to any value: without "
+        "WSAPME_API_URL and WSAPME_MASTER_URL at it and set WSAPME_TOKEN and WSAPME_DEVICE to any "
+        "values (the device not `sandbox`): without "
         "a token the app uses its own built-in sandbox and ignores those two URLs. Give "
         "--webhook-url (the webhook address shown on the dashboard's Settings & health page) "
         "so receipts and replies reach the tracker. Controls and counts live under /_sim/.",

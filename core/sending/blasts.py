@@ -8,11 +8,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from core import templates
+from core.config import Settings, get_settings
 from core.errors import BadInput, NotFound, StateConflict
 from core.followups import drop_moved_on
 from core.models import Blast, BlastRecipient, BlastState, OptOut, utcnow
+from core.sending import gateways, pacing
 from core.statuses import Status
 
 S = BlastState
@@ -129,9 +132,11 @@ def launch(
     device: str,
     timezone: dt.tzinfo,
     allow_blanks: bool = False,
+    settings: Settings | None = None,
 ) -> Blast:
     """Freeze the blast's recipients, each with their own message, and queue it: now (`at`
-    None) or at a later time."""
+    None) or at a later time. Its date is when sending can really start (`first_send_at`),
+    until its first message goes out (`date_first_send`)."""
     blast = session.get(Blast, blast_id, populate_existing=True)
     if blast is None:
         raise NotFound(f"Blast {blast_id} does not exist.")
@@ -150,6 +155,7 @@ def launch(
     now = utcnow()
     when = at or now
     state = S.SCHEDULED if at is not None and at > now else S.SENDING
+    starts = first_send_at(session, device=device, when=when, settings=settings or get_settings())
     ok = change_state(
         session,
         blast_id=blast_id,
@@ -158,12 +164,39 @@ def launch(
         device=device,
         scheduled_at=when if state == S.SCHEDULED else None,
         started_at=None if state == S.SCHEDULED else now,
-        blast_date=when,
-        blast_time=when.astimezone(timezone).time().replace(microsecond=0),
+        blast_date=starts,
+        blast_time=local_time(starts, timezone),
     )
     _require(session, blast_id, ok, "send")
     session.refresh(blast)
     return blast
+
+
+def local_time(moment: dt.datetime, zone: dt.tzinfo) -> dt.time:
+    """A blast's `blast_time`: the clock time in the team's time zone, to the second."""
+    return moment.astimezone(zone).time().replace(microsecond=0)
+
+
+def first_send_at(session: Session, *, device: str, when: dt.datetime, settings: Settings) -> dt.datetime:
+    """When the worker may send the first message of a blast queued for `when` from `device`:
+    after the device's quiet hours, day's cap and pacing slot, by the worker's own rule."""
+    if settings.send_pacing != "on":  # the worker then keeps none of them
+        return when
+    row = pacing.current_device(session, device=device, settings=settings)
+    return pacing.earliest_send(row, now=when, zone=settings.timezone)
+
+
+def date_first_send(session: Session, *, blast_id: int, at: dt.datetime, zone: dt.tzinfo) -> bool:
+    """Date the blast by its first message, sent `at`: its launch only foresaw when sending
+    would start. Nothing changes once an earlier message of it has gone."""
+    earlier = exists().where(BlastRecipient.blast_id == blast_id, BlastRecipient.sent_at < at)
+    result = session.execute(
+        update(Blast)
+        .where(Blast.id == blast_id, Blast.blast_date != at, ~earlier)
+        .values(blast_date=at, blast_time=local_time(at, zone))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def pause(session: Session, *, blast_id: int, reason: str = PAUSED_BY_YOU) -> None:
@@ -197,7 +230,10 @@ def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -
 def move_to_device(session: Session, *, blast_id: int, device: str) -> None:
     """Send the rest of a paused or scheduled blast from another WhatsApp device: the one the
     dashboard is set up with now, when the blast's own is gone. Its pacing is that device's
-    from then on."""
+    from then on. A blast made in practice mode never moves to WhatsApp, nor back."""
+    current = session.scalar(select(Blast.device).where(Blast.id == blast_id))
+    if gateways.crosses(current, device):
+        raise BadInput(f"Blast {blast_id} cannot move to device {device}. {gateways.not_sent_words(current)}")
     result = session.execute(
         update(Blast)
         .where(Blast.id == blast_id, Blast.state.in_((S.PAUSED, S.SCHEDULED)))
@@ -214,15 +250,14 @@ def cancel(session: Session, *, blast_id: int) -> None:
 
 
 def start_due_scheduled(
-    session: Session, *, now: dt.datetime, grace: dt.timedelta, zone: ZoneInfo
+    session: Session, *, now: dt.datetime, grace: dt.timedelta, zone: ZoneInfo,
+    sent_here: ColumnElement[bool] | None = None,
 ) -> list[int]:
     """Start scheduled blasts whose time has come; pause those found long past due instead,
-    saying when they were due in the team's time zone (`zone`)."""
-    due = session.execute(
-        select(Blast.id, Blast.scheduled_at).where(
-            Blast.state == S.SCHEDULED, Blast.scheduled_at <= now
-        )
-    ).all()
+    saying when they were due in the team's time zone (`zone`). With `sent_here`
+    (`gateways.sent_here`), only the blasts the worker's gateway sends: another's stay as they are."""
+    query = select(Blast.id, Blast.scheduled_at).where(Blast.state == S.SCHEDULED, Blast.scheduled_at <= now)
+    due = session.execute(query if sent_here is None else query.where(sent_here)).all()
     started = []
     for blast_id, scheduled_at in due:
         if now - scheduled_at > grace:

@@ -66,6 +66,16 @@ def ensure_device(session: Session, *, device: str, settings: Settings, lock: bo
     return session.scalars(query).one()
 
 
+def current_device(session: Session, *, device: str, settings: Settings) -> Device:
+    """The device's pacing row; for a device not seen yet, the one `ensure_device` will give it
+    when the worker first sends from it, left unsaved."""
+    row = session.get(Device, device)
+    if row is not None:
+        return row
+    rules = dataclasses.asdict(PacingRules.from_settings(settings))
+    return Device(device=device, **rules, sent_in_day=0, sent_since_pause=0)
+
+
 def in_quiet_hours(rules: PacingRules, local: dt.datetime) -> bool:
     if rules.quiet_start is None or rules.quiet_end is None or rules.quiet_start == rules.quiet_end:
         return False

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.funnel import Funnel, FunnelFilter, funnel
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
+from core.sending import gateways
 from core.sending.pacing import Finish, PacingRules, estimate_finish
 from core.statuses import Status
 
@@ -41,6 +42,8 @@ class Progress:
     pace_seconds: float | None = None
     # The other blasts whose messages go first and make this one finish later; empty when none do.
     waits_for: Ahead = field(default_factory=Ahead)
+    # False for a blast of the other gateway (`gateways.sends`): its `remaining` do not go from here.
+    sent_here: bool = True
 
     @property
     def fraction(self) -> float:
@@ -146,12 +149,13 @@ def blast_progress(session: Session, *, blast_id: int, settings: Settings) -> Pr
     remaining = counts.waiting
     finish = gap = None
     ahead = Ahead()
-    if blast_state in ("sending", "scheduled", "draft"):
+    here = gateways.sends(device, settings=settings)
+    if here and blast_state in ("sending", "scheduled", "draft"):
         gap = observed_gap(session, blast_id=blast_id) if blast_state == "sending" else None
-        device = device or settings.wsapme_device
+        device = device or gateways.launch_device(settings)
         ahead = queued_ahead(session, device=device, blast_id=blast_id)
         finish = finish_estimate(session, device=device, remaining=remaining, settings=settings,
                                  start=scheduled_at, gap_seconds=gap, ahead=ahead.messages)
     return Progress(funnel=counts, remaining=remaining, done=counts.total - remaining,
                     eta=finish.at if finish else None, pace_seconds=gap,
-                    waits_for=ahead if finish and finish.others_first else Ahead())
+                    waits_for=ahead if finish and finish.others_first else Ahead(), sent_here=here)

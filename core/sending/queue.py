@@ -54,13 +54,15 @@ def call_out(session: Session, *, device: str) -> bool:
     ) is not None
 
 
-def next_retry_at(session: Session) -> dt.datetime | None:
-    """The earliest time a queued recipient of a sending blast waits for (a retry's backoff)."""
-    return session.scalar(
+def next_retry_at(session: Session, *, sent_here: ColumnElement[bool] | None = None) -> dt.datetime | None:
+    """The earliest time a queued recipient of a sending blast waits for (a retry's backoff);
+    with `sent_here` (`gateways.sent_here`), of the blasts the worker's gateway sends."""
+    query = (
         select(func.min(BlastRecipient.next_attempt_at))
         .join(Blast)
         .where(Blast.state == BlastState.SENDING, BlastRecipient.status == Status.QUEUED.value)
     )
+    return session.scalar(query if sent_here is None else query.where(sent_here))
 
 
 # Written into the SQL, not sent as a parameter: a planner only uses a partial index for

@@ -26,7 +26,7 @@ from core.errors import ConfigError, GatewayError, RateLimited
 from core.funnel import fold_rollup_deltas
 from core.models import Blast, Device, utcnow
 from core.phones import to_gateway
-from core.sending import blasts, pacing, queue
+from core.sending import blasts, gateways, pacing, queue
 from core.sending.direct import DirectStatements
 from core.sending.queue import Claim
 from core.statuses import RANK, Status, parse_status
@@ -91,6 +91,8 @@ class SendWorker:
         # good), held (not sent: its blast was paused for a person to act).
         self.outcomes: Counter[str] = Counter()
         self._devices: list[str] = []
+        self._elsewhere: set[str] = set()  # devices of the other gateway's blasts, told once
+        self._dated: set[int] = set()  # blasts whose first send this worker has seen to
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -129,7 +131,7 @@ class SendWorker:
         for fresh in (False, True):
             if fresh or not self._devices:
                 with transaction(self.engine) as s:
-                    self._devices = queue.devices_with_work(s, now=now)
+                    self._devices = self._devices_sent_here(queue.devices_with_work(s, now=now))
             if not self._devices:
                 return None
             waits = []
@@ -144,9 +146,19 @@ class SendWorker:
                 return min(waits)
         return IDLE_SECONDS
 
+    def _devices_sent_here(self, devices: list[str]) -> list[str]:
+        """Only the devices of the gateway this worker talks to: a blast made in practice mode
+        never goes to WhatsApp, nor a blast made for WhatsApp to the sandbox."""
+        for device in set(devices) - self._elsewhere:
+            if not gateways.sends(device, settings=self.settings):
+                self._elsewhere.add(device)
+                words = gateways.not_sent_words(device)
+                log.warning("blasts for device %s stay queued: %s", device, words)
+        return [device for device in devices if device not in self._elsewhere]
+
     def _next_retry(self) -> dt.datetime | None:
         with transaction(self.engine) as s:
-            return queue.next_retry_at(s)
+            return queue.next_retry_at(s, sent_here=gateways.sent_here(self.settings))
 
     def housekeeping(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_housekeeping < HOUSEKEEPING_SECONDS:
@@ -156,7 +168,8 @@ class SendWorker:
         grace = dt.timedelta(minutes=self.settings.schedule_grace_minutes)
         with transaction(self.engine) as s:
             expired = queue.expire_leases(s, now=now)
-            blasts.start_due_scheduled(s, now=now, grace=grace, zone=self.settings.timezone)
+            blasts.start_due_scheduled(s, now=now, grace=grace, zone=self.settings.timezone,
+                                       sent_here=gateways.sent_here(self.settings))
             blasts.complete_finished(s, now=now)
             blasts.reopen_requeued(s)
             # Status changes leave +1/-1 rows on PostgreSQL (migration 0002); folding them
@@ -206,8 +219,11 @@ class SendWorker:
             self.outcomes["held"] += 1
             return
         self._answered(device, claimed=claimed)
-        self._store(functools.partial(self._accepted, claim, result))
+        at = utcnow()
+        self._store(functools.partial(self._accepted, claim, result, at))
         self.outcomes["accepted"] += 1
+        if claim.blast_id not in self._dated:
+            self._date_blast(claim.blast_id, at)
         if self.after_send is not None:
             self.after_send(result.message_id)
 
@@ -237,9 +253,9 @@ class SendWorker:
                 time.sleep(delay)
                 delay *= 2
 
-    def _accepted(self, claim: Claim, result: SendResult) -> None:
+    def _accepted(self, claim: Claim, result: SendResult, at: dt.datetime) -> None:
         answer = {
-            "claim": claim, "status": sent_status(result), "at": utcnow(), "event": {"answer": result.raw},
+            "claim": claim, "status": sent_status(result), "at": at, "event": {"answer": result.raw},
             "updates": {
                 "message_id": result.message_id,
                 "wsapme_message_data": result.data,
@@ -299,6 +315,17 @@ class SendWorker:
         if isinstance(exc, RateLimited) and exc.retry_after:
             return exc.retry_after
         return min(300.0, 5.0 * 2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
+
+    def _date_blast(self, blast_id: int, at: dt.datetime) -> None:
+        """The blast's date follows its first message (`blasts.date_first_send`): one statement a
+        blast for each worker, not one a message."""
+        try:
+            with transaction(self.engine) as s:
+                blasts.date_first_send(s, blast_id=blast_id, at=at, zone=self.settings.timezone)
+        except DBAPIError as exc:  # the date foreseen at launch stays
+            log.warning("could not date a blast by its first send (%s)", type(exc).__name__)
+            return
+        self._dated.add(blast_id)
 
     def _keep_gap(self, device_id: str, *, claimed: dt.datetime) -> None:
         try:

@@ -135,7 +135,7 @@ def app_env(db_url: str, **extra: str) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
         "DATABASE_URL": db_url, "WEBHOOK_SECRET": WEBHOOK_SECRET, "RUN_WORKER": "false",
-        "STATUS_POLLING": "off", "WSAPME_TOKEN": TEST_TOKEN,
+        "STATUS_POLLING": "off", "WSAPME_TOKEN": TEST_TOKEN, "WSAPME_DEVICE": "5850",
         "WSAPME_API_URL": "http://127.0.0.1:9", "WSAPME_MASTER_URL": "http://127.0.0.1:9",
         "PYTHONUNBUFFERED": "1",
     }

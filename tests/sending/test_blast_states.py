@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine
 
+from core.config import get_settings
 from core.db import transaction
 from core.errors import BadInput, StateConflict
 from core.models import Blast, BlastRecipient, OptOut, utcnow
@@ -203,3 +204,32 @@ def test_a_waiting_blast_can_move_to_another_device(engine: Engine, state: str, 
                 blasts.move_to_device(s, blast_id=blast_id, device="NEW")
     with transaction(engine) as s:
         assert s.get(Blast, blast_id).device == ("NEW" if moves else "OLD")
+
+
+def test_a_practice_blast_never_moves_to_a_whatsapp_device_nor_back(engine: Engine) -> None:
+    practice = _draft(engine, state="paused", device="sandbox")
+    real = _draft(engine, state="paused", device="5850")
+    for blast_id, to in ((practice, "5850"), (real, "sandbox")):
+        with pytest.raises(BadInput, match="practice mode"), transaction(engine) as s:
+            blasts.move_to_device(s, blast_id=blast_id, device=to)
+    with transaction(engine) as s:
+        assert (s.get(Blast, practice).device, s.get(Blast, real).device) == ("sandbox", "5850")
+
+
+def test_a_blast_launched_into_quiet_hours_is_dated_when_sending_can_start(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The date the Overview filters on is the day the messages go out, not the click's."""
+    quiet_nights = {"SEND_PACING": "on", "SEND_QUIET_HOURS": "21:00-09:00", "APP_TIMEZONE": str(KL)}
+    for name, value in quiet_nights.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    blast_id = _draft(engine)
+    at = dt.datetime(2030, 12, 1, 23, 30, tzinfo=KL)
+    try:
+        with transaction(engine) as s:
+            blast = blasts.launch(s, blast_id=blast_id, at=at, device="d", timezone=KL)
+    finally:
+        get_settings.cache_clear()
+    assert blast.scheduled_at == at
+    assert (blast.blast_date, blast.blast_time) == (dt.datetime(2030, 12, 2, 9, 0, tzinfo=KL), dt.time(9, 0))

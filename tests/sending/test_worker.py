@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.db import transaction
 from core.models import Blast, BlastRecipient, StatusHistory
 from core.opt_outs import add_opt_outs
 from core.sending import blasts
-from tests.sending.support import blast_state, launched_blast, phone, statuses, worker_for
-from tests.support.simulator import running_simulator
+from tests.sending.support import KL, blast_state, launched_blast, phone, statuses, worker_for
+from tests.support.simulator import TEST_TOKEN, running_simulator
 
 
 @pytest.fixture
@@ -121,9 +122,43 @@ def test_a_blast_is_sent_from_its_own_device_the_one_its_pacing_counts(engine: E
     """A follow-up keeps its parent's device, and `core send --device` picks one: the message
     must leave from it, not from whichever device the settings name today."""
     blast_id = launched_blast(engine, 2, device="7777")
-    worker_for(engine, sim, wsapme_device="5850").run(once=True)
+    worker_for(engine, sim, wsapme_device="5850", wsapme_token=TEST_TOKEN).run(once=True)
     assert [m.device for m in sim.sent_messages()] == ["7777", "7777"]
     assert blast_state(engine, blast_id)[0] == "completed"
+
+
+def test_a_practice_blast_never_goes_to_whatsapp_nor_a_whatsapp_one_to_the_sandbox(
+    engine: Engine, sim
+) -> None:
+    """A token set after practice: the blasts made in practice stay queued, whole, and the
+    sandbox leaves alone what was made for WhatsApp."""
+    practice = launched_blast(engine, 2, device="sandbox")
+    demo = launched_blast(engine, 1, device="demo")  # a follow-up drafted from the demo data
+    real = launched_blast(engine, 2, device="7777")
+    worker_for(engine, sim, wsapme_device="7777", wsapme_token=TEST_TOKEN).run(once=True)
+    assert [m.device for m in sim.sent_messages()] == ["7777", "7777"]
+    assert set(statuses(engine, practice).values()) == set(statuses(engine, demo).values()) == {"QUEUED"}
+    assert blast_state(engine, practice) == ("sending", None), "left as it was"
+    later = launched_blast(engine, 2, device="7777")
+    worker_for(engine, sim, wsapme_device="sandbox").run(once=True)  # no token: practice mode
+    assert sorted(m.device for m in sim.sent_messages()[2:]) == ["demo", "sandbox", "sandbox"]
+    assert set(statuses(engine, later).values()) == {"QUEUED"}
+    assert blast_state(engine, real)[0] == blast_state(engine, practice)[0] == "completed"
+
+
+def test_a_blast_is_dated_by_its_first_message_not_by_its_launch(engine: Engine, sim) -> None:
+    """Held back by quiet hours, a cap or a pause, a blast goes out later than it was launched:
+    the Overview's days go by when it went out."""
+    blast_id = launched_blast(engine, 3)
+    launched = dt.datetime(2026, 3, 1, 15, 30, tzinfo=dt.UTC)  # 23:30 in Kuala Lumpur
+    with transaction(engine) as s:
+        s.get(Blast, blast_id).blast_date = launched
+    worker_for(engine, sim).run(once=True)
+    with transaction(engine) as s:
+        blast = s.get(Blast, blast_id)
+        first = s.scalar(select(func.min(BlastRecipient.sent_at)).where(BlastRecipient.blast_id == blast_id))
+        assert blast.blast_date == first and first > launched
+        assert blast.blast_time == first.astimezone(KL).time().replace(microsecond=0)
 
 
 def test_a_wrong_gateway_address_pauses_the_blast_and_loses_no_one(engine: Engine, sim) -> None:
