@@ -58,10 +58,8 @@ def _parsed(
     data: bytes, filename: str, phone_column: str | None, name_column: str | None, region: str,
     sheet: str | None,
 ) -> ImportReport:
-    with workbook.chosen_sheet(sheet):
-        return parse_csv(
-            data, filename=filename, phone_column=phone_column, name_column=name_column, region=region
-        )
+    return parse_csv(data, filename=filename, phone_column=phone_column, name_column=name_column,
+                     region=region, sheet=sheet)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -157,22 +157,20 @@ def test_a_chosen_sheet_is_read_and_said_to_be_chosen() -> None:
     assert workbook.contents(data, max_unpacked_bytes=10**8) == workbook.Contents(
         sheets=("Summary", "Contacts", "Old list", "Lookup"), hidden=frozenset({"Lookup"}),
         first_choice="Contacts")
-    with workbook.chosen_sheet("Old list"):
-        report = parse_xlsx(data, phone_column="HP 2")
+    report = parse_xlsx(data, phone_column="HP 2", sheet="Old list")
     assert (report.sheet, [r.phone for r in report.recipients]) == ("Old list", ["+60145678901"])
     assert report.notes[0] == ("The workbook has 4 sheets; the contacts were read from “Old list”, "
                                "as chosen. Sheets not read: “Summary”, “Contacts”, “Lookup” (hidden).")
-    assert parse_xlsx(data).sheet == "Contacts", "the choice lasts for its block only"
-    with workbook.chosen_sheet("Old List "), pytest.raises(BadCsv) as caught:
-        parse_xlsx(data)
+    assert parse_xlsx(data).sheet == "Contacts", "unchosen: the first with contacts"
+    with pytest.raises(BadCsv) as caught:
+        parse_xlsx(data, sheet="Old List ")
     assert caught.value.message == ("The workbook has no sheet called “Old List ”. Its sheets are: "
                                     "“Summary”, “Contacts”, “Old list”, “Lookup”.")
 
 
 def test_a_csv_has_no_sheets_to_choose_from() -> None:
     data = b"Name,Phone\r\nAli,0123456789\r\n"
-    with workbook.chosen_sheet("Contacts"):
-        assert parse_csv(data).sheet is None
+    assert parse_csv(data, sheet="Contacts").sheet is None
 
 
 # --- the command line -----------------------------------------------------------------------

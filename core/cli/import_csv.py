@@ -18,7 +18,6 @@ from core.csv_import import (
     RowResult,
     create_draft_blast_from_import,
     import_report,
-    workbook,
 )
 from core.csv_import.reading import check_size
 from core.db import migrate, transaction
@@ -59,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
     engine = database_engine(settings.sqlalchemy_url, shared=False)
     try:
         migrate(engine)
-        with transaction(engine) as session, workbook.chosen_sheet(args.sheet):
+        with transaction(engine) as session:
             report = import_report(
                 session, data, filename=args.file.name, phone_column=args.phone_column,
                 name_column=args.name_column, region=settings.phone_region,
-                max_upload_mb=args.max_upload_mb,
+                max_upload_mb=args.max_upload_mb, sheet=args.sheet,
             )
             if not report.recipients:
                 if not args.json:  # every row with its reason, then the refusal

@@ -59,16 +59,16 @@ __all__ = [
 def parse_csv(
     data: bytes, *, filename: str | None = None, phone_column: str | None = None,
     name_column: str | None = None, region: str = phones.DEFAULT_REGION,
-    max_upload_mb: float | None = None, opted_out: Collection[str] = (),
+    max_upload_mb: float | None = None, opted_out: Collection[str] = (), sheet: str | None = None,
 ) -> ImportReport:
     """Read an uploaded file and judge every row; raises BadCsv when it cannot be read.
 
     `max_upload_mb` None means the MAX_UPLOAD_MB setting: a caller that forgets the limit
-    still gets it.
+    still gets it. `sheet` is a workbook's sheet a person chose (None: the first with contacts).
     """
     if max_upload_mb is None:
         max_upload_mb = get_settings().max_upload_mb
-    table = read_table(data, max_upload_mb=max_upload_mb)
+    table = read_table(data, max_upload_mb=max_upload_mb, sheet=sheet)
     columns = find_columns(table.rows, phone_column=phone_column, name_column=name_column,
                            region=region)
     rows = classify(table.rows, columns, region=region)
@@ -83,11 +83,11 @@ def parse_csv(
 def import_report(
     session: Session, data: bytes, *, filename: str | None = None,
     phone_column: str | None = None, name_column: str | None = None,
-    region: str = phones.DEFAULT_REGION, max_upload_mb: float | None = None,
+    region: str = phones.DEFAULT_REGION, max_upload_mb: float | None = None, sheet: str | None = None,
 ) -> ImportReport:
     """`parse_csv`, with the numbers on the opt-out list marked `suppressed`."""
-    report = parse_csv(data, filename=filename, phone_column=phone_column,
-                       name_column=name_column, region=region, max_upload_mb=max_upload_mb)
+    report = parse_csv(data, filename=filename, phone_column=phone_column, name_column=name_column,
+                       region=region, max_upload_mb=max_upload_mb, sheet=sheet)
     numbers = [row.phone for row in report.recipients if row.phone]
     return report.with_opt_outs(opted_out_among(session, numbers))
 

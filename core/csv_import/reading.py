@@ -59,11 +59,14 @@ class RawTable:
     sheet: str | None = None  # the worksheet read, for a workbook
 
 
-def read_table(data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> RawTable:
-    """Cut an uploaded file into records and cells, or raise BadCsv saying why not."""
+def read_table(
+    data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, sheet: str | None = None
+) -> RawTable:
+    """Cut an uploaded file into records and cells, or raise BadCsv saying why not. `sheet`:
+    a workbook's sheet to read (None: the first with contacts); a text file has none."""
     check_size(len(data), max_upload_mb=max_upload_mb)
     if workbook.looks_like_workbook(data):
-        return _read_workbook(data, max_upload_mb=max_upload_mb)
+        return _read_workbook(data, max_upload_mb=max_upload_mb, sheet=sheet)
     _reject_other_formats(data)
     decoded = decode(data)
     text = decoded.text
@@ -79,9 +82,9 @@ def read_table(data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> 
                     notes=decoded.notes + notes)
 
 
-def _read_workbook(data: bytes, *, max_upload_mb: float) -> RawTable:
+def _read_workbook(data: bytes, *, max_upload_mb: float, sheet: str | None) -> RawTable:
     sheet = workbook.read_sheet(
-        data, max_unpacked_bytes=workbook.MAX_UNPACKED_RATIO * max_upload_mb * 1024 * 1024
+        data, max_unpacked_bytes=workbook.MAX_UNPACKED_RATIO * max_upload_mb * 1024 * 1024, sheet=sheet
     )
     widest = max(map(len, sheet.rows), default=0)
     if widest > MAX_COLUMNS:

@@ -13,7 +13,6 @@ import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,8 +47,6 @@ _ROW_NUMBER = re.compile(rb"\sr\s*=\s*[\"'](\d+)")
 _ROW_HIDDEN = re.compile(rb"\shidden\s*=\s*[\"'](?:1|true)[\"']")
 _AUTO_FILTER = re.compile(rb"<(?:[\w.-]+:)?autoFilter\b")
 _LINES_LISTED = 20  # hidden lines named in a note; more are counted
-# The sheet a person chose, for `read_sheet` reached through `parse_csv`, which takes no sheet.
-_CHOSEN_SHEET: ContextVar[str | None] = ContextVar("chosen_sheet", default=None)
 
 
 @dataclass
@@ -77,26 +74,14 @@ class _Found:
     rank: int  # _CONTACTS, _PHONE_COLUMN or _DATA
 
 
-@contextmanager
-def chosen_sheet(name: str | None) -> Iterator[None]:
-    """Within the block, a workbook is read from the sheet `name`; None: the first with contacts."""
-    token = _CHOSEN_SHEET.set(name)
-    try:
-        yield
-    finally:
-        _CHOSEN_SHEET.reset(token)
-
-
 def looks_like_workbook(data: bytes) -> bool:
     """A zipped (.xlsx, .ods, .zip…) or OLE (.xls, encrypted .xlsx, .doc…) file."""
     return data.startswith((ZIP_SIGNATURE, OLE_SIGNATURE))
 
 
 def read_sheet(data: bytes, *, max_unpacked_bytes: float, sheet: str | None = None) -> Sheet:
-    """The sheet `sheet`, or (None) the one `chosen_sheet` names, else the first with contacts;
-    or BadCsv saying in plain words why there is none. A row hidden in Excel is kept, with the
-    reason it cannot be used."""
-    sheet = sheet if sheet is not None else _CHOSEN_SHEET.get()
+    """The sheet `sheet`, or (None) the first with contacts; or BadCsv saying in plain words
+    why there is none. A row hidden in Excel is kept, with the reason it cannot be used."""
     with _opened(data, max_unpacked_bytes=max_unpacked_bytes) as workbook:
         found = _survey(workbook)
         name = _first_choice(found) if sheet is None else _existing(workbook.sheet_names, sheet)
