@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
@@ -103,9 +104,22 @@ def signed_in() -> bool:
 
 
 def on_this_computer() -> bool:
-    """Whether the visitor is on the computer the server runs on (Streamlit gives no address
-    for a loopback visitor): with no login, nobody else may see the pages."""
-    return not isinstance(st.context.ip_address, str)
+    """Whether the visitor is on the computer the server runs on: with no login, nobody else
+    may see the pages."""
+    return is_loopback(st.context.ip_address)
+
+
+def is_loopback(ip: object) -> bool:
+    """Whether a visitor's address is this computer's. Streamlit gives none for 127.0.0.1 and
+    ::1, but passes on 127.0.0.1 as an IPv6 server sees it (::ffff:127.0.0.1)."""
+    if not isinstance(ip, str):
+        return True
+    try:
+        address = ipaddress.ip_address(ip.partition("%")[0])
+    except ValueError:
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
 
 
 def email_allowed(email: object) -> bool:

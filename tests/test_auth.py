@@ -159,6 +159,15 @@ def test_a_password_hash_cut_short_by_the_shell_stops_the_start(monkeypatch: pyt
     get_settings.cache_clear()
 
 
+def test_only_this_computers_addresses_are_loopback() -> None:
+    from dashboard.auth import is_loopback
+
+    for here in (None, "127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"):
+        assert is_loopback(here), here
+    for elsewhere in ("192.168.1.5", "10.0.0.7", "::ffff:10.0.0.7", "2001:db8::1", "fe80::1%eth0", "", "x"):
+        assert not is_loopback(elsewhere), elsewhere
+
+
 def test_with_no_login_only_this_computer_sees_the_pages(
     app_db: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
