@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -46,10 +48,18 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
     return figure
 
 
-def trend_figure(trend: pd.DataFrame) -> go.Figure:
-    """Messages sent per day (bars) with the share read and replied to (lines)."""
+DAY_MS = 86_400_000  # a date axis counts in milliseconds
+
+
+def trend_figure(
+    trend: pd.DataFrame, *, start: dt.date | None = None, end: dt.date | None = None
+) -> go.Figure:
+    """Messages sent per day (bars) with the share read and replied to (lines), across the
+    dates chosen (`start` to `end`) when there are some."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
-    figure.add_bar(x=trend["day"], y=trend["sent"], name="Sent", marker_color="#93c5fd")
+    # A day wide, whatever the gaps: Plotly otherwise sizes bars by the closest two, and a
+    # send every few days drew each as a bar several days wide.
+    figure.add_bar(x=trend["day"], y=trend["sent"], name="Sent", marker_color="#93c5fd", width=0.8 * DAY_MS)
     figure.add_scatter(
         x=trend["day"],
         y=trend["read_rate"],
@@ -66,11 +76,16 @@ def trend_figure(trend: pd.DataFrame) -> go.Figure:
         line={"color": "#f59e0b"},
         secondary_y=True,
     )
-    # Days, not hours and milliseconds: one day alone would otherwise fill the axis to the millisecond.
+    # Days, not hours and milliseconds: a few days would otherwise fill the axis with hours.
     figure.update_xaxes(type="date", tickformat="%d %b")
-    if len(trend) == 1:
-        day = pd.Timestamp(trend["day"].iloc[0])
-        figure.update_xaxes(range=[day - pd.Timedelta(days=1), day + pd.Timedelta(days=1)], dtick=86_400_000)
+    first, last = _shown_days(trend, start=start, end=end)
+    if first == last:  # a day alone, between its neighbours, reads as a day
+        first, last = first - pd.Timedelta(days=1), last + pd.Timedelta(days=1)
+    else:
+        first, last = first - pd.Timedelta(hours=12), last + pd.Timedelta(hours=12)
+    figure.update_xaxes(range=[first, last])
+    if last - first <= pd.Timedelta(days=15):
+        figure.update_xaxes(dtick=DAY_MS)
     figure.update_yaxes(title_text="Messages sent", secondary_y=False)
     # Its own round ticks (0, 25, 50, 75, 100 %), not the bars' grid lines carried over.
     figure.update_yaxes(title_text="% of sent", range=[0, 100], tickmode="linear", tick0=0, dtick=25,
@@ -81,23 +96,43 @@ def trend_figure(trend: pd.DataFrame) -> go.Figure:
     return figure
 
 
+def _shown_days(
+    trend: pd.DataFrame, *, start: dt.date | None, end: dt.date | None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last day the axis shows: the days with sends, and all the chosen dates.
+    Sends can fall after the chosen dates (a blast of the 20th that quiet hours held to the
+    21st), so the chosen dates widen the axis but never cut it."""
+    days = pd.to_datetime(trend["day"])
+    first, last = days.min(), days.max()
+    if start is not None and end is not None:
+        first, last = min(first, pd.Timestamp(start)), max(last, pd.Timestamp(end))
+    return first, last
+
+
 # Fewer sent than this and a tag's rate swings by tens of points: drawn pale.
 FEW_SENT = 30
 
 
+# (strong, pale) bar colours: opting out is the one rate where more is worse.
+_TAG_COLOURS = {"opted_out": ("#b91c1c", "#fca5a5")}
+_TAG_COLOUR = ("#0f766e", "#99d5cf")
+
+
 def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
-    """Each tag's rate with its 95% interval, best first, as bars across so that names read
-    flat: overlapping lines mean no proven winner, and a tag with few sent is drawn pale."""
-    tags = tags.sort_values(f"{stage}_rate", ascending=True, kind="stable")  # best at the top
+    """Each tag's rate with its 95% interval, highest first, as bars across so that names read
+    flat: overlapping lines mean no proven winner, and a tag with few sent is drawn pale.
+    `stage` is read, replied, closed or opted_out."""
+    tags = tags.sort_values(f"{stage}_rate", ascending=True, kind="stable")  # highest at the top
     rate, low, high = tags[f"{stage}_rate"], tags[f"{stage}_low"], tags[f"{stage}_high"]
     few = tags["sent"] < FEW_SENT
+    strong, pale = _TAG_COLOURS.get(stage, _TAG_COLOUR)
     labels = [f"{tag} ({sent:,} sent)" for tag, sent in zip(tags["tag"], tags["sent"], strict=True)]
     figure = go.Figure(
         go.Bar(
             y=labels,
             x=rate,
             orientation="h",
-            marker_color=["#99d5cf" if small else "#0f766e" for small in few],
+            marker_color=[pale if small else strong for small in few],
             error_x={"type": "data", "symmetric": False, "array": high - rate, "arrayminus": rate - low,
                      "color": "#475569"},
             customdata=list(zip(tags["sent"], low, high, strict=True)),
@@ -105,7 +140,7 @@ def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
             "likely between %{customdata[1]:.1f}% and %{customdata[2]:.1f}%<extra></extra>",
         )
     )
-    figure.update_xaxes(title_text=f"% {stage}", ticksuffix="%", rangemode="tozero")
+    figure.update_xaxes(title_text=f"% {stage.replace('_', ' ')}", ticksuffix="%", rangemode="tozero")
     figure.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=max(220, 60 + 36 * len(tags)))
     return figure
 

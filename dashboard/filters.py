@@ -8,6 +8,9 @@ import streamlit as st
 
 from core.funnel import FunnelFilter
 
+# The query parameters the filters own.
+_PARAMS = ("from", "to", "tag", "stage")
+
 
 def _parse_date(value: str | None) -> dt.date | None:
     try:
@@ -16,15 +19,30 @@ def _parse_date(value: str | None) -> dt.date | None:
         return None
 
 
+def _kept_key(key_prefix: str) -> str:
+    return f"{key_prefix}_kept"
+
+
+def _wanted_params(key_prefix: str) -> dict[str, list[str]]:
+    """The filters to start from: the URL's when it names any (a shared link, a bookmark),
+    else the ones last chosen in this session. Streamlit clears both the URL and the widgets'
+    state when another page is opened from the sidebar; a plain key of session state is kept."""
+    params = st.query_params
+    if any(name in params for name in _PARAMS):
+        return {name: params.get_all(name) for name in _PARAMS}
+    return st.session_state.get(_kept_key(key_prefix), {})
+
+
 def render_filters(
     *, tags: list[str], stages: list[str], timezone: str, key_prefix: str = "flt"
 ) -> FunnelFilter:
-    """Filter widgets seeded from the URL's query parameters, which they keep up to date."""
-    params = st.query_params
-    start = _parse_date(params.get("from"))
-    end = _parse_date(params.get("to"))
-    chosen_tags = [t for t in params.get_all("tag") if t in tags]
-    chosen_stages = [s for s in params.get_all("stage") if s in stages]
+    """Filter widgets seeded from the URL's query parameters (or, without any, from the last
+    choice of the session), which they keep up to date."""
+    wanted = _wanted_params(key_prefix)
+    start = _parse_date(next(iter(wanted.get("from", [])), None))
+    end = _parse_date(next(iter(wanted.get("to", [])), None))
+    chosen_tags = [t for t in dict.fromkeys(wanted.get("tag", [])) if t in tags]
+    chosen_stages = [s for s in dict.fromkeys(wanted.get("stage", [])) if s in stages]
 
     col_dates, col_tags, col_stages = st.columns([3, 3, 3])  # room for both dates at 1366 px
     with col_dates:
@@ -53,7 +71,7 @@ def render_filters(
         )
     # One day picked (or the first click of a range): that day, not all time.
     start, end = (picked[0], picked[-1]) if picked else (None, None)
-    _write_params(start, end, chosen_tags, chosen_stages)
+    _keep(key_prefix, start, end, chosen_tags, chosen_stages)
     return FunnelFilter(
         start=start,
         end=end,
@@ -63,17 +81,44 @@ def render_filters(
     )
 
 
-def _write_params(start: dt.date | None, end: dt.date | None, tags: list[str], stages: list[str]) -> None:
-    wanted: dict[str, str | list[str]] = {}
+def _keep(key_prefix: str, start: dt.date | None, end: dt.date | None, tags: list[str],
+          stages: list[str]) -> None:
+    """Write the choice to the URL and to the session's own copy."""
+    wanted: dict[str, list[str]] = {}
     if start and end:
-        wanted.update({"from": start.isoformat(), "to": end.isoformat()})
+        wanted.update({"from": [start.isoformat()], "to": [end.isoformat()]})
     if tags:
-        wanted["tag"] = tags
+        wanted["tag"] = list(tags)
     if stages:
-        wanted["stage"] = stages
-    current = {
-        k: (st.query_params.get_all(k) if k in ("tag", "stage") else st.query_params.get(k))
-        for k in st.query_params
-    }
+        wanted["stage"] = list(stages)
+    st.session_state[_kept_key(key_prefix)] = wanted
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
     if current != wanted:
         st.query_params.from_dict(wanted)
+
+
+def _filter_words(filters: FunnelFilter) -> str:
+    """The filters in use, in words ("dates 01/11/2026 to 15/11/2026; tag Raya"); empty with none."""
+    parts = []
+    if filters.start and filters.end:
+        first, last = (day.strftime("%d/%m/%Y") for day in (filters.start, filters.end))
+        parts.append(f"date {first}" if first == last else f"dates {first} to {last}")
+    if filters.tags:
+        parts.append(("tag " if len(filters.tags) == 1 else "tags ") + ", ".join(filters.tags))
+    if filters.follow_up_stages:
+        stages = filters.follow_up_stages
+        parts.append(("follow-up stage " if len(stages) == 1 else "follow-up stages ") + ", ".join(stages))
+    return "; ".join(parts)
+
+
+def nothing_matches(filters: FunnelFilter) -> str | None:
+    """What to say when no recipient is in the blasts the filters choose, naming the filters
+    set and what to loosen; None when none is set (then they are not the reason)."""
+    chosen = _filter_words(filters)
+    if not chosen:
+        return None
+    loosen = [words for words, set_ in (("widen the dates", filters.start and filters.end),
+                                        ("clear a tag", filters.tags),
+                                        ("clear a stage", filters.follow_up_stages)) if set_]
+    advice = loosen[0] if len(loosen) == 1 else ", ".join(loosen[:-1]) + " or " + loosen[-1]
+    return f"No recipients match these filters ({chosen}). {advice.capitalize()}."

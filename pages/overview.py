@@ -3,7 +3,7 @@
 import streamlit as st
 from sqlalchemy import exists, select
 
-from core.analytics import RESPONSE_SAMPLE, tag_comparison
+from core.analytics import OPTED_OUT, RESPONSE_SAMPLE, tag_comparison
 from core.demo import seed_demo
 from core.funnel import filter_options, funnel, funnel_by_blast
 from core.models import Blast
@@ -11,7 +11,7 @@ from core.statuses import Stage
 from dashboard import data
 from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
 from dashboard.data import reading, session, settings
-from dashboard.filters import render_filters
+from dashboard.filters import nothing_matches, render_filters
 from dashboard.format import duration_words, plural
 from dashboard.layout import friendly_errors, page_header
 from dashboard.reply_views import render_waiting_replies
@@ -50,20 +50,43 @@ if not has_blasts:
 
 render_waiting_replies()
 filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone)
+opted_out_by_tag = data.opted_out_by_reply(filters)
 with reading() as s:
     totals = funnel(s, filters=filters)
     per_blast = funnel_by_blast(s, filters=filters)
+    tags_frame = tag_comparison(s, filters=filters, opted_out=opted_out_by_tag)
+
+
+def render_blast_table() -> None:
+    st.subheader("Blasts")
+    st.dataframe(
+        blast_table(per_blast, timezone=settings().app_timezone),
+        hide_index=True,
+        width="stretch",
+        placeholder="—",  # a rate of nothing sent yet
+        column_config=blast_table_columns(),
+    )
+
 
 if totals.total == 0:
-    st.warning("No recipients match these filters. Widen the dates or clear a tag.")
+    if no_match := nothing_matches(filters):
+        st.warning(no_match)
+    else:
+        # A draft whose people all opted out, say: its page is reached from the table below.
+        blasts = "Your blast has" if len(per_blast) == 1 else "Your blasts have"
+        st.info(f"{blasts} no recipients yet. Open **New blast** to upload a contact list.")
+        st.page_link("pages/new_blast.py", label="Start a new blast", icon=":material/add_circle:")
+    if per_blast:
+        render_blast_table()
     st.stop()
 
 # Each stage counts everyone who got at least that far, so a sale counts at every stage before it.
 STAGE_HELP = {
     Stage.READ: "Everyone who opened it, including those who replied or bought without a read receipt.",
-    Stage.REPLIED: "Everyone who answered, including sales closed by hand for people who never "
-    "replied on WhatsApp.",
+    Stage.REPLIED: "Everyone who answered, opt-outs such as STOP included, and sales closed by hand for "
+    "people who never replied on WhatsApp.",
 }
+opted_out = int(tags_frame[OPTED_OUT].sum()) if not tags_frame.empty else 0
 columns = st.columns(len(Stage) + 2)
 for column, stage in zip(columns, Stage, strict=False):
     share = totals.pct_of_sent(stage)
@@ -75,6 +98,10 @@ for column, stage in zip(columns, Stage, strict=False):
         delta_arrow="off",
         help=STAGE_HELP.get(stage),
     )
+    if stage is Stage.REPLIED and opted_out:
+        column.caption(f"{opted_out:,} of them opted out",
+                       help="They replied STOP, BERHENTI or another opt-out word: no blast messages "
+                       "them again. The **Opt-outs** page lists every number.")
 columns[-2].metric("Failed", f"{totals.failed:,}", help="The gateway refused these messages.")
 columns[-1].metric(
     "Unknown",
@@ -90,16 +117,12 @@ if waiting or in_drafts:
     parts += [f"{plural(in_drafts, 'recipient')} in drafts"] if in_drafts else []
     st.caption(" · ".join(parts) + ".")
 
-st.plotly_chart(funnel_figure(totals), width="stretch")
+if totals.sent or totals.failed or totals.unknown:
+    st.plotly_chart(funnel_figure(totals), width="stretch")
+else:
+    st.caption("Nothing sent yet: the funnel fills in as the messages go out.")
 
-st.subheader("Blasts")
-st.dataframe(
-    blast_table(per_blast, timezone=settings().app_timezone),
-    hide_index=True,
-    width="stretch",
-    placeholder="—",  # a rate of nothing sent yet
-    column_config=blast_table_columns(),
-)
+render_blast_table()
 
 st.subheader("Day by day")
 _ttl = "a minute" if data.ANALYTICS_TTL_SECONDS == 60 else f"{data.ANALYTICS_TTL_SECONDS} seconds"
@@ -112,23 +135,23 @@ trend = slow.trend
 if trend.empty:
     st.caption("Nothing has been sent yet in this selection.")
 else:
-    st.plotly_chart(trend_figure(trend), width="stretch", key="trend")
+    st.plotly_chart(trend_figure(trend, start=filters.start, end=filters.end), width="stretch", key="trend")
 
 left, right = st.columns(2)
 with left:
     st.subheader("Tags compared")
-    with reading() as s:
-        tags_frame = tag_comparison(s, filters=filters)
     tags_frame = tags_frame[tags_frame["sent"] > 0] if not tags_frame.empty else tags_frame  # drafts
     if tags_frame.empty:
         st.caption("No tags to compare yet.")
     else:
-        stage = st.radio("Rate", ["replied", "read", "closed"], horizontal=True, key="tag_stage")
+        stage = st.radio("Rate", ["replied", "read", "closed", OPTED_OUT], horizontal=True, key="tag_stage",
+                         format_func=lambda rate: rate.replace("_", " "))
         st.plotly_chart(tag_figure(tags_frame, stage=stage), width="stretch", key="tags")
         st.caption(
             "The thin lines show where each rate probably really lies (95%). When two tags' "
             f"lines overlap, neither has proven better yet. Pale bars: fewer than {FEW_SENT} sent, "
-            "too few to judge."
+            "too few to judge. A reply that opted out (STOP, BERHENTI) counts as opted out here, "
+            "not as replied."
         )
 with right:
     st.subheader("How fast people respond")
@@ -147,15 +170,22 @@ with right:
 
 st.subheader("When people answer")
 activity = slow.activity
+ANSWERS = {"replied": "replies", "read": "reads"}
 if activity.empty:
     st.caption("No reads or replies yet.")
 else:
+    answered = set(activity["what"])
     which = st.radio(
         "Show",
-        ["replied", "read"],
+        list(ANSWERS),
+        # Replies first, when there are some: a grid of nothing but zeros says nothing.
+        index=0 if "replied" in answered else 1,
         horizontal=True,
         key="hours_what",
-        format_func={"replied": "Replies", "read": "Reads"}.get,
+        format_func=lambda what: ANSWERS[what].capitalize(),
     )
-    st.plotly_chart(hours_figure(activity, what=which), width="stretch", key="hours")
-    st.caption("In your time zone. Sales closed by hand are not counted as reads or replies here.")
+    if which in answered:
+        st.plotly_chart(hours_figure(activity, what=which), width="stretch", key="hours")
+        st.caption("In your time zone. Sales closed by hand are not counted as reads or replies here.")
+    else:
+        st.caption(f"No {ANSWERS[which]} yet in these blasts.")

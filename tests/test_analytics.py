@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import random
+import re
 from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy import Engine, case, event, func, or_, select
 from sqlalchemy.orm import Session
 
 from core import analytics
@@ -18,14 +20,18 @@ from core.analytics import (
     ResponseTimes,
     activity_by_hour,
     daily_trend,
+    opted_out_by_reply,
     response_times,
     tag_comparison,
     wilson_interval,
 )
 from core.db import transaction
-from core.funnel import FunnelFilter, apply_filter, fold_rollup_deltas, status_rank
-from core.models import Blast, BlastRecipient
+from core.funnel import FunnelFilter, apply_filter, fold_rollup_deltas, funnel, status_rank
+from core.models import Blast, BlastRecipient, OptOut, RecipientReply
+from core.opt_outs import add_opt_outs
 from core.statuses import RANK, Stage, Status
+from core.webhook.inbox import WebhookRules, process_entry, store_raw
+from core.webhook.replies import DEFAULT_OPT_OUT_WORDS, opt_out_keyword
 from tests.support.factories import make_blast, make_recipient
 
 UTC = dt.UTC
@@ -89,6 +95,79 @@ def test_tag_comparison_gives_small_tags_wide_intervals(engine: Engine) -> None:
     big_width = tags.loc["Big", "replied_high"] - tags.loc["Big", "replied_low"]
     assert small_width > big_width
     assert tags.loc["Small", "replied_low"] < tags.loc["Big", "replied_high"], "1 of 1 is no proven winner"
+
+
+def _reply(engine: Engine, phone: str, text: str, at: dt.datetime) -> None:
+    """A reply as the gateway posts it, stored and applied by the webhook."""
+    body = {"type": "text", "message": text, "from": phone.lstrip("+") + "@c.us",
+            "timestamp": int(at.timestamp())}
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(body).encode(), content_type="application/json")
+    with transaction(engine) as s:
+        process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+
+
+def _opt_out_replies(engine: Engine) -> None:
+    """Raya: two of four answer. CNY, a day later: three of five send an opt-out word, one of
+    them after asking about Raya's price; one asks a question; one says nothing."""
+    phones = [f"+60123{i:06d}" for i in range(8)]
+    with transaction(engine) as s:
+        for tag, day, group in (("Raya", 2, phones[:4]), ("CNY", 3, [phones[0], *phones[4:]])):
+            blast = make_blast(s, blast_tag=tag, state="completed", blast_date=t(day, 2))
+            for phone in group:
+                make_recipient(s, blast, phone_number=phone, status="READ_ACK", sent_at=t(day, 2))
+    _reply(engine, phones[0], "Berapa harga?", t(2, 3))
+    _reply(engine, phones[1], "Nak 2 kotak", t(2, 3))
+    for phone, text in zip([phones[0], *phones[4:]], ["STOP", "Berhenti!", "tak-nak 🙏", "Bila sampai?"],
+                           strict=False):
+        _reply(engine, phone, text, t(3, 4))
+    with transaction(engine) as s:
+        add_opt_outs(s, [phones[1]], source="manual")  # asked on the phone: no reply of theirs
+
+
+def test_an_opt_out_reply_is_a_reply_in_the_funnel_but_no_success_for_its_tag(engine: Engine) -> None:
+    _opt_out_replies(engine)
+    with transaction(engine) as s:
+        assert funnel(s).replied == 6, "every answer, opt-outs too"
+        assert opted_out_by_reply(s, filters=FunnelFilter()) == {"CNY": 3}
+        assert opted_out_by_reply(s, filters=FunnelFilter(tags=("Raya",))) == {}
+        cny_day = FunnelFilter(start=dt.date(2026, 3, 3), end=dt.date(2026, 3, 3))
+        assert opted_out_by_reply(s, filters=cny_day) == {"CNY": 3}
+        tags = tag_comparison(s, filters=FunnelFilter()).set_index("tag")
+    assert tags.loc["CNY", "opted_out"] == 3 and tags.loc["CNY", "opted_out_rate"] == 60.0
+    assert tags.loc["CNY", "replied_rate"] == 20.0, "the one question, of five"
+    assert tags.loc["Raya", "replied_rate"] == 50.0 and tags.loc["Raya", "opted_out"] == 0
+    assert tags.loc["CNY", "opted_out_low"] < 60.0 < tags.loc["CNY", "opted_out_high"]
+
+
+@pytest.mark.parametrize("filters", [FunnelFilter(), FunnelFilter(tags=("CNY",))], ids=["all time", "a tag"])
+def test_opt_out_replies_are_found_without_reading_every_recipient(
+    engine: Engine, filters: FunnelFilter
+) -> None:
+    """By id from the replies that may be opt-outs, or by blast: a million recipients stay unread."""
+    _opt_out_replies(engine)
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        with transaction(engine) as s:
+            assert opted_out_by_reply(s, filters=filters) == {"CNY": 3}
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    statement, parameters = next((q, p) for q, p in statements if "recipient_replies" in q)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")  # tables this small are read whole otherwise
+            plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+            assert "Seq Scan on blast_recipients" not in plan and re.search(r"\bid = ANY \(", plan), plan
+        else:
+            steps = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+            [recipients] = [step for step in steps if " blast_recipients " in f"{step} "]
+            assert recipients.startswith("SEARCH"), steps
+            assert "PRIMARY KEY" in recipients or "idx_blast_id_status" in recipients, steps
 
 
 def test_response_times(engine: Engine) -> None:
@@ -286,6 +365,24 @@ def assert_response_times_match(times: ResponseTimes, expected: ResponseTimes) -
             assert abs(got - want) <= dt.timedelta(microseconds=1), (field.name, got, want)
 
 
+def recount_opted_out(session: Session, filters: FunnelFilter) -> dict[str | None, int]:
+    """Recipients who reached replied and one of whose replies is the opt-out word their
+    number is listed with by the webhook, by tag: the webhook's own test of a reply."""
+    by_reply = select(OptOut.phone_number, OptOut.keyword).where(OptOut.source == "webhook")
+    listed = {phone: keyword for phone, keyword in session.execute(by_reply)}
+    query = (
+        select(BlastRecipient.id, BlastRecipient.phone_number, Blast.blast_tag, RecipientReply.text)
+        .join(Blast)
+        .join(RecipientReply, RecipientReply.recipient_id == BlastRecipient.id)
+        .where(status_rank() >= Stage.REPLIED.min_rank)
+    )
+    opted_out = {}
+    for recipient_id, phone, tag, text in session.execute(apply_filter(query, filters)):
+        if phone in listed and opt_out_keyword(text, words=[listed[phone]]) == listed[phone]:
+            opted_out[recipient_id] = tag
+    return {tag: list(opted_out.values()).count(tag) for tag in set(opted_out.values())}
+
+
 def recount_tags(session: Session, filters: FunnelFilter) -> pd.DataFrame:
     rank = status_rank()
     stages = (Stage.SENT, Stage.READ, Stage.REPLIED, Stage.CLOSED)
@@ -295,13 +392,16 @@ def recount_tags(session: Session, filters: FunnelFilter) -> pd.DataFrame:
         .join(Blast)
         .group_by(Blast.blast_tag)
     )
+    opted_out = recount_opted_out(session, filters)
     records = []
-    for tag, sent, *reached in session.execute(apply_filter(query, filters)):
-        record = {"tag": tag or "(no tag)", "sent": sent}
-        for stage, n in zip(stages[1:], reached, strict=True):
+    for tag, sent, read, replied, closed in session.execute(apply_filter(query, filters)):
+        out = opted_out.get(tag, 0)
+        record = {"tag": tag or "(no tag)", "sent": sent, "opted_out": out}
+        # An opt-out is a reply in the funnel, but no success for a tag.
+        for name, n in (("read", read), ("replied", replied - out), ("closed", closed), ("opted_out", out)):
             low, high = wilson_interval(n, sent)
-            record[f"{stage}_rate"] = 100.0 * n / sent if sent else 0.0
-            record[f"{stage}_low"], record[f"{stage}_high"] = 100.0 * low, 100.0 * high
+            record[f"{name}_rate"] = 100.0 * n / sent if sent else 0.0
+            record[f"{name}_low"], record[f"{name}_high"] = 100.0 * low, 100.0 * high
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -355,7 +455,26 @@ def varied(engine: Engine) -> Engine:
         for recipient in s.scalars(delivered.order_by(BlastRecipient.id).limit(15)):
             recipient.status = "READ_ACK"
             recipient.read_timestamp = recipient.sent_at + dt.timedelta(minutes=5)
+        _varied_replies(s, rng)
     return engine
+
+
+# Opt-out words written loosely, and replies that only look like one.
+REPLY_TEXTS = ["Berapa harga?", "STOP", "stop!!", "Berhenti 🙏", "Tak-nak", "Nak 2 kotak", "Stop sending pls"]
+
+
+def _varied_replies(session: Session, rng: random.Random) -> None:
+    """A reply for everyone who replied, and their numbers listed as the webhook lists an opt-out
+    reply; now and then a number listed by hand, or by a STOP that answered no message of ours."""
+    answered = select(BlastRecipient).where(BlastRecipient.status.in_(["REPLIED", "CLOSED"]))
+    for i, recipient in enumerate(session.scalars(answered.order_by(BlastRecipient.id))):
+        text = rng.choice(REPLY_TEXTS)
+        session.add(RecipientReply(recipient_id=recipient.id, replied_at=recipient.replied_at, text=text))
+        if keyword := opt_out_keyword(text, words=DEFAULT_OPT_OUT_WORDS):
+            session.add(OptOut(phone_number=recipient.phone_number, source="webhook", keyword=keyword))
+        elif i % 4 == 0:
+            session.add(OptOut(phone_number=recipient.phone_number, source=rng.choice(["manual", "webhook"]),
+                               keyword="STOP"))
 
 
 FILTERS = [
@@ -392,6 +511,7 @@ def test_fast_paths_equal_a_recount(varied: Engine, filters: FunnelFilter) -> No
         pd.testing.assert_frame_equal(by_tag(tags), by_tag(expected_tags))
     if filters == FunnelFilter():
         assert not trend.empty and not activity.empty and times.reply_p90 is not None, "a test that can fail"
+        assert tags["opted_out"].sum() > 0 and tags["replied_rate"].sum() > 0, "opt-outs and other replies"
 
 
 def test_fast_paths_see_a_change_at_once(varied: Engine) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 
 from core.funnel import Funnel
-from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
+from dashboard.charts import DAY_MS, FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
 
 
 def test_the_trend_reads_rates_on_a_round_percent_axis_of_its_own() -> None:
@@ -65,3 +67,42 @@ def test_a_stage_nobody_reached_says_0_beside_its_empty_bar(funnel: Funnel, zero
         assert text.startswith(f"{count:,}")
         assert where == ("outside" if stage in zeros else "auto"), stage
     assert bars.cliponaxis is False, "the 0 may reach past the plot's edge"
+
+
+def _days(*days: str) -> pd.DataFrame:
+    return pd.DataFrame({"day": pd.to_datetime(list(days)), "sent": [300] * len(days),
+                         "read_rate": [50.0] * len(days), "reply_rate": [10.0] * len(days)})
+
+
+@pytest.mark.parametrize("days", [["2026-11-10", "2026-11-20"], ["2026-11-01", "2026-11-02", "2026-11-30"]])
+def test_a_days_bar_is_a_day_wide_however_far_apart_the_sends(days: list[str]) -> None:
+    """Plotly sizes bars by the closest two: a send every ten days was drawn ten days wide."""
+    [bars] = [trace for trace in trend_figure(_days(*days)).data if trace.type == "bar"]
+    assert bars.width == pytest.approx(0.8 * DAY_MS)
+
+
+def test_the_trend_spans_the_chosen_dates() -> None:
+    november = {"start": dt.date(2026, 11, 1), "end": dt.date(2026, 11, 30)}
+    figure = trend_figure(_days("2026-11-10", "2026-11-20"), **november)
+    first, last = (pd.Timestamp(x) for x in figure.layout.xaxis.range)
+    assert first <= pd.Timestamp("2026-11-01") - pd.Timedelta(hours=10)  # the 1st's bar whole
+    assert pd.Timestamp("2026-11-30") + pd.Timedelta(hours=10) <= last < pd.Timestamp("2026-12-01")
+
+
+def test_the_trend_keeps_a_send_after_the_chosen_dates_in_view() -> None:
+    """A blast of the 20th that quiet hours held until the 21st: its bar is not cut off."""
+    figure = trend_figure(_days("2026-11-21"), start=dt.date(2026, 11, 20), end=dt.date(2026, 11, 20))
+    first, last = (pd.Timestamp(x) for x in figure.layout.xaxis.range)
+    assert first < pd.Timestamp("2026-11-20") and last > pd.Timestamp("2026-11-21") + pd.Timedelta(hours=10)
+    assert figure.layout.xaxis.dtick == DAY_MS, "days, not hours"
+
+
+def test_tags_compared_by_opting_out_say_so_in_red() -> None:
+    tags = pd.DataFrame({"tag": ["Raya", "CNY"], "sent": [900, 1_200],
+                         "replied_rate": [14.0, 2.0], "replied_low": [11.9, 1.3], "replied_high": [16.4, 3.0],
+                         "opted_out_rate": [0.5, 9.0], "opted_out_low": [0.2, 7.5],
+                         "opted_out_high": [1.3, 10.8]})
+    replied, opted_out = tag_figure(tags, stage="replied"), tag_figure(tags, stage="opted_out")
+    assert opted_out.layout.xaxis.title.text == "% opted out"
+    assert list(opted_out.data[0].y) == ["Raya (900 sent)", "CNY (1,200 sent)"], "the most at the top"
+    assert set(opted_out.data[0].marker.color).isdisjoint(replied.data[0].marker.color)
