@@ -287,7 +287,7 @@ def test_scheduling_inside_quiet_hours_says_when_sending_starts(
 
 def test_a_draft_with_a_blank_name_says_to_change_the_message(app_db: str, engine: Engine) -> None:
     with transaction(engine) as s:
-        draft = make_blast(s, state="draft", message_template="Still keen, {name}?", device="d1")
+        draft = make_blast(s, state="draft", message_template="Still keen, {name}?", device="sandbox")
         make_recipient(s, draft, contact_name="Aisyah")
         make_recipient(s, draft, contact_name="", phone_number="+60129998888")
         draft_id = draft.id

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -123,3 +124,7 @@ def database_engine(url: str, *, shared: bool = True) -> Engine:
             f"the driver for DATABASE_URL is not installed ({exc.name}): "
             "run pip install -r requirements.txt"
         ) from None
+    except OSError as exc:  # SQLite's folder; a SQLite URL holds no password, so it may be named
+        folder = Path(parse_database_url(url).database or "").parent
+        raise ConfigError(f"the folder for the SQLite database, {folder}, cannot be made: "
+                          f"{exc.strerror or exc}") from None

@@ -60,6 +60,7 @@ def dashboard(fault_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     """Pages rendered in this process read the fault suite's database."""
     monkeypatch.setenv("DATABASE_URL", fault_db_url)
     monkeypatch.delenv("WSAPME_TOKEN", raising=False)
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")  # the worker's: the page offers Resume for its blasts
     get_settings.cache_clear()
     engine_for.cache_clear()
     st.cache_resource.clear()
