@@ -26,4 +26,7 @@ if ((${#missing[@]})); then
   fi
 fi
 
-exec python -m pytest "$@"
+# Two test processes (TEST_WORKERS to change it; 0 runs them in this one), each test file whole in
+# one of them: a file's servers and fixtures are started once. Each process starts its own
+# PostgreSQL server.
+exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
