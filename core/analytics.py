@@ -270,7 +270,7 @@ def tag_comparison(
         totals = funnel_of(counts)
         out = opted_out.get(tag, 0)
         record: dict[str, object] = {"tag": tag or "(no tag)", "sent": totals.sent, OPTED_OUT: out}
-        reached = {Stage.READ.value: totals.read, Stage.REPLIED.value: totals.replied - out,
+        reached = {Stage.READ.value: totals.read, Stage.REPLIED.value: max(0, totals.replied - out),
                    Stage.CLOSED.value: totals.closed, OPTED_OUT: out}
         for name, n in reached.items():
             low, high = wilson_interval(n, totals.sent)

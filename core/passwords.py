@@ -62,7 +62,8 @@ def session_valid(token: str | None, stored: str, *, now: float | None = None) -
     if not isinstance(token, str):
         return False
     expires_text, _, signature = token.partition(".")
-    if not expires_text.isdigit() or not signature:
+    # isdigit alone takes "²", which int() refuses; twelve digits outlast any expiry.
+    if not (expires_text.isascii() and expires_text.isdigit()) or len(expires_text) > 12 or not signature:
         return False
     expires = int(expires_text)
     if expires <= (time.time() if now is None else now):

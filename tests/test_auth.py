@@ -138,7 +138,8 @@ def test_a_login_lasts_for_the_browser_until_it_expires_or_the_password_changes(
     longer = f"{int(expires) + 86_400}.{signature}"
     assert not session_valid(longer, stored, now=1_000_001), "an expiry moved by hand"
     altered = signature[:-1] + ("1" if signature.endswith("0") else "0")
-    for broken in (None, "", ".", "abc.def", f"{expires}.", f"{expires}.{altered}", "-5.x"):
+    for broken in (None, "", ".", "abc.def", f"{expires}.", f"{expires}.{altered}", "-5.x", "².x",
+                   "9" * 5000 + ".x"):
         assert not session_valid(broken, stored, now=1_000_001)
 
 

@@ -128,6 +128,8 @@ def test_send_message_writes_the_message_of_a_draft_imported_without_one(
     assert "has no message yet: give it with --message" in capsys.readouterr().err
     assert main(["send", "1", "--message", "Hi {nama}"]) == 2
     assert "{nama} is not a column in the file. Did you mean {name}?" in capsys.readouterr().err
+    assert main(["send", "1", "--message", "Hi {name} from {city}", "--device", "7777"]) == 2
+    assert "practice mode does not send it" in capsys.readouterr().err, "it would go out with a token"
     assert main(["send", "1", "--message", "Hi {name} from {city}"]) == 0
     assert "2 recipients queued" in capsys.readouterr().out
     assert main(["send", "1", "--message", "Changed"]) == 2

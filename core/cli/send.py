@@ -47,13 +47,18 @@ def run(args: argparse.Namespace) -> int:
             f"{now.astimezone(zone):%d %b %Y %H:%M} now). Give a time ahead, or leave out --at "
             "to send now."
         )
+    device = args.device or gateways.launch_device(settings)
+    if gateways.crosses(device, gateways.launch_device(settings)):
+        # It would wait for the other gateway: a practice blast would go to WhatsApp with a token.
+        raise BadInput(f"--device {device} is not sent from here. "
+                       f"{gateways.not_sent_words(device)} Leave out --device.")
     engine = database_engine(settings.sqlalchemy_url)
     migrate(engine)
     with transaction(engine) as s:
         _write_message(s, blast_id=args.blast_id, message=args.message)
         try:
             blast = blasts.launch(
-                s, blast_id=args.blast_id, at=at, device=args.device or gateways.launch_device(settings),
+                s, blast_id=args.blast_id, at=at, device=device,
                 timezone=zone, allow_blanks=args.allow_blanks,
             )
         except BadInput as exc:
@@ -132,7 +137,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--message", help="write the draft's message first, e.g. 'Hi {name}' "
                         "(a draft imported without one needs it)")
     parser.add_argument("--device", help="the WSAPME device to send from (default: WSAPME_DEVICE; "
-                        "in practice mode, the sandbox's)")
+                        "in practice mode, the sandbox's, and no WhatsApp device can be chosen)")
     parser.add_argument("--allow-blanks", action="store_true",
                         help="send even when a {placeholder} is empty for some recipients, "
                         "leaving the gap in their message")
