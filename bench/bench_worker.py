@@ -17,7 +17,7 @@ from bench.common import databases, table
 from core.config import Settings
 from core.sending.worker import SendWorker
 from tests.sending.support import launched_blast
-from tests.support.simulator import client_for, running_simulator
+from tests.support.simulator import TEST_TOKEN, client_for, running_simulator
 
 
 class TimedClient:
@@ -37,7 +37,7 @@ class TimedClient:
 def overhead(engine: Engine, sim, messages: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     launched_blast(engine, messages)
     client = TimedClient(client_for(sim))
-    settings = Settings(_env_file=None, send_pacing="off", wsapme_device="5850")
+    settings = Settings(_env_file=None, send_pacing="off", wsapme_device="5850", wsapme_token=TEST_TOKEN)
     worker = SendWorker(engine=engine, client=client, settings=settings)
     start = time.perf_counter()
     sent = worker.run(once=True)
@@ -48,7 +48,8 @@ def overhead(engine: Engine, sim, messages: int) -> tuple[float, float]:  # type
 
 def paced_rate(engine: Engine, sim, messages: int, gap: float) -> float:  # type: ignore[no-untyped-def]
     launched_blast(engine, messages, device="paced")
-    settings = Settings(_env_file=None, send_pacing="on", wsapme_device="paced", send_min_gap_seconds=gap,
+    settings = Settings(_env_file=None, send_pacing="on", wsapme_device="paced", wsapme_token=TEST_TOKEN,
+                        send_min_gap_seconds=gap,
                         send_jitter_seconds=0, send_pause_every=0, send_daily_cap=0, send_quiet_hours="off")
     before = len(sim.sent_messages())
     SendWorker(engine=engine, client=client_for(sim), settings=settings).run(once=True)

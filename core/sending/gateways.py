@@ -19,26 +19,17 @@ def launch_device(settings: Settings) -> str:
 PRACTICE_DEVICES = (SANDBOX_DEVICE, DEMO_DEVICE)
 
 
-def _sandbox_devices(settings: Settings) -> tuple[str, ...]:
-    # In practice mode the sandbox also stands in for the device WSAPME_DEVICE names
-    # (`core.gateway.make_client`): blasts launched on that one go to it as well.
-    return (*PRACTICE_DEVICES, settings.wsapme_device)
-
-
 def sends(device: str | None, *, settings: Settings) -> bool:
     """Whether the gateway these settings talk to sends a blast made for `device` (a draft with
     none yet gets `launch_device`'s). WSAPME sends from every device but the sandbox's; the
     sandbox never sends a blast made for a WhatsApp device."""
-    device = device or launch_device(settings)
-    if settings.sandbox:
-        return device in _sandbox_devices(settings)
-    return device not in PRACTICE_DEVICES
+    return ((device or launch_device(settings)) in PRACTICE_DEVICES) == settings.sandbox
 
 
 def sent_here(settings: Settings) -> ColumnElement[bool]:
     """`sends` as a condition on the blast, for queries."""
     if settings.sandbox:
-        return Blast.device.in_(_sandbox_devices(settings))
+        return Blast.device.in_(PRACTICE_DEVICES)
     return Blast.device.not_in(PRACTICE_DEVICES)
 
 

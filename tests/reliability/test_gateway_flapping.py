@@ -32,7 +32,7 @@ from tests.reliability.support import (
     worker_env,
 )
 from tests.sending.support import launched_blast
-from tests.support.simulator import running_simulator
+from tests.support.simulator import TEST_TOKEN, running_simulator
 from tests.test_pages import page
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
@@ -59,8 +59,10 @@ RETRIED = sum(times for _at, _kind, times, _o, effect in FLAPS if effect not in 
 def dashboard(fault_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Pages rendered in this process read the fault suite's database."""
     monkeypatch.setenv("DATABASE_URL", fault_db_url)
-    monkeypatch.delenv("WSAPME_TOKEN", raising=False)
-    monkeypatch.setenv("WSAPME_DEVICE", "5850")  # the worker's: the page offers Resume for its blasts
+    # The worker's gateway and device: the page offers Resume for the blasts that worker sends.
+    for name, value in (("WSAPME_TOKEN", TEST_TOKEN), ("WSAPME_DEVICE", "5850"),
+                        ("WSAPME_API_URL", "http://127.0.0.1:9"), ("WSAPME_MASTER_URL", "http://127.0.0.1:9")):
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     engine_for.cache_clear()
     st.cache_resource.clear()

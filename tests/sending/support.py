@@ -13,7 +13,7 @@ from core.db import transaction
 from core.models import Blast, BlastRecipient
 from core.sending import blasts
 from core.sending.worker import SendWorker
-from tests.support.simulator import client_for
+from tests.support.simulator import TEST_TOKEN, client_for
 
 KL = ZoneInfo("Asia/Kuala_Lumpur")
 
@@ -40,8 +40,10 @@ def launched_blast(engine: Engine, n: int, *, device: str = "5850", **fields: An
 
 
 def settings_for(**overrides: Any) -> Settings:
+    # A token: the worker talks to the simulator as to WSAPME, and sends the device's blasts.
     values: dict[str, Any] = {"send_pacing": "off", "send_max_attempts": 3, "send_lease_seconds": 30.0,
-                              "send_quiet_hours": "off", "wsapme_device": "5850"}
+                              "send_quiet_hours": "off", "wsapme_device": "5850",
+                              "wsapme_token": TEST_TOKEN}
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

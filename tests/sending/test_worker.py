@@ -140,7 +140,8 @@ def test_a_practice_blast_never_goes_to_whatsapp_nor_a_whatsapp_one_to_the_sandb
     assert set(statuses(engine, practice).values()) == set(statuses(engine, demo).values()) == {"QUEUED"}
     assert blast_state(engine, practice) == ("sending", None), "left as it was"
     later = launched_blast(engine, 2, device="7777")
-    worker_for(engine, sim, wsapme_device="sandbox").run(once=True)  # no token: practice mode
+    # The token taken out to practise, WSAPME_DEVICE left as it was: still not the sandbox's.
+    worker_for(engine, sim, wsapme_device="7777", wsapme_token=None).run(once=True)
     assert sorted(m.device for m in sim.sent_messages()[2:]) == ["demo", "sandbox", "sandbox"]
     assert set(statuses(engine, later).values()) == {"QUEUED"}
     assert blast_state(engine, real)[0] == blast_state(engine, practice)[0] == "completed"
