@@ -368,7 +368,7 @@ def test_the_sandbox_gateway_does_not_log_the_webhook_address(
     caplog.set_level(logging.INFO)
     settings = Settings(_env_file=None, database_url=db_url, webhook_secret=HOOK, sandbox_speed="fast",
                         send_pacing="off", status_polling="off", wsapme_device="5850")
-    launched_blast(engine, 3)
+    launched_blast(engine, 3, device="sandbox")  # a practice blast: the sandbox sends it
     stop = start_services(engine, settings=settings, local_url=f"http://127.0.0.1:{closed_port()}")
     try:
         wait_until(lambda: "webhook to http://127.0.0.1" in caplog.text, timeout=30,
