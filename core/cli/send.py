@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
             f"{now.astimezone(zone):%d %b %Y %H:%M} now). Give a time ahead, or leave out --at "
             "to send now."
         )
-    device = args.device or gateways.launch_device(settings)
-    if gateways.crosses(device, gateways.launch_device(settings)):
+    here = gateways.launch_device(settings)
+    device = args.device or here
+    if gateways.crosses(device, here):
         # It would wait for the other gateway: a practice blast would go to WhatsApp with a token.
         raise BadInput(f"--device {device} is not sent from here. "
                        f"{gateways.not_sent_words(device)} Leave out --device.")
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         state, total, scheduled = blast.state, blast.total_recipients, blast.scheduled_at
         when = scheduled if state == "scheduled" and scheduled is not None else now
-        held = _held_back(s, device=blast.device or gateways.launch_device(settings), when=when,
+        held = _held_back(s, device=device, when=when,
                           settings=settings, now=state != "scheduled")
     if state == "scheduled":
         print(f"blast {args.blast_id}: {total} recipients scheduled for "
