@@ -18,6 +18,7 @@ from core.config import Settings
 from core.errors import GatewayError
 from core.models import Blast, BlastRecipient, BlastState, StatusHistory, utcnow
 from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
+from core.sending import gateways
 from core.sending.blasts import MISSED_SCHEDULE, PAUSED_BY_YOU
 from core.sending.worker import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS
 from core.statuses import RANK, Status
@@ -125,8 +126,8 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
         polling=polling[0] if polling else None,
         polling_seen=polling[1] if polling else None,
         notes=_notes(settings, workers),
-        held=held_by_gateway(session),
-        refusals=recent_refusals(session, now=now),
+        held=held_by_gateway(session, settings=settings),
+        refusals=recent_refusals(session, settings=settings, now=now),
         receipts=receipts(session, settings=settings, now=now, last_event_at=inbox["last_received_at"]),
     )
 
@@ -140,13 +141,15 @@ def paused_by_gateway(reason: str | None) -> bool:
     return reason != PAUSED_BY_YOU and not reason.startswith(MISSED_SCHEDULE)
 
 
-def held_by_gateway(session: Session) -> list[HeldBlast]:
+def held_by_gateway(session: Session, *, settings: Settings) -> list[HeldBlast]:
     """Paused blasts the gateway stopped since it last took a message, the latest first. One
     paused last month for a bad token, with sends going through since, says nothing about now
-    (its own page still shows why it is paused)."""
+    (its own page still shows why it is paused); nor does one the other gateway stopped (the
+    sandbox, before a token was set)."""
     query = (
         select(Blast.id, Blast.name, Blast.state_reason)
-        .where(Blast.state == BlastState.PAUSED, Blast.state_reason.is_not(None))
+        .where(Blast.state == BlastState.PAUSED, Blast.state_reason.is_not(None),
+               gateways.sent_here(settings))
         .order_by(Blast.updated_at.desc(), Blast.id.desc())
     )
     taken_at = _last_taken_at(session)
@@ -181,9 +184,10 @@ def _last_taken_at(session: Session) -> dt.datetime | None:
     return session.scalar(_sends_taken(session).limit(1))
 
 
-def recent_refusals(session: Session, *, now: dt.datetime) -> Refusals | None:
-    """The last sends (of the last hour), when at least a few were made and the gateway took
-    none of them: it refused each, or did not confirm it. None while sends go through."""
+def recent_refusals(session: Session, *, settings: Settings, now: dt.datetime) -> Refusals | None:
+    """The last sends (of the last hour) through the gateway these settings talk to, when at
+    least a few were made and it took none of them: it refused each, or did not confirm it.
+    None while sends go through."""
     start = _recent_history_from(session)
     if start is None:
         return None
@@ -192,7 +196,9 @@ def recent_refusals(session: Session, *, now: dt.datetime) -> Refusals | None:
         select(StatusHistory.new_status, StatusHistory.event, StatusHistory.changed_at,
                BlastRecipient.blast_id, BlastRecipient.error)
         .join(BlastRecipient, BlastRecipient.id == StatusHistory.recipient_id)
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
         .where(
+            gateways.sent_here(settings),
             StatusHistory.id > start,
             StatusHistory.source == "send",
             StatusHistory.new_status.in_([*taken, Status.FAILED.value, Status.UNKNOWN.value]),

@@ -17,8 +17,9 @@ from core.config import Settings
 from core.db import transaction
 from core.errors import GatewayError
 from core.funnel import status_rank
-from core.models import BlastRecipient, WebhookInbox, utcnow
+from core.models import Blast, BlastRecipient, WebhookInbox, utcnow
 from core.phones import to_gateway
+from core.sending import gateways
 from core.status_engine import apply_status
 from core.statuses import RANK, Stage, Status, parse_status
 from core.wsapme.answers import StatusResult
@@ -84,11 +85,15 @@ def due_for_polling(
     blast_id: int | None = None,
     limit: int | None = None,
 ) -> list[BlastRecipient]:
-    """Sent but not yet read, young enough to still change, and past their backoff."""
+    """Sent but not yet read, young enough to still change, and past their backoff. Only
+    messages sent through the gateway these settings talk to: WSAPME knows nothing of the
+    sandbox's message ids, nor the sandbox of WSAPME's."""
     rank = status_rank()
     query = (
         select(BlastRecipient)
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
         .where(
+            gateways.sent_here(settings),
             BlastRecipient.message_id.is_not(None),
             rank >= Stage.SENT.min_rank,
             rank < Stage.READ.min_rank,

@@ -246,8 +246,11 @@ def _render_move_to_device(blast: Blast, place: Any, configured: str) -> None:
             _act("move the blast", functools.partial(blasts.move_to_device, device=configured), blast.id)
 
 
-def render_refresh(blast_id: int) -> None:
-    """Ask the gateway now about every message of this blast not yet read."""
+def render_refresh(blast: Blast) -> None:
+    """Ask the gateway now about every message of this blast not yet read; not shown for a blast
+    sent through the other gateway (practice mode's, or WSAPME's), which this one knows nothing of."""
+    if blast.state == "draft" or not gateways.sends(blast.device, settings=settings()):
+        return
     if not st.button(
         "Refresh statuses",
         key="refresh",
@@ -256,7 +259,7 @@ def render_refresh(blast_id: int) -> None:
     ):
         return
     with friendly_errors("refresh the statuses") as done, st.spinner("Asking the gateway…"):
-        result = poll_round(get_engine(), make_client(settings()), settings=settings(), blast_id=blast_id)
+        result = poll_round(get_engine(), make_client(settings()), settings=settings(), blast_id=blast.id)
     if done.ok and result.stopped_by:  # "nothing to ask about" would hide the gateway's trouble
         st.warning(refresh_stopped_words(result.asked, result.changed, result.stopped_by))
     elif done.ok:

@@ -464,6 +464,7 @@ def test_a_paused_blast_from_a_device_no_longer_set_up_can_move_to_the_current_o
         same = make_blast(s, state="paused", device="NEW-PHONE")
         ids = (blast.id, same.id)
     assert "move_device" not in {b.key for b in _open(ids[1]).button}, "nothing to move"
+    assert "refresh" in {b.key for b in _open(ids[1]).button}, "a WhatsApp blast can be asked about"
     at = _open(ids[0])
     at.button(key="move_device").click().run()
     assert not at.exception, at.exception
@@ -490,6 +491,7 @@ def test_a_blast_made_in_practice_says_it_is_not_sent_once_sending_for_real(
     assert metrics["Not sent (practice)"] == "2" and "Still to send" not in metrics
     assert metrics["Expected to finish"] == "—"
     assert not {"resume", "move_device"} & {b.key for b in at.button}, "nothing that would send it here"
+    assert "refresh" not in {b.key for b in at.button}, "WSAPME knows nothing of the sandbox's messages"
 
 
 def test_resume_says_what_it_will_do() -> None:

@@ -137,6 +137,14 @@ def sim():
         yield simulator
 
 
+@pytest.fixture
+def sending_for_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard set up to send to WhatsApp from the device the test blasts are made for."""
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    get_settings.cache_clear()
+
+
 def _health(engine: Engine):  # type: ignore[no-untyped-def]
     with transaction(engine) as s:
         return collect(s, engine=engine, settings=get_settings())
@@ -146,6 +154,7 @@ def _sending_words(at) -> list[str]:  # type: ignore[no-untyped-def]
     return [m.value for m in at.markdown] + [w.value for w in at.warning]
 
 
+@pytest.mark.usefixtures("sending_for_real")
 def test_a_blast_the_gateway_paused_is_named_and_a_persons_pause_is_not(engine: Engine, sim) -> None:
     refused = launched_blast(engine, 3)
     sim.set_fault("bad_token", times=None)
@@ -158,6 +167,7 @@ def test_a_blast_the_gateway_paused_is_named_and_a_persons_pause_is_not(engine: 
     assert health.sending_blocked
 
 
+@pytest.mark.usefixtures("sending_for_real")
 def test_an_old_gateway_pause_stops_counting_once_messages_go_through_again(engine: Engine, sim) -> None:
     """Paused for a bad token and left so; the token was fixed and other blasts send fine: the
     page must not go on saying nothing goes out."""
@@ -172,6 +182,7 @@ def test_an_old_gateway_pause_stops_counting_once_messages_go_through_again(engi
     assert health.held == [] and not health.sending_blocked
 
 
+@pytest.mark.usefixtures("sending_for_real")
 def test_sends_the_gateway_turned_down_are_counted_until_one_goes_through(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 4)
     sim.set_fault("invalid_number", times=None)
@@ -187,7 +198,7 @@ def test_sends_the_gateway_turned_down_are_counted_until_one_goes_through(engine
 
 
 def test_the_page_does_not_say_messages_go_out_while_the_gateway_refuses_the_token(
-    app_db: str, engine: Engine, sim
+    app_db: str, sending_for_real: None, engine: Engine, sim
 ) -> None:
     blast_id = launched_blast(engine, 3)
     sim.set_fault("bad_token", times=None)
@@ -203,7 +214,9 @@ def test_the_page_does_not_say_messages_go_out_while_the_gateway_refuses_the_tok
     assert any(link.proto.page == "blast" for link in at.get("page_link"))
 
 
-def test_the_page_says_when_the_last_sends_all_failed(app_db: str, engine: Engine, sim) -> None:
+def test_the_page_says_when_the_last_sends_all_failed(
+    app_db: str, sending_for_real: None, engine: Engine, sim
+) -> None:
     launched_blast(engine, 4)
     sim.set_fault("invalid_number", times=None)
     worker_for(engine, sim).run(once=True)
@@ -212,6 +225,32 @@ def test_the_page_says_when_the_last_sends_all_failed(app_db: str, engine: Engin
     at = run_page("pages/health.py")
     assert not any("Messages can go out" in w for w in _sending_words(at))
     assert any("The last 4 messages sent did not go through" in w.value for w in at.warning)
+
+
+@pytest.mark.usefixtures("sending_for_real")
+def test_what_the_sandbox_refused_before_the_token_was_set_says_nothing_about_whatsapp(
+    engine: Engine, sim
+) -> None:
+    """Practice blasts the sandbox paused or turned down, then a token set: the page must not say
+    that messages are not going out to WhatsApp."""
+    practising = {"wsapme_token": None, "wsapme_device": "sandbox"}
+    paused = launched_blast(engine, 3, device="sandbox")
+    sim.set_fault("bad_token", times=None)
+    worker_for(engine, sim, **practising).run(once=True)
+    launched_blast(engine, 4, device="sandbox")
+    sim.set_fault("invalid_number", times=None)
+    worker_for(engine, sim, **practising).run(once=True)
+    with transaction(engine) as s:
+        app_state.put(s, key="worker:host:1:abc", value={"sent": 4})
+    health = _health(engine)
+    assert health.held == [] and health.refusals is None and not health.sending_blocked
+    practice = collect_in_practice(engine)
+    assert paused in [h.id for h in practice.held] and practice.sending_blocked
+
+
+def collect_in_practice(engine: Engine):  # type: ignore[no-untyped-def]
+    with transaction(engine) as s:
+        return collect(s, engine=engine, settings=_settings(wsapme_token=None, wsapme_device="sandbox"))
 
 
 def _replies_but_no_receipts(engine: Engine, *, receipt_age: dt.timedelta | None) -> None:

@@ -9,8 +9,9 @@ import pytest
 import requests
 from sqlalchemy import Engine, select
 
+from core.config import SANDBOX_DEVICE
 from core.db import transaction
-from core.models import BlastRecipient, StatusHistory, WebhookInbox, utcnow
+from core.models import Blast, BlastRecipient, StatusHistory, WebhookInbox, utcnow
 from core.polling import poll_round, polling_wanted
 from core.statuses import Status
 from core.wsapme.answers import StatusResult
@@ -211,3 +212,17 @@ def _statuses(engine: Engine, blast_id: int) -> dict[int, str]:
                 select(BlastRecipient.id, BlastRecipient.status).where(BlastRecipient.blast_id == blast_id)
             ).all()
         )
+
+
+def test_polling_asks_only_about_messages_sent_through_this_gateway(engine: Engine, sim) -> None:
+    """A blast sent in practice mode, still unread when the token was set: WSAPME is not asked
+    about the sandbox's message ids, neither by the background round nor by its "Refresh"."""
+    blast_id = _sent_blast(engine, sim, n=3)
+    with transaction(engine) as s:
+        s.get(Blast, blast_id).device = SANDBOX_DEVICE
+    settings = settings_for(poll_batch_size=100)
+    assert poll_round(engine, client_for(sim), settings=settings).asked == 0
+    assert poll_round(engine, client_for(sim), settings=settings, blast_id=blast_id).asked == 0
+    # In practice mode again, the sandbox is asked about them.
+    practice = settings_for(poll_batch_size=100, wsapme_token=None)
+    assert poll_round(engine, client_for(sim), settings=practice, blast_id=blast_id).asked == 3
