@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
@@ -146,3 +146,28 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def driver_says(exc: SQLAlchemyError) -> str | None:
+    """The first line of the database driver's own words on a failed connection ("password
+    authentication failed for user "app"", "connection to server at "db.example.com", port
+    5432 failed: Connection refused"), when it does not hold the password. libpq names the
+    host, port, user and database, SQLite the file; neither repeats the password, and a line
+    that holds it all the same (a password that is also the user's name) is left out. Only
+    connection errors: the words of others may quote the values being written."""
+    from sqlalchemy.exc import OperationalError
+
+    from core.config import get_settings
+
+    if not isinstance(exc, OperationalError) or exc.orig is None:
+        return None
+    line = next(iter(str(exc.orig).strip().splitlines()), "").strip()
+    try:
+        url = parse_database_url(get_settings().sqlalchemy_url)
+    except ConfigError:
+        return None
+    given = url.query.get("password", ())  # libpq takes it in the query string too
+    passwords = [p for p in (url.password, *([given] if isinstance(given, str) else given)) if p]
+    if not line or any(str(p) in line for p in passwords):
+        return None
+    return line

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from core.config import get_settings
-from core.db import engine_for, migrate
+from core.db import driver_says, engine_for, migrate
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +22,21 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        from sqlalchemy.exc import SQLAlchemyError
+
         from core.errors import ConfigError
         from core.services import start_services
 
         try:
             settings = get_settings()
             engine = engine_for(settings.sqlalchemy_url)  # a malformed DATABASE_URL stops here
+            migrate(engine)
+        except SQLAlchemyError as exc:  # the server down, a wrong password, a folder not there
+            raise _refused(ConfigError(
+                "cannot use the database: check DATABASE_URL and that the database server is running "
+                f"({driver_says(exc) or type(exc).__name__})")) from None
         except ConfigError as exc:
-            log.error("cannot start: %s", exc.message)  # the setting's name, never its value
-            logging.getLogger("uvicorn.error").addFilter(without_refusal_trace)
-            raise
-        migrate(engine)
+            raise _refused(exc) from None
         stop = start_services(engine, settings=settings, local_url=local_url)
         log.info("server started (%s)", "sandbox gateway" if settings.sandbox else "WSAPME")
         try:
@@ -45,6 +49,13 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
             stop()
 
     return lifespan
+
+
+def _refused(exc: Exception) -> Exception:
+    """Say in one line why the server cannot start, and leave the frames out of the log."""
+    log.error("cannot start: %s", getattr(exc, "message", exc))  # the setting's name, never its value
+    logging.getLogger("uvicorn.error").addFilter(without_refusal_trace)
+    return exc
 
 
 def without_refusal_trace(record: logging.LogRecord) -> bool:

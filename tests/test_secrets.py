@@ -288,6 +288,30 @@ def test_a_database_url_that_cannot_be_read_is_refused_without_any_of_it(
         assert end not in said.err + caplog.text
 
 
+def test_a_database_that_cannot_be_reached_stops_the_start_in_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database server down (or a wrong password): the server's start says so, with the
+    driver's words, and logs no traceback (which had filled the screen of whoever started it)."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE_DB)
+    get_settings.cache_clear()
+    server = uvicorn.Server(uvicorn.Config(Starlette(lifespan=lifespan_for("http://127.0.0.1:9")),
+                                           lifespan="on", log_config=None))
+    try:
+        with pytest.raises(SystemExit):
+            asyncio.run(server.serve())
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(without_refusal_trace)
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+    assert not server.started
+    assert ("cannot start: cannot use the database: check DATABASE_URL and that the database server is "
+            "running (connection failed: connection to server at \"127.0.0.1\"") in caplog.text
+    assert "Application startup failed" in caplog.text and "Traceback" not in caplog.text
+    assert DB_PASSWORD not in caplog.text
+
+
 def test_webhook_answers_and_logs_keep_secrets_out(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

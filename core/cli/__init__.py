@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.db import driver_says
 from core.errors import BlastError, ConfigError
 
 # Each command: its module under core.cli (with `add_parser(subparsers)` setting
@@ -75,32 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         # Alembic's words name revisions, never the database URL.
         print(f"error: the database schema cannot be brought up to date: {exc}", file=sys.stderr)
         return 2
-
-
-def driver_says(exc: SQLAlchemyError) -> str | None:
-    """The first line of the database driver's own words on a failed connection ("password
-    authentication failed for user "app"", "connection to server at "db.example.com", port
-    5432 failed: Connection refused"), when it does not hold the password. libpq names the
-    host, port, user and database, SQLite the file; neither repeats the password, and a line
-    that holds it all the same (a password that is also the user's name) is left out. Only
-    connection errors: the words of others may quote the values being written."""
-    from sqlalchemy.exc import OperationalError
-
-    from core.config import get_settings
-    from core.db import parse_database_url
-
-    if not isinstance(exc, OperationalError) or exc.orig is None:
-        return None
-    line = next(iter(str(exc.orig).strip().splitlines()), "").strip()
-    try:
-        url = parse_database_url(get_settings().sqlalchemy_url)
-    except BlastError:
-        return None
-    given = url.query.get("password", ())  # libpq takes it in the query string too
-    passwords = [p for p in (url.password, *([given] if isinstance(given, str) else given)) if p]
-    if not line or any(str(p) in line for p in passwords):
-        return None
-    return line
 
 
 SUPPORTED_DATABASES = ("postgresql", "sqlite")
