@@ -45,7 +45,8 @@ class Audience:
 # same blast leaves those people out. (A draft or scheduled one is pointed to instead: see
 # `pending_follow_up`.)
 SENT_STATES = (BlastState.SENDING, BlastState.PAUSED, BlastState.COMPLETED)
-# A recipient of a cancelled follow-up in one of these never got its message.
+# A recipient of a cancelled follow-up in one of these never got its message; one the
+# gateway refused (FAILED) never got it whatever the follow-up's state.
 NEVER_WENT = (Status.QUEUED.value, Status.FAILED.value)
 
 
@@ -60,7 +61,7 @@ def _candidates(
     followed_up = chosen.c.phone_number.in_(
         select(BlastRecipient.phone_number).join(Blast, Blast.id == BlastRecipient.blast_id)
         .where(Blast.parent_blast_id == parent_id, Blast.id != (excluding or 0), or_(
-            Blast.state.in_(SENT_STATES),
+            and_(Blast.state.in_(SENT_STATES), BlastRecipient.status != Status.FAILED.value),
             # A follow-up cancelled halfway still reached the people it had sent to.
             and_(Blast.state == BlastState.CANCELLED, BlastRecipient.status.not_in(NEVER_WENT)),
         ))
@@ -193,6 +194,24 @@ def drop_moved_on(session: Session, *, blast_id: int, now: dt.datetime | None = 
             .execution_options(synchronize_session=False)
         )
     return removed
+
+
+def still_wanted(
+    session: Session, *, blast_id: int, phone_number: str, now: dt.datetime | None = None
+) -> bool:
+    """Whether a follow-up's recipient still matches its choice, asked again just before the
+    message goes: a follow-up takes hours to go out at a person's pace, and someone who has
+    replied or bought meanwhile must not get "Still keen?". True for any other blast."""
+    row = session.execute(
+        select(Blast.parent_blast_id, Blast.follow_up_selector).where(Blast.id == blast_id)
+    ).one_or_none()
+    if row is None or row.parent_blast_id is None or not row.follow_up_selector:
+        return True
+    selector = StageSelector.from_json(row.follow_up_selector)
+    chosen, _, followed_up = _candidates(row.parent_blast_id, selector, now, excluding=blast_id)
+    return session.scalar(
+        select(chosen.c.phone_number).where(chosen.c.phone_number == phone_number, ~followed_up).limit(1)
+    ) is not None
 
 
 def follow_up_placeholders(session: Session, *, parent_id: int) -> list[str]:

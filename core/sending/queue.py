@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import ScalarSelect, Update, bindparam, func, literal, select, true, update
+from sqlalchemy import ScalarSelect, Update, bindparam, delete, func, literal, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -206,6 +206,25 @@ def release(
     if session.scalar(select(OptOut.phone_number).where(OptOut.phone_number == claim.phone_number)):
         withdraw_from_queues(session, [claim.phone_number])
     return True
+
+
+def withdraw_claim(session: Session, *, claim: Claim, worker: str) -> bool:
+    """Take a claimed recipient off its follow-up before the message goes: they no longer match
+    its choice (`followups.still_wanted`). Counted on the blast, as at its start."""
+    removed = session.execute(
+        delete(BlastRecipient)
+        .where(BlastRecipient.id == claim.recipient_id, BlastRecipient.status == Status.SENDING.value,
+               BlastRecipient.claimed_by == worker)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if removed:
+        session.execute(
+            update(Blast).where(Blast.id == claim.blast_id)
+            .values(skipped_moved_on=Blast.skipped_moved_on + 1,
+                    total_recipients=Blast.total_recipients - 1)
+            .execution_options(synchronize_session=False)
+        )
+    return bool(removed)
 
 
 def settle(

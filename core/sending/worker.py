@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from core import app_state
+from core import app_state, followups
 from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError, GatewayError, RateLimited
@@ -93,6 +93,7 @@ class SendWorker:
         self._devices: list[str] = []
         self._elsewhere: set[str] = set()  # devices of the other gateway's blasts, told once
         self._dated: set[int] = set()  # blasts whose first send this worker has seen to
+        self._follow_ups: dict[int, bool] = {}  # blast id → a follow-up that asks its choice again
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -188,20 +189,62 @@ class SendWorker:
         zone = self.settings.timezone
         lease = dt.timedelta(seconds=self.settings.send_lease_seconds)
         if not self.pacing and self._direct is not None:
-            return self._direct.claim(device=device_id, worker=self.name, now=now, lease=lease), None
+            while True:
+                claim = self._direct.claim(device=device_id, worker=self.name, now=now, lease=lease)
+                if claim is None or not self._is_follow_up(claim.blast_id):
+                    return claim, None
+                with transaction(self.engine) as s:
+                    if not self._moved_on(s, claim, now):
+                        return claim, None
         with transaction(self.engine) as s:
             if not self.pacing:
-                return queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease), None
+                return self._claim_wanted(s, device_id, now, lease), None
             device = pacing.ensure_device(s, device=device_id, settings=self.settings, lock=True)
             earliest = pacing.earliest_send(device, now=now, zone=zone)
             if earliest > now:
                 return None, (earliest - now).total_seconds()
             if queue.call_out(s, device=device_id):  # another worker's; its answer moves the slot
                 return None, CALL_OUT_POLL_SECONDS
-            claim = queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease)
+            claim = self._claim_wanted(s, device_id, now, lease)
             if claim is not None:
                 pacing.record_send(device, now=now, zone=zone, rng=self.rng)
             return claim, None
+
+    def _claim_wanted(
+        self, s: Session, device_id: str, now: dt.datetime, lease: dt.timedelta
+    ) -> Claim | None:
+        """The next due recipient that is still to be messaged: a follow-up's who has moved on
+        since it started (replied, bought) is taken off it and the next one claimed."""
+        while True:
+            claim = queue.claim_next(s, device=device_id, worker=self.name, now=now, lease=lease)
+            if claim is None or not self._is_follow_up(claim.blast_id, s):
+                return claim
+            if not self._moved_on(s, claim, now):
+                return claim
+
+    def _is_follow_up(self, blast_id: int, s: Session | None = None) -> bool:
+        """Whether the blast is a follow-up that asks its choice again (remembered: it never
+        changes). Asked in the claim's transaction when there is one: on SQLite it holds the
+        write lock, which another transaction would wait for."""
+        if blast_id not in self._follow_ups:
+            query = (select(Blast.follow_up_selector.is_not(None) & Blast.parent_blast_id.is_not(None))
+                     .where(Blast.id == blast_id))
+            if s is None:
+                with transaction(self.engine) as own:
+                    self._follow_ups[blast_id] = bool(own.scalar(query))
+            else:
+                self._follow_ups[blast_id] = bool(s.scalar(query))
+        return self._follow_ups[blast_id]
+
+    def _moved_on(self, s: Session, claim: Claim, now: dt.datetime) -> bool:
+        """Whether the claimed follow-up recipient no longer matches its choice; if so they are
+        taken off it, counted, and not messaged."""
+        if followups.still_wanted(s, blast_id=claim.blast_id, phone_number=claim.phone_number, now=now):
+            return False
+        queue.withdraw_claim(s, claim=claim, worker=self.name)
+        log.info("blast %d: a recipient no longer matches the follow-up's choice and was left out",
+                 claim.blast_id)
+        return True
 
     # -- sending and storing the answer -----------------------------------------------------
 
