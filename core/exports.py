@@ -14,8 +14,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import BlastRecipient, OptOut, RecipientReply
-from core.recipients import SELECTIONS, select_recipients
+from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply
+from core.recipients import SELECTIONS, select_recipients, status_words
 from core.reply_inbox import InboxFilter, inbox_page, reply_words
 from core.statuses import status_in_words
 
@@ -56,6 +56,7 @@ def _stage_rows(
     session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object]
 ) -> Iterator[tuple[object, ...]]:
     query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
+    cancelled = session.scalar(select(Blast.state).where(Blast.id == blast_id)) == BlastState.CANCELLED
     kept = _kept_replies(session, blast_id=blast_id)
     stopped = set(session.scalars(
         select(OptOut.phone_number).join(BlastRecipient, BlastRecipient.phone_number == OptOut.phone_number)
@@ -66,7 +67,8 @@ def _stage_rows(
         # from before replies were kept one by one is on the recipient alone.
         said = kept.get(r.id) or ([(r.replied_at, r.reply_text)] if r.reply_text is not None else [])
         replied_at, first = said[0] if said else (r.replied_at, None)
-        yield (r.phone_number, r.contact_name or "", r.status, status_in_words(r.status) or r.status,
+        yield (r.phone_number, r.contact_name or "", r.status,
+               status_words(r.status, cancelled=cancelled) or r.status,
                _yes(r.phone_number in stopped), when(r.sent_at), when(r.delivered_at),
                when(r.read_timestamp), when(replied_at), "" if first is None else reply_words(first),
                "\n".join(reply_words(text) for _, text in said[1:]), when(r.closed_at), r.error or "")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
@@ -14,7 +14,7 @@ from core.funnel import status_rank
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory
 from core.phones import typed_number
 from core.status_engine import StatusChange, apply_status
-from core.statuses import Stage, Status
+from core.statuses import Stage, Status, status_in_words
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,41 @@ def replies(session: Session, *, recipient_id: int) -> list[RecipientReply]:
 
 
 # A sale is recorded against a message that went out: not one still waiting to go (closing it
-# would take it out of the queue unsent) nor one the gateway refused.
+# would take it out of the queue unsent) nor one the gateway refused. A send with an unknown
+# outcome can be closed: a sale is evidence that the message arrived.
 NOT_SENT = (Status.QUEUED.value, Status.SENDING.value, Status.FAILED.value)
+WAITING = (Status.QUEUED.value, Status.SENDING.value)
+CANCELLED_UNSENT = "Not sent (cancelled)"
+
+
+def status_words(status: str, *, cancelled: bool = False) -> str | None:
+    """A recipient's status in a marketer's words (None for a code this version does not know).
+    On a cancelled blast, a message still waiting to go will never go."""
+    if cancelled and status in WAITING:
+        return CANCELLED_UNSENT
+    return status_in_words(status)
+
+
+# A sale says when it was made, not when the message was sent, received, read or replied to.
+# The status engine gives each stage a move skips the move's own time: a sale would make an
+# unknown send "sent" at the hour of the sale, and make up a read and a reply. These keep the
+# times they had, none for a stage nobody reported.
+_STAGE_TIMES = ("sent_at", "delivered_at", "read_timestamp", "replied_at", "message_c2s_timestamp")
+
+
+def close_sale(
+    session: Session, *, recipient_id: int, source: str, at: dt.datetime | None = None,
+    event: Mapping[str, object] | None = None,
+) -> StatusChange:
+    """Record a sale on one recipient: CLOSED, stamped with its own time only (a no-op for one
+    already closed). The one way a sale is recorded, by hand or from a file."""
+    kept = session.execute(
+        select(*(getattr(BlastRecipient, name) for name in _STAGE_TIMES))
+        .where(BlastRecipient.id == recipient_id).with_for_update()
+    ).one_or_none()
+    unreported = {name: None for name, value in zip(_STAGE_TIMES, kept or (), strict=False) if value is None}
+    return apply_status(session, recipient_id=recipient_id, status=Status.CLOSED, source=source, at=at,
+                        event=event, updates=unreported)
 
 
 def not_sent(session: Session, *, recipient_ids: Sequence[int]) -> list[int]:
@@ -168,10 +201,8 @@ def mark_closed(
     result."""
     event = {"action": "mark closed", **({"note": note} if note else {})}
     unsent = set(not_sent(session, recipient_ids=recipient_ids))
-    return [
-        apply_status(session, recipient_id=rid, status=Status.CLOSED, source=source, at=at, event=event)
-        for rid in recipient_ids if rid not in unsent
-    ]
+    return [close_sale(session, recipient_id=rid, source=source, at=at, event=event)
+            for rid in recipient_ids if rid not in unsent]
 
 
 @dataclass(frozen=True)

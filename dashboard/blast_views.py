@@ -24,15 +24,15 @@ from core.followups import (
 )
 from core.funnel import stuck_at_each_stage
 from core.gateway import make_client
-from core.models import Blast, BlastRecipient, utcnow
+from core.models import Blast, BlastRecipient, BlastState, utcnow
 from core.polling import poll_round
 from core.recipients import (
     SELECTIONS,
     StageSelector,
+    status_words,
 )
 from core.sending import blasts, gateways
 from core.sending.progress import blast_progress, rules_for
-from core.statuses import status_in_words
 from dashboard.charts import funnel_figure
 from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
@@ -41,6 +41,8 @@ from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.layout import friendly_errors
 
 LIVE_STATES = ("sending", "scheduled")
+FINISHED_STATES = (BlastState.COMPLETED, BlastState.CANCELLED)
+NO_ONE = "This blast had no one to send to."
 UNFINISHED_STATES = ("draft", "scheduled", "sending", "paused")
 # How often the live sections refresh themselves: quickly while messages go out, slowly
 # afterwards while receipts and replies can still arrive (most come after the last send).
@@ -71,11 +73,12 @@ def left_out_words(skipped: int | None, why: str) -> str:
     return f" · {skipped:,} left out ({why})" if skipped else ""
 
 
-def status_word(status: str | None) -> str:
-    """A recipient's status as the marketer reads it; the code stays in the database and exports."""
+def status_word(status: str | None, *, cancelled: bool = False) -> str:
+    """A recipient's status as the marketer reads it (`cancelled`: of a cancelled blast, where
+    one still waiting will never go); the code stays in the database and exports."""
     if not status:
         return "—"
-    return status_in_words(status) or status.replace("_", " ").capitalize()
+    return status_words(status, cancelled=cancelled) or status.replace("_", " ").capitalize()
 
 
 def flash(name: str, value: Any) -> None:
@@ -179,18 +182,28 @@ def render_progress(blast_id: int, shown_state: str) -> None:
         if waiting:
             st.info(waiting, icon=":material/schedule:")
     if f.unknown:
-        they, have, alone = ("it", "has", "itself") if f.unknown == 1 else ("they", "have", "themselves")
-        st.warning(
-            f"{plural(f.unknown, 'send')} {have} an unknown outcome: the gateway's answer was lost, "
-            f"so {they} may or may not have arrived. {they.capitalize()} will not be sent again by "
-            f"{alone}; a receipt from WhatsApp naming the number, or a reply from the person, settles "
-            "one. Open **Recipients → Unknown** to send again or mark as failed.",
-            icon=":material/help:",
-        )
+        st.warning(unknown_words(f.unknown, cancelled=state == BlastState.CANCELLED), icon=":material/help:")
+    if f.total == 0 and state in FINISHED_STATES:
+        st.caption(NO_ONE)
+        return
     if f.sent == 0 and f.failed == 0 and f.unknown == 0:
         st.caption("Nothing sent yet: the funnel fills in as the messages go out.")
         return
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
+
+
+def unknown_words(unknown: int, *, cancelled: bool) -> str:
+    """The warning about sends with an unknown outcome, and what the marketer can do about them:
+    a cancelled blast sends nothing more, so there they can only be marked."""
+    they, have, alone = ("it", "has", "itself") if unknown == 1 else ("they", "have", "themselves")
+    words = (f"{plural(unknown, 'send')} {have} an unknown outcome: the gateway's answer was lost, so "
+             f"{they} may or may not have arrived. ")
+    settles = "a receipt from WhatsApp naming the number, or a reply from the person, settles one."
+    if cancelled:
+        return (words + f"Nothing more is sent from a cancelled blast; {settles} Open **Recipients → "
+                f"Unknown** to mark {'it' if unknown == 1 else 'them'} as failed, or as closed for a sale.")
+    return (words + f"{they.capitalize()} will not be sent again by {alone}; {settles} Open "
+            "**Recipients → Unknown** to send again or mark as failed.")
 
 
 def sent_elsewhere(blast: Blast) -> bool:
@@ -276,11 +289,17 @@ def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
 def render_stuck_table(blast_id: int) -> None:
     """Recipients by where they are now; run as a fragment with the same rhythm as the progress."""
     with reading() as s:
+        cancelled = s.scalar(select(Blast.state).where(Blast.id == blast_id)) == BlastState.CANCELLED
         rows = stuck_at_each_stage(s, blast_id=blast_id)
+    if not rows:
+        st.caption("No recipients to show.")
+        return
     frame = pd.DataFrame(
-        [(status_word(status), n, share) for status, n, share in rows],
+        [(status_word(status, cancelled=cancelled), n, share) for status, n, share in rows],
         columns=["Status", "Recipients", "Share %"],
     )
+    # On a cancelled blast, those waiting and those being sent are one: not sent.
+    frame = frame.groupby("Status", sort=False, as_index=False).sum()
     st.dataframe(
         frame,
         hide_index=True,

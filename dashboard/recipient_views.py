@@ -9,10 +9,20 @@ from collections.abc import Iterable
 import pandas as pd
 import streamlit as st
 
-from core.closing import CloseOutcome, CloseReport, close_from_csv
+from core.closing import (
+    CLOSE_BATCH_ROWS,
+    CloseOutcome,
+    CloseReport,
+    ClosingStopped,
+    PhoneColumnUnclear,
+    SalesFile,
+    close_in_batches,
+    read_sales,
+)
 from core.csv_import import UPLOAD_TYPES, ColumnNotFound, opted_out_among
 from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
+from core.models import Blast, BlastState
 from core.recipients import (
     SELECTIONS,
     Resent,
@@ -27,7 +37,7 @@ from core.reply_inbox import FirstReply, first_replies, reply_words
 from core.statuses import Status
 from dashboard.blast_views import flash, local, status_word, take_flash
 from dashboard.compose import bubble_html, plain
-from dashboard.data import on_download, reading, session, settings, upload_digest
+from dashboard.data import get_engine, on_download, reading, session, settings, upload_digest
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
 
@@ -70,6 +80,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     pages = max(1, -(-total // PAGE_SIZE))
     page = top[2].number_input("Page", 1, pages, 1, key=f"{key_prefix}_page")
     with reading() as s:
+        cancelled = s.get(Blast, blast_id).state == BlastState.CANCELLED
         rows, total = page_of_recipients(
             s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=PAGE_SIZE
         )
@@ -84,7 +95,8 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
                     "replied_at": r.replied_at,
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
-                    "Status": status_word(r.status) + (" · opted out" if r.phone_number in stopped else ""),
+                    "Status": status_word(r.status, cancelled=cancelled)
+                    + (" · opted out" if r.phone_number in stopped else ""),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
                     "Reply": reply_cell(r.reply_text, first.get(r.id)),  # their first
@@ -110,22 +122,22 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     if not chosen:
         st.caption("Tick rows to see their history, mark sales closed, or decide about unknown sends.")
         return
-    _render_row_actions(chosen, frame, key_prefix)
+    _render_row_actions(chosen, frame, key_prefix, cancelled=cancelled)
 
 
-def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str) -> None:
+def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str, *, cancelled: bool) -> None:
     cols = st.columns(3)
     if cols[0].button(f"Mark {len(chosen)} as closed (sale)", key=f"{key_prefix}_close", type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
             changes = mark_closed(s, recipient_ids=chosen)
             closed = sum(c.changed for c in changes)
+            already = len(changes) - closed  # the only move to CLOSED that changes nothing
             unsent = len(chosen) - len(changes)  # mark_closed leaves out whose message never went
         if done.ok:
-            left = (f" Left alone: {unsent:,} whose message has not gone out (still waiting, or "
-                    "failed).") if unsent else ""
-            after_action(key_prefix, f"{plural(closed, 'recipient')} marked as closed (a sale).{left}")
+            after_action(key_prefix, closed_words(closed, already=already, unsent=unsent))
     if set(frame[frame["id"].isin(chosen)]["code"]) == {Status.UNKNOWN.value}:
-        if cols[1].button(
+        # Nothing more goes from a cancelled blast: its unknown sends can only be decided.
+        if not cancelled and cols[1].button(
             "Send again",
             key=f"{key_prefix}_resend",
             help="Only if you are sure they did not get it: they may receive it twice.",
@@ -153,6 +165,16 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str)
                     st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
                 said = [(r.replied_at, r.text) for r in replies(s, recipient_id=rid)]
                 render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
+
+
+def closed_words(closed: int, *, already: int = 0, unsent: int = 0) -> str:
+    """What "Mark as closed" did: "1 recipient marked as closed (a sale). 2 were closed already." """
+    words = f"{plural(closed, 'recipient')} marked as closed (a sale)."
+    if already:
+        words += f" {already:,} {'was' if already == 1 else 'were'} closed already."
+    if unsent:
+        words += f" Left alone: {unsent:,} whose message has not gone out (still waiting, or failed)."
+    return words
 
 
 def reply_cell(stored: str | None, first: FirstReply | None) -> str:
@@ -262,7 +284,9 @@ def render_export(blast_id: int) -> None:
     )
 
 
-_CLOSE_COLUMNS = "close_columns"  # (file, why, the columns to choose from) when none held numbers
+# (file, why, the columns to choose from, the one suggested) when the file's numbers were not
+# found, or could be in more than one column.
+_CLOSE_COLUMNS = "close_columns"
 
 
 def render_close_from_file(blast_id: int) -> None:
@@ -270,7 +294,7 @@ def render_close_from_file(blast_id: int) -> None:
         "Upload a list (Excel or CSV) of the phone numbers that bought. Each is matched to the "
         "latest message sent to that number and marked **closed**."
     )
-    _render_close_report(take_flash("close_report"))
+    _render_close_report(take_flash("close_report"), stopped=take_flash("close_stopped"))
     only_chain = st.checkbox(
         "Only this campaign: its first blast and every follow-up", value=True, key="close_chain",
         help="Each number is closed on the latest of these blasts that messaged it. Untick to look "
@@ -281,38 +305,62 @@ def render_close_from_file(blast_id: int) -> None:
     )
     if upload is None:
         return
-    # A file whose number column has a name we do not know: the marketer points to it.
+    # The numbers' column not found, or more than one could hold them: the marketer points to it.
     file = upload_digest(upload)
-    columns = st.session_state.get(_CLOSE_COLUMNS)
-    asking = bool(columns) and columns[0] == file  # asked for this file, not one uploaded before
+    asked = st.session_state.get(_CLOSE_COLUMNS)
+    asking = bool(asked) and asked[0] == file  # asked for this file, not one uploaded before
     chosen = None
     if asking:
-        st.error(columns[1], icon=":material/error:")
-        chosen = st.selectbox("Which column has the phone numbers?", columns[2], index=None,
+        _, why, choices, suggested = asked
+        if suggested is None:
+            st.error(why, icon=":material/error:")
+        else:
+            st.warning(why, icon=":material/help:")
+        chosen = st.selectbox("Which column has the phone numbers?", choices,
+                              index=None if suggested is None else choices.index(suggested),
                               key="close_phone_column", placeholder="Choose the column")
     if not st.button("Mark them closed", key="close_apply", type="primary", disabled=asking and not chosen):
         return
-    report = None
-    with friendly_errors("read the file") as done, session() as s:
-        blast_ids = chain_ids(s, blast_id=blast_id) if only_chain else []
+    sales = None
+    with friendly_errors("read the file") as done:
         try:
-            report = close_from_csv(
-                s,
-                upload.getvalue(),
-                region=settings().phone_region,
-                blast_ids=blast_ids,
-                filename=upload.name,
-                max_upload_mb=settings().max_upload_mb,
-                phone_column=chosen,
-            )
+            sales = read_sales(upload.getvalue(), region=settings().phone_region, filename=upload.name,
+                               max_upload_mb=settings().max_upload_mb, phone_column=chosen)
         except ColumnNotFound as exc:  # the next run asks which column, from these
-            st.session_state[_CLOSE_COLUMNS] = (file, exc.message, exc.headers)
-    if done.ok and report is None:
-        st.rerun()
-    if done.ok:
-        st.session_state.pop(_CLOSE_COLUMNS, None)
-        flash("close_report", report)
-        st.rerun()  # the funnel and the counts above take in the new sales
+            suggested = exc.suggested if isinstance(exc, PhoneColumnUnclear) else None
+            st.session_state[_CLOSE_COLUMNS] = (file, exc.message, exc.headers, suggested)
+    if not done.ok:
+        return
+    if sales is None:
+        st.rerun()  # to ask which column
+    st.session_state.pop(_CLOSE_COLUMNS, None)
+    _close(sales, blast_id=blast_id, only_chain=only_chain)
+
+
+def _close(sales: SalesFile, *, blast_id: int, only_chain: bool) -> None:
+    """Close the file's sales a batch at a time (the webhook's writes go in between), with a
+    progress bar for a long list; the report is shown after a rerun, which brings the funnel
+    and the counts above up to date."""
+    with friendly_errors("close the sales") as done, reading() as s:
+        blast_ids = chain_ids(s, blast_id=blast_id) if only_chain else []
+    if not done.ok:
+        return
+    total = len(sales.lines)
+    bar = None
+    if total > CLOSE_BATCH_ROWS:  # more than one batch: it takes a while
+        bar = st.progress(0.0, text=f"Closing the sales: 0 of {total:,} lines")
+
+    def moved(lines: int, of: int) -> None:
+        if bar is not None:
+            bar.progress(lines / of, text=f"Closing the sales: {lines:,} of {of:,} lines")
+
+    try:
+        report = close_in_batches(get_engine(), sales, blast_ids=blast_ids, progress=moved)
+    except ClosingStopped as exc:
+        report = exc.report
+        flash("close_stopped", exc.message)
+    flash("close_report", report)
+    st.rerun()
 
 
 CLOSE_LABELS = {
@@ -325,10 +373,17 @@ CLOSE_LABELS = {
 }
 
 
-def _render_close_report(report: CloseReport | None) -> None:
+def _render_close_report(report: CloseReport | None, *, stopped: str | None = None) -> None:
     if report is None:
         return
-    st.success(f"Done: {plural(report.count(CloseOutcome.CLOSED), 'sale')} marked as closed.")
+    if stopped:
+        st.error(stopped, icon=":material/error:")
+    else:
+        st.success(f"Done: {plural(report.count(CloseOutcome.CLOSED), 'sale')} marked as closed.")
+    if report.phone_column:
+        st.caption(f"Numbers from the column **{plain(report.phone_column)}**.")
+    for note in report.notes:
+        st.caption(note)
     # Short labels fit five across; "Other campaign" only when closing for one campaign found some.
     shown = [o for o in CloseOutcome if o is not CloseOutcome.MESSAGED_ELSEWHERE or report.count(o)]
     for col, outcome in zip(st.columns(len(shown)), shown, strict=True):

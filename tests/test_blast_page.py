@@ -508,3 +508,59 @@ def test_resume_says_what_it_will_do() -> None:
     assert resume_help(halfway, now=now) == "Sending carries on from where it stopped."
     missed = Blast(state="paused", scheduled_at=now - dt.timedelta(hours=3), started_at=None)
     assert resume_help(missed, now=now) == "It starts sending now."
+
+
+# 5. A cancelled blast, and one that had no one to send to.
+
+
+def _cancelled_with_unknown(engine: Engine) -> int:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="cancelled", started_at=utcnow())
+        make_recipient(s, blast, status="READ_ACK", sent_at=utcnow())
+        make_recipient(s, blast, status="UNKNOWN", error="The gateway's answer was lost.")
+        for status in ("QUEUED", "QUEUED", "SENDING"):
+            make_recipient(s, blast, status=status)
+        return blast.id
+
+
+def test_a_cancelled_blast_shows_who_was_never_sent_as_not_sent(engine: Engine) -> None:
+    at = _open(_cancelled_with_unknown(engine))
+    assert _where_now(at) == {"Not sent (cancelled)": 3, "Read (blue ticks)": 1,
+                              "Unknown: may or may not have gone": 1}
+    statuses = list(next(d for d in at.dataframe if "Reply" in d.value.columns).value["Status"])
+    unsent = ["Not sent (cancelled)"] * 3
+    assert statuses == ["Read (blue ticks)", "Unknown: may or may not have gone", *unsent]
+    shown = " ".join(str(v) for d in at.dataframe for v in d.value.to_numpy().ravel())
+    assert "Waiting to be sent" not in shown and "Being sent now" not in shown
+
+
+@pytest.mark.parametrize(("state", "says"), [
+    ("cancelled", "Nothing more is sent from a cancelled blast; a receipt from WhatsApp naming the number, "
+                  "or a reply from the person, settles one. Open **Recipients → Unknown** to mark it as "
+                  "failed, or as closed for a sale."),
+    ("completed", "It will not be sent again by itself; a receipt from WhatsApp naming the number, or a "
+                  "reply from the person, settles one. Open **Recipients → Unknown** to send again or mark "
+                  "as failed."),
+])
+def test_the_unknown_sends_warning_offers_only_what_the_blast_allows(
+    engine: Engine, state: str, says: str
+) -> None:
+    """A cancelled blast refuses to send again: the warning does not point there."""
+    blast_id = _cancelled_with_unknown(engine)
+    with transaction(engine) as s:
+        s.get(Blast, blast_id).state = state
+    [warning] = [w.value for w in _open(blast_id).warning if "unknown outcome" in w.value]
+    assert warning == ("1 send has an unknown outcome: the gateway's answer was lost, so it may or may not "
+                       "have arrived. " + says)
+
+
+@pytest.mark.parametrize("state", ["completed", "cancelled"])
+def test_a_finished_blast_that_had_no_one_to_send_to_says_so(engine: Engine, state: str) -> None:
+    with transaction(engine) as s:
+        blast_id = make_blast(s, state=state).id
+    at = _open(blast_id)
+    captions = [c.value for c in at.caption]
+    assert "This blast had no one to send to." in captions
+    assert not any(c.startswith("Nothing sent yet") for c in captions)
+    assert not [d for d in at.dataframe if "Share %" in d.value.columns], "no empty table"
+    assert "No recipients to show." in captions, "where they are now says why there is none"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from core.closing import CloseOutcome, close_from_csv
+from core.csv_import import ColumnNotFound
 from core.db import transaction
 from core.errors import BadCsv
 from core.models import BlastRecipient, StatusHistory
@@ -87,3 +89,198 @@ def test_a_buyer_another_campaign_messaged_is_not_called_never_messaged(engine: 
     with transaction(engine) as s:
         assert s.get(BlastRecipient, elsewhere_id).status == "REPLIED", "left open"
     assert report.messaged_elsewhere() == ["CNY promo"]
+
+
+def _closed(engine: Engine) -> dict[str, str]:
+    with transaction(engine) as s:
+        return dict(s.execute(select(BlastRecipient.phone_number, BlastRecipient.status)).all())
+
+
+# The agent who sold and the customer who bought, each with a number: the customer's is wanted.
+AGENT_AND_CUSTOMER = (b"No,Tarikh,Nama Ejen,No Tel Ejen,Nama Pelanggan,No Tel Pelanggan\n"
+                      b"1,1/3/2026,Aminah,019-876 5432,Ali,012-345 6789\n")
+
+
+@pytest.mark.parametrize(("data", "columns", "suggested", "buyer"), [
+    (AGENT_AND_CUSTOMER, ("No Tel Ejen", "No Tel Pelanggan"), "No Tel Pelanggan", "+60123456789"),
+    (b"Name,Referrer Phone,Phone\nAli,019-876 5432,012-345 6789\n", ("Referrer Phone", "Phone"), "Phone",
+     "+60123456789"),
+    (b"Nama,Telefon,No HP\nAli,019-876 5432,012-345 6789\n", ("Telefon", "No HP"), "No HP", "+60123456789"),
+])
+def test_a_file_with_two_phone_columns_closes_nothing_until_one_is_chosen(
+    engine: Engine, data: bytes, columns: tuple[str, ...], suggested: str, buyer: str,
+) -> None:
+    """Taking the agent's column closed the agent's number, and the report did not say so."""
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        for phone in ("+60198765432", "+60123456789"):
+            make_recipient(s, blast, phone_number=phone, status="READ_ACK", sent_at=T0)
+    with pytest.raises(ColumnNotFound) as asked, transaction(engine) as s:  # the page asks which
+        close_from_csv(s, data, region="MY")
+    assert asked.value.headers == columns
+    assert asked.value.suggested == suggested, "a customer's column before an agent's"
+    assert "Nothing has been closed yet" in asked.value.message
+    assert set(_closed(engine).values()) == {"READ_ACK"}
+
+    with transaction(engine) as s:
+        report = close_from_csv(s, data, region="MY", phone_column=suggested)
+    assert [(r.outcome, r.phone) for r in report.rows] == [(CloseOutcome.CLOSED, buyer)]
+    assert report.phone_column == suggested
+    assert _closed(engine)[buyer] == "CLOSED"
+
+
+def test_the_report_says_which_column_was_read_and_what_reading_the_file_noticed(engine: Engine) -> None:
+    """A "WhatsApp" column of yes and no holds no numbers: nothing to ask, but the report says
+    which column was taken, as it says where the header was found."""
+    with transaction(engine) as s:
+        make_recipient(s, make_blast(s), phone_number="+60123456789", status="READ_ACK", sent_at=T0)
+    data = b"Sales in March\n\nName,WhatsApp,Phone\nAli,yes,012-345 6789\n"
+    with transaction(engine) as s:
+        report = close_from_csv(s, data, region="MY")
+    assert [r.outcome for r in report.rows] == [CloseOutcome.CLOSED]
+    assert report.phone_column == "Phone"
+    assert any("header is on line 3" in note for note in report.notes)
+    assert any(note.startswith("Numbers were taken from “Phone”") for note in report.notes)
+
+
+def test_a_sale_already_closed_in_the_campaign_is_not_closed_again_on_its_follow_up(engine: Engine) -> None:
+    """Closed by hand on the first blast, then the sales file for the campaign: one sale, not two."""
+    from core.followups import chain_funnels, chain_ids
+    from core.recipients import mark_closed
+
+    with transaction(engine) as s:
+        first = make_blast(s, name="Raya", state="completed")
+        on_first = make_recipient(s, first, phone_number="+60123456789", status="READ_ACK", sent_at=T0)
+        nudge = make_blast(s, name="Raya nudge", state="completed", parent_blast_id=first.id,
+                           follow_up_stage="Follow-up 1")
+        on_nudge = make_recipient(s, nudge, phone_number="+60123456789", status="REPLIED",
+                                  sent_at=T0 + dt.timedelta(days=2))
+        first_id, nudge_id, on_first_id, on_nudge_id = first.id, nudge.id, on_first.id, on_nudge.id
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[on_first_id])
+    with transaction(engine) as s:
+        report = close_from_csv(s, b"phone\n012-345 6789\n", region="MY",
+                                blast_ids=chain_ids(s, blast_id=first_id))
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.ALREADY_CLOSED, first_id)]
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, on_nudge_id).status == "REPLIED"
+        assert sum(funnel.closed for _, funnel in chain_funnels(s, blast_id=first_id)) == 1
+    with transaction(engine) as s:  # every blast: the latest message is the one closed
+        report = close_from_csv(s, b"phone\n012-345 6789\n", region="MY", blast_ids=[nudge_id])
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, nudge_id)], (
+        "the follow-up alone: its own sale")
+
+
+@pytest.mark.parametrize("how", ["from a file", "by hand"])
+@pytest.mark.parametrize(("status", "times"), [
+    ("UNKNOWN", {}),
+    ("SERVER_ACK", {"sent_at": T0}),
+    ("READ_ACK", {"sent_at": T0, "delivered_at": T0 + dt.timedelta(minutes=1),
+                  "read_timestamp": T0 + dt.timedelta(minutes=5)}),
+])
+def test_a_sale_closes_any_message_that_may_have_gone_and_makes_up_no_times(
+    engine: Engine, how: str, status: str, times: dict[str, dt.datetime],
+) -> None:
+    """An unknown send too (a sale is evidence that it arrived), by file as by hand. The sale
+    has its own time; the times it was sent, received, read or replied to stay as reported,
+    none for one never reported (not the time of the sale: "sent" by hour and the response
+    times would count it)."""
+    from core.recipients import mark_closed
+
+    with transaction(engine) as s:
+        lost = "The gateway's answer was lost." if status == "UNKNOWN" else None
+        person = make_recipient(s, make_blast(s, state="completed"), phone_number="+60123456789",
+                                status=status, error=lost, **times)
+        person_id = person.id
+    with transaction(engine) as s:
+        if how == "by hand":
+            assert [c.changed for c in mark_closed(s, recipient_ids=[person_id])] == [True]
+        else:
+            report = close_from_csv(s, b"phone\n012-345 6789\n", region="MY", filename="sales.csv")
+            assert [r.outcome for r in report.rows] == [CloseOutcome.CLOSED]
+    with transaction(engine) as s:
+        person = s.get(BlastRecipient, person_id)
+        stages = ("sent_at", "delivered_at", "read_timestamp", "replied_at", "message_c2s_timestamp")
+        assert {name: getattr(person, name) for name in stages} == {name: times.get(name) for name in stages}
+        assert (person.status, person.error) == ("CLOSED", None)
+        assert person.closed_at is not None
+
+
+def _people(engine: Engine, count: int) -> list[str]:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        people = [make_recipient(s, blast, phone_number=f"+6012{n:07d}", status="READ_ACK", sent_at=T0)
+                  for n in range(count)]
+        return [person.phone_number for person in people]
+
+
+def _sales(phones: list[str]) -> bytes:
+    return ("phone\n" + "\n".join(phone.replace("+60", "0") for phone in phones) + "\n").encode()
+
+
+def test_a_long_list_is_closed_a_batch_at_a_time_letting_other_writers_in(engine: Engine) -> None:
+    """Each batch is committed on its own: between two, the webhook can write (on SQLite it
+    would otherwise wait for the whole list, up to its busy timeout)."""
+    from core.closing import close_in_batches, read_sales
+    from core.models import OptOut
+
+    phones = _people(engine, 7)
+    sales = read_sales(_sales(phones) + b"12\n", region="MY", filename="sales.csv")
+    seen: list[tuple[int, int, int]] = []
+
+    def between(done: int, of: int) -> None:
+        with transaction(engine) as other:  # another writer, as the webhook is
+            other.add(OptOut(phone_number=f"+6019{done:07d}", source="test"))
+        seen.append((done, of, sum(status == "CLOSED" for status in _closed(engine).values())))
+
+    report = close_in_batches(engine, sales, batch_rows=3, progress=between)
+    assert seen == [(3, 8, 3), (6, 8, 6), (8, 8, 7)], "each batch recorded before the next begins"
+    assert [r.outcome for r in report.rows] == [CloseOutcome.CLOSED] * 7 + [CloseOutcome.INVALID]
+    assert report.phone_column == "phone"
+
+
+@pytest.fixture
+def refuse_update(engine: Engine) -> Iterator[Callable[[str], None]]:
+    """Makes the database refuse to update a number's row, as a full disk or a lost connection
+    would: a real failure part way through, on either database."""
+    made: list[str] = []
+
+    def refuse(number: str) -> None:
+        if engine.dialect.name == "postgresql":
+            statements = ["CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$",
+                          "CREATE TRIGGER refuse BEFORE UPDATE ON blast_recipients FOR EACH ROW "
+                          f"WHEN (NEW.phone_number = '{number}') EXECUTE FUNCTION refuse_update()"]
+        else:
+            statements = [f"CREATE TRIGGER refuse BEFORE UPDATE ON blast_recipients WHEN NEW.phone_number = "
+                          f"'{number}' BEGIN SELECT RAISE(ABORT, 'no space left on device'); END"]
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+        made.append(number)
+
+    yield refuse
+    if made:  # the PostgreSQL database is kept for the next test
+        drop = ["DROP TRIGGER refuse ON blast_recipients", "DROP FUNCTION refuse_update()"]
+        with engine.begin() as connection:
+            for statement in drop if engine.dialect.name == "postgresql" else ["DROP TRIGGER refuse"]:
+                connection.execute(text(statement))
+
+
+def test_a_failure_part_way_keeps_the_batches_before_and_says_how_many(
+    engine: Engine, refuse_update: Callable[[str], None]
+) -> None:
+    from core.closing import ClosingStopped, close_in_batches, read_sales
+
+    phones = _people(engine, 7)
+    refuse_update(phones[4])
+    sales = read_sales(_sales(phones), region="MY", filename="sales.csv")
+    with pytest.raises(ClosingStopped) as stopped:
+        close_in_batches(engine, sales, batch_rows=3)
+    assert [r.outcome for r in stopped.value.report.rows] == [CloseOutcome.CLOSED] * 3
+    assert stopped.value.message.startswith(
+        "Closing stopped at line 5: an unexpected problem (it has been logged). The lines before it "
+        "were done: 3 sales recorded. Nothing from line 5 on was closed: upload the same file again")
+    statuses = _closed(engine)
+    assert [statuses[phone] for phone in phones] == ["CLOSED"] * 3 + ["READ_ACK"] * 4, (
+        "the failed batch rolled back whole, the ones before it kept")

@@ -247,3 +247,24 @@ def test_a_photo_reply_in_the_replies_list_is_exported_in_words(engine: Engine, 
         data = (replies_csv if export == "csv" else replies_xlsx)(s, filters=filters, zone=zone)
     [row] = _export_rows(data, export)
     assert row["latest_reply"] == NO_TEXT_REPLY
+
+
+@pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
+@pytest.mark.parametrize(("state", "unsent"), [
+    ("cancelled", "Not sent (cancelled)"),  # nothing more goes from it
+    ("paused", "Waiting to be sent"),
+])
+def test_who_was_never_sent_a_cancelled_blast_is_exported_as_not_sent(
+    engine: Engine, export, state: str, unsent: str,
+) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state=state)
+        for status in ("READ_ACK", "QUEUED", "SENDING"):
+            make_recipient(s, blast, status=status)
+        blast_id = blast.id
+    with transaction(engine) as s:
+        data = export(s, blast_id=blast_id, selection="Everyone", zone=ZoneInfo("Asia/Kuala_Lumpur"))
+    rows = [(r["status"], r["status_in_words"]) for r in _export_rows(data, export)]
+    waiting = unsent if state == "cancelled" else "Being sent now"
+    assert rows == [("READ_ACK", "Read (blue ticks)"), ("QUEUED", unsent), ("SENDING", waiting)], (
+        "the code stays what it is")

@@ -17,6 +17,7 @@ from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from dashboard.recipient_views import CLOSE_LABELS, PAGE_SIZE, table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_blast_page import _open
+from tests.test_closing import refuse_update  # noqa: F401  (a fixture)
 from tests.test_pages import app_db  # noqa: F401  (app_db: the fixture, used below)
 
 pytestmark = pytest.mark.usefixtures("app_db")
@@ -333,3 +334,117 @@ def test_the_close_report_has_no_other_campaign_count_when_there_is_none(engine:
     assert not at.exception, at.exception
     assert [m.label for m in at.metric if m.label in CLOSE_LABELS.values()] == [
         "Closed", "Already closed", "Never messaged", "Not a number", "Listed twice"]
+
+
+def test_marking_closed_says_how_many_were_closed_already(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        for status in ("CLOSED", "CLOSED", "REPLIED"):
+            make_recipient(s, blast, status=status, sent_at=utcnow())
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
+    at.button(key="rcp_close").click().run()
+    assert [m.value for m in at.success] == ["0 recipients marked as closed (a sale). 2 were closed already."]
+    at = _tick(at, table(engine, blast_id, generation=1), [1, 2])
+    at.button(key="rcp_close").click().run()
+    assert [m.value for m in at.success] == ["1 recipient marked as closed (a sale). 1 was closed already."]
+
+
+@pytest.mark.parametrize(("state", "offered"), [
+    ("cancelled", {"rcp_close", "rcp_failed"}),  # nothing more goes from it
+    ("completed", {"rcp_close", "rcp_failed", "rcp_resend"}),
+])
+def test_unknown_sends_of_a_cancelled_blast_cannot_be_sent_again(
+    engine: Engine, state: str, offered: set[str]
+) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state=state)
+        make_recipient(s, blast, status="UNKNOWN")
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(engine, blast_id), [0])
+    assert {b.key for b in at.button} & {"rcp_close", "rcp_failed", "rcp_resend"} == offered
+
+
+def _upload_sales(at: AppTest, data: bytes) -> AppTest:
+    at.file_uploader(key="close_upload").set_value(("sales.csv", data, "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_sales_file_with_the_agents_number_and_the_customers_asks_which_first(engine: Engine) -> None:
+    """Closing the agent's number instead had recorded the sale on the wrong person, silently."""
+    from tests.test_closing import AGENT_AND_CUSTOMER
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        agent, customer = (make_recipient(s, blast, phone_number=phone, status="REPLIED", sent_at=utcnow()).id
+                           for phone in ("+60198765432", "+60123456789"))
+        blast_id = blast.id
+    at = _upload_sales(_open(blast_id), b"Jualan Mac 2026\n" + AGENT_AND_CUSTOMER)  # a title above
+    [asked] = [w.value for w in at.warning if "More than one column" in w.value]
+    assert "“No Tel Ejen” and “No Tel Pelanggan”" in asked and "Nothing has been closed yet" in asked
+    column = at.selectbox(key="close_phone_column")
+    assert (column.options, column.value) == (["No Tel Ejen", "No Tel Pelanggan"], "No Tel Pelanggan")
+    with transaction(engine) as s:
+        assert {s.get(BlastRecipient, i).status for i in (agent, customer)} == {"REPLIED"}, "none closed yet"
+
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    assert any("1 sale marked as closed" in m.value for m in at.success)
+    captions = [c.value for c in at.caption]
+    assert "Numbers from the column **No Tel Pelanggan**." in captions
+    assert "The header is on line 2; the lines above it were skipped." in captions
+    with transaction(engine) as s:
+        assert [s.get(BlastRecipient, i).status for i in (agent, customer)] == ["REPLIED", "CLOSED"]
+
+
+def _many(engine: Engine, count: int) -> tuple[int, list[str], bytes]:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        people = [make_recipient(s, blast, phone_number=f"+6012{n:07d}", status="REPLIED", sent_at=utcnow())
+                  for n in range(count)]
+        phones = [person.phone_number for person in people]
+        blast_id = blast.id
+    return blast_id, phones, ("phone\n" + "\n".join(p.replace("+60", "0") for p in phones) + "\n").encode()
+
+
+def test_a_long_sales_list_shows_its_progress(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page reruns as soon as the list is done (the funnel takes in the sales), and a test
+    sees the last run only: the rerun is held back to see the bar."""
+    import streamlit
+
+    from core.closing import CLOSE_BATCH_ROWS
+
+    blast_id, _, data = _many(engine, CLOSE_BATCH_ROWS + 10)
+    at = _open(blast_id)
+    monkeypatch.setattr(streamlit, "rerun", lambda *args, **kwargs: None)
+    _upload_sales(at, data)
+    shown = [bar.proto.text for bar in at.get("progress")]
+    assert f"Closing the sales: {CLOSE_BATCH_ROWS + 10} of {CLOSE_BATCH_ROWS + 10} lines" in shown
+    blast_id, _, data = _many(engine, 3)
+    at = _upload_sales(_open(blast_id), data)
+    assert not [text for bar in at.get("progress") if (text := bar.proto.text).startswith("Closing")], (
+        "a short list is done at once")
+
+
+def test_closing_that_stops_part_way_says_how_many_sales_were_recorded(
+    engine: Engine, request: pytest.FixtureRequest
+) -> None:
+    from core.closing import CLOSE_BATCH_ROWS
+
+    blast_id, phones, data = _many(engine, CLOSE_BATCH_ROWS + 10)
+    request.getfixturevalue("refuse_update")(phones[CLOSE_BATCH_ROWS + 5])
+    at = _upload_sales(_open(blast_id), data)
+    line = CLOSE_BATCH_ROWS + 2  # the header is line 1
+    [error] = [e.value for e in at.error]
+    assert error.startswith(
+        f"Closing stopped at line {line}: an unexpected problem (it has been logged). The lines before it "
+        f"were done: {CLOSE_BATCH_ROWS} sales recorded. Nothing from line {line} on was closed: upload the "
+        "same file again to finish")
+    assert not at.success
+    assert {m.label: m.value for m in at.metric}["Closed"] == str(CLOSE_BATCH_ROWS), "what was done"
+    with transaction(engine) as s:
+        statuses = dict(s.execute(select(BlastRecipient.phone_number, BlastRecipient.status)).all())
+    assert [statuses[p] for p in phones] == ["CLOSED"] * CLOSE_BATCH_ROWS + ["REPLIED"] * 10
