@@ -395,8 +395,9 @@ def render_follow_up(blast: Blast) -> None:
         )
     st.markdown(audience_words(audience, selection=selection, hours=int(hours)))
     if audience.reached:
-        st.caption(f"The choice is asked again when the follow-up goes out: anyone who no longer "
-                   f"matches “{selection}” by then (say they replied) is left out.")
+        st.caption(f"The choice is asked again when the follow-up goes out, and for each person "
+                   f"just before their message: anyone who no longer matches “{selection}” by then "
+                   "(say they replied) is left out.")
     confirmed = True
     if pending is not None:
         st.warning(pending_words(pending, reached=audience.reached), icon=":material/content_copy:")
