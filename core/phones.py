@@ -13,6 +13,8 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
+from core.config import get_settings
+
 DEFAULT_REGION = "MY"
 
 MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
@@ -385,6 +387,7 @@ class JidKind(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+_JID_SEPARATORS_RE = re.compile(r"[\s\-]")
 _JID_DOMAINS = {
     "s.whatsapp.net": JidKind.PERSON,
     "c.us": JidKind.PERSON,
@@ -420,24 +423,50 @@ def jid_kind(jid: str) -> JidKind:
 
 
 def _jid_digits(user: str) -> str | None:
-    # "60123456789:12" carries a device number; "60123456789_1" an old agent suffix.
-    digits = user.split(":", 1)[0].split("_", 1)[0].strip().removeprefix("+")
-    return digits if digits.isdigit() and 7 <= len(digits) <= 15 else None
+    # "60123456789:12" carries a device number; "60123456789_1" an old agent suffix. A gateway
+    # may pass the sender on as typed, "+60 12-345 6789".
+    number = user.split(":", 1)[0].split("_", 1)[0]
+    digits = _JID_SEPARATORS_RE.sub("", number).removeprefix("+")
+    return digits if digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15 else None
 
 
-def from_jid(jid: str, alt: str | None = None) -> str | None:
-    """The E.164 number of a person's JID; None for groups, broadcasts and unknown ids.
+def from_jid(jid: str, alt: str | None = None, *, region: str | None = None) -> str | None:
+    """The E.164 number of a person's JID; None for groups, broadcasts, unknown ids and
+    digits that read as no phone number.
 
     A privacy id (`...@lid`) hides the number: the phone JID the gateway sends beside
-    it (`remoteJidAlt`, `participantAlt`) is passed as `alt`.
+    it (`remoteJidAlt`, `participantAlt`) is passed as `alt`. `region` reads a number
+    written the local way ("0123456789"); the configured one when not given.
     """
     kind = jid_kind(jid)
     if kind is JidKind.LID:
-        return from_jid(alt) if alt and jid_kind(alt) is JidKind.PERSON else None
+        return from_jid(alt, region=region) if alt and jid_kind(alt) is JidKind.PERSON else None
     if kind is not JidKind.PERSON:
         return None
     digits = _jid_digits(_split_jid(jid)[0])
-    return f"+{digits}" if digits else None
+    return _sender_number(digits, region) if digits else None
+
+
+def _sender_number(digits: str, region: str | None) -> str | None:
+    """WhatsApp writes a JID's number with its country code, but a gateway may pass on the
+    number the local way ("0123456789"). No country code starts with 0: such digits, or any
+    too long or short for the country they would start with, are read as a number of the
+    region, as an import reads them, and kept only when valid. An invalid one matches no
+    recipient (imports refuse it), and listing it as an opt-out would protect no one."""
+    if _reads_as_international(digits):
+        return f"+{digits}"
+    return normalise(digits, region or get_settings().phone_region).e164
+
+
+@functools.lru_cache(maxsize=65_536)
+def _reads_as_international(digits: str) -> bool:
+    # Cached: acks name a chat each, and phonenumbers' parser costs tens of µs a number.
+    if digits.startswith("0"):
+        return False
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(f"+{digits}"))
+    except NumberParseException:
+        return False
 
 
 @dataclass(frozen=True)

@@ -300,6 +300,48 @@ def test_from_jid(jid: str, alt: str | None, e164: str | None) -> None:
     assert from_jid(jid, alt) == e164
 
 
+@pytest.mark.parametrize(
+    ("sender", "e164"),
+    [
+        ("0123456789", "+60123456789"),
+        ("0123456789@c.us", "+60123456789"),
+        ("0123456789:3@s.whatsapp.net", "+60123456789"),
+        ("+60 12-345 6789", "+60123456789"),
+        ("012-345 6789", "+60123456789"),
+        ("123456789", "+60123456789"),  # too short for +1: the trunk 0 lost
+        ("0060123456789", "+60123456789"),  # the international prefix typed out
+        ("0000000000@c.us", None),  # no number in Malaysia: no junk "+0000000000"
+        ("+0123456789", "+60123456789"),
+        ("123456789012345@lid", None),
+    ],
+)
+def test_a_sender_written_the_local_way_is_read_in_the_region(
+    sender: str, e164: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+
+    monkeypatch.setenv("PHONE_REGION", "MY")
+    get_settings.cache_clear()
+    try:
+        assert from_jid(sender) == e164
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_local_sender_is_read_in_the_region_given_or_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.config import get_settings
+
+    assert from_jid("0812-3456-7890@c.us", region="ID") == "+6281234567890"
+    assert from_jid("123456789012345@lid", "0812-3456-7890@c.us", region="ID") == "+6281234567890"
+    monkeypatch.setenv("PHONE_REGION", "ID")
+    get_settings.cache_clear()
+    try:
+        assert from_jid("081234567890@c.us") == "+6281234567890"
+        assert from_jid("60123456789@s.whatsapp.net") == "+60123456789"  # international: any region
+    finally:
+        get_settings.cache_clear()
+
+
 def test_from_jid_matches_what_an_import_stores() -> None:
     stored = normalise("012-345 6789").e164
     assert from_jid(to_jid(stored or "")) == stored

@@ -298,6 +298,117 @@ def test_incoming_in_a_baileys_upsert_wrapper() -> None:
     assert (message.phone, message.text) == ("+601133428730", "Berapa harga?")
 
 
+IN_A_DISAPPEARING_CHAT = {
+    "key": {"remoteJid": "60123456789@s.whatsapp.net", "fromMe": False},
+    "message": {"ephemeralMessage": {"message": {"extendedTextMessage": {"text": "STOP"}}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("message", "text"),
+    [
+        pytest.param({"ephemeralMessage": {"message": {"conversation": "Berapa?"}}}, "Berapa?",
+                     id="disappearing"),
+        pytest.param({"viewOnceMessage": {"message": {"imageMessage": {"caption": "this one"}}}},
+                     "this one", id="view-once"),
+        pytest.param({"viewOnceMessageV2": {"message": {"videoMessage": {"caption": "this one"}}}},
+                     "this one", id="view-once-v2"),
+        pytest.param({"viewOnceMessageV2Extension": {"message": {"audioMessage": {}}}}, "",
+                     id="view-once-voice-note"),
+        pytest.param({"documentWithCaptionMessage": {"message": {"documentMessage": {
+            "caption": "my order form", "fileName": "order.pdf"}}}}, "my order form",
+                     id="document-with-caption"),
+        pytest.param({"editedMessage": {"message": {"protocolMessage": {
+            "key": {"id": "IN0"}, "type": 14, "editedMessage": {"conversation": "2 boxes, not 3"}}}}},
+                     "2 boxes, not 3", id="edited"),
+        pytest.param({"ephemeralMessage": {"message": {"viewOnceMessageV2": {"message": {
+            "imageMessage": {"caption": "both"}}}}}}, "both", id="view-once-in-a-disappearing-chat"),
+    ],
+)
+def test_a_message_inside_a_baileys_wrapper_keeps_its_text(message: dict, text: str) -> None:
+    assert _message(_baileys_message("601133428730@s.whatsapp.net", message)).text == text
+
+
+def test_stop_in_a_disappearing_chat_is_read() -> None:
+    message = _message(_json(IN_A_DISAPPEARING_CHAT))
+    assert (message.phone, message.text, message.from_me) == ("+60123456789", "STOP", False)
+
+
+def test_a_deletion_in_a_disappearing_chat_is_not_a_reply() -> None:
+    body = _baileys_message("601133428730@s.whatsapp.net", {"ephemeralMessage": {"message": {
+        "protocolMessage": {"key": {"id": "IN0"}, "type": "REVOKE"}}}})
+    [event] = parse_webhook(body, JSON)
+    assert isinstance(event, OtherEvent) and "not a reply" in event.reason
+
+
+def test_wrappers_are_followed_only_so_deep() -> None:
+    message: dict = {"conversation": "deep"}
+    for _ in range(50):
+        message = {"ephemeralMessage": {"message": message}}
+    body = _baileys_message("601133428730@s.whatsapp.net", message)
+    assert _message(body).text == ""
+
+
+@pytest.mark.parametrize(
+    ("message", "quoted_id"),
+    [
+        pytest.param({"extendedTextMessage": {"text": "ok", "contextInfo": {"stanzaId": "3EB0OURS"}}},
+                     "3EB0OURS", id="quoted-text"),
+        pytest.param({"imageMessage": {"caption": "this", "contextInfo": {"stanzaId": "3EB0OURS"}}},
+                     "3EB0OURS", id="quoted-with-a-photo"),
+        pytest.param({"ephemeralMessage": {"message": {"extendedTextMessage": {
+            "text": "ok", "contextInfo": {"stanzaId": "3EB0OURS"}}}}}, "3EB0OURS",
+                     id="quoted-in-a-disappearing-chat"),
+        pytest.param({"reactionMessage": {"key": {"id": "3EB0OURS"}, "text": "👍"}}, "3EB0OURS",
+                     id="reacted-to"),
+        pytest.param({"extendedTextMessage": {"text": "ok", "contextInfo": {"stanzaId": ""}}}, None,
+                     id="empty-id"),
+        pytest.param({"conversation": "ok"}, None, id="not-quoting"),
+    ],
+)
+def test_the_message_a_reply_quotes_is_read(message: dict, quoted_id: str | None) -> None:
+    assert _message(_baileys_message("601133428730@s.whatsapp.net", message)).quoted_id == quoted_id
+
+
+@pytest.mark.parametrize(
+    ("payload", "message_type", "text"),
+    [
+        pytest.param(DOCUMENTED_INCOMING, "text", "Hellow World!", id="wsapme-text"),
+        pytest.param({**DOCUMENTED_INCOMING, "type": "call_log", "message": None}, "call_log", "",
+                     id="wsapme-call-without-text"),
+        pytest.param({**DOCUMENTED_INCOMING, "type": "revoked", "message": ""}, "revoked", "",
+                     id="wsapme-revoked"),
+        pytest.param(json.loads(_baileys_message("601133428730@c.us", {
+            "reactionMessage": {"key": {"id": "3EB0OURS"}, "text": ""}})), "reactionMessage", "",
+                     id="reaction-removed"),
+        pytest.param(json.loads(_baileys_message("601133428730@c.us", {
+            "messageContextInfo": {}, "pollUpdateMessage": {"pollCreationMessageKey": {"id": "P1"}}})),
+                     "pollUpdateMessage", "", id="poll-vote"),
+    ],
+)
+def test_what_kind_of_message_it_is(payload: dict, message_type: str, text: str) -> None:
+    message = _message(_json(payload))
+    assert (message.message_type, message.text) == (message_type, text)
+
+
+@pytest.mark.parametrize(
+    ("jid", "phone"),
+    [("0123456789", "+60123456789"), ("0123456789@c.us", "+60123456789"),
+     ("+60 12-345 6789", "+60123456789"), ("0000000000@c.us", None)],
+)
+def test_a_sender_written_the_local_way_is_read_in_the_region(
+    jid: str, phone: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+
+    monkeypatch.setenv("PHONE_REGION", "MY")
+    get_settings.cache_clear()
+    try:
+        assert _message(_json({**DOCUMENTED_INCOMING, "from": jid})).phone == phone
+    finally:
+        get_settings.cache_clear()
+
+
 def test_broadcast_flag_is_read_from_text_and_bools() -> None:
     assert _message(_json({**DOCUMENTED_INCOMING, "is_broadcast": True})).is_broadcast
     form = urlencode({"from": "601133428730@c.us", "message": "x", "is_broadcast": "false"})

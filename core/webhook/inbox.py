@@ -36,6 +36,7 @@ from core.webhook.replies import (
     is_being_sent,
     not_a_reply,
     opt_out_keyword,
+    quoted_recipient,
     replied_recipient,
 )
 from core.wsapme.answers import AckNumbering
@@ -472,12 +473,17 @@ def _plan_message(
     if keyword:
         # Honoured even from a number we never messaged: they asked not to be messaged.
         opt_outs.setdefault(message.phone, keyword)
-    if is_being_sent(session, phone=message.phone, now=utcnow()):
+    # A reply that quotes our message says which it answers; any other is the newest one's.
+    recipient_id = None if message.quoted_id is None else quoted_recipient(
+        session, phone=message.phone, quoted_id=message.quoted_id, at=at, window=rules.reply_window,
+        lease=rules.send_lease)
+    if recipient_id is None and is_being_sent(session, phone=message.phone, now=utcnow()):
         # Waited for even when an earlier message fits: the reply may be to this newest one.
         notes.append(_Note(InboxState.WAITING, "message", "", waiting_id=message.phone))
         return []
-    recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window,
-                                     lease=rules.send_lease)
+    if recipient_id is None:
+        recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window,
+                                         lease=rules.send_lease)
     if recipient_id is None:
         hours = f"{rules.reply_window.total_seconds() / 3600:g}"
         text = f"no message sent to {message.phone} in the {hours} h before it"

@@ -41,6 +41,9 @@ ALT_FIELDS = (
     "senderPn", "key.senderPn",
 )
 TEXT_FIELDS = ("message", "text", "body", "caption")
+# The gateway's `type` for a person's event that carries no text: still read as a message, so
+# the reply rules can say what it is (core.webhook.replies.not_a_reply).
+TEXTLESS_TYPES = frozenset({"revoked", "call_log"})
 FROM_ME_FIELDS = ("fromMe", "key.fromMe", "from_me", "id.fromMe")
 BROADCAST_FIELDS = ("is_broadcast", "isBroadcast", "broadcast", "isStatus")
 # Where a wrapper keeps its events: {"event": ..., "data": ...}, Baileys' {"messages": [...]}.
@@ -57,6 +60,19 @@ MESSAGE_TEXT_PLACES = (
     "listResponseMessage.title",
     "reactionMessage.text",  # a 👍 on our message: they answered with it
 )
+# Baileys wraps a message in another: disappearing and view-once messages, a document with a
+# caption, an edit (its new text in protocolMessage.editedMessage). Followed up to
+# MAX_WRAPPERS deep.
+MESSAGE_WRAPPERS = (
+    "ephemeralMessage.message",
+    "viewOnceMessage.message",
+    "viewOnceMessageV2.message",
+    "viewOnceMessageV2Extension.message",
+    "documentWithCaptionMessage.message",
+    "editedMessage.message",
+    "protocolMessage.editedMessage",
+)
+MAX_WRAPPERS = 4
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "off", ""})
 _INTEGER_RE = re.compile(r"-?\d+")
@@ -90,6 +106,12 @@ class IncomingMessage:
     from_me: bool
     is_broadcast: bool
     raw: dict[str, Any]
+    # What kind of message: a Baileys message's own key ("extendedTextMessage",
+    # "reactionMessage"), else the gateway's `type` ("text", "revoked", "call_log").
+    message_type: str = ""
+    # The id of our message it answers, when it says: the one quoted (swiped to reply) or
+    # reacted to.
+    quoted_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -318,13 +340,15 @@ def _walk_object(
 
 def read_item(item: dict[str, Any], *, numbering: AckNumbering) -> Event | None:
     """One object as an ack or a message; None when it is neither (maybe a wrapper)."""
-    content = item.get("message")
-    if isinstance(content, dict) and "protocolMessage" in content:
+    content = message_object(item)
+    if content is not None and "protocolMessage" in content:
         # Baileys' way of saying a message was deleted or a chat setting changed.
         return OtherEvent("a message deleted, or a chat setting changed: not a reply")
     ids = message_ids(item)
     status = item_status(item, numbering=numbering)
     text = message_text(item)
+    if text is None and (_text_at(item, "type") or "").casefold() in TEXTLESS_TYPES:
+        text = ""  # a person's event all the same: the reply rules say what it is
     sender = _sender(item)
     from_me = _flag(item, FROM_ME_FIELDS)
     # Someone else's message can carry ids and a status of its own (Baileys, whatsapp-web.js):
@@ -438,6 +462,8 @@ def _incoming(item: dict[str, Any], *, text: str, from_me: bool) -> IncomingMess
         from_me=from_me,
         is_broadcast=_any_true(item, BROADCAST_FIELDS),
         raw=item,
+        message_type=_message_type(item),
+        quoted_id=quoted_message_id(item),
     )
 
 
@@ -468,8 +494,50 @@ def message_text(item: dict[str, Any]) -> str | None:
         if isinstance(value, str):
             return value
         if isinstance(value, dict):
-            return _text_in_message_object(value)
+            return _text_in_message_object(unwrapped(value))
     return None
+
+
+def message_object(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The Baileys message object in an item, out of its wrappers; None when the message is
+    plain text or missing."""
+    for field in TEXT_FIELDS:
+        value = item.get(field)
+        if isinstance(value, str):
+            return None
+        if isinstance(value, dict):
+            return unwrapped(value)
+    return None
+
+
+def unwrapped(message: dict[str, Any]) -> dict[str, Any]:
+    """The message inside its wrappers (MESSAGE_WRAPPERS), at most MAX_WRAPPERS deep."""
+    for _ in range(MAX_WRAPPERS):
+        inner = next((m for m in (_dig(message, p) for p in MESSAGE_WRAPPERS) if isinstance(m, dict)), None)
+        if inner is None:
+            break
+        message = inner
+    return message
+
+
+def _message_type(item: dict[str, Any]) -> str:
+    """IncomingMessage.message_type: the first key naming a kind of Baileys message, else
+    the gateway's `type`."""
+    message = message_object(item)
+    key = next((k for k in message or () if k == "conversation" or k.endswith("Message")), None)
+    return key or _text_at(item, "type") or ""
+
+
+def quoted_message_id(item: dict[str, Any]) -> str | None:
+    """The id of the message an incoming one answers: the one quoted (Baileys'
+    `contextInfo.stanzaId`, in whichever kind of message) or the one reacted to."""
+    message = message_object(item)
+    if message is None:
+        return None
+    contexts = [c.get("contextInfo") for c in message.values() if isinstance(c, dict)]
+    places = [c.get("stanzaId") for c in contexts if isinstance(c, dict)]
+    places.append(_dig(message, "reactionMessage.key.id"))
+    return next((i for place in places for i in _ids_in(place, nested=False)), None)
 
 
 def _text_in_message_object(message: dict[str, Any]) -> str:

@@ -15,12 +15,31 @@ from core.phones import JidKind
 from core.statuses import Status
 from core.webhook.parse import IncomingMessage
 
-# Whole-message words that mean "stop messaging me" (English and Malay). More can be added
-# with the opt-out words setting; matching ignores case and punctuation.
-DEFAULT_OPT_OUT_WORDS = ("STOP", "UNSUBSCRIBE", "BERHENTI", "STOP ALL", "NO MORE", "TAK NAK")
+# Words that, as a whole message, mean "stop messaging me" (English, Malay, Chinese). More
+# can be added with the opt-out words setting; matching ignores case and punctuation.
+DEFAULT_OPT_OUT_WORDS = (
+    "STOP", "UNSUBSCRIBE", "BERHENTI", "BERHENTI LANGGAN", "STOP ALL", "NO MORE", "TAK NAK",
+    "退订", "取消订阅",
+)
+# Politeness around an opt-out word that leaves it an opt-out: "Stop pls", "Unsubscribe me".
+# Kept short on purpose: any other word makes the message a sentence, and a sentence is a
+# reply ("don't stop sending me deals").
+FILLER_WORDS = (
+    "pls", "please", "plz", "la", "lah", "thanks", "thank you", "thankyou", "thx", "tq", "me",
+    "sorry", "ok", "okay", "tolong", "terima kasih",
+)
 # Phone clocks and ours differ a little: a reply stamped just before our send still counts.
 CLOCK_SKEW = dt.timedelta(minutes=2)
 _SPACES_RE = re.compile(r"\s+")
+_FILLER = tuple(tuple(w.split()) for w in FILLER_WORDS)
+_ZWJ = "\u200d"  # joins emoji into one ("👨‍👩‍👧")
+_PRESENTATION = frozenset("\ufe0e\ufe0f")  # text or emoji style of the one before: same word
+# Messages from a person that answer nothing, by message type (IncomingMessage.message_type).
+_NOT_REPLY_TYPES = {
+    "revoked": "a message deleted",
+    "call_log": "a call",
+    "pollupdatemessage": "a vote in a poll",
+}
 
 
 def not_a_reply(message: IncomingMessage) -> str | None:
@@ -31,6 +50,11 @@ def not_a_reply(message: IncomingMessage) -> str | None:
         return "a group message"
     if message.jid_kind == JidKind.BROADCAST or message.is_broadcast:
         return "a status post or broadcast"
+    kind = message.message_type.casefold()
+    if kind in _NOT_REPLY_TYPES:
+        return _NOT_REPLY_TYPES[kind]
+    if kind == "reactionmessage" and not message.text:
+        return "a reaction taken back"
     if message.phone is None:
         if message.jid_kind == JidKind.LID:
             return "a privacy id (@lid) without the phone number beside it"
@@ -50,18 +74,43 @@ def replied_recipient(
     It was found unknown at its last change, up to `lease` after the send itself (a worker
     that stopped mid-send), so a reply from that long before still fits it.
     """
-    unknown = and_(BlastRecipient.status == Status.UNKNOWN.value, BlastRecipient.sent_at.is_(None))
-    sent = func.coalesce(BlastRecipient.sent_at, BlastRecipient.updated_at)
     return session.scalar(
         select(BlastRecipient.id)
-        .where(
-            BlastRecipient.phone_number == phone,
-            or_(and_(BlastRecipient.sent_at.is_not(None), BlastRecipient.sent_at <= at + CLOCK_SKEW),
-                and_(unknown, BlastRecipient.updated_at <= at + CLOCK_SKEW + lease)),
-            sent >= at - window,
-        )
-        .order_by(sent.desc(), BlastRecipient.id.desc())
+        .where(BlastRecipient.phone_number == phone, _sent_within(at=at, window=window, lease=lease))
+        .order_by(_sent().desc(), BlastRecipient.id.desc())
         .limit(1)
+    )
+
+
+def quoted_recipient(
+    session: Session, *, phone: str, quoted_id: str, at: dt.datetime, window: dt.timedelta,
+    lease: dt.timedelta = dt.timedelta(0),
+) -> int | None:
+    """The recipient row of our message `quoted_id`, when the reply quotes it (or reacts to it):
+    the person said which message they answer, so it gets the reply even when a later one was
+    sent to them since. Only a message to the same `phone`, sent within `window` before `at`
+    (`replied_recipient`'s rule for the time)."""
+    return session.scalar(
+        select(BlastRecipient.id)
+        .where(BlastRecipient.message_id == quoted_id, BlastRecipient.phone_number == phone,
+               _sent_within(at=at, window=window, lease=lease))
+        .order_by(BlastRecipient.id.desc())
+        .limit(1)
+    )
+
+
+def _sent() -> ColumnElement[dt.datetime]:
+    """When a message went: its send time, or for a send whose outcome is unknown, when it
+    was found so."""
+    return func.coalesce(BlastRecipient.sent_at, BlastRecipient.updated_at)
+
+
+def _sent_within(*, at: dt.datetime, window: dt.timedelta, lease: dt.timedelta) -> ColumnElement[bool]:
+    unknown = and_(BlastRecipient.status == Status.UNKNOWN.value, BlastRecipient.sent_at.is_(None))
+    return and_(
+        or_(and_(BlastRecipient.sent_at.is_not(None), BlastRecipient.sent_at <= at + CLOCK_SKEW),
+            and_(unknown, BlastRecipient.updated_at <= at + CLOCK_SKEW + lease)),
+        _sent() >= at - window,
     )
 
 
@@ -87,19 +136,62 @@ def is_being_sent(session: Session, *, phone: str, now: dt.datetime) -> bool:
 
 
 def normalise_words(text: str) -> str:
-    """Lower case, punctuation and symbols as spaces, spaces collapsed: "Tak-nak!" → "tak nak"."""
-    kept = "".join(
-        ch if unicodedata.category(ch)[0] in "LN" else " " for ch in text.casefold()
-    )
-    return _SPACES_RE.sub(" ", kept).strip()
+    """Compatibility forms folded ("ＳＴＯＰ" → "stop"), lower case, punctuation and symbols as
+    spaces, spaces collapsed: "Tak-nak!" → "tak nak". A text without a letter or digit keeps
+    its emoji instead, one word each: "🛑🛑" → "🛑 🛑"."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(ch if unicodedata.category(ch)[0] in "LN" else " " for ch in folded)
+    words = _SPACES_RE.sub(" ", kept).strip()
+    return words or _emoji_words(folded)
+
+
+def _emoji_words(text: str) -> str:
+    """The symbols in `text`, each with what joins or modifies it (a skin tone, a ZWJ)."""
+    words: list[str] = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch in _PRESENTATION or not (category[0] == "S" or ch == _ZWJ):
+            continue
+        if words and (ch == _ZWJ or category == "Sk" or words[-1].endswith(_ZWJ)):
+            words[-1] += ch
+        else:
+            words.append(ch)
+    return " ".join(words)
 
 
 def opt_out_keyword(text: str, *, words: Iterable[str]) -> str | None:
-    """The opt-out word the whole message is, upper-cased; None for any other message."""
-    said = normalise_words(text)
-    if not said:
+    """The message as `normalise_words` leaves it, upper-cased, when it asks to stop: opt-out
+    `words`, said once or more, with nothing but FILLER_WORDS around them ("Stop pls",
+    "STOP STOP", "Unsubscribe me"). None for any other message, and for a question ("Stop?")."""
+    if _is_question(text):
         return None
-    for word in words:
-        if normalise_words(word) == said:
-            return said.upper()
-    return None
+    said = normalise_words(text)
+    opt_outs = {tuple(normalise_words(word).split()) for word in words} - {()}
+    return said.upper() if said and _only_opt_outs(tuple(said.split()), opt_outs) else None
+
+
+def _is_question(text: str) -> bool:
+    """A message whose last mark, after any emoji or spaces, is a question mark asks, it does
+    not tell: "Stop?", "No more?" (sold out?). Full-width "？" is "?" once NFKC-folded."""
+    for ch in reversed(unicodedata.normalize("NFKC", text)):
+        if ch == "?":
+            return True
+        if ch.isalnum():
+            return False
+    return False
+
+
+def _only_opt_outs(said: tuple[str, ...], opt_outs: set[tuple[str, ...]]) -> bool:
+    """Whether `said` is opt-out words and filler from end to end, with at least one word."""
+    parts = [(word, True) for word in opt_outs] + [(filler, False) for filler in _FILLER]
+    # read[i]: None when the first i words cannot be read so; else whether an opt-out is among them.
+    read: list[bool | None] = [False] + [None] * len(said)
+    for start in range(len(said)):
+        so_far = read[start]
+        if so_far is None:
+            continue
+        for part, is_opt_out in parts:
+            end = start + len(part)
+            if said[start:end] == part:
+                read[end] = bool(read[end]) or so_far or is_opt_out
+    return read[-1] is True

@@ -1,0 +1,241 @@
+"""Which message a reply answers and whether it asks to stop: opt-out words as people write
+them, quoted replies, disappearing chats and senders written the local way, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.config import get_settings
+from core.db import transaction
+from core.models import BlastRecipient, OptOut, WebhookInbox
+from core.statuses import Status
+from core.webhook.inbox import Outcome, WebhookRules, process_entry, store_raw
+from core.webhook.replies import DEFAULT_OPT_OUT_WORDS, normalise_words, opt_out_keyword
+from tests.support.factories import at, make_blast, make_recipient
+
+RULES = WebhookRules()
+PHONE = "+60123456789"
+JID = "60123456789@s.whatsapp.net"
+
+# --- opt-out words -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("STOP pls", "STOP PLS"),
+        ("stop please", "STOP PLEASE"),
+        ("Stop la", "STOP LA"),
+        ("stop lah", "STOP LAH"),
+        ("Please stop", "PLEASE STOP"),
+        ("pls stop", "PLS STOP"),
+        ("unsubscribe please", "UNSUBSCRIBE PLEASE"),
+        ("Unsubscribe me", "UNSUBSCRIBE ME"),
+        ("Stop, thank you!", "STOP THANK YOU"),
+        ("ok stop tq", "OK STOP TQ"),
+        ("Sorry, unsubscribe", "SORRY UNSUBSCRIBE"),
+        ("STOP STOP", "STOP STOP"),
+        ("stop!!! stop!!!", "STOP STOP"),
+        ("ＳＴＯＰ", "STOP"),  # full-width, as some Chinese keyboards type it
+        ("Berhenti langgan", "BERHENTI LANGGAN"),
+        ("Tolong berhenti", "TOLONG BERHENTI"),
+        ("退订", "退订"),
+        ("取消订阅", "取消订阅"),
+        ("STOP", "STOP"),
+        ("Stop all!", "STOP ALL"),
+    ],
+)
+def test_an_opt_out_word_with_politeness_around_it_or_said_twice_is_an_opt_out(
+    text: str, keyword: str
+) -> None:
+    assert opt_out_keyword(text, words=DEFAULT_OPT_OUT_WORDS) == keyword
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "don't stop sending me deals",
+        "stop sending me ads please",
+        "Stop it",
+        "please",
+        "ok thanks",
+        "STOPP",
+        "",
+        "🙏",
+    ],
+)
+def test_a_sentence_or_filler_alone_is_not_an_opt_out(text: str) -> None:
+    assert opt_out_keyword(text, words=DEFAULT_OPT_OUT_WORDS) is None
+
+
+@pytest.mark.parametrize("text", ["Stop?", "No more?", "Tak nak?", "Berhenti?", "stop ？", "STOP? 🙏"])
+def test_a_question_is_not_an_opt_out(text: str) -> None:
+    assert opt_out_keyword(text, words=DEFAULT_OPT_OUT_WORDS) is None
+
+
+@pytest.mark.parametrize(("text", "keyword"), [("🛑", "🛑"), ("🛑🛑", "🛑 🛑"), (" 🛑 ", "🛑")])
+def test_an_emoji_configured_as_an_opt_out_word_matches_that_emoji(text: str, keyword: str) -> None:
+    words = (*DEFAULT_OPT_OUT_WORDS, "🛑")
+    assert opt_out_keyword(text, words=words) == keyword
+    assert opt_out_keyword("👍", words=words) is None
+
+
+def test_the_keyword_is_the_reply_as_the_opt_out_count_reads_it() -> None:
+    """core.analytics finds the reply that opted a person out as the one whose words normalise
+    to the stored keyword: every keyword given must be that."""
+    for text in ("STOP pls", "ＳＴＯＰ", "🛑🛑", "stop!!! stop!!!", "退订"):
+        keyword = opt_out_keyword(text, words=(*DEFAULT_OPT_OUT_WORDS, "🛑"))
+        assert keyword == normalise_words(text).upper()
+
+
+# --- through the webhook -------------------------------------------------------------------
+
+
+def _recipient(engine: Engine, *, message_id: str, sent_at: dt.datetime, phone: str = PHONE) -> int:
+    with transaction(engine) as s:
+        return make_recipient(s, make_blast(s), phone_number=phone, message_id=message_id,
+                              status=Status.DELIVERY_ACK.value, sent_at=sent_at).id
+
+
+def _post(engine: Engine, payload: dict[str, Any], *, rules: WebhookRules = RULES) -> tuple[int, Outcome]:
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(payload).encode(), content_type="application/json")
+    with transaction(engine) as s:
+        outcome = process_entry(s, inbox_id=inbox_id, rules=rules, now=at(12))
+    assert outcome is not None
+    return inbox_id, outcome
+
+
+def _status(engine: Engine, rid: int) -> tuple[str, str | None]:
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, rid)
+        return row.status, row.reply_text
+
+
+def _opt_outs(engine: Engine) -> list[tuple[str, str | None]]:
+    with transaction(engine) as s:
+        return [(o.phone_number, o.keyword) for o in s.scalars(select(OptOut))]
+
+
+def _baileys(message: dict[str, Any]) -> dict[str, Any]:
+    return {"key": {"remoteJid": JID, "fromMe": False, "id": "IN1"}, "message": message,
+            "messageTimestamp": int(at(10).timestamp())}
+
+
+def _quoting(text: str, quoted_id: str) -> dict[str, Any]:
+    return {"extendedTextMessage": {"text": text, "contextInfo": {
+        "stanzaId": quoted_id, "participant": "60111111111@s.whatsapp.net",
+        "quotedMessage": {"conversation": "Raya promo!"}}}}
+
+
+def test_a_quoted_reply_goes_to_the_message_quoted_not_the_newest(engine: Engine) -> None:
+    raya = _recipient(engine, message_id="3EB0RAYA", sent_at=at(9) - dt.timedelta(days=1))
+    newest = _recipient(engine, message_id="3EB0CNY", sent_at=at(9))
+    _, outcome = _post(engine, _baileys(_quoting("Still got stock?", "3EB0RAYA")))
+    assert outcome.state == "applied"
+    assert _status(engine, raya) == ("REPLIED", "Still got stock?")
+    assert _status(engine, newest) == ("DELIVERY_ACK", None)
+
+
+def test_a_reaction_goes_to_the_message_reacted_to(engine: Engine) -> None:
+    raya = _recipient(engine, message_id="3EB0RAYA", sent_at=at(9) - dt.timedelta(days=1))
+    newest = _recipient(engine, message_id="3EB0CNY", sent_at=at(9))
+    _post(engine, _baileys({"reactionMessage": {"key": {"id": "3EB0RAYA", "fromMe": True}, "text": "👍"}}))
+    assert _status(engine, raya) == ("REPLIED", "👍")
+    assert _status(engine, newest)[0] == "DELIVERY_ACK"
+
+
+@pytest.mark.parametrize(
+    ("quoted_sent", "quoted_phone"),
+    [
+        pytest.param(at(10) - dt.timedelta(hours=73), PHONE, id="quoted-outside-the-window"),
+        pytest.param(at(9) - dt.timedelta(days=1), "+60198765432", id="quoted-sent-to-someone-else"),
+    ],
+)
+def test_a_quote_that_does_not_fit_falls_back_to_the_newest_message(
+    engine: Engine, quoted_sent: dt.datetime, quoted_phone: str
+) -> None:
+    quoted = _recipient(engine, message_id="3EB0OLD", sent_at=quoted_sent, phone=quoted_phone)
+    newest = _recipient(engine, message_id="3EB0CNY", sent_at=at(9))
+    _post(engine, _baileys(_quoting("Berapa?", "3EB0OLD")))
+    assert _status(engine, quoted) == ("DELIVERY_ACK", None)
+    assert _status(engine, newest) == ("REPLIED", "Berapa?")
+
+
+def test_a_quoted_reply_does_not_wait_for_a_message_being_sent(engine: Engine) -> None:
+    """Another message to them is with the gateway: an unquoted reply would wait for it, but
+    this one says which message it answers."""
+    raya = _recipient(engine, message_id="3EB0RAYA", sent_at=at(9))
+    with transaction(engine) as s:
+        make_recipient(s, make_blast(s), phone_number=PHONE, status=Status.SENDING.value)
+    _, outcome = _post(engine, _baileys(_quoting("Nak satu", "3EB0RAYA")))
+    assert outcome.state == "applied"
+    assert _status(engine, raya) == ("REPLIED", "Nak satu")
+
+
+def test_stop_in_a_disappearing_chat_opts_out_and_counts_as_a_reply(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A", sent_at=at(9))
+    _post(engine, {"key": {"remoteJid": JID, "fromMe": False},
+                   "message": {"ephemeralMessage": {"message": {"extendedTextMessage": {"text": "STOP"}}}},
+                   "messageTimestamp": int(at(10).timestamp())})
+    assert _opt_outs(engine) == [(PHONE, "STOP")]
+    assert _status(engine, rid) == ("REPLIED", "STOP")
+
+
+@pytest.fixture
+def in_malaysia(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """PHONE_REGION=MY, whatever the environment says."""
+    monkeypatch.setenv("PHONE_REGION", "MY")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("sender", ["0123456789", "0123456789@c.us", "+60 12-345 6789"])
+@pytest.mark.usefixtures("in_malaysia")
+def test_a_sender_written_the_local_way_is_matched_and_opted_out(engine: Engine, sender: str) -> None:
+    rid = _recipient(engine, message_id="3EB0A", sent_at=at(9))
+    _post(engine, {"type": "text", "message": "Stop pls", "from": sender,
+                   "timestamp": int(at(10).timestamp())})
+    assert _opt_outs(engine) == [(PHONE, "STOP PLS")]
+    assert _status(engine, rid) == ("REPLIED", "Stop pls")
+
+
+def test_a_question_with_an_opt_out_word_is_a_reply_only(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A", sent_at=at(9))
+    _post(engine, {"type": "text", "message": "No more?", "from": "60123456789@c.us",
+                   "timestamp": int(at(10).timestamp())})
+    assert _opt_outs(engine) == []
+    assert _status(engine, rid) == ("REPLIED", "No more?")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        pytest.param(_baileys({"reactionMessage": {"key": {"id": "3EB0A"}, "text": ""}}),
+                     "a reaction taken back", id="reaction-removed"),
+        pytest.param(_baileys({"pollUpdateMessage": {"pollCreationMessageKey": {"id": "P1"},
+                                                     "vote": {"encPayload": "x", "encIv": "y"}}}),
+                     "a vote in a poll", id="poll-vote"),
+        pytest.param({"type": "revoked", "message": "", "from": "60123456789@c.us",
+                      "timestamp": int(at(10).timestamp())}, "a message deleted", id="wsapme-revoked"),
+        pytest.param({"type": "call_log", "from": "60123456789@c.us",
+                      "timestamp": int(at(10).timestamp())}, "a call", id="wsapme-call-log-no-text"),
+    ],
+)
+def test_a_person_s_event_that_answers_nothing_is_ignored_with_its_reason(
+    engine: Engine, payload: dict[str, Any], reason: str
+) -> None:
+    rid = _recipient(engine, message_id="3EB0A", sent_at=at(9))
+    inbox_id, outcome = _post(engine, payload)
+    assert (outcome.state, outcome.kind) == ("ignored", "message")
+    assert f"not a reply: {reason}" in outcome.detail
+    assert _status(engine, rid) == ("DELIVERY_ACK", None)
+    with transaction(engine) as s:
+        assert s.get(WebhookInbox, inbox_id).state == "ignored"
