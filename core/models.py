@@ -319,7 +319,12 @@ class WebhookInbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     processed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
-    __table_args__ = (Index("idx_webhook_inbox_state", "state", "id"),)
+    __table_args__ = (
+        Index("idx_webhook_inbox_state", "state", "id"),
+        # Messages from people by arrival: the ones no recipient matched are found by it (0009).
+        Index("idx_webhook_inbox_messages", "received_at",
+              postgresql_where=text("kind = 'message'"), sqlite_where=text("kind = 'message'")),
+    )
 
 
 class OptOut(Base):

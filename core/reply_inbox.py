@@ -15,6 +15,7 @@ rows only.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, exists, func, not_, select
 from sqlalchemy.orm import Session
 
-from core.models import Blast, BlastRecipient, OptOut, RecipientReply, utcnow
+from core.config import get_settings
+from core.models import Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
+from core.phones import typed_number
 from core.recipients import matches_search
 from core.statuses import Status
 
@@ -204,3 +207,95 @@ def first_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, Fi
             found[recipient_id] = (FirstReply(at, text, 1) if first is None
                                    else FirstReply(first.at, first.text, first.replies + 1))
     return found
+
+
+# --- messages no blast explains -------------------------------------------------------------
+
+# How the webhook notes a message from a number no blast messaged within the reply window
+# (core/webhook/inbox.py `_plan_message`); it keeps the body in the inbox, state "ignored".
+NOT_MATCHED = "no message sent to "
+UNMATCHED_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class UnmatchedMessage:
+    """A message from a person that answers no recent blast: a new lead who found the number,
+    or a late answer to an older blast."""
+
+    at: dt.datetime
+    phone_number: str
+    name: str | None  # the name they gave WhatsApp, when the gateway passes it on
+    text: str
+    last_blast_id: int | None  # the last blast that messaged this number, however long ago
+    last_blast_name: str | None
+    last_sent_at: dt.datetime | None
+
+
+def unmatched_messages(
+    session: Session, *, filters: InboxFilter, numbering: str = "baileys", limit: int = UNMATCHED_SHOWN
+) -> list[UnmatchedMessage]:
+    """The messages since the filter's first day that no recipient matched, newest first, the
+    search applied to the number, the name and the words (tags do not apply: no blast is
+    theirs). Read from the inbox by arrival (migration 0009), at most `limit` of them."""
+    from core.webhook.inbox import InboxState
+    from core.webhook.parse import IncomingMessage, parse_webhook
+    from core.webhook.replies import not_a_reply
+
+    start = dt.datetime.combine(filters.since, dt.time.min, tzinfo=ZoneInfo(filters.timezone))
+    rows = session.execute(
+        select(WebhookInbox.received_at, WebhookInbox.body, WebhookInbox.content_type)
+        .where(WebhookInbox.kind == "message", WebhookInbox.received_at >= start.astimezone(dt.UTC),
+               WebhookInbox.state == InboxState.IGNORED,  # an opt-out from a stranger is applied
+               WebhookInbox.detail.contains(NOT_MATCHED, autoescape=True))
+        .order_by(WebhookInbox.received_at.desc(), WebhookInbox.id.desc())
+    )
+    found: list[UnmatchedMessage] = []
+    for received_at, body, content_type in rows:
+        events = parse_webhook(body, content_type, numbering=numbering)  # type: ignore[arg-type]
+        for event in events if isinstance(events, list) else []:
+            if not isinstance(event, IncomingMessage) or not_a_reply(event) or event.phone is None:
+                continue
+            name = event.raw.get("pushName") if isinstance(event.raw, dict) else None
+            message = UnmatchedMessage(event.at or received_at, event.phone,
+                                       name if isinstance(name, str) and name.strip() else None,
+                                       event.text, None, None, None)
+            if _found_by(message, filters.search):
+                found.append(message)
+        if len(found) >= limit:
+            break
+    return _with_last_blasts(session, found[:limit])
+
+
+def _found_by(message: UnmatchedMessage, search: str | None) -> bool:
+    term = (search or "").strip()
+    if not term:
+        return True
+    typed = typed_number(term, get_settings().phone_region)
+    if typed is not None and (typed.digits in message.phone or typed.e164 == message.phone):
+        return True
+    folded = term.casefold()
+    return folded in message.text.casefold() or folded in (message.name or "").casefold()
+
+
+def _with_last_blasts(session: Session, messages: list[UnmatchedMessage]) -> list[UnmatchedMessage]:
+    """Each message with the last blast sent to its number, if any ever was."""
+    phones = sorted({m.phone_number for m in messages})
+    if not phones:
+        return messages
+    ranked = (
+        select(BlastRecipient.phone_number, BlastRecipient.blast_id, Blast.name, BlastRecipient.sent_at,
+               func.row_number().over(partition_by=BlastRecipient.phone_number,
+                                      order_by=(BlastRecipient.sent_at.desc(), BlastRecipient.id.desc()))
+               .label("newest"))
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
+        .where(BlastRecipient.phone_number.in_(phones), BlastRecipient.sent_at.is_not(None))
+        .subquery()
+    )
+    last = {row.phone_number: row for row in session.execute(select(ranked).where(ranked.c.newest == 1))}
+    return [
+        dataclasses.replace(m, last_blast_id=last[m.phone_number].blast_id,
+                            last_blast_name=last[m.phone_number].name,
+                            last_sent_at=last[m.phone_number].sent_at)
+        if m.phone_number in last else m
+        for m in messages
+    ]

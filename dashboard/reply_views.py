@@ -15,12 +15,14 @@ from core.models import Blast, utcnow
 from core.recipients import mark_closed, replies
 from core.reply_inbox import (
     DEFAULT_DAYS,
+    UNMATCHED_SHOWN,
     InboxFilter,
     InboxPage,
     InboxRow,
     default_since,
     inbox_page,
     reply_words,
+    unmatched_messages,
     who_replied,
 )
 from dashboard.blast_views import status_word, take_flash
@@ -190,6 +192,48 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
                 digits = "".join(c for c in row.phone_number if c.isdigit())
                 st.markdown(f"Call {plain(row.phone_number)} or [chat on WhatsApp](https://wa.me/{digits}).")
                 render_replies(said)
+
+
+UNMATCHED_COLUMNS = {
+    "When": st.column_config.TextColumn(width=100, help="When the message came, in your time zone."),
+    "Name": st.column_config.TextColumn(width=115, help="The name they gave WhatsApp, when it says."),
+    "Message": st.column_config.TextColumn(width=280),
+    "Number": st.column_config.TextColumn(width=115),
+    "Last blast to them": st.column_config.LinkColumn(
+        width=210, display_text=r"#(.+)$", help="The last blast that messaged this number, if any did."
+    ),
+}
+
+
+def render_unmatched(filters: InboxFilter) -> None:
+    """Messages from people no recent blast messaged: a new lead who found the number, or an
+    answer to an older blast. Kept by the webhook, matched to no one, so listed apart."""
+    if filters.tags:
+        return  # no blast is theirs, so no tag either
+    cfg = settings()
+    with reading() as s:
+        found = unmatched_messages(s, filters=filters, numbering=cfg.wsapme_ack_numbering)
+    if not found:
+        return
+    now, zone = utcnow(), cfg.timezone
+    more = "+" if len(found) >= UNMATCHED_SHOWN else ""
+    with st.expander(f"{len(found):,}{more} {'message' if len(found) == 1 else 'messages'} from people "
+                     "no recent blast messaged", icon=":material/mark_unread_chat_alt:"):
+        st.caption(f"They wrote to your WhatsApp number, but no blast had messaged them in the "
+                   f"{cfg.reply_window_hours:g} hours before: someone new who found the number, or an "
+                   "answer to an older blast. They are not counted as replies to any blast.")
+        frame = pd.DataFrame({
+            "When": [when_replied(m.at, zone=zone, now=now) for m in found],
+            "Name": [m.name or "" for m in found],
+            "Message": [reply_words(m.text) for m in found],
+            "Number": [m.phone_number for m in found],
+            "Last blast to them": [
+                blast_link(m.last_blast_id, m.last_blast_name) if m.last_blast_id is not None else None
+                for m in found
+            ],
+        })
+        st.dataframe(frame, hide_index=True, width="stretch", column_config=UNMATCHED_COLUMNS,
+                     key=f"{KEY}_unmatched")
 
 
 def inbox_table_key(*, generation: int, filters: InboxFilter, page: int, ids: list[int]) -> str:

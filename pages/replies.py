@@ -13,3 +13,4 @@ if not views.has_blasts():
 
 filters = views.render_filters()
 views.render_inbox(filters)
+views.render_unmatched(filters)

@@ -94,8 +94,8 @@ def test_migrate_command_on_an_empty_database(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "revision 0008" in result.stdout
-    assert current_revision(make_engine(url)) == "0008"
+    assert "revision 0009" in result.stdout
+    assert current_revision(make_engine(url)) == "0009"
 
 
 def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:

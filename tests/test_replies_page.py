@@ -272,3 +272,58 @@ def test_a_photo_sticker_or_voice_reply_is_shown_in_words(engine: Engine) -> Non
     [conversation] = [e for e in at.expander if e.label == "Aisyah · +60123456781"]
     bubbles = [b.value for b in conversation.get("html")]
     assert "Berapa harga?" in bubbles[0] and "open WhatsApp to see it" in bubbles[1]
+
+
+# Messages no recent blast explains: kept by the webhook, listed apart.
+
+
+def _message(phone_digits: str, text: str, *, name: str | None = None, ago: dt.timedelta) -> dict:
+    at = int((utcnow() - ago).timestamp())
+    key = {"remoteJid": f"{phone_digits}@s.whatsapp.net", "fromMe": False, "id": f"IN{phone_digits}"}
+    body = {"key": key, "message": {"conversation": text}, "messageTimestamp": at}
+    return {**body, "pushName": name} if name else body
+
+
+def _arrives(engine: Engine, payload: dict) -> None:
+    """A message posted to the webhook, stored and applied as the server does."""
+    from core.webhook.inbox import WebhookRules, process_entry, store_raw
+
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(payload).encode(), content_type="application/json")
+    with transaction(engine) as s:
+        process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+
+
+def test_a_message_no_recent_blast_explains_is_listed_not_lost(engine: Engine) -> None:
+    """A new lead who found the number, and an answer four days after a blast (past the 72 h
+    reply window): both had been kept in the inbox only, where no marketer looks."""
+    ids = _three_people(engine)
+    with transaction(engine) as s:
+        old = make_blast(s, name="Merdeka promo", blast_tag="Merdeka", state="completed")
+        make_recipient(s, old, phone_number="+60129990001", status="READ_ACK",
+                       sent_at=utcnow() - dt.timedelta(days=4))
+    _arrives(engine, _message("60129990001", "Masih ada promo?", ago=dt.timedelta(hours=1)))
+    _arrives(engine, _message("60137770002", "Hi, saw your ad. Price?", name="Farah",
+                              ago=dt.timedelta(minutes=10)))
+    with transaction(engine) as s:
+        make_recipient(s, old, phone_number="+60126660004", status="READ_ACK",
+                       sent_at=utcnow() - dt.timedelta(hours=5))
+    _arrives(engine, _message("60126660004", "Ada warna lain?", ago=dt.timedelta(minutes=5)))  # a reply
+    _arrives(engine, _message("60135550003", "STOP", ago=dt.timedelta(minutes=3)))  # opted out, not a lead
+    at = run_page(REPLIES)
+    [expander] = [e for e in at.expander if "no recent blast messaged" in e.label]
+    assert expander.label.startswith("2 messages")
+    [table] = [d.value for d in at.dataframe if "Last blast to them" in d.value.columns]
+    assert list(table["Message"]) == ["Hi, saw your ad. Price?", "Masih ada promo?"]
+    assert list(table["Name"]) == ["Farah", ""]
+    assert list(table["Number"]) == ["+60137770002", "+60129990001"]
+    first, second = table["Last blast to them"]
+    assert not isinstance(first, str) and unquote(second).endswith("#Merdeka promo")
+    # The search reaches them; a tag leaves them out (no blast is theirs).
+    at.text_input(key="rpl_q").input("saw your ad").run()
+    [table] = [d.value for d in at.dataframe if "Last blast to them" in d.value.columns]
+    assert list(table["Number"]) == ["+60137770002"]
+    at.text_input(key="rpl_q").input("").run()
+    at.multiselect(key="rpl_tags").select("Raya").run()
+    assert not [e for e in at.expander if "no recent blast messaged" in e.label]
+    assert ids  # the matched replies are listed as before
