@@ -118,7 +118,23 @@ def validate(template: str, available_columns: Iterable[str]) -> list[str]:
     for part in parsed.parts:
         if isinstance(part, Placeholder) and part.key not in known:
             unknown.setdefault(part.key, part)
-    return problems + [_unknown_problem(part, known) for part in unknown.values()]
+    return (problems + [_unknown_problem(part, known) for part in unknown.values()]
+            + _doubled(template, known))
+
+
+# `{{name}}`, as WhatsApp Business templates write `{{1}}`: the doubled braces print it as typed.
+_DOUBLED = re.compile(r"(?<!\{)\{\{([^{}]+)\}\}(?!\})")
+
+
+def _doubled(template: str, known: set[str]) -> list[str]:
+    """A column written in double braces would reach every recipient as "{name}", not their
+    name: almost surely meant as a placeholder, so it is a problem to fix."""
+    seen: dict[str, None] = {}
+    for match in _DOUBLED.finditer(template):
+        if column_key(match.group(1)) in known:
+            seen.setdefault(match.group(1).strip())
+    return [f"{{{{{written}}}}} would send “{{{written}}}” as typed, braces and all: write "
+            f"{{{written}}} with single braces to fill in each person's {written}" for written in seen]
 
 
 def check(template: str, available_columns: Iterable[str]) -> None:

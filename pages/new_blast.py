@@ -114,8 +114,10 @@ if send_clicked or draft_clicked:
             report=report,
             tag=tag.strip(),
             follow_up_stage=stage.strip() or None,
-            message_template=message.text if message.usable else None,
+            # A draft keeps the message as typed, mistakes and all, to be finished on its page.
+            message_template=message.text if send_clicked or message.text.strip() else None,
             name=name.strip() or None,
+            check_message=send_clicked,
         )
         if send_clicked:
             blasts.launch(
@@ -126,6 +128,7 @@ if send_clicked or draft_clicked:
                 timezone=cfg.timezone,
                 allow_blanks=st.session_state.get("tpl_blanks", False),
             )
-        made[digest] = (blast.id, blast.state)
-    if done.ok:
+        created = (blast.id, blast.state)
+    if done.ok:  # committed: a blast that failed to save must not be shown as made
+        made[digest] = created
         st.rerun()

@@ -255,3 +255,31 @@ def test_a_saved_pace_beyond_the_usual_limits_is_shown_and_kept_as_saved(engine:
     with transaction(engine) as s:
         row = s.get(Device, settings.wsapme_device)
         assert {field: getattr(row, field) for field in saved} == saved
+
+
+def test_a_draft_keeps_a_message_with_a_mistake_and_the_campaigns_spelling(engine: Engine) -> None:
+    """"Save as draft" with a placeholder typo had stored no message at all, saying it was saved;
+    "raya  promo" had started a second campaign beside "Raya Promo" on the Overview."""
+    with transaction(engine) as s:
+        make_blast(s, blast_tag="Raya Promo", follow_up_stage="Initial", state="completed")
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_input(key="blast_tag").set_value("raya  promo ")
+    at.text_input(key="blast_stage").set_value("initial")
+    at.text_area(key="tpl").set_value("Salam {nmae}! Our *Raya promo* is on").run()
+    at.button(key="save_draft").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        draft = s.scalars(select(Blast).where(Blast.state == "draft")).one()
+        assert draft.message_template == "Salam {nmae}! Our *Raya promo* is on"
+        assert (draft.blast_tag, draft.follow_up_stage) == ("Raya Promo", "Initial")
+
+
+def test_a_list_mostly_sent_this_week_is_flagged_however_long(engine: Engine) -> None:
+    """Judged by a sample spread over the list: its lowest numbers alone were all new."""
+    sent = [f"+60123{i:06d}" for i in range(3_000)]
+    new = [f"+60112{i:07d}" for i in range(2_000)]
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        s.add_all(BlastRecipient(blast_id=blast.id, phone_number=p) for p in sent)
+    with transaction(engine) as s:
+        assert [o.blast_id for o in recent_blasts_with(s, sent + new, now=utcnow())] == [blast.id]

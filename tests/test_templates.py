@@ -186,3 +186,10 @@ def test_any_template_and_values_give_a_result(text: str, values: dict[str, str]
     for key in placeholders(text):  # keys come out normalised, never empty
         assert key
         assert column_key(key) == key
+
+
+def test_a_column_in_double_braces_is_a_problem_not_a_literal() -> None:
+    """WhatsApp Business templates write {{1}}: "{{name}}" would have sent "{name}" to everyone."""
+    [problem] = validate("Hi {{name}}, {{Not a column}} {{{name}}}", ["Name"])
+    assert problem.startswith("{{name}} would send “{name}” as typed")
+    assert render("Hi {{x}}", {}).text == "Hi {x}"  # braces around anything else stay as typed

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core import bulk, templates
 from core.csv_import.report import ImportReport, Outcome, RowResult
@@ -58,8 +58,10 @@ def recent_blasts_with(
 ) -> list[Overlap]:
     """Blasts made in the last week, not cancelled, that hold at least half of `numbers`
     (the same list uploaded again, say after the page was left mid-send): newest first."""
-    # A long list is judged by a sample of it: one statement, whatever its length.
-    wanted = sorted(set(numbers))[:SAMPLE]
+    # A long list is judged by a sample of it, spread over the whole list (its lowest numbers
+    # alone would miss a recent blast holding the rest): one statement, whatever its length.
+    distinct = sorted(set(numbers))
+    wanted = distinct[::max(1, -(-len(distinct) // SAMPLE))]
     if not wanted:
         return []
     dialect = session.get_bind().dialect
@@ -76,15 +78,34 @@ def recent_blasts_with(
     return [Overlap(*row) for row in rows]
 
 
+def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None], typed: str) -> str:
+    """`typed` with its spaces tidied, or the spelling a blast already uses for it whatever the
+    case ("raya  promo" → "Raya Promo"): one campaign, one line on the Overview."""
+    tidy = " ".join(typed.split())
+    same = [value for value in session.scalars(select(column).where(column.is_not(None)).distinct())
+            if " ".join(value.split()).casefold() == tidy.casefold()]
+    if not same:
+        return tidy
+    counts = dict(session.execute(
+        select(column, func.count()).where(column.in_(same)).group_by(column)
+    ).tuples().all())
+    return max(same, key=lambda value: (counts.get(value, 0), value == tidy))
+
+
 def create_draft_blast_from_import(
     session: Session, *, report: ImportReport, tag: str, follow_up_stage: str | None = None,
     message_template: str | None = None, name: str | None = None,
-    source_filename: str | None = None,
+    source_filename: str | None = None, check_message: bool = True,
 ) -> Blast:
     """A new draft blast holding the report's usable rows. Raises TemplateError when the
-    message uses a column the file does not have."""
-    if message_template is not None:
+    message uses a column the file does not have, unless `check_message` is off (a draft
+    saved to finish later keeps the message as typed; launching checks it). The tag and the
+    follow-up stage take the spelling other blasts use (`spelled_as_before`)."""
+    if message_template is not None and check_message:
         templates.check(message_template, report.variable_names)
+    tag = spelled_as_before(session, Blast.blast_tag, tag)
+    if follow_up_stage is not None:
+        follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage) or None
     filename = source_filename or report.filename
     blast = Blast(
         blast_tag=tag, follow_up_stage=follow_up_stage, message_template=message_template,
