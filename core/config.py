@@ -178,7 +178,8 @@ class Settings(BaseSettings):
         description="Default hours (team time zone) when nothing is sent, as HH:MM-HH:MM, or off.",
     )
     send_max_attempts: int = Field(
-        5, description="Tries for a message the gateway did not take (busy, server error) before it fails."
+        5, description="Tries for a message the gateway did not take (busy, server error) before its "
+        "blast is paused."
     )
     send_lease_seconds: float = Field(
         120.0,

@@ -22,7 +22,7 @@ from core.csv_import import (
 )
 from core.csv_import.columns import find_name_columns
 from core.csv_import.reading import check_size
-from core.errors import BadInput, GatewayError
+from core.errors import BadInput, BlastError, GatewayError
 from core.gateway import make_client
 from core.models import utcnow
 from core.phones import normalise, to_gateway
@@ -347,6 +347,9 @@ def _send_test(number: str, body: str) -> None:
                        "check your phone before trying again.")
         else:
             st.error(f"The test was not sent: {exc.message}")
+        return
+    except BlastError as exc:  # a setting is wrong (the WSAPME address, say): nothing left
+        st.error(f"The test was not sent: {exc.message}")
         return
     st.session_state[TEST_SENT] = {"to": phone.e164, "body": body, "at": utcnow(), "id": result.message_id}
 

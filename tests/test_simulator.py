@@ -304,6 +304,31 @@ def test_faults_over_http() -> None:
     assert wrong.status_code == 400 and "gremlins" in wrong.json()["error"]
 
 
+@pytest.mark.parametrize("status", [None, 520])
+def test_a_proxy_error_comes_after_the_gateway_took_the_message(status: int | None) -> None:
+    """A front server's own error page (a CDN's 524 by default) after the gateway took the
+    message: the message counts as sent, and the answer says nothing of it."""
+    options = {} if status is None else {"http_status": status}
+    with running_simulator() as sim:
+        sim.set_fault("proxy_error", times=1, **options)
+        answer = requests.post(sim.url + "/v1/sendMessage2", json={"to": TO, "message": "x"},
+                               headers={"x-wsapme-token": TEST_TOKEN}, timeout=5)
+        assert sim.sent_count(TO) == 1 and sim.sent_messages()[0].answer == "proxy_error"
+    assert answer.status_code == (status or 524)
+    assert answer.headers["Content-Type"].startswith("text/html") and "timed out" in answer.text
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_an_unknown_device_is_refused_before_anything_is_sent(status: int) -> None:
+    with running_simulator() as sim:
+        sim.set_fault("unknown_device", times=1, http_status=status)
+        answer = requests.post(sim.url + "/v1/sendMessage2", json={"device": "9", "to": TO, "message": "x"},
+                               headers={"x-wsapme-token": TEST_TOKEN}, timeout=5)
+        assert sim.sent_count(TO) == 0
+    assert answer.status_code == status
+    assert answer.json() == {"success": False, "message": "Device not found"}
+
+
 def test_webhook_and_style_over_http(receiver: WebhookReceiver) -> None:
     with running_simulator(proportions=Proportions(delivered=0.0)) as sim:
         answer = requests.post(

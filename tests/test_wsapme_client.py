@@ -32,7 +32,13 @@ from core.errors import (
 from core.simulator import Proportions, Simulator
 from core.wsapme import WsapmeClient
 from core.wsapme.answers import parse_timestamp, status_from_fields, status_from_value
-from core.wsapme.failures import parse_retry_after, scrub
+from core.wsapme.failures import (
+    error_from_http_status,
+    parse_retry_after,
+    rate_limited,
+    refusal_from_body,
+    scrub,
+)
 from tests.support.simulator import TEST_TOKEN, client_for, running_simulator
 
 TO = "60123456789"
@@ -210,6 +216,98 @@ def test_a_server_failing_while_it_took_the_message_proves_nothing(
         client.send_text(to=fresh_number(), message="hi")
     assert (caught.value.accepted, caught.value.retryable, caught.value.pauses_blast) == (None, False, True)
     assert f"HTTP {status}" in caught.value.message and "Sending is paused" in caught.value.message
+
+
+@pytest.mark.parametrize("status", [520, 521, 522, 524, 530, 599])
+def test_a_5xx_other_than_503_may_have_come_after_the_message_was_taken(
+    sim: Simulator, client: WsapmeClient, status: int
+) -> None:
+    """A CDN in front of WSAPME answers 52x of its own, some after WSAPME took the message (524:
+    it gave up waiting for the answer). Only 503 says the request was turned away before it was
+    handled: every other 5xx is unknown and pauses, never "not sent, try again"."""
+    to = fresh_number()
+    sim.set_fault("proxy_error", times=1, http_status=status)
+    with pytest.raises(ServerFailedMidSend) as caught:
+        client.send_text(to=to, message="hi")
+    assert (caught.value.accepted, caught.value.retryable, caught.value.pauses_blast) == (None, False, True)
+    assert f"HTTP {status}" in caught.value.message
+    assert sim.sent_count(to) == 1, "the gateway did take it: trying again would send it twice"
+
+
+def test_a_503_is_not_taken_and_says_how_long_to_wait(sim: Simulator, client: WsapmeClient) -> None:
+    """A server that is overloaded or restarting turns the request away before handling it, and
+    often says when to come back: the worker waits at least that long."""
+    to = fresh_number()
+    sim.set_fault("server_error", times=1, http_status=503)
+    with pytest.raises(GatewayServerError) as caught:
+        client.send_text(to=to, message="hi")
+    assert (caught.value.accepted, caught.value.retryable) == (False, True)
+    assert sim.sent_count(to) == 0
+    error = error_from_http_status(status=503, headers={"Retry-After": "42"}, body=None, device="5850",
+                                   sending=True)
+    assert isinstance(error, GatewayServerError) and getattr(error, "retry_after", None) == 42.0
+
+
+def test_a_wrong_send_path_pauses_rather_than_failing_each_number(sim: Simulator) -> None:
+    """A typo in the send path makes every send a 404: a setup problem, not the number's."""
+    client = client_for(sim, send_path="/v1/sendMesage2")
+    with pytest.raises(GatewayRefused) as caught:
+        client.send_text(to=fresh_number(), message="hi")
+    assert caught.value.accepted is False and caught.value.pauses_blast
+    assert "HTTP 404" in caught.value.message and "send path" in caught.value.message
+
+
+@pytest.mark.parametrize(("status", "body", "words"), [
+    (405, None, "send path"),
+    (400, None, "HTTP 400"),
+    (400, {"success": False, "message": "Bad request"}, "Bad request"),
+    (402, {"success": False, "message": "Your package has expired"}, "package has expired"),
+    (302, None, "redirect"),
+    (200, {"success": False, "message": "Quota exceeded for today"}, "Quota exceeded"),
+    (200, {"success": False}, "gave no reason"),
+])
+def test_a_refusal_that_is_not_about_the_number_pauses(status: int, body: object, words: str) -> None:
+    """Whatever is wrong with the request or the account is wrong for every recipient: failing
+    each in turn would lose the whole blast (failed messages are never sent again)."""
+    if status == 200:
+        error = refusal_from_body(body, device="5850")
+    else:
+        error = error_from_http_status(status=status, headers={}, body=body, device="5850", sending=True)
+    assert isinstance(error, GatewayRefused)
+    assert error.accepted is False and error.pauses_blast and not error.retryable
+    assert words in error.message
+
+
+@pytest.mark.parametrize("status", [200, 400, 404])
+def test_only_a_refusal_of_the_number_fails_that_one_message(sim: Simulator, status: int) -> None:
+    sim.set_fault("invalid_number", times=1, http_status=status)
+    with pytest.raises(GatewayRefused) as caught:
+        client_for(sim).send_text(to=fresh_number(), message="hi")
+    assert not caught.value.pauses_blast and "not a valid WhatsApp number" in caught.value.message
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_an_unknown_device_error_names_the_device_the_message_was_sent_from(
+    sim: Simulator, client: WsapmeClient, status: int
+) -> None:
+    """A blast goes from its own device (a follow-up keeps its parent's), not always the one
+    the settings name today: the error must name the one WSAPME did not know."""
+    sim.set_fault("unknown_device", times=1, http_status=status)
+    with pytest.raises(DeviceOffline) as caught:
+        client.send_text(to=fresh_number(), message="hi", device="7777")
+    assert "'7777'" in caught.value.message and "'5850'" not in caught.value.message
+
+
+@pytest.mark.parametrize(("retry_after", "words"), [
+    ("0.3", "trying again in a moment"),
+    ("0", "trying again in a moment"),
+    ("30", "trying again in 30 seconds"),
+    ("600", "trying again in 10 minutes"),
+    ("7200", "trying again in 2 hours"),
+    (None, "trying again shortly"),
+])
+def test_a_slow_down_says_when_in_words(retry_after: str | None, words: str) -> None:
+    assert rate_limited(retry_after, raw=None).message == f"WSAPME asked to slow down: {words}."
 
 
 def test_auth_and_offline_pause_the_blast_while_refusals_do_not(sim: Simulator, client: WsapmeClient) -> None:
@@ -394,6 +492,25 @@ def test_repr_masks_the_token(client: WsapmeClient) -> None:
 def test_an_echoed_token_is_masked() -> None:
     body = {"success": False, "message": f"bad header x-wsapme-token: {TEST_TOKEN}"}
     assert TEST_TOKEN not in repr(scrub(body, TEST_TOKEN))
+
+
+@pytest.mark.parametrize("token", ["1", "true", "data", "{", "60"])
+def test_a_short_token_found_in_the_answer_does_not_break_reading_it(sim: Simulator, token: str) -> None:
+    """Masking the serialised answer once cut into numbers and JSON syntax (a digit token in a
+    timestamp): the answer no longer parsed, and the send raised an error no one expected."""
+    sim.set_answer_style(timestamp="number")
+    to = fresh_number()
+    result = client_for(sim, token=token).send_text(to=to, message="hi")
+    assert result.message_id == last_sent(sim).message_id
+    assert result.message_timestamp == int(last_sent(sim).sent_at)
+
+
+def test_scrub_masks_the_token_in_every_string_and_nothing_else() -> None:
+    body = {"success": False, "data": {"echo": [f"token {TEST_TOKEN}", 1617700944, None, True]}}
+    masked = {"success": False, "data": {"echo": ["token ***", 1617700944, None, True]}}
+    assert scrub(body, TEST_TOKEN) == masked
+    short = {"id": "3EB061ED1BD7A6532", "stamp": 1617700944, "echo": 61, "header": "61"}
+    assert scrub(short, "61") == {**short, "echo": "***", "header": "***"}
 
 
 class RecordingSession(requests.Session):

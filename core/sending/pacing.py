@@ -132,6 +132,16 @@ def record_send(
     device.next_send_at = now + dt.timedelta(seconds=gap)
 
 
+def take_back_send(device: Device, *, claimed: dt.datetime, zone: ZoneInfo) -> None:
+    """Undo `record_send`'s count for a message claimed at `claimed` that the gateway did not
+    take and that goes back in the queue: it is counted again when it really goes, so the day's
+    cap counts messages, not tries. The slot it pushed out stays: the gap ran all the same."""
+    if device.sent_day == claimed.astimezone(zone).date() and device.sent_in_day > 0:
+        device.sent_in_day -= 1
+    if device.sent_since_pause > 0:
+        device.sent_since_pause -= 1
+
+
 def keep_gap_after_send(device: Device, *, claimed: dt.datetime, finished: dt.datetime) -> None:
     """Move the device's next slot back by however long the gateway took to answer.
 

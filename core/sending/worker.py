@@ -10,9 +10,11 @@ import random
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine, select
@@ -24,13 +26,14 @@ from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError, GatewayError, RateLimited
 from core.funnel import fold_rollup_deltas
-from core.models import Blast, Device, utcnow
+from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.phones import to_gateway
 from core.sending import blasts, gateways, pacing, queue
 from core.sending.direct import DirectStatements
 from core.sending.queue import Claim
 from core.statuses import RANK, Status, parse_status
 from core.wsapme.answers import SendResult
+from core.wsapme.failures import unknown_outcome
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -43,6 +46,29 @@ HEARTBEAT_PREFIX = "worker:"
 ONCE_RETRY_HORIZON = dt.timedelta(minutes=5)
 # How soon to look again while another worker's message from the same device awaits its answer.
 CALL_OUT_POLL_SECONDS = 0.2
+# After an error no one foresaw, the loop waits this long at most before it tries again.
+UNEXPECTED_WAIT_CAP = 60.0
+# `--once` gives up after this many unforeseen errors in a row, rather than trying forever.
+ONCE_UNEXPECTED_LIMIT = 3
+
+# How a device's sends can end without the gateway taking them, and how many of a kind in a
+# row (with none taken between) pause the blast: WSAPME is then down, not having a bad moment.
+NOT_TAKEN = "not taken"  # proven not taken (busy, unreachable): each waits a growing backoff
+SLOW_DOWN = "slow down"  # asked to slow down: never counted against the message's tries
+UNKNOWN = "unknown"  # no usable answer: the first may be a one-off
+IN_A_ROW_TO_PAUSE = {NOT_TAKEN: 3, SLOW_DOWN: 10, UNKNOWN: 2}
+# A device's run of trouble is forgotten once nothing more went wrong for this long after it.
+TROUBLE_FORGOTTEN = dt.timedelta(minutes=30)
+
+# Why a blast was paused, as the marketer reads it on its page (and the health page lists it).
+NOT_TAKEN_PAUSE = ("Sending is paused: WSAPME is not taking messages. {cause} Nothing was lost: the "
+                   "messages wait in the queue. Resume the blast once WSAPME is back.")
+SLOW_DOWN_PAUSE = ("Sending is paused: WSAPME asked to slow down {count} times in a row. Nothing was "
+                   "lost: the messages wait in the queue. Resume the blast in a while; if it happens "
+                   "again, allow more seconds between messages.")
+UNKNOWN_PAUSE = ("Sending is paused: WSAPME stopped answering. {cause} The last messages may or may "
+                 "not have arrived: check the recipients marked unknown before resuming. The rest "
+                 "wait in the queue.")
 
 
 class Sender(Protocol):
@@ -53,6 +79,36 @@ class Sender(Protocol):
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Trouble:
+    """A device's latest sends that the gateway did not take, counted by how they ended."""
+
+    since: dt.datetime  # the first of them
+    until: dt.datetime  # the last of them, or the end of the wait it brought
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def trouble_kind(exc: GatewayError) -> str | None:
+    """How a send that raised `exc` counts towards pausing its blast; None for a refusal, which
+    pauses at once (the token, the device, the setup) or fails its own number alone."""
+    if exc.accepted is None:
+        return UNKNOWN
+    if isinstance(exc, RateLimited):
+        return SLOW_DOWN
+    return NOT_TAKEN if exc.retryable else None
+
+
+def first_sentence(text: str) -> str:
+    head, stop, _ = text.partition(". ")
+    return head + "." if stop else text
+
+
+def where_raised(exc: BaseException) -> str:
+    """Where an exception came from, as code lines only: its message may hold what a gateway
+    sent back, or a setting."""
+    return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
 
 
 def sent_status(result: SendResult) -> Status:
@@ -94,13 +150,15 @@ class SendWorker:
         self._elsewhere: set[str] = set()  # devices of the other gateway's blasts, told once
         self._dated: set[int] = set()  # blasts whose first send this worker has seen to
         self._follow_ups: dict[int, bool] = {}  # blast id → a follow-up that asks its choice again
+        self._trouble: dict[str, Trouble] = {}  # device → its sends not taken since the last one taken
+        self._held: dict[str, dt.datetime] = {}  # device → when it may send again after a refusal
 
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None, *, once: bool = False) -> int:
         """Send until stopped (or, with `once`, until nothing is due now). Returns messages sent."""
         stop = stop or threading.Event()
-        sent = 0
+        sent = unexpected = 0
         while not stop.is_set():
             try:
                 outcome = self.step()
@@ -108,6 +166,19 @@ class SendWorker:
                 log.warning("database unavailable, retrying shortly: %s", type(exc).__name__)
                 stop.wait(2.0)
                 continue
+            except Exception as exc:
+                # A defect must not end sending for good (in the dashboard this loop is a thread
+                # no one watches): a message it caught mid-send is marked unknown when its
+                # lease runs out, never sent again.
+                unexpected += 1
+                if once and unexpected >= ONCE_UNEXPECTED_LIMIT:
+                    raise
+                wait = min(2.0 ** (unexpected - 1), UNEXPECTED_WAIT_CAP)
+                log.error("the send worker hit an unexpected %s; carrying on in %.0fs. Raised at:\n%s",
+                          type(exc).__name__, wait, where_raised(exc))
+                stop.wait(wait)
+                continue
+            unexpected = 0
             if outcome is True:
                 sent += 1
                 self.sent += 1
@@ -137,6 +208,10 @@ class SendWorker:
                 return None
             waits = []
             for device in self._devices:
+                held = self._held.get(device)
+                if held is not None and held > now:  # the gateway refused it for now (`_hold`)
+                    waits.append((held - now).total_seconds())
+                    continue
                 claim, wait = self._claim(device, now)
                 if claim is not None:
                     self._send(claim, device=device, claimed=now)
@@ -254,14 +329,31 @@ class SendWorker:
             result = self.client.send_text(to=to_gateway(claim.phone_number), message=claim.message_text,
                                            device=device)
         except GatewayError as exc:
-            self._answered(device, claimed=claimed)
-            self.outcomes[self._store(functools.partial(self._failed, claim, exc)) or "unknown"] += 1
-            return
+            failure = exc
         except ConfigError as exc:  # raised before the request left: a setting is wrong
-            self._store(functools.partial(self._misconfigured, claim, exc))
+            self._store(functools.partial(self._misconfigured, claim, exc, device=device, claimed=claimed))
             self.outcomes["held"] += 1
             return
+        except Exception as exc:  # a defect while sending: the request may have gone out
+            log.error("a send failed with an unexpected %s; its message is marked unknown. Raised at:\n%s",
+                      type(exc).__name__, where_raised(exc))
+            failure = unknown_outcome("its answer could not be read")
+        else:
+            self._accepted_send(claim, result, device=device, claimed=claimed)
+            return
         self._answered(device, claimed=claimed)
+        kind = trouble_kind(failure)
+        if kind is None and not failure.pauses_blast:  # refused for its number: WSAPME is answering
+            self._trouble.pop(device, None)
+        in_a_row = self._count_trouble(device, kind) if kind else 0
+        failed = functools.partial(self._failed, claim, failure, device=device, claimed=claimed,
+                                   in_a_row=in_a_row)
+        self.outcomes[self._store(failed) or "unknown"] += 1
+
+    def _accepted_send(self, claim: Claim, result: SendResult, *, device: str, claimed: dt.datetime) -> None:
+        self._answered(device, claimed=claimed)
+        if self._trouble:
+            self._trouble.pop(device, None)
         at = utcnow()
         self._store(functools.partial(self._accepted, claim, result, at))
         self.outcomes["accepted"] += 1
@@ -314,50 +406,125 @@ class SendWorker:
         with transaction(self.engine) as s:
             queue.settle(s, **answer)
 
-    def _failed(self, claim: Claim, exc: GatewayError) -> str:
-        """Store a refused or unanswered try. Returns its `outcomes` key."""
+    def _failed(
+        self, claim: Claim, exc: GatewayError, *, device: str, claimed: dt.datetime, in_a_row: int
+    ) -> str:
+        """Store a refused or unanswered try; `in_a_row` of the device's sends, this one too,
+        ended the same way (`trouble_kind`). Returns its `outcomes` key."""
         now = utcnow()
         event = {"error": type(exc).__name__, "message": exc.message}
         with transaction(self.engine) as s:
             if exc.accepted is None:
                 queue.settle(s, claim=claim, status=Status.UNKNOWN, at=now, event=event,
                              updates={"error": exc.message})
-                if exc.pauses_blast:  # the gateway is failing: one unknown send, not five hundred
-                    blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
-                                        to_state=blasts.S.PAUSED, reason=exc.message)
+                # The gateway is failing: one or two unknown sends, not five hundred.
+                if exc.pauses_blast:
+                    self._pause_for(s, claim, exc.message)
+                elif self._down(s, device, UNKNOWN, in_a_row):
+                    self._pause_for(s, claim, UNKNOWN_PAUSE.format(cause=first_sentence(exc.message)))
                 return "unknown"
+            back = functools.partial(self._put_back, s, claim, device=device, claimed=claimed)
             if exc.pauses_blast:
-                self._pause_for(s, claim, exc.message)
+                back(pause=exc.message)
                 return "held"
-            if exc.retryable and claim.attempts < self.settings.send_max_attempts:
-                wait = self._backoff(claim.attempts, exc)
-                queue.release(s, claim=claim, worker=self.name, error=exc.message,
-                              retry_at=now + dt.timedelta(seconds=wait))
-                if isinstance(exc, RateLimited):
-                    self._hold_device(s, claim.blast_id, now + dt.timedelta(seconds=wait))
+            if isinstance(exc, RateLimited):  # a wait, not a try: the message was never looked at
+                if self._down(s, device, SLOW_DOWN, in_a_row):
+                    back(pause=SLOW_DOWN_PAUSE.format(count=in_a_row))
+                    return "held"
+                back(retry_at=self._hold(s, device, now, self._backoff(in_a_row, exc)), error=exc.message)
                 return "retrying"
-            reason = exc.message
             if exc.retryable:
-                reason = f"Gave up after {claim.attempts} tries: {exc.message}"
+                # Out of tries, it waits for a person too: a message the gateway proved it did
+                # not take is never failed, as a failed one is never sent again.
+                if claim.attempts >= self.settings.send_max_attempts or self._down(
+                        s, device, NOT_TAKEN, in_a_row):
+                    back(pause=NOT_TAKEN_PAUSE.format(cause=first_sentence(exc.message)))
+                    return "held"
+                wait = self._backoff(max(claim.attempts, in_a_row), exc)
+                back(retry_at=self._hold(s, device, now, wait), error=exc.message, count_attempt=True)
+                return "retrying"
             queue.settle(s, claim=claim, status=Status.FAILED, at=now, event=event,
-                         updates={"error": reason})
+                         updates={"error": exc.message})  # refused for its number
             return "failed"
 
-    def _misconfigured(self, claim: Claim, exc: ConfigError) -> None:
+    def _misconfigured(self, claim: Claim, exc: ConfigError, *, device: str, claimed: dt.datetime) -> None:
         with transaction(self.engine) as s:
-            self._pause_for(s, claim, exc.message)
+            self._put_back(s, claim, device=device, claimed=claimed, pause=exc.message)
+
+    def _put_back(
+        self, s: Session, claim: Claim, *, device: str, claimed: dt.datetime, pause: str | None = None,
+        retry_at: dt.datetime | None = None, error: str | None = None, count_attempt: bool = False,
+    ) -> None:
+        """The message did not leave: back in the queue, and off the device's count for the day
+        (it is counted when it goes). With `pause`, nothing else goes until a person acts: the
+        try is not counted, and the blast is paused with that reason."""
+        if queue.release(s, claim=claim, worker=self.name, retry_at=retry_at, error=pause or error,
+                         count_attempt=count_attempt) and self.pacing:
+            row = s.get(Device, device, with_for_update=True)
+            if row is not None:
+                pacing.take_back_send(row, claimed=claimed, zone=self.settings.timezone)
+        if pause is not None:
+            self._pause_for(s, claim, pause)
 
     def _pause_for(self, s: Session, claim: Claim, reason: str) -> None:
-        """The message did not leave and nothing else will until a person acts: back in the
-        queue as it was, and the blast paused with the reason."""
-        queue.release(s, claim=claim, worker=self.name, retry_at=None, error=reason, count_attempt=False)
+        """Pause the claim's blast with the reason its page shows (unless a person acted first)."""
         blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
                             to_state=blasts.S.PAUSED, reason=reason)
 
     def _backoff(self, attempts: int, exc: GatewayError) -> float:
-        if isinstance(exc, RateLimited) and exc.retry_after:
-            return exc.retry_after
-        return min(300.0, 5.0 * 2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
+        """Seconds to wait after the `attempts`-th refusal in a row: growing, and never sooner
+        than the gateway's Retry-After."""
+        wait = min(300.0, 5.0 * 2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
+        return max(wait, getattr(exc, "retry_after", None) or 0.0)
+
+    # -- telling a bad moment from a gateway that is down ------------------------------------
+
+    def _count_trouble(self, device: str, kind: str) -> int:
+        """Count one more send from `device` that ended `kind`; returns how many did in a row."""
+        now = utcnow()
+        trouble = self._trouble.get(device)
+        if trouble is None or now - trouble.until > TROUBLE_FORGOTTEN:
+            trouble = self._trouble[device] = Trouble(since=now, until=now)
+        trouble.counts[kind] += 1
+        trouble.until = max(trouble.until, now)
+        return trouble.counts[kind]
+
+    def _down(self, s: Session, device: str, kind: str, in_a_row: int) -> bool:
+        """Whether `in_a_row` sends of `kind` mean the gateway is down for the device. This
+        worker counts only its own sends: one another worker got through meanwhile breaks the
+        row, and the count starts again from this one."""
+        if in_a_row < IN_A_ROW_TO_PAUSE[kind]:
+            return False
+        trouble = self._trouble.get(device)
+        if trouble is None or not self._taken_since(s, device=device, since=trouble.since):
+            return True
+        now = utcnow()
+        self._trouble[device] = Trouble(since=now, until=now, counts=Counter({kind: 1}))
+        return False
+
+    @staticmethod
+    def _taken_since(s: Session, *, device: str, since: dt.datetime) -> bool:
+        """Whether the gateway took a message of the device's current blasts since `since`."""
+        return s.scalar(
+            select(BlastRecipient.id).join(Blast)
+            .where(Blast.device == device, Blast.state.in_((BlastState.SENDING, BlastState.PAUSED)),
+                   BlastRecipient.sent_at >= since)
+            .limit(1)
+        ) is not None
+
+    def _hold(self, s: Session, device_id: str, now: dt.datetime, seconds: float) -> dt.datetime:
+        """Send nothing more from the device for `seconds`: the gateway turned it away for now,
+        and the next recipient would fare no better. Kept here, and with pacing in the device's
+        slot, which every worker honours. Returns when it ends."""
+        until = now + dt.timedelta(seconds=seconds)
+        self._held[device_id] = max(self._held.get(device_id, until), until)
+        trouble = self._trouble.get(device_id)
+        if trouble is not None:
+            trouble.until = max(trouble.until, until)
+        row = s.get(Device, device_id, with_for_update=True) if self.pacing else None
+        if row is not None and (row.next_send_at is None or row.next_send_at < until):
+            row.next_send_at = until
+        return until
 
     def _date_blast(self, blast_id: int, at: dt.datetime) -> None:
         """The blast's date follows its first message (`blasts.date_first_send`): one statement a
@@ -378,9 +545,3 @@ class SendWorker:
                     pacing.keep_gap_after_send(device, claimed=claimed, finished=utcnow())
         except DBAPIError as exc:  # the slot counted at the claim still holds
             log.warning("could not push the device's next slot after a send (%s)", type(exc).__name__)
-
-    def _hold_device(self, s: Session, blast_id: int, until: dt.datetime) -> None:
-        device_id = s.scalar(select(Blast.device).where(Blast.id == blast_id))
-        device = s.get(Device, device_id)
-        if device is not None and (device.next_send_at is None or device.next_send_at < until):
-            device.next_send_at = until

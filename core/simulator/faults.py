@@ -12,6 +12,7 @@ class FaultKind(enum.StrEnum):
     # Before the message is taken: the gateway certainly did not send it.
     BAD_TOKEN = "bad_token"  # options: http_status (200 or 401; default 200)
     DEVICE_OFFLINE = "device_offline"
+    UNKNOWN_DEVICE = "unknown_device"  # options: http_status (default 200)
     INVALID_NUMBER = "invalid_number"  # options: http_status (default 200)
     RATE_LIMITED = "rate_limited"  # options: retry_after (seconds or an HTTP date; default "2")
     SERVER_ERROR = "server_error"  # options: http_status (default 500)
@@ -20,6 +21,8 @@ class FaultKind(enum.StrEnum):
     DROP_CONNECTION = "drop_connection"  # options: partial (cut the answer halfway instead)
     MALFORMED_JSON = "malformed_json"
     NO_MESSAGE_ID = "no_message_id"
+    # A server in front of the gateway (a CDN) gave up on the answer and sent its own error page.
+    PROXY_ERROR = "proxy_error"  # options: http_status (default 524)
     # Status look-ups.
     EMPTY_LOOKUP = "empty_lookup"
     # Webhooks, counted per sent message.
@@ -43,6 +46,7 @@ AFTER_ACCEPTANCE = frozenset(
         FaultKind.DROP_CONNECTION,
         FaultKind.MALFORMED_JSON,
         FaultKind.NO_MESSAGE_ID,
+        FaultKind.PROXY_ERROR,
     }
 )
 

@@ -25,6 +25,7 @@ from core.simulator.webhooks import Outgoing, WebhookPoster
 from core.simulator.wire import (
     MALFORMED_BODY,
     NOT_FOUND,
+    PROXY_ERROR_PAGE,
     Answer,
     Request,
     json_answer,
@@ -190,6 +191,9 @@ class SimulatedGateway:
             return Answer(body=MALFORMED_BODY)
         if fault.kind == FaultKind.NO_MESSAGE_ID:
             return json_answer({"success": True, "message": "Sent successfully", "data": {}})
+        if fault.kind == FaultKind.PROXY_ERROR:
+            status = int(fault.options.get("http_status", 524))
+            return Answer(status=status, body=PROXY_ERROR_PAGE, content_type="text/html")
         return normal
 
     # Webhooks

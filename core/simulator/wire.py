@@ -12,6 +12,7 @@ from core.simulator.state import recipient_key
 
 MALFORMED_BODY = b'{"success": true, "message": "Sent successfully", "data": {"key": {"id": "3EB0'
 NOT_FOUND = {"success": False, "message": "Message not found", "data": {}}
+PROXY_ERROR_PAGE = b"<html><body><h1>A timeout occurred</h1><p>The origin server timed out.</p></body></html>"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ def refusal(fault: Fault) -> Answer:
         return json_answer(shapes.failure("Unauthorised Token"), status=status)
     if kind == FaultKind.DEVICE_OFFLINE:
         return json_answer(shapes.failure("Device is not connected, please scan the QR code"))
+    if kind == FaultKind.UNKNOWN_DEVICE:
+        status = int(options.get("http_status", 200))
+        return json_answer(shapes.failure("Device not found"), status=status)
     if kind == FaultKind.INVALID_NUMBER:
         status = int(options.get("http_status", 200))
         return json_answer(shapes.failure("Invalid number, not registered on WhatsApp"), status=status)

@@ -120,7 +120,7 @@ class WsapmeClient:
         if priority is not None:
             payload["priority"] = priority
         response = self._post(self.api_url, self.send_path, payload, sending=True)
-        body = self._checked_body(response, sending=True)
+        body = self._checked_body(response, sending=True, device=device)
         if not isinstance(body, dict):
             raise unknown_outcome("its answer could not be read", raw=self._raw(response))
         if is_success(body) is False:
@@ -206,15 +206,18 @@ class WsapmeClient:
         # prepared request and its token header, is not kept as the error's context.
         raise failure
 
-    def _checked_body(self, response: requests.Response, *, sending: bool) -> object:
+    def _checked_body(
+        self, response: requests.Response, *, sending: bool, device: str | None = None
+    ) -> object:
         """The answer's JSON, token masked (None when unreadable), after raising for an
-        HTTP error status."""
+        HTTP error status; an error names `device`, the one the call was for (the configured
+        one unless given)."""
         body = scrub(_json_or_none(response), self._token)
         failure = error_from_http_status(
             status=response.status_code,
             headers=response.headers,
             body=body if body is not None else self._raw(response),
-            device=self.device,
+            device=device or self.device,
             sending=sending,
         )
         if failure is not None:

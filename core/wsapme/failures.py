@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import json
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -86,6 +85,7 @@ HANDSHAKE_FAILURES = frozenset({
 })
 MAX_REASON_CHARS = 200
 MAX_RAW_TEXT_CHARS = 2000
+MIN_SECRET_IN_TEXT = 8  # see `scrub`
 
 # Shown on a paused blast: the marketer passes it on, so it names no setting.
 TOKEN_REFUSED = ("WSAPME refused the token: whoever set up the dashboard should check the token in its "
@@ -93,13 +93,26 @@ TOKEN_REFUSED = ("WSAPME refused the token: whoever set up the dashboard should 
 
 
 def scrub(value: Any, secret: str | None) -> Any:
-    """The value with every copy of the secret masked, in case a gateway echoes our headers."""
+    """The value with every copy of the secret masked, in case a gateway echoes our headers.
+
+    Walked value by value: masking the serialised text cut into numbers and JSON syntax when
+    the secret was short or made of digits, and left text that no longer parsed. A secret too
+    short to tell from ordinary text is masked only where a whole value is it: masking it inside
+    every string would mangle message ids and the rest of the answer.
+    """
     if not secret:
         return value
     if isinstance(value, str):
+        if len(secret) < MIN_SECRET_IN_TEXT:
+            return "***" if value == secret else value
         return value.replace(secret, "***")
-    text = json.dumps(value, default=str)
-    return json.loads(text.replace(secret, "***")) if secret in text else value
+    if isinstance(value, Mapping):
+        return {key: scrub(item, secret) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(item, secret) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool) and str(value) == secret:
+        return "***"  # the token echoed back as a number
+    return value
 
 
 def gateway_reason(body: object) -> str | None:
@@ -112,8 +125,28 @@ def gateway_reason(body: object) -> str | None:
     return " ".join(reason.split())[:MAX_REASON_CHARS]
 
 
-def refusal_from_body(body: object, *, device: str) -> GatewayError:
-    """The error for an answer that says no (`success: false`), from the gateway's words."""
+class RequestRefused(GatewayRefused):
+    """WSAPME turned the request down for a reason that is not this number's: a wrong address or
+    send path, or something about the account. Every other send would be refused the same way,
+    so the blast waits for a person rather than failing each recipient in turn."""
+
+    pauses_blast = True
+
+
+class GatewayBusy(GatewayServerError):
+    """HTTP 503: WSAPME, or a server in front of it, turned the request away before handling it
+    (overloaded, restarting, down for maintenance), the one 5xx that says so. Safe to try
+    again, no sooner than its Retry-After when it gives one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, raw: object = None) -> None:
+        super().__init__(message, raw=raw)
+        self.retry_after = retry_after
+
+
+def refusal_from_body(body: object, *, device: str, status: int | None = None) -> GatewayError:
+    """The error for an answer that says no (`success: false`, or an HTTP error with a reason),
+    from the gateway's words. Only a refusal of the number fails that one message: any other
+    would be given to every message of the blast alike."""
     reason = gateway_reason(body) or ""
     words = reason.lower()
     if any(w in words for w in AUTH_WORDS):
@@ -130,8 +163,23 @@ def refusal_from_body(body: object, *, device: str) -> GatewayError:
         return GatewayRefused(
             f"This number is not a valid WhatsApp number (WSAPME said: {reason}).", raw=body
         )
+    return request_refused(reason, status=status, raw=body)
+
+
+def request_refused(reason: str | None, *, status: int | None, raw: object) -> RequestRefused:
     said = f"WSAPME said: {reason}" if reason else "WSAPME gave no reason"
-    return GatewayRefused(f"WSAPME did not accept the message ({said}).", raw=body)
+    code = f"HTTP {status}, " if status is not None else ""
+    if status in (404, 405):
+        return RequestRefused(
+            f"WSAPME has no such call ({code}{said}): whoever set up the dashboard should check the "
+            "WSAPME address and send path in its settings.",
+            raw=raw,
+        )
+    return RequestRefused(
+        f"WSAPME refused the request ({code}{said}): whoever set up the dashboard should check the "
+        "WSAPME account and the dashboard's WSAPME settings.",
+        raw=raw,
+    )
 
 
 def error_from_http_status(
@@ -142,19 +190,29 @@ def error_from_http_status(
     device: str,
     sending: bool,
 ) -> GatewayError | None:
-    """The error a non-2xx answer means, or None for a 2xx answer (its body decides)."""
+    """The error a non-2xx answer means, or None for a 2xx answer (its body decides).
+
+    While sending, only 408, 429 and 503 prove the message was not taken: each says the
+    request was turned away before it was handled. Any other 5xx may come after the gateway
+    took the message: from the gateway failing midway, or from a server in front of it (a
+    CDN's 520 or 524) that gave up on an answer the gateway was still working on.
+    """
     if 200 <= status < 300:
         return None
     if status in (401, 403):
         return GatewayAuthError(TOKEN_REFUSED, raw=body)
     if status == 429:
         return rate_limited(headers.get("Retry-After"), raw=body)
+    tail = " The message was not sent and will be tried again." if sending else ""
+    if status == 503:
+        return GatewayBusy(f"WSAPME had a problem on its side (HTTP 503).{tail}",
+                           retry_after=parse_retry_after(headers.get("Retry-After")), raw=body)
+    if status == 408:
+        return GatewayServerError(f"WSAPME had a problem on its side (HTTP 408).{tail}", raw=body)
     if status == 504 and sending:
         # A proxy gave up waiting on the gateway, which may still have sent the message.
         return unknown_outcome("WSAPME's front server timed out waiting for it", raw=body)
-    if status == 504:
-        return GatewayServerError("WSAPME timed out (HTTP 504): try again later.", raw=body)
-    if status in (500, 502) and sending:
+    if status >= 500 and sending:
         # Failing while it handled the message proves nothing about whether it went out.
         return ServerFailedMidSend(
             f"WSAPME had a problem on its side (HTTP {status}) while taking this message. It may "
@@ -162,23 +220,33 @@ def error_from_http_status(
             "it once WSAPME works again.",
             raw=body,
         )
-    if status >= 500 or status == 408:
-        tail = " The message was not sent and will be tried again." if sending else ""
-        return GatewayServerError(f"WSAPME had a problem on its side (HTTP {status}).{tail}", raw=body)
+    if status >= 500:
+        return GatewayServerError(f"WSAPME had a problem on its side (HTTP {status}).", raw=body)
     if 300 <= status < 400:
-        return GatewayRefused(
-            f"WSAPME answered with a redirect (HTTP {status}): check the gateway address in the settings.",
+        return RequestRefused(
+            f"WSAPME answered with a redirect (HTTP {status}): whoever set up the dashboard should "
+            "check the WSAPME address in its settings.",
             raw=body,
         )
-    if gateway_reason(body):
-        return refusal_from_body(body, device=device)
-    return GatewayRefused(f"WSAPME did not accept the request (HTTP {status}).", raw=body)
+    return refusal_from_body(body, device=device, status=status)
 
 
 def rate_limited(header: str | None, *, raw: object) -> RateLimited:
     wait = parse_retry_after(header)
-    when = f"trying again in {wait:.0f} seconds" if wait is not None else "trying again shortly"
+    when = f"trying again {wait_words(wait)}" if wait is not None else "trying again shortly"
     return RateLimited(f"WSAPME asked to slow down: {when}.", retry_after=wait, raw=raw)
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as a person says it: "in a moment", "in 30 seconds", "in 2 minutes"."""
+    if seconds < 1.5:
+        return "in a moment"
+    if seconds < 90:
+        return f"in {round(seconds)} seconds"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"in {minutes} minutes"
+    return f"in {round(seconds / 3600)} hours"
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:

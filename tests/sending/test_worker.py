@@ -70,19 +70,6 @@ def test_each_fault_ends_in_the_right_state(engine: Engine, sim, fault, options,
     assert blast_state(engine, blast_id)[0] == "completed"
 
 
-def test_retryable_errors_give_up_after_the_cap(engine: Engine, sim) -> None:
-    blast_id = launched_blast(engine, 1)
-    sim.set_fault("server_error", times=None, http_status=503)
-    worker = worker_for(engine, sim, send_max_attempts=2)
-    worker._backoff = lambda attempts, exc: 0.05  # keep the test quick; the rule is the cap
-    worker.run(once=True)
-    with transaction(engine) as s:
-        row = s.scalars(select(BlastRecipient).where(BlastRecipient.blast_id == blast_id)).one()
-        assert (row.status, row.attempts) == ("FAILED", 2)
-        assert row.error.startswith("Gave up after 2 tries")
-    assert sim.sent_count(phone(0).lstrip("+")) == 0
-
-
 def test_a_gateway_failing_mid_send_leaves_one_unknown_and_pauses(engine: Engine, sim) -> None:
     """HTTP 500: the gateway failed while it handled the message, which it may have passed
     on. That one is unknown, never sent again by itself; the rest wait for a person to resume."""

@@ -1,0 +1,344 @@
+"""The worker when WSAPME is down, slow to answer, or set up wrong: it pauses the blast and
+says why, loses no one, sends no one twice, and spends none of a message's tries on waiting."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core import health
+from core.db import transaction
+from core.models import BlastRecipient, Device
+from core.sending import blasts
+from core.sending.worker import SendWorker
+from tests.sending.support import blast_state, launched_blast, phone, settings_for, statuses, worker_for
+from tests.support.simulator import TEST_TOKEN, client_for, running_simulator
+
+SENT = {"PENDING", "SERVER_ACK"}
+
+
+@pytest.fixture
+def sim():
+    with running_simulator() as simulator:
+        yield simulator
+
+
+def quick(worker: SendWorker) -> SendWorker:
+    """The backoff shortened to nothing: these tests are about what is decided, not when."""
+    worker._backoff = lambda attempts, exc: 0.0  # type: ignore[method-assign]
+    return worker
+
+
+def rows(engine: Engine, blast_id: int) -> list[BlastRecipient]:
+    with transaction(engine) as s:
+        found = s.scalars(select(BlastRecipient).where(BlastRecipient.blast_id == blast_id)
+                          .order_by(BlastRecipient.id)).all()
+        s.expunge_all()
+        return list(found)
+
+
+def resume(engine: Engine, blast_id: int) -> None:
+    with transaction(engine) as s:
+        blasts.resume(s, blast_id=blast_id)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port  # closed when the block ended: nothing listens there
+
+
+# A gateway that is down
+
+
+@pytest.mark.parametrize("outage", ["server_error_503", "connection_refused"])
+def test_an_outage_pauses_the_blast_and_fails_no_one(
+    engine: Engine, sim, closed_port: int, outage: str
+) -> None:
+    """Each try used to cost a message one of its tries, then failed it for good: a long outage
+    failed a recipient a minute and the blast ended "completed". A few refusals in a row mean
+    WSAPME is down: the blast waits for a person, the health page says so, nobody is lost."""
+    blast_id = launched_blast(engine, 10)
+    worker = quick(worker_for(engine, sim, send_max_attempts=5))
+    if outage == "connection_refused":
+        worker.client.api_url = f"http://127.0.0.1:{closed_port}"
+        cause = "Could not reach WSAPME at 127.0.0.1 (connection refused)."
+    else:
+        sim.set_fault("server_error", times=None, http_status=503)
+        cause = "WSAPME had a problem on its side (HTTP 503)."
+    worker.run(once=True)
+
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused"
+    assert reason.startswith("Sending is paused: WSAPME is not taking messages. " + cause)
+    assert "Nothing was lost" in reason and "will be tried again" not in reason
+    assert set(statuses(engine, blast_id).values()) == {"QUEUED"}
+    assert sum(r.attempts for r in rows(engine, blast_id)) == 2, "the try that paused is not counted"
+    with transaction(engine) as s:
+        held = health.held_by_gateway(s, settings=settings_for())
+    assert [(h.id, h.reason) for h in held] == [(blast_id, reason)], "the health page lists it"
+
+    sim.clear_faults()
+    worker.client.api_url = sim.url  # WSAPME is back
+    resume(engine, blast_id)
+    worker.run(once=True)
+    assert set(statuses(engine, blast_id).values()) <= SENT
+    assert blast_state(engine, blast_id)[0] == "completed"
+    assert all(sim.sent_count(phone(i).lstrip("+")) == 1 for i in range(10))
+
+
+def test_when_the_outage_goes_on_after_a_resume_the_blast_pauses_again_at_once(engine: Engine, sim) -> None:
+    blast_id = launched_blast(engine, 5)
+    sim.set_fault("server_error", times=None, http_status=503)
+    worker = quick(worker_for(engine, sim, send_max_attempts=5))
+    worker.run(once=True)
+    resume(engine, blast_id)
+    worker.run(once=True)
+    assert blast_state(engine, blast_id)[0] == "paused"
+    assert sum(r.attempts for r in rows(engine, blast_id)) == 2, "the try after the resume is not counted"
+    assert set(statuses(engine, blast_id).values()) == {"QUEUED"}
+
+
+def test_a_message_out_of_tries_waits_for_a_person_rather_than_failing(engine: Engine, sim) -> None:
+    """A failed message is never sent again: one the gateway proved it did not take is not
+    failed for running out of tries; the blast pauses with it still queued."""
+    blast_id = launched_blast(engine, 1)
+    sim.set_fault("server_error", times=None, http_status=503)
+    quick(worker_for(engine, sim, send_max_attempts=2)).run(once=True)
+    (row,) = rows(engine, blast_id)
+    assert (row.status, row.attempts) == ("QUEUED", 1)
+    assert blast_state(engine, blast_id)[0] == "paused"
+    assert sim.sent_count(phone(0).lstrip("+")) == 0
+
+
+def test_a_refusal_another_worker_got_past_does_not_pause(engine: Engine, sim) -> None:
+    """Each worker counts its own sends: two refusals of one worker with a message of another
+    taken between them are not "in a row" on the device."""
+    blast_id = launched_blast(engine, 6)
+    first, second = quick(worker_for(engine, sim)), quick(worker_for(engine, sim))
+    sim.set_fault("server_error", times=2, http_status=503)
+    first.step()
+    first.step()
+    assert second.step() is True  # the gateway took this one
+    sim.set_fault("server_error", times=1, http_status=503)
+    first.step()
+    assert blast_state(engine, blast_id)[0] == "sending"
+    first.run(once=True)
+    assert set(statuses(engine, blast_id).values()) <= SENT
+
+
+# A gateway that asks to slow down
+
+
+def test_a_gateway_that_keeps_asking_to_slow_down_pauses_and_spends_no_tries(engine: Engine, sim) -> None:
+    """A 429 says "not now", not "not this message": it used to count as a try, so a busy
+    hour failed everyone with "Gave up after 3 tries"."""
+    blast_id = launched_blast(engine, 3)
+    sim.set_fault("rate_limited", times=None, retry_after="0.3")
+    quick(worker_for(engine, sim, send_max_attempts=3)).run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and "asked to slow down 10 times in a row" in reason
+    assert "Nothing was lost" in reason
+    assert [(r.status, r.attempts) for r in rows(engine, blast_id)] == [("QUEUED", 0)] * 3
+    assert sim.sent_messages() == []
+
+
+def test_a_slow_down_holds_the_device_and_then_every_message_goes_once(engine: Engine, sim) -> None:
+    blast_id = launched_blast(engine, 4)
+    sim.set_fault("rate_limited", times=5, retry_after="0.05")
+    quick(worker_for(engine, sim, send_max_attempts=1)).run(once=True)
+    assert [(r.status in SENT, r.attempts, r.error) for r in rows(engine, blast_id)] == [(True, 1, None)] * 4
+    assert blast_state(engine, blast_id)[0] == "completed"
+    assert len(sim.sent_messages()) == 4
+
+
+def test_refusals_do_not_use_up_the_days_cap(engine: Engine, sim) -> None:
+    """The cap counts messages WhatsApp sees, not tries: two refusals had used two of three."""
+    blast_id = launched_blast(engine, 3)
+    sim.set_fault("rate_limited", times=1, retry_after="0")
+    sim.set_fault("server_error", times=1, http_status=503)
+    worker = quick(worker_for(engine, sim, send_pacing="on", send_min_gap_seconds=0.0,
+                              send_jitter_seconds=0.0, send_pause_every=0, send_daily_cap=3))
+    worker.run(once=True)
+    assert set(statuses(engine, blast_id).values()) <= SENT
+    with transaction(engine) as s:
+        assert s.get(Device, "5850").sent_in_day == 3 == len(sim.sent_messages())
+
+
+def test_a_setup_refusal_gives_the_days_count_back(engine: Engine, sim) -> None:
+    launched_blast(engine, 2)
+    worker = worker_for(engine, sim, send_pacing="on", send_min_gap_seconds=0.0,
+                        send_jitter_seconds=0.0, send_pause_every=0, send_daily_cap=3)
+    worker.client.send_path = "/v1/sendMesage2"
+    worker.run(once=True)
+    with transaction(engine) as s:
+        device = s.get(Device, "5850")
+        assert (device.sent_in_day, device.sent_since_pause) == (0, 0)
+
+
+# A gateway that stops answering
+
+
+@pytest.mark.parametrize(("fault", "options", "taken"), [
+    ("slow_answer", {"delay": 1.5}, 2),  # past the 1 s read timeout
+    ("drop_connection", {}, 2),
+    ("server_error", {"http_status": 504}, 0),
+])
+def test_a_second_unknown_in_a_row_pauses_the_blast(
+    engine: Engine, sim, fault: str, options: dict, taken: int
+) -> None:
+    """Each unanswered send is one more recipient for a person to decide about: the first may
+    be a one-off, the second means WSAPME stopped answering. The rest wait, and are not sent."""
+    blast_id = launched_blast(engine, 6)
+    sim.set_fault(fault, times=None, **options)
+    worker_for(engine, sim).run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and reason.startswith("Sending is paused: WSAPME stopped answering.")
+    assert "check the recipients marked unknown before resuming" in reason
+    assert [r.status for r in rows(engine, blast_id)] == ["UNKNOWN", "UNKNOWN"] + ["QUEUED"] * 4
+    assert len(sim.sent_messages()) == taken
+
+
+def test_unknowns_with_messages_taken_between_them_do_not_pause(engine: Engine, sim) -> None:
+    blast_id = launched_blast(engine, 4)
+    worker = worker_for(engine, sim)
+    real = worker.client
+
+    class DropsTheAnswerToTheFirstAndThird:
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def send_text(self, **kw):
+            if kw["to"] in (phone(0).lstrip("+"), phone(2).lstrip("+")):
+                sim.set_fault("drop_connection", times=1)
+            return real.send_text(**kw)
+
+    worker.client = DropsTheAnswerToTheFirstAndThird()
+    worker.run(once=True)
+    assert blast_state(engine, blast_id)[0] == "completed"
+    result = [r.status if r.status not in SENT else "sent" for r in rows(engine, blast_id)]
+    assert result == ["UNKNOWN", "sent", "UNKNOWN", "sent"]
+
+
+@pytest.mark.parametrize("status", [524, 520])
+def test_a_front_server_error_after_the_gateway_took_the_message_is_never_resent(
+    engine: Engine, sim, status: int
+) -> None:
+    """A CDN in front of WSAPME gives up on the answer (524) after WSAPME took the message:
+    trying again sent it twice. It is unknown, and the blast pauses."""
+    blast_id = launched_blast(engine, 3)
+    sim.set_fault("proxy_error", times=1, http_status=status)
+    quick(worker_for(engine, sim)).run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and f"HTTP {status}" in reason
+    assert [r.status for r in rows(engine, blast_id)] == ["UNKNOWN", "QUEUED", "QUEUED"]
+    resume(engine, blast_id)
+    worker_for(engine, sim).run(once=True)
+    assert sim.sent_count(phone(0).lstrip("+")) == 1, "sent once, never again"
+    assert blast_state(engine, blast_id)[0] == "completed"
+
+
+# A gateway set up wrong
+
+
+def test_a_wrong_send_path_pauses_the_blast_and_fails_no_one(engine: Engine, sim) -> None:
+    """A typo in the send path: WSAPME answers 404 to every send. Failing each recipient in
+    turn had lost the whole blast; it is a setting to fix, then resume."""
+    blast_id = launched_blast(engine, 5)
+    worker = worker_for(engine, sim)
+    worker.client.send_path = "/v1/sendMesage2"
+    worker.run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and "HTTP 404" in reason and "send path" in reason
+    assert [(r.status, r.attempts) for r in rows(engine, blast_id)] == [("QUEUED", 0)] * 5
+    worker.client.send_path = "/v1/sendMessage2"
+    resume(engine, blast_id)
+    worker.run(once=True)
+    assert set(statuses(engine, blast_id).values()) <= SENT
+
+
+def test_an_invalid_number_still_fails_only_its_own_message(engine: Engine, sim) -> None:
+    blast_id = launched_blast(engine, 3)
+    sim.set_fault("invalid_number", times=1, http_status=400)
+    worker_for(engine, sim).run(once=True)
+    result = statuses(engine, blast_id)
+    assert result[phone(0)] == "FAILED" and {result[phone(1)], result[phone(2)]} <= SENT
+    assert blast_state(engine, blast_id)[0] == "completed"
+
+
+# A defect does not stop sending
+
+
+def test_an_unexpected_error_after_a_send_leaves_the_worker_running(
+    engine: Engine, sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In the dashboard the worker is a thread no one watches: an error no one foresaw ended it
+    for good, and sending stopped without a word."""
+    blast_id = launched_blast(engine, 3)
+    failures = []
+
+    def after_send(message_id: str) -> None:
+        if not failures:
+            failures.append(message_id)
+            raise RuntimeError(f"replay failed with token {TEST_TOKEN}")
+
+    worker = SendWorker(engine=engine, client=client_for(sim), settings=settings_for(), after_send=after_send)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    with caplog.at_level(logging.ERROR, logger="core.sending.worker"):
+        thread.start()
+        try:
+            _wait_until(lambda: set(statuses(engine, blast_id).values()) <= SENT)
+            assert thread.is_alive()
+        finally:
+            stop.set()
+            thread.join(10)
+    assert "RuntimeError" in caplog.text and TEST_TOKEN not in caplog.text
+    assert len(sim.sent_messages()) == 3
+
+
+def test_an_unexpected_error_while_sending_marks_that_message_unknown_at_once(engine: Engine, sim) -> None:
+    """It may have gone out: unknown now (not when its lease runs out), and never sent again."""
+    blast_id = launched_blast(engine, 3)
+    worker = worker_for(engine, sim)
+    real = worker.client
+
+    class AnswerReadBadly:
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def send_text(self, **kw):
+            result = real.send_text(**kw)
+            if kw["to"] == phone(0).lstrip("+"):
+                raise KeyError("data")
+            return result
+
+    worker.client = AnswerReadBadly()
+    worker.run(once=True)
+    result = statuses(engine, blast_id)
+    assert result[phone(0)] == "UNKNOWN" and {result[phone(1)], result[phone(2)]} <= SENT
+    assert sim.sent_count(phone(0).lstrip("+")) == 1
+
+
+def test_a_short_token_the_answer_happens_to_contain_does_not_stop_the_worker(engine: Engine, sim) -> None:
+    blast_id = launched_blast(engine, 3)
+    worker = SendWorker(engine=engine, client=client_for(sim, token="1"), settings=settings_for())
+    worker.run(once=True)
+    assert set(statuses(engine, blast_id).values()) <= SENT
+    assert blast_state(engine, blast_id)[0] == "completed"
+
+
+def _wait_until(condition, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
