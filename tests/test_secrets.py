@@ -260,6 +260,21 @@ BROKEN_URLS = {
 }
 
 
+def _start_refused() -> uvicorn.Server:
+    """Start the server as `streamlit run` does, with the settings of the moment, expecting its
+    start to be refused (uvicorn exits); the settings and the engine are forgotten after."""
+    server = uvicorn.Server(uvicorn.Config(Starlette(lifespan=lifespan_for("http://127.0.0.1:9")),
+                                           lifespan="on", log_config=None))
+    try:
+        with pytest.raises(SystemExit):
+            asyncio.run(server.serve())
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(without_refusal_trace)
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+    return server
+
+
 @pytest.mark.parametrize("url", BROKEN_URLS.values(), ids=list(BROKEN_URLS))
 def test_a_database_url_that_cannot_be_read_is_refused_without_any_of_it(
     url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -270,17 +285,9 @@ def test_a_database_url_that_cannot_be_read_is_refused_without_any_of_it(
     caplog.set_level(logging.INFO)
     monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
-    server = uvicorn.Server(uvicorn.Config(Starlette(lifespan=lifespan_for("http://127.0.0.1:9")),
-                                           lifespan="on", log_config=None))
-    try:
-        assert cli_main(["migrate"]) == 2
-        said = capsys.readouterr()
-        with pytest.raises(SystemExit):  # refused before any port is opened
-            asyncio.run(server.serve())
-    finally:
-        logging.getLogger("uvicorn.error").removeFilter(without_refusal_trace)
-        get_settings.cache_clear()
-        engine_for.cache_clear()
+    assert cli_main(["migrate"]) == 2
+    said = capsys.readouterr()
+    server = _start_refused()  # before any port is opened
     assert said.err == f"error: {NOT_A_URL}\n" and not said.out
     assert not server.started and f"cannot start: {NOT_A_URL}" in caplog.text
     assert "Application startup failed" in caplog.text and "Traceback" not in caplog.text
@@ -296,15 +303,7 @@ def test_a_database_that_cannot_be_reached_stops_the_start_in_one_line_without_t
     caplog.set_level(logging.INFO)
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE_DB)
     get_settings.cache_clear()
-    server = uvicorn.Server(uvicorn.Config(Starlette(lifespan=lifespan_for("http://127.0.0.1:9")),
-                                           lifespan="on", log_config=None))
-    try:
-        with pytest.raises(SystemExit):
-            asyncio.run(server.serve())
-    finally:
-        logging.getLogger("uvicorn.error").removeFilter(without_refusal_trace)
-        get_settings.cache_clear()
-        engine_for.cache_clear()
+    server = _start_refused()
     assert not server.started
     assert ("cannot start: cannot use the database: check DATABASE_URL and that the database server is "
             "running (connection failed: connection to server at \"127.0.0.1\"") in caplog.text

@@ -68,3 +68,22 @@ def blast_state(engine: Engine, blast_id: int) -> tuple[str, str | None]:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class AroundSends:
+    """A worker's real client with something done just before, or just after, each send: a
+    fault set up for one message, a STOP arriving while it is out, an answer read badly."""
+
+    def __init__(self, real: Any, *, before: Any = None, after: Any = None) -> None:
+        self._real, self._before, self._after = real, before, after
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def send_text(self, **kw: Any) -> Any:
+        if self._before is not None:
+            self._before(kw["to"])
+        result = self._real.send_text(**kw)
+        if self._after is not None:
+            self._after(kw["to"])
+        return result

@@ -17,7 +17,15 @@ from core.db import transaction
 from core.models import BlastRecipient, Device
 from core.sending import blasts
 from core.sending.worker import SendWorker
-from tests.sending.support import blast_state, launched_blast, phone, settings_for, statuses, worker_for
+from tests.sending.support import (
+    AroundSends,
+    blast_state,
+    launched_blast,
+    phone,
+    settings_for,
+    statuses,
+    worker_for,
+)
 from tests.support.simulator import TEST_TOKEN, client_for, running_simulator
 
 SENT = {"PENDING", "SERVER_ACK"}
@@ -210,18 +218,12 @@ def test_a_second_unknown_in_a_row_pauses_the_blast(
 def test_unknowns_with_messages_taken_between_them_do_not_pause(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 4)
     worker = worker_for(engine, sim)
-    real = worker.client
 
-    class DropsTheAnswerToTheFirstAndThird:
-        def __getattr__(self, name: str):
-            return getattr(real, name)
+    def drop_the_first_and_third(to: str) -> None:
+        if to in (phone(0).lstrip("+"), phone(2).lstrip("+")):
+            sim.set_fault("drop_connection", times=1)
 
-        def send_text(self, **kw):
-            if kw["to"] in (phone(0).lstrip("+"), phone(2).lstrip("+")):
-                sim.set_fault("drop_connection", times=1)
-            return real.send_text(**kw)
-
-    worker.client = DropsTheAnswerToTheFirstAndThird()
+    worker.client = AroundSends(worker.client, before=drop_the_first_and_third)
     worker.run(once=True)
     assert blast_state(engine, blast_id)[0] == "completed"
     result = [r.status if r.status not in SENT else "sent" for r in rows(engine, blast_id)]
@@ -309,19 +311,12 @@ def test_an_unexpected_error_while_sending_marks_that_message_unknown_at_once(en
     """It may have gone out: unknown now (not when its lease runs out), and never sent again."""
     blast_id = launched_blast(engine, 3)
     worker = worker_for(engine, sim)
-    real = worker.client
 
-    class AnswerReadBadly:
-        def __getattr__(self, name: str):
-            return getattr(real, name)
+    def read_the_first_badly(to: str) -> None:
+        if to == phone(0).lstrip("+"):
+            raise KeyError("data")
 
-        def send_text(self, **kw):
-            result = real.send_text(**kw)
-            if kw["to"] == phone(0).lstrip("+"):
-                raise KeyError("data")
-            return result
-
-    worker.client = AnswerReadBadly()
+    worker.client = AroundSends(worker.client, after=read_the_first_badly)
     worker.run(once=True)
     result = statuses(engine, blast_id)
     assert result[phone(0)] == "UNKNOWN" and {result[phone(1)], result[phone(2)]} <= SENT

@@ -14,7 +14,7 @@ from core.db import transaction
 from core.models import Blast, BlastRecipient, StatusHistory
 from core.opt_outs import add_opt_outs
 from core.sending import blasts
-from tests.sending.support import KL, blast_state, launched_blast, phone, statuses, worker_for
+from tests.sending.support import KL, AroundSends, blast_state, launched_blast, phone, statuses, worker_for
 from tests.support.simulator import TEST_TOKEN, running_simulator
 
 
@@ -273,20 +273,14 @@ def test_a_number_that_opts_out_while_its_message_is_out_is_not_tried_again(
     then proves it did not take it. Putting it back in the queue would send it after the STOP."""
     blast_id = launched_blast(engine, 2)
     worker = worker_for(engine, sim)
-    real = worker.client
 
-    class StopArrivesMidCall:
-        def __getattr__(self, name: str):
-            return getattr(real, name)
+    def stop_arrives_mid_call(to: str) -> None:
+        if to == phone(0).lstrip("+") and not sim.sent_count(to):
+            with transaction(engine) as s:
+                add_opt_outs(s, [phone(0)], source="webhook", keyword="STOP")
+            sim.set_fault(fault, times=1, **options)
 
-        def send_text(self, **kw):
-            if kw["to"] == phone(0).lstrip("+") and not sim.sent_count(kw["to"]):
-                with transaction(engine) as s:
-                    add_opt_outs(s, [phone(0)], source="webhook", keyword="STOP")
-                sim.set_fault(fault, times=1, **options)
-            return real.send_text(**kw)
-
-    worker.client = StopArrivesMidCall()
+    worker.client = AroundSends(worker.client, before=stop_arrives_mid_call)
     worker._backoff = lambda attempts, exc: 0.05
     worker.run(once=True)
     if fault == "device_offline":
