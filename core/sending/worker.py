@@ -14,7 +14,6 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine, select
@@ -26,9 +25,9 @@ from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError, GatewayError, RateLimited
 from core.funnel import fold_rollup_deltas
-from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
+from core.models import Blast, Device, utcnow
 from core.phones import to_gateway
-from core.sending import blasts, gateways, pacing, queue
+from core.sending import blasts, gateways, pacing, queue, trouble
 from core.sending.direct import DirectStatements
 from core.sending.queue import Claim
 from core.statuses import RANK, Status, parse_status
@@ -51,26 +50,6 @@ UNEXPECTED_WAIT_CAP = 60.0
 # `--once` gives up after this many unforeseen errors in a row, rather than trying forever.
 ONCE_UNEXPECTED_LIMIT = 3
 
-# How a device's sends can end without the gateway taking them, and how many of a kind in a
-# row (with none taken between) pause the blast: WSAPME is then down, not having a bad moment.
-NOT_TAKEN = "not taken"  # proven not taken (busy, unreachable): each waits a growing backoff
-SLOW_DOWN = "slow down"  # asked to slow down: never counted against the message's tries
-UNKNOWN = "unknown"  # no usable answer: the first may be a one-off
-IN_A_ROW_TO_PAUSE = {NOT_TAKEN: 3, SLOW_DOWN: 10, UNKNOWN: 2}
-# A device's run of trouble is forgotten once nothing more went wrong for this long after it.
-TROUBLE_FORGOTTEN = dt.timedelta(minutes=30)
-
-# Why a blast was paused, as the marketer reads it on its page (and the health page lists it).
-NOT_TAKEN_PAUSE = ("Sending is paused: WSAPME is not taking messages. {cause} Nothing was lost: the "
-                   "messages wait in the queue. Resume the blast once WSAPME is back.")
-SLOW_DOWN_PAUSE = ("Sending is paused: WSAPME asked to slow down {count} times in a row. Nothing was "
-                   "lost: the messages wait in the queue. Resume the blast in a while; if it happens "
-                   "again, allow more seconds between messages.")
-UNKNOWN_PAUSE = ("Sending is paused: WSAPME stopped answering. {cause} The last messages may or may "
-                 "not have arrived: check the recipients marked unknown before resuming. The rest "
-                 "wait in the queue.")
-
-
 class Sender(Protocol):
     def send_text(
         self, *, to: str, message: str, priority: str | None = None, device: str | None = None
@@ -79,30 +58,6 @@ class Sender(Protocol):
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class Trouble:
-    """A device's latest sends that the gateway did not take, counted by how they ended."""
-
-    since: dt.datetime  # the first of them
-    until: dt.datetime  # the last of them, or the end of the wait it brought
-    counts: Counter[str] = field(default_factory=Counter)
-
-
-def trouble_kind(exc: GatewayError) -> str | None:
-    """How a send that raised `exc` counts towards pausing its blast; None for a refusal, which
-    pauses at once (the token, the device, the setup) or fails its own number alone."""
-    if exc.accepted is None:
-        return UNKNOWN
-    if isinstance(exc, RateLimited):
-        return SLOW_DOWN
-    return NOT_TAKEN if exc.retryable else None
-
-
-def first_sentence(text: str) -> str:
-    head, stop, _ = text.partition(". ")
-    return head + "." if stop else text
 
 
 def where_raised(exc: BaseException) -> str:
@@ -150,7 +105,7 @@ class SendWorker:
         self._elsewhere: set[str] = set()  # devices of the other gateway's blasts, told once
         self._dated: set[int] = set()  # blasts whose first send this worker has seen to
         self._follow_ups: dict[int, bool] = {}  # blast id → a follow-up that asks its choice again
-        self._trouble: dict[str, Trouble] = {}  # device → its sends not taken since the last one taken
+        self._trouble = trouble.Tracker()  # each device's sends not taken since the last one taken
         self._held: dict[str, dt.datetime] = {}  # device → when it may send again after a refusal
 
     # -- the loop ---------------------------------------------------------------------------
@@ -342,18 +297,17 @@ class SendWorker:
             self._accepted_send(claim, result, device=device, claimed=claimed)
             return
         self._answered(device, claimed=claimed)
-        kind = trouble_kind(failure)
+        kind = trouble.kind_of(failure)
         if kind is None and not failure.pauses_blast:  # refused for its number: WSAPME is answering
-            self._trouble.pop(device, None)
-        in_a_row = self._count_trouble(device, kind) if kind else 0
+            self._trouble.clear(device)
+        in_a_row = self._trouble.count(device, kind) if kind else 0
         failed = functools.partial(self._failed, claim, failure, device=device, claimed=claimed,
                                    in_a_row=in_a_row)
         self.outcomes[self._store(failed) or "unknown"] += 1
 
     def _accepted_send(self, claim: Claim, result: SendResult, *, device: str, claimed: dt.datetime) -> None:
         self._answered(device, claimed=claimed)
-        if self._trouble:
-            self._trouble.pop(device, None)
+        self._trouble.clear(device)
         at = utcnow()
         self._store(functools.partial(self._accepted, claim, result, at))
         self.outcomes["accepted"] += 1
@@ -410,7 +364,7 @@ class SendWorker:
         self, claim: Claim, exc: GatewayError, *, device: str, claimed: dt.datetime, in_a_row: int
     ) -> str:
         """Store a refused or unanswered try; `in_a_row` of the device's sends, this one too,
-        ended the same way (`trouble_kind`). Returns its `outcomes` key."""
+        ended the same way (`trouble.kind_of`). Returns its `outcomes` key."""
         now = utcnow()
         event = {"error": type(exc).__name__, "message": exc.message}
         with transaction(self.engine) as s:
@@ -420,25 +374,25 @@ class SendWorker:
                 # The gateway is failing: one or two unknown sends, not five hundred.
                 if exc.pauses_blast:
                     self._pause_for(s, claim, exc.message)
-                elif self._down(s, device, UNKNOWN, in_a_row):
-                    self._pause_for(s, claim, UNKNOWN_PAUSE.format(cause=first_sentence(exc.message)))
+                elif self._trouble.down(s, device, trouble.UNKNOWN, in_a_row):
+                    self._pause_for(s, claim, trouble.pause_words(trouble.UNKNOWN, exc, in_a_row=in_a_row))
                 return "unknown"
             back = functools.partial(self._put_back, s, claim, device=device, claimed=claimed)
             if exc.pauses_blast:
                 back(pause=exc.message)
                 return "held"
             if isinstance(exc, RateLimited):  # a wait, not a try: the message was never looked at
-                if self._down(s, device, SLOW_DOWN, in_a_row):
-                    back(pause=SLOW_DOWN_PAUSE.format(count=in_a_row))
+                if self._trouble.down(s, device, trouble.SLOW_DOWN, in_a_row):
+                    back(pause=trouble.pause_words(trouble.SLOW_DOWN, exc, in_a_row=in_a_row))
                     return "held"
                 back(retry_at=self._hold(s, device, now, self._backoff(in_a_row, exc)), error=exc.message)
                 return "retrying"
             if exc.retryable:
                 # Out of tries, it waits for a person too: a message the gateway proved it did
                 # not take is never failed, as a failed one is never sent again.
-                if claim.attempts >= self.settings.send_max_attempts or self._down(
-                        s, device, NOT_TAKEN, in_a_row):
-                    back(pause=NOT_TAKEN_PAUSE.format(cause=first_sentence(exc.message)))
+                if claim.attempts >= self.settings.send_max_attempts or self._trouble.down(
+                        s, device, trouble.NOT_TAKEN, in_a_row):
+                    back(pause=trouble.pause_words(trouble.NOT_TAKEN, exc, in_a_row=in_a_row))
                     return "held"
                 wait = self._backoff(max(claim.attempts, in_a_row), exc)
                 back(retry_at=self._hold(s, device, now, wait), error=exc.message, count_attempt=True)
@@ -477,50 +431,13 @@ class SendWorker:
         wait = min(300.0, 5.0 * 2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
         return max(wait, getattr(exc, "retry_after", None) or 0.0)
 
-    # -- telling a bad moment from a gateway that is down ------------------------------------
-
-    def _count_trouble(self, device: str, kind: str) -> int:
-        """Count one more send from `device` that ended `kind`; returns how many did in a row."""
-        now = utcnow()
-        trouble = self._trouble.get(device)
-        if trouble is None or now - trouble.until > TROUBLE_FORGOTTEN:
-            trouble = self._trouble[device] = Trouble(since=now, until=now)
-        trouble.counts[kind] += 1
-        trouble.until = max(trouble.until, now)
-        return trouble.counts[kind]
-
-    def _down(self, s: Session, device: str, kind: str, in_a_row: int) -> bool:
-        """Whether `in_a_row` sends of `kind` mean the gateway is down for the device. This
-        worker counts only its own sends: one another worker got through meanwhile breaks the
-        row, and the count starts again from this one."""
-        if in_a_row < IN_A_ROW_TO_PAUSE[kind]:
-            return False
-        trouble = self._trouble.get(device)
-        if trouble is None or not self._taken_since(s, device=device, since=trouble.since):
-            return True
-        now = utcnow()
-        self._trouble[device] = Trouble(since=now, until=now, counts=Counter({kind: 1}))
-        return False
-
-    @staticmethod
-    def _taken_since(s: Session, *, device: str, since: dt.datetime) -> bool:
-        """Whether the gateway took a message of the device's current blasts since `since`."""
-        return s.scalar(
-            select(BlastRecipient.id).join(Blast)
-            .where(Blast.device == device, Blast.state.in_((BlastState.SENDING, BlastState.PAUSED)),
-                   BlastRecipient.sent_at >= since)
-            .limit(1)
-        ) is not None
-
     def _hold(self, s: Session, device_id: str, now: dt.datetime, seconds: float) -> dt.datetime:
         """Send nothing more from the device for `seconds`: the gateway turned it away for now,
         and the next recipient would fare no better. Kept here, and with pacing in the device's
         slot, which every worker honours. Returns when it ends."""
         until = now + dt.timedelta(seconds=seconds)
         self._held[device_id] = max(self._held.get(device_id, until), until)
-        trouble = self._trouble.get(device_id)
-        if trouble is not None:
-            trouble.until = max(trouble.until, until)
+        self._trouble.lasts_until(device_id, until)
         row = s.get(Device, device_id, with_for_update=True) if self.pacing else None
         if row is not None and (row.next_send_at is None or row.next_send_at < until):
             row.next_send_at = until
