@@ -264,7 +264,7 @@ def test_a_wrong_send_path_pauses_rather_than_failing_each_number(sim: Simulator
     (402, {"success": False, "message": "Your package has expired"}, "package has expired"),
     (302, None, "redirect"),
     (200, {"success": False, "message": "Quota exceeded for today"}, "Quota exceeded"),
-    (200, {"success": False}, "gave no reason"),
+    (200, {"success": False, "message": "Your subscription has expired"}, "subscription has expired"),
 ])
 def test_a_refusal_that_is_not_about_the_number_pauses(status: int, body: object, words: str) -> None:
     """Whatever is wrong with the request or the account is wrong for every recipient: failing
@@ -276,6 +276,19 @@ def test_a_refusal_that_is_not_about_the_number_pauses(status: int, body: object
     assert isinstance(error, GatewayRefused)
     assert error.accepted is False and error.pauses_blast and not error.retryable
     assert words in error.message
+
+
+@pytest.mark.parametrize("body", [
+    {"success": False, "message": "Number is not valid"},
+    {"success": False, "message": "Message failed to send"},
+    {"success": False},
+])
+def test_a_refusal_in_words_not_known_fails_that_message_alone(body: object) -> None:
+    """Answered, but in words that may well be about this number ("Number is not valid"):
+    pausing the blast for it held everyone behind that one number at every resume."""
+    error = refusal_from_body(body, device="5850")
+    assert isinstance(error, GatewayRefused)
+    assert error.accepted is False and not error.pauses_blast and not error.retryable
 
 
 @pytest.mark.parametrize("status", [200, 400, 404])

@@ -21,11 +21,13 @@ from sqlalchemy.orm import Session
 
 from core.errors import GatewayError, RateLimited
 from core.models import Blast, BlastRecipient, BlastState, utcnow
+from core.wsapme.failures import UnexplainedRefusal
 
 NOT_TAKEN = "not taken"  # proven not taken (busy, unreachable): each waits a growing backoff
 SLOW_DOWN = "slow down"  # asked to slow down: never counted against the message's tries
 UNKNOWN = "unknown"  # no usable answer: the first may be a one-off
-IN_A_ROW_TO_PAUSE = {NOT_TAKEN: 3, SLOW_DOWN: 10, UNKNOWN: 2}
+REFUSED = "refused"  # turned down in words we do not know: each fails its own message
+IN_A_ROW_TO_PAUSE = {NOT_TAKEN: 3, SLOW_DOWN: 10, UNKNOWN: 2, REFUSED: 5}
 # A device's run of trouble is forgotten once nothing more went wrong for this long after it.
 FORGOTTEN_AFTER = dt.timedelta(minutes=30)
 
@@ -39,6 +41,9 @@ PAUSE_WORDS = {
     UNKNOWN: ("Sending is paused: WSAPME stopped answering. {cause} The last messages may or may "
               "not have arrived: check the recipients marked unknown before resuming. The rest "
               "wait in the queue."),
+    REFUSED: ("Sending is paused: WSAPME turned down the last {count} messages in a row. {cause} If "
+              "that is about the account or the settings rather than those numbers, whoever set up "
+              "the dashboard should fix it before you resume. The rest wait in the queue."),
 }
 
 
@@ -49,6 +54,8 @@ def kind_of(exc: GatewayError) -> str | None:
         return UNKNOWN
     if isinstance(exc, RateLimited):
         return SLOW_DOWN
+    if isinstance(exc, UnexplainedRefusal):
+        return REFUSED
     return NOT_TAKEN if exc.retryable else None
 
 

@@ -398,7 +398,9 @@ class SendWorker:
                 back(retry_at=self._hold(s, device, now, wait), error=exc.message, count_attempt=True)
                 return "retrying"
             queue.settle(s, claim=claim, status=Status.FAILED, at=now, event=event,
-                         updates={"error": exc.message})  # refused for its number
+                         updates={"error": exc.message})  # refused for its number, or so it seems
+            if in_a_row and self._trouble.down(s, device, trouble.REFUSED, in_a_row):
+                self._pause_for(s, claim, trouble.pause_words(trouble.REFUSED, exc, in_a_row=in_a_row))
             return "failed"
 
     def _misconfigured(self, claim: Claim, exc: ConfigError, *, device: str, claimed: dt.datetime) -> None:

@@ -14,6 +14,8 @@ class FaultKind(enum.StrEnum):
     DEVICE_OFFLINE = "device_offline"
     UNKNOWN_DEVICE = "unknown_device"  # options: http_status (default 200)
     INVALID_NUMBER = "invalid_number"  # options: http_status (default 200)
+    # Turned down in the gateway's own words, whatever they are.
+    REFUSED = "refused"  # options: message (default "Message failed to send"), http_status (200)
     RATE_LIMITED = "rate_limited"  # options: retry_after (seconds or an HTTP date; default "2")
     SERVER_ERROR = "server_error"  # options: http_status (default 500)
     # After the message is taken (it counts as sent): the client cannot tell.

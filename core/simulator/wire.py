@@ -53,6 +53,9 @@ def refusal(fault: Fault) -> Answer:
     if kind == FaultKind.INVALID_NUMBER:
         status = int(options.get("http_status", 200))
         return json_answer(shapes.failure("Invalid number, not registered on WhatsApp"), status=status)
+    if kind == FaultKind.REFUSED:
+        words = str(options.get("message", "Message failed to send"))
+        return json_answer(shapes.failure(words), status=int(options.get("http_status", 200)))
     if kind == FaultKind.RATE_LIMITED:
         retry_after = str(options.get("retry_after", "2"))
         return json_answer(

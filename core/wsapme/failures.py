@@ -58,6 +58,9 @@ INVALID_NUMBER_WORDS = (
     "invalid jid",
     "not a whatsapp",
 )
+# About the account, whatever the number: every message of the blast would be turned down alike.
+ACCOUNT_WORDS = ("quota", "limit reached", "limit exceeded", "expired", "package", "subscription",
+                 "balance", "credit", "suspended", "banned", "payment")
 # OpenSSL's reasons that only a handshake gives: the connection never carried the request.
 # Any other TLS failure (a reset, a bad record) may come after the message was written.
 HANDSHAKE_FAILURES = frozenset({
@@ -133,6 +136,11 @@ class RequestRefused(GatewayRefused):
     pauses_blast = True
 
 
+class UnexplainedRefusal(GatewayRefused):
+    """WSAPME answered that it did not take this message, in words that do not say whether it
+    is about the number or the account: the message fails, and the worker counts them."""
+
+
 class GatewayBusy(GatewayServerError):
     """HTTP 503: WSAPME, or a server in front of it, turned the request away before handling it
     (overloaded, restarting, down for maintenance), the one 5xx that says so. Safe to try
@@ -163,6 +171,12 @@ def refusal_from_body(body: object, *, device: str, status: int | None = None) -
         return GatewayRefused(
             f"This number is not a valid WhatsApp number (WSAPME said: {reason}).", raw=body
         )
+    if (status is None or 200 <= status < 300) and not any(w in words for w in ACCOUNT_WORDS):
+        # Answered, with words we do not know ("Number is not valid", "Message failed to
+        # send"): most likely about this message, so it alone fails. Several in a row pause
+        # the blast (core/sending/trouble.py): then it is about the account.
+        said = f"WSAPME said: {reason}" if reason else "WSAPME gave no reason"
+        return UnexplainedRefusal(f"WSAPME did not accept the message ({said}).", raw=body)
     return request_refused(reason, status=status, raw=body)
 
 

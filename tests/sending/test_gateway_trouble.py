@@ -337,3 +337,26 @@ def _wait_until(condition, timeout: float = 15.0) -> None:  # type: ignore[no-un
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def test_one_number_turned_down_in_unknown_words_fails_alone_and_the_rest_go(engine: Engine, sim) -> None:
+    """"Number is not valid" is not in the words we know: the blast had paused on it, and every
+    resume sent that same person first and paused again, so no one behind them was messaged."""
+    blast_id = launched_blast(engine, 5)
+    sim.set_fault("refused", times=1, message="Number is not valid")
+    worker_for(engine, sim).run(once=True)
+    assert blast_state(engine, blast_id)[0] == "completed"
+    result = [r.status for r in rows(engine, blast_id)]
+    assert result[0] == "FAILED" and set(result[1:]) <= SENT
+
+
+def test_many_in_a_row_turned_down_in_unknown_words_pause_the_blast(engine: Engine, sim) -> None:
+    """Five in a row, none taken between: then it is about the account, not the numbers."""
+    blast_id = launched_blast(engine, 8)
+    sim.set_fault("refused", times=None, message="Message failed to send")
+    worker_for(engine, sim).run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and reason is not None
+    assert reason.startswith("Sending is paused: WSAPME turned down the last 5 messages in a row.")
+    assert "Message failed to send" in reason
+    assert [r.status for r in rows(engine, blast_id)] == ["FAILED"] * 5 + ["QUEUED"] * 3
