@@ -22,7 +22,7 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
-        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.exc import InterfaceError, OperationalError
 
         from core.errors import ConfigError
         from core.services import start_services
@@ -30,13 +30,15 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
         try:
             settings = get_settings()
             engine = engine_for(settings.sqlalchemy_url)  # a malformed DATABASE_URL stops here
-            migrate(engine)
-        except SQLAlchemyError as exc:  # the server down, a wrong password, a folder not there
+            with engine.connect():  # the server down, a wrong password, a folder not there
+                pass
+        except (OperationalError, InterfaceError) as exc:
             raise _refused(ConfigError(
                 "cannot use the database: check DATABASE_URL and that the database server is running "
                 f"({driver_says(exc) or type(exc).__name__})")) from None
         except ConfigError as exc:
             raise _refused(exc) from None
+        migrate(engine)  # a failing migration keeps its traceback: it is a defect to report
         stop = start_services(engine, settings=settings, local_url=local_url)
         log.info("server started (%s)", "sandbox gateway" if settings.sandbox else "WSAPME")
         try:

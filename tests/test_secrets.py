@@ -311,6 +311,25 @@ def test_a_database_that_cannot_be_reached_stops_the_start_in_one_line_without_t
     assert DB_PASSWORD not in caplog.text
 
 
+def test_a_migration_that_fails_keeps_its_traceback_and_is_not_called_a_connection_problem(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    from core import server
+
+    def broken(_engine: Engine) -> None:
+        raise ProgrammingError("ALTER TABLE", {}, Exception("column already exists"))
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setattr(server, "migrate", broken)
+    get_settings.cache_clear()
+    _start_refused()
+    assert "cannot use the database" not in caplog.text
+    assert "Traceback" in caplog.text and "column already exists" in caplog.text
+
+
 def test_webhook_answers_and_logs_keep_secrets_out(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

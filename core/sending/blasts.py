@@ -97,8 +97,9 @@ def recipient_variables(name: str | None, variables: dict | None) -> dict[str, o
 def personalise(session: Session, *, blast: Blast, allow_blanks: bool = False) -> int:
     """Write each queued recipient's own message from the template; returns how many.
 
-    An unknown placeholder always stops the launch; an empty value does too unless the
-    marketer chose to send with the blank left empty.
+    A mistake in the message (an unknown placeholder, a column in double braces) always
+    stops the launch, whatever path it came by (a draft keeps its message as typed); an empty
+    value does too unless the marketer chose to send with the blank left empty.
     """
     parsed = templates.parse(blast.message_template or "")
     if parsed.problems:
@@ -108,6 +109,8 @@ def personalise(session: Session, *, blast: Blast, allow_blanks: bool = False) -
                BlastRecipient.csv_line, BlastRecipient.phone_number)
         .where(BlastRecipient.blast_id == blast.id, BlastRecipient.status == Status.QUEUED.value)
     ).all()
+    columns = {"name"}.union(*(row.variables or {} for row in rows))
+    templates.check(blast.message_template or "", columns)
     texts, blanks = [], []
     for row in rows:
         rendered = templates.render(parsed, recipient_variables(row.contact_name, row.variables))

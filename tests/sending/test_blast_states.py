@@ -188,6 +188,18 @@ def test_launch_refuses_an_unknown_placeholder(engine: Engine) -> None:
         blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
 
 
+@pytest.mark.parametrize("template", ["Hi {nmae}", "Hi {{name}}"])
+def test_a_draft_kept_with_a_mistake_is_not_sent_with_it_even_with_blanks_allowed(
+    engine: Engine, template: str
+) -> None:
+    """A draft keeps its message as typed; `core send --allow-blanks` had sent "Hi {name}" or
+    "Hi " to everyone."""
+    blast_id = _draft(engine, message_template=template)
+    with pytest.raises(BadInput, match="nmae|double|braces"), transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL, allow_blanks=True)
+    assert _state(engine, blast_id)[0] == "draft"
+
+
 @pytest.mark.parametrize(("state", "moves"), [
     ("paused", True), ("scheduled", True), ("sending", False), ("completed", False), ("draft", False),
 ])
