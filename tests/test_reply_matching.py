@@ -151,17 +151,18 @@ def test_a_reaction_goes_to_the_message_reacted_to(engine: Engine) -> None:
     assert _status(engine, newest)[0] == "DELIVERY_ACK"
 
 
-@pytest.mark.parametrize(
-    ("quoted_sent", "quoted_phone"),
-    [
-        pytest.param(at(10) - dt.timedelta(hours=73), PHONE, id="quoted-outside-the-window"),
-        pytest.param(at(9) - dt.timedelta(days=1), "+60198765432", id="quoted-sent-to-someone-else"),
-    ],
-)
-def test_a_quote_that_does_not_fit_falls_back_to_the_newest_message(
-    engine: Engine, quoted_sent: dt.datetime, quoted_phone: str
-) -> None:
-    quoted = _recipient(engine, message_id="3EB0OLD", sent_at=quoted_sent, phone=quoted_phone)
+def test_a_quote_of_a_message_older_than_the_reply_window_still_goes_to_it(engine: Engine) -> None:
+    """The person said which message they answer: the newest one, sent since, is not it."""
+    quoted = _recipient(engine, message_id="3EB0OLD", sent_at=at(10) - dt.timedelta(hours=73))
+    newest = _recipient(engine, message_id="3EB0CNY", sent_at=at(9))
+    _post(engine, _baileys(_quoting("Berapa?", "3EB0OLD")))
+    assert _status(engine, quoted) == ("REPLIED", "Berapa?")
+    assert _status(engine, newest) == ("DELIVERY_ACK", None)
+
+
+def test_a_quote_of_a_message_to_someone_else_falls_back_to_the_newest_message(engine: Engine) -> None:
+    quoted = _recipient(engine, message_id="3EB0OLD", sent_at=at(9) - dt.timedelta(days=1),
+                        phone="+60198765432")
     newest = _recipient(engine, message_id="3EB0CNY", sent_at=at(9))
     _post(engine, _baileys(_quoting("Berapa?", "3EB0OLD")))
     assert _status(engine, quoted) == ("DELIVERY_ACK", None)

@@ -475,8 +475,7 @@ def _plan_message(
         opt_outs.setdefault(message.phone, keyword)
     # A reply that quotes our message says which it answers; any other is the newest one's.
     recipient_id = None if message.quoted_id is None else quoted_recipient(
-        session, phone=message.phone, quoted_id=message.quoted_id, at=at, window=rules.reply_window,
-        lease=rules.send_lease)
+        session, phone=message.phone, quoted_id=message.quoted_id)
     if recipient_id is None and is_being_sent(session, phone=message.phone, now=utcnow()):
         # Waited for even when an earlier message fits: the reply may be to this newest one.
         notes.append(_Note(InboxState.WAITING, "message", "", waiting_id=message.phone))

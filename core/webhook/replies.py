@@ -82,18 +82,13 @@ def replied_recipient(
     )
 
 
-def quoted_recipient(
-    session: Session, *, phone: str, quoted_id: str, at: dt.datetime, window: dt.timedelta,
-    lease: dt.timedelta = dt.timedelta(0),
-) -> int | None:
+def quoted_recipient(session: Session, *, phone: str, quoted_id: str) -> int | None:
     """The recipient row of our message `quoted_id`, when the reply quotes it (or reacts to it):
     the person said which message they answer, so it gets the reply even when a later one was
-    sent to them since. Only a message to the same `phone`, sent within `window` before `at`
-    (`replied_recipient`'s rule for the time)."""
+    sent to them since, and however long ago it went. Only a message to the same `phone`."""
     return session.scalar(
         select(BlastRecipient.id)
-        .where(BlastRecipient.message_id == quoted_id, BlastRecipient.phone_number == phone,
-               _sent_within(at=at, window=window, lease=lease))
+        .where(BlastRecipient.message_id == quoted_id, BlastRecipient.phone_number == phone)
         .order_by(BlastRecipient.id.desc())
         .limit(1)
     )
