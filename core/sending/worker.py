@@ -221,11 +221,17 @@ class SendWorker:
         if not self.pacing and self._direct is not None:
             while True:
                 claim = self._direct.claim(device=device_id, worker=self.name, now=now, lease=lease)
-                if claim is None or not self._is_follow_up(claim.blast_id):
-                    return claim, None
-                with transaction(self.engine) as s:
-                    if not self._moved_on(s, claim, now):
+                if claim is None:
+                    return None, None
+                try:
+                    if not self._is_follow_up(claim.blast_id):
                         return claim, None
+                    with transaction(self.engine) as s:
+                        if not self._moved_on(s, claim, now):
+                            return claim, None
+                except DBAPIError:
+                    self._unclaim(claim)  # nothing was sent: not to become unknown when its lease ends
+                    raise
         with transaction(self.engine) as s:
             if not self.pacing:
                 return self._claim_wanted(s, device_id, now, lease), None
@@ -239,6 +245,17 @@ class SendWorker:
             if claim is not None:
                 pacing.record_send(device, now=now, zone=zone, rng=self.rng)
             return claim, None
+
+    def _unclaim(self, claim: Claim) -> None:
+        """Put back a claim whose message was not sent, if the database lets us; otherwise its
+        lease runs out and it is marked unknown, as after any stop between claim and send."""
+        try:
+            with transaction(self.engine) as s:
+                queue.release(s, claim=claim, worker=self.name, retry_at=None, error=None,
+                              count_attempt=False)
+        except DBAPIError as exc:
+            log.warning("could not put back a message not sent (%s); it is marked unknown when its "
+                        "lease ends", type(exc).__name__)
 
     def _claim_wanted(
         self, s: Session, device_id: str, now: dt.datetime, lease: dt.timedelta

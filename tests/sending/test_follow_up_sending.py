@@ -99,3 +99,33 @@ def test_people_a_follow_up_failed_to_reach_can_be_followed_up_again(engine: Eng
                                   selector=READ_NO_REPLY)
         taken = s.scalars(select(BlastRecipient.phone_number).where(BlastRecipient.blast_id == second.id))
         assert sorted(taken) == sorted(phones[:2])
+
+
+def test_a_database_error_while_asking_again_leaves_the_person_queued_not_unknown(
+    engine: Engine, sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim is made, then the database blips while the choice is asked again: nothing was
+    sent, so the person goes back in the queue (had stayed 'sending', to become unknown)."""
+    from sqlalchemy.exc import OperationalError
+
+    from core import followups
+
+    parent_id, phones = _parent(engine, 2)
+    with transaction(engine) as s:
+        child = create_follow_up(s, parent_id=parent_id, message_template="Still keen?",
+                                 selector=READ_NO_REPLY).id
+        blasts.launch(s, blast_id=child, device="5850", timezone=KL)
+    asked = followups.still_wanted
+    blips = iter([True])
+
+    def blip_once(*args: object, **kwargs: object) -> bool:
+        if next(blips, False):
+            raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return asked(*args, **kwargs)
+
+    monkeypatch.setattr(followups, "still_wanted", blip_once)
+    assert worker_for(engine, sim).run(once=True) == 2
+    with transaction(engine) as s:
+        kept = list(s.scalars(select(BlastRecipient.status).where(BlastRecipient.blast_id == child)))
+    assert len(kept) == 2 and set(kept) <= {"PENDING", "SERVER_ACK"}, kept
+    assert sorted(m.to for m in sim.sent_messages()) == sorted(p.lstrip("+") for p in phones)
