@@ -150,14 +150,14 @@ def replies(session: Session, *, recipient_id: int) -> list[RecipientReply]:
 # would take it out of the queue unsent) nor one the gateway refused. A send with an unknown
 # outcome can be closed: a sale is evidence that the message arrived.
 NOT_SENT = (Status.QUEUED.value, Status.SENDING.value, Status.FAILED.value)
-WAITING = (Status.QUEUED.value, Status.SENDING.value)
 CANCELLED_UNSENT = "Not sent (cancelled)"
 
 
 def status_words(status: str, *, cancelled: bool = False) -> str | None:
     """A recipient's status in a marketer's words (None for a code this version does not know).
-    On a cancelled blast, a message still waiting to go will never go."""
-    if cancelled and status in WAITING:
+    On a cancelled blast, a message still waiting to go will never go; one being sent when the
+    blast was cancelled may still have gone, so it keeps its own words."""
+    if cancelled and status == Status.QUEUED.value:
         return CANCELLED_UNSENT
     return status_in_words(status)
 

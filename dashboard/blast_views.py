@@ -298,8 +298,6 @@ def render_stuck_table(blast_id: int) -> None:
         [(status_word(status, cancelled=cancelled), n, share) for status, n, share in rows],
         columns=["Status", "Recipients", "Share %"],
     )
-    # On a cancelled blast, those waiting and those being sent are one: not sent.
-    frame = frame.groupby("Status", sort=False, as_index=False).sum()
     st.dataframe(
         frame,
         hide_index=True,
