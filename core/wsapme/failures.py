@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -100,14 +101,15 @@ def scrub(value: Any, secret: str | None) -> Any:
 
     Walked value by value: masking the serialised text cut into numbers and JSON syntax when
     the secret was short or made of digits, and left text that no longer parsed. A secret too
-    short to tell from ordinary text is masked only where a whole value is it: masking it inside
-    every string would mangle message ids and the rest of the answer.
+    short to tell from ordinary text is masked only where it stands as a word of its own
+    ("Invalid token abc123"): masking it inside every string would mangle message ids and the
+    rest of the answer.
     """
     if not secret:
         return value
     if isinstance(value, str):
         if len(secret) < MIN_SECRET_IN_TEXT:
-            return "***" if value == secret else value
+            return re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", value)
         return value.replace(secret, "***")
     if isinstance(value, Mapping):
         return {key: scrub(item, secret) for key, item in value.items()}
