@@ -61,7 +61,8 @@ def recent_blasts_with(
     # A long list is judged by a sample of it, spread over the whole list (its lowest numbers
     # alone would miss a recent blast holding the rest): one statement, whatever its length.
     distinct = sorted(set(numbers))
-    wanted = distinct[::max(1, -(-len(distinct) // SAMPLE))]
+    step = max(1, -(-len(distinct) // SAMPLE))
+    wanted = distinct[::step]
     if not wanted:
         return []
     dialect = session.get_bind().dialect
@@ -75,7 +76,8 @@ def recent_blasts_with(
         .having(shared >= max(1, int(len(wanted) * MOSTLY)))
         .order_by(Blast.created_at.desc())
     ).all()
-    return [Overlap(*row) for row in rows]
+    # Counted in the sample: as many again for each number it stands for, at most the list.
+    return [Overlap(*row[:4], shared=min(len(distinct), row.shared * step)) for row in rows]
 
 
 def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None], typed: str) -> str:
