@@ -204,6 +204,11 @@ _LISTED_BY_REPLY = "webhook"
 _REPLIED_OR_LATER = [status.value for status, rank in RANK.items() if rank >= Stage.REPLIED.min_rank]
 
 
+def _full_width(text: str) -> str:
+    """ASCII letters and digits as a full-width keyboard types them: "stop" → "ｓｔｏｐ"."""
+    return "".join(chr(ord(ch) + 0xFEE0) if ch.isascii() and ch.isalnum() else ch for ch in text)
+
+
 def opted_out_by_reply(session: Session, *, filters: FunnelFilter) -> dict[str | None, int]:
     """Recipients of the selected blasts whose reply was an opt-out word ("STOP", "BERHENTI"),
     by campaign tag. Each is counted as replied in the funnel too.
@@ -227,8 +232,10 @@ def opted_out_by_reply(session: Session, *, filters: FunnelFilter) -> dict[str |
         return {}
     # SQLite lower-cases only A-Z: a reply typing another letter in capitals ("ARRÊT") is
     # missed. The default words are all A-Z.
-    parts = sorted({max(word.lower().split(), key=len) for word in words})
-    may_say = or_(*(RecipientReply.text.icontains(part, autoescape=True) for part in parts))
+    parts = {max(word.lower().split(), key=len) for word in words}
+    # A phone's Chinese keyboard types "ＳＴＯＰ" (full width), which the webhook reads as STOP.
+    parts |= {variant for part in parts for variant in (_full_width(part), _full_width(part.upper()))}
+    may_say = or_(*(RecipientReply.text.icontains(part, autoescape=True) for part in sorted(parts)))
     query = (
         select(BlastRecipient.id, BlastRecipient.status, Blast.blast_tag, OptOut.keyword, RecipientReply.text)
         .select_from(RecipientReply)
