@@ -189,8 +189,11 @@ def render_when(*, key: str = "when", device: str | None = None) -> dt.datetime 
     return chosen
 
 
-def send_problems(*, tag_ok: bool, message: Message, send_at: dt.datetime | None) -> list[str]:
-    """What must change before the blast can be sent, in the marketer's words."""
+def send_problems(
+    *, tag_ok: bool, message: Message, send_at: dt.datetime | None, pace_saved: bool = True
+) -> list[str]:
+    """What must change before the blast can be sent, in the marketer's words. `pace_saved`:
+    the pace shown is the device's saved one (a pace typed but not saved would not be used)."""
     problems = []
     if not tag_ok:
         problems.append("give the blast a campaign tag")
@@ -198,4 +201,6 @@ def send_problems(*, tag_ok: bool, message: Message, send_at: dt.datetime | None
         problems.append(message.blocker)
     if send_at is not None and send_at <= dt.datetime.now(dt.UTC):
         problems.append("pick a time in the future")
+    if not pace_saved:
+        problems.append("save the changed pace in step 4, or put it back")
     return problems

@@ -88,31 +88,51 @@ def finish_note(
     return _sentence(reasons, at=finish.at, now=now, zone=zone)
 
 
-def render_finish(*, device: str, recipients: int, blast_id: int | None = None) -> None:
-    """How long `recipients` messages take at the device's saved pace if sent now, when they
-    would finish, and what holds them back (quiet hours, the daily cap, other blasts sent first
-    from the device). `blast_id`: the draft's, for where the worker puts it among the device's
-    blasts; None for a blast not made yet (the newest, so the last)."""
+def render_finish(
+    *, device: str, recipients: int, blast_id: int | None = None, start: dt.datetime | None = None
+) -> None:
+    """How long `recipients` messages take at the device's saved pace if sent now, or from
+    `start` when the blast is scheduled for then, when they would finish, and what holds them
+    back (quiet hours, the daily cap, other blasts sent first from the device). `blast_id`: the
+    draft's, for where the worker puts it among the device's blasts; None for a blast not made
+    yet (the newest, so the last)."""
     cfg, now = settings(), utcnow()
+    start = start if start is not None and start > now else None  # a time gone by: said elsewhere
     with reading() as s:
         ahead = queued_ahead(s, device=device, blast_id=blast_id)
-        finish = finish_estimate(s, device=device, remaining=recipients, settings=cfg, ahead=ahead.messages)
+        finish = finish_estimate(s, device=device, remaining=recipients, settings=cfg, ahead=ahead.messages,
+                                 start=start)
         rules, row = rules_for(s, device=device, settings=cfg), s.get(Device, device)
     if not finish:
         return
     zone = cfg.timezone
-    finish_at = f"**{finish.at.astimezone(zone):%a %d %b, %H:%M}**"
-    if finish.others_first:
-        st.write(f"At this pace, **{recipients:,}** messages finish around {finish_at} if sent now: "
-                 f"{_about(finish.at - now)} from now, as other blasts go first.")
-    else:
-        st.write(f"At this pace, **{recipients:,}** messages take {_about(finish.at - now)} "
-                 f"and finish around {finish_at} if sent now.")
-    sent_today = sent_on_first_day(rules, now=now, zone=zone, sent_day=row.sent_day if row else None,
+    # A scheduled blast's messages take from its first one: a start in quiet hours waits for their end.
+    begins = start and (after_quiet_hours(rules, start, zone) if cfg.send_pacing == "on" else start)
+    st.write(_estimate_words(finish, recipients=recipients, now=now, begins=begins, start=start, zone=zone))
+    sent_today = sent_on_first_day(rules, now=start or now, zone=zone, sent_day=row.sent_day if row else None,
                                    sent_in_day=row.sent_in_day if row else 0)
     note = finish_note(rules, now=now, finish=finish, zone=zone, sent_today=sent_today, ahead=ahead)
     if note:
         st.info(note, icon=":material/schedule:")
+
+
+def _estimate_words(
+    finish: Finish, *, recipients: int, now: dt.datetime, start: dt.datetime | None,
+    begins: dt.datetime | None, zone: ZoneInfo,
+) -> str:
+    finish_at = f"**{finish.at.astimezone(zone):%a %d %b, %H:%M}**"
+    if start is None or begins is None:
+        if finish.others_first:
+            return (f"At this pace, **{recipients:,}** messages finish around {finish_at} if sent now: "
+                    f"{_about(finish.at - now)} from now, as other blasts go first.")
+        return (f"At this pace, **{recipients:,}** messages take {_about(finish.at - now)} "
+                f"and finish around {finish_at} if sent now.")
+    scheduled = f"Scheduled for **{start.astimezone(zone):%a %d %b, %H:%M}**"
+    if finish.others_first:
+        return (f"{scheduled}, at this pace **{recipients:,}** messages finish around {finish_at}, "
+                "as other blasts go first.")
+    return (f"{scheduled}, at this pace **{recipients:,}** messages take {_about(finish.at - begins)} "
+            f"and finish around {finish_at}.")
 
 
 def _about(took: dt.timedelta) -> str:

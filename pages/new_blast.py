@@ -5,46 +5,55 @@ import streamlit as st
 
 from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
 from core.sending import blasts, gateways
+from core.sending.pacing import ensure_device
 from dashboard import new_blast_views as views
 from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
 from dashboard.data import session, settings, upload_digest
+from dashboard.finish_note import render_finish
 from dashboard.format import plural
 from dashboard.layout import friendly_errors, page_header
 
 page_header("New blast", "Upload your contact list, write the message, test it, send it.")
 cfg = settings()
+device = gateways.launch_device(cfg)
+pressed = views.send_pressed()  # taken on every run: a press is for the run it starts
 
 st.subheader("1 · Who to send to")
 upload = st.file_uploader(
     "Contact list (Excel workbook or CSV, from Excel, Google Sheets or Google Contacts)",
     type=list(UPLOAD_TYPES),
     key="upload",
+    on_change=views.upload_changed,
     help="One row per person, with a phone number column. Names and other columns can be used "
     "in the message. From an Excel workbook, the first sheet with contacts is read; when it has "
     "several, you can choose another.",
 )
-if upload is None:
-    st.info(
-        "Upload your contact list (Excel or CSV) to begin. A header row with **Phone** (or Mobile, "
-        "No. Telefon…) and **Name** (or Nama) works best.",
-        icon=":material/upload_file:",
-    )
-    st.download_button(
-        "Download a sample list",
-        views.SAMPLE_CONTACTS,
-        file_name="contacts-sample.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        key="sample_csv",
-        help="Three example rows to fill in with Excel or Google Sheets; the Product column "
-        "shows how any column can be used in the message, as {product}.",
-    )
+# Streamlit forgets an upload when another page is shown: the file is kept to go on with.
+contacts = views.contacts_file(upload)
+if contacts is None:
+    if not views.render_continue_offer():
+        st.info(
+            "Upload your contact list (Excel or CSV) to begin. A header row with **Phone** (or Mobile, "
+            "No. Telefon…) and **Name** (or Nama) works best.",
+            icon=":material/upload_file:",
+        )
+        st.download_button(
+            "Download a sample list",
+            views.SAMPLE_CONTACTS,
+            file_name="contacts-sample.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            key="sample_csv",
+            help="Three example rows to fill in with Excel or Google Sheets; the Product column "
+            "shows how any column can be used in the message, as {product}.",
+        )
     st.stop()
 
-digest = upload_digest(upload)
+digest = upload_digest(contacts)
+views.keep_typing(digest)  # before the boxes are drawn: puts back what was typed on a last visit
 # Reading says why a file cannot be used; with no phone column found, it offers the choice.
-report = views.read_upload(upload)
+report = views.read_upload(contacts)
 if report is None:
     st.stop()
 views.render_report(report)
@@ -55,20 +64,21 @@ if not report.recipients:
 
 st.subheader("2 · About this blast")
 c1, c2, c3 = st.columns(3)
-name = render_blast_name(c1, filename=upload.name, file_id=digest)
+name = render_blast_name(c1, filename=contacts.name, file_id=digest)
 tag = c2.text_input(
     "Campaign tag",
     key="blast_tag",
     placeholder="e.g. Raya Promo",
     help="Used to filter and compare campaigns on the Overview.",
 )
-stage = c3.text_input("Follow-up stage", value="Initial", key="blast_stage")
+st.session_state.setdefault("blast_stage", "Initial")  # not the box's own value: it may be put back
+stage = c3.text_input("Follow-up stage", key="blast_stage")
 
 st.subheader("3 · Message")
 message = views.render_message(report)
 
 st.subheader("4 · Pace")
-views.render_pacing(len(report.recipients))
+pace_saved = views.render_pacing()
 
 st.subheader("5 · Test")
 if message.usable:  # an empty value in some rows need not stop a test to your own number
@@ -81,6 +91,7 @@ st.subheader("6 · Send")
 # the blast just made holds this list, and is not one "sent before" to warn about.
 made = st.session_state.setdefault("blasts_from_upload", {})
 if digest in made:
+    views.forget_file()  # done with: the next visit to the page starts afresh
     blast_id, state = made[digest]
     words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
     st.success(f"Blast #{blast_id} {words.get(state, state)}.", icon=":material/check_circle:")
@@ -93,42 +104,58 @@ if digest in made:
     st.caption("To send this list again, upload it again as a new blast after reloading the page.")
     st.stop()
 
-send_at = render_when(device=gateways.launch_device(cfg))
-problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at)
-if not views.render_list_sent_before(report):
-    problems.append("tick “Send to them again anyway” or change the list")
-if problems:
-    st.caption("Before sending: " + "; ".join(problems) + ".")
+send_at = render_when(device=device)
+render_finish(device=device, recipients=len(report.recipients), start=send_at)
+problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at, pace_saved=pace_saved)
+sent_before = views.render_list_sent_before(report, file=digest)
+shown = problems if sent_before.ok else [*problems, "tick “Send to them again anyway” or change the list"]
+if shown:
+    st.caption("Before sending: " + "; ".join(shown) + ".")
 
 b1, b2 = st.columns(2)
 people = plural(len(report.recipients), "person", "people")
 label = f"Send to {people}" if send_at is None else "Schedule the blast"
 send_clicked = b1.button(
-    label, type="primary", disabled=bool(problems), key="send_blast", icon=":material/send:"
+    label, type="primary", disabled=bool(shown), key="send_blast", icon=":material/send:",
+    on_click=views.press_send,
 )
 draft_clicked = b2.button("Save as draft", key="save_draft", disabled=not tag.strip())
+if pressed and not send_clicked:
+    # Streamlit drops a click on a button that the page, drawn again, shows disabled: what
+    # changed as Send was pressed (a blast made from this list in another tab, say) is said.
+    st.error(views.why_not_sent(report, agreed=sent_before.agreed, problems=shown),
+             icon=":material/block:")
 if send_clicked or draft_clicked:
+    stopped = None
     with friendly_errors("create the blast") as done, session() as s:
-        blast = create_draft_blast_from_import(
-            s,
-            report=report,
-            tag=tag.strip(),
-            follow_up_stage=stage.strip() or None,
-            # A draft keeps the message as typed, mistakes and all, to be finished on its page.
-            message_template=message.text if send_clicked or message.text.strip() else None,
-            name=name.strip() or None,
-            check_message=send_clicked,
-        )
         if send_clicked:
-            blasts.launch(
+            # The list is looked for again as the blast is made, the device locked (as sending
+            # from it does), so that two tabs pressing Send cannot both pass.
+            ensure_device(s, device=device, settings=cfg, lock=True)
+            stopped = views.made_meanwhile(s, report, agreed=sent_before.agreed)
+        if stopped is None:
+            blast = create_draft_blast_from_import(
                 s,
-                blast_id=blast.id,
-                at=send_at,
-                device=gateways.launch_device(cfg),
-                timezone=cfg.timezone,
-                allow_blanks=st.session_state.get("tpl_blanks", False),
+                report=report,
+                tag=tag.strip(),
+                follow_up_stage=stage.strip() or None,
+                # A draft keeps the message as typed, mistakes and all, to be finished on its page.
+                message_template=message.text if send_clicked or message.text.strip() else None,
+                name=name.strip() or None,
+                check_message=send_clicked,
             )
-        created = (blast.id, blast.state)
-    if done.ok:  # committed: a blast that failed to save must not be shown as made
+            if send_clicked:
+                blasts.launch(
+                    s,
+                    blast_id=blast.id,
+                    at=send_at,
+                    device=device,
+                    timezone=cfg.timezone,
+                    allow_blanks=st.session_state.get("tpl_blanks", False),
+                )
+            created = (blast.id, blast.state)
+    if stopped:
+        st.error(stopped, icon=":material/block:")
+    elif done.ok:  # committed: a blast that failed to save must not be shown as made
         made[digest] = created
         st.rerun()

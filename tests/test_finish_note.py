@@ -142,6 +142,33 @@ def test_quiet_hours_inside_the_send_are_said_with_the_finish(
     assert any(f"finish around **{finish:%a %d %b, %H:%M}**" in m.value for m in at.markdown)
 
 
+def _schedule(at: AppTest, day: dt.date, clock: dt.time) -> AppTest:
+    at.radio(key="when").set_value("Schedule for later").run()
+    at.date_input(key="when_day").set_value(day)
+    at.time_input(key="when_time").set_value(clock).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_scheduled_blast_is_estimated_from_its_time(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scheduled for 23:30 inside quiet hours of 21:00–09:00, it had said "it would finish today
+    around 09:00", counting from the moment the page was drawn."""
+    _pace(monkeypatch, SEND_QUIET_HOURS="21:00-09:00")  # one message an hour
+    day = dt.datetime.now(KL).date() + dt.timedelta(days=3)
+    at = _schedule(new_blast_with(THREE), day, dt.time(23, 30))
+    done = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(11, 0))  # from 09:00, one an hour
+    assert _notes(at) == [f"Sending pauses during quiet hours (21:00–09:00), so it would finish on "
+                          f"{done:%a} {done.day} {done:%b} around 11:00."]
+    assert (f"Scheduled for **{day:%a %d %b}, 23:30**, at this pace **3** messages take about **2 h** and "
+            f"finish around **{done:%a %d %b, %H:%M}**.") in [m.value for m in at.markdown]
+
+    at = _schedule(at, day, dt.time(10, 0))
+    assert _notes(at) == []
+    assert (f"Scheduled for **{day:%a %d %b}, 10:00**, at this pace **3** messages take about **2 h** and "
+            f"finish around **{day:%a %d %b}, 12:00**.") in [m.value for m in at.markdown]
+    assert not any("if sent now" in m.value for m in at.markdown)
+
+
 def test_saving_quiet_hours_off_takes_the_note_away(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     quiet, _ = _window(dt.datetime.now(KL))
     _pace(monkeypatch, SEND_QUIET_HOURS=quiet)

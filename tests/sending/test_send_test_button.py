@@ -1,4 +1,5 @@
-"""The New blast page's "Send test" button when the gateway cannot be called as set up."""
+"""The New blast page's "Send test" button: in practice mode, through WSAPME, and when the
+gateway cannot be called as set up."""
 
 from __future__ import annotations
 
@@ -8,34 +9,77 @@ import pytest
 import streamlit as st
 
 from core.config import get_settings
-from tests.support.simulator import TEST_TOKEN
+from tests import test_pages
+from tests.support.simulator import TEST_TOKEN, running_simulator
 from tests.test_pages import new_blast_with
+
+app_db = test_pages.app_db  # the dashboard on the test database, in practice mode
 
 
 @pytest.fixture
-def wrong_address(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The dashboard on the test database, with a WSAPME address typed without https://."""
+def wsapme_at(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The dashboard on the test database, with a WSAPME token and its address set by the
+    test (`set_address`)."""
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("WSAPME_TOKEN", TEST_TOKEN)
     monkeypatch.setenv("WSAPME_DEVICE", "5850")
-    monkeypatch.setenv("WSAPME_API_URL", "api.wsapme.com")
     monkeypatch.setenv("SEND_QUIET_HOURS", "off")
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
+    yield None
     get_settings.cache_clear()
     st.cache_resource.clear()
     st.cache_data.clear()
 
 
-def test_a_wrong_gateway_address_is_told_in_words_not_a_crash(wrong_address: None) -> None:
+def set_address(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("WSAPME_API_URL", url)
+    monkeypatch.setenv("WSAPME_MASTER_URL", url)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def send_a_test(message: str = "Hi {name}!") -> st.testing.v1.AppTest:
     at = new_blast_with()
-    at.text_area(key="tpl").set_value("Hi {name}!").run()
+    at.text_area(key="tpl").set_value(message).run()
     at.text_input(key="test_to").set_value("017-222 3333")
     at.button(key="test_send").click().run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_a_wrong_gateway_address_is_told_in_words_not_a_crash(
+    wsapme_at: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_address(monkeypatch, "api.wsapme.com")  # typed without https://
+    at = send_a_test()
     assert [e.value for e in at.error] == [
         "The test was not sent: The WSAPME address in the settings is not a valid web address."
     ]
     assert not at.success
+
+
+def test_in_practice_mode_the_test_is_shown_not_said_to_reach_a_phone(app_db: str) -> None:
+    """It had said "Check your phone" with a WSAPME reference, and nothing reached a phone."""
+    at = send_a_test("Hi {name}, *{produk}* is back")
+    [said] = [m.value for m in at.success]
+    assert "Check your phone" not in said
+    assert said.startswith("Test sent to +60172223333 at ")
+    assert said.endswith(", in practice mode: it went to the built-in test gateway, not to a phone, so "
+                         "nothing arrives. On WhatsApp it would look like this:")
+    assert not [c.value for c in at.caption if "WSAPME" in c.value]
+    assert "Hi Aisyah, <strong>Kuih</strong> is back" in [h.value for h in at.get("html")][-1]
+    assert "In practice mode it goes to the built-in test gateway, not to a phone." in "\n".join(
+        c.value for c in at.caption)
+
+
+def test_through_wsapme_the_test_is_said_sent_with_its_reference(
+    wsapme_at: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_simulator() as gateway:
+        set_address(monkeypatch, gateway.url)
+        at = send_a_test()
+    [sent] = [s.value for s in at.success]
+    assert sent.startswith("Test sent to +60172223333 at ") and sent.endswith("Check your phone before "
+                                                                              "sending the blast.")
+    assert [c.value for c in at.caption if c.value.startswith("WSAPME's reference for this message")]
+    assert "test gateway" not in sent
