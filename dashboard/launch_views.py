@@ -51,8 +51,8 @@ def render_draft_launch(blast: Blast) -> None:
     _render_save_message(blast, message)
     cfg = settings()
     device = blast.device or gateways.launch_device(cfg)
-    render_finish(device=device, recipients=len(samples), blast_id=blast.id)
     send_at = render_when(key=f"draft_when_{blast.id}", device=device)
+    render_finish(device=device, recipients=len(samples), blast_id=blast.id, start=send_at)
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")

@@ -169,6 +169,28 @@ def test_a_scheduled_blast_is_estimated_from_its_time(app_db: str, monkeypatch: 
     assert not any("if sent now" in m.value for m in at.markdown)
 
 
+def test_a_scheduled_draft_is_estimated_from_its_time(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A draft's page drew its estimate before its time was chosen: as if sent now."""
+    _pace(monkeypatch, SEND_QUIET_HOURS="21:00-09:00")
+    with transaction(engine) as s:
+        draft = make_blast(s, state="draft", message_template="Hi {name}")
+        for _ in range(3):
+            make_recipient(s, draft)
+        draft_id = draft.id
+    day = dt.datetime.now(KL).date() + dt.timedelta(days=3)
+    at = test_pages.page("pages/blast.py", blast=str(draft_id))
+    at.run()
+    key = f"draft_when_{draft_id}"
+    at.radio(key=key).set_value("Schedule for later").run()
+    at.date_input(key=f"{key}_day").set_value(day)
+    at.time_input(key=f"{key}_time").set_value(dt.time(10, 0)).run()
+    assert not at.exception, at.exception
+    assert (f"Scheduled for **{day:%a %d %b}, 10:00**, at this pace **3** messages take about **2 h** and "
+            f"finish around **{day:%a %d %b}, 12:00**.") in [m.value for m in at.markdown]
+
+
 def test_saving_quiet_hours_off_takes_the_note_away(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     quiet, _ = _window(dt.datetime.now(KL))
     _pace(monkeypatch, SEND_QUIET_HOURS=quiet)
