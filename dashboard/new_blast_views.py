@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.orm import Session
 from streamlit.delta_generator import DeltaGenerator
 
 from core import templates
@@ -17,10 +15,8 @@ from core.csv_import import (
     ColumnNotFound,
     ImportReport,
     Outcome,
-    Overlap,
     opted_out_among,
     parse_csv,
-    recent_blasts_with,
     workbook,
 )
 from core.csv_import.columns import find_name_columns
@@ -32,9 +28,8 @@ from core.phones import normalise, to_gateway
 from core.sending import blasts, gateways
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
-from dashboard.compose import Message, Sample, bubble_html, plain, render_template
+from dashboard.compose import Message, Sample, bubble_html, render_template
 from dashboard.data import reading, session, settings, upload_digest
-from dashboard.format import and_list, state_word
 
 OUTCOME_WORDS = {
     Outcome.VALID: "Ready to send",
@@ -53,99 +48,6 @@ SAMPLE_CONTACTS = (
     "Wei Ling,+60 11-2345 6789,Bak kwa\n"
     "Ravi,019 876 5432,Murukku\n"
 ).encode("utf-8-sig")  # with the mark Excel needs to read UTF-8
-
-
-@dataclass(frozen=True)
-class ContactsFile:
-    """An uploaded contact list, kept in the session: Streamlit forgets the upload itself when
-    the marketer opens another page."""
-
-    name: str
-    data: bytes
-
-    def getvalue(self) -> bytes:  # as an upload reads
-        return self.data
-
-
-# Session state of the file kept, of whether the marketer chose to go on with it, and of what was
-# typed for it: a widget's own state goes when another page is shown, these stay.
-_KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "typed_for"
-TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to")
-
-
-def _kept(key: str) -> str:
-    return f"kept_{key}"
-
-
-def contacts_file(upload) -> ContactsFile | None:  # type: ignore[no-untyped-def]
-    """The file uploaded, kept for a later visit to the page; or, with none, the kept one once
-    the marketer chose to continue with it (`render_continue_offer`); None when there is none."""
-    if upload is not None:
-        kept = ContactsFile(upload.name, upload.getvalue())
-        st.session_state[_KEPT_FILE] = kept
-        return kept
-    kept = st.session_state.get(_KEPT_FILE)
-    if kept is None or not st.session_state.get(_CONTINUING):
-        return None
-    c1, c2 = st.columns([3, 1])
-    c1.caption(f"Contacts from **{plain(kept.name)}**, uploaded earlier.")
-    c2.button("Start over", key="start_over", on_click=start_over, icon=":material/restart_alt:")
-    return kept
-
-
-def render_continue_offer() -> bool:
-    """Offer the file uploaded on an earlier visit to the page; False when there is none."""
-    kept = st.session_state.get(_KEPT_FILE)
-    if kept is None:
-        return False
-    st.info(f"You were setting up a blast from **{plain(kept.name)}**. Continue with it, or start "
-            "over with another file.", icon=":material/history:")
-    c1, c2 = st.columns(2)
-    c1.button(f"Continue with {plain(kept.name)}", key="continue_upload", type="primary",
-              on_click=_continue, icon=":material/arrow_forward:")
-    c2.button("Start over", key="start_over", on_click=start_over, icon=":material/restart_alt:")
-    return True
-
-
-def _continue() -> None:
-    st.session_state[_CONTINUING] = True
-
-
-def upload_changed() -> None:
-    """Removing the file starts afresh; another file is the one to go on with."""
-    if st.session_state.get("upload") is None:
-        start_over()
-    else:
-        st.session_state[_CONTINUING] = False
-
-
-def start_over() -> None:
-    """Forget the file kept and everything typed for it."""
-    forget_file()
-    for key in TYPED:
-        st.session_state.pop(key, None)
-
-
-def forget_file() -> None:
-    """Forget the file kept and the copies of what was typed for it, leaving the boxes as they
-    are: once its blast is made, a later visit to the page starts afresh."""
-    for key in (_KEPT_FILE, _CONTINUING, _TYPED_FOR, *map(_kept, TYPED)):
-        st.session_state.pop(key, None)
-
-
-def keep_typing(file: str) -> None:
-    """Keep what is typed in the blast's boxes (`TYPED`) for `file`, and put it back in the
-    boxes on coming back to the page; what was typed for another file is forgotten. Called
-    before the boxes are drawn: the session holds what the marketer last typed in them."""
-    if st.session_state.get(_TYPED_FOR) != file:
-        for key in TYPED:
-            st.session_state.pop(_kept(key), None)
-        st.session_state[_TYPED_FOR] = file
-    for key in TYPED:
-        if key in st.session_state:
-            st.session_state[_kept(key)] = st.session_state[key]
-        elif _kept(key) in st.session_state:
-            st.session_state[key] = st.session_state[_kept(key)]
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the file…")
@@ -486,91 +388,3 @@ def _render_last_test(body: str) -> None:
         st.warning("The message has changed since that test: send another to see it as they will.")
     if not sent.get("practice"):
         st.caption(f"WSAPME's reference for this message, if support asks: {sent['id']}")
-
-
-_AGREED = "send_again_for"  # the file, and the blasts "Send to them again anyway" was ticked for
-
-
-@dataclass(frozen=True)
-class SentBefore:
-    """What the page says of recent blasts that already hold most of the list."""
-
-    ok: bool  # none does, or "Send to them again anyway" is ticked for those that do
-    # The blasts it was ticked for when the page was last drawn: those the marketer had seen
-    # when they pressed Send. Any other found then was made meanwhile (in another tab, say).
-    agreed: frozenset[int]
-
-
-def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
-    """Warn when recent blasts already hold most of this list (uploaded again after the page
-    was left mid-send, say), with a tick to send anyway that answers for those blasts only: one
-    made since asks again."""
-    before = st.session_state.get(_AGREED)
-    agreed = frozenset(before[1]) if before and before[0] == file else frozenset()
-    with reading() as s:
-        overlaps = _overlaps(s, report)
-    ticked = bool(overlaps) and _render_overlaps(overlaps)
-    st.session_state[_AGREED] = (file, tuple(o.blast_id for o in overlaps) if ticked else ())
-    return SentBefore(ok=not overlaps or ticked, agreed=agreed)
-
-
-def _overlaps(s: Session, report: ImportReport) -> list[Overlap]:
-    return recent_blasts_with(s, [row.phone for row in report.recipients if row.phone], now=utcnow())
-
-
-def _render_overlaps(overlaps: list[Overlap]) -> bool:
-    zone = settings().timezone
-    lines = [
-        f"- **Blast #{o.blast_id}** “{o.name or 'Untitled'}” ({state_word(o.state).lower()}, made "
-        f"{o.created_at.astimezone(zone):%d %b %H:%M}) already has {o.shared:,} of these numbers."
-        for o in overlaps[:3]
-    ]
-    st.warning(
-        "This list looks like one sent recently. Sending it again messages the same people twice.\n"
-        + "\n".join(lines),
-        icon=":material/content_copy:",
-    )
-    for o in overlaps[:3]:
-        st.page_link("pages/blast.py", label=f"Open blast #{o.blast_id}",
-                     query_params={"blast": o.blast_id}, icon=":material/open_in_new:")
-    # Keyed by the blasts it answers: a tick given for last week's blast is no answer for one
-    # made since from the same list.
-    key = "send_again_" + "_".join(str(o.blast_id) for o in sorted(overlaps, key=lambda o: o.blast_id))
-    return st.checkbox("Send to them again anyway", key=key)
-
-
-_PRESSED = "send_pressed"
-
-
-def press_send() -> None:
-    st.session_state[_PRESSED] = True
-
-
-def send_pressed() -> bool:
-    """Whether Send was pressed for this run (`press_send`), whether or not the click counts."""
-    return bool(st.session_state.pop(_PRESSED, False))
-
-
-def why_not_sent(report: ImportReport, *, agreed: frozenset[int], problems: list[str]) -> str:
-    """Why a press on Send sent nothing: a blast made meanwhile from most of the list, or else
-    what must change first."""
-    with reading() as s:
-        meanwhile = made_meanwhile(s, report, agreed=agreed)
-    return meanwhile or "Nothing was sent: " + "; ".join(problems) + "."
-
-
-def made_meanwhile(s: Session, report: ImportReport, *, agreed: frozenset[int]) -> str | None:
-    """Why the blast must not be made after all: recent blasts holding most of the list that the
-    marketer had not seen and agreed to send again despite when they pressed Send (made in
-    another tab since the page was drawn, say); None when there is none. Asked again in the
-    transaction that makes the blast: one made since the page was drawn is found too."""
-    newer = [o for o in _overlaps(s, report) if o.blast_id not in agreed]
-    if not newer:
-        return None
-    named = and_list([f"blast #{o.blast_id} “{o.name or 'Untitled'}”" for o in newer[:3]]
-                     + ([f"{len(newer) - 3:,} more"] if len(newer) > 3 else []))
-    one = len(newer) == 1
-    return (f"Nothing was sent: {named}, made while you were setting up this one (in another tab, or "
-            f"by a colleague), already {'has' if one else 'have'} most of these numbers. Look at "
-            f"{'it' if one else 'them'} before sending these people the same message twice; to send "
-            "anyway, tick “Send to them again anyway”.")

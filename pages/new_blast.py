@@ -6,6 +6,7 @@ import streamlit as st
 from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
 from core.sending import blasts, gateways
 from core.sending.pacing import ensure_device
+from dashboard import kept_upload, sent_before
 from dashboard import new_blast_views as views
 from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
@@ -17,22 +18,22 @@ from dashboard.layout import friendly_errors, page_header
 page_header("New blast", "Upload your contact list, write the message, test it, send it.")
 cfg = settings()
 device = gateways.launch_device(cfg)
-pressed = views.send_pressed()  # taken on every run: a press is for the run it starts
+pressed = sent_before.send_pressed()  # taken on every run: a press is for the run it starts
 
 st.subheader("1 · Who to send to")
 upload = st.file_uploader(
     "Contact list (Excel workbook or CSV, from Excel, Google Sheets or Google Contacts)",
     type=list(UPLOAD_TYPES),
     key="upload",
-    on_change=views.upload_changed,
+    on_change=kept_upload.upload_changed,
     help="One row per person, with a phone number column. Names and other columns can be used "
     "in the message. From an Excel workbook, the first sheet with contacts is read; when it has "
     "several, you can choose another.",
 )
 # Streamlit forgets an upload when another page is shown: the file is kept to go on with.
-contacts = views.contacts_file(upload)
+contacts = kept_upload.contacts_file(upload)
 if contacts is None:
-    if not views.render_continue_offer():
+    if not kept_upload.render_continue_offer():
         st.info(
             "Upload your contact list (Excel or CSV) to begin. A header row with **Phone** (or Mobile, "
             "No. Telefon…) and **Name** (or Nama) works best.",
@@ -51,7 +52,7 @@ if contacts is None:
     st.stop()
 
 digest = upload_digest(contacts)
-views.keep_typing(digest)  # before the boxes are drawn: puts back what was typed on a last visit
+kept_upload.keep_typing(digest)  # before the boxes are drawn: puts back what was typed on a last visit
 # Reading says why a file cannot be used; with no phone column found, it offers the choice.
 report = views.read_upload(contacts)
 if report is None:
@@ -91,7 +92,7 @@ st.subheader("6 · Send")
 # the blast just made holds this list, and is not one "sent before" to warn about.
 made = st.session_state.setdefault("blasts_from_upload", {})
 if digest in made:
-    views.forget_file()  # done with: the next visit to the page starts afresh
+    kept_upload.forget_file()  # done with: the next visit to the page starts afresh
     blast_id, state = made[digest]
     words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
     st.success(f"Blast #{blast_id} {words.get(state, state)}.", icon=":material/check_circle:")
@@ -107,8 +108,8 @@ if digest in made:
 send_at = render_when(device=device)
 render_finish(device=device, recipients=len(report.recipients), start=send_at)
 problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at, pace_saved=pace_saved)
-sent_before = views.render_list_sent_before(report, file=digest)
-shown = problems if sent_before.ok else [*problems, "tick “Send to them again anyway” or change the list"]
+seen = sent_before.render_list_sent_before(report, file=digest)
+shown = problems if seen.ok else [*problems, "tick “Send to them again anyway” or change the list"]
 if shown:
     st.caption("Before sending: " + "; ".join(shown) + ".")
 
@@ -117,13 +118,13 @@ people = plural(len(report.recipients), "person", "people")
 label = f"Send to {people}" if send_at is None else "Schedule the blast"
 send_clicked = b1.button(
     label, type="primary", disabled=bool(shown), key="send_blast", icon=":material/send:",
-    on_click=views.press_send,
+    on_click=sent_before.press_send,
 )
 draft_clicked = b2.button("Save as draft", key="save_draft", disabled=not tag.strip())
 if pressed and not send_clicked:
     # Streamlit drops a click on a button that the page, drawn again, shows disabled: what
     # changed as Send was pressed (a blast made from this list in another tab, say) is said.
-    st.error(views.why_not_sent(report, agreed=sent_before.agreed, problems=shown),
+    st.error(sent_before.why_not_sent(report, agreed=seen.agreed, problems=shown),
              icon=":material/block:")
 if send_clicked or draft_clicked:
     stopped = None
@@ -132,7 +133,7 @@ if send_clicked or draft_clicked:
             # The list is looked for again as the blast is made, the device locked (as sending
             # from it does), so that two tabs pressing Send cannot both pass.
             ensure_device(s, device=device, settings=cfg, lock=True)
-            stopped = views.made_meanwhile(s, report, agreed=sent_before.agreed)
+            stopped = sent_before.made_meanwhile(s, report, agreed=seen.agreed)
         if stopped is None:
             blast = create_draft_blast_from_import(
                 s,

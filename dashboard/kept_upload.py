@@ -1,0 +1,103 @@
+"""The New blast page's work kept across pages: Streamlit forgets an upload, and what was typed
+in a box, when the marketer opens another page; these stay, for the file they were made for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from dashboard.compose import plain
+
+
+@dataclass(frozen=True)
+class ContactsFile:
+    """An uploaded contact list, kept in the session: Streamlit forgets the upload itself when
+    the marketer opens another page."""
+
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:  # as an upload reads
+        return self.data
+
+
+# Session state of the file kept, of whether the marketer chose to go on with it, and of what was
+# typed for it: a widget's own state goes when another page is shown, these stay.
+_KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "typed_for"
+TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to")
+
+
+def _kept(key: str) -> str:
+    return f"kept_{key}"
+
+
+def contacts_file(upload) -> ContactsFile | None:  # type: ignore[no-untyped-def]
+    """The file uploaded, kept for a later visit to the page; or, with none, the kept one once
+    the marketer chose to continue with it (`render_continue_offer`); None when there is none."""
+    if upload is not None:
+        kept = ContactsFile(upload.name, upload.getvalue())
+        st.session_state[_KEPT_FILE] = kept
+        return kept
+    kept = st.session_state.get(_KEPT_FILE)
+    if kept is None or not st.session_state.get(_CONTINUING):
+        return None
+    c1, c2 = st.columns([3, 1])
+    c1.caption(f"Contacts from **{plain(kept.name)}**, uploaded earlier.")
+    c2.button("Start over", key="start_over", on_click=start_over, icon=":material/restart_alt:")
+    return kept
+
+
+def render_continue_offer() -> bool:
+    """Offer the file uploaded on an earlier visit to the page; False when there is none."""
+    kept = st.session_state.get(_KEPT_FILE)
+    if kept is None:
+        return False
+    st.info(f"You were setting up a blast from **{plain(kept.name)}**. Continue with it, or start "
+            "over with another file.", icon=":material/history:")
+    c1, c2 = st.columns(2)
+    c1.button(f"Continue with {plain(kept.name)}", key="continue_upload", type="primary",
+              on_click=_continue, icon=":material/arrow_forward:")
+    c2.button("Start over", key="start_over", on_click=start_over, icon=":material/restart_alt:")
+    return True
+
+
+def _continue() -> None:
+    st.session_state[_CONTINUING] = True
+
+
+def upload_changed() -> None:
+    """Removing the file starts afresh; another file is the one to go on with."""
+    if st.session_state.get("upload") is None:
+        start_over()
+    else:
+        st.session_state[_CONTINUING] = False
+
+
+def start_over() -> None:
+    """Forget the file kept and everything typed for it."""
+    forget_file()
+    for key in TYPED:
+        st.session_state.pop(key, None)
+
+
+def forget_file() -> None:
+    """Forget the file kept and the copies of what was typed for it, leaving the boxes as they
+    are: once its blast is made, a later visit to the page starts afresh."""
+    for key in (_KEPT_FILE, _CONTINUING, _TYPED_FOR, *map(_kept, TYPED)):
+        st.session_state.pop(key, None)
+
+
+def keep_typing(file: str) -> None:
+    """Keep what is typed in the blast's boxes (`TYPED`) for `file`, and put it back in the
+    boxes on coming back to the page; what was typed for another file is forgotten. Called
+    before the boxes are drawn: the session holds what the marketer last typed in them."""
+    if st.session_state.get(_TYPED_FOR) != file:
+        for key in TYPED:
+            st.session_state.pop(_kept(key), None)
+        st.session_state[_TYPED_FOR] = file
+    for key in TYPED:
+        if key in st.session_state:
+            st.session_state[_kept(key)] = st.session_state[key]
+        elif _kept(key) in st.session_state:
+            st.session_state[key] = st.session_state[_kept(key)]
