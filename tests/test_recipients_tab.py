@@ -136,13 +136,18 @@ def test_closing_says_who_was_left_alone_because_nothing_went_out_to_them(engine
         "waiting, or failed)."]
 
 
-def test_ticks_do_not_follow_the_table_to_another_view(engine: Engine) -> None:
-    """Ticks are row positions: on another "Show" they would be other people."""
+def _sent_blast(engine: Engine, *statuses: str) -> int:
+    """A finished blast whose people, all sent to, are now at these statuses, in order."""
     with transaction(engine) as s:
         blast = make_blast(s, state="completed")
-        for status in ("READ_ACK", "REPLIED", "REPLIED"):
+        for status in statuses:
             make_recipient(s, blast, status=status, sent_at=utcnow())
-        blast_id = blast.id
+        return blast.id
+
+
+def test_ticks_do_not_follow_the_table_to_another_view(engine: Engine) -> None:
+    """Ticks are row positions: on another "Show" they would be other people."""
+    blast_id = _sent_blast(engine, *("READ_ACK", "REPLIED", "REPLIED"))
     at = _tick(_open(blast_id), table(engine, blast_id), [0])  # the one who read and did not reply
     assert at.button(key="rcp_close").label == "Mark 1 as closed (sale)"
     at.selectbox(key="rcp_sel").set_value("Replied").run()
@@ -337,11 +342,7 @@ def test_the_close_report_has_no_other_campaign_count_when_there_is_none(engine:
 
 
 def test_marking_closed_says_how_many_were_closed_already(engine: Engine) -> None:
-    with transaction(engine) as s:
-        blast = make_blast(s, state="completed")
-        for status in ("CLOSED", "CLOSED", "REPLIED"):
-            make_recipient(s, blast, status=status, sent_at=utcnow())
-        blast_id = blast.id
+    blast_id = _sent_blast(engine, *("CLOSED", "CLOSED", "REPLIED"))
     at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
     at.button(key="rcp_close").click().run()
     assert [m.value for m in at.success] == ["0 recipients marked as closed (a sale). 2 were closed already."]
