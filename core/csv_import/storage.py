@@ -88,9 +88,9 @@ def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None
             if " ".join(value.split()).casefold() == tidy.casefold()]
     if not same:
         return tidy
-    counts = dict(session.execute(
+    counts = {value: count for value, count in session.execute(
         select(column, func.count()).where(column.in_(same)).group_by(column)
-    ).tuples().all())
+    )}
     return max(same, key=lambda value: (counts.get(value, 0), value == tidy))
 
 
