@@ -229,6 +229,9 @@ def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
 
 
 _PACE_WIDGETS = ("p_gap", "p_jit", "p_cap", "p_every", "p_pause", "p_quiet")
+# The saved pace the boxes were last set from: when the saved pace changes (saved here, or in
+# another tab, or by a colleague), the boxes are set from it again.
+_PACE_DRAWN = "pace_drawn_from"
 
 
 def render_pacing() -> bool:
@@ -238,30 +241,36 @@ def render_pacing() -> bool:
     device = gateways.launch_device(cfg)
     with reading() as s:
         rules = rules_for(s, device=device, settings=cfg)
+    saved = _boxes_for(rules)
+    if st.session_state.get(_PACE_DRAWN) != saved or any(k not in st.session_state for k in _PACE_WIDGETS):
+        st.session_state.update(saved)  # before the boxes are drawn: they show it
+        st.session_state[_PACE_DRAWN] = saved
     if cfg.send_pacing == "off":
         st.info("Pacing is off: messages go as fast as the gateway answers.")
+    unshowable = [name for name, value in (("Seconds between messages", rules.min_gap_seconds),
+                                           ("Plus a random extra", rules.jitter_seconds),
+                                           ("Longer pause", rules.pause_seconds))
+                  if not math.isfinite(value)]
     with st.expander("Sending pace (protects your WhatsApp number from being flagged)"):
+        for name in unshowable:  # no box can show it: the end of its range is, said out loud
+            st.warning(f"The saved “{name}” could not be shown, so the end of its range is shown "
+                       "instead: press Save pace to keep it.")
         c1, c2, c3 = st.columns(3)
-        gap = _pace_input(c1, "Seconds between messages", "send_min_gap_seconds", rules.min_gap_seconds,
-                          key="p_gap")
-        jitter = _pace_input(c2, "Plus a random extra of up to (s)", "send_jitter_seconds",
-                             rules.jitter_seconds, key="p_jit")
-        cap = _pace_input(c3, "Most messages a day", "send_daily_cap", rules.daily_cap, key="p_cap",
-                          whole=True)
+        gap = _pace_input(c1, "Seconds between messages", "send_min_gap_seconds", saved["p_gap"], key="p_gap")
+        jitter = _pace_input(c2, "Plus a random extra of up to (s)", "send_jitter_seconds", saved["p_jit"],
+                             key="p_jit")
+        cap = _pace_input(c3, "Most messages a day", "send_daily_cap", saved["p_cap"], key="p_cap")
         c4, c5, c6 = st.columns(3)
-        every = _pace_input(c4, "Longer pause every … messages", "send_pause_every", rules.pause_every,
-                            key="p_every", whole=True)
-        pause = _pace_input(c5, "Longer pause (minutes)", "send_pause_seconds", rules.pause_seconds,
+        every = _pace_input(c4, "Longer pause every … messages", "send_pause_every", saved["p_every"],
+                            key="p_every")
+        pause = _pace_input(c5, "Longer pause (minutes)", "send_pause_seconds", saved["p_pause"],
                             key="p_pause", per=60)
         quiet = c6.text_input(
             "Quiet hours",
-            _quiet_text(rules),
             key="p_quiet",
             help="No messages between these times (team time zone), e.g. 21:00-09:00, or off.",
         )
-        changed = (gap, jitter, int(cap), int(every), pause, quiet.strip()) != (
-            float(rules.min_gap_seconds), float(rules.jitter_seconds), int(rules.daily_cap),
-            int(rules.pause_every), rules.pause_seconds / 60, _quiet_text(rules))
+        changed = _differs(rules, gap=gap, jitter=jitter, cap=cap, every=every, pause=pause, quiet=quiet)
         st.caption(
             f"The pace belongs to the WhatsApp device ({device}): every blast it sends uses it."
             + (" **Changed: press Save pace to use it.**" if changed else "")
@@ -274,28 +283,58 @@ def render_pacing() -> bool:
     return not changed
 
 
+def _boxes_for(rules: PacingRules) -> dict[str, float | int | str]:
+    """What each pace box shows for the saved rules. A value no box can show (infinite) is
+    shown as the end of its range, and said out loud when drawn (`_pace_input`)."""
+    def shown(value: float, setting: str, per: int = 1) -> float:
+        low, high, _ = PACING_LIMITS[setting]
+        value = float(value) / per
+        return value if math.isfinite(value) else (high / per if value == math.inf else low / per)
+
+    return {
+        "p_gap": shown(rules.min_gap_seconds, "send_min_gap_seconds"),
+        "p_jit": shown(rules.jitter_seconds, "send_jitter_seconds"),
+        "p_cap": int(rules.daily_cap), "p_every": int(rules.pause_every),
+        "p_pause": shown(rules.pause_seconds, "send_pause_seconds", per=60),
+        "p_quiet": _quiet_text(rules),
+    }
+
+
+def _differs(
+    rules: PacingRules, *, gap: float, jitter: float, cap: int, every: int, pause: float, quiet: str
+) -> bool:
+    """Whether the pace typed is another than the one saved, by what the values mean: quiet
+    hours written "21-9" are the saved 21:00-09:00, and minutes turned into seconds and back
+    are the same minutes."""
+    try:
+        quiet_hours = parse_quiet_hours(quiet)
+    except ValueError:
+        return True  # not saved as it is: Save says what is wrong
+
+    def same(a: float, b: float) -> bool:
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+    return not (same(gap, rules.min_gap_seconds) and same(jitter, rules.jitter_seconds)
+                and int(cap) == int(rules.daily_cap) and int(every) == int(rules.pause_every)
+                and same(pause * 60, rules.pause_seconds)
+                and quiet_hours == (rules.quiet_start, rules.quiet_end))
+
+
 def _show_saved_pace() -> None:
-    for key in _PACE_WIDGETS:
-        st.session_state.pop(key, None)
+    """Put the saved pace back in the boxes: set, not forgotten, so the browser shows it too."""
+    st.session_state.update(st.session_state.get(_PACE_DRAWN, {}))
 
 
 def _pace_input(
-    column: DeltaGenerator, label: str, setting: str, saved: float, *, key: str, whole: bool = False,
-    per: int = 1,
+    column: DeltaGenerator, label: str, setting: str, shown: float | int, *, key: str, per: int = 1,
 ) -> float:
-    """A number input for one pacing rule, from the setting's range (`PACING_LIMITS`) widened
-    to hold the device's saved value as it is: showing a saved pace never changes it.
-    `per` turns seconds into minutes."""
+    """A number input for one pacing rule (its value in the session, `render_pacing`), from the
+    setting's range (`PACING_LIMITS`) widened to hold the device's saved value as it is:
+    showing a saved pace never changes it. `per` turns seconds into minutes."""
     low, high, _ = PACING_LIMITS[setting]
-    if whole:
-        value = int(saved)
-        return column.number_input(label, min(int(low), value), max(int(high), value), value, key=key)
-    value = float(saved) / per
-    if not math.isfinite(value):  # no input can show it: the last resort, said out loud
-        value = high / per if value == math.inf else low / per
-        st.warning(f"The saved “{label}” could not be shown, so {value:g} is shown instead: "
-                   "press Save pace to keep it.")
-    return column.number_input(label, min(low / per, value), max(high / per, value), value, key=key)
+    if isinstance(shown, int):
+        return column.number_input(label, min(int(low), shown), max(int(high), shown), key=key)
+    return column.number_input(label, min(low / per, shown), max(high / per, shown), key=key)
 
 
 def _quiet_text(rules: PacingRules) -> str:

@@ -287,6 +287,34 @@ def test_send_waits_for_a_changed_pace_to_be_saved_or_put_back(engine: Engine) -
         assert s.scalar(select(Blast.state)) == "sending"
 
 
+@pytest.mark.parametrize("typed", ["21-9", "21:00 - 09:00", "21:00-9:00"])
+def test_quiet_hours_written_another_way_are_saved_and_send_goes(engine: Engine, typed: str) -> None:
+    """Saved, the pace still read as changed (the text was compared, not the hours), and Send
+    stayed blocked for good."""
+    at = ready_to_send()
+    at.text_input(key="p_quiet").set_value(typed).run()
+    at.button(key="p_save").click().run()
+    at.run()
+    assert not at.button(key="send_blast").disabled, captions(at)
+    assert at.text_input(key="p_quiet").value == "21:00-09:00", "shown as it was saved"
+
+
+def test_a_pace_saved_in_another_tab_is_shown_not_called_a_change(engine: Engine) -> None:
+    """Saved by a colleague: this tab had called its old boxes a change, blocked Send, and its
+    Save button would have written the old pace back."""
+    from core.sending.pacing import PacingRules, save_rules
+
+    at = ready_to_send()
+    settings = get_settings()
+    with transaction(engine) as s:
+        rules = PacingRules(min_gap_seconds=20, jitter_seconds=5, pause_every=0, pause_seconds=0,
+                            daily_cap=2, quiet_start=None, quiet_end=None)
+        save_rules(s, device=settings.wsapme_device, rules=rules, settings=settings)
+    at.run()
+    assert at.number_input(key="p_cap").value == 2 and at.number_input(key="p_gap").value == 20
+    assert not at.button(key="send_blast").disabled, captions(at)
+
+
 TYPED = {"blast_name": "Raya list A", "blast_tag": "Raya", "blast_stage": "Second", "test_to": "012-999 8888"}
 AFRESH = {"blast_tag": "", "blast_stage": "Initial", "tpl": ""}  # and the name suggested for the file
 
