@@ -25,7 +25,9 @@ class ContactsFile:
 # Session state of the file kept, of whether the marketer chose to go on with it, and of what was
 # typed for it: a widget's own state goes when another page is shown, these stay.
 _KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "typed_for"
-TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to")
+# "when": a blast chosen to be scheduled must not come back as "Send now". The day and time
+# boxes are not kept: put back into boxes drawn with their own defaults, Streamlit warns.
+TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to", "when")
 
 
 def _kept(key: str) -> str:
@@ -92,9 +94,11 @@ def keep_typing(file: str) -> None:
     """Keep what is typed in the blast's boxes (`TYPED`) for `file`, and put it back in the
     boxes on coming back to the page; what was typed for another file is forgotten. Called
     before the boxes are drawn: the session holds what the marketer last typed in them."""
-    if st.session_state.get(_TYPED_FOR) != file:
+    if st.session_state.get(_TYPED_FOR) != file:  # another file: its boxes start afresh
         for key in TYPED:
             st.session_state.pop(_kept(key), None)
+            if st.session_state.get(_TYPED_FOR) is not None:
+                st.session_state.pop(key, None)
         st.session_state[_TYPED_FOR] = file
     for key in TYPED:
         if key in st.session_state:

@@ -377,6 +377,28 @@ def test_another_file_uploaded_on_coming_back_starts_afresh() -> None:
     assert [b.label for b in at.button if b.key == "continue_upload"] == ["Continue with others\\.csv"]
 
 
+def test_another_file_dropped_on_the_page_does_not_take_the_first_ones_name_along() -> None:
+    """Typed for contacts.csv, then others.csv dropped on the page: after another page and
+    Continue, the name typed for contacts.csv had come back for others.csv."""
+    at = upload(type_a_blast(upload(new_blast(), "contacts.csv", CONTACTS)), "others.csv",
+                b"Nama,No. Telefon\nSiti,013-456 7890\n")
+    assert typed_in(at) == {"blast_name": at.text_input(key="blast_name").value, **AFRESH}
+    at = away_and_back(at)
+    at.button(key="continue_upload").click().run()
+    assert at.text_input(key="blast_name").value.startswith("others · ")
+    assert typed_in(at) == {"blast_name": at.text_input(key="blast_name").value, **AFRESH}
+
+
+def test_a_blast_chosen_to_be_scheduled_is_still_scheduled_after_continue() -> None:
+    """It had come back as "Send now", one click from sending at once."""
+    at = ready_to_send()
+    at.radio(key="when").set_value("Schedule for later").run()
+    at = away_and_back(at)
+    at.button(key="continue_upload").click().run()
+    assert at.radio(key="when").value == "Schedule for later"
+    assert at.button(key="send_blast").label == "Schedule the blast"
+
+
 def test_a_file_taken_off_the_page_is_not_offered_back() -> None:
     at = type_a_blast(upload(new_blast(), "contacts.csv", CONTACTS))
     at.file_uploader(key="upload").set_value(None).run()
