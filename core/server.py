@@ -38,7 +38,12 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
                 f"({driver_says(exc) or type(exc).__name__})")) from None
         except ConfigError as exc:
             raise _refused(exc) from None
-        migrate(engine)  # a failing migration keeps its traceback: it is a defect to report
+        try:
+            migrate(engine)  # a migration that fails otherwise keeps its traceback: a defect to report
+        except OperationalError as exc:  # the database opened but cannot be written: locked, read-only
+            raise _refused(ConfigError(
+                "cannot prepare the database: check that this server may write to it and that no other "
+                f"program holds it ({driver_says(exc) or type(exc).__name__})")) from None
         stop = start_services(engine, settings=settings, local_url=local_url)
         log.info("server started (%s)", "sandbox gateway" if settings.sandbox else "WSAPME")
         try:

@@ -330,6 +330,28 @@ def test_a_migration_that_fails_keeps_its_traceback_and_is_not_called_a_connecti
     assert "Traceback" in caplog.text and "column already exists" in caplog.text
 
 
+def test_a_database_that_opens_but_cannot_be_written_stops_the_start_in_one_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another program holds the SQLite file locked while the schema is brought up to date: the
+    start says so in words (as the driver's own error, raised where the migration writes)."""
+    from sqlalchemy.exc import OperationalError
+
+    from core import server
+
+    def locked(_engine: Engine) -> None:
+        raise OperationalError("CREATE TABLE", {}, Exception("database is locked"))
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setattr(server, "migrate", locked)
+    get_settings.cache_clear()
+    _start_refused()
+    assert ("cannot start: cannot prepare the database: check that this server may write to it and that "
+            "no other program holds it (database is locked)") in caplog.text
+    assert "Traceback" not in caplog.text
+
+
 def test_webhook_answers_and_logs_keep_secrets_out(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
