@@ -524,8 +524,8 @@ def test_scrub_masks_the_token_in_every_string_and_nothing_else() -> None:
     assert scrub(body, TEST_TOKEN) == masked
     short = {"id": "3EB061ED1BD7A6532", "stamp": 1617700944, "echo": 61, "header": "61"}
     assert scrub(short, "61") == {**short, "echo": "***", "header": "***"}
-    said = {"message": "Invalid request for abc12, token abc12.", "id": "3EB0abc12X"}
-    assert scrub(said, "abc12") == {"message": "Invalid request for ***, token ***.", "id": "3EB0abc12X"}
+    said = {"message": "Invalid request for abc12, token abc12.", "id": "3EB0abc12X", "ref": "3EB0-abc12-9"}
+    assert scrub(said, "abc12") == {**said, "message": "Invalid request for ***, token ***."}
 
 
 class RecordingSession(requests.Session):

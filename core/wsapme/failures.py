@@ -109,7 +109,7 @@ def scrub(value: Any, secret: str | None) -> Any:
         return value
     if isinstance(value, str):
         if len(secret) < MIN_SECRET_IN_TEXT:
-            return re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", value)
+            return re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", value)  # not inside an id
         return value.replace(secret, "***")
     if isinstance(value, Mapping):
         return {key: scrub(item, secret) for key, item in value.items()}
