@@ -311,45 +311,32 @@ def test_a_database_that_cannot_be_reached_stops_the_start_in_one_line_without_t
     assert DB_PASSWORD not in caplog.text
 
 
-def test_a_migration_that_fails_keeps_its_traceback_and_is_not_called_a_connection_problem(
+@pytest.mark.parametrize(("error", "said", "traceback"), [
+    # Another program holds the SQLite file, or it is read-only: said in words.
+    ("OperationalError", "cannot start: cannot prepare the database: check that this server may write "
+                         "to it and that no other program holds it (database is locked)", False),
+    # A defect in a migration: its traceback is kept, and it is not called a connection problem.
+    ("ProgrammingError", "column already exists", True),
+])
+def test_a_migration_that_fails_at_start(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    error: str, said: str, traceback: bool,
 ) -> None:
-    from sqlalchemy.exc import ProgrammingError
+    from sqlalchemy import exc
 
     from core import server
 
-    def broken(_engine: Engine) -> None:
-        raise ProgrammingError("ALTER TABLE", {}, Exception("column already exists"))
+    def failing(_engine: Engine) -> None:
+        words = "database is locked" if error == "OperationalError" else "column already exists"
+        raise getattr(exc, error)("ALTER TABLE", {}, Exception(words))
 
     caplog.set_level(logging.INFO)
     monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setattr(server, "migrate", broken)
+    monkeypatch.setattr(server, "migrate", failing)
     get_settings.cache_clear()
     _start_refused()
-    assert "cannot use the database" not in caplog.text
-    assert "Traceback" in caplog.text and "column already exists" in caplog.text
-
-
-def test_a_database_that_opens_but_cannot_be_written_stops_the_start_in_one_line(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Another program holds the SQLite file locked while the schema is brought up to date: the
-    start says so in words (as the driver's own error, raised where the migration writes)."""
-    from sqlalchemy.exc import OperationalError
-
-    from core import server
-
-    def locked(_engine: Engine) -> None:
-        raise OperationalError("CREATE TABLE", {}, Exception("database is locked"))
-
-    caplog.set_level(logging.INFO)
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setattr(server, "migrate", locked)
-    get_settings.cache_clear()
-    _start_refused()
-    assert ("cannot start: cannot prepare the database: check that this server may write to it and that "
-            "no other program holds it (database is locked)") in caplog.text
-    assert "Traceback" not in caplog.text
+    assert said in caplog.text and "cannot use the database" not in caplog.text
+    assert ("Traceback" in caplog.text) == traceback
 
 
 def test_webhook_answers_and_logs_keep_secrets_out(
