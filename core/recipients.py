@@ -212,9 +212,14 @@ class Resent:
     cancelled: int = 0  # left as they were: their blast was cancelled, nothing more goes from it
 
 
-def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
-    """A person decided these UNKNOWN sends should go again: back in the queue, and a blast
-    that had finished takes up sending again. Never to a number on the opt-out list, and
+# What a person may send again: a send whose outcome was lost, once they are sure it did not
+# arrive, and one the gateway turned down, once the cause is mended (a quota, an account).
+RESENDABLE = (Status.UNKNOWN.value, Status.FAILED.value)
+
+
+def resend(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
+    """A person decided these unknown or failed sends should go again: back in the queue, and a
+    blast that had finished takes up sending again. Never to a number on the opt-out list, and
     never from a cancelled blast."""
     from core.sending.blasts import reopen_for_resends
 
@@ -224,12 +229,12 @@ def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
                OptOut.phone_number.is_not(None).label("opted_out"))
         .join(Blast, Blast.id == BlastRecipient.blast_id)
         .outerjoin(OptOut, OptOut.phone_number == BlastRecipient.phone_number)
-        .where(BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status == Status.UNKNOWN.value)
+        .where(BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status.in_(RESENDABLE))
     ).all()
     again = [r for r in rows if not r.cancelled and not r.opted_out]
-    queued = _decide_unknown(
+    queued = _decide(
         session, recipient_ids=[r.id for r in again], status=Status.QUEUED, action="resend",
-        updates={"error": None, "next_attempt_at": None, "attempts": 0},
+        updates={"error": None, "next_attempt_at": None, "attempts": 0}, among=RESENDABLE,
     )
     for blast_id in sorted({r.blast_id for r in again}):
         reopen_for_resends(session, blast_id=blast_id)
@@ -239,20 +244,21 @@ def resend_unknown(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
 
 def mark_failed(session: Session, *, recipient_ids: Sequence[int]) -> int:
     """A person decided these UNKNOWN sends did not go out."""
-    return _decide_unknown(
+    return _decide(
         session, recipient_ids=recipient_ids, status=Status.FAILED, action="mark failed",
         updates={"error": "Marked as not sent by a person."},
     )
 
 
-def _decide_unknown(
+def _decide(
     session: Session, *, recipient_ids: Sequence[int], status: Status, action: str,
-    updates: dict[str, object],
+    updates: dict[str, object], among: Sequence[str] = (Status.UNKNOWN.value,),
 ) -> int:
-    """Only a person settles an UNKNOWN send; rows in any other status are left alone."""
+    """Only a person settles an UNKNOWN send (or sends a FAILED one again); rows in any other
+    status than `among` are left alone."""
     unknown = session.scalars(
         select(BlastRecipient.id).where(
-            BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status == Status.UNKNOWN.value
+            BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status.in_(tuple(among))
         )
     ).all()
     changes = [

@@ -24,6 +24,7 @@ from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.models import Blast, BlastState
 from core.recipients import (
+    RESENDABLE,
     SELECTIONS,
     Resent,
     history,
@@ -31,7 +32,7 @@ from core.recipients import (
     mark_failed,
     page_of_recipients,
     replies,
-    resend_unknown,
+    resend,
 )
 from core.reply_inbox import FirstReply, first_replies, reply_words
 from core.statuses import Status
@@ -120,7 +121,8 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     )
     chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows if i < len(frame)]
     if not chosen:
-        st.caption("Tick rows to see their history, mark sales closed, or decide about unknown sends.")
+        st.caption("Tick rows to see their history, mark sales closed, decide about unknown sends, or "
+                   "send failed ones again.")
         return
     _render_row_actions(chosen, frame, key_prefix, cancelled=cancelled)
 
@@ -135,22 +137,25 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             unsent = len(chosen) - len(changes)  # mark_closed leaves out whose message never went
         if done.ok:
             after_action(key_prefix, closed_words(closed, already=already, unsent=unsent))
-    if set(frame[frame["id"].isin(chosen)]["code"]) == {Status.UNKNOWN.value}:
-        # Nothing more goes from a cancelled blast: its unknown sends can only be decided.
-        if not cancelled and cols[1].button(
-            "Send again",
-            key=f"{key_prefix}_resend",
-            help="Only if you are sure they did not get it: they may receive it twice.",
-        ):
-            with friendly_errors("queue them again") as done, session() as s:
-                resent = resend_unknown(s, recipient_ids=chosen)
-            if done.ok:
-                after_action(key_prefix, resent_words(resent))
-        if cols[2].button("Mark as failed", key=f"{key_prefix}_failed"):
-            with friendly_errors("mark them failed") as done, session() as s:
-                mark_failed(s, recipient_ids=chosen)
-            if done.ok:
-                after_action(key_prefix, f"{plural(len(chosen), 'recipient')} marked as failed.")
+    codes = set(frame[frame["id"].isin(chosen)]["code"])
+    # Nothing more goes from a cancelled blast: its unknown sends can only be decided.
+    if codes and codes <= set(RESENDABLE) and not cancelled and cols[1].button(
+        "Send again",
+        key=f"{key_prefix}_resend",
+        help=("Only if you are sure they did not get it: they may receive it twice."
+              if Status.UNKNOWN.value in codes else
+              "WSAPME turned these down: send them again once the cause is mended. A number that is "
+              "not on WhatsApp is turned down again."),
+    ):
+        with friendly_errors("queue them again") as done, session() as s:
+            resent = resend(s, recipient_ids=chosen)
+        if done.ok:
+            after_action(key_prefix, resent_words(resent))
+    if codes == {Status.UNKNOWN.value} and cols[2].button("Mark as failed", key=f"{key_prefix}_failed"):
+        with friendly_errors("mark them failed") as done, session() as s:
+            mark_failed(s, recipient_ids=chosen)
+        if done.ok:
+            after_action(key_prefix, f"{plural(len(chosen), 'recipient')} marked as failed.")
     if len(chosen) > SHOWN_HISTORIES:
         st.caption(f"The first {SHOWN_HISTORIES} histories are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")

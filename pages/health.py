@@ -101,7 +101,7 @@ with workers:
         latest = f" The latest ({ago(refused.at)}): {refused.reason}" if refused.reason else ""
         st.warning(f"The last {refused.count:,} messages sent did not go through: {how}.{latest} Open "
                    f"blast #{refused.blast_id} to see each message and why; once the cause is fixed, "
-                   "export the ones that failed from its Export tab and send them as a new blast.",
+                   "tick the ones that failed there and send them again.",
                    icon=":material/error:")
         st.page_link("pages/blast.py", label=f"Open blast #{refused.blast_id}",
                      query_params={"blast": refused.blast_id}, icon=":material/open_in_new:")

@@ -22,11 +22,12 @@ from core.recipients import (
     SELECTIONS,
     Resent,
     StageSelector,
+    history,
     mark_closed,
     mark_failed,
     not_sent,
     page_of_recipients,
-    resend_unknown,
+    resend,
 )
 from core.statuses import Stage
 from tests.support.factories import make_blast, make_recipient
@@ -140,7 +141,7 @@ def test_unknown_sends_are_resent_or_marked_failed_only_by_a_person(engine: Engi
     with transaction(engine) as s:
         unknown = s.scalars(select(BlastRecipient.id).where(BlastRecipient.status == "UNKNOWN")).one()
         other = s.scalars(select(BlastRecipient.id).where(BlastRecipient.status == "READ_ACK")).first()
-        assert resend_unknown(s, recipient_ids=[unknown, other]) == Resent(queued=1)
+        assert resend(s, recipient_ids=[unknown, other]) == Resent(queued=1)
         assert s.get(BlastRecipient, unknown).status == "QUEUED"
         assert s.get(BlastRecipient, other).status == "READ_ACK"
     with transaction(engine) as s:
@@ -148,6 +149,25 @@ def test_unknown_sends_are_resent_or_marked_failed_only_by_a_person(engine: Engi
     with transaction(engine) as s:
         assert mark_failed(s, recipient_ids=[unknown]) == 1
         assert s.get(BlastRecipient, unknown).status == "FAILED"
+
+
+def test_a_failed_send_can_be_sent_again_by_a_person(engine: Engine) -> None:
+    """Turned down while the account was out of quota: once mended, the marketer sends those
+    again (there had been no way back from FAILED)."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        failed = make_recipient(s, blast, status="FAILED", attempts=1,
+                                error="WSAPME did not accept the message (WSAPME said: Message failed).").id
+        sent = make_recipient(s, blast, status="DELIVERY_ACK").id
+        blast_id = blast.id
+    with transaction(engine) as s:
+        assert resend(s, recipient_ids=[failed, sent]) == Resent(queued=1)
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, failed)
+        assert (row.status, row.error, row.attempts) == ("QUEUED", None, 0)
+        assert s.get(BlastRecipient, sent).status == "DELIVERY_ACK"
+        assert s.get(Blast, blast_id).state == "sending"
+        assert [h.source for h in history(s, recipient_id=failed)][-1] == "manual"
 
 
 @pytest.mark.parametrize(("state", "after"), [
@@ -161,7 +181,7 @@ def test_a_resend_goes_whatever_state_the_blast_had_reached(engine: Engine, stat
         unknown = make_recipient(s, blast, status="UNKNOWN").id
         blast_id = blast.id
     with transaction(engine) as s:
-        assert resend_unknown(s, recipient_ids=[unknown]) == Resent(queued=1)
+        assert resend(s, recipient_ids=[unknown]) == Resent(queued=1)
     with transaction(engine) as s:
         assert (s.get(Blast, blast_id).state, s.get(BlastRecipient, unknown).status) == (after, "QUEUED")
         assert s.get(Blast, blast_id).finished_at is None or after == "paused"
@@ -178,7 +198,7 @@ def test_a_resend_never_goes_to_a_number_that_opted_out_or_from_a_cancelled_blas
         add_opt_outs(s, ["+60123000001"], source="webhook", keyword="STOP")
         ids = {"done": done.id, "cancelled": cancelled.id}
     with transaction(engine) as s:
-        assert resend_unknown(s, recipient_ids=[stopped, fine, dropped]) == Resent(
+        assert resend(s, recipient_ids=[stopped, fine, dropped]) == Resent(
             queued=1, opted_out=1, cancelled=1)
     with transaction(engine) as s:
         statuses = [s.get(BlastRecipient, rid).status for rid in (stopped, fine, dropped)]

@@ -100,6 +100,7 @@ def test_a_row_without_a_reply_shows_no_reply(engine: Engine) -> None:
     ("REPLIED", "rcp_close", "2 recipients marked as closed"),
     ("UNKNOWN", "rcp_resend", "2 recipients queued to be sent again"),
     ("UNKNOWN", "rcp_failed", "2 recipients marked as failed"),
+    ("FAILED", "rcp_resend", "2 recipients queued to be sent again"),
 ])
 def test_after_an_action_no_row_is_ticked(engine: Engine, status: str, button: str, said: str) -> None:
     with transaction(engine) as s:
@@ -364,6 +365,17 @@ def test_unknown_sends_of_a_cancelled_blast_cannot_be_sent_again(
         blast_id = blast.id
     at = _tick(_open(blast_id), table(engine, blast_id), [0])
     assert {b.key for b in at.button} & {"rcp_close", "rcp_failed", "rcp_resend"} == offered
+
+
+def test_failed_sends_are_offered_again_but_not_marked_failed(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, status="FAILED", error="WSAPME did not accept the message.")
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(engine, blast_id), [0])
+    offered = {b.key for b in at.button} & {"rcp_close", "rcp_failed", "rcp_resend"}
+    assert offered == {"rcp_close", "rcp_resend"}
+    assert "mended" in at.button(key="rcp_resend").help
 
 
 def _upload_sales(at: AppTest, data: bytes) -> AppTest:
