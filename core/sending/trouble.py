@@ -43,7 +43,8 @@ PAUSE_WORDS = {
               "wait in the queue."),
     REFUSED: ("Sending is paused: WSAPME turned down the last {count} messages in a row. {cause} If "
               "that is about the account or the settings rather than those numbers, whoever set up "
-              "the dashboard should fix it before you resume. The rest wait in the queue."),
+              "the dashboard should fix it; then send those again from Recipients → Failed, and "
+              "resume. The rest wait in the queue."),
 }
 
 
