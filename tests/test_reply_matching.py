@@ -47,6 +47,10 @@ JID = "60123456789@s.whatsapp.net"
         ("Tolong berhenti", "TOLONG BERHENTI"),
         ("退订", "退订"),
         ("取消订阅", "取消订阅"),
+        ("请退订", "请退订"),  # Chinese has no spaces between its words
+        ("退订，谢谢", "退订 谢谢"),
+        ("麻烦退订", "麻烦退订"),
+        ("我要退订", "我要退订"),
         ("STOP", "STOP"),
         ("Stop all!", "STOP ALL"),
     ],
@@ -68,6 +72,9 @@ def test_an_opt_out_word_with_politeness_around_it_or_said_twice_is_an_opt_out(
         "STOPP",
         "",
         "🙏",
+        "请不要退订",  # "please do not unsubscribe"
+        "请问退订怎么做",  # "how do I unsubscribe"
+        "谢谢",
     ],
 )
 def test_a_sentence_or_filler_alone_is_not_an_opt_out(text: str) -> None:

@@ -28,10 +28,13 @@ FILLER_WORDS = (
     "pls", "please", "plz", "la", "lah", "thanks", "thank you", "thankyou", "thx", "tq", "me",
     "sorry", "ok", "okay", "tolong", "terima kasih",
 )
+# Chinese writes no spaces between words: "请退订", "退订谢谢", "麻烦退订". These, around a
+# Chinese opt-out word, leave it an opt-out; any other (不要, 吗) makes it a sentence.
+CJK_FILLER_WORDS = ("请", "谢谢", "谢", "麻烦", "帮我", "我要", "吧", "了", "啦")
 # Phone clocks and ours differ a little: a reply stamped just before our send still counts.
 CLOCK_SKEW = dt.timedelta(minutes=2)
 _SPACES_RE = re.compile(r"\s+")
-_FILLER = tuple(tuple(w.split()) for w in FILLER_WORDS)
+_FILLER = tuple(tuple(w.split()) for w in FILLER_WORDS + CJK_FILLER_WORDS)
 _ZWJ = "\u200d"  # joins emoji into one ("👨‍👩‍👧")
 _PRESENTATION = frozenset("\ufe0e\ufe0f")  # text or emoji style of the one before: same word
 # Messages from a person that answer nothing, by message type (IncomingMessage.message_type).
@@ -162,7 +165,19 @@ def opt_out_keyword(text: str, *, words: Iterable[str]) -> str | None:
         return None
     said = normalise_words(text)
     opt_outs = {tuple(normalise_words(word).split()) for word in words} - {()}
-    return said.upper() if said and _only_opt_outs(tuple(said.split()), opt_outs) else None
+    unspaced = [w for part in opt_outs for w in part if _has_cjk(w)] + list(CJK_FILLER_WORDS)
+    return said.upper() if said and _only_opt_outs(tuple(_spaced(said, unspaced).split()), opt_outs) else None
+
+
+def _has_cjk(word: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in word)
+
+
+def _spaced(said: str, words: Iterable[str]) -> str:
+    """`said` with spaces around each of these unspaced words, the longest first."""
+    for word in sorted(set(words), key=len, reverse=True):
+        said = said.replace(word, f" {word} ")
+    return " ".join(said.split())
 
 
 def _is_question(text: str) -> bool:
