@@ -23,9 +23,10 @@ from core.funnel import (
     of_selected_blasts,
     sent_by_hour,
     status_counts_by_tag,
+    statuses_reaching,
 )
 from core.models import Blast, BlastRecipient, OptOut, RecipientReply
-from core.statuses import RANK, Stage
+from core.statuses import Stage
 from core.webhook.replies import normalise_words
 
 Z_95 = 1.959964
@@ -201,7 +202,7 @@ def response_times(session: Session, *, filters: FunnelFilter) -> ResponseTimes:
 OPTED_OUT = "opted_out"
 # How the webhook lists a number whose reply was an opt-out word (core.webhook.inbox).
 _LISTED_BY_REPLY = "webhook"
-_REPLIED_OR_LATER = [status.value for status, rank in RANK.items() if rank >= Stage.REPLIED.min_rank]
+_REPLIED_OR_LATER = frozenset(statuses_reaching(Stage.REPLIED.min_rank))
 
 
 def _full_width(text: str) -> str:

@@ -186,6 +186,12 @@ def drop_moved_on(session: Session, *, blast_id: int, now: dt.datetime | None = 
                BlastRecipient.phone_number.not_in(still))
         .execution_options(synchronize_session=False)
     ).rowcount
+    count_moved_on(session, blast_id=blast_id, removed=removed)
+    return removed
+
+
+def count_moved_on(session: Session, *, blast_id: int, removed: int) -> None:
+    """Count on the blast the people taken off it for no longer matching its choice."""
     if removed:
         session.execute(
             update(Blast).where(Blast.id == blast_id)
@@ -193,7 +199,6 @@ def drop_moved_on(session: Session, *, blast_id: int, now: dt.datetime | None = 
                     total_recipients=Blast.total_recipients - removed)
             .execution_options(synchronize_session=False)
         )
-    return removed
 
 
 def still_wanted(

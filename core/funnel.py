@@ -217,7 +217,7 @@ def _sent_by_hour_statement(shape: _Shape, dialect: str) -> Select:
     sent = func.sum(n)
 
     def reaching(stage: Stage) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((status.in_(_reaching(stage.min_rank)), n), else_=0)), 0)
+        return func.coalesce(func.sum(case((status.in_(statuses_reaching(stage.min_rank)), n), else_=0)), 0)
 
     return (select(rollup.c.hour, sent, reaching(Stage.READ), reaching(Stage.REPLIED))
             .group_by(rollup.c.hour).having(sent != 0))
@@ -253,7 +253,8 @@ def _dialect(session: Session) -> str:
 _WAITING = (Status.QUEUED.value, Status.SENDING.value)
 
 
-def _reaching(min_rank: int) -> list[str]:
+def statuses_reaching(min_rank: int) -> list[str]:
+    """The statuses at or past a rank: every one that has got that far."""
     return [s.value for s, r in RANK.items() if r >= min_rank]
 
 
@@ -270,7 +271,8 @@ def _count_columns(rollup: Subquery) -> list[ColumnElement[int]]:
         "failed": count_where(status == Status.FAILED.value),
         "unknown": count_where(status == Status.UNKNOWN.value),
     }
-    columns.update({stage.value: count_where(status.in_(_reaching(stage.min_rank))) for stage in Stage})
+    columns.update({stage.value: count_where(status.in_(statuses_reaching(stage.min_rank)))
+                    for stage in Stage})
     return [columns[name].label(name) for name in Funnel.__dataclass_fields__]
 
 

@@ -228,7 +228,6 @@ class UnmatchedMessage:
     text: str
     last_blast_id: int | None  # the last blast that messaged this number, however long ago
     last_blast_name: str | None
-    last_sent_at: dt.datetime | None
 
 
 def unmatched_messages(
@@ -263,7 +262,7 @@ def unmatched_messages(
             name = event.raw.get("pushName") if isinstance(event.raw, dict) else None
             message = UnmatchedMessage(event.at or received_at, event.phone,
                                        name if isinstance(name, str) and name.strip() else None,
-                                       event.text, None, None, None)
+                                       event.text, None, None)
             if _found_by(message, filters.search):
                 found.append(message)
         if len(found) >= limit:
@@ -299,8 +298,7 @@ def _with_last_blasts(session: Session, messages: list[UnmatchedMessage]) -> lis
     last = {row.phone_number: row for row in session.execute(select(ranked).where(ranked.c.newest == 1))}
     return [
         dataclasses.replace(m, last_blast_id=last[m.phone_number].blast_id,
-                            last_blast_name=last[m.phone_number].name,
-                            last_sent_at=last[m.phone_number].sent_at)
+                            last_blast_name=last[m.phone_number].name)
         if m.phone_number in last else m
         for m in messages
     ]

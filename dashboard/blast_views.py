@@ -231,7 +231,7 @@ def render_actions(blast: Blast) -> None:
     if (blast.state in ("paused", "scheduled") and blast.device and blast.device != configured
             and not gateways.crosses(blast.device, configured)):
         _render_move_to_device(blast, cols[2], configured)
-    if blast.state in ("draft", "scheduled", "sending", "paused"):
+    if blast.state in UNFINISHED_STATES:
         with cols[1].popover("Cancel blast", icon=":material/cancel:"):
             st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
             if st.button("Yes, cancel it", key="cancel_confirm", type="primary"):

@@ -84,14 +84,12 @@ def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None
     """`typed` with its spaces tidied, or the spelling a blast already uses for it whatever the
     case ("raya  promo" → "Raya Promo"): one campaign, one line on the Overview."""
     tidy = " ".join(typed.split())
-    same = [value for value in session.scalars(select(column).where(column.is_not(None)).distinct())
-            if " ".join(value.split()).casefold() == tidy.casefold()]
-    if not same:
-        return tidy
     counts = {value: count for value, count in session.execute(
-        select(column, func.count()).where(column.in_(same)).group_by(column)
-    )}
-    return max(same, key=lambda value: (counts.get(value, 0), value == tidy))
+        select(column, func.count()).where(column.is_not(None)).group_by(column)
+    ) if " ".join(value.split()).casefold() == tidy.casefold()}
+    if not counts:
+        return tidy
+    return max(counts, key=lambda value: (counts[value], value == tidy))
 
 
 def create_draft_blast_from_import(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.config import DEMO_DEVICE, SANDBOX_DEVICE, Settings
+from core.config import PRACTICE_DEVICES, SANDBOX_DEVICE, Settings
 from core.models import Blast
 
 
@@ -14,9 +14,6 @@ def launch_device(settings: Settings) -> str:
     return SANDBOX_DEVICE if settings.sandbox else settings.wsapme_device
 
 
-# Blasts made in practice mode: the sandbox's own, and the demo data's (a follow-up drafted
-# from a demo blast keeps its device). Their numbers are made up or were only practised on.
-PRACTICE_DEVICES = (SANDBOX_DEVICE, DEMO_DEVICE)
 
 
 def sends(device: str | None, *, settings: Settings) -> bool:

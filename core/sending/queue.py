@@ -10,6 +10,7 @@ from sqlalchemy import ScalarSelect, Update, bindparam, delete, func, literal, s
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.followups import count_moved_on
 from core.models import Blast, BlastRecipient, BlastState, OptOut, UtcDateTime, utcnow
 from core.opt_outs import withdraw_from_queues
 from core.status_engine import apply_status
@@ -217,13 +218,7 @@ def withdraw_claim(session: Session, *, claim: Claim, worker: str) -> bool:
                BlastRecipient.claimed_by == worker)
         .execution_options(synchronize_session=False)
     ).rowcount
-    if removed:
-        session.execute(
-            update(Blast).where(Blast.id == claim.blast_id)
-            .values(skipped_moved_on=Blast.skipped_moved_on + 1,
-                    total_recipients=Blast.total_recipients - 1)
-            .execution_options(synchronize_session=False)
-        )
+    count_moved_on(session, blast_id=claim.blast_id, removed=removed)
     return bool(removed)
 
 

@@ -177,13 +177,16 @@ def refusal_from_body(body: object, *, device: str, status: int | None = None) -
         # Answered, with words we do not know ("Number is not valid", "Message failed to
         # send"): most likely about this message, so it alone fails. Several in a row pause
         # the blast (core/sending/trouble.py): then it is about the account.
-        said = f"WSAPME said: {reason}" if reason else "WSAPME gave no reason"
-        return UnexplainedRefusal(f"WSAPME did not accept the message ({said}).", raw=body)
+        return UnexplainedRefusal(f"WSAPME did not accept the message ({_said(reason)}).", raw=body)
     return request_refused(reason, status=status, raw=body)
 
 
+def _said(reason: str | None) -> str:
+    return f"WSAPME said: {reason}" if reason else "WSAPME gave no reason"
+
+
 def request_refused(reason: str | None, *, status: int | None, raw: object) -> RequestRefused:
-    said = f"WSAPME said: {reason}" if reason else "WSAPME gave no reason"
+    said = _said(reason)
     code = f"HTTP {status}, " if status is not None else ""
     if status in (404, 405):
         return RequestRefused(
