@@ -162,26 +162,15 @@ def status_words(status: str, *, cancelled: bool = False) -> str | None:
     return status_in_words(status)
 
 
-# A sale says when it was made, not when the message was sent, received, read or replied to.
-# The status engine gives each stage a move skips the move's own time: a sale would make an
-# unknown send "sent" at the hour of the sale, and make up a read and a reply. These keep the
-# times they had, none for a stage nobody reported.
-_STAGE_TIMES = ("sent_at", "delivered_at", "read_timestamp", "replied_at", "message_c2s_timestamp")
-
-
 def close_sale(
     session: Session, *, recipient_id: int, source: str, at: dt.datetime | None = None,
     event: Mapping[str, object] | None = None,
 ) -> StatusChange:
     """Record a sale on one recipient: CLOSED, stamped with its own time only (a no-op for one
-    already closed). The one way a sale is recorded, by hand or from a file."""
-    kept = session.execute(
-        select(*(getattr(BlastRecipient, name) for name in _STAGE_TIMES))
-        .where(BlastRecipient.id == recipient_id).with_for_update()
-    ).one_or_none()
-    unreported = {name: None for name, value in zip(_STAGE_TIMES, kept or (), strict=False) if value is None}
+    already closed): an unknown send is not made "sent" at the hour of the sale, nor a read
+    and a reply made up. The one way a sale is recorded, by hand or from a file."""
     return apply_status(session, recipient_id=recipient_id, status=Status.CLOSED, source=source, at=at,
-                        event=event, updates=unreported)
+                        event=event, stamp_skipped=False)
 
 
 def not_sent(session: Session, *, recipient_ids: Sequence[int]) -> list[int]:

@@ -66,12 +66,15 @@ def apply_status(
     updates: Mapping[str, Any] | None = None,
     record_history: bool = True,
     known_old: Status | None = None,
+    stamp_skipped: bool = True,
 ) -> StatusChange:
     """Move one recipient to `status` if that is progress, and record the change.
 
     Only upward moves happen, whatever order events arrive in; `manual=True` allows a
     person's correction in any direction. Each stage reached for the first time gets
-    `at` as its timestamp (a skipped stage takes the later event's time). `updates` are
+    `at` as its timestamp (a skipped stage takes the later event's time, unless
+    `stamp_skipped` is off: a sale says when it was made, not when the message was read or
+    answered, so it stamps only its own stage). `updates` are
     column values stored with a real change; on a non-change they only fill empty
     columns, so a late event can still complete missing details.
     """
@@ -79,7 +82,7 @@ def apply_status(
         raise ValueError(f"unknown status source {source!r}")
     new = Status(status)
     at = at or utcnow()
-    if known_old is not None and not manual and is_allowed(known_old, new):
+    if known_old is not None and not manual and stamp_skipped and is_allowed(known_old, new):
         fast = _compare_and_set(
             session, recipient_id=recipient_id, old=known_old, new=new, source=source, at=at,
             event=event, updates=updates or {}, record_history=record_history,
@@ -89,7 +92,8 @@ def apply_status(
     recipient = _locked_recipient(session, recipient_id)
     row = {column: getattr(recipient, column) for column in (*JUDGED_COLUMNS, *(updates or {}))}
     old = Status(row["status"])
-    changed, columns = judge(row, new, at=at, updates=updates or {}, manual=manual)
+    changed, columns = judge(row, new, at=at, updates=updates or {}, manual=manual,
+                             stamp_skipped=stamp_skipped)
     for column in columns:
         setattr(recipient, column, row[column])
     if not changed:
@@ -208,13 +212,14 @@ _SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
 
 def judge(
     row: dict[str, Any], new: Status, *, at: dt.datetime, updates: Mapping[str, Any],
-    defaults: Mapping[str, Any] | None = None, manual: bool = False,
+    defaults: Mapping[str, Any] | None = None, manual: bool = False, stamp_skipped: bool = True,
 ) -> tuple[bool, set[str]]:
     """The status rules, on a recipient's values (`row`: JUDGED_COLUMNS and the event's
     columns, changed in place): whether the move is a real change, and the columns written.
 
     A real change sets the status, stamps each stage reached for the first time with `at`
-    (received also fills `message_c2s_timestamp`), clears the problem text of a failed or
+    (received also fills `message_c2s_timestamp`; with `stamp_skipped` off, only the new
+    status's own stage), clears the problem text of a failed or
     unknown send that proves to have gone, stores `updates`, and `defaults` where still
     empty; a manual correction downwards un-reaches the stages above the new status.
     A non-change only fills empty columns from `updates`. The one place these rules live:
@@ -235,7 +240,8 @@ def judge(
     put("status", new.value)
     if old in _SETTLED_FROM and RANK[new] >= Stage.SENT.min_rank and row["error"] is not None:
         put("error", None)  # a reply to an unknown send: the person is no longer a problem
-    for stage in stages_between(RANK[old], RANK[new]):
+    reached = list(stages_between(RANK[old], RANK[new]))
+    for stage in reached if stamp_skipped else reached[-1:]:
         column = STAGE_TIMESTAMP_COLUMN[stage]
         if row[column] is None:
             put(column, at)
