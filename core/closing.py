@@ -19,6 +19,7 @@ from core.exports import to_csv
 from core.models import Blast, BlastRecipient
 from core.recipients import NOT_SENT, close_sale
 from core.statuses import Status
+from core.words import and_list
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,8 @@ def _whose(header: str) -> int:
 def _unclear(choices: tuple[str, ...], *, taken: str) -> PhoneColumnUnclear:
     suggested = min(choices, key=lambda header: (_whose(header), header != taken))
     named = [f"“{header}”" for header in choices]
-    listed = ", ".join(named[:-1]) + " and " + named[-1]
     return PhoneColumnUnclear(
-        f"More than one column could hold the numbers of the people who bought: {listed}. "
+        f"More than one column could hold the numbers of the people who bought: {and_list(named)}. "
         "Nothing has been closed yet: choose the column with the buyers' numbers.",
         headers=choices, suggested=suggested,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from core.words import and_list  # noqa: F401  (the pages' words use it from here)
+
 # A blast's state in a marketer's words, with the colour of its badge.
 STATE_WORDS = {
     "draft": ("Draft", "gray"),
@@ -13,11 +15,6 @@ STATE_WORDS = {
     "completed": ("Finished", "violet"),
     "cancelled": ("Cancelled", "red"),
 }
-
-
-def and_list(items: list[str]) -> str:
-    """ "A", "A and B", "A, B and C"."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:

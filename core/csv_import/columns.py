@@ -14,6 +14,7 @@ from typing import NamedTuple
 from core import phones
 from core.errors import BadCsv
 from core.templates import column_key
+from core.words import and_list
 
 # The header is above the first record that holds a usable number (that record is a contact),
 # and within this many records: report exports put a title and filters above it.
@@ -253,9 +254,8 @@ def _phone_note(headers: Sequence[str], fits: Sequence[_Fit]) -> str | None:
     others = [f"“{headers[fit.position]}”" for fit in fits[1:]]
     if len(others) > 3:
         others[2:] = [f"{len(others) - 2} more"]
-    listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " and " + others[-1]
     taken = f"Numbers were taken from “{headers[chosen.position]}”" + (f" because {why}" if why else "")
-    return f"{taken}; {listed} could also be the phone column. Choose another if that is wrong."
+    return f"{taken}; {and_list(others)} could also be the phone column. Choose another if that is wrong."
 
 
 def _records_below(
