@@ -30,8 +30,9 @@ RESAVE = "open it in Excel and save it as “Excel Workbook (.xlsx)” or as CSV
 # Office keeps a password-protected workbook inside an OLE file, in a stream of this name.
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 _ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
-# Rows read from each sheet to tell a contact list from a summary: `find_columns` looks for
-# the header among the first 10 records and for numbers in the 5 below it.
+# Rows read from each sheet to tell a contact list from a summary. Fewer than `find_columns`
+# searches for a header (HEADER_SEARCH_RECORDS): a sheet whose header lies lower is ranked as
+# data without a phone column, though it is read whole, header and all, once chosen.
 _HEAD_ROWS = 50
 # Why a sheet was read, best first: it has phone numbers; a phone column but no number yet;
 # only data (no sheet has a phone column).
