@@ -24,6 +24,7 @@ class SentBefore:
     # The blasts it was ticked for when the page was last drawn: those the marketer had seen
     # when they pressed Send. Any other found then was made meanwhile (in another tab, say).
     agreed: frozenset[int]
+    overlaps: tuple[Overlap, ...] = ()  # found as the page was drawn
 
 
 def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
@@ -36,7 +37,7 @@ def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
         overlaps = _overlaps(s, report)
     ticked = bool(overlaps) and _render_overlaps(overlaps)
     st.session_state[_AGREED] = (file, tuple(o.blast_id for o in overlaps) if ticked else ())
-    return SentBefore(ok=not overlaps or ticked, agreed=agreed)
+    return SentBefore(ok=not overlaps or ticked, agreed=agreed, overlaps=tuple(overlaps))
 
 
 def _overlaps(s: Session, report: ImportReport) -> list[Overlap]:
@@ -76,12 +77,11 @@ def send_pressed() -> bool:
     return bool(st.session_state.pop(_PRESSED, False))
 
 
-def why_not_sent(report: ImportReport, *, agreed: frozenset[int], problems: list[str]) -> str:
-    """Why a press on Send sent nothing: a blast made meanwhile from most of the list, or else
-    what must change first."""
-    with reading() as s:
-        meanwhile = made_meanwhile(s, report, agreed=agreed)
-    return meanwhile or "Nothing was sent: " + "; ".join(problems) + "."
+def why_not_sent(seen: SentBefore, *, problems: list[str]) -> str:
+    """Why a press on Send sent nothing: a blast made meanwhile from most of the list (found as
+    this run drew the page), or else what must change first."""
+    return (_meanwhile_words([o for o in seen.overlaps if o.blast_id not in seen.agreed])
+            or "Nothing was sent: " + "; ".join(problems) + ".")
 
 
 def made_meanwhile(s: Session, report: ImportReport, *, agreed: frozenset[int]) -> str | None:
@@ -89,7 +89,10 @@ def made_meanwhile(s: Session, report: ImportReport, *, agreed: frozenset[int]) 
     marketer had not seen and agreed to send again despite when they pressed Send (made in
     another tab since the page was drawn, say); None when there is none. Asked again in the
     transaction that makes the blast: one made since the page was drawn is found too."""
-    newer = [o for o in _overlaps(s, report) if o.blast_id not in agreed]
+    return _meanwhile_words([o for o in _overlaps(s, report) if o.blast_id not in agreed])
+
+
+def _meanwhile_words(newer: list[Overlap]) -> str | None:
     if not newer:
         return None
     named = and_list([f"blast #{o.blast_id} “{o.name or 'Untitled'}”" for o in newer[:3]]

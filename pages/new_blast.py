@@ -124,7 +124,7 @@ draft_clicked = b2.button("Save as draft", key="save_draft", disabled=not tag.st
 if pressed and not send_clicked:
     # Streamlit drops a click on a button that the page, drawn again, shows disabled: what
     # changed as Send was pressed (a blast made from this list in another tab, say) is said.
-    st.error(sent_before.why_not_sent(report, agreed=seen.agreed, problems=shown),
+    st.error(sent_before.why_not_sent(seen, problems=shown),
              icon=":material/block:")
 if send_clicked or draft_clicked:
     stopped = None
