@@ -25,7 +25,7 @@ from core.errors import BadInput, BlastError, GatewayError
 from core.gateway import make_client
 from core.models import utcnow
 from core.phones import normalise, to_gateway
-from core.sending import blasts, gateways
+from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
 from dashboard.compose import Message, Sample, bubble_html, render_template
@@ -234,11 +234,10 @@ _PACE_WIDGETS = ("p_gap", "p_jit", "p_cap", "p_every", "p_pause", "p_quiet")
 _PACE_DRAWN = "pace_drawn_from"
 
 
-def render_pacing() -> bool:
+def render_pacing(device: str) -> bool:
     """The device's pace, to change and save; True when the pace shown is the one saved (a pace
     typed but not saved is not used, so the blast must not be sent with it on the page)."""
     cfg = settings()
-    device = gateways.launch_device(cfg)
     with reading() as s:
         rules = rules_for(s, device=device, settings=cfg)
     saved = _boxes_for(rules)

@@ -79,7 +79,7 @@ st.subheader("3 · Message")
 message = views.render_message(report)
 
 st.subheader("4 · Pace")
-pace_saved = views.render_pacing()
+pace_saved = views.render_pacing(device)
 
 st.subheader("5 · Test")
 if message.usable:  # an empty value in some rows need not stop a test to your own number
