@@ -69,6 +69,7 @@ class BlastFunnel:
     state: str
     name: str | None
     funnel: Funnel = field(default_factory=Funnel)
+    device: str | None = None  # which gateway sends it: `core.sending.gateways.sends`
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -290,7 +291,7 @@ def _by_blast_statement(shape: _Shape, dialect: str) -> Select:
     query = (
         select(
             Blast.id, Blast.blast_tag, Blast.follow_up_stage, Blast.blast_date, Blast.state,
-            Blast.name, *_count_columns(rollup),
+            Blast.name, Blast.device, *_count_columns(rollup),
         )
         .select_from(Blast)
         .outerjoin(rollup, rollup.c.blast_id == Blast.id)
@@ -368,8 +369,9 @@ def funnel_by_blast(
             state=state,
             name=name,
             funnel=Funnel(*map(int, counts)),
+            device=device,
         )
-        for blast_id, tag, stage, date, state, name, *counts in rows
+        for blast_id, tag, stage, date, state, name, device, *counts in rows
     ]
 
 

@@ -7,7 +7,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.config import Settings
 from core.funnel import BlastFunnel
+from core.sending import gateways
 from dashboard.format import state_word
 
 # Pixels per column. Everything up to Tag adds up to less than the 906 px the table gets on a
@@ -23,7 +25,21 @@ def _rate(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def blast_table(rows: list[BlastFunnel], *, timezone: str) -> pd.DataFrame:
+# States in which a blast still sends by itself, if the gateway in use sends it.
+ONGOING_STATES = ("sending", "scheduled", "paused")
+
+
+def held_elsewhere(row: BlastFunnel, settings: Settings) -> bool:
+    """An unfinished blast that the gateway in use will not send: made in practice mode while
+    the dashboard now sends to WhatsApp, or the other way round."""
+    return row.state in ONGOING_STATES and not gateways.sends(row.device, settings=settings)
+
+
+def _state(row: BlastFunnel, settings: Settings) -> str:
+    return gateways.held_words(row.device) if held_elsewhere(row, settings) else state_word(row.state)
+
+
+def blast_table(rows: list[BlastFunnel], *, timezone: str, settings: Settings) -> pd.DataFrame:
     """Newest first as given; dates in the team's time zone, rates as percent of sent.
 
     Built column by column: converting each row's date on its own took a tenth of a second
@@ -34,7 +50,7 @@ def blast_table(rows: list[BlastFunnel], *, timezone: str) -> pd.DataFrame:
     return pd.DataFrame({
         "Open": [f"/blast?blast={row.blast_id}" for row in rows],
         "Name": [row.name or "" for row in rows],
-        "State": [state_word(row.state) for row in rows],
+        "State": [_state(row, settings) for row in rows],
         "Sent": [f.sent for f in funnels],
         "Received %": [_rate(f.received, f.sent) for f in funnels],
         "Read %": [_rate(f.read, f.sent) for f in funnels],
@@ -60,7 +76,10 @@ def blast_table_columns() -> dict[str, Any]:
         # Long names are cut: a wider Name would push the state and the rates off a laptop screen.
         "Name": st.column_config.TextColumn(width=widths["Name"]),
         "State": st.column_config.TextColumn(
-            width=widths["State"], help="Draft, scheduled, sending, paused, finished or cancelled."
+            width=widths["State"],
+            help="Draft, scheduled, sending, paused, finished or cancelled. Practice only: made in "
+            "practice mode, so not sent to WhatsApp. Waits for WhatsApp: made for WhatsApp, which "
+            "practice mode does not send.",
         ),
         "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=widths["Date"]),
         "Tag": st.column_config.TextColumn(width=widths["Tag"]),

@@ -4,6 +4,7 @@ import streamlit as st
 from sqlalchemy import exists, select
 
 from core.analytics import OPTED_OUT, RESPONSE_SAMPLE, tag_comparison
+from core.config import PRACTICE_DEVICES
 from core.demo import seed_demo
 from core.funnel import filter_options, funnel, funnel_by_blast
 from core.models import Blast
@@ -15,7 +16,7 @@ from dashboard.filters import nothing_matches, render_filters
 from dashboard.format import duration_words, plural
 from dashboard.layout import friendly_errors, page_header
 from dashboard.reply_views import render_waiting_replies
-from dashboard.tables import blast_table, blast_table_columns
+from dashboard.tables import ONGOING_STATES, blast_table, blast_table_columns, held_elsewhere
 
 page_header("Overview", "What became of your messages: sent → received → read → replied → closed.")
 
@@ -60,7 +61,7 @@ with reading() as s:
 def render_blast_table() -> None:
     st.subheader("Blasts")
     st.dataframe(
-        blast_table(per_blast, timezone=settings().app_timezone),
+        blast_table(per_blast, timezone=settings().app_timezone, settings=settings()),
         hide_index=True,
         width="stretch",
         placeholder="—",  # a rate of nothing sent yet
@@ -109,12 +110,25 @@ columns[-1].metric(
     help="The send's outcome was lost (for example a timeout). Never re-sent automatically: "
     "check them on the blast's page.",
 )
-# Waiting rows of drafts and cancelled blasts will not go out by themselves: not "waiting".
-waiting = sum(b.funnel.waiting for b in per_blast if b.state in ("sending", "scheduled", "paused"))
+# Waiting rows of drafts and cancelled blasts will not go out by themselves: not "waiting", nor
+# those of a blast the gateway in use does not send (a practice blast once live).
+ongoing = [b for b in per_blast if b.state in ONGOING_STATES]
+held = [b for b in ongoing if held_elsewhere(b, settings())]
+waiting = sum(b.funnel.waiting for b in ongoing) - sum(b.funnel.waiting for b in held)
 in_drafts = sum(b.funnel.waiting for b in per_blast if b.state == "draft")
-if waiting or in_drafts:
-    parts = [f"{plural(waiting, 'recipient')} still to be sent"] if waiting else []
-    parts += [f"{plural(in_drafts, 'recipient')} in drafts"] if in_drafts else []
+in_practice = sum(b.funnel.waiting for b in held if b.device in PRACTICE_DEVICES)
+for_whatsapp = sum(b.funnel.waiting for b in held) - in_practice
+parts = [
+    f"{plural(n, 'recipient')} {where}"
+    for n, where in (
+        (waiting, "still to be sent"),
+        (in_drafts, "in drafts"),
+        (in_practice, "on practice blasts, not sent to WhatsApp"),
+        (for_whatsapp, "on WhatsApp blasts, not sent in practice mode"),
+    )
+    if n
+]
+if parts:
     st.caption(" · ".join(parts) + ".")
 
 if totals.sent or totals.failed or totals.unknown:

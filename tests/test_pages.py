@@ -527,6 +527,26 @@ def test_overview_counts_as_waiting_only_what_will_still_go_out(app_db: str, eng
     assert any(c.value == "3 recipients still to be sent · 2 recipients in drafts." for c in at.caption)
 
 
+def test_overview_does_not_count_practice_blasts_as_still_to_be_sent_once_live(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A practice blast left sending when the token was set never goes out: its queue is named
+    for what it is, not added to what WhatsApp will still send."""
+    with transaction(engine) as s:
+        for device, queued in (("sandbox", 4), ("5850", 3)):
+            blast = make_blast(s, state="sending", device=device)
+            make_recipient(s, blast, status="DELIVERY_ACK")
+            for _ in range(queued):
+                make_recipient(s, blast)
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    get_settings.cache_clear()
+    at = run_page("pages/overview.py")
+    captions = [c.value for c in at.caption]
+    assert "3 recipients still to be sent · 4 recipients on practice blasts, not sent to WhatsApp." \
+        in captions
+
+
 def test_overview_compares_only_tags_that_have_sent(app_db: str, engine: Engine) -> None:
     import json
 

@@ -6,10 +6,13 @@ import datetime as dt
 
 import pandas as pd
 
+from core.config import SANDBOX_DEVICE, Settings
 from core.funnel import BlastFunnel, Funnel
 from dashboard.tables import blast_table, blast_table_columns
 
 KL = "Asia/Kuala_Lumpur"
+PRACTICE = Settings(_env_file=None, wsapme_token=None)
+LIVE = Settings(_env_file=None, wsapme_token="t0ken-for-the-test", wsapme_device="5850")
 
 
 def _blast(blast_id: int, at: dt.datetime, funnel: Funnel, **kw: object) -> BlastFunnel:
@@ -26,7 +29,7 @@ def test_each_blast_is_a_row_with_its_local_date_and_rates_of_sent() -> None:
         _blast(3, dt.datetime(2026, 2, 1, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))), Funnel(),
                blast_tag=None, follow_up_stage=None, name=None, state="draft"),
     ]
-    table = blast_table(rows, timezone=KL)
+    table = blast_table(rows, timezone=KL, settings=PRACTICE)
 
     first, second = table.to_dict("records")
     assert list(first)[:8] == ["Open", "Name", "State", "Sent", "Received %", "Read %", "Replied %",
@@ -45,12 +48,12 @@ def test_each_blast_is_a_row_with_its_local_date_and_rates_of_sent() -> None:
 
 def test_rates_are_rounded_to_one_decimal() -> None:
     table = blast_table([_blast(1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), Funnel(total=3, sent=3, read=1))],
-                        timezone=KL)
+                        timezone=KL, settings=PRACTICE)
     assert table.loc[0, "Read %"] == 33.3
 
 
 def test_no_blasts_give_an_empty_table_with_every_column() -> None:
-    table = blast_table([], timezone=KL)
+    table = blast_table([], timezone=KL, settings=PRACTICE)
     assert table.empty
     assert list(table.columns)[:3] == ["Open", "Name", "State"] and "Blast" in table.columns
 
@@ -58,5 +61,21 @@ def test_no_blasts_give_an_empty_table_with_every_column() -> None:
 def test_every_column_has_a_set_width() -> None:
     """An unsized column takes the room it likes and pushes the state and rates off a laptop screen."""
     config = blast_table_columns()
-    assert list(config) and set(config) == set(blast_table([], timezone=KL).columns)
+    assert list(config) and set(config) == set(blast_table([], timezone=KL, settings=PRACTICE).columns)
     assert all(isinstance(column["width"], int) for column in config.values())
+
+
+def test_an_unfinished_blast_the_gateway_in_use_does_not_send_says_so() -> None:
+    """A practice blast left sending once a token is set goes nowhere, and a WhatsApp blast
+    goes nowhere in practice mode: "Sending" would promise messages that never leave."""
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = [
+        _blast(1, at, Funnel(total=5, waiting=5), state="sending", device=SANDBOX_DEVICE),
+        _blast(2, at, Funnel(total=5, waiting=5), state="paused", device="5850"),
+        _blast(3, at, Funnel(total=5, sent=5), state="completed", device=SANDBOX_DEVICE),
+        _blast(4, at, Funnel(total=5, waiting=5), state="draft", device=None),
+    ]
+    live = blast_table(rows, timezone=KL, settings=LIVE)["State"].tolist()
+    practice = blast_table(rows, timezone=KL, settings=PRACTICE)["State"].tolist()
+    assert live == ["Practice only", "Paused", "Finished", "Draft"]
+    assert practice == ["Sending", "Waits for WhatsApp", "Finished", "Draft"]

@@ -14,8 +14,6 @@ def launch_device(settings: Settings) -> str:
     return SANDBOX_DEVICE if settings.sandbox else settings.wsapme_device
 
 
-
-
 def sends(device: str | None, *, settings: Settings) -> bool:
     """Whether the gateway these settings talk to sends a blast made for `device` (a draft with
     none yet gets `launch_device`'s). WSAPME sends from every device but the sandbox's; the
@@ -28,6 +26,11 @@ def sent_here(settings: Settings) -> ColumnElement[bool]:
     if settings.sandbox:
         return Blast.device.in_(PRACTICE_DEVICES)
     return Blast.device.not_in(PRACTICE_DEVICES)
+
+
+def held_words(device: str | None) -> str:
+    """A short state for an unfinished blast that the other gateway would send (`sends`)."""
+    return "Practice only" if device in PRACTICE_DEVICES else "Waits for WhatsApp"
 
 
 def crosses(device: str | None, to: str) -> bool:
