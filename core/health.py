@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 from core import app_state
 from core.config import Settings
 from core.errors import GatewayError
-from core.models import Blast, BlastRecipient, BlastState, StatusHistory, utcnow
+from core.models import Blast, BlastRecipient, BlastState, PausedBy, StatusHistory, utcnow
 from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
 from core.sending import gateways
-from core.sending.blasts import MISSED_SCHEDULE, PAUSED_BY_YOU
 from core.sending.worker import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS
 from core.statuses import RANK, Status
 from core.webhook.inbox import inbox_summary
@@ -132,31 +131,23 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
     )
 
 
-def paused_by_gateway(reason: str | None) -> bool:
-    """Whether a paused blast's reason is the sender's: the gateway refused the token or the
-    device, or failed (core/sending/worker.py `_pause_for`), rather than a person or a missed
-    time."""
-    if not reason:
-        return False
-    return reason != PAUSED_BY_YOU and not reason.startswith(MISSED_SCHEDULE)
-
-
 def held_by_gateway(session: Session, *, settings: Settings) -> list[HeldBlast]:
-    """Paused blasts the gateway stopped since it last took a message, the latest first. One
+    """Paused blasts the gateway stopped (core/sending/worker.py `_pause_for`), not a person
+    or a missed time, since it last took a message, the latest first. One
     paused last month for a bad token, with sends going through since, says nothing about now
     (its own page still shows why it is paused); nor does one the other gateway stopped (the
     sandbox, before a token was set)."""
     query = (
         select(Blast.id, Blast.name, Blast.state_reason)
-        .where(Blast.state == BlastState.PAUSED, Blast.state_reason.is_not(None),
+        .where(Blast.state == BlastState.PAUSED, Blast.paused_by == PausedBy.GATEWAY,
                gateways.sent_here(settings))
-        .order_by(Blast.updated_at.desc(), Blast.id.desc())
+        .order_by(Blast.paused_at.desc(), Blast.id.desc())
     )
     taken_at = _last_taken_at(session)
     if taken_at is not None:
-        query = query.where(Blast.updated_at > taken_at)
+        query = query.where(Blast.paused_at > taken_at)
     rows = session.execute(query).all()
-    return [HeldBlast(r.id, r.name, r.state_reason) for r in rows if paused_by_gateway(r.state_reason)]
+    return [HeldBlast(r.id, r.name, r.state_reason or "") for r in rows]
 
 
 _TAKEN = tuple(s.value for s in Status if RANK[s] >= 1)

@@ -86,6 +86,14 @@ class BlastState:
     ALL = (DRAFT, SCHEDULED, SENDING, PAUSED, COMPLETED, CANCELLED)
 
 
+class PausedBy:
+    """Who paused a paused blast (`Blast.paused_by`)."""
+
+    PERSON = "person"  # from its page or the command line
+    SCHEDULE = "schedule"  # its time passed while nothing was running
+    GATEWAY = "gateway"  # the sending: a refused token, a device offline, sends not taken
+
+
 class Blast(Base):
     __tablename__ = "blasts"
 
@@ -106,6 +114,8 @@ class Blast(Base):
         String(20), default=BlastState.DRAFT, server_default=BlastState.DRAFT, nullable=False
     )
     state_reason: Mapped[str | None] = mapped_column(Text)
+    paused_by: Mapped[str | None] = mapped_column(String(16))  # PausedBy, while paused
+    paused_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)  # while paused
     message_template: Mapped[str | None] = mapped_column(Text)
     device: Mapped[str | None] = mapped_column(String(64))
     scheduled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -89,7 +89,7 @@ with workers:
         more = len(health.held) - HELD_SHOWN
         st.caption(f"{plural(more, 'more blast')} stopped the same way: resume each once it is fixed.")
     refused = health.refusals
-    if refused and refused.reason not in {h.reason for h in health.held}:
+    if refused and refused.blast_id not in {h.id for h in health.held}:  # said once, above
         failed = refused.count - refused.unknown
         if not refused.unknown:
             how = "WSAPME turned each of them down"

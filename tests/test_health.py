@@ -8,14 +8,14 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
 from core import app_state
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.health import _notes, collect, device_state, unreachable_reason
-from core.models import WebhookInbox, utcnow
+from core.models import Blast, WebhookInbox, utcnow
 from core.polling import POLLING_STATE_KEY
 from core.sending import blasts
 from core.status_engine import apply_status
@@ -162,16 +162,22 @@ def test_a_blast_the_gateway_paused_is_named_and_a_persons_pause_is_not(engine: 
     paused_by_hand = launched_blast(engine, 2)
     with transaction(engine) as s:
         blasts.pause(s, blast_id=paused_by_hand)
+    assert _paused_by(engine, refused) == "gateway"
     health = _health(engine)
     assert [(h.id, h.reason) for h in health.held] == [(refused, TOKEN_REFUSED)]
     assert health.sending_blocked
+
+
+def _paused_by(engine: Engine, blast_id: int) -> str | None:
+    with transaction(engine) as s:
+        return s.get(Blast, blast_id).paused_by
 
 
 @pytest.mark.usefixtures("sending_for_real")
 def test_an_old_gateway_pause_stops_counting_once_messages_go_through_again(engine: Engine, sim) -> None:
     """Paused for a bad token and left so; the token was fixed and other blasts send fine: the
     page must not go on saying nothing goes out."""
-    launched_blast(engine, 3)
+    paused = launched_blast(engine, 3)
     sim.set_fault("bad_token", times=None)
     worker_for(engine, sim).run(once=True)
     assert _health(engine).sending_blocked
@@ -180,6 +186,9 @@ def test_an_old_gateway_pause_stops_counting_once_messages_go_through_again(engi
     worker_for(engine, sim).run(once=True)
     health = _health(engine)
     assert health.held == [] and not health.sending_blocked
+    with transaction(engine) as s:  # any later write to the blast: an opt-out off its queue, say
+        s.execute(update(Blast).where(Blast.id == paused).values(updated_at=utcnow()))
+    assert _health(engine).held == [], "the pause is as old as it was"
 
 
 @pytest.mark.usefixtures("sending_for_real")
@@ -212,6 +221,21 @@ def test_the_page_does_not_say_messages_go_out_while_the_gateway_refuses_the_tok
     assert TOKEN_REFUSED in held.value and "resume" in held.value
     assert any("Sending itself is running" in w and "sent since" in w for w in words), "the heartbeat stays"
     assert any(link.proto.page == "blast" for link in at.get("page_link"))
+
+
+def test_refusals_that_paused_a_blast_are_said_once_with_the_pause(
+    app_db: str, sending_for_real: None, engine: Engine, sim
+) -> None:
+    """Refusals in words WSAPME has not used before fail each message, and five in a row pause
+    the blast: the page says so once, with the pause, not again as "the last sends failed"."""
+    blast_id = launched_blast(engine, 6)
+    sim.set_fault("refused", times=None, message="Number is not valid")
+    worker_for(engine, sim).run(once=True)
+    health = _health(engine)
+    assert [h.id for h in health.held] == [blast_id] and health.refusals is not None
+    at = run_page("pages/health.py")
+    assert [w for w in at.warning if f"blast #{blast_id}" in w.value]
+    assert not any("did not go through" in w.value for w in at.warning)
 
 
 def test_the_page_says_when_the_last_sends_all_failed(

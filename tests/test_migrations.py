@@ -94,8 +94,8 @@ def test_migrate_command_on_an_empty_database(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "revision 0009" in result.stdout
-    assert current_revision(make_engine(url)) == "0009"
+    assert "revision 0010" in result.stdout
+    assert current_revision(make_engine(url)) == "0010"
 
 
 def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
@@ -197,3 +197,29 @@ def test_replies_known_before_0006_are_kept_as_replies(engine: Engine) -> None:
     with transaction(engine) as s:
         kept = [(r.replied_at, r.text, r.inbox_id) for r in s.scalars(select(RecipientReply))]
     assert kept == [(replied, "Berapa harga?", None)]
+
+
+def test_blasts_paused_before_0010_say_who_paused_them_from_their_words(engine: Engine) -> None:
+    from sqlalchemy import select, text
+
+    from core.db import transaction
+    from core.models import Blast
+
+    downgrade(engine, "0009")
+    reasons = {
+        "Paused by you.": "person",
+        "It was scheduled for 02 Nov 09:00 but nothing was running then. Resume it to send now, "
+        "or cancel it.": "schedule",
+        "WSAPME refused the token. Check WSAPME_TOKEN, then resume.": "gateway",
+    }
+    with transaction(engine) as s:
+        for reason in reasons:
+            s.execute(text("INSERT INTO blasts (name, state, state_reason) VALUES (:n, 'paused', :r)"),
+                      {"n": reason, "r": reason})
+        s.execute(text("INSERT INTO blasts (name, state, state_reason) VALUES ('done', 'cancelled', "
+                       "'Cancelled by you.')"))
+    migrate(engine)
+    with transaction(engine) as s:
+        kept = {name: (by, at is not None) for name, by, at in s.execute(
+            select(Blast.name, Blast.paused_by, Blast.paused_at))}
+    assert kept == {**{reason: (by, True) for reason, by in reasons.items()}, "done": (None, False)}

@@ -14,7 +14,7 @@ from core import templates
 from core.config import Settings, get_settings
 from core.errors import BadInput, NotFound, StateConflict
 from core.followups import drop_moved_on
-from core.models import Blast, BlastRecipient, BlastState, OptOut, utcnow
+from core.models import Blast, BlastRecipient, BlastState, OptOut, PausedBy, utcnow
 from core.sending import gateways, pacing
 from core.statuses import Status
 
@@ -47,13 +47,18 @@ def change_state(
     from_states: Iterable[str],
     to_state: str,
     reason: str | None = None,
+    paused_by: str | None = None,
     **values: object,
 ) -> bool:
-    """Move the blast to `to_state` only if it is still in one of `from_states`."""
+    """Move the blast to `to_state` only if it is still in one of `from_states`; a pause says
+    who made it (`PausedBy`), and is dated."""
+    assert (paused_by is not None) == (to_state == S.PAUSED), "a pause, and only a pause, says who"
+    now = utcnow()
     result = session.execute(
         update(Blast)
         .where(Blast.id == blast_id, Blast.state.in_(tuple(from_states)))
-        .values(state=to_state, state_reason=reason, updated_at=utcnow(), **values)
+        .values(state=to_state, state_reason=reason, paused_by=paused_by,
+                paused_at=now if paused_by else None, updated_at=now, **values)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
@@ -204,7 +209,8 @@ def date_first_send(session: Session, *, blast_id: int, at: dt.datetime, zone: d
 
 def pause(session: Session, *, blast_id: int, reason: str = PAUSED_BY_YOU) -> None:
     _require(session, blast_id, change_state(
-        session, blast_id=blast_id, from_states=_PAUSABLE, to_state=S.PAUSED, reason=reason
+        session, blast_id=blast_id, from_states=_PAUSABLE, to_state=S.PAUSED, reason=reason,
+        paused_by=PausedBy.PERSON,
     ), "pause")
 
 
@@ -266,6 +272,7 @@ def start_due_scheduled(
         if now - scheduled_at > grace:
             change_state(
                 session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
+                paused_by=PausedBy.SCHEDULE,
                 reason=f"{MISSED_SCHEDULE}{scheduled_at.astimezone(zone):%d %b %H:%M} but nothing "
                 "was running then. Resume it to send now, or cancel it.",
             )

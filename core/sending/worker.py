@@ -25,7 +25,7 @@ from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError, GatewayError, RateLimited
 from core.funnel import fold_rollup_deltas
-from core.models import Blast, Device, utcnow
+from core.models import Blast, Device, PausedBy, utcnow
 from core.phones import to_gateway
 from core.sending import blasts, gateways, pacing, queue, trouble
 from core.sending.direct import DirectStatements
@@ -442,7 +442,7 @@ class SendWorker:
     def _pause_for(self, s: Session, claim: Claim, reason: str) -> None:
         """Pause the claim's blast with the reason its page shows (unless a person acted first)."""
         blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
-                            to_state=blasts.S.PAUSED, reason=reason)
+                            to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY)
 
     def _backoff(self, attempts: int, exc: GatewayError) -> float:
         """Seconds to wait after the `attempts`-th refusal in a row: growing, and never sooner

@@ -122,6 +122,31 @@ def test_due_scheduled_blasts_start_and_long_overdue_ones_wait_for_a_person(engi
     assert f"scheduled for {due_here:%d %b %H:%M} but" in reason, "the team's time, as everywhere else"
 
 
+def _paused_by(engine: Engine, blast_id: int) -> str | None:
+    with transaction(engine) as s:
+        return s.get(Blast, blast_id).paused_by
+
+
+def test_a_pause_says_who_made_it_and_leaving_the_pause_forgets_it(engine: Engine) -> None:
+    """The health page lists the pauses the gateway made, whatever their words: who paused is a
+    value of its own, not read back from the reason."""
+    now = utcnow()
+    by_hand, missed = _draft(engine), _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=by_hand, device="d", timezone=KL)
+        blasts.launch(s, blast_id=missed, at=now + dt.timedelta(seconds=1), device="d", timezone=KL)
+    with transaction(engine) as s:
+        blasts.pause(s, blast_id=by_hand)
+        blasts.start_due_scheduled(s, now=now + dt.timedelta(hours=3), grace=dt.timedelta(hours=1), zone=KL)
+    assert (_paused_by(engine, by_hand), _paused_by(engine, missed)) == ("person", "schedule")
+    with transaction(engine) as s:
+        blasts.resume(s, blast_id=by_hand)
+        blasts.cancel(s, blast_id=missed)
+    assert (_paused_by(engine, by_hand), _paused_by(engine, missed)) == (None, None)
+    with pytest.raises(AssertionError), transaction(engine) as s:
+        blasts.change_state(s, blast_id=by_hand, from_states=("sending",), to_state="paused", reason="?")
+
+
 def test_a_scheduled_blast_paused_and_resumed_waits_for_its_time_again(engine: Engine) -> None:
     """Paused on Wednesday, resumed the same day, a blast scheduled for Friday goes on Friday."""
     friday = utcnow() + dt.timedelta(days=2)
