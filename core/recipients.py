@@ -220,31 +220,32 @@ def resend(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
         .outerjoin(OptOut, OptOut.phone_number == BlastRecipient.phone_number)
         .where(BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status.in_(RESENDABLE))
     ).all()
-    again = [r for r in rows if not r.cancelled and not r.opted_out]
+    again = {r.id: r.blast_id for r in rows if not r.cancelled and not r.opted_out}
     queued = _decide(
-        session, recipient_ids=[r.id for r in again], status=Status.QUEUED, action="resend",
+        session, recipient_ids=list(again), status=Status.QUEUED, action="resend",
         updates={"error": None, "next_attempt_at": None, "attempts": 0}, among=RESENDABLE,
     )
-    for blast_id in sorted({r.blast_id for r in again}):
+    for blast_id in sorted({again[rid] for rid in queued}):
         reopen_for_resends(session, blast_id=blast_id)
-    return Resent(queued=queued, opted_out=sum(1 for r in rows if r.opted_out and not r.cancelled),
+    return Resent(queued=len(queued), opted_out=sum(1 for r in rows if r.opted_out and not r.cancelled),
                   cancelled=sum(1 for r in rows if r.cancelled))
 
 
 def mark_failed(session: Session, *, recipient_ids: Sequence[int]) -> int:
     """A person decided these UNKNOWN sends did not go out."""
-    return _decide(
+    return len(_decide(
         session, recipient_ids=recipient_ids, status=Status.FAILED, action="mark failed",
         updates={"error": "Marked as not sent by a person."},
-    )
+    ))
 
 
 def _decide(
     session: Session, *, recipient_ids: Sequence[int], status: Status, action: str,
     updates: dict[str, object], among: Sequence[str] = (Status.UNKNOWN.value,),
-) -> int:
+) -> list[int]:
     """Only a person settles an UNKNOWN send (or sends a FAILED one again); rows in any other
-    status than `among` are left alone."""
+    status than `among` are left alone, judged once each is locked: a receipt or a reply
+    that landed since the person looked settles it instead. The ids changed."""
     unknown = session.scalars(
         select(BlastRecipient.id).where(
             BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status.in_(tuple(among))
@@ -252,7 +253,7 @@ def _decide(
     ).all()
     changes = [
         apply_status(session, recipient_id=rid, status=status, source="manual", manual=True,
-                     event={"action": action}, updates=updates)
+                     event={"action": action}, updates=updates, only_from=among)
         for rid in unknown
     ]
-    return sum(change.changed for change in changes)
+    return [change.recipient_id for change in changes if change.changed]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,7 @@ def apply_status(
     record_history: bool = True,
     known_old: Status | None = None,
     stamp_skipped: bool = True,
+    only_from: Collection[str] | None = None,
 ) -> StatusChange:
     """Move one recipient to `status` if that is progress, and record the change.
 
@@ -77,6 +78,10 @@ def apply_status(
     answered, so it stamps only its own stage). `updates` are
     column values stored with a real change; on a non-change they only fill empty
     columns, so a late event can still complete missing details.
+
+    `only_from` makes the move a compare-and-set: a recipient found, once locked, in any other
+    status is left as it is. A person's decision about the status they saw (send an unknown
+    send again) must not undo a reply that landed meanwhile.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown status source {source!r}")
@@ -92,6 +97,8 @@ def apply_status(
     recipient = _locked_recipient(session, recipient_id)
     row = {column: getattr(recipient, column) for column in (*JUDGED_COLUMNS, *(updates or {}))}
     old = Status(row["status"])
+    if only_from is not None and old.value not in only_from:
+        return StatusChange(recipient_id, old.value, old.value, changed=False)
     changed, columns = judge(row, new, at=at, updates=updates or {}, manual=manual,
                              stamp_skipped=stamp_skipped)
     for column in columns:

@@ -207,6 +207,38 @@ def test_a_resend_never_goes_to_a_number_that_opted_out_or_from_a_cancelled_blas
         assert states == ("sending", "cancelled")
 
 
+@pytest.mark.postgres_only  # SQLite's dashboard transaction holds the write lock from its start
+@pytest.mark.parametrize("decide", [resend, mark_failed])
+def test_a_reply_landing_while_a_person_decides_about_an_unknown_send_is_kept(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, decide
+) -> None:
+    """The person saw UNKNOWN and chose; a reply committed between the page's look and the
+    change. It settles the send: it is not undone, and the message is not sent again."""
+    import core.recipients
+    from core.status_engine import apply_status
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        rid = make_recipient(s, blast, status="UNKNOWN", error="The answer was lost").id
+        blast_id = blast.id
+    real = core.recipients.apply_status
+
+    def reply_lands_first(session, **kw):  # type: ignore[no-untyped-def]
+        with transaction(engine) as other:
+            apply_status(other, recipient_id=rid, status="REPLIED", source="webhook",
+                         updates={"reply_text": "Nak 2 kotak"})
+        return real(session, **kw)
+
+    monkeypatch.setattr(core.recipients, "apply_status", reply_lands_first)
+    with transaction(engine) as s:
+        result = decide(s, recipient_ids=[rid])
+    assert result in (Resent(queued=0), 0)
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, rid)
+        assert (row.status, row.reply_text) == ("REPLIED", "Nak 2 kotak")
+        assert s.get(Blast, blast_id).state == "completed", "nothing to send again"
+
+
 def test_a_finished_blast_holding_queued_messages_takes_up_sending(engine: Engine) -> None:
     """complete_finished can mark a blast finished in the moment a resend is being queued (it
     cannot see rows not yet committed); housekeeping then sets it sending again."""
