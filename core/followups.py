@@ -133,7 +133,10 @@ def create_follow_up(
     now: dt.datetime | None = None,
 ) -> Blast:
     """A draft blast, with the same tag, for the parent's recipients that the selector picks,
-    less the opted out and those another follow-up of the parent has already messaged."""
+    less the opted out and those another follow-up of the parent has already messaged. A stage
+    typed takes the spelling other blasts use, as an import's does (`spelled_as_before`)."""
+    from core.csv_import.storage import spelled_as_before
+
     parent = session.get(Blast, parent_id)
     if parent is None:
         raise NotFound(f"Blast {parent_id} does not exist.")
@@ -148,6 +151,8 @@ def create_follow_up(
     ).all()
     if not rows:
         raise BadInput("No recipients match that choice, so there is no one to follow up.")
+    if follow_up_stage is not None:
+        follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage)
     child = Blast(
         blast_tag=parent.blast_tag,
         follow_up_stage=follow_up_stage or next_stage_name(parent.follow_up_stage),

@@ -297,6 +297,20 @@ def test_follow_up_for_read_no_reply_after_some_hours(engine: Engine) -> None:
         assert s.scalar(select(Blast.id).where(Blast.parent_blast_id == child.id)) is None
 
 
+def test_a_follow_up_stage_typed_another_way_takes_the_spelling_in_use(engine: Engine) -> None:
+    """"follow-up 1 " typed on the Follow up tab is the stage "Follow-up 1" already used: the
+    Overview's stage filter must not offer both and count each apart."""
+    blast_id = _blast(engine)
+    with transaction(engine) as s:
+        make_blast(s, follow_up_stage="Follow-up 1")
+        child = create_follow_up(s, parent_id=blast_id, message_template="Still keen?",
+                                 selector=SELECTIONS["Replied, not closed"], follow_up_stage="follow-up  1 ")
+        assert child.follow_up_stage == "Follow-up 1"
+        other = create_follow_up(s, parent_id=blast_id, message_template="Last call",
+                                 selector=SELECTIONS["Read, no reply"], follow_up_stage="  Last call ")
+        assert other.follow_up_stage == "Last call"
+
+
 @pytest.mark.parametrize(("audience", "hours", "words"), [
     (Audience(0, 0), 24, "No one matches “Read, no reply” (reached at least 24 hours ago) yet, so there "
                          "is no one to follow up."),
