@@ -234,8 +234,9 @@ def opted_out_by_reply(session: Session, *, filters: FunnelFilter) -> dict[str |
     # SQLite lower-cases only A-Z: a reply typing another letter in capitals ("ARRÊT") is
     # missed. The default words are all A-Z.
     parts = {max(word.lower().split(), key=len) for word in words}
-    # A phone's Chinese keyboard types "ＳＴＯＰ" (full width), which the webhook reads as STOP.
-    parts |= {variant for part in parts for variant in (_full_width(part), _full_width(part.upper()))}
+    # A phone's Chinese keyboard types "ＳＴＯＰ" (full width), which the webhook reads as STOP,
+    # and capitalises the first letter ("Ｓｔｏｐ"). Neither database lower-cases those letters.
+    parts |= {_full_width(spelled) for part in parts for spelled in (part, part.upper(), part.capitalize())}
     may_say = or_(*(RecipientReply.text.icontains(part, autoescape=True) for part in sorted(parts)))
     query = (
         select(BlastRecipient.id, BlastRecipient.status, Blast.blast_tag, OptOut.keyword, RecipientReply.text)
