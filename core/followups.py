@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from core import templates
 from core.errors import BadInput, NotFound
-from core.funnel import Funnel, FunnelFilter, funnel
+from core.funnel import Funnel, FunnelFilter, funnel, statuses_reaching
 from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.recipients import StageSelector, select_recipients
-from core.statuses import Status
+from core.statuses import Stage, Status
 
 
 def next_stage_name(stage: str | None) -> str:
@@ -252,6 +252,37 @@ def chain_ids(session: Session, *, blast_id: int) -> list[int]:
         frontier = [c for c in children if c not in chain]
         chain.extend(frontier)
     return chain
+
+
+@dataclass(frozen=True)
+class ChainPeople:
+    """Different people across a blast and its follow-ups, each counted once however many of
+    the chain's messages reached them: the campaign's outcome."""
+
+    messaged: int
+    replied: int
+    closed: int
+
+
+def chain_people(session: Session, *, blast_id: int) -> ChainPeople:
+    """Who the chain reached, and how many of them replied and bought, at any of its blasts."""
+    status = BlastRecipient.status
+
+    def reached(stage: Stage) -> ColumnElement[int]:
+        return func.max(case((status.in_(statuses_reaching(stage.min_rank)), 1), else_=0))
+
+    people = (
+        select(reached(Stage.SENT).label("sent"), reached(Stage.REPLIED).label("replied"),
+               reached(Stage.CLOSED).label("closed"))
+        .where(BlastRecipient.blast_id.in_(chain_ids(session, blast_id=blast_id)))
+        .group_by(BlastRecipient.phone_number)
+        .subquery()
+    )
+    row = session.execute(select(
+        func.coalesce(func.sum(people.c.sent), 0), func.coalesce(func.sum(people.c.replied), 0),
+        func.coalesce(func.sum(people.c.closed), 0),
+    )).one()
+    return ChainPeople(*map(int, row))
 
 
 def chain_funnels(session: Session, *, blast_id: int) -> list[tuple[Blast, Funnel]]:

@@ -16,6 +16,7 @@ from core.followups import (
     Audience,
     PendingFollowUp,
     chain_funnels,
+    chain_people,
     create_follow_up,
     follow_up_audience,
     follow_up_placeholders,
@@ -423,6 +424,7 @@ def render_follow_up(blast: Blast) -> None:
 def render_chain(blast_id: int) -> None:
     with reading() as s:
         chain = chain_funnels(s, blast_id=blast_id)
+        people = chain_people(s, blast_id=blast_id)
         records = [
             {
                 "Blast": b.id,
@@ -439,12 +441,12 @@ def render_chain(blast_id: int) -> None:
     if len(records) < 2:
         st.caption("No follow-ups yet.")
         return
-    frame = pd.DataFrame(records)
-    st.dataframe(frame, hide_index=True, width="stretch")
-    total = frame[["Sent", "Replied", "Closed"]].sum()
-    st.write(
-        f"Across the chain: **{total['Sent']:,}** sent, **{total['Replied']:,}** replied, "
-        f"**{total['Closed']:,}** closed."
+    st.dataframe(pd.DataFrame(records), hide_index=True, width="stretch")
+    # People, not messages: a follow-up goes to people the first blast reached already.
+    st.markdown(
+        f"Across the chain: **{plural(people.messaged, 'person', 'people')}** messaged, "
+        f"**{people.replied:,}** of them replied, **{people.closed:,}** bought.",
+        help="Each person counted once, however many of these blasts reached them.",
     )
 
 

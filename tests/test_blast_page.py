@@ -301,6 +301,23 @@ def test_pending_follow_up_only_counts_unsent_drafts_with_these_people(engine: E
         assert pending_follow_up(s, parent_id=parent.id, selector=read_no_reply) is None
 
 
+def test_across_the_chain_counts_people_once_however_many_blasts_reached_them(engine: Engine) -> None:
+    """Ten messaged, five replied; the follow-up went to those five, who replied again: five
+    people replied, not ten, and ten were messaged, not fifteen."""
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed")
+        child = make_blast(s, state="completed", parent_blast_id=parent.id, follow_up_stage="Follow-up 1")
+        for i in range(10):
+            phone = f"+60135{i:06d}"
+            make_recipient(s, parent, phone_number=phone, status="REPLIED" if i < 5 else "READ_ACK")
+            if i < 5:
+                make_recipient(s, child, phone_number=phone, status="CLOSED" if i == 0 else "REPLIED")
+        parent_id = parent.id
+    at = _open(parent_id)
+    chain = "Across the chain: **10 people** messaged, **5** of them replied, **1** bought."
+    assert chain in [m.value for m in at.markdown]
+
+
 # 4. A marketer's words, not system codes.
 
 
