@@ -7,10 +7,11 @@ import functools
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Subquery, any_, bindparam, case, func, select, text, union_all
+from sqlalchemy import Select, Subquery, any_, bindparam, case, func, or_, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.config import PRACTICE_DEVICES
 from core.models import (
     Blast,
     BlastHourCount,
@@ -32,6 +33,9 @@ class FunnelFilter:
     follow_up_stages: tuple[str, ...] = ()
     blast_ids: tuple[int, ...] = ()
     timezone: str = "Asia/Kuala_Lumpur"
+    # Once the dashboard sends to WhatsApp, the blasts made in practice mode (the sandbox's,
+    # the demo data's) are not the team's results: their reads and replies were made up.
+    leave_out_practice: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,12 @@ def status_rank() -> ColumnElement[int]:
 # Which parts a filter uses. Statements are built once per shape and reused with the
 # filter's values as parameters: building SQLAlchemy expressions cost more than running
 # the queries once they read rollups.
-_Shape = tuple[bool, bool, bool, bool, bool]
+_Shape = tuple[bool, bool, bool, bool, bool, bool]
 
 
 def _shape(filters: FunnelFilter) -> _Shape:
     return (filters.start is not None, filters.end is not None, bool(filters.tags),
-            bool(filters.follow_up_stages), bool(filters.blast_ids))
+            bool(filters.follow_up_stages), bool(filters.blast_ids), filters.leave_out_practice)
 
 
 def _params(filters: FunnelFilter) -> dict[str, object]:
@@ -103,11 +107,13 @@ def _params(filters: FunnelFilter) -> dict[str, object]:
                          ("blast_ids", filters.blast_ids)):
         if values:
             params[name] = list(values)
+    if filters.leave_out_practice:
+        params["practice_devices"] = list(PRACTICE_DEVICES)
     return params
 
 
 def _restrict(query: Select, shape: _Shape) -> Select:
-    has_start, has_end, has_tags, has_stages, has_ids = shape
+    has_start, has_end, has_tags, has_stages, has_ids, no_practice = shape
     if has_start:
         query = query.where(Blast.blast_date >= bindparam("start"))
     if has_end:
@@ -118,7 +124,15 @@ def _restrict(query: Select, shape: _Shape) -> Select:
         query = query.where(Blast.follow_up_stage.in_(bindparam("stages", expanding=True)))
     if has_ids:
         query = query.where(Blast.id.in_(bindparam("blast_ids", expanding=True)))
+    if no_practice:
+        query = query.where(not_practice())
     return query
+
+
+def not_practice() -> ColumnElement[bool]:
+    """A blast not made in practice mode: a draft not yet given a device belongs to whichever
+    gateway will send it, the one in use."""
+    return or_(Blast.device.is_(None), Blast.device.not_in(bindparam("practice_devices", expanding=True)))
 
 
 def of_selected_blasts(query: Select, blast_id: ColumnElement[int], filters: FunnelFilter,
@@ -375,18 +389,17 @@ def funnel_by_blast(
     ]
 
 
-def filter_options(session: Session) -> tuple[list[str], list[str]]:
-    """The tags and follow-up stages in use, for the filter pickers."""
-    tags = session.scalars(
-        select(Blast.blast_tag).where(Blast.blast_tag.is_not(None)).distinct().order_by(Blast.blast_tag)
-    ).all()
-    stages = session.scalars(
-        select(Blast.follow_up_stage)
-        .where(Blast.follow_up_stage.is_not(None))
-        .distinct()
-        .order_by(Blast.follow_up_stage)
-    ).all()
-    return list(tags), list(stages)
+def filter_options(session: Session, *, leave_out_practice: bool = False) -> tuple[list[str], list[str]]:
+    """The tags and follow-up stages in use, for the filter pickers (with `leave_out_practice`,
+    those of blasts not made in practice mode)."""
+    options = []
+    for column in (Blast.blast_tag, Blast.follow_up_stage):
+        query = select(column).where(column.is_not(None)).distinct().order_by(column)
+        if leave_out_practice:
+            query = query.where(not_practice()).params(practice_devices=list(PRACTICE_DEVICES))
+        options.append(list(session.scalars(query)))
+    tags, stages = options
+    return tags, stages
 
 
 def stuck_at_each_stage(session: Session, *, blast_id: int) -> list[tuple[str, int, float]]:

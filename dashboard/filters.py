@@ -34,10 +34,12 @@ def _wanted_params(key_prefix: str) -> dict[str, list[str]]:
 
 
 def render_filters(
-    *, tags: list[str], stages: list[str], timezone: str, key_prefix: str = "flt"
+    *, tags: list[str], stages: list[str], timezone: str, key_prefix: str = "flt",
+    leave_out_practice: bool = False,
 ) -> FunnelFilter:
     """Filter widgets seeded from the URL's query parameters (or, without any, from the last
-    choice of the session), which they keep up to date."""
+    choice of the session), which they keep up to date. `leave_out_practice` goes into the
+    filter as it is: no widget sets it."""
     wanted = _wanted_params(key_prefix)
     start = _parse_date(next(iter(wanted.get("from", [])), None))
     end = _parse_date(next(iter(wanted.get("to", [])), None))
@@ -78,6 +80,7 @@ def render_filters(
         tags=tuple(chosen_tags),
         follow_up_stages=tuple(chosen_stages),
         timezone=timezone,
+        leave_out_practice=leave_out_practice,
     )
 
 

@@ -1,7 +1,7 @@
 """Overview: the funnel for the blasts that match the filters."""
 
 import streamlit as st
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 
 from core.analytics import OPTED_OUT, RESPONSE_SAMPLE, tag_comparison
 from core.config import PRACTICE_DEVICES
@@ -20,9 +20,12 @@ from dashboard.tables import ONGOING_STATES, blast_table, blast_table_columns, h
 
 page_header("Overview", "What became of your messages: sent → received → read → replied → closed.")
 
+# Once sending to WhatsApp, the practice blasts' made-up reads and replies are left out.
+live = not settings().sandbox
 with reading() as s:
-    tags, stages = filter_options(s)
+    tags, stages = filter_options(s, leave_out_practice=live)
     has_blasts = s.scalar(select(exists().where(Blast.id.is_not(None))))
+    practice_blasts = s.scalar(select(func.count()).where(Blast.device.in_(PRACTICE_DEVICES))) if live else 0
 
 if not has_blasts:
     st.subheader("No blasts yet")
@@ -50,7 +53,11 @@ if not has_blasts:
     st.stop()
 
 render_waiting_replies()
-filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone)
+filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone, leave_out_practice=live)
+if practice_blasts:
+    st.caption(f"{plural(practice_blasts, 'blast')} made in practice mode "
+               f"{'is' if practice_blasts == 1 else 'are'} left out of everything below: the sandbox "
+               "made up their receipts and replies. Each still has its page, from the Blast page's list.")
 opted_out_by_tag = data.opted_out_by_reply(filters)
 with reading() as s:
     totals = funnel(s, filters=filters)
@@ -111,20 +118,18 @@ columns[-1].metric(
     "check them on the blast's page.",
 )
 # Waiting rows of drafts and cancelled blasts will not go out by themselves: not "waiting", nor
-# those of a blast the gateway in use does not send (a practice blast once live).
+# those of a blast the gateway in use does not send (a WhatsApp blast in practice mode; once
+# live, the practice blasts are not in the selection at all).
 ongoing = [b for b in per_blast if b.state in ONGOING_STATES]
-held = [b for b in ongoing if held_elsewhere(b, settings())]
-waiting = sum(b.funnel.waiting for b in ongoing) - sum(b.funnel.waiting for b in held)
+held = sum(b.funnel.waiting for b in ongoing if held_elsewhere(b, settings()))
+waiting = sum(b.funnel.waiting for b in ongoing) - held
 in_drafts = sum(b.funnel.waiting for b in per_blast if b.state == "draft")
-in_practice = sum(b.funnel.waiting for b in held if b.device in PRACTICE_DEVICES)
-for_whatsapp = sum(b.funnel.waiting for b in held) - in_practice
 parts = [
     f"{plural(n, 'recipient')} {where}"
     for n, where in (
         (waiting, "still to be sent"),
         (in_drafts, "in drafts"),
-        (in_practice, "on practice blasts, not sent to WhatsApp"),
-        (for_whatsapp, "on WhatsApp blasts, not sent in practice mode"),
+        (held, "on WhatsApp blasts, not sent in practice mode"),
     )
     if n
 ]

@@ -93,6 +93,29 @@ def test_filters(engine: Engine, filters: FunnelFilter, expected_total: int) -> 
         assert funnel(s, filters=filters).total == expected_total
 
 
+def test_practice_blasts_can_be_left_out_of_every_count(engine: Engine) -> None:
+    """Once live, a practice blast's made-up receipts are not the team's results; a draft with
+    no device yet belongs to the gateway in use."""
+    from sqlalchemy import update
+
+    from core.funnel import filter_options, status_counts_by_tag
+    from core.models import Blast
+
+    ids = _seed(engine)
+    with transaction(engine) as s:
+        s.execute(update(Blast).where(Blast.id == ids["promo"]).values(device="sandbox"))
+        s.execute(update(Blast).where(Blast.id == ids["launch"]).values(device="5850"))
+    live = FunnelFilter(leave_out_practice=True)
+    with transaction(engine) as s:
+        assert funnel(s, filters=live).total == 11
+        assert funnel(s, filters=FunnelFilter(tags=("Promo",), leave_out_practice=True)).total == 0
+        assert [r.blast_id for r in funnel_by_blast(s, filters=live)] == [ids["empty"], ids["launch"]]
+        assert set(status_counts_by_tag(s, filters=live)) == {"Launch"}
+        assert filter_options(s, leave_out_practice=True) == (["Launch", "Promo"], ["Initial"])
+        assert filter_options(s) == (["Launch", "Promo"], ["Follow-up 1", "Initial"])
+        assert funnel(s).total == 14
+
+
 def test_per_blast_funnels_include_empty_blasts_newest_first(engine: Engine) -> None:
     ids = _seed(engine)
     with transaction(engine) as s:

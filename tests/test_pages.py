@@ -527,24 +527,39 @@ def test_overview_counts_as_waiting_only_what_will_still_go_out(app_db: str, eng
     assert any(c.value == "3 recipients still to be sent · 2 recipients in drafts." for c in at.caption)
 
 
-def test_overview_does_not_count_practice_blasts_as_still_to_be_sent_once_live(
+def test_once_live_the_overview_leaves_out_practice_blasts_and_says_so(
     app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A practice blast left sending when the token was set never goes out: its queue is named
-    for what it is, not added to what WhatsApp will still send."""
+    """Demo data, or a practice blast left sending when the token was set: the sandbox made up
+    their reads and replies, so once live they are not the team's results, and a practice
+    queue never goes out."""
     with transaction(engine) as s:
-        for device, queued in (("sandbox", 4), ("5850", 3)):
-            blast = make_blast(s, state="sending", device=device)
+        for device, tag, queued, read in (("sandbox", "Practice", 4, 6), ("demo", "Demo", 0, 9),
+                                          ("5850", "Raya", 3, 1)):
+            blast = make_blast(s, state="sending", device=device, blast_tag=tag)
             make_recipient(s, blast, status="DELIVERY_ACK")
+            for _ in range(read):
+                make_recipient(s, blast, status="READ_ACK")
             for _ in range(queued):
                 make_recipient(s, blast)
+    at = run_page("pages/overview.py")
+    assert _metric_values(at)["Sent"] == "19", "in practice mode everything counts"
+
     monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
     monkeypatch.setenv("WSAPME_DEVICE", "5850")
     get_settings.cache_clear()
     at = run_page("pages/overview.py")
+    metrics = _metric_values(at)
+    assert (metrics["Sent"], metrics["Read"]) == ("2", "1")
     captions = [c.value for c in at.caption]
-    assert "3 recipients still to be sent · 4 recipients on practice blasts, not sent to WhatsApp." \
-        in captions
+    assert "3 recipients still to be sent." in captions
+    assert any(c.startswith("2 blasts made in practice mode are left out") for c in captions)
+    assert at.multiselect(key="flt_tags").options == ["Raya"]
+    assert list(at.dataframe[0].value["Tag"]) == ["Raya"]
+
+
+def _metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
 
 
 def test_overview_compares_only_tags_that_have_sent(app_db: str, engine: Engine) -> None:
