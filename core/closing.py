@@ -192,16 +192,6 @@ def close_sales(
             for line in lines]
 
 
-def close_from_csv(
-    session: Session, data: bytes, *, region: str, blast_ids: Sequence[int] = (),
-    filename: str | None = None, max_upload_mb: float = 10.0, phone_column: str | None = None,
-) -> CloseReport:
-    """`read_sales` and `close_sales`, in the caller's one transaction."""
-    sales = read_sales(data, region=region, filename=filename, max_upload_mb=max_upload_mb,
-                       phone_column=phone_column)
-    return sales.report(close_sales(session, sales.lines, blast_ids=blast_ids, filename=filename))
-
-
 def close_in_batches(
     engine: Engine, sales: SalesFile, *, blast_ids: Sequence[int] = (), batch_rows: int = CLOSE_BATCH_ROWS,
     progress: Callable[[int, int], None] | None = None,

@@ -74,10 +74,6 @@ def identity_provider_configured() -> bool:
         return False
 
 
-def login_required() -> bool:
-    return identity_provider_configured() or settings().dashboard_password_hash is not None
-
-
 # A password login lasts for the browser, not only for its tab: a link opened in a new tab
 # (the blast tables' "Details") starts a new session, which the cookie signs in.
 SESSION_COOKIE = "blast_tracker_session"

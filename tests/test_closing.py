@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, select, text
 
-from core.closing import CloseOutcome, close_from_csv
+from core.closing import CloseOutcome, CloseReport, close_sales, read_sales
 from core.csv_import import ColumnNotFound
 from core.db import transaction
 from core.errors import BadCsv
@@ -16,6 +16,13 @@ from core.models import BlastRecipient, StatusHistory
 from tests.support.factories import make_blast, make_recipient
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def close_from_csv(session, data: bytes, *, region: str, blast_ids=(), filename: str | None = None,  # type: ignore[no-untyped-def]
+                   phone_column: str | None = None) -> CloseReport:
+    """The page's steps (`read_sales`, then `close_sales`) in one transaction, without its batches."""
+    sales = read_sales(data, region=region, filename=filename, phone_column=phone_column)
+    return sales.report(close_sales(session, sales.lines, blast_ids=blast_ids, filename=filename))
 
 
 def _seed(engine: Engine) -> dict[str, int]:

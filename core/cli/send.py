@@ -4,7 +4,6 @@ message written first when `--message` gives it."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,7 @@ from core.config import Settings, get_settings
 from core.db import migrate, transaction
 from core.errors import BadInput, NotFound, StateConflict
 from core.followups import follow_up_placeholders
-from core.models import Blast, BlastState, Device, utcnow
+from core.models import Blast, BlastState, utcnow
 from core.sending import blasts, gateways, pacing
 
 # A --at this little in the past is taken as "now" (the minute it took to type); further back
@@ -108,7 +107,7 @@ def _held_back(s: Session, *, device: str, when: dt.datetime, settings: Settings
     if settings.send_pacing != "on":  # the worker keeps no quiet hours nor cap then
         return None
     zone: ZoneInfo = settings.timezone
-    row = s.get(Device, device) or _new_device(device, settings)
+    row = pacing.current_device(s, device=device, settings=settings)
     start = pacing.earliest_send(row, now=when, zone=zone)
     if start - when < HELD_BACK:
         return None
@@ -122,13 +121,6 @@ def _held_back(s: Session, *, device: str, when: dt.datetime, settings: Settings
     if rules.daily_cap and row.sent_day == local.date() and row.sent_in_day >= rules.daily_cap:
         return f"; device {device} has sent its {rules.daily_cap:,} messages for the day, so {starts}"
     return f"; device {device} is still pacing earlier messages, so {starts}"
-
-
-def _new_device(device: str, settings: Settings) -> Device:
-    """The pacing a device not seen yet will get from the settings (`pacing.ensure_device`),
-    without storing it: the worker does that when it first sends from it."""
-    rules = dataclasses.asdict(pacing.PacingRules.from_settings(settings))
-    return Device(device=device, **rules, sent_in_day=0, sent_since_pause=0)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
