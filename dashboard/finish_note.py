@@ -136,5 +136,4 @@ def _estimate_words(
 
 
 def _about(took: dt.timedelta) -> str:
-    words = duration_words(took)
-    return "**under a minute**" if words == "< 1 min" else f"about **{words}**"
+    return "**under a minute**" if took < dt.timedelta(minutes=1) else f"about **{duration_words(took)}**"
