@@ -29,11 +29,21 @@ _LABEL_RE = re.compile(
     re.IGNORECASE,
 )
 _EXTENSION_RE = re.compile(r"\s*(?:ext\.?|extension|x|#)\s*\d+\s*$", re.IGNORECASE)
+# A note after the number ("012-345 6789 (HP)", "0123456789 - Ali"): words only, set off by a
+# space, a bracket or a dash, so a letter inside a number ("+6O12...", "1-800-FLOWERS") still
+# refuses the cell and a second number after a note still counts as one.
+_WORDS = r"[^\W\d_]+(?:[\s.'&/\-]+[^\W\d_]+)*\.?"
+_BRACKETED = rf"[(\[]\s*{_WORDS}\s*[)\]]"
+_NOTE_RE = re.compile(
+    rf"(?<=\d)(?:\s*[,:;]\s*|\s+[-\u2013\u2014]\s*|\s+|\s*(?=[(\[]))"
+    rf"(?:{_WORDS}|{_BRACKETED})(?:\s*{_BRACKETED})*\s*$"
+)
 _LETTER_RE = re.compile(r"[^\W\d_]")
 # Two numbers in one cell, e.g. "012-345 6789 / 013-456 7890".
 # Google Contacts joins a contact's numbers with " ::: ".
 _MULTI_SPLIT_RE = re.compile(r"[/,;&|\n]|:::|\s(?:or|atau|dan|and)\s", re.IGNORECASE)
 _DIGIT_RE = re.compile(r"\d")
+_NON_DIGIT_RE = re.compile(r"\D")
 # Cells the fast path may read as they are: digits, spaces, dashes, brackets, a plus.
 _PLAIN_RE = re.compile(r"\s*\+?[\d \-()]+\s*")
 # Excel damage: a number stored as a float, with thousands separators, or in E notation.
@@ -91,7 +101,7 @@ def _normalise_full(raw: str, region: str) -> PhoneResult:
 
 
 def _clean(raw: str) -> str:
-    """Drop invisible characters, spreadsheet text markers and a label in front."""
+    """Drop invisible characters, spreadsheet text markers, a label in front and a note after."""
     if not raw.isascii():
         raw = "".join(_visible(ch) for ch in raw)
     text = raw.strip()
@@ -101,7 +111,18 @@ def _clean(raw: str) -> str:
     text = text.lstrip("'").strip()  # '0123456789 is Excel's "store as text" marker
     if text and text[0].isalpha():
         text = _LABEL_RE.sub("", text, count=1)
+    if text and not text[-1].isdigit():
+        text = _drop_note(text)
     return text
+
+
+def _drop_note(text: str) -> str:
+    note = _NOTE_RE.search(text)
+    if note is None:
+        return text
+    number = text[: note.start()]
+    # Too few digits left to be a number ("1 800 FLOWERS"): the letters are part of it.
+    return number if sum(ch.isdigit() for ch in number) >= 7 else text
 
 
 def _visible(ch: str) -> str:
@@ -334,15 +355,56 @@ def _slow_path(text: str, region: str) -> PhoneResult:
     if _LETTER_RE.search(core):
         return _invalid("not a phone number (it has letters in it)")
     try:
-        number = phonenumbers.parse(core, region)
+        result = _judge(phonenumbers.parse(core, region), region)
     except NumberParseException as exc:
-        return _invalid(_PARSE_REASONS.get(exc.error_type, "not a phone number"))
-    return _judge(number, region)
+        result = _invalid(_PARSE_REASONS.get(exc.error_type, "not a phone number"))
+    return result if result.ok else _foreign_without_plus(core, region) or result
 
 
 def _has_two_numbers(text: str) -> bool:
     parts = _MULTI_SPLIT_RE.split(text)
     return sum(1 for part in parts if len(_DIGIT_RE.findall(part)) >= 7) >= 2
+
+
+def _foreign_without_plus(core: str, region: str) -> PhoneResult | None:
+    """The reason for a foreign mobile typed with its country code but no plus ("6591234567"),
+    which the region reads as a wrong number of its own; None when it reads as no such number.
+
+    Refused, not read: a home number mistyped can look like a foreign one, and a guess would
+    message a stranger abroad. Digits that start with 0, with the home country code, or the
+    way a home mobile starts once Excel drops its 0 stay the home country's."""
+    if "+" in core or "\uff0b" in core:  # its country code was read: the plus adds nothing
+        return None
+    digits = _NON_DIGIT_RE.sub("", core) if core.isascii() else phonenumbers.normalize_digits_only(core)
+    if digits.startswith(("0", *_home_starts(region))):
+        return None
+    try:
+        number = phonenumbers.parse(f"+{digits}")
+    except NumberParseException:
+        return None
+    number_region = phonenumbers.region_code_for_number(number)
+    place = _country_name(number_region)
+    if (
+        not place
+        or number_region == region
+        or not phonenumbers.is_valid_number(number)
+        or phonenumbers.number_type(number) not in MOBILE_TYPES
+    ):
+        return None
+    written = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return _invalid(f"looks like a number in {place}: write it with + in front, {written}")
+
+
+@functools.cache
+def _home_starts(region: str) -> tuple[str, ...]:
+    """The region's country code and, where a trunk 0 can be lost, the digit its mobiles then
+    start with ("12345678901" is a Malaysian mobile mistyped sooner than a US number)."""
+    starts = [str(phonenumbers.country_code_for_region(region))]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    if metadata is not None and metadata.national_prefix and example is not None:
+        starts.append(str(example.national_number)[0])
+    return tuple(starts)
 
 
 def _judge(number: phonenumbers.PhoneNumber, region: str) -> PhoneResult:

@@ -115,7 +115,6 @@ def test_a_foreign_landline_gets_both_warnings() -> None:
         ("91234567", "not a valid number in Malaysia"),
         ("0104756789", "not a valid number in Malaysia"),
         ("+65 1234 5678", "not a valid number in Singapore"),
-        ("0123456789 (Ali)", "not a phone number (it has letters in it)"),
         ("1-800-FLOWERS", "not a phone number (it has letters in it)"),
         ("012-345 6789 / 013-456 7890", "more than one number in this cell; keep one number per row"),
         ("0123456789, 0134567890", "more than one number in this cell; keep one number per row"),
@@ -129,6 +128,98 @@ def test_unusable_numbers_say_why(typed: str, reason: str) -> None:
     assert not result.ok
     assert result.e164 is None
     assert result.reason == reason
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "012-345 6789 (HP)",
+        "012-345 6789 (office)",
+        "012-345 6789 (pejabat)",
+        "012-345 6789 (WA)",
+        "0123456789 - Ali",
+        "0123456789 (Ali)",
+        "0123456789, Ali",
+        "012 345 6789 whatsapp",
+        "012-345 6789 WhatsApp only",
+        "012-345 6789 (HP) (WA)",
+        "0123456789(HP)",
+        "012-345 6789 (电话)",
+        "HP: 012-345 6789 (Ali)",
+        "012-345 6789 ext 12 (office)",
+    ],
+)
+def test_a_note_after_the_number_is_left_out(typed: str) -> None:
+    result = normalise(typed)
+    assert result.reason is None
+    assert result.e164 == "+60123456789"
+    assert result.warnings == ()
+    assert result.is_mobile
+
+
+def test_a_note_says_landline_only_when_the_number_is_one() -> None:
+    assert normalise("03-2345 6789 (office)").warnings == (NOT_MOBILE,)
+    assert normalise("012-345 6789 (rumah)").warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("0123456789 ali@example.com", "not a phone number (it has letters in it)"),
+        ("0123456789Ali", "not a phone number (it has letters in it)"),
+        ("+6O123456789", "not a phone number (it has letters in it)"),
+        ("1-800-FLOWERS", "not a phone number (it has letters in it)"),
+        ("1 800 FLOWERS", "not a phone number (it has letters in it)"),  # the words are the number
+        ("Ali 0123456789", "not a phone number (it has letters in it)"),
+        ("012-345 6789 (HP 2)", "not a phone number (it has letters in it)"),
+        ("012-345 6789 (HP) 013-456 7890", "not a phone number (it has letters in it)"),
+        ("012-345 6789 / 013-456 7890 (HP)",
+         "more than one number in this cell; keep one number per row"),
+        ("0123456789 0134567890 (HP)", "too long"),  # two numbers run together stay refused
+        ("012-34567890 (HP)", "not a valid number in Malaysia"),
+    ],
+)
+def test_a_note_never_hides_what_is_wrong(typed: str, reason: str) -> None:
+    assert normalise(typed).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("6591234567", "looks like a number in Singapore: write it with + in front, +65 9123 4567"),
+        ("65 9123 4567 (HP)", "looks like a number in Singapore: write it with + in front, +65 9123 4567"),
+        ("6737123456", "looks like a number in Brunei: write it with + in front, +673 712 3456"),
+        ("6281234567890",
+         "looks like a number in Indonesia: write it with + in front, +62 812-3456-7890"),
+    ],
+)
+def test_a_foreign_mobile_without_its_plus_is_named(typed: str, reason: str) -> None:
+    # Refused rather than read as foreign: a mistyped Malaysian number can look like one.
+    result = normalise(typed)
+    assert result.e164 is None
+    assert result.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("6012345678", "not a valid number in Malaysia"),  # 60...: Malaysian, one digit short
+        ("01234567890", "not a valid number in Malaysia"),  # a local number with its 0
+        ("0812-3456-7890", "too long"),  # Indonesian written the local way, from Malaysia
+        ("12345678901", "too long"),  # a mobile with its 0 lost and a digit too many, not +1
+        ("6561234567", "not a valid number in Malaysia"),  # a Singapore landline: not for WhatsApp
+    ],
+)
+def test_digits_that_may_be_malaysian_keep_their_reason(typed: str, reason: str) -> None:
+    assert normalise(typed).reason == reason
+
+
+def test_a_foreign_reading_never_replaces_a_malaysian_one() -> None:
+    assert normalise("60123456789").e164 == "+60123456789"
+    assert normalise("6042223344").e164 == "+6042223344"  # Penang landline, not +604...
+    assert normalise("60123456789", "SG").reason == (
+        "looks like a number in Malaysia: write it with + in front, +60 12-345 6789"
+    )
 
 
 @pytest.mark.parametrize("typed", ["6.01235E+10", "6.0123E+10", "6E+10", "6.012345678E+10"])
