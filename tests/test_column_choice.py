@@ -74,3 +74,26 @@ def test_a_column_that_is_not_there_lists_the_ones_that_are(
         parse_csv(data, **options)  # type: ignore[arg-type]
     assert message in caught.value.message
     assert caught.value.headers == headers
+
+
+@pytest.mark.parametrize(
+    ("data", "offered", "phone"),
+    [
+        (b"Prepared by,Aminah,012-9998888\r\n\r\nName,Mobile\r\nAli,0123456789\r\nSiti,0134567890\r\n",
+         None, "Mobile"),
+        (b"ABC Trading Sdn Bhd\r\nTel: 03-2345 6789\r\n\r\nName,Nombor Pelanggan,Email\r\n"
+         b"Ali,0123456789,a@x.com\r\nSiti,0134567890,s@x.com\r\n",
+         ("Name", "Nombor Pelanggan", "Email"), "Nombor Pelanggan"),
+    ],
+    ids=["found-anyway", "no-phone-word"],
+)
+def test_a_column_below_title_lines_with_a_phone_number_can_be_chosen(
+    data: bytes, offered: tuple[str, ...] | None, phone: str
+) -> None:
+    if offered is not None:
+        with pytest.raises(ColumnNotFound) as caught:
+            parse_csv(data)
+        assert caught.value.headers == offered
+    report = parse_csv(data, phone_column=phone)
+    assert (report.phone_column, report.name_column) == (phone, "Name")
+    assert [(r.phone, r.name) for r in report.rows] == [("+60123456789", "Ali"), ("+60134567890", "Siti")]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core.csv_import import ColumnNotFound, Outcome, parse_csv
-from core.csv_import.columns import find_columns, header_words
+from core.csv_import.columns import HEADER_SEARCH_RECORDS, find_columns, header_words, phone_rank
+from tests.test_excel_import import xlsx
 
 
 def rows_of(data: bytes, **options: str) -> list[tuple[int, Outcome, str | None]]:
@@ -190,3 +191,108 @@ def test_a_headerless_list_takes_the_column_with_mobiles() -> None:
     report = parse_csv(data)
     assert (report.columns.header_index, report.phone_column) == (None, "column 2")
     assert {r.outcome for r in report.rows} == {Outcome.VALID}
+
+
+LETTERHEAD = xlsx(("Sheet", [
+    ["KEDAI ABC ENTERPRISE"], ["No. 5, Jalan Besar, 81000 Kulai, Johor"], ["Tel: 07-663 1234"], None,
+    ["Bil", "Nama", "No. HP", "Jumlah (RM)"], [1, "Ali", "012-3456789", 150.5],
+    [2, "Siti", "013-4567890", 80],
+]))
+
+
+@pytest.mark.parametrize(
+    ("data", "header_line"),
+    [
+        (b"ABC Trading Sdn Bhd\r\nTel: 03-2345 6789\r\n\r\nName,Phone,Email\r\nAli,0123456789,a@x.com\r\n"
+         b"Siti,0134567890,s@x.com\r\n", 4),
+        (b"Prepared by,Aminah,012-9998888\r\n\r\nName,Mobile\r\nAli,0123456789\r\nSiti,0134567890\r\n", 3),
+        (b"KEDAI ABC,KEDAI ABC,KEDAI ABC\r\nTel: 07-663 1234,Tel: 07-663 1234,Tel: 07-663 1234\r\n"
+         b"Nama,No. HP,Jumlah\r\nAli,0123456789,10\r\nSiti,0134567890,20\r\n", 3),  # merged, filled
+        (LETTERHEAD, 5),
+    ],
+    ids=["title-phone", "prepared-by", "merged-title", "letterhead-xlsx"],
+)
+def test_a_phone_number_in_the_title_lines_is_not_taken_for_the_first_contact(
+    data: bytes, header_line: int
+) -> None:
+    report = parse_csv(data)
+    assert report.columns.header_index == header_line - 1
+    assert [(r.line, r.outcome, r.name) for r in report.rows] == [
+        (header_line + 1, Outcome.VALID, "Ali"), (header_line + 2, Outcome.VALID, "Siti")]
+    assert report.notes == [f"The header is on line {header_line}; the lines above it were skipped."]
+
+
+def test_contacts_are_not_taken_for_title_lines_above_a_header_like_row() -> None:
+    data = b"0123456789\r\n0134567890\r\nPhone\r\n0145678901\r\n"  # one column, a word among numbers
+    assert [r.line for r in parse_csv(data).rows] == [1, 2, 3, 4]
+    data = b"Ali,0123456789,\r\nName,Phone,Note\r\nSiti,0134567890,\r\n"  # Ali's number under Phone
+    assert [r.line for r in parse_csv(data).rows] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "phone",
+    ["WhatsApp number (with country code)", "Phone number (include country code)",
+     "Mobile number - please type without dashes", "Mobile No. (Country Code + Number)",
+     "HP No. (status: active)", "Mobile (verified)", "WhatsApp No. (with country code)", "Ph No", "Ph"],
+)
+def test_words_on_how_to_type_the_number_do_not_hide_the_mobile_column(phone: str) -> None:
+    data = (f"Full Name,{phone},Company,Office Phone\r\nAli,0123456789,ABC,0323456789\r\n"
+            f"Siti,0134567890,DEF,0323456780\r\n").encode()
+    report = parse_csv(data)
+    assert report.phone_column == phone
+    assert {r.outcome for r in report.rows} == {Outcome.VALID}
+
+
+@pytest.mark.parametrize("header", ["Phone 1 - Type", "Phone Status", "Phone Verified", "Country Code",
+                                    "Nama & No. HP", "Email / Phone"])
+def test_a_header_about_a_phone_is_not_the_phone_column(header: str) -> None:
+    assert phone_rank(header) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "phone", "name"),
+    [("姓名,手机号码,备注", "手机号码", "姓名"), ("名字,电话", "电话", "名字"),
+     ("姓名,联系电话", "联系电话", "姓名"), ("姓名,办公电话,手机", "手机", "姓名"),
+     ("Nama,No. H/P", "No. H/P", "Nama"), ("Nama,No. Tel", "No. Tel", "Nama")],
+)
+def test_chinese_and_malay_headers_name_the_phone_and_name_columns(
+    headers: str, phone: str, name: str
+) -> None:
+    width = headers.count(",")
+    data = f"{headers}\r\n陈大文{',012-345 6789' * width}\r\n".encode()
+    report = parse_csv(data)
+    assert (report.phone_column, report.name_column, report.rows[0].name) == (phone, name, "陈大文")
+
+
+def test_each_google_contact_is_messaged_on_the_mobile_of_whichever_phone_column_holds_it() -> None:
+    rows = [["First Name", "Last Name", "Phone 1 - Label", "Phone 1 - Value", "Phone 2 - Label",
+             "Phone 2 - Value"],
+            ["Ali", "Abu", "Mobile", "+60 12-345 6789", "", ""],
+            ["Siti", "Aminah", "Work", "+60 3-2345 6789", "Mobile", "+60 13-456 7890"],
+            ["Mei", "Ling", "Home", "+60 3-7956 1234", "Mobile", "+60 16-222 3333"],
+            ["Raju", "", "", "03-2222 3333", "", "014-444 5555 x"],
+            ["Chong", "", "", "03-2222 3334", "", "017-765 4321"]]
+    data = "".join(",".join(row) + "\r\n" for row in rows).encode()
+    report = parse_csv(data)
+    assert [(r.name, r.outcome, r.phone) for r in report.rows] == [
+        ("Ali Abu", Outcome.VALID, "+60123456789"), ("Siti Aminah", Outcome.VALID, "+60134567890"),
+        ("Mei Ling", Outcome.VALID, "+60162223333"),
+        ("Raju", Outcome.WARNING, "+60322223333"),  # no mobile: the first number, with its warning
+        ("Chong", Outcome.VALID, "+60177654321"),  # no label: the first mobile
+    ]
+    assert report.notes == ["Each contact's number was taken from “Phone 1 - Value” or “Phone 2 - Value”: "
+                            "the one that is a mobile (by its label), else the first. Choose one column "
+                            "if that is wrong."]
+    chosen = parse_csv(data, phone_column="Phone 1 - Value")
+    assert chosen.rows[1].phone == "+60323456789", "a column chosen by hand is that column"
+
+
+def test_a_header_beyond_the_rows_searched_is_named_in_the_message_and_can_be_chosen() -> None:
+    notes = "".join(f"Note {i}\r\n" for i in range(HEADER_SEARCH_RECORDS + 19))
+    data = f"{notes}Name,Phone\r\nAli,0123456789\r\n".encode()
+    with pytest.raises(ColumnNotFound) as caught:
+        parse_csv(data)
+    assert f"No phone number column found in the first {HEADER_SEARCH_RECORDS} rows" in caught.value.message
+    report = parse_csv(data, phone_column="Phone")
+    assert [(r.line, r.outcome, r.name) for r in report.rows] == [
+        (HEADER_SEARCH_RECORDS + 21, Outcome.VALID, "Ali")]

@@ -744,3 +744,25 @@ def test_a_long_list_is_stored_in_chunks(engine: Engine, tmp_path: Path) -> None
         last = s.scalars(select(BlastRecipient).where(
             BlastRecipient.blast_id == blast_id, BlastRecipient.csv_line == 12_001)).one()
         assert (last.phone_number, last.contact_name) == ("+60120012000", "Customer 12000")
+
+
+def test_a_note_in_an_unheaded_cell_is_kept_with_a_warning() -> None:
+    report = parse_csv(b"Name,Phone\r\nAli,0123456789,called 1/3\r\nSiti,0134567890\r\n")
+    assert [(r.line, r.outcome, r.phone, r.reason) for r in report.rows] == [
+        (2, Outcome.WARNING, "+60123456789",
+         "this row has 3 cells but the header has 2; “called 1/3”, beyond the last column, was left out"),
+        (3, Outcome.VALID, "+60134567890", None),
+    ]
+
+
+def test_a_row_whose_cells_a_comma_moved_says_so() -> None:
+    report = parse_csv(b"Name,Phone,Email\r\nLim, Mr,0171234567\r\nAli,0123456789,a@x.com,0134567890\r\n")
+    assert [(r.line, r.outcome, r.reason) for r in report.rows] == [
+        (2, Outcome.INVALID, "the cells of this row have moved: a comma or semicolon inside a name or "
+                             "address split it, so “Mr” is under “Phone” and the number under “Email”; "
+                             "put quotes around that cell"),
+        (3, Outcome.INVALID, "this row has 4 cells but the header has 3; a comma or semicolon inside a name "
+                             "or address needs quotes around that cell"),  # a number beyond the header
+    ]
+    office = parse_csv(b"Name,HP,Office Tel\r\nAli,none,0323456789\r\nSiti,0134567890,\r\n").rows[0]
+    assert office.reason == "not a phone number", "a number in another phone column is not a moved cell"

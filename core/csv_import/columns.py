@@ -7,7 +7,7 @@ import functools
 import itertools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,6 +19,9 @@ from core.words import and_list
 # The header is above the first record that holds a usable number (that record is a contact),
 # and within this many records: report exports put a title and filters above it.
 HEADER_SEARCH_RECORDS = 100
+# Unless they are title lines: a letterhead holds the shop's phone and fax ("Tel: 07-663 1234"),
+# and a report who prepared it. Past this many records holding a number, they are contacts.
+TITLE_NUMBER_RECORDS = 5
 SAMPLE_RECORDS = 20  # records below a header read to choose among its phone columns
 MAX_HEADER_CHARS = 100  # a longer cell is a note or a title, neither a header nor one number
 
@@ -43,18 +46,39 @@ _NAME_ORDER = {name: order for order, name in enumerate(PHONE_HEADERS)}
 PHONE_WORDS = (
     ("whatsapp", "wa"),
     ("mobile", "handphone", "hp", "bimbit", "cell", "cellphone"),
-    ("phone", "telefon", "telephone", "tel", "msisdn"),
+    ("phone", "telefon", "telephone", "tel", "ph", "msisdn"),
 )
-# A header with one of these is about a phone, not the number itself ("Phone 1 - Type").
-NOT_PHONE_WORDS = frozenset({
-    "type", "label", "kind", "name", "nama", "country", "code", "ext", "extension",
-    "status", "date", "tarikh", "email", "emel", "verified",
+# A header with one of these names another field ("Nama & No. HP", "Email / Phone").
+OTHER_FIELD_WORDS = frozenset({"name", "nama", "email", "emel"})
+# A header with one of these is about a phone, not the number itself ("Phone 1 - Type",
+# "Phone Verified"), unless it also names the number ("Mobile number - please type it without
+# dashes"), or they stand only in brackets ("WhatsApp No. (with country code)", "Mobile
+# (verified)"): there they say how to type the number or what it is.
+ABOUT_PHONE_WORDS = frozenset({
+    "type", "label", "kind", "country", "code", "ext", "extension", "status", "date", "tarikh",
+    "verified",
 })
+NUMBER_WORDS = frozenset({"number", "no", "nombor", "num", "value"})
+_BRACKETED = re.compile(r"\([^)]*\)|\[[^]]*\]")
 # A header with one of these names a line WhatsApp rarely reaches: it comes after the other
 # columns of its word group ("Tel. Pejabat" after "Phone", but "HP Pejabat" before "Phone").
 LANDLINE_WORDS = frozenset({
-    "office", "home", "work", "business", "landline", "pejabat", "rumah", "fax", "faks",
+    "office", "home", "work", "business", "company", "syarikat", "landline", "pejabat", "rumah",
+    "fax", "faks",
 })
+# Chinese headers have no spaces between words: each word read as its English one, so that
+# "手机号码" is "mobile number" and "姓名" is "name". Longer words first ("联系人" is a name).
+CHINESE_WORDS = (
+    ("联系人", "contact name"), ("聯絡人", "contact name"), ("手机", "mobile"), ("手機", "mobile"),
+    ("手提", "mobile"), ("移动", "mobile"), ("电话", "phone"), ("電話", "phone"),
+    ("号码", "number"), ("號碼", "number"), ("号", "no"), ("號", "no"), ("联系", "contact"),
+    ("聯絡", "contact"), ("聯繫", "contact"), ("姓名", "name"), ("名字", "name"), ("名称", "name"),
+    ("客户", "customer"), ("客戶", "customer"), ("办公", "office"), ("辦公", "office"),
+    ("公司", "company"), ("住宅", "home"), ("家庭", "home"), ("座机", "landline phone"),
+    ("传真", "fax"), ("傳真", "fax"), ("邮箱", "email"), ("电邮", "email"), ("電郵", "email"),
+)
+_CHINESE_WORD = re.compile("|".join(chinese for chinese, _ in CHINESE_WORDS))
+_IN_ENGLISH = dict(CHINESE_WORDS)
 
 NAME_HEADERS = (
     "name", "full name", "fullname", "nama", "nama penuh", "customer name", "nama pelanggan",
@@ -70,6 +94,7 @@ LAST_NAME_HEADERS = (
 _HANDPHONE = re.compile(r"\bh\s*[/.]\s*p(?:hone)?\b")  # "H/P", "H.P.", "H/Phone"
 _DROP_CHARS = re.compile(r"['’]")
 _NOT_WORD = re.compile(r"[\W_]+")
+_GOOGLE_PHONE = re.compile(r"phone (\d+) (value|label|type)")  # "Phone 1 - Value", "Phone 1 - Type"
 _FIVE_DIGITS = re.compile(r"(?:\D*\d){5}")  # a shortcut: no contact's number has fewer digits
 
 
@@ -78,6 +103,7 @@ def header_words(header: str) -> str:
     → "phone 1 value". A slash or a dot parts words ("Phone/WhatsApp" names both, "No.HP" is
     "no hp"), once the handphone abbreviations are read as one word."""
     text = _DROP_CHARS.sub("", _HANDPHONE.sub("hp", header.casefold()))
+    text = _CHINESE_WORD.sub(lambda found: f" {_IN_ENGLISH[found.group()]} ", text)
     return _NOT_WORD.sub(" ", text).strip()
 
 
@@ -93,6 +119,9 @@ class Columns:
     # Why this phone column, when other columns could be it too: the choice is a guess, and
     # the person can make another one.
     phone_note: str | None = None
+    # Google Contacts' phone columns, (value, label) each, when a contact's number is taken from
+    # any of them; () when it is always in `phone`.
+    each_phone: tuple[tuple[int, int | None], ...] = ()
 
     @property
     def phone_header(self) -> str:
@@ -140,7 +169,9 @@ def find_columns(
 
     The header is searched for above the first record that holds a usable number: that record
     is a contact, and so is everything below it, whatever its cells say ("WA", "Tel"). When
-    that first record is the file's first, the file has no header.
+    that first record is the file's first, the file has no header. Unless no header is found
+    above it and a few records down one is, with numbers below it in a column where the
+    records above hold none: those records are title lines ("Tel: 07-663 1234").
 
     A chosen column is named as `Columns.headers` shows it: by its header, "column 3" for a
     column without one, "Phone (column 3)" for one of two with the same header (the header
@@ -151,17 +182,26 @@ def find_columns(
         raise BadCsv("The file is empty.")
     if phone_column is not None:
         return _explicit(rows, searched, first_contact, phone_column, name_column, region)
-    if first_contact is not None and not searched:
-        return _headerless(rows, first_contact, name_column, region)
     choices = {index: fits for index in searched if (fits := _phone_columns(rows, index, region))}
     index = _header(rows, searched, choices, numbers_seen=first_contact is not None)
+    if index is None and first_contact is not None:
+        index = _header_below_titles(rows, first_contact, region)
+        if index is not None:
+            choices[index] = _phone_columns(rows, index, region)
     if index is not None:
         fits = choices[index]
         note = _phone_note(display_headers(rows[index]), fits)
-        return _with_header(rows, index, fits[0].position, name_column, phone_note=note)
-    header = _padded(rows, _header_guess(rows, searched))
+        columns = _with_header(rows, index, fits[0].position, name_column, phone_note=note)
+        return _each_contacts_phone(columns, rows[index])
+    if first_contact is not None and not searched:
+        return _headerless(rows, first_contact, name_column, region)
+    header = _padded(rows, _header_guess(rows, _offered(rows, searched, first_contact, region)))
+    where = ""
+    if first_contact is None and _searched_part(rows, searched):
+        where = (f" in the first {HEADER_SEARCH_RECORDS} rows (if the header is further down, delete "
+                 "the rows above it and upload the file again)")
     raise ColumnNotFound(
-        "No phone number column found. The columns are: "
+        f"No phone number column found{where}. The columns are: "
         f"{_list_headers(header)}. Name the column with the numbers “Phone”, "
         "or choose the column yourself.",
         headers=display_headers(header),
@@ -181,6 +221,102 @@ def _search(rows: Sequence[Sequence[str]], region: str) -> tuple[list[int], int 
         if len(searched) >= HEADER_SEARCH_RECORDS:
             break
     return searched, None
+
+
+def _each_contacts_phone(columns: Columns, header: Sequence[str]) -> Columns:
+    """Columns that take each contact's number from whichever of Google Contacts' "Phone 1 -
+    Value", "Phone 2 - Value"… columns holds their mobile, when the phone column is one of them:
+    one contact's mobile is in Phone 1, another's in Phone 2 beside a work landline."""
+    values, labels = {}, {}
+    for i, cell in enumerate(header):
+        found = _GOOGLE_PHONE.fullmatch(header_words(cell))
+        if found:
+            (values if found[2] == "value" else labels).setdefault(found[1], i)
+    if len(values) < 2 or columns.phone not in values.values():
+        return columns
+    named = [f"“{columns.headers[i]}”" for i in values.values()]
+    by = " (by its label)" if labels else ""
+    note = (f"Each contact's number was taken from {', '.join(named[:-1])} or {named[-1]}: the one "
+            f"that is a mobile{by}, else the first. Choose one column if that is wrong.")
+    each = tuple((value, labels.get(n)) for n, value in values.items())
+    return dataclasses.replace(columns, phone_note=note, each_phone=each)
+
+
+def _searched_part(rows: Sequence[Sequence[str]], searched: list[int]) -> bool:
+    """Whether the search for the header stopped before the end of the file."""
+    return len(searched) >= HEADER_SEARCH_RECORDS and _next_record(rows, searched[-1]) is not None
+
+
+def _title_block(
+    rows: Sequence[Sequence[str]], start: int, region: str, *, limit: int | None = HEADER_SEARCH_RECORDS
+) -> Iterator[tuple[int, list[Sequence[str]]]]:
+    """The records from `start` on that hold no number, each with the records above it (from
+    `start`) that hold one, while those are few enough to be title lines; within `limit`
+    records."""
+    numbered: list[Sequence[str]] = []
+    records = (i for i in range(start, len(rows)) if any(cell.strip() for cell in rows[i]))
+    for index in itertools.islice(records, limit):
+        if not _holds_number(rows[index], region):
+            yield index, numbered
+        elif len(numbered) < TITLE_NUMBER_RECORDS:
+            numbered.append(rows[index])
+        else:
+            return
+
+
+def _header_below_titles(
+    rows: Sequence[Sequence[str]], start: int, region: str, *, wanted: str | None = None
+) -> int | None:
+    """A header below title lines that hold a number, from `start` on: the first record with a
+    phone column (the one `wanted`, when the person named it; else one with numbers below it),
+    unless the records above it are not all title lines. Then they are contacts, and the
+    record that looks like a header is one of them."""
+    for index, numbered in _title_block(rows, start, region, limit=None if wanted else HEADER_SEARCH_RECORDS):
+        if wanted is None:
+            fits = _phone_columns(rows, index, region)
+            columns = [fit.position for fit in fits] if fits and not fits[0].no_numbers else []
+        else:
+            found = _match_header(rows[index], wanted)
+            columns = [] if found is None else [found]
+        if columns:
+            return index if _titles_above(rows[index], numbered, columns, region) else None
+    return None
+
+
+def _titles_above(
+    header: Sequence[str], numbered: Sequence[Sequence[str]], columns: Sequence[int], region: str
+) -> bool:
+    """Whether the records holding a number above `header` are title lines, not contacts: each
+    one cell merged across columns (a letterhead's "Tel: 07-663 1234"), or one cell or with its
+    numbers right of the header's columns ("Prepared by,Aminah,012-999 8888" above
+    "Name,Mobile") and without a number in a phone column."""
+    reach = _reach(header)
+
+    def title(record: Sequence[str]) -> bool:
+        filled = [cell.strip() for cell in record if cell.strip()]
+        if len(filled) > 1 and len(set(filled)) == 1:
+            return True
+        return ((len(filled) == 1 or not _holds_number(record[:reach], region))
+                and not any(_count_numbers([record], column, region)[0] for column in columns))
+
+    return all(map(title, numbered))
+
+
+def _offered(
+    rows: Sequence[Sequence[str]], searched: list[int], first_contact: int | None, region: str
+) -> list[int]:
+    """The records the header may be among, to choose the phone column from: those searched, and
+    when they are one-cell titles, the records below title lines that hold a number."""
+    if first_contact is None or not _only_titles(rows, searched):
+        return searched
+    below = (index for index, numbered in _title_block(rows, first_contact, region)
+             if _titles_above(rows[index], numbered, (), region))
+    return [*searched, *below]
+
+
+def _only_titles(rows: Sequence[Sequence[str]], searched: list[int]) -> bool:
+    """Whether the records searched are titles: one cell each, or one merged across columns."""
+    return all(len({cell.strip() for cell in rows[i] if cell.strip()}) <= 1 for i in searched)
 
 
 def _holds_number(row: Sequence[str], region: str) -> bool:
@@ -329,13 +465,21 @@ def phone_rank(header: str) -> tuple[int, bool, int] | None:
     tokens = set(words.split())
     name_order = _NAME_ORDER.get(words, len(PHONE_HEADERS))
     known = words in _NAME_ORDER
-    if not tokens or (tokens & NOT_PHONE_WORDS and not known):
+    if not tokens or (not known and _about_something_else(header)):
         return None
     group = next((rank for rank, group in enumerate(PHONE_WORDS) if tokens.intersection(group)),
                  len(PHONE_WORDS) - 1 if known else None)
     if group is None:
         return None
     return group, bool(tokens & LANDLINE_WORDS), name_order
+
+
+def _about_something_else(header: str) -> bool:
+    """Whether a header with a phone word names another field, or something about the phone
+    rather than its number."""
+    outside = set(header_words(_BRACKETED.sub(" ", header)).split())
+    return bool(outside & OTHER_FIELD_WORDS
+                or (outside & ABOUT_PHONE_WORDS and not outside & NUMBER_WORDS))
 
 
 def _explicit(
@@ -348,6 +492,11 @@ def _explicit(
         phone = _match_header(rows[index], phone_column)
         if phone is not None:
             return _with_header(rows, index, phone, name_column)
+    if first_contact is None or _only_titles(rows, searched):  # a header below the search
+        start = searched[-1] + 1 if first_contact is None else first_contact
+        index = _header_below_titles(rows, start, region, wanted=phone_column)
+        if index is not None:
+            return _with_header(rows, index, _match_header(rows[index], phone_column) or 0, name_column)
     if first_contact is not None and not searched:  # no header: columns by position
         first = rows[first_contact]
         position = _position(first, phone_column)

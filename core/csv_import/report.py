@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import phones
-from core.csv_import.columns import Columns
+from core.csv_import.columns import Columns, header_words, phone_rank
 from core.exports import safe_cell
 
 NAME_MAX_CHARS = 255  # blast_recipients.contact_name
+# A phone's label in Google Contacts ("Mobile", "Work", "Home") that makes it the one to message.
+MOBILE_LABELS = frozenset({"mobile", "cell", "handphone", "hp", "whatsapp", "bimbit"})
 
 
 class Outcome(enum.StrEnum):
@@ -163,29 +165,51 @@ def classify(
     for index in range(start, len(rows)):
         cells = rows[index]
         line = lines[index]
-        raw = cells[columns.phone] if columns.phone < len(cells) else ""
+        if columns.each_phone:
+            raw = _contact_phone(cells, columns.each_phone, region)
+        else:
+            raw = cells[columns.phone] if columns.phone < len(cells) else ""
         if not raw.strip() and not any(c.strip() for c in cells):  # phone first: cheaper
             results.append(RowResult(line=line, outcome=Outcome.BLANK))
             continue
         name = _name(cells, columns.names)
-        problem = problems.get(index) or _extra_cells(cells, width)
+        problem = problems.get(index)
+        extra = _extra_cells(cells, width)
         if problem:
             result = RowResult(line, Outcome.INVALID, raw, None, name, problem)
         else:
             checked = normalise(raw, region)
             e164 = checked.e164
-            if e164 is None:
-                result = RowResult(line, Outcome.INVALID, raw, None, name, checked.reason)
+            if extra and (e164 is None or any(normalise(cell, region).ok for cell in cells[width:])):
+                result = RowResult(line, Outcome.INVALID, raw, None, name, _split_row(cells, width))
+            elif e164 is None:
+                reason = _moved(cells, columns, region) or checked.reason
+                result = RowResult(line, Outcome.INVALID, raw, None, name, reason)
             elif e164 in first_line:
                 result = RowResult(line, Outcome.DUPLICATE, raw, e164, name,
                                    f"same number as line {first_line[e164]}", first_line[e164])
             else:
                 first_line[e164] = line
                 result = _recipient(line, cells, raw, e164, name, checked, columns)
+        if extra and result.outcome is not Outcome.INVALID:
+            _add_warning(result, _left_out(cells, width))
         if cautions and index in cautions:
             _add_warning(result, cautions[index])
         results.append(result)
     return results
+
+
+def _contact_phone(cells: Sequence[str], each_phone: Sequence[tuple[int, int | None]], region: str) -> str:
+    """A contact's number of those in its phone columns (value, label): the one labelled as a
+    mobile, else the first mobile number, else the first typed."""
+    typed = [(cells[value], cells[label] if label is not None and label < len(cells) else "")
+             for value, label in each_phone if value < len(cells) and cells[value].strip()]
+    labelled = next((number for number, label in typed if MOBILE_LABELS & set(header_words(label).split())),
+                    None)
+    if labelled is not None:
+        return labelled
+    mobile = next((number for number, _ in typed if phones.normalise(number, region).is_mobile), None)
+    return mobile or (typed[0][0] if typed else "")
 
 
 def _add_warning(result: RowResult, warning: str) -> None:
@@ -216,9 +240,38 @@ def _name(cells: Sequence[str], indexes: Sequence[int]) -> str | None:
     return " ".join(parts)[:NAME_MAX_CHARS] if parts else None
 
 
-def _extra_cells(cells: Sequence[str], width: int) -> str | None:
-    """Why a row with more cells than the header cannot be trusted, or None."""
-    if len(cells) <= width or not any(c.strip() for c in cells[width:]):
-        return None
+def _extra_cells(cells: Sequence[str], width: int) -> bool:
+    """Whether a row has filled cells beyond the header's last column.
+
+    Its number still under the phone column, and no other number beyond the header, the row is
+    used, with a warning: a note typed in the next column ("called 1/3"). Otherwise a comma or
+    semicolon inside a cell split it, and its cells moved.
+    """
+    return len(cells) > width and any(c.strip() for c in cells[width:])
+
+
+def _split_row(cells: Sequence[str], width: int) -> str:
     return (f"this row has {len(cells)} cells but the header has {width}; a comma or "
             "semicolon inside a name or address needs quotes around that cell")
+
+
+def _left_out(cells: Sequence[str], width: int) -> str:
+    beyond = " ".join(c.strip() for c in cells[width:] if c.strip())
+    return (f"this row has {len(cells)} cells but the header has {width}; “{beyond}”, beyond the "
+            "last column, was left out")
+
+
+def _moved(cells: Sequence[str], columns: Columns, region: str) -> str | None:
+    """Why a row's phone cell holds text, when its number is a cell or two to the right, under a
+    column that is not for phone numbers: a comma inside the name split it ("Lim, Mr")."""
+    phone = columns.phone
+    if columns.header_index is None or columns.each_phone or phone >= len(cells) or not cells[phone].strip():
+        return None
+    for moved_to in range(phone + 1, min(phone + 3, len(cells))):
+        header = columns.headers[moved_to] if moved_to < len(columns.headers) else ""
+        if phone_rank(header) is None and phones.normalise(cells[moved_to], region).ok:
+            return (f"the cells of this row have moved: a comma or semicolon inside a name or "
+                    f"address split it, so “{cells[phone].strip()}” is under "
+                    f"“{columns.phone_header}” and the number under “{header or 'no header'}”; "
+                    "put quotes around that cell")
+    return None
