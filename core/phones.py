@@ -347,7 +347,8 @@ def _slow_path(text: str, region: str) -> PhoneResult:
     if not _DIGIT_RE.search(text):
         return _invalid("not a phone number")
     if _has_two_numbers(text):
-        return _invalid("more than one number in this cell; keep one number per row")
+        return _the_one_mobile(text, region) or _invalid(
+            "more than one number in this cell; keep one number per row")
     extension = _EXTENSION_RE.search(text)
     core = text[: extension.start()] if extension else text
     # phonenumbers reads letters as a keypad ("1-800-FLOWERS"): a name next to a
@@ -364,6 +365,19 @@ def _slow_path(text: str, region: str) -> PhoneResult:
 def _has_two_numbers(text: str) -> bool:
     parts = _MULTI_SPLIT_RE.split(text)
     return sum(1 for part in parts if len(_DIGIT_RE.findall(part)) >= 7) >= 2
+
+
+def _the_one_mobile(text: str, region: str) -> PhoneResult | None:
+    """Of several numbers in one cell ("+60 3-2345 6789 ::: +60 12-345 6789", as Google Contacts
+    joins a contact's work line and mobile), the mobile, when exactly one of them is: WhatsApp
+    reaches no other. Two mobiles stay a question only the person can answer."""
+    parts = [part for part in _MULTI_SPLIT_RE.split(text) if len(_DIGIT_RE.findall(part)) >= 7]
+    read = [_normalise_full(part, region) for part in parts]
+    mobiles = {result.e164: result for result in read if result.ok and result.is_mobile}
+    if len(mobiles) != 1:
+        return None
+    [mobile] = mobiles.values()
+    return mobile._replace(warnings=(*mobile.warnings, "the mobile of the numbers in this cell was taken"))
 
 
 def _foreign_without_plus(core: str, region: str) -> PhoneResult | None:

@@ -120,6 +120,7 @@ def test_a_foreign_landline_gets_both_warnings() -> None:
         ("0123456789, 0134567890", "more than one number in this cell; keep one number per row"),
         ("+60 12-345 6789 ::: +60 13-456 7890",
          "more than one number in this cell; keep one number per row"),
+        ("03-2345 6789 / 03-8765 4321", "more than one number in this cell; keep one number per row"),
         ("0123456789 atau 0134567890", "more than one number in this cell; keep one number per row"),
     ],
 )
@@ -436,3 +437,15 @@ def test_a_local_sender_is_read_in_the_region_given_or_configured(monkeypatch: p
 def test_from_jid_matches_what_an_import_stores() -> None:
     stored = normalise("012-345 6789").e164
     assert from_jid(to_jid(stored or "")) == stored
+
+
+@pytest.mark.parametrize("cell", [
+    "+60 3-2345 6789 ::: +60 12-345 6789",  # Google Contacts: a work line, then the mobile
+    "012-345 6789 / 03-2345 6789",
+    "Tel 03-2345 6789, HP 012-345 6789",
+    "012-345 6789 ::: 012 345 6789",  # the same mobile twice
+])
+def test_of_several_numbers_in_a_cell_the_one_mobile_is_taken(cell: str) -> None:
+    result = normalise(cell)
+    assert (result.e164, result.is_mobile) == ("+60123456789", True)
+    assert "the mobile of the numbers in this cell was taken" in result.warnings
