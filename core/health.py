@@ -21,7 +21,7 @@ from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
 from core.sending import gateways
 from core.sending.worker import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS
 from core.statuses import RANK, Status
-from core.webhook.inbox import inbox_summary
+from core.webhook.inbox import SET_ASIDE, InboxState, inbox_summary
 
 ALIVE_WITHIN = dt.timedelta(seconds=HEARTBEAT_SECONDS * 3)
 # "Recent sends did not go through": the last sends, within this long, none of them taken.
@@ -78,6 +78,25 @@ class Receipts:
 
 
 @dataclass(frozen=True)
+class EventCounts:
+    """The webhook inbox as a marketer reads it: every event kept is in exactly one of these."""
+
+    applied: int  # a receipt or a reply that moved a recipient (or an opt-out recorded)
+    not_needed: int  # nothing to do: group messages, status posts, numbers never messaged
+    waiting: int  # not applied yet: just arrived, or its message's send not saved yet
+    set_aside: int  # could not be used: unreadable, its message never turned up, or failed
+
+    @classmethod
+    def from_states(cls, counts: dict[str, int]) -> EventCounts:
+        return cls(
+            applied=counts.get(InboxState.APPLIED, 0),
+            not_needed=counts.get(InboxState.IGNORED, 0),
+            waiting=counts.get(InboxState.NEW, 0) + counts.get(InboxState.WAITING, 0),
+            set_aside=sum(counts.get(state, 0) for state in SET_ASIDE),
+        )
+
+
+@dataclass(frozen=True)
 class Health:
     database_kind: str
     database_where: str
@@ -90,6 +109,10 @@ class Health:
     held: list[HeldBlast] = field(default_factory=list)
     refusals: Refusals | None = None
     receipts: Receipts | None = None
+
+    @property
+    def events(self) -> EventCounts:
+        return EventCounts.from_states(self.inbox["counts"])
 
     @property
     def sending_blocked(self) -> bool:

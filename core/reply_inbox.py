@@ -17,11 +17,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, Subquery, and_, case, exists, func, literal, not_, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Subquery,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    not_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
@@ -29,6 +43,8 @@ from core.models import Blast, BlastRecipient, OptOut, RecipientReply, WebhookIn
 from core.phones import typed_number
 from core.recipients import matches_search
 from core.statuses import Status
+from core.webhook.parse import IncomingMessage, parse_webhook
+from core.webhook.replies import NO_BLAST, no_blast_numbers, not_a_reply
 
 DEFAULT_DAYS = 7
 PAGE_SIZE = 50
@@ -211,10 +227,11 @@ def first_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, Fi
 
 # --- messages no blast explains -------------------------------------------------------------
 
-# How the webhook notes a message from a number no blast messaged within the reply window
-# (core/webhook/inbox.py `_plan_message`); it keeps the body in the inbox, state "ignored".
-NOT_MATCHED = "no message sent to "
 UNMATCHED_SHOWN = 200
+# A body that also holds receipts ("mixed") is not in the messages' index (migration 0009): it
+# is looked for by id, from the newest message that came this long before the first day on.
+# Ids grow with arrival; the margin covers servers whose clocks differ a little.
+_MIXED_LOOKBACK = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -235,29 +252,16 @@ def unmatched_messages(
 ) -> list[UnmatchedMessage]:
     """The messages since the filter's first day that no recipient matched, newest first, the
     search applied to the number, the name and the words (tags do not apply: no blast is
-    theirs). Read from the inbox by arrival (migration 0009), at most `limit` of them."""
-    from core.webhook.inbox import InboxState
-    from core.webhook.parse import IncomingMessage, parse_webhook
-    from core.webhook.replies import not_a_reply
-
+    theirs); a message that asked to stop is no lead and is left out. Found by the note the
+    webhook inbox writes on them (core.webhook.replies `no_blast_note`), in bodies of messages
+    only or of messages with receipts, at most `limit` of them."""
     start = dt.datetime.combine(filters.since, dt.time.min, tzinfo=ZoneInfo(filters.timezone))
-    # The messages' index is partial: `kind` is written into the SQL, where the planner sees it
-    # match. The state is judged here: asked in SQL, SQLite (which keeps no statistics by
-    # itself) walked every ignored entry ever through the index on the state instead.
-    rows = session.execute(
-        select(WebhookInbox.received_at, WebhookInbox.state, WebhookInbox.body, WebhookInbox.content_type)
-        .where(WebhookInbox.kind == literal("message", literal_execute=True),
-               WebhookInbox.received_at >= start.astimezone(dt.UTC),
-               WebhookInbox.detail.contains(NOT_MATCHED, autoescape=True))
-        .order_by(WebhookInbox.received_at.desc(), WebhookInbox.id.desc())
-    )
     found: list[UnmatchedMessage] = []
-    for received_at, state, body, content_type in rows:
-        if state != InboxState.IGNORED:  # an opt-out from a stranger is applied: not a lead
-            continue
+    for _, received_at, detail, body, content_type in _unmatched_entries(session, start=start):
+        numbers = no_blast_numbers(detail)
         events = parse_webhook(body, content_type, numbering=numbering)  # type: ignore[arg-type]
         for event in events if isinstance(events, list) else []:
-            if not isinstance(event, IncomingMessage) or not_a_reply(event) or event.phone is None:
+            if not isinstance(event, IncomingMessage) or event.phone not in numbers or not_a_reply(event):
                 continue
             name = event.raw.get("pushName") if isinstance(event.raw, dict) else None
             message = UnmatchedMessage(event.at or received_at, event.phone,
@@ -268,6 +272,34 @@ def unmatched_messages(
         if len(found) >= limit:
             break
     return _with_last_blasts(session, found[:limit])
+
+
+def _unmatched_entries(session: Session, *, start: dt.datetime) -> Iterator[Row]:
+    """Inbox entries since `start` whose note names a message no blast explains, newest first,
+    read only as far as they are asked for.
+
+    `kind` is written into the SQL, where the planner sees it match the messages' partial
+    index. A mixed body is read by id instead, newest first, down to the newest message before
+    the first day (less the margin): the primary key's range, not the whole inbox."""
+    inbox = WebhookInbox.__table__
+    start = start.astimezone(dt.UTC)
+    message = literal("message", literal_execute=True)
+    columns = (inbox.c.id, inbox.c.received_at, inbox.c.detail, inbox.c.body, inbox.c.content_type)
+    noted = inbox.c.detail.contains(NO_BLAST, autoescape=True)
+    messages = session.execute(
+        select(*columns).where(inbox.c.kind == message, inbox.c.received_at >= start, noted)
+        .order_by(inbox.c.received_at.desc(), inbox.c.id.desc())
+    )
+    before = (
+        select(inbox.c.id).where(inbox.c.kind == message, inbox.c.received_at < start - _MIXED_LOOKBACK)
+        .order_by(inbox.c.received_at.desc()).limit(1).scalar_subquery()
+    )
+    mixed = session.execute(
+        select(*columns).where(inbox.c.id > func.coalesce(before, 0), inbox.c.kind == "mixed",
+                               inbox.c.received_at >= start, noted)
+        .order_by(inbox.c.id.desc())
+    )
+    return heapq.merge(messages, mixed, key=lambda row: (row.received_at, row.id), reverse=True)
 
 
 def _found_by(message: UnmatchedMessage, search: str | None) -> bool:

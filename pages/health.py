@@ -46,22 +46,33 @@ with hook:
     if cfg.sandbox:
         st.caption("In practice mode the test gateway sends its receipts and replies here by "
                    "itself; this address matters once WSAPME is connected.")
-    inbox = health.inbox
-    counts = inbox["counts"]
-    last = inbox["last_received_at"]
+    events = health.events
+    last = health.inbox["last_received_at"]
     st.write(f"Last event received: **{ago(last)}**." if last else "No event received yet.")
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Events applied", f"{counts.get('applied', 0) + counts.get('ignored', 0):,}")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(
+        "Applied",
+        f"{events.applied:,}",
+        help="Receipts (received, read) and replies that updated a message, and requests to stop.",
+    )
     c2.metric(
-        "Waiting",
-        f"{counts.get('waiting', 0):,}",
-        help="Receipts that arrived before their message's send was saved; applied as soon as it is.",
+        "Not needed",
+        f"{events.not_needed:,}",
+        help="Events with nothing to update: group messages, status posts, other news from WhatsApp, "
+        "and messages from numbers no blast messaged lately (those are listed on the Replies page).",
     )
     c3.metric(
+        "Waiting",
+        f"{events.waiting:,}",
+        help="Receipts and replies that came before their message's send was saved, or that have "
+        "just arrived: applied by themselves as soon as they can be. One whose message has not "
+        f"turned up within {cfg.webhook_wait_minutes:g} minutes moves to “Could not be used”.",
+    )
+    c4.metric(
         "Could not be used",
-        f"{counts.get('unparseable', 0) + counts.get('unmatched', 0):,}",
-        help="Events that could not be read, or whose message never turned up. Kept in the "
-        "inbox, never deleted, so they can be looked at or replayed.",
+        f"{events.set_aside:,}",
+        help="Events that could not be read, whose message never turned up, or that failed again "
+        "and again. Kept, never deleted, so they can be looked at or applied again.",
     )
     if cfg.webhook_secret is None:
         with st.popover("Change the secret address"):
@@ -188,11 +199,11 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
         f"**Database**: {health.database_kind} ({health.database_where}), "
         f"schema revision `{health.schema_revision}`."
     )
-    set_aside = counts.get("unparseable", 0) + counts.get("unmatched", 0)
-    if set_aside:
-        st.markdown(f"**Webhook events set aside**: {set_aside:,}, kept in `webhook_inbox`. After an update "
-                    "that reads more shapes, or a corrected `WSAPME_ACK_NUMBERING`, apply them again "
-                    "(also `python -m core replay-webhooks`).")
+    if events.set_aside:
+        st.markdown(f"**Webhook events set aside**: {events.set_aside:,}, kept in `webhook_inbox` (the "
+                    "reason in `detail`). After an update that reads more shapes, a corrected "
+                    "`WSAPME_ACK_NUMBERING`, or a fix for what made applying fail (state `failed`), "
+                    "apply them again (also `python -m core replay-webhooks`).")
         if st.button("Apply the set-aside events again", key="replay_set_aside"):
             with st.spinner("Applying them again…"):
                 report = replay_set_aside(get_engine())

@@ -324,3 +324,20 @@ def test_a_database_error_while_making_a_new_address_is_said_plainly(
     assert not at.exception, at.exception
     [error] = [e.value for e in at.error]
     assert error.startswith("Could not make a new address") and "INSERT" not in error
+
+
+def test_the_webhook_tiles_count_each_event_once_in_a_marketers_words(app_db: str, engine: Engine) -> None:
+    """Events with nothing to update are not "applied"; events just stored, or whose applying
+    failed, are counted too."""
+    states = {"applied": 3, "ignored": 2, "new": 1, "waiting": 1, "unmatched": 1, "unparseable": 1,
+              "failed": 1}
+    with transaction(engine) as s:
+        s.add_all(WebhookInbox(body=b"{}", received_at=utcnow(), state=state)
+                  for state, n in states.items() for _ in range(n))
+    at = run_page("pages/health.py")
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles == {"Applied": "3", "Not needed": "2", "Waiting": "2", "Could not be used": "3"}
+    helps = {m.label: m.help for m in at.metric}
+    assert "replies" in helps["Waiting"] and "group messages" in helps["Not needed"]
+    assert any("set aside**: 3" in m.value for m in at.markdown)
+    assert at.button(key="replay_set_aside")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
+import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from core.db import transaction
-from core.models import Blast, BlastRecipient, RecipientReply
+from core.models import Blast, BlastRecipient, RecipientReply, utcnow
 from core.recipients import mark_closed
-from core.reply_inbox import InboxFilter, default_since, inbox_page
+from core.reply_inbox import InboxFilter, default_since, inbox_page, unmatched_messages
+from core.webhook.inbox import WebhookRules, process_entry, store_raw
+from core.webhook.replies import no_blast_note, no_blast_numbers
 from tests.support.factories import make_blast, make_recipient
 
 KL = "Asia/Kuala_Lumpur"
@@ -188,3 +192,106 @@ def test_the_window_is_read_through_the_index_on_reply_times(engine: Engine) -> 
         else:
             plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
     assert "idx_recipient_replies_replied_at" in " ".join(map(str, plan))
+
+
+# --- messages no blast explains -----------------------------------------------------------
+
+
+def _person_says(phone_digits: str, text: str, at: dt.datetime) -> dict:
+    return {"type": "text", "message": text, "from": f"{phone_digits}@c.us", "timestamp": int(at.timestamp())}
+
+
+def _arrives(engine: Engine, payload: object) -> str:
+    """A body stored and applied as the webhook does; its inbox state."""
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(payload).encode(), content_type="application/json")
+    with transaction(engine) as s:
+        outcome = process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+    assert outcome is not None
+    return outcome.state
+
+
+def _unmatched(engine: Engine, *, search: str | None = None) -> list[tuple[str, str]]:
+    since = (utcnow() - dt.timedelta(days=1)).date()
+    with transaction(engine) as s:
+        found = unmatched_messages(s, filters=InboxFilter(since=since, timezone="UTC", search=search))
+    return [(m.phone_number, m.text) for m in found]
+
+
+def _messaged(engine: Engine, phone: str, *, message_id: str) -> None:
+    with transaction(engine) as s:
+        make_recipient(s, make_blast(s, state="completed"), phone_number=phone, message_id=message_id,
+                       status="PENDING", sent_at=utcnow() - dt.timedelta(hours=1))
+
+
+def test_a_strangers_message_in_the_same_body_as_a_receipt_is_listed(engine: Engine) -> None:
+    """A new lead must not vanish because the gateway posted a receipt with it."""
+    now = utcnow()
+    _messaged(engine, "+60120000001", message_id="MID1")
+    assert _arrives(engine, _person_says("60199999999", "Hi, how much is the promo?", now)) == "ignored"
+    together = [{"id": "MID1", "status": "DELIVERY_ACK"}, _person_says("60188888888", "Ada stok?", now)]
+    assert _arrives(engine, together) == "applied"
+    assert _unmatched(engine) == [("+60188888888", "Ada stok?"),
+                                  ("+60199999999", "Hi, how much is the promo?")]
+    assert _unmatched(engine, search="stok") == [("+60188888888", "Ada stok?")]
+
+
+def test_of_several_messages_in_one_body_only_those_no_blast_explains_are_listed(engine: Engine) -> None:
+    """A reply to our blast is on the list of replies; a stop is no lead; the stranger beside
+    them is one."""
+    now = utcnow()
+    _messaged(engine, "+60120000001", message_id="MID1")
+    body = [_person_says("60120000001", "Yes please", now), _person_says("60199999999", "Price?", now),
+            _person_says("60177777777", "STOP", now), {"id": "MID1", "status": "READ"}]
+    _arrives(engine, body)
+    _arrives(engine, body[:3])  # the same messages without the receipt: kind "message"
+    assert _unmatched(engine) == [("+60199999999", "Price?")] * 2
+
+
+@pytest.mark.parametrize(
+    ("detail", "numbers"),
+    [
+        (no_blast_note("+60199999999", window=dt.timedelta(hours=72)), {"+60199999999"}),
+        (no_blast_note("+60199999999", window=dt.timedelta(hours=72), opt_out="TAK NAK"), set()),
+        ("gave up after 60 min: " + no_blast_note("+60111", window=dt.timedelta(hours=1.5)), {"+60111"}),
+        ("reply from +60122 (opt-out STOP): READ_ACK → REPLIED; "
+         + no_blast_note("+60133", window=dt.timedelta(hours=72)), {"+60133"}),
+        ("3EB0A DELIVERY_ACK: PENDING → DELIVERY_ACK; "
+         + no_blast_note("+60144", window=dt.timedelta(hours=72), opt_out="STOP") + "; "
+         + no_blast_note("+60155", window=dt.timedelta(hours=72)), {"+60155"}),
+        ("not a reply: a group message", set()),
+        (None, set()),
+    ],
+)
+def test_the_note_the_inbox_writes_is_the_one_the_replies_page_reads(
+    detail: str | None, numbers: set[str]
+) -> None:
+    assert no_blast_numbers(detail) == numbers
+
+
+def test_messages_no_blast_explains_are_read_through_indexes_not_the_whole_inbox(engine: Engine) -> None:
+    """The Replies page asks on every visit; the inbox holds every receipt ever."""
+    _messaged(engine, "+60120000001", message_id="MID1")
+    _arrives(engine, [{"id": "MID1", "status": "READ"}, _person_says("60188888888", "Hi", utcnow())])
+    statements: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        assert _unmatched(engine) == [("+60188888888", "Hi")]
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    asked = [(q, p) for q, p in statements if "webhook_inbox" in q]
+    assert len(asked) == 2, "the messages' bodies, and the mixed ones"
+    explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")  # a table this small is read whole otherwise
+        plans = [" ".join(str(row) for row in conn.exec_driver_sql(explain + q, p)) for q, p in asked]
+    for plan in plans:
+        assert "Seq Scan" not in plan and "SCAN webhook_inbox" not in plan
+    messages, mixed = plans
+    assert "idx_webhook_inbox_messages" in messages
+    assert ("webhook_inbox_pkey" if engine.dialect.name == "postgresql" else "PRIMARY KEY") in mixed

@@ -749,7 +749,7 @@ def test_inbox_summary_counts_by_state(engine: Engine) -> None:
     with transaction(engine) as s:
         summary = inbox_summary(s)
     assert summary["counts"] == {"new": 0, "applied": 1, "ignored": 1, "waiting": 1,
-                                 "unmatched": 0, "unparseable": 1}
+                                 "unmatched": 0, "unparseable": 1, "failed": 0}
     assert summary["total"] == 4
     assert summary["last_received_at"] == at(10, 20)
     assert summary["oldest_waiting_at"] == at(10, 5)

@@ -1,4 +1,5 @@
-"""`python -m core replay-webhooks`: apply again the events set aside as unreadable or unmatched."""
+"""`python -m core replay-webhooks`: apply again the events set aside as unreadable, unmatched or
+failed."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "replay-webhooks", help=SUMMARIES["replay-webhooks"],
-        description="Events the webhook could not read, or whose message never turned up, are kept. "
-        "After an update that reads more shapes, or a corrected WSAPME_ACK_NUMBERING, this applies "
-        "them again; any that still cannot be used are kept as they were.",
+        description="Events the webhook could not read, whose message never turned up, or whose "
+        "applying failed again and again, are kept. After an update that reads more shapes, a "
+        "corrected WSAPME_ACK_NUMBERING, or a fix for what made applying fail, this applies them "
+        "again; any that still cannot be used are kept as they were.",
     )
     parser.set_defaults(func=run)

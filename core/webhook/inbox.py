@@ -1,7 +1,8 @@
 """The webhook inbox: raw bodies stored first, then parsed and applied, and replayed while waiting.
 
 States: new → applied | ignored | waiting (a message id not known yet) | unmatched (gave up
-waiting; kept) | unparseable (kept, with the reason).
+waiting; kept) | unparseable (kept, with the reason) | failed (applying raised MAX_ATTEMPTS
+times; kept, with the error). The last three are set aside: applied again when a person asks.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from core import bulk
 from core.config import Settings, get_settings
-from core.db import transaction
+from core.db import driver_says, parse_database_url, transaction
+from core.errors import ConfigError
 from core.models import BlastRecipient, RecipientReply, WebhookInbox, utcnow
 from core.opt_outs import add_opt_outs
 from core.status_batch import StatusEvent, apply_statuses
@@ -34,6 +36,7 @@ from core.webhook.replies import (
     DEFAULT_OPT_OUT_WORDS,
     in_flight,
     is_being_sent,
+    no_blast_note,
     not_a_reply,
     opt_out_keyword,
     quoted_recipient,
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT_LIMIT = dt.timedelta(hours=1)
 # A `new` entry this old was left behind by a request that failed after storing it.
 NEW_GRACE = dt.timedelta(minutes=1)
+# Tries at applying a `new` entry before it is set aside as failed (a bug, a value the
+# database refuses): retrying it every half minute for ever would hide it.
 MAX_ATTEMPTS = 5
 MAX_DETAIL = 20_000
 DB_ERRORS = (DBAPIError, PoolTimeout)
@@ -61,7 +66,8 @@ class InboxState:
     WAITING = "waiting"
     UNMATCHED = "unmatched"
     UNPARSEABLE = "unparseable"
-    ALL = (NEW, APPLIED, IGNORED, WAITING, UNMATCHED, UNPARSEABLE)
+    FAILED = "failed"
+    ALL = (NEW, APPLIED, IGNORED, WAITING, UNMATCHED, UNPARSEABLE, FAILED)
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ def process_entries(
 
 _OPEN = (InboxState.NEW, InboxState.WAITING)
 # Kept, and applied again only when a person asks (`replay_set_aside`).
-SET_ASIDE = (InboxState.UNMATCHED, InboxState.UNPARSEABLE)
+SET_ASIDE = (InboxState.UNMATCHED, InboxState.UNPARSEABLE, InboxState.FAILED)
 
 
 @dataclass
@@ -484,10 +490,9 @@ def _plan_message(
         recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window,
                                          lease=rules.send_lease)
     if recipient_id is None:
-        hours = f"{rules.reply_window.total_seconds() / 3600:g}"
-        text = f"no message sent to {message.phone} in the {hours} h before it"
         state = InboxState.APPLIED if keyword else InboxState.IGNORED
-        notes.append(_Note(state, "message", f"opt-out {keyword}; {text}" if keyword else text))
+        notes.append(_Note(state, "message", no_blast_note(message.phone, window=rules.reply_window,
+                                                           opt_out=keyword)))
         return []
     label = f"reply from {message.phone}" + (f" (opt-out {keyword})" if keyword else "")
     request = StatusEvent(recipient_id, Status.REPLIED, at, "webhook", message.raw,
@@ -573,10 +578,18 @@ def replay_waiting(
     limit: int = 500,
 ) -> ReplayReport:
     """Re-apply waiting entries and `new` ones a failed request left behind, one transaction
-    each; waiting entries older than the rules' wait limit become unmatched."""
+    each; waiting entries older than the rules' wait limit become unmatched, and `new` ones
+    that failed MAX_ATTEMPTS times are set aside as failed."""
     rules = rules or WebhookRules.from_settings(get_settings())
     now = now or utcnow()
     with transaction(engine) as session:
+        # Left `new` after their last try before failing entries were set aside: no more hidden.
+        session.execute(
+            update(WebhookInbox)
+            .where(WebhookInbox.state == InboxState.NEW, WebhookInbox.attempts >= MAX_ATTEMPTS)
+            .values(state=InboxState.FAILED)
+            .execution_options(synchronize_session=False)
+        )
         ids = session.scalars(
             select(WebhookInbox.id)
             .where(or_(
@@ -612,17 +625,18 @@ def _process_each(
             states[outcome.state if outcome else "skipped"] += 1
         except Exception as exc:  # one bad entry must not stop the others
             failed += 1
-            _note_failure(engine, inbox_id=inbox_id, exc=exc)
+            _note_failure(engine, inbox_id=inbox_id, exc=exc, gave_up_waiting=now - rules.wait_limit)
     return ReplayReport(seen=len(ids), states=dict(states), failed=failed)
 
 
 def replay_set_aside(
     engine: Engine, *, rules: WebhookRules | None = None, now: dt.datetime | None = None,
 ) -> ReplayReport:
-    """Apply again the events set aside as unreadable or unmatched: after the parser learned a
-    new shape, or a setting that decides how events are read (the ack numbering) was
-    corrected. Each in its own transaction, oldest first; one that still cannot be used is set
-    aside again, with the reason as it stands now. Nothing is deleted either way."""
+    """Apply again the events set aside as unreadable, unmatched or failed: after the parser
+    learned a new shape, a setting that decides how events are read (the ack numbering) was
+    corrected, or the cause of a failure was fixed. Each in its own transaction, oldest first;
+    one that still cannot be used is set aside again, with the reason as it stands now.
+    Nothing is deleted either way."""
     rules = rules or WebhookRules.from_settings(get_settings())
     now = now or utcnow()
     with transaction(engine) as session:
@@ -632,8 +646,10 @@ def replay_set_aside(
         ).all()
     # An unmatched entry was read, and its opt-outs recorded, when it first came.
     read_before = dataclasses.replace(rules, record_opt_outs=False)
+    # A failed entry was never applied (its transaction rolled back): read as if it came now.
+    never_read = (InboxState.UNPARSEABLE, InboxState.FAILED)
     reports = [
-        _process_each(engine, [i for i, state in entries if state == InboxState.UNPARSEABLE], rules=rules,
+        _process_each(engine, [i for i, state in entries if state in never_read], rules=rules,
                       now=now, reopen=True),
         _process_each(engine, [i for i, state in entries if state == InboxState.UNMATCHED],
                       rules=read_before, now=now, reopen=True),
@@ -642,17 +658,50 @@ def replay_set_aside(
                         failed=sum(r.failed for r in reports))
 
 
-def _note_failure(engine: Engine, *, inbox_id: int, exc: Exception) -> None:
+def _note_failure(engine: Engine, *, inbox_id: int, exc: Exception, gave_up_waiting: dt.datetime) -> None:
+    """Count the try and say what went wrong. A `new` entry tried MAX_ATTEMPTS times, or one
+    waiting since before `gave_up_waiting`, is set aside as failed; a set-aside one stays as
+    it was."""
     log.warning("webhook entry %s could not be applied (%s)", inbox_id, type(exc).__name__,
                 exc_info=not isinstance(exc, DB_ERRORS))
     try:
         with transaction(engine) as session:
             entry = session.get(WebhookInbox, inbox_id)
-            if entry is not None:
-                entry.attempts = (entry.attempts or 0) + 1
-                entry.detail = f"could not be applied: {type(exc).__name__}"
+            if entry is None:
+                return
+            entry.attempts = (entry.attempts or 0) + 1
+            entry.detail = f"could not be applied: {error_words(exc)}"
+            if (entry.state == InboxState.NEW and entry.attempts >= MAX_ATTEMPTS) or (
+                    entry.state == InboxState.WAITING and entry.received_at <= gave_up_waiting):
+                entry.state = InboxState.FAILED
     except DB_ERRORS:
         pass  # the database is away; the attempt count only throttles retries
+
+
+def error_words(exc: BaseException) -> str:
+    """An error in a few words that hold no secret and no SQL: the driver's own words on a
+    failed connection when they do not hold the password, else the error's first line when it
+    holds none of the secrets set, else only its kind."""
+    if isinstance(exc, SQLAlchemyError):
+        original = getattr(exc, "orig", None) or exc
+        said = driver_says(exc)
+        return f"{type(original).__name__}: {said}" if said else type(original).__name__
+    line = next(iter(str(exc).strip().splitlines()), "").strip()[:200]
+    if not line or any(secret in line for secret in _secrets_set()):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {line}"
+
+
+def _secrets_set() -> list[str]:
+    settings = get_settings()
+    values = [s.get_secret_value() for s in (settings.wsapme_token, settings.webhook_secret,
+                                             settings.dashboard_password_hash) if s is not None]
+    try:
+        url = parse_database_url(settings.sqlalchemy_url)
+    except ConfigError:
+        return values
+    given = url.query.get("password", ())  # libpq takes it in the query string too
+    return [v for v in (*values, url.password, *([given] if isinstance(given, str) else given)) if v]
 
 
 # --- health --------------------------------------------------------------------------------

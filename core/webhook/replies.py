@@ -205,3 +205,27 @@ def _only_opt_outs(said: tuple[str, ...], opt_outs: set[tuple[str, ...]]) -> boo
             if said[start:end] == part:
                 read[end] = bool(read[end]) or so_far or is_opt_out
     return read[-1] is True
+
+
+# --- messages no blast explains ------------------------------------------------------------
+
+# The inbox's note on a person's message that answers no message sent within the reply window
+# (a new lead, or a late answer): the Replies page finds such entries by it, and reads from it
+# which numbers wrote, so it is written and read only here.
+NO_BLAST = "no message sent to "
+_NO_BLAST_RE = re.compile(r"(?:^|; |: )(opt-out [^;]+; )?" + re.escape(NO_BLAST) + r"(\S+) in the ")
+
+
+def no_blast_note(phone: str, *, window: dt.timedelta, opt_out: str | None = None) -> str:
+    """ "no message sent to +60123456789 in the 72 h before it", after "opt-out STOP; " when
+    the message asked to stop."""
+    text = f"{NO_BLAST}{phone} in the {window.total_seconds() / 3600:g} h before it"
+    return f"opt-out {opt_out}; {text}" if opt_out else text
+
+
+def no_blast_numbers(detail: str | None) -> set[str]:
+    """The numbers an inbox entry's detail says wrote a message no blast explains, leaving out
+    those that asked to stop (they are not a lead)."""
+    found = _NO_BLAST_RE.findall(detail or "")
+    stopped = {phone for opt_out, phone in found if opt_out}
+    return {phone for _, phone in found} - stopped

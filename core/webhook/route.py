@@ -13,6 +13,8 @@ import re
 import threading
 import time
 
+import psycopg
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -21,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import Settings, get_settings
-from core.db import engine_for, transaction
+from core.db import driver_says, engine_for, transaction
 from core.webhook.inbox import WebhookRules, replay_waiting
 from core.webhook.intake import STORAGE_ERRORS, intake_for
 from core.webhook.secret import WEBHOOK_PATH, AcceptedSecrets, remembered_secrets
@@ -121,10 +123,15 @@ def replay_waiting_now(settings: Settings) -> None:
 
 
 def describe(exc: BaseException) -> str:
-    """An error in a few words: no SQL parameters (they hold bodies and secrets)."""
+    """An error in a few words: the driver's own words on a failed connection when they do not
+    hold the database password (`driver_says`), else only the error's kind. Never SQL or its
+    parameters (they hold bodies and secrets)."""
     original = getattr(exc, "orig", None) or exc
-    first_line = (str(original).splitlines() or [""])[0][:200]
-    return f"{type(original).__name__}: {first_line}" if first_line else type(original).__name__
+    if isinstance(exc, psycopg.OperationalError):
+        # The event loop's own connection (core.webhook.intake) has no SQLAlchemy around it.
+        exc = OperationalError(None, None, exc)
+    said = driver_says(exc) if isinstance(exc, SQLAlchemyError) else None
+    return f"{type(original).__name__}: {said}" if said else type(original).__name__
 
 
 def redact_path(text: str) -> str:
