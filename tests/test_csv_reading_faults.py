@@ -172,3 +172,30 @@ def test_a_utf8_file_with_a_bom_reads_a_foreign_row_on_its_own() -> None:
     assert [(r.name, r.outcome) for r in report.rows] == [
         ("陈伟明", Outcome.VALID), ("José", Outcome.WARNING),
     ]
+
+
+# --- what a file is, and its delimiter -----------------------------------------------------------
+
+_TABLE = "<table><tr><td>Name</td><td>Phone</td></tr><tr><td>Ali</td><td>0123456789</td></tr></table>"
+
+
+@pytest.mark.parametrize("data", [
+    b"\xef\xbb\xbf" + _TABLE.encode(),
+    ('<meta http-equiv="Content-Type" content="text/html; charset=utf-8">' + _TABLE).encode(),
+    ("<style>td { mso-number-format: '@'; }</style>\r\n" + _TABLE).encode(),
+    ("\ufeff<html><body>" + _TABLE + "</body></html>").encode("utf-16-le"),
+])
+def test_an_excel_export_that_is_a_web_page_is_named_as_one(data: bytes) -> None:
+    with pytest.raises(BadCsv, match=r"This looks like a web page \(HTML\), not a CSV file"):
+        parse_csv(data)
+
+
+@pytest.mark.parametrize("titles", [10, 60])
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_title_lines_full_of_commas_do_not_choose_the_delimiter(titles: int, delimiter: str) -> None:
+    rows = [f"Filter {i}: a, b, c" for i in range(titles)]
+    rows += [delimiter.join(cells) for cells in (["Nama", "Telefon"], ["Ali", local(1)], ["Siti", local(2)])]
+    report = parse_csv(contacts_text(rows))
+    assert report.delimiter == delimiter
+    assert [(row.line, row.name, row.phone) for row in report.rows] == [
+        (titles + 2, "Ali", e164(1)), (titles + 3, "Siti", e164(2))]

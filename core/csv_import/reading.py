@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from core import phones
 from core.csv_import import workbook
+from core.csv_import.columns import HEADER_SEARCH_RECORDS
 from core.csv_import.report import Records
 from core.errors import BadCsv
 
@@ -43,7 +45,12 @@ _NOT_CSV_SIGNATURES = (
     (b"Rar!", "a compressed (RAR) file"),
     (b"7z\xbc\xaf", "a compressed (7-Zip) file"),
 )
-_HTML_RE = re.compile(rb"^\s*<(?:!doctype\s+html|html|table|\?xml)", re.IGNORECASE)
+# The start of a web page, as Excel's and reporting tools' "Excel" (.xls) exports begin: a table,
+# or the head of a page (<meta> giving its encoding, <style>). Looked for in the decoded text,
+# after any byte-order mark and in any encoding.
+_HTML_RE = re.compile(
+    r"\s*<(?:(?:!doctype\s+html|html|head|body|meta|style|title|table|\?xml)\b|!--)", re.IGNORECASE
+)
 _EOF_IN_QUOTES_RE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
@@ -70,6 +77,7 @@ def read_table(
     _reject_other_formats(data)
     decoded = decode(data)
     text = decoded.text
+    _reject_web_page(text)
     _reject_binary_text(text)
     delimiter = sniff_delimiter(text)
     refuse_wide_records(text, delimiter)
@@ -117,7 +125,10 @@ def _reject_other_formats(data: bytes) -> None:
             raise BadCsv(f"This looks like {what}, not a CSV file: {SAVE_AS_CSV}.")
     if head.startswith(b"RIFF") and data[8:12] == b"WEBP":
         raise BadCsv(f"This looks like a WebP image, not a CSV file: {SAVE_AS_CSV}.")
-    if _HTML_RE.match(data[:200]):
+
+
+def _reject_web_page(text: str) -> None:
+    if _HTML_RE.match(text, 0, 1000):
         raise BadCsv(f"This looks like a web page (HTML), not a CSV file: {SAVE_AS_CSV}.")
 
 
@@ -315,13 +326,16 @@ def _reject_binary_text(text: str) -> None:
 
 
 def sniff_delimiter(text: str) -> str:
-    """The delimiter that splits the first records into the same number of cells.
+    """The delimiter that splits the header and the records below it into the same number of
+    cells.
 
-    Scored on consistency rather than on counts, so commas inside names in a
-    semicolon file (or a title row above the header) do not win.
+    Scored on consistency rather than on counts, so commas inside names in a semicolon
+    file do not win; and from the header down, where a delimiter finds one (the record above
+    the first that holds a usable phone number), so title lines above it do not either,
+    however many they are.
     """
     sample = _sample(text)
-    best, best_score = ",", (False, 0.0, False, 0)
+    best, best_score = ",", (False, False, 0.0, False, 0)
     for delimiter in DELIMITERS:
         score = _delimiter_score(sample, delimiter)
         if score > best_score:
@@ -336,23 +350,33 @@ def _sample(text: str) -> str:
     return text[: cut if cut > 0 else _SNIFF_CHARS]
 
 
-def _delimiter_score(sample: str, delimiter: str) -> tuple[bool, float, bool, int]:
+def _delimiter_score(sample: str, delimiter: str) -> tuple[bool, bool, float, bool, int]:
+    """(finds a phone number, splits at all, share of records agreeing, first record agrees,
+    cells per record), over SNIFF_RECORDS records from the header down, or from the top."""
+    counts: list[int] = []
+    first_contact = None
     try:
-        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
-        counts = []
-        for row in reader:
+        for row in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter):
             # A line of nothing but delimiters (Excel's empty row) says nothing either way.
-            if "".join(row).strip(_BLANK_CHARS):
-                counts.append(len(row))
-            if len(counts) >= SNIFF_RECORDS:
+            if not "".join(row).strip(_BLANK_CHARS):
+                continue
+            if first_contact is None and any(map(_usable_phone, row)):
+                first_contact = len(counts)
+            counts.append(len(row))
+            header_search = HEADER_SEARCH_RECORDS if first_contact is None else first_contact
+            if len(counts) >= header_search + SNIFF_RECORDS:
                 break
     except csv.Error:
-        return (False, 0.0, False, 0)
+        return (False, False, 0.0, False, 0)
+    counts = counts[max(0, first_contact - 1):] if first_contact is not None else counts[:SNIFF_RECORDS]
     if not counts:
-        return (False, 0.0, False, 0)
+        return (False, False, 0.0, False, 0)
     mode, freq = Counter(counts).most_common(1)[0]
-    # (splits at all, share of records agreeing, first record agrees, cells per record)
-    return (mode > 1, freq / len(counts), counts[0] == mode, mode)
+    return (first_contact is not None, mode > 1, freq / len(counts), counts[0] == mode, mode)
+
+
+def _usable_phone(cell: str) -> bool:
+    return _reads_as_phone(cell) and phones.normalise(cell).ok
 
 
 # --- records -------------------------------------------------------------------------------
