@@ -313,6 +313,11 @@ class BlastHourDelta(Base):
     __table_args__ = (Index("idx_blast_hour_deltas_blast", "blast_id"),)
 
 
+# The inbox entries that hold a message from a person: `kind` as the webhook inbox writes it.
+MESSAGE_KINDS = ("message", "mixed")
+WITH_MESSAGES = "kind IN ('message', 'mixed')"
+
+
 class WebhookInbox(Base):
     """Every webhook body, stored before it is read, so nothing the gateway sends is lost."""
 
@@ -332,9 +337,10 @@ class WebhookInbox(Base):
 
     __table_args__ = (
         Index("idx_webhook_inbox_state", "state", "id"),
-        # Messages from people by arrival: the ones no recipient matched are found by it (0009).
+        # Messages from people by arrival, alone or posted with receipts: the ones no recipient
+        # matched are found by it (0009, 0011).
         Index("idx_webhook_inbox_messages", "received_at",
-              postgresql_where=text("kind = 'message'"), sqlite_where=text("kind = 'message'")),
+              postgresql_where=text(WITH_MESSAGES), sqlite_where=text(WITH_MESSAGES)),
     )
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,14 +31,14 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    literal,
     not_,
     select,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.models import Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
+from core.models import WITH_MESSAGES, Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
 from core.phones import typed_number
 from core.recipients import matches_search
 from core.statuses import Status
@@ -228,10 +227,6 @@ def first_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, Fi
 # --- messages no blast explains -------------------------------------------------------------
 
 UNMATCHED_SHOWN = 200
-# A body that also holds receipts ("mixed") is not in the messages' index (migration 0009): it
-# is looked for by id, from the newest message that came this long before the first day on.
-# Ids grow with arrival; the margin covers servers whose clocks differ a little.
-_MIXED_LOOKBACK = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -276,30 +271,15 @@ def unmatched_messages(
 
 def _unmatched_entries(session: Session, *, start: dt.datetime) -> Iterator[Row]:
     """Inbox entries since `start` whose note names a message no blast explains, newest first,
-    read only as far as they are asked for.
-
-    `kind` is written into the SQL, where the planner sees it match the messages' partial
-    index. A mixed body is read by id instead, newest first, down to the newest message before
-    the first day (less the margin): the primary key's range, not the whole inbox."""
+    read only as far as they are asked for. The kinds are written into the SQL as the messages'
+    partial index states them (migration 0011), where the planner sees them match it."""
     inbox = WebhookInbox.__table__
-    start = start.astimezone(dt.UTC)
-    message = literal("message", literal_execute=True)
-    columns = (inbox.c.id, inbox.c.received_at, inbox.c.detail, inbox.c.body, inbox.c.content_type)
-    noted = inbox.c.detail.contains(NO_BLAST, autoescape=True)
-    messages = session.execute(
-        select(*columns).where(inbox.c.kind == message, inbox.c.received_at >= start, noted)
+    return iter(session.execute(
+        select(inbox.c.id, inbox.c.received_at, inbox.c.detail, inbox.c.body, inbox.c.content_type)
+        .where(sql_text(WITH_MESSAGES), inbox.c.received_at >= start.astimezone(dt.UTC),
+               inbox.c.detail.contains(NO_BLAST, autoescape=True))
         .order_by(inbox.c.received_at.desc(), inbox.c.id.desc())
-    )
-    before = (
-        select(inbox.c.id).where(inbox.c.kind == message, inbox.c.received_at < start - _MIXED_LOOKBACK)
-        .order_by(inbox.c.received_at.desc()).limit(1).scalar_subquery()
-    )
-    mixed = session.execute(
-        select(*columns).where(inbox.c.id > func.coalesce(before, 0), inbox.c.kind == "mixed",
-                               inbox.c.received_at >= start, noted)
-        .order_by(inbox.c.id.desc())
-    )
-    return heapq.merge(messages, mixed, key=lambda row: (row.received_at, row.id), reverse=True)
+    ))
 
 
 def _found_by(message: UnmatchedMessage, search: str | None) -> bool:
