@@ -3,6 +3,8 @@
 `streamlit run streamlit_app.py` serves it; `uvicorn streamlit_app:app` runs the same object.
 """
 
+import logging
+
 import streamlit as st
 from streamlit import config as st_config
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -10,6 +12,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from core.server import lifespan_for, routes
 from dashboard.auth import log_out, password_login, render_login, signed_in, write_session_cookie
 from dashboard.layout import ROUTED, wanted_page
+
+log = logging.getLogger("dashboard")
 
 # Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
 _local_url = f"http://127.0.0.1:{st_config.get_option('server.port')}"
@@ -35,4 +39,10 @@ if get_script_run_ctx() is not None:  # a browser session, not the server import
     if signed_in() and password_login():
         st.sidebar.button("Log out", icon=":material/logout:", on_click=log_out, key="log_out")
     write_session_cookie()
-    navigation.run()
+    try:
+        navigation.run()
+    except Exception:  # Streamlit's own rerun and stop are not Exceptions: they pass
+        log.exception("the page %s failed", navigation.title)
+        st.error("This page could not be shown because of an unexpected problem. It has been "
+                 "logged: try again in a moment, or ask whoever runs the dashboard to look at "
+                 "the server's log.", icon=":material/error:")

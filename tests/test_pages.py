@@ -601,3 +601,19 @@ def test_closing_from_a_file_whose_number_column_has_an_unknown_name(app_db: str
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Closed"] == "1"
     assert not any("No phone number column found" in e.value for e in at.error)
+
+
+def test_a_page_that_fails_says_so_in_words_not_a_stack_trace(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.health
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no such column: blasts.paused_by")
+
+    monkeypatch.setattr(core.health, "collect", broken)
+    at = page("pages/health.py").run()
+    assert not at.exception, "Streamlit's own error box, with its links to search the error"
+    [error] = at.error
+    assert "could not be shown because of an unexpected problem" in error.value
+    assert "paused_by" not in error.value
