@@ -70,7 +70,11 @@ SHOWN_HISTORIES = 5  # ticking a whole page must not lay out fifty histories
 
 
 def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
-    """A searchable, paginated table; pick rows to see their history or act on them."""
+    """A searchable, paginated table; pick rows to see their history or act on them.
+
+    The page runs it as a fragment that refreshes itself while messages go out and answers come
+    in. While rows are ticked the table stays as it was ticked: a refresh that moved someone out
+    of the view would clear the ticks under the person's hand."""
     if done := take_flash(f"{key_prefix}_done"):
         st.success(done)
     top = st.columns([2, 3, 1])
@@ -80,10 +84,56 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
         _, total = page_of_recipients(s, blast_id=blast_id, selection=selection, search=search, page_size=1)
     pages = max(1, -(-total // PAGE_SIZE))
     page = top[2].number_input("Page", 1, pages, 1, key=f"{key_prefix}_page")
+    view = (blast_id, selection, search, int(page))
+    held = _held_while_ticked(key_prefix, view)
+    if held is not None:
+        frame, total, cancelled = held
+        st.caption("Kept as it was while rows are ticked: untick them to see the latest.")
+    else:
+        frame, total, cancelled = _recipients_frame(blast_id, selection, search, int(page))
+        st.session_state[f"{key_prefix}_held"] = (_generation(key_prefix), view, frame, total, cancelled)
+    st.caption(f"{plural(total, 'recipient')} · page {int(page)} of {pages}")
+    if frame.empty:
+        st.info("No recipients match.")
+        return
+    event = st.dataframe(
+        frame.drop(columns=_HIDDEN),
+        hide_index=True,
+        width="stretch",
+        column_config=RECIPIENT_COLUMNS,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=live_table_key(key_prefix, view=view, shown=frame["id"]),
+    )
+    chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows if i < len(frame)]
+    if not chosen:
+        st.caption("Tick rows to see their history, mark sales closed, decide about unknown sends, or "
+                   "send failed ones again.")
+        return
+    _render_row_actions(chosen, frame, key_prefix, cancelled=cancelled)
+
+
+def _generation(key_prefix: str) -> int:
+    return st.session_state.get(f"{key_prefix}_table_generation", 0)
+
+
+def _held_while_ticked(key_prefix: str, view: tuple[object, ...]) -> tuple[pd.DataFrame, int, bool] | None:
+    """The table as last shown, when it is the same view and has rows ticked."""
+    held, last = st.session_state.get(f"{key_prefix}_held"), st.session_state.get(f"{key_prefix}_table_last")
+    if held is None or last is None or held[:2] != (_generation(key_prefix), view) or not _ticked(last[2]):
+        return None
+    return held[2], held[3], held[4]
+
+
+def _recipients_frame(
+    blast_id: int, selection: str, search: str, page: int
+) -> tuple[pd.DataFrame, int, bool]:
+    """One page of the blast's recipients as the table shows them, how many match, and whether
+    the blast was cancelled."""
     with reading() as s:
         cancelled = s.get(Blast, blast_id).state == BlastState.CANCELLED
         rows, total = page_of_recipients(
-            s, blast_id=blast_id, selection=selection, search=search, page=int(page), page_size=PAGE_SIZE
+            s, blast_id=blast_id, selection=selection, search=search, page=page, page_size=PAGE_SIZE
         )
         first = first_replies(s, recipient_ids=[r.id for r in rows])
         stopped = opted_out_among(s, [r.phone_number for r in rows])
@@ -106,25 +156,7 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
                 for r in rows
             ]
         )
-    st.caption(f"{plural(total, 'recipient')} · page {int(page)} of {pages}")
-    if frame.empty:
-        st.info("No recipients match.")
-        return
-    event = st.dataframe(
-        frame.drop(columns=_HIDDEN),
-        hide_index=True,
-        width="stretch",
-        column_config=RECIPIENT_COLUMNS,
-        on_select="rerun",
-        selection_mode="multi-row",
-        key=live_table_key(key_prefix, view=(blast_id, selection, search, int(page)), shown=frame["id"]),
-    )
-    chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows if i < len(frame)]
-    if not chosen:
-        st.caption("Tick rows to see their history, mark sales closed, decide about unknown sends, or "
-                   "send failed ones again.")
-        return
-    _render_row_actions(chosen, frame, key_prefix, cancelled=cancelled)
+    return frame, total, cancelled
 
 
 def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str, *, cancelled: bool) -> None:
@@ -220,7 +252,7 @@ def table_key(key_prefix: str, *, generation: int, view: tuple[object, ...], sho
 def live_table_key(key_prefix: str, *, view: tuple[object, ...], shown: Iterable[object]) -> str:
     """The key for this run's table; says so above it when ticks were dropped because the list
     changed under them, as they would otherwise vanish unexplained."""
-    generation = st.session_state.get(f"{key_prefix}_table_generation", 0)
+    generation = _generation(key_prefix)
     key = table_key(key_prefix, generation=generation, view=view, shown=shown)
     last = f"{key_prefix}_table_last"
     before = st.session_state.get(last)

@@ -79,7 +79,7 @@ with tab_funnel:
     st.subheader("Follow-up chain")
     views.render_chain(blast_id)
 with tab_people:
-    people.render_recipients(blast_id)
+    st.fragment(people.render_recipients, run_every=every)(blast_id)
 with tab_export:
     people.render_export(blast_id)
 with tab_follow:
