@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
-from core.csv_import import Outcome
+from core.csv_import import ColumnNotFound, Outcome
 from core.csv_import.columns import HEADER_SEARCH_RECORDS
 from tests.test_excel_import import Cells, parse_xlsx, xlsx
 from tests.test_workbook_sheets import rewritten
@@ -43,6 +43,13 @@ def merge(*ranges: str) -> Callable[[Worksheet], None]:
     def shape(sheet: Worksheet) -> None:
         for cells in ranges:
             sheet.merge_cells(cells)
+    return shape
+
+
+def errors_in(*refs: str) -> Callable[[Worksheet], None]:
+    def shape(sheet: Worksheet) -> None:
+        for ref in refs:
+            sheet[ref].data_type = "e"
     return shape
 
 
@@ -122,6 +129,27 @@ def test_a_formula_without_a_saved_result_says_so_on_its_row() -> None:
     assert any(note.startswith("Formulas on lines 3, 4 have no result saved") for note in report.notes)
 
 
+@pytest.mark.parametrize("below", [[["Tan", "0198765432"]], []], ids=["mid-sheet", "last row"])
+def test_a_row_of_only_formulas_without_saved_results_says_why_instead_of_blank(below: list[Cells]) -> None:
+    rows: list[Cells] = [["Name", "Phone"], ["Ali", "0123456789"], ['="Siti"', '="0134567890"'], *below]
+    report = parse_xlsx(workbook(rows, lambda sheet: None))
+    assert [(row.line, row.outcome) for row in report.rows][:2] == [(2, Outcome.VALID), (3, Outcome.INVALID)]
+    assert report.rows[1].reason == ("no phone number; cell A3 and B3 are formulas whose result was not "
+                                     "saved in the file: open it in Excel and save it")
+
+
+def test_a_hidden_row_of_only_formulas_is_left_out_and_says_why() -> None:
+    def hide_row_3(sheet: Worksheet) -> None:
+        sheet.row_dimensions[3].hidden = True
+    rows: list[Cells] = [["Name", "Phone"], ["Ali", "0123456789"], ['="Siti"', '="0134567890"'],
+                         ["Tan", "0198765432"]]
+    report = parse_xlsx(workbook(rows, hide_row_3))
+    assert (report.rows[1].outcome, report.rows[1].reason) == (
+        Outcome.INVALID, "hidden in Excel, so left out; cell A3 and B3 are formulas whose result was not "
+        "saved in the file: open it in Excel and save it")
+    assert any(note.startswith("1 row hidden in Excel was left out: line 3.") for note in report.notes)
+
+
 def test_a_formula_in_another_column_is_a_warning_on_a_usable_row() -> None:
     rows: list[Cells] = [["Name", "Phone", "Greeting"], ["Ali", "0123456789", '="Hi "&A2']]
     (row,) = parse_xlsx(workbook(rows, lambda sheet: None)).rows
@@ -146,15 +174,31 @@ def test_the_sheet_whose_numbers_are_unsaved_formulas_is_the_one_read() -> None:
 
 
 def test_an_error_cell_says_which_error() -> None:
-    def errors(sheet: Worksheet) -> None:
-        for ref in ("B3", "B4"):
-            sheet[ref].data_type = "e"
     rows: list[Cells] = [["Name", "Phone"], ["Ali", "0123456789"], ["Siti", "#N/A"], ["Tan", "#REF!"]]
-    report = parse_xlsx(workbook(rows, errors))
+    report = parse_xlsx(workbook(rows, errors_in("B3", "B4")))
     assert [row.reason for row in report.rows] == [
         None, "no phone number; cell B3 shows the Excel error #N/A",
         "no phone number; cell B4 shows the Excel error #REF!"]
     assert "Cells on lines 3, 4 show an Excel error (#N/A, #REF!) and read as empty." in report.notes
+
+
+@pytest.mark.parametrize(("phones", "shape", "why"), [
+    (['="0"&B2', '=CONCATENATE("0",B3)'], lambda sheet: None,
+     "Formulas on lines 2, 3 have no result saved in the file (it was made by a program rather than "
+     "saved by Excel), so they read as empty. Open the file in Excel, save it and upload it again."),
+    (["#N/A", "#REF!"], errors_in("C2", "C3"),
+     "Cells on lines 2, 3 show an Excel error (#N/A, #REF!) and read as empty."),
+], ids=["unsaved formulas", "error cells"])
+def test_no_phone_column_found_says_which_cells_read_as_empty(
+    phones: list[str], shape: Callable[[Worksheet], None], why: str
+) -> None:
+    rows: list[Cells] = [["Name", "Raw", "Phone"], ["Ali", 123456789, phones[0]],
+                         ["Siti", 134567890, phones[1]]]
+    with pytest.raises(ColumnNotFound) as caught:
+        parse_xlsx(workbook(rows, shape))
+    assert caught.value.message.startswith("No phone number column found.")
+    assert caught.value.message.endswith(f"or choose the column yourself. {why}")
+    assert caught.value.headers == ("Name", "Raw", "Phone")
 
 
 @pytest.mark.parametrize(("cell", "phone", "reason"), [

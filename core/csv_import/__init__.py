@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from core.csv_import.report import (
     classify,
     safe_cell,
 )
+from core.csv_import.sheet_layout import UnreadCellsNote
 from core.csv_import.storage import (
     Overlap,
     add_recipients,
@@ -69,8 +70,11 @@ def parse_csv(
     if max_upload_mb is None:
         max_upload_mb = get_settings().max_upload_mb
     table = read_table(data, max_upload_mb=max_upload_mb, sheet=sheet)
-    columns = find_columns(table.rows, phone_column=phone_column, name_column=name_column,
-                           region=region)
+    try:
+        columns = find_columns(table.rows, phone_column=phone_column, name_column=name_column,
+                               region=region)
+    except ColumnNotFound as not_found:
+        raise _with_unread_cells(not_found, table.notes) from None
     rows = classify(table.rows, columns, region=region)
     if not any(row.outcome != Outcome.BLANK for row in rows):
         raise BadCsv("The file has a header row but no contacts below it.")
@@ -90,6 +94,15 @@ def import_report(
                        region=region, max_upload_mb=max_upload_mb, sheet=sheet)
     numbers = [row.phone for row in report.recipients if row.phone]
     return report.with_opt_outs(opted_out_among(session, numbers))
+
+
+def _with_unread_cells(not_found: ColumnNotFound, notes: Sequence[str]) -> ColumnNotFound:
+    """The error, saying which of a sheet's cells read as empty (formulas whose result was not
+    saved, errors): the phone numbers may be those cells, and the page shows no notes with it."""
+    unread = [note for note in notes if isinstance(note, UnreadCellsNote)]
+    if not unread:
+        return not_found
+    return ColumnNotFound(" ".join([not_found.message, *unread]), headers=not_found.headers)
 
 
 def _column_notes(columns: Columns) -> list[str]:

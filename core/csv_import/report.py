@@ -4,8 +4,9 @@ Line numbers are spreadsheet rows, as Excel numbers the file once opened (the he
 normally line 1): a cell holding a line break stays on its row. Notes about quote marks and
 encodings name the lines of the file itself, as a text editor shows them. A workbook's lines
 are its sheet's row numbers. Blank rows below
-the header are listed with outcome `blank`; rows above the header (titles) are not contacts and
-are only counted in a note.
+the header are listed with outcome `blank` (not a sheet's row whose cells only read as empty,
+such as formulas whose result was not saved: it says why); rows above the header (titles) are
+not contacts and are only counted in a note.
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ def classify(
             raw = _contact_phone(cells, columns.each_phone, region)
         else:
             raw = cells[columns.phone] if columns.phone < len(cells) else ""
-        if not raw.strip() and not any(c.strip() for c in cells):  # phone first: cheaper
+        # Phone first: cheaper. A row whose cells read as empty but with something to say about
+        # it (a sheet's formulas whose result was not saved) is not blank: it says why.
+        if not raw.strip() and not any(c.strip() for c in cells) and index not in cautions:
             results.append(RowResult(line=line, outcome=Outcome.BLANK))
             continue
         name = _name(cells, columns.names)
