@@ -1,6 +1,7 @@
 """Settings & health: is everything working, in plain words."""
 
 import streamlit as st
+from streamlit import config as st_config
 
 from core.gateway import make_client
 from core.health import collect, device_state
@@ -12,6 +13,8 @@ from dashboard.layout import friendly_errors, page_header
 
 page_header("Settings & health", "Everything the tracker depends on, and whether it is working.")
 cfg = settings()
+if "public_url" not in cfg.model_fields_set:  # unset: this server, on the port it listens on
+    cfg = cfg.model_copy(update={"public_url": f"http://localhost:{st_config.get_option('server.port')}"})
 engine = get_engine()
 with session() as s:
     health = collect(s, engine=engine, settings=cfg)

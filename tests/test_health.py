@@ -341,3 +341,21 @@ def test_the_webhook_tiles_count_each_event_once_in_a_marketers_words(app_db: st
     assert "replies" in helps["Waiting"] and "group messages" in helps["Not needed"]
     assert any("set aside**: 3" in m.value for m in at.markdown)
     assert at.button(key="replay_set_aside")
+
+
+def test_the_webhook_address_without_public_url_is_this_server_on_its_own_port(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with --server.port 8611 and no PUBLIC_URL: the address shown is the one it answers on."""
+    from streamlit import config as st_config
+
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    get_settings.cache_clear()
+    monkeypatch.setattr(st_config, "get_option",
+                        lambda name, real=st_config.get_option: 8611 if name == "server.port" else real(name))
+    at = run_page("pages/health.py")
+    assert any(code.value.startswith("http://localhost:8611/webhooks/wsapme/") for code in at.code)
+    monkeypatch.setenv("PUBLIC_URL", "https://tracker.example.com")
+    get_settings.cache_clear()
+    at = run_page("pages/health.py")
+    assert any(code.value.startswith("https://tracker.example.com/webhooks/wsapme/") for code in at.code)
