@@ -407,6 +407,11 @@ def render_follow_up(blast: Blast) -> None:
         problems = templates.validate(template, follow_up_placeholders(s, parent_id=blast.id))
     for problem in problems:
         st.error(problem, icon=":material/error:")
+    if template.strip() and template.strip() == (blast.message_template or "").strip():
+        st.warning("This is the message they were sent already. Write what is new for them: the same "
+                   "words twice read as spam, and people who report a number get it banned.",
+                   icon=":material/content_copy:")
+        confirmed = st.checkbox("Send the same message again", key=f"fu_same_{blast.id}") and confirmed
     ready = audience.reached > 0 and confirmed and not problems and bool(template.strip())
     if not st.button("Create follow-up draft", key="fu_create", type="primary", disabled=not ready):
         return

@@ -258,6 +258,7 @@ def test_a_second_follow_up_for_the_same_people_needs_a_confirmation(engine: Eng
         blast_id = blast.id
     at = _open(blast_id)
     at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    at.text_area(key=f"fu_text_{blast_id}").input("Still keen, {name}?").run()
     assert not at.warning and not at.button(key="fu_create").disabled
     at.button(key="fu_create").click().run()
     assert not at.exception, at.exception
@@ -281,6 +282,26 @@ def test_a_second_follow_up_for_the_same_people_needs_a_confirmation(engine: Eng
         drafts = s.scalar(select(func.count()).select_from(Blast).where(Blast.parent_blast_id == blast_id))
     assert drafts == 2, "made when asked for explicitly"
     assert at.button(key="fu_create").disabled, "and the next one asks again"
+
+
+def test_a_follow_up_with_the_message_they_were_sent_asks_first(engine: Engine) -> None:
+    """The box starts with the first blast's words, to build on: sent as they are, the same
+    promo twice reads as spam, and reports get a WhatsApp number banned."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", message_template="Raya promo: 20% off, {name}!")
+        for _ in range(2):
+            make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow() - dt.timedelta(days=2))
+        blast_id = blast.id
+    at = _open(blast_id)
+    at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    assert any("the message they were sent already" in w.value for w in at.warning)
+    assert at.button(key="fu_create").disabled
+    at.checkbox(key=f"fu_same_{blast_id}").check().run()
+    assert not at.button(key="fu_create").disabled, "when it is meant"
+    at.checkbox(key=f"fu_same_{blast_id}").uncheck().run()
+    at.text_area(key=f"fu_text_{blast_id}").input("Last day of the Raya promo, {name}!").run()
+    assert not any("the message they were sent already" in w.value for w in at.warning)
+    assert not at.button(key="fu_create").disabled
 
 
 def test_pending_follow_up_only_counts_unsent_drafts_with_these_people(engine: Engine) -> None:
@@ -421,6 +442,7 @@ def test_a_follow_up_message_with_a_placeholder_typo_is_not_made(engine: Engine)
         blast_id = blast.id
     at = _open(blast_id)
     at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    at.text_area(key=f"fu_text_{blast_id}").set_value("Hai {name}, {produk} masih ada").run()
     assert not at.error and not at.button(key="fu_create").disabled, "{name} and the file's columns"
     at.text_area(key=f"fu_text_{blast_id}").set_value("Hai {nmae}, {produk} masih ada").run()
     assert any("nmae" in e.value for e in at.error)

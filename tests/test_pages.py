@@ -265,7 +265,8 @@ def test_blast_detail_creates_a_follow_up(app_db: str, engine: Engine) -> None:
     assert at.button(key="fu_create").disabled, "nothing to create"
 
     at.number_input(key="fu_hours").set_value(0)
-    at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    at.selectbox(key="fu_sel").set_value("Sent, no reply")
+    at.text_area(key=f"fu_text_{blast_id}").set_value("Still keen, {name}?").run()
     assert "**3** people match “Sent, no reply” and will get this follow-up." in _markdown(at)
     assert not at.button(key="fu_create").disabled
     at.button(key="fu_create").click().run()
