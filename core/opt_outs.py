@@ -18,12 +18,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.models import Blast, BlastRecipient, BlastState, OptOut
+from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply
 from core.phones import typed_number
 from core.statuses import Status
 
 # Blasts whose queued people may still be messaged: a draft, one scheduled, sending or paused.
 _OPEN_STATES = (BlastState.DRAFT, BlastState.SCHEDULED, BlastState.SENDING, BlastState.PAUSED)
+_PHONES_PER_LOOKUP = 5_000  # under what SQLite takes in one statement
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class Listed:
     phone_number: str
     created_at: dt.datetime
     source: str | None
-    keyword: str | None
+    keyword: str | None  # the opt-out as the webhook matched it: upper case, no punctuation
+    name: str | None = None  # the name the newest blast that had one knew them by
+    said: str | None = None  # the reply that put them on the list, as they wrote it, when kept
 
 
 def add_opt_outs(
@@ -96,8 +99,43 @@ def listed(
     if search.strip():
         query = query.where(_matches_search(search.strip(), region or get_settings().phone_region))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(OptOut.created_at.desc(), OptOut.phone_number).limit(limit))
-    return [Listed(r.phone_number, r.created_at, r.source, r.keyword) for r in rows], total
+    rows = session.scalars(query.order_by(OptOut.created_at.desc(), OptOut.phone_number).limit(limit)).all()
+    names, said = _what_blasts_know(session, rows)
+    return [Listed(r.phone_number, r.created_at, r.source, r.keyword, names.get(r.phone_number),
+                   said.get(r.phone_number)) for r in rows], total
+
+
+def _what_blasts_know(session: Session, rows: Sequence[OptOut]) -> tuple[dict[str, str], dict[str, str]]:
+    """For the listed numbers, the name a blast knew each by (the newest blast's that had one)
+    and, for those who opted out by replying, that reply as they wrote it: the latest of their
+    replies that reads as the stored keyword. Read through the numbers' index: only the listed
+    numbers' rows, a few each."""
+    # Here, not at the top: the webhook package imports this module.
+    from core.webhook.replies import normalise_words
+
+    keywords = {r.phone_number: r.keyword for r in rows}
+    names: dict[str, str] = {}
+    replies: dict[str, list[tuple[dt.datetime | None, str]]] = {}
+    phones = list(keywords)
+    for start in range(0, len(phones), _PHONES_PER_LOOKUP):
+        people = session.execute(
+            select(BlastRecipient.phone_number, BlastRecipient.contact_name, BlastRecipient.replied_at,
+                   BlastRecipient.reply_text, RecipientReply.replied_at, RecipientReply.text)
+            .outerjoin(RecipientReply, RecipientReply.recipient_id == BlastRecipient.id)
+            .where(BlastRecipient.phone_number.in_(phones[start:start + _PHONES_PER_LOOKUP]))
+            .order_by(BlastRecipient.id)  # the newest blast last, so its name is the one kept
+        )
+        for phone, name, first_at, first, at, text in people:
+            if name and name.strip():
+                names[phone] = name.strip()
+            keyword = keywords[phone]
+            replies.setdefault(phone, []).extend(
+                (when, written) for when, written in ((first_at, first), (at, text))
+                if keyword and written and normalise_words(written).upper() == keyword
+            )
+    latest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    said = {phone: max(found, key=lambda r: r[0] or latest)[1] for phone, found in replies.items() if found}
+    return names, said
 
 
 def _matches_search(term: str, region: str) -> ColumnElement[bool]:

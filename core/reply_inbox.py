@@ -35,7 +35,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.config import get_settings
 from core.models import WITH_MESSAGES, Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
@@ -201,6 +201,29 @@ def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, 
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """A recipient's side of the chat in the order it happened: what the blast sent them, then
+    everything they wrote back."""
+
+    sent_at: dt.datetime | None
+    sent_text: str | None  # None when no message was kept for them
+    replies: list[tuple[dt.datetime, str]]
+
+
+def conversation(session: Session, *, recipient_id: int) -> Conversation:
+    """The message sent to this recipient and their replies, in the order written."""
+    sent_at, sent_text = session.execute(
+        select(BlastRecipient.sent_at, BlastRecipient.message_text).where(BlastRecipient.id == recipient_id)
+    ).one()
+    said = session.execute(
+        select(RecipientReply.replied_at, RecipientReply.text)
+        .where(RecipientReply.recipient_id == recipient_id)
+        .order_by(RecipientReply.replied_at, RecipientReply.id)
+    ).all()
+    return Conversation(sent_at, sent_text, [(at, text) for at, text in said])
+
+
+@dataclass(frozen=True)
 class FirstReply:
     at: dt.datetime
     text: str  # as it came: "" for a photo, a sticker or a voice note
@@ -314,3 +337,62 @@ def _with_last_blasts(session: Session, messages: list[UnmatchedMessage]) -> lis
         if m.phone_number in last else m
         for m in messages
     ]
+
+
+# --- what came in since the list was read ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxMark:
+    """Where the replies and the webhook inbox stood when a list was read: their highest ids.
+    Ids, not times: a reply is stamped with the phone's clock, which may be behind."""
+
+    reply_id: int
+    inbox_id: int
+
+
+@dataclass(frozen=True)
+class NewSince:
+    replies: int  # replies the list would now show, its filters applied
+    unmatched: int  # bodies holding a message no recent blast explains (about one message each)
+
+
+def inbox_mark(session: Session) -> InboxMark:
+    """The mark to compare against later: two reads of a primary key's end."""
+    reply_id, inbox_id = session.execute(
+        select(select(func.max(RecipientReply.id)).scalar_subquery(),
+               select(func.max(WebhookInbox.id)).scalar_subquery())
+    ).one()
+    return InboxMark(reply_id or 0, inbox_id or 0)
+
+
+def new_since(session: Session, *, mark: InboxMark, filters: InboxFilter) -> NewSince:
+    """What arrived after `mark`, in one statement that reads only the rows past it (both by
+    their primary keys): the replies from people the list's filters keep, and the messages
+    no recent blast explains (not when tags are chosen: no blast is theirs). Cheap enough to
+    ask every half minute."""
+    arrived = aliased(RecipientReply)  # the search reads RecipientReply of its own
+    replies = (
+        select(func.count()).select_from(arrived)
+        .join(BlastRecipient, BlastRecipient.id == arrived.recipient_id)
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
+        .where(arrived.id > mark.reply_id)
+    )
+    if filters.tags:
+        replies = replies.where(Blast.blast_tag.in_(filters.tags))
+    if filters.search and filters.search.strip():
+        replies = replies.where(matches_search(filters.search.strip()))
+    if filters.only_open:
+        stopped = exists().where(OptOut.phone_number == BlastRecipient.phone_number)
+        replies = replies.where(BlastRecipient.status != Status.CLOSED.value, not_(stopped))
+    inbox = WebhookInbox.__table__
+    # A note that also says opt-out is a stranger's STOP, which the list leaves out.
+    unmatched = (
+        select(func.count()).select_from(inbox)
+        .where(inbox.c.id > mark.inbox_id, sql_text(WITH_MESSAGES),
+               inbox.c.detail.contains(NO_BLAST, autoescape=True),
+               not_(inbox.c.detail.contains("opt-out ", autoescape=True)))
+    )
+    counts = [replies.scalar_subquery()] + ([] if filters.tags else [unmatched.scalar_subquery()])
+    found = session.execute(select(*counts)).one()
+    return NewSince(int(found[0]), int(found[1]) if len(found) > 1 else 0)

@@ -20,8 +20,17 @@ from dashboard.layout import friendly_errors
 from dashboard.recipient_views import after_action, live_table_key
 
 SHOWN = 200  # newest entries listed; search finds the rest
+LIST_COLUMNS = {
+    "Number": st.column_config.TextColumn(width=130),
+    "Name": st.column_config.TextColumn(width=150, help="The name a blast knew them by, when one did."),
+    "Since": st.column_config.TextColumn(width=140),
+    "How": st.column_config.TextColumn(
+        width="large", help="What they wrote to stop, when it came as a reply, or that it was added by hand."
+    ),
+}
 KEY = "opt_out"
 _SEPARATORS = re.compile(r"[\n,;]+")
+_KEPT = "opt_out_numbers_kept"  # what the box holds after an add: the numbers refused
 # How a number came onto the list, in words.
 SOURCE_WORDS = {"webhook": "replied", "manual": "added by hand"}
 
@@ -50,9 +59,12 @@ def read_numbers(text: str, *, region: str) -> Typed:
 
 
 def how_words(entry: Listed) -> str:
-    """ "Replied STOP", "Added by hand"."""
+    """ 'Replied “Berhenti lah, terima kasih!”', "Added by hand". When their reply was not kept
+    (a number no blast had messaged), the words as matched, in lower case rather than shouted."""
     if entry.source == "webhook":
-        return f"Replied {entry.keyword}" if entry.keyword else "Replied"
+        if entry.said:
+            return f"Replied “{' '.join(entry.said.split())}”"
+        return "Replied asking to stop" + (f" ({entry.keyword.lower()})" if entry.keyword else "")
     return SOURCE_WORDS.get(entry.source or "", entry.source or "").capitalize() or "—"
 
 
@@ -67,8 +79,11 @@ def added_words(added: int, withdrawn: int, already: int) -> str:
 
 
 def render_add() -> None:
-    """Numbers someone asked, by phone or email, not to be messaged."""
-    with st.form("opt_out_add", clear_on_submit=True, border=True):
+    """Numbers someone asked, by phone or email, not to be messaged. After adding, the box keeps
+    only the numbers that could not be added, to be mended rather than typed again."""
+    if (kept := st.session_state.pop(_KEPT, None)) is not None:
+        st.session_state["opt_out_numbers"] = kept  # before the box is drawn: the one time it may change
+    with st.form("opt_out_add", clear_on_submit=False, border=True):
         st.markdown("**Add numbers by hand**: someone asked by phone, email or in person.")
         text = st.text_area("Phone numbers, one per line", key="opt_out_numbers", height=100,
                             placeholder="012-345 6789\n+65 8123 4567")
@@ -86,6 +101,7 @@ def render_add() -> None:
         added, withdrawn = add_opt_outs(s, typed.numbers, source="manual")
     if done.ok:
         flash("opt_out_unusable", typed.unusable)  # the list reruns to show the new numbers
+        st.session_state[_KEPT] = "\n".join(raw for raw, _ in typed.unusable)
         after_action(KEY, added_words(added, withdrawn, len(typed.numbers) - added))
     _render_unusable(typed.unusable)
 
@@ -99,7 +115,9 @@ def render_list() -> None:
     """The list, newest first, searchable; tick a number to take it off."""
     if done := take_flash("opt_out_done"):
         st.success(done)
-    _render_unusable(take_flash("opt_out_unusable") or [])
+    if refused := take_flash("opt_out_unusable"):
+        _render_unusable(refused)
+        st.caption("They are still in the box above: correct them and add them again.")
     search = st.text_input("Search a number", key="opt_out_q", placeholder="0123")
     with reading() as s:
         entries, total = listed(s, search=search, limit=SHOWN)
@@ -110,6 +128,7 @@ def render_list() -> None:
     st.caption(f"Showing {shown}{plural(total, 'number')}.")
     frame = pd.DataFrame({
         "Number": [e.phone_number for e in entries],
+        "Name": [e.name or "" for e in entries],
         "Since": [local(e.created_at, "%d %b %Y, %H:%M") for e in entries],
         "How": [how_words(e) for e in entries],
     })
@@ -117,7 +136,7 @@ def render_list() -> None:
     # the numbers shown are in the key.
     key = live_table_key(KEY, view=(search,), shown=frame["Number"])
     event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
-                         selection_mode="single-row", key=key)
+                         selection_mode="single-row", key=key, column_config=LIST_COLUMNS)
     # Every number that matches, not only the newest shown: the list goes to other tools.
     label = f"Download these {total:,} (CSV)" if search.strip() else "Download the list (CSV)"
     st.download_button(label, on_download(lambda s: list_csv(s, search=search)), file_name="opt-outs.csv",
@@ -130,8 +149,8 @@ def render_list() -> None:
 def list_csv(s: Session, *, search: str) -> bytes:
     """Every number on the list that matches `search`, for a spreadsheet or another tool."""
     entries, _ = listed(s, search=search, limit=None)
-    return to_csv(((e.phone_number, local(e.created_at, "%Y-%m-%d %H:%M"), how_words(e)) for e in entries),
-                  columns=["phone_number", "since", "how"])
+    return to_csv(((e.phone_number, local(e.created_at, "%Y-%m-%d %H:%M"), how_words(e), e.name or "")
+                   for e in entries), columns=["phone_number", "since", "how", "name"])
 
 
 def _render_remove(phone: str) -> None:

@@ -12,29 +12,44 @@ from sqlalchemy import exists, select
 from core.exports import replies_csv, replies_xlsx
 from core.funnel import filter_options
 from core.models import Blast, utcnow
-from core.recipients import mark_closed, replies
+from core.recipients import mark_closed
 from core.reply_inbox import (
     DEFAULT_DAYS,
     UNMATCHED_SHOWN,
+    Conversation,
     InboxFilter,
+    InboxMark,
     InboxPage,
     InboxRow,
+    NewSince,
+    UnmatchedMessage,
+    conversation,
     default_since,
+    inbox_mark,
     inbox_page,
+    new_since,
     reply_words,
     unmatched_messages,
     who_replied,
 )
-from dashboard.blast_views import status_word, take_flash
-from dashboard.compose import plain
+from dashboard.blast_views import local, status_word, take_flash
+from dashboard.compose import bubble_html, plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
-from dashboard.recipient_views import after_action, live_table_key, render_replies, table_key
+from dashboard.recipient_views import after_action, live_table_key, table_key
+from dashboard.whatsapp_format import to_html
 
 KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
 SHOWN_CONVERSATIONS = 10  # ticking a whole page must not lay out fifty conversations
+CHECK_EVERY = 30  # seconds between two looks for replies that came in after the list was read
+# Their messages as WhatsApp shows them on our phone: white, on the left; ours are green.
+_THEIR_BUBBLE = (
+    '<div style="white-space: pre-wrap; overflow-wrap: anywhere; background: #ffffff; '
+    'color: #111b21; border: 1px solid #e4e4e4; padding: 0.5rem 0.75rem; border-radius: 0.5rem; '
+    'line-height: 1.45; margin-right: 15%">{}</div>'
+)
 
 INBOX_COLUMNS = {
     # Sized so that who, what they said and where they stand fit a 1366 px laptop.
@@ -107,8 +122,9 @@ def _first_page() -> None:
     st.session_state.pop(f"{KEY}_page", None)
 
 
-def render_inbox(filters: InboxFilter) -> None:
-    """The count, the list and, for the people ticked, their conversations and the sale button."""
+def render_inbox(filters: InboxFilter, *, unmatched: int = 0) -> None:
+    """The count, the list and, for the people ticked, their conversations and the sale button;
+    `unmatched`: how many messages no recent blast explains wait below, said with the count."""
     if done := take_flash(f"{KEY}_done"):
         st.success(done)
     page_number = int(st.session_state.get(f"{KEY}_page", 1))
@@ -118,9 +134,10 @@ def render_inbox(filters: InboxFilter) -> None:
     period = period_words(filters.since, today=today)
     if found.replied == 0:
         narrowed = " match the tags or the search" if filters.tags or filters.search else ""
-        st.info(f"No replies {period}{narrowed}.")
+        st.info(f"No replies {period}{narrowed}." + (f" {unmatched_words(unmatched)}" if unmatched else ""))
         return
-    st.markdown(count_words(found, filters=filters, period=period))
+    st.markdown(count_words(found, filters=filters, period=period)
+                + (f" {unmatched_words(unmatched)}" if unmatched else ""))
     if found.total == 0:
         st.info(f"Everyone who replied {period} is marked closed or asked not to be messaged. Switch "
                 "off “Only people to follow up” to see them.")
@@ -179,19 +196,60 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
         st.caption(f"The first {SHOWN_CONVERSATIONS} conversations are shown; the button acts on all "
                    f"{len(chosen):,} ticked.")
     with reading() as s:
-        for row in chosen[:SHOWN_CONVERSATIONS]:
-            said = [(r.replied_at, r.text) for r in replies(s, recipient_id=row.recipient_id)]
-            with st.expander(person_label(row), expanded=True):
-                st.page_link(
-                    "pages/blast.py", label=f"Open the blast “{plain(row.blast_name or 'Untitled')}”",
-                    query_params={"blast": str(row.blast_id)}, icon=":material/campaign:",
-                )
-                if row.opted_out:
-                    st.warning("They asked not to be messaged: no blast will send to them.",
-                               icon=":material/block:")
-                digits = "".join(c for c in row.phone_number if c.isdigit())
-                st.markdown(f"Call {plain(row.phone_number)} or [chat on WhatsApp](https://wa.me/{digits}).")
-                render_replies(said)
+        chats = {row.recipient_id: conversation(s, recipient_id=row.recipient_id)
+                 for row in chosen[:SHOWN_CONVERSATIONS]}
+    for row in chosen[:SHOWN_CONVERSATIONS]:
+        with st.expander(person_label(row), expanded=True):
+            st.page_link(
+                "pages/blast.py", label=f"Open the blast “{plain(row.blast_name or 'Untitled')}”",
+                query_params={"blast": str(row.blast_id)}, icon=":material/campaign:",
+            )
+            if row.opted_out:
+                st.warning("They asked not to be messaged: no blast will send to them.",
+                           icon=":material/block:")
+            digits = "".join(c for c in row.phone_number if c.isdigit())
+            st.markdown(f"Call {plain(row.phone_number)} or [chat on WhatsApp](https://wa.me/{digits}).")
+            render_conversation(chats[row.recipient_id])
+
+
+def render_conversation(chat: Conversation) -> None:
+    """The chat in the order it happened: the message the blast sent them, then their replies."""
+    st.write("**What you sent them**")
+    if chat.sent_text is None:
+        st.caption("The message sent to them was not kept.")
+    else:
+        if chat.sent_at is not None:
+            st.caption(local(chat.sent_at, "%d %b %H:%M"))
+        st.html(bubble_html(chat.sent_text))
+    if not chat.replies:
+        return
+    count = len(chat.replies)
+    st.write("**What they replied**" + (f" ({count:,} messages)" if count > 1 else ""))
+    for at, text in chat.replies:
+        st.caption(local(at, "%d %b %H:%M"))
+        # As WhatsApp shows it; nothing they typed is read as markup. A photo in words.
+        st.html(_THEIR_BUBBLE.format(to_html(reply_words(text))))
+
+
+def take_mark() -> InboxMark:
+    """Where the replies stand as the page reads its list; taken before the list, so a reply
+    arriving in between is announced rather than missed."""
+    with reading() as s:
+        return inbox_mark(s)
+
+
+def render_new_arrivals(filters: InboxFilter, mark: InboxMark) -> None:
+    """Run as a fragment every CHECK_EVERY seconds: says what came in since the list was read,
+    with a button that reads it again. Only this small part reruns, so ticked rows, the search
+    and open conversations stay as they are until the person asks."""
+    with reading() as s:
+        new = new_since(s, mark=mark, filters=filters)
+    if not (new.replies or new.unmatched):
+        return
+    with st.container(border=True, horizontal=True, vertical_alignment="center"):
+        st.markdown(new_words(new))
+        if st.button("Show them", key=f"{KEY}_show_new", icon=":material/refresh:", type="primary"):
+            st.rerun(scope="app")
 
 
 UNMATCHED_COLUMNS = {
@@ -199,26 +257,29 @@ UNMATCHED_COLUMNS = {
     "Name": st.column_config.TextColumn(width=115, help="The name they gave WhatsApp, when it says."),
     "Message": st.column_config.TextColumn(width=280),
     "Number": st.column_config.TextColumn(width=115),
-    "Last blast to them": st.column_config.LinkColumn(
-        width=210, display_text=r"#(.+)$", help="The last blast that messaged this number, if any did."
+    # Text, not a link: a link column shows a grey "None" for someone no blast ever messaged.
+    "Last blast to them": st.column_config.TextColumn(
+        width=210, help="The last blast that messaged this number; — when none ever did."
     ),
 }
 
 
-def render_unmatched(filters: InboxFilter) -> None:
+def find_unmatched(filters: InboxFilter) -> list[UnmatchedMessage]:
     """Messages from people no recent blast messaged: a new lead who found the number, or an
     answer to an older blast. Kept by the webhook, matched to no one, so listed apart."""
     if filters.tags:
-        return  # no blast is theirs, so no tag either
-    cfg = settings()
+        return []  # no blast is theirs, so no tag either
     with reading() as s:
-        found = unmatched_messages(s, filters=filters, numbering=cfg.wsapme_ack_numbering)
+        return unmatched_messages(s, filters=filters, numbering=settings().wsapme_ack_numbering)
+
+
+def render_unmatched(found: list[UnmatchedMessage]) -> None:
     if not found:
         return
+    cfg = settings()
     now, zone = utcnow(), cfg.timezone
-    more = "+" if len(found) >= UNMATCHED_SHOWN else ""
-    with st.expander(f"{len(found):,}{more} {'message' if len(found) == 1 else 'messages'} from people "
-                     "no recent blast messaged", icon=":material/mark_unread_chat_alt:"):
+    with st.expander(f"{_messages(len(found))} from people no recent blast messaged",
+                     icon=":material/mark_unread_chat_alt:"):
         st.caption(f"They wrote to your WhatsApp number, but no blast had messaged them in the "
                    f"{cfg.reply_window_hours:g} hours before: someone new who found the number, or an "
                    "answer to an older blast. They are not counted as replies to any blast.")
@@ -228,7 +289,7 @@ def render_unmatched(filters: InboxFilter) -> None:
             "Message": [reply_words(m.text) for m in found],
             "Number": [m.phone_number for m in found],
             "Last blast to them": [
-                blast_link(m.last_blast_id, m.last_blast_name) if m.last_blast_id is not None else None
+                (m.last_blast_name or f"Blast #{m.last_blast_id}") if m.last_blast_id is not None else "—"
                 for m in found
             ],
         })
@@ -283,6 +344,29 @@ def count_words(found: InboxPage, *, filters: InboxFilter, period: str) -> str:
         who += f" matching “{plain(filters.search)}”"
     to = f" to blasts tagged {' or '.join(plain(t) for t in filters.tags)}" if filters.tags else ""
     return f"**{who}** replied{to} {period}, **{found.to_follow_up:,} to follow up**."
+
+
+def _messages(count: int) -> str:
+    more = "+" if count >= UNMATCHED_SHOWN else ""
+    return f"{count:,}{more} {'message' if count == 1 else 'messages'}"
+
+
+def unmatched_words(count: int) -> str:
+    """Said beside the count, as these are not in it: "**1 message** from someone no recent
+    blast messaged is waiting below." """
+    who, waits = ("someone", "is") if count == 1 else ("people", "are")
+    return f"**{_messages(count)}** from {who} no recent blast messaged {waits} waiting below."
+
+
+def new_words(new: NewSince) -> str:
+    """ "**2 new replies** since this list was loaded.", with the messages no blast explains."""
+    parts = []
+    if new.replies:
+        parts.append(f"**{new.replies:,} new {'reply' if new.replies == 1 else 'replies'}**")
+    if new.unmatched:
+        parts.append(f"**{new.unmatched:,} new {'message' if new.unmatched == 1 else 'messages'}** from "
+                     f"{'someone' if new.unmatched == 1 else 'people'} no recent blast messaged")
+    return " and ".join(parts) + " since this list was loaded."
 
 
 def closed_words(closed: int, ticked: int) -> str:

@@ -12,5 +12,10 @@ if not views.has_blasts():
     st.stop()
 
 filters = views.render_filters()
-views.render_inbox(filters)
-views.render_unmatched(filters)
+mark = views.take_mark()  # before the list is read: what comes in after it is announced
+# A small part that looks for new replies and says so, leaving the list, its ticks and the open
+# conversations alone until the person asks for them.
+st.fragment(views.render_new_arrivals, run_every=views.CHECK_EVERY)(filters, mark)
+unmatched = views.find_unmatched(filters)
+views.render_inbox(filters, unmatched=len(unmatched))
+views.render_unmatched(unmatched)

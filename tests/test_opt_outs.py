@@ -190,7 +190,7 @@ def test_a_number_is_found_and_taken_off_the_list(app_db: str, engine: Engine) -
         add_opt_outs(s, [PHONE], source="webhook", keyword="STOP")
         add_opt_outs(s, ["+60198765432"], source="manual")
     at = run_page("pages/opt_outs.py")
-    assert sorted(at.dataframe[0].value["How"]) == ["Added by hand", "Replied STOP"]
+    assert sorted(at.dataframe[0].value["How"]) == ["Added by hand", "Replied asking to stop (stop)"]
     at.text_input(key="opt_out_q").set_value("012 345").run()
     assert list(at.dataframe[0].value["Number"]) == [PHONE]
     at = _tick(at, 0, shown=[PHONE], search="012 345")
@@ -260,8 +260,58 @@ def test_the_download_holds_every_number_not_only_those_shown(app_db: str, engin
     with transaction(engine) as s:
         everyone = list_csv(s, search="").decode("utf-8-sig").splitlines()
         found = list_csv(s, search="12000001").decode("utf-8-sig").splitlines()
-    assert everyone[0] == "phone_number,since,how"
+    assert everyone[0] == "phone_number,since,how,name"
     assert sorted(line.split(",")[0] for line in everyone[1:]) == sorted(f"'{n}" for n in numbers)
     assert sorted(line.split(",")[0] for line in found[1:]) == [f"'{n}" for n in numbers[10:20]]
     at.text_input(key="opt_out_q").set_value("12000001").run()
     assert [b.proto.label for b in at.get("download_button")] == ["Download these 10 (CSV)"]
+
+
+def _stop_reply(engine: Engine, phone: str, text: str) -> None:
+    """`text` from `phone`, posted to the webhook and applied as the server does."""
+    body = json.dumps({"type": "text", "message": text, "from": phone.lstrip("+") + "@c.us"}).encode()
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=body, content_type="application/json")
+    with transaction(engine) as s:
+        process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+
+
+def test_the_list_says_in_words_what_they_wrote_and_who_they_are(app_db: str, engine: Engine) -> None:
+    """Not the keyword as matched ("BERHENTI LAH TERIMA KASIH"): their reply as written, and
+    the name a blast knew them by."""
+    with transaction(engine) as s:
+        older = make_blast(s, state="completed")
+        make_recipient(s, older, phone_number=PHONE, contact_name="Aisyah binti Ali", status="READ_ACK")
+        raya = make_blast(s, state="completed")
+        make_recipient(s, raya, phone_number=PHONE, contact_name="Aisyah", status="READ_ACK",
+                       message_id="3EB0A", sent_at=utcnow())
+        # Opted out before replies were kept one by one: the first reply, on the recipient.
+        make_recipient(s, raya, phone_number="+60198765432", contact_name="Ben", status="REPLIED",
+                       reply_text="STOP!!", replied_at=utcnow())
+        add_opt_outs(s, ["+60198765432"], source="webhook", keyword="STOP")
+    _stop_reply(engine, PHONE, "Berhenti lah,  terima kasih!")
+    _stop_reply(engine, "+6581234567", "Stop")  # no blast ever messaged them: their words not kept
+    with transaction(engine) as s:
+        add_opt_outs(s, ["+60111111111"], source="manual")
+    at = test_pages.run_page("pages/opt_outs.py")
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Number", "Name", "Since", "How"]
+    rows = {n: (name, how) for n, name, how in zip(table["Number"], table["Name"], table["How"], strict=True)}
+    assert rows == {
+        PHONE: ("Aisyah", "Replied “Berhenti lah, terima kasih!”"),
+        "+60198765432": ("Ben", "Replied “STOP!!”"),
+        "+6581234567": ("", "Replied asking to stop (stop)"),
+        "+60111111111": ("", "Added by hand"),
+    }
+
+
+def test_numbers_that_could_not_be_added_stay_in_the_box_to_be_mended(app_db: str, engine: Engine) -> None:
+    at = _add(test_pages.run_page("pages/opt_outs.py"), "012-345 6789\nabc\n0123")
+    assert any("1 number added to the opt-out list." in m.value for m in at.success)
+    assert {e.value.split(" was not added")[0] for e in at.error} == {"“abc”", "“0123”"}
+    assert at.text_area(key="opt_out_numbers").value == "abc\n0123", "only the refused ones are left"
+    assert _on_the_list(engine) == [PHONE]
+    at = _add(at, "0198 765 432")  # mended
+    assert at.text_area(key="opt_out_numbers").value == "", "everything added: the box is empty"
+    assert not at.error
+    assert sorted(_on_the_list(engine)) == [PHONE, "+60198765432"]

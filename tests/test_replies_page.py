@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.usefixtures("app_db")
 
 REPLIES = "pages/replies.py"
 KL = "Asia/Kuala_Lumpur"
+SENT_TO_AISYAH = "Salam Aisyah! Kuih raya 20% off this week."
 
 
 def _replied(
@@ -49,7 +51,8 @@ def _three_people(engine: Engine) -> dict[str, int]:
         cny = make_blast(s, name="CNY promo", blast_tag="CNY", state="completed")
         aisyah = _replied(s, raya, (dt.timedelta(hours=3), "Berapa harga?"),
                           (dt.timedelta(minutes=30), "2 boxes please, to Shah Alam"),
-                          contact_name="Aisyah", phone_number="+60123456781")
+                          contact_name="Aisyah", phone_number="+60123456781",
+                          message_text=SENT_TO_AISYAH, sent_at=utcnow() - dt.timedelta(hours=4))
         ben = _replied(s, cny, (dt.timedelta(hours=2, minutes=5), "Ada stok?"),
                        contact_name="Ben", phone_number="+60123456782")
         chong = _replied(s, raya, (dt.timedelta(hours=1), "I'll take it"),
@@ -148,9 +151,9 @@ def test_ticking_shows_every_reply_and_a_link_that_opens_the_blast(engine: Engin
     [conversation] = [e for e in at.expander if e.label == "Aisyah · +60123456781"]
     assert "**What they replied** (2 messages)" in [m.value for m in conversation.markdown]
     bubbles = [b.value for b in conversation.get("html")]
-    assert len(bubbles) == 2
-    assert "Berapa harga?" in bubbles[0] and "2 boxes please, to Shah Alam" in bubbles[1]
-    assert len(conversation.caption) == 2, "each reply with its time"
+    assert len(bubbles) == 3
+    assert "Berapa harga?" in bubbles[1] and "2 boxes please, to Shah Alam" in bubbles[2]
+    assert len(conversation.caption) == 3, "the message sent and each reply with its time"
     assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)"
     _follow(at, "Open the blast “Raya promo”")
     assert "Raya promo" in _heading(at)
@@ -271,7 +274,7 @@ def test_a_photo_sticker_or_voice_reply_is_shown_in_words(engine: Engine) -> Non
     at = _tick(at, ids, [0])
     [conversation] = [e for e in at.expander if e.label == "Aisyah · +60123456781"]
     bubbles = [b.value for b in conversation.get("html")]
-    assert "Berapa harga?" in bubbles[0] and "open WhatsApp to see it" in bubbles[1]
+    assert "Berapa harga?" in bubbles[-2] and "open WhatsApp to see it" in bubbles[-1]
 
 
 # Messages no recent blast explains: kept by the webhook, listed apart.
@@ -317,8 +320,10 @@ def test_a_message_no_recent_blast_explains_is_listed_not_lost(engine: Engine) -
     assert list(table["Message"]) == ["Hi, saw your ad. Price?", "Masih ada promo?"]
     assert list(table["Name"]) == ["Farah", ""]
     assert list(table["Number"]) == ["+60137770002", "+60129990001"]
-    first, second = table["Last blast to them"]
-    assert not isinstance(first, str) and unquote(second).endswith("#Merdeka promo")
+    assert list(table["Last blast to them"]) == ["—", "Merdeka promo"], "a dash, not a grey None"
+    said = [m.value for m in at.markdown]
+    assert ("**4 people** replied in the last 7 days, **3 to follow up**. **2 messages** from people no "
+            "recent blast messaged are waiting below.") in said, "counted at the top, not only when unfolded"
     # The search reaches them; a tag leaves them out (no blast is theirs).
     at.text_input(key="rpl_q").input("saw your ad").run()
     [table] = [d.value for d in at.dataframe if "Last blast to them" in d.value.columns]
@@ -327,3 +332,91 @@ def test_a_message_no_recent_blast_explains_is_listed_not_lost(engine: Engine) -
     at.multiselect(key="rpl_tags").select("Raya").run()
     assert not [e for e in at.expander if "no recent blast messaged" in e.label]
     assert ids  # the matched replies are listed as before
+
+
+def test_the_conversation_starts_with_the_message_they_were_sent(engine: Engine) -> None:
+    """What they replied to comes first, with when it went, so the conversation reads in order."""
+    ids = _three_people(engine)
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0, 1])
+    [aisyah] = [e for e in at.expander if e.label == "Aisyah · +60123456781"]
+    said = [m.value for m in aisyah.markdown]
+    assert said.index("**What you sent them**") < said.index("**What they replied** (2 messages)")
+    bubbles = [b.value for b in aisyah.get("html")]
+    assert SENT_TO_AISYAH in bubbles[0] and "Berapa harga?" in bubbles[1]
+    sent = (utcnow() - dt.timedelta(hours=4)).astimezone(ZoneInfo(KL))
+    assert aisyah.caption[0].value == f"{sent:%d %b %H:%M}"
+    [ben] = [e for e in at.expander if e.label == "Ben · +60123456782"]
+    assert "The message sent to them was not kept." in [c.value for c in ben.caption]
+    assert "Ada stok?" in ben.get("html")[0].value
+
+
+def test_a_lone_stranger_is_counted_even_when_no_one_replied(engine: Engine) -> None:
+    with transaction(engine) as s:
+        make_blast(s, state="completed")
+    _arrives(engine, _message("60199990000", "Hi, saw your ad on FB, still got stock?",
+                              ago=dt.timedelta(minutes=2)))
+    at = run_page(REPLIES)
+    assert [i.value for i in at.info][-1] == ("No replies in the last 7 days. **1 message** from someone "
+                                             "no recent blast messaged is waiting below.")
+    [table] = [d.value for d in at.dataframe if "Last blast to them" in d.value.columns]
+    assert list(table["Last blast to them"]) == ["—"]
+
+
+# New replies while the page is open: a fragment checks and says so, leaving the list alone.
+
+
+def _arrivals(filters, mark):  # type: ignore[no-untyped-def]  (its source runs alone: no imports)
+    from dashboard.reply_views import render_new_arrivals
+
+    render_new_arrivals(filters, mark)
+
+
+def _watching(engine: Engine, filters: InboxFilter) -> AppTest:
+    """The page's check for new replies, as its fragment runs on its own, against where the
+    replies stood when the list was read (now)."""
+    from core.reply_inbox import inbox_mark
+
+    with transaction(engine) as s:
+        mark = inbox_mark(s)
+    at = AppTest.from_function(_arrivals, args=(filters, mark), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_replies_arriving_after_the_list_was_read_are_announced(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = _watching(engine, InboxFilter(since=default_since(timezone=KL), timezone=KL))
+    assert not at.markdown and not at.button, "nothing new: nothing said"
+    with transaction(engine) as s:
+        s.add(RecipientReply(recipient_id=ids["ben"], replied_at=utcnow(), text="Hello?"))
+        s.add(RecipientReply(recipient_id=ids["chong"], replied_at=utcnow(), text="Thanks!"))  # closed
+    _arrives(engine, _message("60199990000", "Hi, saw your ad on FB, still got stock?", ago=dt.timedelta(0)))
+    at.run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.markdown] == [
+        "**1 new reply** and **1 new message** from someone no recent blast messaged since this list "
+        "was loaded."], "Chong's sale is closed: not someone the list shows"
+    at.button(key="rpl_show_new").click().run()
+    assert not at.exception, at.exception
+
+
+def test_the_check_for_new_replies_follows_the_lists_filters(engine: Engine) -> None:
+    ids = _three_people(engine)
+    everyone = InboxFilter(since=default_since(timezone=KL), timezone=KL, only_open=False)
+    cny = InboxFilter(since=default_since(timezone=KL), timezone=KL, tags=("CNY",))
+    all_of_them, only_cny = _watching(engine, everyone), _watching(engine, cny)
+    with transaction(engine) as s:
+        s.add(RecipientReply(recipient_id=ids["chong"], replied_at=utcnow(), text="Thanks!"))  # Raya
+    _arrives(engine, _message("60199990000", "Hi, still got stock?", ago=dt.timedelta(0)))
+    assert [m.value for m in all_of_them.run().markdown] == [
+        "**1 new reply** and **1 new message** from someone no recent blast messaged since this list "
+        "was loaded."]
+    assert not only_cny.run().markdown, "neither is on a list of CNY blasts"
+
+
+def test_the_page_says_nothing_new_when_it_has_just_read_the_list(engine: Engine) -> None:
+    _three_people(engine)
+    at = run_page(REPLIES)
+    assert not [m for m in at.markdown if "since this list was loaded" in m.value]
+    assert "rpl_show_new" not in {b.key for b in at.button}
