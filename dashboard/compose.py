@@ -51,6 +51,7 @@ class Message:
     text: str
     usable: bool  # no mistake in the message itself: it can be tested and saved
     blocker: str | None = None  # why the blast cannot be sent yet, in words; None when it can
+    gaps: bool = False  # some recipients have no value for a placeholder ("Send anyway" is offered)
 
 
 def plain(text: str) -> str:
@@ -133,8 +134,9 @@ def _render_box(
         + f"\n\nTheir message would have a gap there: {fix}, or tick the box below to send anyway."
     )
     if st.checkbox("Send anyway, leaving the gaps empty", key=f"{key}_blanks"):
-        return Message(text, usable=True)
-    return Message(text, usable=True, blocker=f'{gap_summary(gaps)}: {fix} or tick "Send anyway" above')
+        return Message(text, usable=True, gaps=True)
+    return Message(text, usable=True, blocker=f'{gap_summary(gaps)}: {fix} or tick "Send anyway" above',
+                   gaps=True)
 
 
 def _render_previews(text: str, samples: Sequence[Sample]) -> None:
@@ -164,9 +166,17 @@ def quiet_hours_note(
     )
 
 
+PASSED = "That time has passed: pick a later time, or send now."
+
+
+def has_passed(send_at: dt.datetime | None) -> bool:
+    """Whether a blast scheduled for `send_at` (None: now) is scheduled for a time gone by."""
+    return send_at is not None and send_at <= dt.datetime.now(dt.UTC)
+
+
 def render_when(*, key: str = "when", device: str | None = None) -> dt.datetime | None:
     """Send now (None) or a moment chosen in the team's time zone, as UTC; says when quiet
-    hours will hold the start back."""
+    hours will hold the start back, or that the moment has passed (`has_passed`)."""
     cfg = settings()
     zone = cfg.timezone
     choice = st.radio("When", ["Send now", "Schedule for later"], horizontal=True, key=key)
@@ -179,6 +189,9 @@ def render_when(*, key: str = "when", device: str | None = None) -> dt.datetime 
                             format="DD/MM/YYYY")
         clock = d2.time_input("Time", dt.time(10, 0), key=f"{key}_time")
         chosen = dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
+        if has_passed(chosen):  # said first and only: quiet hours or a finish then mean nothing
+            st.error(PASSED, icon=":material/schedule:")
+            return chosen
     if cfg.send_pacing == "on":
         with reading() as s:
             rules = rules_for(s, device=device or gateways.launch_device(cfg), settings=cfg)
@@ -199,8 +212,8 @@ def send_problems(
         problems.append("give the blast a campaign tag")
     if message.blocker:
         problems.append(message.blocker)
-    if send_at is not None and send_at <= dt.datetime.now(dt.UTC):
-        problems.append("pick a time in the future")
+    if has_passed(send_at):
+        problems.append("pick a later time, or send now")
     if not pace_saved:
         problems.append("save the changed pace in step 4, or put it back")
     return problems

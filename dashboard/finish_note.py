@@ -1,5 +1,5 @@
-"""Why a blast would finish later than its pace alone says: quiet hours, the daily cap and
-other blasts sent first from the same number."""
+"""Why a blast would finish later than its pace alone says: quiet hours, the daily cap, other
+blasts sent first from the same number and the longer pause every so many messages."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from core.models import Device, utcnow
-from core.sending.pacing import Finish, PacingRules, after_quiet_hours
+from core.sending.pacing import Finish, PacingRules, after_quiet_hours, pauses_among
 from core.sending.progress import Ahead, finish_estimate, queued_ahead, rules_for
-from dashboard.compose import plain
+from dashboard.compose import has_passed, plain
 from dashboard.data import reading, settings
 from dashboard.format import and_list, duration_words, plural
 
@@ -48,6 +48,27 @@ def waiting_words(ahead: Ahead) -> str:
     return f"it waits for {len(ahead.names):,} other blasts to finish first ({listed}: {to_go})"
 
 
+def break_words(rules: PacingRules, *, pauses: int, sent_since_pause: int = 0) -> str:
+    """ "the WhatsApp number takes a 5-minute break after every 50 messages (it has sent 44
+    since its last break)", for `pauses` of them among a blast's messages."""
+    every = "after each message" if rules.pause_every == 1 else f"after every {rules.pause_every:,} messages"
+    asides = [f"{pauses:,} breaks for this blast"] if pauses > 1 else []
+    if sent_since_pause and rules.pause_every > 1:  # why a break comes sooner than its count says
+        asides.append(f"it has sent {sent_since_pause:,} since its last break")
+    aside = f" ({'; '.join(asides)})" if asides else ""
+    return f"the WhatsApp number takes a {_length(rules.pause_seconds)} break {every}{aside}"
+
+
+def _length(seconds: float) -> str:
+    """ "5-minute", "1-hour", "30-second", "1.5-minute"."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}-second"
+    if whole % 3600 == 0:
+        return f"{whole // 3600}-hour"
+    return f"{round(seconds / 60, 1):g}-minute"
+
+
 def _sentence(reasons: list[str], *, at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> str:
     because = and_list(reasons)
     when = day_words(at, now=now, zone=zone)
@@ -65,14 +86,16 @@ def waiting_note(waits_for: Ahead, *, at: dt.datetime, now: dt.datetime, zone: Z
 
 def finish_note(
     rules: PacingRules, *, now: dt.datetime, finish: Finish, zone: ZoneInfo, sent_today: int = 0,
-    ahead: Ahead | None = None,
+    ahead: Ahead | None = None, pauses: int = 0, sent_since_pause: int = 0,
 ) -> str | None:
     """ "Sending pauses during quiet hours (22:00–08:00), so it would finish tomorrow around
-    10:30.", naming the daily cap too when it holds the blast back, and the other blasts that
-    go first from the same number (`ahead`) when they do; None when none of them does. What
-    held it back is the pacing's own estimate's (`estimate_finish`).
+    10:30.", naming the daily cap too when it holds the blast back, the other blasts that go
+    first from the same number (`ahead`) when they do, and the longer pauses among its
+    messages (`pauses`, `pauses_among`); None when none of them does. What held it back is
+    the pacing's own estimate's (`estimate_finish`).
 
     `sent_today`: what the device has sent on the day the blast can begin (`sent_on_first_day`).
+    `sent_since_pause`: what it has sent since its last longer pause.
     """
     reasons = []
     if ahead is not None and finish.others_first and ahead.messages:
@@ -83,6 +106,8 @@ def finish_note(
     if finish.daily_cap:
         already = f" ({sent_today:,} already went out today)" if sent_today else ""
         reasons.append(f"at most {rules.daily_cap:,} messages go out a day{already}")
+    if pauses:
+        reasons.append(break_words(rules, pauses=pauses, sent_since_pause=sent_since_pause))
     if not reasons:
         return None
     return _sentence(reasons, at=finish.at, now=now, zone=zone)
@@ -93,11 +118,12 @@ def render_finish(
 ) -> None:
     """How long `recipients` messages take at the device's saved pace if sent now, or from
     `start` when the blast is scheduled for then, when they would finish, and what holds them
-    back (quiet hours, the daily cap, other blasts sent first from the device). `blast_id`: the
-    draft's, for where the worker puts it among the device's blasts; None for a blast not made
-    yet (the newest, so the last)."""
+    back (quiet hours, the daily cap, other blasts sent first from the device, its longer
+    pauses). `blast_id`: the draft's, for where the worker puts it among the device's blasts;
+    None for a blast not made yet (the newest, so the last)."""
     cfg, now = settings(), utcnow()
-    start = start if start is not None and start > now else None  # a time gone by: said elsewhere
+    if has_passed(start):
+        return  # a time gone by: `render_when` says so, and nothing else
     with reading() as s:
         ahead = queued_ahead(s, device=device, blast_id=blast_id)
         finish = finish_estimate(s, device=device, remaining=recipients, settings=cfg, ahead=ahead.messages,
@@ -111,7 +137,11 @@ def render_finish(
     st.write(_estimate_words(finish, recipients=recipients, now=now, begins=begins, start=start, zone=zone))
     sent_today = sent_on_first_day(rules, now=start or now, zone=zone, sent_day=row.sent_day if row else None,
                                    sent_in_day=row.sent_in_day if row else 0)
-    note = finish_note(rules, now=now, finish=finish, zone=zone, sent_today=sent_today, ahead=ahead)
+    since_pause = row.sent_since_pause if row else 0
+    pauses = pauses_among(rules, sent_since_pause=since_pause, first=ahead.messages,
+                          count=recipients) if cfg.send_pacing == "on" else 0
+    note = finish_note(rules, now=now, finish=finish, zone=zone, sent_today=sent_today, ahead=ahead,
+                       pauses=pauses, sent_since_pause=since_pause)
     if note:
         st.info(note, icon=":material/schedule:")
 

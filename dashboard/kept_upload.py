@@ -3,11 +3,12 @@ in a box, when the marketer opens another page; these stay, for the file they we
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import streamlit as st
 
-from dashboard.compose import plain
+from dashboard.compose import Message, plain
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ _KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "t
 # "when": a blast chosen to be scheduled must not come back as "Send now". The day and time
 # boxes are not kept: put back into boxes drawn with their own defaults, Streamlit warns.
 TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to", "when")
+# The ticks, kept too, each with what it answers: "Send anyway, leaving the gaps empty" with the
+# message it was ticked for (`keep_gaps_tick`), and "Send to them again anyway" by its key, which
+# names the blasts it answers (dashboard/sent_before.py). Both are for the file only: another
+# file, or starting over, asks again.
+GAPS_TICK = "tpl_blanks"
+_SEND_AGAIN_TICK = re.compile(r"send_again_\d+(?:_\d+)*")
 
 
 def _kept(key: str) -> str:
@@ -77,31 +84,56 @@ def upload_changed() -> None:
 
 
 def start_over() -> None:
-    """Forget the file kept and everything typed for it."""
+    """Forget the file kept and everything typed and ticked for it."""
     forget_file()
-    for key in TYPED:
+    for key in (*TYPED, *_ticks()):
         st.session_state.pop(key, None)
 
 
 def forget_file() -> None:
-    """Forget the file kept and the copies of what was typed for it, leaving the boxes as they
-    are: once its blast is made, a later visit to the page starts afresh."""
-    for key in (_KEPT_FILE, _CONTINUING, _TYPED_FOR, *map(_kept, TYPED)):
+    """Forget the file kept and the copies of what was typed and ticked for it, leaving the
+    boxes as they are: once its blast is made, a later visit to the page starts afresh."""
+    for key in (_KEPT_FILE, _CONTINUING, _TYPED_FOR, *map(_kept, (*TYPED, *_ticks()))):
         st.session_state.pop(key, None)
 
 
+def _ticks() -> set[str]:
+    """The ticks in the session or kept: "Send anyway" and any "Send to them again anyway"."""
+    keys = [str(key) for key in st.session_state]
+    again = {key.removeprefix(_kept("")) for key in keys
+             if _SEND_AGAIN_TICK.fullmatch(key.removeprefix(_kept("")))}
+    return {GAPS_TICK, *again}
+
+
 def keep_typing(file: str) -> None:
-    """Keep what is typed in the blast's boxes (`TYPED`) for `file`, and put it back in the
-    boxes on coming back to the page; what was typed for another file is forgotten. Called
-    before the boxes are drawn: the session holds what the marketer last typed in them."""
+    """Keep what is typed in the blast's boxes (`TYPED`) and ticked for `file`, and put it back
+    on coming back to the page; what was typed for another file is forgotten, and a tick given
+    for it too, even within one visit. Called before the boxes are drawn: the session holds
+    what the marketer last typed in them."""
     if st.session_state.get(_TYPED_FOR) != file:  # another file: its boxes start afresh
         for key in TYPED:
             st.session_state.pop(_kept(key), None)
             if st.session_state.get(_TYPED_FOR) is not None:
                 st.session_state.pop(key, None)
+        for key in _ticks():  # a tick answers for the list it was given for, never another
+            st.session_state.pop(_kept(key), None)
+            st.session_state.pop(key, None)
         st.session_state[_TYPED_FOR] = file
-    for key in TYPED:
+    for key in (*TYPED, *sorted(_ticks() - {GAPS_TICK})):
         if key in st.session_state:
             st.session_state[_kept(key)] = st.session_state[key]
         elif _kept(key) in st.session_state:
             st.session_state[key] = st.session_state[_kept(key)]
+    kept = st.session_state.get(_kept(GAPS_TICK))
+    if GAPS_TICK not in st.session_state and kept and kept[0] == st.session_state.get("tpl"):
+        st.session_state[GAPS_TICK] = kept[1]
+
+
+def keep_gaps_tick(message: Message) -> None:
+    """Keep "Send anyway, leaving the gaps empty" with the message it was ticked for, once the
+    message is drawn; a message with no gaps to answer for forgets it, so that a later one with
+    gaps asks again."""
+    if message.gaps:
+        st.session_state[_kept(GAPS_TICK)] = (message.text, bool(st.session_state.get(GAPS_TICK)))
+    else:
+        st.session_state.pop(_kept(GAPS_TICK), None)

@@ -30,6 +30,7 @@ from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
 from dashboard.compose import Message, Sample, bubble_html, render_template
 from dashboard.data import reading, session, settings, upload_digest
+from dashboard.format import plural
 
 OUTCOME_WORDS = {
     Outcome.VALID: "Ready to send",
@@ -39,6 +40,28 @@ OUTCOME_WORDS = {
     Outcome.SUPPRESSED: "Opted out (skipped)",
     Outcome.BLANK: "Blank line",
 }
+# A row hidden in Excel (by a filter, say) is left out as a row with no usable number is, and
+# told apart only by its reason (core/csv_import/sheet_layout.py): it is shown as what it is.
+HIDDEN_WORDS = "Hidden in Excel"
+_HIDDEN_REASON = "hidden in Excel"
+
+
+def what_row_is(row) -> str:  # type: ignore[no-untyped-def]
+    """A report row's outcome in the marketer's words, a row hidden in Excel named as such."""
+    if row.outcome is Outcome.INVALID and (row.reason or "").startswith(_HIDDEN_REASON):
+        return HIDDEN_WORDS
+    return OUTCOME_WORDS[row.outcome]
+
+
+def report_counts(report: ImportReport) -> dict[str, int]:
+    """Rows per outcome in words, those present only, in the outcomes' order (hidden rows
+    after the unusable numbers)."""
+    order = [*OUTCOME_WORDS.values()]
+    order.insert(order.index(OUTCOME_WORDS[Outcome.INVALID]) + 1, HIDDEN_WORDS)
+    counts = dict.fromkeys(order, 0)
+    for row in report.rows:
+        counts[what_row_is(row)] += 1
+    return {what: count for what, count in counts.items() if count}
 
 # What a contact list looks like, to download and fill in: the headers the importer finds by
 # itself, numbers typed the ways people type them, and a column to use in the message.
@@ -174,11 +197,10 @@ def render_column_choice(
 
 
 def render_report(report: ImportReport) -> None:
-    counts = report.counts
-    shown = [o for o in Outcome if counts[o]]
-    cols = st.columns(max(len(shown), 1))
-    for col, outcome in zip(cols, shown, strict=False):
-        col.metric(OUTCOME_WORDS[outcome], f"{counts[outcome]:,}")
+    counts = report_counts(report)
+    cols = st.columns(max(len(counts), 1))
+    for col, (what, count) in zip(cols, counts.items(), strict=False):
+        col.metric(what, f"{count:,}")
     read = f"read from the sheet **{report.sheet}** of the Excel workbook" if report.sheet else (
         f"read as {report.encoding}"
     )
@@ -195,7 +217,7 @@ def render_report(report: ImportReport) -> None:
             [
                 {
                     "Line": r.line,
-                    "What": OUTCOME_WORDS[r.outcome],
+                    "What": what_row_is(r),
                     "As typed": r.raw_phone,
                     "Number": r.phone or "",
                     "Name": r.name or "",
@@ -204,7 +226,8 @@ def render_report(report: ImportReport) -> None:
                 for r in problems
             ]
         )
-        with st.expander(f"{len(problems):,} rows need a look", expanded=len(problems) <= 20):
+        need = "needs" if len(problems) == 1 else "need"
+        with st.expander(f"{plural(len(problems), 'row')} {need} a look", expanded=len(problems) <= 20):
             st.dataframe(frame, hide_index=True, width="stretch", key="report_table")
     st.download_button(
         "Download the full report (CSV)",
@@ -232,6 +255,8 @@ _PACE_WIDGETS = ("p_gap", "p_jit", "p_cap", "p_every", "p_pause", "p_quiet")
 # The saved pace the boxes were last set from: when the saved pace changes (saved here, or in
 # another tab, or by a colleague), the boxes are set from it again.
 _PACE_DRAWN = "pace_drawn_from"
+# What Save pace has to say, shown once under it: saved, or why it could not be.
+_PACE_SAID, _SAVED = "pace_said", "saved"
 
 
 def render_pacing(device: str) -> bool:
@@ -269,16 +294,23 @@ def render_pacing(device: str) -> bool:
             key="p_quiet",
             help="No messages between these times (team time zone), e.g. 21:00-09:00, or off.",
         )
+        # Saved by Save pace's callback, before this run read the saved pace: what is drawn
+        # below, the caption and the button's colour included, is already after the save.
         changed = _differs(rules, gap=gap, jitter=jitter, cap=cap, every=every, pause=pause, quiet=quiet)
         st.caption(
             f"The pace belongs to the WhatsApp device ({device}): every blast it sends uses it."
             + (" **Changed: press Save pace to use it.**" if changed else "")
         )
         b1, b2 = st.columns(2)
-        if b1.button("Save pace", key="p_save", type="primary" if changed else "secondary"):
-            changed = not _save_pacing(device, gap, jitter, cap, every, pause, quiet)
+        b1.button("Save pace", key="p_save", type="primary" if changed else "secondary",
+                  on_click=_save_pacing, args=(device,))
         if changed:
             b2.button("Put the saved pace back", key="p_reset", on_click=_show_saved_pace)
+        said = st.session_state.pop(_PACE_SAID, None)  # once: the next change takes it away
+        if said == _SAVED:
+            st.success("Pace saved for this WhatsApp device.")
+        elif said:
+            st.error(said)
     return not changed
 
 
@@ -342,28 +374,27 @@ def _quiet_text(rules: PacingRules) -> str:
     return f"{rules.quiet_start:%H:%M}-{rules.quiet_end:%H:%M}"
 
 
-def _save_pacing(
-    device: str, gap: float, jitter: float, cap: int, every: int, pause: float, quiet: str
-) -> bool:
-    """Save the pace as typed; False, saying why, when it cannot be."""
+def _save_pacing(device: str) -> None:
+    """Save the pace as typed in the boxes (Save pace's callback), leaving what to say of it
+    for `render_pacing` to show in its place."""
+    typed = st.session_state
     try:
-        start, end = parse_quiet_hours(quiet)
+        start, end = parse_quiet_hours(typed["p_quiet"])
     except ValueError:
-        st.error("Quiet hours should look like 21:00-09:00, or say off.")
-        return False
+        st.session_state[_PACE_SAID] = "Quiet hours should look like 21:00-09:00, or say off."
+        return
     rules = PacingRules(
-        min_gap_seconds=gap,
-        jitter_seconds=jitter,
-        pause_every=int(every),
-        pause_seconds=pause * 60,
-        daily_cap=int(cap),
+        min_gap_seconds=typed["p_gap"],
+        jitter_seconds=typed["p_jit"],
+        pause_every=int(typed["p_every"]),
+        pause_seconds=typed["p_pause"] * 60,
+        daily_cap=int(typed["p_cap"]),
         quiet_start=start,
         quiet_end=end,
     )
     with session() as s:
         save_rules(s, device=device, rules=rules, settings=settings())
-    st.success("Pace saved for this WhatsApp device.")
-    return True
+    st.session_state[_PACE_SAID] = _SAVED
 
 
 TEST_SENT = "test_sent"  # the last test sent from this page, kept for the session

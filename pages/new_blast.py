@@ -77,6 +77,7 @@ stage = c3.text_input("Follow-up stage", key="blast_stage")
 
 st.subheader("3 · Message")
 message = views.render_message(report)
+kept_upload.keep_gaps_tick(message)
 
 st.subheader("4 · Pace")
 pace_saved = views.render_pacing(device)
@@ -152,7 +153,7 @@ if send_clicked or draft_clicked:
                     at=send_at,
                     device=device,
                     timezone=cfg.timezone,
-                    allow_blanks=st.session_state.get("tpl_blanks", False),
+                    allow_blanks=st.session_state.get(kept_upload.GAPS_TICK, False),
                 )
             created = (blast.id, blast.state)
     if stopped:

@@ -299,3 +299,28 @@ def test_a_draft_with_a_blank_name_says_to_change_the_message(app_db: str, engin
     assert ('Before sending: 1 recipient has no {name}: take that placeholder out of the message or '
             'tick "Send anyway" above.') in _captions(at)
     assert [h.value for h in at.get("html")][0].count("Still keen, Aisyah?") == 1
+
+
+def test_a_time_gone_by_is_said_first_and_alone(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Today 08:00 chosen at 10:06 had said "08:00 is inside quiet hours (21:00–09:00): sending
+    will start at 09:00", a time gone by too, then a finish "if sent now"."""
+    passed = (dt.datetime.now(KL) - dt.timedelta(hours=2)).replace(second=0, microsecond=0)
+    quiet = f"{passed - dt.timedelta(hours=1):%H:%M}-{passed + dt.timedelta(hours=1):%H:%M}"
+    monkeypatch.setenv("SEND_QUIET_HOURS", quiet)
+    get_settings.cache_clear()
+    at = new_blast_with(ONE_BLANK_NAME)
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {produk}").run()
+    at.radio(key="when").set_value("Schedule for later").run()
+    at.date_input(key="when_day").set_value(passed.date())
+    at.time_input(key="when_time").set_value(passed.time()).run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["That time has passed: pick a later time, or send now."]
+    assert not any("quiet hours" in w.value for w in at.warning)
+    assert not any("if sent now" in m.value or "messages take" in m.value for m in at.markdown)
+    assert "Before sending: pick a later time, or send now." in _captions(at)
+    assert at.button(key="send_blast").disabled
+
+    at.date_input(key="when_day").set_value(passed.date() + dt.timedelta(days=2)).run()
+    assert not at.error and at.button(key="send_blast").label == "Schedule the blast"
+    assert not at.button(key="send_blast").disabled

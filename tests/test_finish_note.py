@@ -12,7 +12,14 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
 from core.db import transaction
-from core.sending.pacing import Finish, PacingRules, ensure_device, estimate_finish, parse_quiet_hours
+from core.sending.pacing import (
+    Finish,
+    PacingRules,
+    ensure_device,
+    estimate_finish,
+    parse_quiet_hours,
+    pauses_among,
+)
 from core.sending.progress import Ahead
 from dashboard.finish_note import finish_note, sent_on_first_day
 from tests import test_pages
@@ -106,10 +113,9 @@ THREE = b"Nama,No. Telefon\nAli,012-345 6789\nAbu,011-2345 6789\nSiti,013-456 78
 
 
 def _pace(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    """One message an hour (10 minutes' gap and a 50-minute pause after each), unless told
-    otherwise, and nothing else."""
-    values = {"SEND_MIN_GAP_SECONDS": "600", "SEND_JITTER_SECONDS": "0", "SEND_PAUSE_EVERY": "1",
-              "SEND_PAUSE_SECONDS": "3000", "SEND_DAILY_CAP": "0", "SEND_QUIET_HOURS": "off",
+    """One message an hour, unless told otherwise, and nothing else (no longer pauses)."""
+    values = {"SEND_MIN_GAP_SECONDS": "3600", "SEND_JITTER_SECONDS": "0", "SEND_PAUSE_EVERY": "0",
+              "SEND_PAUSE_SECONDS": "0", "SEND_DAILY_CAP": "0", "SEND_QUIET_HOURS": "off",
               "SEND_PACING": "on", **env}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -377,3 +383,67 @@ def test_a_draft_older_than_the_sending_blast_goes_first(
     at.run()
     assert not at.exception, at.exception
     assert _notes(at) == []
+
+
+# -- the longer pause every so many messages -----------------------------------------------------
+
+
+def _pausing(every: int, *, pause: float = 300, gap: float = 4) -> PacingRules:
+    return PacingRules(min_gap_seconds=gap, jitter_seconds=0, pause_every=every, pause_seconds=pause,
+                       daily_cap=0, quiet_start=None, quiet_end=None)
+
+
+@pytest.mark.parametrize("every", [0, 1, 2, 3, 7, 50])
+@pytest.mark.parametrize("since", [0, 1, 6, 44, 60])
+@pytest.mark.parametrize(("ahead", "count"), [(0, 1), (0, 2), (0, 10), (0, 120), (5, 10), (48, 3)])
+def test_the_pauses_counted_are_those_the_estimate_takes(
+    every: int, since: int, ahead: int, count: int
+) -> None:
+    """Each pause among a blast's messages makes it finish one pause later, as the worker would."""
+    rules, start = _pausing(every), _kl(26, 10)
+    counted = {"start": start, "zone": KL, "sent_since_pause": since, "ahead": ahead}
+    paused = estimate_finish(rules, remaining=count, **counted)
+    before = estimate_finish(rules, remaining=1, **counted)
+    took = (paused.at - before.at).total_seconds() - rules.min_gap_seconds * (count - 1)
+    assert pauses_among(rules, sent_since_pause=since, first=ahead, count=count) * 300 == took
+
+
+@pytest.mark.parametrize(
+    ("rules", "recipients", "since", "note"),
+    [
+        (_pausing(50), 10, 44,
+         "The WhatsApp number takes a 5-minute break after every 50 messages (it has sent 44 since its "
+         "last break), so it would finish today around 10:05."),
+        (_pausing(50), 120, 0,
+         "The WhatsApp number takes a 5-minute break after every 50 messages (2 breaks for this blast), "
+         "so it would finish today around 10:17."),
+        (_pausing(1, pause=3600, gap=0), 3, 0,
+         "The WhatsApp number takes a 1-hour break after each message (2 breaks for this blast), so it "
+         "would finish today around 12:00."),
+        (_pausing(50), 10, 0, None),  # no break among them
+        (_pausing(50, pause=0), 10, 44, None),
+    ],
+)
+def test_finish_note_says_the_longer_pauses_among_the_messages(
+    rules: PacingRules, recipients: int, since: int, note: str | None
+) -> None:
+    """A 10-person follow-up said "10 messages take about 5 min" (after a 44-message blast took
+    3), and sat at 6 of 9 for 5 minutes as it went: the break was never said."""
+    now = _kl(26, 10)
+    finish = estimate_finish(rules, remaining=recipients, start=now, zone=KL, sent_since_pause=since)
+    pauses = pauses_among(rules, sent_since_pause=since, first=0, count=recipients)
+    assert finish_note(rules, now=now, finish=finish, zone=KL, pauses=pauses, sent_since_pause=since) == note
+
+
+def test_the_new_blast_page_says_the_break_a_short_list_waits_for(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pace(monkeypatch, SEND_MIN_GAP_SECONDS="4", SEND_PAUSE_EVERY="50", SEND_PAUSE_SECONDS="300")
+    settings = get_settings()
+    with transaction(engine) as s:
+        ensure_device(s, device=settings.wsapme_device, settings=settings).sent_since_pause = 48
+    at = new_blast_with(THREE)
+    assert any("messages take about **5 min**" in m.value for m in at.markdown)
+    [note] = _notes(at)
+    assert note.startswith("The WhatsApp number takes a 5-minute break after every 50 messages (it has "
+                           "sent 48 since its last break), so it would finish "), note

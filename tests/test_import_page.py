@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
+import openpyxl
 import pytest
 from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.orm import Session
@@ -159,10 +161,25 @@ def test_a_changed_pace_says_it_is_not_used_until_saved() -> None:
     assert "every blast it sends uses it" in captions(at) and "Changed" not in captions(at)
     at.number_input(key="p_gap").set_value(45.0).run()
     assert "Changed: press Save pace to use it." in captions(at)
+    assert at.button(key="p_save").proto.type == "primary"
     at.button(key="p_save").click().run()
     assert any("Pace saved" in m.value for m in at.success)
-    at.run()
+    # Said as it is saved: it had still said "Changed", with Save highlighted, until the next change.
     assert "Changed" not in captions(at), "the saved pace is the one shown"
+    assert at.button(key="p_save").proto.type == "secondary"
+    assert not [b for b in at.button if b.key == "p_reset"]
+    at.run()
+    assert "Changed" not in captions(at) and not at.success, "said once"
+
+
+def test_quiet_hours_that_cannot_be_read_are_not_saved_and_say_why(engine: Engine) -> None:
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_input(key="p_quiet").set_value("after dinner").run()
+    at.button(key="p_save").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["Quiet hours should look like 21:00-09:00, or say off."]
+    assert "Changed: press Save pace to use it." in captions(at)
+    assert at.button(key="send_blast").disabled
 
 
 def test_a_list_sent_recently_needs_a_tick_before_it_goes_again(engine: Engine) -> None:
@@ -515,3 +532,98 @@ def test_a_list_mostly_sent_this_week_is_flagged_however_long(engine: Engine) ->
     with transaction(engine) as s:
         [overlap] = recent_blasts_with(s, sent + new, now=utcnow())
     assert overlap.blast_id == blast.id and abs(overlap.shared - 3_000) <= 10, "counted for the whole list"
+
+
+ONE_BLANK_NAME = b"Nama,No. Telefon\n,012-345 6789\nWei Ling,+60 11-2345 6789\n"
+
+
+def gaps_ticked() -> AppTest:
+    at = upload(new_blast(), "contacts.csv", ONE_BLANK_NAME)
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}").run()
+    assert at.button(key="send_blast").disabled
+    at.checkbox(key="tpl_blanks").check().run()
+    assert not at.button(key="send_blast").disabled
+    return at
+
+
+def continue_after_another_page(at: AppTest) -> AppTest:
+    at = away_and_back(at)
+    at.button(key="continue_upload").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_send_anyway_is_still_ticked_after_another_page(engine: Engine) -> None:
+    """The boxes came back, the tick did not: Send was blocked again."""
+    at = continue_after_another_page(gaps_ticked())
+    assert at.checkbox(key="tpl_blanks").value
+    assert not at.button(key="send_blast").disabled, captions(at)
+    at.button(key="send_blast").click().run()
+    with transaction(engine) as s:
+        assert s.scalar(select(Blast.state)) == "sending"
+
+
+def test_send_anyway_answers_for_its_file_and_its_message_only(engine: Engine) -> None:
+    at = upload(gaps_ticked(), "others.csv", b"Nama,No. Telefon\n,013-456 7890\n")
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}").run()
+    assert not at.checkbox(key="tpl_blanks").value, "another list asks again"
+    assert at.button(key="send_blast").disabled
+
+    at = gaps_ticked()
+    at.text_area(key="tpl").set_value("Hello all").run()  # no gaps: nothing to answer for
+    at.text_area(key="tpl").set_value("Hello all").run()
+    at.text_area(key="tpl").set_value("Hello {name}").run()
+    assert not at.checkbox(key="tpl_blanks").value, "a message with gaps again asks again"
+    assert at.button(key="send_blast").disabled
+
+
+def test_send_to_them_again_is_still_ticked_after_another_page(engine: Engine) -> None:
+    earlier = sent_last_week(engine)
+    at = ready_to_send()
+    send_again(at).check().run()
+    at = continue_after_another_page(at)
+    assert send_again(at).value and not at.button(key="send_blast").disabled, captions(at)
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    assert len(blast_ids(engine)) == 2 and blast_ids(engine)[0] == earlier
+
+
+def test_send_to_them_again_is_asked_again_for_another_file(engine: Engine) -> None:
+    sent_last_week(engine)
+    at = ready_to_send()
+    send_again(at).check().run()
+    at = upload(at, "same people.csv", CONTACTS + b"Siti,013-456 7890,Kuih\n")
+    assert not send_again(at).value, "the tick was for contacts.csv"
+
+
+def filtered_workbook() -> bytes:
+    """Three contacts, the second hidden by an Excel filter on the Branch column."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["Nama", "No. Telefon", "Branch"], ["Aisyah", "012-345 6789", "KL"],
+                ["Wei Ling", "011-2345 6789", "Penang"], ["Ravi", "019-876 5432", "KL"]):
+        sheet.append(row)
+    sheet.auto_filter.ref = "A1:C4"
+    sheet.row_dimensions[3].hidden = True
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_row_hidden_by_a_filter_is_counted_as_hidden_not_as_a_bad_number() -> None:
+    """It was counted as "Not a usable number", under "1 rows need a look"."""
+    at = upload(new_blast(), "Branches.xlsx", filtered_workbook(), XLSX_MIME)
+    assert metrics(at) == {"Ready to send": "2", "Hidden in Excel": "1"}
+    [expander] = [e for e in at.expander if "need" in e.label]
+    assert expander.label == "1 row needs a look"
+    [table] = at.dataframe
+    assert table.value[["Line", "What", "Why"]].values.tolist() == [
+        [3, "Hidden in Excel", "hidden in Excel by a filter, so left out"]]
+
+
+def test_rows_that_need_a_look_are_counted_in_words() -> None:
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    assert metrics(at) == {"Ready to send": "2", "Duplicate (skipped)": "1", "Not a usable number": "1"}
+    assert [e.label for e in at.expander if "need" in e.label] == ["2 rows need a look"]

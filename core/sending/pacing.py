@@ -217,6 +217,22 @@ def estimate_finish(
     return finish
 
 
+def pauses_among(rules: PacingRules, *, sent_since_pause: int, first: int, count: int) -> int:
+    """How many of the longer pauses (one after every `pause_every` messages, `record_send`)
+    come between the `count` messages that go out from the device's message `first` on
+    (0: its next), as `estimate_finish` counts them from `sent_since_pause`. A pause after
+    the last of them holds none of them back, and is not counted."""
+    every = rules.pause_every
+    if every <= 0 or rules.pause_seconds <= 0 or count < 2:
+        return 0
+    next_pause = max(every - sent_since_pause, 1) - 1  # the message the next pause comes after
+    last = first + count - 2  # the last message with one of them still to go after it
+    if last < next_pause:
+        return 0
+    skipped = max(0, -(-(first - next_pause) // every))  # pauses before `first`, rounded up
+    return max(0, (last - next_pause) // every - skipped + 1)
+
+
 def save_rules(session: Session, *, device: str, rules: PacingRules, settings: Settings) -> Device:
     """Store a device's pacing rules as a person set them; counters and slots are kept."""
     row = ensure_device(session, device=device, settings=settings, lock=True)
