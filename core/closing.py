@@ -138,7 +138,7 @@ def read_sales(
     for row in report.rows:
         if row.outcome is Outcome.BLANK:
             continue
-        if row.outcome is Outcome.INVALID:
+        if row.outcome in (Outcome.INVALID, Outcome.HIDDEN):
             typed = f"“{row.raw_phone}”: " if row.raw_phone.strip() else ""  # what to look for in the file
             judged = CloseRow(row.line, CloseOutcome.INVALID, None, detail=typed + (row.reason or ""))
             lines.append(SaleLine(row.line, judged=judged))

@@ -37,31 +37,20 @@ OUTCOME_WORDS = {
     Outcome.WARNING: "Ready, with a warning",
     Outcome.DUPLICATE: "Duplicate (skipped)",
     Outcome.INVALID: "Not a usable number",
+    Outcome.HIDDEN: "Hidden in Excel",
     Outcome.SUPPRESSED: "Opted out (skipped)",
     Outcome.BLANK: "Blank line",
 }
-# A row hidden in Excel (by a filter, say) is left out as a row with no usable number is, and
-# told apart only by its reason (core/csv_import/sheet_layout.py): it is shown as what it is.
-HIDDEN_WORDS = "Hidden in Excel"
-_HIDDEN_REASON = "hidden in Excel"
 
 
 def what_row_is(row) -> str:  # type: ignore[no-untyped-def]
-    """A report row's outcome in the marketer's words, a row hidden in Excel named as such."""
-    if row.outcome is Outcome.INVALID and (row.reason or "").startswith(_HIDDEN_REASON):
-        return HIDDEN_WORDS
+    """A report row's outcome in the marketer's words."""
     return OUTCOME_WORDS[row.outcome]
 
 
 def report_counts(report: ImportReport) -> dict[str, int]:
-    """Rows per outcome in words, those present only, in the outcomes' order (hidden rows
-    after the unusable numbers)."""
-    order = [*OUTCOME_WORDS.values()]
-    order.insert(order.index(OUTCOME_WORDS[Outcome.INVALID]) + 1, HIDDEN_WORDS)
-    counts = dict.fromkeys(order, 0)
-    for row in report.rows:
-        counts[what_row_is(row)] += 1
-    return {what: count for what, count in counts.items() if count}
+    """Rows per outcome in words, those present only, in the outcomes' order."""
+    return {OUTCOME_WORDS[Outcome(outcome)]: n for outcome, n in report.counts.items() if n}
 
 # What a contact list looks like, to download and fill in: the headers the importer finds by
 # itself, numbers typed the ways people type them, and a column to use in the message.

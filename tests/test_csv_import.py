@@ -69,7 +69,7 @@ EXPECTED = [  # (line, outcome, phone, reason, duplicate_of)
     (13, Outcome.BLANK, None, None, None),
     (14, Outcome.INVALID, None, "no phone number", None),
 ]
-EXPECTED_COUNTS = {"valid": 5, "warning": 2, "duplicate": 2, "invalid": 2, "suppressed": 0,
+EXPECTED_COUNTS = {"valid": 5, "warning": 2, "duplicate": 2, "invalid": 2, "hidden": 0, "suppressed": 0,
                    "blank": 2}
 
 

@@ -145,7 +145,7 @@ def test_a_hidden_row_of_only_formulas_is_left_out_and_says_why() -> None:
                          ["Tan", "0198765432"]]
     report = parse_xlsx(workbook(rows, hide_row_3))
     assert (report.rows[1].outcome, report.rows[1].reason) == (
-        Outcome.INVALID, "hidden in Excel, so left out; cell A3 and B3 are formulas whose result was not "
+        Outcome.HIDDEN, "hidden in Excel, so left out; cell A3 and B3 are formulas whose result was not "
         "saved in the file: open it in Excel and save it")
     assert any(note.startswith("1 row hidden in Excel was left out: line 3.") for note in report.notes)
 

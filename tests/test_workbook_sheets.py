@@ -78,9 +78,9 @@ def test_rows_hidden_by_a_filter_are_left_out_and_named(change: Callable[[str], 
     report = parse_xlsx(rewritten(filtered(by_state("Selangor"), hidden=[3, 5]), change))
     assert [(r.line, r.outcome, r.name, r.reason) for r in report.rows] == [
         (2, Outcome.VALID, "Ali", None),
-        (3, Outcome.INVALID, "Siti", FILTERED_OUT),
+        (3, Outcome.HIDDEN, "Siti", FILTERED_OUT),
         (4, Outcome.VALID, "Abu", None),
-        (5, Outcome.INVALID, "Mei", FILTERED_OUT),
+        (5, Outcome.HIDDEN, "Mei", FILTERED_OUT),
     ]
     assert [r.name for r in report.recipients] == ["Ali", "Abu"]
     assert report.notes == [
@@ -93,7 +93,7 @@ def test_a_row_hidden_by_hand_is_left_out_and_its_number_is_no_ones_duplicate() 
     rows: list[Cells] = [["Name", "Phone"], ["Ali", "0123456789"], ["Abu", "0123456789"], None]
     report = parse_xlsx(filtered(rows, hidden=[2, 4], with_filter=False))  # row 4: empty
     assert [(r.line, r.outcome, r.reason) for r in report.rows] == [
-        (2, Outcome.INVALID, "hidden in Excel, so left out"),
+        (2, Outcome.HIDDEN, "hidden in Excel, so left out"),
         (3, Outcome.VALID, None),
     ]
     assert report.notes == ["1 row hidden in Excel was left out: line 2. To send to them too, "
@@ -108,7 +108,7 @@ def test_many_hidden_rows_are_counted_after_the_first_twenty() -> None:
         "12, 13, 14, 15, 16, 17, 18, 19, 20, 21 and 10 more. "
     )
     assert report.recipients == [], "with everyone hidden, no one is sent to"
-    assert report.counts["invalid"] == 30
+    assert report.counts["hidden"] == 30
 
 
 # --- which sheet ---------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_the_page_reads_the_sheet_with_contacts_and_another_can_be_chosen() -> N
 @pytest.mark.usefixtures("app_db")
 def test_the_page_names_the_rows_hidden_in_excel() -> None:
     at = upload("filtered.xlsx", filtered(by_state("Selangor"), hidden=[3, 5]))
-    assert {m.label: m.value for m in at.metric} == {"Ready to send": "2", "Not a usable number": "2"}
+    assert {m.label: m.value for m in at.metric} == {"Ready to send": "2", "Hidden in Excel": "2"}
     assert "2 rows hidden in Excel (by a filter) were left out: lines 3, 5." in captions(at)
     table = at.dataframe[0].value
     assert table[["Line", "Name", "Why"]].values.tolist() == [[3, "Siti", FILTERED_OUT],

@@ -33,6 +33,7 @@ class Outcome(enum.StrEnum):
     WARNING = "warning"  # usable, with something to check: not a mobile, another country…
     DUPLICATE = "duplicate"
     INVALID = "invalid"
+    HIDDEN = "hidden"  # a row hidden in Excel (by a filter, say): left out, whatever it holds
     SUPPRESSED = "suppressed"  # the number is on the opt-out list
     BLANK = "blank"
 
@@ -45,13 +46,14 @@ class Records(list[Sequence[str]]):
     """A file's records with the number each is reported under (a sheet's row number; for a
     text file, the line each starts on while it is read, then the row Excel would show it
     as). `problems` (why a record cannot be used) and `warnings` (what to check in it) are
-    keyed by record index."""
+    keyed by record index; `hidden` holds those of the problems that are rows hidden in Excel."""
 
     def __init__(self, rows: Iterable[Sequence[str]], lines: Sequence[int]) -> None:
         super().__init__(rows)
         self.lines = lines
         self.problems: dict[int, str] = {}
         self.warnings: dict[int, str] = {}
+        self.hidden: set[int] = set()
 
 
 @dataclass(slots=True)
@@ -158,8 +160,9 @@ def classify(
     lines: Sequence[int] = range(1, len(rows) + 1)
     problems: dict[int, str] = {}
     cautions: dict[int, str] = {}
+    hidden: set[int] = set()
     if isinstance(rows, Records):
-        lines, problems, cautions = rows.lines, rows.problems, rows.warnings
+        lines, problems, cautions, hidden = rows.lines, rows.problems, rows.warnings, rows.hidden
     first_line: dict[str, int] = {}
     results = []
     normalise = phones.normalise
@@ -179,7 +182,8 @@ def classify(
         problem = problems.get(index)
         extra = _extra_cells(cells, width)
         if problem:
-            result = RowResult(line, Outcome.INVALID, raw, None, name, problem)
+            outcome = Outcome.HIDDEN if index in hidden else Outcome.INVALID
+            result = RowResult(line, outcome, raw, None, name, problem)
         else:
             checked = normalise(raw, region)
             e164 = checked.e164
@@ -194,7 +198,7 @@ def classify(
             else:
                 first_line[e164] = line
                 result = _recipient(line, cells, raw, e164, name, checked, columns)
-        if extra and result.outcome is not Outcome.INVALID:
+        if extra and result.outcome not in (Outcome.INVALID, Outcome.HIDDEN):
             _add_warning(result, _left_out(cells, width))
         if cautions and index in cautions:
             _add_warning(result, cautions[index])

@@ -296,6 +296,7 @@ def _leave_out_rows(records: Records, hidden: Sequence[int], *, filtered: bool) 
         return []
     why = "hidden in Excel by a filter, so left out" if filtered else "hidden in Excel, so left out"
     records.problems.update(dict.fromkeys(indexes, why))
+    records.hidden.update(indexes)
     return [_hidden_note([i + 1 for i in indexes], filtered=filtered)]
 
 
