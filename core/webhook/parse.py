@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from core.phones import from_jid, jid_kind
 from core.statuses import Status
-from core.wsapme.answers import AckNumbering, status_from_value
+from core.wsapme.answers import AckNumbering, parse_time, status_from_value
 
 # Limits that keep a hostile or broken body cheap to read.
 MAX_DEPTH = 8  # how deep wrappers are followed to find events
@@ -548,47 +548,6 @@ def _text_in_message_object(message: dict[str, Any]) -> str:
         if isinstance(value, str):
             return value
     return ""
-
-
-def parse_time(value: object) -> dt.datetime | None:
-    """Aware UTC time from unix seconds or milliseconds, as a number or a string."""
-    if isinstance(value, dict):  # a protobuf Long: {"low": ..., "high": ..., "unsigned": ...}
-        value = _long_value(value)
-    if isinstance(value, str):
-        value = _number_or_iso(value.strip())
-    if isinstance(value, dt.datetime) or value is None:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, int) and not 0 < value < 10**19:
-        return None
-    seconds = float(value)
-    if not (math.isfinite(seconds) and 0 < seconds < 1e20):
-        return None
-    while seconds >= 1e11:  # milliseconds (or finer): seconds stay 10 digits until 2286
-        seconds /= 1000
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
-
-
-def _long_value(value: dict[str, Any]) -> int | None:
-    low, high = value.get("low"), value.get("high", 0)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
-        return None
-    return low % 2**32 + (high % 2**32) * 2**32  # type: ignore[operator]
-
-
-def _number_or_iso(text: str) -> float | dt.datetime | None:
-    if not text or len(text) > 40:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 # --- small readers -------------------------------------------------------------------------

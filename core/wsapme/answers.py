@@ -1,8 +1,8 @@
-"""Reading WSAPME answers: message ids, timestamps, status names or numbers, success flags."""
+"""Reading WSAPME answers: message ids, times (webhooks' too), status names or numbers, success flags."""
 
 from __future__ import annotations
 
-import math
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,7 +37,15 @@ GATEWAY_STATUSES = frozenset(
     {Status.FAILED, Status.PENDING, Status.SERVER_ACK, Status.DELIVERY_ACK, Status.READ_ACK}
 )
 
-MAX_SECONDS = 95_617_584_000  # the year 5000: larger numbers are not times
+# A gateway's times are about now. A number is read as seconds, milliseconds or microseconds
+# since 1970, whichever puts it between 2000 and 2100: the three ranges do not overlap, so no
+# number reads two ways, and one that fits none (cut short, or not a time) is no time at all.
+EARLIEST = 946_684_800  # 2000-01-01 in unix seconds
+LATEST = 4_102_444_800  # 2100-01-01
+TIME_UNITS = (1, 1_000, 1_000_000)  # per second: seconds, milliseconds, microseconds
+EARLIEST_AT = dt.datetime.fromtimestamp(EARLIEST, dt.UTC)
+LATEST_AT = dt.datetime.fromtimestamp(LATEST, dt.UTC)
+MAX_TIME_TEXT = 40  # longer text is neither a number nor an ISO time
 
 MESSAGE_ID_PLACES = ("messageId", "data.key.id", "data.id", "data.messageId")
 STATUS_PLACES = ("status", "data.status", "data.messages.status")
@@ -115,20 +123,55 @@ def find_message_id(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def parse_timestamp(value: object) -> int | None:
-    """Unix seconds from a number or numeric string; 13-digit milliseconds become seconds.
-    None for anything else, including times no gateway would send (before 1970, after 5000)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+def parse_time(value: object) -> dt.datetime | None:
+    """Aware UTC time from unix seconds, milliseconds or microseconds (a number, a numeric
+    string or a protobuf Long {"low", "high"}) or from an ISO 8601 string (UTC unless it
+    says). None for anything else and for times outside 2000-2100. The one reader of times
+    for webhooks and send and status answers alike."""
+    if type(value) is int and EARLIEST <= value < LATEST:  # the everyday ack, read first
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    if value is None:  # an absent field, asked about often
+        return None
+    if isinstance(value, dict):
+        value = _long_value(value)
+    elif isinstance(value, str):
+        value = _number_or_iso(value.strip())
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.UTC) if EARLIEST_AT <= value < LATEST_AT else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    for per_second in TIME_UNITS:  # NaN and infinities fit no range
+        if EARLIEST * per_second <= value < LATEST * per_second:
+            return dt.datetime.fromtimestamp(value / per_second, dt.UTC)
+    return None
+
+
+def epoch_seconds(value: object) -> int | None:
+    """`parse_time` in whole unix seconds, as the send and status answers keep it."""
+    at = parse_time(value)
+    return None if at is None else int(at.timestamp())
+
+
+def _long_value(value: Mapping[str, Any]) -> int | None:
+    # protobufjs' Long: two 32-bit halves, read unsigned (a negative time is no time anyway).
+    low, high = value.get("low"), value.get("high", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        return None
+    return low % 2**32 + (high % 2**32) * 2**32  # type: ignore[operator]
+
+
+def _number_or_iso(text: str) -> float | dt.datetime | None:
+    if not text or len(text) > MAX_TIME_TEXT:
         return None
     try:
-        number = float(value)
-    except (ValueError, OverflowError):
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
         return None
-    if not math.isfinite(number) or number <= 0:
-        return None
-    if number >= 1e12:  # milliseconds: seconds stay 10 digits until the year 2286
-        number /= 1000
-    return int(number) if number < MAX_SECONDS else None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def status_from_value(value: object, *, numbering: AckNumbering) -> Status | None:
@@ -146,11 +189,6 @@ def status_from_value(value: object, *, numbering: AckNumbering) -> Status | Non
     return None
 
 
-def status_from_fields(name: object, number: object, *, numbering: AckNumbering) -> Status | None:
-    """Names win over numbers: a name is unambiguous, a number depends on the numbering."""
-    return status_from_value(name, numbering=numbering) or status_from_value(number, numbering=numbering)
-
-
 def parse_send_answer(body: dict[str, Any], *, numbering: AckNumbering) -> SendResult | None:
     """A SendResult when the answer carries a message id, else None (the caller decides why)."""
     message_id = find_message_id(body)
@@ -163,7 +201,7 @@ def parse_send_answer(body: dict[str, Any], *, numbering: AckNumbering) -> SendR
         message_id=message_id,
         # An accepted message is at least queued, whatever unknown word came with it.
         gateway_status=str(status or Status.PENDING),
-        message_timestamp=parse_timestamp(timestamp),
+        message_timestamp=epoch_seconds(timestamp),
         data=data,
         raw=body,
     )
@@ -176,7 +214,7 @@ def parse_status_answer(body: object, *, lookup: str, numbering: AckNumbering) -
     status = status_from_value(first_present(body, STATUS_PLACES), numbering=numbering)
     if status is None:
         return None
-    delivered_at = parse_timestamp(first_present(body, DELIVERED_AT_PLACES))
+    delivered_at = epoch_seconds(first_present(body, DELIVERED_AT_PLACES))
     return StatusResult(status=str(status), delivered_at=delivered_at, lookup=lookup, raw=body)
 
 
