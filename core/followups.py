@@ -265,14 +265,17 @@ class ChainPeople:
 
 
 def chain_people(session: Session, *, blast_id: int) -> ChainPeople:
-    """Who the chain reached, and how many of them replied and bought, at any of its blasts."""
+    """Who the chain reached, and how many of them replied (wrote back on WhatsApp) and bought,
+    at any of its blasts."""
     status = BlastRecipient.status
 
     def reached(stage: Stage) -> ColumnElement[int]:
         return func.max(case((status.in_(statuses_reaching(stage.min_rank)), 1), else_=0))
 
+    # Replied on WhatsApp: a sale recorded for someone who never wrote back has no reply time.
+    wrote_back = func.max(case((BlastRecipient.replied_at.is_not(None), 1), else_=0))
     people = (
-        select(reached(Stage.SENT).label("sent"), reached(Stage.REPLIED).label("replied"),
+        select(reached(Stage.SENT).label("sent"), wrote_back.label("replied"),
                reached(Stage.CLOSED).label("closed"))
         .where(BlastRecipient.blast_id.in_(chain_ids(session, blast_id=blast_id)))
         .group_by(BlastRecipient.phone_number)

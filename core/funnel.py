@@ -402,6 +402,15 @@ def filter_options(session: Session, *, leave_out_practice: bool = False) -> tup
     return tags, stages
 
 
+def closed_without_reply(session: Session, *, blast_id: int) -> int:
+    """Sales recorded (by hand or from a file) for recipients of the blast who never wrote back:
+    the funnel counts them as replied, since each stage counts everyone who got that far."""
+    return session.scalar(select(func.count()).where(
+        BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.CLOSED.value,
+        BlastRecipient.replied_at.is_(None),
+    )) or 0
+
+
 def stuck_at_each_stage(session: Session, *, blast_id: int) -> list[tuple[str, int, float]]:
     """The plan's "stuck at each stage": recipients by current status, with % of the blast."""
     counts = status_counts(session, filters=FunnelFilter(blast_ids=(blast_id,)))

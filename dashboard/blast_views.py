@@ -23,7 +23,7 @@ from core.followups import (
     next_stage_name,
     pending_follow_up,
 )
-from core.funnel import stuck_at_each_stage
+from core.funnel import closed_without_reply, stuck_at_each_stage
 from core.gateway import make_client
 from core.models import Blast, BlastRecipient, BlastState, utcnow
 from core.polling import poll_round
@@ -191,6 +191,12 @@ def render_progress(blast_id: int, shown_state: str) -> None:
         st.caption("Nothing sent yet: the funnel fills in as the messages go out.")
         return
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
+    if f.closed:
+        with reading() as s:
+            unreplied = closed_without_reply(s, blast_id=blast_id)
+        if unreplied:
+            st.caption(f"Replied includes {plural(unreplied, 'sale')} recorded for people who did not "
+                       "reply on WhatsApp: each stage counts everyone who got at least that far.")
 
 
 def unknown_words(unknown: int, *, cancelled: bool) -> str:

@@ -24,7 +24,7 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
         parts = [f"{count:,}"]
         if of_sent is not None and stage is not Stage.SENT:
             parts.append(f"{of_sent:.1f}% of sent")
-        if of_previous is not None:
+        if of_previous is not None and stage is not Stage.RECEIVED:  # its previous is sent: said already
             parts.append(f"{of_previous:.1f}% of previous")
         text.append(" · ".join(parts))
     figure = go.Figure(

@@ -330,9 +330,11 @@ def test_across_the_chain_counts_people_once_however_many_blasts_reached_them(en
         child = make_blast(s, state="completed", parent_blast_id=parent.id, follow_up_stage="Follow-up 1")
         for i in range(10):
             phone = f"+60135{i:06d}"
-            make_recipient(s, parent, phone_number=phone, status="REPLIED" if i < 5 else "READ_ACK")
+            make_recipient(s, parent, phone_number=phone, status="REPLIED" if i < 5 else "READ_ACK",
+                           replied_at=utcnow() if i < 5 else None)
             if i < 5:
-                make_recipient(s, child, phone_number=phone, status="CLOSED" if i == 0 else "REPLIED")
+                make_recipient(s, child, phone_number=phone, status="CLOSED" if i == 0 else "REPLIED",
+                               replied_at=utcnow())
         parent_id = parent.id
     at = _open(parent_id)
     chain = "Across the chain: **10 people** messaged, **5** of them replied, **1** bought."
@@ -604,3 +606,24 @@ def test_a_finished_blast_that_had_no_one_to_send_to_says_so(engine: Engine, sta
     assert not any(c.startswith("Nothing sent yet") for c in captions)
     assert not [d for d in at.dataframe if "Share %" in d.value.columns], "no empty table"
     assert "No recipients to show." in captions, "where they are now says why there is none"
+
+
+def test_a_sale_for_someone_who_never_replied_is_explained_under_the_funnel(engine: Engine) -> None:
+    """Closed by hand or from a sales file, with no reply: the funnel counts them as replied (each
+    stage counts whoever got that far), and the page says so; the chain counts who wrote back."""
+    from core.recipients import mark_closed
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        child = make_blast(s, state="completed", parent_blast_id=blast.id, follow_up_stage="Follow-up 1")
+        bought = make_recipient(s, blast, status="READ_ACK", sent_at=utcnow())
+        make_recipient(s, blast, status="REPLIED", sent_at=utcnow(), replied_at=utcnow())
+        make_recipient(s, child, phone_number=bought.phone_number, status="READ_ACK", sent_at=utcnow())
+        blast_id, bought_id = blast.id, bought.id
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[bought_id])
+    at = _open(blast_id)
+    assert "Replied includes 1 sale recorded for people who did not reply on WhatsApp: each stage " \
+        "counts everyone who got at least that far." in [c.value for c in at.caption]
+    chain = "Across the chain: **2 people** messaged, **1** of them replied, **1** bought."
+    assert chain in [m.value for m in at.markdown]
