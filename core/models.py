@@ -344,6 +344,21 @@ class WebhookInbox(Base):
     )
 
 
+class WebhookWaiting(Base):
+    """What a waiting inbox entry waits for: a message id, or the number a reply came from, not
+    stored yet. Found by key when a send stores its id (0012); the entry's `detail` says the
+    same in words, cut to a readable length."""
+
+    __tablename__ = "webhook_waiting"
+
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+    __table_args__ = (Index("idx_webhook_waiting_key", "key"),)
+
+
 class OptOut(Base):
     """Numbers that asked not to be messaged; imports and sends honour the list."""
 

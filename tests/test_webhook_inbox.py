@@ -822,3 +822,24 @@ def test_the_opt_out_table_count_is_unchanged_by_a_duplicate_number(engine: Engi
         add_opt_outs(s, [PHONE], source="webhook", keyword="STOP")
         add_opt_outs(s, [PHONE], source="webhook", keyword="BERHENTI")
         assert s.scalar(select(func.count()).select_from(OptOut)) == 1
+
+
+def test_an_entry_waiting_for_many_ids_is_applied_when_any_of_them_is_sent(engine: Engine) -> None:
+    """A body of a thousand receipts names more ids than its words can hold: what it waits for
+    is kept as values, so the send of the last one finds it at once."""
+    from core.models import WebhookWaiting
+
+    ids = [f"3EB0{n:018d}" for n in range(1000)]
+    with transaction(engine) as s:
+        entry = store_raw(s, body=json.dumps([{"id": m, "status": "DELIVERY_ACK"} for m in ids]).encode(),
+                          content_type="application/json")
+        assert process_entry(s, inbox_id=entry, rules=RULES).state == "waiting"
+        assert ids[-1] not in s.get(WebhookInbox, entry).detail, "the words are cut"
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending")
+        rid = make_recipient(s, blast, status="SERVER_ACK", message_id=ids[-1], sent_at=utcnow()).id
+    with transaction(engine) as s:
+        assert len(replay_for_message_ids(s, message_ids=[ids[-1]], rules=RULES)) == 1
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, rid).status == "DELIVERY_ACK"
+        assert s.scalar(select(func.count()).select_from(WebhookWaiting)) == 999, "still waiting for the rest"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -25,7 +25,7 @@ from core import bulk
 from core.config import Settings, get_settings
 from core.db import driver_says, parse_database_url, transaction
 from core.errors import ConfigError
-from core.models import BlastRecipient, RecipientReply, WebhookInbox, utcnow
+from core.models import BlastRecipient, RecipientReply, WebhookInbox, WebhookWaiting, utcnow
 from core.opt_outs import add_opt_outs
 from core.status_batch import StatusEvent, apply_statuses
 from core.status_engine import StatusChange
@@ -207,11 +207,13 @@ class _Entry:
     content_type: str | None
     received_at: dt.datetime
     attempts: int
+    state: str
 
 
 _INBOX = WebhookInbox.__table__
+_WAITING = WebhookWaiting.__table__
 _ENTRY_COLUMNS = (_INBOX.c.id, _INBOX.c.body, _INBOX.c.content_type, _INBOX.c.received_at,
-                  _INBOX.c.attempts)
+                  _INBOX.c.attempts, _INBOX.c.state)
 _ENTRY_WRITTEN = ("state", "kind", "detail", "attempts")
 
 
@@ -221,7 +223,7 @@ def _entries(session: Session, *conditions: Any) -> list[_Entry]:
     rows = session.connection().execute(
         select(*_ENTRY_COLUMNS).where(*conditions).order_by(_INBOX.c.id).with_for_update(skip_locked=True)
     )
-    return [_Entry(r.id, r.body, r.content_type, r.received_at, r.attempts or 0) for r in rows]
+    return [_Entry(r.id, r.body, r.content_type, r.received_at, r.attempts or 0, r.state) for r in rows]
 
 
 def _process(
@@ -253,7 +255,22 @@ def _process(
                         "detail": outcome.detail[:MAX_DETAIL], "attempts": entry.attempts + 1})
     bulk.update_rows(session.connection(), _INBOX, key="id", columns=_ENTRY_WRITTEN, rows=written,
                      same={"processed_at": now})
+    _keep_waiting_keys(session, entries, outcomes)
     return {entry.id: outcomes[entry.id] for entry in entries}
+
+
+def _keep_waiting_keys(session: Session, entries: list[_Entry], outcomes: Mapping[int, Outcome]) -> None:
+    """What each entry now waits for, as rows of `webhook_waiting`: those of entries applied
+    before (waiting, or set aside after waiting) go, those of entries waiting now come. Nothing
+    is written for the everyday entry, new and not waiting."""
+    connection = session.connection()
+    again = [entry.id for entry in entries if entry.state != InboxState.NEW]
+    if again:
+        connection.execute(delete(_WAITING).where(_WAITING.c.inbox_id.in_(again)))
+    keys = [{"inbox_id": entry.id, "key": key} for entry in entries
+            if outcomes[entry.id].state == InboxState.WAITING
+            for key in dict.fromkeys(k[:255] for k in outcomes[entry.id].waiting_for)]
+    bulk.insert_rows(connection, _WAITING, columns=("inbox_id", "key"), rows=keys)
 
 
 def apply_bodies(
@@ -550,7 +567,7 @@ def replay_for_message_ids(
     entries = _entries(
         session,
         _INBOX.c.state == InboxState.WAITING,
-        or_(*(_INBOX.c.detail.contains(k, autoescape=True) for k in keys)),
+        _INBOX.c.id.in_(select(_WAITING.c.inbox_id).where(_WAITING.c.key.in_(keys))),
     )
     return list(_process(session, entries, rules=rules, now=now or utcnow()).values())
 
