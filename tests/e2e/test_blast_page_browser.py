@@ -97,6 +97,11 @@ def test_links_between_blasts_open_them_with_their_own_inputs(page, blasts) -> N
     page.get_by_label("…who reached that stage at least this many hours ago").fill("0")
     page.keyboard.press("Enter")
     _settle(page)
+    # Not the first blast's words again: the page would ask first.
+    message = page.get_by_role("textbox", name="Message")
+    message.fill("Last days of Raya, {name}")
+    message.press("Control+Enter")
+    _settle(page)
     page.get_by_role("button", name="Create follow-up draft").click()
     _settle(page)
     new_id = child_id + 1
