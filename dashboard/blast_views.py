@@ -275,7 +275,9 @@ def render_refresh(blast: Blast) -> None:
         "Refresh statuses",
         key="refresh",
         icon=":material/refresh:",
-        help="Asks WSAPME directly, for when receipts seem late.",
+        help=("Asks the practice gateway directly. It forgets the messages it was sent before the "
+              "dashboard last restarted, so it cannot say what became of those."
+              if settings().sandbox else "Asks WSAPME directly, for when receipts seem late."),
     ):
         return
     with friendly_errors("refresh the statuses") as done, st.spinner("Asking the gateway…"):

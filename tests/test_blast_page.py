@@ -627,3 +627,14 @@ def test_a_sale_for_someone_who_never_replied_is_explained_under_the_funnel(engi
         "counts everyone who got at least that far." in [c.value for c in at.caption]
     chain = "Across the chain: **2 people** messaged, **1** of them replied, **1** bought."
     assert chain in [m.value for m in at.markdown]
+
+
+def test_refresh_statuses_says_which_gateway_it_asks(engine: Engine) -> None:
+    """In practice mode the test gateway is asked, and it forgets what it was sent before a
+    restart: "WSAPME" would promise an answer it cannot give."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", device="sandbox")
+        make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow())
+        blast_id = blast.id
+    help_text = _open(blast_id).button(key="refresh").help
+    assert "practice gateway" in help_text and "WSAPME" not in help_text
