@@ -250,12 +250,17 @@ def test_closing_from_a_file_updates_every_number_and_keeps_the_report(engine: E
 # 3. The same follow-up is not made twice by accident.
 
 
-def test_a_second_follow_up_for_the_same_people_needs_a_confirmation(engine: Engine) -> None:
+def _sent_two_days_ago(engine: Engine, people: int, **fields: object) -> int:
+    """A finished blast whose messages went to `people` two days ago, none answered."""
     with transaction(engine) as s:
-        blast = make_blast(s, state="completed", name="Raya promo")
-        for _ in range(3):
+        blast = make_blast(s, state="completed", **fields)
+        for _ in range(people):
             make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow() - dt.timedelta(days=2))
-        blast_id = blast.id
+        return blast.id
+
+
+def test_a_second_follow_up_for_the_same_people_needs_a_confirmation(engine: Engine) -> None:
+    blast_id = _sent_two_days_ago(engine, 3, name="Raya promo")
     at = _open(blast_id)
     at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
     at.text_area(key=f"fu_text_{blast_id}").input("Still keen, {name}?").run()
@@ -287,11 +292,7 @@ def test_a_second_follow_up_for_the_same_people_needs_a_confirmation(engine: Eng
 def test_a_follow_up_with_the_message_they_were_sent_asks_first(engine: Engine) -> None:
     """The box starts with the first blast's words, to build on: sent as they are, the same
     promo twice reads as spam, and reports get a WhatsApp number banned."""
-    with transaction(engine) as s:
-        blast = make_blast(s, state="completed", message_template="Raya promo: 20% off, {name}!")
-        for _ in range(2):
-            make_recipient(s, blast, status="SERVER_ACK", sent_at=utcnow() - dt.timedelta(days=2))
-        blast_id = blast.id
+    blast_id = _sent_two_days_ago(engine, 2, message_template="Raya promo: 20% off, {name}!")
     at = _open(blast_id)
     at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
     assert any("the message they were sent already" in w.value for w in at.warning)
