@@ -38,6 +38,16 @@ _NOTE_RE = re.compile(
     rf"(?<=\d)(?:\s*[,:;]\s*|\s+[-\u2013\u2014]\s*|\s+|\s*(?=[(\[]))"
     rf"(?:{_WORDS}|{_BRACKETED})(?:\s*{_BRACKETED})*\s*$"
 )
+# Words a note after the number may be made of and be left out: they say what kind of line it
+# is. Any other note ("STOP", "no whatsapp", "tak aktif", "wrong number", a name) may say not to
+# message it, so the row is refused with the note named, for a person to judge.
+LINE_WORDS = frozenset({
+    "hp", "h/p", "wa", "whatsapp", "watsapp", "mobile", "handphone", "bimbit", "cell", "cellphone",
+    "office", "pejabat", "home", "rumah", "work", "kerja", "personal", "peribadi", "main", "utama",
+    "primary", "tel", "phone", "telefon", "line", "business", "only", "sahaja",
+    "电话", "手机", "電話", "手機", "办公室", "公司", "家", "住家",
+})
+_NOTE_WORD_RE = re.compile(r"[^\W\d_]+(?:/[^\W\d_]+)?")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 # Two numbers in one cell, e.g. "012-345 6789 / 013-456 7890".
 # Google Contacts joins a contact's numbers with " ::: ".
@@ -117,12 +127,23 @@ def _clean(raw: str) -> str:
 
 
 def _drop_note(text: str) -> str:
+    """The cell without a note after the number that only says what kind of line it is."""
+    note = _note(text)
+    return text if note is None or not _says_the_line(note) else text[: len(text) - len(note)]
+
+
+def _note(text: str) -> str | None:
+    """A note after the number, as typed (with what sets it off); None when there is none."""
     note = _NOTE_RE.search(text)
-    if note is None:
-        return text
-    number = text[: note.start()]
-    # Too few digits left to be a number ("1 800 FLOWERS"): the letters are part of it.
-    return number if sum(ch.isdigit() for ch in number) >= 7 else text
+    # Too few digits before it to be a number ("1 800 FLOWERS"): the letters are part of it.
+    if note is None or sum(ch.isdigit() for ch in text[: note.start()]) < 7:
+        return None
+    return text[note.start():]
+
+
+def _says_the_line(note: str) -> bool:
+    words = _NOTE_WORD_RE.findall(note.casefold())
+    return bool(words) and all(word in LINE_WORDS for word in words)
 
 
 def _visible(ch: str) -> str:
@@ -354,6 +375,11 @@ def _slow_path(text: str, region: str) -> PhoneResult:
     # phonenumbers reads letters as a keypad ("1-800-FLOWERS"): a name next to a
     # number would silently become extra digits.
     if _LETTER_RE.search(core):
+        note = _note(core)
+        if note is not None:
+            said = note.strip(" \t,:;-\u2013\u2014()[]")
+            return _invalid(f"a note after the number (“{said}”): take it out if this number may be "
+                            "messaged")
         return _invalid("not a phone number (it has letters in it)")
     try:
         result = _judge(phonenumbers.parse(core, region), region)
@@ -369,12 +395,13 @@ def _has_two_numbers(text: str) -> bool:
 
 def _the_one_mobile(text: str, region: str) -> PhoneResult | None:
     """Of several numbers in one cell ("+60 3-2345 6789 ::: +60 12-345 6789", as Google Contacts
-    joins a contact's work line and mobile), the mobile, when exactly one of them is: WhatsApp
-    reaches no other. Two mobiles stay a question only the person can answer."""
+    joins a contact's work line and mobile), the mobile, when the others are all landlines:
+    WhatsApp reaches no other. Two mobiles, or a second number that is no number at all (a
+    mobile mistyped, say), stay a question only the person can answer."""
     parts = [part for part in _MULTI_SPLIT_RE.split(text) if len(_DIGIT_RE.findall(part)) >= 7]
     read = [_normalise_full(part, region) for part in parts]
     mobiles = {result.e164: result for result in read if result.ok and result.is_mobile}
-    if len(mobiles) != 1:
+    if len(mobiles) != 1 or not all(result.ok for result in read):
         return None
     [mobile] = mobiles.values()
     return mobile._replace(warnings=(*mobile.warnings, "the mobile of the numbers in this cell was taken"))

@@ -121,6 +121,7 @@ def test_a_foreign_landline_gets_both_warnings() -> None:
         ("+60 12-345 6789 ::: +60 13-456 7890",
          "more than one number in this cell; keep one number per row"),
         ("03-2345 6789 / 03-8765 4321", "more than one number in this cell; keep one number per row"),
+        ("012-3456789 / 012-345678", "more than one number in this cell; keep one number per row"),
         ("0123456789 atau 0134567890", "more than one number in this cell; keep one number per row"),
     ],
 )
@@ -138,15 +139,12 @@ def test_unusable_numbers_say_why(typed: str, reason: str) -> None:
         "012-345 6789 (office)",
         "012-345 6789 (pejabat)",
         "012-345 6789 (WA)",
-        "0123456789 - Ali",
-        "0123456789 (Ali)",
-        "0123456789, Ali",
         "012 345 6789 whatsapp",
         "012-345 6789 WhatsApp only",
         "012-345 6789 (HP) (WA)",
         "0123456789(HP)",
         "012-345 6789 (电话)",
-        "HP: 012-345 6789 (Ali)",
+        "HP: 012-345 6789 (WhatsApp)",
         "012-345 6789 ext 12 (office)",
     ],
 )
@@ -182,6 +180,25 @@ def test_a_note_says_landline_only_when_the_number_is_one() -> None:
 )
 def test_a_note_never_hides_what_is_wrong(typed: str, reason: str) -> None:
     assert normalise(typed).reason == reason
+
+
+@pytest.mark.parametrize(("typed", "note"), [
+    ("0123456789 STOP", "STOP"),
+    ("0123456789 (no whatsapp)", "no whatsapp"),
+    ("0123456789 NO WA", "NO WA"),
+    ("0123456789 (tak aktif)", "tak aktif"),
+    ("0123456789 - dah tak guna", "dah tak guna"),
+    ("012-345 6789 (wrong number)", "wrong number"),
+    ("0123456789 - Ali", "Ali"),  # a name, or anything else a person should read first
+    ("0123456789, Ali", "Ali"),
+    ("HP: 012-345 6789 (Ali)", "Ali"),
+])
+def test_a_note_that_may_say_not_to_message_refuses_the_row_and_names_the_note(typed: str, note: str) -> None:
+    """Only a note that says what kind of line it is ("HP", "office") is left out: one that may
+    say not to message the number keeps the row out, with the note, for a person to judge."""
+    result = normalise(typed)
+    assert result.e164 is None
+    assert result.reason == f"a note after the number (“{note}”): take it out if this number may be messaged"
 
 
 @pytest.mark.parametrize(
