@@ -253,7 +253,8 @@ def test_a_header_about_a_phone_is_not_the_phone_column(header: str) -> None:
     ("headers", "phone", "name"),
     [("姓名,手机号码,备注", "手机号码", "姓名"), ("名字,电话", "电话", "名字"),
      ("姓名,联系电话", "联系电话", "姓名"), ("姓名,办公电话,手机", "手机", "姓名"),
-     ("Nama,No. H/P", "No. H/P", "Nama"), ("Nama,No. Tel", "No. Tel", "Nama")],
+     ("Nama,No. H/P", "No. H/P", "Nama"), ("Nama,No. Tel", "No. Tel", "Nama"),
+     ("姓名,联系人电话", "联系人电话", "姓名"), ("客户名称,联系人手机", "联系人手机", "客户名称")],
 )
 def test_chinese_and_malay_headers_name_the_phone_and_name_columns(
     headers: str, phone: str, name: str

@@ -69,7 +69,9 @@ LANDLINE_WORDS = frozenset({
 # Chinese headers have no spaces between words: each word read as its English one, so that
 # "手机号码" is "mobile number" and "姓名" is "name". Longer words first ("联系人" is a name).
 CHINESE_WORDS = (
-    ("联系人", "contact name"), ("聯絡人", "contact name"), ("手机", "mobile"), ("手機", "mobile"),
+    # "联系人电话" is the contact person's phone, not a name with a phone in it.
+    ("联系人电话", "contact phone"), ("联系人手机", "contact mobile"), ("聯絡人電話", "contact phone"),
+    ("聯絡人手機", "contact mobile"), ("联系人", "contact name"), ("聯絡人", "contact name"), ("手机", "mobile"), ("手機", "mobile"),
     ("手提", "mobile"), ("移动", "mobile"), ("电话", "phone"), ("電話", "phone"),
     ("号码", "number"), ("號碼", "number"), ("号", "no"), ("號", "no"), ("联系", "contact"),
     ("聯絡", "contact"), ("聯繫", "contact"), ("姓名", "name"), ("名字", "name"), ("名称", "name"),
