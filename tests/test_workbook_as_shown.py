@@ -81,6 +81,20 @@ def test_a_hidden_column_with_the_only_numbers_or_names_is_read_all_the_same(
                for note in report.notes)
 
 
+def test_a_hidden_mobile_column_is_read_rather_than_the_office_line_shown() -> None:
+    """Hidden to make room on the screen: leaving it out would message the office lines."""
+    rows: list[Cells] = [["Nama", "No. HP", "Tel. Pejabat", "Outlet"],
+                         ["Ali", "012-3456789", "03-2345 6789", "KL"],
+                         ["Siti", "013-4567890", "03-8765 4321", "PJ"]]
+    report = parse_xlsx(workbook(rows, hide("B")))
+    assert report.phone_column == "No. HP"
+    assert [(row.outcome, row.phone) for row in report.rows] == [
+        (Outcome.VALID, "+60123456789"), (Outcome.VALID, "+60134567890")]
+    kept = ("Column B (“No. HP”) is hidden in Excel but was read all the same: it holds the mobile "
+            "numbers, where the columns shown hold office or home lines WhatsApp does not reach.")
+    assert kept in report.notes
+
+
 def test_an_empty_hidden_column_is_not_mentioned() -> None:
     rows: list[Cells] = [["Name", "Phone"], ["Ali", "0123456789"]]
     report = parse_xlsx(workbook(rows, hide("C", "D")))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from openpyxl.utils.cell import column_index_from_string, get_column_letter, range_boundaries
 
+from core import phones
 from core.csv_import.columns import HEADER_SEARCH_RECORDS, SAMPLE_RECORDS, Columns, find_columns
 from core.csv_import.report import Records
 from core.errors import BadCsv
@@ -198,8 +199,9 @@ def fill_merged_cells(rows: list[Sequence[str]], merged: Sequence[tuple[int, int
 def _hidden_columns_left_out(rows: list[Sequence[str]], hidden: Sequence[range]
                              ) -> tuple[set[int], list[str]]:
     """The hidden columns with data to leave out, as hidden rows are, and a note naming them.
-    A hidden column stays when it holds the only phone numbers or the only names: hidden to
-    make room on the screen, say, not to keep it out of the blast."""
+    A hidden column stays when it holds the only phone numbers or the only names, or the phone
+    numbers WhatsApp can reach where the columns shown hold fewer mobiles (an office line): hidden
+    to make room on the screen, say, not to keep it out of the blast."""
     width = len(rows[0]) if rows else 0
     with_data = [i for i in range(width) if any(i in span for span in hidden)
                  and any(row[i].strip() for row in rows)]
@@ -209,7 +211,8 @@ def _hidden_columns_left_out(rows: list[Sequence[str]], hidden: Sequence[range]
     if every is None:  # no phone column either way: nothing to keep them for
         return set(with_data), [_columns_note(rows, None, with_data, left_out=True)]
     kept_back = set()
-    if every.phone in with_data and _columns(rows, _other(width, with_data)) is None:
+    shown = _columns(rows, _other(width, with_data))
+    if every.phone in with_data and (shown is None or _mobiles(rows, shown) < _mobiles(rows, every)):
         kept_back.add(every.phone)
     trial = _columns(rows, _other(width, set(with_data) - kept_back))
     if trial is not None and not trial.names:
@@ -217,8 +220,16 @@ def _hidden_columns_left_out(rows: list[Sequence[str]], hidden: Sequence[range]
     left_out = [i for i in with_data if i not in kept_back]
     notes = [_columns_note(rows, every, left_out, left_out=True)] if left_out else []
     if kept_back:
-        notes.append(_columns_note(rows, every, sorted(kept_back), left_out=False))
+        notes.append(_columns_note(rows, every, sorted(kept_back), left_out=False,
+                                   more_mobiles=shown is not None and every.phone in kept_back))
     return set(left_out), notes
+
+
+def _mobiles(rows: list[Sequence[str]], columns: Columns) -> int:
+    """Mobile numbers in the phone column of the first records below the header."""
+    start = 0 if columns.header_index is None else columns.header_index + 1
+    cells = (row[columns.phone] for row in rows[start:start + SAMPLE_RECORDS] if columns.phone < len(row))
+    return sum(phones.normalise(cell).is_mobile for cell in cells)
 
 
 def _other(width: int, leave_out: Sequence[int] | set[int]) -> list[int]:
@@ -236,7 +247,7 @@ def _columns(rows: list[Sequence[str]], kept: Sequence[int]) -> Columns | None:
 
 
 def _columns_note(rows: list[Sequence[str]], columns: Columns | None, indexes: Sequence[int], *,
-                  left_out: bool) -> str:
+                  left_out: bool, more_mobiles: bool = False) -> str:
     header = rows[columns.header_index] if columns and columns.header_index is not None else None
     named = [get_column_letter(i + 1) + (f" (“{header[i].strip()}”)" if header and header[i].strip() else "")
              for i in indexes]
@@ -250,6 +261,9 @@ def _columns_note(rows: list[Sequence[str]], columns: Columns | None, indexes: S
     held = [what for what, found in (("phone numbers", {columns.phone}), ("names", set(columns.names)))
             if found & set(indexes)]
     was = "was" if one else "were"
+    if more_mobiles:  # the columns shown have numbers too, fewer of them mobiles
+        return (f"{which} but {was} read all the same: it holds the mobile numbers, where the columns "
+                "shown hold office or home lines WhatsApp does not reach.")
     return f"{which} but {was} read all the same: no other column holds the {and_list(held)}."
 
 
