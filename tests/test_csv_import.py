@@ -755,6 +755,18 @@ def test_a_note_in_an_unheaded_cell_is_kept_with_a_warning() -> None:
     ]
 
 
+def test_a_row_split_by_a_comma_inside_a_cell_is_not_taken_for_a_note() -> None:
+    """"Tan, Ah Kow" and "12 Jalan Bunga, Taman Melati" typed without quotes: the text after the
+    comma starts with a space, which a spreadsheet's own commas never leave. Used, the row would
+    put " Ah Kow" into {outlet}."""
+    report = parse_csv(b"Phone,Name,Outlet\r\n0123456789,Tan, Ah Kow,Penang\r\n"
+                       b"0134567890,Siti,12 Jalan Bunga, Taman Melati\r\n0145678901,Ali,KL\r\n")
+    split = ("this row has 4 cells but the header has 3; a comma or semicolon inside a name or address "
+             "needs quotes around that cell")
+    assert [(r.line, r.outcome, r.reason) for r in report.rows] == [
+        (2, Outcome.INVALID, split), (3, Outcome.INVALID, split), (4, Outcome.VALID, None)]
+
+
 def test_a_row_whose_cells_a_comma_moved_says_so() -> None:
     report = parse_csv(b"Name,Phone,Email\r\nLim, Mr,0171234567\r\nAli,0123456789,a@x.com,0134567890\r\n")
     assert [(r.line, r.outcome, r.reason) for r in report.rows] == [

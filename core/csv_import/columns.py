@@ -71,7 +71,8 @@ LANDLINE_WORDS = frozenset({
 CHINESE_WORDS = (
     # "联系人电话" is the contact person's phone, not a name with a phone in it.
     ("联系人电话", "contact phone"), ("联系人手机", "contact mobile"), ("聯絡人電話", "contact phone"),
-    ("聯絡人手機", "contact mobile"), ("联系人", "contact name"), ("聯絡人", "contact name"), ("手机", "mobile"), ("手機", "mobile"),
+    ("聯絡人手機", "contact mobile"), ("联系人", "contact name"), ("聯絡人", "contact name"),
+    ("手机", "mobile"), ("手機", "mobile"),
     ("手提", "mobile"), ("移动", "mobile"), ("电话", "phone"), ("電話", "phone"),
     ("号码", "number"), ("號碼", "number"), ("号", "no"), ("號", "no"), ("联系", "contact"),
     ("聯絡", "contact"), ("聯繫", "contact"), ("姓名", "name"), ("名字", "name"), ("名称", "name"),

@@ -187,7 +187,7 @@ def classify(
         else:
             checked = normalise(raw, region)
             e164 = checked.e164
-            if extra and (e164 is None or any(normalise(cell, region).ok for cell in cells[width:])):
+            if extra and (e164 is None or _split(cells, width, region)):
                 result = RowResult(line, Outcome.INVALID, raw, None, name, _split_row(cells, width))
             elif e164 is None:
                 reason = _moved(cells, columns, region) or checked.reason
@@ -255,6 +255,16 @@ def _extra_cells(cells: Sequence[str], width: int) -> bool:
     semicolon inside a cell split it, and its cells moved.
     """
     return len(cells) > width and any(c.strip() for c in cells[width:])
+
+
+def _split(cells: Sequence[str], width: int, region: str) -> bool:
+    """Whether a row with cells beyond the header was split by a comma inside a cell, rather
+    than given a note in the next column: a number beyond the header, or a cell that starts
+    with a space, as the text after "Tan, Ah Kow" or "12 Jalan Bunga, Taman Melati" does
+    (spreadsheets write no space after their own commas). Its cells moved: used, their values
+    would go under the wrong columns into the message."""
+    return (any(phones.normalise(cell, region).ok for cell in cells[width:])
+            or any(cell[:1].isspace() and cell.strip() for cell in cells))
 
 
 def _split_row(cells: Sequence[str], width: int) -> str:
