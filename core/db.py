@@ -157,17 +157,23 @@ def driver_says(exc: SQLAlchemyError) -> str | None:
     connection errors: the words of others may quote the values being written."""
     from sqlalchemy.exc import OperationalError
 
-    from core.config import get_settings
-
     if not isinstance(exc, OperationalError) or exc.orig is None:
         return None
     line = next(iter(str(exc.orig).strip().splitlines()), "").strip()
+    passwords = database_passwords()
+    if not line or passwords is None or any(p in line for p in passwords):
+        return None
+    return line
+
+
+def database_passwords() -> list[str] | None:
+    """The database password(s) DATABASE_URL holds, to keep out of words shown or logged; None
+    when the URL cannot be read (then nothing that might quote it is safe to show)."""
+    from core.config import get_settings
+
     try:
         url = parse_database_url(get_settings().sqlalchemy_url)
     except ConfigError:
         return None
     given = url.query.get("password", ())  # libpq takes it in the query string too
-    passwords = [p for p in (url.password, *([given] if isinstance(given, str) else given)) if p]
-    if not line or any(str(p) in line for p in passwords):
-        return None
-    return line
+    return [str(p) for p in (url.password, *([given] if isinstance(given, str) else given)) if p]

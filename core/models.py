@@ -313,8 +313,8 @@ class BlastHourDelta(Base):
     __table_args__ = (Index("idx_blast_hour_deltas_blast", "blast_id"),)
 
 
-# The inbox entries that hold a message from a person: `kind` as the webhook inbox writes it.
-MESSAGE_KINDS = ("message", "mixed")
+# The inbox entries that hold a message from a person (`kind` as the webhook inbox writes it),
+# as the messages' partial index states it.
 WITH_MESSAGES = "kind IN ('message', 'mixed')"
 
 

@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 
 from core import bulk
 from core.config import Settings, get_settings
-from core.db import driver_says, parse_database_url, transaction
-from core.errors import ConfigError
+from core.db import database_passwords, driver_says, transaction
 from core.models import BlastRecipient, RecipientReply, WebhookInbox, WebhookWaiting, utcnow
 from core.opt_outs import add_opt_outs
 from core.status_batch import StatusEvent, apply_statuses
@@ -538,7 +537,7 @@ def _summarise(notes: list[_Note]) -> Outcome:
     else:
         state = InboxState.IGNORED
     kind = kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "none")
-    # Waiting keys come first: replay_for_message_ids finds entries by them.
+    # What it waits for first, in words (webhook_waiting holds the same as values).
     texts = [f"waiting for {', '.join(waiting)} (not known yet)"] if waiting else []
     texts += [n.text for n in notes if n.text]
     return Outcome(state, kind, "; ".join(texts) or "nothing in it to apply", waiting)
@@ -691,6 +690,8 @@ def _note_failure(engine: Engine, *, inbox_id: int, exc: Exception, gave_up_wait
             if (entry.state == InboxState.NEW and entry.attempts >= MAX_ATTEMPTS) or (
                     entry.state == InboxState.WAITING and entry.received_at <= gave_up_waiting):
                 entry.state = InboxState.FAILED
+                # No longer waiting: a replay reads it afresh, and what it waits for with it.
+                session.execute(delete(_WAITING).where(_WAITING.c.inbox_id == inbox_id))
     except DB_ERRORS:
         pass  # the database is away; the attempt count only throttles retries
 
@@ -713,12 +714,7 @@ def _secrets_set() -> list[str]:
     settings = get_settings()
     values = [s.get_secret_value() for s in (settings.wsapme_token, settings.webhook_secret,
                                              settings.dashboard_password_hash) if s is not None]
-    try:
-        url = parse_database_url(settings.sqlalchemy_url)
-    except ConfigError:
-        return values
-    given = url.query.get("password", ())  # libpq takes it in the query string too
-    return [v for v in (*values, url.password, *([given] if isinstance(given, str) else given)) if v]
+    return [v for v in (*values, *(database_passwords() or ())) if v]
 
 
 # --- health --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import threading
 import time
 
 import psycopg
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import Settings, get_settings
-from core.db import driver_says, engine_for, transaction
-from core.webhook.inbox import WebhookRules, replay_waiting
+from core.db import engine_for, transaction
+from core.webhook.inbox import WebhookRules, error_words, replay_waiting
 from core.webhook.intake import STORAGE_ERRORS, intake_for
 from core.webhook.secret import WEBHOOK_PATH, AcceptedSecrets, remembered_secrets
 
@@ -123,15 +123,12 @@ def replay_waiting_now(settings: Settings) -> None:
 
 
 def describe(exc: BaseException) -> str:
-    """An error in a few words: the driver's own words on a failed connection when they do not
-    hold the database password (`driver_says`), else only the error's kind. Never SQL or its
-    parameters (they hold bodies and secrets)."""
-    original = getattr(exc, "orig", None) or exc
+    """An error in a few words, as the inbox keeps them (`error_words`): never SQL or its
+    parameters (they hold bodies and secrets), nor a secret."""
     if isinstance(exc, psycopg.OperationalError):
         # The event loop's own connection (core.webhook.intake) has no SQLAlchemy around it.
         exc = OperationalError(None, None, exc)
-    said = driver_says(exc) if isinstance(exc, SQLAlchemyError) else None
-    return f"{type(original).__name__}: {said}" if said else type(original).__name__
+    return error_words(exc)
 
 
 def redact_path(text: str) -> str:
