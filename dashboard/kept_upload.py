@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard.compose import Message, plain
+from dashboard.data import upload_digest
 
 
 @dataclass(frozen=True)
@@ -76,18 +77,31 @@ def _continue() -> None:
 
 
 def upload_changed() -> None:
-    """Removing the file starts afresh; another file is the one to go on with."""
-    if st.session_state.get("upload") is None:
+    """Removing the file starts afresh; another file is the one to go on with, and what was
+    typed and ticked for the last one is forgotten here, in the uploader's callback: changed
+    by the script instead, the boxes could still show, or send back, the last file's values
+    (the browser keeps a box's value until the page is drawn again)."""
+    upload = st.session_state.get("upload")
+    if upload is None:
         start_over()
-    else:
-        st.session_state[_CONTINUING] = False
+        return
+    st.session_state[_CONTINUING] = False
+    file = upload_digest(upload)
+    if st.session_state.get(_TYPED_FOR) not in (None, file):
+        _forget_typed()
+    st.session_state[_TYPED_FOR] = file
 
 
 def start_over() -> None:
     """Forget the file kept and everything typed and ticked for it."""
     forget_file()
+    _forget_typed()
+
+
+def _forget_typed() -> None:
     for key in (*TYPED, *_ticks()):
         st.session_state.pop(key, None)
+        st.session_state.pop(_kept(key), None)
 
 
 def forget_file() -> None:
