@@ -7,11 +7,12 @@ import logging
 
 import streamlit as st
 from streamlit import config as st_config
+from streamlit.errors import FragmentHandledException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.server import lifespan_for, routes
 from dashboard.auth import log_out, password_login, render_login, signed_in, write_session_cookie
-from dashboard.layout import ROUTED, wanted_page
+from dashboard.layout import PAGE_FAILED, ROUTED, wanted_page
 
 log = logging.getLogger("dashboard")
 
@@ -41,8 +42,8 @@ if get_script_run_ctx() is not None:  # a browser session, not the server import
     write_session_cookie()
     try:
         navigation.run()
+    except FragmentHandledException:
+        raise  # a part of the page failed and said so itself (`dashboard.layout.in_words`)
     except Exception:  # Streamlit's own rerun and stop are not Exceptions: they pass
         log.exception("the page %s failed", navigation.title)
-        st.error("This page could not be shown because of an unexpected problem. It has been "
-                 "logged: try again in a moment, or ask whoever runs the dashboard to look at "
-                 "the server's log.", icon=":material/error:")
+        st.error(PAGE_FAILED, icon=":material/error:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -415,7 +416,7 @@ def render_follow_up(blast: Blast) -> None:
         problems = templates.validate(template, follow_up_placeholders(s, parent_id=blast.id))
     for problem in problems:
         st.error(problem, icon=":material/error:")
-    if template.strip() and template.strip() == (blast.message_template or "").strip():
+    if template.strip() and _same_words(template, blast.message_template or ""):
         st.warning("This is the message they were sent already. Write what is new for them: the same "
                    "words twice read as spam, and people who report a number get it banned.",
                    icon=":material/content_copy:")
@@ -432,6 +433,14 @@ def render_follow_up(blast: Blast) -> None:
     if done.ok:
         flash("follow_up", created)
         st.rerun()  # the chain, the guard above and the blast picker all learn of the new draft
+
+
+def _same_words(one: str, other: str) -> bool:
+    """Whether two messages say the same, spacing, capitals and punctuation aside: "Raya sale!"
+    and "raya  sale" would read as the same promo twice."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"\w+|\{[^}]*\}", text.casefold())
+    return words(one) == words(other)
 
 
 def render_chain(blast_id: int) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
@@ -64,6 +66,25 @@ def wanted_page(pages: list[StreamlitPage]) -> tuple[StreamlitPage, dict[str, li
     name, query = wanted
     page = next((p for p in pages if p.url_path == name), None)
     return (page, query) if page is not None else None
+
+
+PAGE_FAILED = ("This page could not be shown because of an unexpected problem. It has been logged: try "
+               "again in a moment, or ask whoever runs the dashboard to look at the server's log.")
+PART_FAILED = ("This part of the page could not be brought up to date because of an unexpected "
+               "problem. It has been logged, and it tries again by itself.")
+
+
+def in_words(render: Callable[..., None]) -> Callable[..., None]:
+    """A part of a page that refreshes itself (`st.fragment`), failing in words, not with
+    Streamlit's error box: such a run does not pass through the page's own catch-all."""
+    @functools.wraps(render)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            render(*args, **kwargs)
+        except Exception:  # Streamlit's own rerun and stop are not Exceptions: they pass
+            log.exception("the part %s of a page failed", render.__name__)
+            st.error(PART_FAILED, icon=":material/error:")
+    return run
 
 
 class Outcome:

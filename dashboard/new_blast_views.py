@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pandas as pd
@@ -31,6 +32,8 @@ from core.sending.progress import rules_for
 from dashboard.compose import Message, Sample, bubble_html, render_template
 from dashboard.data import reading, session, settings, upload_digest
 from dashboard.format import plural
+
+log = logging.getLogger(__name__)
 
 OUTCOME_WORDS = {
     Outcome.VALID: "Ready to send",
@@ -381,8 +384,17 @@ def _save_pacing(device: str) -> None:
         quiet_start=start,
         quiet_end=end,
     )
-    with session() as s:
-        save_rules(s, device=device, rules=rules, settings=settings())
+    try:
+        with session() as s:
+            save_rules(s, device=device, rules=rules, settings=settings())
+    except BlastError as exc:
+        st.session_state[_PACE_SAID] = f"Could not save the pace: {exc.message}"
+        return
+    except Exception:  # a callback runs outside the page: nothing else would say it in words
+        log.exception("unexpected failure while saving the pace of %s", device)
+        st.session_state[_PACE_SAID] = ("Could not save the pace because of an unexpected problem. "
+                                        "It has been logged.")
+        return
     st.session_state[_PACE_SAID] = _SAVED
 
 

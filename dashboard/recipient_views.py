@@ -185,9 +185,12 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             after_action(key_prefix, resent_words(resent))
     if codes == {Status.UNKNOWN.value} and cols[2].button("Mark as failed", key=f"{key_prefix}_failed"):
         with friendly_errors("mark them failed") as done, session() as s:
-            mark_failed(s, recipient_ids=chosen)
+            failed = mark_failed(s, recipient_ids=chosen)
         if done.ok:
-            after_action(key_prefix, f"{plural(len(chosen), 'recipient')} marked as failed.")
+            settled = len(chosen) - failed  # a receipt or a reply came for them since the table was drawn
+            after_action(key_prefix, f"{plural(failed, 'recipient')} marked as failed."
+                         + (f" {settled:,} {'was' if settled == 1 else 'were'} settled by WhatsApp "
+                            "meanwhile, and left as they are." if settled else ""))
     if len(chosen) > SHOWN_HISTORIES:
         st.caption(f"The first {SHOWN_HISTORIES} histories are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")

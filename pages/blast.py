@@ -8,7 +8,7 @@ from dashboard import blast_views as views
 from dashboard import launch_views
 from dashboard import recipient_views as people
 from dashboard.data import reading
-from dashboard.layout import page_header
+from dashboard.layout import in_words, page_header
 
 page_header("Blast detail")
 
@@ -68,18 +68,18 @@ with refresh:
 # Reads and replies mostly arrive after the last send: the live sections keep refreshing,
 # more slowly, while they still can.
 every = views.refresh_every(blast)
-st.fragment(views.render_progress, run_every=every)(blast_id, blast.state)
+st.fragment(in_words(views.render_progress), run_every=every)(blast_id, blast.state)
 
 tab_funnel, tab_people, tab_export, tab_follow, tab_close = st.tabs(
     ["Funnel", "Recipients", "Export", "Follow up", "Close sales"]
 )
 with tab_funnel:
     st.subheader("Where recipients are now")
-    st.fragment(views.render_stuck_table, run_every=every)(blast_id)
+    st.fragment(in_words(views.render_stuck_table), run_every=every)(blast_id)
     st.subheader("Follow-up chain")
     views.render_chain(blast_id)
 with tab_people:
-    st.fragment(people.render_recipients, run_every=every)(blast_id)
+    st.fragment(in_words(people.render_recipients), run_every=every)(blast_id)
 with tab_export:
     people.render_export(blast_id)
 with tab_follow:

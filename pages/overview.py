@@ -6,7 +6,7 @@ from sqlalchemy import exists, func, select
 from core.analytics import OPTED_OUT, RESPONSE_SAMPLE, tag_comparison
 from core.config import PRACTICE_DEVICES
 from core.demo import seed_demo
-from core.funnel import filter_options, funnel, funnel_by_blast
+from core.funnel import filter_options, funnel, funnel_by_blast, not_practice
 from core.models import Blast
 from core.statuses import Stage
 from dashboard import data
@@ -24,7 +24,9 @@ page_header("Overview", "What became of your messages: sent → received → rea
 live = not settings().sandbox
 with reading() as s:
     tags, stages = filter_options(s, leave_out_practice=live)
-    has_blasts = s.scalar(select(exists().where(Blast.id.is_not(None))))
+    # Once live, practice blasts are left out of everything here: they do not make a start.
+    has_blasts = s.scalar(select(exists().where(not_practice() if live else Blast.id.is_not(None)))
+                          .params(practice_devices=list(PRACTICE_DEVICES)))
     practice_blasts = s.scalar(select(func.count()).where(Blast.device.in_(PRACTICE_DEVICES))) if live else 0
 
 if not has_blasts:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import reply_views as views
-from dashboard.layout import page_header
+from dashboard.layout import in_words, page_header
 
 page_header("Replies", "Who wrote back, newest first: read what they said, call them, record the sale.")
 
@@ -15,7 +15,7 @@ filters = views.render_filters()
 mark = views.take_mark()  # before the list is read: what comes in after it is announced
 # A small part that looks for new replies and says so, leaving the list, its ticks and the open
 # conversations alone until the person asks for them.
-st.fragment(views.render_new_arrivals, run_every=views.CHECK_EVERY)(filters, mark)
+st.fragment(in_words(views.render_new_arrivals), run_every=views.CHECK_EVERY)(filters, mark)
 unmatched = views.find_unmatched(filters)
 views.render_inbox(filters, unmatched=len(unmatched))
 views.render_unmatched(unmatched)

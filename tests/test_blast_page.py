@@ -300,6 +300,8 @@ def test_a_follow_up_with_the_message_they_were_sent_asks_first(engine: Engine) 
     at.checkbox(key=f"fu_same_{blast_id}").check().run()
     assert not at.button(key="fu_create").disabled, "when it is meant"
     at.checkbox(key=f"fu_same_{blast_id}").uncheck().run()
+    at.text_area(key=f"fu_text_{blast_id}").input("raya promo:  20% off, {Name}").run()
+    assert any("the message they were sent already" in w.value for w in at.warning), "spacing, case aside"
     at.text_area(key=f"fu_text_{blast_id}").input("Last day of the Raya promo, {name}!").run()
     assert not any("the message they were sent already" in w.value for w in at.warning)
     assert not at.button(key="fu_create").disabled

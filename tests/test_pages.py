@@ -618,3 +618,37 @@ def test_a_page_that_fails_says_so_in_words_not_a_stack_trace(
     [error] = at.error
     assert "could not be shown because of an unexpected problem" in error.value
     assert "paused_by" not in error.value
+
+
+def test_once_live_a_dashboard_holding_only_practice_blasts_starts_afresh(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", device="demo")
+        make_recipient(s, blast, status="READ_ACK")
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    get_settings.cache_clear()
+    at = run_page("pages/overview.py")
+    assert any("No blasts yet" in h.value for h in at.subheader)
+
+
+def test_a_part_of_a_page_that_fails_says_so_in_words(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parts that refresh themselves (st.fragment) do not pass through the page's catch-all."""
+    import dashboard.blast_views
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no such table: blast_status_counts")
+
+    monkeypatch.setattr(dashboard.blast_views, "render_stuck_table", broken)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        make_recipient(s, blast, status="READ_ACK", sent_at=dt.datetime.now(dt.UTC))
+        blast_id = blast.id
+    at = run_page("pages/blast.py", blast=str(blast_id))
+    errors = [e.value for e in at.error]
+    assert errors == ["This part of the page could not be brought up to date because of an unexpected "
+                      "problem. It has been logged, and it tries again by itself."]
+    assert any(m.label == "Sent" for m in at.metric), "the rest of the page is drawn"

@@ -493,3 +493,19 @@ def test_the_table_follows_the_blast_and_holds_still_while_rows_are_ticked(engin
     assert any(c.value.startswith("Kept as it was while rows are ticked") for c in at.caption)
     _tick(at, key, [])
     assert statuses(at) == [got, got, sent]
+
+
+def test_marking_failed_says_how_many_were_settled_meanwhile(engine: Engine) -> None:
+    """The table holds still while ticked: a receipt that came meanwhile settles that send, and
+    the page counts what it did, not what was ticked."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        ids = [make_recipient(s, blast, status="UNKNOWN", sent_at=utcnow()).id for _ in range(2)]
+        blast_id = blast.id
+    at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=ids[1], status="DELIVERY_ACK", source="webhook")
+    at.button(key="rcp_failed").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == [
+        "1 recipient marked as failed. 1 was settled by WhatsApp meanwhile, and left as they are."]
