@@ -420,3 +420,17 @@ def test_the_page_says_nothing_new_when_it_has_just_read_the_list(engine: Engine
     at = run_page(REPLIES)
     assert not [m for m in at.markdown if "since this list was loaded" in m.value]
     assert "rpl_show_new" not in {b.key for b in at.button}
+
+
+def test_the_check_counts_each_new_lead_and_leaves_them_out_of_a_search(engine: Engine) -> None:
+    """A STOP posted with another stranger's question: the question is a lead, counted; the STOP
+    is not. A search reads the words, which the check does not: it counts replies only then."""
+    _three_people(engine)
+    everyone = InboxFilter(since=default_since(timezone=KL), timezone=KL)
+    searching = InboxFilter(since=default_since(timezone=KL), timezone=KL, search="stock")
+    watching, searched = _watching(engine, everyone), _watching(engine, searching)
+    _arrives(engine, [_message("60199990001", "STOP", ago=dt.timedelta(0)),  # type: ignore[arg-type]
+                      _message("60199990002", "Still got stock?", ago=dt.timedelta(0))])
+    assert [m.value for m in watching.run().markdown] == [
+        "**1 new message** from someone no recent blast messaged since this list was loaded."]
+    assert not searched.run().markdown
