@@ -37,7 +37,8 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, aliased
 
-from core.config import get_settings
+from core.config import PRACTICE_DEVICES, get_settings
+from core.funnel import not_practice
 from core.models import WITH_MESSAGES, Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
 from core.phones import typed_number
 from core.recipients import matches_search
@@ -68,6 +69,8 @@ class InboxFilter:
     tags: tuple[str, ...] = ()
     only_open: bool = True  # only people to follow up: no sale recorded, and not opted out
     search: str | None = None
+    # Once the dashboard sends to WhatsApp, practice blasts' replies were made up by the sandbox.
+    leave_out_practice: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,13 @@ def _matching(filters: InboxFilter) -> Select:
         query = query.where(Blast.blast_tag.in_(filters.tags))
     if filters.search and filters.search.strip():
         query = query.where(matches_search(filters.search.strip()))
-    return query
+    return _without_practice(query, filters)
+
+
+def _without_practice(query: Select, filters: InboxFilter) -> Select:
+    if not filters.leave_out_practice:
+        return query
+    return query.where(not_practice()).params(practice_devices=list(PRACTICE_DEVICES))
 
 
 def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, tuple[str, int]]:
@@ -382,6 +391,7 @@ def new_since(session: Session, *, mark: InboxMark, filters: InboxFilter) -> New
         replies = replies.where(Blast.blast_tag.in_(filters.tags))
     if filters.search and filters.search.strip():
         replies = replies.where(matches_search(filters.search.strip()))
+    replies = _without_practice(replies, filters)
     if filters.only_open:
         stopped = exists().where(OptOut.phone_number == BlastRecipient.phone_number)
         replies = replies.where(BlastRecipient.status != Status.CLOSED.value, not_(stopped))

@@ -84,7 +84,8 @@ def render_waiting_replies() -> None:
     with the way to them. Nothing when no one waits."""
     zone = settings().app_timezone
     with reading() as s:
-        _, waiting = who_replied(s, filters=InboxFilter(since=default_since(timezone=zone), timezone=zone))
+        _, waiting = who_replied(s, filters=InboxFilter(since=default_since(timezone=zone), timezone=zone,
+                                                        leave_out_practice=not settings().sandbox))
     if not waiting:
         return
     with st.container(border=True, horizontal=True, vertical_alignment="center"):
@@ -97,7 +98,7 @@ def render_filters() -> InboxFilter:
     zone = settings().app_timezone
     today = utcnow().astimezone(settings().timezone).date()
     with reading() as s:
-        tags, _ = filter_options(s)
+        tags, _ = filter_options(s, leave_out_practice=not settings().sandbox)
     cols = st.columns([2, 3, 3, 3], vertical_alignment="bottom")  # room for the toggle's words
     since = cols[0].date_input(
         "Replied since", value=default_since(timezone=zone), max_value=today, format="DD/MM/YYYY",
@@ -114,6 +115,7 @@ def render_filters() -> InboxFilter:
     return InboxFilter(
         since=since if isinstance(since, dt.date) else default_since(timezone=zone),
         timezone=zone, tags=tuple(chosen), only_open=only_open, search=search.strip() or None,
+        leave_out_practice=not settings().sandbox,
     )
 
 

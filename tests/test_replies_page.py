@@ -434,3 +434,25 @@ def test_the_check_counts_each_new_lead_and_leaves_them_out_of_a_search(engine: 
     assert [m.value for m in watching.run().markdown] == [
         "**1 new message** from someone no recent blast messaged since this list was loaded."]
     assert not searched.run().markdown
+
+
+def test_once_live_replies_to_practice_blasts_are_left_out(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox made them up: once the dashboard sends to WhatsApp they are nobody to call,
+    on the Replies page as on the Overview."""
+    from core.config import get_settings
+
+    _three_people(engine)  # blasts with no device: the team's own
+    with transaction(engine) as s:
+        practice = make_blast(s, name="Sandbox try", blast_tag="Try", state="completed", device="sandbox")
+        _replied(s, practice, (dt.timedelta(minutes=10), "Nak!"), contact_name="Sim",
+                 phone_number="+60129990000")
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    get_settings.cache_clear()
+    at = run_page(REPLIES)
+    assert "Sim" not in list(_table(at).value["Name"])
+    assert "Try" not in at.multiselect(key="rpl_tags").options
+    overview = run_page("pages/overview.py")
+    assert any(m.value.startswith("**2 people** replied") for m in overview.markdown)
