@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import select
 
+from core import templates
 from core.models import Blast, BlastRecipient
 from core.sending import blasts, gateways
 from core.statuses import Status
@@ -13,6 +14,7 @@ from dashboard.data import reading, session, settings
 from dashboard.finish_note import render_finish
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
+from dashboard.new_blast_views import render_test
 
 
 def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
@@ -49,6 +51,9 @@ def render_draft_launch(blast: Blast) -> None:
         fix="take that placeholder out of the message",
     )
     _render_save_message(blast, message)
+    if message.usable:
+        first = samples[0].variables if samples else {}
+        render_test(templates.render(message.text, first).text, key=f"draft_test_{blast.id}")
     cfg = settings()
     device = blast.device or gateways.launch_device(cfg)
     send_at = render_when(key=f"draft_when_{blast.id}", device=device)

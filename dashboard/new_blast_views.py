@@ -402,20 +402,25 @@ TEST_SENT = "test_sent"  # the last test sent from this page, kept for the sessi
 
 
 def render_test_send(text: str, report: ImportReport) -> None:
+    first = report.recipients[0] if report.recipients else None
+    render_test(templates.render(text, _row_variables(first) if first else {}).text)
+
+
+def render_test(body: str, *, key: str = "test") -> None:
+    """Send `body` (the message filled in for the first recipient) to the marketer's own number,
+    and keep what was tested on the page; `key` tells the New blast page's from a draft's."""
     practice = settings().sandbox
     where = " In practice mode it goes to the built-in test gateway, not to a phone." if practice else ""
     st.caption("Send the message, filled in for the first recipient, to your own number first." + where)
     c1, c2 = st.columns([3, 1])
-    number = c1.text_input("Your WhatsApp number", key="test_to", placeholder="012-345 6789")
+    number = c1.text_input("Your WhatsApp number", key=f"{key}_to", placeholder="012-345 6789")
     c2.write("")
-    first = report.recipients[0] if report.recipients else None
-    body = templates.render(text, _row_variables(first) if first else {}).text
-    if c2.button("Send test", key="test_send", icon=":material/send:"):
-        _send_test(number, body, practice=practice)
-    _render_last_test(body)
+    if c2.button("Send test", key=f"{key}_send", icon=":material/send:"):
+        _send_test(number, body, practice=practice, key=key)
+    _render_last_test(body, key=key)
 
 
-def _send_test(number: str, body: str, *, practice: bool) -> None:
+def _send_test(number: str, body: str, *, practice: bool, key: str) -> None:
     if not number.strip():
         st.warning("Type your WhatsApp number first.")
         return
@@ -435,14 +440,18 @@ def _send_test(number: str, body: str, *, practice: bool) -> None:
     except BlastError as exc:  # a setting is wrong (the WSAPME address, say): nothing left
         st.error(f"The test was not sent: {exc.message}")
         return
-    st.session_state[TEST_SENT] = {"to": phone.e164, "body": body, "at": utcnow(), "id": result.message_id,
-                                   "practice": practice}
+    st.session_state[_sent_key(key)] = {"to": phone.e164, "body": body, "at": utcnow(),
+                                        "id": result.message_id, "practice": practice}
 
 
-def _render_last_test(body: str) -> None:
+def _sent_key(key: str) -> str:
+    return TEST_SENT if key == "test" else f"{key}_sent"
+
+
+def _render_last_test(body: str, *, key: str) -> None:
     """What was tested stays on the page while the blast is set up: the next click would
     otherwise take the confirmation away."""
-    sent = st.session_state.get(TEST_SENT)
+    sent = st.session_state.get(_sent_key(key))
     if not sent:
         return
     when = sent["at"].astimezone(settings().timezone)

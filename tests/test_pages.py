@@ -503,6 +503,24 @@ def test_a_follow_up_draft_is_sent_from_its_page(app_db: str, engine: Engine) ->
         assert s.get(Blast, draft_id).state == "sending"
 
 
+def test_a_follow_up_draft_can_be_tested_on_your_own_number_first(app_db: str, engine: Engine) -> None:
+    from core.config import get_settings
+    from core.gateway import sandbox_simulator
+
+    with transaction(engine) as s:
+        draft = make_blast(s, state="draft", message_template="Still keen, {name}?", device="sandbox")
+        make_recipient(s, draft, contact_name="Aisyah")
+        draft_id = draft.id
+    at = page("pages/blast.py", blast=str(draft_id))
+    at.run()
+    at.text_input(key=f"draft_test_{draft_id}_to").set_value("017-222 4444")
+    at.button(key=f"draft_test_{draft_id}_send").click().run()
+    assert not at.exception, at.exception
+    assert any("Test sent to +60172224444" in m.value for m in at.success)
+    sent = [m for m in sandbox_simulator(get_settings()).sent_messages() if m.to == "60172224444"]
+    assert [m.message for m in sent][-1] == "Still keen, Aisyah?", "filled in for the first recipient"
+
+
 def test_overview_one_day_picked_is_that_day_not_all_time(app_db: str, engine: Engine) -> None:
     day = dt.datetime(2026, 11, 20, 3, tzinfo=dt.UTC)  # 11:00 in Kuala Lumpur
     with transaction(engine) as s:
