@@ -267,6 +267,15 @@ def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:
             "Messages go out one right after another, with no pauses: WhatsApp may block the number.",
             "Pacing is off while sending for real. Set SEND_PACING=on.",
         ))
+    answer = settings.wsapme_connect_timeout + settings.wsapme_read_timeout
+    if settings.send_lease_seconds <= answer:
+        notes.append(Note(
+            "A message whose answer from WSAPME is slow may be marked as not known to have arrived, "
+            "and its blast paused, though it went out.",
+            f"A worker holds a message for SEND_LEASE_SECONDS ({settings.send_lease_seconds:g} s) but "
+            f"waits up to {answer:g} s for WSAPME's answer (WSAPME_CONNECT_TIMEOUT + "
+            "WSAPME_READ_TIMEOUT). Set SEND_LEASE_SECONDS above that.",
+        ))
     unreachable = unreachable_reason(settings.public_url)
     if unreachable and not settings.sandbox:
         notes.append(Note(

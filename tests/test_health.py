@@ -86,12 +86,13 @@ def test_a_webhook_address_on_plain_http_is_a_note(token: str | None, url: str, 
 
 def test_each_note_says_the_problem_plainly_and_leaves_the_settings_to_the_fix() -> None:
     everything_wrong = _settings(wsapme_token="t0ken-for-the-test", wsapme_device="5850", send_pacing="off",
-                                 public_url="http://192.168.1.20:8501")
+                                 public_url="http://192.168.1.20:8501", send_lease_seconds=30)
     plain_http = _settings(wsapme_token="t0ken-for-the-test", wsapme_device="5850",
                            public_url="http://175.136.0.10:8501")
     notes = [*_notes(everything_wrong, workers=[]), *_notes(plain_http, workers=[object()])]  # type: ignore[list-item]
-    assert len(notes) == 4
-    for note, setting in zip(notes, ("RUN_WORKER", "SEND_PACING", "PUBLIC_URL", "PUBLIC_URL"), strict=True):
+    assert len(notes) == 5
+    said = ("RUN_WORKER", "SEND_PACING", "SEND_LEASE_SECONDS", "PUBLIC_URL", "PUBLIC_URL")
+    for note, setting in zip(notes, said, strict=True):
         assert setting in note.fix
         assert not re.search(r"[A-Z]+_[A-Z]+|`|python|worker", note.words), note.words
 
@@ -359,3 +360,13 @@ def test_the_webhook_address_without_public_url_is_this_server_on_its_own_port(
     get_settings.cache_clear()
     at = run_page("pages/health.py")
     assert any(code.value.startswith("https://tracker.example.com/webhooks/wsapme/") for code in at.code)
+
+
+def test_a_send_lease_shorter_than_the_gateways_answer_time_is_a_note() -> None:
+    """Another worker's housekeeping marks a send unknown when its lease runs out, and two in a
+    row pause the blast: a lease shorter than the longest wait for WSAPME's answer does that to
+    slow answers that went out. The default leaves room."""
+    assert not [n for n in _notes(_settings(), workers=[object()]) if "SEND_LEASE_SECONDS" in n.fix]  # type: ignore[list-item]
+    short = _settings(send_lease_seconds=30, wsapme_read_timeout=30, wsapme_connect_timeout=5)
+    [note] = [n for n in _notes(short, workers=[object()]) if "SEND_LEASE_SECONDS" in n.fix]  # type: ignore[list-item]
+    assert "SEND_LEASE_SECONDS (30 s)" in note.fix and "up to 35 s" in note.fix
