@@ -122,6 +122,15 @@ def _pace(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     get_settings.cache_clear()
 
 
+def _device_has(engine: Engine, **counts: object) -> None:
+    """The configured device's pacing row, with what it has sent so far."""
+    settings = get_settings()
+    with transaction(engine) as s:
+        device = ensure_device(s, device=settings.wsapme_device, settings=settings)
+        for name, value in counts.items():
+            setattr(device, name, value)
+
+
 def _notes(at: AppTest) -> list[str]:
     return [i.value for i in at.info if "so it would finish" in i.value]
 
@@ -212,10 +221,7 @@ def test_the_daily_cap_is_said_with_what_already_went_out(
     app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _pace(monkeypatch, SEND_MIN_GAP_SECONDS="60", SEND_PAUSE_EVERY="0", SEND_DAILY_CAP="4")
-    settings = get_settings()
-    with transaction(engine) as s:
-        device = ensure_device(s, device=settings.wsapme_device, settings=settings)
-        device.sent_day, device.sent_in_day = dt.datetime.now(KL).date(), 2
+    _device_has(engine, sent_day=dt.datetime.now(KL).date(), sent_in_day=2)
     at = new_blast_with(THREE)
     assert any(n.startswith("At most 4 messages go out a day (2 already went out today), so it would "
                             "finish tomorrow around 00:0") for n in _notes(at)), _notes(at)
@@ -439,9 +445,7 @@ def test_the_new_blast_page_says_the_break_a_short_list_waits_for(
     app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _pace(monkeypatch, SEND_MIN_GAP_SECONDS="4", SEND_PAUSE_EVERY="50", SEND_PAUSE_SECONDS="300")
-    settings = get_settings()
-    with transaction(engine) as s:
-        ensure_device(s, device=settings.wsapme_device, settings=settings).sent_since_pause = 48
+    _device_has(engine, sent_since_pause=48)
     at = new_blast_with(THREE)
     assert any("messages take about **5 min**" in m.value for m in at.markdown)
     [note] = _notes(at)
