@@ -97,3 +97,14 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def in_malaysia(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """PHONE_REGION=MY, whatever the environment says."""
+    from core.config import get_settings
+
+    monkeypatch.setenv("PHONE_REGION", "MY")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

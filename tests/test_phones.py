@@ -424,17 +424,9 @@ def test_from_jid(jid: str, alt: str | None, e164: str | None) -> None:
         ("123456789012345@lid", None),
     ],
 )
-def test_a_sender_written_the_local_way_is_read_in_the_region(
-    sender: str, e164: str | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from core.config import get_settings
-
-    monkeypatch.setenv("PHONE_REGION", "MY")
-    get_settings.cache_clear()
-    try:
-        assert from_jid(sender) == e164
-    finally:
-        get_settings.cache_clear()
+@pytest.mark.usefixtures("in_malaysia")
+def test_a_sender_written_the_local_way_is_read_in_the_region(sender: str, e164: str | None) -> None:
+    assert from_jid(sender) == e164
 
 
 def test_a_local_sender_is_read_in_the_region_given_or_configured(monkeypatch: pytest.MonkeyPatch) -> None:

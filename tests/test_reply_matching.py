@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 
-from core.config import get_settings
 from core.db import transaction
 from core.models import BlastRecipient, OptOut, WebhookInbox
 from core.statuses import Status
@@ -194,15 +192,6 @@ def test_stop_in_a_disappearing_chat_opts_out_and_counts_as_a_reply(engine: Engi
                    "messageTimestamp": int(at(10).timestamp())})
     assert _opt_outs(engine) == [(PHONE, "STOP")]
     assert _status(engine, rid) == ("REPLIED", "STOP")
-
-
-@pytest.fixture
-def in_malaysia(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """PHONE_REGION=MY, whatever the environment says."""
-    monkeypatch.setenv("PHONE_REGION", "MY")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("sender", ["0123456789", "0123456789@c.us", "+60 12-345 6789"])

@@ -397,17 +397,9 @@ def test_what_kind_of_message_it_is(payload: dict, message_type: str, text: str)
     [("0123456789", "+60123456789"), ("0123456789@c.us", "+60123456789"),
      ("+60 12-345 6789", "+60123456789"), ("0000000000@c.us", None)],
 )
-def test_a_sender_written_the_local_way_is_read_in_the_region(
-    jid: str, phone: str | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from core.config import get_settings
-
-    monkeypatch.setenv("PHONE_REGION", "MY")
-    get_settings.cache_clear()
-    try:
-        assert _message(_json({**DOCUMENTED_INCOMING, "from": jid})).phone == phone
-    finally:
-        get_settings.cache_clear()
+@pytest.mark.usefixtures("in_malaysia")
+def test_a_sender_written_the_local_way_is_read_in_the_region(jid: str, phone: str | None) -> None:
+    assert _message(_json({**DOCUMENTED_INCOMING, "from": jid})).phone == phone
 
 
 def test_broadcast_flag_is_read_from_text_and_bools() -> None:
