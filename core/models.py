@@ -84,6 +84,9 @@ class BlastState:
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     ALL = (DRAFT, SCHEDULED, SENDING, PAUSED, COMPLETED, CANCELLED)
+    # Launched and not finished: it sends by itself, if the gateway in use sends it.
+    ONGOING = (SCHEDULED, SENDING, PAUSED)
+    UNFINISHED = (DRAFT, *ONGOING)
 
 
 class PausedBy:

@@ -45,7 +45,7 @@ from dashboard.layout import friendly_errors
 LIVE_STATES = ("sending", "scheduled")
 FINISHED_STATES = (BlastState.COMPLETED, BlastState.CANCELLED)
 NO_ONE = "This blast had no one to send to."
-UNFINISHED_STATES = ("draft", "scheduled", "sending", "paused")
+UNFINISHED_STATES = BlastState.UNFINISHED
 # How often the live sections refresh themselves: quickly while messages go out, slowly
 # afterwards while receipts and replies can still arrive (most come after the last send).
 LIVE_EVERY_SECONDS = 2

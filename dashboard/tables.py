@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.config import Settings
 from core.funnel import BlastFunnel
+from core.models import BlastState
 from core.sending import gateways
 from dashboard.format import state_word
 
@@ -25,14 +26,10 @@ def _rate(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-# States in which a blast still sends by itself, if the gateway in use sends it.
-ONGOING_STATES = ("sending", "scheduled", "paused")
-
-
 def held_elsewhere(row: BlastFunnel, settings: Settings) -> bool:
     """An unfinished blast that the gateway in use will not send: made in practice mode while
     the dashboard now sends to WhatsApp, or the other way round."""
-    return row.state in ONGOING_STATES and not gateways.sends(row.device, settings=settings)
+    return row.state in BlastState.ONGOING and not gateways.sends(row.device, settings=settings)
 
 
 def _state(row: BlastFunnel, settings: Settings) -> str:

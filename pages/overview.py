@@ -7,7 +7,7 @@ from core.analytics import OPTED_OUT, RESPONSE_SAMPLE, tag_comparison
 from core.config import PRACTICE_DEVICES
 from core.demo import seed_demo
 from core.funnel import filter_options, funnel, funnel_by_blast, not_practice
-from core.models import Blast
+from core.models import Blast, BlastState
 from core.statuses import Stage
 from dashboard import data
 from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
@@ -16,7 +16,7 @@ from dashboard.filters import nothing_matches, render_filters
 from dashboard.format import duration_words, plural
 from dashboard.layout import friendly_errors, page_header
 from dashboard.reply_views import render_waiting_replies
-from dashboard.tables import ONGOING_STATES, blast_table, blast_table_columns, held_elsewhere
+from dashboard.tables import blast_table, blast_table_columns, held_elsewhere
 
 page_header("Overview", "What became of your messages: sent → received → read → replied → closed.")
 
@@ -122,7 +122,7 @@ columns[-1].metric(
 # Waiting rows of drafts and cancelled blasts will not go out by themselves: not "waiting", nor
 # those of a blast the gateway in use does not send (a WhatsApp blast in practice mode; once
 # live, the practice blasts are not in the selection at all).
-ongoing = [b for b in per_blast if b.state in ONGOING_STATES]
+ongoing = [b for b in per_blast if b.state in BlastState.ONGOING]
 held = sum(b.funnel.waiting for b in ongoing if held_elsewhere(b, settings()))
 waiting = sum(b.funnel.waiting for b in ongoing) - held
 in_drafts = sum(b.funnel.waiting for b in per_blast if b.state == "draft")
