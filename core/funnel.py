@@ -107,8 +107,6 @@ def _params(filters: FunnelFilter) -> dict[str, object]:
                          ("blast_ids", filters.blast_ids)):
         if values:
             params[name] = list(values)
-    if filters.leave_out_practice:
-        params["practice_devices"] = list(PRACTICE_DEVICES)
     return params
 
 
@@ -131,8 +129,9 @@ def _restrict(query: Select, shape: _Shape) -> Select:
 
 def not_practice() -> ColumnElement[bool]:
     """A blast not made in practice mode: a draft not yet given a device belongs to whichever
-    gateway will send it, the one in use."""
-    return or_(Blast.device.is_(None), Blast.device.not_in(bindparam("practice_devices", expanding=True)))
+    gateway will send it, the one in use. The devices are fixed, so they are bound here."""
+    return or_(Blast.device.is_(None),
+               Blast.device.not_in(bindparam("practice_devices", list(PRACTICE_DEVICES), expanding=True)))
 
 
 def of_selected_blasts(query: Select, blast_id: ColumnElement[int], filters: FunnelFilter,
@@ -396,7 +395,7 @@ def filter_options(session: Session, *, leave_out_practice: bool = False) -> tup
     for column in (Blast.blast_tag, Blast.follow_up_stage):
         query = select(column).where(column.is_not(None)).distinct().order_by(column)
         if leave_out_practice:
-            query = query.where(not_practice()).params(practice_devices=list(PRACTICE_DEVICES))
+            query = query.where(not_practice())
         options.append(list(session.scalars(query)))
     tags, stages = options
     return tags, stages

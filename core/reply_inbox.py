@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, aliased
 
-from core.config import PRACTICE_DEVICES, get_settings
+from core.config import get_settings
 from core.funnel import not_practice
 from core.models import WITH_MESSAGES, Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
 from core.phones import typed_number
@@ -188,7 +188,7 @@ def _matching(filters: InboxFilter) -> Select:
 def _without_practice(query: Select, filters: InboxFilter) -> Select:
     if not filters.leave_out_practice:
         return query
-    return query.where(not_practice()).params(practice_devices=list(PRACTICE_DEVICES))
+    return query.where(not_practice())
 
 
 def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, tuple[str, int]]:

@@ -25,8 +25,7 @@ live = not settings().sandbox
 with reading() as s:
     tags, stages = filter_options(s, leave_out_practice=live)
     # Once live, practice blasts are left out of everything here: they do not make a start.
-    has_blasts = s.scalar(select(exists().where(not_practice() if live else Blast.id.is_not(None)))
-                          .params(practice_devices=list(PRACTICE_DEVICES)))
+    has_blasts = s.scalar(select(exists().where(not_practice() if live else Blast.id.is_not(None))))
     practice_blasts = s.scalar(select(func.count()).where(Blast.device.in_(PRACTICE_DEVICES))) if live else 0
 
 if not has_blasts:
