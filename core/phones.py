@@ -53,7 +53,6 @@ _LETTER_RE = re.compile(r"[^\W\d_]")
 # Google Contacts joins a contact's numbers with " ::: ".
 _MULTI_SPLIT_RE = re.compile(r"[/,;&|\n]|:::|\s(?:or|atau|dan|and)\s", re.IGNORECASE)
 _DIGIT_RE = re.compile(r"\d")
-_NON_DIGIT_RE = re.compile(r"\D")
 # Cells the fast path may read as they are: digits, spaces, dashes, brackets, a plus.
 _PLAIN_RE = re.compile(r"\s*\+?[\d \-()]+\s*")
 # Excel damage: a number stored as a float, with thousands separators, or in E notation.
@@ -367,8 +366,9 @@ _POSSIBLE_REASONS = {
 def _slow_path(text: str, region: str) -> PhoneResult:
     if not _DIGIT_RE.search(text):
         return _invalid("not a phone number")
-    if _has_two_numbers(text):
-        return _the_one_mobile(text, region) or _invalid(
+    numbers = _numbers_in(text)
+    if len(numbers) >= 2:
+        return _the_one_mobile(numbers, region) or _invalid(
             "more than one number in this cell; keep one number per row")
     extension = _EXTENSION_RE.search(text)
     core = text[: extension.start()] if extension else text
@@ -388,17 +388,16 @@ def _slow_path(text: str, region: str) -> PhoneResult:
     return result if result.ok else _foreign_without_plus(core, region) or result
 
 
-def _has_two_numbers(text: str) -> bool:
-    parts = _MULTI_SPLIT_RE.split(text)
-    return sum(1 for part in parts if len(_DIGIT_RE.findall(part)) >= 7) >= 2
+def _numbers_in(text: str) -> list[str]:
+    """The parts of a cell split at "/", ",", " ::: ", " or "… that hold a number's digits."""
+    return [part for part in _MULTI_SPLIT_RE.split(text) if len(_DIGIT_RE.findall(part)) >= 7]
 
 
-def _the_one_mobile(text: str, region: str) -> PhoneResult | None:
+def _the_one_mobile(parts: list[str], region: str) -> PhoneResult | None:
     """Of several numbers in one cell ("+60 3-2345 6789 ::: +60 12-345 6789", as Google Contacts
     joins a contact's work line and mobile), the mobile, when the others are all landlines:
     WhatsApp reaches no other. Two mobiles, or a second number that is no number at all (a
     mobile mistyped, say), stay a question only the person can answer."""
-    parts = [part for part in _MULTI_SPLIT_RE.split(text) if len(_DIGIT_RE.findall(part)) >= 7]
     read = [_normalise_full(part, region) for part in parts]
     mobiles = {result.e164: result for result in read if result.ok and result.is_mobile}
     if len(mobiles) != 1 or not all(result.ok for result in read):
@@ -416,7 +415,7 @@ def _foreign_without_plus(core: str, region: str) -> PhoneResult | None:
     way a home mobile starts once Excel drops its 0 stay the home country's."""
     if "+" in core or "\uff0b" in core:  # its country code was read: the plus adds nothing
         return None
-    digits = _NON_DIGIT_RE.sub("", core) if core.isascii() else phonenumbers.normalize_digits_only(core)
+    digits = phonenumbers.normalize_digits_only(core)
     if digits.startswith(("0", *_home_starts(region))):
         return None
     try:

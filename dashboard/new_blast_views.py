@@ -398,7 +398,6 @@ def _save_pacing(device: str) -> None:
     st.session_state[_PACE_SAID] = _SAVED
 
 
-TEST_SENT = "test_sent"  # the last test sent from this page, kept for the session
 
 
 def render_test_send(text: str, report: ImportReport) -> None:
@@ -440,18 +439,14 @@ def _send_test(number: str, body: str, *, practice: bool, key: str) -> None:
     except BlastError as exc:  # a setting is wrong (the WSAPME address, say): nothing left
         st.error(f"The test was not sent: {exc.message}")
         return
-    st.session_state[_sent_key(key)] = {"to": phone.e164, "body": body, "at": utcnow(),
+    st.session_state[f"{key}_sent"] = {"to": phone.e164, "body": body, "at": utcnow(),
                                         "id": result.message_id, "practice": practice}
-
-
-def _sent_key(key: str) -> str:
-    return TEST_SENT if key == "test" else f"{key}_sent"
 
 
 def _render_last_test(body: str, *, key: str) -> None:
     """What was tested stays on the page while the blast is set up: the next click would
     otherwise take the confirmation away."""
-    sent = st.session_state.get(_sent_key(key))
+    sent = st.session_state.get(f"{key}_sent")  # the last test sent from this page
     if not sent:
         return
     when = sent["at"].astimezone(settings().timezone)
