@@ -157,7 +157,7 @@ def as_shown(rows: list[Sequence[str]], layout: Layout) -> tuple[Records, list[s
     rows = fill_merged_cells(_with_rows_of_unread_cells(rows, layout.unread), layout.merged)
     left_out, notes = _hidden_columns_left_out(rows, layout.hidden_columns)
     if left_out:
-        kept = [i for i in range(len(rows[0])) if i not in left_out]
+        kept = _other(len(rows[0]), left_out)
         rows = [tuple(row[i] for i in kept) for row in rows]
     records = Records(rows, range(1, len(rows) + 1))
     notes += _name_unread(records, layout.unread, left_out)
@@ -214,7 +214,7 @@ def _hidden_columns_left_out(rows: list[Sequence[str]], hidden: Sequence[range]
     shown = _columns(rows, _other(width, with_data))
     if every.phone in with_data and (shown is None or _mobiles(rows, shown) < _mobiles(rows, every)):
         kept_back.add(every.phone)
-    trial = _columns(rows, _other(width, set(with_data) - kept_back))
+    trial = _columns(rows, _other(width, set(with_data) - kept_back)) if kept_back else shown
     if trial is not None and not trial.names:
         kept_back.update(i for i in every.names if i in with_data)
     left_out = [i for i in with_data if i not in kept_back]
