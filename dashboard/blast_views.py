@@ -155,6 +155,7 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     with reading() as s:
         state, device = s.execute(select(Blast.state, Blast.device).where(Blast.id == blast_id)).one()
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
+        unreplied = closed_without_reply(s, blast_id=blast_id) if progress.funnel.closed else 0
     if state != shown_state:
         st.rerun(scope="app")
     f = progress.funnel
@@ -192,12 +193,9 @@ def render_progress(blast_id: int, shown_state: str) -> None:
         st.caption("Nothing sent yet: the funnel fills in as the messages go out.")
         return
     st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
-    if f.closed:
-        with reading() as s:
-            unreplied = closed_without_reply(s, blast_id=blast_id)
-        if unreplied:
-            st.caption(f"Replied includes {plural(unreplied, 'sale')} recorded for people who did not "
-                       "reply on WhatsApp: each stage counts everyone who got at least that far.")
+    if unreplied:
+        st.caption(f"Replied includes {plural(unreplied, 'sale')} recorded for people who did not "
+                   "reply on WhatsApp: each stage counts everyone who got at least that far.")
 
 
 def unknown_words(unknown: int, *, cancelled: bool) -> str:
@@ -296,10 +294,10 @@ def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
         st.rerun()
 
 
-def render_stuck_table(blast_id: int) -> None:
-    """Recipients by where they are now; run as a fragment with the same rhythm as the progress."""
+def render_stuck_table(blast_id: int, *, cancelled: bool) -> None:
+    """Recipients by where they are now; run as a fragment with the same rhythm as the progress.
+    `cancelled` as the page was drawn: it is drawn again when the blast's state changes."""
     with reading() as s:
-        cancelled = s.scalar(select(Blast.state).where(Blast.id == blast_id)) == BlastState.CANCELLED
         rows = stuck_at_each_stage(s, blast_id=blast_id)
     if not rows:
         st.caption("No recipients to show.")

@@ -22,7 +22,6 @@ from core.closing import (
 from core.csv_import import UPLOAD_TYPES, ColumnNotFound, opted_out_among
 from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
-from core.models import Blast, BlastState
 from core.recipients import (
     RESENDABLE,
     SELECTIONS,
@@ -69,8 +68,9 @@ PAGE_SIZE = 50
 SHOWN_HISTORIES = 5  # ticking a whole page must not lay out fifty histories
 
 
-def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
-    """A searchable, paginated table; pick rows to see their history or act on them.
+def render_recipients(blast_id: int, *, cancelled: bool, key_prefix: str = "rcp") -> None:
+    """A searchable, paginated table; pick rows to see their history or act on them. `cancelled`:
+    the blast was, as the page was drawn (the page is drawn again when its state changes).
 
     The page runs it as a fragment that refreshes itself while messages go out and answers come
     in. While rows are ticked the table stays as it was ticked: a refresh that moved someone out
@@ -87,11 +87,11 @@ def render_recipients(blast_id: int, *, key_prefix: str = "rcp") -> None:
     view = (blast_id, selection, search, int(page))
     held = _held_while_ticked(key_prefix, view)
     if held is not None:
-        frame, total, cancelled = held
+        frame, total = held
         st.caption("Kept as it was while rows are ticked: untick them to see the latest.")
     else:
-        frame, total, cancelled = _recipients_frame(blast_id, selection, search, int(page))
-        st.session_state[f"{key_prefix}_held"] = (_generation(key_prefix), view, frame, total, cancelled)
+        frame, total = _recipients_frame(blast_id, selection, search, int(page), cancelled=cancelled)
+        st.session_state[f"{key_prefix}_held"] = (_generation(key_prefix), view, frame, total)
     st.caption(f"{plural(total, 'recipient')} · page {int(page)} of {pages}")
     if frame.empty:
         st.info("No recipients match.")
@@ -117,21 +117,19 @@ def _generation(key_prefix: str) -> int:
     return st.session_state.get(f"{key_prefix}_table_generation", 0)
 
 
-def _held_while_ticked(key_prefix: str, view: tuple[object, ...]) -> tuple[pd.DataFrame, int, bool] | None:
+def _held_while_ticked(key_prefix: str, view: tuple[object, ...]) -> tuple[pd.DataFrame, int] | None:
     """The table as last shown, when it is the same view and has rows ticked."""
     held, last = st.session_state.get(f"{key_prefix}_held"), st.session_state.get(f"{key_prefix}_table_last")
     if held is None or last is None or held[:2] != (_generation(key_prefix), view) or not _ticked(last[2]):
         return None
-    return held[2], held[3], held[4]
+    return held[2], held[3]
 
 
 def _recipients_frame(
-    blast_id: int, selection: str, search: str, page: int
-) -> tuple[pd.DataFrame, int, bool]:
-    """One page of the blast's recipients as the table shows them, how many match, and whether
-    the blast was cancelled."""
+    blast_id: int, selection: str, search: str, page: int, *, cancelled: bool
+) -> tuple[pd.DataFrame, int]:
+    """One page of the blast's recipients as the table shows them, and how many match."""
     with reading() as s:
-        cancelled = s.get(Blast, blast_id).state == BlastState.CANCELLED
         rows, total = page_of_recipients(
             s, blast_id=blast_id, selection=selection, search=search, page=page, page_size=PAGE_SIZE
         )
@@ -156,7 +154,7 @@ def _recipients_frame(
                 for r in rows
             ]
         )
-    return frame, total, cancelled
+    return frame, total
 
 
 def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str, *, cancelled: bool) -> None:

@@ -70,16 +70,17 @@ with refresh:
 every = views.refresh_every(blast)
 st.fragment(in_words(views.render_progress), run_every=every)(blast_id, blast.state)
 
+cancelled = blast.state == "cancelled"
 tab_funnel, tab_people, tab_export, tab_follow, tab_close = st.tabs(
     ["Funnel", "Recipients", "Export", "Follow up", "Close sales"]
 )
 with tab_funnel:
     st.subheader("Where recipients are now")
-    st.fragment(in_words(views.render_stuck_table), run_every=every)(blast_id)
+    st.fragment(in_words(views.render_stuck_table), run_every=every)(blast_id, cancelled=cancelled)
     st.subheader("Follow-up chain")
     views.render_chain(blast_id)
 with tab_people:
-    st.fragment(in_words(people.render_recipients), run_every=every)(blast_id)
+    st.fragment(in_words(people.render_recipients), run_every=every)(blast_id, cancelled=cancelled)
 with tab_export:
     people.render_export(blast_id)
 with tab_follow:
