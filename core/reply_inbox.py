@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,7 +41,7 @@ from core.config import get_settings
 from core.funnel import not_practice
 from core.models import WITH_MESSAGES, Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
 from core.phones import typed_number
-from core.recipients import matches_search
+from core.recipients import matches_search, replies
 from core.statuses import Status
 from core.webhook.parse import IncomingMessage, parse_webhook
 from core.webhook.replies import NO_BLAST, no_blast_numbers, not_a_reply
@@ -178,17 +178,17 @@ def _matching(filters: InboxFilter) -> Select:
         .join(BlastRecipient, BlastRecipient.id == window.c.recipient_id)
         .join(Blast, Blast.id == BlastRecipient.blast_id)
     )
+    return _chosen_by(query, filters)
+
+
+def _chosen_by(query: Select, filters: InboxFilter) -> Select:
+    """A query over replies joined to their recipients and blasts, with the filter's tags,
+    search and practice blasts applied (the only-open choice aside: each asks it its own way)."""
     if filters.tags:
         query = query.where(Blast.blast_tag.in_(filters.tags))
     if filters.search and filters.search.strip():
         query = query.where(matches_search(filters.search.strip()))
-    return _without_practice(query, filters)
-
-
-def _without_practice(query: Select, filters: InboxFilter) -> Select:
-    if not filters.leave_out_practice:
-        return query
-    return query.where(not_practice())
+    return query.where(not_practice()) if filters.leave_out_practice else query
 
 
 def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, tuple[str, int]]:
@@ -224,12 +224,8 @@ def conversation(session: Session, *, recipient_id: int) -> Conversation:
     sent_at, sent_text = session.execute(
         select(BlastRecipient.sent_at, BlastRecipient.message_text).where(BlastRecipient.id == recipient_id)
     ).one()
-    said = session.execute(
-        select(RecipientReply.replied_at, RecipientReply.text)
-        .where(RecipientReply.recipient_id == recipient_id)
-        .order_by(RecipientReply.replied_at, RecipientReply.id)
-    ).all()
-    return Conversation(sent_at, sent_text, [(at, text) for at, text in said])
+    said = replies(session, recipient_id=recipient_id)
+    return Conversation(sent_at, sent_text, [(reply.replied_at, reply.text) for reply in said])
 
 
 @dataclass(frozen=True)
@@ -284,6 +280,7 @@ def unmatched_messages(
     only or of messages with receipts, at most `limit` of them."""
     start = dt.datetime.combine(filters.since, dt.time.min, tzinfo=ZoneInfo(filters.timezone))
     found: list[UnmatchedMessage] = []
+    wanted = _found_by(filters.search)
     for _, received_at, detail, body, content_type in _unmatched_entries(session, start=start):
         numbers = no_blast_numbers(detail)
         events = parse_webhook(body, content_type, numbering=numbering)  # type: ignore[arg-type]
@@ -294,7 +291,7 @@ def unmatched_messages(
             message = UnmatchedMessage(event.at or received_at, event.phone,
                                        name if isinstance(name, str) and name.strip() else None,
                                        event.text, None, None)
-            if _found_by(message, filters.search):
+            if wanted(message):
                 found.append(message)
         if len(found) >= limit:
             break
@@ -314,15 +311,20 @@ def _unmatched_entries(session: Session, *, start: dt.datetime) -> Iterator[Row]
     ))
 
 
-def _found_by(message: UnmatchedMessage, search: str | None) -> bool:
+def _found_by(search: str | None) -> Callable[[UnmatchedMessage], bool]:
+    """Whether a message is found by the search on its number, its words or its name; the
+    search read once for all the messages."""
     term = (search or "").strip()
     if not term:
-        return True
+        return lambda message: True
     typed = typed_number(term, get_settings().phone_region)
-    if typed is not None and (typed.digits in message.phone or typed.e164 == message.phone):
-        return True
     folded = term.casefold()
-    return folded in message.text.casefold() or folded in (message.name or "").casefold()
+
+    def found(message: UnmatchedMessage) -> bool:
+        if typed is not None and (typed.digits in message.phone or typed.e164 == message.phone):
+            return True
+        return folded in message.text.casefold() or folded in (message.name or "").casefold()
+    return found
 
 
 def _with_last_blasts(session: Session, messages: list[UnmatchedMessage]) -> list[UnmatchedMessage]:
@@ -381,21 +383,17 @@ def new_since(session: Session, *, mark: InboxMark, filters: InboxFilter) -> New
     when tags are chosen, no blast is theirs, nor with a search, which reads their words). Cheap
     enough to ask every half minute."""
     arrived = aliased(RecipientReply)  # the search reads RecipientReply of its own
-    replies = (
+    counted = (
         select(func.count()).select_from(arrived)
         .join(BlastRecipient, BlastRecipient.id == arrived.recipient_id)
         .join(Blast, Blast.id == BlastRecipient.blast_id)
         .where(arrived.id > mark.reply_id)
     )
-    if filters.tags:
-        replies = replies.where(Blast.blast_tag.in_(filters.tags))
-    if filters.search and filters.search.strip():
-        replies = replies.where(matches_search(filters.search.strip()))
-    replies = _without_practice(replies, filters)
+    counted = _chosen_by(counted, filters)
     if filters.only_open:
         stopped = exists().where(OptOut.phone_number == BlastRecipient.phone_number)
-        replies = replies.where(BlastRecipient.status != Status.CLOSED.value, not_(stopped))
-    new_replies = session.scalar(replies) or 0
+        counted = counted.where(BlastRecipient.status != Status.CLOSED.value, not_(stopped))
+    new_replies = session.scalar(counted) or 0
     if filters.tags or (filters.search and filters.search.strip()):
         return NewSince(int(new_replies), 0)
     inbox = WebhookInbox.__table__
