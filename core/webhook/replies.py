@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -164,9 +165,23 @@ def opt_out_keyword(text: str, *, words: Iterable[str]) -> str | None:
     if _is_question(text):
         return None
     said = normalise_words(text)
+    unspaced, parts = _phrases(tuple(words))
+    return said.upper() if said and _only_opt_outs(tuple(_spaced(said, unspaced).split()), parts) else None
+
+
+# (words, is an opt-out): what a message asking to stop is made of.
+_Parts = tuple[tuple[tuple[str, ...], bool], ...]
+
+
+@functools.lru_cache(maxsize=16)
+def _phrases(words: tuple[str, ...]) -> tuple[tuple[str, ...], _Parts]:
+    """The opt-out words as `normalise_words` reads them, with the filler around them, and the
+    words written without spaces (Chinese) to part a message at: worked out once per list of
+    words, not for every message."""
     opt_outs = {tuple(normalise_words(word).split()) for word in words} - {()}
-    unspaced = [w for part in opt_outs for w in part if _has_cjk(w)] + list(CJK_FILLER_WORDS)
-    return said.upper() if said and _only_opt_outs(tuple(_spaced(said, unspaced).split()), opt_outs) else None
+    unspaced = (*(w for part in opt_outs for w in part if _has_cjk(w)), *CJK_FILLER_WORDS)
+    parts = (*((word, True) for word in opt_outs), *((filler, False) for filler in _FILLER))
+    return unspaced, parts
 
 
 def _has_cjk(word: str) -> bool:
@@ -191,9 +206,9 @@ def _is_question(text: str) -> bool:
     return False
 
 
-def _only_opt_outs(said: tuple[str, ...], opt_outs: set[tuple[str, ...]]) -> bool:
-    """Whether `said` is opt-out words and filler from end to end, with at least one word."""
-    parts = [(word, True) for word in opt_outs] + [(filler, False) for filler in _FILLER]
+def _only_opt_outs(said: tuple[str, ...], parts: _Parts) -> bool:
+    """Whether `said` is opt-out words and filler (`_phrases`) from end to end, with at least
+    one opt-out word."""
     # read[i]: None when the first i words cannot be read so; else whether an opt-out is among them.
     read: list[bool | None] = [False] + [None] * len(said)
     for start in range(len(said)):
