@@ -98,10 +98,17 @@ def start_over() -> None:
     _forget_typed()
 
 
-def _forget_typed() -> None:
-    for key in (*TYPED, *_ticks()):
-        st.session_state.pop(key, None)
+def _forget_typed(*, keep_boxes: bool = False) -> None:
+    """Forget what was typed and ticked, and the copies kept of it; with `keep_boxes`, what the
+    boxes hold stays (the first file's: typed before the page knew of a file). A tick always
+    goes: it answers for the list it was given for, never another."""
+    for key in TYPED:
         st.session_state.pop(_kept(key), None)
+        if not keep_boxes:
+            st.session_state.pop(key, None)
+    for key in _ticks():
+        st.session_state.pop(_kept(key), None)
+        st.session_state.pop(key, None)
 
 
 def forget_file() -> None:
@@ -125,13 +132,7 @@ def keep_typing(file: str) -> None:
     for it too, even within one visit. Called before the boxes are drawn: the session holds
     what the marketer last typed in them."""
     if st.session_state.get(_TYPED_FOR) != file:  # another file: its boxes start afresh
-        for key in TYPED:
-            st.session_state.pop(_kept(key), None)
-            if st.session_state.get(_TYPED_FOR) is not None:
-                st.session_state.pop(key, None)
-        for key in _ticks():  # a tick answers for the list it was given for, never another
-            st.session_state.pop(_kept(key), None)
-            st.session_state.pop(key, None)
+        _forget_typed(keep_boxes=st.session_state.get(_TYPED_FOR) is None)
         st.session_state[_TYPED_FOR] = file
     for key in (*TYPED, *sorted(_ticks() - {GAPS_TICK})):
         if key in st.session_state:

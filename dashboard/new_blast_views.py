@@ -243,7 +243,6 @@ def _row_variables(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return blasts.recipient_variables(row.name, row.variables)
 
 
-_PACE_WIDGETS = ("p_gap", "p_jit", "p_cap", "p_every", "p_pause", "p_quiet")
 # The saved pace the boxes were last set from: when the saved pace changes (saved here, or in
 # another tab, or by a colleague), the boxes are set from it again.
 _PACE_DRAWN = "pace_drawn_from"
@@ -258,7 +257,7 @@ def render_pacing(device: str) -> bool:
     with reading() as s:
         rules = rules_for(s, device=device, settings=cfg)
     saved = _boxes_for(rules)
-    if st.session_state.get(_PACE_DRAWN) != saved or any(k not in st.session_state for k in _PACE_WIDGETS):
+    if st.session_state.get(_PACE_DRAWN) != saved or any(k not in st.session_state for k in saved):
         st.session_state.update(saved)  # before the boxes are drawn: they show it
         st.session_state[_PACE_DRAWN] = saved
     if cfg.send_pacing == "off":

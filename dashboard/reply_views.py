@@ -134,12 +134,12 @@ def render_inbox(filters: InboxFilter, *, unmatched: int = 0) -> None:
         found = inbox_page(s, filters=filters, page=page_number)
     today = utcnow().astimezone(settings().timezone).date()
     period = period_words(filters.since, today=today)
+    waiting_below = f" {unmatched_words(unmatched)}" if unmatched else ""
     if found.replied == 0:
         narrowed = " match the tags or the search" if filters.tags or filters.search else ""
-        st.info(f"No replies {period}{narrowed}." + (f" {unmatched_words(unmatched)}" if unmatched else ""))
+        st.info(f"No replies {period}{narrowed}.{waiting_below}")
         return
-    st.markdown(count_words(found, filters=filters, period=period)
-                + (f" {unmatched_words(unmatched)}" if unmatched else ""))
+    st.markdown(count_words(found, filters=filters, period=period) + waiting_below)
     if found.total == 0:
         st.info(f"Everyone who replied {period} is marked closed or asked not to be messaged. Switch "
                 "off “Only people to follow up” to see them.")
@@ -364,9 +364,9 @@ def new_words(new: NewSince) -> str:
     """ "**2 new replies** since this list was loaded.", with the messages no blast explains."""
     parts = []
     if new.replies:
-        parts.append(f"**{new.replies:,} new {'reply' if new.replies == 1 else 'replies'}**")
+        parts.append(f"**{plural(new.replies, 'new reply', 'new replies')}**")
     if new.unmatched:
-        parts.append(f"**{new.unmatched:,} new {'message' if new.unmatched == 1 else 'messages'}** from "
+        parts.append(f"**{plural(new.unmatched, 'new message')}** from "
                      f"{'someone' if new.unmatched == 1 else 'people'} no recent blast messaged")
     return " and ".join(parts) + " since this list was loaded."
 
