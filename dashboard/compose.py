@@ -25,6 +25,12 @@ _BUBBLE = (
     '<div style="white-space: pre-wrap; overflow-wrap: anywhere; background: #d9fdd3; '
     'color: #111b21; padding: 0.5rem 0.75rem; border-radius: 0.5rem; line-height: 1.45">{}</div>'
 )
+# Their messages as WhatsApp shows them on our phone: white, on the left; ours are green.
+_THEIR_BUBBLE = (
+    '<div style="white-space: pre-wrap; overflow-wrap: anywhere; background: #ffffff; '
+    'color: #111b21; border: 1px solid #e4e4e4; padding: 0.5rem 0.75rem; border-radius: 0.5rem; '
+    'line-height: 1.45; margin-right: 15%">{}</div>'
+)
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -59,9 +65,10 @@ def plain(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
-def bubble_html(text: str) -> str:
-    """One message as its chat bubble shows it: WhatsApp's formatting, everything else escaped."""
-    return _BUBBLE.format(to_html(text))
+def bubble_html(text: str, *, theirs: bool = False) -> str:
+    """One message as its chat bubble shows it: WhatsApp's formatting, everything else escaped;
+    ours green, `theirs` white, as WhatsApp draws the two sides."""
+    return (_THEIR_BUBBLE if theirs else _BUBBLE).format(to_html(text))
 
 
 def _people(count: int) -> str:

@@ -229,7 +229,9 @@ def _kept_reply(text: object, at: object) -> list[tuple[dt.datetime | None, str]
     return [(at if isinstance(at, dt.datetime) else None, text)] if isinstance(text, str) else []
 
 
-def render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
+def render_replies(said: list[tuple[dt.datetime | None, str]], *, theirs: bool = False) -> None:
+    """What they replied, each with its time; `theirs` in the white bubbles of the other side of
+    a conversation."""
     if not said:
         return
     st.write("**What they replied**" + (f" ({len(said):,} messages)" if len(said) > 1 else ""))
@@ -237,7 +239,7 @@ def render_replies(said: list[tuple[dt.datetime | None, str]]) -> None:
         if at is not None:
             st.caption(local(at, "%d %b %H:%M"))
         # As WhatsApp shows it; nothing they typed is read as markup. A photo in words.
-        st.html(bubble_html(reply_words(text)))
+        st.html(bubble_html(reply_words(text), theirs=theirs))
 
 
 def table_key(key_prefix: str, *, generation: int, view: tuple[object, ...], shown: Iterable[object]) -> str:

@@ -37,19 +37,12 @@ from dashboard.compose import bubble_html, plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
-from dashboard.recipient_views import after_action, live_table_key, table_key
-from dashboard.whatsapp_format import to_html
+from dashboard.recipient_views import after_action, live_table_key, render_replies, table_key
 
 KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
 SHOWN_CONVERSATIONS = 10  # ticking a whole page must not lay out fifty conversations
 CHECK_EVERY = 30  # seconds between two looks for replies that came in after the list was read
-# Their messages as WhatsApp shows them on our phone: white, on the left; ours are green.
-_THEIR_BUBBLE = (
-    '<div style="white-space: pre-wrap; overflow-wrap: anywhere; background: #ffffff; '
-    'color: #111b21; border: 1px solid #e4e4e4; padding: 0.5rem 0.75rem; border-radius: 0.5rem; '
-    'line-height: 1.45; margin-right: 15%">{}</div>'
-)
 
 INBOX_COLUMNS = {
     # Sized so that who, what they said and where they stand fit a 1366 px laptop.
@@ -223,14 +216,7 @@ def render_conversation(chat: Conversation) -> None:
         if chat.sent_at is not None:
             st.caption(local(chat.sent_at, "%d %b %H:%M"))
         st.html(bubble_html(chat.sent_text))
-    if not chat.replies:
-        return
-    count = len(chat.replies)
-    st.write("**What they replied**" + (f" ({count:,} messages)" if count > 1 else ""))
-    for at, text in chat.replies:
-        st.caption(local(at, "%d %b %H:%M"))
-        # As WhatsApp shows it; nothing they typed is read as markup. A photo in words.
-        st.html(_THEIR_BUBBLE.format(to_html(reply_words(text))))
+    render_replies(chat.replies, theirs=True)
 
 
 def take_mark() -> InboxMark:
