@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import enum
+import functools
 import io
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -211,12 +212,18 @@ def _contact_phone(cells: Sequence[str], each_phone: Sequence[tuple[int, int | N
     mobile, else the first mobile number, else the first typed."""
     typed = [(cells[value], cells[label] if label is not None and label < len(cells) else "")
              for value, label in each_phone if value < len(cells) and cells[value].strip()]
-    labelled = next((number for number, label in typed if MOBILE_LABELS & set(header_words(label).split())),
-                    None)
+    labelled = next((number for number, label in typed if _says_mobile(label)), None)
     if labelled is not None:
         return labelled
     mobile = next((number for number, _ in typed if phones.normalise(number, region).is_mobile), None)
     return mobile or (typed[0][0] if typed else "")
+
+
+@functools.lru_cache(maxsize=256)
+def _says_mobile(label: str) -> bool:
+    """Whether a Google Contacts label ("Mobile", "Work") names a mobile: labels repeat down a
+    file, so each is read once."""
+    return bool(MOBILE_LABELS & set(header_words(label).split()))
 
 
 def _add_warning(result: RowResult, warning: str) -> None:
