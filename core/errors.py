@@ -44,15 +44,17 @@ class GatewayError(BlastError):
 
     `accepted` is False when the answer proves the message was not accepted (safe to
     retry if `retryable`), and None when the outcome is unknown (never resend).
+    `retry_after`: seconds the gateway asked to wait before trying again, when it said.
     """
 
     accepted: bool | None = False
     pauses_blast: bool = False
     http_status = 502
 
-    def __init__(self, message: str, *, raw: object = None) -> None:
+    def __init__(self, message: str, *, raw: object = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.raw = raw
+        self.retry_after = retry_after
 
 
 class GatewayRefused(GatewayError):
@@ -75,10 +77,6 @@ class RateLimited(GatewayError):
     """The gateway asked us to slow down."""
 
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, raw: object = None):
-        super().__init__(message, raw=raw)
-        self.retry_after = retry_after
 
 
 class GatewayServerError(GatewayError):

@@ -448,7 +448,7 @@ class SendWorker:
         """Seconds to wait after the `attempts`-th refusal in a row: growing, and never sooner
         than the gateway's Retry-After."""
         wait = min(300.0, 5.0 * 2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
-        return max(wait, getattr(exc, "retry_after", None) or 0.0)
+        return max(wait, exc.retry_after or 0.0)
 
     def _hold(self, s: Session, device_id: str, now: dt.datetime, seconds: float) -> dt.datetime:
         """Send nothing more from the device for `seconds`: the gateway turned it away for now,

@@ -148,10 +148,6 @@ class GatewayBusy(GatewayServerError):
     (overloaded, restarting, down for maintenance), the one 5xx that says so. Safe to try
     again, no sooner than its Retry-After when it gives one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, raw: object = None) -> None:
-        super().__init__(message, raw=raw)
-        self.retry_after = retry_after
-
 
 def refusal_from_body(body: object, *, device: str, status: int | None = None) -> GatewayError:
     """The error for an answer that says no (`success: false`, or an HTTP error with a reason),
