@@ -29,6 +29,7 @@ from core.opt_outs import add_opt_outs
 from core.status_batch import StatusEvent, apply_statuses
 from core.status_engine import StatusChange
 from core.statuses import RANK, Status
+from core.webhook import plain_acks
 from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError, parse_webhook
 from core.webhook.replies import (
     CLOCK_SKEW,
@@ -234,11 +235,19 @@ def _process(
         entry.id: parse_webhook(entry.body, entry.content_type, numbering=rules.numbering)
         for entry in entries
     }
-    events = {i: p for i, p in parsed.items() if not isinstance(p, ParseError)}
-    outcomes = apply_bodies(session, bodies=events, rules=rules,
-                            received={e.id: e.received_at for e in entries})
+    received = {e.id: e.received_at for e in entries}
+    outcomes: dict[int, Outcome] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        acks, phones = plain_acks.take(entries, parsed, new_state=InboxState.NEW)
+        applied = plain_acks.apply(session, acks, phones=phones, received=received, now=now,
+                                   applied=InboxState.APPLIED, max_detail=MAX_DETAIL)
+        outcomes = {i: Outcome(InboxState.APPLIED, "ack", detail) for i, detail in applied.items()}
+    rest = [entry for entry in entries if entry.id not in outcomes]
+    events = {e.id: parsed[e.id] for e in rest if not isinstance(parsed[e.id], ParseError)}
+    if events:
+        outcomes.update(apply_bodies(session, bodies=events, rules=rules, received=received))
     written = []
-    for entry in entries:
+    for entry in rest:
         found = parsed[entry.id]
         if isinstance(found, ParseError):
             outcome = Outcome(InboxState.UNPARSEABLE, "unknown", found.reason)
@@ -254,7 +263,7 @@ def _process(
                         "detail": outcome.detail[:MAX_DETAIL], "attempts": entry.attempts + 1})
     bulk.update_rows(session.connection(), _INBOX, key="id", columns=_ENTRY_WRITTEN, rows=written,
                      same={"processed_at": now})
-    _keep_waiting_keys(session, entries, outcomes)
+    _keep_waiting_keys(session, rest, outcomes)
     return {entry.id: outcomes[entry.id] for entry in entries}
 
 

@@ -1,0 +1,215 @@
+"""The everyday ack applied by PostgreSQL (core.webhook.plain_acks) leaves exactly what the
+general way leaves: the same batch applied both ways, from the same rows, gives the same
+recipients, history, inbox outcomes, waiting keys, replies and opt-outs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from core.db import transaction
+from core.models import utcnow
+from core.statuses import Status
+from core.webhook import plain_acks
+from core.webhook.inbox import WebhookRules, process_entries, store_raw
+from tests.support.factories import make_blast, make_recipient
+
+pytestmark = pytest.mark.postgres_only
+
+START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+RECEIVED = START + dt.timedelta(hours=3)
+PHONES = [f"+60120000{k:03d}" for k in range(40)]
+STARTING = [Status.QUEUED, Status.SENDING, Status.PENDING, Status.SERVER_ACK, Status.DELIVERY_ACK,
+            Status.READ_ACK, Status.REPLIED, Status.CLOSED, Status.FAILED, Status.UNKNOWN]
+# Names and numbers the gateway uses, the ones the fast way takes and the ones it leaves.
+ACK_STATUSES = ["PENDING", "SERVER_ACK", "DELIVERY_ACK", "READ_ACK", "READ", "delivered", "sent",
+                "ERROR", "FAILED", "PLAYED", 2, 3, 4, "REPLIED"]
+RULES = WebhookRules(wait_limit=dt.timedelta(days=3650))
+
+SNAPSHOTS = {
+    "recipients": "SELECT id, status, sent_at, delivered_at, read_timestamp, replied_at, closed_at, "
+                  "message_c2s_timestamp, error, reply_text, message_id FROM blast_recipients ORDER BY id",
+    "history": "SELECT recipient_id, old_status, new_status, changed_at, source, metadata "
+               "FROM status_history ORDER BY recipient_id, id",
+    "inbox": "SELECT id, state, kind, detail, attempts FROM webhook_inbox ORDER BY id",
+    "waiting": "SELECT inbox_id, key FROM webhook_waiting ORDER BY inbox_id, key",
+    "replies": "SELECT recipient_id, replied_at, text, inbox_id, inbox_position FROM recipient_replies "
+               "ORDER BY recipient_id, replied_at, inbox_id",
+    "opt_outs": "SELECT phone_number, keyword FROM opt_outs ORDER BY phone_number",
+    "rollups": "SELECT blast_id, status, sum(delta) FROM blast_status_deltas GROUP BY 1, 2 "
+               "HAVING sum(delta) <> 0 ORDER BY 1, 2",
+}
+
+
+def _recipients(engine: Engine, rng: random.Random, n: int) -> list[dict[str, Any]]:
+    """Recipients in three blasts, numbers shared between blasts, in every state."""
+    made = []
+    with transaction(engine) as s:
+        blasts = [make_blast(s) for _ in range(3)]
+        taken: set[tuple[int, str]] = set()
+        for k in range(n):
+            blast = rng.choice(blasts)
+            phone = rng.choice(PHONES)
+            if (blast.id, phone) in taken:
+                continue
+            taken.add((blast.id, phone))
+            status = rng.choice(STARTING)
+            fields: dict[str, Any] = {"status": status.value, "phone_number": phone}
+            if status not in (Status.QUEUED, Status.SENDING) and rng.random() < 0.9:
+                fields["message_id"] = f"MSG{k:04d}"
+            if status not in (Status.QUEUED, Status.SENDING, Status.FAILED) and rng.random() < 0.8:
+                fields["sent_at"] = START
+            if status in (Status.FAILED, Status.UNKNOWN) or rng.random() < 0.1:
+                fields["error"] = "earlier error"
+            if rng.random() < 0.2:
+                fields["delivered_at"] = START + dt.timedelta(minutes=1)
+            if rng.random() < 0.2:
+                fields["message_c2s_timestamp"] = int(START.timestamp()) + 30
+            if status in (Status.REPLIED, Status.CLOSED):
+                fields["replied_at"] = START + dt.timedelta(minutes=5)
+                fields["reply_text"] = "earlier reply"
+            made.append({"id": make_recipient(s, blast, **fields).id, **fields})
+    return made
+
+
+def _when(rng: random.Random) -> Any:
+    at = START + dt.timedelta(minutes=rng.randint(1, 150), seconds=rng.randint(0, 59))
+    return rng.choice([None, int(at.timestamp()), int(at.timestamp() * 1000), at.isoformat()])
+
+
+def _body(rng: random.Random, recipients: list[dict[str, Any]], k: int) -> bytes:
+    """One post: mostly everyday acks, with what must not be taken the fast way among them."""
+    known = [r["message_id"] for r in recipients if r.get("message_id")]
+    message_id = rng.choice(known) if rng.random() < 0.85 else f"LATER{k}"
+    kind = rng.random()
+    if kind < 0.6:
+        data: dict[str, Any] = {"id": message_id, "status": rng.choice(ACK_STATUSES)}
+        if (when := _when(rng)) is not None:
+            data["timestamp"] = when
+        payload: Any = {"event": "message-ack", "data": data} if rng.random() < 0.8 else data
+    elif kind < 0.64:  # an ack naming the chat: it may settle an unknown send
+        payload = {"id": message_id, "status": "DELIVERY_ACK", "timestamp": _when(rng) or 1772442000,
+                   "remoteJid": rng.choice(PHONES)[1:] + "@s.whatsapp.net"}
+    elif kind < 0.68:  # several ids at once
+        payload = {"ids": [message_id, rng.choice(known)], "status": rng.choice(["READ", "DELIVERY_ACK"])}
+    elif kind < 0.8:  # a person writing back, now and then to stop
+        words = rng.choice(["ok boleh", "berapa harga?", "STOP", "thanks"])
+        payload = {"type": "text", "message": words, "from": rng.choice(PHONES)[1:] + "@c.us",
+                   "timestamp": int((START + dt.timedelta(minutes=rng.randint(1, 150))).timestamp())}
+    elif kind < 0.9:
+        return b"{not json"
+    else:
+        payload = [{"event": "message-ack", "data": {"id": message_id, "status": "READ"}},
+                   {"event": "message-ack", "data": {"id": rng.choice(known), "status": "SERVER_ACK"}}]
+    return json.dumps(payload).encode()
+
+
+def _apply_and_look(engine: Engine, inbox_ids: list[int], *, now: dt.datetime) -> dict[str, list]:
+    """Apply the entries in batches of the applier's size, read everything, then roll back."""
+    with engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        for start in range(0, len(inbox_ids), 40):
+            process_entries(session, inbox_ids=inbox_ids[start:start + 40], rules=RULES, now=now)
+        session.flush()
+        seen = {name: [tuple(row) for row in connection.execute(text(sql))]
+                for name, sql in SNAPSHOTS.items()}
+        session.close()
+        outer.rollback()
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_fast_way_leaves_what_the_general_way_leaves(
+    engine: Engine, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    recipients = _recipients(engine, rng, 150)
+    with transaction(engine) as s:
+        inbox_ids = [store_raw(s, body=_body(rng, recipients, k), content_type="application/json",
+                               now=RECEIVED) for k in range(160)]
+    now = RECEIVED + dt.timedelta(seconds=1)
+
+    taken: list[int] = []
+    apply = plain_acks.apply
+
+    def counting(*args: Any, **kwargs: Any) -> dict[int, str]:
+        applied = apply(*args, **kwargs)
+        taken.extend(applied)
+        return applied
+
+    monkeypatch.setattr(plain_acks, "apply", counting)
+    fast = _apply_and_look(engine, inbox_ids, now=now)
+    monkeypatch.setattr(plain_acks, "take", _nothing_taken)
+    general = _apply_and_look(engine, inbox_ids, now=now)
+
+    assert len(taken) > 20, "the fast way took too little for the comparison to say anything"
+    assert len(taken) < len(inbox_ids) - 20
+    for name in SNAPSHOTS:
+        assert fast[name] == general[name], name
+
+
+def _nothing_taken(*args: Any, **kwargs: Any) -> tuple[dict, list]:
+    return {}, []
+
+
+def test_an_ack_for_a_number_a_reply_in_the_same_batch_comes_from_goes_the_general_way(
+    engine: Engine,
+) -> None:
+    """The reply was written first: read before the reply's time stamps read with the ack's
+    time only if the ack is applied first. Applied in arrival order, the read stage takes
+    the reply's time, as it would have one post at a time."""
+    with transaction(engine) as s:
+        rid = make_recipient(s, make_blast(s), phone_number=PHONES[0], message_id="M1",
+                             status="DELIVERY_ACK", sent_at=START).id
+    reply_at, read_at = START + dt.timedelta(minutes=5), START + dt.timedelta(minutes=6)
+    bodies = [
+        {"type": "text", "message": "ok", "from": PHONES[0][1:] + "@c.us",
+         "timestamp": int(reply_at.timestamp())},
+        {"event": "message-ack", "data": {"id": "M1", "status": "READ",
+                                          "timestamp": int(read_at.timestamp())}},
+    ]
+    with transaction(engine) as s:
+        ids = [store_raw(s, body=json.dumps(b).encode(), content_type="application/json", now=RECEIVED)
+               for b in bodies]
+    with transaction(engine) as s:
+        process_entries(s, inbox_ids=ids, rules=RULES, now=RECEIVED)
+    with transaction(engine) as s:
+        row = s.execute(text("SELECT status, read_timestamp FROM blast_recipients WHERE id = :id"),
+                        {"id": rid}).one()
+        history = s.execute(text("SELECT old_status, new_status FROM status_history "
+                                 "WHERE recipient_id = :id ORDER BY id"), {"id": rid}).all()
+    assert row.status == "REPLIED"
+    assert row.read_timestamp == reply_at
+    assert [tuple(h) for h in history] == [("DELIVERY_ACK", "REPLIED")]
+
+
+def test_everyday_acks_are_applied_by_the_database(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch the gateway sends all day never reaches the Python status engine."""
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        rids = [make_recipient(s, blast, message_id=f"D{k}", status="SERVER_ACK", sent_at=START).id
+                for k in range(50)]
+    with transaction(engine) as s:
+        ids = [store_raw(s, body=json.dumps({"event": "message-ack", "data": {
+            "id": f"D{k}", "status": "DELIVERY_ACK", "timestamp": int(START.timestamp()) + 60}}).encode(),
+            content_type="application/json", now=RECEIVED) for k in range(50)]
+    general: list[Callable] = []
+    monkeypatch.setattr("core.webhook.inbox.apply_statuses", lambda *a, **k: general.append(a) or [])
+    with transaction(engine) as s:
+        outcomes = process_entries(s, inbox_ids=ids, rules=RULES, now=utcnow())
+    assert not general
+    assert {o.state for o in outcomes.values()} == {"applied"}
+    assert outcomes[ids[0]].detail == "D0 DELIVERY_ACK: SERVER_ACK → DELIVERY_ACK"
+    with transaction(engine) as s:
+        rows = s.execute(text("SELECT status, delivered_at, message_c2s_timestamp FROM blast_recipients "
+                              "WHERE id = ANY(:ids)"), {"ids": rids}).all()
+    assert {tuple(r) for r in rows} == {("DELIVERY_ACK", START + dt.timedelta(seconds=60),
+                                         int(START.timestamp()) + 60)}
