@@ -7,7 +7,8 @@ INSERT and one commit, and each request is answered as soon as its body is durab
 PostgreSQL the server's event loop does that itself, on a connection of its own (no thread
 between a request and its answer); on SQLite a writer thread does. An applier thread then
 parses and applies what was stored, many bodies per transaction through
-`core.status_batch`. If applying fails the entries stay `new`, and `replay_waiting` picks
+`core.status_batch` (on PostgreSQL the everyday ack is judged and written by the database
+itself, `core.webhook.plain_acks`). If applying fails the entries stay `new`, and `replay_waiting` picks
 them up later: nothing stored is lost.
 
 One `Intake` per database per process (`intake_for`); its threads and its connection start
