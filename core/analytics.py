@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import BigInteger, Integer, any_, case, cast, func, or_, select
+from sqlalchemy import BigInteger, Integer, and_, any_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -132,7 +132,7 @@ def _sorted_gaps_needed(
     sample = of_selected_blasts(
         select(_microseconds_between(session, BlastRecipient.sent_at, column).label("gap"))
         .select_from(BlastRecipient)
-        .where(BlastRecipient.sent_at.is_not(None), column.is_not(None), _not_the_close(column))
+        .where(BlastRecipient.sent_at.is_not(None), column.is_not(None), _their_own_time(column))
         .order_by(BlastRecipient.id.desc())
         .limit(RESPONSE_SAMPLE),
         BlastRecipient.blast_id, filters, session.get_bind().dialect.name,
@@ -156,11 +156,16 @@ def _sorted_gaps_needed(
     return rows[0].size, rows[0].kept, gaps
 
 
-def _not_the_close(column: ColumnElement) -> ColumnElement[bool]:
-    """The stage was reached by the person, not stamped by a sale closed by hand: closing
-    someone who never read or replied stamps those stages with the close's time (a skipped
-    stage takes the later event's), which is no time of theirs to read or reply."""
-    return or_(BlastRecipient.closed_at.is_(None), column != BlastRecipient.closed_at)
+def _their_own_time(column: ColumnElement) -> ColumnElement[bool]:
+    """The stage's time is the person's, not one a later event stamped it with (a skipped
+    stage takes the later event's time): closing someone who never read or replied stamps
+    those stages with the close's time, and a reply from someone whose read receipts are
+    off stamps the read with the reply's. They had read it by then, but when is not known,
+    and counting the reply's time would make reading look slower than it is."""
+    own = or_(BlastRecipient.closed_at.is_(None), column != BlastRecipient.closed_at)
+    if column is BlastRecipient.read_timestamp:
+        own = and_(own, or_(BlastRecipient.replied_at.is_(None), column != BlastRecipient.replied_at))
+    return own
 
 
 def _interpolated(gaps: dict[int, int], n: int, tenths: int) -> float:
@@ -176,7 +181,8 @@ def _interpolated(gaps: dict[int, int], n: int, tenths: int) -> float:
 def response_times(session: Session, *, filters: FunnelFilter) -> ResponseTimes:
     """Median and 90th percentile of time from sending to reading, and to replying, over
     the most recent RESPONSE_SAMPLE messages whose person got that far (a sale closed by hand
-    reads and replies for no one: see `_not_the_close`); negative gaps (a clock
+    reads and replies for no one, nor does a reply read for someone whose receipts are off:
+    see `_their_own_time`); negative gaps (a clock
     that put the read or reply before the send) are dropped after sampling, and `sampled`
     says whether either sample was full.
 

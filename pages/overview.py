@@ -180,7 +180,8 @@ with right:
     r1.metric(
         "Typical time to read",
         duration_words(times.read_median),
-        help="Median: half of readers opened the message sooner than this.",
+        help="Median: half of readers opened the message sooner than this. People whose read "
+        "receipts are off are left out: WhatsApp only says they read it when they reply.",
     )
     r1.metric("9 in 10 read within", duration_words(times.read_p90))
     r2.metric("Typical time to reply", duration_words(times.reply_median))

@@ -268,6 +268,27 @@ def test_a_sale_closed_by_hand_is_no_time_to_read_or_reply(engine: Engine) -> No
     assert (times.read_median, times.reply_median) == (dt.timedelta(minutes=20), dt.timedelta(minutes=20))
 
 
+def test_a_reply_with_read_receipts_off_is_no_time_to_read(engine: Engine) -> None:
+    """Someone whose read receipts are off is read when they reply, stamped with the reply's
+    time: when they read it is not known, so it is left out of the time to read (and counts
+    for the time to reply)."""
+    with transaction(engine) as s:
+        blast = make_blast(s, blast_tag="Known")
+        sent = t(1, 12)
+        minutes = [sent + dt.timedelta(minutes=m) for m in (10, 20, 30, 600, 900)]
+        make_recipient(s, blast, status="READ_ACK", sent_at=sent, read_timestamp=minutes[0])
+        make_recipient(s, blast, status="READ_ACK", sent_at=sent, read_timestamp=minutes[2])
+        make_recipient(s, blast, status="REPLIED", sent_at=sent, read_timestamp=minutes[1],
+                       replied_at=minutes[4])
+        for late in minutes[3:]:
+            make_recipient(s, blast, status="REPLIED", sent_at=sent, read_timestamp=late, replied_at=late)
+    with transaction(engine) as s:
+        times = response_times(s, filters=FunnelFilter(tags=("Known",)))
+    assert times.read_median == dt.timedelta(minutes=20)
+    assert times.read_p90 == dt.timedelta(minutes=28)
+    assert times.reply_median == dt.timedelta(minutes=900)
+
+
 def test_activity_by_local_hour_and_weekday(engine: Engine) -> None:
     _seed(engine)
     with transaction(engine) as s:
@@ -356,6 +377,9 @@ def recount_response_times(session: Session, filters: FunnelFilter, sample: int)
             .order_by(BlastRecipient.id.desc())
             .limit(sample)
         )
+        if column is BlastRecipient.read_timestamp:  # not read with the reply's time (receipts off)
+            query = query.where(or_(BlastRecipient.replied_at.is_(None),
+                                    BlastRecipient.replied_at != BlastRecipient.read_timestamp))
         rows = session.execute(apply_filter(query, filters)).all()
         sampled = sampled or len(rows) == sample
         seconds = pd.Series([(later - sent).total_seconds() for sent, later in rows], dtype=float)
