@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from core.models import Device, utcnow
+from core.models import Blast, BlastState, Device, utcnow
 from core.sending.pacing import Finish, PacingRules, after_quiet_hours, pauses_among
 from core.sending.progress import Ahead, finish_estimate, queued_ahead, rules_for
 from dashboard.compose import has_passed, plain
@@ -46,6 +46,20 @@ def waiting_words(ahead: Ahead) -> str:
     if len(ahead.names) == 1:
         return f"it waits for {listed} to finish first ({to_go})"
     return f"it waits for {len(ahead.names):,} other blasts to finish first ({listed}: {to_go})"
+
+
+def made_words(blast_id: int, state: str) -> str:
+    """What became of a blast just made: "Blast #12 is sending now.", or, when older blasts
+    on its WhatsApp number go first, that it waits for them (the worker sends a number's
+    blasts oldest first)."""
+    words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
+    if state == BlastState.SENDING:
+        with reading() as s:
+            blast = s.get(Blast, blast_id)
+            ahead = queued_ahead(s, device=blast.device, blast_id=blast_id) if blast else Ahead()
+        if ahead.messages:
+            return f"Blast #{blast_id} is in line to send: {waiting_words(ahead)}."
+    return f"Blast #{blast_id} {words.get(state, state)}."
 
 
 def break_words(rules: PacingRules, *, pauses: int, sent_since_pause: int = 0) -> str:

@@ -11,7 +11,7 @@ from dashboard import new_blast_views as views
 from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
 from dashboard.data import session, settings, upload_digest
-from dashboard.finish_note import render_finish
+from dashboard.finish_note import made_words, render_finish
 from dashboard.format import plural
 from dashboard.layout import friendly_errors, page_header
 
@@ -95,8 +95,7 @@ made = st.session_state.setdefault("blasts_from_upload", {})
 if digest in made:
     kept_upload.forget_file()  # done with: the next visit to the page starts afresh
     blast_id, state = made[digest]
-    words = {"sending": "is sending now", "scheduled": "is scheduled", "draft": "was saved as a draft"}
-    st.success(f"Blast #{blast_id} {words.get(state, state)}.", icon=":material/check_circle:")
+    st.success(made_words(blast_id, state), icon=":material/check_circle:")
     st.page_link(
         "pages/blast.py",
         label=f"Follow blast #{blast_id}",

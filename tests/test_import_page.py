@@ -7,7 +7,7 @@ import io
 
 import openpyxl
 import pytest
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Checkbox
@@ -441,6 +441,27 @@ def test_a_file_taken_off_the_page_is_not_offered_back() -> None:
     assert not [b for b in at.button if b.key == "continue_upload"]
     at = upload(at, "contacts.csv", CONTACTS)
     assert at.text_input(key="blast_tag").value == "" and at.text_area(key="tpl").value == ""
+
+
+def test_a_blast_behind_another_on_the_same_number_says_it_waits(engine: Engine) -> None:
+    """The worker sends a number's blasts oldest first: a new one is not "sending now"."""
+    from core.sending import gateways
+
+    with transaction(engine) as s:
+        device = gateways.launch_device(get_settings())
+        older = make_blast(s, state="sending", name="Raya promo", device=device)
+        for k in range(40):
+            make_recipient(s, older, phone_number=f"+6011{k:08d}", status="QUEUED")
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}").run()
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        made = s.scalar(select(func.max(Blast.id)))
+    assert [m.value for m in at.success if f"Blast #{made}" in m.value] == [
+        f"Blast #{made} is in line to send: it waits for “Raya promo” to finish first "
+        "(40 messages to go from the same WhatsApp number)."]
 
 
 def test_recent_blasts_with_most_of_a_list(engine: Engine) -> None:
