@@ -75,10 +75,11 @@ def _document(dialect: Dialect, table: Table, names: Sequence[str], rows: Sequen
     converters = [(name, _json_processor(dialect, table.c[name])) for name in names]
     document = [{name: convert(row[name]) if convert else row[name] for name, convert in converters}
                 for row in rows]
-    return json.dumps(document, default=_json_scalar, separators=(",", ":"))
+    return json.dumps(document, default=json_scalar, separators=(",", ":"))
 
 
-def _json_scalar(value: Any) -> Any:
+def json_scalar(value: Any) -> Any:
+    """`json.dumps`'s `default` for the values rows hold besides JSON's own."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):

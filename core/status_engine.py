@@ -214,7 +214,7 @@ def _locked_recipient(session: Session, recipient_id: int) -> BlastRecipient:
 # The columns `judge` reads and may write, besides the event's own.
 JUDGED_COLUMNS = ("status", *STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_timestamp", "error")
 # A failed or unknown send whose message turns out to have gone: its problem text no longer holds.
-_SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
+SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
 
 
 def judge(
@@ -245,7 +245,7 @@ def judge(
                 put(column, value)
         return False, written
     put("status", new.value)
-    if old in _SETTLED_FROM and RANK[new] >= Stage.SENT.min_rank and row["error"] is not None:
+    if old in SETTLED_FROM and RANK[new] >= Stage.SENT.min_rank and row["error"] is not None:
         put("error", None)  # a reply to an unknown send: the person is no longer a problem
     reached = list(stages_between(RANK[old], RANK[new]))
     for stage in reached if stamp_skipped else reached[-1:]:

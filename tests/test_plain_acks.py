@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,16 +37,19 @@ RULES = WebhookRules(wait_limit=dt.timedelta(days=3650))
 
 SNAPSHOTS = {
     "recipients": "SELECT id, status, sent_at, delivered_at, read_timestamp, replied_at, closed_at, "
-                  "message_c2s_timestamp, error, reply_text, message_id FROM blast_recipients ORDER BY id",
+                  "message_c2s_timestamp, error, reply_text, message_id, updated_at >= :start "
+                  "FROM blast_recipients ORDER BY id",
     "history": "SELECT recipient_id, old_status, new_status, changed_at, source, metadata "
                "FROM status_history ORDER BY recipient_id, id",
-    "inbox": "SELECT id, state, kind, detail, attempts FROM webhook_inbox ORDER BY id",
+    "inbox": "SELECT id, state, kind, detail, attempts, processed_at FROM webhook_inbox ORDER BY id",
     "waiting": "SELECT inbox_id, key FROM webhook_waiting ORDER BY inbox_id, key",
     "replies": "SELECT recipient_id, replied_at, text, inbox_id, inbox_position FROM recipient_replies "
                "ORDER BY recipient_id, replied_at, inbox_id",
     "opt_outs": "SELECT phone_number, keyword FROM opt_outs ORDER BY phone_number",
     "rollups": "SELECT blast_id, status, sum(delta) FROM blast_status_deltas GROUP BY 1, 2 "
                "HAVING sum(delta) <> 0 ORDER BY 1, 2",
+    "hours": "SELECT blast_id, what, hour, status, sum(delta) FROM blast_hour_deltas GROUP BY 1, 2, 3, 4 "
+             "HAVING sum(delta) <> 0 ORDER BY 1, 2, 3, 4",
 }
 
 
@@ -113,13 +118,14 @@ def _body(rng: random.Random, recipients: list[dict[str, Any]], k: int) -> bytes
 
 def _apply_and_look(engine: Engine, inbox_ids: list[int], *, now: dt.datetime) -> dict[str, list]:
     """Apply the entries in batches of the applier's size, read everything, then roll back."""
+    start = utcnow()
     with engine.connect() as connection:
         outer = connection.begin()
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
-        for start in range(0, len(inbox_ids), 40):
-            process_entries(session, inbox_ids=inbox_ids[start:start + 40], rules=RULES, now=now)
+        for first in range(0, len(inbox_ids), 40):
+            process_entries(session, inbox_ids=inbox_ids[first:first + 40], rules=RULES, now=now)
         session.flush()
-        seen = {name: [tuple(row) for row in connection.execute(text(sql))]
+        seen = {name: [tuple(row) for row in connection.execute(text(sql), {"start": start})]
                 for name, sql in SNAPSHOTS.items()}
         session.close()
         outer.rollback()
@@ -213,3 +219,54 @@ def test_everyday_acks_are_applied_by_the_database(engine: Engine, monkeypatch: 
                               "WHERE id = ANY(:ids)"), {"ids": rids}).all()
     assert {tuple(r) for r in rows} == {("DELIVERY_ACK", START + dt.timedelta(seconds=60),
                                          int(START.timestamp()) + 60)}
+
+
+def test_a_batch_going_both_ways_locks_its_people_in_one_go(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch 1 moves B the database's way and A the general way; batch 2 moves both the
+    general way, locking A, then B. Had batch 1 locked B, then A, each would wait for the
+    other until PostgreSQL gave one of them up."""
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        for phone, message_id in ((PHONES[0], "A"), (PHONES[1], "B")):
+            make_recipient(s, blast, phone_number=phone, message_id=message_id, status="SERVER_ACK",
+                           sent_at=START)
+    with transaction(engine) as s:
+        first = [store_raw(s, body=json.dumps(b).encode(), content_type="application/json") for b in (
+            {"id": "A", "status": "DELIVERY_ACK", "remoteJid": PHONES[0][1:] + "@s.whatsapp.net"},
+            {"event": "message-ack", "data": {"id": "B", "status": "DELIVERY_ACK"}},
+        )]
+        second = [store_raw(s, body=json.dumps({"ids": ["A", "B"], "status": "READ"}).encode(),
+                            content_type="application/json")]
+    applied, failures = threading.Event(), []
+    apply = plain_acks.apply
+
+    def then_wait(*args: Any, **kwargs: Any) -> dict[int, str]:
+        done = apply(*args, **kwargs)
+        if done:  # batch 1's: batch 2 starts meanwhile
+            applied.set()
+            time.sleep(1.0)
+        return done
+
+    monkeypatch.setattr(plain_acks, "apply", then_wait)
+
+    def run(ids: list[int], wait: threading.Event | None) -> None:
+        if wait is not None:
+            wait.wait(10)
+        try:
+            with transaction(engine) as s:
+                process_entries(s, inbox_ids=ids, rules=RULES)
+        except Exception as exc:  # the deadlock, had there been one
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(first, None)),
+               threading.Thread(target=run, args=(second, applied))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert applied.is_set()
+    assert not failures, failures
+    with transaction(engine) as s:
+        assert set(s.scalars(text("SELECT status FROM blast_recipients"))) == {"READ_ACK"}

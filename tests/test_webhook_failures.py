@@ -60,12 +60,12 @@ def _entry(engine: Engine, inbox_id: int) -> WebhookInbox:
 
 
 def _broken(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
-    def apply_bodies(*args: object, **kwargs: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise error
 
     # Both ways of applying: the general one, and the database's for the everyday ack.
-    monkeypatch.setattr(inbox, "apply_bodies", apply_bodies)
-    monkeypatch.setattr(inbox.plain_acks, "apply", apply_bodies)
+    monkeypatch.setattr(inbox, "_carry_out", broken)
+    monkeypatch.setattr(inbox.plain_acks, "apply", broken)
 
 
 def test_an_entry_that_keeps_failing_is_set_aside_as_failed_and_applied_once_fixed(

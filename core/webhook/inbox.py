@@ -26,7 +26,7 @@ from core.config import Settings, get_settings
 from core.db import database_passwords, driver_says, transaction
 from core.models import BlastRecipient, RecipientReply, WebhookInbox, WebhookWaiting, utcnow
 from core.opt_outs import add_opt_outs
-from core.status_batch import StatusEvent, apply_statuses
+from core.status_batch import StatusEvent, apply_statuses, lock_recipients
 from core.status_engine import StatusChange
 from core.statuses import RANK, Status
 from core.webhook import plain_acks
@@ -236,16 +236,29 @@ def _process(
         for entry in entries
     }
     received = {e.id: e.received_at for e in entries}
-    outcomes: dict[int, Outcome] = {}
+    acks: dict[int, AckEvent] = {}
+    matched: dict[int, int] = {}  # everyday acks the database applies: inbox id → recipient id
     if session.get_bind().dialect.name == "postgresql":
         acks, phones = plain_acks.take(entries, parsed, new_state=InboxState.NEW)
-        applied = plain_acks.apply(session, acks, phones=phones, received=received, now=now,
-                                   applied=InboxState.APPLIED, max_detail=MAX_DETAIL)
-        outcomes = {i: Outcome(InboxState.APPLIED, "ack", detail) for i, detail in applied.items()}
-    rest = [entry for entry in entries if entry.id not in outcomes]
+        matched = plain_acks.match(session, acks, phones=phones)
+    rest = [entry for entry in entries if entry.id not in matched]
     events = {e.id: parsed[e.id] for e in rest if not isinstance(parsed[e.id], ParseError)}
-    if events:
-        outcomes.update(apply_bodies(session, bodies=events, rules=rules, received=received))
+    plan = _plan_bodies(session, bodies=events, rules=rules, received=received)
+    outcomes: dict[int, Outcome] = {}
+    if matched:
+        # One lock over every recipient the batch moves, in id order as everywhere else:
+        # locking the database's share and then the status engine's could deadlock with
+        # another batch locking the same people in id order.
+        lock_recipients(session, {*matched.values(), *plan.recipient_ids()})
+        applied = plain_acks.apply(session, {i: acks[i] for i in matched}, recipients=matched.values(),
+                                   received=received, now=now, applied=InboxState.APPLIED,
+                                   max_detail=MAX_DETAIL)
+        outcomes = {i: Outcome(InboxState.APPLIED, "ack", detail) for i, detail in applied.items()}
+        # Deleted between the look and the lock: said as the status engine says it.
+        rest += [entry for entry in entries if entry.id in matched and entry.id not in applied]
+        outcomes.update({i: Outcome(InboxState.IGNORED, "ack", f"{plain_acks.label(acks[i])}: "
+                                    "the recipient was deleted") for i in matched if i not in applied})
+    outcomes.update(_carry_out(session, plan, rules=rules))
     written = []
     for entry in rest:
         found = parsed[entry.id]
@@ -291,31 +304,56 @@ def apply_bodies(
     Events without a time take the time their body was received, so a replay hours later
     still judges a reply by when it was written.
     """
+    plan = _plan_bodies(session, bodies=bodies, rules=rules, received=received)
+    return _carry_out(session, plan, rules=rules)
+
+
+@dataclass
+class _Plan:
+    """What applying some bodies will do, worked out before anything is locked or written."""
+
+    order: list[int]  # the bodies' inbox ids, in arrival order
+    steps: list[tuple[int, _Step]]  # (inbox id, status change to make)
+    notes: dict[int, list[_Note]]
+    opt_outs: dict[str, str]  # number → the word they wrote
+
+    def recipient_ids(self) -> set[int]:
+        return {step.request.recipient_id for _, step in self.steps}
+
+
+def _plan_bodies(
+    session: Session, *, bodies: Mapping[int, list[Event]], rules: WebhookRules,
+    received: Mapping[int, dt.datetime],
+) -> _Plan:
     order = sorted(bodies)
     message_ids = [m for k in order for e in bodies[k] if isinstance(e, AckEvent) for m in e.message_ids]
-    known = _recipients_by_message_id(session, message_ids)
+    known = _recipients_by_message_id(session, message_ids) if message_ids else {}
     strays = [(event, received[key]) for key in order for event in bodies[key]
               if isinstance(event, AckEvent) and not known.keys() >= set(event.message_ids)]
     lost = _lost_sends(session, strays, rules=rules) if strays else {}
-    steps: list[tuple[int, _Step]] = []
-    notes: dict[int, list[_Note]] = {k: [] for k in order}
-    opt_outs: dict[str, str] = {}
+    plan = _Plan(order, [], {k: [] for k in order}, {})
     for key in order:
         for position, event in enumerate(bodies[key]):
             if isinstance(event, AckEvent):
                 found = _plan_ack(event, known=known, lost=lost, received_at=received[key],
-                                  notes=notes[key])
+                                  notes=plan.notes[key])
             elif isinstance(event, IncomingMessage):
                 found = _plan_message(session, event, rules=rules, received_at=received[key],
-                                      notes=notes[key], opt_outs=opt_outs)
+                                      notes=plan.notes[key], opt_outs=plan.opt_outs)
             else:
-                notes[key].append(_Note(InboxState.IGNORED, "other", event.reason))
+                plan.notes[key].append(_Note(InboxState.IGNORED, "other", event.reason))
                 found = []
-            steps += [(key, replace(step, position=position)) for step in found]
-    changes = apply_statuses(session, [step.request for _, step in steps])
+            plan.steps += [(key, replace(step, position=position)) for step in found]
+    return plan
+
+
+def _carry_out(session: Session, plan: _Plan, *, rules: WebhookRules) -> dict[int, Outcome]:
+    if not plan.order:
+        return {}
+    changes = apply_statuses(session, [step.request for _, step in plan.steps])
     replies = []
-    for (key, step), change in zip(steps, changes, strict=True):
-        notes[key].append(_note_for(step, change))
+    for (key, step), change in zip(plan.steps, changes, strict=True):
+        plan.notes[key].append(_note_for(step, change))
         if step.kind == "message" and change is not None:
             replies.append({"recipient_id": step.request.recipient_id, "replied_at": step.request.at,
                             "text": step.request.updates["reply_text"], "inbox_id": key,
@@ -324,9 +362,9 @@ def apply_bodies(
         _keep_replies(session, replies)
     # Listed, and taken out of every queue: a blast scheduled for tomorrow, or halfway
     # through, must not reach them.
-    for phone, keyword in opt_outs.items() if rules.record_opt_outs else ():
+    for phone, keyword in plan.opt_outs.items() if rules.record_opt_outs else ():
         add_opt_outs(session, [phone], source="webhook", keyword=keyword)
-    return {key: _summarise(notes[key]) for key in order}
+    return {key: _summarise(plan.notes[key]) for key in plan.order}
 
 
 def _keep_replies(session: Session, replies: list[dict[str, Any]]) -> None:
@@ -420,7 +458,7 @@ def _plan_ack(
     steps = []
     for message_id in event.message_ids:
         recipient_id = known.get(message_id)
-        label, written = f"{message_id} {event.status}", updates
+        label, written = plain_acks.label(event, message_id), updates
         if recipient_id is None and message_id in lost:
             recipient_id = lost[message_id]
             label += f", the unknown send to {event.phone}"

@@ -1,4 +1,4 @@
-"""The everyday ack, applied by PostgreSQL in two statements.
+"""The everyday ack, applied by PostgreSQL in one statement.
 
 Nearly every webhook is a receipt: one message id, a status that moves it along the funnel
 (on its way, sent, received, read), and perhaps a time. The status engine's rules for such
@@ -7,10 +7,15 @@ first time, received also fills `message_c2s_timestamp`, a failed or unknown sen
 proves to have gone loses its problem text; a move that is not real only fills an empty
 `message_c2s_timestamp`. Judged in Python they cost the server's one interpreter about as
 much as answering the post did, and the applier thread held the lock the event loop
-answering the posts needed. Here the database judges and writes them, with the statuses'
-ranks and stage columns written into the statement from `core.statuses`, so they are the
-ones the Python engine reads.
+answering the posts needed. Here the database judges and writes them. Those rules are
+`core.status_engine.judge`'s, written again in SQL for this one kind of event; the ranks,
+the stage columns and the statuses whose problem text goes are read from `core.statuses`
+and `core.status_engine` as the statement is built, and `tests/test_plain_acks.py` holds
+the two ways equal over random batches, so a rule changed in one place and not the other
+fails it.
 
+A batch looks up the acks' recipients (`match`), locks them with the rest of the batch's
+recipients in id order (`core.status_batch.lock_recipients`), then applies them (`apply`).
 Only what commutes with the rest of the batch is taken, so that applying it first gives
 exactly what applying everything in arrival order gives (`tests/test_plain_acks.py` holds
 the two equal over random batches):
@@ -21,7 +26,7 @@ the two equal over random batches):
 - whose recipient's number no other event of the batch comes from or names (a reply, an
   opt-out or an unknown send is found by number).
 Everything else, and a taken ack whose message id is not known yet, goes the general way
-(`core.webhook.inbox.apply_bodies`) in the same transaction.
+(`core.webhook.inbox`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ import datetime as dt
 import functools
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeGuard
 
 from sqlalchemy.orm import Session
 
+from core.bulk import json_scalar
+from core.models import utcnow
+from core.status_engine import SETTLED_FROM
 from core.statuses import RANK, STAGE_MIN_RANK, STAGE_TIMESTAMP_COLUMN, Stage, Status
 from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError
 
@@ -43,9 +51,6 @@ if TYPE_CHECKING:
 
 # The statuses an everyday ack brings: evidence the message got somewhere, short of a reply.
 ACK_STATUSES = frozenset(s for s in Status if 1 <= RANK[s] < RANK[Status.REPLIED])
-# A failed or unknown send whose message turns out to have gone loses its problem text
-# (core.status_engine._SETTLED_FROM; every ack status here proves it went).
-_SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
 
 
 def take(
@@ -66,59 +71,64 @@ def take(
             if isinstance(event, AckEvent | IncomingMessage) and event.phone:
                 phones.add(event.phone)
         if entry.state == new_state and len(events) == 1 and _everyday(events[0]):
-            candidates[entry.id] = events[0]  # type: ignore[assignment]
+            candidates[entry.id] = events[0]
     alone = {i: ack for i, ack in candidates.items() if named[ack.message_ids[0]] == 1}
     return alone, sorted(phones)
 
 
-def _everyday(event: Event) -> bool:
+def _everyday(event: Event) -> TypeGuard[AckEvent]:
     return (isinstance(event, AckEvent) and len(event.message_ids) == 1 and not event.phone
             and event.status in ACK_STATUSES)
 
 
-def apply(
-    session: Session, acks: Mapping[int, AckEvent], *, phones: Sequence[str],
-    received: Mapping[int, dt.datetime], now: dt.datetime, applied: str, max_detail: int,
-) -> dict[int, str]:
-    """Apply `acks` ({inbox id: ack}); the entries applied, with what became of each.
+def label(ack: AckEvent, message_id: str | None = None) -> str:
+    """How an inbox entry's detail names an ack: "3EB0F… DELIVERY_ACK"."""
+    return f"{message_id or ack.message_ids[0]} {ack.status}"
 
-    Marks those entries `applied` (the inbox's state for it). An ack whose message id
-    matches no recipient it may touch (not stored yet, or on a number `take` names) is
-    left out, for the general way."""
+
+def match(session: Session, acks: Mapping[int, AckEvent], *, phones: Sequence[str]) -> dict[int, int]:
+    """The recipient of each ack whose message id is known here ({inbox id: recipient id}),
+    leaving out those on a number in `phones`. Nothing is locked yet: the caller locks these
+    recipients with the rest of the batch's, in one go."""
     if not acks:
         return {}
+    found = session.connection().exec_driver_sql(
+        _MATCH_SQL, {"rows": _document(acks, received={}), "phones": list(phones)})
+    return dict(found.all())
+
+
+def apply(
+    session: Session, acks: Mapping[int, AckEvent], *, recipients: Collection[int],
+    received: Mapping[int, dt.datetime], now: dt.datetime, applied: str, max_detail: int,
+) -> dict[int, str]:
+    """Apply `acks` ({inbox id: ack}) to their `recipients`, locked by the caller: judge,
+    write, record in history, and mark the entries `applied` (the inbox's state for it) with
+    what became of each. Returns those details by inbox id; an ack whose recipient has gone
+    since it was matched is left out."""
+    if not acks:
+        return {}
+    done = session.connection().exec_driver_sql(_apply_sql(), {
+        "rows": _document(acks, received=received), "ids": list(recipients), "now": now,
+        "written_at": utcnow(), "applied": applied, "max_detail": max_detail})
+    return dict(done.all())
+
+
+def _document(acks: Mapping[int, AckEvent], *, received: Mapping[int, dt.datetime]) -> str:
     rows = [{"inbox_id": inbox_id, "message_id": ack.message_ids[0], "status": ack.status.value,
-             "at": (ack.at or received[inbox_id]).isoformat(),
+             "at": ack.at or received.get(inbox_id),
              "c2s": int(ack.at.timestamp()) if ack.status is Status.DELIVERY_ACK and ack.at else None,
              "raw": ack.raw}
             for inbox_id, ack in sorted(acks.items())]
-    document = json.dumps(rows, separators=(",", ":"), default=_json_scalar)
-    connection = session.connection()
-    # Locked first, in id order as everywhere else, by a statement of its own: the next one
-    # then reads them as they are now, and nothing can change them under it.
-    locked = connection.exec_driver_sql(_LOCK_SQL, {"rows": document, "phones": list(phones)}).scalars().all()
-    if not locked:
-        return {}
-    applied = connection.exec_driver_sql(
-        _apply_sql(), {"rows": document, "ids": locked, "now": now, "applied": applied,
-                      "max_detail": max_detail})
-    return dict(applied.all())
-
-
-def _json_scalar(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} cannot go into a webhook's history")
+    return json.dumps(rows, separators=(",", ":"), default=json_scalar)
 
 
 _EVENTS = ("json_to_recordset(%(rows)s::json) AS ev(inbox_id integer, message_id text, status text, "
            "at timestamptz, c2s bigint, raw jsonb)")
 _KNOWN = ", ".join(f"'{s.value}'" for s in RANK)
 
-_LOCK_SQL = f"""
-SELECT r.id FROM blast_recipients r JOIN {_EVENTS} ON r.message_id = ev.message_id
+_MATCH_SQL = f"""
+SELECT ev.inbox_id, r.id FROM blast_recipients r JOIN {_EVENTS} ON r.message_id = ev.message_id
 WHERE r.phone_number <> ALL(%(phones)s::text[]) AND r.status IN ({_KNOWN})
-ORDER BY r.id FOR UPDATE OF r
 """
 
 
@@ -137,7 +147,7 @@ def _apply_sql() -> str:
 
     received = STAGE_MIN_RANK[Stage.RECEIVED]
     stamps = ",\n        ".join(f"{STAGE_TIMESTAMP_COLUMN[stage]} = {stamp(stage)}" for stage in Stage)
-    settled = ", ".join(f"'{s.value}'" for s in _SETTLED_FROM)
+    settled = ", ".join(f"'{s.value}'" for s in SETTLED_FROM)
     judged = (*STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_timestamp", "error")
     columns = ", ".join(f"r.{c}" for c in judged)
     return f"""
@@ -158,7 +168,7 @@ written AS (
                  AND m.message_c2s_timestamp IS NULL THEN trunc(extract(epoch FROM m.at))::bigint
             ELSE m.message_c2s_timestamp END,
         error = CASE WHEN m.moves AND m.old IN ({settled}) THEN NULL ELSE m.error END,
-        updated_at = %(now)s
+        updated_at = %(written_at)s
     FROM m
     WHERE t.id = m.id AND (m.moves OR (m.c2s IS NOT NULL AND m.message_c2s_timestamp IS NULL))
 ),
