@@ -330,8 +330,9 @@ class WebhookInbox(Base):
     received_at: Mapped[dt.datetime] = created_at_column()
     content_type: Mapped[str | None] = mapped_column(String(255))
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    # new → applied | ignored | waiting (id not known yet) → unmatched | unparseable | failed
-    # (applying failed at every try; replayed like the other set-aside states)
+    # new → applied | ignored | waiting (id not known yet) → unmatched | unparseable |
+    # unrecognised (about a message, but not readable by this version) | failed (applying
+    # failed at every try); the last four are replayed when a person asks
     state: Mapped[str] = mapped_column(String(20), default="new", server_default="new")
     kind: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text)

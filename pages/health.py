@@ -74,7 +74,8 @@ with hook:
     c4.metric(
         "Could not be used",
         f"{events.set_aside:,}",
-        help="Events that could not be read, whose message never turned up, or that failed again "
+        help="Events that could not be read, that are about a message but in a form or with a "
+        "status this version does not know, whose message never turned up, or that failed again "
         "and again. Kept, never deleted, so they can be looked at or applied again.",
     )
     if cfg.webhook_secret is None:

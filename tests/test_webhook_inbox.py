@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError
+from core.health import EventCounts
 from core.models import BlastRecipient, OptOut, RecipientReply, StatusHistory, WebhookInbox, utcnow
 from core.status_engine import apply_status
 from core.statuses import Status
@@ -307,6 +308,32 @@ def test_something_that_is_not_an_event_is_ignored(engine: Engine) -> None:
     entry = _entry(engine, inbox_id)
     assert (entry.state, entry.kind) == ("ignored", "other")
     assert "connection.update" in entry.detail
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param({"id": "3EB0U", "status": 5}, id="a status number this numbering lacks"),
+    pytest.param({"key": {"id": "3EB0U", "fromMe": True}, "update": {"pinned": True}}, id="id, no status"),
+    pytest.param({"event": "message", "data": {"from": "60123456789@c.us", "body2": "Berapa?"}},
+                 id="a sender, no text it can read"),
+])
+def test_an_event_about_a_message_it_cannot_read_is_set_aside_to_apply_again(
+    engine: Engine, payload: dict
+) -> None:
+    """Not "not needed": a corrected ack numbering, or a version that reads the shape, may
+    use it, so it is counted with what could not be used and applied again when asked."""
+    rid = _recipient(engine, message_id="3EB0U", status=Status.DELIVERY_ACK)
+    wwebjs = WebhookRules(numbering="wwebjs")
+    inbox_id, outcome = _post(engine, payload, rules=wwebjs)
+    assert outcome is not None and (outcome.state, outcome.kind) == ("unrecognised", "other")
+    with transaction(engine) as s:
+        assert EventCounts.from_states(inbox_summary(s)["counts"]).set_aside == 1
+    report = replay_set_aside(engine, rules=RULES)  # the numbering put right: Baileys' 5 is played
+    assert report.seen == 1
+    if payload.get("status") == 5:
+        assert _entry(engine, inbox_id).state == "applied"
+        assert _row(engine, rid).status == "READ_ACK"
+    else:
+        assert _entry(engine, inbox_id).state == "unrecognised", "still kept in sight"
 
 
 # --- replies -------------------------------------------------------------------------------
@@ -749,7 +776,7 @@ def test_inbox_summary_counts_by_state(engine: Engine) -> None:
     with transaction(engine) as s:
         summary = inbox_summary(s)
     assert summary["counts"] == {"new": 0, "applied": 1, "ignored": 1, "waiting": 1,
-                                 "unmatched": 0, "unparseable": 1, "failed": 0}
+                                 "unmatched": 0, "unparseable": 1, "unrecognised": 0, "failed": 0}
     assert summary["total"] == 4
     assert summary["last_received_at"] == at(10, 20)
     assert summary["oldest_waiting_at"] == at(10, 5)

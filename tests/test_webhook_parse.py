@@ -204,7 +204,8 @@ def test_numbers_follow_the_numbering_setting(
         for value in (number, str(number)):
             events = parse_webhook(_json({"id": "3EB0A", "ack": value}), JSON, numbering=numbering)
             if expected is None:
-                assert events == [OtherEvent("an object with an unknown status " + repr(value))]
+                assert events == [OtherEvent("an object with an unknown status " + repr(value),
+                                             unread_message=True)]
             else:
                 assert [e.status for e in events] == [expected], (numbering, value)
 

@@ -1,8 +1,9 @@
 """The webhook inbox: raw bodies stored first, then parsed and applied, and replayed while waiting.
 
 States: new → applied | ignored | waiting (a message id not known yet) | unmatched (gave up
-waiting; kept) | unparseable (kept, with the reason) | failed (applying raised MAX_ATTEMPTS
-times; kept, with the error). The last three are set aside: applied again when a person asks.
+waiting; kept) | unparseable (kept, with the reason) | unrecognised (about a message, but in a
+shape or with a status this version cannot read; kept) | failed (applying raised MAX_ATTEMPTS
+times; kept, with the error). The last four are set aside: applied again when a person asks.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ class InboxState:
     WAITING = "waiting"
     UNMATCHED = "unmatched"
     UNPARSEABLE = "unparseable"
+    UNRECOGNISED = "unrecognised"
     FAILED = "failed"
-    ALL = (NEW, APPLIED, IGNORED, WAITING, UNMATCHED, UNPARSEABLE, FAILED)
+    ALL = (NEW, APPLIED, IGNORED, WAITING, UNMATCHED, UNPARSEABLE, UNRECOGNISED, FAILED)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class ReplayReport:
         if self.seen == 0:
             return "No events are set aside."
         used = self.states.get(InboxState.APPLIED, 0) + self.states.get(InboxState.IGNORED, 0)
-        still = self.states.get(InboxState.UNMATCHED, 0) + self.states.get(InboxState.UNPARSEABLE, 0)
+        still = sum(self.states.get(state, 0) for state in
+                    (InboxState.UNMATCHED, InboxState.UNPARSEABLE, InboxState.UNRECOGNISED))
         parts = [f"{used:,} applied"]
         for n, words in ((self.states.get(InboxState.WAITING, 0), "waiting for their message"),
                          (still, "still could not be used"), (self.failed, "failed (see the log)"),
@@ -194,7 +197,7 @@ def process_entries(
 
 _OPEN = (InboxState.NEW, InboxState.WAITING)
 # Kept, and applied again only when a person asks (`replay_set_aside`).
-SET_ASIDE = (InboxState.UNMATCHED, InboxState.UNPARSEABLE, InboxState.FAILED)
+SET_ASIDE = (InboxState.UNMATCHED, InboxState.UNPARSEABLE, InboxState.UNRECOGNISED, InboxState.FAILED)
 
 
 @dataclass
@@ -341,7 +344,10 @@ def _plan_bodies(
                 found = _plan_message(session, event, rules=rules, received_at=received[key],
                                       notes=plan.notes[key], opt_outs=plan.opt_outs)
             else:
-                plan.notes[key].append(_Note(InboxState.IGNORED, "other", event.reason))
+                # Set aside when it is about a message: a later version, or a corrected ack
+                # numbering, may read it. Other news from the gateway needs nothing.
+                state = InboxState.UNRECOGNISED if event.unread_message else InboxState.IGNORED
+                plan.notes[key].append(_Note(state, "other", event.reason))
                 found = []
             plan.steps += [(key, replace(step, position=position)) for step in found]
     return plan
@@ -579,6 +585,8 @@ def _summarise(notes: list[_Note]) -> Outcome:
     waiting = tuple(dict.fromkeys(n.waiting_id for n in notes if n.waiting_id))
     if waiting:
         state = InboxState.WAITING
+    elif InboxState.UNRECOGNISED in states:  # kept in sight, whatever else it held
+        state = InboxState.UNRECOGNISED
     elif InboxState.APPLIED in states:
         state = InboxState.APPLIED
     else:
@@ -695,8 +703,8 @@ def _process_each(
 def replay_set_aside(
     engine: Engine, *, rules: WebhookRules | None = None, now: dt.datetime | None = None,
 ) -> ReplayReport:
-    """Apply again the events set aside as unreadable, unmatched or failed: after the parser
-    learned a new shape, a setting that decides how events are read (the ack numbering) was
+    """Apply again the events set aside as unreadable, not understood, unmatched or failed:
+    after the parser learned a new shape, a setting that decides how events are read (the ack numbering) was
     corrected, or the cause of a failure was fixed. Each in its own transaction, oldest first;
     one that still cannot be used is set aside again, with the reason as it stands now.
     Nothing is deleted either way."""
@@ -710,7 +718,7 @@ def replay_set_aside(
     # An unmatched entry was read, and its opt-outs recorded, when it first came.
     read_before = dataclasses.replace(rules, record_opt_outs=False)
     # A failed entry was never applied (its transaction rolled back): read as if it came now.
-    never_read = (InboxState.UNPARSEABLE, InboxState.FAILED)
+    never_read = (InboxState.UNPARSEABLE, InboxState.UNRECOGNISED, InboxState.FAILED)
     reports = [
         _process_each(engine, [i for i, state in entries if state in never_read], rules=rules,
                       now=now, reopen=True),

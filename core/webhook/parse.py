@@ -119,6 +119,9 @@ class OtherEvent:
     """Something readable that is neither an ack nor a message (a connection update, ...)."""
 
     reason: str
+    # It names a message or a sender, so it is about a message, but could not be read as an
+    # ack or as a message (a status this version does not know, a shape it cannot read).
+    unread_message: bool = False
 
 
 @dataclass(frozen=True)
@@ -335,7 +338,9 @@ def _walk_object(
     if inner is not None:
         _walk(inner, out, numbering=numbering, depth=depth + 1, event_name=name)
     else:
-        out.append(OtherEvent(_unrecognised_reason(node, name, numbering=numbering)))
+        about_a_message = bool(message_ids(node) or _sender(node))
+        out.append(OtherEvent(_unrecognised_reason(node, name, numbering=numbering),
+                              unread_message=about_a_message))
 
 
 def read_item(item: dict[str, Any], *, numbering: AckNumbering) -> Event | None:
