@@ -4,6 +4,8 @@
 """
 
 import logging
+import tomllib
+from pathlib import Path
 
 import streamlit as st
 from streamlit import config as st_config
@@ -16,6 +18,21 @@ from dashboard.layout import PAGE_FAILED, ROUTED, wanted_page
 
 log = logging.getLogger("dashboard")
 
+
+def _this_projects_config() -> None:
+    """The options of this project's `.streamlit/config.toml` wherever the server starts.
+    `streamlit run` reads it beside the script; `uvicorn streamlit_app:app` started from
+    another folder would not, and a failing page would then show its stack trace, and
+    uploads be allowed up to 200 MB. An option set on the command line or in another
+    config file Streamlit read still wins."""
+    path = Path(__file__).parent / ".streamlit" / "config.toml"
+    for section, options in tomllib.loads(path.read_text(encoding="utf-8")).items():
+        for name, value in options.items():
+            if not st_config.is_manually_set(f"{section}.{name}"):
+                st_config.set_option(f"{section}.{name}", value, where_defined=str(path))
+
+
+_this_projects_config()
 # Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
 _local_url = f"http://127.0.0.1:{st_config.get_option('server.port')}"
 app = st.App(__file__, routes=routes(), lifespan=lifespan_for(_local_url))
