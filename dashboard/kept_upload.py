@@ -27,6 +27,9 @@ class ContactsFile:
 # Session state of the file kept, of whether the marketer chose to go on with it, and of what was
 # typed for it: a widget's own state goes when another page is shown, these stay.
 _KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "typed_for"
+# What `_TYPED_FOR` holds once the marketer took the file off or started over: what the boxes
+# send back then is the last file's, never what they typed for the next.
+_STARTED_OVER = "started over"
 # "when": a blast chosen to be scheduled must not come back as "Send now". The day and time
 # boxes are not kept: put back into boxes drawn with their own defaults, Streamlit warns.
 TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to", "when")
@@ -36,6 +39,12 @@ TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to", "when")
 # file, or starting over, asks again.
 GAPS_TICK = "tpl_blanks"
 _SEND_AGAIN_TICK = re.compile(r"send_again_\d+(?:_\d+)*")
+# What the boxes show afresh. Forgetting sets these rather than removing the boxes' values: a
+# value set in a callback is sent to the browser, while a removed one left the browser showing
+# the last file's words, and sending them back with the next click (seen when the machine was
+# busy). The blast's name is worked out again for the new file (dashboard/blast_naming.py).
+_FRESH: dict[str, object] = {"blast_tag": "", "blast_stage": "Initial", "tpl": "", "test_to": "",
+                             "when": "Send now", GAPS_TICK: False}
 
 
 def _kept(key: str) -> str:
@@ -93,9 +102,12 @@ def upload_changed() -> None:
 
 
 def start_over() -> None:
-    """Forget the file kept and everything typed and ticked for it."""
+    """Forget the file kept and everything typed and ticked for it. The boxes are not drawn
+    again until a file comes, so the browser still holds the old values and sends them with
+    the next file: that file's callback clears them once more (`_STARTED_OVER`)."""
     forget_file()
     _forget_typed()
+    st.session_state[_TYPED_FOR] = _STARTED_OVER
 
 
 def _forget_typed(*, keep_boxes: bool = False) -> None:
@@ -105,9 +117,16 @@ def _forget_typed(*, keep_boxes: bool = False) -> None:
     for key in TYPED:
         st.session_state.pop(_kept(key), None)
         if not keep_boxes:
-            st.session_state.pop(key, None)
+            _afresh(key)
     for key in _ticks():
         st.session_state.pop(_kept(key), None)
+        _afresh(key)
+
+
+def _afresh(key: str) -> None:
+    if key in _FRESH:
+        st.session_state[key] = _FRESH[key]
+    else:  # a box drawn for one file only: another file draws its own
         st.session_state.pop(key, None)
 
 

@@ -131,8 +131,9 @@ def test_upload_send_watch_the_funnel_fill_and_export(server, browser, tmp_path:
 def test_another_file_starts_with_empty_boxes_and_no_tick(server, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A tick given for one list ("send anyway, leaving the gaps empty"), its tag and its message
     must not send another list. Reset by the uploader's callback: reset by the script instead,
-    the browser could still show, or send back, the first file's values. That race showed one
-    run in two by hand, and not in this test's runs; the test holds what a person must see."""
+    the browser could still show, or send back, the first file's values. Choosing another file
+    first takes the old one off (a run with no file, which draws no boxes), and the browser
+    then sent the old values with the new file; on a busy machine this test caught it."""
     base, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
@@ -159,5 +160,8 @@ def test_another_file_starts_with_empty_boxes_and_no_tick(server, browser, tmp_p
     page.wait_for_timeout(1_000)
     wait_until_drawn(page)
     assert page.get_by_role("textbox", name="Message").input_value() == ""
+    # What the server holds, not only what the box shows: the browser had sent the last
+    # file's message back with the next file once the first was taken off.
+    assert page.get_by_text("Write the message to see how it will look.").is_visible()
     assert page.get_by_role("textbox", name="Campaign tag").input_value() == ""
     assert not tick.count() or not tick.is_checked()
