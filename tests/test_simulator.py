@@ -329,12 +329,38 @@ def test_an_unknown_device_is_refused_before_anything_is_sent(status: int) -> No
     assert answer.json() == {"success": False, "message": "Device not found"}
 
 
+def where(receiver: WebhookReceiver) -> str:
+    return receiver.url.removesuffix("/webhooks/wsapme/s3cret")
+
+
+def test_the_controls_never_answer_with_the_webhook_secret(receiver: WebhookReceiver) -> None:
+    """The controls answer any local process without a token; in practice mode the address
+    is the tracker's own, and its last part is the secret."""
+    with running_simulator(proportions=Proportions(delivered=0.0)) as sim:
+        answers = [requests.post(sim.url + "/_sim/webhook", json={"url": receiver.url}, timeout=5).text]
+        requests.post(sim.url + "/v1/sendMessage",  # with its own address
+                      json={"to": TO, "message": "hi", "redirect_url": receiver.url},
+                      headers={"x-wsapme-token": TEST_TOKEN}, timeout=5)
+        client_for(sim).send_text(to=TO, message="hi")  # to the one set above
+        receiver.wait_for(2)
+        assert sim.wait_idle(5)
+        answers += [requests.get(sim.url + f"/_sim/{route}", timeout=5).text
+                    for route in ("emitted", "messages")]
+        emitted = requests.get(sim.url + "/_sim/emitted", timeout=5).json()
+        other = requests.post(sim.url + "/_sim/webhook", json={"url": "https://u:pw@hooks.example/in?key=k3y"},
+                              timeout=5).json()
+    assert all("s3cret" not in answer for answer in answers)
+    assert {e["url"] for e in emitted["events"]} == {where(receiver) + "/webhooks/wsapme/[secret]"}
+    assert other["url"] == "https://hooks.example"
+    assert {e.url for e in sim.emitted().events} == {receiver.url}, "tests in this process still see it"
+
+
 def test_webhook_and_style_over_http(receiver: WebhookReceiver) -> None:
     with running_simulator(proportions=Proportions(delivered=0.0)) as sim:
         answer = requests.post(
             sim.url + "/_sim/webhook", json={"url": receiver.url, "shape": "form"}, timeout=5
         )
-        assert answer.json() == {"url": receiver.url, "shape": "form"}
+        assert answer.json() == {"url": where(receiver) + "/webhooks/wsapme/[secret]", "shape": "form"}
         requests.post(sim.url + "/_sim/style", json={"id_place": "data.id"}, timeout=5)
         sent = client_for(sim).send_text(to=TO, message="hi")
         posts = receiver.wait_for(1)
@@ -420,6 +446,25 @@ def test_cli_command_answers_a_send() -> None:
     assert stats["per_recipient"] == {TO: 1}
     assert process.returncode == 0
     assert f"listening on {url}" in output and "simulator stopped" in output
+
+
+def test_cli_command_says_where_webhooks_go_without_the_secret() -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "simulator", "--port", str(port),
+         "--webhook-url", "http://127.0.0.1:8501/webhooks/wsapme/hook-Zq81-0123456789abcdef"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=15)
+    assert "webhooks go to http://127.0.0.1:8501\n" in output  # pasted from Settings & health
+    assert "Zq81" not in output
 
 
 # The simulator speaks what the product's webhook parser reads

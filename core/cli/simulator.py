@@ -11,6 +11,7 @@ import threading
 from core.cli import SUMMARIES
 from core.errors import BadInput
 from core.simulator import ACK_SHAPES, Proportions, start_simulator
+from core.simulator.webhooks import receiver_address
 
 DEFAULTS = Proportions()
 
@@ -83,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"WSAPME simulator ({args.mode}) listening on {sim.url}", flush=True)
-    print(f"webhooks go to {args.webhook_url or 'nowhere yet (POST /_sim/webhook)'}", flush=True)
+    # The tracker's webhook address ends in its secret, and this line lands in terminals and logs.
+    where = receiver_address(args.webhook_url) if args.webhook_url else "nowhere yet (POST /_sim/webhook)"
+    print(f"webhooks go to {where}", flush=True)
     try:
         while not stop.wait(1.0):
             pass

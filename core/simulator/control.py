@@ -5,13 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.simulator import shapes
 from core.simulator.faults import make_fault
 from core.simulator.gateway import SimulatedGateway
+from core.simulator.webhooks import receiver_address
 from core.simulator.wire import Answer, Request, json_answer
 
 PREFIX = "/_sim/"
+# The tracker's webhook address ends in its secret: /webhooks/wsapme/<secret>.
+TRACKER_WEBHOOK_PATH = "/webhooks/wsapme/"
 
 
 def handle_control(gateway: SimulatedGateway, request: Request) -> Answer:
@@ -39,11 +43,17 @@ def _stats(gateway: SimulatedGateway, _body: Any) -> dict[str, Any]:
 
 
 def _messages(gateway: SimulatedGateway, _body: Any) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(m) for m in gateway.state.sent_messages()]
+    listed = [dataclasses.asdict(m) for m in gateway.state.sent_messages()]
+    for message in listed:
+        message["webhook_url"] = shown_url(message["webhook_url"])
+    return listed
 
 
 def _emitted(gateway: SimulatedGateway, _body: Any) -> dict[str, Any]:
-    return dataclasses.asdict(gateway.state.emitted())
+    emitted = dataclasses.asdict(gateway.state.emitted())
+    for event in emitted["events"]:
+        event["url"] = shown_url(event["url"])
+    return emitted
 
 
 def _faults(gateway: SimulatedGateway, _body: Any) -> list[dict[str, Any]]:
@@ -80,7 +90,7 @@ def _webhook(gateway: SimulatedGateway, body: Any) -> dict[str, Any]:
             gateway.config.webhook_url = body["url"] or None
         if "shape" in body:
             gateway.config.webhook_shape = check_shape(body["shape"])
-        return {"url": gateway.config.webhook_url, "shape": gateway.config.webhook_shape}
+        return {"url": shown_url(gateway.config.webhook_url), "shape": gateway.config.webhook_shape}
 
 
 def _style(gateway: SimulatedGateway, body: Any) -> dict[str, Any]:
@@ -90,6 +100,21 @@ def _style(gateway: SimulatedGateway, body: Any) -> dict[str, Any]:
     with gateway.lock:
         gateway.config.answer_style = dataclasses.replace(gateway.config.answer_style, **body)
         return dataclasses.asdict(gateway.config.answer_style)
+
+
+def shown_url(url: str | None) -> str | None:
+    """A webhook address as the controls answer it: where events go, never the secret.
+
+    The controls answer any local process without a token, and in practice mode the address
+    is the tracker's own, secret included. The tracker's path is kept with its secret
+    masked, so a person can tell the right receiver was set; any other path, query or login
+    is left out, since a secret may sit anywhere in it.
+    """
+    if not url:
+        return url
+    if urlsplit(url).path.startswith(TRACKER_WEBHOOK_PATH):
+        return receiver_address(url) + TRACKER_WEBHOOK_PATH + "[secret]"
+    return receiver_address(url)
 
 
 def check_shape(shape: str) -> str:

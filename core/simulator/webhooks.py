@@ -150,12 +150,12 @@ class WebhookPoster:
                 timeout=POST_TIMEOUT,
             )
         except requests.RequestException as exc:
-            log.info("webhook to %s failed: %s", _where(outgoing.url), type(exc).__name__)
+            log.info("webhook to %s failed: %s", receiver_address(outgoing.url), type(exc).__name__)
             return False, None
         return 200 <= response.status_code < 300, response.status_code
 
 
-def _where(url: str) -> str:
+def receiver_address(url: str) -> str:
     """Where a webhook goes, without the path: the receiver's secret is in it."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
