@@ -253,6 +253,19 @@ class Settings(BaseSettings):
                              "single quotes, or its $ signs are read as variables")
         return value
 
+    @field_validator("wsapme_token")
+    @classmethod
+    def _sendable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        # A secret made from a file often ends in a line break, which no request can carry.
+        token = value.get_secret_value().strip()
+        if any(not " " <= ch <= "~" for ch in token):
+            # The message never holds the value: it is a secret.
+            raise ValueError("holds a line break, tab or other character a web request cannot carry: "
+                             "copy the token again, on its own")
+        return SecretStr(token)
+
     @field_validator("wsapme_device")
     @classmethod
     def _real_device_with_a_token(cls, value: str, info: ValidationInfo) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from core.cli.settings import markdown_table
 from core.config import PACING_LIMITS, PROJECT_ROOT, Settings, get_settings, normalise_database_url
@@ -107,6 +108,28 @@ def test_a_token_with_the_sandbox_device_stops_the_start_naming_the_device(
     monkeypatch.delenv("WSAPME_TOKEN")
     monkeypatch.delenv("WSAPME_DEVICE")
     assert Settings(_env_file=None).sandbox, "practice mode keeps its own device"
+
+
+@pytest.mark.parametrize("value", ["tok-Zq81-secret\n", "tok-Zq81-secret\r\n", "  tok-Zq81-secret "])
+def test_a_token_copied_with_a_line_break_or_spaces_is_trimmed(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # A secret made from a file ends in a line break: sent as it is, no request could carry it.
+    monkeypatch.setenv("WSAPME_TOKEN", value)
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    token = Settings(_env_file=None).wsapme_token
+    assert isinstance(token, SecretStr) and token.get_secret_value() == "tok-Zq81-secret"
+
+
+@pytest.mark.parametrize("value", ["tok-Zq81\nsecret", "tok-Zq81\tsecret", "tok-Zq81\x1bsecret",
+                                   "tok-Zq81\u20acsecret"])
+def test_a_token_with_a_character_no_request_can_carry_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    refused = _refusal(monkeypatch, "WSAPME_TOKEN", value)
+    assert "WSAPME_TOKEN: " in refused and "copy the token again" in refused
+    assert "Zq81" not in refused
 
 
 @pytest.mark.parametrize("value", ["21.00-09.00", "21:00", "25:00-09:00", "nights"])

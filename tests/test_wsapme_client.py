@@ -582,6 +582,30 @@ def test_an_empty_token_is_a_settings_error() -> None:
         WsapmeClient(token="", device="1", api_url="http://127.0.0.1:9", master_url="")
 
 
+@pytest.mark.parametrize("token", [TEST_TOKEN + "\n", TEST_TOKEN + "\r\n", " " + TEST_TOKEN,
+                                   TEST_TOKEN + "\u20ac"])
+def test_a_token_no_request_can_carry_is_a_settings_error_and_nothing_is_sent(
+    sim: Simulator, token: str
+) -> None:
+    # Refused while the request is built: read as "may have gone out", it marked messages unknown.
+    to = fresh_number()
+    with pytest.raises(ConfigError, match="WSAPME_TOKEN") as caught:
+        client_for(sim, token=token).send_text(to=to, message="hi")
+    assert caught.value.__context__ is None and TEST_TOKEN not in _everything_shown(caught.value)
+    with pytest.raises(ConfigError, match="WSAPME_TOKEN"):
+        client_for(sim, token=token).device_status()
+    assert sim.sent_count(to) == 0
+
+
+def test_a_look_up_that_cannot_be_written_as_json_is_that_messages_trouble_alone(sim: Simulator) -> None:
+    # Never asked, so not "no answer" (which stops a polling round for every message).
+    client = client_for(sim, status_path="")  # straight to messageInfo, with the stored data
+    with pytest.raises(GatewayError, match="was not asked") as caught:
+        client.message_status(message_id="3EB0NAN", data={"key": {"id": "3EB0NAN"}, "n": float("nan")})
+    failure = caught.value
+    assert failure.accepted is False and not failure.retryable and not failure.pauses_blast
+
+
 def test_a_wrong_token_is_refused_by_a_strict_gateway() -> None:
     with running_simulator(token="the-right-one") as sim:
         with pytest.raises(GatewayAuthError):

@@ -194,7 +194,9 @@ class WsapmeClient:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-        except requests.RequestException as exc:
+        # A header value outside Latin-1 fails as the request is written out, not as
+        # requests checks it, so it comes as a bare UnicodeEncodeError.
+        except (requests.RequestException, UnicodeEncodeError) as exc:
             failure = error_from_exception(exc, host=_host(url), sending=sending)
             log.warning(
                 "POST %s failed after %.2fs: %s", path, time.monotonic() - started, type(exc).__name__

@@ -299,11 +299,29 @@ def unreachable(reason: str, *, host: str, sending: bool) -> GatewayUnreachable:
 
 
 def error_from_exception(
-    exc: requests.RequestException, *, host: str, sending: bool
+    exc: requests.RequestException | UnicodeEncodeError, *, host: str, sending: bool
 ) -> GatewayError | ConfigError:
     """The error a failed request means. Built from the exception's type only: requests'
     exceptions carry the prepared request, headers and token included, so none of it is kept.
     """
+    # The token header is the only one we set: requests refuses it, or it cannot be written
+    # as a header at all, while the request is built, before anything is sent. Read as "may
+    # have gone out", it would mark messages unknown and pause for a gateway that was never asked.
+    if isinstance(exc, requests.exceptions.InvalidHeader | UnicodeEncodeError):
+        return ConfigError(
+            "The WSAPME token in the settings cannot be sent: it holds a space, line break or "
+            "other character a web request cannot carry. Copy WSAPME_TOKEN again, on its own."
+        )
+    # Also raised while the request is built (the same type read from an answer is not one).
+    # A look-up's body holds the send's stored data: that message alone cannot be asked about,
+    # and a settings error would stop polling for every message behind it.
+    if isinstance(exc, requests.exceptions.InvalidJSONError) and not isinstance(
+        exc, requests.exceptions.JSONDecodeError
+    ):
+        if sending:
+            return ConfigError("The message could not be put into a request to WSAPME, so it was not sent.")
+        return GatewayError("This message's saved details could not be put into a request, so WSAPME "
+                            "was not asked about it.")
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
         return ConfigError("The WSAPME address in the settings is not a valid web address.")
     if isinstance(exc, requests.exceptions.InvalidSchema):

@@ -168,6 +168,23 @@ def test_a_wrong_gateway_address_pauses_the_blast_and_loses_no_one(engine: Engin
     assert sim.sent_messages() == []
 
 
+def test_a_token_with_a_line_break_pauses_the_blast_and_marks_no_one_unknown(engine: Engine, sim) -> None:
+    """The token header is refused before the request leaves: nothing went out, so nothing is unknown."""
+    from core.sending.worker import SendWorker
+    from tests.sending.support import settings_for
+    from tests.support.simulator import client_for
+
+    blast_id = launched_blast(engine, 3)
+    client = client_for(sim, token=TEST_TOKEN + "\n")  # a client built without the settings' trim
+    SendWorker(engine=engine, client=client, settings=settings_for()).run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and "WSAPME_TOKEN" in reason and TEST_TOKEN not in reason
+    assert set(statuses(engine, blast_id).values()) == {"QUEUED"}
+    with transaction(engine) as s:
+        assert {r.attempts for r in s.scalars(select(BlastRecipient))} == {0}
+    assert sim.sent_messages() == []
+
+
 def test_pause_resume_cancel_take_effect_before_the_next_message(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 40)
     worker = worker_for(engine, sim, send_pacing="on", send_min_gap_seconds=0.15,
