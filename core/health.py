@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import app_state
 from core.config import Settings
-from core.errors import GatewayError
+from core.errors import BlastError
 from core.models import Blast, BlastRecipient, BlastState, PausedBy, StatusHistory, utcnow
 from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
 from core.sending import gateways
@@ -319,7 +319,7 @@ def device_state(client: Any) -> tuple[bool | None, str]:
     """Ask the gateway whether the device is connected; the answer in words."""
     try:
         status = client.device_status()
-    except GatewayError as exc:
+    except BlastError as exc:  # a wrong setting too (an address without https://): its words are ready
         return None, exc.message
     # The gateway's own word for the state, when it adds something to ours.
     said = f" ({status.state})" if status.state and status.state.strip().lower() not in (

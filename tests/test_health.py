@@ -20,6 +20,7 @@ from core.polling import POLLING_STATE_KEY
 from core.sending import blasts
 from core.status_engine import apply_status
 from core.statuses import Status
+from core.wsapme import WsapmeClient
 from core.wsapme.failures import TOKEN_REFUSED
 from tests import test_pages
 from tests.sending.support import launched_blast, worker_for
@@ -124,6 +125,17 @@ class _Client:
 )
 def test_the_device_in_words_without_repeating_itself(status: _Status, words: str) -> None:
     assert device_state(_Client(status))[1] == words
+
+
+@pytest.mark.parametrize(("api_url", "words"), [
+    ("api.wsapme.com", "not a valid web address"),
+    ("ftp://api.wsapme.com", "must start with https://"),
+])
+def test_a_wrong_gateway_address_is_said_in_words_not_raised(api_url: str, words: str) -> None:
+    # Raised as a settings error, not a gateway one: it had replaced the whole page.
+    client = WsapmeClient(token="t0ken-for-the-test", device="5850", api_url=api_url, master_url=api_url)
+    connected, said = device_state(client)
+    assert connected is None and words in said
 
 
 # --- Whether messages can go out, and whether receipts arrive --------------------------------
