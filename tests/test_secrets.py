@@ -129,6 +129,22 @@ def test_every_accepted_secret_is_compared_in_full(monkeypatch: pytest.MonkeyPat
         assert calls == [(candidate.encode(), s.encode()) for s in accepted]
 
 
+@pytest.mark.parametrize(("public_url", "shown"), [
+    ("https://ali:pw-Zq81@blasts.example.com", "https://blasts.example.com"),
+    ("https://ali@blasts.example.com:8443/tracker/", "https://blasts.example.com:8443/tracker"),
+    ("http://localhost:8501", "http://localhost:8501"),
+])
+def test_the_webhook_address_shown_masked_leaves_out_a_login_in_public_url(
+    public_url: str, shown: str
+) -> None:
+    # A proxy's basic-auth login in PUBLIC_URL is a secret as much as the webhook's own.
+    settings = Settings(_env_file=None, public_url=public_url)
+    masked = webhook_secret.webhook_url(settings, HOOK)
+    assert masked == f"{shown}/webhooks/wsapme/{webhook_secret.mask(HOOK)}"
+    revealed = webhook_secret.webhook_url(settings, HOOK, reveal=True)
+    assert revealed == f"{public_url.rstrip('/')}/webhooks/wsapme/{HOOK}", "revealed: exactly what to paste"
+
+
 @pytest.fixture
 def served(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     with served_route(monkeypatch, db_url) as route:

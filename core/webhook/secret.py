@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -146,9 +147,18 @@ def rotate_secret(
 
 
 def webhook_url(settings: Settings, secret: str, *, reveal: bool = False) -> str:
-    """The URL to paste into WSAPME; the secret is masked unless `reveal`."""
-    shown = secret if reveal else mask(secret)
-    return f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}{shown}"
+    """The URL to paste into WSAPME; the secret, and any login in PUBLIC_URL, masked unless
+    `reveal`."""
+    if reveal:
+        return f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}{secret}"
+    return f"{_without_login(settings.public_url).rstrip('/')}{WEBHOOK_PATH}{mask(secret)}"
+
+
+def _without_login(url: str) -> str:
+    """`url` without a `user:password@` part. Unlike the worker's log line, which shows only
+    where the dashboard is, the path stays: a dashboard served under one keeps it in the URL."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def mask(secret: str) -> str:
