@@ -443,6 +443,17 @@ def test_a_file_taken_off_the_page_is_not_offered_back() -> None:
     assert at.text_input(key="blast_tag").value == "" and at.text_area(key="tpl").value == ""
 
 
+def send_contacts(engine: Engine) -> tuple[AppTest, int]:
+    """CONTACTS sent as a "Raya" blast from the page; the page, and the blast made."""
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}").run()
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        return at, s.scalar(select(func.max(Blast.id)))
+
+
 def test_a_blast_behind_another_on_the_same_number_says_it_waits(engine: Engine) -> None:
     """The worker sends a number's blasts oldest first: a new one is not "sending now"."""
     from core.sending import gateways
@@ -452,13 +463,7 @@ def test_a_blast_behind_another_on_the_same_number_says_it_waits(engine: Engine)
         older = make_blast(s, state="sending", name="Raya promo", device=device)
         for k in range(40):
             make_recipient(s, older, phone_number=f"+6011{k:08d}", status="QUEUED")
-    at = upload(new_blast(), "contacts.csv", CONTACTS)
-    at.text_input(key="blast_tag").set_value("Raya")
-    at.text_area(key="tpl").set_value("Hi {name}").run()
-    at.button(key="send_blast").click().run()
-    assert not at.exception, at.exception
-    with transaction(engine) as s:
-        made = s.scalar(select(func.max(Blast.id)))
+    at, made = send_contacts(engine)
     assert [m.value for m in at.success if f"Blast #{made}" in m.value] == [
         f"Blast #{made} is in line to send: it waits for “Raya promo” to finish first "
         "(40 messages to go from the same WhatsApp number)."]
@@ -483,13 +488,7 @@ def test_recent_blasts_with_most_of_a_list(engine: Engine) -> None:
 
 
 def test_the_blast_just_made_is_not_taken_for_a_list_sent_before(engine: Engine) -> None:
-    at = upload(new_blast(), "contacts.csv", CONTACTS)
-    at.text_input(key="blast_tag").set_value("Raya")
-    at.text_area(key="tpl").set_value("Hi {name}").run()
-    at.button(key="send_blast").click().run()
-    assert not at.exception, at.exception
-    with transaction(engine) as s:
-        made = s.scalar(select(Blast.id))
+    at, made = send_contacts(engine)
     assert [m.value for m in at.success if "is sending now" in m.value] == [f"Blast #{made} is sending now."]
     assert not [w.value for w in at.warning if "looks like one sent recently" in w.value]
     assert not [c for c in at.checkbox if c.label == SEND_AGAIN]
