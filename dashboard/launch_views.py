@@ -9,6 +9,7 @@ from core import templates
 from core.models import Blast, BlastRecipient
 from core.sending import blasts, gateways
 from core.statuses import Status
+from dashboard import sent_before
 from dashboard.compose import Message, Sample, render_template, render_when, send_problems
 from dashboard.data import reading, session, settings
 from dashboard.finish_note import render_finish
@@ -17,7 +18,8 @@ from dashboard.layout import friendly_errors
 from dashboard.new_blast_views import render_test
 
 
-def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
+def _samples(blast_id: int) -> tuple[list[str], list[Sample], list[str]]:
+    """The placeholders, a sample per person still to send to, and their numbers."""
     with reading() as s:
         rows = s.execute(
             select(BlastRecipient.contact_name, BlastRecipient.phone_number, BlastRecipient.variables,
@@ -30,13 +32,13 @@ def _samples(blast_id: int) -> tuple[list[str], list[Sample]]:
         for name, phone, variables, line in rows
     ]
     names = sorted({key for sample in samples for key in sample.variables})
-    return names, samples
+    return names, samples, [phone for _, phone, _, _ in rows]
 
 
 def render_draft_launch(blast: Blast) -> None:
     """Write or check the message, see when it would finish, and send or schedule. Not for a
     draft of the other gateway (`gateways.sends`): the page says why it is not sent from here."""
-    names, samples = _samples(blast.id)
+    names, samples, numbers = _samples(blast.id)
     people = plural(len(samples), "person", "people")
     st.info(
         f"This blast is a draft: nothing has been sent. It will go to {people}.",
@@ -59,6 +61,10 @@ def render_draft_launch(blast: Blast) -> None:
     send_at = render_when(key=f"draft_when_{blast.id}", device=device)
     render_finish(device=device, recipients=len(samples), blast_id=blast.id, start=send_at)
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)
+    seen = (sent_before.render_draft_sent_before(blast.id, numbers) if blast.parent_blast_id is None
+            else sent_before.SentBefore(ok=True, agreed=frozenset()))
+    if not seen.ok:
+        problems = [*problems, "tick “Send to them again anyway” or cancel this draft"]
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")
     label = f"Send to {people}" if send_at is None else "Schedule the blast"
@@ -67,6 +73,12 @@ def render_draft_launch(blast: Blast) -> None:
     ):
         return
     with friendly_errors("send the blast") as done, session() as s:
+        # Asked again as it goes: a blast made meanwhile (in another tab) may hold these people.
+        meanwhile = (sent_before.draft_made_meanwhile(s, blast.id, numbers, agreed=seen.agreed)
+                     if blast.parent_blast_id is None else None)
+        if meanwhile:
+            st.error(meanwhile, icon=":material/block:")
+            return
         s.get(Blast, blast.id).message_template = message.text
         s.flush()
         blasts.launch(

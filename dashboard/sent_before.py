@@ -3,6 +3,7 @@ asked again as the blast is made (one made meanwhile, in another tab, stops it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import streamlit as st
@@ -44,7 +45,31 @@ def _overlaps(s: Session, report: ImportReport) -> list[Overlap]:
     return recent_blasts_with(s, [row.phone for row in report.recipients if row.phone], now=utcnow())
 
 
-def _render_overlaps(overlaps: list[Overlap]) -> bool:
+def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:
+    """The same for a draft sent from its own page (a list saved to finish later): recent
+    blasts other than the draft itself that already hold most of its people, with a tick that
+    answers for those blasts only. A follow-up is not asked: it is meant for people its blast
+    messaged, and `core.followups` leaves out whoever another follow-up reached."""
+    key = f"{_AGREED}_draft_{blast_id}"
+    agreed = frozenset(st.session_state.get(key, ()))
+    with reading() as s:
+        overlaps = _draft_overlaps(s, blast_id, numbers)
+    ticked = bool(overlaps) and _render_overlaps(overlaps, key=f"draft_{blast_id}_send_again")
+    st.session_state[key] = tuple(o.blast_id for o in overlaps) if ticked else ()
+    return SentBefore(ok=not overlaps or ticked, agreed=agreed, overlaps=tuple(overlaps))
+
+
+def draft_made_meanwhile(s: Session, blast_id: int, numbers: Sequence[str], *,
+                         agreed: frozenset[int]) -> str | None:
+    """`made_meanwhile` for a draft's Send: asked again in the transaction that sends it."""
+    return _meanwhile_words([o for o in _draft_overlaps(s, blast_id, numbers) if o.blast_id not in agreed])
+
+
+def _draft_overlaps(s: Session, blast_id: int, numbers: Sequence[str]) -> list[Overlap]:
+    return [o for o in recent_blasts_with(s, numbers, now=utcnow()) if o.blast_id != blast_id]
+
+
+def _render_overlaps(overlaps: list[Overlap], *, key: str = "send_again") -> bool:
     zone = settings().timezone
     lines = [
         f"- **Blast #{o.blast_id}** “{o.name or 'Untitled'}” ({state_word(o.state).lower()}, made "
@@ -61,7 +86,7 @@ def _render_overlaps(overlaps: list[Overlap]) -> bool:
                      query_params={"blast": o.blast_id}, icon=":material/open_in_new:")
     # Keyed by the blasts it answers: a tick given for last week's blast is no answer for one
     # made since from the same list.
-    key = "send_again_" + "_".join(str(o.blast_id) for o in sorted(overlaps, key=lambda o: o.blast_id))
+    key += "_" + "_".join(str(o.blast_id) for o in sorted(overlaps, key=lambda o: o.blast_id))
     return st.checkbox("Send to them again anyway", key=key)
 
 

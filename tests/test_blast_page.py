@@ -22,6 +22,7 @@ from core.models import Blast, utcnow
 from core.recipients import SELECTIONS, page_of_recipients
 from core.statuses import Status
 from dashboard.blast_views import blast_to_show, refresh_seconds, refresh_stopped_words, refresh_words
+from dashboard.format import when_words
 from dashboard.recipient_views import PAGE_SIZE, history_line, table_key
 from tests.support.factories import make_blast, make_recipient
 from tests.test_pages import app_db, page  # noqa: F401  (app_db: the fixture, used below)
@@ -399,6 +400,41 @@ def test_a_draft_for_one_person_says_person(engine: Engine) -> None:
     assert any("It will go to 1 person." in i.value for i in at.info)
 
 
+def test_a_draft_says_when_it_would_finish_once_from_the_time_chosen(engine: Engine) -> None:
+    """Its launch says it, from now or from the time picked; the progress row beside it had
+    said "Done by, if sent now" even once a later time was picked."""
+    with transaction(engine) as s:
+        draft = make_blast(s, state="draft", message_template="Hi {name}")
+        for _ in range(3):
+            make_recipient(s, draft)
+        draft_id = draft.id
+    at = _open(draft_id)
+    assert sum("if sent now" in m.value for m in at.markdown) == 1
+    key = f"draft_when_{draft_id}"
+    at.radio(key=key).set_value("Schedule for later").run()
+    at.date_input(key=f"{key}_day").set_value(dt.date.today() + dt.timedelta(days=3))
+    at.time_input(key=f"{key}_time").set_value(dt.time(10, 0)).run()
+    assert not at.exception, at.exception
+    assert any(m.value.startswith("Scheduled for **") for m in at.markdown)
+    assert not any("if sent now" in m.value for m in at.markdown)
+    assert [m.label for m in at.metric] == ["Sent", "Still to send", "Failed", "Unknown"]
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["its finish time", "its last send"])
+def test_a_finished_blast_says_when_it_finished(engine: Engine, kept: bool) -> None:
+    last_send, finished = utcnow() - dt.timedelta(hours=2), utcnow() - dt.timedelta(hours=1)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", finished_at=finished if kept else None)
+        make_recipient(s, blast, status="READ_ACK", sent_at=last_send - dt.timedelta(minutes=5))
+        make_recipient(s, blast, status="DELIVERY_ACK", sent_at=last_send)
+        blast_id = blast.id
+    metrics = {m.label: m for m in _open(blast_id).metric}
+    shown, zone = (finished if kept else last_send), get_settings().timezone
+    assert "Expected to finish" not in metrics
+    assert metrics["Finished"].value == when_words(shown, zone=zone)
+    assert f"{shown.astimezone(zone):%d %b %Y, %H:%M}" in metrics["Finished"].help
+
+
 @pytest.mark.parametrize(
     ("asked", "changed", "unknown", "words"),
     [
@@ -474,6 +510,35 @@ def test_a_draft_message_can_be_saved_without_sending(engine: Engine) -> None:
         assert s.get(Blast, blast_id).state == "draft"
     again = _open(blast_id)
     assert again.text_area(key=f"draft_tpl_{blast_id}").value == "Hai {name}, jom!"
+
+
+def test_a_saved_draft_of_a_list_sent_recently_asks_before_it_goes(engine: Engine) -> None:
+    """New blast asks before a list goes again; a draft saved there, sent from its own page,
+    asks too. A follow-up, meant for people its blast messaged, does not."""
+    phones = [f"+6012300{k:04d}" for k in range(4)]
+    with transaction(engine) as s:
+        sent = make_blast(s, state="completed", name="Raya promo")
+        draft = make_blast(s, state="draft", message_template="Hai {name}, jom!")
+        follow_up = make_blast(s, state="draft", message_template="Hai {name}, jom!", parent_blast_id=sent.id)
+        for phone in phones:
+            make_recipient(s, sent, phone_number=phone, status="SERVER_ACK", sent_at=utcnow())
+            make_recipient(s, draft, phone_number=phone)
+            make_recipient(s, follow_up, phone_number=phone)
+        ids = sent.id, draft.id, follow_up.id
+    at = _open(ids[1])
+    assert any("looks like one sent recently" in w.value and f"Blast #{ids[0]}" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+    assert at.button(key="draft_send").disabled
+    [tick] = [c for c in at.checkbox if c.label == "Send to them again anyway"]
+    tick.check().run()
+    assert not at.button(key="draft_send").disabled
+    at.button(key="draft_send").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        assert s.get(Blast, ids[1]).state == "sending"
+    other = _open(ids[2])
+    assert not [w for w in other.warning if "looks like one sent recently" in w.value]
+    assert not other.button(key="draft_send").disabled
 
 
 def test_the_heading_says_how_many_were_left_out_for_opting_out(engine: Engine) -> None:
@@ -577,6 +642,28 @@ def test_a_cancelled_blast_shows_who_was_never_sent_as_not_sent(engine: Engine) 
                         "Not sent (cancelled)", "Not sent (cancelled)", "Being sent now"]
     shown = " ".join(str(v) for d in at.dataframe for v in d.value.to_numpy().ravel())
     assert "Waiting to be sent" not in shown
+
+
+@pytest.mark.parametrize(("sent", "says"), [
+    (0, "Cancelled before any message was sent"),
+    (1, "Cancelled after 1 of 5 was sent"),
+    (3, "Cancelled after 3 of 5 were sent"),
+])
+def test_a_cancelled_blast_says_how_far_it_got_in_words(engine: Engine, sent: int, says: str) -> None:
+    """Not "2 of 5 done": a failed message counted as done, though it never went."""
+    cancelled_at = utcnow() - dt.timedelta(minutes=30)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="cancelled", finished_at=cancelled_at)
+        make_recipient(s, blast, status="FAILED")
+        for n in range(4):
+            make_recipient(s, blast, status="SERVER_ACK" if n < sent else "QUEUED",
+                           sent_at=utcnow() if n < sent else None)
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert [p.proto.text for p in at.get("progress")] == [says]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Cancelled"] == when_words(cancelled_at, zone=get_settings().timezone)
+    assert "Expected to finish" not in metrics
 
 
 @pytest.mark.parametrize(("state", "says"), [
