@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from core import templates
+from core import templates, test_sends
 from core.config import PACING_LIMITS
 from core.csv_import import (
     BadCsv,
@@ -438,7 +438,11 @@ def _send_test(number: str, body: str, *, practice: bool, key: str) -> None:
     except BlastError as exc:  # a setting is wrong (the WSAPME address, say): nothing left
         st.error(f"The test was not sent: {exc.message}")
         return
-    st.session_state[f"{key}_sent"] = {"to": phone.e164, "body": body, "at": utcnow(),
+    sent_at = utcnow()
+    if result.message_id:  # its receipts are then a test's, not a blast message's to wait for
+        with session() as s:
+            test_sends.remember(s, message_id=result.message_id, to=phone.e164, at=sent_at)
+    st.session_state[f"{key}_sent"] = {"to": phone.e164, "body": body, "at": sent_at,
                                         "id": result.message_id, "practice": practice}
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
+from core import test_sends
 from core.analytics import response_times
 from core.config import PROJECT_ROOT, get_settings
 from core.db import transaction
@@ -519,6 +520,8 @@ def test_a_follow_up_draft_can_be_tested_on_your_own_number_first(app_db: str, e
     assert any("Test sent to +60172224444" in m.value for m in at.success)
     sent = [m for m in sandbox_simulator(get_settings()).sent_messages() if m.to == "60172224444"]
     assert [m.message for m in sent][-1] == "Still keen, Aisyah?", "filled in for the first recipient"
+    with transaction(engine) as s:  # its receipts are known as a test's
+        assert test_sends.among(s, [sent[-1].message_id]) == {sent[-1].message_id}
 
 
 def test_overview_one_day_picked_is_that_day_not_all_time(app_db: str, engine: Engine) -> None:

@@ -336,6 +336,21 @@ def test_an_event_about_a_message_it_cannot_read_is_set_aside_to_apply_again(
         assert _entry(engine, inbox_id).state == "unrecognised", "still kept in sight"
 
 
+def test_a_test_messages_receipts_are_known_as_a_tests_not_waited_for(engine: Engine) -> None:
+    """A test to your own phone matches no blast: its receipts had waited an hour, then been
+    set aside as if something had gone wrong."""
+    from core import test_sends
+
+    with transaction(engine) as s:
+        test_sends.remember(s, message_id="3EB0TEST", to=PHONE, at=at(9))
+    for status in (3, "READ"):
+        inbox_id, outcome = _post(engine, _ack("3EB0TEST", status, at(9, 1)))
+        assert outcome is not None and outcome.state == "ignored", outcome
+        assert "a test message" in outcome.detail
+    _, other = _post(engine, _ack("3EB0NOTATEST", 3, at(9, 1)))
+    assert other is not None and other.state == "waiting", "a blast's message not saved yet still waits"
+
+
 # --- replies -------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from core import bulk
+from core import bulk, test_sends
 from core.config import Settings, get_settings
 from core.db import database_passwords, driver_says, transaction
 from core.models import BlastRecipient, RecipientReply, WebhookInbox, WebhookWaiting, utcnow
@@ -331,14 +331,15 @@ def _plan_bodies(
     order = sorted(bodies)
     message_ids = [m for k in order for e in bodies[k] if isinstance(e, AckEvent) for m in e.message_ids]
     known = _recipients_by_message_id(session, message_ids) if message_ids else {}
+    tests = test_sends.among(session, {m for m in message_ids if m not in known})
     strays = [(event, received[key]) for key in order for event in bodies[key]
-              if isinstance(event, AckEvent) and not known.keys() >= set(event.message_ids)]
+              if isinstance(event, AckEvent) and not (known.keys() | tests) >= set(event.message_ids)]
     lost = _lost_sends(session, strays, rules=rules) if strays else {}
     plan = _Plan(order, [], {k: [] for k in order}, {})
     for key in order:
         for position, event in enumerate(bodies[key]):
             if isinstance(event, AckEvent):
-                found = _plan_ack(event, known=known, lost=lost, received_at=received[key],
+                found = _plan_ack(event, known=known, lost=lost, tests=tests, received_at=received[key],
                                   notes=plan.notes[key])
             elif isinstance(event, IncomingMessage):
                 found = _plan_message(session, event, rules=rules, received_at=received[key],
@@ -454,8 +455,8 @@ def _recipients_by_message_id(session: Session, message_ids: list[str]) -> dict[
 
 
 def _plan_ack(
-    event: AckEvent, *, known: Mapping[str, int], lost: Mapping[str, int], received_at: dt.datetime,
-    notes: list[_Note],
+    event: AckEvent, *, known: Mapping[str, int], lost: Mapping[str, int], tests: Collection[str],
+    received_at: dt.datetime, notes: list[_Note],
 ) -> list[_Step]:
     updates: dict[str, Any] = {}
     if event.status is Status.DELIVERY_ACK and event.at is not None:
@@ -469,6 +470,9 @@ def _plan_ack(
             recipient_id = lost[message_id]
             label += f", the unknown send to {event.phone}"
             written = {**updates, "message_id": message_id}
+        if recipient_id is None and message_id in tests:
+            notes.append(_Note(InboxState.IGNORED, "ack", f"{label}: a test message, not a blast's"))
+            continue
         if recipient_id is None:
             notes.append(_Note(InboxState.WAITING, "ack", "", waiting_id=message_id))
             continue
