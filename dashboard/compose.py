@@ -191,10 +191,12 @@ def render_when(*, key: str = "when", device: str | None = None) -> dt.datetime 
         chosen = None
     else:
         d1, d2 = st.columns(2)
-        local_now = dt.datetime.now(zone)
-        day = d1.date_input("Day", local_now.date() + dt.timedelta(days=1), key=f"{key}_day",
-                            format="DD/MM/YYYY")
-        clock = d2.time_input("Time", dt.time(10, 0), key=f"{key}_time")
+        # The defaults go into the session, not the boxes: a day and time put back there after
+        # another page was shown (dashboard/kept_upload.py) then win, without Streamlit's warning.
+        st.session_state.setdefault(f"{key}_day", dt.datetime.now(zone).date() + dt.timedelta(days=1))
+        st.session_state.setdefault(f"{key}_time", dt.time(10, 0))
+        day = d1.date_input("Day", key=f"{key}_day", format="DD/MM/YYYY")
+        clock = d2.time_input("Time", key=f"{key}_time")
         chosen = dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
         if has_passed(chosen):  # said first and only: quiet hours or a finish then mean nothing
             st.error(PASSED, icon=":material/schedule:")

@@ -30,9 +30,8 @@ _KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "t
 # What `_TYPED_FOR` holds once the marketer took the file off or started over: what the boxes
 # send back then is the last file's, never what they typed for the next.
 _STARTED_OVER = "started over"
-# "when": a blast chosen to be scheduled must not come back as "Send now". The day and time
-# boxes are not kept: put back into boxes drawn with their own defaults, Streamlit warns.
-TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to", "when")
+# "when": a blast chosen to be scheduled must not come back as "Send now", nor for another day.
+TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to", "when", "when_day", "when_time")
 # The ticks, kept too, each with what it answers: "Send anyway, leaving the gaps empty" with the
 # message it was ticked for (`keep_gaps_tick`), and "Send to them again anyway" by its key, which
 # names the blasts it answers (dashboard/sent_before.py). Both are for the file only: another

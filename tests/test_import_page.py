@@ -428,9 +428,14 @@ def test_a_blast_chosen_to_be_scheduled_is_still_scheduled_after_continue() -> N
     """It had come back as "Send now", one click from sending at once."""
     at = ready_to_send()
     at.radio(key="when").set_value("Schedule for later").run()
+    at.date_input(key="when_day").set_value(dt.date(2031, 1, 5))
+    at.time_input(key="when_time").set_value(dt.time(15, 30)).run()
     at = away_and_back(at)
     at.button(key="continue_upload").click().run()
+    assert not at.exception, at.exception
     assert at.radio(key="when").value == "Schedule for later"
+    assert (at.date_input(key="when_day").value, at.time_input(key="when_time").value) == (
+        dt.date(2031, 1, 5), dt.time(15, 30)), "not back to tomorrow at 10:00"
     assert at.button(key="send_blast").label == "Schedule the blast"
 
 
