@@ -34,7 +34,7 @@ from core.recipients import (
     status_words,
 )
 from core.sending import blasts, gateways
-from core.sending.progress import blast_progress, rules_for
+from core.sending.progress import Progress, blast_progress, rules_for
 from dashboard.charts import funnel_figure
 from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
@@ -153,13 +153,15 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     """Sent / remaining / failed / unknown, the ETA and the funnel, run as a fragment that
     refreshes itself (`refresh_every`); reloads the whole page when the blast's state changes."""
     with reading() as s:
-        state, device = s.execute(select(Blast.state, Blast.device).where(Blast.id == blast_id)).one()
+        state, device, finished_at = s.execute(
+            select(Blast.state, Blast.device, Blast.finished_at).where(Blast.id == blast_id)
+        ).one()
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
         unreplied = closed_without_reply(s, blast_id=blast_id) if progress.funnel.closed else 0
     if state != shown_state:
         st.rerun(scope="app")
     f = progress.funnel
-    st.progress(progress.fraction, text=f"{progress.done:,} of {f.total:,} done")
+    st.progress(progress.fraction, text=progress_words(progress, cancelled=state == BlastState.CANCELLED))
     cols = st.columns(5)
     cols[0].metric("Sent", f"{f.sent:,}")
     if state == "cancelled":
@@ -172,14 +174,10 @@ def render_progress(blast_id: int, shown_state: str) -> None:
         cols[1].metric("Still to send", f"{progress.remaining:,}")
     cols[2].metric("Failed", f"{f.failed:,}")
     cols[3].metric("Unknown", f"{f.unknown:,}")
-    finish = "—" if progress.eta is None else when_words(progress.eta, zone=settings().timezone)
-    pace = ("this blast's pace so far, one message every "
-            f"{progress.pace_seconds:.0f} s" if progress.pace_seconds else "the device's sending rules")
-    exact = "" if progress.eta is None else f" Around {local(progress.eta)}."
-    cols[4].metric("Done by, if sent now" if state == "draft" else "Expected to finish",
-                   finish if state in LIVE_STATES or state == "draft" else "—",
-                   help=f"At {pace}, with its pauses, daily cap and quiet hours, after the blasts that "
-                        f"go before it from the same number.{exact}")
+    if state in FINISHED_STATES:
+        _render_finished(cols[4], blast_id, state=state, finished_at=finished_at)
+    elif state != BlastState.DRAFT:  # a draft's estimate is said with the choice of when it goes
+        _render_expected_finish(cols[4], progress, live=state in LIVE_STATES)
     if progress.eta is not None and state in LIVE_STATES:  # a draft's says so with its launch
         waiting = waiting_note(progress.waits_for, at=progress.eta, now=utcnow(), zone=settings().timezone)
         if waiting:
@@ -196,6 +194,42 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     if unreplied:
         st.caption(f"Replied includes {plural(unreplied, 'sale')} recorded for people who did not "
                    "reply on WhatsApp: each stage counts everyone who got at least that far.")
+
+
+def progress_words(progress: Progress, *, cancelled: bool) -> str:
+    """ "5 of 30 done"; for a cancelled blast, what went out before it stopped."""
+    sent, total = progress.funnel.sent, progress.funnel.total
+    if not cancelled:
+        return f"{progress.done:,} of {total:,} done"
+    if sent == 0:
+        return "Cancelled before any message was sent"
+    return f"Cancelled after {sent:,} of {total:,} {'was' if sent == 1 else 'were'} sent"
+
+
+def _render_expected_finish(column: Any, progress: Progress, *, live: bool) -> None:
+    """When a sending or scheduled blast should finish; "—" for a paused one."""
+    finish = "—" if progress.eta is None or not live else when_words(progress.eta, zone=settings().timezone)
+    pace = ("this blast's pace so far, one message every "
+            f"{progress.pace_seconds:.0f} s" if progress.pace_seconds else "the device's sending rules")
+    exact = "" if progress.eta is None else f" Around {local(progress.eta)}."
+    column.metric("Expected to finish", finish,
+                  help=f"At {pace}, with its pauses, daily cap and quiet hours, after the blasts that "
+                       f"go before it from the same number.{exact}")
+
+
+def _render_finished(column: Any, blast_id: int, *, state: str, finished_at: dt.datetime | None) -> None:
+    """When a finished blast finished sending (its last send, for one that does not say), or when
+    a cancelled one was cancelled."""
+    if state == BlastState.CANCELLED:
+        label, moment, after = "Cancelled", finished_at, "what had not gone out by then never will."
+    else:
+        label, moment = "Finished", finished_at or _last_sent(blast_id)
+        after = "receipts and replies still come in after that, and the funnel keeps filling."
+    if moment is None:
+        column.metric(label, "—")
+        return
+    column.metric(label, when_words(moment, zone=settings().timezone),
+                  help=f"{label} on {local(moment)}: {after}")
 
 
 def unknown_words(unknown: int, *, cancelled: bool) -> str:
