@@ -138,12 +138,16 @@ def render_list() -> None:
     event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
                          selection_mode="single-row", key=key, column_config=LIST_COLUMNS)
     # Every number that matches, not only the newest shown: the list goes to other tools.
-    label = f"Download these {total:,} (CSV)" if search.strip() else "Download the list (CSV)"
+    label = f"Download {_these(total)} (CSV)" if search.strip() else "Download the list (CSV)"
     st.download_button(label, on_download(lambda s: list_csv(s, search=search)), file_name="opt-outs.csv",
                        mime="text/csv", key="opt_out_csv", icon=":material/download:", on_click="ignore")
     rows = [i for i in event.selection.rows if i < len(entries)]
     if rows:
         _render_remove(entries[rows[0]].phone_number)
+
+
+def _these(total: int) -> str:
+    return "this number" if total == 1 else f"these {plural(total, 'number')}"
 
 
 def list_csv(s: Session, *, search: str) -> bytes:

@@ -264,7 +264,17 @@ def test_the_download_holds_every_number_not_only_those_shown(app_db: str, engin
     assert sorted(line.split(",")[0] for line in everyone[1:]) == sorted(f"'{n}" for n in numbers)
     assert sorted(line.split(",")[0] for line in found[1:]) == [f"'{n}" for n in numbers[10:20]]
     at.text_input(key="opt_out_q").set_value("12000001").run()
-    assert [b.proto.label for b in at.get("download_button")] == ["Download these 10 (CSV)"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Download these 10 numbers (CSV)"]
+
+
+def test_the_download_of_one_found_number_says_so_in_the_singular(app_db: str, engine: Engine) -> None:
+    with transaction(engine) as s:
+        add_opt_outs(s, [PHONE, "+60198765432"], source="manual")
+    at = run_page("pages/opt_outs.py")
+    at.text_input(key="opt_out_q").set_value("0198765432").run()
+    assert not at.exception, at.exception
+    assert list(at.dataframe[0].value["Number"]) == ["+60198765432"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Download this number (CSV)"]
 
 
 def _stop_reply(engine: Engine, phone: str, text: str) -> None:
