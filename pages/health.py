@@ -69,14 +69,14 @@ with hook:
         f"{events.waiting:,}",
         help="Receipts and replies that came before their message's send was saved, or that have "
         "just arrived: applied by themselves as soon as they can be. One whose message has not "
-        f"turned up within {cfg.webhook_wait_minutes:g} minutes moves to “Could not be used”.",
+        f"turned up within {cfg.webhook_wait_minutes:g} minutes is set aside.",
     )
     c4.metric(
-        "Could not be used",
+        "Set aside",
         f"{events.set_aside:,}",
-        help="Events that could not be read, that are about a message but in a form or with a "
-        "status this version does not know, whose message never turned up, or that failed again "
-        "and again. Kept, never deleted, so they can be looked at or applied again.",
+        help="Events that could not be used: ones that could not be read, that are about a message "
+        "but in a form or with a status this version does not know, whose message never turned up, "
+        "or that failed again and again. Kept, never deleted, so they can be looked at or applied again.",
     )
     if cfg.webhook_secret is None:
         with st.popover("Change the secret address"):

@@ -349,11 +349,24 @@ def test_the_webhook_tiles_count_each_event_once_in_a_marketers_words(app_db: st
                   for state, n in states.items() for _ in range(n))
     at = run_page("pages/health.py")
     tiles = {m.label: m.value for m in at.metric}
-    assert tiles == {"Applied": "3", "Not needed": "2", "Waiting": "2", "Could not be used": "3"}
+    assert tiles == {"Applied": "3", "Not needed": "2", "Waiting": "2", "Set aside": "3"}
     helps = {m.label: m.help for m in at.metric}
     assert "replies" in helps["Waiting"] and "group messages" in helps["Not needed"]
+    assert "could not be used" in helps["Set aside"] and "set aside" in helps["Waiting"]
     assert any("set aside**: 3" in m.value for m in at.markdown)
     assert at.button(key="replay_set_aside")
+
+
+# Four tiles share half the page: on a 1366 px laptop screen a label longer than "Not needed"
+# is cut short ("Could not b…").
+TILE_LABEL_FITS = len("Not needed")
+
+
+def test_the_webhook_tile_labels_fit_four_to_a_row(app_db: str) -> None:
+    at = run_page("pages/health.py")
+    labels = [m.label for m in at.metric]
+    assert len(labels) == 4
+    assert all(len(label) <= TILE_LABEL_FITS for label in labels), labels
 
 
 def test_the_webhook_address_without_public_url_is_this_server_on_its_own_port(

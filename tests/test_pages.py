@@ -378,7 +378,7 @@ def test_health_page_after_events_and_a_worker(app_db: str, engine: Engine) -> N
         app_state.put(s, key="worker:host:1:abc", value={"sent": 12})
     at = run_page("pages/health.py")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Applied"] == "1" and metrics["Could not be used"] == "1"
+    assert metrics["Applied"] == "1" and metrics["Set aside"] == "1"
     assert not any("Blasts will not go out" in w.value for w in at.warning)
     assert any("Messages can go out" in m.value and "12 sent" in m.value for m in at.markdown)
     assert any("host:1:abc" in m.value for m in at.expander[0].markdown), "its name, for the server's keeper"
