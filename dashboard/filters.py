@@ -7,6 +7,7 @@ import datetime as dt
 import streamlit as st
 
 from core.funnel import FunnelFilter
+from dashboard.compose import plain
 
 # The query parameters the filters own.
 _PARAMS = ("from", "to", "tag", "stage")
@@ -43,8 +44,9 @@ def render_filters(
     wanted = _wanted_params(key_prefix)
     start = _parse_date(next(iter(wanted.get("from", [])), None))
     end = _parse_date(next(iter(wanted.get("to", [])), None))
-    chosen_tags = [t for t in dict.fromkeys(wanted.get("tag", [])) if t in tags]
-    chosen_stages = [s for s in dict.fromkeys(wanted.get("stage", [])) if s in stages]
+    asked_tags, asked_stages = (list(dict.fromkeys(wanted.get(name, []))) for name in ("tag", "stage"))
+    chosen_tags = [t for t in asked_tags if t in tags]
+    chosen_stages = [s for s in asked_stages if s in stages]
 
     col_dates, col_tags, col_stages = st.columns([3, 3, 3])  # room for both dates at 1366 px
     with col_dates:
@@ -71,6 +73,10 @@ def render_filters(
             key=f"{key_prefix}_stages",
             placeholder="All stages",
         )
+    for missing in (_missing_words(asked_tags, tags, what="campaign tag", every="all tags"),
+                    _missing_words(asked_stages, stages, what="follow-up stage", every="all stages")):
+        if missing:
+            st.warning(missing, icon=":material/filter_alt_off:")
     # One day picked (or the first click of a range): that day, not all time.
     start, end = (picked[0], picked[-1]) if picked else (None, None)
     _keep(key_prefix, start, end, chosen_tags, chosen_stages)
@@ -82,6 +88,17 @@ def render_filters(
         timezone=timezone,
         leave_out_practice=leave_out_practice,
     )
+
+
+def _missing_words(asked: list[str], known: list[str], *, what: str, every: str) -> str | None:
+    """ "No campaign tag called “Raya”: showing all tags.", for names a link asks for that no
+    blast has (mistyped, or their blasts deleted); None when every one is known."""
+    missing = [name for name in asked if name not in known]
+    if not missing:
+        return None
+    names = " or ".join(f"“{plain(name)}”" for name in missing)
+    rest = f"showing {every}" if len(missing) == len(asked) else "the others are shown"
+    return f"No {what} called {names}: {rest}."
 
 
 def _keep(key_prefix: str, start: dt.date | None, end: dt.date | None, tags: list[str],

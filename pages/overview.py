@@ -7,7 +7,7 @@ from core.analytics import OPTED_OUT, RESPONSE_SAMPLE, tag_comparison
 from core.config import PRACTICE_DEVICES
 from core.demo import seed_demo
 from core.funnel import filter_options, funnel, funnel_by_blast, not_practice
-from core.models import Blast, BlastState
+from core.models import Blast, BlastState, utcnow
 from core.statuses import Stage
 from dashboard import data
 from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
@@ -136,6 +136,11 @@ parts = [
 ]
 if parts:
     st.caption(" · ".join(parts) + ".")
+# The page reads the counts once, when it is drawn: it says when, rather than look live.
+as_of = f"{utcnow().astimezone(settings().timezone):%H:%M}"
+note, again = st.columns([4, 1], vertical_alignment="center")
+note.caption(f"Counts as of {as_of}. This page does not refresh by itself.")
+again.button("Refresh", key="overview_refresh", icon=":material/refresh:", help="Read the counts again.")
 
 if totals.sent or totals.failed or totals.unknown:
     st.plotly_chart(funnel_figure(totals), width="stretch")
@@ -148,7 +153,7 @@ st.subheader("Day by day")
 _ttl = "a minute" if data.ANALYTICS_TTL_SECONDS == 60 else f"{data.ANALYTICS_TTL_SECONDS} seconds"
 st.caption(
     f"Updated at most {_ttl} ago, as are the response times and answer hours below. The counts "
-    "above and the tags compared are always current."
+    f"above and the tags compared are as of {as_of}."
 )
 slow = data.recipient_analytics(filters)
 trend = slow.trend

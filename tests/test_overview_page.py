@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
+from core.config import get_settings
 from core.db import transaction
 from tests.support.factories import make_blast, make_recipient
 from tests.test_analytics import _opt_out_replies
@@ -69,6 +70,22 @@ def _leave_and_come_back(at: AppTest) -> None:
         assert not at.exception, at.exception
 
 
+def test_the_overview_says_when_it_read_its_counts_and_reads_them_again_when_asked(engine: Engine) -> None:
+    """It does not refresh by itself: it had called its counts "always current"."""
+    _sent_blasts(engine, ("Raya", "Initial", NOV_2, 3))
+    zone = get_settings().timezone
+    before = dt.datetime.now(zone)
+    at = run_page(OVERVIEW)
+    read_at = {f"as of {moment:%H:%M}" for moment in (before, dt.datetime.now(zone))}
+    assert not any("always current" in c for c in _captions(at))
+    assert any(f"Counts {when}." in c for c in _captions(at) for when in read_at), _captions(at)
+    assert any(f"the tags compared are {when}." in c for c in _captions(at) for when in read_at)
+    _sent_blasts(engine, ("CNY", "Initial", NOV_2, 2))
+    at.button(key="overview_refresh").click().run()
+    assert not at.exception, at.exception
+    assert _metrics(at)["Sent"] == "5"
+
+
 def test_the_chosen_filters_are_still_there_after_another_page(engine: Engine) -> None:
     _three_blasts(engine)
     at = run_page(OVERVIEW)
@@ -103,6 +120,23 @@ def test_a_link_with_filters_wins_over_the_ones_last_chosen(engine: Engine) -> N
     at.switch_page(OVERVIEW).run()
     assert _metrics(at)["Sent"] == "4"
     assert at.multiselect(key="flt_tags").value == ["CNY"]
+
+
+def test_a_link_naming_an_unknown_tag_says_so_and_keeps_the_rest_of_its_filters(engine: Engine) -> None:
+    """It had shown all tags without a word, as if the link's tag were in use."""
+    _three_blasts(engine)
+    at = page(OVERVIEW, tag="Rayaa", stage="Follow-up 1")
+    at.run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == ["No campaign tag called “Rayaa”: showing all tags."]
+    assert at.multiselect(key="flt_stages").value == ["Follow-up 1"]
+    assert _metrics(at)["Sent"] == "2", "the stage from the link still applies"
+
+    at = page(OVERVIEW)
+    at.query_params["tag"] = ["CNY", "Rayaa"]
+    at.run()
+    assert [w.value for w in at.warning] == ["No campaign tag called “Rayaa”: the others are shown."]
+    assert _metrics(at)["Sent"] == "4"
 
 
 def test_blasts_without_recipients_are_no_fault_of_filters_and_stay_reachable(engine: Engine) -> None:
