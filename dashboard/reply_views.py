@@ -43,6 +43,15 @@ KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
 SHOWN_CONVERSATIONS = 10  # ticking a whole page must not lay out fifty conversations
 CHECK_EVERY = 30  # seconds between two looks for replies that came in after the list was read
+# The table's own toolbar offers a CSV of the page shown, with replies as typed (one starting
+# with "=" runs as a formula in Excel) and under the same name as the page's download of the
+# whole list. Streamlit can turn it off only for every table of the app, cell copying with it:
+# it is hidden on this table alone.
+TABLE_BOX = f"{KEY}_table"
+NO_TABLE_DOWNLOAD = (
+    f"<style>.st-key-{TABLE_BOX} [data-testid='stElementToolbarButton']"
+    ":has(button[aria-label^='Download as CSV']) {display: none}</style>"
+)
 
 INBOX_COLUMNS = {
     # Sized so that who, what they said and where they stand fit a 1366 px laptop.
@@ -169,11 +178,13 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
         "Blast": [blast_link(r.blast_id, r.blast_name) for r in found.rows],
     })
     ids = [r.recipient_id for r in found.rows]
-    event = st.dataframe(
-        frame, hide_index=True, width="stretch", column_config=INBOX_COLUMNS, on_select="rerun",
-        selection_mode="multi-row",
-        key=live_table_key(KEY, view=(filters, found.page), shown=ids),
-    )
+    st.html(NO_TABLE_DOWNLOAD)
+    with st.container(key=TABLE_BOX):
+        event = st.dataframe(
+            frame, hide_index=True, width="stretch", column_config=INBOX_COLUMNS, on_select="rerun",
+            selection_mode="multi-row",
+            key=live_table_key(KEY, view=(filters, found.page), shown=ids),
+        )
     chosen = [found.rows[i] for i in event.selection.rows if i < len(found.rows)]
     if not chosen:
         st.caption("Tick people to read everything they wrote and to mark sales closed.")
