@@ -14,7 +14,7 @@ from core.funnel import status_rank
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory
 from core.phones import typed_number
 from core.status_engine import StatusChange, apply_status
-from core.statuses import Stage, Status, status_in_words
+from core.statuses import RANK, Stage, Status, status_in_words
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,47 @@ def mark_closed(
     unsent = set(not_sent(session, recipient_ids=recipient_ids))
     return [close_sale(session, recipient_id=rid, source=source, at=at, event=event)
             for rid in recipient_ids if rid not in unsent]
+
+
+def undo_sales(session: Session, *, recipient_ids: Sequence[int]) -> int:
+    """Sales recorded by mistake: each of these that is CLOSED goes back to where it stood
+    before its sale was recorded (in its history; for one closed without a history, the last
+    stage it has a time for), its close time cleared. Someone who wrote back since the sale is
+    back at replied, with their first reply. How many were undone; a recipient a change
+    reached meanwhile is left as it is."""
+    closed = session.scalars(select(BlastRecipient).where(
+        BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status == Status.CLOSED.value)).all()
+    undone = 0
+    for row in closed:
+        before = _status_before_the_sale(session, row)
+        updates: dict[str, object] = {}
+        first = session.execute(
+            select(RecipientReply.replied_at, RecipientReply.text)
+            .where(RecipientReply.recipient_id == row.id)
+            .order_by(RecipientReply.replied_at, RecipientReply.id).limit(1)
+        ).first()
+        if first is not None and RANK[before] < RANK[Status.REPLIED]:
+            before, updates = Status.REPLIED, {"replied_at": first.replied_at, "reply_text": first.text}
+        change = apply_status(session, recipient_id=row.id, status=before, source="manual", manual=True,
+                              event={"action": "undo sale"}, updates=updates,
+                              only_from=(Status.CLOSED.value,))
+        undone += change.changed
+    return undone
+
+
+def _status_before_the_sale(session: Session, row: BlastRecipient) -> Status:
+    before = session.scalar(
+        select(StatusHistory.old_status)
+        .where(StatusHistory.recipient_id == row.id, StatusHistory.new_status == Status.CLOSED.value)
+        .order_by(StatusHistory.id.desc()).limit(1)
+    )
+    if before in Status.__members__ and before != Status.CLOSED.value:
+        return Status(before)
+    for status, at in ((Status.REPLIED, row.replied_at), (Status.READ_ACK, row.read_timestamp),
+                       (Status.DELIVERY_ACK, row.delivered_at), (Status.SERVER_ACK, row.sent_at)):
+        if at is not None:
+            return status
+    return Status.UNKNOWN  # a sale for a send whose outcome was never known
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from core.recipients import (
     page_of_recipients,
     replies,
     resend,
+    undo_sales,
 )
 from core.reply_inbox import FirstReply, first_replies, reply_words
 from core.statuses import Status
@@ -158,7 +159,7 @@ def _recipients_frame(
 
 
 def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str, *, cancelled: bool) -> None:
-    cols = st.columns(3)
+    cols = st.columns(4)
     if cols[0].button(f"Mark {len(chosen)} as closed (sale)", key=f"{key_prefix}_close", type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
             changes = mark_closed(s, recipient_ids=chosen)
@@ -189,6 +190,13 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             after_action(key_prefix, f"{plural(failed, 'recipient')} marked as failed."
                          + (f" {settled:,} {'was' if settled == 1 else 'were'} settled by WhatsApp "
                             "meanwhile, and left as they are." if settled else ""))
+    sales = int(frame[frame["id"].isin(chosen)]["code"].eq(Status.CLOSED.value).sum())
+    if sales and cols[3].button(f"Not a sale: undo {sales:,}", key=f"{key_prefix}_unclose",
+                                help="For a sale marked by mistake: back to where they were before it."):
+        with friendly_errors("undo the sales") as done, session() as s:
+            undone = undo_sales(s, recipient_ids=chosen)
+        if done.ok:
+            after_action(key_prefix, f"{plural(undone, 'sale')} undone: back to where they were before.")
     if len(chosen) > SHOWN_HISTORIES:
         st.caption(f"The first {SHOWN_HISTORIES} histories are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")

@@ -469,3 +469,29 @@ def test_every_choice_is_kept_as_it_was_made(choice: str) -> None:
     assert StageSelector.from_json(selector.as_json()) == selector
     later = StageSelector(stage=Stage.READ, older_than=dt.timedelta(hours=24))
     assert StageSelector.from_json(later.as_json()) == later
+
+
+def test_a_sale_marked_by_mistake_goes_back_to_where_it_was(engine: Engine) -> None:
+    from core.models import RecipientReply
+    from core.recipients import undo_sales
+
+    read_at = utcnow() - dt.timedelta(hours=2)
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        read = make_recipient(s, blast, status="READ_ACK", sent_at=read_at, read_timestamp=read_at).id
+        wrote = make_recipient(s, blast, status="READ_ACK", sent_at=read_at, read_timestamp=read_at).id
+        untouched = make_recipient(s, blast, status="REPLIED", sent_at=read_at, replied_at=read_at).id
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[read, wrote])
+    with transaction(engine) as s:  # one of them wrote back after the sale was recorded
+        s.add(RecipientReply(recipient_id=wrote, replied_at=utcnow(), text="Bila sampai?"))
+    with transaction(engine) as s:
+        assert undo_sales(s, recipient_ids=[read, wrote, untouched]) == 2
+    with transaction(engine) as s:
+        first, second, third = (s.get(BlastRecipient, rid) for rid in (read, wrote, untouched))
+        assert (first.status, first.closed_at, first.replied_at) == ("READ_ACK", None, None)
+        assert (second.status, second.closed_at, second.reply_text) == ("REPLIED", None, "Bila sampai?")
+        assert third.status == "REPLIED", "not a sale: left alone"
+        steps = s.scalars(select(StatusHistory.new_status).where(StatusHistory.recipient_id == read)
+                          .order_by(StatusHistory.id)).all()
+        assert steps == ["CLOSED", "READ_ACK"], "the undo is in the history too"

@@ -352,6 +352,22 @@ def test_marking_closed_says_how_many_were_closed_already(engine: Engine) -> Non
     assert [m.value for m in at.success] == ["1 recipient marked as closed (a sale). 1 was closed already."]
 
 
+def test_a_sale_marked_by_mistake_can_be_undone_from_the_table(engine: Engine) -> None:
+    blast_id = _sent_blast(engine, *("READ_ACK", "REPLIED"))
+    at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
+    assert "rcp_unclose" not in {b.key for b in at.button}, "nothing to undo yet"
+    at.button(key="rcp_close").click().run()
+    at = _tick(at, table(engine, blast_id, generation=1), [0, 1])
+    assert at.button(key="rcp_unclose").label == "Not a sale: undo 2"
+    at.button(key="rcp_unclose").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == ["2 sales undone: back to where they were before."]
+    with transaction(engine) as s:
+        statuses = s.scalars(select(BlastRecipient.status).where(BlastRecipient.blast_id == blast_id)
+                             .order_by(BlastRecipient.id)).all()
+    assert statuses == ["READ_ACK", "REPLIED"]
+
+
 @pytest.mark.parametrize(("state", "offered"), [
     ("cancelled", {"rcp_close", "rcp_failed"}),  # nothing more goes from it
     ("completed", {"rcp_close", "rcp_failed", "rcp_resend"}),
