@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import select
 
 from core.closing import (
     CLOSE_BATCH_ROWS,
@@ -22,6 +24,7 @@ from core.closing import (
 from core.csv_import import UPLOAD_TYPES, ColumnNotFound, opted_out_among
 from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
+from core.models import Blast
 from core.recipients import (
     RESENDABLE,
     SELECTIONS,
@@ -39,7 +42,7 @@ from core.statuses import Status
 from dashboard.blast_views import flash, local, status_word, take_flash
 from dashboard.compose import bubble_html, plain
 from dashboard.data import get_engine, on_download, reading, session, settings, upload_digest
-from dashboard.format import one_of_many, plural
+from dashboard.format import and_list, one_of_many, plural
 from dashboard.layout import friendly_errors
 
 # Where a status change came from, in words (the codes stay in the database).
@@ -342,7 +345,7 @@ def render_close_from_file(blast_id: int) -> None:
         "Upload a list (Excel or CSV) of the phone numbers that bought. Each is matched to the "
         "latest message sent to that number and marked **closed**."
     )
-    _render_close_report(take_flash("close_report"), stopped=take_flash("close_stopped"))
+    _render_close_report(take_flash("close_report"), stopped=take_flash("close_stopped"), blast_id=blast_id)
     only_chain = st.checkbox(
         "Only this campaign: its first blast and every follow-up", value=True, key="close_chain",
         help="Each number is closed on the latest of these blasts that messaged it. Untick to look "
@@ -411,6 +414,20 @@ def _close(sales: SalesFile, *, blast_id: int, only_chain: bool) -> None:
     st.rerun()
 
 
+def _closed_elsewhere(report: CloseReport, *, blast_id: int) -> str | None:
+    """Where the sales went when some are not on this blast: each is recorded on the last
+    message its number was sent, which may be a follow-up's, so this blast's Closed may not
+    move by as many."""
+    on = Counter(r.blast_id for r in report.rows if r.outcome is CloseOutcome.CLOSED and r.blast_id)
+    if set(on) <= {blast_id}:
+        return None
+    with reading() as s:
+        names = dict(s.execute(select(Blast.id, Blast.name).where(Blast.id.in_(list(on)))).all())
+    named = {b: "this blast" if b == blast_id else f"blast #{b} “{plain(names.get(b) or '')}”" for b in on}
+    where = [f"{on[b]:,} on {named[b]}" for b in sorted(on, key=lambda b: (b != blast_id, b))]
+    return "Each sale is recorded on the last message its number was sent: " + and_list(where) + "."
+
+
 CLOSE_LABELS = {
     CloseOutcome.CLOSED: "Closed",
     CloseOutcome.ALREADY_CLOSED: "Already closed",
@@ -421,13 +438,15 @@ CLOSE_LABELS = {
 }
 
 
-def _render_close_report(report: CloseReport | None, *, stopped: str | None = None) -> None:
+def _render_close_report(report: CloseReport | None, *, stopped: str | None = None, blast_id: int) -> None:
     if report is None:
         return
     if stopped:
         st.error(stopped, icon=":material/error:")
     else:
         st.success(f"Done: {plural(report.count(CloseOutcome.CLOSED), 'sale')} marked as closed.")
+    if where := _closed_elsewhere(report, blast_id=blast_id):
+        st.caption(where)
     if report.phone_column:
         st.caption(f"Numbers from the column **{plain(report.phone_column)}**.")
     for note in report.notes:

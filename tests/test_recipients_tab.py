@@ -328,6 +328,26 @@ def test_closing_for_this_campaign_names_the_campaign_that_messaged_a_buyer(engi
     assert "left open" in warning
 
 
+def test_closing_from_a_file_says_which_blasts_the_sales_went_to(engine: Engine) -> None:
+    """A buyer messaged again by a follow-up is closed on the follow-up: this blast's Closed
+    does not move for them, and the report says where it went."""
+    with transaction(engine) as s:
+        first = make_blast(s, name="Raya promo", state="completed")
+        follow_up = make_blast(s, name="Raya reminder", state="completed", parent_blast_id=first.id)
+        for phone in ("+60123456789", "+60123456780"):
+            make_recipient(s, first, phone_number=phone, status="READ_ACK", sent_at=utcnow())
+        make_recipient(s, follow_up, phone_number="+60123456780", status="READ_ACK", sent_at=utcnow())
+        blast_id, follow_up_id = first.id, follow_up.id
+    at = _open(blast_id)
+    at.file_uploader(key="close_upload").set_value(("sales.csv", b"phone\n0123456789\n0123456780\n",
+                                                    "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    assert "Each sale is recorded on the last message its number was sent: 1 on this blast and 1 on " \
+           f"blast #{follow_up_id} “Raya reminder”." in [c.value for c in at.caption]
+
+
 def test_the_close_report_has_no_other_campaign_count_when_there_is_none(engine: Engine) -> None:
     with transaction(engine) as s:
         blast = make_blast(s, state="completed")
