@@ -12,7 +12,7 @@ from sqlalchemy import exists, select
 from core.exports import replies_csv, replies_xlsx
 from core.funnel import filter_options
 from core.models import Blast, utcnow
-from core.recipients import mark_closed
+from core.recipients import mark_closed, undo_sales
 from core.reply_inbox import (
     DEFAULT_DAYS,
     UNMATCHED_SHOWN,
@@ -32,6 +32,7 @@ from core.reply_inbox import (
     unmatched_messages,
     who_replied,
 )
+from core.statuses import Status
 from dashboard.blast_views import local, status_word, take_flash
 from dashboard.compose import bubble_html, plain
 from dashboard.data import on_download, reading, session, settings
@@ -198,6 +199,13 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
             changes = mark_closed(s, recipient_ids=[r.recipient_id for r in chosen])
         if done.ok:
             after_action(KEY, closed_words(sum(c.changed for c in changes), len(chosen)))
+    sales = [r.recipient_id for r in chosen if r.status == Status.CLOSED.value]
+    if sales and st.button(f"Not a sale: undo {len(sales):,}", key=f"{KEY}_unclose",
+                           help="For a sale marked by mistake: back to where they were before it."):
+        with friendly_errors("undo the sales") as done, session() as s:
+            undone = undo_sales(s, recipient_ids=sales)
+        if done.ok:
+            after_action(KEY, f"{plural(undone, 'sale')} undone: back to where they were before.")
     if len(chosen) > SHOWN_CONVERSATIONS:
         st.caption(f"The first {SHOWN_CONVERSATIONS} conversations are shown; the button acts on all "
                    f"{len(chosen):,} ticked.")

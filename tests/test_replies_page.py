@@ -159,6 +159,19 @@ def test_ticking_shows_every_reply_and_a_link_that_opens_the_blast(engine: Engin
     assert "Raya promo" in _heading(at)
 
 
+def test_a_sale_marked_by_mistake_can_be_undone_from_the_list(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = run_page(REPLIES)
+    at.toggle(key="rpl_open").set_value(False).run()  # Chong, closed, is listed too
+    at = _tick(at, [ids["aisyah"], ids["chong"], ids["ben"]], [0, 1])
+    assert at.button(key="rpl_unclose").label == "Not a sale: undo 1", "Chong's sale only"
+    at.button(key="rpl_unclose").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == ["1 sale undone: back to where they were before."]
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, ids["chong"]).status == "REPLIED"
+
+
 def test_marking_closed_says_so_and_they_leave_the_not_closed_list(engine: Engine) -> None:
     ids = _three_people(engine)
     at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0, 1])
