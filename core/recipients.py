@@ -198,26 +198,32 @@ def undo_sales(session: Session, *, recipient_ids: Sequence[int]) -> int:
     """Sales recorded by mistake: each of these that is CLOSED goes back to where it stood
     before its sale was recorded (in its history; for one closed without a history, the last
     stage it has a time for), its close time cleared. Someone who wrote back since the sale is
-    back at replied, with their first reply. How many were undone; a recipient a change
-    reached meanwhile is left as it is."""
+    then moved on to replied by their first reply, as the reply would have moved them. How
+    many were undone; a recipient a change reached meanwhile is left as it is."""
     closed = session.scalars(select(BlastRecipient).where(
         BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status == Status.CLOSED.value)).all()
     undone = 0
     for row in closed:
         before = _status_before_the_sale(session, row)
-        updates: dict[str, object] = {}
+        # A send whose outcome was never known is that again: the sale had settled it.
+        updates = {"error": UNDONE_UNKNOWN} if before is Status.UNKNOWN else {}
+        change = apply_status(session, recipient_id=row.id, status=before, source="manual", manual=True,
+                              event={"action": "undo sale"}, updates=updates,
+                              only_from=(Status.CLOSED.value,))
+        undone += change.changed
         first = session.execute(
             select(RecipientReply.replied_at, RecipientReply.text)
             .where(RecipientReply.recipient_id == row.id)
             .order_by(RecipientReply.replied_at, RecipientReply.id).limit(1)
         ).first()
-        if first is not None and RANK[before] < RANK[Status.REPLIED]:
-            before, updates = Status.REPLIED, {"replied_at": first.replied_at, "reply_text": first.text}
-        change = apply_status(session, recipient_id=row.id, status=before, source="manual", manual=True,
-                              event={"action": "undo sale"}, updates=updates,
-                              only_from=(Status.CLOSED.value,))
-        undone += change.changed
+        if change.changed and first is not None and RANK[before] < RANK[Status.REPLIED]:
+            apply_status(session, recipient_id=row.id, status=Status.REPLIED, source="manual",
+                         at=first.replied_at, event={"action": "undo sale: they had replied"},
+                         updates={"reply_text": first.text})
     return undone
+
+
+UNDONE_UNKNOWN = "A sale was recorded for this send, then undone: whether it went out is not known."
 
 
 def _status_before_the_sale(session: Session, row: BlastRecipient) -> Status:

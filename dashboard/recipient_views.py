@@ -193,13 +193,14 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             after_action(key_prefix, f"{plural(failed, 'recipient')} marked as failed."
                          + (f" {settled:,} {'was' if settled == 1 else 'were'} settled by WhatsApp "
                             "meanwhile, and left as they are." if settled else ""))
-    sales = int(frame[frame["id"].isin(chosen)]["code"].eq(Status.CLOSED.value).sum())
-    if sales and cols[3].button(f"Not a sale: undo {sales:,}", key=f"{key_prefix}_unclose",
+    ticked = frame[frame["id"].isin(chosen)]
+    sales = [int(rid) for rid in ticked[ticked["code"] == Status.CLOSED.value]["id"]]  # as shown
+    if sales and cols[3].button(f"Not a sale: undo {len(sales):,}", key=f"{key_prefix}_unclose",
                                 help="For a sale marked by mistake: back to where they were before it."):
         with friendly_errors("undo the sales") as done, session() as s:
-            undone = undo_sales(s, recipient_ids=chosen)
+            undone = undo_sales(s, recipient_ids=sales)
         if done.ok:
-            after_action(key_prefix, f"{plural(undone, 'sale')} undone: back to where they were before.")
+            after_action(key_prefix, undone_words(undone, len(sales)))
     if len(chosen) > SHOWN_HISTORIES:
         st.caption(f"The first {SHOWN_HISTORIES} histories are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")
@@ -214,6 +215,17 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
                     st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
                 said = [(r.replied_at, r.text) for r in replies(s, recipient_id=rid)]
                 render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
+
+
+def undone_words(undone: int, ticked: int) -> str:
+    """What "Not a sale: undo" did: "2 sales undone." and, for a sale changed meanwhile, that
+    it was left as it is."""
+    words = f"{plural(undone, 'sale')} undone: back to where they were before the sale."
+    if left := ticked - undone:
+        one = left == 1
+        words += (f" {left:,} had changed meanwhile and {'was' if one else 'were'} left as "
+                  f"{'it is' if one else 'they are'}.")
+    return words
 
 
 def closed_words(closed: int, *, already: int = 0, unsent: int = 0) -> str:

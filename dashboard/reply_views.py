@@ -38,7 +38,7 @@ from dashboard.compose import bubble_html, plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
-from dashboard.recipient_views import after_action, live_table_key, render_replies, table_key
+from dashboard.recipient_views import after_action, live_table_key, render_replies, table_key, undone_words
 
 KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
@@ -205,9 +205,9 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
         with friendly_errors("undo the sales") as done, session() as s:
             undone = undo_sales(s, recipient_ids=sales)
         if done.ok:
-            after_action(KEY, f"{plural(undone, 'sale')} undone: back to where they were before.")
+            after_action(KEY, undone_words(undone, len(sales)))
     if len(chosen) > SHOWN_CONVERSATIONS:
-        st.caption(f"The first {SHOWN_CONVERSATIONS} conversations are shown; the button acts on all "
+        st.caption(f"The first {SHOWN_CONVERSATIONS} conversations are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")
     with reading() as s:
         chats = {row.recipient_id: conversation(s, recipient_id=row.recipient_id)

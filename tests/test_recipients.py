@@ -495,3 +495,29 @@ def test_a_sale_marked_by_mistake_goes_back_to_where_it_was(engine: Engine) -> N
         steps = s.scalars(select(StatusHistory.new_status).where(StatusHistory.recipient_id == read)
                           .order_by(StatusHistory.id)).all()
         assert steps == ["CLOSED", "READ_ACK"], "the undo is in the history too"
+
+
+def test_an_undone_sale_is_moved_on_by_a_reply_that_came_since_as_the_reply_would_have(
+    engine: Engine,
+) -> None:
+    from core.models import RecipientReply
+    from core.recipients import UNDONE_UNKNOWN, undo_sales
+
+    sent = utcnow() - dt.timedelta(hours=3)
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        received = make_recipient(s, blast, status="DELIVERY_ACK", sent_at=sent, delivered_at=sent).id
+        unknown = make_recipient(s, blast, status="UNKNOWN", error="the answer was cut off").id
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[received, unknown])
+    replied_at = utcnow() - dt.timedelta(minutes=5)
+    with transaction(engine) as s:
+        s.add(RecipientReply(recipient_id=received, replied_at=replied_at, text="Ok, bila?"))
+    with transaction(engine) as s:
+        assert undo_sales(s, recipient_ids=[received, unknown]) == 2
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, received)
+        assert (row.status, row.read_timestamp, row.replied_at, row.reply_text) == (
+            "REPLIED", replied_at, replied_at, "Ok, bila?"), "read when they replied, as a reply stamps it"
+        gone = s.get(BlastRecipient, unknown)
+        assert (gone.status, gone.error) == ("UNKNOWN", UNDONE_UNKNOWN), "still to be decided, and said so"

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.db import transaction
 from core.models import BlastRecipient, utcnow
-from core.recipients import page_of_recipients
+from core.recipients import mark_closed, page_of_recipients
 from core.status_engine import apply_status
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from dashboard.recipient_views import CLOSE_LABELS, PAGE_SIZE, table_key
@@ -381,11 +381,26 @@ def test_a_sale_marked_by_mistake_can_be_undone_from_the_table(engine: Engine) -
     assert at.button(key="rcp_unclose").label == "Not a sale: undo 2"
     at.button(key="rcp_unclose").click().run()
     assert not at.exception, at.exception
-    assert [m.value for m in at.success] == ["2 sales undone: back to where they were before."]
+    assert [m.value for m in at.success] == ["2 sales undone: back to where they were before the sale."]
     with transaction(engine) as s:
         statuses = s.scalars(select(BlastRecipient.status).where(BlastRecipient.blast_id == blast_id)
                              .order_by(BlastRecipient.id)).all()
     assert statuses == ["READ_ACK", "REPLIED"]
+
+
+def test_undo_acts_only_on_the_sales_the_table_showed(engine: Engine) -> None:
+    """A ticked row closed by a colleague after the table was read is not undone unseen."""
+    blast_id = _sent_blast(engine, *("CLOSED", "REPLIED"))
+    at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
+    with transaction(engine) as s:
+        other = s.scalars(select(BlastRecipient.id).where(BlastRecipient.blast_id == blast_id)
+                          .order_by(BlastRecipient.id)).all()[1]
+        mark_closed(s, recipient_ids=[other])
+    assert at.button(key="rcp_unclose").label == "Not a sale: undo 1"
+    at.button(key="rcp_unclose").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, other).status == "CLOSED"
 
 
 @pytest.mark.parametrize(("state", "offered"), [

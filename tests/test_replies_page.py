@@ -167,7 +167,7 @@ def test_a_sale_marked_by_mistake_can_be_undone_from_the_list(engine: Engine) ->
     assert at.button(key="rpl_unclose").label == "Not a sale: undo 1", "Chong's sale only"
     at.button(key="rpl_unclose").click().run()
     assert not at.exception, at.exception
-    assert [m.value for m in at.success] == ["1 sale undone: back to where they were before."]
+    assert [m.value for m in at.success] == ["1 sale undone: back to where they were before the sale."]
     with transaction(engine) as s:
         assert s.get(BlastRecipient, ids["chong"]).status == "REPLIED"
 
