@@ -174,6 +174,19 @@ def test_a_quote_of_a_message_to_someone_else_falls_back_to_the_newest_message(e
     assert _status(engine, newest) == ("REPLIED", "Berapa?")
 
 
+def test_a_reply_to_a_test_message_is_not_a_customers_reply_to_a_blast(engine: Engine) -> None:
+    """The marketer answers their own test, and their number is also in a blast: that
+    blast's recipient is not moved to replied."""
+    from core import test_sends
+
+    newest = _recipient(engine, message_id="3EB0CNY", sent_at=at(9))
+    with transaction(engine) as s:
+        test_sends.remember(s, message_id="3EB0TEST", to=PHONE, at=at(9, 30))
+    _, outcome = _post(engine, _baileys(_quoting("Looks good", "3EB0TEST")))
+    assert (outcome.state, outcome.detail) == ("ignored", "a reply to a test message, not to a blast")
+    assert _status(engine, newest) == ("DELIVERY_ACK", None)
+
+
 def test_a_quoted_reply_does_not_wait_for_a_message_being_sent(engine: Engine) -> None:
     """Another message to them is with the gateway: an unquoted reply would wait for it, but
     this one says which message it answers."""

@@ -331,7 +331,8 @@ def _plan_bodies(
     order = sorted(bodies)
     message_ids = [m for k in order for e in bodies[k] if isinstance(e, AckEvent) for m in e.message_ids]
     known = _recipients_by_message_id(session, message_ids) if message_ids else {}
-    tests = test_sends.among(session, {m for m in message_ids if m not in known})
+    quoted = {e.quoted_id for k in order for e in bodies[k] if isinstance(e, IncomingMessage) and e.quoted_id}
+    tests = test_sends.among(session, {m for m in message_ids if m not in known} | quoted)
     strays = [(event, received[key]) for key in order for event in bodies[key]
               if isinstance(event, AckEvent) and not (known.keys() | tests) >= set(event.message_ids)]
     lost = _lost_sends(session, strays, rules=rules) if strays else {}
@@ -343,7 +344,7 @@ def _plan_bodies(
                                   notes=plan.notes[key])
             elif isinstance(event, IncomingMessage):
                 found = _plan_message(session, event, rules=rules, received_at=received[key],
-                                      notes=plan.notes[key], opt_outs=plan.opt_outs)
+                                      notes=plan.notes[key], opt_outs=plan.opt_outs, tests=tests)
             else:
                 # Set aside when it is about a message: a later version, or a corrected ack
                 # numbering, may read it. Other news from the gateway needs nothing.
@@ -541,11 +542,14 @@ FAILED_BY_GATEWAY = "the gateway reported an error for this message"
 
 def _plan_message(
     session: Session, message: IncomingMessage, *, rules: WebhookRules, received_at: dt.datetime,
-    notes: list[_Note], opt_outs: dict[str, str],
+    notes: list[_Note], opt_outs: dict[str, str], tests: Collection[str] = (),
 ) -> list[_Step]:
     reason = not_a_reply(message)
     if reason is not None or message.phone is None:
         notes.append(_Note(InboxState.IGNORED, "message", f"not a reply: {reason}"))
+        return []
+    if message.quoted_id in tests:  # the team answering their own test, not a customer
+        notes.append(_Note(InboxState.IGNORED, "message", "a reply to a test message, not to a blast"))
         return []
     at = message.at or received_at
     keyword = opt_out_keyword(message.text, words=rules.opt_out_words)
