@@ -8,6 +8,7 @@ from sqlalchemy import select
 from core import templates
 from core.models import Blast, BlastRecipient
 from core.sending import blasts, gateways
+from core.sending.pacing import ensure_device
 from core.statuses import Status
 from dashboard import sent_before
 from dashboard.compose import Message, Sample, render_template, render_when, send_problems
@@ -74,6 +75,8 @@ def render_draft_launch(blast: Blast) -> None:
         return
     with friendly_errors("send the blast") as done, session() as s:
         # Asked again as it goes: a blast made meanwhile (in another tab) may hold these people.
+        # The device is locked first, as New blast locks it, so two tabs cannot both pass.
+        ensure_device(s, device=device, settings=cfg, lock=True)
         meanwhile = (sent_before.draft_made_meanwhile(s, blast.id, numbers, agreed=seen.agreed)
                      if blast.parent_blast_id is None else None)
         if meanwhile:
