@@ -43,7 +43,7 @@ _SEND_AGAIN_TICK = re.compile(r"send_again_\d+(?:_\d+)*")
 # the last file's words, and sending them back with the next click (seen when the machine was
 # busy). The blast's name is worked out again for the new file (dashboard/blast_naming.py).
 _FRESH: dict[str, object] = {"blast_tag": "", "blast_stage": "Initial", "tpl": "", "test_to": "",
-                             "when": "Send now", GAPS_TICK: False}
+                             "when": "Send now"}
 
 
 def _kept(key: str) -> str:
@@ -117,9 +117,9 @@ def _forget_typed(*, keep_boxes: bool = False) -> None:
         st.session_state.pop(_kept(key), None)
         if not keep_boxes:
             _afresh(key)
-    for key in _ticks():
+    for key in _ticks():  # unticked, not removed: the browser is told
         st.session_state.pop(_kept(key), None)
-        _afresh(key)
+        st.session_state[key] = False
 
 
 def _afresh(key: str) -> None:
