@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 from streamlit.delta_generator import DeltaGenerator
 
 from core import templates, test_sends
@@ -440,8 +441,11 @@ def _send_test(number: str, body: str, *, practice: bool, key: str) -> None:
         return
     sent_at = utcnow()
     if result.message_id:  # its receipts are then a test's, not a blast message's to wait for
-        with session() as s:
-            test_sends.remember(s, message_id=result.message_id, to=phone.e164, at=sent_at)
+        try:
+            with session() as s:
+                test_sends.remember(s, message_id=result.message_id, to=phone.e164, at=sent_at)
+        except SQLAlchemyError as exc:  # the test went: say so all the same, or it would be sent twice
+            log.warning("the test message's id was not kept (%s)", type(exc).__name__)
     st.session_state[f"{key}_sent"] = {"to": phone.e164, "body": body, "at": sent_at,
                                         "id": result.message_id, "practice": practice}
 
