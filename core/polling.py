@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core import app_state
 from core.config import Settings
 from core.db import transaction
-from core.errors import GatewayError
+from core.errors import ConfigError, GatewayError
 from core.funnel import status_rank
 from core.models import Blast, BlastRecipient, WebhookInbox, utcnow
 from core.phones import to_gateway
@@ -142,6 +142,8 @@ def poll_round(
                 return PollRound(asked, changed, unknown, errors, stopped_by=exc.message)
             _note_poll(engine, recipient_id, now=utcnow(), failed=True)
             continue
+        except ConfigError as exc:  # a setting is wrong (the address, the token): nothing was asked
+            return PollRound(asked, changed, unknown, errors + 1, stopped_by=exc.message)
         looked_at = utcnow()
         asked += 1
         if answer is None:

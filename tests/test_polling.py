@@ -123,6 +123,17 @@ def test_a_gateway_that_does_not_answer_stops_the_round(engine: Engine, sim, fau
     assert _poll_failures(engine) == {0}
 
 
+def test_a_wrong_setting_stops_the_round_with_its_words_and_backs_no_one_off(engine: Engine, sim) -> None:
+    """A token no request can carry fails before anything is asked: one reason, said where
+    the round is reported, rather than a failure logged again at every interval."""
+    _sent_blast(engine, sim, n=3)
+    client = client_for(sim, token="t0ken\u20ac")  # as typed, outside what a header can hold
+    result = poll_round(engine, client, settings=settings_for(poll_batch_size=100))
+    assert (result.asked, result.errors) == (0, 1)
+    assert result.stopped_by and "WSAPME_TOKEN" in result.stopped_by
+    assert _poll_failures(engine) == {0}
+
+
 def test_an_offline_device_stops_the_round_and_backs_no_one_off(engine: Engine, sim) -> None:
     """Not "unknown" for every message: one request, the round stops with the reason, and the
     messages are asked about as usual once the device is back."""
