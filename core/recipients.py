@@ -211,15 +211,12 @@ def undo_sales(session: Session, *, recipient_ids: Sequence[int]) -> int:
                               event={"action": "undo sale"}, updates=updates,
                               only_from=(Status.CLOSED.value,))
         undone += change.changed
-        first = session.execute(
-            select(RecipientReply.replied_at, RecipientReply.text)
-            .where(RecipientReply.recipient_id == row.id)
-            .order_by(RecipientReply.replied_at, RecipientReply.id).limit(1)
-        ).first()
-        if change.changed and first is not None and RANK[before] < RANK[Status.REPLIED]:
+        below_replied = change.changed and RANK[before] < RANK[Status.REPLIED]
+        said = replies(session, recipient_id=row.id) if below_replied else []
+        if said:
             apply_status(session, recipient_id=row.id, status=Status.REPLIED, source="manual",
-                         at=first.replied_at, event={"action": "undo sale: they had replied"},
-                         updates={"reply_text": first.text})
+                         at=said[0].replied_at, event={"action": "undo sale: they had replied"},
+                         updates={"reply_text": said[0].text})
     return undone
 
 
