@@ -82,16 +82,8 @@ def lock_recipients(session: Session, ids: Iterable[int]) -> None:
     """Lock these recipients in id order, as every batch does (PostgreSQL; SQLite
     transactions already hold the write lock): a batch that moves recipients in more than
     one way locks them all first, so that it cannot deadlock with another."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        return
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), _LOCK_CHUNK):
-        chunk = ordered[start:start + _LOCK_CHUNK]
-        connection.execute(
-            select(_TABLE.c.id).where(bulk.one_of(_TABLE.c.id, chunk, connection.dialect))
-            .order_by(_TABLE.c.id).with_for_update()
-        ).all()
+    if session.connection().dialect.name == "postgresql":
+        _locked_rows(session, ids, columns=())
 
 
 def _locked_rows(
