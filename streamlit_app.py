@@ -32,7 +32,8 @@ def _this_projects_config() -> None:
                 st_config.set_option(f"{section}.{name}", value, where_defined=str(path))
 
 
-_this_projects_config()
+if get_script_run_ctx() is None:  # once, as the server imports `app`; not on every page run
+    _this_projects_config()
 # Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
 _local_url = f"http://127.0.0.1:{st_config.get_option('server.port')}"
 app = st.App(__file__, routes=routes(), lifespan=lifespan_for(_local_url))
