@@ -712,10 +712,10 @@ def replay_set_aside(
     engine: Engine, *, rules: WebhookRules | None = None, now: dt.datetime | None = None,
 ) -> ReplayReport:
     """Apply again the events set aside as unreadable, not understood, unmatched or failed:
-    after the parser learned a new shape, a setting that decides how events are read (the ack numbering) was
-    corrected, or the cause of a failure was fixed. Each in its own transaction, oldest first;
-    one that still cannot be used is set aside again, with the reason as it stands now.
-    Nothing is deleted either way."""
+    after the parser learned a new shape, a setting that decides how events are read (the
+    ack numbering) was corrected, or the cause of a failure was fixed. Each in its own
+    transaction, oldest first; one that still cannot be used is set aside again, with the
+    reason as it stands now. Nothing is deleted either way."""
     rules = rules or WebhookRules.from_settings(get_settings())
     now = now or utcnow()
     with transaction(engine) as session:
