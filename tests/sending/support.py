@@ -48,9 +48,16 @@ def settings_for(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-def worker_for(engine: Engine, sim, **overrides: Any) -> SendWorker:  # type: ignore[no-untyped-def]
+# Long enough for a loaded machine to answer an ordinary send; tests of a gateway that stops
+# answering pass a shorter one with a delay well past it.
+READ_TIMEOUT = 5.0
+
+
+def worker_for(  # type: ignore[no-untyped-def]
+    engine: Engine, sim, *, read_timeout: float = READ_TIMEOUT, **overrides: Any
+) -> SendWorker:
     settings = settings_for(**overrides)
-    return SendWorker(engine=engine, client=client_for(sim, read_timeout=1.0), settings=settings)
+    return SendWorker(engine=engine, client=client_for(sim, read_timeout=read_timeout), settings=settings)
 
 
 def statuses(engine: Engine, blast_id: int) -> dict[str, str]:

@@ -207,7 +207,7 @@ def test_a_second_unknown_in_a_row_pauses_the_blast(
     be a one-off, the second means WSAPME stopped answering. The rest wait, and are not sent."""
     blast_id = launched_blast(engine, 6)
     sim.set_fault(fault, times=None, **options)
-    worker_for(engine, sim).run(once=True)
+    worker_for(engine, sim, read_timeout=1.0).run(once=True)
     state, reason = blast_state(engine, blast_id)
     assert state == "paused" and reason.startswith("Sending is paused: WSAPME stopped answering.")
     assert "check the recipients marked unknown before resuming" in reason
