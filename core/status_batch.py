@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core import bulk
 from core.models import BlastRecipient, StatusHistory, utcnow
-from core.status_engine import JUDGED_COLUMNS, SOURCES, StatusChange, judge
+from core.status_engine import JUDGED_COLUMNS, SETTLED_FROM, SOURCES, StatusChange, judge, tried_at
 from core.statuses import Status
 
 _TABLE = BlastRecipient.__table__
@@ -55,6 +55,7 @@ def apply_statuses(session: Session, events: Sequence[StatusEvent]) -> list[Stat
         return []
     extra = sorted({c for e in events for c in (*e.updates, *e.defaults)} - set(JUDGED_COLUMNS))
     rows = _locked_rows(session, {e.recipient_id for e in events}, columns=(*JUDGED_COLUMNS, *extra))
+    tried = tried_at(session, rows)
     dirty: dict[int, set[str]] = {}
     history: list[dict[str, Any]] = []
     results: list[StatusChange | None] = []
@@ -63,8 +64,10 @@ def apply_statuses(session: Session, events: Sequence[StatusEvent]) -> list[Stat
         if row is None:
             results.append(None)
             continue
-        change, columns = _judge(row, event)
+        change, columns = _judge(row, event, tried=tried.get(event.recipient_id))
         results.append(change)
+        if change.changed and Status(change.new_status) in SETTLED_FROM:
+            tried[event.recipient_id] = event.at  # as its history row, written below, will say
         if columns:
             dirty.setdefault(event.recipient_id, set()).update(columns)
         if change.changed:
@@ -107,11 +110,13 @@ def _locked_rows(
     return rows
 
 
-def _judge(row: dict[str, Any], event: StatusEvent) -> tuple[StatusChange, set[str]]:
+def _judge(
+    row: dict[str, Any], event: StatusEvent, *, tried: dt.datetime | None
+) -> tuple[StatusChange, set[str]]:
     """What `apply_status` would do to `row` (updated in place); the columns it changed."""
     old = row["status"]
     changed, columns = judge(row, Status(event.status), at=event.at, updates=event.updates,
-                             defaults=event.defaults)
+                             defaults=event.defaults, tried=tried)
     return StatusChange(event.recipient_id, old, row["status"], changed=changed), columns
 
 

@@ -99,8 +99,9 @@ def apply_status(
     old = Status(row["status"])
     if only_from is not None and old.value not in only_from:
         return StatusChange(recipient_id, old.value, old.value, changed=False)
+    tried = tried_at(session, {recipient_id: row}).get(recipient_id)
     changed, columns = judge(row, new, at=at, updates=updates or {}, manual=manual,
-                             stamp_skipped=stamp_skipped)
+                             stamp_skipped=stamp_skipped, tried=tried)
     for column in columns:
         setattr(recipient, column, row[column])
     if not changed:
@@ -217,9 +218,30 @@ JUDGED_COLUMNS = ("status", *STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_times
 SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
 
 
+def tried_at(session: Session, rows: Mapping[int, Mapping[str, Any]]) -> dict[int, dt.datetime]:
+    """When each failed or unknown send among `rows` ({recipient id: JUDGED_COLUMNS}) with no
+    send time was tried: the time of the history row that made it what it is (the worker
+    marks it so as the gateway's answer fails). One query for all of them; none for anyone
+    else."""
+    sent = STAGE_TIMESTAMP_COLUMN[Stage.SENT]
+    settled = {status.value for status in SETTLED_FROM}
+    asked = {rid: row["status"] for rid, row in rows.items()
+             if row["status"] in settled and row[sent] is None}
+    if not asked:
+        return {}
+    found = session.execute(
+        select(StatusHistory.recipient_id, StatusHistory.new_status, StatusHistory.changed_at)
+        .where(StatusHistory.recipient_id.in_(sorted(asked)), StatusHistory.new_status.in_(sorted(settled)))
+        .order_by(StatusHistory.id)
+    )
+    # The last change into the status it has now is the one that made it so.
+    return {rid: at for rid, status, at in found if asked[rid] == status}
+
+
 def judge(
     row: dict[str, Any], new: Status, *, at: dt.datetime, updates: Mapping[str, Any],
     defaults: Mapping[str, Any] | None = None, manual: bool = False, stamp_skipped: bool = True,
+    tried: dt.datetime | None = None,
 ) -> tuple[bool, set[str]]:
     """The status rules, on a recipient's values (`row`: JUDGED_COLUMNS and the event's
     columns, changed in place): whether the move is a real change, and the columns written.
@@ -229,6 +251,11 @@ def judge(
     status's own stage), clears the problem text of a failed or
     unknown send that proves to have gone, stores `updates`, and `defaults` where still
     empty; a manual correction downwards un-reaches the stages above the new status.
+    A failed or unknown send that proves to have gone was sent when it was `tried`
+    (`tried_at`), not when the proof came: a reply a day later, or a sale, does not make
+    the message a day younger (a receipt that came before it was found unknown dates it
+    earlier still). Without that time it takes `at`, as any skipped stage does (and a sale,
+    stamping only its own stage, leaves it empty).
     A non-change only fills empty columns from `updates`. The one place these rules live:
     `apply_status` runs them on the row it locked, `core.status_batch` on many rows at once.
     """
@@ -248,6 +275,9 @@ def judge(
     if old in SETTLED_FROM and RANK[new] >= Stage.SENT.min_rank and row["error"] is not None:
         put("error", None)  # a reply to an unknown send: the person is no longer a problem
     reached = list(stages_between(RANK[old], RANK[new]))
+    went_when_tried = old in SETTLED_FROM and tried is not None and Stage.SENT in reached
+    if went_when_tried and row[STAGE_TIMESTAMP_COLUMN[Stage.SENT]] is None:
+        put(STAGE_TIMESTAMP_COLUMN[Stage.SENT], min(tried, at))
     for stage in reached if stamp_skipped else reached[-1:]:
         column = STAGE_TIMESTAMP_COLUMN[stage]
         if row[column] is None:

@@ -29,6 +29,8 @@ from core.db import transaction
 from core.funnel import FunnelFilter, apply_filter, fold_rollup_deltas, funnel, status_rank
 from core.models import Blast, BlastRecipient, OptOut, RecipientReply
 from core.opt_outs import add_opt_outs
+from core.recipients import close_sale
+from core.status_engine import apply_status
 from core.statuses import RANK, Stage, Status
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from core.webhook.replies import DEFAULT_OPT_OUT_WORDS, opt_out_keyword
@@ -287,6 +289,34 @@ def test_a_reply_with_read_receipts_off_is_no_time_to_read(engine: Engine) -> No
     assert times.read_median == dt.timedelta(minutes=20)
     assert times.read_p90 == dt.timedelta(minutes=28)
     assert times.reply_median == dt.timedelta(minutes=900)
+
+
+def test_a_lost_send_settled_later_counts_on_the_day_it_went_with_its_real_time_to_reply(
+    engine: Engine,
+) -> None:
+    """Two sends whose answers were lost: one is replied to the next day, the other made a sale.
+    Both went on 2 Mar, when they were tried; the reply took a day, not no time at all."""
+    with transaction(engine) as s:
+        blast = make_blast(s, blast_tag="Lost")
+        answered = [make_recipient(s, blast, status="REPLIED", sent_at=t(2, 1), replied_at=t(2, 3)),
+                    make_recipient(s, blast, status="REPLIED", sent_at=t(2, 1, 1), replied_at=t(2, 5, 1))]
+        lost = [make_recipient(s, blast, status="SENDING").id for _ in range(2)]
+        assert answered
+    for rid in lost:
+        with transaction(engine) as s:
+            apply_status(s, recipient_id=rid, status=Status.UNKNOWN, source="send", at=t(2, 1, 4))
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=lost[0], status=Status.REPLIED, source="webhook", at=t(3, 2))
+        close_sale(s, recipient_id=lost[1], source="manual", at=t(3, 4))
+    filters = FunnelFilter(tags=("Lost",), timezone="UTC")
+    with transaction(engine) as s:
+        trend = daily_trend(s, filters=filters)
+        times = response_times(s, filters=filters)
+        sent = funnel(s, filters=filters).sent
+    # A sale is past replied, so it counts there too.
+    assert {r.day: (r.sent, r.replied) for r in trend.itertuples()} == {dt.date(2026, 3, 2): (4, 4)}
+    assert sent == 4
+    assert times.reply_median == dt.timedelta(hours=4)  # of 2 h, 4 h and 24 h 56 min
 
 
 def test_activity_by_local_hour_and_weekday(engine: Engine) -> None:

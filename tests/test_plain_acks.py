@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from core.db import transaction
-from core.models import utcnow
+from core.models import StatusHistory, utcnow
 from core.statuses import Status
 from core.webhook import plain_acks
 from core.webhook.inbox import WebhookRules, process_entries, store_raw
@@ -69,7 +69,9 @@ def _recipients(engine: Engine, rng: random.Random, n: int) -> list[dict[str, An
             fields: dict[str, Any] = {"status": status.value, "phone_number": phone}
             if status not in (Status.QUEUED, Status.SENDING) and rng.random() < 0.9:
                 fields["message_id"] = f"MSG{k:04d}"
-            if status not in (Status.QUEUED, Status.SENDING, Status.FAILED) and rng.random() < 0.8:
+            # A failed send with an id is one the gateway took and later said it failed.
+            sent = status not in (Status.QUEUED, Status.SENDING, Status.FAILED) or "message_id" in fields
+            if sent and rng.random() < 0.8:
                 fields["sent_at"] = START
             if status in (Status.FAILED, Status.UNKNOWN) or rng.random() < 0.1:
                 fields["error"] = "earlier error"
@@ -80,7 +82,13 @@ def _recipients(engine: Engine, rng: random.Random, n: int) -> list[dict[str, An
             if status in (Status.REPLIED, Status.CLOSED):
                 fields["replied_at"] = START + dt.timedelta(minutes=5)
                 fields["reply_text"] = "earlier reply"
-            made.append({"id": make_recipient(s, blast, **fields).id, **fields})
+            person = make_recipient(s, blast, **fields)
+            if status in (Status.FAILED, Status.UNKNOWN) and "sent_at" not in fields:
+                # When it was tried, which an ack proving it went dates the send by.
+                s.add(StatusHistory(recipient_id=person.id, old_status=Status.SENDING.value,
+                                    new_status=status.value, changed_at=START - dt.timedelta(minutes=1),
+                                    source="send"))
+            made.append({"id": person.id, **fields})
     return made
 
 

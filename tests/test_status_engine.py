@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 
@@ -10,6 +11,8 @@ from sqlalchemy import Engine, func, select
 
 from core.db import transaction
 from core.models import BlastRecipient, StatusHistory
+from core.recipients import close_sale, undo_sales
+from core.status_batch import StatusEvent, apply_statuses
 from core.status_engine import JUDGED_COLUMNS, apply_status, is_allowed
 from core.statuses import RANK, STAGE_TIMESTAMP_COLUMN, Status, status_in_words
 from tests.support.factories import at, make_blast, make_recipient
@@ -228,3 +231,56 @@ def test_a_send_that_proves_to_have_gone_loses_its_problem_text(
     row = _recipient(engine, rid)
     assert row.status == new.value
     assert row.error == ("No answer from WSAPME." if kept else None)
+
+
+def _lost_send(engine: Engine, status: Status = Status.UNKNOWN) -> int:
+    """A send whose answer was lost at 09:00 (or that the gateway said failed): no send time."""
+    rid = _new_recipient(engine, Status.SENDING)
+    _apply(engine, rid, status, at(9), source="send")
+    return rid
+
+
+@pytest.mark.parametrize("lost", [Status.UNKNOWN, Status.FAILED])
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_a_lost_send_that_proves_to_have_gone_went_when_it_was_tried(
+    engine: Engine, lost: Status, batched: bool
+) -> None:
+    """A reply the next day proves the message went, but at 09:00, when it was sent: not a
+    day later, which would count it on the wrong day and make the time to reply nothing."""
+    rid = _lost_send(engine, lost)
+    replied = at(9) + dt.timedelta(days=1)
+    with transaction(engine) as s:
+        if batched:
+            apply_statuses(s, [StatusEvent(rid, Status.REPLIED, replied, "webhook")])
+        else:
+            apply_status(s, recipient_id=rid, status=Status.REPLIED, source="webhook", at=replied)
+    r = _recipient(engine, rid)
+    assert r.sent_at == at(9)
+    assert (r.delivered_at, r.read_timestamp, r.replied_at) == (replied, replied, replied)
+
+
+def test_a_send_failed_and_proved_in_one_batch_went_when_it_failed(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.SENDING)  # its receipts came before the send's answer
+    with transaction(engine) as s:
+        apply_statuses(s, [StatusEvent(rid, Status.FAILED, at(9), "webhook"),
+                           StatusEvent(rid, Status.READ_ACK, at(11), "webhook")])
+    assert (_recipient(engine, rid).sent_at, _recipient(engine, rid).read_timestamp) == (at(9), at(11))
+
+
+def test_a_sale_on_a_lost_send_dates_the_send_by_its_try_and_undoing_it_clears_that(engine: Engine) -> None:
+    rid = _lost_send(engine)
+    with transaction(engine) as s:
+        close_sale(s, recipient_id=rid, source="manual", at=at(15))
+    r = _recipient(engine, rid)
+    assert (r.status, r.sent_at, r.closed_at) == ("CLOSED", at(9), at(15))
+    assert (r.delivered_at, r.read_timestamp, r.replied_at) == (None, None, None)  # none made up
+    with transaction(engine) as s:
+        assert undo_sales(s, recipient_ids=[rid]) == 1
+    r = _recipient(engine, rid)
+    assert (r.status, r.sent_at, r.closed_at) == ("UNKNOWN", None, None)
+
+
+def test_a_lost_send_without_history_takes_the_proofs_time_as_before(engine: Engine) -> None:
+    rid = _new_recipient(engine, Status.UNKNOWN)  # no history row says when it was tried
+    _apply(engine, rid, Status.DELIVERY_ACK, at(10))
+    assert _recipient(engine, rid).sent_at == at(10)

@@ -126,9 +126,14 @@ _EVENTS = ("json_to_recordset(%(rows)s::json) AS ev(inbox_id integer, message_id
            "at timestamptz, c2s bigint, raw jsonb)")
 _KNOWN = ", ".join(f"'{s.value}'" for s in RANK)
 
+_SETTLED = ", ".join(f"'{s.value}'" for s in SETTLED_FROM)
+_SENT_AT = STAGE_TIMESTAMP_COLUMN[Stage.SENT]
+# A failed or unknown send with no send time goes the general way, which dates it by when it
+# was tried (`core.status_engine.tried_at`).
 _MATCH_SQL = f"""
 SELECT ev.inbox_id, r.id FROM blast_recipients r JOIN {_EVENTS} ON r.message_id = ev.message_id
 WHERE r.phone_number <> ALL(%(phones)s::text[]) AND r.status IN ({_KNOWN})
+  AND NOT (r.status IN ({_SETTLED}) AND r.{_SENT_AT} IS NULL)
 """
 
 
@@ -147,7 +152,6 @@ def _apply_sql() -> str:
 
     received = STAGE_MIN_RANK[Stage.RECEIVED]
     stamps = ",\n        ".join(f"{STAGE_TIMESTAMP_COLUMN[stage]} = {stamp(stage)}" for stage in Stage)
-    settled = ", ".join(f"'{s.value}'" for s in SETTLED_FROM)
     judged = (*STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_timestamp", "error")
     columns = ", ".join(f"r.{c}" for c in judged)
     return f"""
@@ -167,7 +171,7 @@ written AS (
             WHEN m.moves AND m.old_rank < {received} AND m.new_rank >= {received}
                  AND m.message_c2s_timestamp IS NULL THEN trunc(extract(epoch FROM m.at))::bigint
             ELSE m.message_c2s_timestamp END,
-        error = CASE WHEN m.moves AND m.old IN ({settled}) THEN NULL ELSE m.error END,
+        error = CASE WHEN m.moves AND m.old IN ({_SETTLED}) THEN NULL ELSE m.error END,
         updated_at = %(written_at)s
     FROM m
     WHERE t.id = m.id AND (m.moves OR (m.c2s IS NOT NULL AND m.message_c2s_timestamp IS NULL))
