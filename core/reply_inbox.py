@@ -91,8 +91,8 @@ class InboxRow:
 class InboxPage:
     rows: list[InboxRow]
     total: int  # rows across all pages, every filter applied
-    replied: int  # who replied in the window, tags and search applied, closed or not
-    to_follow_up: int  # of them, no sale recorded yet and not opted out
+    replied: int  # people (numbers) who replied in the window, tags and search applied, closed or not
+    to_follow_up: int  # of them, those with a reply to a message still without a sale, not opted out
     page: int
     pages: int
 
@@ -109,8 +109,8 @@ def inbox_page(
     """One page of the people who replied, latest reply first, with the counts the page states;
     everyone on one page with no `page_size` (a download)."""
     matching = _matching(filters)
-    replied, to_follow_up = who_replied(session, filters=filters)
-    total = to_follow_up if filters.only_open else replied
+    counts = _replied_counts(session, filters=filters)
+    total = counts.rows_to_follow_up if filters.only_open else counts.rows
     pages = max(1, -(-total // page_size)) if page_size else 1
     page = min(max(page, 1), pages)
     if filters.only_open:
@@ -129,19 +129,37 @@ def inbox_page(
         )
         for row in found
     ]
-    return InboxPage(rows=rows, total=total, replied=replied, to_follow_up=to_follow_up, page=page,
-                     pages=pages)
+    return InboxPage(rows=rows, total=total, replied=counts.people, to_follow_up=counts.people_to_follow_up,
+                     page=page, pages=pages)
 
 
 def who_replied(session: Session, *, filters: InboxFilter) -> tuple[int, int]:
     """How many people replied in the window (tags and search applied), and how many of them
-    are to follow up (no sale recorded, not opted out): one query."""
+    are to follow up (no sale recorded, not opted out). A person is a number: one who
+    answered a blast and its follow-up is one person, listed once for each."""
+    counts = _replied_counts(session, filters=filters)
+    return counts.people, counts.people_to_follow_up
+
+
+@dataclass(frozen=True)
+class _Counts:
+    rows: int  # a row per message replied to
+    rows_to_follow_up: int
+    people: int
+    people_to_follow_up: int
+
+
+def _replied_counts(session: Session, *, filters: InboxFilter) -> _Counts:
+    """The list's rows and the people in them, all and to follow up: one query."""
     counted = _matching(filters).subquery("counted")
-    replied, to_follow_up = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((_to_follow_up(counted.c), 1), else_=0)), 0))
+    open_ = _to_follow_up(counted.c)
+    found = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((open_, 1), else_=0)), 0),
+               func.count(counted.c.phone_number.distinct()),
+               func.count(case((open_, counted.c.phone_number)).distinct()))
         .select_from(counted)
     ).one()
-    return int(replied), int(to_follow_up)
+    return _Counts(*(int(n) for n in found))
 
 
 def _to_follow_up(columns: Any) -> ColumnElement[bool]:

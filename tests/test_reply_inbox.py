@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.db import transaction
 from core.models import Blast, BlastRecipient, RecipientReply, utcnow
 from core.recipients import mark_closed
-from core.reply_inbox import InboxFilter, default_since, inbox_page, unmatched_messages
+from core.reply_inbox import InboxFilter, default_since, inbox_page, unmatched_messages, who_replied
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from core.webhook.replies import no_blast_note, no_blast_numbers
 from tests.support.factories import make_blast, make_recipient
@@ -108,6 +108,21 @@ def test_only_those_not_closed_yet_and_both_counts(engine: Engine) -> None:
     assert [(r.recipient_id, r.status) for r in everyone.rows] == [
         (sold.id, "CLOSED"), (open_one.id, "REPLIED")]
     assert (everyone.total, everyone.replied, everyone.to_follow_up) == (2, 2, 1)
+
+
+def test_someone_who_answered_a_blast_and_its_follow_up_is_one_person_listed_twice(engine: Engine) -> None:
+    """The list has a row for each message they answered; the counts say how many people."""
+    with transaction(engine) as s:
+        raya = make_blast(s, name="Raya promo")
+        again = make_blast(s, name="Raya promo, follow-up", parent_blast_id=raya.id,
+                           follow_up_stage="Follow-up 1")
+        _replied(s, raya, (MIDNIGHT, "Berapa?"), phone_number="+60123456781")
+        _replied(s, again, (MIDNIGHT + dt.timedelta(hours=5), "Ok nak 2"), phone_number="+60123456781")
+        _replied(s, raya, (MIDNIGHT + dt.timedelta(hours=1), "Ada stok?"), phone_number="+60123456782")
+    found = _inbox(engine)
+    assert (found.total, found.replied, found.to_follow_up) == (3, 2, 2)
+    with transaction(engine) as s:
+        assert who_replied(s, filters=InboxFilter(since=SINCE, timezone=KL)) == (2, 2)
 
 
 def test_someone_who_asked_to_stop_is_no_one_to_follow_up(engine: Engine) -> None:
