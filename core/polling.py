@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,9 +24,17 @@ from core.sending import gateways
 from core.status_engine import apply_status
 from core.statuses import RANK, Stage, Status, parse_status
 from core.wsapme.answers import StatusResult
+from core.wsapme.failures import wait_words
 
 log = logging.getLogger(__name__)
 POLLING_STATE_KEY = "polling"
+# When the gateway said status checks may resume, one key per gateway (WSAPME's wait says
+# nothing about the practice gateway's): kept in the database so that the background rounds
+# and every "Refresh statuses", in whichever process, keep to it.
+GATEWAY_WAIT_KEY = "polling_wait:"
+# The longest a Retry-After can hold polling back: a mistyped or absurd one must not stop
+# statuses for ever.
+LONGEST_WAIT = dt.timedelta(days=1)
 
 
 class StatusLookup(Protocol):
@@ -41,6 +50,7 @@ class PollRound:
     unknown: int = 0
     errors: int = 0
     stopped_by: str | None = None
+    retry_after: float | None = None  # seconds the gateway asked to wait before the next round
 
 
 # Inbox entries that carry a delivery or read receipt: "mixed" bodies hold several kinds of
@@ -126,6 +136,9 @@ def poll_round(
     """Ask about one batch (or, for a blast's "refresh statuses", all of its unread messages)."""
     now = utcnow()
     with transaction(engine) as s:
+        waiting = gateway_wait(s, settings=settings, now=now)
+        if waiting is not None:  # asking within the gateway's wait would only be turned away again
+            return PollRound(stopped_by=_waiting_words(waiting, settings=settings), retry_after=waiting)
         limit = None if blast_id is not None else settings.poll_batch_size
         targets = [
             (r.id, r.message_id, r.wsapme_message_data, r.phone_number)
@@ -139,7 +152,8 @@ def poll_round(
             errors += 1
             if _gateway_unwell(exc):  # every further look-up would fail the same way: stop asking
                 _note_asked(engine, recipient_id, at=utcnow())
-                return PollRound(asked, changed, unknown, errors, stopped_by=exc.message)
+                wait = _note_wait(engine, settings=settings, seconds=exc.retry_after)
+                return PollRound(asked, changed, unknown, errors, stopped_by=exc.message, retry_after=wait)
             _note_poll(engine, recipient_id, now=utcnow(), failed=True)
             continue
         except ConfigError as exc:  # a setting is wrong (the address, the token): nothing was asked
@@ -159,6 +173,46 @@ def _gateway_unwell(exc: GatewayError) -> bool:
     answer (a hang or a dropped connection), asked us to wait, or refused the token or device.
     Asking about the next message would cost the same wait or get the same no."""
     return exc.pauses_blast or exc.retryable or exc.accepted is None
+
+
+def gateway_wait(session: Session, *, settings: Settings, now: dt.datetime) -> float | None:
+    """Seconds left of the wait the gateway asked for before its next status check; None when
+    it asked for none, or the wait is over."""
+    kept = app_state.get(session, key=_wait_key(settings))
+    try:
+        until = dt.datetime.fromisoformat(kept[0]["until"]) if kept else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    if until is None or until.tzinfo is None:
+        return None
+    return _bounded_wait((until - now).total_seconds())
+
+
+def _note_wait(engine: Engine, *, settings: Settings, seconds: float | None) -> float | None:
+    """Keep the wait the gateway asked for (its Retry-After, as core/wsapme parsed it), bounded."""
+    wait = _bounded_wait(seconds)
+    if wait is not None:
+        until = utcnow() + dt.timedelta(seconds=wait)
+        with transaction(engine) as s:
+            app_state.put(s, key=_wait_key(settings), value={"until": until.isoformat()})
+    return wait
+
+
+def _bounded_wait(seconds: float | None) -> float | None:
+    """A wait worth keeping: none for a missing, zero or NaN one, and never past LONGEST_WAIT
+    (an infinite one included)."""
+    if seconds is None or math.isnan(seconds) or seconds <= 0:
+        return None
+    return min(seconds, LONGEST_WAIT.total_seconds())
+
+
+def _wait_key(settings: Settings) -> str:
+    return GATEWAY_WAIT_KEY + ("sandbox" if settings.sandbox else "wsapme")
+
+
+def _waiting_words(seconds: float, *, settings: Settings) -> str:
+    gateway = "The practice gateway" if settings.sandbox else "WSAPME"
+    return f"{gateway} asked for a pause in status checks: try again {wait_words(seconds)}."
 
 
 def _apply_answer(engine: Engine, recipient_id: int, answer: StatusResult, *, now: dt.datetime) -> int:
@@ -233,22 +287,26 @@ def _mark_polled(session: Session, recipient_id: int, *, now: dt.datetime, faile
 
 
 class Poller:
-    """The background poller: a round every interval while polling is wanted."""
+    """The background poller: a round every interval while polling is wanted, or less often
+    when the gateway asks to wait longer."""
 
     def __init__(self, *, engine: Engine, client: StatusLookup, settings: Settings) -> None:
         self.engine, self.client, self.settings = engine, client, settings
         self.last_round: PollRound | None = None
         self.last_run: dt.datetime | None = None
         self.active = False
+        self.next_wait = settings.poll_interval_seconds  # seconds before the next round
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.poll_interval_seconds):
+        while not stop.wait(self.next_wait):
+            self.next_wait = self.settings.poll_interval_seconds
             try:
                 with transaction(self.engine) as s:
                     self.active = polling_wanted(s, settings=self.settings, now=utcnow())
                 if self.active:
                     self.last_round = poll_round(self.engine, self.client, settings=self.settings)
                     self.last_run = utcnow()
+                    self.next_wait = max(self.next_wait, self.last_round.retry_after or 0.0)
                 with transaction(self.engine) as s:
                     app_state.put(
                         s,

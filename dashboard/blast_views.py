@@ -528,9 +528,11 @@ def refresh_words(asked: int, changed: int, unknown: int) -> str:
 
 
 def refresh_stopped_words(asked: int, changed: int, reason: str) -> str:
-    """Why "Refresh statuses" stopped before the end, and what it got done first."""
-    first = f" after asking about {plural(asked, 'message')} ({changed:,} moved on)" if asked else ""
-    return f"Stopped early{first}: {reason}"
+    """Why "Refresh statuses" stopped before the end, and what it got done first; only why,
+    when it asked nothing (the gateway's words say it all)."""
+    if not asked:
+        return reason
+    return f"Stopped early after asking about {plural(asked, 'message')} ({changed:,} moved on): {reason}"
 
 
 def render_message(blast: Blast) -> None:

@@ -451,7 +451,7 @@ def test_refreshing_statuses_says_what_it_did(asked: int, changed: int, unknown:
 @pytest.mark.parametrize(
     ("asked", "changed", "words"),
     [
-        (0, 0, "Stopped early: The WhatsApp device is offline: open WSAPME and reconnect it."),
+        (0, 0, "The WhatsApp device is offline: open WSAPME and reconnect it."),
         (3, 1, "Stopped early after asking about 3 messages (1 moved on): The WhatsApp device is offline: "
                "open WSAPME and reconnect it."),
     ],

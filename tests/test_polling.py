@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import threading
 import time
 
 import pytest
@@ -12,9 +14,10 @@ from sqlalchemy import Engine, select
 from core.config import SANDBOX_DEVICE
 from core.db import transaction
 from core.models import Blast, BlastRecipient, StatusHistory, WebhookInbox, utcnow
-from core.polling import poll_round, polling_wanted
+from core.polling import Poller, poll_round, polling_wanted
 from core.statuses import Status
 from core.wsapme.answers import StatusResult
+from core.wsapme.failures import GatewayBusy
 from tests.sending.support import launched_blast, settings_for, worker_for
 from tests.support.simulator import client_for, running_simulator
 
@@ -147,6 +150,99 @@ def test_an_offline_device_stops_the_round_and_backs_no_one_off(engine: Engine, 
     assert _poll_failures(engine) == {0}
     sim.clear_faults()
     assert poll_round(engine, client_for(sim), settings=settings).asked == 3  # all but the one just asked
+
+
+A_DAY = 24 * 3600.0
+
+
+@pytest.mark.parametrize(("header", "kept"), [("300", 300.0), ("99999999999", A_DAY)])
+def test_a_rate_limited_round_carries_the_gateways_wait(engine: Engine, sim, header, kept) -> None:
+    """The wait the gateway asked for travels with the round, bounded to a day."""
+    _sent_blast(engine, sim, n=3)
+    sim.set_fault("rate_limited", times=None, endpoint="status", retry_after=header)
+    result = poll_round(engine, client_for(sim), settings=settings_for(poll_batch_size=100))
+    assert (result.asked, result.errors, result.retry_after) == (0, 1, kept)
+    assert result.stopped_by and result.stopped_by.startswith("WSAPME asked to slow down")
+
+
+def test_refresh_within_the_gateways_wait_does_not_ask_and_says_when(engine: Engine, sim) -> None:
+    """A "Refresh statuses" soon after a 429 would only be turned away again (and tell the
+    gateway we do not listen): nothing is asked, and the words say when to try."""
+    blast_id = _sent_blast(engine, sim, n=3)
+    settings = settings_for(poll_batch_size=100)
+    sim.set_fault("rate_limited", times=1, endpoint="status", retry_after="300")
+    assert poll_round(engine, client_for(sim), settings=settings).retry_after == 300.0
+    session = _CountingSession()
+    again = poll_round(engine, client_for(sim, session=session), settings=settings, blast_id=blast_id)
+    assert (again.asked, again.errors, session.posts) == (0, 0, 0)
+    assert again.stopped_by == "WSAPME asked for a pause in status checks: try again in 5 minutes."
+    assert again.retry_after is not None and 0 < again.retry_after <= 300
+    # WSAPME's wait holds back no other gateway: practice mode still asks the sandbox.
+    with transaction(engine) as s:
+        s.get(Blast, blast_id).device = SANDBOX_DEVICE
+    practice = settings_for(poll_batch_size=100, wsapme_token=None)
+    assert poll_round(engine, client_for(sim), settings=practice, blast_id=blast_id).asked == 3
+
+
+@pytest.mark.parametrize(("header", "waits"), [("300", [60.0, 300.0]), ("99999999999", [60.0, A_DAY]),
+                                               ("0", [60.0, 60.0])])
+def test_the_poller_waits_as_long_as_the_gateway_asked(engine: Engine, sim, header, waits) -> None:
+    _sent_blast(engine, sim, n=3)
+    sim.set_fault("rate_limited", times=None, endpoint="status", retry_after=header)
+    stop = _RecordingStop(rounds=1)
+    _poller(engine, client_for(sim)).run(stop)
+    assert stop.waits == waits
+
+
+def test_the_poller_does_not_ask_again_within_the_gateways_wait(engine: Engine, sim) -> None:
+    """Even once its own wait is over (a shorter interval, a restart), the next round keeps to
+    the gateway's: nothing is asked, and the loop waits out what is left."""
+    _sent_blast(engine, sim, n=3)
+    sim.set_fault("rate_limited", times=1, endpoint="status", retry_after="300")
+    session = _CountingSession()
+    stop = _RecordingStop(rounds=2)
+    _poller(engine, client_for(sim, session=session)).run(stop)
+    assert session.posts == 1 and stop.waits[:2] == [60.0, 300.0]
+    assert 0 < stop.waits[2] <= 300
+
+
+@pytest.mark.parametrize(("retry_after", "wait"), [(math.inf, A_DAY), (math.nan, 60.0), (-5.0, 60.0)])
+def test_a_senseless_wait_neither_crashes_nor_stops_polling(engine: Engine, sim, retry_after, wait) -> None:
+    """The simulator sends no Retry-After with a 503, so the gateway's error is raised here."""
+    _sent_blast(engine, sim, n=2)
+    stop = _RecordingStop(rounds=1)
+    poller = _poller(engine, _Busy(retry_after))
+    poller.run(stop)
+    assert poller.last_round is not None and poller.last_round.errors == 1
+    assert stop.waits == [60.0, wait]
+
+
+def _poller(engine: Engine, client) -> Poller:  # type: ignore[no-untyped-def]
+    settings = settings_for(status_polling="on", poll_batch_size=100, poll_interval_seconds=60)
+    return Poller(engine=engine, client=client, settings=settings)
+
+
+class _RecordingStop(threading.Event):
+    """Notes how long the poller chose to wait each time, without waiting; set after `rounds`."""
+
+    def __init__(self, *, rounds: int) -> None:
+        super().__init__()
+        self.rounds = rounds
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return len(self.waits) > self.rounds
+
+
+class _Busy:
+    """A gateway answering every look-up with HTTP 503 and the given Retry-After."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+
+    def message_status(self, **kwargs) -> StatusResult | None:  # type: ignore[no-untyped-def]
+        raise GatewayBusy("WSAPME had a problem on its side (HTTP 503).", retry_after=self.retry_after)
 
 
 class _Clocked:
