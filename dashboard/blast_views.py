@@ -17,6 +17,7 @@ from core.followups import (
     Audience,
     PendingFollowUp,
     chain_funnels,
+    chain_ids,
     chain_people,
     create_follow_up,
     follow_up_audience,
@@ -142,6 +143,18 @@ def refresh_every(blast: Blast) -> int | None:
         blast.state, last_sent=last_sent, now=utcnow(), starts_at=blast.scheduled_at,
         window=dt.timedelta(hours=settings().reply_window_hours),
     )
+
+
+def chain_refresh_every(blast_id: int) -> int | None:
+    """How often the follow-up chain refreshes: as often as its liveliest blast (a parent's
+    page shows its follow-up sending too)."""
+    with reading() as s:
+        chain = s.scalars(select(Blast).where(Blast.id.in_(chain_ids(s, blast_id=blast_id)))).all()
+        s.expunge_all()
+    if len(chain) < 2:
+        return None  # no chain to show
+    intervals = [seconds for b in chain if (seconds := refresh_every(b)) is not None]
+    return min(intervals, default=None)
 
 
 def _last_sent(blast_id: int) -> dt.datetime | None:

@@ -78,7 +78,7 @@ with tab_funnel:
     st.subheader("Where recipients are now")
     st.fragment(in_words(views.render_stuck_table), run_every=every)(blast_id, cancelled=cancelled)
     st.subheader("Follow-up chain")
-    views.render_chain(blast_id)
+    st.fragment(in_words(views.render_chain), run_every=views.chain_refresh_every(blast_id))(blast_id)
 with tab_people:
     st.fragment(in_words(people.render_recipients), run_every=every)(blast_id, cancelled=cancelled)
 with tab_export:

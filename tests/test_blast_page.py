@@ -21,7 +21,14 @@ from core.followups import create_follow_up, follow_up_placeholders, pending_fol
 from core.models import Blast, utcnow
 from core.recipients import SELECTIONS, page_of_recipients
 from core.statuses import Status
-from dashboard.blast_views import blast_to_show, refresh_seconds, refresh_stopped_words, refresh_words
+from dashboard.blast_views import (
+    LIVE_EVERY_SECONDS,
+    blast_to_show,
+    chain_refresh_every,
+    refresh_seconds,
+    refresh_stopped_words,
+    refresh_words,
+)
 from dashboard.format import when_words
 from dashboard.recipient_views import PAGE_SIZE, history_line, table_key
 from tests.support.factories import make_blast, make_recipient
@@ -343,6 +350,22 @@ def test_across_the_chain_counts_people_once_however_many_blasts_reached_them(en
     at = _open(parent_id)
     chain = "Across the chain: **10 people** messaged, **5** of them replied, **1** bought."
     assert chain in [m.value for m in at.markdown]
+
+
+def test_the_chain_refreshes_as_often_as_its_liveliest_blast(engine: Engine) -> None:
+    """A parent sent last month shows its follow-up sending now: the chain's counts move."""
+    month_ago = utcnow() - dt.timedelta(days=30)
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed")
+        make_recipient(s, parent, status="READ_ACK", sent_at=month_ago)
+        alone = make_blast(s, state="sending")
+        child = make_blast(s, state="sending", parent_blast_id=parent.id, follow_up_stage="Follow-up 1")
+        make_recipient(s, child, status="QUEUED")
+        ids = (parent.id, child.id, alone.id)
+    assert [chain_refresh_every(i) for i in ids] == [LIVE_EVERY_SECONDS, LIVE_EVERY_SECONDS, None]
+    with transaction(engine) as s:
+        s.get(Blast, ids[1]).state = "completed"
+    assert chain_refresh_every(ids[0]) is None  # nothing was sent lately: nothing more moves
 
 
 # 4. A marketer's words, not system codes.
