@@ -32,18 +32,19 @@ def state_word(state: str) -> str:
 
 
 def duration_words(value: dt.timedelta | None) -> str:
-    """A duration rounded to what matters: "45 min", "3 h 10 min", "2 days 4 h"."""
+    """A duration rounded to what matters, to the nearest minute: "45 min", "3 h 10 min",
+    "2 days 4 h" (a minute and three quarters is "2 min", not "1 min")."""
     if value is None:
         return "—"
-    minutes = int(value.total_seconds() // 60)
-    if minutes < 1:
+    if value < dt.timedelta(minutes=1):
         return "< 1 min"  # short enough for a metric on a laptop screen
+    minutes = round(value.total_seconds() / 60)
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
+    days, hours = divmod(round(value.total_seconds() / 3600), 24)  # days and hours: to the hour
     return (
         f"{days} day{'s' if days > 1 else ''} {hours} h" if hours else f"{days} day{'s' if days > 1 else ''}"
     )
@@ -56,7 +57,7 @@ def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
     seconds = ((now or dt.datetime.now(dt.UTC)) - moment).total_seconds()
     if seconds < 60:
         return "just now"
-    return f"{duration_words(dt.timedelta(seconds=seconds))} ago"
+    return f"{duration_words(dt.timedelta(minutes=seconds // 60))} ago"  # 90 s is still "1 min ago"
 
 
 def when_words(moment: dt.datetime, *, zone: dt.tzinfo, now: dt.datetime | None = None) -> str:

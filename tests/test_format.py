@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dashboard.format import one_of_many, plural, state_word, when_words
+from dashboard.format import ago, duration_words, one_of_many, plural, state_word, when_words
 
 KL = ZoneInfo("Asia/Kuala_Lumpur")
 NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)  # Thursday 10:00 in Kuala Lumpur
@@ -39,3 +39,24 @@ def test_plurals_and_states() -> None:
 ])
 def test_one_reply_of_many(text: str | None, count: int, shown: str) -> None:
     assert one_of_many(text, count) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (None, "—"),
+        (59, "< 1 min"),
+        (96, "2 min"),  # a blast that took 1 min 36 s did not take "1 min"
+        (89, "1 min"),
+        (3 * 3600 + 47 * 60 + 40, "3 h 48 min"),
+        (2 * 86400 + 3 * 3600 + 50 * 60, "2 days 4 h"),
+        (86400 - 20, "1 day"),
+    ],
+)
+def test_a_duration_is_rounded_to_the_nearest_minute(seconds: float | None, words: str) -> None:
+    assert duration_words(None if seconds is None else dt.timedelta(seconds=seconds)) == words
+
+
+def test_how_long_ago_counts_whole_minutes() -> None:
+    assert ago(NOW - dt.timedelta(seconds=100), now=NOW) == "1 min ago"
+    assert ago(NOW - dt.timedelta(seconds=30), now=NOW) == "just now"
