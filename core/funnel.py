@@ -401,13 +401,16 @@ def filter_options(session: Session, *, leave_out_practice: bool = False) -> tup
     return tags, stages
 
 
-def closed_without_reply(session: Session, *, blast_id: int) -> int:
-    """Sales recorded (by hand or from a file) for recipients of the blast who never wrote back:
-    the funnel counts them as replied, since each stage counts everyone who got that far."""
-    return session.scalar(select(func.count()).where(
-        BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.CLOSED.value,
-        BlastRecipient.replied_at.is_(None),
-    )) or 0
+def closed_without_reply(session: Session, *, filters: FunnelFilter) -> int:
+    """Sales recorded (by hand or from a file) for recipients of the selected blasts who never
+    wrote back: the funnel counts them as replied, since each stage counts everyone who got
+    that far."""
+    query = (
+        select(func.count()).select_from(BlastRecipient)
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
+        .where(BlastRecipient.status == Status.CLOSED.value, BlastRecipient.replied_at.is_(None))
+    )
+    return session.scalar(apply_filter(query, filters)) or 0
 
 
 def stuck_at_each_stage(session: Session, *, blast_id: int) -> list[tuple[str, int, float]]:

@@ -25,7 +25,7 @@ from core.followups import (
     next_stage_name,
     pending_follow_up,
 )
-from core.funnel import closed_without_reply, stuck_at_each_stage
+from core.funnel import FunnelFilter, closed_without_reply, stuck_at_each_stage
 from core.gateway import make_client
 from core.models import Blast, BlastRecipient, BlastState, utcnow
 from core.polling import poll_round
@@ -170,7 +170,8 @@ def render_progress(blast_id: int, shown_state: str) -> None:
             select(Blast.state, Blast.device, Blast.finished_at).where(Blast.id == blast_id)
         ).one()
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
-        unreplied = closed_without_reply(s, blast_id=blast_id) if progress.funnel.closed else 0
+        unreplied = (closed_without_reply(s, filters=FunnelFilter(blast_ids=(blast_id,)))
+                     if progress.funnel.closed else 0)
     if state != shown_state:
         st.rerun(scope="app")
     f = progress.funnel

@@ -6,7 +6,7 @@ from sqlalchemy import exists, func, select
 from core.analytics import OPTED_OUT, RESPONSE_SAMPLE, tag_comparison
 from core.config import PRACTICE_DEVICES
 from core.demo import seed_demo
-from core.funnel import filter_options, funnel, funnel_by_blast, not_practice
+from core.funnel import closed_without_reply, filter_options, funnel, funnel_by_blast, not_practice
 from core.models import Blast, BlastState, utcnow
 from core.statuses import Stage
 from dashboard import data
@@ -64,6 +64,7 @@ with reading() as s:
     totals = funnel(s, filters=filters)
     per_blast = funnel_by_blast(s, filters=filters)
     tags_frame = tag_comparison(s, filters=filters, opted_out=opted_out_by_tag)
+    unreplied = closed_without_reply(s, filters=filters) if totals.closed else 0
 
 
 def render_blast_table() -> None:
@@ -111,6 +112,10 @@ for column, stage in zip(columns, Stage, strict=False):
         column.caption(f"{opted_out:,} of them opted out",
                        help="They replied STOP, BERHENTI or another opt-out word: no blast messages "
                        "them again. The **Opt-outs** page lists every number.")
+    if stage is Stage.REPLIED and unreplied:
+        column.caption(f"{unreplied:,} of them bought without replying",
+                       help="Sales recorded by hand or from a file for people who never wrote back on "
+                       "WhatsApp: each stage counts everyone who got at least that far.")
 columns[-2].metric("Failed", f"{totals.failed:,}", help="The gateway refused these messages.")
 columns[-1].metric(
     "Unknown",
@@ -176,7 +181,10 @@ with left:
             "The thin lines show where each rate probably really lies (95%). When two tags' "
             f"lines overlap, neither has proven better yet. Pale bars: fewer than {FEW_SENT} sent, "
             "too few to judge. A reply that opted out (STOP, BERHENTI) counts as opted out here, "
-            "not as replied."
+            "not as replied"
+            + (f"; {plural(unreplied, 'sale')} recorded for people who never replied "
+               f"{'counts' if unreplied == 1 else 'count'} as replied, as in the funnel."
+               if unreplied else ".")
         )
 with right:
     st.subheader("How fast people respond")

@@ -15,6 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
 from core.db import transaction
+from core.models import utcnow
+from core.recipients import mark_closed
 from tests.support.factories import make_blast, make_recipient
 from tests.test_analytics import _opt_out_replies
 from tests.test_pages import app_db, page, run_page  # noqa: F401  (app_db: the fixture, used below)
@@ -199,6 +201,21 @@ def test_when_people_answer_starts_on_what_there_is(engine: Engine) -> None:
     at.radio(key="hours_what").set_value("replied").run()
     assert not [c for c in _charts(at) if c["data"][0]["type"] == "heatmap"]
     assert "No replies yet in these blasts." in _captions(at)
+
+
+def test_the_overview_says_how_many_replied_only_by_buying(engine: Engine) -> None:
+    """A sale recorded for someone who never wrote back counts as replied: the page says so."""
+    sent = utcnow() - dt.timedelta(days=1)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", blast_tag="Raya")
+        wrote = make_recipient(s, blast, status="REPLIED", sent_at=sent, replied_at=sent)
+        silent = make_recipient(s, blast, status="READ_ACK", sent_at=sent, read_timestamp=sent)
+        make_recipient(s, blast, status="READ_ACK", sent_at=sent, read_timestamp=sent)
+        mark_closed(s, recipient_ids=[wrote.id, silent.id])
+    at = run_page(OVERVIEW)
+    assert _metrics(at)["Replied"] == "2"
+    assert "1 of them bought without replying" in _captions(at)
+    assert any("1 sale recorded for people who never replied counts as replied" in c for c in _captions(at))
 
 
 def _tag_rates(at: AppTest) -> dict[str, float]:
