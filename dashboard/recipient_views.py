@@ -47,7 +47,7 @@ from dashboard.layout import friendly_errors
 
 # Where a status change came from, in words (the codes stay in the database).
 SOURCE_WORDS = {
-    "send": "on sending",
+    "send": "by the sender",
     "webhook": "update from WhatsApp",
     "polling": "checked with the gateway",
     "manual": "by hand",
