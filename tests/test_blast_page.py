@@ -395,7 +395,9 @@ def test_history_lines_read_in_words() -> None:
     assert history_line(at, "PENDING", "SERVER_ACK", "webhook") == (
         "02 Mar 10:05:09 — Sent, on its way → **Sent (one tick)** (update from WhatsApp)"
     )
-    assert history_line(at, None, "QUEUED", "send") == "02 Mar 10:05:09 — **Waiting to be sent** (by the sender)"
+    assert history_line(at, None, "QUEUED", "send") == (
+        "02 Mar 10:05:09 — **Waiting to be sent** (by the sender)"
+    )
 
 
 def test_a_scheduled_start_inside_quiet_hours_says_when_sending_really_begins(
