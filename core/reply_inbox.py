@@ -133,6 +133,20 @@ def inbox_page(
                      page=page, pages=pages)
 
 
+def as_they_stand(session: Session, rows: list[InboxRow]) -> list[InboxRow] | None:
+    """`rows` with where each person stands now (status, opted out), in the same order; None
+    when one of them can no longer be found (their blast was deleted)."""
+    ids = [r.recipient_id for r in rows]
+    statuses = dict(session.execute(
+        select(BlastRecipient.id, BlastRecipient.status).where(BlastRecipient.id.in_(ids))).all())
+    if set(statuses) != set(ids):
+        return None
+    numbers = sorted({r.phone_number for r in rows})
+    stopped = set(session.scalars(select(OptOut.phone_number).where(OptOut.phone_number.in_(numbers))))
+    return [dataclasses.replace(r, status=statuses[r.recipient_id], opted_out=r.phone_number in stopped)
+            for r in rows]
+
+
 def who_replied(session: Session, *, filters: InboxFilter) -> tuple[int, int]:
     """How many people replied in the window (tags and search applied), and how many of them
     are to follow up (no sale recorded, not opted out). A person is a number: one who

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -89,13 +90,13 @@ def render_recipients(blast_id: int, *, cancelled: bool, key_prefix: str = "rcp"
     pages = max(1, -(-total // PAGE_SIZE))
     page = top[2].number_input("Page", 1, pages, 1, key=f"{key_prefix}_page")
     view = (blast_id, selection, search, int(page))
-    held = _held_while_ticked(key_prefix, view)
+    held = held_while_ticked(key_prefix, view)
     if held is not None:
         frame, total = held
         st.caption("Kept as it was while rows are ticked: untick them to see the latest.")
     else:
         frame, total = _recipients_frame(blast_id, selection, search, int(page), cancelled=cancelled)
-        st.session_state[f"{key_prefix}_held"] = (_generation(key_prefix), view, frame, total)
+        hold(key_prefix, view, (frame, total))
     st.caption(f"{plural(total, 'recipient')} · page {int(page)} of {pages}")
     if frame.empty:
         st.info("No recipients match.")
@@ -121,12 +122,20 @@ def _generation(key_prefix: str) -> int:
     return st.session_state.get(f"{key_prefix}_table_generation", 0)
 
 
-def _held_while_ticked(key_prefix: str, view: tuple[object, ...]) -> tuple[pd.DataFrame, int] | None:
-    """The table as last shown, when it is the same view and has rows ticked."""
+def hold(key_prefix: str, view: tuple[object, ...], shown: Any) -> None:
+    """Keep what the table under `key_prefix` shows for `view`, for `held_while_ticked`."""
+    st.session_state[f"{key_prefix}_held"] = (_generation(key_prefix), view, shown)
+
+
+def held_while_ticked(key_prefix: str, view: tuple[object, ...]) -> Any | None:
+    """What the table showed last (`hold`), when it is the same view and has rows ticked: a live
+    list read again would move the ticks, which Streamlit keeps as row positions, onto other
+    people, or clear them under the person's hand."""
     held, last = st.session_state.get(f"{key_prefix}_held"), st.session_state.get(f"{key_prefix}_table_last")
-    if held is None or last is None or held[:2] != (_generation(key_prefix), view) or not _ticked(last[2]):
+    shown = (_generation(key_prefix), view)
+    if held is None or last is None or held[:2] != shown or last[:2] != shown or not _ticked(last[2]):
         return None
-    return held[2], held[3]
+    return held[2]
 
 
 def _recipients_frame(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 import pandas as pd
@@ -23,6 +24,7 @@ from core.reply_inbox import (
     InboxRow,
     NewSince,
     UnmatchedMessage,
+    as_they_stand,
     conversation,
     default_since,
     inbox_mark,
@@ -38,7 +40,15 @@ from dashboard.compose import bubble_html, plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
-from dashboard.recipient_views import after_action, live_table_key, render_replies, table_key, undone_words
+from dashboard.recipient_views import (
+    after_action,
+    held_while_ticked,
+    hold,
+    live_table_key,
+    render_replies,
+    table_key,
+    undone_words,
+)
 
 KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
@@ -127,14 +137,52 @@ def _first_page() -> None:
     st.session_state.pop(f"{KEY}_page", None)
 
 
-def render_inbox(filters: InboxFilter, *, unmatched: int = 0) -> None:
-    """The count, the list and, for the people ticked, their conversations and the sale button;
-    `unmatched`: how many messages no recent blast explains wait below, said with the count."""
-    if done := take_flash(f"{KEY}_done"):
-        st.success(done)
+@dataclass(frozen=True)
+class Listed:
+    """What the page read together: where the replies stood just before (what comes after it is
+    announced), a page of the list, and the messages no recent blast explains."""
+
+    mark: InboxMark
+    found: InboxPage
+    unmatched: list[UnmatchedMessage]
+
+
+def read_replies(filters: InboxFilter) -> Listed:
+    """The list to show. While rows are ticked it is the one they were ticked on, statuses read
+    again: Streamlit keeps ticks as row positions, so a reply arriving in between would otherwise
+    move a tick onto someone else, or clear it under the person's hand. What came since is
+    announced, and shown once they ask for it, untick everything, or change the filters or the page."""
     page_number = int(st.session_state.get(f"{KEY}_page", 1))
+    read_again = st.session_state.pop(f"{KEY}_read_again", False)
+    held = None if read_again else _held_while_ticked((filters, page_number))
+    if held is not None:
+        return held
+    mark = take_mark()  # before the list is read: what comes in after it is announced
     with st.spinner("Finding the replies…"), reading() as s:
         found = inbox_page(s, filters=filters, page=page_number)
+    listed = Listed(mark=mark, found=found, unmatched=find_unmatched(filters))
+    hold(KEY, (filters, found.page), listed)
+    return listed
+
+
+def _held_while_ticked(view: tuple[object, ...]) -> Listed | None:
+    """The list as last shown, when it is the same view and had rows ticked, with where each of
+    its people stands now (an undo, or a sale closed in another tab, shows). None when one of
+    them can no longer be found: the list is read again and the ticks cleared, saying so."""
+    listed: Listed | None = held_while_ticked(KEY, view)
+    if listed is None:
+        return None
+    with reading() as s:
+        rows = as_they_stand(s, listed.found.rows)
+    return None if rows is None else replace(listed, found=replace(listed.found, rows=rows))
+
+
+def render_inbox(filters: InboxFilter, listed: Listed) -> None:
+    """The count, the list and, for the people ticked, their conversations and the sale button;
+    the messages no recent blast explains are said with the count, as they wait below."""
+    if done := take_flash(f"{KEY}_done"):
+        st.success(done)
+    found, unmatched = listed.found, len(listed.unmatched)
     today = utcnow().astimezone(settings().timezone).date()
     period = period_words(filters.since, today=today)
     waiting_below = f" {unmatched_words(unmatched)}" if unmatched else ""
@@ -255,7 +303,9 @@ def render_new_arrivals(filters: InboxFilter, mark: InboxMark) -> None:
         return
     with st.container(border=True, horizontal=True, vertical_alignment="center"):
         st.markdown(new_words(new))
-        if st.button("Show them", key=f"{KEY}_show_new", icon=":material/refresh:", type="primary"):
+        if st.button("Show them", key=f"{KEY}_show_new", icon=":material/refresh:", type="primary",
+                     help="Shows the list as it is now. Rows you ticked are unticked if it has changed."):
+            st.session_state[f"{KEY}_read_again"] = True  # even with rows ticked
             st.rerun(scope="app")
 
 

@@ -12,10 +12,9 @@ if not views.has_blasts():
     st.stop()
 
 filters = views.render_filters()
-mark = views.take_mark()  # before the list is read: what comes in after it is announced
+listed = views.read_replies(filters)  # kept as it was while rows are ticked
 # A small part that looks for new replies and says so, leaving the list, its ticks and the open
 # conversations alone until the person asks for them.
-st.fragment(in_words(views.render_new_arrivals), run_every=views.CHECK_EVERY)(filters, mark)
-unmatched = views.find_unmatched(filters)
-views.render_inbox(filters, unmatched=len(unmatched))
-views.render_unmatched(unmatched)
+st.fragment(in_words(views.render_new_arrivals), run_every=views.CHECK_EVERY)(filters, listed.mark)
+views.render_inbox(filters, listed)
+views.render_unmatched(listed.unmatched)

@@ -201,18 +201,121 @@ def test_after_marking_with_everyone_shown_no_row_stays_ticked(engine: Engine) -
     assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)", "the fresh table can be ticked"
 
 
-def test_a_reply_arriving_between_two_clicks_unticks_rather_than_pointing_at_someone_else(
-    engine: Engine,
-) -> None:
+# While rows are ticked the list stays as it was: Streamlit keeps ticks as row positions, and
+# the list is newest first, so each reply arriving would otherwise move everyone down a row.
+
+CHANGED = "The list changed since you ticked, so the ticks were cleared: tick again."
+
+
+def _newcomer(engine: Engine, ids: dict[str, int]) -> int:
+    """Eddie, who had not written, replies now: he goes to the top of the list."""
+    with transaction(engine) as s:
+        raya = s.get(Blast, ids["raya"])
+        assert raya is not None
+        return _replied(s, raya, (dt.timedelta(0), "Still available?"), contact_name="Eddie",
+                        phone_number="+60123456785").id
+
+
+def _statuses(engine: Engine, *people: int) -> list[str]:
+    with transaction(engine) as s:
+        return [s.get(BlastRecipient, person).status for person in people]
+
+
+def _said(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown] + [c.value for c in at.caption]
+
+
+def test_a_reply_arriving_just_before_a_tick_leaves_the_tick_on_the_person_ticked(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = run_page(REPLIES)
+    eddie = _newcomer(engine, ids)  # a few seconds before the marketer ticks Aisyah, at the top
+    at = _tick(at, [ids["aisyah"], ids["ben"]], [0])
+    assert list(_table(at).value["Name"]) == ["Aisyah", "Ben"], "the list as it was ticked"
+    assert CHANGED not in _said(at)
+    assert [e.label for e in at.expander] == ["Aisyah · +60123456781"]
+    assert "**1 new reply** since this list was loaded." in _said(at), "Eddie is announced"
+    at.button(key="rpl_close").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == ["1 person marked as closed (a sale)."]
+    assert _statuses(engine, ids["aisyah"], eddie) == ["CLOSED", "REPLIED"]
+    assert list(_table(at).value["Name"]) == ["Eddie", "Ben"], "the latest once the sale is marked"
+
+
+def test_a_reply_arriving_between_two_clicks_leaves_the_tick_on_the_person_ticked(engine: Engine) -> None:
     ids = _three_people(engine)
     at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0])  # Aisyah, at the top
     assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)"
-    with transaction(engine) as s:  # Ben writes again: he is now at the top, where the tick was
+    with transaction(engine) as s:  # Ben writes again: the newest, so at the top once read again
         s.add(RecipientReply(recipient_id=ids["ben"], replied_at=utcnow(), text="Hello?"))
     at.run()
     assert not at.exception, at.exception
-    assert list(_table(at).value["Name"]) == ["Ben", "Aisyah"]
-    assert "rpl_close" not in {b.key for b in at.button}, "Ben was never ticked"
+    assert list(_table(at).value["Name"]) == ["Aisyah", "Ben"]
+    assert [e.label for e in at.expander] == ["Aisyah · +60123456781"], "Ben was never ticked"
+    at.button(key="rpl_close").click().run()
+    assert not at.exception, at.exception
+    assert _statuses(engine, ids["aisyah"], ids["ben"]) == ["CLOSED", "REPLIED"]
+
+
+def test_undoing_a_sale_while_replies_come_in_undoes_the_one_ticked(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = run_page(REPLIES)
+    at.toggle(key="rpl_open").set_value(False).run()  # Aisyah, Chong (closed), Ben
+    at = _tick(at, [ids["aisyah"], ids["chong"], ids["ben"]], [1])
+    eddie = _newcomer(engine, ids)
+    at.run()
+    assert list(_table(at).value["Name"]) == ["Aisyah", "Chong", "Ben"]
+    assert at.button(key="rpl_unclose").label == "Not a sale: undo 1"
+    at.button(key="rpl_unclose").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == ["1 sale undone: back to where they were before the sale."]
+    assert _statuses(engine, ids["chong"], eddie, ids["aisyah"]) == ["REPLIED", "REPLIED", "REPLIED"]
+
+
+def test_the_rows_kept_while_ticked_show_where_their_people_stand_now(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0])
+    _newcomer(engine, ids)
+    with transaction(engine) as s:  # a colleague records Aisyah's sale from another tab
+        mark_closed(s, recipient_ids=[ids["aisyah"]])
+    at.run()
+    assert not at.exception, at.exception
+    table = _table(at).value
+    assert list(table["Name"]) == ["Aisyah", "Ben"], "kept in its place, not dropped from the list"
+    assert list(table["Status"]) == [status_word("CLOSED"), status_word("REPLIED")]
+    assert at.button(key="rpl_unclose").label == "Not a sale: undo 1"
+
+
+@pytest.mark.parametrize("how", ["show them", "untick", "another filter"])
+def test_the_new_reply_shows_once_asked_for(engine: Engine, how: str) -> None:
+    ids = _three_people(engine)
+    shown = [ids["aisyah"], ids["ben"]]
+    at = _tick(run_page(REPLIES), shown, [0])
+    _newcomer(engine, ids)
+    at.run()
+    assert list(_table(at).value["Name"]) == ["Aisyah", "Ben"]
+    if how == "show them":
+        at.button(key="rpl_show_new").click().run()
+    elif how == "untick":
+        _tick(at, shown, [])
+    else:
+        at.toggle(key="rpl_open").set_value(False).run()
+    assert not at.exception, at.exception
+    assert list(_table(at).value["Name"])[0] == "Eddie"
+    assert "rpl_close" not in {b.key for b in at.button}, "no tick lands on whoever took the row"
+    assert not [m for m in _said(at) if "since this list was loaded" in m]
+    assert (CHANGED in _said(at)) == (how == "show them"), "said only when the ticks went unasked"
+
+
+def test_a_ticked_person_no_longer_found_is_not_acted_on_and_it_says_so(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [1])  # Ben
+    with transaction(engine) as s:
+        s.delete(s.get(BlastRecipient, ids["ben"]))
+    at.run()
+    assert not at.exception, at.exception
+    assert list(_table(at).value["Name"]) == ["Aisyah"]
+    assert CHANGED in _said(at)
+    assert "rpl_close" not in {b.key for b in at.button}
 
 
 def test_the_overview_says_who_waits_for_an_answer_and_leads_to_them(engine: Engine) -> None:
