@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.compose import Message, plain
 from dashboard.data import upload_digest
+from dashboard.new_blast_views import forget_test
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ _KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "t
 # send back then is the last file's, never what they typed for the next.
 _STARTED_OVER = "started over"
 # "when": a blast chosen to be scheduled must not come back as "Send now", nor for another day.
-TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "test_to", "when", "when_day", "when_time")
+# Not the number for a test: it is the marketer's own, kept for every blast (`render_test`).
+TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "when", "when_day", "when_time")
 # The ticks, kept too, each with what it answers: "Send anyway, leaving the gaps empty" with the
 # message it was ticked for (`keep_gaps_tick`), and "Send to them again anyway" by its key, which
 # names the blasts it answers (dashboard/sent_before.py). Both are for the file only: another
@@ -42,8 +44,7 @@ _SEND_AGAIN_TICK = re.compile(r"send_again_\d+(?:_\d+)*")
 # value set in a callback is sent to the browser, while a removed one left the browser showing
 # the last file's words, and sending them back with the next click (seen when the machine was
 # busy). The blast's name is worked out again for the new file (dashboard/blast_naming.py).
-_FRESH: dict[str, object] = {"blast_tag": "", "blast_stage": "Initial", "tpl": "", "test_to": "",
-                             "when": "Send now"}
+_FRESH: dict[str, object] = {"blast_tag": "", "blast_stage": "Initial", "tpl": "", "when": "Send now"}
 
 
 def _kept(key: str) -> str:
@@ -112,7 +113,8 @@ def start_over() -> None:
 def _forget_typed(*, keep_boxes: bool = False) -> None:
     """Forget what was typed and ticked, and the copies kept of it; with `keep_boxes`, what the
     boxes hold stays (the first file's: typed before the page knew of a file). A tick always
-    goes: it answers for the list it was given for, never another."""
+    goes: it answers for the list it was given for, never another; so does the last test."""
+    forget_test()
     for key in TYPED:
         st.session_state.pop(_kept(key), None)
         if not keep_boxes:

@@ -398,28 +398,44 @@ def _save_pacing(device: str) -> None:
     st.session_state[_PACE_SAID] = _SAVED
 
 
+# The New blast page's test: `render_test`'s key there, and what its boxes' keys start with.
+TEST = "test"
+# The number last typed for a test, outside any one box: it is the marketer's own phone, the same
+# for every blast and draft, while a box's own value goes when its page or list does.
+_OWN_NUMBER = "own_test_number"
 
 
-def render_test_send(text: str, report: ImportReport) -> None:
+def render_test_send(text: str, report: ImportReport, *, file: str) -> None:
+    """The New blast page's test, of `text` filled in for the first recipient of `file`'s list."""
     first = report.recipients[0] if report.recipients else None
-    render_test(templates.render(text, _row_variables(first) if first else {}).text)
+    render_test(templates.render(text, _row_variables(first) if first else {}).text, key=TEST, owner=file)
 
 
-def render_test(body: str, *, key: str = "test") -> None:
+def forget_test() -> None:
+    """Forget the New blast page's last test: it was for a list, or a blast, that is gone."""
+    st.session_state.pop(f"{TEST}_sent", None)
+
+
+def render_test(body: str, *, key: str = TEST, owner: str | None = None) -> None:
     """Send `body` (the message filled in for the first recipient) to the marketer's own number,
-    and keep what was tested on the page; `key` tells the New blast page's from a draft's."""
+    and keep what was tested on the page; `key` tells the New blast page's from a draft's, and
+    `owner` is what the test is for there (its list): a test for another is not shown."""
     practice = settings().sandbox
     where = " In practice mode it goes to the built-in test gateway, not to a phone." if practice else ""
     st.caption("Send the message, filled in for the first recipient, to your own number first." + where)
     c1, c2 = st.columns([3, 1])
-    number = c1.text_input("Your WhatsApp number", key=f"{key}_to", placeholder="012-345 6789")
+    box = f"{key}_to"
+    if box not in st.session_state:  # set before the box is drawn, so the browser shows it too
+        st.session_state[box] = st.session_state.get(_OWN_NUMBER, "")
+    number = c1.text_input("Your WhatsApp number", key=box, placeholder="012-345 6789")
+    st.session_state[_OWN_NUMBER] = number
     c2.write("")
     if c2.button("Send test", key=f"{key}_send", icon=":material/send:"):
-        _send_test(number, body, practice=practice, key=key)
-    _render_last_test(body, key=key)
+        _send_test(number, body, practice=practice, key=key, owner=owner)
+    _render_last_test(body, key=key, owner=owner)
 
 
-def _send_test(number: str, body: str, *, practice: bool, key: str) -> None:
+def _send_test(number: str, body: str, *, practice: bool, key: str, owner: str | None) -> None:
     if not number.strip():
         st.warning("Type your WhatsApp number first.")
         return
@@ -447,13 +463,16 @@ def _send_test(number: str, body: str, *, practice: bool, key: str) -> None:
         except SQLAlchemyError as exc:  # the test went: say so all the same, or it would be sent twice
             log.warning("the test message's id was not kept (%s)", type(exc).__name__)
     st.session_state[f"{key}_sent"] = {"to": phone.e164, "body": body, "at": sent_at,
-                                        "id": result.message_id, "practice": practice}
+                                        "id": result.message_id, "practice": practice, "for": owner}
 
 
-def _render_last_test(body: str, *, key: str) -> None:
+def _render_last_test(body: str, *, key: str, owner: str | None) -> None:
     """What was tested stays on the page while the blast is set up: the next click would
-    otherwise take the confirmation away."""
+    otherwise take the confirmation away. A test for another list says nothing of this one."""
     sent = st.session_state.get(f"{key}_sent")  # the last test sent from this page
+    if sent and sent.get("for") != owner:  # another list is on the page now: that test is done with
+        st.session_state.pop(f"{key}_sent", None)
+        return
     if not sent:
         return
     when = sent["at"].astimezone(settings().timezone)

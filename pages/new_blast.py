@@ -84,7 +84,7 @@ pace_saved = views.render_pacing(device)
 
 st.subheader("5 · Test")
 if message.usable:  # an empty value in some rows need not stop a test to your own number
-    views.render_test_send(message.text, report)
+    views.render_test_send(message.text, report, file=digest)
 else:
     st.caption(f"To send a test, first {message.blocker}.")
 

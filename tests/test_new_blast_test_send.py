@@ -1,0 +1,108 @@
+"""The test to your own number on the New blast page: its result belongs to the list it was sent
+for, while the number typed for it stays for the next blast and a draft's test."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from core.db import transaction
+from tests.support.factories import make_blast, make_recipient
+from tests.test_import_page import away_and_back, new_blast, upload
+from tests.test_pages import CONTACTS, app_db  # noqa: F401  (app_db: the fixture used below)
+
+pytestmark = pytest.mark.usefixtures("app_db")
+OWN = "012-999 8888"
+CNY_LIST = b"Nama,No. Telefon\nTan Mei Ling,013-456 7890\nLim Wei,016-234 5678\n"
+
+
+def said_of_test(at: AppTest) -> list[str]:
+    """What the Test section says of a test sent: its confirmation and any word that it is old."""
+    said = [m.value for m in at.success if "Test sent to" in m.value]
+    return said + [w.value for w in at.warning if "changed since that test" in w.value]
+
+
+def with_a_test_sent(at: AppTest) -> AppTest:
+    """contacts.csv with a message written and a test of it sent to OWN."""
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Salam {name}! Jualan Raya di outlet Shah Alam").run()
+    at.text_input(key="test_to").set_value(OWN)
+    at.button(key="test_send").click().run()
+    assert not at.exception, at.exception
+    assert any("Test sent to +60129998888" in said for said in said_of_test(at))
+    return at
+
+
+def cny_message(at: AppTest) -> AppTest:
+    at.text_area(key="tpl").set_value("Gong Xi Fa Cai {name}! CNY sale this weekend").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_list_uploaded_after_a_blast_is_sent_shows_no_test_and_keeps_the_number() -> None:
+    """Seen in a browser: after blast #1, the next list's Test section said "Test sent to …"
+    with the last blast's message, under an empty number box."""
+    at = with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS))
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    assert any("is sending now" in s.value for s in at.success)
+    at.file_uploader(key="upload").set_value(None).run()  # the old file taken off first
+    at = cny_message(upload(at, "cny_list.csv", CNY_LIST))
+    assert said_of_test(at) == [], "the last blast's test says nothing about this one"
+    assert at.text_input(key="test_to").value == OWN, "their own phone, kept for the next test"
+
+
+def test_a_list_dropped_on_the_page_of_a_blast_just_made_shows_no_test() -> None:
+    at = with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS))
+    at.button(key="send_blast").click().run()
+    at = cny_message(upload(at, "cny_list.csv", CNY_LIST))
+    assert said_of_test(at) == []
+    assert at.text_input(key="test_to").value == OWN
+
+
+def test_a_list_uploaded_on_coming_back_after_a_blast_shows_no_test() -> None:
+    at = with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS))
+    at.button(key="send_blast").click().run()
+    at = cny_message(upload(away_and_back(at), "cny_list.csv", CNY_LIST))
+    assert not [b for b in at.button if b.key == "continue_upload"]
+    assert said_of_test(at) == []
+    assert at.text_input(key="test_to").value == OWN
+
+
+def test_another_file_dropped_on_the_page_shows_no_test_of_the_first() -> None:
+    at = with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS))
+    at = cny_message(upload(at, "cny_list.csv", CNY_LIST))
+    assert said_of_test(at) == []
+    assert at.text_input(key="test_to").value == OWN
+
+
+def test_starting_over_forgets_the_test_but_not_the_number() -> None:
+    at = away_and_back(with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS)))
+    at.button(key="start_over").click().run()
+    at = cny_message(upload(at, "contacts.csv", CONTACTS))
+    assert said_of_test(at) == [], "starting over is a new blast, even from the same file"
+    assert at.text_input(key="test_to").value == OWN
+
+
+def test_the_files_test_is_still_shown_on_coming_back_to_it() -> None:
+    at = away_and_back(with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS)))
+    at.button(key="continue_upload").click().run()
+    assert not at.exception, at.exception
+    assert [said for said in said_of_test(at) if "Test sent to +60129998888" in said]
+    assert not [said for said in said_of_test(at) if "changed since" in said]
+    assert at.text_input(key="test_to").value == OWN
+
+
+def test_the_number_typed_on_new_blast_is_there_for_a_drafts_test(engine: Engine) -> None:
+    at = with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS))
+    with transaction(engine) as s:
+        draft = make_blast(s, state="draft", message_template="Still keen, {name}?", device="sandbox")
+        make_recipient(s, draft, contact_name="Aisyah")
+        draft_id = draft.id
+    at.switch_page("pages/blast.py")
+    at.query_params["blast"] = str(draft_id)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.text_input(key=f"draft_test_{draft_id}_to").value == OWN
+    assert said_of_test(at) == [], "nothing was tested for this draft yet"
