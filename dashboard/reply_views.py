@@ -242,12 +242,13 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
 
 
 def _render_chosen(chosen: list[InboxRow]) -> None:
-    if st.button(f"Mark {len(chosen)} as closed (sale)", key=f"{KEY}_close", type="primary"):
-        with friendly_errors("mark the sales") as done, st.spinner("Recording the sales…"), session() as s:
-            changes = mark_closed(s, recipient_ids=[r.recipient_id for r in chosen])
-        if done.ok:
-            after_action(KEY, closed_words(sum(c.changed for c in changes), len(chosen)))
     sales = [r.recipient_id for r in chosen if r.status == Status.CLOSED.value]
+    open_ = [r.recipient_id for r in chosen if r.status != Status.CLOSED.value]
+    if open_ and st.button(f"Mark {len(open_):,} as closed (sale)", key=f"{KEY}_close", type="primary"):
+        with friendly_errors("mark the sales") as done, st.spinner("Recording the sales…"), session() as s:
+            changes = mark_closed(s, recipient_ids=open_)
+        if done.ok:
+            after_action(KEY, closed_words(sum(c.changed for c in changes), len(open_)))
     if sales and st.button(f"Not a sale: undo {len(sales):,}", key=f"{KEY}_unclose",
                            help="For a sale marked by mistake: back to where they were before it."):
         with friendly_errors("undo the sales") as done, session() as s:

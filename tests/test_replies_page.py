@@ -159,12 +159,22 @@ def test_ticking_shows_every_reply_and_a_link_that_opens_the_blast(engine: Engin
     assert "Raya promo" in _heading(at)
 
 
+def test_someone_closed_already_is_offered_the_undo_not_a_second_sale(engine: Engine) -> None:
+    ids = _three_people(engine)
+    at = run_page(REPLIES)
+    at.toggle(key="rpl_open").set_value(False).run()  # Aisyah, Chong (closed), Ben
+    at = _tick(at, [ids["aisyah"], ids["chong"], ids["ben"]], [1])
+    assert not [b for b in at.button if b.key == "rpl_close"]
+    assert at.button(key="rpl_unclose").label == "Not a sale: undo 1"
+
+
 def test_a_sale_marked_by_mistake_can_be_undone_from_the_list(engine: Engine) -> None:
     ids = _three_people(engine)
     at = run_page(REPLIES)
     at.toggle(key="rpl_open").set_value(False).run()  # Chong, closed, is listed too
     at = _tick(at, [ids["aisyah"], ids["chong"], ids["ben"]], [0, 1])
     assert at.button(key="rpl_unclose").label == "Not a sale: undo 1", "Chong's sale only"
+    assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)", "Aisyah's: Chong's is closed"
     at.button(key="rpl_unclose").click().run()
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == ["1 sale undone: back to where they were before the sale."]
@@ -195,7 +205,7 @@ def test_after_marking_with_everyone_shown_no_row_stays_ticked(engine: Engine) -
     everyone = [ids["aisyah"], ids["chong"], ids["ben"]]
     at = _tick(at, everyone, [0, 1])
     at.button(key="rpl_close").click().run()
-    assert [m.value for m in at.success] == ["1 person marked as closed (a sale). 1 person already was."]
+    assert [m.value for m in at.success] == ["1 person marked as closed (a sale)."]  # Chong was already
     assert "rpl_close" not in {b.key for b in at.button}, "nothing to click twice"
     _tick(at, everyone, [2], generation=1)
     assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)", "the fresh table can be ticked"
