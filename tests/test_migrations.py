@@ -242,3 +242,59 @@ def test_messages_posted_with_receipts_are_in_the_messages_index_from_0011_on(en
     assert not covers_mixed()
     migrate(engine)
     assert covers_mixed()
+
+
+def test_lost_sends_proved_before_0013_are_dated_by_their_try(engine: Engine) -> None:
+    import datetime as dt
+
+    from sqlalchemy import select, text
+
+    from core.analytics import daily_trend
+    from core.db import transaction
+    from core.funnel import FunnelFilter
+    from core.models import BlastRecipient
+
+    downgrade(engine, "0012")
+    day = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    tried, next_day = day, day + dt.timedelta(days=1, hours=1)
+
+    def stored(at: dt.datetime | None) -> object:  # as each database keeps a UtcDateTime
+        if at is None or engine.dialect.name == "postgresql":
+            return at
+        return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    people = {  # status now, send time now, then the history: (old, new, when)
+        "replied a day later": ("REPLIED", next_day, [("SENDING", "UNKNOWN", tried),
+                                                      ("UNKNOWN", "REPLIED", next_day)]),
+        "bought, never answered": ("CLOSED", None, [("SENDING", "UNKNOWN", tried),
+                                                     ("UNKNOWN", "CLOSED", next_day)]),
+        "failed, then read": ("READ_ACK", next_day, [("SENDING", "FAILED", tried),
+                                                      ("FAILED", "READ_ACK", next_day)]),
+        "acked before the timeout": ("SERVER_ACK", day - dt.timedelta(seconds=20),
+                                     [("SENDING", "UNKNOWN", tried),
+                                      ("UNKNOWN", "SERVER_ACK", day - dt.timedelta(seconds=20))]),
+        "sale undone": ("UNKNOWN", None, [("SENDING", "UNKNOWN", tried), ("UNKNOWN", "CLOSED", next_day),
+                                          ("CLOSED", "UNKNOWN", next_day)]),
+        "sent as usual": ("REPLIED", day, [("SENDING", "PENDING", day), ("PENDING", "REPLIED", next_day)]),
+    }
+    with transaction(engine) as s:
+        blast_id = s.execute(text("INSERT INTO blasts (name, blast_tag) VALUES ('Old', 'Lost') RETURNING id")
+                             ).scalar_one()
+        for k, (name, (status, sent_at, history)) in enumerate(people.items()):
+            rid = s.execute(text(
+                "INSERT INTO blast_recipients (blast_id, phone_number, status, sent_at, contact_name) "
+                "VALUES (:b, :p, :s, :at, :n) RETURNING id"),
+                {"b": blast_id, "p": f"+6012345678{k}", "s": status, "at": stored(sent_at), "n": name},
+            ).scalar_one()
+            for old, new, at in history:
+                s.execute(text("INSERT INTO status_history (recipient_id, old_status, new_status, "
+                               "changed_at, source) VALUES (:r, :o, :n, :at, 'webhook')"),
+                          {"r": rid, "o": old, "n": new, "at": stored(at)})
+    migrate(engine)
+    with transaction(engine) as s:
+        sent = dict(s.execute(select(BlastRecipient.contact_name, BlastRecipient.sent_at)).all())
+        trend = daily_trend(s, filters=FunnelFilter(tags=("Lost",), timezone="UTC"))
+    assert sent == {"replied a day later": tried, "bought, never answered": tried, "failed, then read": tried,
+                    "acked before the timeout": day - dt.timedelta(seconds=20), "sale undone": None,
+                    "sent as usual": day}
+    assert {r.day: r.sent for r in trend.itertuples()} == {dt.date(2026, 3, 2): 5}  # none the next day
