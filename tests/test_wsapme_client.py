@@ -33,6 +33,7 @@ from core.simulator import Proportions, Simulator
 from core.wsapme import WsapmeClient
 from core.wsapme.answers import EARLIEST, LATEST, epoch_seconds, status_from_value
 from core.wsapme.failures import (
+    RETRY_AFTER_MAX,
     error_from_http_status,
     parse_retry_after,
     rate_limited,
@@ -351,6 +352,31 @@ def test_rate_limit_honours_retry_after_as_an_http_date(sim: Simulator, client: 
 )
 def test_retry_after_forms(header: str, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
+
+
+@pytest.mark.parametrize("header", ["1e400", "inf", "-inf", "nan", "Fri, 31 Dec 99999 23:59:59 GMT"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_left_out(header: str) -> None:
+    """The caller's own wait holds instead: an infinite wait broke the error's words, and with
+    them the send's outcome (marked unknown, though the gateway proved it took nothing)."""
+    assert parse_retry_after(header) is None
+    assert rate_limited(header, raw=None).message == "WSAPME asked to slow down: trying again shortly."
+
+
+@pytest.mark.parametrize("header", ["99999999999", "1e300", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_retry_after_of_years_is_taken_as_a_day(header: str) -> None:
+    assert parse_retry_after(header) == RETRY_AFTER_MAX == 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("1e400", None), ("nan", None), ("99999999999", 24 * 3600.0)]
+)
+def test_a_slow_down_with_an_unusable_retry_after_is_still_a_slow_down(
+    sim: Simulator, client: WsapmeClient, header: str, expected: float | None
+) -> None:
+    sim.set_fault("rate_limited", times=1, retry_after=header)
+    with pytest.raises(RateLimited) as caught:
+        client.send_text(to=TO, message="hi")
+    assert caught.value.accepted is False and caught.value.retry_after == expected
 
 
 UNKNOWNS = [

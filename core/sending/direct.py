@@ -7,11 +7,13 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Insert, Update, bindparam
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, visitors
 
-from core.sending.queue import Claim, claim_params, claim_statement
+from core.db import transaction
+from core.models import BlastRecipient
+from core.sending.queue import Claim, claim_from, claim_params, claim_statement, withdraw_opted_out
 from core.status_engine import compare_and_set_params, compare_and_set_statement, is_allowed
 from core.statuses import Status
 
@@ -59,35 +61,41 @@ class DirectStatements:
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
     def claim(self, *, device: str, worker: str, now: dt.datetime, lease: dt.timedelta) -> Claim | None:
-        """`queue.claim_next`, the same statement."""
-        params = self._claim.params(claim_params(device=device, worker=worker, now=now, lease=lease))
-        with self._connection() as connection:
-            row = connection.execute(self._claim.sql, params).fetchone()
-        if row is None:
-            return None
-        recipient_id, blast_id, phone_number, message_text, attempts = row
-        return Claim(recipient_id, blast_id, phone_number, message_text or "", attempts)
+        """`queue.claim_next`, the same statement; a number that opted out is taken off the queue
+        in a transaction, and the next one claimed."""
+        values = claim_params(device=device, worker=worker, now=now, lease=lease)
+        params = self._claim.params(values)
+        while True:
+            with self._connection() as connection:
+                row = connection.execute(self._claim.sql, params).fetchone()
+            if row is not None:
+                return claim_from(row, values)
+            with transaction(self.engine) as s:
+                if not withdraw_opted_out(s, device=device):
+                    return None
 
     def settle(
         self, *, claim: Claim, status: Status, at: dt.datetime, event: dict[str, object],
         updates: dict[str, object],
     ) -> bool:
-        """`queue.settle` while the row is still SENDING, the worker's own: its compare-and-set
+        """`queue.settle` while the row is still SENDING under this claim: its compare-and-set
         and history row. False, with nothing written, when the row has moved on (a lease
-        expired): then `queue.settle` decides, in a transaction."""
+        expired, and maybe another worker claimed it since): then `queue.settle` decides, in a
+        transaction."""
         if not is_allowed(Status.SENDING, status):
             return False
         updates = {**updates, "claimed_by": None, "lease_expires_at": None, "next_attempt_at": None}
         statement = self._settle(status, tuple(updates))
-        params = statement.params(compare_and_set_params(
-            recipient_id=claim.recipient_id, source="send", at=at, event=event, updates=updates))
+        params = statement.params({**compare_and_set_params(
+            recipient_id=claim.recipient_id, source="send", at=at, event=event, updates=updates),
+            "claimed_by_now": claim.worker})
         with self._connection() as connection:
             return connection.execute(statement.sql, params).rowcount == 1
 
     def _settle(self, status: Status, columns: tuple[str, ...]) -> Compiled:
         key = (status, columns)
         if key not in self._settles:
-            statement = compare_and_set_statement(Status.SENDING, status, columns)
+            statement = own_claim_only(compare_and_set_statement(Status.SENDING, status, columns))
             self._settles[key] = Compiled(statement, self.engine)
         return self._settles[key]
 
@@ -115,3 +123,15 @@ class DirectStatements:
     def _wrapped(self, exc: Exception) -> DBAPIError:
         return DBAPIError.instance(None, None, exc, self._dbapi_error, connection_invalidated=True,
                                    dialect=self.engine.dialect)
+
+
+def own_claim_only(statement: Insert) -> Insert:
+    """The status engine's compare-and-set, matching the row only while the worker named by the
+    `claimed_by_now` parameter holds it: SENDING alone is true of another worker's claim too,
+    once this one's lease ran out and a person sent the row again."""
+    def narrowed(element: Any) -> Any:
+        if isinstance(element, Update):
+            return element.where(BlastRecipient.__table__.c.claimed_by == bindparam("claimed_by_now"))
+        return None
+
+    return visitors.replacement_traverse(statement, {}, narrowed)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ScalarSelect, Update, bindparam, delete, func, literal, select, true, update
+from sqlalchemy import ScalarSelect, Update, bindparam, delete, exists, func, literal, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.followups import count_moved_on
-from core.models import Blast, BlastRecipient, BlastState, OptOut, UtcDateTime, utcnow
+from core.models import Blast, BlastRecipient, BlastState, OptOut, StatusHistory, UtcDateTime, utcnow
 from core.opt_outs import withdraw_from_queues
 from core.status_engine import apply_status
 from core.statuses import Status
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,9 @@ class Claim:
     phone_number: str
     message_text: str
     attempts: int
+    worker: str  # who holds it: only its answer settles the row
+    claimed_at: dt.datetime
+    lease_until: dt.datetime  # after this the row is marked unknown, and may be sent again by a person
 
 
 def devices_with_work(session: Session, *, now: dt.datetime) -> list[str]:
@@ -75,6 +83,10 @@ def _due(now: ColumnElement) -> ColumnElement[bool]:
     return (BlastRecipient.status == _QUEUED) & (
         BlastRecipient.next_attempt_at.is_(None) | (BlastRecipient.next_attempt_at <= now)
     )
+
+
+def _opted_out() -> ColumnElement[bool]:
+    return exists().where(OptOut.phone_number == BlastRecipient.phone_number)
 
 
 def _first_due_postgresql(now: ColumnElement) -> ScalarSelect:
@@ -132,13 +144,18 @@ def _first_due_sqlite(now: ColumnElement) -> ScalarSelect:
 def claim_statement(dialect: str) -> Update:
     """Pick and take the next due row in one statement, so a claim is one round trip.
 
+    A row whose number is on the opt-out list is not taken: a STOP can land while its row is
+    out of the webhook's reach (being sent, or being put back or sent again in a transaction
+    that cannot see the STOP yet), so the list is read again here, the last moment before
+    the message goes. Such a row blocks the claim until `withdraw_opted_out` takes it off.
+
     Built once per database with parameters: building it anew cost as much as running it.
     """
     now = bindparam("now", type_=UtcDateTime)
     first_due = _first_due_postgresql(now) if dialect == "postgresql" else _first_due_sqlite(now)
     return (
         update(BlastRecipient)
-        .where(BlastRecipient.id == first_due, BlastRecipient.status == _QUEUED)
+        .where(BlastRecipient.id == first_due, BlastRecipient.status == _QUEUED, ~_opted_out())
         .values(
             status=Status.SENDING.value,
             claimed_by=bindparam("worker"),
@@ -154,7 +171,7 @@ def claim_statement(dialect: str) -> Update:
     )
 
 
-def claim_params(*, device: str, worker: str, now: dt.datetime, lease: dt.timedelta) -> dict[str, object]:
+def claim_params(*, device: str, worker: str, now: dt.datetime, lease: dt.timedelta) -> dict[str, Any]:
     return {"device": device, "worker": worker, "now": now, "lease_until": now + lease}
 
 
@@ -165,17 +182,40 @@ def claim_next(
 
     On PostgreSQL the row is locked with SKIP LOCKED so concurrent workers take different
     rows; on SQLite the transaction already holds the database's write lock. Both find it
-    through the partial index of queued rows (migration 0002).
+    through the partial index of queued rows (migration 0002). A number that opted out is
+    taken off the queue instead (`withdraw_opted_out`), and the next one claimed.
     """
     params = claim_params(device=device, worker=worker, now=now, lease=lease)
     statement = claim_statement(session.get_bind().dialect.name)
-    # On the session's connection: the ORM's handling of an UPDATE (which this one does not
-    # need: nothing is loaded) took 0.7 ms a claim, more than the database did.
-    row = session.connection().execute(statement, params).one_or_none()
-    if row is None:
-        return None
+    while True:
+        # On the session's connection: the ORM's handling of an UPDATE (which this one does not
+        # need: nothing is loaded) took 0.7 ms a claim, more than the database did.
+        row = session.connection().execute(statement, params).one_or_none()
+        if row is not None:
+            return claim_from(row, params)
+        if not withdraw_opted_out(session, device=device):
+            return None
+
+
+def claim_from(row: Sequence[Any], params: dict[str, Any]) -> Claim:
+    """The claim the claim statement's row and `claim_params` describe."""
     recipient_id, blast_id, phone_number, message_text, attempts = row
-    return Claim(recipient_id, blast_id, phone_number, message_text or "", attempts)
+    return Claim(recipient_id, blast_id, phone_number, message_text or "", attempts,
+                 worker=params["worker"], claimed_at=params["now"], lease_until=params["lease_until"])
+
+
+def withdraw_opted_out(session: Session, *, device: str) -> int:
+    """Take the numbers that opted out off the queues of the device's sending blasts, counted as
+    opted out, as `opt_outs.withdraw_from_queues` does when the STOP comes: the claim refuses
+    them (`claim_statement`). Asked only when a claim found nothing, so it costs nothing while
+    messages go."""
+    sending = select(Blast.id).where(Blast.state == BlastState.SENDING, Blast.device == device)
+    phones = session.scalars(
+        select(BlastRecipient.phone_number)
+        .where(BlastRecipient.status == _QUEUED, BlastRecipient.blast_id.in_(sending), _opted_out())
+        .distinct()
+    ).all()
+    return withdraw_from_queues(session, list(phones))
 
 
 def release(
@@ -231,13 +271,41 @@ def settle(
     event: dict[str, object],
     updates: dict[str, object],
 ) -> bool:
-    """Store the send's outcome through the status engine; the lease ends with it."""
+    """Store the send's outcome through the status engine; the lease ends with it.
+
+    A row being sent under another claim is left to that claim: this one's lease ran out (the
+    row was marked unknown) and a person sent it again. The answer, which may say a message
+    went out, is kept in the row's history and the log instead (`_keep_late_answer`)."""
+    held_by = session.execute(
+        select(BlastRecipient.status, BlastRecipient.claimed_by)
+        .where(BlastRecipient.id == claim.recipient_id)
+        .with_for_update()
+    ).one_or_none()
+    if held_by is not None and held_by.status == Status.SENDING.value and held_by.claimed_by != claim.worker:
+        _keep_late_answer(session, claim=claim, status=status, at=at, event=event, updates=updates)
+        return False
     updates = {**updates, "claimed_by": None, "lease_expires_at": None, "next_attempt_at": None}
     change = apply_status(
         session, recipient_id=claim.recipient_id, status=status, source="send", at=at,
         event=event, updates=updates, known_old=Status.SENDING,
     )
     return change.changed
+
+
+def _keep_late_answer(
+    session: Session, *, claim: Claim, status: Status, at: dt.datetime, event: dict[str, object],
+    updates: dict[str, object],
+) -> None:
+    """A history row with the answer to an earlier claim, the status left as it is: a person can
+    see that two messages may have gone, and match the first by its id."""
+    message_id = updates.get("message_id")
+    session.add(StatusHistory(
+        recipient_id=claim.recipient_id, old_status=Status.SENDING.value, new_status=Status.SENDING.value,
+        changed_at=at, source="send", event={**event, "late_answer": status.value, "message_id": message_id},
+    ))
+    log.warning("recipient %d: an answer (%s, message id %s) came after its lease ran out and the "
+                "message was being sent again; kept in its history", claim.recipient_id, status.value,
+                message_id)
 
 
 def expire_leases(session: Session, *, now: dt.datetime) -> list[int]:

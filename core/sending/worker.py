@@ -49,6 +49,10 @@ CALL_OUT_POLL_SECONDS = 0.2
 UNEXPECTED_WAIT_CAP = 60.0
 # `--once` gives up after this many unforeseen errors in a row, rather than trying forever.
 ONCE_UNEXPECTED_LIMIT = 3
+# Storing an answer through a database outage: tried again at most this far apart, and given up
+# this long before the claim's lease ends.
+STORE_RETRY_CAP_SECONDS = 10.0
+STORE_MARGIN_SECONDS = 5.0
 
 class Sender(Protocol):
     def send_text(
@@ -151,8 +155,9 @@ class SendWorker:
 
     def step(self) -> bool | float | None:
         """One message if one may go now: True when sent; else seconds to wait, None when idle."""
-        now = utcnow()
         self.housekeeping()
+        # Read after housekeeping, which may wait on the database; each claim reads it again.
+        now = utcnow()
         # The devices that had work last time are tried first: asking which devices have
         # work costs a query per message, and is only needed when they run dry.
         for fresh in (False, True):
@@ -167,9 +172,9 @@ class SendWorker:
                 if held is not None and held > now:  # the gateway refused it for now (`_hold`)
                     waits.append((held - now).total_seconds())
                     continue
-                claim, wait = self._claim(device, now)
+                claim, wait = self._claim(device)
                 if claim is not None:
-                    self._send(claim, device=device, claimed=now)
+                    self._send(claim, device=device)
                     return True
                 if wait is not None:
                     waits.append(wait)
@@ -215,27 +220,31 @@ class SendWorker:
 
     # -- claiming under the device's pacing -------------------------------------------------
 
-    def _claim(self, device_id: str, now: dt.datetime) -> tuple[Claim | None, float | None]:
+    def _claim(self, device_id: str) -> tuple[Claim | None, float | None]:
+        """The next recipient to send from the device, or how long to wait for its pacing. The
+        clock is read as the claim is made, after any wait for a lock: quiet hours, the day's
+        cap and the lease are judged by when the message goes, not by when the worker began."""
         zone = self.settings.timezone
         lease = dt.timedelta(seconds=self.settings.send_lease_seconds)
         if not self.pacing and self._direct is not None:
             while True:
-                claim = self._direct.claim(device=device_id, worker=self.name, now=now, lease=lease)
+                claim = self._direct.claim(device=device_id, worker=self.name, now=utcnow(), lease=lease)
                 if claim is None:
                     return None, None
                 try:
                     if not self._is_follow_up(claim.blast_id):
                         return claim, None
                     with transaction(self.engine) as s:
-                        if not self._moved_on(s, claim, now):
+                        if not self._moved_on(s, claim, claim.claimed_at):
                             return claim, None
                 except DBAPIError:
                     self._unclaim(claim)  # nothing was sent: not to become unknown when its lease ends
                     raise
         with transaction(self.engine) as s:
             if not self.pacing:
-                return self._claim_wanted(s, device_id, now, lease), None
+                return self._claim_wanted(s, device_id, utcnow(), lease), None
             device = pacing.ensure_device(s, device=device_id, settings=self.settings, lock=True)
+            now = utcnow()
             earliest = pacing.earliest_send(device, now=now, zone=zone)
             if earliest > now:
                 return None, (earliest - now).total_seconds()
@@ -295,15 +304,17 @@ class SendWorker:
 
     # -- sending and storing the answer -----------------------------------------------------
 
-    def _send(self, claim: Claim, *, device: str, claimed: dt.datetime) -> None:
+    def _send(self, claim: Claim, *, device: str) -> None:
         """Send from the blast's device, the one its pacing was counted against."""
+        claimed = claim.claimed_at
         try:
             result = self.client.send_text(to=to_gateway(claim.phone_number), message=claim.message_text,
                                            device=device)
         except GatewayError as exc:
             failure = exc
         except ConfigError as exc:  # raised before the request left: a setting is wrong
-            self._store(functools.partial(self._misconfigured, claim, exc, device=device, claimed=claimed))
+            self._store(functools.partial(self._misconfigured, claim, exc, device=device, claimed=claimed),
+                        claim=claim)
             self.outcomes["held"] += 1
             return
         except Exception as exc:  # a defect while sending: the request may have gone out
@@ -320,13 +331,14 @@ class SendWorker:
         in_a_row = self._trouble.count(device, kind) if kind else 0
         failed = functools.partial(self._failed, claim, failure, device=device, claimed=claimed,
                                    in_a_row=in_a_row)
-        self.outcomes[self._store(failed) or "unknown"] += 1
+        self.outcomes[self._store(failed, claim=claim) or "unknown"] += 1
 
     def _accepted_send(self, claim: Claim, result: SendResult, *, device: str, claimed: dt.datetime) -> None:
         self._answered(device, claimed=claimed)
         self._trouble.clear(device)
         at = utcnow()
-        self._store(functools.partial(self._accepted, claim, result, at))
+        self._store(functools.partial(self._accepted, claim, result, at), claim=claim,
+                    message_id=result.message_id)
         self.outcomes["accepted"] += 1
         if claim.blast_id not in self._dated:
             self._date_blast(claim.blast_id, at)
@@ -339,25 +351,39 @@ class SendWorker:
         if self.pacing:
             self._keep_gap(device, claimed=claimed)
 
-    def _store(self, write: Callable[[], T]) -> T | None:
-        """Store an answer, riding out a short database outage; if it never comes back (or the
-        answer cannot be stored at all) the lease expires and the recipient is marked unknown,
-        never sent again. Returns what `write` returns; None when it could not be stored."""
+    def _store(self, write: Callable[[], T], *, claim: Claim, message_id: str | None = None) -> T | None:
+        """Store an answer, riding out a database outage for as long as the claim's lease lasts;
+        if the database does not come back by then (or the answer cannot be stored at all) the
+        lease expires and the recipient is marked unknown, never sent again, and the log keeps
+        the recipient and the gateway's message id, to be matched by hand. Returns what `write`
+        returns; None when it could not be stored."""
+        # Given up a little before the lease ends: once it has, another worker's housekeeping
+        # marks the row unknown, and a person may send it again.
+        give_up_at = claim.lease_until - dt.timedelta(seconds=STORE_MARGIN_SECONDS)
         delay = 0.5
-        for attempt in range(6):
+        while True:
             try:
                 return write()
             except IntegrityError:
                 # The answer clashes with what is stored (its message id is another message's):
                 # waiting will not change that. Left to its lease: unknown, for a person to decide.
-                log.error("a send's answer could not be stored: it clashes with a stored message")
+                self._not_stored(claim, message_id, "it clashes with a stored message")
                 return None
             except (OperationalError, DBAPIError):
-                if attempt == 5:
-                    raise
-                log.warning("could not store a send's answer yet; retrying in %.1fs", delay)
-                time.sleep(delay)
-                delay *= 2
+                left = (give_up_at - utcnow()).total_seconds()
+                if left <= 0:
+                    self._not_stored(claim, message_id, "the database stayed unavailable for its lease")
+                    return None
+                wait = min(delay, left)
+                log.warning("could not store a send's answer yet; retrying in %.1fs", wait)
+                time.sleep(wait)
+                delay = min(delay * 2, STORE_RETRY_CAP_SECONDS)
+
+    def _not_stored(self, claim: Claim, message_id: str | None, why: str) -> None:
+        # The ids only: never the message's text, nor anything of the gateway's settings.
+        log.error("the answer for recipient %d of blast %d (message id %s) could not be stored: %s. "
+                  "It is marked unknown; match it by hand", claim.recipient_id, claim.blast_id,
+                  message_id or "none given", why)
 
     def _accepted(self, claim: Claim, result: SendResult, at: dt.datetime) -> None:
         answer = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import math
 import re
 import ssl
 from collections.abc import Mapping
@@ -34,6 +35,10 @@ from core.errors import (
     RateLimited,
     ServerFailedMidSend,
 )
+
+# A longer wait is taken as a day: a person looks at a blast held that long anyway, and a wait of
+# years cannot be added to a date.
+RETRY_AFTER_MAX = 24 * 3600.0
 
 AUTH_WORDS = ("token", "unauthori", "unauthenticated", "api key", "apikey")
 OFFLINE_WORDS = (
@@ -265,22 +270,28 @@ def wait_words(seconds: float) -> str:
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
+    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date, at most
+    RETRY_AFTER_MAX. None for anything else (`inf`, `nan`): the caller's own wait then holds."""
     if value is None or not value.strip():
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
-        pass
+        seconds = _seconds_until(text, now=now or dt.datetime.now(dt.UTC))
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), RETRY_AFTER_MAX)
+
+
+def _seconds_until(text: str, *, now: dt.datetime) -> float | None:
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    now = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - now).total_seconds())
+    return (when - now).total_seconds()
 
 
 def unknown_outcome(reason: str, *, raw: object = None, sending: bool = True) -> OutcomeUnknown:

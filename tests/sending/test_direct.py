@@ -68,3 +68,22 @@ def test_connections_go_back_to_the_pool_in_transactions_and_errors_are_sqlalche
     assert _settle(direct, claim)
     with transaction(engine) as s:
         assert s.scalars(select(BlastRecipient.error)).all() == [None, None]
+
+
+def test_a_row_another_worker_claimed_since_is_not_settled(engine: Engine) -> None:
+    """Worker w1's lease ran out, a person sent the row again and w2 claimed it: w1's late
+    answer must not settle w2's claim, which is SENDING just as w1's was."""
+    launched_blast(engine, 1)
+    direct = DirectStatements(engine)
+    first = direct.claim(device="5850", worker="w1", now=now(), lease=LEASE)
+    assert first is not None
+    with transaction(engine) as s:  # as an expired lease, "send again" and w2's claim leave it
+        s.execute(update(BlastRecipient).values(status=Status.QUEUED.value, claimed_by=None))
+    second = direct.claim(device="5850", worker="w2", now=now(), lease=LEASE)
+    assert second is not None and second.recipient_id == first.recipient_id
+    assert not _settle(direct, first)
+    assert _settle(direct, second, message_id="m-2", wsapme_message_data={"id": "m-2"})
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, first.recipient_id)
+        assert (row.status, row.message_id, row.claimed_by) == ("PENDING", "m-2", None)
+        assert len(s.scalars(select(StatusHistory)).all()) == 1

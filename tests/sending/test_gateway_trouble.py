@@ -360,3 +360,26 @@ def test_many_in_a_row_turned_down_in_unknown_words_pause_the_blast(engine: Engi
     assert reason.startswith("Sending is paused: WSAPME turned down the last 5 messages in a row.")
     assert "Message failed to send" in reason
     assert [r.status for r in rows(engine, blast_id)] == ["FAILED"] * 5 + ["QUEUED"] * 3
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [
+    ("1e400", (4.0, 6.0)),  # no usable wait: the usual one, 5 s give or take its jitter
+    ("inf", (4.0, 6.0)),
+    ("99999999999", (24 * 3600 - 5.0, 24 * 3600.0)),  # years: a day
+])
+def test_a_slow_down_with_an_unusable_wait_puts_the_message_back_and_holds_the_device(
+    engine: Engine, sim, retry_after: str, waited: tuple[float, float]
+) -> None:
+    """The gateway proved it took nothing: an unusable Retry-After had made the message unknown
+    (never sent again) and paused the blast as if WSAPME had stopped answering."""
+    blast_id = launched_blast(engine, 2)
+    sim.set_fault("rate_limited", times=1, retry_after=retry_after)
+    worker = worker_for(engine, sim)
+    before = time.time()
+    assert worker.step() is True
+    assert worker.outcomes == {"retrying": 1}
+    [first, second] = rows(engine, blast_id)
+    assert (first.status, first.attempts, second.status) == ("QUEUED", 0, "QUEUED")
+    assert waited[0] <= first.next_attempt_at.timestamp() - before <= waited[1] + 1.0
+    assert blast_state(engine, blast_id) == ("sending", None)
+    assert sim.sent_messages() == []

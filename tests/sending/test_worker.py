@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 
@@ -13,9 +14,20 @@ from sqlalchemy.exc import IntegrityError
 from core.db import transaction
 from core.models import Blast, BlastRecipient, StatusHistory
 from core.opt_outs import add_opt_outs
-from core.sending import blasts
-from tests.sending.support import KL, AroundSends, blast_state, launched_blast, phone, statuses, worker_for
+from core.sending import blasts, queue
+from tests.sending.support import (
+    KL,
+    AroundSends,
+    blast_state,
+    launched_blast,
+    now,
+    phone,
+    statuses,
+    worker_for,
+)
 from tests.support.simulator import TEST_TOKEN, running_simulator
+
+LEASE = dt.timedelta(seconds=30)
 
 
 @pytest.fixture
@@ -265,18 +277,27 @@ def _wait_until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
         time.sleep(0.02)
 
 
-def test_an_answer_that_clashes_with_a_stored_one_is_not_retried_as_an_outage(engine: Engine, sim) -> None:
+def test_an_answer_that_clashes_with_a_stored_one_is_not_retried_as_an_outage(
+    engine: Engine, sim, caplog: pytest.LogCaptureFixture
+) -> None:
     """An IntegrityError (say, a message id already stored) will not go away by waiting: it had
-    stalled the worker for 17 s of retries. The row is left to its lease, then unknown."""
+    stalled the worker for 17 s of retries. The row is left to its lease, then unknown; the log
+    says which recipient and message, to be matched by hand."""
+    launched_blast(engine, 1)
     worker = worker_for(engine, sim)
+    with transaction(engine) as s:
+        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
+    assert claim is not None
     calls = []
 
     def clashing_write() -> None:
         calls.append("tried")
         raise IntegrityError("UPDATE blast_recipients …", {}, Exception("duplicate message_id"))
 
-    worker._store(clashing_write)
+    assert worker._store(clashing_write, claim=claim, message_id="3EB0CLASH") is None
     assert calls == ["tried"]
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(f"recipient {claim.recipient_id}" in m and "3EB0CLASH" in m for m in said), said
 
 
 @pytest.mark.parametrize(("fault", "options"), [
