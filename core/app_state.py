@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,10 @@ def put(session: Session, *, key: str, value: dict[str, Any]) -> None:
     session.execute(
         statement.on_conflict_do_update(index_elements=["key"], set_={"value": text, "updated_at": now})
     )
+
+
+def forget(session: Session, *, key: str) -> None:
+    session.execute(delete(AppState).where(AppState.key == key))
 
 
 def get(session: Session, *, key: str) -> tuple[dict[str, Any], dt.datetime] | None:

@@ -151,7 +151,17 @@ class SendWorker:
                 outcome = max((retry - utcnow()).total_seconds(), 0.05)
             stop.wait(min(outcome or IDLE_SECONDS, IDLE_SECONDS))
         self.housekeeping(force=True)
+        self._sign_off()
         return sent
+
+    def _sign_off(self) -> None:
+        """A worker that stops is no longer listed as sending (the health page counted a stopped
+        one, with what it had sent, for half a minute after a restart)."""
+        try:
+            with transaction(self.engine) as s:
+                app_state.forget(s, key=HEARTBEAT_PREFIX + self.name)
+        except (OperationalError, DBAPIError) as exc:  # it ages out of the list on its own
+            log.info("the worker's heartbeat was left to age out (%s)", type(exc).__name__)
 
     def step(self) -> bool | float | None:
         """One message if one may go now: True when sent; else seconds to wait, None when idle."""

@@ -329,3 +329,26 @@ def test_a_number_that_opts_out_while_its_message_is_out_is_not_tried_again(
     assert set(statuses(engine, blast_id)) == {phone(1)}, "taken off the queue, as at launch"
     with transaction(engine) as s:
         assert s.get(Blast, blast_id).skipped_opted_out == 1
+
+
+def test_a_worker_is_listed_while_it_runs_and_not_once_it_stops(engine: Engine, sim) -> None:
+    """The health page lists workers by their heartbeat: one that stopped (a restart) had stayed
+    listed, with what it had sent, for half a minute."""
+    from core import app_state
+    from core.sending.worker import HEARTBEAT_PREFIX
+
+    def listed() -> bool:
+        with transaction(engine) as s:
+            return app_state.get(s, key=HEARTBEAT_PREFIX + worker.name) is not None
+
+    launched_blast(engine, 2)
+    worker = worker_for(engine, sim)
+    stop = threading.Event()
+    running = threading.Thread(target=worker.run, args=(stop,))
+    running.start()
+    try:
+        _wait_until(listed)
+    finally:
+        stop.set()
+        running.join(timeout=30)
+    assert not running.is_alive() and not listed()
