@@ -220,22 +220,22 @@ SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
 
 def tried_at(session: Session, rows: Mapping[int, Mapping[str, Any]]) -> dict[int, dt.datetime]:
     """When each failed or unknown send among `rows` ({recipient id: JUDGED_COLUMNS}) with no
-    send time was tried: the time of the history row that made it what it is (the worker
-    marks it so as the gateway's answer fails). One query for all of them; none for anyone
-    else."""
+    send time was tried: the time of the last history row that found it failed or unknown
+    (the worker, as the gateway's answer fails, or the gateway's own report), not a person's
+    decision about it later (marking it failed, undoing a sale). One query for all of them;
+    none for anyone else."""
     sent = STAGE_TIMESTAMP_COLUMN[Stage.SENT]
-    settled = {status.value for status in SETTLED_FROM}
-    asked = {rid: row["status"] for rid, row in rows.items()
-             if row["status"] in settled and row[sent] is None}
+    settled = sorted(status.value for status in SETTLED_FROM)
+    asked = [rid for rid, row in rows.items() if row["status"] in settled and row[sent] is None]
     if not asked:
         return {}
     found = session.execute(
-        select(StatusHistory.recipient_id, StatusHistory.new_status, StatusHistory.changed_at)
-        .where(StatusHistory.recipient_id.in_(sorted(asked)), StatusHistory.new_status.in_(sorted(settled)))
+        select(StatusHistory.recipient_id, StatusHistory.changed_at)
+        .where(StatusHistory.recipient_id.in_(sorted(asked)), StatusHistory.new_status.in_(settled),
+               StatusHistory.source != "manual")
         .order_by(StatusHistory.id)
     )
-    # The last change into the status it has now is the one that made it so.
-    return {rid: at for rid, status, at in found if asked[rid] == status}
+    return dict(found.all())  # the last one of each
 
 
 def judge(

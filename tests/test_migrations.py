@@ -276,6 +276,9 @@ def test_lost_sends_proved_before_0013_are_dated_by_their_try(engine: Engine) ->
         "sale undone": ("UNKNOWN", None, [("SENDING", "UNKNOWN", tried), ("UNKNOWN", "CLOSED", next_day),
                                           ("CLOSED", "UNKNOWN", next_day)]),
         "sent as usual": ("REPLIED", day, [("SENDING", "PENDING", day), ("PENDING", "REPLIED", next_day)]),
+        "marked failed by hand, then replied": ("REPLIED", next_day, [
+            ("SENDING", "UNKNOWN", tried), ("UNKNOWN", "FAILED", day + dt.timedelta(hours=6), "manual"),
+            ("FAILED", "REPLIED", next_day)]),
     }
     with transaction(engine) as s:
         blast_id = s.execute(text("INSERT INTO blasts (name, blast_tag) VALUES ('Old', 'Lost') RETURNING id")
@@ -286,15 +289,16 @@ def test_lost_sends_proved_before_0013_are_dated_by_their_try(engine: Engine) ->
                 "VALUES (:b, :p, :s, :at, :n) RETURNING id"),
                 {"b": blast_id, "p": f"+6012345678{k}", "s": status, "at": stored(sent_at), "n": name},
             ).scalar_one()
-            for old, new, at in history:
+            for old, new, at, *source in history:
                 s.execute(text("INSERT INTO status_history (recipient_id, old_status, new_status, "
-                               "changed_at, source) VALUES (:r, :o, :n, :at, 'webhook')"),
-                          {"r": rid, "o": old, "n": new, "at": stored(at)})
+                               "changed_at, source) VALUES (:r, :o, :n, :at, :source)"),
+                          {"r": rid, "o": old, "n": new, "at": stored(at),
+                           "source": source[0] if source else "webhook"})
     migrate(engine)
     with transaction(engine) as s:
         sent = dict(s.execute(select(BlastRecipient.contact_name, BlastRecipient.sent_at)).all())
         trend = daily_trend(s, filters=FunnelFilter(tags=("Lost",), timezone="UTC"))
     assert sent == {"replied a day later": tried, "bought, never answered": tried, "failed, then read": tried,
                     "acked before the timeout": day - dt.timedelta(seconds=20), "sale undone": None,
-                    "sent as usual": day}
-    assert {r.day: r.sent for r in trend.itertuples()} == {dt.date(2026, 3, 2): 5}  # none the next day
+                    "sent as usual": day, "marked failed by hand, then replied": tried}
+    assert {r.day: r.sent for r in trend.itertuples()} == {dt.date(2026, 3, 2): 6}  # none the next day

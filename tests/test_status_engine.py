@@ -280,6 +280,14 @@ def test_a_sale_on_a_lost_send_dates_the_send_by_its_try_and_undoing_it_clears_t
     assert (r.status, r.sent_at, r.closed_at) == ("UNKNOWN", None, None)
 
 
+def test_a_lost_send_a_person_marked_failed_is_still_dated_by_its_try(engine: Engine) -> None:
+    rid = _lost_send(engine)
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=rid, status=Status.FAILED, source="manual", manual=True, at=at(15))
+    _apply(engine, rid, Status.REPLIED, at(9) + dt.timedelta(days=1))
+    assert _recipient(engine, rid).sent_at == at(9), "when it was tried, not when a person decided"
+
+
 def test_a_lost_send_without_history_takes_the_proofs_time_as_before(engine: Engine) -> None:
     rid = _new_recipient(engine, Status.UNKNOWN)  # no history row says when it was tried
     _apply(engine, rid, Status.DELIVERY_ACK, at(10))

@@ -25,13 +25,15 @@ depends_on = None
 _LOST = "'FAILED', 'UNKNOWN'"
 _WENT = "'PENDING', 'SERVER_ACK', 'DELIVERY_ACK', 'READ_ACK', 'REPLIED', 'CLOSED'"
 
-# `tried` marked the send lost, `proof` later moved it on from there; the send time is the one
-# the proof stamped (or none, for a sale), and the try came before the proof.
+# `tried` marked the send lost (the worker, or the gateway's report; not a person deciding about
+# it later), `proof` later moved it on; the send time is the one the proof stamped (or none, for
+# a sale), and the try came before the proof.
 _TRIED_THEN_PROVED = f"""
     FROM status_history tried
     JOIN status_history proof ON proof.recipient_id = tried.recipient_id
-        AND proof.old_status = tried.new_status AND proof.id > tried.id
+        AND proof.old_status IN ({_LOST}) AND proof.id > tried.id
     WHERE tried.recipient_id = blast_recipients.id AND tried.new_status IN ({_LOST})
+        AND tried.source <> 'manual'
         AND proof.new_status IN ({_WENT}) AND tried.changed_at < proof.changed_at
         AND (blast_recipients.sent_at IS NULL OR blast_recipients.sent_at = proof.changed_at)
 """
