@@ -146,15 +146,17 @@ def refresh_every(blast: Blast) -> int | None:
 
 
 def chain_refresh_every(blast_id: int) -> int | None:
-    """How often the follow-up chain refreshes: as often as its liveliest blast (a parent's
-    page shows its follow-up sending too)."""
+    """How often the follow-up chain refreshes while any of its blasts can still move (a
+    parent's page shows its follow-up sending too): at the settling pace at most, as counting
+    the chain's people reads every recipient of it."""
     with reading() as s:
         chain = s.scalars(select(Blast).where(Blast.id.in_(chain_ids(s, blast_id=blast_id)))).all()
         s.expunge_all()
     if len(chain) < 2:
         return None  # no chain to show
-    intervals = [seconds for b in chain if (seconds := refresh_every(b)) is not None]
-    return min(intervals, default=None)
+    if all(refresh_every(b) is None for b in chain):
+        return None
+    return SETTLING_EVERY_SECONDS
 
 
 def _last_sent(blast_id: int) -> dt.datetime | None:

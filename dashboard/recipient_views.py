@@ -39,7 +39,7 @@ from core.recipients import (
     undo_sales,
 )
 from core.reply_inbox import FirstReply, first_replies, reply_words
-from core.statuses import Status
+from core.statuses import RANK, Status
 from dashboard.blast_views import flash, local, status_word, take_flash
 from dashboard.compose import bubble_html, plain
 from dashboard.data import get_engine, on_download, reading, session, settings, upload_digest
@@ -48,7 +48,7 @@ from dashboard.layout import friendly_errors
 
 # Where a status change came from, in words (the codes stay in the database).
 SOURCE_WORDS = {
-    "send": "by the sender",
+    "send": "while sending",
     "webhook": "update from WhatsApp",
     "polling": "checked with the gateway",
     "manual": "by hand",
@@ -221,7 +221,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
                 if not entries:
                     st.write("No changes yet.")
                 for h in entries:
-                    st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source))
+                    st.write(history_line(h.changed_at, h.old_status, h.new_status, h.source, event=h.event))
                 said = [(r.replied_at, r.text) for r in replies(s, recipient_id=rid)]
                 render_replies(said or _kept_reply(row["reply_text"], row["replied_at"]))
 
@@ -323,7 +323,15 @@ def resent_words(resent: Resent) -> str:
     return words + "."
 
 
-def history_line(at: dt.datetime, old: str | None, new: str, source: str | None) -> str:
+def history_line(
+    at: dt.datetime, old: str | None, new: str, source: str | None, *, event: dict | None = None
+) -> str:
+    if event and event.get("late_answer"):  # an earlier try's answer, after it was sent again
+        answer = str(event["late_answer"])
+        went = answer in Status.__members__ and RANK[Status(answer)] >= 1
+        return (f"{local(at, '%d %b %H:%M:%S')} — an earlier try's answer came after it was sent again: "
+                f"**{status_word(answer)}** (message id {event.get('message_id') or 'none'})."
+                + (" Both messages may have reached them." if went else ""))
     where = SOURCE_WORDS.get(source or "", source or "")
     move = f"**{status_word(new)}**" if old is None else f"{status_word(old)} → **{status_word(new)}**"
     return f"{local(at, '%d %b %H:%M:%S')} — {move}" + (f" ({where})" if where else "")
