@@ -85,6 +85,7 @@ class InboxRow:
     last_reply_at: dt.datetime
     last_reply: str
     replies: int  # every reply they sent, the ones before the window too
+    blast_date: dt.datetime | None = None  # when the blast went: tells apart blasts of one name
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def inbox_page(
             recipient_id=row.recipient_id, blast_id=row.blast_id, blast_name=row.blast_name,
             phone_number=row.phone_number, contact_name=row.contact_name, status=row.status,
             opted_out=row.opted_out, last_reply_at=row.last_at, last_reply=latest[row.recipient_id][0],
-            replies=latest[row.recipient_id][1],
+            replies=latest[row.recipient_id][1], blast_date=row.blast_date,
         )
         for row in found
     ]
@@ -204,6 +205,7 @@ def _matching(filters: InboxFilter) -> Select:
     query = (
         select(
             window.c.recipient_id, window.c.last_at, BlastRecipient.blast_id, Blast.name.label("blast_name"),
+            Blast.blast_date,
             BlastRecipient.phone_number, BlastRecipient.contact_name, BlastRecipient.status,
             exists().where(OptOut.phone_number == BlastRecipient.phone_number).label("opted_out"),
         )

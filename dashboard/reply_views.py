@@ -224,7 +224,8 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
         "Reply": [one_of_many(reply_words(r.last_reply), r.replies) for r in found.rows],  # their latest
         "Status": [OPTED_OUT if r.opted_out else status_word(r.status) for r in found.rows],
         "Number": [r.phone_number for r in found.rows],
-        "Blast": [blast_link(r.blast_id, r.blast_name) for r in found.rows],
+        "Blast": [blast_link(r.blast_id, label) for r, label in zip(found.rows, blast_labels(found.rows),
+                                                                     strict=True)],
     })
     ids = [r.recipient_id for r in found.rows]
     st.html(NO_TABLE_DOWNLOAD)
@@ -359,6 +360,19 @@ def inbox_table_key(*, generation: int, filters: InboxFilter, page: int, ids: li
     """The table's key (see `table_key`). The list is newest first, so a reply arriving between
     two clicks moves everyone down one row: the people shown are in the key."""
     return table_key(KEY, generation=generation, view=(filters, page), shown=ids)
+
+
+def blast_labels(rows: list[InboxRow]) -> list[str | None]:
+    """Each row's blast by its name, with its day when another blast listed has the same name
+    (the same campaign sent again: "Raya promo · 16 Nov")."""
+    ids_by_name: dict[str | None, set[int]] = {}
+    for r in rows:
+        ids_by_name.setdefault(r.blast_name, set()).add(r.blast_id)
+    return [
+        f"{r.blast_name or f'Blast #{r.blast_id}'} · {local(r.blast_date, '%d %b')}"
+        if len(ids_by_name[r.blast_name]) > 1 and r.blast_date is not None else r.blast_name
+        for r in rows
+    ]
 
 
 def blast_link(blast_id: int, name: str | None) -> str:

@@ -117,6 +117,20 @@ def test_the_list_newest_first_with_the_count_and_only_those_not_closed(engine: 
     assert list(_table(at).value["Status"])[1] == status_word("CLOSED")
 
 
+def test_two_blasts_of_one_name_are_told_apart_by_their_day(engine: Engine) -> None:
+    """The same campaign sent again this week: which one each reply answers."""
+    with transaction(engine) as s:
+        monday, thursday = (utcnow() - dt.timedelta(days=d) for d in (3, 0))
+        first = make_blast(s, name="Raya promo", state="completed", blast_date=monday)
+        again = make_blast(s, name="Raya promo", state="completed", blast_date=thursday)
+        other = make_blast(s, name="CNY promo", state="completed", blast_date=thursday)
+        for blast, phone in ((first, "+60123456781"), (again, "+60123456782"), (other, "+60123456783")):
+            _replied(s, blast, (dt.timedelta(minutes=5), "Berapa?"), phone_number=phone)
+        days = {b.id: b.blast_date.astimezone(ZoneInfo(KL)) for b in (first, again)}
+    shown = {unquote(link.split("#")[1]) for link in _table(run_page(REPLIES)).value["Blast"]}
+    assert shown == {f"Raya promo · {d:%d %b}" for d in days.values()} | {"CNY promo"}
+
+
 def test_the_filters_narrow_the_list(engine: Engine) -> None:
     _three_people(engine)
     at = run_page(REPLIES)
