@@ -55,7 +55,8 @@ def render_filters(
             format="DD/MM/YYYY",
             value=(start, end) if start and end else (),
             key=f"{key_prefix}_dates",
-            help="Leave empty for all time.",
+            help="The blasts sent on these days, with everything that came of them since (a reply "
+            "today to last week's blast counts for last week). Leave empty for all time.",
         )
     with col_tags:
         chosen_tags = st.multiselect(
