@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -11,6 +13,8 @@ import openpyxl
 import pandas as pd
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -101,8 +105,10 @@ def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzin
 
 
 # The Replies page's list, as a sales team works from it: who, what they said, where to find them.
-REPLY_EXPORT_COLUMNS = ("replied_at", "name", "phone_number", "status_in_words", "opted_out", "latest_reply",
-                        "replies", "blast", "blast_id")
+# Headed in the team's words, as the page shows them; nothing reads this file back by its headings
+# ("Number" and "Name" are still what a new blast or a list of sales finds its columns by).
+REPLY_EXPORT_COLUMNS = ("Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Replies", "Blast",
+                        "Blast #")
 
 
 def _reply_rows(
@@ -126,17 +132,60 @@ def replies_xlsx(session: Session, *, filters: InboxFilter, zone: dt.tzinfo) -> 
     return to_xlsx(rows, columns=REPLY_EXPORT_COLUMNS, sheet="Replies")
 
 
+# Rows read to size the columns: enough to see the usual lengths, without holding a long list in memory.
+WIDTH_SAMPLE_ROWS = 200
+MIN_WIDTH, MAX_WIDTH = 8, 60  # in characters: a long reply is cut at its edge, not a sheet too wide to read
+_DATETIME_WIDTH = len("2026-03-02 10:30:15")  # how Excel shows the times this writes
+_FILTER_BUTTON = 3  # the header's filter arrow covers the end of a heading otherwise
+
+
 def to_xlsx(rows: Iterable[Sequence[object]], *, columns: Sequence[str], sheet: str) -> bytes:
     """An Excel workbook: numbers and names are text cells (no apostrophe needed, and Excel
-    neither runs "=..." nor turns +60... into a number)."""
+    neither runs "=..." nor turns +60... into a number). The bold header stays in view as the
+    list scrolls and carries a filter; columns are wide enough to read (a date too narrow
+    shows as #####)."""
     book = openpyxl.Workbook(write_only=True)
     page = book.create_sheet(sheet)
-    page.append(list(columns))
-    for row in rows:
+    rows = iter(rows)
+    sample = [list(row) for row in itertools.islice(rows, WIDTH_SAMPLE_ROWS)]
+    # A streamed sheet writes its column widths and frozen pane before the first row.
+    for index, width in enumerate(_column_widths(columns, sample), start=1):
+        page.column_dimensions[get_column_letter(index)].width = width
+    page.freeze_panes = "A2"
+    page.append([_header_cell(page, name) for name in columns])
+    count = 0
+    for row in itertools.chain(sample, rows):
         page.append([_cell(page, value) for value in row])
+        count += 1
+    page.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _column_widths(columns: Sequence[str], sample: Sequence[Sequence[object]]) -> list[float]:
+    widths = []
+    for index, name in enumerate(columns):
+        longest = max((_shown_width(row[index]) for row in sample if index < len(row)), default=0)
+        widths.append(min(MAX_WIDTH, max(MIN_WIDTH, _shown_width(name) + _FILTER_BUTTON, longest + 2)))
+    return widths
+
+
+def _shown_width(value: object) -> int:
+    """Roughly how many characters wide Excel shows a value: a Chinese character takes two, and
+    text over several lines is as wide as its longest line."""
+    if value is None:
+        return 0
+    if isinstance(value, dt.datetime):
+        return _DATETIME_WIDTH
+    lines = str(value).split("\n")
+    return max(sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line) for line in lines)
+
+
+def _header_cell(sheet: Any, name: str) -> WriteOnlyCell:
+    cell = _cell(sheet, name)
+    cell.font = Font(bold=True)
+    return cell
 
 
 def _excel_time(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.datetime | None:
@@ -144,7 +193,7 @@ def _excel_time(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.datetime | No
     return moment.astimezone(zone).replace(tzinfo=None, microsecond=0) if moment else None
 
 
-def _cell(sheet: Any, value: object) -> object:
+def _cell(sheet: Any, value: object) -> Any:
     if not isinstance(value, str):
         return value
     # A control character (a vertical tab pasted from Word into a name or a reply) cannot

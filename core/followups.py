@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Subquery, and_, case, delete, func, not_, or_, select, update
@@ -12,18 +12,27 @@ from sqlalchemy.orm import Session
 
 from core import templates
 from core.errors import BadInput, NotFound
-from core.funnel import Funnel, FunnelFilter, funnel, statuses_reaching
+from core.funnel import Funnel, FunnelFilter, follow_up_number, funnel, statuses_reaching
 from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.recipients import StageSelector, select_recipients
 from core.statuses import Stage, Status
 
 
-def next_stage_name(stage: str | None) -> str:
-    """"Initial" → "Follow-up 1" → "Follow-up 2" …"""
-    match = re.search(r"(\d+)\s*$", stage or "")
-    if match and "follow" in (stage or "").lower():
-        return f"Follow-up {int(match.group(1)) + 1}"
-    return "Follow-up 1"
+def next_stage_name(stage: str | None, *, taken: Iterable[str | None] = ()) -> str:
+    """"Initial" → "Follow-up 1" → "Follow-up 2" …: one past the blast's own stage and past every
+    follow-up stage already in its chain (`taken`). A chain numbers its follow-ups in the order
+    they are made, so a second follow-up of the first blast is "Follow-up 2", not another
+    "Follow-up 1" that the Overview's stage filter would count with the first."""
+    numbers = [n for n in map(follow_up_number, [stage, *taken]) if n is not None]
+    return f"Follow-up {max(numbers, default=0) + 1}"
+
+
+def next_follow_up_stage(session: Session, *, blast_id: int) -> str:
+    """The stage to propose for a new follow-up of this blast: one past the highest follow-up
+    number its chain (the blast itself included) has used."""
+    chain = chain_ids(session, blast_id=blast_id)
+    stages = session.scalars(select(Blast.follow_up_stage).where(Blast.id.in_(chain)))
+    return next_stage_name(None, taken=stages)
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,7 @@ def create_follow_up(
         follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage)
     child = Blast(
         blast_tag=parent.blast_tag,
-        follow_up_stage=follow_up_stage or next_stage_name(parent.follow_up_stage),
+        follow_up_stage=follow_up_stage or next_follow_up_stage(session, blast_id=parent.id),
         name=f"{parent.name or f'Blast {parent.id}'} — follow-up",
         message_template=message_template,
         parent_blast_id=parent.id,

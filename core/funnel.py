@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -390,7 +391,7 @@ def funnel_by_blast(
 
 def filter_options(session: Session, *, leave_out_practice: bool = False) -> tuple[list[str], list[str]]:
     """The tags and follow-up stages in use, for the filter pickers (with `leave_out_practice`,
-    those of blasts not made in practice mode)."""
+    those of blasts not made in practice mode). Stages come in the order they are sent in."""
     options = []
     for column in (Blast.blast_tag, Blast.follow_up_stage):
         query = select(column).where(column.is_not(None)).distinct().order_by(column)
@@ -398,7 +399,28 @@ def filter_options(session: Session, *, leave_out_practice: bool = False) -> tup
             query = query.where(not_practice())
         options.append(list(session.scalars(query)))
     tags, stages = options
-    return tags, stages
+    return tags, sorted(stages, key=stage_order)
+
+
+INITIAL_STAGE = "Initial"
+_ENDS_IN_NUMBER = re.compile(r"(\d+)\s*$")
+
+
+def follow_up_number(stage: str | None) -> int | None:
+    """N for "Follow-up N" however it is typed ("follow up 2", "Followup 2"); None for any other stage."""
+    found = _ENDS_IN_NUMBER.search(stage or "")
+    return int(found.group(1)) if found and "follow" in (stage or "").casefold() else None
+
+
+def stage_order(stage: str) -> tuple[int, int, str]:
+    """"Initial", then "Follow-up 1", "Follow-up 2" … "Follow-up 10" by number (not as text,
+    which puts 10 before 2 and every follow-up before "Initial"), then any other name A to Z."""
+    if stage.strip().casefold() == INITIAL_STAGE.casefold():
+        return (0, 0, "")
+    number = follow_up_number(stage)
+    if number is not None:
+        return (1, number, stage.casefold())
+    return (2, 0, stage.casefold())
 
 
 def closed_without_reply(session: Session, *, filters: FunnelFilter) -> int:

@@ -22,7 +22,7 @@ from core.followups import (
     create_follow_up,
     follow_up_audience,
     follow_up_placeholders,
-    next_stage_name,
+    next_follow_up_stage,
     pending_follow_up,
 )
 from core.funnel import FunnelFilter, closed_without_reply, stuck_at_each_stage
@@ -428,9 +428,9 @@ def render_follow_up(blast: Blast) -> None:
     hours = cols[1].number_input(
         "…who reached that stage at least this many hours ago", 0, 24 * 30, 24, key="fu_hours"
     )
-    stage_name = cols[2].text_input(
-        "Follow-up stage", next_stage_name(blast.follow_up_stage), key=f"fu_stage_{blast.id}"
-    )
+    with reading() as s:
+        proposed = next_follow_up_stage(s, blast_id=blast.id)  # the next number in the whole chain
+    stage_name = cols[2].text_input("Follow-up stage", proposed, key=f"fu_stage_{blast.id}")
     template = st.text_area(
         "Message",
         blast.message_template or "",

@@ -116,6 +116,9 @@ FEW_SENT = 30
 # (strong, pale) bar colours: opting out is the one rate where more is worse.
 _TAG_COLOURS = {"opted_out": ("#b91c1c", "#fca5a5")}
 _TAG_COLOUR = ("#0f766e", "#99d5cf")
+# The 95% interval runs across the bar's end: black stands out on the dark bars as well as the
+# pale ones and the white beyond them (a grey line vanished on the dark teal).
+INTERVAL_COLOUR = "#000000"
 
 
 def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
@@ -134,14 +137,21 @@ def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
             orientation="h",
             marker_color=[pale if small else strong for small in few],
             error_x={"type": "data", "symmetric": False, "array": high - rate, "arrayminus": rate - low,
-                     "color": "#475569"},
+                     "color": INTERVAL_COLOUR, "thickness": 2, "width": 6},
             customdata=list(zip(tags["sent"], low, high, strict=True)),
             hovertemplate="%{y}: %{x:.1f}% of %{customdata[0]:,} sent<br>"
             "likely between %{customdata[1]:.1f}% and %{customdata[2]:.1f}%<extra></extra>",
         )
     )
+    # Each rate in figures, so it reads without a hover. Put just past the interval's end, not at
+    # the bar's: the interval runs on past the bar, and text there would hide it. The text takes
+    # the theme's colour, readable on its background.
+    for label, value, end in zip(labels, rate, high, strict=True):
+        figure.add_annotation(x=end, y=label, text=f"{value:.1f}%", showarrow=False, xanchor="left", xshift=6,
+                              font={"size": 13})
     figure.update_xaxes(title_text=f"% {stage.replace('_', ' ')}", ticksuffix="%", rangemode="tozero")
-    figure.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=max(220, 60 + 36 * len(tags)))
+    # Room on the right for the rate of the bar whose interval reaches furthest.
+    figure.update_layout(margin={"l": 10, "r": 60, "t": 10, "b": 10}, height=max(220, 60 + 36 * len(tags)))
     return figure
 
 

@@ -353,6 +353,16 @@ def test_across_the_chain_counts_people_once_however_many_blasts_reached_them(en
     assert chain in [m.value for m in at.markdown]
 
 
+def test_the_next_follow_up_is_proposed_past_the_ones_the_chain_has(engine: Engine) -> None:
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed", follow_up_stage="Initial")
+        make_recipient(s, parent, status="READ_ACK", sent_at=utcnow())
+        make_blast(s, state="completed", parent_blast_id=parent.id, follow_up_stage="Follow-up 1")
+        parent_id = parent.id
+    at = _open(parent_id)
+    assert at.text_input(key=f"fu_stage_{parent_id}").value == "Follow-up 2"
+
+
 def test_the_chain_refreshes_while_any_of_its_blasts_can_move(engine: Engine) -> None:
     """A parent sent last month shows its follow-up sending now: the chain's counts move (at
     the settling pace: counting its people reads all of them)."""

@@ -106,3 +106,47 @@ def test_tags_compared_by_opting_out_say_so_in_red() -> None:
     assert opted_out.layout.xaxis.title.text == "% opted out"
     assert list(opted_out.data[0].y) == ["Raya (900 sent)", "CNY (1,200 sent)"], "the most at the top"
     assert set(opted_out.data[0].marker.color).isdisjoint(replied.data[0].marker.color)
+
+
+def _compared() -> pd.DataFrame:
+    """Two tags with many sent and one with few: dark bars and a pale one."""
+    return pd.DataFrame({"tag": ["Raya", "Merdeka", "Test"], "sent": [900, 1_200, FEW_SENT - 26],
+                         "replied_rate": [14.0, 9.5, 50.0], "replied_low": [11.9, 8.0, 15.0],
+                         "replied_high": [16.4, 11.3, 85.0], "opted_out_rate": [0.5, 9.04, 25.0],
+                         "opted_out_low": [0.2, 7.5, 4.0], "opted_out_high": [1.3, 10.8, 64.0]})
+
+
+@pytest.mark.parametrize(("stage", "said"), [
+    ("replied", [("Merdeka (1,200 sent)", "9.5%"), ("Raya (900 sent)", "14.0%"),
+                 ("Test (4 sent)", "50.0%")]),
+    ("opted_out", [("Raya (900 sent)", "0.5%"), ("Merdeka (1,200 sent)", "9.0%"),
+                   ("Test (4 sent)", "25.0%")]),
+])
+def test_each_tag_says_its_rate_just_past_its_interval(stage: str, said: list[tuple[str, str]]) -> None:
+    """Only the axis had numbers: a rate took a hover to read exactly."""
+    figure = tag_figure(_compared(), stage=stage)
+    bars = figure.data[0]
+    notes = figure.layout.annotations
+    assert [(note.y, note.text) for note in notes] == said
+    for note, rate, above in zip(notes, bars.x, bars.error_x.array, strict=True):
+        assert note.x >= rate + above, "beside the bar, clear of the interval line"
+        assert (note.xanchor, note.showarrow) == ("left", False) and note.xshift > 0
+
+
+def _contrast(one: str, other: str) -> float:
+    """How far apart two colours read (WCAG): 3 or more for a line to stand out."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("stage", ["replied", "opted_out"])
+def test_the_interval_line_shows_on_the_dark_bar_and_past_it(stage: str) -> None:
+    """It crosses the end of the bar: grey on dark teal could not be seen."""
+    bars = tag_figure(_compared(), stage=stage).data[0]
+    for background in {*bars.marker.color, "#ffffff"}:
+        assert _contrast(bars.error_x.color, background) >= 3, background

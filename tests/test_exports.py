@@ -144,12 +144,12 @@ def test_the_replies_list_exports_every_page_latest_first(engine: Engine, export
             header, *cells = [[c.value for c in row] for row in sheet.iter_rows()]
             assert header == list(REPLY_EXPORT_COLUMNS)
             rows = [dict(zip(header, row, strict=True)) for row in cells]
-    assert [r["name"] for r in rows] == ["Chong", "Ben", "Aisyah"], "latest first; the sale left out"
+    assert [r["Name"] for r in rows] == ["Chong", "Ben", "Aisyah"], "latest first; the sale left out"
     aisyah = rows[2]
-    assert aisyah["latest_reply"] == ("'=2 boxes" if export == "csv" else "=2 boxes"), "never a formula"
-    assert str(aisyah["replies"]) == "2" and aisyah["blast"] == "Raya promo"
-    assert str(aisyah["blast_id"]) == str(blast_id)
-    assert aisyah["status_in_words"] == "Replied"
+    assert aisyah["Last reply"] == ("'=2 boxes" if export == "csv" else "=2 boxes"), "never a formula"
+    assert str(aisyah["Replies"]) == "2" and aisyah["Blast"] == "Raya promo"
+    assert str(aisyah["Blast #"]) == str(blast_id)
+    assert aisyah["Status"] == "Replied"
 
 
 @pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
@@ -246,7 +246,7 @@ def test_a_photo_reply_in_the_replies_list_is_exported_in_words(engine: Engine, 
     with transaction(engine) as s:
         data = (replies_csv if export == "csv" else replies_xlsx)(s, filters=filters, zone=zone)
     [row] = _export_rows(data, export)
-    assert row["latest_reply"] == NO_TEXT_REPLY
+    assert row["Last reply"] == NO_TEXT_REPLY
 
 
 @pytest.mark.parametrize("export", [stage_csv, stage_xlsx])

@@ -112,8 +112,23 @@ def test_practice_blasts_can_be_left_out_of_every_count(engine: Engine) -> None:
         assert [r.blast_id for r in funnel_by_blast(s, filters=live)] == [ids["empty"], ids["launch"]]
         assert set(status_counts_by_tag(s, filters=live)) == {"Launch"}
         assert filter_options(s, leave_out_practice=True) == (["Launch", "Promo"], ["Initial"])
-        assert filter_options(s) == (["Launch", "Promo"], ["Follow-up 1", "Initial"])
+        assert filter_options(s) == (["Launch", "Promo"], ["Initial", "Follow-up 1"])
         assert funnel(s).total == 14
+
+
+def test_the_stage_filter_lists_stages_in_the_order_they_are_sent(engine: Engine) -> None:
+    """As text, "Follow-up 1" came before "Initial" and "Follow-up 10" before "Follow-up 2"."""
+    from core.funnel import filter_options
+    from tests.support.factories import make_blast
+
+    with transaction(engine) as s:
+        for stage in ("Reminder", "Follow-up 10", "Follow-up 2", "Initial", "Follow-up 1", "Follow-up 9",
+                      "Last call", None):
+            make_blast(s, follow_up_stage=stage)
+    with transaction(engine) as s:
+        _, stages = filter_options(s)
+    assert stages == ["Initial", "Follow-up 1", "Follow-up 2", "Follow-up 9", "Follow-up 10", "Last call",
+                      "Reminder"]
 
 
 def test_per_blast_funnels_include_empty_blasts_newest_first(engine: Engine) -> None:
