@@ -13,18 +13,21 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply
+from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory
 from core.phones import typed_number
+from core.status_engine import SOURCES, apply_status
 from core.statuses import Status
 
 # Blasts whose queued people may still be messaged: a draft, one scheduled, sending or paused.
 _OPEN_STATES = (BlastState.DRAFT, BlastState.SCHEDULED, BlastState.SENDING, BlastState.PAUSED)
 _PHONES_PER_LOOKUP = 5_000  # under what SQLite takes in one statement
+# Why a message sent before, then queued again, did not go a second time: on its row and page.
+NOT_SENT_AGAIN = "Not sent again: they asked not to be messaged (opt-out)."
 
 
 @dataclass(frozen=True)
@@ -54,21 +57,30 @@ def add_opt_outs(
         insert(OptOut).on_conflict_do_nothing(index_elements=[OptOut.phone_number]),
         [{"phone_number": phone, "source": source, "keyword": keyword} for phone in wanted],
     )
-    return _count_listed(session, wanted) - before, withdraw_from_queues(session, wanted)
+    withdrawn = withdraw_from_queues(session, wanted, source=source if source in SOURCES else "manual")
+    return _count_listed(session, wanted) - before, withdrawn
 
 
-def withdraw_from_queues(session: Session, phones: Sequence[str]) -> int:
-    """Take these numbers' unsent messages out of every blast that could still send them, and
-    count them on each blast as opted out, as a launch does. A message already being sent
-    (claimed by a worker) is past stopping."""
+def withdraw_from_queues(session: Session, phones: Sequence[str], *, source: str = "send") -> int:
+    """Take these numbers' unsent messages out of every blast that could still send them.
+    Returns how many left a queue. A message already being sent (claimed by a worker) is past
+    stopping.
+
+    A message never tried is taken off its blast and counted there as opted out, as a launch
+    does. One with a past stays, failed with the reason (`NOT_SENT_AGAIN`): it was sent before
+    and found unknown, then sent again by a person, or some such; its first send may have
+    reached them, and its row and history are the only record of it. `source` is the history's
+    (`status_engine.SOURCES`)."""
     if not phones:
         return 0
     open_blasts = select(Blast.id).where(Blast.state.in_(_OPEN_STATES))
+    queued = (BlastRecipient.phone_number.in_(tuple(phones)),
+              BlastRecipient.status == Status.QUEUED.value,
+              BlastRecipient.blast_id.in_(open_blasts))
+    kept = _fail_those_with_a_past(session, queued, source=source)
     withdrawn = Counter(session.scalars(
         delete(BlastRecipient)
-        .where(BlastRecipient.phone_number.in_(tuple(phones)),
-               BlastRecipient.status == Status.QUEUED.value,
-               BlastRecipient.blast_id.in_(open_blasts))
+        .where(*queued, ~_has_a_past())
         .returning(BlastRecipient.blast_id)
         .execution_options(synchronize_session=False)
     ))
@@ -79,7 +91,33 @@ def withdraw_from_queues(session: Session, phones: Sequence[str]) -> int:
                     total_recipients=Blast.total_recipients - removed)
             .execution_options(synchronize_session=False)
         )
-    return withdrawn.total()
+    return withdrawn.total() + kept
+
+
+def _has_a_past() -> ColumnElement[bool]:
+    """A recipient with any history: only a real change of status writes one, and a row never
+    tried has had none (launch writes none). Sent, found unknown or failed, sent again by a
+    person: it may already have reached them."""
+    return exists().where(StatusHistory.recipient_id == BlastRecipient.id)
+
+
+def _fail_those_with_a_past(
+    session: Session, queued: tuple[ColumnElement[bool], ...], *, source: str
+) -> int:
+    """Move the queued rows with a past to FAILED, through the status engine so their history
+    says why. Only from QUEUED: a worker may have claimed one since it was read, and its send
+    is past stopping. Returns how many moved."""
+    ids = session.scalars(select(BlastRecipient.id).where(*queued, _has_a_past())
+                          .order_by(BlastRecipient.id)).all()
+    return sum(
+        apply_status(
+            session, recipient_id=recipient_id, status=Status.FAILED, source=source,
+            event={"reason": "the number is on the opt-out list"},
+            updates={"error": NOT_SENT_AGAIN, "next_attempt_at": None},
+            only_from=(Status.QUEUED.value,),
+        ).changed
+        for recipient_id in ids
+    )
 
 
 def remove_opt_out(session: Session, *, phone: str) -> bool:

@@ -72,7 +72,7 @@ def added_words(added: int, withdrawn: int, already: int) -> str:
     words = f"{plural(added, 'number')} added to the opt-out list."
     if withdrawn:
         words += (f" {plural(withdrawn, 'message')} waiting to go to them "
-                  f"{'was' if withdrawn == 1 else 'were'} taken out of their blasts.")
+                  f"{'is' if withdrawn == 1 else 'are'} no longer sent.")
     if already:
         words += f" {plural(already, 'number')} {'was' if already == 1 else 'were'} already on it."
     return words

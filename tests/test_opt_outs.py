@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -9,8 +10,10 @@ from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from core.db import transaction
-from core.models import Blast, BlastRecipient, OptOut, utcnow
-from core.opt_outs import add_opt_outs, listed, remove_opt_out, withdraw_from_queues
+from core.models import Blast, BlastRecipient, OptOut, StatusHistory, utcnow
+from core.opt_outs import NOT_SENT_AGAIN, add_opt_outs, listed, remove_opt_out, withdraw_from_queues
+from core.recipients import resend
+from core.sending.queue import expire_leases
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from dashboard.opt_out_views import KEY, read_numbers
 from dashboard.recipient_views import table_key
@@ -128,6 +131,60 @@ def test_a_local_number_is_found_as_it_is_typed_in_the_region(
         assert listed(s, search="+63", region=region)[1] == 1
 
 
+def _sent_again(engine: Engine) -> tuple[int, int]:
+    """A sending blast where PHONE's message went to a worker that vanished (its lease ran out,
+    so the row is unknown) and a person sent it again; and a scheduled blast where PHONE waits,
+    never tried. Returns the row sent again and the scheduled blast."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending")
+        row = make_recipient(s, blast, phone_number=PHONE, status="SENDING", attempts=1, claimed_by="gone",
+                             lease_expires_at=utcnow() - dt.timedelta(minutes=1))
+        make_recipient(s, blast, status="QUEUED")
+        recipient_id = row.id
+    with transaction(engine) as s:
+        assert expire_leases(s, now=utcnow()) == [recipient_id]
+        assert resend(s, recipient_ids=[recipient_id]).queued == 1
+    return recipient_id, _blast_with(engine, "scheduled")
+
+
+def _history(engine: Engine, recipient_id: int) -> list[tuple[str, str, str]]:
+    with transaction(engine) as s:
+        rows = s.scalars(select(StatusHistory).where(StatusHistory.recipient_id == recipient_id)
+                         .order_by(StatusHistory.id))
+        return [(h.old_status, h.new_status, h.source) for h in rows]
+
+
+def test_a_stop_to_a_message_sent_again_keeps_its_row_and_history_and_fails_it(engine: Engine) -> None:
+    """The first send may have reached them: its row and history are the only record of it.
+    It leaves the queue failed, saying why; a message never tried is taken off as before."""
+    again, scheduled = _sent_again(engine)
+    before = _history(engine, again)
+    assert [new for _, new, _ in before] == ["UNKNOWN", "QUEUED"]
+    body = json.dumps({"type": "text", "message": "STOP", "from": PHONE.lstrip("+") + "@c.us"}).encode()
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=body, content_type="application/json")
+    with transaction(engine) as s:
+        outcome = process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+    assert outcome is not None and outcome.state == "applied"
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, again)
+        assert (row.status, row.error) == ("FAILED", NOT_SENT_AGAIN)
+        blast = s.get(Blast, row.blast_id)
+        assert (blast.total_recipients, blast.skipped_opted_out) == (2, 0)
+    assert _history(engine, again) == [*before, ("QUEUED", "FAILED", "webhook")]
+    assert _holds_phone(engine, scheduled) == (False, 1, 1)
+
+
+def test_numbers_added_by_hand_count_both_kinds_as_withdrawn(engine: Engine) -> None:
+    again, scheduled = _sent_again(engine)
+    with transaction(engine) as s:
+        assert add_opt_outs(s, [PHONE], source="manual") == (1, 2)
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, again).status == "FAILED"
+    assert _history(engine, again)[-1] == ("QUEUED", "FAILED", "manual")
+    assert _holds_phone(engine, scheduled) == (False, 1, 1)
+
+
 def test_nothing_to_withdraw(engine: Engine) -> None:
     with transaction(engine) as s:
         assert withdraw_from_queues(s, []) == 0
@@ -160,7 +217,7 @@ def test_numbers_added_by_hand_leave_the_queues_and_show_in_the_list(app_db: str
     assert any("No one has opted out yet" in i.value for i in at.info)
     at = _add(at, "012-345 6789\n12")
     assert any("“12” was not added" in e.value for e in at.error)
-    assert any("1 number added to the opt-out list. 1 message waiting to go to them was taken out"
+    assert any("1 number added to the opt-out list. 1 message waiting to go to them is no longer sent"
                in m.value for m in at.success), [m.value for m in at.success]
     assert _holds_phone(engine, scheduled) == (False, 1, 1)
     table = at.dataframe[0].value

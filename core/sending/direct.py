@@ -102,26 +102,31 @@ class DirectStatements:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
         """The pool's connection with each statement committing by itself; after any error it
-        is discarded (the pool opens a fresh one), and the error is SQLAlchemy's, as elsewhere."""
+        is discarded (the pool opens a fresh one), and the error is SQLAlchemy's, as elsewhere:
+        marked `connection_invalidated` only when the database is away, as SQLAlchemy marks it.
+        The worker waits out an outage, but not an error in what was asked (a value too long
+        for its column), which would only be refused again."""
         try:
             pooled = self.engine.raw_connection()
         except self._dbapi_error as exc:  # the pool could not connect: the database is away
-            raise self._wrapped(exc) from exc
+            raise self._wrapped(exc, away=True) from exc
         driver = pooled.driver_connection
         try:
             driver.autocommit = True
             yield driver
             driver.autocommit = False
         except BaseException as exc:
+            # Asked before the connection is discarded: the driver tells a lost one by its state.
+            away = isinstance(exc, self._dbapi_error) and self.engine.dialect.is_disconnect(exc, driver, None)
             pooled.invalidate(exc if isinstance(exc, Exception) else None)
             if isinstance(exc, self._dbapi_error):
-                raise self._wrapped(exc) from exc
+                raise self._wrapped(exc, away=away) from exc
             raise
         finally:
             pooled.close()
 
-    def _wrapped(self, exc: Exception) -> DBAPIError:
-        return DBAPIError.instance(None, None, exc, self._dbapi_error, connection_invalidated=True,
+    def _wrapped(self, exc: Exception, *, away: bool) -> DBAPIError:
+        return DBAPIError.instance(None, None, exc, self._dbapi_error, connection_invalidated=away,
                                    dialect=self.engine.dialect)
 
 

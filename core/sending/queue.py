@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ScalarSelect, Update, bindparam, delete, exists, func, literal, select, true, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -205,17 +206,18 @@ def claim_from(row: Sequence[Any], params: dict[str, Any]) -> Claim:
 
 
 def withdraw_opted_out(session: Session, *, device: str) -> int:
-    """Take the numbers that opted out off the queues of the device's sending blasts, counted as
-    opted out, as `opt_outs.withdraw_from_queues` does when the STOP comes: the claim refuses
-    them (`claim_statement`). Asked only when a claim found nothing, so it costs nothing while
-    messages go."""
+    """Take the numbers that opted out off the queues of the device's sending blasts, as
+    `opt_outs.withdraw_from_queues` does when the STOP comes (one never tried counted as opted
+    out, one with a past failed, its row kept): the claim refuses them (`claim_statement`), and
+    every one leaves the queue, so the claim that asked ends. Asked only when a claim found
+    nothing, so it costs nothing while messages go."""
     sending = select(Blast.id).where(Blast.state == BlastState.SENDING, Blast.device == device)
     phones = session.scalars(
         select(BlastRecipient.phone_number)
         .where(BlastRecipient.status == _QUEUED, BlastRecipient.blast_id.in_(sending), _opted_out())
         .distinct()
     ).all()
-    return withdraw_from_queues(session, list(phones))
+    return withdraw_from_queues(session, list(phones), source="send")
 
 
 def release(
@@ -225,7 +227,7 @@ def release(
     """Put a claimed recipient back in the queue: the gateway proved it did not take the message.
 
     A number that opted out while its message was with the gateway (too late to stop then) is
-    taken off the queue instead of being tried again, and counted as opted out."""
+    taken off the queue instead of being tried again (`opt_outs.withdraw_from_queues`)."""
     values: dict[str, object] = {
         "status": Status.QUEUED.value, "claimed_by": None, "lease_expires_at": None,
         "next_attempt_at": retry_at, "error": error, "updated_at": utcnow(),
@@ -245,7 +247,7 @@ def release(
     if result.rowcount != 1:
         return False
     if session.scalar(select(OptOut.phone_number).where(OptOut.phone_number == claim.phone_number)):
-        withdraw_from_queues(session, [claim.phone_number])
+        withdraw_from_queues(session, [claim.phone_number], source="send")
     return True
 
 
@@ -273,16 +275,20 @@ def settle(
 ) -> bool:
     """Store the send's outcome through the status engine; the lease ends with it.
 
-    A row being sent under another claim is left to that claim: this one's lease ran out (the
-    row was marked unknown) and a person sent it again. The answer, which may say a message
-    went out, is kept in the row's history and the log instead (`_keep_late_answer`)."""
-    held_by = session.execute(
-        select(BlastRecipient.status, BlastRecipient.claimed_by)
+    A row that is no longer this claim's is left as it is: this claim's lease ran out (the row
+    was marked unknown), a person sent it again, and that send is under way or has been
+    answered. The answer, which may say a message went out, is kept in the row's history and
+    the log instead (`_keep_late_answer`). A row marked unknown that no one sent again (no
+    message id) still takes the answer: it says what became of the row's only send."""
+    row = session.execute(
+        select(BlastRecipient.status, BlastRecipient.claimed_by, BlastRecipient.message_id)
         .where(BlastRecipient.id == claim.recipient_id)
         .with_for_update()
     ).one_or_none()
-    if held_by is not None and held_by.status == Status.SENDING.value and held_by.claimed_by != claim.worker:
-        _keep_late_answer(session, claim=claim, status=status, at=at, event=event, updates=updates)
+    if row is not None and _sent_again(row, claim=claim, message_id=updates.get("message_id")):
+        being_sent = row.status == Status.SENDING.value
+        _keep_late_answer(session, claim=claim, status=status, at=at, event=event, updates=updates,
+                          sent_again_as=None if being_sent else row.message_id)
         return False
     updates = {**updates, "claimed_by": None, "lease_expires_at": None, "next_attempt_at": None}
     change = apply_status(
@@ -292,20 +298,31 @@ def settle(
     return change.changed
 
 
+def _sent_again(row: Row[Any], *, claim: Claim, message_id: object) -> bool:
+    """Whether the row now stands for another send than this claim's: being sent under another
+    claim, or carrying another message id (the send again was answered first). Settling it
+    would put this answer's details on the other send's row, or drop the answer unseen."""
+    if row.status == Status.SENDING.value:
+        return row.claimed_by != claim.worker
+    return row.message_id is not None and row.message_id != message_id
+
+
 def _keep_late_answer(
     session: Session, *, claim: Claim, status: Status, at: dt.datetime, event: dict[str, object],
-    updates: dict[str, object],
+    updates: dict[str, object], sent_again_as: str | None,
 ) -> None:
     """A history row with the answer to an earlier claim, the status left as it is: a person can
-    see that two messages may have gone, and match the first by its id."""
+    see that two messages may have gone, and match the first by its id (`message_id`; none when
+    the gateway gave none). It reads SENDING to SENDING, the claim's own view: its send."""
     message_id = updates.get("message_id")
     session.add(StatusHistory(
         recipient_id=claim.recipient_id, old_status=Status.SENDING.value, new_status=Status.SENDING.value,
         changed_at=at, source="send", event={**event, "late_answer": status.value, "message_id": message_id},
     ))
+    again = f"was sent again (message id {sent_again_as})" if sent_again_as else "was being sent again"
     log.warning("recipient %d: an answer (%s, message id %s) came after its lease ran out and the "
-                "message was being sent again; kept in its history", claim.recipient_id, status.value,
-                message_id)
+                "message %s; kept in its history, the recipient left as it is", claim.recipient_id,
+                status.value, message_id or "none given", again)
 
 
 def expire_leases(session: Session, *, now: dt.datetime) -> list[int]:

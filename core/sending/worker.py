@@ -70,6 +70,12 @@ def where_raised(exc: BaseException) -> str:
     return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
 
 
+def database_away(exc: DBAPIError) -> bool:
+    """Whether a database error means the database could not be reached, or the connection was
+    lost: worth asking again once it is back. Any other is an answer about the statement."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
 def sent_status(result: SendResult) -> Status:
     """The status a fresh send starts at: what the gateway said, at least PENDING."""
     status = parse_status(result.gateway_status or "") or Status.PENDING
@@ -362,8 +368,8 @@ class SendWorker:
             self._keep_gap(device, claimed=claimed)
 
     def _store(self, write: Callable[[], T], *, claim: Claim, message_id: str | None = None) -> T | None:
-        """Store an answer, riding out a database outage for as long as the claim's lease lasts;
-        if the database does not come back by then (or the answer cannot be stored at all) the
+        """Store an answer, riding out a database outage (`database_away`) for as long as the
+        claim's lease lasts; if the database does not come back by then (or refuses the answer) the
         lease expires and the recipient is marked unknown, never sent again, and the log keeps
         the recipient and the gateway's message id, to be matched by hand. Returns what `write`
         returns; None when it could not be stored."""
@@ -379,7 +385,12 @@ class SendWorker:
                 # waiting will not change that. Left to its lease: unknown, for a person to decide.
                 self._not_stored(claim, message_id, "it clashes with a stored message")
                 return None
-            except (OperationalError, DBAPIError):
+            except DBAPIError as exc:
+                if not database_away(exc):
+                    # Refused for what was asked (a message id longer than its column, say):
+                    # asked again, it is refused again, and the worker would stall for the lease.
+                    self._not_stored(claim, message_id, f"the database refused it ({type(exc).__name__})")
+                    return None
                 left = (give_up_at - utcnow()).total_seconds()
                 if left <= 0:
                     self._not_stored(claim, message_id, "the database stayed unavailable for its lease")

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
 from core.db import transaction
 from core.models import Blast, BlastRecipient, StatusHistory
 from core.opt_outs import add_opt_outs
 from core.sending import blasts, queue
+from core.wsapme.answers import SendResult
 from tests.sending.support import (
     KL,
     AroundSends,
@@ -28,6 +32,7 @@ from tests.sending.support import (
 from tests.support.simulator import TEST_TOKEN, running_simulator
 
 LEASE = dt.timedelta(seconds=30)
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -298,6 +303,87 @@ def test_an_answer_that_clashes_with_a_stored_one_is_not_retried_as_an_outage(
     assert calls == ["tried"]
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(f"recipient {claim.recipient_id}" in m and "3EB0CLASH" in m for m in said), said
+
+
+def asked_once(write: Callable[[], T]) -> Callable[[], T]:
+    """`write`, failing the test if it is asked a second time: asked again means waited for."""
+    calls: list[int] = []
+
+    def once() -> T:
+        if calls:
+            pytest.fail("the write was tried again, as through an outage")
+        calls.append(1)
+        return write()
+
+    return once
+
+
+@pytest.mark.parametrize("error", [DataError, ProgrammingError])
+def test_an_answer_the_database_refuses_is_not_retried_as_an_outage(
+    engine: Engine, sim, caplog: pytest.LogCaptureFixture, error: type[DBAPIError]
+) -> None:
+    """A value the column cannot hold, or a statement the database cannot run, is refused again
+    however long one waits: it had stalled the worker until shortly before the lease ended,
+    then been logged as an outage. Given up at once, left to its lease, logged with its ids."""
+    launched_blast(engine, 1)
+    worker = worker_for(engine, sim)
+    with transaction(engine) as s:
+        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
+    assert claim is not None
+
+    def refused() -> None:
+        raise error("UPDATE blast_recipients …", {}, Exception("value too long for type character varying"))
+
+    assert worker._store(asked_once(refused), claim=claim, message_id="3EB0LONG") is None
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(f"recipient {claim.recipient_id}" in m and "3EB0LONG" in m and "refused" in m
+               and error.__name__ in m for m in said), said
+    assert not any("unavailable" in m for m in said)
+
+
+def test_an_answer_is_still_stored_after_the_connection_was_lost(engine: Engine, sim) -> None:
+    """A lost connection is an outage: asked again, the answer is stored."""
+    launched_blast(engine, 1)
+    worker = worker_for(engine, sim)
+    with transaction(engine) as s:
+        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
+    assert claim is not None
+    calls = []
+
+    def lost_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DBAPIError("UPDATE blast_recipients …", {}, Exception("server closed the connection"),
+                             connection_invalidated=True)
+        return "stored"
+
+    assert worker._store(lost_once, claim=claim, message_id="3EB0BACK") == "stored"
+    assert len(calls) == 2
+
+
+@pytest.mark.postgres_only
+def test_a_message_id_longer_than_its_column_is_given_up_at_once(
+    engine: Engine, sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway's id does not fit the column: PostgreSQL refuses the answer on the worker's
+    own path (straight on the driver). The row is left to its lease, for a person to match by
+    the logged id; the log holds the ids, not the message."""
+    launched_blast(engine, 1)
+    worker = worker_for(engine, sim)
+    with transaction(engine) as s:
+        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
+    assert claim is not None
+    too_long = "3EB0" + "9" * 300
+    result = SendResult(message_id=too_long, gateway_status="PENDING", message_timestamp=None,
+                        data={"id": too_long}, raw={"id": too_long})
+    stored = asked_once(functools.partial(worker._accepted, claim, result, now()))
+    assert worker._store(stored, claim=claim, message_id=too_long) is None
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, claim.recipient_id).status == "SENDING"
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(f"recipient {claim.recipient_id}" in m and too_long in m and "DataError" in m
+               for m in said), said
+    assert not any(claim.message_text in m or TEST_TOKEN in m for m in said)
 
 
 @pytest.mark.parametrize(("fault", "options"), [
