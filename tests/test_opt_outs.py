@@ -41,6 +41,16 @@ def _holds_phone(engine: Engine, blast_id: int) -> tuple[bool, int, int]:
         return PHONE in phones, blast.total_recipients, blast.skipped_opted_out
 
 
+def _stop_by_webhook(engine: Engine) -> None:
+    """PHONE replies STOP, through the webhook as the gateway posts it."""
+    body = json.dumps({"type": "text", "message": "STOP", "from": PHONE.lstrip("+") + "@c.us"}).encode()
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=body, content_type="application/json")
+    with transaction(engine) as s:
+        outcome = process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+    assert outcome is not None and outcome.state == "applied"
+
+
 @pytest.mark.parametrize("state", ["draft", "scheduled", "sending", "paused"])
 def test_an_opt_out_takes_the_number_out_of_every_blast_that_could_still_send(
     engine: Engine, state: str
@@ -83,12 +93,7 @@ def test_a_stop_reply_clears_the_queues_too(engine: Engine) -> None:
         make_recipient(s, earlier, phone_number=PHONE, status="READ_ACK", message_id="3EB0A",
                        sent_at=utcnow())
     tomorrow = _blast_with(engine, "scheduled")
-    body = json.dumps({"type": "text", "message": "STOP", "from": PHONE.lstrip("+") + "@c.us"}).encode()
-    with transaction(engine) as s:
-        inbox_id = store_raw(s, body=body, content_type="application/json")
-    with transaction(engine) as s:
-        outcome = process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
-    assert outcome is not None and outcome.state == "applied"
+    _stop_by_webhook(engine)
     assert _holds_phone(engine, tomorrow) == (False, 1, 1)
 
 
@@ -160,12 +165,7 @@ def test_a_stop_to_a_message_sent_again_keeps_its_row_and_history_and_fails_it(e
     again, scheduled = _sent_again(engine)
     before = _history(engine, again)
     assert [new for _, new, _ in before] == ["UNKNOWN", "QUEUED"]
-    body = json.dumps({"type": "text", "message": "STOP", "from": PHONE.lstrip("+") + "@c.us"}).encode()
-    with transaction(engine) as s:
-        inbox_id = store_raw(s, body=body, content_type="application/json")
-    with transaction(engine) as s:
-        outcome = process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
-    assert outcome is not None and outcome.state == "applied"
+    _stop_by_webhook(engine)
     with transaction(engine) as s:
         row = s.get(BlastRecipient, again)
         assert (row.status, row.error) == ("FAILED", NOT_SENT_AGAIN)

@@ -18,6 +18,7 @@ from core.db import transaction
 from core.models import Blast, BlastRecipient, StatusHistory
 from core.opt_outs import add_opt_outs
 from core.sending import blasts, queue
+from core.sending.worker import SendWorker
 from core.wsapme.answers import SendResult
 from tests.sending.support import (
     KL,
@@ -282,17 +283,23 @@ def _wait_until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
         time.sleep(0.02)
 
 
+def _one_claimed(engine: Engine, sim) -> tuple[SendWorker, queue.Claim]:  # type: ignore[no-untyped-def]
+    """A worker and the claim it holds on a one-recipient blast, its answer not stored yet."""
+    launched_blast(engine, 1)
+    worker = worker_for(engine, sim)
+    with transaction(engine) as s:
+        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
+    assert claim is not None
+    return worker, claim
+
+
 def test_an_answer_that_clashes_with_a_stored_one_is_not_retried_as_an_outage(
     engine: Engine, sim, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An IntegrityError (say, a message id already stored) will not go away by waiting: it had
     stalled the worker for 17 s of retries. The row is left to its lease, then unknown; the log
     says which recipient and message, to be matched by hand."""
-    launched_blast(engine, 1)
-    worker = worker_for(engine, sim)
-    with transaction(engine) as s:
-        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
-    assert claim is not None
+    worker, claim = _one_claimed(engine, sim)
     calls = []
 
     def clashing_write() -> None:
@@ -325,11 +332,7 @@ def test_an_answer_the_database_refuses_is_not_retried_as_an_outage(
     """A value the column cannot hold, or a statement the database cannot run, is refused again
     however long one waits: it had stalled the worker until shortly before the lease ended,
     then been logged as an outage. Given up at once, left to its lease, logged with its ids."""
-    launched_blast(engine, 1)
-    worker = worker_for(engine, sim)
-    with transaction(engine) as s:
-        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
-    assert claim is not None
+    worker, claim = _one_claimed(engine, sim)
 
     def refused() -> None:
         raise error("UPDATE blast_recipients …", {}, Exception("value too long for type character varying"))
@@ -343,11 +346,7 @@ def test_an_answer_the_database_refuses_is_not_retried_as_an_outage(
 
 def test_an_answer_is_still_stored_after_the_connection_was_lost(engine: Engine, sim) -> None:
     """A lost connection is an outage: asked again, the answer is stored."""
-    launched_blast(engine, 1)
-    worker = worker_for(engine, sim)
-    with transaction(engine) as s:
-        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
-    assert claim is not None
+    worker, claim = _one_claimed(engine, sim)
     calls = []
 
     def lost_once() -> str:
@@ -368,11 +367,7 @@ def test_a_message_id_longer_than_its_column_is_given_up_at_once(
     """The gateway's id does not fit the column: PostgreSQL refuses the answer on the worker's
     own path (straight on the driver). The row is left to its lease, for a person to match by
     the logged id; the log holds the ids, not the message."""
-    launched_blast(engine, 1)
-    worker = worker_for(engine, sim)
-    with transaction(engine) as s:
-        claim = queue.claim_next(s, device="5850", worker=worker.name, now=now(), lease=LEASE)
-    assert claim is not None
+    worker, claim = _one_claimed(engine, sim)
     too_long = "3EB0" + "9" * 300
     result = SendResult(message_id=too_long, gateway_status="PENDING", message_timestamp=None,
                         data={"id": too_long}, raw={"id": too_long})
