@@ -92,7 +92,8 @@ def test_links_between_blasts_open_them_with_their_own_inputs(page, blasts) -> N
     assert page.url.endswith(f"?blast={parent_id}")
     page.get_by_role("tab", name="Follow up").click()
     assert _messages(page, 1) == ["Raya is here, {name}"], "not the draft's message seen before"
-    assert page.get_by_label("Follow-up stage").input_value() == "Follow-up 1"
+    # The chain has a Follow-up 1 already (the draft): the next one is proposed past it.
+    assert page.get_by_label("Follow-up stage").input_value() == "Follow-up 2"
 
     page.get_by_label("…who reached that stage at least this many hours ago").fill("0")
     page.keyboard.press("Enter")
