@@ -68,11 +68,12 @@ INBOX_COLUMNS = {
     # Sized so that who, what they said and where they stand fit a 1366 px laptop.
     "When": st.column_config.TextColumn(width=100, help="When their latest reply came, in your time zone."),
     "Name": st.column_config.TextColumn(width=115),
+    # Before the reply: on a phone only the first columns fit, and the number is who to call.
+    "Number": st.column_config.TextColumn(width=115),
     "Reply": st.column_config.TextColumn(
         width=250, help="Their latest reply. Tick the row to read the whole conversation."
     ),
     "Status": st.column_config.TextColumn(width=105),
-    "Number": st.column_config.TextColumn(width=115),
     # The link carries the blast's name after a #, which the table shows in place of the address.
     # Wide enough for "Raya Promo — Follow-up 1".
     "Blast": st.column_config.LinkColumn(
@@ -221,9 +222,9 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
     frame = pd.DataFrame({
         "When": [when_replied(r.last_reply_at, zone=zone, now=now) for r in found.rows],
         "Name": [r.contact_name or "" for r in found.rows],
+        "Number": [r.phone_number for r in found.rows],
         "Reply": [one_of_many(reply_words(r.last_reply), r.replies) for r in found.rows],  # their latest
         "Status": [OPTED_OUT if r.opted_out else status_word(r.status) for r in found.rows],
-        "Number": [r.phone_number for r in found.rows],
         "Blast": [blast_link(r.blast_id, label) for r, label in zip(found.rows, blast_labels(found.rows),
                                                                      strict=True)],
     })
@@ -314,8 +315,8 @@ def render_new_arrivals(filters: InboxFilter, mark: InboxMark) -> None:
 UNMATCHED_COLUMNS = {
     "When": st.column_config.TextColumn(width=100, help="When the message came, in your time zone."),
     "Name": st.column_config.TextColumn(width=115, help="The name they gave WhatsApp, when it says."),
-    "Message": st.column_config.TextColumn(width=280),
     "Number": st.column_config.TextColumn(width=115),
+    "Message": st.column_config.TextColumn(width=280),
     # Text, not a link: a link column shows a grey "None" for someone no blast ever messaged.
     "Last blast to them": st.column_config.TextColumn(
         width=210, help="The last blast that messaged this number; — when none ever did."
@@ -345,8 +346,8 @@ def render_unmatched(found: list[UnmatchedMessage]) -> None:
         frame = pd.DataFrame({
             "When": [when_replied(m.at, zone=zone, now=now) for m in found],
             "Name": [m.name or "" for m in found],
-            "Message": [reply_words(m.text) for m in found],
             "Number": [m.phone_number for m in found],
+            "Message": [reply_words(m.text) for m in found],
             "Last blast to them": [
                 (m.last_blast_name or f"Blast #{m.last_blast_id}") if m.last_blast_id is not None else "—"
                 for m in found

@@ -102,7 +102,7 @@ def test_the_list_newest_first_with_the_count_and_only_those_not_closed(engine: 
     at = run_page(REPLIES)
     assert "**3 people** replied in the last 7 days, **2 to follow up**." in [m.value for m in at.markdown]
     table = _table(at).value
-    assert list(table.columns) == ["When", "Name", "Reply", "Status", "Number", "Blast"]
+    assert list(table.columns) == ["When", "Name", "Number", "Reply", "Status", "Blast"]
     assert table.to_dict("records") == [
         {"When": "30 min ago", "Name": "Aisyah", "Number": "+60123456781",
          "Blast": f"/blast?blast={ids['raya']}#Raya%20promo",
