@@ -4,7 +4,7 @@ for, while the number typed for it stays for the next blast and a draft's test."
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from streamlit.testing.v1 import AppTest
 
 from core.db import transaction
@@ -106,3 +106,17 @@ def test_the_number_typed_on_new_blast_is_there_for_a_drafts_test(engine: Engine
     assert not at.exception, at.exception
     assert at.text_input(key=f"draft_test_{draft_id}_to").value == OWN
     assert said_of_test(at) == [], "nothing was tested for this draft yet"
+
+
+def test_a_test_that_went_is_said_to_have_gone_even_when_its_id_cannot_be_kept(engine: Engine) -> None:
+    """Its id is kept so that its receipts are known as a test's; a database that fails just
+    then must not turn "sent" into an error, or the marketer would send it again."""
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_area(key="tpl").set_value("Salam {name}!").run()
+    at.text_input(key="test_to").set_value(OWN)
+    with transaction(engine) as s:  # where the ids are kept, gone
+        s.execute(text("DROP TABLE app_state"))
+    at.button(key="test_send").click().run()
+    assert not at.exception, at.exception
+    assert any("Test sent to +60129998888" in said for said in said_of_test(at))
+    assert not at.error, [e.value for e in at.error]
