@@ -273,7 +273,9 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
                 st.warning("They asked not to be messaged: no blast will send to them.",
                            icon=":material/block:")
             digits = "".join(c for c in row.phone_number if c.isdigit())
-            st.markdown(f"Call {plain(row.phone_number)} or [chat on WhatsApp](https://wa.me/{digits}).")
+            # Both open on a phone: its dialer, or WhatsApp.
+            st.markdown(f"[Call {plain(row.phone_number)}](tel:+{digits}) or "
+                        f"[chat on WhatsApp](https://wa.me/{digits}).")
             render_conversation(chats[row.recipient_id])
 
 

@@ -488,6 +488,8 @@ def test_the_conversation_starts_with_the_message_they_were_sent(engine: Engine)
     assert aisyah.caption[0].value == f"{sent:%d %b %H:%M}"
     [ben] = [e for e in at.expander if e.label == "Ben · +60123456782"]
     assert "The message sent to them was not kept." in [c.value for c in ben.caption]
+    [reach] = [m.value for m in aisyah.markdown if "tel:" in m.value]  # on a phone, a tap away
+    assert "](tel:+60123456781)" in reach and "](https://wa.me/60123456781)" in reach
     assert "Ada stok?" in ben.get("html")[0].value
 
 
