@@ -24,7 +24,7 @@ from core.sending import gateways
 from core.status_engine import apply_status
 from core.statuses import RANK, Stage, Status, parse_status
 from core.wsapme.answers import StatusResult
-from core.wsapme.failures import wait_words
+from core.wsapme.failures import RETRY_AFTER_MAX, wait_words
 
 log = logging.getLogger(__name__)
 POLLING_STATE_KEY = "polling"
@@ -32,9 +32,6 @@ POLLING_STATE_KEY = "polling"
 # nothing about the practice gateway's): kept in the database so that the background rounds
 # and every "Refresh statuses", in whichever process, keep to it.
 GATEWAY_WAIT_KEY = "polling_wait:"
-# The longest a Retry-After can hold polling back: a mistyped or absurd one must not stop
-# statuses for ever.
-LONGEST_WAIT = dt.timedelta(days=1)
 
 
 class StatusLookup(Protocol):
@@ -199,11 +196,12 @@ def _note_wait(engine: Engine, *, settings: Settings, seconds: float | None) -> 
 
 
 def _bounded_wait(seconds: float | None) -> float | None:
-    """A wait worth keeping: none for a missing, zero or NaN one, and never past LONGEST_WAIT
-    (an infinite one included)."""
+    """A wait worth keeping: none for a missing, zero or NaN one, and never past the longest a
+    Retry-After is taken to ask (`RETRY_AFTER_MAX`; an infinite one included): a mistyped or
+    absurd one must not stop statuses for ever."""
     if seconds is None or math.isnan(seconds) or seconds <= 0:
         return None
-    return min(seconds, LONGEST_WAIT.total_seconds())
+    return min(seconds, RETRY_AFTER_MAX)
 
 
 def _wait_key(settings: Settings) -> str:
