@@ -142,8 +142,9 @@ def as_they_stand(session: Session, rows: list[InboxRow]) -> list[InboxRow] | No
         select(BlastRecipient.id, BlastRecipient.status).where(BlastRecipient.id.in_(ids))).all())
     if set(statuses) != set(ids):
         return None
-    numbers = sorted({r.phone_number for r in rows})
-    stopped = set(session.scalars(select(OptOut.phone_number).where(OptOut.phone_number.in_(numbers))))
+    from core.csv_import.storage import opted_out_among  # the import package reaches this module
+
+    stopped = opted_out_among(session, (r.phone_number for r in rows))
     return [dataclasses.replace(r, status=statuses[r.recipient_id], opted_out=r.phone_number in stopped)
             for r in rows]
 
