@@ -32,13 +32,13 @@ def _this_projects_config() -> None:
                 st_config.set_option(f"{section}.{name}", value, where_defined=str(path))
 
 
-if get_script_run_ctx() is None:  # once, as the server imports `app`; not on every page run
+if get_script_run_ctx(suppress_warning=True) is None:  # once, as the server imports `app`
     _this_projects_config()
 # Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
 _local_url = f"http://127.0.0.1:{st_config.get_option('server.port')}"
 app = st.App(__file__, routes=routes(), lifespan=lifespan_for(_local_url))
 
-if get_script_run_ctx() is not None:  # a browser session, not the server importing `app`
+if get_script_run_ctx(suppress_warning=True) is not None:  # a browser session, not the server importing `app`
     st.set_page_config(page_title="Blast Tracker", page_icon=":material/campaign:", layout="wide")
     if signed_in():
         pages = [

@@ -9,8 +9,8 @@ import time
 
 import streamlit as st
 
+from core.config import get_settings
 from core.passwords import SESSION_SECONDS, AttemptLimiter, session_token, session_valid, verify_password
-from dashboard.data import settings
 from dashboard.format import plural
 
 
@@ -86,7 +86,7 @@ def signed_in() -> bool:
     """Whether this browser session may see the pages."""
     if identity_provider_configured():
         return bool(st.user.is_logged_in) and email_allowed(st.user.get("email"))
-    stored = settings().dashboard_password_hash
+    stored = get_settings().dashboard_password_hash
     if stored is None:
         return on_this_computer()
     if st.session_state.get(_SIGNED_IN):
@@ -125,13 +125,13 @@ def email_allowed(email: object) -> bool:
     if not isinstance(email, str) or "@" not in email:
         return False
     email = email.strip().lower()
-    allowed = {a.strip().lower() for a in settings().dashboard_allowed_emails.split(",") if a.strip()}
+    allowed = {a.strip().lower() for a in get_settings().dashboard_allowed_emails.split(",") if a.strip()}
     return email in allowed or email[email.rindex("@"):] in allowed
 
 
 def password_login() -> bool:
     """Whether the dashboard's own password login is on (not an identity provider's)."""
-    return not identity_provider_configured() and settings().dashboard_password_hash is not None
+    return not identity_provider_configured() and get_settings().dashboard_password_hash is not None
 
 
 def log_out() -> None:
@@ -166,7 +166,7 @@ def render_login() -> None:
             return
         st.button("Log in", on_click=st.login, type="primary", key="sso_login")
         return
-    stored = settings().dashboard_password_hash
+    stored = get_settings().dashboard_password_hash
     if stored is not None:
         _password_form(stored.get_secret_value())
         return

@@ -13,9 +13,9 @@ from typing import Any
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
+from core.config import get_settings
 from core.errors import BlastError
 from dashboard.auth import signed_in
-from dashboard.data import settings
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def page_header(title: str, caption: str | None = None) -> None:
     st.title(title)
     if caption:
         st.caption(caption)
-    if settings().sandbox:
+    if get_settings().sandbox:
         st.info(
             # Settings names are for whoever runs the server: Settings & health lists them.
             "This is the **practice mode**: messages go to a built-in test gateway, not to "

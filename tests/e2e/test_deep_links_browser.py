@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.passwords import hash_password
-from tests.support.browser import dashboard, wait_until_drawn
+from tests.support.browser import dashboard, serving, wait_until_drawn
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "raya-2026-tracker"
@@ -57,8 +57,14 @@ def test_a_first_deep_link_asks_for_the_password_then_opens_the_page(browser, tm
 def test_a_first_deep_link_without_a_password_opens_the_page_through_the_router(  # type: ignore[no-untyped-def]
     browser, tmp_path: Path
 ) -> None:
-    with dashboard(tmp_path, {"RUN_WORKER": "false"}) as base:
-        tab = _first_visit(browser, base, "/health")
+    with serving(tmp_path, {"RUN_WORKER": "false"}) as served:
+        tab = _first_visit(browser, served.url, "/health")
         tab.get_by_text("Everything the tracker depends on", exact=False).wait_for(timeout=30_000)
         sidebar = tab.locator('[data-testid="stSidebar"]').inner_text()
         assert "Settings & health" in sidebar and "new blast" not in sidebar, "the router's titles, not files"
+    # Whoever starts the server reads its first lines: nothing there should look like trouble.
+    # Streamlit had warned of "No runtime found" as modules with cached functions were imported,
+    # and of a "missing ScriptRunContext" as the server, not a page, imported the app.
+    trouble = ("No runtime found", "missing ScriptRunContext", "WARNING", "Traceback", "ERROR")
+    alarming = [line for line in served.said if any(w in line for w in trouble)]
+    assert not alarming, "".join(served.said)

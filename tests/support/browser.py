@@ -9,8 +9,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -41,10 +43,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Served:
+    """A dashboard server started for a test: where it answers, and what it has said so far
+    (its output is read as it comes, so a talkative server never blocks on a full pipe)."""
+
+    url: str
+    said: list[str] = field(default_factory=list)
+
+
 @contextlib.contextmanager
 def dashboard(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """`streamlit run streamlit_app.py` on the embedded default (SQLite in `data_dir`, the
     sandbox gateway); yields its base URL once it answers."""
+    with serving(data_dir, env) as served:
+        yield served.url
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Served]:
+    """As `dashboard`, yielding the server's output too; all of it is there once the block ends
+    (the server stopped)."""
     port = free_port()
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("WSAPME_", "DATABASE_URL"))},
@@ -55,7 +74,10 @@ def dashboard(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[
                "--server.port", str(port), "--server.headless", "true"]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
+    served = Served(f"http://127.0.0.1:{port}")
+    reader = threading.Thread(target=lambda: served.said.extend(process.stdout or ()), daemon=True)
+    reader.start()
+    base = served.url
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -64,16 +86,19 @@ def dashboard(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[
                     break
             except requests.RequestException:
                 pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            if process.poll() is not None:
+                reader.join(5)
+                raise AssertionError("".join(served.said))
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.3)
-        yield base
+        yield served
     finally:
         process.terminate()
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
+        reader.join(5)
 
 
 def wait_until_drawn(page, timeout_ms: float = 60_000) -> None:  # type: ignore[no-untyped-def]
