@@ -127,7 +127,7 @@ class SendWorker:
         while not stop.is_set():
             try:
                 outcome = self.step()
-            except (OperationalError, DBAPIError) as exc:
+            except DBAPIError as exc:
                 log.warning("database unavailable, retrying shortly: %s", type(exc).__name__)
                 stop.wait(2.0)
                 continue
@@ -166,7 +166,7 @@ class SendWorker:
         try:
             with transaction(self.engine) as s:
                 app_state.forget(s, key=HEARTBEAT_PREFIX + self.name)
-        except (OperationalError, DBAPIError) as exc:  # it ages out of the list on its own
+        except DBAPIError as exc:  # it ages out of the list on its own
             log.info("the worker's heartbeat was left to age out (%s)", type(exc).__name__)
 
     def step(self) -> bool | float | None:
