@@ -206,7 +206,8 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     if f.sent == 0 and f.failed == 0 and f.unknown == 0:
         st.caption("Nothing sent yet: the funnel fills in as the messages go out.")
         return
-    st.plotly_chart(funnel_figure(f, height=300), width="stretch", key=f"live_funnel_{blast_id}")
+    # Three lines of words a bar: at 300 px they shrank to 10 px on the Read and Replied bars.
+    st.plotly_chart(funnel_figure(f, height=360), width="stretch", key=f"live_funnel_{blast_id}")
     if unreplied:
         st.caption(f"Replied includes {plural(unreplied, 'sale')} recorded for people who did not "
                    "reply on WhatsApp: each stage counts everyone who got at least that far.")

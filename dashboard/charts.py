@@ -12,40 +12,48 @@ from core.funnel import Funnel
 from core.statuses import Stage
 
 FUNNEL_COLOURS = ["#3b82f6", "#06b6d4", "#10b981", "#f59e0b", "#ef4444"]
+# Plotly's tool bar (download, zoom, full screen) shows in a chart's top right corner while it is
+# hovered, or once it is tapped on a phone, where it spans most of the chart's width: a band this
+# high is kept clear for it at the top of every chart, or it hides the first bar's words, the
+# legend or the colour bar's title.
+MODEBAR_ROOM = 32
 
 
 def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
     stages = list(Stage)
     counts = [funnel.count(s) for s in stages]
-    text = []
-    for stage, count in zip(stages, counts, strict=True):
-        of_sent = funnel.pct_of_sent(stage)
-        of_previous = funnel.pct_of_previous(stage)
-        parts = [f"{count:,}"]
-        if of_sent is not None and stage is not Stage.SENT:
-            parts.append(f"{of_sent:.1f}% of sent")
-        if of_previous is not None and stage is not Stage.RECEIVED:  # its previous is sent: said already
-            parts.append(f"{of_previous:.1f}% of previous")
-        text.append(" · ".join(parts))
     figure = go.Figure(
         go.Funnel(
             y=[s.label for s in stages],
             x=counts,
-            text=text,
+            text=[_stage_words(funnel, stage) for stage in stages],
             textinfo="text",
             # A bar of nothing has no inside to hold its text: its "0" goes beside it, or
             # an empty Closed stage would read as missing rather than as none.
             textposition=["auto" if count else "outside" for count in counts],
             cliponaxis=False,
-            textfont={"size": 14},
+            textfont={"size": 13},
             marker={"color": FUNNEL_COLOURS},
             connector={"line": {"color": "#cbd5e1"}},
             hovertemplate="%{y}: %{x:,}<extra></extra>",
         )
     )
     figure.update_yaxes(tickfont={"size": 15})
-    figure.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=height)
+    # Bars thick enough, at the default height, for three lines of words: thinner ones shrank them.
+    figure.update_layout(margin={"l": 10, "r": 10, "t": MODEBAR_ROOM, "b": 10}, height=height, funnelgap=0.1)
     return figure
+
+
+def _stage_words(funnel: Funnel, stage: Stage) -> str:
+    """A stage's count, then its share of sent and of the stage before, each on a line of its
+    own: on one line they ran past a phone's screen beside a narrow bar, and were cut."""
+    of_sent, of_previous = funnel.pct_of_sent(stage), funnel.pct_of_previous(stage)
+    lines = [f"{funnel.count(stage):,}"]
+    if of_sent is not None and stage is not Stage.SENT:
+        lines.append(f"{of_sent:.1f}% of sent")
+    if of_previous is not None and stage is not Stage.RECEIVED:  # its previous is sent: said already
+        lines.append(f"{of_previous:.1f}% of previous")
+    return "<br>".join(lines)
 
 
 DAY_MS = 86_400_000  # a date axis counts in milliseconds
@@ -90,8 +98,13 @@ def trend_figure(
     # Its own round ticks (0, 25, 50, 75, 100 %), not the bars' grid lines carried over.
     figure.update_yaxes(title_text="% of sent", range=[0, 100], tickmode="linear", tick0=0, dtick=25,
                         ticksuffix="%", showgrid=False, secondary_y=True)
+    # The legend just under the tool bar's band, measured from the chart's top (`container`):
+    # placed by the plot's top instead, it rose into the band once a phone wrapped it on two lines.
+    # The chart is as much taller, so the days keep the room they had.
+    height = 376
     figure.update_layout(
-        margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=340, legend={"orientation": "h", "y": 1.12}
+        margin={"l": 10, "r": 10, "t": MODEBAR_ROOM, "b": 10}, height=height,
+        legend={"orientation": "h", "yref": "container", "y": 1 - MODEBAR_ROOM / height, "yanchor": "top"},
     )
     return figure
 
@@ -151,7 +164,8 @@ def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
                               font={"size": 13})
     figure.update_xaxes(title_text=f"% {stage.replace('_', ' ')}", ticksuffix="%", rangemode="tozero")
     # Room on the right for the rate of the bar whose interval reaches furthest.
-    figure.update_layout(margin={"l": 10, "r": 60, "t": 10, "b": 10}, height=max(220, 60 + 36 * len(tags)))
+    figure.update_layout(margin={"l": 10, "r": 60, "t": MODEBAR_ROOM, "b": 10},
+                         height=MODEBAR_ROOM + max(210, 50 + 36 * len(tags)))
     return figure
 
 
@@ -178,6 +192,7 @@ def hours_figure(activity: pd.DataFrame, *, what: str) -> go.Figure:
         )
     )
     figure.update_layout(
-        margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=280, yaxis={"autorange": "reversed"}
+        margin={"l": 10, "r": 10, "t": MODEBAR_ROOM, "b": 10}, height=MODEBAR_ROOM + 270,
+        yaxis={"autorange": "reversed"},
     )
     return figure

@@ -13,11 +13,14 @@ from core.models import BlastState
 from core.sending import gateways
 from dashboard.format import state_word
 
-# Pixels per column. Everything up to Tag adds up to less than the 906 px the table gets on a
-# 1366 px laptop with the sidebar open; what is only looked up now and then comes after.
+# Pixels per column, each its longest usual words and 8 px either side: a name such as
+# "Year-End Clearance — Follow-up 2", a tag such as "Year-End Clearance", a stage such as
+# "Follow-up 2". Everything up to the stage adds up to 888 px, inside the 904 px the table shows
+# on a 1366 px laptop with the sidebar open, with room to spare for a scroll bar; what is only
+# looked up now and then comes after.
 BLAST_COLUMN_WIDTHS = {
-    "Open": 58, "Name": 160, "State": 84, "Sent": 60, "Received %": 80, "Read %": 66, "Replied %": 76,
-    "Closed %": 72, "Date": 130, "Tag": 100, "Follow-up stage": 80, "Failed": 60, "Unknown": 72,
+    "Open": 58, "Name": 214, "State": 84, "Sent": 60, "Received %": 70, "Read %": 60, "Replied %": 62,
+    "Closed %": 60, "Tag": 130, "Follow-up stage": 90, "Date": 130, "Failed": 60, "Unknown": 72,
     "Recipients": 84, "Blast": 56,
 }
 
@@ -43,7 +46,8 @@ def blast_table(rows: list[BlastFunnel], *, timezone: str, settings: Settings) -
     for 2,000 blasts, on every rerun of the overview."""
     funnels = [row.funnel for row in rows]
     dates = pd.to_datetime([row.blast_date for row in rows], utc=True)
-    # Name, state and rates first: on a 1366 px laptop they are what shows without scrolling.
+    # Name, state, rates, tag and stage first: on a 1366 px laptop they are what shows without
+    # scrolling.
     return pd.DataFrame({
         "Open": [f"/blast?blast={row.blast_id}" for row in rows],
         "Name": [row.name or "" for row in rows],
@@ -53,9 +57,9 @@ def blast_table(rows: list[BlastFunnel], *, timezone: str, settings: Settings) -
         "Read %": [_rate(f.read, f.sent) for f in funnels],
         "Replied %": [_rate(f.replied, f.sent) for f in funnels],
         "Closed %": [_rate(f.closed, f.sent) for f in funnels],
-        "Date": dates.tz_convert(timezone).tz_localize(None),
         "Tag": [row.blast_tag or "" for row in rows],
         "Follow-up stage": [row.follow_up_stage or "" for row in rows],
+        "Date": dates.tz_convert(timezone).tz_localize(None),
         "Failed": [f.failed for f in funnels],
         "Unknown": [f.unknown for f in funnels],
         "Recipients": [f.total for f in funnels],
@@ -70,7 +74,6 @@ def blast_table_columns() -> dict[str, Any]:
     counts = ("Sent", "Failed", "Unknown", "Recipients", "Blast")
     return {
         "Open": st.column_config.LinkColumn("Open", display_text="Details", width=widths["Open"]),
-        # Long names are cut: a wider Name would push the state and the rates off a laptop screen.
         "Name": st.column_config.TextColumn(width=widths["Name"]),
         "State": st.column_config.TextColumn(
             width=widths["State"],
@@ -81,6 +84,10 @@ def blast_table_columns() -> dict[str, Any]:
         "Date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=widths["Date"]),
         "Tag": st.column_config.TextColumn(width=widths["Tag"]),
         "Follow-up stage": st.column_config.TextColumn("Stage", width=widths["Follow-up stage"]),
-        **{c: st.column_config.NumberColumn(format="%.1f%%", width=widths[c]) for c in rates},
+        # Headed "Received", not "Received %": the values say "%" already, and the shorter
+        # headers leave a laptop the room for the whole name, the tag and the stage.
+        **{c: st.column_config.NumberColumn(c.removesuffix(" %"), format="%.1f%%", width=widths[c],
+                                            help=f"{c.removesuffix(' %')}, as a share of the messages sent.")
+           for c in rates},
         **{c: st.column_config.NumberColumn(width=widths[c]) for c in counts},
     }

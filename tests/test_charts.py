@@ -150,3 +150,47 @@ def test_the_interval_line_shows_on_the_dark_bar_and_past_it(stage: str) -> None
     bars = tag_figure(_compared(), stage=stage).data[0]
     for background in {*bars.marker.color, "#ffffff"}:
         assert _contrast(bars.error_x.color, background) >= 3, background
+
+
+def test_the_funnels_words_come_in_lines_short_enough_for_a_phone() -> None:
+    """On one line, a stage's words ran past a 390 px screen beside a narrow bar, and were cut."""
+    totals = Funnel(total=10_013, sent=9_858, received=9_075, read=5_669, replied=1_335, closed=289)
+    [bars] = funnel_figure(totals).data
+    assert [text.split("<br>") for text in bars.text] == [
+        ["9,858"],
+        ["9,075", "92.1% of sent"],
+        ["5,669", "57.5% of sent", "62.5% of previous"],
+        ["1,335", "13.5% of sent", "23.5% of previous"],
+        ["289", "2.9% of sent", "21.6% of previous"],
+    ]
+
+
+# Plotly's tool bar, shown on hover (or once tapped, on a phone), as Chromium draws it: 2 px from
+# the chart's top, 26 px high, reaching across most of a phone's chart.
+TOOL_BAR_PX = 28
+
+
+def _every_chart() -> dict[str, object]:
+    activity = pd.DataFrame({"what": ["replied"], "weekday": ["Mon"], "hour_of_day": [9], "n": [4]})
+    return {
+        "funnel": funnel_figure(Funnel(total=87, sent=86, received=78, read=46, replied=11, closed=3)),
+        "blast page funnel": funnel_figure(Funnel(total=5, sent=5, received=4), height=300),
+        "trend": trend_figure(_days("2026-11-01", "2026-11-02")),
+        "tags": tag_figure(_compared()),
+        "hours": hours_figure(activity, what="replied"),
+    }
+
+
+@pytest.mark.parametrize("chart", list(_every_chart()))
+def test_each_chart_leaves_its_top_to_the_tool_bar(chart: str) -> None:
+    """Its first bar's words, the legend or the colour bar's title were under it."""
+    figure = _every_chart()[chart]
+    assert figure.layout.margin.t >= TOOL_BAR_PX  # type: ignore[attr-defined]
+
+
+def test_the_trends_legend_starts_below_the_tool_bar_however_many_lines_it_takes() -> None:
+    """Placed from the plot's top, a legend a phone wrapped on two lines rose under the tool bar."""
+    figure = trend_figure(_days("2026-11-01", "2026-11-02"))
+    legend = figure.layout.legend
+    assert (legend.yref, legend.yanchor) == ("container", "top"), "measured from the chart's top, down"
+    assert (1 - legend.y) * figure.layout.height >= TOOL_BAR_PX

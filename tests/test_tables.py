@@ -79,3 +79,29 @@ def test_an_unfinished_blast_the_gateway_in_use_does_not_send_says_so() -> None:
     practice = blast_table(rows, timezone=KL, settings=PRACTICE)["State"].tolist()
     assert live == ["Practice only", "Paused", "Finished", "Draft"]
     assert practice == ["Sending", "Waits for WhatsApp", "Finished", "Draft"]
+
+
+# What the table shows on a 1366 px laptop with the sidebar open (as tests/test_pages.py measures
+# it, less its border), less the 6 px of Streamlit's scroll bar.
+LAPTOP_TABLE_PX = 904 - 6
+# The longest demo blast name, "Year-End Clearance — Follow-up 2", in the table's 14 px Source Sans
+# (measured in Chromium), and the table's 8 px either side of a cell's words.
+LONG_NAME_PX = 198 + 2 * 8
+
+
+def test_a_laptop_shows_whole_names_with_their_tag_and_stage() -> None:
+    """The names were cut at 160 px, and the stage ran past the table's right edge."""
+    config = blast_table_columns()
+    columns = list(blast_table([], timezone=KL, settings=PRACTICE).columns)
+    shown = columns[: columns.index("Follow-up stage") + 1]
+    assert {"Name", "State", "Sent", "Received %", "Read %", "Replied %", "Closed %", "Tag"} <= set(shown)
+    assert sum(config[column]["width"] for column in shown) <= LAPTOP_TABLE_PX
+    assert config["Name"]["width"] >= LONG_NAME_PX
+
+
+def test_rates_are_headed_by_their_stage_and_say_they_are_shares_of_sent() -> None:
+    config = blast_table_columns()
+    for column in ("Received %", "Read %", "Replied %", "Closed %"):
+        stage = column.removesuffix(" %")
+        assert config[column]["label"] == stage
+        assert "share of the messages sent" in config[column]["help"]

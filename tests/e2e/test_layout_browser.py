@@ -1,0 +1,143 @@
+"""The Overview and the Blast detail on a phone, a laptop and a desktop screen, with six weeks of
+demo blasts: no chart's words cut at its edge or hidden under its tool bar, and the blast table
+showing whole names, tags and stages on a laptop without scrolling."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.config import PROJECT_ROOT, Settings
+from core.db import make_engine, transaction
+from core.models import Blast
+from dashboard.tables import blast_table
+from tests.support.browser import dashboard, wait_until_drawn
+
+pytestmark = pytest.mark.e2e
+
+PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1366, "height": 768}
+DESKTOP = {"width": 1920, "height": 1080}
+# Each page, and words that show once it has drawn everything.
+PAGES = (("/", "Day by day"), ("/blast", "Where recipients are now"))
+
+# Every word a chart draws (not a hover label) that reaches past the chart's edge, as
+# [words, left, right, top, bottom] from the chart's top left corner.
+_CUT_WORDS = """chart => {
+    const box = chart.getBoundingClientRect();
+    return [...chart.querySelectorAll('svg.main-svg text')]
+        .filter(t => !t.closest('.hoverlayer') && t.textContent.trim())
+        .map(t => [t.textContent, t.getBoundingClientRect()])
+        .filter(([, r]) => r.left < box.left - 1 || r.right > box.right + 1
+                           || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+        .map(([words, r]) => [words, ...[r.left - box.left, r.right - box.left, r.top - box.top,
+                                         r.bottom - box.top].map(Math.round)]);
+}"""
+# What the tool bar, shown on hover, covers: the words and the plot area (bars, cells, lines) it
+# lies over.
+_UNDER_TOOL_BAR = """chart => {
+    const bar = chart.querySelector('.modebar').getBoundingClientRect();
+    const over = r => r.width > 0 && r.left < bar.right && r.right > bar.left
+                      && r.top < bar.bottom && r.bottom > bar.top;
+    const words = [...chart.querySelectorAll('svg.main-svg text')]
+        .filter(t => !t.closest('.hoverlayer') && t.textContent.trim() && over(t.getBoundingClientRect()))
+        .map(t => t.textContent);
+    const plots = [...chart.querySelectorAll('.nsewdrag')].filter(p => over(p.getBoundingClientRect()));
+    return [...words, ...plots.map(() => 'the plot area')];
+}"""
+# Where the blast table draws the lines between its columns, from its left edge: it is drawn on
+# a canvas, so the lines are found as columns of pixels of one colour, not the background's, all
+# the way down its header.
+_COLUMN_LINES = """grid => {
+    const canvas = grid.querySelector('canvas[data-testid="data-grid-canvas"]');
+    const ratio = canvas.width / canvas.clientWidth;
+    const top = Math.round(4 * ratio), height = Math.round(26 * ratio), width = canvas.width;
+    const pixels = canvas.getContext('2d').getImageData(0, top, width, height).data;
+    const at = (x, y) => pixels.slice((y * width + x) * 4, (y * width + x) * 4 + 3).join();
+    const background = at(Math.round(2 * ratio), 0);
+    const lines = [];
+    for (let x = 0; x < width; x++) {
+        const colour = at(x, 0);
+        if (colour === background) continue;
+        let y = 1;
+        while (y < height && at(x, y) === colour) y++;
+        if (y === height) lines.push(x / ratio);
+    }
+    return {lines, shown: canvas.clientWidth};
+}"""
+# How wide the table's words are, in its own font.
+_TEXT_WIDTHS = """(grid, words) => {
+    const style = getComputedStyle(grid.querySelector('.stDataFrameGlideDataEditor'));
+    const css = name => style.getPropertyValue(name);
+    const context = document.createElement('canvas').getContext('2d');
+    context.font = `${css('--gdg-base-font-style')} ${css('--gdg-font-family')}`;
+    return {padding: parseFloat(css('--gdg-cell-horizontal-padding')),
+            widths: words.map(w => context.measureText(w).width)};
+}"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """Six weeks of demo blasts and the dashboard on them, both as the README starts them."""
+    data_dir = tmp_path_factory.mktemp("layout-data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSAPME_", "DATABASE_URL"))}
+    subprocess.run([sys.executable, "-m", "core", "seed-demo"], cwd=PROJECT_ROOT, check=True,
+                   env={**env, "DATA_DIR": str(data_dir)}, capture_output=True)
+    with dashboard(data_dir, {"RUN_WORKER": "false"}) as base:
+        yield base, data_dir
+
+
+def _open(browser, base: str, path: str, drawn: str, viewport: dict[str, int]):  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport=viewport)
+    page.goto(base + path)
+    page.get_by_text(drawn, exact=True).wait_for(timeout=60_000)
+    wait_until_drawn(page)
+    return page
+
+
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP, DESKTOP], ids=["phone", "laptop", "desktop"])
+def test_no_chart_cuts_its_words_or_hides_them_under_its_tool_bar(demo, browser, viewport) -> None:  # type: ignore[no-untyped-def]
+    base, _ = demo
+    for path, drawn in PAGES:
+        page = _open(browser, base, path, drawn, viewport)
+        charts = page.get_by_test_id("stPlotlyChart")
+        assert charts.count(), path
+        for i in range(charts.count()):
+            chart = charts.nth(i)
+            chart.scroll_into_view_if_needed()
+            assert chart.evaluate(_CUT_WORDS) == [], f"{path}, chart {i + 1}: words past its edge"
+            chart.hover(position={"x": 5, "y": 5})  # the tool bar shows, no hover label in the way
+            page.wait_for_timeout(400)
+            assert chart.evaluate(_UNDER_TOOL_BAR) == [], f"{path}, chart {i + 1}: under the tool bar"
+        page.close()
+
+
+def test_the_blast_table_shows_whole_names_tags_and_stages_on_a_laptop(demo, browser) -> None:  # type: ignore[no-untyped-def]
+    base, data_dir = demo
+    engine = make_engine(f"sqlite:///{data_dir / 'blasts.db'}")
+    with transaction(engine) as s:
+        blasts = s.execute(select(Blast.name, Blast.blast_tag, Blast.follow_up_stage)).all()
+    engine.dispose()
+    practice = Settings(_env_file=None, wsapme_token=None)
+    headers = list(blast_table([], timezone="UTC", settings=practice).columns)
+    page = _open(browser, base, "/", "Day by day", LAPTOP)
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.scroll_into_view_if_needed()
+    drawn = grid.evaluate(_COLUMN_LINES)
+    edges = [0, *drawn["lines"]]
+    assert len(edges) > headers.index("Follow-up stage") + 1, (
+        f"the stage column runs past the table's {drawn['shown']} px: column edges at {edges}")
+    for column, words in (("Name", [b.name for b in blasts]), ("Tag", [b.blast_tag for b in blasts]),
+                          ("Follow-up stage", [b.follow_up_stage for b in blasts])):
+        measured = grid.evaluate(_TEXT_WIDTHS, [w for w in words if w])
+        index = headers.index(column)
+        width = edges[index + 1] - edges[index]
+        needed = max(measured["widths"]) + 2 * measured["padding"]
+        assert width >= needed, f"{column} is {width} px wide, its longest words need {needed:.0f}"
+    page.close()
