@@ -1,21 +1,28 @@
 """The Overview and the Blast detail on a phone, a laptop and a desktop screen, with six weeks of
 demo blasts: no chart's words cut at its edge or hidden under its tool bar, and the blast table
-showing whole names, tags and stages on a laptop without scrolling."""
+showing whole names, tags and stages on a laptop without scrolling; the Replies table showing
+whole times, numbers, statuses and blast names on a laptop, and the number on a phone."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from core.config import PROJECT_ROOT, Settings
 from core.db import make_engine, transaction
 from core.models import Blast
+from core.phones import normalise
+from core.statuses import Status
+from dashboard.blast_views import status_word
+from dashboard.reply_views import INBOX_COLUMNS, OPTED_OUT, when_replied
 from dashboard.tables import blast_table
 from tests.support.browser import dashboard, wait_until_drawn
 
@@ -118,12 +125,24 @@ def test_no_chart_cuts_its_words_or_hides_them_under_its_tool_bar(demo, browser,
         page.close()
 
 
-def test_the_blast_table_shows_whole_names_tags_and_stages_on_a_laptop(demo, browser) -> None:  # type: ignore[no-untyped-def]
-    base, data_dir = demo
+def _demo_blasts(data_dir: Path) -> Sequence[Row[tuple[str | None, str | None, str | None]]]:
+    """Each demo blast's name, tag and follow-up stage."""
     engine = make_engine(f"sqlite:///{data_dir / 'blasts.db'}")
     with transaction(engine) as s:
         blasts = s.execute(select(Blast.name, Blast.blast_tag, Blast.follow_up_stage)).all()
     engine.dispose()
+    return blasts
+
+
+def _needed(grid, words: list[str]) -> float:  # type: ignore[no-untyped-def]
+    """The width a column needs for the longest of these words in the table's font."""
+    measured = grid.evaluate(_TEXT_WIDTHS, words)
+    return max(measured["widths"]) + 2 * measured["padding"]
+
+
+def test_the_blast_table_shows_whole_names_tags_and_stages_on_a_laptop(demo, browser) -> None:  # type: ignore[no-untyped-def]
+    base, data_dir = demo
+    blasts = _demo_blasts(data_dir)
     practice = Settings(_env_file=None, wsapme_token=None)
     headers = list(blast_table([], timezone="UTC", settings=practice).columns)
     page = _open(browser, base, "/", "Day by day", LAPTOP)
@@ -135,9 +154,69 @@ def test_the_blast_table_shows_whole_names_tags_and_stages_on_a_laptop(demo, bro
         f"the stage column runs past the table's {drawn['shown']} px: column edges at {edges}")
     for column, words in (("Name", [b.name for b in blasts]), ("Tag", [b.blast_tag for b in blasts]),
                           ("Follow-up stage", [b.follow_up_stage for b in blasts])):
-        measured = grid.evaluate(_TEXT_WIDTHS, [w for w in words if w])
         index = headers.index(column)
         width = edges[index + 1] - edges[index]
-        needed = max(measured["widths"]) + 2 * measured["padding"]
+        needed = _needed(grid, [w for w in words if w])
         assert width >= needed, f"{column} is {width} px wide, its longest words need {needed:.0f}"
+    page.close()
+
+
+# Whether the table scrolls sideways: its columns run past what it shows.
+_SCROLLS_SIDEWAYS = """grid => {
+    const scroller = grid.querySelector('.dvn-scroller');
+    return scroller.scrollWidth > scroller.clientWidth;
+}"""
+# A Malaysian mobile number at its longest (011 numbers have a digit more), as the table shows it.
+LONG_NUMBER = normalise("011-1234 5678").e164 or ""
+
+
+def _usual_times() -> list[str]:
+    """What the When column says of a reply of this year: minutes and hours ago, yesterday, and
+    a day of each month (a reply of an earlier year adds its year)."""
+    zone = ZoneInfo("Asia/Kuala_Lumpur")
+    now = dt.datetime(2026, 12, 31, 23, 59, 30, tzinfo=zone)
+    moments = [now, now - dt.timedelta(minutes=59), now - dt.timedelta(hours=23), now - dt.timedelta(days=1),
+               *(dt.datetime(2026, month, 28, 23, 59, tzinfo=zone) for month in range(1, 13))]
+    return [when_replied(moment, zone=zone, now=now) for moment in moments]
+
+
+def _replies_table(browser, base: str, viewport: dict[str, int]):  # type: ignore[no-untyped-def]
+    """The Replies page on the demo's default dates, and its table's column edges from its left:
+    the ticks' column first, then the page's columns, the last one ending where the table does."""
+    page = _open(browser, base, "/replies", "Download for Excel", viewport)
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.scroll_into_view_if_needed()
+    drawn = grid.evaluate(_COLUMN_LINES)
+    return page, grid, [0, *drawn["lines"], drawn["shown"]]
+
+
+def test_the_replies_table_shows_whole_times_statuses_and_blast_names_on_a_laptop(demo, browser) -> None:  # type: ignore[no-untyped-def]
+    """Its columns ran 27 px past the table: a long blast name was cut, and "yesterday 16:14"
+    filled its column to the last pixel. The demo's replies on screen may not include the longest
+    words, so these are measured in the table's font."""
+    base, data_dir = demo
+    page, grid, edges = _replies_table(browser, base, LAPTOP)
+    assert not grid.evaluate(_SCROLLS_SIDEWAYS), f"the columns run past the table's {edges[-1]} px"
+    headers = ["", *INBOX_COLUMNS]
+    assert len(edges) == len(headers) + 1, f"column edges at {edges}"
+    for column, words in (
+        ("When", _usual_times()),
+        ("Number", [LONG_NUMBER]),
+        ("Status", [OPTED_OUT, status_word(Status.REPLIED), status_word(Status.CLOSED)]),
+        ("Blast", [b.name for b in _demo_blasts(data_dir) if b.name]),
+    ):
+        index = headers.index(column)
+        width = edges[index + 1] - edges[index]
+        needed = _needed(grid, words)
+        assert width >= needed, f"{column} is {width} px wide, its longest words need {needed:.0f}"
+    page.close()
+
+
+def test_the_replies_table_shows_the_whole_number_on_a_phone(demo, browser) -> None:  # type: ignore[no-untyped-def]
+    """Only the first columns fit a phone: the number, who to call, must be among them."""
+    base, _ = demo
+    page, grid, edges = _replies_table(browser, base, PHONE)
+    start = edges[["", *INBOX_COLUMNS].index("Number")]
+    needed = _needed(grid, [LONG_NUMBER])
+    assert start + needed <= edges[-1], f"the number starts {start} px in, the table shows {edges[-1]}"
     page.close()
