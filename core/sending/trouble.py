@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import GatewayError, RateLimited
+from core.errors import GatewayError, GatewayUnreachable, RateLimited
 from core.models import Blast, BlastRecipient, BlastState, utcnow
 from core.wsapme.failures import UnexplainedRefusal
 
@@ -33,8 +33,8 @@ FORGOTTEN_AFTER = dt.timedelta(minutes=30)
 
 # Why a blast was paused, as the marketer reads it on its page (and the health page lists it).
 PAUSE_WORDS = {
-    NOT_TAKEN: ("Sending is paused: WSAPME is not taking messages. {cause} Nothing was lost: the "
-                "messages wait in the queue. Resume the blast once WSAPME is back."),
+    NOT_TAKEN: ("Sending is paused: messages are not getting through to WSAPME. {cause} Nothing was "
+                "lost: the messages wait in the queue. {then}"),
     SLOW_DOWN: ("Sending is paused: WSAPME asked to slow down {count} times in a row. Nothing was "
                 "lost: the messages wait in the queue. Resume the blast in a while; if it happens "
                 "again, allow more seconds between messages."),
@@ -60,10 +60,19 @@ def kind_of(exc: GatewayError) -> str | None:
     return NOT_TAKEN if exc.retryable else None
 
 
+# What to do once messages stopped getting through: a gateway that answers "busy" is WSAPME's
+# side; one that cannot be reached at all is as often this server's connection or its settings.
+WHEN_BUSY = "Resume the blast once WSAPME is back."
+WHEN_UNREACHED = ("Resume the blast once this server can reach WSAPME again: if WSAPME works elsewhere "
+                  "(on the phone, on its website), whoever runs the dashboard should check this "
+                  "server's internet connection and the WSAPME address in its settings.")
+
+
 def pause_words(kind: str, exc: GatewayError, *, in_a_row: int) -> str:
     """Why the blast is paused after `in_a_row` sends that ended `kind`, the last with `exc`."""
     head, stop, _ = exc.message.partition(". ")
-    return PAUSE_WORDS[kind].format(cause=head + "." if stop else exc.message, count=in_a_row)
+    then = WHEN_UNREACHED if isinstance(exc, GatewayUnreachable) else WHEN_BUSY
+    return PAUSE_WORDS[kind].format(cause=head + "." if stop else exc.message, count=in_a_row, then=then)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from core import health
 from core.db import transaction
 from core.models import BlastRecipient, Device
-from core.sending import blasts
+from core.sending import blasts, trouble
 from core.sending.worker import SendWorker
 from tests.sending.support import (
     AroundSends,
@@ -86,7 +86,9 @@ def test_an_outage_pauses_the_blast_and_fails_no_one(
 
     state, reason = blast_state(engine, blast_id)
     assert state == "paused"
-    assert reason.startswith("Sending is paused: WSAPME is not taking messages. " + cause)
+    assert reason.startswith("Sending is paused: messages are not getting through to WSAPME. " + cause)
+    # Unreachable is as often this server's connection as WSAPME: whoever runs it is asked to look.
+    assert reason.endswith(trouble.WHEN_UNREACHED if outage == "connection_refused" else trouble.WHEN_BUSY)
     assert "Nothing was lost" in reason and "will be tried again" not in reason
     assert set(statuses(engine, blast_id).values()) == {"QUEUED"}
     assert sum(r.attempts for r in rows(engine, blast_id)) == 2, "the try that paused is not counted"
