@@ -8,12 +8,14 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import streamlit as st
+from sqlalchemy.exc import InterfaceError, OperationalError
 from streamlit.navigation.page import StreamlitPage
 
 from core.config import get_settings
+from core.db import driver_says
 from core.errors import BlastError
 from dashboard.auth import signed_in
 
@@ -72,6 +74,36 @@ PAGE_FAILED = ("This page could not be shown because of an unexpected problem. I
                "again in a moment, or ask whoever runs the dashboard to look at the server's log.")
 PART_FAILED = ("This part of the page could not be brought up to date because of an unexpected "
                "problem. It has been logged, and it tries again by itself.")
+DATABASE_AWAY = ("This page cannot be shown right now: the database is not answering. Try again in a "
+                 "moment; the page shows as usual once the database is back. If it stays like this, ask "
+                 "whoever runs the server to check the database.")
+PART_DATABASE_AWAY = ("This part of the page could not be brought up to date: the database is not "
+                      "answering. It tries again by itself.")
+ACTION_DATABASE_AWAY = ("the database is not answering. Try again in a moment; if it stays like this, ask "
+                        "whoever runs the server to check the database.")
+
+
+def database_away(exc: BaseException) -> TypeGuard[OperationalError | InterfaceError]:
+    """Whether a failure is the database not being reached: the server down, refusing the
+    connection, or dropping it mid-query. Any other error of the database answers what was
+    asked of it, and stays an unexpected problem."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    return exc.statement is None or exc.connection_invalidated  # no statement: failed to connect
+
+
+def _log_database_away(exc: OperationalError | InterfaceError, what: str) -> None:
+    """One line, without a traceback: while the database is down every run logs one, and their
+    frames would bury the rest of the log. The driver's words name the host and port, and
+    `driver_says` leaves out a line that holds the password."""
+    log.warning("%s: the database is not answering (%s)", what, driver_says(exc) or type(exc).__name__)
+
+
+def say_database_away(exc: OperationalError | InterfaceError, page: str) -> None:
+    """A page the database's absence stopped, in words, with a way to try again."""
+    _log_database_away(exc, f"the page {page}")
+    st.error(DATABASE_AWAY, icon=":material/cloud_off:")
+    st.button("Try again", icon=":material/refresh:", key="database_away_try_again")
 
 
 def in_words(render: Callable[..., None]) -> Callable[..., None]:
@@ -81,7 +113,11 @@ def in_words(render: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
         try:
             render(*args, **kwargs)
-        except Exception:  # Streamlit's own rerun and stop are not Exceptions: they pass
+        except Exception as exc:  # Streamlit's own rerun and stop are not Exceptions: they pass
+            if database_away(exc):
+                _log_database_away(exc, f"the part {render.__name__} of a page")
+                st.error(PART_DATABASE_AWAY, icon=":material/cloud_off:")
+                return
             log.exception("the part %s of a page failed", render.__name__)
             st.error(PART_FAILED, icon=":material/error:")
     return run
@@ -102,7 +138,11 @@ def friendly_errors(action: str) -> Iterator[Outcome]:
     except BlastError as exc:
         outcome.ok = False
         st.error(f"Could not {action}: {exc.message}")
-    except Exception:
+    except Exception as exc:
         outcome.ok = False
+        if database_away(exc):
+            _log_database_away(exc, f"could not {action}")
+            st.error(f"Could not {action}: {ACTION_DATABASE_AWAY}")
+            return
         log.exception("unexpected failure while trying to %s", action)
         st.error(f"Could not {action} because of an unexpected problem. It has been logged.")
