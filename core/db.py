@@ -18,6 +18,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: serialises migrations when several processes start at once.
 _MIGRATION_LOCK_ID = 7_305_113
 READ_ONLY = "blast_read_only"
+# Seconds to wait for PostgreSQL to answer a new connection (libpq's connect_timeout).
+CONNECT_TIMEOUT_SECONDS = 10
 NOT_A_URL = ("DATABASE_URL is not a valid URL (percent-encode special characters in the password, "
              "e.g. @ as %40)")
 
@@ -46,8 +48,12 @@ def make_engine(url: str) -> Engine:
     # Neon and other managed servers drop idle connections, and a restarted server drops
     # them all: every checkout is checked first (one short round trip), so no page, webhook
     # or send ever meets a dead connection.
+    # A host that lets connections hang (a firewall dropping them, a server stopped mid-way)
+    # would otherwise hold a page, a webhook or the worker for the system's TCP timeout, minutes:
+    # give up after a bounded wait instead. A connect_timeout in DATABASE_URL wins.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     return create_engine(url, pool_pre_ping=True, pool_recycle=300, pool_size=5, max_overflow=10,
-                         hide_parameters=True)
+                         hide_parameters=True, connect_args=connect_args)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -13,7 +13,13 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
-from dashboard.layout import ACTION_DATABASE_AWAY, DATABASE_AWAY, PAGE_FAILED, PART_DATABASE_AWAY
+from dashboard.layout import (
+    ACTION_DATABASE_AWAY,
+    DATABASE_AWAY,
+    PAGE_FAILED,
+    PART_DATABASE_AWAY,
+    database_away,
+)
 from tests.support.browser import free_port
 from tests.support.pg_server import PostgresUnavailable, start_server
 from tests.test_pages import page
@@ -161,3 +167,37 @@ def test_only_a_connection_that_fails_is_the_database_away(tmp_path: Path) -> No
         c.execute(text("INSERT INTO t VALUES (1), (1)"))
     assert not database_away(refused_row.value)
     assert not database_away(ValueError("not the database"))
+
+
+def test_a_database_host_that_never_answers_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that takes the connection and says nothing (a firewall, a stopped server's port
+    left open) had held a page, a webhook or the worker for the system's TCP timeout."""
+    import socket
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from core import db
+
+    monkeypatch.setattr(db, "CONNECT_TIMEOUT_SECONDS", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever answers
+        url = f"postgresql://app:{secrets.token_hex(8)}@127.0.0.1:{silent.getsockname()[1]}/tracker"
+        engine = db.make_engine(url)
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as caught:
+            engine.connect().close()
+        waited = time.monotonic() - started
+        engine.dispose()
+    assert waited < 30, f"waited {waited:.0f} s for a host that never answers"
+    assert database_away(caught.value)
+
+
+def test_a_connect_timeout_in_the_url_is_kept() -> None:
+    from core import db
+
+    engine = db.make_engine("postgresql://app@127.0.0.1:1/tracker?connect_timeout=3")
+    _, params = engine.dialect.create_connect_args(engine.url)
+    assert str(params["connect_timeout"]) == "3"
+    engine.dispose()
