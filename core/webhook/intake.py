@@ -35,7 +35,7 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from core.db import engine_for, transaction
+from core.db import CONNECT_TIMEOUT_SECONDS, engine_for, transaction
 from core.models import WebhookInbox, utcnow
 from core.webhook.inbox import (
     InboxState,
@@ -382,7 +382,7 @@ class _LoopWriter:
             engine = self._intake.engine
             args, kwargs = engine.dialect.create_connect_args(engine.url)
             kwargs.pop("context", None)  # SQLAlchemy's adapters: this connection uses psycopg's own
-            kwargs.setdefault("connect_timeout", 10)
+            kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
             self._connection = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
         return self._connection
 
