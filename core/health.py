@@ -37,7 +37,8 @@ HISTORY_ROWS_LOOKED_AT = 5000
 class WorkerSeen:
     name: str
     last_seen: dt.datetime
-    sent: int
+    sent: int  # messages the gateway took since it started
+    tried: int  # messages it tried since it started, sent or not
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,16 @@ class Refusals:
 
 @dataclass(frozen=True)
 class Receipts:
-    """Whether delivery and read receipts arrive while other events (replies) do."""
+    """Whether delivery and read receipts arrive while other events (replies) do, and whether
+    any event reaches the webhook at all."""
 
     last_receipt_at: dt.datetime | None
     missing: bool  # none lately, though replies came and messages were sent since the last
+    # No event at all (receipt, reply or anything else) since messages the gateway took long
+    # enough ago for theirs to have come: WSAPME posts to a wrong address, or to none, which
+    # “Enable status” alone would not explain (replies would still come).
+    silent: bool = False
+    arriving: bool = False  # one came lately, and neither of the above
 
 
 @dataclass(frozen=True)
@@ -132,13 +139,17 @@ def database_where(engine: Engine) -> str:
 def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
     now = utcnow()
     workers = [
-        WorkerSeen(name=key.removeprefix(HEARTBEAT_PREFIX), last_seen=seen, sent=int(value.get("sent", 0)))
+        _worker_seen(key.removeprefix(HEARTBEAT_PREFIX), value, seen)
         for key, value, seen in app_state.with_prefix(
             session, prefix=HEARTBEAT_PREFIX, since=now - ALIVE_WITHIN
         )
     ]
     polling = app_state.get(session, key=POLLING_STATE_KEY)
     inbox = inbox_summary(session)
+    arrived = receipts(session, settings=settings, now=now, last_event_at=inbox["last_received_at"])
+    notes = _notes(settings, workers)
+    if arrived.silent and (settings.sandbox or not unreachable_reason(settings.public_url)):
+        notes.append(_silence_note(settings))  # else the note on the address says why already
     return Health(
         database_kind="PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite",
         database_where=database_where(engine),
@@ -147,11 +158,17 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
         inbox=inbox,
         polling=polling[0] if polling else None,
         polling_seen=polling[1] if polling else None,
-        notes=_notes(settings, workers),
+        notes=notes,
         held=held_by_gateway(session, settings=settings),
         refusals=recent_refusals(session, settings=settings, now=now),
-        receipts=receipts(session, settings=settings, now=now, last_event_at=inbox["last_received_at"]),
+        receipts=arrived,
     )
+
+
+def _worker_seen(name: str, heartbeat: dict[str, Any], seen: dt.datetime) -> WorkerSeen:
+    sent = int(heartbeat.get("sent", 0))
+    tried = max(int(heartbeat.get("tried", 0)), sent)  # every message sent was tried
+    return WorkerSeen(name=name, last_seen=seen, sent=sent, tried=tried)
 
 
 def held_by_gateway(session: Session, *, settings: Settings) -> list[HeldBlast]:
@@ -239,18 +256,25 @@ def receipts(
 ) -> Receipts:
     """Receipts are missing when other events (replies) came lately but no receipt did, and
     messages went out long enough ago since the last receipt for theirs to have come: what
-    WSAPME does with "Enable status" off in the device's webhook settings."""
+    WSAPME does with "Enable status" off in the device's webhook settings. The webhook is
+    silent when no event at all came since such messages: WSAPME posts to another address,
+    or none. In practice mode the test gateway posts to the dashboard itself, each message's
+    first receipt within seconds, so silence there means its posts do not reach it either (a
+    worker run on its own with another PUBLIC_URL, or no dashboard on its database)."""
     last = last_receipt_at(session)
     silence = receipt_silence(settings)
-    replies_lately = last_event_at is not None and now - last_event_at <= silence
-    if not replies_lately or (last is not None and now - last <= silence):
-        return Receipts(last, missing=False)
-    # A send the gateway took since the last receipt, long enough ago for its receipt to have
-    # come: looked for in the recent history (`sent_at` has no index of its own).
-    sent_since = _sends_taken(session).where(StatusHistory.changed_at <= now - silence)
+    # Sends the gateway took long enough ago for their receipts to have come: looked for in
+    # the recent history (`sent_at` has no index of its own).
+    due = _sends_taken(session).where(StatusHistory.changed_at <= now - silence)
+    if last_event_at is None or now - last_event_at > silence:
+        if last_event_at is not None:
+            due = due.where(StatusHistory.changed_at > last_event_at)
+        return Receipts(last, missing=False, silent=session.scalar(due.limit(1)) is not None)
+    if last is not None and now - last <= silence:
+        return Receipts(last, missing=False, arriving=True)
     if last is not None:
-        sent_since = sent_since.where(StatusHistory.changed_at > last)
-    return Receipts(last, missing=session.scalar(sent_since.limit(1)) is not None)
+        due = due.where(StatusHistory.changed_at > last)
+    return Receipts(last, missing=session.scalar(due.limit(1)) is not None)
 
 
 def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:
@@ -292,6 +316,29 @@ def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:
             "PUBLIC_URL to its https:// address.",
         ))
     return notes
+
+
+def _silence_note(settings: Settings) -> Note:
+    minutes = f"{settings.poll_webhook_silence_minutes:g} minutes"
+    if settings.sandbox:
+        return Note(
+            f"Practice receipts and replies are not reaching the dashboard: nothing has come back "
+            f"from the test gateway since messages went out more than {minutes} ago.",
+            f"No webhook event has arrived since messages the test gateway took more than {minutes} "
+            "ago. It posts them to the dashboard that sent them; a send worker started on its own "
+            "(`python -m core worker`) posts them to PUBLIC_URL instead: set PUBLIC_URL there to "
+            "this dashboard's address, and keep the dashboard running on the same database.",
+        )
+    return Note(
+        f"Receipts and replies are not reaching the dashboard: nothing has come back from WSAPME "
+        f"since messages went out more than {minutes} ago, so replies do not show up, and received "
+        "and read only when the tracker asks WSAPME itself.",
+        f"No webhook event has arrived since messages WSAPME took more than {minutes} ago. In "
+        "WSAPME, open the device's webhook settings: the webhook address there must be the one on "
+        "this page (turn on “Show the full address” to copy it), with “Enable status” on. "
+        "PUBLIC_URL must be the address WSAPME reaches this server on; after changing it, paste "
+        "the new webhook address into WSAPME.",
+    )
 
 
 def unreachable_reason(url: str) -> str | None:

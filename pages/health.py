@@ -39,16 +39,24 @@ with gateway:
 
 with hook:
     st.subheader("Webhook")
+    paste = ("paste it into WSAPME's webhook settings for the device and turn on “Enable status” "
+             "there, so that received and read show up, not only replies")
+    if cfg.sandbox:
+        st.write("In practice mode the test gateway sends its receipts and replies here by itself. "
+                 f"Once WSAPME is connected, it sends them to this address: {paste}.")
+    else:
+        st.write(f"WSAPME sends receipts and replies to this address: {paste}.")
     reveal = st.toggle(
         "Show the full address",
         key="reveal_webhook",
-        help="Paste this address into WSAPME (device settings → webhook) and turn on "
-        "“Enable status”. Anyone who has it can send events, so keep it private.",
+        help="Anyone who has the address can send events, so keep it private.",
     )
-    st.code(webhook_url(cfg, secret, reveal=reveal), language=None, wrap_lines=True)
-    if cfg.sandbox:
-        st.caption("In practice mode the test gateway sends its receipts and replies here by "
-                   "itself; this address matters once WSAPME is connected.")
+    if reveal:
+        st.code(webhook_url(cfg, secret, reveal=True), language=None, wrap_lines=True)
+    else:
+        # As plain text, with no copy icon: the hidden address pasted into WSAPME would not work.
+        st.text(webhook_url(cfg, secret))
+        st.caption("Part of it is hidden: turn on “Show the full address” to copy it.")
     events = health.events
     last = health.inbox["last_received_at"]
     st.write(f"Last event received: **{ago(last)}**." if last else "No event received yet.")
@@ -91,6 +99,17 @@ with hook:
                     st.rerun()
 
 HELD_SHOWN = 5
+
+
+def tally(sent: int, tried: int, *, many: bool = False) -> str:
+    """What a send worker's tries came to: only what the gateway took is sent."""
+    who = "they" if many else "it"
+    if not tried:
+        return f"nothing sent since {who} started"
+    failed = f", and {tried - sent:,} tried that did not go through" if tried > sent else ""
+    return f"{sent:,} sent since {who} started{failed}"
+
+
 workers, polling = st.columns(2)
 with workers:
     st.subheader("Sending")
@@ -123,13 +142,18 @@ with workers:
     if health.workers:
         latest_seen = max(w.last_seen for w in health.workers)
         sent = sum(w.sent for w in health.workers)
-        who = "it" if len(health.workers) == 1 else "they"
-        checked = f"checked {ago(latest_seen)}; {sent:,} sent since {who} started"
+        tried = sum(w.tried for w in health.workers)
+        checked = f"checked {ago(latest_seen)}; {tally(sent, tried, many=len(health.workers) > 1)}"
         if health.sending_blocked:
             st.write(f"⚠️ Messages are not going out (see above) until that is fixed. Sending itself "
                      f"is running: {checked}.")
-        else:
+        elif sent:
             st.write(f"✅ Messages can go out: {checked}.")
+        elif tried:
+            st.write(f"⚠️ The gateway has not taken any message yet: {checked}.")
+        else:  # nothing went out yet: whether the gateway takes messages is not known
+            st.write(f"Ready to send: {checked}. Whether the gateway takes messages shows once the "
+                     "first one goes out.")
     else:
         st.write("⚠️ Nothing is sending messages right now (see the warning at the top).")
     if cfg.send_pacing == "on":
@@ -155,14 +179,17 @@ with polling:
         st.write("Reads and replies come only when the gateway sends them; the tracker does not ask.")
     elif state and state.get("active"):
         st.write(f"Asking the gateway about recent messages, checked {ago(health.polling_seen)}.")
-    elif receipts is not None and receipts.missing:
-        pass  # the warning above says what is going on
+    elif receipts is not None and (receipts.missing or receipts.silent):
+        pass  # the warnings above say what is going on
     elif state is None:
         st.write("When no receipts arrive for a while, the tracker asks the gateway itself. "
                  "It has not needed to yet.")
+    elif receipts is not None and receipts.arriving:
+        st.write(f"Not needed now: receipts are arriving by themselves (the last came "
+                 f"{ago(receipts.last_receipt_at)}; checked {ago(health.polling_seen)}).")
     else:
-        st.write(f"Not needed now: receipts are arriving by themselves (checked "
-                 f"{ago(health.polling_seen)}).")
+        st.write(f"The tracker asks the gateway itself once no receipt has come for "
+                 f"{cfg.poll_webhook_silence_minutes:g} minutes (checked {ago(health.polling_seen)}).")
     round_ = state.get("last_round") if state else None
     if round_:
         asked = plural(round_["asked"], "message")
@@ -185,7 +212,7 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
         st.markdown(f"**Gateway**: WSAPME API at `{cfg.wsapme_api_url}`, device `{cfg.wsapme_device}`.")
     for note in health.notes:
         st.markdown(f"**To fix**: {note.fix}")
-    seen = "; ".join(f"`{w.name}` checked in {ago(w.last_seen)}, {w.sent:,} sent since it started"
+    seen = "; ".join(f"`{w.name}` checked in {ago(w.last_seen)}, {tally(w.sent, w.tried)}"
                      for w in health.workers) or "none in the last half minute"
     st.markdown(
         f"**Send workers**: {seen}. Worker inside this dashboard (`RUN_WORKER`): "

@@ -3,13 +3,16 @@ route, and its last line counts what the gateway took, not what was tried."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from core.cli.worker import _summary
 from core.config import PROJECT_ROOT
 from core.db import make_engine, migrate, transaction
 from core.models import Blast, BlastRecipient, WebhookInbox
@@ -119,3 +122,39 @@ def test_a_blast_paused_during_the_run_is_named_and_the_exit_code_says_so(tmp_pa
     engine.dispose()
     again = cli(env, "worker", "--once")  # paused before this run: not news, and nothing to send
     assert again.returncode == 0 and again.stdout.strip().endswith(": 0 messages sent"), again.stderr
+
+
+def test_a_gateway_that_cannot_be_reached_refused_nothing(tmp_path: Path) -> None:
+    """WSAPME out of reach: three tries, none of which reached it, and the blast paused. The last
+    line had said "2 refused by the gateway"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed when the block ends
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'unreached.db'}", "WSAPME_TOKEN": TEST_TOKEN,
+           "WSAPME_API_URL": nowhere, "WSAPME_MASTER_URL": nowhere, "WSAPME_DEVICE": "5850", **QUICK}
+    queue_a_blast(env, tmp_path)
+    worker = cli(env, "worker", "--once")  # waits out two backoffs: about 15 s
+    assert worker.returncode == 1, worker.stdout + worker.stderr
+    assert worker.stdout.strip().endswith(
+        ": 0 messages sent, 2 not sent because the gateway could not be reached (to be tried again), "
+        "1 not sent because the blast was paused"), worker.stdout
+    assert "refused" not in worker.stdout
+    [paused] = [line for line in worker.stderr.splitlines() if line.startswith("blast 1 ")]
+    assert "is paused" in paused and "Could not reach WSAPME" in paused
+
+
+@pytest.mark.parametrize(("outcomes", "unreached", "said"), [
+    ({"accepted": 3}, {}, "3 messages sent"),
+    ({"accepted": 1, "failed": 1, "retrying": 2}, {},
+     "1 messages sent, 3 refused by the gateway, 2 to be tried again"),
+    ({"retrying": 3, "held": 1}, {"retrying": 2, "held": 1},
+     "0 messages sent, 1 refused by the gateway, 1 to be tried again, 2 not sent because the gateway could "
+     "not be reached (to be tried again), 1 not sent because the blast was paused"),
+    ({"failed": 1, "retrying": 1}, {"retrying": 1},
+     "0 messages sent, 1 refused by the gateway, 1 not sent because the gateway could not be reached (to be "
+     "tried again)"),
+])
+def test_the_last_line_says_refused_only_of_what_the_gateway_answered(
+    outcomes: dict[str, int], unreached: dict[str, int], said: str
+) -> None:
+    assert _summary(Counter(outcomes), unreached=Counter(unreached)) == said

@@ -4,7 +4,11 @@ whether the gateway takes messages and whether its receipts arrive."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -20,9 +24,11 @@ from core.polling import POLLING_STATE_KEY
 from core.sending import blasts
 from core.status_engine import apply_status
 from core.statuses import Status
+from core.webhook.secret import current_secret, mask
 from core.wsapme import WsapmeClient
 from core.wsapme.failures import TOKEN_REFUSED
 from tests import test_pages
+from tests.reliability.support import served_route
 from tests.sending.support import launched_blast, worker_for
 from tests.support.factories import make_blast, make_recipient
 from tests.support.simulator import running_simulator
@@ -380,11 +386,11 @@ def test_the_webhook_address_without_public_url_is_this_server_on_its_own_port(
     monkeypatch.setattr(st_config, "get_option",
                         lambda name, real=st_config.get_option: 8611 if name == "server.port" else real(name))
     at = run_page("pages/health.py")
-    assert any(code.value.startswith("http://localhost:8611/webhooks/wsapme/") for code in at.code)
+    assert _address_shown(at).startswith("http://localhost:8611/webhooks/wsapme/")
     monkeypatch.setenv("PUBLIC_URL", "https://tracker.example.com")
     get_settings.cache_clear()
     at = run_page("pages/health.py")
-    assert any(code.value.startswith("https://tracker.example.com/webhooks/wsapme/") for code in at.code)
+    assert _address_shown(at).startswith("https://tracker.example.com/webhooks/wsapme/")
 
 
 def test_a_send_lease_shorter_than_the_gateways_answer_time_is_a_note() -> None:
@@ -395,3 +401,228 @@ def test_a_send_lease_shorter_than_the_gateways_answer_time_is_a_note() -> None:
     short = _settings(send_lease_seconds=30, wsapme_read_timeout=30, wsapme_connect_timeout=5)
     [note] = [n for n in _notes(short, workers=[object()]) if "SEND_LEASE_SECONDS" in n.fix]  # type: ignore[list-item]
     assert "SEND_LEASE_SECONDS (30 s)" in note.fix and "up to 35 s" in note.fix
+
+
+# --- The webhook address: copied whole, never shown by accident -------------------------------
+
+
+def _address_shown(at) -> str:  # type: ignore[no-untyped-def]
+    """The webhook address as the page shows it: plain text while hidden, with its copy icon once
+    revealed."""
+    [shown] = [e.value for e in [*at.text, *at.code] if "/webhooks/wsapme/" in e.value]
+    return shown
+
+
+def _page_text(at) -> str:  # type: ignore[no-untyped-def]
+    """Everything the page sent to the browser, tooltips included."""
+    parts: list[str] = []
+
+    def walk(node: object) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("for_real", [False, True])
+def test_the_hidden_webhook_address_has_nothing_to_copy_and_the_page_says_where_it_goes(
+    app_db: str, engine: Engine, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture,
+    for_real: bool,
+) -> None:
+    """The copy icon beside the hidden address put the dots on the clipboard, useless in WSAPME;
+    what to do with the address was said only in a tooltip."""
+    caplog.set_level(logging.DEBUG)
+    if for_real:
+        request.getfixturevalue("sending_for_real")
+    at = run_page("pages/health.py")
+    with transaction(engine) as s:
+        secret = current_secret(s, settings=get_settings())
+    assert not at.code, "nothing to copy while the address is hidden"
+    assert mask(secret) in _address_shown(at) and secret not in _page_text(at)
+    said = " ".join(m.value for m in [*at.markdown, *at.caption])
+    assert "paste it into WSAPME's webhook settings for the device" in said and "“Enable status”" in said
+    assert "turn on “Show the full address” to copy it" in said
+    at.toggle(key="reveal_webhook").set_value(True).run()
+    assert not at.exception, at.exception
+    [address] = at.code
+    assert address.value.startswith("http") and address.value.endswith(f"/webhooks/wsapme/{secret}")
+    assert secret not in caplog.text
+
+
+# --- Whether any webhook event arrives at all ---------------------------------------------------
+
+
+FOR_REAL = {"wsapme_token": "t0ken-for-the-test", "wsapme_device": "5850",
+            "public_url": "https://tracker.example.com"}
+PRACTICE = {"wsapme_token": None, "wsapme_device": "sandbox", "public_url": "http://localhost:8501"}
+SILENT = "not reaching the dashboard"
+
+
+def _sends_and_an_event(
+    engine: Engine, *, sent_ago: dt.timedelta, event_ago: dt.timedelta | None, kind: str = "ack"
+) -> None:
+    """Two messages the gateway took `sent_ago`, and the webhook's last event `event_ago`."""
+    now = utcnow()
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        for message_id in ("3EB0A", "3EB0B"):
+            sent = make_recipient(s, blast, status="SENDING")
+            apply_status(s, recipient_id=sent.id, status=Status.SERVER_ACK, source="send",
+                         at=now - sent_ago, updates={"message_id": message_id})
+        if event_ago is not None:
+            s.add(WebhookInbox(body=b"{}", received_at=now - event_ago, state="applied", kind=kind))
+
+
+def _collect(engine: Engine, **settings: object):  # type: ignore[no-untyped-def]
+    with transaction(engine) as s:
+        return collect(s, engine=engine, settings=_settings(**settings))
+
+
+@pytest.mark.parametrize(("sent_ago", "event_ago", "silent"), [
+    (dt.timedelta(minutes=40), None, True),  # nothing ever came
+    (dt.timedelta(minutes=40), dt.timedelta(hours=3), True),  # the last came before those sends
+    (dt.timedelta(minutes=40), dt.timedelta(minutes=35), False),  # one came since
+    (dt.timedelta(minutes=40), dt.timedelta(minutes=2), False),
+    (dt.timedelta(minutes=10), None, False),  # too soon for theirs to have come
+    (dt.timedelta(minutes=10), dt.timedelta(hours=3), False),
+])
+@pytest.mark.parametrize("settings", [FOR_REAL, PRACTICE], ids=["for_real", "practice"])
+def test_sends_with_no_event_since_are_a_note(
+    engine: Engine, sent_ago: dt.timedelta, event_ago: dt.timedelta | None, silent: bool,
+    settings: dict[str, object],
+) -> None:
+    """With the default 30 minutes for receipts to come (POLL_WEBHOOK_SILENCE_MINUTES)."""
+    _sends_and_an_event(engine, sent_ago=sent_ago, event_ago=event_ago)
+    health = _collect(engine, **settings)
+    assert health.receipts is not None and health.receipts.silent == silent
+    assert len([n for n in health.notes if SILENT in n.words]) == silent
+    assert not health.receipts.missing
+    assert not (silent and health.receipts.arriving), "receipts are not said to arrive"
+
+
+@pytest.mark.parametrize("settings", [FOR_REAL, PRACTICE], ids=["for_real", "practice"])
+def test_the_note_on_silence_says_what_to_check_and_leaves_the_settings_to_the_fix(
+    engine: Engine, settings: dict[str, object]
+) -> None:
+    _sends_and_an_event(engine, sent_ago=dt.timedelta(minutes=40), event_ago=None)
+    [note] = [n for n in _collect(engine, **settings).notes if SILENT in n.words]
+    assert "receipts and replies" in note.words.lower() and "30 minutes" in note.words
+    assert not re.search(r"[A-Z]+_[A-Z]+|`|python|worker", note.words), note.words
+    assert "PUBLIC_URL" in note.fix
+    if settings is FOR_REAL:
+        assert "webhook settings" in note.fix and "“Enable status”" in note.fix
+    else:  # the test gateway of a worker started on its own posts to PUBLIC_URL
+        assert "`python -m core worker`" in note.fix
+
+
+def test_silence_is_not_said_twice_when_the_address_cannot_be_reached(engine: Engine) -> None:
+    _sends_and_an_event(engine, sent_ago=dt.timedelta(minutes=40), event_ago=None)
+    health = _collect(engine, **{**FOR_REAL, "public_url": "http://localhost:8501"})
+    assert health.receipts is not None and health.receipts.silent
+    [note] = [n for n in health.notes if "receipts and replies" in n.words.lower()]
+    assert "WSAPME cannot deliver" in note.words
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port  # closed when the block ended: nothing listens there
+
+
+@pytest.mark.parametrize("address", ["the dashboard's", "a wrong one"])
+def test_a_gateway_posting_its_webhooks_elsewhere_is_called_out_on_the_page(
+    app_db: str, sending_for_real: None, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+    closed_port: int, address: str,
+) -> None:
+    """The simulator's webhook aimed at a wrong address, then messages sent: no receipt and no
+    reply came, and the page said receipts were arriving by themselves."""
+    silence = 1.2
+    monkeypatch.setenv("POLL_WEBHOOK_SILENCE_MINUTES", f"{silence / 60:g}")
+    monkeypatch.setenv("PUBLIC_URL", "https://tracker.example.com")
+    with served_route(monkeypatch, app_db) as dashboard:
+        hook = dashboard.url() if address == "the dashboard's" else f"http://127.0.0.1:{closed_port}/x"
+        with running_simulator(webhook_url=hook, max_webhook_attempts=1) as sim:
+            launched_blast(engine, 3)
+            worker_for(engine, sim).run(once=True)
+            assert sim.wait_idle(30)
+        dashboard.settle()
+    with transaction(engine) as s:  # the poller's last word, from before those sends
+        app_state.put(s, key=POLLING_STATE_KEY, value={"active": False, "mode": "auto", "last_round": None})
+    time.sleep(silence + 0.5)
+    get_settings.cache_clear()
+    at = run_page("pages/health.py")
+    warned = [w.value for w in at.warning if SILENT in w.value]
+    said = " ".join(m.value for m in at.markdown)
+    if address == "a wrong one":
+        assert len(warned) == 1 and "Whoever runs the server can fix this" in warned[0]
+        [details] = at.expander
+        assert any("PUBLIC_URL" in m.value and "“Enable status”" in m.value for m in details.markdown)
+        assert "arriving by themselves" not in said
+    else:
+        assert warned == []
+
+
+def test_receipts_are_not_said_to_arrive_when_none_came_lately(app_db: str, engine: Engine) -> None:
+    """The poller's last word said it was not needed; no receipt had come for hours since."""
+    with transaction(engine) as s:
+        s.add(WebhookInbox(body=b"{}", received_at=utcnow() - dt.timedelta(hours=3), state="applied",
+                           kind="ack"))
+        app_state.put(s, key=POLLING_STATE_KEY, value={"active": False, "mode": "auto", "last_round": None})
+    at = run_page("pages/health.py")
+    said = " ".join(m.value for m in at.markdown)
+    assert "arriving by themselves" not in said
+    assert "once no receipt has come for 30 minutes" in said
+
+
+# --- What the send workers made of their tries --------------------------------------------------
+
+
+def test_the_page_does_not_say_messages_go_out_before_any_has(app_db: str, engine: Engine, sim) -> None:
+    worker_for(engine, sim).housekeeping(force=True)  # its first heartbeat: nothing tried yet
+    at = run_page("pages/health.py")
+    words = _sending_words(at)
+    assert not any("Messages can go out" in w for w in words)
+    assert any(w.startswith("Ready to send") and "nothing sent since it started" in w for w in words)
+
+
+def test_tries_the_gateway_never_got_are_not_counted_as_sent(
+    app_db: str, sending_for_real: None, engine: Engine, sim, closed_port: int
+) -> None:
+    """WSAPME out of reach pauses the blast with nothing sent: the page had said "3 sent"."""
+    blast_id = launched_blast(engine, 3)
+    worker = worker_for(engine, sim)
+    worker.client.api_url = f"http://127.0.0.1:{closed_port}"
+    worker._backoff = lambda attempts, exc: 0.0  # type: ignore[method-assign]
+    assert worker.run(once=True) == 0
+    assert (worker.sent, worker.tried) == (0, 3) and sim.sent_messages() == []
+    worker.housekeeping(force=True)  # its heartbeat, as while it runs on
+    at = run_page("pages/health.py")
+    [held] = [w.value for w in at.warning if f"blast #{blast_id}" in w.value]
+    assert "Could not reach WSAPME" in held
+    words = _sending_words(at)
+    [running] = [w for w in words if "Sending itself is running" in w]
+    assert "0 sent since it started, and 3 tried that did not go through" in running
+    [details] = at.expander
+    assert any("0 sent since it started, and 3 tried" in m.value for m in details.markdown)
+
+
+@pytest.mark.parametrize(("heartbeat", "said"), [
+    ({"sent": 5, "tried": 5}, "✅ Messages can go out: checked just now; 5 sent since it started."),
+    ({"sent": 5, "tried": 7}, "✅ Messages can go out: checked just now; 5 sent since it started, and 2 "
+                              "tried that did not go through."),
+    ({"sent": 0, "tried": 2}, "⚠️ The gateway has not taken any message yet: checked just now; 0 sent "
+                              "since it started, and 2 tried that did not go through."),
+    ({"sent": 12}, "✅ Messages can go out: checked just now; 12 sent since it started."),
+])
+def test_the_sending_line_counts_only_what_the_gateway_took_as_sent(
+    app_db: str, engine: Engine, heartbeat: dict[str, int], said: str
+) -> None:
+    with transaction(engine) as s:
+        app_state.put(s, key="worker:host:1:abc", value=heartbeat)
+    assert said in _sending_words(run_page("pages/health.py"))

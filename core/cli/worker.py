@@ -62,22 +62,27 @@ def run(args: argparse.Namespace) -> int:
         name = f" ({row.name})" if row.name else ""
         print(f"blast {row.id}{name} is paused: {row.state_reason or 'no reason given.'} "
               "Resume it from its page once that is fixed.", file=sys.stderr, flush=True)
-    print(f"worker {worker.name}: {_summary(worker.outcomes)}", flush=True)
+    print(f"worker {worker.name}: {_summary(worker.outcomes, unreached=worker.unreached)}", flush=True)
     return 1 if paused else 0
 
 
-def _summary(outcomes: Counter[str]) -> str:
+def _summary(outcomes: Counter[str], *, unreached: Counter[str]) -> str:
     """What the gateway made of this worker's tries, in words (with no colon: a script reads
-    the number after the last one)."""
+    the number after the last one). `unreached`: the tries, by outcome, that never reached the
+    gateway (`SendWorker.unreached`): it refused none of those."""
     accepted = outcomes["accepted"]
     parts = [f"{accepted} messages sent"]  # always "messages": scripts look for these words
     if outcomes["unknown"]:
         parts.append(f"{outcomes['unknown']} with no clear answer from the gateway "
                      "(marked unknown, never sent again)")
-    refused = outcomes["failed"] + outcomes["retrying"]
+    answered_again = outcomes["retrying"] - unreached["retrying"]
+    refused = outcomes["failed"] + answered_again
     if refused:
-        again = f", {outcomes['retrying']} to be tried again" if outcomes["retrying"] else ""
+        again = f", {answered_again} to be tried again" if answered_again else ""
         parts.append(f"{refused} refused by the gateway{again}")
+    if unreached["retrying"]:
+        parts.append(f"{unreached['retrying']} not sent because the gateway could not be reached "
+                     "(to be tried again)")
     if outcomes["held"]:
         parts.append(f"{outcomes['held']} not sent because the blast was paused")
     return ", ".join(parts)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from core import app_state, followups
 from core.config import Settings
 from core.db import transaction
-from core.errors import ConfigError, GatewayError, RateLimited
+from core.errors import ConfigError, GatewayError, GatewayUnreachable, RateLimited
 from core.funnel import fold_rollup_deltas
 from core.models import Blast, Device, PausedBy, utcnow
 from core.phones import to_gateway
@@ -106,11 +106,14 @@ class SendWorker:
         self.pacing = settings.send_pacing == "on"
         self._last_housekeeping = 0.0
         self._last_heartbeat = 0.0
-        self.sent = 0  # messages tried, whatever the gateway answered
+        self.tried = 0  # messages tried, whatever the gateway answered
         # What came of each try: accepted (the gateway took it), unknown (no telling: never
         # sent again), retrying (refused for now, tried again later), failed (refused for
         # good), held (not sent: its blast was paused for a person to act).
         self.outcomes: Counter[str] = Counter()
+        # The tries among those whose request never reached the gateway (no connection could
+        # be made), by the same outcomes: the gateway refused none of them.
+        self.unreached: Counter[str] = Counter()
         self._devices: list[str] = []
         self._elsewhere: set[str] = set()  # devices of the other gateway's blasts, told once
         self._dated: set[int] = set()  # blasts whose first send this worker has seen to
@@ -118,12 +121,18 @@ class SendWorker:
         self._trouble = trouble.Tracker()  # each device's sends not taken since the last one taken
         self._held: dict[str, dt.datetime] = {}  # device → when it may send again after a refusal
 
+    @property
+    def sent(self) -> int:
+        """Messages the gateway took: a try it refused, or never got, is not sent."""
+        return self.outcomes["accepted"]
+
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None, *, once: bool = False) -> int:
-        """Send until stopped (or, with `once`, until nothing is due now). Returns messages sent."""
+        """Send until stopped (or, with `once`, until nothing is due now). Returns messages sent
+        (the gateway took them) in this run."""
         stop = stop or threading.Event()
-        sent = unexpected = 0
+        sent_before, unexpected = self.sent, 0
         while not stop.is_set():
             try:
                 outcome = self.step()
@@ -145,8 +154,6 @@ class SendWorker:
                 continue
             unexpected = 0
             if outcome is True:
-                sent += 1
-                self.sent += 1
                 continue
             if once and isinstance(outcome, float) and outcome > ONCE_RETRY_HORIZON.total_seconds():
                 break  # the rest waits for pacing (a daily cap, quiet hours): not "due now"
@@ -158,7 +165,7 @@ class SendWorker:
             stop.wait(min(outcome or IDLE_SECONDS, IDLE_SECONDS))
         self.housekeeping(force=True)
         self._sign_off()
-        return sent
+        return self.sent - sent_before
 
     def _sign_off(self) -> None:
         """A worker that stops is no longer listed as sending (the health page counted a stopped
@@ -190,6 +197,7 @@ class SendWorker:
                     continue
                 claim, wait = self._claim(device)
                 if claim is not None:
+                    self.tried += 1
                     self._send(claim, device=device)
                     return True
                 if wait is not None:
@@ -230,7 +238,8 @@ class SendWorker:
             if force or time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
                 self._last_heartbeat = time.monotonic()
                 app_state.put(s, key=HEARTBEAT_PREFIX + self.name,
-                              value={"sent": self.sent, "pacing": self.settings.send_pacing})
+                              value={"sent": self.sent, "tried": self.tried,
+                                     "pacing": self.settings.send_pacing})
         if expired:
             log.warning("%d sends lost their worker mid-way and were marked unknown", len(expired))
 
@@ -347,7 +356,10 @@ class SendWorker:
         in_a_row = self._trouble.count(device, kind) if kind else 0
         failed = functools.partial(self._failed, claim, failure, device=device, claimed=claimed,
                                    in_a_row=in_a_row)
-        self.outcomes[self._store(failed, claim=claim) or "unknown"] += 1
+        outcome = self._store(failed, claim=claim) or "unknown"
+        self.outcomes[outcome] += 1
+        if isinstance(failure, GatewayUnreachable):
+            self.unreached[outcome] += 1
 
     def _accepted_send(self, claim: Claim, result: SendResult, *, device: str, claimed: dt.datetime) -> None:
         self._answered(device, claimed=claimed)
