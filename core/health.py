@@ -19,6 +19,7 @@ from core.errors import BlastError
 from core.models import Blast, BlastRecipient, BlastState, PausedBy, StatusHistory, utcnow
 from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
 from core.sending import gateways
+from core.sending.trouble import PAUSED_PREFIX
 from core.sending.worker import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS
 from core.statuses import RANK, Status
 from core.webhook.inbox import SET_ASIDE, InboxState, inbox_summary
@@ -57,6 +58,21 @@ class HeldBlast:
     id: int
     name: str | None
     reason: str
+
+    @property
+    def why(self) -> str:
+        """The reason as a sentence after "Blast #3 is paused.": the worker's pause words begin
+        "Sending is paused:" and say when to resume, which would be said twice."""
+        return paused_why(self.reason)
+
+
+def paused_why(reason: str | None) -> str:
+    """A pause reason as the sentences that follow "… is paused.", ending with what to do."""
+    said = (reason or "").strip().removeprefix(PAUSED_PREFIX).strip()
+    if not said:
+        return "No reason was given. Resume it from its page once that is sorted out."
+    said = said[0].upper() + said[1:]
+    return said if "resum" in said.lower() else f"{said} Once that is fixed, open the blast and resume it."
 
 
 @dataclass(frozen=True)

@@ -114,8 +114,7 @@ workers, polling = st.columns(2)
 with workers:
     st.subheader("Sending")
     for held in health.held[:HELD_SHOWN]:
-        st.warning(f"**{held.name or 'Untitled blast'}** (blast #{held.id}) is paused: its messages could "
-                   f"not go out. {held.reason} Once that is fixed, open the blast and resume it.",
+        st.warning(f"**{held.name or 'Untitled blast'}** (blast #{held.id}) is paused. {held.why}",
                    icon=":material/pause_circle:")
         st.page_link("pages/blast.py", label=f"Open blast #{held.id}", query_params={"blast": held.id},
                      icon=":material/open_in_new:")

@@ -114,7 +114,7 @@ def test_a_blast_paused_during_the_run_is_named_and_the_exit_code_says_so(tmp_pa
         assert sim.sent_messages() == []
     assert worker.returncode == 1, worker.stdout + worker.stderr
     assert worker.stdout.strip().endswith(": 0 messages sent, 1 not sent because the blast was paused")
-    assert f"blast 1 ({blast_name(url)}) is paused: {TOKEN_REFUSED}" in worker.stderr
+    assert f"blast 1 ({blast_name(url)}) is paused. {TOKEN_REFUSED}" in worker.stderr
     assert "Zq81" not in worker.stdout + worker.stderr and "Traceback" not in worker.stderr
     engine = make_engine(url)
     with transaction(engine) as s:
@@ -141,6 +141,7 @@ def test_a_gateway_that_cannot_be_reached_refused_nothing(tmp_path: Path) -> Non
     assert "refused" not in worker.stdout
     [paused] = [line for line in worker.stderr.splitlines() if line.startswith("blast 1 ")]
     assert "is paused" in paused and "Could not reach WSAPME" in paused
+    assert paused.count("paused") == 1 and paused.lower().count("resume") == 1, "said once each"
 
 
 @pytest.mark.parametrize(("outcomes", "unreached", "said"), [

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from core import app_state
 from core.config import Settings, get_settings
 from core.db import transaction
-from core.health import _notes, collect, device_state, unreachable_reason
+from core.health import _notes, collect, device_state, paused_why, unreachable_reason
 from core.models import Blast, WebhookInbox, utcnow
 from core.polling import POLLING_STATE_KEY
 from core.sending import blasts
@@ -605,6 +605,8 @@ def test_tries_the_gateway_never_got_are_not_counted_as_sent(
     at = run_page("pages/health.py")
     [held] = [w.value for w in at.warning if f"blast #{blast_id}" in w.value]
     assert "Could not reach WSAPME" in held
+    # The pause's words begin "Sending is paused:" and end with when to resume: said once each.
+    assert held.count("paused") == 1 and held.lower().count("resume") == 1, held
     words = _sending_words(at)
     [running] = [w for w in words if "Sending itself is running" in w]
     assert "0 sent since it started, and 3 tried that did not go through" in running
@@ -626,3 +628,20 @@ def test_the_sending_line_counts_only_what_the_gateway_took_as_sent(
     with transaction(engine) as s:
         app_state.put(s, key="worker:host:1:abc", value=heartbeat)
     assert said in _sending_words(run_page("pages/health.py"))
+
+
+@pytest.mark.parametrize(("reason", "said"), [
+    ("Sending is paused: WSAPME asked to slow down 10 times in a row. Resume the blast in a while.",
+     "WSAPME asked to slow down 10 times in a row. Resume the blast in a while."),
+    ("WSAPME refused the token.",
+     "WSAPME refused the token. Once that is fixed, open the blast and resume it."),
+    (None, "No reason was given. Resume it from its page once that is sorted out."),
+])
+def test_a_pause_reason_reads_once_after_is_paused(reason: str | None, said: str) -> None:
+    assert paused_why(reason) == said
+
+
+def test_every_pause_of_the_worker_begins_as_the_health_page_expects() -> None:
+    from core.sending import trouble
+
+    assert all(words.startswith(trouble.PAUSED_PREFIX) for words in trouble.PAUSE_WORDS.values())

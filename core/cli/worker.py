@@ -22,6 +22,7 @@ from core.cli import SUMMARIES, database_engine
 from core.config import Settings, get_settings
 from core.db import migrate, transaction
 from core.gateway import make_client, sandbox_simulator, stop_sandbox
+from core.health import paused_why
 from core.models import Blast, utcnow
 from core.sending.blasts import S
 from core.sending.worker import SendWorker
@@ -60,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     paused = [row for row in _paused(engine, since=started).values() if row.id not in paused_before]
     for row in paused:
         name = f" ({row.name})" if row.name else ""
-        print(f"blast {row.id}{name} is paused: {row.state_reason or 'no reason given.'} "
-              "Resume it from its page once that is fixed.", file=sys.stderr, flush=True)
+        print(f"blast {row.id}{name} is paused. {paused_why(row.state_reason)}", file=sys.stderr, flush=True)
     print(f"worker {worker.name}: {_summary(worker.outcomes, unreached=worker.unreached)}", flush=True)
     return 1 if paused else 0
 

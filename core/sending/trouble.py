@@ -32,6 +32,7 @@ IN_A_ROW_TO_PAUSE = {NOT_TAKEN: 3, SLOW_DOWN: 10, UNKNOWN: 2, REFUSED: 5}
 FORGOTTEN_AFTER = dt.timedelta(minutes=30)
 
 # Why a blast was paused, as the marketer reads it on its page (and the health page lists it).
+PAUSED_PREFIX = "Sending is paused:"  # how each begins
 PAUSE_WORDS = {
     NOT_TAKEN: ("Sending is paused: messages are not getting through to WSAPME. {cause} Nothing was "
                 "lost: the messages wait in the queue. {then}"),
