@@ -30,6 +30,7 @@ from core.phones import normalise, to_gateway
 from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
+from core.wsapme.failures import WILL_RETRY
 from dashboard.compose import Message, Sample, bubble_html, render_template
 from dashboard.data import reading, session, settings, upload_digest
 from dashboard.format import plural
@@ -450,7 +451,11 @@ def _send_test(number: str, body: str, *, practice: bool, key: str, owner: str |
             st.warning("WSAPME did not confirm the test message, so it may or may not have arrived: "
                        "check your phone before trying again.")
         else:
-            st.error(f"The test was not sent: {exc.message}")
+            # The words of a blast's send promise it is tried again; a test is sent once, by hand.
+            said = exc.message
+            if said.endswith(WILL_RETRY):
+                said = said.removesuffix(WILL_RETRY) + " Try again in a moment."
+            st.error(f"The test was not sent: {said}")
         return
     except BlastError as exc:  # a setting is wrong (the WSAPME address, say): nothing left
         st.error(f"The test was not sent: {exc.message}")

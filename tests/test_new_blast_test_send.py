@@ -124,3 +124,27 @@ def test_a_test_that_went_is_said_to_have_gone_even_when_its_id_cannot_be_kept(e
     assert not at.exception, at.exception
     assert any("Test sent to +60129998888" in said for said in said_of_test(at))
     assert not at.error, [e.value for e in at.error]
+
+
+def test_a_test_the_gateway_never_got_does_not_promise_to_try_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blast's message not taken is tried again by the worker, and its words say so; a test is
+    sent once, by hand, and nothing tries it again."""
+    import socket
+
+    from core.config import get_settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("WSAPME_TOKEN", "a-token-8821")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    monkeypatch.setenv("WSAPME_API_URL", f"http://127.0.0.1:{closed}")
+    get_settings.cache_clear()
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_area(key="tpl").set_value("Salam {name}!").run()
+    at.text_input(key="test_to").set_value(OWN)
+    at.button(key="test_send").click().run()
+    assert not at.exception, at.exception
+    [said] = [e.value for e in at.error if "The test was not sent" in e.value]
+    assert "Could not reach WSAPME" in said and said.endswith("Try again in a moment.")
+    assert "will be tried again" not in said

@@ -202,6 +202,11 @@ def request_refused(reason: str | None, *, status: int | None, raw: object) -> R
     )
 
 
+# What a send the gateway proved it did not take ends with: the worker tries it again. A send
+# made once, by hand (a test message), is not tried again, and leaves these words out.
+WILL_RETRY = " The message was not sent and will be tried again."
+
+
 def error_from_http_status(
     *,
     status: int,
@@ -223,7 +228,7 @@ def error_from_http_status(
         return GatewayAuthError(TOKEN_REFUSED, raw=body)
     if status == 429:
         return rate_limited(headers.get("Retry-After"), raw=body)
-    tail = " The message was not sent and will be tried again." if sending else ""
+    tail = WILL_RETRY if sending else ""
     if status == 503:
         return GatewayBusy(f"WSAPME had a problem on its side (HTTP 503).{tail}",
                            retry_after=parse_retry_after(headers.get("Retry-After")), raw=body)
@@ -305,7 +310,7 @@ def unknown_outcome(reason: str, *, raw: object = None, sending: bool = True) ->
 
 
 def unreachable(reason: str, *, host: str, sending: bool) -> GatewayUnreachable:
-    tail = " The message was not sent and will be tried again." if sending else ""
+    tail = WILL_RETRY if sending else ""
     return GatewayUnreachable(f"Could not reach WSAPME at {host} ({reason}).{tail}")
 
 
