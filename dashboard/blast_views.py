@@ -39,7 +39,7 @@ from core.sending.progress import Progress, blast_progress, rules_for
 from dashboard.charts import funnel_figure
 from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
-from dashboard.finish_note import waiting_note
+from dashboard.finish_note import not_going_out, waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.layout import friendly_errors
 
@@ -60,8 +60,12 @@ def local(moment: dt.datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     return moment.astimezone(settings().timezone).strftime(fmt) if moment else "—"
 
 
-def state_badge(state: str) -> str:
+def state_badge(state: str, *, held_up: bool = False) -> str:
+    """The blast's state as a badge; `held_up`: a sending one whose messages are not going out
+    (`finish_note.not_going_out`), which must not read "Sending"."""
     word, colour = STATE_WORDS.get(state, (state, "gray"))
+    if held_up and state == BlastState.SENDING:
+        word, colour = "Not going out", "orange"
     return f":{colour}-badge[{word}]"
 
 
@@ -164,9 +168,10 @@ def _last_sent(blast_id: int) -> dt.datetime | None:
         return s.scalar(select(func.max(BlastRecipient.sent_at)).where(BlastRecipient.blast_id == blast_id))
 
 
-def render_progress(blast_id: int, shown_state: str) -> None:
+def render_progress(blast_id: int, shown_state: str, shown_held_up: bool = False) -> None:
     """Sent / remaining / failed / unknown, the ETA and the funnel, run as a fragment that
-    refreshes itself (`refresh_every`); reloads the whole page when the blast's state changes."""
+    refreshes itself (`refresh_every`); reloads the whole page when the blast's state changes,
+    or when sending stops or starts (`shown_held_up`: whether the page says nothing sends)."""
     with reading() as s:
         state, device, finished_at = s.execute(
             select(Blast.state, Blast.device, Blast.finished_at).where(Blast.id == blast_id)
@@ -174,7 +179,8 @@ def render_progress(blast_id: int, shown_state: str) -> None:
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
         unreplied = (closed_without_reply(s, filters=FunnelFilter(blast_ids=(blast_id,)))
                      if progress.funnel.closed else 0)
-    if state != shown_state:
+    held_up = not_going_out(state, device=device)
+    if state != shown_state or held_up != shown_held_up:
         st.rerun(scope="app")
     f = progress.funnel
     st.progress(progress.fraction, text=progress_words(progress, cancelled=state == BlastState.CANCELLED))
@@ -193,8 +199,9 @@ def render_progress(blast_id: int, shown_state: str) -> None:
     if state in FINISHED_STATES:
         _render_finished(cols[4], blast_id, state=state, finished_at=finished_at)
     elif state != BlastState.DRAFT:  # a draft's estimate is said with the choice of when it goes
-        _render_expected_finish(cols[4], progress, live=state in LIVE_STATES)
-    if progress.eta is not None and state in LIVE_STATES:  # a draft's says so with its launch
+        _render_expected_finish(cols[4], progress, live=state in LIVE_STATES, held_up=held_up)
+    # A draft's says so with its launch; one held up has no finish to wait for.
+    if progress.eta is not None and state in LIVE_STATES and not held_up:
         waiting = waiting_note(progress.waits_for, at=progress.eta, now=utcnow(), zone=settings().timezone)
         if waiting:
             st.info(waiting, icon=":material/schedule:")
@@ -223,8 +230,14 @@ def progress_words(progress: Progress, *, cancelled: bool) -> str:
     return f"Cancelled after {sent:,} of {total:,} {'was' if sent == 1 else 'were'} sent"
 
 
-def _render_expected_finish(column: Any, progress: Progress, *, live: bool) -> None:
-    """When a sending or scheduled blast should finish; "—" for a paused one."""
+def _render_expected_finish(column: Any, progress: Progress, *, live: bool, held_up: bool = False) -> None:
+    """When a sending or scheduled blast should finish; "—" for a paused one, and for one held up
+    because nothing is sending (an estimate from now would only move later as time passes)."""
+    if held_up:
+        column.metric("Expected to finish", "—",
+                      help="Nothing is sending messages right now (see above): it finishes some time "
+                           "after sending starts.")
+        return
     finish = "—" if progress.eta is None or not live else when_words(progress.eta, zone=settings().timezone)
     pace = ("this blast's pace so far, one message every "
             f"{progress.pace_seconds:.0f} s" if progress.pace_seconds else "the device's sending rules")

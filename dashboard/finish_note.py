@@ -1,5 +1,6 @@
 """Why a blast would finish later than its pace alone says: quiet hours, the daily cap, other
-blasts sent first from the same number and the longer pause every so many messages."""
+blasts sent first from the same number and the longer pause every so many messages; and that it
+does not finish at all while nothing is sending messages."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from core.models import Blast, BlastState, Device, utcnow
+from core.sending import gateways
 from core.sending.pacing import Finish, PacingRules, after_quiet_hours, pauses_among
-from core.sending.progress import Ahead, finish_estimate, queued_ahead, rules_for
+from core.sending.progress import Ahead, finish_estimate, nothing_sends, queued_ahead, rules_for
 from dashboard.compose import has_passed, plain
 from dashboard.data import reading, settings
 from dashboard.format import and_list, duration_words, plural
@@ -60,6 +62,41 @@ def made_words(blast_id: int, state: str) -> str:
         if ahead.messages:
             return f"Blast #{blast_id} is in line to send: {waiting_words(ahead)}."
     return f"Blast #{blast_id} {words.get(state, state)}."
+
+
+# The blasts that go out by themselves, once sending runs: a scheduled one at its time.
+_GOES_OUT = (BlastState.SENDING, BlastState.SCHEDULED)
+
+
+def not_going_out(state: str, *, device: str | None) -> bool:
+    """Whether a sending or scheduled blast, of the gateway in use, is held up because nothing is
+    sending messages (`core.sending.progress.nothing_sends`). A blast of the other gateway is not:
+    its page says why it is not sent from here."""
+    if state not in _GOES_OUT or not gateways.sends(device, settings=settings()):
+        return False
+    with reading() as s:
+        return nothing_sends(s, settings=settings())
+
+
+def not_going_out_words(state: str, *, blast_id: int | None = None) -> str:
+    """What a marketer needs to know of a blast (`blast_id`: one just made) while nothing sends."""
+    this = f"Blast #{blast_id}" if blast_id else "This blast"
+    if state == BlastState.SCHEDULED:
+        held = (f"{this} is scheduled, but it will not start at its time unless sending is started "
+                "before then")
+    else:
+        held = (f"{this} is saved, but its messages are not going out" if blast_id else
+                "This blast's messages are not going out")
+    return (f"{held}: nothing that sends messages is running right now. Its messages wait, and none "
+            "is lost. Ask whoever runs the dashboard to start sending.")
+
+
+def render_not_going_out(state: str, *, blast_id: int | None = None) -> None:
+    """The warning, with what whoever runs the dashboard does about it."""
+    st.warning(not_going_out_words(state, blast_id=blast_id), icon=":material/cloud_off:")
+    st.caption("For whoever runs the dashboard: start it with `RUN_WORKER=true`, or run "
+               "`python -m core worker` against the same database. **Settings & health** shows when "
+               "sending has started.")
 
 
 def break_words(rules: PacingRules, *, pauses: int, sent_since_pause: int = 0) -> str:

@@ -65,7 +65,7 @@ def render_draft_launch(blast: Blast) -> None:
     seen = (sent_before.render_draft_sent_before(blast.id, numbers) if blast.parent_blast_id is None
             else sent_before.SentBefore(ok=True, agreed=frozenset()))
     if not seen.ok:
-        problems = [*problems, "tick “Send to them again anyway” or cancel this draft"]
+        problems = [*problems, f"tick “{seen.tick}” or cancel this draft"]
     if problems:
         st.caption("Before sending: " + "; ".join(problems) + ".")
     label = f"Send to {people}" if send_at is None else "Schedule the blast"

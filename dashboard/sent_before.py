@@ -1,8 +1,10 @@
-"""A list sent again: recent blasts that already hold most of it, said before it goes out, and
-asked again as the blast is made (one made meanwhile, in another tab, stops it)."""
+"""A list sent again: recent blasts that already messaged most of it, or hold most of it not sent
+yet, said before it goes out, and asked again as the blast is made (one made meanwhile, in
+another tab, stops it)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,22 +12,51 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from core.csv_import import ImportReport, Overlap, recent_blasts_with
-from core.models import utcnow
+from core.models import BlastState, utcnow
+from core.sending.progress import list_reach
 from dashboard.data import reading, settings
 from dashboard.format import and_list, state_word
 
 _AGREED = "send_again_for"  # the file, and the blasts "Send to them again anyway" was ticked for
+SEND_AGAIN = "Send to them again anyway"
+SEND_SECOND = "Send a second blast anyway"  # when no earlier blast has messaged them yet
+SHOWN = 3  # earlier blasts named in each warning
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """Recent blasts that hold most of a list. Each Overlap's `shared` is how many of the list's
+    people it messaged (`messaged`), or holds not sent yet (`unsent`)."""
+
+    # Messaged most of them, or may have (outcome unknown), or sends to them in its turn: a
+    # second blast messages them twice.
+    messaged: tuple[Overlap, ...] = ()
+    # Holds most of them, not sent yet, paused, scheduled or a draft: that one can still go.
+    unsent: tuple[Overlap, ...] = ()
+
+    @property
+    def blasts(self) -> tuple[Overlap, ...]:
+        return self.messaged + self.unsent
+
+    @property
+    def tick(self) -> str:
+        """The label of the tick that sends anyway."""
+        return SEND_AGAIN if self.messaged else SEND_SECOND
 
 
 @dataclass(frozen=True)
 class SentBefore:
     """What the page says of recent blasts that already hold most of the list."""
 
-    ok: bool  # none does, or "Send to them again anyway" is ticked for those that do
+    ok: bool  # none does, or the tick to send anyway is ticked for those that do
     # The blasts it was ticked for when the page was last drawn: those the marketer had seen
     # when they pressed Send. Any other found then was made meanwhile (in another tab, say).
     agreed: frozenset[int]
-    overlaps: tuple[Overlap, ...] = ()  # found as the page was drawn
+    earlier: Earlier = Earlier()  # found as the page was drawn
+
+    @property
+    def tick(self) -> str:
+        return self.earlier.tick
 
 
 def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
@@ -35,14 +66,32 @@ def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
     before = st.session_state.get(_AGREED)
     agreed = frozenset(before[1]) if before and before[0] == file else frozenset()
     with reading() as s:
-        overlaps = _overlaps(s, report)
-    ticked = bool(overlaps) and _render_overlaps(overlaps)
-    st.session_state[_AGREED] = (file, tuple(o.blast_id for o in overlaps) if ticked else ())
-    return SentBefore(ok=not overlaps or ticked, agreed=agreed, overlaps=tuple(overlaps))
+        earlier = _earlier(s, _numbers(report))
+    ticked = bool(earlier.blasts) and _render_earlier(earlier)
+    st.session_state[_AGREED] = (file, tuple(o.blast_id for o in earlier.blasts) if ticked else ())
+    return SentBefore(ok=not earlier.blasts or ticked, agreed=agreed, earlier=earlier)
 
 
-def _overlaps(s: Session, report: ImportReport) -> list[Overlap]:
-    return recent_blasts_with(s, [row.phone for row in report.recipients if row.phone], now=utcnow())
+def _numbers(report: ImportReport) -> list[str]:
+    return [row.phone for row in report.recipients if row.phone]
+
+
+def _earlier(s: Session, numbers: Sequence[str], *, besides: int | None = None) -> Earlier:
+    """The recent blasts (other than `besides`) holding most of `numbers`, by what they did with
+    them. Only a message that went, or may have, counts as sent: a blast paused before it sent
+    them holds them unsent, and one whose messages the gateway refused reached no one. Once
+    sending for real, practice blasts reached no one either."""
+    found = [o for o in recent_blasts_with(s, numbers, now=utcnow()) if o.blast_id != besides]
+    reach = list_reach(s, blast_ids=[o.blast_id for o in found], numbers=numbers,
+                       leave_out_practice=not settings().sandbox)
+    messaged, unsent = [], []
+    for overlap in found:
+        got = reach.get(overlap.blast_id)
+        if got is not None and got.messaged_most:
+            messaged.append(dataclasses.replace(overlap, shared=got.messaged))
+        elif got is not None and got.holds_most_unsent:
+            unsent.append(dataclasses.replace(overlap, shared=got.unsent))
+    return Earlier(messaged=tuple(messaged), unsent=tuple(unsent))
 
 
 def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:
@@ -53,41 +102,58 @@ def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefor
     key = f"{_AGREED}_draft_{blast_id}"
     agreed = frozenset(st.session_state.get(key, ()))
     with reading() as s:
-        overlaps = _draft_overlaps(s, blast_id, numbers)
-    ticked = bool(overlaps) and _render_overlaps(overlaps, key=f"draft_{blast_id}_send_again")
-    st.session_state[key] = tuple(o.blast_id for o in overlaps) if ticked else ()
-    return SentBefore(ok=not overlaps or ticked, agreed=agreed, overlaps=tuple(overlaps))
+        earlier = _earlier(s, numbers, besides=blast_id)
+    ticked = bool(earlier.blasts) and _render_earlier(earlier, key=f"draft_{blast_id}_send_again")
+    st.session_state[key] = tuple(o.blast_id for o in earlier.blasts) if ticked else ()
+    return SentBefore(ok=not earlier.blasts or ticked, agreed=agreed, earlier=earlier)
 
 
 def draft_made_meanwhile(s: Session, blast_id: int, numbers: Sequence[str], *,
                          agreed: frozenset[int]) -> str | None:
     """`made_meanwhile` for a draft's Send: asked again in the transaction that sends it."""
-    return _meanwhile_words([o for o in _draft_overlaps(s, blast_id, numbers) if o.blast_id not in agreed])
+    return _meanwhile_words(_earlier(s, numbers, besides=blast_id), agreed=agreed)
 
 
-def _draft_overlaps(s: Session, blast_id: int, numbers: Sequence[str]) -> list[Overlap]:
-    return [o for o in recent_blasts_with(s, numbers, now=utcnow()) if o.blast_id != blast_id]
+def _made_words(o: Overlap) -> str:
+    made = o.created_at.astimezone(settings().timezone)
+    state = state_word(o.state).lower()
+    return f"**Blast #{o.blast_id}** “{o.name or 'Untitled'}” ({state}, made {made:%d %b %H:%M})"
 
 
-def _render_overlaps(overlaps: list[Overlap], *, key: str = "send_again") -> bool:
-    zone = settings().timezone
-    lines = [
-        f"- **Blast #{o.blast_id}** “{o.name or 'Untitled'}” ({state_word(o.state).lower()}, made "
-        f"{o.created_at.astimezone(zone):%d %b %H:%M}) already has {o.shared:,} of these numbers."
-        for o in overlaps[:3]
-    ]
-    st.warning(
-        "This list looks like one sent recently. Sending it again messages the same people twice.\n"
-        + "\n".join(lines),
-        icon=":material/content_copy:",
-    )
-    for o in overlaps[:3]:
-        st.page_link("pages/blast.py", label=f"Open blast #{o.blast_id}",
-                     query_params={"blast": o.blast_id}, icon=":material/open_in_new:")
+# What to do instead of a second blast, for a blast that holds the people not sent yet.
+_INSTEAD = {
+    BlastState.PAUSED: "resume it rather than sending a second blast",
+    BlastState.SCHEDULED: "it sends to them at its time, so check it rather than sending a second blast",
+    BlastState.DRAFT: "send it from its page rather than sending a second blast",
+}
+
+
+def _render_earlier(earlier: Earlier, *, key: str = "send_again") -> bool:
+    if earlier.messaged:
+        lines = [f"- {_made_words(o)} already has {o.shared:,} of these numbers."
+                 for o in earlier.messaged[:SHOWN]]
+        st.warning("This list looks like one sent recently. Sending it again messages the same people "
+                   "twice.\n" + "\n".join(lines), icon=":material/content_copy:")
+        _render_links(earlier.messaged)
+    if earlier.unsent:
+        lines = [f"- {_made_words(o)} still holds {o.shared:,} of these numbers, not sent yet: "
+                 f"{_INSTEAD.get(o.state, 'open it rather than sending a second blast')}."
+                 for o in earlier.unsent[:SHOWN]]
+        holding, goes = (("a recent blast that has", "that one goes") if len(earlier.unsent) == 1
+                         else ("recent blasts that have", "those go"))
+        st.warning(f"Most of this list is in {holding} not messaged them yet. A second blast would "
+                   f"message them twice once {goes}.\n" + "\n".join(lines), icon=":material/pending_actions:")
+        _render_links(earlier.unsent)
     # Keyed by the blasts it answers: a tick given for last week's blast is no answer for one
     # made since from the same list.
-    key += "_" + "_".join(str(o.blast_id) for o in sorted(overlaps, key=lambda o: o.blast_id))
-    return st.checkbox("Send to them again anyway", key=key)
+    key += "_" + "_".join(str(o.blast_id) for o in sorted(earlier.blasts, key=lambda o: o.blast_id))
+    return st.checkbox(earlier.tick, key=key)
+
+
+def _render_links(overlaps: Sequence[Overlap]) -> None:
+    for o in overlaps[:SHOWN]:
+        st.page_link("pages/blast.py", label=f"Open blast #{o.blast_id}",
+                     query_params={"blast": o.blast_id}, icon=":material/open_in_new:")
 
 
 _PRESSED = "send_pressed"
@@ -105,7 +171,7 @@ def send_pressed() -> bool:
 def why_not_sent(seen: SentBefore, *, problems: list[str]) -> str:
     """Why a press on Send sent nothing: a blast made meanwhile from most of the list (found as
     this run drew the page), or else what must change first."""
-    return (_meanwhile_words([o for o in seen.overlaps if o.blast_id not in seen.agreed])
+    return (_meanwhile_words(seen.earlier, agreed=seen.agreed)
             or "Nothing was sent: " + "; ".join(problems) + ".")
 
 
@@ -114,16 +180,17 @@ def made_meanwhile(s: Session, report: ImportReport, *, agreed: frozenset[int]) 
     marketer had not seen and agreed to send again despite when they pressed Send (made in
     another tab since the page was drawn, say); None when there is none. Asked again in the
     transaction that makes the blast: one made since the page was drawn is found too."""
-    return _meanwhile_words([o for o in _overlaps(s, report) if o.blast_id not in agreed])
+    return _meanwhile_words(_earlier(s, _numbers(report)), agreed=agreed)
 
 
-def _meanwhile_words(newer: list[Overlap]) -> str | None:
+def _meanwhile_words(earlier: Earlier, *, agreed: frozenset[int]) -> str | None:
+    newer = [o for o in earlier.blasts if o.blast_id not in agreed]
     if not newer:
         return None
-    named = and_list([f"blast #{o.blast_id} “{o.name or 'Untitled'}”" for o in newer[:3]]
-                     + ([f"{len(newer) - 3:,} more"] if len(newer) > 3 else []))
+    named = and_list([f"blast #{o.blast_id} “{o.name or 'Untitled'}”" for o in newer[:SHOWN]]
+                     + ([f"{len(newer) - SHOWN:,} more"] if len(newer) > SHOWN else []))
     one = len(newer) == 1
     return (f"Nothing was sent: {named}, made while you were setting up this one (in another tab, or "
             f"by a colleague), already {'has' if one else 'have'} most of these numbers. Look at "
             f"{'it' if one else 'them'} before sending these people the same message twice; to send "
-            "anyway, tick “Send to them again anyway”.")
+            f"anyway, tick “{earlier.tick}”.")

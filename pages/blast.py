@@ -8,6 +8,7 @@ from dashboard import blast_views as views
 from dashboard import launch_views
 from dashboard import recipient_views as people
 from dashboard.data import reading
+from dashboard.finish_note import not_going_out, render_not_going_out
 from dashboard.layout import in_words, page_header
 
 page_header("Blast detail")
@@ -32,8 +33,9 @@ with reading() as s:
     blast = s.get(Blast, blast_id)
     s.expunge(blast)
 
+held_up = not_going_out(blast.state, device=blast.device)  # nothing is sending messages
 st.markdown(
-    f"### {blast.name or 'Untitled blast'} {views.state_badge(blast.state)}\n"
+    f"### {blast.name or 'Untitled blast'} {views.state_badge(blast.state, held_up=held_up)}\n"
     f"Tag **{blast.blast_tag or '—'}** · stage **{blast.follow_up_stage or '—'}** · "
     f"{views.plural(blast.total_recipients, 'recipient')}"
     f"{views.left_out_words(blast.skipped_opted_out, views.OPTED_OUT)}"
@@ -55,6 +57,8 @@ if blast.state == "paused" and blast.state_reason:
 if blast.state == "scheduled" and blast.scheduled_at and not elsewhere:
     st.info(f"Scheduled for {views.local(blast.scheduled_at)}.", icon=":material/schedule:")
     views.render_quiet_hours_note(blast)
+if held_up:
+    render_not_going_out(blast.state)
 
 if blast.state == "draft" and not elsewhere:
     launch_views.render_draft_launch(blast)
@@ -68,7 +72,7 @@ with refresh:
 # Reads and replies mostly arrive after the last send: the live sections keep refreshing,
 # more slowly, while they still can.
 every = views.refresh_every(blast)
-st.fragment(in_words(views.render_progress), run_every=every)(blast_id, blast.state)
+st.fragment(in_words(views.render_progress), run_every=every)(blast_id, blast.state, held_up)
 
 cancelled = blast.state == "cancelled"
 tab_funnel, tab_people, tab_export, tab_follow, tab_close = st.tabs(

@@ -11,7 +11,7 @@ from dashboard import new_blast_views as views
 from dashboard.blast_naming import render_blast_name
 from dashboard.compose import render_when, send_problems
 from dashboard.data import session, settings, upload_digest
-from dashboard.finish_note import made_words, render_finish
+from dashboard.finish_note import made_words, not_going_out, render_finish, render_not_going_out
 from dashboard.format import plural
 from dashboard.layout import friendly_errors, page_header
 
@@ -95,7 +95,10 @@ made = st.session_state.setdefault("blasts_from_upload", {})
 if digest in made:
     kept_upload.forget_file()  # done with: the next visit to the page starts afresh
     blast_id, state = made[digest]
-    st.success(made_words(blast_id, state), icon=":material/check_circle:")
+    if not_going_out(state, device=device):  # nothing is sending messages: "sending now" would not be true
+        render_not_going_out(state, blast_id=blast_id)
+    else:
+        st.success(made_words(blast_id, state), icon=":material/check_circle:")
     st.page_link(
         "pages/blast.py",
         label=f"Follow blast #{blast_id}",
@@ -109,7 +112,7 @@ send_at = render_when(device=device)
 render_finish(device=device, recipients=len(report.recipients), start=send_at)
 problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at, pace_saved=pace_saved)
 seen = sent_before.render_list_sent_before(report, file=digest)
-shown = problems if seen.ok else [*problems, "tick “Send to them again anyway” or change the list"]
+shown = problems if seen.ok else [*problems, f"tick “{seen.tick}” or change the list"]
 if shown:
     st.caption("Before sending: " + "; ".join(shown) + ".")
 

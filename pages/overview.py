@@ -28,8 +28,20 @@ with reading() as s:
     has_blasts = s.scalar(select(exists().where(not_practice() if live else Blast.id.is_not(None))))
     practice_blasts = s.scalar(select(func.count()).where(Blast.device.in_(PRACTICE_DEVICES))) if live else 0
 
+
+def practice_left_out(where: str) -> str:
+    """ "2 blasts made in practice mode are left out of everything below: …" """
+    one = practice_blasts == 1
+    return (f"{plural(practice_blasts, 'blast')} made in practice mode {'is' if one else 'are'} left out "
+            f"{where}: the sandbox made up {'its' if one else 'their'} receipts and replies. "
+            f"{'It' if one else 'Each'} still has its page, from the Blast page's list.")
+
+
 if not has_blasts:
-    st.subheader("No blasts yet")
+    # Once live, a dashboard holding only practice blasts starts afresh, and says why they are not here.
+    st.subheader("No blasts yet on WhatsApp" if practice_blasts else "No blasts yet")
+    if practice_blasts:
+        st.info(practice_left_out("here now that messages go out on WhatsApp"), icon=":material/science:")
     st.markdown(
         "1. Go to **New blast** and upload your contact list (Excel or CSV) of phone numbers and names.\n"
         "2. Write your message, send a test to your own number, then send the blast.\n"
@@ -56,9 +68,7 @@ if not has_blasts:
 render_waiting_replies()
 filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone, leave_out_practice=live)
 if practice_blasts:
-    st.caption(f"{plural(practice_blasts, 'blast')} made in practice mode "
-               f"{'is' if practice_blasts == 1 else 'are'} left out of everything below: the sandbox "
-               "made up their receipts and replies. Each still has its page, from the Blast page's list.")
+    st.caption(practice_left_out("of everything below"))
 opted_out_by_tag = data.opted_out_by_reply(filters)
 with reading() as s:
     totals = funnel(s, filters=filters)

@@ -772,3 +772,144 @@ def test_refresh_statuses_says_which_gateway_it_asks(engine: Engine) -> None:
         blast_id = blast.id
     help_text = _open(blast_id).button(key="refresh").help
     assert "practice gateway" in help_text and "WSAPME" not in help_text
+
+
+# 6. Nothing sending messages: the page says so where the marketer looks, and no finish moves.
+
+NOT_GOING_OUT = "not going out: nothing that sends messages is running right now"
+FOR_WHOEVER_RUNS_IT = ("For whoever runs the dashboard: start it with `RUN_WORKER=true`, or run "
+                       "`python -m core worker` against the same database.")
+
+
+def _no_worker(monkeypatch: pytest.MonkeyPatch, *, up_for: dt.timedelta = dt.timedelta(hours=1)) -> None:
+    """RUN_WORKER=false, the server up for `up_for`, and (unless a test adds one) no worker's heartbeat."""
+    from core.sending import progress
+
+    monkeypatch.setenv("RUN_WORKER", "false")
+    get_settings.cache_clear()
+    monkeypatch.setattr(progress, "STARTED_AT", utcnow() - up_for, raising=False)
+
+
+def _worker_checks_in(engine: Engine) -> None:
+    from core import app_state
+    from core.sending.worker import HEARTBEAT_PREFIX
+
+    with transaction(engine) as s:
+        app_state.put(s, key=HEARTBEAT_PREFIX + "worker-host:4242:abcd", value={"sent": 0, "pacing": "on"})
+
+
+def _half_sent(engine: Engine, state: str = "sending", **fields: Any) -> int:
+    with transaction(engine) as s:
+        blast = make_blast(s, name="Raya promo", state=state, device="sandbox", **fields)
+        make_recipient(s, blast, status="DELIVERY_ACK", sent_at=utcnow())
+        for _ in range(3):
+            make_recipient(s, blast)
+        return blast.id
+
+
+def _finish(at: AppTest) -> str:
+    return {m.label: m.value for m in at.metric}["Expected to finish"]
+
+
+def _held_up_warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning if "nothing that sends messages is running" in w.value]
+
+
+def test_a_sending_blast_says_its_messages_are_not_going_out_while_nothing_sends(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RUN_WORKER=false and no `python -m core worker`: the page said "Sending", with a finish
+    time that moved later on every refresh, and only Settings & health said why."""
+    blast_id = _half_sent(engine)
+    _no_worker(monkeypatch)
+    at = _open(blast_id)
+    assert _held_up_warnings(at) == [
+        "This blast's messages are " + NOT_GOING_OUT + ". Its messages wait, and none is lost. Ask "
+        "whoever runs the dashboard to start sending."]
+    assert any(c.value.startswith(FOR_WHOEVER_RUNS_IT) for c in at.caption)
+    assert ":orange-badge[Not going out]" in _heading(at) and "Sending" not in _heading(at)
+    assert _finish(at) == "—", "no estimate from now that only moves later"
+    assert not [i for i in at.info if "so it would finish" in i.value]
+
+    _worker_checks_in(engine)
+    at = _open(blast_id)
+    assert _held_up_warnings(at) == []
+    assert ":green-badge[Sending]" in _heading(at)
+    assert _finish(at) != "—"
+
+
+def test_a_scheduled_blast_says_it_will_not_start_while_nothing_sends(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blast_id = _half_sent(engine, state="scheduled", scheduled_at=utcnow() + dt.timedelta(days=1))
+    _no_worker(monkeypatch)
+    at = _open(blast_id)
+    assert _held_up_warnings(at) == [
+        "This blast is scheduled, but it will not start at its time unless sending is started before then: "
+        "nothing that sends messages is running right now. Its messages wait, and none is lost. Ask "
+        "whoever runs the dashboard to start sending."]
+    assert ":blue-badge[Scheduled]" in _heading(at)
+    assert _finish(at) == "—"
+
+
+@pytest.mark.parametrize("state", ["paused", "completed", "draft"])
+def test_a_blast_that_is_not_meant_to_be_sending_says_nothing_of_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    blast_id = _half_sent(engine, state=state)
+    _no_worker(monkeypatch)
+    assert _held_up_warnings(_open(blast_id)) == []
+
+
+def test_nothing_is_said_in_the_first_moments_after_the_server_starts(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker started with the server checks in within seconds."""
+    blast_id = _half_sent(engine)
+    _no_worker(monkeypatch, up_for=dt.timedelta(seconds=3))
+    at = _open(blast_id)
+    assert _held_up_warnings(at) == []
+    assert ":green-badge[Sending]" in _heading(at) and _finish(at) != "—"
+
+
+def test_a_practice_blast_once_live_says_only_that_it_is_not_sent_from_here(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blast_id = _half_sent(engine)
+    _no_worker(monkeypatch)
+    _sending_for_real(monkeypatch)
+    at = _open(blast_id)
+    assert _held_up_warnings(at) == []
+    assert [w.value for w in at.warning if "practice" in w.value]
+
+
+# 7. A draft whose people another blast holds unsent.
+
+
+@pytest.mark.parametrize(("state", "instead"), [
+    ("paused", "resume it rather than sending a second blast"),
+    ("scheduled", "it sends to them at its time, so check it rather than sending a second blast"),
+])
+def test_a_draft_whose_people_another_blast_holds_unsent_says_so(
+    engine: Engine, state: str, instead: str
+) -> None:
+    """A blast paused (or waiting for its time) before it sent to them had been called "sent
+    recently": "sending it again messages the same people twice"."""
+    phones = [f"+6012300{k:04d}" for k in range(4)]
+    with transaction(engine) as s:
+        holding = make_blast(s, state=state, name="Raya promo", device="sandbox",
+                             scheduled_at=utcnow() + dt.timedelta(days=1))
+        draft = make_blast(s, state="draft", message_template="Hai {name}, jom!")
+        for phone in phones:
+            make_recipient(s, holding, phone_number=phone)
+            make_recipient(s, draft, phone_number=phone)
+        ids = holding.id, draft.id
+    at = _open(ids[1])
+    assert not [w for w in at.warning if "looks like one sent recently" in w.value]
+    [warning] = [w.value for w in at.warning if f"Blast #{ids[0]}" in w.value]
+    assert f"still holds 4 of these numbers, not sent yet: {instead}." in warning
+    assert at.button(key="draft_send").disabled
+    assert "tick “Send a second blast anyway” or cancel this draft" in " ".join(c.value for c in at.caption)
+    [tick] = [c for c in at.checkbox if c.label == "Send a second blast anyway"]
+    tick.check().run()
+    assert not at.button(key="draft_send").disabled

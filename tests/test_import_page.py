@@ -670,3 +670,137 @@ def test_rows_that_need_a_look_are_counted_in_words() -> None:
     at = upload(new_blast(), "contacts.csv", CONTACTS)
     assert metrics(at) == {"Ready to send": "2", "Duplicate (skipped)": "1", "Not a usable number": "1"}
     assert [e.label for e in at.expander if "need" in e.label] == ["2 rows need a look"]
+
+
+# A blast sent while nothing is sending messages.
+
+
+def _nothing_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RUN_WORKER=false, no `python -m core worker`, and the server up long enough for one to have
+    checked in."""
+    from core.sending import progress
+
+    monkeypatch.setenv("RUN_WORKER", "false")
+    get_settings.cache_clear()
+    monkeypatch.setattr(progress, "STARTED_AT", utcnow() - dt.timedelta(hours=1), raising=False)
+
+
+def test_a_blast_sent_while_nothing_sends_says_it_is_not_going_out(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confirmation said "Blast #1 is sending now." with nothing running to send it."""
+    _nothing_sends(monkeypatch)
+    at, made = send_contacts(engine)
+    assert not [m.value for m in at.success if "is sending now" in m.value]
+    assert [w.value for w in at.warning if f"Blast #{made}" in w.value] == [
+        f"Blast #{made} is saved, but its messages are not going out: nothing that sends messages is "
+        "running right now. Its messages wait, and none is lost. Ask whoever runs the dashboard to start "
+        "sending."]
+    assert "start it with `RUN_WORKER=true`, or run `python -m core worker`" in captions(at)
+    assert [link.value for link in at.page_link] == [f"Follow blast #{made}"]
+
+
+def test_a_blast_scheduled_while_nothing_sends_says_it_will_not_start(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _nothing_sends(monkeypatch)
+    at = ready_to_send()
+    at.radio(key="when").set_value("Schedule for later").run()
+    at.date_input(key="when_day").set_value(dt.date(2031, 1, 5)).run()
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    [made] = blast_ids(engine)
+    [warning] = [w.value for w in at.warning if f"Blast #{made}" in w.value]
+    assert warning.startswith(f"Blast #{made} is scheduled, but it will not start at its time unless "
+                              "sending is started before then")
+
+
+def test_a_blast_sent_while_a_worker_checks_in_is_sending_now(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import app_state
+    from core.sending.worker import HEARTBEAT_PREFIX
+
+    _nothing_sends(monkeypatch)
+    with transaction(engine) as s:
+        app_state.put(s, key=HEARTBEAT_PREFIX + "worker-host:4242:abcd", value={"sent": 0})
+    at, made = send_contacts(engine)
+    assert [m.value for m in at.success if "is sending now" in m.value] == [f"Blast #{made} is sending now."]
+    assert not [w.value for w in at.warning if "not going out" in w.value]
+
+
+# A list whose earlier blast sent it nothing.
+
+SEND_SECOND = "Send a second blast anyway"
+CONTACT_PHONES = ("+60123456789", "+601123456789")
+
+
+def _holding(engine: Engine, *, state: str, statuses: tuple[str, ...] = ("QUEUED", "QUEUED"),
+             device: str = "sandbox") -> int:
+    """A recent blast to the people of CONTACTS, in `state`, their messages at `statuses`."""
+    with transaction(engine) as s:
+        blast = make_blast(s, name="Raya promo", state=state, device=device,
+                           scheduled_at=utcnow() + dt.timedelta(days=1) if state == "scheduled" else None)
+        for phone, status in zip(CONTACT_PHONES, statuses, strict=True):
+            make_recipient(s, blast, phone_number=phone, status=status)
+        return blast.id
+
+
+@pytest.mark.parametrize(("state", "instead"), [
+    ("paused", "resume it rather than sending a second blast"),
+    ("scheduled", "it sends to them at its time, so check it rather than sending a second blast"),
+    ("draft", "send it from its page rather than sending a second blast"),
+])
+def test_a_list_an_earlier_blast_holds_unsent_says_so_not_sent_twice(
+    engine: Engine, state: str, instead: str
+) -> None:
+    """A list whose earlier blast was paused with 0 sent was told "Sending it again messages the
+    same people twice"."""
+    earlier = _holding(engine, state=state)
+    at = ready_to_send()
+    assert not [w.value for w in at.warning if "looks like one sent recently" in w.value]
+    [warning] = [w.value for w in at.warning if f"Blast #{earlier}" in w.value]
+    assert warning.startswith("Most of this list is in a recent blast that has not messaged them yet.")
+    assert f"still holds 2 of these numbers, not sent yet: {instead}." in warning
+    assert f"Open blast #{earlier}" in [link.value for link in at.page_link]
+    assert at.button(key="send_blast").disabled
+    assert f"tick “{SEND_SECOND}” or change the list" in captions(at)
+    [tick] = [c for c in at.checkbox if c.label == SEND_SECOND]
+    tick.check().run()
+    assert not at.button(key="send_blast").disabled
+    at.button(key="send_blast").click().run()
+    assert not at.exception, at.exception
+    assert len(blast_ids(engine)) == 2, "sent once the marketer says so"
+
+
+@pytest.mark.parametrize("state", ["completed", "paused"])
+def test_a_list_whose_earlier_messages_were_all_refused_is_not_called_sent(
+    engine: Engine, state: str
+) -> None:
+    """The gateway refused them: nobody got the message, and nothing of it is left to send."""
+    _holding(engine, state=state, statuses=("FAILED", "FAILED"))
+    at = ready_to_send()
+    assert not at.warning, [w.value for w in at.warning]
+    assert not at.button(key="send_blast").disabled
+
+
+def test_a_list_whose_earlier_messages_may_have_gone_is_called_sent(engine: Engine) -> None:
+    earlier = _holding(engine, state="completed", statuses=("UNKNOWN", "FAILED"))
+    at = ready_to_send()
+    [warning] = [w.value for w in at.warning if "looks like one sent recently" in w.value]
+    assert f"Blast #{earlier}" in warning and "already has 1 of these numbers" in warning
+    assert [c.label for c in at.checkbox] == [SEND_AGAIN]
+
+
+def test_a_list_sent_in_practice_is_not_called_sent_once_sending_for_real(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _holding(engine, state="completed", statuses=("READ_ACK", "DELIVERY_ACK"))
+    assert [w.value for w in ready_to_send().warning if "looks like one sent recently" in w.value], \
+        "in practice mode it was practice too"
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    get_settings.cache_clear()
+    at = ready_to_send()
+    assert not at.warning, [w.value for w in at.warning]
+    assert not at.button(key="send_blast").disabled

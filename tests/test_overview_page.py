@@ -252,3 +252,29 @@ def test_day_by_day_draws_each_day_a_day_wide_over_the_chosen_dates(engine: Engi
     assert bars["width"] == pytest.approx(0.8 * DAY_MS)
     first, last = (dt.datetime.fromisoformat(x) for x in trend["layout"]["xaxis"]["range"])
     assert first < dt.datetime(2026, 11, 1) and dt.datetime(2026, 11, 15) < last < dt.datetime(2026, 11, 16)
+
+
+@pytest.mark.parametrize(("devices", "says"), [
+    (("sandbox", "demo"), "2 blasts made in practice mode are left out here now that messages go out on "
+                          "WhatsApp: the sandbox made up their receipts and replies. Each still has its "
+                          "page, from the Blast page's list."),
+    (("sandbox",), "1 blast made in practice mode is left out here now that messages go out on WhatsApp: the "
+                   "sandbox made up its receipts and replies. It still has its page, from the Blast page's "
+                   "list."),
+])
+def test_once_live_an_overview_of_practice_blasts_only_says_they_are_left_out(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, devices: tuple[str, ...], says: str
+) -> None:
+    """Practice blasts left over after going live: the page said a bare "No blasts yet", though
+    the README promises it says how many it leaves out."""
+    with transaction(engine) as s:
+        for device in devices:
+            blast = make_blast(s, state="completed", device=device)
+            make_recipient(s, blast, status="READ_ACK", sent_at=utcnow())
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    get_settings.cache_clear()
+    at = run_page(OVERVIEW)
+    assert [h.value for h in at.subheader] == ["No blasts yet on WhatsApp"]
+    assert [i.value for i in at.info if "practice mode" in i.value] == [says]
+    assert not at.metric, "no funnel of made-up reads"

@@ -1,20 +1,26 @@
-"""How far a blast has got and when it will finish, under its device's pacing."""
+"""How far a blast has got and when it will finish, under its device's pacing; how far recent
+blasts got with a list's numbers; and whether anything is sending at all."""
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import app_state, bulk
 from core.config import Settings
-from core.funnel import Funnel, FunnelFilter, funnel
+from core.csv_import.storage import MOSTLY, SAMPLE
+from core.funnel import Funnel, FunnelFilter, funnel, not_practice
+from core.health import ALIVE_WITHIN
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.sending import gateways
 from core.sending.pacing import Finish, PacingRules, estimate_finish
-from core.statuses import Status
+from core.sending.worker import HEARTBEAT_PREFIX
+from core.statuses import RANK, Status
 
 # The blast's own recent cadence, once it has this many gaps to go by, beats the rules'
 # average: it counts the gateway's answer time (the next gap starts at the answer) and
@@ -159,3 +165,83 @@ def blast_progress(session: Session, *, blast_id: int, settings: Settings) -> Pr
     return Progress(funnel=counts, remaining=remaining, done=counts.total - remaining,
                     eta=finish.at if finish else None, pace_seconds=gap,
                     waits_for=ahead if finish and finish.others_first else Ahead(), sent_here=here)
+
+
+# When this process began (as near as it can tell: when it first needed this module, which a
+# server does only once it serves a page). A send worker started with the server checks in
+# within seconds, so until the health page's window has passed, none having checked in is no news.
+STARTED_AT = utcnow()
+
+
+def nothing_sends(session: Session, *, settings: Settings, now: dt.datetime | None = None) -> bool:
+    """Whether no blast can go out: this dashboard runs no send worker of its own (RUN_WORKER
+    off) and none has checked in within the window the health page allows
+    (`core.health.ALIVE_WITHIN`), the server having run that long.
+
+    With RUN_WORKER on, the worker starts with the server itself: whether it keeps checking in
+    is for the health page to watch, not for every blast to doubt."""
+    if settings.run_worker:
+        return False
+    now = now or utcnow()
+    if now - STARTED_AT < ALIVE_WITHIN:
+        return False
+    return not app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=now - ALIVE_WITHIN)
+
+
+# A message that went, or may have: the gateway took it, its answer was lost, or a worker holds
+# it mid-send. A refused one (FAILED) reached no one.
+_WENT = (*(s.value for s in Status if RANK[s] >= 1), Status.UNKNOWN.value, Status.SENDING.value)
+# Blasts whose queued messages go out with no one acting: a sending one's in their turn, and a
+# finished one's too (`blasts.reopen_requeued` takes it up again). A paused or draft blast's wait
+# for a person, a scheduled one's for its time: changed or cancelled before then, they never go.
+_SENDS_ITS_QUEUE = (BlastState.SENDING, BlastState.COMPLETED)
+_HOLDS_ITS_QUEUE = (BlastState.PAUSED, BlastState.SCHEDULED, BlastState.DRAFT)
+
+
+@dataclass(frozen=True)
+class ListReach:
+    """What one blast did with a list's numbers, counted for the whole list."""
+
+    messaged: int  # it messaged them, or may have, or sends to them in its turn
+    unsent: int  # it holds them queued, waiting for a person (resume, send) or for its time
+    messaged_most: bool  # most of the list: another blast of it messages them twice
+    holds_most_unsent: bool  # not that, but most of the list is in it and not sent yet
+
+
+def list_reach(
+    session: Session, *, blast_ids: Sequence[int], numbers: Sequence[str], leave_out_practice: bool = False,
+) -> dict[int, ListReach]:
+    """How far each of `blast_ids` got with `numbers`, counted as `recent_blasts_with` counts a
+    list (a long one by a sample spread over it; "most" is MOSTLY of it). With
+    `leave_out_practice`, blasts made in practice mode are not in the answer: nobody got their
+    messages."""
+    distinct = sorted(set(numbers))
+    step = max(1, -(-len(distinct) // SAMPLE))
+    wanted = distinct[::step]
+    if not wanted or not blast_ids:
+        return {}
+    query = (
+        select(Blast.id, Blast.state, BlastRecipient.status, func.count())
+        .join(BlastRecipient, BlastRecipient.blast_id == Blast.id)
+        .where(Blast.id.in_(blast_ids),
+               bulk.one_of(BlastRecipient.phone_number, wanted, session.get_bind().dialect))
+        .group_by(Blast.id, Blast.state, BlastRecipient.status)
+    )
+    if leave_out_practice:
+        query = query.where(not_practice())
+    counted: dict[int, tuple[int, int]] = {}
+    for blast_id, state, status, n in session.execute(query):
+        messaged, unsent = counted.get(blast_id, (0, 0))
+        if status in _WENT or (status == Status.QUEUED.value and state in _SENDS_ITS_QUEUE):
+            messaged += n
+        elif status == Status.QUEUED.value and state in _HOLDS_ITS_QUEUE:
+            unsent += n
+        counted[blast_id] = (messaged, unsent)
+    most = max(1, int(len(wanted) * MOSTLY))
+    return {
+        blast_id: ListReach(
+            messaged=min(len(distinct), messaged * step), unsent=min(len(distinct), unsent * step),
+            messaged_most=messaged >= most, holds_most_unsent=messaged < most <= messaged + unsent,
+        )
+        for blast_id, (messaged, unsent) in counted.items()
+    }
