@@ -5,11 +5,13 @@ from streamlit import config as st_config
 
 from core.gateway import make_client
 from core.health import collect, device_state
+from core.left_behind import left_behind
 from core.webhook.inbox import replay_set_aside
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
 from dashboard.format import ago, plural
 from dashboard.layout import friendly_errors, page_header
+from dashboard.left_behind_views import render_left_behind
 
 page_header("Settings & health", "Everything the tracker depends on, and whether it is working.")
 cfg = settings()
@@ -19,11 +21,13 @@ engine = get_engine()
 with session() as s:
     health = collect(s, engine=engine, settings=cfg)
     secret = current_secret(s, settings=cfg)
+    earlier = left_behind(s, settings=cfg)
 
 SERVER_DETAILS = "For whoever runs the server"
 for note in health.notes:
     st.warning(f"{note.words} Whoever runs the server can fix this (see “{SERVER_DETAILS}” at the "
                "bottom of this page).", icon=":material/warning:")
+render_left_behind(earlier)
 
 gateway, hook = st.columns(2)
 with gateway:

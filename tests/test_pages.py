@@ -20,10 +20,14 @@ from tests.support.factories import make_blast, make_recipient
 
 
 @pytest.fixture
-def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def app_db(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Point the dashboard at the test database. Quiet hours are off unless a test sets them:
-    otherwise what a page shows would depend on the hour the test runs."""
+    otherwise what a page shows would depend on the hour the test runs. The data folder is
+    the test's own: the one beside the project may hold a database of its own."""
     monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.delenv("WSAPME_TOKEN", raising=False)
     monkeypatch.setenv("SEND_QUIET_HOURS", "off")
     get_settings.cache_clear()

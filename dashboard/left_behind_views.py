@@ -1,0 +1,41 @@
+"""The earlier database this dashboard no longer uses, on Settings & health: its opt-outs carried
+over in one click, its blasts named as left where they are."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.left_behind import LeftBehind, carry_over_opt_outs
+from dashboard.data import session
+from dashboard.format import plural
+from dashboard.layout import friendly_errors
+
+_ADDED = "left_behind_added"  # what the last click added, said once the page shows the list as it is
+
+
+def render_left_behind(earlier: LeftBehind | None) -> None:
+    """Nothing when there is no earlier database, or it holds nothing this one lacks."""
+    if (added := st.session_state.pop(_ADDED, None)) is not None:
+        st.success(f"{plural(added, 'number')} added to the opt-out list from the earlier database.",
+                   icon=":material/check_circle:")
+    if earlier is None:
+        return
+    where = f"the file {earlier.path.name} in the data folder on this computer"
+    blasts = f"{plural(earlier.blasts, 'blast')}" if earlier.blasts else ""
+    if not earlier.opt_outs:
+        st.caption(f"The database this dashboard used before ({where}) still holds {blasts}, with "
+                   "their receipts and replies: they are not shown here. Its opt-outs are on this "
+                   "dashboard's list.")
+        return
+    numbers = plural(len(earlier.opt_outs), "opted-out number")
+    held = f"{blasts} and {numbers}" if blasts else numbers
+    st.warning(f"The database this dashboard used before ({where}) holds {held} that this one does "
+               "not have. Nobody who opted out may be messaged again: add them to the list here, or "
+               "a new list could send to them.", icon=":material/block:")
+    if st.button(f"Add those {numbers} to the opt-out list", key="carry_over_opt_outs",
+                 icon=":material/playlist_add:"):
+        with friendly_errors("add the earlier opt-outs") as outcome, session() as s:
+            added = carry_over_opt_outs(s, earlier)
+        if outcome.ok:
+            st.session_state[_ADDED] = added
+            st.rerun()
