@@ -1,4 +1,4 @@
-"""A list sent again: recent blasts that already messaged most of it, or hold most of it not sent
+"""A list sent again: recent blasts that already messaged some of it, or hold most of it not sent
 yet, said before it goes out, and asked again as the blast is made (one made meanwhile, in
 another tab, stops it)."""
 
@@ -28,11 +28,13 @@ class Earlier:
     """Recent blasts that hold most of a list. Each Overlap's `shared` is how many of the list's
     people it messaged (`messaged`), or holds not sent yet (`unsent`)."""
 
-    # Messaged most of them, or may have (outcome unknown), or sends to them in its turn: a
-    # second blast messages them twice.
+    # Messaged some of them, or may have (outcome unknown), or sends to them in its turn: a
+    # second blast messages those twice.
     messaged: tuple[Overlap, ...] = ()
-    # Holds most of them, not sent yet, paused, scheduled or a draft: that one can still go.
+    # Holds most of them, none sent yet, paused, scheduled or a draft: that one can still go.
     unsent: tuple[Overlap, ...] = ()
+    # Of the blasts that messaged some: how many of the list each still holds not sent yet.
+    still_holds: dict[int, int] = dataclasses.field(default_factory=dict)
 
     @property
     def blasts(self) -> tuple[Overlap, ...]:
@@ -84,14 +86,16 @@ def _earlier(s: Session, numbers: Sequence[str], *, besides: int | None = None) 
     found = [o for o in recent_blasts_with(s, numbers, now=utcnow()) if o.blast_id != besides]
     reach = list_reach(s, blast_ids=[o.blast_id for o in found], numbers=numbers,
                        leave_out_practice=not settings().sandbox)
-    messaged, unsent = [], []
+    messaged, unsent, still_holds = [], [], {}
     for overlap in found:
         got = reach.get(overlap.blast_id)
-        if got is not None and got.messaged_most:
+        if got is not None and got.messaged_some:
             messaged.append(dataclasses.replace(overlap, shared=got.messaged))
+            if got.unsent:
+                still_holds[overlap.blast_id] = got.unsent
         elif got is not None and got.holds_most_unsent:
             unsent.append(dataclasses.replace(overlap, shared=got.unsent))
-    return Earlier(messaged=tuple(messaged), unsent=tuple(unsent))
+    return Earlier(messaged=tuple(messaged), unsent=tuple(unsent), still_holds=still_holds)
 
 
 def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:
@@ -130,7 +134,7 @@ _INSTEAD = {
 
 def _render_earlier(earlier: Earlier, *, key: str = "send_again") -> bool:
     if earlier.messaged:
-        lines = [f"- {_made_words(o)} already has {o.shared:,} of these numbers."
+        lines = [f"- {_made_words(o)} already has {o.shared:,} of these numbers" + _held_too(earlier, o)
                  for o in earlier.messaged[:SHOWN]]
         st.warning("This list looks like one sent recently. Sending it again messages the same people "
                    "twice.\n" + "\n".join(lines), icon=":material/content_copy:")
@@ -148,6 +152,15 @@ def _render_earlier(earlier: Earlier, *, key: str = "send_again") -> bool:
     # made since from the same list.
     key += "_" + "_".join(str(o.blast_id) for o in sorted(earlier.blasts, key=lambda o: o.blast_id))
     return st.checkbox(earlier.tick, key=key)
+
+
+def _held_too(earlier: Earlier, o: Overlap) -> str:
+    """ ", and still holds 2 not sent yet: resume it rather than …", or the line's end."""
+    held = earlier.still_holds.get(o.blast_id)
+    if not held:
+        return "."
+    instead = _INSTEAD.get(o.state, "open it rather than sending a second blast")
+    return f", and still holds {held:,} not sent yet: {instead}."
 
 
 def _render_links(overlaps: Sequence[Overlap]) -> None:

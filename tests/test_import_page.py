@@ -804,3 +804,16 @@ def test_a_list_sent_in_practice_is_not_called_sent_once_sending_for_real(
     at = ready_to_send()
     assert not at.warning, [w.value for w in at.warning]
     assert not at.button(key="send_blast").disabled
+
+
+def test_a_list_an_earlier_blast_half_sent_says_both_what_went_and_what_it_holds(engine: Engine) -> None:
+    """Paused halfway: who got it would get it twice, and the rest wait in that blast. Counting only
+    the waiting ones had told the marketer the earlier blast "has not messaged them yet"."""
+    earlier = _holding(engine, state="paused", statuses=("READ_ACK", "QUEUED"))
+    at = ready_to_send()
+    [warning] = [w.value for w in at.warning if f"Blast #{earlier}" in w.value]
+    assert warning.startswith("This list looks like one sent recently.")
+    assert ("already has 1 of these numbers, and still holds 1 not sent yet: resume it rather than "
+            "sending a second blast.") in warning
+    assert not [w.value for w in at.warning if "has not messaged them yet" in w.value]
+    assert [c.label for c in at.checkbox] == [SEND_AGAIN]

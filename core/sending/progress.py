@@ -15,11 +15,10 @@ from core import app_state, bulk
 from core.config import Settings
 from core.csv_import.storage import MOSTLY, SAMPLE
 from core.funnel import Funnel, FunnelFilter, funnel, not_practice
-from core.health import ALIVE_WITHIN
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.sending import gateways
 from core.sending.pacing import Finish, PacingRules, estimate_finish
-from core.sending.worker import HEARTBEAT_PREFIX
+from core.sending.worker import HEARTBEAT_PREFIX, alive_within
 from core.statuses import RANK, Status
 
 # The blast's own recent cadence, once it has this many gaps to go by, beats the rules'
@@ -176,16 +175,17 @@ STARTED_AT = utcnow()
 def nothing_sends(session: Session, *, settings: Settings, now: dt.datetime | None = None) -> bool:
     """Whether no blast can go out: this dashboard runs no send worker of its own (RUN_WORKER
     off) and none has checked in within the window the health page allows
-    (`core.health.ALIVE_WITHIN`), the server having run that long.
+    (`core.sending.worker.alive_within`), the server having run that long.
 
     With RUN_WORKER on, the worker starts with the server itself: whether it keeps checking in
     is for the health page to watch, not for every blast to doubt."""
     if settings.run_worker:
         return False
     now = now or utcnow()
-    if now - STARTED_AT < ALIVE_WITHIN:
+    window = alive_within(settings)
+    if now - STARTED_AT < window:
         return False
-    return not app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=now - ALIVE_WITHIN)
+    return not app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=now - window)
 
 
 # A message that went, or may have: the gateway took it, its answer was lost, or a worker holds
@@ -204,8 +204,10 @@ class ListReach:
 
     messaged: int  # it messaged them, or may have, or sends to them in its turn
     unsent: int  # it holds them queued, waiting for a person (resume, send) or for its time
-    messaged_most: bool  # most of the list: another blast of it messages them twice
-    holds_most_unsent: bool  # not that, but most of the list is in it and not sent yet
+    # Any of them: another blast of the list messages those twice, however many others the
+    # gateway refused or it still holds.
+    messaged_some: bool
+    holds_most_unsent: bool  # none messaged, but most of the list is in it and not sent yet
 
 
 def list_reach(
@@ -241,7 +243,7 @@ def list_reach(
     return {
         blast_id: ListReach(
             messaged=min(len(distinct), messaged * step), unsent=min(len(distinct), unsent * step),
-            messaged_most=messaged >= most, holds_most_unsent=messaged < most <= messaged + unsent,
+            messaged_some=messaged > 0, holds_most_unsent=messaged == 0 and unsent >= most,
         )
         for blast_id, (messaged, unsent) in counted.items()
     }
