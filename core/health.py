@@ -20,11 +20,10 @@ from core.models import Blast, BlastRecipient, BlastState, PausedBy, StatusHisto
 from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
 from core.sending import gateways
 from core.sending.trouble import PAUSED_PREFIX
-from core.sending.worker import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS
+from core.sending.worker import HEARTBEAT_PREFIX, alive_within
 from core.statuses import RANK, Status
 from core.webhook.inbox import SET_ASIDE, InboxState, inbox_summary
 
-ALIVE_WITHIN = dt.timedelta(seconds=HEARTBEAT_SECONDS * 3)
 # "Recent sends did not go through": the last sends, within this long, none of them taken.
 RECENT_SENDS = 10
 RECENT_SENDS_WITHIN = dt.timedelta(hours=1)
@@ -157,7 +156,7 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
     workers = [
         _worker_seen(key.removeprefix(HEARTBEAT_PREFIX), value, seen)
         for key, value, seen in app_state.with_prefix(
-            session, prefix=HEARTBEAT_PREFIX, since=now - ALIVE_WITHIN
+            session, prefix=HEARTBEAT_PREFIX, since=now - alive_within(settings)
         )
     ]
     polling = app_state.get(session, key=POLLING_STATE_KEY)
@@ -297,8 +296,7 @@ def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:
     notes = []
     if not workers:
         notes.append(Note(
-            "Blasts will not go out: nothing that sends messages has checked in during the last "
-            "half minute.",
+            "Blasts will not go out: nothing that sends messages has checked in lately.",
             "No send worker has checked in. Start the dashboard with RUN_WORKER=true, or run "
             "`python -m core worker` against the same database.",
         ))

@@ -216,7 +216,7 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
     for note in health.notes:
         st.markdown(f"**To fix**: {note.fix}")
     seen = "; ".join(f"`{w.name}` checked in {ago(w.last_seen)}, {tally(w.sent, w.tried)}"
-                     for w in health.workers) or "none in the last half minute"
+                     for w in health.workers) or "none lately"
     st.markdown(
         f"**Send workers**: {seen}. Worker inside this dashboard (`RUN_WORKER`): "
         f"**{'on' if cfg.run_worker else 'off'}**; `SEND_PACING`: **{cfg.send_pacing}**."

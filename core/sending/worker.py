@@ -41,6 +41,14 @@ IDLE_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
 HEARTBEAT_PREFIX = "worker:"
+
+
+def alive_within(settings: Settings) -> dt.timedelta:
+    """How long a worker may go without checking in and still be counted as running: its
+    heartbeat is written between sends, and one send may wait for WSAPME's answer up to the
+    connect and read timeouts (a slow gateway had made a running worker look stopped)."""
+    wait = settings.wsapme_connect_timeout + settings.wsapme_read_timeout
+    return dt.timedelta(seconds=HEARTBEAT_SECONDS * 3 + wait)
 # `--once` also waits for retries due within this long, so a busy gateway does not end it early.
 ONCE_RETRY_HORIZON = dt.timedelta(minutes=5)
 # How soon to look again while another worker's message from the same device awaits its answer.
