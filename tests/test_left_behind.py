@@ -47,7 +47,7 @@ def test_the_earlier_files_blasts_and_missing_opt_outs_are_found(engine: Engine,
         add_opt_outs(s, [EARLIER[1]], source="manual")  # already on this list: not missing
         left = left_behind(s, settings=_settings(earlier_dir))
     assert left is not None and left.path == earlier_dir / "blasts.db"
-    assert left.blasts == 2 and left.opt_outs == [EARLIER[0], EARLIER[2]]
+    assert left.blasts == 2 and [o.phone_number for o in left.opt_outs] == [EARLIER[0], EARLIER[2]]
 
 
 def test_carrying_over_adds_them_and_leaves_only_the_blasts_to_mention(
@@ -112,3 +112,23 @@ def test_settings_page_offers_to_carry_the_opt_outs_over(
     engine = make_engine(app_db)
     assert _listed(engine) == set(EARLIER)
     engine.dispose()
+
+
+def test_carried_over_as_they_were_listed_and_a_number_taken_off_is_not_offered_again(
+    engine: Engine, earlier_dir: Path
+) -> None:
+    """A number put on the earlier list by mistake and taken off here must not come back with
+    every visit to the page."""
+    from core.opt_outs import remove_opt_out
+
+    with transaction(engine) as s:
+        left = left_behind(s, settings=_settings(earlier_dir))
+        assert left is not None
+        carry_over_opt_outs(s, left)
+    with transaction(engine) as s:
+        rows = s.execute(select(OptOut.source, OptOut.keyword)).all()
+        assert set(rows) == {("webhook", "STOP")}, "when and how each was listed there"
+        assert remove_opt_out(s, phone=EARLIER[0])
+    with transaction(engine) as s:
+        again = left_behind(s, settings=_settings(earlier_dir))
+    assert again is not None and again.opt_outs == [], "taken off on purpose: not offered again"
