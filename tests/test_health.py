@@ -16,6 +16,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
 from core import app_state
+from core import health as health_module
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.health import _notes, collect, device_state, paused_why, unreachable_reason
@@ -460,6 +461,23 @@ FOR_REAL = {"wsapme_token": "t0ken-for-the-test", "wsapme_device": "5850",
             "public_url": "https://tracker.example.com"}
 PRACTICE = {"wsapme_token": None, "wsapme_device": "sandbox", "public_url": "http://localhost:8501"}
 SILENT = "not reaching the dashboard"
+
+
+@pytest.fixture(autouse=True)
+def up_for_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process, as the dashboard's server, has run long before the sends of each test."""
+    monkeypatch.setattr(health_module, "STARTED_AT", utcnow() - dt.timedelta(days=1))
+
+
+def test_practice_sends_from_before_the_server_started_are_no_silence(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test gateway's pending receipts went with the server that stopped: sends from before
+    this one started had made the page blame the webhook's address after a restart."""
+    monkeypatch.setattr(health_module, "STARTED_AT", utcnow() - dt.timedelta(minutes=20))
+    _sends_and_an_event(engine, sent_ago=dt.timedelta(minutes=40), event_ago=None)
+    assert not _collect(engine, **PRACTICE).receipts.silent
+    assert _collect(engine, **FOR_REAL).receipts.silent, "WSAPME keeps its own: silence is news"
 
 
 def _sends_and_an_event(
