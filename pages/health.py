@@ -110,7 +110,8 @@ def tally(sent: int, tried: int, *, many: bool = False) -> str:
     who = "they" if many else "it"
     if not tried:
         return f"nothing sent since {who} started"
-    failed = f", and {tried - sent:,} tried that did not go through" if tried > sent else ""
+    # Refused, never reached, or with no clear answer (which may have arrived): not confirmed.
+    failed = f", and {tried - sent:,} more tried that WSAPME did not confirm taking" if tried > sent else ""
     return f"{sent:,} sent since {who} started{failed}"
 
 
@@ -153,7 +154,7 @@ with workers:
         elif sent:
             st.write(f"✅ Messages can go out: {checked}.")
         elif tried:
-            st.write(f"⚠️ The gateway has not taken any message yet: {checked}.")
+            st.write(f"⚠️ The gateway has not confirmed taking any message yet: {checked}.")
         else:  # nothing went out yet: whether the gateway takes messages is not known
             st.write(f"Ready to send: {checked}. Whether the gateway takes messages shows once the "
                      "first one goes out.")

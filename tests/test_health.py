@@ -627,17 +627,18 @@ def test_tries_the_gateway_never_got_are_not_counted_as_sent(
     assert held.count("paused") == 1 and held.lower().count("resume") == 1, held
     words = _sending_words(at)
     [running] = [w for w in words if "Sending itself is running" in w]
-    assert "0 sent since it started, and 3 tried that did not go through" in running
+    assert "0 sent since it started, and 3 more tried that WSAPME did not confirm taking" in running
     [details] = at.expander
-    assert any("0 sent since it started, and 3 tried" in m.value for m in details.markdown)
+    assert any("0 sent since it started, and 3 more tried" in m.value for m in details.markdown)
 
 
 @pytest.mark.parametrize(("heartbeat", "said"), [
     ({"sent": 5, "tried": 5}, "✅ Messages can go out: checked just now; 5 sent since it started."),
     ({"sent": 5, "tried": 7}, "✅ Messages can go out: checked just now; 5 sent since it started, and 2 "
-                              "tried that did not go through."),
-    ({"sent": 0, "tried": 2}, "⚠️ The gateway has not taken any message yet: checked just now; 0 sent "
-                              "since it started, and 2 tried that did not go through."),
+                              "more tried that WSAPME did not confirm taking."),
+    ({"sent": 0, "tried": 2}, "⚠️ The gateway has not confirmed taking any message yet: checked just "
+                              "now; 0 sent since it started, and 2 more tried that WSAPME did not "
+                              "confirm taking."),
     ({"sent": 12}, "✅ Messages can go out: checked just now; 12 sent since it started."),
 ])
 def test_the_sending_line_counts_only_what_the_gateway_took_as_sent(
