@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -34,6 +32,7 @@ from tests.sending.support import launched_blast, worker_for
 from tests.support.factories import make_blast, make_recipient
 from tests.support.simulator import running_simulator
 from tests.test_pages import run_page
+from tests.test_secrets import page_text
 
 
 @pytest.mark.parametrize(
@@ -414,21 +413,6 @@ def _address_shown(at) -> str:  # type: ignore[no-untyped-def]
     return shown
 
 
-def _page_text(at) -> str:  # type: ignore[no-untyped-def]
-    """Everything the page sent to the browser, tooltips included."""
-    parts: list[str] = []
-
-    def walk(node: object) -> None:
-        proto = getattr(node, "proto", None)
-        if proto is not None:
-            parts.append(str(proto))
-        for child in getattr(node, "children", {}).values():
-            walk(child)
-
-    walk(at._tree)
-    return "\n".join(parts)
-
-
 @pytest.mark.parametrize("for_real", [False, True])
 def test_the_hidden_webhook_address_has_nothing_to_copy_and_the_page_says_where_it_goes(
     app_db: str, engine: Engine, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture,
@@ -443,7 +427,7 @@ def test_the_hidden_webhook_address_has_nothing_to_copy_and_the_page_says_where_
     with transaction(engine) as s:
         secret = current_secret(s, settings=get_settings())
     assert not at.code, "nothing to copy while the address is hidden"
-    assert mask(secret) in _address_shown(at) and secret not in _page_text(at)
+    assert mask(secret) in _address_shown(at) and secret not in page_text(at)
     said = " ".join(m.value for m in [*at.markdown, *at.caption])
     assert "paste it into WSAPME's webhook settings for the device" in said and "“Enable status”" in said
     assert "turn on “Show the full address” to copy it" in said
@@ -543,14 +527,6 @@ def test_silence_is_not_said_twice_when_the_address_cannot_be_reached(engine: En
     assert health.receipts is not None and health.receipts.silent
     [note] = [n for n in health.notes if "receipts and replies" in n.words.lower()]
     assert "WSAPME cannot deliver" in note.words
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    yield port  # closed when the block ended: nothing listens there
 
 
 @pytest.mark.parametrize("address", ["the dashboard's", "a wrong one"])

@@ -4,10 +4,8 @@ says why, loses no one, sends no one twice, and spends none of a message's tries
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, select
@@ -54,14 +52,6 @@ def rows(engine: Engine, blast_id: int) -> list[BlastRecipient]:
 def resume(engine: Engine, blast_id: int) -> None:
     with transaction(engine) as s:
         blasts.resume(s, blast_id=blast_id)
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    yield port  # closed when the block ended: nothing listens there
 
 
 # A gateway that is down
