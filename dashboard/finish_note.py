@@ -78,8 +78,12 @@ def not_going_out(state: str, *, device: str | None) -> bool:
         return nothing_sends(s, settings=settings())
 
 
-def not_going_out_words(state: str, *, blast_id: int | None = None) -> str:
-    """What a marketer needs to know of a blast (`blast_id`: one just made) while nothing sends."""
+def not_going_out_words(state: str, *, blast_id: int | None = None, before_send: bool = False) -> str:
+    """What a marketer needs to know of a blast (`blast_id`: one just made; `before_send`: one
+    about to be) while nothing sends."""
+    if before_send:
+        return ("Nothing that sends messages is running right now: a blast sent now waits until "
+                "sending starts, and none of it is lost. Ask whoever runs the dashboard to start sending.")
     this = f"Blast #{blast_id}" if blast_id else "This blast"
     if state == BlastState.SCHEDULED:
         held = (f"{this} is scheduled, but it will not start at its time unless sending is started "
@@ -91,9 +95,10 @@ def not_going_out_words(state: str, *, blast_id: int | None = None) -> str:
             "is lost. Ask whoever runs the dashboard to start sending.")
 
 
-def render_not_going_out(state: str, *, blast_id: int | None = None) -> None:
+def render_not_going_out(state: str, *, blast_id: int | None = None, before_send: bool = False) -> None:
     """The warning, with what whoever runs the dashboard does about it."""
-    st.warning(not_going_out_words(state, blast_id=blast_id), icon=":material/cloud_off:")
+    st.warning(not_going_out_words(state, blast_id=blast_id, before_send=before_send),
+               icon=":material/cloud_off:")
     st.caption("For whoever runs the dashboard: start it with `RUN_WORKER=true`, or run "
                "`python -m core worker` against the same database. **Settings & health** shows when "
                "sending has started.")

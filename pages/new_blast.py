@@ -4,6 +4,7 @@
 import streamlit as st
 
 from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
+from core.models import BlastState
 from core.sending import blasts, gateways
 from core.sending.pacing import ensure_device
 from dashboard import kept_upload, sent_before
@@ -109,7 +110,10 @@ if digest in made:
     st.stop()
 
 send_at = render_when(device=device)
-render_finish(device=device, recipients=len(report.recipients), start=send_at)
+if not_going_out(BlastState.SENDING, device=device):  # a finish time "if sent now" would not be true
+    render_not_going_out(BlastState.SENDING, before_send=True)
+else:
+    render_finish(device=device, recipients=len(report.recipients), start=send_at)
 problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at, pace_saved=pace_saved)
 seen = sent_before.render_list_sent_before(report, file=digest)
 shown = problems if seen.ok else [*problems, f"tick “{seen.tick}” or change the list"]

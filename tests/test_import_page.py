@@ -209,7 +209,7 @@ def test_a_list_sent_recently_needs_a_tick_before_it_goes_again(engine: Engine) 
 
     again = ready_to_send()  # the same file, in a new visit to the page
     [warning] = [w.value for w in again.warning if "looks like one sent recently" in w.value]
-    assert f"Blast #{sent}" in warning and "already has 2 of these numbers" in warning
+    assert f"Blast #{sent}" in warning and "is sending to 2 of these people" in warning
     assert again.button(key="send_blast").disabled
     assert "Send to them again anyway" in captions(again)
     send_again(again).check().run()
@@ -700,6 +700,21 @@ def test_a_blast_sent_while_nothing_sends_says_it_is_not_going_out(
     assert [link.value for link in at.page_link] == [f"Follow blast #{made}"]
 
 
+def test_before_send_a_page_with_nothing_sending_says_so_instead_of_a_finish_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It promised "30 messages finish around 18:53 if sent now" with nothing running to send them."""
+    _nothing_sends(monkeypatch)
+    at = ready_to_send()
+    assert not at.exception, at.exception
+    said = [w.value for w in at.warning if "Nothing that sends messages is running" in w.value]
+    assert said == ["Nothing that sends messages is running right now: a blast sent now waits until "
+                    "sending starts, and none of it is lost. Ask whoever runs the dashboard to start "
+                    "sending."]
+    shown = [m.value for m in (*at.markdown, *at.info, *at.caption)]
+    assert not [words for words in shown if "if sent now" in words or "finish around" in words], shown
+
+
 def test_a_blast_scheduled_while_nothing_sends_says_it_will_not_start(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -788,7 +803,7 @@ def test_a_list_whose_earlier_messages_may_have_gone_is_called_sent(engine: Engi
     earlier = _holding(engine, state="completed", statuses=("UNKNOWN", "FAILED"))
     at = ready_to_send()
     [warning] = [w.value for w in at.warning if "looks like one sent recently" in w.value]
-    assert f"Blast #{earlier}" in warning and "already has 1 of these numbers" in warning
+    assert f"Blast #{earlier}" in warning and "already sent to 1 of these people" in warning
     assert [c.label for c in at.checkbox] == [SEND_AGAIN]
 
 
@@ -813,7 +828,7 @@ def test_a_list_an_earlier_blast_half_sent_says_both_what_went_and_what_it_holds
     at = ready_to_send()
     [warning] = [w.value for w in at.warning if f"Blast #{earlier}" in w.value]
     assert warning.startswith("This list looks like one sent recently.")
-    assert ("already has 1 of these numbers, and still holds 1 not sent yet: resume it rather than "
+    assert ("already sent to 1 of these people, and still holds 1 not sent yet: resume it rather than "
             "sending a second blast.") in warning
     assert not [w.value for w in at.warning if "has not messaged them yet" in w.value]
     assert [c.label for c in at.checkbox] == [SEND_AGAIN]

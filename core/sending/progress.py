@@ -167,25 +167,27 @@ def blast_progress(session: Session, *, blast_id: int, settings: Settings) -> Pr
 
 
 # When this process began (as near as it can tell: when it first needed this module, which a
-# server does only once it serves a page). A send worker started with the server checks in
-# within seconds, so until the health page's window has passed, none having checked in is no news.
+# server does only once it serves a page). A worker started beside the server checks in at its
+# first look for work, within a second or two: until this long after the start, none having
+# checked in is no news. Longer, and a blast sent just after a restart was said to be sending.
 STARTED_AT = utcnow()
+STARTUP_GRACE = dt.timedelta(seconds=10)
 
 
 def nothing_sends(session: Session, *, settings: Settings, now: dt.datetime | None = None) -> bool:
     """Whether no blast can go out: this dashboard runs no send worker of its own (RUN_WORKER
     off) and none has checked in within the window the health page allows
-    (`core.sending.worker.alive_within`), the server having run that long.
+    (`core.sending.worker.alive_within`), the server having run for `STARTUP_GRACE`.
 
     With RUN_WORKER on, the worker starts with the server itself: whether it keeps checking in
     is for the health page to watch, not for every blast to doubt."""
     if settings.run_worker:
         return False
     now = now or utcnow()
-    window = alive_within(settings)
-    if now - STARTED_AT < window:
+    if now - STARTED_AT < STARTUP_GRACE:
         return False
-    return not app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=now - window)
+    since = now - alive_within(settings)
+    return not app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=since)
 
 
 # A message that went, or may have: the gateway took it, its answer was lost, or a worker holds

@@ -59,10 +59,12 @@ def test_other_values_the_app_keeps_are_no_worker(engine: Engine) -> None:
 def test_not_in_the_first_moments_after_the_server_starts(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A worker started with the server checks in within seconds: none yet is no news."""
+    """A worker started with the server checks in within seconds: none yet is no news. After
+    that, none is: a blast sent a minute after a restart had been said to be sending."""
     started = utcnow()
     monkeypatch.setattr(progress, "STARTED_AT", started)
     assert not _asked(engine, now=started + dt.timedelta(seconds=5))
+    assert _asked(engine, now=started + progress.STARTUP_GRACE + dt.timedelta(seconds=1))
     assert _asked(engine, now=started + ALIVE_WITHIN + dt.timedelta(seconds=1))
 
 
