@@ -10,6 +10,9 @@ from dashboard.data import session
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
 
+# The webhook's secret is kept in the database: a new one has a new address.
+_NEW_ADDRESS = ("This database has a webhook address of its own (under Webhook): paste it into WSAPME "
+                "again, or receipts and replies keep going to the earlier one.")
 _ADDED = "left_behind_added"  # what the last click added, said once the page shows the list as it is
 
 
@@ -25,13 +28,13 @@ def render_left_behind(earlier: LeftBehind | None) -> None:
     if not earlier.opt_outs:
         st.caption(f"The database this dashboard used before ({where}) still holds {blasts}, with "
                    "their receipts and replies: they are not shown here. Its opt-outs are on this "
-                   "dashboard's list.")
+                   f"dashboard's list. {_NEW_ADDRESS}")
         return
     numbers = plural(len(earlier.opt_outs), "opted-out number")
     held = f"{blasts} and {numbers}" if blasts else numbers
     st.warning(f"The database this dashboard used before ({where}) holds {held} that this one does "
                "not have. Nobody who opted out may be messaged again: add them to the list here, or "
-               "a new list could send to them.", icon=":material/block:")
+               f"a new list could send to them. {_NEW_ADDRESS}", icon=":material/block:")
     if st.button(f"Add those {numbers} to the opt-out list", key="carry_over_opt_outs",
                  icon=":material/playlist_add:"):
         with friendly_errors("add the earlier opt-outs") as outcome, session() as s:

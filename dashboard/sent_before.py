@@ -134,7 +134,7 @@ _INSTEAD = {
 
 def _render_earlier(earlier: Earlier, *, key: str = "send_again") -> bool:
     if earlier.messaged:
-        lines = [f"- {_made_words(o)} already has {o.shared:,} of these numbers" + _held_too(earlier, o)
+        lines = [f"- {_made_words(o)} {_sent_to(o)} {o.shared:,} of these people" + _held_too(earlier, o)
                  for o in earlier.messaged[:SHOWN]]
         st.warning("This list looks like one sent recently. Sending it again messages the same people "
                    "twice.\n" + "\n".join(lines), icon=":material/content_copy:")
@@ -152,6 +152,11 @@ def _render_earlier(earlier: Earlier, *, key: str = "send_again") -> bool:
     # made since from the same list.
     key += "_" + "_".join(str(o.blast_id) for o in sorted(earlier.blasts, key=lambda o: o.blast_id))
     return st.checkbox(earlier.tick, key=key)
+
+
+def _sent_to(o: Overlap) -> str:
+    # A sending blast counts those it will reach in its turn: it is sending to them.
+    return "is sending to" if o.state == BlastState.SENDING else "already sent to"
 
 
 def _held_too(earlier: Earlier, o: Overlap) -> str:

@@ -102,6 +102,7 @@ def test_settings_page_offers_to_carry_the_opt_outs_over(
     at = run_page("pages/health.py")
     [said] = [w.value for w in at.warning if "used before" in w.value]
     assert "2 blasts and 3 opted-out numbers" in said and "may be messaged again" in said
+    assert "webhook address of its own" in said, "its secret, kept in the database, is new too"
     [button] = [b for b in at.button if b.key == "carry_over_opt_outs"]
     assert button.label == "Add those 3 opted-out numbers to the opt-out list"
     at = button.click().run()
