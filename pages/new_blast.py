@@ -100,13 +100,15 @@ if digest in made:
         render_not_going_out(state, blast_id=blast_id)
     else:
         st.success(made_words(blast_id, state), icon=":material/check_circle:")
+    draft = state == BlastState.DRAFT  # nothing to follow yet: it is sent from its page
     st.page_link(
         "pages/blast.py",
-        label=f"Follow blast #{blast_id}",
+        label=f"Open the draft (blast #{blast_id}) to send it" if draft else f"Follow blast #{blast_id}",
         query_params={"blast": blast_id},
-        icon=":material/monitoring:",
+        icon=":material/edit_note:" if draft else ":material/monitoring:",
     )
-    st.caption("To send this list again, upload it again as a new blast after reloading the page.")
+    if not draft:
+        st.caption("To send this list again, upload it again as a new blast after reloading the page.")
     st.stop()
 
 send_at = render_when(device=device)

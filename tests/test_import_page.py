@@ -563,6 +563,9 @@ def test_a_draft_keeps_a_message_with_a_mistake_and_the_campaigns_spelling(engin
         draft = s.scalars(select(Blast).where(Blast.state == "draft")).one()
         assert draft.message_template == "Salam {nmae}! Our *Raya promo* is on"
         assert (draft.blast_tag, draft.follow_up_stage) == ("Raya Promo", "Initial")
+    # Nothing to follow yet: the way on is to its page, to send it.
+    assert [link.value for link in at.page_link] == [f"Open the draft (blast #{draft.id}) to send it"]
+    assert "upload it again as a new blast" not in captions(at)
 
 
 def test_a_list_mostly_sent_this_week_is_flagged_however_long(engine: Engine) -> None:
