@@ -196,8 +196,9 @@ with polling:
                  f"{cfg.poll_webhook_silence_minutes:g} minutes (checked {ago(health.polling_seen)}).")
     round_ = state.get("last_round") if state else None
     if round_:
-        asked = plural(round_["asked"], "message")
-        st.caption(f"Last time it asked about {asked}; {round_['changed']:,} had news.")
+        changed = round_["changed"]
+        st.caption(f"The last time the tracker asked WSAPME, about {plural(round_['asked'], 'message')}, "
+                   f"{'none' if not changed else f'{changed:,}'} had a new status.")
 
 st.subheader("Database and time")
 st.write("All blasts, recipients and statuses are kept in the database, which is working.")

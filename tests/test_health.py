@@ -640,3 +640,16 @@ def test_every_pause_of_the_worker_begins_as_the_health_page_expects() -> None:
     from core.sending import trouble
 
     assert all(words.startswith(trouble.PAUSED_PREFIX) for words in trouble.PAUSE_WORDS.values())
+
+
+@pytest.mark.parametrize(("changed", "said"), [(0, "none had a new status"), (3, "3 had a new status")])
+def test_the_last_round_of_asking_wsapme_is_said_plainly(
+    app_db: str, engine: Engine, changed: int, said: str
+) -> None:
+    """It had read "Last time it asked about 4 messages; 0 had news"."""
+    with transaction(engine) as s:
+        app_state.put(s, key=POLLING_STATE_KEY, value={
+            "active": True, "mode": "auto", "last_round": {"asked": 4, "changed": changed}})
+    at = run_page("pages/health.py")
+    assert (f"The last time the tracker asked WSAPME, about 4 messages, {said}."
+            in [c.value for c in at.caption])
