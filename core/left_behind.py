@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 
 from core import app_state
 from core.config import Settings
+from core.csv_import.storage import opted_out_among
 from core.models import Blast, OptOut
 from core.opt_outs import withdraw_from_queues
 
 log = logging.getLogger(__name__)
 DEFAULT_FILE = "blasts.db"  # as `Settings.sqlalchemy_url` names it
-_NUMBERS_PER_LOOKUP = 5_000  # under what SQLite takes in one statement
 # The numbers carried over from an earlier file, by its path: one taken off the list here later
 # (put there by mistake) is not offered again.
 _CARRIED = "left_behind:carried:"
@@ -128,11 +128,7 @@ def _read_only(path: Path) -> Iterator[Engine]:
 
 
 def _not_listed_here(session: Session, earlier: list[EarlierOptOut]) -> list[EarlierOptOut]:
-    numbers = [o.phone_number for o in earlier]
-    here: set[str] = set()
-    for start in range(0, len(numbers), _NUMBERS_PER_LOOKUP):
-        chunk = numbers[start:start + _NUMBERS_PER_LOOKUP]
-        here.update(session.scalars(select(OptOut.phone_number).where(OptOut.phone_number.in_(chunk))))
+    here = opted_out_among(session, (o.phone_number for o in earlier))
     missing: dict[str, EarlierOptOut] = {}
     for o in earlier:
         if o.phone_number not in here:
