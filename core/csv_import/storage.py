@@ -53,16 +53,38 @@ MOSTLY = 0.5
 SAMPLE = 2_000
 
 
+@dataclass(frozen=True)
+class ListSample:
+    """A long list judged by a sample of it, spread over the whole list (its lowest numbers
+    alone would miss a recent blast holding the rest): one statement, whatever its length."""
+
+    size: int  # distinct numbers in the list
+    step: int  # each number of the sample stands for this many of the list
+    numbers: list[str]
+
+    @property
+    def most(self) -> int:
+        """How many of the sample are "most" of the list (MOSTLY)."""
+        return max(1, int(len(self.numbers) * MOSTLY))
+
+    def scaled(self, counted: int) -> int:
+        """A count in the sample, as many again for each number it stands for, at most the list."""
+        return min(self.size, counted * self.step)
+
+
+def list_sample(numbers: Iterable[str]) -> ListSample:
+    distinct = sorted(set(numbers))
+    step = max(1, -(-len(distinct) // SAMPLE))
+    return ListSample(size=len(distinct), step=step, numbers=distinct[::step])
+
+
 def recent_blasts_with(
     session: Session, numbers: Sequence[str], *, now: dt.datetime
 ) -> list[Overlap]:
     """Blasts made in the last week, not cancelled, that hold at least half of `numbers`
     (the same list uploaded again, say after the page was left mid-send): newest first."""
-    # A long list is judged by a sample of it, spread over the whole list (its lowest numbers
-    # alone would miss a recent blast holding the rest): one statement, whatever its length.
-    distinct = sorted(set(numbers))
-    step = max(1, -(-len(distinct) // SAMPLE))
-    wanted = distinct[::step]
+    sample = list_sample(numbers)
+    wanted = sample.numbers
     if not wanted:
         return []
     dialect = session.get_bind().dialect
@@ -73,11 +95,10 @@ def recent_blasts_with(
         .where(Blast.created_at >= now - RECENT, Blast.state != BlastState.CANCELLED,
                bulk.one_of(BlastRecipient.phone_number, wanted, dialect))
         .group_by(Blast.id, Blast.name, Blast.state, Blast.created_at)
-        .having(shared >= max(1, int(len(wanted) * MOSTLY)))
+        .having(shared >= sample.most)
         .order_by(Blast.created_at.desc())
     ).all()
-    # Counted in the sample: as many again for each number it stands for, at most the list.
-    return [Overlap(*row[:4], shared=min(len(distinct), row.shared * step)) for row in rows]
+    return [Overlap(*row[:4], shared=sample.scaled(row.shared)) for row in rows]
 
 
 def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None], typed: str) -> str:

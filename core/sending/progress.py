@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import app_state, bulk
 from core.config import Settings
-from core.csv_import.storage import MOSTLY, SAMPLE
+from core.csv_import.storage import list_sample
 from core.funnel import Funnel, FunnelFilter, funnel, not_practice
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.sending import gateways
@@ -219,9 +219,8 @@ def list_reach(
     list (a long one by a sample spread over it; "most" is MOSTLY of it). With
     `leave_out_practice`, blasts made in practice mode are not in the answer: nobody got their
     messages."""
-    distinct = sorted(set(numbers))
-    step = max(1, -(-len(distinct) // SAMPLE))
-    wanted = distinct[::step]
+    sample = list_sample(numbers)
+    wanted = sample.numbers
     if not wanted or not blast_ids:
         return {}
     query = (
@@ -241,11 +240,10 @@ def list_reach(
         elif status == Status.QUEUED.value and state in _HOLDS_ITS_QUEUE:
             unsent += n
         counted[blast_id] = (messaged, unsent)
-    most = max(1, int(len(wanted) * MOSTLY))
     return {
         blast_id: ListReach(
-            messaged=min(len(distinct), messaged * step), unsent=min(len(distinct), unsent * step),
-            messaged_some=messaged > 0, holds_most_unsent=messaged == 0 and unsent >= most,
+            messaged=sample.scaled(messaged), unsent=sample.scaled(unsent),
+            messaged_some=messaged > 0, holds_most_unsent=messaged == 0 and unsent >= sample.most,
         )
         for blast_id, (messaged, unsent) in counted.items()
     }
