@@ -20,7 +20,7 @@ from core.models import Blast, BlastRecipient, BlastState, PausedBy, StatusHisto
 from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
 from core.sending import gateways
 from core.sending.trouble import PAUSED_PREFIX
-from core.sending.worker import HEARTBEAT_PREFIX, alive_within
+from core.sending.worker import HEARTBEAT_PREFIX, STOPPED_KEY, alive_within
 from core.statuses import RANK, Status
 from core.webhook.inbox import SET_ASIDE, InboxState, inbox_summary
 
@@ -41,6 +41,17 @@ class WorkerSeen:
     last_seen: dt.datetime
     sent: int  # messages the gateway took since it started
     tried: int  # messages it tried since it started, sent or not
+
+
+@dataclass(frozen=True)
+class WorkerGone:
+    """The send worker last heard from, once none is: when it stopped, or went quiet."""
+
+    name: str
+    at: dt.datetime
+    stopped: bool  # it said it was stopping; else it stopped checking in (killed, or its machine)
+    sent: int
+    tried: int
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ class Health:
     held: list[HeldBlast] = field(default_factory=list)
     refusals: Refusals | None = None
     receipts: Receipts | None = None
+    gone: WorkerGone | None = None  # while no worker is, the last one there was
 
     @property
     def events(self) -> EventCounts:
@@ -179,6 +191,7 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
         held=held_by_gateway(session, settings=settings),
         refusals=recent_refusals(session, settings=settings, now=now),
         receipts=arrived,
+        gone=None if workers else last_worker(session),
     )
 
 
@@ -186,6 +199,24 @@ def _worker_seen(name: str, heartbeat: dict[str, Any], seen: dt.datetime) -> Wor
     sent = int(heartbeat.get("sent", 0))
     tried = max(int(heartbeat.get("tried", 0)), sent)  # every message sent was tried
     return WorkerSeen(name=name, last_seen=seen, sent=sent, tried=tried)
+
+
+def last_worker(session: Session) -> WorkerGone | None:
+    """The send worker last heard from: the one that signed off last, or one that stopped
+    checking in after that without signing off. None when no worker ever ran here."""
+    found = []
+    stopped = app_state.get(session, key=STOPPED_KEY)
+    if stopped is not None:
+        value, at = stopped
+        seen = _worker_seen(str(value.get("name", "")), value, at)
+        found.append(WorkerGone(seen.name, at, True, seen.sent, seen.tried))
+    for key, value, at in app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=_LONG_AGO):
+        seen = _worker_seen(key.removeprefix(HEARTBEAT_PREFIX), value, at)
+        found.append(WorkerGone(seen.name, at, False, seen.sent, seen.tried))
+    return max(found, key=lambda gone: gone.at, default=None)
+
+
+_LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def held_by_gateway(session: Session, *, settings: Settings) -> list[HeldBlast]:

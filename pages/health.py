@@ -4,7 +4,7 @@ import streamlit as st
 from streamlit import config as st_config
 
 from core.gateway import make_client
-from core.health import collect, device_state
+from core.health import WorkerGone, collect, device_state
 from core.left_behind import left_behind
 from core.webhook.inbox import replay_set_aside
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
@@ -115,6 +115,18 @@ def tally(sent: int, tried: int, *, many: bool = False) -> str:
     return f"{sent:,} sent since {who} started{failed}"
 
 
+def gone_words(gone: WorkerGone | None) -> str:
+    """When sending stopped, and what the last send worker had done."""
+    if gone is None:
+        return "No send worker has run on this database yet."
+    how = "stopped" if gone.stopped else "was last heard from"
+    why = "" if gone.stopped else " without saying it was stopping (its server may have stopped or restarted)"
+    done = f"it had sent {plural(gone.sent, 'message')}" if gone.sent else "it had sent nothing"
+    if gone.tried > gone.sent:
+        done += f", and tried {gone.tried - gone.sent:,} more that WSAPME did not confirm taking"
+    return f"The last one, `{gone.name}`, {how} {ago(gone.at)}{why}; {done}."
+
+
 workers, polling = st.columns(2)
 with workers:
     st.subheader("Sending")
@@ -159,7 +171,8 @@ with workers:
             st.write(f"Ready to send: {checked}. Whether the gateway takes messages shows once the "
                      "first one goes out.")
     else:
-        st.write("⚠️ Nothing is sending messages right now (see the warning at the top).")
+        st.write("⚠️ Nothing is sending messages right now (see the warning at the top). "
+                 + gone_words(health.gone))
     if cfg.send_pacing == "on":
         st.write("Messages go out with a pause between them, as a person would send them, so that "
                  "WhatsApp does not block the number.")
@@ -218,7 +231,7 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
     for note in health.notes:
         st.markdown(f"**To fix**: {note.fix}")
     seen = "; ".join(f"`{w.name}` checked in {ago(w.last_seen)}, {tally(w.sent, w.tried)}"
-                     for w in health.workers) or "none lately"
+                     for w in health.workers) or f"none lately. {gone_words(health.gone).rstrip('.')}"
     st.markdown(
         f"**Send workers**: {seen}. Worker inside this dashboard (`RUN_WORKER`): "
         f"**{'on' if cfg.run_worker else 'off'}**; `SEND_PACING`: **{cfg.send_pacing}**."

@@ -18,9 +18,10 @@ from core import health as health_module
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.health import _notes, collect, device_state, paused_why, unreachable_reason
-from core.models import Blast, WebhookInbox, utcnow
+from core.models import AppState, Blast, WebhookInbox, utcnow
 from core.polling import POLLING_STATE_KEY
 from core.sending import blasts
+from core.sending.worker import STOPPED_KEY
 from core.status_engine import apply_status
 from core.statuses import Status
 from core.webhook.secret import current_secret, mask
@@ -623,6 +624,47 @@ def test_the_sending_line_counts_only_what_the_gateway_took_as_sent(
     with transaction(engine) as s:
         app_state.put(s, key="worker:host:1:abc", value=heartbeat)
     assert said in _sending_words(run_page("pages/health.py"))
+
+
+def test_once_the_worker_stops_the_page_says_when_and_what_it_had_sent(
+    app_db: str, engine: Engine, sim
+) -> None:
+    """It had said only "No send worker has checked in", as if none ever had."""
+    at = run_page("pages/health.py")
+    assert any("No send worker has run on this database yet." in w for w in _sending_words(at))
+    launched_blast(engine, 2)
+    worker = worker_for(engine, sim)
+    assert worker.run(once=True) == 2  # sends both, then signs off
+    with transaction(engine) as s:  # it stopped an hour ago
+        s.execute(update(AppState).where(AppState.key == STOPPED_KEY)
+                  .values(updated_at=utcnow() - dt.timedelta(minutes=60, seconds=20)))
+    at = run_page("pages/health.py")
+    [line] = [w for w in _sending_words(at) if w.startswith("⚠️ Nothing is sending")]
+    assert f"The last one, `{worker.name}`, stopped 1 h ago; it had sent 2 messages." in line
+    [details] = at.expander
+    assert any(f"**Send workers**: none lately. The last one, `{worker.name}`, stopped 1 h ago; it had "
+               "sent 2 messages. Worker inside" in m.value for m in details.markdown)
+
+
+def test_a_worker_that_went_quiet_without_stopping_is_said_to_have_been_last_heard_from(
+    app_db: str, engine: Engine
+) -> None:
+    with transaction(engine) as s:
+        app_state.put(s, key=STOPPED_KEY, value={"name": "host:1:old", "sent": 4, "tried": 4})
+        app_state.put(s, key="worker:host:2:new", value={"sent": 3, "tried": 5})
+        s.execute(update(AppState).where(AppState.key == STOPPED_KEY)
+                  .values(updated_at=utcnow() - dt.timedelta(days=2)))
+        s.execute(update(AppState).where(AppState.key == "worker:host:2:new")
+                  .values(updated_at=utcnow() - dt.timedelta(hours=3)))
+    with transaction(engine) as s:
+        health = collect(s, engine=engine, settings=get_settings())
+    assert health.workers == [] and health.gone is not None
+    gone = health.gone
+    assert (gone.name, gone.stopped, gone.sent, gone.tried) == ("host:2:new", False, 3, 5)
+    [line] = [w for w in _sending_words(run_page("pages/health.py")) if w.startswith("⚠️ Nothing is sending")]
+    assert ("The last one, `host:2:new`, was last heard from 3 h ago without saying it was stopping (its "
+            "server may have stopped or restarted); it had sent 3 messages, and tried 2 more that WSAPME "
+            "did not confirm taking.") in line
 
 
 @pytest.mark.parametrize(("reason", "said"), [

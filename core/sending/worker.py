@@ -41,6 +41,8 @@ IDLE_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
 HEARTBEAT_PREFIX = "worker:"
+# The last worker that stopped cleanly, with what it had sent: its heartbeat goes with it.
+STOPPED_KEY = "worker-stopped"
 
 
 def alive_within(settings: Settings) -> dt.timedelta:
@@ -177,10 +179,13 @@ class SendWorker:
 
     def _sign_off(self) -> None:
         """A worker that stops is no longer listed as sending (the health page counted a stopped
-        one, with what it had sent, for half a minute after a restart)."""
+        one, with what it had sent, for half a minute after a restart); it leaves word of when
+        it stopped, for the health page to say while nothing sends."""
         try:
             with transaction(self.engine) as s:
                 app_state.forget(s, key=HEARTBEAT_PREFIX + self.name)
+                app_state.put(s, key=STOPPED_KEY,
+                              value={"name": self.name, "sent": self.sent, "tried": self.tried})
         except DBAPIError as exc:  # it ages out of the list on its own
             log.info("the worker's heartbeat was left to age out (%s)", type(exc).__name__)
 
