@@ -13,7 +13,7 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from core import app_state
+from core import app_state, uptime
 from core.config import Settings
 from core.errors import BlastError
 from core.models import Blast, BlastRecipient, BlastState, PausedBy, StatusHistory, utcnow
@@ -24,8 +24,6 @@ from core.sending.worker import HEARTBEAT_PREFIX, STOPPED_KEY, alive_within
 from core.statuses import RANK, Status
 from core.webhook.inbox import SET_ASIDE, InboxState, inbox_summary
 
-# When this process started, as near as it can tell (when it first needed this module).
-STARTED_AT = utcnow()
 # "Recent sends did not go through": the last sends, within this long, none of them taken.
 RECENT_SENDS = 10
 RECENT_SENDS_WITHIN = dt.timedelta(hours=1)
@@ -317,7 +315,7 @@ def receipts(
     if settings.sandbox:
         # The test gateway's pending receipts live in this process's memory: those of sends made
         # before it started went with the last one, and say nothing of the webhook.
-        due = due.where(StatusHistory.changed_at > STARTED_AT)
+        due = due.where(StatusHistory.changed_at > uptime.STARTED_AT)
     if last_event_at is None or now - last_event_at > silence:
         if last_event_at is not None:
             due = due.where(StatusHistory.changed_at > last_event_at)

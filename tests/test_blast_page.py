@@ -783,11 +783,11 @@ FOR_WHOEVER_RUNS_IT = ("For whoever runs the dashboard: start it with `RUN_WORKE
 
 def _no_worker(monkeypatch: pytest.MonkeyPatch, *, up_for: dt.timedelta = dt.timedelta(hours=1)) -> None:
     """RUN_WORKER=false, the server up for `up_for`, and (unless a test adds one) no worker's heartbeat."""
-    from core.sending import progress
+    from core import uptime
 
     monkeypatch.setenv("RUN_WORKER", "false")
     get_settings.cache_clear()
-    monkeypatch.setattr(progress, "STARTED_AT", utcnow() - up_for, raising=False)
+    monkeypatch.setattr(uptime, "STARTED_AT", utcnow() - up_for, raising=False)
 
 
 def _worker_checks_in(engine: Engine) -> None:

@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
-from core import app_state
-from core import health as health_module
+from core import app_state, uptime
 from core.config import Settings, get_settings
 from core.db import transaction
 from core.health import _notes, collect, device_state, paused_why, unreachable_reason
@@ -451,7 +450,7 @@ SILENT = "not reaching the dashboard"
 @pytest.fixture(autouse=True)
 def up_for_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process, as the dashboard's server, has run long before the sends of each test."""
-    monkeypatch.setattr(health_module, "STARTED_AT", utcnow() - dt.timedelta(days=1))
+    monkeypatch.setattr(uptime, "STARTED_AT", utcnow() - dt.timedelta(days=1))
 
 
 def test_practice_sends_from_before_the_server_started_are_no_silence(
@@ -459,7 +458,7 @@ def test_practice_sends_from_before_the_server_started_are_no_silence(
 ) -> None:
     """The test gateway's pending receipts went with the server that stopped: sends from before
     this one started had made the page blame the webhook's address after a restart."""
-    monkeypatch.setattr(health_module, "STARTED_AT", utcnow() - dt.timedelta(minutes=20))
+    monkeypatch.setattr(uptime, "STARTED_AT", utcnow() - dt.timedelta(minutes=20))
     _sends_and_an_event(engine, sent_ago=dt.timedelta(minutes=40), event_ago=None)
     assert not _collect(engine, **PRACTICE).receipts.silent
     assert _collect(engine, **FOR_REAL).receipts.silent, "WSAPME keeps its own: silence is news"

@@ -681,11 +681,11 @@ def test_rows_that_need_a_look_are_counted_in_words() -> None:
 def _nothing_sends(monkeypatch: pytest.MonkeyPatch) -> None:
     """RUN_WORKER=false, no `python -m core worker`, and the server up long enough for one to have
     checked in."""
-    from core.sending import progress
+    from core import uptime
 
     monkeypatch.setenv("RUN_WORKER", "false")
     get_settings.cache_clear()
-    monkeypatch.setattr(progress, "STARTED_AT", utcnow() - dt.timedelta(hours=1), raising=False)
+    monkeypatch.setattr(uptime, "STARTED_AT", utcnow() - dt.timedelta(hours=1), raising=False)
 
 
 def test_a_blast_sent_while_nothing_sends_says_it_is_not_going_out(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import app_state, bulk
+from core import app_state, bulk, uptime
 from core.config import Settings
 from core.csv_import.storage import list_sample
 from core.funnel import Funnel, FunnelFilter, funnel, not_practice
@@ -166,11 +166,9 @@ def blast_progress(session: Session, *, blast_id: int, settings: Settings) -> Pr
                     waits_for=ahead if finish and finish.others_first else Ahead(), sent_here=here)
 
 
-# When this process began (as near as it can tell: when it first needed this module, which a
-# server does only once it serves a page). A worker started beside the server checks in at its
-# first look for work, within a second or two: until this long after the start, none having
-# checked in is no news. Longer, and a blast sent just after a restart was said to be sending.
-STARTED_AT = utcnow()
+# A worker started beside the server checks in at its first look for work, within a second or
+# two: until this long after the start (`core.uptime`), none having checked in is no news.
+# Longer, and a blast sent just after a restart was said to be sending.
 STARTUP_GRACE = dt.timedelta(seconds=10)
 
 
@@ -184,7 +182,7 @@ def nothing_sends(session: Session, *, settings: Settings, now: dt.datetime | No
     if settings.run_worker:
         return False
     now = now or utcnow()
-    if now - STARTED_AT < STARTUP_GRACE:
+    if now - uptime.STARTED_AT < STARTUP_GRACE:
         return False
     since = now - alive_within(settings)
     return not app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=since)

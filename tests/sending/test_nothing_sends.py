@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine
 
-from core import app_state
+from core import app_state, uptime
 from core.config import Settings
 from core.db import transaction
 from core.models import utcnow
@@ -31,7 +31,7 @@ def _asked(engine: Engine, *, run_worker: bool = False, now: dt.datetime | None 
 
 @pytest.fixture
 def server_up_for_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(progress, "STARTED_AT", utcnow() - UP_FOR_AN_HOUR)
+    monkeypatch.setattr(uptime, "STARTED_AT", utcnow() - UP_FOR_AN_HOUR)
 
 
 @pytest.mark.usefixtures("server_up_for_an_hour")
@@ -62,7 +62,7 @@ def test_not_in_the_first_moments_after_the_server_starts(
     """A worker started with the server checks in within seconds: none yet is no news. After
     that, none is: a blast sent a minute after a restart had been said to be sending."""
     started = utcnow()
-    monkeypatch.setattr(progress, "STARTED_AT", started)
+    monkeypatch.setattr(uptime, "STARTED_AT", started)
     assert not _asked(engine, now=started + dt.timedelta(seconds=5))
     assert _asked(engine, now=started + progress.STARTUP_GRACE + dt.timedelta(seconds=1))
     assert _asked(engine, now=started + ALIVE_WITHIN + dt.timedelta(seconds=1))
