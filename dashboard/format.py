@@ -22,6 +22,14 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
+def practice_left_out(blasts: int, where: str) -> str:
+    """ "2 blasts made in practice mode are left out of everything below: …" """
+    one = blasts == 1
+    return (f"{plural(blasts, 'blast')} made in practice mode {'is' if one else 'are'} left out "
+            f"{where}: the sandbox made up {'its' if one else 'their'} receipts and replies. "
+            f"{'It' if one else 'Each'} still has its page, from the Blast page's list.")
+
+
 def one_of_many(text: str | None, count: int) -> str:
     """One reply of a person's `count`, and how many others there are: "Ok  (+2 more)"."""
     return (text or "") + (f"  (+{count - 1:,} more)" if count > 1 else "")

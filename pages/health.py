@@ -4,12 +4,13 @@ import streamlit as st
 from streamlit import config as st_config
 
 from core.gateway import make_client
-from core.health import WorkerGone, collect, device_state
+from core.health import collect, device_state
 from core.left_behind import left_behind
 from core.webhook.inbox import replay_set_aside
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
 from dashboard.format import ago, plural
+from dashboard.health_views import gone_words, tally
 from dashboard.layout import friendly_errors, page_header
 from dashboard.left_behind_views import render_left_behind
 
@@ -103,28 +104,6 @@ with hook:
                     st.rerun()
 
 HELD_SHOWN = 5
-
-
-def tally(sent: int, tried: int, *, many: bool = False) -> str:
-    """What a send worker's tries came to: only what the gateway took is sent."""
-    who = "they" if many else "it"
-    if not tried:
-        return f"nothing sent since {who} started"
-    # Refused, never reached, or with no clear answer (which may have arrived): not confirmed.
-    failed = f", and {tried - sent:,} more tried that WSAPME did not confirm taking" if tried > sent else ""
-    return f"{sent:,} sent since {who} started{failed}"
-
-
-def gone_words(gone: WorkerGone | None) -> str:
-    """When sending stopped, and what the last send worker had done."""
-    if gone is None:
-        return "No send worker has run on this database yet."
-    how = "stopped" if gone.stopped else "was last heard from"
-    why = "" if gone.stopped else " without saying it was stopping (its server may have stopped or restarted)"
-    done = f"it had sent {plural(gone.sent, 'message')}" if gone.sent else "it had sent nothing"
-    if gone.tried > gone.sent:
-        done += f", and tried {gone.tried - gone.sent:,} more that WSAPME did not confirm taking"
-    return f"The last one, `{gone.name}`, {how} {ago(gone.at)}{why}; {done}."
 
 
 workers, polling = st.columns(2)

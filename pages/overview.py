@@ -13,7 +13,7 @@ from dashboard import data
 from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
 from dashboard.data import reading, session, settings
 from dashboard.filters import nothing_matches, render_filters
-from dashboard.format import duration_words, plural
+from dashboard.format import duration_words, plural, practice_left_out
 from dashboard.layout import friendly_errors, page_header
 from dashboard.reply_views import render_waiting_replies
 from dashboard.tables import blast_table, blast_table_columns, held_elsewhere
@@ -29,19 +29,12 @@ with reading() as s:
     practice_blasts = s.scalar(select(func.count()).where(Blast.device.in_(PRACTICE_DEVICES))) if live else 0
 
 
-def practice_left_out(where: str) -> str:
-    """ "2 blasts made in practice mode are left out of everything below: …" """
-    one = practice_blasts == 1
-    return (f"{plural(practice_blasts, 'blast')} made in practice mode {'is' if one else 'are'} left out "
-            f"{where}: the sandbox made up {'its' if one else 'their'} receipts and replies. "
-            f"{'It' if one else 'Each'} still has its page, from the Blast page's list.")
-
-
 if not has_blasts:
     # Once live, a dashboard holding only practice blasts starts afresh, and says why they are not here.
     st.subheader("No blasts yet on WhatsApp" if practice_blasts else "No blasts yet")
     if practice_blasts:
-        st.info(practice_left_out("here now that messages go out on WhatsApp"), icon=":material/science:")
+        st.info(practice_left_out(practice_blasts, "here now that messages go out on WhatsApp"),
+                icon=":material/science:")
     st.markdown(
         "1. Go to **New blast** and upload your contact list (Excel or CSV) of phone numbers and names.\n"
         "2. Write your message, send a test to your own number, then send the blast.\n"
@@ -68,7 +61,7 @@ if not has_blasts:
 render_waiting_replies()
 filters = render_filters(tags=tags, stages=stages, timezone=settings().app_timezone, leave_out_practice=live)
 if practice_blasts:
-    st.caption(practice_left_out("of everything below"))
+    st.caption(practice_left_out(practice_blasts, "of everything below"))
 opted_out_by_tag = data.opted_out_by_reply(filters)
 with reading() as s:
     totals = funnel(s, filters=filters)
