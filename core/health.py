@@ -154,6 +154,10 @@ class Health:
         return bool(self.held or self.refusals)
 
 
+def database_kind(engine: Engine) -> str:
+    return "PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite"
+
+
 def database_where(engine: Engine) -> str:
     """Host and database name, never the password."""
     url = make_url(str(engine.url))
@@ -178,7 +182,7 @@ def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
     if arrived.silent and (settings.sandbox or not unreachable_reason(settings.public_url)):
         notes.append(_silence_note(settings))  # else the note on the address says why already
     return Health(
-        database_kind="PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite",
+        database_kind=database_kind(engine),
         database_where=database_where(engine),
         schema_revision=MigrationContext.configure(session.connection()).get_current_revision(),
         workers=workers,

@@ -89,6 +89,18 @@ def test_a_page_says_the_database_is_not_answering_and_logs_one_line(
     assert not at.error and at.title
 
 
+def test_settings_and_health_names_the_database_that_does_not_answer(database_down: str) -> None:
+    """The page whoever runs the server opens had said only what every page says."""
+    at = page("pages/health.py")
+    at.run()
+    assert not at.exception, at.exception
+    [details] = at.expander
+    [said] = [m.value for m in details.markdown]
+    assert said.startswith("**Database**: PostgreSQL (127.0.0.1/blasts) does not answer: connection "), said
+    assert "Connection refused" in said and "`DATABASE_URL`" in said
+    assert database_down not in _shown(at)
+
+
 def test_a_page_says_so_when_postgresql_stops_under_a_running_dashboard(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
