@@ -50,12 +50,13 @@ class LeftBehind:
     path: Path
     blasts: int
     opt_outs: list[EarlierOptOut]  # in the order they were listed there
+    unreadable: bool = False  # then what it holds is not known: its opt-outs may be missing here
 
 
 def left_behind(session: Session, *, settings: Settings) -> LeftBehind | None:
     """The SQLite file in DATA_DIR when this dashboard uses another database and that file holds
-    blasts or opt-outs; None otherwise (no such file, the file in use, nothing in it, or it
-    cannot be read, which is logged)."""
+    blasts or opt-outs, or cannot be read (said, and logged); None otherwise (no such file, the
+    file in use, nothing in it)."""
     path = settings.data_dir / DEFAULT_FILE
     if _in_use(session, path) or not path.is_file():
         return None
@@ -65,9 +66,9 @@ def left_behind(session: Session, *, settings: Settings) -> LeftBehind | None:
             listed = [EarlierOptOut(*row) for row in s.execute(
                 select(OptOut.phone_number, OptOut.created_at, OptOut.source, OptOut.keyword)
                 .order_by(OptOut.created_at, OptOut.phone_number))]
-    except SQLAlchemyError as exc:  # not a database of ours, an older one, or one it may not read
+    except SQLAlchemyError as exc:  # damaged, not a database, or one this server may not read
         log.warning("the earlier database %s could not be read (%s)", path, type(exc).__name__)
-        return None
+        return LeftBehind(path=path, blasts=0, opt_outs=[], unreadable=True)
     carried = set(_carried(session, path))
     missing = _not_listed_here(session, [o for o in listed if o.phone_number not in carried])
     if not blasts and not missing:

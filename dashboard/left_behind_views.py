@@ -24,6 +24,12 @@ def render_left_behind(earlier: LeftBehind | None) -> None:
     if earlier is None:
         return
     where = f"the file {earlier.path.name} in the data folder on this computer"
+    if earlier.unreadable:
+        st.warning(f"The database this dashboard used before ({where}) could not be read, so whether it "
+                   "lists people who opted out that this dashboard's list lacks is not known. Ask whoever "
+                   "runs the server to check that file; meanwhile, add anyone you know opted out on the "
+                   "Opt-outs page.", icon=":material/block:")
+        return
     blasts = f"{plural(earlier.blasts, 'blast')}" if earlier.blasts else ""
     if not earlier.opt_outs:
         st.caption(f"The database this dashboard used before ({where}) still holds {blasts}, with "

@@ -72,15 +72,34 @@ def test_nothing_is_said_without_an_earlier_file_or_of_the_file_in_use(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    (tmp_path / "not-ours").mkdir()
-    (tmp_path / "not-ours" / "blasts.db").write_text("a note, not a database")
     with transaction(engine) as s:
         assert left_behind(s, settings=_settings(empty)) is None
-        assert left_behind(s, settings=_settings(tmp_path / "not-ours")) is None
         if engine.dialect.name == "sqlite":  # the file in use is not "left behind"
             in_use = Path(engine.url.database).parent
             launched_blast(engine, 1)
             assert left_behind(s, settings=_settings(in_use)) is None
+
+
+def test_an_earlier_file_that_cannot_be_read_is_said_not_only_logged(
+    app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Its opt-outs could be missing here: it had been logged, and the page said nothing."""
+    from core.config import get_settings
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "blasts.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    engine = make_engine(app_db)
+    with transaction(engine) as s:
+        left = left_behind(s, settings=_settings(damaged))
+    engine.dispose()
+    assert left is not None and left.unreadable and left.opt_outs == []
+    monkeypatch.setenv("DATA_DIR", str(damaged))
+    get_settings.cache_clear()
+    at = run_page("pages/health.py")
+    [said] = [w.value for w in at.warning if "used before" in w.value]
+    assert "could not be read" in said and "opted out" in said and "Opt-outs page" in said
+    assert not any(b.key == "carry_over_opt_outs" for b in at.button)
 
 
 def test_an_earlier_file_with_nothing_in_it_is_not_mentioned(engine: Engine, tmp_path: Path) -> None:
