@@ -260,21 +260,31 @@ def cancel(session: Session, *, blast_id: int) -> None:
 
 def start_due_scheduled(
     session: Session, *, now: dt.datetime, grace: dt.timedelta, zone: ZoneInfo,
-    sent_here: ColumnElement[bool] | None = None,
+    sent_here: ColumnElement[bool] | None = None, settings: Settings | None = None,
 ) -> list[int]:
     """Start scheduled blasts whose time has come; pause those found long past due instead,
-    saying when they were due in the team's time zone (`zone`). With `sent_here`
-    (`gateways.sent_here`), only the blasts the worker's gateway sends: another's stay as they are."""
-    query = select(Blast.id, Blast.scheduled_at).where(Blast.state == S.SCHEDULED, Blast.scheduled_at <= now)
+    saying when they were due in the team's time zone (`zone`). With `settings`, a blast is
+    late only past the first moment its device's pacing let it go (`first_send_at`): one set
+    for midnight, inside the quiet hours, is not missed by a worker that starts at seven.
+    With `sent_here` (`gateways.sent_here`), only the blasts the worker's gateway sends:
+    another's stay as they are."""
+    query = (select(Blast.id, Blast.scheduled_at, Blast.device)
+             .where(Blast.state == S.SCHEDULED, Blast.scheduled_at <= now))
     due = session.execute(query if sent_here is None else query.where(sent_here)).all()
     started = []
-    for blast_id, scheduled_at in due:
-        if now - scheduled_at > grace:
+    for blast_id, scheduled_at, device in due:
+        could_go = scheduled_at
+        if settings is not None and device:
+            could_go = first_send_at(session, device=device, when=scheduled_at, settings=settings)
+        if now - could_go > grace:
+            then = (f"{scheduled_at.astimezone(zone):%d %b %H:%M}" if could_go == scheduled_at else
+                    f"{scheduled_at.astimezone(zone):%d %b %H:%M} (its first message could go at "
+                    f"{could_go.astimezone(zone):%d %b %H:%M}, after the quiet hours)")
             change_state(
                 session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
                 paused_by=PausedBy.SCHEDULE,
-                reason=f"{MISSED_SCHEDULE}{scheduled_at.astimezone(zone):%d %b %H:%M} but nothing "
-                "was running then. Resume it to send now, or cancel it.",
+                reason=f"{MISSED_SCHEDULE}{then} but nothing was running then. Resume it to send "
+                "now, or cancel it.",
             )
         elif change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED,),
                           to_state=S.SENDING, started_at=now):

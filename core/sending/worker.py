@@ -242,6 +242,7 @@ class SendWorker:
         with transaction(self.engine) as s:
             expired = queue.expire_leases(s, now=now)
             blasts.start_due_scheduled(s, now=now, grace=grace, zone=self.settings.timezone,
+                                       settings=self.settings,
                                        sent_here=gateways.sent_here(self.settings))
             blasts.complete_finished(s, now=now)
             blasts.reopen_requeued(s)

@@ -122,6 +122,31 @@ def test_due_scheduled_blasts_start_and_long_overdue_ones_wait_for_a_person(engi
     assert f"scheduled for {due_here:%d %b %H:%M} but" in reason, "the team's time, as everywhere else"
 
 
+def test_a_blast_set_inside_the_quiet_hours_is_late_only_from_when_it_could_first_go(engine: Engine) -> None:
+    """Set for midnight, quiet hours 21:00-09:00, a dashboard started at seven: it had been
+    paused as missed, though not one message could have gone before nine."""
+    from core.config import Settings
+
+    settings = Settings(_env_file=None, send_pacing="on", send_quiet_hours="21:00-09:00",
+                        app_timezone="Asia/Kuala_Lumpur")
+    midnight = dt.datetime(2026, 12, 1, tzinfo=KL)
+    at_seven, half_ten = midnight.replace(hour=7), midnight.replace(hour=10, minute=30)
+    started, missed = _draft(engine), _draft(engine)
+    with transaction(engine) as s:
+        for blast_id in (started, missed):
+            blasts.launch(s, blast_id=blast_id, at=midnight - dt.timedelta(days=1), device="d", timezone=KL)
+            s.get(Blast, blast_id).scheduled_at = midnight
+    with transaction(engine) as s:
+        assert blasts.start_due_scheduled(s, now=at_seven, grace=dt.timedelta(hours=1), zone=KL,
+                                          settings=settings, sent_here=Blast.id == started) == [started]
+        assert blasts.start_due_scheduled(s, now=half_ten, grace=dt.timedelta(hours=1), zone=KL,
+                                          settings=settings) == []
+    state, reason = _state(engine, missed)
+    assert state == "paused"
+    assert ("It was scheduled for 01 Dec 00:00 (its first message could go at 01 Dec 09:00, after the "
+            "quiet hours) but nothing was running then.") in reason
+
+
 def _paused_by(engine: Engine, blast_id: int) -> str | None:
     with transaction(engine) as s:
         return s.get(Blast, blast_id).paused_by
