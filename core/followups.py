@@ -144,7 +144,7 @@ def create_follow_up(
     """A draft blast, with the same tag, for the parent's recipients that the selector picks,
     less the opted out and those another follow-up of the parent has already messaged. A stage
     typed takes the spelling other blasts use, as an import's does (`spelled_as_before`)."""
-    from core.csv_import.storage import spelled_as_before
+    from core.csv_import.storage import check_blast_words, longest, spelled_as_before
 
     parent = session.get(Blast, parent_id)
     if parent is None:
@@ -161,11 +161,13 @@ def create_follow_up(
     if not rows:
         raise BadInput("No recipients match that choice, so there is no one to follow up.")
     if follow_up_stage is not None:
+        check_blast_words(follow_up_stage=follow_up_stage)
         follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage)
+    named = " — follow-up"
     child = Blast(
         blast_tag=parent.blast_tag,
         follow_up_stage=follow_up_stage or next_follow_up_stage(session, blast_id=parent.id),
-        name=f"{parent.name or f'Blast {parent.id}'} — follow-up",
+        name=f"{(parent.name or f'Blast {parent.id}')[:longest('name') - len(named)]}{named}",
         message_template=message_template,
         parent_blast_id=parent.id,
         device=parent.device,

@@ -9,6 +9,7 @@ import streamlit as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.csv_import.storage import longest
 from core.models import Blast
 from dashboard.data import reading, settings
 
@@ -49,6 +50,7 @@ def render_blast_name(container, *, filename: str, file_id: str) -> str:  # type
     return container.text_input(
         "Blast name",
         key=KEY,
+        max_chars=longest("name"),
         help="How the blast is listed everywhere. Suggested from the file's name and today's date; "
         "type your own if you like.",
     )

@@ -13,6 +13,7 @@ import streamlit as st
 from sqlalchemy import func, select
 
 from core import templates
+from core.csv_import.storage import longest
 from core.followups import (
     Audience,
     PendingFollowUp,
@@ -444,7 +445,8 @@ def render_follow_up(blast: Blast) -> None:
     )
     with reading() as s:
         proposed = next_follow_up_stage(s, blast_id=blast.id)  # the next number in the whole chain
-    stage_name = cols[2].text_input("Follow-up stage", proposed, key=f"fu_stage_{blast.id}")
+    stage_name = cols[2].text_input("Follow-up stage", proposed, key=f"fu_stage_{blast.id}",
+                                    max_chars=longest("follow_up_stage"))
     template = st.text_area(
         "Message",
         blast.message_template or "",

@@ -4,6 +4,7 @@
 import streamlit as st
 
 from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
+from core.csv_import.storage import longest
 from core.models import BlastState
 from core.sending import blasts, gateways
 from core.sending.pacing import ensure_device
@@ -72,9 +73,10 @@ tag = c2.text_input(
     key="blast_tag",
     placeholder="e.g. Raya Promo",
     help="Used to filter and compare campaigns on the Overview.",
+    max_chars=longest("blast_tag"),
 )
 st.session_state.setdefault("blast_stage", "Initial")  # not the box's own value: it may be put back
-stage = c3.text_input("Follow-up stage", key="blast_stage")
+stage = c3.text_input("Follow-up stage", key="blast_stage", max_chars=longest("follow_up_stage"))
 
 st.subheader("3 · Message")
 message = views.render_message(report)

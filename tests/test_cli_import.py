@@ -43,6 +43,14 @@ def stored(tmp_path: Path, blast_id: int) -> tuple[Blast, list[BlastRecipient]]:
         engine.dispose()
 
 
+def test_a_tag_too_long_to_keep_is_refused_in_words(tmp_path: Path) -> None:
+    """On PostgreSQL it had said "cannot use the database: check DATABASE_URL"."""
+    path = write_file(tmp_path / "raya.csv", contact_rows("Siti"))
+    result = run_cli(tmp_path, str(path), "--tag", "R" * 300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: The campaign tag is 300 characters long; it can be at most 255."
+
+
 def test_json_output_is_one_object_with_every_row(tmp_path: Path) -> None:
     path = write_file(tmp_path / "raya.csv", contact_rows("Siti"), delimiter=";",
                       encoding="utf-16-le", bom=b"\xff\xfe")

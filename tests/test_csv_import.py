@@ -26,6 +26,7 @@ from core.csv_import import (
 )
 from core.csv_import.reading import _tokenise_pandas, _tokenise_stdlib
 from core.db import transaction
+from core.errors import BadInput
 from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.phones import NOT_MOBILE
 from core.templates import TemplateError
@@ -441,10 +442,17 @@ def test_duplicates_name_the_first_line_whatever_its_form(tmp_path: Path) -> Non
     ]
 
 
-def test_long_names_are_cut_to_fit(tmp_path: Path) -> None:
-    rows = [["Name", "Phone"], ["N" * 400, "0123456789"]]
+def test_long_names_are_cut_to_fit_and_the_row_says_so(tmp_path: Path) -> None:
+    """{name} in the message takes the cut name: the row had said nothing of it."""
+    rows = [["Name", "Phone"], ["N" * 400, "0123456789"], ["Ali", "0123456788"],
+            ["M" * 255, "0123456787"]]
     report = parse(write_file(tmp_path / "c.csv", rows))
-    assert report.rows[0].name == "N" * 255
+    long, short, just = report.rows
+    assert long.name == "N" * 255 and long.variables["name"] == "N" * 255
+    assert (long.outcome, long.reason) == (
+        Outcome.WARNING, "the name is over 255 characters long: only its first 255 are kept")
+    assert (short.outcome, short.reason) == (Outcome.VALID, None)
+    assert (just.outcome, just.name) == (Outcome.VALID, "M" * 255)
 
 
 # --- files that cannot be read -------------------------------------------------------------
@@ -744,6 +752,28 @@ def test_a_long_list_is_stored_in_chunks(engine: Engine, tmp_path: Path) -> None
         last = s.scalars(select(BlastRecipient).where(
             BlastRecipient.blast_id == blast_id, BlastRecipient.csv_line == 12_001)).one()
         assert (last.phone_number, last.contact_name) == ("+60120012000", "Customer 12000")
+
+
+@pytest.mark.parametrize(("field", "said"), [
+    ("tag", "The campaign tag is 256 characters long; it can be at most 255."),
+    ("follow_up_stage", "The follow-up stage is 101 characters long; it can be at most 100."),
+    ("name", "The blast name is 256 characters long; it can be at most 255."),
+])
+def test_a_name_tag_or_stage_too_long_to_keep_is_refused_in_words(
+    engine: Engine, field: str, said: str
+) -> None:
+    """PostgreSQL refused the row (said as the database not answering); SQLite kept it whole."""
+    report = parse_csv(b"Name,Phone\r\nAli,0123456789\r\n", filename="x" * 300 + ".csv")
+    fits = {"tag": "t" * 255, "follow_up_stage": "s" * 100, "name": "n" * 255}
+    with transaction(engine) as s:
+        blast = create_draft_blast_from_import(s, report=report, **fits)
+        assert (blast.blast_tag, blast.follow_up_stage, blast.name) == ("t" * 255, "s" * 100, "n" * 255)
+        unnamed = create_draft_blast_from_import(s, report=report, tag="t")
+    assert unnamed.source_filename == ("x" * 300)[:255] and unnamed.name == unnamed.source_filename
+    too_long = {**fits, field: fits[field] + "!"}
+    with pytest.raises(BadInput) as refused, transaction(engine) as s:
+        create_draft_blast_from_import(s, report=report, **too_long)
+    assert refused.value.message == said
 
 
 def test_a_note_in_an_unheaded_cell_is_kept_with_a_warning() -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from core.db import driver_says
 from core.errors import BlastError, ConfigError
@@ -60,10 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     except BlastError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    except SQLAlchemyError as exc:
+    except (OperationalError, InterfaceError) as exc:
         # No URL in the words: it may hold the database password. The driver's, checked.
         print("error: cannot use the database: check DATABASE_URL and that the server is "
               f"running ({driver_says(exc) or type(exc).__name__})", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        # The database answered, and refused: not a matter of DATABASE_URL. Its words may
+        # quote the values written (numbers, names), so only the kind of refusal.
+        print(f"error: the database refused this ({type(exc).__name__})", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         print(f"error: a part this program needs is not installed ({exc.name}): "

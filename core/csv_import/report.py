@@ -180,6 +180,9 @@ def classify(
             results.append(RowResult(line=line, outcome=Outcome.BLANK))
             continue
         name = _name(cells, columns.names)
+        cut = name is not None and len(name) > NAME_MAX_CHARS
+        if cut:
+            name = name[:NAME_MAX_CHARS]
         problem = problems.get(index)
         extra = _extra_cells(cells, width)
         if problem:
@@ -203,6 +206,9 @@ def classify(
             _add_warning(result, _left_out(cells, width))
         if cautions and index in cautions:
             _add_warning(result, cautions[index])
+        if cut and result.outcome in (Outcome.VALID, Outcome.WARNING):
+            _add_warning(result, f"the name is over {NAME_MAX_CHARS} characters long: only its first "
+                         f"{NAME_MAX_CHARS} are kept")
         results.append(result)
     return results
 
@@ -249,9 +255,9 @@ def _recipient(
 
 def _name(cells: Sequence[str], indexes: Sequence[int]) -> str | None:
     if len(indexes) == 1 and indexes[0] < len(cells):  # the usual case, once per row
-        return cells[indexes[0]].strip()[:NAME_MAX_CHARS] or None
+        return cells[indexes[0]].strip() or None
     parts = [cells[i].strip() for i in indexes if i < len(cells) and cells[i].strip()]
-    return " ".join(parts)[:NAME_MAX_CHARS] if parts else None
+    return " ".join(parts) if parts else None
 
 
 def _extra_cells(cells: Sequence[str], width: int) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core import bulk, templates
 from core.csv_import.report import ImportReport, Outcome, RowResult
+from core.errors import BadInput
 from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.statuses import Status
 
@@ -113,6 +114,24 @@ def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None
     return max(counts, key=lambda value: (counts[value], value == tidy))
 
 
+_SAID = {"name": "The blast name", "blast_tag": "The campaign tag", "follow_up_stage": "The follow-up stage"}
+
+
+def longest(field: str) -> int:
+    """The most characters a blast's name, tag or follow-up stage may have."""
+    return Blast.__table__.c[field].type.length
+
+
+def check_blast_words(**typed: str | None) -> None:
+    """Refuse, in words, a name, tag or stage (`Blast`'s fields) longer than the database keeps:
+    PostgreSQL refuses the row (which had been said as the database not answering), SQLite
+    would keep it whole."""
+    for field, value in typed.items():
+        if value is not None and len(value) > longest(field):
+            raise BadInput(f"{_SAID[field]} is {len(value):,} characters long; it can be at most "
+                           f"{longest(field)}.")
+
+
 def create_draft_blast_from_import(
     session: Session, *, report: ImportReport, tag: str, follow_up_stage: str | None = None,
     message_template: str | None = None, name: str | None = None,
@@ -124,10 +143,11 @@ def create_draft_blast_from_import(
     follow-up stage take the spelling other blasts use (`spelled_as_before`)."""
     if message_template is not None and check_message:
         templates.check(message_template, report.variable_names)
+    check_blast_words(name=name, blast_tag=tag, follow_up_stage=follow_up_stage)
     tag = spelled_as_before(session, Blast.blast_tag, tag)
     if follow_up_stage is not None:
         follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage) or None
-    filename = source_filename or report.filename
+    filename = (source_filename or report.filename or "")[:longest("source_filename")] or None
     blast = Blast(
         blast_tag=tag, follow_up_stage=follow_up_stage, message_template=message_template,
         name=name or filename or tag, source_filename=filename, state=BlastState.DRAFT,
