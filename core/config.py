@@ -115,7 +115,8 @@ class Settings(BaseSettings):
         "digits and - . _ ~ only. Unset: one is generated on first run and kept in the database.",
     )
     webhook_max_bytes: int = Field(
-        1_000_000, description="Largest webhook body accepted, in bytes."
+        1_000_000, description="Largest webhook body accepted, in bytes. A larger one is refused, "
+        "and set aside with its first part kept."
     )
     webhook_wait_minutes: float = Field(
         60.0,

@@ -129,9 +129,14 @@ def test_a_prefix_of_the_secret_is_wrong(served: Served) -> None:
     assert served.inbox() == []
 
 
-def test_an_oversized_body_is_refused_and_not_stored(served: Served) -> None:
+def test_an_oversized_body_is_refused_but_set_aside_and_logged(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the gateway meant is lost (it is told so), but not without a trace: the body had
+    been neither kept nor logged."""
     big = json.dumps({"id": "3EB0A", "status": 3, "pad": "x" * MAX_BYTES}).encode()
-    assert served.post(big).status_code == 413
+    with caplog.at_level(logging.WARNING):
+        assert served.post(big).status_code == 413
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows only while reading
         for _ in range(30):
@@ -139,7 +144,14 @@ def test_an_oversized_body_is_refused_and_not_stored(served: Served) -> None:
 
     assert served.post(chunks()).status_code == 413
     assert served.post(big, secret="wrong").status_code == 404  # the secret is checked first
-    assert served.inbox() == []
+    declared, chunked = served.inbox()
+    assert (declared.state, bytes(declared.body)) == ("unparseable", big[:MAX_BYTES])
+    assert declared.detail == (f"Refused: the body ({len(big):,} bytes) was over WEBHOOK_MAX_BYTES "
+                               f"({MAX_BYTES:,} bytes). Its first {MAX_BYTES:,} bytes are kept here.")
+    assert (chunked.state, bytes(chunked.body)) == ("unparseable", b"x" * MAX_BYTES)
+    assert "of unknown length" in chunked.detail
+    assert any("over WEBHOOK_MAX_BYTES" in r.getMessage() for r in caplog.records)
+    assert served.secret not in caplog.text
     exactly = b'{"pad": "' + b"x" * (MAX_BYTES - 11) + b'"}'
     assert len(exactly) == MAX_BYTES
     assert served.post(exactly).status_code == 200

@@ -24,7 +24,8 @@ from starlette.routing import Route
 
 from core.config import Settings, get_settings
 from core.db import engine_for, transaction
-from core.webhook.inbox import WebhookRules, error_words, replay_waiting
+from core.models import WebhookInbox, utcnow
+from core.webhook.inbox import InboxState, WebhookRules, error_words, replay_waiting
 from core.webhook.intake import STORAGE_ERRORS, intake_for
 from core.webhook.secret import WEBHOOK_PATH, AcceptedSecrets, remembered_secrets
 
@@ -46,13 +47,15 @@ def webhook_routes() -> list[Route]:
 
 async def receive_webhook(request: Request) -> Response:
     settings = get_settings()
-    body = await read_body(request, limit=settings.webhook_max_bytes)
+    limit = settings.webhook_max_bytes
     try:
         if not await secret_accepted(settings, request.path_params.get("secret", "")):
-            # The same answer as for a path that does not exist.
+            # The same answer as for a path that does not exist; the body is not read.
             raise HTTPException(status_code=404)
-        if body is None:
-            limit = settings.webhook_max_bytes
+        body, over = await read_body(request, limit=limit)
+        if over:
+            await run_in_threadpool(keep_refused, settings, body, request.headers.get("content-type"),
+                                    request.headers.get("content-length", ""))
             return JSONResponse({"ok": False, "error": f"body over {limit} bytes"}, status_code=413)
         intake = intake_for(settings.sqlalchemy_url)
         await intake.save(body, request.headers.get("content-type"), timeout=STORE_TIMEOUT_SECONDS)
@@ -79,19 +82,35 @@ def _check_secret(remembered: AcceptedSecrets, settings: Settings, candidate: st
         return remembered.refresh_and_match(session, settings=settings, candidate=candidate)
 
 
-async def read_body(request: Request, *, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to be over `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
+async def read_body(request: Request, *, limit: int) -> tuple[bytes, bool]:
+    """The body and False; or, once it is known to be over `limit` bytes, its first `limit`
+    bytes and True (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return None
+            chunks.append(chunk[:len(chunk) - (size - limit)])
+            return b"".join(chunks), True
         chunks.append(chunk)
-    return b"".join(chunks)
+    declared = request.headers.get("content-length", "")
+    return b"".join(chunks), declared.isdigit() and int(declared) > limit
+
+
+def keep_refused(settings: Settings, kept: bytes, content_type: str | None, declared: str) -> None:
+    """A body refused for its size is set aside, its first part kept, and logged: what the
+    gateway meant to say is lost (it was told so, 413), but not without a trace."""
+    size = f"{int(declared):,} bytes" if declared.isdigit() else "of unknown length"
+    detail = (f"Refused: the body ({size}) was over WEBHOOK_MAX_BYTES ({settings.webhook_max_bytes:,} "
+              f"bytes). Its first {len(kept):,} bytes are kept here.")
+    log.warning("a webhook body over WEBHOOK_MAX_BYTES (%s) was refused and set aside", size)
+    try:
+        with transaction(engine_for(settings.sqlalchemy_url)) as session:
+            session.add(WebhookInbox(body=kept, content_type=(content_type or "")[:255] or None,
+                                     state=InboxState.UNPARSEABLE, detail=detail, attempts=0,
+                                     processed_at=utcnow()))
+    except STORAGE_ERRORS as exc:
+        log.warning("the refused webhook body could not be set aside (%s)", describe(exc))
 
 
 class _Every:
