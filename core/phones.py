@@ -513,7 +513,8 @@ def to_jid(e164: str) -> str:
 
 def _split_jid(jid: str) -> tuple[str, str]:
     user, _, domain = jid.strip().partition("@")
-    return user, domain.strip().lower()
+    # "60123456789@s.whatsapp.net/phone": a resource after the domain, as XMPP writes one.
+    return user, domain.partition("/")[0].strip().lower()
 
 
 def jid_kind(jid: str) -> JidKind:

@@ -710,7 +710,6 @@ def test_a_reply_that_waited_for_a_send_later_found_unknown_settles_it(engine: E
         pytest.param({"key": {"remoteJid": "60123456789@s.whatsapp.net", "fromMe": True, "id": "X"},
                       "message": {"conversation": "Hi Customer!"}}, "echo", id="our-own-echo"),
         pytest.param(_incoming("hi", fromMe="true"), "echo", id="echo-form-style"),
-        pytest.param(_incoming("hi", jid="5544332211@lid"), "privacy id", id="lid-without-phone"),
         pytest.param(_incoming("hi", jid="60199999999@c.us"), "no message sent to +60199999999",
                      id="never-messaged"),
     ],
@@ -723,6 +722,36 @@ def test_messages_that_are_not_replies_are_ignored(engine: Engine, payload: dict
     assert reason_part in entry.detail
     assert _row(engine, rid).status == "PENDING"
     assert _history(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason_part"),
+    [
+        pytest.param(_incoming("STOP", jid="5544332211@lid"), "privacy id", id="lid-without-phone"),
+        pytest.param({"event": "message", "data": {"from": "ABCDEF@s.whatsapp.net", "body": "STOP",
+                                                   "id": "3EB0FF"}}, "not a phone number", id="not-a-number"),
+    ],
+)
+def test_a_message_whose_sender_cannot_be_read_is_set_aside_not_ignored(
+    engine: Engine, payload: dict, reason_part: str
+) -> None:
+    """A STOP among them had been filed as "not needed", and its number kept being messaged."""
+    rid = _recipient(engine, message_id="3EB0A")
+    inbox_id, _ = _post(engine, payload)
+    entry = _entry(engine, inbox_id)
+    assert (entry.state, entry.kind) == ("unrecognised", "message")
+    assert "a message whose sender cannot be read" in entry.detail and reason_part in entry.detail
+    assert _row(engine, rid).status == "PENDING"
+
+
+@pytest.mark.parametrize("sender", [60123456789, "60123456789@s.whatsapp.net/phone"])
+def test_a_stop_from_a_number_written_as_json_digits_or_with_a_resource_is_honoured(
+    engine: Engine, sender: object
+) -> None:
+    body = {"event": "message", "data": {"from": sender, "body": "STOP", "id": "3EB0FE"}}
+    inbox_id, _ = _post(engine, body)
+    assert _entry(engine, inbox_id).state != "unrecognised"
+    assert [phone for phone, _, _ in _opt_outs(engine)] == ["+60123456789"]
 
 
 # --- opt-outs ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from core.webhook.replies import (
     opt_out_keyword,
     quoted_recipient,
     replied_recipient,
+    unread_sender,
 )
 from core.wsapme.answers import AckNumbering
 
@@ -545,8 +546,14 @@ def _plan_message(
     notes: list[_Note], opt_outs: dict[str, str], tests: Collection[str] = (),
 ) -> list[_Step]:
     reason = not_a_reply(message)
-    if reason is not None or message.phone is None:
+    if reason is not None:
         notes.append(_Note(InboxState.IGNORED, "message", f"not a reply: {reason}"))
+        return []
+    unread = unread_sender(message)
+    if unread is not None or message.phone is None:
+        # A reply, or a request to stop, that names no number: set aside, never taken for nothing.
+        notes.append(_Note(InboxState.UNRECOGNISED, "message",
+                           f"a message whose sender cannot be read: {unread}"))
         return []
     if message.quoted_id in tests:  # the team answering their own test, not a customer
         notes.append(_Note(InboxState.IGNORED, "message", "a reply to a test message, not to a blast"))

@@ -485,7 +485,10 @@ def _chat_phone(item: dict[str, Any]) -> str | None:
 
 def _sender(item: dict[str, Any]) -> str | None:
     for field in SENDER_FIELDS:
-        jid = _text_at(item, field)
+        value = _dig(item, field)
+        if isinstance(value, int) and not isinstance(value, bool):  # "from": 60123456789
+            value = str(value)
+        jid = value.strip() if isinstance(value, str) else None
         if jid and len(jid) <= MAX_JID_LENGTH:
             return jid
     return None

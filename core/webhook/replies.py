@@ -59,11 +59,17 @@ def not_a_reply(message: IncomingMessage) -> str | None:
         return _NOT_REPLY_TYPES[kind]
     if kind == "reactionmessage" and not message.text:
         return "a reaction taken back"
-    if message.phone is None:
-        if message.jid_kind == JidKind.LID:
-            return "a privacy id (@lid) without the phone number beside it"
-        return "the sender is not a phone number"
     return None
+
+
+def unread_sender(message: IncomingMessage) -> str | None:
+    """Why a person's message cannot be tied to a phone number; None when it can. Such a
+    message may be a reply, or a request to stop: it is set aside, never ignored."""
+    if message.phone is not None:
+        return None
+    if message.jid_kind == JidKind.LID:
+        return "a privacy id (@lid) without the phone number beside it"
+    return "the sender is not a phone number"
 
 
 def replied_recipient(
