@@ -570,13 +570,16 @@ def test_an_ack_naming_the_number_settles_the_unknown_send_it_proves(engine: Eng
                      id="another-number"),
         pytest.param(_chat_ack("3EB0LOST", 0), at(9), id="an-error-proves-nothing-went"),
         pytest.param(_chat_ack("3EB0LOST", 2), at(9) - dt.timedelta(minutes=5), id="before-the-send"),
-        pytest.param(_chat_ack("3EB0LOST", 2), at(10, 1), id="after-the-wait"),
+        pytest.param(_chat_ack("3EB0LOST", 2), at(9, 2) + dt.timedelta(seconds=1), id="after-the-send"),
+        # A message typed on the phone to them a quarter of an hour later: its acks name them too.
+        pytest.param(_chat_ack("3EB0HAND", 1), at(9, 15), id="typed-by-hand-later"),
     ],
 )
 def test_an_ack_that_does_not_prove_the_unknown_send_leaves_it_to_a_person(
     engine: Engine, ack: dict, when: dt.datetime
 ) -> None:
-    """Lease 2 min, clock skew 2 min, wait 60 min: the send left between 8:56 and 9:00."""
+    """Lease 2 min, clock skew 2 min: the send left between 8:56 and 9:00, and the gateway's
+    first ack of it came by 9:02."""
     rid = _unknown_send(engine, found_unknown=at(9))
     _, outcome = _post(engine, ack, received_at=when)
     assert outcome is not None and outcome.state in {"waiting", "ignored"}

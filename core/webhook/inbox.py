@@ -493,10 +493,13 @@ def _lost_sends(
     is UNKNOWN with no message id: it may or may not have gone. An ack from the gateway proves
     it went when the ack names the number it went to, says the message got at least as far as
     the gateway, and its time fits the send: no earlier than the lease before it was marked
-    unknown, no later than the wait for unknown ids after (when it was marked unknown is its
-    last change, as for replies: nothing touches such a row until a person decides). Only the
-    one unknown send to that number that fits is settled, and only by one id; anything less
-    certain keeps waiting (a message typed on the phone to the same person gets acks too).
+    unknown, and no later than the clock's skew after (when it was marked unknown is its last
+    change, as for replies: nothing touches such a row until a person decides). The gateway's
+    first ack of a message comes as it takes it, while our request was waiting: a later one
+    may be a message typed on the phone to the same person (its acks name the number too), and
+    had settled the send as gone when it never went. Only the one unknown send to that number
+    that fits is settled, and only by one id; anything less certain keeps waiting, then is set
+    aside, and the send stays for a person to decide.
 
     Nor is anything settled for a number with a message at the gateway right now (another
     blast's, say): the ack may be that message's, arrived before its answer was stored. It waits,
@@ -530,7 +533,7 @@ def _lost_sends(
     for message_id, phone, at in proofs:
         fitting.setdefault(message_id, set()).update(
             rid for rid, marked_at in unknown.get(phone, ())
-            if marked_at - rules.send_lease - CLOCK_SKEW <= at <= marked_at + rules.wait_limit
+            if marked_at - rules.send_lease - CLOCK_SKEW <= at <= marked_at + CLOCK_SKEW
         )
     # One send, one id: an id that fits two sends, or a send two ids fit, is not certain.
     found = {m: next(iter(rids)) for m, rids in fitting.items() if len(rids) == 1}
