@@ -444,6 +444,12 @@ def _send_test(number: str, body: str, *, practice: bool, key: str, owner: str |
     if not phone.ok:
         st.error(f"That number cannot be used: {phone.reason}.")
         return
+    with reading() as s:
+        listed = bool(opted_out_among(s, [phone.e164]))
+    if listed:  # nobody on the list is messaged, a test included
+        st.error(f"No test was sent: {phone.e164} is on the opt-out list, so nothing is sent to it. If it "
+                 "is your own number, take it off the list on the Opt-outs page first.")
+        return
     try:
         result = make_client(settings()).send_text(to=to_gateway(phone.e164), message=body)
     except GatewayError as exc:

@@ -148,3 +148,24 @@ def test_a_test_the_gateway_never_got_does_not_promise_to_try_again(monkeypatch:
     [said] = [e.value for e in at.error if "The test was not sent" in e.value]
     assert "Could not reach WSAPME" in said and said.endswith("Try again in a moment.")
     assert "will be tried again" not in said
+
+
+def test_no_test_goes_to_a_number_on_the_opt_out_list(app_db: str) -> None:  # noqa: F811
+    """Nobody on the list is messaged: the test had gone to any number typed."""
+    from core.db import make_engine
+    from core.opt_outs import add_opt_outs
+
+    engine = make_engine(app_db)
+    with transaction(engine) as s:
+        add_opt_outs(s, ["+60129998888"], source="manual")
+    engine.dispose()
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Salam {name}! Jualan Raya di outlet Shah Alam").run()
+    at.text_input(key="test_to").set_value(OWN)
+    at.button(key="test_send").click().run()
+    assert not at.exception, at.exception
+    assert said_of_test(at) == []
+    assert [e.value for e in at.error] == [
+        "No test was sent: +60129998888 is on the opt-out list, so nothing is sent to it. If it is your "
+        "own number, take it off the list on the Opt-outs page first."]
