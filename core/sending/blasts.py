@@ -279,7 +279,7 @@ def start_due_scheduled(
         if now - could_go > grace:
             then = (f"{scheduled_at.astimezone(zone):%d %b %H:%M}" if could_go == scheduled_at else
                     f"{scheduled_at.astimezone(zone):%d %b %H:%M} (its first message could go at "
-                    f"{could_go.astimezone(zone):%d %b %H:%M}, after the quiet hours)")
+                    f"{could_go.astimezone(zone):%d %b %H:%M})")
             change_state(
                 session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
                 paused_by=PausedBy.SCHEDULE,
