@@ -356,7 +356,7 @@ def _found_by(search: str | None) -> Callable[[UnmatchedMessage], bool]:
     folded = term.casefold()
 
     def found(message: UnmatchedMessage) -> bool:
-        if typed is not None and (typed.digits in message.phone or typed.e164 == message.phone):
+        if typed is not None and (typed.digits in message.phone_number or typed.e164 == message.phone_number):
             return True
         return folded in message.text.casefold() or folded in (message.name or "").casefold()
     return found

@@ -249,6 +249,9 @@ def test_a_strangers_message_in_the_same_body_as_a_receipt_is_listed(engine: Eng
     assert _unmatched(engine) == [("+60188888888", "Ada stok?"),
                                   ("+60199999999", "Hi, how much is the promo?")]
     assert _unmatched(engine, search="stok") == [("+60188888888", "Ada stok?")]
+    # A number, as a marketer types one when the person calls: the search had failed the page.
+    assert _unmatched(engine, search="018-888 8888") == [("+60188888888", "Ada stok?")]
+    assert _unmatched(engine, search="0199999999") == [("+60199999999", "Hi, how much is the promo?")]
 
 
 def test_of_several_messages_in_one_body_only_those_no_blast_explains_are_listed(engine: Engine) -> None:
