@@ -144,7 +144,7 @@ def create_follow_up(
     """A draft blast, with the same tag, for the parent's recipients that the selector picks,
     less the opted out and those another follow-up of the parent has already messaged. A stage
     typed takes the spelling other blasts use, as an import's does (`spelled_as_before`)."""
-    from core.csv_import.storage import check_blast_words, longest, spelled_as_before
+    from core.csv_import.storage import check_blast_words, spelled_as_before
 
     parent = session.get(Blast, parent_id)
     if parent is None:
@@ -163,11 +163,11 @@ def create_follow_up(
     if follow_up_stage is not None:
         check_blast_words(follow_up_stage=follow_up_stage)
         follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage)
-    named = " — follow-up"
+    stage = follow_up_stage or next_follow_up_stage(session, blast_id=parent.id)
     child = Blast(
         blast_tag=parent.blast_tag,
-        follow_up_stage=follow_up_stage or next_follow_up_stage(session, blast_id=parent.id),
-        name=f"{(parent.name or f'Blast {parent.id}')[:longest('name') - len(named)]}{named}",
+        follow_up_stage=stage,
+        name=follow_up_name(session, parent=parent, stage=stage),
         message_template=message_template,
         parent_blast_id=parent.id,
         device=parent.device,
@@ -244,6 +244,16 @@ def follow_up_placeholders(session: Session, *, parent_id: int) -> list[str]:
     ):
         keys.update(variables or {})
     return sorted(keys)
+
+
+def follow_up_name(session: Session, *, parent: Blast, stage: str) -> str:
+    """The first blast's name and the stage: "Raya promo — Follow-up 2", not the parent's name
+    with " — follow-up" added once more for each follow-up of a follow-up."""
+    from core.csv_import.storage import longest
+
+    root = session.get(Blast, chain_ids(session, blast_id=parent.id)[0]) or parent
+    said, most = f" — {stage}", longest("name")
+    return f"{(root.name or f'Blast {root.id}')[:max(most - len(said), 0)]}{said}"[:most]
 
 
 def chain_ids(session: Session, *, blast_id: int) -> list[int]:

@@ -56,3 +56,24 @@ def test_a_follow_up_made_without_a_stage_takes_the_next_one(engine: Engine) -> 
         child = create_follow_up(s, parent_id=ids["first"], message_template="Masih berminat?",
                                  selector=SELECTIONS["Received, not read"])
         assert child.follow_up_stage == "Follow-up 3"
+
+
+def test_a_follow_up_is_named_after_the_first_blast_and_its_stage(engine: Engine) -> None:
+    """A follow-up of a follow-up had been "… — follow-up — follow-up", cut in every list."""
+    with transaction(engine) as s:
+        first = make_blast(s, name="Year end sale · 27 Nov", follow_up_stage="Initial", state="completed")
+        make_recipient(s, first, status="READ_ACK")
+        second = create_follow_up(s, parent_id=first.id, message_template="Masih berminat?",
+                                  selector=SELECTIONS["Read, no reply"])
+        second.state = "completed"
+        s.flush()
+        make_recipient(s, second, status="READ_ACK")
+        third = create_follow_up(s, parent_id=second.id, message_template="Last call",
+                                 selector=SELECTIONS["Read, no reply"], follow_up_stage="Last call")
+        assert (second.name, third.name) == ("Year end sale · 27 Nov — Follow-up 1",
+                                             "Year end sale · 27 Nov — Last call")
+        long = make_blast(s, name="N" * 255, follow_up_stage="Initial", state="completed")
+        make_recipient(s, long, status="READ_ACK")
+        fourth = create_follow_up(s, parent_id=long.id, message_template="Hi",
+                                  selector=SELECTIONS["Read, no reply"])
+        assert fourth.name == "N" * (255 - len(" — Follow-up 1")) + " — Follow-up 1"

@@ -113,7 +113,7 @@ def test_links_between_blasts_open_them_with_their_own_inputs(page, blasts) -> N
 
     page.get_by_role("link", name=f"Open blast #{new_id}").first.click()
     _settle(page)
-    assert "Raya promo — follow-up" in _heading(page)
+    assert "Raya promo — Follow-up 2" in _heading(page)
     assert page.url.endswith(f"?blast={new_id}")
 
     _pick(page, f"#{child_id} ·")
