@@ -38,8 +38,8 @@ class CloseOutcome(enum.StrEnum):
     CLOSED = "closed"
     ALREADY_CLOSED = "already closed"
     NOT_MESSAGED = "no message sent to this number"
-    # Closing for one campaign: a buyer another campaign messaged is not a wrong number.
-    MESSAGED_ELSEWHERE = "messaged by another campaign: not closed here"
+    # Closing for one blast and its follow-ups: a buyer another blast messaged is not a wrong number.
+    MESSAGED_ELSEWHERE = "messaged by another blast, not this one or its follow-ups: not closed here"
     INVALID = "not a usable number"
     DUPLICATE = "listed twice"
 
@@ -51,7 +51,7 @@ class CloseRow:
     phone: str | None
     blast_id: int | None = None
     detail: str | None = None
-    blast_name: str | None = None  # the other campaign's blast, for MESSAGED_ELSEWHERE
+    blast_name: str | None = None  # the other blast, for MESSAGED_ELSEWHERE
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class CloseReport:
         return sum(1 for row in self.rows if row.outcome is outcome)
 
     def messaged_elsewhere(self) -> list[str]:
-        """The other campaigns' blasts that messaged numbers left open, each once."""
+        """The other blasts that messaged numbers left open, each once."""
         return list(dict.fromkeys(r.blast_name or "" for r in self.rows
                                   if r.outcome is CloseOutcome.MESSAGED_ELSEWHERE))
 
@@ -246,6 +246,22 @@ def latest_sent(session: Session, *, phone: str, blast_ids: Sequence[int] = ()) 
     return session.scalars(query.order_by(*order, went.desc(), BlastRecipient.id.desc()).limit(1)).first()
 
 
+def closed_under_its_tag(session: Session, recipient: BlastRecipient) -> int | None:
+    """The blast where this recipient's number is closed already, among the blasts of its
+    blast's campaign tag: the sale is recorded there. None for a blast with no tag."""
+    tag = session.scalar(select(Blast.blast_tag).where(Blast.id == recipient.blast_id))
+    if not tag:
+        return None
+    return session.scalar(
+        select(BlastRecipient.blast_id)
+        .where(BlastRecipient.phone_number == recipient.phone_number,
+               BlastRecipient.status == Status.CLOSED.value,
+               BlastRecipient.blast_id.in_(select(Blast.id).where(Blast.blast_tag == tag)))
+        .order_by(BlastRecipient.blast_id)
+        .limit(1)
+    )
+
+
 def _close_one(session: Session, *, line: int, phone: str, blast_ids: Sequence[int],
                filename: str | None) -> CloseRow:
     recipient = latest_sent(session, phone=phone, blast_ids=blast_ids)
@@ -258,6 +274,11 @@ def _close_one(session: Session, *, line: int, phone: str, blast_ids: Sequence[i
         return CloseRow(line, CloseOutcome.MESSAGED_ELSEWHERE, phone, blast_id=elsewhere.blast_id,
                         detail=f"messaged by “{name}”: close it there, or look through every blast",
                         blast_name=name)
+    if recipient.status != Status.CLOSED.value:
+        before = closed_under_its_tag(session, recipient)
+        if before is not None:  # one sale a person a campaign: a file uploaded on two of its blasts
+            return CloseRow(line, CloseOutcome.ALREADY_CLOSED, phone, blast_id=before,
+                            detail=f"already closed on blast #{before}, of the same campaign tag")
     change = close_sale(session, recipient_id=recipient.id, source="import",
                         event={"action": "closed from file", "file": filename, "line": line})
     outcome = CloseOutcome.CLOSED if change.changed else CloseOutcome.ALREADY_CLOSED

@@ -376,7 +376,7 @@ def render_close_from_file(blast_id: int) -> None:
     )
     _render_close_report(take_flash("close_report"), stopped=take_flash("close_stopped"), blast_id=blast_id)
     only_chain = st.checkbox(
-        "Only this campaign: its first blast and every follow-up", value=True, key="close_chain",
+        "Only this blast and its follow-ups (its first blast's too)", value=True, key="close_chain",
         help="Each number is closed on the latest of these blasts that messaged it. Untick to look "
         "through every blast.",
     )
@@ -461,7 +461,7 @@ CLOSE_LABELS = {
     CloseOutcome.CLOSED: "Closed",
     CloseOutcome.ALREADY_CLOSED: "Already closed",
     CloseOutcome.NOT_MESSAGED: "Never messaged",
-    CloseOutcome.MESSAGED_ELSEWHERE: "Other campaign",
+    CloseOutcome.MESSAGED_ELSEWHERE: "Other blast",
     CloseOutcome.INVALID: "Not a number",
     CloseOutcome.DUPLICATE: "Listed twice",
 }
@@ -480,7 +480,7 @@ def _render_close_report(report: CloseReport | None, *, stopped: str | None = No
         st.caption(f"Numbers from the column **{plain(report.phone_column)}**.")
     for note in report.notes:
         st.caption(note)
-    # Short labels fit five across; "Other campaign" only when closing for one campaign found some.
+    # Short labels fit five across; "Other blast" only when closing for one chain found some.
     shown = [o for o in CloseOutcome if o is not CloseOutcome.MESSAGED_ELSEWHERE or report.count(o)]
     for col, outcome in zip(st.columns(len(shown)), shown, strict=True):
         # The outcome in full is the help.
@@ -489,7 +489,7 @@ def _render_close_report(report: CloseReport | None, *, stopped: str | None = No
         n = report.count(CloseOutcome.MESSAGED_ELSEWHERE)
         st.warning(
             f"{plural(n, 'number')} in the file {'was' if n == 1 else 'were'} messaged by another "
-            f"campaign ({', '.join(plain(name) for name in elsewhere)}), not this one, so "
+            f"blast ({', '.join(plain(name) for name in elsewhere)}), not this one or its follow-ups, so "
             f"{'it was' if n == 1 else 'they were'} left open. They may well be sales: open that blast "
             "and close them there with the same file.",
             icon=":material/info:",

@@ -89,7 +89,7 @@ def test_a_buyer_another_campaign_messaged_is_not_called_never_messaged(engine: 
         (CloseOutcome.CLOSED, raya_id), (CloseOutcome.MESSAGED_ELSEWHERE, cny_id),
         (CloseOutcome.NOT_MESSAGED, None), (CloseOutcome.NOT_MESSAGED, None),
     ]
-    assert "another campaign" in CloseOutcome.MESSAGED_ELSEWHERE.value
+    assert "another blast" in CloseOutcome.MESSAGED_ELSEWHERE.value
     assert "not closed here" in CloseOutcome.MESSAGED_ELSEWHERE.value
     assert "CNY promo" in (report.rows[1].detail or "")
     assert b"CNY promo" in report.to_csv()
@@ -172,10 +172,9 @@ def test_a_sale_already_closed_in_the_campaign_is_not_closed_again_on_its_follow
     with transaction(engine) as s:
         assert s.get(BlastRecipient, on_nudge_id).status == "REPLIED"
         assert sum(funnel.closed for _, funnel in chain_funnels(s, blast_id=first_id)) == 1
-    with transaction(engine) as s:  # every blast: the latest message is the one closed
+    with transaction(engine) as s:  # the follow-up alone: the sale is the campaign's, recorded already
         report = close_from_csv(s, b"phone\n012-345 6789\n", region="MY", blast_ids=[nudge_id])
-    assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, nudge_id)], (
-        "the follow-up alone: its own sale")
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.ALREADY_CLOSED, first_id)]
 
 
 @pytest.mark.parametrize("how", ["from a file", "by hand"])
@@ -291,3 +290,36 @@ def test_a_failure_part_way_keeps_the_batches_before_and_says_how_many(
     statuses = _closed(engine)
     assert [statuses[phone] for phone in phones] == ["CLOSED"] * 3 + ["READ_ACK"] * 4, (
         "the failed batch rolled back whole, the ones before it kept")
+
+
+@pytest.mark.parametrize("only_this_campaign", [True, False])
+def test_a_buyer_closed_on_another_blast_of_the_same_tag_is_not_closed_again(
+    engine: Engine, only_this_campaign: bool
+) -> None:
+    """The buyers' file, uploaded on the week's second list after the first: its Closed had
+    counted the same sales twice on the tag's Overview."""
+    with transaction(engine) as s:
+        first, second = make_blast(s, blast_tag="Year End Sale"), make_blast(s, blast_tag="Year End Sale")
+        other = make_blast(s, blast_tag="CNY")
+        make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=T0)
+        again = make_recipient(s, second, phone_number="+60123456789", status="READ_ACK",
+                               sent_at=T0 + dt.timedelta(days=1))
+        new_buyer = make_recipient(s, second, phone_number="+60134567890", status="READ_ACK",
+                                   sent_at=T0 + dt.timedelta(days=1))
+        elsewhere = make_recipient(s, other, phone_number="+60145678901", status="READ_ACK", sent_at=T0)
+        make_recipient(s, first, phone_number="+60145678901", status="CLOSED", sent_at=T0)
+        ids = (first.id, second.id, other.id, again.id, new_buyer.id, elsewhere.id)
+    first_id, second_id, other_id, again_id, new_id, elsewhere_id = ids
+    data = b"Phone\n012-345 6789\n013-456 7890\n"
+    with transaction(engine) as s:
+        report = close_from_csv(s, data, region="MY", blast_ids=[second_id] if only_this_campaign else ())
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [
+        (CloseOutcome.ALREADY_CLOSED, first_id), (CloseOutcome.CLOSED, second_id)]
+    assert report.rows[0].detail == f"already closed on blast #{first_id}, of the same campaign tag"
+    with transaction(engine) as s:
+        assert [s.get(BlastRecipient, i).status for i in (again_id, new_id)] == ["READ_ACK", "CLOSED"]
+        # Another tag is another campaign: a sale there is its own.
+        report = close_from_csv(s, b"Phone\n014-567 8901\n", region="MY", blast_ids=[other_id])
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, other_id)]
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, elsewhere_id).status == "CLOSED"

@@ -322,9 +322,10 @@ def test_closing_for_this_campaign_names_the_campaign_that_messaged_a_buyer(engi
     at.button(key="close_apply").click().run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert (metrics["Closed"], metrics["Never messaged"], metrics["Other campaign"]) == ("1", "0", "1")
-    [warning] = [w.value for w in at.warning if "another campaign" in w.value]
-    assert warning.startswith("1 number in the file was messaged by another campaign (CNY \\*promo\\*)")
+    assert (metrics["Closed"], metrics["Never messaged"], metrics["Other blast"]) == ("1", "0", "1")
+    [warning] = [w.value for w in at.warning if "another blast" in w.value]
+    assert warning.startswith("1 number in the file was messaged by another blast (CNY \\*promo\\*), not "
+                              "this one or its follow-ups")
     assert "left open" in warning
 
 
