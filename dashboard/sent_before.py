@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.csv_import import ImportReport, Overlap, recent_blasts_with
 from core.models import BlastState, utcnow
-from core.sending.progress import list_reach
+from core.sending.progress import list_reach, recently_messaged
 from dashboard.data import reading, settings
 from dashboard.format import and_list, state_word
 
@@ -67,8 +67,11 @@ def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
     made since asks again."""
     before = st.session_state.get(_AGREED)
     agreed = frozenset(before[1]) if before and before[0] == file else frozenset()
+    numbers = _numbers(report)
     with reading() as s:
-        earlier = _earlier(s, _numbers(report))
+        earlier = _earlier(s, numbers)
+        if not earlier.blasts:
+            _render_some_messaged(s, numbers)
     ticked = bool(earlier.blasts) and _render_earlier(earlier)
     st.session_state[_AGREED] = (file, tuple(o.blast_id for o in earlier.blasts) if ticked else ())
     return SentBefore(ok=not earlier.blasts or ticked, agreed=agreed, earlier=earlier)
@@ -98,6 +101,29 @@ def _earlier(s: Session, numbers: Sequence[str], *, besides: int | None = None) 
     return Earlier(messaged=tuple(messaged), unsent=tuple(unsent), still_holds=still_holds)
 
 
+# Fewer than this share of a list messaged in the past week goes unsaid: a few regulars in a
+# new list are no news.
+SOME = 0.05
+
+
+def _render_some_messaged(s: Session, numbers: Sequence[str], *, besides: int | None = None) -> None:
+    """A list that is not one sent again, but of which a share was messaged in the past week:
+    said, without asking anything (a new list of leads often holds some of last week's)."""
+    reach = recently_messaged(s, numbers, now=utcnow(), leave_out_practice=not settings().sandbox)
+    blasts = [(i, name) for i, name in reach.blasts if i != besides]
+    size = len(set(numbers))
+    if not blasts or reach.people < max(1, size * SOME):
+        return
+    named = [f"#{i} “{name or 'Untitled'}”" for i, name in blasts[:SHOWN]]
+    more = len(blasts) - SHOWN
+    if more > 0:
+        named.append(f"{more:,} more")
+    st.info(f"**{reach.people:,} of these {size:,} people** were messaged in the past week, by "
+            f"{'blast' if len(blasts) == 1 else 'blasts'} {and_list(named)}. This blast messages them "
+            "again; to leave them out, take them off the list before uploading it.",
+            icon=":material/history:")
+
+
 def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:
     """The same for a draft sent from its own page (a list saved to finish later): recent
     blasts other than the draft itself that already hold most of its people, with a tick that
@@ -107,6 +133,8 @@ def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefor
     agreed = frozenset(st.session_state.get(key, ()))
     with reading() as s:
         earlier = _earlier(s, numbers, besides=blast_id)
+        if not earlier.blasts:
+            _render_some_messaged(s, numbers, besides=blast_id)
     ticked = bool(earlier.blasts) and _render_earlier(earlier, key=f"draft_{blast_id}_send_again")
     st.session_state[key] = tuple(o.blast_id for o in earlier.blasts) if ticked else ()
     return SentBefore(ok=not earlier.blasts or ticked, agreed=agreed, earlier=earlier)

@@ -835,3 +835,31 @@ def test_a_list_an_earlier_blast_half_sent_says_both_what_went_and_what_it_holds
             "sending a second blast.") in warning
     assert not [w.value for w in at.warning if "has not messaged them yet" in w.value]
     assert [c.label for c in at.checkbox] == [SEND_AGAIN]
+
+
+def test_a_new_list_sharing_some_people_with_last_weeks_blasts_says_how_many(engine: Engine) -> None:
+    """98 of a new list of 248 had been messaged a quarter of an hour before, and nothing said so:
+    only a blast holding half a list or more was named."""
+    listed = [f"+6012{k:07d}" for k in range(1, 11)]
+    with transaction(engine) as s:
+        last_week = make_blast(s, name="Year end · 20 Nov", state="completed",
+                               created_at=utcnow() - dt.timedelta(days=6))
+        for phone in listed[:3]:
+            make_recipient(s, last_week, phone_number=phone, status="READ_ACK", sent_at=utcnow())
+        unsent = make_blast(s, name="Paused one", state="paused")
+        make_recipient(s, unsent, phone_number=listed[3], status="QUEUED")
+        older = make_blast(s, name="Last month", state="completed",
+                           created_at=utcnow() - dt.timedelta(days=9))
+        make_recipient(s, older, phone_number=listed[4], status="READ_ACK", sent_at=utcnow())
+        week_id = last_week.id
+    data = ("Name,Phone\n" + "".join(f"P{k},{p}\n" for k, p in enumerate(listed))).encode()
+    at = upload(new_blast(), "leads.csv", data)
+    assert not [w.value for w in at.warning if "looks like one sent recently" in w.value]
+    said = [i.value for i in at.info if "in the past week" in i.value]
+    assert said == [f"**3 of these 10 people** were messaged in the past week, by blast #{week_id} “Year "
+                    "end · 20 Nov”. This blast messages them again; to leave them out, take them off the "
+                    "list before uploading it."]
+    # One of forty (under one in twenty) is a regular among new leads: no news.
+    many = listed[2:3] + [f"+6013{k:07d}" for k in range(1, 40)]
+    data = ("Name,Phone\n" + "".join(f"P{k},{p}\n" for k, p in enumerate(many))).encode()
+    assert not [i.value for i in upload(new_blast(), "many.csv", data).info if "in the past week" in i.value]

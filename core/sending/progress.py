@@ -8,12 +8,12 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core import app_state, bulk, uptime
 from core.config import Settings
-from core.csv_import.storage import list_sample
+from core.csv_import.storage import RECENT, list_sample
 from core.funnel import Funnel, FunnelFilter, funnel, not_practice
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.sending import gateways
@@ -208,6 +208,40 @@ class ListReach:
     # gateway refused or it still holds.
     messaged_some: bool
     holds_most_unsent: bool  # none messaged, but most of the list is in it and not sent yet
+
+
+@dataclass(frozen=True)
+class RecentReach:
+    """How many of a list the blasts of the past week messaged (or may have, or are sending
+    to in their turn), and which blasts those were, the newest first."""
+
+    people: int
+    blasts: tuple[tuple[int, str | None], ...] = ()
+
+
+def recently_messaged(
+    session: Session, numbers: Sequence[str], *, now: dt.datetime, leave_out_practice: bool = False
+) -> RecentReach:
+    """The people of `numbers` a blast made in the last week (`csv_import.storage.RECENT`), not
+    cancelled, has messaged: a new list that shares some of them messages those twice in a
+    week. Counted as `list_reach` counts (a long list by a sample spread over it)."""
+    sample = list_sample(numbers)
+    if not sample.numbers:
+        return RecentReach(0)
+    went = or_(BlastRecipient.status.in_(_WENT),
+               and_(BlastRecipient.status == Status.QUEUED.value, Blast.state.in_(_SENDS_ITS_QUEUE)))
+    query = (
+        select(BlastRecipient.phone_number, Blast.id, Blast.name)
+        .join(Blast, Blast.id == BlastRecipient.blast_id)
+        .where(Blast.created_at >= now - RECENT, Blast.state != BlastState.CANCELLED, went,
+               bulk.one_of(BlastRecipient.phone_number, sample.numbers, session.get_bind().dialect))
+        .order_by(Blast.created_at.desc(), Blast.id.desc())
+    )
+    if leave_out_practice:
+        query = query.where(not_practice())
+    rows = session.execute(query).all()
+    blasts = dict.fromkeys((blast_id, name) for _, blast_id, name in rows)
+    return RecentReach(sample.scaled(len({phone for phone, _, _ in rows})), tuple(blasts))
 
 
 def list_reach(
