@@ -17,7 +17,7 @@ from dashboard.compose import plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
-from dashboard.recipient_views import after_action, live_table_key
+from dashboard.recipient_views import added_words, after_action, live_table_key
 
 SHOWN = 200  # newest entries listed; search finds the rest
 LIST_COLUMNS = {
@@ -66,16 +66,6 @@ def how_words(entry: Listed) -> str:
             return f"Replied “{' '.join(entry.said.split())}”"
         return "Replied asking to stop" + (f" ({entry.keyword.lower()})" if entry.keyword else "")
     return SOURCE_WORDS.get(entry.source or "", entry.source or "").capitalize() or "—"
-
-
-def added_words(added: int, withdrawn: int, already: int) -> str:
-    words = f"{plural(added, 'number')} added to the opt-out list."
-    if withdrawn:
-        words += (f" {plural(withdrawn, 'message')} waiting to go to them "
-                  f"{'is' if withdrawn == 1 else 'are'} no longer sent.")
-    if already:
-        words += f" {plural(already, 'number')} {'was' if already == 1 else 'were'} already on it."
-    return words
 
 
 def render_add() -> None:

@@ -26,6 +26,7 @@ from core.csv_import import UPLOAD_TYPES, ColumnNotFound, opted_out_among
 from core.exports import stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.models import Blast
+from core.opt_outs import add_opt_outs
 from core.recipients import (
     RESENDABLE,
     SELECTIONS,
@@ -171,7 +172,7 @@ def _recipients_frame(
 
 
 def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str, *, cancelled: bool) -> None:
-    cols = st.columns(4)
+    cols = st.columns(5)
     if cols[0].button(f"Mark {len(chosen)} as closed (sale)", key=f"{key_prefix}_close", type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
             changes = mark_closed(s, recipient_ids=chosen)
@@ -210,6 +211,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             undone = undo_sales(s, recipient_ids=sales)
         if done.ok:
             after_action(key_prefix, undone_words(undone, len(sales)))
+    render_opt_out(cols[4], ticked["Phone"], key_prefix)
     if len(chosen) > SHOWN_HISTORIES:
         st.caption(f"The first {SHOWN_HISTORIES} histories are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")
@@ -302,6 +304,33 @@ def _ticked(key: str) -> bool:
     the run that no longer shows it)."""
     state = st.session_state.get(key)
     return bool(state and state["selection"]["rows"])
+
+
+def added_words(added: int, withdrawn: int, already: int) -> str:
+    words = f"{plural(added, 'number')} added to the opt-out list."
+    if withdrawn:
+        words += (f" {plural(withdrawn, 'message')} waiting to go to them "
+                  f"{'is' if withdrawn == 1 else 'are'} no longer sent.")
+    if already:
+        words += f" {plural(already, 'number')} {'was' if already == 1 else 'were'} already on it."
+    return words
+
+
+def render_opt_out(container: Any, phones: Iterable[str], key_prefix: str) -> None:
+    """A button that puts the ticked people's numbers on the opt-out list: someone who asked in
+    a reply, in words no keyword catches ("tolong jangan hantar lagi"), or by phone."""
+    wanted = sorted(set(phones))
+    with reading() as s:
+        numbers = [p for p in wanted if p not in opted_out_among(s, wanted)]
+    if numbers and container.button(
+        f"Opt out {len(numbers):,}", key=f"{key_prefix}_opt_out", icon=":material/block:",
+        help="For people who asked not to be messaged again: no blast will send to them. Taken off "
+        "again on the Opt-outs page.",
+    ):
+        with friendly_errors("add them to the opt-out list") as done, session() as s:
+            added, withdrawn = add_opt_outs(s, numbers, source="manual")
+        if done.ok:
+            after_action(key_prefix, added_words(added, withdrawn, len(numbers) - added))
 
 
 def after_action(key_prefix: str, message: str) -> None:

@@ -45,6 +45,7 @@ from dashboard.recipient_views import (
     held_while_ticked,
     hold,
     live_table_key,
+    render_opt_out,
     render_replies,
     table_key,
     undone_words,
@@ -242,7 +243,8 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
         )
     chosen = [found.rows[i] for i in event.selection.rows if i < len(found.rows)]
     if not chosen:
-        st.caption("Tick people to read everything they wrote and to mark sales closed.")
+        st.caption("Tick people to read everything they wrote, to mark sales closed, or to opt out "
+                   "someone who asked not to be messaged.")
         return
     _render_chosen(chosen)
 
@@ -261,6 +263,7 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
             undone = undo_sales(s, recipient_ids=sales)
         if done.ok:
             after_action(KEY, undone_words(undone, len(sales)))
+    render_opt_out(st, [r.phone_number for r in chosen if not r.opted_out], KEY)
     if len(chosen) > SHOWN_CONVERSATIONS:
         st.caption(f"The first {SHOWN_CONVERSATIONS} conversations are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from core.db import transaction
-from core.models import BlastRecipient, utcnow
+from core.models import BlastRecipient, OptOut, utcnow
 from core.recipients import mark_closed, page_of_recipients
 from core.status_engine import apply_status
 from core.webhook.inbox import WebhookRules, process_entry, store_raw
@@ -561,3 +561,19 @@ def test_marking_failed_says_how_many_were_settled_meanwhile(engine: Engine) -> 
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == [
         "1 recipient marked as failed. 1 was settled by WhatsApp meanwhile, and left as they are."]
+
+
+def test_ticked_people_can_be_opted_out_from_the_table(engine: Engine) -> None:
+    blast_id = _sent_blast(engine, *("READ_ACK", "REPLIED"))
+    at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
+    assert at.button(key="rcp_opt_out").label == "Opt out 2"
+    at.button(key="rcp_opt_out").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == ["2 numbers added to the opt-out list."]
+    with transaction(engine) as s:
+        listed = set(s.scalars(select(OptOut.phone_number)))
+        phones = set(s.scalars(select(BlastRecipient.phone_number)
+                               .where(BlastRecipient.blast_id == blast_id)))
+    assert listed == phones
+    at = _tick(at, table(engine, blast_id, generation=1), [0, 1])
+    assert "rcp_opt_out" not in {b.key for b in at.button}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from core.db import transaction
-from core.models import Blast, BlastRecipient, RecipientReply, utcnow
+from core.models import Blast, BlastRecipient, OptOut, RecipientReply, utcnow
 from core.recipients import mark_closed
 from core.reply_inbox import InboxFilter, default_since
 from dashboard.blast_views import status_word
@@ -194,6 +194,25 @@ def test_a_sale_marked_by_mistake_can_be_undone_from_the_list(engine: Engine) ->
     assert [m.value for m in at.success] == ["1 sale undone: back to where they were before the sale."]
     with transaction(engine) as s:
         assert s.get(BlastRecipient, ids["chong"]).status == "REPLIED"
+
+
+def test_someone_who_asked_in_words_no_keyword_catches_is_opted_out_from_the_list(engine: Engine) -> None:
+    """ "Tolong jangan hantar lagi": the number had to be copied to the Opt-outs page."""
+    ids = _three_people(engine)
+    with transaction(engine) as s:
+        later = make_blast(s, name="Next week", state="sending")
+        queued = make_recipient(s, later, phone_number="+60123456782", status="QUEUED").id
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [1])
+    assert at.button(key="rpl_opt_out").label == "Opt out 1"
+    at.button(key="rpl_opt_out").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == [
+        "1 number added to the opt-out list. 1 message waiting to go to them is no longer sent."]
+    with transaction(engine) as s:
+        assert [o.phone_number for o in s.scalars(select(OptOut))] == ["+60123456782"]
+        assert s.get(BlastRecipient, queued) is None
+    at = _tick(at, [ids["aisyah"], ids["ben"]], [1], generation=1)
+    assert not [b for b in at.button if b.key == "rpl_opt_out"], "on the list already"
 
 
 def test_marking_closed_says_so_and_they_leave_the_not_closed_list(engine: Engine) -> None:
