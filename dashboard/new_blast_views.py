@@ -23,6 +23,7 @@ from core.csv_import import (
 )
 from core.csv_import.columns import find_name_columns
 from core.csv_import.reading import check_size
+from core.csv_import.storage import tag_in_use
 from core.errors import BadInput, BlastError, GatewayError
 from core.gateway import make_client
 from core.models import utcnow
@@ -31,7 +32,7 @@ from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
 from core.wsapme.failures import WILL_RETRY
-from dashboard.compose import Message, Sample, bubble_html, render_template
+from dashboard.compose import Message, Sample, bubble_html, plain, render_template
 from dashboard.data import reading, session, settings, upload_digest
 from dashboard.format import plural
 
@@ -410,6 +411,19 @@ def render_test_send(text: str, report: ImportReport, *, file: str) -> None:
     """The New blast page's test, of `text` filled in for the first recipient of `file`'s list."""
     first = report.recipients[0] if report.recipients else None
     render_test(templates.render(text, _row_variables(first) if first else {}).text, key=TEST, owner=file)
+
+
+def render_tag_in_use(container: DeltaGenerator, tag: str) -> None:
+    """Under the campaign tag: the campaign it joins, or one in use that a new tag looks like a
+    variant of (it would be a campaign of its own on the Overview)."""
+    with reading() as s:
+        found = tag_in_use(s, tag)
+    if found.same:
+        container.caption(f"Joins the campaign “{plain(found.same)}” "
+                          f"({plural(found.blasts, 'blast')} so far).")
+    elif found.like:
+        container.warning(f"A new campaign tag. “{plain(found.like)}” is in use already: type it that way "
+                          "to count this blast with it on the Overview.", icon=":material/sell:")
 
 
 def forget_test() -> None:

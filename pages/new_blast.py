@@ -75,6 +75,7 @@ tag = c2.text_input(
     help="Used to filter and compare campaigns on the Overview.",
     max_chars=longest("blast_tag"),
 )
+views.render_tag_in_use(c2, tag)
 st.session_state.setdefault("blast_stage", "Initial")  # not the box's own value: it may be put back
 stage = c3.text_input("Follow-up stage", key="blast_stage", max_chars=longest("follow_up_stage"))
 

@@ -30,6 +30,7 @@ from core.errors import BadInput
 from core.models import Blast, BlastRecipient, BlastState, OptOut
 from core.phones import NOT_MOBILE
 from core.templates import TemplateError
+from tests.support.factories import make_blast
 
 HEADER = ["Nama", "No. Telefon", "Bandar", "Alamat"]
 
@@ -808,3 +809,17 @@ def test_a_row_whose_cells_a_comma_moved_says_so() -> None:
     ]
     office = parse_csv(b"Name,HP,Office Tel\r\nAli,none,0323456789\r\nSiti,0134567890,\r\n").rows[0]
     assert office.reason == "not a phone number", "a number in another phone column is not a moved cell"
+
+
+def test_a_tag_typed_joins_the_campaign_spelled_so_or_is_told_of_one_it_looks_like(engine: Engine) -> None:
+    """ "Year-End Sale" beside "Year End Sale" had started a campaign of its own, unsaid."""
+    from core.csv_import.storage import TagInUse, tag_in_use
+
+    with transaction(engine) as s:
+        for tag in ("Year End Sale", "Year End Sale", "year end  sale", "CNY 2026", "Raya"):
+            make_blast(s, blast_tag=tag)
+        assert tag_in_use(s, "  year END sale ") == TagInUse(same="Year End Sale", blasts=3)
+        assert tag_in_use(s, "Year-End Sale") == TagInUse(like="Year End Sale")
+        assert tag_in_use(s, "CNY2026") == TagInUse(like="CNY 2026")
+        assert tag_in_use(s, "Merdeka") == TagInUse()
+        assert tag_in_use(s, "   ") == TagInUse()

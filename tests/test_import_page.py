@@ -863,3 +863,19 @@ def test_a_new_list_sharing_some_people_with_last_weeks_blasts_says_how_many(eng
     many = listed[2:3] + [f"+6013{k:07d}" for k in range(1, 40)]
     data = ("Name,Phone\n" + "".join(f"P{k},{p}\n" for k, p in enumerate(many))).encode()
     assert not [i.value for i in upload(new_blast(), "many.csv", data).info if "in the past week" in i.value]
+
+
+def test_the_tag_box_says_which_campaign_it_joins_or_which_one_it_looks_like(engine: Engine) -> None:
+    with transaction(engine) as s:
+        make_blast(s, blast_tag="Year End Sale", state="completed")
+        make_blast(s, blast_tag="Year End Sale", state="completed")
+    at = upload(new_blast(), "contacts.csv", CONTACTS)
+    at.text_input(key="blast_tag").set_value("year end sale").run()
+    assert "Joins the campaign “Year End Sale” (2 blasts so far)." in captions(at)
+    at.text_input(key="blast_tag").set_value("Year-End Sale").run()
+    assert [w.value for w in at.warning if "new campaign tag" in w.value] == [
+        "A new campaign tag. “Year End Sale” is in use already: type it that way to count this blast "
+        "with it on the Overview."]
+    at.text_input(key="blast_tag").set_value("Merdeka").run()
+    assert "Joins the campaign" not in captions(at)
+    assert not [w.value for w in at.warning if "new campaign tag" in w.value]

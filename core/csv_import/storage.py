@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,41 @@ def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None
     if not counts:
         return tidy
     return max(counts, key=lambda value: (counts[value], value == tidy))
+
+
+@dataclass(frozen=True)
+class TagInUse:
+    """What a campaign tag typed for a new blast joins: the tag in use it is spelled as, and
+    how many blasts have it; or, for a new tag, one in use it looks like a variant of."""
+
+    same: str | None = None
+    blasts: int = 0
+    like: str | None = None
+
+
+def _letters(tag: str) -> str:
+    return "".join(c for c in tag.casefold() if c.isalnum())
+
+
+def tag_in_use(session: Session, typed: str) -> TagInUse:
+    """`typed` against the tags blasts have: the same one however it is spaced or cased (as
+    `spelled_as_before` stores it), or a new one close to one in use ("Year-End Sale" beside
+    "Year End Sale"), which would start a campaign of its own on the Overview."""
+    tidy = " ".join(typed.split())
+    if not tidy:
+        return TagInUse()
+    counts = dict(session.execute(select(Blast.blast_tag, func.count()).where(Blast.blast_tag.is_not(None))
+                                  .group_by(Blast.blast_tag)).all())
+    same = [tag for tag in counts if " ".join(tag.split()).casefold() == tidy.casefold()]
+    if same:
+        spelled = spelled_as_before(session, Blast.blast_tag, tidy)
+        return TagInUse(same=spelled, blasts=sum(counts[tag] for tag in same))
+    by_letters: dict[str, str] = {}
+    for tag in sorted(counts, key=lambda t: -counts[t]):  # the spelling most blasts have
+        if _letters(tag):
+            by_letters.setdefault(_letters(tag), tag)
+    close = difflib.get_close_matches(_letters(tidy), list(by_letters), n=1, cutoff=0.8)
+    return TagInUse(like=by_letters[close[0]] if close else None)
 
 
 _SAID = {"name": "The blast name", "blast_tag": "The campaign tag", "follow_up_stage": "The follow-up stage"}
