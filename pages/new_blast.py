@@ -110,8 +110,8 @@ if digest in made:
         query_params={"blast": blast_id},
         icon=":material/edit_note:" if draft else ":material/monitoring:",
     )
-    if not draft:
-        st.caption("To send this list again, upload it again as a new blast after reloading the page.")
+    st.caption("For another blast, take this file off (✕ beside its name, at the top) and upload the "
+               "next list." + ("" if draft else " To send this same list again, reload the page first."))
     st.stop()
 
 send_at = render_when(device=device)

@@ -47,7 +47,8 @@ def test_a_list_uploaded_after_a_blast_is_sent_shows_no_test_and_keeps_the_numbe
     at.button(key="send_blast").click().run()
     assert not at.exception, at.exception
     assert any("is sending now" in s.value for s in at.success)
-    at.file_uploader(key="upload").set_value(None).run()  # the old file taken off first
+    assert any(c.value.startswith("For another blast, take this file off") for c in at.caption)
+    at.file_uploader(key="upload").set_value(None).run()  # the old file taken off first, as it says
     at = cny_message(upload(at, "cny_list.csv", CNY_LIST))
     assert said_of_test(at) == [], "the last blast's test says nothing about this one"
     assert at.text_input(key="test_to").value == OWN, "their own phone, kept for the next test"
