@@ -10,7 +10,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 from streamlit.delta_generator import DeltaGenerator
 
-from core import templates, test_sends
+from core import app_state, templates, test_sends
 from core.config import PACING_LIMITS
 from core.csv_import import (
     BadCsv,
@@ -405,6 +405,9 @@ TEST = "test"
 # The number last typed for a test, outside any one box: it is the marketer's own phone, the same
 # for every blast and draft, while a box's own value goes when its page or list does.
 _OWN_NUMBER = "own_test_number"
+# The number the last test went to, kept in the database: a page reloaded, or opened the next
+# day, starts with it rather than an empty box.
+LAST_TEST_NUMBER = "last_test_number"
 
 
 def render_test_send(text: str, report: ImportReport, *, file: str) -> None:
@@ -441,13 +444,20 @@ def render_test(body: str, *, key: str = TEST, owner: str | None = None) -> None
     c1, c2 = st.columns([3, 1])
     box = f"{key}_to"
     if box not in st.session_state:  # set before the box is drawn, so the browser shows it too
-        st.session_state[box] = st.session_state.get(_OWN_NUMBER, "")
+        st.session_state[box] = st.session_state.get(_OWN_NUMBER) or _last_test_number()
     number = c1.text_input("Your WhatsApp number", key=box, placeholder="012-345 6789")
     st.session_state[_OWN_NUMBER] = number
     c2.write("")
     if c2.button("Send test", key=f"{key}_send", icon=":material/send:"):
         _send_test(number, body, practice=practice, key=key, owner=owner)
     _render_last_test(body, key=key, owner=owner)
+
+
+def _last_test_number() -> str:
+    with reading() as s:
+        kept = app_state.get(s, key=LAST_TEST_NUMBER)
+    number = kept[0].get("number") if kept else None
+    return number if isinstance(number, str) else ""
 
 
 def _send_test(number: str, body: str, *, practice: bool, key: str, owner: str | None) -> None:
@@ -481,12 +491,13 @@ def _send_test(number: str, body: str, *, practice: bool, key: str, owner: str |
         st.error(f"The test was not sent: {exc.message}")
         return
     sent_at = utcnow()
-    if result.message_id:  # its receipts are then a test's, not a blast message's to wait for
-        try:
-            with session() as s:
+    try:
+        with session() as s:
+            if result.message_id:  # its receipts are then a test's, not a blast message's to wait for
                 test_sends.remember(s, message_id=result.message_id, to=phone.e164, at=sent_at)
-        except SQLAlchemyError as exc:  # the test went: say so all the same, or it would be sent twice
-            log.warning("the test message's id was not kept (%s)", type(exc).__name__)
+            app_state.put(s, key=LAST_TEST_NUMBER, value={"number": number.strip()})
+    except SQLAlchemyError as exc:  # the test went: say so all the same, or it would be sent twice
+        log.warning("the test message's id was not kept (%s)", type(exc).__name__)
     st.session_state[f"{key}_sent"] = {"to": phone.e164, "body": body, "at": sent_at,
                                         "id": result.message_id, "practice": practice, "for": owner}
 

@@ -170,3 +170,10 @@ def test_no_test_goes_to_a_number_on_the_opt_out_list(app_db: str) -> None:  # n
     assert [e.value for e in at.error] == [
         "No test was sent: +60129998888 is on the opt-out list, so nothing is sent to it. If it is your "
         "own number, take it off the list on the Opt-outs page first."]
+
+
+def test_the_number_a_test_went_to_is_there_after_the_page_is_reloaded() -> None:
+    """A reload starts a new session: the box had been empty again, on every draft too."""
+    with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS))
+    reloaded = cny_message(upload(new_blast(), "cny_list.csv", CNY_LIST))
+    assert reloaded.text_input(key="test_to").value == OWN
