@@ -348,8 +348,8 @@ def render_refresh(blast: Blast) -> None:
         result = poll_round(get_engine(), make_client(settings()), settings=settings(), blast_id=blast.id)
     if done.ok and result.stopped_by:  # "nothing to ask about" would hide the gateway's trouble
         st.warning(refresh_stopped_words(result.asked, result.changed, result.stopped_by))
-    elif done.ok:
-        st.toast(refresh_words(result.asked, result.changed, result.unknown))
+    elif done.ok:  # on the page, not a toast: one seen only in its few seconds was easy to miss
+        st.info(refresh_words(result.asked, result.changed, result.unknown), icon=":material/refresh:")
 
 
 def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
