@@ -302,7 +302,18 @@ def render_actions(blast: Blast) -> None:
     if (blast.state in ("paused", "scheduled") and blast.device and blast.device != configured
             and not gateways.crosses(blast.device, configured)):
         _render_move_to_device(blast, cols[2], configured)
-    if blast.state in UNFINISHED_STATES:
+    if blast.state == "draft":
+        with cols[1].popover("Delete draft", icon=":material/delete:"):
+            st.write("The draft and its list are removed. Nothing was sent from it.")
+            if st.button("Yes, delete it", key="delete_confirm", type="primary"):
+                with friendly_errors("delete the draft") as done, session() as s:
+                    blasts.delete_draft(s, blast_id=blast.id)
+                if done.ok:
+                    flash("deleted", f"Draft #{blast.id} “{blast.name or 'Untitled'}” was deleted.")
+                    del st.query_params["blast"]
+                    st.session_state.pop(PICK_KEY, None)
+                    st.rerun()
+    elif blast.state in UNFINISHED_STATES:
         with cols[1].popover("Cancel blast", icon=":material/cancel:"):
             st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
             if st.button("Yes, cancel it", key="cancel_confirm", type="primary"):

@@ -12,6 +12,8 @@ from dashboard.finish_note import not_going_out, render_not_going_out
 from dashboard.layout import in_words, page_header
 
 page_header("Blast detail")
+if deleted := views.take_flash("deleted"):
+    st.success(deleted, icon=":material/delete:")
 
 with reading() as s:
     choices = s.execute(

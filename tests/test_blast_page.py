@@ -918,3 +918,24 @@ def test_a_draft_whose_people_another_blast_holds_unsent_says_so(
     [tick] = [c for c in at.checkbox if c.label == "Send a second blast anyway"]
     tick.check().run()
     assert not at.button(key="draft_send").disabled
+
+
+def test_a_draft_made_by_mistake_can_be_deleted_from_its_page(engine: Engine) -> None:
+    """A mistaken follow-up draft could only be cancelled, and stayed in every list."""
+    with transaction(engine) as s:
+        kept = make_blast(s, name="Raya promo", state="completed")
+        make_recipient(s, kept, status="READ_ACK", sent_at=utcnow())
+        draft = make_blast(s, name="Raya promo — Follow-up 1", state="draft", parent_blast_id=kept.id)
+        make_recipient(s, draft, status="QUEUED")
+        kept_id, draft_id = kept.id, draft.id
+    at = _open(draft_id)
+    assert not [b for b in at.button if b.key == "cancel_confirm"], "a draft is deleted, not cancelled"
+    at.button(key="delete_confirm").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == [f"Draft #{draft_id} “Raya promo — Follow-up 1” was deleted."]
+    assert _heading(at).startswith("### Raya promo :") and at.query_params["blast"] == str(kept_id)
+    assert not [w.value for w in at.warning if "There is no blast" in w.value]
+    with transaction(engine) as s:
+        assert s.get(Blast, draft_id) is None
+    kept_page = _open(kept_id)
+    assert "delete_confirm" not in {b.key for b in kept_page.button}, "a blast that sent keeps its record"

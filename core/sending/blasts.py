@@ -252,6 +252,19 @@ def move_to_device(session: Session, *, blast_id: int, device: str) -> None:
     _require(session, blast_id, result.rowcount == 1, "move")
 
 
+def delete_draft(session: Session, *, blast_id: int) -> None:
+    """Take a draft away whole, its list with it: a draft sent nothing and has no history (a
+    blast that sent anything keeps its record, and can only be cancelled). A follow-up made of
+    it, if any, keeps going without its parent."""
+    sent_any = exists().where(BlastRecipient.blast_id == Blast.id,
+                              BlastRecipient.status != Status.QUEUED.value)
+    result = session.execute(
+        delete(Blast).where(Blast.id == blast_id, Blast.state == S.DRAFT, ~sent_any)
+        .execution_options(synchronize_session=False)
+    )
+    _require(session, blast_id, result.rowcount == 1, "delete")
+
+
 def cancel(session: Session, *, blast_id: int) -> None:
     ok = change_state(session, blast_id=blast_id, from_states=_CANCELLABLE, to_state=S.CANCELLED,
                       reason="Cancelled by you.", finished_at=utcnow())

@@ -6,7 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from core.config import get_settings
 from core.db import transaction
@@ -295,3 +295,25 @@ def test_a_blast_launched_into_quiet_hours_is_dated_when_sending_can_start(
         get_settings.cache_clear()
     assert blast.scheduled_at == at
     assert (blast.blast_date, blast.blast_time) == (dt.datetime(2030, 12, 2, 9, 0, tzinfo=KL), dt.time(9, 0))
+
+
+def test_a_draft_can_be_deleted_whole_but_a_blast_that_sent_anything_cannot(engine: Engine) -> None:
+    draft, sent = _draft(engine), _draft(engine)
+    with transaction(engine) as s:
+        child = make_blast(s, parent_blast_id=draft)
+        blasts.launch(s, blast_id=sent, device="d", timezone=KL)
+        s.execute(BlastRecipient.__table__.update().where(BlastRecipient.blast_id == sent)
+                  .values(status="SERVER_ACK"))
+        child_id = child.id
+    with transaction(engine) as s:
+        blasts.delete_draft(s, blast_id=draft)
+    with transaction(engine) as s:
+        assert s.get(Blast, draft) is None
+        assert s.scalars(select(BlastRecipient).where(BlastRecipient.blast_id == draft)).all() == []
+        assert s.get(Blast, child_id).parent_blast_id is None, "a follow-up made of it stays"
+    with pytest.raises(StateConflict, match="Cannot delete blast"), transaction(engine) as s:
+        blasts.delete_draft(s, blast_id=sent)
+    with transaction(engine) as s:  # a draft that was sent from once, then put back: kept
+        s.execute(Blast.__table__.update().where(Blast.id == sent).values(state="draft"))
+    with pytest.raises(StateConflict), transaction(engine) as s:
+        blasts.delete_draft(s, blast_id=sent)
