@@ -939,3 +939,25 @@ def test_a_draft_made_by_mistake_can_be_deleted_from_its_page(engine: Engine) ->
         assert s.get(Blast, draft_id) is None
     kept_page = _open(kept_id)
     assert "delete_confirm" not in {b.key for b in kept_page.button}, "a blast that sent keeps its record"
+
+
+def test_the_pace_of_a_sending_blast_can_be_changed_from_its_page(engine: Engine) -> None:
+    """The page said "at most 500 messages go out a day" with no way to change it: the pace
+    was only on New blast, once a list was uploaded."""
+    from core.models import Device
+
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending", device="sandbox")
+        for _ in range(3):
+            make_recipient(s, blast, status="QUEUED")
+        finished = make_blast(s, state="completed", device="sandbox")
+        make_recipient(s, finished, status="READ_ACK", sent_at=utcnow())
+        blast_id, finished_id = blast.id, finished.id
+    at = _open(blast_id)
+    at.number_input(key="p_cap").set_value(800).run()
+    at.button(key="p_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Pace saved" in m.value for m in at.success)
+    with transaction(engine) as s:
+        assert s.get(Device, "sandbox").daily_cap == 800
+    assert "p_save" not in {b.key for b in _open(finished_id).button}, "nothing left to pace"
