@@ -118,10 +118,11 @@ def _render_some_messaged(s: Session, numbers: Sequence[str], *, besides: int | 
     more = len(blasts) - SHOWN
     if more > 0:
         named.append(f"{more:,} more")
+    # A new list can still be mended before it is uploaded; a draft's is made already.
+    mend = "." if besides else "; to leave them out, take them off the list before uploading it."
     st.info(f"**{reach.people:,} of these {size:,} people** were messaged in the past week, by "
             f"{'blast' if len(blasts) == 1 else 'blasts'} {and_list(named)}. This blast messages them "
-            "again; to leave them out, take them off the list before uploading it.",
-            icon=":material/history:")
+            "again" + mend, icon=":material/history:")
 
 
 def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:

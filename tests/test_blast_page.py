@@ -961,3 +961,19 @@ def test_the_pace_of_a_sending_blast_can_be_changed_from_its_page(engine: Engine
     with transaction(engine) as s:
         assert s.get(Device, "sandbox").daily_cap == 800
     assert "p_save" not in {b.key for b in _open(finished_id).button}, "nothing left to pace"
+
+
+def test_a_drafts_list_sharing_some_people_with_last_weeks_blasts_says_how_many(engine: Engine) -> None:
+    listed = [f"+6012{k:07d}" for k in range(1, 11)]
+    with transaction(engine) as s:
+        last_week = make_blast(s, name="Year end · 20 Nov", state="completed",
+                               created_at=utcnow() - dt.timedelta(days=6))
+        for phone in listed[:3]:
+            make_recipient(s, last_week, phone_number=phone, status="READ_ACK", sent_at=utcnow())
+        draft = make_blast(s, name="Leads", state="draft", message_template="Hi {name}")
+        for phone in listed:
+            make_recipient(s, draft, phone_number=phone, status="QUEUED")
+        week_id, draft_id = last_week.id, draft.id
+    said = [i.value for i in _open(draft_id).info if "in the past week" in i.value]
+    assert said == [f"**3 of these 10 people** were messaged in the past week, by blast #{week_id} “Year "
+                    "end · 20 Nov”. This blast messages them again."]
