@@ -161,7 +161,8 @@ def finish_note(
         reasons.append(f"sending pauses during quiet hours ({window})")
     if finish.daily_cap:
         already = f" ({sent_today:,} already went out today)" if sent_today else ""
-        reasons.append(f"at most {rules.daily_cap:,} messages go out a day{already}")
+        reasons.append(f"at most {plural(rules.daily_cap, 'message')} {_s('go', rules.daily_cap)} out a "
+                       f"day{already}")
     if pauses:
         reasons.append(break_words(rules, pauses=pauses, sent_since_pause=sent_since_pause))
     if not reasons:
@@ -209,16 +210,27 @@ def _estimate_words(
     finish_at = f"**{finish.at.astimezone(zone):%a %d %b, %H:%M}**"
     if start is None or begins is None:
         if finish.others_first:
-            return (f"At this pace, **{recipients:,}** messages finish around {finish_at} if sent now: "
+            return (f"At this pace, {_messages(recipients)} {_s('finish', recipients)} around "
+                    f"{finish_at} if sent now: "
                     f"{_about(finish.at - now)} from now, as other blasts go first.")
-        return (f"At this pace, **{recipients:,}** messages take {_about(finish.at - now)} "
-                f"and finish around {finish_at} if sent now.")
+        return (f"At this pace, {_messages(recipients)} {_s('take', recipients)} "
+                f"{_about(finish.at - now)} and {_s('finish', recipients)} around {finish_at} if sent now.")
     scheduled = f"Scheduled for **{start.astimezone(zone):%a %d %b, %H:%M}**"
     if finish.others_first:
-        return (f"{scheduled}, at this pace **{recipients:,}** messages finish around {finish_at}, "
-                "as other blasts go first.")
-    return (f"{scheduled}, at this pace **{recipients:,}** messages take {_about(finish.at - begins)} "
-            f"and finish around {finish_at}.")
+        return (f"{scheduled}, at this pace {_messages(recipients)} {_s('finish', recipients)} "
+                f"around {finish_at}, as other blasts go first.")
+    return (f"{scheduled}, at this pace {_messages(recipients)} {_s('take', recipients)} "
+            f"{_about(finish.at - begins)} and {_s('finish', recipients)} around {finish_at}.")
+
+
+def _messages(n: int) -> str:
+    """ "**3** messages", "**1** message"."""
+    return f"**{n:,}** {'message' if n == 1 else 'messages'}"
+
+
+def _s(verb: str, n: int) -> str:
+    """The verb for `n` things: "1 message takes", "2 messages take"."""
+    return verb if n != 1 else verb + ("es" if verb.endswith(("sh", "ch", "s", "x", "o")) else "s")
 
 
 def _about(took: dt.timedelta) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.words import and_list  # noqa: F401  (the pages' words use it from here)
+from core.words import and_list, plural  # noqa: F401  (the pages' words use them from here)
 
 # A blast's state in a marketer's words, with the colour of its badge.
 STATE_WORDS = {
@@ -17,9 +17,6 @@ STATE_WORDS = {
 }
 
 
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """"1 recipient", "3 recipients", "1 person", "2 people"."""
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def practice_left_out(blasts: int, where: str) -> str:

@@ -90,6 +90,8 @@ def test_the_estimate_says_when_the_daily_cap_held_a_send_back() -> None:
         (_rules("22:00-08:00", cap=10), _kl(26, 10), 15, 0,
          "Sending pauses during quiet hours (22:00–08:00) and at most 10 messages go out a day, "
          "so it would finish tomorrow around 08:04."),
+        (_rules(cap=1), _kl(26, 10), 2, 0,  # it had said "at most 1 messages go out"
+         "At most 1 message goes out a day, so it would finish tomorrow around 00:00."),
     ],
 )
 def test_finish_note_names_what_the_worker_waits_for(
@@ -451,3 +453,14 @@ def test_the_new_blast_page_says_the_break_a_short_list_waits_for(
     [note] = _notes(at)
     assert note.startswith("The WhatsApp number takes a 5-minute break after every 50 messages (it has "
                            "sent 48 since its last break), so it would finish "), note
+
+
+@pytest.mark.parametrize(("n", "words"), [
+    (1, "**1** message takes, finishes, goes"), (2, "**2** messages take, finish, go"),
+    (0, "**0** messages take, finish, go"),
+])
+def test_one_message_is_said_in_the_singular(n: int, words: str) -> None:
+    """ "1 messages take about 12 h" had been said of a list of one."""
+    from dashboard.finish_note import _messages, _s
+
+    assert f"{_messages(n)} {_s('take', n)}, {_s('finish', n)}, {_s('go', n)}" == words

@@ -23,6 +23,7 @@ from core.csv_import.reading import check_size
 from core.db import migrate, transaction
 from core.errors import BadCsv
 from core.models import Blast
+from core.words import plural
 
 # As the New blast page says it: a list with no one to send to makes no blast.
 NO_ONE_TO_SEND = "There is no usable number in this file, so there is no one to send to."
@@ -136,7 +137,7 @@ def _message_problems(message: str, rows: list[RowResult]) -> list[dict[str, Any
 def _human(summary: dict[str, Any], report: ImportReport) -> str:
     return "\n".join([
         f"Draft blast #{summary['blast_id']} “{summary['blast_name']}”: "
-        f"{summary['recipients']} recipients.",
+        f"{plural(summary['recipients'], 'recipient')}.",
         *_report_lines(summary, report),
     ])
 

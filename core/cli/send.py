@@ -17,6 +17,7 @@ from core.errors import BadInput, NotFound, StateConflict
 from core.followups import follow_up_placeholders
 from core.models import Blast, BlastState, utcnow
 from core.sending import blasts, gateways, pacing
+from core.words import plural
 
 # A --at this little in the past is taken as "now" (the minute it took to type); further back
 # is most likely a typo in the date, and sending at once would surprise.
@@ -73,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
         held = _held_back(s, device=device, when=when,
                           settings=settings, now=state != "scheduled")
     if state == "scheduled":
-        print(f"blast {args.blast_id}: {total} recipients scheduled for "
+        print(f"blast {args.blast_id}: {plural(total, 'recipient')} scheduled for "
               f"{when.astimezone(zone):%d %b %Y %H:%M}{held or ''}")
     elif held:
-        print(f"blast {args.blast_id}: {total} recipients queued{held}")
+        print(f"blast {args.blast_id}: {plural(total, 'recipient')} queued{held}")
     else:
-        print(f"blast {args.blast_id}: {total} recipients queued; a worker sends them now")
+        print(f"blast {args.blast_id}: {plural(total, 'recipient')} queued; a worker sends them now")
     return 0
 
 
