@@ -173,12 +173,16 @@ def _recipients_frame(
 
 def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str, *, cancelled: bool) -> None:
     cols = st.columns(5)
-    if cols[0].button(f"Mark {len(chosen)} as closed (sale)", key=f"{key_prefix}_close", type="primary"):
+    ticked = frame[frame["id"].isin(chosen)]
+    # Those shown closed are offered the undo below, not a second sale.
+    open_ = [int(rid) for rid in ticked[ticked["code"] != Status.CLOSED.value]["id"]]
+    if open_ and cols[0].button(f"Mark {len(open_)} as closed (sale)", key=f"{key_prefix}_close",
+                                type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
-            changes = mark_closed(s, recipient_ids=chosen)
+            changes = mark_closed(s, recipient_ids=open_)
             closed = sum(c.changed for c in changes)
-            already = len(changes) - closed  # the only move to CLOSED that changes nothing
-            unsent = len(chosen) - len(changes)  # mark_closed leaves out whose message never went
+            already = len(changes) - closed  # closed meanwhile (in another tab, or from a file)
+            unsent = len(open_) - len(changes)  # mark_closed leaves out whose message never went
         if done.ok:
             after_action(key_prefix, closed_words(closed, already=already, unsent=unsent))
     codes = set(frame[frame["id"].isin(chosen)]["code"])
@@ -203,7 +207,6 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             after_action(key_prefix, f"{plural(failed, 'recipient')} marked as failed."
                          + (f" {settled:,} {'was' if settled == 1 else 'were'} settled by WhatsApp "
                             "meanwhile, and left as they are." if settled else ""))
-    ticked = frame[frame["id"].isin(chosen)]
     sales = [int(rid) for rid in ticked[ticked["code"] == Status.CLOSED.value]["id"]]  # as shown
     if sales and cols[3].button(f"Not a sale: undo {len(sales):,}", key=f"{key_prefix}_unclose",
                                 help="For a sale marked by mistake: back to where they were before it."):

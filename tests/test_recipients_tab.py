@@ -363,12 +363,20 @@ def test_the_close_report_has_no_other_campaign_count_when_there_is_none(engine:
         "Closed", "Already closed", "Never messaged", "Not a number", "Listed twice"]
 
 
-def test_marking_closed_says_how_many_were_closed_already(engine: Engine) -> None:
-    blast_id = _sent_blast(engine, *("CLOSED", "CLOSED", "REPLIED"))
+def test_marking_closed_offers_only_those_not_closed_and_says_who_was_closed_meanwhile(
+    engine: Engine,
+) -> None:
+    """Ticking a sale had offered both "Mark 1 as closed" and "Not a sale: undo 1"."""
+    blast_id = _sent_blast(engine, *("CLOSED", "CLOSED", "REPLIED", "READ_ACK"))
     at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
-    at.button(key="rcp_close").click().run()
-    assert [m.value for m in at.success] == ["0 recipients marked as closed (a sale). 2 were closed already."]
-    at = _tick(at, table(engine, blast_id, generation=1), [1, 2])
+    assert "rcp_close" not in {b.key for b in at.button}
+    assert at.button(key="rcp_unclose").label == "Not a sale: undo 2"
+    at = _tick(at, table(engine, blast_id), [1, 2, 3])
+    assert at.button(key="rcp_close").label == "Mark 2 as closed (sale)"
+    with transaction(engine) as s:  # one of them closed from another tab as the page stood
+        rows, _ = page_of_recipients(s, blast_id=blast_id, selection="Everyone", page_size=PAGE_SIZE)
+        s.execute(BlastRecipient.__table__.update().where(BlastRecipient.id == rows[2].id)
+                  .values(status="CLOSED"))
     at.button(key="rcp_close").click().run()
     assert [m.value for m in at.success] == ["1 recipient marked as closed (a sale). 1 was closed already."]
 
