@@ -40,6 +40,13 @@ def render_draft_launch(blast: Blast) -> None:
     """Write or check the message, see when it would finish, and send or schedule. Not for a
     draft of the other gateway (`gateways.sends`): the page says why it is not sent from here."""
     names, samples, numbers = _samples(blast.id)
+    if not samples:
+        # Everyone has opted out, or moved on since it was made: its message's placeholders
+        # would be said to be missing from a list that is simply empty.
+        st.warning("This draft has no one left to send to: everyone on its list has asked not to be "
+                   "messaged, or was taken off it. Delete it, or make a new blast.",
+                   icon=":material/group_off:")
+        return
     people = plural(len(samples), "person", "people")
     st.info(
         f"This blast is a draft: nothing has been sent. It will go to {people}.",

@@ -977,3 +977,21 @@ def test_a_drafts_list_sharing_some_people_with_last_weeks_blasts_says_how_many(
     said = [i.value for i in _open(draft_id).info if "in the past week" in i.value]
     assert said == [f"**3 of these 10 people** were messaged in the past week, by blast #{week_id} “Year "
                     "end · 20 Nov”. This blast messages them again."]
+
+
+def test_a_draft_everyone_on_has_opted_out_says_so_not_that_a_placeholder_is_missing(engine: Engine) -> None:
+    from core.opt_outs import add_opt_outs
+
+    with transaction(engine) as s:
+        draft = make_blast(s, name="Leads", state="draft", message_template="Hi {name}")
+        make_recipient(s, draft, phone_number="+60123456789", status="QUEUED", contact_name="Ali")
+        draft_id = draft.id
+    with transaction(engine) as s:
+        add_opt_outs(s, ["+60123456789"], source="webhook", keyword="STOP")
+    at = _open(draft_id)
+    assert not at.error, [e.value for e in at.error]
+    assert [w.value for w in at.warning if "no one left" in w.value] == [
+        "This draft has no one left to send to: everyone on its list has asked not to be messaged, or "
+        "was taken off it. Delete it, or make a new blast."]
+    assert "draft_send" not in {b.key for b in at.button}
+    assert "delete_confirm" in {b.key for b in at.button}
