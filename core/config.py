@@ -130,7 +130,8 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(
         "http://localhost:8501",
-        description="The address WSAPME reaches this server on; used to show the webhook URL.",
+        description="The address WSAPME reaches this server on; used to show the webhook URL. "
+        "Unset, the dashboard uses its own port on localhost; a worker run on its own, this default.",
     )
 
     # Access
@@ -198,8 +199,8 @@ class Settings(BaseSettings):
 
     max_upload_mb: float = Field(
         10.0,
-        description="Largest CSV accepted, in megabytes (keep .streamlit/config.toml's "
-        "maxUploadSize the same).",
+        description="Largest contact list (CSV or Excel) accepted, in megabytes (keep "
+        ".streamlit/config.toml's maxUploadSize the same).",
     )
 
     # Tracking
