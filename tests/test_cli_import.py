@@ -120,7 +120,7 @@ def test_importing_the_same_file_twice_makes_two_drafts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (PNG, "error: This looks like a PNG image, not a CSV file"),
+        (PNG, "error: This looks like a PNG image, not a CSV or Excel file"),
         (xlsx_bytes(), "error: This looks like an Excel workbook (.xlsx)"),
         (b"", "error: The file is empty."),
         (b"Name,Phone\r\n", "error: The file has a header row but no contacts below it."),

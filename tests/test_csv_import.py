@@ -483,7 +483,7 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
         (xlsx_bytes(), "This looks like an Excel workbook (.xlsx), but it cannot be read: it may "
                        "be damaged"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "an old Excel workbook (.xls)"),
-        (PNG, "This looks like a PNG image, not a CSV file"),
+        (PNG, "This looks like a PNG image, not a CSV or Excel file"),
         (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),
         (b"%PDF-1.7\n%\xe2\xe3", "a PDF document"),
         (b"<!DOCTYPE html><html><body>x</body></html>", "a web page (HTML)"),

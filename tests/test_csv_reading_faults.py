@@ -186,7 +186,7 @@ _TABLE = "<table><tr><td>Name</td><td>Phone</td></tr><tr><td>Ali</td><td>0123456
     ("\ufeff<html><body>" + _TABLE + "</body></html>").encode("utf-16-le"),
 ])
 def test_an_excel_export_that_is_a_web_page_is_named_as_one(data: bytes) -> None:
-    with pytest.raises(BadCsv, match=r"This looks like a web page \(HTML\), not a CSV file"):
+    with pytest.raises(BadCsv, match=r"This looks like a web page \(HTML\), not a CSV or Excel file"):
         parse_csv(data)
 
 

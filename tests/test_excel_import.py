@@ -267,4 +267,4 @@ def test_the_command_line_imports_a_workbook(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Numbers from column “HP”, names from “Nama”; read from the sheet “Contacts” of an Excel " \
            "workbook." in result.stdout
-    assert "1 recipients" in result.stdout
+    assert "1 recipient." in result.stdout

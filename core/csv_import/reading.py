@@ -122,14 +122,14 @@ def _reject_other_formats(data: bytes) -> None:
     head = data[:16]
     for signature, what in _NOT_CSV_SIGNATURES:
         if head.startswith(signature):
-            raise BadCsv(f"This looks like {what}, not a CSV file: {SAVE_AS_CSV}.")
+            raise BadCsv(f"This looks like {what}, not a CSV or Excel file: {SAVE_AS_CSV}.")
     if head.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        raise BadCsv(f"This looks like a WebP image, not a CSV file: {SAVE_AS_CSV}.")
+        raise BadCsv(f"This looks like a WebP image, not a CSV or Excel file: {SAVE_AS_CSV}.")
 
 
 def _reject_web_page(text: str) -> None:
     if _HTML_RE.match(text, 0, 1000):
-        raise BadCsv(f"This looks like a web page (HTML), not a CSV file: {SAVE_AS_CSV}.")
+        raise BadCsv(f"This looks like a web page (HTML), not a CSV or Excel file: {SAVE_AS_CSV}.")
 
 
 # --- encoding ------------------------------------------------------------------------------
