@@ -74,8 +74,8 @@ def test_a_whatsapp_column_of_yes_and_no_is_not_the_phone_column() -> None:
     data = b"Name,WhatsApp,Phone\r\nAli,Yes,012-345 6789\r\nSiti,No,013-456 7890\r\n"
     report = parse_csv(data)
     assert report.phone_column == "Phone"
-    assert report.notes == ["Numbers were taken from “Phone” because the others have no phone "
-                            "numbers in the first rows; “WhatsApp” could also be the phone column. "
+    assert report.notes == ["Numbers were taken from “Phone” because the others have no usable "
+                            "phone number in the first rows; “WhatsApp” could also be the phone column. "
                             "Choose another if that is wrong."]
 
 

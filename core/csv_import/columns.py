@@ -157,7 +157,7 @@ class _Fit(NamedTuple):
 
 # What the field that settled the choice says about the column taken.
 _WHY = {
-    "no_numbers": "the others have no phone numbers in the first rows",
+    "no_numbers": "the others have no usable phone number in the first rows",
     "landline": "it is not named for an office, home or fax line",
     "fewer_mobiles": "it has the most mobile numbers in the first rows",
 }
