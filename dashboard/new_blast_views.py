@@ -425,8 +425,8 @@ def render_tag_in_use(container: DeltaGenerator, tag: str) -> None:
         container.caption(f"Joins the campaign “{plain(found.same)}” "
                           f"({plural(found.blasts, 'blast')} so far).")
     elif found.like:
-        container.warning(f"A new campaign tag. “{plain(found.like)}” is in use already: type it that way "
-                          "to count this blast with it on the Overview.", icon=":material/sell:")
+        container.warning(f"A new campaign tag. If this is the same campaign as “{plain(found.like)}”, type "
+                          "it that way: the Overview counts each tag apart.", icon=":material/sell:")
 
 
 def forget_test() -> None:

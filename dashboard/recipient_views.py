@@ -324,7 +324,8 @@ def render_opt_out(container: Any, phones: Iterable[str], key_prefix: str) -> No
     a reply, in words no keyword catches ("tolong jangan hantar lagi"), or by phone."""
     wanted = sorted(set(phones))
     with reading() as s:
-        numbers = [p for p in wanted if p not in opted_out_among(s, wanted)]
+        listed = opted_out_among(s, wanted)
+    numbers = [p for p in wanted if p not in listed]
     if numbers and container.button(
         f"Opt out {len(numbers):,}", key=f"{key_prefix}_opt_out", icon=":material/block:",
         help="For people who asked not to be messaged again: no blast will send to them. Taken off "

@@ -323,3 +323,18 @@ def test_a_buyer_closed_on_another_blast_of_the_same_tag_is_not_closed_again(
     assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, other_id)]
     with transaction(engine) as s:
         assert s.get(BlastRecipient, elsewhere_id).status == "CLOSED"
+
+
+def test_the_same_tag_a_year_later_is_another_campaign_and_its_sale_its_own(engine: Engine) -> None:
+    with transaction(engine) as s:
+        last_year = make_blast(s, blast_tag="Year End Sale", created_at=T0 - dt.timedelta(days=365))
+        this_year = make_blast(s, blast_tag="Year End Sale", created_at=T0)
+        make_recipient(s, last_year, phone_number="+60123456789", status="CLOSED",
+                       sent_at=T0 - dt.timedelta(days=365))
+        now = make_recipient(s, this_year, phone_number="+60123456789", status="READ_ACK", sent_at=T0)
+        this_id, now_id = this_year.id, now.id
+    with transaction(engine) as s:
+        report = close_from_csv(s, b"Phone\n012-345 6789\n", region="MY", blast_ids=[this_id])
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, this_id)]
+    with transaction(engine) as s:
+        assert s.get(BlastRecipient, now_id).status == "CLOSED"

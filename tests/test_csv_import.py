@@ -816,10 +816,13 @@ def test_a_tag_typed_joins_the_campaign_spelled_so_or_is_told_of_one_it_looks_li
     from core.csv_import.storage import TagInUse, tag_in_use
 
     with transaction(engine) as s:
-        for tag in ("Year End Sale", "Year End Sale", "year end  sale", "CNY 2026", "Raya"):
+        for tag in ("Year End Sale", "Year End Sale", "year end  sale", "CNY 2026", "Raya", "Nov Week 1"):
             make_blast(s, blast_tag=tag)
         assert tag_in_use(s, "  year END sale ") == TagInUse(same="Year End Sale", blasts=3)
         assert tag_in_use(s, "Year-End Sale") == TagInUse(like="Year End Sale")
         assert tag_in_use(s, "CNY2026") == TagInUse(like="CNY 2026")
+        # Another year, another week: another campaign, told by its number, not a variant.
+        assert tag_in_use(s, "CNY 2027") == TagInUse()
+        assert tag_in_use(s, "Nov Week 2") == TagInUse()
         assert tag_in_use(s, "Merdeka") == TagInUse()
         assert tag_in_use(s, "   ") == TagInUse()

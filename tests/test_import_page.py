@@ -874,8 +874,8 @@ def test_the_tag_box_says_which_campaign_it_joins_or_which_one_it_looks_like(eng
     assert "Joins the campaign “Year End Sale” (2 blasts so far)." in captions(at)
     at.text_input(key="blast_tag").set_value("Year-End Sale").run()
     assert [w.value for w in at.warning if "new campaign tag" in w.value] == [
-        "A new campaign tag. “Year End Sale” is in use already: type it that way to count this blast "
-        "with it on the Overview."]
+        "A new campaign tag. If this is the same campaign as “Year End Sale”, type it that way: the "
+        "Overview counts each tag apart."]
     at.text_input(key="blast_tag").set_value("Merdeka").run()
     assert "Joins the campaign" not in captions(at)
     assert not [w.value for w in at.warning if "new campaign tag" in w.value]

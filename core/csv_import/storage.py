@@ -129,6 +129,10 @@ def _letters(tag: str) -> str:
     return "".join(c for c in tag.casefold() if c.isalnum())
 
 
+def _digits(tag: str) -> str:
+    return "".join(c for c in tag if c.isdigit())
+
+
 def tag_in_use(session: Session, typed: str) -> TagInUse:
     """`typed` against the tags blasts have: the same one however it is spaced or cased (as
     `spelled_as_before` stores it), or a new one close to one in use ("Year-End Sale" beside
@@ -146,7 +150,9 @@ def tag_in_use(session: Session, typed: str) -> TagInUse:
     for tag in sorted(counts, key=lambda t: -counts[t]):  # the spelling most blasts have
         if _letters(tag):
             by_letters.setdefault(_letters(tag), tag)
-    close = difflib.get_close_matches(_letters(tidy), list(by_letters), n=1, cutoff=0.8)
+    # "CNY 2026" beside "CNY 2025", "Week 1" beside "Week 2": other campaigns, told by their numbers.
+    alike = [key for key, tag in by_letters.items() if _digits(tag) == _digits(tidy)]
+    close = difflib.get_close_matches(_letters(tidy), alike, n=1, cutoff=0.8)
     return TagInUse(like=by_letters[close[0]] if close else None)
 
 
