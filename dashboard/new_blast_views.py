@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 
@@ -32,6 +33,7 @@ from core.sending import blasts
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
 from core.wsapme.failures import WILL_RETRY
+from dashboard.auth import identity_provider_configured, password_login
 from dashboard.compose import Message, Sample, bubble_html, plain, render_template
 from dashboard.data import reading, session, settings, upload_digest
 from dashboard.format import plural
@@ -405,8 +407,8 @@ TEST = "test"
 # The number last typed for a test, outside any one box: it is the marketer's own phone, the same
 # for every blast and draft, while a box's own value goes when its page or list does.
 _OWN_NUMBER = "own_test_number"
-# The number the last test went to, kept in the database: a page reloaded, or opened the next
-# day, starts with it rather than an empty box.
+# The number the last test went to, kept in the database for whoever sent it: a page reloaded,
+# or opened the next day, starts with it rather than an empty box.
 LAST_TEST_NUMBER = "last_test_number"
 
 
@@ -453,9 +455,24 @@ def render_test(body: str, *, key: str = TEST, owner: str | None = None) -> None
     _render_last_test(body, key=key, owner=owner)
 
 
+def _test_number_key() -> str | None:
+    """Where this person's last test number is kept: by their account when they logged in with
+    one, once for the dashboard when it has no login (one computer); not kept when everyone
+    shares a password, or one person's phone would be filled in for the next."""
+    if identity_provider_configured():
+        email = st.user.get("email") if st.user.is_logged_in else None
+        if not isinstance(email, str) or not email:
+            return None
+        return LAST_TEST_NUMBER + ":" + hashlib.sha256(email.casefold().encode()).hexdigest()[:32]
+    return None if password_login() else LAST_TEST_NUMBER
+
+
 def _last_test_number() -> str:
+    key = _test_number_key()
+    if key is None:
+        return ""
     with reading() as s:
-        kept = app_state.get(s, key=LAST_TEST_NUMBER)
+        kept = app_state.get(s, key=key)
     number = kept[0].get("number") if kept else None
     return number if isinstance(number, str) else ""
 
@@ -495,7 +512,8 @@ def _send_test(number: str, body: str, *, practice: bool, key: str, owner: str |
         with session() as s:
             if result.message_id:  # its receipts are then a test's, not a blast message's to wait for
                 test_sends.remember(s, message_id=result.message_id, to=phone.e164, at=sent_at)
-            app_state.put(s, key=LAST_TEST_NUMBER, value={"number": number.strip()})
+            if (kept_as := _test_number_key()) is not None:
+                app_state.put(s, key=kept_as, value={"number": number.strip()})
     except SQLAlchemyError as exc:  # the test went: say so all the same, or it would be sent twice
         log.warning("the test message's id was not kept (%s)", type(exc).__name__)
     st.session_state[f"{key}_sent"] = {"to": phone.e164, "body": body, "at": sent_at,

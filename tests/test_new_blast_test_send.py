@@ -177,3 +177,15 @@ def test_the_number_a_test_went_to_is_there_after_the_page_is_reloaded() -> None
     with_a_test_sent(upload(new_blast(), "contacts.csv", CONTACTS))
     reloaded = cny_message(upload(new_blast(), "cny_list.csv", CNY_LIST))
     assert reloaded.text_input(key="test_to").value == OWN
+
+
+def test_a_shared_password_keeps_no_test_number_for_the_next_person(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Everyone with the one password would have been offered the last sender's phone."""
+    from core.config import get_settings
+    from core.passwords import hash_password
+    from dashboard.new_blast_views import LAST_TEST_NUMBER, _test_number_key
+
+    assert _test_number_key() == LAST_TEST_NUMBER, "no login: the dashboard of one computer"
+    monkeypatch.setenv("DASHBOARD_PASSWORD_HASH", hash_password("a long team password"))
+    get_settings.cache_clear()
+    assert _test_number_key() is None
