@@ -326,15 +326,17 @@ def render_opt_out(container: Any, phones: Iterable[str], key_prefix: str) -> No
     with reading() as s:
         listed = opted_out_among(s, wanted)
     numbers = [p for p in wanted if p not in listed]
-    if numbers and container.button(
-        f"Opt out {len(numbers):,}", key=f"{key_prefix}_opt_out", icon=":material/block:",
-        help="For people who asked not to be messaged again: no blast will send to them. Taken off "
-        "again on the Opt-outs page.",
-    ):
-        with friendly_errors("add them to the opt-out list") as done, session() as s:
-            added, withdrawn = add_opt_outs(s, numbers, source="manual")
-        if done.ok:
-            after_action(key_prefix, added_words(added, withdrawn, len(numbers) - added))
+    if not numbers:
+        return
+    with container.popover(f"Opt out {len(numbers):,}", icon=":material/block:"):
+        st.write("For people who asked not to be messaged again: no blast will send to them, and "
+                 "messages waiting to go to them are dropped. A number put on the list by mistake can "
+                 "be taken off on the Opt-outs page, but the dropped messages do not come back.")
+        if st.button(f"Yes, opt out {len(numbers):,}", key=f"{key_prefix}_opt_out", type="primary"):
+            with friendly_errors("add them to the opt-out list") as done, session() as s:
+                added, withdrawn = add_opt_outs(s, numbers, source="manual")
+            if done.ok:
+                after_action(key_prefix, added_words(added, withdrawn, len(numbers) - added))
 
 
 def after_action(key_prefix: str, message: str) -> None:

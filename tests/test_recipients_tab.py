@@ -574,7 +574,7 @@ def test_marking_failed_says_how_many_were_settled_meanwhile(engine: Engine) -> 
 def test_ticked_people_can_be_opted_out_from_the_table(engine: Engine) -> None:
     blast_id = _sent_blast(engine, *("READ_ACK", "REPLIED"))
     at = _tick(_open(blast_id), table(engine, blast_id), [0, 1])
-    assert at.button(key="rcp_opt_out").label == "Opt out 2"
+    assert at.button(key="rcp_opt_out").label == "Yes, opt out 2"
     at.button(key="rcp_opt_out").click().run()
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == ["2 numbers added to the opt-out list."]

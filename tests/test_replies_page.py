@@ -203,7 +203,7 @@ def test_someone_who_asked_in_words_no_keyword_catches_is_opted_out_from_the_lis
         later = make_blast(s, name="Next week", state="sending")
         queued = make_recipient(s, later, phone_number="+60123456782", status="QUEUED").id
     at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [1])
-    assert at.button(key="rpl_opt_out").label == "Opt out 1"
+    assert at.button(key="rpl_opt_out").label == "Yes, opt out 1"  # in "Opt out 1", asked first
     at.button(key="rpl_opt_out").click().run()
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == [
