@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     )
     webhook_max_bytes: int = Field(
         1_000_000, description="Largest webhook body accepted, in bytes. A larger one is refused, "
-        "and set aside with its first part kept."
+        "and set aside with its first 4 KB kept."
     )
     webhook_wait_minutes: float = Field(
         60.0,

@@ -197,7 +197,7 @@ def test_a_body_over_the_default_limit_is_refused_and_set_aside(served: Served) 
     assert len(over) == limit + 1
     assert requests.post(served.url(), data=over, timeout=60).status_code == 413
     [kept] = served.inbox()
-    assert (kept.state, bytes(kept.body)) == ("unparseable", over[:limit])
+    assert (kept.state, bytes(kept.body)) == ("unparseable", over[:4096])
     assert requests.post(served.url(), data=over[:9] + over[10:], timeout=60).status_code == 200
 
 

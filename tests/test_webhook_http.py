@@ -23,7 +23,8 @@ from core.db import transaction
 from core.models import BlastRecipient, OptOut, StatusHistory, utcnow
 from core.status_engine import apply_status
 from core.statuses import RANK, Status
-from core.webhook.inbox import replay_after_send
+from core.webhook.inbox import replay_after_send, replay_set_aside
+from core.webhook.route import REFUSED_KEPT_BYTES
 from tests.reliability import support
 from tests.support.factories import make_blast, make_recipient
 
@@ -144,12 +145,17 @@ def test_an_oversized_body_is_refused_but_set_aside_and_logged(
 
     assert served.post(chunks()).status_code == 413
     assert served.post(big, secret="wrong").status_code == 404  # the secret is checked first
+    assert served.post(big).status_code == 413  # the gateway trying again: not kept twice
     declared, chunked = served.inbox()
-    assert (declared.state, bytes(declared.body)) == ("unparseable", big[:MAX_BYTES])
-    assert declared.detail == (f"Refused: the body ({len(big):,} bytes) was over WEBHOOK_MAX_BYTES "
-                               f"({MAX_BYTES:,} bytes). Its first {MAX_BYTES:,} bytes are kept here.")
-    assert (chunked.state, bytes(chunked.body)) == ("unparseable", b"x" * MAX_BYTES)
+    kept = REFUSED_KEPT_BYTES
+    assert (declared.state, declared.kind, bytes(declared.body)) == ("unparseable", "refused", big[:kept])
+    assert declared.detail.startswith(f"Refused: the body ({len(big):,} bytes) was over WEBHOOK_MAX_BYTES "
+                                      f"({MAX_BYTES:,} bytes). Its first {kept:,} bytes are kept here")
+    assert (chunked.state, bytes(chunked.body)) == ("unparseable", b"x" * kept)
     assert "of unknown length" in chunked.detail
+    # Cut short, it can never be applied: replaying the set-aside events leaves it, and its words.
+    assert replay_set_aside(served.engine).seen == 0
+    assert [e.detail for e in served.inbox()] == [declared.detail, chunked.detail]
     assert any("over WEBHOOK_MAX_BYTES" in r.getMessage() for r in caplog.records)
     assert served.secret not in caplog.text
     exactly = b'{"pad": "' + b"x" * (MAX_BYTES - 11) + b'"}'

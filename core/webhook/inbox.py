@@ -198,6 +198,9 @@ def process_entries(
 
 _OPEN = (InboxState.NEW, InboxState.WAITING)
 # Kept, and applied again only when a person asks (`replay_set_aside`).
+# The kind of an entry kept of a body refused for its size (core.webhook.route): cut short, it
+# can never be applied, so replaying set-aside entries leaves it, and the words of why, alone.
+REFUSED = "refused"
 SET_ASIDE = (InboxState.UNMATCHED, InboxState.UNPARSEABLE, InboxState.UNRECOGNISED, InboxState.FAILED)
 
 
@@ -730,7 +733,8 @@ def replay_set_aside(
     now = now or utcnow()
     with transaction(engine) as session:
         entries = session.execute(
-            select(WebhookInbox.id, WebhookInbox.state).where(WebhookInbox.state.in_(SET_ASIDE))
+            select(WebhookInbox.id, WebhookInbox.state)
+            .where(WebhookInbox.state.in_(SET_ASIDE), WebhookInbox.kind.is_distinct_from(REFUSED))
             .order_by(WebhookInbox.id)
         ).all()
     # An unmatched entry was read, and its opt-outs recorded, when it first came.

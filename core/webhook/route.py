@@ -8,12 +8,15 @@ that it tries again.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 import re
 import threading
 import time
 
 import psycopg
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +28,7 @@ from starlette.routing import Route
 from core.config import Settings, get_settings
 from core.db import engine_for, transaction
 from core.models import WebhookInbox, utcnow
-from core.webhook.inbox import InboxState, WebhookRules, error_words, replay_waiting
+from core.webhook.inbox import REFUSED, InboxState, WebhookRules, error_words, replay_waiting
 from core.webhook.intake import STORAGE_ERRORS, intake_for
 from core.webhook.secret import WEBHOOK_PATH, AcceptedSecrets, remembered_secrets
 
@@ -36,6 +39,8 @@ ROUTE_PATH = WEBHOOK_PATH + "{secret}"
 STORE_TIMEOUT_SECONDS = 20.0
 REPLAY_EVERY_SECONDS = 30.0
 _STORED = b'{"ok":true}'
+# Of a body refused for its size, what is kept to show what it was.
+REFUSED_KEPT_BYTES = 4096
 _SECRET_IN_PATH_RE = re.compile(re.escape(WEBHOOK_PATH) + r"[^/?#\s\"']*")
 
 
@@ -97,18 +102,25 @@ async def read_body(request: Request, *, limit: int) -> tuple[bytes, bool]:
     return b"".join(chunks), declared.isdigit() and int(declared) > limit
 
 
-def keep_refused(settings: Settings, kept: bytes, content_type: str | None, declared: str) -> None:
-    """A body refused for its size is set aside, its first part kept, and logged: what the
-    gateway meant to say is lost (it was told so, 413), but not without a trace."""
+def keep_refused(settings: Settings, body: bytes, content_type: str | None, declared: str) -> None:
+    """A body refused for its size is set aside (`REFUSED`), its start kept, and logged: what
+    the gateway meant to say is lost (it was told so, 413), but not without a trace. The same
+    body posted again within the hour (a gateway retrying) is not kept twice."""
+    kept = body[:REFUSED_KEPT_BYTES]
     size = f"{int(declared):,} bytes" if declared.isdigit() else "of unknown length"
     detail = (f"Refused: the body ({size}) was over WEBHOOK_MAX_BYTES ({settings.webhook_max_bytes:,} "
-              f"bytes). Its first {len(kept):,} bytes are kept here.")
+              f"bytes). Its first {len(kept):,} bytes are kept here "
+              f"(sha256 {hashlib.sha256(kept).hexdigest()[:16]}).")
     log.warning("a webhook body over WEBHOOK_MAX_BYTES (%s) was refused and set aside", size)
     try:
         with transaction(engine_for(settings.sqlalchemy_url)) as session:
-            session.add(WebhookInbox(body=kept, content_type=(content_type or "")[:255] or None,
-                                     state=InboxState.UNPARSEABLE, detail=detail, attempts=0,
-                                     processed_at=utcnow()))
+            again = session.scalar(select(WebhookInbox.id).where(
+                WebhookInbox.kind == REFUSED, WebhookInbox.detail == detail,
+                WebhookInbox.received_at > utcnow() - dt.timedelta(hours=1)).limit(1))
+            if again is None:
+                session.add(WebhookInbox(body=kept, content_type=(content_type or "")[:255] or None,
+                                         state=InboxState.UNPARSEABLE, kind=REFUSED, detail=detail,
+                                         attempts=0, processed_at=utcnow()))
     except STORAGE_ERRORS as exc:
         log.warning("the refused webhook body could not be set aside (%s)", describe(exc))
 
