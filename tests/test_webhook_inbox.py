@@ -715,6 +715,9 @@ def test_a_reply_that_waited_for_a_send_later_found_unknown_settles_it(engine: E
         pytest.param(_incoming("hi", fromMe="true"), "echo", id="echo-form-style"),
         pytest.param(_incoming("hi", jid="60199999999@c.us"), "no message sent to +60199999999",
                      id="never-messaged"),
+        # A channel's post: an address, not a person's number; no more to learn by keeping it.
+        pytest.param(_incoming("Weekly deals", jid="120363144038483540@newsletter"),
+                     "not from a person's number (newsletter)", id="a-channel"),
     ],
 )
 def test_messages_that_are_not_replies_are_ignored(engine: Engine, payload: dict, reason_part: str) -> None:

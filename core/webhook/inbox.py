@@ -556,7 +556,7 @@ def _plan_message(
         notes.append(_Note(InboxState.IGNORED, "message", f"not a reply: {reason}"))
         return []
     unread = unread_sender(message)
-    if unread is not None or message.phone is None:
+    if unread is not None:
         # A reply, or a request to stop, that names no number: set aside, never taken for nothing.
         notes.append(_Note(InboxState.UNRECOGNISED, "message",
                            f"a message whose sender cannot be read: {unread}"))

@@ -59,6 +59,9 @@ def not_a_reply(message: IncomingMessage) -> str | None:
         return _NOT_REPLY_TYPES[kind]
     if kind == "reactionmessage" and not message.text:
         return "a reaction taken back"
+    if message.jid_kind == JidKind.UNKNOWN and "@" in message.jid:
+        # A channel's post ("…@newsletter"), a bot: an address, but not a person's number.
+        return f"not from a person's number ({message.jid.partition('@')[2] or 'no domain'})"
     return None
 
 
