@@ -341,11 +341,13 @@ def _render_move_to_device(blast: Blast, place: Any, configured: str) -> None:
             _act("move the blast", functools.partial(blasts.move_to_device, device=configured), blast.id)
 
 
-def render_refresh(blast: Blast) -> None:
+def render_refresh(blast: Blast) -> tuple[str, bool] | None:
     """Ask the gateway now about every message of this blast not yet read; not shown for a blast
-    sent through the other gateway (practice mode's, or WSAPME's), which this one knows nothing of."""
+    sent through the other gateway (practice mode's, or WSAPME's), which this one knows nothing of.
+    What it did is returned, and whether it was stopped by trouble, to be said at the page's
+    width (`say_refreshed`), not in the button's narrow column."""
     if blast.state == "draft" or not gateways.sends(blast.device, settings=settings()):
-        return
+        return None
     if not st.button(
         "Refresh statuses",
         key="refresh",
@@ -354,13 +356,26 @@ def render_refresh(blast: Blast) -> None:
               "dashboard last restarted, so it cannot say what became of those."
               if settings().sandbox else "Asks WSAPME directly, for when receipts seem late."),
     ):
-        return
+        return None
     with friendly_errors("refresh the statuses") as done, st.spinner("Asking the gateway…"):
         result = poll_round(get_engine(), make_client(settings()), settings=settings(), blast_id=blast.id)
     if done.ok and result.stopped_by:  # "nothing to ask about" would hide the gateway's trouble
-        st.warning(refresh_stopped_words(result.asked, result.changed, result.stopped_by))
-    elif done.ok:  # on the page, not a toast: one seen only in its few seconds was easy to miss
-        st.info(refresh_words(result.asked, result.changed, result.unknown), icon=":material/refresh:")
+        return refresh_stopped_words(result.asked, result.changed, result.stopped_by), True
+    if done.ok:
+        return refresh_words(result.asked, result.changed, result.unknown), False
+    return None
+
+
+def say_refreshed(said: tuple[str, bool] | None) -> None:
+    """What "Refresh statuses" did, on the page, not in a toast: one seen only for its few
+    seconds was easy to miss."""
+    if said is None:
+        return
+    words, trouble = said
+    if trouble:
+        st.warning(words)
+    else:
+        st.info(words, icon=":material/refresh:")
 
 
 def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:

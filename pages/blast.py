@@ -70,7 +70,8 @@ actions, refresh = st.columns([4, 1])
 with actions:
     views.render_actions(blast)
 with refresh:
-    views.render_refresh(blast)
+    refreshed = views.render_refresh(blast)
+views.say_refreshed(refreshed)
 # Reads and replies mostly arrive after the last send: the live sections keep refreshing,
 # more slowly, while they still can.
 every = views.refresh_every(blast)
