@@ -304,14 +304,17 @@ def render_actions(blast: Blast) -> None:
         _render_move_to_device(blast, cols[2], configured)
     if blast.state == "draft":
         with cols[1].popover("Delete draft", icon=":material/delete:"):
-            st.write("The draft and its list are removed. Nothing was sent from it.")
+            st.write("The draft and its list are removed; this cannot be undone. Nothing was sent from it.")
             if st.button("Yes, delete it", key="delete_confirm", type="primary"):
                 with friendly_errors("delete the draft") as done, session() as s:
                     blasts.delete_draft(s, blast_id=blast.id)
                 if done.ok:
                     flash("deleted", f"Draft #{blast.id} “{blast.name or 'Untitled'}” was deleted.")
-                    del st.query_params["blast"]
                     st.session_state.pop(PICK_KEY, None)
+                    if blast.parent_blast_id:  # a follow-up's draft: back to the blast it follows
+                        st.query_params["blast"] = str(blast.parent_blast_id)
+                    else:
+                        del st.query_params["blast"]
                     st.rerun()
     elif blast.state in UNFINISHED_STATES:
         with cols[1].popover("Cancel blast", icon=":material/cancel:"):

@@ -411,7 +411,7 @@ def render_close_from_file(blast_id: int) -> None:
     )
     _render_close_report(take_flash("close_report"), stopped=take_flash("close_stopped"), blast_id=blast_id)
     only_chain = st.checkbox(
-        "Only this blast and its follow-ups (its first blast's too)", value=True, key="close_chain",
+        "Only this blast's chain: its first blast and every follow-up", value=True, key="close_chain",
         help="Each number is closed on the latest of these blasts that messaged it. Untick to look "
         "through every blast.",
     )

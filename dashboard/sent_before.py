@@ -119,10 +119,12 @@ def _render_some_messaged(s: Session, numbers: Sequence[str], *, besides: int | 
     if more > 0:
         named.append(f"{more:,} more")
     # A new list can still be mended before it is uploaded; a draft's is made already.
-    mend = "." if besides else "; to leave them out, take them off the list before uploading it."
-    st.info(f"**{reach.people:,} of these {size:,} people** were messaged in the past week, by "
-            f"{'blast' if len(blasts) == 1 else 'blasts'} {and_list(named)}. This blast messages them "
-            "again" + mend, icon=":material/history:")
+    mend = "." if besides else "; to leave them out, take them out of the file and upload it again."
+    who = (f"**{reach.people:,} of these {size:,} people** were" if reach.people > 1
+           else f"**1 of these {size:,} people** was")
+    st.info(f"{who} messaged in the past week, by {'blast' if len(blasts) == 1 else 'blasts'} "
+            f"{and_list(named)}. This blast messages them again"
+            + mend, icon=":material/history:")
 
 
 def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:

@@ -927,12 +927,14 @@ def test_a_draft_made_by_mistake_can_be_deleted_from_its_page(engine: Engine) ->
         make_recipient(s, kept, status="READ_ACK", sent_at=utcnow())
         draft = make_blast(s, name="Raya promo — Follow-up 1", state="draft", parent_blast_id=kept.id)
         make_recipient(s, draft, status="QUEUED")
+        make_blast(s, name="A newer blast", state="completed")
         kept_id, draft_id = kept.id, draft.id
     at = _open(draft_id)
     assert not [b for b in at.button if b.key == "cancel_confirm"], "a draft is deleted, not cancelled"
     at.button(key="delete_confirm").click().run()
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == [f"Draft #{draft_id} “Raya promo — Follow-up 1” was deleted."]
+    # A follow-up's draft: back to the blast it follows.
     assert _heading(at).startswith("### Raya promo :") and at.query_params["blast"] == str(kept_id)
     assert not [w.value for w in at.warning if "There is no blast" in w.value]
     with transaction(engine) as s:

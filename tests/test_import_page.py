@@ -857,8 +857,8 @@ def test_a_new_list_sharing_some_people_with_last_weeks_blasts_says_how_many(eng
     assert not [w.value for w in at.warning if "looks like one sent recently" in w.value]
     said = [i.value for i in at.info if "in the past week" in i.value]
     assert said == [f"**3 of these 10 people** were messaged in the past week, by blast #{week_id} “Year "
-                    "end · 20 Nov”. This blast messages them again; to leave them out, take them off the "
-                    "list before uploading it."]
+                    "end · 20 Nov”. This blast messages them again; to leave them out, take them out of the "
+                    "file and upload it again."]
     # One of forty (under one in twenty) is a regular among new leads: no news.
     many = listed[2:3] + [f"+6013{k:07d}" for k in range(1, 40)]
     data = ("Name,Phone\n" + "".join(f"P{k},{p}\n" for k, p in enumerate(many))).encode()

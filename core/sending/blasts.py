@@ -262,6 +262,9 @@ def delete_draft(session: Session, *, blast_id: int) -> None:
         delete(Blast).where(Blast.id == blast_id, Blast.state == S.DRAFT, ~sent_any)
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount == 0 and session.scalar(select(Blast.state).where(Blast.id == blast_id)) == S.DRAFT:
+        raise StateConflict(f"Cannot delete blast {blast_id}: some of its messages were sent, so it keeps "
+                            "its record. Cancel it instead.")
     _require(session, blast_id, result.rowcount == 1, "delete")
 
 

@@ -315,5 +315,5 @@ def test_a_draft_can_be_deleted_whole_but_a_blast_that_sent_anything_cannot(engi
         blasts.delete_draft(s, blast_id=sent)
     with transaction(engine) as s:  # a draft that was sent from once, then put back: kept
         s.execute(Blast.__table__.update().where(Blast.id == sent).values(state="draft"))
-    with pytest.raises(StateConflict), transaction(engine) as s:
+    with pytest.raises(StateConflict, match="some of its messages were sent"), transaction(engine) as s:
         blasts.delete_draft(s, blast_id=sent)
