@@ -14,8 +14,9 @@ def tally(sent: int, tried: int, *, many: bool = False) -> str:
     return f"{sent:,} sent since {who} started{failed}"
 
 
-def gone_words(gone: WorkerGone | None) -> str:
-    """When sending stopped, and what the last send worker had done."""
+def gone_words(gone: WorkerGone | None, *, named: bool = False) -> str:
+    """When sending stopped, and what the last send worker had done; `named`, with its name
+    (for whoever runs the server: it means nothing to a marketer)."""
     if gone is None:
         return "No send worker has run on this database yet."
     how = "stopped" if gone.stopped else "was last heard from"
@@ -23,4 +24,5 @@ def gone_words(gone: WorkerGone | None) -> str:
     done = f"it had sent {plural(gone.sent, 'message')}" if gone.sent else "it had sent nothing"
     if gone.tried > gone.sent:
         done += f", and tried {gone.tried - gone.sent:,} more that WSAPME did not confirm taking"
-    return f"The last one, `{gone.name}`, {how} {ago(gone.at)}{why}; {done}."
+    who = f"The last send worker, `{gone.name}`," if named else "The last send worker"
+    return f"{who} {how} {ago(gone.at)}{why}; {done}."

@@ -222,8 +222,9 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
         st.markdown(f"**Gateway**: WSAPME API at `{cfg.wsapme_api_url}`, device `{cfg.wsapme_device}`.")
     for note in health.notes:
         st.markdown(f"**To fix**: {note.fix}")
+    last = gone_words(health.gone, named=True).rstrip(".")
     seen = "; ".join(f"`{w.name}` checked in {ago(w.last_seen)}, {tally(w.sent, w.tried)}"
-                     for w in health.workers) or f"none lately. {gone_words(health.gone).rstrip('.')}"
+                     for w in health.workers) or f"none lately. {last}"
     st.markdown(
         f"**Send workers**: {seen}. Worker inside this dashboard (`RUN_WORKER`): "
         f"**{'on' if cfg.run_worker else 'off'}**; `SEND_PACING`: **{cfg.send_pacing}**."
