@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core import templates
 from core.errors import BadInput, NotFound
 from core.funnel import Funnel, FunnelFilter, follow_up_number, funnel, statuses_reaching
-from core.models import Blast, BlastRecipient, BlastState, OptOut
+from core.models import Blast, BlastRecipient, BlastState, OptOut, longest
 from core.recipients import StageSelector, select_recipients
 from core.statuses import Stage, Status
 
@@ -249,8 +249,6 @@ def follow_up_placeholders(session: Session, *, parent_id: int) -> list[str]:
 def follow_up_name(session: Session, *, parent: Blast, stage: str) -> str:
     """The first blast's name and the stage: "Raya promo — Follow-up 2", not the parent's name
     with " — follow-up" added once more for each follow-up of a follow-up."""
-    from core.csv_import.storage import longest
-
     root = session.get(Blast, chain_ids(session, blast_id=parent.id)[0]) or parent
     said, most = f" — {stage}", longest("name")
     return f"{(root.name or f'Blast {root.id}')[:max(most - len(said), 0)]}{said}"[:most]

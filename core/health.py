@@ -203,6 +203,9 @@ def _worker_seen(name: str, heartbeat: dict[str, Any], seen: dt.datetime) -> Wor
     return WorkerSeen(name=name, last_seen=seen, sent=sent, tried=tried)
 
 
+_LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # any heartbeat, however old
+
+
 def last_worker(session: Session) -> WorkerGone | None:
     """The send worker last heard from: the one that signed off last, or one that stopped
     checking in after that without signing off. None when no worker ever ran here."""
@@ -216,9 +219,6 @@ def last_worker(session: Session) -> WorkerGone | None:
         seen = _worker_seen(key.removeprefix(HEARTBEAT_PREFIX), value, at)
         found.append(WorkerGone(seen.name, at, False, seen.sent, seen.tried))
     return max(found, key=lambda gone: gone.at, default=None)
-
-
-_LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def held_by_gateway(session: Session, *, settings: Settings) -> list[HeldBlast]:

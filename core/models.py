@@ -146,6 +146,11 @@ class Blast(Base):
     )
 
 
+def longest(field: str) -> int:
+    """The most characters a blast's field (its name, tag, follow-up stage) may hold."""
+    return Blast.__table__.c[field].type.length
+
+
 class BlastRecipient(Base):
     __tablename__ = "blast_recipients"
 

@@ -9,8 +9,7 @@ import streamlit as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.csv_import.storage import longest
-from core.models import Blast
+from core.models import Blast, longest
 from dashboard.data import reading, settings
 
 KEY = "blast_name"

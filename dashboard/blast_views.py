@@ -13,7 +13,6 @@ import streamlit as st
 from sqlalchemy import func, select
 
 from core import templates
-from core.csv_import.storage import longest
 from core.followups import (
     Audience,
     PendingFollowUp,
@@ -28,7 +27,7 @@ from core.followups import (
 )
 from core.funnel import FunnelFilter, closed_without_reply, stuck_at_each_stage
 from core.gateway import make_client
-from core.models import Blast, BlastRecipient, BlastState, utcnow
+from core.models import Blast, BlastRecipient, BlastState, longest, utcnow
 from core.polling import poll_round
 from core.recipients import (
     SELECTIONS,

@@ -17,8 +17,6 @@ STATE_WORDS = {
 }
 
 
-
-
 def practice_left_out(blasts: int, where: str) -> str:
     """ "2 blasts made in practice mode are left out of everything below: …" """
     one = blasts == 1

@@ -4,8 +4,7 @@
 import streamlit as st
 
 from core.csv_import import UPLOAD_TYPES, create_draft_blast_from_import
-from core.csv_import.storage import longest
-from core.models import BlastState
+from core.models import BlastState, longest
 from core.sending import blasts, gateways
 from core.sending.pacing import ensure_device
 from dashboard import kept_upload, sent_before

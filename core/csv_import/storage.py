@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from core import bulk, templates
 from core.csv_import.report import ImportReport, Outcome, RowResult
 from core.errors import BadInput
-from core.models import Blast, BlastRecipient, BlastState, OptOut
+from core.models import Blast, BlastRecipient, BlastState, OptOut, longest
 from core.statuses import Status
 
 INSERT_CHUNK = 5_000  # rows per executemany: bounded memory, few round trips
@@ -157,11 +157,6 @@ def tag_in_use(session: Session, typed: str) -> TagInUse:
 
 
 _SAID = {"name": "The blast name", "blast_tag": "The campaign tag", "follow_up_stage": "The follow-up stage"}
-
-
-def longest(field: str) -> int:
-    """The most characters a blast's name, tag or follow-up stage may have."""
-    return Blast.__table__.c[field].type.length
 
 
 def check_blast_words(**typed: str | None) -> None:
