@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core import app_state, bulk, uptime
@@ -198,6 +198,17 @@ _SENDS_ITS_QUEUE = (BlastState.SENDING, BlastState.COMPLETED)
 _HOLDS_ITS_QUEUE = (BlastState.PAUSED, BlastState.SCHEDULED, BlastState.DRAFT)
 
 
+def _went() -> ColumnElement[bool]:
+    """A blast's message to someone went, or may have, or goes in its turn (the rule above)."""
+    return or_(BlastRecipient.status.in_(_WENT),
+               and_(BlastRecipient.status == Status.QUEUED.value, Blast.state.in_(_SENDS_ITS_QUEUE)))
+
+
+def _held() -> ColumnElement[bool]:
+    """A blast's message to someone waits, queued, for a person or for its time."""
+    return and_(BlastRecipient.status == Status.QUEUED.value, Blast.state.in_(_HOLDS_ITS_QUEUE))
+
+
 @dataclass(frozen=True)
 class ListReach:
     """What one blast did with a list's numbers, counted for the whole list."""
@@ -228,12 +239,10 @@ def recently_messaged(
     sample = list_sample(numbers)
     if not sample.numbers:
         return RecentReach(0)
-    went = or_(BlastRecipient.status.in_(_WENT),
-               and_(BlastRecipient.status == Status.QUEUED.value, Blast.state.in_(_SENDS_ITS_QUEUE)))
     query = (
         select(BlastRecipient.phone_number, Blast.id, Blast.name)
         .join(Blast, Blast.id == BlastRecipient.blast_id)
-        .where(Blast.created_at >= now - RECENT, Blast.state != BlastState.CANCELLED, went,
+        .where(Blast.created_at >= now - RECENT, Blast.state != BlastState.CANCELLED, _went(),
                bulk.one_of(BlastRecipient.phone_number, sample.numbers, session.get_bind().dialect))
         .order_by(Blast.created_at.desc(), Blast.id.desc())
     )
@@ -256,22 +265,16 @@ def list_reach(
     if not wanted or not blast_ids:
         return {}
     query = (
-        select(Blast.id, Blast.state, BlastRecipient.status, func.count())
+        select(Blast.id, func.sum(case((_went(), 1), else_=0)), func.sum(case((_held(), 1), else_=0)))
         .join(BlastRecipient, BlastRecipient.blast_id == Blast.id)
         .where(Blast.id.in_(blast_ids),
                bulk.one_of(BlastRecipient.phone_number, wanted, session.get_bind().dialect))
-        .group_by(Blast.id, Blast.state, BlastRecipient.status)
+        .group_by(Blast.id)
     )
     if leave_out_practice:
         query = query.where(not_practice())
-    counted: dict[int, tuple[int, int]] = {}
-    for blast_id, state, status, n in session.execute(query):
-        messaged, unsent = counted.get(blast_id, (0, 0))
-        if status in _WENT or (status == Status.QUEUED.value and state in _SENDS_ITS_QUEUE):
-            messaged += n
-        elif status == Status.QUEUED.value and state in _HOLDS_ITS_QUEUE:
-            unsent += n
-        counted[blast_id] = (messaged, unsent)
+    counted = {blast_id: (int(messaged or 0), int(unsent or 0))
+               for blast_id, messaged, unsent in session.execute(query)}
     return {
         blast_id: ListReach(
             messaged=sample.scaled(messaged), unsent=sample.scaled(unsent),
