@@ -5,11 +5,12 @@ from sqlalchemy import select
 
 from core.models import Blast
 from dashboard import blast_views as views
-from dashboard import launch_views, new_blast_views
+from dashboard import launch_views
 from dashboard import recipient_views as people
 from dashboard.data import reading
 from dashboard.finish_note import not_going_out, render_not_going_out
 from dashboard.layout import in_words, page_header
+from dashboard.pacing_views import render_pacing
 
 page_header("Blast detail")
 if deleted := views.take_flash("deleted"):
@@ -78,7 +79,7 @@ every = views.refresh_every(blast)
 st.fragment(in_words(views.render_progress), run_every=every)(blast_id, blast.state, held_up)
 if blast.state in ("sending", "paused", "scheduled") and blast.device and not elsewhere:
     # The pace (the day's cap included) that the finish above goes by, to change here too.
-    new_blast_views.render_pacing(blast.device)
+    render_pacing(blast.device)
 
 cancelled = blast.state == "cancelled"
 tab_funnel, tab_people, tab_export, tab_follow, tab_close = st.tabs(

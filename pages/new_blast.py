@@ -15,6 +15,7 @@ from dashboard.data import session, settings, upload_digest
 from dashboard.finish_note import made_words, not_going_out, render_finish, render_not_going_out
 from dashboard.format import plural
 from dashboard.layout import friendly_errors, page_header
+from dashboard.pacing_views import render_pacing
 
 page_header("New blast", "Upload your contact list, write the message, test it, send it.")
 cfg = settings()
@@ -83,7 +84,7 @@ message = views.render_message(report)
 kept_upload.keep_gaps_tick(message)
 
 st.subheader("4 · Pace")
-pace_saved = views.render_pacing(device)
+pace_saved = render_pacing(device)
 
 st.subheader("5 · Test")
 if message.usable:  # an empty value in some rows need not stop a test to your own number

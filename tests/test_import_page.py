@@ -185,12 +185,12 @@ def test_quiet_hours_that_cannot_be_read_are_not_saved_and_say_why(engine: Engin
 def test_a_pace_that_cannot_be_saved_says_so_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
     """Save pace runs as the button's callback, outside the page: its failure is said in the
     page's words, not in Streamlit's error box."""
-    import dashboard.new_blast_views
+    import dashboard.pacing_views
 
     def locked(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(dashboard.new_blast_views, "save_rules", locked)
+    monkeypatch.setattr(dashboard.pacing_views, "save_rules", locked)
     at = upload(new_blast(), "contacts.csv", CONTACTS)
     at.number_input(key="p_gap").set_value(45.0).run()
     at.button(key="p_save").click().run()
