@@ -1,7 +1,27 @@
 """Settings & health: what the send workers did, in words."""
 
-from core.health import WorkerGone
+import streamlit as st
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from core.config import Settings
+from core.db import driver_says, engine_for
+from core.health import WorkerGone, database_kind, database_where
 from dashboard.format import ago, plural
+from dashboard.layout import say_database_away
+
+SERVER_DETAILS = "For whoever runs the server"
+
+
+def render_database_away(exc: OperationalError | InterfaceError, cfg: Settings) -> None:
+    """The page whoever runs the server opens, while the database does not answer: which
+    database it is, and what its driver said (never the password)."""
+    say_database_away(exc, "Settings & health")
+    with st.expander(SERVER_DETAILS, icon=":material/dns:", expanded=True):
+        engine = engine_for(cfg.sqlalchemy_url)  # made already: this only finds it
+        said = driver_says(exc)
+        st.markdown(f"**Database**: {database_kind(engine)} ({database_where(engine)}) does not answer"
+                    + (f": {said}" if said else "") + ". Check that it is running and that this server "
+                    "can reach it, and `DATABASE_URL` (restart after changing it).")
 
 
 def tally(sent: int, tried: int, *, many: bool = False) -> str:

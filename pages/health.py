@@ -3,23 +3,21 @@
 import streamlit as st
 from streamlit import config as st_config
 
-from core.db import driver_says, engine_for
 from core.gateway import make_client
-from core.health import collect, database_kind, database_where, device_state
+from core.health import collect, device_state
 from core.left_behind import left_behind
 from core.webhook.inbox import replay_set_aside
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
 from dashboard.format import ago, plural
-from dashboard.health_views import gone_words, tally
-from dashboard.layout import database_away, friendly_errors, page_header, say_database_away
+from dashboard.health_views import SERVER_DETAILS, gone_words, render_database_away, tally
+from dashboard.layout import database_away, friendly_errors, page_header
 from dashboard.left_behind_views import render_left_behind
 
 page_header("Settings & health", "Everything the tracker depends on, and whether it is working.")
 cfg = settings()
 if "public_url" not in cfg.model_fields_set:  # unset: this server, on the port it listens on
     cfg = cfg.model_copy(update={"public_url": f"http://localhost:{st_config.get_option('server.port')}"})
-SERVER_DETAILS = "For whoever runs the server"
 try:
     engine = get_engine()
     with session() as s:
@@ -29,14 +27,7 @@ try:
 except Exception as exc:
     if not database_away(exc):
         raise
-    # This is the page whoever runs the server opens: which database, and what its driver said.
-    say_database_away(exc, "Settings & health")
-    with st.expander(SERVER_DETAILS, icon=":material/dns:", expanded=True):
-        engine = engine_for(cfg.sqlalchemy_url)  # made already: this only finds it
-        said = driver_says(exc)
-        st.markdown(f"**Database**: {database_kind(engine)} ({database_where(engine)}) does not answer"
-                    + (f": {said}" if said else "") + ". Check that it is running and that this server "
-                    "can reach it, and `DATABASE_URL` (restart after changing it).")
+    render_database_away(exc, cfg)
     st.stop()
 for note in health.notes:
     st.warning(f"{note.words} Whoever runs the server can fix this (see “{SERVER_DETAILS}” at the "
