@@ -32,7 +32,7 @@ from dashboard.blast_views import (
 )
 from dashboard.format import when_words
 from dashboard.recipient_views import PAGE_SIZE, history_line, table_key
-from tests.support.factories import make_blast, make_recipient
+from tests.support.factories import make_blast, make_recipient, messaged_last_week
 from tests.test_pages import app_db, page  # noqa: F401  (app_db: the fixture, used below)
 
 RAW_CODES = {s.value for s in Status}
@@ -968,10 +968,7 @@ def test_the_pace_of_a_sending_blast_can_be_changed_from_its_page(engine: Engine
 def test_a_drafts_list_sharing_some_people_with_last_weeks_blasts_says_how_many(engine: Engine) -> None:
     listed = [f"+6012{k:07d}" for k in range(1, 11)]
     with transaction(engine) as s:
-        last_week = make_blast(s, name="Year end · 20 Nov", state="completed",
-                               created_at=utcnow() - dt.timedelta(days=6))
-        for phone in listed[:3]:
-            make_recipient(s, last_week, phone_number=phone, status="READ_ACK", sent_at=utcnow())
+        last_week = messaged_last_week(s, listed[:3])
         draft = make_blast(s, name="Leads", state="draft", message_template="Hi {name}")
         for phone in listed:
             make_recipient(s, draft, phone_number=phone, status="QUEUED")

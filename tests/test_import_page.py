@@ -17,7 +17,7 @@ from core.csv_import import recent_blasts_with
 from core.db import READ_ONLY, transaction
 from core.models import Blast, BlastRecipient, Device, utcnow
 from core.sending.pacing import ensure_device
-from tests.support.factories import make_blast, make_recipient
+from tests.support.factories import make_blast, make_recipient, messaged_last_week
 from tests.test_excel_import import ole_file, xlsx
 from tests.test_pages import CONTACTS, app_db, page  # noqa: F401  (app_db: the fixture used below)
 
@@ -842,10 +842,7 @@ def test_a_new_list_sharing_some_people_with_last_weeks_blasts_says_how_many(eng
     only a blast holding half a list or more was named."""
     listed = [f"+6012{k:07d}" for k in range(1, 11)]
     with transaction(engine) as s:
-        last_week = make_blast(s, name="Year end · 20 Nov", state="completed",
-                               created_at=utcnow() - dt.timedelta(days=6))
-        for phone in listed[:3]:
-            make_recipient(s, last_week, phone_number=phone, status="READ_ACK", sent_at=utcnow())
+        last_week = messaged_last_week(s, listed[:3])
         unsent = make_blast(s, name="Paused one", state="paused")
         make_recipient(s, unsent, phone_number=listed[3], status="QUEUED")
         older = make_blast(s, name="Last month", state="completed",

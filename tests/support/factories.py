@@ -33,5 +33,16 @@ def make_recipient(session: Session, blast: Blast, **fields: Any) -> BlastRecipi
     return recipient
 
 
+def messaged_last_week(session: Session, phones: list[str]) -> Blast:
+    """A finished blast made six days ago that messaged (and was read by) these numbers."""
+    from core.models import utcnow
+
+    blast = make_blast(session, name="Year end · 20 Nov", state="completed",
+                       created_at=utcnow() - dt.timedelta(days=6))
+    for phone in phones:
+        make_recipient(session, blast, phone_number=phone, status="READ_ACK", sent_at=utcnow())
+    return blast
+
+
 def at(hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, 3, 2, hour, minute, tzinfo=dt.UTC)
