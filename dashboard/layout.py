@@ -27,9 +27,19 @@ ROUTED = "routed"
 WANTED = "wanted_page"
 
 
+_RUNS = "page_runs"
+
+
+def page_run() -> int:
+    """Which run of a page this is, in this browser session (`page_header` counts them): a part
+    drawn in some runs only can tell whether it was on the page in the run before."""
+    return int(st.session_state.get(_RUNS, 0))
+
+
 def page_header(title: str, caption: str | None = None) -> None:
     """The top of every page; first, the page makes sure it was reached through the router."""
     require_the_router(Path(sys._getframe(1).f_globals.get("__file__", "")).stem)  # the calling page
+    st.session_state[_RUNS] = page_run() + 1
     st.title(title)
     if caption:
         st.caption(caption)

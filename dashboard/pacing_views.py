@@ -14,6 +14,7 @@ from core.errors import BlastError
 from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
 from core.sending.progress import rules_for
 from dashboard.data import reading, session, settings
+from dashboard.layout import page_run
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 # The saved pace the boxes were last set from: when the saved pace changes (saved here, or in
 # another tab, or by a colleague), the boxes are set from it again.
 _PACE_DRAWN = "pace_drawn_from"
+# The page run the boxes were last drawn in (`layout.page_run`). Boxes left off a run (the
+# list taken off New blast, say) come back with whatever the browser sends for them, which
+# had been zeros and an empty quiet hours, one click from being saved: they are set again.
+_PACE_RUN = "pace_drawn_in_run"
 # What Save pace has to say, shown once under it: saved, or why it could not be.
 _PACE_SAID, _SAVED = "pace_said", "saved"
 
@@ -32,9 +37,12 @@ def render_pacing(device: str) -> bool:
     with reading() as s:
         rules = rules_for(s, device=device, settings=cfg)
     saved = _boxes_for(rules)
-    if st.session_state.get(_PACE_DRAWN) != saved or any(k not in st.session_state for k in saved):
+    run = page_run()
+    away = st.session_state.get(_PACE_RUN) != run - 1  # not on the page in the run before
+    if away or st.session_state.get(_PACE_DRAWN) != saved or any(k not in st.session_state for k in saved):
         st.session_state.update(saved)  # before the boxes are drawn: they show it
         st.session_state[_PACE_DRAWN] = saved
+    st.session_state[_PACE_RUN] = run
     if cfg.send_pacing == "off":
         st.info("Pacing is off: messages go as fast as the gateway answers.")
     unshowable = [name for name, value in (("Seconds between messages", rules.min_gap_seconds),
