@@ -331,7 +331,7 @@ def test_quiet_hours_written_another_way_are_saved_and_send_goes(engine: Engine,
     at.button(key="p_save").click().run()
     at.run()
     assert not at.button(key="send_blast").disabled, captions(at)
-    assert at.text_input(key="p_quiet").value == "off"  # as the tests set it, not the browser's "", "shown as it was saved"
+    assert at.text_input(key="p_quiet").value == "21:00-09:00", "shown as it was saved"
 
 
 def test_a_pace_saved_in_another_tab_is_shown_not_called_a_change(engine: Engine) -> None:
