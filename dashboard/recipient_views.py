@@ -113,8 +113,8 @@ def render_recipients(blast_id: int, *, cancelled: bool, key_prefix: str = "rcp"
     )
     chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows if i < len(frame)]
     if not chosen:
-        st.caption("Tick rows to see their history, mark sales closed, decide about unknown sends, or "
-                   "send failed ones again.")
+        st.caption("Tick rows to see their history, mark sales closed, decide about unknown sends, "
+                   "send failed ones again, or opt out someone who asked not to be messaged.")
         return
     _render_row_actions(chosen, frame, key_prefix, cancelled=cancelled)
 
@@ -492,6 +492,21 @@ def _closed_elsewhere(report: CloseReport, *, blast_id: int) -> str | None:
     return "Each sale is recorded on the last message its number was sent: " + and_list(where) + "."
 
 
+def _closed_before(report: CloseReport, *, blast_id: int) -> str | None:
+    """Where the buyers already closed were closed, when not on this blast: "3 were already closed
+    on blast #53 “Merdeka Deal”." (the file uploaded again on another blast of the campaign)."""
+    on = Counter(r.blast_id for r in report.rows
+                 if r.outcome is CloseOutcome.ALREADY_CLOSED and r.blast_id and r.blast_id != blast_id)
+    if not on:
+        return None
+    with reading() as s:
+        names = dict(s.execute(select(Blast.id, Blast.name).where(Blast.id.in_(list(on)))).all())
+    where = [f"{on[b]:,} on blast #{b} “{plain(names.get(b) or '')}”" for b in sorted(on)]
+    total = on.total()
+    return (f"{plural(total, 'buyer')} in the file {'was' if total == 1 else 'were'} closed already, "
+            f"as sales of the same campaign: {and_list(where)}. They are not counted again.")
+
+
 CLOSE_LABELS = {
     CloseOutcome.CLOSED: "Closed",
     CloseOutcome.ALREADY_CLOSED: "Already closed",
@@ -511,6 +526,8 @@ def _render_close_report(report: CloseReport | None, *, stopped: str | None = No
         st.success(f"Done: {plural(report.count(CloseOutcome.CLOSED), 'sale')} marked as closed.")
     if where := _closed_elsewhere(report, blast_id=blast_id):
         st.caption(where)
+    if before := _closed_before(report, blast_id=blast_id):
+        st.info(before, icon=":material/sell:")
     if report.phone_column:
         st.caption(f"Numbers from the column **{plain(report.phone_column)}**.")
     for note in report.notes:

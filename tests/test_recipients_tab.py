@@ -585,3 +585,21 @@ def test_ticked_people_can_be_opted_out_from_the_table(engine: Engine) -> None:
     assert listed == phones
     at = _tick(at, table(engine, blast_id, generation=1), [0, 1])
     assert "rcp_opt_out" not in {b.key for b in at.button}
+
+
+def test_the_buyers_file_on_another_blast_of_the_campaign_says_where_they_were_closed(engine: Engine) -> None:
+    """It had said a green "Done: 0 sales marked as closed" and "Already closed 4", no blast named."""
+    with transaction(engine) as s:
+        first = make_blast(s, name="Merdeka Deal", blast_tag="Merdeka", state="completed")
+        second = make_blast(s, name="Merdeka list 2", blast_tag="Merdeka", state="completed")
+        make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=utcnow())
+        make_recipient(s, second, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        first_id, second_id = first.id, second.id
+    at = _open(second_id)
+    at.file_uploader(key="close_upload").set_value(("buyers.csv", b"phone\n0123456789\n", "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    assert [i.value for i in at.info if "closed already" in i.value] == [
+        f"1 buyer in the file was closed already, as sales of the same campaign: 1 on blast #{first_id} "
+        "“Merdeka Deal”. They are not counted again."]
