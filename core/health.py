@@ -336,7 +336,7 @@ def _notes(settings: Settings, workers: list[WorkerSeen]) -> list[Note]:
     if not workers:
         notes.append(Note(
             "Blasts will not go out: nothing that sends messages has checked in lately.",
-            "No send worker has checked in. Start the dashboard with RUN_WORKER=true, or run "
+            "No send worker is running now. Start the dashboard with RUN_WORKER=true, or run "
             "`python -m core worker` against the same database.",
         ))
     if settings.send_pacing == "off" and not settings.sandbox:
