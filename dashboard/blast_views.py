@@ -41,6 +41,7 @@ from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
 from dashboard.finish_note import not_going_out, waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
+from dashboard.kept_upload import BLASTS_MADE
 from dashboard.layout import friendly_errors
 
 LIVE_STATES = ("sending", "scheduled")
@@ -309,6 +310,10 @@ def render_actions(blast: Blast) -> None:
                     blasts.delete_draft(s, blast_id=blast.id)
                 if done.ok:
                     flash("deleted", f"Draft #{blast.id} “{blast.name or 'Untitled'}” was deleted.")
+                    # New blast forgets it made this draft: its number may be the next blast's.
+                    made = st.session_state.get(BLASTS_MADE, {})
+                    for file in [f for f, (made_id, _) in made.items() if made_id == blast.id]:
+                        del made[file]
                     st.session_state.pop(PICK_KEY, None)
                     if blast.parent_blast_id:  # a follow-up's draft: back to the blast it follows
                         st.query_params["blast"] = str(blast.parent_blast_id)

@@ -33,6 +33,8 @@ _KEPT_FILE, _CONTINUING, _TYPED_FOR = "kept_upload", "kept_upload_continued", "t
 _STARTED_OVER = "started over"
 # "when": a blast chosen to be scheduled must not come back as "Send now", nor for another day.
 # Not the number for a test: it is the marketer's own, kept for every blast (`render_test`).
+# The blast each upload of this session became, by the file's digest: one upload, one blast.
+BLASTS_MADE = "blasts_from_upload"
 TYPED = ("blast_name", "blast_tag", "blast_stage", "tpl", "when", "when_day", "when_time")
 # The ticks, kept too, each with what it answers: "Send anyway, leaving the gaps empty" with the
 # message it was ticked for (`keep_gaps_tick`), and "Send to them again anyway" by its key, which

@@ -95,7 +95,7 @@ else:
 st.subheader("6 · Send")
 # One upload, one blast: a second click must not message the same people twice. Said first:
 # the blast just made holds this list, and is not one "sent before" to warn about.
-made = st.session_state.setdefault("blasts_from_upload", {})
+made = st.session_state.setdefault(kept_upload.BLASTS_MADE, {})
 if digest in made:
     kept_upload.forget_file()  # done with: the next visit to the page starts afresh
     blast_id, state = made[digest]
