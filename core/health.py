@@ -20,7 +20,7 @@ from core.models import Blast, BlastRecipient, BlastState, PausedBy, StatusHisto
 from core.polling import POLLING_STATE_KEY, last_receipt_at, receipt_silence
 from core.sending import gateways
 from core.sending.trouble import PAUSED_PREFIX
-from core.sending.worker import HEARTBEAT_PREFIX, STOPPED_KEY, alive_within
+from core.sending.worker import HEARTBEAT_PREFIX, STOPPED_KEY, checked_in
 from core.statuses import RANK, Status
 from core.webhook.inbox import SET_ASIDE, InboxState, inbox_summary
 
@@ -169,12 +169,8 @@ def database_where(engine: Engine) -> str:
 
 def collect(session: Session, *, engine: Engine, settings: Settings) -> Health:
     now = utcnow()
-    workers = [
-        _worker_seen(key.removeprefix(HEARTBEAT_PREFIX), value, seen)
-        for key, value, seen in app_state.with_prefix(
-            session, prefix=HEARTBEAT_PREFIX, since=now - alive_within(settings)
-        )
-    ]
+    workers = [_worker_seen(name, value, seen) for name, value, seen in
+               checked_in(session, settings=settings, now=now)]
     polling = app_state.get(session, key=POLLING_STATE_KEY)
     inbox = inbox_summary(session)
     arrived = receipts(session, settings=settings, now=now, last_event_at=inbox["last_received_at"])

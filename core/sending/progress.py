@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from core import app_state, bulk, uptime
+from core import bulk, uptime
 from core.config import Settings
 from core.csv_import.storage import RECENT, list_sample
 from core.funnel import Funnel, FunnelFilter, funnel, not_practice
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.sending import gateways
 from core.sending.pacing import Finish, PacingRules, estimate_finish
-from core.sending.worker import HEARTBEAT_PREFIX, alive_within
+from core.sending.worker import checked_in
 from core.statuses import RANK, Status
 
 # The blast's own recent cadence, once it has this many gaps to go by, beats the rules'
@@ -184,8 +184,7 @@ def nothing_sends(session: Session, *, settings: Settings, now: dt.datetime | No
     now = now or utcnow()
     if now - uptime.STARTED_AT < STARTUP_GRACE:
         return False
-    since = now - alive_within(settings)
-    return not app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=since)
+    return not checked_in(session, settings=settings, now=now)
 
 
 # A message that went, or may have: the gateway took it, its answer was lost, or a worker holds

@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -51,6 +51,17 @@ def alive_within(settings: Settings) -> dt.timedelta:
     connect and read timeouts (a slow gateway had made a running worker look stopped)."""
     wait = settings.wsapme_connect_timeout + settings.wsapme_read_timeout
     return dt.timedelta(seconds=HEARTBEAT_SECONDS * 3 + wait)
+
+
+def checked_in(
+    session: Session, *, settings: Settings, now: dt.datetime
+) -> list[tuple[str, dict[str, Any], dt.datetime]]:
+    """The send workers counted as running at `now` (`alive_within`): each one's name, last
+    heartbeat and when it came."""
+    return [(key.removeprefix(HEARTBEAT_PREFIX), value, seen) for key, value, seen in
+            app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=now - alive_within(settings))]
+
+
 # `--once` also waits for retries due within this long, so a busy gateway does not end it early.
 ONCE_RETRY_HORIZON = dt.timedelta(minutes=5)
 # How soon to look again while another worker's message from the same device awaits its answer.
