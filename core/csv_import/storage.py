@@ -106,13 +106,24 @@ def recent_blasts_with(
 def spelled_as_before(session: Session, column: InstrumentedAttribute[str | None], typed: str) -> str:
     """`typed` with its spaces tidied, or the spelling a blast already uses for it whatever the
     case ("raya  promo" → "Raya Promo"): one campaign, one line on the Overview."""
-    tidy = " ".join(typed.split())
-    counts = {value: count for value, count in session.execute(
-        select(column, func.count()).where(column.is_not(None)).group_by(column)
-    ) if " ".join(value.split()).casefold() == tidy.casefold()}
-    if not counts:
-        return tidy
-    return max(counts, key=lambda value: (counts[value], value == tidy))
+    return _spelled(_in_use(session, column), " ".join(typed.split()))
+
+
+def _in_use(session: Session, column: InstrumentedAttribute[str | None]) -> dict[str, int]:
+    """Each value the blasts have in `column`, and how many have it."""
+    query = select(column, func.count()).where(column.is_not(None)).group_by(column)
+    return dict(session.execute(query).all())
+
+
+def _same_as(counts: dict[str, int], tidy: str) -> dict[str, int]:
+    """The values in use that are `tidy` (spaces tidied) whatever their case and spacing."""
+    return {value: n for value, n in counts.items() if " ".join(value.split()).casefold() == tidy.casefold()}
+
+
+def _spelled(counts: dict[str, int], tidy: str) -> str:
+    """`tidy`, or the spelling most blasts use for it (`tidy` itself on a tie)."""
+    same = _same_as(counts, tidy)
+    return max(same, key=lambda value: (same[value], value == tidy)) if same else tidy
 
 
 @dataclass(frozen=True)
@@ -140,12 +151,9 @@ def tag_in_use(session: Session, typed: str) -> TagInUse:
     tidy = " ".join(typed.split())
     if not tidy:
         return TagInUse()
-    counts = dict(session.execute(select(Blast.blast_tag, func.count()).where(Blast.blast_tag.is_not(None))
-                                  .group_by(Blast.blast_tag)).all())
-    same = [tag for tag in counts if " ".join(tag.split()).casefold() == tidy.casefold()]
-    if same:
-        spelled = spelled_as_before(session, Blast.blast_tag, tidy)
-        return TagInUse(same=spelled, blasts=sum(counts[tag] for tag in same))
+    counts = _in_use(session, Blast.blast_tag)
+    if same := _same_as(counts, tidy):
+        return TagInUse(same=_spelled(counts, tidy), blasts=sum(same.values()))
     by_letters: dict[str, str] = {}
     for tag in sorted(counts, key=lambda t: -counts[t]):  # the spelling most blasts have
         if _letters(tag):
