@@ -42,14 +42,10 @@ class WorkerSeen:
 
 
 @dataclass(frozen=True)
-class WorkerGone:
+class WorkerGone(WorkerSeen):
     """The send worker last heard from, once none is: when it stopped, or went quiet."""
 
-    name: str
-    at: dt.datetime
-    stopped: bool  # it said it was stopping; else it stopped checking in (killed, or its machine)
-    sent: int
-    tried: int
+    stopped: bool = False  # it said it was stopping; else it stopped checking in (killed, or its machine)
 
 
 @dataclass(frozen=True)
@@ -209,12 +205,10 @@ def last_worker(session: Session) -> WorkerGone | None:
     stopped = app_state.get(session, key=STOPPED_KEY)
     if stopped is not None:
         value, at = stopped
-        seen = _worker_seen(str(value.get("name", "")), value, at)
-        found.append(WorkerGone(seen.name, at, True, seen.sent, seen.tried))
+        found.append(WorkerGone(**vars(_worker_seen(str(value.get("name", "")), value, at)), stopped=True))
     for key, value, at in app_state.with_prefix(session, prefix=HEARTBEAT_PREFIX, since=_LONG_AGO):
-        seen = _worker_seen(key.removeprefix(HEARTBEAT_PREFIX), value, at)
-        found.append(WorkerGone(seen.name, at, False, seen.sent, seen.tried))
-    return max(found, key=lambda gone: gone.at, default=None)
+        found.append(WorkerGone(**vars(_worker_seen(key.removeprefix(HEARTBEAT_PREFIX), value, at))))
+    return max(found, key=lambda gone: gone.last_seen, default=None)
 
 
 def held_by_gateway(session: Session, *, settings: Settings) -> list[HeldBlast]:

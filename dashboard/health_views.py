@@ -45,4 +45,4 @@ def gone_words(gone: WorkerGone | None, *, named: bool = False) -> str:
     if gone.tried > gone.sent:
         done += f", and tried {gone.tried - gone.sent:,} more that WSAPME did not confirm taking"
     who = f"The last send worker, `{gone.name}`," if named else "The last send worker"
-    return f"{who} {how} {ago(gone.at)}{why}; {done}."
+    return f"{who} {how} {ago(gone.last_seen)}{why}; {done}."
