@@ -485,11 +485,15 @@ def _closed_elsewhere(report: CloseReport, *, blast_id: int) -> str | None:
     on = Counter(r.blast_id for r in report.rows if r.outcome is CloseOutcome.CLOSED and r.blast_id)
     if set(on) <= {blast_id}:
         return None
+    return "Each sale is recorded on the last message its number was sent: " + _on_blasts(on, blast_id) + "."
+
+
+def _on_blasts(on: Counter[int], blast_id: int) -> str:
+    """ "2 on this blast and 1 on blast #53 “Merdeka Deal”", this blast first."""
     with reading() as s:
         names = dict(s.execute(select(Blast.id, Blast.name).where(Blast.id.in_(list(on)))).all())
     named = {b: "this blast" if b == blast_id else f"blast #{b} “{plain(names.get(b) or '')}”" for b in on}
-    where = [f"{on[b]:,} on {named[b]}" for b in sorted(on, key=lambda b: (b != blast_id, b))]
-    return "Each sale is recorded on the last message its number was sent: " + and_list(where) + "."
+    return and_list([f"{on[b]:,} on {named[b]}" for b in sorted(on, key=lambda b: (b != blast_id, b))])
 
 
 def _closed_before(report: CloseReport, *, blast_id: int) -> str | None:
@@ -499,12 +503,9 @@ def _closed_before(report: CloseReport, *, blast_id: int) -> str | None:
                  if r.outcome is CloseOutcome.ALREADY_CLOSED and r.blast_id and r.blast_id != blast_id)
     if not on:
         return None
-    with reading() as s:
-        names = dict(s.execute(select(Blast.id, Blast.name).where(Blast.id.in_(list(on)))).all())
-    where = [f"{on[b]:,} on blast #{b} “{plain(names.get(b) or '')}”" for b in sorted(on)]
     total = on.total()
     return (f"{plural(total, 'buyer')} in the file {'was' if total == 1 else 'were'} closed already, "
-            f"as sales of the same campaign: {and_list(where)}. They are not counted again.")
+            f"as sales of the same campaign: {_on_blasts(on, blast_id)}. They are not counted again.")
 
 
 CLOSE_LABELS = {
