@@ -7,7 +7,7 @@ import functools
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import URL, Engine, create_engine, event, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -130,20 +130,42 @@ def alembic_config(connection=None):  # type: ignore[no-untyped-def]
     return config
 
 
+@contextlib.contextmanager
+def changing_schema(engine: Engine) -> Iterator[Connection]:
+    """One transaction for a schema change. On SQLite, foreign keys are off while it runs (a
+    migration that rebuilds a table drops the old one, and with them on SQLite would first
+    delete its rows and everything that cascades from them) and checked before it commits; on
+    PostgreSQL one migrating process at a time."""
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Before BEGIN: SQLite ignores the pragma inside a transaction.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+                yield connection
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("The schema change left rows pointing at rows that are gone; "
+                                       "nothing was changed.")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision`; safe when several processes start together."""
     from alembic import command
 
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    with changing_schema(engine) as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     from alembic import command
 
-    with engine.begin() as connection:
+    with changing_schema(engine) as connection:
         command.downgrade(alembic_config(connection), revision)
 
 

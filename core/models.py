@@ -143,6 +143,8 @@ class Blast(Base):
         Index("idx_blasts_blast_tag", "blast_tag"),
         Index("idx_blasts_state", "state"),
         Index("idx_blasts_parent", "parent_blast_id"),
+        # A deleted draft's number is never another blast's (migration 0014).
+        {"sqlite_autoincrement": True},
     )
 
 

@@ -100,6 +100,24 @@ def test_migrate_command_on_an_empty_database(tmp_path) -> None:
     assert current_revision(make_engine(url)) == head
 
 
+def test_alembic_by_hand_on_a_database_with_blasts(tmp_path) -> None:
+    """`alembic upgrade head`, as the README allows: 0014 rebuilds `blasts` on SQLite, which needs
+    foreign keys off (with them on, the recipients would go with the old table)."""
+    url = f"sqlite:///{tmp_path / 'by-hand.db'}"
+    engine = make_engine(url)
+    migrate(engine, "0013")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO blasts (name) VALUES ('a')")
+        conn.exec_driver_sql("INSERT INTO blast_recipients (blast_id, phone_number) "
+                             "VALUES (1, '60123456789')")
+    result = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], capture_output=True,
+                            text=True, env={"DATABASE_URL": url, "PATH": ""}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert current_revision(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM blast_recipients").scalar() == 1
+
+
 def test_a_reader_never_holds_up_a_writer_on_sqlite(tmp_path) -> None:
     from sqlalchemy import text
 
@@ -302,3 +320,35 @@ def test_lost_sends_proved_before_0013_are_dated_by_their_try(engine: Engine) ->
                     "acked before the timeout": day - dt.timedelta(seconds=20), "sale undone": None,
                     "sent as usual": day, "marked failed by hand, then replied": tried}
     assert {r.day: r.sent for r in trend.itertuples()} == {dt.date(2026, 3, 2): 6}  # none the next day
+
+
+def test_0014_keeps_every_blast_its_recipients_counts_and_triggers(engine: Engine) -> None:
+    """On SQLite it rebuilds `blasts`: with foreign keys on, dropping the old table would have
+    taken every recipient with it."""
+    from core.db import transaction
+    from core.funnel import status_counts
+    from core.models import Blast, BlastRecipient
+
+    downgrade(engine, "0013")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO blasts (name, state) VALUES ('a', 'completed')")
+        conn.exec_driver_sql("INSERT INTO blasts (name, state, parent_blast_id) VALUES ('b', 'draft', 1)")
+        conn.exec_driver_sql("INSERT INTO blast_recipients (blast_id, phone_number, status) VALUES "
+                             "(1, '60123456789', 'READ_ACK'), (2, '60123456780', 'QUEUED')")
+    migrate(engine)
+    with transaction(engine) as s:
+        assert [(b.id, b.parent_blast_id) for b in s.query(Blast).order_by(Blast.id)] == [(1, None), (2, 1)]
+        assert s.query(BlastRecipient).count() == 2
+        assert status_counts(s) == {"READ_ACK": 1, "QUEUED": 1}
+        s.delete(s.get(Blast, 1))
+    with transaction(engine) as s:  # the rollup triggers and the foreign keys came through
+        assert s.get(Blast, 2).parent_blast_id is None
+        assert s.query(BlastRecipient).count() == 1
+        assert status_counts(s) == {"QUEUED": 1}
+        s.add(Blast(name="c"))
+    with transaction(engine) as s:
+        s.delete(s.get(Blast, 3))
+    with transaction(engine) as s:
+        s.add(Blast(name="d"))
+    with transaction(engine) as s:
+        assert s.query(Blast.id, Blast.name).order_by(Blast.id).all() == [(2, "b"), (4, "d")]

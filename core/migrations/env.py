@@ -3,7 +3,7 @@
 from alembic import context
 
 from core.config import get_settings
-from core.db import make_engine
+from core.db import changing_schema, make_engine
 from core.models import Base
 
 target_metadata = Base.metadata
@@ -24,6 +24,6 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     run_migrations_on(connection)
 else:
-    engine = make_engine(get_settings().sqlalchemy_url)
-    with engine.begin() as conn:
+    # `alembic upgrade head` by hand: the same foreign-key care and lock as `core.db.migrate`.
+    with changing_schema(make_engine(get_settings().sqlalchemy_url)) as conn:
         run_migrations_on(conn)

@@ -317,3 +317,12 @@ def test_a_draft_can_be_deleted_whole_but_a_blast_that_sent_anything_cannot(engi
         s.execute(Blast.__table__.update().where(Blast.id == sent).values(state="draft"))
     with pytest.raises(StateConflict, match="some of its messages were sent"), transaction(engine) as s:
         blasts.delete_draft(s, blast_id=sent)
+
+
+def test_a_deleted_drafts_number_is_never_given_to_another_blast(engine: Engine) -> None:
+    """An old link to it (a bookmark, a colleague's tab) must not open some other blast."""
+    _draft(engine)
+    newest = _draft(engine)
+    with transaction(engine) as s:
+        blasts.delete_draft(s, blast_id=newest)
+    assert _draft(engine) > newest
