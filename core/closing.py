@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import logging
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ from core.db import transaction
 from core.errors import BlastError
 from core.exports import to_csv
 from core.models import Blast, BlastRecipient
-from core.recipients import NOT_SENT, close_sale
+from core.recipients import NOT_SENT, close_sale, closed_under_its_tag
 from core.statuses import Status
 from core.words import and_list
 
@@ -33,11 +32,6 @@ CLOSE_BATCH_ROWS = 250
 BUYER_WORDS = frozenset({"pelanggan", "customer", "customers", "client", "klien", "pembeli", "buyer"})
 STAFF_WORDS = frozenset({"ejen", "agent", "staff", "sales", "salesperson", "jurujual", "kakitangan",
                          "referrer", "rep"})
-
-
-# How far apart two blasts of one tag may be made and still be one campaign, for a sale: a
-# buyer closed on one is not closed again from a file uploaded on the other.
-CAMPAIGN_SPAN = dt.timedelta(days=31)
 
 
 class CloseOutcome(enum.StrEnum):
@@ -250,28 +244,6 @@ def latest_sent(session: Session, *, phone: str, blast_ids: Sequence[int] = ()) 
     # An unknown send has no time it went: the time it became unknown stands in.
     went = func.coalesce(BlastRecipient.sent_at, BlastRecipient.updated_at)
     return session.scalars(query.order_by(*order, went.desc(), BlastRecipient.id.desc()).limit(1)).first()
-
-
-def closed_under_its_tag(session: Session, recipient: BlastRecipient) -> int | None:
-    """The blast where this recipient's number is closed already, among the blasts of its
-    blast's campaign tag made within CAMPAIGN_SPAN of it: the sale is recorded there. A tag
-    used again next year ("Year End Sale") is another campaign. None for a blast with no tag."""
-    row = session.execute(
-        select(Blast.blast_tag, Blast.created_at).where(Blast.id == recipient.blast_id)
-    ).first()
-    if row is None or not row.blast_tag:
-        return None
-    campaign = select(Blast.id).where(Blast.blast_tag == row.blast_tag,
-                                      Blast.created_at.between(row.created_at - CAMPAIGN_SPAN,
-                                                               row.created_at + CAMPAIGN_SPAN))
-    return session.scalar(
-        select(BlastRecipient.blast_id)
-        .where(BlastRecipient.phone_number == recipient.phone_number,
-               BlastRecipient.status == Status.CLOSED.value,
-               BlastRecipient.blast_id.in_(campaign))
-        .order_by(BlastRecipient.blast_id)
-        .limit(1)
-    )
 
 
 def _close_one(session: Session, *, line: int, phone: str, blast_ids: Sequence[int],

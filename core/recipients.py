@@ -173,6 +173,33 @@ def close_sale(
                         event=event, stamp_skipped=False)
 
 
+# How far apart two blasts of one tag may be made and still be one campaign, for a sale: a
+# buyer closed on one is not closed again on the other, by hand or from a file.
+CAMPAIGN_SPAN = dt.timedelta(days=31)
+
+
+def closed_under_its_tag(session: Session, recipient: BlastRecipient) -> int | None:
+    """The blast where this recipient's number is closed already, among the blasts of its
+    blast's campaign tag made within CAMPAIGN_SPAN of it: the sale is recorded there. A tag
+    used again next year ("Year End Sale") is another campaign. None for a blast with no tag."""
+    row = session.execute(
+        select(Blast.blast_tag, Blast.created_at).where(Blast.id == recipient.blast_id)
+    ).first()
+    if row is None or not row.blast_tag:
+        return None
+    campaign = select(Blast.id).where(Blast.blast_tag == row.blast_tag,
+                                      Blast.created_at.between(row.created_at - CAMPAIGN_SPAN,
+                                                               row.created_at + CAMPAIGN_SPAN))
+    return session.scalar(
+        select(BlastRecipient.blast_id)
+        .where(BlastRecipient.phone_number == recipient.phone_number,
+               BlastRecipient.status == Status.CLOSED.value,
+               BlastRecipient.blast_id.in_(campaign))
+        .order_by(BlastRecipient.blast_id)
+        .limit(1)
+    )
+
+
 def not_sent(session: Session, *, recipient_ids: Sequence[int]) -> list[int]:
     """Those of these recipients whose message has not gone out (waiting, or failed)."""
     if not recipient_ids:
@@ -181,17 +208,44 @@ def not_sent(session: Session, *, recipient_ids: Sequence[int]) -> list[int]:
         BlastRecipient.id.in_(tuple(recipient_ids)), BlastRecipient.status.in_(NOT_SENT))))
 
 
+@dataclass(frozen=True)
+class Sales:
+    """What recording sales by hand did (`mark_closed`)."""
+
+    changes: list[StatusChange]  # one for each recipient it closed, or found closed already
+    unsent: list[int]  # whose message has not gone out: left as they are
+    elsewhere: dict[int, int]  # recipient: the blast of its campaign where its number is closed
+
+    @property
+    def closed(self) -> int:
+        return sum(c.changed for c in self.changes)
+
+    @property
+    def already(self) -> int:
+        return len(self.changes) - self.closed
+
+
 def mark_closed(
     session: Session, *, recipient_ids: Sequence[int], source: str = "manual",
     at: dt.datetime | None = None, note: str | None = None,
-) -> list[StatusChange]:
-    """Record sales: each recipient moves to CLOSED (a no-op for ones already closed). Ones
-    whose message has not gone out (`not_sent`) are left as they are, and left out of the
-    result."""
+) -> Sales:
+    """Record sales: each recipient moves to CLOSED (a no-op for ones already closed). Left as
+    they are: ones whose message has not gone out (`not_sent`), and ones whose number is closed
+    already on another blast of the campaign (`closed_under_its_tag`: one sale a person a
+    campaign, as a file of buyers counts it; undo it there to record it here)."""
     event = {"action": "mark closed", **({"note": note} if note else {})}
     unsent = set(not_sent(session, recipient_ids=recipient_ids))
-    return [close_sale(session, recipient_id=rid, source=source, at=at, event=event)
-            for rid in recipient_ids if rid not in unsent]
+    changes, elsewhere = [], {}
+    for rid in recipient_ids:
+        if rid in unsent:
+            continue
+        row = session.get(BlastRecipient, rid)
+        open_ = row is not None and row.status != Status.CLOSED.value
+        if open_ and (before := closed_under_its_tag(session, row)) is not None:
+            elsewhere[rid] = before
+            continue
+        changes.append(close_sale(session, recipient_id=rid, source=source, at=at, event=event))
+    return Sales(changes, sorted(unsent), elsewhere)
 
 
 def undo_sales(session: Session, *, recipient_ids: Sequence[int]) -> int:

@@ -31,6 +31,7 @@ from core.recipients import (
     RESENDABLE,
     SELECTIONS,
     Resent,
+    Sales,
     history,
     mark_closed,
     mark_failed,
@@ -179,12 +180,9 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
     if open_ and cols[0].button(f"Mark {len(open_)} as closed (sale)", key=f"{key_prefix}_close",
                                 type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
-            changes = mark_closed(s, recipient_ids=open_)
-            closed = sum(c.changed for c in changes)
-            already = len(changes) - closed  # closed meanwhile (in another tab, or from a file)
-            unsent = len(open_) - len(changes)  # mark_closed leaves out whose message never went
+            recorded = mark_closed(s, recipient_ids=open_)
         if done.ok:
-            after_action(key_prefix, closed_words(closed, already=already, unsent=unsent))
+            after_action(key_prefix, closed_words(recorded))
     codes = set(frame[frame["id"].isin(chosen)]["code"])
     # Nothing more goes from a cancelled blast: its unknown sends can only be decided.
     if codes and codes <= set(RESENDABLE) and not cancelled and cols[1].button(
@@ -242,13 +240,20 @@ def undone_words(undone: int, ticked: int) -> str:
     return words
 
 
-def closed_words(closed: int, *, already: int = 0, unsent: int = 0) -> str:
-    """What "Mark as closed" did: "1 recipient marked as closed (a sale). 2 were closed already." """
-    words = f"{plural(closed, 'recipient')} marked as closed (a sale)."
-    if already:
-        words += f" {already:,} {'was' if already == 1 else 'were'} closed already."
-    if unsent:
-        words += f" Left alone: {unsent:,} whose message has not gone out (still waiting, or failed)."
+def closed_words(sales: Sales, *, one: str = "recipient", many: str | None = None) -> str:
+    """What "Mark as closed" did: "1 recipient marked as closed (a sale). 2 were closed already."
+    (closed meanwhile, in another tab or from a file), and who was left alone, and why."""
+    words = f"{plural(sales.closed, one, many)} marked as closed (a sale)."
+    if sales.already:
+        words += f" {sales.already:,} {'was' if sales.already == 1 else 'were'} closed already."
+    if sales.unsent:
+        words += (f" Left alone: {len(sales.unsent):,} whose message has not gone out (still waiting, "
+                  "or failed).")
+    if sales.elsewhere:
+        on = Counter(sales.elsewhere.values())
+        words += (f" Left alone: {plural(len(sales.elsewhere), one, many)} already closed as a sale of the "
+                  f"same campaign, {_on_blasts(on)}: one sale a person a campaign (undo it there to "
+                  "record it here).")
     return words
 
 
@@ -488,8 +493,8 @@ def _closed_elsewhere(report: CloseReport, *, blast_id: int) -> str | None:
     return "Each sale is recorded on the last message its number was sent: " + _on_blasts(on, blast_id) + "."
 
 
-def _on_blasts(on: Counter[int], blast_id: int) -> str:
-    """ "2 on this blast and 1 on blast #53 “Merdeka Deal”", this blast first."""
+def _on_blasts(on: Counter[int], blast_id: int | None = None) -> str:
+    """ "2 on this blast and 1 on blast #53 “Merdeka Deal”", this blast (if any) first."""
     with reading() as s:
         names = dict(s.execute(select(Blast.id, Blast.name).where(Blast.id.in_(list(on)))).all())
     named = {b: "this blast" if b == blast_id else f"blast #{b} “{plain(names.get(b) or '')}”" for b in on}

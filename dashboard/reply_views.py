@@ -42,6 +42,7 @@ from dashboard.format import one_of_many, plural
 from dashboard.layout import friendly_errors
 from dashboard.recipient_views import (
     after_action,
+    closed_words,
     held_while_ticked,
     hold,
     live_table_key,
@@ -254,9 +255,9 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
     open_ = [r.recipient_id for r in chosen if r.status != Status.CLOSED.value]
     if open_ and st.button(f"Mark {len(open_):,} as closed (sale)", key=f"{KEY}_close", type="primary"):
         with friendly_errors("mark the sales") as done, st.spinner("Recording the sales…"), session() as s:
-            changes = mark_closed(s, recipient_ids=open_)
+            recorded = mark_closed(s, recipient_ids=open_)
         if done.ok:
-            after_action(KEY, closed_words(sum(c.changed for c in changes), len(open_)))
+            after_action(KEY, closed_words(recorded, one="person", many="people"))
     if sales and st.button(f"Not a sale: undo {len(sales):,}", key=f"{KEY}_unclose",
                            help="For a sale marked by mistake: back to where they were before it."):
         with friendly_errors("undo the sales") as done, session() as s:
@@ -449,10 +450,3 @@ def new_words(new: NewSince) -> str:
         parts.append(f"**{plural(new.unmatched, 'new message')}** from "
                      f"{'someone' if new.unmatched == 1 else 'people'} no recent blast messaged")
     return " and ".join(parts) + " since this list was loaded."
-
-
-def closed_words(closed: int, ticked: int) -> str:
-    said = f"{plural(closed, 'person', 'people')} marked as closed (a sale)."
-    if already := ticked - closed:
-        said += f" {plural(already, 'person', 'people')} already {'was' if already == 1 else 'were'}."
-    return said

@@ -200,7 +200,7 @@ def test_a_sale_closes_any_message_that_may_have_gone_and_makes_up_no_times(
         person_id = person.id
     with transaction(engine) as s:
         if how == "by hand":
-            assert [c.changed for c in mark_closed(s, recipient_ids=[person_id])] == [True]
+            assert [c.changed for c in mark_closed(s, recipient_ids=[person_id]).changes] == [True]
         else:
             report = close_from_csv(s, b"phone\n012-345 6789\n", region="MY", filename="sales.csv")
             assert [r.outcome for r in report.rows] == [CloseOutcome.CLOSED]
@@ -323,6 +323,46 @@ def test_a_buyer_closed_on_another_blast_of_the_same_tag_is_not_closed_again(
     assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, other_id)]
     with transaction(engine) as s:
         assert s.get(BlastRecipient, elsewhere_id).status == "CLOSED"
+
+
+def test_a_sale_marked_by_hand_is_one_a_person_a_campaign_too(engine: Engine) -> None:
+    """Ticked on the campaign's second list after the first had recorded it (by hand or from a
+    file): the tag's Closed had counted one buyer twice. Another tag, or the same tag a year
+    later, is another campaign."""
+    from core.funnel import FunnelFilter, funnel
+    from core.recipients import mark_closed
+
+    with transaction(engine) as s:
+        first, second = (make_blast(s, blast_tag="Year End Sale", created_at=T0 + dt.timedelta(days=d))
+                         for d in (0, 7))
+        other = make_blast(s, blast_tag="CNY")
+        next_year = make_blast(s, blast_tag="Year End Sale", created_at=T0 + dt.timedelta(days=365))
+        make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=T0)
+        again, new_buyer, on_other, a_year_on = (
+            make_recipient(s, blast, phone_number=phone, status="READ_ACK", sent_at=T0)
+            for blast, phone in ((second, "+60123456789"), (second, "+60134567890"),
+                                 (other, "+60123456789"), (next_year, "+60123456789")))
+        ids = [again.id, new_buyer.id, on_other.id, a_year_on.id]
+        first_id = first.id
+    with transaction(engine) as s:
+        sales = mark_closed(s, recipient_ids=ids)
+    assert (sales.closed, sales.already, sales.elsewhere) == (3, 0, {ids[0]: first_id})
+    with transaction(engine) as s:
+        assert [s.get(BlastRecipient, i).status for i in ids] == ["READ_ACK", "CLOSED", "CLOSED", "CLOSED"]
+        assert funnel(s, filters=FunnelFilter(tags=("Year End Sale",))).closed == 3  # 2 buyers, 2 years
+
+
+def test_two_of_one_persons_messages_ticked_together_are_one_sale(engine: Engine) -> None:
+    from core.recipients import mark_closed
+
+    with transaction(engine) as s:
+        first, nudge = make_blast(s, blast_tag="Raya"), make_blast(s, blast_tag="Raya")
+        ids = [make_recipient(s, blast, phone_number="+60123456789", status="REPLIED", sent_at=T0).id
+               for blast in (first, nudge)]
+        first_id = first.id
+    with transaction(engine) as s:
+        sales = mark_closed(s, recipient_ids=ids)
+    assert (sales.closed, sales.elsewhere) == (1, {ids[1]: first_id})
 
 
 def test_the_same_tag_a_year_later_is_another_campaign_and_its_sale_its_own(engine: Engine) -> None:

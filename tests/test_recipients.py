@@ -109,7 +109,7 @@ def test_mark_closed_records_a_manual_change_once(engine: Engine) -> None:
     with transaction(engine) as s:
         ids = s.scalars(select(BlastRecipient.id).where(BlastRecipient.blast_id == blast_id,
                                                         BlastRecipient.status == "REPLIED")).all()
-        changes = mark_closed(s, recipient_ids=[*ids, *ids], note="paid RM120")
+        changes = mark_closed(s, recipient_ids=[*ids, *ids], note="paid RM120").changes
     assert [c.changed for c in changes] == [True, False]
     with transaction(engine) as s:
         history = s.scalars(select(StatusHistory).where(StatusHistory.recipient_id == ids[0])).all()
@@ -128,8 +128,9 @@ def test_a_sale_is_never_recorded_against_a_message_that_did_not_go_out(engine: 
     with transaction(engine) as s:
         assert sorted(not_sent(s, recipient_ids=list(ids.values()))) == sorted(
             ids[k] for k in ("QUEUED", "SENDING", "FAILED"))
-        changes = mark_closed(s, recipient_ids=list(ids.values()))
-        assert [c.recipient_id for c in changes] == [ids["UNKNOWN"], ids["READ_ACK"]]
+        sales = mark_closed(s, recipient_ids=list(ids.values()))
+        assert [c.recipient_id for c in sales.changes] == [ids["UNKNOWN"], ids["READ_ACK"]]
+        assert sales.unsent == sorted(ids[k] for k in ("QUEUED", "SENDING", "FAILED"))
     with transaction(engine) as s:
         statuses = {k: s.get(BlastRecipient, rid).status for k, rid in ids.items()}
     assert statuses == {"QUEUED": "QUEUED", "SENDING": "SENDING", "FAILED": "FAILED",

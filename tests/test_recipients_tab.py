@@ -587,6 +587,27 @@ def test_ticked_people_can_be_opted_out_from_the_table(engine: Engine) -> None:
     assert "rcp_opt_out" not in {b.key for b in at.button}
 
 
+def test_a_sale_ticked_on_another_blast_of_the_campaign_says_where_it_was_recorded(engine: Engine) -> None:
+    """One sale a person a campaign, by hand as from a file: the tag's Closed had counted it twice."""
+    with transaction(engine) as s:
+        first = make_blast(s, name="Merdeka Deal", blast_tag="Merdeka", state="completed")
+        second = make_blast(s, name="Merdeka list 2", blast_tag="Merdeka", state="completed")
+        make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=utcnow())
+        make_recipient(s, second, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        make_recipient(s, second, phone_number="+60134567890", status="REPLIED", sent_at=utcnow())
+        first_id, second_id = first.id, second.id
+    at = _tick(_open(second_id), table(engine, second_id), [0, 1])
+    at.button(key="rcp_close").click().run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.success] == [
+        "1 recipient marked as closed (a sale). Left alone: 1 recipient already closed as a sale of the "
+        f"same campaign, 1 on blast #{first_id} “Merdeka Deal”: one sale a person a campaign (undo it "
+        "there to record it here)."]
+    with transaction(engine) as s:
+        statuses = s.scalars(select(BlastRecipient.status).where(BlastRecipient.blast_id == second_id))
+        assert sorted(statuses) == ["CLOSED", "REPLIED"]
+
+
 def test_the_buyers_file_on_another_blast_of_the_campaign_says_where_they_were_closed(engine: Engine) -> None:
     """It had said a green "Done: 0 sales marked as closed" and "Already closed 4", no blast named."""
     with transaction(engine) as s:
