@@ -64,14 +64,12 @@ def ago(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
 
 
 def when_words(moment: dt.datetime, *, zone: dt.tzinfo, now: dt.datetime | None = None) -> str:
-    """A moment short enough for a metric: "14:05" today, "tomorrow 09:00", "Thu 09:00" within
-    a week, "3 Dec" after that."""
+    """A moment short enough for a metric: "14:05" today, "Thu 09:00" from tomorrow to a week
+    on, "3 Dec" after that (a metric on a laptop had shown "tomorro…")."""
     local = moment.astimezone(zone)
     days = (local.date() - (now or dt.datetime.now(dt.UTC)).astimezone(zone).date()).days
     if days == 0:
         return f"{local:%H:%M}"
-    if days == 1:
-        return f"tomorrow {local:%H:%M}"
-    if 1 < days < 7:
+    if 0 < days < 7:
         return f"{local:%a %H:%M}"
     return f"{local.day} {local:%b}"

@@ -17,7 +17,7 @@ NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)  # Thursday 10:00 in Kuala 
     ("moment", "words"),
     [
         (dt.datetime(2026, 11, 26, 6, 5, tzinfo=dt.UTC), "14:05"),
-        (dt.datetime(2026, 11, 26, 16, 30, tzinfo=dt.UTC), "tomorrow 00:30"),  # past midnight there
+        (dt.datetime(2026, 11, 26, 16, 30, tzinfo=dt.UTC), "Fri 00:30"),  # past midnight there: tomorrow
         (dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.UTC), "Sat 09:00"),
         (dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.UTC), "3 Dec"),
     ],
