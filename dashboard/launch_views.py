@@ -6,6 +6,7 @@ import streamlit as st
 from sqlalchemy import select
 
 from core import templates
+from core.config import PRACTICE_DEVICES
 from core.models import Blast, BlastRecipient
 from core.sending import blasts, gateways
 from core.sending.pacing import ensure_device
@@ -48,10 +49,13 @@ def render_draft_launch(blast: Blast) -> None:
                    icon=":material/group_off:")
         return
     people = plural(len(samples), "person", "people")
-    st.info(
-        f"This blast is a draft: nothing has been sent. It will go to {people}.",
-        icon=":material/edit_note:",
-    )
+    cfg = settings()
+    device = blast.device or gateways.launch_device(cfg)
+    # A draft saved in practice mode belongs to no gateway: once live, it goes to real phones.
+    where = ("in practice mode: no real phone gets it" if device in PRACTICE_DEVICES
+             else f"on WhatsApp, from device {device}: real phones get it")
+    st.info(f"This blast is a draft: nothing has been sent. It will go to {people} {where}.",
+            icon=":material/edit_note:")
     # The list is already in the blast, so an empty value is mended in the message, not the file.
     message = render_template(
         names=names,
@@ -64,8 +68,6 @@ def render_draft_launch(blast: Blast) -> None:
     if message.usable:
         first = samples[0].variables if samples else {}
         render_test(templates.render(message.text, first).text, key=f"draft_test_{blast.id}")
-    cfg = settings()
-    device = blast.device or gateways.launch_device(cfg)
     send_at = render_when(key=f"draft_when_{blast.id}", device=device)
     render_finish(device=device, recipients=len(samples), blast_id=blast.id, start=send_at)
     problems = send_problems(tag_ok=True, message=message, send_at=send_at)

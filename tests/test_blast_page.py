@@ -888,6 +888,23 @@ def test_a_practice_blast_once_live_says_only_that_it_is_not_sent_from_here(
     assert [w.value for w in at.warning if "practice" in w.value]
 
 
+@pytest.mark.parametrize("live", [False, True])
+def test_a_draft_says_whose_phones_it_would_reach(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, live: bool
+) -> None:
+    """A draft saved in practice mode belongs to no gateway: once the token is set, it goes to
+    real phones, which its page had not said."""
+    with transaction(engine) as s:
+        draft = make_blast(s, state="draft", message_template="Hai {name}, jom!")
+        make_recipient(s, draft)
+        draft_id = draft.id
+    if live:
+        _sending_for_real(monkeypatch)
+    [said] = [i.value for i in _open(draft_id).info if i.value.startswith("This blast is a draft")]
+    assert said.endswith("It will go to 1 person on WhatsApp, from device NEW-PHONE: real phones get it."
+                         if live else "It will go to 1 person in practice mode: no real phone gets it.")
+
+
 # 7. A draft whose people another blast holds unsent.
 
 
@@ -941,7 +958,7 @@ def test_a_draft_made_by_mistake_can_be_deleted_from_its_page(engine: Engine) ->
     assert not [w.value for w in at.warning if "There is no blast" in w.value]
     with transaction(engine) as s:
         assert s.get(Blast, draft_id) is None
-    # New blast no longer links its list to that number, which SQLite may give the next blast.
+    # New blast no longer links its list to the deleted draft.
     assert at.session_state["blasts_from_upload"] == {"another": (kept_id, "sending")}
     kept_page = _open(kept_id)
     assert "delete_confirm" not in {b.key for b in kept_page.button}, "a blast that sent keeps its record"
