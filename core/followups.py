@@ -248,10 +248,14 @@ def follow_up_placeholders(session: Session, *, parent_id: int) -> list[str]:
 
 def follow_up_name(session: Session, *, parent: Blast, stage: str) -> str:
     """The first blast's name and the stage: "Raya promo — Follow-up 2", not the parent's name
-    with " — follow-up" added once more for each follow-up of a follow-up."""
+    with " — follow-up" added once more for each follow-up of a follow-up, nor the first's own
+    stage kept ("Raya promo — Initial — Follow-up 2")."""
     root = session.get(Blast, chain_ids(session, blast_id=parent.id)[0]) or parent
+    name = root.name or f"Blast {root.id}"
+    if root.follow_up_stage:
+        name = name.removesuffix(f" — {root.follow_up_stage}") or name
     said, most = f" — {stage}", longest("name")
-    return f"{(root.name or f'Blast {root.id}')[:max(most - len(said), 0)]}{said}"[:most]
+    return f"{name[:max(most - len(said), 0)]}{said}"[:most]
 
 
 def chain_ids(session: Session, *, blast_id: int) -> list[int]:

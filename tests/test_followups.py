@@ -77,3 +77,9 @@ def test_a_follow_up_is_named_after_the_first_blast_and_its_stage(engine: Engine
         fourth = create_follow_up(s, parent_id=long.id, message_template="Hi",
                                   selector=SELECTIONS["Read, no reply"])
         assert fourth.name == "N" * (255 - len(" — Follow-up 1")) + " — Follow-up 1"
+        # A first blast named with its own stage, as the demo's are: "CNY — Initial".
+        staged = make_blast(s, name="CNY — Initial", follow_up_stage="Initial", state="completed")
+        make_recipient(s, staged, status="READ_ACK")
+        fifth = create_follow_up(s, parent_id=staged.id, message_template="Hi",
+                                 selector=SELECTIONS["Read, no reply"])
+        assert fifth.name == "CNY — Follow-up 1"
