@@ -173,11 +173,12 @@ def _recipients_frame(
 
 
 def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str, *, cancelled: bool) -> None:
-    cols = st.columns(5)
+    # Side by side, only those that apply: fixed columns had left gaps where one did not.
+    row = st.container(horizontal=True)
     ticked = frame[frame["id"].isin(chosen)]
     # Those shown closed are offered the undo below, not a second sale.
     open_ = [int(rid) for rid in ticked[ticked["code"] != Status.CLOSED.value]["id"]]
-    if open_ and cols[0].button(f"Mark {len(open_)} as closed (sale)", key=f"{key_prefix}_close",
+    if open_ and row.button(f"Mark {len(open_)} as closed (sale)", key=f"{key_prefix}_close",
                                 type="primary"):
         with friendly_errors("mark the sales") as done, session() as s:
             recorded = mark_closed(s, recipient_ids=open_)
@@ -185,7 +186,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             after_action(key_prefix, closed_words(recorded))
     codes = set(frame[frame["id"].isin(chosen)]["code"])
     # Nothing more goes from a cancelled blast: its unknown sends can only be decided.
-    if codes and codes <= set(RESENDABLE) and not cancelled and cols[1].button(
+    if codes and codes <= set(RESENDABLE) and not cancelled and row.button(
         "Send again",
         key=f"{key_prefix}_resend",
         help=("Only if you are sure they did not get it: they may receive it twice."
@@ -197,7 +198,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
             resent = resend(s, recipient_ids=chosen)
         if done.ok:
             after_action(key_prefix, resent_words(resent))
-    if codes == {Status.UNKNOWN.value} and cols[2].button("Mark as failed", key=f"{key_prefix}_failed"):
+    if codes == {Status.UNKNOWN.value} and row.button("Mark as failed", key=f"{key_prefix}_failed"):
         with friendly_errors("mark them failed") as done, session() as s:
             failed = mark_failed(s, recipient_ids=chosen)
         if done.ok:
@@ -206,13 +207,13 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
                          + (f" {settled:,} {'was' if settled == 1 else 'were'} settled by WhatsApp "
                             "meanwhile, and left as they are." if settled else ""))
     sales = [int(rid) for rid in ticked[ticked["code"] == Status.CLOSED.value]["id"]]  # as shown
-    if sales and cols[3].button(f"Not a sale: undo {len(sales):,}", key=f"{key_prefix}_unclose",
+    if sales and row.button(f"Not a sale: undo {len(sales):,}", key=f"{key_prefix}_unclose",
                                 help="For a sale marked by mistake: back to where they were before it."):
         with friendly_errors("undo the sales") as done, session() as s:
             undone = undo_sales(s, recipient_ids=sales)
         if done.ok:
             after_action(key_prefix, undone_words(undone, len(sales)))
-    render_opt_out(cols[4], ticked["Phone"], key_prefix)
+    render_opt_out(row, ticked["Phone"], key_prefix)
     if len(chosen) > SHOWN_HISTORIES:
         st.caption(f"The first {SHOWN_HISTORIES} histories are shown; the buttons act on all "
                    f"{len(chosen):,} ticked.")

@@ -441,7 +441,7 @@ def test_a_draft_for_one_person_says_person(engine: Engine) -> None:
         make_recipient(s, blast, contact_name="Aisyah")
         blast_id = blast.id
     at = _open(blast_id)
-    assert any("It will go to 1 person." in i.value for i in at.info)
+    assert any("It will go to 1 person in practice mode" in i.value for i in at.info)
 
 
 def test_a_draft_says_when_it_would_finish_once_from_the_time_chosen(engine: Engine) -> None:
