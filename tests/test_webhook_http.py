@@ -124,6 +124,45 @@ def test_a_wrong_secret_looks_like_an_unknown_path(served: Served, wrong: str) -
     assert served.inbox() == []
 
 
+def test_a_wrong_secret_never_waits_for_the_write_lock(served: Served) -> None:
+    """Anyone can post to the webhook's address: a wrong secret had opened a writing transaction,
+    which on SQLite is the whole file's one write lock (the worker's and the webhook's own)."""
+    import sqlite3
+    import threading
+
+    if served.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    writer = sqlite3.connect(served.engine.url.database, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process writing, for as long as this test runs
+    answers: list[int] = []
+    try:
+        post = threading.Thread(target=lambda: answers.append(requests.post(
+            served.url("not-the-secret"), data=b"{}", timeout=60).status_code))
+        post.start()
+        post.join(timeout=20)
+        assert answers == [404], "answered while another held the write lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        post.join()
+
+
+def test_wrong_secrets_read_the_accepted_ones_again_at_most_once_a_second(engine: Engine) -> None:
+    from core.webhook.secret import AcceptedSecrets, current_secret
+
+    settings = get_settings()
+    with transaction(engine) as s:
+        secret = current_secret(s, settings=settings)
+    remembered = AcceptedSecrets(ttl=60, asked_again_after=0.2)
+    assert remembered.worth_asking(), "nothing read yet"
+    with transaction(engine) as s:
+        assert not remembered.refresh_and_match(s, settings=settings, candidate="wrong")
+    assert not remembered.worth_asking(), "a second wrong one within the moment is refused from memory"
+    assert remembered.matches(secret)
+    time.sleep(0.25)
+    assert remembered.worth_asking(), "a secret rotated in another process is found a moment later"
+
+
 def test_a_prefix_of_the_secret_is_wrong(served: Served) -> None:
     assert served.post({"id": "x", "status": 2}, secret=served.secret[:-1]).status_code == 404
     assert served.post({"id": "x", "status": 2}, secret=served.secret + "x").status_code == 404

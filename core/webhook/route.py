@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import Settings, get_settings
-from core.db import engine_for, transaction
+from core.db import engine_for, reading, transaction
 from core.models import WebhookInbox, utcnow
 from core.webhook.inbox import REFUSED, InboxState, WebhookRules, error_words, replay_waiting
 from core.webhook.intake import STORAGE_ERRORS, intake_for
@@ -79,11 +79,16 @@ async def secret_accepted(settings: Settings, candidate: str) -> bool:
     remembered = remembered_secrets(settings)
     if remembered.matches(candidate):
         return True
+    if not remembered.worth_asking():
+        return False
     return await run_in_threadpool(_check_secret, remembered, settings, candidate)
 
 
 def _check_secret(remembered: AcceptedSecrets, settings: Settings, candidate: str) -> bool:
-    with transaction(engine_for(settings.sqlalchemy_url)) as session:
+    # Read without the write lock (SQLite has one for the whole file): a wrong secret must not
+    # hold up the worker and the webhook's storage. Only the very first read writes, when no
+    # secret has been made yet.
+    with reading(engine_for(settings.sqlalchemy_url)) as session:
         return remembered.refresh_and_match(session, settings=settings, candidate=candidate)
 
 

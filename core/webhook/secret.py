@@ -73,11 +73,15 @@ class AcceptedSecrets:
     read them from the database. A candidate that does not match reads them again (a new
     secret works at once); a secret whose grace period ends is refused at most `ttl` late."""
 
-    def __init__(self, ttl: float = 5.0) -> None:
+    def __init__(self, ttl: float = 5.0, *, asked_again_after: float = 1.0) -> None:
         self._ttl = ttl
+        # A post with a wrong secret reads them again at most this often: anyone can post
+        # to the webhook's address, and must not make every post a read of the database.
+        self._asked_again_after = asked_again_after
         self._lock = threading.Lock()
         self._accepted: tuple[str, ...] = ()
         self._fresh_until = 0.0
+        self._read_at = -float("inf")
 
     def matches(self, candidate: str) -> bool:
         """True when the remembered secrets are fresh and one matches; False means "ask again"."""
@@ -85,15 +89,23 @@ class AcceptedSecrets:
             accepted, fresh = self._accepted, time.monotonic() < self._fresh_until
         return fresh and matches_any(candidate, accepted)
 
+    def worth_asking(self) -> bool:
+        """Whether a candidate that did not match should read the secrets again: they are stale,
+        or were read longer ago than `asked_again_after` (a secret rotated in another process)."""
+        with self._lock:
+            now = time.monotonic()
+            return now >= self._fresh_until or now - self._read_at >= self._asked_again_after
+
     def refresh_and_match(self, session: Session, *, settings: Settings, candidate: str) -> bool:
         accepted = tuple(accepted_secrets(session, settings=settings))
         with self._lock:
-            self._accepted, self._fresh_until = accepted, time.monotonic() + self._ttl
+            self._read_at = time.monotonic()
+            self._accepted, self._fresh_until = accepted, self._read_at + self._ttl
         return matches_any(candidate, accepted)
 
     def forget(self) -> None:
         with self._lock:
-            self._accepted, self._fresh_until = (), 0.0
+            self._accepted, self._fresh_until, self._read_at = (), 0.0, -float("inf")
 
 
 _remembered: dict[tuple[str, str | None], AcceptedSecrets] = {}
