@@ -118,7 +118,7 @@ def remembered_secrets(settings: Settings) -> AcceptedSecrets:
         return _remembered.setdefault((settings.sqlalchemy_url, _configured(settings)), AcceptedSecrets())
 
 
-def _forget_remembered() -> None:
+def forget_remembered() -> None:
     with _remembered_lock:
         for remembered in _remembered.values():
             remembered.forget()
@@ -154,7 +154,7 @@ def rotate_secret(
     new = secrets.token_urlsafe(SECRET_BYTES)
     _write(session, key=SECRET_KEY, value=new)
     # Other processes notice within their few seconds; the old secret is in its grace anyway.
-    _forget_remembered()
+    forget_remembered()
     return new
 
 
