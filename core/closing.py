@@ -18,6 +18,7 @@ from core.errors import BlastError
 from core.exports import to_csv
 from core.models import Blast, BlastRecipient
 from core.recipients import NOT_SENT, close_sale, closed_under_its_tag
+from core.status_engine import found_lost_at
 from core.statuses import Status
 from core.words import and_list
 
@@ -241,8 +242,8 @@ def latest_sent(session: Session, *, phone: str, blast_ids: Sequence[int] = ()) 
     if blast_ids:
         query = query.where(BlastRecipient.blast_id.in_(tuple(blast_ids)))
         order.append(case((BlastRecipient.status == Status.CLOSED.value, 0), else_=1))
-    # An unknown send has no time it went: the time it became unknown stands in.
-    went = func.coalesce(BlastRecipient.sent_at, BlastRecipient.updated_at)
+    # An unknown send has no time it went: the time it was found unknown stands in.
+    went = func.coalesce(BlastRecipient.sent_at, found_lost_at())
     return session.scalars(query.order_by(*order, went.desc(), BlastRecipient.id.desc()).limit(1)).first()
 
 

@@ -8,7 +8,20 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Insert, Update, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Insert,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -216,6 +229,7 @@ def _locked_recipient(session: Session, recipient_id: int) -> BlastRecipient:
 JUDGED_COLUMNS = ("status", *STAGE_TIMESTAMP_COLUMN.values(), "message_c2s_timestamp", "error")
 # A failed or unknown send whose message turns out to have gone: its problem text no longer holds.
 SETTLED_FROM = (Status.FAILED, Status.UNKNOWN)
+_SETTLED = sorted(status.value for status in SETTLED_FROM)
 
 
 def tried_at(session: Session, rows: Mapping[int, Mapping[str, Any]]) -> dict[int, dt.datetime]:
@@ -225,17 +239,34 @@ def tried_at(session: Session, rows: Mapping[int, Mapping[str, Any]]) -> dict[in
     decision about it later (marking it failed, undoing a sale). One query for all of them;
     none for anyone else."""
     sent = STAGE_TIMESTAMP_COLUMN[Stage.SENT]
-    settled = sorted(status.value for status in SETTLED_FROM)
-    asked = [rid for rid, row in rows.items() if row["status"] in settled and row[sent] is None]
+    asked = [rid for rid, row in rows.items() if row["status"] in _SETTLED and row[sent] is None]
     if not asked:
         return {}
     found = session.execute(
         select(StatusHistory.recipient_id, StatusHistory.changed_at)
-        .where(StatusHistory.recipient_id.in_(sorted(asked)), StatusHistory.new_status.in_(settled),
-               StatusHistory.source != "manual")
+        .where(StatusHistory.recipient_id.in_(sorted(asked)), _found_lost(StatusHistory.__table__))
         .order_by(StatusHistory.id)
     )
     return dict(found.all())  # the last one of each
+
+
+def _found_lost(history: Table) -> ColumnElement[bool]:
+    """A history row that found a send failed or unknown: the worker's or the gateway's, not
+    a person's decision about it later (marking it failed, undoing a sale)."""
+    return and_(history.c.new_status.in_(_SETTLED), history.c.source != "manual")
+
+
+def found_lost_at(recipients: Table = BlastRecipient.__table__) -> ColumnElement[dt.datetime]:
+    """`tried_at` for a query, on each row of `recipients`: when a failed or unknown send was
+    found so by the worker or the gateway. A person's decision about it later (undoing a sale
+    recorded on it) changes the row again, and had made a send lost days ago pass for one made
+    that minute: replies and buyers went to it rather than to the message that did arrive since.
+    The row's last change for one with no such history."""
+    history = StatusHistory.__table__
+    tried = (select(func.max(history.c.changed_at))
+             .where(history.c.recipient_id == recipients.c.id, _found_lost(history))
+             .scalar_subquery())
+    return func.coalesce(tried, recipients.c.updated_at)
 
 
 def judge(

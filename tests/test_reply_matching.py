@@ -249,3 +249,38 @@ def test_a_person_s_event_that_answers_nothing_is_ignored_with_its_reason(
     assert _status(engine, rid) == ("DELIVERY_ACK", None)
     with transaction(engine) as s:
         assert s.get(WebhookInbox, inbox_id).state == "ignored"
+
+
+def test_undoing_a_sale_on_a_lost_send_does_not_make_it_the_newest_message(engine: Engine) -> None:
+    """A send whose answer was lost three days ago, and a message that arrived yesterday: a sale
+    recorded on the lost one by mistake and undone had dated it by the undo, and the next reply
+    and the next buyers' file went to it instead of to yesterday's message."""
+    from core.closing import latest_sent
+    from core.models import utcnow
+    from core.recipients import close_sale, undo_sales
+    from core.status_engine import apply_status
+
+    now = utcnow()
+    with transaction(engine) as s:
+        lost = make_recipient(s, make_blast(s), phone_number=PHONE, status="SENDING").id
+    with transaction(engine) as s:
+        apply_status(s, recipient_id=lost, status=Status.UNKNOWN, source="send",
+                     at=now - dt.timedelta(days=3), updates={"error": "The gateway's answer was lost."})
+        s.execute(BlastRecipient.__table__.update().where(BlastRecipient.id == lost)
+                  .values(updated_at=now - dt.timedelta(days=3)))
+    arrived = _recipient(engine, message_id="3EB0B", sent_at=now - dt.timedelta(days=1))
+    with transaction(engine) as s:
+        close_sale(s, recipient_id=lost, source="manual")
+    with transaction(engine) as s:
+        assert undo_sales(s, recipient_ids=[lost]) == 1
+        assert s.get(BlastRecipient, lost).status == "UNKNOWN"
+    with transaction(engine) as s:
+        assert latest_sent(s, phone=PHONE).id == arrived, "a buyers' file closes yesterday's message"
+    reply = {"key": {"remoteJid": JID, "fromMe": False, "id": "IN1"},
+             "message": {"conversation": "Berapa harga?"}, "messageTimestamp": int(now.timestamp())}
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(reply).encode(), content_type="application/json")
+    with transaction(engine) as s:
+        process_entry(s, inbox_id=inbox_id, rules=RULES, now=now)
+    assert _status(engine, arrived) == ("REPLIED", "Berapa harga?")
+    assert _status(engine, lost) == ("UNKNOWN", None)

@@ -28,7 +28,7 @@ from core.db import database_passwords, driver_says, transaction
 from core.models import BlastRecipient, RecipientReply, WebhookInbox, WebhookWaiting, utcnow
 from core.opt_outs import add_opt_outs
 from core.status_batch import StatusEvent, apply_statuses, lock_recipients
-from core.status_engine import StatusChange
+from core.status_engine import StatusChange, found_lost_at
 from core.statuses import RANK, Status
 from core.webhook import plain_acks
 from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError, parse_webhook
@@ -496,8 +496,8 @@ def _lost_sends(
     is UNKNOWN with no message id: it may or may not have gone. An ack from the gateway proves
     it went when the ack names the number it went to, says the message got at least as far as
     the gateway, and its time fits the send: no earlier than the lease before it was marked
-    unknown, and no later than the clock's skew after (when it was marked unknown is its last
-    change, as for replies: nothing touches such a row until a person decides). The gateway's
+    unknown, and no later than the clock's skew after (when it was marked unknown:
+    `found_lost_at`, as for replies). The gateway's
     first ack of a message comes as it takes it, while our request was waiting: a later one
     may be a message typed on the phone to the same person (its acks name the number too), and
     had settled the send as gone when it never went. Only the one unknown send to that number
@@ -525,7 +525,7 @@ def _lost_sends(
     if not phones:
         return {}
     rows = connection.execute(
-        select(_RECIPIENTS.c.id, _RECIPIENTS.c.phone_number, _RECIPIENTS.c.updated_at)
+        select(_RECIPIENTS.c.id, _RECIPIENTS.c.phone_number, found_lost_at(_RECIPIENTS))
         .where(_RECIPIENTS.c.status == Status.UNKNOWN.value, _RECIPIENTS.c.message_id.is_(None),
                bulk.one_of(_RECIPIENTS.c.phone_number, phones, connection.dialect))
     )

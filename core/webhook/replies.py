@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.models import BlastRecipient
 from core.phones import JidKind
+from core.status_engine import found_lost_at
 from core.statuses import Status
 from core.webhook.parse import IncomingMessage
 
@@ -81,11 +82,10 @@ def replied_recipient(
 ) -> int | None:
     """The recipient row of the most recent message sent to `phone` within `window` before `at`.
 
-    A send whose outcome is unknown counts too (nothing touches such a row until a person
-    decides): the message may have gone, and a reply after it is the best evidence there is
-    that it did. It then counts as replied, and nobody is asked to decide about it any more.
-    It was found unknown at its last change, up to `lease` after the send itself (a worker
-    that stopped mid-send), so a reply from that long before still fits it.
+    A send whose outcome is unknown counts too: the message may have gone, and a reply after it
+    is the best evidence there is that it did. It then counts as replied, and nobody is asked to
+    decide about it any more. It was found unknown (`found_lost_at`) up to `lease` after the
+    send itself (a worker that stopped mid-send), so a reply from that long before still fits it.
     """
     return session.scalar(
         select(BlastRecipient.id)
@@ -109,15 +109,15 @@ def quoted_recipient(session: Session, *, phone: str, quoted_id: str) -> int | N
 
 def _sent() -> ColumnElement[dt.datetime]:
     """When a message went: its send time, or for a send whose outcome is unknown, when it
-    was found so."""
-    return func.coalesce(BlastRecipient.sent_at, BlastRecipient.updated_at)
+    was found so (`found_lost_at`)."""
+    return func.coalesce(BlastRecipient.sent_at, found_lost_at())
 
 
 def _sent_within(*, at: dt.datetime, window: dt.timedelta, lease: dt.timedelta) -> ColumnElement[bool]:
     unknown = and_(BlastRecipient.status == Status.UNKNOWN.value, BlastRecipient.sent_at.is_(None))
     return and_(
         or_(and_(BlastRecipient.sent_at.is_not(None), BlastRecipient.sent_at <= at + CLOCK_SKEW),
-            and_(unknown, BlastRecipient.updated_at <= at + CLOCK_SKEW + lease)),
+            and_(unknown, found_lost_at() <= at + CLOCK_SKEW + lease)),
         _sent() >= at - window,
     )
 
