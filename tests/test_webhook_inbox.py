@@ -412,12 +412,25 @@ def test_a_first_reply_delivered_after_a_later_one_becomes_the_first(engine: Eng
         _post(engine, first)
     row = _row(engine, rid)
     assert (row.status, row.reply_text, row.replied_at) == ("REPLIED", "Berapa harga?", at(10))
+    # Received and read by then too: stamped at 11:00 by the later reply, reads had counted as
+    # slower than replies, and in the wrong hour.
+    assert (row.delivered_at, row.read_timestamp, row.message_c2s_timestamp) == (
+        at(10), at(10), int(at(10).timestamp()))
     assert sorted(_replies(engine, rid)) == [(at(10), "Berapa harga?"),
                                              (at(11), "2 boxes please, to Shah Alam")]
     assert _history(engine, rid) == [("PENDING", "REPLIED", "webhook")], "no status change of its own"
 
     _post(engine, _incoming("Thanks!", when=at(12)))  # a later one leaves the first alone
     assert (_row(engine, rid).reply_text, _row(engine, rid).replied_at) == ("Berapa harga?", at(10))
+
+
+def test_an_earlier_reply_coming_late_keeps_a_read_reported_before_it(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, {"id": "3EB0A", "status": "READ_ACK", "timestamp": int(at(9).timestamp())})
+    _post(engine, _incoming("2 boxes please", when=at(11)))
+    _post(engine, _incoming("Berapa harga?", when=at(10)))
+    row = _row(engine, rid)
+    assert (row.replied_at, row.read_timestamp) == (at(10), at(9))
 
 
 def test_an_earlier_reply_coming_late_corrects_a_closed_sale_but_not_its_status(engine: Engine) -> None:
