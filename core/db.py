@@ -72,7 +72,11 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before it returns, so a webhook answered "stored" and a send
+        # marked as going out survive a power cut (NORMAL, in WAL mode, may lose the last
+        # commits: an event the gateway will not post again, a send that would go out twice).
+        # A fifth of a millisecond a commit here.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 

@@ -352,3 +352,13 @@ def test_0014_keeps_every_blast_its_recipients_counts_and_triggers(engine: Engin
         s.add(Blast(name="d"))
     with transaction(engine) as s:
         assert s.query(Blast.id, Blast.name).order_by(Blast.id).all() == [(2, "b"), (4, "d")]
+
+
+def test_sqlite_commits_are_on_disk_before_they_return(tmp_path) -> None:
+    """WAL with synchronous=NORMAL may lose the last commits to a power cut: a webhook answered
+    "stored" that the gateway will not post again, a send marked as going out that would go
+    out a second time."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'durable.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
