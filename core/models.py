@@ -252,6 +252,9 @@ class RecipientReply(Base):
     # The webhook body it came in and its place there: applying a body again adds nothing.
     inbox_id: Mapped[int | None] = mapped_column(Integer)
     inbox_position: Mapped[int | None] = mapped_column(Integer)
+    # WhatsApp's id of the person's message, when the gateway sends it: the same message posted
+    # twice is kept once, and two alike sent within one second are both kept (migration 0015).
+    message_id: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         Index("idx_recipient_replies_recipient", "recipient_id", "replied_at"),

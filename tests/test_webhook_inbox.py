@@ -463,6 +463,29 @@ def test_the_same_reply_delivered_twice_is_kept_once(engine: Engine) -> None:
     assert _replies(engine, rid) == [(at(11), "2 boxes please"), (at(12), "Ok")]
 
 
+def test_two_alike_in_one_second_with_ids_of_their_own_are_both_kept(engine: Engine) -> None:
+    """WhatsApp dates messages by the second: "ok", "ok" typed quickly had been kept as one."""
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, [_incoming("ok", when=at(11), id="IN1"), _incoming("ok", when=at(11), id="IN2")])
+    _post(engine, _incoming("ok", when=at(11), id="IN2"))  # the gateway retrying the second
+    assert _replies(engine, rid) == [(at(11), "ok"), (at(11), "ok")]
+
+
+def test_a_reply_without_a_time_posted_twice_is_kept_once_by_its_id(engine: Engine) -> None:
+    """Dated by when each copy came, it had been kept once for every time it was posted."""
+    rid = _recipient(engine, message_id="3EB0A")
+    for minute in (0, 1):
+        _post(engine, _incoming("Berapa harga?", when=None, id="IN1"), received_at=at(11, minute))
+    assert [text for _, text in _replies(engine, rid)] == ["Berapa harga?"]
+
+
+def test_a_reply_kept_before_ids_were_is_not_kept_again_when_posted_with_one(engine: Engine) -> None:
+    rid = _recipient(engine, message_id="3EB0A")
+    _post(engine, _incoming("2 boxes please", when=at(11)))
+    _post(engine, _incoming("2 boxes please", when=at(11), id="IN1"))
+    assert _replies(engine, rid) == [(at(11), "2 boxes please")]
+
+
 def test_a_reply_from_a_number_not_messaged_is_kept_in_the_inbox_only(engine: Engine) -> None:
     _recipient(engine, message_id="3EB0A")
     _, outcome = _post(engine, _incoming("Siapa ni?", jid="60199999999@c.us"))

@@ -599,3 +599,9 @@ def test_numbers_too_large_for_a_float_are_kept_as_text() -> None:
     from core.webhook import parse
 
     assert parse._decode_json(b'[1e999, {"a": -1e999, "b": 1.5}]') == ["inf", {"a": "-inf", "b": 1.5}]
+
+
+def test_a_message_carries_its_own_id_apart_from_the_one_it_quotes() -> None:
+    quoting = {"extendedTextMessage": {"text": "Still got?", "contextInfo": {"stanzaId": "3EB0RAYA"}}}
+    message = _message(_baileys_message("601133428730@s.whatsapp.net", quoting))
+    assert (message.message_id, message.quoted_id) == ("IN1", "3EB0RAYA")

@@ -156,6 +156,7 @@ class _Step:
     label: str
     kind: str
     position: int = 0  # the event's place in its body
+    message_id: str | None = None  # a reply's own id, when the gateway sends it
 
 
 # --- storing and processing ----------------------------------------------------------------
@@ -369,7 +370,7 @@ def _carry_out(session: Session, plan: _Plan, *, rules: WebhookRules) -> dict[in
         if step.kind == "message" and change is not None:
             replies.append({"recipient_id": step.request.recipient_id, "replied_at": step.request.at,
                             "text": step.request.updates["reply_text"], "inbox_id": key,
-                            "inbox_position": step.position})
+                            "inbox_position": step.position, "message_id": step.message_id})
     if replies:
         _keep_replies(session, replies)
     # Listed, and taken out of every queue: a blast scheduled for tomorrow, or halfway
@@ -382,17 +383,36 @@ def _carry_out(session: Session, plan: _Plan, *, rules: WebhookRules) -> dict[in
 def _keep_replies(session: Session, replies: list[dict[str, Any]]) -> None:
     """Every reply, the first and the later ones that change no status, each once: a body
     applied again (a replay) adds nothing, nor does the same message delivered twice (the
-    gateway retrying a post, each copy its own inbox entry): same person, time and words."""
-    known = {tuple(row) for row in session.execute(
-        select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text)
+    gateway retrying a post, each copy its own inbox entry): the same id from the same person,
+    or, for a message without an id (or one kept before ids were), the same person, time and
+    words. Two alike with ids of their own ("ok", "ok" within a second) are both kept."""
+    ids: set[tuple[int, str]] = set()
+    said_without_id: set[tuple[int, dt.datetime, str]] = set()
+    said: set[tuple[int, dt.datetime, str]] = set()
+    for rid, at, text, message_id in session.execute(
+        select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text,
+               RecipientReply.message_id)
         .where(RecipientReply.recipient_id.in_({r["recipient_id"] for r in replies}))
-    )}
+    ):
+        said.add((rid, at, text))
+        if message_id is None:
+            said_without_id.add((rid, at, text))
+        else:
+            ids.add((rid, message_id))
     fresh = []
     for reply in replies:
-        said = (reply["recipient_id"], reply["replied_at"], reply["text"])
-        if said not in known:
-            known.add(said)
-            fresh.append(reply)
+        rid, message_id = reply["recipient_id"], reply["message_id"]
+        words = (rid, reply["replied_at"], reply["text"])
+        if message_id is None:
+            if words in said:
+                continue
+            said_without_id.add(words)
+        else:
+            if (rid, message_id) in ids or words in said_without_id:
+                continue
+            ids.add((rid, message_id))
+        said.add(words)
+        fresh.append(reply)
     if not fresh:
         return
     dialect = session.get_bind().dialect.name
@@ -596,7 +616,7 @@ def _plan_message(
     label = f"reply from {message.phone}" + (f" (opt-out {keyword})" if keyword else "")
     request = StatusEvent(recipient_id, Status.REPLIED, at, "webhook", message.raw,
                           {"reply_text": message.text})
-    return [_Step(request, label=label, kind="message")]
+    return [_Step(request, label=label, kind="message", message_id=message.message_id)]
 
 
 def _note_for(step: _Step, change: StatusChange | None) -> _Note:

@@ -112,6 +112,8 @@ class IncomingMessage:
     # The id of our message it answers, when it says: the one quoted (swiped to reply) or
     # reacted to.
     quoted_id: str | None = None
+    # Its own id, when the gateway sends it.
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -469,6 +471,7 @@ def _incoming(item: dict[str, Any], *, text: str, from_me: bool) -> IncomingMess
         raw=item,
         message_type=_message_type(item),
         quoted_id=quoted_message_id(item),
+        message_id=next(iter(message_ids(item)), None),
     )
 
 
