@@ -41,11 +41,13 @@ def to_csv(rows: Iterable[Sequence[object]], *, columns: Sequence[str]) -> bytes
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-# `status` keeps the plan's name (what queries and re-imports match); `status_in_words` says it
-# as the dashboard does.
-# `opted_out` is "yes" for a number that asked not to be messaged (in any blast): not one to call.
-EXPORT_COLUMNS = ("phone_number", "name", "status", "status_in_words", "opted_out", "sent_at", "delivered_at",
-                  "read_at", "replied_at", "reply_text", "later_replies", "closed_at", "error")
+# Headed in the team's words, as the blast's page shows them ("Number" and "Name" are what a new
+# blast or a list of sales finds its columns by, should the file be uploaded again). "Status
+# code" keeps the plan's status (READ_ACK), for filtering and for anyone matching it with the
+# database. "Opted out" is "yes" for a number that asked not to be messaged (in any blast): not
+# one to call.
+EXPORT_COLUMNS = ("Number", "Name", "Status", "Status code", "Opted out", "Sent", "Received", "Read",
+                  "Replied", "First reply", "Later replies", "Closed", "Problem")
 
 
 def _yes(flag: bool) -> str:
@@ -71,9 +73,8 @@ def _stage_rows(
         # from before replies were kept one by one is on the recipient alone.
         said = kept.get(r.id) or ([(r.replied_at, r.reply_text)] if r.reply_text is not None else [])
         replied_at, first = said[0] if said else (r.replied_at, None)
-        yield (r.phone_number, r.contact_name or "", r.status,
-               status_words(r.status, cancelled=cancelled) or r.status,
-               _yes(r.phone_number in stopped), when(r.sent_at), when(r.delivered_at),
+        yield (r.phone_number, r.contact_name or "", status_words(r.status, cancelled=cancelled) or r.status,
+               r.status, _yes(r.phone_number in stopped), when(r.sent_at), when(r.delivered_at),
                when(r.read_timestamp), when(replied_at), "" if first is None else reply_words(first),
                "\n".join(reply_words(text) for _, text in said[1:]), when(r.closed_at), r.error or "")
 

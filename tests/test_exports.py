@@ -41,10 +41,10 @@ def test_stage_export_is_formula_safe(engine: Engine) -> None:
     with transaction(engine) as s:
         data = stage_csv(s, blast_id=blast_id, selection="Read", zone=ZoneInfo("Asia/Kuala_Lumpur"))
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert [r["name"] for r in rows] == ["'=cmd|' /C calc'!A0", "Siti"]
-    assert rows[1]["reply_text"] == "'+ok"
-    assert all(r["phone_number"].startswith("'+60") for r in rows)
-    assert [(r["status"], r["status_in_words"]) for r in rows] == [
+    assert [r["Name"] for r in rows] == ["'=cmd|' /C calc'!A0", "Siti"]
+    assert rows[1]["First reply"] == "'+ok"
+    assert all(r["Number"].startswith("'+60") for r in rows)
+    assert [(r["Status code"], r["Status"]) for r in rows] == [
         ("READ_ACK", "Read (blue ticks)"), ("REPLIED", "Replied")]
 
 
@@ -65,10 +65,10 @@ def test_stage_export_for_excel_keeps_text_as_text(engine: Engine) -> None:
     assert [c.value for c in header] == list(EXPORT_COLUMNS)
     [row] = rows
     cells = dict(zip(EXPORT_COLUMNS, row, strict=True))
-    assert (cells["phone_number"].value, cells["phone_number"].data_type) == ("+601123456789", "s")
-    assert (cells["name"].value, cells["name"].data_type) == ("=cmd|' /C calc'!A0", "s"), "never a formula"
-    assert cells["status_in_words"].value == "Read (blue ticks)"
-    assert cells["read_at"].value == dt.datetime(2026, 3, 2, 10, 30, 15)  # Kuala Lumpur, to the second
+    assert (cells["Number"].value, cells["Number"].data_type) == ("+601123456789", "s")
+    assert (cells["Name"].value, cells["Name"].data_type) == ("=cmd|' /C calc'!A0", "s"), "never a formula"
+    assert cells["Status"].value == "Read (blue ticks)"
+    assert cells["Read"].value == dt.datetime(2026, 3, 2, 10, 30, 15)  # Kuala Lumpur, to the second
 
 
 def test_a_control_character_in_a_name_or_reply_does_not_stop_the_excel_file(engine: Engine) -> None:
@@ -83,7 +83,7 @@ def test_a_control_character_in_a_name_or_reply_does_not_stop_the_excel_file(eng
         data = stage_xlsx(s, blast_id=blast_id, selection="Everyone", zone=ZoneInfo("Asia/Kuala_Lumpur"))
     header, row = openpyxl.load_workbook(io.BytesIO(data)).active.iter_rows(values_only=True)
     cells = dict(zip(header, row, strict=True))
-    assert (cells["name"], cells["reply_text"]) == ("Ali\ufffdBaba", "ok\ufffd thanks")
+    assert (cells["Name"], cells["First reply"]) == ("Ali\ufffdBaba", "ok\ufffd thanks")
     with transaction(engine) as s:  # the CSV keeps the character as it came
         assert b"Ali\x0bBaba" in stage_csv(s, blast_id=blast_id, selection="Everyone", zone=dt.UTC)
 
@@ -105,10 +105,10 @@ def test_later_replies_are_exported_one_per_line(engine: Engine, export) -> None
     with transaction(engine) as s:
         data = export(s, blast_id=blast_id, selection="Replied", zone=ZoneInfo("Asia/Kuala_Lumpur"))
     if export is stage_csv:
-        rows = [r["later_replies"] for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))]
+        rows = [r["Later replies"] for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))]
     else:
         sheet = openpyxl.load_workbook(io.BytesIO(data)).active
-        column = EXPORT_COLUMNS.index("later_replies")
+        column = EXPORT_COLUMNS.index("Later replies")
         rows = [row[column].value or "" for row in list(sheet.iter_rows())[1:]]
     assert rows == ["to Shah Alam\n=2 boxes", ""], "in the order written, the first left to reply_text"
 
@@ -169,10 +169,10 @@ def test_a_number_that_opted_out_anywhere_is_marked_in_the_export(engine: Engine
     with transaction(engine) as s:
         data = export(s, blast_id=blast_id, selection="Read, no reply", zone=ZoneInfo("Asia/Kuala_Lumpur"))
     if export is stage_csv:
-        rows = [(r["name"], r["opted_out"]) for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))]
+        rows = [(r["Name"], r["Opted out"]) for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))]
     else:
         sheet = openpyxl.load_workbook(io.BytesIO(data)).active
-        name, flag = EXPORT_COLUMNS.index("name"), EXPORT_COLUMNS.index("opted_out")
+        name, flag = EXPORT_COLUMNS.index("Name"), EXPORT_COLUMNS.index("Opted out")
         rows = [(row[name].value, row[flag].value or "") for row in list(sheet.iter_rows())[1:]]
     assert rows == [("Stopped", "yes"), ("Keen", "")]
 
@@ -202,8 +202,8 @@ def test_a_first_reply_that_came_in_second_is_exported_first_and_once(engine: En
     with transaction(engine) as s:
         data = export(s, blast_id=blast_id, selection="Replied", zone=ZoneInfo("Asia/Kuala_Lumpur"))
     [row] = _export_rows(data, export)
-    assert (row["reply_text"], row["later_replies"]) == ("Berapa?", "2 boxes")
-    assert str(row["replied_at"]).startswith("2026-03-02 10:01"), "the first reply's time"
+    assert (row["First reply"], row["Later replies"]) == ("Berapa?", "2 boxes")
+    assert str(row["Replied"]).startswith("2026-03-02 10:01"), "the first reply's time"
 
 
 @pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
@@ -223,7 +223,7 @@ def test_a_photo_or_voice_reply_is_exported_in_words(engine: Engine, export) -> 
         blast_id = blast.id
     with transaction(engine) as s:
         data = export(s, blast_id=blast_id, selection="Everyone", zone=ZoneInfo("Asia/Kuala_Lumpur"))
-    rows = [(r["reply_text"], r["later_replies"]) for r in _export_rows(data, export)]
+    rows = [(r["First reply"], r["Later replies"]) for r in _export_rows(data, export)]
     assert rows == [(NO_TEXT_REPLY, f"Ok\n{NO_TEXT_REPLY}"), (NO_TEXT_REPLY, ""), ("", "")]
     assert "photo" in NO_TEXT_REPLY and "WhatsApp" in NO_TEXT_REPLY
     with transaction(engine) as s:
@@ -264,7 +264,7 @@ def test_who_was_never_sent_a_cancelled_blast_is_exported_as_not_sent(
         blast_id = blast.id
     with transaction(engine) as s:
         data = export(s, blast_id=blast_id, selection="Everyone", zone=ZoneInfo("Asia/Kuala_Lumpur"))
-    rows = [(r["status"], r["status_in_words"]) for r in _export_rows(data, export)]
+    rows = [(r["Status code"], r["Status"]) for r in _export_rows(data, export)]
     # One with the gateway as the blast was cancelled may still have gone: it keeps its words.
     assert rows == [("READ_ACK", "Read (blue ticks)"), ("QUEUED", unsent), ("SENDING", "Being sent now")], (
         "the code stays what it is")

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.closing import read_sales
+from core.csv_import import parse_csv
 from core.db import transaction
 from core.exports import EXPORT_COLUMNS, replies_csv, replies_xlsx, stage_csv, stage_xlsx
 from core.models import RecipientReply
@@ -76,7 +77,7 @@ def test_a_workbook_keeps_its_bold_header_in_view_with_a_filter(engine: Engine, 
 
 
 @pytest.mark.parametrize(("export", "time", "number", "reply"), [
-    (_stage(stage_xlsx), "read_at", "phone_number", "reply_text"),
+    (_stage(stage_xlsx), "Read", "Number", "First reply"),
     (_replies(replies_xlsx), "Replied", "Number", "Last reply"),
 ], ids=["stage", "replies"])
 def test_a_workbooks_columns_are_wide_enough_to_read(engine: Engine, export, time, number, reply) -> None:
@@ -99,7 +100,9 @@ def test_the_stage_export_keeps_the_headings_files_are_read_back_by(engine: Engi
         data = stage_csv(s, blast_id=blast_id, selection="Replied", zone=KL)
         book = stage_xlsx(s, blast_id=blast_id, selection="Replied", zone=KL)
     assert next(csv.reader(io.StringIO(data.decode("utf-8-sig")))) == list(EXPORT_COLUMNS)
-    assert read_sales(book, region="MY", filename="replied.xlsx").phone_column == "phone_number"
+    assert read_sales(book, region="MY", filename="replied.xlsx").phone_column == "Number"
+    again = parse_csv(data, filename="replied.csv", region="MY")
+    assert (again.phone_column, again.name_column, len(again.recipients)) == ("Number", "Name", 2)
 
 
 @pytest.mark.parametrize("export", [replies_csv, replies_xlsx])
