@@ -119,8 +119,8 @@ def test_upload_send_watch_the_funnel_fill_and_export(server, browser, tmp_path:
         page.get_by_role("button", name="Download “Everyone” as CSV").click()
     exported = Path(download_info.value.path()).read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(exported)))
-    assert sorted(r["name"] for r in rows) == ["Aisyah", "Ravi", "Wei Ling"]
-    assert all(r["phone_number"].startswith("'+60") for r in rows), "formula-safe phone numbers"
+    assert sorted(r["Name"] for r in rows) == ["Aisyah", "Ravi", "Wei Ling"]
+    assert all(r["Number"].startswith("'+60") for r in rows), "formula-safe phone numbers"
 
     page.get_by_role("link", name="Settings & health").click()
     page.get_by_text("Last event received").wait_for(timeout=30_000)
