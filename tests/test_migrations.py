@@ -362,3 +362,19 @@ def test_sqlite_commits_are_on_disk_before_they_return(tmp_path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_sqlite_checks_its_foreign_keys_after_a_schema_change_only(tmp_path) -> None:
+    """The check reads every row (0.4 s at a million recipients), and every start migrates."""
+    from sqlalchemy import event
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'checked.db'}")
+    checks: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: checks.append(statement) if "foreign_key_check" in statement
+                 else None)
+    migrate(engine, "0013")
+    migrate(engine)
+    assert len(checks) == 2
+    migrate(engine)
+    assert len(checks) == 2, "nothing changed, nothing checked"
