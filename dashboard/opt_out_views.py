@@ -17,7 +17,7 @@ from dashboard.compose import plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
-from dashboard.recipient_views import added_words, after_action, live_table_key
+from dashboard.recipient_views import added_words, after_action, live_table_key, render_done
 
 SHOWN = 200  # newest entries listed; search finds the rest
 LIST_COLUMNS = {
@@ -103,8 +103,7 @@ def _render_unusable(unusable: list[tuple[str, str]]) -> None:
 
 def render_list() -> None:
     """The list, newest first, searchable; tick a number to take it off."""
-    if done := take_flash("opt_out_done"):
-        st.success(done)
+    render_done(KEY)
     if refused := take_flash("opt_out_unusable"):
         _render_unusable(refused)
         st.caption("They are still in the box above: correct them and add them again.")

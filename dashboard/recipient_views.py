@@ -82,8 +82,7 @@ def render_recipients(blast_id: int, *, cancelled: bool, key_prefix: str = "rcp"
     The page runs it as a fragment that refreshes itself while messages go out and answers come
     in. While rows are ticked the table stays as it was ticked: a refresh that moved someone out
     of the view would clear the ticks under the person's hand."""
-    if done := take_flash(f"{key_prefix}_done"):
-        st.success(done)
+    render_done(key_prefix)
     top = st.columns([2, 3, 1])
     selection = top[0].selectbox("Show", list(SELECTIONS), key=f"{key_prefix}_sel")
     search = top[1].text_input("Search name, number or reply", key=f"{key_prefix}_q")
@@ -183,7 +182,7 @@ def _render_row_actions(chosen: list[int], frame: pd.DataFrame, key_prefix: str,
         with friendly_errors("mark the sales") as done, session() as s:
             recorded = mark_closed(s, recipient_ids=open_)
         if done.ok:
-            after_action(key_prefix, closed_words(recorded))
+            after_action(key_prefix, closed_words(recorded), did=recorded.closed > 0)
     codes = set(frame[frame["id"].isin(chosen)]["code"])
     # Nothing more goes from a cancelled blast: its unknown sends can only be decided.
     if codes and codes <= set(RESENDABLE) and not cancelled and row.button(
@@ -244,17 +243,18 @@ def undone_words(undone: int, ticked: int) -> str:
 def closed_words(sales: Sales, *, one: str = "recipient", many: str | None = None) -> str:
     """What "Mark as closed" did: "1 recipient marked as closed (a sale). 2 were closed already."
     (closed meanwhile, in another tab or from a file), and who was left alone, and why."""
-    words = f"{plural(sales.closed, one, many)} marked as closed (a sale)."
+    words = (f"{plural(sales.closed, one, many)} marked as closed (a sale)." if sales.closed
+             else "No sale recorded.")
     if sales.already:
         words += f" {sales.already:,} {'was' if sales.already == 1 else 'were'} closed already."
     if sales.unsent:
         words += (f" Left alone: {len(sales.unsent):,} whose message has not gone out (still waiting, "
                   "or failed).")
     if sales.elsewhere:
-        on = Counter(sales.elsewhere.values())
-        words += (f" Left alone: {plural(len(sales.elsewhere), one, many)} already closed as a sale of the "
-                  f"same campaign, {_on_blasts(on)}: one sale a person a campaign (undo it there to "
-                  "record it here).")
+        n = len(sales.elsewhere)
+        words += (f" {plural(n, 'number')} already {'has its' if n == 1 else 'have their'} sale recorded on "
+                  f"another blast of the same campaign: {_on_blasts(Counter(sales.elsewhere.values()))}. A "
+                  "buyer counts once a campaign: undo the sale there to record it here.")
     return words
 
 
@@ -345,13 +345,24 @@ def render_opt_out(container: Any, phones: Iterable[str], key_prefix: str) -> No
                 after_action(key_prefix, added_words(added, withdrawn, len(numbers) - added))
 
 
-def after_action(key_prefix: str, message: str) -> None:
+def after_action(key_prefix: str, message: str, *, did: bool = True) -> None:
     """After a change, rerun the whole page so the funnel and every count agree with it; the
-    message waits for that run, and the rows just acted on are no longer ticked."""
-    flash(f"{key_prefix}_done", message)
+    message waits for that run (`render_done`; in blue, not green, when nothing was `did`), and
+    the rows just acted on are no longer ticked."""
+    flash(f"{key_prefix}_done", (message, did))
     generation = f"{key_prefix}_table_generation"
     st.session_state[generation] = st.session_state.get(generation, 0) + 1
     st.rerun()
+
+
+def render_done(key_prefix: str) -> None:
+    """What the last action did (`after_action`), once."""
+    if done := take_flash(f"{key_prefix}_done"):
+        message, did = done
+        if did:
+            st.success(message)
+        else:
+            st.info(message, icon=":material/info:")
 
 
 def resent_words(resent: Resent) -> str:

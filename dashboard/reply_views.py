@@ -35,7 +35,7 @@ from core.reply_inbox import (
     who_replied,
 )
 from core.statuses import Status
-from dashboard.blast_views import local, status_word, take_flash
+from dashboard.blast_views import local, status_word
 from dashboard.compose import bubble_html, plain
 from dashboard.data import on_download, reading, session, settings
 from dashboard.format import one_of_many, plural
@@ -46,6 +46,7 @@ from dashboard.recipient_views import (
     held_while_ticked,
     hold,
     live_table_key,
+    render_done,
     render_opt_out,
     render_replies,
     table_key,
@@ -187,8 +188,7 @@ def _held_while_ticked(view: tuple[object, ...]) -> Listed | None:
 def render_inbox(filters: InboxFilter, listed: Listed) -> None:
     """The count, the list and, for the people ticked, their conversations and the sale button;
     the messages no recent blast explains are said with the count, as they wait below."""
-    if done := take_flash(f"{KEY}_done"):
-        st.success(done)
+    render_done(KEY)
     found, unmatched = listed.found, len(listed.unmatched)
     today = utcnow().astimezone(settings().timezone).date()
     period = period_words(filters.since, today=today)
@@ -257,7 +257,7 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
         with friendly_errors("mark the sales") as done, st.spinner("Recording the sales…"), session() as s:
             recorded = mark_closed(s, recipient_ids=open_)
         if done.ok:
-            after_action(KEY, closed_words(recorded, one="person", many="people"))
+            after_action(KEY, closed_words(recorded, one="person", many="people"), did=recorded.closed > 0)
     if sales and st.button(f"Not a sale: undo {len(sales):,}", key=f"{KEY}_unclose",
                            help="For a sale marked by mistake: back to where they were before it."):
         with friendly_errors("undo the sales") as done, session() as s:

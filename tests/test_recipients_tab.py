@@ -600,12 +600,31 @@ def test_a_sale_ticked_on_another_blast_of_the_campaign_says_where_it_was_record
     at.button(key="rcp_close").click().run()
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == [
-        "1 recipient marked as closed (a sale). Left alone: 1 recipient already closed as a sale of the "
-        f"same campaign, 1 on blast #{first_id} “Merdeka Deal”: one sale a person a campaign (undo it "
-        "there to record it here)."]
+        "1 recipient marked as closed (a sale). 1 number already has its sale recorded on another blast "
+        f"of the same campaign: 1 on blast #{first_id} “Merdeka Deal”. A buyer counts once a campaign: undo "
+        "the sale there to record it here."]
     with transaction(engine) as s:
         statuses = s.scalars(select(BlastRecipient.status).where(BlastRecipient.blast_id == second_id))
         assert sorted(statuses) == ["CLOSED", "REPLIED"]
+
+
+def test_no_sale_recorded_when_every_ticked_number_was_closed_in_the_campaign_is_not_green(
+    engine: Engine
+) -> None:
+    with transaction(engine) as s:
+        first = make_blast(s, name="Merdeka Deal", blast_tag="Merdeka", state="completed")
+        second = make_blast(s, name="Merdeka list 2", blast_tag="Merdeka", state="completed")
+        make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=utcnow())
+        make_recipient(s, second, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        first_id, second_id = first.id, second.id
+    at = _tick(_open(second_id), table(engine, second_id), [0])
+    at.button(key="rcp_close").click().run()
+    assert not at.exception, at.exception
+    assert not at.success
+    assert [m.value for m in at.info if m.value.startswith("No sale")] == [
+        "No sale recorded. 1 number already has its sale recorded on another blast of the same campaign: "
+        f"1 on blast #{first_id} “Merdeka Deal”. A buyer counts once a campaign: undo the sale there to "
+        "record it here."]
 
 
 def test_the_buyers_file_on_another_blast_of_the_campaign_says_where_they_were_closed(engine: Engine) -> None:
