@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
+from core.config import PRACTICE_DEVICES, get_settings
 from core.funnel import status_rank
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory
 from core.phones import typed_number
@@ -181,15 +181,18 @@ CAMPAIGN_SPAN = dt.timedelta(days=31)
 def closed_under_its_tag(session: Session, recipient: BlastRecipient) -> int | None:
     """The blast where this recipient's number is closed already, among the blasts of its
     blast's campaign tag made within CAMPAIGN_SPAN of it: the sale is recorded there. A tag
-    used again next year ("Year End Sale") is another campaign. None for a blast with no tag."""
+    used again next year ("Year End Sale") is another campaign, and so are practice mode's blasts
+    to WhatsApp's (a sale tried out in practice is no real sale). None for a blast with no tag."""
     row = session.execute(
-        select(Blast.blast_tag, Blast.created_at).where(Blast.id == recipient.blast_id)
+        select(Blast.blast_tag, Blast.created_at, Blast.device).where(Blast.id == recipient.blast_id)
     ).first()
     if row is None or not row.blast_tag:
         return None
+    practice = func.coalesce(Blast.device, "").in_(PRACTICE_DEVICES)
     campaign = select(Blast.id).where(Blast.blast_tag == row.blast_tag,
                                       Blast.created_at.between(row.created_at - CAMPAIGN_SPAN,
-                                                               row.created_at + CAMPAIGN_SPAN))
+                                                               row.created_at + CAMPAIGN_SPAN),
+                                      practice if row.device in PRACTICE_DEVICES else ~practice)
     return session.scalar(
         select(BlastRecipient.blast_id)
         .where(BlastRecipient.phone_number == recipient.phone_number,

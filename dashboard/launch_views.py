@@ -52,7 +52,8 @@ def render_draft_launch(blast: Blast) -> None:
     cfg = settings()
     device = blast.device or gateways.launch_device(cfg)
     # A draft saved in practice mode belongs to no gateway: once live, it goes to real phones.
-    where = ("in practice mode: no real phone gets it" if device in PRACTICE_DEVICES
+    where = ("in practice mode: no real phone gets it. Once WhatsApp is connected, sending this draft "
+             "reaches real phones" if device in PRACTICE_DEVICES
              else f"on WhatsApp, from device {device}: real phones get it")
     st.info(f"This blast is a draft: nothing has been sent. It will go to {people} {where}.",
             icon=":material/edit_note:")

@@ -902,7 +902,8 @@ def test_a_draft_says_whose_phones_it_would_reach(
         _sending_for_real(monkeypatch)
     [said] = [i.value for i in _open(draft_id).info if i.value.startswith("This blast is a draft")]
     assert said.endswith("It will go to 1 person on WhatsApp, from device NEW-PHONE: real phones get it."
-                         if live else "It will go to 1 person in practice mode: no real phone gets it.")
+                         if live else "It will go to 1 person in practice mode: no real phone gets it. Once "
+                         "WhatsApp is connected, sending this draft reaches real phones.")
 
 
 # 7. A draft whose people another blast holds unsent.

@@ -352,6 +352,28 @@ def test_a_sale_marked_by_hand_is_one_a_person_a_campaign_too(engine: Engine) ->
         assert funnel(s, filters=FunnelFilter(tags=("Year End Sale",))).closed == 3  # 2 buyers, 2 years
 
 
+def test_a_sale_tried_out_in_practice_mode_is_not_the_campaigns_real_sale(engine: Engine) -> None:
+    """By hand or from a file: the Overview leaves practice blasts out once live, and a real
+    buyer had been refused for a sale tried out there."""
+    from core.recipients import mark_closed
+
+    by_hand, in_file = "+60123456789", "+60134567890"
+    with transaction(engine) as s:
+        practice = make_blast(s, blast_tag="Raya", device="sandbox")
+        live = make_blast(s, blast_tag="Raya", device="5850")
+        for phone in (by_hand, in_file):
+            make_recipient(s, practice, phone_number=phone, status="CLOSED", sent_at=T0)
+        real = make_recipient(s, live, phone_number=by_hand, status="REPLIED", sent_at=T0).id
+        make_recipient(s, live, phone_number=in_file, status="REPLIED", sent_at=T0)
+        live_id = live.id
+    with transaction(engine) as s:
+        sales = mark_closed(s, recipient_ids=[real])
+    assert (sales.closed, sales.elsewhere) == (1, {})
+    with transaction(engine) as s:
+        report = close_from_csv(s, b"phone\n013-456 7890\n", region="MY", blast_ids=[live_id])
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, live_id)]
+
+
 def test_two_of_one_persons_messages_ticked_together_are_one_sale(engine: Engine) -> None:
     from core.recipients import mark_closed
 

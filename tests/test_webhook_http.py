@@ -161,6 +161,9 @@ def test_wrong_secrets_read_the_accepted_ones_again_at_most_once_a_second(engine
     assert remembered.matches(secret)
     time.sleep(0.25)
     assert remembered.worth_asking(), "a secret rotated in another process is found a moment later"
+    with ThreadPoolExecutor(8) as pool:  # wrong posts arriving together, while that read runs
+        asked = list(pool.map(lambda _: remembered.worth_asking(), range(20)))
+    assert asked.count(True) == 0, "the turn was taken by the one that asked first"
 
 
 def test_a_prefix_of_the_secret_is_wrong(served: Served) -> None:

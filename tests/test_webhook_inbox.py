@@ -624,6 +624,25 @@ def test_an_ack_that_does_not_prove_the_unknown_send_leaves_it_to_a_person(
     assert _history(engine, rid) == []
 
 
+def test_an_unknown_send_whose_sale_was_undone_is_not_proved_by_todays_message(engine: Engine) -> None:
+    """Undoing a sale recorded on it by mistake changed the row, and its last change had stood
+    for when it was found lost: a message typed on the phone to the person that minute settled
+    it as gone, with that message's id."""
+    from core.recipients import close_sale, undo_sales
+
+    rid = _unknown_send(engine, found_unknown=at(9))
+    with transaction(engine) as s:
+        s.add(StatusHistory(recipient_id=rid, old_status="SENDING", new_status="UNKNOWN", changed_at=at(9),
+                            source="send"))
+    with transaction(engine) as s:
+        close_sale(s, recipient_id=rid, source="manual")
+    with transaction(engine) as s:
+        assert undo_sales(s, recipient_ids=[rid]) == 1
+    _, outcome = _post(engine, _chat_ack("3EB0HAND", 2), received_at=utcnow())
+    assert outcome is not None and outcome.state == "waiting"
+    assert (_row(engine, rid).status, _row(engine, rid).message_id) == ("UNKNOWN", None)
+
+
 def test_an_ack_that_fits_two_unknown_sends_to_one_number_settles_neither(engine: Engine) -> None:
     both = [_unknown_send(engine, found_unknown=at(9)), _unknown_send(engine, found_unknown=at(9, 1))]
     _, outcome = _post(engine, _chat_ack("3EB0LOST", 3), received_at=at(9))

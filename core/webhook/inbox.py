@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
+from sqlalchemy import BigInteger, Engine, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -464,7 +464,7 @@ def _first_reply_first(session: Session, fresh: list[dict[str, Any]]) -> None:
 def _no_later_than(at: dt.datetime) -> dict[str, Any]:
     """Received and read no later than the reply: the later reply that came first had stamped
     them with its own time, and left so, reads counted as slower than replies."""
-    c, epoch = _RECIPIENTS.c, int(at.timestamp())
+    c, epoch = _RECIPIENTS.c, literal(int(at.timestamp()), BigInteger())  # past 2038 as well
     return {column.name: case((column > moment, moment), else_=column)
             for column, moment in ((c.delivered_at, at), (c.read_timestamp, at),
                                    (c.message_c2s_timestamp, epoch))}

@@ -70,8 +70,9 @@ def matches_any(candidate: str, accepted: Iterable[str]) -> bool:
 
 class AcceptedSecrets:
     """The accepted secrets, remembered for a few seconds so that each webhook post need not
-    read them from the database. A candidate that does not match reads them again (a new
-    secret works at once); a secret whose grace period ends is refused at most `ttl` late."""
+    read them from the database. A candidate that does not match reads them again, at most once
+    every `asked_again_after` (a secret rotated in another process works a moment later; in this
+    one, at once); a secret whose grace period ends is refused at most `ttl` late."""
 
     def __init__(self, ttl: float = 5.0, *, asked_again_after: float = 1.0) -> None:
         self._ttl = ttl
@@ -91,10 +92,16 @@ class AcceptedSecrets:
 
     def worth_asking(self) -> bool:
         """Whether a candidate that did not match should read the secrets again: they are stale,
-        or were read longer ago than `asked_again_after` (a secret rotated in another process)."""
+        or were read longer ago than `asked_again_after` (a secret rotated in another process).
+        A yes takes the turn: wrong posts arriving together, while that read runs, are refused
+        from memory, not each sent to the database. Stale secrets are read by every post that
+        asks (a right one among them must not be refused)."""
         with self._lock:
             now = time.monotonic()
-            return now >= self._fresh_until or now - self._read_at >= self._asked_again_after
+            if now < self._fresh_until and now - self._read_at < self._asked_again_after:
+                return False
+            self._read_at = now
+            return True
 
     def refresh_and_match(self, session: Session, *, settings: Settings, candidate: str) -> bool:
         accepted = tuple(accepted_secrets(session, settings=settings))
