@@ -243,11 +243,11 @@ def tried_at(session: Session, rows: Mapping[int, Mapping[str, Any]]) -> dict[in
     if not asked:
         return {}
     found = session.execute(
-        select(StatusHistory.recipient_id, StatusHistory.changed_at)
+        select(StatusHistory.recipient_id, func.max(StatusHistory.changed_at))
         .where(StatusHistory.recipient_id.in_(sorted(asked)), _found_lost(StatusHistory.__table__))
-        .order_by(StatusHistory.id)
+        .group_by(StatusHistory.recipient_id)
     )
-    return dict(found.all())  # the last one of each
+    return dict(found.all())  # the latest of each, as `found_lost_at` takes it
 
 
 def _found_lost(history: Table) -> ColumnElement[bool]:
