@@ -117,8 +117,10 @@ def _shown_days(
     21st), so the chosen dates widen the axis but never cut it."""
     days = pd.to_datetime(trend["day"])
     first, last = days.min(), days.max()
-    if start is not None and end is not None:
-        first, last = min(first, pd.Timestamp(start)), max(last, pd.Timestamp(end))
+    if start is not None:
+        first = min(first, pd.Timestamp(start))
+    if end is not None:
+        last = max(last, pd.Timestamp(end))
     return first, last
 
 

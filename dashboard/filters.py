@@ -53,10 +53,11 @@ def render_filters(
         picked = st.date_input(
             "Blast dates",
             format="DD/MM/YYYY",
-            value=(start, end) if start and end else (),
+            value=tuple(day for day in (start, end) if day) if start else (),
             key=f"{key_prefix}_dates",
             help="The blasts sent on these days, with everything that came of them since (a reply "
-            "today to last week's blast counts for last week). Leave empty for all time.",
+            "today to last week's blast counts for last week). A start alone: from that day on. "
+            "Leave empty for all time.",
         )
     with col_tags:
         chosen_tags = st.multiselect(
@@ -78,8 +79,11 @@ def render_filters(
                     _missing_words(asked_stages, stages, what="follow-up stage", every="all stages")):
         if missing:
             st.warning(missing, icon=":material/filter_alt_off:")
-    # One day picked (or the first click of a range): that day, not all time.
-    start, end = (picked[0], picked[-1]) if picked else (None, None)
+    # A start alone (the first click of a range, or the end left empty): from that day on, as
+    # the box reads ("20/11/2026 – dd/mm/yyyy"). A single day is that day picked twice.
+    start, end = (picked[0], picked[1] if len(picked) > 1 else None) if picked else (None, None)
+    if start and not end:
+        col_dates.caption(f"From {start:%d/%m/%Y} on.")
     _keep(key_prefix, start, end, chosen_tags, chosen_stages)
     return FunnelFilter(
         start=start,
@@ -106,8 +110,10 @@ def _keep(key_prefix: str, start: dt.date | None, end: dt.date | None, tags: lis
           stages: list[str]) -> None:
     """Write the choice to the URL and to the session's own copy."""
     wanted: dict[str, list[str]] = {}
+    if start:
+        wanted["from"] = [start.isoformat()]
     if start and end:
-        wanted.update({"from": [start.isoformat()], "to": [end.isoformat()]})
+        wanted["to"] = [end.isoformat()]
     if tags:
         wanted["tag"] = list(tags)
     if stages:
@@ -124,6 +130,8 @@ def _filter_words(filters: FunnelFilter) -> str:
     if filters.start and filters.end:
         first, last = (day.strftime("%d/%m/%Y") for day in (filters.start, filters.end))
         parts.append(f"date {first}" if first == last else f"dates {first} to {last}")
+    elif filters.start:
+        parts.append(f"dates from {filters.start:%d/%m/%Y} on")
     if filters.tags:
         parts.append(("tag " if len(filters.tags) == 1 else "tags ") + ", ".join(filters.tags))
     if filters.follow_up_stages:
@@ -138,7 +146,7 @@ def nothing_matches(filters: FunnelFilter) -> str | None:
     chosen = _filter_words(filters)
     if not chosen:
         return None
-    loosen = [words for words, set_ in (("widen the dates", filters.start and filters.end),
+    loosen = [words for words, set_ in (("widen the dates", filters.start),
                                         ("clear a tag", filters.tags),
                                         ("clear a stage", filters.follow_up_stages)) if set_]
     advice = loosen[0] if len(loosen) == 1 else ", ".join(loosen[:-1]) + " or " + loosen[-1]

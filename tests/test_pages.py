@@ -529,18 +529,29 @@ def test_a_follow_up_draft_can_be_tested_on_your_own_number_first(app_db: str, e
         assert test_sends.among(s, [sent[-1].message_id]) == {sent[-1].message_id}
 
 
-def test_overview_one_day_picked_is_that_day_not_all_time(app_db: str, engine: Engine) -> None:
+def test_overview_a_start_alone_is_from_that_day_on_and_one_day_is_picked_twice(
+    app_db: str, engine: Engine
+) -> None:
+    """The box reads "20/11/2026 – dd/mm/yyyy" with the end left empty: it had counted the
+    20th alone."""
     day = dt.datetime(2026, 11, 20, 3, tzinfo=dt.UTC)  # 11:00 in Kuala Lumpur
     with transaction(engine) as s:
-        for when, n in ((day, 2), (day - dt.timedelta(days=3), 5)):
+        for when, n in ((day - dt.timedelta(days=3), 5), (day, 2), (day + dt.timedelta(days=2), 3)):
             blast = make_blast(s, blast_date=when)
             for _ in range(n):
                 make_recipient(s, blast, status="DELIVERY_ACK")
     at = run_page("pages/overview.py")
-    assert {m.label: m.value for m in at.metric}["Sent"] == "7"
+    assert {m.label: m.value for m in at.metric}["Sent"] == "10"
     at.date_input(key="flt_dates").set_value((dt.date(2026, 11, 20),)).run()
     assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Sent"] == "5"
+    assert "From 20/11/2026 on." in [c.value for c in at.caption]
+    assert dict(at.query_params) == {"from": "2026-11-20"}
+    at.date_input(key="flt_dates").set_value((dt.date(2026, 11, 20), dt.date(2026, 11, 20))).run()
     assert {m.label: m.value for m in at.metric}["Sent"] == "2"
+    shared = run_page("pages/overview.py", **{"from": "2026-11-20"})  # the address, shared or bookmarked
+    assert shared.date_input(key="flt_dates").value == (dt.date(2026, 11, 20),)
+    assert {m.label: m.value for m in shared.metric}["Sent"] == "5"
 
 
 def test_overview_counts_as_waiting_only_what_will_still_go_out(app_db: str, engine: Engine) -> None:
