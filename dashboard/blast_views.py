@@ -35,11 +35,12 @@ from core.recipients import (
     status_words,
 )
 from core.sending import blasts, gateways
+from core.sending.pacing import PacingRules, current_device, held_back
 from core.sending.progress import Progress, blast_progress, rules_for
 from dashboard.charts import funnel_figure
 from dashboard.compose import bubble_html, quiet_hours_note
 from dashboard.data import get_engine, reading, session, settings
-from dashboard.finish_note import not_going_out, waiting_note
+from dashboard.finish_note import held_words, not_going_out, waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.kept_upload import BLASTS_MADE
 from dashboard.layout import friendly_errors
@@ -180,11 +181,20 @@ def render_progress(blast_id: int, shown_state: str, shown_held_up: bool = False
         progress = blast_progress(s, blast_id=blast_id, settings=settings())
         unreplied = (closed_without_reply(s, filters=FunnelFilter(blast_ids=(blast_id,)))
                      if progress.funnel.closed else 0)
+        pacing = current_device(s, device=device, settings=settings()) if device else None
     held_up = not_going_out(state, device=device)
     if state != shown_state or held_up != shown_held_up:
         st.rerun(scope="app")
     f = progress.funnel
     st.progress(progress.fraction, text=progress_words(progress, cancelled=state == BlastState.CANCELLED))
+    # Its own sending standing still (not the blasts before it going out): a break, quiet hours
+    # or the day's cap, said with when it goes on.
+    if (state == BlastState.SENDING and progress.sent_here and not held_up and pacing is not None
+            and progress.remaining and not progress.waits_for.messages):
+        now, zone = utcnow(), settings().timezone
+        if held := held_back(pacing, now=now, zone=zone):
+            words = held_words(held, rules=PacingRules.of(pacing), now=now, zone=zone)
+            st.info(words, icon=":material/coffee:")
     cols = st.columns(5)
     cols[0].metric("Sent", f"{f.sent:,}")
     if state == "cancelled":

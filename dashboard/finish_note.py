@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.models import Blast, BlastState, Device, utcnow
 from core.sending import gateways
-from core.sending.pacing import Finish, PacingRules, after_quiet_hours, pauses_among
+from core.sending.pacing import Finish, Held, PacingRules, Waiting, after_quiet_hours, pauses_among
 from core.sending.progress import Ahead, finish_estimate, nothing_sends, queued_ahead, rules_for
 from dashboard.compose import has_passed, plain
 from dashboard.data import reading, settings
@@ -35,6 +35,21 @@ def day_words(moment: dt.datetime, *, now: dt.datetime, zone: ZoneInfo) -> str:
     days = (local.date() - now.astimezone(zone).date()).days
     day = {0: "today", 1: "tomorrow"}.get(days, f"on {local:%a} {local.day} {local:%b}")
     return f"{day} around {local:%H:%M}"
+
+
+def held_words(waiting: Waiting, *, rules: PacingRules, now: dt.datetime, zone: ZoneInfo) -> str:
+    """Why a sending blast sends nothing for now, and when it goes on: "On a planned break
+    after every 50 messages, which protects your number: the next goes today around 22:49."
+    (a blast that stood still for five minutes had looked stuck)."""
+    when = day_words(waiting.until, now=now, zone=zone)
+    if waiting.why is Held.QUIET:
+        window = f"{rules.quiet_start:%H:%M}–{rules.quiet_end:%H:%M}"
+        return f"Quiet hours ({window}): nothing is sent to anyone now. Sending goes on {when}."
+    if waiting.why is Held.CAP:
+        return (f"Today's most of {plural(rules.daily_cap, 'message')} from this number have gone out. "
+                f"Sending goes on {when}.")
+    return (f"On a planned break after every {plural(rules.pause_every, 'message')}, which protects "
+            f"your number: the next goes {when}.")
 
 
 def waiting_words(ahead: Ahead) -> str:

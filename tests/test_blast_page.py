@@ -987,6 +987,29 @@ def test_the_pace_of_a_sending_blast_can_be_changed_from_its_page(engine: Engine
     assert "p_save" not in {b.key for b in _open(finished_id).button}, "nothing left to pace"
 
 
+def test_a_sending_blast_on_its_planned_break_says_so_and_when_it_goes_on(engine: Engine) -> None:
+    """It stood at "28 of 267 done" for five minutes with nothing to say why: it looked stuck."""
+    from core.models import Device
+    from core.sending.pacing import ensure_device
+
+    now = utcnow()
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending", device="sandbox")
+        for status in ("READ_ACK", "QUEUED"):
+            make_recipient(s, blast, status=status, sent_at=now if status != "QUEUED" else None)
+        ensure_device(s, device="sandbox", settings=get_settings())
+        s.execute(Device.__table__.update().values(
+            quiet_start=None, quiet_end=None, pause_every=50, next_send_at=now + dt.timedelta(minutes=4),
+            sent_since_pause=0, sent_in_day=50, sent_day=now.astimezone(get_settings().timezone).date()))
+        blast_id = blast.id
+    said = [i.value for i in _open(blast_id).info if "planned break" in i.value]
+    assert len(said) == 1 and said[0].startswith(
+        "On a planned break after every 50 messages, which protects your number: the next goes "), said
+    with transaction(engine) as s:
+        s.execute(Device.__table__.update().values(next_send_at=now + dt.timedelta(seconds=5)))
+    assert not [i for i in _open(blast_id).info if "planned break" in i.value], "at its pace: nothing to say"
+
+
 def test_a_drafts_list_sharing_some_people_with_last_weeks_blasts_says_how_many(engine: Engine) -> None:
     listed = [f"+6012{k:07d}" for k in range(1, 11)]
     with transaction(engine) as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import random
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -112,6 +113,37 @@ def earliest_send(device: Device, *, now: dt.datetime, zone: ZoneInfo) -> dt.dat
             moment = _next_local_midnight(moment, zone)
         moment = after_quiet_hours(rules, moment, zone)
     return moment
+
+
+class Held(enum.StrEnum):
+    """Why a device sends nothing for longer than a gap (`held_back`)."""
+
+    BREAK = "break"  # the planned break after every `pause_every` messages
+    QUIET = "quiet"  # quiet hours
+    CAP = "cap"  # the day's cap is reached
+
+
+@dataclass(frozen=True)
+class Waiting:
+    until: dt.datetime
+    why: Held
+
+
+def held_back(device: Device, *, now: dt.datetime, zone: ZoneInfo) -> Waiting | None:
+    """Why the device sends nothing now and until when, when it waits longer than one gap
+    between messages: its planned break, quiet hours or the day's cap. None while it sends at
+    its pace (or has sent nothing yet)."""
+    rules = PacingRules.of(device)
+    until = earliest_send(device, now=now, zone=zone)
+    if until <= now + dt.timedelta(seconds=rules.min_gap_seconds + max(rules.jitter_seconds, 0.0)):
+        return None
+    sent_today = device.sent_in_day if device.sent_day == now.astimezone(zone).date() else 0
+    if rules.daily_cap and sent_today >= rules.daily_cap:
+        return Waiting(until, Held.CAP)
+    # Quiet now, or the break runs into them.
+    if any(in_quiet_hours(rules, moment.astimezone(zone)) for moment in (now, device.next_send_at or now)):
+        return Waiting(until, Held.QUIET)
+    return Waiting(until, Held.BREAK)
 
 
 def record_send(

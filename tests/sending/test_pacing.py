@@ -125,3 +125,22 @@ def test_the_gap_also_runs_from_the_gateways_answer() -> None:
     d = device(min_gap_seconds=10, jitter_seconds=0.0, next_send_at=None)
     keep_gap_after_send(d, claimed=kl(3, 10), finished=kl(3, 10) - dt.timedelta(seconds=1))
     assert d.next_send_at is None  # a clock step backwards moves nothing
+
+
+def test_a_device_standing_still_says_why_and_until_when() -> None:
+    """A blast that stood still for its five-minute break had looked stuck."""
+    from core.sending.pacing import Held, Waiting, held_back
+
+    now = kl(2, 14)
+    assert held_back(device(), now=now, zone=KL) is None, "nothing sent yet"
+    at_pace = device(next_send_at=now + dt.timedelta(seconds=12), sent_since_pause=7)
+    assert held_back(at_pace, now=now, zone=KL) is None, "a gap is no break"
+    on_break = device(next_send_at=now + dt.timedelta(minutes=4), sent_day=now.astimezone(KL).date(),
+                      sent_in_day=50)
+    assert held_back(on_break, now=now, zone=KL) == Waiting(now + dt.timedelta(minutes=4), Held.BREAK)
+    into_the_night = device(next_send_at=kl(2, 21, 3), sent_day=now.astimezone(KL).date(), sent_in_day=100)
+    assert held_back(into_the_night, now=kl(2, 20, 58), zone=KL) == Waiting(kl(3, 9), Held.QUIET)
+    assert held_back(device(), now=kl(2, 23), zone=KL) == Waiting(kl(3, 9), Held.QUIET)
+    capped = device(next_send_at=now + dt.timedelta(seconds=10), sent_day=now.astimezone(KL).date(),
+                    sent_in_day=500)
+    assert held_back(capped, now=now, zone=KL) == Waiting(kl(3, 9), Held.CAP)
