@@ -596,9 +596,10 @@ def refresh_words(asked: int, changed: int, unknown: int) -> str:
     if asked == 0:
         return ("Nothing to ask about: every message of this blast has been read, or has not "
                 "been sent, or is too old to change.")
-    words = f"Asked about {plural(asked, 'message')}: {changed:,} moved on"
+    news = "none had news" if changed == 0 else f"{changed:,} had news, shown now"
+    words = f"Asked the gateway about {plural(asked, 'message')}: {news}"
     if unknown:
-        words += f", the gateway could not say for {unknown:,}"
+        words += f"; the gateway could not say for {unknown:,}"
     return words + "."
 
 
@@ -607,7 +608,8 @@ def refresh_stopped_words(asked: int, changed: int, reason: str) -> str:
     when it asked nothing (the gateway's words say it all)."""
     if not asked:
         return reason
-    return f"Stopped early after asking about {plural(asked, 'message')} ({changed:,} moved on): {reason}"
+    news = "none had news" if changed == 0 else f"{changed:,} had news"
+    return f"Stopped early after asking the gateway about {plural(asked, 'message')} ({news}): {reason}"
 
 
 def render_message(blast: Blast) -> None:

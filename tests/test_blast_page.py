@@ -484,8 +484,10 @@ def test_a_finished_blast_says_when_it_finished(engine: Engine, kept: bool) -> N
     [
         (0, 0, 0, "Nothing to ask about: every message of this blast has been read, or has not been sent, "
                   "or is too old to change."),
-        (1, 1, 0, "Asked about 1 message: 1 moved on."),
-        (12, 3, 2, "Asked about 12 messages: 3 moved on, the gateway could not say for 2."),
+        (1, 1, 0, "Asked the gateway about 1 message: 1 had news, shown now."),
+        (25, 0, 0, "Asked the gateway about 25 messages: none had news."),
+        (12, 3, 2, "Asked the gateway about 12 messages: 3 had news, shown now; the gateway could not say "
+                   "for 2."),
     ],
 )
 def test_refreshing_statuses_says_what_it_did(asked: int, changed: int, unknown: int, words: str) -> None:
@@ -496,8 +498,8 @@ def test_refreshing_statuses_says_what_it_did(asked: int, changed: int, unknown:
     ("asked", "changed", "words"),
     [
         (0, 0, "The WhatsApp device is offline: open WSAPME and reconnect it."),
-        (3, 1, "Stopped early after asking about 3 messages (1 moved on): The WhatsApp device is offline: "
-               "open WSAPME and reconnect it."),
+        (3, 1, "Stopped early after asking the gateway about 3 messages (1 had news): The WhatsApp device "
+               "is offline: open WSAPME and reconnect it."),
     ],
 )
 def test_a_stopped_refresh_says_why_not_nothing_to_ask(asked: int, changed: int, words: str) -> None:
