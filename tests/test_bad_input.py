@@ -274,8 +274,8 @@ def test_hostile_names_tags_and_templates_stay_verbatim_from_import_to_export(
         exported = stage_csv(s, blast_id=blast_id, selection="Everyone", zone=KL).decode("utf-8-sig")
     cells = list(csv.DictReader(io.StringIO(exported)))
     for name, cell in zip(NAMES, cells, strict=True):
-        assert not cell["name"].startswith(("=", "+", "-", "@")), "no cell runs as a formula"
-        assert cell["name"] == (f"'{name}" if name.startswith(("=", "+", "-", "@")) else name)
+        assert not cell["Name"].startswith(("=", "+", "-", "@")), "no cell runs as a formula"
+        assert cell["Name"] == (f"'{name}" if name.startswith(("=", "+", "-", "@")) else name)
 
 
 def test_hostile_names_and_tags_show_verbatim_on_the_pages(app_db: str, engine: Engine) -> None:  # noqa: F811
