@@ -9,11 +9,12 @@ import math
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from core.config import PACING_LIMITS
+from core.config import PACING_LIMITS, PRACTICE_DEVICES, Settings
 from core.errors import BlastError
-from core.sending.pacing import PacingRules, parse_quiet_hours, save_rules
+from core.sending.pacing import PacingRules, parse_quiet_hours, risky, save_rules
 from core.sending.progress import rules_for
 from dashboard.data import reading, session, settings
+from dashboard.format import and_list
 from dashboard.layout import page_run
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ def render_pacing(device: str) -> bool:
         # Saved by Save pace's callback, before this run read the saved pace: what is drawn
         # below, the caption and the button's colour included, is already after the save.
         changed = _differs(rules, gap=gap, jitter=jitter, cap=cap, every=every, pause=pause, quiet=quiet)
+        if device not in PRACTICE_DEVICES and (risks := _risks(gap, jitter, cap, every, pause, quiet)):
+            st.warning(f"This pace risks your WhatsApp number being flagged as spam: {and_list(risks)}. "
+                       f"{_CAREFUL}", icon=":material/warning:")
         st.caption(
             f"The pace belongs to the WhatsApp device ({device}): every blast it sends uses it."
             + (" **Changed: press Save pace to use it.**" if changed else "")
@@ -123,6 +127,30 @@ def _differs(
                 and int(cap) == int(rules.daily_cap) and int(every) == int(rules.pause_every)
                 and same(pause * 60, rules.pause_seconds)
                 and quiet_hours == (rules.quiet_start, rules.quiet_end))
+
+
+def _careful() -> str:
+    """The pace a device starts with, unless the settings change it, in words."""
+    field = Settings.model_fields
+    gap, jitter = (field[name].default for name in ("send_min_gap_seconds", "send_jitter_seconds"))
+    every, pause = (field[name].default for name in ("send_pause_every", "send_pause_seconds"))
+    cap, quiet = (field[name].default for name in ("send_daily_cap", "send_quiet_hours"))
+    return (f"A careful start: {gap:g} seconds plus up to {jitter:g}, a {pause / 60:g}-minute pause every "
+            f"{every} messages, at most {cap} a day, quiet hours {quiet}.")
+
+
+_CAREFUL = _careful()
+
+
+def _risks(gap: float, jitter: float, cap: int, every: int, pause: float, quiet: str) -> list[str]:
+    """What in the pace typed risks the number (`core.sending.pacing.risky`)."""
+    try:
+        quiet_start, quiet_end = parse_quiet_hours(quiet)
+    except ValueError:
+        return []  # Save says what is wrong with it
+    return risky(PacingRules(min_gap_seconds=gap, jitter_seconds=jitter, pause_every=int(every),
+                             pause_seconds=pause * 60, daily_cap=int(cap), quiet_start=quiet_start,
+                             quiet_end=quiet_end))
 
 
 def _show_saved_pace() -> None:

@@ -1012,6 +1012,27 @@ def test_a_sending_blast_on_its_planned_break_says_so_and_when_it_goes_on(engine
     assert not [i for i in _open(blast_id).info if "planned break" in i.value], "at its pace: nothing to say"
 
 
+def test_a_pace_typed_that_risks_the_number_is_warned_of_before_it_is_saved(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2 seconds apart and no quiet hours had been saved without a word."""
+    monkeypatch.setenv("SEND_QUIET_HOURS", "21:00-09:00")  # the default, which these tests turn off
+    _sending_for_real(monkeypatch)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending", device="NEW-PHONE")
+        make_recipient(s, blast, status="QUEUED")
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert not [w for w in at.warning if "flagged as spam" in w.value], "the careful default pace"
+    at.number_input(key="p_gap").set_value(2).run()
+    at.number_input(key="p_jit").set_value(0).run()
+    at.text_input(key="p_quiet").set_value("off").run()
+    [warning] = [w.value for w in at.warning if "flagged as spam" in w.value]
+    assert warning.startswith("This pace risks your WhatsApp number being flagged as spam: under 5 seconds "
+                              "between messages on average and no quiet hours (messages at night). A "
+                              "careful start: 8 seconds plus up to 7")
+
+
 def test_a_drafts_list_sharing_some_people_with_last_weeks_blasts_says_how_many(engine: Engine) -> None:
     listed = [f"+6012{k:07d}" for k in range(1, 11)]
     with transaction(engine) as s:

@@ -798,7 +798,8 @@ def test_a_list_whose_earlier_messages_were_all_refused_is_not_called_sent(
     """The gateway refused them: nobody got the message, and nothing of it is left to send."""
     _holding(engine, state=state, statuses=("FAILED", "FAILED"))
     at = ready_to_send()
-    assert not at.warning, [w.value for w in at.warning]
+    # Beside the pace's own warning (these tests turn quiet hours off), none.
+    assert not [w.value for w in at.warning if "flagged as spam" not in w.value]
     assert not at.button(key="send_blast").disabled
 
 
@@ -820,7 +821,8 @@ def test_a_list_sent_in_practice_is_not_called_sent_once_sending_for_real(
     monkeypatch.setenv("WSAPME_DEVICE", "5850")
     get_settings.cache_clear()
     at = ready_to_send()
-    assert not at.warning, [w.value for w in at.warning]
+    # Beside the pace's own warning (these tests turn quiet hours off), none.
+    assert not [w.value for w in at.warning if "flagged as spam" not in w.value]
     assert not at.button(key="send_blast").disabled
 
 

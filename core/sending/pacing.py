@@ -115,6 +115,27 @@ def earliest_send(device: Device, *, now: dt.datetime, zone: ZoneInfo) -> dt.dat
     return moment
 
 
+# Below these a pace looks like a machine's to WhatsApp: a number sending faster, without
+# breaks, all night or without a day's limit is the kind that gets flagged.
+SAFE_AVERAGE_GAP_SECONDS = 5.0
+SAFE_DAILY_CAP = 1000
+
+
+def risky(rules: PacingRules) -> list[str]:
+    """What in a pace risks the number being flagged, in words ("no quiet hours"); none for a
+    careful one."""
+    said = []
+    if rules.min_gap_seconds + max(rules.jitter_seconds, 0.0) / 2 < SAFE_AVERAGE_GAP_SECONDS:
+        said.append(f"under {SAFE_AVERAGE_GAP_SECONDS:.0f} seconds between messages on average")
+    if not rules.pause_every or not rules.pause_seconds:
+        said.append("no longer pauses")
+    if not rules.daily_cap or rules.daily_cap > SAFE_DAILY_CAP:
+        said.append("no limit a day" if not rules.daily_cap else f"over {SAFE_DAILY_CAP:,} messages a day")
+    if rules.quiet_start is None or rules.quiet_start == rules.quiet_end:
+        said.append("no quiet hours (messages at night)")
+    return said
+
+
 class Held(enum.StrEnum):
     """Why a device sends nothing for longer than a gap (`held_back`)."""
 

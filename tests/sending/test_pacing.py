@@ -144,3 +144,15 @@ def test_a_device_standing_still_says_why_and_until_when() -> None:
     capped = device(next_send_at=now + dt.timedelta(seconds=10), sent_day=now.astimezone(KL).date(),
                     sent_in_day=500)
     assert held_back(capped, now=now, zone=KL) == Waiting(kl(3, 9), Held.CAP)
+
+
+def test_a_pace_that_risks_the_number_says_what_in_it_does() -> None:
+    from core.sending.pacing import risky
+
+    careful = PacingRules.of(device())
+    assert risky(careful) == []
+    reckless = PacingRules.of(device(min_gap_seconds=2, jitter_seconds=1, pause_every=0, daily_cap=0,
+                                     quiet_start=None, quiet_end=None))
+    assert risky(reckless) == ["under 5 seconds between messages on average", "no longer pauses",
+                               "no limit a day", "no quiet hours (messages at night)"]
+    assert risky(PacingRules.of(device(daily_cap=5000))) == ["over 1,000 messages a day"]
