@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from core.csv_import import ImportReport, Overlap, recent_blasts_with
 from core.models import BlastState, utcnow
-from core.sending.progress import list_reach, recently_messaged
+from core.sending.progress import held_by, list_reach, recently_messaged
 from dashboard.data import reading, settings
-from dashboard.format import and_list, state_word
+from dashboard.format import and_list, plural, state_word
 
 _AGREED = "send_again_for"  # the file, and the blasts "Send to them again anyway" was ticked for
 SEND_AGAIN = "Send to them again anyway"
@@ -55,6 +55,8 @@ class SentBefore:
     # when they pressed Send. Any other found then was made meanwhile (in another tab, say).
     agreed: frozenset[int]
     earlier: Earlier = Earlier()  # found as the page was drawn
+    # The numbers those blasts have, when the marketer chose to leave them out of this one.
+    leave_out: frozenset[str] = frozenset()
 
     @property
     def tick(self) -> str:
@@ -68,13 +70,21 @@ def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
     before = st.session_state.get(_AGREED)
     agreed = frozenset(before[1]) if before and before[0] == file else frozenset()
     numbers = _numbers(report)
+    held: set[str] = set()
     with reading() as s:
         earlier = _earlier(s, numbers)
         if not earlier.blasts:
             _render_some_messaged(s, numbers)
-    ticked = bool(earlier.blasts) and _render_earlier(earlier)
+        else:
+            held = held_by(s, blast_ids=[o.blast_id for o in earlier.blasts], numbers=numbers,
+                           leave_out_practice=not settings().sandbox)
+    if not earlier.blasts:
+        st.session_state[_AGREED] = (file, ())
+        return SentBefore(ok=True, agreed=agreed, earlier=earlier)
+    leave_out = _render_earlier(earlier, held=held, of=len(set(numbers)))
+    ticked = bool(leave_out) or st.session_state.get(_tick_key(earlier), False)
     st.session_state[_AGREED] = (file, tuple(o.blast_id for o in earlier.blasts) if ticked else ())
-    return SentBefore(ok=not earlier.blasts or ticked, agreed=agreed, earlier=earlier)
+    return SentBefore(ok=ticked, agreed=agreed, earlier=earlier, leave_out=frozenset(leave_out))
 
 
 def _numbers(report: ImportReport) -> list[str]:
@@ -138,7 +148,10 @@ def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefor
         earlier = _earlier(s, numbers, besides=blast_id)
         if not earlier.blasts:
             _render_some_messaged(s, numbers, besides=blast_id)
-    ticked = bool(earlier.blasts) and _render_earlier(earlier, key=f"draft_{blast_id}_send_again")
+    tick = f"draft_{blast_id}_send_again"
+    if earlier.blasts:
+        _render_earlier(earlier, key=tick)  # its list is made already: nobody to leave out here
+    ticked = bool(earlier.blasts) and st.session_state.get(_tick_key(earlier, tick), False)
     st.session_state[key] = tuple(o.blast_id for o in earlier.blasts) if ticked else ()
     return SentBefore(ok=not earlier.blasts or ticked, agreed=agreed, earlier=earlier)
 
@@ -163,7 +176,17 @@ _INSTEAD = {
 }
 
 
-def _render_earlier(earlier: Earlier, *, key: str = "send_again") -> bool:
+def _tick_key(earlier: Earlier, key: str = "send_again") -> str:
+    # Keyed by the blasts it answers: a tick given for last week's blast is no answer for one
+    # made since from the same list.
+    return key + "_" + "_".join(str(o.blast_id) for o in sorted(earlier.blasts, key=lambda o: o.blast_id))
+
+
+def _render_earlier(earlier: Earlier, *, held: set[str] | None = None, of: int = 0,
+                    key: str = "send_again") -> set[str]:
+    """The warnings, and the choices: leave out the people those blasts have (`held`, of the
+    list's `of`), when some are new; or send to them again anyway. The numbers left out; none
+    when the choice is to send anyway (the tick, in the session) or not made yet."""
     if earlier.messaged:
         lines = [f"- {_made_words(o)} {_sent_to(o)} {o.shared:,} of these people" + _held_too(earlier, o)
                  for o in earlier.messaged[:SHOWN]]
@@ -179,10 +202,16 @@ def _render_earlier(earlier: Earlier, *, key: str = "send_again") -> bool:
         st.warning(f"Most of this list is in {holding} not messaged them yet. A second blast would "
                    f"message them twice once {goes}.\n" + "\n".join(lines), icon=":material/pending_actions:")
         _render_links(earlier.unsent)
-    # Keyed by the blasts it answers: a tick given for last week's blast is no answer for one
-    # made since from the same list.
-    key += "_" + "_".join(str(o.blast_id) for o in sorted(earlier.blasts, key=lambda o: o.blast_id))
-    return st.checkbox(earlier.tick, key=key)
+    others = of - len(held or ())
+    if held and others > 0 and st.checkbox(
+        f"Leave them out: send only to the {plural(others, 'other person', 'others')}",
+        key=_tick_key(earlier, "leave_out"),
+        help=f"The {plural(len(held), 'person', 'people')} those blasts messaged or still hold are left "
+             "out of this blast; the rest of the list gets it.",
+    ):
+        return set(held)
+    st.checkbox(earlier.tick, key=_tick_key(earlier, key))
+    return set()
 
 
 def _sent_to(o: Overlap) -> str:
@@ -224,12 +253,15 @@ def why_not_sent(seen: SentBefore, *, problems: list[str]) -> str:
             or "Nothing was sent: " + "; ".join(problems) + ".")
 
 
-def made_meanwhile(s: Session, report: ImportReport, *, agreed: frozenset[int]) -> str | None:
-    """Why the blast must not be made after all: recent blasts holding most of the list that the
-    marketer had not seen and agreed to send again despite when they pressed Send (made in
-    another tab since the page was drawn, say); None when there is none. Asked again in the
-    transaction that makes the blast: one made since the page was drawn is found too."""
-    return _meanwhile_words(_earlier(s, _numbers(report)), agreed=agreed)
+def made_meanwhile(s: Session, report: ImportReport, *, agreed: frozenset[int],
+                   leave_out: frozenset[str] = frozenset()) -> str | None:
+    """Why the blast must not be made after all: recent blasts holding most of the list (but for
+    the numbers left out) that the marketer had not seen and agreed to send again despite when
+    they pressed Send (made in another tab since the page was drawn, say); None when there is
+    none. Asked again in the transaction that makes the blast: one made since the page was drawn
+    is found too."""
+    numbers = [n for n in _numbers(report) if n not in leave_out]
+    return _meanwhile_words(_earlier(s, numbers), agreed=agreed)
 
 
 def _meanwhile_words(earlier: Earlier, *, agreed: frozenset[int]) -> str | None:

@@ -126,7 +126,7 @@ if shown:
     st.caption("Before sending: " + "; ".join(shown) + ".")
 
 b1, b2 = st.columns(2)
-people = plural(len(report.recipients), "person", "people")
+people = plural(sum(row.phone not in seen.leave_out for row in report.recipients), "person", "people")
 label = f"Send to {people}" if send_at is None else "Schedule the blast"
 send_clicked = b1.button(
     label, type="primary", disabled=bool(shown), key="send_blast", icon=":material/send:",
@@ -145,7 +145,7 @@ if send_clicked or draft_clicked:
             # The list is looked for again as the blast is made, the device locked (as sending
             # from it does), so that two tabs pressing Send cannot both pass.
             ensure_device(s, device=device, settings=cfg, lock=True)
-            stopped = sent_before.made_meanwhile(s, report, agreed=seen.agreed)
+            stopped = sent_before.made_meanwhile(s, report, agreed=seen.agreed, leave_out=seen.leave_out)
         if stopped is None:
             blast = create_draft_blast_from_import(
                 s,
@@ -156,6 +156,7 @@ if send_clicked or draft_clicked:
                 message_template=message.text if send_clicked or message.text.strip() else None,
                 name=name.strip() or None,
                 check_message=send_clicked,
+                leave_out=seen.leave_out,
             )
             if send_clicked:
                 blasts.launch(

@@ -237,6 +237,37 @@ def sent_last_week(engine: Engine) -> int:
         return blast.id
 
 
+def test_a_list_mostly_sent_recently_can_go_to_the_others_only(engine: Engine) -> None:
+    """The only ways on had been to message them all twice, or to mend the file and upload it again."""
+    phones = [f"+6012345{k:04d}" for k in range(6)]
+    with transaction(engine) as s:
+        earlier = make_blast(s, name="This morning", state="completed", device="sandbox")
+        went = ("READ_ACK", "DELIVERY_ACK", "REPLIED", "SERVER_ACK")
+        for phone, status in zip(phones[:4], went, strict=True):
+            make_recipient(s, earlier, phone_number=phone, status=status, sent_at=utcnow())
+        earlier_id = earlier.id
+    listed = "Name,Phone\n" + "".join(f"P{k},{phone}\n" for k, phone in enumerate(phones))
+    at = upload(new_blast(), "leads.csv", listed.encode())
+    at.text_input(key="blast_tag").set_value("Raya")
+    at.text_area(key="tpl").set_value("Hi {name}").run()
+    assert at.button(key="send_blast").disabled
+    [leave_out] = [c for c in at.checkbox if c.label.startswith("Leave them out")]
+    assert leave_out.label == "Leave them out: send only to the 2 others"
+    leave_out.check().run()
+    assert not at.exception, at.exception
+    assert not [c for c in at.checkbox if c.label == SEND_AGAIN], "one choice or the other"
+    send = at.button(key="send_blast")
+    assert (send.disabled, send.label) == (False, "Send to 2 people")
+    send.click().run()
+    assert not at.exception, at.exception
+    [_, made] = blast_ids(engine)
+    with transaction(engine) as s:
+        sent_to = s.scalars(select(BlastRecipient.phone_number).where(BlastRecipient.blast_id == made))
+        assert sorted(sent_to) == phones[4:]
+        assert s.get(Blast, made).total_recipients == 2
+    assert earlier_id != made
+
+
 def test_a_tick_given_for_last_weeks_blast_does_not_send_the_list_from_two_tabs(engine: Engine) -> None:
     """Both tabs ticked "Send to them again anyway" because of last week's blast: the second
     Send, seconds after the first tab's, had messaged the same people a second time."""
@@ -808,7 +839,8 @@ def test_a_list_whose_earlier_messages_may_have_gone_is_called_sent(engine: Engi
     at = ready_to_send()
     [warning] = [w.value for w in at.warning if "looks like one sent recently" in w.value]
     assert f"Blast #{earlier}" in warning and "already sent to 1 of these people" in warning
-    assert [c.label for c in at.checkbox] == [SEND_AGAIN]
+    # The one refused (FAILED) never got it: leaving out the other sends it to them alone.
+    assert [c.label for c in at.checkbox] == ["Leave them out: send only to the 1 other person", SEND_AGAIN]
 
 
 def test_a_list_sent_in_practice_is_not_called_sent_once_sending_for_real(

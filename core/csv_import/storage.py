@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,9 +180,10 @@ def check_blast_words(**typed: str | None) -> None:
 def create_draft_blast_from_import(
     session: Session, *, report: ImportReport, tag: str, follow_up_stage: str | None = None,
     message_template: str | None = None, name: str | None = None,
-    source_filename: str | None = None, check_message: bool = True,
+    source_filename: str | None = None, check_message: bool = True, leave_out: Collection[str] = (),
 ) -> Blast:
-    """A new draft blast holding the report's usable rows. Raises TemplateError when the
+    """A new draft blast holding the report's usable rows, but for the numbers in `leave_out`
+    (ones recent blasts have: the marketer chose to leave them out). Raises TemplateError when the
     message uses a column the file does not have, unless `check_message` is off (a draft
     saved to finish later keeps the message as typed; launching checks it). The tag and the
     follow-up stage take the spelling other blasts use (`spelled_as_before`)."""
@@ -200,11 +201,13 @@ def create_draft_blast_from_import(
     )
     session.add(blast)
     session.flush()  # the blast needs its id before recipients can point at it
-    add_recipients(session, blast=blast, report=report)
+    add_recipients(session, blast=blast, report=report, leave_out=leave_out)
     return blast
 
 
-def add_recipients(session: Session, *, blast: Blast, report: ImportReport) -> int:
+def add_recipients(
+    session: Session, *, blast: Blast, report: ImportReport, leave_out: Collection[str] = ()
+) -> int:
     """Queue the report's usable numbers on the blast; returns how many were new.
 
     The opt-out list is checked again here: it may have grown since the preview. A
@@ -216,7 +219,9 @@ def add_recipients(session: Session, *, blast: Blast, report: ImportReport) -> i
     report = report.with_opt_outs(opted_out_among(session, numbers))
     before = _recipient_count(session, blast.id)
     statement = _insert_ignoring_duplicates(session)
-    for chunk in _chunks(report.recipients, INSERT_CHUNK):
+    left_out = set(leave_out)
+    kept = [row for row in report.recipients if row.phone not in left_out]
+    for chunk in _chunks(kept, INSERT_CHUNK):
         session.execute(statement, [_recipient_values(blast.id, row) for row in chunk])
     total = _recipient_count(session, blast.id)
     blast.total_recipients = total

@@ -208,6 +208,23 @@ def _held() -> ColumnElement[bool]:
     return and_(BlastRecipient.status == Status.QUEUED.value, Blast.state.in_(_HOLDS_ITS_QUEUE))
 
 
+def held_by(
+    session: Session, *, blast_ids: Sequence[int], numbers: Sequence[str], leave_out_practice: bool = False,
+) -> set[str]:
+    """Those of `numbers` that these blasts messaged (or may have, or send to in their turn), or
+    hold not sent yet: every one, not a sample, for a new list to leave them out."""
+    if not blast_ids or not numbers:
+        return set()
+    query = (
+        select(BlastRecipient.phone_number).join(Blast, Blast.id == BlastRecipient.blast_id)
+        .where(Blast.id.in_(blast_ids), or_(_went(), _held()),
+               bulk.one_of(BlastRecipient.phone_number, list(numbers), session.get_bind().dialect))
+    )
+    if leave_out_practice:
+        query = query.where(not_practice())
+    return set(session.scalars(query))
+
+
 @dataclass(frozen=True)
 class ListReach:
     """What one blast did with a list's numbers, counted for the whole list."""
