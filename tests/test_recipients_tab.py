@@ -587,15 +587,22 @@ def test_ticked_people_can_be_opted_out_from_the_table(engine: Engine) -> None:
     assert "rcp_opt_out" not in {b.key for b in at.button}
 
 
-def test_a_sale_ticked_on_another_blast_of_the_campaign_says_where_it_was_recorded(engine: Engine) -> None:
-    """One sale a person a campaign, by hand as from a file: the tag's Closed had counted it twice."""
+def _sold_on_the_campaigns_first(engine: Engine, *, new_buyer: str | None = None) -> tuple[int, int]:
+    """Two blasts of one campaign; a number closed on the first has replied to the second (with
+    `new_buyer`, someone else too). Their ids."""
     with transaction(engine) as s:
         first = make_blast(s, name="Merdeka Deal", blast_tag="Merdeka", state="completed")
         second = make_blast(s, name="Merdeka list 2", blast_tag="Merdeka", state="completed")
         make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=utcnow())
         make_recipient(s, second, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
-        make_recipient(s, second, phone_number="+60134567890", status="REPLIED", sent_at=utcnow())
-        first_id, second_id = first.id, second.id
+        if new_buyer:
+            make_recipient(s, second, phone_number=new_buyer, status="REPLIED", sent_at=utcnow())
+        return first.id, second.id
+
+
+def test_a_sale_ticked_on_another_blast_of_the_campaign_says_where_it_was_recorded(engine: Engine) -> None:
+    """One sale a person a campaign, by hand as from a file: the tag's Closed had counted it twice."""
+    first_id, second_id = _sold_on_the_campaigns_first(engine, new_buyer="+60134567890")
     at = _tick(_open(second_id), table(engine, second_id), [0, 1])
     at.button(key="rcp_close").click().run()
     assert not at.exception, at.exception
@@ -611,12 +618,7 @@ def test_a_sale_ticked_on_another_blast_of_the_campaign_says_where_it_was_record
 def test_no_sale_recorded_when_every_ticked_number_was_closed_in_the_campaign_is_not_green(
     engine: Engine
 ) -> None:
-    with transaction(engine) as s:
-        first = make_blast(s, name="Merdeka Deal", blast_tag="Merdeka", state="completed")
-        second = make_blast(s, name="Merdeka list 2", blast_tag="Merdeka", state="completed")
-        make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=utcnow())
-        make_recipient(s, second, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
-        first_id, second_id = first.id, second.id
+    first_id, second_id = _sold_on_the_campaigns_first(engine)
     at = _tick(_open(second_id), table(engine, second_id), [0])
     at.button(key="rcp_close").click().run()
     assert not at.exception, at.exception
@@ -629,12 +631,7 @@ def test_no_sale_recorded_when_every_ticked_number_was_closed_in_the_campaign_is
 
 def test_the_buyers_file_on_another_blast_of_the_campaign_says_where_they_were_closed(engine: Engine) -> None:
     """It had said a green "Done: 0 sales marked as closed" and "Already closed 4", no blast named."""
-    with transaction(engine) as s:
-        first = make_blast(s, name="Merdeka Deal", blast_tag="Merdeka", state="completed")
-        second = make_blast(s, name="Merdeka list 2", blast_tag="Merdeka", state="completed")
-        make_recipient(s, first, phone_number="+60123456789", status="CLOSED", sent_at=utcnow())
-        make_recipient(s, second, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
-        first_id, second_id = first.id, second.id
+    first_id, second_id = _sold_on_the_campaigns_first(engine)
     at = _open(second_id)
     at.file_uploader(key="close_upload").set_value(("buyers.csv", b"phone\n0123456789\n", "text/csv"))
     at.run()
