@@ -222,7 +222,8 @@ def render_progress(blast_id: int, shown_state: str, shown_held_up: bool = False
         st.caption(NO_ONE)
         return
     if f.sent == 0 and f.failed == 0 and f.unknown == 0:
-        st.caption("Nothing sent yet: the funnel fills in as the messages go out.")
+        st.caption("Nothing was sent before it was cancelled." if state == BlastState.CANCELLED
+                   else "Nothing sent yet: the funnel fills in as the messages go out.")
         return
     # Three lines of words a bar: at 300 px they shrank to 10 px on the Read and Replied bars.
     st.plotly_chart(funnel_figure(f, height=360), width="stretch", key=f"live_funnel_{blast_id}")

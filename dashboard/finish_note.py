@@ -38,18 +38,19 @@ def day_words(moment: dt.datetime, *, now: dt.datetime, zone: ZoneInfo) -> str:
 
 
 def held_words(waiting: Waiting, *, rules: PacingRules, now: dt.datetime, zone: ZoneInfo) -> str:
-    """Why a sending blast sends nothing for now, and when it goes on: "On a planned break
-    after every 50 messages, which protects your number: the next goes today around 22:49."
-    (a blast that stood still for five minutes had looked stuck)."""
+    """Why a sending blast sends nothing for now, and when it goes on: "On a planned break: this
+    number pauses after every 50 messages it sends, which protects it. The next goes today around
+    22:49." (a blast that stood still for five minutes had looked stuck). The count is the
+    number's, over all its blasts, not this blast's."""
     when = day_words(waiting.until, now=now, zone=zone)
     if waiting.why is Held.QUIET:
         window = f"{rules.quiet_start:%H:%M}–{rules.quiet_end:%H:%M}"
         return f"Quiet hours ({window}): nothing is sent to anyone now. Sending goes on {when}."
     if waiting.why is Held.CAP:
-        return (f"Today's most of {plural(rules.daily_cap, 'message')} from this number have gone out. "
+        return (f"Today's limit of {plural(rules.daily_cap, 'message')} from this number is reached. "
                 f"Sending goes on {when}.")
-    return (f"On a planned break after every {plural(rules.pause_every, 'message')}, which protects "
-            f"your number: the next goes {when}.")
+    return (f"On a planned break: this number pauses after every {plural(rules.pause_every, 'message')} "
+            f"it sends, which protects it. The next goes {when}.")
 
 
 def waiting_words(ahead: Ahead) -> str:

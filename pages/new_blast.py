@@ -115,18 +115,19 @@ if digest in made:
     st.stop()
 
 send_at = render_when(device=device)
+problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at, pace_saved=pace_saved)
+seen = sent_before.render_list_sent_before(report, file=digest)
+going = sum(row.phone not in seen.leave_out for row in report.recipients)  # those left out are not
 if not_going_out(BlastState.SENDING, device=device):  # a finish time "if sent now" would not be true
     render_not_going_out(BlastState.SENDING, before_send=True)
 else:
-    render_finish(device=device, recipients=len(report.recipients), start=send_at)
-problems = send_problems(tag_ok=bool(tag.strip()), message=message, send_at=send_at, pace_saved=pace_saved)
-seen = sent_before.render_list_sent_before(report, file=digest)
+    render_finish(device=device, recipients=going, start=send_at)
 shown = problems if seen.ok else [*problems, f"tick “{seen.tick}” or change the list"]
 if shown:
     st.caption("Before sending: " + "; ".join(shown) + ".")
 
 b1, b2 = st.columns(2)
-people = plural(sum(row.phone not in seen.leave_out for row in report.recipients), "person", "people")
+people = plural(going, "person", "people")
 label = f"Send to {people}" if send_at is None else "Schedule the blast"
 send_clicked = b1.button(
     label, type="primary", disabled=bool(shown), key="send_blast", icon=":material/send:",

@@ -1006,7 +1006,8 @@ def test_a_sending_blast_on_its_planned_break_says_so_and_when_it_goes_on(engine
         blast_id = blast.id
     said = [i.value for i in _open(blast_id).info if "planned break" in i.value]
     assert len(said) == 1 and said[0].startswith(
-        "On a planned break after every 50 messages, which protects your number: the next goes "), said
+        "On a planned break: this number pauses after every 50 messages it sends, which protects it. The "
+        "next goes "), said
     with transaction(engine) as s:
         s.execute(Device.__table__.update().values(next_send_at=now + dt.timedelta(seconds=5)))
     assert not [i for i in _open(blast_id).info if "planned break" in i.value], "at its pace: nothing to say"
@@ -1031,6 +1032,17 @@ def test_a_pace_typed_that_risks_the_number_is_warned_of_before_it_is_saved(
     assert warning.startswith("This pace risks your WhatsApp number being flagged as spam: under 5 seconds "
                               "between messages on average and no quiet hours (messages at night). A "
                               "careful start: 8 seconds plus up to 7")
+
+
+def test_a_blast_cancelled_before_it_sent_anything_says_so(engine: Engine) -> None:
+    """It had said "Nothing sent yet: the funnel fills in as the messages go out." """
+    with transaction(engine) as s:
+        blast = make_blast(s, state="cancelled", device="sandbox")
+        make_recipient(s, blast, status="QUEUED")
+        blast_id = blast.id
+    captions = [c.value for c in _open(blast_id).caption]
+    assert "Nothing was sent before it was cancelled." in captions
+    assert not [c for c in captions if c.startswith("Nothing sent yet")]
 
 
 def test_a_drafts_list_sharing_some_people_with_last_weeks_blasts_says_how_many(engine: Engine) -> None:

@@ -464,3 +464,21 @@ def test_one_message_is_said_in_the_singular(n: int, words: str) -> None:
     from dashboard.finish_note import _messages, _s
 
     assert f"{_messages(n)} {_s('take', n)}, {_s('finish', n)}, {_s('go', n)}" == words
+
+
+@pytest.mark.parametrize(("why", "until", "words"), [
+    ("cap", _kl(28, 9), "Today's limit of 1 message from this number is reached. Sending goes on tomorrow "
+                        "around 09:00."),
+    ("quiet", _kl(28, 8), "Quiet hours (22:00–08:00): nothing is sent to anyone now. Sending goes on "
+                          "tomorrow around 08:00."),
+    ("break", _kl(27, 22, 49), "On a planned break: this number pauses after every 3 messages it sends, "
+                               "which protects it. The next goes today around 22:49."),
+])
+def test_a_sending_blast_standing_still_says_why_in_words(why: str, until: dt.datetime, words: str) -> None:
+    """The cap's had read "Today's most of 1 message from this number have gone out"."""
+    from core.sending.pacing import Held, Waiting
+    from dashboard.finish_note import held_words
+
+    rules = PacingRules(min_gap_seconds=8, jitter_seconds=7, pause_every=3, pause_seconds=120, daily_cap=1,
+                        quiet_start=dt.time(22), quiet_end=dt.time(8))
+    assert held_words(Waiting(until, Held(why)), rules=rules, now=_kl(27, 22, 45), zone=KL) == words
