@@ -527,6 +527,11 @@ def test_recent_blasts_with_most_of_a_list(engine: Engine) -> None:
         found = recent_blasts_with(s, ["+60120000001", "+60120000002", "+60120000003", "+60129999999"],
                                    now=now)
     assert [(o.blast_id, o.shared) for o in found] == [(ids, 3)]
+    with transaction(engine) as s:  # 1 of 3 is not most of them; 2 of 3 and 1 of 2 are
+        assert recent_blasts_with(s, ["+60120000001", "+60129999998", "+60129999999"], now=now) == []
+        assert {o.blast_id for o in recent_blasts_with(
+            s, ["+60120000001", "+60120000002", "+60129999999"], now=now)} == {ids}
+        assert len(recent_blasts_with(s, ["+60120000001", "+60129999999"], now=now)) == 2
 
 
 def test_the_blast_just_made_is_not_taken_for_a_list_sent_before(engine: Engine) -> None:

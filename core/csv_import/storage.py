@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,9 @@ class ListSample:
 
     @property
     def most(self) -> int:
-        """How many of the sample are "most" of the list (MOSTLY)."""
-        return max(1, int(len(self.numbers) * MOSTLY))
+        """How many of the sample are "most" of the list (MOSTLY, rounded up: 1 of a list of 3
+        had been taken for a list sent again)."""
+        return max(1, math.ceil(len(self.numbers) * MOSTLY))
 
     def scaled(self, counted: int) -> int:
         """A count in the sample, as many again for each number it stands for, at most the list."""
