@@ -251,10 +251,11 @@ def closed_words(sales: Sales, *, one: str = "recipient", many: str | None = Non
         words += (f" Left alone: {len(sales.unsent):,} whose message has not gone out (still waiting, "
                   "or failed).")
     if sales.elsewhere:
-        n = len(sales.elsewhere)
+        n, on = len(sales.elsewhere), Counter(sales.elsewhere.values())
+        where = (f"{next(iter(_named(on).values()))}, of the same campaign" if len(on) == 1
+                 else f"other blasts of the same campaign: {_on_blasts(on)}")
         words += (f" {plural(n, 'number')} already {'has its' if n == 1 else 'have their'} sale recorded on "
-                  f"another blast of the same campaign: {_on_blasts(Counter(sales.elsewhere.values()))}. A "
-                  "buyer counts once a campaign: undo the sale there to record it here.")
+                  f"{where}. A buyer counts once a campaign: undo the sale there to record it here.")
     return words
 
 
@@ -507,10 +508,16 @@ def _closed_elsewhere(report: CloseReport, *, blast_id: int) -> str | None:
 
 def _on_blasts(on: Counter[int], blast_id: int | None = None) -> str:
     """ "2 on this blast and 1 on blast #53 “Merdeka Deal”", this blast (if any) first."""
-    with reading() as s:
-        names = dict(s.execute(select(Blast.id, Blast.name).where(Blast.id.in_(list(on)))).all())
-    named = {b: "this blast" if b == blast_id else f"blast #{b} “{plain(names.get(b) or '')}”" for b in on}
+    named = _named(on, blast_id)
     return and_list([f"{on[b]:,} on {named[b]}" for b in sorted(on, key=lambda b: (b != blast_id, b))])
+
+
+def _named(blast_ids: Iterable[int], blast_id: int | None = None) -> dict[int, str]:
+    """ "blast #53 “Merdeka Deal”" for each; "this blast" for `blast_id`."""
+    wanted = list(blast_ids)
+    with reading() as s:
+        names = dict(s.execute(select(Blast.id, Blast.name).where(Blast.id.in_(wanted))).all())
+    return {b: "this blast" if b == blast_id else f"blast #{b} “{plain(names.get(b) or '')}”" for b in wanted}
 
 
 def _closed_before(report: CloseReport, *, blast_id: int) -> str | None:

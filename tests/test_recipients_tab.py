@@ -607,9 +607,9 @@ def test_a_sale_ticked_on_another_blast_of_the_campaign_says_where_it_was_record
     at.button(key="rcp_close").click().run()
     assert not at.exception, at.exception
     assert [m.value for m in at.success] == [
-        "1 recipient marked as closed (a sale). 1 number already has its sale recorded on another blast "
-        f"of the same campaign: 1 on blast #{first_id} “Merdeka Deal”. A buyer counts once a campaign: undo "
-        "the sale there to record it here."]
+        f"1 recipient marked as closed (a sale). 1 number already has its sale recorded on blast #{first_id} "
+        "“Merdeka Deal”, of the same campaign. A buyer counts once a campaign: undo the sale there to record "
+        "it here."]
     with transaction(engine) as s:
         statuses = s.scalars(select(BlastRecipient.status).where(BlastRecipient.blast_id == second_id))
         assert sorted(statuses) == ["CLOSED", "REPLIED"]
@@ -624,9 +624,8 @@ def test_no_sale_recorded_when_every_ticked_number_was_closed_in_the_campaign_is
     assert not at.exception, at.exception
     assert not at.success
     assert [m.value for m in at.info if m.value.startswith("No sale")] == [
-        "No sale recorded. 1 number already has its sale recorded on another blast of the same campaign: "
-        f"1 on blast #{first_id} “Merdeka Deal”. A buyer counts once a campaign: undo the sale there to "
-        "record it here."]
+        f"No sale recorded. 1 number already has its sale recorded on blast #{first_id} “Merdeka Deal”, of "
+        "the same campaign. A buyer counts once a campaign: undo the sale there to record it here."]
 
 
 def test_the_buyers_file_on_another_blast_of_the_campaign_says_where_they_were_closed(engine: Engine) -> None:
