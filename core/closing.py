@@ -17,7 +17,7 @@ from core.db import transaction
 from core.errors import BlastError
 from core.exports import to_csv
 from core.models import Blast, BlastRecipient
-from core.recipients import NOT_SENT, close_sale, closed_under_its_tag
+from core.recipients import NOT_SENT, close_sale, closed_under_its_tag, sales_in_turn
 from core.status_engine import found_lost_at
 from core.statuses import Status
 from core.words import and_list
@@ -188,6 +188,7 @@ def close_sales(
 ) -> list[CloseRow]:
     """Mark CLOSED (source `import`) the message each line's number was last sent (in these
     blasts, if given): one outcome per line."""
+    sales_in_turn(session, (line.phone for line in lines if line.judged is None and line.phone))
     return [line.judged or _close_one(session, line=line.line, phone=line.phone or "", blast_ids=blast_ids,
                                       filename=filename)
             for line in lines]

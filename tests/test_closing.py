@@ -400,3 +400,42 @@ def test_the_same_tag_a_year_later_is_another_campaign_and_its_sale_its_own(engi
     assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, this_id)]
     with transaction(engine) as s:
         assert s.get(BlastRecipient, now_id).status == "CLOSED"
+
+
+@pytest.mark.parametrize("how", ["by hand", "from a file"])
+def test_one_buyer_closed_on_two_blasts_of_a_campaign_at_once_is_one_sale(engine: Engine, how: str) -> None:
+    """Two people tick the same buyer on two blasts at the same moment: each had found no sale
+    recorded yet, and both closed it."""
+    import threading
+    import time
+
+    from core.recipients import mark_closed
+
+    with transaction(engine) as s:
+        first, second = make_blast(s, blast_tag="Raya"), make_blast(s, blast_tag="Raya")
+        ids = [make_recipient(s, blast, phone_number="+60123456789", status="REPLIED", sent_at=T0).id
+               for blast in (first, second)]
+    later: list[object] = []
+    with transaction(engine) as s:
+        assert mark_closed(s, recipient_ids=[ids[0]]).closed == 1
+        other = threading.Thread(target=lambda: later.append(_close_in_its_own_transaction(
+            engine, ids[1], second.id, by_hand=how == "by hand")))
+        other.start()
+        time.sleep(1.0)  # the other has asked by now, and found this sale not yet committed
+    other.join(timeout=30)
+    assert later == [first.id], "left alone: the sale is recorded on the first blast"
+    with transaction(engine) as s:
+        assert [s.get(BlastRecipient, i).status for i in ids] == ["CLOSED", "REPLIED"]
+
+
+def _close_in_its_own_transaction(
+    engine: Engine, recipient_id: int, blast_id: int, *, by_hand: bool
+) -> int | None:
+    """Where the sale was found recorded already, when this one was left alone."""
+    from core.recipients import mark_closed
+
+    with transaction(engine) as s:
+        if by_hand:
+            return mark_closed(s, recipient_ids=[recipient_id]).elsewhere.get(recipient_id)
+        [row] = close_from_csv(s, b"phone\n012-345 6789\n", region="MY", blast_ids=[blast_id]).rows
+        return row.blast_id if row.outcome is CloseOutcome.ALREADY_CLOSED else None
