@@ -112,6 +112,16 @@ def _address_follows_pick() -> None:
     st.query_params["blast"] = str(st.session_state[PICK_KEY])
 
 
+def picker_label(blast_id: int, name: str | None, tag: str | None, state: str, day: dt.datetime) -> str:
+    """ "#57 · cny_list · 27 Nov · CNY Sale · sent 28 Nov 2026": the blast's day said for what it
+    is (its messages' day, a draft's making, a schedule's), beside a name that may hold another
+    day (the one it was made, for a blast sent after midnight)."""
+    when = local(day, "%d %b %Y")
+    said = {BlastState.DRAFT: f"draft of {when}", BlastState.SCHEDULED: f"for {when}"}.get(
+        state, f"sent {when}")
+    return f"#{blast_id} · {name or 'Untitled'} · {tag or 'no tag'} · {said}"
+
+
 def render_blast_picker(labels: dict[int, str]) -> int:
     """The blast picker, in step with the address's ?blast=: a link to another blast wins over
     the picker's remembered value, and picking a blast updates the address."""

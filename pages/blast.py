@@ -18,18 +18,14 @@ if deleted := views.take_flash("deleted"):
 
 with reading() as s:
     choices = s.execute(
-        select(Blast.id, Blast.name, Blast.blast_tag, Blast.blast_date).order_by(Blast.id.desc())
+        select(Blast.id, Blast.name, Blast.blast_tag, Blast.state, Blast.blast_date).order_by(Blast.id.desc())
     ).all()
 if not choices:
     st.info("No blasts yet. Start one on the **New blast** page.")
     st.page_link("pages/new_blast.py", label="New blast", icon=":material/add:")
     st.stop()
 
-labels = {
-    c.id: f"#{c.id} · {c.name or 'Untitled'} · {c.blast_tag or 'no tag'} · "
-    f"{views.local(c.blast_date, '%d %b %Y')}"
-    for c in choices
-}
+labels = {c.id: views.picker_label(c.id, c.name, c.blast_tag, c.state, c.blast_date) for c in choices}
 blast_id = views.render_blast_picker(labels)
 
 with reading() as s:

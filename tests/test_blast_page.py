@@ -1034,6 +1034,24 @@ def test_a_pace_typed_that_risks_the_number_is_warned_of_before_it_is_saved(
                               "careful start: 8 seconds plus up to 7")
 
 
+def test_the_blast_picker_says_what_each_blasts_day_is(engine: Engine) -> None:
+    """"cny_list · 27 Nov · CNY Sale · 28 Nov 2026": two days side by side, unsaid which is what."""
+    day = dt.datetime(2026, 11, 27, 16, 30, tzinfo=dt.UTC)  # 28 Nov 00:30 in Kuala Lumpur
+    with transaction(engine) as s:
+        for state in ("completed", "scheduled", "draft"):
+            blast = make_blast(s, name=f"cny_list · 27 Nov {state}", blast_tag="CNY Sale", state=state,
+                               blast_date=day)
+            make_recipient(s, blast)
+        newest = make_blast(s, name=None, blast_tag=None, state="completed", blast_date=day).id
+    at = _open(newest)
+    assert at.selectbox(key="blast_pick").options == [
+        f"#{newest} · Untitled · no tag · sent 28 Nov 2026",
+        f"#{newest - 1} · cny_list · 27 Nov draft · CNY Sale · draft of 28 Nov 2026",
+        f"#{newest - 2} · cny_list · 27 Nov scheduled · CNY Sale · for 28 Nov 2026",
+        f"#{newest - 3} · cny_list · 27 Nov completed · CNY Sale · sent 28 Nov 2026",
+    ]
+
+
 def test_a_blast_cancelled_before_it_sent_anything_says_so(engine: Engine) -> None:
     """It had said "Nothing sent yet: the funnel fills in as the messages go out." """
     with transaction(engine) as s:
