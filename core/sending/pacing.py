@@ -103,13 +103,18 @@ def _next_local_midnight(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=zone).astimezone(dt.UTC)
 
 
+def sent_on(device: Device, moment: dt.datetime, zone: ZoneInfo) -> int:
+    """What the device has sent on `moment`'s day in the team's time zone (its count is of the
+    last day it sent on)."""
+    return device.sent_in_day if device.sent_day == moment.astimezone(zone).date() else 0
+
+
 def earliest_send(device: Device, *, now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     """The first moment the device may send again under its rules."""
     rules = PacingRules.of(device)
     moment = max(now, device.next_send_at or now)
     for _ in range(3):  # a cap day can end in quiet hours and vice versa; settles quickly
-        sent_today = device.sent_in_day if device.sent_day == moment.astimezone(zone).date() else 0
-        if rules.daily_cap and sent_today >= rules.daily_cap:
+        if rules.daily_cap and sent_on(device, moment, zone) >= rules.daily_cap:
             moment = _next_local_midnight(moment, zone)
         moment = after_quiet_hours(rules, moment, zone)
     return moment
@@ -158,8 +163,7 @@ def held_back(device: Device, *, now: dt.datetime, zone: ZoneInfo) -> Waiting | 
     until = earliest_send(device, now=now, zone=zone)
     if until <= now + dt.timedelta(seconds=rules.min_gap_seconds + max(rules.jitter_seconds, 0.0)):
         return None
-    sent_today = device.sent_in_day if device.sent_day == now.astimezone(zone).date() else 0
-    if rules.daily_cap and sent_today >= rules.daily_cap:
+    if rules.daily_cap and sent_on(device, now, zone) >= rules.daily_cap:
         return Waiting(until, Held.CAP)
     # Quiet now, or the break runs into them.
     if any(in_quiet_hours(rules, moment.astimezone(zone)) for moment in (now, device.next_send_at or now)):
@@ -172,9 +176,8 @@ def record_send(
 ) -> None:
     """Count one send against the device and push its next slot out by gap + jitter (+ pause)."""
     rng = rng or random.Random()
-    today = now.astimezone(zone).date()
-    device.sent_in_day = (device.sent_in_day if device.sent_day == today else 0) + 1
-    device.sent_day = today
+    device.sent_in_day = sent_on(device, now, zone) + 1
+    device.sent_day = now.astimezone(zone).date()
     gap = device.min_gap_seconds + rng.uniform(0, max(device.jitter_seconds, 0.0))
     device.sent_since_pause += 1
     if device.pause_every and device.sent_since_pause >= device.pause_every:

@@ -17,7 +17,7 @@ from core.csv_import.storage import RECENT, list_sample
 from core.funnel import Funnel, FunnelFilter, funnel, not_practice
 from core.models import Blast, BlastRecipient, BlastState, Device, utcnow
 from core.sending import gateways
-from core.sending.pacing import Finish, PacingRules, estimate_finish
+from core.sending.pacing import Finish, PacingRules, estimate_finish, sent_on
 from core.sending.worker import checked_in
 from core.statuses import RANK, Status
 
@@ -122,9 +122,8 @@ def finish_estimate(
                                gap_seconds=gap_seconds, ahead=ahead, not_before=not_before)
     # The walk waits for quiet hours and the day's cap itself, as `earliest_send` does.
     first = max(now, row.next_send_at or now)
-    sent_today = row.sent_in_day if row.sent_day == first.astimezone(zone).date() else 0
     return estimate_finish(PacingRules.of(row), remaining=remaining, start=first, zone=zone,
-                           sent_today=sent_today, sent_since_pause=row.sent_since_pause,
+                           sent_today=sent_on(row, first, zone), sent_since_pause=row.sent_since_pause,
                            gap_seconds=gap_seconds, ahead=ahead, not_before=not_before)
 
 
