@@ -255,11 +255,15 @@ def mark_closed(
         sales_in_turn(session, session.scalars(select(BlastRecipient.phone_number)
                                                .where(BlastRecipient.id.in_(tuple(recipient_ids)))))
     unsent = set(not_sent(session, recipient_ids=recipient_ids))
+    # Read once, after the lock: what each is now.
+    rows = {row.id: row for row in session.scalars(
+        select(BlastRecipient).where(BlastRecipient.id.in_(tuple(recipient_ids)))
+        .execution_options(populate_existing=True))} if recipient_ids else {}
     changes, elsewhere = [], {}
     for rid in recipient_ids:
         if rid in unsent:
             continue
-        row = session.get(BlastRecipient, rid)
+        row = rows.get(rid)
         open_ = row is not None and row.status != Status.CLOSED.value
         if open_ and (before := closed_under_its_tag(session, row)) is not None:
             elsewhere[rid] = before

@@ -331,7 +331,7 @@ def render_actions(blast: Blast) -> None:
                     blasts.delete_draft(s, blast_id=blast.id)
                 if done.ok:
                     flash("deleted", f"Draft #{blast.id} “{blast.name or 'Untitled'}” was deleted.")
-                    # New blast forgets it made this draft: its number may be the next blast's.
+                    # New blast forgets it made this draft: its link would lead nowhere.
                     made = st.session_state.get(BLASTS_MADE, {})
                     for file in [f for f, (made_id, _) in made.items() if made_id == blast.id]:
                         del made[file]
