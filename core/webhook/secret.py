@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
@@ -74,8 +74,10 @@ class AcceptedSecrets:
     every `asked_again_after` (a secret rotated in another process works a moment later; in this
     one, at once); a secret whose grace period ends is refused at most `ttl` late."""
 
-    def __init__(self, ttl: float = 5.0, *, asked_again_after: float = 1.0) -> None:
+    def __init__(self, ttl: float = 5.0, *, asked_again_after: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
+        self._clock = clock
         # A post with a wrong secret reads them again at most this often: anyone can post
         # to the webhook's address, and must not make every post a read of the database.
         self._asked_again_after = asked_again_after
@@ -87,7 +89,7 @@ class AcceptedSecrets:
     def matches(self, candidate: str) -> bool:
         """True when the remembered secrets are fresh and one matches; False means "ask again"."""
         with self._lock:
-            accepted, fresh = self._accepted, time.monotonic() < self._fresh_until
+            accepted, fresh = self._accepted, self._clock() < self._fresh_until
         return fresh and matches_any(candidate, accepted)
 
     def worth_asking(self) -> bool:
@@ -97,7 +99,7 @@ class AcceptedSecrets:
         from memory, not each sent to the database. Stale secrets are read by every post that
         asks (a right one among them must not be refused)."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             if now < self._fresh_until and now - self._read_at < self._asked_again_after:
                 return False
             self._read_at = now
@@ -106,7 +108,7 @@ class AcceptedSecrets:
     def refresh_and_match(self, session: Session, *, settings: Settings, candidate: str) -> bool:
         accepted = tuple(accepted_secrets(session, settings=settings))
         with self._lock:
-            self._read_at = time.monotonic()
+            self._read_at = self._clock()
             self._accepted, self._fresh_until = accepted, self._read_at + self._ttl
         return matches_any(candidate, accepted)
 

@@ -101,23 +101,24 @@ def test_due_scheduled_blasts_start_and_long_overdue_ones_wait_for_a_person(engi
     overdue = _draft(engine)
     future = _draft(engine)
     with transaction(engine) as s:
-        for blast_id, when in ((due, now + dt.timedelta(seconds=1)),
-                               (overdue, now + dt.timedelta(seconds=2)),
+        # Minutes ahead, not seconds: a time already past as `launch` runs sends at once.
+        for blast_id, when in ((due, now + dt.timedelta(minutes=1)),
+                               (overdue, now + dt.timedelta(minutes=2)),
                                (future, now + dt.timedelta(hours=5))):
             blasts.launch(s, blast_id=blast_id, at=when, device="d", timezone=KL)
     with transaction(engine) as s:
-        assert blasts.start_due_scheduled(s, now=now + dt.timedelta(seconds=3),
+        assert blasts.start_due_scheduled(s, now=now + dt.timedelta(minutes=3),
                                           grace=dt.timedelta(hours=1), zone=KL) == [due, overdue]
     assert _state(engine, future)[0] == "scheduled"
 
     late = _draft(engine)
     with transaction(engine) as s:
-        blasts.launch(s, blast_id=late, at=now + dt.timedelta(seconds=1), device="d", timezone=KL)
+        blasts.launch(s, blast_id=late, at=now + dt.timedelta(minutes=1), device="d", timezone=KL)
     with transaction(engine) as s:
         assert blasts.start_due_scheduled(s, now=now + dt.timedelta(hours=3),
                                           grace=dt.timedelta(hours=1), zone=KL) == []
     state, reason = _state(engine, late)
-    due_here = (now + dt.timedelta(seconds=1)).astimezone(KL)
+    due_here = (now + dt.timedelta(minutes=1)).astimezone(KL)
     assert state == "paused" and "Resume it to send now" in reason
     assert f"scheduled for {due_here:%d %b %H:%M} but" in reason, "the team's time, as everywhere else"
 
@@ -159,7 +160,7 @@ def test_a_pause_says_who_made_it_and_leaving_the_pause_forgets_it(engine: Engin
     by_hand, missed = _draft(engine), _draft(engine)
     with transaction(engine) as s:
         blasts.launch(s, blast_id=by_hand, device="d", timezone=KL)
-        blasts.launch(s, blast_id=missed, at=now + dt.timedelta(seconds=1), device="d", timezone=KL)
+        blasts.launch(s, blast_id=missed, at=now + dt.timedelta(minutes=1), device="d", timezone=KL)
     with transaction(engine) as s:
         blasts.pause(s, blast_id=by_hand)
         blasts.start_due_scheduled(s, now=now + dt.timedelta(hours=3), grace=dt.timedelta(hours=1), zone=KL)
