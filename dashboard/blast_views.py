@@ -38,7 +38,7 @@ from core.sending import blasts, gateways
 from core.sending.pacing import PacingRules, current_device, held_back
 from core.sending.progress import Progress, blast_progress, rules_for
 from dashboard.charts import funnel_figure
-from dashboard.compose import bubble_html, quiet_hours_note
+from dashboard.compose import bubble_html, has_passed, quiet_hours_note, render_when
 from dashboard.data import get_engine, reading, session, settings
 from dashboard.finish_note import held_words, not_going_out, waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
@@ -323,6 +323,8 @@ def render_actions(blast: Blast) -> None:
     if (blast.state in ("paused", "scheduled") and blast.device and blast.device != configured
             and not gateways.crosses(blast.device, configured)):
         _render_move_to_device(blast, cols[2], configured)
+    if here and can_reschedule(blast):
+        _render_reschedule(blast, cols[3])
     if blast.state == "draft":
         with cols[1].popover("Delete draft", icon=":material/delete:"):
             st.write("The draft and its list are removed; this cannot be undone. Nothing was sent from it.")
@@ -346,6 +348,29 @@ def render_actions(blast: Blast) -> None:
             st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
             if st.button("Yes, cancel it", key="cancel_confirm", type="primary"):
                 _act("cancel the blast", blasts.cancel, blast.id)
+
+
+def can_reschedule(blast: Blast) -> bool:
+    """A blast that has sent nothing yet can be given another time: a scheduled one, or one
+    paused before it started (its time missed, or paused while it waited)."""
+    return blast.started_at is None and blast.state in (BlastState.SCHEDULED, BlastState.PAUSED)
+
+
+def _render_reschedule(blast: Blast, place: Any) -> None:
+    key = f"reschedule_{blast.id}"
+    with place.popover("Change time", icon=":material/event:"):
+        # It opens on the blast's own time; a blast whose time was missed, on tomorrow's.
+        if blast.scheduled_at is not None and not has_passed(blast.scheduled_at):
+            mine = blast.scheduled_at.astimezone(settings().timezone)
+            st.session_state.setdefault(f"{key}_day", mine.date())
+            st.session_state.setdefault(f"{key}_time", mine.time().replace(second=0, microsecond=0))
+        st.session_state.setdefault(key, "Schedule for later")
+        at = render_when(key=key, device=blast.device)
+        label = "Send now" if at is None else f"Send at {local(at, '%a %d %b, %H:%M')}"
+        if st.button(label, key=f"{key}_go", type="primary", disabled=has_passed(at),
+                     icon=":material/send:" if at is None else ":material/schedule:"):
+            _act("change the blast's time",
+                 functools.partial(blasts.reschedule, at=at, timezone=settings().timezone), blast.id)
 
 
 def resume_help(blast: Blast, *, now: dt.datetime | None = None) -> str:

@@ -1092,3 +1092,44 @@ def test_a_draft_everyone_on_has_opted_out_says_so_not_that_a_placeholder_is_mis
         "was taken off it. Delete it, or make a new blast."]
     assert "draft_send" not in {b.key for b in at.button}
     assert "delete_confirm" in {b.key for b in at.button}
+
+
+def test_a_scheduled_blast_is_given_another_time_or_sent_now(engine: Engine) -> None:
+    zone = get_settings().timezone
+    tomorrow = dt.datetime.now(zone).date() + dt.timedelta(days=1)
+    at_ten = dt.datetime.combine(tomorrow, dt.time(10, 0), tzinfo=zone)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="scheduled", scheduled_at=at_ten, device="sandbox")
+        make_recipient(s, blast)
+        started = make_blast(s, state="paused", device="sandbox", started_at=utcnow())
+        make_recipient(s, started)
+        blast_id, started_id = blast.id, started.id
+    key = f"reschedule_{blast_id}"
+    at = _open(blast_id)
+    # It opens on the blast's own time.
+    assert (at.date_input(key=f"{key}_day").value, at.time_input(key=f"{key}_time").value) == (
+        tomorrow, dt.time(10, 0))
+    assert at.button(key=f"{key}_go").label == f"Send at {at_ten:%a %d %b}, 10:00"
+    at.date_input(key=f"{key}_day").set_value(tomorrow + dt.timedelta(days=1))
+    at.time_input(key=f"{key}_time").set_value(dt.time(14, 30)).run()
+    at.button(key=f"{key}_go").click().run()
+    assert not at.exception, at.exception
+    moved = dt.datetime.combine(tomorrow + dt.timedelta(days=1), dt.time(14, 30), tzinfo=zone)
+    with transaction(engine) as s:
+        assert (s.get(Blast, blast_id).state, s.get(Blast, blast_id).scheduled_at) == ("scheduled", moved)
+    assert [i.value for i in at.info if i.value.startswith("Scheduled for")] == [
+        f"Scheduled for {moved:%d %b %Y, %H:%M}."]
+
+    # A time gone by is refused before it is sent for.
+    at.date_input(key=f"{key}_day").set_value(dt.datetime.now(zone).date() - dt.timedelta(days=1)).run()
+    assert at.button(key=f"{key}_go").disabled
+    assert "That time has passed: pick a later time, or send now." in [e.value for e in at.error]
+
+    at.radio(key=key).set_value("Send now").run()
+    at.button(key=f"{key}_go").click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        blast = s.get(Blast, blast_id)
+        assert (blast.state, blast.scheduled_at) == ("sending", None) and blast.started_at is not None
+    assert f"{key}_go" not in {b.key for b in at.button}, "it has started: Pause and Resume from here"
+    assert f"reschedule_{started_id}_go" not in {b.key for b in _open(started_id).button}

@@ -48,15 +48,17 @@ def change_state(
     to_state: str,
     reason: str | None = None,
     paused_by: str | None = None,
+    provided: ColumnElement[bool] | None = None,
     **values: object,
 ) -> bool:
-    """Move the blast to `to_state` only if it is still in one of `from_states`; a pause says
-    who made it (`PausedBy`), and is dated."""
+    """Move the blast to `to_state` only if it is still in one of `from_states` (and, with
+    `provided`, still meets it); a pause says who made it (`PausedBy`), and is dated."""
     assert (paused_by is not None) == (to_state == S.PAUSED), "a pause, and only a pause, says who"
     now = utcnow()
     result = session.execute(
         update(Blast)
-        .where(Blast.id == blast_id, Blast.state.in_(tuple(from_states)))
+        .where(Blast.id == blast_id, Blast.state.in_(tuple(from_states)),
+               *(() if provided is None else (provided,)))
         .values(state=to_state, state_reason=reason, paused_by=paused_by,
                 paused_at=now if paused_by else None, updated_at=now, **values)
         .execution_options(synchronize_session=False)
@@ -236,6 +238,51 @@ def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -
         _take_off_who_moved_on(session, blast_id=blast_id, now=now)
 
 
+TIME_PASSED = "That time has passed: pick a later time, or send now."
+
+
+def reschedule(
+    session: Session,
+    *,
+    blast_id: int,
+    at: dt.datetime | None,
+    timezone: dt.tzinfo,
+    settings: Settings | None = None,
+    now: dt.datetime | None = None,
+) -> Blast:
+    """Give a blast that has sent nothing yet another time (`at`), or start it now (`at` None):
+    a scheduled one, or one paused before it started (by a person, or because its time was
+    missed). Its date becomes when sending can really start, as at launch. A blast that has
+    started carries on with Resume instead."""
+    now = now or utcnow()
+    if at is not None and at <= now:
+        raise BadInput(TIME_PASSED)
+    blast = session.get(Blast, blast_id, populate_existing=True)
+    if blast is None:
+        raise NotFound(f"Blast {blast_id} does not exist.")
+    starts = at or now
+    if blast.device:
+        starts = first_send_at(session, device=blast.device, when=starts, settings=settings or get_settings())
+    dated = {"blast_date": starts, "blast_time": local_time(starts, timezone)}
+    not_started = Blast.started_at.is_(None)
+    if at is not None:
+        ok = change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED, S.PAUSED),
+                          to_state=S.SCHEDULED, provided=not_started, scheduled_at=at, **dated)
+    else:
+        ok = change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED, S.PAUSED),
+                          to_state=S.SENDING, provided=not_started, scheduled_at=None, started_at=now,
+                          **dated)
+        if ok:
+            _take_off_who_moved_on(session, blast_id=blast_id, now=now)
+    if not ok:
+        session.refresh(blast)
+        if blast.started_at is not None and blast.state in (S.PAUSED, S.SENDING):
+            raise StateConflict(f"Blast {blast_id} has started sending: it cannot be given another time.")
+        _require(session, blast_id, ok, "reschedule")
+    session.refresh(blast)
+    return blast
+
+
 def move_to_device(session: Session, *, blast_id: int, device: str) -> None:
     """Send the rest of a paused or scheduled blast from another WhatsApp device: the one the
     dashboard is set up with now, when the blast's own is gone. Its pacing is that device's
@@ -300,7 +347,7 @@ def start_due_scheduled(
                 session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
                 paused_by=PausedBy.SCHEDULE,
                 reason=f"{MISSED_SCHEDULE}{then} but nothing was running then. Resume it to send "
-                "now, or cancel it.",
+                "now, give it another time (Change time), or cancel it.",
             )
         elif change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED,),
                           to_state=S.SENDING, started_at=now):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from core.config import get_settings
+from core.config import Settings, get_settings
 from core.db import transaction
 from core.errors import BadInput, StateConflict
 from core.models import Blast, BlastRecipient, OptOut, utcnow
@@ -327,3 +327,100 @@ def test_a_deleted_drafts_number_is_never_given_to_another_blast(engine: Engine)
     with transaction(engine) as s:
         blasts.delete_draft(s, blast_id=newest)
     assert _draft(engine) > newest
+
+
+# The day's quiet hours would date a blast by when they end: times here are not the clock's.
+UNPACED = Settings(_env_file=None, send_pacing="off")
+
+
+def test_a_scheduled_blast_gets_another_time_and_its_date_follows(engine: Engine) -> None:
+    now = utcnow()
+    moved = _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=moved, at=now + dt.timedelta(days=1), device="d", timezone=KL)
+    later = now + dt.timedelta(days=2, hours=3)
+    with transaction(engine) as s:
+        blasts.reschedule(s, blast_id=moved, at=later, timezone=KL, settings=UNPACED)
+    with transaction(engine) as s:
+        blast = s.get(Blast, moved)
+        assert (blast.state, blast.scheduled_at, blast.started_at) == ("scheduled", later, None)
+        assert (blast.blast_date, blast.blast_time) == (later, blasts.local_time(later, KL))
+    with transaction(engine) as s:  # not started at the old time; at the new one it is
+        assert blasts.start_due_scheduled(s, now=now + dt.timedelta(days=1, minutes=1),
+                                          grace=dt.timedelta(hours=1), zone=KL) == []
+        assert blasts.start_due_scheduled(s, now=later + dt.timedelta(minutes=1),
+                                          grace=dt.timedelta(hours=1), zone=KL) == [moved]
+
+
+def test_a_blast_paused_for_its_missed_time_gets_a_new_one(engine: Engine) -> None:
+    now = utcnow()
+    missed = _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=missed, at=now + dt.timedelta(minutes=1), device="d", timezone=KL)
+    with transaction(engine) as s:
+        blasts.start_due_scheduled(s, now=now + dt.timedelta(hours=3), grace=dt.timedelta(hours=1), zone=KL)
+    assert _paused_by(engine, missed) == "schedule"
+    tomorrow = now + dt.timedelta(days=1)
+    with transaction(engine) as s:
+        blasts.reschedule(s, blast_id=missed, at=tomorrow, timezone=KL, now=now + dt.timedelta(hours=3),
+                          settings=UNPACED)
+    with transaction(engine) as s:
+        blast = s.get(Blast, missed)
+        assert (blast.state, blast.scheduled_at, blast.state_reason, blast.paused_by) == (
+            "scheduled", tomorrow, None, None)
+
+
+def test_a_scheduled_blast_sent_now_starts_without_the_people_who_opted_out_meanwhile(engine: Engine) -> None:
+    now = utcnow()
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        keep, gone = make_recipient(s, blast), make_recipient(s, blast)
+        blast_id, keep_id, gone_phone = blast.id, keep.id, gone.phone_number
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, at=now + dt.timedelta(days=1), device="d", timezone=KL)
+        s.add(OptOut(phone_number=gone_phone, source="webhook", keyword="STOP"))
+    with transaction(engine) as s:
+        blasts.reschedule(s, blast_id=blast_id, at=None, timezone=KL, settings=UNPACED)
+    with transaction(engine) as s:
+        blast = s.get(Blast, blast_id)
+        assert (blast.state, blast.scheduled_at) == ("sending", None)
+        assert blast.started_at is not None and blast.started_at >= now
+        assert abs(blast.blast_date - blast.started_at) < dt.timedelta(seconds=1)
+        assert [r.id for r in s.query(BlastRecipient).filter_by(blast_id=blast_id)] == [keep_id]
+
+
+def test_a_new_time_inside_the_quiet_hours_dates_the_blast_when_they_end(engine: Engine) -> None:
+    settings = Settings(_env_file=None, send_pacing="on", send_quiet_hours="21:00-09:00",
+                        app_timezone="Asia/Kuala_Lumpur")
+    midnight = dt.datetime.combine(utcnow().astimezone(KL).date() + dt.timedelta(days=3), dt.time(),
+                                   tzinfo=KL)
+    blast_id = _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, at=midnight + dt.timedelta(hours=12), device="d", timezone=KL,
+                      settings=settings)
+        blasts.reschedule(s, blast_id=blast_id, at=midnight, timezone=KL, settings=settings)
+    with transaction(engine) as s:
+        blast = s.get(Blast, blast_id)
+        assert blast.scheduled_at == midnight
+        assert blast.blast_date == midnight.replace(hour=9) and blast.blast_time == dt.time(9, 0)
+
+
+def test_only_a_blast_that_sent_nothing_yet_gets_another_time(engine: Engine) -> None:
+    now = utcnow()
+    later = now + dt.timedelta(days=1)
+    draft, started, scheduled = _draft(engine), _draft(engine), _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=started, device="d", timezone=KL)
+        blasts.pause(s, blast_id=started)
+        blasts.launch(s, blast_id=scheduled, at=later, device="d", timezone=KL)
+    with pytest.raises(StateConflict, match="has started sending"), transaction(engine) as s:
+        blasts.reschedule(s, blast_id=started, at=later, timezone=KL)
+    with pytest.raises(StateConflict, match="it is a draft"), transaction(engine) as s:
+        blasts.reschedule(s, blast_id=draft, at=later, timezone=KL)
+    with pytest.raises(BadInput, match="That time has passed"), transaction(engine) as s:
+        blasts.reschedule(s, blast_id=scheduled, at=now - dt.timedelta(minutes=1), timezone=KL)
+    with transaction(engine) as s:
+        blasts.cancel(s, blast_id=scheduled)
+    with pytest.raises(StateConflict, match="it is cancelled"), transaction(engine) as s:
+        blasts.reschedule(s, blast_id=scheduled, at=later, timezone=KL)
+    assert _state(engine, started)[0] == "paused"
