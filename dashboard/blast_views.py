@@ -320,11 +320,12 @@ def render_actions(blast: Blast) -> None:
     ):
         _act("resume the blast", blasts.resume, blast.id)
     configured = gateways.launch_device(settings())
-    if (blast.state in ("paused", "scheduled") and blast.device and blast.device != configured
-            and not gateways.crosses(blast.device, configured)):
+    movable = (blast.state in ("paused", "scheduled") and blast.device and blast.device != configured
+               and not gateways.crosses(blast.device, configured))
+    if movable:
         _render_move_to_device(blast, cols[2], configured)
     if here and can_reschedule(blast):
-        _render_reschedule(blast, cols[3])
+        _render_reschedule(blast, cols[3] if movable else cols[2])
     if blast.state == "draft":
         with cols[1].popover("Delete draft", icon=":material/delete:"):
             st.write("The draft and its list are removed; this cannot be undone. Nothing was sent from it.")
