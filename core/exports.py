@@ -58,8 +58,31 @@ def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
+def export_columns(upload_columns: Sequence[Sequence[str]] | None) -> list[str]:
+    """The export's headings: ours, then the uploaded list's other columns under the file's own
+    headings ("Branch", "Agent"), one that is also ours said as the file's ("Status (your file)")."""
+    ours = {name.casefold() for name in EXPORT_COLUMNS}
+    theirs = []
+    for _, heading in upload_columns or ():
+        heading = str(heading).strip() or "Column"
+        while heading.casefold() in ours:
+            heading = f"{heading} (your file)"
+        ours.add(heading.casefold())
+        theirs.append(heading)
+    return [*EXPORT_COLUMNS, *theirs]
+
+
+def _export(session: Session, *, blast_id: int, selection: str,
+            when: Callable[[dt.datetime | None], object]) -> tuple[Iterator[tuple[object, ...]], list[str]]:
+    kept = session.scalar(select(Blast.upload_columns).where(Blast.id == blast_id)) or []
+    keys = [key for key, _ in kept]
+    rows = _stage_rows(session, blast_id=blast_id, selection=selection, when=when, keys=keys)
+    return rows, export_columns(kept)
+
+
 def _stage_rows(
-    session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object]
+    session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object],
+    keys: Sequence[str] = (),
 ) -> Iterator[tuple[object, ...]]:
     query = select_recipients(blast_ids=[blast_id], selector=SELECTIONS[selection])
     cancelled = session.scalar(select(Blast.state).where(Blast.id == blast_id)) == BlastState.CANCELLED
@@ -76,7 +99,8 @@ def _stage_rows(
         yield (r.phone_number, r.contact_name or "", status_words(r.status, cancelled=cancelled) or r.status,
                r.status, _yes(r.phone_number in stopped), when(r.sent_at), when(r.delivered_at),
                when(r.read_timestamp), when(replied_at), "" if first is None else reply_words(first),
-               "\n".join(reply_words(text) for _, text in said[1:]), when(r.closed_at), r.error or "")
+               "\n".join(reply_words(text) for _, text in said[1:]), when(r.closed_at), r.error or "",
+               *(str((r.variables or {}).get(key) or "") for key in keys))
 
 
 def _kept_replies(session: Session, *, blast_id: int) -> dict[int, list[tuple[dt.datetime, str]]]:
@@ -95,14 +119,15 @@ def _kept_replies(session: Session, *, blast_id: int) -> dict[int, list[tuple[dt
 
 def stage_csv(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:
     """The recipients of one stage of a blast, with their times in the team's zone."""
-    rows = _stage_rows(session, blast_id=blast_id, selection=selection, when=lambda t: _local(t, zone))
-    return to_csv(rows, columns=EXPORT_COLUMNS)
+    rows, columns = _export(session, blast_id=blast_id, selection=selection, when=lambda t: _local(t, zone))
+    return to_csv(rows, columns=columns)
 
 
 def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzinfo) -> bytes:
     """The same as `stage_csv`, as an Excel workbook."""
-    rows = _stage_rows(session, blast_id=blast_id, selection=selection, when=lambda t: _excel_time(t, zone))
-    return to_xlsx(rows, columns=EXPORT_COLUMNS, sheet="Recipients")
+    rows, columns = _export(session, blast_id=blast_id, selection=selection,
+                            when=lambda t: _excel_time(t, zone))
+    return to_xlsx(rows, columns=columns, sheet="Recipients")
 
 
 # The Replies page's list, as a sales team works from it: who, what they said, where to find them.

@@ -172,6 +172,7 @@ def create_follow_up(
         parent_blast_id=parent.id,
         device=parent.device,
         follow_up_selector=selector.as_json(),
+        upload_columns=parent.upload_columns,  # their cells come along, in `variables`
     )
     session.add(child)
     session.flush()

@@ -133,6 +133,9 @@ class Blast(Base):
     # moved on since it was drafted (replied, bought) are taken off and counted here.
     follow_up_selector: Mapped[dict | None] = mapped_column(JsonType)
     skipped_moved_on: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The uploaded list's other columns (not its numbers or names), [[key, heading], …] in the
+    # file's order: a recipient's `variables` hold their cells, and the export gives them back.
+    upload_columns: Mapped[list | None] = mapped_column(JsonType)
 
     recipients: Mapped[list[BlastRecipient]] = relationship(
         back_populates="blast", cascade="all, delete-orphan", passive_deletes=True

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from core.db import transaction
 from core.exports import EXPORT_COLUMNS, safe_cell, stage_csv, stage_xlsx, to_csv
+from core.models import BlastRecipient
 from tests.support.factories import make_blast, make_recipient
 
 
@@ -268,3 +269,63 @@ def test_who_was_never_sent_a_cancelled_blast_is_exported_as_not_sent(
     # One with the gateway as the blast was cancelled may still have gone: it keeps its words.
     assert rows == [("READ_ACK", "Read (blue ticks)"), ("QUEUED", unsent), ("SENDING", "Being sent now")], (
         "the code stays what it is")
+
+
+def test_the_lists_own_columns_come_back_in_the_export_under_its_headings(engine: Engine) -> None:
+    """A team's "Branch" and "Agent" go out with the results, as uploaded; a heading that is
+    also ours is said as the file's; the numbers and names are not given twice, nor columns
+    empty in every row."""
+    import openpyxl
+
+    from core.csv_import import create_draft_blast_from_import, parse_csv
+    from core.followups import StageSelector, create_follow_up
+    from core.statuses import Stage
+
+    upload = (b"Nama,No. Telefon,Branch,Agent,Status,Notes\n"
+              b"Aisyah,012-345 6789,Shah Alam,Farid,VIP,\n"
+              b"Wei Ming,013-222 3333,Ipoh,,new,\n")
+    zone = ZoneInfo("Asia/Kuala_Lumpur")
+    with transaction(engine) as s:
+        blast = create_draft_blast_from_import(s, report=parse_csv(upload, filename="list.csv"), tag="CNY")
+        blast_id = blast.id
+        assert blast.upload_columns == [["branch", "Branch"], ["agent", "Agent"], ["status", "Status"]]
+    with transaction(engine) as s:
+        rows = list(csv.DictReader(io.StringIO(
+            stage_csv(s, blast_id=blast_id, selection="Everyone", zone=zone).decode("utf-8-sig"))))
+        sheet = openpyxl.load_workbook(io.BytesIO(
+            stage_xlsx(s, blast_id=blast_id, selection="Everyone", zone=zone))).active
+    assert list(rows[0]) == [*EXPORT_COLUMNS, "Branch", "Agent", "Status (your file)"]
+    assert [(r["Name"], r["Branch"], r["Agent"], r["Status (your file)"], r["Status"]) for r in rows] == [
+        ("Aisyah", "Shah Alam", "Farid", "VIP", "Waiting to be sent"),
+        ("Wei Ming", "Ipoh", "", "new", "Waiting to be sent")]
+    header, *cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert header[len(EXPORT_COLUMNS):] == ["Branch", "Agent", "Status (your file)"]
+    assert [row[len(EXPORT_COLUMNS):] for row in cells] == [
+        ["Shah Alam", "Farid", "VIP"], ["Ipoh", None, "new"]]
+
+    # A follow-up's export keeps them: its people's cells came along.
+    with transaction(engine) as s:
+        s.execute(BlastRecipient.__table__.update().where(BlastRecipient.blast_id == blast_id)
+                  .values(status="READ_ACK", sent_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC)))
+        follow = create_follow_up(s, parent_id=blast_id, message_template="Hi {name}",
+                                  selector=StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED))
+        follow_id = follow.id
+    with transaction(engine) as s:
+        again = list(csv.DictReader(io.StringIO(
+            stage_csv(s, blast_id=follow_id, selection="Everyone", zone=zone).decode("utf-8-sig"))))
+    assert [(r["Branch"], r["Agent"]) for r in again] == [("Shah Alam", "Farid"), ("Ipoh", "")]
+
+    # The export uploaded again as a new list: its people's own columns carry on, ours do not.
+    with transaction(engine) as s:
+        exported = stage_csv(s, blast_id=follow_id, selection="Everyone", zone=zone)
+        anew = create_draft_blast_from_import(s, report=parse_csv(exported, filename="again.csv"), tag="CNY")
+        assert anew.upload_columns == [["branch", "Branch"], ["agent", "Agent"],
+                                       ["status_your_file", "Status (your file)"]]
+
+
+def test_a_second_file_added_to_a_draft_adds_its_own_columns_once() -> None:
+    from core.csv_import.storage import with_columns
+
+    assert with_columns(None, [["branch", "Branch"]]) == [["branch", "Branch"]]
+    assert with_columns([["branch", "Branch"]], [["branch", "BRANCH"], ["agent", "Agent"]]) == [
+        ["branch", "Branch"], ["agent", "Agent"]]

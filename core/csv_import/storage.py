@@ -226,10 +226,41 @@ def add_recipients(
     for chunk in _chunks(kept, INSERT_CHUNK):
         session.execute(statement, [_recipient_values(blast.id, row) for row in chunk])
     total = _recipient_count(session, blast.id)
+    blast.upload_columns = with_columns(blast.upload_columns, upload_columns(report, kept)) or None
     blast.total_recipients = total
     blast.skipped_opted_out = (blast.skipped_opted_out or 0) + report.counts[Outcome.SUPPRESSED]
     session.flush()
     return total - before
+
+
+def upload_columns(report: ImportReport, rows: Sequence[RowResult]) -> list[list[str]]:
+    """The file's columns other than its numbers and names, [key, heading] each, in the file's
+    order; left out, a column empty in every row kept (a contacts export's many unused ones),
+    and, in one of our own exports uploaded again, our columns (what became of another blast's
+    message is not the person's to carry on; the file's own columns are)."""
+    from core.exports import EXPORT_COLUMNS
+
+    columns = report.columns
+    labelled = (i for pair in columns.each_phone for i in pair if i is not None)
+    taken = {columns.phone, *columns.names, *labelled}
+    ours = {heading.casefold() for heading in EXPORT_COLUMNS}
+    if ours <= {heading.casefold() for heading in columns.headers}:
+        taken |= {i for i, heading in enumerate(columns.headers) if heading.casefold() in ours}
+    kept = []
+    for index, (key, heading) in enumerate(zip(columns.keys, columns.headers, strict=False)):
+        if index in taken or key in ("phone", "name") or any(key == k for k, _ in kept):
+            continue
+        if any(str(row.variables.get(key) or "").strip() for row in rows):
+            kept.append([key, heading])
+    return kept
+
+
+def with_columns(before: Sequence[Sequence[str]] | None, added: Sequence[Sequence[str]]) -> list[list[str]]:
+    """A blast's upload columns once another file's are added: each key once, first heading kept."""
+    merged = [list(pair) for pair in before or ()]
+    known = {key for key, _ in merged}
+    merged += [list(pair) for pair in added if pair[0] not in known]
+    return merged
 
 
 def _insert_ignoring_duplicates(session: Session) -> Insert:
