@@ -23,7 +23,7 @@ from core.closing import (
     read_sales,
 )
 from core.csv_import import UPLOAD_TYPES, ColumnNotFound, opted_out_among
-from core.exports import stage_csv, stage_xlsx
+from core.exports import EXPORT_COLUMNS, export_columns, stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.models import Blast
 from core.opt_outs import add_opt_outs
@@ -415,6 +415,12 @@ def render_export(blast_id: int) -> None:
         icon=":material/download:",
         on_click="ignore",
     )
+    with reading() as s:
+        theirs = s.scalar(select(Blast.upload_columns).where(Blast.id == blast_id)) or []
+    if theirs:
+        headings = export_columns(theirs)[len(EXPORT_COLUMNS):]
+        st.caption(f"Each file holds every person's status, times and replies, and your list's own "
+                   f"columns: {and_list([plain(h) for h in headings])}.")
 
 
 # (file, why, the columns to choose from, the one suggested) when the file's numbers were not

@@ -1133,3 +1133,16 @@ def test_a_scheduled_blast_is_given_another_time_or_sent_now(engine: Engine) -> 
         assert (blast.state, blast.scheduled_at) == ("sending", None) and blast.started_at is not None
     assert f"{key}_go" not in {b.key for b in at.button}, "it has started: Pause and Resume from here"
     assert f"reschedule_{started_id}_go" not in {b.key for b in _open(started_id).button}
+
+
+def test_the_export_says_it_gives_back_the_lists_own_columns(engine: Engine) -> None:
+    with transaction(engine) as s:
+        blast = make_blast(s, upload_columns=[["branch", "Branch"], ["status", "Status"]])
+        make_recipient(s, blast, variables={"branch": "Ipoh", "status": "VIP"})
+        plain = make_blast(s)
+        make_recipient(s, plain)
+        ids = blast.id, plain.id
+    said = [c.value for c in _open(ids[0]).caption if "your list's own columns" in c.value]
+    assert said == ["Each file holds every person's status, times and replies, and your list's own columns: "
+                    "Branch and Status \\(your file\\)."]  # as Markdown: shown as typed
+    assert not [c.value for c in _open(ids[1]).caption if "your list's own columns" in c.value]
