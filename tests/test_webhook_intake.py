@@ -234,7 +234,7 @@ def test_a_post_that_stopped_waiting_on_the_event_loop_before_its_turn_is_not_st
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def scenario() -> tuple[int, bool]:
-        release = asyncio.Event()
+        release, gate = asyncio.Event(), threading.Event()  # the database answering, each way
         if engine.dialect.name == "postgresql":
             real = intake_module._LoopWriter._insert
 
@@ -244,10 +244,8 @@ def test_a_post_that_stopped_waiting_on_the_event_loop_before_its_turn_is_not_st
 
             monkeypatch.setattr(intake_module._LoopWriter, "_insert", slow)
         else:
-            gate = threading.Event()
             real_sync = Intake._insert
             monkeypatch.setattr(Intake, "_insert", lambda self, b: (gate.wait(30), real_sync(self, b))[1])
-            asyncio.get_running_loop().call_later(0.5, gate.set)
         intake = Intake(engine, rules=WebhookRules)
         first = asyncio.ensure_future(intake.save(_ack(1), JSON, timeout=30))
         await asyncio.sleep(0.2)  # the first body is being stored, the database is slow
@@ -257,6 +255,7 @@ def test_a_post_that_stopped_waiting_on_the_event_loop_before_its_turn_is_not_st
         except TimeoutError:
             timed_out = True
         release.set()
+        gate.set()
         return await first, timed_out and intake.wait_settled()
 
     first, timed_out = asyncio.run(scenario())

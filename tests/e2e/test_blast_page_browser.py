@@ -3,6 +3,7 @@ inputs. AppTest cannot click a page link, nor keep widget values the way a brows
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,8 +68,11 @@ def _pick(page, option: str) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError(f"the blast picker never offered {option!r}")
 
 
-def _heading(page) -> str:  # type: ignore[no-untyped-def]
-    return page.locator("h3").first.inner_text()
+def _shows(page, name: str, blast_id: int) -> None:  # type: ignore[no-untyped-def]
+    """The page shows that blast, at its address: waited for, since a page can look drawn
+    before its next run has started on a busy machine."""
+    expect(page.locator("h3").first).to_contain_text(name, timeout=30_000)
+    expect(page).to_have_url(re.compile(rf"\?blast={blast_id}$"), timeout=30_000)
 
 
 def _messages(page, expected_count: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -83,13 +87,12 @@ def test_links_between_blasts_open_them_with_their_own_inputs(page, blasts) -> N
     _, parent_id, child_id = blasts
     page.goto(f"{page.base}/blast?blast={child_id}")
     _settle(page)
-    assert "Raya nudge" in _heading(page)
+    _shows(page, "Raya nudge", child_id)
     assert _messages(page, 2) == ["Still keen, {name}?"] * 2, "the draft's message and the follow-up's"
 
     page.get_by_text(f"Follow-up of blast #{parent_id}").click()
     _settle(page)
-    assert "Raya promo" in _heading(page)
-    assert page.url.endswith(f"?blast={parent_id}")
+    _shows(page, "Raya promo", parent_id)
     page.get_by_role("tab", name="Follow up").click()
     assert _messages(page, 1) == ["Raya is here, {name}"], "not the draft's message seen before"
     # The chain has a Follow-up 1 already (the draft): the next one is proposed past it.
@@ -106,17 +109,15 @@ def test_links_between_blasts_open_them_with_their_own_inputs(page, blasts) -> N
     page.get_by_role("button", name="Create follow-up draft").click()
     _settle(page)
     new_id = child_id + 1
-    assert page.get_by_text(f"Draft blast #{new_id} created for 3 recipients.").is_visible()
+    expect(page.get_by_text(f"Draft blast #{new_id} created for 3 recipients.")).to_be_visible(timeout=30_000)
     # Not twice by accident. Waited for: on a busy machine the new run draws the message above
     # before it reaches the button, which shows its previous state until then.
     expect(page.get_by_role("button", name="Create follow-up draft")).to_be_disabled(timeout=30_000)
 
     page.get_by_role("link", name=f"Open blast #{new_id}").first.click()
     _settle(page)
-    assert "Raya promo — Follow-up 2" in _heading(page)
-    assert page.url.endswith(f"?blast={new_id}")
+    _shows(page, "Raya promo — Follow-up 2", new_id)
 
     _pick(page, f"#{child_id} ·")
     _settle(page)
-    assert "Raya nudge" in _heading(page)
-    assert page.url.endswith(f"?blast={child_id}"), "picking a blast updates the address"
+    _shows(page, "Raya nudge", child_id)  # picking a blast updates the address

@@ -90,8 +90,9 @@ def test_a_reply_arriving_as_someone_is_ticked_leaves_the_tick_on_them(browser, 
         _tick_row(tab, 0)
         assert _ticked_names(tab) == ["Aisyah"]
         assert tab.get_by_text("The list changed since you ticked").count() == 0
-        expect(tab.get_by_text("1 new reply")).to_be_visible()
-        expect(tab.locator("a[href^='tel:+60']")).to_have_count(1)  # her number, a tap away on a phone
+        expect(tab.get_by_text("1 new reply")).to_be_visible(timeout=30_000)
+        # Her number, a tap away on a phone.
+        expect(tab.locator("a[href^='tel:+60']")).to_have_count(1, timeout=30_000)
         tab.get_by_role("button", name="Mark 1 as closed (sale)").click()
         expect(tab.get_by_text("1 person marked as closed (a sale).")).to_be_visible(timeout=30_000)
         tab.close()

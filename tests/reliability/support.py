@@ -201,7 +201,9 @@ def worker_env(db_url: str, sim_url: str, **extra: str) -> dict[str, str]:
         "WSAPME_API_URL": sim_url, "WSAPME_MASTER_URL": sim_url, "WSAPME_DEVICE": "5850",
         "WSAPME_READ_TIMEOUT": "5", "WSAPME_CONNECT_TIMEOUT": "2", "SEND_PACING": "on",
         "SEND_QUIET_HOURS": "off", "SEND_DAILY_CAP": "0", "SEND_PAUSE_EVERY": "0",
-        "SEND_JITTER_SECONDS": "0", "SEND_MIN_GAP_SECONDS": "0.02", "SEND_LEASE_SECONDS": "2",
+        # The lease well past the read timeout: a send slowed by a busy machine is not taken for
+        # a dead worker's by the other worker (which had marked it unknown, then seen it settle).
+        "SEND_JITTER_SECONDS": "0", "SEND_MIN_GAP_SECONDS": "0.02", "SEND_LEASE_SECONDS": "12",
         "STATUS_POLLING": "off", "PYTHONUNBUFFERED": "1",
     }
     env.update(extra)

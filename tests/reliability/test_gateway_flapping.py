@@ -44,7 +44,7 @@ OFFLINE = "The WhatsApp device is offline: open WSAPME and reconnect it."
 FLAPS = [
     (20, "server_error", 2, {"http_status": 408}, "HTTP 408"),
     (40, "rate_limited", 2, {"retry_after": "2"}, "asked to slow down"),
-    (60, "slow_answer", 1, {"delay": 2.5}, "unknown"),  # past the 1 s read timeout
+    (60, "slow_answer", 1, {"delay": 9.0}, "unknown"),  # far past the 3 s read timeout
     (80, "server_error", 2, {"http_status": 503}, "HTTP 503"),
     (100, "device_offline", None, {}, "pause"),
     (130, "drop_connection", 1, {}, "unknown"),
@@ -82,7 +82,7 @@ def test_a_flapping_gateway_retries_pauses_and_never_sends_twice(
 ) -> None:
     with running_simulator(seed=5) as sim:
         blast_id = launched_blast(fault_engine, SIZE)
-        worker = start_worker(worker_env(fault_db_url, sim.url, WSAPME_READ_TIMEOUT="1"), tmp_path)
+        worker = start_worker(worker_env(fault_db_url, sim.url, WSAPME_READ_TIMEOUT="3"), tmp_path)
         pauses: list[str] = []
         try:
             for at_sent, kind, times, options, effect in FLAPS:

@@ -34,7 +34,9 @@ def wait_for_sends(sim, count: int, timeout: float = 60.0) -> None:  # type: ign
 def test_a_killed_worker_never_causes_a_double_send(engine: Engine, db_url: str) -> None:
     with running_simulator() as sim:
         blast_id = launched_blast(engine, 120)
-        env = worker_env(db_url, sim.url, WSAPME_READ_TIMEOUT="2", SEND_MIN_GAP_SECONDS="0.05")
+        # One worker at a time: a short lease cannot be taken for another's.
+        env = worker_env(db_url, sim.url, WSAPME_READ_TIMEOUT="2", SEND_MIN_GAP_SECONDS="0.05",
+                         SEND_LEASE_SECONDS="2")
         for kill_after in (15, 50):  # two kills at different points of the blast
             victim = start_worker(env)
             wait_for_sends(sim, kill_after)
@@ -60,7 +62,7 @@ def test_four_workers_share_a_blast_and_its_pacing(engine: Engine, db_url: str) 
     gap = 0.05
     with running_simulator() as sim:
         blast_id = launched_blast(engine, 160)
-        env = worker_env(db_url, sim.url, WSAPME_READ_TIMEOUT="2", SEND_MIN_GAP_SECONDS=str(gap))
+        env = worker_env(db_url, sim.url, SEND_MIN_GAP_SECONDS=str(gap))
         workers = [start_worker(env, "--once") for _ in range(4)]
         outputs = [w.communicate(timeout=180)[0] for w in workers]
         assert all(w.returncode == 0 for w in workers), outputs
