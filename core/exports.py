@@ -34,8 +34,10 @@ def safe_cell(value: object) -> object:
 
 
 def to_csv(rows: Iterable[Sequence[object]], *, columns: Sequence[str]) -> bytes:
-    """UTF-8 with a BOM, so Excel shows Malay and Chinese names and emoji correctly."""
-    frame = pd.DataFrame([[safe_cell(v) for v in row] for row in rows], columns=list(columns))
+    """UTF-8 with a BOM, so Excel shows Malay and Chinese names and emoji correctly. Headings are
+    made safe as cells are: an uploaded list's own ones come back in its exports."""
+    frame = pd.DataFrame([[safe_cell(v) for v in row] for row in rows],
+                         columns=[safe_cell(c) for c in columns])
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")

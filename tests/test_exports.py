@@ -25,6 +25,11 @@ def test_safe_cell(value, expected) -> None:
     assert safe_cell(value) == expected
 
 
+def test_csv_headings_are_formula_safe_too() -> None:
+    data = to_csv([["x"]], columns=["=HYPERLINK(\"http://x\")"])
+    assert next(csv.reader(io.StringIO(data.decode("utf-8-sig")))) == ["'=HYPERLINK(\"http://x\")"]
+
+
 def test_csv_keeps_unicode_and_sql_metacharacters_verbatim() -> None:
     data = to_csv([["Robert'); DROP TABLE blasts;--", "陈伟 🎉"]], columns=["a", "b"])
     assert data.startswith(b"\xef\xbb\xbf")
