@@ -95,8 +95,14 @@ def follow_up_audience(
     return Audience(int(matching), int(left_out), int(already))
 
 
-# Follow-ups not sent yet: a second one for the same people would message them twice.
+# Follow-ups not sent yet: a second one for the same people would message them twice. A paused
+# one that never started counts too: Resume or Change time sends it.
 UNSENT_STATES = (BlastState.DRAFT, BlastState.SCHEDULED)
+
+
+def not_sent_yet() -> ColumnElement[bool]:
+    never_started = and_(Blast.state == BlastState.PAUSED, Blast.started_at.is_(None))
+    return or_(Blast.state.in_(UNSENT_STATES), never_started)
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ def pending_follow_up(
         .join(BlastRecipient, BlastRecipient.blast_id == Blast.id)
         .where(
             Blast.parent_blast_id == parent_id,
-            Blast.state.in_(UNSENT_STATES),
+            not_sent_yet(),
             BlastRecipient.phone_number.in_(select(chosen.c.phone_number)),
         )
         .group_by(Blast.id, Blast.state, Blast.follow_up_stage, Blast.total_recipients)

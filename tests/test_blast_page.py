@@ -329,6 +329,12 @@ def test_pending_follow_up_only_counts_unsent_drafts_with_these_people(engine: E
         found = pending_follow_up(s, parent_id=parent.id, selector=SELECTIONS["Sent, no reply"])
         assert (found.blast_id, found.state, found.recipients, found.overlap) == (child.id, "draft", 2, 2)
         assert pending_follow_up(s, parent_id=parent.id, selector=SELECTIONS["Received, not read"]) is None
+        child.state = "paused"  # paused before it started (its time missed): still unsent
+        s.flush()
+        assert pending_follow_up(s, parent_id=parent.id, selector=read_no_reply).state == "paused"
+        child.started_at = utcnow()  # paused halfway: they have been messaged, or are being
+        s.flush()
+        assert pending_follow_up(s, parent_id=parent.id, selector=read_no_reply) is None
         child.state = "sending"
         s.flush()
         assert pending_follow_up(s, parent_id=parent.id, selector=read_no_reply) is None

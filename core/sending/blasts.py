@@ -276,6 +276,8 @@ def reschedule(
             _take_off_who_moved_on(session, blast_id=blast_id, now=now)
     if not ok:
         session.refresh(blast)
+        if at is None and blast.state == S.SENDING:
+            return blast  # started meanwhile (its time came, or another tab): as asked
         if blast.started_at is not None and blast.state in (S.PAUSED, S.SENDING):
             raise StateConflict(f"Blast {blast_id} has started sending: it cannot be given another time.")
         _require(session, blast_id, ok, "reschedule")
@@ -334,6 +336,9 @@ def start_due_scheduled(
     query = (select(Blast.id, Blast.scheduled_at, Blast.device)
              .where(Blast.state == S.SCHEDULED, Blast.scheduled_at <= now))
     due = session.execute(query if sent_here is None else query.where(sent_here)).all()
+    # Each change asks again that the blast is still due: given another time since it was read
+    # (Change time, committed meanwhile on PostgreSQL), it waits for that time.
+    still_due = Blast.scheduled_at <= now
     started = []
     for blast_id, scheduled_at, device in due:
         could_go = scheduled_at
@@ -345,12 +350,12 @@ def start_due_scheduled(
                     f"{could_go.astimezone(zone):%d %b %H:%M})")
             change_state(
                 session, blast_id=blast_id, from_states=(S.SCHEDULED,), to_state=S.PAUSED,
-                paused_by=PausedBy.SCHEDULE,
+                paused_by=PausedBy.SCHEDULE, provided=still_due,
                 reason=f"{MISSED_SCHEDULE}{then} but nothing was running then. Resume it to send "
                 "now, give it another time (Change time), or cancel it.",
             )
         elif change_state(session, blast_id=blast_id, from_states=(S.SCHEDULED,),
-                          to_state=S.SENDING, started_at=now):
+                          to_state=S.SENDING, provided=still_due, started_at=now):
             _take_off_who_moved_on(session, blast_id=blast_id, now=now)
             started.append(blast_id)
     return started

@@ -424,3 +424,47 @@ def test_only_a_blast_that_sent_nothing_yet_gets_another_time(engine: Engine) ->
     with pytest.raises(StateConflict, match="it is cancelled"), transaction(engine) as s:
         blasts.reschedule(s, blast_id=scheduled, at=later, timezone=KL)
     assert _state(engine, started)[0] == "paused"
+
+
+@pytest.mark.postgres_only
+def test_a_blast_given_another_time_while_the_worker_starts_it_waits_for_that_time(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker read the blast as due; before it changed it, a person moved it to tomorrow
+    (committed meanwhile: PostgreSQL's UPDATE then reads the row afresh). It had been sent at once."""
+    now = utcnow()
+    due, overdue = _draft(engine), _draft(engine)
+    with transaction(engine) as s:
+        for blast_id, ahead in ((due, dt.timedelta(minutes=1)), (overdue, dt.timedelta(minutes=2))):
+            blasts.launch(s, blast_id=blast_id, at=now + ahead, device="d", timezone=KL, settings=UNPACED)
+    tomorrow = now + dt.timedelta(days=1)
+    real, moved = blasts.change_state, []
+
+    def person_moves_it_first(session, *, blast_id: int, **changes):  # type: ignore[no-untyped-def]
+        if blast_id not in moved:
+            moved.append(blast_id)
+            with transaction(engine) as other:
+                blasts.reschedule(other, blast_id=blast_id, at=tomorrow, timezone=KL, settings=UNPACED,
+                                  now=now + dt.timedelta(minutes=3))
+        return real(session, blast_id=blast_id, **changes)
+
+    monkeypatch.setattr(blasts, "change_state", person_moves_it_first)
+    with transaction(engine) as s:  # the first due, the second long past its time
+        assert blasts.start_due_scheduled(s, now=now + dt.timedelta(minutes=3),
+                                          grace=dt.timedelta(minutes=1, seconds=30), zone=KL) == []
+    monkeypatch.undo()
+    with transaction(engine) as s:
+        for blast_id in (due, overdue):
+            blast = s.get(Blast, blast_id)
+            assert (blast.state, blast.scheduled_at, blast.started_at, blast.paused_by) == (
+                "scheduled", tomorrow, None, None)
+
+
+def test_send_now_that_finds_the_blast_already_started_is_not_refused(engine: Engine) -> None:
+    blast_id = _draft(engine)
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, device="d", timezone=KL)
+    with transaction(engine) as s:
+        assert blasts.reschedule(s, blast_id=blast_id, at=None, timezone=KL).state == "sending"
+    with pytest.raises(StateConflict, match="has started sending"), transaction(engine) as s:
+        blasts.reschedule(s, blast_id=blast_id, at=utcnow() + dt.timedelta(days=1), timezone=KL)
