@@ -82,6 +82,25 @@ def _export(session: Session, *, blast_id: int, selection: str,
     return rows, export_columns(kept)
 
 
+# The blast export's headings before they were put in plain words: such a file may still be
+# uploaded again.
+EARLIER_EXPORT_COLUMNS = ("phone_number", "name", "status", "status_in_words", "opted_out", "sent_at",
+                          "delivered_at", "read_at", "replied_at", "reply_text", "later_replies",
+                          "closed_at", "error")
+
+
+def our_columns(headings: Sequence[str]) -> set[int]:
+    """Which of a file's columns are our own, when the file is one of our exports uploaded again
+    (a blast's, as now or as before, or the Replies page's): most of that export's headings are
+    there, a column or two taken out or added in a spreadsheet since. Empty otherwise."""
+    given = [str(h).strip().casefold() for h in headings]
+    for export in (EXPORT_COLUMNS, EARLIER_EXPORT_COLUMNS, REPLY_EXPORT_COLUMNS):
+        ours = {h.casefold() for h in export}
+        if len(ours & set(given)) * 3 >= len(ours) * 2:
+            return {i for i, h in enumerate(given) if h in ours}
+    return set()
+
+
 def _stage_rows(
     session: Session, *, blast_id: int, selection: str, when: Callable[[dt.datetime | None], object],
     keys: Sequence[str] = (),

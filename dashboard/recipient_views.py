@@ -390,6 +390,10 @@ def history_line(
     return f"{local(at, '%d %b %H:%M:%S')} — {move}" + (f" ({where})" if where else "")
 
 
+# The list's own columns named under the export buttons; a contacts export's dozens are counted.
+SHOWN_COLUMNS = 6
+
+
 def render_export(blast_id: int) -> None:
     selection = st.selectbox("Which recipients", list(SELECTIONS), key="export_sel")
     zone = settings().timezone
@@ -418,9 +422,11 @@ def render_export(blast_id: int) -> None:
     with reading() as s:
         theirs = s.scalar(select(Blast.upload_columns).where(Blast.id == blast_id)) or []
     if theirs:
-        headings = export_columns(theirs)[len(EXPORT_COLUMNS):]
+        headings = [plain(h) for h in export_columns(theirs)[len(EXPORT_COLUMNS):]]
+        named = headings if len(headings) <= SHOWN_COLUMNS else [
+            *headings[:SHOWN_COLUMNS - 1], f"{len(headings) - SHOWN_COLUMNS + 1} more"]
         st.caption(f"Each file holds every person's status, times and replies, and your list's own "
-                   f"columns: {and_list([plain(h) for h in headings])}.")
+                   f"columns: {and_list(named)}.")
 
 
 # (file, why, the columns to choose from, the one suggested) when the file's numbers were not

@@ -1152,3 +1152,7 @@ def test_the_export_says_it_gives_back_the_lists_own_columns(engine: Engine) -> 
     assert said == ["Each file holds every person's status, times and replies, and your list's own columns: "
                     "Branch and Status \\(your file\\)."]  # as Markdown: shown as typed
     assert not [c.value for c in _open(ids[1]).caption if "your list's own columns" in c.value]
+    with transaction(engine) as s:  # a contacts export's dozens
+        s.get(Blast, ids[0]).upload_columns = [[f"c{i}", f"Field {i}"] for i in range(40)]
+    said = [c.value for c in _open(ids[0]).caption if "your list's own columns" in c.value]
+    assert said[0].endswith("columns: Field 0, Field 1, Field 2, Field 3, Field 4 and 35 more.")

@@ -334,3 +334,35 @@ def test_a_second_file_added_to_a_draft_adds_its_own_columns_once() -> None:
     assert with_columns(None, [["branch", "Branch"]]) == [["branch", "Branch"]]
     assert with_columns([["branch", "Branch"]], [["branch", "BRANCH"], ["agent", "Agent"]]) == [
         ["branch", "Branch"], ["agent", "Agent"]]
+
+
+@pytest.mark.parametrize("headings", [
+    [h for h in EXPORT_COLUMNS if h != "Problem"] + ["Branch"],  # a column taken out in Excel
+    ["phone_number", "name", "status", "status_in_words", "opted_out", "sent_at", "delivered_at",
+     "read_at", "replied_at", "reply_text", "later_replies", "closed_at", "error", "Branch"],  # as before
+    ["Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Replies", "Blast", "Blast #",
+     "Branch"],  # the Replies page's
+])
+def test_one_of_our_exports_uploaded_again_carries_on_only_the_persons_own_columns(headings) -> None:
+    from core.csv_import import parse_csv
+    from core.csv_import.storage import upload_columns
+
+    number = headings.index("Number") if "Number" in headings else 0
+    row = ["x"] * len(headings)
+    row[number], row[headings.index("Branch")] = "012-345 6789", "Ipoh"
+    report = parse_csv(to_csv([row], columns=headings), filename="again.csv")
+    assert upload_columns(report, report.recipients) == [["branch", "Branch"]]
+
+
+def test_a_second_file_that_adds_no_one_adds_no_columns(engine: Engine) -> None:
+    from core.csv_import import add_recipients, create_draft_blast_from_import, parse_csv
+
+    with transaction(engine) as s:
+        blast = create_draft_blast_from_import(
+            s, report=parse_csv(b"Name,Phone\nAisyah,012-345 6789\n", filename="a.csv"), tag="CNY")
+        again = parse_csv(b"Name,Phone,Branch\nAisyah,012-345 6789,Ipoh\n", filename="b.csv")
+        assert add_recipients(s, blast=blast, report=again) == 0
+        assert blast.upload_columns is None, "her row, and its cells, are the first file's"
+        more = parse_csv(b"Name,Phone,Branch\nSiti,013-456 7890,Klang\n", filename="c.csv")
+        assert add_recipients(s, blast=blast, report=more) == 1
+        assert blast.upload_columns == [["branch", "Branch"]]

@@ -490,19 +490,19 @@ def _check_result(result: object) -> None:
             json.dumps(event.raw, allow_nan=False)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 @given(body=st.binary(max_size=2000), content_type=CONTENT_TYPES)
 def test_arbitrary_bytes_never_raise(body: bytes, content_type: str | None) -> None:
     _check_result(parse_webhook(body, content_type))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 @given(value=JSONISH, numbering=st.sampled_from(["baileys", "wwebjs"]))
 def test_arbitrary_json_structures_never_raise(value: object, numbering: str) -> None:
     _check_result(parse_webhook(json.dumps(value).encode(), JSON, numbering=numbering))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=5000)
 @given(fields=st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8),
                               st.text(max_size=40) | JSONISH.map(json.dumps), max_size=8))
 def test_arbitrary_forms_never_raise(fields: dict[str, str]) -> None:
@@ -575,7 +575,7 @@ RAW_JSONISH = st.recursive(
 )
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 @given(value=RAW_JSONISH, ascii_only=st.booleans(), nest=st.integers(0, 40))
 def test_a_body_read_without_scrubbing_is_what_scrubbing_would_give(
     value: object, ascii_only: bool, nest: int

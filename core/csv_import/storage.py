@@ -223,10 +223,14 @@ def add_recipients(
     statement = _insert_ignoring_duplicates(session)
     left_out = set(leave_out)
     kept = [row for row in report.recipients if row.phone not in left_out]
+    # A number already on the blast keeps its row (and its cells): only the new rows' count.
+    there = set(session.scalars(select(BlastRecipient.phone_number).where(
+        BlastRecipient.blast_id == blast.id))) if before else set()
+    added = [row for row in kept if row.phone not in there]
     for chunk in _chunks(kept, INSERT_CHUNK):
         session.execute(statement, [_recipient_values(blast.id, row) for row in chunk])
     total = _recipient_count(session, blast.id)
-    blast.upload_columns = with_columns(blast.upload_columns, upload_columns(report, kept)) or None
+    blast.upload_columns = with_columns(blast.upload_columns, upload_columns(report, added)) or None
     blast.total_recipients = total
     blast.skipped_opted_out = (blast.skipped_opted_out or 0) + report.counts[Outcome.SUPPRESSED]
     session.flush()
@@ -238,17 +242,14 @@ def upload_columns(report: ImportReport, rows: Sequence[RowResult]) -> list[list
     order; left out, a column empty in every row kept (a contacts export's many unused ones),
     and, in one of our own exports uploaded again, our columns (what became of another blast's
     message is not the person's to carry on; the file's own columns are)."""
-    from core.exports import EXPORT_COLUMNS
+    from core.exports import our_columns
 
     columns = report.columns
     labelled = (i for pair in columns.each_phone for i in pair if i is not None)
-    taken = {columns.phone, *columns.names, *labelled}
-    ours = {heading.casefold() for heading in EXPORT_COLUMNS}
-    if ours <= {heading.casefold() for heading in columns.headers}:
-        taken |= {i for i, heading in enumerate(columns.headers) if heading.casefold() in ours}
+    taken = {columns.phone, *columns.names, *labelled, *our_columns(columns.headers)}
     kept = []
     for index, (key, heading) in enumerate(zip(columns.keys, columns.headers, strict=False)):
-        if index in taken or key in ("phone", "name") or any(key == k for k, _ in kept):
+        if index in taken or key in ("phone", "name"):
             continue
         if any(str(row.variables.get(key) or "").strip() for row in rows):
             kept.append([key, heading])
