@@ -72,11 +72,18 @@ def render_pacing(device: str) -> bool:
         # Saved by Save pace's callback, before this run read the saved pace: what is drawn
         # below, the caption and the button's colour included, is already after the save.
         changed = _differs(rules, gap=gap, jitter=jitter, cap=cap, every=every, pause=pause, quiet=quiet)
-        if device not in PRACTICE_DEVICES and (risks := _risks(gap, jitter, cap, every, pause, quiet)):
-            st.warning(f"This pace risks your WhatsApp number being flagged as spam: {and_list(risks)}. "
-                       f"{_CAREFUL}", icon=":material/warning:")
+        practice = device in PRACTICE_DEVICES
+        if risks := _risks(gap, jitter, cap, every, pause, quiet):
+            if practice:  # nothing real at risk yet: said, so that a trial learns it
+                st.info(f"Fine for practice. On WhatsApp, this pace would risk your number being flagged "
+                        f"as spam: {and_list(risks)}.", icon=":material/science:")
+            else:
+                st.warning(f"This pace risks your WhatsApp number being flagged as spam: {and_list(risks)}. "
+                           f"{_CAREFUL}", icon=":material/warning:")
         st.caption(
-            f"The pace belongs to the WhatsApp device ({device}): every blast it sends uses it."
+            ("This is practice mode's pace: every practice blast uses it; your WhatsApp number keeps a "
+             "pace of its own, the careful one until it is changed." if practice else
+             f"The pace belongs to the WhatsApp device ({device}): every blast it sends uses it.")
             + (" **Changed: press Save pace to use it.**" if changed else "")
         )
         b1, b2 = st.columns(2)
@@ -86,7 +93,7 @@ def render_pacing(device: str) -> bool:
             b2.button("Put the saved pace back", key="p_reset", on_click=_show_saved_pace)
         said = st.session_state.pop(_PACE_SAID, None)  # once: the next change takes it away
         if said == _SAVED:
-            st.success("Pace saved for this WhatsApp device.")
+            st.success(f"Pace saved for {'practice mode' if practice else 'this WhatsApp device'}.")
         elif said:
             st.error(said)
     return not changed

@@ -192,9 +192,11 @@ with polling:
                  f"{cfg.poll_webhook_silence_minutes:g} minutes (checked {ago(health.polling_seen)}).")
     round_ = state.get("last_round") if state else None
     if round_:
-        changed = round_["changed"]
-        st.caption(f"The last time the tracker asked WSAPME, about {plural(round_['asked'], 'message')}, "
-                   f"{'none' if not changed else f'{changed:,}'} had a new status.")
+        changed, asked = round_["changed"], round_["asked"]
+        news = "none" if not changed else f"{changed:,}"
+        st.caption("The last time the tracker looked, it had no messages to ask the gateway about."
+                   if not asked else f"The last time the tracker asked the gateway, about "
+                   f"{plural(asked, 'message')}, {news} had a new status.")
 
 st.subheader("Database and time")
 st.write("All blasts, recipients and statuses are kept in the database, which is working.")

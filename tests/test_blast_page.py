@@ -1040,6 +1040,24 @@ def test_a_pace_typed_that_risks_the_number_is_warned_of_before_it_is_saved(
                               "careful start: 8 seconds plus up to 7")
 
 
+def test_a_risky_pace_in_practice_mode_is_said_for_later_not_warned_of(engine: Engine) -> None:
+    """A trial typing quiet hours off learnt nothing of the risk, and was told the pace was saved
+    "for this WhatsApp device", which was practice mode's."""
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending", device="sandbox")
+        make_recipient(s, blast, status="QUEUED")
+        blast_id = blast.id
+    at = _open(blast_id)
+    at.text_input(key="p_quiet").set_value("off").run()
+    assert not [w for w in at.warning if "flagged as spam" in w.value]
+    assert [i.value for i in at.info if "flagged" in i.value] == [
+        "Fine for practice. On WhatsApp, this pace would risk your number being flagged as spam: no quiet "
+        "hours (messages at night)."]
+    assert any(c.value.startswith("This is practice mode's pace") for c in at.caption)
+    at.button(key="p_save").click().run()
+    assert "Pace saved for practice mode." in [s.value for s in at.success]
+
+
 def test_the_blast_picker_says_what_each_blasts_day_is(engine: Engine) -> None:
     """"cny_list · 27 Nov · CNY Sale · 28 Nov 2026": two days side by side, unsaid which is what."""
     day = dt.datetime(2026, 11, 27, 16, 30, tzinfo=dt.UTC)  # 28 Nov 00:30 in Kuala Lumpur
