@@ -40,7 +40,7 @@ from core.sending.progress import Progress, blast_progress, rules_for
 from dashboard.charts import funnel_figure
 from dashboard.compose import bubble_html, has_passed, quiet_hours_note, render_when
 from dashboard.data import get_engine, reading, session, settings
-from dashboard.finish_note import held_words, not_going_out, waiting_note
+from dashboard.finish_note import held_words, made_words, not_going_out, waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
 from dashboard.kept_upload import BLASTS_MADE
 from dashboard.layout import friendly_errors
@@ -351,6 +351,9 @@ def render_actions(blast: Blast) -> None:
                 _act("cancel the blast", blasts.cancel, blast.id)
 
 
+RESCHEDULED = "rescheduled"
+
+
 def can_reschedule(blast: Blast) -> bool:
     """A blast that has sent nothing yet can be given another time: a scheduled one, or one
     paused before it started (its time missed, or paused while it waited)."""
@@ -370,8 +373,11 @@ def _render_reschedule(blast: Blast, place: Any) -> None:
         label = "Send now" if at is None else f"Send at {local(at, '%a %d %b, %H:%M')}"
         if st.button(label, key=f"{key}_go", type="primary", disabled=has_passed(at),
                      icon=":material/send:" if at is None else ":material/schedule:"):
-            _act("change the blast's time",
-                 functools.partial(blasts.reschedule, at=at, timezone=settings().timezone), blast.id)
+            with friendly_errors("change the blast's time") as done, session() as s:
+                state = blasts.reschedule(s, blast_id=blast.id, at=at, timezone=settings().timezone).state
+            if done.ok:
+                flash(RESCHEDULED, made_words(blast.id, state))  # said above, the popover closed
+                st.rerun()
 
 
 def resume_help(blast: Blast, *, now: dt.datetime | None = None) -> str:

@@ -8,6 +8,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import streamlit as st
+from sqlalchemy import select
 
 from core.models import Blast, BlastState, Device, utcnow
 from core.sending import gateways
@@ -77,6 +78,11 @@ def made_words(blast_id: int, state: str) -> str:
             ahead = queued_ahead(s, device=blast.device, blast_id=blast_id) if blast else Ahead()
         if ahead.messages:
             return f"Blast #{blast_id} is in line to send: {waiting_words(ahead)}."
+    if state == BlastState.SCHEDULED:
+        with reading() as s:
+            at = s.scalar(select(Blast.scheduled_at).where(Blast.id == blast_id))
+        if at is not None:
+            return f"Blast #{blast_id} is scheduled for {at.astimezone(settings().timezone):%a %d %b, %H:%M}."
     return f"Blast #{blast_id} {words.get(state, state)}."
 
 

@@ -15,6 +15,8 @@ from dashboard.pacing_views import render_pacing
 page_header("Blast detail")
 if deleted := views.take_flash("deleted"):
     st.success(deleted, icon=":material/delete:")
+if moved := views.take_flash(views.RESCHEDULED):
+    st.success(moved, icon=":material/event:")
 
 with reading() as s:
     choices = s.execute(

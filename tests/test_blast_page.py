@@ -1143,6 +1143,7 @@ def test_a_scheduled_blast_is_given_another_time_or_sent_now(engine: Engine) -> 
         assert (s.get(Blast, blast_id).state, s.get(Blast, blast_id).scheduled_at) == ("scheduled", moved)
     assert [i.value for i in at.info if i.value.startswith("Scheduled for")] == [
         f"Scheduled for {moved:%d %b %Y, %H:%M}."]
+    assert f"Blast #{blast_id} is scheduled for {moved:%a %d %b}, 14:30." in [s.value for s in at.success]
 
     # A time gone by is refused before it is sent for.
     at.date_input(key=f"{key}_day").set_value(dt.datetime.now(zone).date() - dt.timedelta(days=1)).run()
@@ -1155,6 +1156,7 @@ def test_a_scheduled_blast_is_given_another_time_or_sent_now(engine: Engine) -> 
     with transaction(engine) as s:
         blast = s.get(Blast, blast_id)
         assert (blast.state, blast.scheduled_at) == ("sending", None) and blast.started_at is not None
+    assert f"Blast #{blast_id} is sending now." in [s.value for s in at.success]
     assert f"{key}_go" not in {b.key for b in at.button}, "it has started: Pause and Resume from here"
     assert f"reschedule_{started_id}_go" not in {b.key for b in _open(started_id).button}
 
