@@ -60,18 +60,24 @@ def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def export_columns(upload_columns: Sequence[Sequence[str]] | None) -> list[str]:
+def export_columns(upload_columns: Sequence[Sequence[str]] | None,
+                   ours: Sequence[str] = EXPORT_COLUMNS) -> list[str]:
     """The export's headings: ours, then the uploaded list's other columns under the file's own
     headings ("Branch", "Agent"), one that is also ours said as the file's ("Status (your file)")."""
-    ours = {name.casefold() for name in EXPORT_COLUMNS}
-    theirs = []
-    for _, heading in upload_columns or ():
-        heading = str(heading).strip() or "Column"
-        while heading.casefold() in ours:
-            heading = f"{heading} (your file)"
-        ours.add(heading.casefold())
-        theirs.append(heading)
-    return [*EXPORT_COLUMNS, *theirs]
+    return [*ours, *(theirs for _, theirs in _their_headings([h for _, h in upload_columns or ()], ours))]
+
+
+def _their_headings(headings: Iterable[str], ours: Sequence[str]) -> list[tuple[str, str]]:
+    """Each of a file's headings, and how an export beside `ours` heads it."""
+    taken = {name.casefold() for name in ours}
+    said = []
+    for heading in headings:
+        shown = str(heading).strip() or "Column"
+        while shown.casefold() in taken:
+            shown = f"{shown} (your file)"
+        taken.add(shown.casefold())
+        said.append((heading, shown))
+    return said
 
 
 def _export(session: Session, *, blast_id: int, selection: str,
@@ -155,28 +161,35 @@ def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzin
 # Headed in the team's words, as the page shows them; nothing reads this file back by its headings
 # ("Number" and "Name" are still what a new blast or a list of sales finds its columns by).
 REPLY_EXPORT_COLUMNS = ("Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Replies", "Blast",
-                        "Blast #")
+                        "Tag", "Blast #")
 
 
 def _reply_rows(
     session: Session, *, filters: InboxFilter, when: Callable[[dt.datetime | None], object]
-) -> Iterator[tuple[object, ...]]:
-    found = inbox_page(session, filters=filters, page_size=None)
-    for r in found.rows:
-        yield (when(r.last_reply_at), r.contact_name or "", r.phone_number,
-               status_in_words(r.status) or r.status, _yes(r.opted_out), reply_words(r.last_reply), r.replies,
-               r.blast_name or "", r.blast_id)
+) -> tuple[list[tuple[object, ...]], list[str]]:
+    """The rows, and their headings: ours, then the uploaded lists' own columns (Branch,
+    Agent…), each heading once however many blasts' lists have it."""
+    found = inbox_page(session, filters=filters, page_size=None).rows
+    headings = list(dict.fromkeys(heading for r in found for heading, _ in r.own))
+    shown = _their_headings(headings, REPLY_EXPORT_COLUMNS)
+    rows = [
+        (when(r.last_reply_at), r.contact_name or "", r.phone_number, status_in_words(r.status) or r.status,
+         _yes(r.opted_out), reply_words(r.last_reply), r.replies, r.blast_name or "", r.blast_tag or "",
+         r.blast_id, *(dict(r.own).get(heading, "") for heading in headings))
+        for r in found
+    ]
+    return rows, [*REPLY_EXPORT_COLUMNS, *(said for _, said in shown)]
 
 
 def replies_csv(session: Session, *, filters: InboxFilter, zone: dt.tzinfo) -> bytes:
     """Everyone the Replies page lists for these filters (every page of it), latest reply first."""
-    return to_csv(_reply_rows(session, filters=filters, when=lambda t: _local(t, zone)),
-                  columns=REPLY_EXPORT_COLUMNS)
+    rows, columns = _reply_rows(session, filters=filters, when=lambda t: _local(t, zone))
+    return to_csv(rows, columns=columns)
 
 
 def replies_xlsx(session: Session, *, filters: InboxFilter, zone: dt.tzinfo) -> bytes:
-    rows = _reply_rows(session, filters=filters, when=lambda t: _excel_time(t, zone))
-    return to_xlsx(rows, columns=REPLY_EXPORT_COLUMNS, sheet="Replies")
+    rows, columns = _reply_rows(session, filters=filters, when=lambda t: _excel_time(t, zone))
+    return to_xlsx(rows, columns=columns, sheet="Replies")
 
 
 # Rows read to size the columns: enough to see the usual lengths, without holding a long list in memory.

@@ -86,6 +86,10 @@ class InboxRow:
     last_reply: str
     replies: int  # every reply they sent, the ones before the window too
     blast_date: dt.datetime | None = None  # when the blast went: tells apart blasts of one name
+    blast_tag: str | None = None
+    # Their cells in the uploaded list's own columns (Branch, Agent…), (heading, value), blank
+    # ones left out: who in the team is theirs to call.
+    own: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,17 +125,39 @@ def inbox_page(
         ordered = ordered.offset((page - 1) * page_size).limit(page_size)
     found = session.execute(ordered).all()
     latest = _latest_replies(session, recipient_ids=[row.recipient_id for row in found])
+    columns = _upload_columns(session, blast_ids={row.blast_id for row in found})
     rows = [
         InboxRow(
             recipient_id=row.recipient_id, blast_id=row.blast_id, blast_name=row.blast_name,
             phone_number=row.phone_number, contact_name=row.contact_name, status=row.status,
             opted_out=row.opted_out, last_reply_at=row.last_at, last_reply=latest[row.recipient_id][0],
-            replies=latest[row.recipient_id][1], blast_date=row.blast_date,
+            replies=latest[row.recipient_id][1], blast_date=row.blast_date, blast_tag=row.blast_tag,
+            own=own_cells(columns.get(row.blast_id), row.variables),
         )
         for row in found
     ]
     return InboxPage(rows=rows, total=total, replied=counts.people, to_follow_up=counts.people_to_follow_up,
                      page=page, pages=pages)
+
+
+def _upload_columns(session: Session, *, blast_ids: set[int]) -> dict[int, list[list[str]]]:
+    ids = sorted(blast_ids)
+    found: dict[int, list[list[str]]] = {}
+    for start in range(0, len(ids), _IDS_PER_LOOKUP):
+        found.update((blast_id, columns) for blast_id, columns in session.execute(
+            select(Blast.id, Blast.upload_columns)
+            .where(Blast.id.in_(ids[start:start + _IDS_PER_LOOKUP]), Blast.upload_columns.is_not(None))))
+    return found
+
+
+def own_cells(
+    columns: list[list[str]] | None, variables: dict[str, Any] | None
+) -> tuple[tuple[str, str], ...]:
+    """A recipient's cells in their list's own columns, (heading, value), in the file's order;
+    blank ones left out."""
+    cells = variables or {}
+    return tuple((heading, str(cells[key]).strip()) for key, heading in columns or ()
+                 if str(cells.get(key) or "").strip())
 
 
 def as_they_stand(session: Session, rows: list[InboxRow]) -> list[InboxRow] | None:
@@ -206,7 +232,7 @@ def _matching(filters: InboxFilter) -> Select:
     query = (
         select(
             window.c.recipient_id, window.c.last_at, BlastRecipient.blast_id, Blast.name.label("blast_name"),
-            Blast.blast_date,
+            Blast.blast_date, Blast.blast_tag, BlastRecipient.variables,
             BlastRecipient.phone_number, BlastRecipient.contact_name, BlastRecipient.status,
             exists().where(OptOut.phone_number == BlastRecipient.phone_number).label("opted_out"),
         )

@@ -280,6 +280,8 @@ def _render_chosen(chosen: list[InboxRow]) -> None:
             if row.opted_out:
                 st.warning("They asked not to be messaged: no blast will send to them.",
                            icon=":material/block:")
+            if about := about_words(row):
+                st.caption(about)
             digits = "".join(c for c in row.phone_number if c.isdigit())
             # Both open on a phone: its dialer, or WhatsApp.
             st.markdown(f"[Call {plain(row.phone_number)}](tel:+{digits}) or "
@@ -388,6 +390,14 @@ def blast_labels(rows: list[InboxRow]) -> list[str | None]:
 
 def blast_link(blast_id: int, name: str | None) -> str:
     return f"/blast?blast={blast_id}#{quote(name or f'Blast #{blast_id}', safe='')}"
+
+
+def about_words(row: InboxRow) -> str:
+    """ "Campaign **CNY** · Agent: Farid · Branch: Ipoh": their campaign, and their cells in the
+    uploaded list's own columns (whose customer they are, where)."""
+    parts = [f"Campaign **{plain(row.blast_tag)}**"] if row.blast_tag else []
+    parts += [f"{plain(heading)}: {plain(value)}" for heading, value in row.own]
+    return " · ".join(parts)
 
 
 def person_label(row: InboxRow) -> str:

@@ -158,6 +158,49 @@ def test_the_replies_list_exports_every_page_latest_first(engine: Engine, export
     assert aisyah["Status"] == "Replied"
 
 
+@pytest.mark.parametrize("export", ["csv", "xlsx"])
+def test_the_replies_list_carries_each_lists_own_columns_and_the_tag(engine: Engine, export: str) -> None:
+    """A sales team calls from it: whose customer each one is (the list's Agent, Branch) came
+    only with a blast's own export."""
+    import openpyxl
+
+    from core.exports import replies_csv, replies_xlsx
+    from core.models import RecipientReply, utcnow
+    from core.reply_inbox import InboxFilter
+
+    now = utcnow().replace(microsecond=0)
+    with transaction(engine) as s:
+        raya = make_blast(s, name="Raya", blast_tag="Raya 2026",
+                          upload_columns=[["agent", "Agent"], ["branch", "Branch"], ["status", "Status"]])
+        cny = make_blast(s, name="CNY", blast_tag="CNY",
+                         upload_columns=[["agent", "Agent"], ["product", "Product"]])
+        plain = make_blast(s, name="Old list", blast_tag="Old")
+        for minutes, blast, name, cells in (
+            (30, raya, "Aisyah", {"agent": "Farid", "branch": "Ipoh", "status": "VIP"}),
+            (20, cny, "Ben", {"agent": "Mei", "product": "Durian"}),
+            (10, plain, "Chong", {"agent": "not a column of its list"}),
+        ):
+            person = make_recipient(s, blast, status="REPLIED", contact_name=name, variables=cells)
+            s.add(RecipientReply(recipient_id=person.id, text="Nak",
+                                 replied_at=now - dt.timedelta(minutes=minutes)))
+    zone = ZoneInfo("Asia/Kuala_Lumpur")
+    filters = InboxFilter(since=(now - dt.timedelta(days=1)).astimezone(zone).date(), timezone=zone.key)
+    with transaction(engine) as s:
+        if export == "csv":
+            data = replies_csv(s, filters=filters, zone=zone)
+            reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+            rows, header = list(reader), reader.fieldnames
+        else:
+            sheet = openpyxl.load_workbook(io.BytesIO(replies_xlsx(s, filters=filters, zone=zone))).active
+            header, *cells = [[c.value or "" for c in row] for row in sheet.iter_rows()]
+            rows = [dict(zip(header, row, strict=True)) for row in cells]
+    assert header[-4:] == ["Agent", "Product", "Branch", "Status (your file)"]  # as they first come
+    seen = ("Name", "Tag", "Agent", "Branch", "Status (your file)", "Product")
+    assert [tuple(r[h] for h in seen) for r in rows] == [
+        ("Chong", "Old", "", "", "", ""), ("Ben", "CNY", "Mei", "", "", "Durian"),
+        ("Aisyah", "Raya 2026", "Farid", "Ipoh", "VIP", "")]
+
+
 @pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
 def test_a_number_that_opted_out_anywhere_is_marked_in_the_export(engine: Engine, export) -> None:
     """Someone who said stop to another blast may still be in this one's "read, no reply":

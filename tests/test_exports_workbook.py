@@ -27,7 +27,7 @@ REPLIED_AT = dt.datetime(2026, 3, 2, 2, 30, 15, tzinfo=dt.UTC)  # 10:30:15 in Ku
 FILTERS = InboxFilter(since=dt.date(2026, 3, 1), timezone=KL.key)
 LONG_REPLY = "Berapa harga untuk dua kotak, dan boleh hantar ke Shah Alam minggu depan? " * 4
 REPLIES_HEADINGS = ["Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Replies", "Blast",
-                    "Blast #"]
+                    "Tag", "Blast #"]
 
 
 def _two_who_replied(engine: Engine) -> int:

@@ -167,7 +167,7 @@ def test_ticking_shows_every_reply_and_a_link_that_opens_the_blast(engine: Engin
     bubbles = [b.value for b in conversation.get("html")]
     assert len(bubbles) == 3
     assert "Berapa harga?" in bubbles[1] and "2 boxes please, to Shah Alam" in bubbles[2]
-    assert len(conversation.caption) == 3, "the message sent and each reply with its time"
+    assert len(conversation.caption) == 4, "the campaign, the message sent and each reply with its time"
     assert at.button(key="rpl_close").label == "Mark 1 as closed (sale)"
     _follow(at, "Open the blast “Raya promo”")
     assert "Raya promo" in _heading(at)
@@ -504,12 +504,25 @@ def test_the_conversation_starts_with_the_message_they_were_sent(engine: Engine)
     assert SENT_TO_AISYAH in bubbles[0] and "Berapa harga?" in bubbles[1]
     with transaction(engine) as s:  # as stored, not "4 h ago" again: the minute may have turned since
         sent = s.get(BlastRecipient, ids["aisyah"]).sent_at.astimezone(ZoneInfo(KL))
-    assert aisyah.caption[0].value == f"{sent:%d %b %H:%M}"
+    assert [c.value for c in aisyah.caption][:2] == ["Campaign **Raya**", f"{sent:%d %b %H:%M}"]
     [ben] = [e for e in at.expander if e.label == "Ben · +60123456782"]
     assert "The message sent to them was not kept." in [c.value for c in ben.caption]
     [reach] = [m.value for m in aisyah.markdown if "tel:" in m.value]  # on a phone, a tap away
     assert "](tel:+60123456781)" in reach and "](https://wa.me/60123456781)" in reach
     assert "Ada stok?" in ben.get("html")[0].value
+
+
+def test_a_ticked_person_shows_their_cells_in_the_lists_own_columns(engine: Engine) -> None:
+    """Whose customer they are (the list's Agent, Branch) had been only in the blast's export."""
+    ids = _three_people(engine)
+    with transaction(engine) as s:
+        s.get(Blast, ids["raya"]).upload_columns = [
+            ["agent", "Agent"], ["branch", "Branch"], ["notes", "Notes"]]
+        s.get(BlastRecipient, ids["aisyah"]).variables = {
+            "agent": "Farid", "branch": "Shah Alam", "notes": ""}
+    at = _tick(run_page(REPLIES), [ids["aisyah"], ids["ben"]], [0])
+    [aisyah] = [e for e in at.expander if e.label == "Aisyah · +60123456781"]
+    assert aisyah.caption[0].value == "Campaign **Raya** · Agent: Farid · Branch: Shah Alam"
 
 
 def test_a_lone_stranger_is_counted_even_when_no_one_replied(engine: Engine) -> None:
