@@ -158,7 +158,7 @@ def test_a_choice_that_leaves_nothing_to_read_can_be_undone() -> None:
 
 def test_a_changed_pace_says_it_is_not_used_until_saved() -> None:
     at = upload(new_blast(), "contacts.csv", CONTACTS)
-    assert "every blast it sends uses it" in captions(at) and "Changed" not in captions(at)
+    assert "every practice blast uses it" in captions(at) and "Changed" not in captions(at)
     at.number_input(key="p_gap").set_value(45.0).run()
     assert "Changed: press Save pace to use it." in captions(at)
     assert at.button(key="p_save").proto.type == "primary"
@@ -567,7 +567,7 @@ def test_the_pace_step_shows_every_pace_the_settings_allow(
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     at = upload(new_blast(), "contacts.csv", CONTACTS)
-    assert "every blast it sends uses it" in captions(at) and "Changed" not in captions(at)
+    assert "every practice blast uses it" in captions(at) and "Changed" not in captions(at)
 
 
 def test_a_saved_pace_beyond_the_usual_limits_is_shown_and_kept_as_saved(engine: Engine) -> None:
