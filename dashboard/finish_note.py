@@ -211,8 +211,8 @@ def render_finish(
     if not finish:
         return
     zone = cfg.timezone
-    # A scheduled blast's messages take from its first one: a start in quiet hours waits for their end.
-    begins = start and (after_quiet_hours(rules, start, zone) if cfg.send_pacing == "on" else start)
+    # The messages take from the first one: a start in quiet hours, now or scheduled, waits for their end.
+    begins = after_quiet_hours(rules, start or now, zone) if cfg.send_pacing == "on" else start or now
     st.write(_estimate_words(finish, recipients=recipients, now=now, begins=begins, start=start, zone=zone))
     sent_today = sent_on_first_day(rules, now=start or now, zone=zone, sent_day=row.sent_day if row else None,
                                    sent_in_day=row.sent_in_day if row else 0)
@@ -235,6 +235,11 @@ def _estimate_words(
             return (f"At this pace, {_messages(recipients)} {_s('finish', recipients)} around "
                     f"{finish_at} if sent now: "
                     f"{_about(finish.at - now)} from now, as other blasts go first.")
+        if begins is not None and begins > now:  # quiet hours now: the night is not sending time
+            return (f"Sent now, {_messages(recipients)} {_s('start', recipients)} when quiet hours end, "
+                    f"**{begins.astimezone(zone):%a %H:%M}**, {_s('take', recipients)} "
+                    f"{_about(finish.at - begins)} at this pace and {_s('finish', recipients)} around "
+                    f"{finish_at}.")
         return (f"At this pace, {_messages(recipients)} {_s('take', recipients)} "
                 f"{_about(finish.at - now)} and {_s('finish', recipients)} around {finish_at} if sent now.")
     scheduled = f"Scheduled for **{start.astimezone(zone):%a %d %b, %H:%M}**"

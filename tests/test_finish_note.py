@@ -159,6 +159,20 @@ def test_quiet_hours_inside_the_send_are_said_with_the_finish(
     assert any(f"finish around **{finish:%a %d %b, %H:%M}**" in m.value for m in at.markdown)
 
 
+def test_sent_now_inside_quiet_hours_the_night_is_not_counted_as_sending_time(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 01:25 it had said "25 messages take about 7 h 39 min": the wait until 09:00 as if sending."""
+    begins = (dt.datetime.now(KL) - dt.timedelta(minutes=30)).replace(second=0, microsecond=0)
+    ends = begins + dt.timedelta(hours=2)
+    _pace(monkeypatch, SEND_QUIET_HOURS=f"{begins:%H:%M}-{ends:%H:%M}")
+    at = new_blast_with(THREE)
+    finish = ends + dt.timedelta(hours=2)  # one an hour from their end
+    assert [m.value for m in at.markdown if m.value.startswith("Sent now")] == [
+        f"Sent now, **3** messages start when quiet hours end, **{ends:%a %H:%M}**, take about **2 h** at "
+        f"this pace and finish around **{finish:%a %d %b, %H:%M}**."]
+
+
 def _schedule(at: AppTest, day: dt.date, clock: dt.time) -> AppTest:
     at.radio(key="when").set_value("Schedule for later").run()
     at.date_input(key="when_day").set_value(day)
