@@ -290,8 +290,9 @@ class ChainPeople:
     the chain's messages reached them: the campaign's outcome."""
 
     messaged: int
-    replied: int
+    replied: int  # wrote back on WhatsApp
     closed: int
+    closed_silently: int = 0  # of the closed, those who never wrote back (a sale from a call, a file)
 
 
 def chain_people(session: Session, *, blast_id: int) -> ChainPeople:
@@ -311,9 +312,10 @@ def chain_people(session: Session, *, blast_id: int) -> ChainPeople:
         .group_by(BlastRecipient.phone_number)
         .subquery()
     )
+    silent = case(((people.c.closed == 1) & (people.c.replied == 0), 1), else_=0)
     row = session.execute(select(
         func.coalesce(func.sum(people.c.sent), 0), func.coalesce(func.sum(people.c.replied), 0),
-        func.coalesce(func.sum(people.c.closed), 0),
+        func.coalesce(func.sum(people.c.closed), 0), func.coalesce(func.sum(silent), 0),
     )).one()
     return ChainPeople(*map(int, row))
 

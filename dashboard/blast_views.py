@@ -617,7 +617,8 @@ def render_chain(blast_id: int) -> None:
     # People, not messages: a follow-up goes to people the first blast reached already.
     st.markdown(
         f"Across the chain: **{plural(people.messaged, 'person', 'people')}** messaged, "
-        f"**{people.replied:,}** of them replied, **{people.closed:,}** bought.",
+        f"**{people.replied:,}** of them wrote back on WhatsApp, **{people.closed:,}** bought"
+        + (f" ({people.closed_silently:,} without writing back)." if people.closed_silently else "."),
         help="Each person counted once, however many of these blasts reached them.",
     )
 

@@ -355,7 +355,7 @@ def test_across_the_chain_counts_people_once_however_many_blasts_reached_them(en
                                replied_at=utcnow())
         parent_id = parent.id
     at = _open(parent_id)
-    chain = "Across the chain: **10 people** messaged, **5** of them replied, **1** bought."
+    chain = "Across the chain: **10 people** messaged, **5** of them wrote back on WhatsApp, **1** bought."
     assert chain in [m.value for m in at.markdown]
 
 
@@ -767,7 +767,9 @@ def test_a_sale_for_someone_who_never_replied_is_explained_under_the_funnel(engi
     at = _open(blast_id)
     assert "Replied includes 1 sale recorded for people who did not reply on WhatsApp: each stage " \
         "counts everyone who got at least that far." in [c.value for c in at.caption]
-    chain = "Across the chain: **2 people** messaged, **1** of them replied, **1** bought."
+    # More bought than wrote back read like a mistake: who bought without a word is said.
+    chain = ("Across the chain: **2 people** messaged, **1** of them wrote back on WhatsApp, **1** bought "
+             "(1 without writing back).")
     assert chain in [m.value for m in at.markdown]
 
 
