@@ -136,6 +136,12 @@ _TAG_COLOUR = ("#0f766e", "#99d5cf")
 INTERVAL_COLOUR = "#000000"
 
 
+def tag_rate_words(stage: str) -> str:
+    """A tag comparison's rate in words. Its "replied" leaves the opt-outs out, unlike the
+    funnel's, and says so."""
+    return "replied, not to opt out" if stage == "replied" else stage.replace("_", " ")
+
+
 def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
     """Each tag's rate with its 95% interval, highest first, as bars across so that names read
     flat: overlapping lines mean no proven winner, and a tag with few sent is drawn pale.
@@ -164,7 +170,7 @@ def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
     for label, value, end in zip(labels, rate, high, strict=True):
         figure.add_annotation(x=end, y=label, text=f"{value:.1f}%", showarrow=False, xanchor="left", xshift=6,
                               font={"size": 13})
-    figure.update_xaxes(title_text=f"% {stage.replace('_', ' ')}", ticksuffix="%", rangemode="tozero")
+    figure.update_xaxes(title_text=f"% {tag_rate_words(stage)}", ticksuffix="%", rangemode="tozero")
     # Room on the right for the rate of the bar whose interval reaches furthest.
     figure.update_layout(margin={"l": 10, "r": 60, "t": MODEBAR_ROOM, "b": 10},
                          height=MODEBAR_ROOM + max(210, 50 + 36 * len(tags)))

@@ -10,7 +10,7 @@ from core.funnel import closed_without_reply, filter_options, funnel, funnel_by_
 from core.models import Blast, BlastState, utcnow
 from core.statuses import Stage
 from dashboard import data
-from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, trend_figure
+from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, tag_rate_words, trend_figure
 from dashboard.data import reading, session, settings
 from dashboard.filters import nothing_matches, render_filters
 from dashboard.format import duration_words, plural, practice_left_out
@@ -177,8 +177,9 @@ with left:
     if tags_frame.empty:
         st.caption("No tags to compare yet.")
     else:
+        # "Replied" here leaves out the opt-outs, unlike the funnel's: said in the choice itself.
         stage = st.radio("Rate", ["replied", "read", "closed", OPTED_OUT], horizontal=True, key="tag_stage",
-                         format_func=lambda rate: rate.replace("_", " "))
+                         format_func=tag_rate_words)
         st.plotly_chart(tag_figure(tags_frame, stage=stage), width="stretch", key="tags")
         st.caption(
             "The thin lines show where each rate probably really lies (95%). When two tags' "

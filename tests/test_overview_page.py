@@ -231,6 +231,8 @@ def test_the_overview_says_how_many_replies_opted_out(engine: Engine) -> None:
     at.radio(key="tag_stage").set_value("replied").run()
     assert _tag_rates(at) == {"CNY (5 sent)": 20.0, "Raya (4 sent)": 50.0}, "STOP is no success"
     assert "opted out" in at.radio(key="tag_stage").options, "in words"
+    # Not the funnel's "Replied" (which counts the STOPs): the choice says so.
+    assert "replied, not to opt out" in at.radio(key="tag_stage").options
     at.radio(key="tag_stage").set_value("opted_out").run()
     assert _tag_rates(at) == {"CNY (5 sent)": 60.0, "Raya (4 sent)": 0.0}
     at.multiselect(key="flt_tags").set_value(["Raya"]).run()
