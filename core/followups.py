@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import templates
+from core.config import Settings, get_settings
 from core.errors import BadInput, NotFound
 from core.funnel import Funnel, FunnelFilter, follow_up_number, funnel, statuses_reaching
-from core.models import Blast, BlastRecipient, BlastState, OptOut, longest
+from core.models import Blast, BlastRecipient, BlastState, OptOut, longest, utcnow
 from core.recipients import StageSelector, select_recipients
 from core.statuses import Stage, Status
 
@@ -211,6 +213,108 @@ def drop_moved_on(session: Session, *, blast_id: int, now: dt.datetime | None = 
     ).rowcount
     count_moved_on(session, blast_id=blast_id, removed=removed)
     return removed
+
+
+# Kept in `blasts.follow_up_selector` beside the choice: a follow-up scheduled ahead takes its
+# people as it starts (whoever then matches), and whether it may send with a blank left empty.
+CHOSEN_AT_START = "chosen_at_start"
+ALLOW_BLANKS = "allow_blanks"
+
+
+def chosen_at_start(blast: Blast) -> bool:
+    """A follow-up scheduled ahead, whose people are whoever matches its choice as it starts."""
+    return bool(blast.parent_blast_id and (blast.follow_up_selector or {}).get(CHOSEN_AT_START))
+
+
+def blanks_among(session: Session, *, parent_id: int, selector: StageSelector, message_template: str) -> int:
+    """How many of the parent's people the choice could still pick, whatever the time (not
+    opted out), would get the message with a gap: a follow-up scheduled ahead cannot ask then."""
+    from core.sending.blasts import recipient_variables  # the sending package reaches this module
+
+    parsed = templates.parse(message_template)
+    chosen, opted_out, _ = _candidates(parent_id, dataclasses.replace(selector, older_than=None), None)
+    rows = session.execute(select(chosen.c.contact_name, chosen.c.variables).where(~opted_out))
+    return sum(not templates.render(parsed, recipient_variables(name, cells)).ok for name, cells in rows)
+
+
+def schedule_follow_up(
+    session: Session,
+    *,
+    parent_id: int,
+    selector: StageSelector,
+    message_template: str,
+    at: dt.datetime,
+    timezone: dt.tzinfo,
+    follow_up_stage: str | None = None,
+    allow_blanks: bool = False,
+    settings: Settings | None = None,
+    now: dt.datetime | None = None,
+) -> Blast:
+    """A follow-up scheduled for `at` that takes its people as it starts: whoever then matches
+    the choice ("Read, no reply" for 24 hours, say, the day after the blast), less the opted
+    out and those another follow-up has messaged. Made right after the blast, when no one has
+    waited the hours yet."""
+    from core.csv_import.storage import check_blast_words, spelled_as_before
+    from core.sending import gateways
+    from core.sending.blasts import TIME_PASSED, first_send_at, local_time
+
+    now = now or utcnow()
+    if at <= now:
+        raise BadInput(TIME_PASSED)
+    parent = session.get(Blast, parent_id)
+    if parent is None:
+        raise NotFound(f"Blast {parent_id} does not exist.")
+    problems = templates.validate(message_template, follow_up_placeholders(session, parent_id=parent_id))
+    if problems:
+        raise BadInput(" ".join(problems))
+    if not allow_blanks and (gaps := blanks_among(session, parent_id=parent_id, selector=selector,
+                                                   message_template=message_template)):
+        raise BadInput(f"{gaps:,} of the people it may go to would get the message with a gap: take "
+                       "that placeholder out, or choose to send with the blank left empty.")
+    if follow_up_stage is not None:
+        check_blast_words(follow_up_stage=follow_up_stage)
+        follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage)
+    stage = follow_up_stage or next_follow_up_stage(session, blast_id=parent.id)
+    device = parent.device or gateways.launch_device(settings or get_settings())
+    starts = first_send_at(session, device=device, when=at, settings=settings or get_settings())
+    child = Blast(
+        blast_tag=parent.blast_tag, follow_up_stage=stage, message_template=message_template,
+        name=follow_up_name(session, parent=parent, stage=stage), parent_blast_id=parent.id,
+        device=device, state=BlastState.SCHEDULED, scheduled_at=at, total_recipients=0,
+        blast_date=starts, blast_time=local_time(starts, timezone), upload_columns=parent.upload_columns,
+        follow_up_selector={**selector.as_json(), CHOSEN_AT_START: True, ALLOW_BLANKS: allow_blanks},
+    )
+    session.add(child)
+    session.flush()
+    return child
+
+
+def take_on_who_matches(session: Session, *, blast_id: int, now: dt.datetime | None = None) -> int:
+    """A follow-up scheduled ahead (`chosen_at_start`), as it starts: queue whoever now matches
+    its choice and is not on it yet, not opted out, not messaged by another follow-up. How
+    many; their messages are written by the caller (`core.sending.blasts.personalise`)."""
+    blast = session.get(Blast, blast_id)
+    if blast is None or not chosen_at_start(blast):
+        return 0
+    selector = StageSelector.from_json(blast.follow_up_selector or {})
+    chosen, opted_out, followed_up = _candidates(blast.parent_blast_id, selector, now, excluding=blast_id)
+    on_it = select(BlastRecipient.phone_number).where(BlastRecipient.blast_id == blast_id)
+    rows = session.execute(
+        select(chosen.c.phone_number, chosen.c.contact_name, chosen.c.variables)
+        .where(~opted_out, ~followed_up, chosen.c.phone_number.not_in(on_it))
+        .order_by(chosen.c.id)
+    ).all()
+    if rows:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(
+            dialect.insert(BlastRecipient).on_conflict_do_nothing(),
+            [{"blast_id": blast_id, "phone_number": r.phone_number, "contact_name": r.contact_name,
+              "variables": r.variables} for r in rows],
+        )
+        session.execute(update(Blast).where(Blast.id == blast_id)
+                        .values(total_recipients=Blast.total_recipients + len(rows))
+                        .execution_options(synchronize_session=False))
+    return len(rows)
 
 
 def count_moved_on(session: Session, *, blast_id: int, removed: int) -> None:

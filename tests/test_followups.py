@@ -83,3 +83,111 @@ def test_a_follow_up_is_named_after_the_first_blast_and_its_stage(engine: Engine
         fifth = create_follow_up(s, parent_id=staged.id, message_template="Hi",
                                  selector=SELECTIONS["Read, no reply"])
         assert fifth.name == "CNY — Follow-up 1"
+
+
+# --- a follow-up scheduled ahead: its people are whoever matches as it starts ------------------
+
+
+def _sent_an_hour_ago(engine: Engine) -> dict[str, object]:
+    """Five read a blast an hour ago: one has replied, one opted out, one has no name."""
+    import datetime as dt
+
+    from core.models import OptOut, utcnow
+
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", name="Raya promo", follow_up_stage="Initial", device="5850",
+                           upload_columns=[["branch", "Branch"]])
+        people = {}
+        for name, status in (("Aisyah", "READ_ACK"), ("Ben", "READ_ACK"), ("Chong", "REPLIED"),
+                             ("Dina", "READ_ACK"), ("", "READ_ACK")):
+            people[name or "nameless"] = make_recipient(
+                s, blast, status=status, contact_name=name or None, sent_at=hour_ago,
+                read_timestamp=hour_ago, replied_at=hour_ago if status == "REPLIED" else None,
+                variables={"branch": "Ipoh"}).phone_number
+        s.add(OptOut(phone_number=people["Dina"], source="webhook", keyword="STOP"))
+        return {"blast": blast.id, "at": hour_ago, **people}
+
+
+def test_a_follow_up_scheduled_ahead_takes_whoever_matches_as_it_starts(engine: Engine) -> None:
+    """Right after the blast no one had read it 24 hours before: the follow-up could not be made."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from core.config import Settings
+    from core.followups import schedule_follow_up
+    from core.models import Blast, BlastRecipient
+    from core.sending import blasts
+
+    kl, unpaced = ZoneInfo("Asia/Kuala_Lumpur"), Settings(_env_file=None, send_pacing="off")
+    sent = _sent_an_hour_ago(engine)
+    at = sent["at"] + dt.timedelta(hours=25)
+    read_no_reply = SELECTIONS["Read, no reply"]
+    selector = type(read_no_reply)(stage=read_no_reply.stage, not_stage=read_no_reply.not_stage,
+                                   older_than=dt.timedelta(hours=24))
+    with transaction(engine) as s:
+        child = schedule_follow_up(s, parent_id=sent["blast"], selector=selector, timezone=kl,
+                                   message_template="Still keen, {name}? {branch} has stock", at=at,
+                                   allow_blanks=True, settings=unpaced)
+        child_id = child.id
+        assert (child.state, child.total_recipients, child.device, child.name) == (
+            "scheduled", 0, "5850", "Raya promo — Follow-up 1")
+        assert (child.scheduled_at, child.blast_date) == (at, at)
+        assert child.upload_columns == [["branch", "Branch"]]
+    with transaction(engine) as s:  # Ben replies before its time: not followed up
+        ben = s.query(BlastRecipient).filter_by(phone_number=sent["Ben"], blast_id=sent["blast"]).one()
+        ben.status, ben.replied_at = "REPLIED", at - dt.timedelta(hours=2)
+    with transaction(engine) as s:
+        assert blasts.start_due_scheduled(s, now=at + dt.timedelta(minutes=1), grace=dt.timedelta(hours=1),
+                                          zone=kl) == [child_id]
+    with transaction(engine) as s:
+        rows = s.query(BlastRecipient).filter_by(blast_id=child_id).order_by(BlastRecipient.id).all()
+        assert [(r.phone_number, r.status, r.message_text) for r in rows] == [
+            (sent["Aisyah"], "QUEUED", "Still keen, Aisyah? Ipoh has stock"),
+            (sent["nameless"], "QUEUED", "Still keen, ? Ipoh has stock")]  # blanks chosen as it was scheduled
+        assert (s.get(Blast, child_id).state, s.get(Blast, child_id).total_recipients) == ("sending", 2)
+
+
+def test_a_follow_up_scheduled_ahead_refuses_gaps_unless_chosen_and_a_past_time(engine: Engine) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from core.errors import BadInput
+    from core.followups import schedule_follow_up
+    from core.models import utcnow
+
+    sent = _sent_an_hour_ago(engine)
+    kl = ZoneInfo("Asia/Kuala_Lumpur")
+    ahead = {"parent_id": sent["blast"], "selector": SELECTIONS["Read, no reply"], "timezone": kl}
+    with pytest.raises(BadInput, match="1 of the people it may go to would get the message with a gap"), \
+            transaction(engine) as s:
+        schedule_follow_up(s, message_template="Hi {name}", at=utcnow() + dt.timedelta(days=1), **ahead)
+    with pytest.raises(BadInput, match="That time has passed"), transaction(engine) as s:
+        schedule_follow_up(s, message_template="Hi", at=utcnow() - dt.timedelta(minutes=1), **ahead)
+    with pytest.raises(BadInput, match="colour"), transaction(engine) as s:
+        schedule_follow_up(s, message_template="Hi {colour}", at=utcnow() + dt.timedelta(days=1), **ahead)
+
+
+def test_a_follow_up_scheduled_ahead_that_finds_no_one_finishes_with_no_one_sent(engine: Engine) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from core.config import Settings
+    from core.followups import schedule_follow_up
+    from core.models import BlastRecipient
+    from core.recipients import mark_closed
+    from core.sending import blasts
+
+    kl = ZoneInfo("Asia/Kuala_Lumpur")
+    sent = _sent_an_hour_ago(engine)
+    at = sent["at"] + dt.timedelta(hours=2)
+    with transaction(engine) as s:
+        child_id = schedule_follow_up(s, parent_id=sent["blast"], selector=SELECTIONS["Replied, not closed"],
+                                      message_template="Thanks!", at=at, timezone=kl,
+                                      settings=Settings(_env_file=None, send_pacing="off")).id
+    with transaction(engine) as s:  # Chong, who replied, bought meanwhile
+        chong = s.query(BlastRecipient).filter_by(phone_number=sent["Chong"], blast_id=sent["blast"]).one()
+        mark_closed(s, recipient_ids=[chong.id])
+    with transaction(engine) as s:
+        blasts.start_due_scheduled(s, now=at, grace=dt.timedelta(hours=1), zone=kl)
+        assert blasts.complete_finished(s, now=at) == [child_id]

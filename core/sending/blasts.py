@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from core import templates
 from core.config import Settings, get_settings
 from core.errors import BadInput, NotFound, StateConflict
-from core.followups import drop_moved_on
+from core.followups import drop_moved_on, take_on_who_matches
 from core.models import Blast, BlastRecipient, BlastState, OptOut, PausedBy, utcnow
 from core.sending import gateways, pacing
 from core.statuses import Status
@@ -363,8 +363,12 @@ def start_due_scheduled(
 
 def _take_off_who_moved_on(session: Session, *, blast_id: int, now: dt.datetime) -> None:
     """A follow-up starting later than it was launched asks its choice again (see
-    `drop_moved_on`), and its opt-outs: both may have changed while it waited."""
+    `drop_moved_on`), and its opt-outs: both may have changed while it waited. One scheduled
+    ahead takes on whoever now matches (`take_on_who_matches`), their messages written here:
+    its blanks were judged as it was scheduled, for everyone it could take."""
     drop_moved_on(session, blast_id=blast_id, now=now)
+    if take_on_who_matches(session, blast_id=blast_id, now=now):
+        personalise(session, blast=session.get(Blast, blast_id, populate_existing=True), allow_blanks=True)
     remove_opted_out(session, blast_id=blast_id)
 
 
