@@ -16,14 +16,17 @@ from core import templates
 from core.followups import (
     Audience,
     PendingFollowUp,
+    blanks_among,
     chain_funnels,
     chain_ids,
     chain_people,
+    chosen_at_start,
     create_follow_up,
     follow_up_audience,
     follow_up_placeholders,
     next_follow_up_stage,
     pending_follow_up,
+    schedule_follow_up,
 )
 from core.funnel import FunnelFilter, closed_without_reply, stuck_at_each_stage
 from core.gateway import make_client
@@ -38,7 +41,7 @@ from core.sending import blasts, gateways
 from core.sending.pacing import PacingRules, current_device, held_back
 from core.sending.progress import Progress, blast_progress, rules_for
 from dashboard.charts import funnel_figure
-from dashboard.compose import bubble_html, has_passed, quiet_hours_note, render_when
+from dashboard.compose import PASSED, bubble_html, has_passed, quiet_hours_note, render_when
 from dashboard.data import get_engine, reading, session, settings
 from dashboard.finish_note import held_words, made_words, not_going_out, waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
@@ -506,9 +509,13 @@ def _render_created(blast_id: int) -> None:
     created = take_flash("follow_up")
     if created is None:
         return
-    child_id, count = created
+    child_id, count = created[:2]
     st.session_state[f"fu_again_{blast_id}"] = False  # the next one needs its own confirmation
-    st.success(f"Draft blast #{child_id} created for {plural(count, 'recipient')}.")
+    if len(created) > 2:  # scheduled ahead: (id, 0, when)
+        st.success(f"Follow-up #{child_id} is scheduled for {local(created[2], '%a %d %b, %H:%M')}: it goes "
+                   "to whoever matches then.")
+    else:
+        st.success(f"Draft blast #{child_id} created for {plural(count, 'recipient')}.")
     st.page_link("pages/blast.py", label=f"Open blast #{child_id}", query_params={"blast": child_id},
                  icon=":material/open_in_new:")
 
@@ -552,6 +559,22 @@ def render_follow_up(blast: Blast) -> None:
             pending_follow_up(s, parent_id=blast.id, selector=selector, now=now) if audience.reached else None
         )
     st.markdown(audience_words(audience, selection=selection, hours=int(hours)))
+    # Right after the blast no one has waited the hours yet: scheduling is what is left to do. The
+    # choice follows who matches until the marketer makes it.
+    when_key = f"fu_ahead_{blast.id}"
+    if not st.session_state.get(f"{when_key}_chosen"):
+        st.session_state[when_key] = not audience.reached and bool(hours)
+    ahead = st.radio(
+        "When", [False, True], horizontal=True, key=when_key,
+        on_change=lambda: st.session_state.__setitem__(f"{when_key}_chosen", True),
+        format_func=lambda later: ("Schedule it: whoever matches then" if later
+                                   else "A draft for the people who match now"),
+        help="Scheduled, it takes its people as it starts: set up tomorrow's follow-up today.",
+    )
+    if ahead:
+        _render_follow_up_ahead(blast, selector=selector, selection=selection, hours=int(hours),
+                                template=template, stage_name=stage_name)
+        return
     if audience.reached:
         st.caption(f"The choice is asked again when the follow-up goes out, and for each person "
                    f"just before their message: anyone who no longer matches “{selection}” by then "
@@ -583,6 +606,76 @@ def render_follow_up(blast: Blast) -> None:
     if done.ok:
         flash("follow_up", created)
         st.rerun()  # the chain, the guard above and the blast picker all learn of the new draft
+
+
+def render_chosen_at_start(blast: Blast) -> None:
+    """A follow-up scheduled ahead says whom it will take, and how many that would be now."""
+    if not chosen_at_start(blast) or blast.state != BlastState.SCHEDULED or blast.scheduled_at is None:
+        return
+    selector = StageSelector.from_json(blast.follow_up_selector or {})
+    kind = (selector.stage, selector.not_stage, selector.statuses)
+    name = next((n for n, s in SELECTIONS.items() if (s.stage, s.not_stage, s.statuses) == kind),
+                "its choice")
+    hours = int(selector.older_than.total_seconds() // 3600) if selector.older_than else 0
+    since = f" (reached at least {plural(hours, 'hour')} before)" if hours else ""
+    with reading() as s:
+        then = follow_up_audience(s, parent_id=blast.parent_blast_id, selector=selector,
+                                  now=blast.scheduled_at)
+    st.info(f"Its people are chosen as it starts: whoever then matches “{name}”{since} of blast "
+            f"#{blast.parent_blast_id}, less anyone who opted out or had another follow-up of it. As "
+            f"things stand, that would be **{plural(then.reached, 'person', 'people')}**.",
+            icon=":material/group:")
+
+
+def _render_follow_up_ahead(
+    blast: Blast, *, selector: StageSelector, selection: str, hours: int, template: str, stage_name: str
+) -> None:
+    """The follow-up scheduled for a time to come, its people chosen then
+    (`core.followups.schedule_follow_up`)."""
+    cfg, key = settings(), f"fu_at_{blast.id}"
+    zone = cfg.timezone
+    first = dt.datetime.now(zone) + dt.timedelta(hours=hours)  # when the first could match
+    st.session_state.setdefault(f"{key}_day", (first + dt.timedelta(days=0 if first.hour < 10 else 1)).date())
+    st.session_state.setdefault(f"{key}_time", dt.time(10, 0))
+    d1, d2 = st.columns(2)
+    day = d1.date_input("Day", key=f"{key}_day", format="DD/MM/YYYY")
+    clock = d2.time_input("Time", key=f"{key}_time")
+    at = dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
+    since = f", reached at least {plural(hours, 'hour')} before," if hours else ""
+    with reading() as s:
+        then = follow_up_audience(s, parent_id=blast.id, selector=selector, now=at)
+        problems = templates.validate(template, follow_up_placeholders(s, parent_id=blast.id))
+        gaps = 0 if problems else blanks_among(s, parent_id=blast.id, selector=selector,
+                                               message_template=template)
+        rules = rules_for(s, device=blast.device or gateways.launch_device(cfg), settings=cfg)
+    if has_passed(at):
+        st.error(PASSED, icon=":material/schedule:")
+    else:
+        st.markdown(f"At **{local(at, '%a %d %b, %H:%M')}** it goes to whoever then matches “{selection}”"
+                    f"{since} less anyone who opted out or had a follow-up of this blast. As things stand, "
+                    f"that would be **{plural(then.reached, 'person', 'people')}**.")
+        if cfg.send_pacing == "on" and (note := quiet_hours_note(rules, when=at, zone=zone)):
+            st.warning(note, icon=":material/bedtime:")
+    for problem in problems:
+        st.error(problem, icon=":material/error:")
+    blanks = False
+    if gaps and not problems:
+        have = "has" if gaps == 1 else "have"
+        st.warning(f"{plural(gaps, 'person', 'people')} it may go to {have} no value for a placeholder in "
+                   "the message: theirs would have a gap.", icon=":material/warning:")
+        blanks = st.checkbox("Send with the blank left empty", key=f"fu_blanks_{blast.id}")
+    ready = (not has_passed(at) and not problems and bool(template.strip()) and (blanks or not gaps))
+    if not st.button("Schedule follow-up", key="fu_schedule", type="primary", disabled=not ready,
+                     icon=":material/schedule:"):
+        return
+    with friendly_errors("schedule the follow-up") as done, session() as s:
+        child = schedule_follow_up(s, parent_id=blast.id, selector=selector, message_template=template,
+                                   at=at, timezone=zone, follow_up_stage=stage_name, allow_blanks=blanks,
+                                   settings=cfg)
+        created = (child.id, 0, at)
+    if done.ok:
+        flash("follow_up", created)
+        st.rerun()
 
 
 def _same_words(one: str, other: str) -> bool:

@@ -1178,3 +1178,39 @@ def test_the_export_says_it_gives_back_the_lists_own_columns(engine: Engine) -> 
         s.get(Blast, ids[0]).upload_columns = [[f"c{i}", f"Field {i}"] for i in range(40)]
     said = [c.value for c in _open(ids[0]).caption if "your list's own columns" in c.value]
     assert said[0].endswith("columns: Field 0, Field 1, Field 2, Field 3, Field 4 and 35 more.")
+
+
+def test_a_follow_up_is_scheduled_ahead_when_no_one_has_waited_the_hours_yet(engine: Engine) -> None:
+    """Right after the blast, "Read, no reply" for 24 hours matched no one, and the only button
+    was greyed out: tomorrow's follow-up could not be set up today."""
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed", device="sandbox", message_template="Raya sale, {name}!")
+        for name in ("Aisyah", "Ben", None):
+            make_recipient(s, blast, status="READ_ACK", contact_name=name, sent_at=hour_ago,
+                           read_timestamp=hour_ago)
+        blast_id = blast.id
+    at = _open(blast_id)
+    assert "No one matches “Read, no reply” (reached at least 24 hours ago) yet" in " ".join(
+        m.value for m in at.markdown)
+    assert at.radio(key=f"fu_ahead_{blast_id}").value is True, "scheduling is what is left to do"
+    zone = get_settings().timezone
+    day = dt.datetime.now(zone).date() + dt.timedelta(days=2)
+    at.date_input(key=f"fu_at_{blast_id}_day").set_value(day)
+    at.text_area(key=f"fu_text_{blast_id}").set_value("Still keen, {name}?").run()
+    assert any("As things stand, that would be **3 people**" in m.value for m in at.markdown)
+    assert at.button(key="fu_schedule").disabled, "the one without a name would get a gap"
+    at.checkbox(key=f"fu_blanks_{blast_id}").check().run()
+    at.button(key="fu_schedule").click().run()
+    assert not at.exception, at.exception
+    when = dt.datetime.combine(day, dt.time(10, 0), tzinfo=zone)
+    with transaction(engine) as s:
+        child = s.scalars(select(Blast).where(Blast.parent_blast_id == blast_id)).one()
+        assert (child.state, child.scheduled_at, child.total_recipients) == ("scheduled", when, 0)
+        child_id = child.id
+    assert (f"Follow-up #{child_id} is scheduled for {when:%a %d %b}, 10:00: it goes to whoever matches "
+            "then.") in [m.value for m in at.success]
+    page_of_it = _open(child_id)
+    assert any(i.value.startswith("Its people are chosen as it starts: whoever then matches “Read, no reply” "
+                                  f"(reached at least 24 hours before) of blast #{blast_id}") and
+               "that would be **3 people**" in i.value for i in page_of_it.info)
