@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -226,13 +225,22 @@ def chosen_at_start(blast: Blast) -> bool:
     return bool(blast.parent_blast_id and (blast.follow_up_selector or {}).get(CHOSEN_AT_START))
 
 
-def blanks_among(session: Session, *, parent_id: int, selector: StageSelector, message_template: str) -> int:
-    """How many of the parent's people the choice could still pick, whatever the time (not
-    opted out), would get the message with a gap: a follow-up scheduled ahead cannot ask then."""
+def ahead_of(session: Session, *, parent_id: int) -> list[Blast]:
+    """The parent's follow-ups scheduled ahead and not started: they hold no one yet, so
+    `pending_follow_up` cannot see them, but they will take whoever matches as they start."""
+    unsent = session.scalars(select(Blast).where(Blast.parent_blast_id == parent_id, not_sent_yet())
+                             .order_by(Blast.id)).all()
+    return [blast for blast in unsent if chosen_at_start(blast)]
+
+
+def blanks_among(session: Session, *, parent_id: int, message_template: str) -> int:
+    """How many of the parent's people (not opted out) would get the message with a gap: a
+    follow-up scheduled ahead may take any of them by its time (one not yet read today may
+    have by then), and cannot ask as it starts."""
     from core.sending.blasts import recipient_variables  # the sending package reaches this module
 
     parsed = templates.parse(message_template)
-    chosen, opted_out, _ = _candidates(parent_id, dataclasses.replace(selector, older_than=None), None)
+    chosen, opted_out, _ = _candidates(parent_id, StageSelector(), None)
     rows = session.execute(select(chosen.c.contact_name, chosen.c.variables).where(~opted_out))
     return sum(not templates.render(parsed, recipient_variables(name, cells)).ok for name, cells in rows)
 
@@ -264,10 +272,12 @@ def schedule_follow_up(
     parent = session.get(Blast, parent_id)
     if parent is None:
         raise NotFound(f"Blast {parent_id} does not exist.")
+    if parent.state == BlastState.DRAFT:
+        raise BadInput("This blast is a draft: send it before scheduling its follow-up.")
     problems = templates.validate(message_template, follow_up_placeholders(session, parent_id=parent_id))
     if problems:
         raise BadInput(" ".join(problems))
-    if not allow_blanks and (gaps := blanks_among(session, parent_id=parent_id, selector=selector,
+    if not allow_blanks and (gaps := blanks_among(session, parent_id=parent_id,
                                                    message_template=message_template)):
         raise BadInput(f"{gaps:,} of the people it may go to would get the message with a gap: take "
                        "that placeholder out, or choose to send with the blank left empty.")

@@ -95,6 +95,7 @@ class PausedBy:
     PERSON = "person"  # from its page or the command line
     SCHEDULE = "schedule"  # its time passed while nothing was running
     GATEWAY = "gateway"  # the sending: a refused token, a device offline, sends not taken
+    MESSAGE = "message"  # a follow-up scheduled ahead whose message could not be written for its people
 
 
 class Blast(Base):

@@ -16,6 +16,7 @@ from core import templates
 from core.followups import (
     Audience,
     PendingFollowUp,
+    ahead_of,
     blanks_among,
     chain_funnels,
     chain_ids,
@@ -474,6 +475,9 @@ def audience_words(audience: Audience, *, selection: str, hours: int) -> str:
     """Who the follow-up would go to, in a sentence, before the draft is made."""
     since = f" (reached at least {hours:,} hour{'s' if hours != 1 else ''} ago)" if hours else ""
     if audience.matching == 0:
+        if hours:  # the hours may yet pass: a follow-up scheduled ahead takes whoever then matches
+            return (f"No one matches “{selection}”{since} yet: schedule the follow-up to take whoever "
+                    "does then.")
         return f"No one matches “{selection}”{since} yet, so there is no one to follow up."
     if audience.reached == 0:
         why = ("has opted out" if not audience.followed_up else "has had a follow-up of this blast"
@@ -561,25 +565,37 @@ def render_follow_up(blast: Blast) -> None:
     st.markdown(audience_words(audience, selection=selection, hours=int(hours)))
     # Right after the blast no one has waited the hours yet: scheduling is what is left to do. The
     # choice follows who matches until the marketer makes it.
+    # Its pick is kept under a key of its own: Streamlit forgets a widget's value once another
+    # blast's page is drawn without it.
     when_key = f"fu_ahead_{blast.id}"
-    if not st.session_state.get(f"{when_key}_chosen"):
-        st.session_state[when_key] = not audience.reached and bool(hours)
+    picked = st.session_state.get(f"{when_key}_pick")
+    st.session_state[when_key] = (not audience.reached and bool(hours)) if picked is None else picked
     ahead = st.radio(
         "When", [False, True], horizontal=True, key=when_key,
-        on_change=lambda: st.session_state.__setitem__(f"{when_key}_chosen", True),
+        on_change=lambda: st.session_state.__setitem__(f"{when_key}_pick", st.session_state[when_key]),
         format_func=lambda later: ("Schedule it: whoever matches then" if later
                                    else "A draft for the people who match now"),
         help="Scheduled, it takes its people as it starts: set up tomorrow's follow-up today.",
     )
+    with reading() as s:
+        scheduled = ahead_words(ahead_of(s, parent_id=blast.id))
+    confirmed = True
+    if scheduled:
+        st.warning(scheduled, icon=":material/content_copy:")
+        confirmed = st.checkbox("Make another one anyway", key=f"fu_also_{blast.id}")
+    if template.strip() and _same_words(template, blast.message_template or ""):
+        st.warning("This is the message they were sent already. Write what is new for them: the same "
+                   "words twice read as spam, and people who report a number get it banned.",
+                   icon=":material/content_copy:")
+        confirmed = st.checkbox("Send the same message again", key=f"fu_same_{blast.id}") and confirmed
     if ahead:
         _render_follow_up_ahead(blast, selector=selector, selection=selection, hours=int(hours),
-                                template=template, stage_name=stage_name)
+                                template=template, stage_name=stage_name, confirmed=confirmed)
         return
     if audience.reached:
         st.caption(f"The choice is asked again when the follow-up goes out, and for each person "
                    f"just before their message: anyone who no longer matches “{selection}” by then "
                    "(say they replied) is left out.")
-    confirmed = True
     if pending is not None:
         st.warning(pending_words(pending, reached=audience.reached), icon=":material/content_copy:")
         st.page_link("pages/blast.py", label=f"Open blast #{pending.blast_id}",
@@ -589,11 +605,6 @@ def render_follow_up(blast: Blast) -> None:
         problems = templates.validate(template, follow_up_placeholders(s, parent_id=blast.id))
     for problem in problems:
         st.error(problem, icon=":material/error:")
-    if template.strip() and _same_words(template, blast.message_template or ""):
-        st.warning("This is the message they were sent already. Write what is new for them: the same "
-                   "words twice read as spam, and people who report a number get it banned.",
-                   icon=":material/content_copy:")
-        confirmed = st.checkbox("Send the same message again", key=f"fu_same_{blast.id}") and confirmed
     ready = audience.reached > 0 and confirmed and not problems and bool(template.strip())
     if not st.button("Create follow-up draft", key="fu_create", type="primary", disabled=not ready):
         return
@@ -627,8 +638,20 @@ def render_chosen_at_start(blast: Blast) -> None:
             icon=":material/group:")
 
 
+def ahead_words(scheduled: list[Blast]) -> str | None:
+    """The follow-ups already scheduled ahead for this blast, before another is made."""
+    if not scheduled:
+        return None
+    first = scheduled[0]
+    more = f" (and {plural(len(scheduled) - 1, 'other')})" if len(scheduled) > 1 else ""
+    when = local(first.scheduled_at, "%a %d %b, %H:%M") if first.scheduled_at else "its time"
+    return (f"**Follow-up #{first.id}**{more} is scheduled for {when} and takes whoever matches as it "
+            "starts. Another follow-up would take some of the same people first, or leave it with fewer.")
+
+
 def _render_follow_up_ahead(
-    blast: Blast, *, selector: StageSelector, selection: str, hours: int, template: str, stage_name: str
+    blast: Blast, *, selector: StageSelector, selection: str, hours: int, template: str, stage_name: str,
+    confirmed: bool,
 ) -> None:
     """The follow-up scheduled for a time to come, its people chosen then
     (`core.followups.schedule_follow_up`)."""
@@ -645,8 +668,7 @@ def _render_follow_up_ahead(
     with reading() as s:
         then = follow_up_audience(s, parent_id=blast.id, selector=selector, now=at)
         problems = templates.validate(template, follow_up_placeholders(s, parent_id=blast.id))
-        gaps = 0 if problems else blanks_among(s, parent_id=blast.id, selector=selector,
-                                               message_template=template)
+        gaps = 0 if problems else blanks_among(s, parent_id=blast.id, message_template=template)
         rules = rules_for(s, device=blast.device or gateways.launch_device(cfg), settings=cfg)
     if has_passed(at):
         st.error(PASSED, icon=":material/schedule:")
@@ -664,7 +686,8 @@ def _render_follow_up_ahead(
         st.warning(f"{plural(gaps, 'person', 'people')} it may go to {have} no value for a placeholder in "
                    "the message: theirs would have a gap.", icon=":material/warning:")
         blanks = st.checkbox("Send with the blank left empty", key=f"fu_blanks_{blast.id}")
-    ready = (not has_passed(at) and not problems and bool(template.strip()) and (blanks or not gaps))
+    ready = (confirmed and not has_passed(at) and not problems and bool(template.strip())
+             and (blanks or not gaps))
     if not st.button("Schedule follow-up", key="fu_schedule", type="primary", disabled=not ready,
                      icon=":material/schedule:"):
         return

@@ -35,10 +35,13 @@ with reading() as s:
     s.expunge(blast)
 
 held_up = not_going_out(blast.state, device=blast.device)  # nothing is sending messages
+# A follow-up scheduled ahead has no one yet: it takes its people as it starts.
+ahead = views.chosen_at_start(blast) and blast.state == "scheduled"
+who = "recipients chosen as it starts" if ahead else views.plural(blast.total_recipients, "recipient")
 st.markdown(
     f"### {blast.name or 'Untitled blast'} {views.state_badge(blast.state, held_up=held_up)}\n"
     f"Tag **{blast.blast_tag or '—'}** · stage **{blast.follow_up_stage or '—'}** · "
-    f"{views.plural(blast.total_recipients, 'recipient')}"
+    f"{who}"
     f"{views.left_out_words(blast.skipped_opted_out, views.OPTED_OUT)}"
     f"{views.left_out_words(blast.skipped_moved_on, views.MOVED_ON)} · "
     f"created {views.local(blast.created_at)}"

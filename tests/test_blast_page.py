@@ -1214,3 +1214,34 @@ def test_a_follow_up_is_scheduled_ahead_when_no_one_has_waited_the_hours_yet(eng
     assert any(i.value.startswith("Its people are chosen as it starts: whoever then matches “Read, no reply” "
                                   f"(reached at least 24 hours before) of blast #{blast_id}") and
                "that would be **3 people**" in i.value for i in page_of_it.info)
+    assert "recipients chosen as it starts" in _heading(page_of_it), "not “0 recipients”"
+
+    # Another one for the same blast is asked about: it holds no one yet for the usual check to see.
+    again = _open(blast_id)
+    assert any(w.value.startswith(f"**Follow-up #{child_id}** is scheduled for {when:%a %d %b}, 10:00 and "
+                                  "takes whoever matches as it starts.") for w in again.warning)
+    assert any("This is the message they were sent already" in w.value for w in again.warning), (
+        "the same words again are asked about here too")
+    again.checkbox(key=f"fu_blanks_{blast_id}").check().run()
+    assert again.button(key="fu_schedule").disabled
+    again.checkbox(key=f"fu_also_{blast_id}").check()
+    again.checkbox(key=f"fu_same_{blast_id}").check().run()
+    assert not again.button(key="fu_schedule").disabled
+
+
+def test_the_follow_up_when_keeps_the_marketers_pick_across_blasts(engine: Engine) -> None:
+    days_ago = utcnow() - dt.timedelta(days=2)
+    with transaction(engine) as s:
+        blasts = [make_blast(s, state="completed", device="sandbox") for _ in range(2)]
+        for blast in blasts:
+            make_recipient(s, blast, status="READ_ACK", sent_at=days_ago, read_timestamp=days_ago)
+        first, other = (b.id for b in blasts)
+    at = _open(first)
+    assert at.radio(key=f"fu_ahead_{first}").value is False  # someone matches now: a draft for them
+    at.radio(key=f"fu_ahead_{first}").set_value(True).run()
+    at.query_params["blast"] = str(other)
+    at.run()
+    at.query_params["blast"] = str(first)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.radio(key=f"fu_ahead_{first}").value is True, "as the marketer left it"

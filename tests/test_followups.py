@@ -191,3 +191,59 @@ def test_a_follow_up_scheduled_ahead_that_finds_no_one_finishes_with_no_one_sent
     with transaction(engine) as s:
         blasts.start_due_scheduled(s, now=at, grace=dt.timedelta(hours=1), zone=kl)
         assert blasts.complete_finished(s, now=at) == [child_id]
+
+
+def test_a_follow_up_ahead_whose_message_cannot_be_written_pauses_alone(engine: Engine) -> None:
+    """Its message failing for the people it took had failed the worker's whole housekeeping,
+    again every second: no blast started, finished or sent until the follow-up was cancelled."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from core.config import Settings
+    from core.followups import schedule_follow_up
+    from core.models import Blast, BlastRecipient
+    from core.sending import blasts
+
+    kl, unpaced = ZoneInfo("Asia/Kuala_Lumpur"), Settings(_env_file=None, send_pacing="off")
+    sent = _sent_an_hour_ago(engine)
+    at = sent["at"] + dt.timedelta(hours=2)
+    with transaction(engine) as s:
+        ahead = schedule_follow_up(s, parent_id=sent["blast"], selector=SELECTIONS["Read, no reply"],
+                                   message_template="Hi, {branch} has stock", at=at, timezone=kl,
+                                   settings=unpaced).id
+        other = make_blast(s)
+        make_recipient(s, other)
+        blasts.launch(s, blast_id=other.id, at=at, device="d", timezone=kl, settings=unpaced)
+        other = other.id
+        # Since it was scheduled, Aisyah's cells have lost the branch (say, another file's row).
+        aisyah = s.query(BlastRecipient).filter_by(phone_number=sent["Aisyah"], blast_id=sent["blast"]).one()
+        aisyah.variables = {}
+    with transaction(engine) as s:
+        assert blasts.start_due_scheduled(s, now=at, grace=dt.timedelta(hours=1), zone=kl) == [ahead, other]
+    with transaction(engine) as s:
+        paused = s.get(Blast, ahead)
+        assert (paused.state, paused.paused_by, paused.total_recipients) == ("paused", "message", 0)
+        assert paused.state_reason.startswith("Its message could not be written for the people it took as "
+                                              "it started: 1 recipient would get a message with a gap")
+        assert s.query(BlastRecipient).filter_by(blast_id=ahead).count() == 0, "nothing half taken on"
+        assert s.get(Blast, other).state == "sending", "the rest of the worker's round went on"
+
+
+def test_a_follow_up_ahead_judges_gaps_over_everyone_it_could_take(engine: Engine) -> None:
+    """Right after the blast most people have not read it yet: judged over who matched then, a
+    gap for them had gone unasked, and out."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from core.errors import BadInput
+    from core.followups import schedule_follow_up
+    from core.models import BlastRecipient, utcnow
+
+    sent = _sent_an_hour_ago(engine)
+    with transaction(engine) as s:  # the nameless one has not read it yet
+        row = s.query(BlastRecipient).filter_by(phone_number=sent["nameless"], blast_id=sent["blast"]).one()
+        row.status, row.read_timestamp = "DELIVERY_ACK", None
+    with pytest.raises(BadInput, match="1 of the people it may go to"), transaction(engine) as s:
+        schedule_follow_up(s, parent_id=sent["blast"], selector=SELECTIONS["Read, no reply"],
+                           message_template="Hi {name}", at=utcnow() + dt.timedelta(days=1),
+                           timezone=ZoneInfo("Asia/Kuala_Lumpur"))

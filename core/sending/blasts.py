@@ -13,7 +13,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from core import templates
 from core.config import Settings, get_settings
 from core.errors import BadInput, NotFound, StateConflict
-from core.followups import drop_moved_on, take_on_who_matches
+from core.followups import (
+    ALLOW_BLANKS,
+    chosen_at_start,
+    drop_moved_on,
+    follow_up_placeholders,
+    take_on_who_matches,
+)
 from core.models import Blast, BlastRecipient, BlastState, OptOut, PausedBy, utcnow
 from core.sending import gateways, pacing
 from core.statuses import Status
@@ -101,7 +107,9 @@ def recipient_variables(name: str | None, variables: dict | None) -> dict[str, o
     return {**(variables or {}), "name": name or ""}
 
 
-def personalise(session: Session, *, blast: Blast, allow_blanks: bool = False) -> int:
+def personalise(
+    session: Session, *, blast: Blast, allow_blanks: bool = False, columns: Iterable[str] | None = None
+) -> int:
     """Write each queued recipient's own message from the template; returns how many.
 
     A mistake in the message (an unknown placeholder, a column in double braces) always
@@ -116,8 +124,9 @@ def personalise(session: Session, *, blast: Blast, allow_blanks: bool = False) -
                BlastRecipient.csv_line, BlastRecipient.phone_number)
         .where(BlastRecipient.blast_id == blast.id, BlastRecipient.status == Status.QUEUED.value)
     ).all()
-    columns = {"name"}.union(*(row.variables or {} for row in rows))
-    templates.check(blast.message_template or "", columns)
+    # The columns the message may use: its people's, or those given (a follow-up's: the first list's).
+    known = {"name"}.union(*(row.variables or {} for row in rows)) if columns is None else {"name", *columns}
+    templates.check(blast.message_template or "", known)
     texts, blanks = [], []
     for row in rows:
         rendered = templates.render(parsed, recipient_variables(row.contact_name, row.variables))
@@ -367,9 +376,28 @@ def _take_off_who_moved_on(session: Session, *, blast_id: int, now: dt.datetime)
     ahead takes on whoever now matches (`take_on_who_matches`), their messages written here:
     its blanks were judged as it was scheduled, for everyone it could take."""
     drop_moved_on(session, blast_id=blast_id, now=now)
-    if take_on_who_matches(session, blast_id=blast_id, now=now):
-        personalise(session, blast=session.get(Blast, blast_id, populate_existing=True), allow_blanks=True)
+    _take_on(session, blast_id=blast_id, now=now)
     remove_opted_out(session, blast_id=blast_id)
+
+
+def _take_on(session: Session, *, blast_id: int, now: dt.datetime) -> None:
+    """`take_on_who_matches` and their messages, in a savepoint: a message that cannot be
+    written for them (a gap the marketer did not allow) pauses this blast, saying why, and
+    leaves everything else the worker does in the same transaction to go on."""
+    blast = session.get(Blast, blast_id, populate_existing=True)
+    if blast is None or not chosen_at_start(blast):
+        return
+    try:
+        with session.begin_nested():
+            if take_on_who_matches(session, blast_id=blast_id, now=now):
+                blanks = bool((blast.follow_up_selector or {}).get(ALLOW_BLANKS))
+                columns = follow_up_placeholders(session, parent_id=blast.parent_blast_id or 0)
+                personalise(session, blast=blast, allow_blanks=blanks, columns=columns)
+    except BadInput as exc:  # a TemplateError too
+        change_state(session, blast_id=blast_id, from_states=(S.SENDING,), to_state=S.PAUSED,
+                     paused_by=PausedBy.MESSAGE,
+                     reason=f"Its message could not be written for the people it took as it started: {exc} "
+                     "Cancel it, and make the follow-up again with another message.")
 
 
 def reopen_for_resends(session: Session, *, blast_id: int) -> bool:
