@@ -620,8 +620,12 @@ def render_follow_up(blast: Blast) -> None:
 
 
 def render_chosen_at_start(blast: Blast) -> None:
-    """A follow-up scheduled ahead says whom it will take, and how many that would be now."""
-    if not chosen_at_start(blast) or blast.state != BlastState.SCHEDULED or blast.scheduled_at is None:
+    """A follow-up scheduled ahead says whom it will take, and how many that would be now; one
+    that found no one as it started, why it sent nothing."""
+    if not chosen_at_start(blast):
+        return
+    took_no_one = blast.state == BlastState.COMPLETED and not blast.total_recipients
+    if not took_no_one and (blast.state != BlastState.SCHEDULED or blast.scheduled_at is None):
         return
     selector = StageSelector.from_json(blast.follow_up_selector or {})
     kind = (selector.stage, selector.not_stage, selector.statuses)
@@ -629,6 +633,10 @@ def render_chosen_at_start(blast: Blast) -> None:
                 "its choice")
     hours = int(selector.older_than.total_seconds() // 3600) if selector.older_than else 0
     since = f" (reached at least {plural(hours, 'hour')} before)" if hours else ""
+    if took_no_one:
+        st.info(f"As it started, no one matched “{name}”{since} of blast #{blast.parent_blast_id} who had "
+                "not opted out or had another follow-up of it: it sent nothing.", icon=":material/group:")
+        return
     with reading() as s:
         then = follow_up_audience(s, parent_id=blast.parent_blast_id, selector=selector,
                                   now=blast.scheduled_at)

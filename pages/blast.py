@@ -61,7 +61,7 @@ if blast.state == "paused" and blast.state_reason:
 if blast.state == "scheduled" and blast.scheduled_at and not elsewhere:
     st.info(f"Scheduled for {views.local(blast.scheduled_at)}.", icon=":material/schedule:")
     views.render_quiet_hours_note(blast)
-    views.render_chosen_at_start(blast)
+views.render_chosen_at_start(blast)
 if held_up:
     render_not_going_out(blast.state)
 

@@ -1245,3 +1245,19 @@ def test_the_follow_up_when_keeps_the_marketers_pick_across_blasts(engine: Engin
     at.run()
     assert not at.exception, at.exception
     assert at.radio(key=f"fu_ahead_{first}").value is True, "as the marketer left it"
+
+
+@pytest.mark.parametrize(("state", "said"), [("completed", True), ("cancelled", False)])
+def test_a_follow_up_ahead_that_took_no_one_says_why_it_sent_nothing(
+    engine: Engine, state: str, said: bool
+) -> None:
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed")
+        make_recipient(s, parent, status="REPLIED")
+        chosen = {**SELECTIONS["Read, no reply"].as_json(), "chosen_at_start": True}
+        child = make_blast(s, state=state, parent_blast_id=parent.id, total_recipients=0,
+                           follow_up_selector=chosen)
+        ids = parent.id, child.id
+    infos = [i.value for i in _open(ids[1]).info]
+    assert (f"As it started, no one matched “Read, no reply” of blast #{ids[0]} who had not opted out or had "
+            "another follow-up of it: it sent nothing." in infos) is said, "a cancelled one never started"
