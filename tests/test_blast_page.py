@@ -1159,6 +1159,8 @@ def test_a_scheduled_blast_is_given_another_time_or_sent_now(engine: Engine) -> 
         blast = s.get(Blast, blast_id)
         assert (blast.state, blast.scheduled_at) == ("sending", None) and blast.started_at is not None
     assert f"Blast #{blast_id} is sending now." in [s.value for s in at.success]
+    assert at.selectbox(key="blast_pick").options[-1].endswith(
+        f"sent {dt.datetime.now(zone):%d %b %Y}"), "the picker says what it is now"
     assert f"{key}_go" not in {b.key for b in at.button}, "it has started: Pause and Resume from here"
     assert f"reschedule_{started_id}_go" not in {b.key for b in _open(started_id).button}
 
