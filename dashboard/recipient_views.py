@@ -47,6 +47,7 @@ from dashboard.compose import bubble_html, plain
 from dashboard.data import get_engine, on_download, reading, session, settings, upload_digest
 from dashboard.format import and_list, one_of_many, plural
 from dashboard.layout import friendly_errors
+from dashboard.tables import height_for
 
 # Where a status change came from, in words (the codes stay in the database).
 SOURCE_WORDS = {
@@ -106,6 +107,7 @@ def render_recipients(blast_id: int, *, cancelled: bool, key_prefix: str = "rcp"
         frame.drop(columns=_HIDDEN),
         hide_index=True,
         width="stretch",
+        height=height_for(len(frame)),
         column_config=RECIPIENT_COLUMNS,
         on_select="rerun",
         selection_mode="multi-row",

@@ -52,6 +52,7 @@ from dashboard.recipient_views import (
     table_key,
     undone_words,
 )
+from dashboard.tables import height_for
 
 KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
@@ -238,7 +239,8 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
     st.html(NO_TABLE_DOWNLOAD)
     with st.container(key=TABLE_BOX):
         event = st.dataframe(
-            frame, hide_index=True, width="stretch", column_config=INBOX_COLUMNS, on_select="rerun",
+            frame, hide_index=True, width="stretch", height=height_for(len(frame)),
+            column_config=INBOX_COLUMNS, on_select="rerun",
             selection_mode="multi-row",
             key=live_table_key(KEY, view=(filters, found.page), shown=ids),
         )

@@ -25,6 +25,16 @@ BLAST_COLUMN_WIDTHS = {
 }
 
 
+# Streamlit's rows and header are 35 px high; a table left to itself shows ten rows, in a box
+# with half a laptop screen empty below it.
+ROW_PX, ROWS_SHOWN = 35, 20
+
+
+def height_for(rows: int) -> int | str:
+    """A table's height for a page of `rows`: up to ROWS_SHOWN of them in view, then it scrolls."""
+    return "auto" if rows <= 10 else ROW_PX * (min(rows, ROWS_SHOWN) + 1) + 3
+
+
 def _rate(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 

@@ -631,3 +631,21 @@ def test_once_live_replies_to_practice_blasts_are_left_out(
     assert "Try" not in at.multiselect(key="rpl_tags").options
     overview = run_page("pages/overview.py")
     assert any(m.value.startswith("**2 people** replied") for m in overview.markdown)
+
+
+def test_a_long_page_of_replies_shows_twenty_rows_before_it_scrolls(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten rows in a small box had left half a laptop screen empty below the list."""
+    from dashboard import reply_views
+    from dashboard.tables import ROW_PX, height_for
+
+    assert height_for(3) == "auto" and height_for(10) == "auto"
+    assert height_for(30) == height_for(50) == ROW_PX * 21 + 3
+    asked: list[int] = []
+    monkeypatch.setattr(reply_views, "height_for", lambda rows: asked.append(rows) or height_for(rows))
+    with transaction(engine) as s:
+        blast = make_blast(s, state="completed")
+        for i in range(30):
+            _replied(s, blast, (dt.timedelta(minutes=i + 1), f"Reply {i}"), phone_number=f"+6012300{i:04d}")
+    assert len(_table(run_page(REPLIES)).value) == 30 and asked == [30]
