@@ -313,8 +313,9 @@ def test_a_follow_up_stage_typed_another_way_takes_the_spelling_in_use(engine: E
 
 
 @pytest.mark.parametrize(("audience", "hours", "words"), [
-    (Audience(0, 0), 24, "No one matches “Read, no reply” (reached at least 24 hours ago) yet, so there "
-                         "is no one to follow up."),
+    (Audience(0, 0), 24, "No one matches “Read, no reply” (reached at least 24 hours ago) yet: schedule the "
+                         "follow-up to take whoever does then."),
+    (Audience(0, 0), 0, "No one matches “Read, no reply” yet, so there is no one to follow up."),
     (Audience(2, 2), 0, "Everyone who matches “Read, no reply” has opted out, so there is no one to "
                         "follow up."),
     (Audience(2, 1), 1, "**1** person matches “Read, no reply” (reached at least 1 hour ago) and will "
