@@ -106,13 +106,17 @@ def test_its_threads_start_with_work_and_end_when_idle(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(intake_module, "IDLE_SECONDS", 0.2)
+    ran: list[str] = []  # which lanes' threads ran: by the time it is looked at, one may have ended
+    real_run = intake_module._Lane._run
+    monkeypatch.setattr(intake_module._Lane, "_run", lambda lane: (ran.append(lane._name), real_run(lane))[1])
     _sent(engine, 1)
 
     intake = Intake(engine, rules=WebhookRules)
+    lanes = [intake._store, intake._apply]
+    assert all(lane._thread is None for lane in lanes), "none before any work"
     intake.store(_ack(0), JSON).result(timeout=30)
     assert intake.wait_settled()
-    lanes = [intake._store, intake._apply]
-    assert all(lane._thread is not None for lane in lanes)
+    assert sorted(ran) == ["webhook-apply", "webhook-store"]
     for lane in lanes:
         thread = lane._thread
         if thread is not None:
@@ -121,6 +125,7 @@ def test_its_threads_start_with_work_and_end_when_idle(
 
     intake.store(_ack(0, "PLAYED"), JSON).result(timeout=30)  # and start again
     assert intake.wait_settled()
+    assert sorted(ran) == ["webhook-apply", "webhook-apply", "webhook-store", "webhook-store"]
 
 
 def test_a_post_that_stopped_waiting_before_its_turn_is_not_stored(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -511,13 +510,13 @@ def test_arbitrary_forms_never_raise(fields: dict[str, str]) -> None:
     _check_result(parse_webhook(body, content_type))
 
 
-def test_a_large_body_parses_quickly_and_says_what_it_left_out() -> None:
+def test_a_large_body_stops_at_the_most_events_and_says_what_it_left_out() -> None:
+    # No clock here: a busy machine's pauses are not the parser's (its pathological inputs are
+    # the property tests' above, with a generous deadline).
     items = [{"key": {"id": f"3EB{i:06d}"}, "update": {"status": 3}} for i in range(12_000)]
     body = _json(items)
     assert len(body) < 1_000_000
-    started = time.perf_counter()
     events = parse_webhook(body, JSON)
-    assert time.perf_counter() - started < 2.0
     assert isinstance(events, list) and len(events) == MAX_EVENTS + 1
     assert all(isinstance(e, AckEvent) for e in events[:-1])
     assert events[-1] == OtherEvent(f"more than {MAX_EVENTS} events in one body; the rest were not read")
