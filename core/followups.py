@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Subquery, and_, case, delete, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, Row, Subquery, and_, case, delete, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -139,6 +139,39 @@ def pending_follow_up(
     return None if row is None else PendingFollowUp(*row)
 
 
+def _parent_of(session: Session, *, parent_id: int, message_template: str) -> Blast:
+    """The blast a follow-up follows, once its message is known to use only what that blast's
+    people carry."""
+    parent = session.get(Blast, parent_id)
+    if parent is None:
+        raise NotFound(f"Blast {parent_id} does not exist.")
+    problems = templates.validate(message_template, follow_up_placeholders(session, parent_id=parent_id))
+    if problems:
+        raise BadInput(" ".join(problems))
+    return parent
+
+
+def _stage_of(session: Session, *, parent: Blast, typed: str | None) -> str:
+    """A follow-up's stage: as typed, in the spelling other blasts use (`spelled_as_before`), or
+    the chain's next."""
+    from core.csv_import.storage import check_blast_words, spelled_as_before
+
+    if typed is not None:
+        check_blast_words(follow_up_stage=typed)
+        typed = spelled_as_before(session, Blast.follow_up_stage, typed)
+    return typed or next_follow_up_stage(session, blast_id=parent.id)
+
+
+def _queue(session: Session, *, blast_id: int, people: Sequence[Row]) -> None:
+    """Queue these of the parent's people (number, name, cells) on the follow-up."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(BlastRecipient).on_conflict_do_nothing(),
+        [{"blast_id": blast_id, "phone_number": r.phone_number, "contact_name": r.contact_name,
+          "variables": r.variables} for r in people],
+    )
+
+
 def create_follow_up(
     session: Session,
     *,
@@ -151,14 +184,7 @@ def create_follow_up(
     """A draft blast, with the same tag, for the parent's recipients that the selector picks,
     less the opted out and those another follow-up of the parent has already messaged. A stage
     typed takes the spelling other blasts use, as an import's does (`spelled_as_before`)."""
-    from core.csv_import.storage import check_blast_words, spelled_as_before
-
-    parent = session.get(Blast, parent_id)
-    if parent is None:
-        raise NotFound(f"Blast {parent_id} does not exist.")
-    problems = templates.validate(message_template, follow_up_placeholders(session, parent_id=parent_id))
-    if problems:
-        raise BadInput(" ".join(problems))
+    parent = _parent_of(session, parent_id=parent_id, message_template=message_template)
     chosen, opted_out, followed_up = _candidates(parent_id, selector, now)
     rows = session.execute(
         select(chosen.c.phone_number, chosen.c.contact_name, chosen.c.variables)
@@ -167,10 +193,7 @@ def create_follow_up(
     ).all()
     if not rows:
         raise BadInput("No recipients match that choice, so there is no one to follow up.")
-    if follow_up_stage is not None:
-        check_blast_words(follow_up_stage=follow_up_stage)
-        follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage)
-    stage = follow_up_stage or next_follow_up_stage(session, blast_id=parent.id)
+    stage = _stage_of(session, parent=parent, typed=follow_up_stage)
     child = Blast(
         blast_tag=parent.blast_tag,
         follow_up_stage=stage,
@@ -183,12 +206,7 @@ def create_follow_up(
     )
     session.add(child)
     session.flush()
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(BlastRecipient).on_conflict_do_nothing(),
-        [{"blast_id": child.id, "phone_number": r.phone_number, "contact_name": r.contact_name,
-          "variables": r.variables} for r in rows],
-    )
+    _queue(session, blast_id=child.id, people=rows)
     child.total_recipients = len(rows)
     return child
 
@@ -262,29 +280,20 @@ def schedule_follow_up(
     the choice ("Read, no reply" for 24 hours, say, the day after the blast), less the opted
     out and those another follow-up has messaged. Made right after the blast, when no one has
     waited the hours yet."""
-    from core.csv_import.storage import check_blast_words, spelled_as_before
     from core.sending import gateways
     from core.sending.blasts import TIME_PASSED, first_send_at, local_time
 
     now = now or utcnow()
     if at <= now:
         raise BadInput(TIME_PASSED)
-    parent = session.get(Blast, parent_id)
-    if parent is None:
-        raise NotFound(f"Blast {parent_id} does not exist.")
+    parent = _parent_of(session, parent_id=parent_id, message_template=message_template)
     if parent.state == BlastState.DRAFT:
         raise BadInput("This blast is a draft: send it before scheduling its follow-up.")
-    problems = templates.validate(message_template, follow_up_placeholders(session, parent_id=parent_id))
-    if problems:
-        raise BadInput(" ".join(problems))
     if not allow_blanks and (gaps := blanks_among(session, parent_id=parent_id,
                                                    message_template=message_template)):
         raise BadInput(f"{gaps:,} of the people it may go to would get the message with a gap: take "
                        "that placeholder out, or choose to send with the blank left empty.")
-    if follow_up_stage is not None:
-        check_blast_words(follow_up_stage=follow_up_stage)
-        follow_up_stage = spelled_as_before(session, Blast.follow_up_stage, follow_up_stage)
-    stage = follow_up_stage or next_follow_up_stage(session, blast_id=parent.id)
+    stage = _stage_of(session, parent=parent, typed=follow_up_stage)
     device = parent.device or gateways.launch_device(settings or get_settings())
     starts = first_send_at(session, device=device, when=at, settings=settings or get_settings())
     child = Blast(
@@ -315,12 +324,7 @@ def take_on_who_matches(session: Session, *, blast_id: int, now: dt.datetime | N
         .order_by(chosen.c.id)
     ).all()
     if rows:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(
-            dialect.insert(BlastRecipient).on_conflict_do_nothing(),
-            [{"blast_id": blast_id, "phone_number": r.phone_number, "contact_name": r.contact_name,
-              "variables": r.variables} for r in rows],
-        )
+        _queue(session, blast_id=blast_id, people=rows)
         session.execute(update(Blast).where(Blast.id == blast_id)
                         .values(total_recipients=Blast.total_recipients + len(rows))
                         .execution_options(synchronize_session=False))
