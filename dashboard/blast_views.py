@@ -42,7 +42,7 @@ from core.sending import blasts, gateways
 from core.sending.pacing import PacingRules, current_device, held_back
 from core.sending.progress import Progress, blast_progress, rules_for
 from dashboard.charts import funnel_figure
-from dashboard.compose import PASSED, bubble_html, has_passed, quiet_hours_note, render_when
+from dashboard.compose import PASSED, bubble_html, has_passed, plain, quiet_hours_note, render_when
 from dashboard.data import get_engine, reading, session, settings
 from dashboard.finish_note import held_words, made_words, not_going_out, waiting_note
 from dashboard.format import STATE_WORDS, plural, state_word, when_words
@@ -200,6 +200,9 @@ def render_progress(blast_id: int, shown_state: str, shown_held_up: bool = False
     if state != shown_state or held_up != shown_held_up:
         st.rerun(scope="app")
     f = progress.funnel
+    if f.total == 0 and state in (BlastState.SCHEDULED, BlastState.PAUSED):  # a follow-up scheduled ahead
+        st.caption("No one yet: its people are chosen as it starts.")
+        return
     st.progress(progress.fraction, text=progress_words(progress, cancelled=state == BlastState.CANCELLED))
     # Its own sending standing still (not the blasts before it going out): a break, quiet hours
     # or the day's cap, said with when it goes on.
@@ -374,13 +377,24 @@ def _render_reschedule(blast: Blast, place: Any) -> None:
             st.session_state.setdefault(f"{key}_time", mine.time().replace(second=0, microsecond=0))
         st.session_state.setdefault(key, "Schedule for later")
         at = render_when(key=key, device=blast.device)
+        if at is None and chosen_at_start(blast) and blast.parent_blast_id:
+            selector = StageSelector.from_json(blast.follow_up_selector or {})
+            with reading() as s:
+                now = follow_up_audience(s, parent_id=blast.parent_blast_id, selector=selector).reached
+            said = f"Sent now, it takes whoever matches now: {plural(now, 'person', 'people')}."
+            if now:
+                st.caption(said)
+            else:
+                st.warning(f"{said} It would finish having sent nothing.", icon=":material/group_off:")
         label = "Send now" if at is None else f"Send at {local(at, '%a %d %b, %H:%M')}"
         if st.button(label, key=f"{key}_go", type="primary", disabled=has_passed(at),
                      icon=":material/send:" if at is None else ":material/schedule:"):
             with friendly_errors("change the blast's time") as done, session() as s:
                 state = blasts.reschedule(s, blast_id=blast.id, at=at, timezone=settings().timezone).state
             if done.ok:
-                flash(RESCHEDULED, made_words(blast.id, state))  # said above, the popover closed
+                # A toast, not a message above: the page's elements stay as they are, so the
+                # popover opened again is not closed by the next run taking a message away.
+                flash(RESCHEDULED, made_words(blast.id, state))
                 st.rerun()
 
 
@@ -515,9 +529,9 @@ def _render_created(blast_id: int) -> None:
         return
     child_id, count = created[:2]
     st.session_state[f"fu_again_{blast_id}"] = False  # the next one needs its own confirmation
-    if len(created) > 2:  # scheduled ahead: (id, 0, when)
-        st.success(f"Follow-up #{child_id} is scheduled for {local(created[2], '%a %d %b, %H:%M')}: it goes "
-                   "to whoever matches then.")
+    if len(created) > 2:  # scheduled ahead: (id, 0, when, name)
+        st.success(f"Blast #{child_id}, “{plain(created[3])}”, is scheduled for "
+                   f"{local(created[2], '%a %d %b, %H:%M')}: it goes to whoever matches then.")
     else:
         st.success(f"Draft blast #{child_id} created for {plural(count, 'recipient')}.")
     st.page_link("pages/blast.py", label=f"Open blast #{child_id}", query_params={"blast": child_id},
@@ -653,8 +667,9 @@ def ahead_words(scheduled: list[Blast]) -> str | None:
     first = scheduled[0]
     more = f" (and {plural(len(scheduled) - 1, 'other')})" if len(scheduled) > 1 else ""
     when = local(first.scheduled_at, "%a %d %b, %H:%M") if first.scheduled_at else "its time"
-    return (f"**Follow-up #{first.id}**{more} is scheduled for {when} and takes whoever matches as it "
-            "starts. Another follow-up would take some of the same people first, or leave it with fewer.")
+    name = plain(first.name or first.follow_up_stage or "Untitled")
+    return (f"**Blast #{first.id}**, “{name}”{more}, is scheduled for {when} and takes whoever matches as "
+            "it starts. Another follow-up would take some of the same people first, or leave it with fewer.")
 
 
 def _render_follow_up_ahead(
@@ -703,7 +718,7 @@ def _render_follow_up_ahead(
         child = schedule_follow_up(s, parent_id=blast.id, selector=selector, message_template=template,
                                    at=at, timezone=zone, follow_up_stage=stage_name, allow_blanks=blanks,
                                    settings=cfg)
-        created = (child.id, 0, at)
+        created = (child.id, 0, at, child.name or "")
     if done.ok:
         flash("follow_up", created)
         st.rerun()

@@ -76,6 +76,8 @@ def made_words(blast_id: int, state: str) -> str:
         with reading() as s:
             blast = s.get(Blast, blast_id)
             ahead = queued_ahead(s, device=blast.device, blast_id=blast_id) if blast else Ahead()
+            if blast is not None and not blast.total_recipients:  # a follow-up that found no one
+                return f"Blast #{blast_id} had no one to send to: it sends nothing."
         if ahead.messages:
             return f"Blast #{blast_id} is in line to send: {waiting_words(ahead)}."
     if state == BlastState.SCHEDULED:

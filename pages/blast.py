@@ -16,7 +16,7 @@ page_header("Blast detail")
 if deleted := views.take_flash("deleted"):
     st.success(deleted, icon=":material/delete:")
 if moved := views.take_flash(views.RESCHEDULED):
-    st.success(moved, icon=":material/event:")
+    st.toast(moved, icon=":material/event:")
 
 with reading() as s:
     choices = s.execute(

@@ -1145,7 +1145,8 @@ def test_a_scheduled_blast_is_given_another_time_or_sent_now(engine: Engine) -> 
         assert (s.get(Blast, blast_id).state, s.get(Blast, blast_id).scheduled_at) == ("scheduled", moved)
     assert [i.value for i in at.info if i.value.startswith("Scheduled for")] == [
         f"Scheduled for {moved:%d %b %Y, %H:%M}."]
-    assert f"Blast #{blast_id} is scheduled for {moved:%a %d %b}, 14:30." in [s.value for s in at.success]
+    # A toast: a message above would change the page, and close the popover opened again.
+    assert f"Blast #{blast_id} is scheduled for {moved:%a %d %b}, 14:30." in [s.value for s in at.toast]
 
     # A time gone by is refused before it is sent for.
     at.date_input(key=f"{key}_day").set_value(dt.datetime.now(zone).date() - dt.timedelta(days=1)).run()
@@ -1158,7 +1159,7 @@ def test_a_scheduled_blast_is_given_another_time_or_sent_now(engine: Engine) -> 
     with transaction(engine) as s:
         blast = s.get(Blast, blast_id)
         assert (blast.state, blast.scheduled_at) == ("sending", None) and blast.started_at is not None
-    assert f"Blast #{blast_id} is sending now." in [s.value for s in at.success]
+    assert f"Blast #{blast_id} is sending now." in [s.value for s in at.toast]
     assert at.selectbox(key="blast_pick").options[-1].endswith(
         f"sent {dt.datetime.now(zone):%d %b %Y}"), "the picker says what it is now"
     assert f"{key}_go" not in {b.key for b in at.button}, "it has started: Pause and Resume from here"
@@ -1210,18 +1211,24 @@ def test_a_follow_up_is_scheduled_ahead_when_no_one_has_waited_the_hours_yet(eng
         child = s.scalars(select(Blast).where(Blast.parent_blast_id == blast_id)).one()
         assert (child.state, child.scheduled_at, child.total_recipients) == ("scheduled", when, 0)
         child_id = child.id
-    assert (f"Follow-up #{child_id} is scheduled for {when:%a %d %b}, 10:00: it goes to whoever matches "
-            "then.") in [m.value for m in at.success]
+    assert (f"Blast #{child_id}, “Blast {blast_id} — Follow\\-up 1”, is scheduled for "
+            f"{when:%a %d %b}, 10:00: it goes to whoever matches then.") in [m.value for m in at.success]
     page_of_it = _open(child_id)
     assert any(i.value.startswith("Its people are chosen as it starts: whoever then matches “Read, no reply” "
                                   f"(reached at least 24 hours before) of blast #{blast_id}") and
                "that would be **3 people**" in i.value for i in page_of_it.info)
     assert "recipients chosen as it starts" in _heading(page_of_it), "not “0 recipients”"
+    assert "No one yet: its people are chosen as it starts." in [c.value for c in page_of_it.caption], (
+        "not a full bar of “0 of 0 done”")
+    page_of_it.radio(key=f"reschedule_{child_id}").set_value("Send now").run()
+    assert [w.value for w in page_of_it.warning if w.value.startswith("Sent now")] == [
+        "Sent now, it takes whoever matches now: 0 people. It would finish having sent nothing."]
 
     # Another one for the same blast is asked about: it holds no one yet for the usual check to see.
     again = _open(blast_id)
-    assert any(w.value.startswith(f"**Follow-up #{child_id}** is scheduled for {when:%a %d %b}, 10:00 and "
-                                  "takes whoever matches as it starts.") for w in again.warning)
+    assert any(w.value.startswith(f"**Blast #{child_id}**, “Blast {blast_id} — Follow\\-up 1”, is scheduled "
+                                  f"for {when:%a %d %b}, 10:00 and takes whoever matches as it starts.")
+               for w in again.warning)
     assert any("This is the message they were sent already" in w.value for w in again.warning), (
         "the same words again are asked about here too")
     again.checkbox(key=f"fu_blanks_{blast_id}").check().run()
@@ -1229,6 +1236,12 @@ def test_a_follow_up_is_scheduled_ahead_when_no_one_has_waited_the_hours_yet(eng
     again.checkbox(key=f"fu_also_{blast_id}").check()
     again.checkbox(key=f"fu_same_{blast_id}").check().run()
     assert not again.button(key="fu_schedule").disabled
+
+    # Sent now anyway, it took no one: said so, not that it waits in line to send.
+    page_of_it.button(key=f"reschedule_{child_id}_go").click().run()
+    assert not page_of_it.exception, page_of_it.exception
+    said = [m.value for m in page_of_it.toast]
+    assert f"Blast #{child_id} had no one to send to: it sends nothing." in said
 
 
 def test_the_follow_up_when_keeps_the_marketers_pick_across_blasts(engine: Engine) -> None:
