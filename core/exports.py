@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply
 from core.recipients import SELECTIONS, select_recipients, status_words
-from core.reply_inbox import InboxFilter, inbox_page, reply_words
+from core.reply_inbox import InboxFilter, earlier_replies, inbox_page, reply_words
 from core.statuses import status_in_words
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -160,8 +160,8 @@ def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzin
 # The Replies page's list, as a sales team works from it: who, what they said, where to find them.
 # Headed in the team's words, as the page shows them; nothing reads this file back by its headings
 # ("Number" and "Name" are still what a new blast or a list of sales finds its columns by).
-REPLY_EXPORT_COLUMNS = ("Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Replies", "Blast",
-                        "Tag", "Blast #")
+REPLY_EXPORT_COLUMNS = ("Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Earlier replies",
+                        "Replies", "Blast", "Tag", "Blast #")
 
 
 def _reply_rows(
@@ -170,12 +170,15 @@ def _reply_rows(
     """The rows, and their headings: ours, then the uploaded lists' own columns (Branch,
     Agent…), each heading once however many blasts' lists have it."""
     found = inbox_page(session, filters=filters, page_size=None).rows
+    earlier = earlier_replies(session, recipient_ids=[r.recipient_id for r in found])
     headings = list(dict.fromkeys(heading for r in found for heading, _ in r.own))
     shown = _their_headings(headings, REPLY_EXPORT_COLUMNS)
     rows = [
         (when(r.last_reply_at), r.contact_name or "", r.phone_number, status_in_words(r.status) or r.status,
-         _yes(r.opted_out), reply_words(r.last_reply), r.replies, r.blast_name or "", r.blast_tag or "",
-         r.blast_id, *(dict(r.own).get(heading, "") for heading in headings))
+         _yes(r.opted_out), reply_words(r.last_reply),
+         "\n".join(reply_words(text) for text in earlier.get(r.recipient_id, ())), r.replies,
+         r.blast_name or "", r.blast_tag or "", r.blast_id,
+         *(dict(r.own).get(heading, "") for heading in headings))
         for r in found
     ]
     return rows, [*REPLY_EXPORT_COLUMNS, *(said for _, said in shown)]

@@ -252,6 +252,21 @@ def _chosen_by(query: Select, filters: InboxFilter) -> Select:
     return query.where(not_practice()) if filters.leave_out_practice else query
 
 
+def earlier_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, list[str]]:
+    """Each recipient's replies before their latest, in the order written: what a download of
+    the list holds beside the latest (their question about the price, under a later "ok")."""
+    found: dict[int, list[str]] = {}
+    for start in range(0, len(recipient_ids), _IDS_PER_LOOKUP):
+        rows = session.execute(
+            select(RecipientReply.recipient_id, RecipientReply.text)
+            .where(RecipientReply.recipient_id.in_(recipient_ids[start:start + _IDS_PER_LOOKUP]))
+            .order_by(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.id)
+        )
+        for recipient_id, text in rows:
+            found.setdefault(recipient_id, []).append(text)
+    return {recipient_id: said[:-1] for recipient_id, said in found.items()}
+
+
 def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, tuple[str, int]]:
     """Each recipient's latest reply and how many they sent, in the order `replies` lists them."""
     if not recipient_ids:

@@ -153,6 +153,8 @@ def test_the_replies_list_exports_every_page_latest_first(engine: Engine, export
     assert [r["Name"] for r in rows] == ["Chong", "Ben", "Aisyah"], "latest first; the sale left out"
     aisyah = rows[2]
     assert aisyah["Last reply"] == ("'=2 boxes" if export == "csv" else "=2 boxes"), "never a formula"
+    assert aisyah["Earlier replies"] == "Ok", "her first words too, not only the count of them"
+    assert rows[0]["Earlier replies"] in ("", None), "one reply: nothing earlier"
     assert str(aisyah["Replies"]) == "2" and aisyah["Blast"] == "Raya promo"
     assert str(aisyah["Blast #"]) == str(blast_id)
     assert aisyah["Status"] == "Replied"

@@ -26,8 +26,8 @@ KL = ZoneInfo("Asia/Kuala_Lumpur")
 REPLIED_AT = dt.datetime(2026, 3, 2, 2, 30, 15, tzinfo=dt.UTC)  # 10:30:15 in Kuala Lumpur
 FILTERS = InboxFilter(since=dt.date(2026, 3, 1), timezone=KL.key)
 LONG_REPLY = "Berapa harga untuk dua kotak, dan boleh hantar ke Shah Alam minggu depan? " * 4
-REPLIES_HEADINGS = ["Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Replies", "Blast",
-                    "Tag", "Blast #"]
+REPLIES_HEADINGS = ["Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Earlier replies",
+                    "Replies", "Blast", "Tag", "Blast #"]
 
 
 def _two_who_replied(engine: Engine) -> int:
