@@ -227,6 +227,13 @@ def test_a_follow_up_ahead_whose_message_cannot_be_written_pauses_alone(engine: 
                                               "it started: 1 recipient would get a message with a gap")
         assert s.query(BlastRecipient).filter_by(blast_id=ahead).count() == 0, "nothing half taken on"
         assert s.get(Blast, other).state == "sending", "the rest of the worker's round went on"
+        assert paused.started_at is None, "not started: Resume tries its people again"
+        aisyah = s.query(BlastRecipient).filter_by(phone_number=sent["Aisyah"], blast_id=sent["blast"]).one()
+        aisyah.variables = {"branch": "Klang"}  # put right
+    with transaction(engine) as s:
+        blasts.resume(s, blast_id=ahead, now=at + dt.timedelta(minutes=5))
+    with transaction(engine) as s:
+        assert (s.get(Blast, ahead).state, s.get(Blast, ahead).total_recipients) == ("sending", 3)
 
 
 def test_a_follow_up_ahead_judges_gaps_over_everyone_it_could_take(engine: Engine) -> None:

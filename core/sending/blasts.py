@@ -394,8 +394,9 @@ def _take_on(session: Session, *, blast_id: int, now: dt.datetime) -> None:
                 columns = follow_up_placeholders(session, parent_id=blast.parent_blast_id or 0)
                 personalise(session, blast=blast, allow_blanks=blanks, columns=columns)
     except BadInput as exc:  # a TemplateError too
+        # Not started: nothing went, and Resume or Change time tries its people again.
         change_state(session, blast_id=blast_id, from_states=(S.SENDING,), to_state=S.PAUSED,
-                     paused_by=PausedBy.MESSAGE,
+                     paused_by=PausedBy.MESSAGE, started_at=None,
                      reason=f"Its message could not be written for the people it took as it started: {exc} "
                      "Cancel it, and make the follow-up again with another message.")
 
