@@ -578,9 +578,8 @@ def render_follow_up(blast: Blast) -> None:
         )
     st.markdown(audience_words(audience, selection=selection, hours=int(hours)))
     # Right after the blast no one has waited the hours yet: scheduling is what is left to do. The
-    # choice follows who matches until the marketer makes it.
-    # Its pick is kept under a key of its own: Streamlit forgets a widget's value once another
-    # blast's page is drawn without it.
+    # choice follows who matches until the marketer makes it, and is kept under a key of its own:
+    # Streamlit forgets a widget's value once another blast's page is drawn without it.
     when_key = f"fu_ahead_{blast.id}"
     picked = st.session_state.get(f"{when_key}_pick")
     st.session_state[when_key] = (not audience.reached and bool(hours)) if picked is None else picked
@@ -614,7 +613,7 @@ def render_follow_up(blast: Blast) -> None:
         st.warning(pending_words(pending, reached=audience.reached), icon=":material/content_copy:")
         st.page_link("pages/blast.py", label=f"Open blast #{pending.blast_id}",
                      query_params={"blast": pending.blast_id}, icon=":material/open_in_new:")
-        confirmed = st.checkbox("Create another draft anyway", key=f"fu_again_{blast.id}")
+        confirmed = st.checkbox("Create another draft anyway", key=f"fu_again_{blast.id}") and confirmed
     with reading() as s:
         problems = templates.validate(template, follow_up_placeholders(s, parent_id=blast.id))
     for problem in problems:

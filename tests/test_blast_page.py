@@ -316,6 +316,21 @@ def test_a_follow_up_with_the_message_they_were_sent_asks_first(engine: Engine) 
     assert not at.button(key="fu_create").disabled
 
 
+def test_a_second_draft_with_the_same_words_asks_both_questions(engine: Engine) -> None:
+    """Ticking "Create another draft anyway" had answered the same-words question too."""
+    from core.followups import create_follow_up
+
+    blast_id = _sent_two_days_ago(engine, 2, message_template="Raya promo: 20% off, {name}!")
+    with transaction(engine) as s:
+        create_follow_up(s, parent_id=blast_id, selector=SELECTIONS["Sent, no reply"], message_template="Hi")
+    at = _open(blast_id)
+    at.selectbox(key="fu_sel").set_value("Sent, no reply").run()
+    at.checkbox(key=f"fu_again_{blast_id}").check().run()
+    assert at.button(key="fu_create").disabled, "the same words are still to be answered"
+    at.checkbox(key=f"fu_same_{blast_id}").check().run()
+    assert not at.button(key="fu_create").disabled
+
+
 def test_pending_follow_up_only_counts_unsent_drafts_with_these_people(engine: Engine) -> None:
     from core.followups import create_follow_up
 
