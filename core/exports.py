@@ -64,11 +64,11 @@ def export_columns(upload_columns: Sequence[Sequence[str]] | None,
                    ours: Sequence[str] = EXPORT_COLUMNS) -> list[str]:
     """The export's headings: ours, then the uploaded list's other columns under the file's own
     headings ("Branch", "Agent"), one that is also ours said as the file's ("Status (your file)")."""
-    return [*ours, *(theirs for _, theirs in _their_headings([h for _, h in upload_columns or ()], ours))]
+    return [*ours, *(theirs for _, theirs in their_headings([h for _, h in upload_columns or ()], ours))]
 
 
-def _their_headings(headings: Iterable[str], ours: Sequence[str]) -> list[tuple[str, str]]:
-    """Each of a file's headings, and how an export beside `ours` heads it."""
+def their_headings(headings: Iterable[str], ours: Sequence[str]) -> list[tuple[str, str]]:
+    """Each of a file's headings, and how a table or an export beside `ours` heads it."""
     taken = {name.casefold() for name in ours}
     said = []
     for heading in headings:
@@ -172,7 +172,7 @@ def _reply_rows(
     found = inbox_page(session, filters=filters, page_size=None).rows
     earlier = earlier_replies(session, recipient_ids=[r.recipient_id for r in found])
     headings = list(dict.fromkeys(heading for r in found for heading, _ in r.own))
-    shown = _their_headings(headings, REPLY_EXPORT_COLUMNS)
+    shown = their_headings(headings, REPLY_EXPORT_COLUMNS)
     rows = [
         (when(r.last_reply_at), r.contact_name or "", r.phone_number, status_in_words(r.status) or r.status,
          _yes(r.opted_out), reply_words(r.last_reply),

@@ -1188,9 +1188,13 @@ def test_the_export_says_it_gives_back_the_lists_own_columns(engine: Engine) -> 
         plain = make_blast(s)
         make_recipient(s, plain)
         ids = blast.id, plain.id
-    said = [c.value for c in _open(ids[0]).caption if "your list's own columns" in c.value]
+    at = _open(ids[0])
+    said = [c.value for c in at.caption if "your list's own columns" in c.value]
     assert said == ["Each file holds every person's status, times and replies, and your list's own columns: "
                     "Branch and Status \\(your file\\)."]  # as Markdown: shown as typed
+    [people] = [d.value for d in at.dataframe if "Phone" in d.value.columns]
+    assert list(people.columns[-2:]) == ["Branch", "Status (your file)"], "on the Recipients tab too"
+    assert (people["Branch"].tolist(), people["Status (your file)"].tolist()) == (["Ipoh"], ["VIP"])
     assert not [c.value for c in _open(ids[1]).caption if "your list's own columns" in c.value]
     with transaction(engine) as s:  # a contacts export's dozens
         s.get(Blast, ids[0]).upload_columns = [[f"c{i}", f"Field {i}"] for i in range(40)]
