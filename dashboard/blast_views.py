@@ -395,6 +395,7 @@ def _render_reschedule(blast: Blast, place: Any) -> None:
                 # A toast, not a message above: the page's elements stay as they are, so the
                 # popover opened again is not closed by the next run taking a message away.
                 flash(RESCHEDULED, made_words(blast.id, state))
+                redraw_picker()
                 st.rerun()
 
 
@@ -456,10 +457,17 @@ def say_refreshed(said: tuple[str, bool] | None) -> None:
         st.info(words, icon=":material/refresh:")
 
 
+def redraw_picker() -> None:
+    """After a blast changes state, have the picker drawn afresh on the next run: a browser keeps
+    the label it showed for a value that did not change ("for 29 Nov" of a blast now sending)."""
+    st.session_state.pop(PICK_KEY, None)
+
+
 def _act(action: str, fn: Callable[..., None], blast_id: int) -> None:
     with friendly_errors(action) as done, session() as s:
         fn(s, blast_id=blast_id)
     if done.ok:
+        redraw_picker()
         st.rerun()
 
 

@@ -12,6 +12,7 @@ from core.sending import blasts, gateways
 from core.sending.pacing import ensure_device
 from core.statuses import Status
 from dashboard import sent_before
+from dashboard.blast_views import redraw_picker
 from dashboard.compose import Message, Sample, render_template, render_when, send_problems
 from dashboard.data import reading, session, settings
 from dashboard.finish_note import render_finish
@@ -104,6 +105,7 @@ def render_draft_launch(blast: Blast) -> None:
             settings=cfg,
         )
     if done.ok:
+        redraw_picker()  # its label was "draft of …"
         st.rerun()
 
 
