@@ -537,6 +537,8 @@ def _render_created(blast_id: int) -> None:
         return
     child_id, count = created[:2]
     st.session_state[f"fu_again_{blast_id}"] = False  # the next one needs its own confirmation
+    # The stage box proposes the chain's next number again: it had kept the one just used.
+    st.session_state.pop(f"fu_stage_{blast_id}", None)
     if len(created) > 2:  # scheduled ahead: (id, 0, when, name)
         st.success(f"Blast #{child_id}, “{plain(created[3])}”, is scheduled for "
                    f"{local(created[2], '%a %d %b, %H:%M')}: it goes to whoever matches then.")

@@ -1226,6 +1226,8 @@ def test_a_follow_up_is_scheduled_ahead_when_no_one_has_waited_the_hours_yet(eng
     at.button(key="fu_schedule").click().run()
     assert not at.exception, at.exception
     when = dt.datetime.combine(day, dt.time(10, 0), tzinfo=zone)
+    # The next one is proposed past it: the box had kept "Follow-up 1", and a second took it too.
+    assert at.text_input(key=f"fu_stage_{blast_id}").value == "Follow-up 2"
     with transaction(engine) as s:
         child = s.scalars(select(Blast).where(Blast.parent_blast_id == blast_id)).one()
         assert (child.state, child.scheduled_at, child.total_recipients) == ("scheduled", when, 0)
