@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply
 from core.recipients import SELECTIONS, select_recipients, status_words
-from core.reply_inbox import InboxFilter, earlier_replies, inbox_page, reply_words
+from core.reply_inbox import InboxFilter, inbox_page, reply_words
 from core.statuses import status_in_words
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -170,13 +170,12 @@ def _reply_rows(
     """The rows, and their headings: ours, then the uploaded lists' own columns (Branch,
     Agent…), each heading once however many blasts' lists have it."""
     found = inbox_page(session, filters=filters, page_size=None).rows
-    earlier = earlier_replies(session, recipient_ids=[r.recipient_id for r in found])
     headings = list(dict.fromkeys(heading for r in found for heading, _ in r.own))
     shown = their_headings(headings, REPLY_EXPORT_COLUMNS)
     rows = [
         (when(r.last_reply_at), r.contact_name or "", r.phone_number, status_in_words(r.status) or r.status,
          _yes(r.opted_out), reply_words(r.last_reply),
-         "\n".join(reply_words(text) for text in earlier.get(r.recipient_id, ())), r.replies,
+         "\n".join(reply_words(text) for text in r.earlier), r.replies,
          r.blast_name or "", r.blast_tag or "", r.blast_id,
          *(dict(r.own).get(heading, "") for heading in headings))
         for r in found

@@ -87,6 +87,7 @@ class InboxRow:
     replies: int  # every reply they sent, the ones before the window too
     blast_date: dt.datetime | None = None  # when the blast went: tells apart blasts of one name
     blast_tag: str | None = None
+    earlier: tuple[str, ...] = ()  # their replies before the latest, in the order written
     # Their cells in the uploaded list's own columns (Branch, Agent…), (heading, value), blank
     # ones left out: who in the team is theirs to call.
     own: tuple[tuple[str, str], ...] = ()
@@ -124,14 +125,15 @@ def inbox_page(
     if page_size:
         ordered = ordered.offset((page - 1) * page_size).limit(page_size)
     found = session.execute(ordered).all()
-    latest = _latest_replies(session, recipient_ids=[row.recipient_id for row in found])
+    said = said_by(session, recipient_ids=[row.recipient_id for row in found])
     columns = _upload_columns(session, blast_ids={row.blast_id for row in found})
     rows = [
         InboxRow(
             recipient_id=row.recipient_id, blast_id=row.blast_id, blast_name=row.blast_name,
             phone_number=row.phone_number, contact_name=row.contact_name, status=row.status,
-            opted_out=row.opted_out, last_reply_at=row.last_at, last_reply=latest[row.recipient_id][0],
-            replies=latest[row.recipient_id][1], blast_date=row.blast_date, blast_tag=row.blast_tag,
+            opted_out=row.opted_out, last_reply_at=row.last_at, last_reply=said[row.recipient_id][-1][1],
+            replies=len(said[row.recipient_id]), blast_date=row.blast_date, blast_tag=row.blast_tag,
+            earlier=tuple(text for _, text in said[row.recipient_id][:-1]),
             own=own_cells(columns.get(row.blast_id), row.variables),
         )
         for row in found
@@ -252,36 +254,19 @@ def _chosen_by(query: Select, filters: InboxFilter) -> Select:
     return query.where(not_practice()) if filters.leave_out_practice else query
 
 
-def earlier_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, list[str]]:
-    """Each recipient's replies before their latest, in the order written: what a download of
-    the list holds beside the latest (their question about the price, under a later "ok")."""
-    found: dict[int, list[str]] = {}
-    for start in range(0, len(recipient_ids), _IDS_PER_LOOKUP):
-        rows = session.execute(
-            select(RecipientReply.recipient_id, RecipientReply.text)
-            .where(RecipientReply.recipient_id.in_(recipient_ids[start:start + _IDS_PER_LOOKUP]))
-            .order_by(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.id)
-        )
-        for recipient_id, text in rows:
-            found.setdefault(recipient_id, []).append(text)
-    return {recipient_id: said[:-1] for recipient_id, said in found.items()}
-
-
-def _latest_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, tuple[str, int]]:
-    """Each recipient's latest reply and how many they sent, in the order `replies` lists them."""
-    if not recipient_ids:
-        return {}
-    found: dict[int, tuple[str, int]] = {}
+def said_by(session: Session, *, recipient_ids: list[int]) -> dict[int, list[tuple[dt.datetime, str]]]:
+    """Each recipient's kept replies, (time, text), in the order written (whatever order the
+    gateway delivered them in), as `replies` lists them; a recipient without any is left out."""
+    found: dict[int, list[tuple[dt.datetime, str]]] = {}
     # In chunks: a download of everyone can name more ids than SQLite takes in one statement.
     for start in range(0, len(recipient_ids), _IDS_PER_LOOKUP):
         rows = session.execute(
-            select(RecipientReply.recipient_id, RecipientReply.text)
+            select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text)
             .where(RecipientReply.recipient_id.in_(recipient_ids[start:start + _IDS_PER_LOOKUP]))
-            .order_by(RecipientReply.recipient_id, RecipientReply.replied_at.desc(), RecipientReply.id.desc())
+            .order_by(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.id)
         )
-        for recipient_id, text in rows:
-            latest, count = found.get(recipient_id, (text, 0))
-            found[recipient_id] = (latest, count + 1)
+        for recipient_id, at, text in rows:
+            found.setdefault(recipient_id, []).append((at, text))
     return found
 
 
@@ -314,18 +299,8 @@ class FirstReply:
 def first_replies(session: Session, *, recipient_ids: list[int]) -> dict[int, FirstReply]:
     """Each recipient's first reply by the time it was written (whatever order the gateway
     delivered them in), and how many they sent; a recipient without kept replies is left out."""
-    found: dict[int, FirstReply] = {}
-    for start in range(0, len(recipient_ids), _IDS_PER_LOOKUP):
-        rows = session.execute(
-            select(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.text)
-            .where(RecipientReply.recipient_id.in_(recipient_ids[start:start + _IDS_PER_LOOKUP]))
-            .order_by(RecipientReply.recipient_id, RecipientReply.replied_at, RecipientReply.id)
-        )
-        for recipient_id, at, text in rows:
-            first = found.get(recipient_id)
-            found[recipient_id] = (FirstReply(at, text, 1) if first is None
-                                   else FirstReply(first.at, first.text, first.replies + 1))
-    return found
+    return {recipient_id: FirstReply(*said[0], len(said))
+            for recipient_id, said in said_by(session, recipient_ids=recipient_ids).items()}
 
 
 # --- messages no blast explains -------------------------------------------------------------
