@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply
-from core.recipients import SELECTIONS, select_recipients, status_words
+from core.recipients import SELECTIONS, cell_of, select_recipients, status_words
 from core.reply_inbox import InboxFilter, inbox_page, reply_words
 from core.statuses import status_in_words
 
@@ -64,7 +64,17 @@ def export_columns(upload_columns: Sequence[Sequence[str]] | None,
                    ours: Sequence[str] = EXPORT_COLUMNS) -> list[str]:
     """The export's headings: ours, then the uploaded list's other columns under the file's own
     headings ("Branch", "Agent"), one that is also ours said as the file's ("Status (your file)")."""
-    return [*ours, *(theirs for _, theirs in their_headings([h for _, h in upload_columns or ()], ours))]
+    return [*ours, *(shown for _, shown in keyed_headings(upload_columns, ours))]
+
+
+def keyed_headings(
+    upload_columns: Sequence[Sequence[str]] | None, ours: Sequence[str]
+) -> list[tuple[str, str]]:
+    """Each of the list's own columns: its key in a recipient's cells, and how a table or an
+    export beside `ours` heads it."""
+    kept = list(upload_columns or ())
+    shown = their_headings([heading for _, heading in kept], ours)
+    return [(key, said) for (key, _), (_, said) in zip(kept, shown, strict=True)]
 
 
 def their_headings(headings: Iterable[str], ours: Sequence[str]) -> list[tuple[str, str]]:
@@ -127,7 +137,7 @@ def _stage_rows(
                r.status, _yes(r.phone_number in stopped), when(r.sent_at), when(r.delivered_at),
                when(r.read_timestamp), when(replied_at), "" if first is None else reply_words(first),
                "\n".join(reply_words(text) for _, text in said[1:]), when(r.closed_at), r.error or "",
-               *(str((r.variables or {}).get(key) or "") for key in keys))
+               *(cell_of(r.variables, key) for key in keys))
 
 
 def _kept_replies(session: Session, *, blast_id: int) -> dict[int, list[tuple[dt.datetime, str]]]:

@@ -203,6 +203,11 @@ def closed_under_its_tag(session: Session, recipient: BlastRecipient) -> int | N
     )
 
 
+def cell_of(variables: Mapping[str, object] | None, key: str) -> str:
+    """A recipient's cell in one of their list's columns, "" when it has none."""
+    return str((variables or {}).get(key) or "")
+
+
 _SALES_LOCK_ID = 7_305_115
 
 

@@ -41,7 +41,7 @@ from core.config import get_settings
 from core.funnel import not_practice
 from core.models import WITH_MESSAGES, Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
 from core.phones import typed_number
-from core.recipients import matches_search, replies
+from core.recipients import cell_of, matches_search, replies
 from core.statuses import Status
 from core.webhook.parse import IncomingMessage, parse_webhook
 from core.webhook.replies import NO_BLAST, no_blast_numbers, not_a_reply
@@ -157,9 +157,8 @@ def own_cells(
 ) -> tuple[tuple[str, str], ...]:
     """A recipient's cells in their list's own columns, (heading, value), in the file's order;
     blank ones left out."""
-    cells = variables or {}
-    return tuple((heading, str(cells[key]).strip()) for key, heading in columns or ()
-                 if str(cells.get(key) or "").strip())
+    said = ((heading, cell_of(variables, key).strip()) for key, heading in columns or ())
+    return tuple((heading, value) for heading, value in said if value)
 
 
 def as_they_stand(session: Session, rows: list[InboxRow]) -> list[InboxRow] | None:

@@ -23,7 +23,7 @@ from core.closing import (
     read_sales,
 )
 from core.csv_import import UPLOAD_TYPES, ColumnNotFound, opted_out_among
-from core.exports import EXPORT_COLUMNS, export_columns, stage_csv, stage_xlsx, their_headings
+from core.exports import EXPORT_COLUMNS, export_columns, keyed_headings, stage_csv, stage_xlsx
 from core.followups import chain_ids
 from core.models import Blast
 from core.opt_outs import add_opt_outs
@@ -32,6 +32,7 @@ from core.recipients import (
     SELECTIONS,
     Resent,
     Sales,
+    cell_of,
     history,
     mark_closed,
     mark_failed,
@@ -152,9 +153,8 @@ def _recipients_frame(
         first = first_replies(s, recipient_ids=[r.id for r in rows])
         stopped = opted_out_among(s, [r.phone_number for r in rows])
         # The list's own columns (Branch, Agent…) after ours, as its exports have them.
-        kept = s.scalar(select(Blast.upload_columns).where(Blast.id == blast_id)) or []
-        theirs = [(key, shown) for (key, _), (_, shown)
-                  in zip(kept, their_headings([h for _, h in kept], list(RECIPIENT_COLUMNS)), strict=True)]
+        theirs = keyed_headings(s.scalar(select(Blast.upload_columns).where(Blast.id == blast_id)),
+                                list(RECIPIENT_COLUMNS))
         frame = pd.DataFrame(
             [
                 {
@@ -170,7 +170,7 @@ def _recipients_frame(
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
                     "Reply": reply_cell(r.reply_text, first.get(r.id)),  # their first
                     "Problem": r.error or "",
-                    **{shown: str((r.variables or {}).get(key) or "") for key, shown in theirs},
+                    **{shown: cell_of(r.variables, key) for key, shown in theirs},
                 }
                 for r in rows
             ]
