@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from bench.bench_funnel import scenarios
 from bench.common import median_seconds, table
+from core import rollup_cache
 from core.analytics import activity_by_hour, daily_trend, response_times, tag_comparison
 from core.config import PROJECT_ROOT, get_settings
 from core.db import engine_for, reading
@@ -53,6 +54,7 @@ def _clear_caches() -> None:
     # get_settings and engine_for are functools.cache'd, get_engine is st.cache_resource'd.
     get_settings.cache_clear()
     engine_for.cache_clear()
+    rollup_cache.forget_everything()  # the funnel answers kept on PostgreSQL too
     with _quiet(*_NO_APP_WARNINGS):  # out here there is no running app, and Streamlit says so
         st.cache_resource.clear()
         st.cache_data.clear()

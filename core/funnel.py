@@ -12,6 +12,7 @@ from sqlalchemy import Select, Subquery, any_, bindparam, case, func, or_, selec
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core import rollup_cache
 from core.config import PRACTICE_DEVICES
 from core.models import (
     Blast,
@@ -315,11 +316,21 @@ def _by_blast_statement(shape: _Shape, dialect: str) -> Select:
     return _restrict(query, shape)
 
 
+def _blasts_of(filters: FunnelFilter) -> frozenset[int] | None:
+    """The blasts whose moves can change a filter's answer (`core.rollup_cache`): its named
+    blasts, or None for any blast (a date range or a tag gains a blast when one is made)."""
+    return frozenset(filters.blast_ids) if filters.blast_ids else None
+
+
 def status_counts(session: Session, *, filters: FunnelFilter | None = None) -> dict[str, int]:
     """Recipients of the selected blasts by current status (statuses with none left out)."""
     filters = filters or FunnelFilter()
-    rows = session.execute(_status_counts_statement(_shape(filters), _dialect(session)), _params(filters))
-    return {status: int(n) for status, n in rows}
+
+    def read() -> dict[str, int]:
+        rows = session.execute(_status_counts_statement(_shape(filters), _dialect(session)), _params(filters))
+        return {status: int(n) for status, n in rows}
+
+    return dict(rollup_cache.remembered(session, ("status_counts", filters), _blasts_of(filters), read))
 
 
 @functools.cache
@@ -372,21 +383,25 @@ def funnel_by_blast(
 ) -> list[BlastFunnel]:
     """One funnel per selected blast, newest first; blasts with no recipients included."""
     filters = filters or FunnelFilter()
-    rows = session.execute(_by_blast_statement(_shape(filters), _dialect(session)), _params(filters))
-    # Unpacked by position: attribute access on 2,000 rows × 15 columns costs more than the query.
-    return [
-        BlastFunnel(
-            blast_id=blast_id,
-            blast_tag=tag,
-            follow_up_stage=stage,
-            blast_date=date,
-            state=state,
-            name=name,
-            funnel=Funnel(*map(int, counts)),
-            device=device,
-        )
-        for blast_id, tag, stage, date, state, name, device, *counts in rows
-    ]
+
+    def read() -> list[BlastFunnel]:
+        rows = session.execute(_by_blast_statement(_shape(filters), _dialect(session)), _params(filters))
+        # Unpacked by position: attribute access on 2,000 rows × 15 columns costs more than the query.
+        return [
+            BlastFunnel(
+                blast_id=blast_id,
+                blast_tag=tag,
+                follow_up_stage=stage,
+                blast_date=date,
+                state=state,
+                name=name,
+                funnel=Funnel(*map(int, counts)),
+                device=device,
+            )
+            for blast_id, tag, stage, date, state, name, device, *counts in rows
+        ]
+
+    return list(rollup_cache.remembered(session, ("funnel_by_blast", filters), _blasts_of(filters), read))
 
 
 def filter_options(session: Session, *, leave_out_practice: bool = False) -> tuple[list[str], list[str]]:

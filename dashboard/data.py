@@ -14,7 +14,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core import analytics
+from core import analytics, rollup_cache
 from core.config import Settings, get_settings
 from core.db import engine_for, migrate, transaction
 from core.db import reading as read_transaction
@@ -31,9 +31,11 @@ T = TypeVar("T")
 
 @st.cache_resource(show_spinner=False)
 def get_engine() -> Engine:
-    """The process's engine, on a migrated database (pages can run before the server's startup)."""
+    """The process's engine, on a migrated database (pages can run before the server's startup).
+    On PostgreSQL its funnel answers are kept in memory until the counts move (`core.rollup_cache`)."""
     engine = engine_for(get_settings().sqlalchemy_url)
     migrate(engine)
+    rollup_cache.watch(engine)
     return engine
 
 

@@ -89,10 +89,17 @@ def test_our_funnel_equals_the_recount_and_the_plans_counts(sqlite_history: Engi
 def test_the_funnel_benchmark_on_postgresql(postgres_history: tuple[Engine, PostgresServer]) -> None:
     results = bench_funnel.measure(postgres_history[0], runs=1)
     assert len(results) == 12 and results[0]["recipients"] == SCALE
+    # Ours twice: read afresh, and kept (every kept call answered from memory, none read again).
+    assert all(r["kept_hits"] == r["kept_calls"] == 2 for r in results)
+    assert all(r["server_ours_ms"] > 0 for r in results)  # afresh: the SQL reached the server
+    assert "plan/kept" in bench_funnel.report({"postgresql": results})
+    targets = runner.targets({"funnel": {"postgresql": results}})
+    assert any("kept" in t["value"] and "afresh" in t["value"] for t in targets)
 
 
 def enabled_rollup_triggers(engine: Engine) -> int:
-    """The status (0002) and hour (0004) rollups' triggers that are switched on."""
+    """The status (0002) and hour (0004) rollups' triggers and the change notices' (0017) that
+    are switched on."""
     with transaction(engine) as s:
         return s.scalar(text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'trg_blast%' "
                              "AND tgenabled = 'O'"))
@@ -112,7 +119,7 @@ def test_webhook_ingestion_applies_every_ack_and_leaves_the_database_as_it_was(
     with transaction(engine) as s:
         left = s.scalar(select(func.count()).select_from(Blast).where(Blast.blast_tag == "bench-webhook"))
     assert by_status(engine) == before and left == 0
-    assert enabled_before == 10 and enabled_rollup_triggers(engine) == 10, \
+    assert enabled_before == 18 and enabled_rollup_triggers(engine) == 18, \
         "the run left a rollup trigger disabled"
     assert bench_funnel.check(engine, bench_funnel.scenarios(engine)[0]) == SCALE
 

@@ -1,0 +1,389 @@
+"""Funnel answers kept in memory on PostgreSQL: used while nothing they count has moved, dropped
+when a change commits (another process's through the database's notices, this process's at
+once), and never trusted while the listener cannot hear."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, event, text, update
+
+from core import rollup_cache
+from core.db import reading, transaction
+from core.funnel import Funnel, FunnelFilter, funnel, funnel_by_blast, status_counts, stuck_at_each_stage
+from core.models import BlastRecipient
+from core.statuses import Status
+from tests.support.factories import make_blast, make_recipient
+
+pytestmark = pytest.mark.postgres_only
+
+STATUSES = [s.value for s in Status]
+
+
+def _connect(engine: Engine) -> psycopg.Connection:
+    """A connection outside SQLAlchemy: its writes reach this process only as notices, as
+    another process's would."""
+    args, params = engine.dialect.create_connect_args(engine.url)
+    return psycopg.connect(*args, **{**params, "autocommit": True})
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}")
+        time.sleep(0.01)
+
+
+_marks = iter(range(900_000_000, 999_999_999))
+
+
+def _caught_up(watch: rollup_cache.Watch, conn: psycopg.Connection) -> None:
+    """Wait until the watch has heard every notice `conn` sent so far: a session's notices
+    arrive in order, so once a last one naming an unused blast number is in, the rest are."""
+    mark = next(_marks)
+    conn.execute(f"NOTIFY {rollup_cache.CHANNEL}, '{mark}'")
+    _until(lambda: mark in watch._touched, "the watch to hear the notices")
+
+
+@pytest.fixture
+def watch(engine: Engine) -> Iterator[rollup_cache.Watch]:
+    found = rollup_cache.watch(engine)
+    assert found is not None
+    yield found
+    rollup_cache.unwatch(engine)
+
+
+def _listening(watch: rollup_cache.Watch, engine: Engine) -> None:
+    with reading(engine) as s:
+        funnel(s)  # the first question starts the listener
+    _until(watch.trusted, "the listener to hear itself")
+
+
+def _seed(engine: Engine) -> dict[str, int]:
+    with transaction(engine) as s:
+        a = make_blast(s, blast_tag="Promo")
+        b = make_blast(s, blast_tag="Launch")
+        for status in ("READ_ACK", "DELIVERY_ACK", "SERVER_ACK"):
+            make_recipient(s, a, status=status)
+            make_recipient(s, b, status=status)
+        return {"a": a.id, "b": b.id}
+
+
+def _read(engine: Engine, filters: FunnelFilter) -> Funnel:
+    with reading(engine) as s:
+        return funnel(s, filters=filters)
+
+
+def _recount(engine: Engine, filters: FunnelFilter) -> Funnel:
+    """The same question in a writing transaction: never answered from memory."""
+    with transaction(engine) as s:
+        return funnel(s, filters=filters)
+
+
+def test_an_answer_is_kept_until_a_change_to_its_blasts_commits(engine: Engine, watch) -> None:
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a, promo = FunnelFilter(blast_ids=(ids["a"],)), FunnelFilter(tags=("Promo",))
+    first = _read(engine, only_a)
+    _read(engine, promo)
+    hits = watch.hits
+    assert _read(engine, only_a) == first and _read(engine, promo) == first
+    assert watch.hits == hits + 2
+
+    with _connect(engine) as other:
+        # Blast B moves: A's kept answer stays; the tag's is read again (a tag can gain blasts).
+        other.execute("UPDATE blast_recipients SET status = 'READ_ACK' WHERE blast_id = %s "
+                      "AND status = 'SERVER_ACK'", (ids["b"],))
+        _caught_up(watch, other)
+        hits, misses = watch.hits, watch.misses
+        assert _read(engine, only_a) == first
+        assert watch.hits == hits + 1
+        assert _read(engine, promo) == first
+        assert watch.misses == misses + 1
+
+        # A moves: its answer is read again, and is the new one.
+        other.execute("UPDATE blast_recipients SET status = 'REPLIED' WHERE blast_id = %s "
+                      "AND status = 'READ_ACK'", (ids["a"],))
+        _caught_up(watch, other)
+        now = _read(engine, only_a)
+        assert now.replied == 1 and now == _recount(engine, only_a)
+
+
+def test_a_change_that_commits_while_a_question_is_answered_is_not_kept(engine: Engine, watch) -> None:
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a = FunnelFilter(blast_ids=(ids["a"],))
+    with _connect(engine) as other:
+        def change_during_the_read(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+            # The question has read the old counts; the change commits and is heard before the
+            # answer is kept.
+            if "blast_status_counts" in statement:
+                other.execute("UPDATE blast_recipients SET status = 'FAILED' WHERE blast_id = %s",
+                              (ids["a"],))
+                _caught_up(watch, other)
+
+        event.listen(engine, "after_cursor_execute", change_during_the_read)
+        try:
+            old = _read(engine, only_a)
+        finally:
+            event.remove(engine, "after_cursor_execute", change_during_the_read)
+    assert old.failed == 0
+    assert _read(engine, only_a).failed == 3
+
+
+def test_this_process_sees_its_own_writes_at_once(engine: Engine, watch) -> None:
+    """A page that records a sale and draws its funnel again must show the sale, without
+    waiting for the notice."""
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a = FunnelFilter(blast_ids=(ids["a"],))
+    _read(engine, only_a)
+    _read(engine, only_a)
+    with transaction(engine) as s:
+        s.execute(update(BlastRecipient).where(BlastRecipient.blast_id == ids["a"],
+                                               BlastRecipient.status == "READ_ACK")
+                  .values(status=Status.CLOSED.value))
+    assert _read(engine, only_a).closed == 1
+    # An autocommitted statement (the send worker's claim and settle) has no commit of its own.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("UPDATE blast_recipients SET status = 'FAILED' WHERE blast_id = :a "
+                          "AND status = 'SERVER_ACK'"), {"a": ids["a"]})
+    assert _read(engine, only_a).failed == 1
+
+
+def test_a_read_inside_a_writing_transaction_is_never_kept(engine: Engine, watch) -> None:
+    """What an open transaction wrote may yet be rolled back: only `reading` answers are kept."""
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a = FunnelFilter(blast_ids=(ids["a"],))
+    with pytest.raises(RuntimeError), transaction(engine) as s:
+        s.execute(update(BlastRecipient).where(BlastRecipient.blast_id == ids["a"])
+                  .values(status=Status.FAILED.value))
+        assert funnel(s, filters=only_a).failed == 3
+        raise RuntimeError("changed my mind")
+    assert _read(engine, only_a).failed == 0
+    assert _read(engine, only_a).failed == 0
+
+
+def test_a_blast_made_later_joins_a_kept_tag_answer(engine: Engine, watch) -> None:
+    _seed(engine)
+    _listening(watch, engine)
+    promo = FunnelFilter(tags=("Promo",))
+    before = _read(engine, promo)
+    assert _read(engine, promo) == before
+    with _connect(engine) as other:
+        new = other.execute("INSERT INTO blasts (blast_tag, follow_up_stage, message_template, state) "
+                            "VALUES ('Promo', 'Initial', 'Hi', 'completed') RETURNING id").fetchone()[0]
+        other.execute("INSERT INTO blast_recipients (blast_id, phone_number, status) "
+                      "VALUES (%s, '+60123000001', 'READ_ACK')", (new,))
+        _caught_up(watch, other)
+    after = _read(engine, promo)
+    assert after.total == before.total + 1
+    assert new in [b.blast_id for b in _by_blast(engine, promo)]
+
+
+def _by_blast(engine: Engine, filters: FunnelFilter):  # type: ignore[no-untyped-def]
+    with reading(engine) as s:
+        return funnel_by_blast(s, filters=filters)
+
+
+def test_a_listener_that_cannot_hear_means_reading_the_database(engine: Engine, watch, monkeypatch) -> None:
+    monkeypatch.setattr(rollup_cache, "RETRY_SECONDS", 0.2)
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a = FunnelFilter(blast_ids=(ids["a"],))
+    _read(engine, only_a)
+    with _connect(engine) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (watch.backend_pid,))
+        _until(lambda: not watch.trusted(), "the listener to notice its connection is gone")
+        other.execute("UPDATE blast_recipients SET status = 'FAILED' WHERE blast_id = %s", (ids["a"],))
+        misses = watch.misses
+        assert _read(engine, only_a).failed == 3
+        assert watch.misses == misses + 1
+    # It listens again by itself, and answers from memory again.
+    _until(watch.trusted, "the listener to hear again")
+    _read(engine, only_a)
+    hits = watch.hits
+    assert _read(engine, only_a).failed == 3
+    assert watch.hits == hits + 1
+
+
+def test_a_listener_not_heard_lately_is_not_trusted(engine: Engine, watch, monkeypatch) -> None:
+    """A connection that stops passing notices on without failing (a firewall, a pooler) shows
+    as heartbeats that stop coming back."""
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a = FunnelFilter(blast_ids=(ids["a"],))
+    _read(engine, only_a)
+    monkeypatch.setattr(rollup_cache, "TRUST_SECONDS", 0.0)
+    assert not watch.trusted()
+    misses = watch.misses
+    _read(engine, only_a)
+    _read(engine, only_a)
+    assert watch.misses == misses + 2
+
+
+def test_the_listener_lets_its_connection_go_when_nobody_asks(engine: Engine, watch, monkeypatch) -> None:
+    monkeypatch.setattr(rollup_cache, "IDLE_SECONDS", 0.5)
+    _listening(watch, engine)
+    pid = watch.backend_pid
+
+    def connected() -> bool:
+        with _connect(engine) as other:
+            found = other.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            return found.fetchone()[0] > 0
+
+    _until(lambda: not connected(), "the idle listener to disconnect")
+    assert not watch.trusted()
+    _listening(watch, engine)  # the next question starts it again
+    assert watch.backend_pid != pid
+
+
+def test_notices_name_the_blasts_each_statement_moved(engine: Engine) -> None:
+    ids = _seed(engine)
+    a, b = ids["a"], ids["b"]
+    with _connect(engine) as listener, _connect(engine) as writer:
+        listener.execute(f"LISTEN {rollup_cache.CHANNEL}")
+
+        def notices_of(sql: str, *params: object) -> list[str]:
+            writer.execute(sql, params or None)
+            writer.execute(f"NOTIFY {rollup_cache.CHANNEL}, 'end'")
+            heard = []
+            for notice in listener.notifies(timeout=10):
+                if notice.payload == "end":
+                    return heard
+                heard.append(notice.payload)
+            raise AssertionError("no end notice")
+
+        assert notices_of("UPDATE blast_recipients SET status = 'REPLIED' WHERE blast_id = %s "
+                          "AND status = 'READ_ACK'", a) == [str(a)]
+        # A polling time or a text moves no count, and says nothing.
+        assert notices_of("UPDATE blast_recipients SET message_text = 'x' WHERE blast_id = %s", a) == []
+        # A status written again unchanged says nothing either.
+        assert notices_of("UPDATE blast_recipients SET status = status WHERE blast_id = %s", b) == []
+        moved = notices_of("UPDATE blast_recipients SET status = 'FAILED' WHERE status = 'SERVER_ACK'")
+        assert sorted(moved[0].split(",")) == sorted([str(a), str(b)])
+        assert notices_of("UPDATE blast_recipients SET blast_id = %s WHERE blast_id = %s "
+                          "AND status = 'FAILED'", b, a)[0] in (f"{a},{b}", f"{b},{a}")
+        assert notices_of("INSERT INTO blast_recipients (blast_id, phone_number, status) "
+                          "VALUES (%s, '+60123000009', 'QUEUED')", a) == [str(a)]
+        assert notices_of("DELETE FROM blast_recipients WHERE blast_id = %s "
+                          "AND status = 'QUEUED'", a) == [str(a)]
+        assert notices_of("UPDATE blasts SET name = 'Renamed' WHERE id = %s", b) == [str(b)]
+        # Nothing matched: nothing to say.
+        assert notices_of("UPDATE blasts SET name = 'x' WHERE id = -1") == []
+        # More blasts than a notice can carry, and a truncate: every blast.
+        assert notices_of("INSERT INTO blasts (blast_tag, follow_up_stage, message_template) "
+                          "SELECT 'Bulk', 'Initial', 'Hi' FROM generate_series(1, 2000)") == ["*"]
+        assert notices_of("DELETE FROM blasts WHERE id = %s", a) == [str(a)]  # its recipients go too
+        assert notices_of("TRUNCATE blasts CASCADE") == ["*"]
+        # Rolled back: never sent.
+        writer.execute("BEGIN")
+        writer.execute("INSERT INTO blasts (blast_tag, follow_up_stage, message_template) "
+                       "VALUES ('x', 'y', 'z')")
+        writer.execute("ROLLBACK")
+        assert notices_of("SELECT 1") == []
+
+
+def test_answers_equal_a_recount_through_random_changes(engine: Engine, watch) -> None:
+    rng = random.Random(17)
+    with transaction(engine) as s:
+        blasts = [make_blast(s, blast_tag=rng.choice(["Promo", "Launch", "CNY"])) for _ in range(4)]
+        for blast in blasts:
+            for _ in range(6):
+                make_recipient(s, blast, status=rng.choice(STATUSES))
+        blast_ids = [b.id for b in blasts]
+    _listening(watch, engine)
+    questions = [FunnelFilter(), FunnelFilter(tags=("Promo",)), FunnelFilter(tags=("CNY", "Launch")),
+                 *[FunnelFilter(blast_ids=(i,)) for i in blast_ids],
+                 FunnelFilter(blast_ids=tuple(blast_ids[:2]))]
+    phone = iter(range(10_000, 99_999))
+    with _connect(engine) as other:
+        for step in range(40):
+            choice = rng.random()
+            target = rng.choice(blast_ids)
+            if choice < 0.4:
+                other.execute("UPDATE blast_recipients SET status = %s WHERE id = (SELECT id FROM "
+                              "blast_recipients WHERE blast_id = %s ORDER BY random() LIMIT 1)",
+                              (rng.choice(STATUSES), target))
+            elif choice < 0.55:
+                other.execute("INSERT INTO blast_recipients (blast_id, phone_number, status) "
+                              "VALUES (%s, %s, %s)", (target, f"+60129{next(phone)}", rng.choice(STATUSES)))
+            elif choice < 0.7:
+                other.execute("DELETE FROM blast_recipients WHERE id = (SELECT id FROM blast_recipients "
+                              "WHERE blast_id = %s ORDER BY id LIMIT 1)", (target,))
+            elif choice < 0.8:
+                other.execute("UPDATE blasts SET blast_tag = %s WHERE id = %s",
+                              (rng.choice(["Promo", "Launch", "CNY"]), target))
+            elif choice < 0.9:
+                other.execute("UPDATE blast_recipients SET blast_id = %s WHERE id = (SELECT id FROM "
+                              "blast_recipients WHERE blast_id = %s ORDER BY id LIMIT 1)",
+                              (rng.choice(blast_ids), target))
+            else:
+                with transaction(engine) as s:  # this process's own write
+                    s.execute(update(BlastRecipient).where(BlastRecipient.blast_id == target)
+                              .values(status=rng.choice(STATUSES)))
+            _caught_up(watch, other)
+            for question in rng.sample(questions, 4):
+                with reading(engine) as s:
+                    kept = (funnel(s, filters=question), status_counts(s, filters=question),
+                            funnel_by_blast(s, filters=question))
+                with transaction(engine) as s:
+                    fresh = (funnel(s, filters=question), status_counts(s, filters=question),
+                             funnel_by_blast(s, filters=question))
+                assert kept == fresh, f"step {step}: {question}"
+    assert watch.hits > 20  # memory was used, not only the database
+
+
+def test_a_kept_answer_is_a_copy(engine: Engine, watch) -> None:
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a = FunnelFilter(blast_ids=(ids["a"],))
+    with reading(engine) as s:
+        status_counts(s, filters=only_a)["READ_ACK"] = 999
+        funnel_by_blast(s, filters=only_a).clear()
+    with reading(engine) as s:
+        assert status_counts(s, filters=only_a)["READ_ACK"] == 1
+        assert len(funnel_by_blast(s, filters=only_a)) == 1
+        assert dict((st, n) for st, n, _ in stuck_at_each_stage(s, blast_id=ids["a"]))["READ_ACK"] == 1
+
+
+def test_sqlite_is_never_watched(tmp_path) -> None:
+    from core.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    migrate(engine)
+    assert rollup_cache.watch(engine) is None
+    with transaction(engine) as s:
+        make_recipient(s, make_blast(s), status="READ_ACK")
+    with reading(engine) as s:
+        assert funnel(s).read == 1
+    engine.dispose()
+
+
+def test_questions_from_many_threads_agree_with_the_database(engine: Engine, watch) -> None:
+    ids = _seed(engine)
+    _listening(watch, engine)
+    only_a = FunnelFilter(blast_ids=(ids["a"],))
+    expected = _recount(engine, only_a)
+    wrong: list[Funnel] = []
+
+    def ask() -> None:
+        for _ in range(50):
+            got = _read(engine, only_a)
+            if got != expected:
+                wrong.append(got)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    assert watch.hits > 100
