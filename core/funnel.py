@@ -375,7 +375,9 @@ def funnel_of(counts: dict[str, int]) -> Funnel:
 
 def funnel(session: Session, *, filters: FunnelFilter | None = None) -> Funnel:
     """Cumulative stage counts over every recipient of the selected blasts."""
-    return funnel_of(status_counts(session, filters=filters))
+    filters = filters or FunnelFilter()
+    return rollup_cache.remembered(session, ("funnel", filters), _blasts_of(filters),
+                                   lambda: funnel_of(status_counts(session, filters=filters)))
 
 
 def funnel_by_blast(
@@ -452,13 +454,20 @@ def closed_without_reply(session: Session, *, filters: FunnelFilter) -> int:
 
 def stuck_at_each_stage(session: Session, *, blast_id: int) -> list[tuple[str, int, float]]:
     """The plan's "stuck at each stage": recipients by current status, with % of the blast."""
-    counts = status_counts(session, filters=FunnelFilter(blast_ids=(blast_id,)))
-    total = sum(counts.values()) or 1
-    order = {s.value: i for i, s in enumerate(Status)}
-    return sorted(
-        ((status, count, 100.0 * count / total) for status, count in counts.items()),
-        key=lambda r: order.get(r[0], 99),
-    )
+    filters = FunnelFilter(blast_ids=(blast_id,))
+
+    def read() -> list[tuple[str, int, float]]:
+        counts = status_counts(session, filters=filters)
+        total = sum(counts.values()) or 1
+        return sorted(
+            ((status, count, 100.0 * count / total) for status, count in counts.items()),
+            key=lambda r: _STATUS_ORDER.get(r[0], 99),
+        )
+
+    return list(rollup_cache.remembered(session, ("stuck", blast_id), _blasts_of(filters), read))
+
+
+_STATUS_ORDER = {s.value: i for i, s in enumerate(Status)}
 
 
 # Any fixed number: one fold at a time, so two folds cannot lock count rows in turn.
