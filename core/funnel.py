@@ -484,7 +484,7 @@ WITH moved AS (
     ON CONFLICT (blast_id, status) DO UPDATE SET recipients = c.recipients + excluded.recipients
 )
 SELECT count(*) FROM moved
-""")
+""").execution_options(**{rollup_cache.COUNTS_UNCHANGED: True})  # the sums stay as they were
 _FOLD_HOURS = text("""
 WITH moved AS (
     DELETE FROM blast_hour_deltas RETURNING blast_id, what, hour, status, delta
@@ -497,7 +497,7 @@ WITH moved AS (
     ON CONFLICT (blast_id, what, hour, status) DO UPDATE SET recipients = c.recipients + excluded.recipients
 )
 SELECT count(*) FROM moved
-""")
+""").execution_options(**{rollup_cache.COUNTS_UNCHANGED: True})
 
 
 def fold_rollup_deltas(session: Session) -> int:

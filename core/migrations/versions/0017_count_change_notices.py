@@ -3,12 +3,15 @@
 `core.rollup_cache` keeps funnel answers in memory and drops one as soon as a change to its
 blasts commits. The notice names the blasts a statement touched, comma-separated, or `*`
 for every blast (a truncate, or more blasts than a notice can carry):
-- `blast_recipients`: rows inserted or deleted, and rows whose status or blast changed (other
-  updates, such as polling times or texts, move no count and say nothing);
+- `blast_recipients`: rows inserted or deleted, and the blasts whose recipients by status an
+  update changed (other updates, such as polling times or texts, move no count and say
+  nothing; the rows an UPDATE touched are still copied for the trigger, one statement at a
+  time, which the webhook benchmark measured: RESULTS.md change 32);
 - `blasts`: any row inserted, changed or deleted (a blast's tag, date, name or state is part of
   what the funnel answers, and a new blast can join a date range or a tag).
 One notice per statement at most, sent when its transaction commits (PostgreSQL folds equal
-notices of a transaction into one), so a webhook batch of 200 acks sends one.
+notices of a transaction into one), so a webhook batch of 200 acks sends one. A schema change
+sends `*` too (`core.db.changing_schema`).
 
 SQLite has no notices; nothing changes there.
 
@@ -52,10 +55,13 @@ FUNCTIONS = [
     CREATE FUNCTION blast_counts_notice_moved() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE ids text;
     BEGIN
-        SELECT string_agg(DISTINCT x.blast_id::text, ',') INTO ids
-        FROM old_rows o JOIN new_rows n ON n.id = o.id,
-             LATERAL (VALUES (o.blast_id), (n.blast_id)) AS x(blast_id)
-        WHERE o.status IS DISTINCT FROM n.status OR o.blast_id IS DISTINCT FROM n.blast_id;
+        -- The blasts whose recipients by status differ before and after: rows matched by
+        -- what is counted, not by id, so nothing that moves a count goes unnamed.
+        SELECT string_agg(DISTINCT blast_id::text, ',') INTO ids
+        FROM (SELECT blast_id, status, count(*) AS n FROM old_rows GROUP BY blast_id, status) AS o
+        FULL JOIN (SELECT blast_id, status, count(*) AS n FROM new_rows GROUP BY blast_id, status) AS n
+             USING (blast_id, status)
+        WHERE o.n IS DISTINCT FROM n.n;
         {_SEND}
     END $$
     """,
