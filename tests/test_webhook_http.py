@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import Engine, func, select
 
 from core.config import get_settings
-from core.db import transaction
+from core.db import engine_for, transaction
 from core.models import BlastRecipient, OptOut, StatusHistory, utcnow
 from core.status_engine import apply_status
 from core.statuses import RANK, Status
@@ -166,6 +166,28 @@ def test_wrong_secrets_read_the_accepted_ones_again_at_most_once_a_second(engine
     with ThreadPoolExecutor(8) as pool:  # wrong posts arriving together, while that read runs
         asked = list(pool.map(lambda _: remembered.worth_asking(), range(20)))
     assert asked.count(True) == 0, "the turn was taken by the one that asked first"
+
+
+def test_the_first_check_before_any_secret_is_made_keeps_the_one_it_makes(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's start makes the secret; a check that comes first makes it and keeps it (a
+    reading session would let it go, and each check would make up another)."""
+    from core.models import AppState
+    from core.webhook.route import _check_secret
+    from core.webhook.secret import SECRET_KEY, AcceptedSecrets
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    get_settings.cache_clear()
+    settings = get_settings()
+    engine = engine_for(settings.sqlalchemy_url)
+    assert not _check_secret(AcceptedSecrets(), settings, "wrong")
+    with transaction(engine) as s:
+        kept = s.get(AppState, SECRET_KEY)
+    assert kept is not None and kept.value
+    assert _check_secret(AcceptedSecrets(), settings, kept.value)
+    get_settings.cache_clear()
 
 
 def test_a_prefix_of_the_secret_is_wrong(served: Served) -> None:

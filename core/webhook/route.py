@@ -30,7 +30,7 @@ from core.db import engine_for, reading, transaction
 from core.models import WebhookInbox, utcnow
 from core.webhook.inbox import REFUSED, InboxState, WebhookRules, error_words, replay_waiting
 from core.webhook.intake import STORAGE_ERRORS, intake_for
-from core.webhook.secret import WEBHOOK_PATH, AcceptedSecrets, remembered_secrets
+from core.webhook.secret import WEBHOOK_PATH, AcceptedSecrets, remembered_secrets, secret_made
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,14 @@ async def secret_accepted(settings: Settings, candidate: str) -> bool:
 
 def _check_secret(remembered: AcceptedSecrets, settings: Settings, candidate: str) -> bool:
     # Read without the write lock (SQLite has one for the whole file): a wrong secret must not
-    # hold up the worker and the webhook's storage. Only the very first read writes, when no
-    # secret has been made yet.
-    with reading(engine_for(settings.sqlalchemy_url)) as session:
+    # hold up the worker and the webhook's storage. Only before any secret is made (the
+    # server's start makes it) does the check make and keep one, in a transaction: a reading
+    # session keeps nothing.
+    engine = engine_for(settings.sqlalchemy_url)
+    with reading(engine) as session:
+        if secret_made(session, settings=settings):
+            return remembered.refresh_and_match(session, settings=settings, candidate=candidate)
+    with transaction(engine) as session:
         return remembered.refresh_and_match(session, settings=settings, candidate=candidate)
 
 

@@ -45,6 +45,11 @@ def current_secret(session: Session, *, settings: Settings) -> str:
     return _read(session, SECRET_KEY) or ""
 
 
+def secret_made(session: Session, *, settings: Settings) -> bool:
+    """Whether the current secret is set or kept already (`current_secret` then writes nothing)."""
+    return bool(_configured(settings) or _read(session, SECRET_KEY))
+
+
 def accepted_secrets(
     session: Session, *, settings: Settings, now: dt.datetime | None = None
 ) -> list[str]:
