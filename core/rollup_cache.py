@@ -28,7 +28,8 @@ What keeps it right:
   `TRUST_SECONDS` of the last heartbeat heard being sent; past `OVERDUE_SECONDS` the listener
   connects again. A dropped connection, a stalled one, a server restart, triggers switched off
   or a pooler that does not pass notices on (PgBouncer in transaction mode, Neon's `-pooler`
-  addresses) therefore cost speed, never a count more than two seconds old.
+  addresses: `DATABASE_LISTEN_URL` gives a direct one) therefore cost speed, never a count more
+  than two seconds old.
 - Whatever is not announced (rows written with triggers off, `session_replication_role =
   replica` as a restore may set) is read again after `KEEP_SECONDS` at most.
 - The listener stops after `IDLE_SECONDS` without a question, so an idle dashboard keeps no
@@ -50,7 +51,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
@@ -84,8 +85,11 @@ _Kept = tuple[Any, int, "frozenset[int] | None", float, int]
 class Watch:
     """One database's notices and the answers kept for it."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, *, listen_url: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
+        # Where to listen, when not where the engine connects (a pooler passes no notices on).
+        self._listen_url = make_url(listen_url) if listen_url else engine.url
         self._clock = clock
         self._lock = threading.Lock()  # the numbers and the answers
         self._thread: threading.Thread | None = None
@@ -230,7 +234,7 @@ class Watch:
     def _listen_once(self) -> None:
         import psycopg
 
-        args, params = self._engine.dialect.create_connect_args(self._engine.url)
+        args, params = self._engine.dialect.create_connect_args(self._listen_url)
         params = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **_KEEPALIVES, **params, "autocommit": True}
         # The heartbeat goes out on a second connection, the way another process's change
         # would: heard, it proves notices from other sessions reach this one. (Through a
@@ -292,15 +296,16 @@ def _key(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-def watch(engine: Engine) -> Watch | None:
+def watch(engine: Engine, *, listen_url: str | None = None) -> Watch | None:
     """Keep funnel answers for this engine's database in memory (PostgreSQL only); the watch,
-    one per database per process."""
+    one per database per process. `listen_url`: a direct address of the same database for
+    its notices, when the engine's goes through a transaction pooler (DATABASE_LISTEN_URL)."""
     if engine.dialect.name != "postgresql":
         return None
     with _registry_lock:
         found = _watches.get(_key(engine))
         if found is None:
-            found = _watches[_key(engine)] = Watch(engine)
+            found = _watches[_key(engine)] = Watch(engine, listen_url=listen_url)
             _by_pool.clear()
         _hook_writes()
         return found

@@ -356,6 +356,45 @@ def test_the_listener_lets_its_connection_go_when_nobody_asks(engine: Engine, wa
     assert watch.backend_pid != pid
 
 
+def test_notices_can_be_heard_on_another_address_of_the_same_database(engine: Engine) -> None:
+    """DATABASE_LISTEN_URL: a direct address for the notices when the engine's goes through a
+    pooler that passes none on."""
+    direct = (engine.url.update_query_dict({"application_name": "listener"})
+              .render_as_string(hide_password=False))
+    watch = rollup_cache.watch(engine, listen_url=direct)
+    assert watch is not None
+    try:
+        ids = _seed(engine)
+        _listening(watch, engine)
+        with _connect(watch._engine) as other:
+            names = other.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s",
+                                  (watch.backend_pid,)).fetchone()
+        assert names == ("listener",)
+        only_a = FunnelFilter(blast_ids=(ids["a"],))
+        _read(engine, only_a)
+        hits = watch.hits
+        _read(engine, only_a)
+        assert watch.hits == hits + 1
+    finally:
+        rollup_cache.unwatch(engine)
+
+
+def test_an_address_that_cannot_be_reached_means_reading_the_database(engine: Engine,
+                                                                      closed_port: int) -> None:
+    unreachable = engine.url.set(host="127.0.0.1", port=closed_port).render_as_string(hide_password=False)
+    watch = rollup_cache.watch(engine, listen_url=unreachable)
+    assert watch is not None
+    try:
+        ids = _seed(engine)
+        only_a = FunnelFilter(blast_ids=(ids["a"],))
+        for _ in range(3):
+            assert _read(engine, only_a) == _recount(engine, only_a)
+            time.sleep(0.2)
+        assert watch.hits == 0 and not watch.trusted()
+    finally:
+        rollup_cache.unwatch(engine)
+
+
 def test_notices_name_the_blasts_each_statement_moved(engine: Engine) -> None:
     ids = _seed(engine)
     a, b = ids["a"], ids["b"]
