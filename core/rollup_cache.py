@@ -17,10 +17,10 @@ What keeps it right:
 - Only reads made through `core.db.reading` are answered from memory or kept: they run by
   themselves (autocommit), so they never see, nor keep, what an open transaction wrote.
 - Another process's change is seen once its notice arrives, a few milliseconds after it
-  commits. This process's own writes through SQLAlchemy drop every kept answer when they are
-  made, and again when their connection goes back to the pool, after the commit (an answer
-  read meanwhile by another thread is gone too): a page that records a sale and draws its
-  funnel again sees the sale.
+  commits. This process's own writes through SQLAlchemy to recipients or blasts drop every
+  kept answer when they are made, and again when their connection goes back to the pool,
+  after the commit (an answer read meanwhile by another thread is gone too): a page that
+  records a sale and draws its funnel again sees the sale.
 - Memory is trusted only while the listener is known to hear: twice a second a second
   connection sends it a heartbeat, only while the notice triggers are there and switched on,
   and PostgreSQL delivers notices in commit order, so a heartbeat heard proves every change
@@ -30,8 +30,9 @@ What keeps it right:
   or a pooler that does not pass notices on (PgBouncer in transaction mode, Neon's `-pooler`
   addresses: `DATABASE_LISTEN_URL` gives a direct one) therefore cost speed, never a count more
   than two seconds old.
-- Whatever is not announced (rows written with triggers off, `session_replication_role =
-  replica` as a restore may set) is read again after `KEEP_SECONDS` at most.
+- Whatever is not announced (the rollup tables written by hand or restored on their own) is
+  read again after `KEEP_SECONDS` at most; an answer built on kept ones is as old as the
+  oldest.
 - The listener stops after `IDLE_SECONDS` without a question, so an idle dashboard keeps no
   connection open (a managed server can sleep); the next question starts it again.
 
@@ -51,7 +52,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event, make_url
+from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
@@ -71,7 +72,12 @@ RETRY_SECONDS = 5.0
 MAX_ANSWERS = 256
 MAX_ROWS = 50_000  # rows of per-blast answers kept in all (a blast's funnel: a few hundred bytes)
 # Migration 0017's triggers: the heartbeat goes out only while all of them fire.
-NOTICE_TRIGGERS = 8
+NOTICE_TRIGGERS = (
+    "trg_blast_recipients_notice_insert", "trg_blast_recipients_notice_delete",
+    "trg_blast_recipients_notice_update", "trg_blast_recipients_notice_truncate",
+    "trg_blasts_notice_insert", "trg_blasts_notice_delete", "trg_blasts_notice_update",
+    "trg_blasts_notice_truncate",
+)
 # An execution option for statements that change no count (folding the deltas into the counts).
 COUNTS_UNCHANGED = "counts_unchanged"
 # libpq: a peer gone silent is found in seconds, not after the system's TCP timeout.
@@ -79,6 +85,15 @@ _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                "tcp_user_timeout": 15_000}
 
 T = TypeVar("T")
+
+
+class _ReadAt(threading.local):
+    """While an answer is computed: when the oldest kept answer it used was read."""
+
+    oldest = float("inf")
+
+
+_read_at = _ReadAt()
 _Kept = tuple[Any, int, "frozenset[int] | None", float, int]
 
 
@@ -129,11 +144,17 @@ class Watch:
             with self._lock:
                 if key in self._answers:
                     self._answers.move_to_end(key)
+            _read_at.oldest = min(_read_at.oldest, kept[3])  # an answer built on it is as old
             return kept[0]  # type: ignore[no-any-return]
         self.misses += 1
         started = self._seq  # before the query: a notice arriving during it makes the answer old
-        value = compute()
-        self._keep(key, value, started, blasts, now)
+        outer, _read_at.oldest = _read_at.oldest, now
+        try:
+            value = compute()
+            read_at = _read_at.oldest
+        finally:
+            _read_at.oldest = min(outer, _read_at.oldest)
+        self._keep(key, value, started, blasts, read_at)
         return value
 
     def _keep(self, key: Hashable, value: object, started: int, blasts: frozenset[int] | None,
@@ -234,15 +255,19 @@ class Watch:
     def _listen_once(self) -> None:
         import psycopg
 
-        args, params = self._engine.dialect.create_connect_args(self._listen_url)
-        params = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **_KEEPALIVES, **params, "autocommit": True}
-        # The heartbeat goes out on a second connection, the way another process's change
-        # would: heard, it proves notices from other sessions reach this one. (Through a
-        # transaction pooler a session's own notice can come back while others' do not.)
+        def connect(url: URL) -> psycopg.Connection:
+            args, params = self._engine.dialect.create_connect_args(url)
+            return psycopg.connect(*args, **{"connect_timeout": CONNECT_TIMEOUT_SECONDS, **_KEEPALIVES,
+                                             **params, "autocommit": True})
+
+        # The heartbeat goes out on a second connection, to the engine's own address, the way a
+        # change would: heard, it proves that notices from other sessions on the database the
+        # answers come from reach this one. (Through a transaction pooler a session's own notice
+        # can come back while others' do not; a listening address on another database hears none.)
         token = secrets.token_hex(8)
         sent: dict[str, float] = {}
         beats = iter(range(1 << 62))
-        with psycopg.connect(*args, **params) as conn, psycopg.connect(*args, **params) as sender:
+        with connect(self._listen_url) as conn, connect(self._engine.url) as sender:
             self.backend_pid = conn.info.backend_pid
             conn.execute(f"LISTEN {CHANNEL}")
             self.forget_all()
@@ -253,7 +278,7 @@ class Watch:
                 payload = f"{ALIVE}:{token}:{next(beats)}"
                 sent[payload] = self._clock()
                 sender.execute(_HEARTBEAT, {"channel": CHANNEL, "payload": payload,
-                                            "triggers": NOTICE_TRIGGERS})
+                                            "triggers": list(NOTICE_TRIGGERS)})
 
             beat()
             while not self._stopping.is_set() and not self._idle():
@@ -282,8 +307,8 @@ class Watch:
 _HEARTBEAT = """
 SELECT pg_notify(%(channel)s, %(payload)s)
 WHERE (SELECT count(*) FROM pg_trigger
-       WHERE tgrelid IN ('blast_recipients'::regclass, 'blasts'::regclass)
-         AND tgname LIKE 'trg\\_%%\\_notice\\_%%' AND tgenabled IN ('O', 'A')) = %(triggers)s
+       WHERE tgrelid IN (to_regclass('blast_recipients'), to_regclass('blasts'))
+         AND tgname = ANY(%(triggers)s) AND tgenabled IN ('O', 'A')) = cardinality(%(triggers)s)
 """
 
 _watches: dict[str, Watch] = {}
@@ -355,6 +380,7 @@ def remembered(session: Session, key: Hashable, blasts: frozenset[int] | None, c
 _hooked = False
 _WROTE = "blast_counts_written"  # in a pooled connection's info: the watch its writes concern
 _CHANGES_ROWS = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE)\b", re.IGNORECASE)
+_COUNTED = re.compile(r"\b(blasts|blast_recipients)\b", re.IGNORECASE)
 
 
 def _hook_writes() -> None:
@@ -369,7 +395,11 @@ def _hook_writes() -> None:
 
 
 def _on_statement(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-    if not _watches or _reads_only(statement) or context.execution_options.get(COUNTS_UNCHANGED):
+    # Only a write that names what is counted (a recipient, or a blast, whose deletion takes its
+    # recipients along) can move a count: the worker's heartbeat, the webhook's inbox and the
+    # history leave the answers be.
+    if (not _watches or _reads_only(statement) or context.execution_options.get(COUNTS_UNCHANGED)
+            or _COUNTED.search(statement) is None):
         return
     found = _watch_of(conn.engine)
     if found is not None:
