@@ -13,6 +13,11 @@ One notice per statement at most, sent when its transaction commits (PostgreSQL 
 notices of a transaction into one), so a webhook batch of 200 acks sends one. A schema change
 sends `*` too (`core.db.changing_schema`).
 
+What it costs: PostgreSQL commits one notifying transaction at a time (a lock held through
+the commit's flush), so concurrent writers of recipients' statuses queue behind each other
+(bench/RESULTS.md change 32: 8 clients' single-row updates at 4,200/s instead of 9,650/s with
+`fsync` on); the product's own writers commit a few times a second.
+
 SQLite has no notices; nothing changes there.
 
 Revision ID: 0017
