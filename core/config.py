@@ -58,13 +58,6 @@ class Settings(BaseSettings):
         description="Where all state lives. Unset: a SQLite file in DATA_DIR. "
         "A postgres:// or postgresql:// URL (Neon's included) is used as given.",
     )
-    database_listen_url: SecretStr | None = Field(
-        None,
-        description="PostgreSQL only, optional: a direct address of the same database on which "
-        "the dashboard hears which blasts' counts changed, so that it can keep funnel answers in "
-        "memory. Needed when DATABASE_URL goes through a transaction pooler, which passes no "
-        "notices on (Neon: the same URL without -pooler). Unset: DATABASE_URL.",
-    )
     data_dir: Path = Field(
         PROJECT_ROOT / "data",
         description="Folder for the default SQLite database; created on first run.",
@@ -315,14 +308,6 @@ class Settings(BaseSettings):
         if self.database_url is None or not self.database_url.get_secret_value():
             return f"sqlite:///{self.data_dir / 'blasts.db'}"
         return normalise_database_url(self.database_url.get_secret_value())
-
-
-    @property
-    def listen_url(self) -> str | None:
-        """DATABASE_LISTEN_URL in SQLAlchemy's form, if set."""
-        if self.database_listen_url is None or not self.database_listen_url.get_secret_value():
-            return None
-        return normalise_database_url(self.database_listen_url.get_secret_value())
 
 
 def normalise_database_url(url: str) -> str:

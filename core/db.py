@@ -162,10 +162,13 @@ def changing_schema(engine: Engine, *, target: str | None = None) -> Iterator[Co
                 checked = sqlite and before != target
                 broken = _broken_links(connection) if checked and before is not None else set()
                 yield connection
-                if not sqlite and _revision(connection) != before:
+                if (not sqlite and _revision(connection) != before
+                        and connection.exec_driver_sql("SELECT to_regclass('blast_count_changes')").scalar()):
                     # Whatever the change wrote into the rollups, no funnel answer kept in memory
-                    # survives it (`core.rollup_cache.CHANNEL`; sent when this commits).
-                    connection.exec_driver_sql("NOTIFY blast_counts, '*'")
+                    # survives it (`core.rollup_cache`, migration 0017).
+                    connection.exec_driver_sql(
+                        "INSERT INTO blast_count_changes (xid, blasts, at) "
+                        "VALUES (pg_current_xact_id()::text::bigint, '*', clock_timestamp())")
                 changed = checked and _revision(connection) != before
                 if changed and (made := _broken_links(connection) - broken):
                     tables = ", ".join(sorted({table for table, _ in made}))

@@ -501,7 +501,8 @@ SELECT count(*) FROM moved
 
 
 def fold_rollup_deltas(session: Session) -> int:
-    """Fold PostgreSQL's status and hour deltas into their counts; returns how many were folded.
+    """Fold PostgreSQL's status and hour deltas into their counts, and trim the change log;
+    returns how many deltas were folded.
 
     Readers are right either way (they add the deltas); folding keeps them fast. Deltas of
     a blast deleted meanwhile are dropped. A no-op on SQLite, whose triggers count directly,
@@ -511,4 +512,12 @@ def fold_rollup_deltas(session: Session) -> int:
         return 0
     if not session.scalar(select(func.pg_try_advisory_xact_lock(_FOLD_LOCK_ID))):
         return 0
+    session.execute(_TRIM_CHANGES)
     return int(session.scalar(_FOLD) or 0) + int(session.scalar(_FOLD_HOURS) or 0)
+
+
+# The change log's readers look every fraction of a second; one away longer than this starts
+# afresh (`core.rollup_cache.AWAY_SECONDS`).
+_TRIM_CHANGES = text(
+    "DELETE FROM blast_count_changes WHERE at < clock_timestamp() - interval '10 minutes'"
+).execution_options(**{rollup_cache.COUNTS_UNCHANGED: True})

@@ -297,6 +297,22 @@ class BlastStatusDelta(Base):
     __table_args__ = (Index("idx_blast_status_deltas_blast", "blast_id"),)
 
 
+class BlastCountChange(Base):
+    """PostgreSQL's log of which blasts' counts moved, by transaction (migration 0017): what
+    `core.rollup_cache` reads to drop the funnel answers it keeps. `blasts` is a comma-separated
+    list of blast ids, or `*` for every blast; `xid` the writing transaction's id, compared
+    with snapshots. Unlogged, and trimmed to the last ten minutes as the deltas are folded."""
+
+    __tablename__ = "blast_count_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    xid: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    blasts: Mapped[str] = mapped_column(Text, nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+
+    __table_args__ = (Index("idx_blast_count_changes_xid", "xid"),)
+
+
 class BlastHourCount(Base):
     """Recipients per blast, measure and UTC hour, kept exact by triggers (migrations 0004, 0005).
 

@@ -1,50 +1,50 @@
-"""Funnel answers kept in memory on PostgreSQL, dropped the moment the database says they moved.
+"""Funnel answers kept in memory on PostgreSQL, dropped once the database says they moved.
 
 A funnel over a few blasts reads a handful of rollup rows: PostgreSQL answers in a tenth of a
 millisecond, and the call around it (a connection from the pool, a round trip, the session)
 costs several times that. The dashboard asks the same questions on every click, and between two
 clicks the counts usually have not moved. So an answer is kept, and dropped when they do.
 
-How it learns they moved: migration 0017's triggers on `blast_recipients` and `blasts` send
-a notice on the `blast_counts` channel when a transaction that changed them commits, naming
-the blasts it touched (`*` for "any": a truncate, a schema change, or too many to name). A
-thread of this process listens on a connection of its own (`Watch`). Each notice is numbered
-as it arrives; an answer remembers the number current when its query started, and is used only
-while no notice since then names one of its blasts (an answer for named blasts) or any blast
-at all (an answer for a date range or a tag, whose set of blasts a new blast can join).
+How it learns they moved: migration 0017's triggers on `blast_recipients` and `blasts` append
+to `blast_count_changes` the blasts each statement touched (`*` for "any": a truncate, a
+schema change, or too many to name), with the transaction's id. A thread of this process
+(`Watch`) looks every `POLL_SECONDS` for the changes committed since its last look: those whose
+transaction its new snapshot sees and its last one did not, so one that began earlier and
+committed later is never skipped. Each change is numbered as it is read; an answer remembers the
+number current when its query started, and is used only while no change since then names one
+of its blasts (an answer for named blasts) or any blast at all (an answer for a date range or a
+tag, whose set of blasts a new blast can join).
 
 What keeps it right:
 - Only reads made through `core.db.reading` are answered from memory or kept: they run by
   themselves (autocommit), so they never see, nor keep, what an open transaction wrote.
-- Another process's change is seen once its notice arrives, a few milliseconds after it
+- Another process's change is seen at the next look, a fifth of a second at most after it
   commits. This process's own writes through SQLAlchemy to recipients or blasts drop every
   kept answer when they are made, and again when their connection goes back to the pool,
   after the commit (an answer read meanwhile by another thread is gone too): a page that
   records a sale and draws its funnel again sees the sale.
-- Memory is trusted only while the listener is known to hear: twice a second a second
-  connection sends it a heartbeat, only while the notice triggers are there and switched on,
-  and PostgreSQL delivers notices in commit order, so a heartbeat heard proves every change
-  committed before it was sent has been heard. Kept answers are used only within
-  `TRUST_SECONDS` of the last heartbeat heard being sent; past `OVERDUE_SECONDS` the listener
-  connects again. A dropped connection, a stalled one, a server restart, triggers switched off
-  or a pooler that does not pass notices on (PgBouncer in transaction mode, Neon's `-pooler`
-  addresses: `DATABASE_LISTEN_URL` gives a direct one) therefore cost speed, never a count more
-  than two seconds old.
-- Whatever is not announced (the rollup tables written by hand or restored on their own) is
-  read again after `KEEP_SECONDS` at most; an answer built on kept ones is as old as the
-  oldest.
-- The listener stops after `IDLE_SECONDS` without a question, so an idle dashboard keeps no
-  connection open (a managed server can sleep); the next question starts it again.
+- Memory is trusted only within `TRUST_SECONDS` of the snapshot of the last look that
+  succeeded, and only while all eight triggers are there and fire (each look asks). A dropped
+  connection, a stalled one, a server restart or triggers switched off therefore cost speed,
+  never a count more than a second old. A watch away longer than `AWAY_SECONDS` (the log keeps
+  ten minutes) starts afresh.
+- Whatever is not logged (the rollup tables written by hand or restored on their own) is read
+  again after `KEEP_SECONDS` at most; an answer built on kept ones is as old as the oldest.
+- The watch stops looking after `IDLE_SECONDS` without a question, so an idle dashboard keeps
+  no connection open (a managed server can sleep); the next question starts it again.
 
-SQLite has no notices: its calls read the database every time (a few blasts' rollups there
-take about as long as a round trip would).
+The looks are plain statements, so they work through a transaction pooler (Neon's `-pooler`
+address) as directly. PostgreSQL's NOTIFY was not used: it commits notifying transactions one
+at a time (bench/RESULTS.md change 32).
+
+SQLite has no log: its calls read the database every time (a few blasts' rollups there take
+about as long as a round trip would).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import secrets
 import threading
 import time
 import weakref
@@ -52,7 +52,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Engine, event, make_url
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
@@ -60,23 +60,21 @@ from core.db import CONNECT_TIMEOUT_SECONDS, READ_ONLY
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "blast_counts"
-EVERY_BLAST = "*"  # a notice's words for "any blast may have moved"
-ALIVE = "alive"  # the start of a listener's heartbeat, which names no blast
-HEARTBEAT_SECONDS = 0.5
-TRUST_SECONDS = 2.0
-OVERDUE_SECONDS = 5.0
+POLL_SECONDS = 0.2
+TRUST_SECONDS = 1.0
+AWAY_SECONDS = 120.0
 KEEP_SECONDS = 30.0
 IDLE_SECONDS = 120.0
 RETRY_SECONDS = 5.0
 MAX_ANSWERS = 256
 MAX_ROWS = 50_000  # rows of per-blast answers kept in all (a blast's funnel: a few hundred bytes)
-# Migration 0017's triggers: the heartbeat goes out only while all of them fire.
-NOTICE_TRIGGERS = (
-    "trg_blast_recipients_notice_insert", "trg_blast_recipients_notice_delete",
-    "trg_blast_recipients_notice_update", "trg_blast_recipients_notice_truncate",
-    "trg_blasts_notice_insert", "trg_blasts_notice_delete", "trg_blasts_notice_update",
-    "trg_blasts_notice_truncate",
+EVERY_BLAST = "*"  # the log's words for "any blast may have moved"
+# Migration 0017's triggers: memory is trusted only while all of them fire.
+LOG_TRIGGERS = (
+    "trg_blast_recipients_changes_insert", "trg_blast_recipients_changes_delete",
+    "trg_blast_recipients_changes_update", "trg_blast_recipients_changes_truncate",
+    "trg_blasts_changes_insert", "trg_blasts_changes_delete", "trg_blasts_changes_update",
+    "trg_blasts_changes_truncate",
 )
 # An execution option for statements that change no count (folding the deltas into the counts).
 COUNTS_UNCHANGED = "counts_unchanged"
@@ -98,33 +96,30 @@ _Kept = tuple[Any, int, "frozenset[int] | None", float, int]
 
 
 class Watch:
-    """One database's notices and the answers kept for it."""
+    """One database's logged changes and the answers kept for it."""
 
-    def __init__(self, engine: Engine, *, listen_url: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
-        # Where to listen, when not where the engine connects (a pooler passes no notices on).
-        self._listen_url = make_url(listen_url) if listen_url else engine.url
         self._clock = clock
         self._lock = threading.Lock()  # the numbers and the answers
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.closed = False
-        # Numbers of notices: the last one of all, the last that named every blast, and per blast.
+        # Numbers of changes read: the last one of all, the last that named every blast, and per blast.
         self._seq = 0
         self._any = 0
         self._every = 0
         self._touched: dict[int, int] = {}
-        self._heard_sent_at: float | None = None  # when the last heartbeat heard was sent
-        self._listening_since: int | None = None  # the notice number when LISTEN took effect
+        self._looked_at: float | None = None  # when the last look that succeeded took its snapshot
+        self._listening_since: int | None = None  # the change number when the first look was taken
         self._asked_at = clock()
         # key -> (answer, number when read, its blasts or None, when read, rows)
         self._answers: OrderedDict[Hashable, _Kept] = OrderedDict()
         self._rows = 0
         self.hits = 0
         self.misses = 0
-        self.notices = 0  # change notices heard (heartbeats left out)
-        self.backend_pid: int | None = None  # the listening connection's server process
+        self.changes = 0  # logged changes read
+        self.backend_pid: int | None = None  # the looking connection's server process
 
     # -- the readers' side
 
@@ -174,12 +169,12 @@ class Watch:
                 self._rows -= self._answers.popitem(last=False)[1][4]
 
     def trusted(self) -> bool:
-        """Listening, and a heartbeat sent lately has been heard: kept answers may be used."""
+        """A look taken lately has read every change committed before it: kept answers may be used."""
         return self._trusted_at(self._clock())
 
     def _trusted_at(self, now: float) -> bool:
-        sent = self._heard_sent_at
-        return sent is not None and self._listening_since is not None and now - sent < TRUST_SECONDS
+        looked = self._looked_at
+        return looked is not None and self._listening_since is not None and now - looked < TRUST_SECONDS
 
     def _still_true(self, since: int, blasts: frozenset[int] | None) -> bool:
         listening = self._listening_since
@@ -193,7 +188,7 @@ class Watch:
     # -- what moves the numbers
 
     def moved(self, payload: str) -> None:
-        """A notice: the blasts it names (or every blast) may count differently now."""
+        """A logged change: the blasts it names (or every blast) may count differently now."""
         with self._lock:
             seq = self._seq + 1
             parts = payload.split(",")
@@ -204,7 +199,7 @@ class Watch:
                     self._touched[int(part)] = seq
             self._any = seq
             self._seq = seq
-            self.notices += 1
+            self.changes += 1
 
     def forget_all(self) -> None:
         with self._lock:
@@ -237,11 +232,11 @@ class Watch:
         warned = False
         while not self._stopping.is_set() and not self._idle():
             try:
-                self._listen_once()
-            except Exception as exc:  # any failure: read the database until listening again
+                self._look_until_idle()
+            except Exception as exc:  # any failure: read the database until looking again
                 if not warned:  # once an outage, not every few seconds while it lasts
                     log.warning("Funnel counts are read from the database every time until its "
-                                "notices can be heard again (%s).", type(exc).__name__)
+                                "change log can be read again (%s).", type(exc).__name__)
                     warned = True
                 self._deaf()
                 self._stopping.wait(RETRY_SECONDS)
@@ -252,63 +247,58 @@ class Watch:
     def _idle(self) -> bool:
         return self._clock() - self._asked_at > IDLE_SECONDS
 
-    def _listen_once(self) -> None:
+    def _look_until_idle(self) -> None:
         import psycopg
 
-        def connect(url: URL) -> psycopg.Connection:
-            args, params = self._engine.dialect.create_connect_args(url)
-            return psycopg.connect(*args, **{"connect_timeout": CONNECT_TIMEOUT_SECONDS, **_KEEPALIVES,
-                                             **params, "autocommit": True})
-
-        # The heartbeat goes out on a second connection, to the engine's own address, the way a
-        # change would: heard, it proves that notices from other sessions on the database the
-        # answers come from reach this one. (Through a transaction pooler a session's own notice
-        # can come back while others' do not; a listening address on another database hears none.)
-        token = secrets.token_hex(8)
-        sent: dict[str, float] = {}
-        beats = iter(range(1 << 62))
-        with connect(self._listen_url) as conn, connect(self._engine.url) as sender:
+        args, params = self._engine.dialect.create_connect_args(self._engine.url)
+        params = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **_KEEPALIVES, **params, "autocommit": True}
+        with psycopg.connect(*args, **params) as conn:
             self.backend_pid = conn.info.backend_pid
-            conn.execute(f"LISTEN {CHANNEL}")
-            self.forget_all()
-            self._listening_since = self._seq
-            started = self._clock()
-
-            def beat() -> None:
-                payload = f"{ALIVE}:{token}:{next(beats)}"
-                sent[payload] = self._clock()
-                sender.execute(_HEARTBEAT, {"channel": CHANNEL, "payload": payload,
-                                            "triggers": list(NOTICE_TRIGGERS)})
-
-            beat()
+            snapshot: str | None = None
             while not self._stopping.is_set() and not self._idle():
-                for notice in conn.notifies(timeout=HEARTBEAT_SECONDS):
-                    if notice.payload.startswith(ALIVE):
-                        at = sent.pop(notice.payload, None)
-                        if at is not None:  # ours (another listener's names another token)
-                            self._heard_sent_at = at
-                            for older in [p for p, t in sent.items() if t <= at]:
-                                del sent[older]
-                    else:
-                        self.moved(notice.payload)
-                last = self._heard_sent_at or started
-                if self._clock() - last > OVERDUE_SECONDS:
-                    raise TimeoutError("no heartbeat heard")
-                beat()
+                started = self._clock()
+                if snapshot is not None and started - (self._looked_at or 0.0) > AWAY_SECONDS:
+                    snapshot = None  # the log may have been trimmed past the last look
+                names = {"triggers": list(LOG_TRIGGERS)}
+                if snapshot is None:
+                    snapshot, triggers = conn.execute(_FIRST_LOOK, names).fetchone()
+                    changed: list[str] = []
+                    self.forget_all()
+                    self._listening_since = self._seq
+                else:
+                    rows = conn.execute(_LOOK, {**names, "since": snapshot}).fetchall()
+                    snapshot, triggers = rows[0][0], rows[0][1]
+                    changed = [blasts for _, _, blasts in rows if blasts is not None]
+                for blasts in changed:
+                    self.moved(blasts)
+                if triggers != len(LOG_TRIGGERS):  # changes would go unlogged
+                    raise RuntimeError("the change log's triggers are not all there")
+                self._looked_at = started
+                self._stopping.wait(POLL_SECONDS)
 
     def _deaf(self) -> None:
         self._listening_since = None
-        self._heard_sent_at = None
+        self._looked_at = None
         self.forget_all()
 
 
-# Sent only while every notice trigger is there and fires in ordinary sessions ('O') or always
-# ('A'): with one dropped or switched off, changes would go unannounced.
-_HEARTBEAT = """
-SELECT pg_notify(%(channel)s, %(payload)s)
-WHERE (SELECT count(*) FROM pg_trigger
-       WHERE tgrelid IN (to_regclass('blast_recipients'), to_regclass('blasts'))
-         AND tgname = ANY(%(triggers)s) AND tgenabled IN ('O', 'A')) = cardinality(%(triggers)s)
+# How many of the log's triggers are there and fire in ordinary sessions ('O') or always ('A').
+_TRIGGERS_ON = """
+(SELECT count(*) FROM pg_trigger
+ WHERE tgrelid IN (to_regclass('blast_recipients'), to_regclass('blasts'))
+   AND tgname = ANY(%(triggers)s) AND tgenabled IN ('O', 'A'))
+"""
+_FIRST_LOOK = f"SELECT pg_current_snapshot()::text, {_TRIGGERS_ON}"
+# The changes whose transaction committed between the last look's snapshot and this one's. A
+# transaction still running at the last look has an id at or past that snapshot's xmin.
+_LOOK = f"""
+SELECT pg_current_snapshot()::text, {_TRIGGERS_ON}, c.blasts
+FROM (SELECT 1) AS one
+LEFT JOIN blast_count_changes AS c
+  ON c.xid >= pg_snapshot_xmin(%(since)s::pg_snapshot)::text::bigint
+ AND pg_visible_in_snapshot(c.xid::text::xid8, pg_current_snapshot())
+ AND NOT pg_visible_in_snapshot(c.xid::text::xid8, %(since)s::pg_snapshot)
+ORDER BY c.id
 """
 
 _watches: dict[str, Watch] = {}
@@ -321,16 +311,15 @@ def _key(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-def watch(engine: Engine, *, listen_url: str | None = None) -> Watch | None:
+def watch(engine: Engine) -> Watch | None:
     """Keep funnel answers for this engine's database in memory (PostgreSQL only); the watch,
-    one per database per process. `listen_url`: a direct address of the same database for
-    its notices, when the engine's goes through a transaction pooler (DATABASE_LISTEN_URL)."""
+    one per database per process."""
     if engine.dialect.name != "postgresql":
         return None
     with _registry_lock:
         found = _watches.get(_key(engine))
         if found is None:
-            found = _watches[_key(engine)] = Watch(engine, listen_url=listen_url)
+            found = _watches[_key(engine)] = Watch(engine)
             _by_pool.clear()
         _hook_writes()
         return found

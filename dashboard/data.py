@@ -35,7 +35,7 @@ def get_engine() -> Engine:
     On PostgreSQL its funnel answers are kept in memory until the counts move (`core.rollup_cache`)."""
     engine = engine_for(get_settings().sqlalchemy_url)
     migrate(engine)
-    rollup_cache.watch(engine, listen_url=get_settings().listen_url)
+    rollup_cache.watch(engine)
     return engine
 
 

@@ -28,14 +28,6 @@ def test_database_urls_people_paste(given: str, expected: str) -> None:
     assert normalise_database_url(given) == expected
 
 
-def test_a_listen_address_is_read_as_the_database_address_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DATABASE_LISTEN_URL", raising=False)
-    assert Settings(_env_file=None).listen_url is None
-    settings = Settings(_env_file=None, database_listen_url="postgresql://u:Tail99x@ep-cool-1234.neon.tech/db")
-    assert settings.listen_url == "postgresql+psycopg://u:Tail99x@ep-cool-1234.neon.tech/db"
-    assert "Tail99x" not in repr(settings)
-
-
 def test_defaults_are_sqlite_and_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
