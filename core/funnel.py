@@ -512,12 +512,5 @@ def fold_rollup_deltas(session: Session) -> int:
         return 0
     if not session.scalar(select(func.pg_try_advisory_xact_lock(_FOLD_LOCK_ID))):
         return 0
-    session.execute(_TRIM_CHANGES)
+    rollup_cache.trim_log(session)
     return int(session.scalar(_FOLD) or 0) + int(session.scalar(_FOLD_HOURS) or 0)
-
-
-# The change log's readers look every fraction of a second; one away longer than this starts
-# afresh (`core.rollup_cache.AWAY_SECONDS`).
-_TRIM_CHANGES = text(
-    "DELETE FROM blast_count_changes WHERE at < clock_timestamp() - interval '10 minutes'"
-).execution_options(**{rollup_cache.COUNTS_UNCHANGED: True})

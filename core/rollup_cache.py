@@ -18,18 +18,21 @@ tag, whose set of blasts a new blast can join).
 What keeps it right:
 - Only reads made through `core.db.reading` are answered from memory or kept: they run by
   themselves (autocommit), so they never see, nor keep, what an open transaction wrote.
-- Another process's change is seen at the next look, a fifth of a second at most after it
-  commits. This process's own writes through SQLAlchemy to recipients or blasts drop every
-  kept answer when they are made, and again when their connection goes back to the pool,
-  after the commit (an answer read meanwhile by another thread is gone too): a page that
-  records a sale and draws its funnel again sees the sale.
+- Another process's change is seen at the next look, a fifth of a second after it commits
+  while the database answers promptly. This process's own writes through SQLAlchemy to
+  recipients or blasts drop every kept answer when they are made, and again when their
+  connection goes back to the pool, after the commit (an answer read meanwhile by another
+  thread is gone too): a page that records a sale and draws its funnel again sees the sale.
 - Memory is trusted only within `TRUST_SECONDS` of the snapshot of the last look that
-  succeeded, and only while all eight triggers are there and fire (each look asks). A dropped
-  connection, a stalled one, a server restart or triggers switched off therefore cost speed,
-  never a count more than a second old. A watch away longer than `AWAY_SECONDS` (the log keeps
-  ten minutes) starts afresh.
-- Whatever is not logged (the rollup tables written by hand or restored on their own) is read
-  again after `KEEP_SECONDS` at most; an answer built on kept ones is as old as the oldest.
+  succeeded, and only while all eight triggers are there and switched on (each look counts
+  them). A dropped connection, a stalled one, a server restart or triggers switched off
+  therefore cost speed, not a count more than a second old. A watch away longer than
+  `AWAY_SECONDS` starts afresh (the log keeps at least `LOG_MINUTES` of commits).
+- Whatever is not logged is read again after `KEEP_SECONDS` at most; an answer built on kept
+  ones is as old as the oldest. Not logged: the rollup tables written by hand or restored on
+  their own, and rows written where the triggers do not fire (a session with
+  `session_replication_role = replica`, as logical replication's apply and some restores set;
+  a trigger switched off and on again inside one transaction).
 - The watch stops looking after `IDLE_SECONDS` without a question, so an idle dashboard keeps
   no connection open (a managed server can sleep); the next question starts it again.
 
@@ -43,6 +46,7 @@ about as long as a round trip would).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
@@ -52,11 +56,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
+from core import app_state
 from core.db import CONNECT_TIMEOUT_SECONDS, READ_ONLY
+from core.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +306,29 @@ LEFT JOIN blast_count_changes AS c
  AND NOT pg_visible_in_snapshot(c.xid::text::xid8, %(since)s::pg_snapshot)
 ORDER BY c.id
 """
+
+def trim_log(session: Session) -> None:
+    """Delete the change log's entries committed `LOG_MINUTES` ago or more: those a snapshot
+    saved at least that long ago sees (by when an entry was written, a transaction that
+    commits long after it wrote would lose its entry before a watch read it). Every
+    `LOG_MINUTES` the snapshot used is replaced by the current one. PostgreSQL only; run by the
+    deltas' fold, one process at a time."""
+    saved = app_state.get(session, key=_TRIMMED_KEY)
+    if saved is not None and utcnow() - saved[1] < dt.timedelta(minutes=LOG_MINUTES):
+        return
+    if saved is not None and isinstance(saved[0].get("snapshot"), str):
+        session.execute(_TRIM, {"saved": saved[0]["snapshot"]})
+    app_state.put(session, key=_TRIMMED_KEY,
+                  value={"snapshot": session.scalar(text("SELECT pg_current_snapshot()::text"))})
+
+
+LOG_MINUTES = 10  # far past AWAY_SECONDS: a watch that may not have read an entry starts afresh
+_TRIMMED_KEY = "count_changes_trimmed_by"
+_TRIM = text(
+    "DELETE FROM blast_count_changes "
+    "WHERE xid < pg_snapshot_xmax(CAST(:saved AS pg_snapshot))::text::bigint "
+    "AND pg_visible_in_snapshot(xid::text::xid8, CAST(:saved AS pg_snapshot))"
+).execution_options(**{COUNTS_UNCHANGED: True})
 
 _watches: dict[str, Watch] = {}
 # Which watch a pool's engine answers to: looked up once per pool, not per statement.
