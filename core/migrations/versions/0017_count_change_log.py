@@ -44,62 +44,36 @@ _LOG = """
         RETURN NULL;
 """
 
+def _logging(name: str, ids: str) -> str:
+    """A trigger function that logs the blast ids `ids` (a query selecting them INTO ids) names."""
+    return f"""
+    CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE ids text;
+    BEGIN
+        {ids}
+        {_LOG}
+    END $$
+    """
+
+
 FUNCTIONS = [
-    f"""
-    CREATE FUNCTION blast_counts_log_added() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE ids text;
-    BEGIN
-        SELECT string_agg(DISTINCT blast_id::text, ',') INTO ids FROM new_rows;
-        {_LOG}
-    END $$
-    """,
-    f"""
-    CREATE FUNCTION blast_counts_log_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE ids text;
-    BEGIN
-        SELECT string_agg(DISTINCT blast_id::text, ',') INTO ids FROM old_rows;
-        {_LOG}
-    END $$
-    """,
-    f"""
-    CREATE FUNCTION blast_counts_log_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE ids text;
-    BEGIN
-        -- The blasts whose recipients by status differ before and after: rows matched by
-        -- what is counted, not by id, so nothing that moves a count goes unnamed.
+    _logging("blast_counts_log_added",
+             "SELECT string_agg(DISTINCT blast_id::text, ',') INTO ids FROM new_rows;"),
+    _logging("blast_counts_log_removed",
+             "SELECT string_agg(DISTINCT blast_id::text, ',') INTO ids FROM old_rows;"),
+    # The blasts whose recipients by status differ before and after: rows matched by what is
+    # counted, not by id, so nothing that moves a count goes unnamed.
+    _logging("blast_counts_log_moved", """
         SELECT string_agg(DISTINCT blast_id::text, ',') INTO ids
         FROM (SELECT blast_id, status, count(*) AS n FROM old_rows GROUP BY blast_id, status) AS o
         FULL JOIN (SELECT blast_id, status, count(*) AS n FROM new_rows GROUP BY blast_id, status) AS n
              USING (blast_id, status)
-        WHERE o.n IS DISTINCT FROM n.n;
-        {_LOG}
-    END $$
-    """,
-    f"""
-    CREATE FUNCTION blast_counts_log_blasts_added() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE ids text;
-    BEGIN
-        SELECT string_agg(id::text, ',') INTO ids FROM new_rows;
-        {_LOG}
-    END $$
-    """,
-    f"""
-    CREATE FUNCTION blast_counts_log_blasts_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE ids text;
-    BEGIN
-        SELECT string_agg(id::text, ',') INTO ids FROM old_rows;
-        {_LOG}
-    END $$
-    """,
-    f"""
-    CREATE FUNCTION blast_counts_log_blasts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE ids text;
-    BEGIN
+        WHERE o.n IS DISTINCT FROM n.n;"""),
+    _logging("blast_counts_log_blasts_added", "SELECT string_agg(id::text, ',') INTO ids FROM new_rows;"),
+    _logging("blast_counts_log_blasts_removed", "SELECT string_agg(id::text, ',') INTO ids FROM old_rows;"),
+    _logging("blast_counts_log_blasts_changed", """
         SELECT string_agg(id::text, ',') INTO ids
-        FROM (SELECT id FROM old_rows UNION SELECT id FROM new_rows) AS x;
-        {_LOG}
-    END $$
-    """,
+        FROM (SELECT id FROM old_rows UNION SELECT id FROM new_rows) AS x;"""),
     """
     CREATE FUNCTION blast_counts_log_all() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
