@@ -23,7 +23,7 @@ What keeps it right:
   recipients or blasts drop every kept answer when they are made, and again when their
   connection goes back to the pool, after the commit (an answer read meanwhile by another
   thread is gone too): a page that records a sale and draws its funnel again sees the sale.
-- Memory is trusted only within `TRUST_SECONDS` of the snapshot of the last look that
+- Memory is trusted only within `TRUST_SECONDS` of the start of the last look that
   succeeded, and only while all eight triggers are there and switched on (each look counts
   them). A dropped connection, a stalled one, a server restart or triggers switched off
   therefore cost speed, not a count more than a second old. A watch away longer than
@@ -316,14 +316,16 @@ def trim_log(session: Session) -> None:
     saved = app_state.get(session, key=_TRIMMED_KEY)
     if saved is not None and utcnow() - saved[1] < dt.timedelta(minutes=LOG_MINUTES):
         return
-    if saved is not None and isinstance(saved[0].get("snapshot"), str):
-        session.execute(_TRIM, {"saved": saved[0]["snapshot"]})
+    snapshot = saved[0].get("snapshot") if saved is not None and isinstance(saved[0], dict) else None
+    if isinstance(snapshot, str) and _SNAPSHOT.fullmatch(snapshot):  # a damaged one is replaced
+        session.execute(_TRIM, {"saved": snapshot})
     app_state.put(session, key=_TRIMMED_KEY,
                   value={"snapshot": session.scalar(text("SELECT pg_current_snapshot()::text"))})
 
 
 LOG_MINUTES = 10  # far past AWAY_SECONDS: a watch that may not have read an entry starts afresh
 _TRIMMED_KEY = "count_changes_trimmed_by"
+_SNAPSHOT = re.compile(r"\d+:\d+:(\d+(,\d+)*)?")  # pg_snapshot's text: xmin:xmax:xip,…
 _TRIM = text(
     "DELETE FROM blast_count_changes "
     "WHERE xid < pg_snapshot_xmax(CAST(:saved AS pg_snapshot))::text::bigint "

@@ -199,6 +199,18 @@ def test_folding_trims_what_was_committed_ten_minutes_ago(engine: Engine) -> Non
     assert {"written before, committed after", "committed after"} <= left
 
 
+@pytest.mark.parametrize("damaged", ['"not an object"', '{"snapshot": "1:2:x; DROP"}', '{"snapshot": 7}'])
+def test_a_damaged_trim_snapshot_is_replaced_not_failed_on(engine: Engine, damaged: str) -> None:
+    with transaction(engine) as s:
+        s.execute(text("INSERT INTO app_state (key, value, updated_at) VALUES "
+                       "('count_changes_trimmed_by', :v, now() - interval '1 hour')"), {"v": damaged})
+    with transaction(engine) as s:
+        fold_rollup_deltas(s)
+    with transaction(engine) as s:
+        kept = s.scalar(text("SELECT value FROM app_state WHERE key = 'count_changes_trimmed_by'"))
+    assert kept != damaged and '"snapshot"' in kept
+
+
 def test_this_process_sees_its_own_writes_at_once(engine: Engine, watch, monkeypatch) -> None:
     """A page that records a sale and draws its funnel again must show the sale, without
     waiting for the change log."""

@@ -13,8 +13,8 @@ row should carry), with the writing transaction's id:
 A reader finds the changes committed since its last look by comparing snapshots
 (`pg_current_snapshot()`, `pg_visible_in_snapshot`), so a transaction that began earlier and
 committed later is never skipped. The table is UNLOGGED (no write-ahead log: cheap to append
-to, emptied by a crash, after which every reader starts afresh anyway), and rows older than ten
-minutes are deleted as the rollup deltas are folded.
+to, emptied by a crash, after which every reader starts afresh anyway); as the rollup deltas are
+folded, entries committed ten minutes ago or more are deleted (`core.rollup_cache.trim_log`).
 
 Why not NOTIFY: PostgreSQL commits one notifying transaction at a time (a lock held through the
 commit's flush to disk), which halved concurrent single-row status updates in a measurement
