@@ -421,6 +421,11 @@ def _on_statement(conn, cursor, statement, parameters, context, executemany) -> 
     if (not _watches or _reads_only(statement) or context.execution_options.get(COUNTS_UNCHANGED)
             or _COUNTED.search(statement) is None):
         return
+    if cursor is not None and cursor.rowcount == 0 and statement[:16].lstrip()[:4].upper() != "WITH":
+        # Nothing it matched: the send worker's housekeeping asks every second whether a lease
+        # ran out or a scheduled blast is due, and mostly none is. (A data-modifying WITH counts
+        # the rows of its last part, which may not be the ones it changed.)
+        return
     found = _watch_of(conn.engine)
     if found is not None:
         found.forget_all()

@@ -420,6 +420,11 @@ def test_folding_the_deltas_and_reads_keep_the_answers(engine: Engine, watch) ->
     hits = watch.hits
     _read(engine, only_a)
     assert watch.hits == hits + 1
+    with transaction(engine) as s:  # a write that matches nothing (the worker's housekeeping)
+        s.execute(text("UPDATE blast_recipients SET status = 'FAILED' WHERE id = -1"))
+    hits = watch.hits
+    _read(engine, only_a)
+    assert watch.hits == hits + 1
     with engine.connect() as conn:  # a WITH that writes does drop them
         conn.execute(text("WITH x AS (UPDATE blasts SET name = 'n' WHERE id = :a RETURNING id) "
                           "SELECT count(*) FROM x"), {"a": ids["a"]})
