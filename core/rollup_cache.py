@@ -19,8 +19,8 @@ What keeps it right:
 - Only reads made through `core.db.reading` are answered from memory or kept: they run by
   themselves (autocommit), so they never see, nor keep, what an open transaction wrote.
 - Another process's change is seen at the next look, a fifth of a second after it commits
-  while the database answers promptly. This process's own writes through SQLAlchemy to
-  recipients or blasts drop every kept answer when they are made, and again when their
+  while the database answers promptly. This process's own writes through SQLAlchemy that
+  change recipients or blasts drop every kept answer when they are made, and again when their
   connection goes back to the pool, after the commit (an answer read meanwhile by another
   thread is gone too): a page that records a sale and draws its funnel again sees the sale.
 - Memory is trusted only within `TRUST_SECONDS` of the start of the last look that
