@@ -110,12 +110,12 @@ def _read_afresh(engine: Engine, query: Query, filters: FunnelFilter) -> Callabl
 @contextlib.contextmanager
 def _watched(engine: Engine) -> Iterator[rollup_cache.Watch | None]:
     """The dashboard's way on PostgreSQL: answers kept until a change is heard
-    (`core.rollup_cache`), listening before the first timed call."""
+    (`core.rollup_cache`), looking at the change log before the first timed call."""
     watch = rollup_cache.watch(engine)
     try:
         if watch is not None:
             with reading(engine) as s:
-                funnel(s)  # starts the listener
+                funnel(s)  # starts the watch
             deadline = time.monotonic() + 30
             while not watch.trusted():
                 if time.monotonic() > deadline:

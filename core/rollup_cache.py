@@ -116,8 +116,8 @@ class Watch:
         self._any = 0
         self._every = 0
         self._touched: dict[int, int] = {}
-        self._looked_at: float | None = None  # when the last look that succeeded took its snapshot
-        self._listening_since: int | None = None  # the change number when the first look was taken
+        self._looked_at: float | None = None  # when the last look that succeeded began
+        self._looking_since: int | None = None  # the change number when the first look was taken
         self._asked_at = clock()
         # key -> (answer, number when read, its blasts or None, when read, rows)
         self._answers: OrderedDict[Hashable, _Kept] = OrderedDict()
@@ -135,7 +135,7 @@ class Watch:
         now = self._asked_at = self._clock()
         if self.closed:
             return compute()
-        self._ensure_listening()
+        self._ensure_looking()
         if not self._trusted_at(now):
             self.misses += 1
             return compute()
@@ -180,11 +180,11 @@ class Watch:
 
     def _trusted_at(self, now: float) -> bool:
         looked = self._looked_at
-        return looked is not None and self._listening_since is not None and now - looked < TRUST_SECONDS
+        return looked is not None and self._looking_since is not None and now - looked < TRUST_SECONDS
 
     def _still_true(self, since: int, blasts: frozenset[int] | None) -> bool:
-        listening = self._listening_since
-        if listening is None or since < listening or self._every > since:
+        looking = self._looking_since
+        if looking is None or since < looking or self._every > since:
             return False
         if blasts is None:
             return self._any <= since
@@ -215,9 +215,9 @@ class Watch:
             self._answers.clear()
             self._rows = 0
 
-    # -- the listener
+    # -- the looking thread
 
-    def _ensure_listening(self) -> None:
+    def _ensure_looking(self) -> None:
         thread = self._thread
         if thread is not None and thread.is_alive():
             return
@@ -225,7 +225,7 @@ class Watch:
             if self.closed or (self._thread is not None and self._thread.is_alive()):
                 return
             self._stopping.clear()
-            self._thread = threading.Thread(target=self._listen, name="blast-counts-listener", daemon=True)
+            self._thread = threading.Thread(target=self._look, name="blast-counts-watch", daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -234,7 +234,7 @@ class Watch:
         if thread is not None:
             thread.join(timeout)
 
-    def _listen(self) -> None:
+    def _look(self) -> None:
         warned = False
         while not self._stopping.is_set() and not self._idle():
             try:
@@ -270,7 +270,7 @@ class Watch:
                     snapshot, triggers = conn.execute(_FIRST_LOOK, names).fetchone()
                     changed: list[str] = []
                     self.forget_all()
-                    self._listening_since = self._seq
+                    self._looking_since = self._seq
                 else:
                     rows = conn.execute(_LOOK, {**names, "since": snapshot}).fetchall()
                     snapshot, triggers = rows[0][0], rows[0][1]
@@ -283,7 +283,7 @@ class Watch:
                 self._stopping.wait(POLL_SECONDS)
 
     def _deaf(self) -> None:
-        self._listening_since = None
+        self._looking_since = None
         self._looked_at = None
         self.forget_all()
 

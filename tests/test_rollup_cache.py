@@ -319,7 +319,7 @@ def test_a_watch_that_cannot_read_the_log_means_reading_the_database(engine: Eng
         assert _read(engine, only_a).failed == 3
         assert _read(engine, only_a).failed == 3
         assert watch.hits == hits and not watch.trusted()
-    # Once it listens again, it answers from memory again.
+    # Once it looks again, it answers from memory again.
     monkeypatch.setattr(rollup_cache, "RETRY_SECONDS", 0.2)
     watch.stop()
     _read(engine, only_a)
