@@ -109,7 +109,7 @@ def _read_afresh(engine: Engine, query: Query, filters: FunnelFilter) -> Callabl
 
 @contextlib.contextmanager
 def _watched(engine: Engine) -> Iterator[rollup_cache.Watch | None]:
-    """The dashboard's way on PostgreSQL: answers kept until a change is heard
+    """The dashboard's way on PostgreSQL: answers kept until a change is read from the log
     (`core.rollup_cache`), looking at the change log before the first timed call."""
     watch = rollup_cache.watch(engine)
     try:
@@ -119,7 +119,7 @@ def _watched(engine: Engine) -> Iterator[rollup_cache.Watch | None]:
             deadline = time.monotonic() + 30
             while not watch.trusted():
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the funnel's change notices were not heard within 30 s")
+                    raise RuntimeError("the funnel's change log could not be read within 30 s")
                 time.sleep(0.01)
         yield watch
     finally:
@@ -191,7 +191,7 @@ def _measure(engine: Engine, scenario: Scenario, watch: rollup_cache.Watch | Non
             "plan_ms": 1000 * medians["plan"], "ratio": medians["plan"] / medians["ours"],
         }
         if watch is not None:
-            # Every timed "kept" call answered from memory (a notice would have sent one to
+            # Every timed "kept" call answered from memory (a change read would have sent one to
             # the database, which the median would hide).
             row.update(kept_ms=1000 * medians["kept"], kept_ratio=medians["plan"] / medians["kept"],
                        kept_hits=watch.hits - hits, kept_calls=runs + 1)

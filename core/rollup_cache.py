@@ -148,7 +148,7 @@ class Watch:
             _read_at.oldest = min(_read_at.oldest, kept[3])  # an answer built on it is as old
             return kept[0]  # type: ignore[no-any-return]
         self.misses += 1
-        started = self._seq  # before the query: a notice arriving during it makes the answer old
+        started = self._seq  # before the query: a change read during it makes the answer old
         outer, _read_at.oldest = _read_at.oldest, now
         try:
             value = compute()

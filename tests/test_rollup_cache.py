@@ -92,7 +92,7 @@ def engine(own_database: str | None, pg_template_url: str | None) -> Iterator[En
 
 @pytest.fixture
 def watch(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[rollup_cache.Watch]:
-    # Heartbeats heard late on a busy machine must not turn the hits these tests count into
+    # Looks taken late on a busy machine must not turn the hits these tests count into
     # misses; the tests of trust itself set it back.
     monkeypatch.setattr(rollup_cache, "TRUST_SECONDS", 60.0)
     found = rollup_cache.watch(engine)
@@ -163,7 +163,7 @@ def test_a_change_that_commits_while_a_question_is_answered_is_not_kept(engine: 
     only_a = FunnelFilter(blast_ids=(ids["a"],))
     with _connect(engine) as other:
         def change_during_the_read(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
-            # The question has read the old counts; the change commits and is heard before the
+            # The question has read the old counts; the change commits and is read before the
             # answer is kept.
             if "blast_status_counts" in statement:
                 other.execute("UPDATE blast_recipients SET status = 'FAILED' WHERE blast_id = %s",
@@ -247,7 +247,7 @@ def test_this_process_sees_its_own_writes_at_once(engine: Engine, watch, monkeyp
     only_a = FunnelFilter(blast_ids=(ids["a"],))
     _read(engine, only_a)
     _read(engine, only_a)
-    # Notices heard late: only this process's own hooks can make the answers right at once.
+    # Changes read late: only this process's own hooks can make the answers right at once.
     heard = watch.moved
     monkeypatch.setattr(watch, "moved", lambda payload: (time.sleep(1), heard(payload)))
     with transaction(engine) as s:
