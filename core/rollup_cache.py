@@ -174,6 +174,11 @@ class Watch:
             while len(self._answers) > MAX_ANSWERS or self._rows > MAX_ROWS:
                 self._rows -= self._answers.popitem(last=False)[1][4]
 
+    def resting(self) -> bool:
+        """Not looking: nobody has asked lately (or it has only just been made)."""
+        thread = self._thread
+        return thread is None or not thread.is_alive()
+
     def trusted(self) -> bool:
         """A look taken lately has read every change committed before it: kept answers may be used."""
         return self._trusted_at(self._clock())

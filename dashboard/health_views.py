@@ -6,6 +6,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from core.config import Settings
 from core.db import driver_says, engine_for
 from core.health import WorkerGone, database_kind, database_where
+from core.rollup_cache import Watch
 from dashboard.format import ago, plural
 from dashboard.layout import say_database_away
 
@@ -22,6 +23,21 @@ def render_database_away(exc: OperationalError | InterfaceError, cfg: Settings) 
         st.markdown(f"**Database**: {database_kind(engine)} ({database_where(engine)}) does not answer"
                     + (f": {said}" if said else "") + ". Check that it is running and that this server "
                     "can reach it, and `DATABASE_URL` (restart after changing it).")
+
+
+def memory_words(watch: Watch) -> str:
+    """Whether this server answers funnels from memory (`core.rollup_cache`), for whoever runs it."""
+    asked = watch.hits + watch.misses
+    if watch.trusted():
+        return (f"on: {plural(watch.hits, 'funnel question')} of {asked:,} answered from memory since "
+                "this server started; a change to a blast is read from the database's change log "
+                "(`blast_count_changes`) within a fifth of a second.")
+    if watch.resting():
+        return ("on, resting: no page has asked for a funnel in the last two minutes; the next one "
+                "starts it.")
+    return ("off for now: the database's change log (`blast_count_changes`) could not be read in "
+            "the last second, so every funnel is read from the database (never out of date, a "
+            "millisecond slower); the server's log says why.")
 
 
 def tally(sent: int, tried: int, *, many: bool = False) -> str:

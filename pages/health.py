@@ -3,6 +3,7 @@
 import streamlit as st
 from streamlit import config as st_config
 
+from core import rollup_cache
 from core.gateway import make_client
 from core.health import collect, device_state
 from core.left_behind import left_behind
@@ -10,7 +11,7 @@ from core.webhook.inbox import replay_set_aside
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
 from dashboard.format import ago, plural
-from dashboard.health_views import SERVER_DETAILS, gone_words, render_database_away, tally
+from dashboard.health_views import SERVER_DETAILS, gone_words, memory_words, render_database_away, tally
 from dashboard.layout import database_away, friendly_errors, page_header
 from dashboard.left_behind_views import render_left_behind
 
@@ -234,6 +235,8 @@ with st.expander(SERVER_DETAILS, icon=":material/dns:"):
         f"**Database**: {health.database_kind} ({health.database_where}), "
         f"schema revision `{health.schema_revision}`."
     )
+    if (watching := rollup_cache.watch(get_engine())) is not None:
+        st.markdown(f"**Funnel counts kept in memory**: {memory_words(watching)}")
     if events.set_aside:
         st.markdown(f"**Webhook events set aside**: {events.set_aside:,}, kept in `webhook_inbox` (the "
                     "reason in `detail`). After an update that reads more shapes, a corrected "

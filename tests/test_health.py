@@ -699,3 +699,65 @@ def test_the_last_round_of_asking_the_gateway_is_said_plainly(
             "active": True, "mode": "auto", "last_round": {"asked": asked, "changed": changed}})
     at = run_page("pages/health.py")
     assert said in [c.value for c in at.caption]
+
+
+@dataclass
+class _Watching:
+    """What `memory_words` reads of a `core.rollup_cache.Watch`."""
+
+    hits: int
+    misses: int
+    looked: bool
+    looking: bool
+
+    def trusted(self) -> bool:
+        return self.looked
+
+    def resting(self) -> bool:
+        return not self.looking
+
+
+@pytest.mark.parametrize(("watching", "words"), [
+    (_Watching(41, 9, looked=True, looking=True), "on: 41 funnel questions of 50 answered from memory"),
+    (_Watching(0, 0, looked=False, looking=False), "on, resting: no page has asked"),
+    (_Watching(3, 7, looked=False, looking=True), "off for now: the database's change log"),
+])
+def test_whether_funnels_come_from_memory_is_said_for_whoever_runs_the_server(
+    watching: _Watching, words: str
+) -> None:
+    from dashboard.health_views import memory_words
+
+    assert memory_words(watching).startswith(words)  # type: ignore[arg-type]
+
+
+def test_the_health_page_says_whether_funnels_come_from_memory_on_postgresql(
+    app_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import rollup_cache
+    from core.db import reading
+    from core.funnel import funnel
+
+    def said() -> list[str]:
+        at = run_page("pages/health.py")
+        return [m.value for m in at.markdown if "Funnel counts kept in memory" in m.value]
+
+    if app_db.startswith("sqlite"):
+        assert said() == []  # SQLite reads every time: nothing to say
+        return
+    rollup_cache.unwatch(engine)  # whatever an earlier test on this database left
+    monkeypatch.setattr(rollup_cache, "TRUST_SECONDS", 60.0)  # a slow look on a busy machine
+    try:
+        # No page has asked for a funnel yet in this server: the watch rests until one does.
+        [words] = said()
+        assert words.startswith("**Funnel counts kept in memory**: on, resting")
+        watching = rollup_cache.watch(engine)
+        for _ in range(2):
+            with reading(engine) as s:
+                funnel(s)
+            deadline = time.monotonic() + 15
+            while not watching.trusted() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        [words] = said()
+        assert words.startswith("**Funnel counts kept in memory**: on: ") and "answered from memory" in words
+    finally:
+        rollup_cache.unwatch(engine)
