@@ -27,6 +27,7 @@ from core.models import Blast
 from core.statuses import Stage
 
 KL = "Asia/Kuala_Lumpur"
+WARMUP = 1  # untimed rounds before the timed ones (`interleaved`)
 Query = Callable[..., object]
 
 
@@ -184,7 +185,7 @@ def _measure(engine: Engine, scenario: Scenario, watch: rollup_cache.Watch | Non
         if watch is not None:
             contenders["kept"] = _timed(engine, ours, scenario.filters)
         hits = watch.hits if watch is not None else 0
-        medians = interleaved(contenders, runs=runs)
+        medians = interleaved(contenders, runs=runs, warmup=WARMUP)
         row = {
             "scenario": scenario.name, "detail": scenario.detail, "question": question,
             "recipients": recipients, "ours_ms": 1000 * medians["ours"],
@@ -194,7 +195,7 @@ def _measure(engine: Engine, scenario: Scenario, watch: rollup_cache.Watch | Non
             # Every timed "kept" call answered from memory (a change read would have sent one to
             # the database, which the median would hide).
             row.update(kept_ms=1000 * medians["kept"], kept_ratio=medians["plan"] / medians["kept"],
-                       kept_hits=watch.hits - hits, kept_calls=runs + 1)
+                       kept_hits=watch.hits - hits, kept_calls=runs + WARMUP)
         if engine.dialect.name == "postgresql":
             server = _server_medians(engine, {"ours": _server_timed(engine, ours, scenario.filters),
                                               "plan": _server_timed(engine, plans, scenario.filters)},

@@ -162,14 +162,15 @@ def changing_schema(engine: Engine, *, target: str | None = None) -> Iterator[Co
                 checked = sqlite and before != target
                 broken = _broken_links(connection) if checked and before is not None else set()
                 yield connection
-                if (not sqlite and _revision(connection) != before
+                after = _revision(connection)
+                if (not sqlite and after != before
                         and connection.exec_driver_sql("SELECT to_regclass('blast_count_changes')").scalar()):
                     # Whatever the change wrote into the rollups, no funnel answer kept in memory
                     # survives it (`core.rollup_cache`, migration 0017).
                     connection.exec_driver_sql(
                         "INSERT INTO blast_count_changes (xid, blasts, at) "
                         "VALUES (pg_current_xact_id()::text::bigint, '*', clock_timestamp())")
-                changed = checked and _revision(connection) != before
+                changed = checked and after != before
                 if changed and (made := _broken_links(connection) - broken):
                     tables = ", ".join(sorted({table for table, _ in made}))
                     raise RuntimeError(f"The schema change would have left rows of {tables} pointing at rows "

@@ -266,11 +266,11 @@ class Watch:
         with psycopg.connect(*args, **params) as conn:
             self.backend_pid = conn.info.backend_pid
             snapshot: str | None = None
+            names = {"triggers": list(LOG_TRIGGERS)}
             while not self._stopping.is_set() and not self._idle():
                 started = self._clock()
                 if snapshot is not None and started - (self._looked_at or 0.0) > AWAY_SECONDS:
                     snapshot = None  # the log may have been trimmed past the last look
-                names = {"triggers": list(LOG_TRIGGERS)}
                 if snapshot is None:
                     snapshot, triggers = conn.execute(_FIRST_LOOK, names).fetchone()
                     changed: list[str] = []
@@ -352,10 +352,11 @@ def watch(engine: Engine) -> Watch | None:
     one per database per process."""
     if engine.dialect.name != "postgresql":
         return None
+    key = _key(engine)
     with _registry_lock:
-        found = _watches.get(_key(engine))
+        found = _watches.get(key)
         if found is None:
-            found = _watches[_key(engine)] = Watch(engine)
+            found = _watches[key] = Watch(engine)
             _by_pool.clear()
         _hook_writes()
         return found
@@ -423,10 +424,13 @@ def _on_statement(conn, cursor, statement, parameters, context, executemany) -> 
     # Only a write that names what is counted (a recipient, or a blast, whose deletion takes its
     # recipients along) can move a count: the worker's heartbeat, the webhook's inbox and the
     # history leave the answers be.
-    if (not _watches or _reads_only(statement) or context.execution_options.get(COUNTS_UNCHANGED)
+    if not _watches:
+        return
+    start = statement[:16].lstrip()[:6].upper()
+    if (_reads_only(start, statement) or context.execution_options.get(COUNTS_UNCHANGED)
             or _COUNTED.search(statement) is None):
         return
-    if cursor is not None and cursor.rowcount == 0 and statement[:16].lstrip()[:4].upper() != "WITH":
+    if cursor is not None and cursor.rowcount == 0 and not start.startswith("WITH"):
         # Nothing it matched: the send worker's housekeeping asks every second whether a lease
         # ran out or a scheduled blast is due, and mostly none is. (A data-modifying WITH counts
         # the rows of its last part, which may not be the ones it changed.)
@@ -438,8 +442,8 @@ def _on_statement(conn, cursor, statement, parameters, context, executemany) -> 
         conn.info[_WROTE] = found
 
 
-def _reads_only(statement: str) -> bool:
-    start = statement[:16].lstrip()[:6].upper()
+def _reads_only(start: str, statement: str) -> bool:
+    """`start`: the statement's first six letters, in capitals."""
     if start == "SELECT":
         return True
     # A WITH that only reads (a data-modifying one names what it changes).
