@@ -301,7 +301,8 @@ class BlastCountChange(Base):
     """PostgreSQL's log of which blasts' counts moved, by transaction (migration 0017): what
     `core.rollup_cache` reads to drop the funnel answers it keeps. `blasts` is a comma-separated
     list of blast ids, or `*` for every blast; `xid` the writing transaction's id, compared
-    with snapshots. Unlogged, and trimmed to the last ten minutes as the deltas are folded."""
+    with snapshots. Unlogged; as the deltas are folded, entries committed ten minutes ago or
+    more are deleted (`core.rollup_cache.trim_log`)."""
 
     __tablename__ = "blast_count_changes"
 
