@@ -6,6 +6,8 @@ import contextlib
 import functools
 import logging
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -109,6 +111,43 @@ def _log_database_away(exc: OperationalError | InterfaceError, what: str) -> Non
     log.warning("%s: the database is not answering (%s)", what, driver_says(exc) or type(exc).__name__)
 
 
+# A part of a page that refreshes itself runs every few seconds in every open tab: while the
+# database is down, its line is logged once a minute, saying how many it stands for.
+PART_LOG_EVERY_SECONDS = 60.0
+
+
+class _Quieted:
+    """Log lines of one kind at most once per `seconds`, counting the ones held back."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}  # kind: (when last logged, held back since)
+
+    def due(self, kind: str) -> int | None:
+        """None to hold this one back; else how many were held back since the last one logged."""
+        now = self._clock()
+        with self._lock:
+            last, held = self._last.get(kind, (None, 0))
+            if last is not None and now - last < self._seconds:
+                self._last[kind] = (last, held + 1)
+                return None
+            self._last[kind] = (now, 0)
+            return held
+
+
+_part_lines = _Quieted(PART_LOG_EVERY_SECONDS)
+
+
+def _log_part_database_away(exc: OperationalError | InterfaceError, part: str) -> None:
+    held = _part_lines.due(part)
+    if held is None:
+        return
+    again = f" ({held:,} more like this since the last one)" if held else ""
+    _log_database_away(exc, f"the part {part} of a page{again}")
+
+
 def say_database_away(exc: OperationalError | InterfaceError, page: str) -> None:
     """A page the database's absence stopped, in words, with a way to try again."""
     _log_database_away(exc, f"the page {page}")
@@ -125,7 +164,7 @@ def in_words(render: Callable[..., None]) -> Callable[..., None]:
             render(*args, **kwargs)
         except Exception as exc:  # Streamlit's own rerun and stop are not Exceptions: they pass
             if database_away(exc):
-                _log_database_away(exc, f"the part {render.__name__} of a page")
+                _log_part_database_away(exc, render.__name__)
                 st.error(PART_DATABASE_AWAY, icon=":material/cloud_off:")
                 return
             log.exception("the part %s of a page failed", render.__name__)

@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
+from dashboard import layout
 from dashboard.layout import (
     ACTION_DATABASE_AWAY,
     DATABASE_AWAY,
@@ -156,6 +157,38 @@ def test_a_part_of_a_page_and_an_action_say_the_database_is_not_answering(
     assert [e.value for e in at.error] == [PART_DATABASE_AWAY, action]
     assert len(_our_lines(caplog)) == 2 and not any(r.exc_info for r in caplog.records)
     assert database_down not in caplog.text + _shown(at)
+
+
+def test_a_part_refreshing_itself_logs_the_database_away_once_a_minute(
+    database_down: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It runs every few seconds in every open tab: one line each time buried the log."""
+    monkeypatch.setattr(layout, "_part_lines", layout._Quieted(layout.PART_LOG_EVERY_SECONDS))
+    caplog.set_level(logging.INFO)
+    at = AppTest.from_function(_a_part_and_an_action, default_timeout=30)
+    for _ in range(4):
+        at.run()
+        assert not at.exception, at.exception
+        assert at.error[0].value == PART_DATABASE_AWAY  # said on the page every time
+    parts = [r.getMessage() for r in _our_lines(caplog) if "the part" in r.getMessage()]
+    assert len(parts) == 1, parts
+    assert "render_counts" in parts[0] and "Connection refused" in parts[0]
+    assert len(_our_lines(caplog)) == 1 + 4, "the action's line, a person's click, is logged every time"
+
+
+def test_held_back_lines_are_counted_in_the_next_one() -> None:
+    now = [100.0]
+    quieted = layout._Quieted(60, clock=lambda: now[0])
+    assert quieted.due("a") == 0
+    assert [quieted.due("a") for _ in range(3)] == [None, None, None]
+    assert quieted.due("b") == 0, "each part on its own"
+    now[0] += 59.9
+    assert quieted.due("a") is None
+    now[0] += 0.1
+    assert quieted.due("a") == 4
+    assert quieted.due("a") is None
+    now[0] += 600
+    assert quieted.due("a") == 1
 
 
 def test_only_a_connection_that_fails_is_the_database_away(tmp_path: Path) -> None:
