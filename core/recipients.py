@@ -6,12 +6,14 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.expression import FunctionElement
 
 from core.config import PRACTICE_DEVICES, get_settings
 from core.funnel import status_rank
-from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory
+from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply, StatusHistory, UtcDateTime
 from core.phones import typed_number
 from core.status_engine import StatusChange, apply_status
 from core.statuses import RANK, Stage, Status, status_in_words
@@ -201,6 +203,51 @@ def closed_under_its_tag(session: Session, recipient: BlastRecipient) -> int | N
         .order_by(BlastRecipient.blast_id)
         .limit(1)
     )
+
+
+def sale_in_campaign() -> ColumnElement[int | None]:
+    """For a query over `BlastRecipient` joined to its `Blast`: the blast where the recipient's
+    number has its sale recorded on another blast of the same campaign (as
+    `closed_under_its_tag` finds it), or NULL. Such a person is no lead to follow up: their
+    sale is recorded, and recording it again is refused."""
+    other, its = aliased(BlastRecipient), aliased(Blast)
+    practice = func.coalesce(Blast.device, "").in_(PRACTICE_DEVICES)
+    its_practice = func.coalesce(its.device, "").in_(PRACTICE_DEVICES)
+    span = int(CAMPAIGN_SPAN.total_seconds())
+    return (
+        select(func.min(other.blast_id))
+        .join(its, its.id == other.blast_id)
+        .where(other.phone_number == BlastRecipient.phone_number, other.status == Status.CLOSED.value,
+               other.blast_id != BlastRecipient.blast_id, its.blast_tag == Blast.blast_tag,
+               its.created_at.between(_Shifted(Blast.created_at, -span), _Shifted(Blast.created_at, span)),
+               or_(practice & its_practice, ~practice & ~its_practice))
+        .correlate(BlastRecipient, Blast)
+        .scalar_subquery()
+    )
+
+
+class _Shifted(FunctionElement):
+    """A time column moved by a whole number of seconds, in the database's own terms."""
+
+    type = UtcDateTime()
+    inherit_cache = True
+    name = "shifted"
+
+    def __init__(self, column: ColumnElement, seconds: int) -> None:
+        super().__init__(column, literal_column(str(int(seconds))))
+
+
+@compiles(_Shifted)
+def _shifted_postgresql(element: _Shifted, compiler: object, **kw: object) -> str:
+    column, seconds = element.clauses
+    return f"({compiler.process(column, **kw)} + {compiler.process(seconds, **kw)} * interval '1 second')"  # type: ignore[attr-defined]
+
+
+@compiles(_Shifted, "sqlite")
+def _shifted_sqlite(element: _Shifted, compiler: object, **kw: object) -> str:
+    # SQLite keeps times as text in UTC; datetime() reads and writes that text.
+    column, seconds = element.clauses
+    return f"datetime({compiler.process(column, **kw)}, {compiler.process(seconds, **kw)} || ' seconds')"  # type: ignore[attr-defined]
 
 
 def cell_of(variables: Mapping[str, object] | None, key: str) -> str:

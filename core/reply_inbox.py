@@ -41,7 +41,7 @@ from core.config import get_settings
 from core.funnel import not_practice
 from core.models import WITH_MESSAGES, Blast, BlastRecipient, OptOut, RecipientReply, WebhookInbox, utcnow
 from core.phones import typed_number
-from core.recipients import cell_of, matches_search, replies
+from core.recipients import cell_of, matches_search, replies, sale_in_campaign
 from core.statuses import Status
 from core.webhook.parse import IncomingMessage, parse_webhook
 from core.webhook.replies import NO_BLAST, no_blast_numbers, not_a_reply
@@ -91,6 +91,9 @@ class InboxRow:
     # Their cells in the uploaded list's own columns (Branch, Agent…), (heading, value), blank
     # ones left out: who in the team is theirs to call.
     own: tuple[tuple[str, str], ...] = ()
+    # The other blast of the campaign where their sale is recorded (one sale a person a
+    # campaign): not a lead any more, though this message of theirs is not the one closed.
+    sale_on: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ class InboxPage:
     rows: list[InboxRow]
     total: int  # rows across all pages, every filter applied
     replied: int  # people (numbers) who replied in the window, tags and search applied, closed or not
-    to_follow_up: int  # of them, those with a reply to a message still without a sale, not opted out
+    to_follow_up: int  # of them, those with a reply to a message still without a sale in its campaign,
+    # not opted out
     page: int
     pages: int
 
@@ -134,7 +138,7 @@ def inbox_page(
             opted_out=row.opted_out, last_reply_at=row.last_at, last_reply=said[row.recipient_id][-1][1],
             replies=len(said[row.recipient_id]), blast_date=row.blast_date, blast_tag=row.blast_tag,
             earlier=tuple(text for _, text in said[row.recipient_id][:-1]),
-            own=own_cells(columns.get(row.blast_id), row.variables),
+            own=own_cells(columns.get(row.blast_id), row.variables), sale_on=row.sale_on,
         )
         for row in found
     ]
@@ -206,8 +210,9 @@ def _replied_counts(session: Session, *, filters: InboxFilter) -> _Counts:
 
 
 def _to_follow_up(columns: Any) -> ColumnElement[bool]:
-    """No sale recorded yet, and they did not ask to stop: a STOP is a reply, not a lead."""
-    return and_(columns.status != Status.CLOSED.value, not_(columns.opted_out))
+    """No sale recorded yet, here or on another blast of the campaign, and they did not ask to
+    stop: a STOP is a reply, not a lead."""
+    return and_(columns.status != Status.CLOSED.value, not_(columns.opted_out), columns.sale_on.is_(None))
 
 
 def _window(filters: InboxFilter) -> Subquery:
@@ -236,6 +241,7 @@ def _matching(filters: InboxFilter) -> Select:
             Blast.blast_date, Blast.blast_tag, BlastRecipient.variables,
             BlastRecipient.phone_number, BlastRecipient.contact_name, BlastRecipient.status,
             exists().where(OptOut.phone_number == BlastRecipient.phone_number).label("opted_out"),
+            sale_in_campaign().label("sale_on"),
         )
         .join(BlastRecipient, BlastRecipient.id == window.c.recipient_id)
         .join(Blast, Blast.id == BlastRecipient.blast_id)
@@ -442,7 +448,8 @@ def new_since(session: Session, *, mark: InboxMark, filters: InboxFilter) -> New
     counted = _chosen_by(counted, filters)
     if filters.only_open:
         stopped = exists().where(OptOut.phone_number == BlastRecipient.phone_number)
-        counted = counted.where(BlastRecipient.status != Status.CLOSED.value, not_(stopped))
+        counted = counted.where(BlastRecipient.status != Status.CLOSED.value, not_(stopped),
+                                sale_in_campaign().is_(None))
     new_replies = session.scalar(counted) or 0
     if filters.tags or (filters.search and filters.search.strip()):
         return NewSince(int(new_replies), 0)

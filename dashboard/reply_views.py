@@ -81,7 +81,8 @@ INBOX_COLUMNS = {
     "Reply": st.column_config.TextColumn(
         width=220, help="Their latest reply. Tick the row to read the whole conversation."
     ),
-    "Status": st.column_config.TextColumn(width=100),  # "Closed: a sale", "Opted out"
+    # "Closed: a sale", "Opted out", "Sale on #52" (another blast of the campaign).
+    "Status": st.column_config.TextColumn(width=100),
     # The link carries the blast's name after a #, which the table shows in place of the address.
     # Wide enough for "Year-End Clearance — Follow-up 2".
     "Blast": st.column_config.LinkColumn(
@@ -231,7 +232,7 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
         "Name": [r.contact_name or "" for r in found.rows],
         "Number": [r.phone_number for r in found.rows],
         "Reply": [one_of_many(reply_words(r.last_reply), r.replies) for r in found.rows],  # their latest
-        "Status": [OPTED_OUT if r.opted_out else status_word(r.status) for r in found.rows],
+        "Status": [inbox_status(r) for r in found.rows],
         "Blast": [blast_link(r.blast_id, label) for r, label in zip(found.rows, blast_labels(found.rows),
                                                                      strict=True)],
     })
@@ -254,7 +255,8 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
 
 def _render_chosen(chosen: list[InboxRow]) -> None:
     sales = [r.recipient_id for r in chosen if r.status == Status.CLOSED.value]
-    open_ = [r.recipient_id for r in chosen if r.status != Status.CLOSED.value]
+    # One sale a person a campaign: one recorded on another of its blasts is not recorded again.
+    open_ = [r.recipient_id for r in chosen if r.status != Status.CLOSED.value and r.sale_on is None]
     if open_ and st.button(f"Mark {len(open_):,} as closed (sale)", key=f"{KEY}_close", type="primary"):
         with friendly_errors("mark the sales") as done, st.spinner("Recording the sales…"), session() as s:
             recorded = mark_closed(s, recipient_ids=open_)
@@ -394,10 +396,22 @@ def blast_link(blast_id: int, name: str | None) -> str:
     return f"/blast?blast={blast_id}#{quote(name or f'Blast #{blast_id}', safe='')}"
 
 
+def inbox_status(row: InboxRow) -> str:
+    """Where a row's person stands, in the list's Status column."""
+    if row.opted_out:
+        return OPTED_OUT
+    if row.sale_on is not None and row.status != Status.CLOSED.value:
+        return f"Sale on #{row.sale_on}"  # on another blast of the campaign
+    return status_word(row.status)
+
+
 def about_words(row: InboxRow) -> str:
     """ "Campaign **CNY** · Agent: Farid · Branch: Ipoh": their campaign, and their cells in the
-    uploaded list's own columns (whose customer they are, where)."""
+    uploaded list's own columns (whose customer they are, where); and where their sale is
+    recorded, when on another blast of the campaign."""
     parts = [f"Campaign **{plain(row.blast_tag)}**"] if row.blast_tag else []
+    if row.sale_on is not None and row.status != Status.CLOSED.value:
+        parts.append(f"Sale recorded on blast #{row.sale_on}")
     parts += [f"{plain(heading)}: {plain(value)}" for heading, value in row.own]
     return " · ".join(parts)
 

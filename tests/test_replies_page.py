@@ -402,6 +402,27 @@ def test_a_download_is_built_when_clicked_with_what_the_database_holds_then(engi
     assert names == ["Aisyah"], "Ben's sale, closed after the page was drawn, takes him off the list"
 
 
+def test_a_buyer_closed_on_another_blast_of_the_campaign_is_shown_where_the_sale_is(engine: Engine) -> None:
+    """One sale a person a campaign: Chong bought on the Raya promo, and his reply to its
+    follow-up is no lead, nor a sale to record again."""
+    people = _three_people(engine)
+    with transaction(engine) as s:
+        again = make_blast(s, name="Raya promo, follow-up", blast_tag="Raya", state="completed",
+                           parent_blast_id=people["raya"], follow_up_stage="Follow-up 1")
+        later = _replied(s, again, (dt.timedelta(minutes=10), "Boleh hantar esok?"),
+                         contact_name="Chong", phone_number="+60123456783").id
+    at = run_page(REPLIES)
+    assert "**3 people** replied in the last 7 days, **2 to follow up**." in [m.value for m in at.markdown]
+    assert list(_table(at).value["Name"]) == ["Aisyah", "Ben"]
+    at.toggle(key="rpl_open").set_value(False).run()
+    table = _table(at).value
+    assert list(table["Status"])[0] == f"Sale on #{people['raya']}"
+    ids = [later, people["aisyah"], people["chong"], people["ben"]]
+    at = _tick(at, ids, [0])
+    assert not [b for b in at.button if b.label.startswith("Mark ")], "recording it again is refused"
+    assert any(f"Sale recorded on blast #{people['raya']}" in c.value for c in at.caption)
+
+
 def test_someone_who_asked_to_stop_is_left_out_and_marked_when_shown(engine: Engine) -> None:
     from core.opt_outs import add_opt_outs
 

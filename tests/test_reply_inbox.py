@@ -110,6 +110,54 @@ def test_only_those_not_closed_yet_and_both_counts(engine: Engine) -> None:
     assert (everyone.total, everyone.replied, everyone.to_follow_up) == (2, 2, 1)
 
 
+def test_a_buyer_whose_sale_is_recorded_on_another_blast_of_the_campaign_is_no_lead(engine: Engine) -> None:
+    """One sale a person a campaign (`closed_under_its_tag`): closed on the follow-up, their
+    reply to the first blast is not to follow up any more, nor counted as waiting."""
+    buyer, other = "+60123456781", "+60123456782"
+    with transaction(engine) as s:
+        raya = make_blast(s, name="Raya promo", blast_tag="Raya")
+        again = make_blast(s, name="Raya promo, follow-up", blast_tag="Raya", parent_blast_id=raya.id,
+                           follow_up_stage="Follow-up 1")
+        first = _replied(s, raya, (MIDNIGHT, "Berapa?"), phone_number=buyer)
+        sold = _replied(s, again, (MIDNIGHT + dt.timedelta(hours=5), "Ok nak 2"), phone_number=buyer)
+        lead = _replied(s, raya, (MIDNIGHT + dt.timedelta(hours=1), "Ada stok?"), phone_number=other)
+        mark_closed(s, recipient_ids=[sold.id])
+        # Another campaign's reply from the buyer is a lead of its own.
+        cny = make_blast(s, name="CNY promo", blast_tag="CNY")
+        elsewhere = _replied(s, cny, (MIDNIGHT + dt.timedelta(hours=2), "CNY set?"), phone_number=buyer)
+        again_id = again.id
+    found = _inbox(engine)
+    assert [r.recipient_id for r in found.rows] == [elsewhere.id, lead.id]
+    assert (found.total, found.replied, found.to_follow_up) == (2, 2, 2)
+    with transaction(engine) as s:
+        assert who_replied(s, filters=InboxFilter(since=SINCE, timezone=KL)) == (2, 2)
+    everyone = {r.recipient_id: r for r in _inbox(engine, only_open=False).rows}
+    assert (everyone[first.id].status, everyone[first.id].sale_on) == ("REPLIED", again_id)
+    assert everyone[elsewhere.id].sale_on is None and everyone[sold.id].status == "CLOSED"
+
+
+def test_the_same_tag_a_campaign_apart_or_in_practice_is_another_campaign(engine: Engine) -> None:
+    """As `closed_under_its_tag` says: a tag used again after CAMPAIGN_SPAN, or a practice
+    blast's sale against one sent to WhatsApp, is no sale of this campaign."""
+    from core.config import PRACTICE_DEVICES
+    from core.recipients import CAMPAIGN_SPAN
+
+    buyer = "+60123456781"
+    with transaction(engine) as s:
+        now = utcnow()
+        last_year = make_blast(s, name="Year end", blast_tag="Year End",
+                               created_at=now - CAMPAIGN_SPAN - dt.timedelta(days=1))
+        practice = make_blast(s, name="Year end, tried", blast_tag="Year End",
+                              device=sorted(PRACTICE_DEVICES)[0], created_at=now)
+        this_year = make_blast(s, name="Year end", blast_tag="Year End", created_at=now)
+        for old in (last_year, practice):
+            mark_closed(s, recipient_ids=[_replied(s, old, (MIDNIGHT, "Beli"), phone_number=buyer).id])
+        lead = _replied(s, this_year, (MIDNIGHT + dt.timedelta(hours=1), "Ada lagi?"), phone_number=buyer)
+    found = _inbox(engine)
+    assert [(r.recipient_id, r.sale_on) for r in found.rows] == [(lead.id, None)]
+    assert found.to_follow_up == 1
+
+
 def test_someone_who_answered_a_blast_and_its_follow_up_is_one_person_listed_twice(engine: Engine) -> None:
     """The list has a row for each message they answered; the counts say how many people."""
     with transaction(engine) as s:
