@@ -452,7 +452,14 @@ def count_words(found: InboxPage, *, filters: InboxFilter, period: str) -> str:
     if filters.search:
         who += f" matching “{plain(filters.search)}”"
     to = f" to blasts tagged {' or '.join(plain(t) for t in filters.tags)}" if filters.tags else ""
-    return f"**{who}** replied{to} {period}, **{found.to_follow_up:,} to follow up**."
+    said = f"**{who}** replied{to} {period}, **{found.to_follow_up:,} to follow up**."
+    # The list and its downloads have a row a message answered: say so when that is more rows
+    # than people, or the two numbers cannot be matched.
+    listed = found.to_follow_up if filters.only_open else found.replied
+    if found.total > listed:
+        said += (f" Someone who answered more than one blast has a row for each: "
+                 f"{plural(found.total, 'row', 'rows')} below.")
+    return said
 
 
 def _messages(count: int) -> str:

@@ -415,6 +415,8 @@ def test_a_buyer_closed_on_another_blast_of_the_campaign_is_shown_where_the_sale
     assert "**3 people** replied in the last 7 days, **2 to follow up**." in [m.value for m in at.markdown]
     assert list(_table(at).value["Name"]) == ["Aisyah", "Ben"]
     at.toggle(key="rpl_open").set_value(False).run()
+    assert ("**3 people** replied in the last 7 days, **2 to follow up**. Someone who answered more than "
+            "one blast has a row for each: 4 rows below.") in [m.value for m in at.markdown]
     table = _table(at).value
     assert list(table["Status"])[0] == f"Sale on #{people['raya']}"
     ids = [later, people["aisyah"], people["chong"], people["ben"]]
