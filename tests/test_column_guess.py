@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from core.csv_import import ColumnNotFound, Outcome, parse_csv
-from core.csv_import.columns import HEADER_SEARCH_RECORDS, find_columns, header_words, phone_rank
+from core.csv_import.columns import (
+    HEADER_SEARCH_RECORDS,
+    SAMPLE_RECORDS,
+    find_columns,
+    header_words,
+    phone_rank,
+)
 from tests.test_excel_import import xlsx
 
 
@@ -297,3 +303,76 @@ def test_a_header_beyond_the_rows_searched_is_named_in_the_message_and_can_be_ch
     report = parse_csv(data, phone_column="Phone")
     assert [(r.line, r.outcome, r.name) for r in report.rows] == [
         (HEADER_SEARCH_RECORDS + 21, Outcome.VALID, "Ali")]
+
+
+@pytest.mark.parametrize("cell", ["tiada hp", "No HP", "HP", "no phone", "Tiada telefon", "WA", "Mobile",
+                                  "whatsapp"])
+def test_a_first_contact_with_a_phone_word_for_its_number_is_not_taken_for_the_header(cell: str) -> None:
+    # "Name,Phone,Product" has more header words than "Ali,tiada hp,Kuih": it is the header, not
+    # a title above it, and Ali's row is reported with its line.
+    data = f"Name,Phone,Product\nAli,{cell},Kuih\nBala,0123456789,Kek\nChong,0198765432,Kuih\n"
+    report = parse_csv(data.encode())
+    assert (report.columns.header_index, report.phone_column, report.name_column) == (0, "Phone", "Name")
+    assert [(r.line, r.outcome, r.name) for r in report.rows] == [
+        (2, Outcome.INVALID, "Ali"), (3, Outcome.VALID, "Bala"), (4, Outcome.VALID, "Chong")]
+    assert report.rows[0].reason in ("no phone number", "not a phone number")
+    assert report.rows[1].variables["product"] == "Kek"
+    assert "ali" not in report.variable_names and "kuih" not in report.variable_names
+
+
+@pytest.mark.parametrize("title", ["Customer phone list", ",".join(["Customer phone list"] * 3),
+                                   "No. Telefon,Nama,Produk"], ids=["title", "merged-title", "upper-header"])
+def test_a_title_or_upper_header_with_no_more_header_words_is_still_skipped(title: str) -> None:
+    report = parse_csv(f"{title}\nName,Phone,City\nAli,0123456789,KL\nAbu,013-456 7890,Ipoh\n".encode())
+    assert (report.columns.header_index, report.name_column) == (1, "Name")
+    assert [(r.line, r.outcome) for r in report.rows] == [(3, Outcome.VALID), (4, Outcome.VALID)]
+
+
+def test_a_headerless_list_whose_first_contact_has_a_bad_number_keeps_that_contact() -> None:
+    data = b"Ali,012-345 678\nBala,0123456789\nChong,0198765432\n"
+    report = parse_csv(data)
+    assert (report.columns.header_index, report.phone_column) == (None, "column 2")
+    assert [(r.line, r.outcome) for r in report.rows] == [
+        (1, Outcome.INVALID), (2, Outcome.VALID), (3, Outcome.VALID)]
+    assert (report.rows[0].reason or "").startswith("not a valid number")
+    assert report.notes == ["The file has no header row; numbers were taken from column 2."]
+    chosen = parse_csv(data, phone_column="column 2", name_column="column 1")
+    assert [(r.line, r.outcome, r.name) for r in chosen.rows] == [
+        (1, Outcome.INVALID, "Ali"), (2, Outcome.VALID, "Bala"), (3, Outcome.VALID, "Chong")]
+    with pytest.raises(ColumnNotFound) as caught:  # a contact's cell is not a header to choose
+        parse_csv(data, phone_column="012-345 678")
+    assert caught.value.message == "The file has no header row, so there is no column called “012-345 678”."
+
+
+def test_many_headerless_contacts_with_bad_numbers_before_the_first_good_one() -> None:
+    bad = "".join(f"P{i},012-345 678\n" for i in range(SAMPLE_RECORDS + 5))
+    report = parse_csv(f"{bad}Ali,0123456789\nAbu,0134567890\n".encode())
+    assert report.columns.header_index is None
+    assert [(r.line, r.outcome) for r in report.rows] == [
+        *((line, Outcome.INVALID) for line in range(1, SAMPLE_RECORDS + 6)),
+        (SAMPLE_RECORDS + 6, Outcome.VALID), (SAMPLE_RECORDS + 7, Outcome.VALID)]
+
+
+@pytest.mark.parametrize(("data", "first"), [(b"Customer ID,Contact Person\nC1,0123456789\n", "Customer ID"),
+                                             (b"Report 2025\nAli,0123456789\n", "Report 2025")],
+                         ids=["unknown-header", "title"])
+def test_a_record_without_a_number_typed_where_the_numbers_are_is_not_read_as_a_contact(
+    data: bytes, first: str
+) -> None:
+    # Neither has a header word, but neither has five digits where the numbers are: the person
+    # chooses the column, as before.
+    with pytest.raises(ColumnNotFound) as caught:
+        parse_csv(data)
+    assert caught.value.headers[0] == first
+
+
+@pytest.mark.parametrize("count", [SAMPLE_RECORDS, SAMPLE_RECORDS + 10])
+@pytest.mark.parametrize("bad", ["", "6.01E+10"], ids=["empty", "excel-shortened"])
+def test_the_phone_header_is_taken_above_many_contacts_without_a_usable_number(count: int, bad: str) -> None:
+    rows = "".join(f"P{i},{bad}\n" for i in range(count))
+    report = parse_csv(f"Name,Phone\n{rows}Ali,0123456789\nAbu,0134567890\n".encode())
+    assert (report.columns.header_index, report.phone_column, report.name_column) == (0, "Phone", "Name")
+    assert [(r.line, r.outcome) for r in report.rows] == [
+        *((line, Outcome.INVALID) for line in range(2, count + 2)),
+        (count + 2, Outcome.VALID), (count + 3, Outcome.VALID)]
+    assert all(r.reason for r in report.rows[:count])

@@ -93,6 +93,7 @@ MIDDLE_NAME_HEADERS = ("middle name", "additional name")
 LAST_NAME_HEADERS = (
     "last name", "lastname", "family name", "surname", "nama akhir", "nama keluarga",
 )
+_NAME_WORDS = frozenset((*NAME_HEADERS, *FIRST_NAME_HEADERS, *LAST_NAME_HEADERS))
 
 _HANDPHONE = re.compile(r"\bh\s*[/.]\s*p(?:hone)?\b")  # "H/P", "H.P.", "H/Phone"
 _DROP_CHARS = re.compile(r"['’]")
@@ -172,9 +173,11 @@ def find_columns(
 
     The header is searched for above the first record that holds a usable number: that record
     is a contact, and so is everything below it, whatever its cells say ("WA", "Tel"). When
-    that first record is the file's first, the file has no header. Unless no header is found
-    above it and a few records down one is, with numbers below it in a column where the
-    records above hold none: those records are title lines ("Tel: 07-663 1234").
+    that first record is the file's first, the file has no header. Nor has it when the records
+    above are contacts whose numbers are not usable: none of their cells is a header word, and
+    each has something typed as a number where the numbers are ("012-345 678"). Unless no
+    header is found above it and a few records down one is, with numbers below it in a column
+    where the records above hold none: those records are title lines ("Tel: 07-663 1234").
 
     A chosen column is named as `Columns.headers` shows it: by its header, "column 3" for a
     column without one, "Phone (column 3)" for one of two with the same header (the header
@@ -185,7 +188,8 @@ def find_columns(
         raise BadCsv("The file is empty.")
     if phone_column is not None:
         return _explicit(rows, searched, first_contact, phone_column, name_column, region)
-    choices = {index: fits for index in searched if (fits := _phone_columns(rows, index, region))}
+    choices = {index: fits for index in searched
+               if (fits := _phone_columns(rows, index, region, first_contact=first_contact))}
     index = _header(rows, searched, choices, numbers_seen=first_contact is not None)
     if index is None and first_contact is not None:
         index = _header_below_titles(rows, first_contact, region)
@@ -196,8 +200,9 @@ def find_columns(
         note = _phone_note(display_headers(rows[index]), fits)
         columns = _with_header(rows, index, fits[0].position, name_column, phone_note=note)
         return _each_contacts_phone(columns, rows[index])
-    if first_contact is not None and not searched:
-        return _headerless(rows, first_contact, name_column, region)
+    if first_contact is not None and (not searched or _contacts_above(rows, searched, first_contact, region)):
+        return _headerless(rows, searched[0] if searched else first_contact, first_contact, name_column,
+                           region)
     header = _padded(rows, _header_guess(rows, _offered(rows, searched, first_contact, region)))
     where = ""
     if first_contact is None and _searched_part(rows, searched):
@@ -328,6 +333,32 @@ def _holds_number(row: Sequence[str], region: str) -> bool:
                and phones.normalise(cell, region).ok for cell in row)
 
 
+def _header_cells(row: Sequence[str]) -> int:
+    """How many of a record's cells are header words: a phone column's or a name column's. A
+    cell merged across columns counts once, so a merged title is one cell, as a typed one."""
+    cells = {cell.strip() for cell in row if cell.strip()}
+    return sum(phone_rank(cell) is not None or header_words(cell) in _NAME_WORDS for cell in cells)
+
+
+def _contacts_above(
+    rows: Sequence[Sequence[str]], searched: list[int], first_contact: int, region: str
+) -> bool:
+    """Whether the records above the first contact are contacts too, whose numbers are not
+    usable ("012-345 678"): none of their cells is a header word, and each has five digits or
+    more in a column where the contacts below have numbers. A header without a known word
+    ("Customer ID,Contact Person") has no such digits, nor has a title ("Report 2025")."""
+    sample = [rows[first_contact], *_records_below(rows, first_contact, SAMPLE_RECORDS - 1)]
+    widest = max(_reach(row) for row in sample)
+    numbered = [i for i in range(widest) if _count_numbers(sample, i, region)[0]]
+
+    def contact(row: Sequence[str]) -> bool:
+        return not _header_cells(row) and any(
+            i < len(row) and len(row[i]) <= MAX_HEADER_CHARS and _FIVE_DIGITS.match(row[i])
+            for i in numbered)
+
+    return all(contact(rows[i]) for i in searched)
+
+
 def _header(
     rows: Sequence[Sequence[str]], searched: list[int], choices: dict[int, list[_Fit]], *,
     numbers_seen: bool,
@@ -336,15 +367,22 @@ def _header(
 
     A title above the header can name a phone word too ("Customer phone list"): a record right
     above another one that has numbers below it is a title, so the one nearest the contacts
-    wins. The header is then the first with numbers below it. When the file has numbers but
-    none below a phone column, the person chooses. When it has none at all, the widest record
-    is the header if it has a phone column (its numbers are all bad, and each row says why);
-    a narrower one with a phone word ("Ali,,Prefers WhatsApp") is a contact without a number.
+    wins, unless it has more cells that are header words than that one. Then the one below is
+    the first contact, without a number and with a phone word where it should be ("Ali,tiada
+    hp,Kuih" below "Name,Phone,Product"). The header is then the first with numbers below it.
+    When the file has numbers but none below a phone column, the person chooses. When it has
+    none at all, the widest record is the header if it has a phone column (its numbers are all
+    bad, and each row says why); a narrower one with a phone word ("Ali,,Prefers WhatsApp") is
+    a contact without a number.
     """
     def numbers_below(index: int | None) -> bool:
         return index in choices and not choices[index][0].no_numbers
 
-    found = [i for i in choices if not numbers_below(_next_record(rows, i))] or list(choices)
+    def title(index: int) -> bool:
+        below = _next_record(rows, index)
+        return numbers_below(below) and _header_cells(rows[index]) <= _header_cells(rows[below])
+
+    found = [i for i in choices if not title(i)] or list(choices)
     with_numbers = [i for i in found if numbers_below(i)]
     if with_numbers:
         return with_numbers[0]
@@ -354,17 +392,24 @@ def _header(
     return guess if guess in choices else None
 
 
-def _phone_columns(rows: Sequence[Sequence[str]], index: int, region: str) -> list[_Fit]:
+def _phone_columns(
+    rows: Sequence[Sequence[str]], index: int, region: str, *, first_contact: int | None = None
+) -> list[_Fit]:
     """The columns of the record at `index` whose header names a phone, best first.
 
     The header words decide first (WhatsApp, then mobile, then phone; an office or home line
     after the others of its group); the numbers below decide between columns whose words do
     not, and a column with no number below at all comes last whatever its header says.
+
+    The numbers are counted from `first_contact` on, the first record holding one, when that
+    is below `index`: the records between hold none, and many contacts without a usable number
+    right below the header would otherwise hide the numbers further down.
     """
     ranked = [(rank, i) for i, cell in enumerate(rows[index]) if (rank := phone_rank(cell)) is not None]
     if not ranked:
         return []
-    sample = _records_below(rows, index)
+    start = index if first_contact is None or first_contact <= index else first_contact - 1
+    sample = _records_below(rows, start)
     fits = []
     for (group, landline, name_order), i in ranked:
         usable, mobile = _count_numbers(sample, i, region)
@@ -490,8 +535,11 @@ def _explicit(
     phone_column: str, name_column: str | None, region: str,
 ) -> Columns:
     """The columns the person chose. A record holding a number is a contact, never a header,
-    whatever its cells say."""
-    for index in searched:
+    whatever its cells say; so are the records above it when they look like contacts whose
+    numbers are not usable (`_contacts_above`)."""
+    headerless = first_contact is not None and (
+        not searched or _contacts_above(rows, searched, first_contact, region))
+    for index in [] if headerless else searched:
         phone = _match_header(rows[index], phone_column)
         if phone is not None:
             return _with_header(rows, index, phone, name_column)
@@ -500,8 +548,8 @@ def _explicit(
         index = _header_below_titles(rows, start, region, wanted=phone_column)
         if index is not None:
             return _with_header(rows, index, _match_header(rows[index], phone_column) or 0, name_column)
-    if first_contact is not None and not searched:  # no header: columns by position
-        first = rows[first_contact]
+    if headerless:  # no header: columns by position
+        first = rows[searched[0] if searched else first_contact]
         position = _position(first, phone_column)
         if position is None:
             raise ColumnNotFound(f"The file has no header row, so there is no column called "
@@ -596,18 +644,21 @@ def find_name_columns(header: Sequence[str], *, phone: int) -> tuple[int, ...]:
 
 
 def _headerless(
-    rows: Sequence[Sequence[str]], first: int, name_column: str | None, region: str
+    rows: Sequence[Sequence[str]], first: int, first_contact: int, name_column: str | None, region: str
 ) -> Columns:
-    """A list with no header row: the first record is already a contact. The phone column is
-    the one with the most mobile numbers in the first rows (the first of equals)."""
-    sample = [rows[first], *_records_below(rows, first, SAMPLE_RECORDS - 1)]
+    """A list with no header row: the first record is already a contact, though the first to
+    hold a usable number may be further down. The phone column is the one with the most mobile
+    numbers in the first rows from that one on (the first of equals)."""
+    sample = [rows[first_contact], *_records_below(rows, first_contact, SAMPLE_RECORDS - 1)]
+    width = max(len(rows[first]), len(rows[first_contact]))
     fits = []
-    for i in range(len(rows[first])):
+    for i in range(width):
         usable, mobile = _count_numbers(sample, i, region)
         if usable:
             fits.append(_Fit(False, 0, False, -mobile, 0, i))
     fits.sort()
-    columns = _headerless_at(rows[first], fits[0].position, name_column)
+    columns = _headerless_at([*rows[first], *[""] * (width - len(rows[first]))], fits[0].position,
+                             name_column)
     note = _phone_note(columns.headers, fits)
     return dataclasses.replace(columns, phone_note=note) if note else columns
 
