@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import itertools
+import math
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -13,7 +15,7 @@ import openpyxl
 import pandas as pd
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,11 +35,41 @@ def safe_cell(value: object) -> object:
     return value
 
 
+# Excel's standard column is about 8 digits wide: a longer number shows as 1.23E+08 until the
+# column is widened, one of 12 digits or more shows so however wide (9.00101E+11 for an IC
+# number), and past 15 digits the rest become zeros.
+EXCEL_DIGITS_SHOWN = 8
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def csv_cell(value: object) -> object:
+    """A cell as a CSV holds it, for Excel to show the text as written. Besides what `safe_cell`
+    guards, text that Excel would read as a number and show otherwise gets the same leading
+    apostrophe: digits only, either starting with 0 (an office line 0312345678, a postcode 01000)
+    or longer than Excel's standard column shows (an IC number 900101145678, 60387654321). Short
+    digits ("42", a quantity) stay numbers, as do real numbers."""
+    if isinstance(value, str):
+        digits = value.strip()
+        if _DIGITS.fullmatch(digits) and (
+            (len(digits) > 1 and digits.startswith("0")) or len(digits) > EXCEL_DIGITS_SHOWN
+        ):
+            return "'" + value
+    return safe_cell(value)
+
+
+def as_written(text: str) -> str:
+    """A cell of one of these CSVs uploaded again, as it was before `csv_cell` gave it its
+    apostrophe ("'01000" → "01000"); any other text as it is."""
+    if text.startswith("'") and csv_cell(text[1:]) == text:
+        return text[1:]
+    return text
+
+
 def to_csv(rows: Iterable[Sequence[object]], *, columns: Sequence[str]) -> bytes:
     """UTF-8 with a BOM, so Excel shows Malay and Chinese names and emoji correctly. Headings are
     made safe as cells are: an uploaded list's own ones come back in its exports."""
-    frame = pd.DataFrame([[safe_cell(v) for v in row] for row in rows],
-                         columns=[safe_cell(c) for c in columns])
+    frame = pd.DataFrame([[csv_cell(v) for v in row] for row in rows],
+                         columns=[csv_cell(c) for c in columns])
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
@@ -47,9 +79,10 @@ def to_csv(rows: Iterable[Sequence[object]], *, columns: Sequence[str]) -> bytes
 # blast or a list of sales finds its columns by, should the file be uploaded again). "Status
 # code" keeps the plan's status (READ_ACK), for filtering and for anyone matching it with the
 # database. "Opted out" is "yes" for a number that asked not to be messaged (in any blast): not
-# one to call.
+# one to call. "First replied" is when their first reply was written (the Replies page's export
+# has the latest, "Last replied").
 EXPORT_COLUMNS = ("Number", "Name", "Status", "Status code", "Opted out", "Sent", "Received", "Read",
-                  "Replied", "First reply", "Later replies", "Closed", "Problem")
+                  "First replied", "First reply", "Later replies", "Closed", "Problem")
 
 
 def _yes(flag: bool) -> str:
@@ -103,6 +136,9 @@ def _export(session: Session, *, blast_id: int, selection: str,
 EARLIER_EXPORT_COLUMNS = ("phone_number", "name", "status", "status_in_words", "opted_out", "sent_at",
                           "delivered_at", "read_at", "replied_at", "reply_text", "later_replies",
                           "closed_at", "error")
+# Headings our exports had before they said which reply's time they hold: a blast's "Replied" was
+# the first reply's, the Replies page's the latest's.
+EARLIER_HEADINGS = ("Replied",)
 
 
 def our_columns(headings: Sequence[str]) -> set[int]:
@@ -110,10 +146,11 @@ def our_columns(headings: Sequence[str]) -> set[int]:
     (a blast's, as now or as before, or the Replies page's): most of that export's headings are
     there, a column or two taken out or added in a spreadsheet since. Empty otherwise."""
     given = [str(h).strip().casefold() for h in headings]
+    earlier = {h.casefold() for h in EARLIER_HEADINGS}
     for export in (EXPORT_COLUMNS, EARLIER_EXPORT_COLUMNS, REPLY_EXPORT_COLUMNS):
         ours = {h.casefold() for h in export}
         if len(ours & set(given)) * 3 >= len(ours) * 2:
-            return {i for i, h in enumerate(given) if h in ours}
+            return {i for i, h in enumerate(given) if h in ours or h in earlier}
     return set()
 
 
@@ -168,10 +205,11 @@ def stage_xlsx(session: Session, *, blast_id: int, selection: str, zone: dt.tzin
 
 
 # The Replies page's list, as a sales team works from it: who, what they said, where to find them.
-# Headed in the team's words, as the page shows them; nothing reads this file back by its headings
-# ("Number" and "Name" are still what a new blast or a list of sales finds its columns by).
-REPLY_EXPORT_COLUMNS = ("Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Earlier replies",
-                        "Replies", "Blast", "Tag", "Blast #")
+# Headed in the team's words, as the page shows them ("Number" and "Name" are what a new blast or a
+# list of sales finds its columns by; uploaded again, `our_columns` knows the rest for ours).
+# "Last replied" is when their latest reply was written, the one under "Last reply".
+REPLY_EXPORT_COLUMNS = ("Last replied", "Name", "Number", "Status", "Opted out", "Last reply",
+                        "Earlier replies", "Replies", "Blast", "Tag", "Blast #")
 
 
 def _reply_rows(
@@ -209,26 +247,38 @@ WIDTH_SAMPLE_ROWS = 200
 MIN_WIDTH, MAX_WIDTH = 8, 60  # in characters: a long reply is cut at its edge, not a sheet too wide to read
 _DATETIME_WIDTH = len("2026-03-02 10:30:15")  # how Excel shows the times this writes
 _FILTER_BUTTON = 3  # the header's filter arrow covers the end of a heading otherwise
+# A row with text over several lines (earlier or later replies) is made tall enough for them, up
+# to this many: more would leave a sheet of few rows to scroll (the rest is in the cell, seen
+# when it is opened or its row made taller).
+MAX_LINES_SHOWN = 5
+LINE_HEIGHT = 15  # points: one line of Excel's standard font, the height of an ordinary row
+_WRAPPED = Alignment(wrap_text=True)  # its lines shown one under another, not run together
 
 
 def to_xlsx(rows: Iterable[Sequence[object]], *, columns: Sequence[str], sheet: str) -> bytes:
     """An Excel workbook: numbers and names are text cells (no apostrophe needed, and Excel
     neither runs "=..." nor turns +60... into a number). The bold header stays in view as the
     list scrolls and carries a filter; columns are wide enough to read (a date too narrow
-    shows as #####)."""
+    shows as #####). Text over several lines wraps, its row a few lines tall."""
     book = openpyxl.Workbook(write_only=True)
     page = book.create_sheet(sheet)
     rows = iter(rows)
     sample = [list(row) for row in itertools.islice(rows, WIDTH_SAMPLE_ROWS)]
     # A streamed sheet writes its column widths and frozen pane before the first row.
-    for index, width in enumerate(_column_widths(columns, sample), start=1):
+    widths = _column_widths(columns, sample)
+    for index, width in enumerate(widths, start=1):
         page.column_dimensions[get_column_letter(index)].width = width
     page.freeze_panes = "A2"
     page.append([_header_cell(page, name) for name in columns])
     count = 0
     for row in itertools.chain(sample, rows):
-        page.append([_cell(page, value) for value in row])
         count += 1
+        # A row's height is written with the row; dropped after it, not kept for a long list.
+        lines = _lines_shown(row, widths)
+        if lines > 1:
+            page.row_dimensions[count + 1].height = LINE_HEIGHT * lines
+        page.append([_cell(page, value) for value in row])
+        page.row_dimensions.pop(count + 1, None)
     page.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
     out = io.BytesIO()
     book.save(out)
@@ -250,8 +300,24 @@ def _shown_width(value: object) -> int:
         return 0
     if isinstance(value, dt.datetime):
         return _DATETIME_WIDTH
-    lines = str(value).split("\n")
-    return max(sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line) for line in lines)
+    return max(_line_width(line) for line in str(value).split("\n"))
+
+
+def _line_width(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+def _lines_shown(row: Sequence[object], widths: Sequence[float]) -> int:
+    """How many lines the row's tallest wrapped cell takes in its column, at most
+    `MAX_LINES_SHOWN`: each of its lines, and a line wider than the column once more for each
+    width it runs over. 1 when no cell holds a line break."""
+    most = 1
+    for value, width in zip(row, widths, strict=False):
+        if isinstance(value, str) and "\n" in value:
+            fits = max(1.0, width - 1)
+            lines = sum(max(1, math.ceil(_line_width(line) / fits)) for line in value.split("\n"))
+            most = max(most, lines)
+    return min(most, MAX_LINES_SHOWN)
 
 
 def _header_cell(sheet: Any, name: str) -> WriteOnlyCell:
@@ -272,4 +338,6 @@ def _cell(sheet: Any, value: object) -> Any:
     # stand in a workbook: openpyxl refuses the whole file for it. "�" stands in for it.
     cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
     cell.data_type = "s"  # text, even when it starts with "=": never a formula
+    if "\n" in value:
+        cell.alignment = _WRAPPED
     return cell

@@ -140,10 +140,11 @@ def _these(total: int) -> str:
 
 
 def list_csv(s: Session, *, search: str) -> bytes:
-    """Every number on the list that matches `search`, for a spreadsheet or another tool."""
+    """Every number on the list that matches `search`, for a spreadsheet or another tool. Headed
+    in the list's words; "Number" is what a list of numbers uploaded again is read by."""
     entries, _ = listed(s, search=search, limit=None)
     return to_csv(((e.phone_number, local(e.created_at, "%Y-%m-%d %H:%M"), how_words(e), e.name or "")
-                   for e in entries), columns=["phone_number", "since", "how", "name"])
+                   for e in entries), columns=["Number", "Since", "How", "Name"])
 
 
 def _render_remove(phone: str) -> None:

@@ -25,6 +25,35 @@ def test_safe_cell(value, expected) -> None:
     assert safe_cell(value) == expected
 
 
+@pytest.mark.parametrize(("value", "written"), [
+    ("0312345678", "'0312345678"),  # an office line: Excel drops the 0
+    ("01000", "'01000"),  # a postcode
+    ("00", "'00"),
+    (" 0123 ", "' 0123 "),
+    ("900101145678", "'900101145678"),  # an IC number: 9.00101E+11
+    ("60387654321", "'60387654321"),  # 6.04E+10 in a column of Excel's standard width
+    ("123456789", "'123456789"),
+    ("4111111111111111", "'4111111111111111"),  # past 15 digits Excel turns the rest to zeros
+    ("12345678", "12345678"), ("42", "42"), ("0", "0"),  # Excel shows these as written
+    ("0.5", "0.5"), ("12 345", "12 345"), ("RM 0123", "RM 0123"), ("0123-456", "0123-456"),
+    ("+60123456789", "'+60123456789"), ("", ""),
+    (900101145678, "900101145678"), (42, "42"), (0.5, "0.5"),  # real numbers stay numbers
+])
+def test_csv_keeps_text_excel_would_read_as_a_different_number_as_written(value, written) -> None:
+    data = to_csv([[value]], columns=["Cell"])
+    assert list(csv.reader(io.StringIO(data.decode("utf-8-sig")))) == [["Cell"], [written]]
+
+
+def test_the_two_exports_say_whose_reply_their_time_is() -> None:
+    """A blast's export has the time of the first reply, the Replies page's that of the latest:
+    both were headed "Replied"."""
+    from core.exports import REPLY_EXPORT_COLUMNS
+
+    assert EXPORT_COLUMNS[EXPORT_COLUMNS.index("First reply") - 1] == "First replied"
+    assert REPLY_EXPORT_COLUMNS[0] == "Last replied" and "Last reply" in REPLY_EXPORT_COLUMNS
+    assert "Replied" not in (*EXPORT_COLUMNS, *REPLY_EXPORT_COLUMNS)
+
+
 def test_csv_headings_are_formula_safe_too() -> None:
     data = to_csv([["x"]], columns=["=HYPERLINK(\"http://x\")"])
     assert next(csv.reader(io.StringIO(data.decode("utf-8-sig")))) == ["'=HYPERLINK(\"http://x\")"]
@@ -254,7 +283,7 @@ def test_a_first_reply_that_came_in_second_is_exported_first_and_once(engine: En
         data = export(s, blast_id=blast_id, selection="Replied", zone=ZoneInfo("Asia/Kuala_Lumpur"))
     [row] = _export_rows(data, export)
     assert (row["First reply"], row["Later replies"]) == ("Berapa?", "2 boxes")
-    assert str(row["Replied"]).startswith("2026-03-02 10:01"), "the first reply's time"
+    assert str(row["First replied"]).startswith("2026-03-02 10:01"), "the first reply's time"
 
 
 @pytest.mark.parametrize("export", [stage_csv, stage_xlsx])
@@ -386,7 +415,10 @@ def test_a_second_file_added_to_a_draft_adds_its_own_columns_once() -> None:
     ["phone_number", "name", "status", "status_in_words", "opted_out", "sent_at", "delivered_at",
      "read_at", "replied_at", "reply_text", "later_replies", "closed_at", "error", "Branch"],  # as before
     ["Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Replies", "Blast", "Blast #",
-     "Branch"],  # the Replies page's
+     "Branch"],  # the Replies page's, from before its time was headed "Last replied"
+    ["Last replied", "Name", "Number", "Status", "Opted out", "Last reply", "Earlier replies", "Replies",
+     "Blast", "Blast #", "Branch"],  # the Replies page's as now, its tag taken out
+    [h if h != "First replied" else "Replied" for h in EXPORT_COLUMNS] + ["Branch"],  # a blast's before
 ])
 def test_one_of_our_exports_uploaded_again_carries_on_only_the_persons_own_columns(headings) -> None:
     from core.csv_import import parse_csv
@@ -411,3 +443,89 @@ def test_a_second_file_that_adds_no_one_adds_no_columns(engine: Engine) -> None:
         more = parse_csv(b"Name,Phone,Branch\nSiti,013-456 7890,Klang\n", filename="c.csv")
         assert add_recipients(s, blast=blast, report=more) == 1
         assert blast.upload_columns == [["branch", "Branch"]]
+
+
+# An uploaded list's own columns holding numbers Excel would change: IC, an office line, a
+# postcode, a number without its +, and a quantity it shows as written.
+NUMBER_LIKE_COLUMNS = [["ic", "IC"], ["office", "Office"], ["postcode", "Postcode"], ["home", "Home"],
+                       ["boxes", "Boxes"]]
+NUMBER_LIKE_CELLS = {"ic": "900101145678", "office": "0312345678", "postcode": "01000",
+                     "home": "60387654321", "boxes": "42"}
+NUMBER_LIKE_HEADINGS = ["IC", "Office", "Postcode", "Home", "Boxes"]
+
+
+def _one_with_number_like_cells(engine: Engine) -> int:
+    from core.models import RecipientReply, utcnow
+
+    with transaction(engine) as s:
+        blast = make_blast(s, name="Raya", upload_columns=NUMBER_LIKE_COLUMNS)
+        person = make_recipient(s, blast, status="REPLIED", contact_name="Aisyah", reply_text="Nak",
+                                phone_number="+60123456789", variables=NUMBER_LIKE_CELLS)
+        s.add(RecipientReply(recipient_id=person.id, text="Nak", replied_at=utcnow()))
+        return blast.id
+
+
+def _number_like_export(engine: Engine, export: str, kind: str) -> bytes:
+    from core.exports import replies_csv, replies_xlsx
+    from core.models import utcnow
+    from core.reply_inbox import InboxFilter
+
+    blast_id = _one_with_number_like_cells(engine)
+    zone = ZoneInfo("Asia/Kuala_Lumpur")
+    with transaction(engine) as s:
+        if export == "stage":
+            make = stage_csv if kind == "csv" else stage_xlsx
+            return make(s, blast_id=blast_id, selection="Everyone", zone=zone)
+        since = utcnow().astimezone(zone).date() - dt.timedelta(days=1)
+        filters = InboxFilter(since=since, timezone=zone.key)
+        return (replies_csv if kind == "csv" else replies_xlsx)(s, filters=filters, zone=zone)
+
+
+@pytest.mark.parametrize("export", ["stage", "replies"])
+def test_the_lists_own_number_like_columns_open_in_excel_as_written(engine: Engine, export: str) -> None:
+    """Excel showed an IC number as 9.00101E+11, an office line as 312345678 and a postcode as
+    1000: in the CSV they start with the apostrophe the Number does; a quantity stays a number."""
+    [row] = _export_rows(_number_like_export(engine, export, "csv"), stage_csv)
+    assert [row[h] for h in ("Number", *NUMBER_LIKE_HEADINGS)] == [
+        "'+60123456789", "'900101145678", "'0312345678", "'01000", "'60387654321", "42"]
+
+
+@pytest.mark.parametrize("export", ["stage", "replies"])
+def test_the_workbook_holds_the_lists_number_like_columns_as_text(engine: Engine, export: str) -> None:
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(io.BytesIO(_number_like_export(engine, export, "xlsx"))).active
+    header, row = sheet.iter_rows()
+    cells = {h.value: c for h, c in zip(header, row, strict=True)}
+    assert [(cells[h].value, cells[h].data_type) for h in NUMBER_LIKE_HEADINGS] == [
+        (NUMBER_LIKE_CELLS[key], "s") for key, _ in NUMBER_LIKE_COLUMNS], "text, with no apostrophe"
+
+
+@pytest.mark.parametrize(("cell", "written"), [
+    ("'01000", "01000"), ("'900101145678", "900101145678"), ("'+60123456789", "+60123456789"),
+    ("'=1+1", "=1+1"),
+    # Apostrophes the download does not give stay: typed by a person, they are theirs.
+    ("'42", "'42"), ("'Tis the season", "'Tis the season"), ("''01000", "''01000"), ("01000", "01000"),
+])
+def test_a_cell_of_our_csv_comes_back_as_it_was_before_its_apostrophe(cell: str, written: str) -> None:
+    from core.exports import as_written, csv_cell
+
+    assert as_written(cell) == written
+    assert csv_cell(written) == cell or written == cell
+
+
+@pytest.mark.parametrize("export", ["stage", "replies"])
+def test_an_export_with_number_like_columns_is_read_again(engine: Engine, export: str) -> None:
+    """Uploaded again as a new list, or as a list of sales: its numbers are read from Number."""
+    from core.closing import read_sales
+    from core.csv_import import parse_csv
+
+    data = _number_like_export(engine, export, "csv")
+    again = parse_csv(data, filename="again.csv", region="MY")
+    assert (again.phone_column, [r.phone for r in again.recipients]) == ("Number", ["+60123456789"])
+    [person] = again.recipients
+    own = {v for k, v in person.variables.items() if k not in ("phone", "name")}
+    assert set(NUMBER_LIKE_CELLS.values()) <= own, "the apostrophe the download gave them is gone"
+    assert not any(v.startswith("'") for v in own), own
+    sales = read_sales(data, region="MY", filename="again.csv")
+    assert (sales.phone_column, [line.phone for line in sales.lines]) == ("Number", ["+60123456789"])

@@ -26,7 +26,7 @@ KL = ZoneInfo("Asia/Kuala_Lumpur")
 REPLIED_AT = dt.datetime(2026, 3, 2, 2, 30, 15, tzinfo=dt.UTC)  # 10:30:15 in Kuala Lumpur
 FILTERS = InboxFilter(since=dt.date(2026, 3, 1), timezone=KL.key)
 LONG_REPLY = "Berapa harga untuk dua kotak, dan boleh hantar ke Shah Alam minggu depan? " * 4
-REPLIES_HEADINGS = ["Replied", "Name", "Number", "Status", "Opted out", "Last reply", "Earlier replies",
+REPLIES_HEADINGS = ["Last replied", "Name", "Number", "Status", "Opted out", "Last reply", "Earlier replies",
                     "Replies", "Blast", "Tag", "Blast #"]
 
 
@@ -62,7 +62,7 @@ def test_the_replies_list_is_headed_in_the_teams_words(engine: Engine) -> None:
     assert [c.value for c in heading] == REPLIES_HEADINGS
     cells = dict(zip(REPLIES_HEADINGS, first, strict=True))
     assert (cells["Number"].value, cells["Number"].data_type) == ("+601123456789", "s"), "the +60 kept"
-    assert cells["Replied"].value == dt.datetime(2026, 3, 2, 10, 30, 15), "a real time, in Kuala Lumpur"
+    assert cells["Last replied"].value == dt.datetime(2026, 3, 2, 10, 30, 15), "a real time, in Kuala Lumpur"
     assert rows[0][:3] == ["2026-03-02 10:30", "Aisyah", "'+601123456789"]
 
 
@@ -78,7 +78,7 @@ def test_a_workbook_keeps_its_bold_header_in_view_with_a_filter(engine: Engine, 
 
 @pytest.mark.parametrize(("export", "time", "number", "reply"), [
     (_stage(stage_xlsx), "Read", "Number", "First reply"),
-    (_replies(replies_xlsx), "Replied", "Number", "Last reply"),
+    (_replies(replies_xlsx), "Last replied", "Number", "Last reply"),
 ], ids=["stage", "replies"])
 def test_a_workbooks_columns_are_wide_enough_to_read(engine: Engine, export, time, number, reply) -> None:
     """Excel's default width shows a date as ##### and cuts a number short."""
@@ -114,3 +114,37 @@ def test_the_replies_list_goes_back_in_as_a_list_of_sales(engine: Engine, export
     sales = read_sales(data, region="MY", filename=name)
     assert sales.phone_column == "Number"
     assert sorted(line.phone for line in sales.lines) == ["+601123456789", "+60123456780"]
+
+
+@pytest.mark.parametrize(("export", "column", "several"), [
+    (_stage(stage_xlsx), "Later replies", "Berapa?\n2 boxes"),
+    (_replies(replies_xlsx), "Earlier replies", "Ok\nBerapa?"),
+], ids=["stage", "replies"])
+def test_replies_over_several_lines_wrap_in_a_row_a_few_lines_tall(
+    engine: Engine, export, column: str, several: str,
+) -> None:
+    """Earlier or later replies, one a line, showed run together: no cell wrapped its text."""
+    with transaction(engine) as s:
+        blast = make_blast(s, name="Raya promo")
+        for name, said, hour in (("Aisyah", ["Ok", "Berapa?", "2 boxes"], 5),
+                                 ("Ben", ["Nak"], 4),
+                                 ("Chong", [f"Soalan {n}" for n in range(20)], 3)):
+            person = make_recipient(s, blast, status="REPLIED", contact_name=name, reply_text=said[0])
+            for minute, text in enumerate(said):
+                s.add(RecipientReply(recipient_id=person.id, text=text,
+                                     replied_at=REPLIED_AT + dt.timedelta(hours=hour, minutes=minute)))
+        blast_id = blast.id
+    with transaction(engine) as s:
+        sheet = openpyxl.load_workbook(io.BytesIO(export(s, blast_id))).active
+    header, *rows = sheet.iter_rows()
+    headings = [c.value for c in header]
+    at, name = headings.index(column), headings.index("Name")
+    named = {row[name].value: row for row in rows}
+    aisyah, ben, chong = named["Aisyah"], named["Ben"], named["Chong"]
+    assert aisyah[at].value == several and aisyah[at].alignment.wrap_text, "its lines one under another"
+    assert not any(c.alignment.wrap_text for c in ben), "nothing over several lines: nothing wraps"
+    assert not any(c.alignment.wrap_text for c in header)
+    height = {name: sheet.row_dimensions[r[0].row].height for name, r in named.items()}
+    assert height["Aisyah"] == 30, "two lines tall"
+    assert height["Ben"] is None, "an ordinary row"
+    assert chong[at].value.count("\n") == 18 and 30 < height["Chong"] <= 90, "a few lines, not nineteen"

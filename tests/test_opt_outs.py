@@ -317,11 +317,25 @@ def test_the_download_holds_every_number_not_only_those_shown(app_db: str, engin
     with transaction(engine) as s:
         everyone = list_csv(s, search="").decode("utf-8-sig").splitlines()
         found = list_csv(s, search="12000001").decode("utf-8-sig").splitlines()
-    assert everyone[0] == "phone_number,since,how,name"
+    assert everyone[0] == "Number,Since,How,Name", "in the list's words, as the page heads it"
     assert sorted(line.split(",")[0] for line in everyone[1:]) == sorted(f"'{n}" for n in numbers)
     assert sorted(line.split(",")[0] for line in found[1:]) == [f"'{n}" for n in numbers[10:20]]
     at.text_input(key="opt_out_q").set_value("12000001").run()
     assert [b.proto.label for b in at.get("download_button")] == ["Download these 10 numbers (CSV)"]
+
+
+def test_the_download_goes_back_in_by_its_number_column(app_db: str, engine: Engine) -> None:
+    """Headed in words as the page's list is; the numbers under "Number", as the other exports,
+    which is what a list uploaded again is read by."""
+    from core.csv_import import parse_csv
+    from dashboard.opt_out_views import list_csv
+
+    with transaction(engine) as s:
+        add_opt_outs(s, [PHONE], source="manual")
+        data = list_csv(s, search="")
+    again = parse_csv(data, filename="opt-outs.csv", region="MY")
+    assert (again.phone_column, [r.phone for r in again.recipients]) == ("Number", [PHONE])
+    assert list(again.columns.headers) == ["Number", "Since", "How", "Name"]
 
 
 def test_the_download_of_one_found_number_says_so_in_the_singular(app_db: str, engine: Engine) -> None:

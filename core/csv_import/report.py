@@ -22,7 +22,7 @@ from typing import Any
 
 from core import phones
 from core.csv_import.columns import Columns, header_words, phone_rank
-from core.exports import safe_cell
+from core.exports import as_written, safe_cell
 
 NAME_MAX_CHARS = 255  # blast_recipients.contact_name
 # A phone's label in Google Contacts ("Mobile", "Work", "Home") that makes it the one to message.
@@ -246,7 +246,8 @@ def _recipient(
     outcome, reason = Outcome.VALID, None
     if checked.warnings:
         outcome, reason = Outcome.WARNING, "; ".join(checked.warnings)
-    variables = dict(zip(columns.keys, cells, strict=False))
+    # A cell one of our CSV downloads protected from Excel comes back as it was shown.
+    variables = dict(zip(columns.keys, map(as_written, cells), strict=False))
     variables["phone"] = e164
     if columns.names:
         variables["name"] = name or ""
@@ -255,8 +256,8 @@ def _recipient(
 
 def _name(cells: Sequence[str], indexes: Sequence[int]) -> str | None:
     if len(indexes) == 1 and indexes[0] < len(cells):  # the usual case, once per row
-        return cells[indexes[0]].strip() or None
-    parts = [cells[i].strip() for i in indexes if i < len(cells) and cells[i].strip()]
+        return as_written(cells[indexes[0]].strip()) or None
+    parts = [as_written(cells[i].strip()) for i in indexes if i < len(cells) and cells[i].strip()]
     return " ".join(parts) if parts else None
 
 
