@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientReply
 from core.recipients import SELECTIONS, cell_of, select_recipients, status_words
-from core.reply_inbox import InboxFilter, inbox_page, reply_words
+from core.reply_inbox import InboxFilter, inbox_page, reply_words, sale_elsewhere
 from core.statuses import status_in_words
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -221,7 +221,8 @@ def _reply_rows(
     headings = list(dict.fromkeys(heading for r in found for heading, _ in r.own))
     shown = their_headings(headings, REPLY_EXPORT_COLUMNS)
     rows = [
-        (when(r.last_reply_at), r.contact_name or "", r.phone_number, status_in_words(r.status) or r.status,
+        (when(r.last_reply_at), r.contact_name or "", r.phone_number,
+         sale_elsewhere(r) or status_in_words(r.status) or r.status,
          _yes(r.opted_out), reply_words(r.last_reply),
          "\n".join(reply_words(text) for text in r.earlier), r.replies,
          r.blast_name or "", r.blast_tag or "", r.blast_id,

@@ -96,6 +96,14 @@ class InboxRow:
     sale_on: int | None = None
 
 
+def sale_elsewhere(row: InboxRow) -> str | None:
+    """"Sale on #52": where the row's person has their sale recorded, when it is on another
+    blast of the campaign and not on this row's."""
+    if row.sale_on is None or row.status == Status.CLOSED.value:
+        return None
+    return f"Sale on #{row.sale_on}"
+
+
 @dataclass(frozen=True)
 class InboxPage:
     rows: list[InboxRow]

@@ -31,6 +31,7 @@ from core.reply_inbox import (
     inbox_page,
     new_since,
     reply_words,
+    sale_elsewhere,
     unmatched_messages,
     who_replied,
 )
@@ -400,9 +401,7 @@ def inbox_status(row: InboxRow) -> str:
     """Where a row's person stands, in the list's Status column."""
     if row.opted_out:
         return OPTED_OUT
-    if row.sale_on is not None and row.status != Status.CLOSED.value:
-        return f"Sale on #{row.sale_on}"  # on another blast of the campaign
-    return status_word(row.status)
+    return sale_elsewhere(row) or status_word(row.status)
 
 
 def about_words(row: InboxRow) -> str:

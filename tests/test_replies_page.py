@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import re
 from urllib.parse import unquote
@@ -423,6 +425,14 @@ def test_a_buyer_closed_on_another_blast_of_the_campaign_is_shown_where_the_sale
     at = _tick(at, ids, [0])
     assert not [b for b in at.button if b.label.startswith("Mark ")], "recording it again is refused"
     assert any(f"Sale recorded on blast #{people['raya']}" in c.value for c in at.caption)
+    # Downloaded, the list says so too.
+    from core.exports import replies_csv
+
+    with transaction(engine) as s:
+        data = replies_csv(s, filters=InboxFilter(since=default_since(timezone=KL), timezone=KL,
+                                                  only_open=False), zone=ZoneInfo(KL))
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0]["Status"] == f"Sale on #{people['raya']}"
 
 
 def test_someone_who_asked_to_stop_is_left_out_and_marked_when_shown(engine: Engine) -> None:
