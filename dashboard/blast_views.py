@@ -749,7 +749,7 @@ def render_chain(blast_id: int) -> None:
             {
                 "Blast": b.id,
                 "Stage": b.follow_up_stage or "",
-                "State": state_word(b.state),
+                "State": chain_state(b),
                 "Sent": f.sent,
                 "Received": f.received,
                 "Read": f.read,
@@ -769,6 +769,14 @@ def render_chain(blast_id: int) -> None:
         + (f" ({people.closed_silently:,} without writing back)." if people.closed_silently else "."),
         help="Each person counted once, however many of these blasts reached them.",
     )
+
+
+def chain_state(blast: Blast) -> str:
+    """A chain blast's state in its table; when one is scheduled, for when ("Scheduled for 28
+    Nov, 09:00"): a follow-up set up ahead shows nothing else until it starts."""
+    if blast.state == BlastState.SCHEDULED and blast.scheduled_at is not None:
+        return f"{state_word(blast.state)} for {local(blast.scheduled_at, '%d %b, %H:%M')}"
+    return state_word(blast.state)
 
 
 def render_quiet_hours_note(blast: Blast) -> None:

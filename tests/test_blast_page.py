@@ -374,6 +374,19 @@ def test_across_the_chain_counts_people_once_however_many_blasts_reached_them(en
     assert chain in [m.value for m in at.markdown]
 
 
+def test_a_follow_up_scheduled_ahead_shows_when_in_the_chain(engine: Engine) -> None:
+    at_nine = dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.UTC)  # 09:00 in Kuala Lumpur
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed")
+        make_recipient(s, parent, status="READ_ACK", sent_at=utcnow())
+        make_blast(s, state="scheduled", parent_blast_id=parent.id, follow_up_stage="Follow-up 1",
+                   scheduled_at=at_nine)
+        parent_id = parent.id
+    at = _open(parent_id)
+    chain = next(d.value for d in at.dataframe if "Stage" in d.value.columns)
+    assert list(chain["State"]) == ["Finished", "Scheduled for 28 Nov, 09:00"]
+
+
 def test_the_next_follow_up_is_proposed_past_the_ones_the_chain_has(engine: Engine) -> None:
     with transaction(engine) as s:
         parent = make_blast(s, state="completed", follow_up_stage="Initial")
