@@ -41,6 +41,7 @@ from core.recipients import (
 from core.sending import blasts, gateways
 from core.sending.pacing import PacingRules, current_device, held_back
 from core.sending.progress import Progress, blast_progress, rules_for
+from core.words import shown_percent
 from dashboard.charts import funnel_figure
 from dashboard.compose import PASSED, bubble_html, has_passed, plain, quiet_hours_note, render_when
 from dashboard.data import get_engine, reading, session, settings
@@ -480,7 +481,7 @@ def render_stuck_table(blast_id: int, *, cancelled: bool) -> None:
         st.caption("No recipients to show.")
         return
     frame = pd.DataFrame(
-        [(status_word(status, cancelled=cancelled), n, share) for status, n, share in rows],
+        [(status_word(status, cancelled=cancelled), n, shown_percent(share)) for status, n, share in rows],
         columns=["Status", "Recipients", "Share %"],
     )
     st.dataframe(

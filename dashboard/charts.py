@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from core.funnel import Funnel
 from core.statuses import Stage
+from core.words import percent_words
 
 FUNNEL_COLOURS = ["#3b82f6", "#06b6d4", "#10b981", "#f59e0b", "#ef4444"]
 # Plotly's tool bar (download, zoom, full screen) shows in a chart's top right corner while it is
@@ -50,9 +51,9 @@ def _stage_words(funnel: Funnel, stage: Stage) -> str:
     of_sent, of_previous = funnel.pct_of_sent(stage), funnel.pct_of_previous(stage)
     lines = [f"{funnel.count(stage):,}"]
     if of_sent is not None and stage is not Stage.SENT:
-        lines.append(f"{of_sent:.1f}% of sent")
+        lines.append(f"{percent_words(of_sent)} of sent")
     if of_previous is not None and stage is not Stage.RECEIVED:  # its previous is sent: said already
-        lines.append(f"{of_previous:.1f}% of previous")
+        lines.append(f"{percent_words(of_previous)} of previous")
     return "<br>".join(lines)
 
 
@@ -168,8 +169,8 @@ def tag_figure(tags: pd.DataFrame, *, stage: str = "replied") -> go.Figure:
     # the bar's: the interval runs on past the bar, and text there would hide it. The text takes
     # the theme's colour, readable on its background.
     for label, value, end in zip(labels, rate, high, strict=True):
-        figure.add_annotation(x=end, y=label, text=f"{value:.1f}%", showarrow=False, xanchor="left", xshift=6,
-                              font={"size": 13})
+        figure.add_annotation(x=end, y=label, text=percent_words(value), showarrow=False, xanchor="left",
+                              xshift=6, font={"size": 13})
     figure.update_xaxes(title_text=f"% {tag_rate_words(stage)}", ticksuffix="%", rangemode="tozero")
     # Room on the right for the rate of the bar whose interval reaches furthest.
     figure.update_layout(margin={"l": 10, "r": 60, "t": MODEBAR_ROOM, "b": 10},

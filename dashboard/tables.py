@@ -11,6 +11,7 @@ from core.config import Settings
 from core.funnel import BlastFunnel
 from core.models import BlastState
 from core.sending import gateways
+from core.words import shown_percent
 from dashboard.format import state_word
 
 # Pixels per column, each its longest usual words and 8 px either side: a name such as
@@ -36,7 +37,7 @@ def height_for(rows: int) -> int | str:
 
 
 def _rate(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 1) if whole else None
+    return shown_percent(100.0 * part / whole) if whole else None
 
 
 def held_elsewhere(row: BlastFunnel, settings: Settings) -> bool:

@@ -9,6 +9,7 @@ from core.demo import seed_demo
 from core.funnel import closed_without_reply, filter_options, funnel, funnel_by_blast, not_practice
 from core.models import Blast, BlastState, utcnow
 from core.statuses import Stage
+from core.words import percent_words
 from dashboard import data
 from dashboard.charts import FEW_SENT, funnel_figure, hours_figure, tag_figure, tag_rate_words, trend_figure
 from dashboard.data import reading, session, settings
@@ -106,7 +107,7 @@ for column, stage in zip(columns, Stage, strict=False):
     column.metric(
         stage.label,
         f"{totals.count(stage):,}",
-        None if stage is Stage.SENT or share is None else f"{share:.1f}% of sent",
+        None if stage is Stage.SENT or share is None else f"{percent_words(share)} of sent",
         delta_color="off",
         delta_arrow="off",
         help=STAGE_HELP.get(stage),

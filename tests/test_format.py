@@ -60,3 +60,18 @@ def test_a_duration_is_rounded_to_the_nearest_minute(seconds: float | None, word
 def test_how_long_ago_counts_whole_minutes() -> None:
     assert ago(NOW - dt.timedelta(seconds=100), now=NOW) == "1 min ago"
     assert ago(NOW - dt.timedelta(seconds=30), now=NOW) == "just now"
+
+
+@pytest.mark.parametrize(("part", "whole", "shown", "words"), [
+    (1_999, 2_000, 99.9, ">99.9%"), (2_000, 2_000, 100.0, "100.0%"), (1, 2_500, 0.1, "<0.1%"),
+    (0, 2_500, 0.0, "0.0%"), (1, 1_000, 0.1, "0.1%"), (575, 1_000, 57.5, "57.5%"),
+    (9_994, 10_000, 99.9, "99.9%"),
+])
+def test_a_share_never_reads_all_or_none_unless_it_is(
+    part: int, whole: int, shown: float, words: str
+) -> None:
+    """1,999 of 2,000 received read "100.0% of sent": everyone, which was not so."""
+    from core.words import percent_words, shown_percent
+
+    value = 100.0 * part / whole
+    assert (shown_percent(value), percent_words(value)) == (shown, words)
