@@ -73,6 +73,8 @@ class _Rows:
     recipients: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     opted_out: set[str] = field(default_factory=set)  # numbers later blasts leave out, as live
+    # (tag, number) of each sale made: one sale a person a campaign, as `closed_under_its_tag` has it.
+    sold: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _phone(rng: random.Random) -> str:
@@ -82,9 +84,11 @@ def _phone(rng: random.Random) -> str:
 
 
 def _fate(
-    rng: random.Random, *, phone: str, sent_at: dt.datetime, proportions: Proportions, now: dt.datetime
+    rng: random.Random, *, phone: str, sent_at: dt.datetime, proportions: Proportions, now: dt.datetime,
+    may_close: bool = True,
 ) -> tuple[Status, dict[str, Any], list[tuple[Status, dt.datetime]]]:
-    """The final status, column values and status changes of one message, as of `now`."""
+    """The final status, column values and status changes of one message, as of `now`; no sale
+    unless `may_close`."""
     if rng.random() < 0.015:
         return Status.FAILED, {"error": "The number is not on WhatsApp."}, [(Status.FAILED, sent_at)]
     changes = [(Status.PENDING, sent_at)]
@@ -99,7 +103,7 @@ def _fate(
         if event.text:
             values.setdefault("reply_text", event.text)  # the first, as the webhook keeps it
             values.setdefault("replies", []).append((at, event.text))
-    if changes[-1][0] is Status.REPLIED and rng.random() < 0.22:
+    if changes[-1][0] is Status.REPLIED and rng.random() < 0.22 and may_close:
         changes.append((Status.CLOSED, changes[-1][1] + dt.timedelta(hours=rng.uniform(2, 72))))
         if changes[-1][1] > now:
             changes.pop()
@@ -152,7 +156,10 @@ def _add_blast(
     session.flush()
     for i, (phone, name) in enumerate(people):
         sent_at = start + dt.timedelta(seconds=i * SEND_GAP_SECONDS + rng.uniform(0, 6))
-        status, values, changes = _fate(rng, phone=phone, sent_at=sent_at, proportions=proportions, now=now)
+        status, values, changes = _fate(rng, phone=phone, sent_at=sent_at, proportions=proportions, now=now,
+                                        may_close=(tag, phone) not in rows.sold)
+        if status is Status.CLOSED:
+            rows.sold.add((tag, phone))
         replies = values.pop("replies", [])
         message_id = None if status is Status.FAILED else f"3EB0DEMO{blast.id:05d}{i:06d}"
         rows.recipients.append(

@@ -50,7 +50,7 @@ def test_each_command_explains_itself(name: str) -> None:
 
 def test_seed_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    first = cli("seed-demo", "--weeks", "3", database=db)
+    first = cli("seed-demo", "--weeks", "6", database=db)
     assert first.returncode == 0, first.stderr
     engine = make_engine(f"sqlite:///{db}")
     with transaction(engine) as s:
@@ -72,6 +72,13 @@ def test_seed_demo_fills_an_empty_database_once(tmp_path: Path) -> None:
             select(func.count(BlastRecipient.phone_number.distinct())).join(RecipientReply)
             .where(RecipientReply.text.in_(["STOP", "Stop", "BERHENTI", "unsubscribe"]))
         )
+        # One sale a person a campaign, as the dashboard records them (`closed_under_its_tag`).
+        sold_twice = s.execute(
+            select(Blast.blast_tag, BlastRecipient.phone_number).join(Blast)
+            .where(BlastRecipient.status == "CLOSED")
+            .group_by(Blast.blast_tag, BlastRecipient.phone_number).having(func.count() > 1)
+        ).all()
+    assert not sold_twice
     assert blasts >= 6 and follow_ups >= 1 and len(tags) >= 3
     assert (
         totals.sent > 1000
