@@ -15,7 +15,7 @@ from core.config import Settings, get_settings
 from core.errors import BadInput, NotFound
 from core.funnel import Funnel, FunnelFilter, follow_up_number, funnel, statuses_reaching
 from core.models import Blast, BlastRecipient, BlastState, OptOut, longest, utcnow
-from core.recipients import StageSelector, select_recipients
+from core.recipients import StageSelector, campaign_blasts, select_recipients
 from core.statuses import Stage, Status
 
 
@@ -45,10 +45,13 @@ class Audience:
     matching: int
     opted_out: int
     followed_up: int = 0
+    # Not opted out, and their sale is recorded on another blast of the campaign (one sale a
+    # person a campaign): no lead to follow up.
+    bought: int = 0
 
     @property
     def reached(self) -> int:
-        return self.matching - self.opted_out - self.followed_up
+        return self.matching - self.opted_out - self.followed_up - self.bought
 
 
 # Follow-ups that have messaged, or are messaging, their people: a second follow-up of the
@@ -63,20 +66,33 @@ NEVER_WENT = (Status.QUEUED.value, Status.FAILED.value)
 def _candidates(
     parent_id: int, selector: StageSelector, now: dt.datetime | None, *, excluding: int | None = None
 ) -> tuple[Subquery, ColumnElement[bool], ColumnElement[bool]]:
-    """The parent's recipients the selector picks, "this one has opted out" and "another
-    follow-up of the parent (not `excluding`) has messaged this one": what the audience
-    counts, what the draft takes and what it still takes as it starts, from one definition."""
+    """The parent's recipients the selector picks, "this one has opted out" and "this one has
+    moved on" (another follow-up of the parent, not `excluding`, has messaged them, or their
+    sale is recorded on another blast of the campaign): what the audience counts, what the
+    draft takes and what it still takes as it starts, from one definition."""
     chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
     opted_out = chosen.c.phone_number.in_(select(OptOut.phone_number))
     followed_up = chosen.c.phone_number.in_(
         select(BlastRecipient.phone_number).join(Blast, Blast.id == BlastRecipient.blast_id)
         .where(Blast.parent_blast_id == parent_id, Blast.id != (excluding or 0), or_(
-            and_(Blast.state.in_(SENT_STATES), BlastRecipient.status != Status.FAILED.value),
+            # A paused follow-up that never started has messaged no one (`not_sent_yet`).
+            and_(Blast.state.in_(SENT_STATES), not_(not_sent_yet()),
+                 BlastRecipient.status != Status.FAILED.value),
             # A follow-up cancelled halfway still reached the people it had sent to.
             and_(Blast.state == BlastState.CANCELLED, BlastRecipient.status.not_in(NEVER_WENT)),
         ))
     )
-    return chosen, opted_out, and_(followed_up, not_(opted_out))
+    return chosen, opted_out, and_(or_(followed_up, _bought(parent_id, chosen)), not_(opted_out))
+
+
+def _bought(parent_id: int, chosen: Subquery) -> ColumnElement[bool]:
+    """Their sale is recorded on another blast of the parent's campaign (`closed_under_its_tag`):
+    "Last call!" to a buyer, whose sale cannot be recorded on this row again."""
+    return chosen.c.phone_number.in_(
+        select(BlastRecipient.phone_number)
+        .where(BlastRecipient.status == Status.CLOSED.value,
+               BlastRecipient.blast_id.in_(campaign_blasts(parent_id)))
+    )
 
 
 def follow_up_audience(
@@ -85,15 +101,17 @@ def follow_up_audience(
     """How many of the parent's recipients `create_follow_up` would take with this choice, and
     how many of them it would leave out (opted out, or followed up already): shown before the
     draft is made."""
-    chosen, opted_out, followed_up = _candidates(parent_id, selector, now)
+    chosen, opted_out, moved_on = _candidates(parent_id, selector, now)
+    bought = and_(_bought(parent_id, chosen), not_(opted_out))
 
     def counted(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    matching, left_out, already = session.execute(
-        select(func.count(), counted(opted_out), counted(followed_up)).select_from(chosen)
+    matching, left_out, already, sold = session.execute(
+        select(func.count(), counted(opted_out), counted(and_(moved_on, not_(bought))), counted(bought))
+        .select_from(chosen)
     ).one()
-    return Audience(int(matching), int(left_out), int(already))
+    return Audience(int(matching), int(left_out), int(already), int(sold))
 
 
 # Follow-ups not sent yet: a second one for the same people would message them twice. A paused

@@ -226,6 +226,22 @@ def sale_in_campaign() -> ColumnElement[int | None]:
     )
 
 
+def campaign_blasts(blast_id: int) -> Select:
+    """The ids of the other blasts of this blast's campaign, as `closed_under_its_tag` finds
+    them: its campaign tag, made within CAMPAIGN_SPAN of it, practice with practice."""
+    this, its = aliased(Blast), aliased(Blast)
+    practice = func.coalesce(this.device, "").in_(PRACTICE_DEVICES)
+    its_practice = func.coalesce(its.device, "").in_(PRACTICE_DEVICES)
+    span = int(CAMPAIGN_SPAN.total_seconds())
+    return (
+        select(its.id)
+        .join(this, this.id == blast_id)
+        .where(its.id != blast_id, its.blast_tag == this.blast_tag,
+               its.created_at.between(_Shifted(this.created_at, -span), _Shifted(this.created_at, span)),
+               or_(practice & its_practice, ~practice & ~its_practice))
+    )
+
+
 class _Shifted(FunctionElement):
     """A time column moved by a whole number of seconds, in the database's own terms."""
 

@@ -503,9 +503,12 @@ def audience_words(audience: Audience, *, selection: str, hours: int) -> str:
                     "does then.")
         return f"No one matches “{selection}”{since} yet, so there is no one to follow up."
     if audience.reached == 0:
-        why = ("has opted out" if not audience.followed_up else "has had a follow-up of this blast"
-               if not audience.opted_out else "has opted out or had a follow-up of this blast")
-        return f"Everyone who matches “{selection}”{since} {why}, so there is no one to follow up."
+        reasons = [why for count, why in ((audience.opted_out, "opted out"),
+                                          (audience.followed_up, "had a follow-up of this blast"),
+                                          (audience.bought, "bought on another blast of this campaign"))
+                   if count]
+        why = reasons[-1] if len(reasons) == 1 else f"{', '.join(reasons[:-1])} or {reasons[-1]}"
+        return f"Everyone who matches “{selection}”{since} has {why}, so there is no one to follow up."
     people = "person matches" if audience.reached == 1 else "people match"
     left_out = ""
     if audience.opted_out:
@@ -515,6 +518,10 @@ def audience_words(audience: Audience, *, selection: str, hours: int) -> str:
         verb = "has" if audience.followed_up == 1 else "have"
         left_out += (f" {audience.followed_up:,} more {verb} had a follow-up of this blast already and "
                      f"{'is' if audience.followed_up == 1 else 'are'} left out.")
+    if audience.bought:
+        verb = "has" if audience.bought == 1 else "have"
+        left_out += (f" {audience.bought:,} more {verb} bought on another blast of this campaign and "
+                     f"{'is' if audience.bought == 1 else 'are'} left out.")
     return f"**{audience.reached:,}** {people} “{selection}”{since} and will get this follow-up.{left_out}"
 
 

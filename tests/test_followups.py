@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine
 
 from core.db import transaction
-from core.followups import create_follow_up, next_stage_name
+from core.followups import Audience, create_follow_up, next_stage_name
 from core.recipients import SELECTIONS
 from tests.support.factories import make_blast, make_recipient
 
@@ -254,3 +254,48 @@ def test_a_follow_up_ahead_judges_gaps_over_everyone_it_could_take(engine: Engin
         schedule_follow_up(s, parent_id=sent["blast"], selector=SELECTIONS["Read, no reply"],
                            message_template="Hi {name}", at=utcnow() + dt.timedelta(days=1),
                            timezone=ZoneInfo("Asia/Kuala_Lumpur"))
+
+
+def test_a_follow_up_leaves_out_who_bought_on_another_blast_of_the_campaign(engine: Engine) -> None:
+    """Closed on the first follow-up, the buyer is no lead: the next follow-up neither counts
+    them nor queues them, nor still wants them as it sends (their sale cannot be recorded on
+    the first blast's row again)."""
+    from core.followups import follow_up_audience, still_wanted
+    from core.recipients import mark_closed
+
+    buyer, other = "+60123456781", "+60123456782"
+    read_no_reply = SELECTIONS["Read, no reply"]
+    with transaction(engine) as s:
+        first = make_blast(s, blast_tag="Raya", follow_up_stage="Initial", state="completed")
+        for phone in (buyer, other):
+            make_recipient(s, first, phone_number=phone, status="READ_ACK")
+        again = make_blast(s, blast_tag="Raya", follow_up_stage="Follow-up 1", parent_blast_id=first.id,
+                           state="completed")
+        sold = make_recipient(s, again, phone_number=buyer, status="READ_ACK")
+        mark_closed(s, recipient_ids=[sold.id])
+        assert follow_up_audience(s, parent_id=first.id, selector=read_no_reply) == (
+            Audience(matching=2, opted_out=0, followed_up=0, bought=1))
+        child = create_follow_up(s, parent_id=first.id, message_template="Last call!", selector=read_no_reply)
+        assert [r.phone_number for r in child.recipients] == [other]
+        # Had the draft been made before the sale, the buyer is still not messaged.
+        late = make_recipient(s, child, phone_number=buyer, status="QUEUED")
+        assert not still_wanted(s, blast_id=child.id, phone_number=late.phone_number)
+        assert still_wanted(s, blast_id=child.id, phone_number=other)
+
+
+def test_a_paused_follow_up_that_never_started_has_messaged_no_one(engine: Engine) -> None:
+    """Scheduled, then paused before its time: its people are still free for another one."""
+    from core.followups import follow_up_audience
+
+    read_no_reply = SELECTIONS["Read, no reply"]
+    with transaction(engine) as s:
+        first = make_blast(s, follow_up_stage="Initial", state="completed")
+        for _ in range(3):
+            make_recipient(s, first, status="READ_ACK")
+        held = make_blast(s, follow_up_stage="Follow-up 1", parent_blast_id=first.id, state="paused")
+        for person in list(first.recipients):
+            make_recipient(s, held, phone_number=person.phone_number, status="QUEUED")
+        assert follow_up_audience(s, parent_id=first.id, selector=read_no_reply).followed_up == 0
+        held.started_at = held.created_at  # it had started, then was paused: they may have had it
+        s.flush()
+        assert follow_up_audience(s, parent_id=first.id, selector=read_no_reply).followed_up == 3

@@ -327,6 +327,13 @@ def test_a_follow_up_stage_typed_another_way_takes_the_spelling_in_use(engine: E
                              "and is left out."),
     (Audience(2, 0, 2), 0, "Everyone who matches “Read, no reply” has had a follow-up of this blast, so "
                            "there is no one to follow up."),
+    (Audience(10, 1, 2, 3), 0, "**4** people match “Read, no reply” and will get this follow-up. 1 more "
+                               "opted out and is left out. 2 more have had a follow-up of this blast already "
+                               "and are left out. 3 more have bought on another blast of this campaign and "
+                               "are left out."),
+    (Audience(3, 1, 1, 1), 0, "Everyone who matches “Read, no reply” has opted out, had a follow-up of this "
+                              "blast or bought on another blast of this campaign, so there is no one to "
+                              "follow up."),
 ])
 def test_the_follow_up_tab_says_who_will_get_it(audience: Audience, hours: int, words: str) -> None:
     from dashboard.blast_views import audience_words
@@ -337,6 +344,8 @@ def test_the_follow_up_tab_says_who_will_get_it(audience: Audience, hours: int, 
 @pytest.mark.parametrize(("state", "status", "left_out"), [
     # They have had it, or are having it.
     ("sending", "QUEUED", True), ("paused", "QUEUED", True), ("completed", "DELIVERY_ACK", True),
+    # Scheduled, then paused before its time: it has messaged no one (`not_sent_yet`).
+    ("paused before it started", "QUEUED", False),
     # Cancelled halfway: those it reached have had it, the rest may have another.
     ("cancelled", "DELIVERY_ACK", True), ("cancelled", "UNKNOWN", True),
     ("cancelled", "QUEUED", False), ("cancelled", "FAILED", False),
@@ -344,10 +353,11 @@ def test_the_follow_up_tab_says_who_will_get_it(audience: Audience, hours: int, 
 def test_a_second_follow_up_leaves_out_people_an_earlier_one_messaged(
     engine: Engine, state: str, status: str, left_out: bool
 ) -> None:
+    started = None if state == "paused before it started" else utcnow() - dt.timedelta(hours=1)
     with transaction(engine) as s:
         parent = make_blast(s, state="completed", name="Raya")
         read = [make_recipient(s, parent, status="READ_ACK", contact_name=f"R{i}") for i in range(3)]
-        earlier = make_blast(s, state=state, parent_blast_id=parent.id)
+        earlier = make_blast(s, state=state.split()[0], parent_blast_id=parent.id, started_at=started)
         make_recipient(s, earlier, phone_number=read[0].phone_number, status=status)
         parent_id = parent.id
     read_no_reply = StageSelector(stage=Stage.READ, not_stage=Stage.REPLIED)
