@@ -129,3 +129,38 @@ def test_a_database_error_while_asking_again_leaves_the_person_queued_not_unknow
         kept = list(s.scalars(select(BlastRecipient.status).where(BlastRecipient.blast_id == child)))
     assert len(kept) == 2 and set(kept) <= {"PENDING", "SERVER_ACK"}, kept
     assert sorted(m.to for m in sim.sent_messages()) == sorted(p.lstrip("+") for p in phones)
+
+
+def test_a_follow_up_message_sent_before_and_sent_again_is_kept_when_they_move_on(
+    engine: Engine, sim
+) -> None:
+    """Its first send timed out (unknown), a person sent it again, then they replied to the
+    first blast: not sent again, and the row stays with its history, FAILED with the reason.
+    The first message may have reached them; taken off the blast, it had left no trace."""
+    from core.models import StatusHistory
+    from core.recipients import resend
+    from core.sending.queue import MOVED_ON
+    from core.status_engine import apply_status
+    from core.statuses import Status
+
+    parent_id, (replied, still) = _parent(engine, 2)
+    with transaction(engine) as s:
+        child = create_follow_up(s, parent_id=parent_id, message_template="Still keen?",
+                                 selector=READ_NO_REPLY).id
+        blasts.launch(s, blast_id=child, device="5850", timezone=KL)
+        row = s.scalars(select(BlastRecipient).where(BlastRecipient.blast_id == child,
+                                                     BlastRecipient.phone_number == replied)).one()
+        row_id = row.id
+        apply_status(s, recipient_id=row_id, status=Status.UNKNOWN, source="send",
+                     updates={"error": "No answer from the gateway in time."})
+        assert resend(s, recipient_ids=[row_id]).queued == 1
+    _move(engine, parent_id, replied, "REPLIED")
+    worker_for(engine, sim).run(once=True)
+    assert [m.to for m in sim.sent_messages()] == [still.lstrip("+")]
+    with transaction(engine) as s:
+        kept = s.get(BlastRecipient, row_id)
+        assert (kept.status, kept.error) == ("FAILED", MOVED_ON)
+        history = s.scalars(select(StatusHistory.new_status).where(StatusHistory.recipient_id == row_id)
+                            .order_by(StatusHistory.id)).all()
+        assert history[0] == "UNKNOWN" and history[-1] == "FAILED"
+        assert s.get(Blast, child).skipped_moved_on == 0, "not counted as taken off: it is still there"
