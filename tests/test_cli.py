@@ -106,6 +106,9 @@ def test_send_queues_a_draft_now_or_later(tmp_path: Path) -> None:
     assert again.returncode == 2 and "it is sending" in again.stderr
     bad = cli("send", "2", "--at", "next tuesday", database=db)
     assert bad.returncode == 2 and "not a date" in bad.stderr
+    sooner = cli("send", "2", database=db)  # the scheduled one, now: said, not silently
+    assert sooner.returncode == 0 and "2 recipients queued" in sooner.stdout
+    assert "was scheduled for 02 Jan 2099 09:30; it goes now instead" in sooner.stdout
     with transaction(make_engine(f"sqlite:///{db}")) as s:
         texts = set(s.scalars(select(BlastRecipient.message_text).where(BlastRecipient.blast_id == 1)))
     assert texts == {"Hi Aisyah", "Hi Ravi"}

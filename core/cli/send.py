@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     migrate(engine)
     with transaction(engine) as s:
         _write_message(s, blast_id=args.blast_id, message=args.message)
+        before = s.get(Blast, args.blast_id)
+        was_due = before.scheduled_at if before is not None and before.state == BlastState.SCHEDULED else None
         try:
             blast = blasts.launch(
                 s, blast_id=args.blast_id, at=at, device=device,
@@ -80,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"blast {args.blast_id}: {plural(total, 'recipient')} queued{held}")
     else:
         print(f"blast {args.blast_id}: {plural(total, 'recipient')} queued; a worker sends them now")
+    if was_due is not None and state != "scheduled":
+        print(f"blast {args.blast_id} was scheduled for {was_due.astimezone(zone):%d %b %Y %H:%M}; "
+              "it goes now instead (give --at to keep a time)")
     return 0
 
 
