@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import FunctionElement
@@ -182,24 +183,15 @@ CAMPAIGN_SPAN = dt.timedelta(days=31)
 
 def closed_under_its_tag(session: Session, recipient: BlastRecipient) -> int | None:
     """The blast where this recipient's number is closed already, among the blasts of its
-    blast's campaign tag made within CAMPAIGN_SPAN of it: the sale is recorded there. A tag
-    used again next year ("Year End Sale") is another campaign, and so are practice mode's blasts
-    to WhatsApp's (a sale tried out in practice is no real sale). None for a blast with no tag."""
-    row = session.execute(
-        select(Blast.blast_tag, Blast.created_at, Blast.device).where(Blast.id == recipient.blast_id)
-    ).first()
-    if row is None or not row.blast_tag:
-        return None
-    practice = func.coalesce(Blast.device, "").in_(PRACTICE_DEVICES)
-    campaign = select(Blast.id).where(Blast.blast_tag == row.blast_tag,
-                                      Blast.created_at.between(row.created_at - CAMPAIGN_SPAN,
-                                                               row.created_at + CAMPAIGN_SPAN),
-                                      practice if row.device in PRACTICE_DEVICES else ~practice)
+    blast's campaign (`_same_campaign`): the sale is recorded there. None for a blast with no
+    tag."""
+    this, its = aliased(Blast), aliased(Blast)
     return session.scalar(
         select(BlastRecipient.blast_id)
+        .join(its, its.id == BlastRecipient.blast_id)
+        .join(this, this.id == recipient.blast_id)
         .where(BlastRecipient.phone_number == recipient.phone_number,
-               BlastRecipient.status == Status.CLOSED.value,
-               BlastRecipient.blast_id.in_(campaign))
+               BlastRecipient.status == Status.CLOSED.value, _same_campaign(this, its))
         .order_by(BlastRecipient.blast_id)
         .limit(1)
     )
@@ -209,36 +201,37 @@ def sale_in_campaign() -> ColumnElement[int | None]:
     """For a query over `BlastRecipient` joined to its `Blast`: the blast where the recipient's
     number has its sale recorded on another blast of the same campaign (as
     `closed_under_its_tag` finds it), or NULL. Such a person is no lead to follow up: their
-    sale is recorded, and recording it again is refused."""
+    sale is recorded, and recording it again is refused. A look at the number's few sales
+    (`idx_blast_recipients_closed_phone`)."""
     other, its = aliased(BlastRecipient), aliased(Blast)
-    practice = func.coalesce(Blast.device, "").in_(PRACTICE_DEVICES)
-    its_practice = func.coalesce(its.device, "").in_(PRACTICE_DEVICES)
-    span = int(CAMPAIGN_SPAN.total_seconds())
     return (
         select(func.min(other.blast_id))
         .join(its, its.id == other.blast_id)
         .where(other.phone_number == BlastRecipient.phone_number, other.status == Status.CLOSED.value,
-               other.blast_id != BlastRecipient.blast_id, its.blast_tag == Blast.blast_tag,
-               its.created_at.between(_Shifted(Blast.created_at, -span), _Shifted(Blast.created_at, span)),
-               or_(practice & its_practice, ~practice & ~its_practice))
+               other.blast_id != BlastRecipient.blast_id, _same_campaign(Blast, its))
         .correlate(BlastRecipient, Blast)
         .scalar_subquery()
     )
 
 
 def campaign_blasts(blast_id: int) -> Select:
-    """The ids of the other blasts of this blast's campaign, as `closed_under_its_tag` finds
-    them: its campaign tag, made within CAMPAIGN_SPAN of it, practice with practice."""
+    """The ids of the other blasts of this blast's campaign (`_same_campaign`)."""
     this, its = aliased(Blast), aliased(Blast)
+    return select(its.id).join(this, this.id == blast_id).where(its.id != blast_id, _same_campaign(this, its))
+
+
+def _same_campaign(this: Any, its: Any) -> ColumnElement[bool]:
+    """`its` is a blast of `this` blast's campaign: the same tag (a blast with none has no
+    campaign), made within CAMPAIGN_SPAN of it. A tag used again next year ("Year End Sale") is
+    another campaign, and so are practice mode's blasts to WhatsApp's (a sale tried out in
+    practice is no real sale). The one definition of a campaign, for sales."""
     practice = func.coalesce(this.device, "").in_(PRACTICE_DEVICES)
     its_practice = func.coalesce(its.device, "").in_(PRACTICE_DEVICES)
     span = int(CAMPAIGN_SPAN.total_seconds())
-    return (
-        select(its.id)
-        .join(this, this.id == blast_id)
-        .where(its.id != blast_id, its.blast_tag == this.blast_tag,
-               its.created_at.between(_Shifted(this.created_at, -span), _Shifted(this.created_at, span)),
-               or_(practice & its_practice, ~practice & ~its_practice))
+    return and_(
+        func.coalesce(this.blast_tag, "") != "", its.blast_tag == this.blast_tag,
+        its.created_at.between(_Shifted(this.created_at, -span), _Shifted(this.created_at, span)),
+        or_(practice & its_practice, ~practice & ~its_practice),
     )
 
 
@@ -261,9 +254,11 @@ def _shifted_postgresql(element: _Shifted, compiler: object, **kw: object) -> st
 
 @compiles(_Shifted, "sqlite")
 def _shifted_sqlite(element: _Shifted, compiler: object, **kw: object) -> str:
-    # SQLite keeps times as text in UTC; datetime() reads and writes that text.
+    # SQLite keeps times as text in UTC, with the fraction of a second: strftime's %f keeps it
+    # too (to the millisecond), where datetime() would drop it.
     column, seconds = element.clauses
-    return f"datetime({compiler.process(column, **kw)}, {compiler.process(seconds, **kw)} || ' seconds')"  # type: ignore[attr-defined]
+    return (f"strftime('%Y-%m-%d %H:%M:%f', {compiler.process(column, **kw)}, "  # type: ignore[attr-defined]
+            f"{compiler.process(seconds, **kw)} || ' seconds')")  # type: ignore[attr-defined]
 
 
 def cell_of(variables: Mapping[str, object] | None, key: str) -> str:

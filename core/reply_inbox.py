@@ -174,17 +174,20 @@ def own_cells(
 
 
 def as_they_stand(session: Session, rows: list[InboxRow]) -> list[InboxRow] | None:
-    """`rows` with where each person stands now (status, opted out), in the same order; None
-    when one of them can no longer be found (their blast was deleted)."""
+    """`rows` with where each person stands now (status, opted out, a sale on another blast of
+    the campaign), in the same order; None when one of them can no longer be found (their blast
+    was deleted)."""
     ids = [r.recipient_id for r in rows]
-    statuses = dict(session.execute(
-        select(BlastRecipient.id, BlastRecipient.status).where(BlastRecipient.id.in_(ids))).all())
-    if set(statuses) != set(ids):
+    now = {found.id: found for found in session.execute(
+        select(BlastRecipient.id, BlastRecipient.status, sale_in_campaign().label("sale_on"))
+        .join(Blast, Blast.id == BlastRecipient.blast_id).where(BlastRecipient.id.in_(ids)))}
+    if set(now) != set(ids):
         return None
     from core.csv_import.storage import opted_out_among  # the import package reaches this module
 
     stopped = opted_out_among(session, (r.phone_number for r in rows))
-    return [dataclasses.replace(r, status=statuses[r.recipient_id], opted_out=r.phone_number in stopped)
+    return [dataclasses.replace(r, status=now[r.recipient_id].status, opted_out=r.phone_number in stopped,
+                                sale_on=now[r.recipient_id].sale_on)
             for r in rows]
 
 
@@ -205,8 +208,9 @@ class _Counts:
 
 
 def _replied_counts(session: Session, *, filters: InboxFilter) -> _Counts:
-    """The list's rows and the people in them, all and to follow up: one query."""
-    counted = _matching(filters).subquery("counted")
+    """The list's rows and the people in them, all and to follow up: one query. Materialized
+    first: flattened, each use of "to follow up" asked the sale look-up again."""
+    counted = _matching(filters).cte("counted").prefix_with("MATERIALIZED")
     open_ = _to_follow_up(counted.c)
     found = session.execute(
         select(func.count(), func.coalesce(func.sum(case((open_, 1), else_=0)), 0),

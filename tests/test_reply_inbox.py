@@ -158,6 +158,67 @@ def test_the_same_tag_a_campaign_apart_or_in_practice_is_another_campaign(engine
     assert found.to_follow_up == 1
 
 
+@pytest.mark.parametrize("apart", [
+    dt.timedelta(days=31) - dt.timedelta(milliseconds=300),  # inside, by a fraction of a second
+    dt.timedelta(days=31) + dt.timedelta(milliseconds=300),  # outside
+])
+def test_the_list_and_recording_a_sale_draw_the_campaign_at_the_same_edge(
+    engine: Engine, apart: dt.timedelta
+) -> None:
+    """The list's "Sale on #N" and the refusal to record a second sale are one rule: a row the
+    list offers to close is closed, one it says is sold elsewhere is refused."""
+    from core.recipients import closed_under_its_tag
+
+    buyer = "+60123456781"
+    made = dt.datetime(2026, 3, 2, 10, 0, 0, 400_000, tzinfo=dt.UTC)
+    with transaction(engine) as s:
+        first = make_blast(s, blast_tag="Raya", created_at=made)
+        later = make_blast(s, blast_tag="Raya", created_at=made + apart)
+        mark_closed(s, recipient_ids=[_replied(s, first, (MIDNIGHT, "Beli"), phone_number=buyer).id])
+        lead = _replied(s, later, (MIDNIGHT + dt.timedelta(hours=1), "Ada lagi?"), phone_number=buyer)
+        refused_by = closed_under_its_tag(s, lead)
+        first_id = first.id
+    [row] = [r for r in _inbox(engine, only_open=False).rows if r.recipient_id == lead.id]
+    inside = apart < dt.timedelta(days=31)
+    assert (row.sale_on, refused_by) == ((first_id, first_id) if inside else (None, None))
+
+
+def test_rows_read_again_show_a_sale_recorded_since_on_another_blast(engine: Engine) -> None:
+    """The rows ticked on the page are read again before an action: a sale recorded on the other
+    blast meanwhile (another tab) shows there, and the row's close button goes."""
+    from core.reply_inbox import as_they_stand
+
+    buyer = "+60123456781"
+    with transaction(engine) as s:
+        first = make_blast(s, blast_tag="Raya")
+        again = make_blast(s, blast_tag="Raya", parent_blast_id=first.id, follow_up_stage="Follow-up 1")
+        _replied(s, first, (MIDNIGHT, "Berapa?"), phone_number=buyer)
+        sold = _replied(s, again, (MIDNIGHT + dt.timedelta(hours=1), "Ok"), phone_number=buyer)
+        sold_id, first_id = sold.id, first.id
+    shown = _inbox(engine).rows
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[sold_id])
+    with transaction(engine) as s:
+        now = {r.recipient_id: r for r in as_they_stand(s, shown)}
+    assert now[sold_id].status == "CLOSED"
+    assert [r.sale_on for r in now.values() if r.recipient_id != sold_id] == [again.id]
+    assert first_id != again.id
+
+
+def test_blasts_without_a_tag_are_no_campaign(engine: Engine) -> None:
+    """An empty tag (the command line's `--tag ""`) is no tag: no sale elsewhere, as recording
+    a sale says."""
+    from core.recipients import closed_under_its_tag
+
+    buyer = "+60123456781"
+    with transaction(engine) as s:
+        first, second = make_blast(s, blast_tag=""), make_blast(s, blast_tag="")
+        mark_closed(s, recipient_ids=[_replied(s, first, (MIDNIGHT, "Beli"), phone_number=buyer).id])
+        lead = _replied(s, second, (MIDNIGHT + dt.timedelta(hours=1), "Lagi"), phone_number=buyer)
+        assert closed_under_its_tag(s, lead) is None
+    assert [(r.recipient_id, r.sale_on) for r in _inbox(engine).rows] == [(lead.id, None)]
+
+
 def test_someone_who_answered_a_blast_and_its_follow_up_is_one_person_listed_twice(engine: Engine) -> None:
     """The list has a row for each message they answered; the counts say how many people."""
     with transaction(engine) as s:
