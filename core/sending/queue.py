@@ -252,17 +252,19 @@ def release(
 
 
 # Why a follow-up's row that was sent before (found unknown, sent again by a person) is not sent
-# again: its first message may have reached them, and the row is its only record.
-MOVED_ON = "Not sent again: they no longer match the follow-up's choice (replied or bought since)."
+# again. It stays unknown: its first message may have reached them, and the row is its only record.
+MOVED_ON = ("Not sent again: they no longer match the follow-up's choice (replied or bought since). "
+            "The first send may have reached them.")
 
 
 def withdraw_claim(session: Session, *, claim: Claim, worker: str) -> bool:
     """Take a claimed recipient off its follow-up before the message goes: they no longer match
     its choice (`followups.still_wanted`). Counted on the blast, as at its start. A row with a
-    past (sent before, found unknown, sent again by a person) stays, FAILED with the reason:
-    its first message may have reached them."""
+    past (sent before, found unknown, sent again by a person) stays, UNKNOWN again with the
+    reason: its first message may have reached them (FAILED would say it never went, and free
+    them for another follow-up)."""
     if session.scalar(select(exists().where(StatusHistory.recipient_id == claim.recipient_id))):
-        return settle(session, claim=claim, status=Status.FAILED, at=utcnow(),
+        return settle(session, claim=claim, status=Status.UNKNOWN, at=utcnow(),
                       event={"reason": "no longer matches the follow-up's choice"},
                       updates={"error": MOVED_ON})
     removed = session.execute(
