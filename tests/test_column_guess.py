@@ -353,14 +353,18 @@ def test_many_headerless_contacts_with_bad_numbers_before_the_first_good_one() -
         (SAMPLE_RECORDS + 6, Outcome.VALID), (SAMPLE_RECORDS + 7, Outcome.VALID)]
 
 
-@pytest.mark.parametrize(("data", "first"), [(b"Customer ID,Contact Person\nC1,0123456789\n", "Customer ID"),
-                                             (b"Report 2025\nAli,0123456789\n", "Report 2025")],
-                         ids=["unknown-header", "title"])
+@pytest.mark.parametrize(("data", "first"), [
+    (b"Customer ID,Contact Person\nC1,0123456789\n", "Customer ID"),
+    (b"Report 2025\nAli,0123456789\n", "Report 2025"),
+    # A date has the digits of a short number, not its look.
+    (b"Senarai pelanggan 01/2025\n0123456789\n0134567890\n", "Senarai pelanggan 01/2025"),
+    (b",Updated 12/03/2025\nAli,0123456789\n", "column 1"),
+], ids=["unknown-header", "title", "title-with-a-date", "date-where-the-numbers-are"])
 def test_a_record_without_a_number_typed_where_the_numbers_are_is_not_read_as_a_contact(
     data: bytes, first: str
 ) -> None:
-    # Neither has a header word, but neither has five digits where the numbers are: the person
-    # chooses the column, as before.
+    # None has a header word, but none has a phone number typed where the numbers are: the
+    # person chooses the column, as before.
     with pytest.raises(ColumnNotFound) as caught:
         parse_csv(data)
     assert caught.value.headers[0] == first

@@ -100,6 +100,8 @@ _DROP_CHARS = re.compile(r"['’]")
 _NOT_WORD = re.compile(r"[\W_]+")
 _GOOGLE_PHONE = re.compile(r"phone (\d+) (value|label|type)")  # "Phone 1 - Value", "Phone 1 - Type"
 _FIVE_DIGITS = re.compile(r"(?:\D*\d){5}")  # a shortcut: no contact's number has fewer digits
+# What a phone number is typed with, usable or not: "012-345 678", "+60 12 345", "(03) 1234 567".
+_PHONE_CHARACTERS = re.compile(r"\+?[\d\s().-]+")
 
 
 def header_words(header: str) -> str:
@@ -344,19 +346,25 @@ def _contacts_above(
     rows: Sequence[Sequence[str]], searched: list[int], first_contact: int, region: str
 ) -> bool:
     """Whether the records above the first contact are contacts too, whose numbers are not
-    usable ("012-345 678"): none of their cells is a header word, and each has five digits or
-    more in a column where the contacts below have numbers. A header without a known word
-    ("Customer ID,Contact Person") has no such digits, nor has a title ("Report 2025")."""
+    usable ("012-345 678"): none of their cells is a header word, and each has something typed
+    as a phone number (digits, spaces, dashes, dots, brackets, a leading +; seven digits or more)
+    in a column where the contacts below have numbers. A header without a known word ("Customer
+    ID,Contact Person") has none, nor has a title ("Report 2025", "Senarai pelanggan 01/2025")."""
     sample = [rows[first_contact], *_records_below(rows, first_contact, SAMPLE_RECORDS - 1)]
     widest = max(_reach(row) for row in sample)
     numbered = [i for i in range(widest) if _count_numbers(sample, i, region)[0]]
 
     def contact(row: Sequence[str]) -> bool:
-        return not _header_cells(row) and any(
-            i < len(row) and len(row[i]) <= MAX_HEADER_CHARS and _FIVE_DIGITS.match(row[i])
-            for i in numbered)
+        return not _header_cells(row) and any(i < len(row) and _typed_as_number(row[i]) for i in numbered)
 
     return all(contact(rows[i]) for i in searched)
+
+
+def _typed_as_number(cell: str) -> bool:
+    """Typed as a phone number, usable or not: its characters, and seven digits or more."""
+    text = cell.strip()
+    return (len(text) <= MAX_HEADER_CHARS and _PHONE_CHARACTERS.fullmatch(text) is not None
+            and sum(c.isdigit() for c in text) >= 7)
 
 
 def _header(
