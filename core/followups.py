@@ -112,8 +112,8 @@ def follow_up_audience(
     session: Session, *, parent_id: int, selector: StageSelector, now: dt.datetime | None = None
 ) -> Audience:
     """How many of the parent's recipients `create_follow_up` would take with this choice, and
-    how many of them it would leave out (opted out, or followed up already): shown before the
-    draft is made."""
+    how many of them it would leave out (opted out, followed up already, or bought on another
+    blast of the campaign): shown before the draft is made."""
     chosen, opted_out, moved_on = _candidates(parent_id, selector, now)
     bought = and_(_bought(parent_id, chosen), not_(opted_out))
 
@@ -213,7 +213,8 @@ def create_follow_up(
     now: dt.datetime | None = None,
 ) -> Blast:
     """A draft blast, with the same tag, for the parent's recipients that the selector picks,
-    less the opted out and those another follow-up of the parent has already messaged. A stage
+    less the opted out, those another follow-up of the parent has already messaged and those
+    whose sale is recorded on another blast of the campaign. A stage
     typed takes the spelling other blasts use, as an import's does (`spelled_as_before`)."""
     parent = _parent_of(session, parent_id=parent_id, message_template=message_template)
     chosen, opted_out, followed_up = _candidates(parent_id, selector, now)
