@@ -6,20 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    ColumnElement,
-    Row,
-    Subquery,
-    and_,
-    case,
-    delete,
-    exists,
-    func,
-    not_,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Row, Subquery, and_, case, delete, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,7 +14,8 @@ from core import templates
 from core.config import Settings, get_settings
 from core.errors import BadInput, NotFound
 from core.funnel import Funnel, FunnelFilter, follow_up_number, funnel, statuses_reaching
-from core.models import Blast, BlastRecipient, BlastState, OptOut, StatusHistory, longest, utcnow
+from core.models import Blast, BlastRecipient, BlastState, OptOut, longest, utcnow
+from core.opt_outs import has_a_past
 from core.recipients import StageSelector, campaign_blasts, select_recipients
 from core.statuses import Stage, Status
 
@@ -260,7 +248,7 @@ def drop_moved_on(session: Session, *, blast_id: int, now: dt.datetime | None = 
                BlastRecipient.phone_number.not_in(still),
                # One sent before (found unknown, sent again by a person) is its only record: left
                # for the claim, which keeps it (`queue.withdraw_claim`).
-               ~exists().where(StatusHistory.recipient_id == BlastRecipient.id))
+               ~has_a_past())
         .execution_options(synchronize_session=False)
     ).rowcount
     count_moved_on(session, blast_id=blast_id, removed=removed)

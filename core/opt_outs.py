@@ -80,7 +80,7 @@ def withdraw_from_queues(session: Session, phones: Sequence[str], *, source: str
     kept = _fail_those_with_a_past(session, queued, source=source)
     withdrawn = Counter(session.scalars(
         delete(BlastRecipient)
-        .where(*queued, ~_has_a_past())
+        .where(*queued, ~has_a_past())
         .returning(BlastRecipient.blast_id)
         .execution_options(synchronize_session=False)
     ))
@@ -94,7 +94,7 @@ def withdraw_from_queues(session: Session, phones: Sequence[str], *, source: str
     return withdrawn.total() + kept
 
 
-def _has_a_past() -> ColumnElement[bool]:
+def has_a_past() -> ColumnElement[bool]:
     """A recipient with any history: only a real change of status writes one, and a row never
     tried has had none (launch writes none). Sent, found unknown or failed, sent again by a
     person: it may already have reached them."""
@@ -107,7 +107,7 @@ def _fail_those_with_a_past(
     """Move the queued rows with a past to FAILED, through the status engine so their history
     says why. Only from QUEUED: a worker may have claimed one since it was read, and its send
     is past stopping. Returns how many moved."""
-    ids = session.scalars(select(BlastRecipient.id).where(*queued, _has_a_past())
+    ids = session.scalars(select(BlastRecipient.id).where(*queued, has_a_past())
                           .order_by(BlastRecipient.id)).all()
     return sum(
         apply_status(

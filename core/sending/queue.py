@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.followups import count_moved_on
 from core.models import Blast, BlastRecipient, BlastState, OptOut, StatusHistory, UtcDateTime, utcnow
-from core.opt_outs import withdraw_from_queues
+from core.opt_outs import has_a_past, withdraw_from_queues
 from core.status_engine import apply_status
 from core.statuses import Status
 
@@ -263,7 +263,7 @@ def withdraw_claim(session: Session, *, claim: Claim, worker: str) -> bool:
     past (sent before, found unknown, sent again by a person) stays, UNKNOWN again with the
     reason: its first message may have reached them (FAILED would say it never went, and free
     them for another follow-up)."""
-    if session.scalar(select(exists().where(StatusHistory.recipient_id == claim.recipient_id))):
+    if session.scalar(select(BlastRecipient.id).where(BlastRecipient.id == claim.recipient_id, has_a_past())):
         return settle(session, claim=claim, status=Status.UNKNOWN, at=utcnow(),
                       event={"reason": "no longer matches the follow-up's choice"},
                       updates={"error": MOVED_ON})
