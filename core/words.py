@@ -26,8 +26,7 @@ def shown_percent(value: float) -> float:
 
 def percent_words(value: float) -> str:
     """ "57.5%"; ">99.9%" and "<0.1%" for what would round to all or none and is not."""
-    if 0.0 < value < 0.05:
-        return "<0.1%"
-    if 99.95 <= value < 100.0:
-        return ">99.9%"
-    return f"{value:.1f}%"
+    shown = shown_percent(value)
+    if shown == round(value, 1):
+        return f"{shown:.1f}%"
+    return f"{'>' if shown > 50 else '<'}{shown:.1f}%"

@@ -409,7 +409,7 @@ def about_words(row: InboxRow) -> str:
     uploaded list's own columns (whose customer they are, where); and where their sale is
     recorded, when on another blast of the campaign."""
     parts = [f"Campaign **{plain(row.blast_tag)}**"] if row.blast_tag else []
-    if row.sale_on is not None and row.status != Status.CLOSED.value:
+    if sale_elsewhere(row):
         parts.append(f"Sale recorded on blast #{row.sale_on}")
     parts += [f"{plain(heading)}: {plain(value)}" for heading, value in row.own]
     return " · ".join(parts)
