@@ -83,16 +83,23 @@ def _candidates(
             and_(Blast.state == BlastState.CANCELLED, BlastRecipient.status.not_in(NEVER_WENT)),
         ))
     )
-    return chosen, opted_out, and_(or_(followed_up, _bought(parent_id, chosen)), not_(opted_out))
+    bought = _bought(parent_id, chosen, follow_up=excluding, now=now)
+    return chosen, opted_out, and_(or_(followed_up, bought), not_(opted_out))
 
 
-def _bought(parent_id: int, chosen: Subquery) -> ColumnElement[bool]:
-    """Their sale is recorded on another blast of the parent's campaign (`closed_under_its_tag`):
-    "Last call!" to a buyer, whose sale cannot be recorded on this row again."""
+def _bought(
+    parent_id: int, chosen: Subquery, *, follow_up: int | None, now: dt.datetime | None
+) -> ColumnElement[bool]:
+    """Their sale is recorded on another blast of the follow-up's campaign, as the sale rule
+    measures it from the follow-up (`closed_under_its_tag`): "Last call!" to a buyer, whose
+    sale could not be recorded on the follow-up's row. Measured from `follow_up` once it is
+    made, else from `now`; the parent's own sales are the chosen stage's business."""
+    blasts = (campaign_blasts(parent_id, made=now or utcnow()) if follow_up is None
+              else campaign_blasts(follow_up))
     return chosen.c.phone_number.in_(
         select(BlastRecipient.phone_number)
-        .where(BlastRecipient.status == Status.CLOSED.value,
-               BlastRecipient.blast_id.in_(campaign_blasts(parent_id)))
+        .where(BlastRecipient.status == Status.CLOSED.value, BlastRecipient.blast_id.in_(blasts),
+               BlastRecipient.blast_id != parent_id)
     )
 
 
@@ -103,7 +110,7 @@ def follow_up_audience(
     how many of them it would leave out (opted out, followed up already, or bought on another
     blast of the campaign): shown before the draft is made."""
     chosen, opted_out, moved_on = _candidates(parent_id, selector, now)
-    bought = and_(_bought(parent_id, chosen), not_(opted_out))
+    bought = and_(_bought(parent_id, chosen, follow_up=None, now=now), not_(opted_out))
 
     def counted(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)

@@ -214,23 +214,28 @@ def sale_in_campaign() -> ColumnElement[int | None]:
     )
 
 
-def campaign_blasts(blast_id: int) -> Select:
-    """The ids of the other blasts of this blast's campaign (`_same_campaign`)."""
+def campaign_blasts(blast_id: int, *, made: dt.datetime | None = None) -> Select:
+    """The ids of the other blasts of this blast's campaign (`_same_campaign`). With `made`, of
+    the campaign a blast of its tag and device made then is in: a follow-up about to be made."""
     this, its = aliased(Blast), aliased(Blast)
-    return select(its.id).join(this, this.id == blast_id).where(its.id != blast_id, _same_campaign(this, its))
+    return select(its.id).join(this, this.id == blast_id).where(
+        its.id != blast_id, _same_campaign(this, its, made=made))
 
 
-def _same_campaign(this: Any, its: Any) -> ColumnElement[bool]:
+def _same_campaign(this: Any, its: Any, *, made: dt.datetime | None = None) -> ColumnElement[bool]:
     """`its` is a blast of `this` blast's campaign: the same tag (a blast with none has no
-    campaign), made within CAMPAIGN_SPAN of it. A tag used again next year ("Year End Sale") is
-    another campaign, and so are practice mode's blasts to WhatsApp's (a sale tried out in
-    practice is no real sale). The one definition of a campaign, for sales."""
+    campaign), made within CAMPAIGN_SPAN of it (of `made`, when given). A tag used again next
+    year ("Year End Sale") is another campaign, and so are practice mode's blasts to WhatsApp's
+    (a sale tried out in practice is no real sale). The one definition of a campaign, for sales."""
     practice = func.coalesce(this.device, "").in_(PRACTICE_DEVICES)
     its_practice = func.coalesce(its.device, "").in_(PRACTICE_DEVICES)
     span = int(CAMPAIGN_SPAN.total_seconds())
+    if made is None:
+        within = its.created_at.between(_Shifted(this.created_at, -span), _Shifted(this.created_at, span))
+    else:
+        within = its.created_at.between(made - CAMPAIGN_SPAN, made + CAMPAIGN_SPAN)
     return and_(
-        func.coalesce(this.blast_tag, "") != "", its.blast_tag == this.blast_tag,
-        its.created_at.between(_Shifted(this.created_at, -span), _Shifted(this.created_at, span)),
+        func.coalesce(this.blast_tag, "") != "", its.blast_tag == this.blast_tag, within,
         or_(practice & its_practice, ~practice & ~its_practice),
     )
 

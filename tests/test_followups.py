@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import Engine
 
@@ -281,6 +283,38 @@ def test_a_follow_up_leaves_out_who_bought_on_another_blast_of_the_campaign(engi
         late = make_recipient(s, child, phone_number=buyer, status="QUEUED")
         assert not still_wanted(s, blast_id=child.id, phone_number=late.phone_number)
         assert still_wanted(s, blast_id=child.id, phone_number=other)
+
+
+def test_a_follow_ups_campaign_is_measured_from_the_follow_up_as_its_sales_are(engine: Engine) -> None:
+    """A first blast 40 days old: a sale 5 days ago on another blast of its tag is in the
+    follow-up's campaign (a sale on the follow-up's row would be refused), though not in the
+    first blast's; one 60 days ago is in the first blast's campaign but not the follow-up's,
+    whose row would take that person's sale. The follow-up leaves out the first, not the second."""
+    from core.followups import follow_up_audience, still_wanted
+    from core.models import utcnow
+    from core.recipients import closed_under_its_tag, mark_closed
+
+    recent, long_ago, neither = "+60123456781", "+60123456782", "+60123456783"
+    read_no_reply = SELECTIONS["Read, no reply"]
+    now = utcnow()
+    with transaction(engine) as s:
+        first = make_blast(s, blast_tag="Raya", state="completed", created_at=now - dt.timedelta(days=40))
+        for phone in (recent, long_ago, neither):
+            make_recipient(s, first, phone_number=phone, status="READ_ACK")
+        for days, phone in ((5, recent), (60, long_ago)):
+            other = make_blast(s, blast_tag="Raya", state="completed",
+                               created_at=now - dt.timedelta(days=days))
+            mark_closed(s, recipient_ids=[make_recipient(s, other, phone_number=phone, status="READ_ACK").id])
+        assert follow_up_audience(s, parent_id=first.id, selector=read_no_reply) == (
+            Audience(matching=3, opted_out=0, followed_up=0, bought=1))
+        child = create_follow_up(s, parent_id=first.id, message_template="Last call!", selector=read_no_reply)
+        taken = {r.phone_number: r for r in child.recipients}
+        assert sorted(taken) == [long_ago, neither]
+        assert closed_under_its_tag(s, taken[long_ago]) is None, "its sale may be recorded here"
+        late = make_recipient(s, child, phone_number=recent, status="QUEUED")
+        assert closed_under_its_tag(s, late) is not None
+        assert not still_wanted(s, blast_id=child.id, phone_number=recent)
+        assert still_wanted(s, blast_id=child.id, phone_number=long_ago)
 
 
 def test_a_paused_follow_up_that_never_started_has_messaged_no_one(engine: Engine) -> None:
