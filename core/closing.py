@@ -16,6 +16,7 @@ from core.csv_import.columns import SAMPLE_RECORDS, header_words, phone_rank
 from core.db import transaction
 from core.errors import BlastError
 from core.exports import to_csv
+from core.funnel import not_practice
 from core.models import Blast, BlastRecipient
 from core.recipients import NOT_SENT, close_sale, closed_under_its_tag, sales_in_turn
 from core.status_engine import found_lost_at
@@ -184,19 +185,20 @@ def _unclear(choices: tuple[str, ...], *, taken: str) -> PhoneColumnUnclear:
 
 def close_sales(
     session: Session, lines: Sequence[SaleLine], *, blast_ids: Sequence[int] = (),
-    filename: str | None = None,
+    filename: str | None = None, leave_out_practice: bool = False,
 ) -> list[CloseRow]:
     """Mark CLOSED (source `import`) the message each line's number was last sent (in these
-    blasts, if given): one outcome per line."""
+    blasts, if given; with `leave_out_practice`, one that went to WhatsApp): one outcome per
+    line."""
     sales_in_turn(session, (line.phone for line in lines if line.judged is None and line.phone))
     return [line.judged or _close_one(session, line=line.line, phone=line.phone or "", blast_ids=blast_ids,
-                                      filename=filename)
+                                      filename=filename, leave_out_practice=leave_out_practice)
             for line in lines]
 
 
 def close_in_batches(
     engine: Engine, sales: SalesFile, *, blast_ids: Sequence[int] = (), batch_rows: int = CLOSE_BATCH_ROWS,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, leave_out_practice: bool = False,
 ) -> CloseReport:
     """`close_sales` for `batch_rows` lines at a time, each batch committed on its own, so that a
     long list never holds the write lock for long. `progress(done, of)` after each batch.
@@ -210,7 +212,8 @@ def close_in_batches(
         batch = sales.lines[start:start + batch_rows]
         try:
             with transaction(engine) as s:
-                done = close_sales(s, batch, blast_ids=blast_ids, filename=sales.filename)
+                done = close_sales(s, batch, blast_ids=blast_ids, filename=sales.filename,
+                                   leave_out_practice=leave_out_practice)
         except Exception as exc:
             if not isinstance(exc, BlastError):
                 log.exception("closing sales from %s stopped at line %d", sales.filename, batch[0].line)
@@ -232,13 +235,18 @@ def _stopped_words(exc: Exception, *, line: int, rows: list[CloseRow]) -> str:
             "already closed).")
 
 
-def latest_sent(session: Session, *, phone: str, blast_ids: Sequence[int] = ()) -> BlastRecipient | None:
-    """The most recent message that went out to this number (in these blasts, if given),
-    an unknown send included: a sale is evidence that it arrived. Within given blasts (one
-    campaign), one of them already closed comes first: the sale is recorded there, and
-    closing another of its messages would count it twice."""
+def latest_sent(
+    session: Session, *, phone: str, blast_ids: Sequence[int] = (), leave_out_practice: bool = False
+) -> BlastRecipient | None:
+    """The most recent message that went out to this number (in these blasts, if given; with
+    `leave_out_practice`, to WhatsApp: a practice blast reached no phone, and its sale would
+    not count), an unknown send included: a sale is evidence that it arrived. Within given
+    blasts (one campaign), one of them already closed comes first: the sale is recorded there,
+    and closing another of its messages would count it twice."""
     query = select(BlastRecipient).where(BlastRecipient.phone_number == phone,
                                          BlastRecipient.status.not_in(NOT_SENT))
+    if leave_out_practice:
+        query = query.join(Blast, Blast.id == BlastRecipient.blast_id).where(not_practice())
     order = []
     if blast_ids:
         query = query.where(BlastRecipient.blast_id.in_(tuple(blast_ids)))
@@ -249,10 +257,11 @@ def latest_sent(session: Session, *, phone: str, blast_ids: Sequence[int] = ()) 
 
 
 def _close_one(session: Session, *, line: int, phone: str, blast_ids: Sequence[int],
-               filename: str | None) -> CloseRow:
-    recipient = latest_sent(session, phone=phone, blast_ids=blast_ids)
+               filename: str | None, leave_out_practice: bool) -> CloseRow:
+    recipient = latest_sent(session, phone=phone, blast_ids=blast_ids, leave_out_practice=leave_out_practice)
     if recipient is None:
-        elsewhere = latest_sent(session, phone=phone) if blast_ids else None
+        elsewhere = (latest_sent(session, phone=phone, leave_out_practice=leave_out_practice)
+                     if blast_ids else None)
         if elsewhere is None:
             return CloseRow(line, CloseOutcome.NOT_MESSAGED, phone)
         blast = session.get(Blast, elsewhere.blast_id)

@@ -507,7 +507,8 @@ def _close(sales: SalesFile, *, blast_id: int, only_chain: bool) -> None:
             bar.progress(lines / of, text=f"Closing the sales: {lines:,} of {of:,} lines")
 
     try:
-        report = close_in_batches(get_engine(), sales, blast_ids=blast_ids, progress=moved)
+        report = close_in_batches(get_engine(), sales, blast_ids=blast_ids, progress=moved,
+                                  leave_out_practice=not settings().sandbox)
     except ClosingStopped as exc:
         report = exc.report
         flash("close_stopped", exc.message)

@@ -374,6 +374,30 @@ def test_a_sale_tried_out_in_practice_mode_is_not_the_campaigns_real_sale(engine
     assert [(r.outcome, r.blast_id) for r in report.rows] == [(CloseOutcome.CLOSED, live_id)]
 
 
+def test_once_live_a_sale_from_a_file_goes_on_the_real_message_not_a_later_practice_one(
+    engine: Engine,
+) -> None:
+    """"Look through every blast": the list tried out in practice mode after the real send had
+    taken the sale, which the live Overview leaves out, while the report said it was closed."""
+    from core.closing import close_in_batches
+
+    with transaction(engine) as s:
+        live = make_blast(s, blast_tag="Raya", device="5850")
+        practice = make_blast(s, blast_tag="Raya", device="sandbox")
+        make_recipient(s, live, phone_number="+60123456789", status="READ_ACK", sent_at=T0)
+        make_recipient(s, practice, phone_number="+60123456789", status="READ_ACK",
+                       sent_at=T0 + dt.timedelta(days=1))
+        make_recipient(s, practice, phone_number="+60134567890", status="READ_ACK", sent_at=T0)
+        ids = {"live": live.id, "practice": practice.id}
+    sales = read_sales(b"phone\n012-345 6789\n013-456 7890\n", region="MY")
+    report = close_in_batches(engine, sales, leave_out_practice=True)
+    assert [(r.outcome, r.blast_id) for r in report.rows] == [
+        (CloseOutcome.CLOSED, ids["live"]), (CloseOutcome.NOT_MESSAGED, None)]
+    with transaction(engine) as s:  # in practice mode the newest message takes it, practice or not
+        assert [(r.outcome, r.blast_id) for r in close_sales(s, sales.lines)] == [
+            (CloseOutcome.CLOSED, ids["practice"])] * 2
+
+
 def test_two_of_one_persons_messages_ticked_together_are_one_sale(engine: Engine) -> None:
     from core.recipients import mark_closed
 

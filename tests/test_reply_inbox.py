@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from core.db import transaction
@@ -333,6 +333,52 @@ def _arrives(engine: Engine, payload: object) -> str:
         outcome = process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
     assert outcome is not None
     return outcome.state
+
+
+def test_once_live_a_reply_answers_the_real_message_not_a_later_practice_one(engine: Engine) -> None:
+    """The list tried out in practice mode after a real send: a customer's answer is to the
+    message that reached their phone. Had it gone to the practice row, the live Overview and
+    Replies, which leave practice out, would have lost the lead. In practice mode the newest
+    message still takes it, as the sandbox's replies answer its own."""
+    from core.config import Settings
+
+    phone, now = "+60123456789", utcnow()
+    with transaction(engine) as s:
+        live = make_blast(s, blast_tag="Raya", state="completed", device="5850")
+        practice = make_blast(s, blast_tag="Raya", state="completed", device="sandbox")
+        real = make_recipient(s, live, phone_number=phone, status="DELIVERY_ACK",
+                              sent_at=now - dt.timedelta(hours=3)).id
+        tried = make_recipient(s, practice, phone_number=phone, status="DELIVERY_ACK",
+                               sent_at=now - dt.timedelta(hours=1)).id
+    live_rules = WebhookRules.from_settings(
+        Settings(_env_file=None, wsapme_token="t0ken", wsapme_device="5850"))
+    assert live_rules.leave_out_practice
+    assert not WebhookRules.from_settings(Settings(_env_file=None, wsapme_token=None)).leave_out_practice
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(_person_says(phone[1:], "Nak order 2 kotak", now)).encode(),
+                             content_type="application/json")
+    with transaction(engine) as s:
+        process_entry(s, inbox_id=inbox_id, rules=live_rules)
+    with transaction(engine) as s:
+        assert (s.get(BlastRecipient, real).status, s.get(BlastRecipient, tried).status) == (
+            "REPLIED", "DELIVERY_ACK")
+        reply = s.scalars(select(RecipientReply)).one()
+        assert reply.recipient_id == real
+
+
+def test_in_practice_mode_a_reply_answers_the_newest_message_practice_or_not(engine: Engine) -> None:
+    phone, now = "+60123456789", utcnow()
+    with transaction(engine) as s:
+        live = make_blast(s, state="completed", device="5850")
+        practice = make_blast(s, state="completed", device="sandbox")
+        real = make_recipient(s, live, phone_number=phone, status="DELIVERY_ACK",
+                              sent_at=now - dt.timedelta(hours=3)).id
+        tried = make_recipient(s, practice, phone_number=phone, status="DELIVERY_ACK",
+                               sent_at=now - dt.timedelta(hours=1)).id
+    assert _arrives(engine, _person_says(phone[1:], "Ok", now)) == "applied"
+    with transaction(engine) as s:
+        assert (s.get(BlastRecipient, real).status, s.get(BlastRecipient, tried).status) == (
+            "DELIVERY_ACK", "REPLIED")
 
 
 def _unmatched(engine: Engine, *, search: str | None = None) -> list[tuple[str, str]]:

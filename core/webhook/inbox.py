@@ -86,6 +86,9 @@ class WebhookRules:
     # Off when applying again what was read before: its opt-outs were recorded then, and a
     # person may have taken a number off the list since.
     record_opt_outs: bool = True
+    # Once messages go to WhatsApp, a person's message answers a real one: a practice blast to
+    # the same number reached no phone.
+    leave_out_practice: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookRules:
@@ -95,6 +98,7 @@ class WebhookRules:
             opt_out_words=DEFAULT_OPT_OUT_WORDS + _words(settings.opt_out_words),
             wait_limit=dt.timedelta(minutes=settings.webhook_wait_minutes),
             send_lease=dt.timedelta(seconds=settings.send_lease_seconds),
+            leave_out_practice=not settings.sandbox,
         )
 
 
@@ -607,7 +611,7 @@ def _plan_message(
         return []
     if recipient_id is None:
         recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window,
-                                         lease=rules.send_lease)
+                                         lease=rules.send_lease, leave_out_practice=rules.leave_out_practice)
     if recipient_id is None:
         state = InboxState.APPLIED if keyword else InboxState.IGNORED
         notes.append(_Note(state, "message", no_blast_note(message.phone, window=rules.reply_window,

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.models import BlastRecipient
+from core.funnel import not_practice
+from core.models import Blast, BlastRecipient
 from core.phones import JidKind
 from core.status_engine import found_lost_at
 from core.statuses import Status
@@ -78,21 +79,21 @@ def unread_sender(message: IncomingMessage) -> str | None:
 
 def replied_recipient(
     session: Session, *, phone: str, at: dt.datetime, window: dt.timedelta,
-    lease: dt.timedelta = dt.timedelta(0),
+    lease: dt.timedelta = dt.timedelta(0), leave_out_practice: bool = False,
 ) -> int | None:
-    """The recipient row of the most recent message sent to `phone` within `window` before `at`.
+    """The recipient row of the most recent message sent to `phone` within `window` before `at`
+    (with `leave_out_practice`, one that went to WhatsApp: a practice blast reached no phone).
 
     A send whose outcome is unknown counts too: the message may have gone, and a reply after it
     is the best evidence there is that it did. It then counts as replied, and nobody is asked to
     decide about it any more. It was found unknown (`found_lost_at`) up to `lease` after the
     send itself (a worker that stopped mid-send), so a reply from that long before still fits it.
     """
-    return session.scalar(
-        select(BlastRecipient.id)
-        .where(BlastRecipient.phone_number == phone, _sent_within(at=at, window=window, lease=lease))
-        .order_by(_sent().desc(), BlastRecipient.id.desc())
-        .limit(1)
-    )
+    query = select(BlastRecipient.id).where(BlastRecipient.phone_number == phone,
+                                            _sent_within(at=at, window=window, lease=lease))
+    if leave_out_practice:
+        query = query.join(Blast, Blast.id == BlastRecipient.blast_id).where(not_practice())
+    return session.scalar(query.order_by(_sent().desc(), BlastRecipient.id.desc()).limit(1))
 
 
 def quoted_recipient(session: Session, *, phone: str, quoted_id: str) -> int | None:
