@@ -206,29 +206,40 @@ class SendWorker:
         # Read after housekeeping, which may wait on the database; each claim reads it again.
         now = utcnow()
         # The devices that had work last time are tried first: asking which devices have
-        # work costs a query per message, and is only needed when they run dry.
-        for fresh in (False, True):
-            if fresh or not self._devices:
-                with transaction(self.engine) as s:
-                    self._devices = self._devices_sent_here(queue.devices_with_work(s, now=now))
+        # work costs a query per message, and is only needed when none of them can send. Then
+        # it is asked, before any wait: a device waiting out its gap or its day's cap (with
+        # work left or not) must not keep another device's blast waiting with it.
+        asked: dict[str, float | None] = {}  # device: its wait, for those tried already
+        listed = not self._devices
+        if listed:
+            self._devices = self._devices_with_work(now)
+        while True:
             if not self._devices:
                 return None
             waits = []
             for device in self._devices:
-                held = self._held.get(device)
-                if held is not None and held > now:  # the gateway refused it for now (`_hold`)
-                    waits.append((held - now).total_seconds())
-                    continue
-                claim, wait = self._claim(device)
-                if claim is not None:
-                    self.tried += 1
-                    self._send(claim, device=device)
-                    return True
-                if wait is not None:
-                    waits.append(wait)
-            if waits:
-                return min(waits)
-        return IDLE_SECONDS
+                if device not in asked:
+                    claim, asked[device] = self._try(device, now)
+                    if claim is not None:
+                        self.tried += 1
+                        self._send(claim, device=device)
+                        return True
+                if asked[device] is not None:
+                    waits.append(asked[device])
+            if listed:
+                return min(waits, default=IDLE_SECONDS)
+            self._devices, listed = self._devices_with_work(now), True
+
+    def _devices_with_work(self, now: dt.datetime) -> list[str]:
+        with transaction(self.engine) as s:
+            return self._devices_sent_here(queue.devices_with_work(s, now=now))
+
+    def _try(self, device: str, now: dt.datetime) -> tuple[Claim | None, float | None]:
+        """`_claim` on the device, unless the gateway turned it away for now (`_hold`)."""
+        held = self._held.get(device)
+        if held is not None and held > now:
+            return None, (held - now).total_seconds()
+        return self._claim(device)
 
     def _devices_sent_here(self, devices: list[str]) -> list[str]:
         """Only the devices of the gateway this worker talks to: a blast made in practice mode
@@ -474,26 +485,31 @@ class SendWorker:
                              updates={"error": exc.message})
                 # The gateway is failing: one or two unknown sends, not five hundred.
                 if exc.pauses_blast:
-                    self._pause_for(s, claim, exc.message)
+                    self._pause_for(s, claim, exc.message, device=device)
                 elif self._trouble.down(s, device, trouble.UNKNOWN, in_a_row):
-                    self._pause_for(s, claim, trouble.pause_words(trouble.UNKNOWN, exc, in_a_row=in_a_row))
+                    self._pause_for(s, claim, trouble.pause_words(trouble.UNKNOWN, exc, in_a_row=in_a_row),
+                                    device=device)
                 return "unknown"
             back = functools.partial(self._put_back, s, claim, device=device, claimed=claimed)
             if exc.pauses_blast:
-                back(pause=exc.message)
+                back(pause=exc.message, whole_device=True)
                 return "held"
             if isinstance(exc, RateLimited):  # a wait, not a try: the message was never looked at
                 if self._trouble.down(s, device, trouble.SLOW_DOWN, in_a_row):
-                    back(pause=trouble.pause_words(trouble.SLOW_DOWN, exc, in_a_row=in_a_row))
+                    back(pause=trouble.pause_words(trouble.SLOW_DOWN, exc, in_a_row=in_a_row),
+                         whole_device=True)
                     return "held"
                 back(retry_at=self._hold(s, device, now, self._backoff(in_a_row, exc)), error=exc.message)
                 return "retrying"
             if exc.retryable:
                 # Out of tries, it waits for a person too: a message the gateway proved it did
                 # not take is never failed, as a failed one is never sent again.
-                if claim.attempts >= self.settings.send_max_attempts or self._trouble.down(
-                        s, device, trouble.NOT_TAKEN, in_a_row):
-                    back(pause=trouble.pause_words(trouble.NOT_TAKEN, exc, in_a_row=in_a_row))
+                # Out of tries, the blast waits; WSAPME down for the device, all its blasts do.
+                out_of_tries = claim.attempts >= self.settings.send_max_attempts
+                down = not out_of_tries and self._trouble.down(s, device, trouble.NOT_TAKEN, in_a_row)
+                if out_of_tries or down:
+                    back(pause=trouble.pause_words(trouble.NOT_TAKEN, exc, in_a_row=in_a_row),
+                         whole_device=down)
                     return "held"
                 wait = self._backoff(max(claim.attempts, in_a_row), exc)
                 back(retry_at=self._hold(s, device, now, wait), error=exc.message, count_attempt=True)
@@ -501,32 +517,42 @@ class SendWorker:
             queue.settle(s, claim=claim, status=Status.FAILED, at=now, event=event,
                          updates={"error": exc.message})  # refused for its number, or so it seems
             if in_a_row and self._trouble.down(s, device, trouble.REFUSED, in_a_row):
-                self._pause_for(s, claim, trouble.pause_words(trouble.REFUSED, exc, in_a_row=in_a_row))
+                self._pause_for(s, claim, trouble.pause_words(trouble.REFUSED, exc, in_a_row=in_a_row),
+                                device=device)
             return "failed"
 
     def _misconfigured(self, claim: Claim, exc: ConfigError, *, device: str, claimed: dt.datetime) -> None:
         with transaction(self.engine) as s:
-            self._put_back(s, claim, device=device, claimed=claimed, pause=exc.message)
+            self._put_back(s, claim, device=device, claimed=claimed, pause=exc.message, whole_device=True)
 
     def _put_back(
         self, s: Session, claim: Claim, *, device: str, claimed: dt.datetime, pause: str | None = None,
         retry_at: dt.datetime | None = None, error: str | None = None, count_attempt: bool = False,
+        whole_device: bool = False,
     ) -> None:
         """The message did not leave: back in the queue, and off the device's count for the day
         (it is counted when it goes). With `pause`, nothing else goes until a person acts: the
-        try is not counted, and the blast is paused with that reason."""
+        try is not counted, and the blast is paused with that reason (with `whole_device`, every
+        blast sending from the device, `_pause_for`)."""
         if queue.release(s, claim=claim, worker=self.name, retry_at=retry_at, error=pause or error,
                          count_attempt=count_attempt) and self.pacing:
             row = s.get(Device, device, with_for_update=True)
             if row is not None:
                 pacing.take_back_send(row, claimed=claimed, zone=self.settings.timezone)
         if pause is not None:
-            self._pause_for(s, claim, pause)
+            self._pause_for(s, claim, pause, device=device if whole_device else None)
 
-    def _pause_for(self, s: Session, claim: Claim, reason: str) -> None:
-        """Pause the claim's blast with the reason its page shows (unless a person acted first)."""
-        blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
-                            to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY)
+    def _pause_for(self, s: Session, claim: Claim, reason: str, *, device: str | None = None) -> None:
+        """Pause the claim's blast with the reason its page shows (unless a person acted first).
+        With `device`, the trouble is the device's or WSAPME's, not this message's: every blast
+        sending from the device is paused with that reason, as its next message would fare no
+        better (a blast and its follow-up sending at once: one unknown send, not one each)."""
+        others = [] if device is None else s.scalars(
+            select(Blast.id).where(Blast.device == device, Blast.state == blasts.S.SENDING,
+                                   Blast.id != claim.blast_id).order_by(Blast.id)).all()
+        for blast_id in (claim.blast_id, *others):
+            blasts.change_state(s, blast_id=blast_id, from_states=(blasts.S.SENDING,),
+                                to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY)
 
     def _backoff(self, attempts: int, exc: GatewayError) -> float:
         """Seconds to wait after the `attempts`-th refusal in a row: growing, and never sooner

@@ -207,6 +207,27 @@ def test_a_second_unknown_in_a_row_pauses_the_blast(
     assert len(sim.sent_messages()) == taken
 
 
+@pytest.mark.parametrize(("fault", "options", "unknown"), [
+    ("server_error", {}, 1),  # HTTP 500: the one message it was handling is unknown
+    ("server_error", {"http_status": 504}, 2),  # no answer: a second in a row means WSAPME is down
+    ("device_offline", {}, 0),
+])
+def test_trouble_with_the_device_pauses_every_blast_sending_from_it_not_one_at_a_time(
+    engine: Engine, sim, fault: str, options: dict, unknown: int
+) -> None:
+    """A blast and its follow-up, or two lists, sending from one device at once: each had gone
+    on to try its own message after the other paused, and left one more unknown send each for
+    a person to decide about."""
+    ids = [launched_blast(engine, 4) for _ in range(3)]
+    sim.set_fault(fault, times=None, **options)
+    quick(worker_for(engine, sim, read_timeout=1.0)).run(once=True)
+    states = [blast_state(engine, i) for i in ids]
+    assert {state for state, _ in states} == {"paused"}
+    assert len({reason for _, reason in states}) == 1, "one reason, the device's"
+    assert sum(r.status == "UNKNOWN" for i in ids for r in rows(engine, i)) == unknown
+    assert sum(r.status == "QUEUED" for i in ids for r in rows(engine, i)) == 12 - unknown
+
+
 def test_unknowns_with_messages_taken_between_them_do_not_pause(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 4)
     worker = worker_for(engine, sim)

@@ -125,6 +125,28 @@ def test_auth_error_or_offline_device_pauses_the_blast(engine: Engine, sim, faul
         assert {r.attempts for r in s.scalars(select(BlastRecipient))} == {1}
 
 
+@pytest.mark.parametrize("held_by", ["gap", "cap"])
+def test_a_device_waiting_out_its_gap_or_its_cap_keeps_no_other_device_waiting(
+    engine: Engine, sim, held_by: str
+) -> None:
+    """The worker had kept to the devices it knew while any of them waited: a blast launched
+    on another device sat "sending" for the first one's hour-long gap, or, behind a finished
+    blast at its day's cap, until the next day."""
+    first = launched_blast(engine, 3 if held_by == "gap" else 1)
+    pacing = ({"send_min_gap_seconds": 3600.0, "send_daily_cap": 0} if held_by == "gap"
+              else {"send_min_gap_seconds": 0.0, "send_daily_cap": 1})
+    worker = worker_for(engine, sim, send_pacing="on", send_jitter_seconds=0.0, send_pause_every=0,
+                        send_quiet_hours="off", **pacing)
+    assert worker.step() is True
+    # Out of messages at its cap, the device has nothing to wait for.
+    assert worker.step() not in (True, None) if held_by == "gap" else worker.step() is None
+    other = launched_blast(engine, 2, device="7777")
+    assert worker.step() is True
+    assert [m.device for m in sim.sent_messages()] == ["5850", "7777"]
+    assert statuses(engine, other)[phone(0)] in ("PENDING", "SERVER_ACK")
+    assert statuses(engine, first)[phone(0)] in ("PENDING", "SERVER_ACK")
+
+
 def test_a_blast_is_sent_from_its_own_device_the_one_its_pacing_counts(engine: Engine, sim) -> None:
     """A follow-up keeps its parent's device, and `core send --device` picks one: the message
     must leave from it, not from whichever device the settings name today."""
