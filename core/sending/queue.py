@@ -227,7 +227,12 @@ def release(
     """Put a claimed recipient back in the queue: the gateway proved it did not take the message.
 
     A number that opted out while its message was with the gateway (too late to stop then) is
-    taken off the queue instead of being tried again (`opt_outs.withdraw_from_queues`)."""
+    taken off the queue instead of being tried again (`opt_outs.withdraw_from_queues`). In a
+    blast cancelled meanwhile it is not tried again either: it keeps no time for a next try nor
+    words that promise one, and reads as not sent, cancelled."""
+    state = session.scalar(select(Blast.state).where(Blast.id == claim.blast_id))
+    if state == BlastState.CANCELLED:
+        retry_at = error = None
     values: dict[str, object] = {
         "status": Status.QUEUED.value, "claimed_by": None, "lease_expires_at": None,
         "next_attempt_at": retry_at, "error": error, "updated_at": utcnow(),

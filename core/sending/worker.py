@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -547,10 +547,15 @@ class SendWorker:
         With `device`, the trouble is the device's or WSAPME's, not this message's: every blast
         sending from the device is paused with that reason, as its next message would fare no
         better (a blast and its follow-up sending at once: one unknown send, not one each)."""
+        # A person who paused the blast while its message was out hears why it did not go:
+        # resumed, it would fail the same way.
+        blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING, blasts.S.PAUSED),
+                            provided=or_(Blast.state == blasts.S.SENDING, Blast.paused_by == PausedBy.PERSON),
+                            to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY)
         others = [] if device is None else s.scalars(
             select(Blast.id).where(Blast.device == device, Blast.state == blasts.S.SENDING,
                                    Blast.id != claim.blast_id).order_by(Blast.id)).all()
-        for blast_id in (claim.blast_id, *others):
+        for blast_id in others:
             blasts.change_state(s, blast_id=blast_id, from_states=(blasts.S.SENDING,),
                                 to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY)
 

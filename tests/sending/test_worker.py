@@ -261,6 +261,47 @@ def test_pause_resume_cancel_take_effect_before_the_next_message(engine: Engine,
     assert all(sim.sent_count(p.lstrip("+")) <= 1 for p in result)
 
 
+def test_a_pause_by_hand_while_the_device_is_found_offline_says_the_device_is_offline(
+    engine: Engine, sim
+) -> None:
+    """The person's pause landed first and kept "Paused by you.": resumed, the blast spent one
+    more try before saying why nothing went."""
+    blast_id = launched_blast(engine, 3)
+    sim.set_fault("device_offline", times=None)
+
+    def paused_meanwhile(to: str) -> None:
+        with transaction(engine) as s:
+            blasts.pause(s, blast_id=blast_id)
+
+    worker = worker_for(engine, sim)
+    worker.client = AroundSends(worker.client, before=paused_meanwhile)
+    worker.run(once=True)
+    state, reason = blast_state(engine, blast_id)
+    assert state == "paused" and reason != blasts.PAUSED_BY_YOU and "device is offline" in reason
+    with transaction(engine) as s:
+        assert s.get(Blast, blast_id).paused_by == "gateway"
+    assert set(statuses(engine, blast_id).values()) == {"QUEUED"}
+
+
+def test_a_message_put_back_after_its_blast_was_cancelled_promises_no_next_try(engine: Engine, sim) -> None:
+    blast_id = launched_blast(engine, 2)
+    sim.set_fault("server_error", times=1, http_status=503)
+
+    def cancelled_meanwhile(to: str) -> None:
+        with transaction(engine) as s:
+            blasts.cancel(s, blast_id=blast_id)
+
+    worker = worker_for(engine, sim)
+    worker.client = AroundSends(worker.client, before=cancelled_meanwhile)
+    worker.run(once=True)
+    assert blast_state(engine, blast_id)[0] == "cancelled"
+    with transaction(engine) as s:
+        found = s.execute(select(BlastRecipient.status, BlastRecipient.error, BlastRecipient.next_attempt_at)
+                          .where(BlastRecipient.blast_id == blast_id)).all()
+    assert [tuple(row) for row in found] == [("QUEUED", None, None)] * 2
+    assert sim.sent_messages() == []
+
+
 def test_pacing_spaces_messages_by_the_minimum_gap(engine: Engine, sim) -> None:
     launched_blast(engine, 6)
     worker_for(engine, sim, send_pacing="on", send_min_gap_seconds=0.2, send_jitter_seconds=0.1,
