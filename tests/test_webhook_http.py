@@ -266,6 +266,23 @@ def test_the_secret_never_reaches_the_access_log(served: Served, caplog: pytest.
     assert served.secret not in caplog.text and "guess" not in caplog.text
 
 
+def test_the_secret_in_a_mistyped_webhook_address_never_reaches_the_access_log(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An address pasted with a capital, a doubled slash, "[secret]" left in it or the secret
+    as a query had been logged as typed: the live secret in the server's log."""
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    secret = served.secret
+    for path in (f"/webhooks/WSAPME/{secret}", f"/WEBHOOKS/wsapme/{secret}", f"//webhooks//wsapme/{secret}",
+                 f"/webhooks/wsapme/[secret]/{secret}", f"/webhooks/wsapme/[secret]?s={secret}",
+                 f"/webhooks/wsapme?secret={secret}", f"/webhooks/wsapme/{secret}/"):
+        answer = requests.post(served.base + path, data=b"{}", timeout=30, allow_redirects=False)
+        assert answer.status_code != 200, path
+    access = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert len(access) == 7
+    assert secret not in caplog.text, caplog.text
+
+
 # --- the ack that beats the send ---------------------------------------------------------
 
 

@@ -41,7 +41,9 @@ REPLAY_EVERY_SECONDS = 30.0
 _STORED = b'{"ok":true}'
 # Of a body refused for its size, what is kept to show what it was.
 REFUSED_KEPT_BYTES = 4096
-_SECRET_IN_PATH_RE = re.compile(re.escape(WEBHOOK_PATH) + r"[^/?#\s\"']*")
+# The webhook's path and all that follows it, however it was typed ("/Webhooks//wsapme",
+# "[secret]" pasted along, the secret as a query): none of it is logged.
+_SECRET_IN_PATH_RE = re.compile(r"/+webhooks/+wsapme[^\s\"']*", re.IGNORECASE)
 
 
 def webhook_routes() -> list[Route]:
