@@ -114,7 +114,11 @@ def blast_to_show(ids: Sequence[int], *, asked: str | None, picked: int | None) 
 
 
 def _address_follows_pick() -> None:
-    st.query_params["blast"] = str(st.session_state[PICK_KEY])
+    # A change the browser sent before the picker was dropped (`redraw_picker`) finds no value:
+    # the page's next run puts it back.
+    picked = st.session_state.get(PICK_KEY)
+    if picked is not None:
+        st.query_params["blast"] = str(picked)
 
 
 def picker_label(blast_id: int, name: str | None, tag: str | None, state: str, day: dt.datetime) -> str:
@@ -354,7 +358,8 @@ def render_actions(blast: Blast) -> None:
                     st.rerun()
     elif blast.state in UNFINISHED_STATES:
         with cols[1].popover("Cancel blast", icon=":material/cancel:"):
-            st.write("Nobody who has not been sent the message yet will get it. This cannot be undone.")
+            st.write("The people not messaged yet will not get it; those already messaged keep their "
+                     "message. This cannot be undone.")
             if st.button("Yes, cancel it", key="cancel_confirm", type="primary"):
                 _act("cancel the blast", blasts.cancel, blast.id)
 

@@ -1310,3 +1310,21 @@ def test_a_follow_up_ahead_that_took_no_one_says_why_it_sent_nothing(
     infos = [i.value for i in _open(ids[1]).info]
     assert (f"As it started, no one matched “Read, no reply” of blast #{ids[0]} who had not opted out or had "
             "another follow-up of it: it sent nothing." in infos) is said, "a cancelled one never started"
+
+
+def _a_pick_arriving_after_the_picker_was_dropped() -> None:
+    import streamlit as st
+
+    from dashboard.blast_views import PICK_KEY, _address_follows_pick
+
+    st.session_state.pop(PICK_KEY, None)  # as `redraw_picker` does after Cancel or Pause
+    _address_follows_pick()  # what the browser's last change to the picker still calls
+    st.write("Cancelled")
+
+
+def test_a_change_to_the_picker_after_an_action_dropped_it_shows_no_error() -> None:
+    """Cancel, then the page's self-refreshing part sending the picker's old value: the whole
+    page had been replaced by Streamlit's error box, though the cancel had worked."""
+    at = AppTest.from_function(_a_pick_arriving_after_the_picker_was_dropped, default_timeout=30).run()
+    assert not at.exception
+    assert [m.value for m in at.markdown] == ["Cancelled"]
