@@ -32,8 +32,13 @@ ROW_PX, ROWS_SHOWN = 35, 20
 
 
 def height_for(rows: int) -> int | str:
-    """A table's height for a page of `rows`: up to ROWS_SHOWN of them in view, then it scrolls."""
-    return "auto" if rows <= 10 else ROW_PX * (min(rows, ROWS_SHOWN) + 1) + 3
+    """A table's height for a page of `rows`: up to ROWS_SHOWN of them in view, then it scrolls,
+    with half of the next row showing. Cut at a row's edge, a page of 25 had looked like 20: the
+    grid's scroll bar shows only once the pointer is over it."""
+    if rows <= 10:
+        return "auto"
+    more = ROW_PX // 2 if rows > ROWS_SHOWN else 0
+    return ROW_PX * (min(rows, ROWS_SHOWN) + 1) + more + 3
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -674,7 +674,8 @@ def test_a_long_page_of_replies_shows_twenty_rows_before_it_scrolls(
     from dashboard.tables import ROW_PX, height_for
 
     assert height_for(3) == "auto" and height_for(10) == "auto"
-    assert height_for(30) == height_for(50) == ROW_PX * 21 + 3
+    assert height_for(20) == ROW_PX * 21 + 3
+    assert height_for(21) == height_for(50) == ROW_PX * 21 + ROW_PX // 2 + 3, "half of the next row shows"
     asked: list[int] = []
     monkeypatch.setattr(reply_views, "height_for", lambda rows: asked.append(rows) or height_for(rows))
     with transaction(engine) as s:
