@@ -33,6 +33,7 @@ from dashboard.auth import identity_provider_configured, password_login
 from dashboard.compose import Message, Sample, bubble_html, plain, render_template
 from dashboard.data import reading, session, settings, upload_digest
 from dashboard.format import plural
+from dashboard.tables import no_toolbar_csv
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,9 @@ def render_report(report: ImportReport) -> None:
             ]
         )
         need = "needs" if len(problems) == 1 else "need"
-        with st.expander(f"{plural(len(problems), 'row')} {need} a look", expanded=len(problems) <= 20):
+        title = f"{plural(len(problems), 'row')} {need} a look"
+        # The file's own cells: no toolbar download of them as typed.
+        with st.expander(title, expanded=len(problems) <= 20), no_toolbar_csv("report_table_box"):
             st.dataframe(frame, hide_index=True, width="stretch", key="report_table")
     st.download_button(
         "Download the full report (CSV)",

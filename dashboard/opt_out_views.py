@@ -18,6 +18,7 @@ from dashboard.data import on_download, reading, session, settings
 from dashboard.format import plural
 from dashboard.layout import friendly_errors
 from dashboard.recipient_views import added_words, after_action, live_table_key, render_done
+from dashboard.tables import no_toolbar_csv
 
 SHOWN = 200  # newest entries listed; search finds the rest
 LIST_COLUMNS = {
@@ -124,8 +125,9 @@ def render_list() -> None:
     # Newest first: a STOP arriving between the tick and the click moves every row down one, so
     # the numbers shown are in the key.
     key = live_table_key(KEY, view=(search,), shown=frame["Number"])
-    event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
-                         selection_mode="single-row", key=key, column_config=LIST_COLUMNS)
+    with no_toolbar_csv(f"{KEY}_table_box"):  # names as they came in lists
+        event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
+                             selection_mode="single-row", key=key, column_config=LIST_COLUMNS)
     # Every number that matches, not only the newest shown: the list goes to other tools.
     label = f"Download {_these(total)} (CSV)" if search.strip() else "Download the list (CSV)"
     st.download_button(label, on_download(lambda s: list_csv(s, search=search)), file_name="opt-outs.csv",

@@ -48,7 +48,7 @@ from dashboard.compose import bubble_html, plain
 from dashboard.data import get_engine, on_download, reading, session, settings, upload_digest
 from dashboard.format import and_list, one_of_many, plural
 from dashboard.layout import friendly_errors
-from dashboard.tables import height_for
+from dashboard.tables import height_for, no_toolbar_csv
 
 # Where a status change came from, in words (the codes stay in the database).
 SOURCE_WORDS = {
@@ -104,16 +104,17 @@ def render_recipients(blast_id: int, *, cancelled: bool, key_prefix: str = "rcp"
     if frame.empty:
         st.info("No recipients match.")
         return
-    event = st.dataframe(
-        frame.drop(columns=_HIDDEN),
-        hide_index=True,
-        width="stretch",
-        height=height_for(len(frame)),
-        column_config=RECIPIENT_COLUMNS,
-        on_select="rerun",
-        selection_mode="multi-row",
-        key=live_table_key(key_prefix, view=view, shown=frame["id"]),
-    )
+    with no_toolbar_csv(f"{key_prefix}_table_box"):  # replies and the list's own columns
+        event = st.dataframe(
+            frame.drop(columns=_HIDDEN),
+            hide_index=True,
+            width="stretch",
+            height=height_for(len(frame)),
+            column_config=RECIPIENT_COLUMNS,
+            on_select="rerun",
+            selection_mode="multi-row",
+            key=live_table_key(key_prefix, view=view, shown=frame["id"]),
+        )
     chosen = [int(frame.iloc[i]["id"]) for i in event.selection.rows if i < len(frame)]
     if not chosen:
         st.caption("Tick rows to see their history, mark sales closed, decide about unknown sends, "

@@ -53,21 +53,13 @@ from dashboard.recipient_views import (
     table_key,
     undone_words,
 )
-from dashboard.tables import height_for
+from dashboard.tables import height_for, no_toolbar_csv
 
 KEY = "rpl"
 OPTED_OUT = "Opted out"  # their status when they asked not to be messaged
 SHOWN_CONVERSATIONS = 10  # ticking a whole page must not lay out fifty conversations
 CHECK_EVERY = 30  # seconds between two looks for replies that came in after the list was read
-# The table's own toolbar offers a CSV of the page shown, with replies as typed (one starting
-# with "=" runs as a formula in Excel) and under the same name as the page's download of the
-# whole list. Streamlit can turn it off only for every table of the app, cell copying with it:
-# it is hidden on this table alone.
 TABLE_BOX = f"{KEY}_table"
-NO_TABLE_DOWNLOAD = (
-    f"<style>.st-key-{TABLE_BOX} [data-testid='stElementToolbarButton']"
-    ":has(button[aria-label^='Download as CSV']) {display: none}</style>"
-)
 
 INBOX_COLUMNS = {
     # On a 1366 px laptop the table shows 904 px, 32 of them the ticks' column and 6 a scroll
@@ -238,8 +230,7 @@ def _render_table(found: InboxPage, filters: InboxFilter) -> None:
                                                                      strict=True)],
     })
     ids = [r.recipient_id for r in found.rows]
-    st.html(NO_TABLE_DOWNLOAD)
-    with st.container(key=TABLE_BOX):
+    with no_toolbar_csv(TABLE_BOX):
         event = st.dataframe(
             frame, hide_index=True, width="stretch", height=height_for(len(frame)),
             column_config=INBOX_COLUMNS, on_select="rerun",
@@ -370,8 +361,9 @@ def render_unmatched(found: list[UnmatchedMessage]) -> None:
                 for m in found
             ],
         })
-        st.dataframe(frame, hide_index=True, width="stretch", column_config=UNMATCHED_COLUMNS,
-                     key=f"{KEY}_unmatched")
+        with no_toolbar_csv(f"{KEY}_unmatched_box"):
+            st.dataframe(frame, hide_index=True, width="stretch", column_config=UNMATCHED_COLUMNS,
+                         key=f"{KEY}_unmatched")
 
 
 def inbox_table_key(*, generation: int, filters: InboxFilter, page: int, ids: list[int]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -29,6 +31,18 @@ BLAST_COLUMN_WIDTHS = {
 # Streamlit's rows and header are 35 px high; a table left to itself shows ten rows, in a box
 # with half a laptop screen empty below it.
 ROW_PX, ROWS_SHOWN = 35, 20
+
+
+@contextlib.contextmanager
+def no_toolbar_csv(key: str) -> Iterator[None]:
+    """A box for a table that shows what others typed (a reply, a list's cells): its toolbar
+    offers no "Download as CSV". That file holds cells as typed, and one starting with "=" runs
+    as a formula in Excel; the pages' own downloads neutralise such cells. Streamlit can turn
+    the toolbar's download off only for every table of the app, cell copying with it."""
+    st.html(f"<style>.st-key-{key} [data-testid='stElementToolbarButton']"
+            ":has(button[aria-label^='Download as CSV']) {display: none}</style>")
+    with st.container(key=key):
+        yield
 
 
 def height_for(rows: int) -> int | str:

