@@ -97,3 +97,16 @@ def test_a_column_below_title_lines_with_a_phone_number_can_be_chosen(
     report = parse_csv(data, phone_column=phone)
     assert (report.phone_column, report.name_column) == (phone, "Name")
     assert [(r.phone, r.name) for r in report.rows] == [("+60123456789", "Ali"), ("+60134567890", "Siti")]
+
+
+def test_a_file_of_long_or_many_cells_is_named_in_a_message_one_can_read() -> None:
+    """Random bytes read as text, or a report of a hundred columns: the message had listed
+    every "column", thousands of characters."""
+    header = ",".join(["Nota " + "x" * 200, *(f"Kolum {i}" for i in range(30))])
+    with pytest.raises(ColumnNotFound) as caught:
+        parse_csv(f"{header}\nAli,KL\n".encode())
+    message = caught.value.message
+    assert message.startswith("No phone number column found. The columns are: “Nota xxx")
+    assert "x" * 40 not in message and "“Kolum 10”, and 19 more." in message
+    assert len(message) < 400
+    assert len(caught.value.headers) == 31, "all of them can still be chosen"

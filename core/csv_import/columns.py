@@ -498,9 +498,20 @@ def _position_name(index: int) -> str:
     return f"column {index + 1}"
 
 
+# How much of the columns a message names: a file that is not a list (random bytes, a long
+# note) has "headers" of thousands of characters, and a report can have a hundred columns.
+LISTED_HEADERS, LISTED_HEADER_CHARS = 12, 40
+
+
 def _list_headers(row: Sequence[str]) -> str:
-    seen = [cell.strip() for cell in row if cell.strip()]
-    return ", ".join(f"“{h}”" for h in seen) if seen else "(none)"
+    seen = [" ".join(cell.split()) for cell in row if cell.strip()]
+    if not seen:
+        return "(none)"
+    shown = [f"“{h if len(h) <= LISTED_HEADER_CHARS else h[:LISTED_HEADER_CHARS - 1] + '…'}”"
+             for h in seen[:LISTED_HEADERS]]
+    if len(seen) > LISTED_HEADERS:
+        shown.append(f"and {len(seen) - LISTED_HEADERS} more")
+    return ", ".join(shown)
 
 
 def best_phone_column(header: Sequence[str]) -> int | None:
