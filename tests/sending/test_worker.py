@@ -261,6 +261,17 @@ def test_pause_resume_cancel_take_effect_before_the_next_message(engine: Engine,
     assert all(sim.sent_count(p.lstrip("+")) <= 1 for p in result)
 
 
+def _while_its_message_is_out(engine: Engine, sim, act: Callable[..., None], blast_id: int) -> None:  # type: ignore[no-untyped-def]
+    """A worker's run in which a person acts on the blast (pause, cancel) just before each send."""
+    def acted(to: str) -> None:
+        with transaction(engine) as s:
+            act(s, blast_id=blast_id)
+
+    worker = worker_for(engine, sim)
+    worker.client = AroundSends(worker.client, before=acted)
+    worker.run(once=True)
+
+
 def test_a_pause_by_hand_while_the_device_is_found_offline_says_the_device_is_offline(
     engine: Engine, sim
 ) -> None:
@@ -268,14 +279,7 @@ def test_a_pause_by_hand_while_the_device_is_found_offline_says_the_device_is_of
     more try before saying why nothing went."""
     blast_id = launched_blast(engine, 3)
     sim.set_fault("device_offline", times=None)
-
-    def paused_meanwhile(to: str) -> None:
-        with transaction(engine) as s:
-            blasts.pause(s, blast_id=blast_id)
-
-    worker = worker_for(engine, sim)
-    worker.client = AroundSends(worker.client, before=paused_meanwhile)
-    worker.run(once=True)
+    _while_its_message_is_out(engine, sim, blasts.pause, blast_id)
     state, reason = blast_state(engine, blast_id)
     assert state == "paused" and reason != blasts.PAUSED_BY_YOU and "device is offline" in reason
     with transaction(engine) as s:
@@ -286,14 +290,7 @@ def test_a_pause_by_hand_while_the_device_is_found_offline_says_the_device_is_of
 def test_a_message_put_back_after_its_blast_was_cancelled_promises_no_next_try(engine: Engine, sim) -> None:
     blast_id = launched_blast(engine, 2)
     sim.set_fault("server_error", times=1, http_status=503)
-
-    def cancelled_meanwhile(to: str) -> None:
-        with transaction(engine) as s:
-            blasts.cancel(s, blast_id=blast_id)
-
-    worker = worker_for(engine, sim)
-    worker.client = AroundSends(worker.client, before=cancelled_meanwhile)
-    worker.run(once=True)
+    _while_its_message_is_out(engine, sim, blasts.cancel, blast_id)
     assert blast_state(engine, blast_id)[0] == "cancelled"
     with transaction(engine) as s:
         found = s.execute(select(BlastRecipient.status, BlastRecipient.error, BlastRecipient.next_attempt_at)
