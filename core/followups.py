@@ -83,19 +83,17 @@ def _candidates(
             and_(Blast.state == BlastState.CANCELLED, BlastRecipient.status.not_in(NEVER_WENT)),
         ))
     )
-    bought = _bought(parent_id, chosen, follow_up=excluding, now=now)
+    bought = _bought(parent_id, chosen, follow_up=excluding)
     return chosen, opted_out, and_(or_(followed_up, bought), not_(opted_out))
 
 
-def _bought(
-    parent_id: int, chosen: Subquery, *, follow_up: int | None, now: dt.datetime | None
-) -> ColumnElement[bool]:
+def _bought(parent_id: int, chosen: Subquery, *, follow_up: int | None) -> ColumnElement[bool]:
     """Their sale is recorded on another blast of the follow-up's campaign, as the sale rule
     measures it from the follow-up (`closed_under_its_tag`): "Last call!" to a buyer, whose
     sale could not be recorded on the follow-up's row. Measured from `follow_up` once it is
-    made, else from `now`; the parent's own sales are the chosen stage's business."""
-    blasts = (campaign_blasts(parent_id, made=now or utcnow()) if follow_up is None
-              else campaign_blasts(follow_up))
+    made (from when it was made, not when it is due), else from now, when it would be made;
+    the parent's own sales are the chosen stage's business."""
+    blasts = campaign_blasts(parent_id, made=utcnow()) if follow_up is None else campaign_blasts(follow_up)
     return chosen.c.phone_number.in_(
         select(BlastRecipient.phone_number)
         .where(BlastRecipient.status == Status.CLOSED.value, BlastRecipient.blast_id.in_(blasts),
@@ -104,13 +102,15 @@ def _bought(
 
 
 def follow_up_audience(
-    session: Session, *, parent_id: int, selector: StageSelector, now: dt.datetime | None = None
+    session: Session, *, parent_id: int, selector: StageSelector, now: dt.datetime | None = None,
+    follow_up: int | None = None,
 ) -> Audience:
     """How many of the parent's recipients `create_follow_up` would take with this choice, and
     how many of them it would leave out (opted out, followed up already, or bought on another
-    blast of the campaign): shown before the draft is made."""
-    chosen, opted_out, moved_on = _candidates(parent_id, selector, now)
-    bought = and_(_bought(parent_id, chosen, follow_up=None, now=now), not_(opted_out))
+    blast of the campaign): shown before the draft is made. For `follow_up`, one made already
+    that chooses its people as it starts: whom it would take, as things stand."""
+    chosen, opted_out, moved_on = _candidates(parent_id, selector, now, excluding=follow_up)
+    bought = and_(_bought(parent_id, chosen, follow_up=follow_up), not_(opted_out))
 
     def counted(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)

@@ -386,7 +386,8 @@ def _render_reschedule(blast: Blast, place: Any) -> None:
         if at is None and chosen_at_start(blast) and blast.parent_blast_id:
             selector = StageSelector.from_json(blast.follow_up_selector or {})
             with reading() as s:
-                now = follow_up_audience(s, parent_id=blast.parent_blast_id, selector=selector).reached
+                now = follow_up_audience(s, parent_id=blast.parent_blast_id, selector=selector,
+                                         follow_up=blast.id).reached
             said = f"Sent now, it takes whoever matches now: {plural(now, 'person', 'people')}."
             if now:
                 st.caption(said)
@@ -675,7 +676,7 @@ def render_chosen_at_start(blast: Blast) -> None:
         return
     with reading() as s:
         then = follow_up_audience(s, parent_id=blast.parent_blast_id, selector=selector,
-                                  now=blast.scheduled_at)
+                                  now=blast.scheduled_at, follow_up=blast.id)
     st.info(f"Its people are chosen as it starts: whoever then matches “{name}”{since} of blast "
             f"#{blast.parent_blast_id}, less anyone who opted out or had another follow-up of it. As "
             f"things stand, that would be **{plural(then.reached, 'person', 'people')}**.",

@@ -307,7 +307,12 @@ def test_a_follow_ups_campaign_is_measured_from_the_follow_up_as_its_sales_are(e
             mark_closed(s, recipient_ids=[make_recipient(s, other, phone_number=phone, status="READ_ACK").id])
         assert follow_up_audience(s, parent_id=first.id, selector=read_no_reply) == (
             Audience(matching=3, opted_out=0, followed_up=0, bought=1))
+        # Scheduled for a month ahead, it is still made now: measured from now, not its time.
+        assert follow_up_audience(s, parent_id=first.id, selector=read_no_reply,
+                                  now=now + dt.timedelta(days=30)).bought == 1
         child = create_follow_up(s, parent_id=first.id, message_template="Last call!", selector=read_no_reply)
+        assert follow_up_audience(s, parent_id=first.id, selector=read_no_reply, follow_up=child.id,
+                                  now=now + dt.timedelta(days=30)).bought == 1
         taken = {r.phone_number: r for r in child.recipients}
         assert sorted(taken) == [long_ago, neither]
         assert closed_under_its_tag(s, taken[long_ago]) is None, "its sale may be recorded here"
