@@ -508,8 +508,10 @@ def _close(sales: SalesFile, *, blast_id: int, only_chain: bool) -> None:
             bar.progress(lines / of, text=f"Closing the sales: {lines:,} of {of:,} lines")
 
     try:
+        # Looking through every blast once live, a practice blast is no candidate; a practice
+        # blast's own chain, chosen on its page, is that chain.
         report = close_in_batches(get_engine(), sales, blast_ids=blast_ids, progress=moved,
-                                  leave_out_practice=not settings().sandbox)
+                                  leave_out_practice=not settings().sandbox and not blast_ids)
     except ClosingStopped as exc:
         report = exc.report
         flash("close_stopped", exc.message)

@@ -329,6 +329,30 @@ def test_closing_for_this_campaign_names_the_campaign_that_messaged_a_buyer(engi
     assert "left open" in warning
 
 
+def test_once_live_a_practice_blasts_own_page_still_closes_sales_on_its_chain(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every blast looked through leaves practice out once live; a practice blast's own chain,
+    chosen on its page, is that chain: its buyers are not "Never messaged"."""
+    from core.config import get_settings
+
+    monkeypatch.setenv("WSAPME_TOKEN", "t0ken-for-the-test")
+    monkeypatch.setenv("WSAPME_DEVICE", "5850")
+    get_settings.cache_clear()
+    with transaction(engine) as s:
+        practice = make_blast(s, name="Raya try-out", state="completed", device="sandbox")
+        make_recipient(s, practice, phone_number="+60123456789", status="REPLIED", sent_at=utcnow())
+        blast_id = practice.id
+    at = _open(blast_id)
+    assert at.checkbox(key="close_chain").value
+    at.file_uploader(key="close_upload").set_value(("sales.csv", b"phone\n0123456789\n", "text/csv"))
+    at.run()
+    at.button(key="close_apply").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Closed"], metrics["Never messaged"]) == ("1", "0")
+
+
 def test_closing_from_a_file_says_which_blasts_the_sales_went_to(engine: Engine) -> None:
     """A buyer messaged again by a follow-up is closed on the follow-up: this blast's Closed
     does not move for them, and the report says where it went."""
