@@ -500,7 +500,7 @@ def _position_name(index: int) -> str:
 
 # How much of the columns a message names: a file that is not a list (random bytes, a long
 # note) has "headers" of thousands of characters, and a report can have a hundred columns.
-LISTED_HEADERS, LISTED_HEADER_CHARS = 12, 40
+LISTED_HEADERS, LISTED_HEADER_CHARS = 20, 60
 
 
 def _list_headers(row: Sequence[str]) -> str:

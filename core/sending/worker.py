@@ -523,7 +523,7 @@ class SendWorker:
 
     def _misconfigured(self, claim: Claim, exc: ConfigError, *, device: str, claimed: dt.datetime) -> None:
         with transaction(self.engine) as s:
-            self._put_back(s, claim, device=device, claimed=claimed, pause=exc.message, whole_device=True)
+            self._put_back(s, claim, device=device, claimed=claimed, pause=exc.message)
 
     def _put_back(
         self, s: Session, claim: Claim, *, device: str, claimed: dt.datetime, pause: str | None = None,
@@ -543,10 +543,11 @@ class SendWorker:
             self._pause_for(s, claim, pause, device=device if whole_device else None)
 
     def _pause_for(self, s: Session, claim: Claim, reason: str, *, device: str | None = None) -> None:
-        """Pause the claim's blast with the reason its page shows (unless a person acted first).
-        With `device`, the trouble is the device's or WSAPME's, not this message's: every blast
-        sending from the device is paused with that reason, as its next message would fare no
-        better (a blast and its follow-up sending at once: one unknown send, not one each)."""
+        """Pause the claim's blast with the reason its page shows, unless it was cancelled or
+        paused otherwise than by a person meanwhile. With `device`, the trouble is the device's
+        or WSAPME's, not this message's: every blast sending from the device is paused with that
+        reason, as its next message would fare no better (a blast and its follow-up sending at
+        once do not each leave unknown sends)."""
         # A person who paused the blast while its message was out hears why it did not go:
         # resumed, it would fail the same way.
         blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING, blasts.S.PAUSED),

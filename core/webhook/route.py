@@ -43,7 +43,7 @@ _STORED = b'{"ok":true}'
 REFUSED_KEPT_BYTES = 4096
 # The webhook's path and all that follows it, however it was typed ("/Webhooks//wsapme",
 # "[secret]" pasted along, the secret as a query): none of it is logged.
-_SECRET_IN_PATH_RE = re.compile(r"/+webhooks/+wsapme[^\s\"']*", re.IGNORECASE)
+_SECRET_IN_PATH_RE = re.compile(r"/+webhooks?/+wsapme[^\s\"']*", re.IGNORECASE)
 
 
 def webhook_routes() -> list[Route]:
