@@ -826,3 +826,15 @@ def test_a_tag_typed_joins_the_campaign_spelled_so_or_is_told_of_one_it_looks_li
         assert tag_in_use(s, "Nov Week 2") == TagInUse()
         assert tag_in_use(s, "Merdeka") == TagInUse()
         assert tag_in_use(s, "   ") == TagInUse()
+
+
+def test_a_few_stray_nul_characters_are_taken_out_and_their_lines_named() -> None:
+    """One NUL in a cell (a program that padded it) had refused the whole list as "not text"."""
+    report = parse_csv(b"name,phone\r\nA\x00li,0123456789\r\nBala,01345\x0067890\r\nChong,0198765432\r\n")
+    assert [(r.line, r.outcome, r.name, r.phone) for r in report.rows] == [
+        (2, Outcome.VALID, "Ali", "+60123456789"), (3, Outcome.VALID, "Bala", "+60134567890"),
+        (4, Outcome.VALID, "Chong", "+60198765432")]
+    assert "An invisible character (NUL) on lines 2 and 3 of the file was taken out; check those rows." in (
+        report.notes)
+    with pytest.raises(BadCsv, match="This file is not text"):  # many of them: not a list
+        parse_csv(b"name,phone\r\n" + b"A\x00l\x00i\x00,0123456789\r\n" * 50)

@@ -21,6 +21,7 @@ from core.csv_import import workbook
 from core.csv_import.columns import HEADER_SEARCH_RECORDS
 from core.csv_import.report import Records
 from core.errors import BadCsv
+from core.words import and_list
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
 DELIMITERS = (",", ";", "\t", "|")
@@ -79,6 +80,7 @@ def read_table(
     text = decoded.text
     _reject_web_page(text)
     _reject_binary_text(text)
+    text, nul_notes = _without_stray_nuls(text)
     delimiter = sniff_delimiter(text)
     refuse_wide_records(text, delimiter)
     records, notes = place_records(tokenise(text, delimiter), text, delimiter)
@@ -87,7 +89,7 @@ def read_table(
     # stays on one row; the notes about quote marks and encodings name the lines of the file.
     records.lines = range(1, len(records) + 1)
     return RawTable(rows=records, encoding=decoded.encoding, delimiter=delimiter,
-                    notes=decoded.notes + notes)
+                    notes=decoded.notes + nul_notes + notes)
 
 
 def _read_workbook(data: bytes, *, max_upload_mb: float, sheet: str | None) -> RawTable:
@@ -318,8 +320,29 @@ def _reject_binary_text(text: str) -> None:
     controls = sum(
         1 for ch in sample if ch not in "\t\r\n\f\v" and unicodedata.category(ch) == "Cc"
     )
-    if "\x00" in text or controls > max(2, len(sample) // 100):
+    nuls = text.count("\x00")
+    if controls > max(2, len(sample) // 100) or nuls > max(2, len(text) // 1000):
         raise BadCsv(f"This file is not text, so it cannot be a CSV file: {SAVE_AS_CSV}.")
+
+
+# Lines named in a note about invisible characters taken out, before "and N more".
+NUL_LINES_LISTED = 10
+
+
+def _without_stray_nuls(text: str) -> tuple[str, list[str]]:
+    """The text without the few NUL characters left in it (a program that padded a cell, a file
+    cut short and saved again), and a note naming their lines: the rest of the list is read as
+    it is, and nothing in a cell is lost but an invisible character that no database keeps."""
+    if "\x00" not in text:
+        return text, []
+    lines = [number for number, line in enumerate(text.split("\n"), 1) if "\x00" in line]
+    named = [str(line) for line in lines[:NUL_LINES_LISTED]]
+    if len(lines) > NUL_LINES_LISTED:
+        named.append(f"{len(lines) - NUL_LINES_LISTED:,} more")
+    where = f"line{'s' if len(lines) > 1 else ''} {and_list(named)}"
+    return text.replace("\x00", ""), [
+        f"An invisible character (NUL) on {where} of the file was taken out; check those rows."]
+
 
 
 # --- delimiter -----------------------------------------------------------------------------
