@@ -71,6 +71,15 @@ def _candidates(
     moved on" (another follow-up of the parent, not `excluding`, has messaged them, or their
     sale is recorded on another blast of the campaign): what the audience counts, what the
     draft takes and what it still takes as it starts, from one definition."""
+    chosen, opted_out, followed_up, bought = _parts(parent_id, selector, now, excluding=excluding)
+    return chosen, opted_out, and_(or_(followed_up, bought), not_(opted_out))
+
+
+def _parts(
+    parent_id: int, selector: StageSelector, now: dt.datetime | None, *, excluding: int | None
+) -> tuple[Subquery, ColumnElement[bool], ColumnElement[bool], ColumnElement[bool]]:
+    """`_candidates`' recipients and conditions, with "moved on" in its two parts: followed up
+    by another follow-up, and bought on another blast of the campaign (`_bought`)."""
     chosen = select_recipients(blast_ids=[parent_id], selector=selector, now=now).subquery()
     opted_out = chosen.c.phone_number.in_(select(OptOut.phone_number))
     followed_up = chosen.c.phone_number.in_(
@@ -83,8 +92,7 @@ def _candidates(
             and_(Blast.state == BlastState.CANCELLED, BlastRecipient.status.not_in(NEVER_WENT)),
         ))
     )
-    bought = _bought(parent_id, chosen, follow_up=excluding)
-    return chosen, opted_out, and_(or_(followed_up, bought), not_(opted_out))
+    return chosen, opted_out, followed_up, _bought(parent_id, chosen, follow_up=excluding)
 
 
 def _bought(parent_id: int, chosen: Subquery, *, follow_up: int | None) -> ColumnElement[bool]:
@@ -109,14 +117,15 @@ def follow_up_audience(
     how many of them it would leave out (opted out, followed up already, or bought on another
     blast of the campaign): shown before the draft is made. For `follow_up`, one made already
     that chooses its people as it starts: whom it would take, as things stand."""
-    chosen, opted_out, moved_on = _candidates(parent_id, selector, now, excluding=follow_up)
-    bought = and_(_bought(parent_id, chosen, follow_up=follow_up), not_(opted_out))
+    chosen, opted_out, followed_up, bought = _parts(parent_id, selector, now, excluding=follow_up)
 
     def counted(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
+    # Each left out once: opted out first, then bought, then followed up.
     matching, left_out, already, sold = session.execute(
-        select(func.count(), counted(opted_out), counted(and_(moved_on, not_(bought))), counted(bought))
+        select(func.count(), counted(opted_out), counted(and_(followed_up, not_(bought), not_(opted_out))),
+               counted(and_(bought, not_(opted_out))))
         .select_from(chosen)
     ).one()
     return Audience(int(matching), int(left_out), int(already), int(sold))
