@@ -168,6 +168,67 @@ def test_wrong_secrets_read_the_accepted_ones_again_at_most_once_a_second(engine
     assert asked.count(True) == 0, "the turn was taken by the one that asked first"
 
 
+def test_a_check_while_a_rotation_is_uncommitted_does_not_hide_the_new_secret(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A post checked in the moment between a rotation and its commit reads the secrets
+    without the new one; the new one is still taken as soon as the rotation is committed."""
+    import asyncio
+
+    from core.webhook.route import _check_secret, secret_accepted
+    from core.webhook.secret import current_secret, remembered_secrets, rotate_secret
+
+    settings = _own_secret(db_url, monkeypatch)
+    engine = engine_for(settings.sqlalchemy_url)
+    with transaction(engine) as s:
+        first = current_secret(s, settings=settings)
+    remembered = remembered_secrets(settings)
+    with transaction(engine) as s:
+        newest = rotate_secret(s, settings=settings)
+        assert _check_secret(remembered, settings, first), "a post in between, with the old secret"
+    assert asyncio.run(secret_accepted(settings, newest)), "the new secret at once"
+    get_settings.cache_clear()
+
+
+def test_a_read_under_way_when_the_secrets_are_forgotten_is_not_remembered(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation committing while a post's check is reading: what that read saw may be from
+    before it, so the next post reads again rather than trust it."""
+    from sqlalchemy import event
+
+    from core.webhook.route import _check_secret
+    from core.webhook.secret import PREVIOUS_KEY, AcceptedSecrets, current_secret
+
+    settings = _own_secret(db_url, monkeypatch)
+    engine = engine_for(settings.sqlalchemy_url)
+    with transaction(engine) as s:
+        secret = current_secret(s, settings=settings)
+    remembered = AcceptedSecrets(ttl=60, asked_again_after=60)
+
+    def committed_meanwhile(_conn: object, _cursor: object, _statement: str, parameters: Any,
+                            *_: object) -> None:
+        if PREVIOUS_KEY in str(parameters):  # the read's last step, after the current secret
+            remembered.forget()
+
+    event.listen(engine, "after_cursor_execute", committed_meanwhile)
+    assert _check_secret(remembered, settings, secret)
+    assert not remembered.matches(secret), "not remembered as fresh"
+    assert remembered.worth_asking(), "the next post reads again"
+    event.remove(engine, "after_cursor_execute", committed_meanwhile)
+    assert _check_secret(remembered, settings, secret)
+    assert remembered.matches(secret)
+    get_settings.cache_clear()
+
+
+def _own_secret(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Settings on this test's database with a generated (rotatable) secret."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    get_settings.cache_clear()
+    return get_settings()
+
+
 def test_the_first_check_before_any_secret_is_made_keeps_the_one_it_makes(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -77,7 +77,10 @@ class AcceptedSecrets:
     """The accepted secrets, remembered for a few seconds so that each webhook post need not
     read them from the database. A candidate that does not match reads them again, at most once
     every `asked_again_after` (a secret rotated in another process works a moment later; in this
-    one, at once); a secret whose grace period ends is refused at most `ttl` late."""
+    one, at once); a secret whose grace period ends is refused at most `ttl` late.
+
+    `forget` (a rotation here, once committed) also spoils any read already under way: that
+    read may have seen the secrets before the rotation, and must not be remembered as fresh."""
 
     def __init__(self, ttl: float = 5.0, *, asked_again_after: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -90,6 +93,7 @@ class AcceptedSecrets:
         self._accepted: tuple[str, ...] = ()
         self._fresh_until = 0.0
         self._read_at = -float("inf")
+        self._forgotten = 0  # how many times forgotten: a read that spans one keeps nothing
 
     def matches(self, candidate: str) -> bool:
         """True when the remembered secrets are fresh and one matches; False means "ask again"."""
@@ -111,15 +115,19 @@ class AcceptedSecrets:
             return True
 
     def refresh_and_match(self, session: Session, *, settings: Settings, candidate: str) -> bool:
+        with self._lock:
+            forgotten = self._forgotten
         accepted = tuple(accepted_secrets(session, settings=settings))
         with self._lock:
-            self._read_at = self._clock()
-            self._accepted, self._fresh_until = accepted, self._read_at + self._ttl
+            if forgotten == self._forgotten:
+                self._read_at = self._clock()
+                self._accepted, self._fresh_until = accepted, self._read_at + self._ttl
         return matches_any(candidate, accepted)
 
     def forget(self) -> None:
         with self._lock:
             self._accepted, self._fresh_until, self._read_at = (), 0.0, -float("inf")
+            self._forgotten += 1
 
 
 _remembered: dict[tuple[str, str | None], AcceptedSecrets] = {}
@@ -167,8 +175,10 @@ def rotate_secret(
     _write(session, key=PREVIOUS_KEY, value=json.dumps(stored))
     new = secrets.token_urlsafe(SECRET_BYTES)
     _write(session, key=SECRET_KEY, value=new)
-    # Other processes notice within their few seconds; the old secret is in its grace anyway.
-    forget_remembered()
+    # This process forgets once the new secret is committed: forgotten before, a webhook post
+    # in between would remember the secrets without it, and refuse it for a few seconds. Other
+    # processes notice within their few seconds; the old secret is in its grace anyway.
+    event.listen(session, "after_commit", lambda _session: forget_remembered(), once=True)
     return new
 
 
