@@ -28,5 +28,5 @@ fi
 
 # Two test processes (TEST_WORKERS to change it; 0 runs them in this one), each test file whole in
 # one of them: a file's servers and fixtures are started once. Each process starts its own
-# PostgreSQL server.
-exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
+# PostgreSQL server. Files are handed out longest first (tests/conftest.py, LONGEST_FILES).
+exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
