@@ -55,13 +55,14 @@ def main() -> int:
         with dashboard(data_dir, {"RUN_WORKER": "false"}) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
             page = browser.new_page(viewport=VIEWPORT)
+            # Words each page shows last, once drawn: the start of them, so that a page's
+            # wording may change without this waiting for words no longer there.
             shots = (("overview", "/", "Day by day"),
                      ("blast-detail", f"/blast?blast={blast_id}", "Where recipients are now"),
-                     ("replies", "/replies", "Tick people to read everything they wrote and to mark "
-                                             "sales closed."))
+                     ("replies", "/replies", "Tick people to read everything they wrote"))
             for name, path, drawn in shots:
                 page.goto(base + path)
-                page.get_by_text(drawn, exact=True).wait_for(timeout=60_000)
+                page.get_by_text(drawn).first.wait_for(timeout=60_000)
                 wait_until_drawn(page)
                 page.screenshot(path=str(OUT / f"{name}.png"))
                 print(f"wrote {OUT / f'{name}.png'}")
