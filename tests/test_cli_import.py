@@ -97,6 +97,8 @@ def test_human_report_counts_then_problem_rows(tmp_path: Path) -> None:
     assert "  line 14: invalid — no phone number" in out
     assert "line 4: {alamat} is empty for this row" in out  # the message would have a gap
     assert out.index("Rows to check:") < out.index("line 6:")
+    blast, _ = stored(tmp_path, 1)
+    assert blast.follow_up_stage == "Initial", "as the New blast page has it: the stage filter finds it"
 
 
 def test_columns_chosen_on_the_command_line(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from core.csv_import import (
 from core.csv_import.reading import check_size
 from core.db import migrate, transaction
 from core.errors import BadCsv
+from core.funnel import INITIAL_STAGE
 from core.models import Blast
 from core.words import plural
 
@@ -37,7 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("file", type=Path, help="the CSV file or Excel workbook (.xlsx)")
     parser.add_argument("--tag", required=True, help="the blast's tag, for filtering")
-    parser.add_argument("--follow-up-stage", help="the follow-up stage, e.g. FU1")
+    parser.add_argument("--follow-up-stage", default=INITIAL_STAGE,
+                        help=f"the follow-up stage, e.g. 'Follow-up 1' (default: {INITIAL_STAGE}, as "
+                        "the New blast page has it: the Overview's stage filter finds it there)")
     parser.add_argument("--message", help="the message template, e.g. 'Hi {name}'")
     parser.add_argument("--name", help="the blast's name (default: the file name)")
     parser.add_argument("--phone-column", help="the column holding the numbers")
