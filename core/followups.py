@@ -252,23 +252,38 @@ def drop_moved_on(session: Session, *, blast_id: int, now: dt.datetime | None = 
     drafted for "Read, no reply" and scheduled for tomorrow, it must not reach someone who has
     replied or bought since, nor someone another follow-up has messaged meanwhile. Counted on
     the blast; returns how many. Anything else (a blast from a file) is left as it is."""
-    blast = session.get(Blast, blast_id)
-    if blast is None or blast.parent_blast_id is None or not blast.follow_up_selector:
+    moved_on = _moved_on(session.get(Blast, blast_id), now)
+    if moved_on is None:
         return 0
-    selector = StageSelector.from_json(blast.follow_up_selector)
-    chosen, _, followed_up = _candidates(blast.parent_blast_id, selector, now, excluding=blast_id)
-    still = select(chosen.c.phone_number).where(~followed_up)
     removed = session.execute(
-        delete(BlastRecipient)
-        .where(BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.QUEUED.value,
-               BlastRecipient.phone_number.not_in(still),
-               # One sent before (found unknown, sent again by a person) is its only record: left
-               # for the claim, which keeps it (`queue.withdraw_claim`).
-               ~has_a_past())
-        .execution_options(synchronize_session=False)
+        delete(BlastRecipient).where(moved_on).execution_options(synchronize_session=False)
     ).rowcount
     count_moved_on(session, blast_id=blast_id, removed=removed)
     return removed
+
+
+def moved_on_since(session: Session, *, blast_id: int, now: dt.datetime | None = None) -> set[str]:
+    """The numbers `drop_moved_on` would take off this follow-up now, taking nothing off: for
+    its draft's page, which says who it will go to before it is sent."""
+    moved_on = _moved_on(session.get(Blast, blast_id), now)
+    if moved_on is None:
+        return set()
+    return set(session.scalars(select(BlastRecipient.phone_number).where(moved_on)))
+
+
+def _moved_on(blast: Blast | None, now: dt.datetime | None) -> ColumnElement[bool] | None:
+    """A follow-up's queued rows whose people no longer match its choice; None for anything
+    else (a blast from a file)."""
+    if blast is None or blast.parent_blast_id is None or not blast.follow_up_selector:
+        return None
+    selector = StageSelector.from_json(blast.follow_up_selector)
+    chosen, _, followed_up = _candidates(blast.parent_blast_id, selector, now, excluding=blast.id)
+    still = select(chosen.c.phone_number).where(~followed_up)
+    return and_(BlastRecipient.blast_id == blast.id, BlastRecipient.status == Status.QUEUED.value,
+                BlastRecipient.phone_number.not_in(still),
+                # One sent before (found unknown, sent again by a person) is its only record: left
+                # for the claim, which keeps it (`queue.withdraw_claim`).
+                ~has_a_past())
 
 
 # Kept in `blasts.follow_up_selector` beside the choice: a follow-up scheduled ahead takes its

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import select
 
-from core import templates
+from core import followups, templates
 from core.config import PRACTICE_DEVICES
 from core.models import Blast, BlastRecipient
 from core.sending import blasts, gateways
@@ -21,32 +21,38 @@ from dashboard.layout import friendly_errors
 from dashboard.new_blast_views import render_test
 
 
-def _samples(blast_id: int) -> tuple[list[str], list[Sample], list[str]]:
-    """The placeholders, a sample per person still to send to, and their numbers."""
+def _samples(blast: Blast) -> tuple[list[str], list[Sample], list[str], int]:
+    """The placeholders, a sample per person still to send to, their numbers, and how many on
+    a follow-up's list no longer match its choice (say, replied or bought since it was made, or
+    another follow-up reached them): sending leaves those out (`followups.drop_moved_on`), so
+    its count, its preview and its button do too."""
     with reading() as s:
         rows = s.execute(
             select(BlastRecipient.contact_name, BlastRecipient.phone_number, BlastRecipient.variables,
                    BlastRecipient.csv_line)
-            .where(BlastRecipient.blast_id == blast_id, BlastRecipient.status == Status.QUEUED.value)
+            .where(BlastRecipient.blast_id == blast.id, BlastRecipient.status == Status.QUEUED.value)
             .order_by(BlastRecipient.id)
         ).all()
+        moved_on = followups.moved_on_since(s, blast_id=blast.id) if blast.parent_blast_id else set()
+    kept = [row for row in rows if row.phone_number not in moved_on]
     samples = [
         Sample(name or phone, blasts.recipient_variables(name, variables), line=line)
-        for name, phone, variables, line in rows
+        for name, phone, variables, line in kept
     ]
     names = sorted({key for sample in samples for key in sample.variables})
-    return names, samples, [phone for _, phone, _, _ in rows]
+    return names, samples, [phone for _, phone, _, _ in kept], len(rows) - len(kept)
 
 
 def render_draft_launch(blast: Blast) -> None:
     """Write or check the message, see when it would finish, and send or schedule. Not for a
     draft of the other gateway (`gateways.sends`): the page says why it is not sent from here."""
-    names, samples, numbers = _samples(blast.id)
+    names, samples, numbers, moved_on = _samples(blast)
     if not samples:
         # Everyone has opted out, or moved on since it was made: its message's placeholders
         # would be said to be missing from a list that is simply empty.
         st.warning("This draft has no one left to send to: everyone on its list has asked not to be "
-                   "messaged, or was taken off it. Delete it, or make a new blast.",
+                   "messaged, or was taken off it, or no longer matches whom the follow-up is for. "
+                   "Delete it, or make a new blast.",
                    icon=":material/group_off:")
         return
     people = plural(len(samples), "person", "people")
@@ -58,6 +64,10 @@ def render_draft_launch(blast: Blast) -> None:
              else f"on WhatsApp, from device {device}: real phones get it")
     st.info(f"This blast is a draft: nothing has been sent. It will go to {people} {where}.",
             icon=":material/edit_note:")
+    if moved_on:
+        st.caption(f"{plural(moved_on, 'person', 'people')} on its list "
+                   f"{'has' if moved_on == 1 else 'have'} moved on since it was made (say, replied or "
+                   "bought, or another follow-up reached them): no longer whom it is for, left out.")
     # The list is already in the blast, so an empty value is mended in the message, not the file.
     message = render_template(
         names=names,

@@ -478,6 +478,33 @@ def test_a_draft_for_one_person_says_person(engine: Engine) -> None:
     assert any("It will go to 1 person in practice mode" in i.value for i in at.info)
 
 
+def test_a_follow_up_draft_leaves_out_who_has_moved_on_since_it_was_made(engine: Engine) -> None:
+    """Made for "Sent, no reply": one has bought since, one has replied. Sending leaves them out
+    (`drop_moved_on`); the draft's count, its previews and its button say so before."""
+    from core.recipients import mark_closed
+    from core.status_engine import apply_status
+
+    with transaction(engine) as s:
+        parent = make_blast(s, state="completed", blast_tag="Raya")
+        rows = [make_recipient(s, parent, status="SERVER_ACK", contact_name=name,
+                               sent_at=utcnow() - dt.timedelta(days=2))
+                for name in ("Aisyah", "Ben", "Chong")]
+        draft = create_follow_up(s, parent_id=parent.id, selector=SELECTIONS["Sent, no reply"],
+                                 message_template="Still keen, {name}?")
+        draft_id, (bought, replied, _) = draft.id, [r.id for r in rows]
+    with transaction(engine) as s:
+        mark_closed(s, recipient_ids=[bought])
+        apply_status(s, recipient_id=replied, status=Status.REPLIED, source="webhook")
+    at = _open(draft_id)
+    assert not at.exception, at.exception
+    assert any("It will go to 1 person in practice mode" in i.value for i in at.info)
+    assert ("2 people on its list have moved on since it was made (say, replied or bought, or another "
+            "follow-up reached them): no longer whom it is for, left out.") in [c.value for c in at.caption]
+    assert at.button(key="draft_send").label == "Send to 1 person"
+    shown = " ".join(e.value for e in (*at.markdown, *at.caption) if isinstance(e.value, str))
+    assert "Chong" in shown and "Aisyah" not in shown and "Ben" not in shown, "previewed for whom it goes to"
+
+
 def test_a_draft_says_when_it_would_finish_once_from_the_time_chosen(engine: Engine) -> None:
     """Its launch says it, from now or from the time picked; the progress row beside it had
     said "Done by, if sent now" even once a later time was picked."""
@@ -1143,7 +1170,8 @@ def test_a_draft_everyone_on_has_opted_out_says_so_not_that_a_placeholder_is_mis
     assert not at.error, [e.value for e in at.error]
     assert [w.value for w in at.warning if "no one left" in w.value] == [
         "This draft has no one left to send to: everyone on its list has asked not to be messaged, or "
-        "was taken off it. Delete it, or make a new blast."]
+        "was taken off it, or no longer matches whom the follow-up is for. Delete it, or make a new "
+        "blast."]
     assert "draft_send" not in {b.key for b in at.button}
     assert "delete_confirm" in {b.key for b in at.button}
 
