@@ -550,15 +550,22 @@ class SendWorker:
         once do not each leave unknown sends)."""
         # A person who paused the blast while its message was out hears why it did not go:
         # resumed, it would fail the same way.
-        blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING, blasts.S.PAUSED),
-                            provided=or_(Blast.state == blasts.S.SENDING, Blast.paused_by == PausedBy.PERSON),
-                            to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY)
+        paused = [claim.blast_id] if blasts.change_state(
+            s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING, blasts.S.PAUSED),
+            provided=or_(Blast.state == blasts.S.SENDING, Blast.paused_by == PausedBy.PERSON),
+            to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY) else []
         others = [] if device is None else s.scalars(
             select(Blast.id).where(Blast.device == device, Blast.state == blasts.S.SENDING,
                                    Blast.id != claim.blast_id).order_by(Blast.id)).all()
-        for blast_id in others:
-            blasts.change_state(s, blast_id=blast_id, from_states=(blasts.S.SENDING,),
-                                to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY)
+        paused += [blast_id for blast_id in others if blasts.change_state(
+            s, blast_id=blast_id, from_states=(blasts.S.SENDING,), to_state=blasts.S.PAUSED,
+            reason=reason, paused_by=PausedBy.GATEWAY)]
+        if paused:
+            # Said as it happens, for whoever watches the worker's log: the blast page says it too,
+            # and the worker's exit names every blast it paused.
+            log.warning("%s %s paused until a person resumes %s: %s",
+                        "blast" if len(paused) == 1 else "blasts", ", ".join(map(str, paused)),
+                        "it" if len(paused) == 1 else "them", reason)
 
     def _backoff(self, attempts: int, exc: GatewayError) -> float:
         """Seconds to wait after the `attempts`-th refusal in a row: growing, and never sooner

@@ -4,6 +4,7 @@ says why, loses no one, sends no one twice, and spends none of a message's tries
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -213,17 +214,23 @@ def test_a_second_unknown_in_a_row_pauses_the_blast(
     ("device_offline", {}, 0),
 ])
 def test_trouble_with_the_device_pauses_every_blast_sending_from_it_not_one_at_a_time(
-    engine: Engine, sim, fault: str, options: dict, unknown: int
+    engine: Engine, sim, fault: str, options: dict, unknown: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A blast and its follow-up, or two lists, sending from one device at once: each had gone
     on to try its own message after the other paused, and left one more unknown send each for
     a person to decide about."""
     ids = [launched_blast(engine, 4) for _ in range(3)]
     sim.set_fault(fault, times=None, **options)
-    quick(worker_for(engine, sim, read_timeout=1.0)).run(once=True)
+    with caplog.at_level(logging.WARNING, logger="core.sending.worker"):
+        quick(worker_for(engine, sim, read_timeout=1.0)).run(once=True)
     states = [blast_state(engine, i) for i in ids]
     assert {state for state, _ in states} == {"paused"}
     assert len({reason for _, reason in states}) == 1, "one reason, the device's"
+    # Said in the worker's log as it happens, not only at its exit: one line for them all.
+    said = [r.getMessage() for r in caplog.records if "paused until a person resumes" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith(states[0][1]), said
+    named = re.match(r"blasts ([\d, ]+) paused", said[0])
+    assert named and {int(i) for i in named[1].split(", ")} == set(ids), said
     assert sum(r.status == "UNKNOWN" for i in ids for r in rows(engine, i)) == unknown
     assert sum(r.status == "QUEUED" for i in ids for r in rows(engine, i)) == 12 - unknown
 
