@@ -17,6 +17,7 @@ from core.errors import BadInput, NotFound, StateConflict
 from core.followups import follow_up_placeholders
 from core.models import Blast, BlastState, utcnow
 from core.sending import blasts, gateways, pacing
+from core.sending.worker import checked_in
 from core.words import plural
 
 # A --at this little in the past is taken as "now" (the minute it took to type); further back
@@ -75,13 +76,20 @@ def run(args: argparse.Namespace) -> int:
         when = scheduled if state == "scheduled" and scheduled is not None else now
         held = _held_back(s, device=device, when=when,
                           settings=settings, now=state != "scheduled")
+        working = bool(checked_in(s, settings=settings, now=utcnow()))
     if state == "scheduled":
         print(f"blast {args.blast_id}: {plural(total, 'recipient')} scheduled for "
               f"{when.astimezone(zone):%d %b %Y %H:%M}{held or ''}")
     elif held:
         print(f"blast {args.blast_id}: {plural(total, 'recipient')} queued{held}")
-    else:
+    elif working:
         print(f"blast {args.blast_id}: {plural(total, 'recipient')} queued; a worker sends them now")
+    else:
+        print(f"blast {args.blast_id}: {plural(total, 'recipient')} queued")
+    if not working:
+        # As the blast page and Settings & health say it (`core.health`).
+        print("No send worker is running now, so nothing goes until one starts: the dashboard with "
+              "RUN_WORKER=true, or `python -m core worker` against the same database.")
     if was_due is not None and state != "scheduled":
         print(f"blast {args.blast_id} was scheduled for {was_due.astimezone(zone):%d %b %Y %H:%M}; "
               "it goes now instead (give --at to keep a time)")
