@@ -15,7 +15,8 @@ from core.funnel import fold_rollup_deltas
 from core.gateway import make_client, stop_sandbox
 from core.polling import Poller
 from core.sending.worker import SendWorker
-from core.webhook.inbox import replay_after_send, replay_waiting
+from core.webhook.inbox import error_words, replay_after_send, replay_waiting
+from core.webhook.intake import STORAGE_ERRORS
 from core.webhook.secret import WEBHOOK_PATH, current_secret
 
 log = logging.getLogger(__name__)
@@ -77,16 +78,44 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
     deltas webhooks leave on PostgreSQL are folded here too, so the dashboard's counts stay
     quick to read when no send worker runs in any process."""
     next_replay = time.monotonic() + REPLAY_SECONDS
+    outage = Outage()
     while not stop.wait(FOLD_SECONDS):
         try:
             with transaction(engine) as session:
                 fold_rollup_deltas(session)
+        except STORAGE_ERRORS as exc:
+            outage.away(exc)
+            continue
         except Exception:
             log.exception("folding status counts failed; trying again shortly")
+        else:
+            outage.back()
         if time.monotonic() < next_replay:
             continue
         next_replay = time.monotonic() + REPLAY_SECONDS
         try:
             replay_waiting(engine)
+        except STORAGE_ERRORS as exc:
+            outage.away(exc)
         except Exception:
             log.exception("replaying waiting webhooks failed; trying again shortly")
+
+
+class Outage:
+    """The database away: said in one line as it goes and one as it comes back, not a
+    traceback every few seconds while it is away (what went wrong is the same each time)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._since: float | None = None
+
+    def away(self, exc: BaseException) -> None:
+        if self._since is None:
+            self._since = self._clock()
+            log.warning("the database is unavailable (%s): counts and waiting webhooks are brought up to "
+                        "date once it is back", error_words(exc))
+
+    def back(self) -> None:
+        if self._since is not None:
+            log.warning("the database is back after %.0f s", self._clock() - self._since)
+            self._since = None
