@@ -8,6 +8,7 @@ from core.gateway import make_client
 from core.health import collect, device_state
 from core.left_behind import left_behind
 from core.webhook.inbox import replay_set_aside
+from core.webhook.route import turned_away
 from core.webhook.secret import current_secret, rotate_secret, webhook_url
 from dashboard.data import get_engine, session, settings
 from dashboard.format import ago, plural
@@ -70,6 +71,13 @@ with hook:
     events = health.events
     last = health.inbox["last_received_at"]
     st.write(f"Last event received: **{ago(last)}**." if last else "No event received yet.")
+    refused, last_refused = turned_away.lately()
+    if refused:
+        were = "was" if refused == 1 else "were"
+        st.warning(f"{plural(refused, 'post', 'posts')} came in the last hour to a webhook address with "
+                   f"a wrong or old secret, the last one {ago(last_refused)}, and {were} turned away. If "
+                   "WSAPME sent them, its events are lost: paste the address above into its webhook "
+                   "settings.", icon=":material/link_off:")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(
         "Applied",

@@ -54,6 +54,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable
 
 
+@pytest.fixture(autouse=True)
+def _no_posts_turned_away() -> None:
+    """Each test starts with no webhook posts turned away in this process (Settings & health
+    counts them over the last hour)."""
+    from core.webhook.route import turned_away
+
+    turned_away.forget()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer | None]:
     """A PostgreSQL server of the test run's own, on loopback; None where none can run."""

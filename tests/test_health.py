@@ -761,3 +761,18 @@ def test_the_health_page_says_whether_funnels_come_from_memory_on_postgresql(
         assert words.startswith("**Funnel counts kept in memory**: on: ") and "answered from memory" in words
     finally:
         rollup_cache.unwatch(engine)
+
+
+def test_the_page_says_when_webhook_posts_were_turned_away_for_a_wrong_secret(app_db: str) -> None:
+    """An address rotated out past its grace, or one mistyped into WSAPME: its events are lost."""
+    from core.webhook.route import turned_away
+
+    at = run_page("pages/health.py")
+    assert not [w for w in at.warning if "turned away" in w.value]
+    for _ in range(2):
+        turned_away.add()
+    at = run_page("pages/health.py")
+    assert [w.value for w in at.warning if "turned away" in w.value] == [
+        "2 posts came in the last hour to a webhook address with a wrong or old secret, the last one "
+        "just now, and were turned away. If WSAPME sent them, its events are lost: paste the address "
+        "above into its webhook settings."]

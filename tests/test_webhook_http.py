@@ -257,6 +257,26 @@ def test_a_prefix_of_the_secret_is_wrong(served: Served) -> None:
     assert served.inbox() == []
 
 
+def test_posts_with_a_wrong_secret_are_counted_and_said_in_the_log_without_it(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WSAPME posting to an old or mistyped address loses every event (a 404 is not retried):
+    the log says so, at most once a minute, and Settings & health counts them."""
+    from core.webhook.route import turned_away
+
+    wrong = "Wr0ng-secret-" + served.secret[:8]
+    with caplog.at_level(logging.WARNING, logger="core.webhook.route"):
+        for _ in range(3):
+            assert served.post({"id": "x", "status": 2}, secret=wrong).status_code == 404
+        assert served.post({"id": "x", "status": 2}).status_code == 200
+    said = [r.getMessage() for r in caplog.records if "wrong secret" in r.getMessage()]
+    assert said == ["a post to the webhook with a wrong secret turned away (404): if WSAPME sends "
+                    "them, paste the address on Settings & health into its webhook settings"]
+    assert wrong not in caplog.text and served.secret not in caplog.text
+    count, last = turned_away.lately()
+    assert count == 3 and last is not None and utcnow() - last < dt.timedelta(minutes=1)
+
+
 def test_an_oversized_body_is_refused_but_set_aside_and_logged(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:

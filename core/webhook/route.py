@@ -14,6 +14,8 @@ import logging
 import re
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 
 import psycopg
 from sqlalchemy import select
@@ -58,6 +60,7 @@ async def receive_webhook(request: Request) -> Response:
     try:
         if not await secret_accepted(settings, request.path_params.get("secret", "")):
             # The same answer as for a path that does not exist; the body is not read.
+            turned_away.add()
             raise HTTPException(status_code=404)
         body, over = await read_body(request, limit=limit)
         if over:
@@ -75,6 +78,47 @@ async def receive_webhook(request: Request) -> Response:
     # Durable now: the intake applies it in a moment, together with whatever came meanwhile.
     replay = BackgroundTask(replay_waiting_now, settings) if _replay_clock.due() else None
     return Response(_STORED, media_type="application/json", background=replay)
+
+
+class TurnedAway:
+    """Posts turned away for a wrong secret: WSAPME still posting to an address rotated out
+    past its grace, or one mistyped when it was pasted, loses every event (it does not retry a
+    404), and nothing else would say so. Logged at most once every `every` seconds with how many
+    since (never the secret tried), and counted for Settings & health over the last hour. In
+    this process only, which is the dashboard's server where it serves the webhook."""
+
+    def __init__(self, *, every: float = 60.0, kept: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._every, self._clock = every, clock
+        self._lock = threading.Lock()
+        self._times: deque[dt.datetime] = deque(maxlen=kept)  # anyone can post: a bounded memory
+        self._unsaid, self._said_at = 0, -float("inf")
+
+    def add(self) -> None:
+        with self._lock:
+            self._times.append(utcnow())
+            self._unsaid += 1
+            if self._clock() - self._said_at < self._every:
+                return
+            count, self._unsaid, self._said_at = self._unsaid, 0, self._clock()
+        log.warning("%s to the webhook with a wrong secret turned away (404): if WSAPME sends them, "
+                    "paste the address on Settings & health into its webhook settings",
+                    "a post" if count == 1 else f"{count:,} posts")
+
+    def forget(self) -> None:
+        with self._lock:
+            self._times.clear()
+            self._unsaid, self._said_at = 0, -float("inf")
+
+    def lately(self, within: dt.timedelta = dt.timedelta(hours=1)) -> tuple[int, dt.datetime | None]:
+        """How many were turned away within `within`, and when the last was."""
+        since = utcnow() - within
+        with self._lock:
+            recent = [at for at in self._times if at > since]
+        return len(recent), (recent[-1] if recent else None)
+
+
+turned_away = TurnedAway()
 
 
 async def secret_accepted(settings: Settings, candidate: str) -> bool:
