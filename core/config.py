@@ -8,6 +8,7 @@ import math
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -277,6 +278,27 @@ class Settings(BaseSettings):
             # Blasts would reach WSAPME from a device named "sandbox", which no account has.
             raise ValueError("WSAPME_TOKEN is set, so messages go out for real: set it to your "
                              "WSAPME device id (the number WSAPME shows for the linked WhatsApp, e.g. 5850)")
+        return value
+
+    @field_validator("wsapme_api_url", "wsapme_master_url", "public_url")
+    @classmethod
+    def _web_address(cls, value: str, info: ValidationInfo) -> str:
+        """Refused at the start, naming the setting: typed without https://, a gateway address
+        had let the dashboard start and paused the first blast with words naming no setting."""
+        value = value.strip()
+        if not value and info.field_name == "public_url":
+            return value  # as if unset
+        example = {"public_url": "https://tracker.example.com", "wsapme_master_url": DEFAULT_MASTER_URL
+                   }.get(info.field_name or "", DEFAULT_API_URL)
+        try:
+            parts = urlsplit(value)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname
+                or not port_ok or any(ch.isspace() for ch in value)):
+            # The value is not repeated: a login in it (user:password@) would be shown.
+            raise ValueError(f"not a web address: write it whole, starting with https://, e.g. {example}")
         return value
 
     @field_validator("webhook_secret")

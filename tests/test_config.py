@@ -158,6 +158,35 @@ def test_a_pace_setting_out_of_range_stops_the_start_naming_the_setting(
     assert f"{name}: should be {said}" in _refusal(monkeypatch, name, value)
 
 
+@pytest.mark.parametrize(("name", "value", "example"), [
+    ("WSAPME_API_URL", "api.wsapme.com", "https://api.wsapme.com"),  # typed without https://
+    ("WSAPME_API_URL", "ftp://api.wsapme.com", "https://api.wsapme.com"),
+    ("WSAPME_API_URL", "https://api.wsapme.com:99999", "https://api.wsapme.com"),
+    ("WSAPME_MASTER_URL", "https:// master.wsapme.com", "https://master.wsapme.com"),
+    ("PUBLIC_URL", "tracker.example.com", "https://tracker.example.com"),
+    ("PUBLIC_URL", "https://admin:Zq81-pw@", "https://tracker.example.com"),
+])
+def test_an_address_that_is_not_a_web_address_stops_the_start_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, example: str
+) -> None:
+    # The gateway's had let the dashboard start, and paused the first blast with words that
+    # named no setting.
+    refused = _refusal(monkeypatch, name, value)
+    assert f"{name}: not a web address: write it whole, starting with https://, e.g. {example}" in refused
+    assert "Zq81" not in refused
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("WSAPME_API_URL", "http://127.0.0.1:9"), ("WSAPME_MASTER_URL", "https://master.wsapme.com/"),
+    ("PUBLIC_URL", "https://admin:pw@tracker.example.com/blasts"), ("PUBLIC_URL", "http://[::1]:8501"),
+])
+def test_web_addresses_of_every_usual_form_are_taken(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, f" {value} ")
+    assert getattr(Settings(_env_file=None), name.lower()) == value
+
+
 def test_the_pace_settings_take_their_whole_range(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, (low, high, _) in PACING_LIMITS.items():
         for value in (low, high):

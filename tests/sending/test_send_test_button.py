@@ -47,17 +47,6 @@ def send_a_test(message: str = "Hi {name}!") -> st.testing.v1.AppTest:
     return at
 
 
-def test_a_wrong_gateway_address_is_told_in_words_not_a_crash(
-    wsapme_at: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    set_address(monkeypatch, "api.wsapme.com")  # typed without https://
-    at = send_a_test()
-    assert [e.value for e in at.error] == [
-        "The test was not sent: The WSAPME address in the settings is not a valid web address."
-    ]
-    assert not at.success
-
-
 def test_in_practice_mode_the_test_is_shown_not_said_to_reach_a_phone(app_db: str) -> None:
     """It had said "Check your phone" with a WSAPME reference, and nothing reached a phone."""
     at = send_a_test("Hi {name}, *{produk}* is back")
