@@ -12,6 +12,22 @@ from core.db import driver_says, engine_for, migrate
 
 log = logging.getLogger(__name__)
 
+# How this project's lines read in a log: when, how bad, from where (the command line's too).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_to_stderr() -> None:
+    """This project's log lines on stderr with LOG_FORMAT, from INFO up. `streamlit run` sets up
+    no logging of Python's: its lines came without time, level or source, and INFO ones not at
+    all. Left alone when logging has been set up already (uvicorn's own, or a test's)."""
+    core = logging.getLogger("core")
+    if core.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    core.addHandler(handler)
+    core.setLevel(logging.INFO)
+
 
 def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
     """The server's lifespan: migrate, start the background services, stop them at the end.

@@ -13,6 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from core.db import driver_says
 from core.errors import BlastError, ConfigError
+from core.server import LOG_FORMAT
 
 # Each command: its module under core.cli (with `add_parser(subparsers)` setting
 # `func(args) -> int`) and its one-line summary. Only the module of the command being run
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)

@@ -9,6 +9,7 @@ which keeps the address. On a server that has run, the router itself gets the re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,10 @@ def test_a_first_deep_link_without_a_password_opens_the_page_through_the_router(
     trouble = ("No runtime found", "missing ScriptRunContext", "WARNING", "Traceback", "ERROR")
     alarming = [line for line in served.said if any(w in line for w in trouble)]
     assert not alarming, "".join(served.said)
+    # Its own lines say when, how bad and from where: `streamlit run` sets up no logging itself.
+    started = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO core\.server: server started "
+                         r"\(sandbox gateway\)$")
+    assert any(started.match(line.strip()) for line in served.said), "".join(served.said)
 
 
 def _two_blasts(data_dir: Path) -> int:
