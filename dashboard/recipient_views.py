@@ -565,6 +565,36 @@ CLOSE_LABELS = {
 }
 
 
+# The rows of a sales file that closed nothing and may need a person: a number typed wrong, a
+# buyer no blast messaged (a walk-in, or a number mistyped), a line twice.
+TO_LOOK_AT = (CloseOutcome.NOT_MESSAGED, CloseOutcome.INVALID, CloseOutcome.MESSAGED_ELSEWHERE,
+              CloseOutcome.DUPLICATE)
+LOOK_AT_SHOWN = 500
+
+
+def _render_rows_to_look_at(report: CloseReport) -> None:
+    """Those rows on the page, by their line in the file: the counts alone had sent whoever
+    chased a buyer "never messaged" to the downloaded report."""
+    rows = sorted((r for r in report.rows if r.outcome in TO_LOOK_AT), key=lambda r: r.line)
+    if not rows:
+        return
+    st.markdown(f"**Rows to look at** ({len(rows):,}): no sale was recorded for them.")
+    shown = rows[:LOOK_AT_SHOWN]
+    table = pd.DataFrame({
+        "Line": [r.line for r in shown],
+        "Number": [r.phone or "" for r in shown],
+        "What happened": [CLOSE_LABELS[r.outcome] + (f": {r.detail}" if r.detail else "") for r in shown],
+    })
+    with no_toolbar_csv("close_look_at"):  # cells as typed in the file
+        st.dataframe(table, hide_index=True, height=height_for(len(shown)), column_config={
+            "Line": st.column_config.NumberColumn(width=60, help="The row's number in Excel."),
+            "Number": st.column_config.TextColumn(width=140),
+            "What happened": st.column_config.TextColumn(width="large"),
+        })
+    if len(rows) > len(shown):
+        st.caption(f"The first {len(shown):,} are shown; the report below has them all.")
+
+
 def _render_close_report(report: CloseReport | None, *, stopped: str | None = None, blast_id: int) -> None:
     if report is None:
         return
@@ -585,6 +615,7 @@ def _render_close_report(report: CloseReport | None, *, stopped: str | None = No
     for col, outcome in zip(st.columns(len(shown)), shown, strict=True):
         # The outcome in full is the help.
         col.metric(CLOSE_LABELS[outcome], f"{report.count(outcome):,}", help=outcome.value.capitalize() + ".")
+    _render_rows_to_look_at(report)
     if elsewhere := report.messaged_elsewhere():
         n = report.count(CloseOutcome.MESSAGED_ELSEWHERE)
         st.warning(

@@ -454,13 +454,19 @@ def test_blast_detail_closes_sales_from_a_file(app_db: str, engine: Engine) -> N
     at = page("pages/blast.py", blast=str(blast_id))
     at.run()
     at.file_uploader(key="close_upload").set_value(
-        ("sales.csv", b"phone\n0123456789\n0199999999\n", "text/csv")
+        ("sales.csv", b"phone\n0123456789\n0199999999\nabc\n012-345 6789\n", "text/csv")
     )
     at.run()
     at.button(key="close_apply").click().run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Closed"] == "1" and metrics["Never messaged"] == "1"
+    # The rows that closed nothing, on the page by their line: not only in the download.
+    assert "**Rows to look at** (3): no sale was recorded for them." in [m.value for m in at.markdown]
+    [table] = [d.value for d in at.dataframe if "What happened" in d.value.columns]
+    assert [(r["Line"], r["Number"], r["What happened"].split(":")[0]) for r in table.to_dict("records")] == [
+        (3, "+60199999999", "Never messaged"), (4, "", "Not a number"), (5, "+60123456789", "Listed twice")]
+    assert "“abc”" in table["What happened"][1] and "line 2" in table["What happened"][2]
 
 
 def test_new_blast_test_send_reaches_the_sandbox_gateway(app_db: str) -> None:
