@@ -64,7 +64,9 @@ SOURCE_WORDS = {
 RECIPIENT_COLUMNS = {
     "Phone": st.column_config.TextColumn(width=120),
     "Name": st.column_config.TextColumn(width=150),
-    "Status": st.column_config.TextColumn(width=150),
+    # "Opted out · Read (blue ticks)" whole: at 150 px, "Read (blue ticks) · opted out" was cut
+    # before the opt-out.
+    "Status": st.column_config.TextColumn(width=205),
     "Sent": st.column_config.TextColumn(width=95),
     "Read": st.column_config.TextColumn(width=95),
     "Reply": st.column_config.TextColumn(
@@ -165,8 +167,9 @@ def _recipients_frame(
                     "replied_at": r.replied_at,
                     "Phone": r.phone_number,
                     "Name": r.contact_name or "",
-                    "Status": status_word(r.status, cancelled=cancelled)
-                    + (" · opted out" if r.phone_number in stopped else ""),
+                    # The opt-out first: a long status cut at the column's edge does not hide it.
+                    "Status": ("Opted out · " if r.phone_number in stopped else "")
+                    + status_word(r.status, cancelled=cancelled),
                     "Sent": local(r.sent_at, "%d %b %H:%M"),
                     "Read": local(r.read_timestamp, "%d %b %H:%M"),
                     "Reply": reply_cell(r.reply_text, first.get(r.id)),  # their first

@@ -229,7 +229,7 @@ def test_a_number_that_opted_out_is_marked_in_the_table(engine: Engine) -> None:
         add_opt_outs(s, [stopped], source="manual")
         blast_id = blast.id
     statuses = list(_recipients_table(_open(blast_id)).value["Status"])
-    assert statuses == ["Read (blue ticks) · opted out", "Read (blue ticks)"]
+    assert statuses == ["Opted out · Read (blue ticks)", "Read (blue ticks)"]
 
 
 def test_send_again_says_who_was_left_out_and_why() -> None:
