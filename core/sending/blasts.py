@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -245,6 +245,24 @@ def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -
             .values(started_at=now).execution_options(synchronize_session=False)
         )
         _take_off_who_moved_on(session, blast_id=blast_id, now=now)
+
+
+def try_again_by_itself(
+    session: Session, *, reason_head: str, after: dt.timedelta, now: dt.datetime,
+    sent_here: ColumnElement[bool] | None = None,
+) -> list[int]:
+    """Carry on sending the blasts the sending paused with a reason that begins `reason_head`
+    at least `after` ago (`trouble.TRIES_AGAIN_AFTER`); returns their ids. Each change asks
+    again that it is still that pause: one a person resumed, paused or cancelled meanwhile is
+    left as it is. With `sent_here` (`gateways.sent_here`), only the blasts of the worker's
+    gateway."""
+    still = and_(Blast.paused_by == PausedBy.GATEWAY, Blast.paused_at <= now - after,
+                 Blast.state_reason.startswith(reason_head, autoescape=True))
+    query = select(Blast.id).where(Blast.state == S.PAUSED, still).order_by(Blast.id)
+    found = session.scalars(query if sent_here is None else query.where(sent_here)).all()
+    return [blast_id for blast_id in found
+            if change_state(session, blast_id=blast_id, from_states=(S.PAUSED,), to_state=S.SENDING,
+                            provided=still)]
 
 
 TIME_PASSED = "That time has passed: pick a later time, or send now."

@@ -33,9 +33,13 @@ FORGOTTEN_AFTER = dt.timedelta(minutes=30)
 
 # Why a blast was paused, as the marketer reads it on its page (and the health page lists it).
 PAUSED_PREFIX = "Sending is paused:"  # how each begins
+# A pause for messages not getting through ends by itself this long after it was made: their
+# gateway was proven not to have them, and a bad spell on WSAPME's side or of this server's
+# connection is often over by then. Still down, the next try pauses the blast again at once.
+TRIES_AGAIN_AFTER = dt.timedelta(minutes=5)
+NOT_TAKEN_HEAD = "Sending is paused: messages are not getting through to WSAPME."
 PAUSE_WORDS = {
-    NOT_TAKEN: ("Sending is paused: messages are not getting through to WSAPME. {cause} Nothing was "
-                "lost: the messages wait in the queue. {then}"),
+    NOT_TAKEN: (NOT_TAKEN_HEAD + " {cause} Nothing was lost: the messages wait in the queue. {then}"),
     SLOW_DOWN: ("Sending is paused: WSAPME asked to slow down {count} times in a row. Nothing was "
                 "lost: the messages wait in the queue. Resume the blast in a while; if it happens "
                 "again, allow more seconds between messages."),
@@ -63,10 +67,12 @@ def kind_of(exc: GatewayError) -> str | None:
 
 # What to do once messages stopped getting through: a gateway that answers "busy" is WSAPME's
 # side; one that cannot be reached at all is as often this server's connection or its settings.
-WHEN_BUSY = "Resume the blast once WSAPME is back."
-WHEN_UNREACHED = ("Resume the blast once this server can reach WSAPME again: if WSAPME works elsewhere "
-                  "(on the phone, on its website), whoever runs the dashboard should check this "
-                  "server's internet connection and the WSAPME address in its settings.")
+_BY_ITSELF = (f"Sending tries again by itself every {TRIES_AGAIN_AFTER.seconds // 60} minutes until WSAPME "
+              "takes them; resume the blast to try at once.")
+WHEN_BUSY = _BY_ITSELF
+WHEN_UNREACHED = (_BY_ITSELF + " If WSAPME works elsewhere (on the phone, on its website) and this goes "
+                  "on, whoever runs the dashboard should check this server's internet connection and "
+                  "the WSAPME address in its settings.")
 
 
 def pause_words(kind: str, exc: GatewayError, *, in_a_row: int) -> str:

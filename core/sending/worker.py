@@ -268,6 +268,9 @@ class SendWorker:
                                        sent_here=gateways.sent_here(self.settings))
             blasts.complete_finished(s, now=now)
             blasts.reopen_requeued(s)
+            again = blasts.try_again_by_itself(s, reason_head=trouble.NOT_TAKEN_HEAD, now=now,
+                                               after=trouble.TRIES_AGAIN_AFTER,
+                                               sent_here=gateways.sent_here(self.settings))
             # Status changes leave +1/-1 rows on PostgreSQL (migration 0002); folding them
             # into the per-blast counts keeps the funnel's reads short.
             fold_rollup_deltas(s)
@@ -278,6 +281,10 @@ class SendWorker:
                                      "pacing": self.settings.send_pacing})
         if expired:
             log.warning("%d sends lost their worker mid-way and were marked unknown", len(expired))
+        if again:
+            log.warning("%s %s: sending tries again, %d minutes after messages stopped getting through",
+                        "blast" if len(again) == 1 else "blasts", ", ".join(map(str, again)),
+                        trouble.TRIES_AGAIN_AFTER.seconds // 60)
 
     # -- claiming under the device's pacing -------------------------------------------------
 

@@ -3,17 +3,18 @@ says why, loses no one, sends no one twice, and spends none of a message's tries
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
 import time
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from core import health
 from core.db import transaction
-from core.models import BlastRecipient, Device
+from core.models import Blast, BlastRecipient, Device, utcnow
 from core.sending import blasts, trouble
 from core.sending.worker import SendWorker
 from tests.sending.support import (
@@ -81,6 +82,7 @@ def test_an_outage_pauses_the_blast_and_fails_no_one(
     # Unreachable is as often this server's connection as WSAPME: whoever runs it is asked to look.
     assert reason.endswith(trouble.WHEN_UNREACHED if outage == "connection_refused" else trouble.WHEN_BUSY)
     assert "Nothing was lost" in reason and "will be tried again" not in reason
+    assert "Sending tries again by itself every 5 minutes until WSAPME takes them" in reason
     assert set(statuses(engine, blast_id).values()) == {"QUEUED"}
     assert sum(r.attempts for r in rows(engine, blast_id)) == 2, "the try that paused is not counted"
     with transaction(engine) as s:
@@ -94,6 +96,62 @@ def test_an_outage_pauses_the_blast_and_fails_no_one(
     assert set(statuses(engine, blast_id).values()) <= SENT
     assert blast_state(engine, blast_id)[0] == "completed"
     assert all(sim.sent_count(phone(i).lstrip("+")) == 1 for i in range(10))
+
+
+def _paused_minutes_ago(engine: Engine, minutes: float) -> None:
+    """Every paused blast as if paused `minutes` ago: the time that has passed, without waiting."""
+    with transaction(engine) as s:
+        s.execute(update(Blast).where(Blast.state == "paused")
+                  .values(paused_at=utcnow() - dt.timedelta(minutes=minutes)))
+
+
+def test_a_pause_for_messages_not_getting_through_tries_again_by_itself(engine: Engine, sim) -> None:
+    """A blip at nine in the morning had held the day's blast until someone pressed Resume:
+    its messages were proven not taken, so sending tries again every few minutes by itself,
+    one try each time while WSAPME is still down."""
+    ids = [launched_blast(engine, 5) for _ in range(2)]  # one device: both pause, both go on
+    sim.set_fault("server_error", times=None, http_status=503)
+    worker = quick(worker_for(engine, sim, send_max_attempts=5))
+    worker.run(once=True)
+    assert {blast_state(engine, i)[0] for i in ids} == {"paused"}
+    tried = worker.tried
+    _paused_minutes_ago(engine, 4)
+    worker.housekeeping(force=True)
+    assert {blast_state(engine, i)[0] for i in ids} == {"paused"}, "not before its 5 minutes"
+
+    _paused_minutes_ago(engine, 5.5)
+    worker.housekeeping(force=True)  # as a running worker's does every few seconds
+    assert {blast_state(engine, i)[0] for i in ids} == {"sending"}
+    worker.run(once=True)  # still down: one try, and paused again at once
+    assert {blast_state(engine, i)[0] for i in ids} == {"paused"}
+    assert worker.tried == tried + 1
+    assert sum(r.attempts for i in ids for r in rows(engine, i)) == 2, "its tries are not spent"
+
+    sim.clear_faults()  # WSAPME is back
+    _paused_minutes_ago(engine, 5.5)
+    worker.housekeeping(force=True)
+    worker.run(once=True)
+    assert {blast_state(engine, i)[0] for i in ids} == {"completed"}
+    assert {status for i in ids for status in statuses(engine, i).values()} <= SENT
+    assert len(sim.sent_messages()) == 10, "each message once"
+
+
+def test_only_a_pause_for_messages_not_getting_through_ends_by_itself(engine: Engine, sim) -> None:
+    """Unknown sends wait for a person to decide about them, a refused token for the token to
+    be fixed, and a person's pause for that person."""
+    unknown = launched_blast(engine, 3)
+    sim.set_fault("drop_connection", times=2)
+    quick(worker_for(engine, sim)).run(once=True)  # two unknowns in a row
+    token = launched_blast(engine, 3)
+    sim.set_fault("bad_token", times=None)
+    quick(worker_for(engine, sim)).run(once=True)
+    person = launched_blast(engine, 3)
+    with transaction(engine) as s:
+        blasts.pause(s, blast_id=person)
+    assert [blast_state(engine, i)[0] for i in (unknown, token, person)] == ["paused"] * 3
+    _paused_minutes_ago(engine, 60)
+    worker_for(engine, sim).housekeeping(force=True)
+    assert [blast_state(engine, i)[0] for i in (unknown, token, person)] == ["paused"] * 3
 
 
 def test_when_the_outage_goes_on_after_a_resume_the_blast_pauses_again_at_once(engine: Engine, sim) -> None:
