@@ -210,3 +210,30 @@ def test_the_browsers_upload_limit_matches_the_import_cap() -> None:
 
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == Settings.model_fields["max_upload_mb"].default
+
+
+UNREADABLE = "(set, hidden: not readable as an address)"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://tracker:Zq81%40pw@db.example.com:5432/blasts",
+     "postgresql://tracker:•••@db.example.com:5432/blasts"),
+    ("postgresql://tracker:Zq81@ck:er/pw#1@127.0.0.1:5432/blasts", UNREADABLE),
+    ("postgresql://tracker:Zq81pa#ss@127.0.0.1/blasts", UNREADABLE),
+    ("postgresql://tracker@127.0.0.1/blasts", "postgresql://tracker@127.0.0.1/blasts"),
+])
+def test_settings_in_force_hide_a_password_however_it_was_typed(
+    monkeypatch: pytest.MonkeyPatch, url: str, shown: str
+) -> None:
+    """`python -m core settings --in-force`: an operator checks what .env gives without
+    showing a secret, even in an address typed with its special characters as they are."""
+    from core.cli.settings import in_force
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PUBLIC_URL", "https://admin:Zq81-login@tracker.example.com/blasts")
+    rows = {name: (value, set_here) for name, value, set_here in in_force(Settings(_env_file=None))}
+    assert rows["DATABASE_URL"] == (shown, True)
+    assert rows["PUBLIC_URL"] == ("https://admin:•••@tracker.example.com/blasts", True)
+    assert rows["RUN_WORKER"] == ("true", False), "a default, as it is"
+    assert not [value for value, _ in rows.values() if "Zq81" in value]
+

@@ -245,6 +245,7 @@ def test_the_cli_and_a_refused_worker_keep_secrets_out_of_output_and_database(
         runs = [
             cli(env, "migrate"),
             cli(env, "settings"),
+            cli(env, "settings", "--in-force"),  # what an operator checks after editing .env
             cli(env, "import-csv", str(contacts), "--tag", "Raya", "--message", "Hi {name}", "--json"),
         ]
         blast_id = json.loads(runs[-1].stdout)["blast_id"]
@@ -253,8 +254,13 @@ def test_the_cli_and_a_refused_worker_keep_secrets_out_of_output_and_database(
                  cli({**env, "DATABASE_URL": MALFORMED_DB}, "migrate")]
         hashed = cli(env, "hash-password", stdin=LOGIN_PASSWORD + "\n")
     # The worker's token is refused: it pauses the blast and says so in its exit code.
-    assert [r.returncode for r in runs[:5]] == [0, 0, 0, 0, 1], [r.stderr[-1000:] for r in runs]
-    assert all(r.returncode != 0 and r.stderr.strip() for r in runs[5:]), "the failures ran and said so"
+    assert [r.returncode for r in runs[:6]] == [0, 0, 0, 0, 0, 1], [r.stderr[-1000:] for r in runs]
+    assert all(r.returncode != 0 and r.stderr.strip() for r in runs[6:]), "the failures ran and said so"
+    in_force = runs[2].stdout.splitlines()
+    assert "* WSAPME_TOKEN                  (set, hidden)" in in_force
+    assert "* WSAPME_DEVICE                 5850" in in_force
+    [database] = [line for line in in_force if line.startswith("* DATABASE_URL ")]
+    assert ":•••@127.0.0.1:" in database or database.endswith("blasts.db"), database
     with transaction(engine) as s:
         blast = s.get(Blast, blast_id)
         assert (blast.state, blast.state_reason) == ("paused", TOKEN_REFUSED)
