@@ -248,16 +248,17 @@ def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -
 
 
 def try_again_by_itself(
-    session: Session, *, reason_head: str, after: dt.timedelta, now: dt.datetime,
+    session: Session, *, head: str, said: str, after: dt.timedelta, now: dt.datetime,
     sent_here: ColumnElement[bool] | None = None,
 ) -> list[int]:
-    """Carry on sending the blasts the sending paused with a reason that begins `reason_head`
-    at least `after` ago (`trouble.TRIES_AGAIN_AFTER`); returns their ids. Each change asks
-    again that it is still that pause: one a person resumed, paused or cancelled meanwhile is
-    left as it is. With `sent_here` (`gateways.sent_here`), only the blasts of the worker's
-    gateway."""
+    """Carry on sending the blasts the sending paused at least `after` ago with a reason that
+    begins `head` and says `said`, that the pause ends by itself (`trouble.BY_ITSELF`); returns
+    their ids. Each change asks again that it is still that pause: one a person resumed,
+    paused or cancelled meanwhile is left as it is. With `sent_here` (`gateways.sent_here`),
+    only the blasts of the worker's gateway."""
     still = and_(Blast.paused_by == PausedBy.GATEWAY, Blast.paused_at <= now - after,
-                 Blast.state_reason.startswith(reason_head, autoescape=True))
+                 Blast.state_reason.startswith(head, autoescape=True),
+                 Blast.state_reason.contains(said, autoescape=True))
     query = select(Blast.id).where(Blast.state == S.PAUSED, still).order_by(Blast.id)
     found = session.scalars(query if sent_here is None else query.where(sent_here)).all()
     return [blast_id for blast_id in found

@@ -67,18 +67,28 @@ def kind_of(exc: GatewayError) -> str | None:
 
 # What to do once messages stopped getting through: a gateway that answers "busy" is WSAPME's
 # side; one that cannot be reached at all is as often this server's connection or its settings.
-_BY_ITSELF = (f"Sending tries again by itself every {TRIES_AGAIN_AFTER.seconds // 60} minutes until WSAPME "
-              "takes them; resume the blast to try at once.")
-WHEN_BUSY = _BY_ITSELF
-WHEN_UNREACHED = (_BY_ITSELF + " If WSAPME works elsewhere (on the phone, on its website) and this goes "
-                  "on, whoever runs the dashboard should check this server's internet connection and "
-                  "the WSAPME address in its settings.")
+WHEN_BUSY = "Resume the blast once WSAPME is back."
+_CHECK_THE_CONNECTION = ("if WSAPME works elsewhere (on the phone, on its website), whoever runs the "
+                         "dashboard should check this server's internet connection and the WSAPME "
+                         "address in its settings.")
+WHEN_UNREACHED = "Resume the blast once this server can reach WSAPME again: " + _CHECK_THE_CONNECTION
+# A pause that ends by itself says so, and only such a pause has these words: the worker's
+# housekeeping finds it by them (`blasts.try_again_by_itself`), and an older pause, a person's,
+# or one for a message out of tries never has them.
+BY_ITSELF = (f"Sending tries again by itself every {TRIES_AGAIN_AFTER.seconds // 60} minutes until "
+             "WSAPME takes them; resume the blast to try at once.")
 
 
-def pause_words(kind: str, exc: GatewayError, *, in_a_row: int) -> str:
-    """Why the blast is paused after `in_a_row` sends that ended `kind`, the last with `exc`."""
+def pause_words(kind: str, exc: GatewayError, *, in_a_row: int, by_itself: bool = False) -> str:
+    """Why the blast is paused after `in_a_row` sends that ended `kind`, the last with `exc`;
+    with `by_itself` (WSAPME down for the device, messages not taken), that the pause ends by
+    itself."""
     head, stop, _ = exc.message.partition(". ")
-    then = WHEN_UNREACHED if isinstance(exc, GatewayUnreachable) else WHEN_BUSY
+    unreached = isinstance(exc, GatewayUnreachable)
+    if by_itself and kind == NOT_TAKEN:
+        then = BY_ITSELF + (" If this goes on, " + _CHECK_THE_CONNECTION if unreached else "")
+    else:
+        then = WHEN_UNREACHED if unreached else WHEN_BUSY
     return PAUSE_WORDS[kind].format(cause=head + "." if stop else exc.message, count=in_a_row, then=then)
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -268,8 +268,8 @@ class SendWorker:
                                        sent_here=gateways.sent_here(self.settings))
             blasts.complete_finished(s, now=now)
             blasts.reopen_requeued(s)
-            again = blasts.try_again_by_itself(s, reason_head=trouble.NOT_TAKEN_HEAD, now=now,
-                                               after=trouble.TRIES_AGAIN_AFTER,
+            again = blasts.try_again_by_itself(s, head=trouble.NOT_TAKEN_HEAD, said=trouble.BY_ITSELF,
+                                               now=now, after=trouble.TRIES_AGAIN_AFTER,
                                                sent_here=gateways.sent_here(self.settings))
             # Status changes leave +1/-1 rows on PostgreSQL (migration 0002); folding them
             # into the per-blast counts keeps the funnel's reads short.
@@ -515,7 +515,10 @@ class SendWorker:
                 out_of_tries = claim.attempts >= self.settings.send_max_attempts
                 down = not out_of_tries and self._trouble.down(s, device, trouble.NOT_TAKEN, in_a_row)
                 if out_of_tries or down:
-                    back(pause=trouble.pause_words(trouble.NOT_TAKEN, exc, in_a_row=in_a_row),
+                    # WSAPME down for the device ends by itself (`blasts.try_again_by_itself`); a
+                    # message out of tries, and a blast a person paused, wait for a person.
+                    back(pause=trouble.pause_words(trouble.NOT_TAKEN, exc, in_a_row=in_a_row, by_itself=down),
+                         held=trouble.pause_words(trouble.NOT_TAKEN, exc, in_a_row=in_a_row),
                          whole_device=down)
                     return "held"
                 wait = self._backoff(max(claim.attempts, in_a_row), exc)
@@ -535,44 +538,52 @@ class SendWorker:
     def _put_back(
         self, s: Session, claim: Claim, *, device: str, claimed: dt.datetime, pause: str | None = None,
         retry_at: dt.datetime | None = None, error: str | None = None, count_attempt: bool = False,
-        whole_device: bool = False,
+        whole_device: bool = False, held: str | None = None,
     ) -> None:
         """The message did not leave: back in the queue, and off the device's count for the day
-        (it is counted when it goes). With `pause`, nothing else goes until a person acts: the
-        try is not counted, and the blast is paused with that reason (with `whole_device`, every
-        blast sending from the device, `_pause_for`)."""
+        (it is counted when it goes). With `pause`, nothing else goes until a person acts (or the
+        pause ends by itself, as its words say): the try is not counted, and the blast is paused
+        with that reason (with `whole_device`, every blast sending from the device; `held`, the
+        reason for a blast a person had paused: `_pause_for`)."""
         if queue.release(s, claim=claim, worker=self.name, retry_at=retry_at, error=pause or error,
                          count_attempt=count_attempt) and self.pacing:
             row = s.get(Device, device, with_for_update=True)
             if row is not None:
                 pacing.take_back_send(row, claimed=claimed, zone=self.settings.timezone)
         if pause is not None:
-            self._pause_for(s, claim, pause, device=device if whole_device else None)
+            self._pause_for(s, claim, pause, device=device if whole_device else None, held=held)
 
-    def _pause_for(self, s: Session, claim: Claim, reason: str, *, device: str | None = None) -> None:
+    def _pause_for(
+        self, s: Session, claim: Claim, reason: str, *, device: str | None = None, held: str | None = None
+    ) -> None:
         """Pause the claim's blast with the reason its page shows, unless it was cancelled or
         paused otherwise than by a person meanwhile. With `device`, the trouble is the device's
         or WSAPME's, not this message's: every blast sending from the device is paused with that
         reason, as its next message would fare no better (a blast and its follow-up sending at
         once do not each leave unknown sends)."""
+        paused: dict[str, list[int]] = {}
+        if blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING,),
+                               to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY):
+            paused.setdefault(reason, []).append(claim.blast_id)
         # A person who paused the blast while its message was out hears why it did not go:
-        # resumed, it would fail the same way.
-        paused = [claim.blast_id] if blasts.change_state(
-            s, blast_id=claim.blast_id, from_states=(blasts.S.SENDING, blasts.S.PAUSED),
-            provided=or_(Blast.state == blasts.S.SENDING, Blast.paused_by == PausedBy.PERSON),
-            to_state=blasts.S.PAUSED, reason=reason, paused_by=PausedBy.GATEWAY) else []
+        # resumed, it would fail the same way. With `held`'s words, which never say that the
+        # pause ends by itself: the person's pause stands.
+        elif blasts.change_state(s, blast_id=claim.blast_id, from_states=(blasts.S.PAUSED,),
+                                 provided=Blast.paused_by == PausedBy.PERSON, to_state=blasts.S.PAUSED,
+                                 reason=held or reason, paused_by=PausedBy.GATEWAY):
+            paused.setdefault(held or reason, []).append(claim.blast_id)
         others = [] if device is None else s.scalars(
             select(Blast.id).where(Blast.device == device, Blast.state == blasts.S.SENDING,
                                    Blast.id != claim.blast_id).order_by(Blast.id)).all()
-        paused += [blast_id for blast_id in others if blasts.change_state(
+        paused.setdefault(reason, []).extend(blast_id for blast_id in others if blasts.change_state(
             s, blast_id=blast_id, from_states=(blasts.S.SENDING,), to_state=blasts.S.PAUSED,
-            reason=reason, paused_by=PausedBy.GATEWAY)]
-        if paused:
-            # Said as it happens, for whoever watches the worker's log: the blast page says it too,
-            # and the worker's exit names every blast it paused.
-            log.warning("%s %s paused until a person resumes %s: %s",
-                        "blast" if len(paused) == 1 else "blasts", ", ".join(map(str, paused)),
-                        "it" if len(paused) == 1 else "them", reason)
+            reason=reason, paused_by=PausedBy.GATEWAY))
+        for words, ids in paused.items():
+            if ids:
+                # Said as it happens, for whoever watches the worker's log: the blast page says it
+                # too, and the worker's exit names every blast it paused.
+                log.warning("%s %s paused: %s", "blast" if len(ids) == 1 else "blasts",
+                            ", ".join(map(str, ids)), words)
 
     def _backoff(self, attempts: int, exc: GatewayError) -> float:
         """Seconds to wait after the `attempts`-th refusal in a row: growing, and never sooner
