@@ -190,11 +190,13 @@ def test_a_check_while_a_rotation_is_uncommitted_does_not_hide_the_new_secret(
     get_settings.cache_clear()
 
 
+@pytest.mark.parametrize("step", ["first", "last"])
 def test_a_read_under_way_when_the_secrets_are_forgotten_is_not_remembered(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
+    db_url: str, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     """A rotation committing while a post's check is reading: what that read saw may be from
-    before it, so the next post reads again rather than trust it."""
+    before it, so the next post reads again rather than trust it. After the check's first
+    statement too: SQLite's snapshot is taken there."""
     from sqlalchemy import event
 
     from core.webhook.route import _check_secret
@@ -208,16 +210,19 @@ def test_a_read_under_way_when_the_secrets_are_forgotten_is_not_remembered(
 
     def committed_meanwhile(_conn: object, _cursor: object, _statement: str, parameters: Any,
                             *_: object) -> None:
-        if PREVIOUS_KEY in str(parameters):  # the read's last step, after the current secret
+        last = PREVIOUS_KEY in str(parameters)  # the read's last step, after the current secret
+        if not done and (step == "last") == last:
+            done.append(step)
             remembered.forget()
 
+    done: list[str] = []
     event.listen(engine, "after_cursor_execute", committed_meanwhile)
     assert _check_secret(remembered, settings, secret)
     assert not remembered.matches(secret), "not remembered as fresh"
     assert remembered.worth_asking(), "the next post reads again"
-    event.remove(engine, "after_cursor_execute", committed_meanwhile)
     assert _check_secret(remembered, settings, secret)
     assert remembered.matches(secret)
+    event.remove(engine, "after_cursor_execute", committed_meanwhile)
     get_settings.cache_clear()
 
 

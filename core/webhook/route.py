@@ -136,11 +136,16 @@ def _check_secret(remembered: AcceptedSecrets, settings: Settings, candidate: st
     # server's start makes it) does the check make and keep one, in a transaction: a reading
     # session keeps nothing.
     engine = engine_for(settings.sqlalchemy_url)
+    # Before the first statement, which takes SQLite's snapshot: a rotation committed after it
+    # spoils what this read remembers, though the read cannot see the new secret.
+    forgotten = remembered.forgotten()
     with reading(engine) as session:
         if secret_made(session, settings=settings):
-            return remembered.refresh_and_match(session, settings=settings, candidate=candidate)
+            return remembered.refresh_and_match(session, settings=settings, candidate=candidate,
+                                                forgotten=forgotten)
     with transaction(engine) as session:
-        return remembered.refresh_and_match(session, settings=settings, candidate=candidate)
+        return remembered.refresh_and_match(session, settings=settings, candidate=candidate,
+                                            forgotten=forgotten)
 
 
 async def read_body(request: Request, *, limit: int) -> tuple[bytes, bool]:

@@ -114,9 +114,20 @@ class AcceptedSecrets:
             self._read_at = now
             return True
 
-    def refresh_and_match(self, session: Session, *, settings: Settings, candidate: str) -> bool:
+    def forgotten(self) -> int:
+        """How many times forgotten so far: taken before a read's transaction begins, and given
+        to `refresh_and_match`, it spoils a read whose snapshot may be older than a rotation."""
         with self._lock:
-            forgotten = self._forgotten
+            return self._forgotten
+
+    def refresh_and_match(
+        self, session: Session, *, settings: Settings, candidate: str, forgotten: int | None = None
+    ) -> bool:
+        """Read the accepted secrets in `session` and remember them, unless they were forgotten
+        since `forgotten` (`forgotten()` before the session's first statement: SQLite's snapshot
+        is taken there; by default, now)."""
+        if forgotten is None:
+            forgotten = self.forgotten()
         accepted = tuple(accepted_secrets(session, settings=settings))
         with self._lock:
             if forgotten == self._forgotten:
