@@ -221,6 +221,8 @@ UNREADABLE = "(set, hidden: not readable as an address)"
     ("postgresql://tracker:Zq81@ck:er/pw#1@127.0.0.1:5432/blasts", UNREADABLE),
     ("postgresql://tracker:Zq81pa#ss@127.0.0.1/blasts", UNREADABLE),
     ("postgresql://tracker@127.0.0.1/blasts", "postgresql://tracker@127.0.0.1/blasts"),
+    ("postgresql://tracker@127.0.0.1/blasts?password=Zq81&sslmode=require",
+     "postgresql://tracker@127.0.0.1/blasts?•••"),
 ])
 def test_settings_in_force_hide_a_password_however_it_was_typed(
     monkeypatch: pytest.MonkeyPatch, url: str, shown: str

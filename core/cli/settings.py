@@ -74,7 +74,8 @@ def in_force(settings: Settings) -> list[tuple[str, str, bool]]:
 
 
 def _hidden_login(url: str) -> str:
-    """`url` with the password of any `user:password@` hidden (the user shows: which login it is)."""
+    """`url` with the password of any `user:password@` hidden (the user shows: which login it
+    is), and its query, which may hold one."""
     unreadable = "(set, hidden: not readable as an address)"
     try:
         parts = urlsplit(url)
@@ -82,11 +83,13 @@ def _hidden_login(url: str) -> str:
         return unreadable
     if "@" in parts.path + parts.query + parts.fragment:
         return unreadable  # a password with / ? or # in it, not percent-encoded: part would show
+    if parts.query:  # it may carry a password too (`?password=…`, which the driver takes)
+        parts = parts._replace(query=HIDDEN)
     login, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return url
-    user, colon, _ = login.partition(":")
-    return urlunsplit(parts._replace(netloc=f"{user}{':' + HIDDEN if colon else ''}@{host}"))
+    if at:
+        user, colon, _ = login.partition(":")
+        parts = parts._replace(netloc=f"{user}{':' + HIDDEN if colon else ''}@{host}")
+    return urlunsplit(parts)
 
 
 def print_in_force() -> None:
