@@ -287,7 +287,7 @@ class Settings(BaseSettings):
         had let the dashboard start and paused the first blast with words naming no setting."""
         value = value.strip()
         if not value and info.field_name == "public_url":
-            return value  # as before: the health page says what WSAPME cannot reach
+            return value  # taken as it is, as before this check
         example = {"public_url": "https://tracker.example.com", "wsapme_master_url": DEFAULT_MASTER_URL
                    }.get(info.field_name or "", DEFAULT_API_URL)
         try:

@@ -7,16 +7,18 @@ import threading
 import time
 from collections.abc import Callable
 
+import psycopg
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core.config import Settings
 from core.db import transaction
 from core.funnel import fold_rollup_deltas
 from core.gateway import make_client, stop_sandbox
 from core.polling import Poller
-from core.sending.worker import SendWorker
+from core.sending.worker import SendWorker, database_away
 from core.webhook.inbox import error_words, replay_after_send, replay_waiting
-from core.webhook.intake import STORAGE_ERRORS
 from core.webhook.secret import WEBHOOK_PATH, current_secret
 
 log = logging.getLogger(__name__)
@@ -83,22 +85,31 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
         try:
             with transaction(engine) as session:
                 fold_rollup_deltas(session)
-        except STORAGE_ERRORS as exc:
-            outage.away(exc)
+        except Exception as exc:
+            if away(exc):
+                outage.away(exc)
+            else:
+                log.exception("folding status counts failed; trying again shortly")
             continue
-        except Exception:
-            log.exception("folding status counts failed; trying again shortly")
-        else:
-            outage.back()
+        outage.back()
         if time.monotonic() < next_replay:
             continue
         next_replay = time.monotonic() + REPLAY_SECONDS
         try:
             replay_waiting(engine)
-        except STORAGE_ERRORS as exc:
-            outage.away(exc)
-        except Exception:
-            log.exception("replaying waiting webhooks failed; trying again shortly")
+        except Exception as exc:
+            if away(exc):
+                outage.away(exc)
+            else:
+                log.exception("replaying waiting webhooks failed; trying again shortly")
+
+
+def away(exc: BaseException) -> bool:
+    """Whether an error means the database could not be reached or the connection was lost
+    (`worker.database_away`), not an answer about a statement: a defect keeps its traceback."""
+    if isinstance(exc, DBAPIError):
+        return database_away(exc)
+    return isinstance(exc, PoolTimeout | OSError | psycopg.OperationalError)
 
 
 class Outage:
