@@ -65,9 +65,10 @@ def render_draft_launch(blast: Blast) -> None:
     st.info(f"This blast is a draft: nothing has been sent. It will go to {people} {where}.",
             icon=":material/edit_note:")
     if moved_on:
-        st.caption(f"{plural(moved_on, 'person', 'people')} on its list "
-                   f"{'has' if moved_on == 1 else 'have'} moved on since it was made (say, replied or "
-                   "bought, or another follow-up reached them): no longer whom it is for, left out.")
+        st.caption(f"{plural(moved_on, 'person', 'people')} on this list no longer "
+                   f"{'matches' if moved_on == 1 else 'match'} whom the follow-up is for (since it was "
+                   "made they replied or bought, say, or another follow-up reached them), so they will "
+                   "be left out.")
     # The list is already in the blast, so an empty value is mended in the message, not the file.
     message = render_template(
         names=names,

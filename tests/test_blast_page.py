@@ -498,8 +498,9 @@ def test_a_follow_up_draft_leaves_out_who_has_moved_on_since_it_was_made(engine:
     at = _open(draft_id)
     assert not at.exception, at.exception
     assert any("It will go to 1 person in practice mode" in i.value for i in at.info)
-    assert ("2 people on its list have moved on since it was made (say, replied or bought, or another "
-            "follow-up reached them): no longer whom it is for, left out.") in [c.value for c in at.caption]
+    assert ("2 people on this list no longer match whom the follow-up is for (since it was made they "
+            "replied or bought, say, or another follow-up reached them), so they will be left out."
+            ) in [c.value for c in at.caption]
     assert at.button(key="draft_send").label == "Send to 1 person"
     shown = " ".join(e.value for e in (*at.markdown, *at.caption) if isinstance(e.value, str))
     assert "Chong" in shown and "Aisyah" not in shown and "Ben" not in shown, "previewed for whom it goes to"
