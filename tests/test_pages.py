@@ -250,6 +250,35 @@ def test_blast_detail_pause_then_resume(app_db: str, engine: Engine) -> None:
     assert not any("Paused by you" in w.value for w in at.warning)
 
 
+def test_a_pause_that_would_end_by_itself_can_be_kept_for_a_person(app_db: str, engine: Engine) -> None:
+    """Messages not getting through to WSAPME: the pause ends by itself in a few minutes, unless
+    the marketer keeps it (before, to hold such a blast they could only cancel it)."""
+    from core.models import Blast, utcnow
+    from core.sending import blasts, trouble
+
+    blast_id = _sent_blast(engine)
+    reason = f"{trouble.NOT_TAKEN_HEAD} Nothing was lost: the messages wait in the queue. {trouble.BY_ITSELF}"
+    with transaction(engine) as s:
+        blasts.change_state(s, blast_id=blast_id, from_states=("sending",), to_state="paused",
+                            reason=reason, paused_by="gateway")
+    at = page("pages/blast.py", blast=str(blast_id))
+    at.run()
+    assert reason in [w.value for w in at.warning]
+    at.button(key="keep_paused").click().run()
+    assert not at.exception, at.exception
+    assert any("Paused by you" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "keep_paused"], "kept: nothing more to keep"
+    with transaction(engine) as s:
+        assert blasts.try_again_by_itself(s, head=trouble.NOT_TAKEN_HEAD, said=trouble.BY_ITSELF,
+                                          after=dt.timedelta(0), now=utcnow()) == []
+        assert (s.get(Blast, blast_id).state, s.get(Blast, blast_id).paused_by) == ("paused", "person")
+    with transaction(engine) as s:  # one that tried again by itself as the button was pressed
+        blasts.resume(s, blast_id=blast_id)
+        blasts.keep_paused(s, blast_id=blast_id, said=trouble.BY_ITSELF)
+        kept = s.get(Blast, blast_id)
+        assert (kept.state, kept.state_reason) == ("paused", "Paused by you.")
+
+
 def test_blast_detail_recipient_search_and_filter(app_db: str, engine: Engine) -> None:
     blast_id = _sent_blast(engine, state="completed")
     at = page("pages/blast.py", blast=str(blast_id))

@@ -225,6 +225,18 @@ def pause(session: Session, *, blast_id: int, reason: str = PAUSED_BY_YOU) -> No
     ), "pause")
 
 
+def keep_paused(session: Session, *, blast_id: int, said: str) -> None:
+    """Hold for a person a pause that would end by itself (its reason says `said`,
+    `trouble.BY_ITSELF`): it waits for Resume, as a person's pause. One that has ended by itself
+    meanwhile is paused again."""
+    held = change_state(session, blast_id=blast_id, from_states=(S.PAUSED,), to_state=S.PAUSED,
+                        reason=PAUSED_BY_YOU, paused_by=PausedBy.PERSON,
+                        provided=and_(Blast.paused_by == PausedBy.GATEWAY,
+                                      Blast.state_reason.contains(said, autoescape=True)))
+    if not held:
+        pause(session, blast_id=blast_id)
+
+
 def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -> None:
     """Carry on sending. A blast paused while it waited for its time waits again when that time
     is still ahead; one paused before it ever started whose time has passed starts now."""
