@@ -38,7 +38,7 @@ from core.recipients import (
     StageSelector,
     status_words,
 )
-from core.sending import blasts, gateways, trouble
+from core.sending import blasts, gateways
 from core.sending.pacing import PacingRules, current_device, held_back
 from core.sending.progress import Progress, blast_progress, rules_for
 from core.words import shown_percent
@@ -331,12 +331,11 @@ def render_actions(blast: Blast) -> None:
         "Resume", key="resume", type="primary", icon=":material/play_arrow:", help=resume_help(blast),
     ):
         _act("resume the blast", blasts.resume, blast.id)
-    by_itself = blast.state == "paused" and trouble.BY_ITSELF in (blast.state_reason or "")
-    if by_itself and here and cols[0].button(
+    if blasts.ends_by_itself(blast) and here and cols[0].button(
         "Keep it paused", key="keep_paused", icon=":material/pause:",
         help="It would try again by itself every few minutes; kept paused, it waits until you press Resume.",
     ):
-        _act("keep the blast paused", functools.partial(blasts.keep_paused, said=trouble.BY_ITSELF), blast.id)
+        _act("keep the blast paused", blasts.keep_paused, blast.id)
     configured = gateways.launch_device(settings())
     movable = (blast.state in ("paused", "scheduled") and blast.device and blast.device != configured
                and not gateways.crosses(blast.device, configured))

@@ -269,12 +269,11 @@ def test_a_pause_that_would_end_by_itself_can_be_kept_for_a_person(app_db: str, 
     assert any("Paused by you" in w.value for w in at.warning)
     assert not [b for b in at.button if b.key == "keep_paused"], "kept: nothing more to keep"
     with transaction(engine) as s:
-        assert blasts.try_again_by_itself(s, head=trouble.NOT_TAKEN_HEAD, said=trouble.BY_ITSELF,
-                                          after=dt.timedelta(0), now=utcnow()) == []
+        assert blasts.try_again_by_itself(s, after=dt.timedelta(0), now=utcnow()) == []
         assert (s.get(Blast, blast_id).state, s.get(Blast, blast_id).paused_by) == ("paused", "person")
     with transaction(engine) as s:  # one that tried again by itself as the button was pressed
         blasts.resume(s, blast_id=blast_id)
-        blasts.keep_paused(s, blast_id=blast_id, said=trouble.BY_ITSELF)
+        blasts.keep_paused(s, blast_id=blast_id)
         kept = s.get(Blast, blast_id)
         assert (kept.state, kept.state_reason) == ("paused", "Paused by you.")
 

@@ -344,7 +344,6 @@ def _without_stray_nuls(text: str) -> tuple[str, list[str]]:
         f"An invisible character (NUL) on {where} of the file was taken out; check those rows."]
 
 
-
 # --- delimiter -----------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from core.followups import (
     take_on_who_matches,
 )
 from core.models import Blast, BlastRecipient, BlastState, OptOut, PausedBy, utcnow
-from core.sending import gateways, pacing
+from core.sending import gateways, pacing, trouble
 from core.statuses import Status
 
 S = BlastState
@@ -225,14 +225,25 @@ def pause(session: Session, *, blast_id: int, reason: str = PAUSED_BY_YOU) -> No
     ), "pause")
 
 
-def keep_paused(session: Session, *, blast_id: int, said: str) -> None:
-    """Hold for a person a pause that would end by itself (its reason says `said`,
-    `trouble.BY_ITSELF`): it waits for Resume, as a person's pause. One that has ended by itself
-    meanwhile is paused again."""
+def ends_by_itself(blast: Blast) -> bool:
+    """Whether the blast is paused with words that say the pause ends by itself: WSAPME down
+    for its device, messages not taken (`trouble.BY_ITSELF`). `_ends_by_itself` in SQL."""
+    reason = blast.state_reason or ""
+    return (blast.state == S.PAUSED and blast.paused_by == PausedBy.GATEWAY
+            and reason.startswith(trouble.NOT_TAKEN_HEAD) and trouble.BY_ITSELF in reason)
+
+
+def _ends_by_itself() -> ColumnElement[bool]:
+    return and_(Blast.state == S.PAUSED, Blast.paused_by == PausedBy.GATEWAY,
+                Blast.state_reason.startswith(trouble.NOT_TAKEN_HEAD, autoescape=True),
+                Blast.state_reason.contains(trouble.BY_ITSELF, autoescape=True))
+
+
+def keep_paused(session: Session, *, blast_id: int) -> None:
+    """Hold for a person a pause that would end by itself (`ends_by_itself`): it waits for
+    Resume, as a person's pause. One that has ended by itself meanwhile is paused again."""
     held = change_state(session, blast_id=blast_id, from_states=(S.PAUSED,), to_state=S.PAUSED,
-                        reason=PAUSED_BY_YOU, paused_by=PausedBy.PERSON,
-                        provided=and_(Blast.paused_by == PausedBy.GATEWAY,
-                                      Blast.state_reason.contains(said, autoescape=True)))
+                        reason=PAUSED_BY_YOU, paused_by=PausedBy.PERSON, provided=_ends_by_itself())
     if not held:
         pause(session, blast_id=blast_id)
 
@@ -260,18 +271,15 @@ def resume(session: Session, *, blast_id: int, now: dt.datetime | None = None) -
 
 
 def try_again_by_itself(
-    session: Session, *, head: str, said: str, after: dt.timedelta, now: dt.datetime,
+    session: Session, *, now: dt.datetime, after: dt.timedelta = trouble.TRIES_AGAIN_AFTER,
     sent_here: ColumnElement[bool] | None = None,
 ) -> list[int]:
-    """Carry on sending the blasts the sending paused at least `after` ago with a reason that
-    begins `head` and says `said`, that the pause ends by itself (`trouble.BY_ITSELF`); returns
-    their ids. Each change asks again that it is still that pause: one a person resumed,
-    paused or cancelled meanwhile is left as it is. With `sent_here` (`gateways.sent_here`),
-    only the blasts of the worker's gateway."""
-    still = and_(Blast.paused_by == PausedBy.GATEWAY, Blast.paused_at <= now - after,
-                 Blast.state_reason.startswith(head, autoescape=True),
-                 Blast.state_reason.contains(said, autoescape=True))
-    query = select(Blast.id).where(Blast.state == S.PAUSED, still).order_by(Blast.id)
+    """Carry on sending the blasts paused at least `after` ago with a pause that ends by itself
+    (`ends_by_itself`); returns their ids. Each change asks again that it is still that pause:
+    one a person resumed, paused or cancelled meanwhile is left as it is. With `sent_here`
+    (`gateways.sent_here`), only the blasts of the worker's gateway."""
+    still = and_(_ends_by_itself(), Blast.paused_at <= now - after)
+    query = select(Blast.id).where(still).order_by(Blast.id)
     found = session.scalars(query if sent_here is None else query.where(sent_here)).all()
     return [blast_id for blast_id in found
             if change_state(session, blast_id=blast_id, from_states=(S.PAUSED,), to_state=S.SENDING,

@@ -268,9 +268,7 @@ class SendWorker:
                                        sent_here=gateways.sent_here(self.settings))
             blasts.complete_finished(s, now=now)
             blasts.reopen_requeued(s)
-            again = blasts.try_again_by_itself(s, head=trouble.NOT_TAKEN_HEAD, said=trouble.BY_ITSELF,
-                                               now=now, after=trouble.TRIES_AGAIN_AFTER,
-                                               sent_here=gateways.sent_here(self.settings))
+            again = blasts.try_again_by_itself(s, now=now, sent_here=gateways.sent_here(self.settings))
             # Status changes leave +1/-1 rows on PostgreSQL (migration 0002); folding them
             # into the per-blast counts keeps the funnel's reads short.
             fold_rollup_deltas(s)
