@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "data",
         description="Folder for the default SQLite database; created on first run.",
     )
+    database_wait_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="At start, how long the dashboard and the worker wait for a PostgreSQL server "
+        "that does not take connections yet (starting up, waking, out of reach), then give up. "
+        "A wrong password or database name stops the start at once.",
+    )
 
     # Gateway
     wsapme_token: SecretStr | None = Field(

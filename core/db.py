@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +17,19 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: serialises migrations when several processes start at once.
 _MIGRATION_LOCK_ID = 7_305_113
 READ_ONLY = "blast_read_only"
 # Seconds to wait for PostgreSQL to answer a new connection (libpq's connect_timeout).
 CONNECT_TIMEOUT_SECONDS = 10
+# The server's answers that say it will take connections soon; any other answer (a wrong
+# password, no such database) will not change by waiting.
+_COMING_UP = ("starting up", "shutting down", "in recovery", "too many clients", "connection slots")
+# How often a start that waits for the database says so in the log.
+_WAITING_SAID_EVERY_SECONDS = 10.0
 NOT_A_URL = ("DATABASE_URL is not a valid URL (percent-encode special characters in the password, "
              "e.g. @ as %40)")
 
@@ -220,6 +230,41 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return _revision(connection)
+
+
+def connect_when_up(engine: Engine, *, patience: float, stop: threading.Event | None = None) -> None:
+    """Open a first connection, waiting up to `patience` seconds for a PostgreSQL server that
+    does not take connections yet: out of reach, refusing them, starting up or full (a server
+    started beside this one, a managed server waking). Says so in the log every ten seconds.
+    A refusal that waiting will not change (a wrong password, no such database) and a SQLite
+    file that cannot be opened are raised at once, as is the last failure when time is up or
+    `stop` is set (the process is asked to end)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + patience
+    said_at: float | None = None
+    while True:
+        try:
+            with engine.connect():
+                return
+        except (OperationalError, InterfaceError) as exc:
+            left = deadline - time.monotonic()
+            if engine.dialect.name != "postgresql" or left <= 0 or stop.is_set() or not _may_come_up(exc):
+                raise
+            if said_at is None or time.monotonic() - said_at >= _WAITING_SAID_EVERY_SECONDS:
+                log.warning("the database does not answer yet; waiting up to %.0f s more (%s)",
+                            left, driver_says(exc) or type(exc).__name__)
+                said_at = time.monotonic()
+            stop.wait(min(1.0, left))
+
+
+def _may_come_up(exc: SQLAlchemyError) -> bool:
+    """Whether a failed connection may succeed later: the server never answered (refused, out
+    of reach, not found by name yet), or answered that it is not ready."""
+    words = str(getattr(exc, "orig", None) or exc).lower()
+    answered = "fatal:" in words or "error:" in words
+    return not answered or any(phrase in words for phrase in _COMING_UP)
 
 
 def driver_says(exc: SQLAlchemyError) -> str | None:

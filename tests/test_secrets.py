@@ -324,6 +324,7 @@ def test_a_database_that_cannot_be_reached_stops_the_start_in_one_line_without_t
     driver's words, and logs no traceback (which had filled the screen of whoever started it)."""
     caplog.set_level(logging.INFO)
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE_DB)
+    monkeypatch.setenv("DATABASE_WAIT_SECONDS", "0")  # not waited for: tests/test_database_wait.py
     get_settings.cache_clear()
     server = _start_refused()
     assert not server.started
