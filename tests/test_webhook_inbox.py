@@ -15,6 +15,7 @@ from core.db import transaction
 from core.errors import ConfigError
 from core.health import EventCounts
 from core.models import BlastRecipient, OptOut, RecipientReply, StatusHistory, WebhookInbox, utcnow
+from core.sending.queue import expire_leases
 from core.status_engine import apply_status
 from core.statuses import Status
 from core.webhook.inbox import (
@@ -679,6 +680,32 @@ def test_an_ack_that_beat_the_unknown_mark_is_settled_by_the_replay(engine: Engi
     assert replay_waiting(engine, rules=RULES).states == {"applied": 1}
     row = _row(engine, rid)
     assert (row.status, row.message_id, row.sent_at) == ("SERVER_ACK", "3EB0LOST", acked)
+    assert _entry(engine, inbox_id).state == "applied"
+
+
+def test_a_send_whose_worker_vanished_is_dated_by_its_lease_and_settled_by_the_ack_that_came_meanwhile(
+    engine: Engine,
+) -> None:
+    """The worker died mid-send, and no worker ran for 40 minutes. The ack that proves the
+    message went came a moment before its lease ran out; the next worker then found it unknown.
+    It had been dated by that finding, 40 minutes on, which no ack could fit: the ack waited its
+    hour and was set aside, and the message stayed unknown."""
+    rid = _recipient(engine, status=Status.SENDING, sent_at=None)
+    lease_ended = utcnow() - dt.timedelta(minutes=40)
+    with transaction(engine) as s:
+        s.get(BlastRecipient, rid).lease_expires_at = lease_ended
+    acked = lease_ended - dt.timedelta(seconds=30)
+    inbox_id, outcome = _post(engine, _chat_ack("3EB0LOST", 3), received_at=acked, now=utcnow())
+    assert outcome is not None and outcome.state == "waiting"
+    with transaction(engine) as s:
+        assert expire_leases(s, now=utcnow()) == [rid]
+    assert _history(engine, rid)[-1][1] == "UNKNOWN"
+    with transaction(engine) as s:
+        [found] = s.scalars(select(StatusHistory.changed_at).where(StatusHistory.recipient_id == rid))
+    assert found == lease_ended
+    assert replay_waiting(engine, rules=RULES).states == {"applied": 1}
+    row = _row(engine, rid)
+    assert (row.status, row.message_id, row.sent_at) == ("DELIVERY_ACK", "3EB0LOST", acked)
     assert _entry(engine, inbox_id).state == "applied"
 
 

@@ -344,15 +344,19 @@ def _keep_late_answer(
 
 
 def expire_leases(session: Session, *, now: dt.datetime) -> list[int]:
-    """Recipients whose worker vanished mid-send become UNKNOWN: the message may have gone."""
-    expired = session.scalars(
-        select(BlastRecipient.id)
+    """Recipients whose worker vanished mid-send become UNKNOWN: the message may have gone.
+    Each is dated by when its lease ran out, not by when this found it: with no worker running
+    for a while, that can be long after. The receipts and replies that prove the message went
+    are matched to it by that time (within a lease of the send), and had been turned away."""
+    expired = session.execute(
+        select(BlastRecipient.id, BlastRecipient.lease_expires_at)
         .where(BlastRecipient.status == Status.SENDING.value, BlastRecipient.lease_expires_at < now)
         .with_for_update(skip_locked=True)
     ).all()
-    for recipient_id in expired:
+    for recipient_id, lease_ended in expired:
         apply_status(
-            session, recipient_id=recipient_id, status=Status.UNKNOWN, source="send", at=now,
+            session, recipient_id=recipient_id, status=Status.UNKNOWN, source="send",
+            at=lease_ended,
             event={"reason": "lease expired without an answer from the gateway"},
             updates={
                 "error": "The sender stopped before the gateway's answer was saved. The message "
@@ -360,4 +364,4 @@ def expire_leases(session: Session, *, now: dt.datetime) -> list[int]:
                 "claimed_by": None, "lease_expires_at": None,
             },
         )
-    return list(expired)
+    return [recipient_id for recipient_id, _ in expired]

@@ -157,11 +157,11 @@ class SendWorker:
         while not stop.is_set():
             try:
                 outcome = self.step()
-            except DBAPIError as exc:
-                log.warning("database unavailable, retrying shortly: %s", type(exc).__name__)
-                stop.wait(2.0)
-                continue
             except Exception as exc:
+                if isinstance(exc, DBAPIError) and database_away(exc):
+                    log.warning("database unavailable, retrying shortly: %s", type(exc).__name__)
+                    stop.wait(2.0)
+                    continue
                 # A defect must not end sending for good (in the dashboard this loop is a thread
                 # no one watches): a message it caught mid-send is marked unknown when its
                 # lease runs out, never sent again.

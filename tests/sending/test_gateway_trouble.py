@@ -11,6 +11,7 @@ import time
 
 import pytest
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from core import health
 from core.db import transaction
@@ -423,6 +424,43 @@ def test_an_unexpected_error_after_a_send_leaves_the_worker_running(
             thread.join(10)
     assert "RuntimeError" in caplog.text and TEST_TOKEN not in caplog.text
     assert len(sim.sent_messages()) == 3
+
+
+@pytest.mark.parametrize("away", [False, True], ids=["refused", "away"])
+def test_a_statement_the_database_refuses_is_a_defect_and_not_an_outage(
+    engine: Engine, sim, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, away: bool
+) -> None:
+    """A statement refused at every step (a worker left on an older schema) had been logged as
+    "database unavailable" every 2 s, with no traceback, and a `--once` run never ended. It is
+    now an unexpected error: logged with where it was raised, and `--once` gives up. A lost
+    connection is still waited out."""
+    from core.sending import worker as worker_module
+
+    launched_blast(engine, 1)
+    worker = SendWorker(engine=engine, client=client_for(sim), settings=settings_for())
+    steps: list[int] = []
+
+    def step() -> bool:
+        steps.append(1)
+        if away and len(steps) > 2:
+            return worker_module.SendWorker.step(worker)
+        error = OperationalError if away else ProgrammingError
+        raise error("SELECT … FROM blast_recipients", {}, Exception('column "x" does not exist'))
+
+    monkeypatch.setattr(worker, "step", step)
+    monkeypatch.setattr(worker_module, "UNEXPECTED_WAIT_CAP", 0.05)
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda seconds: False)  # no real pauses between tries
+    caplog.set_level(logging.WARNING, logger="core.sending.worker")
+    if away:
+        assert worker.run(stop, once=True) == 1
+        assert caplog.text.count("database unavailable, retrying shortly: OperationalError") == 2
+        return
+    with pytest.raises(ProgrammingError):
+        worker.run(stop, once=True)
+    assert len(steps) == worker_module.ONCE_UNEXPECTED_LIMIT
+    assert "unavailable" not in caplog.text
+    assert "unexpected ProgrammingError" in caplog.text and "Raised at:" in caplog.text
 
 
 def test_an_unexpected_error_while_sending_marks_that_message_unknown_at_once(engine: Engine, sim) -> None:
