@@ -16,7 +16,9 @@ from core.config import Settings
 from core.db import transaction
 from core.funnel import fold_rollup_deltas
 from core.gateway import make_client, stop_sandbox
+from core.models import utcnow
 from core.polling import Poller
+from core.sending.queue import expire_leases, say_expired
 from core.sending.worker import SendWorker, database_away
 from core.webhook.inbox import error_words, replay_after_send, replay_waiting
 from core.webhook.secret import WEBHOOK_PATH, current_secret
@@ -96,6 +98,11 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
             continue
         next_replay = time.monotonic() + REPLAY_SECONDS
         try:
+            # A send whose worker vanished, with no worker left to find it (RUN_WORKER off
+            # here, the others stopped): unknown, so a reply or receipt can settle it.
+            with transaction(engine) as session:
+                expired = expire_leases(session, now=utcnow())
+            say_expired(expired)
             replay_waiting(engine)
         except Exception as exc:
             if away(exc):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, select
 
 from core import services
-from core.db import make_engine
+from core.db import make_engine, transaction
+from core.models import BlastRecipient, StatusHistory, utcnow
+from tests.support.factories import make_blast, make_recipient
 
 
 def test_a_database_away_is_said_once_in_a_line_not_a_traceback_every_few_seconds(
@@ -79,3 +84,40 @@ def test_a_statement_refused_is_not_taken_for_the_database_away_and_keeps_its_tr
     said = [r for r in caplog.records if r.name == "core.services"]
     assert len(said) > 1 and all(
         r.getMessage().startswith("folding status counts failed") and r.exc_info for r in said), caplog.text
+
+
+def test_a_send_whose_worker_vanished_is_found_with_no_worker_running(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RUN_WORKER off here and every worker stopped: only a worker had found such a send, so
+    it stayed "being sent" and no reply or receipt could settle it. The dashboard's own loop
+    marks it unknown, as of its lease's end."""
+    lease_ended = utcnow() - dt.timedelta(minutes=5)
+    with transaction(engine) as s:
+        blast = make_blast(s, state="sending")
+        rid = make_recipient(s, blast, status="SENDING", claimed_by="gone", lease_expires_at=lease_ended).id
+        held = make_recipient(s, blast, status="SENDING", claimed_by="alive",
+                              lease_expires_at=utcnow() + dt.timedelta(minutes=1)).id
+    monkeypatch.setattr(services, "FOLD_SECONDS", 0.02)
+    monkeypatch.setattr(services, "REPLAY_SECONDS", 0.0)
+    stop = threading.Event()
+    caplog.set_level(logging.WARNING, logger="core")
+    thread = threading.Thread(target=services._replay_loop, args=(engine, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _status(engine, rid) == "SENDING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert (_status(engine, rid), _status(engine, held)) == ("UNKNOWN", "SENDING")
+    with transaction(engine) as s:
+        found = s.scalar(select(StatusHistory.changed_at).where(StatusHistory.recipient_id == rid))
+    assert found == lease_ended
+    assert "1 sends lost their worker mid-way and were marked unknown" in caplog.text
+
+
+def _status(engine: Engine, recipient_id: int) -> str:
+    with transaction(engine) as s:
+        return s.get(BlastRecipient, recipient_id).status

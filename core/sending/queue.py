@@ -365,3 +365,9 @@ def expire_leases(session: Session, *, now: dt.datetime) -> list[int]:
             },
         )
     return [recipient_id for recipient_id, _ in expired]
+
+
+def say_expired(expired: Sequence[int]) -> None:
+    """In the log, once what `expire_leases` found is committed."""
+    if expired:
+        log.warning("%d sends lost their worker mid-way and were marked unknown", len(expired))

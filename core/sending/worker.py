@@ -277,8 +277,7 @@ class SendWorker:
                 app_state.put(s, key=HEARTBEAT_PREFIX + self.name,
                               value={"sent": self.sent, "tried": self.tried,
                                      "pacing": self.settings.send_pacing})
-        if expired:
-            log.warning("%d sends lost their worker mid-way and were marked unknown", len(expired))
+        queue.say_expired(expired)
         if again:
             log.warning("%s %s: sending tries again, %d minutes after messages stopped getting through",
                         "blast" if len(again) == 1 else "blasts", ", ".join(map(str, again)),
