@@ -28,3 +28,18 @@ def among(session: Session, message_ids: Collection[str]) -> set[str]:
     dialect = session.get_bind().dialect
     found = session.scalars(select(AppState.key).where(bulk.one_of(AppState.key, keys, dialect)))
     return {key.removeprefix(_PREFIX) for key in found}
+
+
+def answered_by(session: Session, *, phone: str, at: dt.datetime, window: dt.timedelta) -> bool:
+    """Whether a message from `phone` at `at` answers a test sent to that number in the
+    `window` before (give or take a clock's skew): the team writing back to their own test
+    without quoting it. No blast explains it, and no customer wrote it."""
+    skew = dt.timedelta(minutes=2)
+    for _, value, _ in app_state.with_prefix(session, prefix=_PREFIX, since=at - window - skew):
+        try:
+            sent = dt.datetime.fromisoformat(value["at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if value.get("to") == phone and at - window - skew <= sent <= at + skew:
+            return True
+    return False

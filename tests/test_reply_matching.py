@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from core.db import transaction
 from core.models import BlastRecipient, OptOut, WebhookInbox
 from core.statuses import Status
-from core.webhook.inbox import Outcome, WebhookRules, process_entry, store_raw
+from core.webhook.inbox import TEST_REPLY, Outcome, WebhookRules, process_entry, store_raw
 from core.webhook.replies import DEFAULT_OPT_OUT_WORDS, normalise_words, opt_out_keyword
 from tests.support.factories import at, make_blast, make_recipient
 
@@ -183,8 +183,30 @@ def test_a_reply_to_a_test_message_is_not_a_customers_reply_to_a_blast(engine: E
     with transaction(engine) as s:
         test_sends.remember(s, message_id="3EB0TEST", to=PHONE, at=at(9, 30))
     _, outcome = _post(engine, _baileys(_quoting("Looks good", "3EB0TEST")))
-    assert (outcome.state, outcome.detail) == ("ignored", "a reply to a test message, not to a blast")
+    assert (outcome.state, outcome.detail) == ("ignored", TEST_REPLY)
     assert _status(engine, newest) == ("DELIVERY_ACK", None)
+
+
+@pytest.mark.parametrize(("tested", "listed"), [
+    (at(9, 30), False),  # the test went half an hour before: theirs
+    (at(10) - dt.timedelta(hours=80), True),  # days before: someone writing in, as any other
+])
+def test_a_reply_to_a_test_message_without_quoting_it_is_not_a_stranger_writing_in(
+    engine: Engine, tested: dt.datetime, listed: bool
+) -> None:
+    """No blast messaged the marketer's number; they answer their test without swiping to
+    quote it. It had been listed on Replies among messages from people no blast messaged."""
+    from core import test_sends
+    from core.reply_inbox import InboxFilter, unmatched_messages
+
+    with transaction(engine) as s:
+        test_sends.remember(s, message_id="3EB0TEST", to=PHONE, at=tested)
+    _, outcome = _post(engine, _baileys({"conversation": "Looks good"}))
+    assert outcome.state == "ignored"
+    assert (outcome.detail == TEST_REPLY) is not listed
+    with transaction(engine) as s:
+        found = unmatched_messages(s, filters=InboxFilter(since=dt.date(2000, 1, 1), timezone="UTC"))
+    assert [m.text for m in found] == (["Looks good"] if listed else [])
 
 
 def test_a_quoted_reply_does_not_wait_for_a_message_being_sent(engine: Engine) -> None:

@@ -58,6 +58,8 @@ NEW_GRACE = dt.timedelta(minutes=1)
 # database refuses): retrying it every half minute for ever would hide it.
 MAX_ATTEMPTS = 5
 MAX_DETAIL = 20_000
+# The note on a message that answers the team's own test message, quoting it or not.
+TEST_REPLY = "a reply to a test message, not to a blast"
 DB_ERRORS = (DBAPIError, PoolTimeout)
 
 
@@ -595,7 +597,7 @@ def _plan_message(
                            f"a message whose sender cannot be read: {unread}"))
         return []
     if message.quoted_id in tests:  # the team answering their own test, not a customer
-        notes.append(_Note(InboxState.IGNORED, "message", "a reply to a test message, not to a blast"))
+        notes.append(_Note(InboxState.IGNORED, "message", TEST_REPLY))
         return []
     at = message.at or received_at
     keyword = opt_out_keyword(message.text, words=rules.opt_out_words)
@@ -612,6 +614,10 @@ def _plan_message(
     if recipient_id is None:
         recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window,
                                          lease=rules.send_lease, leave_out_practice=rules.leave_out_practice)
+    if recipient_id is None and not keyword and test_sends.answered_by(
+            session, phone=message.phone, at=at, window=rules.reply_window):
+        notes.append(_Note(InboxState.IGNORED, "message", TEST_REPLY))
+        return []
     if recipient_id is None:
         state = InboxState.APPLIED if keyword else InboxState.IGNORED
         notes.append(_Note(state, "message", no_blast_note(message.phone, window=rules.reply_window,
