@@ -204,6 +204,10 @@ def render_progress(blast_id: int, shown_state: str, shown_held_up: bool = False
     held_up = not_going_out(state, device=device)
     if state != shown_state or held_up != shown_held_up:
         st.rerun(scope="app")
+    if state == BlastState.DRAFT:
+        # Nothing sent, and whom it goes to is said with its Send button: "0 of 14 done" and
+        # "Still to send 14" counted the people a follow-up now leaves out, beside "Send to 13".
+        return
     f = progress.funnel
     if f.total == 0 and state in (BlastState.SCHEDULED, BlastState.PAUSED):  # a follow-up scheduled ahead
         st.caption("No one yet: its people are chosen as it starts.")
