@@ -94,7 +94,8 @@ def test_a_list_without_a_header_keeps_its_first_contact_whatever_its_cells_say(
         (1, Outcome.VALID, "Ali"), (2, Outcome.VALID, "Siti"), (3, Outcome.VALID, "Abu"),
         (4, Outcome.VALID, "Mei"),
     ]
-    assert report.notes == ["The file has no header row; numbers were taken from column 2."]
+    assert report.notes == ["The file has no header row; numbers were taken from column 2, names from "
+                            "column 1."]
 
 
 def test_a_contact_is_never_chosen_as_the_header_by_hand() -> None:
@@ -335,13 +336,34 @@ def test_a_headerless_list_whose_first_contact_has_a_bad_number_keeps_that_conta
     assert [(r.line, r.outcome) for r in report.rows] == [
         (1, Outcome.INVALID), (2, Outcome.VALID), (3, Outcome.VALID)]
     assert (report.rows[0].reason or "").startswith("not a valid number")
-    assert report.notes == ["The file has no header row; numbers were taken from column 2."]
+    assert report.notes == ["The file has no header row; numbers were taken from column 2, names from "
+                            "column 1."]
     chosen = parse_csv(data, phone_column="column 2", name_column="column 1")
     assert [(r.line, r.outcome, r.name) for r in chosen.rows] == [
         (1, Outcome.INVALID, "Ali"), (2, Outcome.VALID, "Bala"), (3, Outcome.VALID, "Chong")]
     with pytest.raises(ColumnNotFound) as caught:  # a contact's cell is not a header to choose
         parse_csv(data, phone_column="012-345 678")
     assert caught.value.message == "The file has no header row, so there is no column called “012-345 678”."
+
+
+@pytest.mark.parametrize(("data", "names"), [
+    ("Ali,0123456789\nSiti Nurhaliza,0198765432\nAbu,0171234567\n", ["Ali", "Siti Nurhaliza", "Abu"]),
+    ("0123456789,陈大文\n0198765432,Raj a/l Kumar\n0171234567,Dr. Tan\n",
+     ["陈大文", "Raj a/l Kumar", "Dr. Tan"]),
+    ("C001,Ali,0123456789\nC002,Abu,0198765432\nC003,Mei,0171234567\n", ["Ali", "Abu", "Mei"]),
+    # Not names: the same few words again (a channel, a city), or codes with digits.
+    ("0123456789,WA\n0198765432,SMS\n0171234567,WA\n0131234567,WA\n", [None] * 3),
+    ("0123456789,KL\n0198765432,KL\n0171234567,Ipoh\n", [None] * 3),
+    ("A12,0123456789\nB7,0198765432\nC3,0171234567\n", [None] * 3),
+])
+def test_a_headerless_list_takes_the_column_of_names(data: str, names: list[str | None]) -> None:
+    """Its names had been left out, and {name} in the message refused, until a person chose
+    "column 1" among the columns by hand."""
+    report = parse_csv(data.encode())
+    assert report.columns.header_index is None
+    assert [r.name for r in report.rows][:3] == names
+    assert ("name" in report.variable_names) == (names[0] is not None)
+    assert ("names from column" in report.notes[0]) == (names[0] is not None)
 
 
 def test_many_headerless_contacts_with_bad_numbers_before_the_first_good_one() -> None:

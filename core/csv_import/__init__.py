@@ -108,8 +108,9 @@ def _with_unread_cells(not_found: ColumnNotFound, notes: Sequence[str]) -> Colum
 def _column_notes(columns: Columns) -> list[str]:
     notes = []
     if columns.header_index is None:
+        names = f", names from {columns.name_header}" if columns.name_header else ""
         notes.append(f"The file has no header row; numbers were taken from "
-                     f"{columns.phone_header}.")
+                     f"{columns.phone_header}{names}.")
     elif columns.header_index > 0:
         notes.append(f"The header is on line {columns.header_index + 1}; the lines above it "
                      "were skipped.")

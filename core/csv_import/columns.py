@@ -676,10 +676,38 @@ def _headerless(
         if usable:
             fits.append(_Fit(False, 0, False, -mobile, 0, i))
     fits.sort()
-    columns = _headerless_at([*rows[first], *[""] * (width - len(rows[first]))], fits[0].position,
-                             name_column)
+    phone = fits[0].position
+    if name_column is None:
+        guessed = _names_column(sample, width=width, phone=phone)
+        name_column = None if guessed is None else _position_name(guessed)
+    columns = _headerless_at([*rows[first], *[""] * (width - len(rows[first]))], phone, name_column)
     note = _phone_note(columns.headers, fits)
     return dataclasses.replace(columns, phone_note=note) if note else columns
+
+
+# What may stand in a person's name besides letters: "Raj a/l Kumar", "Mei-Ling", "O'Neil", "Dr. Tan".
+_NAME_MARKS = frozenset(" .'-/,()")
+
+
+def _names_column(sample: Sequence[Sequence[str]], *, width: int, phone: int) -> int | None:
+    """In a list with no header row, the leftmost column that reads as people's names: nearly
+    every sampled cell words of letters (no digits), and nearly all of them different, unlike
+    a column of channels or cities ("WA", "SMS", "WA"). None when no column does."""
+    for column in range(width):
+        if column == phone:
+            continue
+        cells = [row[column].strip() for row in sample if column < len(row) and row[column].strip()]
+        if len(cells) < max(1, len(sample) // 2):
+            continue
+        named = sum(1 for cell in cells if _reads_as_name(cell))
+        if named >= 0.8 * len(cells) and (len(cells) < 3 or len(set(cells)) >= 0.8 * len(cells)):
+            return column
+    return None
+
+
+def _reads_as_name(cell: str) -> bool:
+    return (2 <= len(cell) <= 60 and any(ch.isalpha() for ch in cell)
+            and all(ch.isalpha() or ch in _NAME_MARKS for ch in cell))
 
 
 def _headerless_at(first: Sequence[str], phone: int, name_column: str | None) -> Columns:
