@@ -514,6 +514,17 @@ def test_unreadable_files_say_why(tmp_path: Path, content: bytes, message: str) 
     assert message in caught.value.message
 
 
+@pytest.mark.parametrize("name", ["Contacts.xlsx", "LIST.XLS", "list.xlsm"])
+def test_a_file_named_as_a_workbook_that_is_not_one_says_so(name: str) -> None:
+    """Cut short or damaged before its first bytes (a real workbook's damage is said by the
+    workbook reader): it had been told to save itself as CSV, as if it were a text file."""
+    with pytest.raises(BadCsv) as caught:
+        parse_csv(bytes(range(256)) * 4, filename=name)
+    assert caught.value.message.startswith("This file is named as an Excel workbook, but it cannot be "
+                                           "opened as one: it may be damaged, or not fully downloaded.")
+    assert "CSV" not in caught.value.message
+
+
 def test_a_file_over_the_size_cap(tmp_path: Path) -> None:
     rows = [["Name", "Phone"]] + [["Ali", f"012{n:07d}"] for n in range(40_000)]
     path = write_file(tmp_path / "big.csv", rows)

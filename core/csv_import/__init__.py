@@ -69,7 +69,7 @@ def parse_csv(
     """
     if max_upload_mb is None:
         max_upload_mb = get_settings().max_upload_mb
-    table = read_table(data, max_upload_mb=max_upload_mb, sheet=sheet)
+    table = read_table(data, max_upload_mb=max_upload_mb, sheet=sheet, filename=filename)
     try:
         columns = find_columns(table.rows, phone_column=phone_column, name_column=name_column,
                                region=region)

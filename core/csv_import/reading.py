@@ -35,6 +35,7 @@ _SNIFF_CHARS = 64_000
 
 WORKBOOK = "Excel workbook"  # RawTable.encoding of an .xlsx upload
 SAVE_AS_CSV = "open it in Excel or Google Sheets and save or download it as CSV"
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 # (magic bytes, what the file is) for files people upload by mistake. Zipped and old Office
 # files are Excel's: `workbook` reads them or says why it cannot.
 _NOT_CSV_SIGNATURES = (
@@ -68,10 +69,12 @@ class RawTable:
 
 
 def read_table(
-    data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, sheet: str | None = None
+    data: bytes, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, sheet: str | None = None,
+    filename: str | None = None,
 ) -> RawTable:
     """Cut an uploaded file into records and cells, or raise BadCsv saying why not. `sheet`:
-    a workbook's sheet to read (None: the first with contacts); a text file has none."""
+    a workbook's sheet to read (None: the first with contacts); a text file has none.
+    `filename`, the name it was uploaded under, only words why a file cannot be read."""
     check_size(len(data), max_upload_mb=max_upload_mb)
     if workbook.looks_like_workbook(data):
         return _read_workbook(data, max_upload_mb=max_upload_mb, sheet=sheet)
@@ -79,7 +82,7 @@ def read_table(
     decoded = decode(data)
     text = decoded.text
     _reject_web_page(text)
-    _reject_binary_text(text)
+    _reject_binary_text(text, filename=filename)
     text, nul_notes = _without_stray_nuls(text)
     delimiter = sniff_delimiter(text)
     refuse_wide_records(text, delimiter)
@@ -313,7 +316,7 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
-def _reject_binary_text(text: str) -> None:
+def _reject_binary_text(text: str, *, filename: str | None = None) -> None:
     if not text.strip():
         raise BadCsv("The file is empty.")
     sample = text[:_SNIFF_CHARS]
@@ -322,6 +325,11 @@ def _reject_binary_text(text: str) -> None:
     )
     nuls = text.count("\x00")
     if controls > max(2, len(sample) // 100) or nuls > max(2, len(text) // 1000):
+        if (filename or "").lower().endswith(EXCEL_SUFFIXES):
+            # Named as a workbook, but not the start of one: cut short, or damaged on the way.
+            raise BadCsv("This file is named as an Excel workbook, but it cannot be opened as one: it "
+                         "may be damaged, or not fully downloaded. Open it in Excel; if it opens, save "
+                         "it again as “Excel Workbook (.xlsx)” and upload the new file.")
         raise BadCsv(f"This file is not text, so it cannot be a CSV file: {SAVE_AS_CSV}.")
 
 
