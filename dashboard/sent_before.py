@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.csv_import import ImportReport, Overlap, recent_blasts_with
 from core.models import BlastState, utcnow
-from core.sending.progress import held_by, list_reach, recently_messaged
+from core.sending.progress import held_by, list_reach, messaged_this_week, recently_messaged
 from dashboard.data import reading, settings
 from dashboard.format import and_list, plural, state_word
 
@@ -71,16 +71,17 @@ def render_list_sent_before(report: ImportReport, *, file: str) -> SentBefore:
     agreed = frozenset(before[1]) if before and before[0] == file else frozenset()
     numbers = _numbers(report)
     held: set[str] = set()
+    left_out: set[str] = set()
     with reading() as s:
         earlier = _earlier(s, numbers)
         if not earlier.blasts:
-            _render_some_messaged(s, numbers)
+            left_out = _render_some_messaged(s, numbers, file=file)
         else:
             held = held_by(s, blast_ids=[o.blast_id for o in earlier.blasts], numbers=numbers,
                            leave_out_practice=not settings().sandbox)
     if not earlier.blasts:
         st.session_state[_AGREED] = (file, ())
-        return SentBefore(ok=True, agreed=agreed, earlier=earlier)
+        return SentBefore(ok=True, agreed=agreed, earlier=earlier, leave_out=frozenset(left_out))
     leave_out = _render_earlier(earlier, held=held, of=len(set(numbers)))
     ticked = bool(leave_out) or st.session_state.get(_tick_key(earlier), False)
     st.session_state[_AGREED] = (file, tuple(o.blast_id for o in earlier.blasts) if ticked else ())
@@ -116,25 +117,39 @@ def _earlier(s: Session, numbers: Sequence[str], *, besides: int | None = None) 
 SOME = 0.05
 
 
-def _render_some_messaged(s: Session, numbers: Sequence[str], *, besides: int | None = None) -> None:
+def _render_some_messaged(
+    s: Session, numbers: Sequence[str], *, besides: int | None = None, file: str | None = None
+) -> set[str]:
     """A list that is not one sent again, but of which a share was messaged in the past week:
-    said, without asking anything (a new list of leads often holds some of last week's)."""
-    reach = recently_messaged(s, numbers, now=utcnow(), leave_out_practice=not settings().sandbox)
+    said (a new list of leads often holds some of last week's), with a tick for a new list
+    (`file`) to leave them out. The numbers left out; none unless ticked. A draft's list is
+    made already (`besides`, the draft): only said."""
+    practice_apart = not settings().sandbox
+    reach = recently_messaged(s, numbers, now=utcnow(), leave_out_practice=practice_apart)
     blasts = [(i, name) for i, name in reach.blasts if i != besides]
     size = len(set(numbers))
     if not blasts or reach.people < max(1, size * SOME):
-        return
+        return set()
     named = [f"#{i} “{name or 'Untitled'}”" for i, name in blasts[:SHOWN]]
     more = len(blasts) - SHOWN
     if more > 0:
         named.append(f"{more:,} more")
-    # A new list can still be mended before it is uploaded; a draft's is made already.
-    mend = "." if besides else "; to leave them out, take them out of the file and upload it again."
     who = (f"**{reach.people:,} of these {size:,} people** were" if reach.people > 1
            else f"**1 of these {size:,} people** was")
     st.info(f"{who} messaged in the past week, by {'blast' if len(blasts) == 1 else 'blasts'} "
-            f"{and_list(named)}. This blast messages them again"
-            + mend, icon=":material/history:")
+            f"{and_list(named)}. This blast messages them again.", icon=":material/history:")
+    if file is None:
+        return set()
+    messaged = messaged_this_week(s, numbers, now=utcnow(), leave_out_practice=practice_apart)
+    others = size - len(messaged)
+    if not messaged or others <= 0 or not st.checkbox(
+        f"Leave them out: send only to the {plural(others, 'other person', 'others')}",
+        key=f"leave_out_recent_{file}",
+        help=f"The {plural(len(messaged), 'person', 'people')} messaged in the past week are left out of "
+             "this blast; the rest of the list gets it.",
+    ):
+        return set()
+    return messaged
 
 
 def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:

@@ -899,8 +899,23 @@ def test_a_new_list_sharing_some_people_with_last_weeks_blasts_says_how_many(eng
     assert not [w.value for w in at.warning if "looks like one sent recently" in w.value]
     said = [i.value for i in at.info if "in the past week" in i.value]
     assert said == [f"**3 of these 10 people** were messaged in the past week, by blast #{week_id} “Year "
-                    "end · 20 Nov”. This blast messages them again; to leave them out, take them out of the "
-                    "file and upload it again."]
+                    "end · 20 Nov”. This blast messages them again."]
+    # To leave them out, they had to be taken out of the file and the file uploaded again.
+    [leave_out] = [c for c in at.checkbox if c.label.startswith("Leave them out")]
+    assert leave_out.label == "Leave them out: send only to the 7 others"
+    at.text_input(key="blast_tag").set_value("Leads")
+    at.text_area(key="tpl").set_value("Hi {name}").run()
+    assert at.button(key="send_blast").label == "Send to 10 people"
+    leave_out.check().run()
+    assert not at.exception, at.exception
+    send = at.button(key="send_blast")
+    assert (send.disabled, send.label) == (False, "Send to 7 people")
+    send.click().run()
+    assert not at.exception, at.exception
+    with transaction(engine) as s:
+        made = s.scalar(select(func.max(Blast.id)))
+        sent_to = s.scalars(select(BlastRecipient.phone_number).where(BlastRecipient.blast_id == made))
+        assert sorted(sent_to) == listed[3:], "the one a paused blast holds unsent is not left out"
     # One of forty (under one in twenty) is a regular among new leads: no news.
     many = listed[2:3] + [f"+6013{k:07d}" for k in range(1, 40)]
     data = ("Name,Phone\n" + "".join(f"P{k},{p}\n" for k, p in enumerate(many))).encode()

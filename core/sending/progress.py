@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core import bulk, uptime
@@ -254,18 +254,40 @@ def recently_messaged(
     sample = list_sample(numbers)
     if not sample.numbers:
         return RecentReach(0)
+    rows = _messaged_this_week(session, sample.numbers, now=now, leave_out_practice=leave_out_practice)
+    blasts = dict.fromkeys((blast_id, name) for _, blast_id, name in rows)
+    return RecentReach(sample.scaled(len({phone for phone, _, _ in rows})), tuple(blasts))
+
+
+def messaged_this_week(
+    session: Session, numbers: Sequence[str], *, now: dt.datetime, leave_out_practice: bool = False
+) -> set[str]:
+    """Which of `numbers` those blasts messaged, every one of them (not a sample): the people
+    to leave out of a new list when the marketer asks."""
+    unique = sorted(set(numbers))
+    found: set[str] = set()
+    for start in range(0, len(unique), _CHUNK):  # SQLite takes a bounded number of parameters
+        found.update(phone for phone, _, _ in _messaged_this_week(
+            session, unique[start:start + _CHUNK], now=now, leave_out_practice=leave_out_practice))
+    return found
+
+
+_CHUNK = 1000
+
+
+def _messaged_this_week(
+    session: Session, numbers: Sequence[str], *, now: dt.datetime, leave_out_practice: bool
+) -> Sequence[Row[tuple[str, int, str | None]]]:
     query = (
         select(BlastRecipient.phone_number, Blast.id, Blast.name)
         .join(Blast, Blast.id == BlastRecipient.blast_id)
         .where(Blast.created_at >= now - RECENT, Blast.state != BlastState.CANCELLED, _went(),
-               bulk.one_of(BlastRecipient.phone_number, sample.numbers, session.get_bind().dialect))
+               bulk.one_of(BlastRecipient.phone_number, numbers, session.get_bind().dialect))
         .order_by(Blast.created_at.desc(), Blast.id.desc())
     )
     if leave_out_practice:
         query = query.where(not_practice())
-    rows = session.execute(query).all()
-    blasts = dict.fromkeys((blast_id, name) for _, blast_id, name in rows)
-    return RecentReach(sample.scaled(len({phone for phone, _, _ in rows})), tuple(blasts))
+    return session.execute(query).all()
 
 
 def list_reach(
