@@ -56,12 +56,6 @@ class StatusChange:
     changed: bool
 
 
-# The one move down: the gateway's error receipt for a message it had taken (PENDING) or passed
-# to WhatsApp's server (SERVER_ACK) but that reached no phone. Counted as sent, it would never
-# show among the failed, to be looked into or sent again. Once delivered, an error changes nothing.
-_FAILED_LATER = {Status.PENDING, Status.SERVER_ACK}
-
-
 def is_allowed(old: Status, new: Status, *, manual: bool = False) -> bool:
     """Whether moving from `old` to `new` is a real change under the ranked model."""
     if old == new:
@@ -70,7 +64,7 @@ def is_allowed(old: Status, new: Status, *, manual: bool = False) -> bool:
         return True
     if RANK[new] > RANK[old]:
         return True
-    return (old, new) in _SIDEWAYS or (new is Status.FAILED and old in _FAILED_LATER)
+    return (old, new) in _SIDEWAYS
 
 
 def apply_status(

@@ -55,11 +55,7 @@ def _history(engine: Engine, rid: int) -> list[tuple[str | None, str, str | None
         (Status.UNKNOWN, Status.QUEUED, False, False),
         (Status.UNKNOWN, Status.QUEUED, True, True),
         (Status.FAILED, Status.DELIVERY_ACK, False, True),
-        (Status.PENDING, Status.FAILED, False, True),  # the gateway's error receipt
-        (Status.SERVER_ACK, Status.FAILED, False, True),
-        (Status.DELIVERY_ACK, Status.FAILED, False, False),  # it reached the phone
-        (Status.READ_ACK, Status.FAILED, False, False),
-        (Status.UNKNOWN, Status.FAILED, False, False),
+        (Status.PENDING, Status.FAILED, False, False),
         (Status.READ_ACK, Status.READ_ACK, False, False),
     ],
 )
