@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import socket
+import sqlite3
 import threading
 import time
 import traceback
@@ -91,10 +92,21 @@ def where_raised(exc: BaseException) -> str:
     return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
 
 
+# SQLite's words when its file is busy or cannot be reached for now. It raises OperationalError
+# for a statement it cannot run too ("no such column": a worker older than the schema).
+_SQLITE_AWAY = ("database is locked", "database table is locked", "unable to open", "disk i/o error")
+
+
 def database_away(exc: DBAPIError) -> bool:
     """Whether a database error means the database could not be reached, or the connection was
     lost: worth asking again once it is back. Any other is an answer about the statement."""
-    return isinstance(exc, OperationalError) or exc.connection_invalidated
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        return any(words in str(exc.orig).lower() for words in _SQLITE_AWAY)
+    return True
 
 
 def sent_status(result: SendResult) -> Status:

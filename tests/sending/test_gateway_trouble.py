@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import sqlite3
 import threading
 import time
 
@@ -426,9 +427,16 @@ def test_an_unexpected_error_after_a_send_leaves_the_worker_running(
     assert len(sim.sent_messages()) == 3
 
 
-@pytest.mark.parametrize("away", [False, True], ids=["refused", "away"])
+@pytest.mark.parametrize(("away", "refused"), [
+    (False, ProgrammingError("SELECT x FROM blast_recipients", {}, Exception('column "x" does not exist'))),
+    # SQLite says the same as an OperationalError.
+    (False, OperationalError("SELECT x FROM blast_recipients", {},
+                             sqlite3.OperationalError("no such column: x"))),
+    (True, None),
+], ids=["refused", "refused-by-sqlite", "away"])
 def test_a_statement_the_database_refuses_is_a_defect_and_not_an_outage(
-    engine: Engine, sim, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, away: bool
+    engine: Engine, sim, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, away: bool,
+    refused: Exception | None,
 ) -> None:
     """A statement refused at every step (a worker left on an older schema) had been logged as
     "database unavailable" every 2 s, with no traceback, and a `--once` run never ended. It is
@@ -444,8 +452,9 @@ def test_a_statement_the_database_refuses_is_a_defect_and_not_an_outage(
         steps.append(1)
         if away and len(steps) > 2:
             return worker_module.SendWorker.step(worker)
-        error = OperationalError if away else ProgrammingError
-        raise error("SELECT … FROM blast_recipients", {}, Exception('column "x" does not exist'))
+        if away:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        raise refused
 
     monkeypatch.setattr(worker, "step", step)
     monkeypatch.setattr(worker_module, "UNEXPECTED_WAIT_CAP", 0.05)
@@ -456,11 +465,11 @@ def test_a_statement_the_database_refuses_is_a_defect_and_not_an_outage(
         assert worker.run(stop, once=True) == 1
         assert caplog.text.count("database unavailable, retrying shortly: OperationalError") == 2
         return
-    with pytest.raises(ProgrammingError):
+    with pytest.raises(type(refused)):
         worker.run(stop, once=True)
     assert len(steps) == worker_module.ONCE_UNEXPECTED_LIMIT
     assert "unavailable" not in caplog.text
-    assert "unexpected ProgrammingError" in caplog.text and "Raised at:" in caplog.text
+    assert f"unexpected {type(refused).__name__}" in caplog.text and "Raised at:" in caplog.text
 
 
 def test_an_unexpected_error_while_sending_marks_that_message_unknown_at_once(engine: Engine, sim) -> None:
