@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -19,15 +21,21 @@ from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+
+class WaitStopped(Exception):
+    """The process was asked to end while it waited for the database (`connect_when_up`)."""
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: serialises migrations when several processes start at once.
 _MIGRATION_LOCK_ID = 7_305_113
 READ_ONLY = "blast_read_only"
 # Seconds to wait for PostgreSQL to answer a new connection (libpq's connect_timeout).
 CONNECT_TIMEOUT_SECONDS = 10
-# The server's answers that say it will take connections soon; any other answer (a wrong
-# password, no such database) will not change by waiting.
-_COMING_UP = ("starting up", "shutting down", "in recovery", "too many clients", "connection slots")
+# The server's answers that waiting will not change. Any other failure may pass: refused, out
+# of reach, starting up, full, or a managed server's proxy that cannot reach its compute yet
+# (Neon: "ERROR: Couldn't connect to compute node").
+_FINAL = ("password authentication failed", "authentication failed", "does not exist", "no pg_hba.conf entry",
+          "permission denied", "invalid connection option", "invalid sslmode", "password is required")
 # How often a start that waits for the database says so in the log.
 _WAITING_SAID_EVERY_SECONDS = 10.0
 NOT_A_URL = ("DATABASE_URL is not a valid URL (percent-encode special characters in the password, "
@@ -232,13 +240,41 @@ def current_revision(engine: Engine) -> str | None:
         return _revision(connection)
 
 
+@contextlib.contextmanager
+def ended_by_signals() -> Iterator[threading.Event]:
+    """An event set when the process is asked to end (Ctrl-C, SIGTERM) while the start waits:
+    the server's own handlers (Streamlit's, uvicorn's) only mark it to stop once started. They
+    still run. In a thread other than the main one (a server a test starts), nothing is caught."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    ending = (signal.SIGINT, signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in ending}
+
+    def caught(number: int, frame: Any) -> None:
+        stop.set()
+        handler = before[number]
+        if callable(handler):
+            handler(number, frame)
+
+    for number in ending:
+        signal.signal(number, caught)
+    try:
+        yield stop
+    finally:
+        for number in ending:
+            if signal.getsignal(number) is caught:
+                signal.signal(number, before[number])
+
+
 def connect_when_up(engine: Engine, *, patience: float, stop: threading.Event | None = None) -> None:
     """Open a first connection, waiting up to `patience` seconds for a PostgreSQL server that
     does not take connections yet: out of reach, refusing them, starting up or full (a server
     started beside this one, a managed server waking). Says so in the log every ten seconds.
     A refusal that waiting will not change (a wrong password, no such database) and a SQLite
-    file that cannot be opened are raised at once, as is the last failure when time is up or
-    `stop` is set (the process is asked to end)."""
+    file that cannot be opened are raised at once, as is the last failure when time is up;
+    WaitStopped when `stop` is set (the process is asked to end)."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     stop = stop or threading.Event()
@@ -250,7 +286,9 @@ def connect_when_up(engine: Engine, *, patience: float, stop: threading.Event | 
                 return
         except (OperationalError, InterfaceError) as exc:
             left = deadline - time.monotonic()
-            if engine.dialect.name != "postgresql" or left <= 0 or stop.is_set() or not _may_come_up(exc):
+            if stop.is_set():
+                raise WaitStopped from None
+            if engine.dialect.name != "postgresql" or left <= 0 or not _may_come_up(exc):
                 raise
             if said_at is None or time.monotonic() - said_at >= _WAITING_SAID_EVERY_SECONDS:
                 log.warning("the database does not answer yet; waiting up to %.0f s more (%s)",
@@ -260,11 +298,10 @@ def connect_when_up(engine: Engine, *, patience: float, stop: threading.Event | 
 
 
 def _may_come_up(exc: SQLAlchemyError) -> bool:
-    """Whether a failed connection may succeed later: the server never answered (refused, out
-    of reach, not found by name yet), or answered that it is not ready."""
+    """Whether a failed connection may succeed later: anything but a refusal of who asks for
+    what (a wrong password or user, no such database, a setting the server does not take)."""
     words = str(getattr(exc, "orig", None) or exc).lower()
-    answered = "fatal:" in words or "error:" in words
-    return not answered or any(phrase in words for phrase in _COMING_UP)
+    return not any(phrase in words for phrase in _FINAL)
 
 
 def driver_says(exc: SQLAlchemyError) -> str | None:

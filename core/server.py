@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from core.config import get_settings
-from core.db import connect_when_up, driver_says, engine_for, migrate
+from core.db import WaitStopped, connect_when_up, driver_says, ended_by_signals, engine_for, migrate
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,7 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
             settings = get_settings()
             engine = engine_for(settings.sqlalchemy_url)  # a malformed DATABASE_URL stops here
             # The server down (waited for), a wrong password, a folder not there.
-            with _ended_by_signals() as stop:
+            with ended_by_signals() as stop:
                 await asyncio.to_thread(connect_when_up, engine, patience=settings.database_wait_seconds,
                                         stop=stop)
         except (OperationalError, InterfaceError) as exc:
@@ -59,6 +57,8 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
                 f"({driver_says(exc) or type(exc).__name__})")) from None
         except ConfigError as exc:
             raise _refused(exc) from None
+        except WaitStopped:
+            raise _refused(ConfigError("stopped while waiting for the database to answer")) from None
         try:
             migrate(engine)  # a migration that fails otherwise keeps its traceback: a defect to report
         except OperationalError as exc:  # the database opened but cannot be written: locked, read-only
@@ -77,34 +77,6 @@ def lifespan_for(local_url: str) -> Callable[[Any], contextlib.AbstractAsyncCont
             stop()
 
     return lifespan
-
-
-@contextlib.contextmanager
-def _ended_by_signals() -> Iterator[threading.Event]:
-    """An event set when the process is asked to end (Ctrl-C, SIGTERM) while the start waits:
-    the server's own handlers (Streamlit's, uvicorn's) only mark it to stop once started. They
-    still run. In a thread other than the main one (a server a test starts), nothing is caught."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    ending = (signal.SIGINT, signal.SIGTERM)
-    before = {number: signal.getsignal(number) for number in ending}
-
-    def caught(number: int, frame: Any) -> None:
-        stop.set()
-        handler = before[number]
-        if callable(handler):
-            handler(number, frame)
-
-    for number in ending:
-        signal.signal(number, caught)
-    try:
-        yield stop
-    finally:
-        for number in ending:
-            if signal.getsignal(number) is caught:
-                signal.signal(number, before[number])
 
 
 def _refused(exc: Exception) -> Exception:

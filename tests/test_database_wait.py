@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from core.db import connect_when_up, make_engine
+from core.db import WaitStopped, connect_when_up, make_engine
 from tests.support.pg_server import PostgresServer, PostgresUnavailable
 
 
@@ -42,7 +42,7 @@ def test_a_server_that_comes_up_late_is_waited_for(caplog: pytest.LogCaptureFixt
         starting.join()
         engine.dispose()
         server.destroy()
-    [said] = [r.getMessage() for r in caplog.records if "does not answer yet" in r.getMessage()]
+    said = next(r.getMessage() for r in caplog.records if "does not answer yet" in r.getMessage())
     assert said.startswith("the database does not answer yet; waiting up to 60 s more (")
     assert "Connection refused" in said
 
@@ -73,10 +73,30 @@ def test_a_refusal_that_waiting_cannot_change_stops_at_once(db_url: str) -> None
     assert naps.asked == []
 
 
+@pytest.mark.parametrize(("said", "waited"), [
+    ('connection to server at "10.0.0.5", port 5432 failed: Connection refused', True),
+    ("failed to resolve host 'db': [Errno -3] Temporary failure in name resolution", True),
+    ("FATAL:  the database system is starting up", True),
+    ("ERROR:  Couldn't connect to compute node", True),  # Neon's proxy while the database wakes
+    ("SSL SYSCALL error: EOF detected", True),
+    ('FATAL:  sorry, too many clients already', True),
+    ('FATAL:  password authentication failed for user "app"', False),
+    ('ERROR:  password authentication failed for user "app"', False),  # Neon's proxy
+    ('FATAL:  database "blasts" does not exist', False),
+    ('FATAL:  role "app" does not exist', False),
+    ("FATAL:  no pg_hba.conf entry for host \"10.0.0.9\"", False),
+    ('invalid sslmode value: "requir"', False),
+])
+def test_what_is_waited_for(said: str, waited: bool) -> None:
+    from core.db import _may_come_up
+
+    assert _may_come_up(OperationalError("connect", {}, Exception(said))) is waited
+
+
 def test_a_process_asked_to_end_stops_waiting(closed_port: int) -> None:
     engine = make_engine(f"postgresql+psycopg://u@127.0.0.1:{closed_port}/db")
     naps = Naps()
     threading.Timer(1.0, naps.set).start()
-    with pytest.raises(OperationalError, match="Connection refused"):
+    with pytest.raises(WaitStopped):
         connect_when_up(engine, patience=600, stop=naps)
     assert naps.is_set() and len(naps.asked) <= 10

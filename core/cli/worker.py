@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from core.cli import SUMMARIES, database_engine
 from core.config import Settings, get_settings
-from core.db import connect_when_up, migrate, transaction
+from core.db import WaitStopped, connect_when_up, ended_by_signals, migrate, transaction
 from core.gateway import make_client, sandbox_simulator, stop_sandbox
 from core.health import paused_why
 from core.models import Blast, utcnow
@@ -37,13 +37,18 @@ SANDBOX_DRAIN_SECONDS = 30.0
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = database_engine(settings.sqlalchemy_url)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    connect_when_up(engine, patience=settings.database_wait_seconds, stop=stop)
+    try:
+        with ended_by_signals() as asked_to_end:
+            connect_when_up(engine, patience=settings.database_wait_seconds, stop=asked_to_end)
+    except WaitStopped:
+        print("worker: stopped while waiting for the database to answer", file=sys.stderr)
+        return 1
     migrate(engine)
     paused_before = _paused(engine)
     started = utcnow()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     webhook_url = _sandbox_webhook_url(engine, settings) if settings.sandbox else None
     worker = SendWorker(
         engine=engine,
