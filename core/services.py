@@ -18,6 +18,7 @@ from core.funnel import fold_rollup_deltas
 from core.gateway import make_client, stop_sandbox
 from core.models import utcnow
 from core.polling import Poller
+from core.sending.blasts import complete_finished
 from core.sending.queue import expire_leases, say_expired
 from core.sending.worker import SendWorker, database_away
 from core.webhook.inbox import error_words, replay_after_send, replay_waiting
@@ -101,7 +102,10 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
             # A send whose worker vanished, with no worker left to find it (RUN_WORKER off
             # here, the others stopped): unknown, so a reply or receipt can settle it.
             with transaction(engine) as session:
-                expired = expire_leases(session, now=utcnow())
+                now = utcnow()
+                expired = expire_leases(session, now=now)
+                if expired:  # a blast whose last message that was: finished now
+                    complete_finished(session, now=now)
             say_expired(expired)
             replay_waiting(engine)
         except Exception as exc:

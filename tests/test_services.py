@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from core import services
 from core.db import make_engine, transaction
-from core.models import BlastRecipient, StatusHistory, utcnow
+from core.models import Blast, BlastRecipient, StatusHistory, utcnow
 from tests.support.factories import make_blast, make_recipient
 
 
@@ -95,6 +95,7 @@ def test_a_send_whose_worker_vanished_is_found_with_no_worker_running(
     lease_ended = utcnow() - dt.timedelta(minutes=5)
     with transaction(engine) as s:
         blast = make_blast(s, state="sending")
+        blast_id = blast.id
         rid = make_recipient(s, blast, status="SENDING", claimed_by="gone", lease_expires_at=lease_ended).id
         held = make_recipient(s, blast, status="SENDING", claimed_by="alive",
                               lease_expires_at=utcnow() + dt.timedelta(minutes=1)).id
@@ -112,6 +113,20 @@ def test_a_send_whose_worker_vanished_is_found_with_no_worker_running(
         stop.set()
         thread.join(10)
     assert (_status(engine, rid), _status(engine, held)) == ("UNKNOWN", "SENDING")
+    with transaction(engine) as s:
+        assert s.get(Blast, blast_id).state == "sending", "one of its messages is still out"
+        s.get(BlastRecipient, held).lease_expires_at = utcnow() - dt.timedelta(seconds=1)
+    thread = threading.Thread(target=services._replay_loop, args=(engine, stop := threading.Event()))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _status(engine, held) == "SENDING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    with transaction(engine) as s:
+        assert s.get(Blast, blast_id).state == "completed", "its last message was the one found lost"
     with transaction(engine) as s:
         found = s.scalar(select(StatusHistory.changed_at).where(StatusHistory.recipient_id == rid))
     assert found == lease_ended
