@@ -134,22 +134,24 @@ def _render_some_messaged(
     more = len(blasts) - SHOWN
     if more > 0:
         named.append(f"{more:,} more")
-    who = (f"**{reach.people:,} of these {size:,} people** were" if reach.people > 1
+    # A new list's are counted one by one, as they may be left out; a long draft's by a sample.
+    messaged = (set() if file is None
+                else messaged_this_week(s, numbers, now=utcnow(), leave_out_practice=practice_apart))
+    people = len(messaged) if messaged else reach.people
+    others = size - len(messaged)
+    key = f"leave_out_recent_{file}"
+    left_out = bool(messaged) and others > 0 and st.session_state.get(key, False)
+    who = (f"**{people:,} of these {size:,} people** were" if people > 1
            else f"**1 of these {size:,} people** was")
     st.info(f"{who} messaged in the past week, by {'blast' if len(blasts) == 1 else 'blasts'} "
-            f"{and_list(named)}. This blast messages them again.", icon=":material/history:")
-    if file is None:
+            f"{and_list(named)}. " + ("They are left out of this blast." if left_out
+                                      else "This blast messages them again."), icon=":material/history:")
+    if not messaged or others <= 0:
         return set()
-    messaged = messaged_this_week(s, numbers, now=utcnow(), leave_out_practice=practice_apart)
-    others = size - len(messaged)
-    if not messaged or others <= 0 or not st.checkbox(
-        f"Leave them out: send only to the {plural(others, 'other person', 'others')}",
-        key=f"leave_out_recent_{file}",
-        help=f"The {plural(len(messaged), 'person', 'people')} messaged in the past week are left out of "
-             "this blast; the rest of the list gets it.",
-    ):
-        return set()
-    return messaged
+    st.checkbox(f"Leave them out: send only to the {plural(others, 'other person', 'others')}", key=key,
+                help=f"The {plural(len(messaged), 'person', 'people')} messaged in the past week are left "
+                     "out of this blast; the rest of the list gets it.")
+    return messaged if left_out else set()
 
 
 def render_draft_sent_before(blast_id: int, numbers: Sequence[str]) -> SentBefore:

@@ -908,6 +908,9 @@ def test_a_new_list_sharing_some_people_with_last_weeks_blasts_says_how_many(eng
     assert at.button(key="send_blast").label == "Send to 10 people"
     leave_out.check().run()
     assert not at.exception, at.exception
+    assert [i.value for i in at.info if "in the past week" in i.value] == [
+        f"**3 of these 10 people** were messaged in the past week, by blast #{week_id} “Year end · 20 Nov”. "
+        "They are left out of this blast."]
     send = at.button(key="send_blast")
     assert (send.disabled, send.label) == (False, "Send to 7 people")
     send.click().run()
