@@ -30,11 +30,16 @@ def among(session: Session, message_ids: Collection[str]) -> set[str]:
     return {key.removeprefix(_PREFIX) for key in found}
 
 
-def answered_by(session: Session, *, phone: str, at: dt.datetime, window: dt.timedelta) -> bool:
-    """Whether a message from `phone` at `at` answers a test sent to that number in the
-    `window` before (give or take a clock's skew): the team writing back to their own test
-    without quoting it. No blast explains it, and no customer wrote it."""
-    skew = dt.timedelta(minutes=2)
+# How long after a test message the number it went to is taken to be answering it. Short: the
+# test may go to a colleague who is also a lead, whose own messages must not be hidden for long.
+ANSWER_WINDOW = dt.timedelta(hours=2)
+
+
+def answered_by(session: Session, *, phone: str, at: dt.datetime) -> bool:
+    """Whether a message from `phone` at `at` answers a test sent to that number shortly
+    before (ANSWER_WINDOW, give or take a clock's skew): the team writing back to their own
+    test without quoting it. No blast explains it, and no customer wrote it."""
+    window, skew = ANSWER_WINDOW, dt.timedelta(minutes=2)
     for _, value, _ in app_state.with_prefix(session, prefix=_PREFIX, since=at - window - skew):
         try:
             sent = dt.datetime.fromisoformat(value["at"])

@@ -614,8 +614,7 @@ def _plan_message(
     if recipient_id is None:
         recipient_id = replied_recipient(session, phone=message.phone, at=at, window=rules.reply_window,
                                          lease=rules.send_lease, leave_out_practice=rules.leave_out_practice)
-    if recipient_id is None and not keyword and test_sends.answered_by(
-            session, phone=message.phone, at=at, window=rules.reply_window):
+    if recipient_id is None and not keyword and test_sends.answered_by(session, phone=message.phone, at=at):
         notes.append(_Note(InboxState.IGNORED, "message", TEST_REPLY))
         return []
     if recipient_id is None:
