@@ -95,7 +95,7 @@ def test_a_list_without_a_header_keeps_its_first_contact_whatever_its_cells_say(
         (4, Outcome.VALID, "Mei"),
     ]
     assert report.notes == ["The file has no header row; numbers were taken from column 2, names from "
-                            "column 1."]
+                            "column 1 (Ali, Siti, Abu…)."]
 
 
 def test_a_contact_is_never_chosen_as_the_header_by_hand() -> None:
@@ -336,8 +336,8 @@ def test_a_headerless_list_whose_first_contact_has_a_bad_number_keeps_that_conta
     assert [(r.line, r.outcome) for r in report.rows] == [
         (1, Outcome.INVALID), (2, Outcome.VALID), (3, Outcome.VALID)]
     assert (report.rows[0].reason or "").startswith("not a valid number")
-    assert report.notes == ["The file has no header row; numbers were taken from column 2, names from "
-                            "column 1."]
+    # Two contacts to go by for names: too few to guess from.
+    assert report.notes == ["The file has no header row; numbers were taken from column 2."]
     chosen = parse_csv(data, phone_column="column 2", name_column="column 1")
     assert [(r.line, r.outcome, r.name) for r in chosen.rows] == [
         (1, Outcome.INVALID, "Ali"), (2, Outcome.VALID, "Bala"), (3, Outcome.VALID, "Chong")]
@@ -351,10 +351,17 @@ def test_a_headerless_list_whose_first_contact_has_a_bad_number_keeps_that_conta
     ("0123456789,陈大文\n0198765432,Raj a/l Kumar\n0171234567,Dr. Tan\n",
      ["陈大文", "Raj a/l Kumar", "Dr. Tan"]),
     ("C001,Ali,0123456789\nC002,Abu,0198765432\nC003,Mei,0171234567\n", ["Ali", "Abu", "Mei"]),
-    # Not names: the same few words again (a channel, a city), or codes with digits.
+    ("Ali,0123456789,Male\nSiti,0198765432,Female\nAbu,0171234567,Male\n", ["Ali", "Siti", "Abu"]),
+    # A company's name beside the person's: the person's.
+    ("Maju Sdn. Bhd.,Ali,0123456789\nKedai Abu,Abu,0198765432\nMei Trading,Mei,0171234567\n",
+     ["Ali", "Abu", "Mei"]),
+    # Not names: the same few words again (a channel, a city), codes with digits, none given.
     ("0123456789,WA\n0198765432,SMS\n0171234567,WA\n0131234567,WA\n", [None] * 3),
     ("0123456789,KL\n0198765432,KL\n0171234567,Ipoh\n", [None] * 3),
     ("A12,0123456789\nB7,0198765432\nC3,0171234567\n", [None] * 3),
+    ("N/A,0123456789\nNA,0198765432\nnil,0171234567\n", [None] * 3),
+    # Two columns that could be names (people and cities all different): not guessed.
+    ("Ali,0123456789,Kuala Lumpur\nSiti,0198765432,Ipoh\nAbu,0171234567,Penang\n", [None] * 3),
 ])
 def test_a_headerless_list_takes_the_column_of_names(data: str, names: list[str | None]) -> None:
     """Its names had been left out, and {name} in the message refused, until a person chose

@@ -80,7 +80,7 @@ def parse_csv(
         raise BadCsv("The file has a header row but no contacts below it.")
     report = ImportReport(rows=rows, columns=columns, encoding=table.encoding,
                           delimiter=table.delimiter, filename=filename,
-                          notes=table.notes + _column_notes(columns), sheet=table.sheet)
+                          notes=table.notes + _column_notes(columns, rows), sheet=table.sheet)
     return report.with_opt_outs(opted_out)
 
 
@@ -105,10 +105,14 @@ def _with_unread_cells(not_found: ColumnNotFound, notes: Sequence[str]) -> Colum
     return ColumnNotFound(" ".join([not_found.message, *unread]), headers=not_found.headers)
 
 
-def _column_notes(columns: Columns) -> list[str]:
+def _column_notes(columns: Columns, rows: Sequence[RowResult]) -> list[str]:
     notes = []
     if columns.header_index is None:
-        names = f", names from {columns.name_header}" if columns.name_header else ""
+        # Guessed with no header to go by: the first few shown, so a wrong column is seen before
+        # {name} goes out.
+        first = [row.name for row in rows if row.name][:3]
+        names = (f", names from {columns.name_header} ({', '.join(first)}…)" if columns.name_header and first
+                 else "")
         notes.append(f"The file has no header row; numbers were taken from "
                      f"{columns.phone_header}{names}.")
     elif columns.header_index > 0:

@@ -687,27 +687,34 @@ def _headerless(
 
 # What may stand in a person's name besides letters: "Raj a/l Kumar", "Mei-Ling", "O'Neil", "Dr. Tan".
 _NAME_MARKS = frozenset(" .'-/,()")
+# Words of a company's or a branch's name, not a person's; and cells that say there is none.
+_NOT_PEOPLE = frozenset({"sdn", "bhd", "berhad", "enterprise", "trading", "plt", "ltd", "co", "company",
+                         "holdings", "resources", "services", "cawangan", "branch", "kedai", "shop"})
+_NONE_GIVEN = frozenset({"n/a", "na", "nil", "none", "-", "tiada"})
 
 
 def _names_column(sample: Sequence[Sequence[str]], *, width: int, phone: int) -> int | None:
-    """In a list with no header row, the leftmost column that reads as people's names: nearly
-    every sampled cell words of letters (no digits), and nearly all of them different, unlike
-    a column of channels or cities ("WA", "SMS", "WA"). None when no column does."""
-    for column in range(width):
-        if column == phone:
-            continue
-        cells = [row[column].strip() for row in sample if column < len(row) and row[column].strip()]
-        if len(cells) < max(1, len(sample) // 2):
-            continue
-        named = sum(1 for cell in cells if _reads_as_name(cell))
-        if named >= 0.8 * len(cells) and (len(cells) < 3 or len(set(cells)) >= 0.8 * len(cells)):
-            return column
-    return None
+    """In a list with no header row, the one column that reads as people's names: at least
+    three sampled cells, nearly every one words of letters (no digits, no company or branch
+    words), and nearly all of them different, unlike a column of channels, cities or yes/no.
+    None when no column does, or when more than one does: the person then chooses."""
+    found = [column for column in range(width) if column != phone and _reads_as_names(sample, column)]
+    return found[0] if len(found) == 1 else None
+
+
+def _reads_as_names(sample: Sequence[Sequence[str]], column: int) -> bool:
+    cells = [row[column].strip() for row in sample if column < len(row) and row[column].strip()]
+    if len(cells) < max(3, len(sample) // 2):
+        return False
+    named = sum(1 for cell in cells if _reads_as_name(cell))
+    return named >= 0.9 * len(cells) and len(set(cells)) >= 0.9 * len(cells)
 
 
 def _reads_as_name(cell: str) -> bool:
+    words = set(cell.lower().replace(".", " ").split())
     return (2 <= len(cell) <= 60 and any(ch.isalpha() for ch in cell)
-            and all(ch.isalpha() or ch in _NAME_MARKS for ch in cell))
+            and all(ch.isalpha() or ch in _NAME_MARKS for ch in cell)
+            and cell.lower() not in _NONE_GIVEN and not words & _NOT_PEOPLE)
 
 
 def _headerless_at(first: Sequence[str], phone: int, name_column: str | None) -> Columns:
