@@ -101,36 +101,33 @@ def test_a_send_whose_worker_vanished_is_found_with_no_worker_running(
                               lease_expires_at=utcnow() + dt.timedelta(minutes=1)).id
     monkeypatch.setattr(services, "FOLD_SECONDS", 0.02)
     monkeypatch.setattr(services, "REPLAY_SECONDS", 0.0)
-    stop = threading.Event()
     caplog.set_level(logging.WARNING, logger="core")
-    thread = threading.Thread(target=services._replay_loop, args=(engine, stop))
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while _status(engine, rid) == "SENDING" and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        thread.join(10)
+    _loop_until_found(engine, rid)
     assert (_status(engine, rid), _status(engine, held)) == ("UNKNOWN", "SENDING")
     with transaction(engine) as s:
         assert s.get(Blast, blast_id).state == "sending", "one of its messages is still out"
         s.get(BlastRecipient, held).lease_expires_at = utcnow() - dt.timedelta(seconds=1)
-    thread = threading.Thread(target=services._replay_loop, args=(engine, stop := threading.Event()))
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while _status(engine, held) == "SENDING" and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        thread.join(10)
+    _loop_until_found(engine, held)
     with transaction(engine) as s:
         assert s.get(Blast, blast_id).state == "completed", "its last message was the one found lost"
     with transaction(engine) as s:
         found = s.scalar(select(StatusHistory.changed_at).where(StatusHistory.recipient_id == rid))
     assert found == lease_ended
     assert "1 sends lost their worker mid-way and were marked unknown" in caplog.text
+
+
+def _loop_until_found(engine: Engine, recipient_id: int) -> None:
+    """The dashboard's replay loop, run until it has found this recipient's send lost."""
+    stop = threading.Event()
+    thread = threading.Thread(target=services._replay_loop, args=(engine, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _status(engine, recipient_id) == "SENDING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def _status(engine: Engine, recipient_id: int) -> str:
