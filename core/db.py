@@ -21,10 +21,6 @@ from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-
-class WaitStopped(Exception):
-    """The process was asked to end while it waited for the database (`connect_when_up`)."""
-
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: serialises migrations when several processes start at once.
 _MIGRATION_LOCK_ID = 7_305_113
@@ -238,6 +234,10 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return _revision(connection)
+
+
+class WaitStopped(Exception):
+    """The process was asked to end while it waited for the database (`connect_when_up`)."""
 
 
 @contextlib.contextmanager
