@@ -209,13 +209,13 @@ def render_report(report: ImportReport) -> None:
     if problems:
         frame = pd.DataFrame(
             [
-                {
+                {  # the reason before the cells: at 1366 px the last column is cut off
                     "Line": r.line,
                     "What": what_row_is(r),
+                    "Why": r.reason or (f"same number as line {r.duplicate_of}" if r.duplicate_of else ""),
                     "As typed": r.raw_phone,
                     "Number": r.phone or "",
                     "Name": r.name or "",
-                    "Why": r.reason or (f"same number as line {r.duplicate_of}" if r.duplicate_of else ""),
                 }
                 for r in problems
             ]
@@ -224,7 +224,8 @@ def render_report(report: ImportReport) -> None:
         title = f"{plural(len(problems), 'row')} {need} a look"
         # The file's own cells: no toolbar download of them as typed.
         with st.expander(title, expanded=len(problems) <= 20), no_toolbar_csv("report_table_box"):
-            st.dataframe(frame, hide_index=True, width="stretch", key="report_table")
+            st.dataframe(frame, hide_index=True, width="stretch", key="report_table",
+                         column_config=REPORT_COLUMNS)
     st.download_button(
         "Download the full report (CSV)",
         report.to_csv().encode("utf-8-sig"),
@@ -233,6 +234,16 @@ def render_report(report: ImportReport) -> None:
         key="report_dl",
         icon=":material/download:",
     )
+
+
+# Room for the reason, which says what to do ("format the phone column as Text…"), over the cells.
+REPORT_COLUMNS = {
+    "Line": st.column_config.NumberColumn(width=50),
+    "What": st.column_config.TextColumn(width=150),
+    "Why": st.column_config.TextColumn(width=460),
+    "As typed": st.column_config.TextColumn(width=140),
+    "Number": st.column_config.TextColumn(width=120),
+}
 
 
 def render_message(report: ImportReport) -> Message:
