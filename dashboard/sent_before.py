@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.csv_import import ImportReport, Overlap, recent_blasts_with
 from core.models import BlastState, utcnow
-from core.sending.progress import held_by, list_reach, messaged_this_week, recently_messaged
+from core.sending.progress import held_by, list_reach, recently_messaged
 from dashboard.data import reading, settings
 from dashboard.format import and_list, plural, state_word
 
@@ -124,8 +124,9 @@ def _render_some_messaged(
     said (a new list of leads often holds some of last week's), with a tick for a new list
     (`file`) to leave them out. The numbers left out; none unless ticked. A draft's list is
     made already (`besides`, the draft): only said."""
-    practice_apart = not settings().sandbox
-    reach = recently_messaged(s, numbers, now=utcnow(), leave_out_practice=practice_apart)
+    # A new list's are counted one by one, as they may be left out; a long draft's by a sample.
+    reach = recently_messaged(s, numbers, now=utcnow(), leave_out_practice=not settings().sandbox,
+                              every=file is not None)
     blasts = [(i, name) for i, name in reach.blasts if i != besides]
     size = len(set(numbers))
     if not blasts or reach.people < max(1, size * SOME):
@@ -134,14 +135,11 @@ def _render_some_messaged(
     more = len(blasts) - SHOWN
     if more > 0:
         named.append(f"{more:,} more")
-    # A new list's are counted one by one, as they may be left out; a long draft's by a sample.
-    messaged = (set() if file is None
-                else messaged_this_week(s, numbers, now=utcnow(), leave_out_practice=practice_apart))
-    people = len(messaged) if messaged else reach.people
+    messaged = set(reach.phones)
     others = size - len(messaged)
     key = f"leave_out_recent_{file}"
     left_out = bool(messaged) and others > 0 and st.session_state.get(key, False)
-    who = (f"**{people:,} of these {size:,} people** were" if people > 1
+    who = (f"**{reach.people:,} of these {size:,} people** were" if reach.people > 1
            else f"**1 of these {size:,} people** was")
     st.info(f"{who} messaged in the past week, by {'blast' if len(blasts) == 1 else 'blasts'} "
             f"{and_list(named)}. " + ("They are left out of this blast." if left_out

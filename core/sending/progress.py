@@ -239,37 +239,34 @@ class ListReach:
 @dataclass(frozen=True)
 class RecentReach:
     """How many of a list the blasts of the past week messaged (or may have, or are sending
-    to in their turn), and which blasts those were, the newest first."""
+    to in their turn), and which blasts those were, the newest first; with every number asked
+    about, which numbers they were (`phones`)."""
 
     people: int
     blasts: tuple[tuple[int, str | None], ...] = ()
+    phones: frozenset[str] = frozenset()
 
 
 def recently_messaged(
-    session: Session, numbers: Sequence[str], *, now: dt.datetime, leave_out_practice: bool = False
+    session: Session, numbers: Sequence[str], *, now: dt.datetime, leave_out_practice: bool = False,
+    every: bool = False,
 ) -> RecentReach:
     """The people of `numbers` a blast made in the last week (`csv_import.storage.RECENT`), not
     cancelled, has messaged: a new list that shares some of them messages those twice in a
-    week. Counted as `list_reach` counts (a long list by a sample spread over it)."""
+    week. Counted as `list_reach` counts (a long list by a sample spread over it); with `every`,
+    each number is asked about and those messaged are kept (`phones`): the people to leave out
+    of a new list when the marketer asks."""
     sample = list_sample(numbers)
-    if not sample.numbers:
-        return RecentReach(0)
-    rows = _messaged_this_week(session, sample.numbers, now=now, leave_out_practice=leave_out_practice)
-    blasts = dict.fromkeys((blast_id, name) for _, blast_id, name in rows)
-    return RecentReach(sample.scaled(len({phone for phone, _, _ in rows})), tuple(blasts))
-
-
-def messaged_this_week(
-    session: Session, numbers: Sequence[str], *, now: dt.datetime, leave_out_practice: bool = False
-) -> set[str]:
-    """Which of `numbers` those blasts messaged, every one of them (not a sample): the people
-    to leave out of a new list when the marketer asks."""
-    unique = sorted(set(numbers))
-    found: set[str] = set()
-    for start in range(0, len(unique), _CHUNK):  # SQLite takes a bounded number of parameters
-        found.update(phone for phone, _, _ in _messaged_this_week(
-            session, unique[start:start + _CHUNK], now=now, leave_out_practice=leave_out_practice))
-    return found
+    asked = sorted(set(numbers)) if every else sample.numbers
+    rows = [row for start in range(0, len(asked), _CHUNK)  # SQLite takes a bounded number of parameters
+            for row in _messaged_this_week(session, asked[start:start + _CHUNK], now=now,
+                                           leave_out_practice=leave_out_practice)]
+    rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+    phones = frozenset(phone for phone, *_ in rows)
+    blasts = tuple(dict.fromkeys((blast_id, name) for _, blast_id, name, _ in rows))
+    if every:
+        return RecentReach(len(phones), blasts, phones)
+    return RecentReach(sample.scaled(len(phones)), blasts)
 
 
 _CHUNK = 1000
@@ -277,13 +274,12 @@ _CHUNK = 1000
 
 def _messaged_this_week(
     session: Session, numbers: Sequence[str], *, now: dt.datetime, leave_out_practice: bool
-) -> Sequence[Row[tuple[str, int, str | None]]]:
+) -> Sequence[Row[tuple[str, int, str | None, dt.datetime]]]:
     query = (
-        select(BlastRecipient.phone_number, Blast.id, Blast.name)
+        select(BlastRecipient.phone_number, Blast.id, Blast.name, Blast.created_at)
         .join(Blast, Blast.id == BlastRecipient.blast_id)
         .where(Blast.created_at >= now - RECENT, Blast.state != BlastState.CANCELLED, _went(),
                bulk.one_of(BlastRecipient.phone_number, numbers, session.get_bind().dialect))
-        .order_by(Blast.created_at.desc(), Blast.id.desc())
     )
     if leave_out_practice:
         query = query.where(not_practice())
