@@ -89,10 +89,7 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
             with transaction(engine) as session:
                 fold_rollup_deltas(session)
         except Exception as exc:
-            if away(exc):
-                outage.away(exc)
-            else:
-                log.exception("folding status counts failed; trying again shortly")
+            outage.failed(exc, "folding status counts")
             continue
         outage.back()
         if time.monotonic() < next_replay:
@@ -109,10 +106,7 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
             say_expired(expired)
             replay_waiting(engine)
         except Exception as exc:
-            if away(exc):
-                outage.away(exc)
-            else:
-                log.exception("replaying waiting webhooks failed; trying again shortly")
+            outage.failed(exc, "replaying waiting webhooks")
 
 
 def away(exc: BaseException) -> bool:
@@ -130,6 +124,14 @@ class Outage:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._since: float | None = None
+
+    def failed(self, exc: BaseException, doing: str) -> None:
+        """`doing` failed with `exc`: the database away is said once (`away`); anything else
+        keeps its traceback, each time."""
+        if away(exc):
+            self.away(exc)
+        else:
+            log.exception("%s failed; trying again shortly", doing)
 
     def away(self, exc: BaseException) -> None:
         if self._since is None:
