@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,15 +24,8 @@ def test_a_database_away_is_said_once_in_a_line_not_a_traceback_every_few_second
     monkeypatch.setattr(services, "FOLD_SECONDS", 0.02)
     monkeypatch.setattr(services, "REPLAY_SECONDS", 0.0)  # the replay asks on every turn too
     engine = make_engine(f"postgresql+psycopg://tracker:Sekr3t-pw@127.0.0.1:{closed_port}/blasts")
-    stop = threading.Event()
     with caplog.at_level(logging.WARNING, logger="core"):
-        thread = threading.Thread(target=services._replay_loop, args=(engine, stop))
-        thread.start()
-        try:
-            threading.Event().wait(1.0)  # a few dozen turns of the loop
-        finally:
-            stop.set()
-            thread.join(10)
+        _run_loop(engine, at_most=1.0)  # a few dozen turns of the loop
     said = [r for r in caplog.records if r.name == "core.services"]
     assert [r.getMessage().split(" (")[0] for r in said] == ["the database is unavailable"], caplog.text
     assert "OperationalError" in said[0].getMessage()
@@ -57,7 +51,6 @@ def test_the_database_coming_back_is_said_once_with_how_long_it_was_away(
         "the database is back after 60 s"]
 
 
-@pytest.mark.postgres_only  # SQLite calls a missing column an OperationalError, as a lost file
 def test_a_statement_refused_is_not_taken_for_the_database_away_and_keeps_its_traceback(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -71,15 +64,8 @@ def test_a_statement_refused_is_not_taken_for_the_database_away_and_keeps_its_tr
     monkeypatch.setattr(services, "FOLD_SECONDS", 0.02)
     monkeypatch.setattr(services, "fold_rollup_deltas", refused)
     engine = make_engine(db_url)
-    stop = threading.Event()
     with caplog.at_level(logging.WARNING, logger="core"):
-        thread = threading.Thread(target=services._replay_loop, args=(engine, stop))
-        thread.start()
-        try:
-            threading.Event().wait(0.5)
-        finally:
-            stop.set()
-            thread.join(10)
+        _run_loop(engine, at_most=0.5)
     engine.dispose()
     said = [r for r in caplog.records if r.name == "core.services"]
     assert len(said) > 1 and all(
@@ -102,12 +88,12 @@ def test_a_send_whose_worker_vanished_is_found_with_no_worker_running(
     monkeypatch.setattr(services, "FOLD_SECONDS", 0.02)
     monkeypatch.setattr(services, "REPLAY_SECONDS", 0.0)
     caplog.set_level(logging.WARNING, logger="core")
-    _loop_until_found(engine, rid)
+    _run_loop(engine, until=lambda: _status(engine, rid) != "SENDING")
     assert (_status(engine, rid), _status(engine, held)) == ("UNKNOWN", "SENDING")
     with transaction(engine) as s:
         assert s.get(Blast, blast_id).state == "sending", "one of its messages is still out"
         s.get(BlastRecipient, held).lease_expires_at = utcnow() - dt.timedelta(seconds=1)
-    _loop_until_found(engine, held)
+    _run_loop(engine, until=lambda: _status(engine, held) != "SENDING")
     with transaction(engine) as s:
         assert s.get(Blast, blast_id).state == "completed", "its last message was the one found lost"
     with transaction(engine) as s:
@@ -116,14 +102,15 @@ def test_a_send_whose_worker_vanished_is_found_with_no_worker_running(
     assert "1 sends lost their worker mid-way and were marked unknown" in caplog.text
 
 
-def _loop_until_found(engine: Engine, recipient_id: int) -> None:
-    """The dashboard's replay loop, run until it has found this recipient's send lost."""
+def _run_loop(engine: Engine, *, until: Callable[[], bool] = lambda: False, at_most: float = 30.0) -> None:
+    """The dashboard's replay loop, in a thread of its own, until `until` holds or `at_most`
+    seconds have passed."""
     stop = threading.Event()
     thread = threading.Thread(target=services._replay_loop, args=(engine, stop))
     thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while _status(engine, recipient_id) == "SENDING" and time.monotonic() < deadline:
+        deadline = time.monotonic() + at_most
+        while not until() and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         stop.set()
