@@ -230,11 +230,13 @@ def _sent_by_hour_statement(shape: _Shape, dialect: str) -> Select:
     deltas = select(d.hour, d.status, d.delta.label("n")).where(d.what == SENT)
     rollup = _selected(counts, c.blast_id, deltas, d.blast_id, shape, dialect).subquery("hours")
     status, n = rollup.c.status, rollup.c.n
-    sent = func.sum(n)
 
     def reaching(stage: Stage) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((status.in_(statuses_reaching(stage.min_rank)), n), else_=0)), 0)
 
+    # Sent by rank, as in the funnel: a message that failed after the gateway took it keeps its
+    # send time, but was not sent to anyone.
+    sent = reaching(Stage.SENT)
     return (select(rollup.c.hour, sent, reaching(Stage.READ), reaching(Stage.REPLIED))
             .group_by(rollup.c.hour).having(sent != 0))
 

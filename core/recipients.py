@@ -413,7 +413,9 @@ def resend(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
     again = {r.id: r.blast_id for r in rows if not r.cancelled and not r.opted_out}
     queued = _decide(
         session, recipient_ids=list(again), status=Status.QUEUED, action="resend",
-        updates={"error": None, "next_attempt_at": None, "attempts": 0}, among=RESENDABLE,
+        # A message that failed after the gateway took it had a send time: the new send
+        # stamps its own.
+        updates={"error": None, "next_attempt_at": None, "attempts": 0, "sent_at": None}, among=RESENDABLE,
     )
     for blast_id in sorted({again[rid] for rid in queued}):
         reopen_for_resends(session, blast_id=blast_id)

@@ -46,6 +46,18 @@ _SIDEWAYS = {
     (Status.QUEUED, Status.UNKNOWN),
     (Status.SENDING, Status.UNKNOWN),
 }
+# The one move down: the gateway took the message (on its way, one tick) and then reported an
+# error for it (WhatsApp could not deliver it: a number not on WhatsApp, a phone that lost the
+# message). It never reached the person, so it leaves the funnel. Once a receipt or a reply
+# from the person has proved otherwise (received and on), an error changes nothing.
+_FAILED_AFTER_TAKEN = {
+    (Status.PENDING, Status.FAILED),
+    (Status.SERVER_ACK, Status.FAILED),
+}
+# A message that failed after the gateway took it keeps its send time (it went from here),
+# and only evidence from the person's phone lifts it again: a late "on its way" or "one tick"
+# was sent before the error, whatever order the two arrive in.
+LIFTS_FAILED_AFTER_TAKEN = Stage.RECEIVED.min_rank
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ def is_allowed(old: Status, new: Status, *, manual: bool = False) -> bool:
         return True
     if RANK[new] > RANK[old]:
         return True
-    return (old, new) in _SIDEWAYS
+    return (old, new) in _SIDEWAYS or (old, new) in _FAILED_AFTER_TAKEN
 
 
 def apply_status(
@@ -100,7 +112,8 @@ def apply_status(
         raise ValueError(f"unknown status source {source!r}")
     new = Status(status)
     at = at or utcnow()
-    if known_old is not None and not manual and stamp_skipped and is_allowed(known_old, new):
+    if (known_old is not None and known_old is not Status.FAILED and not manual and stamp_skipped
+            and is_allowed(known_old, new)):
         fast = _compare_and_set(
             session, recipient_id=recipient_id, old=known_old, new=new, source=source, at=at,
             event=event, updates=updates or {}, record_history=record_history,
@@ -269,6 +282,13 @@ def found_lost_at(recipients: Table = BlastRecipient.__table__) -> ColumnElement
     return func.coalesce(tried, recipients.c.updated_at)
 
 
+def _held_failed(row: Mapping[str, Any], old: Status, new: Status) -> bool:
+    """A message that failed after the gateway took it (it has a send time) is not lifted by
+    a receipt short of received (`LIFTS_FAILED_AFTER_TAKEN`)."""
+    return (old is Status.FAILED and row[STAGE_TIMESTAMP_COLUMN[Stage.SENT]] is not None
+            and RANK[new] < LIFTS_FAILED_AFTER_TAKEN)
+
+
 def judge(
     row: dict[str, Any], new: Status, *, at: dt.datetime, updates: Mapping[str, Any],
     defaults: Mapping[str, Any] | None = None, manual: bool = False, stamp_skipped: bool = True,
@@ -287,6 +307,8 @@ def judge(
     the message a day younger (a receipt that came before it was found unknown dates it
     earlier still). Without that time it takes `at`, as any skipped stage does (and a sale,
     stamping only its own stage, leaves it empty).
+    An error reported for a message on its way or at one tick fails it, keeping its send
+    time; such a message is lifted again only from received on (`_held_failed`).
     A non-change only fills empty columns from `updates`. The one place these rules live:
     `apply_status` runs them on the row it locked, `core.status_batch` on many rows at once.
     """
@@ -297,7 +319,7 @@ def judge(
         row[column] = value
         written.add(column)
 
-    if not is_allowed(old, new, manual=manual):
+    if not is_allowed(old, new, manual=manual) or (not manual and _held_failed(row, old, new)):
         for column, value in updates.items():
             if row[column] is None and value is not None:
                 put(column, value)

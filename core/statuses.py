@@ -43,7 +43,7 @@ STATUS_WORDS: dict[Status, str] = {
     Status.READ_ACK: "Read (blue ticks)",
     Status.REPLIED: "Replied",
     Status.CLOSED: "Closed: a sale",
-    Status.FAILED: "Failed: not sent",
+    Status.FAILED: "Failed: did not reach them",
     Status.UNKNOWN: "Unknown: may or may not have gone",
 }
 

@@ -366,7 +366,9 @@ def _recount_hours(
 def recount_daily_trend(session: Session, filters: FunnelFilter) -> pd.DataFrame:
     rank = status_rank()
     reached = [func.sum(case((rank >= stage.min_rank, 1), else_=0)) for stage in (Stage.READ, Stage.REPLIED)]
-    frame = _recount_hours(session, BlastRecipient.sent_at, filters, *reached)
+    # A message that failed after the gateway took it keeps its send time; it was not sent to anyone.
+    frame = _recount_hours(session, BlastRecipient.sent_at, filters, *reached,
+                           where=rank >= Stage.SENT.min_rank)
     if frame.empty:
         return frame
     frame.columns = ["hour", "sent", "read", "replied"]
@@ -489,6 +491,8 @@ def _varied_recipient(rng: random.Random, start: dt.datetime) -> dict[str, Any]:
     sent = start + dt.timedelta(seconds=rng.randint(0, 40_000), microseconds=fraction)
     fields: dict[str, Any] = {"status": status}
     if rank >= 1 and not (status == "CLOSED" and rng.random() < 0.1):
+        fields["sent_at"] = sent
+    if status == "FAILED" and rng.random() < 0.5:  # the gateway took it, then reported an error
         fields["sent_at"] = sent
     if rank >= 4:
         after = dt.timedelta(seconds=rng.randint(-120, 200_000), microseconds=rng.randint(0, 999_999))

@@ -164,7 +164,7 @@ def test_the_fast_way_leaves_what_the_general_way_leaves(
     monkeypatch.setattr(plain_acks, "take", _nothing_taken)
     general = _apply_and_look(engine, inbox_ids, now=now)
 
-    assert len(taken) > 20, "the fast way took too little for the comparison to say anything"
+    assert len(taken) >= 15, "the fast way took too little for the comparison to say anything"
     assert len(taken) < len(inbox_ids) - 20
     for name in SNAPSHOTS:
         assert fast[name] == general[name], name

@@ -29,7 +29,8 @@ from core.recipients import (
     page_of_recipients,
     resend,
 )
-from core.statuses import Stage
+from core.status_engine import apply_status
+from core.statuses import Stage, Status
 from tests.support.factories import make_blast, make_recipient
 
 STATUSES = ["QUEUED", "PENDING", "DELIVERY_ACK", "READ_ACK", "READ_ACK", "REPLIED", "CLOSED",
@@ -169,6 +170,28 @@ def test_a_failed_send_can_be_sent_again_by_a_person(engine: Engine) -> None:
         assert s.get(BlastRecipient, sent).status == "DELIVERY_ACK"
         assert s.get(Blast, blast_id).state == "sending"
         assert [h.source for h in history(s, recipient_id=failed)][-1] == "manual"
+
+
+def test_a_message_that_failed_after_the_gateway_took_it_is_sent_again_with_a_new_send_time(
+    engine: Engine
+) -> None:
+    """WhatsApp reported an error for it at one tick: sent again, it counts as sent when the
+    new message goes, not when the first one did."""
+    first, again = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC), dt.datetime(2026, 3, 4, 10, tzinfo=dt.UTC)
+    with transaction(engine) as s:
+        rid = make_recipient(s, make_blast(s, state="completed"), status="FAILED", message_id="3EB0FIRST",
+                             sent_at=first, error="WhatsApp reported an error for this message.").id
+    with transaction(engine) as s:
+        assert resend(s, recipient_ids=[rid]) == Resent(queued=1)
+    with transaction(engine) as s:
+        assert (s.get(BlastRecipient, rid).status, s.get(BlastRecipient, rid).sent_at) == ("QUEUED", None)
+    with transaction(engine) as s:  # the worker claims it and stores the gateway's answer
+        apply_status(s, recipient_id=rid, status=Status.SENDING, source="send", at=again)
+        apply_status(s, recipient_id=rid, status=Status.PENDING, source="send", at=again,
+                     known_old=Status.SENDING, updates={"message_id": "3EB0AGAIN"})
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, rid)
+        assert (row.status, row.sent_at, row.message_id) == ("PENDING", again, "3EB0AGAIN")
 
 
 @pytest.mark.parametrize(("state", "after"), [

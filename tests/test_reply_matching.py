@@ -165,6 +165,27 @@ def test_a_quote_of_a_message_older_than_the_reply_window_still_goes_to_it(engin
     assert _status(engine, newest) == ("DELIVERY_ACK", None)
 
 
+def test_an_error_for_a_message_on_its_way_fails_it_and_a_reply_goes_to_the_one_that_arrived(
+    engine: Engine
+) -> None:
+    """WhatsApp reported an error for the newest message after the gateway took it: it did
+    not reach the person, so it is failed (keeping its send time), and what they write next
+    answers the message that did arrive."""
+    earlier = _recipient(engine, message_id="3EB0RAYA", sent_at=at(9) - dt.timedelta(hours=3))
+    with transaction(engine) as s:
+        newest = make_recipient(s, make_blast(s), phone_number=PHONE, message_id="3EB0CNY",
+                                status=Status.SERVER_ACK.value, sent_at=at(9)).id
+    _, outcome = _post(engine, {"event": "message-ack", "data": {"id": "3EB0CNY", "status": "ERROR"}})
+    assert outcome.state == "applied", outcome
+    with transaction(engine) as s:
+        row = s.get(BlastRecipient, newest)
+        assert (row.status, row.sent_at) == ("FAILED", at(9))
+        assert row.error and "did not reach" in row.error
+    _post(engine, _baileys({"conversation": "Got promo code?"}))
+    assert _status(engine, earlier) == ("REPLIED", "Got promo code?")
+    assert _status(engine, newest) == ("FAILED", None)
+
+
 def test_a_quote_of_a_message_to_someone_else_falls_back_to_the_newest_message(engine: Engine) -> None:
     quoted = _recipient(engine, message_id="3EB0OLD", sent_at=at(9) - dt.timedelta(days=1),
                         phone="+60198765432")

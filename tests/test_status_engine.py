@@ -55,7 +55,10 @@ def _history(engine: Engine, rid: int) -> list[tuple[str | None, str, str | None
         (Status.UNKNOWN, Status.QUEUED, False, False),
         (Status.UNKNOWN, Status.QUEUED, True, True),
         (Status.FAILED, Status.DELIVERY_ACK, False, True),
-        (Status.PENDING, Status.FAILED, False, False),
+        (Status.PENDING, Status.FAILED, False, True),  # an error reported after the gateway took it
+        (Status.SERVER_ACK, Status.FAILED, False, True),
+        (Status.DELIVERY_ACK, Status.FAILED, False, False),  # it reached the phone: an error is late
+        (Status.READ_ACK, Status.FAILED, False, False),
         (Status.READ_ACK, Status.READ_ACK, False, False),
     ],
 )
@@ -231,6 +234,48 @@ def test_a_send_that_proves_to_have_gone_loses_its_problem_text(
     row = _recipient(engine, rid)
     assert row.status == new.value
     assert row.error == ("No answer from WSAPME." if kept else None)
+
+
+@pytest.mark.parametrize("taken", [Status.PENDING, Status.SERVER_ACK])
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_an_error_after_the_gateway_took_a_message_fails_it_until_the_phone_says_otherwise(
+    engine: Engine, taken: Status, batched: bool
+) -> None:
+    """WhatsApp could not deliver it: it leaves the funnel, keeping when it was sent. A late
+    "on its way" or "one tick" (sent before the error) does not bring it back; a receipt from
+    the person's phone does, and clears the problem."""
+
+    def receive(status: Status, when: dt.datetime, error: str | None = None) -> None:
+        written = {"error": error} if error else {}
+        with transaction(engine) as s:
+            if batched:
+                apply_statuses(s, [StatusEvent(rid, status, when, "webhook", defaults=written)])
+            else:
+                apply_status(s, recipient_id=rid, status=status, source="webhook", at=when, updates=written)
+
+    with transaction(engine) as s:
+        rid = make_recipient(s, make_blast(s), status=taken.value, message_id="M1", sent_at=at(9)).id
+    receive(Status.FAILED, at(10), error="WhatsApp reported an error")
+    r = _recipient(engine, rid)
+    assert (r.status, r.sent_at, r.error) == ("FAILED", at(9), "WhatsApp reported an error")
+    for late in (Status.PENDING, Status.SERVER_ACK):
+        receive(late, at(11))
+        assert _recipient(engine, rid).status == "FAILED"
+    receive(Status.DELIVERY_ACK, at(12))
+    r = _recipient(engine, rid)
+    assert (r.status, r.sent_at, r.delivered_at, r.error) == ("DELIVERY_ACK", at(9), at(12), None)
+    receive(Status.FAILED, at(13))  # once received, an error changes nothing
+    assert _recipient(engine, rid).status == "DELIVERY_ACK"
+    assert _history(engine, rid) == [(taken.value, "FAILED", "webhook"),
+                                     ("FAILED", "DELIVERY_ACK", "webhook")]
+
+
+def test_a_refused_send_is_still_lifted_by_a_late_one_tick(engine: Engine) -> None:
+    """Only a message that failed after the gateway took it (it has a send time) is held: one
+    the worker found refused has none, and the gateway's ack proves it went after all."""
+    rid = _lost_send(engine, Status.FAILED)
+    _apply(engine, rid, Status.SERVER_ACK, at(10))
+    assert (_recipient(engine, rid).status, _recipient(engine, rid).sent_at) == ("SERVER_ACK", at(9))
 
 
 def _lost_send(engine: Engine, status: Status = Status.UNKNOWN) -> int:

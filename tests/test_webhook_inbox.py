@@ -159,11 +159,14 @@ def test_acks_for_several_recipients_in_one_body(engine: Engine) -> None:
     ("start", "final", "history"),
     [
         (Status.SENDING, "FAILED", [("SENDING", "FAILED", "webhook")]),
-        (Status.PENDING, "PENDING", []),  # progressed already: an error report cannot undo it
+        # The gateway took it, WhatsApp could not deliver it.
+        (Status.PENDING, "FAILED", [("PENDING", "FAILED", "webhook")]),
+        (Status.SERVER_ACK, "FAILED", [("SERVER_ACK", "FAILED", "webhook")]),
+        (Status.DELIVERY_ACK, "DELIVERY_ACK", []),  # the phone had it: an error report cannot undo that
         (Status.READ_ACK, "READ_ACK", []),
     ],
 )
-def test_an_error_ack_fails_only_a_row_that_has_not_progressed(
+def test_an_error_ack_fails_only_a_message_the_phone_has_not_received(
     engine: Engine, start: Status, final: str, history: list
 ) -> None:
     rid = _recipient(engine, message_id="3EB0A", status=start)

@@ -579,7 +579,7 @@ def _lost_sends(
     return {m: rid for m, rid in found.items() if owners[rid] == 1}
 
 
-FAILED_BY_GATEWAY = "the gateway reported an error for this message"
+FAILED_BY_GATEWAY = "WhatsApp reported an error for this message: it did not reach them."
 
 
 def _plan_message(

@@ -25,7 +25,8 @@ the two equal over random batches):
 - whose message id no other event of the batch names;
 - whose recipient's number no other event of the batch comes from or names (a reply, an
   opt-out or an unknown send is found by number).
-Everything else, and a taken ack whose message id is not known yet, goes the general way
+Everything else, and a taken ack whose message id is not known yet or whose message has
+failed or been lost (`_MATCH_SQL`), goes the general way
 (`core.webhook.inbox`) in the same transaction.
 """
 
@@ -129,11 +130,12 @@ _KNOWN = ", ".join(f"'{s.value}'" for s in RANK)
 _SETTLED = ", ".join(f"'{s.value}'" for s in SETTLED_FROM)
 _SENT_AT = STAGE_TIMESTAMP_COLUMN[Stage.SENT]
 # A failed or unknown send with no send time goes the general way, which dates it by when it
-# was tried (`core.status_engine.tried_at`).
+# was tried (`core.status_engine.tried_at`); so does a message that failed after the gateway
+# took it, which only some receipts lift (`core.status_engine.LIFTS_FAILED_AFTER_TAKEN`).
 _MATCH_SQL = f"""
 SELECT ev.inbox_id, r.id FROM blast_recipients r JOIN {_EVENTS} ON r.message_id = ev.message_id
 WHERE r.phone_number <> ALL(%(phones)s::text[]) AND r.status IN ({_KNOWN})
-  AND NOT (r.status IN ({_SETTLED}) AND r.{_SENT_AT} IS NULL)
+  AND NOT (r.status IN ({_SETTLED}) AND r.{_SENT_AT} IS NULL) AND r.status <> '{Status.FAILED.value}'
 """
 
 

@@ -116,8 +116,11 @@ def _sent() -> ColumnElement[dt.datetime]:
 
 def _sent_within(*, at: dt.datetime, window: dt.timedelta, lease: dt.timedelta) -> ColumnElement[bool]:
     unknown = and_(BlastRecipient.status == Status.UNKNOWN.value, BlastRecipient.sent_at.is_(None))
+    # A message the gateway reported an error for after taking it keeps its send time, but
+    # never reached the person: what they say answers an earlier one.
+    went = and_(BlastRecipient.sent_at.is_not(None), BlastRecipient.status != Status.FAILED.value)
     return and_(
-        or_(and_(BlastRecipient.sent_at.is_not(None), BlastRecipient.sent_at <= at + CLOCK_SKEW),
+        or_(and_(went, BlastRecipient.sent_at <= at + CLOCK_SKEW),
             and_(unknown, found_lost_at() <= at + CLOCK_SKEW + lease)),
         _sent() >= at - window,
     )
