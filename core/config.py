@@ -106,8 +106,9 @@ class Settings(BaseSettings):
     )
     wsapme_ack_numbering: Literal["baileys", "wwebjs"] = Field(
         "baileys",
-        description="How numeric ack codes are read: baileys (3 = delivered) "
-        "or wwebjs (3 = read). Status names always win over numbers.",
+        description="How numeric ack codes are read: baileys (0 = error, 3 = delivered) "
+        "or wwebjs (0 = on its way, 3 = read). Status names always win over numbers. A wrong "
+        "choice misreads receipts: wwebjs's 0 read as baileys fails messages on their way.",
     )
 
     sandbox_speed: Literal["realistic", "fast"] = Field(

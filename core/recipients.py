@@ -396,6 +396,14 @@ class Resent:
 RESENDABLE = (Status.UNKNOWN.value, Status.FAILED.value)
 
 
+# A message that failed after the gateway took it had a send time and a message id: the new
+# send stamps its own, and a late or repeated receipt of the first message (its error again, a
+# one-tick sent before the error) finds no row to move, where it had failed the resend or lifted
+# it out of the queue as if it had gone. Its history keeps what the first try was.
+FIRST_TRY_FORGOTTEN = {"sent_at": None, "message_id": None, "wsapme_message_data": None,
+                       "message_timestamp": None, "gateway_status": None}
+
+
 def resend(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
     """A person decided these unknown or failed sends should go again: back in the queue, and a
     blast that had finished takes up sending again. Never to a number on the opt-out list, and
@@ -413,9 +421,8 @@ def resend(session: Session, *, recipient_ids: Sequence[int]) -> Resent:
     again = {r.id: r.blast_id for r in rows if not r.cancelled and not r.opted_out}
     queued = _decide(
         session, recipient_ids=list(again), status=Status.QUEUED, action="resend",
-        # A message that failed after the gateway took it had a send time: the new send
-        # stamps its own.
-        updates={"error": None, "next_attempt_at": None, "attempts": 0, "sent_at": None}, among=RESENDABLE,
+        updates={"error": None, "next_attempt_at": None, "attempts": 0, **FIRST_TRY_FORGOTTEN},
+        among=RESENDABLE,
     )
     for blast_id in sorted({again[rid] for rid in queued}):
         reopen_for_resends(session, blast_id=blast_id)

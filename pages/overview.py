@@ -120,7 +120,9 @@ for column, stage in zip(columns, Stage, strict=False):
         column.caption(f"{unreplied:,} of them bought without replying",
                        help="Sales recorded by hand or from a file for people who never wrote back on "
                        "WhatsApp: each stage counts everyone who got at least that far.")
-columns[-2].metric("Failed", f"{totals.failed:,}", help="The gateway refused these messages.")
+columns[-2].metric("Failed", f"{totals.failed:,}",
+                   help="The gateway refused these messages, or WhatsApp reported an error for them "
+                   "before they reached the phone. They can be sent again from the blast's page.")
 columns[-1].metric(
     "Unknown",
     f"{totals.unknown:,}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import Engine, select
@@ -31,6 +32,7 @@ from core.recipients import (
 )
 from core.status_engine import apply_status
 from core.statuses import Stage, Status
+from core.webhook.inbox import WebhookRules, process_entry, store_raw
 from tests.support.factories import make_blast, make_recipient
 
 STATUSES = ["QUEUED", "PENDING", "DELIVERY_ACK", "READ_ACK", "READ_ACK", "REPLIED", "CLOSED",
@@ -184,7 +186,16 @@ def test_a_message_that_failed_after_the_gateway_took_it_is_sent_again_with_a_ne
     with transaction(engine) as s:
         assert resend(s, recipient_ids=[rid]) == Resent(queued=1)
     with transaction(engine) as s:
-        assert (s.get(BlastRecipient, rid).status, s.get(BlastRecipient, rid).sent_at) == ("QUEUED", None)
+        row = s.get(BlastRecipient, rid)
+        assert (row.status, row.sent_at, row.message_id) == ("QUEUED", None, None)
+    for late in ("ERROR", "SERVER_ACK"):  # the first message's error again, its one-tick sent before it
+        with transaction(engine) as s:
+            inbox_id = store_raw(s, body=json.dumps({"event": "message-ack", "data": {
+                "id": "3EB0FIRST", "status": late}}).encode(), content_type="application/json")
+        with transaction(engine) as s:
+            process_entry(s, inbox_id=inbox_id, rules=WebhookRules(), now=again)
+        with transaction(engine) as s:
+            assert s.get(BlastRecipient, rid).status == "QUEUED", late
     with transaction(engine) as s:  # the worker claims it and stores the gateway's answer
         apply_status(s, recipient_id=rid, status=Status.SENDING, source="send", at=again)
         apply_status(s, recipient_id=rid, status=Status.PENDING, source="send", at=again,

@@ -270,6 +270,14 @@ def test_an_error_after_the_gateway_took_a_message_fails_it_until_the_phone_says
                                      ("FAILED", "DELIVERY_ACK", "webhook")]
 
 
+def test_a_caller_that_knows_the_status_cannot_lift_a_failed_message_past_the_rule(engine: Engine) -> None:
+    """The compare-and-set short cut would write any move up it is handed: not from FAILED."""
+    with transaction(engine) as s:
+        rid = make_recipient(s, make_blast(s), status="FAILED", message_id="M1", sent_at=at(9)).id
+    assert not _apply(engine, rid, Status.SERVER_ACK, at(10), known_old=Status.FAILED).changed
+    assert _recipient(engine, rid).status == "FAILED"
+
+
 def test_a_refused_send_is_still_lifted_by_a_late_one_tick(engine: Engine) -> None:
     """Only a message that failed after the gateway took it (it has a send time) is held: one
     the worker found refused has none, and the gateway's ack proves it went after all."""

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from core.bulk import json_scalar
 from core.models import utcnow
-from core.status_engine import SETTLED_FROM
+from core.status_engine import LIFTS_FAILED_AFTER_TAKEN, SETTLED_FROM
 from core.statuses import RANK, STAGE_MIN_RANK, STAGE_TIMESTAMP_COLUMN, Stage, Status
 from core.webhook.parse import AckEvent, Event, IncomingMessage, ParseError
 
@@ -130,8 +130,9 @@ _KNOWN = ", ".join(f"'{s.value}'" for s in RANK)
 _SETTLED = ", ".join(f"'{s.value}'" for s in SETTLED_FROM)
 _SENT_AT = STAGE_TIMESTAMP_COLUMN[Stage.SENT]
 # A failed or unknown send with no send time goes the general way, which dates it by when it
-# was tried (`core.status_engine.tried_at`); so does a message that failed after the gateway
-# took it, which only some receipts lift (`core.status_engine.LIFTS_FAILED_AFTER_TAKEN`).
+# was tried (`core.status_engine.tried_at`); so does a failed message with a send time, which
+# only some receipts lift (`core.status_engine.LIFTS_FAILED_AFTER_TAKEN`). The judging statement
+# holds such a message too: it may have failed between this look and the lock.
 _MATCH_SQL = f"""
 SELECT ev.inbox_id, r.id FROM blast_recipients r JOIN {_EVENTS} ON r.message_id = ev.message_id
 WHERE r.phone_number <> ALL(%(phones)s::text[]) AND r.status IN ({_KNOWN})
@@ -160,7 +161,9 @@ def _apply_sql() -> str:
 WITH m AS (
     SELECT r.id, r.status AS old, {columns}, ev.inbox_id, ev.message_id, ev.status AS new, ev.at,
            ev.c2s, ev.raw, {_rank('r.status')} AS old_rank, {_rank('ev.status')} AS new_rank,
-           {_rank('ev.status')} > {_rank('r.status')} AS moves
+           {_rank('ev.status')} > {_rank('r.status')} AND NOT (
+               r.status = '{Status.FAILED.value}' AND r.{_SENT_AT} IS NOT NULL
+               AND {_rank('ev.status')} < {LIFTS_FAILED_AFTER_TAKEN}) AS moves
     FROM blast_recipients r JOIN {_EVENTS} ON r.message_id = ev.message_id
     WHERE r.id = ANY(%(ids)s::integer[])
 ),
