@@ -495,3 +495,32 @@ def test_every_emitted_webhook_is_read_by_the_parser(numbering: str) -> None:
         else:
             assert isinstance(read, IncomingMessage), event.shape
             assert (read.text, read.jid, read.from_me) == (event.text, event.from_jid, False)
+
+
+@pytest.mark.parametrize("numbering", ["baileys", "wwebjs"])
+def test_an_error_after_the_tick_is_read_as_failed_and_the_gateway_keeps_it(numbering: str) -> None:
+    """A number not on WhatsApp: one tick, then WhatsApp's error, in every shape; reversed,
+    the late tick does not undo the error in the gateway's own view either."""
+    from core.statuses import parse_status
+    from core.webhook.parse import AckEvent, parse_webhook
+
+    errors = Proportions(delivered=0.0, errored=1.0)
+    with running_simulator(proportions=errors, ack_numbering=numbering) as sim:
+        client = client_for(sim, ack_numbering=numbering)
+        sent = []
+        for shape in ACK_SHAPES:
+            sim.set_webhook_shape(shape)
+            sent.append(client.send_text(to=TO, message="hi").message_id)
+        sim.set_fault("out_of_order_acks", times=1)
+        sent.append(client.send_text(to=TO, message="hi").message_id)
+        assert sim.wait_idle(5)
+        emitted = sim.emitted()
+        found = [client.message_status(message_id=m) for m in sent]
+    assert [e.status for e in emitted.events if e.message_id == sent[-1]] == ["FAILED", "SERVER_ACK"]
+    assert Counter(e.status for e in emitted.events) == {"SERVER_ACK": len(sent), "FAILED": len(sent)}
+    for event in emitted.events:
+        assert event.body is not None
+        (read,) = parse_webhook(event.body.encode(), event.content_type, numbering=numbering)
+        assert isinstance(read, AckEvent) and str(read.status) == event.status, event.shape
+    assert {emitted.statuses[m] for m in sent} == {"FAILED"}
+    assert all(f is not None and parse_status(str(f.status)) is Status.FAILED for f in found), found

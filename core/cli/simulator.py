@@ -50,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ("delivered", "share of sent messages delivered"),
         ("read", "share of delivered messages read"),
         ("replied", "share of sent messages replied to"),
+        ("errored", "share of undelivered messages WhatsApp reports an error for"),
     ):
         parser.add_argument(
             f"--{name}",
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise BadInput(f"--port {args.port} is not a port: use 1 to 65535, or 0 for any free one")
     try:
-        proportions = Proportions(delivered=args.delivered, read=args.read, replied=args.replied)
+        proportions = Proportions(delivered=args.delivered, read=args.read, replied=args.replied,
+                                  errored=args.errored)
     except ValueError as exc:  # "delivered must be between 0 and 1, not 5.0"
         raise BadInput(f"--{exc} (a share: 0.9 means 9 in 10)") from None
     try:

@@ -36,6 +36,9 @@ class Proportions:
     reply_without_read: float = 0.25  # of replies: read receipts off, so no READ ack
     opt_out: float = 0.1  # of replies: an opt-out word
     c_us: float = 0.3  # of replies: sent from an @c.us JID rather than @s.whatsapp.net
+    # Of those never delivered: WhatsApp reports an error after the tick (a number not on
+    # WhatsApp). None by default, so that a seed plans what it always planned.
+    errored: float = 0.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -112,7 +115,9 @@ def plan_message(
     at = timing.server_ack.sample(rng)
     events = [PlannedEvent(after=at, status=Status.SERVER_ACK)]
     if rng.random() >= proportions.delivered:
-        return events  # phone off or not on WhatsApp: one tick forever
+        if proportions.errored and rng.random() < proportions.errored:
+            events.append(PlannedEvent(after=at + timing.delivery.sample(rng), status=Status.FAILED))
+        return events  # phone off or not on WhatsApp: one tick forever, or an error after it
     at += timing.delivery.sample(rng)
     events.append(PlannedEvent(after=at, status=Status.DELIVERY_ACK))
     # One draw decides reading and replying, so repliers are a subset of readers.

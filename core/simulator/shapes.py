@@ -62,9 +62,13 @@ def new_message_id(rng: random.Random) -> str:
     return "3EB0" + "".join(rng.choice(HEX) for _ in range(18))
 
 
+# Where the gateway's name for a status is not ours.
+WIRE_NAMES = {Status.FAILED: "ERROR"}
+
+
 def status_value(status: Status, *, form: str, numbering: AckNumbering) -> str | int:
     if form == "name":
-        return str(status)
+        return WIRE_NAMES.get(status, str(status))
     numbers = {s: n for n, s in sorted(ACK_NUMBERS[numbering].items(), reverse=True)}
     return numbers[status]  # the lowest number for a status (READ_ACK is 4, not PLAYED's 5)
 
@@ -150,7 +154,7 @@ def ack_payload(
 ) -> Payload:
     """An ack webhook for one message in one of ACK_SHAPES."""
     number = status_value(status, form="number", numbering=numbering)
-    name = str(status)
+    name = status_value(status, form="name", numbering=numbering)
     baileys = {"key": {"remoteJid": jid, "fromMe": True, "id": message_id}, "update": {"status": number}}
     if shape == "flat":
         return as_json({"id": message_id, "status": name, "timestamp": int(at), "to": jid})

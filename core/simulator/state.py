@@ -59,7 +59,8 @@ class ReplyRecord:
 @dataclass(frozen=True)
 class Emitted:
     """Everything emitted so far. `statuses` is each sent message's highest ack (PENDING
-    before any), which is what the gateway's own look-ups report."""
+    before any; FAILED once WhatsApp reported an error for one the phone never received),
+    which is what the gateway's own look-ups report."""
 
     statuses: dict[str, str]
     replies: tuple[ReplyRecord, ...]
@@ -157,8 +158,15 @@ class SimState:
             }
 
     def _apply_ack(self, message_id: str, status: Status, at: float) -> None:
+        current = self._status[message_id]
+        if status is Status.FAILED:  # WhatsApp could not deliver it, unless the phone had it
+            if RANK[current] < RANK[Status.DELIVERY_ACK]:
+                self._status[message_id] = status
+            return
+        if current is Status.FAILED and RANK[status] < RANK[Status.DELIVERY_ACK]:
+            return  # a tick sent before the error, arriving after it
         # Like a real gateway, a late or duplicate ack never lowers what it knows.
-        if RANK[status] > RANK[self._status[message_id]]:
+        if RANK[status] > RANK[current]:
             self._status[message_id] = status
         if RANK[status] >= RANK[Status.DELIVERY_ACK]:
             self._delivered_at.setdefault(message_id, at)
