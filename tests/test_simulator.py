@@ -522,5 +522,7 @@ def test_an_error_after_the_tick_is_read_as_failed_and_the_gateway_keeps_it(numb
         assert event.body is not None
         (read,) = parse_webhook(event.body.encode(), event.content_type, numbering=numbering)
         assert isinstance(read, AckEvent) and str(read.status) == event.status, event.shape
+    named = [e for e in emitted.events if e.shape == "flat" and e.status == "FAILED"]
+    assert named and all(e.body and "ERROR" in e.body and "FAILED" not in e.body for e in named)
     assert {emitted.statuses[m] for m in sent} == {"FAILED"}
     assert all(f is not None and parse_status(str(f.status)) is Status.FAILED for f in found), found
