@@ -21,35 +21,55 @@ MODEBAR_ROOM = 32
 
 
 def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
+    """Each stage's bar with its count on it, and its shares of sent and of the stage before
+    at the right, level with it.
+
+    The shares are the labels of an axis on the right, whose room Plotly measures and keeps
+    (as it does for the stage names on the left) at any width. Beside the bars they ran past
+    a phone's screen: a middle bar about a third as wide as the plot had room for them neither
+    inside nor beside it."""
     stages = list(Stage)
     counts = [funnel.count(s) for s in stages]
+    labels = [s.label for s in stages]
     figure = go.Figure(
         go.Funnel(
-            y=[s.label for s in stages],
+            y=labels,
             x=counts,
-            text=[_stage_words(funnel, stage) for stage in stages],
+            text=[f"{count:,}" for count in counts],
             textinfo="text",
             # A bar of nothing has no inside to hold its text: its "0" goes beside it, or
             # an empty Closed stage would read as missing rather than as none.
             textposition=["auto" if count else "outside" for count in counts],
             cliponaxis=False,
-            textfont={"size": 13},
+            textfont={"size": 14},
             marker={"color": FUNNEL_COLOURS},
             connector={"line": {"color": "#cbd5e1"}},
             hovertemplate="%{y}: %{x:,}<extra></extra>",
         )
     )
-    figure.update_yaxes(tickfont={"size": 15})
-    # Bars thick enough, at the default height, for three lines of words: thinner ones shrank them.
-    figure.update_layout(margin={"l": 10, "r": 10, "t": MODEBAR_ROOM, "b": 10}, height=height, funnelgap=0.1)
+    # Plotly draws an axis only under a trace: an unseen one holds the right-hand axis. Both
+    # list the stages top down over the same range, so each share is level with its bar.
+    figure.add_scatter(x=[0] * len(labels), y=labels, yaxis="y2", mode="markers", marker={"opacity": 0},
+                       hoverinfo="skip", showlegend=False)
+    rows = {"type": "category", "categoryorder": "array", "categoryarray": labels,
+            "range": [len(labels) - 0.5, -0.5], "automargin": True, "fixedrange": True}
+    figure.update_layout(
+        yaxis={**rows, "tickfont": {"size": 15}},
+        yaxis2={**rows, "tickmode": "array", "tickvals": labels, "tickfont": {"size": 13},
+                "ticktext": [_shares_words(funnel, s) for s in stages], "overlaying": "y", "side": "right",
+                "showgrid": False},
+    )
+    figure.update_xaxes(visible=False, fixedrange=True)  # the counts say it; the scale said nothing
+    figure.update_layout(margin={"l": 10, "r": 10, "t": MODEBAR_ROOM, "b": 10}, height=height, funnelgap=0.1,
+                         showlegend=False)
     return figure
 
 
-def _stage_words(funnel: Funnel, stage: Stage) -> str:
-    """A stage's count, then its share of sent and of the stage before, each on a line of its
-    own: on one line they ran past a phone's screen beside a narrow bar, and were cut."""
+def _shares_words(funnel: Funnel, stage: Stage) -> str:
+    """A stage's share of sent and of the stage before, each on a line of its own (on one line
+    they took half a phone's width); nothing for Sent, and Received's previous is sent."""
     of_sent, of_previous = funnel.pct_of_sent(stage), funnel.pct_of_previous(stage)
-    lines = [f"{funnel.count(stage):,}"]
+    lines = []
     if of_sent is not None and stage is not Stage.SENT:
         lines.append(f"{percent_words(of_sent)} of sent")
     if of_previous is not None and stage is not Stage.RECEIVED:  # its previous is sent: said already

@@ -62,7 +62,7 @@ def test_a_single_day_of_trend_reads_as_a_day() -> None:
     ],
 )
 def test_a_stage_nobody_reached_says_0_beside_its_empty_bar(funnel: Funnel, zeros: list[str]) -> None:
-    [bars] = funnel_figure(funnel).data
+    bars = funnel_figure(funnel).data[0]
     for stage, count, text, where in zip(bars.y, bars.x, bars.text, bars.textposition, strict=True):
         assert text.startswith(f"{count:,}")
         assert where == ("outside" if stage in zeros else "auto"), stage
@@ -152,17 +152,27 @@ def test_the_interval_line_shows_on_the_dark_bar_and_past_it(stage: str) -> None
         assert _contrast(bars.error_x.color, background) >= 3, background
 
 
-def test_the_funnels_words_come_in_lines_short_enough_for_a_phone() -> None:
-    """On one line, a stage's words ran past a 390 px screen beside a narrow bar, and were cut."""
+def test_the_funnels_shares_stand_at_its_right_level_with_their_bars_in_short_lines() -> None:
+    """Beside a bar a third of the plot wide, a stage's words had room neither inside nor beside it
+    on a phone, and ran past the chart's edge: the shares are the labels of a right-hand axis
+    (whose room Plotly keeps), two short lines each, and only the count is on the bar."""
     totals = Funnel(total=10_013, sent=9_858, received=9_075, read=5_669, replied=1_335, closed=289)
-    [bars] = funnel_figure(totals).data
-    assert [text.split("<br>") for text in bars.text] == [
-        ["9,858"],
-        ["9,075", "92.1% of sent"],
-        ["5,669", "57.5% of sent", "62.5% of previous"],
-        ["1,335", "13.5% of sent", "23.5% of previous"],
-        ["289", "2.9% of sent", "21.6% of previous"],
+    figure = funnel_figure(totals)
+    bars, holder = figure.data
+    assert list(bars.text) == ["9,858", "9,075", "5,669", "1,335", "289"]
+    right = figure.layout.yaxis2
+    assert (right.side, right.overlaying, right.automargin) == ("right", "y", True)
+    assert (holder.yaxis, holder.marker.opacity, holder.hoverinfo) == ("y2", 0, "skip")
+    assert list(right.tickvals) == list(bars.y) == list(holder.y), "each share level with its bar"
+    assert list(right.range) == list(figure.layout.yaxis.range) == [4.5, -0.5], "the same rows, top down"
+    assert [words.split("<br>") for words in right.ticktext] == [
+        [""],
+        ["92.1% of sent"],
+        ["57.5% of sent", "62.5% of previous"],
+        ["13.5% of sent", "23.5% of previous"],
+        ["2.9% of sent", "21.6% of previous"],
     ]
+    assert figure.layout.showlegend is False
 
 
 # Plotly's tool bar, shown on hover (or once tapped, on a phone), as Chromium draws it: 2 px from

@@ -17,14 +17,15 @@ import pytest
 from sqlalchemy import Row, select
 
 from core.config import PROJECT_ROOT, Settings
-from core.db import make_engine, transaction
-from core.models import Blast
+from core.db import make_engine, migrate, transaction
+from core.models import Blast, utcnow
 from core.phones import normalise
 from core.statuses import Status
 from dashboard.blast_views import status_word
 from dashboard.reply_views import INBOX_COLUMNS, OPTED_OUT, when_replied
 from dashboard.tables import blast_table
 from tests.support.browser import dashboard, wait_until_drawn
+from tests.support.factories import make_blast, make_recipient
 
 pytestmark = pytest.mark.e2e
 
@@ -122,6 +123,44 @@ def test_no_chart_cuts_its_words_or_hides_them_under_its_tool_bar(demo, browser,
             chart.hover(position={"x": 5, "y": 5})  # the tool bar shows, no hover label in the way
             page.wait_for_timeout(400)
             assert chart.evaluate(_UNDER_TOOL_BAR) == [], f"{path}, chart {i + 1}: under the tool bar"
+        page.close()
+
+
+# Blasts whose middle bars are about a third as wide as the widest, and which stage's they are.
+# Beside such a bar, a stage's three lines of words had room neither inside nor beside it on a
+# phone: they were drawn past the chart's edge (the demo data's counts of one hour had one).
+THIRD_WIDE = {"read": {"DELIVERY_ACK": 43, "REPLIED": 30},
+              "replied": {"READ_ACK": 59, "REPLIED": 28, "CLOSED": 13},
+              "closed": {"DELIVERY_ACK": 20, "READ_ACK": 40, "REPLIED": 24, "CLOSED": 16}}
+NARROW_PHONE = {"width": 360, "height": 780}
+
+
+@pytest.fixture(scope="module")
+def third_wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[int]]]:
+    data_dir = tmp_path_factory.mktemp("third-wide")
+    engine = make_engine(f"sqlite:///{data_dir / 'blasts.db'}")
+    migrate(engine)
+    with transaction(engine) as s:
+        ids = []
+        for stage, statuses in THIRD_WIDE.items():
+            blast = make_blast(s, name=f"A third wide at {stage}", state="completed")
+            for status, count in statuses.items():
+                for _ in range(count):
+                    make_recipient(s, blast, status=status, sent_at=utcnow())
+            ids.append(blast.id)
+    engine.dispose()
+    with dashboard(data_dir, {"RUN_WORKER": "false"}) as base:
+        yield base, ids
+
+
+@pytest.mark.parametrize("viewport", [NARROW_PHONE, PHONE], ids=["360px", "390px"])
+def test_the_funnel_keeps_its_words_on_a_phone_by_a_bar_a_third_wide(third_wide, browser, viewport) -> None:  # type: ignore[no-untyped-def]
+    base, ids = third_wide
+    for blast_id in ids:
+        page = _open(browser, base, f"/blast?blast={blast_id}", "Where recipients are now", viewport)
+        chart = page.get_by_test_id("stPlotlyChart").first
+        chart.scroll_into_view_if_needed()
+        assert chart.evaluate(_CUT_WORDS) == [], f"blast {blast_id}: words past the funnel's edge"
         page.close()
 
 
