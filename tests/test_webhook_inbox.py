@@ -19,6 +19,7 @@ from core.sending.queue import expire_leases
 from core.status_engine import apply_status
 from core.statuses import Status
 from core.webhook.inbox import (
+    FAILED_BY_GATEWAY,
     InboxState,
     Outcome,
     WebhookRules,
@@ -203,6 +204,22 @@ def test_an_ack_that_beats_the_send_waits_and_is_replayed(engine: Engine) -> Non
     assert _row(engine, rid).status == "DELIVERY_ACK"
     assert _history(engine, rid) == [("SENDING", "PENDING", "send"),
                                      ("PENDING", "DELIVERY_ACK", "webhook")]
+
+
+def test_an_error_that_beats_the_send_waits_and_fails_the_message_once_it_is_stored(engine: Engine) -> None:
+    """WhatsApp's error can come before the gateway's answer to the send is stored: it waits for
+    the message's id, so the answer cannot lift it again, and then fails the message that went."""
+    rid = _recipient(engine, status=Status.SENDING, sent_at=None)
+    inbox_id, outcome = _post(engine, _ack("3EB0LATE", "ERROR", at(9, 1)))
+    assert outcome is not None and outcome.state == "waiting"
+    assert _row(engine, rid).status == "SENDING"
+
+    _store_message_id(engine, rid, "3EB0LATE")
+    assert replay_after_send(engine, message_ids=["3EB0LATE"], rules=RULES) == 1
+    row = _row(engine, rid)
+    assert (row.status, row.sent_at is not None, row.error) == ("FAILED", True, FAILED_BY_GATEWAY)
+    assert _history(engine, rid) == [("SENDING", "PENDING", "send"), ("PENDING", "FAILED", "webhook")]
+    assert _entry(engine, inbox_id).state == "applied"
 
 
 def test_replay_after_send_owns_its_transaction(engine: Engine) -> None:
