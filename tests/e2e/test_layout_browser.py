@@ -153,11 +153,11 @@ def third_wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         yield base, ids
 
 
-@pytest.mark.parametrize("viewport", [NARROW_PHONE, PHONE], ids=["360px", "390px"])
-def test_the_funnel_keeps_its_words_on_a_phone_by_a_bar_a_third_wide(third_wide, browser, viewport) -> None:  # type: ignore[no-untyped-def]
+def test_the_funnel_keeps_its_words_on_a_phone_by_a_bar_a_third_wide(third_wide, browser) -> None:  # type: ignore[no-untyped-def]
+    """On a 360 px phone, the narrowest common one (390 px is drawn with the demo data above)."""
     base, ids = third_wide
     for blast_id in ids:
-        page = _open(browser, base, f"/blast?blast={blast_id}", "Where recipients are now", viewport)
+        page = _open(browser, base, f"/blast?blast={blast_id}", "Where recipients are now", NARROW_PHONE)
         chart = page.get_by_test_id("stPlotlyChart").first
         chart.scroll_into_view_if_needed()
         assert chart.evaluate(_CUT_WORDS) == [], f"blast {blast_id}: words past the funnel's edge"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import TimeoutError, expect
 
 from tests.support.browser import dashboard, wait_until_drawn
 from tests.test_excel_import import xlsx
@@ -41,8 +41,16 @@ def _write(page, message: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _send_test(page) -> None:  # type: ignore[no-untyped-def]
+    """Press Send test once the page has drawn (on a busy machine a rerun still drawing could
+    take the press), then wait for its confirmation; what the page says instead, if it never
+    comes."""
+    wait_until_drawn(page)
     page.get_by_role("button", name="Send test").click()
-    page.get_by_text("Test sent to +60129998888").wait_for(timeout=30_000)
+    try:
+        page.get_by_text("Test sent to +60129998888").wait_for(timeout=30_000)
+    except TimeoutError:
+        said = [alert.inner_text() for alert in page.get_by_test_id("stAlert").all()]
+        raise AssertionError(f"no test was confirmed; the page said {said}") from None
 
 
 def test_the_next_list_shows_no_test_of_the_last_and_keeps_the_number(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
