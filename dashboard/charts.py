@@ -31,6 +31,7 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
     stages = list(Stage)
     counts = [funnel.count(s) for s in stages]
     labels = [s.label for s in stages]
+    shares = [_shares_words(funnel, s) for s in stages]
     figure = go.Figure(
         go.Funnel(
             y=labels,
@@ -44,7 +45,10 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
             textfont={"size": 14},
             marker={"color": FUNNEL_COLOURS},
             connector={"line": {"color": "#cbd5e1"}},
-            hovertemplate="%{y}: %{x:,}<extra></extra>",
+            # On a phone the shares are a long way from the bar touched: they come with its count.
+            hovertext=[f"{label}: {count:,}" + (f"<br>{words}" if words else "")
+                       for label, count, words in zip(labels, counts, shares, strict=True)],
+            hovertemplate="%{hovertext}<extra></extra>",
         )
     )
     # Plotly draws an axis only under a trace: an unseen one holds the right-hand axis. Both
@@ -56,7 +60,7 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
     figure.update_layout(
         yaxis={**rows, "tickfont": {"size": 15}},
         yaxis2={**rows, "tickmode": "array", "tickvals": labels, "tickfont": {"size": 13},
-                "ticktext": [_shares_words(funnel, s) for s in stages], "overlaying": "y", "side": "right",
+                "ticktext": shares, "overlaying": "y", "side": "right",
                 "showgrid": False},
     )
     figure.update_xaxes(visible=False, fixedrange=True)  # the counts say it; the scale said nothing

@@ -173,6 +173,8 @@ def test_the_funnels_shares_stand_at_its_right_level_with_their_bars_in_short_li
         ["2.9% of sent", "21.6% of previous"],
     ]
     assert figure.layout.showlegend is False
+    assert bars.hovertext[0] == "Sent: 9,858", "Sent has no shares to add"
+    assert bars.hovertext[2] == "Read: 5,669<br>57.5% of sent<br>62.5% of previous", "a bar touched says all"
 
 
 # Plotly's tool bar, shown on hover (or once tapped, on a phone), as Chromium draws it: 2 px from
