@@ -126,12 +126,12 @@ def test_no_chart_cuts_its_words_or_hides_them_under_its_tool_bar(demo, browser,
         page.close()
 
 
-# Blasts whose middle bars are about a third as wide as the widest, and which stage's they are.
-# Beside such a bar, a stage's three lines of words had room neither inside nor beside it on a
-# phone: they were drawn past the chart's edge (the demo data's counts of one hour had one).
+# Blasts with a bar about a third as wide as the widest (41 %, 41 %, 35 % of sent), by the stage
+# whose bar it is. Beside such a bar, a stage's three lines of words had room neither inside nor
+# beside it on a phone: they were drawn past the chart's edge (the demo data of one hour had one).
 THIRD_WIDE = {"read": {"DELIVERY_ACK": 43, "REPLIED": 30},
               "replied": {"READ_ACK": 59, "REPLIED": 28, "CLOSED": 13},
-              "closed": {"DELIVERY_ACK": 20, "READ_ACK": 40, "REPLIED": 24, "CLOSED": 16}}
+              "closed": {"READ_ACK": 50, "REPLIED": 15, "CLOSED": 35}}
 NARROW_PHONE = {"width": 360, "height": 780}
 
 
