@@ -28,5 +28,6 @@ fi
 
 # Two test processes (TEST_WORKERS to change it; 0 runs them in this one), each test file whole in
 # one of them: a file's servers and fixtures are started once. Each process starts its own
-# PostgreSQL server. Files are handed out longest first (tests/conftest.py, LONGEST_FILES).
-exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
+# PostgreSQL server. Files are handed out longest first (tests/conftest.py, LONGEST_FILES); the
+# slowest tests are listed at the end, to keep that order and the run's length in check.
+exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --durations=25 "$@"
