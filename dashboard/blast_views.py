@@ -251,7 +251,7 @@ def render_progress(blast_id: int, shown_state: str, shown_held_up: bool = False
         st.caption("Nothing was sent before it was cancelled." if state == BlastState.CANCELLED
                    else "Nothing sent yet: the funnel fills in as the messages go out.")
         return
-    # Three lines of words a bar: at 300 px they shrank to 10 px on the Read and Replied bars.
+    # Each stage's two lines of words at either side, with room between the rows at 360 px.
     st.plotly_chart(funnel_figure(f, height=360), width="stretch", key=f"live_funnel_{blast_id}")
     if unreplied:
         st.caption(f"Replied includes {plural(unreplied, 'sale')} recorded for people who did not "

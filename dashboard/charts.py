@@ -21,13 +21,13 @@ MODEBAR_ROOM = 32
 
 
 def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
-    """Each stage's bar with its count on it, and its shares of sent and of the stage before
-    at the right, level with it.
+    """Each stage's bar, with its name and count at its left and its shares of sent and of the
+    stage before at its right, level with it.
 
-    The shares are the labels of an axis on the right, whose room Plotly measures and keeps
-    (as it does for the stage names on the left) at any width. Beside the bars they ran past
-    a phone's screen: a middle bar about a third as wide as the plot had room for them neither
-    inside nor beside it."""
+    The words are the labels of the two axes, whose room Plotly measures and keeps at any
+    width. On the bars, they ran past a phone's screen or over one another: a middle bar
+    about a third of the plot wide had room for a stage's three lines neither inside nor
+    beside it, and a count too long for its bar, drawn beside it, ran into the shares."""
     stages = list(Stage)
     counts = [funnel.count(s) for s in stages]
     labels = [s.label for s in stages]
@@ -36,13 +36,7 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
         go.Funnel(
             y=labels,
             x=counts,
-            text=[f"{count:,}" for count in counts],
-            textinfo="text",
-            # A bar of nothing has no inside to hold its text: its "0" goes beside it, or
-            # an empty Closed stage would read as missing rather than as none.
-            textposition=["auto" if count else "outside" for count in counts],
-            cliponaxis=False,
-            textfont={"size": 14},
+            textinfo="none",
             marker={"color": FUNNEL_COLOURS},
             connector={"line": {"color": "#cbd5e1"}},
             # On a phone the shares are a long way from the bar touched: they come with its count.
@@ -52,15 +46,17 @@ def funnel_figure(funnel: Funnel, *, height: int = 380) -> go.Figure:
         )
     )
     # Plotly draws an axis only under a trace: an unseen one holds the right-hand axis. Both
-    # list the stages top down over the same range, so each share is level with its bar.
+    # list the stages top down over the same range, so each stage's words are level with its bar.
     figure.add_scatter(x=[0] * len(labels), y=labels, yaxis="y2", mode="markers", marker={"opacity": 0},
                        hoverinfo="skip", showlegend=False)
-    rows = {"type": "category", "categoryorder": "array", "categoryarray": labels,
-            "range": [len(labels) - 0.5, -0.5], "automargin": True, "fixedrange": True}
+    rows = {"type": "category", "categoryorder": "array", "categoryarray": labels, "tickmode": "array",
+            "tickvals": labels, "range": [len(labels) - 0.5, -0.5], "automargin": True, "fixedrange": True}
     figure.update_layout(
-        yaxis={**rows, "tickfont": {"size": 15}},
-        yaxis2={**rows, "tickmode": "array", "tickvals": labels, "tickfont": {"size": 13},
-                "ticktext": shares, "overlaying": "y", "side": "right",
+        # A stage nobody reached says 0 as plainly as the others: its bar has no width to show it.
+        yaxis={**rows, "ticktext": [f"{label}<br><b>{count:,}</b>" for label, count in zip(labels, counts,
+                                                                                          strict=True)],
+               "tickfont": {"size": 15}},
+        yaxis2={**rows, "ticktext": shares, "tickfont": {"size": 13}, "overlaying": "y", "side": "right",
                 "showgrid": False},
     )
     figure.update_xaxes(visible=False, fixedrange=True)  # the counts say it; the scale said nothing

@@ -61,12 +61,14 @@ def test_a_single_day_of_trend_reads_as_a_day() -> None:
         (Funnel(total=5, waiting=5), ["Sent", "Received", "Read", "Replied", "Closed"]),  # nothing sent yet
     ],
 )
-def test_a_stage_nobody_reached_says_0_beside_its_empty_bar(funnel: Funnel, zeros: list[str]) -> None:
-    bars = funnel_figure(funnel).data[0]
-    for stage, count, text, where in zip(bars.y, bars.x, bars.text, bars.textposition, strict=True):
-        assert text.startswith(f"{count:,}")
-        assert where == ("outside" if stage in zeros else "auto"), stage
-    assert bars.cliponaxis is False, "the 0 may reach past the plot's edge"
+def test_a_stage_nobody_reached_says_0_as_plainly_as_the_others(funnel: Funnel, zeros: list[str]) -> None:
+    """Its bar has no width to show it: every stage's count stands under its name, at the left."""
+    figure = funnel_figure(funnel)
+    bars = figure.data[0]
+    assert bars.textinfo == "none", "nothing drawn on or beside a bar, where it had no room"
+    for stage, count, label in zip(bars.y, bars.x, figure.layout.yaxis.ticktext, strict=True):
+        assert label == f"{stage}<br><b>{count:,}</b>"
+        assert (count == 0) == (stage in zeros), stage
 
 
 def _days(*days: str) -> pd.DataFrame:
@@ -152,19 +154,18 @@ def test_the_interval_line_shows_on_the_dark_bar_and_past_it(stage: str) -> None
         assert _contrast(bars.error_x.color, background) >= 3, background
 
 
-def test_the_funnels_shares_stand_at_its_right_level_with_their_bars_in_short_lines() -> None:
-    """Beside a bar a third of the plot wide, a stage's words had room neither inside nor beside it
-    on a phone, and ran past the chart's edge: the shares are the labels of a right-hand axis
-    (whose room Plotly keeps), two short lines each, and only the count is on the bar."""
+def test_the_funnels_words_stand_at_its_sides_level_with_their_bars_in_short_lines() -> None:
+    """On the bars, a stage's words ran past a phone's screen beside a bar a third of the plot
+    wide, and a count too long for its bar ran into the shares: each stage's name and count are
+    the labels of the left axis, its shares those of a right-hand one, two short lines each."""
     totals = Funnel(total=10_013, sent=9_858, received=9_075, read=5_669, replied=1_335, closed=289)
     figure = funnel_figure(totals)
     bars, holder = figure.data
-    assert list(bars.text) == ["9,858", "9,075", "5,669", "1,335", "289"]
-    right = figure.layout.yaxis2
-    assert (right.side, right.overlaying, right.automargin) == ("right", "y", True)
-    assert (holder.yaxis, holder.marker.opacity, holder.hoverinfo) == ("y2", 0, "skip")
-    assert list(right.tickvals) == list(bars.y) == list(holder.y), "each share level with its bar"
-    assert list(right.range) == list(figure.layout.yaxis.range) == [4.5, -0.5], "the same rows, top down"
+    left, right = figure.layout.yaxis, figure.layout.yaxis2
+    assert [words.split("<br>") for words in left.ticktext] == [
+        ["Sent", "<b>9,858</b>"], ["Received", "<b>9,075</b>"], ["Read", "<b>5,669</b>"],
+        ["Replied", "<b>1,335</b>"], ["Closed", "<b>289</b>"],
+    ]
     assert [words.split("<br>") for words in right.ticktext] == [
         [""],
         ["92.1% of sent"],
@@ -172,6 +173,10 @@ def test_the_funnels_shares_stand_at_its_right_level_with_their_bars_in_short_li
         ["13.5% of sent", "23.5% of previous"],
         ["2.9% of sent", "21.6% of previous"],
     ]
+    assert (right.side, right.overlaying, left.automargin, right.automargin) == ("right", "y", True, True)
+    assert (holder.yaxis, holder.marker.opacity, holder.hoverinfo) == ("y2", 0, "skip")
+    assert list(left.tickvals) == list(right.tickvals) == list(bars.y) == list(holder.y), "level with its bar"
+    assert list(right.range) == list(left.range) == [4.5, -0.5], "the same rows, top down"
     assert figure.layout.showlegend is False
     assert bars.hovertext[0] == "Sent: 9,858", "Sent has no shares to add"
     assert bars.hovertext[2] == "Read: 5,669<br>57.5% of sent<br>62.5% of previous", "a bar touched says all"

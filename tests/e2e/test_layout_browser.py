@@ -47,6 +47,16 @@ _CUT_WORDS = """chart => {
         .map(([words, r]) => [words, ...[r.left - box.left, r.right - box.left, r.top - box.top,
                                          r.bottom - box.top].map(Math.round)]);
 }"""
+# Pairs of words a chart draws one over the other (not a hover label), as [words, words].
+_OVERLAPPING_WORDS = """chart => {
+    const boxes = [...chart.querySelectorAll('svg.main-svg text')]
+        .filter(t => !t.closest('.hoverlayer') && t.textContent.trim())
+        .map(t => [t.textContent, t.getBoundingClientRect()]);
+    const over = (a, b) => a.left < b.right - 1 && b.left < a.right - 1
+                           && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    return boxes.flatMap(([w, r], i) => boxes.slice(i + 1).filter(([, q]) => over(r, q))
+                                             .map(([v]) => [w, v]));
+}"""
 # What the tool bar, shown on hover, covers: the words and the plot area (bars, cells, lines) it
 # lies over.
 _UNDER_TOOL_BAR = """chart => {
@@ -161,6 +171,7 @@ def test_the_funnel_keeps_its_words_on_a_phone_by_a_bar_a_third_wide(third_wide,
         chart = page.get_by_test_id("stPlotlyChart").first
         chart.scroll_into_view_if_needed()
         assert chart.evaluate(_CUT_WORDS) == [], f"blast {blast_id}: words past the funnel's edge"
+        assert chart.evaluate(_OVERLAPPING_WORDS) == [], f"blast {blast_id}: words over one another"
         page.close()
 
 
