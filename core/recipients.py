@@ -18,6 +18,7 @@ from core.models import Blast, BlastRecipient, BlastState, OptOut, RecipientRepl
 from core.phones import typed_number
 from core.status_engine import StatusChange, apply_status
 from core.statuses import RANK, Stage, Status, status_in_words
+from core.wsapme.answers import SendResult
 
 
 @dataclass(frozen=True)
@@ -400,8 +401,7 @@ RESENDABLE = (Status.UNKNOWN.value, Status.FAILED.value)
 # send stamps its own, and a late or repeated receipt of the first message (its error again, a
 # one-tick sent before the error) finds no row to move, where it had failed the resend or lifted
 # it out of the queue as if it had gone. Its history keeps what the first try was.
-FIRST_TRY_FORGOTTEN = {"sent_at": None, "message_id": None, "wsapme_message_data": None,
-                       "message_timestamp": None, "gateway_status": None}
+FIRST_TRY_FORGOTTEN = {"sent_at": None, **dict.fromkeys(SendResult.STORED_AS)}
 
 
 def resend(session: Session, *, recipient_ids: Sequence[int]) -> Resent:

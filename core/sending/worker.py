@@ -473,13 +473,7 @@ class SendWorker:
     def _accepted(self, claim: Claim, result: SendResult, at: dt.datetime) -> None:
         answer = {
             "claim": claim, "status": sent_status(result), "at": at, "event": {"answer": result.raw},
-            "updates": {
-                "message_id": result.message_id,
-                "wsapme_message_data": result.data,
-                "message_timestamp": result.message_timestamp,
-                "gateway_status": result.gateway_status,
-                "error": None,
-            },
+            "updates": {**result.columns(), "error": None},
         }
         if self._direct is not None and self._direct.settle(**answer):
             return

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from core.statuses import Status, parse_status
 
@@ -65,6 +65,16 @@ class SendResult:
     message_timestamp: int | None
     data: dict[str, Any]
     raw: dict[str, Any]
+
+    # The recipient's columns an answer fills, and the attribute each takes: what the worker
+    # stores, and what a resend clears of the first try.
+    STORED_AS: ClassVar[dict[str, str]] = {
+        "message_id": "message_id", "wsapme_message_data": "data",
+        "message_timestamp": "message_timestamp", "gateway_status": "gateway_status",
+    }
+
+    def columns(self) -> dict[str, Any]:
+        return {column: getattr(self, attribute) for column, attribute in self.STORED_AS.items()}
 
 
 @dataclass(frozen=True)
