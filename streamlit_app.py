@@ -13,7 +13,7 @@ from streamlit import config as st_config
 from streamlit.errors import FragmentHandledException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from core.server import lifespan_for, log_to_stderr, routes
+from core.server import lifespan_for, log_to_stderr, middleware, routes
 from dashboard.auth import log_out, password_login, render_login, signed_in, write_session_cookie
 from dashboard.layout import PAGE_FAILED, ROUTED, database_away, say_database_away, wanted_page
 
@@ -38,7 +38,7 @@ if get_script_run_ctx(suppress_warning=True) is None:  # once, as the server imp
     log_to_stderr()
 # Under uvicorn, set STREAMLIT_SERVER_PORT to the port uvicorn listens on.
 _local_url = f"http://127.0.0.1:{st_config.get_option('server.port')}"
-app = st.App(__file__, routes=routes(), lifespan=lifespan_for(_local_url))
+app = st.App(__file__, routes=routes(), middleware=middleware(), lifespan=lifespan_for(_local_url))
 
 
 def _shown(run: Callable[[], None], title: str) -> None:

@@ -1,4 +1,5 @@
-"""The webhook route as the dashboard's server mounts it, for `uvicorn bench.webhook_app:app`.
+"""The webhook route and its door as the dashboard's server mounts them, for
+`uvicorn bench.webhook_app:app`.
 
 Beside it, one route that answers at once without touching anything: the rate the HTTP
 layer alone reaches on this machine, an upper bound for any per-event endpoint. With
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from core.server import middleware
 from core.webhook.route import webhook_routes
 
 NOOP_PATH = "/bench/noop"
@@ -28,4 +30,5 @@ if os.environ.get("BENCH_WEBHOOK_STORE_ONLY"):
 
     Intake._apply_batch = lambda self, batches: None  # type: ignore[method-assign]
 
-app = Starlette(routes=[*webhook_routes(), Route(NOOP_PATH, noop, methods=["POST"])])
+app = Starlette(routes=[*webhook_routes(), Route(NOOP_PATH, noop, methods=["POST"])],
+                middleware=middleware())

@@ -111,6 +111,16 @@ def routes() -> list[Any]:
     return [Route("/healthz", healthz, methods=["GET"]), *webhook_routes()]
 
 
+def middleware() -> list[Any]:
+    """ASGI middleware in front of the pages: accepted webhook posts are answered before
+    anything the pages need (core.webhook.route.WebhookDoor)."""
+    from starlette.middleware import Middleware
+
+    from core.webhook.route import WebhookDoor
+
+    return [Middleware(WebhookDoor)]
+
+
 def _database_answers() -> bool:
     from sqlalchemy import text
 

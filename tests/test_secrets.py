@@ -501,7 +501,11 @@ def test_no_route_serves_data_without_the_secret_or_a_login(
         assert http.get(f"{server.base}/healthz", timeout=30).json() == {"ok": True}
         webhook = http.post(f"{server.base}/webhooks/wsapme/{HOOK}", json={"id": "x", "status": 2},
                             timeout=30)
+        # The secret is remembered now: this one is answered at the door, before the pages' layers.
+        again = http.post(f"{server.base}/webhooks/wsapme/{HOOK}", json={"id": "y", "status": 2},
+                          timeout=30)
     assert webhook.status_code == 200, "the right secret works: the probes were refused for a reason"
+    assert (again.status_code, again.json(), again.headers.get("set-cookie")) == (200, {"ok": True}, None)
     for method, path, status, text in answers:
         for private in PRIVATE:
             assert private not in text, f"{method} {path} ({status}) shows private data"
@@ -509,7 +513,7 @@ def test_no_route_serves_data_without_the_secret_or_a_login(
         if path.startswith("/webhooks/"):
             assert status in (404, 405), (method, path, status)
     with transaction(engine) as s:
-        assert len(s.scalars(select(WebhookInbox)).all()) == 1, "only the post with the secret was stored"
+        assert len(s.scalars(select(WebhookInbox)).all()) == 2, "only the posts with the secret were stored"
         assert s.scalars(select(BlastRecipient.status)).one() == "REPLIED"
     log = server.output()
     assert "/webhooks/wsapme/[secret]" in log, "the access log was written, and redacted"

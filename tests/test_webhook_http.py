@@ -6,17 +6,20 @@ import datetime as dt
 import json
 import logging
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
 from sqlalchemy import Engine, func, select
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.config import get_settings
 from core.db import engine_for, transaction
@@ -24,7 +27,8 @@ from core.models import BlastRecipient, OptOut, StatusHistory, utcnow
 from core.status_engine import apply_status
 from core.statuses import RANK, Status
 from core.webhook.inbox import replay_after_send, replay_set_aside
-from core.webhook.route import REFUSED_KEPT_BYTES
+from core.webhook.route import REFUSED_KEPT_BYTES, _webhook_secret
+from core.webhook.secret import forget_remembered
 from tests.reliability import support
 from tests.support.factories import make_blast, make_recipient
 
@@ -109,6 +113,72 @@ def test_a_generated_secret_and_a_configured_one(served: Served, monkeypatch: py
     assert served.post({"id": "x", "status": 2},
                        secret="configured-secret-abcdefghijklmnop").status_code == 200
     assert len(served.inbox()) == 2
+
+
+# --- the door in front of the pages -------------------------------------------------------
+
+
+class _Seen:
+    """ASGI middleware that lists the requests reaching the app behind the webhook's door
+    (where the dashboard's session, compression and routing layers are)."""
+
+    def __init__(self, app: ASGIApp, *, seen: list[tuple[str, str]]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.seen.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+
+def test_an_accepted_secret_is_served_at_the_door_and_anything_else_by_the_route(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, str]] = []
+    with support.served_route(monkeypatch, db_url, inner=[Middleware(_Seen, seen=seen)]) as route:
+        served = Served(route.base, route.secret, route.engine)
+        rid = _sent_recipient(served.engine, message_id="3EB0DOOR")
+        forget_remembered()
+        ack = {"id": "3EB0DOOR", "status": "DELIVERY_ACK", "timestamp": _now_ts()}
+        assert served.post(ack).status_code == 200
+        assert len(seen) == 1, "a secret not remembered yet is checked by the route"
+        assert served.post({**ack, "status": "READ_ACK"}).status_code == 200
+        assert len(seen) == 1, "once accepted, posts are answered at the door"
+        assert served.recipient(rid).status == "READ_ACK"
+        assert [e.body for e in served.inbox()] == [json.dumps(ack).encode(),
+                                                    json.dumps({**ack, "status": "READ_ACK"}).encode()]
+        unknown = requests.post(f"{served.base}/no/such/path", data=b"{}", timeout=30)
+        wrong = served.post(ack, secret=served.secret + "x")
+        assert (wrong.status_code, wrong.content) == (404, unknown.content)
+        assert requests.get(served.url(), timeout=30).status_code == 405
+        assert requests.post(served.url() + "/extra", data=b"{}", timeout=30).status_code == 404
+        assert len(seen) == 5, "a wrong secret, another method or another path goes on to the app"
+        assert len(served.inbox()) == 2
+
+
+def test_a_post_whose_sender_hangs_up_before_its_body_is_not_stored(served: Served) -> None:
+    assert served.post({"id": "x", "status": 2}).status_code == 200  # the secret is remembered now
+    parts = urlsplit(served.url())
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 400\r\n\r\n{\"id\": \"3EB0".encode())
+        time.sleep(0.2)
+    assert served.post({"id": "y", "status": 2}).status_code == 200, "the server goes on"
+    assert [json.loads(e.body)["id"] for e in served.inbox()] == ["x", "y"]
+
+
+@pytest.mark.parametrize(("path", "root_path", "secret"), [
+    ("/webhooks/wsapme/s3cret", "", "s3cret"),
+    ("/webhooks/wsapme/s3cret", "/tracker", "s3cret"),  # served below a prefix, the prefix stripped
+    ("/tracker/webhooks/wsapme/s3cret", "/tracker", "s3cret"),
+    ("/trackerx/webhooks/wsapme/s3cret", "/tracker", None),
+    ("/webhooks/wsapme/", "", None),
+    ("/webhooks/wsapme/s3cret/more", "", None),
+    ("/webhooks/wsapmes3cret", "", None),
+    ("/other/webhooks/wsapme/s3cret", "", None),
+])
+def test_the_door_reads_the_secret_as_the_route_does(path: str, root_path: str, secret: str | None) -> None:
+    assert _webhook_secret({"path": path, "root_path": root_path}) == secret
 
 
 # --- refusals ------------------------------------------------------------------------------

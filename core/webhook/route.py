@@ -20,12 +20,10 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.config import Settings, get_settings
 from core.db import engine_for, reading, transaction
@@ -41,6 +39,7 @@ ROUTE_PATH = WEBHOOK_PATH + "{secret}"
 STORE_TIMEOUT_SECONDS = 20.0
 REPLAY_EVERY_SECONDS = 30.0
 _STORED = b'{"ok":true}'
+_STORED_LENGTH = str(len(_STORED)).encode()
 # Of a body refused for its size, what is kept to show what it was.
 REFUSED_KEPT_BYTES = 4096
 # The webhook's path and all that follows it, however it was typed ("/Webhooks//wsapme",
@@ -51,33 +50,92 @@ _SECRET_IN_PATH_RE = re.compile(r"/+webhooks?/+wsapme[^\s\"']*", re.IGNORECASE)
 def webhook_routes() -> list[Route]:
     """The routes to serve beside the pages (core.server.routes() adds them)."""
     redact_access_log()
-    return [Route(ROUTE_PATH, receive_webhook, methods=["POST"])]
+    return [Route(ROUTE_PATH, WebhookEndpoint(), methods=["POST"])]
 
 
-async def receive_webhook(request: Request) -> Response:
+class WebhookEndpoint:
+    """The webhook as a plain ASGI app: no request or response objects are built for a post,
+    whose answer is the same few bytes every time."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await receive_webhook(scope, receive, send, secret=scope["path_params"]["secret"])
+
+
+class WebhookDoor:
+    """ASGI middleware: a post to the webhook with a secret this process has accepted lately
+    goes straight to it, past the layers the dashboard's pages need (Streamlit's path checks,
+    session cookie and compression, the routing of its many routes): about a seventh of the
+    server's time per event. Every other request, a wrong or new secret among them, goes on
+    to the app, whose webhook route answers it the same way."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            secret = _webhook_secret(scope)
+            if secret and remembered_secrets(get_settings()).matches(secret):
+                await receive_webhook(scope, receive, send, secret=secret)
+                return
+        await self.app(scope, receive, send)
+
+
+def _webhook_secret(scope: Scope) -> str | None:
+    """The secret in a request's path if the path is the webhook's (as the route would read it:
+    one segment, below the app's root path), else None."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        path = path[len(root):]
+    if not path.startswith(WEBHOOK_PATH):
+        return None
+    secret = path[len(WEBHOOK_PATH):]
+    return secret if secret and "/" not in secret else None
+
+
+async def receive_webhook(scope: Scope, receive: Receive, send: Send, *, secret: str) -> None:
     settings = get_settings()
     limit = settings.webhook_max_bytes
+    content_type, declared = _headers(scope)
     try:
-        if not await secret_accepted(settings, request.path_params.get("secret", "")):
+        if not await secret_accepted(settings, secret):
             # The same answer as for a path that does not exist; the body is not read.
             turned_away.add()
-            raise HTTPException(status_code=404)
-        body, over = await read_body(request, limit=limit)
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            return
+        body, over = await read_body(receive, declared=declared, limit=limit)
+        if body is None:
+            return  # the gateway hung up before the body was sent: nothing to store or answer
         if over:
-            await run_in_threadpool(keep_refused, settings, body, request.headers.get("content-type"),
-                                    request.headers.get("content-length", ""))
-            return JSONResponse({"ok": False, "error": f"body over {limit} bytes"}, status_code=413)
+            await run_in_threadpool(keep_refused, settings, body, content_type, declared)
+            await JSONResponse({"ok": False, "error": f"body over {limit} bytes"},
+                               status_code=413)(scope, receive, send)
+            return
         intake = intake_for(settings.sqlalchemy_url)
-        await intake.save(body, request.headers.get("content-type"), timeout=STORE_TIMEOUT_SECONDS)
+        await intake.save(body, content_type, timeout=STORE_TIMEOUT_SECONDS)
     except (*STORAGE_ERRORS, TimeoutError) as exc:
         log.warning("webhook not stored, the database is unavailable (%s)", describe(exc))
-        return JSONResponse(
+        await JSONResponse(
             {"ok": False, "error": "the database is unavailable; try again"},
             status_code=503, headers={"Retry-After": "30"},
-        )
+        )(scope, receive, send)
+        return
     # Durable now: the intake applies it in a moment, together with whatever came meanwhile.
-    replay = BackgroundTask(replay_waiting_now, settings) if _replay_clock.due() else None
-    return Response(_STORED, media_type="application/json", background=replay)
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", _STORED_LENGTH)]})
+    await send({"type": "http.response.body", "body": _STORED})
+    if _replay_clock.due():
+        await run_in_threadpool(replay_waiting_now, settings)
+
+
+def _headers(scope: Scope) -> tuple[str | None, str]:
+    """The request's content type (None when not given) and declared length ("" when not)."""
+    content_type, declared = None, ""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"content-length":
+            declared = value.decode("latin-1")
+    return content_type, declared
 
 
 class TurnedAway:
@@ -148,18 +206,23 @@ def _check_secret(remembered: AcceptedSecrets, settings: Settings, candidate: st
                                             forgotten=forgotten)
 
 
-async def read_body(request: Request, *, limit: int) -> tuple[bytes, bool]:
+async def read_body(receive: Receive, *, declared: str, limit: int) -> tuple[bytes | None, bool]:
     """The body and False; or, once it is known to be over `limit` bytes, its first `limit`
-    bytes and True (the rest is not read)."""
+    bytes and True (the rest is not read); None if the client hung up first."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, False
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             chunks.append(chunk[:len(chunk) - (size - limit)])
             return b"".join(chunks), True
         chunks.append(chunk)
-    declared = request.headers.get("content-length", "")
+        if not message.get("more_body", False):
+            break
     return b"".join(chunks), declared.isdigit() and int(declared) > limit
 
 

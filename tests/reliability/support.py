@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from core.config import PROJECT_ROOT, get_settings
 from core.db import engine_for, transaction
@@ -76,9 +77,9 @@ def point_settings_at(monkeypatch: pytest.MonkeyPatch, db_url: str, **env: str) 
 def webhook_route(sock: socket.socket | None = None) -> Iterator[str]:
     """The product's own routes (core.server.routes) served on loopback; yields the
     webhook URL with the secret."""
-    from core.server import routes
+    from core.server import middleware, routes
 
-    with serving(Starlette(routes=routes()), sock) as base:
+    with serving(Starlette(routes=routes(), middleware=middleware()), sock) as base:
         yield f"{base}/webhooks/wsapme/{WEBHOOK_SECRET}"
 
 
@@ -166,11 +167,13 @@ class Served:
 
 @contextlib.contextmanager
 def served_route(
-    monkeypatch: pytest.MonkeyPatch, db_url: str, *, secret: str | None = None
+    monkeypatch: pytest.MonkeyPatch, db_url: str, *, secret: str | None = None,
+    inner: Sequence[Middleware] = (),
 ) -> Iterator[Served]:
-    """core.server.routes() over real HTTP on `db_url`, with `secret` configured or, when
-    None, the generated one."""
-    from core.server import routes
+    """core.server.routes() behind core.server.middleware() over real HTTP on `db_url`, with
+    `secret` configured or, when None, the generated one; `inner` is middleware of the app,
+    behind those (as the dashboard's pages have theirs)."""
+    from core.server import middleware, routes
     from core.webhook.secret import current_secret
 
     monkeypatch.setenv("DATABASE_URL", db_url)
@@ -184,7 +187,7 @@ def served_route(
     try:
         with transaction(engine) as s:
             current = current_secret(s, settings=get_settings())
-        with serving(Starlette(routes=routes())) as base:
+        with serving(Starlette(routes=routes(), middleware=[*middleware(), *inner])) as base:
             yield Served(base, current, engine)
     finally:
         engine.dispose()
