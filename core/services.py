@@ -22,6 +22,7 @@ from core.sending.blasts import complete_finished
 from core.sending.queue import expire_leases, say_expired
 from core.sending.worker import SendWorker, database_away
 from core.webhook.inbox import error_words, replay_after_send, replay_waiting
+from core.webhook.route import turned_away
 from core.webhook.secret import WEBHOOK_PATH, current_secret
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def _replay_loop(engine: Engine, stop: threading.Event) -> None:
     next_replay = time.monotonic() + REPLAY_SECONDS
     outage = Outage()
     while not stop.wait(FOLD_SECONDS):
+        turned_away.say_unsaid()
         try:
             with transaction(engine) as session:
                 fold_rollup_deltas(session)

@@ -352,6 +352,32 @@ def test_posts_with_a_wrong_secret_are_counted_and_said_in_the_log_without_it(
     assert count == 3 and last is not None and utcnow() - last < dt.timedelta(minutes=1)
 
 
+def test_the_last_posts_of_a_burst_with_a_wrong_secret_are_said_a_minute_on(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """Said at most once a minute: the posts after that line were said only if another came
+    a minute later, which after the last of a burst none does."""
+    from core.webhook.route import TurnedAway
+
+    now = [1000.0]
+    turned = TurnedAway(every=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="core.webhook.route"):
+        for _ in range(4):
+            turned.add()
+        turned.say_unsaid()
+        now[0] += 59.0
+        turned.say_unsaid()
+        assert len(caplog.records) == 1, "the first at once, the rest not within the minute"
+        now[0] += 1.0
+        turned.say_unsaid()
+        turned.say_unsaid()
+        now[0] += 600.0
+        turned.say_unsaid()
+    said = [r.getMessage().split(" to the webhook")[0] for r in caplog.records]
+    assert said == ["a post", "3 posts"]
+    assert turned.lately()[0] == 4
+
+
 def test_an_oversized_body_is_refused_but_set_aside_and_logged(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -156,7 +156,14 @@ class TurnedAway:
         with self._lock:
             self._times.append(utcnow())
             self._unsaid += 1
-            if self._clock() - self._said_at < self._every:
+        self.say_unsaid()
+
+    def say_unsaid(self) -> None:
+        """Log how many were turned away since the last line, if any and if that line was at
+        least `every` seconds ago. The server's background loop calls it every few seconds,
+        so the last posts of a burst are said too, not only when another comes."""
+        with self._lock:
+            if not self._unsaid or self._clock() - self._said_at < self._every:
                 return
             count, self._unsaid, self._said_at = self._unsaid, 0, self._clock()
         log.warning("%s to the webhook with a wrong secret turned away (404): if WSAPME sends them, "
