@@ -128,14 +128,15 @@ async def receive_webhook(scope: Scope, receive: Receive, send: Send, *, secret:
 
 
 def _headers(scope: Scope) -> tuple[str | None, str]:
-    """The request's content type (None when not given) and declared length ("" when not)."""
-    content_type, declared = None, ""
+    """The request's content type (None when not given) and declared length ("" when not),
+    each the first given, as Starlette's headers read them."""
+    content_type, declared = None, None
     for name, value in scope["headers"]:
-        if name == b"content-type":
+        if name == b"content-type" and content_type is None:
             content_type = value.decode("latin-1")
-        elif name == b"content-length":
+        elif name == b"content-length" and declared is None:
             declared = value.decode("latin-1")
-    return content_type, declared
+    return content_type, declared or ""
 
 
 class TurnedAway:
