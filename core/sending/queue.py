@@ -229,8 +229,13 @@ def release(
     A number that opted out while its message was with the gateway (too late to stop then) is
     taken off the queue instead of being tried again (`opt_outs.withdraw_from_queues`). In a
     blast cancelled meanwhile it is not tried again either: it keeps no time for a next try nor
-    words that promise one, and reads as not sent, cancelled."""
-    state = session.scalar(select(Blast.state).where(Blast.id == claim.blast_id))
+    words that promise one, and reads as not sent, cancelled. The blast's row is held from the
+    look until the commit (FOR NO KEY UPDATE on PostgreSQL, as its own change would take: a
+    shared hold upgraded by a pause in the same transaction could deadlock with another worker's;
+    SQLite's write lock holds everything): a cancel committed between the look and the write had
+    left a promise of a retry."""
+    state = session.scalar(select(Blast.state).where(Blast.id == claim.blast_id)
+                           .with_for_update(key_share=True))
     if state == BlastState.CANCELLED:
         retry_at = error = None
     values: dict[str, object] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -458,6 +459,41 @@ def test_a_blast_given_another_time_while_the_worker_starts_it_waits_for_that_ti
             blast = s.get(Blast, blast_id)
             assert (blast.state, blast.scheduled_at, blast.started_at, blast.paused_by) == (
                 "scheduled", tomorrow, None, None)
+
+
+@pytest.mark.postgres_only
+def test_a_message_put_back_while_a_person_cancels_its_blast_promises_no_next_try(engine: Engine) -> None:
+    """The gateway did not take a message, and the worker puts it back with a time for its next
+    try. A cancel committed between the worker's look at the blast and its write had left that
+    row promising a retry in a cancelled blast; the look now waits for the cancel."""
+    import threading
+
+    from core.sending import queue
+
+    blast_id = _draft(engine, n=1)
+    now = utcnow()
+    with transaction(engine) as s:
+        blasts.launch(s, blast_id=blast_id, at=None, device="d", timezone=KL, settings=UNPACED)
+        claim = queue.claim_next(s, device="d", worker="w", now=now, lease=dt.timedelta(minutes=2))
+    assert claim is not None
+    released: list[bool] = []
+
+    def put_back() -> None:
+        with transaction(engine) as s:
+            released.append(queue.release(s, claim=claim, worker="w", error="The gateway was busy.",
+                                          retry_at=now + dt.timedelta(minutes=1)))
+
+    worker = threading.Thread(target=put_back)
+    with transaction(engine) as person:
+        blasts.cancel(person, blast_id=blast_id)
+        worker.start()
+        time.sleep(0.5)  # the worker reads the blast while the cancel is not committed yet
+    worker.join(timeout=30)
+    assert released == [True]
+    with transaction(engine) as s:
+        row = s.scalars(select(BlastRecipient).where(BlastRecipient.blast_id == blast_id)).one()
+        assert (row.status, row.next_attempt_at, row.error) == ("QUEUED", None, None)
+    assert _state(engine, blast_id)[0] == "cancelled"
 
 
 def test_send_now_that_finds_the_blast_already_started_is_not_refused(engine: Engine) -> None:
