@@ -285,8 +285,12 @@ def measure(engine: Engine, server, database: str, *, load: Load) -> dict:  # ty
         use_variant(engine, "delta rows")
         remove_bench_rows(engine, inbox_after=inbox_after)
     medians = {name: statistics.median(values) for name, values in rates.items()}
+    # Each round's rate against that round's pgbench: how far the machine's drift moves a ratio.
+    per_round = {name: [rate / reference for rate, reference in zip(values, rates[REFERENCE], strict=True)]
+                 for name, values in rates.items()}
     return {"events": load.events, "senders": load.senders, "rounds": load.rounds,
             "rates": medians, "samples": rates,
+            "ratio_spread": {name: (min(r), max(r)) for name, r in per_round.items()},
             "answered": {name: statistics.median(values) for name, values in answered.items()},
             "ratio_to_reference": {name: rate / medians[REFERENCE] for name, rate in medians.items()}}
 
@@ -330,10 +334,14 @@ def _one_round(engine: Engine, endpoint: str, variant: str, round_: int, load: L
 def report(result: dict) -> str:
     reference = result["rates"][REFERENCE]
     answered = result.get("answered", {})
+    spread = result.get("ratio_spread", {})
     rows = [[name, f"{rate:,.0f}/s", f"{rate / reference:.3f}",
+             f"{spread[name][0]:.2f}–{spread[name][1]:.2f}" if name in spread and name != REFERENCE else "",
              f"{answered[name]:,.0f}/s" if name in answered else ""]
             for name, rate in result["rates"].items()]
     head = (f"{result['events']:,} acks per round, {result['senders']} concurrent senders, "
             f"median of {result['rounds']} rounds; a webhook's rate counts until every ack is "
-            "applied, \"answered\" until the last 200")
-    return head + "\n" + table(rows, ["ingestion", "rate", "of reference", "answered"])
+            "applied, \"answered\" until the last 200; \"by round\": the lowest and highest of "
+            "each round's rate against the same round's pgbench (stored only: its rounds come "
+            "after the others, beside theirs by number)")
+    return head + "\n" + table(rows, ["ingestion", "rate", "of reference", "by round", "answered"])

@@ -117,6 +117,9 @@ def test_webhook_ingestion_applies_every_ack_and_leaves_the_database_as_it_was(
                                     bench_webhook.REFERENCE, bench_webhook.PYTHON_LOOP,
                                     bench_webhook.HTTP_ONLY}
     assert all(rate > 0 for rate in result["rates"].values())
+    low, high = result["ratio_spread"]["delta rows"]
+    assert 0 < low <= result["ratio_to_reference"]["delta rows"] * 1.000001 and low <= high
+    assert "by round" in bench_webhook.report(result)
     with transaction(engine) as s:
         left = s.scalar(select(func.count()).select_from(Blast).where(Blast.blast_tag == "bench-webhook"))
     assert by_status(engine) == before and left == 0
