@@ -181,7 +181,10 @@ def test_a_post_whose_sender_hangs_up_before_its_body_is_not_stored(served: Serv
     ("/other/webhooks/wsapme/s3cret", "", None),
 ])
 def test_the_door_reads_the_secret_as_the_route_does(path: str, root_path: str, secret: str | None) -> None:
-    assert _webhook_secret({"path": path, "root_path": root_path}) == secret
+    scope = {"type": "http", "method": "POST", "path": path, "root_path": root_path}
+    assert _webhook_secret(scope) == secret
+    assert _webhook_secret({**scope, "method": "GET"}) is None, "the route takes posts only"
+    assert _webhook_secret({**scope, "type": "websocket"}) is None
 
 
 # --- refusals ------------------------------------------------------------------------------

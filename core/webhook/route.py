@@ -21,8 +21,9 @@ import psycopg
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.config import Settings, get_settings
@@ -50,12 +51,12 @@ _SECRET_IN_PATH_RE = re.compile(r"/+webhooks?/+wsapme[^\s\"']*", re.IGNORECASE)
 def webhook_routes() -> list[Route]:
     """The routes to serve beside the pages (core.server.routes() adds them)."""
     redact_access_log()
-    return [Route(ROUTE_PATH, WebhookEndpoint(), methods=["POST"])]
+    return [_ROUTE]
 
 
 class WebhookEndpoint:
-    """The webhook as a plain ASGI app: no request or response objects are built for a post,
-    whose answer is the same few bytes every time."""
+    """The webhook as a plain ASGI app: no response object is built for a post, whose answer
+    is the same few bytes every time."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await receive_webhook(scope, receive, send, secret=scope["path_params"]["secret"])
@@ -72,46 +73,47 @@ class WebhookDoor:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            secret = _webhook_secret(scope)
-            if secret and remembered_secrets(get_settings()).matches(secret):
-                await receive_webhook(scope, receive, send, secret=secret)
-                return
+        secret = _webhook_secret(scope)
+        if secret is not None and remembered_secrets(get_settings()).matches(secret):
+            await receive_webhook(scope, receive, send, secret=secret, accepted=True)
+            return
         await self.app(scope, receive, send)
 
 
+_ROUTE = Route(ROUTE_PATH, WebhookEndpoint(), methods=["POST"])
+
+
 def _webhook_secret(scope: Scope) -> str | None:
-    """The secret in a request's path if the path is the webhook's (as the route would read it:
-    one segment, below the app's root path), else None."""
-    path, root = scope["path"], scope.get("root_path", "")
-    if root and path.startswith(root + "/"):
-        path = path[len(root):]
-    if not path.startswith(WEBHOOK_PATH):
-        return None
-    secret = path[len(WEBHOOK_PATH):]
-    return secret if secret and "/" not in secret else None
+    """The secret of a post the webhook's route would take (its path, below the app's root
+    path, and its method, as the route itself matches them); None for any other request."""
+    match, child = _ROUTE.matches(scope)
+    return child["path_params"]["secret"] if match is Match.FULL else None
 
 
-async def receive_webhook(scope: Scope, receive: Receive, send: Send, *, secret: str) -> None:
+async def receive_webhook(
+    scope: Scope, receive: Receive, send: Send, *, secret: str, accepted: bool = False
+) -> None:
+    """Answer a post to the webhook. `accepted`: the secret was matched already (the door)."""
     settings = get_settings()
     limit = settings.webhook_max_bytes
-    content_type, declared = _headers(scope)
+    request = Request(scope, receive)
     try:
-        if not await secret_accepted(settings, secret):
+        if not (accepted or await secret_accepted(settings, secret)):
             # The same answer as for a path that does not exist; the body is not read.
             turned_away.add()
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             return
-        body, over = await read_body(receive, declared=declared, limit=limit)
+        body, over = await read_body(request, limit=limit)
         if body is None:
             return  # the gateway hung up before the body was sent: nothing to store or answer
         if over:
-            await run_in_threadpool(keep_refused, settings, body, content_type, declared)
+            await run_in_threadpool(keep_refused, settings, body, request.headers.get("content-type"),
+                                    request.headers.get("content-length", ""))
             await JSONResponse({"ok": False, "error": f"body over {limit} bytes"},
                                status_code=413)(scope, receive, send)
             return
         intake = intake_for(settings.sqlalchemy_url)
-        await intake.save(body, content_type, timeout=STORE_TIMEOUT_SECONDS)
+        await intake.save(body, request.headers.get("content-type"), timeout=STORE_TIMEOUT_SECONDS)
     except (*STORAGE_ERRORS, TimeoutError) as exc:
         log.warning("webhook not stored, the database is unavailable (%s)", describe(exc))
         await JSONResponse(
@@ -125,18 +127,6 @@ async def receive_webhook(scope: Scope, receive: Receive, send: Send, *, secret:
     await send({"type": "http.response.body", "body": _STORED})
     if _replay_clock.due():
         await run_in_threadpool(replay_waiting_now, settings)
-
-
-def _headers(scope: Scope) -> tuple[str | None, str]:
-    """The request's content type (None when not given) and declared length ("" when not),
-    each the first given, as Starlette's headers read them."""
-    content_type, declared = None, None
-    for name, value in scope["headers"]:
-        if name == b"content-type" and content_type is None:
-            content_type = value.decode("latin-1")
-        elif name == b"content-length" and declared is None:
-            declared = value.decode("latin-1")
-    return content_type, declared or ""
 
 
 class TurnedAway:
@@ -214,23 +204,21 @@ def _check_secret(remembered: AcceptedSecrets, settings: Settings, candidate: st
                                             forgotten=forgotten)
 
 
-async def read_body(receive: Receive, *, declared: str, limit: int) -> tuple[bytes | None, bool]:
+async def read_body(request: Request, *, limit: int) -> tuple[bytes | None, bool]:
     """The body and False; or, once it is known to be over `limit` bytes, its first `limit`
     bytes and True (the rest is not read); None if the client hung up first."""
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None, False
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            chunks.append(chunk[:len(chunk) - (size - limit)])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                chunks.append(chunk[:len(chunk) - (size - limit)])
+                return b"".join(chunks), True
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return None, False
+    declared = request.headers.get("content-length", "")
     return b"".join(chunks), declared.isdigit() and int(declared) > limit
 
 
