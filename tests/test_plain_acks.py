@@ -20,7 +20,8 @@ from core.db import transaction
 from core.models import StatusHistory, utcnow
 from core.statuses import Status
 from core.webhook import plain_acks
-from core.webhook.inbox import WebhookRules, process_entries, store_raw
+from core.webhook.inbox import WebhookRules, apply_everyday_acks, process_entries, store_raw
+from core.webhook.parse import parse_webhook
 from tests.support.factories import make_blast, make_recipient
 
 pytestmark = pytest.mark.postgres_only
@@ -301,3 +302,205 @@ def test_a_message_that_failed_after_the_look_is_held_by_the_statement(
                         {"id": rid}).one()
     assert (row.status, row.sent_at) == ("FAILED", START)
     assert row.error is not None
+
+
+# --- the everyday ack read by the database from the stored body -----------------------------
+
+_READING = f"""
+SELECT w.id, ack.message_id, ack.status, ack.at, ack.c2s, ack.raw
+FROM webhook_inbox w CROSS JOIN {plain_acks._stored_reading('w.body')} ORDER BY w.id
+"""
+_TIMES = [1772442000, 1772442000123, 0, -5, 946684799, 946684800, 4102444799, 4102444800,
+          10**20, "1772442000", "2026-03-02T09:00:00Z", 1772442000.0, None, True, {"low": 5}]
+_IDS = ["3EB0A1", "3EB0-A1:x@y.z", "", " 3EB0 ", "a b", "x" * 255, "x" * 256, 42, None, ["3EB0A1"],
+        "caf\u00e9", "tab\there", 'quo"te', "back\\slash", "\u0000nul"]
+_STATUS_WORDS = [*plain_acks.STATUS_NAMES, "Delivery_ack", " READ ", "REPLIED", "FAILED", "ERROR",
+                 "CLOSED", "QUEUED", "UNKNOWN", "unknown", "", 2, 3, "3", 3.0, None, True, "x" * 41]
+
+
+def _member(rng: random.Random, key: str) -> str:
+    good = rng.random() < 0.8
+    value = {"id": lambda: f"3EB0{rng.randrange(10**6):06X}" if good else rng.choice(_IDS),
+             "status": lambda: rng.choice(list(plain_acks.STATUS_NAMES) if good else _STATUS_WORDS),
+             "timestamp": lambda: 1772442000 + rng.randrange(10**4) if good else rng.choice(_TIMES),
+             "from": lambda: "60123456789@c.us", "ack": lambda: 3}[key]()
+    text = json.dumps(value, ensure_ascii=rng.random() < 0.7)
+    return json.dumps(key) + rng.choice([":", ": ", " : ", ":\n"]) + text
+
+
+def _tricky_body(rng: random.Random) -> bytes:
+    """An ack body, or something near one: what the database must read as `parse` does, or
+    leave alone."""
+    keys = [k for k in ("id", "status", "timestamp") if rng.random() < 0.85]
+    if rng.random() < 0.1:
+        keys.append(rng.choice(["from", "ack", "id", "status"]))  # more, or twice
+    rng.shuffle(keys)
+    data = "{" + rng.choice([",", ", ", ",\n  "]).join(_member(rng, k) for k in keys) + "}"
+    event = json.dumps(rng.choice(["message-ack", "ack", "", "message-ack\u00e9"]))
+    shape = rng.random()
+    if shape < 0.7:
+        text = '{"event": ' + event + ', "data": ' + data + "}"
+    elif shape < 0.8:
+        text = '{"data": ' + data + ', "event": ' + event + "}"
+    elif shape < 0.85:
+        text = '{"event": ' + event + ', "data": ' + data + ', "more": 1}'
+    elif shape < 0.9:
+        text = '{"event": 5, "data": ' + data + "}"
+    else:
+        text = data
+    if rng.random() < 0.3:
+        text = text.replace(" ", rng.choice(["", "  ", "\t", "\n"]))
+    body = text.encode()
+    damage = rng.random()
+    if damage < 0.04:
+        body = b"\xef\xbb\xbf" + body
+    elif damage < 0.08:
+        body = body[:-1]
+    elif damage < 0.1:
+        body = body + b"x"
+    elif damage < 0.12:
+        body = body.replace(b'"id"', b'"\xff"')
+    elif damage < 0.14:
+        body = b" \x0b" + body + b"\r\n"
+    elif damage < 0.16:
+        body = body.replace(b"1772442000", b"01772442000")
+    return body
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_database_reads_an_everyday_ack_exactly_as_the_parser_does(engine: Engine, seed: int) -> None:
+    """Whatever the database reads as an everyday ack, `parse_webhook` reads as the same one
+    ack (id, status, time, raw object); what it leaves, the parser reads its own way."""
+    rng = random.Random(seed)
+    bodies = [_tricky_body(rng) for _ in range(600)]
+    with transaction(engine) as s:
+        ids = [store_raw(s, body=b, content_type=rng.choice([None, "application/json", "text/plain"]),
+                         now=RECEIVED) for b in bodies]
+        read = {row[0]: row[1:] for row in s.connection().exec_driver_sql(_READING)}
+    taken = 0
+    for inbox_id, body in zip(ids, bodies, strict=True):
+        message_id, status, at, c2s, raw = read[inbox_id]
+        parsed = parse_webhook(body, "application/json")
+        if status is None:
+            assert (message_id, at, c2s, raw) == (None, None, None, None)
+            continue
+        taken += 1
+        assert isinstance(parsed, list) and len(parsed) == 1, body
+        [ack] = parsed
+        assert plain_acks._everyday(ack), body
+        assert (message_id, status, at, raw) == (ack.message_ids[0], ack.status.value, ack.at, ack.raw), body
+        assert c2s == (int(ack.at.timestamp()) if ack.at and ack.status is Status.DELIVERY_ACK else None)
+    # The comparison says something only if both kinds are many.
+    assert 60 < taken < 540, taken
+
+
+def test_everyday_acks_are_read_by_the_database_however_spaced(engine: Engine) -> None:
+    """The shape `parse._plain_ack` reads the short way, compact, spaced or indented, its
+    members in any order, with or without a time: every one is read."""
+    datas = [{"id": "3EB0AA", "status": "DELIVERY_ACK", "timestamp": 1772442000},
+             {"id": "3EB0AB", "status": "READ"}, {"id": "3EB0AC", "status": "SERVER_ACK", "timestamp": None},
+             {"timestamp": 1772442000, "status": "delivered", "id": "3EB0AD"}]
+    bodies = [json.dumps({"event": "message-ack", "data": d}, **style).encode()  # type: ignore[arg-type]
+              for style in ({}, {"separators": (",", ":")}, {"indent": 2}) for d in datas]
+    with transaction(engine) as s:
+        for body in bodies:
+            store_raw(s, body=body, content_type="application/json")
+        read = list(s.connection().exec_driver_sql(_READING))
+    assert [row[2] for row in read] == ["DELIVERY_ACK", "READ_ACK", "SERVER_ACK", "DELIVERY_ACK"] * 3
+
+
+def _everyday_body(rng: random.Random, recipients: list[dict[str, Any]], k: int) -> bytes:
+    """An ack the database reads, now and then one it leaves, or a person writing."""
+    known = [r["message_id"] for r in recipients if r.get("message_id")]
+    message_id = rng.choice(known) if rng.random() < 0.9 else f"LATER{k}"
+    odd = rng.random()
+    if odd < 0.03:
+        return json.dumps({"type": "text", "message": "ok", "from": rng.choice(PHONES)[1:] + "@c.us",
+                           "timestamp": int(START.timestamp()) + 600}).encode()
+    if odd < 0.06:
+        return json.dumps({"event": "message-ack", "data": {"id": message_id, "status": 3}}).encode()
+    data: dict[str, Any] = {"id": message_id, "status": rng.choice(
+        ["PENDING", "SERVER_ACK", "DELIVERY_ACK", "READ_ACK", "READ", "delivered", "sent", "PLAYED"])}
+    if rng.random() < 0.8:
+        at = START + dt.timedelta(minutes=rng.randint(1, 150), seconds=rng.randint(0, 59))
+        data["timestamp"] = int(at.timestamp())
+    return json.dumps({"event": "message-ack", "data": data}).encode()
+
+
+def _apply_stored_and_look(engine: Engine, inbox_ids: list[int], *, now: dt.datetime) -> dict[str, list]:
+    """As the intake applies a batch: the database's reading first, the rest the general way."""
+    start = utcnow()
+    with engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        for first in range(0, len(inbox_ids), 40):
+            batch = inbox_ids[first:first + 40]
+            done = apply_everyday_acks(session, inbox_ids=batch, rules=RULES, now=now)
+            process_entries(session, inbox_ids=[i for i in batch if i not in done], rules=RULES, now=now)
+        session.flush()
+        seen = {name: [tuple(row) for row in connection.execute(text(sql), {"start": start})]
+                for name, sql in SNAPSHOTS.items()}
+        session.close()
+        outer.rollback()
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_acks_read_by_the_database_leave_what_the_general_way_leaves(
+    engine: Engine, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    recipients = _recipients(engine, rng, 150)
+    with transaction(engine) as s:
+        inbox_ids = [store_raw(s, body=_everyday_body(rng, recipients, k), content_type="application/json",
+                               now=RECEIVED) for k in range(400)]
+    now = RECEIVED + dt.timedelta(seconds=1)
+
+    taken: list[int] = []
+    apply = plain_acks.apply_stored
+
+    def counting(*args: Any, **kwargs: Any) -> dict[int, str]:
+        applied = apply(*args, **kwargs)
+        taken.extend(applied)
+        return applied
+
+    monkeypatch.setattr(plain_acks, "apply_stored", counting)
+    stored = _apply_stored_and_look(engine, inbox_ids, now=now)
+    monkeypatch.setattr(plain_acks, "take", _nothing_taken)
+    general = _apply_and_look(engine, inbox_ids, now=now)
+
+    assert len(taken) > 40, "the database took too little for the comparison to say anything"
+    assert len(taken) < len(inbox_ids) - 40
+    for name in SNAPSHOTS:
+        assert stored[name] == general[name], name
+
+
+def test_a_burst_of_acks_never_reaches_the_parser(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the intake, as the webhook stores them: read and applied by the database."""
+    from core.webhook import inbox as inbox_module
+    from core.webhook.intake import Intake
+
+    with transaction(engine) as s:
+        blast = make_blast(s)
+        for k in range(80):
+            make_recipient(s, blast, message_id=f"B{k}", status="SERVER_ACK", sent_at=START)
+    parsed: list[bytes] = []
+    real = inbox_module.parse_webhook
+
+    def counted(body: bytes, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(body)
+        return real(body, *args, **kwargs)
+
+    monkeypatch.setattr(inbox_module, "parse_webhook", counted)
+    intake = Intake(engine, rules=lambda: RULES)
+    at = int(START.timestamp())
+    bodies = [json.dumps({"event": "message-ack", "data": {"id": f"B{k}", "status": "READ",
+                                                           "timestamp": at + k}}).encode() for k in range(80)]
+    futures = [intake.store(body, "application/json") for body in bodies]
+    for future in futures:
+        future.result(timeout=30)
+    assert intake.wait_settled(30)
+    assert not parsed
+    with transaction(engine) as s:
+        assert set(s.scalars(text("SELECT status FROM blast_recipients"))) == {"READ_ACK"}
+        assert set(s.scalars(text("SELECT state FROM webhook_inbox"))) == {"applied"}

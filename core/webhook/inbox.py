@@ -203,6 +203,25 @@ def process_entries(
     return _process(session, entries, rules=rules, now=now or utcnow())
 
 
+def apply_everyday_acks(
+    session: Session, *, inbox_ids: Iterable[int], rules: WebhookRules, now: dt.datetime | None = None
+) -> dict[int, Outcome]:
+    """PostgreSQL: the everyday acks among these entries, read and applied by the database
+    from the stored bodies (`plain_acks.take_stored`); the outcome of each entry it applied.
+    What it leaves is for `process_entries`, in a transaction of its own after this one
+    commits."""
+    if session.get_bind().dialect.name != "postgresql":
+        return {}
+    taken = plain_acks.take_stored(session, sorted(set(inbox_ids)), new_state=InboxState.NEW,
+                                   open_states=_OPEN, numbering=rules.numbering)
+    if not taken:
+        return {}
+    lock_recipients(session, taken.values())
+    applied = plain_acks.apply_stored(session, taken, now=now or utcnow(), applied=InboxState.APPLIED,
+                                      max_detail=MAX_DETAIL)
+    return {i: Outcome(InboxState.APPLIED, "ack", detail) for i, detail in applied.items()}
+
+
 _OPEN = (InboxState.NEW, InboxState.WAITING)
 # Kept, and applied again only when a person asks (`replay_set_aside`).
 # The kind of an entry kept of a body refused for its size (core.webhook.route): cut short, it

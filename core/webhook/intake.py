@@ -7,9 +7,10 @@ INSERT and one commit, and each request is answered as soon as its body is durab
 PostgreSQL the server's event loop does that itself, on a connection of its own (no thread
 between a request and its answer); on SQLite a writer thread does. An applier thread then
 parses and applies what was stored, many bodies per transaction through
-`core.status_batch` (on PostgreSQL the everyday ack is judged and written by the database
-itself, `core.webhook.plain_acks`). If applying fails the entries stay `new`, and `replay_waiting` picks
-them up later: nothing stored is lost.
+`core.status_batch` (on PostgreSQL the everyday ack is read from the stored body, judged and
+written by the database itself, `core.webhook.plain_acks`, in a transaction before the rest).
+If applying fails the entries stay `new`, and `replay_waiting` picks them up later: nothing
+stored is lost.
 
 One `Intake` per database per process (`intake_for`); its threads and its connection start
 on the first post and end after a quiet spell, so a process that never receives a webhook
@@ -39,7 +40,9 @@ from core.db import CONNECT_TIMEOUT_SECONDS, engine_for, transaction
 from core.models import WebhookInbox, utcnow
 from core.webhook.inbox import (
     InboxState,
+    Outcome,
     WebhookRules,
+    apply_everyday_acks,
     process_entries,
     process_entry,
     replay_for_message_ids,
@@ -236,7 +239,12 @@ class Intake:
         for attempt, pause in enumerate((*APPLY_RETRY_SECONDS, None), start=1):
             try:
                 with transaction(self.engine) as session:
-                    outcomes = process_entries(session, inbox_ids=ids, rules=rules)
+                    done = apply_everyday_acks(session, inbox_ids=ids, rules=rules)
+                rest = [i for i in ids if i not in done]
+                outcomes: dict[int, Outcome] = {}
+                if rest:
+                    with transaction(self.engine) as session:
+                        outcomes = process_entries(session, inbox_ids=rest, rules=rules)
                 break
             except STORAGE_ERRORS as exc:
                 # The database is away (or chose this batch as a deadlock victim): the bodies
