@@ -52,15 +52,21 @@ REFERENCE = "single-row UPDATE (pgbench)"
 PYTHON_LOOP = "single-row UPDATE (Python loop)"
 HTTP_ONLY = "HTTP only, no database"
 STORE_ONLY = "webhook, stored only (never applied)"
-MIGRATION = PROJECT_ROOT / "core" / "migrations" / "versions" / "0002_blast_status_rollups.py"
+MIGRATION = PROJECT_ROOT / "core" / "migrations" / "versions" / "0019_update_deltas_by_statement.py"
 
+# The statement's net moves added to the counts themselves, where the shipped trigger appends
+# them as delta rows for the next fold.
 COUNTS_IN_PLACE = """
 CREATE OR REPLACE FUNCTION blast_status_journal_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE blast_status_counts SET recipients = recipients - 1
-    WHERE blast_id = OLD.blast_id AND status = OLD.status;
-    INSERT INTO blast_status_counts (blast_id, status, recipients) VALUES (NEW.blast_id, NEW.status, 1)
-    ON CONFLICT (blast_id, status) DO UPDATE SET recipients = blast_status_counts.recipients + 1;
+    INSERT INTO blast_status_counts (blast_id, status, recipients)
+    SELECT blast_id, status, sum(delta) FROM (
+        SELECT blast_id, status, -1 AS delta FROM old_rows
+        UNION ALL SELECT blast_id, status, 1 FROM new_rows
+    ) AS moved
+    GROUP BY blast_id, status HAVING sum(delta) <> 0
+    ON CONFLICT (blast_id, status)
+    DO UPDATE SET recipients = blast_status_counts.recipients + excluded.recipients;
     RETURN NULL;
 END $$
 """
@@ -193,8 +199,7 @@ def _shipped_update_function() -> str:
     spec = importlib.util.spec_from_file_location("rollup_migration", MIGRATION)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    function = next(f for f in module.POSTGRES_FUNCTIONS if "blast_status_journal_update" in f)
-    return function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    return module.STATUS_FUNCTION
 
 
 def use_variant(engine: Engine, variant: str) -> None:

@@ -421,6 +421,31 @@ def test_a_concurrent_burst_on_one_blast_neither_waits_nor_miscounts(engine: Eng
 
 
 @pytest.mark.postgres_only  # SQLite's triggers count in place and leave no deltas
+def test_one_update_of_many_rows_journals_each_move_once(engine: Engine) -> None:
+    """The update triggers run once a statement (migration 0019): 200 recipients moved by one
+    UPDATE leave one status delta row per (blast, status) and one hour delta row per
+    (blast, measure, hour, status), not a pair for each recipient; an UPDATE that moves no
+    count leaves none."""
+    at = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+    blast_id = new_blast(engine, n=200, status="SERVER_ACK")
+    with transaction(engine) as s:
+        s.execute(update(BlastRecipient).values(sent_at=at))
+        fold_rollup_deltas(s)
+    with transaction(engine) as s:
+        s.execute(update(BlastRecipient).where(BlastRecipient.blast_id == blast_id)
+                  .values(status="READ_ACK", read_timestamp=at + dt.timedelta(minutes=5)))
+        s.execute(update(BlastRecipient).values(message_text="no count moves"))
+    with transaction(engine) as s:
+        deltas = s.execute(select(BlastStatusDelta.status, BlastStatusDelta.delta)).all()
+        hours = s.execute(select(BlastHourDelta.what, BlastHourDelta.hour, BlastHourDelta.status,
+                                 BlastHourDelta.delta)).all()
+    assert sorted(deltas) == [("READ_ACK", 200), ("SERVER_ACK", -200)]
+    assert sorted(hours) == [("read", "2026-03-02 09", "", 200), ("sent", "2026-03-02 09", "READ_ACK", 200),
+                             ("sent", "2026-03-02 09", "SERVER_ACK", -200)]
+    assert_rollups_equal_recount(engine)
+
+
+@pytest.mark.postgres_only  # SQLite's triggers count in place and leave no deltas
 def test_the_send_workers_housekeeping_folds_the_deltas(engine: Engine) -> None:
     from core.config import Settings
     from core.sending.worker import SendWorker
