@@ -193,13 +193,17 @@ def _status_names() -> dict[str, Status]:
 STATUS_NAMES = _status_names()
 
 
-def _stored_reading(body: str) -> str:
+def _stored_reading(body: str, *, shaped: bool = False) -> str:
     """A lateral subquery reading `body` (a bytea column) as an everyday ack, one row: its
     message_id, status, at (NULL when it gives no time), c2s and raw (the `data` object),
-    all NULL when it is not one the database reads."""
+    all NULL when it is not one the database reads. `shaped`: the body is known to be of the
+    shape already (`take_stored` read it in this transaction), and its text is cast without
+    asking again."""
     from core.wsapme.answers import EARLIEST, LATEST
 
     statuses = " ".join(f"WHEN '{name}' THEN '{status.value}'" for name, status in STATUS_NAMES.items())
+    shape_known = "true" if shaped else (f"octet_length({body}) <= {_MAX_SHAPED} "
+                                         f"AND encode({body}, 'escape') ~ '{_SHAPE}'")
     # A CASE decides what is evaluated: the cast to jsonb only for a body of the shape, the
     # cast to bigint only for digits. OFFSET 0 keeps the planner from copying each step's
     # expressions into every place that uses them: the body's regular expression alone costs
@@ -221,8 +225,7 @@ def _stored_reading(body: str) -> str:
                              AND shaped.data ->> 'timestamp' ~ '^[1-9][0-9]*$'
                              AND length(shaped.data ->> 'timestamp') <= 12
                         THEN (shaped.data ->> 'timestamp')::bigint END AS seconds
-            FROM (SELECT CASE WHEN octet_length({body}) <= {_MAX_SHAPED}
-                                   AND encode({body}, 'escape') ~ '{_SHAPE}'
+            FROM (SELECT CASE WHEN {shape_known}
                               THEN encode({body}, 'escape')::jsonb -> 'data' END AS data
                   OFFSET 0) AS shaped
             OFFSET 0
@@ -270,7 +273,8 @@ def apply_stored(
     session: Session, taken: Mapping[int, int], *, now: dt.datetime, applied: str, max_detail: int,
 ) -> dict[int, str]:
     """`apply` for acks `take_stored` took ({inbox id: recipient id}), read from their bodies
-    by the database; the recipients locked by the caller."""
+    by the database; the recipients locked by the caller. Only entries `take_stored` took in
+    this transaction: their bodies are not checked for the shape again."""
     if not taken:
         return {}
     done = session.connection().exec_driver_sql(_apply_sql(_STORED_EVENTS), {
@@ -302,7 +306,7 @@ ORDER BY read.id
 _STORED_EVENTS = f"""(
     SELECT w.id AS inbox_id, ack.message_id, ack.status, coalesce(ack.at, w.received_at) AS at,
            ack.c2s, ack.raw
-    FROM webhook_inbox w CROSS JOIN {_stored_reading('w.body')}
+    FROM webhook_inbox w CROSS JOIN {_stored_reading('w.body', shaped=True)}
     WHERE w.id = ANY(%(taken)s::integer[]) AND ack.status IS NOT NULL
 ) AS ev"""
 
