@@ -27,15 +27,17 @@ down_revision = '0018'
 branch_labels = None
 depends_on = None
 
-STATUS_FUNCTION = """
-    CREATE OR REPLACE FUNCTION blast_status_journal_update() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO blast_status_deltas (blast_id, status, delta)
-        SELECT blast_id, status, sum(delta) FROM (
+# The statement's net move per (blast, status): its -1s and +1s summed.
+NET_MOVES = """SELECT blast_id, status, sum(delta) FROM (
             SELECT blast_id, status, -1 AS delta FROM old_rows
             UNION ALL SELECT blast_id, status, 1 FROM new_rows
         ) AS moved
-        GROUP BY blast_id, status HAVING sum(delta) <> 0;
+        GROUP BY blast_id, status HAVING sum(delta) <> 0"""
+STATUS_FUNCTION = f"""
+    CREATE OR REPLACE FUNCTION blast_status_journal_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO blast_status_deltas (blast_id, status, delta)
+        {NET_MOVES};
         RETURN NULL;
     END $$
 """
