@@ -238,8 +238,10 @@ class Intake:
         rules = self._rules()
         for attempt, pause in enumerate((*APPLY_RETRY_SECONDS, None), start=1):
             try:
-                with transaction(self.engine) as session:
-                    done = apply_everyday_acks(session, inbox_ids=ids, rules=rules)
+                done: dict[int, Outcome] = {}
+                if self.engine.dialect.name == "postgresql":  # SQLite: no write lock for nothing
+                    with transaction(self.engine) as session:
+                        done = apply_everyday_acks(session, inbox_ids=ids, rules=rules)
                 rest = [i for i in ids if i not in done]
                 outcomes: dict[int, Outcome] = {}
                 if rest:
