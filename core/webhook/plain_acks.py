@@ -71,15 +71,21 @@ def take(
         events = parsed[entry.id]
         if isinstance(events, ParseError):
             continue
-        for event in events:
-            if isinstance(event, AckEvent):
-                named.update(event.message_ids)
-            if isinstance(event, AckEvent | IncomingMessage) and event.phone:
-                phones.add(event.phone)
+        _note_names(events, named=named, phones=phones)
         if entry.state == new_state and len(events) == 1 and _everyday(events[0]):
             candidates[entry.id] = events[0]
     alone = {i: ack for i, ack in candidates.items() if named[ack.message_ids[0]] == 1}
     return alone, sorted(phones)
+
+
+def _note_names(events: Sequence[Event], *, named: Counter[str], phones: set[str]) -> None:
+    """Add the message ids `events` name to `named`, and the numbers they come from or name
+    to `phones`."""
+    for event in events:
+        if isinstance(event, AckEvent):
+            named.update(event.message_ids)
+        if isinstance(event, AckEvent | IncomingMessage) and event.phone:
+            phones.add(event.phone)
 
 
 def _everyday(event: Event) -> TypeGuard[AckEvent]:
@@ -260,11 +266,8 @@ def take_stored(
             named[message_id] += 1
             continue
         events = parse_webhook(body, content_type, numbering=numbering)
-        for event in () if isinstance(events, ParseError) else events:
-            if isinstance(event, AckEvent):
-                named.update(event.message_ids)
-            if isinstance(event, AckEvent | IncomingMessage) and event.phone:
-                phones.add(event.phone)
+        if not isinstance(events, ParseError):
+            _note_names(events, named=named, phones=phones)
     return {inbox_id: recipient for inbox_id, everyday, message_id, recipient, phone, _, _ in rows
             if everyday and recipient is not None and named[message_id] == 1 and phone not in phones}
 
