@@ -16,12 +16,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import bench_funnel, bench_import, bench_pages, bench_webhook, bench_worker, history, store
+from bench import (
+    bench_funnel,
+    bench_import,
+    bench_pages,
+    bench_replay,
+    bench_webhook,
+    bench_worker,
+    history,
+    store,
+)
 from bench.common import OUT_DIR, machine
 from core.db import make_engine, migrate
 from tests.support.pg_server import PostgresUnavailable
 
-SECTIONS = ("funnel", "pages", "webhook", "worker", "import")
+SECTIONS = ("funnel", "pages", "webhook", "replay", "worker", "import")
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,13 @@ def run_webhook(dbs: dict, plan: Plan) -> dict | None:
     return result
 
 
+def run_replay(dbs: dict, plan: Plan) -> dict:
+    results = {kind: bench_replay.measure(engine) for kind, (engine, _) in dbs.items()}
+    section("Replay of waiting webhook entries, in batches against one at a time",
+            bench_replay.report(results))
+    return results
+
+
 def run_worker(plan: Plan) -> list[dict]:
     results = bench_worker.run(messages=plan.worker_messages)
     section("Send worker overhead per message", bench_worker.report(results))
@@ -169,10 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"machine": machine(), "scale": plan.scale, "plan": repr(plan)}
     blasts = history.make_blasts(plan.scale, end=history.build_end_date())
     print(f"History: {history.describe(blasts)}", flush=True)
-    if wanted & {"funnel", "pages", "webhook"}:
+    if wanted & {"funnel", "pages", "webhook", "replay"}:
         with history_databases(plan, rebuild=args.rebuild, report=report) as dbs:
             section("Databases", json.dumps(report["build"], indent=1))
-            for name, run in (("funnel", run_funnel), ("pages", run_pages), ("webhook", run_webhook)):
+            for name, run in (("funnel", run_funnel), ("pages", run_pages), ("webhook", run_webhook),
+                              ("replay", run_replay)):
                 if name in wanted:
                     report[name] = run(dbs, plan)
     if "worker" in wanted:

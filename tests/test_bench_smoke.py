@@ -10,7 +10,16 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from bench import __main__ as runner
-from bench import bench_funnel, bench_import, bench_pages, bench_webhook, bench_worker, history, store
+from bench import (
+    bench_funnel,
+    bench_import,
+    bench_pages,
+    bench_replay,
+    bench_webhook,
+    bench_worker,
+    history,
+    store,
+)
 from core.db import make_engine, transaction
 from core.models import Blast, BlastRecipient, BlastStatusCount
 from tests.support.pg_server import PostgresServer
@@ -126,6 +135,16 @@ def test_webhook_ingestion_applies_every_ack_and_leaves_the_database_as_it_was(
     assert enabled_before == 18 and enabled_rollup_triggers(engine) == 18, \
         "the run left a rollup trigger disabled"
     assert bench_funnel.check(engine, bench_funnel.scenarios(engine)[0]) == SCALE
+
+
+def test_the_replay_benchmark_leaves_no_inbox_entry(sqlite_history: Engine) -> None:
+    """Each way replays every entry it made (each still waiting), and the inbox is left empty."""
+    result = bench_replay.measure(sqlite_history, entries=30, runs=2)
+    assert set(result["seconds"]) == set(bench_replay.WAYS) and result["entries"] == 30
+    assert all(len(times) == 2 for times in result["samples"].values())
+    assert "30 waiting entries" in bench_replay.report({"sqlite": result})
+    with transaction(sqlite_history) as s:
+        assert s.scalar(text("SELECT count(*) FROM webhook_inbox")) == 0
 
 
 def test_page_renders(sqlite_history: Engine) -> None:

@@ -310,6 +310,93 @@ def test_replay_picks_up_entries_a_failed_request_left_new(engine: Engine) -> No
     assert _row(engine, rid).status == "DELIVERY_ACK"
 
 
+def _waiting_scenario(engine: Engine, prefix: str, *, now: dt.datetime) -> tuple[list[int], list[int]]:
+    """Acks of 60 messages, stored before their sends: two or three each, some out of order,
+    a third for messages no blast ever sends (from the phone), some of those past the wait.
+    Two thirds of the sends store their ids after the acks came. Inbox ids and recipient ids."""
+    statuses = ("SERVER_ACK", "DELIVERY_ACK", "READ", "ERROR")
+    recipients, entries = [], []
+    for i in range(60):
+        message_id = f"{prefix}{i:03d}"
+        if i % 3:
+            recipients.append(_recipient(engine, status=Status.SENDING, sent_at=None,
+                                         phone=f"+6012{i % 7:03d}{len(prefix):04d}"))
+        for k in range(2 + i % 2):
+            status = statuses[(i + k * (1 + i % 3)) % len(statuses)]
+            received = now - (dt.timedelta(hours=2) if i % 5 == 0 else dt.timedelta(minutes=10 - k))
+            entries.append(_post(engine, _ack(message_id, status, at(9, k + 1)), received_at=received,
+                                 now=received)[0])
+    for n, rid in enumerate(recipients):
+        _store_message_id(engine, rid, f"{prefix}{(n // 2) * 3 + 1 + n % 2:03d}")
+    return entries, recipients
+
+
+def test_replay_applies_waiting_entries_many_to_a_transaction_as_one_at_a_time_would(
+    engine: Engine,
+) -> None:
+    """A few hundred acks of messages sent from the phone wait an hour each; the replay every
+    half minute must not cost a transaction apiece. What it does is what it did one by one."""
+    from sqlalchemy import event
+
+    from core.webhook.inbox import _process_each
+
+    now = at(12)
+    together, together_rids = _waiting_scenario(engine, "3EB0T", now=now)
+    alone, alone_rids = _waiting_scenario(engine, "3EB0A", now=now)
+    assert len(together) > 100  # more than one batch
+    commits = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "commit", count)
+    try:
+        report = _process_each(engine, together, rules=RULES, now=now)
+    finally:
+        event.remove(engine, "commit", count)
+    assert len(commits) <= -(-len(together) // 100)
+    one_by_one = _process_each(engine, alone, rules=RULES, now=now, batch=1)
+    assert report == one_by_one
+    assert set(report.states) == {"applied", "waiting", "unmatched"}
+
+    def seen(inbox_ids: list[int], rids: list[int], prefix: str) -> list[tuple]:
+        with transaction(engine) as s:
+            entries = [s.get(WebhookInbox, i) for i in inbox_ids]
+            rows = [s.get(BlastRecipient, r) for r in rids]
+            found = ([(e.state, e.kind, e.attempts, e.detail.replace(prefix, "#")) for e in entries]
+                     + [(r.status, r.sent_at, r.delivered_at, r.message_c2s_timestamp, r.read_timestamp,
+                         r.error) for r in rows])
+        return found + [_history(engine, r) for r in rids]
+
+    assert seen(together, together_rids, "3EB0T") == seen(alone, alone_rids, "3EB0A")
+
+
+def test_an_entry_that_fails_in_a_replay_batch_costs_only_itself(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.webhook import inbox
+
+    rids = [_recipient(engine, status=Status.SENDING, sent_at=None, phone=f"+6012000000{i}")
+            for i in range(5)]
+    ids = [_post(engine, _ack(f"3EB0B{i}", "READ", at(9, 1)), received_at=at(11, 50))[0] for i in range(5)]
+    for i, rid in enumerate(rids):
+        _store_message_id(engine, rid, f"3EB0B{i}")
+    parse = inbox.parse_webhook
+
+    def fussy(body: bytes, *args: Any, **kwargs: Any) -> Any:
+        if b"3EB0B2" in body:
+            raise RuntimeError("a bug in reading this one")
+        return parse(body, *args, **kwargs)
+
+    monkeypatch.setattr(inbox, "parse_webhook", fussy)
+    report = replay_waiting(engine, rules=RULES, now=at(12))
+    assert (report.seen, report.states, report.failed) == (5, {"applied": 4}, 1)
+    assert [_row(engine, rid).status for rid in rids] == ["READ_ACK"] * 2 + ["PENDING"] + ["READ_ACK"] * 2
+    bad = _entry(engine, ids[2])
+    assert (bad.state, bad.attempts) == ("waiting", 2)
+    assert bad.detail == "could not be applied: RuntimeError: a bug in reading this one"
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "reason_part"),
     [(b'{"id": "3EB0A", ', JSON, "not valid JSON"), (b"<a/>", "application/xml", "not JSON or a form")],

@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT_LIMIT = dt.timedelta(hours=1)
 # A `new` entry this old was left behind by a request that failed after storing it.
 NEW_GRACE = dt.timedelta(minutes=1)
+# Entries a replay applies in one transaction. One at a time, a replay of a few hundred
+# entries waiting for messages sent from the phone (acks of ids no blast knows) cost a
+# transaction and a pass of the status engine each, every half minute.
+REPLAY_BATCH = 100
 # Tries at applying a `new` entry before it is set aside as failed (a bug, a value the
 # database refuses): retrying it every half minute for ever would hide it.
 MAX_ATTEMPTS = 5
@@ -725,10 +729,11 @@ def replay_waiting(
     rules: WebhookRules | None = None,
     now: dt.datetime | None = None,
     limit: int = 500,
+    batch: int = REPLAY_BATCH,
 ) -> ReplayReport:
-    """Re-apply waiting entries and `new` ones a failed request left behind, one transaction
-    each; waiting entries older than the rules' wait limit become unmatched, and `new` ones
-    that failed MAX_ATTEMPTS times are set aside as failed."""
+    """Re-apply waiting entries and `new` ones a failed request left behind, many to a
+    transaction (`_process_each`); waiting entries older than the rules' wait limit become
+    unmatched, and `new` ones that failed MAX_ATTEMPTS times are set aside as failed."""
     rules = rules or WebhookRules.from_settings(get_settings())
     now = now or utcnow()
     with transaction(engine) as session:
@@ -750,32 +755,49 @@ def replay_waiting(
             .order_by(WebhookInbox.id)
             .limit(limit)
         ).all()
-    return _process_each(engine, ids, rules=rules, now=now)
+    return _process_each(engine, ids, rules=rules, now=now, batch=batch)
 
 
 def _process_each(
-    engine: Engine, ids: Sequence[int], *, rules: WebhookRules, now: dt.datetime, reopen: bool = False
+    engine: Engine, ids: Sequence[int], *, rules: WebhookRules, now: dt.datetime, reopen: bool = False,
+    batch: int = REPLAY_BATCH,
 ) -> ReplayReport:
-    """Process each entry in a transaction of its own; with `reopen`, a set-aside one first
-    becomes new again (in the same transaction: if applying fails, it stays set aside)."""
+    """Process the entries `batch` at a time, oldest first, each batch in a transaction of its
+    own; a batch that fails is processed again one entry per transaction, so that one entry
+    that cannot be applied costs only itself. With `reopen`, a set-aside entry first becomes
+    new again (in the same transaction: if applying fails, it stays set aside)."""
     states: Counter[str] = Counter()
     failed = 0
-    for inbox_id in ids:
+    for start in range(0, len(ids), batch):
+        chunk = ids[start:start + batch]
         try:
-            with transaction(engine) as session:
-                if reopen:
-                    session.execute(
-                        update(WebhookInbox)
-                        .where(WebhookInbox.id == inbox_id, WebhookInbox.state.in_(SET_ASIDE))
-                        .values(state=InboxState.NEW)
-                        .execution_options(synchronize_session=False)
-                    )
-                outcome = process_entry(session, inbox_id=inbox_id, rules=rules, now=now)
-            states[outcome.state if outcome else "skipped"] += 1
-        except Exception as exc:  # one bad entry must not stop the others
-            failed += 1
-            _note_failure(engine, inbox_id=inbox_id, exc=exc, gave_up_waiting=now - rules.wait_limit)
+            outcomes = _process_together(engine, chunk, rules=rules, now=now, reopen=reopen)
+        except Exception as exc:
+            if len(chunk) > 1:
+                report = _process_each(engine, chunk, rules=rules, now=now, reopen=reopen, batch=1)
+                states.update(report.states)
+                failed += report.failed
+            else:
+                failed += 1
+                _note_failure(engine, inbox_id=chunk[0], exc=exc, gave_up_waiting=now - rules.wait_limit)
+            continue
+        states.update(outcomes[i].state if i in outcomes else "skipped" for i in chunk)
     return ReplayReport(seen=len(ids), states=dict(states), failed=failed)
+
+
+def _process_together(
+    engine: Engine, ids: Sequence[int], *, rules: WebhookRules, now: dt.datetime, reopen: bool
+) -> dict[int, Outcome]:
+    with transaction(engine) as session:
+        if reopen:
+            session.execute(
+                update(WebhookInbox)
+                .where(bulk.one_of(WebhookInbox.id, ids, session.get_bind().dialect),
+                       WebhookInbox.state.in_(SET_ASIDE))
+                .values(state=InboxState.NEW)
+                .execution_options(synchronize_session=False)
+            )
+        return process_entries(session, inbox_ids=ids, rules=rules, now=now)
 
 
 def replay_set_aside(
@@ -783,8 +805,8 @@ def replay_set_aside(
 ) -> ReplayReport:
     """Apply again the events set aside as unreadable, not understood, unmatched or failed:
     after the parser learned a new shape, a setting that decides how events are read (the
-    ack numbering) was corrected, or the cause of a failure was fixed. Each in its own
-    transaction, oldest first; one that still cannot be used is set aside again, with the
+    ack numbering) was corrected, or the cause of a failure was fixed. Oldest first, many to a
+    transaction (`_process_each`); one that still cannot be used is set aside again, with the
     reason as it stands now. Nothing is deleted either way."""
     rules = rules or WebhookRules.from_settings(get_settings())
     now = now or utcnow()
