@@ -772,8 +772,10 @@ def _process_each(
         chunk = ids[start:start + batch]
         try:
             outcomes = _process_together(engine, chunk, rules=rules, now=now, reopen=reopen)
-        except Exception as exc:
+        except Exception as exc:  # one bad entry must not stop the others
             if len(chunk) > 1:
+                log.info("replaying %d webhook entries together failed (%s); one by one now",
+                         len(chunk), type(exc).__name__)
                 report = _process_each(engine, chunk, rules=rules, now=now, reopen=reopen, batch=1)
                 states.update(report.states)
                 failed += report.failed
