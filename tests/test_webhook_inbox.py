@@ -311,9 +311,10 @@ def test_replay_picks_up_entries_a_failed_request_left_new(engine: Engine) -> No
 
 
 def _waiting_scenario(engine: Engine, prefix: str, *, now: dt.datetime) -> tuple[list[int], list[int]]:
-    """Acks of 60 messages, stored before their sends: two or three each, some out of order,
-    a third for messages no blast ever sends (from the phone), some of those past the wait.
-    Two thirds of the sends store their ids after the acks came. Inbox ids and recipient ids."""
+    """Acks of 60 messages, two or three each in an order of their own. Forty are a blast's
+    sends, which store their ids only after their acks came; twenty were sent from the phone
+    and are never known. The acks of every fifth message came two hours ago, past the wait.
+    Inbox ids and recipient ids."""
     statuses = ("SERVER_ACK", "DELIVERY_ACK", "READ", "ERROR")
     recipients, entries = [], []
     for i in range(60):
