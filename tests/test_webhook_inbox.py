@@ -320,8 +320,9 @@ def _waiting_scenario(engine: Engine, prefix: str, *, now: dt.datetime) -> tuple
     for i in range(60):
         message_id = f"{prefix}{i:03d}"
         if i % 3:
+            # Seven people, each in several blasts; the two scenarios' people are not the same.
             recipients.append(_recipient(engine, status=Status.SENDING, sent_at=None,
-                                         phone=f"+6012{i % 7:03d}{len(prefix):04d}"))
+                                         phone=f"+6012{ord(prefix[-1]):03d}{i % 7:04d}"))
         for k in range(2 + i % 2):
             status = statuses[(i + k * (1 + i % 3)) % len(statuses)]
             received = now - (dt.timedelta(hours=2) if i % 5 == 0 else dt.timedelta(minutes=10 - k))
