@@ -10,16 +10,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from bench import __main__ as runner
-from bench import (
-    bench_funnel,
-    bench_import,
-    bench_pages,
-    bench_replay,
-    bench_webhook,
-    bench_worker,
-    history,
-    store,
-)
+from bench import bench_funnel, bench_import, bench_pages, bench_webhook, bench_worker, history, store
+from bench import bench_replay as replay
 from core.db import make_engine, transaction
 from core.models import Blast, BlastRecipient, BlastStatusCount
 from tests.support.pg_server import PostgresServer
@@ -139,10 +131,10 @@ def test_webhook_ingestion_applies_every_ack_and_leaves_the_database_as_it_was(
 
 def test_the_replay_benchmark_leaves_no_inbox_entry(sqlite_history: Engine) -> None:
     """Each way replays every entry it made (each still waiting), and the inbox is left empty."""
-    result = bench_replay.measure(sqlite_history, entries=30, runs=2)
-    assert set(result["seconds"]) == set(bench_replay.WAYS) and result["entries"] == 30
+    result = replay.measure(sqlite_history, entries=30, runs=2)
+    assert set(result["seconds"]) == set(replay.WAYS) and result["entries"] == 30
     assert all(len(times) == 2 for times in result["samples"].values())
-    assert "30 waiting entries" in bench_replay.report({"sqlite": result})
+    assert "30 waiting entries" in replay.report({"sqlite": result})
     with transaction(sqlite_history) as s:
         assert s.scalar(text("SELECT count(*) FROM webhook_inbox")) == 0
 
