@@ -14,9 +14,9 @@ import json
 import statistics
 import time
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from bench.common import table
+from bench.common import empty_inbox, table
 from core.db import transaction
 from core.models import utcnow
 from core.webhook.inbox import REPLAY_BATCH, WebhookRules, process_entries, replay_waiting, store_raw
@@ -36,9 +36,8 @@ def waiting_entries(engine: Engine, n: int, *, tag: str) -> None:
 
 
 def clear(engine: Engine) -> None:
-    """The history holds no inbox entries: whatever is there, a run (maybe killed) left."""
     with transaction(engine) as session:
-        session.execute(text("DELETE FROM webhook_inbox"))
+        empty_inbox(session)
 
 
 def measure(engine: Engine, *, entries: int = 500, runs: int = 3) -> dict:

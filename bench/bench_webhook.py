@@ -40,7 +40,7 @@ from urllib.parse import SplitResult, urlsplit
 import psycopg
 from sqlalchemy import Engine, text
 
-from bench.common import table
+from bench.common import empty_inbox, table
 from bench.webhook_app import NOOP_PATH
 from core.config import PROJECT_ROOT
 from core.db import transaction
@@ -180,11 +180,11 @@ def moved(engine: Engine, blast_id: int) -> int:
                              "AND status = 'DELIVERY_ACK'"), {"b": blast_id})
 
 
-def remove_bench_rows(engine: Engine, *, inbox_after: int) -> None:
+def remove_bench_rows(engine: Engine) -> None:
     """Delete the benchmark's blasts (their rollups go with them) and inbox entries."""
     with transaction(engine) as s:
         s.execute(text("DELETE FROM blasts WHERE blast_tag = 'bench-webhook'"))
-        s.execute(text("DELETE FROM webhook_inbox WHERE id > :after"), {"after": inbox_after})
+        empty_inbox(s)
         fold_rollup_deltas(s)
 
 
@@ -259,11 +259,8 @@ def python_update_rate(url: str, *, prefix: str, pool: int, updates: int, client
 
 def measure(engine: Engine, server, database: str, *, load: Load) -> dict:  # type: ignore[no-untyped-def]
     """Rates (events per second) of each variant and of the reference, medians over rounds."""
-    # The history holds no inbox entries: any there were left by a run that was killed, and
-    # the server would replay them (`replay_waiting`) during the rounds.
-    inbox_after = 0
     use_variant(engine, "delta rows")  # as shipped, whatever a killed run left behind
-    remove_bench_rows(engine, inbox_after=inbox_after)
+    remove_bench_rows(engine)
     rates: dict[str, list[float]] = {
         name: [] for name in (*VARIANTS, STORE_ONLY, REFERENCE, PYTHON_LOOP, HTTP_ONLY)
     }
@@ -288,7 +285,7 @@ def measure(engine: Engine, server, database: str, *, load: Load) -> dict:  # ty
                 rates[STORE_ONLY].append(load.events / seconds)
     finally:
         use_variant(engine, "delta rows")
-        remove_bench_rows(engine, inbox_after=inbox_after)
+        remove_bench_rows(engine)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     # Each round's rate against that round's pgbench: how far the machine's drift moves a ratio.
     per_round = {name: [rate / reference for rate, reference in zip(values, rates[REFERENCE], strict=True)]

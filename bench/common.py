@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import sqlalchemy
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from core.db import make_engine, migrate
 
@@ -49,6 +50,13 @@ def databases(kinds: tuple[str, ...] = ("sqlite", "postgresql"), *, name: str) -
             engine.dispose()
         if server is not None:
             server.destroy()
+
+
+def empty_inbox(session: Session) -> None:
+    """Delete every webhook inbox entry. The histories hold none: whatever is there, a
+    benchmark run left (one that was killed), and the server's replay loop would take it up
+    in the middle of the next run's rounds."""
+    session.execute(text("DELETE FROM webhook_inbox"))
 
 
 def median_seconds(fn: Callable[[], object], *, runs: int, warmup: int = 1) -> float:
